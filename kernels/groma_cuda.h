@@ -1,0 +1,44 @@
+/*
+ * groma_cuda.h - the CUDA entry points, and nothing else.
+ *
+ * Each entry point checks every CUDA call and returns a groma_status; none
+ * aborts.  Only groma-server and the GPU tests link these; the PostgreSQL
+ * backend never initialises CUDA.
+ */
+#ifndef GROMA_CUDA_H
+#define GROMA_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C"
+{
+#endif
+
+#include "../src/runtime/status.h"
+
+/*
+ * Returns the number of usable CUDA devices; when there are none it returns
+ * 0 and writes why (the CUDA runtime's own words) into why[0..why_len).
+ */
+int			groma_cuda_device_count(char *why, size_t why_len);
+
+/* Describes device 0 (name, memory, compute capability, cuBLAS version) into buf. */
+groma_status groma_cuda_describe_device(char *buf, size_t buf_len);
+
+/*
+ * GPU twin of groma_preprocess_rgb: resizes rgb ([height][width][3]) to
+ * 448x448 with PIL's bicubic arithmetic and normalises it.  resized
+ * ([448][448][3]) may be NULL; pixel_values is [3][448][448].  Host
+ * pointers in and out; the weight tables are built by the CPU code so both
+ * devices give identical bytes.
+ */
+groma_status groma_cuda_preprocess_rgb(const uint8_t *rgb, int width, int height,
+									   uint8_t *resized, float *pixel_values);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif							/* GROMA_CUDA_H */

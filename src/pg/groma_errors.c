@@ -1,0 +1,67 @@
+/*
+ * groma_errors.c - the only translation from groma_status to ereport.
+ */
+#include "postgres.h"
+
+#include "groma_pg.h"
+
+/* Returns the SQLSTATE that fits a status code. */
+static int
+errcode_for_status(groma_status_code code)
+{
+	switch (code)
+	{
+		case GROMA_ERR_NOT_JPEG:
+		case GROMA_ERR_CORRUPT:
+		case GROMA_ERR_TRUNCATED:
+			return ERRCODE_INVALID_BINARY_REPRESENTATION;
+		case GROMA_ERR_UNSUPPORTED:
+			return ERRCODE_FEATURE_NOT_SUPPORTED;
+		case GROMA_ERR_LIMIT:
+			return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+		case GROMA_ERR_NO_MEMORY:
+			return ERRCODE_OUT_OF_MEMORY;
+		case GROMA_ERR_INVALID_ARGUMENT:
+			return ERRCODE_INVALID_PARAMETER_VALUE;
+		case GROMA_ERR_IO:
+		case GROMA_ERR_FORMAT:
+		case GROMA_ERR_DEVICE:
+		case GROMA_OK:
+			break;
+	}
+	return ERRCODE_INTERNAL_ERROR;
+}
+
+/* Returns a detail sentence for a status code, or NULL. */
+static const char *
+detail_for_status(groma_status_code code)
+{
+	switch (code)
+	{
+		case GROMA_ERR_NOT_JPEG:
+			return "groma reads JPEG images only.";
+		case GROMA_ERR_TRUNCATED:
+			return "The image data ends before the JPEG stream does; it was probably cut short.";
+		case GROMA_ERR_LIMIT:
+			return "Raise groma.max_image_pixels to accept larger images.";
+		case GROMA_ERR_UNSUPPORTED:
+			return "groma decodes 8-bit baseline and progressive JPEG in grayscale, YCbCr or RGB.";
+		default:
+			return NULL;
+	}
+}
+
+/* Raises ERROR for a failed status; returns on success. */
+void
+groma_pg_check(groma_status st)
+{
+	const char *detail;
+
+	if (st.code == GROMA_OK)
+		return;
+	detail = detail_for_status(st.code);
+	ereport(ERROR,
+			(errcode(errcode_for_status(st.code)),
+			 errmsg("%s", st.message),
+			 detail ? errdetail("%s", detail) : 0));
+}

@@ -1,0 +1,30 @@
+/*
+ * cli.h - groma-server's command-line commands.
+ */
+#ifndef GROMA_CLI_H
+#define GROMA_CLI_H
+
+#include "../image/jpeg_decode.h"
+
+/* Options shared by the commands. */
+typedef struct groma_cli_options
+{
+	const char *image_path;		/* --decode / --info IMG */
+	const char *out_path;		/* --out FILE */
+	const char *device;			/* --device cpu|cuda (default cpu) */
+	groma_jpeg_limits limits;	/* --max-image-pixels N */
+} groma_cli_options;
+
+/* --decode IMG --out FILE: writes the preprocessed tensor as safetensors; returns an exit code. */
+int			groma_cli_decode(const groma_cli_options *opt);
+
+/* --info IMG: prints the header facts as one JSON object; returns an exit code. */
+int			groma_cli_info(const groma_cli_options *opt);
+
+/* --device-info: prints which compute devices this build can use; returns an exit code. */
+int			groma_cli_device_info(void);
+
+/* Reads a whole file into *data (malloc) and *len; returns a status. */
+groma_status groma_read_file(const char *path, uint8_t **data, size_t *len);
+
+#endif							/* GROMA_CLI_H */

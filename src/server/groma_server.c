@@ -1,0 +1,120 @@
+/*
+ * groma_server.c - main() of groma-server: argument parsing and dispatch.
+ *
+ * The socket server that PostgreSQL talks to comes later; today groma-server
+ * is the command-line tool that runs the same library code as the extension.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define GROMA_VERSION "0.1"
+
+/* Prints usage to f. */
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+			"usage: groma-server --decode IMG.jpg --out FILE.safetensors [--device cpu|cuda]\n"
+			"       groma-server --info IMG.jpg\n"
+			"       groma-server --device-info\n"
+			"       groma-server --version | --help\n"
+			"options:\n"
+			"  --max-image-pixels N   refuse images with more pixels (default %ld)\n",
+			(long) GROMA_DEFAULT_MAX_IMAGE_PIXELS);
+}
+
+/* Parses a positive integer option value; returns 0 on success. */
+static int
+parse_positive_long(const char *text, long *out)
+{
+	char	   *end;
+	long		v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno != 0 || end == text || *end != '\0' || v <= 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Entry point: exit 0 on success, 1 when the work failed, 2 on a usage error. */
+int
+main(int argc, char **argv)
+{
+	groma_cli_options opt;
+	const char *command = NULL;
+
+	memset(&opt, 0, sizeof(opt));
+	opt.device = "cpu";
+	opt.limits = groma_jpeg_default_limits();
+
+	for (int i = 1; i < argc; i++)
+	{
+		const char *a = argv[i];
+		int			has_value = i + 1 < argc;
+
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+		{
+			usage(stdout);
+			return 0;
+		}
+		else if (strcmp(a, "--version") == 0)
+		{
+			printf("groma-server %s\n", GROMA_VERSION);
+			return 0;
+		}
+		else if ((strcmp(a, "--decode") == 0 || strcmp(a, "--info") == 0) && has_value)
+		{
+			command = a + 2;
+			opt.image_path = argv[++i];
+		}
+		else if (strcmp(a, "--device-info") == 0)
+			command = "device-info";
+		else if (strcmp(a, "--out") == 0 && has_value)
+			opt.out_path = argv[++i];
+		else if (strcmp(a, "--device") == 0 && has_value)
+			opt.device = argv[++i];
+		else if (strcmp(a, "--max-image-pixels") == 0 && has_value)
+		{
+			if (parse_positive_long(argv[++i], &opt.limits.max_pixels) != 0)
+			{
+				fprintf(stderr, "groma-server: --max-image-pixels needs a positive integer\n");
+				return 2;
+			}
+		}
+		else
+		{
+			fprintf(stderr, "groma-server: unknown or incomplete option \"%s\"\n", a);
+			usage(stderr);
+			return 2;
+		}
+	}
+
+	if (command == NULL)
+	{
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(command, "decode") == 0)
+	{
+		if (opt.out_path == NULL)
+		{
+			fprintf(stderr, "groma-server: --decode needs --out FILE\n");
+			return 2;
+		}
+		if (strcmp(opt.device, "cpu") != 0 && strcmp(opt.device, "cuda") != 0)
+		{
+			fprintf(stderr, "groma-server: --device must be cpu or cuda\n");
+			return 2;
+		}
+		return groma_cli_decode(&opt);
+	}
+	if (strcmp(command, "info") == 0)
+		return groma_cli_info(&opt);
+	return groma_cli_device_info();
+}
