@@ -135,6 +135,8 @@ groma_jpeg_walk(const uint8_t *data, size_t len, bool header_only,
 			return groma_error(GROMA_ERR_CORRUPT, "JPEG data has a second SOI marker");
 		if (marker == MARKER_TEM || (marker >= 0xD0 && marker <= 0xD7) || marker == 0x00)
 			continue;			/* standalone markers carry no length */
+		if ((marker >= 0x02 && marker <= 0xBF) || (marker >= 0xF0 && marker <= 0xFD))
+			return groma_error(GROMA_ERR_CORRUPT, "JPEG data has a reserved marker 0x%02X", marker);
 
 		if (pos + 2 > len)
 			return groma_error(GROMA_ERR_TRUNCATED, "JPEG data ends inside marker 0x%02X", marker);

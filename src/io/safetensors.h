@@ -31,7 +31,11 @@ typedef enum groma_st_dtype
 	GROMA_ST_BOOL
 } groma_st_dtype;
 
-/* One tensor: a view into the mapped file, or caller memory for writing. */
+/*
+ * One tensor: a view into the mapped file, or caller memory for writing.
+ * data is only as aligned as the writer made it (the format does not
+ * require padding): copy before typed access when it matters.
+ */
 typedef struct groma_st_tensor
 {
 	const char *name;

@@ -1,0 +1,42 @@
+/*
+ * unit.h - a minimal test runner: register test functions, count checks,
+ * print one TAP-like line per test and end with "N passed, N failed".
+ */
+#ifndef GROMA_UNIT_H
+#define GROMA_UNIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Number of failed checks in the running test. */
+extern int	unit_failures;
+
+/* Records a failed check with its location and a formatted reason. */
+void		unit_fail(const char *file, int line, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+
+/* Prints a note that shows in the test log without failing anything. */
+void		unit_note(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+
+#define CHECK(cond) do { if (!(cond)) unit_fail(__FILE__, __LINE__, "%s", #cond); } while (0)
+#define CHECKF(cond, ...) do { if (!(cond)) unit_fail(__FILE__, __LINE__, __VA_ARGS__); } while (0)
+
+/* Path of a file under the repository root ($GROMA_SOURCE_DIR, default "."); static buffer. */
+const char *unit_path(const char *relative);
+
+/* Reads a whole file (malloc); NULL with a failed check when it cannot. */
+uint8_t    *unit_read_file(const char *path, size_t *len);
+
+/* A test in the registry. */
+typedef struct unit_test
+{
+	const char *name;
+	void		(*fn) (void);
+} unit_test;
+
+/* The tests of each file, declared there and listed in test_main.c. */
+#define UNIT_TEST(name) void name(void)
+
+#endif							/* GROMA_UNIT_H */
