@@ -186,7 +186,7 @@ groma_jpeg_decode_rgb(const uint8_t *data, size_t len,
 								strcmp(info.colorspace, "ycck") == 0))
 		st = groma_error(GROMA_ERR_UNSUPPORTED,
 						 "%s JPEG is not supported, only grayscale, YCbCr and RGB are",
-						 info.colorspace);
+						 strcmp(info.colorspace, "cmyk") == 0 ? "CMYK" : "YCCK");
 	if (st.code == GROMA_OK)
 	{
 		out->width = info.width;

@@ -32,8 +32,7 @@ not_jpeg_error(const uint8_t *data, size_t len)
 	if (len >= 2 && data[0] == 'B' && data[1] == 'M')
 		return groma_error(GROMA_ERR_NOT_JPEG, "image data is a BMP file, not a JPEG");
 	if (len < 2 || data[0] != 0xFF || data[1] != MARKER_SOI)
-		return groma_error(GROMA_ERR_NOT_JPEG,
-						   "image data does not start with a JPEG SOI marker (%zu bytes)", len);
+		return groma_error(GROMA_ERR_NOT_JPEG, "image data does not start with a JPEG SOI marker");
 	return groma_ok();
 }
 

@@ -3,6 +3,8 @@
  */
 #include "postgres.h"
 
+#include <string.h>
+
 #include "groma_pg.h"
 
 /* Returns the SQLSTATE that fits a status code. */
@@ -32,17 +34,19 @@ errcode_for_status(groma_status_code code)
 	return ERRCODE_INTERNAL_ERROR;
 }
 
-/* Returns a detail sentence for a status code, or NULL. */
+/* Returns a detail sentence for a failed status, or NULL. */
 static const char *
-detail_for_status(groma_status_code code)
+detail_for_status(const groma_status *st)
 {
-	switch (code)
+	switch (st->code)
 	{
 		case GROMA_ERR_NOT_JPEG:
 			return "groma reads JPEG images only.";
 		case GROMA_ERR_TRUNCATED:
 			return "The image data ends before the JPEG stream does; it was probably cut short.";
 		case GROMA_ERR_LIMIT:
+			if (strstr(st->message, "scans") != NULL)
+				return "The limit on scans keeps crafted progressive files from taking minutes to decode.";
 			return "Raise groma.max_image_pixels to accept larger images.";
 		case GROMA_ERR_UNSUPPORTED:
 			return "groma decodes 8-bit baseline and progressive JPEG in grayscale, YCbCr or RGB.";
@@ -59,7 +63,7 @@ groma_pg_check(groma_status st)
 
 	if (st.code == GROMA_OK)
 		return;
-	detail = detail_for_status(st.code);
+	detail = detail_for_status(&st);
 	ereport(ERROR,
 			(errcode(errcode_for_status(st.code)),
 			 errmsg("%s", st.message),

@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# test/run.sh - build everything and run every test against a throwaway
+# PostgreSQL 15 cluster.  Ends with the line "N passed, N failed, N skipped".
+#
+#   test/run.sh                  everything (both builds, unit, GPU, TAP, pg_regress, fuzz)
+#   GROMA_FUZZ_SECONDS=10 ...    shorter fuzzing (default 60)
+#   GROMA_CUDA=0 test/run.sh     skip the CUDA build (the CPU-only build is always checked)
+#
+# Needs root (or sudo) for `make install` into pg_config's directories; the
+# cluster itself runs as the postgres user when started by root.
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+export GROMA_SOURCE_DIR=$ROOT
+PG_CONFIG=${PG_CONFIG:-$(command -v pg_config || echo /usr/lib/postgresql/15/bin/pg_config)}
+PGBIN=$("$PG_CONFIG" --bindir)
+FUZZ_SECONDS=${GROMA_FUZZ_SECONDS:-60}
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+PASSED=0
+FAILED=0
+SKIPPED=0
+FAILED_NAMES=()
+WORK=$(mktemp -d /tmp/groma-test.XXXXXX)
+chmod 755 "$WORK"
+PGDATA_DIR=$WORK/data
+LOG=$WORK/logs
+mkdir -p "$LOG"
+
+pass() { PASSED=$((PASSED + 1)); echo "ok - $1"; }
+fail() { FAILED=$((FAILED + 1)); FAILED_NAMES+=("$1"); echo "not ok - $1"; }
+skip() { SKIPPED=$((SKIPPED + 1)); echo "skip - $1"; }
+section() { echo; echo "=== $1"; }
+
+# Runs a command as the cluster's owner (postgres when we are root).
+as_owner() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+# Runs a command with enough rights to install into pg_config's directories.
+as_installer() {
+    if [ -w "$("$PG_CONFIG" --pkglibdir)" ]; then "$@"; else sudo "$@"; fi
+}
+
+cleanup() {
+    if [ -f "$PGDATA_DIR/postmaster.pid" ]; then
+        as_owner "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m immediate stop >/dev/null 2>&1
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+# Adds the counts from a runner's closing "N passed, N failed[, N skipped]" line.
+count_summary() {
+    local name=$1 file=$2 rc=$3 line p f s
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$file" | tail -1)
+    if [ -z "$line" ]; then fail "$name (no summary line, exit $rc)"; return; fi
+    p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
+    f=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+    s=$(echo "$line" | sed -nE 's/.*, ([0-9]+) skipped.*/\1/p')
+    PASSED=$((PASSED + p)); FAILED=$((FAILED + f)); SKIPPED=$((SKIPPED + ${s:-0}))
+    [ "$f" = 0 ] || FAILED_NAMES+=("$name")
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then fail "$name (exit $rc)"; fi
+}
+
+# ---------------------------------------------------------------- builds
+section "CPU-only build (GROMA_CUDA=0)"
+make clean >/dev/null 2>&1
+if make -j"$JOBS" GROMA_CUDA=0 PG_CONFIG="$PG_CONFIG" >"$LOG/build-cpu.log" 2>&1; then
+    pass "CPU-only build compiles and links"
+    if nm groma-server groma.so 2>/dev/null | grep -qi 'cuda\|cublas'; then
+        fail "CPU-only build has no CUDA symbols"
+    else
+        pass "CPU-only build has no CUDA symbols"
+    fi
+else
+    tail -30 "$LOG/build-cpu.log"; fail "CPU-only build compiles and links"
+fi
+
+section "default build"
+make clean >/dev/null 2>&1
+if make -j"$JOBS" PG_CONFIG="$PG_CONFIG" >"$LOG/build.log" 2>&1 && make gpu-tests PG_CONFIG="$PG_CONFIG" >>"$LOG/build.log" 2>&1; then
+    if grep -q 'nvcc' "$LOG/build.log"; then
+        pass "CUDA build compiles kernels/*.cu and links cuBLAS + CUDA runtime"
+        if nm -C groma-server | grep -q 'cudaGetDeviceCount\|cudart' && ldd groma-server | grep -q cublas; then
+            pass "CUDA build carries CUDA runtime and cuBLAS"
+        else
+            fail "CUDA build carries CUDA runtime and cuBLAS"
+        fi
+    else
+        skip "CUDA build: nvcc not found or GROMA_CUDA=0 (CPU-only build used)"
+    fi
+    if grep -qiE 'warning:' "$LOG/build.log"; then
+        grep -iE 'warning:' "$LOG/build.log" | head; fail "build has no compiler warnings"
+    else
+        pass "build has no compiler warnings"
+    fi
+else
+    tail -30 "$LOG/build.log"; fail "default build"; echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"; exit 1
+fi
+
+section "install"
+if as_installer make install PG_CONFIG="$PG_CONFIG" >"$LOG/install.log" 2>&1; then
+    pass "make install"
+else
+    tail -20 "$LOG/install.log"; fail "make install"
+fi
+
+# ---------------------------------------------------------------- unit tests
+section "C unit tests (ASan + UBSan)"
+if make unit-tests >"$LOG/unit-build.log" 2>&1; then
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+        build/unit/groma-unit-tests >"$LOG/unit.log" 2>&1
+    rc=$?
+    cat "$LOG/unit.log"
+    count_summary "C unit tests" "$LOG/unit.log" $rc
+else
+    tail -20 "$LOG/unit-build.log"; fail "C unit tests build"
+fi
+
+section "GPU parity tests"
+if [ -x build/gpu/test-preprocess-cuda ]; then
+    build/gpu/test-preprocess-cuda test/golden/images/*.jpg test/fixtures/variant_*.jpg >"$LOG/gpu.log" 2>&1
+    rc=$?
+    cat "$LOG/gpu.log"
+    count_summary "GPU parity tests" "$LOG/gpu.log" $rc
+else
+    echo "# SKIP GPU parity tests: this build has no CUDA (nvcc absent or GROMA_CUDA=0)"
+    skip "GPU parity tests (no CUDA build)"
+fi
+
+# ---------------------------------------------------------------- TAP
+section "TAP tests (prove)"
+for t in test/t/*.t; do
+    if prove -v "$t" >"$LOG/tap.log" 2>&1; then :; fi
+    cat "$LOG/tap.log"
+    p=$(grep -cE '^ok [0-9]+' "$LOG/tap.log")
+    f=$(grep -cE '^not ok [0-9]+' "$LOG/tap.log")
+    PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+    if ! grep -q '^Result: PASS' "$LOG/tap.log"; then fail "$t (prove did not pass)"; fi
+done
+
+# ---------------------------------------------------------------- cluster
+section "PostgreSQL cluster"
+PORT=""
+for p in $(seq 54330 54400); do
+    if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && [ ! -e "$WORK/.s.PGSQL.$p" ]; then PORT=$p; break; fi
+done
+[ "$(id -u)" = 0 ] && chown -R postgres "$WORK"
+start_cluster() {
+    as_owner "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$LOG/postgres.log" -w -t 60 start >/dev/null
+}
+if as_owner "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust --no-sync >"$LOG/initdb.log" 2>&1; then
+    cat >>"$PGDATA_DIR/postgresql.conf" <<CONF
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$WORK'
+shared_preload_libraries = 'groma'
+fsync = off
+CONF
+    if start_cluster; then
+        pass "cluster starts with shared_preload_libraries = 'groma' on port $PORT"
+    else
+        cat "$LOG/postgres.log"; fail "cluster starts with shared_preload_libraries = 'groma'"
+    fi
+else
+    cat "$LOG/initdb.log"; fail "initdb"
+fi
+export PGHOST=$WORK PGPORT=$PORT PGUSER=postgres
+
+if "$PGBIN/psql" -XAtq -d postgres -c "SHOW groma.max_image_pixels" 2>"$LOG/preload.err" | grep -qx 50000000; then
+    pass "preloaded library defines groma.max_image_pixels before CREATE EXTENSION"
+else
+    cat "$LOG/preload.err"; fail "preloaded library defines groma.max_image_pixels"
+fi
+
+section "pg_regress (make installcheck)"
+make installcheck PG_CONFIG="$PG_CONFIG" >"$LOG/regress.log" 2>&1
+rc=$?
+cat "$LOG/regress.log"
+p=$(grep -cE '^(test|     ) .* \.\.\. ok' "$LOG/regress.log")
+f=$(grep -cE '\.\.\. FAILED' "$LOG/regress.log")
+PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+[ -f regression.diffs ] && [ "$f" != 0 ] && head -100 regression.diffs
+if [ "$rc" != 0 ] && [ "$f" = 0 ]; then fail "pg_regress (exit $rc)"; fi
+[ "$f" = 0 ] || FAILED_NAMES+=("pg_regress")
+
+section "CREATE EXTENSION on a server without shared_preload_libraries"
+as_owner "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -w -m fast stop >/dev/null
+sed -i "s/^shared_preload_libraries = 'groma'$/shared_preload_libraries = ''/" "$PGDATA_DIR/postgresql.conf"
+if start_cluster && "$PGBIN/psql" -XAtq -v ON_ERROR_STOP=1 -d postgres >"$LOG/plain.log" 2>&1 <<SQL
+CREATE DATABASE groma_plain;
+\c groma_plain
+CREATE EXTENSION groma;
+SELECT width FROM groma_image_info(decode('$(base64 -w0 test/golden/images/synthetic_333x251.jpg)', 'base64'));
+SHOW groma.max_image_pixels;
+SQL
+then
+    if [ "$(tr '\n' ' ' <"$LOG/plain.log")" = "333 50000000 " ]; then
+        pass "CREATE EXTENSION works on a plain server"
+    else
+        cat "$LOG/plain.log"; fail "CREATE EXTENSION works on a plain server"
+    fi
+else
+    cat "$LOG/plain.log" "$LOG/postgres.log"; fail "CREATE EXTENSION works on a plain server"
+fi
+if [ ! -s "$LOG/postgres.log" ]; then
+    fail "no backend crashed during the tests (no server log)"
+elif grep -qE 'server process .* was terminated by signal|PANIC' "$LOG/postgres.log"; then
+    grep -E 'terminated by signal|PANIC' "$LOG/postgres.log"; fail "no backend crashed during the tests"
+else
+    pass "no backend crashed during the tests"
+fi
+as_owner "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -w -m fast stop >/dev/null
+
+# ---------------------------------------------------------------- fuzzing
+section "libFuzzer: JPEG decode path for ${FUZZ_SECONDS}s"
+if command -v clang >/dev/null && make fuzz >"$LOG/fuzz-build.log" 2>&1; then
+    mkdir -p "$WORK/corpus"
+    cp test/fixtures/*.jpg test/golden/images/synthetic_333x251.jpg "$WORK/corpus/"
+    if build/fuzz/fuzz-jpeg-decode -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 "$WORK/corpus" >"$LOG/fuzz.log" 2>&1; then
+        grep -E 'stat::number_of_executed_units|Done' "$LOG/fuzz.log"
+        pass "fuzz-jpeg-decode ran ${FUZZ_SECONDS}s without a crash"
+    else
+        tail -60 "$LOG/fuzz.log"; fail "fuzz-jpeg-decode ran ${FUZZ_SECONDS}s without a crash"
+    fi
+else
+    cat "$LOG/fuzz-build.log" 2>/dev/null | tail -20; fail "fuzz target builds (needs clang + libclang-rt-14-dev)"
+fi
+
+echo
+[ "$FAILED" = 0 ] || echo "failed: ${FAILED_NAMES[*]}"
+echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+[ "$FAILED" = 0 ]

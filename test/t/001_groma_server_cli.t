@@ -1,0 +1,93 @@
+# groma-server's command line: --decode writes the documented safetensors
+# file, --info prints JSON, bad input and bad usage give exit codes 1 and 2.
+use strict;
+use warnings;
+use Test::More;
+use File::Temp qw(tempdir);
+
+my $root = $ENV{GROMA_SOURCE_DIR} // '.';
+my $server = $ENV{GROMA_SERVER} // "$root/groma-server";
+my $tmp = tempdir(CLEANUP => 1);
+
+# Runs groma-server with arguments; returns (exit code, stdout, stderr).
+sub run_server {
+    my @args = @_;
+    my $pid = open(my $out, '-|') // die "fork: $!";
+    if ($pid == 0) {
+        open(STDERR, '>', "$tmp/stderr") or die;
+        exec($server, @args) or die "exec $server: $!";
+    }
+    local $/;
+    my $stdout = <$out> // '';
+    close($out);
+    my $rc = $? >> 8;
+    open(my $e, '<', "$tmp/stderr") or die;
+    my $stderr = <$e> // '';
+    return ($rc, $stdout, $stderr);
+}
+
+# Reads a safetensors header: returns (hashref of name => "DTYPE[shape]", metadata hashref, data size).
+sub read_safetensors {
+    my ($path) = @_;
+    open(my $f, '<:raw', $path) or return;
+    local $/;
+    my $bytes = <$f>;
+    my $n = unpack('Q<', substr($bytes, 0, 8));
+    my $json = substr($bytes, 8, $n);
+    my %t;
+    while ($json =~ /"([^"]+)":\{"dtype":"(\w+)","shape":\[([\d,]*)\]/g) {
+        $t{$1} = "$2\[$3]";
+    }
+    my %meta = ($json =~ /"(original_\w+|device)":"([^"]*)"/g);
+    return (\%t, \%meta, length($bytes) - 8 - $n);
+}
+
+my ($rc, $out, $err) = run_server('--version');
+is($rc, 0, '--version exits 0');
+like($out, qr/^groma-server \d+\.\d+/, '--version prints the version');
+
+($rc, $out, $err) = run_server('--decode', "$root/test/golden/images/waterview.jpg", '--out', "$tmp/w.safetensors");
+is($rc, 0, '--decode of a golden image exits 0') or diag($err);
+my ($tensors, $meta, $data_bytes) = read_safetensors("$tmp/w.safetensors");
+is($tensors->{pixel_values}, 'F32[3,448,448]', 'pixel_values is F32 [3,448,448]');
+is($tensors->{resized_rgb}, 'U8[448,448,3]', 'resized_rgb is U8 [448,448,3]');
+is($data_bytes, 3 * 448 * 448 * 4 + 448 * 448 * 3, 'data section holds exactly both tensors');
+is($meta->{original_width}, '1000', 'metadata keeps the original width');
+is($meta->{original_height}, '667', 'metadata keeps the original height');
+
+($rc, $out, $err) = run_server('--info', "$root/test/golden/images/synthetic_333x251.jpg");
+is($rc, 0, '--info exits 0');
+like($out, qr/"width": 333, "height": 251, "components": 3, "colorspace": "ycbcr", "subsampling": "4:2:0", "progressive": true/,
+    '--info prints the header facts as JSON');
+
+($rc, $out, $err) = run_server('--decode', "$root/test/fixtures/not_jpeg.png", '--out', "$tmp/x.safetensors");
+is($rc, 1, 'a PNG exits 1');
+like($err, qr/not_jpeg.*PNG/, 'and says it is a PNG');
+ok(!-e "$tmp/x.safetensors", 'and writes no output file');
+
+($rc, $out, $err) = run_server('--decode', "$root/test/fixtures/many_scans.jpg", '--out', "$tmp/x.safetensors");
+is($rc, 1, 'thousands of scans exit 1');
+like($err, qr/more than \d+ scans/, 'and name the scan limit');
+
+($rc, $out, $err) = run_server('--max-image-pixels', '1000', '--info', "$root/test/golden/images/waterview.jpg");
+is($rc, 1, '--max-image-pixels lowers the limit');
+like($err, qr/over the limit of 1000 pixels/, 'and the error names it');
+
+($rc, $out, $err) = run_server('--decode', "$tmp/does-not-exist.jpg", '--out', "$tmp/x.safetensors");
+is($rc, 1, 'a missing file exits 1');
+like($err, qr/cannot open/, 'and says so');
+
+($rc, $out, $err) = run_server('--decode', "$root/test/golden/images/waterview.jpg");
+is($rc, 2, '--decode without --out is a usage error');
+($rc, $out, $err) = run_server('--bogus');
+is($rc, 2, 'an unknown option is a usage error');
+($rc, $out, $err) = run_server('--max-image-pixels', '-5', '--info', 'x');
+is($rc, 2, 'a negative pixel limit is a usage error');
+($rc, $out, $err) = run_server('--decode', "$root/test/golden/images/waterview.jpg", '--out', "$tmp/y", '--device', 'tpu');
+is($rc, 2, 'an unknown device is a usage error');
+
+($rc, $out, $err) = run_server('--device-info');
+is($rc, 0, '--device-info exits 0');
+like($out, qr/"cuda_built": (true|false), "cuda_devices": \d+/, '--device-info prints JSON');
+
+done_testing();
