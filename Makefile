@@ -100,7 +100,15 @@ build/fuzz/fuzz-jpeg-decode: test/fuzz/fuzz_jpeg_decode.c $(filter-out $(FUZZ_PL
 
 fuzz: build/fuzz/fuzz-jpeg-decode
 
+# A self-contained copy of the GPU binaries and the Debian .so files they need, for
+# machines without the packages (see test/device/run.sh).  carry/ is git-ignored.
+device-bundle: groma-server gpu-tests
+	rm -rf carry && mkdir -p carry/bin carry/lib
+	cp groma-server build/gpu/test-preprocess-cuda carry/bin/
+	for lib in libturbojpeg.so.0 libjansson.so.4; do \
+		cp -L "$$(ldconfig -p | awk -v l=$$lib '$$1 == l {print $$NF; exit}')" carry/lib/; done
+
 test:
 	test/run.sh
 
-.PHONY: install-server unit-tests gpu-tests fuzz test
+.PHONY: install-server unit-tests gpu-tests fuzz test device-bundle

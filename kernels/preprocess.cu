@@ -28,17 +28,6 @@ struct axis_dev
 	const int32_t *weights;		/* [out_size][taps] */
 };
 
-/* Rounds and clamps a fixed-point accumulator to 0..255 (Pillow's clip8). */
-__device__ static uint8_t
-clip8(int32_t acc)
-{
-	if (acc >= (1 << PREC << 8))
-		return 255;
-	if (acc <= 0)
-		return 0;
-	return (uint8_t) (acc >> PREC);
-}
-
 /* Horizontal pass: src [in_h][in_w][3] rows [row0, row0+rows) -> tmp [rows][out_w][3]. */
 __global__ static void
 resample_rows_kernel(const uint8_t *src, int in_w, int row0, int rows, axis_dev ax, uint8_t *tmp)
@@ -62,9 +51,9 @@ resample_rows_kernel(const uint8_t *src, int in_w, int row0, int rows, axis_dev 
 	}
 	uint8_t    *out = tmp + ((size_t) y * ax.out_size + xx) * 3;
 
-	out[0] = clip8(acc0);
-	out[1] = clip8(acc1);
-	out[2] = clip8(acc2);
+	out[0] = groma_resample_clip8(acc0);
+	out[1] = groma_resample_clip8(acc1);
+	out[2] = groma_resample_clip8(acc2);
 }
 
 /*
@@ -93,7 +82,7 @@ resample_columns_normalize_kernel(const uint8_t *tmp, int width, int row0, axis_
 
 		for (int y = 0; y < ay.count[yy]; y++)
 			acc += p[y * stride + c] * k[y];
-		uint8_t		v = clip8(acc);
+		uint8_t		v = groma_resample_clip8(acc);
 		/* Same operations as groma_normalize_sample: double rescale, float normalise. */
 		float		scaled = (float) ((double) v * (1.0 / 255.0));
 

@@ -35,8 +35,15 @@ groma_status groma_resample_axis_build(int in_size, int out_size, groma_resample
 /* Frees a weight table; safe on a zeroed one. */
 void		groma_resample_axis_free(groma_resample_axis *axis);
 
+/* Lets the CUDA twin call the same inline helpers. */
+#ifdef __CUDACC__
+#define GROMA_HOST_DEVICE __host__ __device__
+#else
+#define GROMA_HOST_DEVICE
+#endif
+
 /* Returns one fixed-point accumulator rounded and clamped to 0..255, as Pillow's clip8. */
-static inline uint8_t
+static inline GROMA_HOST_DEVICE uint8_t
 groma_resample_clip8(int32_t acc)
 {
 	if (acc >= (1 << GROMA_RESAMPLE_PRECISION_BITS << 8))

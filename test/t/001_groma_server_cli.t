@@ -55,6 +55,42 @@ is($data_bytes, 3 * 448 * 448 * 4 + 448 * 448 * 3, 'data section holds exactly b
 is($meta->{original_width}, '1000', 'metadata keeps the original width');
 is($meta->{original_height}, '667', 'metadata keeps the original height');
 
+# Returns the raw bytes of one tensor of a safetensors file.
+sub tensor_bytes {
+    my ($path, $name) = @_;
+    open(my $f, '<:raw', $path) or return '';
+    local $/;
+    my $bytes = <$f>;
+    my $n = unpack('Q<', substr($bytes, 0, 8));
+    my $json = substr($bytes, 8, $n);
+    $json =~ /"\Q$name\E":\{[^}]*"data_offsets":\[(\d+),(\d+)\]/ or return '';
+    return substr($bytes, 8 + $n + $1, $2 - $1);
+}
+
+# --decode output equals the golden PIL tensors for every golden image.
+for my $case (['extreme_ironing.jpg', 'extreme_ironing'], ['synthetic_333x251.jpg', 'synthetic'],
+              ['waterview.jpg', 'waterview']) {
+    my ($image, $name) = @$case;
+    my $golden = "$root/test/golden/compact/case_$name.safetensors";
+    ($rc) = run_server('--decode', "$root/test/golden/images/$image", '--out', "$tmp/$name.safetensors");
+    my $got = tensor_bytes("$tmp/$name.safetensors", 'resized_rgb');
+    my $want = tensor_bytes($golden, 'image.resized_rgb');
+    ok($rc == 0 && length($want) == 448 * 448 * 3 && $got eq $want, "--decode $image: resized_rgb equals PIL's bytes");
+    # pixel_values: HF rescale (double, then float32) and normalise in float32, within 1e-6.
+    my @mean = (0.485, 0.456, 0.406);
+    my @std = (0.229, 0.224, 0.225);
+    my @px = unpack('f<*', tensor_bytes("$tmp/$name.safetensors", 'pixel_values'));
+    my @rgb = unpack('C*', $want);
+    my $max = @px == 3 * 448 * 448 ? 0 : 1e9;
+    for my $i (0 .. $#rgb) {
+        my ($pix, $c) = (int($i / 3), $i % 3);
+        my $expect = ($rgb[$i] / 255.0 - $mean[$c]) / $std[$c];
+        my $d = abs($px[$c * 448 * 448 + $pix] - $expect);
+        $max = $d if $d > $max;
+    }
+    ok($max <= 1e-6, "--decode $image: pixel_values within 1e-6 of the normalised golden image (max $max)");
+}
+
 ($rc, $out, $err) = run_server('--info', "$root/test/golden/images/synthetic_333x251.jpg");
 is($rc, 0, '--info exits 0');
 like($out, qr/"width": 333, "height": 251, "components": 3, "colorspace": "ycbcr", "subsampling": "4:2:0", "progressive": true/,

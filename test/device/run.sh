@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# test/device/run.sh - every GPU check, on a machine with a GPU but without
+# the Debian packages (the `device` machine).  Uses the self-contained bundle
+# that `make device-bundle` puts in carry/ (binaries + the .so files they
+# need), runs the GPU tests and prints a summary line.
+#
+#   here:        make device-bundle
+#   on the GPU:  bash test/device/run.sh        (carry/ travels with the tree)
+set -u
+cd "$(dirname "$0")/../.."
+BUNDLE=${GROMA_DEVICE_BUNDLE:-carry}
+if [ ! -x "$BUNDLE/bin/test-preprocess-cuda" ]; then
+    echo "no bundle in $BUNDLE/: run 'make device-bundle' first"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+export LD_LIBRARY_PATH="$PWD/$BUNDLE/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+# cuBLAS from the machine's CUDA or from PyTorch's wheels, whichever exists.
+for d in /usr/local/cuda/lib64 $(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__) + "/lib")' 2>/dev/null); do
+    [ -d "$d" ] && LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
+done
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
+"$BUNDLE/bin/groma-server" --device-info
+PASSED=0; FAILED=0
+"$BUNDLE/bin/test-preprocess-cuda" test/golden/images/*.jpg test/fixtures/variant_*.jpg | tee /tmp/groma-gpu.log
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' /tmp/groma-gpu.log | tail -1)
+PASSED=$((PASSED + ${line%% passed*}))
+f=${line#*passed, }; FAILED=$((FAILED + ${f%% failed*}))
+# groma-server --device cuda writes the same file as --device cpu.
+for img in test/golden/images/*.jpg; do
+    "$BUNDLE/bin/groma-server" --decode "$img" --out /tmp/cpu.st --device cpu &&
+    "$BUNDLE/bin/groma-server" --decode "$img" --out /tmp/cuda.st --device cuda &&
+    cmp -s <(tail -c 3010560 /tmp/cpu.st) <(tail -c 3010560 /tmp/cuda.st)
+    if [ $? = 0 ]; then PASSED=$((PASSED + 1)); echo "ok - --device cuda equals --device cpu on $img";
+    else FAILED=$((FAILED + 1)); echo "not ok - --device cuda equals --device cpu on $img"; fi
+done
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
