@@ -4,7 +4,8 @@
 #   make GROMA_CUDA=0         CPU-only build, no CUDA symbols anywhere
 #   make install              extension files, groma.so, groma-server into pg_config's dirs
 #   make unit-tests           C unit tests under ASan/UBSan (build/unit/groma-unit-tests)
-#   make fuzz                 libFuzzer targets (clang)  -> build/fuzz/
+#   make fuzz                 libFuzzer targets (clang)  -> build/fuzz/fuzz_*
+#   make bench                benchmarks (print figures) -> build/bench/bench_*
 #   make test                 everything, against a throwaway cluster (test/run.sh)
 
 EXTENSION = groma
@@ -12,18 +13,21 @@ DATA = sql/groma--0.1.sql
 REGRESS = image_info image_bad_input
 PG_CONFIG ?= pg_config
 
-# Library code shared by groma.so, groma-server and the tests (no PostgreSQL headers).
-IMAGE_SRCS = src/runtime/status.c src/image/jpeg_markers.c src/image/jpeg_decode.c \
-	src/image/resize_bicubic.c src/image/preprocess.c
-IO_SRCS = src/io/safetensors.c
-SERVER_SRCS = src/server/groma_server.c src/server/cli_decode.c src/server/device_info.c
-PG_SRCS = src/pg/groma_init.c src/pg/groma_errors.c src/pg/image_functions.c
+# Library code (no PostgreSQL headers).  Files named *_main.c are program
+# entry points and stay out of the library.  groma.so links only what the
+# backend needs (image decoding); groma-server and the tests link everything.
+PG_LIB_SRCS = src/runtime/status.c $(wildcard src/image/*.c)
+LIB_SRCS = $(filter-out %_main.c,$(wildcard src/runtime/*.c src/image/*.c src/io/*.c src/model/*.c src/text/*.c))
+SERVER_SRCS = $(wildcard src/server/*.c)
+PG_SRCS = $(wildcard src/pg/*.c)
+# Extra programs: groma-convert once src/io/convert_main.c exists.
+PROGRAMS = groma-server $(if $(wildcard src/io/convert_main.c),groma-convert)
 
 MODULE_big = groma
-OBJS = $(PG_SRCS:.c=.o) $(IMAGE_SRCS:.c=.o)
+OBJS = $(PG_SRCS:.c=.o) $(PG_LIB_SRCS:.c=.o)
 SHLIB_LINK = -lturbojpeg
 PG_CFLAGS = -std=gnu11 -Wno-declaration-after-statement
-EXTRA_CLEAN = groma-server build kernels/*.o src/server/*.o src/io/*.o results regression.diffs regression.out
+EXTRA_CLEAN = groma-server groma-convert build kernels/*.o results regression.diffs regression.out
 
 # ---- CUDA detection -------------------------------------------------------
 CUDA_HOME ?= /usr/local/cuda
@@ -49,10 +53,10 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 SERVER_CFLAGS = -O2 -g -fPIC -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(CUDA_DEFS)
-SERVER_LIBS = -lturbojpeg -ljansson -lm $(CUDA_LIBS)
-LIB_OBJS = $(patsubst %.c,build/server/%.o,$(IMAGE_SRCS) $(IO_SRCS))
+SERVER_LIBS = -lturbojpeg -ljansson -lopenblas -lpthread -lm $(CUDA_LIBS)
+LIB_OBJS = $(patsubst %.c,build/server/%.o,$(LIB_SRCS))
 
-all: groma-server
+all: $(PROGRAMS)
 
 build/server/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -64,20 +68,26 @@ kernels/%.o: kernels/%.cu kernels/groma_cuda.h
 groma-server: $(patsubst %.c,build/server/%.o,$(SERVER_SRCS)) $(LIB_OBJS) $(CUDA_OBJS)
 	$(CXX) -o $@ $^ $(SERVER_LIBS)
 
+groma-convert: build/server/src/io/convert_main.o $(LIB_OBJS) $(CUDA_OBJS)
+	$(CXX) -o $@ $^ $(SERVER_LIBS)
+
 install: install-server
-install-server: groma-server
-	$(INSTALL_PROGRAM) groma-server '$(DESTDIR)$(bindir)/groma-server'
+install-server: $(PROGRAMS)
+	for p in $(PROGRAMS); do $(INSTALL_PROGRAM) $$p '$(DESTDIR)$(bindir)/'$$p; done
 
 # ---- tests ------------------------------------------------------------------
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 UNIT_CFLAGS = -std=gnu11 -g -O1 -Wall -Wextra -Wno-unused-parameter $(SAN_FLAGS) $(CUDA_DEFS)
 UNIT_SRCS = $(wildcard test/unit/*.c)
+TEST_LIBS = -lturbojpeg -ljansson -lopenblas -lpthread -lm
 
-build/unit/groma-unit-tests: $(UNIT_SRCS) $(IMAGE_SRCS) $(IO_SRCS) $(wildcard test/unit/*.h src/*/*.h)
-	@mkdir -p build/unit
-	$(CC) $(UNIT_CFLAGS) -o $@ $(UNIT_SRCS) $(IMAGE_SRCS) $(IO_SRCS) -lturbojpeg -ljansson -lm
+# UNIT_BIN lets several people build the test binary side by side.
+UNIT_BIN ?= build/unit/groma-unit-tests
+$(UNIT_BIN): $(UNIT_SRCS) $(LIB_SRCS) $(wildcard test/unit/*.h src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(UNIT_CFLAGS) -o $@ $(UNIT_SRCS) $(LIB_SRCS) $(TEST_LIBS)
 
-unit-tests: build/unit/groma-unit-tests
+unit-tests: $(UNIT_BIN)
 
 # GPU parity test: built only with CUDA; skips with a reason where no GPU is present.
 build/gpu/test-preprocess-cuda: test/gpu/test_preprocess_cuda.c $(LIB_OBJS) $(CUDA_OBJS)
@@ -88,17 +98,23 @@ build/gpu/test-preprocess-cuda: test/gpu/test_preprocess_cuda.c $(LIB_OBJS) $(CU
 gpu-tests: $(if $(filter 1,$(GROMA_CUDA)),build/gpu/test-preprocess-cuda)
 
 FUZZ_CC ?= clang
-# Decoding is instrumented for coverage; the resize arithmetic only for ASan/UBSan
-# (coverage hooks in its inner loops would cut the fuzzer's speed tenfold).
-FUZZ_PLAIN_SRCS = src/image/resize_bicubic.c src/image/preprocess.c
-build/fuzz/fuzz-jpeg-decode: test/fuzz/fuzz_jpeg_decode.c $(filter-out $(FUZZ_PLAIN_SRCS),$(IMAGE_SRCS)) $(FUZZ_PLAIN_SRCS)
-	@mkdir -p build/fuzz
-	$(FUZZ_CC) -g -O1 -fsanitize=address,undefined -c src/image/resize_bicubic.c -o build/fuzz/resize_bicubic.o
-	$(FUZZ_CC) -g -O1 -fsanitize=address,undefined -c src/image/preprocess.c -o build/fuzz/preprocess.o
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ test/fuzz/fuzz_jpeg_decode.c \
-		$(filter-out $(FUZZ_PLAIN_SRCS),$(IMAGE_SRCS)) build/fuzz/resize_bicubic.o build/fuzz/preprocess.o -lturbojpeg -lm
+# Each test/fuzz/fuzz_NAME.c is a libFuzzer target build/fuzz/fuzz_NAME.  Parsing code
+# is instrumented for coverage; arithmetic kernels (resize, runtime ops) only for
+# ASan/UBSan, since coverage hooks in their inner loops cut fuzzing speed tenfold.
+FUZZ_TARGETS = $(patsubst test/fuzz/%.c,build/fuzz/%,$(wildcard test/fuzz/fuzz_*.c))
+FUZZ_PLAIN_SRCS = src/image/resize_bicubic.c src/image/preprocess.c $(filter-out src/runtime/status.c,$(wildcard src/runtime/*.c))
+FUZZ_COV_SRCS = $(filter-out $(FUZZ_PLAIN_SRCS),$(LIB_SRCS))
+FUZZ_PLAIN_OBJS = $(patsubst %.c,build/fuzz/obj/%.o,$(FUZZ_PLAIN_SRCS))
 
-fuzz: build/fuzz/fuzz-jpeg-decode
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -g -O1 -fsanitize=address,undefined -c $< -o $@
+
+build/fuzz/%: test/fuzz/%.c $(FUZZ_COV_SRCS) $(FUZZ_PLAIN_OBJS)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_COV_SRCS) $(FUZZ_PLAIN_OBJS) $(TEST_LIBS)
+
+fuzz: $(FUZZ_TARGETS)
 
 # A self-contained copy of the GPU binaries and the Debian .so files they need, for
 # machines without the packages (see test/device/run.sh).  carry/ is git-ignored.
@@ -108,7 +124,15 @@ device-bundle: groma-server gpu-tests
 	for lib in libturbojpeg.so.0 libjansson.so.4; do \
 		cp -L "$$(ldconfig -p | awk -v l=$$lib '$$1 == l {print $$NF; exit}')" carry/lib/; done
 
+# Each test/bench/bench_NAME.c is a benchmark program build/bench/bench_NAME (-O2, no sanitizers).
+BENCH_TARGETS = $(patsubst test/bench/%.c,build/bench/%,$(wildcard test/bench/bench_*.c))
+build/bench/%: test/bench/%.c $(LIB_OBJS)
+	@mkdir -p build/bench
+	$(CC) $(SERVER_CFLAGS) -o $@ $< $(LIB_OBJS) $(TEST_LIBS)
+
+bench: $(BENCH_TARGETS)
+
 test:
 	test/run.sh
 
-.PHONY: install-server unit-tests gpu-tests fuzz test device-bundle
+.PHONY: install-server unit-tests gpu-tests fuzz bench test device-bundle

@@ -213,19 +213,28 @@ fi
 as_owner "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -w -m fast stop >/dev/null
 
 # ---------------------------------------------------------------- fuzzing
-section "libFuzzer: JPEG decode path for ${FUZZ_SECONDS}s"
+# Every test/fuzz/fuzz_NAME.c runs for FUZZ_SECONDS, seeded with the files
+# that the globs in test/fuzz/fuzz_NAME.seeds name.
+section "libFuzzer targets, ${FUZZ_SECONDS}s each"
 if command -v clang >/dev/null && make fuzz >"$LOG/fuzz-build.log" 2>&1; then
-    mkdir -p "$WORK/corpus"
-    cp test/fixtures/*.jpg test/golden/images/synthetic_333x251.jpg "$WORK/corpus/"
-    if build/fuzz/fuzz-jpeg-decode -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 "$WORK/corpus" >"$LOG/fuzz.log" 2>&1; then
-        grep -E 'stat::number_of_executed_units|Done' "$LOG/fuzz.log"
-        pass "fuzz-jpeg-decode ran ${FUZZ_SECONDS}s without a crash"
-    else
-        tail -60 "$LOG/fuzz.log"; fail "fuzz-jpeg-decode ran ${FUZZ_SECONDS}s without a crash"
-    fi
+    for src in test/fuzz/fuzz_*.c; do
+        name=$(basename "$src" .c)
+        mkdir -p "$WORK/corpus-$name"
+        if [ -f "test/fuzz/$name.seeds" ]; then
+            while read -r pattern; do
+                [ -n "$pattern" ] && [ "${pattern#\#}" = "$pattern" ] && cp $pattern "$WORK/corpus-$name/" 2>/dev/null
+            done <"test/fuzz/$name.seeds"
+        fi
+        if "build/fuzz/$name" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+            -print_final_stats=1 "$WORK/corpus-$name" >"$LOG/$name.log" 2>&1; then
+            grep -E 'stat::number_of_executed_units|Done' "$LOG/$name.log"
+            pass "$name ran ${FUZZ_SECONDS}s without a crash"
+        else
+            tail -60 "$LOG/$name.log"; fail "$name ran ${FUZZ_SECONDS}s without a crash"
+        fi
+    done
 else
-    cat "$LOG/fuzz-build.log" 2>/dev/null | tail -20; fail "fuzz target builds (needs clang + libclang-rt-14-dev)"
+    tail -20 "$LOG/fuzz-build.log" 2>/dev/null; fail "fuzz targets build (needs clang + libclang-rt-14-dev)"
 fi
 
 echo

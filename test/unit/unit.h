@@ -36,7 +36,16 @@ typedef struct unit_test
 	void		(*fn) (void);
 } unit_test;
 
-/* The tests of each file, declared there and listed in test_main.c. */
-#define UNIT_TEST(name) void name(void)
+/* Adds a test to the registry (called by UNIT_TEST before main runs). */
+void		unit_register(const char *name, void (*fn) (void));
+
+/*
+ * Defines a test function and registers it before main() runs, so a new test
+ * file needs no list to be edited:  UNIT_TEST(test_something) { CHECK(...); }
+ */
+#define UNIT_TEST(name) \
+	static void name(void); \
+	__attribute__((constructor)) static void name##_register(void) { unit_register(#name, name); } \
+	static void name(void)
 
 #endif							/* GROMA_UNIT_H */
