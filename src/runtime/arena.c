@@ -1,0 +1,83 @@
+/*
+ * arena.c - activation memory: one allocation carved per request.
+ */
+#include "arena.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Allocates a CPU arena of size bytes. */
+groma_status
+groma_arena_init(groma_arena *arena, size_t size)
+{
+	memset(arena, 0, sizeof(*arena));
+	size = (size + GROMA_ARENA_ALIGN - 1) & ~(size_t) (GROMA_ARENA_ALIGN - 1);
+	arena->base = aligned_alloc(GROMA_ARENA_ALIGN, size > 0 ? size : GROMA_ARENA_ALIGN);
+	if (arena->base == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "cannot allocate an arena of %zu bytes", size);
+	arena->size = size;
+	arena->device = GROMA_DEVICE_CPU;
+	return groma_ok();
+}
+
+/* Frees the arena's memory; safe on a zeroed arena. */
+void
+groma_arena_free(groma_arena *arena)
+{
+	free(arena->base);
+	memset(arena, 0, sizeof(*arena));
+}
+
+/* Forgets every allocation. */
+void
+groma_arena_reset(groma_arena *arena)
+{
+	arena->used = 0;
+}
+
+/* Returns size bytes aligned to GROMA_ARENA_ALIGN, or NULL when full. */
+void *
+groma_arena_alloc(groma_arena *arena, size_t size)
+{
+	size_t		rounded = (size + GROMA_ARENA_ALIGN - 1) & ~(size_t) (GROMA_ARENA_ALIGN - 1);
+	void	   *p;
+
+	if (rounded < size || rounded > arena->size - arena->used)
+		return NULL;
+	p = arena->base + arena->used;
+	arena->used += rounded;
+	if (arena->used > arena->high_water)
+		arena->high_water = arena->used;
+	return p;
+}
+
+/* Carves a contiguous tensor from the arena. */
+groma_status
+groma_arena_tensor(groma_arena *arena, groma_dtype dtype, int ndim, const int64_t *shape,
+				   groma_tensor *out)
+{
+	size_t		elem = groma_dtype_size(dtype);
+	size_t		n = 1;
+	groma_tensor t;
+	char		buf[64];
+
+	if (ndim < 0 || ndim > GROMA_MAX_DIMS)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "tensor with %d dimensions", ndim);
+	/* Check the element count before any stride arithmetic can overflow. */
+	for (int d = 0; d < ndim; d++)
+	{
+		if (shape[d] < 0 || (shape[d] > 0 && n > SIZE_MAX / elem / (size_t) shape[d]))
+			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "bad tensor shape: dimension %d is %lld",
+							   d, (long long) shape[d]);
+		n *= (size_t) shape[d];
+	}
+	t = groma_tensor_view(NULL, dtype, ndim, shape);
+	t.data = groma_arena_alloc(arena, n * elem);
+	if (t.data == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "arena full: %s %s needs %zu bytes, %zu of %zu left",
+						   groma_dtype_name(dtype), groma_tensor_shape_str(&t, buf, sizeof(buf)),
+						   n * elem, arena->size - arena->used, arena->size);
+	t.device = arena->device;
+	*out = t;
+	return groma_ok();
+}

@@ -1,0 +1,121 @@
+/*
+ * op_activation_cpu.c - GELU (erf), ReLU, SiLU, sigmoid and softmax.
+ */
+#include <math.h>
+
+#include "op_check.h"
+#include "ops.h"
+
+/* Checks x and y for an elementwise op and returns the element count in *n. */
+static groma_status
+check_unary(const char *op, const groma_tensor *x, const groma_tensor *y, int64_t *n)
+{
+	GROMA_TRY(groma_check_f32(op, "x", x));
+	GROMA_TRY(groma_check_f32(op, "y", y));
+	GROMA_TRY(groma_check_same_shape(op, x, y));
+	*n = groma_tensor_numel(x);
+	return groma_ok();
+}
+
+/* y = x · Φ(x) with the exact erf form (PyTorch's default GELU). */
+groma_status
+groma_gelu(const groma_tensor *x, groma_tensor *y)
+{
+	int64_t		n;
+	const float *in = x->data;
+	float	   *out = y->data;
+
+	GROMA_TRY(check_unary("gelu", x, y, &n));
+	for (int64_t i = 0; i < n; i++)
+		out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * (float) M_SQRT1_2));
+	return groma_ok();
+}
+
+/* y = max(x, 0). */
+groma_status
+groma_relu(const groma_tensor *x, groma_tensor *y)
+{
+	int64_t		n;
+	const float *in = x->data;
+	float	   *out = y->data;
+
+	GROMA_TRY(check_unary("relu", x, y, &n));
+	for (int64_t i = 0; i < n; i++)
+		out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+	return groma_ok();
+}
+
+/* y = x · sigmoid(x). */
+groma_status
+groma_silu(const groma_tensor *x, groma_tensor *y)
+{
+	int64_t		n;
+	const float *in = x->data;
+	float	   *out = y->data;
+
+	GROMA_TRY(check_unary("silu", x, y, &n));
+	for (int64_t i = 0; i < n; i++)
+		out[i] = in[i] / (1.0f + expf(-in[i]));
+	return groma_ok();
+}
+
+/* y = 1 / (1 + exp(-x)). */
+groma_status
+groma_sigmoid(const groma_tensor *x, groma_tensor *y)
+{
+	int64_t		n;
+	const float *in = x->data;
+	float	   *out = y->data;
+
+	GROMA_TRY(check_unary("sigmoid", x, y, &n));
+	for (int64_t i = 0; i < n; i++)
+		out[i] = 1.0f / (1.0f + expf(-in[i]));
+	return groma_ok();
+}
+
+/* Softmax of one row in place (max-subtracted; an all -inf row becomes zeros). */
+void
+groma_softmax_row(float *row, int64_t n)
+{
+	float		max = -INFINITY;
+	double		sum = 0;
+
+	for (int64_t i = 0; i < n; i++)
+		if (row[i] > max)
+			max = row[i];
+	if (max == -INFINITY)
+	{
+		for (int64_t i = 0; i < n; i++)
+			row[i] = 0.0f;		/* a fully masked row: no weight anywhere */
+		return;
+	}
+	for (int64_t i = 0; i < n; i++)
+	{
+		row[i] = expf(row[i] - max);
+		sum += row[i];
+	}
+	for (int64_t i = 0; i < n; i++)
+		row[i] = (float) (row[i] / sum);
+}
+
+/* Softmax over the last dimension. */
+groma_status
+groma_softmax(const groma_tensor *x, groma_tensor *y)
+{
+	int64_t		n,
+				d;
+
+	GROMA_TRY(check_unary("softmax", x, y, &n));
+	GROMA_TRY(groma_check_ndim("softmax", "x", x, -1));
+	d = x->shape[x->ndim - 1];
+	for (int64_t r = 0; d > 0 && r < n / d; r++)
+	{
+		float	   *out = (float *) y->data + r * d;
+
+		if (out != (const float *) x->data + r * d)
+			for (int64_t i = 0; i < d; i++)
+				out[i] = ((const float *) x->data)[r * d + i];
+		groma_softmax_row(out, d);
+	}
+	return groma_ok();
+}

@@ -1,0 +1,105 @@
+/*
+ * op_attention_cpu.c - scaled dot-product attention, a block of queries at a
+ * time, so a long prompt never holds its whole [Tq, Tk] score matrix.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "op_check.h"
+#include "ops.h"
+
+#define QUERY_BLOCK 64
+
+/* Checks one attention operand: f32 CPU, 4 dims, contiguous last dimension. */
+static groma_status
+check_operand(const char *what, const groma_tensor *t)
+{
+	char		buf[64];
+
+	if (t->dtype != GROMA_F32 || t->device != GROMA_DEVICE_CPU || t->data == NULL || t->ndim != 4 ||
+		(t->stride[3] != 1 && t->shape[3] > 1))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT,
+						   "attention: %s %s must be f32 [B,H,T,D] with a contiguous last dimension",
+						   what, groma_tensor_shape_str(t, buf, sizeof(buf)));
+	return groma_ok();
+}
+
+/* out = softmax(scale · q kᵀ + mask) v; see ops.h. */
+groma_status
+groma_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,
+				bool causal, int64_t q_offset, groma_arena *scratch, groma_tensor *out)
+{
+	int64_t		batch,
+				heads,
+				tq,
+				tk,
+				dim;
+	size_t		mark;
+	float	   *scores;
+
+	GROMA_TRY(check_operand("q", q));
+	GROMA_TRY(check_operand("k", k));
+	GROMA_TRY(check_operand("v", v));
+	GROMA_TRY(check_operand("out", out));
+	batch = q->shape[0];
+	heads = q->shape[1];
+	tq = q->shape[2];
+	dim = q->shape[3];
+	tk = k->shape[2];
+	GROMA_TRY(groma_check_same_shape("attention", k, v));
+	GROMA_TRY(groma_check_same_shape("attention", q, out));
+	if (k->shape[0] != batch || k->shape[1] != heads || k->shape[3] != dim)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention: q and k disagree on batch, heads or depth");
+	if (causal && (q_offset < 0 || q_offset + tq > tk))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT,
+						   "attention: causal queries at %lld..%lld need that many keys, have %lld",
+						   (long long) q_offset, (long long) (q_offset + tq), (long long) tk);
+	if (scratch == NULL)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention: a scratch arena is needed");
+	mark = scratch->used;
+	scores = groma_arena_alloc(scratch, (size_t) (QUERY_BLOCK * (tk > 0 ? tk : 1)) * sizeof(float));	/* [block, Tk] */
+	if (scores == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "attention: scratch arena too small for %d x %lld scores",
+						   QUERY_BLOCK, (long long) tk);
+
+	for (int64_t b = 0; b < batch; b++)
+		for (int64_t h = 0; h < heads; h++)
+		{
+			const float *qh = (const float *) q->data + b * q->stride[0] + h * q->stride[1];
+			const float *kh = (const float *) k->data + b * k->stride[0] + h * k->stride[1];
+			const float *vh = (const float *) v->data + b * v->stride[0] + h * v->stride[1];
+			float	   *oh = (float *) out->data + b * out->stride[0] + h * out->stride[1];
+
+			for (int64_t q0 = 0; q0 < tq; q0 += QUERY_BLOCK)
+			{
+				int64_t		rows = tq - q0 < QUERY_BLOCK ? tq - q0 : QUERY_BLOCK;
+
+				if (tk == 0)
+				{
+					for (int64_t r = 0; r < rows; r++)
+						memset(oh + (q0 + r) * out->stride[2], 0, (size_t) dim * sizeof(float));
+					continue;
+				}
+				/* scores[rows, Tk] = scale · q[q0:q0+rows] · kᵀ */
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) rows, (int) tk, (int) dim, scale,
+							qh + q0 * q->stride[2], (int) q->stride[2], kh, (int) k->stride[2], 0.0f,
+							scores, (int) tk);
+				for (int64_t r = 0; r < rows; r++)
+				{
+					float	   *row = scores + r * tk;
+
+					if (causal)
+						for (int64_t j = q_offset + q0 + r + 1; j < tk; j++)
+							row[j] = -INFINITY;
+					groma_softmax_row(row, tk);
+				}
+				/* out[q0:q0+rows] = scores · v */
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) rows, (int) dim, (int) tk, 1.0f,
+							scores, (int) tk, vh, (int) v->stride[2], 0.0f, oh + q0 * out->stride[2],
+							(int) out->stride[2]);
+			}
+		}
+	scratch->used = mark;
+	return groma_ok();
+}

@@ -1,0 +1,63 @@
+/*
+ * op_check.c - argument checks shared by the CPU ops.
+ */
+#include "op_check.h"
+
+/* Fails unless t is a contiguous f32 CPU tensor. */
+groma_status
+groma_check_f32(const char *op, const char *what, const groma_tensor *t)
+{
+	char		buf[64];
+
+	if (t == NULL || t->data == NULL)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: %s is missing", op, what);
+	if (t->dtype != GROMA_F32)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: %s is %s, expected f32", op, what,
+						   groma_dtype_name(t->dtype));
+	if (t->device != GROMA_DEVICE_CPU)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: %s is not on the CPU", op, what);
+	if (!groma_tensor_is_contiguous(t))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: %s %s is not contiguous", op, what,
+						   groma_tensor_shape_str(t, buf, sizeof(buf)));
+	return groma_ok();
+}
+
+/* Fails unless t has ndim dimensions (ndim < 0: at least -ndim). */
+groma_status
+groma_check_ndim(const char *op, const char *what, const groma_tensor *t, int ndim)
+{
+	char		buf[64];
+
+	if ((ndim >= 0 && t->ndim != ndim) || (ndim < 0 && t->ndim < -ndim))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: %s %s must have %s%d dimensions", op, what,
+						   groma_tensor_shape_str(t, buf, sizeof(buf)), ndim < 0 ? "at least " : "",
+						   ndim < 0 ? -ndim : ndim);
+	return groma_ok();
+}
+
+/* Fails unless a and b have the same shape. */
+groma_status
+groma_check_same_shape(const char *op, const groma_tensor *a, const groma_tensor *b)
+{
+	char		x[64],
+				y[64];
+
+	if (!groma_tensor_same_shape(a, b))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: shapes %s and %s differ", op,
+						   groma_tensor_shape_str(a, x, sizeof(x)), groma_tensor_shape_str(b, y, sizeof(y)));
+	return groma_ok();
+}
+
+/* Fails unless t's dimension dim equals size. */
+groma_status
+groma_check_dim(const char *op, const char *what, const groma_tensor *t, int dim, int64_t size)
+{
+	char		buf[64];
+
+	if (dim < 0)
+		dim += t->ndim;
+	if (dim < 0 || dim >= t->ndim || t->shape[dim] != size)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: %s %s must have size %lld in dimension %d",
+						   op, what, groma_tensor_shape_str(t, buf, sizeof(buf)), (long long) size, dim);
+	return groma_ok();
+}

@@ -1,0 +1,28 @@
+/*
+ * op_check.h - argument checks shared by the CPU ops.
+ */
+#ifndef GROMA_OP_CHECK_H
+#define GROMA_OP_CHECK_H
+
+#include "tensor.h"
+
+/* Fails unless t is a contiguous f32 CPU tensor; what names the argument. */
+groma_status groma_check_f32(const char *op, const char *what, const groma_tensor *t);
+
+/* Fails unless t has ndim dimensions (ndim < 0: at least -ndim). */
+groma_status groma_check_ndim(const char *op, const char *what, const groma_tensor *t, int ndim);
+
+/* Fails unless a and b have the same shape. */
+groma_status groma_check_same_shape(const char *op, const groma_tensor *a, const groma_tensor *b);
+
+/* Fails unless t's dimension dim equals size. */
+groma_status groma_check_dim(const char *op, const char *what, const groma_tensor *t, int dim,
+							 int64_t size);
+
+/* Softmax of one row in place (max-subtracted; an all -inf row becomes zeros). */
+void		groma_softmax_row(float *row, int64_t n);
+
+/* Evaluates a groma_status expression and returns it from the caller on failure. */
+#define GROMA_TRY(expr) do { groma_status try_ = (expr); if (try_.code != GROMA_OK) return try_; } while (0)
+
+#endif							/* GROMA_OP_CHECK_H */

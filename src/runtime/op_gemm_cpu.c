@@ -1,0 +1,145 @@
+/*
+ * op_gemm_cpu.c - linear and batched matmul through OpenBLAS.
+ */
+#include <cblas.h>
+#include <string.h>
+
+#include "op_check.h"
+#include "ops.h"
+
+/* y[..., N] = x[..., K] · w[N, K]^T (+ b[N]). */
+groma_status
+groma_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, groma_tensor *y)
+{
+	int64_t		k,
+				n,
+				m;
+	float	   *out;
+
+	GROMA_TRY(groma_check_f32("linear", "x", x));
+	GROMA_TRY(groma_check_f32("linear", "w", w));
+	GROMA_TRY(groma_check_f32("linear", "y", y));
+	GROMA_TRY(groma_check_ndim("linear", "x", x, -1));
+	GROMA_TRY(groma_check_ndim("linear", "w", w, 2));
+	k = x->shape[x->ndim - 1];
+	n = w->shape[0];
+	GROMA_TRY(groma_check_dim("linear", "w", w, 1, k));
+	GROMA_TRY(groma_check_ndim("linear", "y", y, x->ndim));
+	for (int d = 0; d < x->ndim - 1; d++)
+		GROMA_TRY(groma_check_dim("linear", "y", y, d, x->shape[d]));
+	GROMA_TRY(groma_check_dim("linear", "y", y, -1, n));
+	if (b != NULL)
+	{
+		GROMA_TRY(groma_check_f32("linear", "b", b));
+		if (groma_tensor_numel(b) != n)
+			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "linear: bias has %lld values for %lld outputs",
+							   (long long) groma_tensor_numel(b), (long long) n);
+	}
+	m = k > 0 ? groma_tensor_numel(x) / k : 0;
+	if (m == 0 || n == 0)
+		return groma_ok();
+	if (x->data == y->data)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "linear: y must not alias x");
+	out = y->data;
+	if (b != NULL)
+		for (int64_t r = 0; r < m; r++)
+			memcpy(out + r * n, b->data, (size_t) n * sizeof(float));
+	if (k == 0)
+	{
+		if (b == NULL)
+			memset(out, 0, (size_t) (m * n) * sizeof(float));
+		return groma_ok();
+	}
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) m, (int) n, (int) k,
+				1.0f, x->data, (int) k, w->data, (int) k, b != NULL ? 1.0f : 0.0f, out, (int) n);
+	return groma_ok();
+}
+
+/* One matmul operand seen as up to two batch dimensions over a row-major matrix. */
+typedef struct matrix_view
+{
+	const float *data;
+	int64_t		batch[2];		/* batch sizes (1 when absent) */
+	int64_t		bstride[2];		/* batch strides in elements (0 broadcasts a size-1 batch) */
+	int64_t		rows,
+				cols,
+				ld;				/* leading dimension: the row stride */
+} matrix_view;
+
+/* Describes t (2..4 dims, contiguous last dimension) as a matrix_view. */
+static groma_status
+describe_matrix(const char *what, const groma_tensor *t, matrix_view *v)
+{
+	char		buf[64];
+	int			nb;
+
+	if (t->dtype != GROMA_F32 || t->device != GROMA_DEVICE_CPU || t->data == NULL)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "matmul: %s must be an f32 CPU tensor", what);
+	if (t->ndim < 2 || (t->stride[t->ndim - 1] != 1 && t->shape[t->ndim - 1] > 1))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT,
+						   "matmul: %s %s needs 2-4 dimensions and a contiguous last one", what,
+						   groma_tensor_shape_str(t, buf, sizeof(buf)));
+	nb = t->ndim - 2;
+	v->data = t->data;
+	for (int i = 0; i < 2; i++)
+	{
+		int			d = i - (2 - nb);	/* right-align the batch dims */
+
+		v->batch[i] = d >= 0 ? t->shape[d] : 1;
+		v->bstride[i] = d >= 0 && t->shape[d] > 1 ? t->stride[d] : 0;
+	}
+	v->rows = t->shape[t->ndim - 2];
+	v->cols = t->shape[t->ndim - 1];
+	v->ld = t->shape[t->ndim - 2] > 1 ? t->stride[t->ndim - 2] : v->cols;
+	if (v->ld < v->cols)
+		v->ld = v->cols;
+	return groma_ok();
+}
+
+/* c = alpha · op(a) · op(b) over up to two batch dimensions; see ops.h. */
+groma_status
+groma_matmul(const groma_tensor *a, bool trans_a, const groma_tensor *b, bool trans_b,
+			 float alpha, groma_tensor *c)
+{
+	matrix_view va,
+				vb,
+				vc;
+	int64_t		m,
+				k,
+				n;
+
+	GROMA_TRY(describe_matrix("a", a, &va));
+	GROMA_TRY(describe_matrix("b", b, &vb));
+	GROMA_TRY(describe_matrix("c", c, &vc));
+	m = trans_a ? va.cols : va.rows;
+	k = trans_a ? va.rows : va.cols;
+	n = trans_b ? vb.rows : vb.cols;
+	if ((trans_b ? vb.cols : vb.rows) != k || vc.rows != m || vc.cols != n)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT,
+						   "matmul: op(a) is %lldx%lld, op(b) %lldx%lld, c %lldx%lld",
+						   (long long) m, (long long) k, (long long) (trans_b ? vb.cols : vb.rows),
+						   (long long) n, (long long) vc.rows, (long long) vc.cols);
+	for (int i = 0; i < 2; i++)
+		if ((va.batch[i] != 1 && va.batch[i] != vc.batch[i]) ||
+			(vb.batch[i] != 1 && vb.batch[i] != vc.batch[i]))
+			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "matmul: batch dimensions do not match c");
+
+	for (int64_t i0 = 0; i0 < vc.batch[0]; i0++)
+		for (int64_t i1 = 0; i1 < vc.batch[1]; i1++)
+		{
+			const float *pa = va.data + i0 * va.bstride[0] + i1 * va.bstride[1];
+			const float *pb = vb.data + i0 * vb.bstride[0] + i1 * vb.bstride[1];
+			float	   *pc = (float *) vc.data + i0 * vc.bstride[0] + i1 * vc.bstride[1];
+
+			if (k == 0)
+			{
+				for (int64_t r = 0; r < m; r++)
+					memset(pc + r * vc.ld, 0, (size_t) n * sizeof(float));
+				continue;
+			}
+			cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+						trans_b ? CblasTrans : CblasNoTrans, (int) m, (int) n, (int) k, alpha,
+						pa, (int) va.ld, pb, (int) vb.ld, 0.0f, pc, (int) vc.ld);
+		}
+	return groma_ok();
+}

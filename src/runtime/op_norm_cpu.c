@@ -1,0 +1,176 @@
+/*
+ * op_norm_cpu.c - LayerNorm (last dim and channel-first), GroupNorm, RMSNorm.
+ * Statistics are accumulated in double so results track PyTorch's closely.
+ */
+#include <math.h>
+
+#include "op_check.h"
+#include "ops.h"
+
+/* Checks an optional per-feature parameter vector of n values. */
+static groma_status
+check_param(const char *op, const char *what, const groma_tensor *p, int64_t n)
+{
+	if (p == NULL)
+		return groma_ok();
+	GROMA_TRY(groma_check_f32(op, what, p));
+	if (groma_tensor_numel(p) != n)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: %s has %lld values, expected %lld", op, what,
+						   (long long) groma_tensor_numel(p), (long long) n);
+	return groma_ok();
+}
+
+/* Normalises rows of n values at stride `step`: y = (x - mean) / sqrt(var + eps) · w + b. */
+static void
+normalise_strided(const float *x, float *y, int64_t n, int64_t step, const float *w, const float *b,
+				  float eps)
+{
+	double		sum = 0,
+				sq = 0,
+				mean,
+				var;
+	float		inv;
+
+	for (int64_t i = 0; i < n; i++)
+		sum += x[i * step];
+	mean = sum / (double) n;
+	for (int64_t i = 0; i < n; i++)
+	{
+		double		d = x[i * step] - mean;
+
+		sq += d * d;
+	}
+	var = sq / (double) n;
+	inv = (float) (1.0 / sqrt(var + (double) eps));
+	for (int64_t i = 0; i < n; i++)
+	{
+		float		v = (float) (x[i * step] - mean) * inv;
+
+		y[i * step] = v * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
+	}
+}
+
+/* LayerNorm over the last dimension. */
+groma_status
+groma_layer_norm(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, float eps,
+				 groma_tensor *y)
+{
+	int64_t		d,
+				rows;
+
+	GROMA_TRY(groma_check_f32("layer_norm", "x", x));
+	GROMA_TRY(groma_check_f32("layer_norm", "y", y));
+	GROMA_TRY(groma_check_ndim("layer_norm", "x", x, -1));
+	GROMA_TRY(groma_check_same_shape("layer_norm", x, y));
+	d = x->shape[x->ndim - 1];
+	GROMA_TRY(check_param("layer_norm", "w", w, d));
+	GROMA_TRY(check_param("layer_norm", "b", b, d));
+	rows = d > 0 ? groma_tensor_numel(x) / d : 0;
+	for (int64_t r = 0; r < rows; r++)
+		normalise_strided((const float *) x->data + r * d, (float *) y->data + r * d, d, 1,
+						  w ? w->data : NULL, b ? b->data : NULL, eps);
+	return groma_ok();
+}
+
+/* LayerNorm over channels at every pixel of [B, C, H, W]. */
+groma_status
+groma_layer_norm_channels(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b,
+						  float eps, groma_tensor *y)
+{
+	int64_t		c,
+				hw;
+
+	GROMA_TRY(groma_check_f32("layer_norm_channels", "x", x));
+	GROMA_TRY(groma_check_f32("layer_norm_channels", "y", y));
+	GROMA_TRY(groma_check_ndim("layer_norm_channels", "x", x, 4));
+	GROMA_TRY(groma_check_same_shape("layer_norm_channels", x, y));
+	c = x->shape[1];
+	hw = x->shape[2] * x->shape[3];
+	GROMA_TRY(check_param("layer_norm_channels", "w", w, c));
+	GROMA_TRY(check_param("layer_norm_channels", "b", b, c));
+	for (int64_t n = 0; n < x->shape[0]; n++)
+		for (int64_t p = 0; p < hw; p++)
+			normalise_strided((const float *) x->data + n * c * hw + p, (float *) y->data + n * c * hw + p,
+							  c, hw, w ? w->data : NULL, b ? b->data : NULL, eps);
+	return groma_ok();
+}
+
+/* GroupNorm of [B, C, H, W] with per-channel affine parameters. */
+groma_status
+groma_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b,
+				 float eps, groma_tensor *y)
+{
+	int64_t		c,
+				hw,
+				per;
+
+	GROMA_TRY(groma_check_f32("group_norm", "x", x));
+	GROMA_TRY(groma_check_f32("group_norm", "y", y));
+	GROMA_TRY(groma_check_ndim("group_norm", "x", x, 4));
+	GROMA_TRY(groma_check_same_shape("group_norm", x, y));
+	c = x->shape[1];
+	hw = x->shape[2] * x->shape[3];
+	if (groups < 1 || c % groups != 0)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "group_norm: %lld channels in %d groups",
+						   (long long) c, groups);
+	GROMA_TRY(check_param("group_norm", "w", w, c));
+	GROMA_TRY(check_param("group_norm", "b", b, c));
+	per = c / groups;
+	for (int64_t n = 0; n < x->shape[0]; n++)
+		for (int g = 0; g < groups; g++)
+		{
+			const float *xs = (const float *) x->data + (n * c + g * per) * hw;	/* [per, H·W] */
+			float	   *ys = (float *) y->data + (n * c + g * per) * hw;
+			int64_t		count = per * hw;
+			double		sum = 0,
+						sq = 0,
+						mean;
+			float		inv;
+
+			for (int64_t i = 0; i < count; i++)
+				sum += xs[i];
+			mean = sum / (double) count;
+			for (int64_t i = 0; i < count; i++)
+				sq += (xs[i] - mean) * (xs[i] - mean);
+			inv = (float) (1.0 / sqrt(sq / (double) count + (double) eps));
+			for (int64_t ch = 0; ch < per; ch++)
+			{
+				float		scale = w ? ((const float *) w->data)[g * per + ch] : 1.0f;
+				float		shift = b ? ((const float *) b->data)[g * per + ch] : 0.0f;
+
+				for (int64_t p = 0; p < hw; p++)
+					ys[ch * hw + p] = (float) (xs[ch * hw + p] - mean) * inv * scale + shift;
+			}
+		}
+	return groma_ok();
+}
+
+/* RMSNorm over the last dimension (LLaMA: normalise in f32, then multiply by w). */
+groma_status
+groma_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, groma_tensor *y)
+{
+	int64_t		d,
+				rows;
+
+	GROMA_TRY(groma_check_f32("rms_norm", "x", x));
+	GROMA_TRY(groma_check_f32("rms_norm", "y", y));
+	GROMA_TRY(groma_check_ndim("rms_norm", "x", x, -1));
+	GROMA_TRY(groma_check_same_shape("rms_norm", x, y));
+	d = x->shape[x->ndim - 1];
+	GROMA_TRY(check_param("rms_norm", "w", w, d));
+	rows = d > 0 ? groma_tensor_numel(x) / d : 0;
+	for (int64_t r = 0; r < rows; r++)
+	{
+		const float *xr = (const float *) x->data + r * d;
+		float	   *yr = (float *) y->data + r * d;
+		double		sq = 0;
+		float		inv;
+
+		for (int64_t i = 0; i < d; i++)
+			sq += (double) xr[i] * xr[i];
+		inv = (float) (1.0 / sqrt(sq / (double) d + (double) eps));
+		for (int64_t i = 0; i < d; i++)
+			yr[i] = xr[i] * inv * (w ? ((const float *) w->data)[i] : 1.0f);
+	}
+	return groma_ok();
+}

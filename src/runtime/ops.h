@@ -1,0 +1,112 @@
+/*
+ * ops.h - the dense op API (GEMM-based ops, norms, activations, attention,
+ * rotary, embedding, elementwise).  Spatial ops (resize, deformable
+ * attention, RoIAlign, NMS, top-k) are in ops_spatial.h.
+ *
+ * Conventions: inputs are f32 unless stated; outputs are preallocated by the
+ * caller with the documented shape; an op checks dtypes and shapes and
+ * returns GROMA_ERR_INVALID_ARGUMENT naming them; outputs may alias inputs
+ * only where a comment says so.  Batch is the leading dimension.  This is the
+ * CPU implementation (OpenBLAS for GEMM, plain C elsewhere); the CUDA one will
+ * sit behind the same names.
+ */
+#ifndef GROMA_OPS_H
+#define GROMA_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "status.h"
+#include "tensor.h"
+
+/* y[..., N] = x[..., K] · w[N, K]^T (+ b[N]); x and y contiguous, b may be NULL. */
+groma_status groma_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b,
+						  groma_tensor *y);
+
+/*
+ * c[Bt, M, N] = alpha · op(a) · op(b), where op(a) is a[Bt, M, K] or, with
+ * trans_a, a[Bt, K, M] transposed (likewise b: [Bt, K, N] or [Bt, N, K]).
+ * 2-d operands are a batch of one.  Each operand's last dimension must be
+ * contiguous; batch and row strides may be anything (views of heads work).
+ */
+groma_status groma_matmul(const groma_tensor *a, bool trans_a, const groma_tensor *b, bool trans_b,
+						  float alpha, groma_tensor *c);
+
+/*
+ * y[B, O, Ho, Wo] = conv2d(x[B, C, H, W], w[O, C, kh, kw]) (+ b[O]) with
+ * square stride and zero padding: Ho = (H + 2·pad - kh) / stride + 1.  The
+ * im2col buffer comes from scratch (released before returning).
+ */
+groma_status groma_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b,
+						  int stride, int padding, groma_arena *scratch, groma_tensor *y);
+
+/* y = LayerNorm over the last dimension of x[..., D] with w[D], b[D] (b may be NULL); y may be x. */
+groma_status groma_layer_norm(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b,
+							  float eps, groma_tensor *y);
+
+/* y[B, C, H, W] = LayerNorm over channels at every pixel of x[B, C, H, W]; y may be x. */
+groma_status groma_layer_norm_channels(const groma_tensor *x, const groma_tensor *w,
+									   const groma_tensor *b, float eps, groma_tensor *y);
+
+/* y[B, C, H, W] = GroupNorm(groups) of x with per-channel w[C], b[C]; C % groups == 0; y may be x. */
+groma_status groma_group_norm(const groma_tensor *x, int groups, const groma_tensor *w,
+							  const groma_tensor *b, float eps, groma_tensor *y);
+
+/* y = x / sqrt(mean(x²) + eps) · w over the last dimension of x[..., D] (LLaMA RMSNorm); y may be x. */
+groma_status groma_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, groma_tensor *y);
+
+/* Elementwise activations over contiguous tensors of equal shape; y may be x. */
+groma_status groma_gelu(const groma_tensor *x, groma_tensor *y);	/* exact erf form */
+groma_status groma_relu(const groma_tensor *x, groma_tensor *y);
+groma_status groma_silu(const groma_tensor *x, groma_tensor *y);
+groma_status groma_sigmoid(const groma_tensor *x, groma_tensor *y);
+
+/* y = softmax over the last dimension of x[..., N]; y may be x. */
+groma_status groma_softmax(const groma_tensor *x, groma_tensor *y);
+
+/*
+ * out[B, H, Tq, D] = softmax(scale · q · kᵀ (+ causal mask)) · v for
+ * q[B, H, Tq, D], k and v [B, H, Tk, D] (any strides with contiguous last
+ * dimension, so head views of [B, T, H·D] buffers and KV-cache views work).
+ * With causal, query i sits at absolute position q_offset + i and sees keys
+ * j <= q_offset + i (a KV cache passes its first q_offset + Tq rows).  Scores
+ * are computed a block of queries at a time from scratch: the full
+ * [Tq, Tk] matrix is never held for long prompts.
+ */
+groma_status groma_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v,
+							 float scale, bool causal, int64_t q_offset, groma_arena *scratch,
+							 groma_tensor *out);
+
+/*
+ * Rotary position embedding in LLaMA's layout (rotate_half: dimension i
+ * pairs with i + D/2) on x[B, T, H, D] in place, token t at position
+ * positions[t] (or start_pos + t when positions is NULL); inv_freq_i =
+ * theta^(-2i/D) computed as transformers does.
+ */
+groma_status groma_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta);
+
+/* y[T, D] = table[ids[t], :] for ids (i32 or i64) [T] and an f32/bf16/f16 table[V, D]; ids checked. */
+groma_status groma_embedding(const groma_tensor *ids, const groma_tensor *table, groma_tensor *y);
+
+/*
+ * y = a + b, a · b elementwise.  b may have fewer dimensions or size-1
+ * dimensions (broadcast, aligned to the right); a and y have y's shape; y
+ * may be a.
+ */
+groma_status groma_add(const groma_tensor *a, const groma_tensor *b, groma_tensor *y);
+groma_status groma_mul(const groma_tensor *a, const groma_tensor *b, groma_tensor *y);
+
+/* y = x · s + t elementwise; y may be x. */
+groma_status groma_scale(const groma_tensor *x, float s, float t, groma_tensor *y);
+
+/* Copies src (any strides, f32) into dst of the same shape (any strides): makes permuted views contiguous. */
+groma_status groma_copy(const groma_tensor *src, groma_tensor *dst);
+
+/* Concatenates n tensors along dim into y (every other dimension equal). */
+groma_status groma_concat(const groma_tensor *parts, int n, int dim, groma_tensor *y);
+
+/* Converts between f32, bf16 and f16 (contiguous, same shape). */
+groma_status groma_convert(const groma_tensor *src, groma_tensor *dst);
+
+#endif							/* GROMA_OPS_H */
