@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +298,101 @@ groma_st_write(const char *path, const groma_st_tensor *tensors, int count,
 	free(text);
 	if (f != NULL && fclose(f) != 0)
 		ok = 0;
+	if (!ok)
+		return groma_error(GROMA_ERR_IO, "cannot write \"%s\": %s", path, strerror(errno));
+	return groma_ok();
+}
+
+/* Calls fn for every tensor name in header order; returns fn's first failure. */
+groma_status
+groma_st_foreach(const groma_st_file *file, groma_status (*fn) (const char *name, void *arg),
+				 void *arg)
+{
+	const char *key;
+	json_t	   *value;
+
+	json_object_foreach(file->header, key, value)
+	{
+		groma_status st;
+
+		if (strcmp(key, "__metadata__") == 0)
+			continue;
+		st = fn(key, arg);
+		if (st.code != GROMA_OK)
+			return st;
+	}
+	return groma_ok();
+}
+
+/* Starts kernel read-ahead of the whole mapping. */
+void
+groma_st_prefetch(const groma_st_file *file)
+{
+	if (file->map != NULL && file->size > 0)
+		(void) madvise((void *) file->map, file->size, MADV_WILLNEED);
+}
+
+/* Bytes converted per fill call: a multiple of every element size. */
+#define FILL_CHUNK_BYTES (8u * 1024u * 1024u)
+
+/* Writes header and fill-produced data to an open stream; returns false on any failure (st set for fill failures). */
+static bool
+write_filled_stream(FILE *f, const char *text, const groma_st_tensor *tensors, int count,
+					groma_st_fill_fn fill, void *arg, uint8_t *chunk, groma_status *st)
+{
+	size_t		tlen = strlen(text);
+	size_t		padded = (tlen + 7) & ~(size_t) 7;	/* keep the data 8-byte aligned */
+	uint8_t		lenbuf[8];
+
+	for (int i = 0; i < 8; i++)
+		lenbuf[i] = (uint8_t) ((uint64_t) padded >> (8 * i));
+	if (fwrite(lenbuf, 1, 8, f) != 8 || fwrite(text, 1, tlen, f) != tlen)
+		return false;
+	for (size_t i = tlen; i < padded; i++)
+		if (fputc(' ', f) == EOF)
+			return false;
+	for (int i = 0; i < count; i++)
+		for (size_t off = 0; off < tensors[i].nbytes; off += FILL_CHUNK_BYTES)
+		{
+			size_t		len = tensors[i].nbytes - off < FILL_CHUNK_BYTES ?
+				tensors[i].nbytes - off : FILL_CHUNK_BYTES;
+
+			*st = fill(i, off, chunk, len, arg);
+			if (st->code != GROMA_OK || fwrite(chunk, 1, len, f) != len)
+				return false;
+		}
+	return true;
+}
+
+/* Writes a safetensors file whose tensor bytes come from fill; see safetensors.h. */
+groma_status
+groma_st_write_filled(const char *path, const groma_st_tensor *tensors, int count,
+					  const char *const *metadata_pairs, int metadata_count,
+					  groma_st_fill_fn fill, void *arg)
+{
+	json_t	   *header = build_header(tensors, count, metadata_pairs, metadata_count);
+	char	   *text = json_dumps(header, JSON_COMPACT);
+	uint8_t    *chunk = malloc(FILL_CHUNK_BYTES);
+	groma_status st = groma_ok();
+	FILE	   *f = NULL;
+	bool		ok;
+
+	json_decref(header);
+	if (text == NULL || chunk == NULL)
+	{
+		free(text);
+		free(chunk);
+		return groma_error(GROMA_ERR_NO_MEMORY, "cannot build the safetensors header for \"%s\"",
+						   path);
+	}
+	f = fopen(path, "wb");
+	ok = f != NULL && write_filled_stream(f, text, tensors, count, fill, arg, chunk, &st);
+	free(text);
+	free(chunk);
+	if (f != NULL && fclose(f) != 0)
+		ok = false;
+	if (st.code != GROMA_OK)
+		return st;
 	if (!ok)
 		return groma_error(GROMA_ERR_IO, "cannot write \"%s\": %s", path, strerror(errno));
 	return groma_ok();

@@ -71,4 +71,28 @@ const char *groma_st_metadata(const groma_st_file *file, const char *key);
 groma_status groma_st_write(const char *path, const groma_st_tensor *tensors, int count,
 							const char *const *metadata_pairs, int metadata_count);
 
+/* Calls fn(name, arg) for every tensor in header order; stops at and returns fn's first failure. */
+groma_status groma_st_foreach(const groma_st_file *file,
+							  groma_status (*fn) (const char *name, void *arg), void *arg);
+
+/* Asks the kernel to read the whole mapped file ahead (madvise WILLNEED). */
+void		groma_st_prefetch(const groma_st_file *file);
+
+/*
+ * Produces bytes [offset, offset + len) of tensor index's data into dst;
+ * offset and len are multiples of the tensor's element size.  A failure
+ * aborts the write.
+ */
+typedef groma_status (*groma_st_fill_fn) (int index, size_t offset, void *dst, size_t len,
+										  void *arg);
+
+/*
+ * Writes like groma_st_write, but takes each tensor's bytes from fill in
+ * chunks of a few MiB instead of tensors[i].data (which is ignored), so
+ * converted copies of multi-GB checkpoints never sit in memory whole.
+ */
+groma_status groma_st_write_filled(const char *path, const groma_st_tensor *tensors, int count,
+								   const char *const *metadata_pairs, int metadata_count,
+								   groma_st_fill_fn fill, void *arg);
+
 #endif							/* GROMA_SAFETENSORS_H */

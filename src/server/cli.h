@@ -12,6 +12,9 @@ typedef struct groma_cli_options
 	const char *image_path;		/* --decode / --info IMG */
 	const char *out_path;		/* --out FILE */
 	const char *device;			/* --device cpu|cuda (default cpu) */
+	const char *model_dir;		/* --model DIR */
+	double		refer[16][4];	/* --refer x1,y1,x2,y2 (repeatable) */
+	int			n_refer;
 	groma_jpeg_limits limits;	/* --max-image-pixels N */
 } groma_cli_options;
 
@@ -20,6 +23,9 @@ int			groma_cli_decode(const groma_cli_options *opt);
 
 /* --info IMG: prints the header facts as one JSON object; returns an exit code. */
 int			groma_cli_info(const groma_cli_options *opt);
+
+/* --model DIR --regions IMG: prints the selected regions as JSON; returns an exit code. */
+int			groma_cli_regions(const groma_cli_options *opt);
 
 /* --device-info: prints which compute devices this build can use; returns an exit code. */
 int			groma_cli_device_info(void);

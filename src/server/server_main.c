@@ -20,6 +20,7 @@ usage(FILE *f)
 	fprintf(f,
 			"usage: groma-server --decode IMG.jpg --out FILE.safetensors [--device cpu|cuda]\n"
 			"       groma-server --info IMG.jpg\n"
+			"       groma-server --model DIR --regions IMG.jpg [--refer x1,y1,x2,y2]...\n"
 			"       groma-server --device-info\n"
 			"       groma-server --version | --help\n"
 			"options:\n"
@@ -68,7 +69,8 @@ main(int argc, char **argv)
 			printf("groma-server %s\n", GROMA_VERSION);
 			return 0;
 		}
-		else if ((strcmp(a, "--decode") == 0 || strcmp(a, "--info") == 0) && has_value)
+		else if ((strcmp(a, "--decode") == 0 || strcmp(a, "--info") == 0 ||
+				  strcmp(a, "--regions") == 0) && has_value)
 		{
 			command = a + 2;
 			opt.image_path = argv[++i];
@@ -77,6 +79,21 @@ main(int argc, char **argv)
 			command = "device-info";
 		else if (strcmp(a, "--out") == 0 && has_value)
 			opt.out_path = argv[++i];
+		else if (strcmp(a, "--model") == 0 && has_value)
+			opt.model_dir = argv[++i];
+		else if (strcmp(a, "--refer") == 0 && has_value)
+		{
+			double	   *r = opt.refer[opt.n_refer];
+			char		tail;
+
+			if (opt.n_refer >= 16 ||
+				sscanf(argv[++i], "%lf,%lf,%lf,%lf%c", &r[0], &r[1], &r[2], &r[3], &tail) != 4)
+			{
+				fprintf(stderr, "groma-server: --refer needs x1,y1,x2,y2 (at most 16 boxes)\n");
+				return 2;
+			}
+			opt.n_refer++;
+		}
 		else if (strcmp(a, "--device") == 0 && has_value)
 			opt.device = argv[++i];
 		else if (strcmp(a, "--max-image-pixels") == 0 && has_value)
@@ -116,5 +133,14 @@ main(int argc, char **argv)
 	}
 	if (strcmp(command, "info") == 0)
 		return groma_cli_info(&opt);
+	if (strcmp(command, "regions") == 0)
+	{
+		if (opt.model_dir == NULL)
+		{
+			fprintf(stderr, "groma-server: --regions needs --model DIR\n");
+			return 2;
+		}
+		return groma_cli_regions(&opt);
+	}
 	return groma_cli_device_info();
 }

@@ -1,0 +1,123 @@
+/*
+ * groma_model.c - loading a Groma model from a checkpoint folder.
+ */
+#include "groma_model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../runtime/op_check.h"
+
+/* Finds a checkpoint tensor as a runtime view. */
+static groma_status
+checkpoint_find(void *ctx, const char *name, groma_tensor *out)
+{
+	return groma_checkpoint_view(ctx, name, out);
+}
+
+/* Returns a weight source over an opened checkpoint. */
+groma_weight_source
+groma_weight_source_checkpoint(groma_checkpoint *ckpt)
+{
+	groma_weight_source s = {ckpt, checkpoint_find};
+
+	return s;
+}
+
+/* Returns the bytes every non-f32 tensor would take as f32, plus room for derived tables. */
+static size_t
+copies_size(const groma_checkpoint *ckpt)
+{
+	size_t		total = 16u << 20;
+
+	for (size_t i = 0; i < groma_checkpoint_count(ckpt); i++)
+	{
+		const groma_ckpt_tensor *t = groma_checkpoint_tensor_at(ckpt, i);
+
+		if (t->dtype != GROMA_ST_F32 || !groma_ckpt_tensor_is_contiguous(t))
+			total += (size_t) groma_ckpt_tensor_numel(t) * sizeof(float) + GROMA_ARENA_ALIGN;
+	}
+	return total;
+}
+
+/* Builds every network from the configuration. */
+static groma_status
+build_networks(groma_model *m)
+{
+	const groma_model_config *c = &m->cfg;
+	groma_dinov2_config vc = {
+		.hidden = c->vision.hidden_size, .layers = c->vision.num_layers, .heads = c->vision.num_heads,
+		.mlp_hidden = c->vision.mlp_hidden, .patch = c->vision.patch_size,
+		.pos_grid = c->vision.grid_size, .image = 448, .eps = (float) c->vision.layer_norm_eps,
+	};
+	groma_proposer_config pc = {
+		.in_channels = c->vision.hidden_size, .d_model = c->ddetr.d_model,
+		.encoder_layers = c->ddetr.encoder_layers, .decoder_layers = c->ddetr.decoder_layers,
+		.encoder_heads = c->ddetr.encoder_heads, .decoder_heads = c->ddetr.decoder_heads,
+		.encoder_points = c->ddetr.encoder_n_points, .decoder_points = c->ddetr.decoder_n_points,
+		.encoder_ffn = c->ddetr.encoder_ffn_dim, .decoder_ffn = c->ddetr.decoder_ffn_dim,
+		.num_queries = c->ddetr.two_stage_num_proposals, .bbox_hidden = c->ddetr.box_head_width,
+	};
+	groma_llama_config lc = {
+		.hidden = c->llm.hidden_size, .layers = c->llm.num_layers, .heads = c->llm.num_heads,
+		.kv_heads = c->llm.num_kv_heads, .intermediate = c->llm.intermediate_size,
+		.vocab = c->llm.vocab_size, .extra_vocab = c->num_new_token,
+		.rms_eps = (float) c->llm.rms_norm_eps, .rope_theta = (float) c->llm.rope_theta,
+	};
+
+	if (c->ddetr.num_feature_levels != 1 || !c->ddetr.two_stage || !c->ddetr.with_box_refine)
+		return groma_error(GROMA_ERR_UNSUPPORTED,
+						   "the region proposer must be two-stage with box refinement and one feature level, as in Groma");
+	GROMA_TRY(groma_dinov2_build(&m->vision, &vc, &m->src, "perceiver.vis_encoder.", &m->weights));
+	GROMA_TRY(groma_bridge_build(&m->bridge, c->vision.hidden_size, c->llm.hidden_size, &m->src, &m->weights));
+	GROMA_TRY(groma_proposer_build(&m->proposer, &pc, &m->src, &m->weights));
+	GROMA_TRY(groma_region_encoder_build(&m->region, c->vision.hidden_size, &m->src, &m->weights));
+	GROMA_TRY(groma_llama_build(&m->llm, &lc, &m->src, &m->weights));
+	m->select.nms_threshold = (float) c->nms_thres;
+	m->select.score_threshold = (float) c->box_score_thres;
+	m->select.max_regions = c->max_region_num;
+	return groma_ok();
+}
+
+/* Loads the model in dir; see groma_model.h. */
+groma_status
+groma_model_load(const char *dir, groma_model **out)
+{
+	groma_model *m = calloc(1, sizeof(*m));
+	char		path[4096];
+	groma_status st;
+
+	*out = NULL;
+	if (m == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "cannot allocate the model");
+	snprintf(path, sizeof(path), "%s/config.json", dir);
+	st = groma_model_config_load(path, &m->cfg);
+	if (st.code == GROMA_OK)
+		st = groma_checkpoint_open(dir, &m->ckpt);
+	if (st.code == GROMA_OK)
+	{
+		m->src = groma_weight_source_checkpoint(m->ckpt);
+		st = groma_arena_init(&m->weights, copies_size(m->ckpt));
+	}
+	if (st.code == GROMA_OK)
+		st = build_networks(m);
+	if (st.code != GROMA_OK)
+	{
+		groma_model_free(m);
+		return st;
+	}
+	*out = m;
+	return groma_ok();
+}
+
+/* Frees a model; safe on NULL. */
+void
+groma_model_free(groma_model *m)
+{
+	if (m == NULL)
+		return;
+	groma_arena_free(&m->weights);
+	groma_checkpoint_close(m->ckpt);
+	free(m);
+}

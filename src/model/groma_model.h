@@ -1,0 +1,45 @@
+/*
+ * groma_model.h - a loaded Groma model: its configuration, the checkpoint
+ * its weights are mapped from, and every network built over them.
+ */
+#ifndef GROMA_MODEL_H
+#define GROMA_MODEL_H
+
+#include "../io/checkpoint.h"
+#include "../io/model_config.h"
+#include "../runtime/arena.h"
+#include "box_select.h"
+#include "dinov2.h"
+#include "image_tokens.h"
+#include "llama.h"
+#include "proposer.h"
+#include "region_encoder.h"
+#include "weight_source.h"
+
+typedef struct groma_model
+{
+	groma_model_config cfg;
+	groma_checkpoint *ckpt;
+	groma_weight_source src;
+	groma_arena weights;		/* converted copies and resized position tables */
+	groma_dinov2 vision;
+	groma_bridge bridge;
+	groma_proposer proposer;
+	groma_region_encoder region;
+	groma_llama llm;
+	groma_selection_params select;
+} groma_model;
+
+/* Returns a weight source over an opened checkpoint (which must outlive it). */
+groma_weight_source groma_weight_source_checkpoint(groma_checkpoint *ckpt);
+
+/*
+ * Loads the model in dir (config.json plus pytorch_model.bin or
+ * model.safetensors), building every network; *out is NULL on failure.
+ */
+groma_status groma_model_load(const char *dir, groma_model **out);
+
+/* Frees a model and unmaps its weights; safe on NULL. */
+void		groma_model_free(groma_model *m);
+
+#endif							/* GROMA_MODEL_H */

@@ -1,0 +1,82 @@
+/*
+ * image_tokens.c - 2×2 neighbour merge and img_txt_bridge.
+ */
+#include "image_tokens.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../runtime/op_check.h"
+#include "../runtime/ops.h"
+
+/* Binds img_txt_bridge.{0,2}. */
+groma_status
+groma_bridge_build(groma_bridge *b, int64_t c, int64_t d, const groma_weight_source *src,
+				   groma_arena *weights)
+{
+	GROMA_TRY(groma_bind(src, weights, &b->fc1_w, 2, (int64_t[]) {d, 4 * c}, "img_txt_bridge.0.weight"));
+	GROMA_TRY(groma_bind(src, weights, &b->fc1_b, 1, (int64_t[]) {d}, "img_txt_bridge.0.bias"));
+	GROMA_TRY(groma_bind(src, weights, &b->fc2_w, 2, (int64_t[]) {d, d}, "img_txt_bridge.2.weight"));
+	GROMA_TRY(groma_bind(src, weights, &b->fc2_b, 1, (int64_t[]) {d}, "img_txt_bridge.2.bias"));
+	return groma_ok();
+}
+
+/* Concatenates 2×2 neighbours of the patch grid; see image_tokens.h. */
+groma_status
+groma_merge_neighbours(const groma_tensor *last, groma_tensor *merged)
+{
+	int64_t		batch,
+				tokens,
+				c,
+				n,
+				half;
+	/* (row offset, column offset) of the four cells, in concatenation order */
+	static const int cell[4][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}};
+
+	GROMA_TRY(groma_check_f32("merge_neighbours", "last", last));
+	GROMA_TRY(groma_check_f32("merge_neighbours", "merged", merged));
+	GROMA_TRY(groma_check_ndim("merge_neighbours", "last", last, 3));
+	batch = last->shape[0];
+	tokens = last->shape[1] - 1;
+	c = last->shape[2];
+	n = (int64_t) llround(sqrt((double) tokens));
+	if (n * n != tokens || n % 2 != 0)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "merge_neighbours: %lld patch tokens are not an even square grid",
+						   (long long) tokens);
+	half = n / 2;
+	GROMA_TRY(groma_check_ndim("merge_neighbours", "merged", merged, 3));
+	GROMA_TRY(groma_check_dim("merge_neighbours", "merged", merged, 0, batch));
+	GROMA_TRY(groma_check_dim("merge_neighbours", "merged", merged, 1, half * half));
+	GROMA_TRY(groma_check_dim("merge_neighbours", "merged", merged, 2, 4 * c));
+	for (int64_t b = 0; b < batch; b++)
+		for (int64_t i = 0; i < half; i++)
+			for (int64_t j = 0; j < half; j++)
+				for (int k = 0; k < 4; k++)
+				{
+					int64_t		row = 2 * i + cell[k][0],
+								col = 2 * j + cell[k][1];
+					const float *src = (const float *) last->data + (b * (tokens + 1) + 1 + row * n + col) * c;
+					float	   *dst = (float *) merged->data + ((b * half * half + i * half + j) * 4 + k) * c;
+
+					memcpy(dst, src, (size_t) c * sizeof(float));
+				}
+	return groma_ok();
+}
+
+/* Runs img_txt_bridge; see image_tokens.h. */
+groma_status
+groma_bridge_forward(const groma_bridge *b, const groma_tensor *merged, groma_arena *act,
+					 groma_tensor *features)
+{
+	groma_tensor mid;
+	size_t		mark = act->used;
+
+	GROMA_TRY(groma_check_ndim("bridge", "merged", merged, 3));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3,
+								 (int64_t[]) {merged->shape[0], merged->shape[1], b->fc1_w.shape[0]}, &mid));	/* [B, N, D] */
+	GROMA_TRY(groma_linear(merged, &b->fc1_w, &b->fc1_b, &mid));
+	GROMA_TRY(groma_gelu(&mid, &mid));
+	GROMA_TRY(groma_linear(&mid, &b->fc2_w, &b->fc2_b, features));
+	act->used = mark;
+	return groma_ok();
+}

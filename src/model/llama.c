@@ -1,0 +1,250 @@
+/*
+ * llama.c - the LLaMA decoder as a script over ops.
+ */
+#include "llama.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../runtime/op_check.h"
+#include "../runtime/ops.h"
+
+/* Binds layer i. */
+static groma_status
+bind_layer(groma_llama_layer *l, const groma_llama_config *c, const groma_weight_source *s,
+		   groma_arena *w, int i)
+{
+	int64_t		d = c->hidden,
+				f = c->intermediate;
+
+	GROMA_TRY(groma_bind(s, w, &l->attn_norm, 1, (int64_t[]) {d}, "llm.model.layers.%d.input_layernorm.weight", i));
+	GROMA_TRY(groma_bind(s, w, &l->q, 2, (int64_t[]) {d, d}, "llm.model.layers.%d.self_attn.q_proj.weight", i));
+	GROMA_TRY(groma_bind(s, w, &l->k, 2, (int64_t[]) {d, d}, "llm.model.layers.%d.self_attn.k_proj.weight", i));
+	GROMA_TRY(groma_bind(s, w, &l->v, 2, (int64_t[]) {d, d}, "llm.model.layers.%d.self_attn.v_proj.weight", i));
+	GROMA_TRY(groma_bind(s, w, &l->o, 2, (int64_t[]) {d, d}, "llm.model.layers.%d.self_attn.o_proj.weight", i));
+	GROMA_TRY(groma_bind(s, w, &l->mlp_norm, 1, (int64_t[]) {d}, "llm.model.layers.%d.post_attention_layernorm.weight", i));
+	GROMA_TRY(groma_bind(s, w, &l->gate, 2, (int64_t[]) {f, d}, "llm.model.layers.%d.mlp.gate_proj.weight", i));
+	GROMA_TRY(groma_bind(s, w, &l->up, 2, (int64_t[]) {f, d}, "llm.model.layers.%d.mlp.up_proj.weight", i));
+	GROMA_TRY(groma_bind(s, w, &l->down, 2, (int64_t[]) {d, f}, "llm.model.layers.%d.mlp.down_proj.weight", i));
+	return groma_ok();
+}
+
+/* Binds every decoder weight; see llama.h. */
+groma_status
+groma_llama_build(groma_llama *m, const groma_llama_config *cfg, const groma_weight_source *src,
+				  groma_arena *w)
+{
+	int64_t		d = cfg->hidden;
+
+	memset(m, 0, sizeof(*m));
+	if (cfg->layers < 1 || cfg->layers > GROMA_LLAMA_MAX_LAYERS || cfg->heads < 1 || d % cfg->heads != 0 ||
+		(d / cfg->heads) % 2 != 0 || cfg->vocab < 1 || cfg->extra_vocab < 0)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "llama: unsupported configuration (hidden %d, %d heads, %d layers)",
+						   cfg->hidden, cfg->heads, cfg->layers);
+	if (cfg->kv_heads != cfg->heads)
+		return groma_error(GROMA_ERR_UNSUPPORTED, "llama: grouped-query attention (%d kv heads for %d heads) is not supported",
+						   cfg->kv_heads, cfg->heads);
+	m->cfg = *cfg;
+	GROMA_TRY(groma_bind(src, w, &m->embed, 2, (int64_t[]) {cfg->vocab, d}, "llm.model.embed_tokens.weight"));
+	GROMA_TRY(groma_bind(src, w, &m->extra_embed, 2, (int64_t[]) {cfg->extra_vocab, d}, "new_input_embs.weight"));
+	for (int i = 0; i < cfg->layers; i++)
+		GROMA_TRY(bind_layer(&m->layer[i], cfg, src, w, i));
+	GROMA_TRY(groma_bind(src, w, &m->norm, 1, (int64_t[]) {d}, "llm.model.norm.weight"));
+	GROMA_TRY(groma_bind(src, w, &m->lm_head, 2, (int64_t[]) {cfg->vocab, d}, "llm.lm_head.weight"));
+	GROMA_TRY(groma_bind(src, w, &m->extra_head, 2, (int64_t[]) {cfg->extra_vocab, d}, "extra_lm_head.weight"));
+	return groma_ok();
+}
+
+/* Carves a KV cache; see llama.h. */
+groma_status
+groma_kv_cache_init(groma_kv_cache *cache, const groma_llama_config *cfg, int64_t capacity,
+					groma_arena *arena)
+{
+	int64_t		dh = cfg->hidden / cfg->heads;
+	const int64_t shape[4] = {cfg->layers, cfg->heads, capacity, dh};
+
+	memset(cache, 0, sizeof(*cache));
+	if (capacity < 1)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "kv cache: capacity %lld", (long long) capacity);
+	GROMA_TRY(groma_arena_tensor(arena, GROMA_F32, 4, shape, &cache->k));	/* [L, H, cap, Dh] */
+	GROMA_TRY(groma_arena_tensor(arena, GROMA_F32, 4, shape, &cache->v));
+	cache->k_data = cache->k.data;
+	cache->v_data = cache->v.data;
+	cache->capacity = capacity;
+	return groma_ok();
+}
+
+/* Input embeddings of ids; see llama.h. */
+groma_status
+groma_llama_embed(const groma_llama *m, const int64_t *ids, int64_t count, groma_tensor *out)
+{
+	int64_t		d = m->cfg.hidden;
+
+	GROMA_TRY(groma_check_f32("llama_embed", "out", out));
+	GROMA_TRY(groma_check_ndim("llama_embed", "out", out, 2));
+	GROMA_TRY(groma_check_dim("llama_embed", "out", out, 0, count));
+	GROMA_TRY(groma_check_dim("llama_embed", "out", out, 1, d));
+	for (int64_t t = 0; t < count; t++)
+	{
+		int64_t		id = ids[t];
+		const float *row;
+
+		if (id < 0 || id >= (int64_t) m->cfg.vocab + m->cfg.extra_vocab)
+			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "llama_embed: token id %lld is outside the vocabulary",
+							   (long long) id);
+		row = id < m->cfg.vocab ? (const float *) m->embed.data + id * d
+			: (const float *) m->extra_embed.data + (id - m->cfg.vocab) * d;
+		memcpy((float *) out->data + t * d, row, (size_t) d * sizeof(float));
+	}
+	return groma_ok();
+}
+
+/* Views layer l's cache rows [0, len) as [1, H, len, Dh]. */
+static groma_status
+cache_view(const groma_tensor *all, int64_t layer, int64_t len, groma_tensor *out)
+{
+	groma_tensor t;
+
+	GROMA_TRY(groma_tensor_narrow(all, 0, layer, 1, &t));	/* [1, H, cap, Dh] */
+	return groma_tensor_narrow(&t, 2, 0, len, out);
+}
+
+/* Writes k or v rows of the new positions, src[T, H·Dh], into the cache at `start`. */
+static groma_status
+cache_store(const groma_tensor *all, int64_t layer, int64_t start, const groma_tensor *src, int64_t heads)
+{
+	int64_t		t = src->shape[0],
+				dh = src->shape[1] / heads;
+	groma_tensor dst,
+				srcv;
+
+	GROMA_TRY(groma_tensor_narrow(all, 0, layer, 1, &dst));
+	GROMA_TRY(groma_tensor_narrow(&dst, 2, start, t, &dst));	/* [1, H, T, Dh] */
+	GROMA_TRY(groma_tensor_reshape(src, 4, (int64_t[]) {1, t, heads, dh}, &srcv));
+	GROMA_TRY(groma_tensor_permute(&srcv, (int[]) {0, 2, 1, 3}, &srcv));
+	return groma_copy(&srcv, &dst);
+}
+
+/* One decoder layer on x[T, D] in place. */
+static groma_status
+layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, groma_kv_cache *cache,
+			  groma_tensor *x, groma_arena *act)
+{
+	int64_t		t = x->shape[0],
+				d = m->cfg.hidden,
+				heads = m->cfg.heads,
+				dh = d / heads,
+				start = cache->length;
+	groma_tensor h,
+				q,
+				k,
+				v,
+				ctx,
+				out,
+				qh,
+				ch,
+				kc,
+				vc,
+				gate,
+				up;
+	size_t		mark = act->used;
+
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &h));	/* [T, D] */
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &q));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &k));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &v));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &ctx));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &out));
+
+	/* attention: x += o(attn(rope(q), rope(k), v)) of rmsnorm(x) */
+	GROMA_TRY(groma_rms_norm(x, &l->attn_norm, m->cfg.rms_eps, &h));
+	GROMA_TRY(groma_linear(&h, &l->q, NULL, &q));
+	GROMA_TRY(groma_linear(&h, &l->k, NULL, &k));
+	GROMA_TRY(groma_linear(&h, &l->v, NULL, &v));
+	{
+		groma_tensor q4,
+					k4;
+
+		GROMA_TRY(groma_tensor_reshape(&q, 4, (int64_t[]) {1, t, heads, dh}, &q4));
+		GROMA_TRY(groma_tensor_reshape(&k, 4, (int64_t[]) {1, t, heads, dh}, &k4));
+		GROMA_TRY(groma_rope(&q4, NULL, start, m->cfg.rope_theta));
+		GROMA_TRY(groma_rope(&k4, NULL, start, m->cfg.rope_theta));
+		GROMA_TRY(groma_tensor_permute(&q4, (int[]) {0, 2, 1, 3}, &qh));	/* [1, H, T, Dh] */
+	}
+	GROMA_TRY(cache_store(&cache->k, index, start, &k, heads));
+	GROMA_TRY(cache_store(&cache->v, index, start, &v, heads));
+	GROMA_TRY(cache_view(&cache->k, index, start + t, &kc));
+	GROMA_TRY(cache_view(&cache->v, index, start + t, &vc));
+	GROMA_TRY(groma_tensor_reshape(&ctx, 4, (int64_t[]) {1, t, heads, dh}, &ch));
+	GROMA_TRY(groma_tensor_permute(&ch, (int[]) {0, 2, 1, 3}, &ch));
+	GROMA_TRY(groma_attention(&qh, &kc, &vc, 1.0f / sqrtf((float) dh), true, start, act, &ch));
+	GROMA_TRY(groma_linear(&ctx, &l->o, NULL, &out));
+	GROMA_TRY(groma_add(x, &out, x));
+
+	/* MLP: x += down(silu(gate(h)) · up(h)) of rmsnorm(x) */
+	GROMA_TRY(groma_rms_norm(x, &l->mlp_norm, m->cfg.rms_eps, &h));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, m->cfg.intermediate}, &gate));	/* [T, I] */
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, m->cfg.intermediate}, &up));
+	GROMA_TRY(groma_linear(&h, &l->gate, NULL, &gate));
+	GROMA_TRY(groma_linear(&h, &l->up, NULL, &up));
+	GROMA_TRY(groma_silu(&gate, &gate));
+	GROMA_TRY(groma_mul(&gate, &up, &gate));
+	GROMA_TRY(groma_linear(&gate, &l->down, NULL, &out));
+	GROMA_TRY(groma_add(x, &out, x));
+	act->used = mark;
+	return groma_ok();
+}
+
+/* Runs new positions through the decoder; see llama.h. */
+groma_status
+groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_tensor *x_in,
+					groma_arena *act, float *logits, groma_tensor *final_hidden)
+{
+	int64_t		t,
+				d = m->cfg.hidden;
+	groma_tensor x,
+				last,
+				normed,
+				head_out;
+	size_t		mark = act->used;
+
+	GROMA_TRY(groma_check_f32("llama", "x", x_in));
+	GROMA_TRY(groma_check_ndim("llama", "x", x_in, 2));
+	GROMA_TRY(groma_check_dim("llama", "x", x_in, 1, d));
+	t = x_in->shape[0];
+	if (t < 1 || cache->length + t > cache->capacity)
+		return groma_error(GROMA_ERR_LIMIT, "llama: %lld positions after %lld exceed the cache of %lld",
+						   (long long) t, (long long) cache->length, (long long) cache->capacity);
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &x));	/* [T, D] residual stream */
+	memcpy(x.data, x_in->data, groma_tensor_nbytes(&x));
+	for (int i = 0; i < m->cfg.layers; i++)
+		GROMA_TRY(layer_forward(m, &m->layer[i], i, cache, &x, act));
+	cache->length += t;
+	GROMA_TRY(groma_rms_norm(&x, &m->norm, m->cfg.rms_eps, &x));
+	if (final_hidden)
+		GROMA_TRY(groma_copy(&x, final_hidden));
+	if (logits)
+	{
+		GROMA_TRY(groma_tensor_narrow(&x, 0, t - 1, 1, &last));
+		GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {1, d}, &normed));
+		GROMA_TRY(groma_copy(&last, &normed));
+		head_out = groma_f32_2d(logits, 1, m->cfg.vocab);
+		GROMA_TRY(groma_linear(&normed, &m->lm_head, NULL, &head_out));
+		head_out = groma_f32_2d(logits + m->cfg.vocab, 1, m->cfg.extra_vocab);
+		GROMA_TRY(groma_linear(&normed, &m->extra_head, NULL, &head_out));
+	}
+	act->used = mark;
+	return groma_ok();
+}
+
+/* Returns the first index of the largest value. */
+int64_t
+groma_argmax(const float *logits, int64_t n)
+{
+	int64_t		best = 0;
+
+	for (int64_t i = 1; i < n; i++)
+		if (logits[i] > logits[best])
+			best = i;
+	return best;
+}

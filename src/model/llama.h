@@ -1,0 +1,88 @@
+/*
+ * llama.h - the LLaMA decoder (Vicuna-7B in the real model) with a KV cache,
+ * over Groma's extended vocabulary: ids below vocab use the LLM's own
+ * embedding and lm_head; the 114 added tokens use new_input_embs and
+ * extra_lm_head (GROMA.md "Added token ids").
+ */
+#ifndef GROMA_LLAMA_H
+#define GROMA_LLAMA_H
+
+#include "../runtime/arena.h"
+#include "../runtime/tensor.h"
+#include "weight_source.h"
+
+#define GROMA_LLAMA_MAX_LAYERS 128
+
+typedef struct groma_llama_config
+{
+	int			hidden;			/* D: 4096 real, 32 tiny */
+	int			layers;			/* 32 real */
+	int			heads;			/* 32 real */
+	int			kv_heads;		/* must equal heads (Vicuna-7B has no GQA) */
+	int			intermediate;	/* 11008 real */
+	int			vocab;			/* 32000 */
+	int			extra_vocab;	/* num_new_token: 114 */
+	float		rms_eps;		/* 1e-5 */
+	float		rope_theta;		/* 10000 */
+} groma_llama_config;
+
+typedef struct groma_llama_layer
+{
+	groma_tensor attn_norm;		/* [D] */
+	groma_tensor q,
+				k,
+				v,
+				o;				/* [D, D] */
+	groma_tensor mlp_norm;		/* [D] */
+	groma_tensor gate,
+				up;				/* [I, D] */
+	groma_tensor down;			/* [D, I] */
+} groma_llama_layer;
+
+typedef struct groma_llama
+{
+	groma_llama_config cfg;
+	groma_tensor embed;			/* [V, D] llm.model.embed_tokens */
+	groma_tensor extra_embed;	/* [X, D] new_input_embs */
+	groma_llama_layer layer[GROMA_LLAMA_MAX_LAYERS];
+	groma_tensor norm;			/* [D] */
+	groma_tensor lm_head;		/* [V, D] */
+	groma_tensor extra_head;	/* [X, D] extra_lm_head */
+} groma_llama;
+
+/* Keys and values of every layer for one sequence, up to capacity positions. */
+typedef struct groma_kv_cache
+{
+	int64_t		capacity;
+	int64_t		length;			/* positions filled so far */
+	groma_tensor k;				/* [layers, heads, capacity, Dh] */
+	groma_tensor v;				/* [layers, heads, capacity, Dh] */
+	float	   *k_data;
+	float	   *v_data;
+} groma_kv_cache;
+
+/* Binds llm.*, new_input_embs and extra_lm_head. */
+groma_status groma_llama_build(groma_llama *m, const groma_llama_config *cfg,
+							   const groma_weight_source *src, groma_arena *weights);
+
+/* Carves a cache for capacity positions from arena (length 0). */
+groma_status groma_kv_cache_init(groma_kv_cache *cache, const groma_llama_config *cfg,
+								 int64_t capacity, groma_arena *arena);
+
+/* out[T, D] = input embeddings of ids[T] (0 <= id < vocab + extra_vocab). */
+groma_status groma_llama_embed(const groma_llama *m, const int64_t *ids, int64_t count,
+							   groma_tensor *out);
+
+/*
+ * Runs x[T, D] (embeddings of the next T positions) through the decoder,
+ * appending their keys and values to the cache.  logits[V + X] receives the
+ * scores of the last position; final_hidden[T, D] (after the final RMSNorm)
+ * when not NULL.  Scratch from act, released on return.
+ */
+groma_status groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_tensor *x,
+								 groma_arena *act, float *logits, groma_tensor *final_hidden);
+
+/* Returns the index of the largest logit (first on ties), as torch.argmax. */
+int64_t		groma_argmax(const float *logits, int64_t n);
+
+#endif							/* GROMA_LLAMA_H */

@@ -1,0 +1,465 @@
+/*
+ * proposer_forward.c - the region proposer's forward pass as a script.
+ */
+#include "proposer.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../runtime/op_check.h"
+#include "../runtime/ops.h"
+#include "../runtime/ops_spatial.h"
+#include "deform_attention.h"
+
+/* Applies LayerNorm to x[B, T, d] in place. */
+static groma_status
+norm_inplace(groma_tensor *x, const groma_tensor *w, const groma_tensor *b)
+{
+	return groma_layer_norm(x, w, b, 1e-5f, x);
+}
+
+/* y[..., 4] = box MLP of x[..., d]: Linear, ReLU, Linear, ReLU, Linear. */
+static groma_status
+box_mlp(const groma_box_mlp *m, const groma_tensor *x, groma_arena *act, groma_tensor *y)
+{
+	int64_t		rows = groma_tensor_numel(x) / x->shape[x->ndim - 1],
+				hid = m->w[0].shape[0];
+	groma_tensor h1,
+				h2,
+				x2,
+				y2;
+	size_t		mark = act->used;
+
+	GROMA_TRY(groma_tensor_reshape(x, 2, (int64_t[]) {rows, x->shape[x->ndim - 1]}, &x2));
+	GROMA_TRY(groma_tensor_reshape(y, 2, (int64_t[]) {rows, 4}, &y2));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {rows, hid}, &h1));	/* [R, hid] */
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {rows, hid}, &h2));
+	GROMA_TRY(groma_linear(&x2, &m->w[0], &m->b[0], &h1));
+	GROMA_TRY(groma_relu(&h1, &h1));
+	GROMA_TRY(groma_linear(&h1, &m->w[1], &m->b[1], &h2));
+	GROMA_TRY(groma_relu(&h2, &h2));
+	GROMA_TRY(groma_linear(&h2, &m->w[2], &m->b[2], &y2));
+	act->used = mark;
+	return groma_ok();
+}
+
+/* x[B, T, d] = final_norm(x + fc2(relu(fc1(x)))). */
+static groma_status
+ffn_block(const groma_tensor *fc1_w, const groma_tensor *fc1_b, const groma_tensor *fc2_w,
+		  const groma_tensor *fc2_b, const groma_tensor *norm_w, const groma_tensor *norm_b,
+		  groma_tensor *x, groma_arena *act)
+{
+	groma_tensor mid,
+				out;
+	size_t		mark = act->used;
+
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {x->shape[0], x->shape[1], fc1_w->shape[0]}, &mid));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {x->shape[0], x->shape[1], x->shape[2]}, &out));
+	GROMA_TRY(groma_linear(x, fc1_w, fc1_b, &mid));
+	GROMA_TRY(groma_relu(&mid, &mid));
+	GROMA_TRY(groma_linear(&mid, fc2_w, fc2_b, &out));
+	GROMA_TRY(groma_add(x, &out, x));
+	GROMA_TRY(norm_inplace(x, norm_w, norm_b));
+	act->used = mark;
+	return groma_ok();
+}
+
+/*
+ * src[B, n·n, d] = input_proj(mean of the last four hidden states, CLS
+ * dropped) flattened row-major; pos[n·n, d] = sine embedding + level embedding.
+ */
+static groma_status
+project_input(const groma_proposer *p, const groma_tensor *hidden, int64_t n, groma_arena *act,
+			  groma_tensor *src, groma_tensor *pos)
+{
+	int64_t		layers = hidden->shape[0],
+				batch = hidden->shape[1],
+				t = hidden->shape[2],
+				c = hidden->shape[3],
+				d = p->cfg.d_model;
+	groma_tensor mean,
+				grid,
+				chw,
+				proj,
+				tokens,
+				sine,
+				sine_t;
+
+	/* mean[B, T, C] of hidden[L-3..L] (summed in layer order, then divided, as torch.mean) */
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, t, c}, &mean));
+	memset(mean.data, 0, groma_tensor_nbytes(&mean));
+	for (int64_t l = layers - 4; l < layers; l++)
+	{
+		groma_tensor h;
+
+		GROMA_TRY(groma_tensor_narrow(hidden, 0, l, 1, &h));
+		GROMA_TRY(groma_tensor_reshape(&h, 3, (int64_t[]) {batch, t, c}, &h));
+		GROMA_TRY(groma_add(&mean, &h, &mean));
+	}
+	GROMA_TRY(groma_scale(&mean, 0.25f, 0.0f, &mean));
+	/* [B, 1+n², C] → drop CLS → [B, C, n, n] */
+	GROMA_TRY(groma_tensor_narrow(&mean, 1, 1, n * n, &grid));
+	GROMA_TRY(groma_tensor_permute(&grid, (int[]) {0, 2, 1}, &grid));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, c, n * n}, &chw));
+	GROMA_TRY(groma_copy(&grid, &chw));
+	GROMA_TRY(groma_tensor_reshape(&chw, 4, (int64_t[]) {batch, c, n, n}, &chw));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {batch, d, n, n}, &proj));	/* [B, d, n, n] */
+	GROMA_TRY(groma_conv2d(&chw, &p->proj_w, &p->proj_b, 1, 0, act, &proj));
+	GROMA_TRY(groma_layer_norm_channels(&proj, &p->proj_norm_w, &p->proj_norm_b, 1e-6f, &proj));
+	GROMA_TRY(groma_tensor_reshape(&proj, 3, (int64_t[]) {batch, d, n * n}, &tokens));
+	GROMA_TRY(groma_tensor_permute(&tokens, (int[]) {0, 2, 1}, &tokens));
+	GROMA_TRY(groma_copy(&tokens, src));
+
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {d, n, n}, &sine));	/* [d, n, n] */
+	GROMA_TRY(groma_sine_position_embedding((int) n, (int) n, (int) d, &sine));
+	GROMA_TRY(groma_tensor_reshape(&sine, 2, (int64_t[]) {d, n * n}, &sine_t));
+	GROMA_TRY(groma_tensor_permute(&sine_t, (int[]) {1, 0}, &sine_t));
+	GROMA_TRY(groma_copy(&sine_t, pos));
+	return groma_add(pos, &p->level_embed, pos);
+}
+
+/* One post-norm encoder layer on x[B, S, d] in place. */
+static groma_status
+encoder_layer(const groma_proposer_encoder_layer *l, groma_tensor *x, const groma_tensor *pos,
+			  const groma_tensor *ref, int64_t n, groma_arena *act)
+{
+	groma_tensor query,
+				attn;
+	size_t		mark = act->used;
+
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {x->shape[0], x->shape[1], x->shape[2]}, &query));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {x->shape[0], x->shape[1], x->shape[2]}, &attn));
+	GROMA_TRY(groma_add(x, pos, &query));
+	GROMA_TRY(groma_msda_forward(&l->attn, &query, x, n, n, ref, act, &attn));
+	GROMA_TRY(groma_add(x, &attn, x));
+	GROMA_TRY(norm_inplace(x, &l->attn_norm_w, &l->attn_norm_b));
+	GROMA_TRY(ffn_block(&l->fc1_w, &l->fc1_b, &l->fc2_w, &l->fc2_b, &l->final_norm_w, &l->final_norm_b, x, act));
+	act->used = mark;
+	return groma_ok();
+}
+
+/* Standard multi-head self-attention of the decoder: q = k = x + pos, v = x; adds into x and normalises. */
+static groma_status
+decoder_self_attention(const groma_proposer_decoder_layer *l, int heads, groma_tensor *x,
+					   const groma_tensor *pos, groma_arena *act)
+{
+	int64_t		b = x->shape[0],
+				k = x->shape[1],
+				d = x->shape[2],
+				dh = d / heads;
+	groma_tensor qk_in,
+				q,
+				kk,
+				v,
+				ctx,
+				out,
+				qh,
+				kh,
+				vh,
+				ch;
+	const int64_t bkd[3] = {b, k, d};
+	const int	perm[4] = {0, 2, 1, 3};
+	size_t		mark = act->used;
+
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, bkd, &qk_in));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, bkd, &q));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, bkd, &kk));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, bkd, &v));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, bkd, &ctx));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, bkd, &out));
+	GROMA_TRY(groma_add(x, pos, &qk_in));
+	GROMA_TRY(groma_linear(&qk_in, &l->q_w, &l->q_b, &q));
+	GROMA_TRY(groma_linear(&qk_in, &l->k_w, &l->k_b, &kk));
+	GROMA_TRY(groma_linear(x, &l->v_w, &l->v_b, &v));
+	GROMA_TRY(groma_tensor_reshape(&q, 4, (int64_t[]) {b, k, heads, dh}, &qh));
+	GROMA_TRY(groma_tensor_reshape(&kk, 4, (int64_t[]) {b, k, heads, dh}, &kh));
+	GROMA_TRY(groma_tensor_reshape(&v, 4, (int64_t[]) {b, k, heads, dh}, &vh));
+	GROMA_TRY(groma_tensor_reshape(&ctx, 4, (int64_t[]) {b, k, heads, dh}, &ch));
+	GROMA_TRY(groma_tensor_permute(&qh, perm, &qh));
+	GROMA_TRY(groma_tensor_permute(&kh, perm, &kh));
+	GROMA_TRY(groma_tensor_permute(&vh, perm, &vh));
+	GROMA_TRY(groma_tensor_permute(&ch, perm, &ch));
+	GROMA_TRY(groma_attention(&qh, &kh, &vh, 1.0f / sqrtf((float) dh), false, 0, act, &ch));
+	GROMA_TRY(groma_linear(&ctx, &l->o_w, &l->o_b, &out));
+	GROMA_TRY(groma_add(x, &out, x));
+	GROMA_TRY(norm_inplace(x, &l->self_norm_w, &l->self_norm_b));
+	act->used = mark;
+	return groma_ok();
+}
+
+/* One decoder layer on x[B, K, d] in place: self-attention, deformable cross-attention, FFN. */
+static groma_status
+decoder_layer(const groma_proposer *p, const groma_proposer_decoder_layer *l, groma_tensor *x,
+			  const groma_tensor *query_pos, const groma_tensor *memory, int64_t n,
+			  const groma_tensor *ref, groma_arena *act)
+{
+	groma_tensor query,
+				attn;
+	size_t		mark = act->used;
+
+	GROMA_TRY(decoder_self_attention(l, p->cfg.decoder_heads, x, query_pos, act));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {x->shape[0], x->shape[1], x->shape[2]}, &query));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {x->shape[0], x->shape[1], x->shape[2]}, &attn));
+	GROMA_TRY(groma_add(x, query_pos, &query));
+	GROMA_TRY(groma_msda_forward(&l->cross, &query, memory, n, n, ref, act, &attn));
+	GROMA_TRY(groma_add(x, &attn, x));
+	GROMA_TRY(norm_inplace(x, &l->cross_norm_w, &l->cross_norm_b));
+	GROMA_TRY(ffn_block(&l->fc1_w, &l->fc1_b, &l->fc2_w, &l->fc2_b, &l->final_norm_w, &l->final_norm_b, x, act));
+	act->used = mark;
+	return groma_ok();
+}
+
+/*
+ * pos[B, K, 2d] = sine embedding of the proposals' logits (transformers'
+ * get_proposal_pos_embed with num_pos_feats = d/2): for each of the 4
+ * coordinates, sigmoid(logit)·2π / 10000^(2·floor(i/2)/(d/2)), sin on even
+ * and cos on odd i, interleaved.
+ */
+static void
+proposal_pos_embed(const float *logits, int64_t count, int64_t d, float *pos)
+{
+	int64_t		feats = d / 2;
+	const float two_pi = 2.0f * (float) M_PI;
+
+	for (int64_t q = 0; q < count; q++)
+		for (int c = 0; c < 4; c++)
+		{
+			float		v = 1.0f / (1.0f + expf(-logits[q * 4 + c])) * two_pi;
+			float	   *dst = pos + q * 4 * feats + c * feats;
+
+			for (int64_t i = 0; i < feats; i += 2)
+			{
+				float		dim_t = powf(10000.0f, (float) (2 * (i / 2)) / (float) feats);
+
+				dst[i] = sinf(v / dim_t);
+				if (i + 1 < feats)
+					dst[i + 1] = cosf(v / dim_t);
+			}
+		}
+}
+
+/* Carves every output tensor of the forward pass. */
+static groma_status
+carve_outputs(const groma_proposer *p, int64_t batch, int64_t hw, groma_arena *a, groma_proposer_outputs *o)
+{
+	int64_t		d = p->cfg.d_model,
+				k = p->cfg.num_queries,
+				l = p->cfg.decoder_layers;
+
+	memset(o, 0, sizeof(*o));
+	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 3, (int64_t[]) {batch, hw, d}, &o->memory));
+	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 2, (int64_t[]) {batch, hw}, &o->enc_class));
+	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 3, (int64_t[]) {batch, hw, 4}, &o->enc_coord_logits));
+	o->topk = groma_arena_alloc(a, (size_t) (batch * k) * sizeof(int64_t));
+	if (o->topk == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "proposer: output arena full");
+	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 3, (int64_t[]) {batch, k, 4}, &o->init_ref));
+	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 3, (int64_t[]) {batch, k, d}, &o->query_pos));
+	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 4, (int64_t[]) {l, batch, k, d}, &o->dec_hidden));
+	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 4, (int64_t[]) {l, batch, k, 4}, &o->inter_ref));
+	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 3, (int64_t[]) {l, batch, k}, &o->logits_coco));
+	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 3, (int64_t[]) {l, batch, k}, &o->logits_sa1b));
+	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 4, (int64_t[]) {l, batch, k, 4}, &o->boxes));
+	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 2, (int64_t[]) {batch, k}, &o->scores));
+	return groma_ok();
+}
+
+/*
+ * Two-stage selection: enc_class / enc_coord_logits for every pixel, then
+ * the top-K proposals → init_ref (sigmoid) and query_pos (pos_trans).
+ */
+static groma_status
+two_stage(const groma_proposer *p, int64_t n, groma_arena *act, groma_proposer_outputs *o)
+{
+	int64_t		batch = o->memory.shape[0],
+				hw = n * n,
+				d = p->cfg.d_model,
+				k = p->cfg.num_queries;
+	groma_tensor proposals,
+				query,
+				delta,
+				logits,
+				pos_in,
+				pos_out;
+	uint8_t    *valid;
+	size_t		mark = act->used;
+
+	if (k > hw)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "proposer: %lld proposals from %lld pixels", (long long) k, (long long) hw);
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {hw, 4}, &proposals));	/* [HW, 4] logits */
+	valid = groma_arena_alloc(act, (size_t) hw);
+	if (valid == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "proposer: scratch arena full");
+	GROMA_TRY(groma_output_proposals((int) n, (int) n, 0, &proposals, valid));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, hw, d}, &query));
+	GROMA_TRY(groma_copy(&o->memory, &query));
+	for (int64_t b = 0; b < batch; b++)
+		for (int64_t i = 0; i < hw; i++)
+			if (!valid[i])
+				memset((float *) query.data + (b * hw + i) * d, 0, (size_t) d * sizeof(float));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, hw, d}, &delta));
+	GROMA_TRY(groma_linear(&query, &p->enc_output_w, &p->enc_output_b, &delta));
+	GROMA_TRY(groma_layer_norm(&delta, &p->enc_norm_w, &p->enc_norm_b, 1e-5f, &query));
+	GROMA_TRY(groma_tensor_reshape(&o->enc_class, 3, (int64_t[]) {batch, hw, 1}, &logits));
+	GROMA_TRY(groma_linear(&query, &p->class_enc_w, &p->class_enc_b, &logits));
+	GROMA_TRY(box_mlp(&p->box_enc, &query, act, &o->enc_coord_logits));
+	GROMA_TRY(groma_add(&o->enc_coord_logits, &proposals, &o->enc_coord_logits));
+
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, k, 2 * d}, &pos_in));	/* [B, K, 2d] */
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, k, 2 * d}, &pos_out));
+	for (int64_t b = 0; b < batch; b++)
+	{
+		groma_tensor row;
+		float		topk_logits[4 * 4096];
+
+		if (k > 4096)
+			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "proposer: more than 4096 queries");
+		GROMA_TRY(groma_tensor_narrow(&o->enc_class, 0, b, 1, &row));
+		GROMA_TRY(groma_tensor_reshape(&row, 1, (int64_t[]) {hw}, &row));
+		GROMA_TRY(groma_topk(&row, (int) k, o->topk + b * k, NULL));
+		for (int64_t q = 0; q < k; q++)
+		{
+			const float *src = (const float *) o->enc_coord_logits.data + (b * hw + o->topk[b * k + q]) * 4;
+			float	   *ref = (float *) o->init_ref.data + (b * k + q) * 4;
+
+			memcpy(topk_logits + q * 4, src, 4 * sizeof(float));
+			for (int c = 0; c < 4; c++)
+				ref[c] = 1.0f / (1.0f + expf(-src[c]));
+		}
+		proposal_pos_embed(topk_logits, k, d, (float *) pos_in.data + b * k * 2 * d);
+	}
+	GROMA_TRY(groma_linear(&pos_in, &p->pos_trans_w, &p->pos_trans_b, &pos_out));
+	GROMA_TRY(groma_layer_norm(&pos_out, &p->pos_norm_w, &p->pos_norm_b, 1e-5f, &pos_out));
+	{
+		groma_tensor first;
+
+		GROMA_TRY(groma_tensor_narrow(&pos_out, 2, 0, d, &first));	/* query_pos = first d channels */
+		GROMA_TRY(groma_copy(&first, &o->query_pos));
+	}
+	act->used = mark;
+	return groma_ok();
+}
+
+/* sigmoid(delta + inverse_sigmoid(ref)) elementwise over [R, 4]. */
+static groma_status
+refine(const groma_tensor *delta, const groma_tensor *ref, groma_arena *act, groma_tensor *out)
+{
+	groma_tensor inv;
+	size_t		mark = act->used;
+
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, ref->ndim, ref->shape, &inv));
+	GROMA_TRY(groma_inverse_sigmoid(ref, 1e-5f, &inv));
+	GROMA_TRY(groma_add(delta, &inv, out));
+	GROMA_TRY(groma_sigmoid(out, out));
+	act->used = mark;
+	return groma_ok();
+}
+
+/* Decoder layers, per-layer heads, boxes and scores. */
+static groma_status
+decode(const groma_proposer *p, int64_t n, groma_arena *act, groma_proposer_outputs *o)
+{
+	int64_t		batch = o->memory.shape[0],
+				d = p->cfg.d_model,
+				k = p->cfg.num_queries,
+				layers = p->cfg.decoder_layers;
+	groma_tensor x,
+				delta;
+	size_t		mark = act->used;
+
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, k, d}, &x));	/* [B, K, d] */
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, k, 4}, &delta));
+	for (int64_t b = 0; b < batch; b++)
+		memcpy((float *) x.data + b * k * d, p->query_embed.data, (size_t) (k * d) * sizeof(float));
+	for (int64_t l = 0; l < layers; l++)
+	{
+		const groma_proposer_decoder_layer *dl = &p->dec[l];
+		groma_tensor slot,
+					ref_l,
+					box_l,
+					prev,
+					logit_slot;
+
+		/* Quirk: every layer attends with the initial reference points. */
+		GROMA_TRY(decoder_layer(p, dl, &x, &o->query_pos, &o->memory, n, &o->init_ref, act));
+		GROMA_TRY(groma_tensor_narrow(&o->dec_hidden, 0, l, 1, &slot));
+		GROMA_TRY(groma_tensor_reshape(&slot, 3, (int64_t[]) {batch, k, d}, &slot));
+		GROMA_TRY(groma_copy(&x, &slot));
+		GROMA_TRY(box_mlp(&dl->box, &x, act, &delta));
+		/* the layer's refined reference: always against the initial points */
+		GROMA_TRY(groma_tensor_narrow(&o->inter_ref, 0, l, 1, &ref_l));
+		GROMA_TRY(groma_tensor_reshape(&ref_l, 3, (int64_t[]) {batch, k, 4}, &ref_l));
+		GROMA_TRY(refine(&delta, &o->init_ref, act, &ref_l));
+		/* the layer's output box: against the previous layer's refined reference */
+		GROMA_TRY(groma_tensor_narrow(&o->boxes, 0, l, 1, &box_l));
+		GROMA_TRY(groma_tensor_reshape(&box_l, 3, (int64_t[]) {batch, k, 4}, &box_l));
+		if (l == 0)
+			prev = o->init_ref;
+		else
+		{
+			GROMA_TRY(groma_tensor_narrow(&o->inter_ref, 0, l - 1, 1, &prev));
+			GROMA_TRY(groma_tensor_reshape(&prev, 3, (int64_t[]) {batch, k, 4}, &prev));
+		}
+		GROMA_TRY(refine(&delta, &prev, act, &box_l));
+		GROMA_TRY(groma_tensor_narrow(&o->logits_coco, 0, l, 1, &logit_slot));
+		GROMA_TRY(groma_tensor_reshape(&logit_slot, 3, (int64_t[]) {batch, k, 1}, &logit_slot));
+		GROMA_TRY(groma_linear(&x, &dl->coco_w, &dl->coco_b, &logit_slot));
+		GROMA_TRY(groma_tensor_narrow(&o->logits_sa1b, 0, l, 1, &logit_slot));
+		GROMA_TRY(groma_tensor_reshape(&logit_slot, 3, (int64_t[]) {batch, k, 1}, &logit_slot));
+		GROMA_TRY(groma_linear(&x, &dl->sa1b_w, &dl->sa1b_b, &logit_slot));
+	}
+	/* score = sigmoid(coco)^0.4 · sigmoid(sa1b)^0.6 of the last layer */
+	for (int64_t i = 0; i < batch * k; i++)
+	{
+		float		c = ((const float *) o->logits_coco.data)[(layers - 1) * batch * k + i];
+		float		s = ((const float *) o->logits_sa1b.data)[(layers - 1) * batch * k + i];
+
+		((float *) o->scores.data)[i] = powf(1.0f / (1.0f + expf(-c)), 0.4f) *
+			powf(1.0f / (1.0f + expf(-s)), 0.6f);
+	}
+	act->used = mark;
+	return groma_ok();
+}
+
+/* Runs the proposer; see proposer.h. */
+groma_status
+groma_proposer_forward(const groma_proposer *p, const groma_tensor *hidden, groma_arena *act,
+					   groma_arena *out_arena, groma_proposer_outputs *out)
+{
+	int64_t		batch,
+				n,
+				d = p->cfg.d_model;
+	groma_tensor pos,
+				ref;
+	size_t		mark;
+
+	GROMA_TRY(groma_check_f32("proposer", "hidden", hidden));
+	GROMA_TRY(groma_check_ndim("proposer", "hidden", hidden, 4));
+	if (hidden->shape[0] < 4)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "proposer: needs at least 4 hidden states");
+	GROMA_TRY(groma_check_dim("proposer", "hidden", hidden, 3, p->cfg.in_channels));
+	batch = hidden->shape[1];
+	n = (int64_t) llround(sqrt((double) (hidden->shape[2] - 1)));
+	if (n * n + 1 != hidden->shape[2])
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "proposer: %lld tokens are not CLS plus a square grid",
+						   (long long) hidden->shape[2]);
+	GROMA_TRY(carve_outputs(p, batch, n * n, out_arena, out));
+	mark = act->used;			/* outputs stay when out_arena is act */
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n * n, d}, &pos));	/* [HW, d] */
+	GROMA_TRY(project_input(p, hidden, n, act, &out->memory, &pos));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, n * n, 2}, &ref));	/* [B, HW, 2] */
+	for (int64_t b = 0; b < batch; b++)
+	{
+		groma_tensor rb;
+
+		GROMA_TRY(groma_tensor_narrow(&ref, 0, b, 1, &rb));
+		GROMA_TRY(groma_tensor_reshape(&rb, 2, (int64_t[]) {n * n, 2}, &rb));
+		GROMA_TRY(groma_encoder_reference_points((int) n, (int) n, &rb));
+	}
+	for (int i = 0; i < p->cfg.encoder_layers; i++)
+		GROMA_TRY(encoder_layer(&p->enc[i], &out->memory, &pos, &ref, n, act));
+	GROMA_TRY(two_stage(p, n, act, out));
+	GROMA_TRY(decode(p, n, act, out));
+	act->used = mark;
+	return groma_ok();
+}

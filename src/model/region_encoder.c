@@ -1,0 +1,316 @@
+/*
+ * region_encoder.c - the region encoder as a script over ops.
+ */
+#include "region_encoder.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../runtime/op_check.h"
+#include "../runtime/ops.h"
+#include "../runtime/ops_spatial.h"
+
+#define PFX "region_encoder."
+
+/* Reads a stored weight's shape without binding it. */
+static groma_status
+peek(const groma_weight_source *src, const char *name, groma_tensor *t)
+{
+	return src->find(src->ctx, name, t);
+}
+
+/* Binds the region encoder; widths come from the weights that define them. */
+groma_status
+groma_region_encoder_build(groma_region_encoder *e, int64_t c, const groma_weight_source *src,
+						   groma_arena *w)
+{
+	groma_tensor t;
+	int64_t		ee,
+				p,
+				mid,
+				out;
+
+	memset(e, 0, sizeof(*e));
+	GROMA_TRY(peek(src, PFX "mlvl_fuse.input_conv.0.weight", &t));
+	ee = t.ndim == 4 ? t.shape[0] : 0;
+	GROMA_TRY(peek(src, PFX "roi_align.pos_embedd.0.weight", &t));
+	p = t.ndim == 2 ? t.shape[0] : 0;
+	GROMA_TRY(peek(src, PFX "roi_align.pos_embedd.3.weight", &t));
+	mid = t.ndim == 2 ? t.shape[0] : 0;
+	GROMA_TRY(peek(src, PFX "roi_align.updims.weight", &t));
+	out = t.ndim == 2 ? t.shape[0] : 0;
+	if (ee < 4 || ee % 4 != 0 || ee % 64 != 0 || p < 1 || mid < 1 || out < 1)
+		return groma_error(GROMA_ERR_FORMAT, "region encoder: unusable widths (embed %lld, pos %lld, mid %lld, out %lld)",
+						   (long long) ee, (long long) p, (long long) mid, (long long) out);
+	e->in_channels = c;
+	e->embed = ee;
+	e->pos_hidden = p;
+	e->mid = mid;
+	e->out = out;
+	e->groups = 64;
+	for (int l = 0; l < GROMA_REGION_LEVELS; l++)
+	{
+		GROMA_TRY(groma_bind(src, w, &e->input_conv_w[l], 4, (int64_t[]) {ee, c + 2, 1, 1}, PFX "mlvl_fuse.input_conv.%d.weight", l));
+		GROMA_TRY(groma_bind(src, w, &e->input_conv_b[l], 1, (int64_t[]) {ee}, PFX "mlvl_fuse.input_conv.%d.bias", l));
+		GROMA_TRY(groma_bind(src, w, &e->pconv_w[l], 4, (int64_t[]) {ee, ee, 3, 3}, PFX "roi_align.pconvs.%d.weight", l));
+		GROMA_TRY(groma_bind(src, w, &e->pconv_b[l], 1, (int64_t[]) {ee}, PFX "roi_align.pconvs.%d.bias", l));
+	}
+	for (int r = 0; r < GROMA_REGION_FUSE_ROUNDS; r++)
+	{
+		GROMA_TRY(groma_bind(src, w, &e->fuse_w[r], 4, (int64_t[]) {ee, ee, 3, 3}, PFX "mlvl_fuse.fuse_convs.%d.conv.weight", r));
+		GROMA_TRY(groma_bind(src, w, &e->gn_w[r], 1, (int64_t[]) {ee}, PFX "mlvl_fuse.fuse_convs.%d.gn.weight", r));
+		GROMA_TRY(groma_bind(src, w, &e->gn_b[r], 1, (int64_t[]) {ee}, PFX "mlvl_fuse.fuse_convs.%d.gn.bias", r));
+	}
+	GROMA_TRY(groma_bind(src, w, &e->pos0_w, 2, (int64_t[]) {p, 4}, PFX "roi_align.pos_embedd.0.weight"));
+	GROMA_TRY(groma_bind(src, w, &e->pos0_b, 1, (int64_t[]) {p}, PFX "roi_align.pos_embedd.0.bias"));
+	GROMA_TRY(groma_bind(src, w, &e->pos_ln0_w, 1, (int64_t[]) {p}, PFX "roi_align.pos_embedd.2.weight"));
+	GROMA_TRY(groma_bind(src, w, &e->pos_ln0_b, 1, (int64_t[]) {p}, PFX "roi_align.pos_embedd.2.bias"));
+	GROMA_TRY(groma_bind(src, w, &e->pos1_w, 2, (int64_t[]) {mid, p}, PFX "roi_align.pos_embedd.3.weight"));
+	GROMA_TRY(groma_bind(src, w, &e->pos1_b, 1, (int64_t[]) {mid}, PFX "roi_align.pos_embedd.3.bias"));
+	GROMA_TRY(groma_bind(src, w, &e->pos_ln1_w, 1, (int64_t[]) {mid}, PFX "roi_align.pos_embedd.5.weight"));
+	GROMA_TRY(groma_bind(src, w, &e->pos_ln1_b, 1, (int64_t[]) {mid}, PFX "roi_align.pos_embedd.5.bias"));
+	GROMA_TRY(groma_bind(src, w, &e->flat_w, 2, (int64_t[]) {mid, ee * GROMA_REGION_ROI_SIZE * GROMA_REGION_ROI_SIZE},
+						 PFX "roi_align.flatten_linear.weight"));
+	GROMA_TRY(groma_bind(src, w, &e->flat_b, 1, (int64_t[]) {mid}, PFX "roi_align.flatten_linear.bias"));
+	GROMA_TRY(groma_bind(src, w, &e->up_w, 2, (int64_t[]) {out, mid}, PFX "roi_align.updims.weight"));
+	GROMA_TRY(groma_bind(src, w, &e->up_b, 1, (int64_t[]) {out}, PFX "roi_align.updims.bias"));
+	return groma_ok();
+}
+
+/*
+ * x[B, C + 2, s, s] = the hidden state as a map resized to s (bilinear,
+ * align_corners) followed by x and y coordinate channels in [-1, 1].
+ */
+static groma_status
+level_input(const groma_tensor *h, int64_t n, int64_t s, groma_arena *act, groma_tensor *x)
+{
+	int64_t		batch = h->shape[0],
+				c = h->shape[2];
+	groma_tensor grid,
+				map,
+				feat;
+
+	/* [B, 1 + n², C] → [B, C, n, n] */
+	GROMA_TRY(groma_tensor_narrow(h, 1, 1, n * n, &grid));
+	GROMA_TRY(groma_tensor_permute(&grid, (int[]) {0, 2, 1}, &grid));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {batch, c, n, n}, &map));
+	{
+		groma_tensor map3;
+
+		GROMA_TRY(groma_tensor_reshape(&map, 3, (int64_t[]) {batch, c, n * n}, &map3));
+		GROMA_TRY(groma_copy(&grid, &map3));
+	}
+	for (int64_t b = 0; b < batch; b++)
+	{
+		GROMA_TRY(groma_tensor_narrow(x, 0, b, 1, &feat));
+		GROMA_TRY(groma_tensor_narrow(&feat, 1, 0, c, &feat));
+		{
+			groma_tensor src;
+
+			GROMA_TRY(groma_tensor_narrow(&map, 0, b, 1, &src));
+			GROMA_TRY(groma_resize_bilinear(&src, true, &feat));
+		}
+		for (int64_t i = 0; i < s; i++)
+			for (int64_t j = 0; j < s; j++)
+			{
+				float	   *xc = (float *) x->data + ((b * (c + 2) + c) * s + i) * s + j;
+				float	   *yc = xc + s * s;
+
+				/* torch.linspace(-1, 1, s) */
+				*xc = s > 1 ? -1.0f + 2.0f * (float) j / (float) (s - 1) : -1.0f;
+				*yc = s > 1 ? -1.0f + 2.0f * (float) i / (float) (s - 1) : -1.0f;
+			}
+	}
+	return groma_ok();
+}
+
+/*
+ * One exchange round for target level t: cat(own first E/2 channels, the
+ * coarser level's last E/4, the finer level's third E/4 — both resized
+ * bilinearly, align_corners — ) into out[B, E, s_t, s_t].
+ */
+static groma_status
+exchange(const groma_region_maps *in, int t, int64_t e, groma_arena *act, groma_tensor *out)
+{
+	int			top = t + 1 < GROMA_REGION_LEVELS ? t + 1 : GROMA_REGION_LEVELS - 1;
+	int			down = t > 0 ? t - 1 : 0;
+	int64_t		half = e / 2,
+				quarter = e / 4;
+	groma_tensor own,
+				dst,
+				src;
+
+	GROMA_TRY(groma_tensor_narrow(&in->level[t], 1, 0, half, &own));
+	GROMA_TRY(groma_tensor_narrow(out, 1, 0, half, &dst));
+	GROMA_TRY(groma_copy(&own, &dst));
+	for (int part = 0; part < 2; part++)
+	{
+		const groma_tensor *from = &in->level[part == 0 ? top : down];
+		int64_t		start = part == 0 ? half + quarter : half;
+		groma_tensor cont;
+		size_t		mark = act->used;
+
+		GROMA_TRY(groma_tensor_narrow(from, 1, start, quarter, &src));
+		GROMA_TRY(groma_tensor_narrow(out, 1, half + part * quarter, quarter, &dst));
+		/* the resize op wants contiguous tensors: stage the channel slice and the result */
+		GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, src.shape, &cont));
+		GROMA_TRY(groma_copy(&src, &cont));
+		{
+			groma_tensor resized;
+
+			GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, dst.shape, &resized));
+			GROMA_TRY(groma_resize_bilinear(&cont, true, &resized));
+			GROMA_TRY(groma_copy(&resized, &dst));
+		}
+		act->used = mark;
+	}
+	return groma_ok();
+}
+
+/* Builds the fused maps; see region_encoder.h. */
+groma_status
+groma_region_fuse(const groma_region_encoder *e, const groma_tensor *hidden, groma_arena *act,
+				  groma_arena *out_arena, groma_region_maps *maps)
+{
+	int64_t		layers = hidden->shape[0],
+				batch = hidden->shape[1],
+				c = hidden->shape[3],
+				n = (int64_t) llround(sqrt((double) (hidden->shape[2] - 1))),
+				ee = e->embed;
+	groma_region_maps cur,
+				next,
+				final;
+	size_t		mark;
+
+	GROMA_TRY(groma_check_f32("region_fuse", "hidden", hidden));
+	if (layers < 3 || c != e->in_channels || n * n + 1 != hidden->shape[2])
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "region_fuse: hidden states do not fit the encoder");
+	/* The outputs come first, so they survive when out_arena is act. */
+	for (int l = 0; l < GROMA_REGION_LEVELS; l++)
+	{
+		int64_t		s = n << (GROMA_REGION_LEVELS - 1 - l);
+
+		GROMA_TRY(groma_arena_tensor(out_arena, GROMA_F32, 4, (int64_t[]) {batch, ee, s, s}, &final.level[l]));
+	}
+	mark = act->used;
+	for (int l = 0; l < GROMA_REGION_LEVELS; l++)
+	{
+		int64_t		s = n << (GROMA_REGION_LEVELS - 1 - l);	/* 4n, 2n, n */
+		groma_tensor h,
+					x;
+
+		GROMA_TRY(groma_tensor_narrow(hidden, 0, layers - 3 + l, 1, &h));
+		GROMA_TRY(groma_tensor_reshape(&h, 3, (int64_t[]) {batch, n * n + 1, c}, &h));
+		GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {batch, c + 2, s, s}, &x));
+		GROMA_TRY(level_input(&h, n, s, act, &x));
+		GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {batch, ee, s, s}, &cur.level[l]));
+		GROMA_TRY(groma_conv2d(&x, &e->input_conv_w[l], &e->input_conv_b[l], 1, 0, act, &cur.level[l]));
+	}
+	for (int r = 0; r < GROMA_REGION_FUSE_ROUNDS; r++)
+	{
+		for (int l = 0; l < GROMA_REGION_LEVELS; l++)
+		{
+			groma_tensor mixed;
+
+			GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, cur.level[l].shape, &mixed));
+			GROMA_TRY(exchange(&cur, l, ee, act, &mixed));
+			if (r == GROMA_REGION_FUSE_ROUNDS - 1)
+				next.level[l] = final.level[l];
+			else
+				GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, cur.level[l].shape, &next.level[l]));
+			GROMA_TRY(groma_conv2d(&mixed, &e->fuse_w[r], NULL, 1, 1, act, &next.level[l]));
+			GROMA_TRY(groma_group_norm(&next.level[l], e->groups, &e->gn_w[r], &e->gn_b[r], 1e-5f, &next.level[l]));
+			GROMA_TRY(groma_relu(&next.level[l], &next.level[l]));
+		}
+		cur = next;
+	}
+	*maps = cur;
+	act->used = mark;
+	return groma_ok();
+}
+
+/* pos[N, mid] = LN(ReLU(Linear(LN(ReLU(Linear(boxes)))))) of the normalised boxes. */
+static groma_status
+box_position(const groma_region_encoder *e, const groma_tensor *boxes, groma_arena *act, groma_tensor *pos)
+{
+	groma_tensor h;
+	size_t		mark = act->used;
+
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {boxes->shape[0], e->pos_hidden}, &h));
+	GROMA_TRY(groma_linear(boxes, &e->pos0_w, &e->pos0_b, &h));
+	GROMA_TRY(groma_relu(&h, &h));
+	GROMA_TRY(groma_layer_norm(&h, &e->pos_ln0_w, &e->pos_ln0_b, 1e-5f, &h));
+	GROMA_TRY(groma_linear(&h, &e->pos1_w, &e->pos1_b, pos));
+	GROMA_TRY(groma_relu(pos, pos));
+	GROMA_TRY(groma_layer_norm(pos, &e->pos_ln1_w, &e->pos_ln1_b, 1e-5f, pos));
+	act->used = mark;
+	return groma_ok();
+}
+
+/* Region tokens for the boxes of one image; see region_encoder.h. */
+groma_status
+groma_region_tokens(const groma_region_encoder *e, const groma_region_maps *maps, int64_t batch_index,
+					const float *boxes, int64_t n, groma_arena *act, groma_tensor *tokens,
+					float *probe_rois, groma_tensor *probe_flat, groma_tensor *probe_pos)
+{
+	const int64_t rs = GROMA_REGION_ROI_SIZE;
+	int64_t		ee = e->embed;
+	groma_tensor rois,
+				tboxes,
+				pooled,
+				summed,
+				conv,
+				flat,
+				pos;
+	size_t		mark = act->used;
+
+	if (n < 1)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "region tokens: no boxes");
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, 5}, &rois));	/* [N, 5] */
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, 4}, &tboxes));	/* [N, 4] */
+	for (int64_t i = 0; i < n; i++)
+	{
+		float	   *r = (float *) rois.data + i * 5;
+
+		memcpy((float *) tboxes.data + i * 4, boxes + i * 4, 4 * sizeof(float));
+		r[0] = 0.0f;			/* one image's maps are passed below */
+		for (int k = 0; k < 4; k++)
+			r[1 + k] = boxes[i * 4 + k] * 448.0f;	/* quirk: (cx, cy, w, h)·448 read as corners */
+	}
+	if (probe_rois)
+		for (int64_t i = 0; i < n; i++)
+		{
+			memcpy(probe_rois + i * 5, (float *) rois.data + i * 5, 5 * sizeof(float));
+			probe_rois[i * 5] = (float) batch_index;
+		}
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {n, ee, rs, rs}, &pooled));	/* [N, E, 14, 14] */
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {n, ee, rs, rs}, &conv));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {n, ee, rs, rs}, &summed));
+	memset(summed.data, 0, groma_tensor_nbytes(&summed));
+	for (int l = 0; l < GROMA_REGION_LEVELS; l++)
+	{
+		groma_tensor map;
+		/* spatial scales 8/14, 4/14, 2/14: mmcv strides 14/8, 14/4, 14/2 */
+		float		scale = (float) (1.0 / (14.0 / (double) (8 >> l)));
+
+		GROMA_TRY(groma_tensor_narrow(&maps->level[l], 0, batch_index, 1, &map));
+		GROMA_TRY(groma_roi_align(&map, &rois, scale, 2, true, &pooled));
+		GROMA_TRY(groma_conv2d(&pooled, &e->pconv_w[l], &e->pconv_b[l], 1, 1, act, &conv));
+		GROMA_TRY(groma_add(&summed, &conv, &summed));
+	}
+	GROMA_TRY(groma_relu(&summed, &summed));
+	GROMA_TRY(groma_tensor_reshape(&summed, 2, (int64_t[]) {n, ee * rs * rs}, &summed));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, e->mid}, &flat));	/* [N, mid] */
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, e->mid}, &pos));
+	GROMA_TRY(groma_linear(&summed, &e->flat_w, &e->flat_b, &flat));
+	GROMA_TRY(box_position(e, &tboxes, act, &pos));
+	if (probe_flat)
+		GROMA_TRY(groma_copy(&flat, probe_flat));
+	if (probe_pos)
+		GROMA_TRY(groma_copy(&pos, probe_pos));
+	GROMA_TRY(groma_add(&flat, &pos, &flat));
+	GROMA_TRY(groma_linear(&flat, &e->up_w, &e->up_b, tokens));
+	act->used = mark;
+	return groma_ok();
+}

@@ -1,0 +1,52 @@
+/*
+ * vision.h - the whole vision side of one request (GROMA.md steps 1-6):
+ * JPEG → pixels → DINOv2 → image tokens, proposals, selected boxes and one
+ * region token per selected box.
+ */
+#ifndef GROMA_VISION_H
+#define GROMA_VISION_H
+
+#include "../image/jpeg_decode.h"
+#include "groma_model.h"
+
+/* Refer boxes one request may carry. */
+#define GROMA_MAX_REFER_BOXES 16
+
+/* Milliseconds spent in each stage of the last run. */
+typedef struct groma_vision_timing
+{
+	double		decode_ms;
+	double		dinov2_ms;
+	double		proposer_ms;
+	double		select_ms;
+	double		region_ms;
+	double		bridge_ms;
+} groma_vision_timing;
+
+typedef struct groma_vision_result
+{
+	int			width;			/* original image size */
+	int			height;
+	groma_tensor image_tokens;	/* [(n/2)², D] bridge output */
+	int			n_regions;
+	int64_t    *kept;			/* [n_regions] candidate indices (>= K: refer boxes) */
+	float	   *boxes;			/* [n_regions][4] normalised (cx, cy, w, h), score order */
+	float	   *scores;			/* [n_regions] (1.0 for refer boxes) */
+	groma_tensor region_tokens;	/* [n_regions, D] */
+	int			n_refer;
+	int64_t		refer_match[GROMA_MAX_REFER_BOXES];	/* refer box → index into boxes */
+	groma_vision_timing timing;
+} groma_vision_result;
+
+/*
+ * Runs the vision side on JPEG bytes with optional refer boxes refer_px
+ * [n_refer][4] as pixel corners of the original image.  Results are carved
+ * from out (valid until it is reset); act holds scratch.  Bad refer boxes
+ * (non-finite, empty, outside the image) fail with GROMA_ERR_INVALID_ARGUMENT
+ * before any model work.
+ */
+groma_status groma_vision_run(const groma_model *m, const uint8_t *jpeg, size_t len,
+							  const groma_jpeg_limits *limits, const double *refer_px, int n_refer,
+							  groma_arena *act, groma_arena *out, groma_vision_result *res);
+
+#endif							/* GROMA_VISION_H */

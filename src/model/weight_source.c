@@ -1,0 +1,106 @@
+/*
+ * weight_source.c - binding named weights with shape checks.
+ */
+#include "weight_source.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../runtime/ops.h"
+
+/* Binds one weight; see weight_source.h. */
+groma_status
+groma_bind(const groma_weight_source *src, groma_arena *copies, groma_tensor *out,
+		   int ndim, const int64_t *shape, const char *fmt,...)
+{
+	char		name[256];
+	char		want[64],
+				got[64];
+	groma_tensor stored,
+				expect;
+	groma_status st;
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	st = src->find(src->ctx, name, &stored);
+	if (st.code != GROMA_OK)
+		return st;
+	expect = groma_tensor_view(NULL, GROMA_F32, ndim, shape);
+	if (!groma_tensor_same_shape(&stored, &expect))
+		return groma_error(GROMA_ERR_FORMAT, "weight \"%s\" has shape %s, expected %s", name,
+						   groma_tensor_shape_str(&stored, got, sizeof(got)),
+						   groma_tensor_shape_str(&expect, want, sizeof(want)));
+	if (stored.dtype == GROMA_F32 && groma_tensor_is_contiguous(&stored) &&
+		((uintptr_t) stored.data % sizeof(float)) == 0)
+	{
+		*out = stored;
+		return groma_ok();
+	}
+	/* Converted (or realigned) copy in the weights arena. */
+	st = groma_arena_tensor(copies, GROMA_F32, ndim, shape, out);
+	if (st.code != GROMA_OK)
+		return groma_error(st.code, "weight \"%s\": %s", name, st.message);
+	if (stored.dtype == GROMA_F32 && groma_tensor_is_contiguous(&stored))
+	{
+		memcpy(out->data, stored.data, groma_tensor_nbytes(out));
+		return groma_ok();
+	}
+	if (stored.dtype == GROMA_F32)
+		return groma_copy(&stored, out);
+	st = groma_convert(&stored, out);
+	if (st.code != GROMA_OK)
+		return groma_error(st.code, "weight \"%s\": %s", name, st.message);
+	return groma_ok();
+}
+
+/* Finds a tensor in a safetensors file and returns it as a view. */
+static groma_status
+safetensors_find(void *ctx, const char *name, groma_tensor *out)
+{
+	groma_st_tensor t;
+	groma_status st = groma_st_get(ctx, name, &t);
+	groma_dtype dtype;
+
+	if (st.code != GROMA_OK)
+		return st;
+	switch (t.dtype)
+	{
+		case GROMA_ST_F32:
+			dtype = GROMA_F32;
+			break;
+		case GROMA_ST_BF16:
+			dtype = GROMA_BF16;
+			break;
+		case GROMA_ST_F16:
+			dtype = GROMA_F16;
+			break;
+		case GROMA_ST_I64:
+			dtype = GROMA_I64;
+			break;
+		case GROMA_ST_I32:
+			dtype = GROMA_I32;
+			break;
+		case GROMA_ST_U8:
+			dtype = GROMA_U8;
+			break;
+		default:
+			return groma_error(GROMA_ERR_UNSUPPORTED, "tensor \"%s\" has dtype %s", name,
+							   groma_st_dtype_name(t.dtype));
+	}
+	if (t.ndim > GROMA_MAX_DIMS)
+		return groma_error(GROMA_ERR_UNSUPPORTED, "tensor \"%s\" has %d dimensions", name, t.ndim);
+	*out = groma_tensor_view((void *) t.data, dtype, t.ndim, t.shape);
+	return groma_ok();
+}
+
+/* Returns a weight source over an opened safetensors file. */
+groma_weight_source
+groma_weight_source_safetensors(groma_st_file *file)
+{
+	groma_weight_source s = {file, safetensors_find};
+
+	return s;
+}

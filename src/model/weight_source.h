@@ -1,0 +1,36 @@
+/*
+ * weight_source.h - how model files get their weights: by original tensor
+ * name, with the expected shape checked, as f32 views.
+ *
+ * A weight source is anything that can find a tensor by name (a
+ * safetensors file, a PyTorch checkpoint).  Binding returns the stored
+ * tensor itself when it is already contiguous f32 (no copy: it stays in the
+ * memory-mapped file), or a converted copy carved from a weights arena.
+ */
+#ifndef GROMA_WEIGHT_SOURCE_H
+#define GROMA_WEIGHT_SOURCE_H
+
+#include "../io/safetensors.h"
+#include "../runtime/arena.h"
+#include "../runtime/tensor.h"
+
+typedef struct groma_weight_source
+{
+	void	   *ctx;
+	/* Finds a tensor by its original name; GROMA_ERR_FORMAT naming it when absent. */
+	groma_status (*find) (void *ctx, const char *name, groma_tensor *out);
+} groma_weight_source;
+
+/*
+ * Binds the weight named by the printf-style fmt, checking it has exactly
+ * ndim dimensions of the given shape (the first mismatch is reported with
+ * both shapes); converts bf16/f16 or strided storage into copies.
+ */
+groma_status groma_bind(const groma_weight_source *src, groma_arena *copies, groma_tensor *out,
+						int ndim, const int64_t *shape, const char *fmt,...)
+			__attribute__((format(printf, 6, 7)));
+
+/* Returns a weight source over an opened safetensors file (which must outlive it). */
+groma_weight_source groma_weight_source_safetensors(groma_st_file *file);
+
+#endif							/* GROMA_WEIGHT_SOURCE_H */

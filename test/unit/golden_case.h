@@ -1,0 +1,60 @@
+/*
+ * golden_case.h - reading the golden cases for model parity tests: aligned
+ * copies of tensors, tolerances from manifest.json, and a comparison that
+ * prints the max absolute and relative error of each stage.
+ */
+#ifndef GROMA_TEST_GOLDEN_CASE_H
+#define GROMA_TEST_GOLDEN_CASE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../../src/io/safetensors.h"
+
+/* The three golden cases: image file and case name. */
+typedef struct golden_case_name
+{
+	const char *image;
+	const char *name;
+} golden_case_name;
+
+extern const golden_case_name golden_cases[3];
+
+/* An opened case: the compact file (always) and the full one (when ../shared is present). */
+typedef struct golden_case
+{
+	const char *name;
+	groma_st_file *compact;
+	groma_st_file *full;		/* NULL when absent */
+} golden_case;
+
+/* Opens case name; the test fails when the compact file is missing. */
+bool		golden_case_open(const char *name, golden_case *c);
+
+/* Closes both files. */
+void		golden_case_close(golden_case *c);
+
+/* Returns true when the compact or the full file holds tensor. */
+bool		golden_has(const golden_case *c, const char *tensor);
+
+/* Returns a malloc'd aligned copy of an F32 tensor (from compact, else full), NULL when absent; *numel its size. */
+float	   *golden_f32(const golden_case *c, const char *tensor, int64_t *numel);
+
+/* Returns a malloc'd aligned copy of an I64 tensor, NULL when absent. */
+int64_t    *golden_i64(const golden_case *c, const char *tensor, int64_t *numel);
+
+/*
+ * Compares got[n] with the golden tensor under the manifest's tolerance for
+ * it (atol/rtol, or exact), printing "case stage: max abs E, max rel R (n
+ * values, tolerance ...)"; fails the test on a violation or a size mismatch.
+ * Returns the max abs error (or -1 when the tensor is absent).
+ */
+double		golden_compare(const golden_case *c, const char *tensor, const float *got, int64_t n);
+
+/* Checks that n int64 values equal the golden ones exactly, printing the outcome. */
+bool		golden_compare_ids(const golden_case *c, const char *tensor, const int64_t *got, int64_t n);
+
+/* Returns a fragility margin from manifest.json (case, dotted key), or a negative value when absent. */
+double		golden_fragility(const char *case_name, const char *key);
+
+#endif							/* GROMA_TEST_GOLDEN_CASE_H */
