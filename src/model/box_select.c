@@ -127,25 +127,20 @@ groma_status
 groma_refer_box_from_pixels(double x1, double y1, double x2, double y2, int width, int height,
 							float *cxcywh)
 {
-	double		lx = fmin(x1, x2),
-				hx = fmax(x1, x2),
-				ly = fmin(y1, y2),
-				hy = fmax(y1, y2);
-
 	if (!isfinite(x1) || !isfinite(y1) || !isfinite(x2) || !isfinite(y2))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "refer box has a coordinate that is not a finite number");
 	if (width <= 0 || height <= 0)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "refer box needs a positive image size");
-	if (hx - lx <= 0 || hy - ly <= 0)
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "refer box (%g,%g),(%g,%g) has zero width or height",
-						   x1, y1, x2, y2);
-	if (lx < 0 || ly < 0 || hx > width || hy > height)
+	if (x2 <= x1 || y2 <= y1)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT,
+						   "refer box (%g,%g),(%g,%g) has zero or negative width or height", x1, y1, x2, y2);
+	if (x1 < 0 || y1 < 0 || x2 > width || y2 > height)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "refer box (%g,%g),(%g,%g) is not inside the %dx%d image",
 						   x1, y1, x2, y2, width, height);
-	cxcywh[0] = (float) ((lx + hx) / 2.0 / width);
-	cxcywh[1] = (float) ((ly + hy) / 2.0 / height);
-	cxcywh[2] = (float) ((hx - lx) / width);
-	cxcywh[3] = (float) ((hy - ly) / height);
+	cxcywh[0] = (float) ((x1 + x2) / 2.0 / width);
+	cxcywh[1] = (float) ((y1 + y2) / 2.0 / height);
+	cxcywh[2] = (float) ((x2 - x1) / width);
+	cxcywh[3] = (float) ((y2 - y1) / height);
 	return groma_ok();
 }
 

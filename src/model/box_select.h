@@ -45,9 +45,10 @@ groma_status groma_match_refer_boxes(const float *refer, int r, const float *sel
 									 int64_t *match, float *ious);
 
 /*
- * Converts a user box in pixels of a width × height image, given as two
- * corners in any order, to normalised (cx, cy, w, h).  Refuses non-finite
- * coordinates, zero width or height, and boxes not inside the image.
+ * Converts a user box in pixels of a width × height image, corners (x1, y1)
+ * top-left and (x2, y2) bottom-right, to normalised (cx, cy, w, h).
+ * Refuses non-finite coordinates, zero or negative width or height, and
+ * boxes not inside the image (edges on the border are inside).
  */
 groma_status groma_refer_box_from_pixels(double x1, double y1, double x2, double y2,
 										 int width, int height, float *cxcywh);

@@ -41,9 +41,9 @@ copies_size(const groma_checkpoint *ckpt)
 	return total;
 }
 
-/* Builds every network from the configuration. */
-static groma_status
-build_networks(groma_model *m)
+/* Builds every network from the configuration; see groma_model.h. */
+groma_status
+groma_model_build(groma_model *m)
 {
 	const groma_model_config *c = &m->cfg;
 	groma_dinov2_config vc = {
@@ -101,7 +101,7 @@ groma_model_load(const char *dir, groma_model **out)
 		st = groma_arena_init(&m->weights, copies_size(m->ckpt));
 	}
 	if (st.code == GROMA_OK)
-		st = build_networks(m);
+		st = groma_model_build(m);
 	if (st.code != GROMA_OK)
 	{
 		groma_model_free(m);

@@ -34,6 +34,13 @@ typedef struct groma_model
 groma_weight_source groma_weight_source_checkpoint(groma_checkpoint *ckpt);
 
 /*
+ * Builds every network of m from m->cfg over m->src, with copies and derived
+ * tables in m->weights (all three set by the caller).  Fails on the first
+ * missing weight or shape mismatch, naming it.
+ */
+groma_status groma_model_build(groma_model *m);
+
+/*
  * Loads the model in dir (config.json plus pytorch_model.bin or
  * model.safetensors), building every network; *out is NULL on failure.
  */

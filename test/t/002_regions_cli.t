@@ -1,0 +1,65 @@
+# groma-server --model DIR --regions IMG on the bundled tiny model: the boxes
+# the golden run keeps, in pixels of the original image, and clear errors for
+# bad refer boxes.
+use strict;
+use warnings;
+use Test::More;
+use File::Temp qw(tempdir);
+
+my $root = $ENV{GROMA_SOURCE_DIR} // '.';
+my $server = $ENV{GROMA_SERVER} // "$root/groma-server";
+my $model = "$root/test/golden/tiny-groma";
+my $tmp = tempdir(CLEANUP => 1);
+
+# Runs groma-server; returns (exit code, stdout, stderr).
+sub run_server {
+    my @args = @_;
+    my $pid = open(my $out, '-|') // die "fork: $!";
+    if ($pid == 0) {
+        open(STDERR, '>', "$tmp/stderr") or die;
+        exec($server, @args) or die "exec: $!";
+    }
+    local $/;
+    my $stdout = <$out> // '';
+    close($out);
+    my $rc = $? >> 8;
+    open(my $e, '<', "$tmp/stderr") or die;
+    my $stderr = <$e> // '';
+    return ($rc, $stdout, $stderr);
+}
+
+# The golden run keeps 15 boxes for the synthetic image (sel.noref.kept_indices).
+my ($rc, $out, $err) = run_server('--model', $model, '--regions', "$root/test/golden/images/synthetic_333x251.jpg");
+is($rc, 0, '--regions exits 0') or diag($err);
+like($out, qr/"width": 333, "height": 251/, 'reports the original image size');
+my @boxes = ($out =~ /"box": \[([-\d.]+), ([-\d.]+), ([-\d.]+), ([-\d.]+)\]/g);
+is(scalar(@boxes) / 4, 15, 'keeps the 15 regions of the golden run');
+my @scores = ($out =~ /"score": ([\d.]+)/g);
+is_deeply([sort { $b <=> $a } @scores], \@scores, 'regions come in descending score order');
+ok((grep { $_ <= 0.15 } @scores) == 0, 'every kept score is above the 0.15 threshold');
+
+# A refer box is kept with score 1 and matched to itself.
+($rc, $out, $err) = run_server('--model', $model, '--regions', "$root/test/golden/images/synthetic_333x251.jpg",
+    '--refer', '100,50,200,150');
+is($rc, 0, '--refer exits 0') or diag($err);
+like($out, qr/"index": 0, "box": \[100\.00, 50\.00, 200\.00, 150\.00\], "score": 1\.000000, "refer": true/,
+    'the refer box comes first with score 1, in pixels');
+like($out, qr/"refer_match": \[0\]/, 'and is matched to itself');
+
+for my $bad (['nan,0,10,10', 'not a finite number'], ['10,10,10,20', 'zero or negative'],
+             ['20,10,10,20', 'zero or negative'], ['0,0,400,10', 'not inside']) {
+    ($rc, $out, $err) = run_server('--model', $model, '--regions', "$root/test/golden/images/synthetic_333x251.jpg",
+        '--refer', $bad->[0]);
+    is($rc, 1, "refer box $bad->[0] is refused");
+    like($err, qr/\Q$bad->[1]\E/, "with a clear message ($bad->[1])");
+}
+($rc, $out, $err) = run_server('--model', $model, '--regions', "$root/test/golden/images/synthetic_333x251.jpg",
+    '--refer', '1,2,3');
+is($rc, 2, 'a malformed --refer is a usage error');
+($rc, $out, $err) = run_server('--model', "$tmp/no-such-model", '--regions', "$root/test/golden/images/synthetic_333x251.jpg");
+is($rc, 1, 'a missing model folder exits 1');
+($rc, $out, $err) = run_server('--model', $model, '--regions', "$root/test/fixtures/not_jpeg.png");
+is($rc, 1, 'a PNG exits 1');
+like($err, qr/PNG/, 'and says why');
+
+done_testing();
