@@ -157,7 +157,8 @@ open_weights_file(groma_checkpoint *ckpt)
 	close(fd);
 	if (got == 4 && magic[0] == 'P' && magic[1] == 'K')
 		return open_torch_zip(ckpt);
-	if (got >= 1 && magic[0] == 0x80)
+	/* Legacy files start with a pickled magic number: PROTO n, LONG1 of 10 bytes. */
+	if (got == 4 && magic[0] == 0x80 && magic[2] == 0x8a && magic[3] == 0x0a)
 		return groma_error(GROMA_ERR_UNSUPPORTED,
 						   "\"%s\" is in the legacy torch.save format (before torch 1.6); re-save it with a newer torch",
 						   ckpt->path);

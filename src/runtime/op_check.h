@@ -22,7 +22,5 @@ groma_status groma_check_dim(const char *op, const char *what, const groma_tenso
 /* Softmax of one row in place (max-subtracted; an all -inf row becomes zeros). */
 void		groma_softmax_row(float *row, int64_t n);
 
-/* Evaluates a groma_status expression and returns it from the caller on failure. */
-#define GROMA_TRY(expr) do { groma_status try_ = (expr); if (try_.code != GROMA_OK) return try_; } while (0)
 
 #endif							/* GROMA_OP_CHECK_H */

@@ -43,4 +43,7 @@ groma_status groma_error(groma_status_code code, const char *fmt,...)
 /* Returns a stable lower-case name for a code, for logs and CLI output. */
 const char *groma_status_code_name(groma_status_code code);
 
+/* Evaluates a groma_status expression and returns it from the caller on failure. */
+#define GROMA_TRY(expr) do { groma_status try_ = (expr); if (try_.code != GROMA_OK) return try_; } while (0)
+
 #endif							/* GROMA_STATUS_H */

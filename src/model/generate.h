@@ -1,0 +1,37 @@
+/*
+ * generate.h - answering a query about an image: prompt assembly, prefill
+ * of the whole prompt, then greedy decoding with the KV cache until </s> or
+ * the token limit (GROMA.md steps 7-9).
+ */
+#ifndef GROMA_GENERATE_H
+#define GROMA_GENERATE_H
+
+#include <stdbool.h>
+
+#include "../text/tokenizer.h"
+#include "vision.h"
+
+typedef struct groma_generation
+{
+	int32_t    *ids;			/* [n] generated ids (malloc), </s> not included */
+	size_t		n;
+	bool		hit_eos;		/* stopped at </s> rather than the limit */
+	size_t		prompt_tokens;	/* positions of the expanded prompt */
+	double		prefill_ms;
+	double		decode_ms;		/* all decode steps together */
+} groma_generation;
+
+/*
+ * Generates up to max_new_tokens ids for query over a finished vision
+ * result (its refer boxes, in order, fill the query's <refer_box> places).
+ * With stop_at_eos false, decoding runs the full count (parity tests).
+ * Scratch comes from act and is released.
+ */
+groma_status groma_generate(const groma_model *m, const groma_tokenizer *tok,
+							const groma_vision_result *vis, const char *query, int max_new_tokens,
+							bool stop_at_eos, groma_arena *act, groma_generation *out);
+
+/* Frees the generated ids; safe on a zeroed generation. */
+void		groma_generation_free(groma_generation *g);
+
+#endif							/* GROMA_GENERATE_H */
