@@ -58,9 +58,12 @@ LIB_OBJS = $(patsubst %.c,build/server/%.o,$(LIB_SRCS))
 
 all: $(PROGRAMS)
 
+# -MMD: objects are rebuilt when a header they include changes.
 build/server/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(SERVER_CFLAGS) -I$(CUDA_HOME)/include -c $< -o $@
+	$(CC) $(SERVER_CFLAGS) -MMD -MP -I$(CUDA_HOME)/include -c $< -o $@
+
+-include $(shell find build/server -name '*.d' 2>/dev/null)
 
 kernels/%.o: kernels/%.cu kernels/groma_cuda.h
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@

@@ -238,6 +238,7 @@ else
 fi
 
 echo
+echo "elapsed: ${SECONDS}s"
 [ "$FAILED" = 0 ] || echo "failed: ${FAILED_NAMES[*]}"
 echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
 [ "$FAILED" = 0 ]

@@ -360,7 +360,7 @@ take(reader *r, size_t n, const uint8_t **bytes)
 static groma_status
 take_uint(reader *r, size_t n, uint64_t *out)
 {
-	const uint8_t *b;
+	const uint8_t *b = NULL;
 	groma_status st = take(r, n, &b);
 
 	*out = 0;
@@ -397,7 +397,7 @@ static groma_status
 op_unicode(reader *r, size_t width)
 {
 	uint64_t	len;
-	const uint8_t *text;
+	const uint8_t *text = NULL;
 	groma_status st = take_uint(r, width, &len);
 
 	if (st.code != GROMA_OK)
@@ -429,7 +429,7 @@ op_long(reader *r, size_t width)
 {
 	uint64_t	n,
 				bits = 0;
-	const uint8_t *b;
+	const uint8_t *b = NULL;
 	groma_status st = take_uint(r, width, &n);
 
 	if (st.code != GROMA_OK)
@@ -451,7 +451,7 @@ op_long(reader *r, size_t width)
 static groma_status
 op_binfloat(reader *r)
 {
-	const uint8_t *b;
+	const uint8_t *b = NULL;
 	uint64_t	bits = 0;
 	value	   *v;
 	groma_status st = take(r, 8, &b);
@@ -559,7 +559,7 @@ op_stack_global(reader *r)
 static groma_status
 op_tuple(reader *r, int count)
 {
-	size_t		start,
+	size_t		start = 0,
 				n;
 	value	   *t;
 	groma_status st;
@@ -624,7 +624,7 @@ op_add_one(reader *r, value_kind want, size_t items)
 static groma_status
 op_add_marked(reader *r, value_kind want)
 {
-	size_t		start;
+	size_t		start = 0;
 	groma_status st = pop_mark(r, &start);
 
 	if (st.code != GROMA_OK)

@@ -408,7 +408,7 @@ index_names(groma_zip *zip)
 static groma_status
 parse_directory(groma_zip *zip)
 {
-	directory_location loc;
+	directory_location loc = {0};
 	groma_status st = locate_directory(zip, &loc);
 	uint64_t	pos;
 	char	   *names;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../io/checkpoint_validate.h"
 #include "../runtime/op_check.h"
 
 /* Finds a checkpoint tensor as a runtime view. */
@@ -95,6 +96,16 @@ groma_model_load(const char *dir, groma_model **out)
 	st = groma_model_config_load(path, &m->cfg);
 	if (st.code == GROMA_OK)
 		st = groma_checkpoint_open(dir, &m->ckpt);
+	if (st.code == GROMA_OK)
+		st = groma_model_config_widths_from_checkpoint(&m->cfg, m->ckpt);
+	if (st.code == GROMA_OK)
+	{
+		groma_validation_report report = {0};
+
+		st = groma_checkpoint_validate(m->ckpt, &m->cfg, &report);
+		m->unused_tensors = report.unused_count;
+		groma_validation_report_free(&report);
+	}
 	if (st.code == GROMA_OK)
 	{
 		m->src = groma_weight_source_checkpoint(m->ckpt);

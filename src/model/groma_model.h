@@ -28,6 +28,7 @@ typedef struct groma_model
 	groma_region_encoder region;
 	groma_llama llm;
 	groma_selection_params select;
+	size_t		unused_tensors; /* tensors in the checkpoint the model does not use (reported, not fatal) */
 } groma_model;
 
 /* Returns a weight source over an opened checkpoint (which must outlive it). */
@@ -42,7 +43,9 @@ groma_status groma_model_build(groma_model *m);
 
 /*
  * Loads the model in dir (config.json plus pytorch_model.bin or
- * model.safetensors), building every network; *out is NULL on failure.
+ * model.safetensors): validates every expected tensor's name and shape
+ * against the configuration (the first mismatch is the error), counts the
+ * unused ones, then builds every network; *out is NULL on failure.
  */
 groma_status groma_model_load(const char *dir, groma_model **out);
 

@@ -15,6 +15,10 @@ typedef struct groma_cli_options
 	const char *model_dir;		/* --model DIR */
 	double		refer[16][4];	/* --refer x1,y1,x2,y2 (repeatable) */
 	int			n_refer;
+	const char *prompt;			/* --prompt TEXT (a user query) */
+	const char *task;			/* --task caption|caption-detailed|ground|describe */
+	const char *phrase;			/* --phrase TEXT for --task ground */
+	int			max_new_tokens; /* --max-new-tokens N (default 256) */
 	groma_jpeg_limits limits;	/* --max-image-pixels N */
 } groma_cli_options;
 
@@ -26,6 +30,9 @@ int			groma_cli_info(const groma_cli_options *opt);
 
 /* --model DIR --regions IMG: prints the selected regions as JSON; returns an exit code. */
 int			groma_cli_regions(const groma_cli_options *opt);
+
+/* --model DIR --image IMG --prompt TEXT | --task T: prints the grounded answer as JSON; returns an exit code. */
+int			groma_cli_generate(const groma_cli_options *opt);
 
 /* --device-info: prints which compute devices this build can use; returns an exit code. */
 int			groma_cli_device_info(void);

@@ -21,6 +21,8 @@ usage(FILE *f)
 			"usage: groma-server --decode IMG.jpg --out FILE.safetensors [--device cpu|cuda]\n"
 			"       groma-server --info IMG.jpg\n"
 			"       groma-server --model DIR --regions IMG.jpg [--refer x1,y1,x2,y2]...\n"
+			"       groma-server --model DIR --image IMG.jpg (--prompt TEXT | --task caption|caption-detailed|ground|describe)\n"
+			"                    [--phrase TEXT] [--refer x1,y1,x2,y2]... [--max-new-tokens N]\n"
 			"       groma-server --device-info\n"
 			"       groma-server --version | --help\n"
 			"options:\n"
@@ -52,6 +54,7 @@ main(int argc, char **argv)
 
 	memset(&opt, 0, sizeof(opt));
 	opt.device = "cpu";
+	opt.max_new_tokens = 256;
 	opt.limits = groma_jpeg_default_limits();
 
 	for (int i = 1; i < argc; i++)
@@ -70,7 +73,7 @@ main(int argc, char **argv)
 			return 0;
 		}
 		else if ((strcmp(a, "--decode") == 0 || strcmp(a, "--info") == 0 ||
-				  strcmp(a, "--regions") == 0) && has_value)
+				  strcmp(a, "--regions") == 0 || strcmp(a, "--image") == 0) && has_value)
 		{
 			command = a + 2;
 			opt.image_path = argv[++i];
@@ -81,6 +84,23 @@ main(int argc, char **argv)
 			opt.out_path = argv[++i];
 		else if (strcmp(a, "--model") == 0 && has_value)
 			opt.model_dir = argv[++i];
+		else if (strcmp(a, "--prompt") == 0 && has_value)
+			opt.prompt = argv[++i];
+		else if (strcmp(a, "--task") == 0 && has_value)
+			opt.task = argv[++i];
+		else if (strcmp(a, "--phrase") == 0 && has_value)
+			opt.phrase = argv[++i];
+		else if (strcmp(a, "--max-new-tokens") == 0 && has_value)
+		{
+			long		v;
+
+			if (parse_positive_long(argv[++i], &v) != 0 || v > 4096)
+			{
+				fprintf(stderr, "groma-server: --max-new-tokens needs an integer in 1..4096\n");
+				return 2;
+			}
+			opt.max_new_tokens = (int) v;
+		}
 		else if (strcmp(a, "--refer") == 0 && has_value)
 		{
 			double	   *r = opt.refer[opt.n_refer];
@@ -133,6 +153,15 @@ main(int argc, char **argv)
 	}
 	if (strcmp(command, "info") == 0)
 		return groma_cli_info(&opt);
+	if (strcmp(command, "image") == 0)
+	{
+		if (opt.model_dir == NULL || (opt.prompt == NULL) == (opt.task == NULL))
+		{
+			fprintf(stderr, "groma-server: --image needs --model DIR and exactly one of --prompt or --task\n");
+			return 2;
+		}
+		return groma_cli_generate(&opt);
+	}
 	if (strcmp(command, "regions") == 0)
 	{
 		if (opt.model_dir == NULL)

@@ -1,0 +1,77 @@
+# groma-server --model DIR --image IMG (--prompt | --task) on the bundled tiny
+# model: the greedy ids equal the golden run's, the answer is JSON, and bad
+# queries or options give clear errors.
+use strict;
+use warnings;
+use Test::More;
+use File::Temp qw(tempdir);
+
+my $root = $ENV{GROMA_SOURCE_DIR} // '.';
+my $server = $ENV{GROMA_SERVER} // "$root/groma-server";
+my $model = "$root/test/golden/tiny-groma";
+my $image = "$root/test/golden/images/extreme_ironing.jpg";
+my $tmp = tempdir(CLEANUP => 1);
+
+# Runs groma-server; returns (exit code, stdout, stderr).
+sub run_server {
+    my @args = @_;
+    my $pid = open(my $out, '-|') // die "fork: $!";
+    if ($pid == 0) {
+        open(STDERR, '>', "$tmp/stderr") or die;
+        exec($server, @args) or die "exec: $!";
+    }
+    local $/;
+    my $stdout = <$out> // '';
+    close($out);
+    my $rc = $? >> 8;
+    open(my $e, '<', "$tmp/stderr") or die;
+    my $stderr = <$e> // '';
+    return ($rc, $stdout, $stderr);
+}
+
+# Returns the int64 values of one tensor of a safetensors file.
+sub golden_ids {
+    my ($path, $name) = @_;
+    open(my $f, '<:raw', $path) or die "$path: $!";
+    local $/;
+    my $bytes = <$f>;
+    my $n = unpack('Q<', substr($bytes, 0, 8));
+    my $json = substr($bytes, 8, $n);
+    $json =~ /"\Q$name\E":\{[^}]*"data_offsets":\[(\d+),(\d+)\]/ or die "no $name";
+    return unpack('q<*', substr($bytes, 8 + $n + $1, $2 - $1));
+}
+
+my $golden = "$root/test/golden/compact/case_extreme_ironing.safetensors";
+my @want = golden_ids($golden, 'prompt.rec.generated_ids');
+my ($rc, $out, $err) = run_server('--model', $model, '--image', $image, '--task', 'ground',
+    '--phrase', 'the man ironing clothes', '--max-new-tokens', '12');
+is($rc, 0, '--task ground exits 0') or diag($err);
+my ($ids) = $out =~ /"generated_ids": \[([^\]]*)\]/;
+my @got = split(/\s*,\s*/, $ids // '');
+s/\s+//g for @got;
+is_deeply(\@got, \@want, 'greedy ids equal the golden REC run (12 steps)');
+like($out, qr/"text": "/, 'prints the answer text');
+like($out, qr/"stopped": "limit"/, 'reports why it stopped');
+like($out, qr/"regions": 14/, 'and how many regions the model saw');
+
+@want = golden_ids($golden, 'prompt.gcap.generated_ids');
+($rc, $out, $err) = run_server('--model', $model, '--image', $image, '--prompt',
+    '[grounding]Please briefly summarize the content of this image.', '--max-new-tokens', '12');
+($ids) = $out =~ /"generated_ids": \[([^\]]*)\]/;
+@got = map { s/\s+//gr } split(/,/, $ids // '');
+is_deeply(\@got, \@want, '--prompt gives the golden grounded-caption ids');
+
+($rc, $out, $err) = run_server('--model', $model, '--image', $image, '--prompt', 'What is <image>?');
+is($rc, 1, 'a query with <image> is refused');
+like($err, qr/must not contain <image>/, 'with a clear message');
+($rc, $out, $err) = run_server('--model', $model, '--image', $image, '--task', 'describe');
+is($rc, 2, '--task describe without --refer is a usage error');
+($rc, $out, $err) = run_server('--model', $model, '--image', $image, '--task', 'poem');
+is($rc, 2, 'an unknown task is a usage error');
+($rc, $out, $err) = run_server('--model', $model, '--image', $image, '--task', 'caption', '--max-new-tokens', '0');
+is($rc, 2, '--max-new-tokens 0 is a usage error');
+($rc, $out, $err) = run_server('--model', $model, '--image', $image, '--task', 'describe', '--refer', '10,10,100,100',
+    '--max-new-tokens', '4');
+is($rc, 0, '--task describe with one --refer box works') or diag($err);
+
+done_testing();
