@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # test/demo.sh - build and install groma, start a throwaway PostgreSQL 15
-# cluster, load the bundled images into a table and run what groma does today:
-# header facts, full decode + preprocessing checks, and groma-server's
-# preprocessing of one image.  Leaves nothing running.  Run as root (or sudo).
+# cluster, load the bundled images into a table (a CHECK constraint decodes
+# each one as the model will) and print their header facts; then run the
+# bundled tiny Groma model on every image with groma-server: the regions it
+# selects, a grounded caption, and a phrase to ground.  The tiny model has
+# random weights, so its answers are gibberish; the pipeline is the real one.
+# Leaves nothing running.  Run as root (or sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG_CONFIG=${PG_CONFIG:-$(command -v pg_config || echo /usr/lib/postgresql/15/bin/pg_config)}
@@ -34,6 +37,14 @@ export PGHOST=$WORK PGPORT=54329 PGUSER=postgres
     echo "SELECT p.id, p.name, i.* FROM photos p, groma_image_info(p.img) i ORDER BY p.id;"
 } | "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d postgres
 
-./groma-server --decode test/golden/images/extreme_ironing.jpg --out "$WORK/pixels.safetensors"
-echo "groma-server wrote the 448x448 model input of extreme_ironing.jpg ($(stat -c %s "$WORK/pixels.safetensors") bytes)"
 ./groma-server --device-info
+for f in test/golden/images/*.jpg; do
+    echo "== $(basename "$f"): regions"
+    ./groma-server --model test/golden/tiny-groma --regions "$f" | head -4
+    echo "== $(basename "$f"): grounded caption"
+    ./groma-server --model test/golden/tiny-groma --image "$f" --task caption --max-new-tokens 16 |
+        grep -E '"(text|regions|stopped)"'
+    echo "== $(basename "$f"): ground \"the man\""
+    ./groma-server --model test/golden/tiny-groma --image "$f" --task ground --phrase "the man" --max-new-tokens 16 |
+        grep -E '"(text|regions)"'
+done

@@ -31,6 +31,19 @@ im2col(const float *x, int64_t c_in, int64_t h, int64_t w, int64_t kh, int64_t k
 						memset(dst, 0, (size_t) wo * sizeof(float));
 						continue;
 					}
+					if (stride == 1)
+					{
+						/* columns ox with 0 <= ox - pad + j < w form one contiguous run */
+						int64_t		lo = pad - j > 0 ? pad - j : 0;
+						int64_t		hi = w + pad - j < wo ? w + pad - j : wo;
+
+						if (hi < lo)
+							hi = lo;
+						memset(dst, 0, (size_t) lo * sizeof(float));
+						memcpy(dst + lo, x + (c * h + iy) * w + (lo - pad + j), (size_t) (hi - lo) * sizeof(float));
+						memset(dst + hi, 0, (size_t) (wo - hi) * sizeof(float));
+						continue;
+					}
 					for (int64_t ox = 0; ox < wo; ox++)
 					{
 						int64_t		ix = ox * stride - pad + j;
