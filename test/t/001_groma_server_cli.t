@@ -3,28 +3,12 @@
 use strict;
 use warnings;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use GromaCli;
 use File::Temp qw(tempdir);
 
-my $root = $ENV{GROMA_SOURCE_DIR} // '.';
-my $server = $ENV{GROMA_SERVER} // "$root/groma-server";
 my $tmp = tempdir(CLEANUP => 1);
-
-# Runs groma-server with arguments; returns (exit code, stdout, stderr).
-sub run_server {
-    my @args = @_;
-    my $pid = open(my $out, '-|') // die "fork: $!";
-    if ($pid == 0) {
-        open(STDERR, '>', "$tmp/stderr") or die;
-        exec($server, @args) or die "exec $server: $!";
-    }
-    local $/;
-    my $stdout = <$out> // '';
-    close($out);
-    my $rc = $? >> 8;
-    open(my $e, '<', "$tmp/stderr") or die;
-    my $stderr = <$e> // '';
-    return ($rc, $stdout, $stderr);
-}
 
 # Reads a safetensors header: returns (hashref of name => "DTYPE[shape]", metadata hashref, data size).
 sub read_safetensors {
@@ -54,18 +38,6 @@ is($tensors->{resized_rgb}, 'U8[448,448,3]', 'resized_rgb is U8 [448,448,3]');
 is($data_bytes, 3 * 448 * 448 * 4 + 448 * 448 * 3, 'data section holds exactly both tensors');
 is($meta->{original_width}, '1000', 'metadata keeps the original width');
 is($meta->{original_height}, '667', 'metadata keeps the original height');
-
-# Returns the raw bytes of one tensor of a safetensors file.
-sub tensor_bytes {
-    my ($path, $name) = @_;
-    open(my $f, '<:raw', $path) or return '';
-    local $/;
-    my $bytes = <$f>;
-    my $n = unpack('Q<', substr($bytes, 0, 8));
-    my $json = substr($bytes, 8, $n);
-    $json =~ /"\Q$name\E":\{[^}]*"data_offsets":\[(\d+),(\d+)\]/ or return '';
-    return substr($bytes, 8 + $n + $1, $2 - $1);
-}
 
 # --decode output equals the golden PIL tensors for every golden image.
 for my $case (['extreme_ironing.jpg', 'extreme_ironing'], ['synthetic_333x251.jpg', 'synthetic'],

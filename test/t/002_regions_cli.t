@@ -4,29 +4,13 @@
 use strict;
 use warnings;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use GromaCli;
 use File::Temp qw(tempdir);
 
-my $root = $ENV{GROMA_SOURCE_DIR} // '.';
-my $server = $ENV{GROMA_SERVER} // "$root/groma-server";
 my $model = "$root/test/golden/tiny-groma";
 my $tmp = tempdir(CLEANUP => 1);
-
-# Runs groma-server; returns (exit code, stdout, stderr).
-sub run_server {
-    my @args = @_;
-    my $pid = open(my $out, '-|') // die "fork: $!";
-    if ($pid == 0) {
-        open(STDERR, '>', "$tmp/stderr") or die;
-        exec($server, @args) or die "exec: $!";
-    }
-    local $/;
-    my $stdout = <$out> // '';
-    close($out);
-    my $rc = $? >> 8;
-    open(my $e, '<', "$tmp/stderr") or die;
-    my $stderr = <$e> // '';
-    return ($rc, $stdout, $stderr);
-}
 
 # The golden run keeps 15 boxes for the synthetic image (sel.noref.kept_indices).
 my ($rc, $out, $err) = run_server('--model', $model, '--regions', "$root/test/golden/images/synthetic_333x251.jpg");

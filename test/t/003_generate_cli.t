@@ -4,42 +4,14 @@
 use strict;
 use warnings;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use GromaCli;
 use File::Temp qw(tempdir);
 
-my $root = $ENV{GROMA_SOURCE_DIR} // '.';
-my $server = $ENV{GROMA_SERVER} // "$root/groma-server";
 my $model = "$root/test/golden/tiny-groma";
 my $image = "$root/test/golden/images/extreme_ironing.jpg";
 my $tmp = tempdir(CLEANUP => 1);
-
-# Runs groma-server; returns (exit code, stdout, stderr).
-sub run_server {
-    my @args = @_;
-    my $pid = open(my $out, '-|') // die "fork: $!";
-    if ($pid == 0) {
-        open(STDERR, '>', "$tmp/stderr") or die;
-        exec($server, @args) or die "exec: $!";
-    }
-    local $/;
-    my $stdout = <$out> // '';
-    close($out);
-    my $rc = $? >> 8;
-    open(my $e, '<', "$tmp/stderr") or die;
-    my $stderr = <$e> // '';
-    return ($rc, $stdout, $stderr);
-}
-
-# Returns the int64 values of one tensor of a safetensors file.
-sub golden_ids {
-    my ($path, $name) = @_;
-    open(my $f, '<:raw', $path) or die "$path: $!";
-    local $/;
-    my $bytes = <$f>;
-    my $n = unpack('Q<', substr($bytes, 0, 8));
-    my $json = substr($bytes, 8, $n);
-    $json =~ /"\Q$name\E":\{[^}]*"data_offsets":\[(\d+),(\d+)\]/ or die "no $name";
-    return unpack('q<*', substr($bytes, 8 + $n + $1, $2 - $1));
-}
 
 my $golden = "$root/test/golden/compact/case_extreme_ironing.safetensors";
 my @want = golden_ids($golden, 'prompt.rec.generated_ids');
