@@ -7,11 +7,9 @@ use Test::More;
 use FindBin;
 use lib $FindBin::Bin;
 use GromaCli;
-use File::Temp qw(tempdir);
 
 my $model = "$root/test/golden/tiny-groma";
 my $image = "$root/test/golden/images/extreme_ironing.jpg";
-my $tmp = tempdir(CLEANUP => 1);
 
 my $golden = "$root/test/golden/compact/case_extreme_ironing.safetensors";
 my @want = golden_ids($golden, 'prompt.rec.generated_ids');
