@@ -65,7 +65,7 @@ build/server/%.o: %.c
 
 -include $(shell find build/server -name '*.d' 2>/dev/null)
 
-kernels/%.o: kernels/%.cu kernels/groma_cuda.h
+kernels/%.o: kernels/%.cu kernels/groma_cuda.h kernels/cuda_common.h $(wildcard src/runtime/*.h)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
 groma-server: $(patsubst %.c,build/server/%.o,$(SERVER_SRCS)) $(LIB_OBJS) $(CUDA_OBJS)
@@ -92,13 +92,14 @@ $(UNIT_BIN): $(UNIT_SRCS) $(LIB_SRCS) $(wildcard test/unit/*.h src/*/*.h)
 
 unit-tests: $(UNIT_BIN)
 
-# GPU parity test: built only with CUDA; skips with a reason where no GPU is present.
-build/gpu/test-preprocess-cuda: test/gpu/test_preprocess_cuda.c $(LIB_OBJS) $(CUDA_OBJS)
+# GPU parity tests (test/gpu/test_*.c): built only with CUDA; they skip with a reason where no GPU is present.
+GPU_TESTS = $(patsubst test/gpu/%.c,build/gpu/%,$(wildcard test/gpu/test_*.c))
+build/gpu/%: test/gpu/%.c $(LIB_OBJS) $(CUDA_OBJS)
 	@mkdir -p build/gpu
-	$(CXX) -x c -std=gnu11 $(SERVER_CFLAGS) -c test/gpu/test_preprocess_cuda.c -o build/gpu/test_preprocess_cuda.o
-	$(CXX) -o $@ build/gpu/test_preprocess_cuda.o $(LIB_OBJS) $(CUDA_OBJS) $(SERVER_LIBS)
+	$(CC) $(SERVER_CFLAGS) -c $< -o $@.o
+	$(CXX) -o $@ $@.o $(LIB_OBJS) $(CUDA_OBJS) $(SERVER_LIBS)
 
-gpu-tests: $(if $(filter 1,$(GROMA_CUDA)),build/gpu/test-preprocess-cuda)
+gpu-tests: $(if $(filter 1,$(GROMA_CUDA)),$(GPU_TESTS))
 
 FUZZ_CC ?= clang
 # Each test/fuzz/fuzz_NAME.c is a libFuzzer target build/fuzz/fuzz_NAME.  Parsing code
@@ -123,7 +124,7 @@ fuzz: $(FUZZ_TARGETS)
 # machines without the packages (see test/device/run.sh).  carry/ is git-ignored.
 device-bundle: groma-server gpu-tests
 	rm -rf carry && mkdir -p carry/bin carry/lib
-	cp groma-server build/gpu/test-preprocess-cuda carry/bin/
+	cp groma-server $(GPU_TESTS) carry/bin/
 	for lib in libturbojpeg.so.0 libjansson.so.4; do \
 		cp -L "$$(ldconfig -p | awk -v l=$$lib '$$1 == l {print $$NF; exit}')" carry/lib/; done
 

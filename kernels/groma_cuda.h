@@ -24,6 +24,14 @@ extern "C"
  */
 int			groma_cuda_device_count(char *why, size_t why_len);
 
+/*
+ * Creates the CUDA context (one stream, one cuBLAS handle) and registers
+ * the CUDA ops in groma_cuda_ops, so ops on tensors in device memory run
+ * on the GPU.  Fails with GROMA_ERR_DEVICE (the runtime's reason) where no
+ * GPU is usable; calling it again is harmless.
+ */
+groma_status groma_cuda_register(void);
+
 /* Describes device 0 (name, memory, compute capability, cuBLAS version) into buf. */
 groma_status groma_cuda_describe_device(char *buf, size_t buf_len);
 

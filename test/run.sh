@@ -118,11 +118,13 @@ else
 fi
 
 section "GPU parity tests"
-if [ -x build/gpu/test-preprocess-cuda ]; then
-    build/gpu/test-preprocess-cuda test/golden/images/*.jpg test/fixtures/variant_*.jpg >"$LOG/gpu.log" 2>&1
-    rc=$?
-    cat "$LOG/gpu.log"
-    count_summary "GPU parity tests" "$LOG/gpu.log" $rc
+if ls build/gpu/test_* >/dev/null 2>&1 && [ -n "$(find build/gpu -maxdepth 1 -name 'test_*' -type f -executable)" ]; then
+    for t in $(find build/gpu -maxdepth 1 -name 'test_*' -type f -executable | sort); do
+        "$t" test/golden/images/*.jpg test/fixtures/variant_*.jpg >"$LOG/gpu.log" 2>&1
+        rc=$?
+        cat "$LOG/gpu.log"
+        count_summary "$(basename "$t")" "$LOG/gpu.log" $rc
+    done
 else
     echo "# SKIP GPU parity tests: this build has no CUDA (nvcc absent or GROMA_CUDA=0)"
     skip "GPU parity tests (no CUDA build)"

@@ -3,6 +3,8 @@
  */
 #include "arena.h"
 
+#include "device_ops.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,11 +22,30 @@ groma_arena_init(groma_arena *arena, size_t size)
 	return groma_ok();
 }
 
-/* Frees the arena's memory; safe on a zeroed arena. */
+/* Allocates an arena in accelerator memory. */
+groma_status
+groma_device_arena_init(groma_arena *arena, size_t size)
+{
+	memset(arena, 0, sizeof(*arena));
+	if (groma_cuda_ops.alloc == NULL)
+		return groma_error(GROMA_ERR_UNSUPPORTED, "no accelerator backend is available");
+	size = (size + GROMA_ARENA_ALIGN - 1) & ~(size_t) (GROMA_ARENA_ALIGN - 1);
+	arena->base = groma_cuda_ops.alloc(size > 0 ? size : GROMA_ARENA_ALIGN);
+	if (arena->base == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "cannot allocate %zu bytes of device memory", size);
+	arena->size = size;
+	arena->device = GROMA_DEVICE_CUDA;
+	return groma_ok();
+}
+
+/* Frees the arena's memory (host or device); safe on a zeroed arena. */
 void
 groma_arena_free(groma_arena *arena)
 {
-	free(arena->base);
+	if (arena->device == GROMA_DEVICE_CUDA && arena->base && groma_cuda_ops.free)
+		groma_cuda_ops.free(arena->base);
+	else
+		free(arena->base);
 	memset(arena, 0, sizeof(*arena));
 }
 

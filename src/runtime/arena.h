@@ -28,7 +28,10 @@ typedef struct groma_arena
 /* Allocates a CPU arena of size bytes. */
 groma_status groma_arena_init(groma_arena *arena, size_t size);
 
-/* Frees the arena's memory; safe on a zeroed arena. */
+/* Allocates an arena of size bytes in accelerator memory (GROMA_ERR_UNSUPPORTED without a backend). */
+groma_status groma_device_arena_init(groma_arena *arena, size_t size);
+
+/* Frees the arena's memory (host or device); safe on a zeroed arena. */
 void		groma_arena_free(groma_arena *arena);
 
 /* Forgets every allocation (memory is kept for the next request). */

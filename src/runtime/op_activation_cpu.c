@@ -3,6 +3,7 @@
  */
 #include <math.h>
 
+#include "device_ops.h"
 #include "op_check.h"
 #include "ops.h"
 
@@ -25,6 +26,8 @@ groma_gelu(const groma_tensor *x, groma_tensor *y)
 	const float *in = x->data;
 	float	   *out = y->data;
 
+	if (groma_on_device(x))
+		return GROMA_DEVICE_CALL("gelu", unary, GROMA_UNARY_GELU, x, y);
 	GROMA_TRY(check_unary("gelu", x, y, &n));
 	for (int64_t i = 0; i < n; i++)
 		out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * (float) M_SQRT1_2));
@@ -39,6 +42,8 @@ groma_relu(const groma_tensor *x, groma_tensor *y)
 	const float *in = x->data;
 	float	   *out = y->data;
 
+	if (groma_on_device(x))
+		return GROMA_DEVICE_CALL("relu", unary, GROMA_UNARY_RELU, x, y);
 	GROMA_TRY(check_unary("relu", x, y, &n));
 	for (int64_t i = 0; i < n; i++)
 		out[i] = in[i] > 0.0f ? in[i] : 0.0f;
@@ -53,6 +58,8 @@ groma_silu(const groma_tensor *x, groma_tensor *y)
 	const float *in = x->data;
 	float	   *out = y->data;
 
+	if (groma_on_device(x))
+		return GROMA_DEVICE_CALL("silu", unary, GROMA_UNARY_SILU, x, y);
 	GROMA_TRY(check_unary("silu", x, y, &n));
 	for (int64_t i = 0; i < n; i++)
 		out[i] = in[i] / (1.0f + expf(-in[i]));
@@ -67,6 +74,8 @@ groma_sigmoid(const groma_tensor *x, groma_tensor *y)
 	const float *in = x->data;
 	float	   *out = y->data;
 
+	if (groma_on_device(x))
+		return GROMA_DEVICE_CALL("sigmoid", unary, GROMA_UNARY_SIGMOID, x, y);
 	GROMA_TRY(check_unary("sigmoid", x, y, &n));
 	for (int64_t i = 0; i < n; i++)
 		out[i] = 1.0f / (1.0f + expf(-in[i]));
@@ -105,6 +114,8 @@ groma_softmax(const groma_tensor *x, groma_tensor *y)
 	int64_t		n,
 				d;
 
+	if (groma_on_device(x))
+		return GROMA_DEVICE_CALL("softmax", softmax, x, y);
 	GROMA_TRY(check_unary("softmax", x, y, &n));
 	GROMA_TRY(groma_check_ndim("softmax", "x", x, -1));
 	d = x->shape[x->ndim - 1];

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "device_ops.h"
 #include "op_check.h"
 #include "ops.h"
 
@@ -38,6 +39,8 @@ groma_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor
 	size_t		mark;
 	float	   *scores;
 
+	if (groma_on_device(q))
+		return GROMA_DEVICE_CALL("attention", attention, q, k, v, scale, causal, q_offset, out);
 	GROMA_TRY(check_operand("q", q));
 	GROMA_TRY(check_operand("k", k));
 	GROMA_TRY(check_operand("v", v));

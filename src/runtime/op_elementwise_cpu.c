@@ -4,6 +4,7 @@
  */
 #include <string.h>
 
+#include "device_ops.h"
 #include "op_check.h"
 #include "ops.h"
 
@@ -46,6 +47,8 @@ binary_op(const char *op, const groma_tensor *a, const groma_tensor *b, groma_te
 	float	   *py = y->data;
 	int64_t		i = 0;
 
+	if (groma_on_device(a))
+		return GROMA_DEVICE_CALL(op, binary, multiply, a, b, y);
 	GROMA_TRY(groma_check_f32(op, "a", a));
 	GROMA_TRY(groma_check_f32(op, "y", y));
 	GROMA_TRY(groma_check_same_shape(op, a, y));
@@ -96,6 +99,8 @@ groma_scale(const groma_tensor *x, float s, float t, groma_tensor *y)
 {
 	int64_t		n;
 
+	if (groma_on_device(x))
+		return GROMA_DEVICE_CALL("scale", scale, x, s, t, y);
 	GROMA_TRY(groma_check_f32("scale", "x", x));
 	GROMA_TRY(groma_check_f32("scale", "y", y));
 	GROMA_TRY(groma_check_same_shape("scale", x, y));
@@ -113,6 +118,8 @@ groma_copy(const groma_tensor *src, groma_tensor *dst)
 				ss[4],
 				ds[4];
 
+	if (groma_on_device(src) || groma_on_device(dst))
+		return GROMA_DEVICE_CALL("copy", copy, src, dst);
 	if (src->dtype != GROMA_F32 || dst->dtype != GROMA_F32 || !src->data || !dst->data)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "copy: f32 tensors only");
 	GROMA_TRY(groma_check_same_shape("copy", src, dst));

@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "device_ops.h"
 #include "op_check.h"
 #include "ops.h"
 
@@ -16,6 +17,8 @@ groma_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b
 				m;
 	float	   *out;
 
+	if (groma_on_device(x))
+		return GROMA_DEVICE_CALL("linear", linear, x, w, b, y);
 	GROMA_TRY(groma_check_f32("linear", "x", x));
 	GROMA_TRY(groma_check_f32("linear", "w", w));
 	GROMA_TRY(groma_check_f32("linear", "y", y));
@@ -108,6 +111,8 @@ groma_matmul(const groma_tensor *a, bool trans_a, const groma_tensor *b, bool tr
 				k,
 				n;
 
+	if (groma_on_device(a))
+		return GROMA_DEVICE_CALL("matmul", matmul, a, trans_a, b, trans_b, alpha, c);
 	GROMA_TRY(describe_matrix("a", a, &va));
 	GROMA_TRY(describe_matrix("b", b, &vb));
 	GROMA_TRY(describe_matrix("c", c, &vc));

@@ -4,6 +4,7 @@
  */
 #include <math.h>
 
+#include "device_ops.h"
 #include "op_check.h"
 #include "ops.h"
 
@@ -58,6 +59,8 @@ groma_layer_norm(const groma_tensor *x, const groma_tensor *w, const groma_tenso
 	int64_t		d,
 				rows;
 
+	if (groma_on_device(x))
+		return GROMA_DEVICE_CALL("layer_norm", layer_norm, x, w, b, eps, y);
 	GROMA_TRY(groma_check_f32("layer_norm", "x", x));
 	GROMA_TRY(groma_check_f32("layer_norm", "y", y));
 	GROMA_TRY(groma_check_ndim("layer_norm", "x", x, -1));
@@ -152,6 +155,8 @@ groma_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, groma_te
 	int64_t		d,
 				rows;
 
+	if (groma_on_device(x))
+		return GROMA_DEVICE_CALL("rms_norm", rms_norm, x, w, eps, y);
 	GROMA_TRY(groma_check_f32("rms_norm", "x", x));
 	GROMA_TRY(groma_check_f32("rms_norm", "y", y));
 	GROMA_TRY(groma_check_ndim("rms_norm", "x", x, -1));

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "device_ops.h"
 #include "op_check.h"
 #include "ops.h"
 
@@ -18,6 +19,8 @@ groma_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, float t
 				half;
 	float		inv_freq[512];
 
+	if (groma_on_device(x))
+		return GROMA_DEVICE_CALL("rope", rope, x, positions, start_pos, theta);
 	GROMA_TRY(groma_check_f32("rope", "x", x));
 	GROMA_TRY(groma_check_ndim("rope", "x", x, 4));
 	batch = x->shape[0];

@@ -9,7 +9,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 BUNDLE=${GROMA_DEVICE_BUNDLE:-carry}
-if [ ! -x "$BUNDLE/bin/test-preprocess-cuda" ]; then
+if [ ! -x "$BUNDLE/bin/test_preprocess_cuda" ]; then
     echo "no bundle in $BUNDLE/: run 'make device-bundle' first"
     echo "0 passed, 1 failed"
     exit 1
@@ -22,10 +22,13 @@ done
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 "$BUNDLE/bin/groma-server" --device-info
 PASSED=0; FAILED=0
-"$BUNDLE/bin/test-preprocess-cuda" test/golden/images/*.jpg test/fixtures/variant_*.jpg | tee /tmp/groma-gpu.log
-line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' /tmp/groma-gpu.log | tail -1)
-PASSED=$((PASSED + ${line%% passed*}))
-f=${line#*passed, }; FAILED=$((FAILED + ${f%% failed*}))
+for t in "$BUNDLE"/bin/test_*; do
+    "$t" test/golden/images/*.jpg test/fixtures/variant_*.jpg | tee /tmp/groma-gpu.log
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' /tmp/groma-gpu.log | tail -1)
+    if [ -z "$line" ]; then FAILED=$((FAILED + 1)); echo "not ok - $t printed no summary"; continue; fi
+    PASSED=$((PASSED + ${line%% passed*}))
+    f=${line#*passed, }; FAILED=$((FAILED + ${f%% failed*}))
+done
 # groma-server --device cuda writes the same file as --device cpu.
 for img in test/golden/images/*.jpg; do
     "$BUNDLE/bin/groma-server" --decode "$img" --out /tmp/cpu.st --device cpu &&

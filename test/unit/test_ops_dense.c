@@ -567,3 +567,23 @@ UNIT_TEST(test_arena_and_views)
 	CHECK(strcmp(groma_tensor_shape_str(&t, buf, sizeof(buf)), "[3,5]") == 0);
 	groma_arena_free(&arena);
 }
+
+/* Without a registered backend, ops on device tensors fail clearly instead of touching the memory. */
+UNIT_TEST(test_device_dispatch_without_backend)
+{
+	float		dummy[4] = {0};
+	groma_tensor d = groma_f32_2d(dummy, 2, 2),
+				h = groma_f32_2d(dummy, 2, 2);
+	groma_status st;
+	groma_arena arena;
+
+	d.device = GROMA_DEVICE_CUDA;
+	st = groma_linear(&d, &h, NULL, &h);
+	CHECKF(st.code == GROMA_ERR_UNSUPPORTED && strstr(st.message, "no CUDA backend") != NULL, "%s", st.message);
+	CHECK(groma_softmax(&d, &d).code == GROMA_ERR_UNSUPPORTED);
+	CHECK(groma_copy(&h, &d).code == GROMA_ERR_UNSUPPORTED);
+	CHECK(groma_attention(&d, &d, &d, 1.0f, false, 0, NULL, &d).code == GROMA_ERR_UNSUPPORTED);
+	CHECK(groma_device_arena_init(&arena, 1024).code == GROMA_ERR_UNSUPPORTED);
+	/* ops without a device version say the tensor is not on the CPU */
+	CHECK(groma_group_norm(&d, 1, NULL, NULL, 1e-5f, &d).code == GROMA_ERR_INVALID_ARGUMENT);
+}

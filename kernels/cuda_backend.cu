@@ -1,0 +1,140 @@
+/*
+ * cuda_backend.cu - the CUDA backend's context (one stream, one cuBLAS
+ * handle), memory entry points and registration into groma_cuda_ops.
+ */
+#include "cuda_common.h"
+#include "groma_cuda.h"
+
+#include <stdio.h>
+
+static cudaStream_t stream;
+static cublasHandle_t blas;
+
+/* Returns the process stream. */
+cudaStream_t
+groma_cuda_stream(void)
+{
+	return stream;
+}
+
+/* Returns the process cuBLAS handle. */
+cublasHandle_t
+groma_cuda_blas(void)
+{
+	return blas;
+}
+
+/* Maps a CUDA runtime error to a status; sticky errors say the process must restart. */
+groma_status
+groma_cuda_status(cudaError_t err, const char *what)
+{
+	if (err == cudaSuccess)
+		return groma_ok();
+	if (err == cudaErrorMemoryAllocation)
+		return groma_error(GROMA_ERR_NO_MEMORY, "%s: out of GPU memory", what);
+	return groma_error(GROMA_ERR_DEVICE, "%s: %s (%s)", what, cudaGetErrorString(err), cudaGetErrorName(err));
+}
+
+/* Maps a cuBLAS error to a status. */
+groma_status
+groma_cublas_status(cublasStatus_t st, const char *what)
+{
+	if (st == CUBLAS_STATUS_SUCCESS)
+		return groma_ok();
+	if (st == CUBLAS_STATUS_ALLOC_FAILED)
+		return groma_error(GROMA_ERR_NO_MEMORY, "%s: cuBLAS is out of memory", what);
+	return groma_error(GROMA_ERR_DEVICE, "%s: %s", what, cublasGetStatusString(st));
+}
+
+/* Fails unless t is a contiguous f32 tensor on the device. */
+groma_status
+groma_cuda_check_f32(const char *op, const char *what, const groma_tensor *t)
+{
+	char		buf[64];
+
+	if (t == NULL || t->data == NULL)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: %s is missing", op, what);
+	if (t->dtype != GROMA_F32 || t->device != GROMA_DEVICE_CUDA || !groma_tensor_is_contiguous(t))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: %s %s must be a contiguous f32 CUDA tensor", op, what,
+						   groma_tensor_shape_str(t, buf, sizeof(buf)));
+	return groma_ok();
+}
+
+/* Allocates device memory; NULL when out of memory. */
+static void *
+device_alloc(size_t bytes)
+{
+	void	   *p = NULL;
+
+	if (cudaMalloc(&p, bytes) != cudaSuccess)
+	{
+		cudaGetLastError();		/* an allocation failure is not sticky: clear it */
+		return NULL;
+	}
+	return p;
+}
+
+/* Frees device memory. */
+static void
+device_free(void *p)
+{
+	cudaFree(p);
+}
+
+/* Copies host bytes to the device (synchronous). */
+static groma_status
+to_device(void *dst, const void *src, size_t bytes)
+{
+	return groma_cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream) == cudaSuccess
+							 ? cudaStreamSynchronize(stream) : cudaGetLastError(), "copy to the GPU");
+}
+
+/* Copies device bytes to the host (synchronous). */
+static groma_status
+to_host(void *dst, const void *src, size_t bytes)
+{
+	return groma_cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream) == cudaSuccess
+							 ? cudaStreamSynchronize(stream) : cudaGetLastError(), "copy from the GPU");
+}
+
+/* Waits for every queued op and reports the first asynchronous error. */
+static groma_status
+synchronize(void)
+{
+	return groma_cuda_status(cudaStreamSynchronize(stream), "GPU work");
+}
+
+/* Creates the stream and cuBLAS handle and fills groma_cuda_ops; see groma_cuda.h. */
+extern "C" groma_status
+groma_cuda_register(void)
+{
+	char		why[256];
+
+	if (groma_cuda_ops.name != NULL)
+		return groma_ok();
+	if (groma_cuda_device_count(why, sizeof(why)) == 0)
+		return groma_error(GROMA_ERR_DEVICE, "no usable GPU: %s", why);
+	GROMA_TRY(groma_cuda_status(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate"));
+	GROMA_TRY(groma_cublas_status(cublasCreate(&blas), "cublasCreate"));
+	GROMA_TRY(groma_cublas_status(cublasSetStream(blas, stream), "cublasSetStream"));
+	/* fp32 GEMMs stay fp32: no TF32 unless a caller asks for it */
+	GROMA_TRY(groma_cublas_status(cublasSetMathMode(blas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode"));
+	groma_cuda_ops.alloc = device_alloc;
+	groma_cuda_ops.free = device_free;
+	groma_cuda_ops.to_device = to_device;
+	groma_cuda_ops.to_host = to_host;
+	groma_cuda_ops.synchronize = synchronize;
+	groma_cuda_ops.linear = groma_cuda_linear;
+	groma_cuda_ops.matmul = groma_cuda_matmul;
+	groma_cuda_ops.unary = groma_cuda_unary;
+	groma_cuda_ops.binary = groma_cuda_binary;
+	groma_cuda_ops.scale = groma_cuda_scale;
+	groma_cuda_ops.copy = groma_cuda_copy;
+	groma_cuda_ops.softmax = groma_cuda_softmax;
+	groma_cuda_ops.layer_norm = groma_cuda_layer_norm;
+	groma_cuda_ops.rms_norm = groma_cuda_rms_norm;
+	groma_cuda_ops.rope = groma_cuda_rope;
+	groma_cuda_ops.attention = groma_cuda_attention;
+	groma_cuda_ops.name = "cuda";
+	return groma_ok();
+}

@@ -1,0 +1,146 @@
+/*
+ * cuda_common.h - what the CUDA op files share: the stream and cuBLAS
+ * handle every op runs on, error mapping, and shape helpers.  Internal to
+ * kernels/.
+ */
+#ifndef GROMA_CUDA_COMMON_H
+#define GROMA_CUDA_COMMON_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+extern "C"
+{
+#include "../src/runtime/device_ops.h"
+#include "../src/runtime/tensor.h"
+}
+
+/* The stream and cuBLAS handle of this process (created by groma_cuda_register). */
+cudaStream_t groma_cuda_stream(void);
+cublasHandle_t groma_cuda_blas(void);
+
+/* Returns a status for a CUDA runtime error (GROMA_OK for cudaSuccess). */
+groma_status groma_cuda_status(cudaError_t err, const char *what);
+
+/* Returns a status for a cuBLAS error. */
+groma_status groma_cublas_status(cublasStatus_t st, const char *what);
+
+/* Returns the launch error of the kernel just queued, if any. */
+static inline groma_status
+groma_cuda_launched(const char *what)
+{
+	return groma_cuda_status(cudaGetLastError(), what);
+}
+
+/* Fails unless t is a contiguous f32 tensor on the device. */
+groma_status groma_cuda_check_f32(const char *op, const char *what, const groma_tensor *t);
+
+/* Blocks of threads for n elements. */
+static inline unsigned
+groma_cuda_blocks(int64_t n, int threads)
+{
+	return (unsigned) ((n + threads - 1) / threads);
+}
+
+
+/* ---- op entry points (each in its own .cu), registered by cuda_backend.cu ---- */
+extern "C"
+{
+groma_status groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, groma_tensor *y);
+groma_status groma_cuda_matmul(const groma_tensor *a, bool trans_a, const groma_tensor *b, bool trans_b,
+							   float alpha, groma_tensor *c);
+groma_status groma_cuda_unary(groma_unary_kind kind, const groma_tensor *x, groma_tensor *y);
+groma_status groma_cuda_binary(bool multiply, const groma_tensor *a, const groma_tensor *b, groma_tensor *y);
+groma_status groma_cuda_scale(const groma_tensor *x, float s, float t, groma_tensor *y);
+groma_status groma_cuda_copy(const groma_tensor *src, groma_tensor *dst);
+groma_status groma_cuda_softmax(const groma_tensor *x, groma_tensor *y);
+groma_status groma_cuda_layer_norm(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, float eps,
+								   groma_tensor *y);
+groma_status groma_cuda_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, groma_tensor *y);
+groma_status groma_cuda_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta);
+groma_status groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,
+								  bool causal, int64_t q_offset, groma_tensor *out);
+}
+
+/* A tensor's shape and strides padded on the left to four dimensions. */
+struct groma_dims4
+{
+	int64_t		shape[4];
+	int64_t		stride[4];
+};
+
+/* Returns t's shape/strides as four dimensions (leading ones of size 1, stride 0). */
+static inline groma_dims4
+groma_cuda_dims4(const groma_tensor *t)
+{
+	groma_dims4 d;
+
+	for (int i = 0; i < 4; i++)
+	{
+		int			k = i - (4 - t->ndim);
+
+		d.shape[i] = k >= 0 ? t->shape[k] : 1;
+		d.stride[i] = k >= 0 ? t->stride[k] : 0;
+	}
+	return d;
+}
+
+/* Returns the offset of element `index` (row-major over shape) under strides. */
+__device__ static inline int64_t
+groma_offset4(int64_t index, const groma_dims4 &shape_of, const groma_dims4 &strides_of)
+{
+	int64_t		off = 0;
+
+	for (int i = 3; i >= 0; i--)
+	{
+		int64_t		coord = index % shape_of.shape[i];
+
+		index /= shape_of.shape[i];
+		off += coord * strides_of.stride[i];
+	}
+	return off;
+}
+
+/* Sum of v over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it. */
+__device__ static inline float
+groma_block_sum(float v, float *scratch)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		v += __shfl_xor_sync(0xffffffffu, v, o);
+	if ((threadIdx.x & 31) == 0)
+		scratch[threadIdx.x >> 5] = v;
+	__syncthreads();
+	v = threadIdx.x < (blockDim.x >> 5) ? scratch[threadIdx.x] : 0.0f;
+	if (threadIdx.x < 32)
+		for (int o = 16; o > 0; o >>= 1)
+			v += __shfl_xor_sync(0xffffffffu, v, o);
+	if (threadIdx.x == 0)
+		scratch[0] = v;
+	__syncthreads();
+	v = scratch[0];
+	__syncthreads();
+	return v;
+}
+
+/* Max of v over the block; every thread gets it. */
+__device__ static inline float
+groma_block_max(float v, float *scratch)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+	if ((threadIdx.x & 31) == 0)
+		scratch[threadIdx.x >> 5] = v;
+	__syncthreads();
+	v = threadIdx.x < (blockDim.x >> 5) ? scratch[threadIdx.x] : -INFINITY;
+	if (threadIdx.x < 32)
+		for (int o = 16; o > 0; o >>= 1)
+			v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+	if (threadIdx.x == 0)
+		scratch[0] = v;
+	__syncthreads();
+	v = scratch[0];
+	__syncthreads();
+	return v;
+}
+
+#endif							/* GROMA_CUDA_COMMON_H */

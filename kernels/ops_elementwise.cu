@@ -1,0 +1,161 @@
+/*
+ * ops_elementwise.cu - unary activations, broadcasting add/mul, affine
+ * scale and strided copy on the GPU.
+ */
+#include "cuda_common.h"
+
+#define THREADS 256
+
+/* y[i] = f(x[i]) for one activation. */
+__global__ static void
+unary_kernel(groma_unary_kind kind, const float *x, float *y, int64_t n)
+{
+	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+	float		v;
+
+	if (i >= n)
+		return;
+	v = x[i];
+	switch (kind)
+	{
+		case GROMA_UNARY_RELU:
+			v = v > 0.0f ? v : 0.0f;
+			break;
+		case GROMA_UNARY_GELU:
+			v = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+			break;
+		case GROMA_UNARY_SILU:
+			v = v / (1.0f + expf(-v));
+			break;
+		case GROMA_UNARY_SIGMOID:
+			v = 1.0f / (1.0f + expf(-v));
+			break;
+	}
+	y[i] = v;
+}
+
+/* Applies an activation; see ops.h. */
+extern "C" groma_status
+groma_cuda_unary(groma_unary_kind kind, const groma_tensor *x, groma_tensor *y)
+{
+	int64_t		n = groma_tensor_numel(x);
+
+	GROMA_TRY(groma_cuda_check_f32("activation", "x", x));
+	GROMA_TRY(groma_cuda_check_f32("activation", "y", y));
+	if (!groma_tensor_same_shape(x, y))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "activation: x and y differ in shape");
+	if (n == 0)
+		return groma_ok();
+	unary_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
+		kind, (const float *) x->data, (float *) y->data, n);
+	return groma_cuda_launched("activation");
+}
+
+/* y[i] = a[i] (+ or ·) b[broadcast offset of i]. */
+__global__ static void
+binary_kernel(bool multiply, const float *a, const float *b, float *y, int64_t n, groma_dims4 shape, groma_dims4 bstrides)
+{
+	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+	float		bv;
+
+	if (i >= n)
+		return;
+	bv = b[groma_offset4(i, shape, bstrides)];
+	y[i] = multiply ? a[i] * bv : a[i] + bv;
+}
+
+/* y = a + b or a · b with b broadcast from the right; see ops.h. */
+extern "C" groma_status
+groma_cuda_binary(bool multiply, const groma_tensor *a, const groma_tensor *b, groma_tensor *y)
+{
+	groma_dims4 shape,
+				bs;
+	int64_t		n = groma_tensor_numel(y);
+	int			off = y->ndim - b->ndim;
+
+	GROMA_TRY(groma_cuda_check_f32("add/mul", "a", a));
+	GROMA_TRY(groma_cuda_check_f32("add/mul", "y", y));
+	if (b->dtype != GROMA_F32 || b->device != GROMA_DEVICE_CUDA || !groma_tensor_same_shape(a, y) || off < 0)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "add/mul: operands do not fit");
+	shape = groma_cuda_dims4(y);
+	for (int i = 0; i < 4; i++)
+		bs.stride[i] = 0;
+	for (int d = 0; d < y->ndim; d++)
+	{
+		int			bd = d - off;
+
+		if (bd < 0 || b->shape[bd] == 1)
+			continue;
+		if (b->shape[bd] != y->shape[d])
+			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "add/mul: b cannot broadcast to y");
+		bs.stride[d + (4 - y->ndim)] = b->stride[bd];
+	}
+	if (n == 0)
+		return groma_ok();
+	binary_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
+		multiply, (const float *) a->data, (const float *) b->data, (float *) y->data, n, shape, bs);
+	return groma_cuda_launched("add/mul");
+}
+
+/* y[i] = x[i] · s + t. */
+__global__ static void
+scale_kernel(const float *x, float s, float t, float *y, int64_t n)
+{
+	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < n)
+		y[i] = x[i] * s + t;
+}
+
+/* y = x · s + t; see ops.h. */
+extern "C" groma_status
+groma_cuda_scale(const groma_tensor *x, float s, float t, groma_tensor *y)
+{
+	int64_t		n = groma_tensor_numel(x);
+
+	GROMA_TRY(groma_cuda_check_f32("scale", "x", x));
+	GROMA_TRY(groma_cuda_check_f32("scale", "y", y));
+	if (!groma_tensor_same_shape(x, y))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "scale: x and y differ in shape");
+	if (n == 0)
+		return groma_ok();
+	scale_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
+		(const float *) x->data, s, t, (float *) y->data, n);
+	return groma_cuda_launched("scale");
+}
+
+/* dst[offset of i] = src[offset of i] for strided 4-d views of the same shape. */
+__global__ static void
+copy_kernel(const float *src, float *dst, int64_t n, groma_dims4 shape, groma_dims4 ss, groma_dims4 ds)
+{
+	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < n)
+		dst[groma_offset4(i, shape, ds)] = src[groma_offset4(i, shape, ss)];
+}
+
+/* Copies between strided views; either side may be on the host only when both are contiguous. */
+extern "C" groma_status
+groma_cuda_copy(const groma_tensor *src, groma_tensor *dst)
+{
+	int64_t		n = groma_tensor_numel(src);
+	groma_dims4 shape = groma_cuda_dims4(src);
+
+	if (src->dtype != GROMA_F32 || dst->dtype != GROMA_F32 || !groma_tensor_same_shape(src, dst))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "copy: f32 tensors of the same shape only");
+	if (n == 0)
+		return groma_ok();
+	if (src->device != dst->device)
+	{
+		/* host <-> device transfers: contiguous only */
+		if (!groma_tensor_is_contiguous(src) || !groma_tensor_is_contiguous(dst))
+			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "copy: host/device transfers need contiguous tensors");
+		return groma_cuda_status(cudaMemcpyAsync(dst->data, src->data, (size_t) n * sizeof(float),
+												 src->device == GROMA_DEVICE_CUDA ? cudaMemcpyDeviceToHost
+												 : cudaMemcpyHostToDevice, groma_cuda_stream()) == cudaSuccess
+								 ? cudaStreamSynchronize(groma_cuda_stream()) : cudaGetLastError(), "copy");
+	}
+	copy_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
+		(const float *) src->data, (float *) dst->data, n, shape, groma_cuda_dims4(src), groma_cuda_dims4(dst));
+	return groma_cuda_launched("copy");
+}

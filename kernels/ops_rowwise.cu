@@ -1,0 +1,147 @@
+/*
+ * ops_rowwise.cu - softmax, LayerNorm and RMSNorm over the last dimension:
+ * one thread block per row, block-wide reductions.
+ */
+#include "cuda_common.h"
+
+#define THREADS 256
+
+/* Softmax of one row per block (max-subtracted; an all -inf row becomes zeros). */
+__global__ static void
+softmax_kernel(const float *x, float *y, int64_t d)
+{
+	__shared__ float scratch[32];
+	const float *in = x + (int64_t) blockIdx.x * d;
+	float	   *out = y + (int64_t) blockIdx.x * d;
+	float		m = -INFINITY,
+				s = 0.0f;
+
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		m = fmaxf(m, in[i]);
+	m = groma_block_max(m, scratch);
+	if (m == -INFINITY)
+	{
+		for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+			out[i] = 0.0f;
+		return;
+	}
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		s += expf(in[i] - m);
+	s = groma_block_sum(s, scratch);
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		out[i] = expf(in[i] - m) / s;
+}
+
+/* (x - mean) / sqrt(var + eps) · w + b for one row per block (two passes). */
+__global__ static void
+layer_norm_kernel(const float *x, const float *w, const float *b, float eps, float *y, int64_t d)
+{
+	__shared__ float scratch[32];
+	const float *in = x + (int64_t) blockIdx.x * d;
+	float	   *out = y + (int64_t) blockIdx.x * d;
+	float		sum = 0.0f,
+				sq = 0.0f,
+				mean,
+				inv;
+
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		sum += in[i];
+	mean = groma_block_sum(sum, scratch) / (float) d;
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		sq += (in[i] - mean) * (in[i] - mean);
+	inv = rsqrtf(groma_block_sum(sq, scratch) / (float) d + eps);
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		out[i] = (in[i] - mean) * inv * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
+}
+
+/* x / sqrt(mean(x²) + eps) · w for one row per block. */
+__global__ static void
+rms_norm_kernel(const float *x, const float *w, float eps, float *y, int64_t d)
+{
+	__shared__ float scratch[32];
+	const float *in = x + (int64_t) blockIdx.x * d;
+	float	   *out = y + (int64_t) blockIdx.x * d;
+	float		sq = 0.0f,
+				inv;
+
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		sq += in[i] * in[i];
+	inv = rsqrtf(groma_block_sum(sq, scratch) / (float) d + eps);
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		out[i] = in[i] * inv * (w ? w[i] : 1.0f);
+}
+
+/* Checks a row op's x and y and returns the row length and count. */
+static groma_status
+rows_of(const char *op, const groma_tensor *x, const groma_tensor *y, int64_t *d, int64_t *rows)
+{
+	GROMA_TRY(groma_cuda_check_f32(op, "x", x));
+	GROMA_TRY(groma_cuda_check_f32(op, "y", y));
+	if (!groma_tensor_same_shape(x, y) || x->ndim < 1)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: x and y differ in shape", op);
+	*d = x->shape[x->ndim - 1];
+	*rows = *d > 0 ? groma_tensor_numel(x) / *d : 0;
+	if (*rows > 0x7fffffff)
+		return groma_error(GROMA_ERR_LIMIT, "%s: too many rows for one launch", op);
+	return groma_ok();
+}
+
+/* Checks an optional per-feature parameter of d values on the device. */
+static groma_status
+param_of(const char *op, const groma_tensor *p, int64_t d)
+{
+	if (p == NULL)
+		return groma_ok();
+	GROMA_TRY(groma_cuda_check_f32(op, "parameter", p));
+	if (groma_tensor_numel(p) != d)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: parameter has the wrong size", op);
+	return groma_ok();
+}
+
+/* Softmax over the last dimension; see ops.h. */
+extern "C" groma_status
+groma_cuda_softmax(const groma_tensor *x, groma_tensor *y)
+{
+	int64_t		d,
+				rows;
+
+	GROMA_TRY(rows_of("softmax", x, y, &d, &rows));
+	if (rows == 0)
+		return groma_ok();
+	softmax_kernel<<<(unsigned) rows, THREADS, 0, groma_cuda_stream()>>>((const float *) x->data, (float *) y->data, d);
+	return groma_cuda_launched("softmax");
+}
+
+/* LayerNorm over the last dimension; see ops.h. */
+extern "C" groma_status
+groma_cuda_layer_norm(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, float eps, groma_tensor *y)
+{
+	int64_t		d,
+				rows;
+
+	GROMA_TRY(rows_of("layer_norm", x, y, &d, &rows));
+	GROMA_TRY(param_of("layer_norm", w, d));
+	GROMA_TRY(param_of("layer_norm", b, d));
+	if (rows == 0)
+		return groma_ok();
+	layer_norm_kernel<<<(unsigned) rows, THREADS, 0, groma_cuda_stream()>>>(
+		(const float *) x->data, w ? (const float *) w->data : NULL, b ? (const float *) b->data : NULL, eps,
+		(float *) y->data, d);
+	return groma_cuda_launched("layer_norm");
+}
+
+/* RMSNorm over the last dimension; see ops.h. */
+extern "C" groma_status
+groma_cuda_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, groma_tensor *y)
+{
+	int64_t		d,
+				rows;
+
+	GROMA_TRY(rows_of("rms_norm", x, y, &d, &rows));
+	GROMA_TRY(param_of("rms_norm", w, d));
+	if (rows == 0)
+		return groma_ok();
+	rms_norm_kernel<<<(unsigned) rows, THREADS, 0, groma_cuda_stream()>>>(
+		(const float *) x->data, w ? (const float *) w->data : NULL, eps, (float *) y->data, d);
+	return groma_cuda_launched("rms_norm");
+}

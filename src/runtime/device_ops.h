@@ -1,0 +1,68 @@
+/*
+ * device_ops.h - the accelerator implementation of the op API, as a table
+ * of entry points.  The CPU ops dispatch to it when their tensors live on a
+ * CUDA device; kernels/ fills it in (groma_cuda_register) in builds that
+ * link CUDA.  Entries left NULL make such calls fail with a clear error, so
+ * library code never needs CUDA symbols to link.
+ */
+#ifndef GROMA_DEVICE_OPS_H
+#define GROMA_DEVICE_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "tensor.h"
+
+/* Elementwise functions of one tensor. */
+typedef enum groma_unary_kind
+{
+	GROMA_UNARY_RELU,
+	GROMA_UNARY_GELU,
+	GROMA_UNARY_SILU,
+	GROMA_UNARY_SIGMOID
+} groma_unary_kind;
+
+typedef struct groma_device_ops
+{
+	const char *name;			/* "cuda" once registered */
+	/* memory */
+	void	   *(*alloc) (size_t bytes);	/* NULL when out of memory */
+	void		(*free) (void *ptr);
+	groma_status (*to_device) (void *dst, const void *src, size_t bytes);
+	groma_status (*to_host) (void *dst, const void *src, size_t bytes);
+	groma_status (*synchronize) (void);
+	/* ops, same contracts as ops.h */
+	groma_status (*linear) (const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, groma_tensor *y);
+	groma_status (*matmul) (const groma_tensor *a, bool trans_a, const groma_tensor *b, bool trans_b,
+							float alpha, groma_tensor *c);
+	groma_status (*unary) (groma_unary_kind kind, const groma_tensor *x, groma_tensor *y);
+	groma_status (*binary) (bool multiply, const groma_tensor *a, const groma_tensor *b, groma_tensor *y);
+	groma_status (*scale) (const groma_tensor *x, float s, float t, groma_tensor *y);
+	groma_status (*softmax) (const groma_tensor *x, groma_tensor *y);
+	groma_status (*layer_norm) (const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, float eps,
+								groma_tensor *y);
+	groma_status (*rms_norm) (const groma_tensor *x, const groma_tensor *w, float eps, groma_tensor *y);
+	groma_status (*rope) (groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta);
+	groma_status (*copy) (const groma_tensor *src, groma_tensor *dst);
+	groma_status (*attention) (const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,
+							   bool causal, int64_t q_offset, groma_tensor *out);
+} groma_device_ops;
+
+/* The CUDA entry points; all NULL until groma_cuda_register() runs. */
+extern groma_device_ops groma_cuda_ops;
+
+/* Returns true when t lives on the accelerator. */
+static inline bool
+groma_on_device(const groma_tensor *t)
+{
+	return t != NULL && t->device == GROMA_DEVICE_CUDA;
+}
+
+/* Returns the error for an op called on device tensors that no registered backend implements. */
+groma_status groma_no_device_op(const char *op);
+
+/* Runs the device entry fn with the arguments that follow, or fails naming op when it is missing. */
+#define GROMA_DEVICE_CALL(op, fn, ...) \
+	(groma_cuda_ops.fn ? groma_cuda_ops.fn(__VA_ARGS__) : groma_no_device_op(op))
+
+#endif							/* GROMA_DEVICE_OPS_H */

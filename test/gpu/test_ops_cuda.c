@@ -1,0 +1,312 @@
+/*
+ * test_ops_cuda.c - op parity, CUDA against the CPU twin: random inputs at
+ * several shapes through both devices, compared by normalised mean squared
+ * error (as llama.cpp's test-backend-ops does), one line per op and shape.
+ * Skips with the CUDA runtime's reason where no GPU is present.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../kernels/groma_cuda.h"
+#include "../../src/runtime/device_ops.h"
+#include "../../src/runtime/ops.h"
+
+static int	passed,
+			failed;
+static groma_arena host,
+			dev;
+static uint32_t seed = 1;
+
+/* A host tensor of random values in [-1, 1). */
+static groma_tensor
+rand_host(int ndim, const int64_t *shape)
+{
+	groma_tensor t;
+
+	if (groma_arena_tensor(&host, GROMA_F32, ndim, shape, &t).code != GROMA_OK)
+	{
+		fprintf(stderr, "host arena full\n");
+		exit(1);
+	}
+	for (int64_t i = 0; i < groma_tensor_numel(&t); i++)
+	{
+		seed = seed * 1664525u + 1013904223u;
+		((float *) t.data)[i] = (float) ((seed >> 8) / 8388608.0 - 1.0);
+	}
+	return t;
+}
+
+/* An empty host tensor of the shape of t. */
+static groma_tensor
+like_host(const groma_tensor *t)
+{
+	groma_tensor o;
+
+	groma_arena_tensor(&host, GROMA_F32, t->ndim, t->shape, &o);
+	memset(o.data, 0, groma_tensor_nbytes(&o));
+	return o;
+}
+
+/* A device copy of a contiguous host tensor. */
+static groma_tensor
+to_dev(const groma_tensor *t)
+{
+	groma_tensor d;
+
+	groma_arena_tensor(&dev, GROMA_F32, t->ndim, t->shape, &d);
+	groma_cuda_ops.to_device(d.data, t->data, groma_tensor_nbytes(t));
+	return d;
+}
+
+/* Compares a device result with the CPU one and prints one line. */
+static void
+compare(const char *op, const char *shape, const groma_tensor *cpu, const groma_tensor *gpu, double tol,
+		groma_status st_cpu, groma_status st_gpu)
+{
+	int64_t		n = groma_tensor_numel(cpu);
+	float	   *back = malloc((size_t) (n > 0 ? n : 1) * sizeof(float));
+	double		err = 0,
+				ref = 0,
+				nmse;
+	groma_status sync = groma_cuda_ops.synchronize();
+
+	if (st_cpu.code != GROMA_OK || st_gpu.code != GROMA_OK || sync.code != GROMA_OK)
+	{
+		printf("not ok - %-10s %-28s cpu: %s / gpu: %s %s\n", op, shape, st_cpu.message, st_gpu.message, sync.message);
+		failed++;
+		free(back);
+		return;
+	}
+	groma_cuda_ops.to_host(back, gpu->data, (size_t) n * sizeof(float));
+	for (int64_t i = 0; i < n; i++)
+	{
+		double		c = ((const float *) cpu->data)[i];
+
+		err += (back[i] - c) * (back[i] - c);
+		ref += c * c;
+	}
+	nmse = ref > 0 ? err / ref : err;
+	printf("%s - %-10s %-28s nmse %.2e (tolerance %.0e)\n", nmse <= tol ? "ok" : "not ok", op, shape, nmse, tol);
+	if (nmse <= tol)
+		passed++;
+	else
+		failed++;
+	free(back);
+}
+
+/* linear with and without bias at several shapes. */
+static void
+test_linear(void)
+{
+	static const int64_t shapes[][3] = {{21, 33, 17}, {256, 128, 512}, {1, 4096, 64}};
+
+	for (size_t s = 0; s < 3; s++)
+		for (int bias = 0; bias < 2; bias++)
+		{
+			int64_t		m = shapes[s][0],
+						k = shapes[s][1],
+						n = shapes[s][2];
+			groma_tensor x = rand_host(2, (int64_t[]) {m, k}),
+						w = rand_host(2, (int64_t[]) {n, k}),
+						b = rand_host(1, (int64_t[]) {n}),
+						y = like_host(&(groma_tensor) {.ndim = 2, .shape = {m, n}});
+			groma_tensor dx = to_dev(&x),
+						dw = to_dev(&w),
+						db = to_dev(&b),
+						dy = to_dev(&y);
+			char		name[64];
+			groma_status a = groma_linear(&x, &w, bias ? &b : NULL, &y);
+			groma_status g = groma_linear(&dx, &dw, bias ? &db : NULL, &dy);
+
+			snprintf(name, sizeof(name), "[%lld,%lld]x[%lld,%lld]%s", (long long) m, (long long) k, (long long) n,
+					 (long long) k, bias ? "+b" : "");
+			compare("linear", name, &y, &dy, 1e-10, a, g);
+		}
+}
+
+/* matmul with transposes and a permuted head view. */
+static void
+test_matmul(void)
+{
+	for (int ta = 0; ta < 2; ta++)
+		for (int tb = 0; tb < 2; tb++)
+		{
+			groma_tensor a = rand_host(3, ta ? (int64_t[]) {3, 40, 30} : (int64_t[]) {3, 30, 40}),
+						b = rand_host(3, tb ? (int64_t[]) {3, 50, 40} : (int64_t[]) {3, 40, 50}),
+						c = like_host(&(groma_tensor) {.ndim = 3, .shape = {3, 30, 50}});
+			groma_tensor da = to_dev(&a),
+						db = to_dev(&b),
+						dc = to_dev(&c);
+			char		name[64];
+			groma_status x = groma_matmul(&a, ta, &b, tb, 0.5f, &c);
+			groma_status y = groma_matmul(&da, ta, &db, tb, 0.5f, &dc);
+
+			snprintf(name, sizeof(name), "3x30x40x50 ta%d tb%d", ta, tb);
+			compare("matmul", name, &c, &dc, 1e-10, x, y);
+		}
+}
+
+/* activations, add/mul with broadcast, scale and a permuted copy. */
+static void
+test_elementwise(void)
+{
+	static const char *names[] = {"relu", "gelu", "silu", "sigmoid"};
+	groma_status (*fns[]) (const groma_tensor *, groma_tensor *) = {groma_relu, groma_gelu, groma_silu, groma_sigmoid};
+
+	for (int f = 0; f < 4; f++)
+	{
+		groma_tensor x = rand_host(2, (int64_t[]) {37, 1001}),
+					y = like_host(&x);
+		groma_tensor dx = to_dev(&x),
+					dy = to_dev(&y);
+		groma_status a = fns[f] (&x, &y);
+		groma_status g = fns[f] (&dx, &dy);
+
+		compare(names[f], "[37,1001]", &y, &dy, 1e-12, a, g);
+	}
+	{
+		groma_tensor a = rand_host(3, (int64_t[]) {5, 7, 9}),
+					b1 = rand_host(1, (int64_t[]) {9}),
+					b2 = rand_host(2, (int64_t[]) {7, 1}),
+					y = like_host(&a);
+		groma_tensor da = to_dev(&a),
+					db1 = to_dev(&b1),
+					db2 = to_dev(&b2),
+					dy = to_dev(&y);
+
+		compare("add", "[5,7,9]+[9]", &y, &dy, 0, groma_add(&a, &b1, &y), groma_add(&da, &db1, &dy));
+		compare("mul", "[5,7,9]*[7,1]", &y, &dy, 0, groma_mul(&a, &b2, &y), groma_mul(&da, &db2, &dy));
+		compare("scale", "[5,7,9]*0.5+2", &y, &dy, 0, groma_scale(&a, 0.5f, 2.0f, &y), groma_scale(&da, 0.5f, 2.0f, &dy));
+	}
+	{
+		groma_tensor a = rand_host(3, (int64_t[]) {6, 5, 4}),
+					y = like_host(&(groma_tensor) {.ndim = 3, .shape = {4, 5, 6}});
+		groma_tensor da = to_dev(&a),
+					dy = to_dev(&y),
+					pa,
+					pda;
+
+		groma_tensor_permute(&a, (int[]) {2, 1, 0}, &pa);
+		groma_tensor_permute(&da, (int[]) {2, 1, 0}, &pda);
+		compare("copy", "permute(2,1,0) [6,5,4]", &y, &dy, 0, groma_copy(&pa, &y), groma_copy(&pda, &dy));
+	}
+}
+
+/* softmax, LayerNorm, RMSNorm and RoPE. */
+static void
+test_rowwise(void)
+{
+	static const int64_t rows[][2] = {{7, 1000}, {129, 33}, {3, 4096}};
+
+	for (size_t s = 0; s < 3; s++)
+	{
+		int64_t		r = rows[s][0],
+					d = rows[s][1];
+		groma_tensor x = rand_host(2, (int64_t[]) {r, d}),
+					w = rand_host(1, (int64_t[]) {d}),
+					b = rand_host(1, (int64_t[]) {d}),
+					y = like_host(&x);
+		groma_tensor dx = to_dev(&x),
+					dw = to_dev(&w),
+					db = to_dev(&b),
+					dy = to_dev(&y);
+		char		name[32];
+
+		snprintf(name, sizeof(name), "[%lld,%lld]", (long long) r, (long long) d);
+		compare("softmax", name, &y, &dy, 1e-11, groma_softmax(&x, &y), groma_softmax(&dx, &dy));
+		compare("layer_norm", name, &y, &dy, 1e-11, groma_layer_norm(&x, &w, &b, 1e-5f, &y),
+				groma_layer_norm(&dx, &dw, &db, 1e-5f, &dy));
+		compare("rms_norm", name, &y, &dy, 1e-11, groma_rms_norm(&x, &w, 1e-5f, &y), groma_rms_norm(&dx, &dw, 1e-5f, &dy));
+	}
+	{
+		groma_tensor x = rand_host(4, (int64_t[]) {2, 9, 4, 64});
+		groma_tensor dx = to_dev(&x);
+
+		compare("rope", "[2,9,4,64] from 17", &x, &dx, 1e-11, groma_rope(&x, NULL, 17, 10000.0f),
+				groma_rope(&dx, NULL, 17, 10000.0f));
+	}
+}
+
+/* attention: full, causal, and a KV-cache step, with head views. */
+static void
+test_attention(groma_arena *scratch)
+{
+	static const int64_t shapes[][4] = {{1, 4, 130, 32}, {2, 3, 17, 128}, {1, 2, 300, 64}};
+
+	for (size_t s = 0; s < 3; s++)
+		for (int causal = 0; causal < 2; causal++)
+		{
+			groma_tensor q = rand_host(4, shapes[s]),
+						k = rand_host(4, shapes[s]),
+						v = rand_host(4, shapes[s]),
+						o = like_host(&q);
+			groma_tensor dq = to_dev(&q),
+						dk = to_dev(&k),
+						dv = to_dev(&v),
+						dout = to_dev(&o);
+			float		scale = 1.0f / sqrtf((float) shapes[s][3]);
+			char		name[64];
+
+			snprintf(name, sizeof(name), "[%lld,%lld,%lld,%lld]%s", (long long) shapes[s][0], (long long) shapes[s][1],
+					 (long long) shapes[s][2], (long long) shapes[s][3], causal ? " causal" : "");
+			compare("attention", name, &o, &dout, 1e-10, groma_attention(&q, &k, &v, scale, causal, 0, scratch, &o),
+					groma_attention(&dq, &dk, &dv, scale, causal, 0, NULL, &dout));
+		}
+	/* one decode step against a 300-position cache */
+	{
+		groma_tensor q = rand_host(4, (int64_t[]) {1, 4, 1, 64}),
+					k = rand_host(4, (int64_t[]) {1, 4, 300, 64}),
+					v = rand_host(4, (int64_t[]) {1, 4, 300, 64}),
+					o = like_host(&q);
+		groma_tensor dq = to_dev(&q),
+					dk = to_dev(&k),
+					dv = to_dev(&v),
+					dout = to_dev(&o);
+
+		compare("attention", "decode step at 299", &o, &dout, 1e-10,
+				groma_attention(&q, &k, &v, 0.125f, true, 299, scratch, &o),
+				groma_attention(&dq, &dk, &dv, 0.125f, true, 299, NULL, &dout));
+	}
+}
+
+/* Runs every op comparison, or skips with the reason there is no GPU. */
+int
+main(void)
+{
+	char		why[256] = "";
+	groma_arena scratch;
+	groma_status st;
+
+	if (groma_cuda_device_count(why, sizeof(why)) == 0)
+	{
+		printf("# SKIP CUDA op parity: no usable GPU (%s)\n", why);
+		printf("0 passed, 0 failed, 1 skipped\n");
+		return 0;
+	}
+	st = groma_cuda_register();
+	if (st.code != GROMA_OK)
+	{
+		printf("not ok - registering the CUDA backend: %s\n0 passed, 1 failed\n", st.message);
+		return 1;
+	}
+	groma_arena_init(&host, (size_t) 512 << 20);
+	groma_arena_init(&scratch, (size_t) 64 << 20);
+	st = groma_device_arena_init(&dev, (size_t) 1 << 30);
+	if (st.code != GROMA_OK)
+	{
+		printf("not ok - device arena: %s\n0 passed, 1 failed\n", st.message);
+		return 1;
+	}
+	test_linear();
+	test_matmul();
+	test_elementwise();
+	test_rowwise();
+	test_attention(&scratch);
+	printf("%d passed, %d failed\n", passed, failed);
+	groma_arena_free(&dev);
+	groma_arena_free(&host);
+	groma_arena_free(&scratch);
+	return failed ? 1 : 0;
+}
