@@ -135,6 +135,13 @@ groma_cuda_register(void)
 	groma_cuda_ops.rms_norm = groma_cuda_rms_norm;
 	groma_cuda_ops.rope = groma_cuda_rope;
 	groma_cuda_ops.attention = groma_cuda_attention;
+	groma_cuda_ops.conv2d = groma_cuda_conv2d;
+	groma_cuda_ops.group_norm = groma_cuda_group_norm;
+	groma_cuda_ops.layer_norm_channels = groma_cuda_layer_norm_channels;
+	groma_cuda_ops.embedding = groma_cuda_embedding;
+	groma_cuda_ops.resize_bilinear = groma_cuda_resize_bilinear;
+	groma_cuda_ops.ms_deform_attn = groma_cuda_ms_deform_attn;
+	groma_cuda_ops.roi_align = groma_cuda_roi_align;
 	groma_cuda_ops.name = "cuda";
 	return groma_ok();
 }

@@ -11,6 +11,7 @@
 
 extern "C"
 {
+#include "../src/runtime/arena.h"
 #include "../src/runtime/device_ops.h"
 #include "../src/runtime/tensor.h"
 }
@@ -60,6 +61,20 @@ groma_status groma_cuda_rms_norm(const groma_tensor *x, const groma_tensor *w, f
 groma_status groma_cuda_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta);
 groma_status groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,
 								  bool causal, int64_t q_offset, groma_tensor *out);
+groma_status groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, int stride,
+							   int padding, groma_arena_ref scratch, groma_tensor *y);
+groma_status groma_cuda_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b,
+								   float eps, groma_tensor *y);
+groma_status groma_cuda_layer_norm_channels(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b,
+											float eps, groma_tensor *y);
+groma_status groma_cuda_embedding(const groma_tensor *ids, const groma_tensor *table, groma_tensor *y);
+groma_status groma_cuda_resize_bilinear(const groma_tensor *x, bool align_corners, groma_tensor *y);
+groma_status groma_cuda_ms_deform_attn(const groma_tensor *value, const int64_t *spatial_shapes,
+									   const int64_t *level_start, int n_levels, int n_points,
+									   const groma_tensor *sampling_locations, const groma_tensor *attention_weights,
+									   groma_tensor *out);
+groma_status groma_cuda_roi_align(const groma_tensor *feat, const groma_tensor *rois, float spatial_scale,
+								  int sampling_ratio, bool aligned, groma_tensor *out);
 }
 
 /* A tensor's shape and strides padded on the left to four dimensions. */

@@ -13,6 +13,9 @@
 
 #include "tensor.h"
 
+/* Scratch memory for ops that need it (a device arena for device ops). */
+typedef struct groma_arena *groma_arena_ref;
+
 /* Elementwise functions of one tensor. */
 typedef enum groma_unary_kind
 {
@@ -46,6 +49,20 @@ typedef struct groma_device_ops
 	groma_status (*copy) (const groma_tensor *src, groma_tensor *dst);
 	groma_status (*attention) (const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,
 							   bool causal, int64_t q_offset, groma_tensor *out);
+	groma_status (*conv2d) (const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, int stride,
+							int padding, groma_arena_ref scratch, groma_tensor *y);
+	groma_status (*group_norm) (const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b,
+								float eps, groma_tensor *y);
+	groma_status (*layer_norm_channels) (const groma_tensor *x, const groma_tensor *w, const groma_tensor *b,
+										 float eps, groma_tensor *y);
+	groma_status (*embedding) (const groma_tensor *ids, const groma_tensor *table, groma_tensor *y);
+	groma_status (*resize_bilinear) (const groma_tensor *x, bool align_corners, groma_tensor *y);
+	groma_status (*ms_deform_attn) (const groma_tensor *value, const int64_t *spatial_shapes,
+									const int64_t *level_start, int n_levels, int n_points,
+									const groma_tensor *sampling_locations, const groma_tensor *attention_weights,
+									groma_tensor *out);
+	groma_status (*roi_align) (const groma_tensor *feat, const groma_tensor *rois, float spatial_scale,
+							   int sampling_ratio, bool aligned, groma_tensor *out);
 } groma_device_ops;
 
 /* The CUDA entry points; all NULL until groma_cuda_register() runs. */

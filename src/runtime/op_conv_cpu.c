@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "device_ops.h"
 #include "op_check.h"
 #include "ops.h"
 
@@ -73,6 +74,8 @@ groma_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b
 	size_t		mark;
 	float	   *col = NULL;
 
+	if (groma_on_device(x))
+		return GROMA_DEVICE_CALL("conv2d", conv2d, x, w, b, stride, padding, scratch, y);
 	GROMA_TRY(groma_check_f32("conv2d", "x", x));
 	GROMA_TRY(groma_check_f32("conv2d", "w", w));
 	GROMA_TRY(groma_check_f32("conv2d", "y", y));

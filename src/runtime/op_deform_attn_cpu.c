@@ -8,6 +8,7 @@
  * unnormalised the way PyTorch's CPU grid sampler does it, ((2·loc - 1) +
  * 1) · (size / 2) - 0.5, which is loc · size - 0.5 up to rounding.
  */
+#include "device_ops.h"
 #include "ops_spatial.h"
 
 #include <math.h>
@@ -114,6 +115,10 @@ groma_ms_deform_attn(const groma_tensor *value, const int64_t *spatial_shapes, c
 				Dh,
 				Q,
 				LP;
+
+	if (groma_on_device(value))
+		return GROMA_DEVICE_CALL("ms_deform_attn", ms_deform_attn, value, spatial_shapes, level_start, n_levels, n_points,
+								 sampling_locations, attention_weights, out);
 
 	GROMA_TRY(groma_check_f32(op, "value", value));
 	GROMA_TRY(groma_check_f32(op, "sampling_locations", sampling_locations));

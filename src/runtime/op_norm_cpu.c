@@ -83,6 +83,8 @@ groma_layer_norm_channels(const groma_tensor *x, const groma_tensor *w, const gr
 	int64_t		c,
 				hw;
 
+	if (groma_on_device(x))
+		return GROMA_DEVICE_CALL("layer_norm_channels", layer_norm_channels, x, w, b, eps, y);
 	GROMA_TRY(groma_check_f32("layer_norm_channels", "x", x));
 	GROMA_TRY(groma_check_f32("layer_norm_channels", "y", y));
 	GROMA_TRY(groma_check_ndim("layer_norm_channels", "x", x, 4));
@@ -107,6 +109,8 @@ groma_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, const
 				hw,
 				per;
 
+	if (groma_on_device(x))
+		return GROMA_DEVICE_CALL("group_norm", group_norm, x, groups, w, b, eps, y);
 	GROMA_TRY(groma_check_f32("group_norm", "x", x));
 	GROMA_TRY(groma_check_f32("group_norm", "y", y));
 	GROMA_TRY(groma_check_ndim("group_norm", "x", x, 4));

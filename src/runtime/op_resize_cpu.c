@@ -13,6 +13,7 @@
  * builds contract them: against torch 2.15 on random sizes this cuts the max
  * error from 2.5e-6 to 4.8e-7 (bilinear) and from 8e-6 to 9.5e-7 (bicubic).
  */
+#include "device_ops.h"
 #include "ops_spatial.h"
 
 #include <math.h>
@@ -267,6 +268,9 @@ resize_run(const groma_tensor *x, bool cubic, bool align_corners, float scale_y,
 groma_status
 groma_resize_bilinear(const groma_tensor *x, bool align_corners, groma_tensor *y)
 {
+	if (groma_on_device(x))
+		return GROMA_DEVICE_CALL("resize_bilinear", resize_bilinear, x, align_corners, y);
+
 	GROMA_TRY(check_resize("resize_bilinear", x, y));
 	return resize_run(x, false, align_corners, 0.0f, 0.0f, y);
 }

@@ -8,6 +8,7 @@
  * to every channel.  Samples that fall outside [-1, H] x [-1, W] read 0;
  * others clamp to the last row or column.
  */
+#include "device_ops.h"
 #include "ops_spatial.h"
 
 #include <math.h>
@@ -228,6 +229,9 @@ groma_roi_align(const groma_tensor *feat, const groma_tensor *rois, float spatia
 				ow;
 	roi_sample *samples = NULL;
 	size_t		capacity = 0;
+
+	if (groma_on_device(feat))
+		return GROMA_DEVICE_CALL("roi_align", roi_align, feat, rois, spatial_scale, sampling_ratio, aligned, out);
 
 	GROMA_TRY(groma_check_f32(op, "feat", feat));
 	GROMA_TRY(groma_check_f32(op, "rois", rois));

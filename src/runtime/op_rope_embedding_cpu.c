@@ -69,6 +69,8 @@ groma_embedding(const groma_tensor *ids, const groma_tensor *table, groma_tensor
 				vocab,
 				dim;
 
+	if (groma_on_device(table))
+		return GROMA_DEVICE_CALL("embedding", embedding, ids, table, y);
 	if (ids->dtype != GROMA_I64 && ids->dtype != GROMA_I32)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "embedding: ids must be i32 or i64");
 	if (table->ndim != 2 || !groma_tensor_is_contiguous(table) ||

@@ -12,6 +12,7 @@
 #include "../../kernels/groma_cuda.h"
 #include "../../src/runtime/device_ops.h"
 #include "../../src/runtime/ops.h"
+#include "../../src/runtime/ops_spatial.h"
 
 static int	passed,
 			failed;
@@ -271,6 +272,138 @@ test_attention(groma_arena *scratch)
 	}
 }
 
+/* conv2d, GroupNorm, channel LayerNorm and embedding. */
+static void
+test_conv_norm(groma_arena *scratch)
+{
+	static const int cases[][3] = {{3, 1, 1}, {3, 2, 1}, {1, 1, 0}, {14, 14, 0}};
+	groma_arena dscratch;
+
+	if (groma_device_arena_init(&dscratch, (size_t) 256 << 20).code != GROMA_OK)
+	{
+		printf("not ok - conv2d: no device scratch arena\n");
+		failed++;
+		return;
+	}
+	for (size_t i = 0; i < 4; i++)
+	{
+		int			k = cases[i][0],
+					stride = cases[i][1],
+					pad = cases[i][2];
+		int64_t		h = k == 14 ? 56 : 33,
+					c = k == 14 ? 3 : 40,
+					ho = (h + 2 * pad - k) / stride + 1;
+		groma_tensor x = rand_host(4, (int64_t[]) {2, c, h, h}),
+					w = rand_host(4, (int64_t[]) {24, c, k, k}),
+					b = rand_host(1, (int64_t[]) {24}),
+					y = like_host(&(groma_tensor) {.ndim = 4, .shape = {2, 24, ho, ho}});
+		groma_tensor dx = to_dev(&x),
+					dw = to_dev(&w),
+					db = to_dev(&b),
+					dy = to_dev(&y);
+		char		name[64];
+
+		snprintf(name, sizeof(name), "[2,%lld,%lld,%lld] k%d s%d p%d", (long long) c, (long long) h, (long long) h, k,
+				 stride, pad);
+		compare("conv2d", name, &y, &dy, 1e-10, groma_conv2d(&x, &w, &b, stride, pad, scratch, &y),
+				groma_conv2d(&dx, &dw, &db, stride, pad, &dscratch, &dy));
+	}
+	{
+		groma_tensor x = rand_host(4, (int64_t[]) {2, 128, 16, 16}),
+					w = rand_host(1, (int64_t[]) {128}),
+					b = rand_host(1, (int64_t[]) {128}),
+					y = like_host(&x);
+		groma_tensor dx = to_dev(&x),
+					dw = to_dev(&w),
+					db = to_dev(&b),
+					dy = to_dev(&y);
+
+		compare("group_norm", "[2,128,16,16] g64", &y, &dy, 1e-11, groma_group_norm(&x, 64, &w, &b, 1e-5f, &y),
+				groma_group_norm(&dx, 64, &dw, &db, 1e-5f, &dy));
+		compare("ln_chan", "[2,128,16,16]", &y, &dy, 1e-11, groma_layer_norm_channels(&x, &w, &b, 1e-6f, &y),
+				groma_layer_norm_channels(&dx, &dw, &db, 1e-6f, &dy));
+	}
+	{
+		int64_t		ids[6] = {3, 0, 99, 3, 42, 7};
+		groma_tensor tid = groma_tensor_view(ids, GROMA_I64, 1, (int64_t[]) {6}),
+					table = rand_host(2, (int64_t[]) {100, 48}),
+					y = like_host(&(groma_tensor) {.ndim = 2, .shape = {6, 48}});
+		groma_tensor dt = to_dev(&table),
+					dy = to_dev(&y);
+
+		compare("embedding", "6 of [100,48]", &y, &dy, 0, groma_embedding(&tid, &table, &y), groma_embedding(&tid, &dt, &dy));
+	}
+	groma_arena_free(&dscratch);
+}
+
+/* bilinear resize, deformable attention sampling and RoIAlign. */
+static void
+test_spatial(void)
+{
+	static const int64_t sizes[][4] = {{32, 32, 128, 128}, {64, 64, 32, 32}, {7, 5, 11, 3}};
+
+	for (size_t s = 0; s < 3; s++)
+		for (int ac = 0; ac < 2; ac++)
+		{
+			groma_tensor x = rand_host(4, (int64_t[]) {2, 3, sizes[s][0], sizes[s][1]}),
+						y = like_host(&(groma_tensor) {.ndim = 4, .shape = {2, 3, sizes[s][2], sizes[s][3]}});
+			groma_tensor dx = to_dev(&x),
+						dy = to_dev(&y);
+			char		name[64];
+
+			snprintf(name, sizeof(name), "%lldx%lld->%lldx%lld ac%d", (long long) sizes[s][0], (long long) sizes[s][1],
+					 (long long) sizes[s][2], (long long) sizes[s][3], ac);
+			compare("bilinear", name, &y, &dy, 1e-11, groma_resize_bilinear(&x, ac, &y), groma_resize_bilinear(&dx, ac, &dy));
+		}
+	{
+		/* one level of 20x24, 8 heads of 32, 4 points; locations spill outside [0, 1] */
+		int64_t		shapes[2] = {20, 24},
+					starts[1] = {0};
+		groma_tensor value = rand_host(4, (int64_t[]) {2, 480, 8, 32}),
+					loc = rand_host(4, (int64_t[]) {2, 50, 8, 8}),
+					attn = rand_host(4, (int64_t[]) {2, 50, 8, 4}),
+					out = like_host(&(groma_tensor) {.ndim = 3, .shape = {2, 50, 256}});
+
+		for (int64_t i = 0; i < groma_tensor_numel(&loc); i++)
+			((float *) loc.data)[i] = ((float *) loc.data)[i] * 0.6f + 0.5f;
+		{
+			groma_tensor dv = to_dev(&value),
+						dl = to_dev(&loc),
+						da = to_dev(&attn),
+						dout = to_dev(&out);
+
+			compare("deform_attn", "[2,480,8,32] q50 p4", &out, &dout, 1e-11,
+					groma_ms_deform_attn(&value, shapes, starts, 1, 4, &loc, &attn, &out),
+					groma_ms_deform_attn(&dv, shapes, starts, 1, 4, &dl, &da, &dout));
+		}
+	}
+	for (int aligned = 0; aligned < 2; aligned++)
+	{
+		groma_tensor feat = rand_host(4, (int64_t[]) {2, 16, 40, 48}),
+					rois = rand_host(2, (int64_t[]) {20, 5}),
+					out = like_host(&(groma_tensor) {.ndim = 4, .shape = {20, 16, 14, 14}});
+
+		/* batch index 0/1; corners anywhere from -10 to 110 pixels, some reversed */
+		for (int m = 0; m < 20; m++)
+		{
+			float	   *r = (float *) rois.data + m * 5;
+
+			r[0] = (float) (m % 2);
+			for (int k = 1; k < 5; k++)
+				r[k] = r[k] * 60.0f + 50.0f;
+		}
+		{
+			groma_tensor df = to_dev(&feat),
+						dr = to_dev(&rois),
+						dout = to_dev(&out);
+
+			compare("roi_align", aligned ? "[20,16,14,14] aligned" : "[20,16,14,14]", &out, &dout, 1e-11,
+					groma_roi_align(&feat, &rois, 0.5f, 2, aligned, &out),
+					groma_roi_align(&df, &dr, 0.5f, 2, aligned, &dout));
+		}
+	}
+}
+
 /* Runs every op comparison, or skips with the reason there is no GPU. */
 int
 main(void)
@@ -304,6 +437,8 @@ main(void)
 	test_elementwise();
 	test_rowwise();
 	test_attention(&scratch);
+	test_conv_norm(&scratch);
+	test_spatial();
 	printf("%d passed, %d failed\n", passed, failed);
 	groma_arena_free(&dev);
 	groma_arena_free(&host);

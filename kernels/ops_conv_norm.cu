@@ -1,0 +1,243 @@
+/*
+ * ops_conv_norm.cu - 2-d convolution (im2col kernel + cuBLAS), GroupNorm,
+ * channel-first LayerNorm and embedding lookup on the GPU.
+ */
+#include "cuda_common.h"
+
+#define THREADS 256
+
+/* col[(c·kh + i)·kw + j, oy·wo + ox] = x[c, oy·s - p + i, ox·s - p + j] (0 outside). */
+__global__ static void
+im2col_kernel(const float *x, int64_t c_in, int64_t h, int64_t w, int64_t kh, int64_t kw, int stride, int pad,
+			  int64_t ho, int64_t wo, float *col)
+{
+	int64_t		idx = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+	int64_t		total = c_in * kh * kw * ho * wo;
+	int64_t		ox,
+				oy,
+				row,
+				j,
+				i,
+				c,
+				iy,
+				ix;
+
+	if (idx >= total)
+		return;
+	ox = idx % wo;
+	oy = (idx / wo) % ho;
+	row = idx / (wo * ho);
+	j = row % kw;
+	i = (row / kw) % kh;
+	c = row / (kw * kh);
+	iy = oy * stride - pad + i;
+	ix = ox * stride - pad + j;
+	col[idx] = iy >= 0 && iy < h && ix >= 0 && ix < w ? x[(c * h + iy) * w + ix] : 0.0f;
+}
+
+/* y[o, p] = b[o] for one image (b may be NULL: zeros). */
+__global__ static void
+fill_channels_kernel(float *y, const float *b, int64_t channels, int64_t plane)
+{
+	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < channels * plane)
+		y[i] = b ? b[i / plane] : 0.0f;
+}
+
+/* y = conv2d(x, w) (+ b); scratch must be a device arena for the im2col buffer; see ops.h. */
+extern "C" groma_status
+groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, int stride, int padding,
+				  groma_arena_ref scratch, groma_tensor *y)
+{
+	int64_t		batch = x->shape[0],
+				c_in = x->shape[1],
+				h = x->shape[2],
+				wd = x->shape[3],
+				c_out = w->shape[0],
+				kh = w->shape[2],
+				kw = w->shape[3],
+				ho,
+				wo,
+				kdim,
+				plane;
+	bool		direct;
+	float	   *col = NULL;
+	size_t		mark = scratch ? scratch->used : 0;
+	const float one = 1.0f;
+
+	GROMA_TRY(groma_cuda_check_f32("conv2d", "x", x));
+	GROMA_TRY(groma_cuda_check_f32("conv2d", "w", w));
+	GROMA_TRY(groma_cuda_check_f32("conv2d", "y", y));
+	if (b)
+		GROMA_TRY(groma_cuda_check_f32("conv2d", "b", b));
+	if (x->ndim != 4 || w->ndim != 4 || y->ndim != 4 || w->shape[1] != c_in || stride < 1 || padding < 0 ||
+		h + 2 * padding < kh || wd + 2 * padding < kw)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "conv2d: x [B,C,H,W] and w [O,C,kh,kw] do not fit");
+	ho = (h + 2 * padding - kh) / stride + 1;
+	wo = (wd + 2 * padding - kw) / stride + 1;
+	plane = ho * wo;
+	kdim = c_in * kh * kw;
+	if (y->shape[0] != batch || y->shape[1] != c_out || y->shape[2] != ho || y->shape[3] != wo ||
+		(b && groma_tensor_numel(b) != c_out))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "conv2d: y or b has the wrong shape");
+	direct = kh == 1 && kw == 1 && stride == 1 && padding == 0;
+	if (!direct)
+	{
+		if (scratch == NULL || scratch->device != GROMA_DEVICE_CUDA)
+			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "conv2d: a device scratch arena is needed on the GPU");
+		col = (float *) groma_arena_alloc(scratch, (size_t) (kdim * plane) * sizeof(float));	/* [C·kh·kw, Ho·Wo] */
+		if (col == NULL)
+			return groma_error(GROMA_ERR_NO_MEMORY, "conv2d: device scratch arena too small for im2col");
+	}
+	for (int64_t n = 0; n < batch; n++)
+	{
+		const float *xn = (const float *) x->data + n * c_in * h * wd;
+		float	   *yn = (float *) y->data + n * c_out * plane;	/* [O, Ho·Wo] */
+		groma_status st;
+
+		if (!direct)
+		{
+			im2col_kernel<<<groma_cuda_blocks(kdim * plane, THREADS), THREADS, 0, groma_cuda_stream()>>>(
+				xn, c_in, h, wd, kh, kw, stride, padding, ho, wo, col);
+			GROMA_TRY(groma_cuda_launched("conv2d im2col"));
+		}
+		fill_channels_kernel<<<groma_cuda_blocks(c_out * plane, THREADS), THREADS, 0, groma_cuda_stream()>>>(
+			yn, b ? (const float *) b->data : NULL, c_out, plane);
+		GROMA_TRY(groma_cuda_launched("conv2d bias"));
+		/* y[O, P] += w[O, K] · col[K, P], as yᵀ = colᵀ · wᵀ in column-major */
+		st = groma_cublas_status(cublasSgemm(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) plane, (int) c_out,
+											 (int) kdim, &one, direct ? xn : col, (int) plane,
+											 (const float *) w->data, (int) kdim, &one, yn, (int) plane),
+								 "conv2d: cublasSgemm");
+		if (st.code != GROMA_OK)
+			return st;
+	}
+	if (scratch)
+		scratch->used = mark;
+	return groma_ok();
+}
+
+/* GroupNorm of one (image, group) per block: two passes over per·hw values. */
+__global__ static void
+group_norm_kernel(const float *x, const float *w, const float *b, float eps, float *y, int64_t channels,
+				  int64_t hw, int groups)
+{
+	__shared__ float scratch[32];
+	int64_t		per = channels / groups,
+				count = per * hw,
+				base = (int64_t) blockIdx.x * count;	/* (n · groups + g) · per · hw */
+	int			g = blockIdx.x % groups;
+	float		sum = 0.0f,
+				sq = 0.0f,
+				mean,
+				inv;
+
+	for (int64_t i = threadIdx.x; i < count; i += blockDim.x)
+		sum += x[base + i];
+	mean = groma_block_sum(sum, scratch) / (float) count;
+	for (int64_t i = threadIdx.x; i < count; i += blockDim.x)
+		sq += (x[base + i] - mean) * (x[base + i] - mean);
+	inv = rsqrtf(groma_block_sum(sq, scratch) / (float) count + eps);
+	for (int64_t i = threadIdx.x; i < count; i += blockDim.x)
+	{
+		int64_t		c = g * per + i / hw;
+
+		y[base + i] = (x[base + i] - mean) * inv * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);
+	}
+}
+
+/* GroupNorm of [B, C, H, W]; see ops.h. */
+extern "C" groma_status
+groma_cuda_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b, float eps,
+					  groma_tensor *y)
+{
+	GROMA_TRY(groma_cuda_check_f32("group_norm", "x", x));
+	GROMA_TRY(groma_cuda_check_f32("group_norm", "y", y));
+	if (x->ndim != 4 || !groma_tensor_same_shape(x, y) || groups < 1 || x->shape[1] % groups != 0 ||
+		(w && groma_tensor_numel(w) != x->shape[1]) || (b && groma_tensor_numel(b) != x->shape[1]))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "group_norm: shapes or groups do not fit");
+	if (groma_tensor_numel(x) == 0)
+		return groma_ok();
+	group_norm_kernel<<<(unsigned) (x->shape[0] * groups), THREADS, 0, groma_cuda_stream()>>>(
+		(const float *) x->data, w ? (const float *) w->data : NULL, b ? (const float *) b->data : NULL, eps,
+		(float *) y->data, x->shape[1], x->shape[2] * x->shape[3], groups);
+	return groma_cuda_launched("group_norm");
+}
+
+/* LayerNorm over channels at one pixel per thread (adjacent threads, adjacent pixels). */
+__global__ static void
+layer_norm_channels_kernel(const float *x, const float *w, const float *b, float eps, float *y, int64_t batch,
+						   int64_t channels, int64_t hw)
+{
+	int64_t		idx = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+	int64_t		n = idx / hw,
+				p = idx % hw;
+	const float *in;
+	float	   *out;
+	float		sum = 0.0f,
+				sq = 0.0f,
+				mean,
+				inv;
+
+	if (idx >= batch * hw)
+		return;
+	in = x + n * channels * hw + p;
+	out = y + n * channels * hw + p;
+	for (int64_t c = 0; c < channels; c++)
+		sum += in[c * hw];
+	mean = sum / (float) channels;
+	for (int64_t c = 0; c < channels; c++)
+		sq += (in[c * hw] - mean) * (in[c * hw] - mean);
+	inv = rsqrtf(sq / (float) channels + eps);
+	for (int64_t c = 0; c < channels; c++)
+		out[c * hw] = (in[c * hw] - mean) * inv * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);
+}
+
+/* LayerNorm over channels of [B, C, H, W]; see ops.h. */
+extern "C" groma_status
+groma_cuda_layer_norm_channels(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, float eps,
+							   groma_tensor *y)
+{
+	int64_t		pixels;
+
+	GROMA_TRY(groma_cuda_check_f32("layer_norm_channels", "x", x));
+	GROMA_TRY(groma_cuda_check_f32("layer_norm_channels", "y", y));
+	if (x->ndim != 4 || !groma_tensor_same_shape(x, y) || (w && groma_tensor_numel(w) != x->shape[1]) ||
+		(b && groma_tensor_numel(b) != x->shape[1]))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "layer_norm_channels: shapes do not fit");
+	pixels = x->shape[0] * x->shape[2] * x->shape[3];
+	if (pixels == 0)
+		return groma_ok();
+	layer_norm_channels_kernel<<<groma_cuda_blocks(pixels, THREADS), THREADS, 0, groma_cuda_stream()>>>(
+		(const float *) x->data, w ? (const float *) w->data : NULL, b ? (const float *) b->data : NULL, eps,
+		(float *) y->data, x->shape[0], x->shape[1], x->shape[2] * x->shape[3]);
+	return groma_cuda_launched("layer_norm_channels");
+}
+
+/* y[T, D] = table[ids[t]] with ids in host memory (checked there) and table, y on the GPU. */
+extern "C" groma_status
+groma_cuda_embedding(const groma_tensor *ids, const groma_tensor *table, groma_tensor *y)
+{
+	int64_t		count = groma_tensor_numel(ids),
+				vocab = table->shape[0],
+				dim = table->shape[1];
+
+	GROMA_TRY(groma_cuda_check_f32("embedding", "table", table));
+	GROMA_TRY(groma_cuda_check_f32("embedding", "y", y));
+	if (ids->device != GROMA_DEVICE_CPU || (ids->dtype != GROMA_I64 && ids->dtype != GROMA_I32) || table->ndim != 2 ||
+		y->ndim != 2 || y->shape[0] != count || y->shape[1] != dim)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "embedding: host ids [T] and device table [V, D] give y [T, D]");
+	for (int64_t t = 0; t < count; t++)
+	{
+		int64_t		id = ids->dtype == GROMA_I64 ? ((const int64_t *) ids->data)[t] : ((const int32_t *) ids->data)[t];
+
+		if (id < 0 || id >= vocab)
+			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "embedding: id %lld at %lld is outside 0..%lld",
+							   (long long) id, (long long) t, (long long) vocab - 1);
+		GROMA_TRY(groma_cuda_status(cudaMemcpyAsync((float *) y->data + t * dim, (const float *) table->data + id * dim,
+													(size_t) dim * sizeof(float), cudaMemcpyDeviceToDevice,
+													groma_cuda_stream()), "embedding row copy"));
+	}
+	return groma_ok();
+}
