@@ -181,6 +181,8 @@ groma_convert(const groma_tensor *src, groma_tensor *dst)
 	bool		to_f32 = dst->dtype == GROMA_F32 &&
 		(src->dtype == GROMA_F32 || src->dtype == GROMA_BF16 || src->dtype == GROMA_F16);
 
+	if (groma_on_device(src) || groma_on_device(dst))
+		return groma_no_device_op("convert");
 	GROMA_TRY(groma_check_same_shape("convert", src, dst));
 	if (!groma_tensor_is_contiguous(src) || !groma_tensor_is_contiguous(dst))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "convert: contiguous tensors only");

@@ -8,6 +8,7 @@
 
 #include "unit.h"
 #include "../../src/runtime/ops.h"
+#include "../../src/runtime/ops_spatial.h"
 
 /* Fills n floats with a reproducible pseudo-random sequence in [-1, 1). */
 static void
@@ -584,6 +585,8 @@ UNIT_TEST(test_device_dispatch_without_backend)
 	CHECK(groma_copy(&h, &d).code == GROMA_ERR_UNSUPPORTED);
 	CHECK(groma_attention(&d, &d, &d, 1.0f, false, 0, NULL, &d).code == GROMA_ERR_UNSUPPORTED);
 	CHECK(groma_device_arena_init(&arena, 1024).code == GROMA_ERR_UNSUPPORTED);
-	/* ops without a device version say the tensor is not on the CPU */
-	CHECK(groma_group_norm(&d, 1, NULL, NULL, 1e-5f, &d).code == GROMA_ERR_INVALID_ARGUMENT);
+	CHECK(groma_group_norm(&d, 1, NULL, NULL, 1e-5f, &d).code == GROMA_ERR_UNSUPPORTED);
+	CHECK(groma_convert(&d, &h).code == GROMA_ERR_UNSUPPORTED);
+	/* ops without a device entry say the tensor is not on the CPU */
+	CHECK(groma_inverse_sigmoid(&d, 1e-5f, &d).code == GROMA_ERR_INVALID_ARGUMENT);
 }
