@@ -4,7 +4,6 @@
 #include "image_tokens.h"
 
 #include <math.h>
-#include <string.h>
 
 #include "../runtime/op_check.h"
 #include "../runtime/ops.h"
@@ -31,7 +30,7 @@ groma_merge_neighbours(const groma_tensor *last, groma_tensor *merged)
 				n,
 				half;
 	/* (row offset, column offset) of the four cells, in concatenation order */
-	static const int cell[4][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}};
+	static const int cell_offset[4][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}};
 
 	GROMA_TRY(groma_check_f32("merge_neighbours", "last", last));
 	GROMA_TRY(groma_check_f32("merge_neighbours", "merged", merged));
@@ -48,18 +47,24 @@ groma_merge_neighbours(const groma_tensor *last, groma_tensor *merged)
 	GROMA_TRY(groma_check_dim("merge_neighbours", "merged", merged, 0, batch));
 	GROMA_TRY(groma_check_dim("merge_neighbours", "merged", merged, 1, half * half));
 	GROMA_TRY(groma_check_dim("merge_neighbours", "merged", merged, 2, 4 * c));
-	for (int64_t b = 0; b < batch; b++)
-		for (int64_t i = 0; i < half; i++)
-			for (int64_t j = 0; j < half; j++)
-				for (int k = 0; k < 4; k++)
-				{
-					int64_t		row = 2 * i + cell[k][0],
-								col = 2 * j + cell[k][1];
-					const float *src = (const float *) last->data + (b * (tokens + 1) + 1 + row * n + col) * c;
-					float	   *dst = (float *) merged->data + ((b * half * half + i * half + j) * 4 + k) * c;
+	/* Each cell is a strided view of the grid [B, n, n, C] copied into its quarter of merged [B, half, half, 4C]. */
+	for (int k = 0; k < 4; k++)
+	{
+		groma_tensor patches,
+					cell,
+					quarter;
 
-					memcpy(dst, src, (size_t) c * sizeof(float));
-				}
+		GROMA_TRY(groma_tensor_narrow(last, 1, 1, tokens, &patches));	/* drop CLS */
+		cell = (groma_tensor) {
+			.data = (float *) patches.data + ((int64_t) cell_offset[k][0] * n + cell_offset[k][1]) * c,
+			.dtype = GROMA_F32, .device = last->device, .ndim = 4,
+			.shape = {batch, half, half, c},
+			.stride = {last->stride[0], 2 * n * c, 2 * c, 1},
+		};
+		GROMA_TRY(groma_tensor_reshape(merged, 4, (int64_t[]) {batch, half, half, 4 * c}, &quarter));
+		GROMA_TRY(groma_tensor_narrow(&quarter, 3, k * c, c, &quarter));
+		GROMA_TRY(groma_copy(&cell, &quarter));
+	}
 	return groma_ok();
 }
 
