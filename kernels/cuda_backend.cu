@@ -104,7 +104,10 @@ synchronize(void)
 	return groma_cuda_status(cudaStreamSynchronize(stream), "GPU work");
 }
 
-/* Creates the stream and cuBLAS handle and fills groma_cuda_ops; see groma_cuda.h. */
+/*
+ * Creates the stream and cuBLAS handle and fills groma_cuda_ops; see
+ * groma_cuda.h.  Call it once, before any other thread uses the ops.
+ */
 extern "C" groma_status
 groma_cuda_register(void)
 {
@@ -114,11 +117,28 @@ groma_cuda_register(void)
 		return groma_ok();
 	if (groma_cuda_device_count(why, sizeof(why)) == 0)
 		return groma_error(GROMA_ERR_DEVICE, "no usable GPU: %s", why);
-	GROMA_TRY(groma_cuda_status(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate"));
-	GROMA_TRY(groma_cublas_status(cublasCreate(&blas), "cublasCreate"));
-	GROMA_TRY(groma_cublas_status(cublasSetStream(blas, stream), "cublasSetStream"));
-	/* fp32 GEMMs stay fp32: no TF32 unless a caller asks for it */
-	GROMA_TRY(groma_cublas_status(cublasSetMathMode(blas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode"));
+	{
+		groma_status st = groma_cuda_status(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+											"cudaStreamCreate");
+
+		if (st.code == GROMA_OK)
+			st = groma_cublas_status(cublasCreate(&blas), "cublasCreate");
+		if (st.code == GROMA_OK)
+			st = groma_cublas_status(cublasSetStream(blas, stream), "cublasSetStream");
+		/* fp32 GEMMs stay fp32: no TF32 unless a caller asks for it */
+		if (st.code == GROMA_OK)
+			st = groma_cublas_status(cublasSetMathMode(blas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
+		if (st.code != GROMA_OK)
+		{
+			if (blas)
+				cublasDestroy(blas);
+			if (stream)
+				cudaStreamDestroy(stream);
+			blas = NULL;
+			stream = NULL;
+			return st;
+		}
+	}
 	groma_cuda_ops.alloc = device_alloc;
 	groma_cuda_ops.free = device_free;
 	groma_cuda_ops.to_device = to_device;

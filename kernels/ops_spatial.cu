@@ -172,6 +172,8 @@ groma_cuda_ms_deform_attn(const groma_tensor *value, const int64_t *spatial_shap
 	q = sampling_locations->shape[1];
 	if (sampling_locations->shape[0] != batch || sampling_locations->shape[2] != heads ||
 		sampling_locations->shape[3] != (int64_t) n_levels * n_points * 2 ||
+		attention_weights->shape[0] != batch || attention_weights->shape[1] != q ||
+		attention_weights->shape[2] != heads ||
 		attention_weights->shape[3] != (int64_t) n_levels * n_points || out->shape[0] != batch ||
 		out->shape[1] != q || out->shape[2] != heads * dh)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "ms_deform_attn: operand shapes do not fit");
@@ -259,9 +261,10 @@ roi_align_kernel(const float *feat, const float *rois, float *out, int64_t m_cou
 	if (idx >= m_count * channels * oh * ow)
 		return;
 	r = rois + m * 5;
-	if (!(r[0] >= 0.0f && r[0] < (float) batch))
+	if (!(r[0] >= 0.0f && r[0] < (float) batch) || !isfinite(r[1]) || !isfinite(r[2]) || !isfinite(r[3]) ||
+		!isfinite(r[4]))
 	{
-		out[idx] = 0.0f;		/* an invalid batch index reads nothing (the CPU op refuses it) */
+		out[idx] = 0.0f;		/* an invalid batch index or a non-finite box reads nothing (the CPU op refuses them) */
 		return;
 	}
 	offset = aligned ? 0.5f : 0.0f;
@@ -310,6 +313,9 @@ groma_cuda_roi_align(const groma_tensor *feat, const groma_tensor *rois, float s
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "roi_align: feat [B,C,H,W], rois [M,5] and out [M,C,oh,ow] do not fit");
 	if (sampling_ratio <= 0)
 		return groma_error(GROMA_ERR_UNSUPPORTED, "roi_align: adaptive sampling is not supported on the GPU");
+	if (sampling_ratio > GROMA_ROI_ALIGN_MAX_GRID || !isfinite(spatial_scale))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "roi_align: sampling_ratio over %d or a non-finite scale",
+						   GROMA_ROI_ALIGN_MAX_GRID);
 	n = groma_tensor_numel(out);
 	if (n == 0)
 		return groma_ok();

@@ -61,6 +61,7 @@ groma_generate(const groma_model *m, const groma_tokenizer *tok, const groma_vis
 	size_t		n = 0,
 				mark = act->used;
 	groma_kv_cache cache;
+	groma_arena cache_arena = {0};	/* the cache gets its own allocation, sized for this request */
 	groma_tensor embeds;
 	float	   *logits = NULL;
 	int32_t		eos = groma_tokenizer_eos_id(tok);
@@ -77,7 +78,10 @@ groma_generate(const groma_model *m, const groma_tokenizer *tok, const groma_vis
 	logits = malloc((size_t) vocab * sizeof(float));	/* [V + X] */
 	st = out->ids && logits ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
 	if (st.code == GROMA_OK)
-		st = groma_kv_cache_init(&cache, c, (int64_t) n + max_new_tokens, act);
+		st = groma_arena_init(&cache_arena, 2 * (size_t) c->layers * (size_t) (n + (size_t) max_new_tokens) *
+							  (size_t) c->hidden * sizeof(float) + 4 * GROMA_ARENA_ALIGN);
+	if (st.code == GROMA_OK)
+		st = groma_kv_cache_init(&cache, c, (int64_t) n + max_new_tokens, &cache_arena);
 	if (st.code == GROMA_OK)
 		st = groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {(int64_t) n, c->hidden}, &embeds);	/* [T, D] */
 	if (st.code == GROMA_OK)
@@ -116,6 +120,7 @@ groma_generate(const groma_model *m, const groma_tokenizer *tok, const groma_vis
 	out->decode_ms = now_ms() - t0;
 	free(ids);
 	free(logits);
+	groma_arena_free(&cache_arena);
 	act->used = mark;
 	if (st.code != GROMA_OK)
 		groma_generation_free(out);

@@ -36,7 +36,7 @@ copies_size(const groma_checkpoint *ckpt)
 	{
 		const groma_ckpt_tensor *t = groma_checkpoint_tensor_at(ckpt, i);
 
-		if (t->dtype != GROMA_ST_F32 || !groma_ckpt_tensor_is_contiguous(t))
+		if (t->dtype != GROMA_ST_F32 || !groma_ckpt_tensor_is_contiguous(t) || ((uintptr_t) t->data % sizeof(float)) != 0)
 			total += (size_t) groma_ckpt_tensor_numel(t) * sizeof(float) + GROMA_ARENA_ALIGN;
 	}
 	return total;
@@ -67,6 +67,9 @@ groma_model_build(groma_model *m)
 		.rms_eps = (float) c->llm.rms_norm_eps, .rope_theta = (float) c->llm.rope_theta,
 	};
 
+	if (c->max_region_num < 1 || c->max_region_num > 100)
+		return groma_error(GROMA_ERR_UNSUPPORTED, "max_region_num %d: the vocabulary has region tokens <r0>..<r99> only",
+						   c->max_region_num);
 	if (c->ddetr.num_feature_levels != 1 || !c->ddetr.two_stage || !c->ddetr.with_box_refine)
 		return groma_error(GROMA_ERR_UNSUPPORTED,
 						   "the region proposer must be two-stage with box refinement and one feature level, as in Groma");

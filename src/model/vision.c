@@ -30,11 +30,10 @@ carve(groma_arena *out, size_t n, size_t size, groma_status *st)
 	return p;
 }
 
-/* Runs the vision side; see vision.h. */
-groma_status
-groma_vision_run(const groma_model *m, const uint8_t *jpeg, size_t len,
-				 const groma_jpeg_limits *limits, const double *refer_px, int n_refer,
-				 groma_arena *act, groma_arena *out, groma_vision_result *res)
+/* Runs the vision steps; on failure the caller rewinds the arenas. */
+static groma_status
+vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_jpeg_limits *limits,
+			 const double *refer_px, int n_refer, groma_arena *act, groma_arena *out, groma_vision_result *res)
 {
 	const groma_dinov2_config *vc = &m->vision.cfg;
 	int64_t		layers = vc->layers,
@@ -121,4 +120,22 @@ groma_vision_run(const groma_model *m, const uint8_t *jpeg, size_t len,
 	res->timing.region_ms = now_ms() - t0;
 	act->used = mark;
 	return groma_ok();
+}
+
+/* Runs the vision side; see vision.h.  Nothing stays carved from either arena on failure. */
+groma_status
+groma_vision_run(const groma_model *m, const uint8_t *jpeg, size_t len,
+				 const groma_jpeg_limits *limits, const double *refer_px, int n_refer,
+				 groma_arena *act, groma_arena *out, groma_vision_result *res)
+{
+	size_t		act_mark = act->used,
+				out_mark = out->used;
+	groma_status st = vision_steps(m, jpeg, len, limits, refer_px, n_refer, act, out, res);
+
+	if (st.code != GROMA_OK)
+	{
+		act->used = act_mark;
+		out->used = out_mark;
+	}
+	return st;
 }

@@ -7,7 +7,6 @@
  */
 #include "postgres.h"
 
-#include <limits.h>
 
 #include "fmgr.h"
 #include "utils/guc.h"
@@ -17,6 +16,9 @@
 PG_MODULE_MAGIC;
 
 int			groma_max_image_pixels = (int) GROMA_DEFAULT_MAX_IMAGE_PIXELS;
+
+/* The largest value the setting accepts: 16384 x 16384, 768 MiB of RGB decoded in a backend. */
+#define GROMA_MAX_IMAGE_PIXELS_LIMIT (16384 * 16384)
 
 void		_PG_init(void);
 
@@ -29,7 +31,7 @@ _PG_init(void)
 							"Images with more pixels are refused from their header, before any decoding.",
 							&groma_max_image_pixels,
 							(int) GROMA_DEFAULT_MAX_IMAGE_PIXELS,
-							1, INT_MAX,
+							1, GROMA_MAX_IMAGE_PIXELS_LIMIT,
 							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);

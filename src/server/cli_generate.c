@@ -37,6 +37,8 @@ build_query(const groma_cli_options *opt, char **query)
 	};
 
 	*query = NULL;
+	if (opt->phrase && (opt->task == NULL || strcmp(opt->task, "ground") != 0))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "--phrase goes with --task ground");
 	if (opt->prompt)
 	{
 		*query = strdup(opt->prompt);
@@ -121,10 +123,18 @@ groma_cli_generate(const groma_cli_options *opt)
 	groma_status st = build_query(opt, &query);
 	int			rc;
 
-	if (st.code == GROMA_ERR_INVALID_ARGUMENT && query == NULL && opt->task)
+	if (st.code == GROMA_ERR_INVALID_ARGUMENT && query == NULL && (opt->task || opt->phrase))
 	{
 		fprintf(stderr, "groma-server: %s\n", st.message);
 		return 2;
+	}
+	/* refuse a bad query before the model is loaded */
+	if (st.code == GROMA_OK)
+	{
+		char	   *text = NULL;
+
+		st = groma_prompt_text(query, &text);
+		free(text);
 	}
 	if (st.code == GROMA_OK)
 		st = groma_read_file(opt->image_path, &data, &len);

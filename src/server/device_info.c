@@ -1,12 +1,25 @@
 /*
  * device_info.c - groma-server --device-info.
  */
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cli.h"
 #ifdef GROMA_WITH_CUDA
 #include "../../kernels/groma_cuda.h"
 #endif
+
+/* Prints one JSON object on a line (strings escaped) and frees it. */
+static void
+print_json(json_t *obj)
+{
+	char	   *text = obj ? json_dumps(obj, JSON_PRESERVE_ORDER) : NULL;
+
+	printf("%s\n", text ? text : "{}");
+	free(text);
+	json_decref(obj);
+}
 
 /* Prints which compute devices this build can use, one JSON object; see cli.h. */
 int
@@ -19,7 +32,7 @@ groma_cli_device_info(void)
 
 	if (n == 0)
 	{
-		printf("{\"cuda_built\": true, \"cuda_devices\": 0, \"reason\": \"%s\"}\n", why);
+		print_json(json_pack("{s:b, s:i, s:s}", "cuda_built", 1, "cuda_devices", 0, "reason", why));
 		return 0;
 	}
 	{
@@ -31,9 +44,9 @@ groma_cli_device_info(void)
 			return 1;
 		}
 	}
-	printf("{\"cuda_built\": true, \"cuda_devices\": %d, \"device0\": \"%s\"}\n", n, desc);
+	print_json(json_pack("{s:b, s:i, s:s}", "cuda_built", 1, "cuda_devices", n, "device0", desc));
 #else
-	printf("{\"cuda_built\": false, \"cuda_devices\": 0, \"reason\": \"built with GROMA_CUDA=0\"}\n");
+	print_json(json_pack("{s:b, s:i, s:s}", "cuda_built", 0, "cuda_devices", 0, "reason", "built with GROMA_CUDA=0"));
 #endif
 	return 0;
 }

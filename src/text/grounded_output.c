@@ -135,7 +135,7 @@ flush_run(parse_state *ps, const int32_t *run, size_t n)
 				(*s == ' ' || strchr(".,;:!?)]}'\"", *s) != NULL))
 			{
 				ps->text.data[--ps->text.len] = '\0';
-				if (ps->text.len < (size_t) ps->phrase_start)
+				if (ps->phrase_start >= 0 && ps->text.len < (size_t) ps->phrase_start)
 					ps->phrase_start = (int) ps->text.len;
 				if (*s == ' ' && ps->text.len > 0)
 				{
@@ -204,6 +204,7 @@ close_group(parse_state *ps)
 	{
 		ps->out->dropped_box_refs += ps->n_group;
 		ps->n_group = 0;
+		ps->pending = -1;		/* a later group may not ground an older phrase */
 		return groma_ok();
 	}
 	{
@@ -243,7 +244,12 @@ special_token(parse_state *ps, int32_t id)
 	else if (id == ps->roi_open)
 	{
 		if (ps->in_roi)
-			return close_group(ps);
+		{
+			groma_status st = close_group(ps);	/* a nested <roi> ends the open group and starts a new one */
+
+			if (st.code != GROMA_OK)
+				return st;
+		}
 		if (ps->phrase_start >= 0)
 		{
 			groma_status st = close_phrase(ps);	/* <roi> ends an unclosed phrase */

@@ -21,6 +21,9 @@ typedef enum groma_task
 	GROMA_TASK_DESCRIBE			/* describe a user box (region caption) */
 } groma_task;
 
+/* Queries longer than this are refused (the model's context is 4096 tokens). */
+#define GROMA_MAX_QUERY_BYTES 65536
+
 /* The user-box markup a query uses: <roi><refer_box></roi><refer_feat>. */
 #define GROMA_REFER_MARKUP "<roi><refer_box></roi><refer_feat>"
 

@@ -125,6 +125,29 @@ UNIT_TEST(test_grounded_malformed)
 		CHECK(a.n_groundings == 0);
 		groma_grounded_answer_free(&a);
 	}
+	/* a group after text that is not a phrase grounds nothing, even after an earlier phrase */
+	if (parse("<p>A man</p> <roi><r3></roi> and <roi><r4></roi>.", 6, &a))
+	{
+		CHECKF(strcmp(a.text, "A man and.") == 0, "text \"%s\"", a.text);
+		CHECKF(a.n_groundings == 1 && a.dropped_box_refs == 1, "%d groundings, %d dropped", a.n_groundings,
+			   a.dropped_box_refs);
+		expect_grounding(&a, 0, "A man", 0, 5, 1, (int[]) {3});
+		groma_grounded_answer_free(&a);
+	}
+	/* an all-invalid group uses up its phrase: the next group does not ground it */
+	if (parse("<p>x</p> <roi><r50></roi> is ironing <roi><r1></roi>", 10, &a))
+	{
+		CHECKF(a.n_groundings == 0 && a.dropped_box_refs == 2, "%d groundings, %d dropped", a.n_groundings,
+			   a.dropped_box_refs);
+		groma_grounded_answer_free(&a);
+	}
+	/* a nested <roi> closes the open group and starts a new one */
+	if (parse("<p>two dogs</p> <roi><r0><roi><r1></roi>", 2, &a))
+	{
+		expect_grounding(&a, 0, "two dogs", 0, 8, 1, (int[]) {0});
+		CHECK(a.dropped_box_refs == 1);
+		groma_grounded_answer_free(&a);
+	}
 	/* an empty generation */
 	{
 		groma_tokenizer *tok = tokenizer();

@@ -136,4 +136,21 @@ UNIT_TEST(test_prompt_query_rules)
 	free(out);
 	CHECK(groma_prompt_text("Hi <r>, café <roi><refer_box></roi><refer_feat>", &out).code == GROMA_OK);
 	free(out);
+	CHECK(groma_prompt_text("see <r100> and <r7x>", &out).code == GROMA_OK);	/* not region tokens */
+	free(out);
+	CHECK(groma_prompt_text("<r<r<r<r<r9>", &out).code == GROMA_ERR_INVALID_ARGUMENT);
+	/* a long query of "<r" is refused by size, in linear time */
+	{
+		char	   *big = malloc(4u << 20);
+
+		for (size_t i = 0; i + 2 < (4u << 20); i += 2)
+			memcpy(big + i, "<r", 2);
+		big[(4u << 20) - 1] = '\0';
+		big[(4u << 20) - 2] = 'x';
+		CHECK(groma_prompt_text(big, &out).code == GROMA_ERR_LIMIT);
+		big[60000] = '\0';
+		CHECK(groma_prompt_text(big, &out).code == GROMA_OK);
+		free(out);
+		free(big);
+	}
 }
