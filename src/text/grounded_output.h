@@ -15,8 +15,11 @@
  *  - <roi> ... </roi> lists boxes <rK> (a <roi> inside an open phrase
  *    closes the phrase first); they ground the last closed phrase
  *    that has no boxes yet, if that phrase was closed since the previous box
- *    group; otherwise the group is dropped; an unclosed <roi> ends at the
- *    end of the output; <rK> outside a group is dropped;
+ *    group; otherwise the group is dropped (so is the phrase's claim: a
+ *    later group does not reach back past it); an unclosed <roi> ends at the
+ *    end of the output, a <roi> inside a group starts a new group, text
+ *    inside a group is not part of the answer, and <rK> outside a group is
+ *    dropped;
  *  - an index K not below the number of selected boxes is dropped;
  *    duplicates within a group are kept once;
  *  - each text run after a special token is decoded on its own; in legacy
