@@ -13,6 +13,7 @@ extern "C"
 {
 #include "../src/runtime/arena.h"
 #include "../src/runtime/device_ops.h"
+#include "../src/runtime/matrix_view.h"
 #include "../src/runtime/ops_spatial.h"
 #include "../src/runtime/tensor.h"
 }

@@ -55,46 +55,12 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 										   &beta, (float *) y->data, (int) n), "linear: cublasSgemm");
 }
 
-/* One operand as up to two batch dimensions over a row-major matrix (last dimension contiguous). */
-struct matrix_view
-{
-	const float *data;
-	int64_t		batch[2],
-				bstride[2],
-				rows,
-				cols,
-				ld;
-};
-
-/* Describes t (2..4 dims, contiguous last dimension, on the device). */
-static groma_status
-describe(const char *what, const groma_tensor *t, matrix_view *v)
-{
-	if (t->dtype != GROMA_F32 || t->device != GROMA_DEVICE_CUDA || t->ndim < 2 ||
-		(t->stride[t->ndim - 1] != 1 && t->shape[t->ndim - 1] > 1))
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "matmul: %s must be an f32 CUDA tensor of 2-4 dims, last contiguous", what);
-	v->data = (const float *) t->data;
-	for (int i = 0; i < 2; i++)
-	{
-		int			d = i - (2 - (t->ndim - 2));
-
-		v->batch[i] = d >= 0 ? t->shape[d] : 1;
-		v->bstride[i] = d >= 0 && t->shape[d] > 1 ? t->stride[d] : 0;
-	}
-	v->rows = t->shape[t->ndim - 2];
-	v->cols = t->shape[t->ndim - 1];
-	v->ld = t->shape[t->ndim - 2] > 1 ? t->stride[t->ndim - 2] : v->cols;
-	if (v->ld < v->cols)
-		v->ld = v->cols;
-	return groma_ok();
-}
-
 /* c = alpha · op(a) · op(b) over up to two batch dimensions; see ops.h. */
 extern "C" groma_status
 groma_cuda_matmul(const groma_tensor *a, bool trans_a, const groma_tensor *b, bool trans_b, float alpha,
 				  groma_tensor *c)
 {
-	matrix_view va,
+	groma_matrix_view va,
 				vb,
 				vc;
 	int64_t		m,
@@ -102,17 +68,10 @@ groma_cuda_matmul(const groma_tensor *a, bool trans_a, const groma_tensor *b, bo
 				n;
 	const float zero = 0.0f;
 
-	GROMA_TRY(describe("a", a, &va));
-	GROMA_TRY(describe("b", b, &vb));
-	GROMA_TRY(describe("c", c, &vc));
-	m = trans_a ? va.cols : va.rows;
-	k = trans_a ? va.rows : va.cols;
-	n = trans_b ? vb.rows : vb.cols;
-	if ((trans_b ? vb.cols : vb.rows) != k || vc.rows != m || vc.cols != n)
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "matmul: op(a), op(b) and c do not fit");
-	for (int i = 0; i < 2; i++)
-		if ((va.batch[i] != 1 && va.batch[i] != vc.batch[i]) || (vb.batch[i] != 1 && vb.batch[i] != vc.batch[i]))
-			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "matmul: batch dimensions do not match c");
+	GROMA_TRY(groma_matrix_view_of("a", a, GROMA_DEVICE_CUDA, &va));
+	GROMA_TRY(groma_matrix_view_of("b", b, GROMA_DEVICE_CUDA, &vb));
+	GROMA_TRY(groma_matrix_view_of("c", c, GROMA_DEVICE_CUDA, &vc));
+	GROMA_TRY(groma_matrix_product_dims(&va, trans_a, &vb, trans_b, &vc, &m, &k, &n));
 	for (int64_t i0 = 0; i0 < vc.batch[0]; i0++)
 		for (int64_t i1 = 0; i1 < vc.batch[1]; i1++)
 		{

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "device_ops.h"
+#include "matrix_view.h"
 #include "op_check.h"
 #include "ops.h"
 
@@ -58,53 +59,12 @@ groma_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b
 	return groma_ok();
 }
 
-/* One matmul operand seen as up to two batch dimensions over a row-major matrix. */
-typedef struct matrix_view
-{
-	const float *data;
-	int64_t		batch[2];		/* batch sizes (1 when absent) */
-	int64_t		bstride[2];		/* batch strides in elements (0 broadcasts a size-1 batch) */
-	int64_t		rows,
-				cols,
-				ld;				/* leading dimension: the row stride */
-} matrix_view;
-
-/* Describes t (2..4 dims, contiguous last dimension) as a matrix_view. */
-static groma_status
-describe_matrix(const char *what, const groma_tensor *t, matrix_view *v)
-{
-	char		buf[64];
-	int			nb;
-
-	if (t->dtype != GROMA_F32 || t->device != GROMA_DEVICE_CPU || t->data == NULL)
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "matmul: %s must be an f32 CPU tensor", what);
-	if (t->ndim < 2 || (t->stride[t->ndim - 1] != 1 && t->shape[t->ndim - 1] > 1))
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT,
-						   "matmul: %s %s needs 2-4 dimensions and a contiguous last one", what,
-						   groma_tensor_shape_str(t, buf, sizeof(buf)));
-	nb = t->ndim - 2;
-	v->data = t->data;
-	for (int i = 0; i < 2; i++)
-	{
-		int			d = i - (2 - nb);	/* right-align the batch dims */
-
-		v->batch[i] = d >= 0 ? t->shape[d] : 1;
-		v->bstride[i] = d >= 0 && t->shape[d] > 1 ? t->stride[d] : 0;
-	}
-	v->rows = t->shape[t->ndim - 2];
-	v->cols = t->shape[t->ndim - 1];
-	v->ld = t->shape[t->ndim - 2] > 1 ? t->stride[t->ndim - 2] : v->cols;
-	if (v->ld < v->cols)
-		v->ld = v->cols;
-	return groma_ok();
-}
-
 /* c = alpha · op(a) · op(b) over up to two batch dimensions; see ops.h. */
 groma_status
 groma_matmul(const groma_tensor *a, bool trans_a, const groma_tensor *b, bool trans_b,
 			 float alpha, groma_tensor *c)
 {
-	matrix_view va,
+	groma_matrix_view va,
 				vb,
 				vc;
 	int64_t		m,
@@ -113,22 +73,10 @@ groma_matmul(const groma_tensor *a, bool trans_a, const groma_tensor *b, bool tr
 
 	if (groma_on_device(a))
 		return GROMA_DEVICE_CALL("matmul", matmul, a, trans_a, b, trans_b, alpha, c);
-	GROMA_TRY(describe_matrix("a", a, &va));
-	GROMA_TRY(describe_matrix("b", b, &vb));
-	GROMA_TRY(describe_matrix("c", c, &vc));
-	m = trans_a ? va.cols : va.rows;
-	k = trans_a ? va.rows : va.cols;
-	n = trans_b ? vb.rows : vb.cols;
-	if ((trans_b ? vb.cols : vb.rows) != k || vc.rows != m || vc.cols != n)
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT,
-						   "matmul: op(a) is %lldx%lld, op(b) %lldx%lld, c %lldx%lld",
-						   (long long) m, (long long) k, (long long) (trans_b ? vb.cols : vb.rows),
-						   (long long) n, (long long) vc.rows, (long long) vc.cols);
-	for (int i = 0; i < 2; i++)
-		if ((va.batch[i] != 1 && va.batch[i] != vc.batch[i]) ||
-			(vb.batch[i] != 1 && vb.batch[i] != vc.batch[i]))
-			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "matmul: batch dimensions do not match c");
-
+	GROMA_TRY(groma_matrix_view_of("a", a, GROMA_DEVICE_CPU, &va));
+	GROMA_TRY(groma_matrix_view_of("b", b, GROMA_DEVICE_CPU, &vb));
+	GROMA_TRY(groma_matrix_view_of("c", c, GROMA_DEVICE_CPU, &vc));
+	GROMA_TRY(groma_matrix_product_dims(&va, trans_a, &vb, trans_b, &vc, &m, &k, &n));
 	for (int64_t i0 = 0; i0 < vc.batch[0]; i0++)
 		for (int64_t i1 = 0; i1 < vc.batch[1]; i1++)
 		{
