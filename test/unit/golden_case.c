@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "unit.h"
+#include "../../src/image/preprocess.h"
 
 const golden_case_name golden_cases[3] = {
 	{"extreme_ironing.jpg", "extreme_ironing"},
@@ -231,4 +232,64 @@ golden_fragility(const char *case_name, const char *key)
 	for (char *part = strtok_r(buf, ".", &save); part && node; part = strtok_r(NULL, ".", &save))
 		node = json_object_get(node, part);
 	return json_is_number(node) ? json_number_value(node) : -1.0;
+}
+
+/* Returns the tiny golden model, loaded once. */
+groma_model *
+golden_tiny_model(void)
+{
+	static groma_model *m;
+	static bool tried;
+
+	if (!tried)
+	{
+		groma_status st = groma_model_load(unit_path("test/golden/tiny-groma"), &m);
+
+		tried = true;
+		CHECKF(st.code == GROMA_OK, "loading the tiny model: %s", st.message);
+	}
+	if (m == NULL)
+		unit_fail(__FILE__, __LINE__, "the tiny model is not available");
+	return m;
+}
+
+/* Returns the tiny model's tokenizer, loaded once. */
+groma_tokenizer *
+golden_tiny_tokenizer(void)
+{
+	static groma_tokenizer *tok;
+	static bool tried;
+
+	if (!tried)
+	{
+		groma_status st = groma_tokenizer_load(unit_path("test/golden/tiny-groma"), &tok);
+
+		tried = true;
+		CHECKF(st.code == GROMA_OK, "loading the tiny tokenizer: %s", st.message);
+	}
+	if (tok == NULL)
+		unit_fail(__FILE__, __LINE__, "the tiny tokenizer is not available");
+	return tok;
+}
+
+/* Decodes and preprocesses a golden image into pixels [3, 448, 448]. */
+bool
+golden_image_pixels(const char *image, float *pixels)
+{
+	char		path[4096];
+	size_t		len;
+	uint8_t    *data;
+	int			w,
+				h;
+	groma_jpeg_limits limits = groma_jpeg_default_limits();
+	groma_status st;
+
+	snprintf(path, sizeof(path), "%s%s", unit_path("test/golden/images/"), image);
+	data = unit_read_file(path, &len);
+	if (data == NULL)
+		return false;
+	st = groma_preprocess_jpeg(data, len, &limits, NULL, pixels, &w, &h);
+	free(data);
+	CHECKF(st.code == GROMA_OK, "%s: %s", image, st.message);
+	return st.code == GROMA_OK;
 }

@@ -10,6 +10,8 @@
 #include <stdint.h>
 
 #include "../../src/io/safetensors.h"
+#include "../../src/model/groma_model.h"
+#include "../../src/text/tokenizer.h"
 
 /* The three golden cases: image file and case name. */
 typedef struct golden_case_name
@@ -53,6 +55,15 @@ double		golden_compare(const golden_case *c, const char *tensor, const float *go
 
 /* Checks that n int64 values equal the golden ones exactly, printing the outcome. */
 bool		golden_compare_ids(const golden_case *c, const char *tensor, const int64_t *got, int64_t n);
+
+/* Returns the tiny golden model, loaded once for every test (NULL with a failed check). */
+groma_model *golden_tiny_model(void);
+
+/* Returns the tiny model's tokenizer, loaded once for every test (NULL with a failed check). */
+groma_tokenizer *golden_tiny_tokenizer(void);
+
+/* Decodes and preprocesses test/golden/images/<image> into pixels [3, 448, 448]; false with a failed check. */
+bool		golden_image_pixels(const char *image, float *pixels);
 
 /* Returns a fragility margin from manifest.json (case, dotted key), or a negative value when absent. */
 double		golden_fragility(const char *case_name, const char *key);

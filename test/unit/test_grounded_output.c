@@ -8,24 +8,8 @@
 #include <string.h>
 
 #include "unit.h"
+#include "golden_case.h"
 #include "../../src/text/grounded_output.h"
-
-/* Returns the tokenizer of the tiny model, loaded once. */
-static groma_tokenizer *
-tokenizer(void)
-{
-	static groma_tokenizer *tok;
-	static bool tried;
-
-	if (!tried)
-	{
-		groma_status st = groma_tokenizer_load(unit_path("test/golden/tiny-groma"), &tok);
-
-		tried = true;
-		CHECKF(st.code == GROMA_OK, "%s", st.message);
-	}
-	return tok;
-}
 
 /* Encodes markup (no <s>) and parses it over n_regions boxes. */
 static bool
@@ -33,7 +17,7 @@ parse(const char *markup, int n_regions, groma_grounded_answer *a)
 {
 	int32_t		ids[1024];
 	size_t		n;
-	groma_tokenizer *tok = tokenizer();
+	groma_tokenizer *tok = golden_tiny_tokenizer();
 	groma_status st;
 
 	if (tok == NULL)
@@ -150,7 +134,7 @@ UNIT_TEST(test_grounded_malformed)
 	}
 	/* an empty generation */
 	{
-		groma_tokenizer *tok = tokenizer();
+		groma_tokenizer *tok = golden_tiny_tokenizer();
 
 		if (tok && groma_parse_grounded(tok, NULL, 0, 0, &a).code == GROMA_OK)
 		{

@@ -95,13 +95,9 @@ check_prompt(const golden_case *gc, const groma_model *m, const groma_tokenizer 
 UNIT_TEST(test_prompt_parity_golden)
 {
 	static const char *prompts[] = {"gcap", "rec", "regcap"};
-	groma_model *m = NULL;
-	groma_tokenizer *tok = NULL;
-	groma_status st = groma_model_load(unit_path("test/golden/tiny-groma"), &m);
+	groma_model *m = golden_tiny_model();
+	groma_tokenizer *tok = golden_tiny_tokenizer();
 
-	CHECKF(st.code == GROMA_OK, "%s", st.message);
-	st = groma_tokenizer_load(unit_path("test/golden/tiny-groma"), &tok);
-	CHECKF(st.code == GROMA_OK, "%s", st.message);
 	for (int i = 0; m && tok && i < 3; i++)
 	{
 		golden_case gc;
@@ -112,8 +108,6 @@ UNIT_TEST(test_prompt_parity_golden)
 			check_prompt(&gc, m, tok, prompts[p]);
 		golden_case_close(&gc);
 	}
-	groma_tokenizer_free(tok);
-	groma_model_free(m);
 }
 
 /* Queries may not smuggle in placeholders the prompt owns; the standard tasks build the training forms. */

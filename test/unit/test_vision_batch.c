@@ -8,8 +8,7 @@
 #include <string.h>
 
 #include "unit.h"
-#include "../../src/image/preprocess.h"
-#include "../../src/model/groma_model.h"
+#include "golden_case.h"
 
 /* Max abs difference of n floats. */
 static double
@@ -23,32 +22,11 @@ max_diff(const float *a, const float *b, int64_t n)
 	return m;
 }
 
-/* Decodes and preprocesses a golden image into pixels[3 · 448 · 448]. */
-static bool
-pixels_of(const char *image, float *pixels)
-{
-	char		path[4096];
-	size_t		len;
-	uint8_t    *data;
-	int			w,
-				h;
-	groma_jpeg_limits limits = groma_jpeg_default_limits();
-	groma_status st;
-
-	snprintf(path, sizeof(path), "%s%s", unit_path("test/golden/images/"), image);
-	data = unit_read_file(path, &len);
-	if (data == NULL)
-		return false;
-	st = groma_preprocess_jpeg(data, len, &limits, NULL, pixels, &w, &h);
-	free(data);
-	return st.code == GROMA_OK;
-}
-
 /* A batch of two equals two runs of one, stage by stage. */
 UNIT_TEST(test_vision_batch_of_two)
 {
 	static const char *images[2] = {"waterview.jpg", "synthetic_333x251.jpg"};
-	groma_model *m = NULL;
+	groma_model *m = golden_tiny_model();
 	groma_arena act;
 	const int64_t plane = 3 * 448 * 448;
 	groma_tensor pix2,
@@ -63,9 +41,7 @@ UNIT_TEST(test_vision_batch_of_two)
 				c,
 				layers,
 				k;
-	groma_status st = groma_model_load(unit_path("test/golden/tiny-groma"), &m);
 
-	CHECKF(st.code == GROMA_OK, "%s", st.message);
 	if (m == NULL)
 		return;
 	CHECK(groma_arena_init(&act, (size_t) 2 << 30).code == GROMA_OK);
@@ -76,7 +52,7 @@ UNIT_TEST(test_vision_batch_of_two)
 	CHECK(groma_arena_tensor(&act, GROMA_F32, 4, (int64_t[]) {2, 3, 448, 448}, &pix2).code == GROMA_OK);
 	CHECK(groma_arena_tensor(&act, GROMA_F32, 4, (int64_t[]) {layers, 2, t, c}, &hid2).code == GROMA_OK);
 	CHECK(groma_arena_tensor(&act, GROMA_F32, 4, (int64_t[]) {layers, 1, t, c}, &hid1).code == GROMA_OK);
-	if (!pixels_of(images[0], pix2.data) || !pixels_of(images[1], (float *) pix2.data + plane))
+	if (!golden_image_pixels(images[0], pix2.data) || !golden_image_pixels(images[1], (float *) pix2.data + plane))
 		return;
 	CHECK(groma_dinov2_forward(&m->vision, &pix2, &act, &hid2, NULL).code == GROMA_OK);
 	CHECK(groma_proposer_forward(&m->proposer, &hid2, &act, &act, &p2).code == GROMA_OK);
@@ -111,5 +87,4 @@ UNIT_TEST(test_vision_batch_of_two)
 		unit_note("image %d of the batch: DINOv2 max |diff| %.2g, region maps %.2g, top-k identical", b, d_hidden, d_maps);
 	}
 	groma_arena_free(&act);
-	groma_model_free(m);
 }

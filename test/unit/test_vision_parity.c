@@ -11,48 +11,7 @@
 
 #include "unit.h"
 #include "golden_case.h"
-#include "../../src/image/preprocess.h"
 #include "../../src/model/groma_model.h"
-
-/* Loads the tiny model once for every test in this file. */
-static groma_model *
-tiny_model(void)
-{
-	static groma_model *m;
-	static bool tried;
-
-	if (!tried)
-	{
-		groma_status st;
-
-		tried = true;
-		st = groma_model_load(unit_path("test/golden/tiny-groma"), &m);
-		CHECKF(st.code == GROMA_OK, "loading the tiny model: %s", st.message);
-	}
-	return m;
-}
-
-/* Decodes and preprocesses a golden image into pixels [1, 3, 448, 448]. */
-static bool
-load_pixels(const char *image, float *pixels)
-{
-	char		path[4096];
-	size_t		len;
-	uint8_t    *data;
-	int			w,
-				h;
-	groma_jpeg_limits limits = groma_jpeg_default_limits();
-	groma_status st;
-
-	snprintf(path, sizeof(path), "%s%s", unit_path("test/golden/images/"), image);
-	data = unit_read_file(path, &len);
-	if (data == NULL)
-		return false;
-	st = groma_preprocess_jpeg(data, len, &limits, NULL, pixels, &w, &h);
-	free(data);
-	CHECKF(st.code == GROMA_OK, "%s", st.message);
-	return st.code == GROMA_OK;
-}
 
 /* Compares selection and region tokens of one variant ("noref" or "ref"). */
 static void
@@ -146,7 +105,7 @@ check_case(const golden_case_name *cn, const groma_model *m, groma_arena *act)
 		unit_note("%s: full per-layer case not found (../shared/golden/cases or $GROMA_SHARED_GOLDEN): "
 				  "comparing the compact tensors only", cn->name);
 	CHECK(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {1, 3, 448, 448}, &pixels).code == GROMA_OK);
-	if (!load_pixels(cn->image, pixels.data))
+	if (!golden_image_pixels(cn->image, pixels.data))
 		goto done;
 	if (gc.full)
 		golden_compare(&gc, "image.pixel_values", pixels.data, groma_tensor_numel(&pixels));
@@ -211,7 +170,7 @@ done:
 /* Every golden image through DINOv2, bridge, proposer, selection and region encoder. */
 UNIT_TEST(test_vision_parity_golden)
 {
-	groma_model *m = tiny_model();
+	groma_model *m = golden_tiny_model();
 	groma_arena act;
 
 	if (m == NULL)
