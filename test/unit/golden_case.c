@@ -272,6 +272,22 @@ golden_tiny_tokenizer(void)
 	return tok;
 }
 
+/* Loads the tiny tokenizer with a forced source and legacy flag. */
+groma_tokenizer *
+golden_tokenizer_with(groma_tokenizer_source source, groma_tokenizer_legacy legacy)
+{
+	groma_tokenizer_options o = groma_tokenizer_default_options();
+	groma_tokenizer *tok = NULL;
+	groma_status st;
+
+	o.source = source;
+	o.legacy = legacy;
+	o.cross_check = false;
+	st = groma_tokenizer_load_with(unit_path("test/golden/tiny-groma"), &o, &tok);
+	CHECKF(st.code == GROMA_OK, "load: %s", st.message);
+	return tok;
+}
+
 /* Decodes and preprocesses a golden image into pixels [3, 448, 448]. */
 bool
 golden_image_pixels(const char *image, float *pixels)

@@ -62,6 +62,12 @@ groma_model *golden_tiny_model(void);
 /* Returns the tiny model's tokenizer, loaded once for every test (NULL with a failed check). */
 groma_tokenizer *golden_tiny_tokenizer(void);
 
+/*
+ * Loads a fresh copy of the tiny model's tokenizer from source with the
+ * legacy flag forced and no cross-check (free it); NULL with a failed check.
+ */
+groma_tokenizer *golden_tokenizer_with(groma_tokenizer_source source, groma_tokenizer_legacy legacy);
+
 /* Decodes and preprocesses test/golden/images/<image> into pixels [3, 448, 448]; false with a failed check. */
 bool		golden_image_pixels(const char *image, float *pixels);
 

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "unit.h"
+#include "golden_case.h"
 #include "../../src/text/tokenizer.h"
 
 /* One text with its ids in both modes (bos included). */
@@ -61,22 +62,6 @@ static const mode_case cases[] = {
 	{1, 274, 28059, 29871, 30275, 30333, 29871, 243, 162, 155, 131}, 11},
 };
 
-/* Loads the golden tokenizer from source with the legacy flag forced; NULL with a failed check. */
-static groma_tokenizer *
-load_mode(groma_tokenizer_source source, groma_tokenizer_legacy legacy)
-{
-	groma_tokenizer_options o = groma_tokenizer_default_options();
-	groma_tokenizer *tok = NULL;
-	groma_status st;
-
-	o.source = source;
-	o.legacy = legacy;
-	o.cross_check = false;
-	st = groma_tokenizer_load_with(unit_path("test/golden/tiny-groma"), &o, &tok);
-	CHECKF(st.code == GROMA_OK, "load: %s", st.message);
-	return tok;
-}
-
 /* Returns the first index where got[0..n) and want[0..n_want) differ (the shorter length when one is a prefix). */
 static size_t
 first_difference(const int32_t *got, size_t n, const int32_t *want, size_t n_want)
@@ -114,7 +99,7 @@ UNIT_TEST(test_tokenizer_mode_legacy)
 
 	for (int s = 0; s < 2; s++)
 	{
-		groma_tokenizer *tok = load_mode(sources[s], GROMA_TOKENIZER_LEGACY_ON);
+		groma_tokenizer *tok = golden_tokenizer_with(sources[s], GROMA_TOKENIZER_LEGACY_ON);
 
 		if (tok == NULL)
 			return;
@@ -131,7 +116,7 @@ UNIT_TEST(test_tokenizer_mode_non_legacy)
 
 	for (int s = 0; s < 2; s++)
 	{
-		groma_tokenizer *tok = load_mode(sources[s], GROMA_TOKENIZER_LEGACY_OFF);
+		groma_tokenizer *tok = golden_tokenizer_with(sources[s], GROMA_TOKENIZER_LEGACY_OFF);
 
 		if (tok == NULL)
 			return;
@@ -144,7 +129,7 @@ UNIT_TEST(test_tokenizer_mode_non_legacy)
 /* Without an override the flag comes from tokenizer_config.json (true for tiny-groma). */
 UNIT_TEST(test_tokenizer_mode_from_config)
 {
-	groma_tokenizer *tok = load_mode(GROMA_TOKENIZER_AUTO, GROMA_TOKENIZER_LEGACY_FROM_CONFIG);
+	groma_tokenizer *tok = golden_tokenizer_with(GROMA_TOKENIZER_AUTO, GROMA_TOKENIZER_LEGACY_FROM_CONFIG);
 
 	if (tok == NULL)
 		return;

@@ -16,25 +16,10 @@
 #include <string.h>
 
 #include "unit.h"
+#include "golden_case.h"
 #include "../../src/text/tokenizer.h"
 
 #define BYTE(b) (3 + (b))			/* LLaMA-2 puts <0x00>..<0xFF> at ids 3..258 */
-
-/* Loads the golden tokenizer from source with the legacy flag forced; NULL with a failed check. */
-static groma_tokenizer *
-load_mode(groma_tokenizer_source source, groma_tokenizer_legacy legacy)
-{
-	groma_tokenizer_options o = groma_tokenizer_default_options();
-	groma_tokenizer *tok = NULL;
-	groma_status st;
-
-	o.source = source;
-	o.legacy = legacy;
-	o.cross_check = false;
-	st = groma_tokenizer_load_with(unit_path("test/golden/tiny-groma"), &o, &tok);
-	CHECKF(st.code == GROMA_OK, "load: %s", st.message);
-	return tok;
-}
 
 /* Encodes text (bos as asked), decodes it (specials kept unless skip) into out; false with a failed check on error. */
 static bool
@@ -84,7 +69,7 @@ UNIT_TEST(test_tokenizer_roundtrip_plain)
 
 	for (int m = 0; m < 2; m++)
 	{
-		groma_tokenizer *tok = load_mode(m == 0 ? GROMA_TOKENIZER_SP_MODEL : GROMA_TOKENIZER_HF_JSON, modes[m]);
+		groma_tokenizer *tok = golden_tokenizer_with(m == 0 ? GROMA_TOKENIZER_SP_MODEL : GROMA_TOKENIZER_HF_JSON, modes[m]);
 
 		if (tok == NULL)
 			return;
@@ -116,8 +101,8 @@ UNIT_TEST(test_tokenizer_roundtrip_specials)
 		{"[grounding]Describe it.</s>", "[grounding] Describe it.</s>"},
 		{"<image>\n<region>", "<image> \n<region>"},
 	};
-	groma_tokenizer *modern = load_mode(GROMA_TOKENIZER_AUTO, GROMA_TOKENIZER_LEGACY_OFF);
-	groma_tokenizer *legacy = load_mode(GROMA_TOKENIZER_AUTO, GROMA_TOKENIZER_LEGACY_ON);
+	groma_tokenizer *modern = golden_tokenizer_with(GROMA_TOKENIZER_AUTO, GROMA_TOKENIZER_LEGACY_OFF);
+	groma_tokenizer *legacy = golden_tokenizer_with(GROMA_TOKENIZER_AUTO, GROMA_TOKENIZER_LEGACY_ON);
 	char		out[1024];
 
 	for (size_t i = 0; modern && legacy && i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -134,7 +119,7 @@ UNIT_TEST(test_tokenizer_roundtrip_specials)
 /* The one plain-text exception: U+2581 comes back as a space. */
 UNIT_TEST(test_tokenizer_roundtrip_space_mark)
 {
-	groma_tokenizer *tok = load_mode(GROMA_TOKENIZER_AUTO, GROMA_TOKENIZER_LEGACY_ON);
+	groma_tokenizer *tok = golden_tokenizer_with(GROMA_TOKENIZER_AUTO, GROMA_TOKENIZER_LEGACY_ON);
 	char		out[64];
 
 	if (tok && round_trip(tok, "a\xE2\x96\x81" "b", false, false, out, sizeof(out)))
@@ -176,7 +161,7 @@ UNIT_TEST(test_tokenizer_decode_edges)
 	static const int32_t split_by_bos[] = {BYTE(0xE4), 1, BYTE(0xB8), BYTE(0xAD)};
 	static const int32_t byte_space_first[] = {BYTE(0x20), BYTE(0x41)};
 	static const int32_t bad_ids[][1] = {{-1}, {32114}, {INT32_MAX}};
-	groma_tokenizer *tok = load_mode(GROMA_TOKENIZER_AUTO, GROMA_TOKENIZER_LEGACY_FROM_CONFIG);
+	groma_tokenizer *tok = golden_tokenizer_with(GROMA_TOKENIZER_AUTO, GROMA_TOKENIZER_LEGACY_FROM_CONFIG);
 	char		out[16];
 	size_t		len = 0;
 
@@ -303,8 +288,8 @@ UNIT_TEST(test_tokenizer_model_json_agree)
 
 	for (int m = 0; m < 2; m++)
 	{
-		groma_tokenizer *sp = load_mode(GROMA_TOKENIZER_SP_MODEL, modes[m]);
-		groma_tokenizer *hf = load_mode(GROMA_TOKENIZER_HF_JSON, modes[m]);
+		groma_tokenizer *sp = golden_tokenizer_with(GROMA_TOKENIZER_SP_MODEL, modes[m]);
+		groma_tokenizer *hf = golden_tokenizer_with(GROMA_TOKENIZER_HF_JSON, modes[m]);
 
 		for (int i = 0; sp && hf && i < 2000; i++)
 		{
