@@ -18,68 +18,66 @@ check_unary(const char *op, const groma_tensor *x, const groma_tensor *y, int64_
 	return groma_ok();
 }
 
-/* y = x · Φ(x) with the exact erf form (PyTorch's default GELU). */
-groma_status
-groma_gelu(const groma_tensor *x, groma_tensor *y)
+/* y = f(x) elementwise for one activation, on the device that holds x; y may be x. */
+static groma_status
+activation(const char *op, groma_unary_kind kind, const groma_tensor *x, groma_tensor *y)
 {
 	int64_t		n;
 	const float *in = x->data;
 	float	   *out = y->data;
 
 	if (groma_on_device(x))
-		return GROMA_DEVICE_CALL("gelu", unary, GROMA_UNARY_GELU, x, y);
-	GROMA_TRY(check_unary("gelu", x, y, &n));
-	for (int64_t i = 0; i < n; i++)
-		out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * (float) M_SQRT1_2));
+		return GROMA_DEVICE_CALL(op, unary, kind, x, y);
+	GROMA_TRY(check_unary(op, x, y, &n));
+	/* one loop per kind, so each stays a plain loop the compiler can vectorise */
+	switch (kind)
+	{
+		case GROMA_UNARY_GELU:
+			for (int64_t i = 0; i < n; i++)
+				out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * (float) M_SQRT1_2));
+			break;
+		case GROMA_UNARY_RELU:
+			for (int64_t i = 0; i < n; i++)
+				out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+			break;
+		case GROMA_UNARY_SILU:
+			for (int64_t i = 0; i < n; i++)
+				out[i] = in[i] / (1.0f + expf(-in[i]));
+			break;
+		case GROMA_UNARY_SIGMOID:
+			for (int64_t i = 0; i < n; i++)
+				out[i] = 1.0f / (1.0f + expf(-in[i]));
+			break;
+	}
 	return groma_ok();
+}
+
+/* y = x · Φ(x) with the exact erf form (PyTorch's default GELU). */
+groma_status
+groma_gelu(const groma_tensor *x, groma_tensor *y)
+{
+	return activation("gelu", GROMA_UNARY_GELU, x, y);
 }
 
 /* y = max(x, 0). */
 groma_status
 groma_relu(const groma_tensor *x, groma_tensor *y)
 {
-	int64_t		n;
-	const float *in = x->data;
-	float	   *out = y->data;
-
-	if (groma_on_device(x))
-		return GROMA_DEVICE_CALL("relu", unary, GROMA_UNARY_RELU, x, y);
-	GROMA_TRY(check_unary("relu", x, y, &n));
-	for (int64_t i = 0; i < n; i++)
-		out[i] = in[i] > 0.0f ? in[i] : 0.0f;
-	return groma_ok();
+	return activation("relu", GROMA_UNARY_RELU, x, y);
 }
 
 /* y = x · sigmoid(x). */
 groma_status
 groma_silu(const groma_tensor *x, groma_tensor *y)
 {
-	int64_t		n;
-	const float *in = x->data;
-	float	   *out = y->data;
-
-	if (groma_on_device(x))
-		return GROMA_DEVICE_CALL("silu", unary, GROMA_UNARY_SILU, x, y);
-	GROMA_TRY(check_unary("silu", x, y, &n));
-	for (int64_t i = 0; i < n; i++)
-		out[i] = in[i] / (1.0f + expf(-in[i]));
-	return groma_ok();
+	return activation("silu", GROMA_UNARY_SILU, x, y);
 }
 
 /* y = 1 / (1 + exp(-x)). */
 groma_status
 groma_sigmoid(const groma_tensor *x, groma_tensor *y)
 {
-	int64_t		n;
-	const float *in = x->data;
-	float	   *out = y->data;
-
-	if (groma_on_device(x))
-		return GROMA_DEVICE_CALL("sigmoid", unary, GROMA_UNARY_SIGMOID, x, y);
-	GROMA_TRY(check_unary("sigmoid", x, y, &n));
-	for (int64_t i = 0; i < n; i++)
-		out[i] = 1.0f / (1.0f + expf(-in[i]));
-	return groma_ok();
+	return activation("sigmoid", GROMA_UNARY_SIGMOID, x, y);
 }
 
 /* Softmax of one row in place (max-subtracted; an all -inf row becomes zeros). */
