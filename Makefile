@@ -63,6 +63,10 @@ build/server/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(SERVER_CFLAGS) -MMD -MP -I$(CUDA_HOME)/include -c $< -o $@
 
+# The CPU op loops are written to be vectorised: -O3, and -fno-trapping-math so selects
+# become blends (no fast-math: rounding is unchanged).
+$(patsubst %.c,build/server/%.o,$(wildcard src/runtime/op_*_cpu.c)): SERVER_CFLAGS += -O3 -fno-trapping-math
+
 -include $(shell find build/server -name '*.d' 2>/dev/null)
 
 kernels/%.o: kernels/%.cu kernels/groma_cuda.h kernels/cuda_common.h $(wildcard src/runtime/*.h)
@@ -128,7 +132,7 @@ device-bundle: groma-server gpu-tests
 	for lib in libturbojpeg.so.0 libjansson.so.4; do \
 		cp -L "$$(ldconfig -p | awk -v l=$$lib '$$1 == l {print $$NF; exit}')" carry/lib/; done
 
-# Each test/bench/bench_NAME.c is a benchmark program build/bench/bench_NAME (-O2, no sanitizers).
+# Each test/bench/bench_NAME.c is a benchmark program build/bench/bench_NAME (-O3, no sanitizers).
 BENCH_TARGETS = $(patsubst test/bench/%.c,build/bench/%,$(wildcard test/bench/bench_*.c))
 build/bench/%: test/bench/%.c $(LIB_OBJS)
 	@mkdir -p build/bench

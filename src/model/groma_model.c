@@ -116,6 +116,10 @@ groma_model_load(const char *dir, groma_model **out)
 	}
 	if (st.code == GROMA_OK)
 		st = groma_model_build(m);
+	if (st.code == GROMA_OK)
+		st = groma_arena_init(&m->derived, groma_region_encoder_cpu_bytes(&m->region));
+	if (st.code == GROMA_OK)
+		st = groma_region_encoder_prepare_cpu(&m->region, &m->derived);
 	if (st.code != GROMA_OK)
 	{
 		groma_model_free(m);
@@ -132,6 +136,7 @@ groma_model_free(groma_model *m)
 	if (m == NULL)
 		return;
 	groma_arena_free(&m->weights);
+	groma_arena_free(&m->derived);
 	groma_checkpoint_close(m->ckpt);
 	free(m);
 }

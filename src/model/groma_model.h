@@ -22,6 +22,7 @@ typedef struct groma_model
 	groma_checkpoint *ckpt;
 	groma_weight_source src;
 	groma_arena weights;		/* converted copies and resized position tables */
+	groma_arena derived;		/* CPU-only derived weights (Winograd forms) */
 	groma_dinov2 vision;
 	groma_bridge bridge;
 	groma_proposer proposer;

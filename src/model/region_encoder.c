@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../runtime/device_ops.h"
 #include "../runtime/op_check.h"
 #include "../runtime/ops.h"
 #include "../runtime/ops_spatial.h"
@@ -76,6 +77,41 @@ groma_region_encoder_build(groma_region_encoder *e, int64_t c, const groma_weigh
 	GROMA_TRY(groma_bind(src, w, &e->up_w, 2, (int64_t[]) {out, mid}, PFX "roi_align.updims.weight"));
 	GROMA_TRY(groma_bind(src, w, &e->up_b, 1, (int64_t[]) {out}, PFX "roi_align.updims.bias"));
 	return groma_ok();
+}
+
+/* Bytes of the Winograd weights: eight [36, E, E] tensors. */
+size_t
+groma_region_encoder_cpu_bytes(const groma_region_encoder *e)
+{
+	return (size_t) (GROMA_REGION_FUSE_ROUNDS + GROMA_REGION_LEVELS) *
+		((size_t) (36 * e->embed * e->embed) * sizeof(float) + GROMA_ARENA_ALIGN);
+}
+
+/* Derives the Winograd weights; see region_encoder.h. */
+groma_status
+groma_region_encoder_prepare_cpu(groma_region_encoder *e, groma_arena *w)
+{
+	int64_t		ee = e->embed;
+
+	for (int i = 0; i < GROMA_REGION_FUSE_ROUNDS + GROMA_REGION_LEVELS; i++)
+	{
+		bool		fuse = i < GROMA_REGION_FUSE_ROUNDS;
+		groma_tensor *u = fuse ? &e->fuse_u[i] : &e->pconv_u[i - GROMA_REGION_FUSE_ROUNDS];
+
+		GROMA_TRY(groma_arena_tensor(w, GROMA_F32, 3, (int64_t[]) {36, ee, ee}, u));
+		GROMA_TRY(groma_winograd_weights(fuse ? &e->fuse_w[i] : &e->pconv_w[i - GROMA_REGION_FUSE_ROUNDS], u));
+	}
+	return groma_ok();
+}
+
+/* y = conv3x3(x, w, b) with padding 1: Winograd when u is prepared, else im2col. */
+static groma_status
+conv3x3(const groma_tensor *x, const groma_tensor *w, const groma_tensor *u, const groma_tensor *b,
+		groma_arena *act, groma_tensor *y)
+{
+	if (u->data != NULL && !groma_on_device(x))
+		return groma_conv3x3_winograd(x, u, b, act, y);
+	return groma_conv2d(x, w, b, 1, 1, act, y);
 }
 
 /*
@@ -219,7 +255,7 @@ groma_region_fuse(const groma_region_encoder *e, const groma_tensor *hidden, gro
 				next.level[l] = final.level[l];
 			else
 				GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, cur.level[l].shape, &next.level[l]));
-			GROMA_TRY(groma_conv2d(&mixed, &e->fuse_w[r], NULL, 1, 1, act, &next.level[l]));
+			GROMA_TRY(conv3x3(&mixed, &e->fuse_w[r], &e->fuse_u[r], NULL, act, &next.level[l]));
 			GROMA_TRY(groma_group_norm(&next.level[l], e->groups, &e->gn_w[r], &e->gn_b[r], 1e-5f, &next.level[l]));
 			GROMA_TRY(groma_relu(&next.level[l], &next.level[l]));
 		}
@@ -296,7 +332,7 @@ groma_region_tokens(const groma_region_encoder *e, const groma_region_maps *maps
 
 		GROMA_TRY(groma_tensor_narrow(&maps->level[l], 0, batch_index, 1, &map));
 		GROMA_TRY(groma_roi_align(&map, &rois, scale, 2, true, &pooled));
-		GROMA_TRY(groma_conv2d(&pooled, &e->pconv_w[l], &e->pconv_b[l], 1, 1, act, &conv));
+		GROMA_TRY(conv3x3(&pooled, &e->pconv_w[l], &e->pconv_u[l], &e->pconv_b[l], act, &conv));
 		GROMA_TRY(groma_add(&summed, &conv, &summed));
 	}
 	GROMA_TRY(groma_relu(&summed, &summed));

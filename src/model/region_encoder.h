@@ -32,6 +32,9 @@ typedef struct groma_region_encoder
 	groma_tensor gn_b[GROMA_REGION_FUSE_ROUNDS];	/* [E] */
 	groma_tensor pconv_w[GROMA_REGION_LEVELS];	/* [E, E, 3, 3] */
 	groma_tensor pconv_b[GROMA_REGION_LEVELS];	/* [E] */
+	/* Winograd forms of fuse_w / pconv_w ([36, E, E]) once prepared for the CPU; data NULL until then */
+	groma_tensor fuse_u[GROMA_REGION_FUSE_ROUNDS];
+	groma_tensor pconv_u[GROMA_REGION_LEVELS];
 	groma_tensor pos0_w,
 				pos0_b,
 				pos_ln0_w,
@@ -45,6 +48,16 @@ typedef struct groma_region_encoder
 	groma_tensor up_w,
 				up_b;			/* [out, mid], [out] */
 } groma_region_encoder;
+
+/* Bytes groma_region_encoder_prepare_cpu takes from its arena (alignment included). */
+size_t		groma_region_encoder_cpu_bytes(const groma_region_encoder *e);
+
+/*
+ * Derives the Winograd forms of the 3x3 convolution weights into w, so the
+ * CPU runs those convolutions with a quarter of the multiply-adds; needs
+ * the weights in CPU memory.  Without it the encoder uses im2col convolutions.
+ */
+groma_status groma_region_encoder_prepare_cpu(groma_region_encoder *e, groma_arena *w);
 
 /* Fused multi-level maps of a batch: level l is [B, E, n·2^(2-l), n·2^(2-l)]. */
 typedef struct groma_region_maps

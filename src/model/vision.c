@@ -114,6 +114,7 @@ vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_
 	/* 6. region tokens [N, D] */
 	t0 = now_ms();
 	GROMA_TRY(groma_region_fuse(&m->region, &hidden, act, act, &maps));
+	res->timing.fuse_ms = now_ms() - t0;
 	GROMA_TRY(groma_arena_tensor(out, GROMA_F32, 2, (int64_t[]) {res->n_regions, d}, &res->region_tokens));
 	GROMA_TRY(groma_region_tokens(&m->region, &maps, 0, res->boxes, res->n_regions, act, &res->region_tokens,
 								  NULL, NULL, NULL));

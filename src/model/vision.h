@@ -19,7 +19,8 @@ typedef struct groma_vision_timing
 	double		dinov2_ms;
 	double		proposer_ms;
 	double		select_ms;
-	double		region_ms;
+	double		region_ms;		/* fuse + tokens */
+	double		fuse_ms;		/* multi-level maps (part of region_ms) */
 	double		bridge_ms;
 } groma_vision_timing;
 

@@ -3,6 +3,8 @@
  */
 #include <math.h>
 
+#include "cpu_math.h"
+#include "cpu_simd.h"
 #include "device_ops.h"
 #include "op_check.h"
 #include "ops.h"
@@ -80,29 +82,51 @@ groma_sigmoid(const groma_tensor *x, groma_tensor *y)
 	return activation("sigmoid", GROMA_UNARY_SIGMOID, x, y);
 }
 
+#define LANES 8
+
 /* Softmax of one row in place (max-subtracted; an all -inf row becomes zeros). */
-void
+GROMA_SIMD_CLONES void
 groma_softmax_row(float *row, int64_t n)
 {
-	float		max = -INFINITY;
-	double		sum = 0;
+	float		lane_max[LANES],
+				lane_sum[LANES],
+				max = -INFINITY,
+				sum = 0.0f;
+	int64_t		body = n / LANES * LANES;
 
-	for (int64_t i = 0; i < n; i++)
-		if (row[i] > max)
-			max = row[i];
+	/* eight running maxima and sums, so both passes vectorise */
+	for (int l = 0; l < LANES; l++)
+		lane_max[l] = -INFINITY;
+	for (int64_t i = 0; i < body; i += LANES)
+		for (int l = 0; l < LANES; l++)
+			lane_max[l] = row[i + l] > lane_max[l] ? row[i + l] : lane_max[l];
+	for (int l = 0; l < LANES; l++)
+		max = lane_max[l] > max ? lane_max[l] : max;
+	for (int64_t i = body; i < n; i++)
+		max = row[i] > max ? row[i] : max;
 	if (max == -INFINITY)
 	{
 		for (int64_t i = 0; i < n; i++)
 			row[i] = 0.0f;		/* a fully masked row: no weight anywhere */
 		return;
 	}
-	for (int64_t i = 0; i < n; i++)
+	for (int l = 0; l < LANES; l++)
+		lane_sum[l] = 0.0f;
+	for (int64_t i = 0; i < body; i += LANES)
+		for (int l = 0; l < LANES; l++)
+		{
+			row[i + l] = groma_exp_lanes(row[i + l] - max);
+			lane_sum[l] += row[i + l];
+		}
+	for (int64_t i = body; i < n; i++)
 	{
-		row[i] = expf(row[i] - max);
+		row[i] = groma_exp_lanes(row[i] - max);
 		sum += row[i];
 	}
+	for (int l = 0; l < LANES; l++)
+		sum += lane_sum[l];
 	for (int64_t i = 0; i < n; i++)
-		row[i] = (float) (row[i] / sum);
+		row[i] = row[i] / sum;
 }
 
 /* Softmax over the last dimension. */

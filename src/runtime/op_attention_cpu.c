@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "cpu_parallel.h"
 #include "device_ops.h"
 #include "op_check.h"
 #include "ops.h"
@@ -26,6 +27,63 @@ check_operand(const char *what, const groma_tensor *t)
 	return groma_ok();
 }
 
+typedef struct attention_job
+{
+	const groma_tensor *q,
+			   *k,
+			   *v,
+			   *out;
+	float		scale;
+	bool		causal;
+	int64_t		q_offset,
+				blocks;			/* query blocks per (batch, head) */
+	float	   *scores;			/* [parts][QUERY_BLOCK, Tk] */
+} attention_job;
+
+/* Items [begin, end) of (batch, head, query block), with this part's score rows. */
+static void
+attention_part(void *ctx, int64_t begin, int64_t end, int part)
+{
+	const attention_job *j = ctx;
+	const groma_tensor *q = j->q,
+			   *k = j->k,
+			   *v = j->v,
+			   *out = j->out;
+	int64_t		heads = q->shape[1],
+				tq = q->shape[2],
+				dim = q->shape[3],
+				tk = k->shape[2];
+	float	   *scores = j->scores + (int64_t) part * QUERY_BLOCK * tk;
+
+	for (int64_t item = begin; item < end; item++)
+	{
+		int64_t		b = item / (heads * j->blocks),
+					h = item / j->blocks % heads,
+					q0 = item % j->blocks * QUERY_BLOCK,
+					rows = tq - q0 < QUERY_BLOCK ? tq - q0 : QUERY_BLOCK;
+		const float *qh = (const float *) q->data + b * q->stride[0] + h * q->stride[1];
+		const float *kh = (const float *) k->data + b * k->stride[0] + h * k->stride[1];
+		const float *vh = (const float *) v->data + b * v->stride[0] + h * v->stride[1];
+		float	   *oh = (float *) out->data + b * out->stride[0] + h * out->stride[1];
+
+		/* scores[rows, Tk] = scale · q[q0:q0+rows] · kᵀ */
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) rows, (int) tk, (int) dim, j->scale,
+					qh + q0 * q->stride[2], (int) q->stride[2], kh, (int) k->stride[2], 0.0f, scores, (int) tk);
+		for (int64_t r = 0; r < rows; r++)
+		{
+			float	   *row = scores + r * tk;
+
+			if (j->causal)
+				for (int64_t c = j->q_offset + q0 + r + 1; c < tk; c++)
+					row[c] = -INFINITY;
+			groma_softmax_row(row, tk);
+		}
+		/* out[q0:q0+rows] = scores · v */
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) rows, (int) dim, (int) tk, 1.0f, scores,
+					(int) tk, vh, (int) v->stride[2], 0.0f, oh + q0 * out->stride[2], (int) out->stride[2]);
+	}
+}
+
 /* out = softmax(scale · q kᵀ + mask) v; see ops.h. */
 groma_status
 groma_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,
@@ -37,7 +95,8 @@ groma_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor
 				tk,
 				dim;
 	size_t		mark;
-	float	   *scores;
+	int			parts = groma_cpu_threads();
+	attention_job job;
 
 	if (groma_on_device(q))
 		return GROMA_DEVICE_CALL("attention", attention, q, k, v, scale, causal, q_offset, out);
@@ -60,49 +119,25 @@ groma_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor
 						   (long long) q_offset, (long long) (q_offset + tq), (long long) tk);
 	if (scratch == NULL)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention: a scratch arena is needed");
+	if (tk == 0)
+	{
+		/* no keys: no weight anywhere */
+		for (int64_t b = 0; b < batch; b++)
+			for (int64_t h = 0; h < heads; h++)
+				for (int64_t r = 0; r < tq; r++)
+					memset((float *) out->data + b * out->stride[0] + h * out->stride[1] + r * out->stride[2], 0,
+						   (size_t) dim * sizeof(float));
+		return groma_ok();
+	}
 	mark = scratch->used;
-	scores = groma_arena_alloc(scratch, (size_t) (QUERY_BLOCK * (tk > 0 ? tk : 1)) * sizeof(float));	/* [block, Tk] */
-	if (scores == NULL)
-		return groma_error(GROMA_ERR_NO_MEMORY, "attention: scratch arena too small for %d x %lld scores",
-						   QUERY_BLOCK, (long long) tk);
-
-	for (int64_t b = 0; b < batch; b++)
-		for (int64_t h = 0; h < heads; h++)
-		{
-			const float *qh = (const float *) q->data + b * q->stride[0] + h * q->stride[1];
-			const float *kh = (const float *) k->data + b * k->stride[0] + h * k->stride[1];
-			const float *vh = (const float *) v->data + b * v->stride[0] + h * v->stride[1];
-			float	   *oh = (float *) out->data + b * out->stride[0] + h * out->stride[1];
-
-			for (int64_t q0 = 0; q0 < tq; q0 += QUERY_BLOCK)
-			{
-				int64_t		rows = tq - q0 < QUERY_BLOCK ? tq - q0 : QUERY_BLOCK;
-
-				if (tk == 0)
-				{
-					for (int64_t r = 0; r < rows; r++)
-						memset(oh + (q0 + r) * out->stride[2], 0, (size_t) dim * sizeof(float));
-					continue;
-				}
-				/* scores[rows, Tk] = scale · q[q0:q0+rows] · kᵀ */
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) rows, (int) tk, (int) dim, scale,
-							qh + q0 * q->stride[2], (int) q->stride[2], kh, (int) k->stride[2], 0.0f,
-							scores, (int) tk);
-				for (int64_t r = 0; r < rows; r++)
-				{
-					float	   *row = scores + r * tk;
-
-					if (causal)
-						for (int64_t j = q_offset + q0 + r + 1; j < tk; j++)
-							row[j] = -INFINITY;
-					groma_softmax_row(row, tk);
-				}
-				/* out[q0:q0+rows] = scores · v */
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) rows, (int) dim, (int) tk, 1.0f,
-							scores, (int) tk, vh, (int) v->stride[2], 0.0f, oh + q0 * out->stride[2],
-							(int) out->stride[2]);
-			}
-		}
+	job = (attention_job) {q, k, v, out, scale, causal, q_offset, (tq + QUERY_BLOCK - 1) / QUERY_BLOCK, NULL};
+	job.scores = groma_arena_alloc(scratch, (size_t) parts * QUERY_BLOCK * (size_t) tk * sizeof(float));
+	if (job.scores == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "attention: scratch arena too small for %d x %d x %lld scores",
+						   parts, QUERY_BLOCK, (long long) tk);
+	/* one item per (batch, head, query block); a block is ~QUERY_BLOCK·Tk·D multiply-adds twice */
+	groma_parallel_for(batch * heads * job.blocks, 1 + (1 << 18) / (QUERY_BLOCK * tk * (dim > 0 ? dim : 1)),
+					   attention_part, &job);
 	scratch->used = mark;
 	return groma_ok();
 }

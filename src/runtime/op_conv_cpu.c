@@ -1,9 +1,9 @@
 /*
  * op_conv_cpu.c - 2-d convolution as im2col + GEMM.
  */
-#include <cblas.h>
 #include <string.h>
 
+#include "cpu_parallel.h"
 #include "device_ops.h"
 #include "op_check.h"
 #include "ops.h"
@@ -135,8 +135,8 @@ groma_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b
 			for (int64_t p = 0; p < ho * wo; p++)
 				yn[o * ho * wo + p] = bias;
 		}
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) c_out, (int) (ho * wo), (int) kdim,
-					1.0f, w->data, (int) kdim, direct ? xn : col, (int) (ho * wo), 1.0f, yn, (int) (ho * wo));
+		groma_sgemm(false, false, c_out, ho * wo, kdim, 1.0f, w->data, kdim, direct ? xn : col, ho * wo, 1.0f, yn,
+					ho * wo);
 	}
 	if (scratch)
 		scratch->used = mark;

@@ -1,9 +1,9 @@
 /*
- * op_gemm_cpu.c - linear and batched matmul through OpenBLAS.
+ * op_gemm_cpu.c - linear and batched matmul through OpenBLAS, split over the CPU pool.
  */
-#include <cblas.h>
 #include <string.h>
 
+#include "cpu_parallel.h"
 #include "device_ops.h"
 #include "matrix_view.h"
 #include "op_check.h"
@@ -54,8 +54,7 @@ groma_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b
 			memset(out, 0, (size_t) (m * n) * sizeof(float));
 		return groma_ok();
 	}
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) m, (int) n, (int) k,
-				1.0f, x->data, (int) k, w->data, (int) k, b != NULL ? 1.0f : 0.0f, out, (int) n);
+	groma_sgemm(false, true, m, n, k, 1.0f, x->data, k, w->data, k, b != NULL ? 1.0f : 0.0f, out, n);
 	return groma_ok();
 }
 
@@ -90,9 +89,7 @@ groma_matmul(const groma_tensor *a, bool trans_a, const groma_tensor *b, bool tr
 					memset(pc + r * vc.ld, 0, (size_t) n * sizeof(float));
 				continue;
 			}
-			cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-						trans_b ? CblasTrans : CblasNoTrans, (int) m, (int) n, (int) k, alpha,
-						pa, (int) va.ld, pb, (int) vb.ld, 0.0f, pc, (int) vc.ld);
+			groma_sgemm(trans_a, trans_b, m, n, k, alpha, pa, va.ld, pb, vb.ld, 0.0f, pc, vc.ld);
 		}
 	return groma_ok();
 }

@@ -41,6 +41,17 @@ groma_status groma_matmul(const groma_tensor *a, bool trans_a, const groma_tenso
 groma_status groma_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b,
 						  int stride, int padding, groma_arena *scratch, groma_tensor *y);
 
+/* u[36, O, C] = the Winograd F(4x4, 3x3) transform G·g·Gᵀ of 3x3 weights w[O, C, 3, 3] (CPU). */
+groma_status groma_winograd_weights(const groma_tensor *w, groma_tensor *u);
+
+/*
+ * y[B, O, H, W] = conv2d(x[B, C, H, W], w) (+ b[O]) with stride 1 and
+ * padding 1, from u = groma_winograd_weights(w): a quarter of the direct
+ * multiply-adds, rounding differs from groma_conv2d (CPU, contiguous).
+ */
+groma_status groma_conv3x3_winograd(const groma_tensor *x, const groma_tensor *u, const groma_tensor *b,
+									groma_arena *scratch, groma_tensor *y);
+
 /* y = LayerNorm over the last dimension of x[..., D] with w[D], b[D] (b may be NULL); y may be x. */
 groma_status groma_layer_norm(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b,
 							  float eps, groma_tensor *y);

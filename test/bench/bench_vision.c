@@ -48,15 +48,16 @@ main(int argc, char **argv)
 	}
 	groma_arena_init(&act, (size_t) 2 << 30);
 	groma_arena_init(&out, (size_t) 64 << 20);
-	printf("%-24s %8s %8s %8s %8s %8s %8s %8s\n", "image", "decode", "dinov2", "bridge", "propose", "select",
-		   "region", "total");
+	printf("%-24s %8s %8s %8s %8s %8s %8s %8s %8s %8s\n", "image", "decode", "dinov2", "bridge", "propose", "select",
+		   "fuse", "tokens", "total", "regions");
 	for (int i = 0; i < 3; i++)
 	{
 		char		path[512];
 		size_t		len;
 		uint8_t    *data;
-		groma_vision_timing best = {1e9, 1e9, 1e9, 1e9, 1e9, 1e9};
+		groma_vision_timing best = {1e9, 1e9, 1e9, 1e9, 1e9, 1e9, 1e9};
 		double		best_total = 1e9;
+		int			n_regions = 0;
 
 		snprintf(path, sizeof(path), "test/golden/images/%s", images[i]);
 		data = read_file(path, &len);
@@ -79,10 +80,12 @@ main(int argc, char **argv)
 			{
 				best_total = total;
 				best = *t;
+				n_regions = res.n_regions;
 			}
 		}
-		printf("%-24s %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f\n", images[i], best.decode_ms, best.dinov2_ms,
-			   best.bridge_ms, best.proposer_ms, best.select_ms, best.region_ms, best_total);
+		printf("%-24s %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %8d\n", images[i], best.decode_ms, best.dinov2_ms,
+			   best.bridge_ms, best.proposer_ms, best.select_ms, best.fuse_ms, best.region_ms - best.fuse_ms, best_total,
+			   n_regions);
 		free(data);
 	}
 	printf("(ms, best of %d runs, tiny model, CPU)\n", runs);
