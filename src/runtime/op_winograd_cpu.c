@@ -10,10 +10,6 @@
  * stride-4 tile reads into unit-stride reads.
  */
 #include <string.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-static double nowms(void){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec*1e3+t.tv_nsec/1e6;}
 
 #include "cpu_parallel.h"
 #include "cpu_simd.h"
@@ -366,15 +362,10 @@ groma_conv3x3_winograd(const groma_tensor *x, const groma_tensor *u, const groma
 		memset(j.m, 0, (size_t) (ELEMS * o_n * j.ld) * sizeof(float));
 	else
 	{
-		double t0=nowms();
 		groma_parallel_for(batch * c_n, 1, input_part, &j);
-		double t1=nowms();
 		groma_parallel_for(ELEMS, 1, product_part, &j);
-		double t2=nowms();
-	groma_parallel_for(batch * o_n, 1, output_part, &j);
-		double t3=nowms();
-		if (getenv("WT")) fprintf(stderr,"in %.2f gemm %.2f out %.2f\n",t1-t0,t2-t1,t3-t2);
 	}
+	groma_parallel_for(batch * o_n, 1, output_part, &j);
 	scratch->used = mark;
 	return groma_ok();
 }

@@ -112,7 +112,7 @@ UNIT_TEST(test_op_conv3x3_winograd)
 	groma_arena_free(&scratch);
 }
 
-/* Bad shapes, a missing scratch arena and a too-small one are refused. */
+/* Bad shapes, a missing scratch arena and a too-small one are refused; zero input channels give the bias. */
 UNIT_TEST(test_op_conv3x3_winograd_errors)
 {
 	float		x[1 * 2 * 4 * 4] = {0},
@@ -142,6 +142,19 @@ UNIT_TEST(test_op_conv3x3_winograd_errors)
 		groma_tensor bias = groma_f32_1d(w, 2);	/* 2 values for 3 outputs */
 
 		CHECK(groma_conv3x3_winograd(&tx, &tu, &bias, &scratch, &ty).code == GROMA_ERR_INVALID_ARGUMENT);
+	}
+	{
+		/* no input channels: every output is its bias */
+		float		bias[3] = {0.5f, -1.0f, 2.0f};
+		groma_tensor x0 = groma_f32_4d(x, 1, 0, 4, 4),
+					u0 = groma_f32_3d(u, 36, 3, 0),
+					tb = groma_f32_1d(bias, 3);
+		bool		all_bias = true;
+
+		CHECK(groma_conv3x3_winograd(&x0, &u0, &tb, &scratch, &ty).code == GROMA_OK);
+		for (int i = 0; i < 3 * 16; i++)
+			all_bias &= y[i] == bias[i / 16];
+		CHECK(all_bias);
 	}
 	groma_arena_free(&scratch);
 	groma_arena_free(&tiny);
