@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "cpu_math.h"
+#include "cpu_parallel.h"
 #include "cpu_simd.h"
 #include "device_ops.h"
 #include "op_check.h"
@@ -20,37 +21,54 @@ check_unary(const char *op, const groma_tensor *x, const groma_tensor *y, int64_
 	return groma_ok();
 }
 
+typedef struct unary_job
+{
+	groma_unary_kind kind;
+	const float *in;
+	float	   *out;
+} unary_job;
+
+/* Applies one activation to elements [begin, end). */
+static void
+unary_part(void *ctx, int64_t begin, int64_t end, int part)
+{
+	const unary_job *j = ctx;
+	const float *in = j->in;
+	float	   *out = j->out;
+
+	/* one loop per kind, so each stays a plain loop the compiler can vectorise */
+	switch (j->kind)
+	{
+		case GROMA_UNARY_GELU:
+			for (int64_t i = begin; i < end; i++)
+				out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * (float) M_SQRT1_2));
+			break;
+		case GROMA_UNARY_RELU:
+			for (int64_t i = begin; i < end; i++)
+				out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+			break;
+		case GROMA_UNARY_SILU:
+			for (int64_t i = begin; i < end; i++)
+				out[i] = in[i] / (1.0f + expf(-in[i]));
+			break;
+		case GROMA_UNARY_SIGMOID:
+			for (int64_t i = begin; i < end; i++)
+				out[i] = 1.0f / (1.0f + expf(-in[i]));
+			break;
+	}
+}
+
 /* y = f(x) elementwise for one activation, on the device that holds x; y may be x. */
 static groma_status
 activation(const char *op, groma_unary_kind kind, const groma_tensor *x, groma_tensor *y)
 {
 	int64_t		n;
-	const float *in = x->data;
-	float	   *out = y->data;
+	unary_job	j = {kind, x->data, y->data};
 
 	if (groma_on_device(x))
 		return GROMA_DEVICE_CALL(op, unary, kind, x, y);
 	GROMA_TRY(check_unary(op, x, y, &n));
-	/* one loop per kind, so each stays a plain loop the compiler can vectorise */
-	switch (kind)
-	{
-		case GROMA_UNARY_GELU:
-			for (int64_t i = 0; i < n; i++)
-				out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * (float) M_SQRT1_2));
-			break;
-		case GROMA_UNARY_RELU:
-			for (int64_t i = 0; i < n; i++)
-				out[i] = in[i] > 0.0f ? in[i] : 0.0f;
-			break;
-		case GROMA_UNARY_SILU:
-			for (int64_t i = 0; i < n; i++)
-				out[i] = in[i] / (1.0f + expf(-in[i]));
-			break;
-		case GROMA_UNARY_SIGMOID:
-			for (int64_t i = 0; i < n; i++)
-				out[i] = 1.0f / (1.0f + expf(-in[i]));
-			break;
-	}
+	groma_parallel_for(n, 1 << 15, unary_part, &j);
 	return groma_ok();
 }
 

@@ -4,6 +4,7 @@
  */
 #include <math.h>
 
+#include "cpu_parallel.h"
 #include "device_ops.h"
 #include "op_check.h"
 #include "ops.h"
@@ -100,14 +101,72 @@ groma_layer_norm_channels(const groma_tensor *x, const groma_tensor *w, const gr
 	return groma_ok();
 }
 
+typedef struct group_norm_job
+{
+	const groma_tensor *x,
+			   *w,
+			   *b;
+	groma_tensor *y;
+	int			groups;
+	int64_t		per,			/* channels per group */
+				hw;
+	float		eps;
+} group_norm_job;
+
+/* Normalises (batch, group) items [begin, end); sums in double, four running sums per pass. */
+static void
+group_norm_part(void *ctx, int64_t begin, int64_t end, int part)
+{
+	const group_norm_job *j = ctx;
+	int64_t		per = j->per,
+				hw = j->hw,
+				count = per * hw;
+
+	for (int64_t item = begin; item < end; item++)
+	{
+		int64_t		g = item % j->groups,
+					first = item * per;	/* first channel of the group, batch included */
+		const float *xs = (const float *) j->x->data + first * hw;	/* [per, H·W] */
+		float	   *ys = (float *) j->y->data + first * hw;
+		double		lane[4] = {0, 0, 0, 0},
+					mean,
+					sq;
+		int64_t		body = count / 4 * 4;
+		float		inv;
+
+		for (int64_t i = 0; i < body; i += 4)
+			for (int l = 0; l < 4; l++)
+				lane[l] += xs[i + l];
+		for (int64_t i = body; i < count; i++)
+			lane[0] += xs[i];
+		mean = (lane[0] + lane[1] + lane[2] + lane[3]) / (double) count;
+		for (int l = 0; l < 4; l++)
+			lane[l] = 0;
+		for (int64_t i = 0; i < body; i += 4)
+			for (int l = 0; l < 4; l++)
+				lane[l] += (xs[i + l] - mean) * (xs[i + l] - mean);
+		for (int64_t i = body; i < count; i++)
+			lane[0] += (xs[i] - mean) * (xs[i] - mean);
+		sq = lane[0] + lane[1] + lane[2] + lane[3];
+		inv = (float) (1.0 / sqrt(sq / (double) count + (double) j->eps));
+		for (int64_t ch = 0; ch < per; ch++)
+		{
+			float		scale = j->w ? ((const float *) j->w->data)[g * per + ch] : 1.0f;
+			float		shift = j->b ? ((const float *) j->b->data)[g * per + ch] : 0.0f;
+
+			for (int64_t p = 0; p < hw; p++)
+				ys[ch * hw + p] = (float) (xs[ch * hw + p] - mean) * inv * scale + shift;
+		}
+	}
+}
+
 /* GroupNorm of [B, C, H, W] with per-channel affine parameters. */
 groma_status
 groma_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b,
 				 float eps, groma_tensor *y)
 {
 	int64_t		c,
-				hw,
-				per;
+				hw;
 
 	if (groma_on_device(x))
 		return GROMA_DEVICE_CALL("group_norm", group_norm, x, groups, w, b, eps, y);
@@ -122,33 +181,11 @@ groma_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, const
 						   (long long) c, groups);
 	GROMA_TRY(check_param("group_norm", "w", w, c));
 	GROMA_TRY(check_param("group_norm", "b", b, c));
-	per = c / groups;
-	for (int64_t n = 0; n < x->shape[0]; n++)
-		for (int g = 0; g < groups; g++)
-		{
-			const float *xs = (const float *) x->data + (n * c + g * per) * hw;	/* [per, H·W] */
-			float	   *ys = (float *) y->data + (n * c + g * per) * hw;
-			int64_t		count = per * hw;
-			double		sum = 0,
-						sq = 0,
-						mean;
-			float		inv;
+	{
+		group_norm_job j = {x, w, b, y, groups, c / groups, hw, eps};
 
-			for (int64_t i = 0; i < count; i++)
-				sum += xs[i];
-			mean = sum / (double) count;
-			for (int64_t i = 0; i < count; i++)
-				sq += (xs[i] - mean) * (xs[i] - mean);
-			inv = (float) (1.0 / sqrt(sq / (double) count + (double) eps));
-			for (int64_t ch = 0; ch < per; ch++)
-			{
-				float		scale = w ? ((const float *) w->data)[g * per + ch] : 1.0f;
-				float		shift = b ? ((const float *) b->data)[g * per + ch] : 0.0f;
-
-				for (int64_t p = 0; p < hw; p++)
-					ys[ch * hw + p] = (float) (xs[ch * hw + p] - mean) * inv * scale + shift;
-			}
-		}
+		groma_parallel_for(x->shape[0] * groups, 1 + (1 << 14) / (j.per * hw > 0 ? j.per * hw : 1), group_norm_part, &j);
+	}
 	return groma_ok();
 }
 

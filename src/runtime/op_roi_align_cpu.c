@@ -8,6 +8,7 @@
  * to every channel.  Samples that fall outside [-1, H] x [-1, W] read 0;
  * others clamp to the last row or column.
  */
+#include "cpu_parallel.h"
 #include "device_ops.h"
 #include "ops_spatial.h"
 
@@ -211,6 +212,27 @@ roi_pool(const float *feat_b, int64_t C, int64_t hw, int64_t bins, int64_t per_b
 	}
 }
 
+typedef struct roi_pool_job
+{
+	const float *feat_b;		/* [C, H, W] */
+	int64_t		hw,
+				bins,
+				per_bin;
+	float		count;
+	const roi_sample *samples;
+	float	   *out_m;			/* [C, oh, ow] */
+} roi_pool_job;
+
+/* Pools channels [begin, end) of one roi. */
+static void
+roi_pool_part(void *ctx, int64_t begin, int64_t end, int part)
+{
+	const roi_pool_job *j = ctx;
+
+	roi_pool(j->feat_b + begin * j->hw, end - begin, j->hw, j->bins, j->per_bin, j->count, j->samples,
+			 j->out_m + begin * j->bins);
+}
+
 /* RoIAlign (average); see ops_spatial.h. */
 groma_status
 groma_roi_align(const groma_tensor *feat, const groma_tensor *rois, float spatial_scale, int sampling_ratio,
@@ -293,8 +315,13 @@ groma_roi_align(const groma_tensor *feat, const groma_tensor *rois, float spatia
 			capacity = need;
 		}
 		roi_samples(&g, oh, ow, H, W, samples);
-		roi_pool((const float *) feat->data + g.batch * C * H * W, C, H * W, oh * ow, per_bin, g.count,
-				 samples, out_m);
+		{
+			roi_pool_job j = {(const float *) feat->data + g.batch * C * H * W, H * W, oh * ow, per_bin, g.count,
+			samples, out_m};
+
+			/* channels split over the pool: ~4 loads per sample, per_bin samples per bin */
+			groma_parallel_for(C, 1 + (1 << 13) / (oh * ow * per_bin), roi_pool_part, &j);
+		}
 	}
 	free(samples);
 	return groma_ok();
