@@ -102,9 +102,9 @@ groma_sigmoid(const groma_tensor *x, groma_tensor *y)
 
 #define LANES 8
 
-/* Softmax of one row in place (max-subtracted; an all -inf row becomes zeros). */
-GROMA_SIMD_CLONES void
-groma_softmax_row(float *row, int64_t n)
+/* Softmax of one row in place, the loops behind groma_softmax_row. */
+GROMA_SIMD_CLONES static void
+softmax_row_lanes(float *row, int64_t n)
 {
 	float		lane_max[LANES],
 				lane_sum[LANES],
@@ -145,6 +145,14 @@ groma_softmax_row(float *row, int64_t n)
 		sum += lane_sum[l];
 	for (int64_t i = 0; i < n; i++)
 		row[i] = row[i] / sum;
+}
+
+/* Softmax of one row in place (max-subtracted; an all -inf row becomes zeros). */
+void
+groma_softmax_row(float *row, int64_t n)
+{
+	/* a plain symbol in front of the per-CPU copies, which other files cannot name portably */
+	softmax_row_lanes(row, n);
 }
 
 /* Softmax over the last dimension. */
