@@ -1,6 +1,6 @@
 /*
  * ops_elementwise.cu - unary activations, broadcasting add/mul, affine
- * scale and strided copy on the GPU.
+ * scale, fill and strided copy on the GPU.
  */
 #include "cuda_common.h"
 
@@ -49,6 +49,29 @@ groma_cuda_unary(groma_unary_kind kind, const groma_tensor *x, groma_tensor *y)
 	unary_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
 		kind, (const float *) x->data, (float *) y->data, n);
 	return groma_cuda_launched("activation");
+}
+
+/* t[i] = v. */
+__global__ static void
+fill_kernel(float *t, float v, int64_t n)
+{
+	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < n)
+		t[i] = v;
+}
+
+/* t = v everywhere (contiguous); see ops.h. */
+extern "C" groma_status
+groma_cuda_fill(groma_tensor *t, float v)
+{
+	int64_t		n = groma_tensor_numel(t);
+
+	GROMA_TRY(groma_cuda_check_f32("fill", "t", t));
+	if (n == 0)
+		return groma_ok();
+	fill_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>((float *) t->data, v, n);
+	return groma_cuda_launched("fill");
 }
 
 /* y[i] = a[i] (+ or ·) b[broadcast offset of i]. */

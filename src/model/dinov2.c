@@ -4,6 +4,7 @@
 #include "dinov2.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../runtime/op_check.h"
@@ -19,46 +20,88 @@ groma_dinov2_tokens(const groma_dinov2_config *cfg)
 	return 1 + n * n;
 }
 
+typedef struct position_job
+{
+	const groma_dinov2_config *cfg;
+	const groma_tensor *pos_full;	/* [1 + g², C], host or device */
+} position_job;
+
+/* Builds resize_positions' table in the host tensor out[1 + n², C]. */
+static groma_status
+resize_positions_host(void *ctx, groma_tensor *out)
+{
+	const position_job *j = ctx;
+	int64_t		c = j->cfg->hidden,
+				g = j->cfg->pos_grid,
+				n = j->cfg->image / j->cfg->patch;
+	double		scale = ((double) n + 0.1) / (double) g;
+	size_t		full_floats = (size_t) ((1 + g * g) * c),
+				in_floats = (size_t) (c * g * g),
+				out_floats = (size_t) (c * n * n);
+	float	   *buf = malloc((full_floats + in_floats + out_floats) * sizeof(float));
+	groma_tensor full,
+				patches,
+				grid_in,
+				chw_in,
+				chw_out,
+				grid_out,
+				dst,
+				cls_src,
+				cls_dst;
+	groma_status st;
+
+	if (buf == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "dinov2: cannot allocate the position tables");
+	full = groma_f32_2d(buf, 1 + g * g, c);
+	chw_in = groma_f32_4d(buf + full_floats, 1, c, g, g);
+	chw_out = groma_f32_4d(buf + full_floats + in_floats, 1, c, n, n);
+	st = groma_download(j->pos_full, buf);
+	/* CLS position unchanged */
+	if (st.code == GROMA_OK)
+		st = groma_tensor_narrow(&full, 0, 0, 1, &cls_src);
+	if (st.code == GROMA_OK)
+		st = groma_tensor_narrow(out, 0, 0, 1, &cls_dst);
+	if (st.code == GROMA_OK)
+		st = groma_copy(&cls_src, &cls_dst);
+	/* [g·g, C] → [1, C, g, g] */
+	if (st.code == GROMA_OK)
+		st = groma_tensor_narrow(&full, 0, 1, g * g, &patches);
+	if (st.code == GROMA_OK)
+		st = groma_tensor_reshape(&patches, 4, (int64_t[]) {1, g, g, c}, &grid_in);
+	if (st.code == GROMA_OK)
+		st = groma_tensor_permute(&grid_in, (int[]) {0, 3, 1, 2}, &grid_in);
+	if (st.code == GROMA_OK)
+		st = groma_copy(&grid_in, &chw_in);
+	if (st.code == GROMA_OK)
+		st = groma_resize_bicubic_scale(&chw_in, scale, scale, &chw_out);
+	/* [1, C, n, n] → rows 1.. of out as [n·n, C] */
+	if (st.code == GROMA_OK)
+		st = groma_tensor_permute(&chw_out, (int[]) {0, 2, 3, 1}, &grid_out);
+	if (st.code == GROMA_OK)
+		st = groma_tensor_narrow(out, 0, 1, n * n, &dst);
+	if (st.code == GROMA_OK)
+		st = groma_tensor_reshape(&dst, 4, (int64_t[]) {1, n, n, c}, &dst);
+	if (st.code == GROMA_OK)
+		st = groma_copy(&grid_out, &dst);
+	free(buf);
+	return st;
+}
+
 /*
  * Resizes the learned position table pos_full [1 + g·g, C] (g = pos_grid)
- * to [1 + n·n, C] with transformers 4.39's rule: bicubic with
+ * to out[1 + n·n, C] with transformers 4.39's rule: bicubic with
  * scale_factor = (n + 0.1) / g on the patch part; CLS position unchanged.
+ * Computed on the host and placed wherever the weights live.
  */
 static groma_status
 resize_positions(const groma_dinov2_config *cfg, const groma_tensor *pos_full, groma_arena *weights,
 				 groma_tensor *out)
 {
-	int64_t		c = cfg->hidden,
-				g = cfg->pos_grid,
-				n = cfg->image / cfg->patch;
-	double		scale = ((double) n + 0.1) / (double) g;
-	groma_tensor grid_in,
-				grid_out,
-				patches,
-				chw_in,
-				chw_out,
-				dst;
-	size_t		mark = weights->used;
+	int64_t		n = cfg->image / cfg->patch;
+	position_job j = {cfg, pos_full};
 
-	GROMA_TRY(groma_arena_tensor(weights, GROMA_F32, 2, (int64_t[]) {1 + n * n, c}, out));
-	memcpy(out->data, pos_full->data, (size_t) c * sizeof(float));	/* CLS position */
-	/* [g·g, C] → [1, C, g, g] */
-	GROMA_TRY(groma_tensor_narrow(pos_full, 0, 1, g * g, &patches));
-	GROMA_TRY(groma_tensor_reshape(&patches, 4, (int64_t[]) {1, g, g, c}, &grid_in));
-	GROMA_TRY(groma_tensor_permute(&grid_in, (int[]) {0, 3, 1, 2}, &grid_in));
-	GROMA_TRY(groma_arena_tensor(weights, GROMA_F32, 4, (int64_t[]) {1, c, g, g}, &chw_in));
-	GROMA_TRY(groma_copy(&grid_in, &chw_in));
-	GROMA_TRY(groma_arena_tensor(weights, GROMA_F32, 4, (int64_t[]) {1, c, n, n}, &chw_out));
-	GROMA_TRY(groma_resize_bicubic_scale(&chw_in, scale, scale, &chw_out));
-	/* [1, C, n, n] → rows 1.. of out as [n·n, C] */
-	GROMA_TRY(groma_tensor_permute(&chw_out, (int[]) {0, 2, 3, 1}, &grid_out));
-	GROMA_TRY(groma_tensor_narrow(out, 0, 1, n * n, &dst));
-	GROMA_TRY(groma_tensor_reshape(&dst, 4, (int64_t[]) {1, n, n, c}, &dst));
-	GROMA_TRY(groma_copy(&grid_out, &dst));
-	/* The two temporaries were carved after out: give their space back. */
-	weights->used = mark + (size_t) ((groma_tensor_nbytes(out) + GROMA_ARENA_ALIGN - 1) &
-									 ~(size_t) (GROMA_ARENA_ALIGN - 1));
-	return groma_ok();
+	GROMA_TRY(groma_arena_tensor(weights, GROMA_F32, 2, (int64_t[]) {1 + n * n, cfg->hidden}, out));
+	return groma_fill_from_host(out, resize_positions_host, &j);
 }
 
 /* Binds one layer's weights. */
@@ -113,7 +156,7 @@ groma_dinov2_build(groma_dinov2 *m, const groma_dinov2_config *cfg, const groma_
 	GROMA_TRY(groma_bind(src, weights, &m->patch_b, 1, (int64_t[]) {c},
 						 "%sembeddings.patch_embeddings.projection.bias", prefix));
 	GROMA_TRY(groma_bind(src, weights, &cls, 3, (int64_t[]) {1, 1, c}, "%sembeddings.cls_token", prefix));
-	GROMA_TRY(groma_tensor_reshape(&cls, 1, (int64_t[]) {c}, &m->cls));
+	GROMA_TRY(groma_tensor_reshape(&cls, 3, (int64_t[]) {1, 1, c}, &m->cls));
 	GROMA_TRY(groma_bind(src, weights, &pos_full, 3, (int64_t[]) {1, 1 + g * g, c},
 						 "%sembeddings.position_embeddings", prefix));
 	GROMA_TRY(groma_tensor_reshape(&pos_full, 2, (int64_t[]) {1 + g * g, c}, &pos_full));
@@ -154,7 +197,8 @@ embed(const groma_dinov2 *m, const groma_tensor *pixels, groma_arena *act, groma
 					src;
 
 		GROMA_TRY(groma_tensor_narrow(x, 0, b, 1, &xb));
-		memcpy(xb.data, m->cls.data, (size_t) c * sizeof(float));
+		GROMA_TRY(groma_tensor_narrow(&xb, 1, 0, 1, &dst));
+		GROMA_TRY(groma_copy(&m->cls, &dst));
 		GROMA_TRY(groma_tensor_narrow(&xb, 1, 1, n * n, &dst));
 		GROMA_TRY(groma_tensor_narrow(&conv_tokens, 0, b, 1, &src));
 		GROMA_TRY(groma_copy(&src, &dst));

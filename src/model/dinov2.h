@@ -55,7 +55,7 @@ typedef struct groma_dinov2
 	groma_dinov2_config cfg;
 	groma_tensor patch_w;		/* [C, 3, p, p] */
 	groma_tensor patch_b;		/* [C] */
-	groma_tensor cls;			/* [C] */
+	groma_tensor cls;			/* [1, 1, C] */
 	groma_tensor pos;			/* [1 + n·n, C] resized position embeddings, n = image / patch */
 	groma_dinov2_layer layer[GROMA_DINOV2_MAX_LAYERS];
 } groma_dinov2;

@@ -62,7 +62,8 @@ groma_generate(const groma_model *m, const groma_tokenizer *tok, const groma_vis
 				mark = act->used;
 	groma_kv_cache cache;
 	groma_arena cache_arena = {0};	/* the cache gets its own allocation, sized for this request */
-	groma_tensor embeds;
+	groma_tensor embeds,
+				step_embed;
 	float	   *logits = NULL;
 	int32_t		eos = groma_tokenizer_eos_id(tok);
 	groma_status st;
@@ -78,10 +79,18 @@ groma_generate(const groma_model *m, const groma_tokenizer *tok, const groma_vis
 	logits = malloc((size_t) vocab * sizeof(float));	/* [V + X] */
 	st = out->ids && logits ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
 	if (st.code == GROMA_OK)
-		st = groma_arena_init(&cache_arena, 2 * (size_t) c->layers * (size_t) (n + (size_t) max_new_tokens) *
-							  (size_t) c->hidden * sizeof(float) + 4 * GROMA_ARENA_ALIGN);
+	{
+		/* the cache lives where the activations do */
+		size_t		cache_bytes = 2 * (size_t) c->layers * (size_t) (n + (size_t) max_new_tokens) *
+			(size_t) c->hidden * sizeof(float) + 4 * GROMA_ARENA_ALIGN;
+
+		st = act->device == GROMA_DEVICE_CUDA ? groma_device_arena_init(&cache_arena, cache_bytes)
+			: groma_arena_init(&cache_arena, cache_bytes);
+	}
 	if (st.code == GROMA_OK)
 		st = groma_kv_cache_init(&cache, c, (int64_t) n + max_new_tokens, &cache_arena);
+	if (st.code == GROMA_OK)
+		st = groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {1, c->hidden}, &step_embed);	/* [1, D] */
 	if (st.code == GROMA_OK)
 		st = groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {(int64_t) n, c->hidden}, &embeds);	/* [T, D] */
 	if (st.code == GROMA_OK)
@@ -96,8 +105,6 @@ groma_generate(const groma_model *m, const groma_tokenizer *tok, const groma_vis
 	for (int s = 0; st.code == GROMA_OK && s < max_new_tokens; s++)
 	{
 		int64_t		next = groma_argmax(logits, vocab);
-		float		row[8192];
-		groma_tensor x;
 
 		if (stop_at_eos && next == eos)
 		{
@@ -107,15 +114,9 @@ groma_generate(const groma_model *m, const groma_tokenizer *tok, const groma_vis
 		out->ids[out->n++] = (int32_t) next;
 		if (s + 1 == max_new_tokens)
 			break;
-		if (c->hidden > 8192)
-		{
-			st = groma_error(GROMA_ERR_UNSUPPORTED, "hidden width %d over 8192", c->hidden);
-			break;
-		}
-		x = groma_f32_2d(row, 1, c->hidden);
-		st = groma_llama_embed(&m->llm, &next, 1, &x);
+		st = groma_llama_embed(&m->llm, &next, 1, &step_embed);
 		if (st.code == GROMA_OK)
-			st = groma_llama_forward(&m->llm, &cache, &x, act, logits, NULL);
+			st = groma_llama_forward(&m->llm, &cache, &step_embed, act, logits, NULL);
 	}
 	out->decode_ms = now_ms() - t0;
 	free(ids);

@@ -87,14 +87,18 @@ groma_llama_embed(const groma_llama *m, const int64_t *ids, int64_t count, groma
 	for (int64_t t = 0; t < count; t++)
 	{
 		int64_t		id = ids[t];
-		const float *row;
+		groma_tensor row,
+					dst;
 
 		if (id < 0 || id >= (int64_t) m->cfg.vocab + m->cfg.extra_vocab)
 			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "llama_embed: token id %lld is outside the vocabulary",
 							   (long long) id);
-		row = id < m->cfg.vocab ? (const float *) m->embed.data + id * d
-			: (const float *) m->extra_embed.data + (id - m->cfg.vocab) * d;
-		memcpy((float *) out->data + t * d, row, (size_t) d * sizeof(float));
+		if (id < m->cfg.vocab)
+			GROMA_TRY(groma_tensor_narrow(&m->embed, 0, id, 1, &row));
+		else
+			GROMA_TRY(groma_tensor_narrow(&m->extra_embed, 0, id - m->cfg.vocab, 1, &row));
+		GROMA_TRY(groma_tensor_narrow(out, 0, t, 1, &dst));
+		GROMA_TRY(groma_copy(&row, &dst));
 	}
 	return groma_ok();
 }
@@ -216,7 +220,7 @@ groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_ten
 		return groma_error(GROMA_ERR_LIMIT, "llama: %lld positions after %lld exceed the cache of %lld",
 						   (long long) t, (long long) cache->length, (long long) cache->capacity);
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &x));	/* [T, D] residual stream */
-	memcpy(x.data, x_in->data, groma_tensor_nbytes(&x));
+	GROMA_TRY(groma_copy(x_in, &x));
 	for (int i = 0; i < m->cfg.layers; i++)
 		GROMA_TRY(layer_forward(m, &m->layer[i], i, cache, &x, act));
 	cache->length += t;
@@ -228,10 +232,13 @@ groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_ten
 		GROMA_TRY(groma_tensor_narrow(&x, 0, t - 1, 1, &last));
 		GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {1, d}, &normed));
 		GROMA_TRY(groma_copy(&last, &normed));
-		head_out = groma_f32_2d(logits, 1, m->cfg.vocab);
+		/* both heads where the activations live, then [V + X] into the caller's host array */
+		GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {1, m->cfg.vocab}, &head_out));
 		GROMA_TRY(groma_linear(&normed, &m->lm_head, NULL, &head_out));
-		head_out = groma_f32_2d(logits + m->cfg.vocab, 1, m->cfg.extra_vocab);
+		GROMA_TRY(groma_download(&head_out, logits));
+		GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {1, m->cfg.extra_vocab}, &head_out));
 		GROMA_TRY(groma_linear(&normed, &m->extra_head, NULL, &head_out));
+		GROMA_TRY(groma_download(&head_out, logits + m->cfg.vocab));
 	}
 	act->used = mark;
 	return groma_ok();

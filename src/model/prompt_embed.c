@@ -3,9 +3,8 @@
  */
 #include "prompt_embed.h"
 
-#include <string.h>
-
 #include "../runtime/op_check.h"
+#include "../runtime/ops.h"
 
 /* Assembles the input embeddings; see prompt_embed.h. */
 groma_status
@@ -27,30 +26,40 @@ groma_prompt_embed(const groma_llama *m, const groma_prompt_tokens *pt, const in
 	GROMA_TRY(groma_check_dim("prompt_embed", "region tokens", region_tokens, 1, d));
 	for (size_t t = 0; t < n; t++)
 	{
-		float	   *dst = (float *) out->data + (int64_t) t * d;
-		const float *src = NULL;
+		const groma_tensor *table = NULL;	/* image or region features [N, D] */
+		int64_t		row = -1;
+		groma_tensor src,
+					dst;
 
+		GROMA_TRY(groma_tensor_narrow(out, 0, (int64_t) t, 1, &dst));
 		if (ids[t] == pt->image)
-			src = img < n_img ? (const float *) image_tokens->data + img++ * d : NULL;
+		{
+			table = image_tokens;
+			row = img < n_img ? img++ : -1;
+		}
 		else if (ids[t] == pt->region)
-			src = reg < n_reg ? (const float *) region_tokens->data + reg++ * d : NULL;
+		{
+			table = region_tokens;
+			row = reg < n_reg ? reg++ : -1;
+		}
 		else if (ids[t] == pt->refer_feat)
 		{
 			int64_t		k = ref < n_refer ? refer_match[ref++] : -1;
 
-			src = k >= 0 && k < n_reg ? (const float *) region_tokens->data + k * d : NULL;
+			table = region_tokens;
+			row = k >= 0 && k < n_reg ? k : -1;
 		}
 		else
 		{
 			int64_t		id = ids[t];
-			groma_tensor row = groma_f32_2d(dst, 1, d);
 
-			GROMA_TRY(groma_llama_embed(m, &id, 1, &row));
+			GROMA_TRY(groma_llama_embed(m, &id, 1, &dst));
 			continue;
 		}
-		if (src == NULL)
+		if (row < 0)
 			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "prompt_embed: more placeholders than features at position %zu", t);
-		memcpy(dst, src, (size_t) d * sizeof(float));
+		GROMA_TRY(groma_tensor_narrow(table, 0, row, 1, &src));
+		GROMA_TRY(groma_copy(&src, &dst));
 	}
 	if (img != n_img || reg != n_reg || ref != n_refer)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT,

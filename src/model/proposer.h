@@ -126,7 +126,7 @@ typedef struct groma_proposer_outputs
 	groma_tensor memory;		/* [B, HW, d] encoder output */
 	groma_tensor enc_class;		/* [B, HW] class_embed_enc logits */
 	groma_tensor enc_coord_logits;	/* [B, HW, 4] */
-	int64_t    *topk;			/* [B·K] proposal indices, descending logit */
+	int64_t    *topk;			/* [B·K] proposal indices, descending logit (host memory) */
 	groma_tensor init_ref;		/* [B, K, 4] sigmoid of the top-k logits */
 	groma_tensor query_pos;		/* [B, K, d] */
 	groma_tensor dec_hidden;	/* [L, B, K, d] */
@@ -134,7 +134,7 @@ typedef struct groma_proposer_outputs
 	groma_tensor logits_coco;	/* [L, B, K] */
 	groma_tensor logits_sa1b;	/* [L, B, K] */
 	groma_tensor boxes;			/* [L, B, K, 4] box of each decoder layer */
-	groma_tensor scores;		/* [B, K] coco^0.4 · sa1b^0.6 of the last layer */
+	groma_tensor scores;		/* [B, K] coco^0.4 · sa1b^0.6 of the last layer (host memory) */
 } groma_proposer_outputs;
 
 /* Binds every weight under "perceiver." and checks widths against cfg. */
@@ -143,11 +143,13 @@ groma_status groma_proposer_build(groma_proposer *p, const groma_proposer_config
 
 /*
  * Runs the proposer on hidden[L + 1, B, 1 + n², C] (all DINOv2 states; the
- * last four are averaged).  Outputs are carved from out_arena and stay
- * valid until it is reset; scratch space comes from act and is released.
+ * last four are averaged).  Outputs are carved from out_arena (topk and
+ * scores from host, which must be host memory; the same arena on the CPU)
+ * and stay valid until it is reset; scratch space comes from act and host
+ * and is released.
  */
 groma_status groma_proposer_forward(const groma_proposer *p, const groma_tensor *hidden,
-									groma_arena *act, groma_arena *out_arena,
+									groma_arena *act, groma_arena *out_arena, groma_arena *host,
 									groma_proposer_outputs *out);
 
 #endif							/* GROMA_PROPOSER_H */

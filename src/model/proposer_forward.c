@@ -4,6 +4,7 @@
 #include "proposer.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../runtime/op_check.h"
@@ -64,6 +65,41 @@ ffn_block(const groma_tensor *fc1_w, const groma_tensor *fc1_b, const groma_tens
 	return groma_ok();
 }
 
+/* The size of a square feature map and what host tables built for it need. */
+typedef struct grid_job
+{
+	int			n;				/* map side */
+	int			d;				/* d_model (sine tables) */
+	uint8_t    *valid;			/* [n²] proposal validity (proposal tables) */
+} grid_job;
+
+/* host[d, n, n] = the sine position embedding of the map. */
+static groma_status
+sine_host(void *ctx, groma_tensor *host)
+{
+	const grid_job *j = ctx;
+
+	return groma_sine_position_embedding(j->n, j->n, j->d, host);
+}
+
+/* host[n², 2] = the encoder reference points of the map. */
+static groma_status
+reference_points_host(void *ctx, groma_tensor *host)
+{
+	const grid_job *j = ctx;
+
+	return groma_encoder_reference_points(j->n, j->n, host);
+}
+
+/* host[n², 4] = the proposal logits of every pixel, validity into j->valid. */
+static groma_status
+proposals_host(void *ctx, groma_tensor *host)
+{
+	const grid_job *j = ctx;
+
+	return groma_output_proposals(j->n, j->n, 0, host, j->valid);
+}
+
 /*
  * src[B, n·n, d] = input_proj(mean of the last four hidden states, CLS
  * dropped) flattened row-major; pos[n·n, d] = sine embedding + level embedding.
@@ -87,7 +123,7 @@ project_input(const groma_proposer *p, const groma_tensor *hidden, int64_t n, gr
 
 	/* mean[B, T, C] of hidden[L-3..L] (summed in layer order, then divided, as torch.mean) */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, t, c}, &mean));
-	memset(mean.data, 0, groma_tensor_nbytes(&mean));
+	GROMA_TRY(groma_fill(&mean, 0.0f));
 	for (int64_t l = layers - 4; l < layers; l++)
 	{
 		groma_tensor h;
@@ -111,7 +147,11 @@ project_input(const groma_proposer *p, const groma_tensor *hidden, int64_t n, gr
 	GROMA_TRY(groma_copy(&tokens, src));
 
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {d, n, n}, &sine));	/* [d, n, n] */
-	GROMA_TRY(groma_sine_position_embedding((int) n, (int) n, (int) d, &sine));
+	{
+		grid_job	j = {(int) n, (int) d, NULL};
+
+		GROMA_TRY(groma_fill_from_host(&sine, sine_host, &j));
+	}
 	GROMA_TRY(groma_tensor_reshape(&sine, 2, (int64_t[]) {d, n * n}, &sine_t));
 	GROMA_TRY(groma_tensor_permute(&sine_t, (int[]) {1, 0}, &sine_t));
 	GROMA_TRY(groma_copy(&sine_t, pos));
@@ -240,7 +280,8 @@ proposal_pos_embed(const float *logits, int64_t count, int64_t d, float *pos)
 
 /* Carves every output tensor of the forward pass. */
 static groma_status
-carve_outputs(const groma_proposer *p, int64_t batch, int64_t hw, groma_arena *a, groma_proposer_outputs *o)
+carve_outputs(const groma_proposer *p, int64_t batch, int64_t hw, groma_arena *a, groma_arena *host,
+			  groma_proposer_outputs *o)
 {
 	int64_t		d = p->cfg.d_model,
 				k = p->cfg.num_queries,
@@ -250,9 +291,9 @@ carve_outputs(const groma_proposer *p, int64_t batch, int64_t hw, groma_arena *a
 	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 3, (int64_t[]) {batch, hw, d}, &o->memory));
 	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 2, (int64_t[]) {batch, hw}, &o->enc_class));
 	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 3, (int64_t[]) {batch, hw, 4}, &o->enc_coord_logits));
-	o->topk = groma_arena_alloc(a, (size_t) (batch * k) * sizeof(int64_t));
+	o->topk = groma_arena_alloc(host, (size_t) (batch * k) * sizeof(int64_t));
 	if (o->topk == NULL)
-		return groma_error(GROMA_ERR_NO_MEMORY, "proposer: output arena full");
+		return groma_error(GROMA_ERR_NO_MEMORY, "proposer: host arena full");
 	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 3, (int64_t[]) {batch, k, 4}, &o->init_ref));
 	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 3, (int64_t[]) {batch, k, d}, &o->query_pos));
 	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 4, (int64_t[]) {l, batch, k, d}, &o->dec_hidden));
@@ -260,7 +301,7 @@ carve_outputs(const groma_proposer *p, int64_t batch, int64_t hw, groma_arena *a
 	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 3, (int64_t[]) {l, batch, k}, &o->logits_coco));
 	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 3, (int64_t[]) {l, batch, k}, &o->logits_sa1b));
 	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 4, (int64_t[]) {l, batch, k, 4}, &o->boxes));
-	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 2, (int64_t[]) {batch, k}, &o->scores));
+	GROMA_TRY(groma_arena_tensor(host, GROMA_F32, 2, (int64_t[]) {batch, k}, &o->scores));
 	return groma_ok();
 }
 
@@ -269,7 +310,7 @@ carve_outputs(const groma_proposer *p, int64_t batch, int64_t hw, groma_arena *a
  * the top-K proposals → init_ref (sigmoid) and query_pos (pos_trans).
  */
 static groma_status
-two_stage(const groma_proposer *p, int64_t n, groma_arena *act, groma_proposer_outputs *o)
+two_stage(const groma_proposer *p, int64_t n, groma_arena *act, groma_arena *host, groma_proposer_outputs *o)
 {
 	int64_t		batch = o->memory.shape[0],
 				hw = n * n,
@@ -280,23 +321,48 @@ two_stage(const groma_proposer *p, int64_t n, groma_arena *act, groma_proposer_o
 				delta,
 				logits,
 				pos_in,
-				pos_out;
-	uint8_t    *valid;
-	size_t		mark = act->used;
+				pos_out,
+				coords;
+	float	   *class_row,
+			   *ref_host,
+			   *pos_host,
+			   *owned;
+	grid_job	grid = {(int) n, (int) d, NULL};
+	size_t		mark = act->used,
+				host_mark = host->used;
+	groma_status st;
 
 	if (k > hw)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "proposer: %lld proposals from %lld pixels", (long long) k, (long long) hw);
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {hw, 4}, &proposals));	/* [HW, 4] logits */
-	valid = groma_arena_alloc(act, (size_t) hw);
-	if (valid == NULL)
-		return groma_error(GROMA_ERR_NO_MEMORY, "proposer: scratch arena full");
-	GROMA_TRY(groma_output_proposals((int) n, (int) n, 0, &proposals, valid));
+	grid.valid = groma_arena_alloc(host, (size_t) hw);
+	class_row = groma_arena_alloc(host, (size_t) hw * sizeof(float));	/* [HW] */
+	ref_host = groma_arena_alloc(host, (size_t) (batch * k * 4) * sizeof(float));	/* [B, K, 4] */
+	pos_host = groma_arena_alloc(host, (size_t) (batch * k * 2 * d) * sizeof(float));	/* [B, K, 2d] */
+	if (grid.valid == NULL || class_row == NULL || ref_host == NULL || pos_host == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "proposer: host arena full");
+	GROMA_TRY(groma_fill_from_host(&proposals, proposals_host, &grid));
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, hw, d}, &query));
 	GROMA_TRY(groma_copy(&o->memory, &query));
+	/* invalid proposals: their memory rows are zeroed (masked_fill), one fill per run of rows */
 	for (int64_t b = 0; b < batch; b++)
-		for (int64_t i = 0; i < hw; i++)
-			if (!valid[i])
-				memset((float *) query.data + (b * hw + i) * d, 0, (size_t) d * sizeof(float));
+		for (int64_t i = 0; i < hw;)
+		{
+			int64_t		run = 0;
+			groma_tensor rows;
+
+			while (i + run < hw && !grid.valid[i + run])
+				run++;
+			if (run == 0)
+			{
+				i++;
+				continue;
+			}
+			GROMA_TRY(groma_tensor_narrow(&query, 0, b, 1, &rows));
+			GROMA_TRY(groma_tensor_narrow(&rows, 1, i, run, &rows));
+			GROMA_TRY(groma_fill(&rows, 0.0f));
+			i += run;
+		}
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, hw, d}, &delta));
 	GROMA_TRY(groma_linear(&query, &p->enc_output_w, &p->enc_output_b, &delta));
 	GROMA_TRY(groma_layer_norm(&delta, &p->enc_norm_w, &p->enc_norm_b, 1e-5f, &query));
@@ -305,29 +371,41 @@ two_stage(const groma_proposer *p, int64_t n, groma_arena *act, groma_proposer_o
 	GROMA_TRY(box_mlp(&p->box_enc, &query, act, &o->enc_coord_logits));
 	GROMA_TRY(groma_add(&o->enc_coord_logits, &proposals, &o->enc_coord_logits));
 
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, k, 2 * d}, &pos_in));	/* [B, K, 2d] */
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, k, 2 * d}, &pos_out));
-	for (int64_t b = 0; b < batch; b++)
+	/* top-K on the host; init_ref = sigmoid of the chosen logits, pos_in their sine embedding */
+	GROMA_TRY(groma_host_image(&o->enc_coord_logits, &coords, &owned));	/* [B, HW, 4] */
+	st = groma_ok();
+	for (int64_t b = 0; b < batch && st.code == GROMA_OK; b++)
 	{
-		groma_tensor row;
+		groma_tensor row,
+					host_row = groma_f32_1d(class_row, hw);
 		float		topk_logits[4 * 4096];
 
 		if (k > 4096)
-			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "proposer: more than 4096 queries");
-		GROMA_TRY(groma_tensor_narrow(&o->enc_class, 0, b, 1, &row));
-		GROMA_TRY(groma_tensor_reshape(&row, 1, (int64_t[]) {hw}, &row));
-		GROMA_TRY(groma_topk(&row, (int) k, o->topk + b * k, NULL));
-		for (int64_t q = 0; q < k; q++)
+			st = groma_error(GROMA_ERR_INVALID_ARGUMENT, "proposer: more than 4096 queries");
+		if (st.code == GROMA_OK)
+			st = groma_tensor_narrow(&o->enc_class, 0, b, 1, &row);
+		if (st.code == GROMA_OK)
+			st = groma_download(&row, class_row);
+		if (st.code == GROMA_OK)
+			st = groma_topk(&host_row, (int) k, o->topk + b * k, NULL);
+		for (int64_t q = 0; q < k && st.code == GROMA_OK; q++)
 		{
-			const float *src = (const float *) o->enc_coord_logits.data + (b * hw + o->topk[b * k + q]) * 4;
-			float	   *ref = (float *) o->init_ref.data + (b * k + q) * 4;
+			const float *src = (const float *) coords.data + (b * hw + o->topk[b * k + q]) * 4;
+			float	   *ref = ref_host + (b * k + q) * 4;
 
 			memcpy(topk_logits + q * 4, src, 4 * sizeof(float));
 			for (int c = 0; c < 4; c++)
 				ref[c] = 1.0f / (1.0f + expf(-src[c]));
 		}
-		proposal_pos_embed(topk_logits, k, d, (float *) pos_in.data + b * k * 2 * d);
+		if (st.code == GROMA_OK)
+			proposal_pos_embed(topk_logits, k, d, pos_host + b * k * 2 * d);
 	}
+	free(owned);
+	GROMA_TRY(st);
+	GROMA_TRY(groma_upload(ref_host, &o->init_ref));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, k, 2 * d}, &pos_in));	/* [B, K, 2d] */
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, k, 2 * d}, &pos_out));
+	GROMA_TRY(groma_upload(pos_host, &pos_in));
 	GROMA_TRY(groma_linear(&pos_in, &p->pos_trans_w, &p->pos_trans_b, &pos_out));
 	GROMA_TRY(groma_layer_norm(&pos_out, &p->pos_norm_w, &p->pos_norm_b, 1e-5f, &pos_out));
 	{
@@ -337,6 +415,7 @@ two_stage(const groma_proposer *p, int64_t n, groma_arena *act, groma_proposer_o
 		GROMA_TRY(groma_copy(&first, &o->query_pos));
 	}
 	act->used = mark;
+	host->used = host_mark;
 	return groma_ok();
 }
 
@@ -357,7 +436,7 @@ refine(const groma_tensor *delta, const groma_tensor *ref, groma_arena *act, gro
 
 /* Decoder layers, per-layer heads, boxes and scores. */
 static groma_status
-decode(const groma_proposer *p, int64_t n, groma_arena *act, groma_proposer_outputs *o)
+decode(const groma_proposer *p, int64_t n, groma_arena *act, groma_arena *host, groma_proposer_outputs *o)
 {
 	int64_t		batch = o->memory.shape[0],
 				d = p->cfg.d_model,
@@ -370,7 +449,14 @@ decode(const groma_proposer *p, int64_t n, groma_arena *act, groma_proposer_outp
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, k, d}, &x));	/* [B, K, d] */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, k, 4}, &delta));
 	for (int64_t b = 0; b < batch; b++)
-		memcpy((float *) x.data + b * k * d, p->query_embed.data, (size_t) (k * d) * sizeof(float));
+	{
+		groma_tensor xb,
+					embed;
+
+		GROMA_TRY(groma_tensor_narrow(&x, 0, b, 1, &xb));
+		GROMA_TRY(groma_tensor_reshape(&p->query_embed, 3, (int64_t[]) {1, k, d}, &embed));
+		GROMA_TRY(groma_copy(&embed, &xb));
+	}
 	for (int64_t l = 0; l < layers; l++)
 	{
 		const groma_proposer_decoder_layer *dl = &p->dec[l];
@@ -408,14 +494,26 @@ decode(const groma_proposer *p, int64_t n, groma_arena *act, groma_proposer_outp
 		GROMA_TRY(groma_tensor_reshape(&logit_slot, 3, (int64_t[]) {batch, k, 1}, &logit_slot));
 		GROMA_TRY(groma_linear(&x, &dl->sa1b_w, &dl->sa1b_b, &logit_slot));
 	}
-	/* score = sigmoid(coco)^0.4 · sigmoid(sa1b)^0.6 of the last layer */
-	for (int64_t i = 0; i < batch * k; i++)
+	/* score = sigmoid(coco)^0.4 · sigmoid(sa1b)^0.6 of the last layer, on the host */
 	{
-		float		c = ((const float *) o->logits_coco.data)[(layers - 1) * batch * k + i];
-		float		s = ((const float *) o->logits_sa1b.data)[(layers - 1) * batch * k + i];
+		groma_tensor coco,
+					sa1b;
+		float	   *coco_host,
+				   *sa1b_host;
+		size_t		host_mark = host->used;
 
-		((float *) o->scores.data)[i] = powf(1.0f / (1.0f + expf(-c)), 0.4f) *
-			powf(1.0f / (1.0f + expf(-s)), 0.6f);
+		coco_host = groma_arena_alloc(host, (size_t) (batch * k) * sizeof(float));
+		sa1b_host = groma_arena_alloc(host, (size_t) (batch * k) * sizeof(float));
+		if (coco_host == NULL || sa1b_host == NULL)
+			return groma_error(GROMA_ERR_NO_MEMORY, "proposer: host arena full");
+		GROMA_TRY(groma_tensor_narrow(&o->logits_coco, 0, layers - 1, 1, &coco));
+		GROMA_TRY(groma_tensor_narrow(&o->logits_sa1b, 0, layers - 1, 1, &sa1b));
+		GROMA_TRY(groma_download(&coco, coco_host));
+		GROMA_TRY(groma_download(&sa1b, sa1b_host));
+		for (int64_t i = 0; i < batch * k; i++)
+			((float *) o->scores.data)[i] = powf(1.0f / (1.0f + expf(-coco_host[i])), 0.4f) *
+				powf(1.0f / (1.0f + expf(-sa1b_host[i])), 0.6f);
+		host->used = host_mark;
 	}
 	act->used = mark;
 	return groma_ok();
@@ -424,7 +522,7 @@ decode(const groma_proposer *p, int64_t n, groma_arena *act, groma_proposer_outp
 /* Runs the proposer; see proposer.h. */
 groma_status
 groma_proposer_forward(const groma_proposer *p, const groma_tensor *hidden, groma_arena *act,
-					   groma_arena *out_arena, groma_proposer_outputs *out)
+					   groma_arena *out_arena, groma_arena *host, groma_proposer_outputs *out)
 {
 	int64_t		batch,
 				n,
@@ -443,7 +541,7 @@ groma_proposer_forward(const groma_proposer *p, const groma_tensor *hidden, grom
 	if (n * n + 1 != hidden->shape[2])
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "proposer: %lld tokens are not CLS plus a square grid",
 						   (long long) hidden->shape[2]);
-	GROMA_TRY(carve_outputs(p, batch, n * n, out_arena, out));
+	GROMA_TRY(carve_outputs(p, batch, n * n, out_arena, host, out));
 	mark = act->used;			/* outputs stay when out_arena is act */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n * n, d}, &pos));	/* [HW, d] */
 	GROMA_TRY(project_input(p, hidden, n, act, &out->memory, &pos));
@@ -454,12 +552,16 @@ groma_proposer_forward(const groma_proposer *p, const groma_tensor *hidden, grom
 
 		GROMA_TRY(groma_tensor_narrow(&ref, 0, b, 1, &rb));
 		GROMA_TRY(groma_tensor_reshape(&rb, 2, (int64_t[]) {n * n, 2}, &rb));
-		GROMA_TRY(groma_encoder_reference_points((int) n, (int) n, &rb));
+		{
+			grid_job	j = {(int) n, (int) d, NULL};
+
+			GROMA_TRY(groma_fill_from_host(&rb, reference_points_host, &j));
+		}
 	}
 	for (int i = 0; i < p->cfg.encoder_layers; i++)
 		GROMA_TRY(encoder_layer(&p->enc[i], &out->memory, &pos, &ref, n, act));
-	GROMA_TRY(two_stage(p, n, act, out));
-	GROMA_TRY(decode(p, n, act, out));
+	GROMA_TRY(two_stage(p, n, act, host, out));
+	GROMA_TRY(decode(p, n, act, host, out));
 	act->used = mark;
 	return groma_ok();
 }

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../runtime/device_ops.h"
@@ -114,6 +115,23 @@ conv3x3(const groma_tensor *x, const groma_tensor *w, const groma_tensor *u, con
 	return groma_conv2d(x, w, b, 1, 1, act, y);
 }
 
+/* host[1, 2, s, s] = the x and y coordinate channels, torch.linspace(-1, 1, s) along each axis. */
+static groma_status
+coordinates_host(void *ctx, groma_tensor *host)
+{
+	int64_t		s = host->shape[3];
+	float	   *xc = host->data,
+			   *yc = xc + s * s;
+
+	for (int64_t i = 0; i < s; i++)
+		for (int64_t j = 0; j < s; j++)
+		{
+			xc[i * s + j] = s > 1 ? -1.0f + 2.0f * (float) j / (float) (s - 1) : -1.0f;
+			yc[i * s + j] = s > 1 ? -1.0f + 2.0f * (float) i / (float) (s - 1) : -1.0f;
+		}
+	return groma_ok();
+}
+
 /*
  * x[B, C + 2, s, s] = the hidden state as a map resized to s (bilinear,
  * align_corners) followed by x and y coordinate channels in [-1, 1].
@@ -147,16 +165,9 @@ level_input(const groma_tensor *h, int64_t n, int64_t s, groma_arena *act, groma
 			GROMA_TRY(groma_tensor_narrow(&map, 0, b, 1, &src));
 			GROMA_TRY(groma_resize_bilinear(&src, true, &feat));
 		}
-		for (int64_t i = 0; i < s; i++)
-			for (int64_t j = 0; j < s; j++)
-			{
-				float	   *xc = (float *) x->data + ((b * (c + 2) + c) * s + i) * s + j;
-				float	   *yc = xc + s * s;
-
-				/* torch.linspace(-1, 1, s) */
-				*xc = s > 1 ? -1.0f + 2.0f * (float) j / (float) (s - 1) : -1.0f;
-				*yc = s > 1 ? -1.0f + 2.0f * (float) i / (float) (s - 1) : -1.0f;
-			}
+		GROMA_TRY(groma_tensor_narrow(x, 0, b, 1, &feat));
+		GROMA_TRY(groma_tensor_narrow(&feat, 1, c, 2, &feat));
+		GROMA_TRY(groma_fill_from_host(&feat, coordinates_host, NULL));
 	}
 	return groma_ok();
 }
@@ -305,25 +316,35 @@ groma_region_tokens(const groma_region_encoder *e, const groma_region_maps *maps
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "region tokens: no boxes");
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, 5}, &rois));	/* [N, 5] */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, 4}, &tboxes));	/* [N, 4] */
-	for (int64_t i = 0; i < n; i++)
 	{
-		float	   *r = (float *) rois.data + i * 5;
+		float	   *host = malloc((size_t) (n * 5) * sizeof(float));	/* [N, 5] rois */
+		groma_status st;
 
-		memcpy((float *) tboxes.data + i * 4, boxes + i * 4, 4 * sizeof(float));
-		r[0] = 0.0f;			/* one image's maps are passed below */
-		for (int k = 0; k < 4; k++)
-			r[1 + k] = boxes[i * 4 + k] * 448.0f;	/* quirk: (cx, cy, w, h)·448 read as corners */
-	}
-	if (probe_rois)
+		if (host == NULL)
+			return groma_error(GROMA_ERR_NO_MEMORY, "region tokens: cannot allocate %lld rois", (long long) n);
 		for (int64_t i = 0; i < n; i++)
 		{
-			memcpy(probe_rois + i * 5, (float *) rois.data + i * 5, 5 * sizeof(float));
-			probe_rois[i * 5] = (float) batch_index;
+			float	   *r = host + i * 5;
+
+			r[0] = 0.0f;		/* one image's maps are passed below */
+			for (int k = 0; k < 4; k++)
+				r[1 + k] = boxes[i * 4 + k] * 448.0f;	/* quirk: (cx, cy, w, h)·448 read as corners */
 		}
+		if (probe_rois)
+			for (int64_t i = 0; i < n; i++)
+			{
+				memcpy(probe_rois + i * 5, host + i * 5, 5 * sizeof(float));
+				probe_rois[i * 5] = (float) batch_index;
+			}
+		st = groma_upload(host, &rois);
+		free(host);
+		GROMA_TRY(st);
+	}
+	GROMA_TRY(groma_upload(boxes, &tboxes));
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {n, ee, rs, rs}, &pooled));	/* [N, E, 14, 14] */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {n, ee, rs, rs}, &conv));
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {n, ee, rs, rs}, &summed));
-	memset(summed.data, 0, groma_tensor_nbytes(&summed));
+	GROMA_TRY(groma_fill(&summed, 0.0f));
 	for (int l = 0; l < GROMA_REGION_LEVELS; l++)
 	{
 		groma_tensor map;

@@ -8,6 +8,7 @@
 
 #include "../image/preprocess.h"
 #include "../runtime/op_check.h"
+#include "../runtime/ops.h"
 
 /* Returns a monotonic clock reading in milliseconds. */
 static double
@@ -30,10 +31,28 @@ carve(groma_arena *out, size_t n, size_t size, groma_status *st)
 	return p;
 }
 
+typedef struct decode_job
+{
+	const uint8_t *jpeg;
+	size_t		len;
+	const groma_jpeg_limits *limits;
+	groma_vision_result *res;	/* gets the original size */
+} decode_job;
+
+/* Decodes and preprocesses the JPEG into host pixels[1, 3, 448, 448]. */
+static groma_status
+decode_host(void *ctx, groma_tensor *pixels)
+{
+	decode_job *j = ctx;
+
+	return groma_preprocess_jpeg(j->jpeg, j->len, j->limits, NULL, pixels->data, &j->res->width, &j->res->height);
+}
+
 /* Runs the vision steps; on failure the caller rewinds the arenas. */
 static groma_status
 vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_jpeg_limits *limits,
-			 const double *refer_px, int n_refer, groma_arena *act, groma_arena *out, groma_vision_result *res)
+			 const double *refer_px, int n_refer, groma_arena *act, groma_arena *out, groma_arena *host,
+			 groma_vision_result *res)
 {
 	const groma_dinov2_config *vc = &m->vision.cfg;
 	int64_t		layers = vc->layers,
@@ -51,6 +70,7 @@ vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_
 	groma_region_maps maps;
 	groma_status st = groma_ok();
 	size_t		mark = act->used;
+	float	   *boxes;
 	double		t0;
 
 	memset(res, 0, sizeof(*res));
@@ -60,7 +80,11 @@ vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_
 	/* 1. decode and preprocess: pixels [1, 3, 448, 448] */
 	t0 = now_ms();
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {1, 3, GROMA_IMAGE_SIZE, GROMA_IMAGE_SIZE}, &pixels));
-	GROMA_TRY(groma_preprocess_jpeg(jpeg, len, limits, NULL, pixels.data, &res->width, &res->height));
+	{
+		decode_job	j = {jpeg, len, limits, res};
+
+		GROMA_TRY(groma_fill_from_host(&pixels, decode_host, &j));
+	}
 	for (int i = 0; i < n_refer; i++)
 		GROMA_TRY(groma_refer_box_from_pixels(refer_px[4 * i], refer_px[4 * i + 1], refer_px[4 * i + 2],
 											  refer_px[4 * i + 3], res->width, res->height, refer[i]));
@@ -89,18 +113,21 @@ vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_
 
 	/* 4. proposer */
 	t0 = now_ms();
-	GROMA_TRY(groma_proposer_forward(&m->proposer, &hidden, act, act, &prop));
+	GROMA_TRY(groma_proposer_forward(&m->proposer, &hidden, act, act, host, &prop));
 	res->timing.proposer_ms = now_ms() - t0;
 
 	/* 5. selection: proposals of the last decoder layer plus refer boxes */
 	t0 = now_ms();
-	res->kept = carve(out, (size_t) (k + n_refer), sizeof(int64_t), &st);
-	res->boxes = st.code == GROMA_OK ? carve(out, (size_t) (k + n_refer) * 4, sizeof(float), &st) : NULL;
-	res->scores = st.code == GROMA_OK ? carve(out, (size_t) (k + n_refer), sizeof(float), &st) : NULL;
+	res->kept = carve(host, (size_t) (k + n_refer), sizeof(int64_t), &st);
+	res->boxes = st.code == GROMA_OK ? carve(host, (size_t) (k + n_refer) * 4, sizeof(float), &st) : NULL;
+	res->scores = st.code == GROMA_OK ? carve(host, (size_t) (k + n_refer), sizeof(float), &st) : NULL;
+	boxes = st.code == GROMA_OK ? carve(host, (size_t) k * 4, sizeof(float), &st) : NULL;	/* [K, 4] last layer */
 	GROMA_TRY(st);
 	{
-		const float *boxes = (const float *) prop.boxes.data + (m->proposer.cfg.decoder_layers - 1) * k * 4;
+		groma_tensor last_boxes;
 
+		GROMA_TRY(groma_tensor_narrow(&prop.boxes, 0, m->proposer.cfg.decoder_layers - 1, 1, &last_boxes));
+		GROMA_TRY(groma_download(&last_boxes, boxes));
 		GROMA_TRY(groma_select_regions(boxes, prop.scores.data, (int) k, &refer[0][0], n_refer, &m->select,
 									   res->kept, res->boxes, &res->n_regions));
 		for (int i = 0; i < res->n_regions; i++)
@@ -123,20 +150,25 @@ vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_
 	return groma_ok();
 }
 
-/* Runs the vision side; see vision.h.  Nothing stays carved from either arena on failure. */
+/* Runs the vision side; see vision.h.  Nothing stays carved from any arena on failure. */
 groma_status
 groma_vision_run(const groma_model *m, const uint8_t *jpeg, size_t len,
 				 const groma_jpeg_limits *limits, const double *refer_px, int n_refer,
-				 groma_arena *act, groma_arena *out, groma_vision_result *res)
+				 groma_arena *act, groma_arena *out, groma_arena *host, groma_vision_result *res)
 {
 	size_t		act_mark = act->used,
-				out_mark = out->used;
-	groma_status st = vision_steps(m, jpeg, len, limits, refer_px, n_refer, act, out, res);
+				out_mark = out->used,
+				host_mark = host->used;
+	groma_status st;
 
+	if (host == act || host->device != GROMA_DEVICE_CPU)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "vision: the host arena must be CPU memory other than act");
+	st = vision_steps(m, jpeg, len, limits, refer_px, n_refer, act, out, host, res);
 	if (st.code != GROMA_OK)
 	{
 		act->used = act_mark;
 		out->used = out_mark;
+		host->used = host_mark;
 	}
 	return st;
 }

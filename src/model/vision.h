@@ -41,13 +41,15 @@ typedef struct groma_vision_result
 
 /*
  * Runs the vision side on JPEG bytes with optional refer boxes refer_px
- * [n_refer][4] as pixel corners of the original image.  Results are carved
- * from out (valid until it is reset); act holds scratch.  Bad refer boxes
- * (non-finite, empty, outside the image) fail with GROMA_ERR_INVALID_ARGUMENT
- * before any model work.
+ * [n_refer][4] as pixel corners of the original image.  The result's
+ * tensors are carved from out and its arrays (kept, boxes, scores) from
+ * host, valid until those are reset; act holds scratch.  act and out live
+ * where the model does; host is CPU memory other than act (out itself for a
+ * CPU model).  Bad refer boxes (non-finite, empty, outside the image) fail
+ * with GROMA_ERR_INVALID_ARGUMENT before any model work.
  */
 groma_status groma_vision_run(const groma_model *m, const uint8_t *jpeg, size_t len,
 							  const groma_jpeg_limits *limits, const double *refer_px, int n_refer,
-							  groma_arena *act, groma_arena *out, groma_vision_result *res);
+							  groma_arena *act, groma_arena *out, groma_arena *host, groma_vision_result *res);
 
 #endif							/* GROMA_VISION_H */

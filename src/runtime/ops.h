@@ -111,6 +111,37 @@ groma_status groma_mul(const groma_tensor *a, const groma_tensor *b, groma_tenso
 /* y = x · s + t elementwise; y may be x. */
 groma_status groma_scale(const groma_tensor *x, float s, float t, groma_tensor *y);
 
+/* t = v everywhere (f32, any strides; contiguous on the accelerator). */
+groma_status groma_fill(groma_tensor *t, float v);
+
+/* Copies numel(t) floats from host memory into the contiguous tensor t, wherever t lives. */
+groma_status groma_upload(const float *host, groma_tensor *t);
+
+/* Copies the contiguous tensor t, wherever it lives, into host memory. */
+groma_status groma_download(const groma_tensor *t, float *host);
+
+/* Computes a tensor's values on the host: fn fills `host`, shaped like the destination. */
+typedef groma_status (*groma_host_fill_fn) (void *ctx, groma_tensor *host);
+
+/*
+ * Runs fn on dst itself when dst is host memory, else on a temporary host
+ * tensor of dst's shape that is then uploaded (dst contiguous).  Model code
+ * uses it for small tables built on the CPU (coordinates, rois, masks); on
+ * the accelerator each use is a synchronising copy, so it is kept for small
+ * data.
+ */
+groma_status groma_fill_from_host(groma_tensor *dst, groma_host_fill_fn fn, void *ctx);
+
+/* Like groma_fill_from_host, but fn sees t's current values (downloaded first) and edits them. */
+groma_status groma_edit_on_host(groma_tensor *t, groma_host_fill_fn fn, void *ctx);
+
+/*
+ * *host = a contiguous host tensor with t's values: t itself when it is
+ * contiguous host memory (*owned = NULL), else a copy in *owned, which the
+ * caller frees.
+ */
+groma_status groma_host_image(const groma_tensor *t, groma_tensor *host, float **owned);
+
 /* Copies src (any strides, f32) into dst of the same shape (any strides): makes permuted views contiguous. */
 groma_status groma_copy(const groma_tensor *src, groma_tensor *dst);
 

@@ -147,7 +147,7 @@ groma_cli_generate(const groma_cli_options *opt)
 	if (st.code == GROMA_OK)
 		st = groma_arena_init(&out, (size_t) 64 << 20);
 	if (st.code == GROMA_OK)
-		st = groma_vision_run(m, data, len, &opt->limits, &opt->refer[0][0], opt->n_refer, &act, &out, &vis);
+		st = groma_vision_run(m, data, len, &opt->limits, &opt->refer[0][0], opt->n_refer, &act, &out, &out, &vis);
 	if (st.code == GROMA_OK)
 		st = groma_generate(m, tok, &vis, query, opt->max_new_tokens, true, &act, &gen);
 	if (st.code == GROMA_OK)

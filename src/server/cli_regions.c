@@ -60,7 +60,7 @@ groma_cli_regions(const groma_cli_options *opt)
 	if (st.code == GROMA_OK)
 		st = groma_arena_init(&out, (size_t) 64 << 20);
 	if (st.code == GROMA_OK)
-		st = groma_vision_run(m, data, len, &opt->limits, &opt->refer[0][0], opt->n_refer, &act, &out, &res);
+		st = groma_vision_run(m, data, len, &opt->limits, &opt->refer[0][0], opt->n_refer, &act, &out, &out, &res);
 	if (st.code == GROMA_OK)
 	{
 		print_regions(&res, m->proposer.cfg.num_queries);

@@ -55,7 +55,7 @@ main(int argc, char **argv)
 	if (st.code == GROMA_OK)
 		st = groma_arena_init(&out, (size_t) 64 << 20);
 	if (st.code == GROMA_OK)
-		st = groma_vision_run(m, jpeg, len, &limits, NULL, 0, &act, &out, &vis);
+		st = groma_vision_run(m, jpeg, len, &limits, NULL, 0, &act, &out, &out, &vis);
 	if (st.code == GROMA_OK)
 		st = groma_prompt_text("[grounding]Please briefly summarize the content of this image.", &prompt);
 	if (st.code != GROMA_OK)

@@ -54,7 +54,7 @@ bench_image(groma_model *m, const char *path, const char *label, int runs, groma
 
 		groma_arena_reset(act);
 		groma_arena_reset(out);
-		st = groma_vision_run(m, data, len, &limits, NULL, 0, act, out, &res);
+		st = groma_vision_run(m, data, len, &limits, NULL, 0, act, out, out, &res);
 		if (st.code != GROMA_OK)
 		{
 			fprintf(stderr, "bench_vision: %s\n", st.message);

@@ -57,7 +57,7 @@ check_case(const golden_case_name *cn, const groma_model *m, const groma_tokeniz
 			px[2] = ((double) rb[0] + rb[2] / 2.0) * w;
 			px[3] = ((double) rb[1] + rb[3] / 2.0) * h;
 		}
-		st = groma_vision_run(m, jpeg, len, &limits, px, with_refer ? 1 : 0, act, out, &vis);
+		st = groma_vision_run(m, jpeg, len, &limits, px, with_refer ? 1 : 0, act, out, out, &vis);
 		CHECKF(st.code == GROMA_OK, "%s: %s", cn->name, st.message);
 		free(rb);
 		if (st.code != GROMA_OK)

@@ -55,7 +55,7 @@ UNIT_TEST(test_vision_batch_of_two)
 	if (!golden_image_pixels(images[0], pix2.data) || !golden_image_pixels(images[1], (float *) pix2.data + plane))
 		return;
 	CHECK(groma_dinov2_forward(&m->vision, &pix2, &act, &hid2, NULL).code == GROMA_OK);
-	CHECK(groma_proposer_forward(&m->proposer, &hid2, &act, &act, &p2).code == GROMA_OK);
+	CHECK(groma_proposer_forward(&m->proposer, &hid2, &act, &act, &act, &p2).code == GROMA_OK);
 	CHECK(groma_region_fuse(&m->region, &hid2, &act, &act, &maps2).code == GROMA_OK);
 
 	for (int b = 0; b < 2; b++)
@@ -71,7 +71,7 @@ UNIT_TEST(test_vision_batch_of_two)
 
 			d_hidden = d > d_hidden ? d : d_hidden;
 		}
-		CHECK(groma_proposer_forward(&m->proposer, &hid1, &act, &act, &p1).code == GROMA_OK);
+		CHECK(groma_proposer_forward(&m->proposer, &hid1, &act, &act, &act, &p1).code == GROMA_OK);
 		CHECK(groma_region_fuse(&m->region, &hid1, &act, &act, &maps1).code == GROMA_OK);
 		for (int l = 0; l < GROMA_REGION_LEVELS; l++)
 		{

@@ -140,7 +140,7 @@ check_case(const golden_case_name *cn, const groma_model *m, groma_arena *act)
 	golden_compare(&gc, "bridge.image_features", feats.data, groma_tensor_numel(&feats));
 
 	/* proposer */
-	CHECK(groma_proposer_forward(&m->proposer, &hidden, act, act, &o).code == GROMA_OK);
+	CHECK(groma_proposer_forward(&m->proposer, &hidden, act, act, act, &o).code == GROMA_OK);
 	err = golden_compare(&gc, "ddetr.enc_outputs_class", o.enc_class.data, groma_tensor_numel(&o.enc_class));
 	margin = golden_fragility(cn->name, "topk_margin");
 	CHECKF(margin < 0 || err < margin / 2, "%s: class logit error %g is not below half the top-k margin %g",

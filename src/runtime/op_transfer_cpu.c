@@ -1,0 +1,148 @@
+/*
+ * op_transfer_cpu.c - filling tensors and moving data between host memory
+ * and tensors that may live on the accelerator, so model code never writes
+ * through a tensor's data pointer itself.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "device_ops.h"
+#include "op_check.h"
+#include "ops.h"
+
+/* t = v everywhere; see ops.h. */
+groma_status
+groma_fill(groma_tensor *t, float v)
+{
+	int64_t		shape[4],
+				st[4];
+
+	if (groma_on_device(t))
+		return GROMA_DEVICE_CALL("fill", fill, t, v);
+	GROMA_TRY(groma_check_f32("fill", "t", t));
+	for (int d = 0; d < 4; d++)
+	{
+		int			td = d - (4 - t->ndim);
+
+		shape[d] = td >= 0 ? t->shape[td] : 1;
+		st[d] = td >= 0 ? t->stride[td] : 0;
+	}
+	for (int64_t a = 0; a < shape[0]; a++)
+		for (int64_t b = 0; b < shape[1]; b++)
+			for (int64_t c = 0; c < shape[2]; c++)
+			{
+				float	   *row = (float *) t->data + a * st[0] + b * st[1] + c * st[2];
+
+				for (int64_t e = 0; e < shape[3]; e++)
+					row[e * st[3]] = v;
+			}
+	return groma_ok();
+}
+
+/* Checks that t is a contiguous f32 tensor with data, for a transfer. */
+static groma_status
+check_transfer(const char *op, const groma_tensor *t)
+{
+	if (t->dtype != GROMA_F32 || (t->data == NULL && groma_tensor_numel(t) > 0) || !groma_tensor_is_contiguous(t))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: a contiguous f32 tensor is needed", op);
+	return groma_ok();
+}
+
+/* Host floats into t; see ops.h. */
+groma_status
+groma_upload(const float *host, groma_tensor *t)
+{
+	size_t		bytes = groma_tensor_nbytes(t);
+
+	GROMA_TRY(check_transfer("upload", t));
+	if (bytes == 0)
+		return groma_ok();
+	if (groma_on_device(t))
+		return GROMA_DEVICE_CALL("upload", to_device, t->data, host, bytes);
+	memmove(t->data, host, bytes);
+	return groma_ok();
+}
+
+/* t into host floats; see ops.h. */
+groma_status
+groma_download(const groma_tensor *t, float *host)
+{
+	size_t		bytes = groma_tensor_nbytes(t);
+
+	GROMA_TRY(check_transfer("download", t));
+	if (bytes == 0)
+		return groma_ok();
+	if (groma_on_device(t))
+		return GROMA_DEVICE_CALL("download", to_host, host, t->data, bytes);
+	memmove(host, t->data, bytes);
+	return groma_ok();
+}
+
+/* Runs fn on a host image of t (downloaded first when read is set), then uploads it. */
+static groma_status
+through_host(groma_tensor *t, bool read, groma_host_fill_fn fn, void *ctx)
+{
+	groma_tensor host;
+	groma_status st = groma_ok();
+	float	   *buf;
+
+	if (!groma_on_device(t))
+		return fn(ctx, t);
+	GROMA_TRY(check_transfer("host round trip", t));
+	buf = malloc(groma_tensor_nbytes(t) > 0 ? groma_tensor_nbytes(t) : 1);
+	if (buf == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "host round trip: cannot allocate %zu bytes", groma_tensor_nbytes(t));
+	host = groma_tensor_view(buf, GROMA_F32, t->ndim, t->shape);
+	if (read)
+		st = groma_download(t, buf);
+	if (st.code == GROMA_OK)
+		st = fn(ctx, &host);
+	if (st.code == GROMA_OK)
+		st = groma_upload(buf, t);
+	free(buf);
+	return st;
+}
+
+/* Fills dst through a host tensor of its shape; see ops.h. */
+groma_status
+groma_fill_from_host(groma_tensor *dst, groma_host_fill_fn fn, void *ctx)
+{
+	return through_host(dst, false, fn, ctx);
+}
+
+/* Edits t through a host copy; see ops.h. */
+groma_status
+groma_edit_on_host(groma_tensor *t, groma_host_fill_fn fn, void *ctx)
+{
+	return through_host(t, true, fn, ctx);
+}
+
+/* A host image of t; see ops.h. */
+groma_status
+groma_host_image(const groma_tensor *t, groma_tensor *host, float **owned)
+{
+	*owned = NULL;
+	if (!groma_on_device(t) && groma_tensor_is_contiguous(t))
+	{
+		*host = *t;
+		return groma_ok();
+	}
+	if (t->dtype != GROMA_F32)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "host image: f32 tensors only");
+	*owned = malloc(groma_tensor_nbytes(t) > 0 ? groma_tensor_nbytes(t) : 1);
+	if (*owned == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "host image: cannot allocate %zu bytes", groma_tensor_nbytes(t));
+	*host = groma_tensor_view(*owned, GROMA_F32, t->ndim, t->shape);
+	if (groma_on_device(t))
+	{
+		groma_status st = groma_download(t, *owned);
+
+		if (st.code != GROMA_OK)
+		{
+			free(*owned);
+			*owned = NULL;
+		}
+		return st;
+	}
+	return groma_copy(t, host);
+}
