@@ -1,6 +1,6 @@
 /*
  * ops_elementwise.cu - unary activations, broadcasting add/mul, affine
- * scale, fill and strided copy on the GPU.
+ * scale, fill, inverse sigmoid and strided copy on the GPU.
  */
 #include "cuda_common.h"
 
@@ -72,6 +72,43 @@ groma_cuda_fill(groma_tensor *t, float v)
 		return groma_ok();
 	fill_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>((float *) t->data, v, n);
 	return groma_cuda_launched("fill");
+}
+
+/* y[i] = log(max(x', eps) / max(1 - x', eps)), x' = x clamped to [0, 1]; NaN stays NaN. */
+__global__ static void
+inverse_sigmoid_kernel(const float *x, float eps, float *y, int64_t n)
+{
+	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+	float		v,
+				num,
+				den;
+
+	if (i >= n)
+		return;
+	v = x[i];
+	v = v < 0.0f ? 0.0f : v;
+	v = v > 1.0f ? 1.0f : v;
+	num = v < eps ? eps : v;
+	den = 1.0f - v;
+	den = den < eps ? eps : den;
+	y[i] = logf(num / den);
+}
+
+/* transformers' inverse_sigmoid; see ops_spatial.h. */
+extern "C" groma_status
+groma_cuda_inverse_sigmoid(const groma_tensor *x, float eps, groma_tensor *y)
+{
+	int64_t		n = groma_tensor_numel(x);
+
+	GROMA_TRY(groma_cuda_check_f32("inverse_sigmoid", "x", x));
+	GROMA_TRY(groma_cuda_check_f32("inverse_sigmoid", "y", y));
+	if (!groma_tensor_same_shape(x, y))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "inverse_sigmoid: x and y differ in shape");
+	if (n == 0)
+		return groma_ok();
+	inverse_sigmoid_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
+		(const float *) x->data, eps, (float *) y->data, n);
+	return groma_cuda_launched("inverse_sigmoid");
 }
 
 /* y[i] = a[i] (+ or ·) b[broadcast offset of i]. */

@@ -285,13 +285,13 @@ groma_dinov2_forward(const groma_dinov2 *m, const groma_tensor *pixels, groma_ar
 				slot;
 	size_t		mark = act->used;
 
-	GROMA_TRY(groma_check_f32("dinov2", "pixels", pixels));
+	GROMA_TRY(groma_check_f32_anywhere("dinov2", "pixels", pixels));
 	GROMA_TRY(groma_check_ndim("dinov2", "pixels", pixels, 4));
 	GROMA_TRY(groma_check_dim("dinov2", "pixels", pixels, 1, 3));
 	GROMA_TRY(groma_check_dim("dinov2", "pixels", pixels, 2, m->cfg.image));
 	GROMA_TRY(groma_check_dim("dinov2", "pixels", pixels, 3, m->cfg.image));
 	batch = pixels->shape[0];
-	GROMA_TRY(groma_check_f32("dinov2", "hidden", hidden));
+	GROMA_TRY(groma_check_f32_anywhere("dinov2", "hidden", hidden));
 	GROMA_TRY(groma_check_ndim("dinov2", "hidden", hidden, 4));
 	GROMA_TRY(groma_check_dim("dinov2", "hidden", hidden, 0, m->cfg.layers + 1));
 	GROMA_TRY(groma_check_dim("dinov2", "hidden", hidden, 1, batch));

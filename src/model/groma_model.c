@@ -84,9 +84,28 @@ groma_model_build(groma_model *m)
 	return groma_ok();
 }
 
-/* Loads the model in dir; see groma_model.h. */
+/* Bytes the weights take as f32 on a device, plus room for derived tables. */
+static size_t
+device_weights_size(const groma_checkpoint *ckpt)
+{
+	size_t		total = 16u << 20;
+
+	for (size_t i = 0; i < groma_checkpoint_count(ckpt); i++)
+		total += (size_t) groma_ckpt_tensor_numel(groma_checkpoint_tensor_at(ckpt, i)) * sizeof(float) +
+			GROMA_ARENA_ALIGN;
+	return total;
+}
+
+/* Loads the model in dir for the CPU; see groma_model.h. */
 groma_status
 groma_model_load(const char *dir, groma_model **out)
+{
+	return groma_model_load_on(dir, GROMA_DEVICE_CPU, out);
+}
+
+/* Loads the model in dir with its weights on device; see groma_model.h. */
+groma_status
+groma_model_load_on(const char *dir, groma_device device, groma_model **out)
 {
 	groma_model *m = calloc(1, sizeof(*m));
 	char		path[4096];
@@ -112,13 +131,14 @@ groma_model_load(const char *dir, groma_model **out)
 	if (st.code == GROMA_OK)
 	{
 		m->src = groma_weight_source_checkpoint(m->ckpt);
-		st = groma_arena_init(&m->weights, copies_size(m->ckpt));
+		st = device == GROMA_DEVICE_CPU ? groma_arena_init(&m->weights, copies_size(m->ckpt))
+			: groma_device_arena_init(&m->weights, device_weights_size(m->ckpt));
 	}
 	if (st.code == GROMA_OK)
 		st = groma_model_build(m);
-	if (st.code == GROMA_OK)
+	if (st.code == GROMA_OK && device == GROMA_DEVICE_CPU)
 		st = groma_arena_init(&m->derived, groma_region_encoder_cpu_bytes(&m->region));
-	if (st.code == GROMA_OK)
+	if (st.code == GROMA_OK && device == GROMA_DEVICE_CPU)
 		st = groma_region_encoder_prepare_cpu(&m->region, &m->derived);
 	if (st.code != GROMA_OK)
 	{

@@ -50,6 +50,14 @@ groma_status groma_model_build(groma_model *m);
  */
 groma_status groma_model_load(const char *dir, groma_model **out);
 
+/*
+ * groma_model_load with the weights on device: GROMA_DEVICE_CPU as above,
+ * GROMA_DEVICE_CUDA uploads every weight once, as f32, into one device
+ * arena (the registered backend's memory); activations must then come from
+ * device arenas too.
+ */
+groma_status groma_model_load_on(const char *dir, groma_device device, groma_model **out);
+
 /* Frees a model and unmaps its weights; safe on NULL. */
 void		groma_model_free(groma_model *m);
 

@@ -32,8 +32,8 @@ groma_merge_neighbours(const groma_tensor *last, groma_tensor *merged)
 	/* (row offset, column offset) of the four cells, in concatenation order */
 	static const int cell_offset[4][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}};
 
-	GROMA_TRY(groma_check_f32("merge_neighbours", "last", last));
-	GROMA_TRY(groma_check_f32("merge_neighbours", "merged", merged));
+	GROMA_TRY(groma_check_f32_anywhere("merge_neighbours", "last", last));
+	GROMA_TRY(groma_check_f32_anywhere("merge_neighbours", "merged", merged));
 	GROMA_TRY(groma_check_ndim("merge_neighbours", "last", last, 3));
 	batch = last->shape[0];
 	tokens = last->shape[1] - 1;

@@ -80,7 +80,7 @@ groma_llama_embed(const groma_llama *m, const int64_t *ids, int64_t count, groma
 {
 	int64_t		d = m->cfg.hidden;
 
-	GROMA_TRY(groma_check_f32("llama_embed", "out", out));
+	GROMA_TRY(groma_check_f32_anywhere("llama_embed", "out", out));
 	GROMA_TRY(groma_check_ndim("llama_embed", "out", out, 2));
 	GROMA_TRY(groma_check_dim("llama_embed", "out", out, 0, count));
 	GROMA_TRY(groma_check_dim("llama_embed", "out", out, 1, d));
@@ -212,7 +212,7 @@ groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_ten
 				head_out;
 	size_t		mark = act->used;
 
-	GROMA_TRY(groma_check_f32("llama", "x", x_in));
+	GROMA_TRY(groma_check_f32_anywhere("llama", "x", x_in));
 	GROMA_TRY(groma_check_ndim("llama", "x", x_in, 2));
 	GROMA_TRY(groma_check_dim("llama", "x", x_in, 1, d));
 	t = x_in->shape[0];

@@ -19,7 +19,7 @@ groma_prompt_embed(const groma_llama *m, const groma_prompt_tokens *pt, const in
 				reg = 0,
 				ref = 0;
 
-	GROMA_TRY(groma_check_f32("prompt_embed", "out", out));
+	GROMA_TRY(groma_check_f32_anywhere("prompt_embed", "out", out));
 	GROMA_TRY(groma_check_dim("prompt_embed", "out", out, 0, (int64_t) n));
 	GROMA_TRY(groma_check_dim("prompt_embed", "out", out, 1, d));
 	GROMA_TRY(groma_check_dim("prompt_embed", "image tokens", image_tokens, 1, d));

@@ -531,7 +531,7 @@ groma_proposer_forward(const groma_proposer *p, const groma_tensor *hidden, grom
 				ref;
 	size_t		mark;
 
-	GROMA_TRY(groma_check_f32("proposer", "hidden", hidden));
+	GROMA_TRY(groma_check_f32_anywhere("proposer", "hidden", hidden));
 	GROMA_TRY(groma_check_ndim("proposer", "hidden", hidden, 4));
 	if (hidden->shape[0] < 4)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "proposer: needs at least 4 hidden states");

@@ -230,7 +230,7 @@ groma_region_fuse(const groma_region_encoder *e, const groma_tensor *hidden, gro
 				final;
 	size_t		mark;
 
-	GROMA_TRY(groma_check_f32("region_fuse", "hidden", hidden));
+	GROMA_TRY(groma_check_f32_anywhere("region_fuse", "hidden", hidden));
 	if (layers < 3 || c != e->in_channels || n * n + 1 != hidden->shape[2])
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "region_fuse: hidden states do not fit the encoder");
 	/* The outputs come first, so they survive when out_arena is act. */

@@ -5,9 +5,37 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../runtime/ops.h"
+
+/* Places a stored weight in the device arena copies as f32 (widened on the host first when needed). */
+static groma_status
+bind_on_device(const char *name, const groma_tensor *stored, groma_arena *copies, int ndim, const int64_t *shape,
+			   groma_tensor *out)
+{
+	groma_tensor host;
+	float	   *owned = NULL;
+	groma_status st = groma_arena_tensor(copies, GROMA_F32, ndim, shape, out);
+
+	if (st.code != GROMA_OK)
+		return groma_error(st.code, "weight \"%s\": %s", name, st.message);
+	if (stored->dtype == GROMA_F32)
+		st = groma_host_image(stored, &host, &owned);
+	else
+	{
+		owned = malloc(groma_tensor_nbytes(out) > 0 ? groma_tensor_nbytes(out) : 1);
+		host = groma_tensor_view(owned, GROMA_F32, ndim, shape);
+		st = owned ? groma_convert(stored, &host) : groma_error(GROMA_ERR_NO_MEMORY, "out of host memory");
+	}
+	if (st.code == GROMA_OK)
+		st = groma_upload(host.data, out);
+	free(owned);
+	if (st.code != GROMA_OK)
+		return groma_error(st.code, "weight \"%s\": %s", name, st.message);
+	return groma_ok();
+}
 
 /* Binds one weight; see weight_source.h. */
 groma_status
@@ -33,6 +61,8 @@ groma_bind(const groma_weight_source *src, groma_arena *copies, groma_tensor *ou
 		return groma_error(GROMA_ERR_FORMAT, "weight \"%s\" has shape %s, expected %s", name,
 						   groma_tensor_shape_str(&stored, got, sizeof(got)),
 						   groma_tensor_shape_str(&expect, want, sizeof(want)));
+	if (copies != NULL && copies->device != GROMA_DEVICE_CPU)
+		return bind_on_device(name, &stored, copies, ndim, shape, out);
 	if (stored.dtype == GROMA_F32 && groma_tensor_is_contiguous(&stored) &&
 		((uintptr_t) stored.data % sizeof(float)) == 0)
 	{

@@ -3,9 +3,9 @@
  */
 #include "op_check.h"
 
-/* Fails unless t is a contiguous f32 CPU tensor. */
+/* Fails unless t is a contiguous f32 tensor (on any device). */
 groma_status
-groma_check_f32(const char *op, const char *what, const groma_tensor *t)
+groma_check_f32_anywhere(const char *op, const char *what, const groma_tensor *t)
 {
 	char		buf[64];
 
@@ -14,11 +14,19 @@ groma_check_f32(const char *op, const char *what, const groma_tensor *t)
 	if (t->dtype != GROMA_F32)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: %s is %s, expected f32", op, what,
 						   groma_dtype_name(t->dtype));
-	if (t->device != GROMA_DEVICE_CPU)
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: %s is not on the CPU", op, what);
 	if (!groma_tensor_is_contiguous(t))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: %s %s is not contiguous", op, what,
 						   groma_tensor_shape_str(t, buf, sizeof(buf)));
+	return groma_ok();
+}
+
+/* Fails unless t is a contiguous f32 CPU tensor. */
+groma_status
+groma_check_f32(const char *op, const char *what, const groma_tensor *t)
+{
+	GROMA_TRY(groma_check_f32_anywhere(op, what, t));
+	if (t->device != GROMA_DEVICE_CPU)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: %s is not on the CPU", op, what);
 	return groma_ok();
 }
 

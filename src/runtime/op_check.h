@@ -6,6 +6,9 @@
 
 #include "tensor.h"
 
+/* Fails unless t is a contiguous f32 tensor with data, on any device (for model scripts). */
+groma_status groma_check_f32_anywhere(const char *op, const char *what, const groma_tensor *t);
+
 /* Fails unless t is a contiguous f32 CPU tensor; what names the argument. */
 groma_status groma_check_f32(const char *op, const char *what, const groma_tensor *t);
 

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "device_ops.h"
 #include "op_check.h"
 
 /* A score with the index it came from, for sorting. */
@@ -200,6 +201,8 @@ groma_inverse_sigmoid(const groma_tensor *x, float eps, groma_tensor *y)
 	float	   *out;
 	int64_t		n;
 
+	if (groma_on_device(x))
+		return GROMA_DEVICE_CALL(op, inverse_sigmoid, x, eps, y);
 	GROMA_TRY(groma_check_f32(op, "x", x));
 	GROMA_TRY(groma_check_f32(op, "y", y));
 	GROMA_TRY(groma_check_same_shape(op, x, y));

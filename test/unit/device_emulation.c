@@ -1,0 +1,355 @@
+/*
+ * device_emulation.c - the emulated accelerator; see device_emulation.h.
+ */
+#include "device_emulation.h"
+
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../../src/runtime/device_ops.h"
+#include "../../src/runtime/ops.h"
+#include "../../src/runtime/ops_spatial.h"
+
+#define MAX_REGIONS 64
+
+typedef struct region
+{
+	void	   *base;
+	size_t		len;
+} region;
+
+static region regions[MAX_REGIONS];
+static int	n_regions;
+static int	depth;				/* nesting of open/close */
+static long calls;
+static groma_device_ops saved;
+
+/* Sets the protection of every region. */
+static void
+protect_all(int prot)
+{
+	for (int i = 0; i < n_regions; i++)
+		mprotect(regions[i].base, regions[i].len, prot);
+}
+
+/* Opens device memory; see device_emulation.h. */
+void
+device_emulation_open(void)
+{
+	calls++;
+	if (depth++ == 0)
+		protect_all(PROT_READ | PROT_WRITE);
+}
+
+/* Closes device memory; see device_emulation.h. */
+void
+device_emulation_close(void)
+{
+	if (--depth == 0)
+		protect_all(PROT_NONE);
+}
+
+/* Entry points made so far; see device_emulation.h. */
+long
+device_emulation_calls(void)
+{
+	return calls;
+}
+
+/* Device memory: a private mapping that stays inaccessible outside entry points. */
+static void *
+emu_alloc(size_t bytes)
+{
+	size_t		page = (size_t) sysconf(_SC_PAGESIZE),
+				len = (bytes + page - 1) / page * page;
+	void	   *p;
+
+	if (n_regions == MAX_REGIONS)
+		return NULL;
+	p = mmap(NULL, len > 0 ? len : page, depth > 0 ? PROT_READ | PROT_WRITE : PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	/* large pages where the kernel offers them: far fewer entries for each protection change */
+	madvise(p, len > 0 ? len : page, MADV_HUGEPAGE);
+	regions[n_regions++] = (region) {p, len > 0 ? len : page};
+	return p;
+}
+
+/* Unmaps a region made by emu_alloc. */
+static void
+emu_free(void *p)
+{
+	for (int i = 0; i < n_regions; i++)
+		if (regions[i].base == p)
+		{
+			munmap(p, regions[i].len);
+			regions[i] = regions[--n_regions];
+			return;
+		}
+}
+
+/* Host to device copy. */
+static groma_status
+emu_to_device(void *dst, const void *src, size_t bytes)
+{
+	device_emulation_open();
+	memcpy(dst, src, bytes);
+	device_emulation_close();
+	return groma_ok();
+}
+
+/* Device to host copy. */
+static groma_status
+emu_to_host(void *dst, const void *src, size_t bytes)
+{
+	device_emulation_open();
+	memcpy(dst, src, bytes);
+	device_emulation_close();
+	return groma_ok();
+}
+
+/* Nothing is queued: always in sync. */
+static groma_status
+emu_synchronize(void)
+{
+	return groma_ok();
+}
+
+/* A CPU-flagged copy of t in slot, or NULL for no tensor. */
+static groma_tensor *
+cpu(const groma_tensor *t, groma_tensor *slot)
+{
+	if (t == NULL)
+		return NULL;
+	*slot = *t;
+	slot->device = GROMA_DEVICE_CPU;
+	return slot;
+}
+
+/* Runs one CPU op with device memory open: the body of every op wrapper. */
+#define EMULATE(call) \
+	do { \
+		groma_status st_; \
+		device_emulation_open(); \
+		st_ = (call); \
+		device_emulation_close(); \
+		return st_; \
+	} while (0)
+
+static groma_status
+emu_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, groma_tensor *y)
+{
+	groma_tensor s[4];
+
+	EMULATE(groma_linear(cpu(x, &s[0]), cpu(w, &s[1]), cpu(b, &s[2]), cpu(y, &s[3])));
+}
+
+static groma_status
+emu_matmul(const groma_tensor *a, bool ta, const groma_tensor *b, bool tb, float alpha, groma_tensor *c)
+{
+	groma_tensor s[3];
+
+	EMULATE(groma_matmul(cpu(a, &s[0]), ta, cpu(b, &s[1]), tb, alpha, cpu(c, &s[2])));
+}
+
+static groma_status
+emu_unary(groma_unary_kind kind, const groma_tensor *x, groma_tensor *y)
+{
+	groma_tensor s[2];
+
+	switch (kind)
+	{
+		case GROMA_UNARY_RELU:
+			EMULATE(groma_relu(cpu(x, &s[0]), cpu(y, &s[1])));
+		case GROMA_UNARY_GELU:
+			EMULATE(groma_gelu(cpu(x, &s[0]), cpu(y, &s[1])));
+		case GROMA_UNARY_SILU:
+			EMULATE(groma_silu(cpu(x, &s[0]), cpu(y, &s[1])));
+		case GROMA_UNARY_SIGMOID:
+			EMULATE(groma_sigmoid(cpu(x, &s[0]), cpu(y, &s[1])));
+	}
+	return groma_error(GROMA_ERR_INVALID_ARGUMENT, "unknown activation");
+}
+
+static groma_status
+emu_binary(bool multiply, const groma_tensor *a, const groma_tensor *b, groma_tensor *y)
+{
+	groma_tensor s[3];
+
+	if (multiply)
+		EMULATE(groma_mul(cpu(a, &s[0]), cpu(b, &s[1]), cpu(y, &s[2])));
+	EMULATE(groma_add(cpu(a, &s[0]), cpu(b, &s[1]), cpu(y, &s[2])));
+}
+
+static groma_status
+emu_scale(const groma_tensor *x, float sc, float t, groma_tensor *y)
+{
+	groma_tensor s[2];
+
+	EMULATE(groma_scale(cpu(x, &s[0]), sc, t, cpu(y, &s[1])));
+}
+
+static groma_status
+emu_softmax(const groma_tensor *x, groma_tensor *y)
+{
+	groma_tensor s[2];
+
+	EMULATE(groma_softmax(cpu(x, &s[0]), cpu(y, &s[1])));
+}
+
+static groma_status
+emu_layer_norm(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, float eps, groma_tensor *y)
+{
+	groma_tensor s[4];
+
+	EMULATE(groma_layer_norm(cpu(x, &s[0]), cpu(w, &s[1]), cpu(b, &s[2]), eps, cpu(y, &s[3])));
+}
+
+static groma_status
+emu_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, groma_tensor *y)
+{
+	groma_tensor s[3];
+
+	EMULATE(groma_rms_norm(cpu(x, &s[0]), cpu(w, &s[1]), eps, cpu(y, &s[2])));
+}
+
+static groma_status
+emu_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta)
+{
+	groma_tensor s[1];
+
+	EMULATE(groma_rope(cpu(x, &s[0]), positions, start_pos, theta));
+}
+
+static groma_status
+emu_copy(const groma_tensor *src, groma_tensor *dst)
+{
+	groma_tensor s[2];
+
+	EMULATE(groma_copy(cpu(src, &s[0]), cpu(dst, &s[1])));
+}
+
+static groma_status
+emu_fill(groma_tensor *t, float v)
+{
+	groma_tensor s[1];
+
+	EMULATE(groma_fill(cpu(t, &s[0]), v));
+}
+
+static groma_status
+emu_inverse_sigmoid(const groma_tensor *x, float eps, groma_tensor *y)
+{
+	groma_tensor s[2];
+
+	EMULATE(groma_inverse_sigmoid(cpu(x, &s[0]), eps, cpu(y, &s[1])));
+}
+
+/* Attention needs CPU scratch for its score rows; the device entry has none. */
+static groma_status
+emu_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale, bool causal,
+			  int64_t q_offset, groma_tensor *out)
+{
+	groma_tensor s[4];
+	groma_arena scratch;
+	groma_status st = groma_arena_init(&scratch, (size_t) 64 << 20);
+
+	if (st.code != GROMA_OK)
+		return st;
+	device_emulation_open();
+	st = groma_attention(cpu(q, &s[0]), cpu(k, &s[1]), cpu(v, &s[2]), scale, causal, q_offset, &scratch, cpu(out, &s[3]));
+	device_emulation_close();
+	groma_arena_free(&scratch);
+	return st;
+}
+
+static groma_status
+emu_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, int stride, int padding,
+		   groma_arena_ref scratch, groma_tensor *y)
+{
+	groma_tensor s[4];
+
+	EMULATE(groma_conv2d(cpu(x, &s[0]), cpu(w, &s[1]), cpu(b, &s[2]), stride, padding, scratch, cpu(y, &s[3])));
+}
+
+static groma_status
+emu_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b, float eps,
+			   groma_tensor *y)
+{
+	groma_tensor s[4];
+
+	EMULATE(groma_group_norm(cpu(x, &s[0]), groups, cpu(w, &s[1]), cpu(b, &s[2]), eps, cpu(y, &s[3])));
+}
+
+static groma_status
+emu_layer_norm_channels(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, float eps,
+						groma_tensor *y)
+{
+	groma_tensor s[4];
+
+	EMULATE(groma_layer_norm_channels(cpu(x, &s[0]), cpu(w, &s[1]), cpu(b, &s[2]), eps, cpu(y, &s[3])));
+}
+
+static groma_status
+emu_embedding(const groma_tensor *ids, const groma_tensor *table, groma_tensor *y)
+{
+	groma_tensor s[3];
+
+	EMULATE(groma_embedding(cpu(ids, &s[0]), cpu(table, &s[1]), cpu(y, &s[2])));
+}
+
+static groma_status
+emu_resize_bilinear(const groma_tensor *x, bool align_corners, groma_tensor *y)
+{
+	groma_tensor s[2];
+
+	EMULATE(groma_resize_bilinear(cpu(x, &s[0]), align_corners, cpu(y, &s[1])));
+}
+
+static groma_status
+emu_ms_deform_attn(const groma_tensor *value, const int64_t *shapes, const int64_t *starts, int n_levels,
+				   int n_points, const groma_tensor *loc, const groma_tensor *weights, groma_tensor *out)
+{
+	groma_tensor s[4];
+
+	EMULATE(groma_ms_deform_attn(cpu(value, &s[0]), shapes, starts, n_levels, n_points, cpu(loc, &s[1]),
+								 cpu(weights, &s[2]), cpu(out, &s[3])));
+}
+
+static groma_status
+emu_roi_align(const groma_tensor *feat, const groma_tensor *rois, float spatial_scale, int sampling_ratio,
+			  bool aligned, groma_tensor *out)
+{
+	groma_tensor s[3];
+
+	EMULATE(groma_roi_align(cpu(feat, &s[0]), cpu(rois, &s[1]), spatial_scale, sampling_ratio, aligned,
+							cpu(out, &s[2])));
+}
+
+/* Installs the table; see device_emulation.h. */
+void
+device_emulation_install(void)
+{
+	saved = groma_cuda_ops;
+	groma_cuda_ops = (groma_device_ops) {
+		.name = "emulated",
+		.alloc = emu_alloc, .free = emu_free, .to_device = emu_to_device, .to_host = emu_to_host,
+		.synchronize = emu_synchronize,
+		.linear = emu_linear, .matmul = emu_matmul, .unary = emu_unary, .binary = emu_binary,
+		.scale = emu_scale, .softmax = emu_softmax, .layer_norm = emu_layer_norm, .rms_norm = emu_rms_norm,
+		.rope = emu_rope, .copy = emu_copy, .fill = emu_fill, .inverse_sigmoid = emu_inverse_sigmoid, .attention = emu_attention, .conv2d = emu_conv2d,
+		.group_norm = emu_group_norm, .layer_norm_channels = emu_layer_norm_channels,
+		.embedding = emu_embedding, .resize_bilinear = emu_resize_bilinear,
+		.ms_deform_attn = emu_ms_deform_attn, .roi_align = emu_roi_align,
+	};
+	calls = 0;
+}
+
+/* Restores the table; see device_emulation.h. */
+void
+device_emulation_remove(void)
+{
+	groma_cuda_ops = saved;
+}

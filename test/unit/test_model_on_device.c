@@ -1,0 +1,169 @@
+/*
+ * test_model_on_device.c - the whole model with its weights and activations
+ * in (emulated) device memory: every access goes through an op or a
+ * transfer, or the test faults.  Runs on any machine; see
+ * device_emulation.h.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include "device_emulation.h"
+#include "golden_case.h"
+#include "../../src/model/generate.h"
+#include "../../src/runtime/ops.h"
+
+/* Writes into emulated device memory from a child; returns true when the child died instead of finishing. */
+static bool
+direct_write_faults(bool opened)
+{
+	pid_t		pid;
+	int			status = 0;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0)
+	{
+		groma_arena a;
+
+		if (groma_device_arena_init(&a, 4096).code != GROMA_OK)
+			_exit(3);
+		if (opened)
+			device_emulation_open();
+		((volatile float *) a.base)[0] = 1.0f;	/* what model code must never do */
+		_exit(0);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return false;
+	return !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* The emulation really catches direct access: a write faults unless memory is opened. */
+UNIT_TEST(test_device_emulation_catches_direct_access)
+{
+	device_emulation_install();
+	CHECKF(direct_write_faults(false), "a direct write into emulated device memory did not fault");
+	CHECKF(!direct_write_faults(true), "a write into opened emulated device memory faulted");
+	device_emulation_remove();
+}
+
+/* Max |a - b| over n floats. */
+static double
+max_diff(const float *a, const float *b, int64_t n)
+{
+	double		m = 0;
+
+	for (int64_t i = 0; i < n; i++)
+		if (!(fabs((double) a[i] - b[i]) <= m))
+			m = fabs((double) a[i] - b[i]);
+	return m;
+}
+
+/* Copies a device tensor's values into a malloc'd host array. */
+static float *
+host_copy(const groma_tensor *t)
+{
+	float	   *h = malloc(groma_tensor_nbytes(t) + 1);
+
+	CHECK(h != NULL && groma_download(t, h).code == GROMA_OK);
+	return h;
+}
+
+/*
+ * Vision and 12 greedy steps for the first golden image with the model on
+ * the emulated device: the same kept boxes, scores and image tokens as the
+ * CPU model, region tokens within 1e-4 (the CPU uses Winograd convolutions,
+ * the device im2col), and the golden greedy ids.
+ */
+UNIT_TEST(test_model_runs_on_device_memory)
+{
+	groma_model *cpu_model = golden_tiny_model(),
+			   *dev_model = NULL;
+	groma_tokenizer *tok = golden_tiny_tokenizer();
+	groma_arena act = {0},
+				out = {0},
+				host = {0},
+				cpu_act = {0},
+				cpu_out = {0};
+	groma_jpeg_limits limits = groma_jpeg_default_limits();
+	groma_vision_result dev,
+				ref;
+	groma_generation gen = {0};
+	golden_case gc;
+	const char *query;
+	char		path[4096];
+	size_t		len;
+	uint8_t    *jpeg;
+	groma_status st;
+
+	if (cpu_model == NULL || tok == NULL || !golden_case_open(golden_cases[0].name, &gc))
+		return;
+	snprintf(path, sizeof(path), "%s%s", unit_path("test/golden/images/"), golden_cases[0].image);
+	jpeg = unit_read_file(path, &len);
+	device_emulation_install();
+	st = groma_model_load_on(unit_path("test/golden/tiny-groma"), GROMA_DEVICE_CUDA, &dev_model);
+	CHECKF(st.code == GROMA_OK, "loading onto the device: %s", st.message);
+	CHECK(groma_device_arena_init(&act, (size_t) 384 << 20).code == GROMA_OK);
+	CHECK(groma_device_arena_init(&out, (size_t) 64 << 20).code == GROMA_OK);
+	CHECK(groma_arena_init(&host, (size_t) 16 << 20).code == GROMA_OK);
+	CHECK(groma_arena_init(&cpu_act, (size_t) 1 << 30).code == GROMA_OK);
+	CHECK(groma_arena_init(&cpu_out, (size_t) 64 << 20).code == GROMA_OK);
+	if (dev_model == NULL || jpeg == NULL)
+		goto done;
+	CHECK(dev_model->llm.embed.device == GROMA_DEVICE_CUDA && dev_model->vision.pos.device == GROMA_DEVICE_CUDA);
+	/* a host arena that is act, or not CPU memory, is refused */
+	CHECK(groma_vision_run(dev_model, jpeg, len, &limits, NULL, 0, &act, &out, &out, &dev).code ==
+		  GROMA_ERR_INVALID_ARGUMENT);
+
+	st = groma_vision_run(dev_model, jpeg, len, &limits, NULL, 0, &act, &out, &host, &dev);
+	CHECKF(st.code == GROMA_OK, "vision on the device: %s", st.message);
+	CHECK(groma_vision_run(cpu_model, jpeg, len, &limits, NULL, 0, &cpu_act, &cpu_out, &cpu_out, &ref).code == GROMA_OK);
+	if (st.code != GROMA_OK)
+		goto done;
+	CHECK(dev.n_regions == ref.n_regions && dev.n_regions > 0);
+	if (dev.n_regions == ref.n_regions)
+	{
+		float	   *img = host_copy(&dev.image_tokens),
+				   *reg = host_copy(&dev.region_tokens);
+		double		d_img = max_diff(img, ref.image_tokens.data, groma_tensor_numel(&ref.image_tokens)),
+					d_reg = max_diff(reg, ref.region_tokens.data, groma_tensor_numel(&ref.region_tokens));
+
+		CHECK(memcmp(dev.kept, ref.kept, (size_t) dev.n_regions * sizeof(int64_t)) == 0);
+		CHECK(memcmp(dev.boxes, ref.boxes, (size_t) dev.n_regions * 4 * sizeof(float)) == 0);
+		CHECK(memcmp(dev.scores, ref.scores, (size_t) dev.n_regions * sizeof(float)) == 0);
+		CHECKF(d_img == 0, "image tokens differ by %g", d_img);
+		CHECKF(d_reg < 1e-4, "region tokens differ by %g", d_reg);
+		unit_note("device: %d regions, image tokens identical, region tokens within %.2g of the CPU's", dev.n_regions,
+				  d_reg);
+		free(img);
+		free(reg);
+	}
+	golden_compare_ids(&gc, "sel.noref.kept_indices", dev.kept, dev.n_regions);
+
+	query = groma_st_metadata(gc.compact, "prompt.gcap.query");
+	st = groma_generate(dev_model, tok, &dev, query ? query : "", 12, false, &act, &gen);
+	CHECKF(st.code == GROMA_OK, "generating on the device: %s", st.message);
+	if (st.code == GROMA_OK)
+	{
+		int64_t		ids[12];
+
+		for (size_t i = 0; i < gen.n && i < 12; i++)
+			ids[i] = gen.ids[i];
+		golden_compare_ids(&gc, "prompt.gcap.generated_ids", ids, (int64_t) gen.n);
+	}
+	unit_note("device: %ld entry-point calls", device_emulation_calls());
+	groma_generation_free(&gen);
+done:
+	groma_model_free(dev_model);
+	groma_arena_free(&act);
+	groma_arena_free(&out);
+	groma_arena_free(&host);
+	groma_arena_free(&cpu_act);
+	groma_arena_free(&cpu_out);
+	device_emulation_remove();
+	free(jpeg);
+	golden_case_close(&gc);
+}
