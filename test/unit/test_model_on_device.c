@@ -167,3 +167,64 @@ done:
 	free(jpeg);
 	golden_case_close(&gc);
 }
+
+/* Adds 1 to every value of a host tensor (an edit_on_host callback). */
+static groma_status
+add_one(void *ctx, groma_tensor *host)
+{
+	for (int64_t i = 0; i < groma_tensor_numel(host); i++)
+		((float *) host->data)[i] += 1.0f;
+	(*(int *) ctx)++;
+	return groma_ok();
+}
+
+/* Fill, upload, download and the host round trips on CPU tensors and on emulated device tensors. */
+UNIT_TEST(test_transfers_on_cpu_and_device)
+{
+	for (int on_device = 0; on_device < 2; on_device++)
+	{
+		groma_arena a;
+		groma_tensor t,
+					view,
+					img;
+		float		in[12],
+					back[12];
+		float	   *owned = NULL;
+		int			calls = 0;
+		bool		ok = true;
+
+		if (on_device)
+			device_emulation_install();
+		CHECK((on_device ? groma_device_arena_init(&a, 4096) : groma_arena_init(&a, 4096)).code == GROMA_OK);
+		CHECK(groma_arena_tensor(&a, GROMA_F32, 2, (int64_t[]) {3, 4}, &t).code == GROMA_OK);
+		for (int i = 0; i < 12; i++)
+			in[i] = (float) i;
+		CHECK(groma_upload(in, &t).code == GROMA_OK);
+		/* zero the middle row through a view, add one everywhere on the host, read back */
+		CHECK(groma_tensor_narrow(&t, 0, 1, 1, &view).code == GROMA_OK);
+		CHECK(groma_fill(&view, 0.0f).code == GROMA_OK);
+		CHECK(groma_edit_on_host(&t, add_one, &calls).code == GROMA_OK && calls == 1);
+		CHECK(groma_download(&t, back).code == GROMA_OK);
+		for (int i = 0; i < 12; i++)
+			ok &= back[i] == (i / 4 == 1 ? 1.0f : (float) i + 1.0f);
+		CHECKF(ok, "%s: fill/edit/download gave the wrong values", on_device ? "device" : "cpu");
+		/* a host image of a device tensor is a copy; of a contiguous CPU tensor, the tensor itself */
+		CHECK(groma_host_image(&t, &img, &owned).code == GROMA_OK);
+		CHECK(img.device == GROMA_DEVICE_CPU && ((float *) img.data)[5] == 1.0f);
+		CHECK(on_device ? owned != NULL && img.data == owned : owned == NULL && img.data == t.data);
+		free(owned);
+		/* a transposed CPU view is copied into contiguous memory */
+		if (!on_device)
+		{
+			groma_tensor tr;
+
+			CHECK(groma_tensor_permute(&t, (int[]) {1, 0}, &tr).code == GROMA_OK);
+			CHECK(groma_host_image(&tr, &img, &owned).code == GROMA_OK && owned != NULL);
+			CHECK(((float *) img.data)[1] == back[4] && ((float *) img.data)[3] == back[1]);
+			free(owned);
+		}
+		groma_arena_free(&a);
+		if (on_device)
+			device_emulation_remove();
+	}
+}

@@ -587,6 +587,14 @@ UNIT_TEST(test_device_dispatch_without_backend)
 	CHECK(groma_device_arena_init(&arena, 1024).code == GROMA_ERR_UNSUPPORTED);
 	CHECK(groma_group_norm(&d, 1, NULL, NULL, 1e-5f, &d).code == GROMA_ERR_UNSUPPORTED);
 	CHECK(groma_convert(&d, &h).code == GROMA_ERR_UNSUPPORTED);
-	/* ops without a device entry say the tensor is not on the CPU */
-	CHECK(groma_inverse_sigmoid(&d, 1e-5f, &d).code == GROMA_ERR_INVALID_ARGUMENT);
+	CHECK(groma_inverse_sigmoid(&d, 1e-5f, &d).code == GROMA_ERR_UNSUPPORTED);
+	CHECK(groma_fill(&d, 0.0f).code == GROMA_ERR_UNSUPPORTED);
+	{
+		float		host[64] = {0};
+
+		CHECK(groma_upload(host, &d).code == GROMA_ERR_UNSUPPORTED);
+		CHECK(groma_download(&d, host).code == GROMA_ERR_UNSUPPORTED);
+	}
+	/* CPU-only ops refuse device tensors */
+	CHECK(groma_conv3x3_winograd(&d, &d, NULL, NULL, &d).code == GROMA_ERR_INVALID_ARGUMENT);
 }
