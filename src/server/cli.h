@@ -5,6 +5,7 @@
 #define GROMA_CLI_H
 
 #include "../image/jpeg_decode.h"
+#include "../model/groma_model.h"
 
 /* Options shared by the commands. */
 typedef struct groma_cli_options
@@ -36,6 +37,25 @@ int			groma_cli_generate(const groma_cli_options *opt);
 
 /* --device-info: prints which compute devices this build can use; returns an exit code. */
 int			groma_cli_device_info(void);
+
+/* A loaded model and the memory one request works in, on the device --device names. */
+typedef struct groma_cli_session
+{
+	groma_model *model;
+	groma_arena act;			/* scratch, on the model's device */
+	groma_arena out;			/* result tensors, on the model's device */
+	groma_arena host;			/* result arrays, CPU memory */
+} groma_cli_session;
+
+/*
+ * Loads --model on --device (cuda registers the GPU backend first and fails
+ * clearly where there is none) with act_bytes of scratch; close it even
+ * after a failure.
+ */
+groma_status groma_cli_session_open(const groma_cli_options *opt, size_t act_bytes, groma_cli_session *s);
+
+/* Frees the session; safe on a zeroed or half-opened one. */
+void		groma_cli_session_close(groma_cli_session *s);
 
 /* Reads a whole file into *data (malloc) and *len; returns a status. */
 groma_status groma_read_file(const char *path, uint8_t **data, size_t *len);

@@ -110,10 +110,8 @@ print_answer(const groma_vision_result *vis, const groma_generation *gen, const 
 int
 groma_cli_generate(const groma_cli_options *opt)
 {
-	groma_model *m = NULL;
+	groma_cli_session s = {0};
 	groma_tokenizer *tok = NULL;
-	groma_arena act = {0},
-				out = {0};
 	groma_vision_result vis;
 	groma_generation gen = {0};
 	groma_grounded_answer answer = {0};
@@ -139,17 +137,14 @@ groma_cli_generate(const groma_cli_options *opt)
 	if (st.code == GROMA_OK)
 		st = groma_read_file(opt->image_path, &data, &len);
 	if (st.code == GROMA_OK)
-		st = groma_model_load(opt->model_dir, &m);
+		st = groma_cli_session_open(opt, (size_t) 3 << 30, &s);
 	if (st.code == GROMA_OK)
 		st = groma_tokenizer_load(opt->model_dir, &tok);
 	if (st.code == GROMA_OK)
-		st = groma_arena_init(&act, (size_t) 3 << 30);
+		st = groma_vision_run(s.model, data, len, &opt->limits, &opt->refer[0][0], opt->n_refer, &s.act, &s.out,
+							  &s.host, &vis);
 	if (st.code == GROMA_OK)
-		st = groma_arena_init(&out, (size_t) 64 << 20);
-	if (st.code == GROMA_OK)
-		st = groma_vision_run(m, data, len, &opt->limits, &opt->refer[0][0], opt->n_refer, &act, &out, &out, &vis);
-	if (st.code == GROMA_OK)
-		st = groma_generate(m, tok, &vis, query, opt->max_new_tokens, true, &act, &gen);
+		st = groma_generate(s.model, tok, &vis, query, opt->max_new_tokens, true, &s.act, &gen);
 	if (st.code == GROMA_OK)
 		st = groma_parse_grounded(tok, gen.ids, gen.n, vis.n_regions, &answer);
 	if (st.code == GROMA_OK)
@@ -163,9 +158,7 @@ groma_cli_generate(const groma_cli_options *opt)
 	groma_generation_free(&gen);
 	free(query);
 	free(data);
-	groma_arena_free(&act);
-	groma_arena_free(&out);
 	groma_tokenizer_free(tok);
-	groma_model_free(m);
+	groma_cli_session_close(&s);
 	return rc;
 }

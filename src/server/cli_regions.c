@@ -44,9 +44,7 @@ print_regions(const groma_vision_result *r, int k)
 int
 groma_cli_regions(const groma_cli_options *opt)
 {
-	groma_model *m = NULL;
-	groma_arena act = {0},
-				out = {0};
+	groma_cli_session s = {0};
 	groma_vision_result res;
 	uint8_t    *data = NULL;
 	size_t		len = 0;
@@ -54,23 +52,18 @@ groma_cli_regions(const groma_cli_options *opt)
 	int			rc;
 
 	if (st.code == GROMA_OK)
-		st = groma_model_load(opt->model_dir, &m);
+		st = groma_cli_session_open(opt, (size_t) 2 << 30, &s);
 	if (st.code == GROMA_OK)
-		st = groma_arena_init(&act, (size_t) 2 << 30);
-	if (st.code == GROMA_OK)
-		st = groma_arena_init(&out, (size_t) 64 << 20);
-	if (st.code == GROMA_OK)
-		st = groma_vision_run(m, data, len, &opt->limits, &opt->refer[0][0], opt->n_refer, &act, &out, &out, &res);
+		st = groma_vision_run(s.model, data, len, &opt->limits, &opt->refer[0][0], opt->n_refer, &s.act, &s.out,
+							  &s.host, &res);
 	if (st.code == GROMA_OK)
 	{
-		print_regions(&res, m->proposer.cfg.num_queries);
+		print_regions(&res, s.model->proposer.cfg.num_queries);
 		rc = 0;
 	}
 	else
 		rc = fail(st);
 	free(data);
-	groma_arena_free(&act);
-	groma_arena_free(&out);
-	groma_model_free(m);
+	groma_cli_session_close(&s);
 	return rc;
 }

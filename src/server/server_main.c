@@ -20,9 +20,9 @@ usage(FILE *f)
 	fprintf(f,
 			"usage: groma-server --decode IMG.jpg --out FILE.safetensors [--device cpu|cuda]\n"
 			"       groma-server --info IMG.jpg\n"
-			"       groma-server --model DIR --regions IMG.jpg [--refer x1,y1,x2,y2]...\n"
+			"       groma-server --model DIR --regions IMG.jpg [--refer x1,y1,x2,y2]... [--device cpu|cuda]\n"
 			"       groma-server --model DIR --image IMG.jpg (--prompt TEXT | --task caption|caption-detailed|ground|describe)\n"
-			"                    [--phrase TEXT] [--refer x1,y1,x2,y2]... [--max-new-tokens N]\n"
+			"                    [--phrase TEXT] [--refer x1,y1,x2,y2]... [--max-new-tokens N] [--device cpu|cuda]\n"
 			"       groma-server --device-info\n"
 			"       groma-server --version | --help\n"
 			"options:\n"
@@ -137,16 +137,16 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (strcmp(opt.device, "cpu") != 0 && strcmp(opt.device, "cuda") != 0)
+	{
+		fprintf(stderr, "groma-server: --device must be cpu or cuda\n");
+		return 2;
+	}
 	if (strcmp(command, "decode") == 0)
 	{
 		if (opt.out_path == NULL)
 		{
 			fprintf(stderr, "groma-server: --decode needs --out FILE\n");
-			return 2;
-		}
-		if (strcmp(opt.device, "cpu") != 0 && strcmp(opt.device, "cuda") != 0)
-		{
-			fprintf(stderr, "groma-server: --device must be cpu or cuda\n");
 			return 2;
 		}
 		return groma_cli_decode(&opt);

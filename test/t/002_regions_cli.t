@@ -46,4 +46,19 @@ is($rc, 1, 'a missing model folder exits 1');
 is($rc, 1, 'a PNG exits 1');
 like($err, qr/PNG/, 'and says why');
 
+# --device: an unknown one is a usage error; cuda runs where a GPU is present, else fails clearly.
+($rc, $out, $err) = run_server('--model', $model, '--regions', "$root/test/golden/images/synthetic_333x251.jpg",
+    '--device', 'tpu');
+is($rc, 2, '--device tpu is a usage error');
+my (undef, $info) = run_server('--device-info');
+($rc, $out, $err) = run_server('--model', $model, '--regions', "$root/test/golden/images/synthetic_333x251.jpg",
+    '--device', 'cuda');
+if ($info =~ /"cuda_devices": [1-9]/) {
+    is($rc, 0, '--device cuda runs on the GPU') or diag($err);
+    is(scalar(() = $out =~ /"box":/g), 15, 'and keeps the same 15 regions');
+} else {
+    is($rc, 1, '--device cuda without a usable GPU exits 1');
+    like($err, qr/without CUDA|no usable GPU/, 'and says why');
+}
+
 done_testing();
