@@ -126,11 +126,14 @@ fuzz: $(FUZZ_TARGETS)
 
 # A self-contained copy of the GPU binaries and the Debian .so files they need, for
 # machines without the packages (see test/device/run.sh).  carry/ is git-ignored.
+# The Debian libraries the binaries need (OpenBLAS and its Fortran runtime included),
+# xz-compressed to keep the carried tree small; test/device/run.sh unpacks them.
+BUNDLE_LIBS = libturbojpeg.so.0 libjansson.so.4 libopenblas.so.0 libgfortran.so.5 libquadmath.so.0
 device-bundle: groma-server gpu-tests
 	rm -rf carry && mkdir -p carry/bin carry/lib
 	cp groma-server $(GPU_TESTS) carry/bin/
-	for lib in libturbojpeg.so.0 libjansson.so.4; do \
-		cp -L "$$(ldconfig -p | awk -v l=$$lib '$$1 == l {print $$NF; exit}')" carry/lib/; done
+	for lib in $(BUNDLE_LIBS); do \
+		xz -6 -T0 -c "$$(ldconfig -p | awk -v l=$$lib '$$1 == l {print $$NF; exit}')" > carry/lib/$$lib.xz || exit 1; done
 
 # Each test/bench/bench_NAME.c is a benchmark program build/bench/bench_NAME (-O3, no sanitizers).
 BENCH_TARGETS = $(patsubst test/bench/%.c,build/bench/%,$(wildcard test/bench/bench_*.c))

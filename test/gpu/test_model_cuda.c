@@ -1,0 +1,250 @@
+/*
+ * test_model_cuda.c - the tiny golden model end to end on the GPU (f32
+ * weights and compute): for every golden image the kept regions equal the
+ * golden run's, boxes/scores and image/region tokens stay within tolerance
+ * of the CPU model in the same process, and 12 greedy steps of the grounded
+ * caption prompt give the golden ids.  Skips with the CUDA runtime's reason
+ * where no GPU is present.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../../kernels/groma_cuda.h"
+#include "../../src/io/safetensors.h"
+#include "../../src/model/generate.h"
+#include "../../src/runtime/ops.h"
+
+#define MODEL_DIR "test/golden/tiny-groma"
+
+static int	passed,
+			failed;
+
+/* Prints one TAP line and counts it. */
+static void
+report(bool ok, const char *fmt, const char *what, double value)
+{
+	printf("%s - ", ok ? "ok" : "not ok");
+	printf(fmt, what, value);
+	printf("\n");
+	if (ok)
+		passed++;
+	else
+		failed++;
+}
+
+/* Milliseconds of a monotonic clock. */
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
+}
+
+/* Max |a - b| over n floats (NaN counts as infinite). */
+static double
+max_diff(const float *a, const float *b, int64_t n)
+{
+	double		m = 0;
+
+	for (int64_t i = 0; i < n; i++)
+	{
+		double		d = fabs((double) a[i] - b[i]);
+
+		if (!(d <= m))
+			m = isnan(d) ? INFINITY : d;
+	}
+	return m;
+}
+
+/* Max difference between a device tensor and a CPU tensor of the same shape. */
+static double
+tensor_diff(const groma_tensor *dev, const groma_tensor *cpu)
+{
+	float	   *h = malloc(groma_tensor_nbytes(dev) + 1);
+	double		d = INFINITY;
+
+	if (h && groma_download(dev, h).code == GROMA_OK && groma_tensor_numel(dev) == groma_tensor_numel(cpu))
+		d = max_diff(h, cpu->data, groma_tensor_numel(cpu));
+	free(h);
+	return d;
+}
+
+/* Reads an I64 golden tensor into ids; returns its length (-1 when absent). */
+static int64_t
+golden_ids(const groma_st_file *f, const char *name, int64_t *ids, int64_t cap)
+{
+	groma_st_tensor t;
+	int64_t		n;
+
+	if (groma_st_get(f, name, &t).code != GROMA_OK || t.dtype != GROMA_ST_I64)
+		return -1;
+	n = (int64_t) (t.nbytes / sizeof(int64_t));
+	if (n > cap)
+		return -1;
+	memcpy(ids, t.data, t.nbytes);
+	return n;
+}
+
+/* One golden image through both models; see the file comment. */
+static void
+check_image(const char *image, const char *case_name, const groma_model *cpu_model, const groma_model *gpu_model,
+			const groma_tokenizer *tok, groma_arena *cpu_act, groma_arena *cpu_out, groma_arena *act,
+			groma_arena *out, groma_arena *host)
+{
+	char		path[512];
+	groma_st_file *gold = NULL;
+	groma_jpeg_limits limits = groma_jpeg_default_limits();
+	groma_vision_result cpu,
+				gpu;
+	groma_generation gen = {0};
+	int64_t		want[128];
+	int64_t		n_want;
+	uint8_t    *jpeg = NULL;
+	size_t		len = 0;
+	double		t0,
+				vision_ms,
+				gen_ms;
+	groma_status st;
+	FILE	   *f;
+
+	snprintf(path, sizeof(path), "test/golden/images/%s", image);
+	f = fopen(path, "rb");
+	if (f)
+	{
+		fseek(f, 0, SEEK_END);
+		len = (size_t) ftell(f);
+		fseek(f, 0, SEEK_SET);
+		jpeg = malloc(len);
+		if (jpeg && fread(jpeg, 1, len, f) != len)
+			len = 0;
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "test/golden/compact/case_%s.safetensors", case_name);
+	if (jpeg == NULL || len == 0 || groma_st_open(path, &gold).code != GROMA_OK)
+	{
+		report(false, "%s: image or golden case missing%.0f", case_name, 0);
+		free(jpeg);
+		return;
+	}
+	groma_arena_reset(cpu_act);
+	groma_arena_reset(cpu_out);
+	groma_arena_reset(act);
+	groma_arena_reset(out);
+	groma_arena_reset(host);
+	st = groma_vision_run(cpu_model, jpeg, len, &limits, NULL, 0, cpu_act, cpu_out, cpu_out, &cpu);
+	t0 = now_ms();
+	if (st.code == GROMA_OK)
+		st = groma_vision_run(gpu_model, jpeg, len, &limits, NULL, 0, act, out, host, &gpu);
+	vision_ms = now_ms() - t0;
+	if (st.code != GROMA_OK)
+	{
+		printf("# %s\n", st.message);
+		report(false, "%s: vision on CPU and GPU%.0f", case_name, 0);
+		goto done;
+	}
+	n_want = golden_ids(gold, "sel.noref.kept_indices", want, 128);
+	report(n_want == gpu.n_regions && memcmp(want, gpu.kept, (size_t) gpu.n_regions * sizeof(int64_t)) == 0,
+		   "%s: GPU kept regions equal the golden run's (%.0f)", case_name, gpu.n_regions);
+	if (gpu.n_regions == cpu.n_regions)
+	{
+		double		d_box = max_diff(gpu.boxes, cpu.boxes, 4 * (int64_t) gpu.n_regions),
+					d_score = max_diff(gpu.scores, cpu.scores, gpu.n_regions);
+
+		report(d_box <= 1e-4 && d_score <= 1e-4, "%s: boxes and scores within 1e-4 of the CPU (max %.2g)", case_name,
+			   d_box > d_score ? d_box : d_score);
+		report(tensor_diff(&gpu.image_tokens, &cpu.image_tokens) <= 1e-3,
+			   "%s: image tokens within 1e-3 of the CPU (max %.2g)", case_name,
+			   tensor_diff(&gpu.image_tokens, &cpu.image_tokens));
+		report(tensor_diff(&gpu.region_tokens, &cpu.region_tokens) <= 1e-3,
+			   "%s: region tokens within 1e-3 of the CPU (max %.2g)", case_name,
+			   tensor_diff(&gpu.region_tokens, &cpu.region_tokens));
+	}
+	t0 = now_ms();
+	{
+		const char *query = groma_st_metadata(gold, "prompt.gcap.query");
+
+		st = groma_generate(gpu_model, tok, &gpu, query ? query : "", 12, false, act, &gen);
+	}
+	gen_ms = now_ms() - t0;
+	n_want = golden_ids(gold, "prompt.gcap.generated_ids", want, 128);
+	{
+		bool		same = st.code == GROMA_OK && n_want == (int64_t) gen.n;
+
+		for (size_t i = 0; same && i < gen.n; i++)
+			same = want[i] == gen.ids[i];
+		if (st.code != GROMA_OK)
+			printf("# %s\n", st.message);
+		report(same, "%s: 12 greedy ids on the GPU equal the golden ids%.0f", case_name, 0);
+	}
+	printf("# %s: GPU vision %.1f ms, prefill + 12 steps %.1f ms (first calls include warm-up)\n", case_name,
+		   vision_ms, gen_ms);
+	groma_generation_free(&gen);
+done:
+	groma_st_close(gold);
+	free(jpeg);
+}
+
+int
+main(void)
+{
+	static const char *images[][2] = {
+		{"extreme_ironing.jpg", "extreme_ironing"}, {"waterview.jpg", "waterview"},
+		{"synthetic_333x251.jpg", "synthetic"},
+	};
+	char		why[256] = "";
+	groma_model *cpu_model = NULL,
+			   *gpu_model = NULL;
+	groma_tokenizer *tok = NULL;
+	groma_arena cpu_act = {0},
+				cpu_out = {0},
+				act = {0},
+				out = {0},
+				host = {0};
+	groma_status st;
+
+	if (groma_cuda_device_count(why, sizeof(why)) == 0)
+	{
+		printf("# SKIP tiny model on the GPU: no usable GPU (%s)\n", why);
+		printf("0 passed, 0 failed, 1 skipped\n");
+		return 0;
+	}
+	st = groma_cuda_register();
+	if (st.code == GROMA_OK)
+		st = groma_model_load(MODEL_DIR, &cpu_model);
+	if (st.code == GROMA_OK)
+		st = groma_model_load_on(MODEL_DIR, GROMA_DEVICE_CUDA, &gpu_model);
+	if (st.code == GROMA_OK)
+		st = groma_tokenizer_load(MODEL_DIR, &tok);
+	if (st.code == GROMA_OK)
+		st = groma_arena_init(&cpu_act, (size_t) 2 << 30);
+	if (st.code == GROMA_OK)
+		st = groma_arena_init(&cpu_out, (size_t) 64 << 20);
+	if (st.code == GROMA_OK)
+		st = groma_device_arena_init(&act, (size_t) 2 << 30);
+	if (st.code == GROMA_OK)
+		st = groma_device_arena_init(&out, (size_t) 64 << 20);
+	if (st.code == GROMA_OK)
+		st = groma_arena_init(&host, (size_t) 16 << 20);
+	if (st.code != GROMA_OK)
+	{
+		printf("not ok - setting up: %s\n0 passed, 1 failed\n", st.message);
+		return 1;
+	}
+	for (int i = 0; i < 3; i++)
+		check_image(images[i][0], images[i][1], cpu_model, gpu_model, tok, &cpu_act, &cpu_out, &act, &out, &host);
+	printf("%d passed, %d failed\n", passed, failed);
+	groma_arena_free(&cpu_act);
+	groma_arena_free(&cpu_out);
+	groma_arena_free(&act);
+	groma_arena_free(&out);
+	groma_arena_free(&host);
+	groma_tokenizer_free(tok);
+	groma_model_free(gpu_model);
+	groma_model_free(cpu_model);
+	return failed ? 1 : 0;
+}
