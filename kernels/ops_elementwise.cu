@@ -1,8 +1,10 @@
 /*
  * ops_elementwise.cu - unary activations, broadcasting add/mul, affine
- * scale, fill, inverse sigmoid and strided copy on the GPU.
+ * scale, fills (constant and random), inverse sigmoid and strided copy on
+ * the GPU.
  */
 #include "cuda_common.h"
+#include "../src/runtime/random_hash.h"
 
 #define THREADS 256
 
@@ -92,6 +94,30 @@ inverse_sigmoid_kernel(const float *x, float eps, float *y, int64_t n)
 	den = 1.0f - v;
 	den = den < eps ? eps : den;
 	y[i] = logf(num / den);
+}
+
+/* t[i] = groma_random_uniform(seed, i, scale). */
+__global__ static void
+fill_random_kernel(float *t, uint64_t seed, float scale, int64_t n)
+{
+	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < n)
+		t[i] = groma_random_uniform(seed, (uint64_t) i, scale);
+}
+
+/* Random values, the same as the CPU's; see ops.h. */
+extern "C" groma_status
+groma_cuda_fill_random(groma_tensor *t, uint64_t seed, float scale)
+{
+	int64_t		n = groma_tensor_numel(t);
+
+	GROMA_TRY(groma_cuda_check_f32("fill_random", "t", t));
+	if (n == 0)
+		return groma_ok();
+	fill_random_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>((float *) t->data, seed,
+																							  scale, n);
+	return groma_cuda_launched("fill_random");
 }
 
 /* transformers' inverse_sigmoid; see ops_spatial.h. */

@@ -116,4 +116,7 @@ groma_status groma_model_config_parse(const char *text, size_t len, const char *
 /* Reads and parses path, or path/config.json when path is a folder. */
 groma_status groma_model_config_load(const char *path, groma_model_config *cfg);
 
+/* Parses the built-in groma-7b-finetune configuration (GROMA.md's hyper-parameters). */
+groma_status groma_model_config_real(groma_model_config *cfg);
+
 #endif							/* GROMA_MODEL_CONFIG_H */

@@ -1,5 +1,6 @@
 /*
- * groma_model.c - loading a Groma model from a checkpoint folder.
+ * groma_model.c - loading a Groma model from a checkpoint folder, or
+ * building one with random weights.
  */
 #include "groma_model.h"
 
@@ -9,6 +10,7 @@
 
 #include "../io/checkpoint_validate.h"
 #include "../runtime/op_check.h"
+#include "random_weights.h"
 
 /* Finds a checkpoint tensor as a runtime view. */
 static groma_status
@@ -140,6 +142,41 @@ groma_model_load_on(const char *dir, groma_device device, groma_model **out)
 		st = groma_arena_init(&m->derived, groma_region_encoder_cpu_bytes(&m->region));
 	if (st.code == GROMA_OK && device == GROMA_DEVICE_CPU)
 		st = groma_region_encoder_prepare_cpu(&m->region, &m->derived);
+	if (st.code != GROMA_OK)
+	{
+		groma_model_free(m);
+		return st;
+	}
+	*out = m;
+	return groma_ok();
+}
+
+/* Builds a model with random weights; see groma_model.h. */
+groma_status
+groma_model_random(const groma_model_config *cfg, groma_device device, groma_model **out)
+{
+	groma_model *m = calloc(1, sizeof(*m));
+	groma_random_weights rw = {0};
+	groma_status st;
+	size_t		bytes;
+
+	*out = NULL;
+	if (m == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "cannot allocate the model");
+	m->cfg = *cfg;
+	st = groma_weight_source_random(&m->cfg, &rw, &m->src);
+	bytes = groma_random_weights_bytes(&rw) + (64u << 20);	/* + derived tables */
+	if (st.code == GROMA_OK)
+		st = device == GROMA_DEVICE_CPU ? groma_arena_init(&m->weights, bytes)
+			: groma_device_arena_init(&m->weights, bytes);
+	if (st.code == GROMA_OK)
+		st = groma_model_build(m);
+	if (st.code == GROMA_OK && device == GROMA_DEVICE_CPU)
+		st = groma_arena_init(&m->derived, groma_region_encoder_cpu_bytes(&m->region));
+	if (st.code == GROMA_OK && device == GROMA_DEVICE_CPU)
+		st = groma_region_encoder_prepare_cpu(&m->region, &m->derived);
+	groma_random_weights_free(&rw);
+	m->src = (groma_weight_source) {0};
 	if (st.code != GROMA_OK)
 	{
 		groma_model_free(m);

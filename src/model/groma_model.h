@@ -58,6 +58,12 @@ groma_status groma_model_load(const char *dir, groma_model **out);
  */
 groma_status groma_model_load_on(const char *dir, groma_device device, groma_model **out);
 
+/*
+ * Builds the networks cfg describes with random weights (see
+ * random_weights.h) on device, for benchmarks at full size; no files.
+ */
+groma_status groma_model_random(const groma_model_config *cfg, groma_device device, groma_model **out);
+
 /* Frees a model and unmaps its weights; safe on NULL. */
 void		groma_model_free(groma_model *m);
 

@@ -10,6 +10,25 @@
 
 #include "../runtime/ops.h"
 
+/* A weight with no stored data (a random source): random values in copies, seeded by the name. */
+static groma_status
+bind_random(const char *name, groma_arena *copies, int ndim, const int64_t *shape, groma_tensor *out)
+{
+	uint64_t	seed = 1469598103934665603ull;	/* FNV-1a of the name */
+	groma_status st;
+
+	if (copies == NULL)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "weight \"%s\" has no data and there is no arena for it", name);
+	for (const char *c = name; *c; c++)
+		seed = (seed ^ (uint8_t) *c) * 1099511628211ull;
+	st = groma_arena_tensor(copies, GROMA_F32, ndim, shape, out);
+	if (st.code == GROMA_OK)
+		st = groma_fill_random(out, seed, 0.02f);
+	if (st.code != GROMA_OK)
+		return groma_error(st.code, "weight \"%s\": %s", name, st.message);
+	return groma_ok();
+}
+
 /* Places a stored weight in the device arena copies as f32 (widened on the host first when needed). */
 static groma_status
 bind_on_device(const char *name, const groma_tensor *stored, groma_arena *copies, int ndim, const int64_t *shape,
@@ -61,6 +80,8 @@ groma_bind(const groma_weight_source *src, groma_arena *copies, groma_tensor *ou
 		return groma_error(GROMA_ERR_FORMAT, "weight \"%s\" has shape %s, expected %s", name,
 						   groma_tensor_shape_str(&stored, got, sizeof(got)),
 						   groma_tensor_shape_str(&expect, want, sizeof(want)));
+	if (stored.data == NULL)
+		return bind_random(name, copies, ndim, shape, out);
 	if (copies != NULL && copies->device != GROMA_DEVICE_CPU)
 		return bind_on_device(name, &stored, copies, ndim, shape, out);
 	if (stored.dtype == GROMA_F32 && groma_tensor_is_contiguous(&stored) &&

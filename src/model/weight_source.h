@@ -25,7 +25,9 @@ typedef struct groma_weight_source
  * Binds the weight named by the printf-style fmt, checking it has exactly
  * ndim dimensions of the given shape (the first mismatch is reported with
  * both shapes); converts bf16/f16 or strided storage into copies.  When
- * copies is a device arena every weight is uploaded into it as f32.
+ * copies is a device arena every weight is uploaded into it as f32.  A
+ * stored tensor without data (a random source) becomes random values in
+ * copies (uniform in ±0.02, seeded by the name).
  */
 groma_status groma_bind(const groma_weight_source *src, groma_arena *copies, groma_tensor *out,
 						int ndim, const int64_t *shape, const char *fmt,...)

@@ -48,6 +48,7 @@ typedef struct groma_device_ops
 	groma_status (*rope) (groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta);
 	groma_status (*copy) (const groma_tensor *src, groma_tensor *dst);
 	groma_status (*fill) (groma_tensor *t, float v);
+	groma_status (*fill_random) (groma_tensor *t, uint64_t seed, float scale);
 	groma_status (*inverse_sigmoid) (const groma_tensor *x, float eps, groma_tensor *y);
 	groma_status (*attention) (const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,
 							   bool causal, int64_t q_offset, groma_tensor *out);

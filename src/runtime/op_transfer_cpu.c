@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_parallel.h"
 #include "device_ops.h"
+#include "random_hash.h"
 #include "op_check.h"
 #include "ops.h"
 
@@ -36,6 +38,37 @@ groma_fill(groma_tensor *t, float v)
 				for (int64_t e = 0; e < shape[3]; e++)
 					row[e * st[3]] = v;
 			}
+	return groma_ok();
+}
+
+typedef struct random_job
+{
+	float	   *data;
+	uint64_t	seed;
+	float		scale;
+} random_job;
+
+/* Fills elements [begin, end) of a random fill. */
+static void
+random_part(void *ctx, int64_t begin, int64_t end, int part)
+{
+	const random_job *j = ctx;
+
+	for (int64_t i = begin; i < end; i++)
+		j->data[i] = groma_random_uniform(j->seed, (uint64_t) i, j->scale);
+}
+
+/* Random values; see ops.h. */
+groma_status
+groma_fill_random(groma_tensor *t, uint64_t seed, float scale)
+{
+	random_job	j;
+
+	if (groma_on_device(t))
+		return GROMA_DEVICE_CALL("fill_random", fill_random, t, seed, scale);
+	GROMA_TRY(groma_check_f32("fill_random", "t", t));
+	j = (random_job) {t->data, seed, scale};
+	groma_parallel_for(groma_tensor_numel(t), 1 << 16, random_part, &j);
 	return groma_ok();
 }
 

@@ -114,6 +114,13 @@ groma_status groma_scale(const groma_tensor *x, float s, float t, groma_tensor *
 /* t = v everywhere (f32, any strides; contiguous on the accelerator). */
 groma_status groma_fill(groma_tensor *t, float v);
 
+/*
+ * t[i] = uniform in [-scale, scale), from a hash of (seed, i): the same
+ * values on every device and thread count (contiguous f32).  For random
+ * weights in benchmarks.
+ */
+groma_status groma_fill_random(groma_tensor *t, uint64_t seed, float scale);
+
 /* Copies numel(t) floats from host memory into the contiguous tensor t, wherever t lives. */
 groma_status groma_upload(const float *host, groma_tensor *t);
 

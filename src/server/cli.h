@@ -21,6 +21,8 @@ typedef struct groma_cli_options
 	const char *phrase;			/* --phrase TEXT for --task ground */
 	int			max_new_tokens; /* --max-new-tokens N (default 256) */
 	groma_jpeg_limits limits;	/* --max-image-pixels N */
+	bool		random_weights; /* --random-weights (--bench) */
+	const char *config;			/* --config real|FILE (--bench) */
 } groma_cli_options;
 
 /* --decode IMG --out FILE: writes the preprocessed tensor as safetensors; returns an exit code. */
@@ -34,6 +36,16 @@ int			groma_cli_regions(const groma_cli_options *opt);
 
 /* --model DIR --image IMG --prompt TEXT | --task T: prints the grounded answer as JSON; returns an exit code. */
 int			groma_cli_generate(const groma_cli_options *opt);
+
+/*
+ * --bench --random-weights --config real|FILE: builds the configured model
+ * with random weights on --device and prints one JSON line per figure
+ * (stage milliseconds, decode speed, the device and its copy bandwidth).
+ */
+int			groma_cli_bench(const groma_cli_options *opt);
+
+/* Makes the named device ("cpu" or "cuda") usable, registering the GPU backend for cuda. */
+groma_status groma_cli_use_device(const char *name, groma_device *device);
 
 /* --device-info: prints which compute devices this build can use; returns an exit code. */
 int			groma_cli_device_info(void);

@@ -10,11 +10,17 @@
 #include "../../kernels/groma_cuda.h"
 #endif
 
-/* Makes the CUDA backend current, or says why it cannot be. */
-static groma_status
-use_cuda(void)
+/* Makes a device usable; see cli.h. */
+groma_status
+groma_cli_use_device(const char *name, groma_device *device)
 {
+	*device = GROMA_DEVICE_CPU;
+	if (strcmp(name, "cpu") == 0)
+		return groma_ok();
+	if (strcmp(name, "cuda") != 0)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "unknown device \"%s\" (cpu or cuda)", name);
 #ifdef GROMA_WITH_CUDA
+	*device = GROMA_DEVICE_CUDA;
 	return groma_cuda_register();
 #else
 	return groma_error(GROMA_ERR_UNSUPPORTED, "this groma-server was built without CUDA");
@@ -25,12 +31,12 @@ use_cuda(void)
 groma_status
 groma_cli_session_open(const groma_cli_options *opt, size_t act_bytes, groma_cli_session *s)
 {
-	bool		cuda = strcmp(opt->device, "cuda") == 0;
-	groma_device device = cuda ? GROMA_DEVICE_CUDA : GROMA_DEVICE_CPU;
+	groma_device device;
+	bool		cuda;
 
 	memset(s, 0, sizeof(*s));
-	if (cuda)
-		GROMA_TRY(use_cuda());
+	GROMA_TRY(groma_cli_use_device(opt->device, &device));
+	cuda = device == GROMA_DEVICE_CUDA;
 	GROMA_TRY(groma_model_load_on(opt->model_dir, device, &s->model));
 	if (cuda)
 	{

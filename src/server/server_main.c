@@ -23,6 +23,7 @@ usage(FILE *f)
 			"       groma-server --model DIR --regions IMG.jpg [--refer x1,y1,x2,y2]... [--device cpu|cuda]\n"
 			"       groma-server --model DIR --image IMG.jpg (--prompt TEXT | --task caption|caption-detailed|ground|describe)\n"
 			"                    [--phrase TEXT] [--refer x1,y1,x2,y2]... [--max-new-tokens N] [--device cpu|cuda]\n"
+			"       groma-server --bench --random-weights --config real|FILE [--device cpu|cuda]\n"
 			"       groma-server --device-info\n"
 			"       groma-server --version | --help\n"
 			"options:\n"
@@ -80,6 +81,12 @@ main(int argc, char **argv)
 		}
 		else if (strcmp(a, "--device-info") == 0)
 			command = "device-info";
+		else if (strcmp(a, "--bench") == 0)
+			command = "bench";
+		else if (strcmp(a, "--random-weights") == 0)
+			opt.random_weights = true;
+		else if (strcmp(a, "--config") == 0 && has_value)
+			opt.config = argv[++i];
 		else if (strcmp(a, "--out") == 0 && has_value)
 			opt.out_path = argv[++i];
 		else if (strcmp(a, "--model") == 0 && has_value)
@@ -161,6 +168,15 @@ main(int argc, char **argv)
 			return 2;
 		}
 		return groma_cli_generate(&opt);
+	}
+	if (strcmp(command, "bench") == 0)
+	{
+		if (!opt.random_weights || opt.config == NULL)
+		{
+			fprintf(stderr, "groma-server: --bench needs --random-weights and --config real|FILE\n");
+			return 2;
+		}
+		return groma_cli_bench(&opt);
 	}
 	if (strcmp(command, "regions") == 0)
 	{

@@ -2,7 +2,8 @@
 # test/device/run.sh - every GPU check, on a machine with a GPU but without
 # the Debian packages (the `device` machine).  Uses the self-contained bundle
 # that `make device-bundle` puts in carry/ (binaries + the .so files they
-# need), runs the GPU tests and prints a summary line.
+# need), runs the GPU tests and the full-size benchmark, and prints a
+# summary line.
 #
 #   here:        make device-bundle
 #   on the GPU:  bash test/device/run.sh        (carry/ travels with the tree)
@@ -55,5 +56,10 @@ for img in test/golden/images/*.jpg; do
     if [ $? = 0 ]; then PASSED=$((PASSED + 1)); echo "ok - --regions --device cuda equals --device cpu on $img";
     else FAILED=$((FAILED + 1)); echo "not ok - --regions --device cuda equals --device cpu on $img"; fi
 done
+# The full-size benchmark: groma-7b-finetune's shapes with random f32 weights on the GPU.
+echo "=== groma-server --bench --random-weights --config real --device cuda"
+timeout 240 "$BUNDLE/bin/groma-server" --bench --random-weights --config real --device cuda | tee /tmp/groma-bench.json
+if grep -q '"decode_tokens_per_s"' /tmp/groma-bench.json; then PASSED=$((PASSED + 1)); echo "ok - the full-size benchmark printed every figure";
+else FAILED=$((FAILED + 1)); echo "not ok - the full-size benchmark printed every figure"; fi
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

@@ -1,0 +1,276 @@
+/*
+ * cli_bench.c - groma-server --bench --random-weights --config real|FILE:
+ * the model's stages at the configured size with random weights, timed on
+ * --device, one JSON line per figure.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "../model/generate.h"
+#include "../model/vision.h"
+#include "../runtime/cpu_parallel.h"
+#include "../runtime/device_ops.h"
+#include "../runtime/ops.h"
+
+#ifdef GROMA_WITH_CUDA
+#include "../../kernels/groma_cuda.h"
+#endif
+
+#define BENCH_REGIONS 100
+#define BENCH_NEW_TOKENS 64
+#define BENCH_TEXT_TOKENS 40	/* system prompt and query around the placeholders */
+
+/* Everything one benchmark run holds. */
+typedef struct bench
+{
+	groma_device device;
+	groma_model *m;
+	groma_arena act;			/* scratch, on the device */
+	groma_arena keep;			/* tensors that outlive a stage, on the device */
+	groma_arena host;			/* CPU memory for host-side outputs */
+} bench;
+
+/* Milliseconds of a monotonic clock, after the device has finished its queue. */
+static double
+now_ms(const bench *b)
+{
+	struct timespec ts;
+
+	if (b->device == GROMA_DEVICE_CUDA && groma_cuda_ops.synchronize)
+		groma_cuda_ops.synchronize();
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
+}
+
+/* Allocates an arena on the benchmark's device. */
+static groma_status
+device_arena(const bench *b, size_t bytes, groma_arena *a)
+{
+	return b->device == GROMA_DEVICE_CUDA ? groma_device_arena_init(a, bytes) : groma_arena_init(a, bytes);
+}
+
+/* Prints one figure as a JSON line. */
+static void
+figure(const char *name, double value, const char *unit, const char *note)
+{
+	printf("{\"figure\": \"%s\", \"value\": %.3f, \"unit\": \"%s\"%s%s%s}\n", name, value, unit,
+		   note ? ", \"note\": \"" : "", note ? note : "", note ? "\"" : "");
+	fflush(stdout);
+}
+
+/* Names the device and measures its copy bandwidth (read + write of a 256 MB buffer). */
+static groma_status
+device_figures(bench *b)
+{
+	char		desc[512];
+	int64_t		n = (int64_t) 64 << 20;	/* floats: 256 MB */
+	groma_tensor src,
+				dst;
+	size_t		mark = b->act.used;
+	double		best = 1e30;
+
+#ifdef GROMA_WITH_CUDA
+	if (b->device == GROMA_DEVICE_CUDA)
+		GROMA_TRY(groma_cuda_describe_device(desc, sizeof(desc)));
+	else
+#endif
+		snprintf(desc, sizeof(desc), "CPU, %d threads", groma_cpu_threads());
+	for (char *c = desc; *c; c++)
+		if (*c == '"' || *c == '\\' || (unsigned char) *c < 0x20)
+			*c = ' ';
+	printf("{\"figure\": \"device\", \"name\": \"%s\"}\n", desc);
+	GROMA_TRY(groma_arena_tensor(&b->act, GROMA_F32, 1, &n, &src));
+	GROMA_TRY(groma_arena_tensor(&b->act, GROMA_F32, 1, &n, &dst));
+	GROMA_TRY(groma_fill(&src, 1.0f));
+	for (int r = 0; r < 5; r++)
+	{
+		double		t0 = now_ms(b);
+
+		GROMA_TRY(groma_copy(&src, &dst));
+		t0 = now_ms(b) - t0;
+		if (t0 < best)
+			best = t0;
+	}
+	figure("copy_bandwidth", 2.0 * (double) n * sizeof(float) / (best / 1e3) / 1e9, "GB/s",
+		   "device-to-device copy, bytes read + written");
+	b->act.used = mark;
+	return groma_ok();
+}
+
+/* The vision stages on a random image; leaves image and region tokens in b->keep. */
+static groma_status
+vision_figures(bench *b, groma_tensor *image_tokens, groma_tensor *region_tokens)
+{
+	const groma_dinov2_config *vc = &b->m->vision.cfg;
+	int64_t		tokens = groma_dinov2_tokens(vc),
+				half = (vc->image / vc->patch) / 2,
+				d = b->m->llm.cfg.hidden;
+	groma_tensor pixels,
+				hidden,
+				last,
+				merged,
+				features;
+	groma_proposer_outputs prop;
+	groma_region_maps maps;
+	float		boxes[BENCH_REGIONS][4];
+	double		t0,
+				t_dino = 1e30,
+				t_prop = 1e30,
+				t_region = 1e30;
+
+	/* 100 boxes spread over the image, normalised (cx, cy, w, h) */
+	for (int i = 0; i < BENCH_REGIONS; i++)
+	{
+		boxes[i][0] = 0.1f + 0.8f * (float) (i % 10) / 9.0f;
+		boxes[i][1] = 0.1f + 0.8f * (float) (i / 10) / 9.0f;
+		boxes[i][2] = 0.05f + 0.015f * (float) (i % 7);
+		boxes[i][3] = 0.05f + 0.015f * (float) (i % 5);
+	}
+	GROMA_TRY(groma_arena_tensor(&b->keep, GROMA_F32, 4, (int64_t[]) {1, 3, 448, 448}, &pixels));
+	GROMA_TRY(groma_fill_random(&pixels, 7, 2.0f));
+	GROMA_TRY(groma_arena_tensor(&b->keep, GROMA_F32, 4, (int64_t[]) {vc->layers + 1, 1, tokens, vc->hidden}, &hidden));
+	GROMA_TRY(groma_arena_tensor(&b->keep, GROMA_F32, 2, (int64_t[]) {half * half, d}, image_tokens));
+	GROMA_TRY(groma_arena_tensor(&b->keep, GROMA_F32, 2, (int64_t[]) {BENCH_REGIONS, d}, region_tokens));
+	/* three rounds: the first warms up (allocations, cuBLAS heuristics), the best is reported */
+	for (int r = 0; r < 3; r++)
+	{
+		size_t		mark = b->act.used,
+					host_mark = b->host.used;
+
+		t0 = now_ms(b);
+		GROMA_TRY(groma_dinov2_forward(&b->m->vision, &pixels, &b->act, &hidden, NULL));
+		t0 = now_ms(b) - t0;
+		t_dino = t0 < t_dino ? t0 : t_dino;
+
+		GROMA_TRY(groma_tensor_narrow(&hidden, 0, vc->layers, 1, &last));
+		GROMA_TRY(groma_tensor_reshape(&last, 3, (int64_t[]) {1, tokens, vc->hidden}, &last));
+		GROMA_TRY(groma_arena_tensor(&b->act, GROMA_F32, 3, (int64_t[]) {1, half * half, 4 * vc->hidden}, &merged));
+		GROMA_TRY(groma_merge_neighbours(&last, &merged));
+		GROMA_TRY(groma_tensor_reshape(image_tokens, 3, (int64_t[]) {1, half * half, d}, &features));
+		GROMA_TRY(groma_bridge_forward(&b->m->bridge, &merged, &b->act, &features));
+
+		t0 = now_ms(b);
+		GROMA_TRY(groma_proposer_forward(&b->m->proposer, &hidden, &b->act, &b->act, &b->host, &prop));
+		t0 = now_ms(b) - t0;
+		t_prop = t0 < t_prop ? t0 : t_prop;
+
+		t0 = now_ms(b);
+		GROMA_TRY(groma_region_fuse(&b->m->region, &hidden, &b->act, &b->act, &maps));
+		GROMA_TRY(groma_region_tokens(&b->m->region, &maps, 0, &boxes[0][0], BENCH_REGIONS, &b->act, region_tokens,
+									  NULL, NULL, NULL));
+		t0 = now_ms(b) - t0;
+		t_region = t0 < t_region ? t0 : t_region;
+		b->act.used = mark;
+		b->host.used = host_mark;
+	}
+	figure("dinov2_ms", t_dino, "ms", "best of 3, batch 1");
+	figure("proposer_ms", t_prop, "ms", "best of 3, batch 1");
+	figure("region_encoder_ms", t_region, "ms", "fuse + tokens for 100 regions, best of 3");
+	return groma_ok();
+}
+
+/* Prefill of a prompt of the assembled length, then 64 greedy steps at batch 1. */
+static groma_status
+language_figures(bench *b, const groma_tensor *image_tokens)
+{
+	const groma_llama_config *c = &b->m->llm.cfg;
+	int64_t		t = image_tokens->shape[0] + 2 * BENCH_REGIONS + BENCH_TEXT_TOKENS,
+				vocab = (int64_t) c->vocab + c->extra_vocab;
+	groma_arena cache_arena = {0};
+	groma_kv_cache cache;
+	groma_tensor embeds,
+				step;
+	float	   *logits = malloc((size_t) vocab * sizeof(float));
+	double		t0,
+				prefill,
+				decode;
+	groma_status st;
+	char		note[96];
+
+	if (logits == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "bench: no memory for the logits");
+	st = device_arena(b, 2 * (size_t) c->layers * (size_t) (t + BENCH_NEW_TOKENS) * (size_t) c->hidden *
+					  sizeof(float) + 4 * GROMA_ARENA_ALIGN, &cache_arena);
+	if (st.code == GROMA_OK)
+		st = groma_kv_cache_init(&cache, c, t + BENCH_NEW_TOKENS, &cache_arena);
+	if (st.code == GROMA_OK)
+		st = groma_arena_tensor(&b->keep, GROMA_F32, 2, (int64_t[]) {t, c->hidden}, &embeds);
+	if (st.code == GROMA_OK)
+		st = groma_arena_tensor(&b->keep, GROMA_F32, 2, (int64_t[]) {1, c->hidden}, &step);
+	if (st.code == GROMA_OK)
+		st = groma_fill_random(&embeds, 11, 0.5f);
+	t0 = now_ms(b);
+	if (st.code == GROMA_OK)
+		st = groma_llama_forward(&b->m->llm, &cache, &embeds, &b->act, logits, NULL);
+	prefill = now_ms(b) - t0;
+	t0 = now_ms(b);
+	for (int s = 0; s < BENCH_NEW_TOKENS && st.code == GROMA_OK; s++)
+	{
+		int64_t		next = groma_argmax(logits, vocab);
+
+		st = groma_llama_embed(&b->m->llm, &next, 1, &step);
+		if (st.code == GROMA_OK)
+			st = groma_llama_forward(&b->m->llm, &cache, &step, &b->act, logits, NULL);
+	}
+	decode = now_ms(b) - t0;
+	if (st.code == GROMA_OK)
+	{
+		snprintf(note, sizeof(note), "%lld prompt tokens (%lld image, 2 per region, %d text)", (long long) t,
+				 (long long) image_tokens->shape[0], BENCH_TEXT_TOKENS);
+		figure("prefill_ms", prefill, "ms", note);
+		figure("decode_step_ms", decode / BENCH_NEW_TOKENS, "ms", "batch 1, KV cache, greedy");
+		figure("decode_tokens_per_s", BENCH_NEW_TOKENS / (decode / 1e3), "tokens/s", "64 tokens at batch 1");
+	}
+	groma_arena_free(&cache_arena);
+	free(logits);
+	return st;
+}
+
+/* Runs every part in order; the caller frees b. */
+static groma_status
+bench_run(const groma_cli_options *opt, bench *b)
+{
+	groma_model_config cfg;
+	groma_tensor image_tokens,
+				region_tokens;
+	double		t0;
+	struct timespec ts;
+
+	if (strcmp(opt->config, "real") == 0)
+		GROMA_TRY(groma_model_config_real(&cfg));
+	else
+		GROMA_TRY(groma_model_config_load(opt->config, &cfg));
+	GROMA_TRY(groma_cli_use_device(opt->device, &b->device));
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
+	GROMA_TRY(groma_model_random(&cfg, b->device, &b->m));
+	figure("build_ms", now_ms(b) - t0, "ms", "random f32 weights generated where they live");
+	GROMA_TRY(device_arena(b, b->device == GROMA_DEVICE_CUDA ? (size_t) 12 << 30 : (size_t) 3 << 30, &b->act));
+	GROMA_TRY(device_arena(b, (size_t) 1 << 30, &b->keep));
+	GROMA_TRY(groma_arena_init(&b->host, (size_t) 64 << 20));
+	GROMA_TRY(device_figures(b));
+	GROMA_TRY(vision_figures(b, &image_tokens, &region_tokens));
+	return language_figures(b, &image_tokens);
+}
+
+/* --bench; see cli.h. */
+int
+groma_cli_bench(const groma_cli_options *opt)
+{
+	bench		b = {0};
+	groma_status st = bench_run(opt, &b);
+
+	groma_arena_free(&b.act);
+	groma_arena_free(&b.keep);
+	groma_arena_free(&b.host);
+	groma_model_free(b.m);
+	if (st.code != GROMA_OK)
+	{
+		fprintf(stderr, "groma-server: error (%s): %s\n", groma_status_code_name(st.code), st.message);
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,31 @@
+# groma-server --bench --random-weights: the full-size benchmark's figures, run
+# here on the CPU with the tiny configuration (random weights, no files read
+# but config.json), and its usage errors.
+use strict;
+use warnings;
+use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use GromaCli;
+
+my $config = "$root/test/golden/tiny-groma/config.json";
+my ($rc, $out, $err) = run_server('--bench', '--random-weights', '--config', $config);
+is($rc, 0, '--bench on the tiny configuration exits 0') or diag($err);
+for my $f (qw(build_ms copy_bandwidth dinov2_ms proposer_ms region_encoder_ms prefill_ms decode_step_ms
+              decode_tokens_per_s)) {
+    like($out, qr/^\{"figure": "$f", "value": [0-9.]+, "unit": "[^"]+"/m, "prints $f as a JSON line");
+}
+like($out, qr/^\{"figure": "device", "name": "CPU, \d+ threads"\}$/m, 'names the device');
+my ($pre) = $out =~ /"figure": "prefill_ms".*"note": "(\d+) prompt tokens/;
+is($pre, 256 + 200 + 40, 'prefill covers 256 image tokens, 100 regions and the text');
+diag($out);
+
+($rc, $out, $err) = run_server('--bench', '--config', $config);
+is($rc, 2, '--bench without --random-weights is a usage error');
+($rc, $out, $err) = run_server('--bench', '--random-weights');
+is($rc, 2, '--bench without --config is a usage error');
+($rc, $out, $err) = run_server('--bench', '--random-weights', '--config', "$root/no/such/config.json");
+is($rc, 1, 'a missing config file exits 1');
+like($err, qr/config/, 'and names the problem');
+
+done_testing();
