@@ -24,18 +24,59 @@ groma_cuda_blas(void)
 	return blas;
 }
 
-/* Maps a CUDA runtime error to a status; sticky errors say the process must restart. */
+/* Set once a sticky error was seen: the context is unusable until the process restarts. */
+static bool lost;
+
+/* True for the errors that corrupt the CUDA context for the rest of the process. */
+static bool
+is_sticky(cudaError_t err)
+{
+	switch (err)
+	{
+		case cudaErrorIllegalAddress:
+		case cudaErrorLaunchFailure:
+		case cudaErrorHardwareStackError:
+		case cudaErrorIllegalInstruction:
+		case cudaErrorMisalignedAddress:
+		case cudaErrorInvalidAddressSpace:
+		case cudaErrorInvalidPc:
+		case cudaErrorAssert:
+		case cudaErrorLaunchTimeout:
+		case cudaErrorECCUncorrectable:
+		case cudaErrorContextIsDestroyed:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Maps a CUDA runtime error to a status: out of memory is GROMA_ERR_NO_MEMORY
+ * and leaves the process usable (the error is cleared); a sticky error is
+ * GROMA_ERR_DEVICE_LOST, and so is every later call (see groma_cuda.h).
+ */
 groma_status
 groma_cuda_status(cudaError_t err, const char *what)
 {
+	if (lost)
+		return groma_error(GROMA_ERR_DEVICE_LOST, "%s: the GPU was lost earlier; restart the process", what);
 	if (err == cudaSuccess)
 		return groma_ok();
 	if (err == cudaErrorMemoryAllocation)
+	{
+		(void) cudaGetLastError();	/* not sticky: clear it so the next call starts clean */
 		return groma_error(GROMA_ERR_NO_MEMORY, "%s: out of GPU memory", what);
+	}
+	if (is_sticky(err))
+	{
+		lost = true;
+		return groma_error(GROMA_ERR_DEVICE_LOST, "%s: %s (%s); the GPU context is unusable, restart the process",
+						   what, cudaGetErrorString(err), cudaGetErrorName(err));
+	}
 	return groma_error(GROMA_ERR_DEVICE, "%s: %s (%s)", what, cudaGetErrorString(err), cudaGetErrorName(err));
 }
 
-/* Maps a cuBLAS error to a status. */
+/* Maps a cuBLAS error to a status; a failed execution is checked for a sticky CUDA error. */
 groma_status
 groma_cublas_status(cublasStatus_t st, const char *what)
 {
@@ -43,7 +84,28 @@ groma_cublas_status(cublasStatus_t st, const char *what)
 		return groma_ok();
 	if (st == CUBLAS_STATUS_ALLOC_FAILED)
 		return groma_error(GROMA_ERR_NO_MEMORY, "%s: cuBLAS is out of memory", what);
+	if (st == CUBLAS_STATUS_EXECUTION_FAILED)
+	{
+		groma_status cuda = groma_cuda_status(cudaPeekAtLastError(), what);
+
+		if (cuda.code == GROMA_ERR_DEVICE_LOST)
+			return cuda;
+	}
 	return groma_error(GROMA_ERR_DEVICE, "%s: %s", what, cublasGetStatusString(st));
+}
+
+/* True once a sticky error was seen; see groma_cuda.h. */
+extern "C" bool
+groma_cuda_lost(void)
+{
+	return lost;
+}
+
+/* The status of a CUDA error code; see groma_cuda.h. */
+extern "C" groma_status
+groma_cuda_error_status(int error, const char *what)
+{
+	return groma_cuda_status((cudaError_t) error, what);
 }
 
 /* Fails unless t is a contiguous f32 tensor on the device. */

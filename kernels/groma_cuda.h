@@ -8,6 +8,7 @@
 #ifndef GROMA_CUDA_H
 #define GROMA_CUDA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,22 @@ int			groma_cuda_device_count(char *why, size_t why_len);
  * GPU is usable; calling it again is harmless.
  */
 groma_status groma_cuda_register(void);
+
+/*
+ * True once a sticky CUDA error (illegal address, launch failure, ...) was
+ * seen: the context is unusable, every later GPU call fails with
+ * GROMA_ERR_DEVICE_LOST, and the process should exit so that its
+ * supervisor restarts it.  Out-of-memory errors are not sticky: they fail
+ * the call with GROMA_ERR_NO_MEMORY and leave the process usable.
+ */
+bool		groma_cuda_lost(void);
+
+/*
+ * The status groma gives the CUDA runtime error code `error` (a cudaError_t)
+ * raised by `what`, applying the policy above (a sticky code marks the
+ * process lost); exposed so the policy is testable without a GPU.
+ */
+groma_status groma_cuda_error_status(int error, const char *what);
 
 /* Describes device 0 (name, memory, compute capability, cuBLAS version) into buf. */
 groma_status groma_cuda_describe_device(char *buf, size_t buf_len);

@@ -132,7 +132,7 @@ free_buffers(preprocess_buffers *b)
 #define CHECK_CUDA(call) do { \
 	cudaError_t err_ = (call); \
 	if (err_ != cudaSuccess) { \
-		st = groma_error(GROMA_ERR_DEVICE, "%s failed: %s", #call, cudaGetErrorString(err_)); \
+		st = groma_cuda_error_status((int) err_, #call); \
 		goto done; \
 	} \
 } while (0)

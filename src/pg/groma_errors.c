@@ -28,6 +28,7 @@ errcode_for_status(groma_status_code code)
 		case GROMA_ERR_IO:
 		case GROMA_ERR_FORMAT:
 		case GROMA_ERR_DEVICE:
+		case GROMA_ERR_DEVICE_LOST:
 		case GROMA_OK:
 			break;
 	}

@@ -59,6 +59,8 @@ groma_status_code_name(groma_status_code code)
 			return "format";
 		case GROMA_ERR_DEVICE:
 			return "device";
+		case GROMA_ERR_DEVICE_LOST:
+			return "device_lost";
 	}
 	return "unknown";
 }

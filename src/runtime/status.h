@@ -22,7 +22,8 @@ typedef enum groma_status_code
 	GROMA_ERR_NO_MEMORY,		/* an allocation failed */
 	GROMA_ERR_IO,				/* reading or writing a file failed */
 	GROMA_ERR_FORMAT,			/* a data file (safetensors, json) is malformed */
-	GROMA_ERR_DEVICE			/* the accelerator reported an error */
+	GROMA_ERR_DEVICE,			/* the accelerator reported an error */
+	GROMA_ERR_DEVICE_LOST		/* the accelerator is in an unrecoverable state: restart the process */
 } groma_status_code;
 
 #define GROMA_STATUS_MESSAGE_LEN 256

@@ -69,6 +69,12 @@ groma_status groma_cli_session_open(const groma_cli_options *opt, size_t act_byt
 /* Frees the session; safe on a zeroed or half-opened one. */
 void		groma_cli_session_close(groma_cli_session *s);
 
+/* Exit status for a GPU left unusable by a sticky error: the supervisor should restart groma-server. */
+#define GROMA_CLI_EXIT_DEVICE_LOST 3
+
+/* Prints "groma-server: error (code): message" and returns the exit status (1, or 3 for a lost GPU). */
+int			groma_cli_fail(groma_status st);
+
 /* Reads a whole file into *data (malloc) and *len; returns a status. */
 groma_status groma_read_file(const char *path, uint8_t **data, size_t *len);
 

@@ -267,10 +267,5 @@ groma_cli_bench(const groma_cli_options *opt)
 	groma_arena_free(&b.keep);
 	groma_arena_free(&b.host);
 	groma_model_free(b.m);
-	if (st.code != GROMA_OK)
-	{
-		fprintf(stderr, "groma-server: error (%s): %s\n", groma_status_code_name(st.code), st.message);
-		return 1;
-	}
-	return 0;
+	return st.code == GROMA_OK ? 0 : groma_cli_fail(st);
 }

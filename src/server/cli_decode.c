@@ -52,14 +52,6 @@ groma_read_file(const char *path, uint8_t **data, size_t *len)
 	return st;
 }
 
-/* Prints a failed status and returns exit code 1. */
-static int
-fail(groma_status st)
-{
-	fprintf(stderr, "groma-server: error (%s): %s\n", groma_status_code_name(st.code), st.message);
-	return 1;
-}
-
 /* Runs resize + normalise on the requested device. */
 static groma_status
 preprocess_on(const char *device, const groma_rgb_image *image, uint8_t *resized, float *pixels)
@@ -87,17 +79,17 @@ groma_cli_decode(const groma_cli_options *opt)
 	groma_status st = groma_read_file(opt->image_path, &data, &len);
 
 	if (st.code != GROMA_OK)
-		return fail(st);
+		return groma_cli_fail(st);
 	st = groma_jpeg_decode_rgb(data, len, &opt->limits, &image);
 	free(data);
 	if (st.code != GROMA_OK)
-		return fail(st);
+		return groma_cli_fail(st);
 	st = preprocess_on(opt->device, &image, resized, pixels);
 	snprintf(w, sizeof(w), "%d", image.width);
 	snprintf(h, sizeof(h), "%d", image.height);
 	groma_rgb_image_free(&image);
 	if (st.code != GROMA_OK)
-		return fail(st);
+		return groma_cli_fail(st);
 
 	{
 		groma_st_tensor tensors[2] = {
@@ -111,7 +103,7 @@ groma_cli_decode(const groma_cli_options *opt)
 		st = groma_st_write(opt->out_path, tensors, 2, meta, 3);
 	}
 	if (st.code != GROMA_OK)
-		return fail(st);
+		return groma_cli_fail(st);
 	return 0;
 }
 
@@ -125,11 +117,11 @@ groma_cli_info(const groma_cli_options *opt)
 	groma_status st = groma_read_file(opt->image_path, &data, &len);
 
 	if (st.code != GROMA_OK)
-		return fail(st);
+		return groma_cli_fail(st);
 	st = groma_jpeg_read_info(data, len, &opt->limits, &info);
 	free(data);
 	if (st.code != GROMA_OK)
-		return fail(st);
+		return groma_cli_fail(st);
 	printf("{\"width\": %d, \"height\": %d, \"components\": %d, \"colorspace\": \"%s\", "
 		   "\"subsampling\": \"%s\", \"progressive\": %s}\n",
 		   info.width, info.height, info.components, info.colorspace, info.subsampling,

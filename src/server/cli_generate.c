@@ -13,14 +13,6 @@
 #include "../text/grounded_output.h"
 #include "../text/prompt.h"
 
-/* Prints a failed status and returns exit code 1. */
-static int
-fail(groma_status st)
-{
-	fprintf(stderr, "groma-server: error (%s): %s\n", groma_status_code_name(st.code), st.message);
-	return 1;
-}
-
 /* Builds the query from --prompt or --task; a usage problem is GROMA_ERR_INVALID_ARGUMENT. */
 static groma_status
 build_query(const groma_cli_options *opt, char **query)
@@ -153,7 +145,7 @@ groma_cli_generate(const groma_cli_options *opt)
 		rc = 0;
 	}
 	else
-		rc = fail(st);
+		rc = groma_cli_fail(st);
 	groma_grounded_answer_free(&answer);
 	groma_generation_free(&gen);
 	free(query);

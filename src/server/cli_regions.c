@@ -8,14 +8,6 @@
 #include "cli.h"
 #include "../model/vision.h"
 
-/* Prints a failed status and returns exit code 1. */
-static int
-fail(groma_status st)
-{
-	fprintf(stderr, "groma-server: error (%s): %s\n", groma_status_code_name(st.code), st.message);
-	return 1;
-}
-
 /* Prints the result as one JSON object. */
 static void
 print_regions(const groma_vision_result *r, int k)
@@ -62,7 +54,7 @@ groma_cli_regions(const groma_cli_options *opt)
 		rc = 0;
 	}
 	else
-		rc = fail(st);
+		rc = groma_cli_fail(st);
 	free(data);
 	groma_cli_session_close(&s);
 	return rc;
