@@ -213,6 +213,7 @@ groma_cuda_register(void)
 	groma_cuda_ops.scale = groma_cuda_scale;
 	groma_cuda_ops.copy = groma_cuda_copy;
 	groma_cuda_ops.fill = groma_cuda_fill;
+	groma_cuda_ops.convert = groma_cuda_convert;
 	groma_cuda_ops.fill_random = groma_cuda_fill_random;
 	groma_cuda_ops.inverse_sigmoid = groma_cuda_inverse_sigmoid;
 	groma_cuda_ops.softmax = groma_cuda_softmax;

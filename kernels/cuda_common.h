@@ -57,6 +57,7 @@ groma_status groma_cuda_binary(bool multiply, const groma_tensor *a, const groma
 groma_status groma_cuda_scale(const groma_tensor *x, float s, float t, groma_tensor *y);
 groma_status groma_cuda_copy(const groma_tensor *src, groma_tensor *dst);
 groma_status groma_cuda_fill(groma_tensor *t, float v);
+groma_status groma_cuda_convert(const groma_tensor *src, groma_tensor *dst);
 groma_status groma_cuda_fill_random(groma_tensor *t, uint64_t seed, float scale);
 groma_status groma_cuda_inverse_sigmoid(const groma_tensor *x, float eps, groma_tensor *y);
 groma_status groma_cuda_softmax(const groma_tensor *x, groma_tensor *y);

@@ -1,10 +1,15 @@
 /*
- * ops_gemm.cu - linear and batched matmul through cuBLAS (fp32).
+ * ops_gemm.cu - linear and batched matmul through cuBLAS: fp32, and linear
+ * with bf16/f16 weights on tensor cores (activations rounded to the weight
+ * type, fp32 accumulation and output).
  *
  * Row-major operands are handed to column-major cuBLAS as their transposes:
  * C = op(A)·op(B) is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ.
  */
 #include "cuda_common.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 /* y[r, :] = b for every row r (b may be NULL: zeros). */
 __global__ static void
@@ -14,6 +19,58 @@ fill_rows_kernel(float *y, const float *b, int64_t rows, int64_t n)
 
 	if (i < rows * n)
 		y[i] = b ? b[i % n] : 0.0f;
+}
+
+/* dst[i] = src[i] rounded to bf16 (or f16 when half is set), nearest even. */
+__global__ static void
+narrow_kernel(const float *src, void *dst, int64_t n, bool half)
+{
+	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i >= n)
+		return;
+	if (half)
+		((__half *) dst)[i] = __float2half_rn(src[i]);
+	else
+		((__nv_bfloat16 *) dst)[i] = __float2bfloat16_rn(src[i]);
+}
+
+/* Device scratch for activations rounded to 16 bits; grows, never shrinks (no steady-state allocation). */
+static void *narrow_buf;
+static size_t narrow_cap;
+
+/* Returns x rounded to w's 16-bit type in the scratch buffer, or NULL with *st set. */
+static const void *
+narrow_input(const groma_tensor *x, groma_dtype dtype, groma_status *st)
+{
+	size_t		need = (size_t) groma_tensor_numel(x) * 2;
+	int64_t		n = groma_tensor_numel(x);
+
+	if (need > narrow_cap)
+	{
+		void	   *grown = NULL;
+
+		*st = groma_cuda_status(cudaMalloc(&grown, need), "linear: 16-bit activation buffer");
+		if (st->code != GROMA_OK)
+			return NULL;
+		cudaFree(narrow_buf);
+		narrow_buf = grown;
+		narrow_cap = need;
+	}
+	narrow_kernel<<<groma_cuda_blocks(n, 256), 256, 0, groma_cuda_stream()>>>((const float *) x->data, narrow_buf, n,
+																			 dtype == GROMA_F16);
+	*st = groma_cuda_launched("linear: rounding activations");
+	return st->code == GROMA_OK ? narrow_buf : NULL;
+}
+
+/* Fails unless w is a contiguous f32, bf16 or f16 CUDA tensor. */
+static groma_status
+check_weight(const groma_tensor *w)
+{
+	if (w == NULL || w->data == NULL || w->device != GROMA_DEVICE_CUDA || !groma_tensor_is_contiguous(w) ||
+		(w->dtype != GROMA_F32 && w->dtype != GROMA_BF16 && w->dtype != GROMA_F16))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "linear: w must be a contiguous f32, bf16 or f16 CUDA tensor");
+	return groma_ok();
 }
 
 /* y[..., N] = x[..., K] · w[N, K]ᵀ (+ b[N]); see ops.h. */
@@ -27,7 +84,7 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 				m;
 
 	GROMA_TRY(groma_cuda_check_f32("linear", "x", x));
-	GROMA_TRY(groma_cuda_check_f32("linear", "w", w));
+	GROMA_TRY(check_weight(w));
 	GROMA_TRY(groma_cuda_check_f32("linear", "y", y));
 	if (b)
 		GROMA_TRY(groma_cuda_check_f32("linear", "b", b));
@@ -50,9 +107,62 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 	}
 	if (k == 0)
 		return groma_ok();
+	if (w->dtype != GROMA_F32)
+	{
+		cudaDataType_t type = w->dtype == GROMA_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+		groma_status st;
+		const void *xh = narrow_input(x, w->dtype, &st);
+
+		if (xh == NULL)
+			return st;
+		return groma_cublas_status(cublasGemmEx(groma_cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, (int) n, (int) m, (int) k,
+												&one, w->data, type, (int) k, xh, type, (int) k, &beta, y->data,
+												CUDA_R_32F, (int) n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+								   "linear: cublasGemmEx (16-bit weights)");
+	}
 	return groma_cublas_status(cublasSgemm(groma_cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, (int) n, (int) m, (int) k,
 										   &one, (const float *) w->data, (int) k, (const float *) x->data, (int) k,
 										   &beta, (float *) y->data, (int) n), "linear: cublasSgemm");
+}
+
+/* dst[i] = the f32 value of src[i] (bf16 or f16), or src[i] narrowed (f32 to bf16/f16). */
+__global__ static void
+convert_kernel(const void *src, groma_dtype from, void *dst, groma_dtype to, int64_t n)
+{
+	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+	float		v;
+
+	if (i >= n)
+		return;
+	v = from == GROMA_F32 ? ((const float *) src)[i]
+		: from == GROMA_BF16 ? __bfloat162float(((const __nv_bfloat16 *) src)[i])
+		: __half2float(((const __half *) src)[i]);
+	if (to == GROMA_F32)
+		((float *) dst)[i] = v;
+	else if (to == GROMA_BF16)
+		((__nv_bfloat16 *) dst)[i] = __float2bfloat16_rn(v);
+	else
+		((__half *) dst)[i] = __float2half_rn(v);
+}
+
+/* Converts between f32 and bf16/f16 on the GPU; see ops.h. */
+extern "C" groma_status
+groma_cuda_convert(const groma_tensor *src, groma_tensor *dst)
+{
+	int64_t		n = groma_tensor_numel(src);
+	bool		supported = (dst->dtype == GROMA_F32 &&
+							 (src->dtype == GROMA_F32 || src->dtype == GROMA_BF16 || src->dtype == GROMA_F16)) ||
+		(src->dtype == GROMA_F32 && (dst->dtype == GROMA_BF16 || dst->dtype == GROMA_F16));
+
+	if (!supported || !groma_tensor_same_shape(src, dst) || !groma_tensor_is_contiguous(src) ||
+		!groma_tensor_is_contiguous(dst) || src->device != GROMA_DEVICE_CUDA || dst->device != GROMA_DEVICE_CUDA)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "convert: %s to %s of one shape, contiguous, on the GPU",
+						   groma_dtype_name(src->dtype), groma_dtype_name(dst->dtype));
+	if (n == 0)
+		return groma_ok();
+	convert_kernel<<<groma_cuda_blocks(n, 256), 256, 0, groma_cuda_stream()>>>(src->data, src->dtype, dst->data,
+																			   dst->dtype, n);
+	return groma_cuda_launched("convert");
 }
 
 /* c = alpha · op(a) · op(b) over up to two batch dimensions; see ops.h. */

@@ -23,7 +23,7 @@ checkpoint_find(void *ctx, const char *name, groma_tensor *out)
 groma_weight_source
 groma_weight_source_checkpoint(groma_checkpoint *ckpt)
 {
-	groma_weight_source s = {ckpt, checkpoint_find};
+	groma_weight_source s = {.ctx = ckpt, .find = checkpoint_find};
 
 	return s;
 }
@@ -98,16 +98,31 @@ device_weights_size(const groma_checkpoint *ckpt)
 	return total;
 }
 
+/* Fails unless matrix_dtype is f32, or bf16/f16 for a model on the GPU. */
+static groma_status
+check_matrix_dtype(groma_device device, groma_dtype matrix_dtype)
+{
+	if (matrix_dtype == GROMA_F32)
+		return groma_ok();
+	if (matrix_dtype != GROMA_BF16 && matrix_dtype != GROMA_F16)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "weights can be f32, bf16 or f16, not %s",
+						   groma_dtype_name(matrix_dtype));
+	if (device == GROMA_DEVICE_CPU)
+		return groma_error(GROMA_ERR_UNSUPPORTED, "%s weights need the GPU: the CPU computes in f32",
+						   groma_dtype_name(matrix_dtype));
+	return groma_ok();
+}
+
 /* Loads the model in dir for the CPU; see groma_model.h. */
 groma_status
 groma_model_load(const char *dir, groma_model **out)
 {
-	return groma_model_load_on(dir, GROMA_DEVICE_CPU, out);
+	return groma_model_load_on(dir, GROMA_DEVICE_CPU, GROMA_F32, out);
 }
 
 /* Loads the model in dir with its weights on device; see groma_model.h. */
 groma_status
-groma_model_load_on(const char *dir, groma_device device, groma_model **out)
+groma_model_load_on(const char *dir, groma_device device, groma_dtype matrix_dtype, groma_model **out)
 {
 	groma_model *m = calloc(1, sizeof(*m));
 	char		path[4096];
@@ -116,6 +131,12 @@ groma_model_load_on(const char *dir, groma_device device, groma_model **out)
 	*out = NULL;
 	if (m == NULL)
 		return groma_error(GROMA_ERR_NO_MEMORY, "cannot allocate the model");
+	st = check_matrix_dtype(device, matrix_dtype);
+	if (st.code != GROMA_OK)
+	{
+		free(m);
+		return st;
+	}
 	snprintf(path, sizeof(path), "%s/config.json", dir);
 	st = groma_model_config_load(path, &m->cfg);
 	if (st.code == GROMA_OK)
@@ -133,6 +154,7 @@ groma_model_load_on(const char *dir, groma_device device, groma_model **out)
 	if (st.code == GROMA_OK)
 	{
 		m->src = groma_weight_source_checkpoint(m->ckpt);
+		m->src.matrix_dtype = matrix_dtype;
 		st = device == GROMA_DEVICE_CPU ? groma_arena_init(&m->weights, copies_size(m->ckpt))
 			: groma_device_arena_init(&m->weights, device_weights_size(m->ckpt));
 	}
@@ -153,7 +175,7 @@ groma_model_load_on(const char *dir, groma_device device, groma_model **out)
 
 /* Builds a model with random weights; see groma_model.h. */
 groma_status
-groma_model_random(const groma_model_config *cfg, groma_device device, groma_model **out)
+groma_model_random(const groma_model_config *cfg, groma_device device, groma_dtype matrix_dtype, groma_model **out)
 {
 	groma_model *m = calloc(1, sizeof(*m));
 	groma_random_weights rw = {0};
@@ -164,7 +186,10 @@ groma_model_random(const groma_model_config *cfg, groma_device device, groma_mod
 	if (m == NULL)
 		return groma_error(GROMA_ERR_NO_MEMORY, "cannot allocate the model");
 	m->cfg = *cfg;
-	st = groma_weight_source_random(&m->cfg, &rw, &m->src);
+	st = check_matrix_dtype(device, matrix_dtype);
+	if (st.code == GROMA_OK)
+		st = groma_weight_source_random(&m->cfg, &rw, &m->src);
+	m->src.matrix_dtype = matrix_dtype;
 	bytes = groma_random_weights_bytes(&rw) + (64u << 20);	/* + derived tables */
 	if (st.code == GROMA_OK)
 		st = device == GROMA_DEVICE_CPU ? groma_arena_init(&m->weights, bytes)

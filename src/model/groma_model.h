@@ -52,17 +52,20 @@ groma_status groma_model_load(const char *dir, groma_model **out);
 
 /*
  * groma_model_load with the weights on device: GROMA_DEVICE_CPU as above,
- * GROMA_DEVICE_CUDA uploads every weight once, as f32, into one device
- * arena (the registered backend's memory); activations must then come from
- * device arenas too.
+ * GROMA_DEVICE_CUDA uploads every weight once into one device arena (the
+ * registered backend's memory): the linear-layer matrices in matrix_dtype
+ * (f32, bf16 or f16; 16 bits only on the GPU), everything else f32.
+ * Activations must then come from device arenas too.
  */
-groma_status groma_model_load_on(const char *dir, groma_device device, groma_model **out);
+groma_status groma_model_load_on(const char *dir, groma_device device, groma_dtype matrix_dtype,
+								 groma_model **out);
 
 /*
  * Builds the networks cfg describes with random weights (see
  * random_weights.h) on device, for benchmarks at full size; no files.
  */
-groma_status groma_model_random(const groma_model_config *cfg, groma_device device, groma_model **out);
+groma_status groma_model_random(const groma_model_config *cfg, groma_device device, groma_dtype matrix_dtype,
+								groma_model **out);
 
 /* Frees a model and unmaps its weights; safe on NULL. */
 void		groma_model_free(groma_model *m);

@@ -30,7 +30,7 @@ groma_weight_source_random(const groma_model_config *cfg, groma_random_weights *
 {
 	memset(rw, 0, sizeof(*rw));
 	GROMA_TRY(groma_expected_tensors(cfg, &rw->expected));
-	*src = (groma_weight_source) {rw, random_find};
+	*src = (groma_weight_source) {.ctx = rw, .find = random_find};
 	return groma_ok();
 }
 

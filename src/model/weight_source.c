@@ -10,9 +10,36 @@
 
 #include "../runtime/ops.h"
 
+/* Matrix weights; see weight_source.h. */
+bool
+groma_is_matrix_weight(const char *name, int ndim)
+{
+	static const char *tables[] = {"embed_tokens.", "new_input_embs.", "query_position_embeddings.", "level_embed",
+	"mask_token"};
+	size_t		len = strlen(name);
+
+	if (ndim != 2 || len < 7 || strcmp(name + len - 7, ".weight") != 0)
+		return false;
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+		if (strstr(name, tables[i]) != NULL)
+			return false;
+	return true;
+}
+
+/* The dtype a weight gets in copies: 16 bits for matrices in device memory when asked, else f32. */
+static groma_dtype
+placed_dtype(const groma_weight_source *src, const groma_arena *copies, const char *name, int ndim)
+{
+	if (copies != NULL && copies->device != GROMA_DEVICE_CPU && src->matrix_dtype != GROMA_F32 &&
+		groma_is_matrix_weight(name, ndim))
+		return src->matrix_dtype;
+	return GROMA_F32;
+}
+
 /* A weight with no stored data (a random source): random values in copies, seeded by the name. */
 static groma_status
-bind_random(const char *name, groma_arena *copies, int ndim, const int64_t *shape, groma_tensor *out)
+bind_random(const char *name, groma_dtype dtype, groma_arena *copies, int ndim, const int64_t *shape,
+			groma_tensor *out)
 {
 	uint64_t	seed = 1469598103934665603ull;	/* FNV-1a of the name */
 	groma_status st;
@@ -21,9 +48,22 @@ bind_random(const char *name, groma_arena *copies, int ndim, const int64_t *shap
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "weight \"%s\" has no data and there is no arena for it", name);
 	for (const char *c = name; *c; c++)
 		seed = (seed ^ (uint8_t) *c) * 1099511628211ull;
-	st = groma_arena_tensor(copies, GROMA_F32, ndim, shape, out);
-	if (st.code == GROMA_OK)
+	st = groma_arena_tensor(copies, dtype, ndim, shape, out);
+	if (st.code == GROMA_OK && dtype == GROMA_F32)
 		st = groma_fill_random(out, seed, 0.02f);
+	else if (st.code == GROMA_OK)
+	{
+		/* random f32 in a temporary after the weight, narrowed into it, then given back */
+		size_t		mark = copies->used;
+		groma_tensor wide;
+
+		st = groma_arena_tensor(copies, GROMA_F32, ndim, shape, &wide);
+		if (st.code == GROMA_OK)
+			st = groma_fill_random(&wide, seed, 0.02f);
+		if (st.code == GROMA_OK)
+			st = groma_convert(&wide, out);
+		copies->used = mark;
+	}
 	if (st.code != GROMA_OK)
 		return groma_error(st.code, "weight \"%s\": %s", name, st.message);
 	return groma_ok();
@@ -31,15 +71,30 @@ bind_random(const char *name, groma_arena *copies, int ndim, const int64_t *shap
 
 /* Places a stored weight in the device arena copies as f32 (widened on the host first when needed). */
 static groma_status
-bind_on_device(const char *name, const groma_tensor *stored, groma_arena *copies, int ndim, const int64_t *shape,
-			   groma_tensor *out)
+bind_on_device(const char *name, const groma_tensor *stored, groma_dtype dtype, groma_arena *copies, int ndim,
+			   const int64_t *shape, groma_tensor *out)
 {
 	groma_tensor host;
 	float	   *owned = NULL;
-	groma_status st = groma_arena_tensor(copies, GROMA_F32, ndim, shape, out);
+	size_t		mark;
+	groma_status st = groma_arena_tensor(copies, dtype, ndim, shape, out);
 
 	if (st.code != GROMA_OK)
 		return groma_error(st.code, "weight \"%s\": %s", name, st.message);
+	if (dtype != GROMA_F32)
+	{
+		/* the f32 weight goes up into a temporary after the 16-bit one and is narrowed on the device */
+		groma_tensor f32 = *out;
+
+		mark = copies->used;
+		st = groma_arena_tensor(copies, GROMA_F32, ndim, shape, &f32);
+		if (st.code == GROMA_OK)
+			st = bind_on_device(name, stored, GROMA_F32, copies, ndim, shape, &f32);
+		if (st.code == GROMA_OK)
+			st = groma_convert(&f32, out);
+		copies->used = mark;
+		return st;
+	}
 	if (stored->dtype == GROMA_F32)
 		st = groma_host_image(stored, &host, &owned);
 	else
@@ -81,9 +136,9 @@ groma_bind(const groma_weight_source *src, groma_arena *copies, groma_tensor *ou
 						   groma_tensor_shape_str(&stored, got, sizeof(got)),
 						   groma_tensor_shape_str(&expect, want, sizeof(want)));
 	if (stored.data == NULL)
-		return bind_random(name, copies, ndim, shape, out);
+		return bind_random(name, placed_dtype(src, copies, name, ndim), copies, ndim, shape, out);
 	if (copies != NULL && copies->device != GROMA_DEVICE_CPU)
-		return bind_on_device(name, &stored, copies, ndim, shape, out);
+		return bind_on_device(name, &stored, placed_dtype(src, copies, name, ndim), copies, ndim, shape, out);
 	if (stored.dtype == GROMA_F32 && groma_tensor_is_contiguous(&stored) &&
 		((uintptr_t) stored.data % sizeof(float)) == 0)
 	{
@@ -151,7 +206,7 @@ safetensors_find(void *ctx, const char *name, groma_tensor *out)
 groma_weight_source
 groma_weight_source_safetensors(groma_st_file *file)
 {
-	groma_weight_source s = {file, safetensors_find};
+	groma_weight_source s = {.ctx = file, .find = safetensors_find};
 
 	return s;
 }

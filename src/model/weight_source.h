@@ -19,15 +19,25 @@ typedef struct groma_weight_source
 	void	   *ctx;
 	/* Finds a tensor by its original name; GROMA_ERR_FORMAT naming it when absent. */
 	groma_status (*find) (void *ctx, const char *name, groma_tensor *out);
+	/* dtype of the linear-layer matrices placed in a device arena: f32 (0, the default), bf16 or f16 */
+	groma_dtype matrix_dtype;
 } groma_weight_source;
+
+/*
+ * True for the weights that only ever feed groma_linear (2-D "*.weight"
+ * other than embedding tables and learned queries), the ones that may be
+ * stored in 16 bits.
+ */
+bool		groma_is_matrix_weight(const char *name, int ndim);
 
 /*
  * Binds the weight named by the printf-style fmt, checking it has exactly
  * ndim dimensions of the given shape (the first mismatch is reported with
  * both shapes); converts bf16/f16 or strided storage into copies.  When
- * copies is a device arena every weight is uploaded into it as f32.  A
- * stored tensor without data (a random source) becomes random values in
- * copies (uniform in ±0.02, seeded by the name).
+ * copies is a device arena every weight is uploaded into it: as f32, or
+ * in src->matrix_dtype for matrix weights.  A stored tensor without data (a
+ * random source) becomes random values in copies (uniform in ±0.02, seeded
+ * by the name), generated where copies lives.
  */
 groma_status groma_bind(const groma_weight_source *src, groma_arena *copies, groma_tensor *out,
 						int ndim, const int64_t *shape, const char *fmt,...)

@@ -50,6 +50,7 @@ typedef struct groma_device_ops
 	groma_status (*fill) (groma_tensor *t, float v);
 	groma_status (*fill_random) (groma_tensor *t, uint64_t seed, float scale);
 	groma_status (*inverse_sigmoid) (const groma_tensor *x, float eps, groma_tensor *y);
+	groma_status (*convert) (const groma_tensor *src, groma_tensor *dst);
 	groma_status (*attention) (const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,
 							   bool causal, int64_t q_offset, groma_tensor *out);
 	groma_status (*conv2d) (const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, int stride,

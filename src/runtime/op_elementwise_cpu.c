@@ -173,7 +173,7 @@ groma_concat(const groma_tensor *parts, int n, int dim, groma_tensor *y)
 	return groma_ok();
 }
 
-/* Converts f32/bf16/f16 to f32, or f32 to bf16 (contiguous, same shape). */
+/* Converts f32/bf16/f16 to f32, or f32 to bf16/f16 (contiguous, same shape, same device). */
 groma_status
 groma_convert(const groma_tensor *src, groma_tensor *dst)
 {
@@ -181,8 +181,10 @@ groma_convert(const groma_tensor *src, groma_tensor *dst)
 	bool		to_f32 = dst->dtype == GROMA_F32 &&
 		(src->dtype == GROMA_F32 || src->dtype == GROMA_BF16 || src->dtype == GROMA_F16);
 
+	if (groma_on_device(src) && groma_on_device(dst))
+		return GROMA_DEVICE_CALL("convert", convert, src, dst);
 	if (groma_on_device(src) || groma_on_device(dst))
-		return groma_no_device_op("convert");
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "convert: both tensors must be on the same device");
 	GROMA_TRY(groma_check_same_shape("convert", src, dst));
 	if (!groma_tensor_is_contiguous(src) || !groma_tensor_is_contiguous(dst))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "convert: contiguous tensors only");
@@ -197,10 +199,14 @@ groma_convert(const groma_tensor *src, groma_tensor *dst)
 		}
 		return groma_ok();
 	}
-	if (dst->dtype == GROMA_BF16 && src->dtype == GROMA_F32)
+	if ((dst->dtype == GROMA_BF16 || dst->dtype == GROMA_F16) && src->dtype == GROMA_F32)
 	{
 		for (int64_t i = 0; i < n; i++)
-			((uint16_t *) dst->data)[i] = groma_f32_to_bf16(((const float *) src->data)[i]);
+		{
+			float		v = ((const float *) src->data)[i];
+
+			((uint16_t *) dst->data)[i] = dst->dtype == GROMA_BF16 ? groma_f32_to_bf16(v) : groma_f32_to_f16(v);
+		}
 		return groma_ok();
 	}
 	return groma_error(GROMA_ERR_INVALID_ARGUMENT, "convert: %s to %s is not supported",

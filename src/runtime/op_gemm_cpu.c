@@ -1,6 +1,7 @@
 /*
  * op_gemm_cpu.c - linear and batched matmul through OpenBLAS, split over the CPU pool.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu_parallel.h"
@@ -8,6 +9,27 @@
 #include "matrix_view.h"
 #include "op_check.h"
 #include "ops.h"
+
+/* linear with 16-bit weights: widens w to f32 for this call, then the f32 path. */
+static groma_status
+linear_widened(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, groma_tensor *y)
+{
+	groma_tensor wide;
+	float	   *buf;
+	groma_status st;
+
+	if (!groma_tensor_is_contiguous(w) || w->device != GROMA_DEVICE_CPU || w->data == NULL)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "linear: w must be a contiguous CPU tensor");
+	buf = malloc(groma_tensor_numel(w) * sizeof(float) + 1);
+	if (buf == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "linear: cannot widen a %s weight", groma_dtype_name(w->dtype));
+	wide = groma_tensor_view(buf, GROMA_F32, w->ndim, w->shape);
+	st = groma_convert(w, &wide);
+	if (st.code == GROMA_OK)
+		st = groma_linear(x, &wide, b, y);
+	free(buf);
+	return st;
+}
 
 /* y[..., N] = x[..., K] · w[N, K]^T (+ b[N]). */
 groma_status
@@ -20,6 +42,8 @@ groma_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b
 
 	if (groma_on_device(x))
 		return GROMA_DEVICE_CALL("linear", linear, x, w, b, y);
+	if (w->dtype == GROMA_BF16 || w->dtype == GROMA_F16)
+		return linear_widened(x, w, b, y);
 	GROMA_TRY(groma_check_f32("linear", "x", x));
 	GROMA_TRY(groma_check_f32("linear", "w", w));
 	GROMA_TRY(groma_check_f32("linear", "y", y));

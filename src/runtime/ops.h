@@ -20,7 +20,12 @@
 #include "status.h"
 #include "tensor.h"
 
-/* y[..., N] = x[..., K] · w[N, K]^T (+ b[N]); x and y contiguous, b may be NULL. */
+/*
+ * y[..., N] = x[..., K] · w[N, K]^T (+ b[N]); x and y contiguous f32, b may
+ * be NULL.  w may be bf16 or f16: the GPU then multiplies in that type on
+ * tensor cores (x rounded to it, f32 accumulation); the CPU widens w per
+ * call (a reference, not a fast path).
+ */
 groma_status groma_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b,
 						  groma_tensor *y);
 
@@ -155,7 +160,7 @@ groma_status groma_copy(const groma_tensor *src, groma_tensor *dst);
 /* Concatenates n tensors along dim into y (every other dimension equal). */
 groma_status groma_concat(const groma_tensor *parts, int n, int dim, groma_tensor *y);
 
-/* Converts between f32, bf16 and f16 (contiguous, same shape). */
+/* Converts f32/bf16/f16 to f32, or f32 to bf16/f16 (contiguous, same shape, both on one device). */
 groma_status groma_convert(const groma_tensor *src, groma_tensor *dst);
 
 #endif							/* GROMA_OPS_H */

@@ -303,3 +303,48 @@ groma_tensor_get_f32(const groma_tensor *t, const int64_t *index)
 	}
 	return NAN;
 }
+
+/* Converts float to half bits with round-to-nearest-even. */
+uint16_t
+groma_f32_to_f16(float value)
+{
+	uint32_t	bits;
+	uint32_t	sign,
+				magnitude,
+				exponent,
+				mantissa,
+				half,
+				rest,
+				halfway;
+	int			shift;
+
+	memcpy(&bits, &value, 4);
+	sign = (bits >> 16) & 0x8000u;
+	magnitude = bits & 0x7FFFFFFFu;
+	if (magnitude > 0x7F800000u)	/* NaN: keep it quiet and keep the top payload bits */
+		return (uint16_t) (sign | 0x7E00u | ((magnitude >> 13) & 0x3FFu));
+	if (magnitude >= 0x477FF000u)	/* 65520 and above (halfway past 65504) round to infinity */
+		return (uint16_t) (sign | 0x7C00u);
+	exponent = magnitude >> 23;
+	mantissa = magnitude & 0x7FFFFFu;
+	if (exponent >= 113)
+	{
+		/* Normal half: rebias 127 -> 15 and drop 13 mantissa bits. */
+		half = ((exponent - 112) << 10) | (mantissa >> 13);
+		rest = mantissa & 0x1FFFu;
+		if (rest > 0x1000u || (rest == 0x1000u && (half & 1u)))
+			half++;				/* a carry into the exponent is still correct */
+		return (uint16_t) (sign | half);
+	}
+	if (exponent < 102)			/* below 2^-25: rounds to zero */
+		return (uint16_t) sign;
+	/* Subnormal half: value / 2^-24 = (mantissa | implicit bit) >> (126 - exponent). */
+	mantissa |= 0x800000u;
+	shift = 126 - (int) exponent;
+	half = mantissa >> shift;
+	rest = mantissa & ((1u << shift) - 1u);
+	halfway = 1u << (shift - 1);
+	if (rest > halfway || (rest == halfway && (half & 1u)))
+		half++;
+	return (uint16_t) (sign | half);
+}

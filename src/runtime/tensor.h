@@ -90,9 +90,10 @@ groma_status groma_tensor_narrow(const groma_tensor *t, int dim, int64_t start, 
 /* Returns the float at a multi-index of an f32/f16/bf16 CPU tensor (tests, slow paths). */
 float		groma_tensor_get_f32(const groma_tensor *t, const int64_t *index);
 
-/* Converts one bf16 or f16 value (bits) to float, and float to bf16 (round to nearest even). */
+/* Converts one bf16 or f16 value (bits) to float, and float to bf16 or f16 (round to nearest even). */
 float		groma_bf16_to_f32(uint16_t bits);
 float		groma_f16_to_f32(uint16_t bits);
 uint16_t	groma_f32_to_bf16(float value);
+uint16_t	groma_f32_to_f16(float value);
 
 #endif							/* GROMA_TENSOR_H */

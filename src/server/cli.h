@@ -23,6 +23,7 @@ typedef struct groma_cli_options
 	groma_jpeg_limits limits;	/* --max-image-pixels N */
 	bool		random_weights; /* --random-weights (--bench) */
 	const char *config;			/* --config real|FILE (--bench) */
+	const char *weights;		/* --weights f32|bf16|f16 (NULL: bf16 on cuda, f32 on cpu) */
 } groma_cli_options;
 
 /* --decode IMG --out FILE: writes the preprocessed tensor as safetensors; returns an exit code. */
@@ -46,6 +47,9 @@ int			groma_cli_bench(const groma_cli_options *opt);
 
 /* Makes the named device ("cpu" or "cuda") usable, registering the GPU backend for cuda. */
 groma_status groma_cli_use_device(const char *name, groma_device *device);
+
+/* The dtype of the weight matrices: --weights, else bf16 on the GPU and f32 on the CPU. */
+groma_status groma_cli_weight_dtype(const groma_cli_options *opt, groma_device device, groma_dtype *dtype);
 
 /* --device-info: prints which compute devices this build can use; returns an exit code. */
 int			groma_cli_device_info(void);

@@ -236,6 +236,8 @@ bench_run(const groma_cli_options *opt, bench *b)
 	groma_model_config cfg;
 	groma_tensor image_tokens,
 				region_tokens;
+	groma_dtype matrices;
+	char		note[128];
 	double		t0;
 	struct timespec ts;
 
@@ -244,10 +246,13 @@ bench_run(const groma_cli_options *opt, bench *b)
 	else
 		GROMA_TRY(groma_model_config_load(opt->config, &cfg));
 	GROMA_TRY(groma_cli_use_device(opt->device, &b->device));
+	GROMA_TRY(groma_cli_weight_dtype(opt, b->device, &matrices));
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	t0 = (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
-	GROMA_TRY(groma_model_random(&cfg, b->device, &b->m));
-	figure("build_ms", now_ms(b) - t0, "ms", "random f32 weights generated where they live");
+	GROMA_TRY(groma_model_random(&cfg, b->device, matrices, &b->m));
+	snprintf(note, sizeof(note), "random weights generated where they live: %s matrices, f32 the rest",
+			 groma_dtype_name(matrices));
+	figure("build_ms", now_ms(b) - t0, "ms", note);
 	GROMA_TRY(device_arena(b, b->device == GROMA_DEVICE_CUDA ? (size_t) 12 << 30 : (size_t) 3 << 30, &b->act));
 	GROMA_TRY(device_arena(b, (size_t) 1 << 30, &b->keep));
 	GROMA_TRY(groma_arena_init(&b->host, (size_t) 64 << 20));

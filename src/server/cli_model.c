@@ -27,17 +27,36 @@ groma_cli_use_device(const char *name, groma_device *device)
 #endif
 }
 
+/* The matrices' dtype; see cli.h. */
+groma_status
+groma_cli_weight_dtype(const groma_cli_options *opt, groma_device device, groma_dtype *dtype)
+{
+	const char *w = opt->weights ? opt->weights : device == GROMA_DEVICE_CUDA ? "bf16" : "f32";
+
+	if (strcmp(w, "f32") == 0)
+		*dtype = GROMA_F32;
+	else if (strcmp(w, "bf16") == 0)
+		*dtype = GROMA_BF16;
+	else if (strcmp(w, "f16") == 0)
+		*dtype = GROMA_F16;
+	else
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "--weights %s: f32, bf16 or f16", w);
+	return groma_ok();
+}
+
 /* Opens a session; see cli.h. */
 groma_status
 groma_cli_session_open(const groma_cli_options *opt, size_t act_bytes, groma_cli_session *s)
 {
 	groma_device device;
+	groma_dtype matrices;
 	bool		cuda;
 
 	memset(s, 0, sizeof(*s));
 	GROMA_TRY(groma_cli_use_device(opt->device, &device));
+	GROMA_TRY(groma_cli_weight_dtype(opt, device, &matrices));
 	cuda = device == GROMA_DEVICE_CUDA;
-	GROMA_TRY(groma_model_load_on(opt->model_dir, device, &s->model));
+	GROMA_TRY(groma_model_load_on(opt->model_dir, device, matrices, &s->model));
 	if (cuda)
 	{
 		GROMA_TRY(groma_device_arena_init(&s->act, act_bytes));

@@ -27,7 +27,8 @@ usage(FILE *f)
 			"       groma-server --device-info\n"
 			"       groma-server --version | --help\n"
 			"options:\n"
-			"  --max-image-pixels N   refuse images with more pixels (default %ld)\n",
+			"  --max-image-pixels N   refuse images with more pixels (default %ld)\n"
+			"  --weights f32|bf16|f16 linear-layer weights on the GPU (default bf16; the CPU uses f32)\n",
 			(long) GROMA_DEFAULT_MAX_IMAGE_PIXELS);
 }
 
@@ -87,6 +88,8 @@ main(int argc, char **argv)
 			opt.random_weights = true;
 		else if (strcmp(a, "--config") == 0 && has_value)
 			opt.config = argv[++i];
+		else if (strcmp(a, "--weights") == 0 && has_value)
+			opt.weights = argv[++i];
 		else if (strcmp(a, "--out") == 0 && has_value)
 			opt.out_path = argv[++i];
 		else if (strcmp(a, "--model") == 0 && has_value)

@@ -127,6 +127,54 @@ test_linear(void)
 		}
 }
 
+/*
+ * linear with bf16 and f16 weights (tensor cores; the GPU rounds x to the
+ * weight type too) against the CPU's f32 product of the same rounded
+ * weights, and the device conversion op against the CPU's.
+ */
+static void
+test_linear_16bit(void)
+{
+	static const groma_dtype types[] = {GROMA_BF16, GROMA_F16};
+
+	for (int t = 0; t < 2; t++)
+	{
+		int64_t		m = 77,
+					k = 256,
+					n = 96;
+		groma_tensor x = rand_host(2, (int64_t[]) {m, k}),
+					w = rand_host(2, (int64_t[]) {n, k}),
+					b = rand_host(1, (int64_t[]) {n}),
+					y = like_host(&(groma_tensor) {.ndim = 2, .shape = {m, n}}),
+					w16,
+					dw16,
+					back = like_host(&w),
+					dback;
+		groma_tensor dx = to_dev(&x),
+					dw = to_dev(&w),
+					db = to_dev(&b),
+					dy = to_dev(&y);
+		groma_status a,
+					g;
+
+		groma_arena_tensor(&host, types[t], 2, (int64_t[]) {n, k}, &w16);
+		groma_arena_tensor(&dev, types[t], 2, (int64_t[]) {n, k}, &dw16);
+		dback = to_dev(&back);
+		/* the device narrows w; the CPU narrows its copy: both must give the same bits */
+		g = groma_convert(&dw, &dw16);
+		a = groma_convert(&w, &w16);
+		if (g.code == GROMA_OK)
+			g = groma_convert(&dw16, &dback);
+		if (a.code == GROMA_OK)
+			a = groma_convert(&w16, &back);
+		compare("convert", types[t] == GROMA_BF16 ? "f32->bf16->f32" : "f32->f16->f32", &back, &dback, 0.0, a, g);
+		a = groma_linear(&x, &w16, &b, &y);
+		g = groma_linear(&dx, &dw16, &db, &dy);
+		compare("linear", types[t] == GROMA_BF16 ? "[77,256]x[96,256] bf16 w" : "[77,256]x[96,256] f16 w", &y, &dy,
+				types[t] == GROMA_BF16 ? 1e-4 : 1e-6, a, g);
+	}
+}
+
 /* matmul with transposes and a permuted head view. */
 static void
 test_matmul(void)
@@ -433,6 +481,7 @@ main(void)
 		return 1;
 	}
 	test_linear();
+	test_linear_16bit();
 	test_matmul();
 	test_elementwise();
 	test_rowwise();

@@ -28,4 +28,11 @@ is($rc, 2, '--bench without --config is a usage error');
 is($rc, 1, 'a missing config file exits 1');
 like($err, qr/config/, 'and names the problem');
 
+($rc, $out, $err) = run_server('--bench', '--random-weights', '--config', $config, '--weights', 'bf16');
+is($rc, 1, 'bf16 weights on the CPU are refused');
+like($err, qr/bf16 weights need the GPU/, 'and the message says why');
+($rc, $out, $err) = run_server('--bench', '--random-weights', '--config', $config, '--weights', 'int8');
+is($rc, 1, 'an unknown weight type is refused');
+like($err, qr/f32, bf16 or f16/, 'naming the choices');
+
 done_testing();

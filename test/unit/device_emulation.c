@@ -248,6 +248,14 @@ emu_fill_random(groma_tensor *t, uint64_t seed, float scale)
 }
 
 static groma_status
+emu_convert(const groma_tensor *src, groma_tensor *dst)
+{
+	groma_tensor s[2];
+
+	EMULATE(groma_convert(cpu(src, &s[0]), cpu(dst, &s[1])));
+}
+
+static groma_status
 emu_inverse_sigmoid(const groma_tensor *x, float eps, groma_tensor *y)
 {
 	groma_tensor s[2];
@@ -347,7 +355,7 @@ device_emulation_install(void)
 		.synchronize = emu_synchronize,
 		.linear = emu_linear, .matmul = emu_matmul, .unary = emu_unary, .binary = emu_binary,
 		.scale = emu_scale, .softmax = emu_softmax, .layer_norm = emu_layer_norm, .rms_norm = emu_rms_norm,
-		.rope = emu_rope, .copy = emu_copy, .fill = emu_fill, .fill_random = emu_fill_random, .inverse_sigmoid = emu_inverse_sigmoid, .attention = emu_attention, .conv2d = emu_conv2d,
+		.rope = emu_rope, .copy = emu_copy, .fill = emu_fill, .convert = emu_convert, .fill_random = emu_fill_random, .inverse_sigmoid = emu_inverse_sigmoid, .attention = emu_attention, .conv2d = emu_conv2d,
 		.group_norm = emu_group_norm, .layer_norm_channels = emu_layer_norm_channels,
 		.embedding = emu_embedding, .resize_bilinear = emu_resize_bilinear,
 		.ms_deform_attn = emu_ms_deform_attn, .roi_align = emu_roi_align,

@@ -586,7 +586,8 @@ UNIT_TEST(test_device_dispatch_without_backend)
 	CHECK(groma_attention(&d, &d, &d, 1.0f, false, 0, NULL, &d).code == GROMA_ERR_UNSUPPORTED);
 	CHECK(groma_device_arena_init(&arena, 1024).code == GROMA_ERR_UNSUPPORTED);
 	CHECK(groma_group_norm(&d, 1, NULL, NULL, 1e-5f, &d).code == GROMA_ERR_UNSUPPORTED);
-	CHECK(groma_convert(&d, &h).code == GROMA_ERR_UNSUPPORTED);
+	CHECK(groma_convert(&d, &d).code == GROMA_ERR_UNSUPPORTED);
+	CHECK(groma_convert(&d, &h).code == GROMA_ERR_INVALID_ARGUMENT);	/* one device each */
 	CHECK(groma_inverse_sigmoid(&d, 1e-5f, &d).code == GROMA_ERR_UNSUPPORTED);
 	CHECK(groma_fill(&d, 0.0f).code == GROMA_ERR_UNSUPPORTED);
 	{

@@ -74,7 +74,7 @@ UNIT_TEST(test_random_model_builds_and_runs)
 	/* the tiny files' region widths, which config.json leaves to the weights */
 	cfg.region.pos_width = 32;
 	cfg.region.region_width = 32;
-	st = groma_model_random(&cfg, GROMA_DEVICE_CPU, &m);
+	st = groma_model_random(&cfg, GROMA_DEVICE_CPU, GROMA_F32, &m);
 	CHECKF(st.code == GROMA_OK, "random model on the CPU: %s", st.message);
 	CHECK(groma_arena_init(&act, (size_t) 1 << 30).code == GROMA_OK);
 	CHECK(groma_arena_init(&out, (size_t) 64 << 20).code == GROMA_OK);
@@ -97,7 +97,7 @@ UNIT_TEST(test_random_model_builds_and_runs)
 	/* and with the weights generated in (emulated) device memory */
 	device_emulation_install();
 	m = NULL;
-	st = groma_model_random(&cfg, GROMA_DEVICE_CUDA, &m);
+	st = groma_model_random(&cfg, GROMA_DEVICE_CUDA, GROMA_BF16, &m);
 	CHECKF(st.code == GROMA_OK, "random model on the device: %s", st.message);
 	CHECK(m == NULL || m->llm.embed.device == GROMA_DEVICE_CUDA);
 	groma_model_free(m);

@@ -97,7 +97,7 @@ UNIT_TEST(test_real_graph_builds_from_real_shapes)
 	CHECK(src.count == 1177);
 	st = groma_model_config_load(unit_path("test/golden/real_config.json"), &m->cfg);
 	CHECKF(st.code == GROMA_OK, "%s", st.message);
-	m->src = (groma_weight_source) {&src, shape_find};
+	m->src = (groma_weight_source) {.ctx = &src, .find = shape_find};
 	CHECK(groma_arena_init(&m->weights, (size_t) 64 << 20).code == GROMA_OK);
 	st = groma_model_build(m);
 	CHECKF(st.code == GROMA_OK, "building the real graph: %s", st.message);
