@@ -86,16 +86,44 @@ groma_model_build(groma_model *m)
 	return groma_ok();
 }
 
-/* Bytes the weights take as f32 on a device, plus room for derived tables. */
-static size_t
-device_weights_size(const groma_checkpoint *ckpt)
+/* Sizes a device weight arena: each weight at its placed width, plus the largest f32 staging copy. */
+typedef struct device_sizer
 {
-	size_t		total = 16u << 20;
+	groma_dtype matrix_dtype;
+	size_t		total;
+	size_t		largest;		/* bytes of the largest weight as f32 */
+} device_sizer;
 
-	for (size_t i = 0; i < groma_checkpoint_count(ckpt); i++)
-		total += (size_t) groma_ckpt_tensor_numel(groma_checkpoint_tensor_at(ckpt, i)) * sizeof(float) +
-			GROMA_ARENA_ALIGN;
-	return total;
+/* Adds one weight of numel elements to the sizer. */
+static void
+size_weight(device_sizer *z, const char *name, int ndim, int64_t numel)
+{
+	size_t		f32 = (size_t) numel * sizeof(float);
+	bool		narrow = z->matrix_dtype != GROMA_F32 && groma_is_matrix_weight(name, ndim);
+
+	z->total += (narrow ? (size_t) numel * 2 : f32) + GROMA_ARENA_ALIGN;
+	if (f32 > z->largest)
+		z->largest = f32;
+}
+
+/* Bytes a device weight arena needs: every weight as placed, staging room and derived tables. */
+static size_t
+device_sizer_bytes(const device_sizer *z)
+{
+	return z->total + z->largest + GROMA_ARENA_ALIGN + (64u << 20);
+}
+
+/* Builds m's networks into its weight arena (on device) and, on the CPU, the derived Winograd weights. */
+static groma_status
+build_into(groma_model *m, groma_device device, size_t weight_bytes)
+{
+	GROMA_TRY(device == GROMA_DEVICE_CPU ? groma_arena_init(&m->weights, weight_bytes)
+			  : groma_device_arena_init(&m->weights, weight_bytes));
+	GROMA_TRY(groma_model_build(m));
+	if (device != GROMA_DEVICE_CPU)
+		return groma_ok();
+	GROMA_TRY(groma_arena_init(&m->derived, groma_region_encoder_cpu_bytes(&m->region)));
+	return groma_region_encoder_prepare_cpu(&m->region, &m->derived);
 }
 
 /* Fails unless matrix_dtype is f32, or bf16/f16 for a model on the GPU. */
@@ -153,17 +181,18 @@ groma_model_load_on(const char *dir, groma_device device, groma_dtype matrix_dty
 	}
 	if (st.code == GROMA_OK)
 	{
+		device_sizer z = {matrix_dtype, 0, 0};
+
+		for (size_t i = 0; i < groma_checkpoint_count(m->ckpt); i++)
+		{
+			const groma_ckpt_tensor *t = groma_checkpoint_tensor_at(m->ckpt, i);
+
+			size_weight(&z, t->name, t->ndim, groma_ckpt_tensor_numel(t));
+		}
 		m->src = groma_weight_source_checkpoint(m->ckpt);
 		m->src.matrix_dtype = matrix_dtype;
-		st = device == GROMA_DEVICE_CPU ? groma_arena_init(&m->weights, copies_size(m->ckpt))
-			: groma_device_arena_init(&m->weights, device_weights_size(m->ckpt));
+		st = build_into(m, device, device == GROMA_DEVICE_CPU ? copies_size(m->ckpt) : device_sizer_bytes(&z));
 	}
-	if (st.code == GROMA_OK)
-		st = groma_model_build(m);
-	if (st.code == GROMA_OK && device == GROMA_DEVICE_CPU)
-		st = groma_arena_init(&m->derived, groma_region_encoder_cpu_bytes(&m->region));
-	if (st.code == GROMA_OK && device == GROMA_DEVICE_CPU)
-		st = groma_region_encoder_prepare_cpu(&m->region, &m->derived);
 	if (st.code != GROMA_OK)
 	{
 		groma_model_free(m);
@@ -180,7 +209,6 @@ groma_model_random(const groma_model_config *cfg, groma_device device, groma_dty
 	groma_model *m = calloc(1, sizeof(*m));
 	groma_random_weights rw = {0};
 	groma_status st;
-	size_t		bytes;
 
 	*out = NULL;
 	if (m == NULL)
@@ -190,16 +218,21 @@ groma_model_random(const groma_model_config *cfg, groma_device device, groma_dty
 	if (st.code == GROMA_OK)
 		st = groma_weight_source_random(&m->cfg, &rw, &m->src);
 	m->src.matrix_dtype = matrix_dtype;
-	bytes = groma_random_weights_bytes(&rw) + (64u << 20);	/* + derived tables */
 	if (st.code == GROMA_OK)
-		st = device == GROMA_DEVICE_CPU ? groma_arena_init(&m->weights, bytes)
-			: groma_device_arena_init(&m->weights, bytes);
-	if (st.code == GROMA_OK)
-		st = groma_model_build(m);
-	if (st.code == GROMA_OK && device == GROMA_DEVICE_CPU)
-		st = groma_arena_init(&m->derived, groma_region_encoder_cpu_bytes(&m->region));
-	if (st.code == GROMA_OK && device == GROMA_DEVICE_CPU)
-		st = groma_region_encoder_prepare_cpu(&m->region, &m->derived);
+	{
+		device_sizer z = {matrix_dtype, 0, 0};
+
+		for (size_t i = 0; i < rw.expected.count; i++)
+		{
+			const groma_expected_tensor *e = &rw.expected.items[i];
+			int64_t		numel = 1;
+
+			for (int d = 0; d < e->ndim; d++)
+				numel *= e->shape[d];
+			size_weight(&z, e->name, e->ndim, numel);
+		}
+		st = build_into(m, device, device_sizer_bytes(&z));
+	}
 	groma_random_weights_free(&rw);
 	m->src = (groma_weight_source) {0};
 	if (st.code != GROMA_OK)

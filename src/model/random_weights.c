@@ -41,20 +41,3 @@ groma_random_weights_free(groma_random_weights *rw)
 	groma_expected_list_free(&rw->expected);
 	memset(rw, 0, sizeof(*rw));
 }
-
-/* Sums the f32 sizes; see random_weights.h. */
-size_t
-groma_random_weights_bytes(const groma_random_weights *rw)
-{
-	size_t		total = 0;
-
-	for (size_t i = 0; i < rw->expected.count; i++)
-	{
-		size_t		n = 1;
-
-		for (int d = 0; d < rw->expected.items[i].ndim; d++)
-			n *= (size_t) rw->expected.items[i].shape[d];
-		total += n * sizeof(float) + GROMA_ARENA_ALIGN;
-	}
-	return total;
-}

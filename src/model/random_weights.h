@@ -26,7 +26,4 @@ groma_status groma_weight_source_random(const groma_model_config *cfg, groma_ran
 /* Frees the list; safe on a zeroed one. */
 void		groma_random_weights_free(groma_random_weights *rw);
 
-/* Bytes of every listed tensor as f32. */
-size_t		groma_random_weights_bytes(const groma_random_weights *rw);
-
 #endif							/* GROMA_RANDOM_WEIGHTS_H */

@@ -91,13 +91,54 @@ golden_ids(const groma_st_file *f, const char *name, int64_t *ids, int64_t cap)
 	return n;
 }
 
+/* Reads golden image `image` (malloc'd, *len bytes) and opens its compact case; NULL when either is missing. */
+static uint8_t *
+open_case(const char *image, const char *case_name, size_t *len, groma_st_file **gold)
+{
+	char		path[512];
+	uint8_t    *jpeg = NULL;
+	FILE	   *f;
+
+	*len = 0;
+	*gold = NULL;
+	snprintf(path, sizeof(path), "test/golden/images/%s", image);
+	f = fopen(path, "rb");
+	if (f)
+	{
+		fseek(f, 0, SEEK_END);
+		*len = (size_t) ftell(f);
+		fseek(f, 0, SEEK_SET);
+		jpeg = malloc(*len + 1);
+		if (jpeg && fread(jpeg, 1, *len, f) != *len)
+			*len = 0;
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "test/golden/compact/case_%s.safetensors", case_name);
+	if (jpeg == NULL || *len == 0 || groma_st_open(path, gold).code != GROMA_OK)
+	{
+		free(jpeg);
+		return NULL;
+	}
+	return jpeg;
+}
+
+/* Rewinds every arena of a run. */
+static void
+reset_all(groma_arena *cpu_act, groma_arena *cpu_out, groma_arena *act, groma_arena *out, groma_arena *host)
+{
+	groma_arena_reset(cpu_act);
+	groma_arena_reset(cpu_out);
+	groma_arena_reset(act);
+	groma_arena_reset(out);
+	groma_arena_reset(host);
+}
+
 /* One golden image through both models; see the file comment. */
 static void
 check_image(const char *image, const char *case_name, const groma_model *cpu_model, const groma_model *gpu_model,
 			const groma_tokenizer *tok, groma_arena *cpu_act, groma_arena *cpu_out, groma_arena *act,
 			groma_arena *out, groma_arena *host)
 {
-	char		path[512];
 	groma_st_file *gold = NULL;
 	groma_jpeg_limits limits = groma_jpeg_default_limits();
 	groma_vision_result cpu,
@@ -111,32 +152,14 @@ check_image(const char *image, const char *case_name, const groma_model *cpu_mod
 				vision_ms,
 				gen_ms;
 	groma_status st;
-	FILE	   *f;
 
-	snprintf(path, sizeof(path), "test/golden/images/%s", image);
-	f = fopen(path, "rb");
-	if (f)
-	{
-		fseek(f, 0, SEEK_END);
-		len = (size_t) ftell(f);
-		fseek(f, 0, SEEK_SET);
-		jpeg = malloc(len);
-		if (jpeg && fread(jpeg, 1, len, f) != len)
-			len = 0;
-		fclose(f);
-	}
-	snprintf(path, sizeof(path), "test/golden/compact/case_%s.safetensors", case_name);
-	if (jpeg == NULL || len == 0 || groma_st_open(path, &gold).code != GROMA_OK)
+	jpeg = open_case(image, case_name, &len, &gold);
+	if (jpeg == NULL)
 	{
 		report(false, "%s: image or golden case missing", case_name, 0);
-		free(jpeg);
 		return;
 	}
-	groma_arena_reset(cpu_act);
-	groma_arena_reset(cpu_out);
-	groma_arena_reset(act);
-	groma_arena_reset(out);
-	groma_arena_reset(host);
+	reset_all(cpu_act, cpu_out, act, out, host);
 	st = groma_vision_run(cpu_model, jpeg, len, &limits, NULL, 0, cpu_act, cpu_out, cpu_out, &cpu);
 	t0 = now_ms();
 	if (st.code == GROMA_OK)
@@ -200,7 +223,6 @@ report_bf16(const char *image, const char *case_name, const groma_model *cpu_mod
 			const groma_tokenizer *tok, groma_arena *cpu_act, groma_arena *cpu_out, groma_arena *act,
 			groma_arena *out, groma_arena *host)
 {
-	char		path[512];
 	groma_st_file *gold = NULL;
 	groma_jpeg_limits limits = groma_jpeg_default_limits();
 	groma_vision_result cpu,
@@ -213,32 +235,14 @@ report_bf16(const char *image, const char *case_name, const groma_model *cpu_mod
 	int			same_kept = 0,
 				same_ids = 0;
 	groma_status st;
-	FILE	   *f;
 
-	snprintf(path, sizeof(path), "test/golden/images/%s", image);
-	f = fopen(path, "rb");
-	if (f)
-	{
-		fseek(f, 0, SEEK_END);
-		len = (size_t) ftell(f);
-		fseek(f, 0, SEEK_SET);
-		jpeg = malloc(len);
-		if (jpeg && fread(jpeg, 1, len, f) != len)
-			len = 0;
-		fclose(f);
-	}
-	snprintf(path, sizeof(path), "test/golden/compact/case_%s.safetensors", case_name);
-	if (jpeg == NULL || len == 0 || groma_st_open(path, &gold).code != GROMA_OK)
+	jpeg = open_case(image, case_name, &len, &gold);
+	if (jpeg == NULL)
 	{
 		report(false, "%s bf16: image or golden case missing", case_name, 0);
-		free(jpeg);
 		return;
 	}
-	groma_arena_reset(cpu_act);
-	groma_arena_reset(cpu_out);
-	groma_arena_reset(act);
-	groma_arena_reset(out);
-	groma_arena_reset(host);
+	reset_all(cpu_act, cpu_out, act, out, host);
 	st = groma_vision_run(cpu_model, jpeg, len, &limits, NULL, 0, cpu_act, cpu_out, cpu_out, &cpu);
 	if (st.code == GROMA_OK)
 		st = groma_vision_run(bf16_model, jpeg, len, &limits, NULL, 0, act, out, host, &gpu);

@@ -72,6 +72,54 @@ host_copy(const groma_tensor *t)
 	return h;
 }
 
+/* The tiny model on the emulated device next to the CPU model, their arenas and one golden image. */
+typedef struct device_run
+{
+	groma_model *dev_model;
+	groma_arena act,
+				out,
+				host,
+				cpu_act,
+				cpu_out;
+	uint8_t    *jpeg;
+	size_t		len;
+} device_run;
+
+/* Installs the emulation, loads the model with matrix_dtype matrices and reads golden image `image`. */
+static bool
+device_run_open(device_run *r, int image, groma_dtype matrix_dtype)
+{
+	char		path[4096];
+	groma_status st;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(path, sizeof(path), "%s%s", unit_path("test/golden/images/"), golden_cases[image].image);
+	r->jpeg = unit_read_file(path, &r->len);
+	device_emulation_install();
+	st = groma_model_load_on(unit_path("test/golden/tiny-groma"), GROMA_DEVICE_CUDA, matrix_dtype, &r->dev_model);
+	CHECKF(st.code == GROMA_OK, "loading onto the device: %s", st.message);
+	CHECK(groma_device_arena_init(&r->act, (size_t) 384 << 20).code == GROMA_OK);
+	CHECK(groma_device_arena_init(&r->out, (size_t) 64 << 20).code == GROMA_OK);
+	CHECK(groma_arena_init(&r->host, (size_t) 16 << 20).code == GROMA_OK);
+	CHECK(groma_arena_init(&r->cpu_act, (size_t) 1 << 30).code == GROMA_OK);
+	CHECK(groma_arena_init(&r->cpu_out, (size_t) 64 << 20).code == GROMA_OK);
+	return r->dev_model != NULL && r->jpeg != NULL;
+}
+
+/* Frees everything device_run_open made and removes the emulation. */
+static void
+device_run_close(device_run *r)
+{
+	groma_model_free(r->dev_model);
+	groma_arena_free(&r->act);
+	groma_arena_free(&r->out);
+	groma_arena_free(&r->host);
+	groma_arena_free(&r->cpu_act);
+	groma_arena_free(&r->cpu_out);
+	device_emulation_remove();
+	free(r->jpeg);
+}
+
 /*
  * Vision and 12 greedy steps for the first golden image with the model on
  * the emulated device: the same kept boxes, scores and image tokens as the
@@ -80,47 +128,30 @@ host_copy(const groma_tensor *t)
  */
 UNIT_TEST(test_model_runs_on_device_memory)
 {
-	groma_model *cpu_model = golden_tiny_model(),
-			   *dev_model = NULL;
+	groma_model *cpu_model = golden_tiny_model();
 	groma_tokenizer *tok = golden_tiny_tokenizer();
-	groma_arena act = {0},
-				out = {0},
-				host = {0},
-				cpu_act = {0},
-				cpu_out = {0};
 	groma_jpeg_limits limits = groma_jpeg_default_limits();
 	groma_vision_result dev,
 				ref;
 	groma_generation gen = {0};
 	golden_case gc;
+	device_run	r;
 	const char *query;
-	char		path[4096];
-	size_t		len;
-	uint8_t    *jpeg;
 	groma_status st;
 
 	if (cpu_model == NULL || tok == NULL || !golden_case_open(golden_cases[0].name, &gc))
 		return;
-	snprintf(path, sizeof(path), "%s%s", unit_path("test/golden/images/"), golden_cases[0].image);
-	jpeg = unit_read_file(path, &len);
-	device_emulation_install();
-	st = groma_model_load_on(unit_path("test/golden/tiny-groma"), GROMA_DEVICE_CUDA, GROMA_F32, &dev_model);
-	CHECKF(st.code == GROMA_OK, "loading onto the device: %s", st.message);
-	CHECK(groma_device_arena_init(&act, (size_t) 384 << 20).code == GROMA_OK);
-	CHECK(groma_device_arena_init(&out, (size_t) 64 << 20).code == GROMA_OK);
-	CHECK(groma_arena_init(&host, (size_t) 16 << 20).code == GROMA_OK);
-	CHECK(groma_arena_init(&cpu_act, (size_t) 1 << 30).code == GROMA_OK);
-	CHECK(groma_arena_init(&cpu_out, (size_t) 64 << 20).code == GROMA_OK);
-	if (dev_model == NULL || jpeg == NULL)
+	if (!device_run_open(&r, 0, GROMA_F32))
 		goto done;
-	CHECK(dev_model->llm.embed.device == GROMA_DEVICE_CUDA && dev_model->vision.pos.device == GROMA_DEVICE_CUDA);
+	CHECK(r.dev_model->llm.embed.device == GROMA_DEVICE_CUDA && r.dev_model->vision.pos.device == GROMA_DEVICE_CUDA);
 	/* a host arena that is act, or not CPU memory, is refused */
-	CHECK(groma_vision_run(dev_model, jpeg, len, &limits, NULL, 0, &act, &out, &out, &dev).code ==
+	CHECK(groma_vision_run(r.dev_model, r.jpeg, r.len, &limits, NULL, 0, &r.act, &r.out, &r.out, &dev).code ==
 		  GROMA_ERR_INVALID_ARGUMENT);
 
-	st = groma_vision_run(dev_model, jpeg, len, &limits, NULL, 0, &act, &out, &host, &dev);
+	st = groma_vision_run(r.dev_model, r.jpeg, r.len, &limits, NULL, 0, &r.act, &r.out, &r.host, &dev);
 	CHECKF(st.code == GROMA_OK, "vision on the device: %s", st.message);
-	CHECK(groma_vision_run(cpu_model, jpeg, len, &limits, NULL, 0, &cpu_act, &cpu_out, &cpu_out, &ref).code == GROMA_OK);
+	CHECK(groma_vision_run(cpu_model, r.jpeg, r.len, &limits, NULL, 0, &r.cpu_act, &r.cpu_out, &r.cpu_out,
+						   &ref).code == GROMA_OK);
 	if (st.code != GROMA_OK)
 		goto done;
 	CHECK(dev.n_regions == ref.n_regions && dev.n_regions > 0);
@@ -144,7 +175,7 @@ UNIT_TEST(test_model_runs_on_device_memory)
 	golden_compare_ids(&gc, "sel.noref.kept_indices", dev.kept, dev.n_regions);
 
 	query = groma_st_metadata(gc.compact, "prompt.gcap.query");
-	st = groma_generate(dev_model, tok, &dev, query ? query : "", 12, false, &act, &gen);
+	st = groma_generate(r.dev_model, tok, &dev, query ? query : "", 12, false, &r.act, &gen);
 	CHECKF(st.code == GROMA_OK, "generating on the device: %s", st.message);
 	if (st.code == GROMA_OK)
 	{
@@ -157,14 +188,7 @@ UNIT_TEST(test_model_runs_on_device_memory)
 	unit_note("device: %ld entry-point calls", device_emulation_calls());
 	groma_generation_free(&gen);
 done:
-	groma_model_free(dev_model);
-	groma_arena_free(&act);
-	groma_arena_free(&out);
-	groma_arena_free(&host);
-	groma_arena_free(&cpu_act);
-	groma_arena_free(&cpu_out);
-	device_emulation_remove();
-	free(jpeg);
+	device_run_close(&r);
 	golden_case_close(&gc);
 }
 
@@ -237,43 +261,27 @@ UNIT_TEST(test_transfers_on_cpu_and_device)
  */
 UNIT_TEST(test_model_with_bf16_matrices_on_device)
 {
-	groma_model *cpu_model = golden_tiny_model(),
-			   *dev_model = NULL;
+	const char *query = "[grounding]Please briefly summarize the content of this image.";
+	groma_model *cpu_model = golden_tiny_model();
 	groma_tokenizer *tok = golden_tiny_tokenizer();
-	groma_arena act = {0},
-				out = {0},
-				host = {0},
-				cpu_act = {0},
-				cpu_out = {0};
 	groma_jpeg_limits limits = groma_jpeg_default_limits();
 	groma_vision_result dev,
 				ref;
 	groma_generation gen = {0},
 				ref_gen = {0};
-	char		path[4096];
-	size_t		len;
-	uint8_t    *jpeg;
+	device_run	r;
 	groma_status st;
 
 	if (cpu_model == NULL || tok == NULL)
 		return;
-	snprintf(path, sizeof(path), "%s%s", unit_path("test/golden/images/"), golden_cases[1].image);
-	jpeg = unit_read_file(path, &len);
-	device_emulation_install();
-	st = groma_model_load_on(unit_path("test/golden/tiny-groma"), GROMA_DEVICE_CUDA, GROMA_BF16, &dev_model);
-	CHECKF(st.code == GROMA_OK, "loading bf16 matrices onto the device: %s", st.message);
-	CHECK(groma_device_arena_init(&act, (size_t) 384 << 20).code == GROMA_OK);
-	CHECK(groma_device_arena_init(&out, (size_t) 64 << 20).code == GROMA_OK);
-	CHECK(groma_arena_init(&host, (size_t) 16 << 20).code == GROMA_OK);
-	CHECK(groma_arena_init(&cpu_act, (size_t) 1 << 30).code == GROMA_OK);
-	CHECK(groma_arena_init(&cpu_out, (size_t) 64 << 20).code == GROMA_OK);
-	if (dev_model == NULL || jpeg == NULL)
+	if (!device_run_open(&r, 1, GROMA_BF16))
 		goto done;
-	CHECK(dev_model->llm.layer[0].q.dtype == GROMA_BF16 && dev_model->vision.layer[0].fc1_w.dtype == GROMA_BF16);
-	CHECK(dev_model->llm.embed.dtype == GROMA_F32 && dev_model->vision.layer[0].norm1_w.dtype == GROMA_F32);
-	st = groma_vision_run(dev_model, jpeg, len, &limits, NULL, 0, &act, &out, &host, &dev);
+	CHECK(r.dev_model->llm.layer[0].q.dtype == GROMA_BF16 && r.dev_model->vision.layer[0].fc1_w.dtype == GROMA_BF16);
+	CHECK(r.dev_model->llm.embed.dtype == GROMA_F32 && r.dev_model->vision.layer[0].norm1_w.dtype == GROMA_F32);
+	st = groma_vision_run(r.dev_model, r.jpeg, r.len, &limits, NULL, 0, &r.act, &r.out, &r.host, &dev);
 	CHECKF(st.code == GROMA_OK, "vision with bf16 matrices: %s", st.message);
-	CHECK(groma_vision_run(cpu_model, jpeg, len, &limits, NULL, 0, &cpu_act, &cpu_out, &cpu_out, &ref).code == GROMA_OK);
+	CHECK(groma_vision_run(cpu_model, r.jpeg, r.len, &limits, NULL, 0, &r.cpu_act, &r.cpu_out, &r.cpu_out,
+						   &ref).code == GROMA_OK);
 	if (st.code != GROMA_OK)
 		goto done;
 	{
@@ -288,12 +296,9 @@ UNIT_TEST(test_model_with_bf16_matrices_on_device)
 		CHECKF(d_img < 0.05, "bf16 image tokens differ by %g", d_img);
 		free(img);
 	}
-	st = groma_generate(dev_model, tok, &dev, "[grounding]Please briefly summarize the content of this image.", 12,
-						false, &act, &gen);
+	st = groma_generate(r.dev_model, tok, &dev, query, 12, false, &r.act, &gen);
 	CHECKF(st.code == GROMA_OK, "generating with bf16 matrices: %s", st.message);
-	if (st.code == GROMA_OK &&
-		groma_generate(cpu_model, tok, &ref, "[grounding]Please briefly summarize the content of this image.", 12,
-					   false, &cpu_act, &ref_gen).code == GROMA_OK)
+	if (st.code == GROMA_OK && groma_generate(cpu_model, tok, &ref, query, 12, false, &r.cpu_act, &ref_gen).code == GROMA_OK)
 	{
 		int			same = 0;
 
@@ -304,12 +309,5 @@ UNIT_TEST(test_model_with_bf16_matrices_on_device)
 	groma_generation_free(&gen);
 	groma_generation_free(&ref_gen);
 done:
-	groma_model_free(dev_model);
-	groma_arena_free(&act);
-	groma_arena_free(&out);
-	groma_arena_free(&host);
-	groma_arena_free(&cpu_act);
-	groma_arena_free(&cpu_out);
-	device_emulation_remove();
-	free(jpeg);
+	device_run_close(&r);
 }
