@@ -7,12 +7,29 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* Bytes of physical memory on this machine (0 when unknown). */
+static size_t
+physical_memory(void)
+{
+	long		pages = sysconf(_SC_PHYS_PAGES),
+				page = sysconf(_SC_PAGESIZE);
+
+	return pages > 0 && page > 0 ? (size_t) pages * (size_t) page : 0;
+}
 
 /* Allocates a CPU arena of size bytes. */
 groma_status
 groma_arena_init(groma_arena *arena, size_t size)
 {
+	size_t		ram = physical_memory();
+
 	memset(arena, 0, sizeof(*arena));
+	/* overcommit would hand out more than exists and the process would be killed when it is used */
+	if (ram > 0 && size > ram)
+		return groma_error(GROMA_ERR_NO_MEMORY, "an arena of %.1f GB is more than this machine's %.1f GB of memory",
+						   (double) size / 1e9, (double) ram / 1e9);
 	size = (size + GROMA_ARENA_ALIGN - 1) & ~(size_t) (GROMA_ARENA_ALIGN - 1);
 	arena->base = aligned_alloc(GROMA_ARENA_ALIGN, size > 0 ? size : GROMA_ARENA_ALIGN);
 	if (arena->base == NULL)

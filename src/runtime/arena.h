@@ -25,7 +25,7 @@ typedef struct groma_arena
 	groma_device device;
 } groma_arena;
 
-/* Allocates a CPU arena of size bytes. */
+/* Allocates a CPU arena of size bytes; more than the machine's physical memory is refused (GROMA_ERR_NO_MEMORY). */
 groma_status groma_arena_init(groma_arena *arena, size_t size);
 
 /* Allocates an arena of size bytes in accelerator memory (GROMA_ERR_UNSUPPORTED without a backend). */

@@ -35,4 +35,14 @@ like($err, qr/bf16 weights need the GPU/, 'and the message says why');
 is($rc, 1, 'an unknown weight type is refused');
 like($err, qr/f32, bf16 or f16/, 'naming the choices');
 
+# The real configuration in f32 on a machine with less memory than its weights: a clear refusal, no OOM kill.
+open(my $mi, '<', '/proc/meminfo');
+my ($kb) = join('', <$mi>) =~ /MemTotal:\s+(\d+) kB/;
+SKIP: {
+    skip('this machine has room for the real f32 weights: nothing to refuse', 2) unless $kb && $kb * 1024 < 29e9;
+    ($rc, $out, $err) = run_server('--bench', '--random-weights', '--config', 'real');
+    is($rc, 1, 'the real configuration on a small machine fails cleanly');
+    like($err, qr/more than this machine's .* GB of memory/, 'saying how much memory it would need');
+}
+
 done_testing();
