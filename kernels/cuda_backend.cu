@@ -76,7 +76,7 @@ groma_cuda_status(cudaError_t err, const char *what)
 	return groma_error(GROMA_ERR_DEVICE, "%s: %s (%s)", what, cudaGetErrorString(err), cudaGetErrorName(err));
 }
 
-/* Maps a cuBLAS error to a status; a failed execution is checked for a sticky CUDA error. */
+/* Maps a cuBLAS error to a status; any failure is checked for a sticky CUDA error behind it. */
 groma_status
 groma_cublas_status(cublasStatus_t st, const char *what)
 {
@@ -84,8 +84,8 @@ groma_cublas_status(cublasStatus_t st, const char *what)
 		return groma_ok();
 	if (st == CUBLAS_STATUS_ALLOC_FAILED)
 		return groma_error(GROMA_ERR_NO_MEMORY, "%s: cuBLAS is out of memory", what);
-	if (st == CUBLAS_STATUS_EXECUTION_FAILED)
 	{
+		/* after a sticky fault cuBLAS fails in several ways: look at the CUDA error behind any failure */
 		groma_status cuda = groma_cuda_status(cudaPeekAtLastError(), what);
 
 		if (cuda.code == GROMA_ERR_DEVICE_LOST)
@@ -122,15 +122,22 @@ groma_cuda_check_f32(const char *op, const char *what, const groma_tensor *t)
 	return groma_ok();
 }
 
-/* Allocates device memory; NULL when out of memory. */
+/*
+ * Allocates device memory; NULL on failure, which groma_cuda_status
+ * classifies: out of memory is cleared, a pending sticky error (reported by
+ * cudaMalloc too) marks the process lost (see groma_cuda_lost).
+ */
 static void *
 device_alloc(size_t bytes)
 {
 	void	   *p = NULL;
+	cudaError_t err = cudaMalloc(&p, bytes);
 
-	if (cudaMalloc(&p, bytes) != cudaSuccess)
+	if (err != cudaSuccess || lost)
 	{
-		cudaGetLastError();		/* an allocation failure is not sticky: clear it */
+		(void) groma_cuda_status(err, "cudaMalloc");
+		if (err == cudaSuccess)
+			cudaFree(p);
 		return NULL;
 	}
 	return p;
@@ -213,6 +220,7 @@ groma_cuda_register(void)
 	groma_cuda_ops.scale = groma_cuda_scale;
 	groma_cuda_ops.copy = groma_cuda_copy;
 	groma_cuda_ops.fill = groma_cuda_fill;
+	groma_cuda_ops.lost = groma_cuda_lost;
 	groma_cuda_ops.convert = groma_cuda_convert;
 	groma_cuda_ops.fill_random = groma_cuda_fill_random;
 	groma_cuda_ops.inverse_sigmoid = groma_cuda_inverse_sigmoid;

@@ -7,15 +7,18 @@
 #include <time.h>
 
 #include "../image/preprocess.h"
+#include "../runtime/device_ops.h"
 #include "../runtime/op_check.h"
 #include "../runtime/ops.h"
 
-/* Returns a monotonic clock reading in milliseconds. */
+/* Returns a monotonic clock reading in milliseconds, once the work queued on act's device has finished. */
 static double
-now_ms(void)
+now_ms(const groma_arena *act)
 {
 	struct timespec ts;
 
+	if (act->device == GROMA_DEVICE_CUDA && groma_cuda_ops.synchronize)
+		(void) groma_cuda_ops.synchronize();	/* a failure resurfaces at the next call */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
@@ -69,7 +72,8 @@ vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_
 	groma_proposer_outputs prop;
 	groma_region_maps maps;
 	groma_status st = groma_ok();
-	size_t		mark = act->used;
+	size_t		mark = act->used,
+				host_mark;
 	float	   *boxes;
 	double		t0;
 
@@ -78,7 +82,7 @@ vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "at most %d refer boxes, got %d", GROMA_MAX_REFER_BOXES, n_refer);
 
 	/* 1. decode and preprocess: pixels [1, 3, 448, 448] */
-	t0 = now_ms();
+	t0 = now_ms(act);
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {1, 3, GROMA_IMAGE_SIZE, GROMA_IMAGE_SIZE}, &pixels));
 	{
 		decode_job	j = {jpeg, len, limits, res};
@@ -88,16 +92,16 @@ vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_
 	for (int i = 0; i < n_refer; i++)
 		GROMA_TRY(groma_refer_box_from_pixels(refer_px[4 * i], refer_px[4 * i + 1], refer_px[4 * i + 2],
 											  refer_px[4 * i + 3], res->width, res->height, refer[i]));
-	res->timing.decode_ms = now_ms() - t0;
+	res->timing.decode_ms = now_ms(act) - t0;
 
 	/* 2. DINOv2: hidden [L + 1, 1, T, C] */
-	t0 = now_ms();
+	t0 = now_ms(act);
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {layers + 1, 1, tokens, c}, &hidden));
 	GROMA_TRY(groma_dinov2_forward(&m->vision, &pixels, act, &hidden, NULL));
-	res->timing.dinov2_ms = now_ms() - t0;
+	res->timing.dinov2_ms = now_ms(act) - t0;
 
 	/* 3. image tokens: merged [1, (n/2)², 4C] → bridge [1, (n/2)², D] */
-	t0 = now_ms();
+	t0 = now_ms(act);
 	GROMA_TRY(groma_tensor_narrow(&hidden, 0, layers, 1, &last));
 	GROMA_TRY(groma_tensor_reshape(&last, 3, (int64_t[]) {1, tokens, c}, &last));
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {1, half * half, 4 * c}, &merged));
@@ -109,19 +113,21 @@ vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_
 		GROMA_TRY(groma_tensor_reshape(&res->image_tokens, 3, (int64_t[]) {1, half * half, d}, &features));
 		GROMA_TRY(groma_bridge_forward(&m->bridge, &merged, act, &features));
 	}
-	res->timing.bridge_ms = now_ms() - t0;
+	res->timing.bridge_ms = now_ms(act) - t0;
 
-	/* 4. proposer */
-	t0 = now_ms();
-	GROMA_TRY(groma_proposer_forward(&m->proposer, &hidden, act, act, host, &prop));
-	res->timing.proposer_ms = now_ms() - t0;
-
-	/* 5. selection: proposals of the last decoder layer plus refer boxes */
-	t0 = now_ms();
+	/* 4. proposer; the result arrays come first in host, its host-side data after them */
 	res->kept = carve(host, (size_t) (k + n_refer), sizeof(int64_t), &st);
 	res->boxes = st.code == GROMA_OK ? carve(host, (size_t) (k + n_refer) * 4, sizeof(float), &st) : NULL;
 	res->scores = st.code == GROMA_OK ? carve(host, (size_t) (k + n_refer), sizeof(float), &st) : NULL;
-	boxes = st.code == GROMA_OK ? carve(host, (size_t) k * 4, sizeof(float), &st) : NULL;	/* [K, 4] last layer */
+	GROMA_TRY(st);
+	host_mark = host->used;
+	t0 = now_ms(act);
+	GROMA_TRY(groma_proposer_forward(&m->proposer, &hidden, act, act, host, &prop));
+	res->timing.proposer_ms = now_ms(act) - t0;
+
+	/* 5. selection: proposals of the last decoder layer plus refer boxes */
+	t0 = now_ms(act);
+	boxes = carve(host, (size_t) k * 4, sizeof(float), &st);	/* [K, 4] last layer */
 	GROMA_TRY(st);
 	{
 		groma_tensor last_boxes;
@@ -133,19 +139,20 @@ vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_
 		for (int i = 0; i < res->n_regions; i++)
 			res->scores[i] = res->kept[i] < k ? ((const float *) prop.scores.data)[res->kept[i]] : 1.0f;
 	}
+	host->used = host_mark;		/* the proposer's top-k, scores and box copies are not part of the result */
 	res->n_refer = n_refer;
 	if (n_refer > 0)
 		GROMA_TRY(groma_match_refer_boxes(&refer[0][0], n_refer, res->boxes, res->n_regions, res->refer_match, NULL));
-	res->timing.select_ms = now_ms() - t0;
+	res->timing.select_ms = now_ms(act) - t0;
 
 	/* 6. region tokens [N, D] */
-	t0 = now_ms();
+	t0 = now_ms(act);
 	GROMA_TRY(groma_region_fuse(&m->region, &hidden, act, act, &maps));
-	res->timing.fuse_ms = now_ms() - t0;
+	res->timing.fuse_ms = now_ms(act) - t0;
 	GROMA_TRY(groma_arena_tensor(out, GROMA_F32, 2, (int64_t[]) {res->n_regions, d}, &res->region_tokens));
 	GROMA_TRY(groma_region_tokens(&m->region, &maps, 0, res->boxes, res->n_regions, act, &res->region_tokens,
 								  NULL, NULL, NULL));
-	res->timing.region_ms = now_ms() - t0;
+	res->timing.region_ms = now_ms(act) - t0;
 	act->used = mark;
 	return groma_ok();
 }

@@ -48,6 +48,9 @@ groma_device_arena_init(groma_arena *arena, size_t size)
 		return groma_error(GROMA_ERR_UNSUPPORTED, "no accelerator backend is available");
 	size = (size + GROMA_ARENA_ALIGN - 1) & ~(size_t) (GROMA_ARENA_ALIGN - 1);
 	arena->base = groma_cuda_ops.alloc(size > 0 ? size : GROMA_ARENA_ALIGN);
+	if (arena->base == NULL && groma_cuda_ops.lost && groma_cuda_ops.lost())
+		return groma_error(GROMA_ERR_DEVICE_LOST, "cannot allocate %zu bytes of device memory: the GPU was lost to a "
+						   "sticky error; restart the process", size);
 	if (arena->base == NULL)
 		return groma_error(GROMA_ERR_NO_MEMORY, "cannot allocate %zu bytes of device memory", size);
 	arena->size = size;

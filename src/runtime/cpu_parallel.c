@@ -14,8 +14,9 @@
 #define MAX_THREADS 256
 /* polls of the job counter before a thread sleeps on the condition variable */
 #define SPIN_POLLS 20000
-/* GEMMs below this many multiply-adds run as one call */
+/* a GEMM chunk has at least this many multiply-adds, and a GEMM at most this many chunks */
 #define GEMM_SPLIT_MIN ((int64_t) 1 << 21)
+#define GEMM_MAX_CHUNKS 16
 
 void		openblas_set_num_threads(int num_threads);
 
@@ -205,13 +206,14 @@ typedef struct gemm_job
 {
 	bool		trans_a,
 				trans_b,
-				split_rows;		/* parts own rows of C (else columns) */
+				split_rows;		/* chunks are rows of C (else columns) */
 	int64_t		m,
 				n,
 				k,
 				lda,
 				ldb,
-				ldc;
+				ldc,
+				chunk;			/* rows (or columns) per chunk: a function of the shape only */
 	float		alpha,
 				beta;
 	const float *a,
@@ -219,47 +221,61 @@ typedef struct gemm_job
 	float	   *c;
 } gemm_job;
 
-/* One part of a split GEMM: the rows (or columns) [begin, end) of C. */
+/* Chunks [begin, end) of a split GEMM, one OpenBLAS call each. */
 static void
 gemm_part(void *ctx, int64_t begin, int64_t end, int part)
 {
 	const gemm_job *g = ctx;
-	const float *a = g->a,
-			   *b = g->b;
-	float	   *c = g->c;
-	int64_t		m = g->m,
-				n = g->n;
+	int64_t		span = g->split_rows ? g->m : g->n;
 
-	if (g->split_rows)
+	for (int64_t ch = begin; ch < end; ch++)
 	{
-		a += g->trans_a ? begin : begin * g->lda;	/* A is [M, K] (or stored [K, M]) */
-		c += begin * g->ldc;
-		m = end - begin;
+		int64_t		first = ch * g->chunk,
+					count = first + g->chunk <= span ? g->chunk : span - first;
+		const float *a = g->a,
+				   *b = g->b;
+		float	   *c = g->c;
+		int64_t		m = g->m,
+					n = g->n;
+
+		if (g->split_rows)
+		{
+			a += g->trans_a ? first : first * g->lda;	/* A is [M, K] (or stored [K, M]) */
+			c += first * g->ldc;
+			m = count;
+		}
+		else
+		{
+			b += g->trans_b ? first * g->ldb : first;	/* B is [K, N] (or stored [N, K]) */
+			c += first;
+			n = count;
+		}
+		cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans, g->trans_b ? CblasTrans : CblasNoTrans,
+					(int) m, (int) n, (int) g->k, g->alpha, a, (int) g->lda, b, (int) g->ldb, g->beta, c, (int) g->ldc);
 	}
-	else
-	{
-		b += g->trans_b ? begin * g->ldb : begin;	/* B is [K, N] (or stored [N, K]) */
-		c += begin;
-		n = end - begin;
-	}
-	cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans, g->trans_b ? CblasTrans : CblasNoTrans,
-				(int) m, (int) n, (int) g->k, g->alpha, a, (int) g->lda, b, (int) g->ldb, g->beta, c, (int) g->ldc);
 }
 
-/* Split GEMM; see cpu_parallel.h. */
+/*
+ * Split GEMM; see cpu_parallel.h.  The chunks depend on the shape alone (at
+ * most GEMM_MAX_CHUNKS, each at least GEMM_SPLIT_MIN multiply-adds, a
+ * multiple of 16 rows or columns), so every element comes from the same
+ * OpenBLAS call whatever the pool size or load: results do not depend on
+ * the machine's core count.
+ */
 void
 groma_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
 			const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 {
-	gemm_job	g = {trans_a, trans_b, m >= n, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
-	int64_t		work = m * n * (k > 0 ? k : 1);
+	gemm_job	g = {trans_a, trans_b, m >= n, m, n, k, lda, ldb, ldc, 0, alpha, beta, a, b, c};
 	int64_t		span = g.split_rows ? m : n;
-	/* rows/columns per part: enough multiply-adds to pay for a wake-up, 16-aligned */
-	int64_t		chunk = work >= GEMM_SPLIT_MIN ? GEMM_SPLIT_MIN / (work / span) + 1 : span;
+	int64_t		per_line = (g.split_rows ? n : m) * (k > 0 ? k : 1);	/* multiply-adds per row (column) */
+	int64_t		chunk = (span + GEMM_MAX_CHUNKS - 1) / GEMM_MAX_CHUNKS;
 
 	if (m <= 0 || n <= 0)
 		return;
-	if (chunk < 16)
-		chunk = 16;
-	groma_parallel_for(span, chunk, gemm_part, &g);
+	if (chunk * per_line < GEMM_SPLIT_MIN)
+		chunk = (GEMM_SPLIT_MIN + per_line - 1) / per_line;
+	chunk = (chunk + 15) / 16 * 16;
+	g.chunk = chunk < span ? chunk : span;
+	groma_parallel_for((span + g.chunk - 1) / g.chunk, 1, gemm_part, &g);
 }

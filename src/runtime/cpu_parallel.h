@@ -33,7 +33,11 @@ int			groma_cpu_threads(void);
  */
 int			groma_parallel_for(int64_t n, int64_t min_chunk, groma_range_fn fn, void *ctx);
 
-/* Row-major single-precision GEMM, C = alpha·op(A)·op(B) + beta·C, split over the pool. */
+/*
+ * Row-major single-precision GEMM, C = alpha·op(A)·op(B) + beta·C, split
+ * over the pool in chunks fixed by the shape, so the result does not depend
+ * on the number of threads.
+ */
 void		groma_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
 						const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
 						float *c, int64_t ldc);

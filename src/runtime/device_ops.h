@@ -34,6 +34,7 @@ typedef struct groma_device_ops
 	groma_status (*to_device) (void *dst, const void *src, size_t bytes);
 	groma_status (*to_host) (void *dst, const void *src, size_t bytes);
 	groma_status (*synchronize) (void);
+	bool		(*lost) (void);	/* true once the device hit a sticky error (restart the process) */
 	/* ops, same contracts as ops.h */
 	groma_status (*linear) (const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, groma_tensor *y);
 	groma_status (*matmul) (const groma_tensor *a, bool trans_a, const groma_tensor *b, bool trans_b,

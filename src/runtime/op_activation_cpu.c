@@ -107,12 +107,12 @@ GROMA_SIMD_CLONES static void
 softmax_row_lanes(float *row, int64_t n)
 {
 	float		lane_max[LANES],
-				lane_sum[LANES],
-				max = -INFINITY,
-				sum = 0.0f;
+				max = -INFINITY;
+	double		lane_sum[LANES],
+				sum = 0.0;
 	int64_t		body = n / LANES * LANES;
 
-	/* eight running maxima and sums, so both passes vectorise */
+	/* eight running maxima and (double) sums, so both passes vectorise */
 	for (int l = 0; l < LANES; l++)
 		lane_max[l] = -INFINITY;
 	for (int64_t i = 0; i < body; i += LANES)
@@ -129,7 +129,7 @@ softmax_row_lanes(float *row, int64_t n)
 		return;
 	}
 	for (int l = 0; l < LANES; l++)
-		lane_sum[l] = 0.0f;
+		lane_sum[l] = 0.0;
 	for (int64_t i = 0; i < body; i += LANES)
 		for (int l = 0; l < LANES; l++)
 		{
@@ -144,7 +144,7 @@ softmax_row_lanes(float *row, int64_t n)
 	for (int l = 0; l < LANES; l++)
 		sum += lane_sum[l];
 	for (int64_t i = 0; i < n; i++)
-		row[i] = row[i] / sum;
+		row[i] = (float) (row[i] / sum);
 }
 
 /* Softmax of one row in place (max-subtracted; an all -inf row becomes zeros). */

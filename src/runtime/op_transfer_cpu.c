@@ -21,7 +21,8 @@ groma_fill(groma_tensor *t, float v)
 
 	if (groma_on_device(t))
 		return GROMA_DEVICE_CALL("fill", fill, t, v);
-	GROMA_TRY(groma_check_f32("fill", "t", t));
+	if (t->dtype != GROMA_F32 || (t->data == NULL && groma_tensor_numel(t) > 0))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "fill: an f32 tensor is needed");
 	for (int d = 0; d < 4; d++)
 	{
 		int			td = d - (4 - t->ndim);
@@ -177,5 +178,14 @@ groma_host_image(const groma_tensor *t, groma_tensor *host, float **owned)
 		}
 		return st;
 	}
-	return groma_copy(t, host);
+	{
+		groma_status st = groma_copy(t, host);
+
+		if (st.code != GROMA_OK)
+		{
+			free(*owned);
+			*owned = NULL;
+		}
+		return st;
+	}
 }

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../../src/runtime/cpu_parallel.h"
 #include "../../src/runtime/device_ops.h"
 #include "../../src/runtime/ops.h"
 #include "../../src/runtime/ops_spatial.h"
@@ -270,7 +271,9 @@ emu_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *
 {
 	groma_tensor s[4];
 	groma_arena scratch;
-	groma_status st = groma_arena_init(&scratch, (size_t) 64 << 20);
+	/* the CPU op keeps 64 score rows of Tk per pool thread */
+	groma_status st = groma_arena_init(&scratch, (size_t) groma_cpu_threads() * 64 * (size_t) (k->shape[2] + 1) *
+									   sizeof(float) + 4096);
 
 	if (st.code != GROMA_OK)
 		return st;

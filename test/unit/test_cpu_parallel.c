@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "unit.h"
 #include "../../src/runtime/cpu_math.h"
@@ -163,4 +164,60 @@ UNIT_TEST(test_exp_lanes_accuracy)
 	CHECK(groma_exp_lanes(-INFINITY) == 0.0f);
 	CHECK(groma_exp_lanes(-100.0f) == 0.0f);
 	CHECK(isnan(groma_exp_lanes(NAN)));
+}
+
+typedef struct gemm_args
+{
+	int64_t		m,
+				n,
+				k;
+	const float *a,
+			   *b;
+	float	   *c;
+} gemm_args;
+
+/* Runs groma_sgemm (A·Bᵀ) for items [begin, end) into their own outputs, from inside pool parts. */
+static void
+nested_gemm(void *ctx, int64_t begin, int64_t end, int part)
+{
+	const gemm_args *g = ctx;
+
+	for (int64_t i = begin; i < end; i++)
+		groma_sgemm(false, true, g->m, g->n, g->k, 1.0f, g->a, g->k, g->b, g->k, 0.0f, g->c + i * g->m * g->n, g->n);
+}
+
+/*
+ * The split GEMM gives the same bits on the whole pool and on one thread
+ * (its chunks depend on the shape only): two products computed inside pool
+ * parts, where nested calls cannot use the pool, equal the pooled one.
+ */
+UNIT_TEST(test_split_sgemm_independent_of_threads)
+{
+	static const int64_t shapes[][3] = {{1025, 512, 256}, {64, 2048, 300}, {300, 256, 256}};
+
+	for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
+	{
+		int64_t		m = shapes[s][0],
+					n = shapes[s][1],
+					k = shapes[s][2];
+		float	   *a = malloc((size_t) (m * k) * sizeof(float));
+		float	   *b = malloc((size_t) (n * k) * sizeof(float));
+		float	   *pooled = malloc((size_t) (m * n) * sizeof(float));
+		float	   *single = malloc((size_t) (2 * m * n) * sizeof(float));
+		gemm_args	g = {m, n, k, a, b, single};
+
+		for (int64_t i = 0; i < m * k; i++)
+			a[i] = (float) ((i * 2654435761u) % 2000) / 1000.0f - 1.0f;
+		for (int64_t i = 0; i < n * k; i++)
+			b[i] = (float) ((i * 40503u) % 2000) / 1000.0f - 1.0f;
+		groma_sgemm(false, true, m, n, k, 1.0f, a, k, b, k, 0.0f, pooled, n);
+		groma_parallel_for(2, 1, nested_gemm, &g);
+		CHECKF(memcmp(pooled, single, (size_t) (m * n) * sizeof(float)) == 0 &&
+			   memcmp(pooled, single + m * n, (size_t) (m * n) * sizeof(float)) == 0,
+			   "%lldx%lldx%lld: pooled and single-thread products differ", (long long) m, (long long) n, (long long) k);
+		free(a);
+		free(b);
+		free(pooled);
+		free(single);
+	}
 }

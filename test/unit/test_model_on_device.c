@@ -14,6 +14,7 @@
 #include "device_emulation.h"
 #include "golden_case.h"
 #include "../../src/model/generate.h"
+#include "../../src/runtime/device_ops.h"
 #include "../../src/runtime/ops.h"
 
 /* Writes into emulated device memory from a child; returns true when the child died instead of finishing. */
@@ -310,4 +311,33 @@ UNIT_TEST(test_model_with_bf16_matrices_on_device)
 	groma_generation_free(&ref_gen);
 done:
 	device_run_close(&r);
+}
+
+/* A backend whose allocations fail, lost or merely full. */
+static bool fake_lost;
+
+static void *
+failing_alloc(size_t bytes)
+{
+	return NULL;
+}
+
+static bool
+fake_lost_query(void)
+{
+	return fake_lost;
+}
+
+/* A failed device allocation says out of memory, or device lost once the backend reports a sticky error. */
+UNIT_TEST(test_device_arena_reports_lost_device)
+{
+	groma_device_ops saved = groma_cuda_ops;
+	groma_arena a;
+
+	groma_cuda_ops = (groma_device_ops) {.name = "failing", .alloc = failing_alloc, .lost = fake_lost_query};
+	fake_lost = false;
+	CHECK(groma_device_arena_init(&a, 4096).code == GROMA_ERR_NO_MEMORY);
+	fake_lost = true;
+	CHECK(groma_device_arena_init(&a, 4096).code == GROMA_ERR_DEVICE_LOST);
+	groma_cuda_ops = saved;
 }
