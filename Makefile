@@ -70,7 +70,11 @@ $(patsubst %.c,build/server/%.o,$(wildcard src/runtime/op_*_cpu.c)): SERVER_CFLA
 -include $(shell find build/server -name '*.d' 2>/dev/null)
 
 kernels/%.o: kernels/%.cu kernels/groma_cuda.h kernels/cuda_common.h $(wildcard src/runtime/*.h)
-	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+	$(NVCC) $(NVCC_FLAGS) $(NVCC_EXTRA_$(notdir $*)) -c $< -o $@
+
+# The spatial kernels round like their CPU twins (built without FMA): no contraction,
+# explicit fmaf where the CPU has one.
+NVCC_EXTRA_ops_spatial = -fmad=false
 
 groma-server: $(patsubst %.c,build/server/%.o,$(SERVER_SRCS)) $(LIB_OBJS) $(CUDA_OBJS)
 	$(CXX) -o $@ $^ $(SERVER_LIBS)

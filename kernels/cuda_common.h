@@ -38,6 +38,16 @@ groma_cuda_launched(const char *what)
 /* Fails unless t is a contiguous f32 tensor on the device. */
 groma_status groma_cuda_check_f32(const char *op, const char *what, const groma_tensor *t);
 
+/* Fails with GROMA_ERR_LIMIT when a GEMM dimension does not fit cuBLAS's int. */
+static inline groma_status
+groma_cuda_gemm_dims(const char *op, int64_t m, int64_t n, int64_t k)
+{
+	if (m > 2147483647 || n > 2147483647 || k > 2147483647)
+		return groma_error(GROMA_ERR_LIMIT, "%s: a dimension over 2^31 - 1 (%lld x %lld x %lld)", op, (long long) m,
+						   (long long) n, (long long) k);
+	return groma_ok();
+}
+
 /* Blocks of threads for n elements. */
 static inline unsigned
 groma_cuda_blocks(int64_t n, int threads)

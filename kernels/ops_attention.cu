@@ -61,9 +61,10 @@ attention_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh, int
 		}
 		chunk_max = groma_block_max(s, scratch);
 		new_m = fmaxf(m, chunk_max);
-		pj = j < kend ? expf(s - new_m) : 0.0f;
+		/* a chunk of only -inf scores (masked out) keeps everything at zero, as the CPU does */
+		pj = j < kend && new_m != -INFINITY ? expf(s - new_m) : 0.0f;
 		p[threadIdx.x] = pj;
-		corr = m == -INFINITY ? 0.0f : expf(m - new_m);
+		corr = m == -INFINITY || new_m == -INFINITY ? 0.0f : expf(m - new_m);
 		l = l * corr + groma_block_sum(pj, scratch);	/* also orders p[] writes before reads */
 		for (int r = 0; r < 2; r++)
 		{
@@ -94,7 +95,7 @@ attention_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh, int
 static groma_status
 operand(const char *what, const groma_tensor *t, bhtd *o)
 {
-	if (t->dtype != GROMA_F32 || t->device != GROMA_DEVICE_CUDA || t->ndim != 4 ||
+	if (t->data == NULL || t->dtype != GROMA_F32 || t->device != GROMA_DEVICE_CUDA || t->ndim != 4 ||
 		(t->stride[3] != 1 && t->shape[3] > 1))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention: %s must be an f32 CUDA [B,H,T,D] tensor, D contiguous", what);
 	o->data = (const float *) t->data;

@@ -82,6 +82,7 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 		(b && groma_tensor_numel(b) != c_out))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "conv2d: y or b has the wrong shape");
 	direct = kh == 1 && kw == 1 && stride == 1 && padding == 0;
+	GROMA_TRY(groma_cuda_gemm_dims("conv2d", plane, c_out, kdim));
 	if (!direct)
 	{
 		if (scratch == NULL || scratch->device != GROMA_DEVICE_CUDA)
@@ -90,28 +91,36 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 		if (col == NULL)
 			return groma_error(GROMA_ERR_NO_MEMORY, "conv2d: device scratch arena too small for im2col");
 	}
-	for (int64_t n = 0; n < batch; n++)
+	for (int64_t n = 0; n < batch && c_out > 0 && plane > 0; n++)
 	{
 		const float *xn = (const float *) x->data + n * c_in * h * wd;
 		float	   *yn = (float *) y->data + n * c_out * plane;	/* [O, Ho·Wo] */
-		groma_status st;
+		groma_status st = groma_ok();
 
-		if (!direct)
+		if (!direct && kdim > 0)
 		{
 			im2col_kernel<<<groma_cuda_blocks(kdim * plane, THREADS), THREADS, 0, groma_cuda_stream()>>>(
 				xn, c_in, h, wd, kh, kw, stride, padding, ho, wo, col);
-			GROMA_TRY(groma_cuda_launched("conv2d im2col"));
+			st = groma_cuda_launched("conv2d im2col");
 		}
-		fill_channels_kernel<<<groma_cuda_blocks(c_out * plane, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-			yn, b ? (const float *) b->data : NULL, c_out, plane);
-		GROMA_TRY(groma_cuda_launched("conv2d bias"));
-		/* y[O, P] += w[O, K] · col[K, P], as yᵀ = colᵀ · wᵀ in column-major */
-		st = groma_cublas_status(cublasSgemm(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) plane, (int) c_out,
-											 (int) kdim, &one, direct ? xn : col, (int) plane,
-											 (const float *) w->data, (int) kdim, &one, yn, (int) plane),
-								 "conv2d: cublasSgemm");
+		if (st.code == GROMA_OK)
+		{
+			fill_channels_kernel<<<groma_cuda_blocks(c_out * plane, THREADS), THREADS, 0, groma_cuda_stream()>>>(
+				yn, b ? (const float *) b->data : NULL, c_out, plane);
+			st = groma_cuda_launched("conv2d bias");
+		}
+		/* y[O, P] += w[O, K] · col[K, P], as yᵀ = colᵀ · wᵀ in column-major (no input channels: the bias alone) */
+		if (st.code == GROMA_OK && kdim > 0)
+			st = groma_cublas_status(cublasSgemm(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) plane, (int) c_out,
+												 (int) kdim, &one, direct ? xn : col, (int) plane,
+												 (const float *) w->data, (int) kdim, &one, yn, (int) plane),
+									 "conv2d: cublasSgemm");
 		if (st.code != GROMA_OK)
+		{
+			if (scratch)
+				scratch->used = mark;	/* the im2col buffer goes back on failure too */
 			return st;
+		}
 	}
 	if (scratch)
 		scratch->used = mark;

@@ -161,7 +161,8 @@ groma_cuda_binary(bool multiply, const groma_tensor *a, const groma_tensor *b, g
 
 	GROMA_TRY(groma_cuda_check_f32("add/mul", "a", a));
 	GROMA_TRY(groma_cuda_check_f32("add/mul", "y", y));
-	if (b->dtype != GROMA_F32 || b->device != GROMA_DEVICE_CUDA || !groma_tensor_same_shape(a, y) || off < 0)
+	if (b->data == NULL || b->dtype != GROMA_F32 || b->device != GROMA_DEVICE_CUDA || !groma_tensor_same_shape(a, y) ||
+		off < 0)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "add/mul: operands do not fit");
 	shape = groma_cuda_dims4(y);
 	for (int i = 0; i < 4; i++)

@@ -97,6 +97,7 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 	m = k > 0 ? groma_tensor_numel(x) / k : 0;
 	if (m == 0 || n == 0)
 		return groma_ok();
+	GROMA_TRY(groma_cuda_gemm_dims("linear", m, n, k));
 	beta = 0.0f;
 	if (b || k == 0)
 	{
@@ -115,10 +116,14 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 
 		if (xh == NULL)
 			return st;
-		return groma_cublas_status(cublasGemmEx(groma_cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, (int) n, (int) m, (int) k,
-												&one, w->data, type, (int) k, xh, type, (int) k, &beta, y->data,
-												CUDA_R_32F, (int) n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-								   "linear: cublasGemmEx (16-bit weights)");
+		/* the handle is pedantic for the f32 GEMMs' sake; 16-bit products may take any tensor-core kernel */
+		cublasSetMathMode(groma_cuda_blas(), CUBLAS_DEFAULT_MATH);
+		st = groma_cublas_status(cublasGemmEx(groma_cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, (int) n, (int) m, (int) k,
+											  &one, w->data, type, (int) k, xh, type, (int) k, &beta, y->data,
+											  CUDA_R_32F, (int) n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+								 "linear: cublasGemmEx (16-bit weights)");
+		cublasSetMathMode(groma_cuda_blas(), CUBLAS_PEDANTIC_MATH);
+		return st;
 	}
 	return groma_cublas_status(cublasSgemm(groma_cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, (int) n, (int) m, (int) k,
 										   &one, (const float *) w->data, (int) k, (const float *) x->data, (int) k,
@@ -165,6 +170,18 @@ groma_cuda_convert(const groma_tensor *src, groma_tensor *dst)
 	return groma_cuda_launched("convert");
 }
 
+/* Zeroes every [m, n] matrix of the (row-major, ld-strided) batch view c. */
+static groma_status
+groma_fill_matrices(const groma_matrix_view *c, int64_t m, int64_t n)
+{
+	for (int64_t i0 = 0; i0 < c->batch[0]; i0++)
+		for (int64_t i1 = 0; i1 < c->batch[1]; i1++)
+			GROMA_TRY(groma_cuda_status(cudaMemset2DAsync((float *) c->data + i0 * c->bstride[0] + i1 * c->bstride[1],
+														  (size_t) c->ld * sizeof(float), 0, (size_t) n * sizeof(float),
+														  (size_t) m, groma_cuda_stream()), "matmul: zero fill"));
+	return groma_ok();
+}
+
 /* c = alpha · op(a) · op(b) over up to two batch dimensions; see ops.h. */
 extern "C" groma_status
 groma_cuda_matmul(const groma_tensor *a, bool trans_a, const groma_tensor *b, bool trans_b, float alpha,
@@ -182,6 +199,11 @@ groma_cuda_matmul(const groma_tensor *a, bool trans_a, const groma_tensor *b, bo
 	GROMA_TRY(groma_matrix_view_of("b", b, GROMA_DEVICE_CUDA, &vb));
 	GROMA_TRY(groma_matrix_view_of("c", c, GROMA_DEVICE_CUDA, &vc));
 	GROMA_TRY(groma_matrix_product_dims(&va, trans_a, &vb, trans_b, &vc, &m, &k, &n));
+	if (m == 0 || n == 0)
+		return groma_ok();
+	GROMA_TRY(groma_cuda_gemm_dims("matmul", m, n, k));
+	if (k == 0)
+		return groma_fill_matrices(&vc, m, n);	/* an empty sum: zeros, as on the CPU */
 	for (int64_t i0 = 0; i0 < vc.batch[0]; i0++)
 		for (int64_t i1 = 0; i1 < vc.batch[1]; i1++)
 		{

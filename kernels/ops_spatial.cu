@@ -14,7 +14,7 @@ source_index(float scale, int64_t d, bool align_corners)
 	if (align_corners)
 		return scale * (float) d;
 	{
-		float		s = scale * ((float) d + 0.5f) - 0.5f;
+		float		s = fmaf(scale, (float) d + 0.5f, -0.5f);	/* fused, as the CPU's table */
 
 		return s < 0.0f ? 0.0f : s;
 	}
@@ -120,8 +120,9 @@ msda_kernel(const float *value, const float *loc, const float *attn, float *out,
 		for (int p = 0; p < n_points; p++)
 		{
 			int			k = l * n_points + p;
-			float		him = lrow[2 * k + 1] * (float) hl - 0.5f;
-			float		wim = lrow[2 * k] * (float) wl - 0.5f;
+			/* unnormalised as the CPU (and PyTorch's CPU grid sampler) does: ((2·loc - 1) + 1)·(size / 2) - 0.5 */
+			float		him = ((2.0f * lrow[2 * k + 1] - 1.0f) + 1.0f) * ((float) hl / 2.0f) - 0.5f;
+			float		wim = ((2.0f * lrow[2 * k] - 1.0f) + 1.0f) * ((float) wl / 2.0f) - 0.5f;
 			float		val = 0.0f;
 
 			if (him > -1.0f && wim > -1.0f && him < (float) hl && wim < (float) wl)
@@ -155,14 +156,21 @@ groma_cuda_ms_deform_attn(const groma_tensor *value, const int64_t *spatial_shap
 						  const groma_tensor *attention_weights, groma_tensor *out)
 {
 	msda_levels lv;
-	int64_t		batch = value->shape[0],
-				s = value->shape[1],
-				heads = value->shape[2],
-				dh = value->shape[3],
+	int64_t		batch,
+				s,
+				heads,
+				dh,
 				q,
 				n;
 
-	GROMA_TRY(groma_cuda_check_f32("ms_deform_attn", "value", value));
+	if (spatial_shapes == NULL || level_start == NULL)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "ms_deform_attn: level shapes and starts are needed");
+	GROMA_TRY(groma_cuda_check_f32("ms_deform_attn", "value", value));	/* before its shape is read */
+	batch = value->shape[0];
+	s = value->shape[1];
+	heads = value->shape[2];
+	dh = value->shape[3];
+
 	GROMA_TRY(groma_cuda_check_f32("ms_deform_attn", "sampling_locations", sampling_locations));
 	GROMA_TRY(groma_cuda_check_f32("ms_deform_attn", "attention_weights", attention_weights));
 	GROMA_TRY(groma_cuda_check_f32("ms_deform_attn", "out", out));
@@ -309,8 +317,10 @@ groma_cuda_roi_align(const groma_tensor *feat, const groma_tensor *rois, float s
 	GROMA_TRY(groma_cuda_check_f32("roi_align", "rois", rois));
 	GROMA_TRY(groma_cuda_check_f32("roi_align", "out", out));
 	if (feat->ndim != 4 || rois->ndim != 2 || rois->shape[1] != 5 || out->ndim != 4 ||
-		out->shape[0] != rois->shape[0] || out->shape[1] != feat->shape[1])
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "roi_align: feat [B,C,H,W], rois [M,5] and out [M,C,oh,ow] do not fit");
+		out->shape[0] != rois->shape[0] || out->shape[1] != feat->shape[1] || feat->shape[2] <= 0 ||
+		feat->shape[3] <= 0 || out->shape[2] <= 0 || out->shape[3] <= 0)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT,
+						   "roi_align: feat [B,C,H,W], rois [M,5] and out [M,C,oh,ow] with positive sizes do not fit");
 	if (sampling_ratio <= 0)
 		return groma_error(GROMA_ERR_UNSUPPORTED, "roi_align: adaptive sampling is not supported on the GPU");
 	if (sampling_ratio > GROMA_ROI_ALIGN_MAX_GRID || !isfinite(spatial_scale))

@@ -320,6 +320,92 @@ test_attention(groma_arena *scratch)
 	}
 }
 
+/*
+ * attention on the views the model passes: q/k/v/out as [B, H, T, D]
+ * permutations of [B, T, H, D] buffers (DINOv2, proposer, LLaMA prefill),
+ * and a causal chunk of 5 queries at offset 35 against 40 keys.
+ */
+static void
+test_attention_views(groma_arena *scratch)
+{
+	static const int64_t shapes[][4] = {{1, 1025, 4, 64}, {1, 40, 4, 128}};	/* [B, T, H, D] */
+
+	for (size_t s = 0; s < 2; s++)
+	{
+		groma_tensor qb = rand_host(4, shapes[s]),
+					kb = rand_host(4, shapes[s]),
+					vb = rand_host(4, shapes[s]),
+					ob = like_host(&qb);
+		groma_tensor dqb = to_dev(&qb),
+					dkb = to_dev(&kb),
+					dvb = to_dev(&vb),
+					dob = to_dev(&ob);
+		groma_tensor q,
+					k,
+					v,
+					o,
+					dq,
+					dk,
+					dv,
+					dout;
+		int			perm[4] = {0, 2, 1, 3};
+		bool		causal = s == 1;
+		int64_t		offset = causal ? 35 : 0;
+
+		groma_tensor_permute(&qb, perm, &q);
+		groma_tensor_permute(&kb, perm, &k);
+		groma_tensor_permute(&vb, perm, &v);
+		groma_tensor_permute(&ob, perm, &o);
+		groma_tensor_permute(&dqb, perm, &dq);
+		groma_tensor_permute(&dkb, perm, &dk);
+		groma_tensor_permute(&dvb, perm, &dv);
+		groma_tensor_permute(&dob, perm, &dout);
+		if (causal)
+		{
+			/* the last 5 queries (positions 35..39) see keys 0..their own position */
+			groma_tensor_narrow(&q, 2, 35, 5, &q);
+			groma_tensor_narrow(&o, 2, 35, 5, &o);
+			groma_tensor_narrow(&dq, 2, 35, 5, &dq);
+			groma_tensor_narrow(&dout, 2, 35, 5, &dout);
+		}
+		compare("attention", causal ? "head views, causal chunk at 35" : "head views [1,1025,4,64]", &ob, &dob, 1e-10,
+				groma_attention(&q, &k, &v, 0.125f, causal, offset, scratch, &o),
+				groma_attention(&dq, &dk, &dv, 0.125f, causal, offset, NULL, &dout));
+	}
+}
+
+/* fill on narrowed rows, fill_random (bit-identical to the CPU) and inverse_sigmoid. */
+static void
+test_fills(void)
+{
+	groma_tensor t = rand_host(2, (int64_t[]) {50, 64}),
+				dt = to_dev(&t),
+				rows,
+				drows,
+				r = like_host(&t),
+				dr = to_dev(&r),
+				x = rand_host(2, (int64_t[]) {7, 33}),
+				y = like_host(&x),
+				dx,
+				dy;
+
+	groma_tensor_narrow(&t, 0, 10, 5, &rows);
+	groma_tensor_narrow(&dt, 0, 10, 5, &drows);
+	compare("fill", "rows 10..14 of [50,64]", &t, &dt, 0.0, groma_fill(&rows, 0.0f), groma_fill(&drows, 0.0f));
+	compare("fill_random", "[50,64] seed 9", &r, &dr, 0.0, groma_fill_random(&r, 9, 0.3f),
+			groma_fill_random(&dr, 9, 0.3f));
+	/* values outside [0, 1] and at the ends exercise the clamps */
+	((float *) x.data)[0] = 0.0f;
+	((float *) x.data)[1] = 1.0f;
+	((float *) x.data)[2] = 2.5f;
+	for (int64_t i = 3; i < 7 * 33; i++)
+		((float *) x.data)[i] = 0.5f + 0.5f * ((float *) x.data)[i];
+	dx = to_dev(&x);
+	dy = to_dev(&y);
+	compare("inv_sigmoid", "[7,33] with 0, 1, 2.5", &y, &dy, 1e-12, groma_inverse_sigmoid(&x, 1e-5f, &y),
+			groma_inverse_sigmoid(&dx, 1e-5f, &dy));
+}
+
 /* conv2d, GroupNorm, channel LayerNorm and embedding. */
 static void
 test_conv_norm(groma_arena *scratch)
@@ -486,6 +572,8 @@ main(void)
 	test_elementwise();
 	test_rowwise();
 	test_attention(&scratch);
+	test_attention_views(&scratch);
+	test_fills();
 	test_conv_norm(&scratch);
 	test_spatial();
 	printf("%d passed, %d failed\n", passed, failed);

@@ -221,6 +221,9 @@ emu_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, float the
 {
 	groma_tensor s[1];
 
+	if (positions != NULL)
+		return groma_error(GROMA_ERR_UNSUPPORTED, "rope: explicit positions are not supported on the GPU");
+
 	EMULATE(groma_rope(cpu(x, &s[0]), positions, start_pos, theta));
 }
 
@@ -229,6 +232,9 @@ emu_copy(const groma_tensor *src, groma_tensor *dst)
 {
 	groma_tensor s[2];
 
+	if (src->device != dst->device && (!groma_tensor_is_contiguous(src) || !groma_tensor_is_contiguous(dst)))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "copy: host/device transfers need contiguous tensors");
+
 	EMULATE(groma_copy(cpu(src, &s[0]), cpu(dst, &s[1])));
 }
 
@@ -236,6 +242,9 @@ static groma_status
 emu_fill(groma_tensor *t, float v)
 {
 	groma_tensor s[1];
+
+	if (!groma_tensor_is_contiguous(t))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "fill: contiguous tensors only on the GPU");
 
 	EMULATE(groma_fill(cpu(t, &s[0]), v));
 }
@@ -271,6 +280,9 @@ emu_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *
 {
 	groma_tensor s[4];
 	groma_arena scratch;
+
+	if (q->shape[3] > 256)
+		return groma_error(GROMA_ERR_UNSUPPORTED, "attention: head dimension %lld over 256", (long long) q->shape[3]);
 	/* the CPU op keeps 64 score rows of Tk per pool thread */
 	groma_status st = groma_arena_init(&scratch, (size_t) groma_cpu_threads() * 64 * (size_t) (k->shape[2] + 1) *
 									   sizeof(float) + 4096);
@@ -289,6 +301,10 @@ emu_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, 
 		   groma_arena_ref scratch, groma_tensor *y)
 {
 	groma_tensor s[4];
+	bool		direct = w->shape[2] == 1 && w->shape[3] == 1 && stride == 1 && padding == 0;
+
+	if (!direct && (scratch == NULL || scratch->device != GROMA_DEVICE_CUDA))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "conv2d: a device scratch arena is needed on the GPU");
 
 	EMULATE(groma_conv2d(cpu(x, &s[0]), cpu(w, &s[1]), cpu(b, &s[2]), stride, padding, scratch, cpu(y, &s[3])));
 }
@@ -316,6 +332,9 @@ emu_embedding(const groma_tensor *ids, const groma_tensor *table, groma_tensor *
 {
 	groma_tensor s[3];
 
+	if (table->dtype != GROMA_F32 || ids->device != GROMA_DEVICE_CPU)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "embedding: host ids [T] and device table [V, D] give y [T, D]");
+
 	EMULATE(groma_embedding(cpu(ids, &s[0]), cpu(table, &s[1]), cpu(y, &s[2])));
 }
 
@@ -333,6 +352,8 @@ emu_ms_deform_attn(const groma_tensor *value, const int64_t *shapes, const int64
 {
 	groma_tensor s[4];
 
+	if (n_levels > 8)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "ms_deform_attn: at most 8 levels on the GPU");
 	EMULATE(groma_ms_deform_attn(cpu(value, &s[0]), shapes, starts, n_levels, n_points, cpu(loc, &s[1]),
 								 cpu(weights, &s[2]), cpu(out, &s[3])));
 }
@@ -343,6 +364,8 @@ emu_roi_align(const groma_tensor *feat, const groma_tensor *rois, float spatial_
 {
 	groma_tensor s[3];
 
+	if (sampling_ratio <= 0)
+		return groma_error(GROMA_ERR_UNSUPPORTED, "roi_align: adaptive sampling is not supported on the GPU");
 	EMULATE(groma_roi_align(cpu(feat, &s[0]), cpu(rois, &s[1]), spatial_scale, sampling_ratio, aligned,
 							cpu(out, &s[2])));
 }

@@ -3,7 +3,10 @@
  * one: "device" memory is host memory kept inaccessible (PROT_NONE) except
  * while a device entry point runs, and every op runs the CPU twin.  Code
  * that reads or writes a device tensor's data directly, instead of through
- * an op or a transfer, faults at once.
+ * an op or a transfer, faults at once.  Entry points refuse what the CUDA
+ * backend refuses (strided fills and host/device copies, explicit rope
+ * positions, adaptive RoIAlign sampling, ...), so CPU-only CI catches model
+ * code the GPU would reject.
  */
 #ifndef GROMA_DEVICE_EMULATION_H
 #define GROMA_DEVICE_EMULATION_H
