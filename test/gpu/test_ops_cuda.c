@@ -276,6 +276,35 @@ test_rowwise(void)
 		compare("rope", "[2,9,4,64] from 17", &x, &dx, 1e-11, groma_rope(&x, NULL, 17, 10000.0f),
 				groma_rope(&dx, NULL, 17, 10000.0f));
 	}
+	{
+		/* LLaMA's geometry late in a long prompt: large angles */
+		groma_tensor x = rand_host(4, (int64_t[]) {1, 3, 32, 128});
+		groma_tensor dx = to_dev(&x);
+
+		compare("rope", "[1,3,32,128] from 3000", &x, &dx, 1e-11, groma_rope(&x, NULL, 3000, 10000.0f),
+				groma_rope(&dx, NULL, 3000, 10000.0f));
+	}
+	{
+		/* the KV-cache store: [T, H·Dh] rows, viewed [1, H, T, Dh], into layer 1, positions 10..14 of [L, H, cap, Dh] */
+		groma_tensor cache = like_host(&(groma_tensor) {.ndim = 4, .shape = {2, 4, 64, 32}}),
+					src = rand_host(2, (int64_t[]) {5, 4 * 32});
+		groma_tensor dcache = to_dev(&cache),
+					dsrc = to_dev(&src);
+		groma_tensor dst,
+					ddst,
+					view,
+					dview;
+
+		groma_tensor_narrow(&cache, 0, 1, 1, &dst);
+		groma_tensor_narrow(&dst, 2, 10, 5, &dst);
+		groma_tensor_narrow(&dcache, 0, 1, 1, &ddst);
+		groma_tensor_narrow(&ddst, 2, 10, 5, &ddst);
+		groma_tensor_reshape(&src, 4, (int64_t[]) {1, 5, 4, 32}, &view);
+		groma_tensor_permute(&view, (int[]) {0, 2, 1, 3}, &view);
+		groma_tensor_reshape(&dsrc, 4, (int64_t[]) {1, 5, 4, 32}, &dview);
+		groma_tensor_permute(&dview, (int[]) {0, 2, 1, 3}, &dview);
+		compare("copy", "KV-cache store at 10", &cache, &dcache, 0.0, groma_copy(&view, &dst), groma_copy(&dview, &ddst));
+	}
 }
 
 /* attention: full, causal, and a KV-cache step, with head views. */
