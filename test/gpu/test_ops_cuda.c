@@ -472,6 +472,20 @@ test_conv_norm(groma_arena *scratch)
 				groma_conv2d(&dx, &dw, &db, stride, pad, &dscratch, &dy));
 	}
 	{
+		/* the region encoder's per-level conv: 100 regions of [E, 14, 14], 3x3, padding 1 */
+		groma_tensor x = rand_host(4, (int64_t[]) {100, 32, 14, 14}),
+					w = rand_host(4, (int64_t[]) {32, 32, 3, 3}),
+					b = rand_host(1, (int64_t[]) {32}),
+					y = like_host(&x);
+		groma_tensor dx = to_dev(&x),
+					dw = to_dev(&w),
+					db = to_dev(&b),
+					dy = to_dev(&y);
+
+		compare("conv2d", "[100,32,14,14] k3 s1 p1", &y, &dy, 1e-10, groma_conv2d(&x, &w, &b, 1, 1, scratch, &y),
+				groma_conv2d(&dx, &dw, &db, 1, 1, &dscratch, &dy));
+	}
+	{
 		groma_tensor x = rand_host(4, (int64_t[]) {2, 128, 16, 16}),
 					w = rand_host(1, (int64_t[]) {128}),
 					b = rand_host(1, (int64_t[]) {128}),
@@ -564,6 +578,38 @@ test_spatial(void)
 					groma_roi_align(&feat, &rois, 0.5f, 2, aligned, &out),
 					groma_roi_align(&df, &dr, 0.5f, 2, aligned, &dout));
 		}
+	}
+	/* the region encoder's geometry: bilinear n -> n, 2n, 4n with align_corners, RoIAlign of
+	 * (cx, cy, w, h)·448 boxes read as corners at scales 8/14, 4/14, 2/14 */
+	for (int l = 0; l < 3; l++)
+	{
+		int64_t		side = 32 << (2 - l);
+		groma_tensor x = rand_host(4, (int64_t[]) {1, 8, 32, 32}),
+					y = like_host(&(groma_tensor) {.ndim = 4, .shape = {1, 8, side, side}}),
+					rois = rand_host(2, (int64_t[]) {25, 5}),
+					out = like_host(&(groma_tensor) {.ndim = 4, .shape = {25, 8, 14, 14}});
+		groma_tensor dx = to_dev(&x),
+					dy = to_dev(&y),
+					dr,
+					dout = to_dev(&out);
+		char		name[64];
+
+		snprintf(name, sizeof(name), "32x32->%lldx%lld ac1 (level %d)", (long long) side, (long long) side, l);
+		compare("bilinear", name, &y, &dy, 1e-11, groma_resize_bilinear(&x, true, &y),
+				groma_resize_bilinear(&dx, true, &dy));
+		for (int m = 0; m < 25; m++)
+		{
+			float	   *r = (float *) rois.data + m * 5;
+
+			r[0] = 0.0f;
+			for (int k = 1; k < 5; k++)
+				r[k] = (0.5f + 0.5f * r[k]) * (k < 3 ? 1.0f : 0.5f) * 448.0f;
+		}
+		dr = to_dev(&rois);
+		snprintf(name, sizeof(name), "level %d, scale %d/14", l, 8 >> l);
+		compare("roi_align", name, &out, &dout, 1e-11,
+				groma_roi_align(&y, &rois, (float) (1.0 / (14.0 / (double) (8 >> l))), 2, true, &out),
+				groma_roi_align(&dy, &dr, (float) (1.0 / (14.0 / (double) (8 >> l))), 2, true, &dout));
 	}
 }
 
