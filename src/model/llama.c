@@ -244,14 +244,18 @@ groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_ten
 	return groma_ok();
 }
 
-/* Returns the first index of the largest value. */
+/* Returns the first index of the largest value; a NaN counts as the largest, as in torch.argmax. */
 int64_t
 groma_argmax(const float *logits, int64_t n)
 {
 	int64_t		best = 0;
 
-	for (int64_t i = 1; i < n; i++)
+	for (int64_t i = 0; i < n; i++)
+	{
+		if (isnan(logits[i]))
+			return i;
 		if (logits[i] > logits[best])
 			best = i;
+	}
 	return best;
 }

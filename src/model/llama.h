@@ -82,7 +82,7 @@ groma_status groma_llama_embed(const groma_llama *m, const int64_t *ids, int64_t
 groma_status groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_tensor *x,
 								 groma_arena *act, float *logits, groma_tensor *final_hidden);
 
-/* Returns the index of the largest logit (first on ties), as torch.argmax. */
+/* Returns the first index of the largest of n values; the first NaN wins, as in torch.argmax. */
 int64_t		groma_argmax(const float *logits, int64_t n);
 
 #endif							/* GROMA_LLAMA_H */

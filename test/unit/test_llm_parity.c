@@ -126,3 +126,16 @@ UNIT_TEST(test_llm_parity_golden)
 	}
 	groma_arena_free(&act);
 }
+
+/* argmax: the first of equal maxima, and the first NaN over any number (torch.argmax). */
+UNIT_TEST(test_argmax_ties_and_nan)
+{
+	float		ties[5] = {1.0f, 3.0f, 2.0f, 3.0f, -1.0f},
+				nans[5] = {1.0f, 9.0f, NAN, 2.0f, NAN},
+				inf[3] = {-INFINITY, INFINITY, INFINITY};
+
+	CHECK(groma_argmax(ties, 5) == 1);
+	CHECK(groma_argmax(nans, 5) == 2);
+	CHECK(groma_argmax(inf, 3) == 1);
+	CHECK(groma_argmax(ties, 1) == 0);
+}
