@@ -12,6 +12,7 @@
 #include "../../kernels/groma_cuda.h"
 #include "../../src/runtime/device_ops.h"
 #include "../../src/runtime/ops.h"
+#include "../../src/model/image_tokens.h"
 #include "../../src/runtime/ops_spatial.h"
 
 static int	passed,
@@ -403,6 +404,64 @@ test_attention_views(groma_arena *scratch)
 	}
 }
 
+/*
+ * The remaining model shapes: the 2x2 neighbour merge (strided cell views
+ * copied into a narrowed last dimension), LayerNorm without weight and bias,
+ * softmax over 4-wide rows (deformable attention weights) and a 16-bit
+ * linear with 3-D input and a single output (the class heads).
+ */
+static void
+test_model_shapes(void)
+{
+	{
+		groma_tensor last = rand_host(3, (int64_t[]) {1, 1 + 32 * 32, 16}),
+					merged = like_host(&(groma_tensor) {.ndim = 3, .shape = {1, 16 * 16, 64}});
+		groma_tensor dlast = to_dev(&last),
+					dmerged = to_dev(&merged);
+
+		compare("merge", "[1,1025,16] -> [1,256,64]", &merged, &dmerged, 0.0, groma_merge_neighbours(&last, &merged),
+				groma_merge_neighbours(&dlast, &dmerged));
+	}
+	{
+		groma_tensor x = rand_host(2, (int64_t[]) {37, 96}),
+					y = like_host(&x),
+					p = rand_host(2, (int64_t[]) {200, 4}),
+					q = like_host(&p);
+		groma_tensor dx = to_dev(&x),
+					dy = to_dev(&y),
+					dp = to_dev(&p),
+					dq = to_dev(&q);
+
+		compare("layer_norm", "[37,96] no w, b", &y, &dy, 1e-11, groma_layer_norm(&x, NULL, NULL, 1e-6f, &y),
+				groma_layer_norm(&dx, NULL, NULL, 1e-6f, &dy));
+		compare("softmax", "[200,4]", &q, &dq, 1e-11, groma_softmax(&p, &q), groma_softmax(&dp, &dq));
+	}
+	{
+		groma_tensor x = rand_host(3, (int64_t[]) {2, 50, 64}),
+					w = rand_host(2, (int64_t[]) {1, 64}),
+					b = rand_host(1, (int64_t[]) {1}),
+					y = like_host(&(groma_tensor) {.ndim = 3, .shape = {2, 50, 1}}),
+					w16;
+		groma_tensor dx = to_dev(&x),
+					dw = to_dev(&w),
+					db = to_dev(&b),
+					dy = to_dev(&y),
+					dw16;
+		groma_status a,
+					g;
+
+		groma_arena_tensor(&host, GROMA_BF16, 2, (int64_t[]) {1, 64}, &w16);
+		groma_arena_tensor(&dev, GROMA_BF16, 2, (int64_t[]) {1, 64}, &dw16);
+		a = groma_convert(&w, &w16);
+		g = groma_convert(&dw, &dw16);
+		if (a.code == GROMA_OK)
+			a = groma_linear(&x, &w16, &b, &y);
+		if (g.code == GROMA_OK)
+			g = groma_linear(&dx, &dw16, &db, &dy);
+		compare("linear", "[2,50,64]x[1,64] bf16 w", &y, &dy, 1e-4, a, g);
+	}
+}
+
 /* fill on narrowed rows, fill_random (bit-identical to the CPU) and inverse_sigmoid. */
 static void
 test_fills(void)
@@ -649,6 +708,7 @@ main(void)
 	test_attention(&scratch);
 	test_attention_views(&scratch);
 	test_fills();
+	test_model_shapes();
 	test_conv_norm(&scratch);
 	test_spatial();
 	printf("%d passed, %d failed\n", passed, failed);
