@@ -122,22 +122,32 @@ open_case(const char *image, const char *case_name, size_t *len, groma_st_file *
 	return jpeg;
 }
 
+/* What every image of a run shares: the CPU reference model, the tokenizer and the arenas. */
+typedef struct run_ctx
+{
+	const groma_model *cpu_model;
+	const groma_tokenizer *tok;
+	groma_arena cpu_act,
+				cpu_out,		/* CPU model: scratch, results */
+				act,
+				out,			/* GPU model: scratch, results (device) */
+				host;			/* GPU model: result arrays */
+} run_ctx;
+
 /* Rewinds every arena of a run. */
 static void
-reset_all(groma_arena *cpu_act, groma_arena *cpu_out, groma_arena *act, groma_arena *out, groma_arena *host)
+reset_all(run_ctx *r)
 {
-	groma_arena_reset(cpu_act);
-	groma_arena_reset(cpu_out);
-	groma_arena_reset(act);
-	groma_arena_reset(out);
-	groma_arena_reset(host);
+	groma_arena_reset(&r->cpu_act);
+	groma_arena_reset(&r->cpu_out);
+	groma_arena_reset(&r->act);
+	groma_arena_reset(&r->out);
+	groma_arena_reset(&r->host);
 }
 
 /* One golden image through both models; see the file comment. */
 static void
-check_image(const char *image, const char *case_name, const groma_model *cpu_model, const groma_model *gpu_model,
-			const groma_tokenizer *tok, groma_arena *cpu_act, groma_arena *cpu_out, groma_arena *act,
-			groma_arena *out, groma_arena *host)
+check_image(const char *image, const char *case_name, const groma_model *gpu_model, run_ctx *r)
 {
 	groma_st_file *gold = NULL;
 	groma_jpeg_limits limits = groma_jpeg_default_limits();
@@ -159,11 +169,11 @@ check_image(const char *image, const char *case_name, const groma_model *cpu_mod
 		report(false, "%s: image or golden case missing", case_name, 0);
 		return;
 	}
-	reset_all(cpu_act, cpu_out, act, out, host);
-	st = groma_vision_run(cpu_model, jpeg, len, &limits, NULL, 0, cpu_act, cpu_out, cpu_out, &cpu);
+	reset_all(r);
+	st = groma_vision_run(r->cpu_model, jpeg, len, &limits, NULL, 0, &r->cpu_act, &r->cpu_out, &r->cpu_out, &cpu);
 	t0 = now_ms();
 	if (st.code == GROMA_OK)
-		st = groma_vision_run(gpu_model, jpeg, len, &limits, NULL, 0, act, out, host, &gpu);
+		st = groma_vision_run(gpu_model, jpeg, len, &limits, NULL, 0, &r->act, &r->out, &r->host, &gpu);
 	vision_ms = now_ms() - t0;
 	if (st.code != GROMA_OK)
 	{
@@ -192,7 +202,7 @@ check_image(const char *image, const char *case_name, const groma_model *cpu_mod
 	{
 		const char *query = groma_st_metadata(gold, "prompt.gcap.query");
 
-		st = groma_generate(gpu_model, tok, &gpu, query ? query : "", 12, false, act, &gen);
+		st = groma_generate(gpu_model, r->tok, &gpu, query ? query : "", 12, false, &r->act, &gen);
 	}
 	gen_ms = now_ms() - t0;
 	n_want = golden_ids(gold, "prompt.gcap.generated_ids", want, 128);
@@ -219,9 +229,7 @@ done:
  * f32 CPU run, token errors, and how many greedy ids agree with the golden.
  */
 static void
-report_bf16(const char *image, const char *case_name, const groma_model *cpu_model, const groma_model *bf16_model,
-			const groma_tokenizer *tok, groma_arena *cpu_act, groma_arena *cpu_out, groma_arena *act,
-			groma_arena *out, groma_arena *host)
+report_bf16(const char *image, const char *case_name, const groma_model *bf16_model, run_ctx *r)
 {
 	groma_st_file *gold = NULL;
 	groma_jpeg_limits limits = groma_jpeg_default_limits();
@@ -242,10 +250,10 @@ report_bf16(const char *image, const char *case_name, const groma_model *cpu_mod
 		report(false, "%s bf16: image or golden case missing", case_name, 0);
 		return;
 	}
-	reset_all(cpu_act, cpu_out, act, out, host);
-	st = groma_vision_run(cpu_model, jpeg, len, &limits, NULL, 0, cpu_act, cpu_out, cpu_out, &cpu);
+	reset_all(r);
+	st = groma_vision_run(r->cpu_model, jpeg, len, &limits, NULL, 0, &r->cpu_act, &r->cpu_out, &r->cpu_out, &cpu);
 	if (st.code == GROMA_OK)
-		st = groma_vision_run(bf16_model, jpeg, len, &limits, NULL, 0, act, out, host, &gpu);
+		st = groma_vision_run(bf16_model, jpeg, len, &limits, NULL, 0, &r->act, &r->out, &r->host, &gpu);
 	if (st.code == GROMA_OK)
 	{
 		const char *query = groma_st_metadata(gold, "prompt.gcap.query");
@@ -256,7 +264,7 @@ report_bf16(const char *image, const char *case_name, const groma_model *cpu_mod
 			   "region tokens within %.3g of f32\n", case_name, same_kept, gpu.n_regions, cpu.n_regions,
 			   tensor_diff(&gpu.image_tokens, &cpu.image_tokens),
 			   gpu.n_regions == cpu.n_regions ? tensor_diff(&gpu.region_tokens, &cpu.region_tokens) : NAN);
-		st = groma_generate(bf16_model, tok, &gpu, query ? query : "", 12, false, act, &gen);
+		st = groma_generate(bf16_model, r->tok, &gpu, query ? query : "", 12, false, &r->act, &gen);
 	}
 	n_want = golden_ids(gold, "prompt.gcap.generated_ids", want, 128);
 	for (size_t i = 0; st.code == GROMA_OK && i < gen.n && (int64_t) i < n_want && want[i] == gen.ids[i]; i++)
@@ -282,11 +290,7 @@ main(void)
 	groma_model *cpu_model = NULL,
 			   *gpu_model = NULL;
 	groma_tokenizer *tok = NULL;
-	groma_arena cpu_act = {0},
-				cpu_out = {0},
-				act = {0},
-				out = {0},
-				host = {0};
+	run_ctx		r = {0};
 	groma_status st;
 
 	if (groma_cuda_device_count(why, sizeof(why)) == 0)
@@ -303,22 +307,24 @@ main(void)
 	if (st.code == GROMA_OK)
 		st = groma_tokenizer_load(MODEL_DIR, &tok);
 	if (st.code == GROMA_OK)
-		st = groma_arena_init(&cpu_act, (size_t) 2 << 30);
+		st = groma_arena_init(&r.cpu_act, (size_t) 2 << 30);
 	if (st.code == GROMA_OK)
-		st = groma_arena_init(&cpu_out, (size_t) 64 << 20);
+		st = groma_arena_init(&r.cpu_out, (size_t) 64 << 20);
 	if (st.code == GROMA_OK)
-		st = groma_device_arena_init(&act, (size_t) 2 << 30);
+		st = groma_device_arena_init(&r.act, (size_t) 2 << 30);
 	if (st.code == GROMA_OK)
-		st = groma_device_arena_init(&out, (size_t) 64 << 20);
+		st = groma_device_arena_init(&r.out, (size_t) 64 << 20);
 	if (st.code == GROMA_OK)
-		st = groma_arena_init(&host, (size_t) 16 << 20);
+		st = groma_arena_init(&r.host, (size_t) 16 << 20);
 	if (st.code != GROMA_OK)
 	{
 		printf("not ok - setting up: %s\n0 passed, 1 failed\n", st.message);
 		return 1;
 	}
+	r.cpu_model = cpu_model;
+	r.tok = tok;
 	for (int i = 0; i < 3; i++)
-		check_image(images[i][0], images[i][1], cpu_model, gpu_model, tok, &cpu_act, &cpu_out, &act, &out, &host);
+		check_image(images[i][0], images[i][1], gpu_model, &r);
 	groma_model_free(gpu_model);
 	gpu_model = NULL;
 	st = groma_model_load_on(MODEL_DIR, GROMA_DEVICE_CUDA, GROMA_BF16, &gpu_model);
@@ -326,13 +332,13 @@ main(void)
 		printf("# %s\n", st.message);
 	report(st.code == GROMA_OK, "%sloading bf16 matrices onto the GPU", "", 0);
 	for (int i = 0; gpu_model && i < 3; i++)
-		report_bf16(images[i][0], images[i][1], cpu_model, gpu_model, tok, &cpu_act, &cpu_out, &act, &out, &host);
+		report_bf16(images[i][0], images[i][1], gpu_model, &r);
 	printf("%d passed, %d failed\n", passed, failed);
-	groma_arena_free(&cpu_act);
-	groma_arena_free(&cpu_out);
-	groma_arena_free(&act);
-	groma_arena_free(&out);
-	groma_arena_free(&host);
+	groma_arena_free(&r.cpu_act);
+	groma_arena_free(&r.cpu_out);
+	groma_arena_free(&r.act);
+	groma_arena_free(&r.out);
+	groma_arena_free(&r.host);
 	groma_tokenizer_free(tok);
 	groma_model_free(gpu_model);
 	groma_model_free(cpu_model);
