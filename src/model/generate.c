@@ -78,15 +78,9 @@ groma_generate(const groma_model *m, const groma_tokenizer *tok, const groma_vis
 	out->ids = malloc((size_t) max_new_tokens * sizeof(int32_t));
 	logits = malloc((size_t) vocab * sizeof(float));	/* [V + X] */
 	st = out->ids && logits ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
+	/* the cache lives where the activations do */
 	if (st.code == GROMA_OK)
-	{
-		/* the cache lives where the activations do */
-		size_t		cache_bytes = 2 * (size_t) c->layers * (size_t) (n + (size_t) max_new_tokens) *
-			(size_t) c->hidden * sizeof(float) + 4 * GROMA_ARENA_ALIGN;
-
-		st = act->device == GROMA_DEVICE_CUDA ? groma_device_arena_init(&cache_arena, cache_bytes)
-			: groma_arena_init(&cache_arena, cache_bytes);
-	}
+		st = groma_arena_init_on(&cache_arena, act->device, groma_kv_cache_bytes(c, (int64_t) n + max_new_tokens));
 	if (st.code == GROMA_OK)
 		st = groma_kv_cache_init(&cache, c, (int64_t) n + max_new_tokens, &cache_arena);
 	if (st.code == GROMA_OK)

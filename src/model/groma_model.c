@@ -117,8 +117,7 @@ device_sizer_bytes(const device_sizer *z)
 static groma_status
 build_into(groma_model *m, groma_device device, size_t weight_bytes)
 {
-	GROMA_TRY(device == GROMA_DEVICE_CPU ? groma_arena_init(&m->weights, weight_bytes)
-			  : groma_device_arena_init(&m->weights, weight_bytes));
+	GROMA_TRY(groma_arena_init_on(&m->weights, device, weight_bytes));
 	GROMA_TRY(groma_model_build(m));
 	if (device != GROMA_DEVICE_CPU)
 		return groma_ok();

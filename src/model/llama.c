@@ -55,6 +55,14 @@ groma_llama_build(groma_llama *m, const groma_llama_config *cfg, const groma_wei
 	return groma_ok();
 }
 
+/* Bytes of a KV cache; see llama.h. */
+size_t
+groma_kv_cache_bytes(const groma_llama_config *cfg, int64_t capacity)
+{
+	/* K and V: [L, H, cap, Dh] each, that is L · cap · D floats */
+	return 2 * (size_t) cfg->layers * (size_t) capacity * (size_t) cfg->hidden * sizeof(float) + 4 * GROMA_ARENA_ALIGN;
+}
+
 /* Carves a KV cache; see llama.h. */
 groma_status
 groma_kv_cache_init(groma_kv_cache *cache, const groma_llama_config *cfg, int64_t capacity,

@@ -65,6 +65,9 @@ typedef struct groma_kv_cache
 groma_status groma_llama_build(groma_llama *m, const groma_llama_config *cfg,
 							   const groma_weight_source *src, groma_arena *weights);
 
+/* Bytes an arena needs for groma_kv_cache_init of capacity positions (alignment included). */
+size_t		groma_kv_cache_bytes(const groma_llama_config *cfg, int64_t capacity);
+
 /* Carves a cache for capacity positions from arena (length 0). */
 groma_status groma_kv_cache_init(groma_kv_cache *cache, const groma_llama_config *cfg,
 								 int64_t capacity, groma_arena *arena);

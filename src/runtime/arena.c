@@ -58,6 +58,13 @@ groma_device_arena_init(groma_arena *arena, size_t size)
 	return groma_ok();
 }
 
+/* An arena in the memory of device; see arena.h. */
+groma_status
+groma_arena_init_on(groma_arena *arena, groma_device device, size_t size)
+{
+	return device == GROMA_DEVICE_CPU ? groma_arena_init(arena, size) : groma_device_arena_init(arena, size);
+}
+
 /* Frees the arena's memory (host or device); safe on a zeroed arena. */
 void
 groma_arena_free(groma_arena *arena)

@@ -31,6 +31,9 @@ groma_status groma_arena_init(groma_arena *arena, size_t size);
 /* Allocates an arena of size bytes in accelerator memory (GROMA_ERR_UNSUPPORTED without a backend). */
 groma_status groma_device_arena_init(groma_arena *arena, size_t size);
 
+/* groma_arena_init or groma_device_arena_init, for the memory of device. */
+groma_status groma_arena_init_on(groma_arena *arena, groma_device device, size_t size);
+
 /* Frees the arena's memory (host or device); safe on a zeroed arena. */
 void		groma_arena_free(groma_arena *arena);
 

@@ -12,34 +12,22 @@
 #include "op_check.h"
 #include "ops.h"
 
-/* t = v everywhere; see ops.h. */
+/* t = v everywhere; see ops.h.  On the CPU: a copy from v seen through all-zero strides. */
 groma_status
 groma_fill(groma_tensor *t, float v)
 {
-	int64_t		shape[4],
-				st[4];
+	groma_tensor value;
 
 	if (groma_on_device(t))
 		return GROMA_DEVICE_CALL("fill", fill, t, v);
 	if (t->dtype != GROMA_F32 || (t->data == NULL && groma_tensor_numel(t) > 0))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "fill: an f32 tensor is needed");
-	for (int d = 0; d < 4; d++)
-	{
-		int			td = d - (4 - t->ndim);
-
-		shape[d] = td >= 0 ? t->shape[td] : 1;
-		st[d] = td >= 0 ? t->stride[td] : 0;
-	}
-	for (int64_t a = 0; a < shape[0]; a++)
-		for (int64_t b = 0; b < shape[1]; b++)
-			for (int64_t c = 0; c < shape[2]; c++)
-			{
-				float	   *row = (float *) t->data + a * st[0] + b * st[1] + c * st[2];
-
-				for (int64_t e = 0; e < shape[3]; e++)
-					row[e * st[3]] = v;
-			}
-	return groma_ok();
+	if (groma_tensor_numel(t) == 0)
+		return groma_ok();
+	value = groma_tensor_view(&v, GROMA_F32, t->ndim, t->shape);
+	for (int d = 0; d < t->ndim; d++)
+		value.stride[d] = 0;
+	return groma_copy(&value, t);
 }
 
 typedef struct random_job
@@ -167,19 +155,8 @@ groma_host_image(const groma_tensor *t, groma_tensor *host, float **owned)
 	if (*owned == NULL)
 		return groma_error(GROMA_ERR_NO_MEMORY, "host image: cannot allocate %zu bytes", groma_tensor_nbytes(t));
 	*host = groma_tensor_view(*owned, GROMA_F32, t->ndim, t->shape);
-	if (groma_on_device(t))
 	{
-		groma_status st = groma_download(t, *owned);
-
-		if (st.code != GROMA_OK)
-		{
-			free(*owned);
-			*owned = NULL;
-		}
-		return st;
-	}
-	{
-		groma_status st = groma_copy(t, host);
+		groma_status st = groma_on_device(t) ? groma_download(t, *owned) : groma_copy(t, host);
 
 		if (st.code != GROMA_OK)
 		{

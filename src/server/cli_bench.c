@@ -45,13 +45,6 @@ now_ms(const bench *b)
 	return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
 }
 
-/* Allocates an arena on the benchmark's device. */
-static groma_status
-device_arena(const bench *b, size_t bytes, groma_arena *a)
-{
-	return b->device == GROMA_DEVICE_CUDA ? groma_device_arena_init(a, bytes) : groma_arena_init(a, bytes);
-}
-
 /* Prints one figure as a JSON line. */
 static void
 figure(const char *name, double value, const char *unit, const char *note)
@@ -192,8 +185,7 @@ language_figures(bench *b, const groma_tensor *image_tokens)
 
 	if (logits == NULL)
 		return groma_error(GROMA_ERR_NO_MEMORY, "bench: no memory for the logits");
-	st = device_arena(b, 2 * (size_t) c->layers * (size_t) (t + BENCH_NEW_TOKENS) * (size_t) c->hidden *
-					  sizeof(float) + 4 * GROMA_ARENA_ALIGN, &cache_arena);
+	st = groma_arena_init_on(&cache_arena, b->device, groma_kv_cache_bytes(c, t + BENCH_NEW_TOKENS));
 	if (st.code == GROMA_OK)
 		st = groma_kv_cache_init(&cache, c, t + BENCH_NEW_TOKENS, &cache_arena);
 	if (st.code == GROMA_OK)
@@ -253,8 +245,8 @@ bench_run(const groma_cli_options *opt, bench *b)
 	snprintf(note, sizeof(note), "random weights generated where they live: %s matrices, f32 the rest",
 			 groma_dtype_name(matrices));
 	figure("build_ms", now_ms(b) - t0, "ms", note);
-	GROMA_TRY(device_arena(b, b->device == GROMA_DEVICE_CUDA ? (size_t) 12 << 30 : (size_t) 3 << 30, &b->act));
-	GROMA_TRY(device_arena(b, (size_t) 1 << 30, &b->keep));
+	GROMA_TRY(groma_arena_init_on(&b->act, b->device, b->device == GROMA_DEVICE_CUDA ? (size_t) 12 << 30 : (size_t) 3 << 30));
+	GROMA_TRY(groma_arena_init_on(&b->keep, b->device, (size_t) 1 << 30));
 	GROMA_TRY(groma_arena_init(&b->host, (size_t) 64 << 20));
 	GROMA_TRY(device_figures(b));
 	GROMA_TRY(vision_figures(b, &image_tokens, &region_tokens));

@@ -50,23 +50,13 @@ groma_cli_session_open(const groma_cli_options *opt, size_t act_bytes, groma_cli
 {
 	groma_device device;
 	groma_dtype matrices;
-	bool		cuda;
 
 	memset(s, 0, sizeof(*s));
 	GROMA_TRY(groma_cli_use_device(opt->device, &device));
 	GROMA_TRY(groma_cli_weight_dtype(opt, device, &matrices));
-	cuda = device == GROMA_DEVICE_CUDA;
 	GROMA_TRY(groma_model_load_on(opt->model_dir, device, matrices, &s->model));
-	if (cuda)
-	{
-		GROMA_TRY(groma_device_arena_init(&s->act, act_bytes));
-		GROMA_TRY(groma_device_arena_init(&s->out, (size_t) 64 << 20));
-	}
-	else
-	{
-		GROMA_TRY(groma_arena_init(&s->act, act_bytes));
-		GROMA_TRY(groma_arena_init(&s->out, (size_t) 64 << 20));
-	}
+	GROMA_TRY(groma_arena_init_on(&s->act, device, act_bytes));
+	GROMA_TRY(groma_arena_init_on(&s->out, device, (size_t) 64 << 20));
 	return groma_arena_init(&s->host, (size_t) 16 << 20);
 }
 

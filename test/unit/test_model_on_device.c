@@ -247,6 +247,15 @@ UNIT_TEST(test_transfers_on_cpu_and_device)
 			CHECK(groma_host_image(&tr, &img, &owned).code == GROMA_OK && owned != NULL);
 			CHECK(((float *) img.data)[1] == back[4] && ((float *) img.data)[3] == back[1]);
 			free(owned);
+			/* the CPU fills strided views too: column 2 of the [3, 4] tensor, seen as a row of the transpose */
+			{
+				groma_tensor col;
+				float	   *d = t.data;
+
+				CHECK(groma_tensor_narrow(&tr, 0, 2, 1, &col).code == GROMA_OK);
+				CHECK(groma_fill(&col, 7.0f).code == GROMA_OK);
+				CHECK(d[2] == 7.0f && d[6] == 7.0f && d[10] == 7.0f && d[1] == back[1] && d[3] == back[3]);
+			}
 		}
 		groma_arena_free(&a);
 		if (on_device)
