@@ -85,3 +85,29 @@ groma_bridge_forward(const groma_bridge *b, const groma_tensor *merged, groma_ar
 	act->used = mark;
 	return groma_ok();
 }
+
+/* The image tokens of the last hidden state; see image_tokens.h. */
+groma_status
+groma_image_tokens(const groma_bridge *b, const groma_tensor *hidden, groma_arena *act, groma_tensor *features)
+{
+	int64_t		batch,
+				tokens,
+				c,
+				n;
+	groma_tensor last,
+				merged;
+	size_t		mark = act->used;
+
+	GROMA_TRY(groma_check_ndim("image_tokens", "hidden", hidden, 4));
+	batch = hidden->shape[1];
+	tokens = hidden->shape[2];
+	c = hidden->shape[3];
+	n = (int64_t) llround(sqrt((double) (tokens - 1)));
+	GROMA_TRY(groma_tensor_narrow(hidden, 0, hidden->shape[0] - 1, 1, &last));
+	GROMA_TRY(groma_tensor_reshape(&last, 3, (int64_t[]) {batch, tokens, c}, &last));	/* [B, 1 + n², C] */
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, (n / 2) * (n / 2), 4 * c}, &merged));
+	GROMA_TRY(groma_merge_neighbours(&last, &merged));
+	GROMA_TRY(groma_bridge_forward(b, &merged, act, features));
+	act->used = mark;
+	return groma_ok();
+}

@@ -32,4 +32,11 @@ groma_status groma_merge_neighbours(const groma_tensor *last, groma_tensor *merg
 groma_status groma_bridge_forward(const groma_bridge *b, const groma_tensor *merged,
 								  groma_arena *act, groma_tensor *features);
 
+/*
+ * features[B, (n/2)², D] = the bridge of the merged neighbours of the last
+ * DINOv2 state in hidden[L + 1, B, 1 + n², C]; scratch from act (released).
+ */
+groma_status groma_image_tokens(const groma_bridge *b, const groma_tensor *hidden, groma_arena *act,
+								groma_tensor *features);
+
 #endif							/* GROMA_IMAGE_TOKENS_H */

@@ -66,9 +66,7 @@ vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_
 				half = (vc->image / vc->patch) / 2;
 	float		refer[GROMA_MAX_REFER_BOXES][4];
 	groma_tensor pixels,
-				hidden,
-				last,
-				merged;
+				hidden;
 	groma_proposer_outputs prop;
 	groma_region_maps maps;
 	groma_status st = groma_ok();
@@ -102,16 +100,12 @@ vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_
 
 	/* 3. image tokens: merged [1, (n/2)², 4C] → bridge [1, (n/2)², D] */
 	t0 = now_ms(act);
-	GROMA_TRY(groma_tensor_narrow(&hidden, 0, layers, 1, &last));
-	GROMA_TRY(groma_tensor_reshape(&last, 3, (int64_t[]) {1, tokens, c}, &last));
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {1, half * half, 4 * c}, &merged));
-	GROMA_TRY(groma_merge_neighbours(&last, &merged));
 	GROMA_TRY(groma_arena_tensor(out, GROMA_F32, 2, (int64_t[]) {half * half, d}, &res->image_tokens));
 	{
 		groma_tensor features;
 
 		GROMA_TRY(groma_tensor_reshape(&res->image_tokens, 3, (int64_t[]) {1, half * half, d}, &features));
-		GROMA_TRY(groma_bridge_forward(&m->bridge, &merged, act, &features));
+		GROMA_TRY(groma_image_tokens(&m->bridge, &hidden, act, &features));
 	}
 	res->timing.bridge_ms = now_ms(act) - t0;
 

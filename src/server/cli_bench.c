@@ -103,8 +103,6 @@ vision_figures(bench *b, groma_tensor *image_tokens, groma_tensor *region_tokens
 				d = b->m->llm.cfg.hidden;
 	groma_tensor pixels,
 				hidden,
-				last,
-				merged,
 				features;
 	groma_proposer_outputs prop;
 	groma_region_maps maps;
@@ -138,12 +136,8 @@ vision_figures(bench *b, groma_tensor *image_tokens, groma_tensor *region_tokens
 		t0 = now_ms(b) - t0;
 		t_dino = t0 < t_dino ? t0 : t_dino;
 
-		GROMA_TRY(groma_tensor_narrow(&hidden, 0, vc->layers, 1, &last));
-		GROMA_TRY(groma_tensor_reshape(&last, 3, (int64_t[]) {1, tokens, vc->hidden}, &last));
-		GROMA_TRY(groma_arena_tensor(&b->act, GROMA_F32, 3, (int64_t[]) {1, half * half, 4 * vc->hidden}, &merged));
-		GROMA_TRY(groma_merge_neighbours(&last, &merged));
 		GROMA_TRY(groma_tensor_reshape(image_tokens, 3, (int64_t[]) {1, half * half, d}, &features));
-		GROMA_TRY(groma_bridge_forward(&b->m->bridge, &merged, &b->act, &features));
+		GROMA_TRY(groma_image_tokens(&b->m->bridge, &hidden, &b->act, &features));
 
 		t0 = now_ms(b);
 		GROMA_TRY(groma_proposer_forward(&b->m->proposer, &hidden, &b->act, &b->act, &b->host, &prop));
