@@ -26,6 +26,40 @@ typedef struct position_job
 	const groma_tensor *pos_full;	/* [1 + g², C], host or device */
 } position_job;
 
+/* Builds resize_positions' table in the host tensor out[1 + n², C] from full[1 + g², C] (host), with scratch buf. */
+static groma_status
+positions_from(const groma_dinov2_config *cfg, const groma_tensor *full, float *buf, groma_tensor *out)
+{
+	int64_t		c = cfg->hidden,
+				g = cfg->pos_grid,
+				n = cfg->image / cfg->patch;
+	double		scale = ((double) n + 0.1) / (double) g;
+	groma_tensor chw_in = groma_f32_4d(buf, 1, c, g, g),
+				chw_out = groma_f32_4d(buf + c * g * g, 1, c, n, n),
+				patches,
+				grid_in,
+				grid_out,
+				dst,
+				cls_src,
+				cls_dst;
+
+	/* CLS position unchanged */
+	GROMA_TRY(groma_tensor_narrow(full, 0, 0, 1, &cls_src));
+	GROMA_TRY(groma_tensor_narrow(out, 0, 0, 1, &cls_dst));
+	GROMA_TRY(groma_copy(&cls_src, &cls_dst));
+	/* [g·g, C] → [1, C, g, g] */
+	GROMA_TRY(groma_tensor_narrow(full, 0, 1, g * g, &patches));
+	GROMA_TRY(groma_tensor_reshape(&patches, 4, (int64_t[]) {1, g, g, c}, &grid_in));
+	GROMA_TRY(groma_tensor_permute(&grid_in, (int[]) {0, 3, 1, 2}, &grid_in));
+	GROMA_TRY(groma_copy(&grid_in, &chw_in));
+	GROMA_TRY(groma_resize_bicubic_scale(&chw_in, scale, scale, &chw_out));
+	/* [1, C, n, n] → rows 1.. of out as [n·n, C] */
+	GROMA_TRY(groma_tensor_permute(&chw_out, (int[]) {0, 2, 3, 1}, &grid_out));
+	GROMA_TRY(groma_tensor_narrow(out, 0, 1, n * n, &dst));
+	GROMA_TRY(groma_tensor_reshape(&dst, 4, (int64_t[]) {1, n, n, c}, &dst));
+	return groma_copy(&grid_out, &dst);
+}
+
 /* Builds resize_positions' table in the host tensor out[1 + n², C]. */
 static groma_status
 resize_positions_host(void *ctx, groma_tensor *out)
@@ -34,55 +68,17 @@ resize_positions_host(void *ctx, groma_tensor *out)
 	int64_t		c = j->cfg->hidden,
 				g = j->cfg->pos_grid,
 				n = j->cfg->image / j->cfg->patch;
-	double		scale = ((double) n + 0.1) / (double) g;
-	size_t		full_floats = (size_t) ((1 + g * g) * c),
-				in_floats = (size_t) (c * g * g),
-				out_floats = (size_t) (c * n * n);
-	float	   *buf = malloc((full_floats + in_floats + out_floats) * sizeof(float));
-	groma_tensor full,
-				patches,
-				grid_in,
-				chw_in,
-				chw_out,
-				grid_out,
-				dst,
-				cls_src,
-				cls_dst;
+	float	   *buf = malloc((size_t) (c * g * g + c * n * n) * sizeof(float));	/* [C, g, g] + [C, n, n] */
+	float	   *owned = NULL;
+	groma_tensor full;
 	groma_status st;
 
 	if (buf == NULL)
 		return groma_error(GROMA_ERR_NO_MEMORY, "dinov2: cannot allocate the position tables");
-	full = groma_f32_2d(buf, 1 + g * g, c);
-	chw_in = groma_f32_4d(buf + full_floats, 1, c, g, g);
-	chw_out = groma_f32_4d(buf + full_floats + in_floats, 1, c, n, n);
-	st = groma_download(j->pos_full, buf);
-	/* CLS position unchanged */
+	st = groma_host_image(j->pos_full, &full, &owned);
 	if (st.code == GROMA_OK)
-		st = groma_tensor_narrow(&full, 0, 0, 1, &cls_src);
-	if (st.code == GROMA_OK)
-		st = groma_tensor_narrow(out, 0, 0, 1, &cls_dst);
-	if (st.code == GROMA_OK)
-		st = groma_copy(&cls_src, &cls_dst);
-	/* [g·g, C] → [1, C, g, g] */
-	if (st.code == GROMA_OK)
-		st = groma_tensor_narrow(&full, 0, 1, g * g, &patches);
-	if (st.code == GROMA_OK)
-		st = groma_tensor_reshape(&patches, 4, (int64_t[]) {1, g, g, c}, &grid_in);
-	if (st.code == GROMA_OK)
-		st = groma_tensor_permute(&grid_in, (int[]) {0, 3, 1, 2}, &grid_in);
-	if (st.code == GROMA_OK)
-		st = groma_copy(&grid_in, &chw_in);
-	if (st.code == GROMA_OK)
-		st = groma_resize_bicubic_scale(&chw_in, scale, scale, &chw_out);
-	/* [1, C, n, n] → rows 1.. of out as [n·n, C] */
-	if (st.code == GROMA_OK)
-		st = groma_tensor_permute(&chw_out, (int[]) {0, 2, 3, 1}, &grid_out);
-	if (st.code == GROMA_OK)
-		st = groma_tensor_narrow(out, 0, 1, n * n, &dst);
-	if (st.code == GROMA_OK)
-		st = groma_tensor_reshape(&dst, 4, (int64_t[]) {1, n, n, c}, &dst);
-	if (st.code == GROMA_OK)
-		st = groma_copy(&grid_out, &dst);
+		st = positions_from(j->cfg, &full, buf, out);
+	free(owned);
 	free(buf);
 	return st;
 }

@@ -182,7 +182,8 @@ groma_model_load_on(const char *dir, groma_device device, groma_dtype matrix_dty
 	{
 		device_sizer z = {matrix_dtype, 0, 0};
 
-		for (size_t i = 0; i < groma_checkpoint_count(m->ckpt); i++)
+		/* on the CPU f32 weights stay mapped and only converted copies need room */
+		for (size_t i = 0; device != GROMA_DEVICE_CPU && i < groma_checkpoint_count(m->ckpt); i++)
 		{
 			const groma_ckpt_tensor *t = groma_checkpoint_tensor_at(m->ckpt, i);
 

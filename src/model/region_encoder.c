@@ -5,7 +5,6 @@
 
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "../runtime/device_ops.h"
@@ -295,6 +294,36 @@ box_position(const groma_region_encoder *e, const groma_tensor *boxes, groma_are
 	return groma_ok();
 }
 
+typedef struct rois_job
+{
+	const float *boxes;			/* [N, 4] normalised (cx, cy, w, h) */
+	float	   *probe_rois;		/* [N, 5] copy for tests, or NULL */
+	int64_t		batch_index;
+} rois_job;
+
+/* host[N, 5] = (0, box·448) per box, the original's RoIAlign input; the probe gets the batch index. */
+static groma_status
+rois_host(void *ctx, groma_tensor *host)
+{
+	const rois_job *j = ctx;
+	int64_t		n = host->shape[0];
+	float	   *r = host->data;
+
+	for (int64_t i = 0; i < n; i++)
+	{
+		r[i * 5] = 0.0f;		/* one image's maps are passed below */
+		for (int k = 0; k < 4; k++)
+			r[i * 5 + 1 + k] = j->boxes[i * 4 + k] * 448.0f;	/* quirk: (cx, cy, w, h)·448 read as corners */
+	}
+	if (j->probe_rois)
+		for (int64_t i = 0; i < n; i++)
+		{
+			memcpy(j->probe_rois + i * 5, r + i * 5, 5 * sizeof(float));
+			j->probe_rois[i * 5] = (float) j->batch_index;
+		}
+	return groma_ok();
+}
+
 /* Region tokens for the boxes of one image; see region_encoder.h. */
 groma_status
 groma_region_tokens(const groma_region_encoder *e, const groma_region_maps *maps, int64_t batch_index,
@@ -317,28 +346,9 @@ groma_region_tokens(const groma_region_encoder *e, const groma_region_maps *maps
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, 5}, &rois));	/* [N, 5] */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, 4}, &tboxes));	/* [N, 4] */
 	{
-		float	   *host = malloc((size_t) (n * 5) * sizeof(float));	/* [N, 5] rois */
-		groma_status st;
+		rois_job	j = {boxes, probe_rois, batch_index};
 
-		if (host == NULL)
-			return groma_error(GROMA_ERR_NO_MEMORY, "region tokens: cannot allocate %lld rois", (long long) n);
-		for (int64_t i = 0; i < n; i++)
-		{
-			float	   *r = host + i * 5;
-
-			r[0] = 0.0f;		/* one image's maps are passed below */
-			for (int k = 0; k < 4; k++)
-				r[1 + k] = boxes[i * 4 + k] * 448.0f;	/* quirk: (cx, cy, w, h)·448 read as corners */
-		}
-		if (probe_rois)
-			for (int64_t i = 0; i < n; i++)
-			{
-				memcpy(probe_rois + i * 5, host + i * 5, 5 * sizeof(float));
-				probe_rois[i * 5] = (float) batch_index;
-			}
-		st = groma_upload(host, &rois);
-		free(host);
-		GROMA_TRY(st);
+		GROMA_TRY(groma_fill_from_host(&rois, rois_host, &j));
 	}
 	GROMA_TRY(groma_upload(boxes, &tboxes));
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {n, ee, rs, rs}, &pooled));	/* [N, E, 14, 14] */
