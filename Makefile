@@ -6,6 +6,7 @@
 #   make unit-tests           C unit tests under ASan/UBSan (build/unit/groma-unit-tests)
 #   make fuzz                 libFuzzer targets (clang)  -> build/fuzz/fuzz_*
 #   make bench                benchmarks (print figures) -> build/bench/bench_*
+#   make emu                  the GPU tests and groma-server on the CPU CUDA emulator -> build/emu/
 #   make test                 everything, against a throwaway cluster (test/run.sh)
 
 EXTENSION = groma
@@ -109,6 +110,53 @@ build/gpu/%: test/gpu/%.c $(LIB_OBJS) $(CUDA_OBJS)
 
 gpu-tests: $(if $(filter 1,$(GROMA_CUDA)),$(GPU_TESTS))
 
+# The CUDA emulator (test/emu): kernels/*.cu compiled by g++ against emulated CUDA and
+# cuBLAS headers, run on the CPU, so the GPU tests and groma-server --device cuda run
+# here.  The only rewrite is the launch syntax.  Built with or without nvcc.
+EMU_CXXFLAGS = -std=c++17 -O2 -g -fPIC -ffp-contract=off -Wall -Wno-unused-function -Itest/emu/include -Ikernels
+EMU_KERNEL_OBJS = $(patsubst kernels/%.cu,build/emu/kernels/%.o,$(CUDA_SRCS))
+EMU_RUNTIME_OBJS = $(patsubst test/emu/%.cpp,build/emu/runtime/%.o,$(wildcard test/emu/*.cpp))
+EMU_LIB_OBJS = $(patsubst %.c,build/emu/obj/%.o,$(LIB_SRCS))
+EMU_TESTS = $(patsubst test/gpu/%.c,build/emu/%,$(wildcard test/gpu/test_*.c))
+EMU_HEADERS = $(wildcard test/emu/*.h test/emu/include/*.h)
+
+build/emu/kernels/%.cpp: kernels/%.cu
+	@mkdir -p $(dir $@)
+	sed -E 's/([A-Za-z_][A-Za-z_0-9]*)<<<(.*)>>>\(/groma_emu_launch(\1, "\1", \2)(/' $< > $@
+
+build/emu/kernels/%.o: build/emu/kernels/%.cpp kernels/groma_cuda.h kernels/cuda_common.h $(EMU_HEADERS) $(wildcard src/runtime/*.h)
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+
+build/emu/runtime/%.o: test/emu/%.cpp $(EMU_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+
+build/emu/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -DGROMA_WITH_CUDA=1,$(SERVER_CFLAGS)) -DGROMA_WITH_CUDA=1 -MMD -MP -Itest/emu/include -c $< -o $@
+
+$(patsubst %.c,build/emu/obj/%.o,$(wildcard src/runtime/op_*_cpu.c)): SERVER_CFLAGS += -O3 -fno-trapping-math
+
+-include $(shell find build/emu/obj -name '*.d' 2>/dev/null)
+
+EMU_LINK = $(EMU_LIB_OBJS) $(EMU_KERNEL_OBJS) $(EMU_RUNTIME_OBJS)
+
+build/emu/test_%: test/gpu/test_%.c $(EMU_LINK)
+	$(CC) $(filter-out -DGROMA_WITH_CUDA=1,$(SERVER_CFLAGS)) -DGROMA_WITH_CUDA=1 -Itest/emu/include -c $< -o $@.o
+	$(CXX) -o $@ $@.o $(EMU_LINK) -lturbojpeg -ljansson -lopenblas -lpthread -lm
+
+build/emu/test_emulator.cpp: test/emu/test_emulator.cu
+	@mkdir -p $(dir $@)
+	sed -E 's/([A-Za-z_][A-Za-z_0-9]*)<<<(.*)>>>\(/groma_emu_launch(\1, "\1", \2)(/' $< > $@
+
+build/emu/test_emulator: build/emu/test_emulator.cpp $(EMU_RUNTIME_OBJS)
+	$(CXX) $(EMU_CXXFLAGS) -Itest/emu -o $@ $< $(EMU_RUNTIME_OBJS) -lopenblas -lpthread
+
+build/emu/groma-server: $(patsubst %.c,build/emu/obj/%.o,$(SERVER_SRCS)) $(EMU_LINK)
+	$(CXX) -o $@ $^ -lturbojpeg -ljansson -lopenblas -lpthread -lm
+
+emu: $(EMU_TESTS) build/emu/test_emulator build/emu/groma-server
+
 FUZZ_CC ?= clang
 # Each test/fuzz/fuzz_NAME.c is a libFuzzer target build/fuzz/fuzz_NAME.  Parsing code
 # is instrumented for coverage; arithmetic kernels (resize, runtime ops) only for
@@ -150,4 +198,4 @@ bench: $(BENCH_TARGETS)
 test:
 	test/run.sh
 
-.PHONY: install-server unit-tests gpu-tests fuzz bench test device-bundle
+.PHONY: emu install-server unit-tests gpu-tests fuzz bench test device-bundle

@@ -1,0 +1,2 @@
+/* cublas_v2.h - the CPU emulator stands in for the CUDA header of this name. */
+#include "../emu_cuda.h"

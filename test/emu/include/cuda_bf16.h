@@ -1,0 +1,2 @@
+/* cuda_bf16.h - the CPU emulator stands in for the CUDA header of this name. */
+#include "../emu_cuda.h"

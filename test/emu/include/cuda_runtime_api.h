@@ -1,0 +1,2 @@
+/* cuda_runtime_api.h - the CPU emulator stands in for the CUDA header of this name. */
+#include "../emu_cuda.h"

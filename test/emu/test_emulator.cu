@@ -1,0 +1,204 @@
+/*
+ * test_emulator.cu - the CUDA emulator's own checks, so a kernel bug it
+ * exists to catch cannot pass unnoticed: block and warp reductions give
+ * the right sums, 2-D grids index like CUDA, and each misuse is reported
+ * (an invalid configuration, a host pointer argument, a read past an
+ * allocation, a __syncthreads some threads skip, a copy out of bounds,
+ * running out of device memory, a sticky fault).  The crashing cases run in
+ * a child process whose diagnosis is checked.
+ *
+ * Built only for the emulator (make emu); compiled with g++ like kernels/.
+ */
+#include <cuda_runtime.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+
+static int	passed,
+			failed;
+
+/* Prints one TAP line and counts it. */
+static void
+check(bool ok, const char *what)
+{
+	printf("%s - %s\n", ok ? "ok" : "not ok", what);
+	if (ok)
+		passed++;
+	else
+		failed++;
+}
+
+/* out[block] = sum over the block of (threadIdx.x + 1), by warp shuffles and shared memory. */
+__global__ static void
+block_sum_kernel(float *out)
+{
+	__shared__ float partial[32];
+	float		v = (float) threadIdx.x + 1.0f;
+
+	for (int o = 16; o > 0; o >>= 1)
+		v += __shfl_xor_sync(0xffffffffu, v, o);
+	if ((threadIdx.x & 31) == 0)
+		partial[threadIdx.x >> 5] = v;
+	__syncthreads();
+	if (threadIdx.x == 0)
+	{
+		float		s = 0;
+
+		for (unsigned w = 0; w < blockDim.x / 32; w++)
+			s += partial[w];
+		out[blockIdx.x] = s;
+	}
+}
+
+/* out[y][x] = y * 1000 + x over a 2-D grid of 2-D blocks. */
+__global__ static void
+index_kernel(int *out, int width, int height)
+{
+	int			x = blockIdx.x * blockDim.x + threadIdx.x;
+	int			y = blockIdx.y * blockDim.y + threadIdx.y;
+
+	if (x < width && y < height)
+		out[y * width + x] = y * 1000 + x;
+}
+
+/* Reads element n of p (a bug when p holds n elements). */
+__global__ static void
+read_past_kernel(const float *p, int n, float *out)
+{
+	out[0] = p[n + threadIdx.x];
+}
+
+/* Threads past `live` return before the barrier the others wait at. */
+__global__ static void
+divergent_barrier_kernel(float *out, int live)
+{
+	if ((int) threadIdx.x >= live)
+		return;
+	__syncthreads();
+	out[threadIdx.x] = 1.0f;
+}
+
+/* Runs fn in a child process; returns its stderr and sets *crashed when it died of a signal. */
+static std::string
+in_child(void (*fn) (void), bool *crashed)
+{
+	int			fds[2];
+	pid_t		pid;
+	std::string err;
+	char		buf[512];
+	ssize_t		n;
+	int			status = 0;
+
+	if (pipe(fds) != 0)
+		return "pipe failed";
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+	{
+		dup2(fds[1], 2);
+		close(fds[0]);
+		fn();
+		_exit(0);
+	}
+	close(fds[1]);
+	while ((n = read(fds[0], buf, sizeof(buf))) > 0)
+		err.append(buf, (size_t) n);
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	*crashed = WIFSIGNALED(status);
+	return err;
+}
+
+/* Child: a kernel reads one element past a 100-float allocation. */
+static void
+child_read_past(void)
+{
+	float	   *p,
+			   *out;
+
+	cudaMalloc((void **) &p, 100 * sizeof(float));
+	cudaMalloc((void **) &out, sizeof(float));
+	read_past_kernel<<<1, 32>>>(p, 100, out);
+}
+
+/* Child: a barrier only half the block reaches. */
+static void
+child_divergent(void)
+{
+	float	   *out;
+
+	cudaMalloc((void **) &out, 64 * sizeof(float));
+	divergent_barrier_kernel<<<1, 64>>>(out, 32);
+}
+
+int
+main(void)
+{
+	float	   *sums,
+				host[3];
+	int		   *grid_out,
+				host_grid[37 * 21];
+	bool		ok = true,
+				crashed;
+	std::string err;
+
+	cudaMalloc((void **) &sums, 3 * sizeof(float));
+	block_sum_kernel<<<3, 256>>>(sums);
+	check(cudaGetLastError() == cudaSuccess &&
+		  cudaMemcpy(host, sums, sizeof(host), cudaMemcpyDeviceToHost) == cudaSuccess &&
+		  host[0] == 32896.0f && host[2] == 32896.0f, "a shuffle + shared-memory block sum of 1..256 is 32896");
+
+	cudaMalloc((void **) &grid_out, sizeof(host_grid));
+	index_kernel<<<dim3(3, 3), dim3(16, 8)>>>(grid_out, 37, 21);
+	cudaMemcpy(host_grid, grid_out, sizeof(host_grid), cudaMemcpyDeviceToHost);
+	for (int y = 0; y < 21; y++)
+		for (int x = 0; x < 37; x++)
+			ok = ok && host_grid[y * 37 + x] == y * 1000 + x;
+	check(ok, "a 2-D grid of 2-D blocks covers [21][37] with CUDA's indices");
+
+	block_sum_kernel<<<1, 2048>>>(sums);
+	check(cudaGetLastError() == cudaErrorInvalidConfiguration, "a block of 2048 threads is an invalid configuration");
+	check(cudaGetLastError() == cudaSuccess, "which cudaGetLastError clears (not sticky)");
+
+	check(cudaMemcpy(host, sums, 4 * sizeof(float), cudaMemcpyDeviceToHost) == cudaErrorInvalidValue,
+		  "a copy of 4 floats out of a 3-float allocation is refused");
+	(void) cudaGetLastError();
+
+	{
+		void	   *big = NULL;
+
+		check(cudaMalloc(&big, (size_t) 1 << 50) == cudaErrorMemoryAllocation && big == NULL,
+			  "an allocation larger than the device is cudaErrorMemoryAllocation");
+		(void) cudaGetLastError();
+	}
+
+	err = in_child(child_read_past, &crashed);
+	check(crashed && err.find("read_past_kernel") != std::string::npos &&
+		  err.find("bytes past the end of a 400-byte allocation") != std::string::npos,
+		  "a read past an allocation stops the process naming the kernel and the allocation");
+	if (!crashed || err.find("past the end") == std::string::npos)
+		fprintf(stdout, "# child said: %s\n", err.c_str());
+
+	err = in_child(child_divergent, &crashed);
+	check(crashed && err.find("__syncthreads") != std::string::npos &&
+		  err.find("divergent_barrier_kernel") != std::string::npos,
+		  "a __syncthreads that half the block skips is reported");
+	if (!crashed)
+		fprintf(stdout, "# child said: %s\n", err.c_str());
+
+	{
+		float		on_host[4];
+
+		block_sum_kernel<<<1, 32>>>(on_host);
+		check(cudaGetLastError() == cudaErrorIllegalAddress, "a host pointer as a kernel argument is an illegal address");
+		check(cudaMalloc((void **) &grid_out, 16) == cudaErrorIllegalAddress && cudaGetLastError() != cudaSuccess,
+			  "which is sticky: later calls fail too");
+	}
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed != 0;
+}
