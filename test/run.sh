@@ -2,7 +2,7 @@
 # test/run.sh - build everything and run every test against a throwaway
 # PostgreSQL 15 cluster.  Ends with the line "N passed, N failed, N skipped".
 #
-#   test/run.sh                  everything (both builds, unit, GPU, TAP, pg_regress, fuzz)
+#   test/run.sh                  everything (both builds, unit, GPU or emulated GPU, TAP, pg_regress, fuzz)
 #   GROMA_FUZZ_SECONDS=10 ...    shorter fuzzing (default 60)
 #   GROMA_CUDA=0 test/run.sh     skip the CUDA build (the CPU-only build is always checked)
 #
@@ -128,6 +128,19 @@ if ls build/gpu/test_* >/dev/null 2>&1 && [ -n "$(find build/gpu -maxdepth 1 -na
 else
     echo "# SKIP GPU parity tests: this build has no CUDA (nvcc absent or GROMA_CUDA=0)"
     skip "GPU parity tests (no CUDA build)"
+fi
+
+section "GPU tests on the CUDA emulator (kernels/*.cu run on the CPU; not a GPU)"
+if make -j"$JOBS" emu >"$LOG/emu-build.log" 2>&1; then
+    pass "make emu builds kernels/*.cu against the emulated CUDA runtime and cuBLAS"
+    for t in $(find build/emu -maxdepth 1 -name 'test_*' -type f -executable | sort); do
+        "$t" test/golden/images/*.jpg test/fixtures/variant_*.jpg >"$LOG/emu.log" 2>&1
+        rc=$?
+        cat "$LOG/emu.log"
+        count_summary "emulated $(basename "$t")" "$LOG/emu.log" $rc
+    done
+else
+    tail -30 "$LOG/emu-build.log"; fail "make emu"
 fi
 
 # ---------------------------------------------------------------- TAP

@@ -1,0 +1,77 @@
+# groma-server --device cuda on the CUDA emulator (build/emu/groma-server,
+# `make emu`): the real kernels/*.cu run on the CPU, so the GPU path of the
+# whole program is exercised without a GPU.  Regions and generated ids
+# equal the CPU run's; a sticky fault exits 3; running out of device memory
+# and having no device are clean errors.  The emulator checks logic, not
+# the GPU's speed or rounding (see test/emu/emu_api.h).
+use strict;
+use warnings;
+use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use GromaCli;
+
+my $emu = "$root/build/emu/groma-server";
+ok(-x $emu, "$emu is built") or BAIL_OUT('run `make emu` first');
+my $model = "$root/test/golden/tiny-groma";
+my $image = "$root/test/golden/images/synthetic_333x251.jpg";
+
+# Runs the emulated groma-server (environment additions first, as name => value).
+sub run_emu {
+    my ($env, @args) = @_;
+    local %ENV = (%ENV, %$env);
+    local $GromaCli::server = $emu;
+    return run_server(@args);
+}
+
+# The (box, score) lines of a --regions JSON output.
+sub regions_of {
+    my ($json) = @_;
+    return [ $json =~ /"box": \[([^\]]*)\], "score": ([0-9.]+)/g ];
+}
+
+my ($rc, $out, $err) = run_emu({}, '--device-info');
+like($out . $err, qr/groma CUDA emulator/, '--device-info names the emulated device');
+
+($rc, $out, $err) = run_emu({}, '--model', $model, '--regions', $image, '--device', 'cuda', '--weights', 'f32');
+is($rc, 0, '--regions --device cuda (f32) exits 0') or diag($err);
+my ($crc, $cpu) = run_server('--model', $model, '--regions', $image);
+my ($gpu_r, $cpu_r) = (regions_of($out), regions_of($cpu));
+ok(@$cpu_r > 0, 'the CPU run keeps regions');
+is(scalar(@$gpu_r), scalar(@$cpu_r), 'the emulated GPU keeps as many regions as the CPU');
+my $max = 0;
+for my $i (0 .. $#$cpu_r) {
+    my @a = split /,\s*/, $gpu_r->[$i] // '';
+    my @b = split /,\s*/, $cpu_r->[$i];
+    for my $j (0 .. $#b) { my $d = abs(($a[$j] // 1e9) - $b[$j]); $max = $d if $d > $max; }
+}
+cmp_ok($max, '<=', 0.011, "boxes and scores equal the CPU's to the printed precision (max difference $max)");
+
+($rc, $out, $err) = run_emu({}, '--model', $model, '--image', $image, '--task', 'caption', '--max-new-tokens', '8',
+                            '--device', 'cuda', '--weights', 'f32');
+is($rc, 0, '--image --device cuda (f32) exits 0') or diag($err);
+my ($g_ids) = $out =~ /"generated_ids": \[([^\]]*)\]/s;
+(undef, $cpu) = run_server('--model', $model, '--image', $image, '--task', 'caption', '--max-new-tokens', '8');
+my ($c_ids) = $cpu =~ /"generated_ids": \[([^\]]*)\]/s;
+ok(defined $c_ids && length $c_ids, 'the CPU run generates ids');
+is(join(',', split /\s*,\s*/, $g_ids // ''), join(',', split /\s*,\s*/, $c_ids // ''),
+   'the emulated GPU generates the same 8 ids');
+
+($rc, $out, $err) = run_emu({}, '--model', $model, '--regions', $image, '--device', 'cuda');
+is($rc, 0, '--regions with the default bf16 matrices exits 0') or diag($err);
+like($out, qr/"box": \[/, 'and returns regions');
+
+($rc, $out, $err) = run_emu({ GROMA_EMU_FAULT_AT_LAUNCH => 40 }, '--model', $model, '--regions', $image,
+                            '--device', 'cuda');
+is($rc, 3, 'a sticky fault (illegal address) in launch 40 exits 3 for the supervisor') or diag($err);
+like($err, qr/restart the process/, 'saying the process must restart');
+
+($rc, $out, $err) = run_emu({ GROMA_EMU_MEMORY_MB => 8 }, '--model', $model, '--regions', $image, '--device', 'cuda');
+is($rc, 1, 'a device too small for the model exits 1, no crash') or diag($err);
+like($err, qr/no_memory.*cannot allocate \d+ bytes of device memory/, 'saying the device memory is short');
+
+($rc, $out, $err) = run_emu({ GROMA_EMU_NO_DEVICE => 1 }, '--model', $model, '--regions', $image, '--device', 'cuda');
+is($rc, 1, 'no GPU at all exits 1') or diag($err);
+like($err, qr/no usable GPU/, 'saying there is no usable GPU');
+
+done_testing();
