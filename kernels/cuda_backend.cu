@@ -122,6 +122,24 @@ groma_cuda_check_f32(const char *op, const char *what, const groma_tensor *t)
 	return groma_ok();
 }
 
+/* Every cudaMalloc groma makes, counted (see groma_cuda_allocations). */
+static uint64_t allocations;
+
+/* cudaMalloc, counted. */
+cudaError_t
+groma_cuda_malloc(void **p, size_t bytes)
+{
+	allocations++;
+	return cudaMalloc(p, bytes);
+}
+
+/* How many device allocations were made; see groma_cuda.h. */
+extern "C" uint64_t
+groma_cuda_allocations(void)
+{
+	return allocations;
+}
+
 /*
  * Allocates device memory; NULL on failure, which groma_cuda_status
  * classifies: out of memory is cleared, a pending sticky error (reported by
@@ -131,7 +149,7 @@ static void *
 device_alloc(size_t bytes)
 {
 	void	   *p = NULL;
-	cudaError_t err = cudaMalloc(&p, bytes);
+	cudaError_t err = groma_cuda_malloc(&p, bytes);
 
 	if (err != cudaSuccess || lost)
 	{

@@ -22,6 +22,9 @@ extern "C"
 cudaStream_t groma_cuda_stream(void);
 cublasHandle_t groma_cuda_blas(void);
 
+/* cudaMalloc, counted by groma_cuda_allocations (every device allocation of the ops goes through it). */
+cudaError_t groma_cuda_malloc(void **p, size_t bytes);
+
 /* Returns a status for a CUDA runtime error (GROMA_OK for cudaSuccess). */
 groma_status groma_cuda_status(cudaError_t err, const char *what);
 

@@ -49,6 +49,13 @@ bool		groma_cuda_lost(void);
  */
 groma_status groma_cuda_error_status(int error, const char *what);
 
+/*
+ * How many device allocations groma's ops and arenas have made so far: a
+ * request after the first must not change it (no allocation in the steady
+ * state).
+ */
+uint64_t	groma_cuda_allocations(void);
+
 /* Describes device 0 (name, memory, compute capability, cuBLAS version) into buf. */
 groma_status groma_cuda_describe_device(char *buf, size_t buf_len);
 

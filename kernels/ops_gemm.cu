@@ -50,7 +50,7 @@ narrow_input(const groma_tensor *x, groma_dtype dtype, groma_status *st)
 	{
 		void	   *grown = NULL;
 
-		*st = groma_cuda_status(cudaMalloc(&grown, need), "linear: 16-bit activation buffer");
+		*st = groma_cuda_status(groma_cuda_malloc(&grown, need), "linear: 16-bit activation buffer");
 		if (st->code != GROMA_OK)
 			return NULL;
 		cudaFree(narrow_buf);

@@ -61,7 +61,6 @@ groma_generate(const groma_model *m, const groma_tokenizer *tok, const groma_vis
 	size_t		n = 0,
 				mark = act->used;
 	groma_kv_cache cache;
-	groma_arena cache_arena = {0};	/* the cache gets its own allocation, sized for this request */
 	groma_tensor embeds,
 				step_embed;
 	float	   *logits = NULL;
@@ -78,11 +77,9 @@ groma_generate(const groma_model *m, const groma_tokenizer *tok, const groma_vis
 	out->ids = malloc((size_t) max_new_tokens * sizeof(int32_t));
 	logits = malloc((size_t) vocab * sizeof(float));	/* [V + X] */
 	st = out->ids && logits ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
-	/* the cache lives where the activations do */
+	/* the cache comes from the activation arena, like all scratch: no allocation per request */
 	if (st.code == GROMA_OK)
-		st = groma_arena_init_on(&cache_arena, act->device, groma_kv_cache_bytes(c, (int64_t) n + max_new_tokens));
-	if (st.code == GROMA_OK)
-		st = groma_kv_cache_init(&cache, c, (int64_t) n + max_new_tokens, &cache_arena);
+		st = groma_kv_cache_init(&cache, c, (int64_t) n + max_new_tokens, act);
 	if (st.code == GROMA_OK)
 		st = groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {1, c->hidden}, &step_embed);	/* [1, D] */
 	if (st.code == GROMA_OK)
@@ -115,7 +112,6 @@ groma_generate(const groma_model *m, const groma_tokenizer *tok, const groma_vis
 	out->decode_ms = now_ms() - t0;
 	free(ids);
 	free(logits);
-	groma_arena_free(&cache_arena);
 	act->used = mark;
 	if (st.code != GROMA_OK)
 		groma_generation_free(out);

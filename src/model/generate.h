@@ -25,7 +25,9 @@ typedef struct groma_generation
  * Generates up to max_new_tokens ids for query over a finished vision
  * result (its refer boxes, in order, fill the query's <refer_box> places).
  * With stop_at_eos false, decoding runs the full count (parity tests).
- * Scratch comes from act and is released.
+ * Scratch, the KV cache included (groma_kv_cache_bytes for the prompt plus
+ * max_new_tokens), comes from act and is released: a request allocates no
+ * device memory.
  */
 groma_status groma_generate(const groma_model *m, const groma_tokenizer *tok,
 							const groma_vision_result *vis, const char *query, int max_new_tokens,

@@ -279,6 +279,45 @@ report_bf16(const char *image, const char *case_name, const groma_model *bf16_mo
 	free(jpeg);
 }
 
+/*
+ * A request after the warm-up (vision, then 12 greedy steps, on an image
+ * already seen) makes no device allocation: weights, activations, the KV
+ * cache and the 16-bit scratch all live in memory allocated before.
+ */
+static void
+check_steady_state(const char *image, const char *case_name, const char *label, const groma_model *gpu_model,
+				   run_ctx *r)
+{
+	groma_st_file *gold = NULL;
+	groma_jpeg_limits limits = groma_jpeg_default_limits();
+	groma_vision_result gpu;
+	groma_generation gen = {0};
+	uint8_t    *jpeg = NULL;
+	size_t		len = 0;
+	uint64_t	before;
+	groma_status st;
+
+	jpeg = open_case(image, case_name, &len, &gold);
+	if (jpeg == NULL)
+	{
+		report(false, "%s: image missing", label, 0);
+		return;
+	}
+	reset_all(r);
+	before = groma_cuda_allocations();
+	st = groma_vision_run(gpu_model, jpeg, len, &limits, NULL, 0, &r->act, &r->out, &r->host, &gpu);
+	if (st.code == GROMA_OK)
+		st = groma_generate(gpu_model, r->tok, &gpu, "What is in the image?", 12, false, &r->act, &gen);
+	if (st.code != GROMA_OK)
+		printf("# %s\n", st.message);
+	report(st.code == GROMA_OK && groma_cuda_allocations() == before,
+		   "%s: a request after the warm-up allocates no GPU memory (%.0f allocations)", label,
+		   (double) (groma_cuda_allocations() - before));
+	groma_generation_free(&gen);
+	groma_st_close(gold);
+	free(jpeg);
+}
+
 int
 main(void)
 {
@@ -325,6 +364,7 @@ main(void)
 	r.tok = tok;
 	for (int i = 0; i < 3; i++)
 		check_image(images[i][0], images[i][1], gpu_model, &r);
+	check_steady_state(images[0][0], images[0][1], "f32", gpu_model, &r);
 	groma_model_free(gpu_model);
 	gpu_model = NULL;
 	st = groma_model_load_on(MODEL_DIR, GROMA_DEVICE_CUDA, GROMA_BF16, &gpu_model);
@@ -333,6 +373,8 @@ main(void)
 	report(st.code == GROMA_OK, "%sloading bf16 matrices onto the GPU", "", 0);
 	for (int i = 0; gpu_model && i < 3; i++)
 		report_bf16(images[i][0], images[i][1], gpu_model, &r);
+	if (gpu_model)
+		check_steady_state(images[0][0], images[0][1], "bf16", gpu_model, &r);
 	printf("%d passed, %d failed\n", passed, failed);
 	groma_arena_free(&r.cpu_act);
 	groma_arena_free(&r.cpu_out);
