@@ -56,6 +56,13 @@ groma_status groma_cuda_error_status(int error, const char *what);
  */
 uint64_t	groma_cuda_allocations(void);
 
+/*
+ * Forces the attention kernel (tests and benchmarks): 0 lets
+ * groma_cuda_attention choose (tiled for several queries and head
+ * dimensions up to 128, per-query otherwise), 1 per-query, 2 tiled.
+ */
+void		groma_cuda_attention_kernel(int which);
+
 /* Describes device 0 (name, memory, compute capability, cuBLAS version) into buf. */
 groma_status groma_cuda_describe_device(char *buf, size_t buf_len);
 

@@ -1,8 +1,14 @@
 /*
  * ops_attention.cu - scaled dot-product attention on the GPU with an
- * online softmax: one thread block per (batch, head, query) walks the keys
- * in chunks, keeping a running max, sum and output, so no score matrix is
- * ever stored (long prompts cost O(Tk) memory per query, not O(Tq·Tk)).
+ * online softmax, so no score matrix is ever stored (long prompts cost
+ * O(Tk) memory per query, not O(Tq·Tk)).  Two kernels:
+ *
+ *   tiled      one block per (batch, head, tile of 16 queries): tiles of 32
+ *              keys and values are staged in shared memory with coalesced
+ *              loads and reused by the 16 queries (prefill, DINOv2, proposer;
+ *              head dimension up to 128);
+ *   per-query  one block per (batch, head, query), keys in chunks of 128
+ *              (decode steps, and head dimensions up to 256).
  */
 #include "cuda_common.h"
 
@@ -91,6 +97,151 @@ attention_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh, int
 	}
 }
 
+#define TILE_Q 16				/* queries per tiled block */
+#define TILE_K 32				/* keys per shared-memory tile */
+#define TILED_THREADS 256
+#define TILED_MAX_DIM 128
+#define TILED_SLOTS (TILE_Q * TILED_MAX_DIM / TILED_THREADS)	/* outputs per thread */
+
+/*
+ * out[b, h, q0 + r, :] for the TILE_Q queries r of tile blockIdx.x of
+ * (b, h) = blockIdx.y: per key tile, scores s[r][c] = scale · q·k (or -inf
+ * when masked), an online-softmax update of each row (16 threads), then the
+ * rescaled outputs accumulate p·v (each thread owns TILED_SLOTS of [TILE_Q, D]).
+ */
+__global__ static void
+attention_tiled_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh, int64_t ot, int64_t heads,
+					   int64_t tq, int64_t tk, int64_t dim, float scale, bool causal, int64_t q_offset)
+{
+	__shared__ float qs[TILE_Q][TILED_MAX_DIM];
+	__shared__ float ks[TILE_K][TILED_MAX_DIM + 1];	/* +1: the 32 keys of a warp sit in 32 banks */
+	__shared__ float vs[TILE_K][TILED_MAX_DIM];
+	__shared__ float s[TILE_Q][TILE_K];
+	__shared__ float row_m[TILE_Q],
+				row_l[TILE_Q],
+				row_corr[TILE_Q];
+	int64_t		bh = blockIdx.y,
+				b = bh / heads,
+				h = bh % heads,
+				q0 = (int64_t) blockIdx.x * TILE_Q,
+				rows = min((int64_t) TILE_Q, tq - q0);
+	/* the last key any query of the tile may see */
+	int64_t		kend = causal ? min(tk, q_offset + q0 + rows) : tk;
+	const float *qbase = q.data + b * q.sb + h * q.sh;
+	const float *kbase = k.data + b * k.sb + h * k.sh;
+	const float *vbase = v.data + b * v.sb + h * v.sh;
+	int			tid = threadIdx.x;
+	float		acc[TILED_SLOTS];
+
+	for (int r = 0; r < TILED_SLOTS; r++)
+		acc[r] = 0.0f;
+	for (int64_t i = tid; i < TILE_Q * dim; i += TILED_THREADS)
+	{
+		int64_t		r = i / dim,
+					d = i % dim;
+
+		qs[r][d] = r < rows ? qbase[(q0 + r) * q.st + d] : 0.0f;
+	}
+	if (tid < TILE_Q)
+	{
+		row_m[tid] = -INFINITY;
+		row_l[tid] = 0.0f;
+	}
+	__syncthreads();
+	for (int64_t j0 = 0; j0 < kend; j0 += TILE_K)
+	{
+		int64_t		cols = min((int64_t) TILE_K, kend - j0);
+
+		for (int64_t i = tid; i < TILE_K * dim; i += TILED_THREADS)
+		{
+			int64_t		c = i / dim,
+						d = i % dim;
+
+			ks[c][d] = c < cols ? kbase[(j0 + c) * k.st + d] : 0.0f;
+			vs[c][d] = c < cols ? vbase[(j0 + c) * v.st + d] : 0.0f;
+		}
+		__syncthreads();
+		for (int i = tid; i < TILE_Q * TILE_K; i += TILED_THREADS)
+		{
+			int			r = i / TILE_K,
+						c = i % TILE_K;
+			float		sc = -INFINITY;
+
+			if (r < rows && c < cols && (!causal || j0 + c <= q_offset + q0 + r))
+			{
+				float		a = 0.0f;
+
+				for (int64_t d = 0; d < dim; d++)
+					a += qs[r][d] * ks[c][d];
+				sc = a * scale;
+			}
+			s[r][c] = sc;
+		}
+		__syncthreads();
+		if (tid < TILE_Q)
+		{
+			float		m = row_m[tid],
+						mx = -INFINITY,
+						sum = 0.0f,
+						new_m;
+
+			for (int c = 0; c < TILE_K; c++)
+				mx = fmaxf(mx, s[tid][c]);
+			new_m = fmaxf(m, mx);
+			/* a row with only -inf scores so far (masked out) keeps everything at zero, as the CPU does */
+			for (int c = 0; c < TILE_K; c++)
+			{
+				float		p = new_m != -INFINITY && s[tid][c] != -INFINITY ? expf(s[tid][c] - new_m) : 0.0f;
+
+				s[tid][c] = p;
+				sum += p;
+			}
+			row_corr[tid] = m == -INFINITY || new_m == -INFINITY ? 0.0f : expf(m - new_m);
+			row_l[tid] = row_l[tid] * row_corr[tid] + sum;
+			row_m[tid] = new_m;
+		}
+		__syncthreads();
+		for (int slot = 0; slot < TILED_SLOTS; slot++)
+		{
+			int64_t		i = tid + (int64_t) slot * TILED_THREADS;
+
+			if (i < TILE_Q * dim)
+			{
+				int64_t		r = i / dim,
+							d = i % dim;
+				float		a = acc[slot] * row_corr[r];
+
+				for (int c = 0; c < TILE_K; c++)
+					a += s[r][c] * vs[c][d];
+				acc[slot] = a;
+			}
+		}
+		__syncthreads();		/* ks, vs and s are rewritten by the next tile */
+	}
+	for (int slot = 0; slot < TILED_SLOTS; slot++)
+	{
+		int64_t		i = tid + (int64_t) slot * TILED_THREADS;
+
+		if (i < rows * dim)
+		{
+			int64_t		r = i / dim,
+						d = i % dim;
+
+			out[b * ob + h * oh + (q0 + r) * ot + d] = row_l[r] > 0.0f ? acc[slot] / row_l[r] : 0.0f;
+		}
+	}
+}
+
+/* Which kernel groma_cuda_attention uses: 0 chooses, 1 per-query, 2 tiled (see groma_cuda.h). */
+static int	forced_kernel;
+
+/* Forces one attention kernel for tests and benchmarks; see groma_cuda.h. */
+extern "C" void
+groma_cuda_attention_kernel(int which)
+{
+	forced_kernel = which;
+}
+
 /* Returns the strides of a [B, H, T, D] CUDA operand with contiguous D. */
 static groma_status
 operand(const char *what, const groma_tensor *t, bhtd *o)
@@ -136,6 +287,17 @@ groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_t
 		return groma_ok();
 	if (tq > 0x7fffffff || batch * heads > 65535)
 		return groma_error(GROMA_ERR_LIMIT, "attention: grid too large");
+	if (forced_kernel == 2 && dim > TILED_MAX_DIM)
+		return groma_error(GROMA_ERR_UNSUPPORTED, "attention: the tiled kernel takes head dimensions up to %d",
+						   TILED_MAX_DIM);
+	if (forced_kernel == 2 || (forced_kernel == 0 && tq > 1 && dim <= TILED_MAX_DIM))
+	{
+		grid = dim3((unsigned) ((tq + TILE_Q - 1) / TILE_Q), (unsigned) (batch * heads));
+		attention_tiled_kernel<<<grid, TILED_THREADS, 0, groma_cuda_stream()>>>(
+			bq, bk, bv, (float *) out->data, out->stride[0], out->stride[1], out->stride[2], heads, tq, tk, dim,
+			scale, causal, q_offset);
+		return groma_cuda_launched("attention (tiled)");
+	}
 	grid = dim3((unsigned) tq, (unsigned) (batch * heads));
 	attention_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>(bq, bk, bv, (float *) out->data, out->stride[0],
 																out->stride[1], out->stride[2], heads, tk, dim, scale,

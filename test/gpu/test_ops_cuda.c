@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../../kernels/groma_cuda.h"
 #include "../../src/runtime/device_ops.h"
@@ -308,6 +309,9 @@ test_rowwise(void)
 	}
 }
 
+/* The attention kernel under test, as printed: "attention" (chosen), "attn/query" or "attn/tiled" (forced). */
+static const char *attention_label = "attention";
+
 /* attention: full, causal, and a KV-cache step, with head views. */
 static void
 test_attention(groma_arena *scratch)
@@ -330,7 +334,7 @@ test_attention(groma_arena *scratch)
 
 			snprintf(name, sizeof(name), "[%lld,%lld,%lld,%lld]%s", (long long) shapes[s][0], (long long) shapes[s][1],
 					 (long long) shapes[s][2], (long long) shapes[s][3], causal ? " causal" : "");
-			compare("attention", name, &o, &dout, 1e-10, groma_attention(&q, &k, &v, scale, causal, 0, scratch, &o),
+			compare(attention_label, name, &o, &dout, 1e-10, groma_attention(&q, &k, &v, scale, causal, 0, scratch, &o),
 					groma_attention(&dq, &dk, &dv, scale, causal, 0, NULL, &dout));
 		}
 	/* one decode step against a 300-position cache */
@@ -344,7 +348,7 @@ test_attention(groma_arena *scratch)
 					dv = to_dev(&v),
 					dout = to_dev(&o);
 
-		compare("attention", "decode step at 299", &o, &dout, 1e-10,
+		compare(attention_label, "decode step at 299", &o, &dout, 1e-10,
 				groma_attention(&q, &k, &v, 0.125f, true, 299, scratch, &o),
 				groma_attention(&dq, &dk, &dv, 0.125f, true, 299, NULL, &dout));
 	}
@@ -398,7 +402,7 @@ test_attention_views(groma_arena *scratch)
 			groma_tensor_narrow(&dq, 2, 35, 5, &dq);
 			groma_tensor_narrow(&dout, 2, 35, 5, &dout);
 		}
-		compare("attention", causal ? "head views, causal chunk at 35" : "head views [1,1025,4,64]", &ob, &dob, 1e-10,
+		compare(attention_label, causal ? "head views, causal chunk at 35" : "head views [1,1025,4,64]", &ob, &dob, 1e-10,
 				groma_attention(&q, &k, &v, 0.125f, causal, offset, scratch, &o),
 				groma_attention(&dq, &dk, &dv, 0.125f, causal, offset, NULL, &dout));
 	}
@@ -673,6 +677,67 @@ test_spatial(void)
 }
 
 /* Runs every op comparison, or skips with the reason there is no GPU. */
+/* Milliseconds of one attention call on the GPU (after one warm-up call), or -1 on failure. */
+static double
+attention_ms(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, bool causal)
+{
+	groma_tensor out = *q;
+	struct timespec t0,
+				t1;
+	groma_status st;
+
+	out.data = NULL;
+	st = groma_arena_tensor(&dev, GROMA_F32, 4, q->shape, &out);
+	if (st.code == GROMA_OK)
+		st = groma_attention(q, k, v, 0.125f, causal, 0, NULL, &out);
+	if (st.code == GROMA_OK)
+		st = groma_cuda_ops.synchronize();
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (st.code == GROMA_OK)
+		st = groma_attention(q, k, v, 0.125f, causal, 0, NULL, &out);
+	if (st.code == GROMA_OK)
+		st = groma_cuda_ops.synchronize();
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return st.code == GROMA_OK ? (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6 : -1;
+}
+
+/*
+ * Figures, not checks: both attention kernels at the real model's shapes
+ * (DINOv2-L: 16 heads of 64 over 1025 tokens; LLaMA prefill: 32 heads of
+ * 128 over 496 tokens, causal), in the same run.
+ */
+static void
+time_attention(void)
+{
+	static const int64_t shapes[][4] = {{1, 16, 1025, 64}, {1, 32, 496, 128}};
+	char		device[256] = "";
+
+	groma_cuda_describe_device(device, sizeof(device));
+	if (strstr(device, "emulator"))
+	{
+		printf("# figures: attention timings skipped on %s (its times say nothing about a GPU)\n", device);
+		return;
+	}
+	for (int s = 0; s < 2; s++)
+	{
+		groma_tensor q = rand_host(4, shapes[s]);
+		groma_tensor dq = to_dev(&q),
+					dk = to_dev(&q),
+					dv = to_dev(&q);
+		double		ms[2];
+
+		for (int which = 1; which <= 2; which++)
+		{
+			groma_cuda_attention_kernel(which);
+			ms[which - 1] = attention_ms(&dq, &dk, &dv, s == 1);
+		}
+		groma_cuda_attention_kernel(0);
+		printf("# figure: attention [%lld,%lld,%lld,%lld]%s on %s: per-query %.3f ms, tiled %.3f ms\n",
+			   (long long) shapes[s][0], (long long) shapes[s][1], (long long) shapes[s][2],
+			   (long long) shapes[s][3], s == 1 ? " causal" : "", device, ms[0], ms[1]);
+	}
+}
+
 int
 main(void)
 {
@@ -707,6 +772,16 @@ main(void)
 	test_rowwise();
 	test_attention(&scratch);
 	test_attention_views(&scratch);
+	/* the same cases on each kernel forced (the tiled one takes head dimensions up to 128) */
+	for (int which = 1; which <= 2; which++)
+	{
+		groma_cuda_attention_kernel(which);
+		attention_label = which == 1 ? "attn/query" : "attn/tiled";
+		test_attention(&scratch);
+		test_attention_views(&scratch);
+	}
+	groma_cuda_attention_kernel(0);
+	time_attention();
 	test_fills();
 	test_model_shapes();
 	test_conv_norm(&scratch);
