@@ -33,8 +33,10 @@ done
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 "$BUNDLE/bin/groma-server" --device-info
 PASSED=0; FAILED=0
+: > /tmp/groma-gpu-all.log
 for t in "$BUNDLE"/bin/test_*; do
     "$t" test/golden/images/*.jpg test/fixtures/variant_*.jpg | tee /tmp/groma-gpu.log
+    cat /tmp/groma-gpu.log >> /tmp/groma-gpu-all.log
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' /tmp/groma-gpu.log | tail -1)
     if [ -z "$line" ]; then FAILED=$((FAILED + 1)); echo "not ok - $t printed no summary"; continue; fi
     PASSED=$((PASSED + ${line%% passed*}))
@@ -48,18 +50,21 @@ for img in test/golden/images/*.jpg; do
     if [ $? = 0 ]; then PASSED=$((PASSED + 1)); echo "ok - --device cuda equals --device cpu on $img";
     else FAILED=$((FAILED + 1)); echo "not ok - --device cuda equals --device cpu on $img"; fi
 done
-# groma-server --regions --device cuda keeps the same boxes as --device cpu (to the printed precision).
+# groma-server --regions --device cuda (f32 weights) keeps the same boxes as --device cpu (to the printed precision).
 for img in test/golden/images/*.jpg; do
     "$BUNDLE/bin/groma-server" --model test/golden/tiny-groma --regions "$img" --device cpu > /tmp/cpu.json &&
-    "$BUNDLE/bin/groma-server" --model test/golden/tiny-groma --regions "$img" --device cuda > /tmp/cuda.json &&
+    "$BUNDLE/bin/groma-server" --model test/golden/tiny-groma --regions "$img" --device cuda --weights f32 > /tmp/cuda.json &&
     cmp -s <(grep -o '"box": \[[^]]*\]' /tmp/cpu.json) <(grep -o '"box": \[[^]]*\]' /tmp/cuda.json)
     if [ $? = 0 ]; then PASSED=$((PASSED + 1)); echo "ok - --regions --device cuda equals --device cpu on $img";
     else FAILED=$((FAILED + 1)); echo "not ok - --regions --device cuda equals --device cpu on $img"; fi
 done
-# The full-size benchmark: groma-7b-finetune's shapes with random f32 weights on the GPU.
+# The full-size benchmark: groma-7b-finetune's shapes with random bf16 matrices on the GPU (the default).
 echo "=== groma-server --bench --random-weights --config real --device cuda"
 timeout 240 "$BUNDLE/bin/groma-server" --bench --random-weights --config real --device cuda | tee /tmp/groma-bench.json
 if grep -q '"decode_tokens_per_s"' /tmp/groma-bench.json; then PASSED=$((PASSED + 1)); echo "ok - the full-size benchmark printed every figure";
 else FAILED=$((FAILED + 1)); echo "not ok - the full-size benchmark printed every figure"; fi
+echo "=== summary"
+grep -h '^# figure' /tmp/groma-gpu-all.log
+grep -h '"figure"' /tmp/groma-bench.json
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]
