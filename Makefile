@@ -157,6 +157,12 @@ build/emu/groma-server: $(patsubst %.c,build/emu/obj/%.o,$(SERVER_SRCS)) $(EMU_L
 
 emu: $(EMU_TESTS) build/emu/test_emulator build/emu/groma-server
 
+# A rehearsal of test/device/run.sh on the emulator (no GPU):
+#   make emu-bundle && GROMA_DEVICE_BUNDLE=build/emu-bundle bash test/device/run.sh
+emu-bundle: emu
+	rm -rf build/emu-bundle && mkdir -p build/emu-bundle/bin build/emu-bundle/lib
+	cp build/emu/groma-server $(EMU_TESTS) build/emu/test_emulator build/emu-bundle/bin/
+
 FUZZ_CC ?= clang
 # Each test/fuzz/fuzz_NAME.c is a libFuzzer target build/fuzz/fuzz_NAME.  Parsing code
 # is instrumented for coverage; arithmetic kernels (resize, runtime ops) only for
@@ -198,4 +204,4 @@ bench: $(BENCH_TARGETS)
 test:
 	test/run.sh
 
-.PHONY: emu install-server unit-tests gpu-tests fuzz bench test device-bundle
+.PHONY: emu emu-bundle install-server unit-tests gpu-tests fuzz bench test device-bundle
