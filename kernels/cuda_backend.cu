@@ -254,6 +254,7 @@ groma_cuda_register(void)
 	groma_cuda_ops.resize_bilinear = groma_cuda_resize_bilinear;
 	groma_cuda_ops.ms_deform_attn = groma_cuda_ms_deform_attn;
 	groma_cuda_ops.roi_align = groma_cuda_roi_align;
+	groma_cuda_ops.deform_locations = groma_cuda_deform_locations;
 	groma_cuda_ops.name = "cuda";
 	return groma_ok();
 }

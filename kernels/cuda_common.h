@@ -94,6 +94,8 @@ groma_status groma_cuda_ms_deform_attn(const groma_tensor *value, const int64_t 
 									   groma_tensor *out);
 groma_status groma_cuda_roi_align(const groma_tensor *feat, const groma_tensor *rois, float spatial_scale,
 								  int sampling_ratio, bool aligned, groma_tensor *out);
+groma_status groma_cuda_deform_locations(const groma_tensor *ref, int64_t map_h, int64_t map_w, int points,
+										 groma_tensor *loc);
 }
 
 /* A tensor's shape and strides padded on the left to four dimensions. */

@@ -335,3 +335,50 @@ groma_cuda_roi_align(const groma_tensor *feat, const groma_tensor *rois, float s
 		feat->shape[2], feat->shape[3], out->shape[2], out->shape[3], spatial_scale, sampling_ratio, aligned);
 	return groma_cuda_launched("roi_align");
 }
+
+/* loc[i] for sample i of query (b, q): reference plus scaled offset, in the CPU's order (no FMA here). */
+__global__ static void
+deform_locations_kernel(const float *ref, int64_t rs0, int64_t rs1, int64_t rs2, int64_t rdim, int64_t queries,
+						int64_t samples, int64_t map_h, int64_t map_w, int points, float *loc, int64_t n)
+{
+	int64_t		idx = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (idx >= n)
+		return;
+	{
+		int64_t		row = idx / samples,
+					b = row / queries,
+					q = row % queries;
+		const float *r = ref + b * rs0 + q * rs1;
+		float	   *l = loc + idx * 2;
+
+		if (rdim == 2)
+		{
+			l[0] = r[0] + l[0] / (float) map_w;
+			l[1] = r[rs2] + l[1] / (float) map_h;
+		}
+		else
+		{
+			l[0] = r[0] + l[0] / (float) points * r[2 * rs2] * 0.5f;
+			l[1] = r[rs2] + l[1] / (float) points * r[3 * rs2] * 0.5f;
+		}
+	}
+}
+
+/* Deformable-DETR sampling locations on the GPU; see ops_spatial.h. */
+extern "C" groma_status
+groma_cuda_deform_locations(const groma_tensor *ref, int64_t map_h, int64_t map_w, int points, groma_tensor *loc)
+{
+	int64_t		samples,
+				n;
+
+	GROMA_TRY(groma_deform_locations_check(ref, map_h, map_w, points, loc));
+	samples = loc->shape[2] * points;
+	n = loc->shape[0] * loc->shape[1] * samples;
+	if (n == 0)
+		return groma_ok();
+	deform_locations_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
+		(const float *) ref->data, ref->stride[0], ref->stride[1], ref->stride[2], ref->shape[2], loc->shape[1],
+		samples, map_h, map_w, points, (float *) loc->data, n);
+	return groma_cuda_launched("deform_locations");
+}

@@ -68,6 +68,8 @@ typedef struct groma_device_ops
 									groma_tensor *out);
 	groma_status (*roi_align) (const groma_tensor *feat, const groma_tensor *rois, float spatial_scale,
 							   int sampling_ratio, bool aligned, groma_tensor *out);
+	groma_status (*deform_locations) (const groma_tensor *ref, int64_t map_h, int64_t map_w, int points,
+									  groma_tensor *loc);
 } groma_device_ops;
 
 /* The CUDA entry points; all NULL until groma_cuda_register() runs. */

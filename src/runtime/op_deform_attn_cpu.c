@@ -365,3 +365,59 @@ groma_output_proposals(int h, int w, int level, groma_tensor *out, uint8_t *vali
 		}
 	return groma_ok();
 }
+
+/* Fails unless ref [B, Q, 2|4] and loc [B, Q, H, P·2] (contiguous) fit each other on one device. */
+groma_status
+groma_deform_locations_check(const groma_tensor *ref, int64_t map_h, int64_t map_w, int points,
+							 const groma_tensor *loc)
+{
+	const char *op = "deform_locations";
+
+	if (ref == NULL || loc == NULL || ref->data == NULL || loc->data == NULL || ref->dtype != GROMA_F32 ||
+		loc->dtype != GROMA_F32 || ref->device != loc->device)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: ref and loc must be f32 tensors on one device", op);
+	if (ref->ndim != 3 || (ref->shape[2] != 2 && ref->shape[2] != 4) || loc->ndim != 4 ||
+		loc->shape[0] != ref->shape[0] || loc->shape[1] != ref->shape[1] || points <= 0 ||
+		loc->shape[3] != 2 * (int64_t) points || !groma_tensor_is_contiguous(loc))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT,
+						   "%s: ref [B, Q, 2|4] and contiguous loc [B, Q, H, %d·2] do not fit", op, points);
+	if (ref->shape[2] == 2 && (map_h <= 0 || map_w <= 0))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: a %lldx%lld map", op, (long long) map_h,
+						   (long long) map_w);
+	return groma_ok();
+}
+
+/* Sampling locations in place of the offsets; see ops_spatial.h. */
+groma_status
+groma_deform_locations(const groma_tensor *ref, int64_t map_h, int64_t map_w, int points, groma_tensor *loc)
+{
+	int64_t		samples,
+				rdim;
+
+	GROMA_TRY(groma_deform_locations_check(ref, map_h, map_w, points, loc));
+	if (groma_on_device(loc))
+		return GROMA_DEVICE_CALL("deform_locations", deform_locations, ref, map_h, map_w, points, loc);
+	samples = loc->shape[2] * points;	/* heads · points per query */
+	rdim = ref->shape[2];
+	for (int64_t b = 0; b < loc->shape[0]; b++)
+		for (int64_t q = 0; q < loc->shape[1]; q++)
+		{
+			const float *r = (const float *) ref->data + b * ref->stride[0] + q * ref->stride[1];
+			float		r0 = r[0],
+						r1 = r[ref->stride[2]];
+			float	   *l = (float *) loc->data + (b * loc->shape[1] + q) * samples * 2;
+
+			for (int64_t k = 0; k < samples; k++)
+				if (rdim == 2)
+				{
+					l[2 * k] = r0 + l[2 * k] / (float) map_w;
+					l[2 * k + 1] = r1 + l[2 * k + 1] / (float) map_h;
+				}
+				else
+				{
+					l[2 * k] = r0 + l[2 * k] / (float) points * r[2 * ref->stride[2]] * 0.5f;
+					l[2 * k + 1] = r1 + l[2 * k + 1] / (float) points * r[3 * ref->stride[2]] * 0.5f;
+				}
+		}
+	return groma_ok();
+}

@@ -62,6 +62,21 @@ groma_status groma_ms_deform_attn(const groma_tensor *value, const int64_t *spat
 								  const groma_tensor *attention_weights, groma_tensor *out);
 
 /*
+ * Deformable-DETR's sampling locations for one level, in place of the
+ * offsets: loc[B, Q, H, P·2] (contiguous) holds offsets on entry.  With
+ * 2-d references ref[B, Q, 2] (x, y): loc = ref + offset / (map_w, map_h);
+ * with 4-d boxes ref[B, Q, 4] (cx, cy, w, h): loc = ref.xy + offset /
+ * points · ref.wh · 0.5, evaluated in that order (the GPU rounds the same).
+ * ref may be strided.
+ */
+groma_status groma_deform_locations(const groma_tensor *ref, int64_t map_h, int64_t map_w, int points,
+									groma_tensor *loc);
+
+/* The argument checks of groma_deform_locations, shared with its GPU twin. */
+groma_status groma_deform_locations_check(const groma_tensor *ref, int64_t map_h, int64_t map_w, int points,
+										  const groma_tensor *loc);
+
+/*
  * out[N, C] = value[C, H, W] sampled at loc[N, 2] ((x, y) in [0, 1]) with
  * the same bilinear, zero-padded rule as groma_ms_deform_attn (one level,
  * one head, weight 1): F.grid_sample(value, 2·loc - 1, align_corners=False).

@@ -617,6 +617,25 @@ test_spatial(void)
 					groma_ms_deform_attn(&dv, shapes, starts, 1, 4, &dl, &da, &dout));
 		}
 	}
+	/*
+	 * sampling locations from 2-d points on a 20x24 map and from 4-d boxes
+	 * (read through a strided view of [2, 50, 6], as the decoder narrows
+	 * its boxes): the same bits on both devices
+	 */
+	for (int rdim = 2; rdim <= 4; rdim += 2)
+	{
+		groma_tensor base = rand_host(3, (int64_t[]) {2, 50, 6}),
+					off = rand_host(4, (int64_t[]) {2, 50, 8, 8}),
+					ref;
+		groma_tensor dbase = to_dev(&base),
+					doff = to_dev(&off),
+					dref;
+
+		groma_tensor_narrow(&base, 2, 1, rdim, &ref);
+		groma_tensor_narrow(&dbase, 2, 1, rdim, &dref);
+		compare("deform_loc", rdim == 2 ? "[2,50,8,8] from points" : "[2,50,8,8] from boxes", &off, &doff, 0.0,
+				groma_deform_locations(&ref, 20, 24, 4, &off), groma_deform_locations(&dref, 20, 24, 4, &doff));
+	}
 	for (int aligned = 0; aligned < 2; aligned++)
 	{
 		groma_tensor feat = rand_host(4, (int64_t[]) {2, 16, 40, 48}),

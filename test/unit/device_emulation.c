@@ -273,6 +273,14 @@ emu_inverse_sigmoid(const groma_tensor *x, float eps, groma_tensor *y)
 	EMULATE(groma_inverse_sigmoid(cpu(x, &s[0]), eps, cpu(y, &s[1])));
 }
 
+static groma_status
+emu_deform_locations(const groma_tensor *ref, int64_t map_h, int64_t map_w, int points, groma_tensor *loc)
+{
+	groma_tensor s[2];
+
+	EMULATE(groma_deform_locations(cpu(ref, &s[0]), map_h, map_w, points, cpu(loc, &s[1])));
+}
+
 /* Attention needs CPU scratch for its score rows; the device entry has none. */
 static groma_status
 emu_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale, bool causal,
@@ -384,7 +392,7 @@ device_emulation_install(void)
 		.rope = emu_rope, .copy = emu_copy, .fill = emu_fill, .convert = emu_convert, .fill_random = emu_fill_random, .inverse_sigmoid = emu_inverse_sigmoid, .attention = emu_attention, .conv2d = emu_conv2d,
 		.group_norm = emu_group_norm, .layer_norm_channels = emu_layer_norm_channels,
 		.embedding = emu_embedding, .resize_bilinear = emu_resize_bilinear,
-		.ms_deform_attn = emu_ms_deform_attn, .roi_align = emu_roi_align,
+		.ms_deform_attn = emu_ms_deform_attn, .roi_align = emu_roi_align, .deform_locations = emu_deform_locations,
 	};
 	calls = 0;
 }
