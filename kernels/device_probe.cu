@@ -47,3 +47,14 @@ groma_cuda_describe_device(char *buf, size_t buf_len)
 			 prop.totalGlobalMem / 1073741824.0, prop.major, prop.minor, version);
 	return groma_ok();
 }
+
+/* Free and total memory of device 0; see groma_cuda.h. */
+extern "C" groma_status
+groma_cuda_memory(size_t *free_bytes, size_t *total_bytes)
+{
+	cudaError_t err = cudaMemGetInfo(free_bytes, total_bytes);
+
+	if (err != cudaSuccess)
+		return groma_cuda_error_status((int) err, "cudaMemGetInfo");
+	return groma_ok();
+}

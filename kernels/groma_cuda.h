@@ -63,6 +63,9 @@ uint64_t	groma_cuda_allocations(void);
  */
 void		groma_cuda_attention_kernel(int which);
 
+/* The free and total memory of device 0, in bytes. */
+groma_status groma_cuda_memory(size_t *free_bytes, size_t *total_bytes);
+
 /* Describes device 0 (name, memory, compute capability, cuBLAS version) into buf. */
 groma_status groma_cuda_describe_device(char *buf, size_t buf_len);
 

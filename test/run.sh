@@ -117,14 +117,20 @@ else
     tail -20 "$LOG/unit-build.log"; fail "C unit tests build"
 fi
 
+# Runs every test_* program in folder $1 on the bundled images, counting its summary under the label prefix $2.
+run_test_programs() {
+    local t rc
+    for t in $(find "$1" -maxdepth 1 -name 'test_*' -type f -executable | sort); do
+        "$t" test/golden/images/*.jpg test/fixtures/variant_*.jpg >"$LOG/programs.log" 2>&1
+        rc=$?
+        cat "$LOG/programs.log"
+        count_summary "$2$(basename "$t")" "$LOG/programs.log" $rc
+    done
+}
+
 section "GPU parity tests"
 if ls build/gpu/test_* >/dev/null 2>&1 && [ -n "$(find build/gpu -maxdepth 1 -name 'test_*' -type f -executable)" ]; then
-    for t in $(find build/gpu -maxdepth 1 -name 'test_*' -type f -executable | sort); do
-        "$t" test/golden/images/*.jpg test/fixtures/variant_*.jpg >"$LOG/gpu.log" 2>&1
-        rc=$?
-        cat "$LOG/gpu.log"
-        count_summary "$(basename "$t")" "$LOG/gpu.log" $rc
-    done
+    run_test_programs build/gpu ""
 else
     echo "# SKIP GPU parity tests: this build has no CUDA (nvcc absent or GROMA_CUDA=0)"
     skip "GPU parity tests (no CUDA build)"
@@ -133,12 +139,7 @@ fi
 section "GPU tests on the CUDA emulator (kernels/*.cu run on the CPU; not a GPU)"
 if make -j"$JOBS" emu >"$LOG/emu-build.log" 2>&1; then
     pass "make emu builds kernels/*.cu against the emulated CUDA runtime and cuBLAS"
-    for t in $(find build/emu -maxdepth 1 -name 'test_*' -type f -executable | sort); do
-        "$t" test/golden/images/*.jpg test/fixtures/variant_*.jpg >"$LOG/emu.log" 2>&1
-        rc=$?
-        cat "$LOG/emu.log"
-        count_summary "emulated $(basename "$t")" "$LOG/emu.log" $rc
-    done
+    run_test_programs build/emu "emulated "
 else
     tail -30 "$LOG/emu-build.log"; fail "make emu"
 fi

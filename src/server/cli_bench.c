@@ -19,6 +19,10 @@
 #include "../../kernels/groma_cuda.h"
 #endif
 
+#ifdef GROMA_WITH_CUDA
+#include "../../kernels/groma_cuda.h"
+#endif
+
 #define BENCH_REGIONS 100
 #define BENCH_NEW_TOKENS 64
 #define BENCH_TEXT_TOKENS 40	/* system prompt and query around the placeholders */
@@ -90,6 +94,7 @@ device_figures(bench *b)
 	figure("copy_bandwidth", 2.0 * (double) n * sizeof(float) / (best / 1e3) / 1e9, "GB/s",
 		   "device-to-device copy, bytes read + written");
 	b->act.used = mark;
+	b->act.high_water = mark;	/* activation_peak_mb counts the model's use, not this buffer */
 	return groma_ok();
 }
 
@@ -215,6 +220,34 @@ language_figures(bench *b, const groma_tensor *image_tokens)
 	return st;
 }
 
+/*
+ * Bytes for the activation arena: 3 GiB on the CPU; on the GPU what is free
+ * after the weights, less 1 GiB for the kept tensors and 1 GiB for the KV
+ * cache and cuBLAS, at most 12 GiB (the full-size model fits on a GPU that
+ * holds its weights plus a few GiB; activation_peak_mb says what it used).
+ */
+static groma_status
+activation_bytes(groma_device device, size_t *bytes)
+{
+	*bytes = (size_t) 3 << 30;
+#ifdef GROMA_WITH_CUDA
+	if (device == GROMA_DEVICE_CUDA)
+	{
+		size_t		free_bytes,
+					total;
+
+		GROMA_TRY(groma_cuda_memory(&free_bytes, &total));
+		if (free_bytes < ((size_t) 5 << 29))
+			return groma_error(GROMA_ERR_NO_MEMORY, "bench: %.2f GiB of GPU memory left after the weights, 2.5 needed",
+							   free_bytes / 1073741824.0);
+		*bytes = free_bytes - ((size_t) 2 << 30);
+		if (*bytes > ((size_t) 12 << 30))
+			*bytes = (size_t) 12 << 30;
+	}
+#endif
+	return groma_ok();
+}
+
 /* Runs every part in order; the caller frees b. */
 static groma_status
 bench_run(const groma_cli_options *opt, bench *b)
@@ -226,6 +259,7 @@ bench_run(const groma_cli_options *opt, bench *b)
 	char		note[128];
 	double		t0;
 	struct timespec ts;
+	size_t		act_bytes;
 
 	if (strcmp(opt->config, "real") == 0)
 		GROMA_TRY(groma_model_config_real(&cfg));
@@ -239,12 +273,16 @@ bench_run(const groma_cli_options *opt, bench *b)
 	snprintf(note, sizeof(note), "random weights generated where they live: %s matrices, f32 the rest",
 			 groma_dtype_name(matrices));
 	figure("build_ms", now_ms(b) - t0, "ms", note);
-	GROMA_TRY(groma_arena_init_on(&b->act, b->device, b->device == GROMA_DEVICE_CUDA ? (size_t) 12 << 30 : (size_t) 3 << 30));
+	GROMA_TRY(activation_bytes(b->device, &act_bytes));
+	GROMA_TRY(groma_arena_init_on(&b->act, b->device, act_bytes));
 	GROMA_TRY(groma_arena_init_on(&b->keep, b->device, (size_t) 1 << 30));
 	GROMA_TRY(groma_arena_init(&b->host, (size_t) 64 << 20));
 	GROMA_TRY(device_figures(b));
 	GROMA_TRY(vision_figures(b, &image_tokens, &region_tokens));
-	return language_figures(b, &image_tokens);
+	GROMA_TRY(language_figures(b, &image_tokens));
+	snprintf(note, sizeof(note), "activation arena high-water mark, of %.0f MB reserved", act_bytes / 1048576.0);
+	figure("activation_peak_mb", b->act.high_water / 1048576.0, "MB", note);
+	return groma_ok();
 }
 
 /* --bench; see cli.h. */

@@ -12,7 +12,7 @@ my $config = "$root/test/golden/tiny-groma/config.json";
 my ($rc, $out, $err) = run_server('--bench', '--random-weights', '--config', $config);
 is($rc, 0, '--bench on the tiny configuration exits 0') or diag($err);
 for my $f (qw(build_ms copy_bandwidth dinov2_ms proposer_ms region_encoder_ms prefill_ms decode_step_ms
-              decode_tokens_per_s)) {
+              decode_tokens_per_s activation_peak_mb)) {
     like($out, qr/^\{"figure": "$f", "value": [0-9.]+, "unit": "[^"]+"/m, "prints $f as a JSON line");
 }
 like($out, qr/^\{"figure": "device", "name": "CPU, \d+ threads"\}$/m, 'names the device');

@@ -61,6 +61,15 @@ is(join(',', split /\s*,\s*/, $g_ids // ''), join(',', split /\s*,\s*/, $c_ids /
 is($rc, 0, '--regions with the default bf16 matrices exits 0') or diag($err);
 like($out, qr/"box": \[/, 'and returns regions');
 
+# The benchmark's GPU path (random weights generated on the device, bf16 matrices) on the tiny configuration.
+($rc, $out, $err) = run_emu({}, '--bench', '--random-weights', '--config', "$model/config.json", '--device', 'cuda');
+is($rc, 0, '--bench --device cuda on the tiny configuration exits 0') or diag($err);
+for my $f (qw(build_ms copy_bandwidth dinov2_ms proposer_ms region_encoder_ms prefill_ms decode_step_ms
+              decode_tokens_per_s activation_peak_mb)) {
+    like($out, qr/^\{"figure": "$f", "value": [0-9.]+/m, "the emulated GPU bench prints $f");
+}
+like($out, qr/"figure": "device", "name": "groma CUDA emulator/, 'and names the emulated device');
+
 ($rc, $out, $err) = run_emu({ GROMA_EMU_FAULT_AT_LAUNCH => 40 }, '--model', $model, '--regions', $image,
                             '--device', 'cuda');
 is($rc, 3, 'a sticky fault (illegal address) in launch 40 exits 3 for the supervisor') or diag($err);
