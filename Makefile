@@ -119,10 +119,12 @@ EMU_RUNTIME_OBJS = $(patsubst test/emu/%.cpp,build/emu/runtime/%.o,$(wildcard te
 EMU_LIB_OBJS = $(patsubst %.c,build/emu/obj/%.o,$(LIB_SRCS))
 EMU_TESTS = $(patsubst test/gpu/%.c,build/emu/%,$(wildcard test/gpu/test_*.c))
 EMU_HEADERS = $(wildcard test/emu/*.h test/emu/include/*.h)
+# k<<<grid, block, shmem, stream>>>(args) -> groma_emu_launch(k, "k", grid, block, shmem, stream)(args), across lines
+EMU_REWRITE = perl -0pe 's/([A-Za-z_][A-Za-z_0-9]*)<<<(.*?)>>>\(/groma_emu_launch($$1, "$$1", $$2)(/gs'
 
-build/emu/kernels/%.cpp: kernels/%.cu
+build/emu/kernels/%.cpp: kernels/%.cu Makefile
 	@mkdir -p $(dir $@)
-	sed -E 's/([A-Za-z_][A-Za-z_0-9]*)<<<(.*)>>>\(/groma_emu_launch(\1, "\1", \2)(/' $< > $@
+	$(EMU_REWRITE) $< > $@
 
 build/emu/kernels/%.o: build/emu/kernels/%.cpp kernels/groma_cuda.h kernels/cuda_common.h $(EMU_HEADERS) $(wildcard src/runtime/*.h)
 	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
@@ -145,9 +147,9 @@ build/emu/test_%: test/gpu/test_%.c $(EMU_LINK)
 	$(CC) $(filter-out -DGROMA_WITH_CUDA=1,$(SERVER_CFLAGS)) -DGROMA_WITH_CUDA=1 -Itest/emu/include -c $< -o $@.o
 	$(CXX) -o $@ $@.o $(EMU_LINK) -lturbojpeg -ljansson -lopenblas -lpthread -lm
 
-build/emu/test_emulator.cpp: test/emu/test_emulator.cu
+build/emu/test_emulator.cpp: test/emu/test_emulator.cu Makefile
 	@mkdir -p $(dir $@)
-	sed -E 's/([A-Za-z_][A-Za-z_0-9]*)<<<(.*)>>>\(/groma_emu_launch(\1, "\1", \2)(/' $< > $@
+	$(EMU_REWRITE) $< > $@
 
 build/emu/test_emulator: build/emu/test_emulator.cpp $(EMU_RUNTIME_OBJS)
 	$(CXX) $(EMU_CXXFLAGS) -Itest/emu -o $@ $< $(EMU_RUNTIME_OBJS) -lopenblas -lpthread

@@ -6,14 +6,19 @@
 
 #define THREADS 256
 
-/* col[(c·kh + i)·kw + j, oy·wo + ox] = x[c, oy·s - p + i, ox·s - p + j] (0 outside). */
+/*
+ * col[n, (c·kh + i)·kw + j, oy·wo + ox] = x[n, c, oy·s - p + i, ox·s - p + j]
+ * (0 outside) for the `images` images of one chunk.
+ */
 __global__ static void
-im2col_kernel(const float *x, int64_t c_in, int64_t h, int64_t w, int64_t kh, int64_t kw, int stride, int pad,
-			  int64_t ho, int64_t wo, float *col)
+im2col_kernel(const float *x, int64_t images, int64_t c_in, int64_t h, int64_t w, int64_t kh, int64_t kw, int stride,
+			  int pad, int64_t ho, int64_t wo, float *col)
 {
 	int64_t		idx = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
-	int64_t		total = c_in * kh * kw * ho * wo;
-	int64_t		ox,
+	int64_t		per_image = c_in * kh * kw * ho * wo;
+	int64_t		n,
+				r,
+				ox,
 				oy,
 				row,
 				j,
@@ -22,30 +27,40 @@ im2col_kernel(const float *x, int64_t c_in, int64_t h, int64_t w, int64_t kh, in
 				iy,
 				ix;
 
-	if (idx >= total)
+	if (idx >= images * per_image)
 		return;
-	ox = idx % wo;
-	oy = (idx / wo) % ho;
-	row = idx / (wo * ho);
+	n = idx / per_image;
+	r = idx % per_image;
+	ox = r % wo;
+	oy = (r / wo) % ho;
+	row = r / (wo * ho);
 	j = row % kw;
 	i = (row / kw) % kh;
 	c = row / (kw * kh);
 	iy = oy * stride - pad + i;
 	ix = ox * stride - pad + j;
-	col[idx] = iy >= 0 && iy < h && ix >= 0 && ix < w ? x[(c * h + iy) * w + ix] : 0.0f;
+	col[idx] = iy >= 0 && iy < h && ix >= 0 && ix < w ? x[((n * c_in + c) * h + iy) * w + ix] : 0.0f;
 }
 
-/* y[o, p] = b[o] for one image (b may be NULL: zeros). */
+/* y[n, o, p] = b[o] for `images` images (b may be NULL: zeros). */
 __global__ static void
-fill_channels_kernel(float *y, const float *b, int64_t channels, int64_t plane)
+fill_channels_kernel(float *y, const float *b, int64_t images, int64_t channels, int64_t plane)
 {
 	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
 
-	if (i < channels * plane)
-		y[i] = b ? b[i / plane] : 0.0f;
+	if (i < images * channels * plane)
+		y[i] = b ? b[(i / plane) % channels] : 0.0f;
 }
 
-/* y = conv2d(x, w) (+ b); scratch must be a device arena for the im2col buffer; see ops.h. */
+/* The im2col scratch one chunk of images may take (the chunk is at least one image). */
+#define CONV_CHUNK_BYTES ((size_t) 256 << 20)
+
+/*
+ * y = conv2d(x, w) (+ b); see ops.h.  Images go in chunks: one im2col, one
+ * bias fill and one strided-batched GEMM per chunk (the weights shared), so
+ * 100 region maps cost a few launches, not 300.  scratch must be a device
+ * arena for the im2col buffer (1x1 convolutions need none).
+ */
 extern "C" groma_status
 groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, int stride, int padding,
 				  groma_arena_ref scratch, groma_tensor *y)
@@ -60,11 +75,13 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 				ho,
 				wo,
 				kdim,
-				plane;
+				plane,
+				chunk = 1;
 	bool		direct;
 	float	   *col = NULL;
 	size_t		mark = scratch ? scratch->used : 0;
 	const float one = 1.0f;
+	groma_status st = groma_ok();
 
 	GROMA_TRY(groma_cuda_check_f32("conv2d", "x", x));
 	GROMA_TRY(groma_cuda_check_f32("conv2d", "w", w));
@@ -81,50 +98,61 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 	if (y->shape[0] != batch || y->shape[1] != c_out || y->shape[2] != ho || y->shape[3] != wo ||
 		(b && groma_tensor_numel(b) != c_out))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "conv2d: y or b has the wrong shape");
+	if (batch == 0 || c_out == 0 || plane == 0)
+		return groma_ok();
 	direct = kh == 1 && kw == 1 && stride == 1 && padding == 0;
 	GROMA_TRY(groma_cuda_gemm_dims("conv2d", plane, c_out, kdim));
-	if (!direct)
+	if (direct)
+		chunk = batch > 65535 ? 65535 : batch;
+	else if (kdim > 0)
 	{
+		size_t		per_image = (size_t) (kdim * plane) * sizeof(float),
+					room;
+
 		if (scratch == NULL || scratch->device != GROMA_DEVICE_CUDA)
 			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "conv2d: a device scratch arena is needed on the GPU");
-		col = (float *) groma_arena_alloc(scratch, (size_t) (kdim * plane) * sizeof(float));	/* [C·kh·kw, Ho·Wo] */
+		room = scratch->size - scratch->used;
+		room = room < CONV_CHUNK_BYTES ? room : CONV_CHUNK_BYTES;
+		chunk = (int64_t) (room / per_image);
+		chunk = chunk < 1 ? 1 : chunk > batch ? batch : chunk;
+		col = (float *) groma_arena_alloc(scratch, (size_t) chunk * per_image);	/* [chunk, C·kh·kw, Ho·Wo] */
 		if (col == NULL)
 			return groma_error(GROMA_ERR_NO_MEMORY, "conv2d: device scratch arena too small for im2col");
 	}
-	for (int64_t n = 0; n < batch && c_out > 0 && plane > 0; n++)
+	for (int64_t n0 = 0; n0 < batch && st.code == GROMA_OK; n0 += chunk)
 	{
-		const float *xn = (const float *) x->data + n * c_in * h * wd;
-		float	   *yn = (float *) y->data + n * c_out * plane;	/* [O, Ho·Wo] */
-		groma_status st = groma_ok();
+		int64_t		images = batch - n0 < chunk ? batch - n0 : chunk;
+		const float *xn = (const float *) x->data + n0 * c_in * h * wd;
+		float	   *yn = (float *) y->data + n0 * c_out * plane;	/* [images, O, Ho·Wo] */
 
 		if (!direct && kdim > 0)
 		{
-			im2col_kernel<<<groma_cuda_blocks(kdim * plane, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-				xn, c_in, h, wd, kh, kw, stride, padding, ho, wo, col);
+			im2col_kernel<<<groma_cuda_blocks(images * kdim * plane, THREADS), THREADS, 0, groma_cuda_stream()>>>(
+				xn, images, c_in, h, wd, kh, kw, stride, padding, ho, wo, col);
 			st = groma_cuda_launched("conv2d im2col");
 		}
 		if (st.code == GROMA_OK)
 		{
-			fill_channels_kernel<<<groma_cuda_blocks(c_out * plane, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-				yn, b ? (const float *) b->data : NULL, c_out, plane);
+			fill_channels_kernel<<<groma_cuda_blocks(images * c_out * plane, THREADS), THREADS, 0,
+								   groma_cuda_stream()>>>(yn, b ? (const float *) b->data : NULL, images, c_out,
+														 plane);
 			st = groma_cuda_launched("conv2d bias");
 		}
-		/* y[O, P] += w[O, K] · col[K, P], as yᵀ = colᵀ · wᵀ in column-major (no input channels: the bias alone) */
+		/*
+		 * y[n][O, P] += w[O, K] · col[n][K, P] for each image, as yᵀ = colᵀ · wᵀ in
+		 * column-major; w is shared (stride 0).  No input channels: the bias alone.
+		 */
 		if (st.code == GROMA_OK && kdim > 0)
-			st = groma_cublas_status(cublasSgemm(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) plane, (int) c_out,
-												 (int) kdim, &one, direct ? xn : col, (int) plane,
-												 (const float *) w->data, (int) kdim, &one, yn, (int) plane),
-									 "conv2d: cublasSgemm");
-		if (st.code != GROMA_OK)
-		{
-			if (scratch)
-				scratch->used = mark;	/* the im2col buffer goes back on failure too */
-			return st;
-		}
+			st = groma_cublas_status(cublasSgemmStridedBatched(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) plane,
+															   (int) c_out, (int) kdim, &one, direct ? xn : col,
+															   (int) plane, direct ? c_in * h * wd : kdim * plane,
+															   (const float *) w->data, (int) kdim, 0, &one, yn,
+															   (int) plane, c_out * plane, (int) images),
+									 "conv2d: cublasSgemmStridedBatched");
 	}
 	if (scratch)
-		scratch->used = mark;
-	return groma_ok();
+		scratch->used = mark;	/* the im2col buffer goes back, after a failure too */
+	return st;
 }
 
 /* GroupNorm of one (image, group) per block: two passes over per·hw values. */

@@ -138,6 +138,10 @@ const char *cublasGetStatusString(cublasStatus_t status);
 cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
 						   int k, const float *alpha, const float *a, int lda, const float *b, int ldb,
 						   const float *beta, float *c, int ldc);
+cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
+										 int m, int n, int k, const float *alpha, const float *a, int lda,
+										 long long stride_a, const float *b, int ldb, long long stride_b,
+										 const float *beta, float *c, int ldc, long long stride_c, int batch);
 cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
 							int k, const void *alpha, const void *a, cudaDataType_t atype, int lda, const void *b,
 							cudaDataType_t btype, int ldb, const void *beta, void *c, cudaDataType_t ctype, int ldc,

@@ -184,6 +184,26 @@ cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t t
 }
 
 extern "C" cublasStatus_t
+cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
+						  int k, const float *alpha, const float *a, int lda, long long stride_a, const float *b,
+						  int ldb, long long stride_b, const float *beta, float *c, int ldc, long long stride_c,
+						  int batch)
+{
+	if (batch < 0)
+		return CUBLAS_STATUS_INVALID_VALUE;
+	for (int i = 0; i < batch; i++)
+	{
+		cublasStatus_t st = gemm("cublasSgemmStridedBatched", handle, transa, transb, m, n, k, *alpha,
+								 a + i * stride_a, CUDA_R_32F, lda, b + i * stride_b, CUDA_R_32F, ldb, *beta,
+								 c + i * stride_c, ldc);
+
+		if (st != CUBLAS_STATUS_SUCCESS)
+			return st;
+	}
+	return CUBLAS_STATUS_SUCCESS;
+}
+
+extern "C" cublasStatus_t
 cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n, int k,
 			 const void *alpha, const void *a, cudaDataType_t atype, int lda, const void *b, cudaDataType_t btype,
 			 int ldb, const void *beta, void *c, cudaDataType_t ctype, int ldc, cublasComputeType_t compute,

@@ -547,6 +547,26 @@ test_conv_norm(groma_arena *scratch)
 
 		compare("conv2d", "[100,32,14,14] k3 s1 p1", &y, &dy, 1e-10, groma_conv2d(&x, &w, &b, 1, 1, scratch, &y),
 				groma_conv2d(&dx, &dw, &db, 1, 1, &dscratch, &dy));
+		/* a scratch with room for 7 images' im2col: chunks of 7, the last one of 2 */
+		{
+			size_t		per_image = (size_t) 32 * 9 * 196 * sizeof(float),
+						mark = dscratch.used;
+			groma_arena small = dscratch;
+
+			small.size = dscratch.used + 7 * per_image + per_image / 2;
+			groma_fill(&dy, NAN);	/* the result must be computed again, not left over */
+			compare("conv2d", "[100,...] in chunks of 7", &y, &dy, 1e-10, groma_ok(),
+					groma_conv2d(&dx, &dw, &db, 1, 1, &small, &dy));
+			small.size = dscratch.used + per_image / 2;
+			{
+				groma_status st = groma_conv2d(&dx, &dw, &db, 1, 1, &small, &dy);
+				bool		ok = st.code == GROMA_ERR_NO_MEMORY && small.used == mark;
+
+				printf("%s - conv2d     a scratch smaller than one image's im2col fails cleanly (%s)\n",
+					   ok ? "ok" : "not ok", st.message);
+				ok ? passed++ : failed++;
+			}
+		}
 	}
 	{
 		groma_tensor x = rand_host(4, (int64_t[]) {2, 128, 16, 16}),
