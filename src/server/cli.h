@@ -70,6 +70,15 @@ typedef struct groma_cli_session
  */
 groma_status groma_cli_session_open(const groma_cli_options *opt, size_t act_bytes, groma_cli_session *s);
 
+/*
+ * The activation arena of --regions and --image: 3 GiB.  At the real
+ * model's widths the bench's GPU path (emulated, with 4 DINOv2 layers and 1
+ * LLaMA layer: activations do not grow with depth but for ~4 MB of hidden
+ * state per extra DINOv2 layer) peaked at 1.6 GB; --image adds the KV cache
+ * (about 0.6 GB for 560 positions).
+ */
+#define GROMA_CLI_ACT_BYTES ((size_t) 3 << 30)
+
 /* Frees the session; safe on a zeroed or half-opened one. */
 void		groma_cli_session_close(groma_cli_session *s);
 

@@ -129,7 +129,7 @@ groma_cli_generate(const groma_cli_options *opt)
 	if (st.code == GROMA_OK)
 		st = groma_read_file(opt->image_path, &data, &len);
 	if (st.code == GROMA_OK)
-		st = groma_cli_session_open(opt, (size_t) 3 << 30, &s);
+		st = groma_cli_session_open(opt, GROMA_CLI_ACT_BYTES, &s);
 	if (st.code == GROMA_OK)
 		st = groma_tokenizer_load(opt->model_dir, &tok);
 	if (st.code == GROMA_OK)

@@ -44,7 +44,7 @@ groma_cli_regions(const groma_cli_options *opt)
 	int			rc;
 
 	if (st.code == GROMA_OK)
-		st = groma_cli_session_open(opt, (size_t) 2 << 30, &s);
+		st = groma_cli_session_open(opt, GROMA_CLI_ACT_BYTES, &s);
 	if (st.code == GROMA_OK)
 		st = groma_vision_run(s.model, data, len, &opt->limits, &opt->refer[0][0], opt->n_refer, &s.act, &s.out,
 							  &s.host, &res);
