@@ -59,7 +59,9 @@ uint64_t	groma_cuda_allocations(void);
 /*
  * Forces the attention kernel (tests and benchmarks): 0 lets
  * groma_cuda_attention choose (tiled for several queries and head
- * dimensions up to 128, per-query otherwise), 1 per-query, 2 tiled.
+ * dimensions up to 128, per-query otherwise, a decode step's keys split
+ * over several blocks), 1 per-query, 2 tiled, 3 per-query without key
+ * splits (the decode baseline).
  */
 void		groma_cuda_attention_kernel(int which);
 

@@ -8,7 +8,9 @@
  *              loads and reused by the 16 queries (prefill, DINOv2, proposer;
  *              head dimension up to 128);
  *   per-query  one block per (batch, head, query), keys in chunks of 128
- *              (decode steps, and head dimensions up to 256).
+ *              (head dimensions up to 256); for a decode step (one query)
+ *              the keys are split over up to 64 blocks per head whose
+ *              partial results a second kernel combines (flash-decoding).
  */
 #include "cuda_common.h"
 
@@ -24,10 +26,17 @@ struct bhtd
 				st;
 };
 
-/* out[b, h, i, :] = softmax(scale · q kᵀ + mask) v for query i of (b, h) = blockIdx.y/z. */
+/*
+ * out[b, h, i, :] = softmax(scale · q kᵀ + mask) v for query i (blockIdx.x) of
+ * (b, h) = blockIdx.y.  With part set, block z (blockIdx.z) covers only keys
+ * [z·split_len, (z+1)·split_len) and writes its running max, sum and
+ * unnormalised output to part[((bh·Tq + i)·splits + z)·(D + 2) ..] for
+ * combine_kernel (split keys: decode steps fill the GPU with blocks).
+ */
 __global__ static void
 attention_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh, int64_t ot, int64_t heads,
-				 int64_t tk, int64_t dim, float scale, bool causal, int64_t q_offset)
+				 int64_t tk, int64_t dim, float scale, bool causal, int64_t q_offset, int64_t split_len,
+				 float *part)
 {
 	__shared__ float qs[MAX_DIM];
 	__shared__ float p[THREADS];
@@ -36,7 +45,9 @@ attention_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh, int
 				bh = blockIdx.y,
 				b = bh / heads,
 				h = bh % heads;
-	int64_t		kend = causal ? min(tk, q_offset + i + 1) : tk;
+	int64_t		kall = causal ? min(tk, q_offset + i + 1) : tk,
+				kbeg = part ? (int64_t) blockIdx.z * split_len : 0,
+				kend = part ? min(kall, kbeg + split_len) : kall;
 	const float *qrow = q.data + b * q.sb + h * q.sh + i * q.st;
 	const float *kbase = k.data + b * k.sb + h * k.sh;
 	const float *vbase = v.data + b * v.sb + h * v.sh;
@@ -47,7 +58,7 @@ attention_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh, int
 	for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
 		qs[d] = qrow[d];
 	__syncthreads();
-	for (int64_t j0 = 0; j0 < kend; j0 += THREADS)
+	for (int64_t j0 = kbeg; j0 < kend; j0 += THREADS)
 	{
 		int64_t		j = j0 + threadIdx.x;
 		float		s = -INFINITY,
@@ -88,12 +99,67 @@ attention_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh, int
 		m = new_m;
 		__syncthreads();		/* p[] is rewritten by the next chunk */
 	}
+	if (part)
+	{
+		float	   *mine = part + ((bh * gridDim.x + i) * gridDim.z + blockIdx.z) * (dim + 2);
+
+		if (threadIdx.x == 0)
+		{
+			mine[0] = m;
+			mine[1] = l;
+		}
+		for (int r = 0; r < 2; r++)
+			if (threadIdx.x + r * THREADS < dim)
+				mine[2 + threadIdx.x + r * THREADS] = acc[r];
+		return;
+	}
 	for (int r = 0; r < 2; r++)
 	{
 		int64_t		d = threadIdx.x + r * THREADS;
 
 		if (d < dim)
 			out[b * ob + h * oh + i * ot + d] = l > 0.0f ? acc[r] / l : 0.0f;
+	}
+}
+
+/*
+ * out[b, h, i, d] from the partial results of the key splits of attention_kernel:
+ * each split's sum and output rescaled to the largest max (empty splits weigh 0).
+ */
+__global__ static void
+combine_kernel(const float *part, int64_t splits, float *out, int64_t ob, int64_t oh, int64_t ot, int64_t heads,
+			   int64_t tq, int64_t dim)
+{
+	int64_t		row = blockIdx.x,	/* bh · Tq + i */
+				bh = row / tq,
+				i = row % tq,
+				b = bh / heads,
+				h = bh % heads;
+	const float *rows = part + row * splits * (dim + 2);
+	float		big = -INFINITY,
+				l = 0.0f;
+
+	for (int64_t z = 0; z < splits; z++)
+		big = fmaxf(big, rows[z * (dim + 2)]);
+	for (int64_t z = 0; z < splits; z++)
+	{
+		float		mz = rows[z * (dim + 2)];
+
+		if (mz != -INFINITY)
+			l += rows[z * (dim + 2) + 1] * expf(mz - big);
+	}
+	for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+	{
+		float		a = 0.0f;
+
+		for (int64_t z = 0; z < splits; z++)
+		{
+			float		mz = rows[z * (dim + 2)];
+
+			if (mz != -INFINITY)
+				a += rows[z * (dim + 2) + 2 + d] * expf(mz - big);
+		}
+		out[b * ob + h * oh + i * ot + d] = l > 0.0f ? a / l : 0.0f;
 	}
 }
 
@@ -232,7 +298,13 @@ attention_tiled_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t o
 	}
 }
 
-/* Which kernel groma_cuda_attention uses: 0 chooses, 1 per-query, 2 tiled (see groma_cuda.h). */
+#define MAX_SPLITS 64			/* key splits per decode query */
+
+/* Device buffer of the key splits' partial results, [B·H, MAX_SPLITS, D + 2]; grows with B·H·D only. */
+static float *split_buf;
+static size_t split_cap;
+
+/* Which kernel groma_cuda_attention uses: 0 chooses, 1 per-query, 2 tiled, 3 per-query without key splits. */
 static int	forced_kernel;
 
 /* Forces one attention kernel for tests and benchmarks; see groma_cuda.h. */
@@ -298,9 +370,38 @@ groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_t
 			scale, causal, q_offset);
 		return groma_cuda_launched("attention (tiled)");
 	}
+	if (tq == 1 && tk > THREADS && forced_kernel != 3)
+	{
+		/* a decode step: split the keys so that B·H·splits blocks fill the GPU (flash-decoding) */
+		int64_t		split_len = (tk + MAX_SPLITS - 1) / MAX_SPLITS,
+					splits;
+		size_t		need;
+
+		split_len = split_len < THREADS ? THREADS : (split_len + THREADS - 1) / THREADS * THREADS;
+		splits = (tk + split_len - 1) / split_len;
+		/* sized for MAX_SPLITS whatever the context, so a longer prompt later allocates nothing */
+		need = (size_t) (batch * heads * MAX_SPLITS * (dim + 2)) * sizeof(float);
+		if (need > split_cap)
+		{
+			void	   *grown = NULL;
+
+			GROMA_TRY(groma_cuda_status(groma_cuda_malloc(&grown, need), "attention: key-split buffer"));
+			cudaFree(split_buf);
+			split_buf = (float *) grown;
+			split_cap = need;
+		}
+		grid = dim3(1, (unsigned) (batch * heads), (unsigned) splits);
+		attention_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>(bq, bk, bv, (float *) out->data, out->stride[0],
+																	out->stride[1], out->stride[2], heads, tk, dim,
+																	scale, causal, q_offset, split_len, split_buf);
+		GROMA_TRY(groma_cuda_launched("attention (key splits)"));
+		combine_kernel<<<(unsigned) (batch * heads), THREADS, 0, groma_cuda_stream()>>>(
+			split_buf, splits, (float *) out->data, out->stride[0], out->stride[1], out->stride[2], heads, 1, dim);
+		return groma_cuda_launched("attention (combining key splits)");
+	}
 	grid = dim3((unsigned) tq, (unsigned) (batch * heads));
 	attention_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>(bq, bk, bv, (float *) out->data, out->stride[0],
 																out->stride[1], out->stride[2], heads, tk, dim, scale,
-																causal, q_offset);
+																causal, q_offset, 0, NULL);
 	return groma_cuda_launched("attention");
 }

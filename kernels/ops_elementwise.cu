@@ -165,8 +165,7 @@ groma_cuda_binary(bool multiply, const groma_tensor *a, const groma_tensor *b, g
 		off < 0)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "add/mul: operands do not fit");
 	shape = groma_cuda_dims4(y);
-	for (int i = 0; i < 4; i++)
-		bs.stride[i] = 0;
+	bs = groma_dims4{};			/* b's strides: 0 where it broadcasts */
 	for (int d = 0; d < y->ndim; d++)
 	{
 		int			bd = d - off;

@@ -170,6 +170,17 @@ void		groma_emu_run(const char *name, dim3 grid, dim3 block, size_t shmem, cudaS
 /* Fails the launch (cudaErrorInvalidValue) when a pointer argument is not device memory. */
 bool		groma_emu_check_argument(const char *name, int index, const void *p);
 
+/* One kernel argument converted to its parameter type as a launch would (NULL, an integer 0, to a pointer). */
+template <typename P, typename A>
+static inline P
+groma_emu_argument(A &&a)
+{
+	if constexpr (std::is_pointer<P>::value && std::is_integral<typename std::decay<A>::type>::value)
+		return a == 0 ? (P) nullptr : (P) (uintptr_t) a;
+	else
+		return static_cast<P>(std::forward<A>(a));
+}
+
 /* A launch of kernel with its configuration, waiting for its arguments. */
 template <typename... P>
 struct groma_emu_launcher
@@ -185,7 +196,7 @@ struct groma_emu_launcher
 	template <typename... A>
 	void operator()(A &&... args)
 	{
-		std::tuple<P...> params(std::forward<A>(args)...);
+		std::tuple<P...> params(groma_emu_argument<P>(std::forward<A>(args))...);
 		bool		ok = true;
 		int			index = 0;
 

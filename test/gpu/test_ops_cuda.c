@@ -309,7 +309,7 @@ test_rowwise(void)
 	}
 }
 
-/* The attention kernel under test, as printed: "attention" (chosen), "attn/query" or "attn/tiled" (forced). */
+/* The attention kernel under test, as printed: "attention" (chosen), "attn/query", "attn/tiled" or "attn/whole" (forced). */
 static const char *attention_label = "attention";
 
 /* attention: full, causal, and a KV-cache step, with head views. */
@@ -351,6 +351,24 @@ test_attention(groma_arena *scratch)
 		compare(attention_label, "decode step at 299", &o, &dout, 1e-10,
 				groma_attention(&q, &k, &v, 0.125f, true, 299, scratch, &o),
 				groma_attention(&dq, &dk, &dv, 0.125f, true, 299, NULL, &dout));
+	}
+	/* long decode steps: 16 key splits of 128 (2000 keys), 36 of 256 (9000 keys, head dim 128) */
+	for (int c = 0; c < 2; c++)
+	{
+		int64_t		tk = c == 0 ? 2000 : 9000,
+					dim = c == 0 ? 64 : 128;
+		groma_tensor q = rand_host(4, (int64_t[]) {1, 4, 1, dim}),
+					k = rand_host(4, (int64_t[]) {1, 4, tk, dim}),
+					v = rand_host(4, (int64_t[]) {1, 4, tk, dim}),
+					o = like_host(&q);
+		groma_tensor dq = to_dev(&q),
+					dk = to_dev(&k),
+					dv = to_dev(&v),
+					dout = to_dev(&o);
+
+		compare(attention_label, c == 0 ? "decode step at 1999" : "decode step at 8999, D 128", &o, &dout, 1e-10,
+				groma_attention(&q, &k, &v, 0.125f, true, tk - 1, scratch, &o),
+				groma_attention(&dq, &dk, &dv, 0.125f, true, tk - 1, NULL, &dout));
 	}
 }
 
@@ -775,6 +793,24 @@ time_attention(void)
 			   (long long) shapes[s][0], (long long) shapes[s][1], (long long) shapes[s][2],
 			   (long long) shapes[s][3], s == 1 ? " causal" : "", device, ms[0], ms[1]);
 	}
+	/* a LLaMA decode step against 600 cached positions: keys split over blocks, and not */
+	{
+		groma_tensor q = rand_host(4, (int64_t[]) {1, 32, 1, 128}),
+					kv = rand_host(4, (int64_t[]) {1, 32, 600, 128});
+		groma_tensor dq = to_dev(&q),
+					dk = to_dev(&kv),
+					dv = to_dev(&kv);
+		double		split,
+					whole;
+
+		groma_cuda_attention_kernel(0);
+		split = attention_ms(&dq, &dk, &dv, false);
+		groma_cuda_attention_kernel(3);
+		whole = attention_ms(&dq, &dk, &dv, false);
+		groma_cuda_attention_kernel(0);
+		printf("# figure: attention decode step [1,32,1,128] over 600 keys on %s: key splits %.3f ms, one block per "
+			   "head %.3f ms\n", device, split, whole);
+	}
 }
 
 int
@@ -812,10 +848,10 @@ main(void)
 	test_attention(&scratch);
 	test_attention_views(&scratch);
 	/* the same cases on each kernel forced (the tiled one takes head dimensions up to 128) */
-	for (int which = 1; which <= 2; which++)
+	for (int which = 1; which <= 3; which++)
 	{
 		groma_cuda_attention_kernel(which);
-		attention_label = which == 1 ? "attn/query" : "attn/tiled";
+		attention_label = which == 1 ? "attn/query" : which == 2 ? "attn/tiled" : "attn/whole";
 		test_attention(&scratch);
 		test_attention_views(&scratch);
 	}
