@@ -28,6 +28,7 @@
 #include <set>
 #include <vector>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -817,10 +818,17 @@ drain(launch_job *job)
 		run_block(job, b);
 }
 
-/* Never destroyed: detached workers may still wait on them while the process exits. */
-static std::mutex &pool_lock = *new std::mutex;
-static std::condition_variable &pool_wake = *new std::condition_variable,
-		   &pool_idle = *new std::condition_variable;
+/*
+ * Never destroyed: detached workers may still wait on them while the
+ * process exits.  A forked child has none of the workers, so it starts a
+ * pool of its own (see forget_pool).
+ */
+static std::mutex *pool_lock_p = new std::mutex;
+static std::condition_variable *pool_wake_p = new std::condition_variable,
+		   *pool_idle_p = new std::condition_variable;
+#define pool_lock (*pool_lock_p)
+#define pool_wake (*pool_wake_p)
+#define pool_idle (*pool_idle_p)
 static launch_job *pool_job;
 static uint64_t pool_generation;
 static int	pool_busy;
@@ -852,13 +860,27 @@ worker(void)
 	}
 }
 
+/* In a forked child: the parent's workers are not there; the next launch starts new ones. */
+static void
+forget_pool(void)
+{
+	pool_lock_p = new std::mutex;
+	pool_wake_p = new std::condition_variable;
+	pool_idle_p = new std::condition_variable;
+	pool_size = -1;
+	pool_busy = 0;
+}
+
 /* Runs blocks 1.. of job on this thread and the workers (GROMA_EMU_THREADS, default: the cores, at most 8). */
 static void
 run_on_workers(launch_job *job)
 {
 	if (pool_size < 0)
 	{
+		static std::once_flag at_fork;
 		const char *env = getenv("GROMA_EMU_THREADS");
+
+		std::call_once(at_fork, [] { pthread_atfork(NULL, NULL, forget_pool); });
 		int			n = env && atoi(env) > 0 ? atoi(env) : (int) std::thread::hardware_concurrency();
 
 		pool_size = (n < 1 ? 1 : n > 8 ? 8 : n) - 1;

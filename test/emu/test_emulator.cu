@@ -100,6 +100,7 @@ in_child(void (*fn) (void), bool *crashed)
 	pid = fork();
 	if (pid == 0)
 	{
+		alarm(60);				/* a hang (a deadlocked pool) ends as a crash, not a stuck test */
 		dup2(fds[1], 2);
 		close(fds[0]);
 		fn();
@@ -124,6 +125,19 @@ child_read_past(void)
 	cudaMalloc((void **) &p, 100 * sizeof(float));
 	cudaMalloc((void **) &out, sizeof(float));
 	read_past_kernel<<<1, 32>>>(p, 100, out);
+}
+
+/* Child: a 3-block launch after the parent started its worker threads (the child has none of them). */
+static void
+child_many_blocks(void)
+{
+	float	   *sums,
+				host[3] = {0, 0, 0};
+
+	cudaMalloc((void **) &sums, sizeof(host));
+	block_sum_kernel<<<3, 256>>>(sums);
+	cudaMemcpy(host, sums, sizeof(host), cudaMemcpyDeviceToHost);
+	fprintf(stderr, "sums %g %g %g\n", host[0], host[1], host[2]);
 }
 
 /* Child: a barrier only half the block reaches. */
@@ -176,6 +190,10 @@ main(void)
 			  "an allocation larger than the device is cudaErrorMemoryAllocation");
 		(void) cudaGetLastError();
 	}
+
+	err = in_child(child_many_blocks, &crashed);
+	check(!crashed && err.find("sums 32896 32896 32896") != std::string::npos,
+		  "a forked child runs multi-block launches (its own worker threads)");
 
 	err = in_child(child_read_past, &crashed);
 	check(crashed && err.find("read_past_kernel") != std::string::npos &&
