@@ -65,8 +65,11 @@ build/server/%.o: %.c
 	$(CC) $(SERVER_CFLAGS) -MMD -MP -I$(CUDA_HOME)/include -c $< -o $@
 
 # The CPU op loops are written to be vectorised: -O3, and -fno-trapping-math so selects
-# become blends (no fast-math: rounding is unchanged).
-$(patsubst %.c,build/server/%.o,$(wildcard src/runtime/op_*_cpu.c)): SERVER_CFLAGS += -O3 -fno-trapping-math
+# become blends (no fast-math: rounding is unchanged).  -ffp-contract=off: no FMA
+# contraction on hosts that have FMA, so the CPU twins round like the GPU kernels
+# built with -fmad=false.
+CPU_OP_FLAGS = -O3 -fno-trapping-math -ffp-contract=off
+$(patsubst %.c,build/server/%.o,$(wildcard src/runtime/op_*_cpu.c)): SERVER_CFLAGS += $(CPU_OP_FLAGS)
 
 -include $(shell find build/server -name '*.d' 2>/dev/null)
 
@@ -137,7 +140,7 @@ build/emu/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -DGROMA_WITH_CUDA=1,$(SERVER_CFLAGS)) -DGROMA_WITH_CUDA=1 -MMD -MP -Itest/emu/include -c $< -o $@
 
-$(patsubst %.c,build/emu/obj/%.o,$(wildcard src/runtime/op_*_cpu.c)): SERVER_CFLAGS += -O3 -fno-trapping-math
+$(patsubst %.c,build/emu/obj/%.o,$(wildcard src/runtime/op_*_cpu.c)): SERVER_CFLAGS += $(CPU_OP_FLAGS)
 
 -include $(shell find build/emu/obj -name '*.d' 2>/dev/null)
 

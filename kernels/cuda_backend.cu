@@ -122,15 +122,18 @@ groma_cuda_check_f32(const char *op, const char *what, const groma_tensor *t)
 	return groma_ok();
 }
 
-/* Every cudaMalloc groma makes, counted (see groma_cuda_allocations). */
+/* Every device allocation of the ops and arenas, counted (see groma_cuda_allocations). */
 static uint64_t allocations;
 
-/* cudaMalloc, counted. */
+/* cudaMalloc, counted when it succeeds. */
 cudaError_t
 groma_cuda_malloc(void **p, size_t bytes)
 {
-	allocations++;
-	return cudaMalloc(p, bytes);
+	cudaError_t err = cudaMalloc(p, bytes);
+
+	if (err == cudaSuccess)
+		allocations++;
+	return err;
 }
 
 /* How many device allocations were made; see groma_cuda.h. */

@@ -52,7 +52,8 @@ groma_status groma_cuda_error_status(int error, const char *what);
 /*
  * How many device allocations groma's ops and arenas have made so far: a
  * request after the first must not change it (no allocation in the steady
- * state).
+ * state).  groma_cuda_preprocess_rgb (the --decode path, outside the model)
+ * allocates its own buffers per call and is not counted.
  */
 uint64_t	groma_cuda_allocations(void);
 

@@ -182,7 +182,7 @@ attention_tiled_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t o
 	__shared__ float qs[TILE_Q][TILED_MAX_DIM];
 	__shared__ float ks[TILE_K][TILED_MAX_DIM + 1];	/* +1: the 32 keys of a warp sit in 32 banks */
 	__shared__ float vs[TILE_K][TILED_MAX_DIM];
-	__shared__ float s[TILE_Q][TILE_K];
+	__shared__ float s[TILE_Q][TILE_K + 1];	/* +1: the 16 row threads of the softmax sit in 16 banks */
 	__shared__ float row_m[TILE_Q],
 				row_l[TILE_Q],
 				row_corr[TILE_Q];
@@ -370,34 +370,48 @@ groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_t
 			scale, causal, q_offset);
 		return groma_cuda_launched("attention (tiled)");
 	}
-	if (tq == 1 && tk > THREADS && forced_kernel != 3)
+	if (tq == 1 && (causal ? q_offset + 1 : tk) > THREADS && forced_kernel != 3)
 	{
 		/* a decode step: split the keys so that B·H·splits blocks fill the GPU (flash-decoding) */
-		int64_t		split_len = (tk + MAX_SPLITS - 1) / MAX_SPLITS,
+		int64_t		keys = causal ? q_offset + 1 : tk,
+					split_len = (keys + MAX_SPLITS - 1) / MAX_SPLITS,
 					splits;
 		size_t		need;
+		bool		have = true;
 
 		split_len = split_len < THREADS ? THREADS : (split_len + THREADS - 1) / THREADS * THREADS;
-		splits = (tk + split_len - 1) / split_len;
+		splits = (keys + split_len - 1) / split_len;
 		/* sized for MAX_SPLITS whatever the context, so a longer prompt later allocates nothing */
 		need = (size_t) (batch * heads * MAX_SPLITS * (dim + 2)) * sizeof(float);
 		if (need > split_cap)
 		{
 			void	   *grown = NULL;
+			groma_status st = groma_cuda_status(groma_cuda_malloc(&grown, need), "attention: key-split buffer");
 
-			GROMA_TRY(groma_cuda_status(groma_cuda_malloc(&grown, need), "attention: key-split buffer"));
-			cudaFree(split_buf);
-			split_buf = (float *) grown;
-			split_cap = need;
+			/* out of memory: the unsplit kernel below needs no buffer */
+			if (st.code == GROMA_ERR_NO_MEMORY)
+				have = false;
+			else if (st.code != GROMA_OK)
+				return st;
+			else
+			{
+				cudaFree(split_buf);
+				split_buf = (float *) grown;
+				split_cap = need;
+			}
 		}
-		grid = dim3(1, (unsigned) (batch * heads), (unsigned) splits);
-		attention_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>(bq, bk, bv, (float *) out->data, out->stride[0],
-																	out->stride[1], out->stride[2], heads, tk, dim,
-																	scale, causal, q_offset, split_len, split_buf);
-		GROMA_TRY(groma_cuda_launched("attention (key splits)"));
-		combine_kernel<<<(unsigned) (batch * heads), THREADS, 0, groma_cuda_stream()>>>(
-			split_buf, splits, (float *) out->data, out->stride[0], out->stride[1], out->stride[2], heads, 1, dim);
-		return groma_cuda_launched("attention (combining key splits)");
+		if (have)
+		{
+			grid = dim3(1, (unsigned) (batch * heads), (unsigned) splits);
+			attention_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>(bq, bk, bv, (float *) out->data,
+																		out->stride[0], out->stride[1], out->stride[2],
+																		heads, tk, dim, scale, causal, q_offset,
+																		split_len, split_buf);
+			GROMA_TRY(groma_cuda_launched("attention (key splits)"));
+			combine_kernel<<<(unsigned) (batch * heads), THREADS, 0, groma_cuda_stream()>>>(
+				split_buf, splits, (float *) out->data, out->stride[0], out->stride[1], out->stride[2], heads, 1, dim);
+			return groma_cuda_launched("attention (combining key splits)");
+		}
 	}
 	grid = dim3((unsigned) tq, (unsigned) (batch * heads));
 	attention_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>(bq, bk, bv, (float *) out->data, out->stride[0],

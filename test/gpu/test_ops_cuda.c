@@ -352,11 +352,17 @@ test_attention(groma_arena *scratch)
 				groma_attention(&q, &k, &v, 0.125f, true, 299, scratch, &o),
 				groma_attention(&dq, &dk, &dv, 0.125f, true, 299, NULL, &dout));
 	}
-	/* long decode steps: 16 key splits of 128 (2000 keys), 36 of 256 (9000 keys, head dim 128) */
-	for (int c = 0; c < 2; c++)
+	/*
+	 * long decode steps: 16 key splits of 128 (2000 keys), 36 of 256 (9000
+	 * keys, head dimension 128), and a query at 700 of 2000 cached keys (6
+	 * splits: the causal limit, not the cache, sizes them)
+	 */
+	for (int c = 0; c < 3; c++)
 	{
-		int64_t		tk = c == 0 ? 2000 : 9000,
-					dim = c == 0 ? 64 : 128;
+		int64_t		tk = c == 1 ? 9000 : 2000,
+					dim = c == 1 ? 128 : 64,
+					at = c == 2 ? 700 : tk - 1;
+		static const char *names[] = {"decode step at 1999", "decode step at 8999, D 128", "decode at 700 of 2000"};
 		groma_tensor q = rand_host(4, (int64_t[]) {1, 4, 1, dim}),
 					k = rand_host(4, (int64_t[]) {1, 4, tk, dim}),
 					v = rand_host(4, (int64_t[]) {1, 4, tk, dim}),
@@ -366,9 +372,8 @@ test_attention(groma_arena *scratch)
 					dv = to_dev(&v),
 					dout = to_dev(&o);
 
-		compare(attention_label, c == 0 ? "decode step at 1999" : "decode step at 8999, D 128", &o, &dout, 1e-10,
-				groma_attention(&q, &k, &v, 0.125f, true, tk - 1, scratch, &o),
-				groma_attention(&dq, &dk, &dv, 0.125f, true, tk - 1, NULL, &dout));
+		compare(attention_label, names[c], &o, &dout, 1e-10, groma_attention(&q, &k, &v, 0.125f, true, at, scratch, &o),
+				groma_attention(&dq, &dk, &dv, 0.125f, true, at, NULL, &dout));
 	}
 }
 
