@@ -19,19 +19,7 @@
 
 #include <string>
 
-static int	passed,
-			failed;
-
-/* Prints one TAP line and counts it. */
-static void
-check(bool ok, const char *what)
-{
-	printf("%s - %s\n", ok ? "ok" : "not ok", what);
-	if (ok)
-		passed++;
-	else
-		failed++;
-}
+#include "../gpu/tap_check.h"
 
 /* out[block] = sum over the block of (threadIdx.x + 1), by warp shuffles and shared memory. */
 __global__ static void

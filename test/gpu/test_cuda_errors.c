@@ -11,19 +11,7 @@
 
 #include "../../kernels/groma_cuda.h"
 
-static int	passed,
-			failed;
-
-/* Prints one TAP line and counts it. */
-static void
-check(bool ok, const char *what)
-{
-	printf("%s - %s\n", ok ? "ok" : "not ok", what);
-	if (ok)
-		passed++;
-	else
-		failed++;
-}
+#include "tap_check.h"
 
 int
 main(void)
