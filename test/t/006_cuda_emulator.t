@@ -11,6 +11,8 @@ use FindBin;
 use lib $FindBin::Bin;
 use GromaCli;
 
+use POSIX qw(uname);
+plan(skip_all => 'the CUDA emulator needs x86-64 (its fibers switch x86-64 registers)') if (uname())[4] ne 'x86_64';
 my $emu = "$root/build/emu/groma-server";
 ok(-x $emu, "$emu is built") or BAIL_OUT('run `make emu` first');
 my $model = "$root/test/golden/tiny-groma";
