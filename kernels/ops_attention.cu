@@ -168,12 +168,15 @@ combine_kernel(const float *part, int64_t splits, float *out, int64_t ob, int64_
 #define TILED_THREADS 256
 #define TILED_MAX_DIM 128
 #define TILED_SLOTS (TILE_Q * TILED_MAX_DIM / TILED_THREADS)	/* outputs per thread */
+static_assert(TILE_K == 32, "the row softmax gives each key of a tile one lane of a warp");
+static_assert(TILE_Q % (TILED_THREADS / 32) == 0, "the row softmax gives each warp whole rows");
 
 /*
  * out[b, h, q0 + r, :] for the TILE_Q queries r of tile blockIdx.x of
  * (b, h) = blockIdx.y: per key tile, scores s[r][c] = scale · q·k (or -inf
- * when masked), an online-softmax update of each row (16 threads), then the
- * rescaled outputs accumulate p·v (each thread owns TILED_SLOTS of [TILE_Q, D]).
+ * when masked), an online-softmax update of each row (a warp per two rows),
+ * then the rescaled outputs accumulate p·v (each thread owns TILED_SLOTS of
+ * [TILE_Q, D]).
  */
 __global__ static void
 attention_tiled_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh, int64_t ot, int64_t heads,
@@ -244,27 +247,33 @@ attention_tiled_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t o
 			s[r][c] = sc;
 		}
 		__syncthreads();
-		if (tid < TILE_Q)
+		/* one warp per two rows, a lane per key: the row max and sum by shuffles */
+		for (int rr = 0; rr < TILE_Q / (TILED_THREADS / 32); rr++)
 		{
-			float		m = row_m[tid],
-						mx = -INFINITY,
-						sum = 0.0f,
-						new_m;
+			int			r = (tid >> 5) * (TILE_Q / (TILED_THREADS / 32)) + rr,
+						lane = tid & 31;
+			float		m = row_m[r],
+						sc = s[r][lane],
+						mx = sc,
+						new_m,
+						p,
+						sum;
 
-			for (int c = 0; c < TILE_K; c++)
-				mx = fmaxf(mx, s[tid][c]);
+			for (int o = 16; o > 0; o >>= 1)
+				mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
 			new_m = fmaxf(m, mx);
 			/* a row with only -inf scores so far (masked out) keeps everything at zero, as the CPU does */
-			for (int c = 0; c < TILE_K; c++)
+			p = new_m != -INFINITY && sc != -INFINITY ? expf(sc - new_m) : 0.0f;
+			s[r][lane] = p;
+			sum = p;
+			for (int o = 16; o > 0; o >>= 1)
+				sum += __shfl_xor_sync(0xffffffffu, sum, o);
+			if (lane == 0)		/* every lane read row_m[r] before the shuffles above */
 			{
-				float		p = new_m != -INFINITY && s[tid][c] != -INFINITY ? expf(s[tid][c] - new_m) : 0.0f;
-
-				s[tid][c] = p;
-				sum += p;
+				row_corr[r] = m == -INFINITY || new_m == -INFINITY ? 0.0f : expf(m - new_m);
+				row_l[r] = row_l[r] * row_corr[r] + sum;
+				row_m[r] = new_m;
 			}
-			row_corr[tid] = m == -INFINITY || new_m == -INFINITY ? 0.0f : expf(m - new_m);
-			row_l[tid] = row_l[tid] * row_corr[tid] + sum;
-			row_m[tid] = new_m;
 		}
 		__syncthreads();
 		for (int slot = 0; slot < TILED_SLOTS; slot++)
