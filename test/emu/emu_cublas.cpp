@@ -19,6 +19,7 @@ struct groma_emu_blas
 	cublasMath_t math;
 };
 
+/* A handle, when a device is present. */
 extern "C" cublasStatus_t
 cublasCreate(cublasHandle_t *handle)
 {
@@ -30,6 +31,7 @@ cublasCreate(cublasHandle_t *handle)
 	return CUBLAS_STATUS_SUCCESS;
 }
 
+/* Frees a handle. */
 extern "C" cublasStatus_t
 cublasDestroy(cublasHandle_t handle)
 {
@@ -39,6 +41,7 @@ cublasDestroy(cublasHandle_t handle)
 	return CUBLAS_STATUS_SUCCESS;
 }
 
+/* Records the stream (work runs at once anyway). */
 extern "C" cublasStatus_t
 cublasSetStream(cublasHandle_t handle, cudaStream_t stream)
 {
@@ -48,6 +51,7 @@ cublasSetStream(cublasHandle_t handle, cudaStream_t stream)
 	return CUBLAS_STATUS_SUCCESS;
 }
 
+/* Records the math mode (the emulator always computes in f32). */
 extern "C" cublasStatus_t
 cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode)
 {
@@ -57,6 +61,7 @@ cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode)
 	return CUBLAS_STATUS_SUCCESS;
 }
 
+/* Version 0: no real cuBLAS here. */
 extern "C" cublasStatus_t
 cublasGetVersion(cublasHandle_t handle, int *version)
 {
@@ -66,6 +71,7 @@ cublasGetVersion(cublasHandle_t handle, int *version)
 	return CUBLAS_STATUS_SUCCESS;
 }
 
+/* cuBLAS's name of a status. */
 extern "C" const char *
 cublasGetStatusString(cublasStatus_t status)
 {
@@ -174,6 +180,7 @@ gemm(const char *call, cublasHandle_t handle, cublasOperation_t ta, cublasOperat
 	return CUBLAS_STATUS_SUCCESS;
 }
 
+/* C = alpha op(A) op(B) + beta C in f32, column-major. */
 extern "C" cublasStatus_t
 cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n, int k,
 			const float *alpha, const float *a, int lda, const float *b, int ldb, const float *beta, float *c,
@@ -183,6 +190,7 @@ cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t t
 				*beta, c, ldc);
 }
 
+/* cublasSgemm over batch matrices stride_a/b/c elements apart (a stride may be 0). */
 extern "C" cublasStatus_t
 cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
 						  int k, const float *alpha, const float *a, int lda, long long stride_a, const float *b,
@@ -203,6 +211,7 @@ cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cubla
 	return CUBLAS_STATUS_SUCCESS;
 }
 
+/* cublasSgemm with 16-bit A and B (widened to f32) and an f32 C; other types are NOT_SUPPORTED. */
 extern "C" cublasStatus_t
 cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n, int k,
 			 const void *alpha, const void *a, cudaDataType_t atype, int lda, const void *b, cudaDataType_t btype,

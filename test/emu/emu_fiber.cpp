@@ -40,7 +40,7 @@ asm(".text\n"
 
 extern "C" void groma_emu_fiber_start(void);
 
-/* Lays out the frame groma_emu_switch pops: six registers (r12 = entry), then the start address (ret leaves rsp aligned). */
+/* Lays out the frame groma_emu_switch pops: six registers (r12 = entry), then the start address. */
 void *
 groma_emu_fiber_stack(char *base, size_t size, void (*entry) (void))
 {

@@ -64,6 +64,7 @@ broken(void)
 	return sticky_error;
 }
 
+/* Breaks the context with a sticky illegal address; see emu_api.h. */
 extern "C" void
 groma_emu_illegal_address(void)
 {
@@ -121,6 +122,7 @@ find_allocation(const void *p, size_t bytes, uintptr_t *start)
 	return &it->second;
 }
 
+/* True when [p, p + bytes) lies in one device allocation; see emu_api.h. */
 extern "C" int
 groma_emu_is_device(const void *p, size_t bytes)
 {
@@ -130,6 +132,7 @@ groma_emu_is_device(const void *p, size_t bytes)
 	return find_allocation(p, bytes, &start) != NULL;
 }
 
+/* Maps bytes ending at a guard page, filled with NaN bytes; counts against GROMA_EMU_MEMORY_MB. */
 extern "C" cudaError_t
 cudaMalloc(void **ptr, size_t bytes)
 {
@@ -169,6 +172,7 @@ cudaMalloc(void **ptr, size_t bytes)
 	return cudaSuccess;
 }
 
+/* Unmaps an allocation; a pointer that does not start one is refused and reported. */
 extern "C" cudaError_t
 cudaFree(void *ptr)
 {
@@ -193,6 +197,7 @@ cudaFree(void *ptr)
 	return broken();
 }
 
+/* The emulated device size and what the live allocations leave of it. */
 extern "C" cudaError_t
 cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
 {
@@ -221,6 +226,7 @@ valid_stream(cudaStream_t s)
 	return s == NULL || streams.count(s) > 0;
 }
 
+/* One device, or none with cudaErrorNoDevice under GROMA_EMU_NO_DEVICE=1. */
 extern "C" cudaError_t
 cudaGetDeviceCount(int *count)
 {
@@ -235,6 +241,7 @@ cudaGetDeviceCount(int *count)
 	return cudaSuccess;
 }
 
+/* Describes the emulated device (its name says it is not a GPU). */
 extern "C" cudaError_t
 cudaGetDeviceProperties(cudaDeviceProp *prop, int device)
 {
@@ -251,12 +258,14 @@ cudaGetDeviceProperties(cudaDeviceProp *prop, int device)
 	return cudaSuccess;
 }
 
+/* Device 0 is the only one. */
 extern "C" cudaError_t
 cudaSetDevice(int device)
 {
 	return device == 0 ? broken() : record(cudaErrorInvalidValue);
 }
 
+/* Creates a stream handle (work runs at launch, so a stream only needs to exist). */
 extern "C" cudaError_t
 cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned flags)
 {
@@ -268,12 +277,14 @@ cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned flags)
 	return cudaSuccess;
 }
 
+/* Creates a stream with the default flags. */
 extern "C" cudaError_t
 cudaStreamCreate(cudaStream_t *stream)
 {
 	return cudaStreamCreateWithFlags(stream, cudaStreamDefault);
 }
 
+/* Destroys a stream; an unknown handle is cudaErrorInvalidResourceHandle. */
 extern "C" cudaError_t
 cudaStreamDestroy(cudaStream_t stream)
 {
@@ -296,12 +307,14 @@ cudaStreamSynchronize(cudaStream_t stream)
 	return broken();
 }
 
+/* Work runs at launch, so waiting only reports a broken context. */
 extern "C" cudaError_t
 cudaDeviceSynchronize(void)
 {
 	return broken();
 }
 
+/* Returns the last error and clears it (a sticky one stays). */
 extern "C" cudaError_t
 cudaGetLastError(void)
 {
@@ -311,12 +324,14 @@ cudaGetLastError(void)
 	return err;
 }
 
+/* Returns the last error without clearing it. */
 extern "C" cudaError_t
 cudaPeekAtLastError(void)
 {
 	return last_error;
 }
 
+/* The enumerator's name of an error code. */
 extern "C" const char *
 cudaGetErrorName(cudaError_t err)
 {
@@ -348,6 +363,7 @@ cudaGetErrorName(cudaError_t err)
 	return "cudaErrorUnknown";
 }
 
+/* CUDA's wording of an error code. */
 extern "C" const char *
 cudaGetErrorString(cudaError_t err)
 {
@@ -384,6 +400,7 @@ device_range(const char *call, const char *which, const void *p, size_t bytes)
 	return false;
 }
 
+/* Copies at once after checking that each device side lies inside one allocation. */
 extern "C" cudaError_t
 cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream)
 {
@@ -412,18 +429,21 @@ cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, c
 	return cudaSuccess;
 }
 
+/* cudaMemcpyAsync on the default stream. */
 extern "C" cudaError_t
 cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
 {
 	return cudaMemcpyAsync(dst, src, bytes, kind, NULL);
 }
 
+/* Sets bytes of one device allocation. */
 extern "C" cudaError_t
 cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t stream)
 {
 	return cudaMemset2DAsync(ptr, bytes, value, bytes, 1, stream);
 }
 
+/* Sets height rows of width bytes, pitch apart, inside one device allocation. */
 extern "C" cudaError_t
 cudaMemset2DAsync(void *ptr, size_t pitch, int value, size_t width, size_t height, cudaStream_t stream)
 {
@@ -542,12 +562,14 @@ park(fiber_state s)
 	leave(running, f);
 }
 
+/* Parks this thread until every thread of the block arrives. */
 void
 __syncthreads(void)
 {
 	park(AT_BLOCK_BARRIER);
 }
 
+/* Parks this lane until the warp's 32 lanes arrive, then returns lane src_lane's bits. */
 uint64_t
 groma_emu_shuffle(uint64_t bits, int src_lane)
 {
@@ -908,6 +930,7 @@ run_on_workers(launch_job *job)
 	pool_idle.wait(lock, [] { return pool_busy == 0; });
 }
 
+/* Checks a launch like CUDA does, then runs block 0 here and the other blocks on the workers. */
 void
 groma_emu_run(const char *name, dim3 grid, dim3 block, size_t shmem, cudaStream_t stream, const void *kernel,
 			  void (*fn) (void *), void *closure)
@@ -972,6 +995,7 @@ groma_emu_run(const char *name, dim3 grid, dim3 block, size_t shmem, cudaStream_
 	}
 }
 
+/* Fails the launch (a sticky illegal address) when pointer argument index is not device memory. */
 bool
 groma_emu_check_argument(const char *name, int index, const void *p)
 {
