@@ -116,6 +116,8 @@ gpu-tests: $(if $(filter 1,$(GROMA_CUDA)),$(GPU_TESTS))
 # The CUDA emulator (test/emu): kernels/*.cu compiled by g++ against emulated CUDA and
 # cuBLAS headers, run on the CPU, so the GPU tests and groma-server --device cuda run
 # here.  The only rewrite is the launch syntax.  Built with or without nvcc.
+# the C sources as the CUDA build compiles them, with the emulated headers
+EMU_CFLAGS = $(filter-out -DGROMA_WITH_CUDA=1,$(SERVER_CFLAGS)) -DGROMA_WITH_CUDA=1 -Itest/emu/include
 EMU_CXXFLAGS = -std=c++17 -O2 -g -fPIC -ffp-contract=off -Wall -Wno-unused-function -Itest/emu/include -Ikernels
 EMU_KERNEL_OBJS = $(patsubst kernels/%.cu,build/emu/kernels/%.o,$(CUDA_SRCS))
 EMU_RUNTIME_OBJS = $(patsubst test/emu/%.cpp,build/emu/runtime/%.o,$(wildcard test/emu/*.cpp))
@@ -138,7 +140,7 @@ build/emu/runtime/%.o: test/emu/%.cpp $(EMU_HEADERS)
 
 build/emu/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(filter-out -DGROMA_WITH_CUDA=1,$(SERVER_CFLAGS)) -DGROMA_WITH_CUDA=1 -MMD -MP -Itest/emu/include -c $< -o $@
+	$(CC) $(EMU_CFLAGS) -MMD -MP -c $< -o $@
 
 $(patsubst %.c,build/emu/obj/%.o,$(wildcard src/runtime/op_*_cpu.c)): SERVER_CFLAGS += $(CPU_OP_FLAGS)
 
@@ -147,7 +149,7 @@ $(patsubst %.c,build/emu/obj/%.o,$(wildcard src/runtime/op_*_cpu.c)): SERVER_CFL
 EMU_LINK = $(EMU_LIB_OBJS) $(EMU_KERNEL_OBJS) $(EMU_RUNTIME_OBJS)
 
 build/emu/test_%: test/gpu/test_%.c $(EMU_LINK)
-	$(CC) $(filter-out -DGROMA_WITH_CUDA=1,$(SERVER_CFLAGS)) -DGROMA_WITH_CUDA=1 -Itest/emu/include -c $< -o $@.o
+	$(CC) $(EMU_CFLAGS) -c $< -o $@.o
 	$(CXX) -o $@ $@.o $(EMU_LINK) -lturbojpeg -ljansson -lopenblas -lpthread -lm
 
 build/emu/test_emulator.cpp: test/emu/test_emulator.cu Makefile

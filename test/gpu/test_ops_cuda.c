@@ -337,43 +337,37 @@ test_attention(groma_arena *scratch)
 			compare(attention_label, name, &o, &dout, 1e-10, groma_attention(&q, &k, &v, scale, causal, 0, scratch, &o),
 					groma_attention(&dq, &dk, &dv, scale, causal, 0, NULL, &dout));
 		}
-	/* one decode step against a 300-position cache */
-	{
-		groma_tensor q = rand_host(4, (int64_t[]) {1, 4, 1, 64}),
-					k = rand_host(4, (int64_t[]) {1, 4, 300, 64}),
-					v = rand_host(4, (int64_t[]) {1, 4, 300, 64}),
-					o = like_host(&q);
-		groma_tensor dq = to_dev(&q),
-					dk = to_dev(&k),
-					dv = to_dev(&v),
-					dout = to_dev(&o);
-
-		compare(attention_label, "decode step at 299", &o, &dout, 1e-10,
-				groma_attention(&q, &k, &v, 0.125f, true, 299, scratch, &o),
-				groma_attention(&dq, &dk, &dv, 0.125f, true, 299, NULL, &dout));
-	}
 	/*
-	 * long decode steps: 16 key splits of 128 (2000 keys), 36 of 256 (9000
-	 * keys, head dimension 128), and a query at 700 of 2000 cached keys (6
-	 * splits: the causal limit, not the cache, sizes them)
+	 * decode steps (one query): against a 300-position cache (3 key splits of
+	 * 128), 2000 keys (16 splits), 9000 keys with head dimension 128 (36
+	 * splits of 256), and a query at 700 of 2000 cached keys (6 splits: the
+	 * causal limit, not the cache, sizes them)
 	 */
-	for (int c = 0; c < 3; c++)
+	static const struct
 	{
-		int64_t		tk = c == 1 ? 9000 : 2000,
-					dim = c == 1 ? 128 : 64,
-					at = c == 2 ? 700 : tk - 1;
-		static const char *names[] = {"decode step at 1999", "decode step at 8999, D 128", "decode at 700 of 2000"};
-		groma_tensor q = rand_host(4, (int64_t[]) {1, 4, 1, dim}),
-					k = rand_host(4, (int64_t[]) {1, 4, tk, dim}),
-					v = rand_host(4, (int64_t[]) {1, 4, tk, dim}),
+		int64_t		keys,
+					dim,
+					at;
+		const char *name;
+	}			steps[] = {
+		{300, 64, 299, "decode step at 299"}, {2000, 64, 1999, "decode step at 1999"},
+		{9000, 128, 8999, "decode step at 8999, D 128"}, {2000, 64, 700, "decode at 700 of 2000"},
+	};
+
+	for (size_t c = 0; c < sizeof(steps) / sizeof(steps[0]); c++)
+	{
+		groma_tensor q = rand_host(4, (int64_t[]) {1, 4, 1, steps[c].dim}),
+					k = rand_host(4, (int64_t[]) {1, 4, steps[c].keys, steps[c].dim}),
+					v = rand_host(4, (int64_t[]) {1, 4, steps[c].keys, steps[c].dim}),
 					o = like_host(&q);
 		groma_tensor dq = to_dev(&q),
 					dk = to_dev(&k),
 					dv = to_dev(&v),
 					dout = to_dev(&o);
 
-		compare(attention_label, names[c], &o, &dout, 1e-10, groma_attention(&q, &k, &v, 0.125f, true, at, scratch, &o),
-				groma_attention(&dq, &dk, &dv, 0.125f, true, at, NULL, &dout));
+		compare(attention_label, steps[c].name, &o, &dout, 1e-10,
+				groma_attention(&q, &k, &v, 0.125f, true, steps[c].at, scratch, &o),
+				groma_attention(&dq, &dk, &dv, 0.125f, true, steps[c].at, NULL, &dout));
 	}
 }
 
