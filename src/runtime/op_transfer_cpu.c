@@ -100,43 +100,26 @@ groma_download(const groma_tensor *t, float *host)
 	return groma_ok();
 }
 
-/* Runs fn on a host image of t (downloaded first when read is set), then uploads it. */
-static groma_status
-through_host(groma_tensor *t, bool read, groma_host_fill_fn fn, void *ctx)
-{
-	groma_tensor host;
-	groma_status st = groma_ok();
-	float	   *buf;
-
-	if (!groma_on_device(t))
-		return fn(ctx, t);
-	GROMA_TRY(check_transfer("host round trip", t));
-	buf = malloc(groma_tensor_nbytes(t) > 0 ? groma_tensor_nbytes(t) : 1);
-	if (buf == NULL)
-		return groma_error(GROMA_ERR_NO_MEMORY, "host round trip: cannot allocate %zu bytes", groma_tensor_nbytes(t));
-	host = groma_tensor_view(buf, GROMA_F32, t->ndim, t->shape);
-	if (read)
-		st = groma_download(t, buf);
-	if (st.code == GROMA_OK)
-		st = fn(ctx, &host);
-	if (st.code == GROMA_OK)
-		st = groma_upload(buf, t);
-	free(buf);
-	return st;
-}
-
 /* Fills dst through a host tensor of its shape; see ops.h. */
 groma_status
 groma_fill_from_host(groma_tensor *dst, groma_host_fill_fn fn, void *ctx)
 {
-	return through_host(dst, false, fn, ctx);
-}
+	groma_tensor host;
+	groma_status st;
+	float	   *buf;
 
-/* Edits t through a host copy; see ops.h. */
-groma_status
-groma_edit_on_host(groma_tensor *t, groma_host_fill_fn fn, void *ctx)
-{
-	return through_host(t, true, fn, ctx);
+	if (!groma_on_device(dst))
+		return fn(ctx, dst);
+	GROMA_TRY(check_transfer("host round trip", dst));
+	buf = malloc(groma_tensor_nbytes(dst) > 0 ? groma_tensor_nbytes(dst) : 1);
+	if (buf == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "host round trip: cannot allocate %zu bytes", groma_tensor_nbytes(dst));
+	host = groma_tensor_view(buf, GROMA_F32, dst->ndim, dst->shape);
+	st = fn(ctx, &host);
+	if (st.code == GROMA_OK)
+		st = groma_upload(buf, dst);
+	free(buf);
+	return st;
 }
 
 /* A host image of t; see ops.h. */

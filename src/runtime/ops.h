@@ -144,9 +144,6 @@ typedef groma_status (*groma_host_fill_fn) (void *ctx, groma_tensor *host);
  */
 groma_status groma_fill_from_host(groma_tensor *dst, groma_host_fill_fn fn, void *ctx);
 
-/* Like groma_fill_from_host, but fn sees t's current values (downloaded first) and edits them. */
-groma_status groma_edit_on_host(groma_tensor *t, groma_host_fill_fn fn, void *ctx);
-
 /*
  * *host = a contiguous host tensor with t's values: t itself when it is
  * contiguous host memory (*owned = NULL), else a copy in *owned, which the

@@ -193,12 +193,12 @@ done:
 	golden_case_close(&gc);
 }
 
-/* Adds 1 to every value of a host tensor (an edit_on_host callback). */
+/* Writes 2·i into value i of a host tensor and counts the call (a fill_from_host callback). */
 static groma_status
-add_one(void *ctx, groma_tensor *host)
+twice_index(void *ctx, groma_tensor *host)
 {
 	for (int64_t i = 0; i < groma_tensor_numel(host); i++)
-		((float *) host->data)[i] += 1.0f;
+		((float *) host->data)[i] = 2.0f * (float) i;
 	(*(int *) ctx)++;
 	return groma_ok();
 }
@@ -225,19 +225,29 @@ UNIT_TEST(test_transfers_on_cpu_and_device)
 		for (int i = 0; i < 12; i++)
 			in[i] = (float) i;
 		CHECK(groma_upload(in, &t).code == GROMA_OK);
-		/* zero the middle row through a view, add one everywhere on the host, read back */
+		/* zero the middle row through a view, add one everywhere on the host, upload, read back */
 		CHECK(groma_tensor_narrow(&t, 0, 1, 1, &view).code == GROMA_OK);
 		CHECK(groma_fill(&view, 0.0f).code == GROMA_OK);
-		CHECK(groma_edit_on_host(&t, add_one, &calls).code == GROMA_OK && calls == 1);
+		CHECK(groma_download(&t, back).code == GROMA_OK);
+		for (int i = 0; i < 12; i++)
+			back[i] += 1.0f;
+		CHECK(groma_upload(back, &t).code == GROMA_OK);
+		memset(back, 0, sizeof(back));
 		CHECK(groma_download(&t, back).code == GROMA_OK);
 		for (int i = 0; i < 12; i++)
 			ok &= back[i] == (i / 4 == 1 ? 1.0f : (float) i + 1.0f);
-		CHECKF(ok, "%s: fill/edit/download gave the wrong values", on_device ? "device" : "cpu");
+		CHECKF(ok, "%s: fill/upload/download gave the wrong values", on_device ? "device" : "cpu");
 		/* a host image of a device tensor is a copy; of a contiguous CPU tensor, the tensor itself */
 		CHECK(groma_host_image(&t, &img, &owned).code == GROMA_OK);
 		CHECK(img.device == GROMA_DEVICE_CPU && ((float *) img.data)[5] == 1.0f);
 		CHECK(on_device ? owned != NULL && img.data == owned : owned == NULL && img.data == t.data);
 		free(owned);
+		/* a table built on the host, filled in one call */
+		CHECK(groma_fill_from_host(&t, twice_index, &calls).code == GROMA_OK && calls == 1);
+		CHECK(groma_download(&t, back).code == GROMA_OK);
+		for (int i = 0; i < 12; i++)
+			ok &= back[i] == 2.0f * (float) i;
+		CHECKF(ok, "%s: fill_from_host gave the wrong values", on_device ? "device" : "cpu");
 		/* a transposed CPU view is copied into contiguous memory */
 		if (!on_device)
 		{
