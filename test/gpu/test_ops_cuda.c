@@ -774,6 +774,11 @@ time_attention(void)
 		printf("# figures: attention timings skipped on %s (its times say nothing about a GPU)\n", device);
 		return;
 	}
+	if (getenv("GROMA_NO_FIGURES"))
+	{
+		printf("# figures: attention timings skipped: GROMA_NO_FIGURES is set (a run under compute-sanitizer)\n");
+		return;
+	}
 	for (int s = 0; s < 2; s++)
 	{
 		groma_tensor q = rand_host(4, shapes[s]);
