@@ -4,6 +4,7 @@
  */
 #include "cuda_common.h"
 #include "groma_cuda.h"
+#include "profile.h"
 
 #include <stdio.h>
 
@@ -202,6 +203,7 @@ extern "C" groma_status
 groma_cuda_register(void)
 {
 	char		why[256];
+	bool		profile = groma_cuda_profile_wanted();
 
 	if (groma_cuda_ops.name != NULL)
 		return groma_ok();
@@ -229,35 +231,37 @@ groma_cuda_register(void)
 			return st;
 		}
 	}
+	/* with GROMA_CUDA_PROFILE set, each op records its GPU time (profile.cu) */
 	groma_cuda_ops.alloc = device_alloc;
 	groma_cuda_ops.free = device_free;
-	groma_cuda_ops.to_device = to_device;
-	groma_cuda_ops.to_host = to_host;
+	groma_cuda_ops.to_device = groma_cuda_profiled<to_device>("to_device", profile);
+	groma_cuda_ops.to_host = groma_cuda_profiled<to_host>("to_host", profile);
 	groma_cuda_ops.synchronize = synchronize;
-	groma_cuda_ops.linear = groma_cuda_linear;
-	groma_cuda_ops.matmul = groma_cuda_matmul;
-	groma_cuda_ops.unary = groma_cuda_unary;
-	groma_cuda_ops.binary = groma_cuda_binary;
-	groma_cuda_ops.scale = groma_cuda_scale;
-	groma_cuda_ops.copy = groma_cuda_copy;
-	groma_cuda_ops.fill = groma_cuda_fill;
+	groma_cuda_ops.linear = groma_cuda_profiled<groma_cuda_linear>("linear", profile);
+	groma_cuda_ops.matmul = groma_cuda_profiled<groma_cuda_matmul>("matmul", profile);
+	groma_cuda_ops.unary = groma_cuda_profiled<groma_cuda_unary>("unary", profile);
+	groma_cuda_ops.binary = groma_cuda_profiled<groma_cuda_binary>("binary", profile);
+	groma_cuda_ops.scale = groma_cuda_profiled<groma_cuda_scale>("scale", profile);
+	groma_cuda_ops.copy = groma_cuda_profiled<groma_cuda_copy>("copy", profile);
+	groma_cuda_ops.fill = groma_cuda_profiled<groma_cuda_fill>("fill", profile);
 	groma_cuda_ops.lost = groma_cuda_lost;
-	groma_cuda_ops.convert = groma_cuda_convert;
-	groma_cuda_ops.fill_random = groma_cuda_fill_random;
-	groma_cuda_ops.inverse_sigmoid = groma_cuda_inverse_sigmoid;
-	groma_cuda_ops.softmax = groma_cuda_softmax;
-	groma_cuda_ops.layer_norm = groma_cuda_layer_norm;
-	groma_cuda_ops.rms_norm = groma_cuda_rms_norm;
-	groma_cuda_ops.rope = groma_cuda_rope;
-	groma_cuda_ops.attention = groma_cuda_attention;
-	groma_cuda_ops.conv2d = groma_cuda_conv2d;
-	groma_cuda_ops.group_norm = groma_cuda_group_norm;
-	groma_cuda_ops.layer_norm_channels = groma_cuda_layer_norm_channels;
-	groma_cuda_ops.embedding = groma_cuda_embedding;
-	groma_cuda_ops.resize_bilinear = groma_cuda_resize_bilinear;
-	groma_cuda_ops.ms_deform_attn = groma_cuda_ms_deform_attn;
-	groma_cuda_ops.roi_align = groma_cuda_roi_align;
-	groma_cuda_ops.deform_locations = groma_cuda_deform_locations;
+	groma_cuda_ops.convert = groma_cuda_profiled<groma_cuda_convert>("convert", profile);
+	groma_cuda_ops.fill_random = groma_cuda_profiled<groma_cuda_fill_random>("fill_random", profile);
+	groma_cuda_ops.inverse_sigmoid = groma_cuda_profiled<groma_cuda_inverse_sigmoid>("inverse_sigmoid", profile);
+	groma_cuda_ops.softmax = groma_cuda_profiled<groma_cuda_softmax>("softmax", profile);
+	groma_cuda_ops.layer_norm = groma_cuda_profiled<groma_cuda_layer_norm>("layer_norm", profile);
+	groma_cuda_ops.rms_norm = groma_cuda_profiled<groma_cuda_rms_norm>("rms_norm", profile);
+	groma_cuda_ops.rope = groma_cuda_profiled<groma_cuda_rope>("rope", profile);
+	groma_cuda_ops.attention = groma_cuda_profiled<groma_cuda_attention>("attention", profile);
+	groma_cuda_ops.conv2d = groma_cuda_profiled<groma_cuda_conv2d>("conv2d", profile);
+	groma_cuda_ops.group_norm = groma_cuda_profiled<groma_cuda_group_norm>("group_norm", profile);
+	groma_cuda_ops.layer_norm_channels =
+		groma_cuda_profiled<groma_cuda_layer_norm_channels>("layer_norm_channels", profile);
+	groma_cuda_ops.embedding = groma_cuda_profiled<groma_cuda_embedding>("embedding", profile);
+	groma_cuda_ops.resize_bilinear = groma_cuda_profiled<groma_cuda_resize_bilinear>("resize_bilinear", profile);
+	groma_cuda_ops.ms_deform_attn = groma_cuda_profiled<groma_cuda_ms_deform_attn>("ms_deform_attn", profile);
+	groma_cuda_ops.roi_align = groma_cuda_profiled<groma_cuda_roi_align>("roi_align", profile);
+	groma_cuda_ops.deform_locations = groma_cuda_profiled<groma_cuda_deform_locations>("deform_locations", profile);
 	groma_cuda_ops.name = "cuda";
 	return groma_ok();
 }

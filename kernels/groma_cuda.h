@@ -59,12 +59,26 @@ uint64_t	groma_cuda_allocations(void);
 
 /*
  * Forces the attention kernel (tests and benchmarks): 0 lets
- * groma_cuda_attention choose (tiled for several queries and head
- * dimensions up to 128, per-query otherwise, a decode step's keys split
- * over several blocks), 1 per-query, 2 tiled, 3 per-query without key
- * splits (the decode baseline).
+ * groma_cuda_attention choose (for several queries: cuBLAS GEMMs when the
+ * scratch arena holds one head's scores, else tiled for head dimensions up
+ * to 128, else per-query; a decode step's keys split over several blocks),
+ * 1 per-query, 2 tiled, 3 per-query without key splits (the decode
+ * baseline), 4 cuBLAS GEMMs (fails when the scratch cannot hold one head's
+ * scores).
  */
 void		groma_cuda_attention_kernel(int which);
+
+/*
+ * With GROMA_CUDA_PROFILE=1 set before groma_cuda_register, every op
+ * records its GPU time (CUDA events around its work on the stream).  The
+ * report prints the totals per op since the last report or reset as one
+ * JSON line, {"profile": stage, "gpu_ms": ..., "per": repetitions, "ops":
+ * [{"op", "calls", "ms"}, ...]} (largest first, divided by repetitions),
+ * and starts over; reset discards them.  Both do nothing when profiling
+ * is off.
+ */
+void		groma_cuda_profile_report(const char *stage, int repetitions);
+void		groma_cuda_profile_reset(void);
 
 /* The free and total memory of device 0, in bytes. */
 groma_status groma_cuda_memory(size_t *free_bytes, size_t *total_bytes);

@@ -1,7 +1,9 @@
 /*
- * ops_attention.cu - scaled dot-product attention on the GPU with an
- * online softmax, so no score matrix is ever stored (long prompts cost
- * O(Tk) memory per query, not O(Tq·Tk)).  Two kernels:
+ * ops_attention.cu - scaled dot-product attention on the GPU.  Several
+ * queries go to cuBLAS GEMMs (ops_attention_gemm.cu) when the caller's
+ * scratch holds one head's score matrix; otherwise two kernels with an
+ * online softmax store no score matrix (long prompts cost O(Tk) memory per
+ * query, not O(Tq·Tk)):
  *
  *   tiled      one block per (batch, head, tile of 16 queries): tiles of 32
  *              keys and values are staged in shared memory with coalesced
@@ -313,7 +315,7 @@ attention_tiled_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t o
 static float *split_buf;
 static size_t split_cap;
 
-/* Which kernel groma_cuda_attention uses: 0 chooses, 1 per-query, 2 tiled, 3 per-query without key splits. */
+/* Which kernel groma_cuda_attention uses: 0 chooses, 1 per-query, 2 tiled, 3 per-query without key splits, 4 GEMMs. */
 static int	forced_kernel;
 
 /* Forces one attention kernel for tests and benchmarks; see groma_cuda.h. */
@@ -340,7 +342,7 @@ operand(const char *what, const groma_tensor *t, bhtd *o)
 /* out = softmax(scale · q kᵀ + causal mask) v; see ops.h. */
 extern "C" groma_status
 groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale, bool causal,
-					 int64_t q_offset, groma_tensor *out)
+					 int64_t q_offset, groma_arena_ref scratch, groma_tensor *out)
 {
 	bhtd		bq,
 				bk,
@@ -368,6 +370,17 @@ groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_t
 		return groma_ok();
 	if (tq > 0x7fffffff || batch * heads > 65535)
 		return groma_error(GROMA_ERR_LIMIT, "attention: grid too large");
+	if (forced_kernel == 4 || (forced_kernel == 0 && tq > 1))
+	{
+		bool		done;
+
+		GROMA_TRY(groma_cuda_attention_gemm(q, k, v, scale, causal, q_offset, scratch, out, &done));
+		if (done)
+			return groma_ok();
+		if (forced_kernel == 4)
+			return groma_error(GROMA_ERR_UNSUPPORTED, "attention: the GEMM path needs a device scratch arena with "
+							   "room for one head's [%lld, %lld] scores", (long long) tq, (long long) tk);
+	}
 	if (forced_kernel == 2 && dim > TILED_MAX_DIM)
 		return groma_error(GROMA_ERR_UNSUPPORTED, "attention: the tiled kernel takes head dimensions up to %d",
 						   TILED_MAX_DIM);

@@ -220,7 +220,7 @@ copy_kernel(const float *src, float *dst, int64_t n, groma_dims4 shape, groma_di
 		dst[groma_offset4(i, shape, ds)] = src[groma_offset4(i, shape, ss)];
 }
 
-/* Copies between strided views; either side may be on the host only when both are contiguous. */
+/* Copies between strided views (contiguous ones by one device copy); host sides must be contiguous. */
 extern "C" groma_status
 groma_cuda_copy(const groma_tensor *src, groma_tensor *dst)
 {
@@ -241,6 +241,9 @@ groma_cuda_copy(const groma_tensor *src, groma_tensor *dst)
 												 : cudaMemcpyHostToDevice, groma_cuda_stream()) == cudaSuccess
 								 ? cudaStreamSynchronize(groma_cuda_stream()) : cudaGetLastError(), "copy");
 	}
+	if (groma_tensor_is_contiguous(src) && groma_tensor_is_contiguous(dst))
+		return groma_cuda_status(cudaMemcpyAsync(dst->data, src->data, (size_t) n * sizeof(float),
+												 cudaMemcpyDeviceToDevice, groma_cuda_stream()), "copy");
 	copy_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
 		(const float *) src->data, (float *) dst->data, n, shape, groma_cuda_dims4(src), groma_cuda_dims4(dst));
 	return groma_cuda_launched("copy");

@@ -99,7 +99,7 @@ groma_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor
 	attention_job job;
 
 	if (groma_on_device(q))
-		return GROMA_DEVICE_CALL("attention", attention, q, k, v, scale, causal, q_offset, out);
+		return GROMA_DEVICE_CALL("attention", attention, q, k, v, scale, causal, q_offset, scratch, out);
 	GROMA_TRY(check_operand("q", q));
 	GROMA_TRY(check_operand("k", k));
 	GROMA_TRY(check_operand("v", v));

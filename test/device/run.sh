@@ -68,13 +68,18 @@ echo "=== groma-server --bench --random-weights --config real --device cuda"
 timeout 240 "$BUNDLE/bin/groma-server" --bench --random-weights --config real --device cuda | tee /tmp/groma-bench.json
 if grep -q '"decode_tokens_per_s"' /tmp/groma-bench.json; then PASSED=$((PASSED + 1)); echo "ok - the full-size benchmark printed every figure";
 else FAILED=$((FAILED + 1)); echo "not ok - the full-size benchmark printed every figure"; fi
+# Where the time goes: the same benchmark with per-op GPU times (CUDA events around each op; its
+# wall-clock figures read slightly slow), one {"profile": stage, ...} line per stage.
+echo "=== GROMA_CUDA_PROFILE=1 groma-server --bench --random-weights --config real --device cuda"
+GROMA_CUDA_PROFILE=1 timeout 240 "$BUNDLE/bin/groma-server" --bench --random-weights --config real --device cuda |
+    grep '"profile"' | tee /tmp/groma-profile.json
 # Shared-memory races between warps are what the emulator cannot see: racecheck the op tests
-# (timings off) where compute-sanitizer exists and works on this machine.
+# (GROMA_OPS_SANITIZER_RUN: no timings, fewer and smaller attention cases) where compute-sanitizer exists.
 SANITIZER=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
 if [ -n "$SANITIZER" ] && [ "${GROMA_DEVICE_SANITIZE:-1}" = 1 ]; then
     echo "=== compute-sanitizer --tool racecheck test_ops_cuda"
     start=$SECONDS
-    GROMA_NO_FIGURES=1 timeout 150 "$SANITIZER" --tool racecheck --racecheck-report hazard --print-limit 20 \
+    GROMA_OPS_SANITIZER_RUN=1 timeout 200 "$SANITIZER" --tool racecheck --racecheck-report hazard --print-limit 20 \
         "$BUNDLE/bin/test_ops_cuda" > /tmp/groma-race.log 2>&1
     rc=$?
     tail -25 /tmp/groma-race.log
@@ -88,6 +93,7 @@ fi
 echo "=== summary"
 grep -h '^# figure' /tmp/groma-gpu-all.log
 grep -h '"figure"' /tmp/groma-bench.json
+cat /tmp/groma-profile.json
 grep -h ' took ' /tmp/groma-gpu-all.log
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

@@ -314,6 +314,83 @@ cudaDeviceSynchronize(void)
 	return broken();
 }
 
+/* An event: the host time at which the work queued before it had run (work runs at launch). */
+struct groma_emu_event
+{
+	bool		recorded;
+	double		ms;
+};
+
+static std::set<cudaEvent_t> events;
+
+/* True for every event created and not destroyed. */
+static bool
+valid_event(cudaEvent_t e)
+{
+	std::lock_guard<std::mutex> guard(memory_lock);
+
+	return e != NULL && events.count(e) > 0;
+}
+
+/* Creates an event that has not been recorded. */
+extern "C" cudaError_t
+cudaEventCreate(cudaEvent_t *event)
+{
+	if (broken() != cudaSuccess)
+		return broken();
+	*event = new groma_emu_event{false, 0.0};
+	std::lock_guard<std::mutex> guard(memory_lock);
+	events.insert(*event);
+	return cudaSuccess;
+}
+
+/* Destroys an event; an unknown handle is cudaErrorInvalidResourceHandle. */
+extern "C" cudaError_t
+cudaEventDestroy(cudaEvent_t event)
+{
+	{
+		std::lock_guard<std::mutex> guard(memory_lock);
+
+		if (event == NULL || events.erase(event) == 0)
+			return record(cudaErrorInvalidResourceHandle);
+	}
+	delete event;
+	return cudaSuccess;
+}
+
+/* Records the time now: everything queued on the stream before it has already run. */
+extern "C" cudaError_t
+cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
+{
+	struct timespec ts;
+
+	if (!valid_event(event) || !valid_stream(stream))
+		return record(cudaErrorInvalidResourceHandle);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	event->recorded = true;
+	event->ms = (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
+	return broken();
+}
+
+/* The work before an event has run by the time it is recorded: waiting only checks the handle. */
+extern "C" cudaError_t
+cudaEventSynchronize(cudaEvent_t event)
+{
+	if (!valid_event(event))
+		return record(cudaErrorInvalidResourceHandle);
+	return broken();
+}
+
+/* Milliseconds between two recorded events; one not recorded yet is cudaErrorInvalidResourceHandle, as on a GPU. */
+extern "C" cudaError_t
+cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
+{
+	if (!valid_event(start) || !valid_event(end) || !start->recorded || !end->recorded)
+		return record(cudaErrorInvalidResourceHandle);
+	*ms = (float) (end->ms - start->ms);
+	return cudaSuccess;
+}
+
 /* Returns the last error and clears it (a sticky one stays). */
 extern "C" cudaError_t
 cudaGetLastError(void)

@@ -19,8 +19,16 @@
 static int	passed,
 			failed;
 static groma_arena host,
-			dev;
+			dev,
+			dev_scratch;				/* device scratch for attention's score matrices */
 static uint32_t seed = 1;
+
+/*
+ * GROMA_OPS_SANITIZER_RUN=1 (a run under compute-sanitizer, which is 10 to
+ * 100 times slower): no timings, the attention cases forced on the tiled
+ * kernel only, and the two largest attention cases left out.
+ */
+static bool sanitizer_run;
 
 /* A host tensor of random values in [-1, 1). */
 static groma_tensor
@@ -243,6 +251,15 @@ test_elementwise(void)
 		groma_tensor_permute(&da, (int[]) {2, 1, 0}, &pda);
 		compare("copy", "permute(2,1,0) [6,5,4]", &y, &dy, 0, groma_copy(&pa, &y), groma_copy(&pda, &dy));
 	}
+	{
+		/* contiguous to contiguous: one device-to-device copy */
+		groma_tensor a = rand_host(2, (int64_t[]) {1000, 33}),
+					y = like_host(&a);
+		groma_tensor da = to_dev(&a),
+					dy = to_dev(&y);
+
+		compare("copy", "contiguous [1000,33]", &y, &dy, 0, groma_copy(&a, &y), groma_copy(&da, &dy));
+	}
 }
 
 /* softmax, LayerNorm, RMSNorm and RoPE. */
@@ -335,7 +352,7 @@ test_attention(groma_arena *scratch)
 			snprintf(name, sizeof(name), "[%lld,%lld,%lld,%lld]%s", (long long) shapes[s][0], (long long) shapes[s][1],
 					 (long long) shapes[s][2], (long long) shapes[s][3], causal ? " causal" : "");
 			compare(attention_label, name, &o, &dout, 1e-10, groma_attention(&q, &k, &v, scale, causal, 0, scratch, &o),
-					groma_attention(&dq, &dk, &dv, scale, causal, 0, NULL, &dout));
+					groma_attention(&dq, &dk, &dv, scale, causal, 0, &dev_scratch, &dout));
 		}
 	/*
 	 * decode steps (one query): against a 300-position cache (3 key splits of
@@ -356,6 +373,8 @@ test_attention(groma_arena *scratch)
 
 	for (size_t c = 0; c < sizeof(steps) / sizeof(steps[0]); c++)
 	{
+		if (sanitizer_run && steps[c].keys > 2000)
+			continue;
 		groma_tensor q = rand_host(4, (int64_t[]) {1, 4, 1, steps[c].dim}),
 					k = rand_host(4, (int64_t[]) {1, 4, steps[c].keys, steps[c].dim}),
 					v = rand_host(4, (int64_t[]) {1, 4, steps[c].keys, steps[c].dim}),
@@ -367,7 +386,7 @@ test_attention(groma_arena *scratch)
 
 		compare(attention_label, steps[c].name, &o, &dout, 1e-10,
 				groma_attention(&q, &k, &v, 0.125f, true, steps[c].at, scratch, &o),
-				groma_attention(&dq, &dk, &dv, 0.125f, true, steps[c].at, NULL, &dout));
+				groma_attention(&dq, &dk, &dv, 0.125f, true, steps[c].at, &dev_scratch, &dout));
 	}
 }
 
@@ -381,7 +400,7 @@ test_attention_views(groma_arena *scratch)
 {
 	static const int64_t shapes[][4] = {{1, 1025, 4, 64}, {1, 40, 4, 128}};	/* [B, T, H, D] */
 
-	for (size_t s = 0; s < 2; s++)
+	for (size_t s = sanitizer_run ? 1 : 0; s < 2; s++)
 	{
 		groma_tensor qb = rand_host(4, shapes[s]),
 					kb = rand_host(4, shapes[s]),
@@ -421,8 +440,50 @@ test_attention_views(groma_arena *scratch)
 		}
 		compare(attention_label, causal ? "head views, causal chunk at 35" : "head views [1,1025,4,64]", &ob, &dob, 1e-10,
 				groma_attention(&q, &k, &v, 0.125f, causal, offset, scratch, &o),
-				groma_attention(&dq, &dk, &dv, 0.125f, causal, offset, NULL, &dout));
+				groma_attention(&dq, &dk, &dv, 0.125f, causal, offset, &dev_scratch, &dout));
 	}
+}
+
+/*
+ * The GEMM path's scratch: several queries with too little device scratch
+ * for one head's scores fall back to the fused kernels (same result), the
+ * forced GEMM path without scratch fails cleanly, and the scores go back
+ * to the arena after the call.
+ */
+static void
+test_attention_scratch(groma_arena *scratch)
+{
+	int64_t		shape[4] = {1, 4, 130, 32};
+	groma_tensor q = rand_host(4, shape),
+				k = rand_host(4, shape),
+				v = rand_host(4, shape),
+				o = like_host(&q);
+	groma_tensor dq = to_dev(&q),
+				dk = to_dev(&k),
+				dv = to_dev(&v),
+				dout = to_dev(&o);
+	groma_arena small = dev_scratch;
+	size_t		mark = dev_scratch.used;
+	groma_status st;
+	bool		ok;
+
+	small.size = small.used + 130 * 130 * sizeof(float) / 2;	/* half of one head's scores */
+	compare("attention", "[1,4,130,32] scratch under one head", &o, &dout, 1e-10,
+			groma_attention(&q, &k, &v, 0.125f, true, 0, scratch, &o),
+			groma_attention(&dq, &dk, &dv, 0.125f, true, 0, &small, &dout));
+	groma_cuda_attention_kernel(4);
+	st = groma_attention(&dq, &dk, &dv, 0.125f, true, 0, NULL, &dout);
+	groma_cuda_attention_kernel(0);
+	ok = st.code == GROMA_ERR_UNSUPPORTED;
+	printf("%s - attn/gemm  without device scratch fails cleanly (%s)\n", ok ? "ok" : "not ok", st.message);
+	ok ? passed++ : failed++;
+	small.size = small.used + 130 * 130 * sizeof(float) * 2 + 2 * GROMA_ARENA_ALIGN;	/* two heads per chunk */
+	groma_fill(&dout, NAN);		/* the result must be computed again, not left over */
+	compare("attention", "[1,4,130,32] two heads per chunk", &o, &dout, 1e-10, groma_ok(),
+			groma_attention(&dq, &dk, &dv, 0.125f, true, 0, &small, &dout));
+	ok = small.used == mark && dev_scratch.used == mark;
+	printf("%s - attention  the scores go back to the scratch arena\n", ok ? "ok" : "not ok");
+	ok ? passed++ : failed++;
 }
 
 /*
@@ -732,7 +793,6 @@ test_spatial(void)
 	}
 }
 
-/* Runs every op comparison, or skips with the reason there is no GPU. */
 /* Milliseconds of one attention call on the GPU (after one warm-up call), or -1 on failure. */
 static double
 attention_ms(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, bool causal)
@@ -745,12 +805,12 @@ attention_ms(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v
 	out.data = NULL;
 	st = groma_arena_tensor(&dev, GROMA_F32, 4, q->shape, &out);
 	if (st.code == GROMA_OK)
-		st = groma_attention(q, k, v, 0.125f, causal, 0, NULL, &out);
+		st = groma_attention(q, k, v, 0.125f, causal, 0, &dev_scratch, &out);
 	if (st.code == GROMA_OK)
 		st = groma_cuda_ops.synchronize();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (st.code == GROMA_OK)
-		st = groma_attention(q, k, v, 0.125f, causal, 0, NULL, &out);
+		st = groma_attention(q, k, v, 0.125f, causal, 0, &dev_scratch, &out);
 	if (st.code == GROMA_OK)
 		st = groma_cuda_ops.synchronize();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -774,9 +834,9 @@ time_attention(void)
 		printf("# figures: attention timings skipped on %s (its times say nothing about a GPU)\n", device);
 		return;
 	}
-	if (getenv("GROMA_NO_FIGURES"))
+	if (sanitizer_run)
 	{
-		printf("# figures: attention timings skipped: GROMA_NO_FIGURES is set (a run under compute-sanitizer)\n");
+		printf("# figures: attention timings skipped: GROMA_OPS_SANITIZER_RUN is set\n");
 		return;
 	}
 	for (int s = 0; s < 2; s++)
@@ -785,17 +845,19 @@ time_attention(void)
 		groma_tensor dq = to_dev(&q),
 					dk = to_dev(&q),
 					dv = to_dev(&q);
-		double		ms[2];
+		static const int kernels[3] = {1, 2, 4};
+		double		ms[3];
 
-		for (int which = 1; which <= 2; which++)
+		for (int which = 0; which < 3; which++)
 		{
-			groma_cuda_attention_kernel(which);
-			ms[which - 1] = attention_ms(&dq, &dk, &dv, s == 1);
+			groma_cuda_attention_kernel(kernels[which]);
+			ms[which] = attention_ms(&dq, &dk, &dv, s == 1);
 		}
 		groma_cuda_attention_kernel(0);
-		printf("# figure: attention [%lld,%lld,%lld,%lld]%s on %s: per-query %.3f ms, tiled %.3f ms\n",
-			   (long long) shapes[s][0], (long long) shapes[s][1], (long long) shapes[s][2],
-			   (long long) shapes[s][3], s == 1 ? " causal" : "", device, ms[0], ms[1]);
+		printf("# figure: attention [%lld,%lld,%lld,%lld]%s on %s: per-query %.3f ms, tiled %.3f ms, "
+			   "cuBLAS GEMMs %.3f ms\n", (long long) shapes[s][0], (long long) shapes[s][1],
+			   (long long) shapes[s][2], (long long) shapes[s][3], s == 1 ? " causal" : "", device, ms[0], ms[1],
+			   ms[2]);
 	}
 	/* a LLaMA decode step against 600 cached positions: keys split over blocks, and not */
 	{
@@ -817,6 +879,7 @@ time_attention(void)
 	}
 }
 
+/* Runs every op comparison, or skips with the reason there is no GPU. */
 int
 main(void)
 {
@@ -824,6 +887,10 @@ main(void)
 	groma_arena scratch;
 	groma_status st;
 
+	sanitizer_run = getenv("GROMA_OPS_SANITIZER_RUN") && strcmp(getenv("GROMA_OPS_SANITIZER_RUN"), "1") == 0;
+	if (sanitizer_run)
+		printf("# GROMA_OPS_SANITIZER_RUN=1: no timings, forced attention cases on the tiled kernel only, "
+			   "the two largest attention cases left out\n");
 	if (groma_cuda_device_count(why, sizeof(why)) == 0)
 	{
 		printf("# SKIP CUDA op parity: no usable GPU (%s)\n", why);
@@ -839,6 +906,8 @@ main(void)
 	groma_arena_init(&host, (size_t) 512 << 20);
 	groma_arena_init(&scratch, (size_t) 64 << 20);
 	st = groma_device_arena_init(&dev, (size_t) 1 << 30);
+	if (st.code == GROMA_OK)
+		st = groma_device_arena_init(&dev_scratch, (size_t) 256 << 20);
 	if (st.code != GROMA_OK)
 	{
 		printf("not ok - device arena: %s\n0 passed, 1 failed\n", st.message);
@@ -852,14 +921,20 @@ main(void)
 	test_attention(&scratch);
 	test_attention_views(&scratch);
 	/* the same cases on each kernel forced (the tiled one takes head dimensions up to 128) */
-	for (int which = 1; which <= 3; which++)
+	for (int which = 1; which <= 4; which++)
 	{
+		static const char *const labels[] = {"", "attn/query", "attn/tiled", "attn/whole", "attn/gemm"};
+
+		if (sanitizer_run && which != 2)
+			continue;
 		groma_cuda_attention_kernel(which);
-		attention_label = which == 1 ? "attn/query" : which == 2 ? "attn/tiled" : "attn/whole";
+		attention_label = labels[which];
 		test_attention(&scratch);
 		test_attention_views(&scratch);
 	}
 	groma_cuda_attention_kernel(0);
+	attention_label = "attention";
+	test_attention_scratch(&scratch);
 	time_attention();
 	test_fills();
 	test_model_shapes();
@@ -867,6 +942,7 @@ main(void)
 	test_spatial();
 	printf("%d passed, %d failed\n", passed, failed);
 	groma_arena_free(&dev);
+	groma_arena_free(&dev_scratch);
 	groma_arena_free(&host);
 	groma_arena_free(&scratch);
 	return failed ? 1 : 0;

@@ -281,10 +281,10 @@ emu_deform_locations(const groma_tensor *ref, int64_t map_h, int64_t map_w, int 
 	EMULATE(groma_deform_locations(cpu(ref, &s[0]), map_h, map_w, points, cpu(loc, &s[1])));
 }
 
-/* Attention needs CPU scratch for its score rows; the device entry has none. */
+/* Attention needs CPU scratch for its score rows; the caller's is device memory, so it makes its own. */
 static groma_status
 emu_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale, bool causal,
-			  int64_t q_offset, groma_tensor *out)
+			  int64_t q_offset, groma_arena_ref device_scratch, groma_tensor *out)
 {
 	groma_tensor s[4];
 	groma_arena scratch;

@@ -1,0 +1,156 @@
+/*
+ * ops_attention_gemm.cu - attention as two cuBLAS strided-batched SGEMMs
+ * around a masked row softmax, for prompts whose score matrices fit the
+ * caller's device scratch arena: S = scale · q kᵀ, P = softmax(S + mask),
+ * out = P v.  A chunk of heads at a time holds [heads, Tq, Tk] scores in
+ * the scratch arena (at most GEMM_SCORE_BUDGET bytes), which goes back
+ * after the call.  When not even one head's scores fit, the caller uses
+ * the fused kernels of ops_attention.cu, which store no score matrix.
+ */
+#include "cuda_common.h"
+
+#define SOFTMAX_THREADS 128		/* four warps: a warp per row */
+#define GEMM_SCORE_BUDGET ((size_t) 256 << 20)	/* scratch bytes the scores of one head chunk may take */
+
+/*
+ * s[r, :] = softmax(s[r, :]) over the keys row r may see, 0 past them, for
+ * the rows r of one head chunk, [rows, tk]; row r is query r % tq, at
+ * absolute position q_offset + r % tq, which sees keys j <= that position
+ * when causal.
+ */
+__global__ static void
+masked_softmax_kernel(float *s, int64_t rows, int64_t tq, int64_t tk, bool causal, int64_t q_offset)
+{
+	int64_t		r = (int64_t) blockIdx.x * (SOFTMAX_THREADS / 32) + (threadIdx.x >> 5);
+	int			lane = threadIdx.x & 31;
+	float	   *row = s + r * tk;
+	int64_t		limit;
+	float		m = -INFINITY,
+				sum = 0.0f,
+				inv;
+
+	if (r >= rows)
+		return;
+	limit = causal ? min(tk, q_offset + r % tq + 1) : tk;
+	for (int64_t j = lane; j < limit; j += 32)
+		m = fmaxf(m, row[j]);
+	for (int o = 16; o > 0; o >>= 1)
+		m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+	for (int64_t j = lane; j < limit; j += 32)
+	{
+		float		e = expf(row[j] - m);
+
+		row[j] = e;
+		sum += e;
+	}
+	for (int o = 16; o > 0; o >>= 1)
+		sum += __shfl_xor_sync(0xffffffffu, sum, o);
+	inv = 1.0f / sum;
+	for (int64_t j = lane; j < tk; j += 32)
+		row[j] = j < limit ? row[j] * inv : 0.0f;
+}
+
+/* Returns the chunk of heads whose [Tq, Tk] scores fit scratch (0: not even one). */
+static int64_t
+heads_per_chunk(groma_arena_ref scratch, int64_t heads, int64_t tq, int64_t tk)
+{
+	size_t		per_head = (size_t) tq * (size_t) tk * sizeof(float) + GROMA_ARENA_ALIGN,
+				room;
+
+	if (scratch == NULL || scratch->device != GROMA_DEVICE_CUDA || scratch->used >= scratch->size)
+		return 0;
+	room = scratch->size - scratch->used;
+	if (room > GEMM_SCORE_BUDGET)
+		room = GEMM_SCORE_BUDGET;
+	return (int64_t) (room / per_head) < heads ? (int64_t) (room / per_head) : heads;
+}
+
+/* S[h, Tq, Tk] = scale · q_h k_hᵀ for the heads of one chunk (row-major, as column-major Sᵀ = k_h q_hᵀ). */
+static groma_status
+scores(const groma_tensor *q, const groma_tensor *k, int64_t b, int64_t h0, int64_t hc, float scale, float *s)
+{
+	int64_t		tq = q->shape[2],
+				tk = k->shape[2],
+				dim = q->shape[3];
+	const float zero = 0.0f;
+	const float *qh = (const float *) q->data + b * q->stride[0] + h0 * q->stride[1];
+	const float *kh = (const float *) k->data + b * k->stride[0] + h0 * k->stride[1];
+
+	return groma_cublas_status(cublasSgemmStridedBatched(groma_cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, (int) tk,
+														 (int) tq, (int) dim, &scale, kh, (int) k->stride[2],
+														 (long long) k->stride[1], qh, (int) q->stride[2],
+														 (long long) q->stride[1], &zero, s, (int) tk,
+														 (long long) (tq * tk), (int) hc),
+							   "attention: cublasSgemmStridedBatched (scores)");
+}
+
+/* out_h[Tq, D] = P_h[Tq, Tk] · v_h[Tk, D] for the heads of one chunk (column-major: out_hᵀ = v_hᵀ P_hᵀ). */
+static groma_status
+weighted_values(const float *p, const groma_tensor *v, int64_t b, int64_t h0, int64_t hc, groma_tensor *out)
+{
+	int64_t		tq = out->shape[2],
+				tk = v->shape[2],
+				dim = v->shape[3];
+	const float one = 1.0f,
+				zero = 0.0f;
+	const float *vh = (const float *) v->data + b * v->stride[0] + h0 * v->stride[1];
+	float	   *oh = (float *) out->data + b * out->stride[0] + h0 * out->stride[1];
+
+	return groma_cublas_status(cublasSgemmStridedBatched(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) dim,
+														 (int) tq, (int) tk, &one, vh, (int) v->stride[2],
+														 (long long) v->stride[1], p, (int) tk, (long long) (tq * tk),
+														 &zero, oh, (int) out->stride[2], (long long) out->stride[1],
+														 (int) hc),
+							   "attention: cublasSgemmStridedBatched (weighted values)");
+}
+
+/*
+ * out = softmax(scale · q kᵀ + causal mask) v through cuBLAS, with the
+ * checked [B, H, T, D] operands of groma_cuda_attention.  Sets *done to
+ * false (and does nothing) when scratch cannot hold one head's scores.
+ */
+extern "C" groma_status
+groma_cuda_attention_gemm(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,
+						  bool causal, int64_t q_offset, groma_arena_ref scratch, groma_tensor *out, bool *done)
+{
+	int64_t		batch = q->shape[0],
+				heads = q->shape[1],
+				tq = q->shape[2],
+				tk = k->shape[2],
+				dim = q->shape[3];
+	int64_t		chunk = heads_per_chunk(scratch, heads, tq, tk);
+	size_t		mark;
+	float	   *s;				/* [chunk, Tq, Tk] scores, then probabilities */
+	groma_status st = groma_ok();
+
+	*done = false;
+	if (chunk == 0 || tk == 0)
+		return groma_ok();
+	/* cuBLAS takes int sizes and leading dimensions */
+	GROMA_TRY(groma_cuda_gemm_dims("attention", tk, tq, dim));
+	if (q->stride[2] > 2147483647 || k->stride[2] > 2147483647 || v->stride[2] > 2147483647 ||
+		out->stride[2] > 2147483647)
+		return groma_ok();
+	mark = scratch->used;
+	s = (float *) groma_arena_alloc(scratch, (size_t) chunk * (size_t) (tq * tk) * sizeof(float));
+	if (s == NULL)
+		return groma_ok();
+	*done = true;
+	for (int64_t b = 0; b < batch && st.code == GROMA_OK; b++)
+		for (int64_t h0 = 0; h0 < heads && st.code == GROMA_OK; h0 += chunk)
+		{
+			int64_t		hc = heads - h0 < chunk ? heads - h0 : chunk,
+						rows = hc * tq;
+
+			st = scores(q, k, b, h0, hc, scale, s);
+			if (st.code != GROMA_OK)
+				break;
+			masked_softmax_kernel<<<groma_cuda_blocks(rows, SOFTMAX_THREADS / 32), SOFTMAX_THREADS, 0,
+				groma_cuda_stream()>>>(s, rows, tq, tk, causal, q_offset);
+			st = groma_cuda_launched("attention: masked softmax");
+			if (st.code == GROMA_OK)
+				st = weighted_values(s, v, b, h0, hc, out);
+		}
+	scratch->used = mark;		/* the scores go back, after a failure too */
+	return st;
+}

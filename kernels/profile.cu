@@ -1,0 +1,163 @@
+/*
+ * profile.cu - per-op GPU time, for finding where a stage's time goes:
+ * with GROMA_CUDA_PROFILE=1 in the environment, groma_cuda_register wraps
+ * every op entry point so that it records a CUDA event before and after
+ * its work on the stream, and groma_cuda_profile_report sums the elapsed
+ * times per op.  Recording events costs the host a little per op, so
+ * wall-clock figures taken while profiling read slightly slow; the op
+ * times themselves are the GPU's.
+ */
+#include "cuda_common.h"
+#include "groma_cuda.h"
+#include "profile.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define MAX_PENDING 4096		/* event pairs recorded before they are read back */
+#define MAX_OPS 64				/* distinct op names */
+
+/* One op's totals since the last report. */
+struct op_total
+{
+	const char *name;
+	long		calls;
+	double		ms;
+};
+
+static cudaEvent_t starts[MAX_PENDING],
+			ends[MAX_PENDING];
+static const char *pending_name[MAX_PENDING];
+static int	pending,
+			depth,
+			n_ops;
+static bool events_made;
+static op_total totals[MAX_OPS];
+
+/* True when GROMA_CUDA_PROFILE asks for per-op times. */
+bool
+groma_cuda_profile_wanted(void)
+{
+	const char *v = getenv("GROMA_CUDA_PROFILE");
+
+	return v != NULL && v[0] != '\0' && v[0] != '0';
+}
+
+/* Adds ms to the totals of the op called name (names are static strings: compared by address, then text). */
+static void
+add_total(const char *name, double ms)
+{
+	int			i;
+
+	for (i = 0; i < n_ops; i++)
+		if (totals[i].name == name)
+			break;
+	if (i == n_ops)
+	{
+		if (n_ops == MAX_OPS)
+			return;
+		totals[n_ops++] = op_total{name, 0, 0.0};
+	}
+	totals[i].calls++;
+	totals[i].ms += ms;
+}
+
+/* Reads back every recorded event pair into the totals (waits for the GPU). */
+static void
+drain(void)
+{
+	if (pending == 0)
+		return;
+	cudaEventSynchronize(ends[pending - 1]);
+	for (int i = 0; i < pending; i++)
+	{
+		float		ms = 0.0f;
+
+		if (cudaEventElapsedTime(&ms, starts[i], ends[i]) == cudaSuccess)
+			add_total(pending_name[i], ms);
+	}
+	cudaGetLastError();			/* a failed read is a lost figure, not an op error */
+	pending = 0;
+}
+
+/* Records the start of op name on the stream; returns the slot for groma_cuda_profile_end (-1: not recorded). */
+int
+groma_cuda_profile_begin(const char *name)
+{
+	if (depth++ > 0)
+		return -1;				/* an op called from another op counts in its caller */
+	if (!events_made)
+	{
+		for (int i = 0; i < MAX_PENDING; i++)
+			if (cudaEventCreate(&starts[i]) != cudaSuccess || cudaEventCreate(&ends[i]) != cudaSuccess)
+			{
+				cudaGetLastError();
+				return -1;
+			}
+		events_made = true;
+	}
+	if (pending == MAX_PENDING)
+		drain();
+	pending_name[pending] = name;
+	if (cudaEventRecord(starts[pending], groma_cuda_stream()) != cudaSuccess)
+	{
+		cudaGetLastError();
+		return -1;
+	}
+	return pending++;
+}
+
+/* Records the end of the op whose start took slot. */
+void
+groma_cuda_profile_end(int slot)
+{
+	depth--;
+	if (slot < 0)
+		return;
+	if (cudaEventRecord(ends[slot], groma_cuda_stream()) != cudaSuccess)
+	{
+		cudaGetLastError();
+		pending = slot;			/* drop the pair */
+	}
+}
+
+/* Discards the per-op totals so far; see groma_cuda.h. */
+extern "C" void
+groma_cuda_profile_reset(void)
+{
+	if (!groma_cuda_profile_wanted())
+		return;
+	drain();
+	n_ops = 0;
+}
+
+/* Prints the per-op totals since the last report as one JSON line labelled stage, then starts over; see groma_cuda.h. */
+extern "C" void
+groma_cuda_profile_report(const char *stage, int repetitions)
+{
+	double		sum = 0.0;
+
+	if (!groma_cuda_profile_wanted())
+		return;
+	drain();
+	/* largest first */
+	for (int i = 1; i < n_ops; i++)
+		for (int j = i; j > 0 && totals[j].ms > totals[j - 1].ms; j--)
+		{
+			op_total	t = totals[j];
+
+			totals[j] = totals[j - 1];
+			totals[j - 1] = t;
+		}
+	for (int i = 0; i < n_ops; i++)
+		sum += totals[i].ms;
+	if (repetitions < 1)
+		repetitions = 1;
+	printf("{\"profile\": \"%s\", \"gpu_ms\": %.3f, \"per\": %d, \"ops\": [", stage, sum / repetitions, repetitions);
+	for (int i = 0; i < n_ops; i++)
+		printf("%s{\"op\": \"%s\", \"calls\": %.1f, \"ms\": %.3f}", i ? ", " : "", totals[i].name,
+			   (double) totals[i].calls / repetitions, totals[i].ms / repetitions);
+	printf("]}\n");
+	fflush(stdout);
+	n_ops = 0;
+}
