@@ -118,7 +118,8 @@ gpu-tests: $(if $(filter 1,$(GROMA_CUDA)),$(GPU_TESTS))
 # here.  The only rewrite is the launch syntax.  Built with or without nvcc.
 # the C sources as the CUDA build compiles them, with the emulated headers
 EMU_CFLAGS = $(filter-out -DGROMA_WITH_CUDA=1,$(SERVER_CFLAGS)) -DGROMA_WITH_CUDA=1 -Itest/emu/include
-EMU_CXXFLAGS = -std=c++17 -O2 -g -fPIC -ffp-contract=off -Wall -Wno-unused-function -Itest/emu/include -Ikernels
+EMU_CXXFLAGS = -std=c++17 -O2 -g -fPIC -ffp-contract=off -Wall -Wno-unused-function -Wno-unknown-pragmas \
+	-Itest/emu/include -Ikernels
 EMU_KERNEL_OBJS = $(patsubst kernels/%.cu,build/emu/kernels/%.o,$(CUDA_SRCS))
 EMU_RUNTIME_OBJS = $(patsubst test/emu/%.cpp,build/emu/runtime/%.o,$(wildcard test/emu/*.cpp))
 EMU_LIB_OBJS = $(patsubst %.c,build/emu/obj/%.o,$(LIB_SRCS))

@@ -61,10 +61,11 @@ uint64_t	groma_cuda_allocations(void);
  * Forces the attention kernel (tests and benchmarks): 0 lets
  * groma_cuda_attention choose (for several queries: cuBLAS GEMMs when the
  * scratch arena holds one head's scores, else tiled for head dimensions up
- * to 128, else per-query; a decode step's keys split over several blocks),
+ * to 128, else per-query; a decode step goes to the warp-per-key kernel,
+ * its keys split over several blocks),
  * 1 per-query, 2 tiled, 3 per-query without key splits (the decode
  * baseline), 4 cuBLAS GEMMs (fails when the scratch cannot hold one head's
- * scores).
+ * scores), 5 warp per key (decode steps' keys split over blocks).
  */
 void		groma_cuda_attention_kernel(int which);
 

@@ -10,9 +10,11 @@
  *              loads and reused by the 16 queries (prefill, DINOv2, proposer;
  *              head dimension up to 128);
  *   per-query  one block per (batch, head, query), keys in chunks of 128
- *              (head dimensions up to 256); for a decode step (one query)
- *              the keys are split over up to 64 blocks per head whose
- *              partial results a second kernel combines (flash-decoding).
+ *              (head dimensions up to 256); when forced, a decode step's
+ *              keys are split over blocks as below;
+ *   warp per key (ops_attention_decode.cu) decode steps: the keys split
+ *              over up to 64 blocks per head whose partial results a second
+ *              kernel combines (flash-decoding).
  */
 #include "cuda_common.h"
 
@@ -310,12 +312,16 @@ attention_tiled_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t o
 }
 
 #define MAX_SPLITS 64			/* key splits per decode query */
+#define WARP_KERNEL_MIN_SPLIT 64	/* keys per split of the warp-per-key kernel, at least: 8 warps of 4 keys, twice */
 
 /* Device buffer of the key splits' partial results, [B·H, MAX_SPLITS, D + 2]; grows with B·H·D only. */
 static float *split_buf;
 static size_t split_cap;
 
-/* Which kernel groma_cuda_attention uses: 0 chooses, 1 per-query, 2 tiled, 3 per-query without key splits, 4 GEMMs. */
+/*
+ * Which kernel groma_cuda_attention uses: 0 chooses, 1 per-query, 2 tiled,
+ * 3 per-query without key splits, 4 GEMMs, 5 warp per key.
+ */
 static int	forced_kernel;
 
 /* Forces one attention kernel for tests and benchmarks; see groma_cuda.h. */
@@ -352,8 +358,10 @@ groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_t
 				heads = q->shape[1],
 				tq = q->shape[2],
 				tk = k->shape[2],
-				dim = q->shape[3];
+				dim = q->shape[3],
+				min_split;
 	dim3		grid;
+	bool		warp_kernel;
 
 	GROMA_TRY(operand("q", q, &bq));
 	GROMA_TRY(operand("k", k, &bk));
@@ -392,7 +400,10 @@ groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_t
 			scale, causal, q_offset);
 		return groma_cuda_launched("attention (tiled)");
 	}
-	if (tq == 1 && (causal ? q_offset + 1 : tk) > THREADS && forced_kernel != 3)
+	/* auto: a decode step goes to the warp-per-key kernel (ops_attention_decode.cu) */
+	warp_kernel = forced_kernel == 5 || (forced_kernel == 0 && tq == 1);
+	min_split = warp_kernel ? WARP_KERNEL_MIN_SPLIT : THREADS;
+	if (tq == 1 && (causal ? q_offset + 1 : tk) > min_split && forced_kernel != 3)
 	{
 		/* a decode step: split the keys so that B·H·splits blocks fill the GPU (flash-decoding) */
 		int64_t		keys = causal ? q_offset + 1 : tk,
@@ -401,7 +412,7 @@ groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_t
 		size_t		need;
 		bool		have = true;
 
-		split_len = split_len < THREADS ? THREADS : (split_len + THREADS - 1) / THREADS * THREADS;
+		split_len = split_len < min_split ? min_split : (split_len + min_split - 1) / min_split * min_split;
 		splits = (keys + split_len - 1) / split_len;
 		/* sized for MAX_SPLITS whatever the context, so a longer prompt later allocates nothing */
 		need = (size_t) (batch * heads * MAX_SPLITS * (dim + 2)) * sizeof(float);
@@ -410,7 +421,7 @@ groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_t
 			void	   *grown = NULL;
 			groma_status st = groma_cuda_status(groma_cuda_malloc(&grown, need), "attention: key-split buffer");
 
-			/* out of memory: the unsplit kernel below needs no buffer */
+			/* out of memory: the unsplit kernels below need no buffer */
 			if (st.code == GROMA_ERR_NO_MEMORY)
 				have = false;
 			else if (st.code != GROMA_OK)
@@ -424,17 +435,25 @@ groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_t
 		}
 		if (have)
 		{
-			grid = dim3(1, (unsigned) (batch * heads), (unsigned) splits);
-			attention_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>(bq, bk, bv, (float *) out->data,
-																		out->stride[0], out->stride[1], out->stride[2],
-																		heads, tk, dim, scale, causal, q_offset,
-																		split_len, split_buf);
-			GROMA_TRY(groma_cuda_launched("attention (key splits)"));
+			if (warp_kernel)
+				GROMA_TRY(groma_cuda_attention_decode(q, k, v, scale, causal, q_offset, splits, split_len, split_buf,
+													  out));
+			else
+			{
+				grid = dim3(1, (unsigned) (batch * heads), (unsigned) splits);
+				attention_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>(bq, bk, bv, (float *) out->data,
+																			out->stride[0], out->stride[1],
+																			out->stride[2], heads, tk, dim, scale,
+																			causal, q_offset, split_len, split_buf);
+				GROMA_TRY(groma_cuda_launched("attention (key splits)"));
+			}
 			combine_kernel<<<(unsigned) (batch * heads), THREADS, 0, groma_cuda_stream()>>>(
 				split_buf, splits, (float *) out->data, out->stride[0], out->stride[1], out->stride[2], heads, 1, dim);
 			return groma_cuda_launched("attention (combining key splits)");
 		}
 	}
+	if (warp_kernel)
+		return groma_cuda_attention_decode(q, k, v, scale, causal, q_offset, 1, 0, NULL, out);
 	grid = dim3((unsigned) tq, (unsigned) (batch * heads));
 	attention_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>(bq, bk, bv, (float *) out->data, out->stride[0],
 																out->stride[1], out->stride[2], heads, tk, dim, scale,

@@ -355,10 +355,10 @@ test_attention(groma_arena *scratch)
 					groma_attention(&dq, &dk, &dv, scale, causal, 0, &dev_scratch, &dout));
 		}
 	/*
-	 * decode steps (one query): against a 300-position cache (3 key splits of
-	 * 128), 2000 keys (16 splits), 9000 keys with head dimension 128 (36
-	 * splits of 256), and a query at 700 of 2000 cached keys (6 splits: the
-	 * causal limit, not the cache, sizes them)
+	 * decode steps (one query): against a 300-position cache, 2000 keys, 9000
+	 * keys with head dimension 128 (36 splits of 256), a query at 700 of 2000
+	 * cached keys (the causal limit, not the cache, sizes the splits), and a
+	 * head dimension that is not a multiple of 32 (lanes without a slice)
 	 */
 	static const struct
 	{
@@ -369,6 +369,7 @@ test_attention(groma_arena *scratch)
 	}			steps[] = {
 		{300, 64, 299, "decode step at 299"}, {2000, 64, 1999, "decode step at 1999"},
 		{9000, 128, 8999, "decode step at 8999, D 128"}, {2000, 64, 700, "decode at 700 of 2000"},
+		{300, 40, 299, "decode step at 299, D 40"},
 	};
 
 	for (size_t c = 0; c < sizeof(steps) / sizeof(steps[0]); c++)
@@ -866,16 +867,19 @@ time_attention(void)
 		groma_tensor dq = to_dev(&q),
 					dk = to_dev(&kv),
 					dv = to_dev(&kv);
-		double		split,
+		double		warp,
+					split,
 					whole;
 
-		groma_cuda_attention_kernel(0);
+		groma_cuda_attention_kernel(5);
+		warp = attention_ms(&dq, &dk, &dv, false);
+		groma_cuda_attention_kernel(1);
 		split = attention_ms(&dq, &dk, &dv, false);
 		groma_cuda_attention_kernel(3);
 		whole = attention_ms(&dq, &dk, &dv, false);
 		groma_cuda_attention_kernel(0);
-		printf("# figure: attention decode step [1,32,1,128] over 600 keys on %s: key splits %.3f ms, one block per "
-			   "head %.3f ms\n", device, split, whole);
+		printf("# figure: attention decode step [1,32,1,128] over 600 keys on %s: warp per key with key splits "
+			   "%.3f ms, per-query with key splits %.3f ms, one block per head %.3f ms\n", device, warp, split, whole);
 	}
 }
 
@@ -921,9 +925,9 @@ main(void)
 	test_attention(&scratch);
 	test_attention_views(&scratch);
 	/* the same cases on each kernel forced (the tiled one takes head dimensions up to 128) */
-	for (int which = 1; which <= 4; which++)
+	for (int which = 1; which <= 5; which++)
 	{
-		static const char *const labels[] = {"", "attn/query", "attn/tiled", "attn/whole", "attn/gemm"};
+		static const char *const labels[] = {"", "attn/query", "attn/tiled", "attn/whole", "attn/gemm", "attn/warp"};
 
 		if (sanitizer_run && which != 2)
 			continue;
