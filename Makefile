@@ -42,7 +42,7 @@ ifeq ($(GROMA_CUDA),1)
   CUDA_DEFS = -DGROMA_WITH_CUDA=1
   # cudart is linked statically so a carried binary needs only libcublas at run time.
   CUDA_LIBS = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -lpthread
-  NVCC_FLAGS ?= -O2 -std=c++17 -Xcompiler -fPIC -I$(CUDA_HOME)/include \
+  NVCC_FLAGS ?= -O2 -std=c++17 -lineinfo -Xcompiler -fPIC -I$(CUDA_HOME)/include \
 	-gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 else
   CUDA_OBJS =

@@ -272,7 +272,8 @@ attention_tiled_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t o
 			sum = p;
 			for (int o = 16; o > 0; o >>= 1)
 				sum += __shfl_xor_sync(0xffffffffu, sum, o);
-			if (lane == 0)		/* every lane read row_m[r] before the shuffles above */
+			__syncwarp();		/* every lane has read row_m[r] before lane 0 rewrites it */
+			if (lane == 0)
 			{
 				row_corr[r] = m == -INFINITY || new_m == -INFINITY ? 0.0f : expf(m - new_m);
 				row_l[r] = row_l[r] * row_corr[r] + sum;

@@ -83,6 +83,9 @@ if [ -n "$SANITIZER" ] && [ "${GROMA_DEVICE_SANITIZE:-1}" = 1 ]; then
         "$BUNDLE/bin/test_ops_cuda" > /tmp/groma-race.log 2>&1
     rc=$?
     tail -25 /tmp/groma-race.log
+    # the first hazards in full (where, which kernel), and the whole log where the device tool collects files
+    grep -m 6 -A 12 -E '^========= (Error|Warning)' /tmp/groma-race.log
+    [ -n "${OUT:-}" ] && [ -d "$OUT" ] && cp /tmp/groma-race.log "$OUT/racecheck.log"
     echo "# racecheck took $((SECONDS - start)) s (exit $rc)"
     if [ $rc = 0 ] && grep -q 'RACECHECK SUMMARY: 0 hazards' /tmp/groma-race.log; then
         PASSED=$((PASSED + 1)); echo "ok - racecheck finds no shared-memory hazard in the op tests"

@@ -98,6 +98,14 @@ __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32)
 	return r;
 }
 
+/* Waits until all 32 lanes of the warp arrive (a shuffle that carries nothing). */
+static inline void
+__syncwarp(unsigned mask = 0xffffffffu)
+{
+	(void) mask;
+	groma_emu_shuffle(0, threadIdx.x & 31);
+}
+
 using std::isfinite;
 using std::isinf;
 using std::isnan;
