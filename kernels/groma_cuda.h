@@ -70,6 +70,13 @@ uint64_t	groma_cuda_allocations(void);
 void		groma_cuda_attention_kernel(int which);
 
 /*
+ * Turns off (false) or back on (true, the default) the kernel that a linear
+ * with bf16 weights and at most 4 input rows takes instead of cuBLAS (tests
+ * and benchmarks compare the two).
+ */
+void		groma_cuda_linear_gemv(bool on);
+
+/*
  * With GROMA_CUDA_PROFILE=1 set before groma_cuda_register, every op
  * records its GPU time (CUDA events around its work on the stream).  The
  * report prints the totals per op since the last report or reset as one

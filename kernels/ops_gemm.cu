@@ -1,7 +1,8 @@
 /*
  * ops_gemm.cu - linear and batched matmul through cuBLAS: fp32, and linear
  * with bf16/f16 weights on tensor cores (activations rounded to the weight
- * type, fp32 accumulation and output).
+ * type, fp32 accumulation and output); a linear of a few rows with bf16
+ * weights (a decode step) goes to a bandwidth-bound kernel instead.
  *
  * Row-major operands are handed to column-major cuBLAS as their transposes:
  * C = op(A)·op(B) is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ.
@@ -63,6 +64,58 @@ narrow_input(const groma_tensor *x, groma_dtype dtype, groma_status *st)
 	return st->code == GROMA_OK ? narrow_buf : NULL;
 }
 
+#define GEMV_WARPS 8			/* output features per block: a warp each */
+
+/*
+ * y[r, o] = Σ_k w[o, k] · x[r, k] (+ b[o]) for bf16 w read as 16-byte
+ * vectors of 8 (K a multiple of 8): a warp per output feature o (blockIdx.x
+ * · GEMV_WARPS + warp), a grid row per input row r (blockIdx.y).  Decode
+ * steps' linears (one input row) read the weights once at full bandwidth,
+ * with x in f32 as the CPU twin multiplies it.
+ */
+__global__ static void
+gemv_bf16_kernel(const uint4 *w, const float *x, const float *b, float *y, int64_t n, int64_t k)
+{
+	int			lane = threadIdx.x & 31;
+	int64_t		o = (int64_t) blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5),
+				r = blockIdx.y,
+				vectors = k / 8;
+	const uint4 *wo;
+	const float4 *xr = (const float4 *) (x + r * k);
+	float		acc = 0.0f;
+
+	if (o >= n)
+		return;					/* a whole warp: no block barrier follows */
+	wo = w + o * vectors;
+#pragma unroll 4
+	for (int64_t c = lane; c < vectors; c += 32)
+	{
+		uint4		p = wo[c];
+		float4		x0 = xr[2 * c],
+					x1 = xr[2 * c + 1];
+
+		acc += __uint_as_float(p.x << 16) * x0.x + __uint_as_float(p.x & 0xffff0000u) * x0.y +
+			__uint_as_float(p.y << 16) * x0.z + __uint_as_float(p.y & 0xffff0000u) * x0.w +
+			__uint_as_float(p.z << 16) * x1.x + __uint_as_float(p.z & 0xffff0000u) * x1.y +
+			__uint_as_float(p.w << 16) * x1.z + __uint_as_float(p.w & 0xffff0000u) * x1.w;
+	}
+	for (int off = 16; off > 0; off >>= 1)
+		acc += __shfl_xor_sync(0xffffffffu, acc, off);
+	if (lane == 0)
+		y[r * n + o] = acc + (b ? b[o] : 0.0f);
+}
+
+/* Input rows up to which a linear with bf16 weights goes to gemv_bf16_kernel (decode steps have one). */
+#define GEMV_MAX_ROWS 4
+
+/* True when gemv_bf16_kernel takes x · wᵀ: bf16 w, few rows, K a multiple of 8, 16-byte aligned operands. */
+static bool
+gemv_fits(const groma_tensor *x, const groma_tensor *w, int64_t m, int64_t k)
+{
+	return w->dtype == GROMA_BF16 && m <= GEMV_MAX_ROWS && k % 8 == 0 && ((uintptr_t) w->data & 15) == 0 &&
+		((uintptr_t) x->data & 15) == 0;
+}
+
 /* Fails unless w is a contiguous f32, bf16 or f16 CUDA tensor. */
 static groma_status
 check_weight(const groma_tensor *w)
@@ -71,6 +124,16 @@ check_weight(const groma_tensor *w)
 		(w->dtype != GROMA_F32 && w->dtype != GROMA_BF16 && w->dtype != GROMA_F16))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "linear: w must be a contiguous f32, bf16 or f16 CUDA tensor");
 	return groma_ok();
+}
+
+/* Whether linears with bf16 weights and few rows take gemv_bf16_kernel (the tests turn it off to reach cuBLAS). */
+static bool gemv_path = true;
+
+/* Turns the few-rows bf16 kernel on or off; see groma_cuda.h. */
+extern "C" void
+groma_cuda_linear_gemv(bool on)
+{
+	gemv_path = on;
 }
 
 /* y[..., N] = x[..., K] · w[N, K]ᵀ (+ b[N]); see ops.h. */
@@ -98,6 +161,13 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 	if (m == 0 || n == 0)
 		return groma_ok();
 	GROMA_TRY(groma_cuda_gemm_dims("linear", m, n, k));
+	if (k > 0 && gemv_fits(x, w, m, k) && gemv_path)
+	{
+		gemv_bf16_kernel<<<dim3(groma_cuda_blocks(n, GEMV_WARPS), (unsigned) m), GEMV_WARPS * 32, 0,
+						   groma_cuda_stream()>>>((const uint4 *) w->data, (const float *) x->data,
+												  b ? (const float *) b->data : NULL, (float *) y->data, n, k);
+		return groma_cuda_launched("linear (bf16 weights, few rows)");
+	}
 	beta = 0.0f;
 	if (b || k == 0)
 	{

@@ -47,6 +47,33 @@ struct dim3
 	dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
 
+/* 16-byte vectors, aligned as CUDA aligns them (one 16-byte load). */
+struct alignas(16) uint4
+{
+	unsigned	x,
+				y,
+				z,
+				w;
+};
+
+struct alignas(16) float4
+{
+	float		x,
+				y,
+				z,
+				w;
+};
+
+/* The float with the bits of u. */
+static inline float
+__uint_as_float(unsigned u)
+{
+	float		f;
+
+	std::memcpy(&f, &u, 4);
+	return f;
+}
+
 struct float3
 {
 	float		x,

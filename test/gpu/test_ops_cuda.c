@@ -185,6 +185,61 @@ test_linear_16bit(void)
 	}
 }
 
+/*
+ * Linears of a few rows with bf16 weights (decode steps): the GPU's
+ * bandwidth kernel keeps x in f32 as the CPU does, so it matches far
+ * closer than cuBLAS's tensor cores (x rounded to bf16), which the same
+ * cases also take with the kernel turned off.  K = 100 is no multiple of 8:
+ * cuBLAS either way.
+ */
+static void
+test_linear_few_rows(void)
+{
+	static const struct
+	{
+		int64_t		m,
+					k,
+					n;
+		bool		bias;
+	}			cases[] = {{1, 4096, 300, false}, {1, 512, 1000, true}, {3, 520, 77, true}, {1, 100, 33, true}};
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+	{
+		int64_t		m = cases[c].m,
+					k = cases[c].k,
+					n = cases[c].n;
+		groma_tensor x = rand_host(2, (int64_t[]) {m, k}),
+					w = rand_host(2, (int64_t[]) {n, k}),
+					b = rand_host(1, (int64_t[]) {n}),
+					y = like_host(&(groma_tensor) {.ndim = 2, .shape = {m, n}}),
+					w16;
+		groma_tensor dx = to_dev(&x),
+					dw = to_dev(&w),
+					db = to_dev(&b),
+					dy = to_dev(&y),
+					dw16;
+		const groma_tensor *bias = cases[c].bias ? &b : NULL,
+				   *dbias = cases[c].bias ? &db : NULL;
+		groma_status a;
+		char		name[64];
+
+		groma_arena_tensor(&host, GROMA_BF16, 2, (int64_t[]) {n, k}, &w16);
+		groma_arena_tensor(&dev, GROMA_BF16, 2, (int64_t[]) {n, k}, &dw16);
+		groma_convert(&w, &w16);
+		groma_convert(&dw, &dw16);
+		a = groma_linear(&x, &w16, bias, &y);
+		snprintf(name, sizeof(name), "[%lld,%lld]x[%lld,%lld]%s bf16 w", (long long) m, (long long) k, (long long) n,
+				 (long long) k, cases[c].bias ? "+b" : "");
+		compare("linear", name, &y, &dy, k % 8 == 0 ? 1e-10 : 1e-4, a, groma_linear(&dx, &dw16, dbias, &dy));
+		groma_cuda_linear_gemv(false);
+		groma_fill(&dy, NAN);
+		snprintf(name, sizeof(name), "[%lld,%lld]x[%lld,%lld] cuBLAS", (long long) m, (long long) k, (long long) n,
+				 (long long) k);
+		compare("linear", name, &y, &dy, 1e-4, a, groma_linear(&dx, &dw16, dbias, &dy));
+		groma_cuda_linear_gemv(true);
+	}
+}
+
 /* matmul with transposes and a permuted head view. */
 static void
 test_matmul(void)
@@ -883,6 +938,74 @@ time_attention(void)
 	}
 }
 
+/* Milliseconds of one linear on the GPU (best of 5 after one warm-up call), or -1 on failure. */
+static double
+linear_ms(const groma_tensor *x, const groma_tensor *w, groma_tensor *y)
+{
+	double		best = 1e30;
+	groma_status st = groma_linear(x, w, NULL, y);
+
+	for (int r = 0; r < 5 && st.code == GROMA_OK; r++)
+	{
+		struct timespec t0,
+					t1;
+		double		ms;
+
+		st = groma_cuda_ops.synchronize();
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (st.code == GROMA_OK)
+			st = groma_linear(x, w, NULL, y);
+		if (st.code == GROMA_OK)
+			st = groma_cuda_ops.synchronize();
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+		best = ms < best ? ms : best;
+	}
+	return st.code == GROMA_OK ? best : -1;
+}
+
+/* Figures, not checks: a decode step's largest linear (LLaMA-7B's MLP, bf16) on the bandwidth kernel and on cuBLAS. */
+static void
+time_linear(void)
+{
+	int64_t		k = 4096,
+				n = 11008;
+	char		device[256] = "";
+	groma_tensor x,
+				w,
+				w16,
+				y;
+	double		gemv,
+				blas,
+				bytes = (double) n * (double) k * 2.0;
+	size_t		mark = dev.used;
+
+	groma_cuda_describe_device(device, sizeof(device));
+	if (strstr(device, "emulator") || sanitizer_run)
+	{
+		printf("# figures: linear timings skipped on %s%s\n", device, sanitizer_run ? " (sanitizer run)" : "");
+		return;
+	}
+	if (groma_arena_tensor(&dev, GROMA_F32, 2, (int64_t[]) {1, k}, &x).code != GROMA_OK ||
+		groma_arena_tensor(&dev, GROMA_F32, 2, (int64_t[]) {n, k}, &w).code != GROMA_OK ||
+		groma_arena_tensor(&dev, GROMA_BF16, 2, (int64_t[]) {n, k}, &w16).code != GROMA_OK ||
+		groma_arena_tensor(&dev, GROMA_F32, 2, (int64_t[]) {1, n}, &y).code != GROMA_OK ||
+		groma_fill_random(&x, 3, 1.0f).code != GROMA_OK || groma_fill_random(&w, 4, 0.02f).code != GROMA_OK ||
+		groma_convert(&w, &w16).code != GROMA_OK)
+	{
+		printf("# figures: linear timings skipped: no room for the operands\n");
+		dev.used = mark;
+		return;
+	}
+	gemv = linear_ms(&x, &w16, &y);
+	groma_cuda_linear_gemv(false);
+	blas = linear_ms(&x, &w16, &y);
+	groma_cuda_linear_gemv(true);
+	printf("# figure: linear [1,4096]x[11008,4096] bf16 on %s: bandwidth kernel %.3f ms (%.0f GB/s of weights), "
+		   "cuBLAS %.3f ms (%.0f GB/s)\n", device, gemv, bytes / gemv / 1e6, blas, bytes / blas / 1e6);
+	dev.used = mark;
+}
+
 /* Runs every op comparison, or skips with the reason there is no GPU. */
 int
 main(void)
@@ -919,6 +1042,7 @@ main(void)
 	}
 	test_linear();
 	test_linear_16bit();
+	test_linear_few_rows();
 	test_matmul();
 	test_elementwise();
 	test_rowwise();
@@ -940,6 +1064,7 @@ main(void)
 	attention_label = "attention";
 	test_attention_scratch(&scratch);
 	time_attention();
+	time_linear();
 	test_fills();
 	test_model_shapes();
 	test_conv_norm(&scratch);
