@@ -4,15 +4,19 @@
  */
 #include "cuda_common.h"
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #define THREADS 256
 
 /*
  * col[n, (c·kh + i)·kw + j, oy·wo + ox] = x[n, c, oy·s - p + i, ox·s - p + j]
- * (0 outside) for the `images` images of one chunk.
+ * (0 outside) for the `images` images of one chunk, stored as col_type
+ * (f32, or rounded to bf16/f16 for 16-bit weights).
  */
 __global__ static void
 im2col_kernel(const float *x, int64_t images, int64_t c_in, int64_t h, int64_t w, int64_t kh, int64_t kw, int stride,
-			  int pad, int64_t ho, int64_t wo, float *col)
+			  int pad, int64_t ho, int64_t wo, groma_dtype col_type, void *col)
 {
 	int64_t		idx = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
 	int64_t		per_image = c_in * kh * kw * ho * wo;
@@ -39,7 +43,16 @@ im2col_kernel(const float *x, int64_t images, int64_t c_in, int64_t h, int64_t w
 	c = row / (kw * kh);
 	iy = oy * stride - pad + i;
 	ix = ox * stride - pad + j;
-	col[idx] = iy >= 0 && iy < h && ix >= 0 && ix < w ? x[((n * c_in + c) * h + iy) * w + ix] : 0.0f;
+	{
+		float		v = iy >= 0 && iy < h && ix >= 0 && ix < w ? x[((n * c_in + c) * h + iy) * w + ix] : 0.0f;
+
+		if (col_type == GROMA_BF16)
+			((__nv_bfloat16 *) col)[idx] = __float2bfloat16_rn(v);
+		else if (col_type == GROMA_F16)
+			((__half *) col)[idx] = __float2half_rn(v);
+		else
+			((float *) col)[idx] = v;
+	}
 }
 
 /* y[n, o, p] = b[o] for `images` images (b may be NULL: zeros). */
@@ -56,10 +69,51 @@ fill_channels_kernel(float *y, const float *b, int64_t images, int64_t channels,
 #define CONV_CHUNK_BYTES ((size_t) 256 << 20)
 
 /*
+ * y[n][O, P] += w[O, K] · col[n][K, P] for each image of a chunk, as
+ * yᵀ = colᵀ · wᵀ in column-major; w is shared (stride 0).  16-bit weights
+ * multiply on tensor cores with col in the same type, f32 accumulation.
+ */
+static groma_status
+conv_gemm(const groma_tensor *w, const void *col, int64_t col_stride, int64_t images, int64_t plane, int64_t c_out,
+		  int64_t kdim, float *y)
+{
+	const float one = 1.0f;
+	cudaDataType_t type = w->dtype == GROMA_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+	groma_status st;
+
+	if (w->dtype == GROMA_F32)
+		return groma_cublas_status(cublasSgemmStridedBatched(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) plane,
+															 (int) c_out, (int) kdim, &one, (const float *) col,
+															 (int) plane, col_stride, (const float *) w->data,
+															 (int) kdim, 0, &one, y, (int) plane, c_out * plane,
+															 (int) images), "conv2d: cublasSgemmStridedBatched");
+	/* the handle is pedantic for the f32 GEMMs' sake; 16-bit products may take any tensor-core kernel */
+	cublasSetMathMode(groma_cuda_blas(), CUBLAS_DEFAULT_MATH);
+	st = groma_cublas_status(cublasGemmStridedBatchedEx(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) plane,
+														(int) c_out, (int) kdim, &one, col, type, (int) plane,
+														col_stride, w->data, type, (int) kdim, 0, &one, y, CUDA_R_32F,
+														(int) plane, c_out * plane, (int) images, CUBLAS_COMPUTE_32F,
+														CUBLAS_GEMM_DEFAULT), "conv2d: cublasGemmStridedBatchedEx");
+	cublasSetMathMode(groma_cuda_blas(), CUBLAS_PEDANTIC_MATH);
+	return st;
+}
+
+/* Fails unless w is a contiguous f32, bf16 or f16 CUDA tensor. */
+static groma_status
+check_conv_weight(const groma_tensor *w)
+{
+	if (w == NULL || w->data == NULL || w->device != GROMA_DEVICE_CUDA || !groma_tensor_is_contiguous(w) ||
+		(w->dtype != GROMA_F32 && w->dtype != GROMA_BF16 && w->dtype != GROMA_F16))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "conv2d: w must be a contiguous f32, bf16 or f16 CUDA tensor");
+	return groma_ok();
+}
+
+/*
  * y = conv2d(x, w) (+ b); see ops.h.  Images go in chunks: one im2col, one
  * bias fill and one strided-batched GEMM per chunk (the weights shared), so
  * 100 region maps cost a few launches, not 300.  scratch must be a device
- * arena for the im2col buffer (1x1 convolutions need none).
+ * arena for the im2col buffer (f32 1x1 convolutions need none; with 16-bit
+ * weights the "im2col" of a 1x1 convolution is x rounded to that type).
  */
 extern "C" groma_status
 groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, int stride, int padding,
@@ -78,13 +132,13 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 				plane,
 				chunk = 1;
 	bool		direct;
-	float	   *col = NULL;
-	size_t		mark = scratch ? scratch->used : 0;
-	const float one = 1.0f;
+	void	   *col = NULL;
+	size_t		mark = scratch ? scratch->used : 0,
+				elem = w && w->dtype != GROMA_F32 ? 2 : sizeof(float);
 	groma_status st = groma_ok();
 
 	GROMA_TRY(groma_cuda_check_f32("conv2d", "x", x));
-	GROMA_TRY(groma_cuda_check_f32("conv2d", "w", w));
+	GROMA_TRY(check_conv_weight(w));
 	GROMA_TRY(groma_cuda_check_f32("conv2d", "y", y));
 	if (b)
 		GROMA_TRY(groma_cuda_check_f32("conv2d", "b", b));
@@ -100,13 +154,13 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "conv2d: y or b has the wrong shape");
 	if (batch == 0 || c_out == 0 || plane == 0)
 		return groma_ok();
-	direct = kh == 1 && kw == 1 && stride == 1 && padding == 0;
+	direct = kh == 1 && kw == 1 && stride == 1 && padding == 0 && w->dtype == GROMA_F32;
 	GROMA_TRY(groma_cuda_gemm_dims("conv2d", plane, c_out, kdim));
 	if (direct)
 		chunk = batch > 65535 ? 65535 : batch;
 	else if (kdim > 0)
 	{
-		size_t		per_image = (size_t) (kdim * plane) * sizeof(float),
+		size_t		per_image = (size_t) (kdim * plane) * elem,
 					room;
 
 		if (scratch == NULL || scratch->device != GROMA_DEVICE_CUDA)
@@ -115,7 +169,7 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 		room = room < CONV_CHUNK_BYTES ? room : CONV_CHUNK_BYTES;
 		chunk = (int64_t) (room / per_image);
 		chunk = chunk < 1 ? 1 : chunk > batch ? batch : chunk;
-		col = (float *) groma_arena_alloc(scratch, (size_t) chunk * per_image);	/* [chunk, C·kh·kw, Ho·Wo] */
+		col = groma_arena_alloc(scratch, (size_t) chunk * per_image);	/* [chunk, C·kh·kw, Ho·Wo] */
 		if (col == NULL)
 			return groma_error(GROMA_ERR_NO_MEMORY, "conv2d: device scratch arena too small for im2col");
 	}
@@ -128,7 +182,7 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 		if (!direct && kdim > 0)
 		{
 			im2col_kernel<<<groma_cuda_blocks(images * kdim * plane, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-				xn, images, c_in, h, wd, kh, kw, stride, padding, ho, wo, col);
+				xn, images, c_in, h, wd, kh, kw, stride, padding, ho, wo, w->dtype, col);
 			st = groma_cuda_launched("conv2d im2col");
 		}
 		if (st.code == GROMA_OK)
@@ -138,17 +192,10 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 														 plane);
 			st = groma_cuda_launched("conv2d bias");
 		}
-		/*
-		 * y[n][O, P] += w[O, K] · col[n][K, P] for each image, as yᵀ = colᵀ · wᵀ in
-		 * column-major; w is shared (stride 0).  No input channels: the bias alone.
-		 */
+		/* no input channels: the bias alone */
 		if (st.code == GROMA_OK && kdim > 0)
-			st = groma_cublas_status(cublasSgemmStridedBatched(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) plane,
-															   (int) c_out, (int) kdim, &one, direct ? xn : col,
-															   (int) plane, direct ? c_in * h * wd : kdim * plane,
-															   (const float *) w->data, (int) kdim, 0, &one, yn,
-															   (int) plane, c_out * plane, (int) images),
-									 "conv2d: cublasSgemmStridedBatched");
+			st = conv_gemm(w, direct ? (const void *) xn : col, direct ? c_in * h * wd : kdim * plane, images, plane,
+						   c_out, kdim, yn);
 	}
 	if (scratch)
 		scratch->used = mark;	/* the im2col buffer goes back, after a failure too */

@@ -18,7 +18,7 @@ groma_is_matrix_weight(const char *name, int ndim)
 	"mask_token"};
 	size_t		len = strlen(name);
 
-	if (ndim != 2 || len < 7 || strcmp(name + len - 7, ".weight") != 0)
+	if ((ndim != 2 && ndim != 4) || len < 7 || strcmp(name + len - 7, ".weight") != 0)
 		return false;
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
 		if (strstr(name, tables[i]) != NULL)

@@ -24,9 +24,9 @@ typedef struct groma_weight_source
 } groma_weight_source;
 
 /*
- * True for the weights that only ever feed groma_linear (2-D "*.weight"
- * other than embedding tables and learned queries), the ones that may be
- * stored in 16 bits.
+ * True for the weights that only ever feed groma_linear or groma_conv2d
+ * (2-D "*.weight" other than embedding tables and learned queries, and the
+ * 4-D convolution kernels), the ones that may be stored in 16 bits.
  */
 bool		groma_is_matrix_weight(const char *name, int ndim);
 

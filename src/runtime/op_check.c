@@ -1,7 +1,11 @@
 /*
- * op_check.c - argument checks shared by the CPU ops.
+ * op_check.c - argument checks (and the 16-bit weight widening) shared by
+ * the CPU ops.
  */
+#include <stdlib.h>
+
 #include "op_check.h"
+#include "ops.h"
 
 /* Fails unless t is a contiguous f32 tensor (on any device). */
 groma_status
@@ -68,4 +72,27 @@ groma_check_dim(const char *op, const char *what, const groma_tensor *t, int dim
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: %s %s must have size %lld in dimension %d",
 						   op, what, groma_tensor_shape_str(t, buf, sizeof(buf)), (long long) size, dim);
 	return groma_ok();
+}
+
+/* A malloc'd f32 copy of a contiguous 16-bit CPU weight; see op_check.h. */
+groma_status
+groma_widen_weight(const char *op, const groma_tensor *w, groma_tensor *wide)
+{
+	float	   *buf;
+	groma_status st;
+
+	wide->data = NULL;
+	if (!groma_tensor_is_contiguous(w) || w->device != GROMA_DEVICE_CPU || w->data == NULL)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: w must be a contiguous CPU tensor", op);
+	buf = malloc(groma_tensor_numel(w) * sizeof(float) + 1);
+	if (buf == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "%s: cannot widen a %s weight", op, groma_dtype_name(w->dtype));
+	*wide = groma_tensor_view(buf, GROMA_F32, w->ndim, w->shape);
+	st = groma_convert(w, wide);
+	if (st.code != GROMA_OK)
+	{
+		free(buf);
+		wide->data = NULL;
+	}
+	return st;
 }

@@ -1,5 +1,6 @@
 /*
- * op_check.h - argument checks shared by the CPU ops.
+ * op_check.h - argument checks (and the 16-bit weight widening) shared by
+ * the CPU ops.
  */
 #ifndef GROMA_OP_CHECK_H
 #define GROMA_OP_CHECK_H
@@ -21,6 +22,13 @@ groma_status groma_check_same_shape(const char *op, const groma_tensor *a, const
 /* Fails unless t's dimension dim equals size. */
 groma_status groma_check_dim(const char *op, const char *what, const groma_tensor *t, int dim,
 							 int64_t size);
+
+/*
+ * A malloc'd f32 copy of a contiguous 16-bit CPU weight w (bf16 or f16) in
+ * *wide, for ops that widen 16-bit weights per call; the caller frees
+ * wide->data.
+ */
+groma_status groma_widen_weight(const char *op, const groma_tensor *w, groma_tensor *wide);
 
 /* Softmax of one row in place (max-subtracted; an all -inf row becomes zeros). */
 void		groma_softmax_row(float *row, int64_t n);

@@ -1,6 +1,7 @@
 /*
  * op_conv_cpu.c - 2-d convolution as im2col + GEMM.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu_parallel.h"
@@ -76,6 +77,17 @@ groma_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b
 
 	if (groma_on_device(x))
 		return GROMA_DEVICE_CALL("conv2d", conv2d, x, w, b, stride, padding, scratch, y);
+	if (w->dtype == GROMA_BF16 || w->dtype == GROMA_F16)
+	{
+		/* 16-bit weights: widened to f32 for this call, then the f32 path */
+		groma_tensor wide;
+		groma_status st = groma_widen_weight("conv2d", w, &wide);
+
+		if (st.code == GROMA_OK)
+			st = groma_conv2d(x, &wide, b, stride, padding, scratch, y);
+		free(wide.data);
+		return st;
+	}
 	GROMA_TRY(groma_check_f32("conv2d", "x", x));
 	GROMA_TRY(groma_check_f32("conv2d", "w", w));
 	GROMA_TRY(groma_check_f32("conv2d", "y", y));

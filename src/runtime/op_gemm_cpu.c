@@ -15,19 +15,11 @@ static groma_status
 linear_widened(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, groma_tensor *y)
 {
 	groma_tensor wide;
-	float	   *buf;
-	groma_status st;
+	groma_status st = groma_widen_weight("linear", w, &wide);
 
-	if (!groma_tensor_is_contiguous(w) || w->device != GROMA_DEVICE_CPU || w->data == NULL)
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "linear: w must be a contiguous CPU tensor");
-	buf = malloc(groma_tensor_numel(w) * sizeof(float) + 1);
-	if (buf == NULL)
-		return groma_error(GROMA_ERR_NO_MEMORY, "linear: cannot widen a %s weight", groma_dtype_name(w->dtype));
-	wide = groma_tensor_view(buf, GROMA_F32, w->ndim, w->shape);
-	st = groma_convert(w, &wide);
 	if (st.code == GROMA_OK)
 		st = groma_linear(x, &wide, b, y);
-	free(buf);
+	free(wide.data);
 	return st;
 }
 

@@ -153,6 +153,12 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
 							int k, const void *alpha, const void *a, cudaDataType_t atype, int lda, const void *b,
 							cudaDataType_t btype, int ldb, const void *beta, void *c, cudaDataType_t ctype, int ldc,
 							cublasComputeType_t compute, cublasGemmAlgo_t algo);
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
+										  int m, int n, int k, const void *alpha, const void *a, cudaDataType_t atype,
+										  int lda, long long stride_a, const void *b, cudaDataType_t btype, int ldb,
+										  long long stride_b, const void *beta, void *c, cudaDataType_t ctype, int ldc,
+										  long long stride_c, int batch, cublasComputeType_t compute,
+										  cublasGemmAlgo_t algo);
 
 /* ---- emulator only ---- */
 

@@ -224,3 +224,29 @@ cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t 
 	return gemm("cublasGemmEx", handle, transa, transb, m, n, k, *(const float *) alpha, a, atype, lda, b, btype,
 				ldb, *(const float *) beta, (float *) c, ldc);
 }
+
+/* cublasGemmEx over a batch of strided operands (a stride of 0 shares an operand); same types as cublasGemmEx. */
+extern "C" cublasStatus_t
+cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
+						   int k, const void *alpha, const void *a, cudaDataType_t atype, int lda, long long stride_a,
+						   const void *b, cudaDataType_t btype, int ldb, long long stride_b, const void *beta, void *c,
+						   cudaDataType_t ctype, int ldc, long long stride_c, int batch, cublasComputeType_t compute,
+						   cublasGemmAlgo_t algo)
+{
+	(void) algo;
+	if (ctype != CUDA_R_32F || compute != CUBLAS_COMPUTE_32F || type_bytes(atype) == 0 || atype != btype)
+		return CUBLAS_STATUS_NOT_SUPPORTED;
+	if (batch < 0)
+		return CUBLAS_STATUS_INVALID_VALUE;
+	for (int i = 0; i < batch; i++)
+	{
+		cublasStatus_t st = gemm("cublasGemmStridedBatchedEx", handle, transa, transb, m, n, k,
+								 *(const float *) alpha, (const char *) a + i * stride_a * type_bytes(atype), atype,
+								 lda, (const char *) b + i * stride_b * type_bytes(btype), btype, ldb,
+								 *(const float *) beta, (float *) c + i * stride_c, ldc);
+
+		if (st != CUBLAS_STATUS_SUCCESS)
+			return st;
+	}
+	return CUBLAS_STATUS_SUCCESS;
+}

@@ -667,6 +667,31 @@ test_conv_norm(groma_arena *scratch)
 				 stride, pad);
 		compare("conv2d", name, &y, &dy, 1e-10, groma_conv2d(&x, &w, &b, stride, pad, scratch, &y),
 				groma_conv2d(&dx, &dw, &db, stride, pad, &dscratch, &dy));
+		/* bf16 weights (the GPU's default for matrices): tensor cores, x rounded to bf16 as linear does */
+		{
+			groma_tensor w16,
+						dw16;
+			size_t		mark = dscratch.used;
+			groma_status a,
+						g;
+
+			groma_arena_tensor(&host, GROMA_BF16, 4, w.shape, &w16);
+			groma_arena_tensor(&dev, GROMA_BF16, 4, w.shape, &dw16);
+			a = groma_convert(&w, &w16);
+			g = groma_convert(&dw, &dw16);
+			if (a.code == GROMA_OK)
+				a = groma_conv2d(&x, &w16, &b, stride, pad, scratch, &y);
+			groma_fill(&dy, NAN);
+			if (g.code == GROMA_OK)
+				g = groma_conv2d(&dx, &dw16, &db, stride, pad, &dscratch, &dy);
+			strncat(name, " bf16 w", sizeof(name) - strlen(name) - 1);
+			compare("conv2d", name, &y, &dy, 1e-4, a, g);
+			if (dscratch.used != mark)
+			{
+				printf("not ok - conv2d     %s left its im2col buffer in the scratch\n", name);
+				failed++;
+			}
+		}
 	}
 	{
 		/* the region encoder's per-level conv: 100 regions of [E, 14, 14], 3x3, padding 1 */
@@ -699,6 +724,25 @@ test_conv_norm(groma_arena *scratch)
 				printf("%s - conv2d     a scratch smaller than one image's im2col fails cleanly (%s)\n",
 					   ok ? "ok" : "not ok", st.message);
 				ok ? passed++ : failed++;
+			}
+			/* bf16 weights: the same room holds 15 images' 16-bit im2col, the last chunk of 10 */
+			{
+				groma_tensor w16,
+							dw16;
+				groma_status a,
+							g;
+
+				small.size = dscratch.used + 7 * per_image + per_image / 2;
+				groma_arena_tensor(&host, GROMA_BF16, 4, w.shape, &w16);
+				groma_arena_tensor(&dev, GROMA_BF16, 4, w.shape, &dw16);
+				a = groma_convert(&w, &w16);
+				g = groma_convert(&dw, &dw16);
+				if (a.code == GROMA_OK)
+					a = groma_conv2d(&x, &w16, &b, 1, 1, scratch, &y);
+				groma_fill(&dy, NAN);
+				if (g.code == GROMA_OK)
+					g = groma_conv2d(&dx, &dw16, &db, 1, 1, &small, &dy);
+				compare("conv2d", "[100,...] bf16 w, chunks of 15", &y, &dy, 1e-4, a, g);
 			}
 		}
 	}
