@@ -10,49 +10,62 @@
 #define THREADS 256
 
 /*
- * col[n, (c·kh + i)·kw + j, oy·wo + ox] = x[n, c, oy·s - p + i, ox·s - p + j]
- * (0 outside) for the `images` images of one chunk, stored as col_type
- * (f32, or rounded to bf16/f16 for 16-bit weights).
+ * col[n, r, oy·wo + ox] = x[n, c, oy·s - p + i, ox·s - p + j] (0 outside)
+ * for row r = row0 + blockIdx.y = (c·kh + i)·kw + j of the kdim rows, image
+ * n = blockIdx.z of the chunk and output pixel blockIdx.x · blockDim.x +
+ * threadIdx.x, stored as col_type (f32, or rounded to bf16/f16 for 16-bit
+ * weights).  The grid carries the row and image, so a thread divides
+ * 32-bit numbers once (64-bit divisions per element were the cost).
  */
 __global__ static void
-im2col_kernel(const float *x, int64_t images, int64_t c_in, int64_t h, int64_t w, int64_t kh, int64_t kw, int stride,
-			  int pad, int64_t ho, int64_t wo, groma_dtype col_type, void *col)
+im2col_kernel(const float *x, int64_t c_in, int h, int w, int kh, int kw, int stride, int pad, int ho, int wo,
+			  int64_t row0, int64_t kdim, groma_dtype col_type, void *col)
 {
-	int64_t		idx = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
-	int64_t		per_image = c_in * kh * kw * ho * wo;
-	int64_t		n,
-				r,
-				ox,
+	unsigned	p = blockIdx.x * blockDim.x + threadIdx.x,
+				plane = (unsigned) ho * (unsigned) wo;
+	int64_t		row = row0 + blockIdx.y,
+				n = blockIdx.z,
+				idx = (n * kdim + row) * (int64_t) plane + p;
+	int			j = (int) (row % kw),
+				i = (int) ((row / kw) % kh),
 				oy,
-				row,
-				j,
-				i,
-				c,
 				iy,
 				ix;
+	int64_t		c = row / ((int64_t) kw * kh);
+	float		v;
 
-	if (idx >= images * per_image)
+	if (p >= plane)
 		return;
-	n = idx / per_image;
-	r = idx % per_image;
-	ox = r % wo;
-	oy = (r / wo) % ho;
-	row = r / (wo * ho);
-	j = row % kw;
-	i = (row / kw) % kh;
-	c = row / (kw * kh);
+	oy = (int) (p / (unsigned) wo);
 	iy = oy * stride - pad + i;
-	ix = ox * stride - pad + j;
-	{
-		float		v = iy >= 0 && iy < h && ix >= 0 && ix < w ? x[((n * c_in + c) * h + iy) * w + ix] : 0.0f;
+	ix = (int) (p - (unsigned) oy * (unsigned) wo) * stride - pad + j;
+	v = iy >= 0 && iy < h && ix >= 0 && ix < w ? x[((n * c_in + c) * h + iy) * w + ix] : 0.0f;
+	if (col_type == GROMA_BF16)
+		((__nv_bfloat16 *) col)[idx] = __float2bfloat16_rn(v);
+	else if (col_type == GROMA_F16)
+		((__half *) col)[idx] = __float2half_rn(v);
+	else
+		((float *) col)[idx] = v;
+}
 
-		if (col_type == GROMA_BF16)
-			((__nv_bfloat16 *) col)[idx] = __float2bfloat16_rn(v);
-		else if (col_type == GROMA_F16)
-			((__half *) col)[idx] = __float2half_rn(v);
-		else
-			((float *) col)[idx] = v;
+/* Queues im2col_kernel for the `images` images at xn: rows in launches of at most 65535. */
+static groma_status
+im2col(const float *xn, int64_t images, int64_t c_in, int64_t h, int64_t w, int64_t kh, int64_t kw, int stride,
+	   int pad, int64_t ho, int64_t wo, groma_dtype col_type, void *col)
+{
+	int64_t		kdim = c_in * kh * kw;
+
+	for (int64_t row0 = 0; row0 < kdim; row0 += 65535)
+	{
+		dim3		grid(groma_cuda_blocks(ho * wo, THREADS), (unsigned) (kdim - row0 < 65535 ? kdim - row0 : 65535),
+						 (unsigned) images);
+
+		im2col_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>(xn, c_in, (int) h, (int) w, (int) kh, (int) kw,
+																 stride, pad, (int) ho, (int) wo, row0, kdim,
+																 col_type, col);
+		GROMA_TRY(groma_cuda_launched("conv2d im2col"));
 	}
+	return groma_ok();
 }
 
 /* y[n, o, p] = b[o] for `images` images (b may be NULL: zeros). */
@@ -156,6 +169,8 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 		return groma_ok();
 	direct = kh == 1 && kw == 1 && stride == 1 && padding == 0 && w->dtype == GROMA_F32;
 	GROMA_TRY(groma_cuda_gemm_dims("conv2d", plane, c_out, kdim));
+	if (h + 2 * (int64_t) padding > (1 << 30) || wd + 2 * (int64_t) padding > (1 << 30))
+		return groma_error(GROMA_ERR_LIMIT, "conv2d: an image side over 2^30");
 	if (direct)
 		chunk = batch > 65535 ? 65535 : batch;
 	else if (kdim > 0)
@@ -168,7 +183,7 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 		room = scratch->size - scratch->used;
 		room = room < CONV_CHUNK_BYTES ? room : CONV_CHUNK_BYTES;
 		chunk = (int64_t) (room / per_image);
-		chunk = chunk < 1 ? 1 : chunk > batch ? batch : chunk;
+		chunk = chunk < 1 ? 1 : chunk > batch ? batch : chunk > 65535 ? 65535 : chunk;	/* images: grid z */
 		col = groma_arena_alloc(scratch, (size_t) chunk * per_image);	/* [chunk, C·kh·kw, Ho·Wo] */
 		if (col == NULL)
 			return groma_error(GROMA_ERR_NO_MEMORY, "conv2d: device scratch arena too small for im2col");
@@ -180,11 +195,7 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 		float	   *yn = (float *) y->data + n0 * c_out * plane;	/* [images, O, Ho·Wo] */
 
 		if (!direct && kdim > 0)
-		{
-			im2col_kernel<<<groma_cuda_blocks(images * kdim * plane, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-				xn, images, c_in, h, wd, kh, kw, stride, padding, ho, wo, w->dtype, col);
-			st = groma_cuda_launched("conv2d im2col");
-		}
+			st = im2col(xn, images, c_in, h, wd, kh, kw, stride, padding, ho, wo, w->dtype, col);
 		if (st.code == GROMA_OK)
 		{
 			fill_channels_kernel<<<groma_cuda_blocks(images * c_out * plane, THREADS), THREADS, 0,

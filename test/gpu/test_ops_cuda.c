@@ -694,6 +694,18 @@ test_conv_norm(groma_arena *scratch)
 		}
 	}
 	{
+		/* 8000 · 3 · 3 = 72000 im2col rows: more than one launch's grid rows (65535) */
+		groma_tensor x = rand_host(4, (int64_t[]) {1, 8000, 4, 4}),
+					w = rand_host(4, (int64_t[]) {2, 8000, 3, 3}),
+					y = like_host(&(groma_tensor) {.ndim = 4, .shape = {1, 2, 4, 4}});
+		groma_tensor dx = to_dev(&x),
+					dw = to_dev(&w),
+					dy = to_dev(&y);
+
+		compare("conv2d", "[1,8000,4,4] k3 (72000 rows)", &y, &dy, 1e-10, groma_conv2d(&x, &w, NULL, 1, 1, scratch, &y),
+				groma_conv2d(&dx, &dw, NULL, 1, 1, &dscratch, &dy));
+	}
+	{
 		/* the region encoder's per-level conv: 100 regions of [E, 14, 14], 3x3, padding 1 */
 		groma_tensor x = rand_host(4, (int64_t[]) {100, 32, 14, 14}),
 					w = rand_host(4, (int64_t[]) {32, 32, 3, 3}),
