@@ -242,11 +242,87 @@ group_norm_kernel(const float *x, const float *w, const float *b, float eps, flo
 	}
 }
 
-/* GroupNorm of [B, C, H, W]; see ops.h. */
+#define GN_SPLIT_MIN 8192		/* values per block, at least, when a group is split over blocks */
+#define GN_MAX_SPLITS 64
+#define GN_PARTIALS 65536		/* partial results the device buffer holds: (image, group, split) */
+
+/* Device buffer of one partial result per (image · group, split); allocated once, on the first split GroupNorm. */
+static float *gn_partials;
+
+/*
+ * The mean of group bg = blockIdx.y from the partial sums of its `splits`
+ * blocks (every thread adds them in the same order).
+ */
+__device__ static float
+group_mean(const float *sums, int splits, int64_t count)
+{
+	float		total = 0.0f;
+
+	for (int s = 0; s < splits; s++)
+		total += sums[(int64_t) blockIdx.y * splits + s];
+	return total / (float) count;
+}
+
+/*
+ * A pass over split blockIdx.x of group blockIdx.y ((n · groups + g), its
+ * count values contiguous in x): with squares unset, writes the segment's
+ * sum to out; set, the sum of its squared deviations from the group mean
+ * (from sums).
+ */
+__global__ static void
+group_partial_kernel(const float *x, int64_t count, int64_t seg, const float *sums, bool squares, float *out)
+{
+	__shared__ float scratch[32];
+	int			splits = gridDim.x;
+	int64_t		base = (int64_t) blockIdx.y * count,
+				beg = (int64_t) blockIdx.x * seg,
+				end = min(count, beg + seg);
+	float		mean = squares ? group_mean(sums, splits, count) : 0.0f,
+				acc = 0.0f;
+
+	for (int64_t i = beg + threadIdx.x; i < end; i += blockDim.x)
+	{
+		float		v = x[base + i];
+
+		acc += squares ? (v - mean) * (v - mean) : v;
+	}
+	acc = groma_block_sum(acc, scratch);
+	if (threadIdx.x == 0)
+		out[(int64_t) blockIdx.y * splits + blockIdx.x] = acc;
+}
+
+/* y over split blockIdx.x of group blockIdx.y, from the group's partial sums and squared deviations. */
+__global__ static void
+group_normalize_kernel(const float *x, const float *w, const float *b, float eps, float *y, int64_t count,
+					   int64_t seg, int64_t hw, int groups, const float *sums, const float *squares)
+{
+	int			splits = gridDim.x,
+				g = blockIdx.y % groups;
+	int64_t		per = count / hw,
+				base = (int64_t) blockIdx.y * count,
+				beg = (int64_t) blockIdx.x * seg,
+				end = min(count, beg + seg);
+	float		mean = group_mean(sums, splits, count),
+				inv = rsqrtf(group_mean(squares, splits, count) + eps);
+
+	for (int64_t i = beg + threadIdx.x; i < end; i += blockDim.x)
+	{
+		int64_t		c = g * per + i / hw;
+
+		y[base + i] = (x[base + i] - mean) * inv * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);
+	}
+}
+
+/* GroupNorm of [B, C, H, W]; see ops.h.  Large groups split over blocks (three passes), small ones a block each. */
 extern "C" groma_status
 groma_cuda_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b, float eps,
 					  groma_tensor *y)
 {
+	int64_t		bg,
+				count,
+				splits,
+				seg;
+
 	GROMA_TRY(groma_cuda_check_f32("group_norm", "x", x));
 	GROMA_TRY(groma_cuda_check_f32("group_norm", "y", y));
 	if (x->ndim != 4 || !groma_tensor_same_shape(x, y) || groups < 1 || x->shape[1] % groups != 0 ||
@@ -254,6 +330,36 @@ groma_cuda_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, 
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "group_norm: shapes or groups do not fit");
 	if (groma_tensor_numel(x) == 0)
 		return groma_ok();
+	bg = x->shape[0] * groups;
+	count = groma_tensor_numel(x) / bg;
+	splits = (count + GN_SPLIT_MIN - 1) / GN_SPLIT_MIN;
+	splits = splits > GN_MAX_SPLITS ? GN_MAX_SPLITS : splits;
+	if (splits > 1 && bg * splits * 2 <= GN_PARTIALS && bg <= 65535)
+	{
+		dim3		grid((unsigned) splits, (unsigned) bg);
+		const float *wd = w ? (const float *) w->data : NULL,
+				   *bd = b ? (const float *) b->data : NULL;
+		float	   *sums,
+				   *squares;
+
+		if (gn_partials == NULL)
+			GROMA_TRY(groma_cuda_status(groma_cuda_malloc((void **) &gn_partials, GN_PARTIALS * sizeof(float)),
+										"group_norm: partial sums"));
+		sums = gn_partials;
+		squares = gn_partials + bg * splits;
+		seg = (count + splits - 1) / splits;
+		group_partial_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>((const float *) x->data, count, seg, NULL,
+																		false, sums);
+		GROMA_TRY(groma_cuda_launched("group_norm sums"));
+		group_partial_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>((const float *) x->data, count, seg, sums,
+																		true, squares);
+		GROMA_TRY(groma_cuda_launched("group_norm squared deviations"));
+		group_normalize_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>((const float *) x->data, wd, bd, eps,
+																		  (float *) y->data, count, seg,
+																		  x->shape[2] * x->shape[3], groups, sums,
+																		  squares);
+		return groma_cuda_launched("group_norm");
+	}
 	group_norm_kernel<<<(unsigned) (x->shape[0] * groups), THREADS, 0, groma_cuda_stream()>>>(
 		(const float *) x->data, w ? (const float *) w->data : NULL, b ? (const float *) b->data : NULL, eps,
 		(float *) y->data, x->shape[1], x->shape[2] * x->shape[3], groups);

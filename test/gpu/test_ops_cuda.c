@@ -774,6 +774,35 @@ test_conv_norm(groma_arena *scratch)
 				groma_layer_norm_channels(&dx, &dw, &db, 1e-6f, &dy));
 	}
 	{
+		/*
+		 * groups large enough to split over blocks: the region encoder's level-0
+		 * shape in miniature (16 channels of 128x128 per group: 32 splits), and
+		 * 23100-value groups in 3 splits, the last one short, without w and b
+		 */
+		static const int64_t shapes[][4] = {{1, 64, 128, 128}, {2, 6, 100, 77}};
+		static const int group_counts[] = {4, 2};
+
+		for (int c = 0; c < 2; c++)
+		{
+			groma_tensor x = rand_host(4, shapes[c]),
+						w = rand_host(1, &shapes[c][1]),
+						b = rand_host(1, &shapes[c][1]),
+						y = like_host(&x);
+			groma_tensor dx = to_dev(&x),
+						dw = to_dev(&w),
+						db = to_dev(&b),
+						dy = to_dev(&y);
+			char		name[64];
+
+			snprintf(name, sizeof(name), "[%lld,%lld,%lld,%lld] g%d split%s", (long long) shapes[c][0],
+					 (long long) shapes[c][1], (long long) shapes[c][2], (long long) shapes[c][3], group_counts[c],
+					 c ? ", no w, b" : "");
+			compare("group_norm", name, &y, &dy, 1e-11,
+					groma_group_norm(&x, group_counts[c], c ? NULL : &w, c ? NULL : &b, 1e-5f, &y),
+					groma_group_norm(&dx, group_counts[c], c ? NULL : &dw, c ? NULL : &db, 1e-5f, &dy));
+		}
+	}
+	{
 		int64_t		ids[6] = {3, 0, 99, 3, 42, 7};
 		groma_tensor tid = groma_tensor_view(ids, GROMA_I64, 1, (int64_t[]) {6}),
 					table = rand_host(2, (int64_t[]) {100, 48}),
