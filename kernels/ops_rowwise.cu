@@ -71,6 +71,17 @@ rms_norm_kernel(const float *x, const float *w, float eps, float *y, int64_t d)
 		out[i] = in[i] * inv * (w ? w[i] : 1.0f);
 }
 
+/*
+ * Threads per row's block: THREADS, or 1024 for a few long rows (a decode
+ * step's single 4096-wide row: four loads per thread in flight, not sixteen
+ * in series).
+ */
+static unsigned
+row_threads(int64_t rows, int64_t d)
+{
+	return rows < 128 && d >= 2048 ? 1024 : THREADS;
+}
+
 /* Checks a row op's x and y and returns the row length and count. */
 static groma_status
 rows_of(const char *op, const groma_tensor *x, const groma_tensor *y, int64_t *d, int64_t *rows)
@@ -108,7 +119,8 @@ groma_cuda_softmax(const groma_tensor *x, groma_tensor *y)
 	GROMA_TRY(rows_of("softmax", x, y, &d, &rows));
 	if (rows == 0)
 		return groma_ok();
-	softmax_kernel<<<(unsigned) rows, THREADS, 0, groma_cuda_stream()>>>((const float *) x->data, (float *) y->data, d);
+	softmax_kernel<<<(unsigned) rows, row_threads(rows, d), 0, groma_cuda_stream()>>>((const float *) x->data,
+																					   (float *) y->data, d);
 	return groma_cuda_launched("softmax");
 }
 
@@ -124,7 +136,7 @@ groma_cuda_layer_norm(const groma_tensor *x, const groma_tensor *w, const groma_
 	GROMA_TRY(param_of("layer_norm", b, d));
 	if (rows == 0)
 		return groma_ok();
-	layer_norm_kernel<<<(unsigned) rows, THREADS, 0, groma_cuda_stream()>>>(
+	layer_norm_kernel<<<(unsigned) rows, row_threads(rows, d), 0, groma_cuda_stream()>>>(
 		(const float *) x->data, w ? (const float *) w->data : NULL, b ? (const float *) b->data : NULL, eps,
 		(float *) y->data, d);
 	return groma_cuda_launched("layer_norm");
@@ -141,7 +153,7 @@ groma_cuda_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, gro
 	GROMA_TRY(param_of("rms_norm", w, d));
 	if (rows == 0)
 		return groma_ok();
-	rms_norm_kernel<<<(unsigned) rows, THREADS, 0, groma_cuda_stream()>>>(
+	rms_norm_kernel<<<(unsigned) rows, row_threads(rows, d), 0, groma_cuda_stream()>>>(
 		(const float *) x->data, w ? (const float *) w->data : NULL, eps, (float *) y->data, d);
 	return groma_cuda_launched("rms_norm");
 }
