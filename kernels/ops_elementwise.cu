@@ -146,7 +146,7 @@ binary_kernel(bool multiply, const float *a, const float *b, float *y, int64_t n
 
 	if (i >= n)
 		return;
-	bv = b[groma_offset4(i, shape, bstrides)];
+	bv = b[groma_offset_of(i, n, shape, bstrides)];
 	y[i] = multiply ? a[i] * bv : a[i] + bv;
 }
 
@@ -217,7 +217,7 @@ copy_kernel(const float *src, float *dst, int64_t n, groma_dims4 shape, groma_di
 	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
 
 	if (i < n)
-		dst[groma_offset4(i, shape, ds)] = src[groma_offset4(i, shape, ss)];
+		dst[groma_offset_of(i, n, shape, ds)] = src[groma_offset_of(i, n, shape, ss)];
 }
 
 /* Copies between strided views (contiguous ones by one device copy); host sides must be contiguous. */
