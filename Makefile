@@ -111,6 +111,15 @@ build/gpu/%: test/gpu/%.c $(LIB_OBJS) $(CUDA_OBJS)
 	$(CC) $(SERVER_CFLAGS) -c $< -o $@.o
 	$(CXX) -o $@ $@.o $(LIB_OBJS) $(CUDA_OBJS) $(SERVER_LIBS)
 
+# test_golden_cuda runs the unit tests' golden comparisons (test/unit) on a GPU model: it links them.
+GOLDEN_PARITY_SRCS = test/unit/unit.c test/unit/golden_case.c test/unit/test_vision_parity.c test/unit/test_llm_parity.c
+build/gpu/test_golden_cuda: test/gpu/test_golden_cuda.c $(GOLDEN_PARITY_SRCS) $(wildcard test/unit/*.h) $(LIB_OBJS) \
+		$(CUDA_OBJS)
+	@mkdir -p build/gpu/golden
+	for s in $< $(GOLDEN_PARITY_SRCS); do \
+		$(CC) $(SERVER_CFLAGS) -c $$s -o build/gpu/golden/$$(basename $$s .c).o || exit 1; done
+	$(CXX) -o $@ build/gpu/golden/*.o $(LIB_OBJS) $(CUDA_OBJS) $(SERVER_LIBS)
+
 gpu-tests: $(if $(filter 1,$(GROMA_CUDA)),$(GPU_TESTS))
 
 # The CUDA emulator (test/emu): kernels/*.cu compiled by g++ against emulated CUDA and
@@ -152,6 +161,12 @@ EMU_LINK = $(EMU_LIB_OBJS) $(EMU_KERNEL_OBJS) $(EMU_RUNTIME_OBJS)
 build/emu/test_%: test/gpu/test_%.c $(EMU_LINK)
 	$(CC) $(EMU_CFLAGS) -c $< -o $@.o
 	$(CXX) -o $@ $@.o $(EMU_LINK) -lturbojpeg -ljansson -lopenblas -lpthread -lm
+
+build/emu/test_golden_cuda: test/gpu/test_golden_cuda.c $(GOLDEN_PARITY_SRCS) $(wildcard test/unit/*.h) $(EMU_LINK)
+	@mkdir -p build/emu/golden
+	for s in $< $(GOLDEN_PARITY_SRCS); do \
+		$(CC) $(EMU_CFLAGS) -c $$s -o build/emu/golden/$$(basename $$s .c).o || exit 1; done
+	$(CXX) -o $@ build/emu/golden/*.o $(EMU_LINK) -lturbojpeg -ljansson -lopenblas -lpthread -lm
 
 build/emu/test_emulator.cpp: test/emu/test_emulator.cu Makefile
 	@mkdir -p $(dir $@)

@@ -11,6 +11,7 @@
 
 #include "unit.h"
 #include "../../src/image/preprocess.h"
+#include "../../src/runtime/ops.h"
 
 const golden_case_name golden_cases[3] = {
 	{"extreme_ironing.jpg", "extreme_ironing"},
@@ -308,4 +309,68 @@ golden_image_pixels(const char *image, float *pixels)
 	free(data);
 	CHECKF(st.code == GROMA_OK, "%s: %s", image, st.message);
 	return st.code == GROMA_OK;
+}
+
+/* A malloc'd host copy of a contiguous tensor; see golden_case.h. */
+float *
+golden_host_copy(const groma_tensor *t)
+{
+	int64_t		n = groma_tensor_numel(t);
+	float	   *host = malloc((size_t) (n > 0 ? n : 1) * sizeof(float));
+	groma_tensor view;
+	groma_status st;
+
+	if (host == NULL)
+	{
+		unit_fail(__FILE__, __LINE__, "no memory for a host copy of %lld values", (long long) n);
+		return NULL;
+	}
+	if (t->device == GROMA_DEVICE_CPU)
+	{
+		memcpy(host, t->data, (size_t) n * sizeof(float));
+		return host;
+	}
+	view = groma_tensor_view(host, GROMA_F32, t->ndim, t->shape);
+	st = groma_copy(t, &view);
+	if (st.code != GROMA_OK)
+	{
+		unit_fail(__FILE__, __LINE__, "copying a device tensor to the host: %s", st.message);
+		free(host);
+		return NULL;
+	}
+	return host;
+}
+
+/* Copies host floats into dst; see golden_case.h. */
+bool
+golden_fill_tensor(const float *host, groma_tensor *dst)
+{
+	groma_tensor view = groma_tensor_view((void *) host, GROMA_F32, dst->ndim, dst->shape);
+	groma_status st;
+
+	if (dst->device == GROMA_DEVICE_CPU)
+	{
+		memcpy(dst->data, host, (size_t) groma_tensor_numel(dst) * sizeof(float));
+		return true;
+	}
+	st = groma_copy(&view, dst);
+	CHECKF(st.code == GROMA_OK, "copying host values to the device: %s", st.message);
+	return st.code == GROMA_OK;
+}
+
+/* golden_compare of a tensor anywhere; see golden_case.h. */
+double
+golden_compare_tensor(const golden_case *c, const char *tensor, const groma_tensor *got)
+{
+	float	   *host;
+	double		err;
+
+	if (got->device == GROMA_DEVICE_CPU)
+		return golden_compare(c, tensor, got->data, groma_tensor_numel(got));
+	host = golden_host_copy(got);
+	if (host == NULL)
+		return -1;
+	err = golden_compare(c, tensor, host, groma_tensor_numel(got));
+	free(host);
+	return err;
 }

@@ -53,8 +53,27 @@ int64_t    *golden_i64(const golden_case *c, const char *tensor, int64_t *numel)
  */
 double		golden_compare(const golden_case *c, const char *tensor, const float *got, int64_t n);
 
+/* golden_compare of a contiguous tensor on the CPU or a device (copied to the host first). */
+double		golden_compare_tensor(const golden_case *c, const char *tensor, const groma_tensor *got);
+
+/* A malloc'd host copy of a contiguous f32 tensor on the CPU or a device (NULL with a failed check). */
+float	   *golden_host_copy(const groma_tensor *t);
+
+/* Copies n host floats into the contiguous f32 tensor dst, on the CPU or a device. */
+bool		golden_fill_tensor(const float *host, groma_tensor *dst);
+
 /* Checks that n int64 values equal the golden ones exactly, printing the outcome. */
 bool		golden_compare_ids(const golden_case *c, const char *tensor, const int64_t *got, int64_t n);
+
+/*
+ * Every golden case through the vision stages (DINOv2 to region tokens) of
+ * m, and every prompt through its decoder (12 greedy steps), comparing
+ * each stage under the manifest's tolerances; m, act and the results may
+ * live on the CPU or a device (host: host memory, act itself on the CPU).
+ * Shared by the unit tests and build/gpu/test_golden_cuda.
+ */
+void		golden_vision_parity(const groma_model *m, groma_arena *act, groma_arena *host);
+void		golden_llm_parity(const groma_model *m, groma_arena *act);
 
 /* Returns the tiny golden model, loaded once for every test (NULL with a failed check). */
 groma_model *golden_tiny_model(void);

@@ -34,7 +34,7 @@ top5(const float *logits, int64_t n, int64_t *ids, float *vals)
 	}
 }
 
-/* Checks one prompt of one case. */
+/* Checks one prompt of one case (m and act on the CPU or a device). */
 static void
 check_prompt(const golden_case *gc, const groma_model *m, const char *prompt, groma_arena *act)
 {
@@ -50,7 +50,8 @@ check_prompt(const golden_case *gc, const groma_model *m, const char *prompt, gr
 	float		top_vals[12 * 5];
 	groma_kv_cache cache;
 	groma_tensor x,
-				hidden;
+				hidden,
+				step;
 	size_t		mark = act->used;
 	double		margin;
 
@@ -65,26 +66,22 @@ check_prompt(const golden_case *gc, const groma_model *m, const char *prompt, gr
 	}
 	n /= c->hidden;
 	CHECK(groma_kv_cache_init(&cache, c, n + steps, act).code == GROMA_OK);
-	x = groma_f32_2d(embeds, n, c->hidden);
+	CHECK(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, c->hidden}, &x).code == GROMA_OK);
+	CHECK(golden_fill_tensor(embeds, &x));
 	CHECK(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, c->hidden}, &hidden).code == GROMA_OK);
+	CHECK(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {1, c->hidden}, &step).code == GROMA_OK);
 	CHECK(groma_llama_forward(&m->llm, &cache, &x, act, logits, &hidden).code == GROMA_OK);
 	snprintf(name, sizeof(name), "prompt.%s.final_hidden", prompt);
-	golden_compare(gc, name, hidden.data, n * c->hidden);
+	golden_compare_tensor(gc, name, &hidden);
 	snprintf(name, sizeof(name), "prompt.%s.first_logits", prompt);
 	golden_compare(gc, name, logits, vocab);
 
 	for (int s = 0; s < steps; s++)
 	{
-		float		e[8192];
-		groma_tensor te;
-
 		top5(logits, vocab, top_ids + 5 * s, top_vals + 5 * s);
 		ids[s] = groma_argmax(logits, vocab);
-		if (c->hidden > 8192)
-			break;
-		te = groma_f32_2d(e, 1, c->hidden);
-		CHECK(groma_llama_embed(&m->llm, &ids[s], 1, &te).code == GROMA_OK);
-		CHECK(groma_llama_forward(&m->llm, &cache, &te, act, logits, NULL).code == GROMA_OK);
+		CHECK(groma_llama_embed(&m->llm, &ids[s], 1, &step).code == GROMA_OK);
+		CHECK(groma_llama_forward(&m->llm, &cache, &step, act, logits, NULL).code == GROMA_OK);
 	}
 	snprintf(name, sizeof(name), "prompt.%s.generated_ids", prompt);
 	golden_compare_ids(gc, name, ids, steps);
@@ -104,16 +101,12 @@ check_prompt(const golden_case *gc, const groma_model *m, const char *prompt, gr
 	act->used = mark;
 }
 
-/* Every prompt of every golden case through the decoder with a KV cache. */
-UNIT_TEST(test_llm_parity_golden)
+/* Every prompt of every golden case through the decoder of m; see golden_case.h. */
+void
+golden_llm_parity(const groma_model *m, groma_arena *act)
 {
 	static const char *prompts[] = {"gcap", "rec", "regcap"};
-	groma_model *m = golden_tiny_model();
-	groma_arena act;
 
-	if (m == NULL)
-		return;
-	CHECK(groma_arena_init(&act, (size_t) 256 << 20).code == GROMA_OK);
 	for (int i = 0; i < 3; i++)
 	{
 		golden_case gc;
@@ -121,9 +114,21 @@ UNIT_TEST(test_llm_parity_golden)
 		if (!golden_case_open(golden_cases[i].name, &gc))
 			continue;
 		for (int p = 0; p < 3; p++)
-			check_prompt(&gc, m, prompts[p], &act);
+			check_prompt(&gc, m, prompts[p], act);
 		golden_case_close(&gc);
 	}
+}
+
+/* Every prompt of every golden case through the decoder with a KV cache. */
+UNIT_TEST(test_llm_parity_golden)
+{
+	groma_model *m = golden_tiny_model();
+	groma_arena act;
+
+	if (m == NULL)
+		return;
+	CHECK(groma_arena_init(&act, (size_t) 256 << 20).code == GROMA_OK);
+	golden_llm_parity(m, &act);
 	groma_arena_free(&act);
 }
 

@@ -13,7 +13,7 @@
 #include "golden_case.h"
 #include "../../src/model/groma_model.h"
 
-/* Compares selection and region tokens of one variant ("noref" or "ref"). */
+/* Compares selection and region tokens of one variant ("noref" or "ref"); tensors may live on a device. */
 static void
 check_selection(const golden_case *gc, const groma_model *m, const groma_proposer_outputs *o,
 				const groma_tensor *hidden, bool with_refer, groma_arena *act)
@@ -35,14 +35,25 @@ check_selection(const golden_case *gc, const groma_model *m, const groma_propose
 	float		rois[512 * 5];
 	size_t		mark = act->used;
 	groma_status st;
+	groma_tensor last_boxes;
+	float	   *boxes;
 
 	if (with_refer && refer == NULL)
 	{
 		unit_fail(__FILE__, __LINE__, "%s: no golden refer box", gc->name);
 		return;
 	}
-	st = groma_select_regions((const float *) o->boxes.data + (m->proposer.cfg.decoder_layers - 1) * k * 4,
-							  o->scores.data, (int) k, refer, (int) (n_ref / 4), &m->select, kept, selected, &count);
+	/* the last decoder layer's boxes, on the host (scores are host memory already) */
+	CHECK(groma_tensor_narrow(&o->boxes, 0, m->proposer.cfg.decoder_layers - 1, 1, &last_boxes).code == GROMA_OK);
+	boxes = golden_host_copy(&last_boxes);
+	if (boxes == NULL)
+	{
+		free(refer);
+		return;
+	}
+	st = groma_select_regions(boxes, o->scores.data, (int) k, refer, (int) (n_ref / 4), &m->select, kept, selected,
+							  &count);
+	free(boxes);
 	CHECKF(st.code == GROMA_OK, "%s", st.message);
 	snprintf(name, sizeof(name), "sel.%s.kept_indices", v);
 	golden_compare_ids(gc, name, kept, count);
@@ -58,7 +69,7 @@ check_selection(const golden_case *gc, const groma_model *m, const groma_propose
 	st = groma_region_fuse(&m->region, hidden, act, act, &maps);
 	CHECKF(st.code == GROMA_OK, "%s", st.message);
 	if (!with_refer && gc->full)
-		golden_compare(gc, "region.fused_l2", maps.level[2].data, groma_tensor_numel(&maps.level[2]));
+		golden_compare_tensor(gc, "region.fused_l2", &maps.level[2]);
 	CHECK(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {count, m->region.out}, &tokens).code == GROMA_OK);
 	CHECK(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {count, m->region.mid}, &flat).code == GROMA_OK);
 	CHECK(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {count, m->region.mid}, &pos).code == GROMA_OK);
@@ -67,18 +78,18 @@ check_selection(const golden_case *gc, const groma_model *m, const groma_propose
 	snprintf(name, sizeof(name), "region.%s.rois", v);
 	golden_compare(gc, name, rois, count * 5);
 	snprintf(name, sizeof(name), "region.%s.flatten_linear", v);
-	golden_compare(gc, name, flat.data, groma_tensor_numel(&flat));
+	golden_compare_tensor(gc, name, &flat);
 	snprintf(name, sizeof(name), "region.%s.pos_embedd", v);
-	golden_compare(gc, name, pos.data, groma_tensor_numel(&pos));
+	golden_compare_tensor(gc, name, &pos);
 	snprintf(name, sizeof(name), "region.%s.features", v);
-	golden_compare(gc, name, tokens.data, groma_tensor_numel(&tokens));
+	golden_compare_tensor(gc, name, &tokens);
 	free(refer);
 	act->used = mark;
 }
 
-/* Runs one golden case through every vision stage. */
+/* Runs one golden case through every vision stage (act and m on the CPU or a device; host: host memory). */
 static void
-check_case(const golden_case_name *cn, const groma_model *m, groma_arena *act)
+check_case(const golden_case_name *cn, const groma_model *m, groma_arena *act, groma_arena *host)
 {
 	golden_case gc;
 	groma_tensor pixels,
@@ -97,7 +108,9 @@ check_case(const golden_case_name *cn, const groma_model *m, groma_arena *act)
 				hw;
 	double		err,
 				margin;
-	size_t		mark = act->used;
+	size_t		mark = act->used,
+				host_mark = host->used;
+	float	   *host_pixels = malloc((size_t) 3 * 448 * 448 * sizeof(float));
 
 	if (!golden_case_open(cn->name, &gc))
 		return;
@@ -105,10 +118,10 @@ check_case(const golden_case_name *cn, const groma_model *m, groma_arena *act)
 		unit_note("%s: full per-layer case not found (../shared/golden/cases or $GROMA_SHARED_GOLDEN): "
 				  "comparing the compact tensors only", cn->name);
 	CHECK(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {1, 3, 448, 448}, &pixels).code == GROMA_OK);
-	if (!golden_image_pixels(cn->image, pixels.data))
+	if (host_pixels == NULL || !golden_image_pixels(cn->image, host_pixels) || !golden_fill_tensor(host_pixels, &pixels))
 		goto done;
 	if (gc.full)
-		golden_compare(&gc, "image.pixel_values", pixels.data, groma_tensor_numel(&pixels));
+		golden_compare(&gc, "image.pixel_values", host_pixels, groma_tensor_numel(&pixels));
 
 	/* DINOv2 with layer-0 internals */
 	CHECK(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {vc->layers + 1, 1, t, c}, &hidden).code == GROMA_OK);
@@ -119,13 +132,13 @@ check_case(const golden_case_name *cn, const groma_model *m, groma_arena *act)
 	/* layer-0 internals: the manifest lists them for some cases only */
 	if (golden_has(&gc, "dino.l0_norm1"))
 	{
-		golden_compare(&gc, "dino.l0_norm1", probe[0].data, t * c);
-		golden_compare(&gc, "dino.l0_attn_out", probe[1].data, t * c);
-		golden_compare(&gc, "dino.l0_after_attn", probe[2].data, t * c);
-		golden_compare(&gc, "dino.l0_mlp_out", probe[3].data, t * c);
+		golden_compare_tensor(&gc, "dino.l0_norm1", &probe[0]);
+		golden_compare_tensor(&gc, "dino.l0_attn_out", &probe[1]);
+		golden_compare_tensor(&gc, "dino.l0_after_attn", &probe[2]);
+		golden_compare_tensor(&gc, "dino.l0_mlp_out", &probe[3]);
 	}
 	if (gc.full)
-		golden_compare(&gc, "dino.hidden_states", hidden.data, groma_tensor_numel(&hidden));
+		golden_compare_tensor(&gc, "dino.hidden_states", &hidden);
 
 	/* image tokens */
 	CHECK(groma_tensor_narrow(&hidden, 0, vc->layers, 1, &last).code == GROMA_OK);
@@ -135,26 +148,31 @@ check_case(const golden_case_name *cn, const groma_model *m, groma_arena *act)
 	CHECK(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {1, hw, m->llm.cfg.hidden}, &feats).code == GROMA_OK);
 	CHECK(groma_merge_neighbours(&last, &merged).code == GROMA_OK);
 	if (gc.full)
-		golden_compare(&gc, "merge.image_tokens", merged.data, groma_tensor_numel(&merged));
+		golden_compare_tensor(&gc, "merge.image_tokens", &merged);
 	CHECK(groma_bridge_forward(&m->bridge, &merged, act, &feats).code == GROMA_OK);
-	golden_compare(&gc, "bridge.image_features", feats.data, groma_tensor_numel(&feats));
+	golden_compare_tensor(&gc, "bridge.image_features", &feats);
 
 	/* proposer */
-	CHECK(groma_proposer_forward(&m->proposer, &hidden, act, act, act, &o).code == GROMA_OK);
-	err = golden_compare(&gc, "ddetr.enc_outputs_class", o.enc_class.data, groma_tensor_numel(&o.enc_class));
+	CHECK(groma_proposer_forward(&m->proposer, &hidden, act, act, host, &o).code == GROMA_OK);
+	err = golden_compare_tensor(&gc, "ddetr.enc_outputs_class", &o.enc_class);
 	margin = golden_fragility(cn->name, "topk_margin");
 	CHECKF(margin < 0 || err < margin / 2, "%s: class logit error %g is not below half the top-k margin %g",
 		   cn->name, err, margin);
-	golden_compare(&gc, "ddetr.enc_outputs_coord_logits", o.enc_coord_logits.data, groma_tensor_numel(&o.enc_coord_logits));
+	golden_compare_tensor(&gc, "ddetr.enc_outputs_coord_logits", &o.enc_coord_logits);
 	golden_compare_ids(&gc, "ddetr.topk_indices", o.topk, k);
-	golden_compare(&gc, "ddetr.init_reference_points", o.init_ref.data, k * 4);
-	golden_compare(&gc, "ddetr.query_pos", o.query_pos.data, groma_tensor_numel(&o.query_pos));
-	golden_compare(&gc, "ddetr.dec_hidden", o.dec_hidden.data, groma_tensor_numel(&o.dec_hidden));
-	golden_compare(&gc, "ddetr.dec_inter_references", o.inter_ref.data, groma_tensor_numel(&o.inter_ref));
-	golden_compare(&gc, "ddetr.logits_coco", o.logits_coco.data, groma_tensor_numel(&o.logits_coco));
-	golden_compare(&gc, "ddetr.logits_sa1b", o.logits_sa1b.data, groma_tensor_numel(&o.logits_sa1b));
-	golden_compare(&gc, "ddetr.boxes_per_level", o.boxes.data, groma_tensor_numel(&o.boxes));
-	golden_compare(&gc, "ddetr.pred_boxes", (float *) o.boxes.data + (l - 1) * k * 4, k * 4);
+	golden_compare_tensor(&gc, "ddetr.init_reference_points", &o.init_ref);
+	golden_compare_tensor(&gc, "ddetr.query_pos", &o.query_pos);
+	golden_compare_tensor(&gc, "ddetr.dec_hidden", &o.dec_hidden);
+	golden_compare_tensor(&gc, "ddetr.dec_inter_references", &o.inter_ref);
+	golden_compare_tensor(&gc, "ddetr.logits_coco", &o.logits_coco);
+	golden_compare_tensor(&gc, "ddetr.logits_sa1b", &o.logits_sa1b);
+	golden_compare_tensor(&gc, "ddetr.boxes_per_level", &o.boxes);
+	{
+		groma_tensor last;
+
+		CHECK(groma_tensor_narrow(&o.boxes, 0, l - 1, 1, &last).code == GROMA_OK);
+		golden_compare_tensor(&gc, "ddetr.pred_boxes", &last);
+	}
 	err = golden_compare(&gc, "ddetr.scores", o.scores.data, k);
 	margin = golden_fragility(cn->name, "nms_noref.min_abs_score_minus_thres");
 	CHECKF(margin < 0 || err < margin, "%s: score error %g is not below the NMS score margin %g", cn->name, err, margin);
@@ -164,7 +182,17 @@ check_case(const golden_case_name *cn, const groma_model *m, groma_arena *act)
 	check_selection(&gc, m, &o, &hidden, true, act);
 done:
 	golden_case_close(&gc);
+	free(host_pixels);
 	act->used = mark;
+	host->used = host_mark;
+}
+
+/* Every golden case through the vision stages of m; see golden_case.h. */
+void
+golden_vision_parity(const groma_model *m, groma_arena *act, groma_arena *host)
+{
+	for (int i = 0; i < 3; i++)
+		check_case(&golden_cases[i], m, act, host);
 }
 
 /* Every golden image through DINOv2, bridge, proposer, selection and region encoder. */
@@ -176,7 +204,6 @@ UNIT_TEST(test_vision_parity_golden)
 	if (m == NULL)
 		return;
 	CHECK(groma_arena_init(&act, (size_t) 1 << 30).code == GROMA_OK);
-	for (int i = 0; i < 3; i++)
-		check_case(&golden_cases[i], m, &act);
+	golden_vision_parity(m, &act, &act);
 	groma_arena_free(&act);
 }
