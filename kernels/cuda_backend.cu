@@ -123,6 +123,16 @@ groma_cuda_check_f32(const char *op, const char *what, const groma_tensor *t)
 	return groma_ok();
 }
 
+/* Fails unless w is a contiguous f32, bf16 or f16 CUDA tensor (a weight of linear or conv2d). */
+groma_status
+groma_cuda_check_weight(const char *op, const groma_tensor *w)
+{
+	if (w == NULL || w->data == NULL || w->device != GROMA_DEVICE_CUDA || !groma_tensor_is_contiguous(w) ||
+		(w->dtype != GROMA_F32 && w->dtype != GROMA_BF16 && w->dtype != GROMA_F16))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: w must be a contiguous f32, bf16 or f16 CUDA tensor", op);
+	return groma_ok();
+}
+
 /* Every device allocation of the ops and arenas, counted (see groma_cuda_allocations). */
 static uint64_t allocations;
 

@@ -41,6 +41,9 @@ groma_cuda_launched(const char *what)
 /* Fails unless t is a contiguous f32 tensor on the device. */
 groma_status groma_cuda_check_f32(const char *op, const char *what, const groma_tensor *t);
 
+/* Fails unless w is a contiguous f32, bf16 or f16 CUDA tensor (a weight of linear or conv2d). */
+groma_status groma_cuda_check_weight(const char *op, const groma_tensor *w);
+
 /* Fails with GROMA_ERR_LIMIT when a GEMM dimension does not fit cuBLAS's int. */
 static inline groma_status
 groma_cuda_gemm_dims(const char *op, int64_t m, int64_t n, int64_t k)

@@ -111,16 +111,6 @@ conv_gemm(const groma_tensor *w, const void *col, int64_t col_stride, int64_t im
 	return st;
 }
 
-/* Fails unless w is a contiguous f32, bf16 or f16 CUDA tensor. */
-static groma_status
-check_conv_weight(const groma_tensor *w)
-{
-	if (w == NULL || w->data == NULL || w->device != GROMA_DEVICE_CUDA || !groma_tensor_is_contiguous(w) ||
-		(w->dtype != GROMA_F32 && w->dtype != GROMA_BF16 && w->dtype != GROMA_F16))
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "conv2d: w must be a contiguous f32, bf16 or f16 CUDA tensor");
-	return groma_ok();
-}
-
 /*
  * y = conv2d(x, w) (+ b); see ops.h.  Images go in chunks: one im2col, one
  * bias fill and one strided-batched GEMM per chunk (the weights shared), so
@@ -151,7 +141,7 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 	groma_status st = groma_ok();
 
 	GROMA_TRY(groma_cuda_check_f32("conv2d", "x", x));
-	GROMA_TRY(check_conv_weight(w));
+	GROMA_TRY(groma_cuda_check_weight("conv2d", w));
 	GROMA_TRY(groma_cuda_check_f32("conv2d", "y", y));
 	if (b)
 		GROMA_TRY(groma_cuda_check_f32("conv2d", "b", b));

@@ -116,16 +116,6 @@ gemv_fits(const groma_tensor *x, const groma_tensor *w, int64_t m, int64_t k)
 		((uintptr_t) x->data & 15) == 0;
 }
 
-/* Fails unless w is a contiguous f32, bf16 or f16 CUDA tensor. */
-static groma_status
-check_weight(const groma_tensor *w)
-{
-	if (w == NULL || w->data == NULL || w->device != GROMA_DEVICE_CUDA || !groma_tensor_is_contiguous(w) ||
-		(w->dtype != GROMA_F32 && w->dtype != GROMA_BF16 && w->dtype != GROMA_F16))
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "linear: w must be a contiguous f32, bf16 or f16 CUDA tensor");
-	return groma_ok();
-}
-
 /* Whether linears with bf16 weights and few rows take gemv_bf16_kernel (the tests turn it off to reach cuBLAS). */
 static bool gemv_path = true;
 
@@ -147,7 +137,7 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 				m;
 
 	GROMA_TRY(groma_cuda_check_f32("linear", "x", x));
-	GROMA_TRY(check_weight(w));
+	GROMA_TRY(groma_cuda_check_weight("linear", w));
 	GROMA_TRY(groma_cuda_check_f32("linear", "y", y));
 	if (b)
 		GROMA_TRY(groma_cuda_check_f32("linear", "b", b));

@@ -107,6 +107,22 @@ compare(const char *op, const char *shape, const groma_tensor *cpu, const groma_
 	free(back);
 }
 
+/*
+ * bf16 copies of w on the host and of dw on the device (same shape),
+ * narrowed by each side's convert op; *a and *g get the two statuses.
+ */
+static void
+to_bf16(const groma_tensor *w, const groma_tensor *dw, groma_tensor *w16, groma_tensor *dw16, groma_status *a,
+		groma_status *g)
+{
+	*a = groma_arena_tensor(&host, GROMA_BF16, w->ndim, w->shape, w16);
+	*g = groma_arena_tensor(&dev, GROMA_BF16, dw->ndim, dw->shape, dw16);
+	if (a->code == GROMA_OK)
+		*a = groma_convert(w, w16);
+	if (g->code == GROMA_OK)
+		*g = groma_convert(dw, dw16);
+}
+
 /* linear with and without bias at several shapes. */
 static void
 test_linear(void)
@@ -220,17 +236,18 @@ test_linear_few_rows(void)
 					dw16;
 		const groma_tensor *bias = cases[c].bias ? &b : NULL,
 				   *dbias = cases[c].bias ? &db : NULL;
-		groma_status a;
+		groma_status a,
+					g;
 		char		name[64];
 
-		groma_arena_tensor(&host, GROMA_BF16, 2, (int64_t[]) {n, k}, &w16);
-		groma_arena_tensor(&dev, GROMA_BF16, 2, (int64_t[]) {n, k}, &dw16);
-		groma_convert(&w, &w16);
-		groma_convert(&dw, &dw16);
-		a = groma_linear(&x, &w16, bias, &y);
+		to_bf16(&w, &dw, &w16, &dw16, &a, &g);
+		if (a.code == GROMA_OK)
+			a = groma_linear(&x, &w16, bias, &y);
+		if (g.code == GROMA_OK)
+			g = groma_linear(&dx, &dw16, dbias, &dy);
 		snprintf(name, sizeof(name), "[%lld,%lld]x[%lld,%lld]%s bf16 w", (long long) m, (long long) k, (long long) n,
 				 (long long) k, cases[c].bias ? "+b" : "");
-		compare("linear", name, &y, &dy, k % 8 == 0 ? 1e-10 : 1e-4, a, groma_linear(&dx, &dw16, dbias, &dy));
+		compare("linear", name, &y, &dy, k % 8 == 0 ? 1e-10 : 1e-4, a, g);
 		groma_cuda_linear_gemv(false);
 		groma_fill(&dy, NAN);
 		snprintf(name, sizeof(name), "[%lld,%lld]x[%lld,%lld] cuBLAS", (long long) m, (long long) k, (long long) n,
@@ -588,10 +605,7 @@ test_model_shapes(void)
 		groma_status a,
 					g;
 
-		groma_arena_tensor(&host, GROMA_BF16, 2, (int64_t[]) {1, 64}, &w16);
-		groma_arena_tensor(&dev, GROMA_BF16, 2, (int64_t[]) {1, 64}, &dw16);
-		a = groma_convert(&w, &w16);
-		g = groma_convert(&dw, &dw16);
+		to_bf16(&w, &dw, &w16, &dw16, &a, &g);
 		if (a.code == GROMA_OK)
 			a = groma_linear(&x, &w16, &b, &y);
 		if (g.code == GROMA_OK)
@@ -675,10 +689,7 @@ test_conv_norm(groma_arena *scratch)
 			groma_status a,
 						g;
 
-			groma_arena_tensor(&host, GROMA_BF16, 4, w.shape, &w16);
-			groma_arena_tensor(&dev, GROMA_BF16, 4, w.shape, &dw16);
-			a = groma_convert(&w, &w16);
-			g = groma_convert(&dw, &dw16);
+			to_bf16(&w, &dw, &w16, &dw16, &a, &g);
 			if (a.code == GROMA_OK)
 				a = groma_conv2d(&x, &w16, &b, stride, pad, scratch, &y);
 			groma_fill(&dy, NAN);
@@ -745,10 +756,7 @@ test_conv_norm(groma_arena *scratch)
 							g;
 
 				small.size = dscratch.used + 7 * per_image + per_image / 2;
-				groma_arena_tensor(&host, GROMA_BF16, 4, w.shape, &w16);
-				groma_arena_tensor(&dev, GROMA_BF16, 4, w.shape, &dw16);
-				a = groma_convert(&w, &w16);
-				g = groma_convert(&dw, &dw16);
+				to_bf16(&w, &dw, &w16, &dw16, &a, &g);
 				if (a.code == GROMA_OK)
 					a = groma_conv2d(&x, &w16, &b, 1, 1, scratch, &y);
 				groma_fill(&dy, NAN);
