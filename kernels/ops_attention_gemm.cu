@@ -126,11 +126,16 @@ groma_cuda_attention_gemm(const groma_tensor *q, const groma_tensor *k, const gr
 	*done = false;
 	if (chunk == 0 || tk == 0)
 		return groma_ok();
-	/* cuBLAS takes int sizes and leading dimensions */
-	GROMA_TRY(groma_cuda_gemm_dims("attention", tk, tq, dim));
-	if (q->stride[2] > 2147483647 || k->stride[2] > 2147483647 || v->stride[2] > 2147483647 ||
-		out->stride[2] > 2147483647)
+	/*
+	 * cuBLAS takes int sizes and leading dimensions of at least D (a view of
+	 * one position may carry a smaller row stride): otherwise the fused
+	 * kernels take the call
+	 */
+	if (tk > 2147483647 || tq > 2147483647 || dim > 2147483647)
 		return groma_ok();
+	for (const groma_tensor *t : {q, k, v, (const groma_tensor *) out})
+		if (t->stride[2] > 2147483647 || t->stride[2] < dim)
+			return groma_ok();
 	mark = scratch->used;
 	s = (float *) groma_arena_alloc(scratch, (size_t) chunk * (size_t) (tq * tk) * sizeof(float));
 	if (s == NULL)

@@ -26,12 +26,13 @@ im2col_kernel(const float *x, int64_t c_in, int h, int w, int kh, int kw, int st
 	int64_t		row = row0 + blockIdx.y,
 				n = blockIdx.z,
 				idx = (n * kdim + row) * (int64_t) plane + p;
-	int			j = (int) (row % kw),
-				i = (int) ((row / kw) % kh),
+	unsigned	row32 = (unsigned) row;	/* kdim fits an int (groma_cuda_gemm_dims) */
+	int			j = (int) (row32 % (unsigned) kw),
+				i = (int) ((row32 / (unsigned) kw) % (unsigned) kh),
 				oy,
 				iy,
 				ix;
-	int64_t		c = row / ((int64_t) kw * kh);
+	int64_t		c = row32 / ((unsigned) kw * (unsigned) kh);
 	float		v;
 
 	if (p >= plane)
@@ -165,7 +166,9 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 		chunk = batch > 65535 ? 65535 : batch;
 	else if (kdim > 0)
 	{
-		size_t		per_image = (size_t) (kdim * plane) * elem,
+		/* rounded up as the arena rounds, so `chunk` images always fit */
+		size_t		per_image = ((size_t) (kdim * plane) * elem + GROMA_ARENA_ALIGN - 1) / GROMA_ARENA_ALIGN *
+			GROMA_ARENA_ALIGN,
 					room;
 
 		if (scratch == NULL || scratch->device != GROMA_DEVICE_CUDA)

@@ -31,7 +31,8 @@ static const char *pending_name[MAX_PENDING];
 static int	pending,
 			depth,
 			n_ops;
-static bool events_made;
+static bool events_made,
+			events_failed;			/* creating the events failed once: profile nothing */
 static op_total totals[MAX_OPS];
 
 /* True when GROMA_CUDA_PROFILE asks for per-op times. */
@@ -86,12 +87,22 @@ groma_cuda_profile_begin(const char *name)
 {
 	if (depth++ > 0)
 		return -1;				/* an op called from another op counts in its caller */
+	if (events_failed)
+		return -1;
 	if (!events_made)
 	{
 		for (int i = 0; i < MAX_PENDING; i++)
 			if (cudaEventCreate(&starts[i]) != cudaSuccess || cudaEventCreate(&ends[i]) != cudaSuccess)
 			{
 				cudaGetLastError();
+				for (int j = 0; j <= i; j++)
+				{
+					if (starts[j])
+						cudaEventDestroy(starts[j]);
+					if (ends[j])
+						cudaEventDestroy(ends[j]);
+				}
+				events_failed = true;
 				return -1;
 			}
 		events_made = true;

@@ -320,6 +320,12 @@ golden_host_copy(const groma_tensor *t)
 	groma_tensor view;
 	groma_status st;
 
+	if (t->dtype != GROMA_F32 || !groma_tensor_is_contiguous(t))
+	{
+		unit_fail(__FILE__, __LINE__, "a host copy needs a contiguous f32 tensor");
+		free(host);
+		return NULL;
+	}
 	if (host == NULL)
 	{
 		unit_fail(__FILE__, __LINE__, "no memory for a host copy of %lld values", (long long) n);
@@ -348,6 +354,11 @@ golden_fill_tensor(const float *host, groma_tensor *dst)
 	groma_tensor view = groma_tensor_view((void *) host, GROMA_F32, dst->ndim, dst->shape);
 	groma_status st;
 
+	if (dst->dtype != GROMA_F32 || !groma_tensor_is_contiguous(dst))
+	{
+		unit_fail(__FILE__, __LINE__, "filling needs a contiguous f32 tensor");
+		return false;
+	}
 	if (dst->device == GROMA_DEVICE_CPU)
 	{
 		memcpy(dst->data, host, (size_t) groma_tensor_numel(dst) * sizeof(float));

@@ -44,8 +44,9 @@ check_selection(const golden_case *gc, const groma_model *m, const groma_propose
 		return;
 	}
 	/* the last decoder layer's boxes, on the host (scores are host memory already) */
-	CHECK(groma_tensor_narrow(&o->boxes, 0, m->proposer.cfg.decoder_layers - 1, 1, &last_boxes).code == GROMA_OK);
-	boxes = golden_host_copy(&last_boxes);
+	st = groma_tensor_narrow(&o->boxes, 0, m->proposer.cfg.decoder_layers - 1, 1, &last_boxes);
+	CHECKF(st.code == GROMA_OK, "%s", st.message);
+	boxes = st.code == GROMA_OK ? golden_host_copy(&last_boxes) : NULL;
 	if (boxes == NULL)
 	{
 		free(refer);
@@ -110,10 +111,11 @@ check_case(const golden_case_name *cn, const groma_model *m, groma_arena *act, g
 				margin;
 	size_t		mark = act->used,
 				host_mark = host->used;
-	float	   *host_pixels = malloc((size_t) 3 * 448 * 448 * sizeof(float));
+	float	   *host_pixels;
 
 	if (!golden_case_open(cn->name, &gc))
 		return;
+	host_pixels = malloc((size_t) 3 * 448 * 448 * sizeof(float));
 	if (gc.full == NULL)
 		unit_note("%s: full per-layer case not found (../shared/golden/cases or $GROMA_SHARED_GOLDEN): "
 				  "comparing the compact tensors only", cn->name);
