@@ -63,14 +63,22 @@ is(join(',', split /\s*,\s*/, $g_ids // ''), join(',', split /\s*,\s*/, $c_ids /
 is($rc, 0, '--regions with the default bf16 matrices exits 0') or diag($err);
 like($out, qr/"box": \[/, 'and returns regions');
 
-# The benchmark's GPU path (random weights generated on the device, bf16 matrices) on the tiny configuration.
-($rc, $out, $err) = run_emu({}, '--bench', '--random-weights', '--config', "$model/config.json", '--device', 'cuda');
+# The benchmark's GPU path (random weights generated on the device, bf16 matrices) on the tiny configuration,
+# with the per-op profile on (GROMA_CUDA_PROFILE: CUDA events around every op).
+($rc, $out, $err) = run_emu({ GROMA_CUDA_PROFILE => 1 }, '--bench', '--random-weights', '--config',
+                            "$model/config.json", '--device', 'cuda');
 is($rc, 0, '--bench --device cuda on the tiny configuration exits 0') or diag($err);
 for my $f (qw(build_ms copy_bandwidth dinov2_ms proposer_ms region_encoder_ms prefill_ms decode_step_ms
               decode_tokens_per_s activation_peak_mb)) {
     like($out, qr/^\{"figure": "$f", "value": [0-9.]+/m, "the emulated GPU bench prints $f");
 }
 like($out, qr/"figure": "device", "name": "groma CUDA emulator/, 'and names the emulated device');
+for my $stage (qw(dinov2 proposer region_encoder prefill)) {
+    like($out, qr/^\{"profile": "$stage", "gpu_ms": [0-9.]+, "per": 1, "ops": \[\{"op": "\w+", "calls": [0-9.]+, "ms": [0-9.]+\}/m,
+         "GROMA_CUDA_PROFILE prints the ops of $stage");
+}
+like($out, qr/^\{"profile": "decode_step", "gpu_ms": [0-9.]+, "per": 64, .*"op": "linear", "calls": [0-9.]+.*"op": "attention"|^\{"profile": "decode_step", "gpu_ms": [0-9.]+, "per": 64, .*"op": "attention".*"op": "linear"/m,
+     'and the linears and attention of a decode step, per step');
 
 ($rc, $out, $err) = run_emu({ GROMA_EMU_FAULT_AT_LAUNCH => 40 }, '--model', $model, '--regions', $image,
                             '--device', 'cuda');
