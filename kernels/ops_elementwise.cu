@@ -150,6 +150,36 @@ binary_kernel(bool multiply, const float *a, const float *b, float *y, int64_t n
 	y[i] = multiply ? a[i] * bv : a[i] + bv;
 }
 
+/*
+ * y = a + b or a · b four values at a time, where b is y's trailing block
+ * (a bias, or b of y's shape): b4[i % nb4].
+ */
+__global__ static void
+binary_vec4_kernel(bool multiply, const float4 *a, const float4 *b, float4 *y, int64_t n4, int64_t nb4)
+{
+	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+	float4		av,
+				bv,
+				r;
+
+	if (i >= n4)
+		return;
+	av = a[i];
+	bv = b[nb4 == n4 ? i : i % nb4];
+	r.x = multiply ? av.x * bv.x : av.x + bv.x;
+	r.y = multiply ? av.y * bv.y : av.y + bv.y;
+	r.z = multiply ? av.z * bv.z : av.z + bv.z;
+	r.w = multiply ? av.w * bv.w : av.w + bv.w;
+	y[i] = r;
+}
+
+/* True when p is 16-byte aligned (float4 loads). */
+static bool
+aligned16(const void *p)
+{
+	return ((uintptr_t) p & 15) == 0;
+}
+
 /* y = a + b or a · b with b broadcast from the right; see ops.h. */
 extern "C" groma_status
 groma_cuda_binary(bool multiply, const groma_tensor *a, const groma_tensor *b, groma_tensor *y)
@@ -178,6 +208,21 @@ groma_cuda_binary(bool multiply, const groma_tensor *a, const groma_tensor *b, g
 	}
 	if (n == 0)
 		return groma_ok();
+	/* b contiguous and exactly y's trailing dimensions (a bias, or y's shape): four values a thread */
+	{
+		bool		trailing = groma_tensor_is_contiguous(b);
+		int64_t		nb = groma_tensor_numel(b);
+
+		for (int bd = 0; bd < b->ndim && trailing; bd++)
+			trailing = b->shape[bd] == y->shape[bd + off];
+		if (trailing && nb > 0 && nb % 4 == 0 && n % nb == 0 && aligned16(a->data) && aligned16(b->data) &&
+			aligned16(y->data))
+		{
+			binary_vec4_kernel<<<groma_cuda_blocks(n / 4, THREADS), THREADS, 0, groma_cuda_stream()>>>(
+				multiply, (const float4 *) a->data, (const float4 *) b->data, (float4 *) y->data, n / 4, nb / 4);
+			return groma_cuda_launched("add/mul");
+		}
+	}
 	binary_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
 		multiply, (const float *) a->data, (const float *) b->data, (float *) y->data, n, shape, bs);
 	return groma_cuda_launched("add/mul");
@@ -220,6 +265,34 @@ copy_kernel(const float *src, float *dst, int64_t n, groma_dims4 shape, groma_di
 		dst[groma_offset_of(i, n, shape, ds)] = src[groma_offset_of(i, n, shape, ss)];
 }
 
+/* copy_kernel four values at a time: shapes and strides counted in float4s (the last dimension contiguous). */
+__global__ static void
+copy_vec4_kernel(const float4 *src, float4 *dst, int64_t n4, groma_dims4 shape, groma_dims4 ss, groma_dims4 ds)
+{
+	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < n4)
+		dst[groma_offset_of(i, n4, shape, ds)] = src[groma_offset_of(i, n4, shape, ss)];
+}
+
+/* Turns f32 views d and e into float4 views in place; false when the last dimension or a stride does not allow it. */
+static bool
+as_vec4(groma_dims4 *shape, groma_dims4 *d, groma_dims4 *e, const void *dp, const void *ep)
+{
+	if (shape->shape[3] % 4 != 0 || d->stride[3] != 1 || e->stride[3] != 1 || !aligned16(dp) || !aligned16(ep))
+		return false;
+	for (int i = 0; i < 3; i++)
+		if (d->stride[i] % 4 != 0 || e->stride[i] % 4 != 0)
+			return false;
+	shape->shape[3] /= 4;
+	for (int i = 0; i < 3; i++)
+	{
+		d->stride[i] /= 4;
+		e->stride[i] /= 4;
+	}
+	return true;
+}
+
 /* Copies between strided views (contiguous ones by one device copy); host sides must be contiguous. */
 extern "C" groma_status
 groma_cuda_copy(const groma_tensor *src, groma_tensor *dst)
@@ -244,6 +317,17 @@ groma_cuda_copy(const groma_tensor *src, groma_tensor *dst)
 	if (groma_tensor_is_contiguous(src) && groma_tensor_is_contiguous(dst))
 		return groma_cuda_status(cudaMemcpyAsync(dst->data, src->data, (size_t) n * sizeof(float),
 												 cudaMemcpyDeviceToDevice, groma_cuda_stream()), "copy");
+	{
+		groma_dims4 ss = groma_cuda_dims4(src),
+					ds = groma_cuda_dims4(dst);
+
+		if (as_vec4(&shape, &ss, &ds, src->data, dst->data))
+		{
+			copy_vec4_kernel<<<groma_cuda_blocks(n / 4, THREADS), THREADS, 0, groma_cuda_stream()>>>(
+				(const float4 *) src->data, (float4 *) dst->data, n / 4, shape, ss, ds);
+			return groma_cuda_launched("copy");
+		}
+	}
 	copy_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
 		(const float *) src->data, (float *) dst->data, n, shape, groma_cuda_dims4(src), groma_cuda_dims4(dst));
 	return groma_cuda_launched("copy");

@@ -312,6 +312,36 @@ test_elementwise(void)
 		compare("scale", "[5,7,9]*0.5+2", &y, &dy, 0, groma_scale(&a, 0.5f, 2.0f, &y), groma_scale(&da, 0.5f, 2.0f, &dy));
 	}
 	{
+		/* four values a thread: a bias, a same-shape b, a trailing [3,16] block; then a view 4 bytes off alignment */
+		groma_tensor a = rand_host(3, (int64_t[]) {6, 3, 16}),
+					bias = rand_host(1, (int64_t[]) {16}),
+					same = rand_host(3, (int64_t[]) {6, 3, 16}),
+					block = rand_host(2, (int64_t[]) {3, 16}),
+					y = like_host(&a),
+					flat = rand_host(1, (int64_t[]) {13}),
+					b4 = rand_host(1, (int64_t[]) {4}),
+					y4 = like_host(&(groma_tensor) {.ndim = 2, .shape = {3, 4}});
+		groma_tensor da = to_dev(&a),
+					dbias = to_dev(&bias),
+					dsame = to_dev(&same),
+					dblock = to_dev(&block),
+					dy = to_dev(&y),
+					dflat = to_dev(&flat),
+					db4 = to_dev(&b4),
+					dy4 = to_dev(&y4),
+					off,
+					doff;
+
+		compare("add", "[6,3,16]+[16] by 4", &y, &dy, 0, groma_add(&a, &bias, &y), groma_add(&da, &dbias, &dy));
+		compare("add", "[6,3,16]+[6,3,16] by 4", &y, &dy, 0, groma_add(&a, &same, &y), groma_add(&da, &dsame, &dy));
+		compare("mul", "[6,3,16]*[3,16] by 4", &y, &dy, 0, groma_mul(&a, &block, &y), groma_mul(&da, &dblock, &dy));
+		groma_tensor_narrow(&flat, 0, 1, 12, &off);
+		groma_tensor_reshape(&off, 2, (int64_t[]) {3, 4}, &off);
+		groma_tensor_narrow(&dflat, 0, 1, 12, &doff);
+		groma_tensor_reshape(&doff, 2, (int64_t[]) {3, 4}, &doff);
+		compare("add", "[3,4]+[4] misaligned", &y4, &dy4, 0, groma_add(&off, &b4, &y4), groma_add(&doff, &db4, &dy4));
+	}
+	{
 		groma_tensor a = rand_host(3, (int64_t[]) {6, 5, 4}),
 					y = like_host(&(groma_tensor) {.ndim = 3, .shape = {4, 5, 6}});
 		groma_tensor da = to_dev(&a),
@@ -322,6 +352,24 @@ test_elementwise(void)
 		groma_tensor_permute(&a, (int[]) {2, 1, 0}, &pa);
 		groma_tensor_permute(&da, (int[]) {2, 1, 0}, &pda);
 		compare("copy", "permute(2,1,0) [6,5,4]", &y, &dy, 0, groma_copy(&pa, &y), groma_copy(&pda, &dy));
+	}
+	{
+		/* the last dimension contiguous on both sides: four values a thread; then 4 bytes off alignment */
+		groma_tensor a = rand_host(3, (int64_t[]) {4, 6, 8}),
+					y = like_host(&(groma_tensor) {.ndim = 3, .shape = {6, 4, 8}}),
+					y7 = like_host(&(groma_tensor) {.ndim = 3, .shape = {6, 4, 4}});
+		groma_tensor da = to_dev(&a),
+					dy = to_dev(&y),
+					dy7 = to_dev(&y7),
+					pa,
+					pda;
+
+		groma_tensor_permute(&a, (int[]) {1, 0, 2}, &pa);
+		groma_tensor_permute(&da, (int[]) {1, 0, 2}, &pda);
+		compare("copy", "permute(1,0,2) [4,6,8] by 4", &y, &dy, 0, groma_copy(&pa, &y), groma_copy(&pda, &dy));
+		groma_tensor_narrow(&pa, 2, 1, 4, &pa);
+		groma_tensor_narrow(&pda, 2, 1, 4, &pda);
+		compare("copy", "[6,4,4] view misaligned", &y7, &dy7, 0, groma_copy(&pa, &y7), groma_copy(&pda, &dy7));
 	}
 	{
 		/* contiguous to contiguous: one device-to-device copy */
