@@ -54,6 +54,13 @@ groma_cuda_gemm_dims(const char *op, int64_t m, int64_t n, int64_t k)
 	return groma_ok();
 }
 
+/* True when p is 16-byte aligned (float4 / uint4 loads). */
+static inline bool
+groma_cuda_aligned16(const void *p)
+{
+	return ((uintptr_t) p & 15) == 0;
+}
+
 /* Blocks of threads for n elements. */
 static inline unsigned
 groma_cuda_blocks(int64_t n, int threads)

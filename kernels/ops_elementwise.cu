@@ -173,13 +173,6 @@ binary_vec4_kernel(bool multiply, const float4 *a, const float4 *b, float4 *y, i
 	y[i] = r;
 }
 
-/* True when p is 16-byte aligned (float4 loads). */
-static bool
-aligned16(const void *p)
-{
-	return ((uintptr_t) p & 15) == 0;
-}
-
 /* y = a + b or a · b with b broadcast from the right; see ops.h. */
 extern "C" groma_status
 groma_cuda_binary(bool multiply, const groma_tensor *a, const groma_tensor *b, groma_tensor *y)
@@ -215,8 +208,8 @@ groma_cuda_binary(bool multiply, const groma_tensor *a, const groma_tensor *b, g
 
 		for (int bd = 0; bd < b->ndim && trailing; bd++)
 			trailing = b->shape[bd] == y->shape[bd + off];
-		if (trailing && nb > 0 && nb % 4 == 0 && n % nb == 0 && aligned16(a->data) && aligned16(b->data) &&
-			aligned16(y->data))
+		if (trailing && nb > 0 && nb % 4 == 0 && n % nb == 0 && groma_cuda_aligned16(a->data) &&
+			groma_cuda_aligned16(b->data) && groma_cuda_aligned16(y->data))
 		{
 			binary_vec4_kernel<<<groma_cuda_blocks(n / 4, THREADS), THREADS, 0, groma_cuda_stream()>>>(
 				multiply, (const float4 *) a->data, (const float4 *) b->data, (float4 *) y->data, n / 4, nb / 4);
@@ -279,7 +272,8 @@ copy_vec4_kernel(const float4 *src, float4 *dst, int64_t n4, groma_dims4 shape, 
 static bool
 as_vec4(groma_dims4 *shape, groma_dims4 *d, groma_dims4 *e, const void *dp, const void *ep)
 {
-	if (shape->shape[3] % 4 != 0 || d->stride[3] != 1 || e->stride[3] != 1 || !aligned16(dp) || !aligned16(ep))
+	if (shape->shape[3] % 4 != 0 || d->stride[3] != 1 || e->stride[3] != 1 || !groma_cuda_aligned16(dp) ||
+		!groma_cuda_aligned16(ep))
 		return false;
 	for (int i = 0; i < 3; i++)
 		if (d->stride[i] % 4 != 0 || e->stride[i] % 4 != 0)
@@ -298,7 +292,9 @@ extern "C" groma_status
 groma_cuda_copy(const groma_tensor *src, groma_tensor *dst)
 {
 	int64_t		n = groma_tensor_numel(src);
-	groma_dims4 shape = groma_cuda_dims4(src);
+	groma_dims4 shape = groma_cuda_dims4(src),
+				ss = groma_cuda_dims4(src),
+				ds = groma_cuda_dims4(dst);
 
 	if (src->dtype != GROMA_F32 || dst->dtype != GROMA_F32 || !groma_tensor_same_shape(src, dst))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "copy: f32 tensors of the same shape only");
@@ -317,18 +313,14 @@ groma_cuda_copy(const groma_tensor *src, groma_tensor *dst)
 	if (groma_tensor_is_contiguous(src) && groma_tensor_is_contiguous(dst))
 		return groma_cuda_status(cudaMemcpyAsync(dst->data, src->data, (size_t) n * sizeof(float),
 												 cudaMemcpyDeviceToDevice, groma_cuda_stream()), "copy");
+	if (as_vec4(&shape, &ss, &ds, src->data, dst->data))
 	{
-		groma_dims4 ss = groma_cuda_dims4(src),
-					ds = groma_cuda_dims4(dst);
-
-		if (as_vec4(&shape, &ss, &ds, src->data, dst->data))
-		{
-			copy_vec4_kernel<<<groma_cuda_blocks(n / 4, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-				(const float4 *) src->data, (float4 *) dst->data, n / 4, shape, ss, ds);
-			return groma_cuda_launched("copy");
-		}
+		copy_vec4_kernel<<<groma_cuda_blocks(n / 4, THREADS), THREADS, 0, groma_cuda_stream()>>>(
+			(const float4 *) src->data, (float4 *) dst->data, n / 4, shape, ss, ds);
+		return groma_cuda_launched("copy");
 	}
+	/* as_vec4 changed nothing: element by element */
 	copy_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-		(const float *) src->data, (float *) dst->data, n, shape, groma_cuda_dims4(src), groma_cuda_dims4(dst));
+		(const float *) src->data, (float *) dst->data, n, shape, ss, ds);
 	return groma_cuda_launched("copy");
 }

@@ -112,8 +112,8 @@ gemv_bf16_kernel(const uint4 *w, const float *x, const float *b, float *y, int64
 static bool
 gemv_fits(const groma_tensor *x, const groma_tensor *w, int64_t m, int64_t k)
 {
-	return w->dtype == GROMA_BF16 && m <= GEMV_MAX_ROWS && k % 8 == 0 && ((uintptr_t) w->data & 15) == 0 &&
-		((uintptr_t) x->data & 15) == 0;
+	return w->dtype == GROMA_BF16 && m <= GEMV_MAX_ROWS && k % 8 == 0 && groma_cuda_aligned16(w->data) &&
+		groma_cuda_aligned16(x->data);
 }
 
 /* Whether linears with bf16 weights and few rows take gemv_bf16_kernel (the tests turn it off to reach cuBLAS). */
