@@ -9,6 +9,8 @@
 #include <stdio.h>
 
 #include "../../kernels/groma_cuda.h"
+#include "gpu_skip.h"
+#include "tap_check.h"
 #include "../../src/model/groma_model.h"
 #include "../unit/golden_case.h"
 #include "../unit/unit.h"
@@ -23,33 +25,18 @@ unit_register(const char *name, void (*fn) (void))
 	(void) fn;
 }
 
-/* Prints one TAP line for a part that made `failures` failed checks. */
-static void
-report(bool ok, const char *what, int *passed, int *failed)
-{
-	printf("%s - %s\n", ok ? "ok" : "not ok", what);
-	ok ? (*passed)++ : (*failed)++;
-}
-
 /* Runs the golden comparisons on the GPU, or skips with the reason there is no GPU. */
 int
 main(void)
 {
-	char		why[256] = "";
 	groma_model *m = NULL;
 	groma_arena act = {0},
 				host = {0};
 	groma_status st;
-	int			passed = 0,
-				failed = 0,
-				before;
+	int			before;
 
-	if (groma_cuda_device_count(why, sizeof(why)) == 0)
-	{
-		printf("# SKIP golden stages on the GPU: no usable GPU (%s)\n", why);
-		printf("0 passed, 0 failed, 1 skipped\n");
+	if (gpu_test_skipped("golden stages on the GPU"))
 		return 0;
-	}
 	st = groma_cuda_register();
 	if (st.code == GROMA_OK)
 		st = groma_model_load_on(MODEL_DIR, GROMA_DEVICE_CUDA, GROMA_F32, &m);
@@ -64,12 +51,11 @@ main(void)
 	}
 	before = unit_failures;
 	golden_vision_parity(m, &act, &host);
-	report(unit_failures == before, "GPU (f32): every vision stage of the 3 golden cases within the manifest's "
-		   "tolerances, decisions identical", &passed, &failed);
+	check(unit_failures == before, "GPU (f32): every vision stage of the 3 golden cases within the manifest's "
+		  "tolerances, decisions identical");
 	before = unit_failures;
 	golden_llm_parity(m, &act);
-	report(unit_failures == before, "GPU (f32): every prompt's hidden states, logits and 12 greedy ids as golden",
-		   &passed, &failed);
+	check(unit_failures == before, "GPU (f32): every prompt's hidden states, logits and 12 greedy ids as golden");
 	printf("%d passed, %d failed\n", passed, failed);
 	groma_arena_free(&act);
 	groma_arena_free(&host);

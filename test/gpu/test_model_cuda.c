@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "../../kernels/groma_cuda.h"
+#include "gpu_skip.h"
 #include "../../src/io/safetensors.h"
 #include "../../src/model/generate.h"
 #include "../../src/runtime/ops.h"
@@ -329,19 +330,14 @@ main(void)
 		{"extreme_ironing.jpg", "extreme_ironing"}, {"waterview.jpg", "waterview"},
 		{"synthetic_333x251.jpg", "synthetic"},
 	};
-	char		why[256] = "";
 	groma_model *cpu_model = NULL,
 			   *gpu_model = NULL;
 	groma_tokenizer *tok = NULL;
 	run_ctx		r = {0};
 	groma_status st;
 
-	if (groma_cuda_device_count(why, sizeof(why)) == 0)
-	{
-		printf("# SKIP tiny model on the GPU: no usable GPU (%s)\n", why);
-		printf("0 passed, 0 failed, 1 skipped\n");
+	if (gpu_test_skipped("tiny model on the GPU"))
 		return 0;
-	}
 	st = groma_cuda_register();
 	if (st.code == GROMA_OK)
 		st = groma_model_load(MODEL_DIR, &cpu_model);

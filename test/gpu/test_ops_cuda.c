@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "../../kernels/groma_cuda.h"
+#include "gpu_skip.h"
 #include "../../src/runtime/device_ops.h"
 #include "../../src/runtime/ops.h"
 #include "../../src/model/image_tokens.h"
@@ -1151,7 +1152,6 @@ time_linear(void)
 int
 main(void)
 {
-	char		why[256] = "";
 	groma_arena scratch;
 	groma_status st;
 
@@ -1159,12 +1159,8 @@ main(void)
 	if (sanitizer_run)
 		printf("# GROMA_OPS_SANITIZER_RUN=1: no timings, forced attention cases on the tiled kernel only, "
 			   "the two largest attention cases left out\n");
-	if (groma_cuda_device_count(why, sizeof(why)) == 0)
-	{
-		printf("# SKIP CUDA op parity: no usable GPU (%s)\n", why);
-		printf("0 passed, 0 failed, 1 skipped\n");
+	if (gpu_test_skipped("CUDA op parity"))
 		return 0;
-	}
 	st = groma_cuda_register();
 	if (st.code != GROMA_OK)
 	{

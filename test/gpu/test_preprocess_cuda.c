@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../../kernels/groma_cuda.h"
+#include "gpu_skip.h"
 #include "../../src/image/preprocess.h"
 
 #define PLANE (GROMA_IMAGE_SIZE * GROMA_IMAGE_SIZE)
@@ -111,15 +112,10 @@ compare_random(int w, int h, uint32_t seed)
 int
 main(int argc, char **argv)
 {
-	char		why[256] = "";
 	static const int sizes[][2] = {{1, 1}, {448, 448}, {449, 1}, {7, 3000}, {2000, 1333}, {4000, 3000}};
 
-	if (groma_cuda_device_count(why, sizeof(why)) == 0)
-	{
-		printf("# SKIP CUDA preprocess parity: no usable GPU (%s)\n", why);
-		printf("0 passed, 0 failed, 1 skipped\n");
+	if (gpu_test_skipped("CUDA preprocess parity"))
 		return 0;
-	}
 	{
 		char		desc[256];
 		groma_status st = groma_cuda_describe_device(desc, sizeof(desc));
