@@ -4,8 +4,10 @@
  * every op entry point so that it records a CUDA event before and after
  * its work on the stream, and groma_cuda_profile_report sums the elapsed
  * times per op.  Recording events costs the host a little per op, so
- * wall-clock figures taken while profiling read slightly slow; the op
- * times themselves are the GPU's.
+ * wall-clock figures taken while profiling read slightly slow.  An op's
+ * time runs from its start event to its end event on the GPU, so it also
+ * holds any wait for the host to launch the op's kernels: tiny ops read as
+ * their launch cost.
  */
 #include "cuda_common.h"
 #include "groma_cuda.h"
@@ -44,7 +46,7 @@ groma_cuda_profile_wanted(void)
 	return v != NULL && v[0] != '\0' && v[0] != '0';
 }
 
-/* Adds ms to the totals of the op called name (names are static strings: compared by address, then text). */
+/* Adds ms to the totals of the op called name (each op's name is one static string: compared by address). */
 static void
 add_total(const char *name, double ms)
 {
