@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../runtime/cancel.h"
 #include "../text/prompt.h"
 #include "prompt_embed.h"
 
@@ -87,6 +88,8 @@ groma_generate(const groma_model *m, const groma_tokenizer *tok, const groma_vis
 	if (st.code == GROMA_OK)
 		st = groma_prompt_embed(&m->llm, &pt, ids, n, &vis->image_tokens, &vis->region_tokens,
 								vis->refer_match, vis->n_refer, &embeds);
+	if (st.code == GROMA_OK)
+		st = groma_cancel_check();
 	t0 = now_ms();
 	if (st.code == GROMA_OK)
 		st = groma_llama_forward(&m->llm, &cache, &embeds, act, logits, NULL);
@@ -105,7 +108,9 @@ groma_generate(const groma_model *m, const groma_tokenizer *tok, const groma_vis
 		out->ids[out->n++] = (int32_t) next;
 		if (s + 1 == max_new_tokens)
 			break;
-		st = groma_llama_embed(&m->llm, &next, 1, &step_embed);
+		st = groma_cancel_check();	/* a cancelled request stops at the next step */
+		if (st.code == GROMA_OK)
+			st = groma_llama_embed(&m->llm, &next, 1, &step_embed);
 		if (st.code == GROMA_OK)
 			st = groma_llama_forward(&m->llm, &cache, &step_embed, act, logits, NULL);
 	}

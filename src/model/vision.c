@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "../image/preprocess.h"
+#include "../runtime/cancel.h"
 #include "../runtime/device_ops.h"
 #include "../runtime/op_check.h"
 #include "../runtime/ops.h"
@@ -97,6 +98,7 @@ vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {layers + 1, 1, tokens, c}, &hidden));
 	GROMA_TRY(groma_dinov2_forward(&m->vision, &pixels, act, &hidden, NULL));
 	res->timing.dinov2_ms = now_ms(act) - t0;
+	GROMA_TRY(groma_cancel_check());	/* a stage boundary: stop here when cancelled */
 
 	/* 3. image tokens: merged [1, (n/2)², 4C] → bridge [1, (n/2)², D] */
 	t0 = now_ms(act);
@@ -108,6 +110,7 @@ vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_
 		GROMA_TRY(groma_image_tokens(&m->bridge, &hidden, act, &features));
 	}
 	res->timing.bridge_ms = now_ms(act) - t0;
+	GROMA_TRY(groma_cancel_check());
 
 	/* 4. proposer; the result arrays come first in host, its host-side data after them */
 	res->kept = carve(host, (size_t) (k + n_refer), sizeof(int64_t), &st);
@@ -118,6 +121,7 @@ vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_
 	t0 = now_ms(act);
 	GROMA_TRY(groma_proposer_forward(&m->proposer, &hidden, act, act, host, &prop));
 	res->timing.proposer_ms = now_ms(act) - t0;
+	GROMA_TRY(groma_cancel_check());
 
 	/* 5. selection: proposals of the last decoder layer plus refer boxes */
 	t0 = now_ms(act);
@@ -138,11 +142,13 @@ vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_
 	if (n_refer > 0)
 		GROMA_TRY(groma_match_refer_boxes(&refer[0][0], n_refer, res->boxes, res->n_regions, res->refer_match, NULL));
 	res->timing.select_ms = now_ms(act) - t0;
+	GROMA_TRY(groma_cancel_check());
 
 	/* 6. region tokens [N, D] */
 	t0 = now_ms(act);
 	GROMA_TRY(groma_region_fuse(&m->region, &hidden, act, act, &maps));
 	res->timing.fuse_ms = now_ms(act) - t0;
+	GROMA_TRY(groma_cancel_check());
 	GROMA_TRY(groma_arena_tensor(out, GROMA_F32, 2, (int64_t[]) {res->n_regions, d}, &res->region_tokens));
 	GROMA_TRY(groma_region_tokens(&m->region, &maps, 0, res->boxes, res->n_regions, act, &res->region_tokens,
 								  NULL, NULL, NULL));

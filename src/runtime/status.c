@@ -61,6 +61,14 @@ groma_status_code_name(groma_status_code code)
 			return "device";
 		case GROMA_ERR_DEVICE_LOST:
 			return "device_lost";
+		case GROMA_ERR_CANCELLED:
+			return "cancelled";
+		case GROMA_ERR_BUSY:
+			return "busy";
+		case GROMA_ERR_UNAVAILABLE:
+			return "unavailable";
+		case GROMA_ERR_PROTOCOL:
+			return "protocol";
 	}
 	return "unknown";
 }

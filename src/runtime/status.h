@@ -23,7 +23,11 @@ typedef enum groma_status_code
 	GROMA_ERR_IO,				/* reading or writing a file failed */
 	GROMA_ERR_FORMAT,			/* a data file (safetensors, json) is malformed */
 	GROMA_ERR_DEVICE,			/* the accelerator reported an error */
-	GROMA_ERR_DEVICE_LOST		/* the accelerator is in an unrecoverable state: restart the process */
+	GROMA_ERR_DEVICE_LOST,		/* the accelerator is in an unrecoverable state: restart the process */
+	GROMA_ERR_CANCELLED,		/* the requester cancelled the work */
+	GROMA_ERR_BUSY,				/* groma-server's queue is full */
+	GROMA_ERR_UNAVAILABLE,		/* groma-server has no model to run (starting, loading, none, failed, stopping) */
+	GROMA_ERR_PROTOCOL			/* a frame that does not parse, or another protocol version */
 } groma_status_code;
 
 #define GROMA_STATUS_MESSAGE_LEN 256

@@ -24,6 +24,13 @@ typedef struct groma_cli_options
 	bool		random_weights; /* --random-weights (--bench) */
 	const char *config;			/* --config real|FILE (--bench) */
 	const char *weights;		/* --weights f32|bf16|f16 (NULL: bf16 on cuda, f32 on cpu) */
+	int			threads;		/* --threads N (0: GROMA_THREADS or every CPU) */
+	/* --serve */
+	const char *socket_path;	/* --socket PATH */
+	int			device_id;		/* --device-id N: the GPU's number, for display */
+	int			max_queue;		/* --max-queue N */
+	const char *log_level;		/* --log-level error|warning|info|debug */
+	int			watch_fd;		/* --watch-fd FD (-1: none) */
 } groma_cli_options;
 
 /* --decode IMG --out FILE: writes the preprocessed tensor as safetensors; returns an exit code. */

@@ -1,15 +1,15 @@
 /*
- * groma_server.c - main() of groma-server: argument parsing and dispatch.
- *
- * The socket server that PostgreSQL talks to comes later; today groma-server
- * is the command-line tool that runs the same library code as the extension.
+ * server_main.c - main() of groma-server: options (getopt_long) and dispatch
+ * to a command-line mode or the socket server (--serve).
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "serve.h"
 
 #define GROMA_VERSION "0.1"
 
@@ -18,7 +18,10 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-			"usage: groma-server --decode IMG.jpg --out FILE.safetensors [--device cpu|cuda]\n"
+			"usage: groma-server --serve --socket PATH [--model DIR] [--device auto|cpu|cuda] [--device-id N]\n"
+			"                    [--weights f32|bf16|f16] [--threads N] [--max-queue N]\n"
+			"                    [--log-level error|warning|info|debug] [--watch-fd FD]\n"
+			"       groma-server --decode IMG.jpg --out FILE.safetensors [--device cpu|cuda]\n"
 			"       groma-server --info IMG.jpg\n"
 			"       groma-server --model DIR --regions IMG.jpg [--refer x1,y1,x2,y2]... [--device cpu|cuda]\n"
 			"       groma-server --model DIR --image IMG.jpg (--prompt TEXT | --task caption|caption-detailed|ground|describe)\n"
@@ -28,167 +31,301 @@ usage(FILE *f)
 			"       groma-server --version | --help\n"
 			"options:\n"
 			"  --max-image-pixels N   refuse images with more pixels (default %ld)\n"
-			"  --weights f32|bf16|f16 linear-layer weights on the GPU (default bf16; the CPU uses f32)\n",
-			(long) GROMA_DEFAULT_MAX_IMAGE_PIXELS);
+			"  --weights f32|bf16|f16 linear-layer weights on the GPU (default bf16; the CPU uses f32)\n"
+			"  --threads N            CPU threads for the model (default: the CPUs this process may use)\n"
+			"  --max-queue N          --serve: requests waiting beyond N are refused as busy (default %d)\n"
+			"  --watch-fd FD          --serve: exit when FD reaches end of file (the launcher's pipe)\n",
+			(long) GROMA_DEFAULT_MAX_IMAGE_PIXELS, GROMA_SERVE_DEFAULT_MAX_QUEUE);
 }
 
-/* Parses a positive integer option value; returns 0 on success. */
+/* Parses a positive integer no larger than max; returns 0 on success. */
 static int
-parse_positive_long(const char *text, long *out)
+parse_positive_long(const char *text, long max, long *out)
 {
 	char	   *end;
 	long		v;
 
 	errno = 0;
 	v = strtol(text, &end, 10);
-	if (errno != 0 || end == text || *end != '\0' || v <= 0)
+	if (errno != 0 || end == text || *end != '\0' || v <= 0 || v > max)
 		return -1;
 	*out = v;
 	return 0;
 }
 
-/* Entry point: exit 0 on success, 1 when the work failed, 2 on a usage error. */
+/* Option codes for the long options that have no short form. */
+enum
+{
+	OPT_DECODE = 256, OPT_INFO, OPT_REGIONS, OPT_IMAGE, OPT_DEVICE_INFO, OPT_BENCH, OPT_RANDOM_WEIGHTS,
+	OPT_CONFIG, OPT_WEIGHTS, OPT_OUT, OPT_MODEL, OPT_PROMPT, OPT_TASK, OPT_PHRASE, OPT_MAX_NEW_TOKENS,
+	OPT_REFER, OPT_DEVICE, OPT_MAX_IMAGE_PIXELS, OPT_SERVE, OPT_SOCKET, OPT_DEVICE_ID, OPT_THREADS,
+	OPT_MAX_QUEUE, OPT_LOG_LEVEL, OPT_WATCH_FD, OPT_VERSION
+};
+
+static const struct option long_options[] = {
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, OPT_VERSION},
+	{"decode", required_argument, NULL, OPT_DECODE},
+	{"info", required_argument, NULL, OPT_INFO},
+	{"regions", required_argument, NULL, OPT_REGIONS},
+	{"image", required_argument, NULL, OPT_IMAGE},
+	{"device-info", no_argument, NULL, OPT_DEVICE_INFO},
+	{"bench", no_argument, NULL, OPT_BENCH},
+	{"random-weights", no_argument, NULL, OPT_RANDOM_WEIGHTS},
+	{"config", required_argument, NULL, OPT_CONFIG},
+	{"weights", required_argument, NULL, OPT_WEIGHTS},
+	{"out", required_argument, NULL, OPT_OUT},
+	{"model", required_argument, NULL, OPT_MODEL},
+	{"prompt", required_argument, NULL, OPT_PROMPT},
+	{"task", required_argument, NULL, OPT_TASK},
+	{"phrase", required_argument, NULL, OPT_PHRASE},
+	{"max-new-tokens", required_argument, NULL, OPT_MAX_NEW_TOKENS},
+	{"refer", required_argument, NULL, OPT_REFER},
+	{"device", required_argument, NULL, OPT_DEVICE},
+	{"max-image-pixels", required_argument, NULL, OPT_MAX_IMAGE_PIXELS},
+	{"serve", no_argument, NULL, OPT_SERVE},
+	{"socket", required_argument, NULL, OPT_SOCKET},
+	{"device-id", required_argument, NULL, OPT_DEVICE_ID},
+	{"threads", required_argument, NULL, OPT_THREADS},
+	{"max-queue", required_argument, NULL, OPT_MAX_QUEUE},
+	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"watch-fd", required_argument, NULL, OPT_WATCH_FD},
+	{NULL, 0, NULL, 0}
+};
+
+/* Reads a numeric option into *out within 1..max; prints why and returns -1 when it is not one. */
+static int
+numeric_option(const char *name, const char *text, long max, long *out)
+{
+	if (parse_positive_long(text, max, out) == 0)
+		return 0;
+	fprintf(stderr, "groma-server: --%s needs an integer in 1..%ld\n", name, max);
+	return -1;
+}
+
+/* Applies one parsed option to opt; returns 0, 1 when main should exit 0 (help, version), or 2 on a usage error. */
+static int
+apply_option(int c, const char *arg, groma_cli_options *opt, const char **command)
+{
+	long		v;
+
+	switch (c)
+	{
+		case 'h':
+			usage(stdout);
+			return 1;
+		case OPT_VERSION:
+			printf("groma-server %s\n", GROMA_VERSION);
+			return 1;
+		case OPT_DECODE:
+		case OPT_INFO:
+		case OPT_REGIONS:
+		case OPT_IMAGE:
+			*command = c == OPT_DECODE ? "decode" : c == OPT_INFO ? "info" : c == OPT_REGIONS ? "regions" : "image";
+			opt->image_path = arg;
+			return 0;
+		case OPT_DEVICE_INFO:
+			*command = "device-info";
+			return 0;
+		case OPT_BENCH:
+			*command = "bench";
+			return 0;
+		case OPT_SERVE:
+			*command = "serve";
+			return 0;
+		case OPT_RANDOM_WEIGHTS:
+			opt->random_weights = true;
+			return 0;
+		case OPT_CONFIG:
+			opt->config = arg;
+			return 0;
+		case OPT_WEIGHTS:
+			opt->weights = arg;
+			return 0;
+		case OPT_OUT:
+			opt->out_path = arg;
+			return 0;
+		case OPT_MODEL:
+			opt->model_dir = arg;
+			return 0;
+		case OPT_PROMPT:
+			opt->prompt = arg;
+			return 0;
+		case OPT_TASK:
+			opt->task = arg;
+			return 0;
+		case OPT_PHRASE:
+			opt->phrase = arg;
+			return 0;
+		case OPT_DEVICE:
+			opt->device = arg;
+			return 0;
+		case OPT_SOCKET:
+			opt->socket_path = arg;
+			return 0;
+		case OPT_LOG_LEVEL:
+			opt->log_level = arg;
+			return 0;
+		case OPT_MAX_NEW_TOKENS:
+			if (numeric_option("max-new-tokens", arg, 4096, &v) != 0)
+				return 2;
+			opt->max_new_tokens = (int) v;
+			return 0;
+		case OPT_MAX_IMAGE_PIXELS:
+			if (numeric_option("max-image-pixels", arg, 1L << 40, &opt->limits.max_pixels) != 0)
+				return 2;
+			return 0;
+		case OPT_THREADS:
+			if (numeric_option("threads", arg, 1024, &v) != 0)
+				return 2;
+			opt->threads = (int) v;
+			return 0;
+		case OPT_MAX_QUEUE:
+			if (numeric_option("max-queue", arg, 100000, &v) != 0)
+				return 2;
+			opt->max_queue = (int) v;
+			return 0;
+		case OPT_DEVICE_ID:
+			if (strcmp(arg, "0") == 0)
+				v = 0;	/* numeric_option takes positive numbers */
+			else if (numeric_option("device-id", arg, 1024, &v) != 0)
+				return 2;
+			opt->device_id = (int) v;
+			return 0;
+		case OPT_WATCH_FD:
+			if (numeric_option("watch-fd", arg, 1 << 20, &v) != 0)
+				return 2;
+			opt->watch_fd = (int) v;
+			return 0;
+		case OPT_REFER:
+			{
+				double	   *r = opt->refer[opt->n_refer];
+				char		tail;
+
+				if (opt->n_refer >= 16 ||
+					sscanf(arg, "%lf,%lf,%lf,%lf%c", &r[0], &r[1], &r[2], &r[3], &tail) != 4)
+				{
+					fprintf(stderr, "groma-server: --refer needs x1,y1,x2,y2 (at most 16 boxes)\n");
+					return 2;
+				}
+				opt->n_refer++;
+				return 0;
+			}
+		default:
+			usage(stderr);
+			return 2;
+	}
+}
+
+/* Checks the options a command needs and runs it; returns the exit status. */
+static int
+dispatch(const char *command, groma_cli_options *opt)
+{
+	bool		serve = strcmp(command, "serve") == 0;
+
+	if (strcmp(opt->device, "cpu") != 0 && strcmp(opt->device, "cuda") != 0 &&
+		!(serve && strcmp(opt->device, "auto") == 0))
+	{
+		fprintf(stderr, "groma-server: --device must be cpu or cuda%s\n", serve ? " or auto" : "");
+		return 2;
+	}
+	if (serve)
+	{
+		if (opt->socket_path == NULL)
+		{
+			fprintf(stderr, "groma-server: --serve needs --socket PATH\n");
+			return 2;
+		}
+		return groma_serve(opt);
+	}
+	if (strcmp(command, "decode") == 0)
+	{
+		if (opt->out_path == NULL)
+		{
+			fprintf(stderr, "groma-server: --decode needs --out FILE\n");
+			return 2;
+		}
+		return groma_cli_decode(opt);
+	}
+	if (strcmp(command, "info") == 0)
+		return groma_cli_info(opt);
+	if (strcmp(command, "image") == 0)
+	{
+		if (opt->model_dir == NULL || (opt->prompt == NULL) == (opt->task == NULL))
+		{
+			fprintf(stderr, "groma-server: --image needs --model DIR and exactly one of --prompt or --task\n");
+			return 2;
+		}
+		return groma_cli_generate(opt);
+	}
+	if (strcmp(command, "bench") == 0)
+	{
+		if (!opt->random_weights || opt->config == NULL)
+		{
+			fprintf(stderr, "groma-server: --bench needs --random-weights and --config real|FILE\n");
+			return 2;
+		}
+		return groma_cli_bench(opt);
+	}
+	if (strcmp(command, "regions") == 0)
+	{
+		if (opt->model_dir == NULL)
+		{
+			fprintf(stderr, "groma-server: --regions needs --model DIR\n");
+			return 2;
+		}
+		return groma_cli_regions(opt);
+	}
+	return groma_cli_device_info();
+}
+
+/* Entry point: exit 0 on success, 1 when the work failed, 2 on a usage error, 3 on a lost GPU. */
 int
 main(int argc, char **argv)
 {
 	groma_cli_options opt;
 	const char *command = NULL;
+	int			c;
 
 	memset(&opt, 0, sizeof(opt));
 	opt.device = "cpu";
 	opt.max_new_tokens = 256;
 	opt.limits = groma_jpeg_default_limits();
-
-	for (int i = 1; i < argc; i++)
+	opt.max_queue = GROMA_SERVE_DEFAULT_MAX_QUEUE;
+	opt.log_level = "info";
+	opt.watch_fd = -1;
+	opt.device_id = -1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1)
 	{
-		const char *a = argv[i];
-		int			has_value = i + 1 < argc;
+		int			rc;
 
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+		if (c == '?' || c == ':')
 		{
-			usage(stdout);
-			return 0;
-		}
-		else if (strcmp(a, "--version") == 0)
-		{
-			printf("groma-server %s\n", GROMA_VERSION);
-			return 0;
-		}
-		else if ((strcmp(a, "--decode") == 0 || strcmp(a, "--info") == 0 ||
-				  strcmp(a, "--regions") == 0 || strcmp(a, "--image") == 0) && has_value)
-		{
-			command = a + 2;
-			opt.image_path = argv[++i];
-		}
-		else if (strcmp(a, "--device-info") == 0)
-			command = "device-info";
-		else if (strcmp(a, "--bench") == 0)
-			command = "bench";
-		else if (strcmp(a, "--random-weights") == 0)
-			opt.random_weights = true;
-		else if (strcmp(a, "--config") == 0 && has_value)
-			opt.config = argv[++i];
-		else if (strcmp(a, "--weights") == 0 && has_value)
-			opt.weights = argv[++i];
-		else if (strcmp(a, "--out") == 0 && has_value)
-			opt.out_path = argv[++i];
-		else if (strcmp(a, "--model") == 0 && has_value)
-			opt.model_dir = argv[++i];
-		else if (strcmp(a, "--prompt") == 0 && has_value)
-			opt.prompt = argv[++i];
-		else if (strcmp(a, "--task") == 0 && has_value)
-			opt.task = argv[++i];
-		else if (strcmp(a, "--phrase") == 0 && has_value)
-			opt.phrase = argv[++i];
-		else if (strcmp(a, "--max-new-tokens") == 0 && has_value)
-		{
-			long		v;
-
-			if (parse_positive_long(argv[++i], &v) != 0 || v > 4096)
-			{
-				fprintf(stderr, "groma-server: --max-new-tokens needs an integer in 1..4096\n");
-				return 2;
-			}
-			opt.max_new_tokens = (int) v;
-		}
-		else if (strcmp(a, "--refer") == 0 && has_value)
-		{
-			double	   *r = opt.refer[opt.n_refer];
-			char		tail;
-
-			if (opt.n_refer >= 16 ||
-				sscanf(argv[++i], "%lf,%lf,%lf,%lf%c", &r[0], &r[1], &r[2], &r[3], &tail) != 4)
-			{
-				fprintf(stderr, "groma-server: --refer needs x1,y1,x2,y2 (at most 16 boxes)\n");
-				return 2;
-			}
-			opt.n_refer++;
-		}
-		else if (strcmp(a, "--device") == 0 && has_value)
-			opt.device = argv[++i];
-		else if (strcmp(a, "--max-image-pixels") == 0 && has_value)
-		{
-			if (parse_positive_long(argv[++i], &opt.limits.max_pixels) != 0)
-			{
-				fprintf(stderr, "groma-server: --max-image-pixels needs a positive integer\n");
-				return 2;
-			}
-		}
-		else
-		{
-			fprintf(stderr, "groma-server: unknown or incomplete option \"%s\"\n", a);
+			fprintf(stderr, "groma-server: unknown or incomplete option \"%s\"\n", argv[optind - 1]);
 			usage(stderr);
 			return 2;
 		}
+		rc = apply_option(c, optarg, &opt, &command);
+		if (rc != 0)
+			return rc == 1 ? 0 : 2;
 	}
-
+	if (optind < argc)
+	{
+		fprintf(stderr, "groma-server: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
 	if (command == NULL)
 	{
 		usage(stderr);
 		return 2;
 	}
-	if (strcmp(opt.device, "cpu") != 0 && strcmp(opt.device, "cuda") != 0)
+	if (opt.threads > 0)
 	{
-		fprintf(stderr, "groma-server: --device must be cpu or cuda\n");
-		return 2;
+		char		n[16];
+
+		snprintf(n, sizeof(n), "%d", opt.threads);
+		setenv("GROMA_THREADS", n, 1);
 	}
-	if (strcmp(command, "decode") == 0)
-	{
-		if (opt.out_path == NULL)
-		{
-			fprintf(stderr, "groma-server: --decode needs --out FILE\n");
-			return 2;
-		}
-		return groma_cli_decode(&opt);
-	}
-	if (strcmp(command, "info") == 0)
-		return groma_cli_info(&opt);
-	if (strcmp(command, "image") == 0)
-	{
-		if (opt.model_dir == NULL || (opt.prompt == NULL) == (opt.task == NULL))
-		{
-			fprintf(stderr, "groma-server: --image needs --model DIR and exactly one of --prompt or --task\n");
-			return 2;
-		}
-		return groma_cli_generate(&opt);
-	}
-	if (strcmp(command, "bench") == 0)
-	{
-		if (!opt.random_weights || opt.config == NULL)
-		{
-			fprintf(stderr, "groma-server: --bench needs --random-weights and --config real|FILE\n");
-			return 2;
-		}
-		return groma_cli_bench(&opt);
-	}
-	if (strcmp(command, "regions") == 0)
-	{
-		if (opt.model_dir == NULL)
-		{
-			fprintf(stderr, "groma-server: --regions needs --model DIR\n");
-			return 2;
-		}
-		return groma_cli_regions(&opt);
-	}
-	return groma_cli_device_info();
+	return dispatch(command, &opt);
 }

@@ -1,0 +1,65 @@
+/*
+ * server_registry.h - the groma-server processes the launcher runs, as
+ * shared memory that backends read: one slot per server (per entry of
+ * groma.devices, or one slot when it is empty).
+ *
+ * Written by the launcher background worker (pid, state, exits), read by
+ * backends to choose a server and to explain a failure; the in_flight
+ * counters are changed by backends around each request.
+ */
+#ifndef GROMA_SERVER_REGISTRY_H
+#define GROMA_SERVER_REGISTRY_H
+
+#include "postgres.h"
+
+#include "port/atomics.h"
+#include "storage/spin.h"
+
+/* At most this many servers (entries of groma.devices). */
+#define GROMA_MAX_SERVERS 16
+
+/* What the launcher knows of a slot's process. */
+typedef enum groma_slot_state
+{
+	GROMA_SLOT_UNUSED = 0,		/* no server for this slot */
+	GROMA_SLOT_STOPPED,			/* not running: launcher not started yet, or shutting down */
+	GROMA_SLOT_STARTING,		/* forked; its socket does not answer yet */
+	GROMA_SLOT_RUNNING,			/* its socket answers (the server's own STATUS says more) */
+	GROMA_SLOT_BACKOFF			/* exited; waiting before the next start */
+} groma_slot_state;
+
+typedef struct groma_server_slot
+{
+	slock_t		mutex;			/* protects every field but in_flight */
+	groma_slot_state state;
+	int			pid;			/* 0 when not running */
+	uint64		generation;		/* incremented at every start */
+	char		socket_path[64];	/* relative to the data directory */
+	char		device[32];		/* "cpu", "cuda:1", ... */
+	char		model_path[1024];	/* as passed to this start */
+	TimestampTz started_at;
+	int			restarts;		/* starts after the first */
+	int			last_exit_code; /* -1 when none or killed by a signal */
+	int			last_exit_signal;	/* 0 when none or a normal exit */
+	int			last_exit_pid;	/* the pid whose exit these describe */
+	char		last_stderr[256];	/* the last line it wrote to stderr */
+	pg_atomic_uint32 in_flight; /* requests backends have sent and not yet read back */
+} groma_server_slot;
+
+typedef struct groma_registry
+{
+	int			n_servers;		/* slots in use (set by the launcher) */
+	bool		launcher_running;
+	groma_server_slot slots[GROMA_MAX_SERVERS];
+} groma_registry;
+
+/* The registry, or NULL when groma was not loaded through shared_preload_libraries. */
+extern groma_registry *groma_registry_shared;
+
+/* Requests the shared memory (from _PG_init, under shared_preload_libraries only). */
+void		groma_registry_request(void);
+
+/* Copies a slot's fields under its lock (in_flight read atomically). */
+void		groma_registry_snapshot(int slot, groma_server_slot *out);
+
+#endif							/* GROMA_SERVER_REGISTRY_H */

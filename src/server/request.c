@@ -1,0 +1,264 @@
+/*
+ * request.c - one request on a loaded model: image checks, the regions the
+ * model keeps, and grounded answers, with boxes in pixels of the original
+ * image.  Shared by the command line and the socket server.
+ */
+#include "request.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../image/preprocess.h"
+#include "../model/generate.h"
+#include "../model/vision.h"
+#include "../text/grounded_output.h"
+#include "../text/prompt.h"
+
+/* Opens an engine; see request.h. */
+groma_status
+groma_engine_open(const groma_cli_options *opt, groma_engine *e)
+{
+	memset(e, 0, sizeof(*e));
+	GROMA_TRY(groma_cli_session_open(opt, GROMA_CLI_ACT_BYTES, &e->session));
+	return groma_tokenizer_load(opt->model_dir, &e->tok);
+}
+
+/* Closes an engine; see request.h. */
+void
+groma_engine_close(groma_engine *e)
+{
+	groma_tokenizer_free(e->tok);
+	groma_cli_session_close(&e->session);
+	memset(e, 0, sizeof(*e));
+}
+
+/* Fills a failed reply; see request.h. */
+void
+groma_reply_set_error(groma_reply *reply, const groma_request *req, groma_status st)
+{
+	groma_reply_free(reply);
+	reply->kind = req->kind;
+	reply->id = req->id;
+	reply->status = st;
+}
+
+/* The request's JPEG limits: the defaults with its pixel limit. */
+static groma_jpeg_limits
+request_limits(const groma_request *req)
+{
+	groma_jpeg_limits limits = groma_jpeg_default_limits();
+
+	if (req->max_pixels > 0)
+		limits.max_pixels = (long) req->max_pixels;
+	return limits;
+}
+
+/* VALIDATE: decodes and preprocesses the image as the model would. */
+static groma_status
+run_validate(const groma_request *req, groma_reply *reply)
+{
+	groma_jpeg_limits limits = request_limits(req);
+	uint8_t    *resized = malloc((size_t) GROMA_IMAGE_SIZE * GROMA_IMAGE_SIZE * 3);	/* [448][448][3] */
+	float	   *pixels = malloc(sizeof(float) * 3 * GROMA_IMAGE_SIZE * GROMA_IMAGE_SIZE);	/* [3][448][448] */
+	groma_status st = resized && pixels ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
+
+	if (st.code == GROMA_OK)
+		st = groma_preprocess_jpeg(req->image, req->image_len, &limits, resized, pixels, &reply->width,
+								   &reply->height);
+	free(resized);
+	free(pixels);
+	return st;
+}
+
+/* Runs the vision side for req on the engine's arenas (reset first). */
+static groma_status
+run_vision(groma_engine *e, const groma_request *req, groma_vision_result *vis)
+{
+	groma_cli_session *s = &e->session;
+	groma_jpeg_limits limits = request_limits(req);
+
+	groma_arena_reset(&s->act);
+	groma_arena_reset(&s->out);
+	groma_arena_reset(&s->host);
+	return groma_vision_run(s->model, req->image, req->image_len, &limits, &req->refer[0][0], req->n_refer,
+							&s->act, &s->out, &s->host, vis);
+}
+
+/* Copies the vision timings into the reply. */
+static void
+set_vision_timing(groma_reply *reply, const groma_vision_result *vis)
+{
+	const groma_vision_timing *t = &vis->timing;
+
+	reply->width = vis->width;
+	reply->height = vis->height;
+	reply->stage_ms[0] = t->decode_ms;
+	reply->stage_ms[1] = t->dinov2_ms;
+	reply->stage_ms[2] = t->bridge_ms;
+	reply->stage_ms[3] = t->proposer_ms;
+	reply->stage_ms[4] = t->select_ms;
+	reply->stage_ms[5] = t->region_ms;
+	reply->vision_ms = t->decode_ms + t->dinov2_ms + t->bridge_ms + t->proposer_ms + t->select_ms + t->region_ms;
+}
+
+/*
+ * REGIONS: the kept boxes in score order.  Refer boxes always stay; the
+ * model's own boxes are further cut to min_score and max_regions when the
+ * request sets them, and refer matches are renumbered to the boxes sent.
+ */
+static groma_status
+run_regions(groma_engine *e, const groma_request *req, groma_reply *reply)
+{
+	groma_vision_result vis;
+	int64_t		k = e->session.model->proposer.cfg.num_queries;
+	int			kept_model = 0,
+				n = 0;
+	int		   *new_index;
+
+	GROMA_TRY(run_vision(e, req, &vis));
+	set_vision_timing(reply, &vis);
+	new_index = malloc(sizeof(int) * (size_t) (vis.n_regions + 1));
+	reply->boxes = malloc(sizeof(double) * 4 * (size_t) (vis.n_regions + 1));
+	reply->scores = malloc(sizeof(float) * (size_t) (vis.n_regions + 1));
+	reply->is_refer = malloc((size_t) vis.n_regions + 1);
+	if (!new_index || !reply->boxes || !reply->scores || !reply->is_refer)
+	{
+		free(new_index);
+		return groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
+	}
+	for (int i = 0; i < vis.n_regions; i++)
+	{
+		bool		refer = vis.kept[i] >= k;
+
+		new_index[i] = -1;
+		if (!refer && ((req->min_score >= 0 && vis.scores[i] < req->min_score) ||
+					   (req->max_regions > 0 && kept_model >= req->max_regions)))
+			continue;
+		kept_model += refer ? 0 : 1;
+		groma_box_to_pixels(vis.boxes + 4 * i, vis.width, vis.height, reply->boxes + 4 * n);
+		reply->scores[n] = vis.scores[i];
+		reply->is_refer[n] = refer ? 1 : 0;
+		new_index[i] = n++;
+	}
+	reply->n_regions = n;
+	reply->n_refer_match = vis.n_refer;
+	for (int i = 0; i < vis.n_refer; i++)
+		reply->refer_match[i] = new_index[vis.refer_match[i]];
+	free(new_index);
+	return groma_ok();
+}
+
+/* Builds the query text of a GENERATE request: its prompt, or its task's prompt around its phrase. */
+static groma_status
+request_query(const groma_request *req, char **query)
+{
+	const char *text = req->text ? req->text : "";
+
+	*query = NULL;
+	if (req->task < 0)
+	{
+		*query = strdup(text);
+		return *query ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
+	}
+	if (req->task == GROMA_TASK_DESCRIBE && req->n_refer != 1)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "describing a region needs exactly one refer box, got %d",
+						   req->n_refer);
+	if (req->task != GROMA_TASK_DESCRIBE && req->n_refer != 0)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "refer boxes need a query that refers to them");
+	return groma_task_query((groma_task) req->task, req->task == GROMA_TASK_GROUND ? text : NULL, query);
+}
+
+/* Copies a parsed answer into the reply: text, groundings with pixel boxes, ids. */
+static groma_status
+fill_answer(groma_reply *reply, const groma_vision_result *vis, const groma_generation *gen,
+			const groma_grounded_answer *a)
+{
+	reply->text = strdup(a->text);
+	reply->groundings = calloc((size_t) a->n_groundings + 1, sizeof(groma_reply_grounding));
+	reply->ids = malloc(sizeof(int32_t) * (gen->n + 1));
+	if (!reply->text || !reply->groundings || !reply->ids)
+		return groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
+	reply->n_groundings = a->n_groundings;
+	for (int i = 0; i < a->n_groundings; i++)
+	{
+		const groma_grounding *g = &a->groundings[i];
+		groma_reply_grounding *r = &reply->groundings[i];
+
+		r->phrase = strdup(g->phrase);
+		r->boxes = malloc(sizeof(double) * 4 * (size_t) (g->n_boxes + 1));
+		if (!r->phrase || !r->boxes)
+			return groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
+		r->start = g->start;
+		r->stop = g->stop;
+		r->n_boxes = g->n_boxes;
+		for (int k = 0; k < g->n_boxes; k++)
+			groma_box_to_pixels(vis->boxes + 4 * g->boxes[k], vis->width, vis->height, r->boxes + 4 * k);
+	}
+	for (size_t i = 0; i < gen->n; i++)
+		reply->ids[i] = gen->ids[i];
+	reply->n_ids = (int32_t) gen->n;
+	reply->hit_eos = gen->hit_eos;
+	reply->prompt_tokens = (int32_t) gen->prompt_tokens;
+	reply->prefill_ms = gen->prefill_ms;
+	reply->decode_ms = gen->decode_ms;
+	reply->n_regions = vis->n_regions;
+	return groma_ok();
+}
+
+/* GENERATE: vision, then greedy decoding of the query, parsed into text and groundings. */
+static groma_status
+run_generate(groma_engine *e, const groma_request *req, groma_reply *reply)
+{
+	groma_vision_result vis;
+	groma_generation gen = {0};
+	groma_grounded_answer answer = {0};
+	char	   *query = NULL;
+	char	   *checked = NULL;
+	groma_status st = request_query(req, &query);
+
+	/* a bad query is refused before any model work */
+	if (st.code == GROMA_OK)
+		st = groma_prompt_text(query, &checked);
+	free(checked);
+	if (st.code == GROMA_OK)
+		st = run_vision(e, req, &vis);
+	if (st.code == GROMA_OK)
+	{
+		set_vision_timing(reply, &vis);
+		st = groma_generate(e->session.model, e->tok, &vis, query, req->max_new_tokens, true, &e->session.act,
+							&gen);
+	}
+	if (st.code == GROMA_OK)
+		st = groma_parse_grounded(e->tok, gen.ids, gen.n, vis.n_regions, &answer);
+	if (st.code == GROMA_OK)
+		st = fill_answer(reply, &vis, &gen, &answer);
+	groma_grounded_answer_free(&answer);
+	groma_generation_free(&gen);
+	free(query);
+	return st;
+}
+
+/* Runs one request; see request.h. */
+groma_status
+groma_request_run(groma_engine *e, const groma_request *req, groma_reply *reply)
+{
+	groma_status st;
+
+	memset(reply, 0, sizeof(*reply));
+	reply->kind = req->kind;
+	reply->id = req->id;
+	if (req->kind == GROMA_MSG_VALIDATE)
+		st = run_validate(req, reply);
+	else if (req->kind != GROMA_MSG_REGIONS && req->kind != GROMA_MSG_GENERATE)
+		st = groma_error(GROMA_ERR_INVALID_ARGUMENT, "request kind %d does not run on the model", (int) req->kind);
+	else if (e == NULL || e->session.model == NULL)
+		st = groma_error(GROMA_ERR_UNAVAILABLE, "no model is loaded");
+	else if (req->kind == GROMA_MSG_REGIONS)
+		st = run_regions(e, req, reply);
+	else
+		st = run_generate(e, req, reply);
+	if (st.code != GROMA_OK)
+		groma_reply_set_error(reply, req, st);
+	reply->status = st;
+	return st;
+}

@@ -1,0 +1,264 @@
+/*
+ * serve.c - groma-server --serve: the listening socket (owner-only), the
+ * accept loop, signals, and shutdown.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "serve_internal.h"
+
+#ifdef GROMA_WITH_CUDA
+#include "../../kernels/groma_cuda.h"
+#endif
+
+/* The write end of the stop pipe, for the signal handler. */
+static int	stop_fd = -1;
+
+/* SIGTERM / SIGINT: wake the main thread (async-signal-safe). */
+static void
+on_stop_signal(int sig)
+{
+	int			saved = errno;
+
+	if (stop_fd >= 0 && write(stop_fd, "s", 1) < 0)
+		(void) 0;
+	errno = saved;
+}
+
+/*
+ * Checks that the socket's directory is the server owner's and closed to
+ * everyone else (mode 0700 or tighter); returns false, saying why, otherwise.
+ */
+static bool
+socket_dir_private(const char *path)
+{
+	char	   *copy = strdup(path);
+	struct stat st;
+	bool		ok;
+
+	if (copy == NULL)
+		return false;
+	if (stat(dirname(copy), &st) != 0)
+	{
+		serve_log(SERVE_LOG_ERROR, "socket directory of %s: %s", path, strerror(errno));
+		ok = false;
+	}
+	else if (st.st_uid != geteuid() || (st.st_mode & 077) != 0)
+	{
+		serve_log(SERVE_LOG_ERROR, "socket directory of %s must belong to this user with mode 0700 (it has %03o)",
+				  path, (unsigned) (st.st_mode & 0777));
+		ok = false;
+	}
+	else
+		ok = true;
+	free(copy);
+	return ok;
+}
+
+/* Binds and listens on path, replacing a stale socket; returns the fd or -1. */
+static int
+listen_on(const char *path)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	int			fd;
+
+	if (strlen(path) >= sizeof(addr.sun_path))
+	{
+		serve_log(SERVE_LOG_ERROR, "socket path %s is longer than %zu bytes", path, sizeof(addr.sun_path) - 1);
+		return -1;
+	}
+	if (!socket_dir_private(path))
+		return -1;
+	strcpy(addr.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	/* a socket that nobody answers on is a leftover of a killed server */
+	if (connect(fd, (struct sockaddr *) &addr, sizeof(addr)) == 0)
+	{
+		serve_log(SERVE_LOG_ERROR, "another groma-server already listens on %s", path);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *) &addr, sizeof(addr)) != 0 || chmod(path, 0600) != 0 ||
+		listen(fd, 256) != 0)
+	{
+		serve_log(SERVE_LOG_ERROR, "cannot listen on %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Accepts one connection and starts its thread when the peer runs as this user; others are refused and logged. */
+static void
+accept_one(serve_state *s, int listen_fd)
+{
+	struct ucred cred;
+	socklen_t	len = sizeof(cred);
+	int			fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != geteuid())
+	{
+		serve_log(SERVE_LOG_WARNING, "refused a connection from uid %d (pid %d): only uid %d may use groma-server",
+				  (int) cred.uid, (int) cred.pid, (int) geteuid());
+		close(fd);
+		return;
+	}
+	serve_connection_start(s, fd);
+}
+
+/* Names the device the server computes on, resolving "auto"; returns false when it is unusable. */
+static bool
+resolve_device(const groma_cli_options *opt, char *name, size_t len, const char **device)
+{
+	*device = opt->device;
+	if (strcmp(opt->device, "auto") == 0)
+	{
+		*device = "cpu";
+#ifdef GROMA_WITH_CUDA
+		{
+			char		why[256];
+
+			if (groma_cuda_device_count(why, sizeof(why)) > 0)
+				*device = "cuda";
+		}
+#endif
+	}
+	if (opt->device_id >= 0)
+		snprintf(name, len, "%s:%d", *device, opt->device_id);
+	else
+		snprintf(name, len, "%s", *device);
+	return true;
+}
+
+/* Waits up to ms milliseconds for every accepted job to have its reply written. */
+static void
+wait_for_replies(serve_state *s, int ms)
+{
+	double		until = serve_now_ms() + ms;
+
+	pthread_mutex_lock(&s->lock);
+	while (s->outstanding > 0 && serve_now_ms() < until)
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000)
+		{
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&s->idle, &s->lock, &ts);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The accept loop: runs until a stop signal, end of file on the watch fd, or the scheduler stopping. */
+static void
+accept_loop(serve_state *s, int listen_fd)
+{
+	for (;;)
+	{
+		struct pollfd fds[3] = {{listen_fd, POLLIN, 0}, {s->stop_pipe[0], POLLIN, 0}, {s->opt->watch_fd, POLLIN, 0}};
+		int			n = poll(fds, s->opt->watch_fd >= 0 ? 3 : 2, -1);
+
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n <= 0)
+			continue;
+		if (fds[1].revents)
+		{
+			serve_log(SERVE_LOG_INFO, "stop requested: shutting down");
+			break;
+		}
+		if (s->opt->watch_fd >= 0 && fds[2].revents)
+		{
+			char		buf[64];
+
+			if (read(s->opt->watch_fd, buf, sizeof(buf)) <= 0)
+			{
+				serve_log(SERVE_LOG_INFO, "the launcher is gone (end of file on fd %d): shutting down",
+						  s->opt->watch_fd);
+				break;
+			}
+		}
+		if (fds[0].revents & POLLIN)
+			accept_one(s, listen_fd);
+	}
+}
+
+/* Runs the server; see serve.h. */
+int
+groma_serve(const groma_cli_options *opt)
+{
+	static serve_state s;
+	struct sigaction sa;
+	const char *device;
+	pthread_t	scheduler;
+	int			listen_fd;
+
+	memset(&s, 0, sizeof(s));
+	s.opt = opt;
+	pthread_mutex_init(&s.lock, NULL);
+	pthread_cond_init(&s.work, NULL);
+	pthread_cond_init(&s.idle, NULL);
+	if (!serve_log_set_level(opt->log_level))
+	{
+		fprintf(stderr, "groma-server: --log-level must be error, warning, info or debug\n");
+		return 2;
+	}
+	resolve_device(opt, s.device, sizeof(s.device), &device);
+	((groma_cli_options *) opt)->device = device;
+	if (pipe2(s.stop_pipe, O_CLOEXEC) != 0)
+		return GROMA_SERVE_EXIT_SETUP;
+	stop_fd = s.stop_pipe[1];
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+
+	listen_fd = listen_on(opt->socket_path);
+	if (listen_fd < 0)
+		return GROMA_SERVE_EXIT_SETUP;
+	serve_log(SERVE_LOG_INFO, "listening on %s (pid %d, device %s, max queue %d)", opt->socket_path, (int) getpid(),
+			  s.device, opt->max_queue);
+	if (!serve_scheduler_start(&s, &scheduler))
+	{
+		serve_log(SERVE_LOG_ERROR, "cannot start the scheduler thread");
+		return GROMA_SERVE_EXIT_SETUP;
+	}
+	accept_loop(&s, listen_fd);
+
+	/* shutdown: no new connections or requests, queued ones answered, the running one cancelled */
+	close(listen_fd);
+	unlink(opt->socket_path);
+	serve_drain(&s);
+	pthread_join(scheduler, NULL);
+	wait_for_replies(&s, 2000);
+	serve_log(SERVE_LOG_INFO, "stopped (served %llu, failed %llu)", (unsigned long long) s.served,
+			  (unsigned long long) s.failed);
+	/* connection threads may still block in reads: leave without freeing what they use */
+	return s.exit_code;
+}

@@ -1,0 +1,30 @@
+/*
+ * serve.h - groma-server --serve: the socket server that PostgreSQL
+ * backends talk to (protocol.h).
+ *
+ * Threads: the main thread accepts connections and watches for SIGTERM and
+ * the launcher's pipe; one thread per connection reads frames and answers
+ * what needs no model (ping, status, image checks) at once; one scheduler
+ * thread loads the model and runs queued requests in order.  The queue is a
+ * list the scheduler takes from under one lock, so it can later take
+ * several ready requests at once (batching).
+ */
+#ifndef GROMA_SERVE_H
+#define GROMA_SERVE_H
+
+#include "cli.h"
+
+/* Queued requests allowed by default before new ones are refused as busy. */
+#define GROMA_SERVE_DEFAULT_MAX_QUEUE 64
+
+/* Exit status when the socket cannot be set up (another server, bad directory). */
+#define GROMA_SERVE_EXIT_SETUP 4
+
+/*
+ * Runs the server until SIGTERM/SIGINT or end of file on --watch-fd;
+ * returns the exit status: 0 after a clean shutdown, 3 after a lost GPU,
+ * GROMA_SERVE_EXIT_SETUP when the socket could not be set up.
+ */
+int			groma_serve(const groma_cli_options *opt);
+
+#endif							/* GROMA_SERVE_H */

@@ -1,0 +1,228 @@
+/*
+ * serve_connection.c - one thread per client connection: reads request
+ * frames, answers ping, status and image checks at once, queues model
+ * requests and waits for them while watching the socket for a cancel or
+ * the client going away.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "serve_internal.h"
+
+typedef struct connection
+{
+	serve_state *server;
+	int			fd;
+	int			wake_fd;		/* eventfd the scheduler writes when our job is done */
+} connection;
+
+/* Waits for a queued job while watching the socket; returns false when the client is gone. */
+static bool
+wait_for_job(connection *c, serve_job *job)
+{
+	bool		client_alive = true;
+
+	for (;;)
+	{
+		struct pollfd fds[2] = {{c->wake_fd, POLLIN, 0}, {c->fd, POLLIN, 0}};
+		int			n = poll(fds, client_alive ? 2 : 1, -1);
+		bool		done;
+
+		if (n < 0 && errno != EINTR)
+			return false;
+		if (n > 0 && (fds[0].revents & POLLIN))
+		{
+			uint64_t	count;
+
+			if (read(c->wake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+				return false;
+		}
+		pthread_mutex_lock(&c->server->lock);
+		done = job->done;
+		pthread_mutex_unlock(&c->server->lock);
+		if (done)
+			return client_alive;
+		if (client_alive && n > 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
+		{
+			groma_frame_header h;
+			uint8_t    *payload;
+			groma_status why;
+			int			got = serve_read_frame(c->fd, &h, &payload, &why);
+			groma_request req = {0};
+
+			if (got == 1 && h.kind == GROMA_MSG_CANCEL &&
+				groma_proto_decode_request(&h, payload, h.payload_len, &req).code == GROMA_OK &&
+				req.cancel_id == job->req.id)
+				serve_log(SERVE_LOG_DEBUG, "request %u: cancelled by the client", (unsigned) job->req.id);
+			else if (got == 1)
+				serve_log(SERVE_LOG_WARNING, "request %u: another frame while it runs; dropping it and the connection",
+						  (unsigned) job->req.id);
+			else
+				serve_log(SERVE_LOG_DEBUG, "request %u: the client went away; cancelling it", (unsigned) job->req.id);
+			if (got == 1)
+				groma_request_free(&req);
+			free(payload);
+			serve_cancel(c->server, job);
+			/* a cancel frame keeps the connection: the cancelled reply is still sent */
+			client_alive = got == 1 && h.kind == GROMA_MSG_CANCEL;
+		}
+	}
+}
+
+/* Runs a model request through the queue and writes its reply; returns false when the connection should close. */
+static bool
+run_queued(connection *c, groma_request *req)
+{
+	serve_job  *job = calloc(1, sizeof(serve_job));
+	bool		alive;
+
+	if (job == NULL)
+	{
+		groma_reply r = {.kind = req->kind, .id = req->id,
+		.status = groma_error(GROMA_ERR_NO_MEMORY, "out of memory")};
+
+		groma_request_free(req);
+		return serve_send_reply(c->fd, &r);
+	}
+	job->req = *req;			/* the job owns the request's buffers now */
+	memset(req, 0, sizeof(*req));
+	job->wake_fd = c->wake_fd;
+	serve_submit(c->server, job);
+	alive = wait_for_job(c, job);
+	if (alive)
+		alive = serve_send_reply(c->fd, &job->reply);
+	pthread_mutex_lock(&c->server->lock);
+	c->server->outstanding--;
+	pthread_cond_broadcast(&c->server->idle);
+	pthread_mutex_unlock(&c->server->lock);
+	groma_reply_free(&job->reply);
+	groma_request_free(&job->req);
+	free(job);
+	return alive;
+}
+
+/* Answers one request frame; returns false when the connection should close. */
+static bool
+handle_request(connection *c, groma_request *req)
+{
+	groma_reply reply = {.kind = req->kind, .id = req->id};
+	bool		ok;
+
+	switch (req->kind)
+	{
+		case GROMA_MSG_REGIONS:
+		case GROMA_MSG_GENERATE:
+			return run_queued(c, req);
+		case GROMA_MSG_CANCEL:
+			/* nothing of ours runs: a late cancel has nothing to stop */
+			return true;
+		case GROMA_MSG_PING:
+			reply.status = groma_ok();
+			break;
+		case GROMA_MSG_STATUS:
+			serve_fill_status(c->server, &reply);
+			break;
+		case GROMA_MSG_VALIDATE:
+			/* image checks need no model: answered here, also while the model loads */
+			groma_request_run(NULL, req, &reply);
+			serve_log(SERVE_LOG_DEBUG, "request %u validate image=%uB %s", (unsigned) req->id,
+					  (unsigned) req->image_len, groma_status_code_name(reply.status.code));
+			break;
+		case GROMA_MSG_REPLY:
+			return false;
+	}
+	ok = serve_send_reply(c->fd, &reply);
+	groma_reply_free(&reply);
+	return ok;
+}
+
+/* The connection thread: frames until end of file or a protocol error. */
+static void *
+connection_main(void *arg)
+{
+	connection *c = arg;
+
+	for (;;)
+	{
+		groma_frame_header h;
+		uint8_t    *payload;
+		groma_status why;
+		groma_request req;
+		int			got = serve_read_frame(c->fd, &h, &payload, &why);
+		bool		keep;
+
+		if (got == 0)
+			break;
+		if (got < 0)
+		{
+			serve_log(SERVE_LOG_WARNING, "closing a connection: %s", why.message);
+			if (h.version != 0 && h.version != GROMA_PROTO_VERSION)
+			{
+				/* tell a client of another version why, in a reply it can read the status of */
+				groma_reply r = {.kind = GROMA_MSG_PING, .id = h.id, .status = why};
+
+				serve_send_reply(c->fd, &r);
+			}
+			break;
+		}
+		why = groma_proto_decode_request(&h, payload, h.payload_len, &req);
+		free(payload);
+		if (why.code != GROMA_OK)
+		{
+			serve_log(SERVE_LOG_WARNING, "closing a connection: %s", why.message);
+			groma_request_free(&req);
+			break;
+		}
+		keep = handle_request(c, &req);
+		groma_request_free(&req);
+		if (!keep)
+			break;
+	}
+	close(c->fd);
+	close(c->wake_fd);
+	pthread_mutex_lock(&c->server->lock);
+	c->server->connections--;
+	pthread_mutex_unlock(&c->server->lock);
+	free(c);
+	return NULL;
+}
+
+/* Starts a connection thread; see serve_internal.h. */
+void
+serve_connection_start(serve_state *s, int fd)
+{
+	connection *c = calloc(1, sizeof(connection));
+	pthread_attr_t attr;
+	pthread_t	thread;
+
+	if (c == NULL || (c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+	{
+		serve_log(SERVE_LOG_ERROR, "cannot serve a connection: out of memory or file descriptors");
+		free(c);
+		close(fd);
+		return;
+	}
+	c->server = s;
+	c->fd = fd;
+	pthread_mutex_lock(&s->lock);
+	s->connections++;
+	pthread_mutex_unlock(&s->lock);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&thread, &attr, connection_main, c) != 0)
+	{
+		serve_log(SERVE_LOG_ERROR, "cannot start a thread for a connection");
+		pthread_mutex_lock(&s->lock);
+		s->connections--;
+		pthread_mutex_unlock(&s->lock);
+		close(c->wake_fd);
+		close(fd);
+		free(c);
+	}
+	pthread_attr_destroy(&attr);
+}

@@ -1,0 +1,110 @@
+/*
+ * serve_internal.h - what the socket server's files share: the server's
+ * state, the job queue, logging and whole-frame I/O.
+ */
+#ifndef GROMA_SERVE_INTERNAL_H
+#define GROMA_SERVE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "protocol.h"
+#include "request.h"
+#include "serve.h"
+
+/* One model request from a connection, queued for the scheduler. */
+typedef struct serve_job
+{
+	groma_request req;
+	groma_reply reply;			/* filled by the scheduler (or by a refusal) */
+	volatile int cancel;		/* set by the connection: client cancelled or went away */
+	bool		queued;			/* in the queue, not yet taken */
+	bool		done;			/* reply is final */
+	int			wake_fd;		/* the connection's eventfd, written when done */
+	double		enqueued_ms;
+	double		started_ms;
+	double		finished_ms;
+	struct serve_job *next;
+} serve_job;
+
+/* The whole server. */
+typedef struct serve_state
+{
+	const groma_cli_options *opt;
+	pthread_mutex_t lock;		/* protects everything below */
+	pthread_cond_t work;		/* the queue gained a job, or stopping */
+	pthread_cond_t idle;		/* a reply was written (shutdown waits on it) */
+	serve_job  *head;			/* FIFO of queued jobs */
+	serve_job  *tail;
+	int			queued;
+	int			running;
+	serve_job  *current;		/* the job the scheduler runs, or NULL */
+	int			outstanding;	/* jobs accepted whose reply is not yet written */
+	int			connections;
+	groma_server_state state;
+	char		state_message[GROMA_STATUS_MESSAGE_LEN];	/* why FAILED, or what loads */
+	char		device[32];
+	uint64_t	load_total;		/* bytes of the checkpoint files */
+	uint64_t	served;
+	uint64_t	failed;
+	bool		stopping;
+	int			exit_code;		/* what groma_serve returns */
+	int			stop_pipe[2];	/* written to wake the main thread */
+	groma_engine engine;
+} serve_state;
+
+/* Log levels, lowest first. */
+typedef enum serve_log_level
+{
+	SERVE_LOG_ERROR = 0,
+	SERVE_LOG_WARNING,
+	SERVE_LOG_INFO,
+	SERVE_LOG_DEBUG
+} serve_log_level;
+
+/* Sets the level below which lines are printed; returns false for an unknown name. */
+bool		serve_log_set_level(const char *name);
+
+/* Prints one line "LEVEL: message" on stderr when level is enabled. */
+void		serve_log(serve_log_level level, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+
+/* Returns a monotonic clock reading in milliseconds. */
+double		serve_now_ms(void);
+
+/*
+ * Reads one whole frame from a blocking socket: the header into *h and a
+ * malloc'd payload into *payload.  Returns 1 on success, 0 on end of file
+ * before a header, -1 on an error or a frame that does not parse (*why says
+ * which; *h is filled when the header itself parsed far enough to answer).
+ */
+int			serve_read_frame(int fd, groma_frame_header *h, uint8_t **payload, groma_status *why);
+
+/* Writes all of buf to a socket; returns false when the peer is gone. */
+bool		serve_write_all(int fd, const uint8_t *buf, size_t len);
+
+/* Encodes and writes a reply; returns false when the peer is gone. */
+bool		serve_send_reply(int fd, const groma_reply *reply);
+
+/* Starts the scheduler thread (it loads the model first). */
+bool		serve_scheduler_start(serve_state *s, pthread_t *thread);
+
+/*
+ * Queues a model request for the scheduler, or refuses it (reply filled,
+ * done set) when there is no model or the queue is full.  Under no lock.
+ */
+void		serve_submit(serve_state *s, serve_job *job);
+
+/* Marks a job cancelled; a job still queued leaves the queue and is answered as cancelled. */
+void		serve_cancel(serve_state *s, serve_job *job);
+
+/* Fills a STATUS reply from the server's state. */
+void		serve_fill_status(serve_state *s, groma_reply *reply);
+
+/* Answers every queued job with "shutting down", cancels the running one and wakes the scheduler. */
+void		serve_drain(serve_state *s);
+
+/* Runs one connection until it closes (a detached thread's body); takes ownership of the fd. */
+void		serve_connection_start(serve_state *s, int fd);
+
+#endif							/* GROMA_SERVE_INTERNAL_H */

@@ -1,0 +1,155 @@
+/*
+ * serve_io.c - the socket server's logging and whole-frame reads and writes.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "serve_internal.h"
+
+static serve_log_level log_level = SERVE_LOG_INFO;
+static const char *const level_names[] = {"error", "warning", "info", "debug"};
+
+/* Sets the log level by name; see serve_internal.h. */
+bool
+serve_log_set_level(const char *name)
+{
+	for (int i = 0; i <= SERVE_LOG_DEBUG; i++)
+		if (strcmp(name, level_names[i]) == 0)
+		{
+			log_level = (serve_log_level) i;
+			return true;
+		}
+	return false;
+}
+
+/* Prints one log line; see serve_internal.h. */
+void
+serve_log(serve_log_level level, const char *fmt,...)
+{
+	char		line[1024];
+	va_list		ap;
+
+	if (level > log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* one fprintf per line: stdio locks the stream, so lines from threads never interleave */
+	fprintf(stderr, "%s: %s\n", level_names[level], line);
+	fflush(stderr);
+}
+
+/* Returns monotonic milliseconds; see serve_internal.h. */
+double
+serve_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Reads exactly len bytes; returns len, 0 on end of file before any byte, -1 on an error or a short read. */
+static ssize_t
+read_exact(int fd, uint8_t *buf, size_t len)
+{
+	size_t		got = 0;
+
+	while (got < len)
+	{
+		ssize_t		n = read(fd, buf + got, len - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return got == 0 && n == 0 ? 0 : -1;
+		got += (size_t) n;
+	}
+	return (ssize_t) len;
+}
+
+/* Reads one frame; see serve_internal.h. */
+int
+serve_read_frame(int fd, groma_frame_header *h, uint8_t **payload, groma_status *why)
+{
+	uint8_t		hdr[GROMA_PROTO_HEADER_BYTES];
+	ssize_t		n = read_exact(fd, hdr, sizeof(hdr));
+
+	*payload = NULL;
+	memset(h, 0, sizeof(*h));
+	if (n == 0)
+		return 0;
+	if (n < 0)
+	{
+		*why = groma_error(GROMA_ERR_PROTOCOL, "connection closed inside a frame header");
+		return -1;
+	}
+	*why = groma_proto_parse_header(hdr, h);
+	if (why->code != GROMA_OK)
+		return -1;
+	*payload = malloc((size_t) h->payload_len + 1);
+	if (*payload == NULL)
+	{
+		*why = groma_error(GROMA_ERR_NO_MEMORY, "out of memory for a frame of %u bytes", (unsigned) h->payload_len);
+		return -1;
+	}
+	if (h->payload_len > 0 && read_exact(fd, *payload, h->payload_len) != (ssize_t) h->payload_len)
+	{
+		free(*payload);
+		*payload = NULL;
+		*why = groma_error(GROMA_ERR_PROTOCOL, "connection closed inside a frame of %u bytes",
+						   (unsigned) h->payload_len);
+		return -1;
+	}
+	return 1;
+}
+
+/* Writes a whole buffer; see serve_internal.h. */
+bool
+serve_write_all(int fd, const uint8_t *buf, size_t len)
+{
+	while (len > 0)
+	{
+		ssize_t		n = send(fd, buf, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		buf += n;
+		len -= (size_t) n;
+	}
+	return true;
+}
+
+/* Encodes and sends a reply; see serve_internal.h. */
+bool
+serve_send_reply(int fd, const groma_reply *reply)
+{
+	groma_wbuf	buf = {0};
+	groma_status st = groma_proto_encode_reply(reply, &buf);
+	bool		ok;
+
+	if (st.code != GROMA_OK)
+	{
+		/* a reply over the limits: send its error instead */
+		groma_reply err = {.kind = reply->kind, .id = reply->id, .status = st};
+
+		groma_wbuf_free(&buf);
+		serve_log(SERVE_LOG_WARNING, "request %u: %s", (unsigned) reply->id, st.message);
+		if (groma_proto_encode_reply(&err, &buf).code != GROMA_OK)
+		{
+			groma_wbuf_free(&buf);
+			return false;
+		}
+	}
+	ok = serve_write_all(fd, buf.data, buf.len);
+	groma_wbuf_free(&buf);
+	return ok;
+}

@@ -1,0 +1,321 @@
+/*
+ * serve_scheduler.c - the thread that owns the model: it loads it, then
+ * runs queued requests one at a time (the queue is shaped so that a later
+ * scheduler can take several ready requests at once).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "serve_internal.h"
+#include "../runtime/cancel.h"
+
+/* Wakes the connection waiting for a finished job. */
+static void
+wake(serve_job *job)
+{
+	uint64_t	one = 1;
+
+	if (write(job->wake_fd, &one, sizeof(one)) < 0)
+		serve_log(SERVE_LOG_WARNING, "request %u: could not wake its connection", (unsigned) job->req.id);
+}
+
+/* Finishes a job with an error under the lock (the job must not be queued or running). */
+static void
+finish_with_error(serve_state *s, serve_job *job, groma_status st)
+{
+	groma_reply_set_error(&job->reply, &job->req, st);
+	job->done = true;
+	job->finished_ms = serve_now_ms();
+	s->failed++;
+	wake(job);
+}
+
+/* Returns the bytes of the checkpoint files in dir (0 when none is found). */
+static uint64_t
+checkpoint_bytes(const char *dir)
+{
+	static const char *const names[] = {"model.safetensors", "pytorch_model.bin"};
+	char		path[4096];
+	struct stat st;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+	{
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (stat(path, &st) == 0)
+			return (uint64_t) st.st_size;
+	}
+	return 0;
+}
+
+/* Loads the model named by the options and records the outcome in the state. */
+static void
+load_model(serve_state *s)
+{
+	const groma_cli_options *opt = s->opt;
+	groma_status st;
+	double		t0 = serve_now_ms();
+
+	if (opt->model_dir == NULL || opt->model_dir[0] == '\0')
+	{
+		pthread_mutex_lock(&s->lock);
+		s->state = GROMA_SERVER_NO_MODEL;
+		pthread_mutex_unlock(&s->lock);
+		serve_log(SERVE_LOG_INFO, "ready without a model (no --model): image checks only");
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->state = GROMA_SERVER_LOADING;
+	s->load_total = checkpoint_bytes(opt->model_dir);
+	pthread_mutex_unlock(&s->lock);
+	serve_log(SERVE_LOG_INFO, "loading model %s on %s", opt->model_dir, s->device);
+	st = groma_engine_open(opt, &s->engine);
+	pthread_mutex_lock(&s->lock);
+	if (st.code == GROMA_OK)
+	{
+		s->state = GROMA_SERVER_READY;
+		serve_log(SERVE_LOG_INFO, "ready: model %s loaded in %.0f ms", opt->model_dir, serve_now_ms() - t0);
+	}
+	else
+	{
+		groma_engine_close(&s->engine);
+		s->state = GROMA_SERVER_FAILED;
+		snprintf(s->state_message, sizeof(s->state_message), "%s", st.message);
+		serve_log(SERVE_LOG_ERROR, "the model failed to load (%s): %s", groma_status_code_name(st.code),
+				  st.message);
+		if (st.code == GROMA_ERR_DEVICE_LOST)
+		{
+			s->exit_code = GROMA_CLI_EXIT_DEVICE_LOST;
+			s->stopping = true;
+			if (write(s->stop_pipe[1], "x", 1) < 0)
+				serve_log(SERVE_LOG_ERROR, "cannot wake the main thread");
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Takes the next job that is not cancelled, or NULL when stopping; called and returns under the lock. */
+static serve_job *
+next_job(serve_state *s)
+{
+	for (;;)
+	{
+		serve_job  *job;
+
+		while (s->head == NULL && !s->stopping)
+			pthread_cond_wait(&s->work, &s->lock);
+		if (s->stopping)
+			return NULL;
+		job = s->head;
+		s->head = job->next;
+		if (s->head == NULL)
+			s->tail = NULL;
+		s->queued--;
+		job->queued = false;
+		job->next = NULL;
+		if (!job->cancel)
+			return job;
+		finish_with_error(s, job, groma_error(GROMA_ERR_CANCELLED, "the request was cancelled while queued"));
+	}
+}
+
+/* Logs one finished request. */
+static void
+log_request(const serve_job *job)
+{
+	static const char *const kinds[] = {"?", "ping", "status", "validate", "regions", "generate", "cancel"};
+	const groma_reply *r = &job->reply;
+	const char *kind = job->req.kind >= 1 && job->req.kind <= 6 ? kinds[job->req.kind] : "?";
+
+	if (r->status.code == GROMA_OK)
+		serve_log(SERVE_LOG_INFO, "request %u %s image=%uB wait=%.1fms run=%.1fms ok", (unsigned) job->req.id, kind,
+				  (unsigned) job->req.image_len, job->started_ms - job->enqueued_ms,
+				  job->finished_ms - job->started_ms);
+	else
+		serve_log(SERVE_LOG_INFO, "request %u %s image=%uB wait=%.1fms run=%.1fms %s: %s", (unsigned) job->req.id,
+				  kind, (unsigned) job->req.image_len, job->started_ms - job->enqueued_ms,
+				  job->finished_ms - job->started_ms, groma_status_code_name(r->status.code), r->status.message);
+}
+
+/* The scheduler thread: load, then run jobs until stopping. */
+static void *
+scheduler_main(void *arg)
+{
+	serve_state *s = arg;
+
+	load_model(s);
+	pthread_mutex_lock(&s->lock);
+	for (;;)
+	{
+		serve_job  *job = next_job(s);
+		groma_status st;
+
+		if (job == NULL)
+			break;
+		s->running++;
+		s->current = job;
+		job->started_ms = serve_now_ms();
+		pthread_mutex_unlock(&s->lock);
+
+		groma_cancel_watch(&job->cancel);
+		st = groma_request_run(&s->engine, &job->req, &job->reply);
+		groma_cancel_watch(NULL);
+		job->reply.queue_ms = job->started_ms - job->enqueued_ms;
+
+		pthread_mutex_lock(&s->lock);
+		s->running--;
+		s->current = NULL;
+		job->finished_ms = serve_now_ms();
+		job->done = true;
+		if (st.code == GROMA_OK)
+			s->served++;
+		else
+			s->failed++;
+		log_request(job);
+		wake(job);
+		if (st.code == GROMA_ERR_DEVICE_LOST)
+		{
+			serve_log(SERVE_LOG_ERROR, "the GPU is lost (%s): exiting so the launcher restarts groma-server",
+					  st.message);
+			s->exit_code = GROMA_CLI_EXIT_DEVICE_LOST;
+			s->stopping = true;
+			if (write(s->stop_pipe[1], "x", 1) < 0)
+				serve_log(SERVE_LOG_ERROR, "cannot wake the main thread");
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* Starts the scheduler; see serve_internal.h. */
+bool
+serve_scheduler_start(serve_state *s, pthread_t *thread)
+{
+	return pthread_create(thread, NULL, scheduler_main, s) == 0;
+}
+
+/* Returns why a model request cannot run now (state not READY); called under the lock. */
+static groma_status
+unavailable(const serve_state *s)
+{
+	switch (s->state)
+	{
+		case GROMA_SERVER_NO_MODEL:
+			return groma_error(GROMA_ERR_UNAVAILABLE, "groma-server runs without a model (no model path is set)");
+		case GROMA_SERVER_FAILED:
+			return groma_error(GROMA_ERR_UNAVAILABLE, "the model failed to load: %s", s->state_message);
+		case GROMA_SERVER_STOPPING:
+			return groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down");
+		case GROMA_SERVER_STARTING:
+		case GROMA_SERVER_LOADING:
+		case GROMA_SERVER_READY:
+			break;
+	}
+	return groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is loading the model");
+}
+
+/* Queues or refuses a model request; see serve_internal.h. */
+void
+serve_submit(serve_state *s, serve_job *job)
+{
+	pthread_mutex_lock(&s->lock);
+	job->enqueued_ms = serve_now_ms();
+	s->outstanding++;
+	if (s->stopping || s->state != GROMA_SERVER_READY)
+		finish_with_error(s, job, s->stopping ? groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down")
+						  : unavailable(s));
+	else if (s->queued >= s->opt->max_queue)
+		finish_with_error(s, job, groma_error(GROMA_ERR_BUSY, "groma-server's queue is full (%d requests wait)",
+											  s->queued));
+	else
+	{
+		job->queued = true;
+		if (s->tail)
+			s->tail->next = job;
+		else
+			s->head = job;
+		s->tail = job;
+		s->queued++;
+		pthread_cond_signal(&s->work);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Cancels a job; see serve_internal.h. */
+void
+serve_cancel(serve_state *s, serve_job *job)
+{
+	pthread_mutex_lock(&s->lock);
+	__atomic_store_n(&job->cancel, 1, __ATOMIC_RELAXED);
+	if (job->queued)
+	{
+		serve_job **p = &s->head;
+
+		while (*p != job)
+			p = &(*p)->next;
+		*p = job->next;
+		if (s->tail == job)
+		{
+			s->tail = NULL;
+			for (serve_job *j = s->head; j; j = j->next)
+				s->tail = j;
+		}
+		s->queued--;
+		job->queued = false;
+		job->next = NULL;
+		finish_with_error(s, job, groma_error(GROMA_ERR_CANCELLED, "the request was cancelled while queued"));
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Answers the queue and stops the scheduler; see serve_internal.h. */
+void
+serve_drain(serve_state *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	if (s->state != GROMA_SERVER_FAILED)
+		s->state = GROMA_SERVER_STOPPING;
+	while (s->head)
+	{
+		serve_job  *job = s->head;
+
+		s->head = job->next;
+		s->queued--;
+		job->queued = false;
+		job->next = NULL;
+		finish_with_error(s, job, groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down"));
+	}
+	s->tail = NULL;
+	/* the running job stops at its next stage boundary or decode step */
+	if (s->current)
+		__atomic_store_n(&s->current->cancel, 1, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&s->work);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Fills a STATUS reply; see serve_internal.h. */
+void
+serve_fill_status(serve_state *s, groma_reply *reply)
+{
+	pthread_mutex_lock(&s->lock);
+	reply->state = s->state;
+	reply->model_path = strdup(s->opt->model_dir ? s->opt->model_dir : "");
+	reply->device = strdup(s->device);
+	reply->load_total = s->load_total;
+	reply->load_done = s->state == GROMA_SERVER_READY ? s->load_total : 0;
+	reply->queue_depth = (uint32_t) s->queued;
+	reply->running = (uint32_t) s->running;
+	reply->served = s->served;
+	reply->failed = s->failed;
+	/* a failed load's reason travels as the (successful) reply's message */
+	reply->status = groma_ok();
+	snprintf(reply->status.message, sizeof(reply->status.message), "%s", s->state_message);
+	pthread_mutex_unlock(&s->lock);
+	if (reply->model_path == NULL || reply->device == NULL)
+		reply->status = groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
+}
