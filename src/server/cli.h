@@ -95,6 +95,18 @@ void		groma_cli_session_close(groma_cli_session *s);
 /* Prints "groma-server: error (code): message" and returns the exit status (1, or 3 for a lost GPU). */
 int			groma_cli_fail(groma_status st);
 
+struct json_t;
+struct groma_reply;
+
+/* Prints one JSON object (on one line, or indented; keys in insertion order) on stdout and frees it. */
+void		groma_cli_print_json(struct json_t *root, bool indent);
+
+/* Returns the vision stage timings of a reply as a JSON object. */
+struct json_t *groma_cli_stage_timings(const struct groma_reply *r);
+
+/* Returns a JSON array of the four pixel corners at p. */
+struct json_t *groma_cli_box(const double *p);
+
 /* Reads a whole file into *data (malloc) and *len; returns a status. */
 groma_status groma_read_file(const char *path, uint8_t **data, size_t *len);
 

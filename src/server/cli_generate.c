@@ -1,7 +1,8 @@
 /*
  * cli_generate.c - groma-server --model DIR --image IMG --prompt TEXT (or
  * --task): the grounded answer, with phrases mapped to pixel boxes of the
- * original image, as one JSON object.
+ * original image, as one JSON object.  Runs through the request module,
+ * like the socket server.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -9,13 +10,12 @@
 #include <string.h>
 
 #include "cli.h"
-#include "../model/generate.h"
-#include "../text/grounded_output.h"
+#include "request.h"
 #include "../text/prompt.h"
 
-/* Builds the query from --prompt or --task; a usage problem is GROMA_ERR_INVALID_ARGUMENT. */
-static groma_status
-build_query(const groma_cli_options *opt, char **query)
+/* Turns --task into a groma_task; -1 for an unknown name. */
+static int
+task_code(const char *name)
 {
 	static const struct
 	{
@@ -28,129 +28,109 @@ build_query(const groma_cli_options *opt, char **query)
 		{"describe", GROMA_TASK_DESCRIBE},
 	};
 
-	*query = NULL;
-	if (opt->phrase && (opt->task == NULL || strcmp(opt->task, "ground") != 0))
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "--phrase goes with --task ground");
-	if (opt->prompt)
-	{
-		*query = strdup(opt->prompt);
-		return *query ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
-	}
 	for (size_t i = 0; i < sizeof(tasks) / sizeof(tasks[0]); i++)
-		if (strcmp(opt->task, tasks[i].name) == 0)
-		{
-			if (tasks[i].task == GROMA_TASK_DESCRIBE && opt->n_refer != 1)
-				return groma_error(GROMA_ERR_INVALID_ARGUMENT, "--task describe needs exactly one --refer box");
-			if (tasks[i].task != GROMA_TASK_DESCRIBE && opt->n_refer != 0)
-				return groma_error(GROMA_ERR_INVALID_ARGUMENT, "--refer boxes need a query that refers to them");
-			return groma_task_query(tasks[i].task, opt->phrase, query);
-		}
-	return groma_error(GROMA_ERR_INVALID_ARGUMENT, "unknown task \"%s\" (caption, caption-detailed, ground, describe)",
-					   opt->task);
+		if (strcmp(name, tasks[i].name) == 0)
+			return (int) tasks[i].task;
+	return -1;
 }
 
-/* Returns a JSON array of four numbers: pixel corners of selected box k. */
-static json_t *
-pixel_box(const groma_vision_result *vis, int k)
+/* Checks the query options before anything is loaded; returns 0, or 2 after printing a usage error. */
+static int
+check_query_options(const groma_cli_options *opt, int *task)
 {
-	double		px[4];
+	const char *why = NULL;
 
-	groma_box_to_pixels(vis->boxes + 4 * k, vis->width, vis->height, px);
-	return json_pack("[ffff]", px[0], px[1], px[2], px[3]);
+	*task = -1;
+	if (opt->phrase && (opt->task == NULL || strcmp(opt->task, "ground") != 0))
+		why = "--phrase goes with --task ground";
+	else if (opt->task && (*task = task_code(opt->task)) < 0)
+		why = "unknown task (caption, caption-detailed, ground, describe)";
+	else if (*task == GROMA_TASK_DESCRIBE && opt->n_refer != 1)
+		why = "--task describe needs exactly one --refer box";
+	else if (*task >= 0 && *task != GROMA_TASK_DESCRIBE && opt->n_refer != 0)
+		why = "--refer boxes need a query that refers to them";
+	if (why == NULL)
+		return 0;
+	fprintf(stderr, "groma-server: %s\n", why);
+	return 2;
 }
 
-/* Prints the answer, groundings, ids and timings. */
+/* Prints a GENERATE reply: answer, groundings, ids and timings. */
 static void
-print_answer(const groma_vision_result *vis, const groma_generation *gen, const groma_grounded_answer *a)
+print_answer(const groma_reply *r)
 {
-	json_t	   *root = json_object();
 	json_t	   *groundings = json_array();
 	json_t	   *ids = json_array();
-	char	   *text;
 
-	for (int i = 0; i < a->n_groundings; i++)
+	for (int i = 0; i < r->n_groundings; i++)
 	{
-		const groma_grounding *g = &a->groundings[i];
+		const groma_reply_grounding *g = &r->groundings[i];
 		json_t	   *boxes = json_array();
 
 		for (int k = 0; k < g->n_boxes; k++)
-			json_array_append_new(boxes, pixel_box(vis, g->boxes[k]));
+			json_array_append_new(boxes, groma_cli_box(g->boxes + 4 * k));
 		json_array_append_new(groundings, json_pack("{s:s, s:i, s:i, s:o}", "phrase", g->phrase, "start", g->start,
 													"stop", g->stop, "boxes", boxes));
 	}
-	for (size_t i = 0; i < gen->n; i++)
-		json_array_append_new(ids, json_integer(gen->ids[i]));
-	json_object_set_new(root, "text", json_string(a->text));
-	json_object_set_new(root, "groundings", groundings);
-	json_object_set_new(root, "regions", json_integer(vis->n_regions));
-	json_object_set_new(root, "generated_ids", ids);
-	json_object_set_new(root, "stopped", json_string(gen->hit_eos ? "eos" : "limit"));
-	json_object_set_new(root, "prompt_tokens", json_integer((json_int_t) gen->prompt_tokens));
-	json_object_set_new(root, "timing_ms", json_pack("{s:f, s:f, s:f, s:f}", "vision",
-													 vis->timing.decode_ms + vis->timing.dinov2_ms + vis->timing.bridge_ms +
-													 vis->timing.proposer_ms + vis->timing.select_ms + vis->timing.region_ms,
-													 "prefill", gen->prefill_ms, "decode", gen->decode_ms,
-													 "decode_per_token", gen->n > 1 ? gen->decode_ms / (double) (gen->n - 1) : 0.0));
-	text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-	if (text)
-		printf("%s\n", text);
-	free(text);
-	json_decref(root);
+	for (int i = 0; i < r->n_ids; i++)
+		json_array_append_new(ids, json_integer(r->ids[i]));
+	groma_cli_print_json(json_pack("{s:s, s:o, s:i, s:o, s:s, s:i, s:{s:f, s:f, s:f, s:f}}",
+								   "text", r->text, "groundings", groundings, "regions", r->n_regions,
+								   "generated_ids", ids, "stopped", r->hit_eos ? "eos" : "limit",
+								   "prompt_tokens", r->prompt_tokens, "timing_ms",
+								   "vision", r->vision_ms, "prefill", r->prefill_ms, "decode", r->decode_ms,
+								   "decode_per_token", r->n_ids > 1 ? r->decode_ms / (r->n_ids - 1) : 0.0), true);
 }
 
 /* --model DIR --image IMG --prompt TEXT | --task T; see cli.h. */
 int
 groma_cli_generate(const groma_cli_options *opt)
 {
-	groma_cli_session s = {0};
-	groma_tokenizer *tok = NULL;
-	groma_vision_result vis;
-	groma_generation gen = {0};
-	groma_grounded_answer answer = {0};
+	groma_engine e = {0};
+	groma_reply reply = {0};
+	groma_request req;
 	uint8_t    *data = NULL;
 	size_t		len = 0;
 	char	   *query = NULL;
-	groma_status st = build_query(opt, &query);
-	int			rc;
+	int			task;
+	groma_status st;
+	int			rc = check_query_options(opt, &task);
 
-	if (st.code == GROMA_ERR_INVALID_ARGUMENT && query == NULL && (opt->task || opt->phrase))
-	{
-		fprintf(stderr, "groma-server: %s\n", st.message);
-		return 2;
-	}
+	if (rc != 0)
+		return rc;
 	/* refuse a bad query before the model is loaded */
+	st = task >= 0 ? groma_task_query((groma_task) task, opt->phrase, &query) : groma_ok();
 	if (st.code == GROMA_OK)
 	{
 		char	   *text = NULL;
 
-		st = groma_prompt_text(query, &text);
+		st = groma_prompt_text(query ? query : opt->prompt, &text);
 		free(text);
 	}
+	free(query);
 	if (st.code == GROMA_OK)
 		st = groma_read_file(opt->image_path, &data, &len);
+	if (st.code == GROMA_OK && len > GROMA_PROTO_MAX_IMAGE)
+		st = groma_error(GROMA_ERR_LIMIT, "%s has %zu bytes, more than groma's limit of %u", opt->image_path, len,
+						 (unsigned) GROMA_PROTO_MAX_IMAGE);
 	if (st.code == GROMA_OK)
-		st = groma_cli_session_open(opt, GROMA_CLI_ACT_BYTES, &s);
-	if (st.code == GROMA_OK)
-		st = groma_tokenizer_load(opt->model_dir, &tok);
-	if (st.code == GROMA_OK)
-		st = groma_vision_run(s.model, data, len, &opt->limits, &opt->refer[0][0], opt->n_refer, &s.act, &s.out,
-							  &s.host, &vis);
-	if (st.code == GROMA_OK)
-		st = groma_generate(s.model, tok, &vis, query, opt->max_new_tokens, true, &s.act, &gen);
-	if (st.code == GROMA_OK)
-		st = groma_parse_grounded(tok, gen.ids, gen.n, vis.n_regions, &answer);
+		st = groma_engine_open(opt, &e);
 	if (st.code == GROMA_OK)
 	{
-		print_answer(&vis, &gen, &answer);
+		req = groma_cli_request(opt, GROMA_MSG_GENERATE, data, len);
+		req.task = task;
+		req.text = (char *) (task >= 0 ? (opt->phrase ? opt->phrase : "") : opt->prompt);
+		st = groma_request_run(&e, &req, &reply);
+	}
+	if (st.code == GROMA_OK)
+	{
+		print_answer(&reply);
 		rc = 0;
 	}
 	else
 		rc = groma_cli_fail(st);
-	groma_grounded_answer_free(&answer);
-	groma_generation_free(&gen);
-	free(query);
+	groma_reply_free(&reply);
 	free(data);
-	groma_tokenizer_free(tok);
-	groma_cli_session_close(&s);
+	groma_engine_close(&e);
 	return rc;
 }

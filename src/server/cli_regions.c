@@ -1,61 +1,106 @@
 /*
  * cli_regions.c - groma-server --model DIR --regions IMG: the boxes the
  * model selects for an image, in pixels of the original image, as JSON.
+ * Runs through the request module, like the socket server.
  */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli.h"
-#include "../model/vision.h"
+#include "request.h"
 
-/* Prints the result as one JSON object. */
-static void
-print_regions(const groma_vision_result *r, int k)
+/* Prints one JSON object (on one line, or indented; keys in insertion order) and frees it. */
+void
+groma_cli_print_json(json_t *root, bool indent)
 {
-	const groma_vision_timing *t = &r->timing;
+	size_t		flags = JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10) | (indent ? JSON_INDENT(1) : 0);
+	char	   *text = root ? json_dumps(root, flags) : NULL;
 
-	printf("{\"width\": %d, \"height\": %d, \"regions\": [", r->width, r->height);
+	printf("%s\n", text ? text : "{}");
+	free(text);
+	json_decref(root);
+}
+
+/* Returns the vision stage timings of a reply as a JSON object. */
+json_t *
+groma_cli_stage_timings(const groma_reply *r)
+{
+	return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "decode", r->stage_ms[0], "dinov2", r->stage_ms[1],
+					 "bridge", r->stage_ms[2], "proposer", r->stage_ms[3], "select", r->stage_ms[4],
+					 "region", r->stage_ms[5]);
+}
+
+/* Returns a JSON array of the four pixel corners at p. */
+json_t *
+groma_cli_box(const double *p)
+{
+	return json_pack("[ffff]", p[0], p[1], p[2], p[3]);
+}
+
+/* Prints a REGIONS reply. */
+static void
+print_regions(const groma_reply *r)
+{
+	json_t	   *regions = json_array();
+	json_t	   *matches = json_array();
+
 	for (int i = 0; i < r->n_regions; i++)
-	{
-		double		px[4];
+		json_array_append_new(regions, json_pack("{s:i, s:o, s:f, s:b}", "index", i, "box",
+												 groma_cli_box(r->boxes + 4 * i), "score", (double) r->scores[i],
+												 "refer", r->is_refer[i]));
+	for (int i = 0; i < r->n_refer_match; i++)
+		json_array_append_new(matches, json_integer(r->refer_match[i]));
+	groma_cli_print_json(json_pack("{s:i, s:i, s:o, s:o, s:o}", "width", r->width, "height", r->height,
+								   "regions", regions, "refer_match", matches, "timing_ms",
+								   groma_cli_stage_timings(r)), false);
+}
 
-		groma_box_to_pixels(r->boxes + 4 * i, r->width, r->height, px);
-		printf("%s\n  {\"index\": %d, \"box\": [%.2f, %.2f, %.2f, %.2f], \"score\": %.6f, \"refer\": %s}",
-			   i ? "," : "", i, px[0], px[1], px[2], px[3], r->scores[i],
-			   r->kept[i] >= k ? "true" : "false");
-	}
-	printf("],\n \"refer_match\": [");
-	for (int i = 0; i < r->n_refer; i++)
-		printf("%s%lld", i ? ", " : "", (long long) r->refer_match[i]);
-	printf("],\n \"timing_ms\": {\"decode\": %.1f, \"dinov2\": %.1f, \"bridge\": %.1f, \"proposer\": %.1f, "
-		   "\"select\": %.1f, \"region\": %.1f}}\n",
-		   t->decode_ms, t->dinov2_ms, t->bridge_ms, t->proposer_ms, t->select_ms, t->region_ms);
+/* Builds the request the options describe for kind, pointing at the image bytes (not owned). */
+groma_request
+groma_cli_request(const groma_cli_options *opt, groma_msg_kind kind, uint8_t *image, size_t len)
+{
+	groma_request req = {.kind = kind, .id = 1, .image = image, .image_len = (uint32_t) len,
+	.max_pixels = opt->limits.max_pixels, .n_refer = opt->n_refer, .min_score = -1, .task = -1,
+	.max_new_tokens = opt->max_new_tokens};
+
+	for (int i = 0; i < opt->n_refer; i++)
+		for (int k = 0; k < 4; k++)
+			req.refer[i][k] = opt->refer[i][k];
+	return req;
 }
 
 /* --model DIR --regions IMG; see cli.h. */
 int
 groma_cli_regions(const groma_cli_options *opt)
 {
-	groma_cli_session s = {0};
-	groma_vision_result res;
+	groma_engine e = {0};
+	groma_reply reply = {0};
 	uint8_t    *data = NULL;
 	size_t		len = 0;
 	groma_status st = groma_read_file(opt->image_path, &data, &len);
 	int			rc;
 
+	if (st.code == GROMA_OK && len > GROMA_PROTO_MAX_IMAGE)
+		st = groma_error(GROMA_ERR_LIMIT, "%s has %zu bytes, more than groma's limit of %u", opt->image_path, len,
+						 (unsigned) GROMA_PROTO_MAX_IMAGE);
 	if (st.code == GROMA_OK)
-		st = groma_cli_session_open(opt, GROMA_CLI_ACT_BYTES, &s);
-	if (st.code == GROMA_OK)
-		st = groma_vision_run(s.model, data, len, &opt->limits, &opt->refer[0][0], opt->n_refer, &s.act, &s.out,
-							  &s.host, &res);
+		st = groma_engine_open(opt, &e);
 	if (st.code == GROMA_OK)
 	{
-		print_regions(&res, s.model->proposer.cfg.num_queries);
+		groma_request req = groma_cli_request(opt, GROMA_MSG_REGIONS, data, len);
+
+		st = groma_request_run(&e, &req, &reply);
+	}
+	if (st.code == GROMA_OK)
+	{
+		print_regions(&reply);
 		rc = 0;
 	}
 	else
 		rc = groma_cli_fail(st);
+	groma_reply_free(&reply);
 	free(data);
-	groma_cli_session_close(&s);
+	groma_engine_close(&e);
 	return rc;
 }

@@ -34,4 +34,7 @@ groma_status groma_request_run(groma_engine *e, const groma_request *req, groma_
 /* Fills a failed reply for req: status st and nothing else. */
 void		groma_reply_set_error(groma_reply *reply, const groma_request *req, groma_status st);
 
+/* Builds the request the command-line options describe, pointing at image bytes it does not own. */
+groma_request groma_cli_request(const groma_cli_options *opt, groma_msg_kind kind, uint8_t *image, size_t len);
+
 #endif							/* GROMA_REQUEST_H */

@@ -8,6 +8,7 @@ use FindBin;
 use lib $FindBin::Bin;
 use GromaCli;
 use File::Temp qw(tempdir);
+use JSON::PP qw(decode_json);
 
 my $model = "$root/test/golden/tiny-groma";
 my $tmp = tempdir(CLEANUP => 1);
@@ -15,10 +16,10 @@ my $tmp = tempdir(CLEANUP => 1);
 # The golden run keeps 15 boxes for the synthetic image (sel.noref.kept_indices).
 my ($rc, $out, $err) = run_server('--model', $model, '--regions', "$root/test/golden/images/synthetic_333x251.jpg");
 is($rc, 0, '--regions exits 0') or diag($err);
-like($out, qr/"width": 333, "height": 251/, 'reports the original image size');
-my @boxes = ($out =~ /"box": \[([-\d.]+), ([-\d.]+), ([-\d.]+), ([-\d.]+)\]/g);
-is(scalar(@boxes) / 4, 15, 'keeps the 15 regions of the golden run');
-my @scores = ($out =~ /"score": ([\d.]+)/g);
+my $res = decode_json($out);
+is("$res->{width}x$res->{height}", '333x251', 'reports the original image size');
+is(scalar(@{$res->{regions}}), 15, 'keeps the 15 regions of the golden run');
+my @scores = map { $_->{score} } @{$res->{regions}};
 is_deeply([sort { $b <=> $a } @scores], \@scores, 'regions come in descending score order');
 ok((grep { $_ <= 0.15 } @scores) == 0, 'every kept score is above the 0.15 threshold');
 
@@ -26,9 +27,11 @@ ok((grep { $_ <= 0.15 } @scores) == 0, 'every kept score is above the 0.15 thres
 ($rc, $out, $err) = run_server('--model', $model, '--regions', "$root/test/golden/images/synthetic_333x251.jpg",
     '--refer', '100,50,200,150');
 is($rc, 0, '--refer exits 0') or diag($err);
-like($out, qr/"index": 0, "box": \[100\.00, 50\.00, 200\.00, 150\.00\], "score": 1\.000000, "refer": true/,
-    'the refer box comes first with score 1, in pixels');
-like($out, qr/"refer_match": \[0\]/, 'and is matched to itself');
+$res = decode_json($out);
+my $first = $res->{regions}[0];
+is(join(',', map { sprintf('%.2f', $_) } @{$first->{box}}) . " $first->{score} " . ($first->{refer} ? 'refer' : ''),
+    '100.00,50.00,200.00,150.00 1 refer', 'the refer box comes first with score 1, in pixels');
+is_deeply($res->{refer_match}, [0], 'and is matched to itself');
 
 for my $bad (['nan,0,10,10', 'not a finite number'], ['10,10,10,20', 'zero or negative'],
              ['20,10,10,20', 'zero or negative'], ['0,0,400,10', 'not inside']) {
@@ -55,7 +58,7 @@ my (undef, $info) = run_server('--device-info');
     '--device', 'cuda');
 if ($info =~ /"cuda_devices": [1-9]/) {
     is($rc, 0, '--device cuda runs on the GPU') or diag($err);
-    is(scalar(() = $out =~ /"box":/g), 15, 'and keeps the same 15 regions');
+    is(scalar(@{decode_json($out)->{regions}}), 15, 'and keeps the same 15 regions');
 } else {
     is($rc, 1, '--device cuda without a usable GPU exits 1');
     like($err, qr/without CUDA|no usable GPU/, 'and says why');
