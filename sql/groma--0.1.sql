@@ -1,4 +1,4 @@
--- groma 0.1: types of the SQL surface and the image functions that exist so far.
+-- groma 0.1: types of the SQL surface, the image functions, groma-server's status and groma_chat.
 \echo Use "CREATE EXTENSION groma" to load this file. \quit
 
 -- A phrase of a generated text and the boxes it is grounded to.
@@ -36,10 +36,68 @@ COMMENT ON FUNCTION groma_image_info(bytea) IS
 'width, height, components, colorspace and progressive flag of a JPEG, from its header alone';
 
 -- True when the image decodes fully and preprocesses; raises the decoding error otherwise.
+-- The header is read in the backend, the decoding runs in groma-server (no
+-- model needed), so this needs shared_preload_libraries = 'groma'.
 CREATE FUNCTION groma_image_validate(img bytea)
 RETURNS bool
 AS 'MODULE_PATHNAME', 'groma_image_validate'
 LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
 COMMENT ON FUNCTION groma_image_validate(bytea) IS
-'decodes and preprocesses a JPEG exactly as the model will; true, or an error saying why not';
+'decodes and preprocesses a JPEG exactly as the model will (in groma-server); true, or an error saying why not';
+
+-- Round trip of a PING to groma-server, in milliseconds.  Answered while
+-- the model loads and without a model.
+CREATE FUNCTION groma_ping()
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'groma_ping'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+COMMENT ON FUNCTION groma_ping() IS
+'round trip of a PING to groma-server in milliseconds';
+
+-- One row per groma-server (one per entry of groma.devices, or one).
+--   server         slot number, 0 up
+--   state          the server's own state when it answers (starting, loading,
+--                  ready, no_model, failed, stopping), else the launcher's
+--                  (stopped, starting, running, backoff)
+--   pid            its process id, NULL when it is not running
+--   device         the device it runs on ("cpu", "cuda:0", ...)
+--   model_path     the model directory it was started with ('' = none)
+--   started_at     when the launcher last started it
+--   restarts       starts after the first (crashes and configuration changes)
+--   last_exit      how the previous process ended: 'exit N' or 'signal N (name)'
+--   last_stderr    the last line it wrote to stderr (why a load failed, ...)
+--   queue_depth, running, served, failed
+--                  requests waiting, being computed, answered, refused (from the
+--                  server itself; NULL when it does not answer)
+--   load_progress  'loaded/total MB' of the model's weights, NULL when unknown
+CREATE FUNCTION groma_status()
+RETURNS TABLE (server int, state text, pid int, device text, model_path text,
+               started_at timestamptz, restarts int, last_exit text, last_stderr text,
+               queue_depth int, running int, served bigint, failed bigint,
+               load_progress text)
+AS 'MODULE_PATHNAME', 'groma_server_status'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+COMMENT ON FUNCTION groma_status() IS
+'state, process, model, exits and request counters of each groma-server';
+
+-- The model's grounded answer to a free prompt about an image.  refer boxes
+-- (pixels of the image) are the regions the prompt names as <refer_box>, in
+-- order.  NULL when img or prompt is NULL.  Generation is greedy and stops
+-- after groma.max_new_tokens tokens.
+--
+-- IMMUTABLE: for a fixed model the answer depends on the arguments alone
+-- (greedy decoding), which lets Citus push it down to shards and lets it
+-- appear in generated columns and indexes.  Pointing groma.model_path at a
+-- different model changes the answers, so results stored from the old model
+-- (columns, indexes, materialised views) are stale afterwards and should be
+-- recomputed, as after changing any IMMUTABLE function.
+CREATE FUNCTION groma_chat(img bytea, prompt text, refer box[] DEFAULT NULL)
+RETURNS groma_answer
+AS 'MODULE_PATHNAME', 'groma_chat'
+LANGUAGE C CALLED ON NULL INPUT IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION groma_chat(bytea, text, box[]) IS
+'grounded answer (text and phrase-to-box groundings) of the model to a prompt about a JPEG image';

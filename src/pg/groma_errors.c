@@ -26,9 +26,19 @@ errcode_for_status(groma_status_code code)
 		case GROMA_ERR_INVALID_ARGUMENT:
 			return ERRCODE_INVALID_PARAMETER_VALUE;
 		case GROMA_ERR_IO:
-		case GROMA_ERR_FORMAT:
+			return ERRCODE_IO_ERROR;
 		case GROMA_ERR_DEVICE:
 		case GROMA_ERR_DEVICE_LOST:
+			return ERRCODE_SYSTEM_ERROR;
+		case GROMA_ERR_CANCELLED:
+			return ERRCODE_QUERY_CANCELED;
+		case GROMA_ERR_BUSY:
+			return ERRCODE_INSUFFICIENT_RESOURCES;
+		case GROMA_ERR_UNAVAILABLE:
+			return ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+		case GROMA_ERR_PROTOCOL:
+			return ERRCODE_PROTOCOL_VIOLATION;
+		case GROMA_ERR_FORMAT:
 		case GROMA_OK:
 			break;
 	}
@@ -48,9 +58,17 @@ detail_for_status(const groma_status *st)
 		case GROMA_ERR_LIMIT:
 			if (strstr(st->message, "scans") != NULL)
 				return "The limit on scans keeps crafted progressive files from taking minutes to decode.";
-			return "Raise groma.max_image_pixels to accept larger images.";
+			if (strstr(st->message, "pixels") != NULL)
+				return "Raise groma.max_image_pixels to accept larger images.";
+			return NULL;
 		case GROMA_ERR_UNSUPPORTED:
-			return "groma decodes 8-bit baseline and progressive JPEG in grayscale, YCbCr or RGB.";
+			if (strstr(st->message, "JPEG") != NULL)
+				return "groma decodes 8-bit baseline and progressive JPEG in grayscale, YCbCr or RGB.";
+			return NULL;
+		case GROMA_ERR_DEVICE_LOST:
+			return "The accelerator is in an unrecoverable state; groma-server must be restarted to use it again.";
+		case GROMA_ERR_CANCELLED:
+			return "groma-server dropped the request before it finished.";
 		default:
 			return NULL;
 	}

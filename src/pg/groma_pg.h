@@ -11,10 +11,60 @@
 /* groma.max_image_pixels */
 extern int	groma_max_image_pixels;
 
+/* Settings of groma-server, read by the launcher at start and on reload. */
+extern char *groma_model_path;	/* groma.model_path ("" = no model) */
+extern int	groma_device;		/* groma.device, a groma_device_setting */
+extern int	groma_weights;		/* groma.weights, a groma_weights_setting */
+extern int	groma_threads;		/* groma.threads (0 = the server's default) */
+extern int	groma_max_queue;	/* groma.max_queue */
+extern char *groma_devices;		/* groma.devices ("" = one server) */
+extern char *groma_server_path; /* groma.server_path ("" = next to postgres) */
+extern int	groma_log_level;	/* groma.log_level, a groma_log_level_setting */
+
+/* Settings of the backend client. */
+extern int	groma_request_timeout;	/* groma.request_timeout, milliseconds (0 = none) */
+extern int	groma_max_new_tokens;	/* groma.max_new_tokens */
+
+typedef enum groma_device_setting
+{
+	GROMA_DEVICE_SETTING_AUTO,
+	GROMA_DEVICE_SETTING_CPU,
+	GROMA_DEVICE_SETTING_CUDA
+} groma_device_setting;
+
+typedef enum groma_weights_setting
+{
+	GROMA_WEIGHTS_SETTING_F32,
+	GROMA_WEIGHTS_SETTING_BF16,
+	GROMA_WEIGHTS_SETTING_F16
+} groma_weights_setting;
+
+typedef enum groma_log_level_setting
+{
+	GROMA_LOG_LEVEL_DEBUG,
+	GROMA_LOG_LEVEL_INFO,
+	GROMA_LOG_LEVEL_WARNING,
+	GROMA_LOG_LEVEL_ERROR
+} groma_log_level_setting;
+
+/* Returns the command-line spelling of groma.device, groma.weights, groma.log_level. */
+const char *groma_device_setting_name(int value);
+const char *groma_weights_setting_name(int value);
+const char *groma_log_level_setting_name(int value);
+
+/*
+ * Splits groma.devices into its entries (trimmed decimal ids); returns how
+ * many there are (0 when the setting is empty), at most GROMA_MAX_SERVERS.
+ */
+int			groma_parse_devices(const char *list, char ids[][16], int max_ids);
+
 /* Returns the JPEG limits in force for this session (from the GUCs). */
 groma_jpeg_limits groma_pg_jpeg_limits(void);
 
 /* Raises ERROR for a failed status with an errcode that fits its code; returns on success. */
 void		groma_pg_check(groma_status st);
+
+/* Registers the launcher background worker (from _PG_init under shared_preload_libraries). */
+void		groma_launcher_register(void);
 
 #endif							/* GROMA_PG_H */

@@ -10,7 +10,7 @@
 #include "utils/builtins.h"
 
 #include "groma_pg.h"
-#include "../image/preprocess.h"
+#include "server_client.h"
 
 PG_FUNCTION_INFO_V1(groma_image_info);
 PG_FUNCTION_INFO_V1(groma_image_validate);
@@ -41,26 +41,27 @@ groma_image_info(PG_FUNCTION_ARGS)
 /*
  * Returns true when the image decodes fully and preprocesses to the vision
  * encoder's input; raises the decoding error otherwise (usable in CHECK).
+ * The header is checked here; the decoding runs in groma-server (a VALIDATE
+ * request, answered without a model), so a crafted image can never crash a
+ * backend.
  */
 Datum
 groma_image_validate(PG_FUNCTION_ARGS)
 {
 	bytea	   *img = PG_GETARG_BYTEA_PP(0);
 	groma_jpeg_limits limits = groma_pg_jpeg_limits();
-	groma_rgb_image image;
-	groma_status st;
-	uint8_t    *resized;		/* [448][448][3] */
-	float	   *pixels;			/* [3][448][448] */
+	groma_jpeg_info info;
+	groma_request req;
+	groma_reply reply;
 
-	resized = palloc((size_t) GROMA_IMAGE_SIZE * GROMA_IMAGE_SIZE * 3);
-	pixels = palloc(sizeof(float) * 3 * GROMA_IMAGE_SIZE * GROMA_IMAGE_SIZE);
-	groma_pg_check(groma_jpeg_decode_rgb((const uint8_t *) VARDATA_ANY(img),
-										 VARSIZE_ANY_EXHDR(img), &limits, &image));
-	/* image.pixels is malloc'd: free it before any error can be raised. */
-	st = groma_preprocess_rgb(&image, resized, pixels);
-	groma_rgb_image_free(&image);
-	groma_pg_check(st);
-	pfree(resized);
-	pfree(pixels);
+	groma_pg_check(groma_jpeg_read_info((const uint8_t *) VARDATA_ANY(img),
+										VARSIZE_ANY_EXHDR(img), &limits, &info));
+	memset(&req, 0, sizeof(req));
+	req.kind = GROMA_MSG_VALIDATE;
+	req.image = (uint8_t *) VARDATA_ANY(img);
+	req.image_len = (uint32_t) VARSIZE_ANY_EXHDR(img);
+	req.max_pixels = groma_max_image_pixels;
+	groma_client_call(&req, &reply);
+	groma_reply_free(&reply);
 	PG_RETURN_BOOL(true);
 }

@@ -1,0 +1,641 @@
+/*
+ * launcher.c - the "groma launcher" background worker: starts one
+ * groma-server per registry slot, logs what the servers write, restarts
+ * them with backoff when they exit, and publishes their state in the
+ * shared registry (server_registry.h).
+ *
+ * Each server is a fork + exec of the groma-server program with its
+ * settings on the command line.  It holds no descriptor of the postmaster's
+ * but three: /dev/null as stdin, a pipe to the launcher as stdout/stderr,
+ * and the read end of a "watch" pipe whose write end only the launcher
+ * holds, so the server sees EOF there as soon as the launcher is gone
+ * (PR_SET_PDEATHSIG is the second line of defence).  The launcher itself
+ * never loads CUDA or the model.
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "groma_pg.h"
+#include "server_client.h"
+#include "server_registry.h"
+
+PGDLLEXPORT void groma_launcher_main(Datum main_arg);
+
+#define BACKOFF_FIRST_MS 1000	/* delay before the first restart */
+#define BACKOFF_MAX_MS 30000	/* the delay doubles up to this */
+#define STABLE_UPTIME_MS 60000	/* a server up this long restarts after BACKOFF_FIRST_MS again */
+#define STOP_GRACE_MS 5000		/* SIGTERM, then SIGKILL after this */
+#define LOOP_TIMEOUT_MS 100		/* the latch loop's tick (socket probes, backoff) */
+#define OUTPUT_LINE_MAX 1024	/* longer lines are logged in pieces */
+#define WATCH_FD 3				/* the descriptor the server reads the watch pipe on */
+
+/* What the launcher alone knows of a slot's process. */
+typedef struct launcher_slot
+{
+	pid_t		pid;			/* 0 when not running */
+	int			output_fd;		/* read end of its stdout/stderr pipe, -1 when closed */
+	int			watch_fd;		/* write end of its watch pipe, -1 when closed */
+	char		line[OUTPUT_LINE_MAX];	/* the output line being read */
+	int			line_len;
+	TimestampTz started_at;
+	TimestampTz next_start;		/* in BACKOFF: when to start again */
+	int			backoff_ms;		/* the delay after the next exit */
+	char		device_id[16];	/* its groma.devices entry, "" when the list is empty */
+} launcher_slot;
+
+static launcher_slot slots[GROMA_MAX_SERVERS];
+static int	n_slots = 0;
+static volatile sig_atomic_t child_exited = false;
+static bool stopping = false;	/* exits now are ours: record STOPPED, not BACKOFF */
+static char *config_signature = NULL;
+
+/* Registers the launcher worker; called from _PG_init under shared_preload_libraries. */
+void
+groma_launcher_register(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_start_time = BgWorkerStart_PostmasterStart;
+	worker.bgw_restart_time = 5;
+	strlcpy(worker.bgw_library_name, "groma", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "groma_launcher_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "groma launcher", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "groma launcher", BGW_MAXLEN);
+	worker.bgw_notify_pid = 0;
+	RegisterBackgroundWorker(&worker);
+}
+
+/* Sets a flag and the latch when a child exits; the latch loop reaps it. */
+static void
+handle_sigchld(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	child_exited = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/* Returns the settings that shape a server's command line as one string, to detect changes on reload. */
+static char *
+current_signature(void)
+{
+	return psprintf("%s|%d|%d|%d|%d|%s|%s|%d|%d", groma_model_path, groma_device, groma_weights,
+					groma_threads, groma_max_queue, groma_devices, groma_server_path, groma_log_level,
+					groma_max_image_pixels);
+}
+
+/* Writes the path of the groma-server program into out (MAXPGPATH bytes). */
+static void
+server_program(char *out)
+{
+	if (groma_server_path != NULL && groma_server_path[0] != '\0')
+		strlcpy(out, groma_server_path, MAXPGPATH);
+	else
+	{
+		strlcpy(out, my_exec_path, MAXPGPATH);
+		get_parent_directory(out);
+		join_path_components(out, out, "groma-server");
+	}
+}
+
+/* Sets a slot's shared state under its lock. */
+static void
+publish_state(int i, groma_slot_state state)
+{
+	groma_server_slot *s = &groma_registry_shared->slots[i];
+
+	SpinLockAcquire(&s->mutex);
+	s->state = state;
+	if (state != GROMA_SLOT_STARTING && state != GROMA_SLOT_RUNNING)
+		s->pid = 0;
+	SpinLockRelease(&s->mutex);
+}
+
+/* Logs one line the server wrote and keeps it as the slot's last_stderr. */
+static void
+emit_line(int i, char *line, int len)
+{
+	groma_server_slot *s = &groma_registry_shared->slots[i];
+
+	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == '\n'))
+		len--;
+	line[len] = '\0';
+	if (len == 0)
+		return;
+	if (n_slots > 1)
+		ereport(LOG, (errmsg("groma-server %d: %s", i, line)));
+	else
+		ereport(LOG, (errmsg("groma-server: %s", line)));
+	SpinLockAcquire(&s->mutex);
+	strlcpy(s->last_stderr, line, sizeof(s->last_stderr));
+	SpinLockRelease(&s->mutex);
+}
+
+/* Closes a slot's output pipe, logging an unfinished last line first. */
+static void
+close_output(int i)
+{
+	launcher_slot *ls = &slots[i];
+
+	if (ls->line_len > 0)
+		emit_line(i, ls->line, ls->line_len);
+	ls->line_len = 0;
+	if (ls->output_fd >= 0)
+		close(ls->output_fd);
+	ls->output_fd = -1;
+}
+
+/* Reads what a slot's server has written, without blocking, logging each complete line. */
+static void
+read_output(int i)
+{
+	launcher_slot *ls = &slots[i];
+	char		buf[4096];
+
+	while (ls->output_fd >= 0)
+	{
+		ssize_t		n = read(ls->output_fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0)
+		{
+			close_output(i);
+			return;
+		}
+		for (ssize_t k = 0; k < n; k++)
+		{
+			if (buf[k] == '\n' || ls->line_len == OUTPUT_LINE_MAX - 1)
+			{
+				emit_line(i, ls->line, ls->line_len);
+				ls->line_len = 0;
+				if (buf[k] == '\n')
+					continue;
+			}
+			ls->line[ls->line_len++] = buf[k];
+		}
+	}
+}
+
+/* Closes every descriptor from first up (close_range, or a loop where the kernel lacks it). */
+static void
+close_descriptors_from(int first)
+{
+	long		max_fd;
+
+	if (close_range((unsigned int) first, ~0U, 0) == 0)
+		return;
+	max_fd = sysconf(_SC_OPEN_MAX);
+	if (max_fd < 0 || max_fd > 65536)
+		max_fd = 65536;
+	for (int fd = first; fd < max_fd; fd++)
+		close(fd);
+}
+
+/*
+ * In the forked child: arranges the descriptors, signals and environment a
+ * fresh groma-server expects and execs it.  Never returns; uses only
+ * async-signal-safe calls plus setenv (the launcher has one thread).
+ */
+static void
+exec_server(const char *program, char **argv, int output_w, int watch_r, const char *cuda_id,
+			pid_t launcher_pid)
+{
+	sigset_t	none;
+	int			nul,
+				out,
+				watch;
+
+	/* Die with the launcher; if it is already gone, do not start. */
+	(void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != launcher_pid)
+		_exit(1);
+	/* The handlers and the ignored signals (SIGPIPE) are PostgreSQL's: reset them all. */
+	for (int sig = 1; sig < NSIG; sig++)
+		(void) signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	(void) sigprocmask(SIG_SETMASK, &none, NULL);
+	/* stdin /dev/null, stdout and stderr to the launcher, the watch pipe on WATCH_FD, nothing else */
+	nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	out = fcntl(output_w, F_DUPFD_CLOEXEC, 10);
+	watch = fcntl(watch_r, F_DUPFD_CLOEXEC, 10);
+	if (nul < 0 || out < 0 || watch < 0 || dup2(nul, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0 ||
+		dup2(watch, WATCH_FD) < 0)
+		_exit(126);
+	close_descriptors_from(WATCH_FD + 1);
+	if (cuda_id != NULL)
+		setenv("CUDA_VISIBLE_DEVICES", cuda_id, 1);
+	execv(program, argv);
+	dprintf(2, "could not execute \"%s\": %s\n", program, strerror(errno));
+	_exit(127);
+}
+
+/* Schedules a slot's next start after its backoff delay and doubles the delay. */
+static void
+schedule_restart(int i)
+{
+	launcher_slot *ls = &slots[i];
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (ls->started_at != 0 && TimestampDifferenceExceeds(ls->started_at, now, STABLE_UPTIME_MS))
+		ls->backoff_ms = BACKOFF_FIRST_MS;
+	ls->next_start = TimestampTzPlusMilliseconds(now, ls->backoff_ms);
+	ls->backoff_ms = Min(ls->backoff_ms * 2, BACKOFF_MAX_MS);
+	publish_state(i, stopping ? GROMA_SLOT_STOPPED : GROMA_SLOT_BACKOFF);
+}
+
+/* Forks and execs a slot's groma-server with the current settings; on failure schedules a retry. */
+static void
+start_server(int i)
+{
+	launcher_slot *ls = &slots[i];
+	groma_server_slot *s = &groma_registry_shared->slots[i];
+	char		program[MAXPGPATH];
+	char		socket_path[64];
+	char		device[32];
+	char		max_queue[16],
+				threads[16],
+				max_pixels[24],
+				watch_fd[8];
+	char	   *argv[32];
+	int			argc = 0;
+	int			output_pipe[2],
+				watch_pipe[2];
+	const char *dev = groma_device_setting_name(groma_device);
+	bool		use_id = ls->device_id[0] != '\0';
+	pid_t		pid;
+
+	server_program(program);
+	snprintf(socket_path, sizeof(socket_path), "groma/server-%d.sock", i);
+	if (use_id && groma_device != GROMA_DEVICE_SETTING_CPU)
+		snprintf(device, sizeof(device), "%s:%s", dev, ls->device_id);
+	else
+		strlcpy(device, dev, sizeof(device));
+	snprintf(max_queue, sizeof(max_queue), "%d", groma_max_queue);
+	snprintf(threads, sizeof(threads), "%d", groma_threads);
+	snprintf(max_pixels, sizeof(max_pixels), "%d", groma_max_image_pixels);
+	snprintf(watch_fd, sizeof(watch_fd), "%d", WATCH_FD);
+
+	argv[argc++] = program;
+	argv[argc++] = "--serve";
+	argv[argc++] = "--socket";
+	argv[argc++] = socket_path;
+	if (groma_model_path[0] != '\0')
+	{
+		argv[argc++] = "--model";
+		argv[argc++] = groma_model_path;
+	}
+	argv[argc++] = "--device";
+	argv[argc++] = (char *) dev;
+	if (use_id && groma_device != GROMA_DEVICE_SETTING_CPU)
+	{
+		argv[argc++] = "--device-id";
+		argv[argc++] = ls->device_id;
+	}
+	argv[argc++] = "--weights";
+	argv[argc++] = (char *) groma_weights_setting_name(groma_weights);
+	if (groma_threads > 0)
+	{
+		argv[argc++] = "--threads";
+		argv[argc++] = threads;
+	}
+	argv[argc++] = "--max-queue";
+	argv[argc++] = max_queue;
+	argv[argc++] = "--log-level";
+	argv[argc++] = (char *) groma_log_level_setting_name(groma_log_level);
+	argv[argc++] = "--watch-fd";
+	argv[argc++] = watch_fd;
+	argv[argc++] = "--max-image-pixels";
+	argv[argc++] = max_pixels;
+	argv[argc] = NULL;
+
+	if (pipe2(output_pipe, O_CLOEXEC) != 0)
+	{
+		ereport(LOG, (errcode_for_file_access(), errmsg("could not create a pipe for groma-server: %m")));
+		schedule_restart(i);
+		return;
+	}
+	if (pipe2(watch_pipe, O_CLOEXEC) != 0)
+	{
+		ereport(LOG, (errcode_for_file_access(), errmsg("could not create a pipe for groma-server: %m")));
+		close(output_pipe[0]);
+		close(output_pipe[1]);
+		schedule_restart(i);
+		return;
+	}
+	/* a socket file left by a server that crashed answers nothing: remove it before the new one binds */
+	(void) unlink(socket_path);
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid == 0)
+		exec_server(program, argv, output_pipe[1], watch_pipe[0],
+					use_id && groma_device != GROMA_DEVICE_SETTING_CPU ? ls->device_id : NULL,
+					MyProcPid);
+	close(output_pipe[1]);
+	close(watch_pipe[0]);
+	if (pid < 0)
+	{
+		ereport(LOG, (errmsg("could not fork groma-server: %m")));
+		close(output_pipe[0]);
+		close(watch_pipe[1]);
+		schedule_restart(i);
+		return;
+	}
+	(void) fcntl(output_pipe[0], F_SETFL, O_NONBLOCK);
+	ls->pid = pid;
+	ls->output_fd = output_pipe[0];
+	ls->watch_fd = watch_pipe[1];
+	ls->line_len = 0;
+	ls->started_at = GetCurrentTimestamp();
+
+	SpinLockAcquire(&s->mutex);
+	if (s->generation > 0)
+		s->restarts++;
+	s->generation++;
+	s->state = GROMA_SLOT_STARTING;
+	s->pid = pid;
+	strlcpy(s->socket_path, socket_path, sizeof(s->socket_path));
+	strlcpy(s->device, device, sizeof(s->device));
+	strlcpy(s->model_path, groma_model_path, sizeof(s->model_path));
+	s->started_at = ls->started_at;
+	SpinLockRelease(&s->mutex);
+
+	ereport(LOG, (errmsg("groma launcher started groma-server %d (pid %d) on device %s with model \"%s\"",
+						 i, (int) pid, device, groma_model_path)));
+}
+
+/* Records the exit of a slot's server (status from waitpid) and schedules its restart. */
+static void
+server_exited(int i, int status)
+{
+	launcher_slot *ls = &slots[i];
+	groma_server_slot *s = &groma_registry_shared->slots[i];
+	char		how[128];
+
+	read_output(i);
+	close_output(i);
+	if (ls->watch_fd >= 0)
+		close(ls->watch_fd);
+	ls->watch_fd = -1;
+	groma_describe_exit(WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+						WIFSIGNALED(status) ? WTERMSIG(status) : 0, how, sizeof(how));
+	ereport(stopping ? LOG : WARNING,
+			(errmsg("groma-server %d (pid %d) ended: %s", i, (int) ls->pid, how)));
+	SpinLockAcquire(&s->mutex);
+	s->last_exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	s->last_exit_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	s->last_exit_pid = ls->pid;
+	SpinLockRelease(&s->mutex);
+	ls->pid = 0;
+	schedule_restart(i);
+}
+
+/* Reaps every exited child and records the exits of servers. */
+static void
+reap_children(void)
+{
+	pid_t		pid;
+	int			status;
+
+	child_exited = false;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+	{
+		for (int i = 0; i < n_slots; i++)
+			if (slots[i].pid == pid)
+				server_exited(i, status);
+	}
+}
+
+/* Returns true when a server listens on the socket path (relative to the data directory). */
+static bool
+socket_answers(const char *path)
+{
+	struct sockaddr_un addr;
+	int			fd;
+	bool		answers;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	memset(&addr, 0, sizeof(addr));
+	addr.sun_family = AF_UNIX;
+	strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+	/* EAGAIN: the listen backlog is full, so something listens */
+	answers = connect(fd, (struct sockaddr *) &addr, sizeof(addr)) == 0 || errno == EAGAIN;
+	close(fd);
+	return answers;
+}
+
+/* Terminates every running server: SIGTERM, then SIGKILL for those still there after STOP_GRACE_MS. */
+static void
+stop_servers(void)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), STOP_GRACE_MS);
+	bool		any;
+
+	stopping = true;
+	for (int i = 0; i < n_slots; i++)
+	{
+		if (slots[i].pid > 0)
+		{
+			publish_state(i, GROMA_SLOT_STOPPED);
+			kill(slots[i].pid, SIGTERM);
+		}
+	}
+	for (;;)
+	{
+		any = false;
+		reap_children();
+		for (int i = 0; i < n_slots; i++)
+		{
+			read_output(i);
+			any |= slots[i].pid > 0;
+		}
+		if (!any || GetCurrentTimestamp() >= deadline)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	for (int i = 0; i < n_slots; i++)
+	{
+		int			status;
+
+		if (slots[i].pid <= 0)
+			continue;
+		ereport(LOG, (errmsg("groma-server %d (pid %d) did not stop within %d ms: killing it",
+							 i, (int) slots[i].pid, STOP_GRACE_MS)));
+		kill(slots[i].pid, SIGKILL);
+		while (waitpid(slots[i].pid, &status, 0) < 0 && errno == EINTR)
+			;
+		server_exited(i, status);
+	}
+	stopping = false;
+}
+
+/* Sends SIGTERM to every server when the launcher exits for any reason (they also see the watch pipe close). */
+static void
+launcher_exit(int code, Datum arg)
+{
+	for (int i = 0; i < n_slots; i++)
+		if (slots[i].pid > 0)
+			kill(slots[i].pid, SIGTERM);
+	if (groma_registry_shared != NULL)
+	{
+		for (int i = 0; i < n_slots; i++)
+			publish_state(i, GROMA_SLOT_STOPPED);
+		groma_registry_shared->launcher_running = false;
+	}
+}
+
+/* Sizes the slots from groma.devices and publishes them; every slot is stopped when this runs. */
+static void
+configure_slots(void)
+{
+	char		ids[GROMA_MAX_SERVERS][16];
+	int			n = groma_parse_devices(groma_devices, ids, GROMA_MAX_SERVERS);
+
+	if (n < 0)
+		n = 0;					/* the check hook makes this impossible */
+	n_slots = Max(n, 1);
+	for (int i = 0; i < GROMA_MAX_SERVERS; i++)
+	{
+		launcher_slot *ls = &slots[i];
+
+		Assert(ls->pid == 0);
+		ls->output_fd = -1;
+		ls->watch_fd = -1;
+		ls->line_len = 0;
+		ls->started_at = 0;
+		ls->next_start = 0;
+		ls->backoff_ms = BACKOFF_FIRST_MS;
+		strlcpy(ls->device_id, i < n ? ids[i] : "", sizeof(ls->device_id));
+		publish_state(i, i < n_slots ? GROMA_SLOT_STOPPED : GROMA_SLOT_UNUSED);
+	}
+	groma_registry_shared->n_servers = n_slots;
+}
+
+/* Starts what is due: stopped slots, and slots whose backoff has passed; promotes STARTING slots whose socket answers. */
+static void
+supervise(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int i = 0; i < n_slots; i++)
+	{
+		groma_server_slot snap;
+
+		groma_registry_snapshot(i, &snap);
+		if (snap.state == GROMA_SLOT_STOPPED && slots[i].pid == 0)
+			start_server(i);
+		else if (snap.state == GROMA_SLOT_BACKOFF && now >= slots[i].next_start)
+			start_server(i);
+		else if (snap.state == GROMA_SLOT_STARTING && slots[i].pid > 0 && socket_answers(snap.socket_path))
+		{
+			publish_state(i, GROMA_SLOT_RUNNING);
+			ereport(LOG, (errmsg("groma-server %d (pid %d) accepts connections on \"%s\"",
+								 i, (int) slots[i].pid, snap.socket_path)));
+		}
+	}
+}
+
+/* Waits up to LOOP_TIMEOUT_MS for the latch, the postmaster's death or output from a server. */
+static void
+wait_for_events(void)
+{
+	WaitEventSet *set = CreateWaitEventSet(CurrentMemoryContext, 2 + GROMA_MAX_SERVERS);
+	WaitEvent	events[2 + GROMA_MAX_SERVERS];
+
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (int i = 0; i < n_slots; i++)
+		if (slots[i].output_fd >= 0)
+			AddWaitEventToSet(set, WL_SOCKET_READABLE, slots[i].output_fd, NULL, NULL);
+	(void) WaitEventSetWait(set, LOOP_TIMEOUT_MS, events, lengthof(events), PG_WAIT_EXTENSION);
+	FreeWaitEventSet(set);
+}
+
+/* The worker's entry point: runs the servers until SIGTERM or the postmaster's death. */
+void
+groma_launcher_main(Datum main_arg)
+{
+	MemoryContext loop_context;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGCHLD, handle_sigchld);
+	BackgroundWorkerUnblockSignals();
+
+	if (groma_registry_shared == NULL)
+		elog(ERROR, "groma registry is not in shared memory");
+	if (mkdir("groma", S_IRWXU) != 0 && errno != EEXIST)
+		ereport(ERROR, (errcode_for_file_access(),
+						errmsg("could not create directory \"%s\": %m", "groma")));
+	before_shmem_exit(launcher_exit, 0);
+	groma_registry_shared->launcher_running = true;
+	configure_slots();
+	config_signature = MemoryContextStrdup(TopMemoryContext, current_signature());
+	loop_context = AllocSetContextCreate(TopMemoryContext, "groma launcher loop", ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		MemoryContext old = MemoryContextSwitchTo(loop_context);
+
+		if (child_exited)
+			reap_children();
+		for (int i = 0; i < n_slots; i++)
+			read_output(i);
+		if (ShutdownRequestPending)
+		{
+			ereport(LOG, (errmsg("groma launcher stopping groma-server")));
+			stop_servers();
+			proc_exit(0);
+		}
+		if (ConfigReloadPending)
+		{
+			char	   *signature;
+
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			signature = current_signature();
+			if (strcmp(signature, config_signature) != 0)
+			{
+				ereport(LOG, (errmsg("groma launcher restarting groma-server with the new settings")));
+				stop_servers();
+				configure_slots();
+				pfree(config_signature);
+				config_signature = MemoryContextStrdup(TopMemoryContext, signature);
+			}
+		}
+		supervise();
+		wait_for_events();
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(loop_context);
+	}
+}

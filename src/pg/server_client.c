@@ -1,0 +1,658 @@
+/*
+ * server_client.c - a backend's connections to groma-server and the
+ * request/reply exchange over them (server_client.h).
+ *
+ * One connection per server slot, opened on first use and kept for the
+ * session.  A request is written and its reply read with non-blocking I/O
+ * around WaitLatchOrSocket; every wakeup runs CHECK_FOR_INTERRUPTS, so a
+ * cancel or a timeout ends the wait at once.  Any error while a request is
+ * outstanding closes the connection: groma-server takes a closed connection
+ * as a cancel and drops the request, and the next request reconnects.
+ */
+#include "postgres.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "portability/instr_time.h"
+#include "storage/latch.h"
+#include "utils/timestamp.h"
+
+#include "groma_pg.h"
+#include "server_client.h"
+#include "server_registry.h"
+
+/* How long a backend waits for the launcher to record the exit of a server that closed its connection. */
+#define EXIT_RECORD_WAIT_MS 2000
+#define EXIT_RECORD_POLL_MS 20
+
+/* A backend's connection to one server slot. */
+typedef struct server_connection
+{
+	bool		open;
+	pgsocket	fd;
+	uint64		generation;		/* the slot's generation when connected: a restart invalidates it */
+	int			pid;			/* the server process it reaches */
+} server_connection;
+
+/* What a round trip ended with, short of an ERROR. */
+typedef enum io_result
+{
+	IO_OK,						/* a reply was decoded */
+	IO_CLOSED,					/* the server closed the connection (or reset it) */
+	IO_TIMEOUT,					/* the deadline passed */
+	IO_CONNECT_FAILED			/* nothing accepted the connection */
+} io_result;
+
+static server_connection connections[GROMA_MAX_SERVERS];
+static uint32 next_request_id = 0;
+static uint32 next_slot_turn = 0;
+static char connect_error[128];
+
+/* Writes how a process ended; see server_client.h. */
+void
+groma_describe_exit(int exit_code, int exit_signal, char *buf, size_t len)
+{
+	if (exit_signal > 0)
+		snprintf(buf, len, "signal %d (%s)", exit_signal, pg_strsignal(exit_signal));
+	else if (exit_code >= 0)
+		snprintf(buf, len, "exit %d", exit_code);
+	else
+		strlcpy(buf, "none", len);
+}
+
+/* Raises 55000 unless the registry exists; see server_client.h. */
+void
+groma_client_require_registry(void)
+{
+	if (groma_registry_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("groma-server is not running because groma.so was not loaded at server start"),
+				 errdetail("The model runs in groma-server, which the groma launcher starts only when groma is preloaded."),
+				 errhint("Add groma to shared_preload_libraries (shared_preload_libraries = 'groma') and restart PostgreSQL.")));
+}
+
+/* Closes a slot's connection, if open. */
+static void
+close_connection(int slot)
+{
+	server_connection *c = &connections[slot];
+
+	if (c->open)
+		closesocket(c->fd);
+	c->open = false;
+	c->fd = PGINVALID_SOCKET;
+}
+
+/* Returns the deadline timeout_ms from now, or 0 for none. */
+static TimestampTz
+deadline_after(int timeout_ms)
+{
+	if (timeout_ms <= 0)
+		return 0;
+	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+}
+
+/* Returns the milliseconds left before deadline (at least 0), or -1 when there is none. */
+static long
+ms_left(TimestampTz deadline)
+{
+	long		secs;
+	int			usecs;
+
+	if (deadline == 0)
+		return -1;
+	TimestampDifference(GetCurrentTimestamp(), deadline, &secs, &usecs);
+	return secs * 1000 + usecs / 1000;
+}
+
+/*
+ * Waits until fd has the event (WL_SOCKET_READABLE or WL_SOCKET_WRITEABLE),
+ * the latch is set or the deadline passes; handles interrupts.  Returns
+ * false when the deadline has passed.
+ */
+static bool
+wait_socket(pgsocket fd, int event, TimestampTz deadline)
+{
+	long		left = ms_left(deadline);
+
+	if (left == 0)
+		return false;
+	(void) WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH | event, fd,
+							 left < 0 ? 1000 : left, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	return true;
+}
+
+/* Sleeps ms on the latch, handling interrupts. */
+static void
+sleep_ms(long ms)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* Opens (or reuses) the connection to a slot's server as snap describes it; returns false and fills connect_error when nothing accepts it. */
+static bool
+ensure_connection(int slot, const groma_server_slot *snap, TimestampTz deadline)
+{
+	server_connection *c = &connections[slot];
+	struct sockaddr_un addr;
+	pgsocket	fd;
+
+	if (c->open && c->generation == snap->generation)
+		return true;
+	close_connection(slot);
+	memset(&addr, 0, sizeof(addr));
+	addr.sun_family = AF_UNIX;
+	strlcpy(addr.sun_path, snap->socket_path, sizeof(addr.sun_path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+	{
+		snprintf(connect_error, sizeof(connect_error), "could not create a socket: %m");
+		return false;
+	}
+	/* kept in the table while connecting (generation 0 matches no server), so an ERROR closes it */
+	c->open = true;
+	c->fd = fd;
+	c->generation = 0;
+	for (;;)
+	{
+		if (connect(fd, (struct sockaddr *) &addr, sizeof(addr)) == 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		/* a UNIX socket says EAGAIN when its listen backlog is full: try again shortly */
+		if (errno == EAGAIN && ms_left(deadline) != 0)
+		{
+			sleep_ms(10);
+			continue;
+		}
+		snprintf(connect_error, sizeof(connect_error), "connect to \"%s\" failed: %m", snap->socket_path);
+		close_connection(slot);
+		return false;
+	}
+	c->generation = snap->generation;
+	c->pid = snap->pid;
+	return true;
+}
+
+/* Writes len bytes to fd, waiting while the socket is full; returns IO_OK, IO_CLOSED or IO_TIMEOUT. */
+static io_result
+send_all(pgsocket fd, const uint8 *data, size_t len, TimestampTz deadline)
+{
+	size_t		done = 0;
+
+	while (done < len)
+	{
+		ssize_t		n = send(fd, data + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n > 0)
+			done += (size_t) n;
+		else if (n < 0 && errno == EINTR)
+			continue;
+		else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		{
+			if (!wait_socket(fd, WL_SOCKET_WRITEABLE, deadline))
+				return IO_TIMEOUT;
+		}
+		else
+			return IO_CLOSED;	/* EPIPE, ECONNRESET: the server is gone */
+	}
+	return IO_OK;
+}
+
+/* Reads exactly len bytes from fd, waiting for them; returns IO_OK, IO_CLOSED or IO_TIMEOUT. */
+static io_result
+recv_all(pgsocket fd, uint8 *data, size_t len, TimestampTz deadline)
+{
+	size_t		done = 0;
+
+	while (done < len)
+	{
+		ssize_t		n = recv(fd, data + done, len - done, MSG_DONTWAIT);
+
+		if (n > 0)
+			done += (size_t) n;
+		else if (n == 0)
+			return IO_CLOSED;
+		else if (errno == EINTR)
+			continue;
+		else if (errno == EAGAIN || errno == EWOULDBLOCK)
+		{
+			if (!wait_socket(fd, WL_SOCKET_READABLE, deadline))
+				return IO_TIMEOUT;
+		}
+		else
+			return IO_CLOSED;
+	}
+	return IO_OK;
+}
+
+/*
+ * Sends one encoded request frame on fd and reads frames until the reply
+ * with the request's id, decoding it into reply.  Raises 08P01 for frames
+ * that do not parse; returns IO_CLOSED or IO_TIMEOUT for I/O failures.
+ */
+static io_result
+exchange(pgsocket fd, const uint8 *frame, size_t len, const groma_request *req, groma_reply *reply,
+		 TimestampTz deadline)
+{
+	io_result	r = send_all(fd, frame, len, deadline);
+
+	if (r != IO_OK)
+		return r;
+	for (;;)
+	{
+		uint8		header[GROMA_PROTO_HEADER_BYTES];
+		groma_frame_header h;
+		groma_status st;
+		uint8	   *payload;
+
+		r = recv_all(fd, header, sizeof(header), deadline);
+		if (r != IO_OK)
+			return r;
+		st = groma_proto_parse_header(header, &h);
+		if (st.code != GROMA_OK && memcmp(header, "GRMA", 4) == 0 && h.version != GROMA_PROTO_VERSION)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("groma-server speaks protocol version %u, groma.so %u",
+							(unsigned) h.version, (unsigned) GROMA_PROTO_VERSION),
+					 errhint("Install groma-server and groma.so from the same build, then restart PostgreSQL.")));
+		if (st.code != GROMA_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("groma-server sent a malformed frame"),
+					 errdetail("The frame header failed to parse: %s.", st.message)));
+		payload = palloc(Max(h.payload_len, 1));
+		r = recv_all(fd, payload, h.payload_len, deadline);
+		if (r != IO_OK)
+			return r;
+		if (h.kind != GROMA_MSG_REPLY || h.id != req->id)
+		{
+			/* not the answer to this request (cannot happen with one request per connection): skip it */
+			pfree(payload);
+			continue;
+		}
+		st = groma_proto_decode_reply(&h, payload, h.payload_len, reply);
+		pfree(payload);
+		if (st.code == GROMA_OK && reply->kind != req->kind)
+			st = groma_error(GROMA_ERR_PROTOCOL, "a reply of kind %d to a request of kind %d",
+							 (int) reply->kind, (int) req->kind);
+		if (st.code != GROMA_OK)
+		{
+			groma_reply_free(reply);
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("groma-server sent a malformed reply"),
+					 errdetail("The reply failed to decode: %s.", st.message)));
+		}
+		return IO_OK;
+	}
+}
+
+/*
+ * Sends req to slot's server (as snap describes it) and reads the reply,
+ * within timeout_ms (0: no limit).  Raises ERROR for interrupts, protocol
+ * violations and requests that do not encode; the connection is closed on
+ * every path but success.  Counts the request in the slot's in_flight
+ * while it is outstanding when count is true.
+ */
+static io_result
+round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_reply *reply, int timeout_ms,
+		   bool count)
+{
+	pg_atomic_uint32 *in_flight = &groma_registry_shared->slots[slot].in_flight;
+	TimestampTz deadline = deadline_after(timeout_ms);
+	groma_wbuf	buf = {0};
+	groma_status st;
+	uint8	   *frame;
+	size_t		frame_len;
+	volatile io_result r = IO_OK;
+
+	memset(reply, 0, sizeof(*reply));
+	req->id = ++next_request_id;
+	st = groma_proto_encode_request(req, &buf);
+	if (st.code != GROMA_OK)
+	{
+		groma_wbuf_free(&buf);
+		groma_pg_check(st);
+	}
+	/* the frame moves to palloc memory so that an ERROR leaks nothing */
+	frame_len = buf.len;
+	frame = palloc(frame_len);
+	memcpy(frame, buf.data, frame_len);
+	groma_wbuf_free(&buf);
+
+	if (count)
+		pg_atomic_fetch_add_u32(in_flight, 1);
+	PG_TRY();
+	{
+		if (!ensure_connection(slot, snap, deadline))
+			r = IO_CONNECT_FAILED;
+		else
+			r = exchange(connections[slot].fd, frame, frame_len, req, reply, deadline);
+	}
+	PG_CATCH();
+	{
+		close_connection(slot);
+		if (count)
+			pg_atomic_fetch_sub_u32(in_flight, 1);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (count)
+		pg_atomic_fetch_sub_u32(in_flight, 1);
+	if (r != IO_OK)
+		close_connection(slot);
+	pfree(frame);
+	return r;
+}
+
+/*
+ * Waits up to EXIT_RECORD_WAIT_MS for the launcher to record the exit of
+ * process pid in slot; returns true with the slot's state in *snap when it
+ * did.
+ */
+static bool
+wait_for_exit_record(int slot, int pid, groma_server_slot *snap)
+{
+	for (int waited = 0;; waited += EXIT_RECORD_POLL_MS)
+	{
+		groma_registry_snapshot(slot, snap);
+		if (pid > 0 && snap->last_exit_pid == pid)
+			return true;
+		if (waited >= EXIT_RECORD_WAIT_MS)
+			return false;
+		sleep_ms(EXIT_RECORD_POLL_MS);
+	}
+}
+
+/* Raises the ERROR for a round trip that ended with r (not IO_OK). */
+static void
+report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int timeout_ms)
+{
+	groma_server_slot now;
+	char		how[128];
+
+	if (r == IO_TIMEOUT)
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("groma request timed out after %d ms", timeout_ms),
+				 errhint("Raise groma.request_timeout, or set it to 0 to wait without a limit.")));
+	if (r == IO_CONNECT_FAILED)
+	{
+		if (wait_for_exit_record(slot, sent_to->pid, &now))
+		{
+			groma_describe_exit(now.last_exit_code, now.last_exit_signal, how, sizeof(how));
+			ereport(ERROR,
+					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+					 errmsg("groma-server is restarting after it exited (%s)", how),
+					 now.last_stderr[0] ? errdetail("Its last message was: %s", now.last_stderr) : 0,
+					 errhint("The groma launcher restarts it; retry in a moment.")));
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+				 errmsg("could not connect to groma-server"),
+				 errdetail("%s.", connect_error),
+				 errhint("groma_status() shows the state of groma-server; the server log has its messages.")));
+	}
+	/* IO_CLOSED: the server went away while it had our request */
+	if (wait_for_exit_record(slot, sent_to->pid, &now))
+	{
+		if (now.last_exit_signal > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYSTEM_ERROR),
+					 errmsg("groma-server was terminated by signal %d (%s) while running this request",
+							now.last_exit_signal, pg_strsignal(now.last_exit_signal)),
+					 now.last_stderr[0] ? errdetail("Its last message was: %s", now.last_stderr) : 0,
+					 errhint("The groma launcher restarts it; the server log has its messages.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("groma-server exited with code %d while running this request", now.last_exit_code),
+				 now.last_stderr[0] ? errdetail("Its last message was: %s", now.last_stderr) : 0,
+				 errhint("The groma launcher restarts it; the server log has its messages.")));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_SYSTEM_ERROR),
+			 errmsg("groma-server closed the connection while running this request"),
+			 errhint("groma_status() shows the state of groma-server; the server log has its messages.")));
+}
+
+/* Raises 57P03 (or 55000) saying why no slot has a running server. */
+static void
+report_no_server(void)
+{
+	groma_server_slot snap;
+	int			n = groma_registry_shared->n_servers;
+	int			backoff = -1;
+
+	for (int i = 0; i < n; i++)
+	{
+		groma_registry_snapshot(i, &snap);
+		if (snap.state == GROMA_SLOT_STARTING)
+			ereport(ERROR,
+					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+					 errmsg("groma-server is starting"),
+					 errhint("Retry in a moment; groma_status() shows its progress.")));
+		if (snap.state == GROMA_SLOT_BACKOFF && backoff < 0)
+			backoff = i;
+	}
+	if (backoff >= 0)
+	{
+		char		how[128];
+
+		groma_registry_snapshot(backoff, &snap);
+		groma_describe_exit(snap.last_exit_code, snap.last_exit_signal, how, sizeof(how));
+		ereport(ERROR,
+				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+				 errmsg("groma-server is restarting after it exited (%s)", how),
+				 snap.last_stderr[0] ? errdetail("Its last message was: %s", snap.last_stderr) : 0,
+				 errhint("The groma launcher restarts it with a growing delay; the server log has its messages.")));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+			 errmsg("groma-server is not running"),
+			 errdetail(groma_registry_shared->launcher_running ?
+					   "The groma launcher is between stopping and starting it." :
+					   "The groma launcher background worker is not running."),
+			 errhint("Retry in a moment; the server log says more.")));
+}
+
+/* Returns the running slot with the fewest requests in flight (ties taken in turn), or raises why there is none. */
+static int
+choose_slot(groma_server_slot *snap)
+{
+	int			n,
+				best = -1;
+	uint32		best_load = 0;
+
+	groma_client_require_registry();
+	n = groma_registry_shared->n_servers;
+	for (int k = 0; k < n; k++)
+	{
+		int			i = (int) ((next_slot_turn + (uint32) k) % (uint32) n);
+		groma_server_slot s;
+
+		groma_registry_snapshot(i, &s);
+		if (s.state != GROMA_SLOT_RUNNING)
+			continue;
+		if (best < 0 || pg_atomic_read_u32(&s.in_flight) < best_load)
+		{
+			best = i;
+			best_load = pg_atomic_read_u32(&s.in_flight);
+			*snap = s;
+		}
+	}
+	next_slot_turn++;
+	if (best < 0)
+		report_no_server();
+	return best;
+}
+
+/* Raises the ERROR for a reply the server answered GROMA_ERR_UNAVAILABLE (st), asking the server's state to say why. */
+static void
+report_unavailable(int slot, const groma_status *st)
+{
+	groma_reply status;
+	groma_server_state state;
+	uint64		done,
+				total;
+
+	if (!groma_client_try_status(slot, 2000, &status))
+		ereport(ERROR,
+				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+				 errmsg("groma-server cannot run models now"),
+				 errdetail("%s", st->message)));
+	state = status.state;
+	done = status.load_done;
+	total = status.load_total;
+	groma_reply_free(&status);
+	switch (state)
+	{
+		case GROMA_SERVER_NO_MODEL:
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("groma-server has no model"),
+					 errdetail("groma.model_path is empty, so groma-server runs image checks only."),
+					 errhint("Set groma.model_path to a model directory and reload the configuration.")));
+			break;
+		case GROMA_SERVER_FAILED:
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("groma-server could not load its model"),
+					 errdetail("%s", st->message),
+					 errhint("Fix groma.model_path (or the files it names) and reload the configuration.")));
+			break;
+		case GROMA_SERVER_STARTING:
+		case GROMA_SERVER_LOADING:
+			if (total > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+						 errmsg("groma-server is loading its model"),
+						 errdetail("%llu of %llu MB are loaded.",
+								   (unsigned long long) (done >> 20), (unsigned long long) (total >> 20)),
+						 errhint("Retry in a moment; groma_status() shows the progress.")));
+			ereport(ERROR,
+					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+					 errmsg("groma-server is loading its model"),
+					 errhint("Retry in a moment; groma_status() shows the progress.")));
+			break;
+		case GROMA_SERVER_STOPPING:
+			ereport(ERROR,
+					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+					 errmsg("groma-server is stopping"),
+					 errhint("The groma launcher starts it again after a configuration change; retry in a moment.")));
+			break;
+		case GROMA_SERVER_READY:
+			break;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+			 errmsg("groma-server cannot run models now"),
+			 errdetail("%s", st->message)));
+}
+
+/* Raises the ERROR that fits a reply with a failed status (and frees the reply); returns on success. */
+static void
+check_reply(int slot, groma_reply *reply)
+{
+	groma_status st = reply->status;
+
+	if (st.code == GROMA_OK)
+		return;
+	groma_reply_free(reply);
+	switch (st.code)
+	{
+		case GROMA_ERR_UNAVAILABLE:
+			report_unavailable(slot, &st);
+			break;
+		case GROMA_ERR_BUSY:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("groma-server's request queue is full"),
+					 errdetail("%s", st.message),
+					 errhint("Raise groma.max_queue, or send fewer requests at once.")));
+			break;
+		case GROMA_ERR_PROTOCOL:
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("groma-server refused the request as malformed"),
+					 errdetail("%s", st.message)));
+			break;
+		default:
+			groma_pg_check(st);
+			break;
+	}
+}
+
+/* Sends a request to the least loaded server and returns its successful reply; see server_client.h. */
+void
+groma_client_call(groma_request *req, groma_reply *reply)
+{
+	groma_server_slot snap;
+	int			slot = choose_slot(&snap);
+	io_result	r = round_trip(slot, &snap, req, reply, groma_request_timeout, true);
+
+	if (r != IO_OK)
+		report_io_failure(slot, &snap, r, groma_request_timeout);
+	check_reply(slot, reply);
+}
+
+/* Returns the round trip of a PING in milliseconds; see server_client.h. */
+double
+groma_client_ping(void)
+{
+	groma_server_slot snap;
+	int			slot = choose_slot(&snap);
+	groma_request req;
+	groma_reply reply;
+	instr_time	start,
+				elapsed;
+	io_result	r;
+
+	/* connect first, so that the figure is the round trip alone */
+	if (!ensure_connection(slot, &snap, deadline_after(groma_request_timeout)))
+		report_io_failure(slot, &snap, IO_CONNECT_FAILED, groma_request_timeout);
+	memset(&req, 0, sizeof(req));
+	req.kind = GROMA_MSG_PING;
+	INSTR_TIME_SET_CURRENT(start);
+	r = round_trip(slot, &snap, &req, &reply, groma_request_timeout, true);
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
+	if (r != IO_OK)
+		report_io_failure(slot, &snap, r, groma_request_timeout);
+	check_reply(slot, &reply);
+	groma_reply_free(&reply);
+	return INSTR_TIME_GET_MILLISEC(elapsed);
+}
+
+/* Asks a slot's server for its STATUS; see server_client.h. */
+bool
+groma_client_try_status(int slot, int timeout_ms, groma_reply *reply)
+{
+	groma_server_slot snap;
+	groma_request req;
+
+	groma_client_require_registry();
+	groma_registry_snapshot(slot, &snap);
+	if (snap.state != GROMA_SLOT_RUNNING)
+		return false;
+	memset(&req, 0, sizeof(req));
+	req.kind = GROMA_MSG_STATUS;
+	if (round_trip(slot, &snap, &req, reply, timeout_ms, false) != IO_OK)
+		return false;
+	if (reply->status.code != GROMA_OK)
+	{
+		groma_reply_free(reply);
+		return false;
+	}
+	return true;
+}

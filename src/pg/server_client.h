@@ -1,0 +1,41 @@
+/*
+ * server_client.h - a backend's side of the groma-server protocol: one
+ * persistent UNIX-socket connection per server slot, requests sent and
+ * waited for with the latch (so cancel, statement_timeout and terminate
+ * stop a wait at once), and every failure turned into an ERROR with a
+ * specific SQLSTATE.
+ */
+#ifndef GROMA_SERVER_CLIENT_H
+#define GROMA_SERVER_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../server/protocol.h"
+
+/* Writes how a process ended: "exit N", "signal N (name)", or "none" when neither is known. */
+void		groma_describe_exit(int exit_code, int exit_signal, char *buf, size_t len);
+
+/* Raises ERROR 55000 unless groma.so was loaded through shared_preload_libraries. */
+void		groma_client_require_registry(void);
+
+/*
+ * Sends req (kind and fields set; the id is assigned here) to the least
+ * loaded running groma-server and waits for its reply, within
+ * groma.request_timeout.  Returns only with a successful reply, which the
+ * caller frees with groma_reply_free; raises ERROR for everything else
+ * (no server, a timeout, the server dying, an error status in the reply).
+ */
+void		groma_client_call(groma_request *req, groma_reply *reply);
+
+/* Like groma_client_call for a PING; returns the round trip in milliseconds. */
+double		groma_client_ping(void);
+
+/*
+ * Asks slot's server for its STATUS, waiting at most timeout_ms.  Returns
+ * false, with nothing to free, when the slot is not running or does not
+ * answer; raises ERROR only for interrupts (cancel, timeouts).
+ */
+bool		groma_client_try_status(int slot, int timeout_ms, groma_reply *reply);
+
+#endif							/* GROMA_SERVER_CLIENT_H */

@@ -1,0 +1,113 @@
+/*
+ * status_functions.c - groma_status(): one row per groma-server slot, from
+ * the server's own STATUS when it answers and from the launcher's registry
+ * otherwise.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "groma_pg.h"
+#include "server_client.h"
+#include "server_registry.h"
+
+PG_FUNCTION_INFO_V1(groma_server_status);
+
+#define STATUS_COLUMNS 14
+#define STATUS_TIMEOUT_MS 1000	/* a server busier than this is shown from the registry */
+
+/* Returns the name of a slot state as groma_status() shows it. */
+static const char *
+slot_state_name(groma_slot_state state)
+{
+	switch (state)
+	{
+		case GROMA_SLOT_UNUSED:
+			return "unused";
+		case GROMA_SLOT_STOPPED:
+			return "stopped";
+		case GROMA_SLOT_STARTING:
+			return "starting";
+		case GROMA_SLOT_RUNNING:
+			return "running";
+		case GROMA_SLOT_BACKOFF:
+			return "backoff";
+	}
+	return "unknown";
+}
+
+/* Fills one row of groma_status() for slot i. */
+static void
+status_row(int i, Datum *values, bool *nulls)
+{
+	groma_server_slot snap;
+	groma_reply reply;
+	char		how[128];
+	bool		live;
+
+	groma_registry_snapshot(i, &snap);
+	live = groma_client_try_status(i, STATUS_TIMEOUT_MS, &reply);
+	/* the server may have restarted during the STATUS: show the registry as it is now */
+	groma_registry_snapshot(i, &snap);
+
+	values[0] = Int32GetDatum(i);
+	values[1] = CStringGetTextDatum(live ? groma_server_state_name(reply.state) : slot_state_name(snap.state));
+	values[2] = Int32GetDatum(snap.pid);
+	nulls[2] = snap.pid == 0;
+	values[3] = CStringGetTextDatum(live && reply.device && reply.device[0] ? reply.device : snap.device);
+	values[4] = CStringGetTextDatum(live && reply.model_path ? reply.model_path : snap.model_path);
+	values[5] = TimestampTzGetDatum(snap.started_at);
+	nulls[5] = snap.started_at == 0;
+	values[6] = Int32GetDatum(snap.restarts);
+	groma_describe_exit(snap.last_exit_code, snap.last_exit_signal, how, sizeof(how));
+	values[7] = CStringGetTextDatum(how);
+	nulls[7] = snap.last_exit_pid == 0;
+	values[8] = CStringGetTextDatum(snap.last_stderr);
+	nulls[8] = snap.last_stderr[0] == '\0';
+	if (live)
+	{
+		values[9] = Int32GetDatum((int32) Min(reply.queue_depth, (uint32) PG_INT32_MAX));
+		values[10] = Int32GetDatum((int32) Min(reply.running, (uint32) PG_INT32_MAX));
+		values[11] = Int64GetDatum((int64) reply.served);
+		values[12] = Int64GetDatum((int64) reply.failed);
+		if (reply.load_total > 0)
+			values[13] = CStringGetTextDatum(psprintf("%llu/%llu MB",
+													  (unsigned long long) (reply.load_done >> 20),
+													  (unsigned long long) (reply.load_total >> 20)));
+		else
+			nulls[13] = true;
+		groma_reply_free(&reply);
+	}
+	else
+	{
+		for (int k = 9; k <= 13; k++)
+			nulls[k] = true;
+	}
+}
+
+/*
+ * Returns one row per server slot: (server, state, pid, device, model_path,
+ * started_at, restarts, last_exit, last_stderr, queue_depth, running,
+ * served, failed, load_progress).
+ */
+Datum
+groma_server_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	groma_client_require_registry();
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < groma_registry_shared->n_servers; i++)
+	{
+		Datum		values[STATUS_COLUMNS];
+		bool		nulls[STATUS_COLUMNS];
+
+		memset(nulls, 0, sizeof(nulls));
+		status_row(i, values, nulls);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
