@@ -156,7 +156,7 @@ define_server_settings(void)
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomEnumVariable("groma.weights",
 							 "Storage type of the model's matrices on a GPU.",
-							 "The CPU always computes in f32.",
+							 "The CPU always computes in f32 and ignores this setting.",
 							 &groma_weights, GROMA_WEIGHTS_SETTING_BF16, weights_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("groma.threads",

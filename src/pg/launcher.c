@@ -315,8 +315,16 @@ start_server(int i)
 		argv[argc++] = "--device-id";
 		argv[argc++] = ls->device_id;
 	}
-	argv[argc++] = "--weights";
-	argv[argc++] = (char *) groma_weights_setting_name(groma_weights);
+	/*
+	 * groma.weights is for GPUs: groma-server's default is bf16 there and f32
+	 * on the CPU, and it refuses 16-bit weights on the CPU, so the default is
+	 * left to it (device auto may resolve to the CPU).
+	 */
+	if (groma_device != GROMA_DEVICE_SETTING_CPU && groma_weights != GROMA_WEIGHTS_SETTING_BF16)
+	{
+		argv[argc++] = "--weights";
+		argv[argc++] = (char *) groma_weights_setting_name(groma_weights);
+	}
 	if (groma_threads > 0)
 	{
 		argv[argc++] = "--threads";
