@@ -412,7 +412,7 @@ server_exited(int i, int status)
 	ls->watch_fd = -1;
 	groma_describe_exit(WIFEXITED(status) ? WEXITSTATUS(status) : -1,
 						WIFSIGNALED(status) ? WTERMSIG(status) : 0, how, sizeof(how));
-	ereport(stopping ? LOG : WARNING,
+	ereport(LOG,
 			(errmsg("groma-server %d (pid %d) ended: %s", i, (int) ls->pid, how)));
 	SpinLockAcquire(&s->mutex);
 	s->last_exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

@@ -466,21 +466,29 @@ report_no_server(void)
 			 errhint("Retry in a moment; the server log says more.")));
 }
 
-/* Returns the running slot with the fewest requests in flight (ties taken in turn), or raises why there is none. */
+/*
+ * Returns the running slot with the fewest requests in flight, ties taken
+ * in turn (each backend starting at a different slot), skipping the slots
+ * whose bit is set in exclude; raises why there is none.
+ */
 static int
-choose_slot(groma_server_slot *snap)
+choose_slot(groma_server_slot *snap, uint32 exclude)
 {
 	int			n,
 				best = -1;
 	uint32		best_load = 0;
 
 	groma_client_require_registry();
+	if (next_slot_turn == 0)
+		next_slot_turn = (uint32) MyProcPid;
 	n = groma_registry_shared->n_servers;
 	for (int k = 0; k < n; k++)
 	{
 		int			i = (int) ((next_slot_turn + (uint32) k) % (uint32) n);
 		groma_server_slot s;
 
+		if (exclude & (1u << i))
+			continue;
 		groma_registry_snapshot(i, &s);
 		if (s.state != GROMA_SLOT_RUNNING)
 			continue;
@@ -495,6 +503,23 @@ choose_slot(groma_server_slot *snap)
 	if (best < 0)
 		report_no_server();
 	return best;
+}
+
+/* Returns true when a slot other than slot has a running server. */
+static bool
+other_slot_running(int slot)
+{
+	for (int i = 0; i < groma_registry_shared->n_servers; i++)
+	{
+		groma_server_slot s;
+
+		if (i == slot)
+			continue;
+		groma_registry_snapshot(i, &s);
+		if (s.state == GROMA_SLOT_RUNNING)
+			return true;
+	}
+	return false;
 }
 
 /* Raises the ERROR for a reply the server answered GROMA_ERR_UNAVAILABLE (st), asking the server's state to say why. */
@@ -598,9 +623,15 @@ void
 groma_client_call(groma_request *req, groma_reply *reply)
 {
 	groma_server_slot snap;
-	int			slot = choose_slot(&snap);
+	int			slot = choose_slot(&snap, 0);
 	io_result	r = round_trip(slot, &snap, req, reply, groma_request_timeout, true);
 
+	/* a server that just died may still be listed as running: try another once, if there is one */
+	if (r == IO_CONNECT_FAILED && other_slot_running(slot))
+	{
+		slot = choose_slot(&snap, 1u << slot);
+		r = round_trip(slot, &snap, req, reply, groma_request_timeout, true);
+	}
 	if (r != IO_OK)
 		report_io_failure(slot, &snap, r, groma_request_timeout);
 	check_reply(slot, reply);
@@ -611,7 +642,7 @@ double
 groma_client_ping(void)
 {
 	groma_server_slot snap;
-	int			slot = choose_slot(&snap);
+	int			slot = choose_slot(&snap, 0);
 	groma_request req;
 	groma_reply reply;
 	instr_time	start,

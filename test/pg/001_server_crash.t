@@ -1,0 +1,72 @@
+# groma-server crashing (SIGSEGV) in the middle of a request: the session
+# that sent it gets an ERROR naming the signal, PostgreSQL is not reset
+# (postmaster start time and other sessions unchanged), the launcher
+# restarts the server (restarts = 1) and the next request succeeds.
+#
+# With one server, every request it holds dies with it, so the session that
+# must be unaffected (B) runs plain SQL while A's request crashes.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::Bin;
+use GromaPg;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+my $node = groma_node('crash');
+step('cluster up, model ready');
+my $img = image_sql();
+
+my $pm_start = $node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()');
+my $b = $node->background_psql('postgres');
+my $b_pid = $b->query_safe('SELECT pg_backend_pid()');
+my $before = status_row($node);
+is($before->{restarts}, '0', 'no restarts before the crash');
+
+# A: a long generation (3000 tokens take seconds on the tiny model)
+my $a = start_query($node, 'crash_a',
+    "SET groma.max_new_tokens = 3000; SELECT (groma_chat($img, 'Describe the image in detail.')).text IS NOT NULL");
+my $running = wait_until(20, sub { status_row($node)->{running} eq '1' });
+ok($running, "A's request is running in groma-server");
+step("A's request running");
+
+my $server_pid = status_row($node)->{pid};
+ok($server_pid > 0, "groma-server pid $server_pid from groma_status()");
+my $killed_at = time;
+kill 'SEGV', $server_pid;
+my ($rc, $out, $err, $ended) = finish_query($a, 10);
+step('SIGSEGV sent, A answered');
+ok(defined $rc && $rc != 0, 'A fails');
+like($err, qr/58000: groma-server was terminated by signal 11 \(Segmentation fault\) while running this request/,
+    'A gets an ERROR naming the signal, SQLSTATE 58000');
+note("A's error: $err");
+cmp_ok($ended - $killed_at, '<', 2.5, sprintf('A got its error %.3f s after the kill', $ended - $killed_at));
+
+# B and the cluster were not touched
+is($b->query_safe('SELECT pg_backend_pid()'), $b_pid, "B's backend is the same process");
+is($b->query_safe('SELECT 1'), '1', 'B keeps working');
+is($node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()'), $pm_start,
+    'postmaster start time unchanged (no crash restart of PostgreSQL)');
+
+# the launcher restarts the server; a new request succeeds within 10 s of the kill
+my $restarted = wait_until(10, sub { my $r = status_row($node); $r->{state} eq 'ready' && $r->{pid} ne $server_pid });
+ok($restarted, 'groma-server is ready again with a new pid');
+step('server restarted and ready');
+my $after = status_row($node);
+is($after->{restarts}, '1', 'groma_status() shows restarts = 1');
+is($after->{last_exit}, 'signal 11 (Segmentation fault)', "last_exit says how it ended");
+my $ok = $b->query_safe("SET groma.max_new_tokens = 16; SELECT (groma_chat($img, 'What is this?')).text IS NOT NULL");
+is($ok, 't', 'a new groma_chat succeeds in B');
+my $recovered = time - $killed_at;
+cmp_ok($recovered, '<', 10, sprintf('a request succeeded %.3f s after the kill', $recovered));
+step('new request answered');
+
+$b->quit;
+my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
+unlike($log, qr/server process .* was terminated by signal|terminating any other active server processes/,
+    'no PostgreSQL process crashed');
+like($log, qr/groma-server 0 \(pid $server_pid\) ended: signal 11/, 'the launcher logged the crash');
+$node->stop('fast');
+ok(!proc_alive($after->{pid}), 'no groma-server left after pg_ctl stop -m fast');
+step('stopped');
+done_testing();
