@@ -535,7 +535,7 @@ report_unavailable(int slot, const groma_status *st)
 		ereport(ERROR,
 				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 				 errmsg("groma-server cannot run models now"),
-				 errdetail("%s", st->message)));
+				 errdetail("groma-server reported: %s.", st->message)));
 	state = status.state;
 	done = status.load_done;
 	total = status.load_total;
@@ -553,7 +553,7 @@ report_unavailable(int slot, const groma_status *st)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("groma-server could not load its model"),
-					 errdetail("%s", st->message),
+					 errdetail("groma-server reported: %s.", st->message),
 					 errhint("Fix groma.model_path (or the files it names) and reload the configuration.")));
 			break;
 		case GROMA_SERVER_STARTING:
@@ -582,7 +582,7 @@ report_unavailable(int slot, const groma_status *st)
 	ereport(ERROR,
 			(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 			 errmsg("groma-server cannot run models now"),
-			 errdetail("%s", st->message)));
+			 errdetail("groma-server reported: %s.", st->message)));
 }
 
 /* Raises the ERROR that fits a reply with a failed status (and frees the reply); returns on success. */
@@ -603,14 +603,14 @@ check_reply(int slot, groma_reply *reply)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 					 errmsg("groma-server's request queue is full"),
-					 errdetail("%s", st.message),
+					 errdetail("groma-server reported: %s.", st.message),
 					 errhint("Raise groma.max_queue, or send fewer requests at once.")));
 			break;
 		case GROMA_ERR_PROTOCOL:
 			ereport(ERROR,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
 					 errmsg("groma-server refused the request as malformed"),
-					 errdetail("%s", st.message)));
+					 errdetail("groma-server reported: %s.", st.message)));
 			break;
 		default:
 			groma_pg_check(st);

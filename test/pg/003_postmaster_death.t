@@ -1,0 +1,59 @@
+# groma-server never outlives PostgreSQL: after the postmaster is killed
+# with SIGKILL the launcher exits and its servers follow (watch pipe,
+# PR_SET_PDEATHSIG) within 5 s, and pg_ctl stop -m fast leaves none behind.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::Bin;
+use GromaPg;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+my $node = groma_node('pmdeath');
+step('cluster up, model ready');
+my $server_pid = status_row($node)->{pid};
+ok(proc_alive($server_pid), "groma-server runs (pid $server_pid)");
+
+# its parent is the launcher (a background worker without a database: not in pg_stat_activity)
+open(my $f, '<', "/proc/$server_pid/stat") or die;
+my ($launcher_pid) = (<$f> =~ /^\d+ \(.*\) \S (\d+)/);
+close($f);
+open(my $c, '<', "/proc/$launcher_pid/cmdline") or die;
+my $title = <$c> // '';
+close($c);
+like($title, qr/groma launcher/, "groma-server is a child of the groma launcher (pid $launcher_pid)");
+# it holds no descriptor but stdin, stdout/stderr, the watch pipe and its own sockets/pipes
+my @fds = map { m{/(\d+)$} ? $1 : () } glob("/proc/$server_pid/fd/*");
+note("groma-server descriptors: @fds");
+ok(!grep({ (readlink("/proc/$server_pid/fd/$_") // '') =~ m{/pg_wal|/base/|postmaster} } @fds),
+    'groma-server inherited no PostgreSQL file');
+
+# SIGKILL the postmaster
+my $t0 = time;
+$node->kill9;
+my $gone = wait_until(5, sub { !proc_alive($server_pid) });
+ok($gone, sprintf('groma-server gone %.3f s after the postmaster was killed', time - $t0));
+ok(wait_until(5, sub { !kill(0, $launcher_pid) }), 'the launcher is gone too');
+step('postmaster SIGKILL, servers gone');
+
+# every process of the cluster (groma-server included) runs in the data directory
+my $pgdata = $node->data_dir;
+sub in_data_dir { return grep { (readlink("/proc/$_/cwd") // '') eq $pgdata } map { m{/(\d+)$} ? $1 : () } glob('/proc/[0-9]*'); }
+ok(wait_until(10, sub { !in_data_dir() }), 'no process of the killed cluster is left')
+  or diag('left: ' . join(' ', in_data_dir()));
+$node->start;
+ok(wait_until(30, sub { status_row($node)->{state} eq 'ready' }), 'groma-server ready again after a restart');
+my $new_pid = status_row($node)->{pid};
+isnt($new_pid, $server_pid, 'a new groma-server');
+step('cluster restarted');
+
+# pg_ctl stop -m fast is clean
+$t0 = time;
+$node->stop('fast');
+my $stop_took = time - $t0;
+ok(!proc_alive($new_pid), sprintf('no groma-server left after pg_ctl stop -m fast (%.3f s)', $stop_took));
+my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
+like($log, qr/groma-server 0 \(pid $new_pid\) ended: exit 0/, 'groma-server exited cleanly (exit 0) on shutdown');
+unlike($log, qr/did not stop within/, 'no groma-server had to be killed');
+step('fast stop');
+done_testing();

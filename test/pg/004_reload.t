@@ -1,0 +1,87 @@
+# Changing groma.model_path and reloading restarts groma-server on the new
+# model; a path that does not load leaves the server in state 'failed' with
+# the reason in groma_status(), the cluster running and model functions
+# failing with 55000; an empty path runs image checks only.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::Bin;
+use GromaPg;
+use Test::More;
+use File::Temp qw(tempdir);
+use Time::HiRes qw(time sleep);
+
+my $node = groma_node('reload');
+step('cluster up, model ready');
+my $img = image_sql();
+$node->safe_psql('postgres', q{
+CREATE FUNCTION sqlstate_of(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE q;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE;
+END $$});
+my $chat = "SELECT sqlstate_of(\$q\$SET groma.max_new_tokens = 16; SELECT groma_chat($img, 'What is this?')\$q\$)";
+is($node->safe_psql('postgres', $chat), 'ok', 'groma_chat works on the first model');
+my $first = status_row($node);
+
+# Reloads with groma.model_path = path and waits for the server to settle in a state.
+sub reload_model {
+    my ($path, $state) = @_;
+    $node->safe_psql('postgres', "ALTER SYSTEM SET groma.model_path = '$path'");
+    $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+    return wait_until(30, sub { my $r = status_row($node); $r->{model_path} eq $path && $r->{state} eq $state });
+}
+
+# a copy of the model in another directory
+my $copy = tempdir(CLEANUP => 1) . '/tiny-copy';
+system('cp', '-r', $model, $copy) == 0 or die "cp: $!";
+ok(reload_model($copy, 'ready'), 'after reload groma-server runs on the copy');
+my $second = status_row($node);
+is($second->{model_path}, $copy, 'groma_status().model_path is the new path');
+isnt($second->{pid}, $first->{pid}, 'a new groma-server process');
+is($second->{restarts}, '1', 'restarts = 1 after the reload');
+is($node->safe_psql('postgres', $chat), 'ok', 'groma_chat works on the copy');
+step('reload onto a copy of the model');
+
+# a path that does not hold a model
+ok(reload_model('/nonexistent/groma-model', 'failed'), "an invalid path leaves groma-server in state 'failed'");
+my $failed = status_row($node);
+like($failed->{last_stderr}, qr{/nonexistent/groma-model|failed to load}, "the reason is in groma_status(): $failed->{last_stderr}");
+is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the cluster keeps running');
+is($node->safe_psql('postgres', $chat), '55000', 'groma_chat fails with SQLSTATE 55000');
+my ($rc, $out, $err) = $node->psql('postgres', "SET groma.max_new_tokens = 16; SELECT groma_chat($img, 'What is this?')",
+    extra_params => ['-v', 'VERBOSITY=verbose']);
+like($err, qr/groma-server could not load its model/, 'the error says the model did not load');
+like($err, qr{DETAIL:.*/nonexistent/groma-model}, 'the detail gives the reason');
+note($err);
+is($node->safe_psql('postgres', "SELECT groma_image_validate($img)"), 't', 'image checks still work');
+step('reload onto an invalid path');
+
+# no model at all
+ok(reload_model('', 'no_model'), "an empty groma.model_path gives state 'no_model'");
+($rc, $out, $err) = $node->psql('postgres', "SELECT groma_chat($img, 'What is this?')",
+    extra_params => ['-v', 'VERBOSITY=verbose']);
+like($err, qr/55000: groma-server has no model/, 'groma_chat says there is no model (55000)');
+like($err, qr/HINT:  Set groma.model_path to a model directory and reload the configuration/, 'with a hint');
+is($node->safe_psql('postgres', "SELECT groma_image_validate($img)"), 't', 'image checks work without a model');
+cmp_ok($node->safe_psql('postgres', 'SELECT groma_ping()'), '>', 0, 'groma_ping() works without a model');
+step('reload without a model');
+
+# a reload that changes nothing the server uses does not restart it
+my $pid = status_row($node)->{pid};
+$node->safe_psql('postgres', "ALTER SYSTEM SET work_mem = '8MB'");
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+sleep 0.5;
+is(status_row($node)->{pid}, $pid, 'an unrelated reload keeps the same groma-server');
+
+# back to the original model
+ok(reload_model($model, 'ready'), 'back on the original model');
+is($node->safe_psql('postgres', $chat), 'ok', 'groma_chat works again');
+is(status_row($node)->{restarts}, '4', 'one restart per configuration change');
+step('back to the original model');
+my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
+unlike($log, qr/did not stop within/, 'every server stopped on SIGTERM');
+$node->stop('fast');
+done_testing();
