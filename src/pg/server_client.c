@@ -49,6 +49,12 @@ typedef enum io_result
 } io_result;
 
 static server_connection connections[GROMA_MAX_SERVERS];
+
+/* Slots that answered "no model to run" (loading, stopping): avoided until then, for that generation. */
+static TimestampTz unready_until[GROMA_MAX_SERVERS];
+static uint64 unready_generation[GROMA_MAX_SERVERS];
+
+#define UNREADY_AVOID_MS 1000
 static uint32 next_request_id = 0;
 static uint32 next_slot_turn = 0;
 static char connect_error[128];
@@ -466,14 +472,23 @@ report_no_server(void)
 			 errhint("Retry in a moment; the server log says more.")));
 }
 
+/* Returns true when this backend recently found slot's server (as snap describes it) unable to run models. */
+static bool
+recently_unready(int slot, const groma_server_slot *snap, TimestampTz now)
+{
+	return unready_generation[slot] == snap->generation && now < unready_until[slot];
+}
+
 /*
  * Returns the running slot with the fewest requests in flight, ties taken
  * in turn (each backend starting at a different slot), skipping the slots
- * whose bit is set in exclude; raises why there is none.
+ * whose bit is set in exclude and preferring those not recently found
+ * loading; raises why there is none.
  */
 static int
 choose_slot(groma_server_slot *snap, uint32 exclude)
 {
+	TimestampTz now = GetCurrentTimestamp();
 	int			n,
 				best = -1;
 	uint32		best_load = 0;
@@ -482,21 +497,24 @@ choose_slot(groma_server_slot *snap, uint32 exclude)
 	if (next_slot_turn == 0)
 		next_slot_turn = (uint32) MyProcPid;
 	n = groma_registry_shared->n_servers;
-	for (int k = 0; k < n; k++)
+	for (int pass = 0; pass < 2 && best < 0; pass++)
 	{
-		int			i = (int) ((next_slot_turn + (uint32) k) % (uint32) n);
-		groma_server_slot s;
-
-		if (exclude & (1u << i))
-			continue;
-		groma_registry_snapshot(i, &s);
-		if (s.state != GROMA_SLOT_RUNNING)
-			continue;
-		if (best < 0 || pg_atomic_read_u32(&s.in_flight) < best_load)
+		for (int k = 0; k < n; k++)
 		{
-			best = i;
-			best_load = pg_atomic_read_u32(&s.in_flight);
-			*snap = s;
+			int			i = (int) ((next_slot_turn + (uint32) k) % (uint32) n);
+			groma_server_slot s;
+
+			if (exclude & (1u << i))
+				continue;
+			groma_registry_snapshot(i, &s);
+			if (s.state != GROMA_SLOT_RUNNING || (pass == 0 && recently_unready(i, &s, now)))
+				continue;
+			if (best < 0 || pg_atomic_read_u32(&s.in_flight) < best_load)
+			{
+				best = i;
+				best_load = pg_atomic_read_u32(&s.in_flight);
+				*snap = s;
+			}
 		}
 	}
 	next_slot_turn++;
@@ -505,15 +523,15 @@ choose_slot(groma_server_slot *snap, uint32 exclude)
 	return best;
 }
 
-/* Returns true when a slot other than slot has a running server. */
+/* Returns true when a slot whose bit is not set in exclude has a running server. */
 static bool
-other_slot_running(int slot)
+other_slot_running(uint32 exclude)
 {
 	for (int i = 0; i < groma_registry_shared->n_servers; i++)
 	{
 		groma_server_slot s;
 
-		if (i == slot)
+		if (exclude & (1u << i))
 			continue;
 		groma_registry_snapshot(i, &s);
 		if (s.state == GROMA_SLOT_RUNNING)
@@ -623,14 +641,32 @@ void
 groma_client_call(groma_request *req, groma_reply *reply)
 {
 	groma_server_slot snap;
-	int			slot = choose_slot(&snap, 0);
-	io_result	r = round_trip(slot, &snap, req, reply, groma_request_timeout, true);
+	uint32		tried = 0;
+	int			slot;
+	io_result	r;
 
-	/* a server that just died may still be listed as running: try another once, if there is one */
-	if (r == IO_CONNECT_FAILED && other_slot_running(slot))
+	/*
+	 * A server that just died may still be listed as running, and one that
+	 * was just restarted answers while it loads its model: then try the
+	 * other running servers, if there are any.
+	 */
+	for (;;)
 	{
-		slot = choose_slot(&snap, 1u << slot);
+		slot = choose_slot(&snap, tried);
 		r = round_trip(slot, &snap, req, reply, groma_request_timeout, true);
+		tried |= 1u << slot;
+		if (!other_slot_running(tried))
+			break;
+		if (r == IO_CONNECT_FAILED)
+			continue;
+		if (r == IO_OK && reply->status.code == GROMA_ERR_UNAVAILABLE)
+		{
+			unready_generation[slot] = snap.generation;
+			unready_until[slot] = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), UNREADY_AVOID_MS);
+			groma_reply_free(reply);
+			continue;
+		}
+		break;
 	}
 	if (r != IO_OK)
 		report_io_failure(slot, &snap, r, groma_request_timeout);

@@ -1,0 +1,64 @@
+# groma.devices = '0,1' runs two groma-servers (here both on the CPU):
+# groma_status() has a row for each, requests from several sessions are
+# spread over both, and killing one leaves the other serving.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::Bin;
+use GromaPg;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+my $node = groma_node('two', "groma.devices = '0,1'\ngroma.threads = 1", servers => 2);
+step('cluster up, two servers ready');
+my $img = image_sql();
+my $rows = $node->safe_psql('postgres', 'SELECT server, state, device FROM groma_status() ORDER BY server');
+is($rows, "0|ready|cpu\n1|ready|cpu", 'groma_status() has two ready servers');
+my @pids = map { status_row($node, $_)->{pid} } (0, 1);
+isnt($pids[0], $pids[1], "two processes ($pids[0], $pids[1])");
+
+# several sessions at once
+my $chat = "SET groma.max_new_tokens = 16; SELECT count(*) FROM generate_series(1, 3) g, "
+  . "LATERAL (SELECT groma_chat($img, 'What is this? ' || g)) c";
+my @q = map { start_query($node, "spread_$_", $chat) } (1 .. 4);
+my $all_ok = 1;
+for my $q (@q) {
+    my ($rc, $out, $err) = finish_query($q, 120);
+    $all_ok &&= defined $rc && $rc == 0 && $out =~ /^3$/m;
+    diag($err) if $err ne '';
+}
+ok($all_ok, '4 sessions x 3 requests all answered');
+my @served = map { status_row($node, $_)->{served} } (0, 1);
+note("served: server 0 = $served[0], server 1 = $served[1]");
+ok($served[0] > 0 && $served[1] > 0, "both servers served requests ($served[0] + $served[1])");
+is($served[0] + $served[1], 12, 'every request was served once');
+step('12 requests from 4 sessions');
+
+# kill server 0: server 1 keeps serving
+kill 'KILL', $pids[0];
+my $t0 = time;
+ok(wait_until(5, sub { status_row($node, 0)->{pid} ne $pids[0] }), 'the launcher noticed server 0 is gone');
+my $r1 = status_row($node, 1);
+is($r1->{pid}, $pids[1], 'server 1 still runs the same process');
+is($r1->{state}, 'ready', 'server 1 is ready');
+my $b = $node->background_psql('postgres');
+$b->query_safe('SET groma.max_new_tokens = 16');
+for my $i (1 .. 3) {
+    is($b->query_safe("SELECT (groma_chat($img, 'What is this?')).text IS NOT NULL"), 't',
+        "request $i after the kill is answered");
+}
+cmp_ok(status_row($node, 1)->{served}, '>', $served[1], 'server 1 served them (or some of them)');
+step('server 0 killed, server 1 serving');
+my $r0 = wait_until(15, sub { my $r = status_row($node, 0); $r->{state} eq 'ready' ? $r : undef });
+ok($r0, 'server 0 is back');
+is($r0->{restarts}, '1', 'server 0 restarted once') if $r0;
+is($r0->{last_exit}, 'signal 9 (Killed)', 'its last exit was SIGKILL') if $r0;
+is(status_row($node, 1)->{restarts}, '0', 'server 1 never restarted');
+step('server 0 back');
+$b->quit;
+$node->stop('fast');
+ok(!proc_alive(status_row_pid_safe($r0)) && !proc_alive($pids[1]), 'both servers gone after pg_ctl stop -m fast');
+done_testing();
+
+# Returns the pid of a status row, or 0.
+sub status_row_pid_safe { my ($r) = @_; return $r ? $r->{pid} : 0; }
