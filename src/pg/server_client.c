@@ -45,7 +45,8 @@ typedef enum io_result
 	IO_OK,						/* a reply was decoded */
 	IO_CLOSED,					/* the server closed the connection (or reset it) */
 	IO_TIMEOUT,					/* the deadline passed */
-	IO_CONNECT_FAILED			/* nothing accepted the connection */
+	IO_CONNECT_FAILED,			/* nothing accepted the connection */
+	IO_PROTOCOL					/* a frame that does not parse (protocol_error says why) */
 } io_result;
 
 static server_connection connections[GROMA_MAX_SERVERS];
@@ -58,6 +59,8 @@ static uint64 unready_generation[GROMA_MAX_SERVERS];
 static uint32 next_request_id = 0;
 static uint32 next_slot_turn = 0;
 static char connect_error[128];
+static char protocol_error[GROMA_STATUS_MESSAGE_LEN + 64];
+static unsigned protocol_error_version = 0;	/* the server's version when that was the problem */
 
 /* Writes how a process ended; see server_client.h. */
 void
@@ -78,9 +81,9 @@ groma_client_require_registry(void)
 	if (groma_registry_shared == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("groma-server is not running because groma.so was not loaded at server start"),
+				 errmsg("groma.so must be in shared_preload_libraries to use groma-server"),
 				 errdetail("The model runs in groma-server, which the groma launcher starts only when groma is preloaded."),
-				 errhint("Add groma to shared_preload_libraries (shared_preload_libraries = 'groma') and restart PostgreSQL.")));
+				 errhint("Set shared_preload_libraries = 'groma' in postgresql.conf and restart PostgreSQL.")));
 }
 
 /* Closes a slot's connection, if open. */
@@ -244,8 +247,9 @@ recv_all(pgsocket fd, uint8 *data, size_t len, TimestampTz deadline)
 
 /*
  * Sends one encoded request frame on fd and reads frames until the reply
- * with the request's id, decoding it into reply.  Raises 08P01 for frames
- * that do not parse; returns IO_CLOSED or IO_TIMEOUT for I/O failures.
+ * with the request's id, decoding it into reply.  Returns IO_PROTOCOL (with
+ * protocol_error set) for frames that do not parse, IO_CLOSED or IO_TIMEOUT
+ * for I/O failures.
  */
 static io_result
 exchange(pgsocket fd, const uint8 *frame, size_t len, const groma_request *req, groma_reply *reply,
@@ -266,17 +270,13 @@ exchange(pgsocket fd, const uint8 *frame, size_t len, const groma_request *req, 
 		if (r != IO_OK)
 			return r;
 		st = groma_proto_parse_header(header, &h);
-		if (st.code != GROMA_OK && memcmp(header, "GRMA", 4) == 0 && h.version != GROMA_PROTO_VERSION)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROTOCOL_VIOLATION),
-					 errmsg("groma-server speaks protocol version %u, groma.so %u",
-							(unsigned) h.version, (unsigned) GROMA_PROTO_VERSION),
-					 errhint("Install groma-server and groma.so from the same build, then restart PostgreSQL.")));
 		if (st.code != GROMA_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROTOCOL_VIOLATION),
-					 errmsg("groma-server sent a malformed frame"),
-					 errdetail("The frame header failed to parse: %s.", st.message)));
+		{
+			protocol_error_version = memcmp(header, "GRMA", 4) == 0 && h.version != GROMA_PROTO_VERSION ?
+				h.version : 0;
+			snprintf(protocol_error, sizeof(protocol_error), "The frame header failed to parse: %s.", st.message);
+			return IO_PROTOCOL;
+		}
 		payload = palloc(Max(h.payload_len, 1));
 		r = recv_all(fd, payload, h.payload_len, deadline);
 		if (r != IO_OK)
@@ -295,10 +295,9 @@ exchange(pgsocket fd, const uint8 *frame, size_t len, const groma_request *req, 
 		if (st.code != GROMA_OK)
 		{
 			groma_reply_free(reply);
-			ereport(ERROR,
-					(errcode(ERRCODE_PROTOCOL_VIOLATION),
-					 errmsg("groma-server sent a malformed reply"),
-					 errdetail("The reply failed to decode: %s.", st.message)));
+			protocol_error_version = 0;
+			snprintf(protocol_error, sizeof(protocol_error), "The reply failed to decode: %s.", st.message);
+			return IO_PROTOCOL;
 		}
 		return IO_OK;
 	}
@@ -306,9 +305,9 @@ exchange(pgsocket fd, const uint8 *frame, size_t len, const groma_request *req, 
 
 /*
  * Sends req to slot's server (as snap describes it) and reads the reply,
- * within timeout_ms (0: no limit).  Raises ERROR for interrupts, protocol
- * violations and requests that do not encode; the connection is closed on
- * every path but success.  Counts the request in the slot's in_flight
+ * within timeout_ms (0: no limit).  Raises ERROR for interrupts and
+ * requests that do not encode; the connection is closed on every path but
+ * success.  Counts the request in the slot's in_flight
  * while it is outstanding when count is true.
  */
 static io_result
@@ -388,6 +387,17 @@ report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int t
 	groma_server_slot now;
 	char		how[128];
 
+	if (r == IO_PROTOCOL && protocol_error_version != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("groma-server speaks protocol version %u, groma.so %u",
+						protocol_error_version, (unsigned) GROMA_PROTO_VERSION),
+				 errhint("Install groma-server and groma.so from the same build, then restart PostgreSQL.")));
+	if (r == IO_PROTOCOL)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("groma-server sent a malformed frame"),
+				 errdetail("%s", protocol_error)));
 	if (r == IO_TIMEOUT)
 		ereport(ERROR,
 				(errcode(ERRCODE_QUERY_CANCELED),

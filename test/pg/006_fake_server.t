@@ -1,0 +1,112 @@
+# The backend's handling of replies the tiny model never produces, with
+# test/pg/fake_server.pl standing in for groma-server (groma.server_path;
+# groma.model_path picks its behaviour): grounded answers become
+# groma_answer values with box[] groundings, and a full queue, a model that
+# is loading or failed, another protocol version, garbage and a server exit
+# each give their own SQLSTATE while the session keeps working.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::Bin;
+use GromaPg;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+my $fake = "$FindBin::Bin/fake_server.pl";
+my $node = PostgreSQL::Test::Cluster->new('fake');
+$node->init;
+$node->append_conf('postgresql.conf', join("\n",
+    "shared_preload_libraries = 'groma'",
+    "groma.server_path = '$fake'",
+    "groma.model_path = 'groundings'"));
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION groma');
+ok(wait_until(20, sub { status_row($node)->{state} eq 'ready' }), 'the fake server is ready');
+step('cluster up with the fake server');
+my $img = image_sql();
+
+# Switches the fake server's behaviour and waits until it reports the state.
+sub mode {
+    my ($m, $state) = @_;
+    $node->safe_psql('postgres', "ALTER SYSTEM SET groma.model_path = '$m'");
+    $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+    return wait_until(20, sub { my $r = status_row($node); $r->{model_path} eq $m && $r->{state} eq $state });
+}
+
+# Runs groma_chat in a fresh session; returns its stderr (verbose).
+sub chat_error {
+    my ($rc, $out, $err) = $node->psql('postgres', "SELECT groma_chat($img, 'What is this?')",
+        extra_params => ['-v', 'VERBOSITY=verbose']);
+    return $err;
+}
+
+# groundings
+my $answer = $node->safe_psql('postgres', qq{
+    SELECT a.text, g.phrase, g.start, g.stop, g.boxes::text, pg_typeof(g.boxes)
+    FROM (SELECT (groma_chat($img, 'What is this?')).*) a, unnest(a.groundings) g ORDER BY g.start});
+is($answer, "A man irons clothes on a taxi.|A man|0|5|{(110,220),(10,20)}|box[]\n"
+      . "A man irons clothes on a taxi.|a taxi|23|29|{(3,4),(1,2);(7.5,8),(5,6)}|box[]",
+    'groma_chat returns the text and its groundings, boxes with their corners in order');
+is($node->safe_psql('postgres', "SELECT substr(a.text, g.start + 1, g.stop - g.start) FROM "
+      . "(SELECT (groma_chat($img, 'x')).*) a, unnest(a.groundings) g ORDER BY g.start"),
+    "A man\na taxi", 'start/stop are character offsets of the phrases in the text');
+is($node->safe_psql('postgres', "SELECT groma_chat($img, 'x', ARRAY[box '((1,2),(3,4))'])::text IS NOT NULL"),
+    't', 'refer boxes are accepted');
+step('grounded answers');
+
+# a full queue
+ok(mode('busy', 'ready'), "mode 'busy'");
+like(chat_error(), qr/53000: groma-server's request queue is full.*HINT:  Raise groma.max_queue/s,
+    'a full queue gives 53000 with a hint to raise groma.max_queue');
+
+# loading
+ok(mode('loading', 'loading'), "mode 'loading': groma_status() says loading");
+is($node->safe_psql('postgres', 'SELECT load_progress FROM groma_status()'), '100/400 MB',
+    'groma_status() shows the load progress');
+like(chat_error(), qr/57P03: groma-server is loading its model.*DETAIL:  100 of 400 MB are loaded/s,
+    'a request while loading gives 57P03 with the progress');
+
+# failed
+ok(mode('failed', 'failed'), "mode 'failed'");
+like(chat_error(), qr/55000: groma-server could not load its model.*DETAIL:  groma-server reported: the model failed to load: fake reason/s,
+    'a failed model gives 55000 with the reason');
+step('busy, loading, failed');
+
+# protocol violations: the session keeps working after each
+ok(mode('version2', 'running'), "mode 'version2' (STATUS does not parse: the registry's state shows)");
+my $b = $node->background_psql('postgres', on_error_stop => 0);
+$b->query_safe("\\set VERBOSITY verbose");
+$b->query("SELECT groma_ping()");
+like($b->{stderr}, qr/08P01: groma-server speaks protocol version 2, groma.so 1/, 'another protocol version gives 08P01');
+$b->{stderr} = '';
+is($b->query_safe('SELECT 1'), '1', 'the session keeps working');
+ok(mode('garbage', 'running'), "mode 'garbage'");
+$b->query("SELECT groma_ping()");
+like($b->{stderr}, qr/08P01: groma-server sent a malformed frame/, 'garbage gives 08P01');
+$b->{stderr} = '';
+is($b->query_safe('SELECT 1'), '1', 'the session keeps working');
+step('protocol violations');
+
+# a server that exits while it runs the request
+ok(mode('exit3', 'ready'), "mode 'exit3'");
+my $t0 = time;
+$b->query("SELECT groma_chat($img, 'What is this?')");
+like($b->{stderr}, qr/58000: groma-server exited with code 3 while running this request/,
+    'an exit during the request gives 58000 with the exit code');
+like($b->{stderr}, qr/DETAIL:  Its last message was: error: fake server exits in the middle of a request/,
+    "the detail quotes the server's last line");
+$b->{stderr} = '';
+cmp_ok(time - $t0, '<', 2, 'the error comes at once');
+$b->query("SELECT groma_chat($img, 'What is this?')");
+like($b->{stderr}, qr/57P03: groma-server is restarting after it exited \(exit 3\)/,
+    'the next request, during the backoff, gives 57P03 naming the exit');
+$b->{stderr} = '';
+is($b->query_safe('SELECT 1'), '1', 'the session keeps working');
+step('server exit');
+
+# the last mode-independent paths
+ok(mode('groundings', 'ready'), 'back to grounded answers');
+like($b->query_safe("SELECT (groma_chat($img, 'x')).text"), qr/^A man irons/, 'the same session gets answers again');
+$b->quit;
+$node->stop('fast');
+done_testing();

@@ -1,0 +1,113 @@
+#!/usr/bin/perl
+# fake_server.pl - a stand-in for groma-server --serve that the launcher can
+# run (groma.server_path) to test replies the tiny model never gives:
+# grounded answers, a full queue, loading progress, a failed model, another
+# protocol version, garbage, and an exit in the middle of a request.
+#
+# It takes groma-server's command line; --model names the behaviour:
+#   groundings  GENERATE answers a fixed text with two grounded phrases
+#   busy        GENERATE is refused as busy
+#   loading     STATUS says loading (100 of 400 MB), GENERATE is unavailable
+#   failed      STATUS says failed, GENERATE is unavailable with the reason
+#   version2    every reply header says protocol version 2
+#   garbage     every reply is 16 bytes that are not a frame header
+#   exit3       exits with code 3 when it receives a GENERATE
+# PING, STATUS and VALIDATE are answered in every mode but version2/garbage.
+use strict;
+use warnings;
+use IO::Select;
+use IO::Socket::UNIX;
+use Socket qw(SOCK_STREAM);
+use Getopt::Long qw(:config pass_through);
+
+my ($socket_path, $mode, $watch_fd) = ('', '', -1);
+GetOptions('socket=s' => \$socket_path, 'model=s' => \$mode, 'watch-fd=i' => \$watch_fd);
+$| = 1;
+$SIG{TERM} = sub { print STDERR "info: fake server stopping\n"; unlink $socket_path; exit 0; };
+$SIG{PIPE} = 'IGNORE';
+
+unlink $socket_path;
+my $listen = IO::Socket::UNIX->new(Type => SOCK_STREAM, Local => $socket_path, Listen => 64)
+  or die "cannot listen on $socket_path: $!";
+my $sel = IO::Select->new($listen);
+my $watch;
+if ($watch_fd >= 0) {
+    open($watch, '<&=', $watch_fd) or die "watch fd $watch_fd: $!";
+    $sel->add($watch);
+}
+print STDERR "info: fake server listening on $socket_path in mode '$mode'\n";
+my ($served, $failed) = (0, 0);
+my %buf;
+
+my %state_of = (loading => 1, failed => 4, '' => 3);
+sub str { my ($s) = @_; return pack('V', length($s)) . $s; }
+
+# Returns a reply frame for request kind with status code, message and payload fields.
+sub reply {
+    my ($kind, $id, $code, $message, $fields) = @_;
+    my $payload = pack('vV', $kind, $code) . str($message) . ($code == 0 ? $fields // '' : '');
+    my $version = $mode eq 'version2' ? 2 : 1;
+    return pack('VvvVV', 0x414d5247, $version, 100, $id, length($payload)) . $payload;
+}
+
+# Returns the STATUS fields.
+sub status_fields {
+    my $state = $state_of{$mode} // 2;
+    return pack('V', $state) . str($mode) . str('fake') . pack('Q<Q<VVQ<Q<', 100 << 20, 400 << 20, 0, 0, $served, $failed);
+}
+
+# Returns the GENERATE fields of the grounded answer.
+sub generate_fields {
+    my $text = 'A man irons clothes on a taxi.';
+    my $g = str('A man') . pack('l<l<V', 0, 5, 1) . pack('d<4', 10, 20, 110, 220)
+      . str('a taxi') . pack('l<l<V', 23, 29, 2) . pack('d<8', 1, 2, 3, 4, 7.5, 8, 5, 6);
+    return pack('l<l<', 640, 480) . pack('V', 2) . str($text) . pack('V', 2) . $g
+      . pack('V', 3) . pack('l<3', 5, 6, 7) . pack('C', 1) . pack('l<', 42) . pack('d<2', 1.5, 2.5)
+      . pack('d<8', 0, 0, 0, 0, 0, 0, 0, 0);
+}
+
+# Answers one request frame on connection c.
+sub answer {
+    my ($c, $kind, $id) = @_;
+    if ($mode eq 'garbage') {
+        print $c "this is no frame";
+        return;
+    }
+    if ($kind == 1) { print $c reply(1, $id, 0, '', ''); }
+    elsif ($kind == 2) { print $c reply(2, $id, 0, '', status_fields()); }
+    elsif ($kind == 3) { print $c reply(3, $id, 0, '', pack('l<l<', 640, 480)); }
+    elsif ($kind == 5) {
+        if ($mode eq 'exit3') { print STDERR "error: fake server exits in the middle of a request\n"; exit 3; }
+        if ($mode eq 'busy') { $failed++; print $c reply(5, $id, 13, "groma-server's queue is full (64 requests wait)"); }
+        elsif ($mode eq 'loading') { $failed++; print $c reply(5, $id, 14, 'groma-server is loading the model'); }
+        elsif ($mode eq 'failed') { $failed++; print $c reply(5, $id, 14, 'the model failed to load: fake reason'); }
+        else { $served++; print $c reply(5, $id, 0, '', generate_fields()); }
+    }
+    elsif ($kind != 6) { print $c reply($kind, $id, 15, "unexpected request kind $kind"); }
+}
+
+while (1) {
+    for my $fh ($sel->can_read) {
+        if ($fh == $listen) {
+            my $c = $listen->accept or next;
+            $c->autoflush(1);
+            $sel->add($c);
+            $buf{$c} = '';
+            next;
+        }
+        if (defined $watch && $fh == $watch) {
+            my $n = sysread($watch, my $x, 64);
+            if (!$n) { print STDERR "info: the launcher is gone\n"; unlink $socket_path; exit 0; }
+            next;
+        }
+        my $n = sysread($fh, my $data, 65536);
+        if (!$n) { $sel->remove($fh); delete $buf{$fh}; close($fh); next; }
+        $buf{$fh} .= $data;
+        while (length($buf{$fh}) >= 16) {
+            my ($magic, $version, $kind, $id, $len) = unpack('VvvVV', $buf{$fh});
+            last if length($buf{$fh}) < 16 + $len;
+            substr($buf{$fh}, 0, 16 + $len) = '';
+            answer($fh, $kind, $id);
+        }
+    }
+}
