@@ -1,0 +1,37 @@
+-- The functions answered by groma-server, on a cluster with groma preloaded
+-- and no groma.model_path (as test/run.sh sets it up): the server runs image
+-- checks only, and the model functions say why they cannot run.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS groma;
+RESET client_min_messages;
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set b64 `base64 -w0 :'abs_srcdir'/test/golden/images/synthetic_333x251.jpg`
+CREATE TEMP TABLE img AS SELECT decode(:'b64', 'base64') AS data;
+
+-- wait (up to 10 s) for the launcher to have the server answering
+DO $$
+BEGIN
+    FOR i IN 1..200 LOOP
+        EXIT WHEN EXISTS (SELECT FROM groma_status() WHERE state NOT IN ('stopped', 'starting', 'running', 'backoff'));
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END $$;
+
+SELECT server, state, pid > 0 AS has_pid, model_path, queue_depth, running, served >= 0 AS counts
+FROM groma_status();
+SELECT groma_ping() BETWEEN 0 AND 1000 AS ping_ms;
+
+-- no model: a clear error, and the session keeps working
+SELECT groma_chat(data, 'What is in the image?') FROM img;
+SELECT 1 AS still_alive;
+
+-- NULL in, NULL out (not STRICT: refer may be NULL)
+SELECT groma_chat(NULL, 'x') IS NULL AS null_img, groma_chat(data, NULL) IS NULL AS null_prompt FROM img;
+
+-- arguments are checked before anything is sent
+SELECT groma_chat(data, 'x', ARRAY[NULL::box]) FROM img;
+SELECT groma_chat(data, 'x', (SELECT array_agg(box '((1,1),(2,2))') FROM generate_series(1, 17))) FROM img;
+SELECT groma_chat('\xffd8ff'::bytea, 'x');
+
+-- the settings and their defaults
+SELECT name, boot_val, context, unit FROM pg_settings WHERE name LIKE 'groma.%' ORDER BY name;
