@@ -72,11 +72,12 @@ COMMENT ON FUNCTION groma_ping() IS
 --                  requests waiting, being computed, answered, refused (from the
 --                  server itself; NULL when it does not answer)
 --   load_progress  'loaded/total MB' of the model's weights, NULL when unknown
+--   in_flight      requests sessions have sent to it and not yet read back
 CREATE FUNCTION groma_status()
 RETURNS TABLE (server int, state text, pid int, device text, model_path text,
                started_at timestamptz, restarts int, last_exit text, last_stderr text,
                queue_depth int, running int, served bigint, failed bigint,
-               load_progress text)
+               load_progress text, in_flight int)
 AS 'MODULE_PATHNAME', 'groma_server_status'
 LANGUAGE C VOLATILE PARALLEL SAFE;
 

@@ -19,6 +19,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "portability/instr_time.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/timestamp.h"
 
@@ -57,6 +58,8 @@ static uint64 unready_generation[GROMA_MAX_SERVERS];
 
 #define UNREADY_AVOID_MS 1000
 static uint32 next_request_id = 0;
+static int	counted_slot = -1;		/* the slot whose in_flight counts our outstanding request */
+static bool exit_callback_registered = false;
 static uint32 next_slot_turn = 0;
 static char connect_error[128];
 static char protocol_error[GROMA_STATUS_MESSAGE_LEN + 64];
@@ -303,6 +306,37 @@ exchange(pgsocket fd, const uint8 *frame, size_t len, const groma_request *req, 
 	}
 }
 
+/* Takes our outstanding request out of its slot's in_flight when the backend exits during it (FATAL skips PG_CATCH). */
+static void
+uncount_at_exit(int code, Datum arg)
+{
+	if (counted_slot >= 0 && groma_registry_shared != NULL)
+		pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[counted_slot].in_flight, 1);
+	counted_slot = -1;
+}
+
+/* Counts an outstanding request in slot's in_flight. */
+static void
+count_request(int slot)
+{
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(uncount_at_exit, 0);
+		exit_callback_registered = true;
+	}
+	pg_atomic_fetch_add_u32(&groma_registry_shared->slots[slot].in_flight, 1);
+	counted_slot = slot;
+}
+
+/* Takes the outstanding request out of its slot's in_flight again. */
+static void
+uncount_request(void)
+{
+	if (counted_slot >= 0)
+		pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[counted_slot].in_flight, 1);
+	counted_slot = -1;
+}
+
 /*
  * Sends req to slot's server (as snap describes it) and reads the reply,
  * within timeout_ms (0: no limit).  Raises ERROR for interrupts and
@@ -314,7 +348,6 @@ static io_result
 round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_reply *reply, int timeout_ms,
 		   bool count)
 {
-	pg_atomic_uint32 *in_flight = &groma_registry_shared->slots[slot].in_flight;
 	TimestampTz deadline = deadline_after(timeout_ms);
 	groma_wbuf	buf = {0};
 	groma_status st;
@@ -337,7 +370,7 @@ round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_re
 	groma_wbuf_free(&buf);
 
 	if (count)
-		pg_atomic_fetch_add_u32(in_flight, 1);
+		count_request(slot);
 	PG_TRY();
 	{
 		if (!ensure_connection(slot, snap, deadline))
@@ -348,13 +381,11 @@ round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_re
 	PG_CATCH();
 	{
 		close_connection(slot);
-		if (count)
-			pg_atomic_fetch_sub_u32(in_flight, 1);
+		uncount_request();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	if (count)
-		pg_atomic_fetch_sub_u32(in_flight, 1);
+	uncount_request();
 	if (r != IO_OK)
 		close_connection(slot);
 	pfree(frame);

@@ -16,7 +16,7 @@
 
 PG_FUNCTION_INFO_V1(groma_server_status);
 
-#define STATUS_COLUMNS 14
+#define STATUS_COLUMNS 15
 #define STATUS_TIMEOUT_MS 1000	/* a server busier than this is shown from the registry */
 
 /* Returns the name of a slot state as groma_status() shows it. */
@@ -86,12 +86,13 @@ status_row(int i, Datum *values, bool *nulls)
 		for (int k = 9; k <= 13; k++)
 			nulls[k] = true;
 	}
+	values[14] = Int32GetDatum((int32) pg_atomic_read_u32(&snap.in_flight));
 }
 
 /*
  * Returns one row per server slot: (server, state, pid, device, model_path,
  * started_at, restarts, last_exit, last_stderr, queue_depth, running,
- * served, failed, load_progress).
+ * served, failed, load_progress, in_flight).
  */
 Datum
 groma_server_status(PG_FUNCTION_ARGS)

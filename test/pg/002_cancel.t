@@ -32,6 +32,20 @@ my $idle = wait_until(1, sub { my $r = status_row($node); $r->{queue_depth} eq '
 ok($idle, sprintf('groma-server dropped the request (queue_depth + running = 0 after %.3f s)', time - $t0));
 step('server idle again');
 
+# pg_terminate_backend: the backend exits (FATAL skips PG_CATCH) and still leaves no count behind
+$a = start_query($node, 'terminate_a', $long);
+ok(wait_until(20, sub { status_row($node)->{running} eq '1' }), "A's second request is running");
+is(status_row($node)->{in_flight}, '1', 'groma_status().in_flight counts it');
+$a_pid = $node->safe_psql('postgres', "SELECT pid FROM pg_stat_activity WHERE application_name = 'terminate_a'");
+$t0 = time;
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($a_pid)");
+($rc, $out, $err, $ended) = finish_query($a, 10);
+like($err, qr/57P01: terminating connection due to administrator command/, 'A is terminated');
+cmp_ok($ended - $t0, '<', 0.25, sprintf('A ended %.3f s after pg_terminate_backend', $ended - $t0));
+ok(wait_until(1, sub { my $r = status_row($node); $r->{queue_depth} eq '0' && $r->{running} eq '0' && $r->{in_flight} eq '0' }),
+    'groma-server dropped the request and in_flight is 0 again');
+step('A terminated');
+
 # statement_timeout
 my $b = $node->background_psql('postgres', on_error_stop => 0);
 $b->query_safe('SET groma.max_new_tokens = 3000');
