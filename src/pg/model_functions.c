@@ -168,6 +168,10 @@ groma_chat(PG_FUNCTION_ARGS)
 	tupdesc = BlessTupleDesc(tupdesc);
 	img = PG_GETARG_BYTEA_PP(0);
 	prompt = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (strlen(prompt) > GROMA_PROTO_MAX_TEXT)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("prompt of %zu bytes is over the limit of %d bytes", strlen(prompt), GROMA_PROTO_MAX_TEXT)));
 
 	memset(&req, 0, sizeof(req));
 	req.kind = GROMA_MSG_GENERATE;
