@@ -54,7 +54,8 @@ const char *groma_log_level_setting_name(int value);
 
 /*
  * Splits groma.devices into its entries (trimmed decimal ids); returns how
- * many there are (0 when the setting is empty), at most GROMA_MAX_SERVERS.
+ * many there are (0 when the setting is empty), or -1 when an entry is not
+ * a decimal id or there are more than max_ids.
  */
 int			groma_parse_devices(const char *list, char ids[][16], int max_ids);
 

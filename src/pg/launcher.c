@@ -621,7 +621,8 @@ groma_launcher_main(Datum main_arg)
 		{
 			ereport(LOG, (errmsg("groma launcher stopping groma-server")));
 			stop_servers();
-			proc_exit(0);
+			/* exit status 1: a stray SIGTERM outside a shutdown gets the launcher restarted after bgw_restart_time */
+			proc_exit(1);
 		}
 		if (ConfigReloadPending)
 		{
