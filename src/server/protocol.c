@@ -133,18 +133,27 @@ begin_frame(groma_wbuf *out, groma_msg_kind kind, uint32_t id)
 	return at;
 }
 
-/* Fills in the payload length of the frame begun at offset at; fails when it is over the limit or memory ran out. */
+/*
+ * Fills in the payload length of the frame begun at offset at; fails when it
+ * is over the limit or memory ran out, and then removes the partial frame.
+ */
 static groma_status
 end_frame(groma_wbuf *out, size_t at)
 {
 	size_t		payload;
 
 	if (out->failed)
+	{
+		out->len = out->len < at ? out->len : at;
 		return groma_error(GROMA_ERR_NO_MEMORY, "out of memory encoding a frame");
+	}
 	payload = out->len - at - GROMA_PROTO_HEADER_BYTES;
 	if (payload > GROMA_PROTO_MAX_PAYLOAD)
+	{
+		out->len = at;
 		return groma_error(GROMA_ERR_LIMIT, "frame of %zu bytes is over the protocol's limit of %u",
 						   payload, (unsigned) GROMA_PROTO_MAX_PAYLOAD);
+	}
 	for (int i = 0; i < 4; i++)
 		out->data[at + 12 + i] = (uint8_t) (payload >> (8 * i));
 	return groma_ok();
@@ -378,14 +387,30 @@ groma_proto_parse_header(const uint8_t *bytes, groma_frame_header *h)
 
 /* ---------------------------------------------------------------- requests */
 
-/* Encodes a request; see protocol.h. */
-groma_status
-groma_proto_encode_request(const groma_request *r, groma_wbuf *out)
+/* Returns true for a kind that answers with a reply (every request kind but CANCEL). */
+static bool
+answered_kind(uint32_t k)
 {
-	size_t		at = begin_frame(out, r->kind, r->id);
-	bool		has_image = r->kind == GROMA_MSG_VALIDATE || r->kind == GROMA_MSG_REGIONS ||
-		r->kind == GROMA_MSG_GENERATE;
+	return k >= GROMA_MSG_PING && k <= GROMA_MSG_GENERATE;
+}
 
+/* Returns true for a kind whose request carries an image (VALIDATE, REGIONS, GENERATE). */
+static bool
+image_kind(uint32_t k)
+{
+	return k == GROMA_MSG_VALIDATE || k == GROMA_MSG_REGIONS || k == GROMA_MSG_GENERATE;
+}
+
+/*
+ * Checks a request against what the decoder accepts, so that a refused
+ * request is reported to its caller instead of closing the connection:
+ * GROMA_ERR_LIMIT for sizes and counts, GROMA_ERR_INVALID_ARGUMENT for values.
+ */
+static groma_status
+check_request(const groma_request *r)
+{
+	if (!answered_kind(r->kind) && r->kind != GROMA_MSG_CANCEL)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%d is not a request kind", (int) r->kind);
 	if (r->image_len > GROMA_PROTO_MAX_IMAGE)
 		return groma_error(GROMA_ERR_LIMIT, "image of %u bytes is over groma-server's limit of %u bytes",
 						   (unsigned) r->image_len, (unsigned) GROMA_PROTO_MAX_IMAGE);
@@ -394,6 +419,25 @@ groma_proto_encode_request(const groma_request *r, groma_wbuf *out)
 	if (r->text && strlen(r->text) > GROMA_PROTO_MAX_TEXT)
 		return groma_error(GROMA_ERR_LIMIT, "text of %zu bytes is over the limit of %d bytes",
 						   strlen(r->text), GROMA_PROTO_MAX_TEXT);
+	if (image_kind(r->kind) && r->max_pixels <= 0)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "max_pixels %lld is not positive", (long long) r->max_pixels);
+	if (r->kind == GROMA_MSG_REGIONS && (r->max_regions < 0 || isnan(r->min_score)))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "max_regions %d or min_score is out of range",
+						   (int) r->max_regions);
+	if (r->kind == GROMA_MSG_GENERATE && (r->task < -1 || r->task > 3))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "task %d is out of range", (int) r->task);
+	return groma_ok();
+}
+
+/* Encodes a request; see protocol.h. */
+groma_status
+groma_proto_encode_request(const groma_request *r, groma_wbuf *out)
+{
+	size_t		at;
+	bool		has_image = image_kind(r->kind);
+
+	GROMA_TRY(check_request(r));
+	at = begin_frame(out, r->kind, r->id);
 	if (has_image)
 	{
 		put_blob(out, r->image, r->image_len);
@@ -546,19 +590,81 @@ put_generate_fields(groma_wbuf *out, const groma_reply *r)
 	put_f64(out, r->decode_ms);
 }
 
+/* Returns true when s (NULL: "") fits in a text field. */
+static bool
+text_fits(const char *s)
+{
+	return s == NULL || strlen(s) <= GROMA_PROTO_MAX_TEXT;
+}
+
+/* Checks the groundings of a GENERATE reply against the limits and the answer's length. */
+static groma_status
+check_groundings(const groma_reply *r)
+{
+	size_t		text_len = r->text ? strlen(r->text) : 0;
+
+	for (int i = 0; i < r->n_groundings; i++)
+	{
+		const groma_reply_grounding *g = &r->groundings[i];
+
+		if (g->n_boxes < 0 || g->n_boxes > GROMA_PROTO_MAX_REGIONS || !text_fits(g->phrase))
+			return groma_error(GROMA_ERR_LIMIT, "grounding %d is over the protocol's limits", i);
+		if (g->start < 0 || g->stop < g->start || (size_t) g->stop > text_len)
+			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "grounding %d has offsets %d..%d outside the answer",
+							   i, (int) g->start, (int) g->stop);
+	}
+	return groma_ok();
+}
+
+/*
+ * Checks the fields a reply sends against what the decoder accepts:
+ * GROMA_ERR_LIMIT for counts and string lengths, GROMA_ERR_INVALID_ARGUMENT
+ * for values (kind, status code, state, offsets, refer matches).
+ */
+static groma_status
+check_reply(const groma_reply *r)
+{
+	if (!answered_kind(r->kind) || (uint32_t) r->status.code > GROMA_ERR_PROTOCOL)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "a reply to kind %d with status %d cannot be sent",
+						   (int) r->kind, (int) r->status.code);
+	if (r->status.code != GROMA_OK)
+		return groma_ok();		/* only the status travels */
+	if (r->kind == GROMA_MSG_STATUS &&
+		(!text_fits(r->model_path) || !text_fits(r->device) || (uint32_t) r->state > GROMA_SERVER_STOPPING))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "a status reply with state %d or a path over the limit",
+						   (int) r->state);
+	if ((r->kind == GROMA_MSG_REGIONS || r->kind == GROMA_MSG_GENERATE) &&
+		(r->n_regions < 0 || r->n_regions > GROMA_PROTO_MAX_REGIONS))
+		return groma_error(GROMA_ERR_LIMIT, "%d regions, at most %d", (int) r->n_regions, GROMA_PROTO_MAX_REGIONS);
+	if (r->kind == GROMA_MSG_REGIONS)
+	{
+		if (r->embed_dim < 0 || r->embed_dim > GROMA_PROTO_MAX_EMBED || r->n_refer_match < 0 ||
+			r->n_refer_match > GROMA_PROTO_MAX_REFER)
+			return groma_error(GROMA_ERR_LIMIT, "regions reply over the protocol's limits");
+		for (int i = 0; i < r->n_refer_match; i++)
+			if (r->refer_match[i] < 0 || r->refer_match[i] >= r->n_regions)
+				return groma_error(GROMA_ERR_INVALID_ARGUMENT, "refer match %d names region %d of %d", i,
+								   (int) r->refer_match[i], (int) r->n_regions);
+	}
+	if (r->kind == GROMA_MSG_GENERATE)
+	{
+		if (!text_fits(r->text) || r->n_groundings < 0 || r->n_groundings > GROMA_PROTO_MAX_GROUNDINGS ||
+			r->n_ids < 0 || r->n_ids > GROMA_PROTO_MAX_TOKENS)
+			return groma_error(GROMA_ERR_LIMIT, "generate reply over the protocol's limits");
+		return check_groundings(r);
+	}
+	return groma_ok();
+}
+
 /* Encodes a reply; see protocol.h. */
 groma_status
 groma_proto_encode_reply(const groma_reply *r, groma_wbuf *out)
 {
-	size_t		at = begin_frame(out, GROMA_MSG_REPLY, r->id);
-	bool		has_image = r->kind == GROMA_MSG_VALIDATE || r->kind == GROMA_MSG_REGIONS ||
-		r->kind == GROMA_MSG_GENERATE;
+	size_t		at;
+	bool		has_image = image_kind(r->kind);
 
-	if (r->n_regions < 0 || r->n_regions > GROMA_PROTO_MAX_REGIONS || r->embed_dim < 0 ||
-		r->embed_dim > GROMA_PROTO_MAX_EMBED || r->n_groundings < 0 ||
-		r->n_groundings > GROMA_PROTO_MAX_GROUNDINGS || r->n_ids < 0 || r->n_ids > GROMA_PROTO_MAX_TOKENS ||
-		r->n_refer_match < 0 || r->n_refer_match > GROMA_PROTO_MAX_REFER)
-		return groma_error(GROMA_ERR_LIMIT, "reply over the protocol's limits");
+	GROMA_TRY(check_reply(r));
+	at = begin_frame(out, GROMA_MSG_REPLY, r->id);
 	put_uint(out, (uint64_t) r->kind, 2);
 	put_u32(out, (uint32_t) r->status.code);
 	put_str(out, r->status.message);
@@ -630,7 +736,11 @@ get_regions_fields(reader *in, groma_reply *r)
 	}
 	r->n_refer_match = get_count(in, GROMA_PROTO_MAX_REFER, "refer matches");
 	for (int i = 0; i < r->n_refer_match; i++)
+	{
 		r->refer_match[i] = get_i32(in, "refer match");
+		if (r->refer_match[i] < 0 || r->refer_match[i] >= r->n_regions)
+			fail_field(in, "refer match");
+	}
 }
 
 /* Decodes the GENERATE fields. */
@@ -661,7 +771,7 @@ get_generate_fields(reader *in, groma_reply *r)
 		g->boxes = get_array(in, 4 * (size_t) g->n_boxes, sizeof(double), "grounding boxes");
 		for (int k = 0; k < 4 * g->n_boxes && !in->bad; k++)
 			g->boxes[k] = get_f64(in, "grounding box");
-		if (!in->bad && (g->start < 0 || g->stop < g->start))
+		if (!in->bad && (g->start < 0 || g->stop < g->start || (size_t) g->stop > strlen(r->text)))
 			fail_field(in, "phrase offsets");
 	}
 	r->n_ids = get_count(in, GROMA_PROTO_MAX_TOKENS, "token count");

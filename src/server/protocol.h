@@ -127,7 +127,7 @@ typedef struct groma_reply
 	int32_t		embed_dim;		/* 0 when no embeddings were asked for */
 	float	   *embeddings;		/* [n_regions][embed_dim] */
 	int32_t		n_refer_match;
-	int32_t		refer_match[GROMA_PROTO_MAX_REFER];	/* refer box -> region index */
+	int32_t		refer_match[GROMA_PROTO_MAX_REFER];	/* refer box -> region index, 0 .. n_regions - 1 */
 	/* GENERATE */
 	char	   *text;			/* the answer without markup */
 	int32_t		n_groundings;
@@ -166,28 +166,43 @@ typedef struct groma_wbuf
 void		groma_wbuf_free(groma_wbuf *b);
 
 /*
- * Parses a 16-byte header.  Fails (GROMA_ERR_FORMAT) on a wrong magic, an
- * unknown kind or a payload over GROMA_PROTO_MAX_PAYLOAD, and with
- * GROMA_ERR_UNSUPPORTED on another protocol version (h->version says which).
+ * Parses a 16-byte header.  Fails with GROMA_ERR_PROTOCOL on a wrong magic,
+ * another protocol version (h->version says which), an unknown kind or a
+ * payload over GROMA_PROTO_MAX_PAYLOAD.
  */
 groma_status groma_proto_parse_header(const uint8_t *bytes, groma_frame_header *h);
 
-/* Appends a whole request frame (header + payload) to out. */
+/*
+ * Appends a whole request frame (header + payload) to out.  A request the
+ * decoder would refuse is refused here, with nothing appended:
+ * GROMA_ERR_LIMIT for sizes and counts over the limits,
+ * GROMA_ERR_INVALID_ARGUMENT for values out of range (kind, max_pixels,
+ * max_regions, min_score, task).
+ */
 groma_status groma_proto_encode_request(const groma_request *r, groma_wbuf *out);
 
-/* Appends a whole reply frame to out. */
+/*
+ * Appends a whole reply frame to out; refuses, with nothing appended, a
+ * reply the decoder would refuse (as groma_proto_encode_request does).
+ * Only the fields that travel are checked: an error reply sends its kind,
+ * status code and message.
+ */
 groma_status groma_proto_encode_reply(const groma_reply *r, groma_wbuf *out);
 
 /*
  * Decodes a request payload of len bytes for header h into r (owned copies;
  * free with groma_request_free, also after a failure).  Any field past its
- * limit, a length past the payload, trailing bytes, or an unknown task is
- * GROMA_ERR_FORMAT.
+ * limit, a length past the payload, trailing bytes, a NUL inside a text,
+ * or an unknown task is GROMA_ERR_PROTOCOL.
  */
 groma_status groma_proto_decode_request(const groma_frame_header *h, const uint8_t *payload, size_t len,
 										groma_request *r);
 
-/* Decodes a reply payload the same way; free with groma_reply_free. */
+/*
+ * Decodes a reply payload the same way; free with groma_reply_free.  Also
+ * refused: a refer match that names no region sent, and phrase offsets
+ * past the end of the answer's text.
+ */
 groma_status groma_proto_decode_reply(const groma_frame_header *h, const uint8_t *payload, size_t len,
 									  groma_reply *r);
 
