@@ -63,8 +63,9 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char out[16 * MAX_INPUT + 16];
-	static int32_t raw[MAX_INPUT / 4];
-	size_t		len = 0;
+	static int32_t raw[MAX_INPUT / 2];	/* one id per two input bytes */
+	size_t		len = 0,
+				n_raw = 0;
 	bool		ok;
 
 	if (legacy_tok == NULL)
@@ -81,13 +82,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();		/* non-legacy round trip must be exact */
 
 	/* the input as ids: every id in range, byte pieces often, to stress UTF-8 reassembly */
-	for (size_t i = 0; i + 2 <= size && i / 2 < MAX_INPUT / 4; i += 2)
+	for (size_t i = 0; i + 2 <= size; i += 2)
 	{
 		uint16_t	v = (uint16_t) (data[i] | data[i + 1] << 8);
 
-		raw[i / 2] = (v & 1) ? 3 + (v >> 8) : (int32_t) (v % 32114);
+		raw[n_raw++] = (v & 1) ? 3 + (v >> 8) : (int32_t) (v % 32114);
 	}
-	(void) groma_tokenizer_decode(legacy_tok, raw, size / 2, false, out, sizeof(out), &len);
-	(void) groma_tokenizer_decode(legacy_tok, raw, size / 2, true, out, 7, &len);
+	/* only the n_raw ids just written (size <= MAX_INPUT, so at most MAX_INPUT / 2) */
+	(void) groma_tokenizer_decode(legacy_tok, raw, n_raw, false, out, sizeof(out), &len);
+	(void) groma_tokenizer_decode(legacy_tok, raw, n_raw, true, out, 7, &len);
 	return 0;
 }

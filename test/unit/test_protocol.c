@@ -5,6 +5,7 @@
  * encoder's refusals (which leave the output buffer as it was).
  * Hostile payloads are in test_protocol_reject.c.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -403,4 +404,56 @@ UNIT_TEST(test_protocol_encode_reply_refusals)
 	bad.kind = GROMA_MSG_CANCEL;
 	check_reply_refused(&bad, GROMA_ERR_INVALID_ARGUMENT, "a reply to CANCEL");
 	free(text);
+}
+
+/* Decodes one seed frame file of fuzz_protocol; returns the status (a request or a reply, as its kind says). */
+static groma_status
+decode_seed(const char *name)
+{
+	char		rel[256];
+	size_t		len;
+	uint8_t    *bytes;
+	groma_frame_header h;
+	groma_status st;
+
+	snprintf(rel, sizeof(rel), "test/fixtures/protocol/%s.bin", name);
+	bytes = unit_read_file(unit_path(rel), &len);
+	if (bytes == NULL)
+		return groma_error(GROMA_ERR_IO, "cannot read %s", rel);
+	st = len >= 16 ? groma_proto_parse_header(bytes, &h) : groma_error(GROMA_ERR_PROTOCOL, "short");
+	if (st.code == GROMA_OK && h.payload_len != len - 16)
+		st = groma_error(GROMA_ERR_PROTOCOL, "length field %u for %zu bytes", (unsigned) h.payload_len, len - 16);
+	if (st.code == GROMA_OK && h.kind == GROMA_MSG_REPLY)
+	{
+		groma_reply r;
+
+		st = proto_decode_reply_copy(&h, bytes + 16, len - 16, &r);
+		groma_reply_free(&r);
+	}
+	else if (st.code == GROMA_OK)
+	{
+		groma_request q;
+
+		st = proto_decode_request_copy(&h, bytes + 16, len - 16, &q);
+		groma_request_free(&q);
+	}
+	free(bytes);
+	return st;
+}
+
+/* The fuzzer's seed frames, written by a second implementation (make_frames.py), all decode. */
+UNIT_TEST(test_protocol_seed_frames_decode)
+{
+	static const char *const names[] = {
+		"request_ping", "request_status", "request_validate", "request_regions", "request_generate",
+		"request_cancel", "reply_ping", "reply_status", "reply_validate", "reply_regions", "reply_generate",
+		"reply_error",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+	{
+		groma_status st = decode_seed(names[i]);
+
+		CHECKF(st.code == GROMA_OK, "%s: %s", names[i], st.message);
+	}
 }
