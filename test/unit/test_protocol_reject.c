@@ -107,7 +107,7 @@ UNIT_TEST(test_protocol_reject_wrong_direction)
 	}
 }
 
-/* Appends the image fields of a request: image bytes, max_pixels, and a count of n_refer refer boxes (at most 17 written). */
+/* Appends a request's image fields: image bytes, max_pixels, and a refer count of n_refer (at most 17 boxes written). */
 static void
 put_image_fields(groma_wbuf *b, uint32_t image_len, int64_t max_pixels, uint32_t n_refer)
 {
