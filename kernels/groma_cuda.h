@@ -76,16 +76,26 @@ void		groma_cuda_attention_kernel(int which);
  */
 void		groma_cuda_linear_gemv(bool on);
 
+/* The most distinct ops a profile tells apart (later ones are not counted). */
+#define GROMA_CUDA_PROFILE_MAX_OPS 64
+
+/* One op's GPU time in a profile, summed since the last take or reset. */
+typedef struct groma_cuda_op_time
+{
+	const char *op;				/* the op's name, a static string */
+	long		calls;
+	double		ms;
+} groma_cuda_op_time;
+
 /*
  * With GROMA_CUDA_PROFILE=1 set before groma_cuda_register, every op
- * records its GPU time (CUDA events around its work on the stream).  The
- * report prints the totals per op since the last report or reset as one
- * JSON line, {"profile": stage, "gpu_ms": ..., "per": repetitions, "ops":
- * [{"op", "calls", "ms"}, ...]} (largest first, divided by repetitions),
- * and starts over; reset discards them.  Both do nothing when profiling
- * is off.
+ * records its GPU time (CUDA events around its work on the stream).  Take
+ * waits for the GPU, copies the totals per op since the last take or reset
+ * into ops[0..max) (largest first), starts over, and returns how many it
+ * copied; it returns -1 when profiling is off.  Reset discards the totals
+ * (nothing when profiling is off).
  */
-void		groma_cuda_profile_report(const char *stage, int repetitions);
+int			groma_cuda_profile_take(groma_cuda_op_time *ops, int max);
 void		groma_cuda_profile_reset(void);
 
 /* The free and total memory of device 0, in bytes. */

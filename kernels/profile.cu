@@ -2,8 +2,8 @@
  * profile.cu - per-op GPU time, for finding where a stage's time goes:
  * with GROMA_CUDA_PROFILE=1 in the environment, groma_cuda_register wraps
  * every op entry point so that it records a CUDA event before and after
- * its work on the stream, and groma_cuda_profile_report sums the elapsed
- * times per op.  Recording events costs the host a little per op, so
+ * its work on the stream, and groma_cuda_profile_take returns the elapsed
+ * times summed per op (groma-server --bench prints them).  Recording events costs the host a little per op, so
  * wall-clock figures taken while profiling read slightly slow.  An op's
  * time runs from its start event to its end event on the GPU, so it also
  * holds any wait for the host to launch the op's kernels: tiny ops read as
@@ -13,11 +13,10 @@
 #include "groma_cuda.h"
 #include "profile.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 
 #define MAX_PENDING 4096		/* event pairs recorded before they are read back */
-#define MAX_OPS 64				/* distinct op names */
+#define MAX_OPS GROMA_CUDA_PROFILE_MAX_OPS	/* distinct op names */
 
 /* One op's totals since the last report. */
 struct op_total
@@ -144,14 +143,14 @@ groma_cuda_profile_reset(void)
 	n_ops = 0;
 }
 
-/* Prints the per-op totals since the last report as one JSON line labelled stage, then starts over; see groma_cuda.h. */
-extern "C" void
-groma_cuda_profile_report(const char *stage, int repetitions)
+/* Copies the per-op totals since the last take, largest first, and starts over; see groma_cuda.h. */
+extern "C" int
+groma_cuda_profile_take(groma_cuda_op_time *ops, int max)
 {
-	double		sum = 0.0;
+	int			n;
 
 	if (!groma_cuda_profile_wanted())
-		return;
+		return -1;
 	drain();
 	/* largest first */
 	for (int i = 1; i < n_ops; i++)
@@ -162,15 +161,9 @@ groma_cuda_profile_report(const char *stage, int repetitions)
 			totals[j] = totals[j - 1];
 			totals[j - 1] = t;
 		}
-	for (int i = 0; i < n_ops; i++)
-		sum += totals[i].ms;
-	if (repetitions < 1)
-		repetitions = 1;
-	printf("{\"profile\": \"%s\", \"gpu_ms\": %.3f, \"per\": %d, \"ops\": [", stage, sum / repetitions, repetitions);
-	for (int i = 0; i < n_ops; i++)
-		printf("%s{\"op\": \"%s\", \"calls\": %.1f, \"ms\": %.3f}", i ? ", " : "", totals[i].name,
-			   (double) totals[i].calls / repetitions, totals[i].ms / repetitions);
-	printf("]}\n");
-	fflush(stdout);
+	n = n_ops < max ? n_ops : max;
+	for (int i = 0; i < n; i++)
+		ops[i] = groma_cuda_op_time{totals[i].name, totals[i].calls, totals[i].ms};
 	n_ops = 0;
+	return n;
 }

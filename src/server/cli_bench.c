@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_json.h"
 #include "cli.h"
 #include "../model/generate.h"
 #include "../model/vision.h"
@@ -45,6 +46,40 @@ now_ms(const bench *b)
 	return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
 }
 
+#ifdef GROMA_WITH_CUDA
+/*
+ * Prints the per-op GPU times since the last take as one JSON line,
+ * {"profile": stage, "gpu_ms": ..., "per": repetitions, "ops": [{"op",
+ * "calls", "ms"}, ...]}, largest first and divided by repetitions; prints
+ * nothing when profiling is off.
+ */
+static void
+print_profile(const char *stage, int repetitions)
+{
+	groma_cuda_op_time ops[GROMA_CUDA_PROFILE_MAX_OPS];
+	int			n = groma_cuda_profile_take(ops, GROMA_CUDA_PROFILE_MAX_OPS);
+	json_t	   *list = json_array();
+	double		sum = 0.0;
+
+	if (n < 0)
+	{
+		json_decref(list);
+		return;
+	}
+	if (repetitions < 1)
+		repetitions = 1;
+	for (int i = 0; i < n; i++)
+	{
+		sum += ops[i].ms;
+		json_array_append_new(list, json_pack("{s:s, s:o, s:o}", "op", ops[i].op, "calls",
+											  groma_json_rounded((double) ops[i].calls / repetitions, 1), "ms",
+											  groma_json_rounded(ops[i].ms / repetitions, 3)));
+	}
+	groma_json_print_line(json_pack("{s:s, s:o, s:i, s:o}", "profile", stage, "gpu_ms",
+									groma_json_rounded(sum / repetitions, 3), "per", repetitions, "ops", list));
+}
+#endif
+
 /*
  * With GROMA_CUDA_PROFILE=1 on the GPU: prints the per-op GPU time since the
  * last call as one JSON line labelled stage (NULL: discards it).
@@ -56,20 +91,11 @@ profile(const bench *b, const char *stage, int repetitions)
 	if (b->device == GROMA_DEVICE_CUDA)
 	{
 		if (stage)
-			groma_cuda_profile_report(stage, repetitions);
+			print_profile(stage, repetitions);
 		else
 			groma_cuda_profile_reset();
 	}
 #endif
-}
-
-/* Prints one figure as a JSON line. */
-static void
-figure(const char *name, double value, const char *unit, const char *note)
-{
-	printf("{\"figure\": \"%s\", \"value\": %.3f, \"unit\": \"%s\"%s%s%s}\n", name, value, unit,
-		   note ? ", \"note\": \"" : "", note ? note : "", note ? "\"" : "");
-	fflush(stdout);
 }
 
 /* Names the device and measures its copy bandwidth (read + write of a 256 MB buffer). */
@@ -89,10 +115,7 @@ device_figures(bench *b)
 	else
 #endif
 		snprintf(desc, sizeof(desc), "CPU, %d threads", groma_cpu_threads());
-	for (char *c = desc; *c; c++)
-		if (*c == '"' || *c == '\\' || (unsigned char) *c < 0x20)
-			*c = ' ';
-	printf("{\"figure\": \"device\", \"name\": \"%s\"}\n", desc);
+	groma_json_print_line(json_pack("{s:s, s:o}", "figure", "device", "name", groma_json_text(desc)));
 	GROMA_TRY(groma_arena_tensor(&b->act, GROMA_F32, 1, &n, &src));
 	GROMA_TRY(groma_arena_tensor(&b->act, GROMA_F32, 1, &n, &dst));
 	GROMA_TRY(groma_fill(&src, 1.0f));
@@ -105,7 +128,7 @@ device_figures(bench *b)
 		if (t0 < best)
 			best = t0;
 	}
-	figure("copy_bandwidth", 2.0 * (double) n * sizeof(float) / (best / 1e3) / 1e9, "GB/s",
+	groma_bench_figure("copy_bandwidth", 2.0 * (double) n * sizeof(float) / (best / 1e3) / 1e9, "GB/s",
 		   "device-to-device copy, bytes read + written");
 	b->act.used = mark;
 	b->act.high_water = mark;	/* activation_peak_mb counts the model's use, not this buffer */
@@ -177,9 +200,9 @@ vision_figures(bench *b, groma_tensor *image_tokens, groma_tensor *region_tokens
 		b->act.used = mark;
 		b->host.used = host_mark;
 	}
-	figure("dinov2_ms", t_dino, "ms", "best of 3, batch 1");
-	figure("proposer_ms", t_prop, "ms", "best of 3, batch 1");
-	figure("region_encoder_ms", t_region, "ms", "fuse + tokens for 100 regions, best of 3");
+	groma_bench_figure("dinov2_ms", t_dino, "ms", "best of 3, batch 1");
+	groma_bench_figure("proposer_ms", t_prop, "ms", "best of 3, batch 1");
+	groma_bench_figure("region_encoder_ms", t_region, "ms", "fuse + tokens for 100 regions, best of 3");
 	return groma_ok();
 }
 
@@ -240,9 +263,10 @@ language_figures(bench *b, const groma_tensor *image_tokens)
 		snprintf(note, sizeof(note), "%lld prompt tokens (%lld image, 2 per region, %d text)", (long long) t,
 				 (long long) image_tokens->shape[0], BENCH_TEXT_TOKENS);
 		strncat(note, ", best of 3", sizeof(note) - strlen(note) - 1);
-		figure("prefill_ms", prefill, "ms", note);
-		figure("decode_step_ms", decode / BENCH_NEW_TOKENS, "ms", "batch 1, KV cache, greedy");
-		figure("decode_tokens_per_s", BENCH_NEW_TOKENS / (decode / 1e3), "tokens/s", "64 tokens at batch 1");
+		groma_bench_figure("prefill_ms", prefill, "ms", note);
+		groma_bench_figure("decode_step_ms", decode / BENCH_NEW_TOKENS, "ms", "batch 1, KV cache, greedy");
+		groma_bench_figure("decode_tokens_per_s", BENCH_NEW_TOKENS / (decode / 1e3), "tokens/s",
+						   "64 tokens at batch 1");
 	}
 	groma_arena_free(&cache_arena);
 	free(logits);
@@ -301,7 +325,7 @@ bench_run(const groma_cli_options *opt, bench *b)
 	GROMA_TRY(groma_model_random(&cfg, b->device, matrices, &b->m));
 	snprintf(note, sizeof(note), "random weights generated where they live: %s matrices, f32 the rest",
 			 groma_dtype_name(matrices));
-	figure("build_ms", now_ms(b) - t0, "ms", note);
+	groma_bench_figure("build_ms", now_ms(b) - t0, "ms", note);
 	GROMA_TRY(activation_bytes(b->device, &act_bytes));
 	GROMA_TRY(groma_arena_init_on(&b->act, b->device, act_bytes));
 	GROMA_TRY(groma_arena_init_on(&b->keep, b->device, (size_t) 1 << 30));
@@ -310,7 +334,7 @@ bench_run(const groma_cli_options *opt, bench *b)
 	GROMA_TRY(vision_figures(b, &image_tokens, &region_tokens));
 	GROMA_TRY(language_figures(b, &image_tokens));
 	snprintf(note, sizeof(note), "activation arena high-water mark, of %.0f MB reserved", act_bytes / 1048576.0);
-	figure("activation_peak_mb", b->act.high_water / 1048576.0, "MB", note);
+	groma_bench_figure("activation_peak_mb", b->act.high_water / 1048576.0, "MB", note);
 	return groma_ok();
 }
 

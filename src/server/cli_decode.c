@@ -7,6 +7,7 @@
  * and metadata original_width / original_height / device.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,9 +123,9 @@ groma_cli_info(const groma_cli_options *opt)
 	free(data);
 	if (st.code != GROMA_OK)
 		return groma_cli_fail(st);
-	printf("{\"width\": %d, \"height\": %d, \"components\": %d, \"colorspace\": \"%s\", "
-		   "\"subsampling\": \"%s\", \"progressive\": %s}\n",
-		   info.width, info.height, info.components, info.colorspace, info.subsampling,
-		   info.progressive ? "true" : "false");
+	groma_cli_print_json(json_pack("{s:i, s:i, s:i, s:s, s:s, s:b}", "width", info.width, "height", info.height,
+								   "components", info.components, "colorspace", info.colorspace,
+								   "subsampling", info.subsampling, "progressive", info.progressive ? 1 : 0),
+						 false);
 	return 0;
 }
