@@ -227,8 +227,20 @@ groma_serve(const groma_cli_options *opt)
 		fprintf(stderr, "groma-server: --log-level must be error, warning, info or debug\n");
 		return 2;
 	}
+	/* a descriptor that is not open would be reused by our own sockets and watched by mistake */
+	if (opt->watch_fd >= 0 && fcntl(opt->watch_fd, F_GETFD) < 0)
+	{
+		fprintf(stderr, "groma-server: --watch-fd %d is not an open file descriptor\n", opt->watch_fd);
+		return 2;
+	}
 	resolve_device(opt, s.device, sizeof(s.device), &device);
 	((groma_cli_options *) opt)->device = device;
+	if (strcmp(device, "cpu") == 0 && opt->weights && strcmp(opt->weights, "f32") != 0)
+	{
+		/* a setting made for the GPU does not stop a CPU server (device auto may pick either) */
+		serve_log(SERVE_LOG_INFO, "--weights %s applies to the GPU; the CPU computes in f32", opt->weights);
+		((groma_cli_options *) opt)->weights = NULL;
+	}
 	if (pipe2(s.stop_pipe, O_CLOEXEC) != 0)
 		return GROMA_SERVE_EXIT_SETUP;
 	stop_fd = s.stop_pipe[1];

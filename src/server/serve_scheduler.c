@@ -164,6 +164,14 @@ scheduler_main(void *arg)
 		st = groma_request_run(&s->engine, &job->req, &job->reply);
 		groma_cancel_watch(NULL);
 		job->reply.queue_ms = job->started_ms - job->enqueued_ms;
+		pthread_mutex_lock(&s->lock);
+		if (st.code == GROMA_ERR_CANCELLED && s->stopping)
+		{
+			/* stopped by a shutdown, not by its client: say so */
+			st = groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down");
+			groma_reply_set_error(&job->reply, &job->req, st);
+		}
+		pthread_mutex_unlock(&s->lock);
 
 		pthread_mutex_lock(&s->lock);
 		s->running--;

@@ -1,0 +1,247 @@
+# groma-server --serve on the bundled tiny model, spoken to over its socket
+# without PostgreSQL: answers equal the command line's, bad frames close
+# only their own connection, the queue refuses past its limit, cancels and
+# vanished clients free the scheduler, other users are refused, and SIGTERM
+# and the launcher's pipe stop it cleanly.
+use strict;
+use warnings;
+use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use GromaCli;
+use GromaProto;
+use File::Temp qw(tempdir);
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(time sleep);
+use JSON::PP qw(decode_json);
+use Encode qw(decode);
+
+use constant { OK => 0, NOT_JPEG => 2, CANCELLED => 12, BUSY => 13, UNAVAILABLE => 14 };
+
+my $model = "$root/test/golden/tiny-groma";
+my $img = do { local $/; open(my $f, '<:raw', "$root/test/golden/images/synthetic_333x251.jpg") or die; <$f> };
+my $caption = '[grounding]Please briefly summarize the content of this image.';
+my $dir = tempdir(CLEANUP => 1);
+chmod 0700, $dir;
+
+# Starts groma-server --serve with extra arguments; returns (pid, socket path, log path).
+my $n_servers = 0;
+sub start_server {
+    my (@args) = @_;
+    $n_servers++;
+    my $sock = "$dir/s$n_servers.sock";
+    my $log = "$dir/s$n_servers.log";
+    my $pid = fork() // die;
+    if ($pid == 0) {
+        open(STDERR, '>', $log) or die;
+        exec($server, '--serve', '--socket', $sock, @args) or die;
+    }
+    ok(wait_for_socket($sock, 20), "server $n_servers listens on its socket") or diag(slurp($log));
+    return ($pid, $sock, $log);
+}
+sub slurp { my ($p) = @_; open(my $f, '<', $p) or return ''; local $/; return <$f> // ''; }
+
+# Waits up to secs for pid to exit; returns its exit status or undef.
+sub wait_exit {
+    my ($pid, $secs) = @_;
+    my $until = time + $secs;
+    while (time < $until) {
+        return $? if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.02;
+    }
+    return undef;
+}
+
+# Returns the server's STATUS fields over a fresh connection.
+sub status_of {
+    my ($sock) = @_;
+    my $c = proto_connect($sock) or return {};
+    print $c status_frame(99);
+    my $r = read_reply($c, 10) or return {};
+    return parse_status($r);
+}
+
+# ---- answers, and what needs no model
+my ($pid, $sock, $log) = start_server('--model', $model, '--device', 'cpu', '--max-queue', '1', '--log-level', 'info');
+my $c = proto_connect($sock);
+my $t0 = time;
+print $c ping_frame(1);
+my $r = read_reply($c, 10);
+is($r->{code}, OK, sprintf('ping answers (%.2f ms)', 1000 * (time - $t0)));
+is($r->{id}, 1, 'with the request id');
+
+print $c validate_frame(2, $img);
+$r = read_reply($c, 10);
+is($r->{code}, OK, 'a good JPEG validates');
+is_deeply([unpack('l<l<', $r->{rest})], [333, 251], 'and the reply gives its size');
+print $c validate_frame(3, "\x89PNG\r\n\x1a\n" . ("\0" x 32));
+$r = read_reply($c, 10);
+is($r->{code}, NOT_JPEG, 'a PNG is refused as not a JPEG');
+like($r->{message}, qr/PNG/, 'naming the format');
+
+my ($rc, $cli_out) = run_server('--model', $model, '--image', "$root/test/golden/images/synthetic_333x251.jpg",
+    '--prompt', $caption, '--max-new-tokens', '12');
+my $cli = decode_json($cli_out);
+print $c generate_frame(4, $img, $caption, 12);
+$r = read_reply($c, 60);
+is($r->{code}, OK, 'generate answers') or diag($r->{message});
+my $rest = $r->{rest};
+my ($w, $h, $n_regions, $tlen) = unpack('l<l<VV', $rest);
+my $text = decode('UTF-8', substr($rest, 16, $tlen));
+is($text, $cli->{text}, 'the socket answer equals the command line\'s text');
+is($n_regions, $cli->{regions}, 'over the same regions');
+
+# ---- bad frames close only their connection
+for my $bad (['garbage', 'x' x 64], ['truncated header', substr(ping_frame(5), 0, 9)],
+             ['other version', frame(1, 6, '', version => 9)],
+             ['oversized length', frame(3, 7, '', length => 0xFFFFFFF0)],
+             ['unknown kind', frame(77, 8)],
+             ['payload shorter than its fields', frame(3, 9, pack('V', 1000) . 'abc')],
+             ['count over the limit', frame(4, 10, blob('') . pack('Q<V', 5, 999))],
+             ['truncated payload', substr(validate_frame(11, $img), 0, 5000)]) {
+    my $b = proto_connect($sock);
+    print $b $bad->[1];
+    shutdown($b, 1) if $bad->[0] =~ /truncated/;
+    my $reply = read_reply($b, 5);
+    ok(!defined($reply) || $reply->{code} != OK, "$bad->[0]: refused");
+    close($b);
+    print $c ping_frame(12);
+    $r = read_reply($c, 5);
+    is($r && $r->{code}, OK, "$bad->[0]: other connections keep working");
+}
+like(slurp($log), qr/protocol version 9, this side speaks 1/, 'the log says why a frame of another version was refused');
+
+# ---- the queue: with --max-queue 1, one runs, one waits, the third is busy
+my @conns = map { proto_connect($sock) } 1 .. 3;
+print { $conns[0] } generate_frame(20, $img, $caption, 400);
+sleep 0.3;
+print { $conns[1] } generate_frame(21, $img, $caption, 4);
+sleep 0.1;
+print { $conns[2] } generate_frame(22, $img, $caption, 4);
+$r = read_reply($conns[2], 10);
+is($r->{code}, BUSY, 'past --max-queue a request is refused at once as busy');
+like($r->{message}, qr/queue is full/, 'saying the queue is full');
+my $st = status_of($sock);
+is("$st->{queued}/$st->{running}", '1/1', 'status shows one queued and one running');
+
+# cancel frame for the running one: it stops at the next decode step and answers "cancelled"
+$t0 = time;
+print { $conns[0] } cancel_frame(23, 20);
+$r = read_reply($conns[0], 10);
+is($r->{code}, CANCELLED, sprintf('a cancel frame stops a running generation (%.0f ms)', 1000 * (time - $t0)));
+$r = read_reply($conns[1], 30);
+is($r->{code}, OK, 'the queued request runs next');
+
+# a client that goes away: its running request is dropped and the scheduler is free within 1 s
+print { $conns[2] } generate_frame(24, $img, $caption, 400);
+sleep 0.3;
+close($conns[2]);
+$t0 = time;
+my $idle = 0;
+while (time - $t0 < 1) {
+    $st = status_of($sock);
+    if ($st->{queued} == 0 && $st->{running} == 0) { $idle = 1; last; }
+    sleep 0.02;
+}
+ok($idle, sprintf('a closed connection cancels its request: idle after %.0f ms', 1000 * (time - $t0)));
+like(slurp($log), qr/request 24 generate .* cancelled/, 'and the log line says it was cancelled');
+like(slurp($log), qr/request 4 generate image=\d+B wait=[\d.]+ms run=[\d.]+ms ok/,
+    'one log line per request: id, kind, image bytes, wait, run time, outcome');
+
+# ---- other users
+SKIP: {
+    skip('the other-user checks need root (to run a client as another user)', 2) if $> != 0;
+    my $out = `runuser -u nobody -- perl -MIO::Socket::UNIX -e 'print IO::Socket::UNIX->new(Peer => shift) ? "connected" : "refused: \$!"' '$sock' 2>&1`;
+    like($out, qr/refused/, "another OS user cannot reach the socket ($out)");
+    # a server of another user refuses even root, who can reach its socket: SO_PEERCRED
+    my $odir = tempdir(CLEANUP => 1);
+    chmod 0700, $odir;
+    system('chown', 'nobody', $odir);
+    my $opid = fork() // die;
+    if ($opid == 0) {
+        open(STDERR, '>', "$odir/log") or die;
+        exec('runuser', '-u', 'nobody', '--', $server, '--serve', '--socket', "$odir/s.sock") or die;
+    }
+    wait_for_socket("$odir/s.sock", 10);
+    my $oc = proto_connect("$odir/s.sock");
+    print $oc ping_frame(1) if $oc;
+    ok(!$oc || !defined(read_reply($oc, 3)), 'a server refuses a peer of another uid');
+    kill 'TERM', $opid;
+    wait_exit($opid, 5);
+    like(slurp("$odir/log"), qr/refused a connection from uid 0/, 'and logs the refusal');
+}
+
+# ---- SIGTERM: a queued request is answered with an error, exit 0
+@conns = map { proto_connect($sock) } 1 .. 2;
+print { $conns[0] } generate_frame(30, $img, $caption, 400);
+sleep 0.3;
+print { $conns[1] } generate_frame(31, $img, $caption, 4);
+sleep 0.1;
+kill 'TERM', $pid;
+$r = read_reply($conns[1], 10);
+is($r->{code}, UNAVAILABLE, 'SIGTERM answers a queued request with an error');
+like($r->{message}, qr/shutting down/, 'saying the server is shutting down');
+$r = read_reply($conns[0], 10);
+ok(!defined($r) || $r->{code} == CANCELLED || $r->{code} == UNAVAILABLE, 'the running one is stopped');
+my $status = wait_exit($pid, 10);
+is($status, 0, 'and the server exits 0');
+ok(!-e $sock, 'removing its socket');
+
+# ---- no model: image checks work, model requests say what is missing
+($pid, $sock, $log) = start_server();
+$c = proto_connect($sock);
+print $c validate_frame(1, $img);
+is(read_reply($c, 10)->{code}, OK, 'without --model images still validate');
+print $c generate_frame(2, $img, $caption, 4);
+$r = read_reply($c, 10);
+is($r->{code}, UNAVAILABLE, 'and model requests are refused');
+like($r->{message}, qr/without a model/, 'saying there is no model');
+is(status_of($sock)->{state}, 3, 'status says no_model');
+kill 'TERM', $pid;
+is(wait_exit($pid, 10), 0, 'SIGTERM stops it');
+
+# ---- a model that fails to load: state failed with the reason, the server stays up
+($pid, $sock, $log) = start_server('--model', "$dir/no-such-model");
+my $until = time + 10;
+$st = status_of($sock);
+while (($st->{state} // 0) != 4 && time < $until) { sleep 0.05; $st = status_of($sock); }
+is($st->{state}, 4, 'a bad model path gives state failed');
+$c = proto_connect($sock);
+print $c generate_frame(1, $img, $caption, 4);
+$r = read_reply($c, 10);
+like($r->{message}, qr/the model failed to load: .*no-such-model/, 'model requests say why the model failed');
+kill 'TERM', $pid;
+wait_exit($pid, 10);
+
+# ---- the launcher's pipe: end of file stops the server
+$^F = 255;	# the pipe's fds must survive exec (Perl sets close-on-exec above $^F)
+pipe(my $rd, my $wr) or die;
+$^F = 2;
+$n_servers++;
+my $psock = "$dir/p.sock";
+$pid = fork() // die;
+if ($pid == 0) {
+    close($wr);
+    open(STDERR, '>', "$dir/p.log") or die;
+    exec($server, '--serve', '--socket', $psock, '--watch-fd', fileno($rd)) or die;
+}
+close($rd);
+ok(wait_for_socket($psock, 10), 'a server with --watch-fd starts');
+$t0 = time;
+close($wr);
+$status = wait_exit($pid, 5);
+ok(defined $status, sprintf('and exits when the watched pipe closes (%.0f ms)', 1000 * (time - $t0)));
+
+# ---- refusing to start
+my $open = tempdir(CLEANUP => 1);
+chmod 0755, $open;
+($rc, undef, my $err) = run_server('--serve', '--socket', "$open/s.sock");
+is($rc, 4, 'a socket directory others can enter is refused (exit 4)');
+like($err, qr/mode 0700/, 'saying the directory must be 0700');
+($rc) = run_server('--serve');
+is($rc, 2, '--serve without --socket is a usage error');
+($rc, undef, $err) = run_server('--serve', '--socket', "$dir/x.sock", '--watch-fd', '77');
+is($rc, 2, '--watch-fd naming a closed descriptor is a usage error');
+like($err, qr/--watch-fd 77 is not an open file descriptor/, 'saying so');
+
+done_testing();

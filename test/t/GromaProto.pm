@@ -1,0 +1,98 @@
+# GromaProto.pm - a minimal client of groma-server's socket protocol
+# (src/server/protocol.h) for the TAP tests: frames built with pack.
+package GromaProto;
+use strict;
+use warnings;
+use IO::Socket::UNIX;
+use Socket qw(SOCK_STREAM);
+use Time::HiRes qw(time sleep);
+use Exporter 'import';
+
+our @EXPORT = qw(proto_connect frame blob ping_frame status_frame validate_frame generate_frame regions_frame
+    cancel_frame read_reply parse_status wait_for_socket);
+
+# Returns a connected socket to path (undef when it cannot connect).
+sub proto_connect {
+    my ($path) = @_;
+    return IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $path);
+}
+
+# Waits up to $secs for path to accept connections; returns true when it does.
+sub wait_for_socket {
+    my ($path, $secs) = @_;
+    my $until = time + $secs;
+    while (time < $until) {
+        my $s = proto_connect($path);
+        return 1 if $s;
+        sleep 0.05;
+    }
+    return 0;
+}
+
+# Returns a frame: header (magic, version, kind, id, length) and payload.
+sub frame {
+    my ($kind, $id, $payload, %o) = @_;
+    $payload //= '';
+    return pack('VvvVV', $o{magic} // 0x414d5247, $o{version} // 1, $kind, $id, $o{length} // length($payload))
+        . $payload;
+}
+
+# Returns a byte string field: u32 length and the bytes.
+sub blob { my ($b) = @_; return pack('V', length($b)) . $b; }
+
+sub ping_frame { my ($id) = @_; return frame(1, $id); }
+sub status_frame { my ($id) = @_; return frame(2, $id); }
+sub image_fields { my ($img) = @_; return blob($img) . pack('Q<V', 50_000_000, 0); }
+sub validate_frame { my ($id, $img) = @_; return frame(3, $id, image_fields($img)); }
+sub regions_frame { my ($id, $img) = @_; return frame(4, $id, image_fields($img) . pack('l<f<C', 0, -1, 0)); }
+sub cancel_frame { my ($id, $target) = @_; return frame(6, $id, pack('V', $target)); }
+
+# A GENERATE frame for a free prompt with a token limit.
+sub generate_frame {
+    my ($id, $img, $prompt, $tokens) = @_;
+    return frame(5, $id, image_fields($img) . pack('l<', -1) . blob($prompt) . pack('l<', $tokens));
+}
+
+# Reads exactly n bytes within timeout seconds; undef on end of file or timeout.
+sub read_exact {
+    my ($s, $n, $timeout) = @_;
+    my $buf = '';
+    my $until = time + ($timeout // 60);
+    while (length($buf) < $n) {
+        my $rin = '';
+        vec($rin, fileno($s), 1) = 1;
+        my $left = $until - time;
+        return undef if $left <= 0;
+        next unless select(my $rout = $rin, undef, undef, $left);
+        my $got = sysread($s, $buf, $n - length($buf), length($buf));
+        return undef unless $got;
+    }
+    return $buf;
+}
+
+# Reads one reply; returns a hash (id, kind, code, message, rest) or undef when the connection closed.
+sub read_reply {
+    my ($s, $timeout) = @_;
+    my $h = read_exact($s, 16, $timeout) // return undef;
+    my ($magic, $version, $kind, $id, $len) = unpack('VvvVV', $h);
+    my $p = $len ? (read_exact($s, $len, $timeout) // return undef) : '';
+    my ($rkind, $code, $mlen) = unpack('vVV', $p);
+    return { id => $id, frame_kind => $kind, kind => $rkind, code => $code, message => substr($p, 10, $mlen),
+        rest => substr($p, 10 + $mlen) };
+}
+
+# Decodes the fields of a successful STATUS reply.
+sub parse_status {
+    my ($r) = @_;
+    my $rest = $r->{rest};
+    my ($state, $mlen) = unpack('VV', $rest);
+    my $model = substr($rest, 8, $mlen);
+    $rest = substr($rest, 8 + $mlen);
+    my $dlen = unpack('V', $rest);
+    my $device = substr($rest, 4, $dlen);
+    my ($done, $total, $queued, $running, $served, $failed) = unpack('Q<Q<VVQ<Q<', substr($rest, 4 + $dlen));
+    return { state => $state, model => $model, device => $device, queued => $queued, running => $running,
+        served => $served, failed => $failed };
+}
+
+1;
