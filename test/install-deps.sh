@@ -9,5 +9,5 @@ apt-get install -y -qq --no-install-recommends \
     make gcc g++ perl ca-certificates coreutils util-linux binutils \
     postgresql-15 postgresql-server-dev-15 postgresql-client-15 \
     libturbojpeg0-dev libjpeg62-turbo-dev libopenblas-dev libjansson-dev \
-    clang libclang-rt-14-dev >/dev/null
+    clang libclang-rt-14-dev libipc-run-perl >/dev/null
 echo "groma: build and test dependencies installed"

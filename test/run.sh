@@ -158,6 +158,30 @@ for t in test/t/*.t; do
     if ! grep -q '^Result: PASS' "$LOG/tap.log"; then fail "$t (prove did not pass)"; fi
 done
 
+# ---------------------------------------------------------------- TAP inside PostgreSQL
+# test/pg/*.t start their own clusters (PostgreSQL::Test::Cluster) with groma
+# preloaded and the tiny model.  initdb refuses root, so they run as postgres
+# over a copy of what they read (the tree itself may not be readable to it).
+section "TAP tests of the service inside PostgreSQL (test/pg)"
+PGTREE=$WORK/pgtree
+mkdir -p "$PGTREE/test/golden" "$PGTREE/run"
+cp -r test/pg "$PGTREE/test/"
+cp -r test/golden/tiny-groma test/golden/images "$PGTREE/test/golden/"
+[ "$(id -u)" = 0 ] && chown -R postgres "$PGTREE"
+PERL_PG=$("$PG_CONFIG" --pgxs | sed 's|/src/makefiles/pgxs.mk$|/src/test/perl|')
+for t in "$PGTREE"/test/pg/*.t; do
+    (cd "$PGTREE/run" && as_owner env PATH="$PGBIN:$PATH" GROMA_SOURCE_DIR="$PGTREE" \
+        prove -v -I "$PERL_PG" "$t") >"$LOG/tap-pg.log" 2>&1
+    cat "$LOG/tap-pg.log"
+    p=$(grep -cE '^ok [0-9]+' "$LOG/tap-pg.log")
+    f=$(grep -cE '^not ok [0-9]+' "$LOG/tap-pg.log")
+    PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+    if ! grep -q '^Result: PASS' "$LOG/tap-pg.log"; then
+        fail "test/pg/$(basename "$t") (prove did not pass)"
+        for d in "$PGTREE"/run/tmp_check/log/*; do [ -f "$d" ] && { echo "--- $d"; tail -40 "$d"; }; done
+    fi
+done
+
 # ---------------------------------------------------------------- cluster
 section "PostgreSQL cluster"
 PORT=""
