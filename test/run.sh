@@ -268,7 +268,7 @@ if command -v clang >/dev/null && make fuzz >"$LOG/fuzz-build.log" 2>&1; then
                 [ -n "$pattern" ] && [ "${pattern#\#}" = "$pattern" ] && cp $pattern "$WORK/corpus-$name/" 2>/dev/null
             done <"test/fuzz/$name.seeds"
         fi
-        if "build/fuzz/$name" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+        if "build/fuzz/$name" -max_total_time="$FUZZ_SECONDS" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
             -print_final_stats=1 "$WORK/corpus-$name" >"$LOG/$name.log" 2>&1; then
             grep -E 'stat::number_of_executed_units|Done' "$LOG/$name.log"
             pass "$name ran ${FUZZ_SECONDS}s without a crash"

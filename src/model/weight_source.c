@@ -111,25 +111,26 @@ bind_on_device(const char *name, const groma_tensor *stored, groma_dtype dtype, 
 	return groma_ok();
 }
 
-/* Binds one weight; see weight_source.h. */
-groma_status
-groma_bind(const groma_weight_source *src, groma_arena *copies, groma_tensor *out,
-		   int ndim, const int64_t *shape, const char *fmt,...)
+/* Bytes of stored weights bound so far in this process (load progress). */
+static uint64_t bound_bytes;
+
+/* Returns the bytes of stored weights bound so far; see weight_source.h. */
+uint64_t
+groma_weights_bound_bytes(void)
 {
-	char		name[256];
+	return __atomic_load_n(&bound_bytes, __ATOMIC_RELAXED);
+}
+
+/* Binds the weight called name, found as stored; the body of groma_bind. */
+static groma_status
+bind_named(const groma_weight_source *src, groma_arena *copies, groma_tensor *out, int ndim, const int64_t *shape,
+		   const char *name, groma_tensor stored)
+{
 	char		want[64],
 				got[64];
-	groma_tensor stored,
-				expect;
+	groma_tensor expect;
 	groma_status st;
-	va_list		ap;
 
-	va_start(ap, fmt);
-	vsnprintf(name, sizeof(name), fmt, ap);
-	va_end(ap);
-	st = src->find(src->ctx, name, &stored);
-	if (st.code != GROMA_OK)
-		return st;
 	expect = groma_tensor_view(NULL, GROMA_F32, ndim, shape);
 	if (!groma_tensor_same_shape(&stored, &expect))
 		return groma_error(GROMA_ERR_FORMAT, "weight \"%s\" has shape %s, expected %s", name,
@@ -160,6 +161,27 @@ groma_bind(const groma_weight_source *src, groma_arena *copies, groma_tensor *ou
 	if (st.code != GROMA_OK)
 		return groma_error(st.code, "weight \"%s\": %s", name, st.message);
 	return groma_ok();
+}
+
+/* Binds one weight; see weight_source.h. */
+groma_status
+groma_bind(const groma_weight_source *src, groma_arena *copies, groma_tensor *out,
+		   int ndim, const int64_t *shape, const char *fmt,...)
+{
+	char		name[256];
+	groma_tensor stored;
+	groma_status st;
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	st = src->find(src->ctx, name, &stored);
+	if (st.code == GROMA_OK)
+		st = bind_named(src, copies, out, ndim, shape, name, stored);
+	if (st.code == GROMA_OK && stored.data != NULL)
+		__atomic_add_fetch(&bound_bytes, (uint64_t) groma_tensor_nbytes(&stored), __ATOMIC_RELAXED);
+	return st;
 }
 
 /* Finds a tensor in a safetensors file and returns it as a view. */

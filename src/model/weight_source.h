@@ -31,6 +31,13 @@ typedef struct groma_weight_source
 bool		groma_is_matrix_weight(const char *name, int ndim);
 
 /*
+ * Returns the bytes of stored weights bound so far by this process (all
+ * loads together): groma-server reports load progress as the growth of
+ * this count during a load, against the checkpoint files' size.
+ */
+uint64_t	groma_weights_bound_bytes(void);
+
+/*
  * Binds the weight named by the printf-style fmt, checking it has exactly
  * ndim dimensions of the given shape (the first mismatch is reported with
  * both shapes); converts bf16/f16 or strided storage into copies.  When

@@ -46,6 +46,7 @@ typedef struct serve_state
 	char		state_message[GROMA_STATUS_MESSAGE_LEN];	/* why FAILED, or what loads */
 	char		device[32];
 	uint64_t	load_total;		/* bytes of the checkpoint files */
+	uint64_t	load_base;		/* groma_weights_bound_bytes() when the load began */
 	uint64_t	served;
 	uint64_t	failed;
 	bool		stopping;

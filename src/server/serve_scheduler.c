@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "serve_internal.h"
+#include "../model/weight_source.h"
 #include "../runtime/cancel.h"
 
 /* Wakes the connection waiting for a finished job. */
@@ -70,6 +71,7 @@ load_model(serve_state *s)
 	pthread_mutex_lock(&s->lock);
 	s->state = GROMA_SERVER_LOADING;
 	s->load_total = checkpoint_bytes(opt->model_dir);
+	s->load_base = groma_weights_bound_bytes();
 	pthread_mutex_unlock(&s->lock);
 	serve_log(SERVE_LOG_INFO, "loading model %s on %s", opt->model_dir, s->device);
 	st = groma_engine_open(opt, &s->engine);
@@ -315,7 +317,14 @@ serve_fill_status(serve_state *s, groma_reply *reply)
 	reply->model_path = strdup(s->opt->model_dir ? s->opt->model_dir : "");
 	reply->device = strdup(s->device);
 	reply->load_total = s->load_total;
-	reply->load_done = s->state == GROMA_SERVER_READY ? s->load_total : 0;
+	if (s->state == GROMA_SERVER_READY)
+		reply->load_done = s->load_total;
+	else if (s->state == GROMA_SERVER_LOADING)
+	{
+		uint64_t	done = groma_weights_bound_bytes() - s->load_base;
+
+		reply->load_done = done < s->load_total ? done : s->load_total;
+	}
 	reply->queue_depth = (uint32_t) s->queued;
 	reply->running = (uint32_t) s->running;
 	reply->served = s->served;
