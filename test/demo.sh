@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # test/demo.sh - build and install groma, start a throwaway PostgreSQL 15
-# cluster, load the bundled images into a table (a CHECK constraint decodes
-# each one as the model will) and print their header facts; then run the
-# bundled tiny Groma model on every image with groma-server: the regions it
-# selects, a grounded caption, and a phrase to ground.  The tiny model has
-# random weights, so its answers are gibberish; the pipeline is the real one.
-# Leaves nothing running.  Run as root (or sudo).
+# cluster with groma preloaded and the bundled tiny model as its
+# groma.model_path, load the bundled images into a table (a CHECK constraint
+# decodes each one as the model will, in groma-server) and print their header
+# facts, ask the model about every image through SQL (groma_chat) and show
+# groma_status(); then run the same model with groma-server on the command
+# line: the regions it selects, a grounded caption, and a phrase to ground.
+# The tiny model has random weights, so its answers are gibberish; the
+# pipeline is the real one.  Leaves nothing running.  Run as root (or sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG_CONFIG=${PG_CONFIG:-$(command -v pg_config || echo /usr/lib/postgresql/15/bin/pg_config)}
@@ -17,30 +19,48 @@ trap 'as_owner "$PGBIN/pg_ctl" -D "$WORK/data" -m fast stop >/dev/null 2>&1 || t
 
 make -s -j"$(nproc)" PG_CONFIG="$PG_CONFIG" >/dev/null
 make -s install PG_CONFIG="$PG_CONFIG" >/dev/null
-[ "$(id -u)" = 0 ] && chown postgres "$WORK"
+# the cluster's owner reads the model: give it a copy it can reach
+cp -r test/golden/tiny-groma "$WORK/model"
+[ "$(id -u)" = 0 ] && chown -R postgres "$WORK"
 as_owner "$PGBIN/initdb" -D "$WORK/data" -U postgres --auth=trust >/dev/null
 cat >>"$WORK/data/postgresql.conf" <<CONF
 port = 54329
 listen_addresses = ''
 unix_socket_directories = '$WORK'
 shared_preload_libraries = 'groma'
+groma.model_path = '$WORK/model'
+groma.device = 'cpu'
 CONF
 as_owner "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/postgres.log" -w start >/dev/null
 export PGHOST=$WORK PGPORT=54329 PGUSER=postgres
+"$PGBIN/psql" -X -q -d postgres -c "CREATE EXTENSION groma"
+# the launcher starts groma-server, which loads the model in the background
+for _ in $(seq 1 150); do
+    [ "$("$PGBIN/psql" -XAtq -d postgres -c "SELECT state FROM groma_status() WHERE server = 0")" = ready ] && break
+    sleep 0.2
+done
 
 {
-    echo "CREATE EXTENSION groma;"
     echo "CREATE TABLE photos (id serial PRIMARY KEY, name text, img bytea CHECK (groma_image_validate(img)));"
     for f in test/golden/images/*.jpg; do
         echo "INSERT INTO photos (name, img) VALUES ('$(basename "$f")', decode('$(base64 -w0 "$f")', 'base64'));"
     done
     echo "SELECT p.id, p.name, i.* FROM photos p, groma_image_info(p.img) i ORDER BY p.id;"
+    echo "SET groma.max_new_tokens = 16;"
+    echo "\\echo '-- groma_chat: the tiny model has random weights, so the text is gibberish by design'"
+    echo "SELECT p.name, a.text, cardinality(a.groundings) AS groundings"
+    echo "  FROM photos p, groma_chat(p.img, '[grounding]Please briefly summarize the content of this image.') a ORDER BY p.id;"
+    echo "SELECT server, state, pid, device, served, failed, load_progress FROM groma_status();"
 } | "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d postgres
 
 ./groma-server --device-info
 for f in test/golden/images/*.jpg; do
     echo "== $(basename "$f"): regions"
-    ./groma-server --model test/golden/tiny-groma --regions "$f" | head -4
+    ./groma-server --model test/golden/tiny-groma --regions "$f" | perl -MJSON::PP -0 -ne '
+        my $r = decode_json($_);
+        printf "%d regions kept on a %dx%d image:\n", scalar @{$r->{regions}}, $r->{width}, $r->{height};
+        printf "  #%-2d [%7.1f, %7.1f, %7.1f, %7.1f] score %.3f\n", $_->{index}, @{$_->{box}}, $_->{score}
+            for @{$r->{regions}};'
     echo "== $(basename "$f"): grounded caption"
     ./groma-server --model test/golden/tiny-groma --image "$f" --task caption --max-new-tokens 16 |
         grep -E '"(text|regions|stopped)"'

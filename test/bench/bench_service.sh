@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# test/bench/bench_service.sh - figures for groma as a PostgreSQL service
+# (not a test): the round trip of groma_ping() through SQL next to SELECT 1
+# (p50/p99 over the same number of calls), and requests per second of the
+# bundled tiny model (groma_chat, 16 new tokens, on the CPU) at 1, 8 and 64
+# sessions.  Starts a throwaway cluster with groma preloaded; needs groma
+# installed (make install).  Run as root or as the cluster's owner.
+#
+#   bash test/bench/bench_service.sh [SECONDS_PER_RUN]     (default 10)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SECS=${1:-10}
+PG_CONFIG=${PG_CONFIG:-$(command -v pg_config || echo /usr/lib/postgresql/15/bin/pg_config)}
+PGBIN=$("$PG_CONFIG" --bindir)
+WORK=$(mktemp -d /tmp/groma-bench.XXXXXX)
+chmod 755 "$WORK"
+as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+trap 'as_owner "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+
+mkdir -p "$WORK/model"
+cp -r test/golden/tiny-groma/. "$WORK/model/"
+cp test/golden/images/extreme_ironing.jpg "$WORK/img.jpg"
+[ "$(id -u)" = 0 ] && chown -R postgres "$WORK"
+PORT=54391
+as_owner "$PGBIN/initdb" -D "$WORK/data" -U postgres --auth=trust --no-sync >/dev/null
+cat >>"$WORK/data/postgresql.conf" <<CONF
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$WORK'
+max_connections = 100
+shared_preload_libraries = 'groma'
+groma.model_path = '$WORK/model'
+groma.device = 'cpu'
+groma.max_queue = 256
+groma.max_new_tokens = 16
+fsync = off
+CONF
+as_owner "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/postgres.log" -w start >/dev/null
+export PGHOST=$WORK PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
+psql -XAtq -c "CREATE EXTENSION groma"
+psql -XAtq -c "CREATE TABLE img AS SELECT pg_read_binary_file('$WORK/img.jpg') AS b"
+for _ in $(seq 1 100); do
+    [ "$(psql -XAtq -c "SELECT state FROM groma_status() WHERE server = 0")" = ready ] && break
+    sleep 0.2
+done
+
+# Runs pgbench on a one-line script with N clients and logs per-transaction latencies; prints "tps p50_ms p99_ms".
+run() {
+    local sql=$1 clients=$2 limit=$3 dir
+    dir=$(mktemp -d "$WORK/run.XXXX")
+    chmod 777 "$dir"
+    echo "$sql" >"$dir/script.sql"
+    (cd "$dir" && as_owner "$PGBIN/pgbench" -n -c "$clients" -j "$(( clients < 4 ? clients : 4 ))" $limit \
+        -f "$dir/script.sql" -l --log-prefix="$dir/lat" >"$dir/out" 2>&1)
+    local tps
+    tps=$(sed -nE 's/^tps = ([0-9.]+) .*/\1/p' "$dir/out")
+    cat "$dir"/lat* | awk '{print $3 / 1000.0}' | sort -n | awk -v tps="$tps" '
+        { v[NR] = $1 }
+        END { p50 = v[int(NR * 0.50) + (NR * 0.50 > int(NR * 0.50))]; p99 = v[int(NR * 0.99) + (NR * 0.99 > int(NR * 0.99))];
+              printf "%s %.3f %.3f %d\n", tps, p50, p99, NR }'
+}
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) CPUs, tiny model on the CPU, ${SECS}s per run"
+read -r tps p50 p99 n <<<"$(run 'SELECT 1;' 1 "-t 5000")"
+printf '{"figure": "select_1_round_trip", "calls": %d, "p50_ms": %s, "p99_ms": %s}\n' "$n" "$p50" "$p99"
+read -r tps p50 p99 n <<<"$(run 'SELECT groma_ping();' 1 "-t 5000")"
+printf '{"figure": "groma_ping_round_trip", "calls": %d, "p50_ms": %s, "p99_ms": %s}\n' "$n" "$p50" "$p99"
+for c in 1 8 64; do
+    read -r tps p50 p99 n <<<"$(run "SELECT groma_chat(b, 'What is this?') FROM img;" "$c" "-T $SECS")"
+    printf '{"figure": "groma_chat_requests_per_s", "sessions": %d, "requests_per_s": %s, "p50_ms": %s, "p99_ms": %s, "requests": %d}\n' \
+        "$c" "$tps" "$p50" "$p99" "$n"
+done
