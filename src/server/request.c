@@ -103,8 +103,9 @@ set_vision_timing(groma_reply *reply, const groma_vision_result *vis)
 
 /*
  * REGIONS: the kept boxes in score order.  Refer boxes always stay; the
- * model's own boxes are further cut to min_score and max_regions when the
- * request sets them, and refer matches are renumbered to the boxes sent.
+ * model's own boxes are further cut to scores above min_score (strictly, as
+ * the model's own threshold) and to max_regions when the request sets them,
+ * and refer matches are renumbered to the boxes sent.
  */
 static groma_status
 run_regions(groma_engine *e, const groma_request *req, groma_reply *reply)
@@ -131,7 +132,7 @@ run_regions(groma_engine *e, const groma_request *req, groma_reply *reply)
 		bool		refer = vis.kept[i] >= k;
 
 		new_index[i] = -1;
-		if (!refer && ((req->min_score >= 0 && vis.scores[i] < req->min_score) ||
+		if (!refer && ((req->min_score >= 0 && vis.scores[i] <= req->min_score) ||
 					   (req->max_regions > 0 && kept_model >= req->max_regions)))
 			continue;
 		kept_model += refer ? 0 : 1;

@@ -67,10 +67,24 @@ socket_dir_private(const char *path)
 	return ok;
 }
 
+/* The inode of the socket file this server created, so shutdown removes only its own. */
+static ino_t socket_inode;
+
+/* Removes the socket file when it is still the one this server bound (a newer server may have replaced it). */
+static void
+remove_own_socket(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0 && st.st_ino == socket_inode)
+		unlink(path);
+}
+
 /* Binds and listens on path, replacing a stale socket; returns the fd or -1. */
 static int
 listen_on(const char *path)
 {
+	struct stat st;
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	int			fd;
 
@@ -103,6 +117,8 @@ listen_on(const char *path)
 			close(fd);
 		return -1;
 	}
+	if (stat(path, &st) == 0)
+		socket_inode = st.st_ino;
 	return fd;
 }
 
@@ -265,7 +281,7 @@ groma_serve(const groma_cli_options *opt)
 
 	/* shutdown: no new connections or requests, queued ones answered, the running one cancelled */
 	close(listen_fd);
-	unlink(opt->socket_path);
+	remove_own_socket(opt->socket_path);
 	serve_drain(&s);
 	pthread_join(scheduler, NULL);
 	wait_for_replies(&s, 2000);
