@@ -2,7 +2,8 @@
 # image and prompt (so the goldens carry over): groma_regions and
 # groma_proposals equal --regions, groma_caption, groma_ground and
 # groma_describe equal --task caption|caption-detailed|ground|describe with
-# --max-new-tokens equal to groma.max_new_tokens.  Region embeddings have
+# --max-new-tokens equal to groma.max_new_tokens (embeddings: --regions
+# --embeddings).  Region embeddings have
 # the region encoder's width and are deterministic; every box lies inside
 # the image; bad input that needs the model fails with a specific SQLSTATE.
 use strict;
@@ -57,15 +58,15 @@ sub sql_boxes {
 for my $name ('synthetic_333x251.jpg', 'extreme_ironing.jpg', 'waterview.jpg') {
     my $path = "$root/test/golden/images/$name";
     my $img = image_sql($name);
-    my $want = cli('--regions', $path);
+    my $want = cli('--regions', $path, '--embeddings');
     my ($w, $h) = ($want->{width}, $want->{height});
 
     # groma_regions: the same boxes and scores, in the same order, idx from 1
     my $got = rows("SELECT idx, (area[1])[0], (area[1])[1], (area[0])[0], (area[0])[1], score,
-                           array_length(embedding, 1) FROM groma_regions($img) ORDER BY idx");
+                           array_to_string(embedding, ' ') FROM groma_regions($img) ORDER BY idx");
     is(scalar(@$got), scalar(@{$want->{regions}}), "$name: groma_regions keeps as many regions as --regions")
       or next;
-    my ($boxes_ok, $scores_ok, $idx_ok, $inside) = (1, 1, 1, 1);
+    my ($boxes_ok, $scores_ok, $idx_ok, $inside, $embed_ok) = (1, 1, 1, 1, 1);
     for my $i (0 .. $#$got) {
         my ($idx, @rest) = @{$got->[$i]};
         my @box = @rest[0 .. 3];
@@ -73,11 +74,15 @@ for my $name ('synthetic_333x251.jpg', 'extreme_ironing.jpg', 'waterview.jpg') {
         $boxes_ok &&= close_to(\@box, $want->{regions}[$i]{box}, 1e-6);
         $scores_ok &&= close_to([$rest[4]], [$want->{regions}[$i]{score}], 1e-6);
         $inside &&= $box[0] >= 0 && $box[1] >= 0 && $box[2] <= $w && $box[3] <= $h;
+        # both print enough digits to round-trip a float: compare as float32
+        $embed_ok &&= join(' ', map { unpack('f', pack('f', $_)) } split(/ /, $rest[5])) eq
+          join(' ', map { unpack('f', pack('f', $_)) } @{$want->{regions}[$i]{embedding}});
     }
     ok($idx_ok, "$name: idx counts from 1 in score order");
     ok($boxes_ok, "$name: the boxes equal --regions'");
     ok($scores_ok, "$name: the scores equal --regions'");
     ok($inside, "$name: every box lies inside the ${w}x$h image");
+    ok($embed_ok, "$name: the embeddings equal --regions --embeddings'");
 
     # groma_proposals: the same boxes as an array; the cuts as --regions' own
     my $prop = sql_boxes($node->safe_psql('postgres', "SELECT groma_proposals($img)"));

@@ -34,6 +34,19 @@ ok($edge, 'some box was clipped at the left edge');
     '--refer', join(',', @{$edge->{box}}));
 is($rc, 0, 'a clipped box is accepted back as --refer') or diag($err);
 
+# --embeddings adds each region's feature before the up-projection (32 wide
+# for the tiny model, 1024 for the real one), the same on every run.
+ok(!exists $res->{regions}[0]{embedding}, 'no embeddings unless asked for');
+my @runs;
+for (1 .. 2) {
+    ($rc, $out, $err) = run_server('--model', $model, '--regions', "$root/test/golden/images/synthetic_333x251.jpg",
+        '--embeddings');
+    is($rc, 0, '--embeddings exits 0') or diag($err);
+    push @runs, decode_json($out);
+}
+is_deeply([map { scalar(@{$_->{embedding}}) } @{$runs[0]{regions}}], [(32) x 15], 'one 32-value embedding per region');
+is_deeply($runs[1], {%{$runs[0]}, timing_ms => $runs[1]{timing_ms}}, 'and the same regions and embeddings on a second run');
+
 # A refer box is kept with score 1 and matched to itself.
 ($rc, $out, $err) = run_server('--model', $model, '--regions', "$root/test/golden/images/synthetic_333x251.jpg",
     '--refer', '100,50,200,150');
