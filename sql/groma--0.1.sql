@@ -1,4 +1,4 @@
--- groma 0.1: types of the SQL surface, the image functions, groma-server's status and groma_chat.
+-- groma 0.1: types of the SQL surface, the image functions, groma-server's status and the model functions.
 \echo Use "CREATE EXTENSION groma" to load this file. \quit
 
 -- A phrase of a generated text and the boxes it is grounded to.
@@ -16,7 +16,9 @@ CREATE TYPE groma_answer AS (
     groundings  groma_grounding[]
 );
 
--- One detected region: its rank, pixel box, score and embedding.
+-- One detected region: its rank (1 = best score), pixel box, score and
+-- embedding (the region encoder's feature before the up-projection into the
+-- language model: 1024 values for the real model).
 CREATE TYPE groma_region AS (
     idx        int,
     area       box,
@@ -99,6 +101,63 @@ CREATE FUNCTION groma_chat(img bytea, prompt text, refer box[] DEFAULT NULL)
 RETURNS groma_answer
 AS 'MODULE_PATHNAME', 'groma_chat'
 LANGUAGE C CALLED ON NULL INPUT IMMUTABLE PARALLEL SAFE;
+
+-- The functions below are STRICT (NULL in, NULL out) and IMMUTABLE for the
+-- reason given at groma_chat: for a fixed model their results depend on the
+-- arguments alone; after groma.model_path changes, stored results are stale.
+-- Every box they return lies inside the image (0..width, 0..height): the
+-- model's own boxes may reach outside it and are clipped.  Boxes are in
+-- pixels of the original image; PostgreSQL's box prints its corners as
+-- (high),(low), i.e. (x2,y2),(x1,y1).
+
+-- The model's grounded caption of an image (the original's prompt for a
+-- brief caption, or groma's own prompt for a detailed one).
+CREATE FUNCTION groma_caption(img bytea, detailed bool DEFAULT false)
+RETURNS groma_answer
+AS 'MODULE_PATHNAME', 'groma_caption'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION groma_caption(bytea, bool) IS
+'grounded caption (text and phrase-to-box groundings) of a JPEG image, brief or detailed';
+
+-- The boxes the model grounds a phrase to (referring expression): the boxes
+-- of the answer's groundings in order, each box once; empty when none.
+CREATE FUNCTION groma_ground(img bytea, phrase text)
+RETURNS box[]
+AS 'MODULE_PATHNAME', 'groma_ground'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION groma_ground(bytea, text) IS
+'boxes (pixels, clipped to the image) the model finds for a phrase in a JPEG image; possibly empty';
+
+-- The model's description of one box of the image (pixels, inside the image).
+CREATE FUNCTION groma_describe(img bytea, area box)
+RETURNS text
+AS 'MODULE_PATHNAME', 'groma_describe'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION groma_describe(bytea, box) IS
+'the model''s description of a box (pixels, inside the image) of a JPEG image';
+
+-- The regions the model keeps, best score first: at most max_regions (1 up
+-- to the model's limit, 100 for Groma), scores strictly above min_score
+-- (0..1).  idx counts from 1, so (groma_proposals(img))[idx] is the same box.
+CREATE FUNCTION groma_regions(img bytea, max_regions int DEFAULT 100, min_score real DEFAULT 0.15)
+RETURNS SETOF groma_region
+AS 'MODULE_PATHNAME', 'groma_regions'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE ROWS 100;
+
+COMMENT ON FUNCTION groma_regions(bytea, int, real) IS
+'regions the model keeps in a JPEG image (idx, box, score, embedding), best score first';
+
+-- The boxes of groma_regions, as an array in the same order.
+CREATE FUNCTION groma_proposals(img bytea, max_regions int DEFAULT 100, min_score real DEFAULT 0.15)
+RETURNS box[]
+AS 'MODULE_PATHNAME', 'groma_proposals'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION groma_proposals(bytea, int, real) IS
+'boxes of the regions the model keeps in a JPEG image, best score first';
 
 COMMENT ON FUNCTION groma_chat(bytea, text, box[]) IS
 'grounded answer (text and phrase-to-box groundings) of the model to a prompt about a JPEG image';

@@ -328,7 +328,8 @@ rois_host(void *ctx, groma_tensor *host)
 groma_status
 groma_region_tokens(const groma_region_encoder *e, const groma_region_maps *maps, int64_t batch_index,
 					const float *boxes, int64_t n, groma_arena *act, groma_tensor *tokens,
-					float *probe_rois, groma_tensor *probe_flat, groma_tensor *probe_pos)
+					float *probe_rois, groma_tensor *probe_flat, groma_tensor *probe_pos,
+					groma_tensor *features)
 {
 	const int64_t rs = GROMA_REGION_ROI_SIZE;
 	int64_t		ee = e->embed;
@@ -377,6 +378,8 @@ groma_region_tokens(const groma_region_encoder *e, const groma_region_maps *maps
 	if (probe_pos)
 		GROMA_TRY(groma_copy(&pos, probe_pos));
 	GROMA_TRY(groma_add(&flat, &pos, &flat));
+	if (features)
+		GROMA_TRY(groma_copy(&flat, features));
 	GROMA_TRY(groma_linear(&flat, &e->up_w, &e->up_b, tokens));
 	act->used = mark;
 	return groma_ok();

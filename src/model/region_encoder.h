@@ -80,11 +80,14 @@ groma_status groma_region_fuse(const groma_region_encoder *e, const groma_tensor
  * tokens[N, out] for boxes[N, 4] (normalised cx, cy, w, h) of batch image
  * batch_index, from its fused maps.  probe_rois[N, 5] receives the RoIAlign
  * boxes and probe_flat / probe_pos [N, mid] the flatten_linear and
- * pos_embedd outputs when not NULL (parity tests).
+ * pos_embedd outputs when not NULL (parity tests).  features [N, mid]
+ * receives their sum, the region's feature before the up-projection into
+ * the language model (groma_regions' embedding), when not NULL.
  */
 groma_status groma_region_tokens(const groma_region_encoder *e, const groma_region_maps *maps,
 								 int64_t batch_index, const float *boxes, int64_t n,
 								 groma_arena *act, groma_tensor *tokens, float *probe_rois,
-								 groma_tensor *probe_flat, groma_tensor *probe_pos);
+								 groma_tensor *probe_flat, groma_tensor *probe_pos,
+								 groma_tensor *features);
 
 #endif							/* GROMA_REGION_ENCODER_H */

@@ -150,8 +150,10 @@ vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_
 	res->timing.fuse_ms = now_ms(act) - t0;
 	GROMA_TRY(groma_cancel_check());
 	GROMA_TRY(groma_arena_tensor(out, GROMA_F32, 2, (int64_t[]) {res->n_regions, d}, &res->region_tokens));
+	GROMA_TRY(groma_arena_tensor(out, GROMA_F32, 2, (int64_t[]) {res->n_regions, m->region.mid},
+								 &res->region_features));
 	GROMA_TRY(groma_region_tokens(&m->region, &maps, 0, res->boxes, res->n_regions, act, &res->region_tokens,
-								  NULL, NULL, NULL));
+								  NULL, NULL, NULL, &res->region_features));
 	res->timing.region_ms = now_ms(act) - t0;
 	act->used = mark;
 	return groma_ok();

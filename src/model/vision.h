@@ -34,6 +34,7 @@ typedef struct groma_vision_result
 	float	   *boxes;			/* [n_regions][4] normalised (cx, cy, w, h), score order */
 	float	   *scores;			/* [n_regions] (1.0 for refer boxes) */
 	groma_tensor region_tokens;	/* [n_regions, D] */
+	groma_tensor region_features;	/* [n_regions, mid]: before the up-projection to D (embeddings) */
 	int			n_refer;
 	int64_t		refer_match[GROMA_MAX_REFER_BOXES];	/* refer box → index into boxes */
 	groma_vision_timing timing;

@@ -1,6 +1,8 @@
 /*
  * model_functions.c - SQL functions answered by groma-server's model:
- * groma_ping() and groma_chat(img, prompt, refer).
+ * groma_ping(), groma_chat, groma_caption, groma_ground, groma_describe,
+ * groma_regions and groma_proposals, all on one path: arguments checked in
+ * the backend, one request, the result built from the reply.
  */
 #include "postgres.h"
 
@@ -14,13 +16,20 @@
 #include "utils/builtins.h"
 #include "utils/geo_decls.h"
 #include "utils/lsyscache.h"
+#include "utils/tuplestore.h"
 #include "utils/typcache.h"
 
 #include "groma_pg.h"
 #include "server_client.h"
+#include "../text/prompt.h"
 
 PG_FUNCTION_INFO_V1(groma_ping);
 PG_FUNCTION_INFO_V1(groma_chat);
+PG_FUNCTION_INFO_V1(groma_caption);
+PG_FUNCTION_INFO_V1(groma_ground);
+PG_FUNCTION_INFO_V1(groma_describe);
+PG_FUNCTION_INFO_V1(groma_regions);
+PG_FUNCTION_INFO_V1(groma_proposals);
 
 /* Returns the round trip of a PING to a groma-server, in milliseconds. */
 Datum
@@ -29,31 +38,83 @@ groma_ping(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8(groma_client_ping());
 }
 
-/* Refuses an image whose header does not parse or is over groma.max_image_pixels, before it is sent anywhere. */
+/* Raises ERROR for an empty text argument, or one over the protocol's limit on texts; what names it. */
 static void
-check_image_header(bytea *img)
+check_text(const char *text, const char *what)
+{
+	size_t		len = strlen(text);
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_ZERO_LENGTH_CHARACTER_STRING),
+				 errmsg("%s must not be empty", what)));
+	if (len > GROMA_PROTO_MAX_TEXT)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s of %zu bytes is over the limit of %d bytes", what, len, GROMA_PROTO_MAX_TEXT)));
+}
+
+/*
+ * Checks that the server runs, refuses an image whose header does not parse
+ * or is over groma.max_image_pixels (before it is sent anywhere), points req
+ * at its bytes (not copied: the request is encoded before img can go away)
+ * and returns its header facts.
+ */
+static groma_jpeg_info
+set_request_image(groma_request *req, bytea *img)
 {
 	groma_jpeg_limits limits = groma_pg_jpeg_limits();
 	groma_jpeg_info info;
 
+	groma_client_require_registry();
 	groma_pg_check(groma_jpeg_read_info((const uint8_t *) VARDATA_ANY(img), VARSIZE_ANY_EXHDR(img),
 										&limits, &info));
-}
-
-/* Points req at the image bytes (not copied: the request is encoded before img can go away). */
-static void
-set_request_image(groma_request *req, bytea *img)
-{
 	req->image = (uint8_t *) VARDATA_ANY(img);
 	req->image_len = (uint32_t) Min(VARSIZE_ANY_EXHDR(img), (Size) PG_UINT32_MAX);
 	req->max_pixels = groma_max_image_pixels;
+	return info;
 }
 
-/* Copies a box[] argument into req's refer boxes as pixel corners x1, y1, x2, y2. */
+/*
+ * Appends a user box (a refer box or describe's area; what names it) to
+ * req's refer boxes as pixel corners x1, y1, x2, y2, after checking that it
+ * is finite, not empty and inside the image.
+ */
 static void
-set_request_refer(groma_request *req, ArrayType *refer)
+add_refer_box(groma_request *req, const BOX *b, const char *what, const groma_jpeg_info *info)
 {
-	Datum	   *elems;
+	/* box keeps its upper-right corner in high, lower-left in low, whatever order it was written in */
+	if (!isfinite(b->low.x) || !isfinite(b->low.y) || !isfinite(b->high.x) || !isfinite(b->high.y))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s has a coordinate that is not finite", what),
+				 errdetail("Boxes are given in pixels of the image; NaN and infinity are not positions.")));
+	if (!(b->high.x > b->low.x) || !(b->high.y > b->low.y))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is empty", what),
+				 errdetail("A box needs a positive width and height; PostgreSQL's box orders its corners itself, so it cannot be inverted.")));
+	if (b->low.x < 0 || b->low.y < 0 || b->high.x > info->width || b->high.y > info->height)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is not inside the image", what),
+				 errdetail("The box (%g,%g),(%g,%g) must lie within x 0..%d and y 0..%d, the image's size in pixels.",
+						   b->high.x, b->high.y, b->low.x, b->low.y, info->width, info->height)));
+	if (req->n_refer >= GROMA_PROTO_MAX_REFER)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("more than %d refer boxes", GROMA_PROTO_MAX_REFER)));
+	req->refer[req->n_refer][0] = b->low.x;
+	req->refer[req->n_refer][1] = b->low.y;
+	req->refer[req->n_refer][2] = b->high.x;
+	req->refer[req->n_refer][3] = b->high.y;
+	req->n_refer++;
+}
+
+/* Refuses a refer box[] that is not one-dimensional, has NULLs or more boxes than the model takes; returns its boxes. */
+static int
+check_refer_array(ArrayType *refer, Datum **elems)
+{
 	bool	   *isnull;
 	int			n;
 
@@ -61,32 +122,31 @@ set_request_refer(groma_request *req, ArrayType *refer)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("refer must be a one-dimensional array of boxes")));
-	deconstruct_array(refer, BOXOID, sizeof(BOX), false, TYPALIGN_DOUBLE, &elems, &isnull, &n);
+	deconstruct_array(refer, BOXOID, sizeof(BOX), false, TYPALIGN_DOUBLE, elems, &isnull, &n);
 	if (n > GROMA_PROTO_MAX_REFER)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("%d refer boxes is over the limit of %d", n, GROMA_PROTO_MAX_REFER)));
 	for (int i = 0; i < n; i++)
-	{
-		BOX		   *b;
-
 		if (isnull[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("refer box %d is NULL", i + 1),
 					 errdetail("Every element of refer must be a box in pixels of the image.")));
-		b = DatumGetBoxP(elems[i]);
-		if (!isfinite(b->low.x) || !isfinite(b->low.y) || !isfinite(b->high.x) || !isfinite(b->high.y))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("refer box %d has a coordinate that is not finite", i + 1)));
-		/* box keeps its upper-right corner in high, lower-left in low */
-		req->refer[i][0] = b->low.x;
-		req->refer[i][1] = b->low.y;
-		req->refer[i][2] = b->high.x;
-		req->refer[i][3] = b->high.y;
-	}
-	req->n_refer = n;
+	return n;
+}
+
+/* Returns a box in palloc'd memory from pixel corners x1, y1, x2, y2 (in any order). */
+static BOX *
+corners_box(const double *c)
+{
+	BOX		   *b = palloc(sizeof(BOX));
+
+	b->high.x = Max(c[0], c[2]);
+	b->high.y = Max(c[1], c[3]);
+	b->low.x = Min(c[0], c[2]);
+	b->low.y = Min(c[1], c[3]);
+	return b;
 }
 
 /* Returns a box[] Datum of n boxes given as pixel corners [n][4]. */
@@ -96,25 +156,17 @@ boxes_datum(const double *corners, int n)
 	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
 
 	for (int i = 0; i < n; i++)
-	{
-		const double *c = corners + 4 * i;
-		BOX		   *b = palloc(sizeof(BOX));
-
-		b->high.x = Max(c[0], c[2]);
-		b->high.y = Max(c[1], c[3]);
-		b->low.x = Min(c[0], c[2]);
-		b->low.y = Min(c[1], c[3]);
-		elems[i] = BoxPGetDatum(b);
-	}
+		elems[i] = BoxPGetDatum(corners_box(corners + 4 * i));
 	return PointerGetDatum(construct_array(elems, n, BOXOID, sizeof(BOX), false, TYPALIGN_DOUBLE));
 }
 
-/* Builds a groma_answer datum of type tupdesc from a GENERATE reply. */
+/* Builds the function's groma_answer result from a GENERATE reply. */
 static Datum
-answer_datum(TupleDesc tupdesc, const groma_reply *reply)
+answer_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
 {
-	Oid			array_type = TupleDescAttr(tupdesc, 1)->atttypid;
-	Oid			grounding_type = get_element_type(array_type);
+	TupleDesc	tupdesc;
+	Oid			array_type;
+	Oid			grounding_type;
 	TupleDesc	gdesc;
 	Datum	   *groundings;
 	int16		typlen;
@@ -123,6 +175,11 @@ answer_datum(TupleDesc tupdesc, const groma_reply *reply)
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
 
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "function returning groma_answer called in a context that cannot accept it");
+	tupdesc = BlessTupleDesc(tupdesc);
+	array_type = TupleDescAttr(tupdesc, 1)->atttypid;
+	grounding_type = get_element_type(array_type);
 	if (!OidIsValid(grounding_type))
 		elog(ERROR, "groma_answer.groundings is not an array");
 	gdesc = lookup_rowtype_tupdesc_copy(grounding_type, -1);
@@ -146,6 +203,124 @@ answer_datum(TupleDesc tupdesc, const groma_reply *reply)
 	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 }
 
+/* Builds groma_ground's result: the boxes of all groundings in order, each box once. */
+static Datum
+ground_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
+{
+	int			total = 0,
+				n = 0;
+	double	   *corners;
+
+	for (int i = 0; i < reply->n_groundings; i++)
+		total += reply->groundings[i].n_boxes;
+	corners = palloc(sizeof(double) * 4 * Max(total, 1));
+	for (int i = 0; i < reply->n_groundings; i++)
+		for (int k = 0; k < reply->groundings[i].n_boxes; k++)
+		{
+			const double *c = reply->groundings[i].boxes + 4 * k;
+			bool		seen = false;
+
+			for (int j = 0; j < n && !seen; j++)
+				seen = memcmp(corners + 4 * j, c, sizeof(double) * 4) == 0;
+			if (!seen)
+				memcpy(corners + 4 * n++, c, sizeof(double) * 4);
+		}
+	return boxes_datum(corners, n);
+}
+
+/* Builds groma_describe's result: the answer's text. */
+static Datum
+text_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
+{
+	return CStringGetTextDatum(reply->text ? reply->text : "");
+}
+
+/* Builds groma_proposals' result: the regions' boxes in score order. */
+static Datum
+proposals_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
+{
+	return boxes_datum(reply->boxes, reply->n_regions);
+}
+
+/* Stores groma_regions' rows (idx from 1, area, score, embedding) in the function's tuplestore. */
+static Datum
+regions_rows(FunctionCallInfo fcinfo, const groma_reply *reply)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	for (int i = 0; i < reply->n_regions; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+		Datum	   *embed = palloc(sizeof(Datum) * Max(reply->embed_dim, 1));
+
+		for (int k = 0; k < reply->embed_dim; k++)
+			embed[k] = Float4GetDatum(reply->embeddings[(size_t) i * reply->embed_dim + k]);
+		values[0] = Int32GetDatum(i + 1);
+		values[1] = BoxPGetDatum(corners_box(reply->boxes + 4 * i));
+		values[2] = Float4GetDatum(reply->scores[i]);
+		values[3] = PointerGetDatum(construct_array(embed, reply->embed_dim, FLOAT4OID, sizeof(float4), true,
+													TYPALIGN_INT));
+		nulls[3] = reply->embed_dim == 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		pfree(embed);
+	}
+	return (Datum) 0;
+}
+
+/* Sends req, then builds the result from the reply with build and frees the reply (malloc'd) whatever happens. */
+static Datum
+call_and_build(FunctionCallInfo fcinfo, groma_request *req, Datum (*build) (FunctionCallInfo, const groma_reply *))
+{
+	groma_reply reply;
+	Datum		result;
+
+	groma_client_call(req, &reply);
+	PG_TRY();
+	{
+		result = build(fcinfo, &reply);
+	}
+	PG_FINALLY();
+	{
+		groma_reply_free(&reply);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
+ * Answers a GENERATE request about img: a free prompt (task -1) or a task
+ * with its phrase (text; NULL for none), with refer boxes from a box[]
+ * (refer, may be NULL) or one box (area, may be NULL); the result is built
+ * by build.  Every argument is checked before anything is sent.
+ */
+static Datum
+generate(FunctionCallInfo fcinfo, bytea *img, int32 task, char *text, ArrayType *refer, const BOX *area,
+		 Datum (*build) (FunctionCallInfo, const groma_reply *))
+{
+	groma_request req;
+	groma_jpeg_info info;
+	Datum	   *elems = NULL;
+	int			n_refer = refer ? check_refer_array(refer, &elems) : 0;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = GROMA_MSG_GENERATE;
+	req.task = task;
+	req.text = text;
+	req.max_new_tokens = groma_max_new_tokens;
+	info = set_request_image(&req, img);
+	for (int i = 0; i < n_refer; i++)
+	{
+		char		what[32];
+
+		snprintf(what, sizeof(what), "refer box %d", i + 1);
+		add_refer_box(&req, DatumGetBoxP(elems[i]), what, &info);
+	}
+	if (area)
+		add_refer_box(&req, area, "area", &info);
+	return call_and_build(fcinfo, &req, build);
+}
+
 /*
  * Returns the model's grounded answer (groma_answer) to a free prompt about
  * an image, optionally with refer boxes the prompt names as <refer_box>;
@@ -154,46 +329,84 @@ answer_datum(TupleDesc tupdesc, const groma_reply *reply)
 Datum
 groma_chat(PG_FUNCTION_ARGS)
 {
-	bytea	   *img;
 	char	   *prompt;
-	TupleDesc	tupdesc;
-	groma_request req;
-	groma_reply reply;
-	Datum		result;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "groma_chat must return a composite type");
-	tupdesc = BlessTupleDesc(tupdesc);
-	img = PG_GETARG_BYTEA_PP(0);
 	prompt = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if (strlen(prompt) > GROMA_PROTO_MAX_TEXT)
+	check_text(prompt, "prompt");
+	PG_RETURN_DATUM(generate(fcinfo, PG_GETARG_BYTEA_PP(0), -1, prompt,
+							 PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2), NULL, answer_datum));
+}
+
+/* Returns the model's grounded caption of an image, brief or detailed. */
+Datum
+groma_caption(PG_FUNCTION_ARGS)
+{
+	int32		task = PG_GETARG_BOOL(1) ? GROMA_TASK_CAPTION_DETAILED : GROMA_TASK_CAPTION;
+
+	PG_RETURN_DATUM(generate(fcinfo, PG_GETARG_BYTEA_PP(0), task, NULL, NULL, NULL, answer_datum));
+}
+
+/* Returns the boxes the model grounds a phrase to (referring expression), in order, each once; possibly empty. */
+Datum
+groma_ground(PG_FUNCTION_ARGS)
+{
+	char	   *phrase = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	check_text(phrase, "phrase");
+	PG_RETURN_DATUM(generate(fcinfo, PG_GETARG_BYTEA_PP(0), GROMA_TASK_GROUND, phrase, NULL, NULL, ground_datum));
+}
+
+/* Returns the model's description of a box of an image. */
+Datum
+groma_describe(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(generate(fcinfo, PG_GETARG_BYTEA_PP(0), GROMA_TASK_DESCRIBE, NULL, NULL, PG_GETARG_BOX_P(1),
+							 text_datum));
+}
+
+/* Sends a REGIONS request for img with the cuts max_regions and min_score, checked first; build makes the result. */
+static Datum
+regions(FunctionCallInfo fcinfo, bool want_embeddings, Datum (*build) (FunctionCallInfo, const groma_reply *))
+{
+	bytea	   *img = PG_GETARG_BYTEA_PP(0);
+	int32		max_regions = PG_GETARG_INT32(1);
+	float4		min_score = PG_GETARG_FLOAT4(2);
+	groma_request req;
+
+	if (max_regions < 1)
 		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("prompt of %zu bytes is over the limit of %d bytes", strlen(prompt), GROMA_PROTO_MAX_TEXT)));
-
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_regions must be at least 1, not %d", max_regions),
+				 errdetail("The model keeps at most its own limit of regions (max_region_num, 100 for Groma).")));
+	if (!(min_score >= 0.0f && min_score <= 1.0f))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("min_score must be between 0 and 1, not %g", (double) min_score),
+				 errdetail("Region scores are probabilities; only regions scoring above min_score are returned.")));
 	memset(&req, 0, sizeof(req));
-	req.kind = GROMA_MSG_GENERATE;
+	req.kind = GROMA_MSG_REGIONS;
 	req.task = -1;
-	req.text = prompt;
-	req.max_new_tokens = groma_max_new_tokens;
-	if (!PG_ARGISNULL(2))
-		set_request_refer(&req, PG_GETARG_ARRAYTYPE_P(2));
-	groma_client_require_registry();
-	check_image_header(img);
+	req.max_regions = max_regions;
+	req.min_score = min_score;
+	req.want_embeddings = want_embeddings;
 	set_request_image(&req, img);
+	return call_and_build(fcinfo, &req, build);
+}
 
-	groma_client_call(&req, &reply);
-	/* the reply is malloc'd: build the result in palloc memory, free it, then return */
-	PG_TRY();
-	{
-		result = answer_datum(tupdesc, &reply);
-	}
-	PG_FINALLY();
-	{
-		groma_reply_free(&reply);
-	}
-	PG_END_TRY();
-	PG_RETURN_DATUM(result);
+/* Returns the regions the model keeps (idx, area, score, embedding), in score order, as a set. */
+Datum
+groma_regions(PG_FUNCTION_ARGS)
+{
+	InitMaterializedSRF(fcinfo, 0);
+	regions(fcinfo, true, regions_rows);
+	return (Datum) 0;
+}
+
+/* Returns the boxes of the regions the model keeps, in score order. */
+Datum
+groma_proposals(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(regions(fcinfo, false, proposals_datum));
 }

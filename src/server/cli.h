@@ -22,6 +22,7 @@ typedef struct groma_cli_options
 	int			max_new_tokens; /* --max-new-tokens N (default 256) */
 	groma_jpeg_limits limits;	/* --max-image-pixels N */
 	bool		random_weights; /* --random-weights (--bench) */
+	bool		embeddings;		/* --embeddings (--regions) */
 	const char *config;			/* --config real|FILE (--bench) */
 	const char *weights;		/* --weights f32|bf16|f16 (NULL: bf16 on cuda, f32 on cpu) */
 	int			threads;		/* --threads N (0: GROMA_THREADS or every CPU) */

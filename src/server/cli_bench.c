@@ -193,7 +193,7 @@ vision_figures(bench *b, groma_tensor *image_tokens, groma_tensor *region_tokens
 		t0 = now_ms(b);
 		GROMA_TRY(groma_region_fuse(&b->m->region, &hidden, &b->act, &b->act, &maps));
 		GROMA_TRY(groma_region_tokens(&b->m->region, &maps, 0, &boxes[0][0], BENCH_REGIONS, &b->act, region_tokens,
-									  NULL, NULL, NULL));
+									  NULL, NULL, NULL, NULL));
 		t0 = now_ms(b) - t0;
 		t_region = t0 < t_region ? t0 : t_region;
 		profile(b, r == 2 ? "region_encoder" : NULL, 1);

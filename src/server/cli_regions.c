@@ -38,7 +38,7 @@ groma_cli_box(const double *p)
 	return json_pack("[ffff]", p[0], p[1], p[2], p[3]);
 }
 
-/* Prints a REGIONS reply. */
+/* Prints a REGIONS reply (with each region's embedding when it carries them). */
 static void
 print_regions(const groma_reply *r)
 {
@@ -46,9 +46,20 @@ print_regions(const groma_reply *r)
 	json_t	   *matches = json_array();
 
 	for (int i = 0; i < r->n_regions; i++)
-		json_array_append_new(regions, json_pack("{s:i, s:o, s:f, s:b}", "index", i, "box",
-												 groma_cli_box(r->boxes + 4 * i), "score", (double) r->scores[i],
-												 "refer", r->is_refer[i]));
+	{
+		json_t	   *region = json_pack("{s:i, s:o, s:f, s:b}", "index", i, "box", groma_cli_box(r->boxes + 4 * i),
+									   "score", (double) r->scores[i], "refer", r->is_refer[i]);
+
+		if (region && r->embed_dim > 0)
+		{
+			json_t	   *embedding = json_array();
+
+			for (int k = 0; k < r->embed_dim; k++)
+				json_array_append_new(embedding, json_real(r->embeddings[(size_t) i * r->embed_dim + k]));
+			json_object_set_new(region, "embedding", embedding);
+		}
+		json_array_append_new(regions, region);
+	}
 	for (int i = 0; i < r->n_refer_match; i++)
 		json_array_append_new(matches, json_integer(r->refer_match[i]));
 	groma_cli_print_json(json_pack("{s:i, s:i, s:o, s:o, s:o}", "width", r->width, "height", r->height,
@@ -89,6 +100,8 @@ groma_cli_regions(const groma_cli_options *opt)
 	if (st.code == GROMA_OK)
 	{
 		groma_request req = groma_cli_request(opt, GROMA_MSG_REGIONS, data, len);
+
+		req.want_embeddings = opt->embeddings;
 
 		st = groma_request_run(&e, &req, &reply);
 	}

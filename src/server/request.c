@@ -10,6 +10,7 @@
 
 #include "../image/preprocess.h"
 #include "../model/generate.h"
+#include "../runtime/ops.h"
 #include "../model/vision.h"
 #include "../text/grounded_output.h"
 #include "../text/prompt.h"
@@ -102,6 +103,57 @@ set_vision_timing(groma_reply *reply, const groma_vision_result *vis)
 }
 
 /*
+ * Converts a normalised (cx, cy, w, h) box of the result to pixel corners
+ * clipped to the image (0..width, 0..height): every box groma reports, to
+ * the command line and to SQL alike, lies inside the image, so it can be
+ * given back as a refer box.
+ */
+static void
+pixel_box(const groma_vision_result *vis, const float *cxcywh, double *corners)
+{
+	groma_box_to_pixels(cxcywh, vis->width, vis->height, corners);
+	for (int k = 0; k < 4; k++)
+	{
+		double		limit = k % 2 == 0 ? vis->width : vis->height;
+
+		corners[k] = corners[k] < 0.0 ? 0.0 : corners[k] > limit ? limit : corners[k];
+	}
+}
+
+/* Copies the kept regions' features (before the up-projection) into the reply's embeddings, in reply order. */
+static groma_status
+copy_embeddings(const groma_vision_result *vis, const int *new_index, groma_reply *reply)
+{
+	int64_t		dim = vis->region_features.shape[1];
+	float	   *all = malloc(sizeof(float) * (size_t) (vis->n_regions * dim + 1));
+	groma_status st;
+
+	if (dim < 1 || dim > GROMA_PROTO_MAX_EMBED)
+	{
+		free(all);
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "region embeddings of %lld values are over the limit of %d",
+						   (long long) dim, GROMA_PROTO_MAX_EMBED);
+	}
+	reply->embeddings = malloc(sizeof(float) * (size_t) (reply->n_regions * dim + 1));
+	if (!all || !reply->embeddings)
+	{
+		free(all);
+		return groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
+	}
+	st = groma_download(&vis->region_features, all);
+	if (st.code == GROMA_OK)
+	{
+		for (int i = 0; i < vis->n_regions; i++)
+			if (new_index[i] >= 0)
+				memcpy(reply->embeddings + (size_t) new_index[i] * dim, all + (size_t) i * dim,
+					   sizeof(float) * (size_t) dim);
+		reply->embed_dim = (int32_t) dim;
+	}
+	free(all);
+	return st;
+}
+
+/*
  * REGIONS: the kept boxes in score order.  Refer boxes always stay; the
  * model's own boxes are further cut to scores above min_score (strictly, as
  * the model's own threshold) and to max_regions when the request sets them,
@@ -115,7 +167,12 @@ run_regions(groma_engine *e, const groma_request *req, groma_reply *reply)
 	int			kept_model = 0,
 				n = 0;
 	int		   *new_index;
+	int			cap = e->session.model->select.max_regions;
+	groma_status st;
 
+	if (req->max_regions > cap)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "max_regions %d is over the model's limit of %d",
+						   (int) req->max_regions, cap);
 	GROMA_TRY(run_vision(e, req, &vis));
 	set_vision_timing(reply, &vis);
 	new_index = malloc(sizeof(int) * (size_t) (vis.n_regions + 1));
@@ -136,7 +193,7 @@ run_regions(groma_engine *e, const groma_request *req, groma_reply *reply)
 					   (req->max_regions > 0 && kept_model >= req->max_regions)))
 			continue;
 		kept_model += refer ? 0 : 1;
-		groma_box_to_pixels(vis.boxes + 4 * i, vis.width, vis.height, reply->boxes + 4 * n);
+		pixel_box(&vis, vis.boxes + 4 * i, reply->boxes + 4 * n);
 		reply->scores[n] = vis.scores[i];
 		reply->is_refer[n] = refer ? 1 : 0;
 		new_index[i] = n++;
@@ -145,8 +202,9 @@ run_regions(groma_engine *e, const groma_request *req, groma_reply *reply)
 	reply->n_refer_match = vis.n_refer;
 	for (int i = 0; i < vis.n_refer; i++)
 		reply->refer_match[i] = new_index[vis.refer_match[i]];
+	st = req->want_embeddings ? copy_embeddings(&vis, new_index, reply) : groma_ok();
 	free(new_index);
-	return groma_ok();
+	return st;
 }
 
 /* Builds the query text of a GENERATE request: its prompt, or its task's prompt around its phrase. */
@@ -193,7 +251,7 @@ fill_answer(groma_reply *reply, const groma_vision_result *vis, const groma_gene
 		r->stop = g->stop;
 		r->n_boxes = g->n_boxes;
 		for (int k = 0; k < g->n_boxes; k++)
-			groma_box_to_pixels(vis->boxes + 4 * g->boxes[k], vis->width, vis->height, r->boxes + 4 * k);
+			pixel_box(vis, vis->boxes + 4 * g->boxes[k], r->boxes + 4 * k);
 	}
 	for (size_t i = 0; i < gen->n; i++)
 		reply->ids[i] = gen->ids[i];

@@ -23,7 +23,7 @@ usage(FILE *f)
 			"                    [--log-level error|warning|info|debug] [--watch-fd FD]\n"
 			"       groma-server --decode IMG.jpg --out FILE.safetensors [--device cpu|cuda]\n"
 			"       groma-server --info IMG.jpg\n"
-			"       groma-server --model DIR --regions IMG.jpg [--refer x1,y1,x2,y2]... [--device cpu|cuda]\n"
+			"       groma-server --model DIR --regions IMG.jpg [--refer x1,y1,x2,y2]... [--embeddings] [--device cpu|cuda]\n"
 			"       groma-server --model DIR --image IMG.jpg (--prompt TEXT | --task caption|caption-detailed|ground|describe)\n"
 			"                    [--phrase TEXT] [--refer x1,y1,x2,y2]... [--max-new-tokens N] [--device cpu|cuda]\n"
 			"       groma-server --bench --random-weights --config real|FILE [--device cpu|cuda]\n"
@@ -31,6 +31,7 @@ usage(FILE *f)
 			"       groma-server --version | --help\n"
 			"options:\n"
 			"  --max-image-pixels N   refuse images with more pixels (default %ld)\n"
+			"  --embeddings           --regions: print each region's embedding (its feature before the up-projection)\n"
 			"  --weights f32|bf16|f16 linear-layer weights on the GPU (default bf16; the CPU uses f32)\n"
 			"  --threads N            CPU threads for the model (default: the CPUs this process may use)\n"
 			"  --max-queue N          --serve: requests waiting beyond N are refused as busy (default %d)\n"
@@ -59,7 +60,7 @@ enum
 	OPT_DECODE = 256, OPT_INFO, OPT_REGIONS, OPT_IMAGE, OPT_DEVICE_INFO, OPT_BENCH, OPT_RANDOM_WEIGHTS,
 	OPT_CONFIG, OPT_WEIGHTS, OPT_OUT, OPT_MODEL, OPT_PROMPT, OPT_TASK, OPT_PHRASE, OPT_MAX_NEW_TOKENS,
 	OPT_REFER, OPT_DEVICE, OPT_MAX_IMAGE_PIXELS, OPT_SERVE, OPT_SOCKET, OPT_DEVICE_ID, OPT_THREADS,
-	OPT_MAX_QUEUE, OPT_LOG_LEVEL, OPT_WATCH_FD, OPT_VERSION
+	OPT_MAX_QUEUE, OPT_LOG_LEVEL, OPT_WATCH_FD, OPT_VERSION, OPT_EMBEDDINGS
 };
 
 static const struct option long_options[] = {
@@ -72,6 +73,7 @@ static const struct option long_options[] = {
 	{"device-info", no_argument, NULL, OPT_DEVICE_INFO},
 	{"bench", no_argument, NULL, OPT_BENCH},
 	{"random-weights", no_argument, NULL, OPT_RANDOM_WEIGHTS},
+	{"embeddings", no_argument, NULL, OPT_EMBEDDINGS},
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"weights", required_argument, NULL, OPT_WEIGHTS},
 	{"out", required_argument, NULL, OPT_OUT},
@@ -135,6 +137,9 @@ apply_option(int c, const char *arg, groma_cli_options *opt, const char **comman
 			return 0;
 		case OPT_RANDOM_WEIGHTS:
 			opt->random_weights = true;
+			return 0;
+		case OPT_EMBEDDINGS:
+			opt->embeddings = true;
 			return 0;
 		case OPT_CONFIG:
 			opt->config = arg;

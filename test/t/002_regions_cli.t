@@ -1,5 +1,5 @@
 # groma-server --model DIR --regions IMG on the bundled tiny model: the boxes
-# the golden run keeps, in pixels of the original image, and clear errors for
+# the golden run keeps, in pixels of the original image clipped to it, and clear errors for
 # bad refer boxes.
 use strict;
 use warnings;
@@ -22,6 +22,30 @@ is(scalar(@{$res->{regions}}), 15, 'keeps the 15 regions of the golden run');
 my @scores = map { $_->{score} } @{$res->{regions}};
 is_deeply([sort { $b <=> $a } @scores], \@scores, 'regions come in descending score order');
 ok((grep { $_ <= 0.15 } @scores) == 0, 'every kept score is above the 0.15 threshold');
+
+# Boxes are clipped to the image (the model's own may reach outside it), so
+# each can be given back as a refer box, which must lie inside the image.
+my @outside = grep { $_->{box}[0] < 0 || $_->{box}[1] < 0 || $_->{box}[2] > 333 || $_->{box}[3] > 251 }
+  @{$res->{regions}};
+is(scalar(@outside), 0, 'every box lies inside the 333x251 image');
+my ($edge) = grep { $_->{box}[0] == 0 } @{$res->{regions}};
+ok($edge, 'some box was clipped at the left edge');
+($rc, $out, $err) = run_server('--model', $model, '--regions', "$root/test/golden/images/synthetic_333x251.jpg",
+    '--refer', join(',', @{$edge->{box}}));
+is($rc, 0, 'a clipped box is accepted back as --refer') or diag($err);
+
+# --embeddings adds each region's feature before the up-projection (32 wide
+# for the tiny model, 1024 for the real one), the same on every run.
+ok(!exists $res->{regions}[0]{embedding}, 'no embeddings unless asked for');
+my @runs;
+for (1 .. 2) {
+    ($rc, $out, $err) = run_server('--model', $model, '--regions', "$root/test/golden/images/synthetic_333x251.jpg",
+        '--embeddings');
+    is($rc, 0, '--embeddings exits 0') or diag($err);
+    push @runs, decode_json($out);
+}
+is_deeply([map { scalar(@{$_->{embedding}}) } @{$runs[0]{regions}}], [(32) x 15], 'one 32-value embedding per region');
+is_deeply($runs[1], {%{$runs[0]}, timing_ms => $runs[1]{timing_ms}}, 'and the same regions and embeddings on a second run');
 
 # A refer box is kept with score 1 and matched to itself.
 ($rc, $out, $err) = run_server('--model', $model, '--regions', "$root/test/golden/images/synthetic_333x251.jpg",

@@ -12,6 +12,29 @@
 #include "unit.h"
 #include "golden_case.h"
 #include "../../src/model/groma_model.h"
+#include "../../src/runtime/ops.h"
+
+/* Checks that the region features (embeddings) are flatten_linear + pos_embedd exactly. */
+static void
+check_region_features(const groma_tensor *flat, const groma_tensor *pos, const groma_tensor *feat)
+{
+	size_t		n = (size_t) (flat->shape[0] * flat->shape[1]);
+	float	   *f = malloc(sizeof(float) * n),
+			   *p = malloc(sizeof(float) * n),
+			   *e = malloc(sizeof(float) * n);
+	size_t		bad = 0;
+
+	CHECK(f && p && e);
+	CHECK(feat->shape[0] == flat->shape[0] && feat->shape[1] == flat->shape[1]);
+	CHECK(groma_download(flat, f).code == GROMA_OK && groma_download(pos, p).code == GROMA_OK &&
+		  groma_download(feat, e).code == GROMA_OK);
+	for (size_t i = 0; i < n; i++)
+		bad += e[i] != f[i] + p[i];
+	CHECKF(bad == 0, "%zu of %zu region features differ from flatten_linear + pos_embedd", bad, n);
+	free(f);
+	free(p);
+	free(e);
+}
 
 /* Compares selection and region tokens of one variant ("noref" or "ref"); tensors may live on a device. */
 static void
@@ -31,7 +54,8 @@ check_selection(const golden_case *gc, const groma_model *m, const groma_propose
 	groma_region_maps maps;
 	groma_tensor tokens,
 				flat,
-				pos;
+				pos,
+				feat;
 	float		rois[512 * 5];
 	size_t		mark = act->used;
 	groma_status st;
@@ -74,8 +98,10 @@ check_selection(const golden_case *gc, const groma_model *m, const groma_propose
 	CHECK(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {count, m->region.out}, &tokens).code == GROMA_OK);
 	CHECK(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {count, m->region.mid}, &flat).code == GROMA_OK);
 	CHECK(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {count, m->region.mid}, &pos).code == GROMA_OK);
-	st = groma_region_tokens(&m->region, &maps, 0, selected, count, act, &tokens, rois, &flat, &pos);
+	CHECK(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {count, m->region.mid}, &feat).code == GROMA_OK);
+	st = groma_region_tokens(&m->region, &maps, 0, selected, count, act, &tokens, rois, &flat, &pos, &feat);
 	CHECKF(st.code == GROMA_OK, "%s", st.message);
+	check_region_features(&flat, &pos, &feat);
 	snprintf(name, sizeof(name), "region.%s.rois", v);
 	golden_compare(gc, name, rois, count * 5);
 	snprintf(name, sizeof(name), "region.%s.flatten_linear", v);
