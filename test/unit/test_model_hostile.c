@@ -5,10 +5,12 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ckpt_fixture.h"
 #include "unit.h"
 #include "../../src/io/checkpoint.h"
+#include "../../src/io/checkpoint_convert.h"
 #include "../../src/model/groma_model.h"
 
 #define TINY "test/golden/tiny-groma"
@@ -159,4 +161,30 @@ UNIT_TEST(test_model_hostile_copy_size_overflow)
 
 	CHECKF(st.code != GROMA_OK && strstr(st.message, "unused.huge") != NULL &&
 		   strstr(st.message, "arena") == NULL, "%s", st.message);
+}
+
+/*
+ * Issue 17 item 2: an unused tensor of shape [2^28] with stride 0 over 4
+ * bytes made groma-convert write a 1.1 GB file.  Converting refuses it by
+ * name and leaves no output behind.
+ */
+UNIT_TEST(test_model_hostile_convert_expansion)
+{
+	static const float one = 1.0f;
+	edit		e = {{"unused.expanded", "FloatStorage", NULL, 1, 0, 1, {INT64_C(1) << 28}, {0}},
+	&one, sizeof(one)};
+	char		src[64],
+				dst[64],
+				path[128];
+	groma_status st = groma_error(GROMA_ERR_IO, "not run");
+
+	if (!fx_temp_dir("expsrc", src, sizeof(src)) || !fx_temp_dir("expdst", dst, sizeof(dst)))
+		return;
+	if (write_model_copy(src, &e, 1))
+		st = groma_checkpoint_convert(src, dst, GROMA_ST_F32, NULL);
+	CHECKF(st.code == GROMA_ERR_FORMAT && strstr(st.message, "unused.expanded") != NULL, "%s", st.message);
+	snprintf(path, sizeof(path), "%s/model.safetensors", dst);
+	CHECK(access(path, F_OK) != 0);
+	fx_remove_dir(src);
+	fx_remove_dir(dst);
 }
