@@ -44,4 +44,15 @@ is($rc, 2, '--max-new-tokens 0 is a usage error');
     '--max-new-tokens', '4');
 is($rc, 0, '--task describe with one --refer box works') or diag($err);
 
+# Issue 17 item 4: a prompt past the model's context (4096 positions) is refused, naming both numbers.
+($rc, $out, $err) = run_server('--model', $model, '--image', $image, '--prompt', 'word ' x 5000);
+is($rc, 1, 'a prompt longer than the context is refused');
+like($err, qr/error \(limit\): prompt of \d{4,} tokens .*plus 256 new tokens exceeds the model's context of 4096/,
+	'naming the prompt tokens, the new tokens and the context');
+unlike($out, qr/"text"/, 'and nothing is answered');
+($rc, $out, $err) = run_server('--model', $model, '--image', $image, '--task', 'caption',
+	'--max-new-tokens', '4000');
+is($rc, 1, 'a short prompt with more new tokens than the context leaves is refused');
+like($err, qr/plus 4000 new tokens exceeds the model's context of 4096/, 'with the same message');
+
 done_testing();
