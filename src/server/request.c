@@ -222,6 +222,8 @@ run_generate(groma_engine *e, const groma_request *req, groma_reply *reply)
 		st = groma_prompt_text(query, &checked);
 	free(checked);
 	if (st.code == GROMA_OK)
+		st = groma_prompt_check_refer(query, req->n_refer);
+	if (st.code == GROMA_OK)
 		st = groma_generate_check_length(e->session.model, e->tok, query, req->max_new_tokens);
 	if (st.code == GROMA_OK)
 		st = run_vision(e, req, &vis);
