@@ -188,3 +188,36 @@ UNIT_TEST(test_model_hostile_convert_expansion)
 	fx_remove_dir(src);
 	fx_remove_dir(dst);
 }
+
+/*
+ * Issue 17 smaller item: a flatten_linear.weight with the wrong first
+ * dimension was reported as pos_embedd.3.weight (the region width was read
+ * from it); the error must name flatten_linear.weight itself.
+ */
+UNIT_TEST(test_model_hostile_flatten_linear_shape)
+{
+	const char *name = "region_encoder.roi_align.flatten_linear.weight";
+	groma_checkpoint *ckpt = NULL;
+	const groma_ckpt_tensor *t;
+	edit		e = {{0}, NULL, 0};
+	float	   *zeros;
+	groma_status st;
+
+	if (groma_checkpoint_open(unit_path(TINY "/pytorch_model.bin"), &ckpt).code != GROMA_OK ||
+		(t = groma_checkpoint_find(ckpt, name)) == NULL || t->ndim != 2)
+	{
+		CHECK(!"the tiny checkpoint has a 2-D flatten_linear.weight");
+		groma_checkpoint_close(ckpt);
+		return;
+	}
+	e.t = (fx_tensor) {.name = name, .storage_type = "FloatStorage", .storage_numel = (t->shape[0] + 1) * t->shape[1],
+	.ndim = 2, .shape = {t->shape[0] + 1, t->shape[1]}, .stride = {t->shape[1], 1}};
+	groma_checkpoint_close(ckpt);
+	zeros = calloc((size_t) e.t.storage_numel, sizeof(float));
+	e.data = zeros;
+	e.len = (size_t) e.t.storage_numel * sizeof(float);
+	st = load_edited("flat", &e, 1);
+	CHECKF(st.code == GROMA_ERR_FORMAT && strstr(st.message, "\"region_encoder.roi_align.flatten_linear.weight\"") != NULL,
+		   "%s", st.message);
+	free(zeros);
+}
