@@ -3,6 +3,7 @@
  */
 #include "jpeg_decode.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
@@ -81,6 +82,24 @@ check_layout(const groma_jpeg_layout *layout, const groma_jpeg_limits *limits)
 		return groma_error(GROMA_ERR_LIMIT,
 						   "JPEG image of %dx%d (%lld pixels) is over the limit of %ld pixels",
 						   layout->width, layout->height, pixels, limits->max_pixels);
+	return groma_ok();
+}
+
+/* Refuses a stream whose scans x pixels exceed GROMA_JPEG_SCAN_PASSES full scans at the pixel limit. */
+static groma_status
+check_scan_work(const groma_jpeg_layout *layout, const groma_jpeg_limits *limits)
+{
+	long long	pixels = (long long) layout->width * layout->height;
+	long long	budget = limits->max_pixels > LLONG_MAX / GROMA_JPEG_SCAN_PASSES ? LLONG_MAX :
+		(long long) GROMA_JPEG_SCAN_PASSES * limits->max_pixels;
+
+	/* divided, not multiplied: scans and pixels both come from the file */
+	if (pixels > 0 && layout->scans > budget / pixels)
+		return groma_error(GROMA_ERR_LIMIT,
+						   "JPEG image of %dx%d with %d scans asks for %.0f scan-pixels of decoding, over the "
+						   "limit of %lld (%d scans at the %ld-pixel limit)",
+						   layout->width, layout->height, layout->scans, (double) layout->scans * (double) pixels,
+						   budget, GROMA_JPEG_SCAN_PASSES, limits->max_pixels);
 	return groma_ok();
 }
 
@@ -176,6 +195,8 @@ groma_jpeg_decode_rgb(const uint8_t *data, size_t len,
 		st = check_layout(&layout, limits);
 	if (st.code == GROMA_OK)
 		st = groma_jpeg_walk(data, len, false, limits->max_scans, &layout);
+	if (st.code == GROMA_OK)
+		st = check_scan_work(&layout, limits);
 	if (st.code != GROMA_OK)
 		return st;
 	tj = tjInitDecompress();
