@@ -1,8 +1,11 @@
 /*
  * jpeg_decode.h - JPEG bytes to RGB pixels, as PIL's convert('RGB') gives them.
  *
- * Decoding goes through libjpeg-turbo's TurboJPEG API with its defaults
- * (accurate integer IDCT, fancy upsampling), which is what PIL uses.
+ * Headers are read through libjpeg-turbo's TurboJPEG API; pixels are
+ * decoded through its libjpeg API with TurboJPEG's defaults (accurate
+ * integer IDCT, fancy upsampling), which is what PIL uses, and a progress
+ * monitor that stops the decode when the calling thread's cancel flag
+ * (src/runtime/cancel.h) is set.
  * Grayscale is replicated to RGB; CMYK and YCCK are refused.  EXIF
  * orientation is ignored, as in Groma.  Limits are checked from the header
  * before anything image-sized is allocated.
@@ -76,6 +79,8 @@ groma_status groma_jpeg_read_info(const uint8_t *data, size_t len,
  * from the markers before decoding), and truncated data (PIL raises on
  * those too).
  * Decoder warnings about corrupt entropy data are tolerated, as PIL does.
+ * GROMA_ERR_CANCELLED when the calling thread's cancel flag is set before
+ * or during the decode (checked every few block rows of every pass).
  * On failure out->pixels is NULL.
  */
 groma_status groma_jpeg_decode_rgb(const uint8_t *data, size_t len,

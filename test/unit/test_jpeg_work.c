@@ -4,8 +4,11 @@
  * stops when the calling thread's cancel flag is set.  The hostile streams
  * are cut from test/fixtures/many_scans.jpg (16x16, 3000 scans) here.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "unit.h"
 #include "../../src/image/jpeg_decode.h"
@@ -90,5 +93,63 @@ UNIT_TEST(test_jpeg_scan_work_budget)
 	st = groma_jpeg_decode_rgb(data, len, &limits, &img);
 	CHECKF(st.code == GROMA_OK && img.width == 16 && img.height == 16, "16x16: %s", st.message);
 	groma_rgb_image_free(&img);
+	free(data);
+}
+
+/* Returns a monotonic clock reading in seconds. */
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A flag set when set_after's delay has passed (a pthread start routine). */
+static void *
+set_after(void *arg)
+{
+	usleep(50 * 1000);
+	__atomic_store_n((volatile int *) arg, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+/* A decode stops with GROMA_ERR_CANCELLED when the thread's cancel flag is set, before or during it. */
+UNIT_TEST(test_jpeg_decode_cancelled)
+{
+	groma_jpeg_limits limits = groma_jpeg_default_limits();
+	groma_rgb_image img;
+	volatile int flag = 1;
+	groma_status st;
+	size_t		len = 0;
+	uint8_t    *data = unit_read_file(unit_path("test/golden/images/extreme_ironing.jpg"), &len);
+	pthread_t	thread;
+	double		t0;
+
+	if (data == NULL)
+		return;
+	/* set before: nothing is decoded */
+	groma_cancel_watch(&flag);
+	st = groma_jpeg_decode_rgb(data, len, &limits, &img);
+	CHECKF(st.code == GROMA_ERR_CANCELLED && img.pixels == NULL, "flag set: %s", st.message);
+	flag = 0;
+	st = groma_jpeg_decode_rgb(data, len, &limits, &img);
+	CHECKF(st.code == GROMA_OK, "flag clear: %s", st.message);
+	groma_rgb_image_free(&img);
+	free(data);
+	/* set 0.05 s into a decode of seconds (450 scans over 7000x7000, allowed by raised limits) */
+	data = cut_many_scans(7000, 7000, 450, &len);
+	limits.max_pixels = 1000L * 1000 * 1000;
+	if (data != NULL && pthread_create(&thread, NULL, set_after, (void *) &flag) == 0)
+	{
+		t0 = now_s();
+		st = groma_jpeg_decode_rgb(data, len, &limits, &img);
+		pthread_join(thread, NULL);
+		CHECKF(st.code == GROMA_ERR_CANCELLED && img.pixels == NULL, "flag set during: %s", st.message);
+		CHECKF(now_s() - t0 < 3.0, "the decode stopped %.1f s after it started", now_s() - t0);
+		groma_rgb_image_free(&img);
+	}
+	groma_cancel_watch(NULL);
 	free(data);
 }
