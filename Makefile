@@ -19,7 +19,7 @@ PG_CONFIG ?= pg_config
 # backend needs (image decoding); groma-server and the tests link everything.
 # The protocol's encoder/decoder is linked into both sides (and the tests).
 PROTO_SRCS = src/server/protocol.c
-PG_LIB_SRCS = src/runtime/status.c $(wildcard src/image/*.c) $(PROTO_SRCS)
+PG_LIB_SRCS = src/runtime/status.c src/runtime/cancel.c $(wildcard src/image/*.c) $(PROTO_SRCS)
 LIB_SRCS = $(filter-out %_main.c,$(wildcard src/runtime/*.c src/image/*.c src/io/*.c src/model/*.c src/text/*.c)) \
 	$(PROTO_SRCS)
 SERVER_SRCS = $(filter-out $(PROTO_SRCS),$(wildcard src/server/*.c))
@@ -29,7 +29,7 @@ PROGRAMS = groma-server $(if $(wildcard src/io/convert_main.c),groma-convert)
 
 MODULE_big = groma
 OBJS = $(PG_SRCS:.c=.o) $(PG_LIB_SRCS:.c=.o)
-SHLIB_LINK = -lturbojpeg
+SHLIB_LINK = -lturbojpeg -ljpeg
 PG_CFLAGS = -std=gnu11 -Wno-declaration-after-statement
 EXTRA_CLEAN = groma-server groma-convert build kernels/*.o results regression.diffs regression.out
 
@@ -57,7 +57,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 SERVER_CFLAGS = -O2 -g -fPIC -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(CUDA_DEFS)
-SERVER_LIBS = -lturbojpeg -ljansson -lopenblas -lpthread -lm $(CUDA_LIBS)
+SERVER_LIBS = -lturbojpeg -ljpeg -ljansson -lopenblas -lpthread -lm $(CUDA_LIBS)
 LIB_OBJS = $(patsubst %.c,build/server/%.o,$(LIB_SRCS))
 
 all: $(PROGRAMS)
@@ -97,7 +97,7 @@ install-server: $(PROGRAMS)
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 UNIT_CFLAGS = -std=gnu11 -g -O1 -Wall -Wextra -Wno-unused-parameter $(SAN_FLAGS) $(CUDA_DEFS)
 UNIT_SRCS = $(wildcard test/unit/*.c)
-TEST_LIBS = -lturbojpeg -ljansson -lopenblas -lpthread -lm
+TEST_LIBS = -lturbojpeg -ljpeg -ljansson -lopenblas -lpthread -lm
 
 # UNIT_BIN lets several people build the test binary side by side.
 UNIT_BIN ?= build/unit/groma-unit-tests
@@ -163,13 +163,13 @@ EMU_LINK = $(EMU_LIB_OBJS) $(EMU_KERNEL_OBJS) $(EMU_RUNTIME_OBJS)
 
 build/emu/test_%: test/gpu/test_%.c $(EMU_LINK)
 	$(CC) $(EMU_CFLAGS) -c $< -o $@.o
-	$(CXX) -o $@ $@.o $(EMU_LINK) -lturbojpeg -ljansson -lopenblas -lpthread -lm
+	$(CXX) -o $@ $@.o $(EMU_LINK) -lturbojpeg -ljpeg -ljansson -lopenblas -lpthread -lm
 
 build/emu/test_golden_cuda: test/gpu/test_golden_cuda.c $(GOLDEN_PARITY_SRCS) $(wildcard test/unit/*.h) $(EMU_LINK)
 	@mkdir -p build/emu/golden
 	for s in $< $(GOLDEN_PARITY_SRCS); do \
 		$(CC) $(EMU_CFLAGS) -c $$s -o build/emu/golden/$$(basename $$s .c).o || exit 1; done
-	$(CXX) -o $@ build/emu/golden/*.o $(EMU_LINK) -lturbojpeg -ljansson -lopenblas -lpthread -lm
+	$(CXX) -o $@ build/emu/golden/*.o $(EMU_LINK) -lturbojpeg -ljpeg -ljansson -lopenblas -lpthread -lm
 
 build/emu/test_emulator.cpp: test/emu/test_emulator.cu Makefile
 	@mkdir -p $(dir $@)
@@ -179,7 +179,7 @@ build/emu/test_emulator: build/emu/test_emulator.cpp $(EMU_RUNTIME_OBJS)
 	$(CXX) $(EMU_CXXFLAGS) -Itest/emu -o $@ $< $(EMU_RUNTIME_OBJS) -lopenblas -lpthread
 
 build/emu/groma-server: $(patsubst %.c,build/emu/obj/%.o,$(SERVER_SRCS)) $(EMU_LINK)
-	$(CXX) -o $@ $^ -lturbojpeg -ljansson -lopenblas -lpthread -lm
+	$(CXX) -o $@ $^ -lturbojpeg -ljpeg -ljansson -lopenblas -lpthread -lm
 
 emu: $(EMU_TESTS) build/emu/test_emulator build/emu/groma-server
 
@@ -212,7 +212,7 @@ fuzz: $(FUZZ_TARGETS)
 # machines without the packages (see test/device/run.sh).  carry/ is git-ignored.
 # The Debian libraries the binaries need (OpenBLAS and its Fortran runtime included),
 # xz-compressed to keep the carried tree small; test/device/run.sh unpacks them.
-BUNDLE_LIBS = libturbojpeg.so.0 libjansson.so.4 libopenblas.so.0 libgfortran.so.5 libquadmath.so.0
+BUNDLE_LIBS = libturbojpeg.so.0 libjpeg.so.62 libjansson.so.4 libopenblas.so.0 libgfortran.so.5 libquadmath.so.0
 device-bundle: groma-server gpu-tests
 	rm -rf carry && mkdir -p carry/bin carry/lib
 	cp groma-server $(GPU_TESTS) carry/bin/

@@ -1,13 +1,20 @@
 /*
- * jpeg_decode.c - JPEG bytes to RGB pixels through TurboJPEG, with limits.
+ * jpeg_decode.c - JPEG bytes to RGB pixels, with limits: TurboJPEG reads
+ * headers, libjpeg's own API decodes (for its progress monitor, which lets
+ * the calling thread's cancel flag stop a long decode).
  */
 #include "jpeg_decode.h"
 
+#include <limits.h>
+#include <setjmp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jpeglib.h>
 #include <turbojpeg.h>
 
 #include "jpeg_markers.h"
+#include "../runtime/cancel.h"
 
 /* Returns the default limits (50 million pixels, GROMA_MAX_JPEG_SCANS scans). */
 groma_jpeg_limits
@@ -84,6 +91,24 @@ check_layout(const groma_jpeg_layout *layout, const groma_jpeg_limits *limits)
 	return groma_ok();
 }
 
+/* Refuses a stream whose scans x pixels exceed GROMA_JPEG_SCAN_PASSES full scans at the pixel limit. */
+static groma_status
+check_scan_work(const groma_jpeg_layout *layout, const groma_jpeg_limits *limits)
+{
+	long long	pixels = (long long) layout->width * layout->height;
+	long long	budget = limits->max_pixels > LLONG_MAX / GROMA_JPEG_SCAN_PASSES ? LLONG_MAX :
+		(long long) GROMA_JPEG_SCAN_PASSES * limits->max_pixels;
+
+	/* divided, not multiplied: scans and pixels both come from the file */
+	if (pixels > 0 && layout->scans > budget / pixels)
+		return groma_error(GROMA_ERR_LIMIT,
+						   "JPEG image of %dx%d with %d scans asks for %.0f scan-pixels of decoding, over the "
+						   "limit of %lld (%d scans at the %ld-pixel limit)",
+						   layout->width, layout->height, layout->scans, (double) layout->scans * (double) pixels,
+						   budget, GROMA_JPEG_SCAN_PASSES, limits->max_pixels);
+	return groma_ok();
+}
+
 /* Reads colorspace and subsampling with TurboJPEG into *info. */
 static groma_status
 read_turbojpeg_header(tjhandle tj, const uint8_t *data, size_t len, groma_jpeg_info *info)
@@ -140,23 +165,107 @@ groma_jpeg_read_info(const uint8_t *data, size_t len,
 	return st;
 }
 
-/* Runs TurboJPEG's decode into out->pixels, mapping its errors and warnings. */
-static groma_status
-decompress_rgb(tjhandle tj, const uint8_t *data, size_t len, groma_rgb_image *out)
+/*
+ * libjpeg error manager of one decode: errors and a cancel request jump
+ * back to jump; the first warning's text is kept (TurboJPEG's
+ * tjDecompress2 reports the first one too).
+ */
+typedef struct decode_errors
 {
-	if (tjDecompress2(tj, data, (unsigned long) len, out->pixels, out->width, 0,
-					  out->height, TJPF_RGB, 0) == 0)
-		return groma_ok();
-	if (tjGetErrorCode(tj) == TJERR_WARNING)
-	{
-		const char *msg = tjGetErrorStr2(tj);
+	struct jpeg_error_mgr pub;
+	jmp_buf		jump;
+	bool		cancelled;
+	bool		warned;
+	char		message[JMSG_LENGTH_MAX];
+	char		warning[JMSG_LENGTH_MAX];
+} decode_errors;
 
-		/* PIL raises on truncated data and ignores the decoder's other warnings. */
-		if (strstr(msg, "Premature end") != NULL)
-			return groma_error(GROMA_ERR_TRUNCATED, "JPEG data is truncated: %s", msg);
-		return groma_ok();
+/* error_exit: keeps the message and jumps back to decompress_rgb. */
+static void
+on_error(j_common_ptr cinfo)
+{
+	decode_errors *e = (decode_errors *) cinfo->err;
+
+	(*cinfo->err->format_message) (cinfo, e->message);
+	longjmp(e->jump, 1);
+}
+
+/* emit_message: keeps the first warning (msg_level -1); trace messages are dropped. */
+static void
+on_message(j_common_ptr cinfo, int msg_level)
+{
+	decode_errors *e = (decode_errors *) cinfo->err;
+
+	if (msg_level < 0 && !e->warned)
+	{
+		(*cinfo->err->format_message) (cinfo, e->warning);
+		e->warned = true;
 	}
-	return groma_error(GROMA_ERR_CORRUPT, "JPEG data cannot be decoded: %s", tjGetErrorStr2(tj));
+}
+
+/* progress_monitor: libjpeg calls it every few block rows of every pass; stops a cancelled decode. */
+static void
+on_progress(j_common_ptr cinfo)
+{
+	decode_errors *e = (decode_errors *) cinfo->err;
+
+	if (groma_cancel_requested())
+	{
+		e->cancelled = true;
+		longjmp(e->jump, 1);
+	}
+}
+
+/*
+ * Decodes into out->pixels with libjpeg (the settings tjDecompress2 uses:
+ * RGB output, accurate integer IDCT, fancy upsampling), polling the calling
+ * thread's cancel flag from the progress monitor; maps errors and warnings
+ * as PIL does.
+ */
+static groma_status
+decompress_rgb(const uint8_t *data, size_t len, groma_rgb_image *out)
+{
+	struct jpeg_decompress_struct cinfo;
+	struct jpeg_progress_mgr progress = {.progress_monitor = on_progress};
+	decode_errors errors;
+	groma_status st = groma_ok();
+
+	memset(&errors, 0, sizeof(errors));
+	cinfo.err = jpeg_std_error(&errors.pub);
+	errors.pub.error_exit = on_error;
+	errors.pub.emit_message = on_message;
+	if (setjmp(errors.jump) != 0)
+	{
+		jpeg_destroy_decompress(&cinfo);
+		if (errors.cancelled)
+			return groma_error(GROMA_ERR_CANCELLED, "the request was cancelled while decoding the JPEG");
+		return groma_error(GROMA_ERR_CORRUPT, "JPEG data cannot be decoded: %s", errors.message);
+	}
+	jpeg_create_decompress(&cinfo);
+	cinfo.progress = &progress;
+	jpeg_mem_src(&cinfo, data, (unsigned long) len);
+	jpeg_read_header(&cinfo, TRUE);
+	cinfo.out_color_space = JCS_RGB;
+	cinfo.dct_method = JDCT_ISLOW;
+	cinfo.do_fancy_upsampling = TRUE;
+	jpeg_start_decompress(&cinfo);
+	if ((int) cinfo.output_width != out->width || (int) cinfo.output_height != out->height ||
+		cinfo.output_components != 3)
+		st = groma_error(GROMA_ERR_CORRUPT, "JPEG decoder output is %ux%u with %d components, not %dx%d RGB",
+						 cinfo.output_width, cinfo.output_height, cinfo.output_components, out->width, out->height);
+	while (st.code == GROMA_OK && cinfo.output_scanline < cinfo.output_height)
+	{
+		JSAMPROW	row = out->pixels + (size_t) cinfo.output_scanline * (size_t) out->width * 3;
+
+		jpeg_read_scanlines(&cinfo, &row, 1);
+	}
+	if (st.code == GROMA_OK)
+		jpeg_finish_decompress(&cinfo);
+	jpeg_destroy_decompress(&cinfo);
+	/* PIL raises on truncated data and ignores the decoder's other warnings. */
+	if (st.code == GROMA_OK && errors.warned && strstr(errors.warning, "Premature end") != NULL)
+		st = groma_error(GROMA_ERR_TRUNCATED, "JPEG data is truncated: %s", errors.warning);
+	return st;
 }
 
 /* Decodes a whole stream to RGB; see jpeg_decode.h. */
@@ -176,6 +285,8 @@ groma_jpeg_decode_rgb(const uint8_t *data, size_t len,
 		st = check_layout(&layout, limits);
 	if (st.code == GROMA_OK)
 		st = groma_jpeg_walk(data, len, false, limits->max_scans, &layout);
+	if (st.code == GROMA_OK)
+		st = check_scan_work(&layout, limits);
 	if (st.code != GROMA_OK)
 		return st;
 	tj = tjInitDecompress();
@@ -197,7 +308,7 @@ groma_jpeg_decode_rgb(const uint8_t *data, size_t len,
 							 info.width, info.height);
 	}
 	if (st.code == GROMA_OK)
-		st = decompress_rgb(tj, data, len, out);
+		st = decompress_rgb(data, len, out);
 	tjDestroy(tj);
 	if (st.code != GROMA_OK)
 		groma_rgb_image_free(out);

@@ -1,8 +1,11 @@
 /*
  * jpeg_decode.h - JPEG bytes to RGB pixels, as PIL's convert('RGB') gives them.
  *
- * Decoding goes through libjpeg-turbo's TurboJPEG API with its defaults
- * (accurate integer IDCT, fancy upsampling), which is what PIL uses.
+ * Headers are read through libjpeg-turbo's TurboJPEG API; pixels are
+ * decoded through its libjpeg API with TurboJPEG's defaults (accurate
+ * integer IDCT, fancy upsampling), which is what PIL uses, and a progress
+ * monitor that stops the decode when the calling thread's cancel flag
+ * (src/runtime/cancel.h) is set.
  * Grayscale is replicated to RGB; CMYK and YCCK are refused.  EXIF
  * orientation is ignored, as in Groma.  Limits are checked from the header
  * before anything image-sized is allocated.
@@ -20,6 +23,14 @@
 #define GROMA_DEFAULT_MAX_IMAGE_PIXELS 50000000L
 /* Streams with more scans than this are refused (ordinary progressive files have about 10). */
 #define GROMA_MAX_JPEG_SCANS 500
+
+/*
+ * Decoding work is bounded from the markers too: scans x pixels may reach
+ * this many full scans over an image of limits->max_pixels (ordinary
+ * progressive files have about 10 scans; each scan walks every block of the
+ * image, so 500 tiny scans over a large frame took seconds to minutes).
+ */
+#define GROMA_JPEG_SCAN_PASSES 32
 
 /* Limits applied before decoding. */
 typedef struct groma_jpeg_limits
@@ -63,8 +74,13 @@ groma_status groma_jpeg_read_info(const uint8_t *data, size_t len,
  * Decodes the whole stream to RGB into *out (out->pixels from malloc; free
  * with groma_rgb_image_free).  Everything groma_jpeg_read_info refuses is
  * refused here too, plus CMYK/YCCK, streams with more than
- * limits->max_scans scans, and truncated data (PIL raises on those too).
+ * limits->max_scans scans or whose scans x pixels exceed
+ * GROMA_JPEG_SCAN_PASSES x limits->max_pixels (GROMA_ERR_LIMIT, counted
+ * from the markers before decoding), and truncated data (PIL raises on
+ * those too).
  * Decoder warnings about corrupt entropy data are tolerated, as PIL does.
+ * GROMA_ERR_CANCELLED when the calling thread's cancel flag is set before
+ * or during the decode (checked every few block rows of every pass).
  * On failure out->pixels is NULL.
  */
 groma_status groma_jpeg_decode_rgb(const uint8_t *data, size_t len,

@@ -8,7 +8,8 @@
  * read-only mapping of the weights file: a data pointer, dtype, shape and
  * strides in elements.  Views may alias (several names sharing a storage,
  * with offsets and strides); each was checked at open to lie inside its
- * storage, and its element count times element size fits in size_t.
+ * storage, to have no more elements than its storage (no expansion through
+ * zero strides), and its element count times element size fits in size_t.
  */
 #ifndef GROMA_CHECKPOINT_H
 #define GROMA_CHECKPOINT_H

@@ -93,8 +93,11 @@ check_byteorder(const groma_zip *zip, const char *prefix, size_t prefix_len)
 
 /*
  * Checks that the view's element count times its element size fits in
- * size_t and that its last element, offset + sum((shape - 1) * stride), lies
- * inside a storage of storage_numel elements.
+ * size_t, that the count is at most storage_numel (a view with more elements
+ * than its storage repeats some through a zero stride, which no checkpoint
+ * groma reads has and which would let a few stored bytes expand without
+ * bound when converted or copied), and that its last element,
+ * offset + sum((shape - 1) * stride), lies inside the storage.
  */
 static groma_status
 check_view_bounds(const char *label, const groma_ckpt_tensor *t, uint64_t storage_numel)
@@ -136,6 +139,12 @@ check_view_bounds(const char *label, const groma_ckpt_tensor *t, uint64_t storag
 		return groma_error(GROMA_ERR_FORMAT,
 						   "\"%s\": tensor \"%s\" reaches element %llu of storage \"%s\", which holds %llu",
 						   label, t->name, (unsigned long long) last, t->storage_key,
+						   (unsigned long long) storage_numel);
+	if (numel > storage_numel)
+		return groma_error(GROMA_ERR_FORMAT,
+						   "\"%s\": tensor \"%s\" has %llu elements but its storage \"%s\" holds %llu "
+						   "(a view repeating elements is refused)",
+						   label, t->name, (unsigned long long) numel, t->storage_key,
 						   (unsigned long long) storage_numel);
 	return groma_ok();
 }

@@ -44,16 +44,70 @@ first_dimension(const groma_checkpoint *ckpt, const char *name, int *width)
 	return groma_ok();
 }
 
-/* Sets the hard-coded widths from their defining weights; see checkpoint_validate.h. */
+/* One place a hard-coded width can be read from: dimension dim of a tensor of ndim dimensions. */
+typedef struct width_source
+{
+	const char *name;
+	int			ndim;
+	int			dim;
+} width_source;
+
+#define RA "region_encoder.roi_align."
+
+/*
+ * Sets *width to the value most of sources[0..n) agree on, the defining
+ * tensor sources[0]'s on a tie (it must exist and be 2-D); sources that are
+ * missing or of another rank are left to validation.  Reading a width from
+ * one tensor alone made a wrong shape there be reported on the tensors that
+ * use the width.
+ */
+static groma_status
+agreed_width(const groma_checkpoint *ckpt, const width_source *sources, int n, int *width)
+{
+	int64_t		values[8];
+	int			count = 0,
+				best_votes = 0;
+
+	GROMA_TRY(first_dimension(ckpt, sources[0].name, width));
+	for (int i = 0; i < n && count < 8; i++)
+	{
+		const groma_ckpt_tensor *t = groma_checkpoint_find(ckpt, sources[i].name);
+
+		if (t != NULL && t->ndim == sources[i].ndim)
+			values[count++] = t->shape[sources[i].dim];
+	}
+	for (int i = 0; i < count; i++)
+	{
+		int			votes = 0;
+
+		for (int j = 0; j < count; j++)
+			votes += values[j] == values[i];
+		if (votes > best_votes && values[i] >= 1 && values[i] <= (1 << 20))
+		{
+			best_votes = votes;
+			*width = (int) values[i];
+		}
+	}
+	return groma_ok();
+}
+
+/* Sets the hard-coded widths from the weights that define and use them; see checkpoint_validate.h. */
 groma_status
 groma_model_config_widths_from_checkpoint(groma_model_config *cfg, const groma_checkpoint *ckpt)
 {
-	groma_status st = first_dimension(ckpt, "region_encoder.roi_align.flatten_linear.weight",
-									  &cfg->region.region_width);
+	static const width_source region[] = {
+		{RA "flatten_linear.weight", 2, 0}, {RA "flatten_linear.bias", 1, 0},
+		{RA "pos_embedd.3.weight", 2, 0}, {RA "pos_embedd.3.bias", 1, 0},
+		{RA "pos_embedd.5.weight", 1, 0}, {RA "updims.weight", 2, 1},
+	};
+	static const width_source pos[] = {
+		{RA "pos_embedd.0.weight", 2, 0}, {RA "pos_embedd.0.bias", 1, 0},
+		{RA "pos_embedd.2.weight", 1, 0}, {RA "pos_embedd.3.weight", 2, 1},
+	};
+	groma_status st = agreed_width(ckpt, region, 6, &cfg->region.region_width);
 
 	if (st.code == GROMA_OK)
-		st = first_dimension(ckpt, "region_encoder.roi_align.pos_embedd.0.weight",
-							 &cfg->region.pos_width);
+		st = agreed_width(ckpt, pos, 4, &cfg->region.pos_width);
 	if (st.code == GROMA_OK)
 		st = first_dimension(ckpt, "perceiver.ddetr_transformer.bbox_embed.0.layers.0.weight",
 							 &cfg->ddetr.box_head_width);

@@ -26,8 +26,11 @@ typedef struct groma_validation_report
  * region_encoder.roi_align.flatten_linear.weight, pos_width from
  * region_encoder.roi_align.pos_embedd.0.weight, box_head_width from
  * perceiver.ddetr_transformer.bbox_embed.0.layers.0.weight (their first
- * dimension).  Validation then checks every other tensor against them.
- * GROMA_ERR_FORMAT naming the tensor when one is absent or not 2-D.
+ * dimension).  region_width and pos_width take the value most of the
+ * tensors that state them agree on (the defining one's on a tie), so a
+ * wrongly shaped defining tensor is the one validation names.  Validation
+ * then checks every other tensor against them.  GROMA_ERR_FORMAT naming the
+ * tensor when a defining one is absent or not 2-D.
  */
 groma_status groma_model_config_widths_from_checkpoint(groma_model_config *cfg,
 													   const groma_checkpoint *ckpt);

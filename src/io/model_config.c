@@ -312,6 +312,28 @@ finish_config(const char *label, groma_model_config *cfg)
 	return groma_ok();
 }
 
+/*
+ * Refuses settings that would change the model in ways groma does not
+ * implement, naming the key: llm_cfg.rope_scaling other than null, and a
+ * top-level vocab_size other than llm_cfg.vocab_size + num_new_token.
+ */
+static groma_status
+check_unimplemented(const section *top, const groma_model_config *cfg)
+{
+	int			vocab = cfg->vocab_size;
+
+	if (cfg->llm.rope_scaling)
+		return groma_error(GROMA_ERR_UNSUPPORTED,
+						   "\"%s\": llm_cfg.rope_scaling is set; groma implements unscaled RoPE only (null)",
+						   top->label);
+	GROMA_TRY(read_int(top, "vocab_size", 1, MAX_VOCAB, &vocab));
+	if (vocab != cfg->vocab_size)
+		return groma_error(GROMA_ERR_UNSUPPORTED,
+						   "\"%s\": vocab_size %d disagrees with llm_cfg.vocab_size + num_new_token = %d",
+						   top->label, vocab, cfg->vocab_size);
+	return groma_ok();
+}
+
 /* Parses config.json text into cfg; see model_config.h. */
 groma_status
 groma_model_config_parse(const char *text, size_t len, const char *label,
@@ -348,6 +370,7 @@ groma_model_config_parse(const char *text, size_t len, const char *label,
 	STEP(st, read_int(&perceiver, "vis_output_layer", -MAX_LAYERS - 1, MAX_LAYERS,
 					  &cfg->vis_output_layer));
 	STEP(st, finish_config(top.label, cfg));
+	STEP(st, check_unimplemented(&top, cfg));
 	json_decref(root);
 	return st;
 }

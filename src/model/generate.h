@@ -22,6 +22,17 @@ typedef struct groma_generation
 } groma_generation;
 
 /*
+ * Refuses, before any model work, a query whose prompt cannot fit the
+ * model's context (max_position_embeddings) with max_new_tokens after it:
+ * GROMA_ERR_LIMIT naming both numbers.  The prompt is tokenized and its
+ * placeholders counted as expanded, the image's tokens exactly and the
+ * regions at the most the model keeps, so what passes here fits at
+ * groma_generate (which checks the exact length again).
+ */
+groma_status groma_generate_check_length(const groma_model *m, const groma_tokenizer *tok,
+										 const char *query, int max_new_tokens);
+
+/*
  * Generates up to max_new_tokens ids for query over a finished vision
  * result (its refer boxes, in order, fill the query's <refer_box> places).
  * With stop_at_eos false, decoding runs the full count (parity tests).

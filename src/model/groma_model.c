@@ -28,20 +28,30 @@ groma_weight_source_checkpoint(groma_checkpoint *ckpt)
 	return s;
 }
 
-/* Returns the bytes every non-f32 tensor would take as f32, plus room for derived tables. */
-static size_t
-copies_size(const groma_checkpoint *ckpt)
+/*
+ * Sets *out to the bytes every non-f32 tensor would take as f32, plus room
+ * for derived tables; GROMA_ERR_LIMIT naming the tensor when that overflows.
+ */
+static groma_status
+copies_size(const groma_checkpoint *ckpt, size_t *out)
 {
 	size_t		total = 16u << 20;
 
 	for (size_t i = 0; i < groma_checkpoint_count(ckpt); i++)
 	{
 		const groma_ckpt_tensor *t = groma_checkpoint_tensor_at(ckpt, i);
+		uint64_t	numel = (uint64_t) groma_ckpt_tensor_numel(t);
 
-		if (t->dtype != GROMA_ST_F32 || !groma_ckpt_tensor_is_contiguous(t) || ((uintptr_t) t->data % sizeof(float)) != 0)
-			total += (size_t) groma_ckpt_tensor_numel(t) * sizeof(float) + GROMA_ARENA_ALIGN;
+		if (t->dtype == GROMA_ST_F32 && groma_ckpt_tensor_is_contiguous(t) && ((uintptr_t) t->data % sizeof(float)) == 0)
+			continue;
+		if (numel > (SIZE_MAX - GROMA_ARENA_ALIGN - total) / sizeof(float))
+			return groma_error(GROMA_ERR_LIMIT,
+							   "\"%s\": tensor \"%s\" of %llu elements overflows the size of its f32 copy",
+							   groma_checkpoint_path(ckpt), t->name, (unsigned long long) numel);
+		total += (size_t) numel * sizeof(float) + GROMA_ARENA_ALIGN;
 	}
-	return total;
+	*out = total;
+	return groma_ok();
 }
 
 /* Builds every network from the configuration; see groma_model.h. */
@@ -94,16 +104,22 @@ typedef struct device_sizer
 	size_t		largest;		/* bytes of the largest weight as f32 */
 } device_sizer;
 
-/* Adds one weight of numel elements to the sizer. */
-static void
+/* Adds one weight of numel elements to the sizer; GROMA_ERR_LIMIT naming it when the size overflows. */
+static groma_status
 size_weight(device_sizer *z, const char *name, int ndim, int64_t numel)
 {
-	size_t		f32 = (size_t) numel * sizeof(float);
+	size_t		f32;
 	bool		narrow = z->matrix_dtype != GROMA_F32 && groma_is_matrix_weight(name, ndim);
 
+	/* 64 MiB of tables and the largest staging copy are added later: keep room for them. */
+	if ((uint64_t) numel > (SIZE_MAX / 4 - (64u << 20) - GROMA_ARENA_ALIGN - z->total) / sizeof(float))
+		return groma_error(GROMA_ERR_LIMIT, "tensor \"%s\" of %lld elements overflows the size of the weight arena",
+						   name, (long long) numel);
+	f32 = (size_t) numel * sizeof(float);
 	z->total += (narrow ? (size_t) numel * 2 : f32) + GROMA_ARENA_ALIGN;
 	if (f32 > z->largest)
 		z->largest = f32;
+	return groma_ok();
 }
 
 /* Bytes a device weight arena needs: every weight as placed, staging room and derived tables. */
@@ -181,17 +197,22 @@ groma_model_load_on(const char *dir, groma_device device, groma_dtype matrix_dty
 	if (st.code == GROMA_OK)
 	{
 		device_sizer z = {matrix_dtype, 0, 0};
+		size_t		weight_bytes;
 
 		/* on the CPU f32 weights stay mapped and only converted copies need room */
-		for (size_t i = 0; device != GROMA_DEVICE_CPU && i < groma_checkpoint_count(m->ckpt); i++)
+		for (size_t i = 0; device != GROMA_DEVICE_CPU && st.code == GROMA_OK && i < groma_checkpoint_count(m->ckpt); i++)
 		{
 			const groma_ckpt_tensor *t = groma_checkpoint_tensor_at(m->ckpt, i);
 
-			size_weight(&z, t->name, t->ndim, groma_ckpt_tensor_numel(t));
+			st = size_weight(&z, t->name, t->ndim, groma_ckpt_tensor_numel(t));
 		}
+		weight_bytes = device_sizer_bytes(&z);
 		m->src = groma_weight_source_checkpoint(m->ckpt);
 		m->src.matrix_dtype = matrix_dtype;
-		st = build_into(m, device, device == GROMA_DEVICE_CPU ? copies_size(m->ckpt) : device_sizer_bytes(&z));
+		if (st.code == GROMA_OK && device == GROMA_DEVICE_CPU)
+			st = copies_size(m->ckpt, &weight_bytes);
+		if (st.code == GROMA_OK)
+			st = build_into(m, device, weight_bytes);
 	}
 	if (st.code != GROMA_OK)
 	{
@@ -222,16 +243,17 @@ groma_model_random(const groma_model_config *cfg, groma_device device, groma_dty
 	{
 		device_sizer z = {matrix_dtype, 0, 0};
 
-		for (size_t i = 0; i < rw.expected.count; i++)
+		for (size_t i = 0; i < rw.expected.count && st.code == GROMA_OK; i++)
 		{
 			const groma_expected_tensor *e = &rw.expected.items[i];
 			int64_t		numel = 1;
 
 			for (int d = 0; d < e->ndim; d++)
 				numel *= e->shape[d];
-			size_weight(&z, e->name, e->ndim, numel);
+			st = size_weight(&z, e->name, e->ndim, numel);
 		}
-		st = build_into(m, device, device_sizer_bytes(&z));
+		if (st.code == GROMA_OK)
+			st = build_into(m, device, device_sizer_bytes(&z));
 	}
 	groma_random_weights_free(&rw);
 	m->src = (groma_weight_source) {0};

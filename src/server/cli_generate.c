@@ -107,6 +107,8 @@ groma_cli_generate(const groma_cli_options *opt)
 		st = groma_prompt_text(query ? query : opt->prompt, &text);
 		free(text);
 	}
+	if (st.code == GROMA_OK)
+		st = groma_prompt_check_refer(query ? query : opt->prompt, opt->n_refer);
 	free(query);
 	if (st.code == GROMA_OK)
 		st = groma_read_file(opt->image_path, &data, &len);

@@ -275,10 +275,14 @@ run_generate(groma_engine *e, const groma_request *req, groma_reply *reply)
 	char	   *checked = NULL;
 	groma_status st = request_query(req, &query);
 
-	/* a bad query is refused before any model work */
+	/* a bad query, or one too long for the model's context, is refused before any model work */
 	if (st.code == GROMA_OK)
 		st = groma_prompt_text(query, &checked);
 	free(checked);
+	if (st.code == GROMA_OK)
+		st = groma_prompt_check_refer(query, req->n_refer);
+	if (st.code == GROMA_OK)
+		st = groma_generate_check_length(e->session.model, e->tok, query, req->max_new_tokens);
 	if (st.code == GROMA_OK)
 		st = run_vision(e, req, &vis);
 	if (st.code == GROMA_OK)

@@ -80,6 +80,32 @@ check_query(const char *query)
 	return groma_ok();
 }
 
+/* Returns how many times needle occurs in s (non-overlapping). */
+static size_t
+count_occurrences(const char *s, const char *needle)
+{
+	size_t		n = 0,
+				len = strlen(needle);
+
+	for (const char *p = strstr(s, needle); p; p = strstr(p + len, needle))
+		n++;
+	return n;
+}
+
+/* Checks the query's refer placeholders against the refer box count; see prompt.h. */
+groma_status
+groma_prompt_check_refer(const char *query, int n_refer)
+{
+	size_t		boxes = count_occurrences(query, "<refer_box>"),
+				feats = count_occurrences(query, "<refer_feat>");
+
+	if (boxes == (size_t) n_refer && feats == (size_t) n_refer)
+		return groma_ok();
+	return groma_error(GROMA_ERR_INVALID_ARGUMENT,
+					   "prompt: %zu <refer_box> and %zu <refer_feat> placeholders for %d refer boxes",
+					   boxes, feats, n_refer);
+}
+
 /* Writes a standard task query. */
 groma_status
 groma_task_query(groma_task task, const char *phrase, char **out)

@@ -43,6 +43,14 @@ groma_status groma_task_query(groma_task task, const char *phrase, char **out);
  */
 groma_status groma_prompt_text(const char *query, char **out);
 
+/*
+ * Checks, from the query text alone (before any model is loaded or run),
+ * that it has one <refer_box> and one <refer_feat> per refer box:
+ * GROMA_ERR_INVALID_ARGUMENT with both counts otherwise, the message
+ * groma_prompt_expand gives for the same mismatch.
+ */
+groma_status groma_prompt_check_refer(const char *query, int n_refer);
+
 /* Placeholder ids the expansion works with (from the tokenizer). */
 typedef struct groma_prompt_tokens
 {

@@ -44,4 +44,34 @@ is($rc, 2, '--max-new-tokens 0 is a usage error');
     '--max-new-tokens', '4');
 is($rc, 0, '--task describe with one --refer box works') or diag($err);
 
+# Issue 17 item 4: a prompt past the model's context (4096 positions) is refused, naming both numbers.
+($rc, $out, $err) = run_server('--model', $model, '--image', $image, '--prompt', 'word ' x 5000);
+is($rc, 1, 'a prompt longer than the context is refused');
+like($err, qr/error \(limit\): prompt of \d{4,} tokens .*plus 256 new tokens exceeds the model's context of 4096/,
+	'naming the prompt tokens, the new tokens and the context');
+unlike($out, qr/"text"/, 'and nothing is answered');
+($rc, $out, $err) = run_server('--model', $model, '--image', $image, '--task', 'caption',
+	'--max-new-tokens', '4000');
+is($rc, 1, 'a short prompt with more new tokens than the context leaves is refused');
+like($err, qr/plus 4000 new tokens exceeds the model's context of 4096/, 'with the same message');
+
+# A refer placeholder count that does not match the --refer boxes is refused before the model loads
+# (a model folder that does not exist shows nothing was loaded first).
+($rc, $out, $err) = run_server('--model', '/nonexistent', '--image', $image, '--prompt',
+	'What is <roi><refer_box></roi><refer_feat>?');
+is($rc, 1, 'refer placeholders without --refer boxes are refused');
+like($err, qr/1 <refer_box> and 1 <refer_feat> placeholders for 0 refer boxes/, 'before the model is loaded');
+($rc, $out, $err) = run_server('--model', '/nonexistent', '--image', $image, '--prompt', 'What is this?',
+	'--refer', '1,1,40,40');
+is($rc, 1, 'a --refer box the prompt never uses is refused');
+like($err, qr/0 <refer_box> and 0 <refer_feat> placeholders for 1 refer boxes/, 'before the model is loaded');
+
+# Invalid UTF-8 is an input error (exit 1) whether it comes through --prompt or --phrase.
+($rc, $out, $err) = run_server('--model', '/nonexistent', '--image', $image, '--prompt', "caf\xe9");
+is($rc, 1, 'invalid UTF-8 through --prompt exits 1');
+like($err, qr/not valid UTF-8/, 'naming the problem');
+($rc, $out, $err) = run_server('--model', '/nonexistent', '--image', $image, '--task', 'ground', '--phrase', "caf\xe9");
+is($rc, 1, 'invalid UTF-8 through --phrase exits 1 too');
+like($err, qr/not valid UTF-8/, 'with the same message');
+
 done_testing();

@@ -92,6 +92,9 @@ UNIT_TEST(test_model_config_empty_is_all_defaults)
 	CHECK(parse("{\"llm_cfg\": {\"num_key_value_heads\": null, \"num_attention_heads\": 8},"
 				" \"perceiver_cfg\": {\"ddetr_cfg\": {\"num_labels\": 3, \"d_model\": 128.0}}}", &c).code == GROMA_OK &&
 		  c.llm.num_kv_heads == 8 && c.ddetr.num_labels == 3 && c.ddetr.d_model == 128);
+	/* rope_scaling null and a top-level vocab_size that agrees are accepted. */
+	CHECK(parse("{\"llm_cfg\": {\"rope_scaling\": null}, \"vocab_size\": 32114, \"num_new_token\": 114}", &c).code ==
+		  GROMA_OK && c.vocab_size == 32114);
 	CHECK(parse("{\"llm_cfg\": {\"num_key_value_heads\": 8}, \"llm_cfg_extra\": 1}", &c).code == GROMA_OK &&
 		  c.llm.num_kv_heads == 8 && c.llm.num_heads == 32);
 }
@@ -125,6 +128,11 @@ UNIT_TEST(test_model_config_bad_values)
 		"exceeds image_size"},
 		{"{\"perceiver_cfg\": {\"vis_output_layer\": 40}}", GROMA_ERR_LIMIT, "vis_output_layer"},
 		{"{\"num_new_token\": 1, \"num_new_token\": 2}", GROMA_ERR_FORMAT, "not valid JSON"},
+		{"{\"llm_cfg\": {\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}}}", GROMA_ERR_UNSUPPORTED,
+		"llm_cfg.rope_scaling"},
+		{"{\"vocab_size\": 32001, \"num_new_token\": 114}", GROMA_ERR_UNSUPPORTED,
+		"vocab_size 32001 disagrees with llm_cfg.vocab_size + num_new_token = 32114"},
+		{"{\"vocab_size\": \"many\"}", GROMA_ERR_FORMAT, "vocab_size"},
 		{"[1, 2]", GROMA_ERR_FORMAT, "not a JSON object"},
 		{"{", GROMA_ERR_FORMAT, "not valid JSON"},
 	};
