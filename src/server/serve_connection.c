@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "serve_internal.h"
+#include "../runtime/cancel.h"
 
 typedef struct connection
 {
@@ -106,6 +107,73 @@ run_queued(connection *c, groma_request *req)
 	return alive;
 }
 
+/* What the socket watcher of a VALIDATE shares with its connection thread. */
+typedef struct validate_watch
+{
+	int			client_fd;
+	int			stop_fd;		/* readable when the decode is over */
+	volatile int cancel;		/* set when the client sent something or went away */
+} validate_watch;
+
+/* Watcher thread: sets the cancel flag as soon as the client's socket has data or hangs up, until told to stop. */
+static void *
+validate_watcher(void *arg)
+{
+	validate_watch *w = arg;
+
+	for (;;)
+	{
+		struct pollfd fds[2] = {{w->stop_fd, POLLIN, 0}, {w->client_fd, POLLIN, 0}};
+
+		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+			return NULL;
+		if (fds[0].revents)
+			return NULL;
+		if (fds[1].revents & (POLLIN | POLLHUP | POLLERR))
+		{
+			/* the frame (a cancel, or end of file) stays unread for the connection loop */
+			__atomic_store_n(&w->cancel, 1, __ATOMIC_RELAXED);
+			return NULL;
+		}
+	}
+}
+
+/*
+ * Runs a VALIDATE on this thread while a watcher thread watches the client:
+ * a cancel frame or a closed connection stops a long JPEG decode (the
+ * decoder polls the thread's cancel flag).
+ */
+static void
+run_validate_watched(connection *c, groma_request *req, groma_reply *reply)
+{
+	validate_watch w = {.client_fd = c->fd, .stop_fd = -1, .cancel = 0};
+	int			stop[2];
+	pthread_t	watcher;
+	bool		watching = pipe(stop) == 0;
+
+	if (watching)
+	{
+		w.stop_fd = stop[0];
+		watching = pthread_create(&watcher, NULL, validate_watcher, &w) == 0;
+		if (!watching)
+		{
+			close(stop[0]);
+			close(stop[1]);
+		}
+	}
+	groma_cancel_watch(&w.cancel);
+	groma_request_run(NULL, req, reply);
+	groma_cancel_watch(NULL);
+	if (watching)
+	{
+		if (write(stop[1], "x", 1) < 0)
+			serve_log(SERVE_LOG_WARNING, "request %u: cannot stop its socket watcher", (unsigned) req->id);
+		pthread_join(watcher, NULL);
+		close(stop[0]);
+		close(stop[1]);
+	}
+}
+
 /* Answers one request frame; returns false when the connection should close. */
 static bool
 handle_request(connection *c, groma_request *req)
@@ -129,7 +197,7 @@ handle_request(connection *c, groma_request *req)
 			break;
 		case GROMA_MSG_VALIDATE:
 			/* image checks need no model: answered here, also while the model loads */
-			groma_request_run(NULL, req, &reply);
+			run_validate_watched(c, req, &reply);
 			serve_log(SERVE_LOG_DEBUG, "request %u validate image=%uB %s", (unsigned) req->id,
 					  (unsigned) req->image_len, groma_status_code_name(reply.status.code));
 			break;

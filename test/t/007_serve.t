@@ -188,7 +188,41 @@ is($status, 0, 'and the server exits 0');
 ok(!-e $sock, 'removing its socket');
 
 # ---- no model: image checks work, model requests say what is missing
-($pid, $sock, $log) = start_server();
+($pid, $sock, $log) = start_server('--log-level', 'debug');
+
+# A valid 7000x7000 grayscale JPEG whose blocks are all flat (two bits each):
+# slow to decode, small to send.  A client that goes away stops its check.
+sub flat_jpeg {
+    my ($n) = @_;
+    my $blocks = (int(($n + 7) / 8))**2;
+    return "\xFF\xD8" . "\xFF\xDB" . pack('n', 67) . "\x00" . ("\x01" x 64)
+        . "\xFF\xC0" . pack('n', 11) . pack('CnnC', 8, $n, $n, 1) . "\x01\x11\x00"
+        . "\xFF\xC4" . pack('n', 20) . "\x00\x01" . ("\x00" x 15) . "\x00"
+        . "\xFF\xC4" . pack('n', 20) . "\x10\x01" . ("\x00" x 15) . "\x00"
+        . "\xFF\xDA" . pack('n', 8) . "\x01\x01\x00\x00\x3F\x00"
+        . ("\x00" x int(($blocks * 2 + 7) / 8)) . "\xFF\xD9";
+}
+my $big = flat_jpeg(7000);
+$c = proto_connect($sock);
+$t0 = time;
+print $c validate_frame(40, $big);
+$r = read_reply($c, 30);
+my $full_ms = 1000 * (time - $t0);
+is($r->{code}, OK, sprintf('a 7000x7000 JPEG validates (%.0f ms)', $full_ms));
+cmp_ok($full_ms, '>', 150, 'and takes long enough to be stopped midway');
+$c = proto_connect($sock);
+print $c validate_frame(41, $big);
+Time::HiRes::sleep(0.05);
+close($c);
+$t0 = time;
+my $stopped = 0;
+while (time - $t0 < 5) {
+    if (slurp($log) =~ /request 41 validate image=\d+B (\w+)/) { $stopped = $1; last; }
+    Time::HiRes::sleep(0.01);
+}
+is($stopped, 'cancelled', sprintf('a client that goes away stops its image check (ended %.0f ms after the close)',
+    1000 * (time - $t0)));
+
 $c = proto_connect($sock);
 print $c validate_frame(1, $img);
 is(read_reply($c, 10)->{code}, OK, 'without --model images still validate');
