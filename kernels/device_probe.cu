@@ -6,6 +6,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <stdio.h>
+#include <unistd.h>
 
 /* Returns the number of usable CUDA devices, or 0 with the runtime's reason in why. */
 extern "C" int
@@ -16,7 +17,12 @@ groma_cuda_device_count(char *why, size_t why_len)
 
 	if (err != cudaSuccess)
 	{
-		snprintf(why, why_len, "cudaGetDeviceCount: %s", cudaGetErrorString(err));
+		/* without the NVIDIA driver the runtime blames the driver's version: say what is really missing */
+		if (access("/dev/nvidiactl", F_OK) != 0)
+			snprintf(why, why_len, "no GPU found: no NVIDIA driver is loaded (/dev/nvidiactl is missing; "
+					 "cudaGetDeviceCount: %s)", cudaGetErrorString(err));
+		else
+			snprintf(why, why_len, "cudaGetDeviceCount: %s", cudaGetErrorString(err));
 		return 0;
 	}
 	if (n == 0)

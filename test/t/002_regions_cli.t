@@ -86,6 +86,10 @@ if ($info =~ /"cuda_devices": [1-9]/) {
 } else {
     is($rc, 1, '--device cuda without a usable GPU exits 1');
     like($err, qr/without CUDA|no usable GPU/, 'and says why');
+    if ($info =~ /"cuda_built": true/ && !-e '/dev/nvidiactl') {
+        like($err, qr/no GPU found: no NVIDIA driver is loaded/,
+            'on a machine without the NVIDIA driver it says no GPU was found (not a driver-version error)');
+    }
 }
 
 done_testing();

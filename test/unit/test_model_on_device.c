@@ -34,6 +34,12 @@ direct_write_faults(bool opened)
 			_exit(3);
 		if (opened)
 			device_emulation_open();
+		else
+		{
+			fprintf(stderr, "# expected below: an AddressSanitizer SEGV report from a child process that writes\n"
+					"# into protected emulated device memory on purpose (the test passes when it dies)\n");
+			fflush(stderr);
+		}
 		((volatile float *) a.base)[0] = 1.0f;	/* what model code must never do */
 		_exit(0);
 	}
