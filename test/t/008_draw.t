@@ -78,7 +78,7 @@ my $sock = "$tmp/s.sock";
 my $pid = fork() // die;
 if ($pid == 0) {
     open(STDERR, '>', "$tmp/serve.log") or die;
-    exec($server, '--serve', '--socket', $sock) or die;
+    exec($server, '--serve', '--socket', $sock, '--log-level', 'debug') or die;
 }
 ok(wait_for_socket($sock, 20), 'the server listens') or diag(slurp("$tmp/serve.log"));
 my $c = proto_connect($sock);
@@ -97,6 +97,31 @@ print $c draw_frame(9, $img, [], undef);
 $r = read_reply($c, 20);
 is($r->{code}, 0, 'no boxes is answered too');
 close($c);
+
+# A valid 7000x7000 grayscale JPEG of flat blocks (as in 007): slow to decode, small to send.
+# A client that goes away stops its drawing's decode, as it stops an image check.
+sub flat_jpeg {
+    my ($n) = @_;
+    my $blocks = (int(($n + 7) / 8))**2;
+    return "\xFF\xD8" . "\xFF\xDB" . pack('n', 67) . "\x00" . ("\x01" x 64)
+        . "\xFF\xC0" . pack('n', 11) . pack('CnnC', 8, $n, $n, 1) . "\x01\x11\x00"
+        . "\xFF\xC4" . pack('n', 20) . "\x00\x01" . ("\x00" x 15) . "\x00"
+        . "\xFF\xC4" . pack('n', 20) . "\x10\x01" . ("\x00" x 15) . "\x00"
+        . "\xFF\xDA" . pack('n', 8) . "\x01\x01\x00\x00\x3F\x00"
+        . ("\x00" x int(($blocks * 2 + 7) / 8)) . "\xFF\xD9";
+}
+$c = proto_connect($sock);
+print $c draw_frame(10, flat_jpeg(7000), [[10, 10, 100, 100]], ['x']);
+sleep 0.05;
+close($c);
+my $t0 = time;
+my $stopped = '';
+while (time - $t0 < 10) {
+    if (slurp("$tmp/serve.log") =~ /request 10 draw image=\d+B boxes=1 (\w+)/) { $stopped = $1; last; }
+    sleep 0.01;
+}
+is($stopped, 'cancelled', sprintf('a client that goes away stops its drawing (ended %.0f ms after the close)',
+    1000 * (time - $t0)));
 kill 'TERM', $pid;
 my $until = time + 10;
 my $gone = 0;
