@@ -185,3 +185,40 @@ UNIT_TEST(test_draw_font_fallbacks)
 	free(a.pixels);
 	free(b.pixels);
 }
+
+/* Extreme and odd boxes and labels on tiny and odd-sized images stay inside the pixels (ASan checks). */
+UNIT_TEST(test_draw_extreme_boxes)
+{
+	static const double edges[] = {-1e300, -1e10, -3.5, -1, -0.5, 0, 0.25, 1, 2.9, 3, 7, 1e9, 2e9, 1e300, -0.0};
+	static const int sizes[][2] = {{1, 1}, {3, 2}, {2, 5}, {17, 9}, {400, 3}};
+	const char *labels[64];
+	double		boxes[64][4];
+	char		long_label[600];
+	unsigned	seed = 12345;
+	int			n_edges = (int) (sizeof(edges) / sizeof(edges[0]));
+
+	memset(long_label, 'W', sizeof(long_label) - 1);
+	long_label[sizeof(long_label) - 1] = '\0';
+	long_label[10] = (char) 0xE2;	/* a cut UTF-8 sequence */
+	for (int i = 0; i < 64; i++)
+	{
+		for (int k = 0; k < 4; k++)
+		{
+			seed = seed * 1103515245u + 12345u;
+			boxes[i][k] = edges[(seed >> 8) % (unsigned) n_edges];
+		}
+		labels[i] = i % 3 == 0 ? long_label : i % 3 == 1 ? "" : "\xC3\xA9t\xC3\xA9";
+	}
+	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++)
+	{
+		groma_rgb_image img = {sizes[s][0], sizes[s][1], calloc((size_t) sizes[s][0] * sizes[s][1], 3)};
+		uint8_t    *jpeg = NULL;
+		size_t		len = 0;
+
+		CHECK(groma_draw_check(&boxes[0][0], 64, labels, 64).code == GROMA_OK);
+		groma_draw_on_rgb(&img, &boxes[0][0], 64, labels);
+		CHECK(groma_jpeg_encode_rgb(&img, &jpeg, &len).code == GROMA_OK && len > 0);
+		free(jpeg);
+		free(img.pixels);
+	}
+}
