@@ -4,6 +4,7 @@
 #ifndef GROMA_CLI_H
 #define GROMA_CLI_H
 
+#include "../image/draw.h"
 #include "../image/jpeg_decode.h"
 #include "../model/groma_model.h"
 
@@ -32,6 +33,11 @@ typedef struct groma_cli_options
 	int			max_queue;		/* --max-queue N */
 	const char *log_level;		/* --log-level error|warning|info|debug */
 	int			watch_fd;		/* --watch-fd FD (-1: none) */
+	/* --draw */
+	double		draw_boxes[GROMA_DRAW_MAX_BOXES][4];	/* --box x1,y1,x2,y2 (repeatable) */
+	const char *draw_labels[GROMA_DRAW_MAX_BOXES];	/* --label TEXT after a --box (NULL: none) */
+	int			n_draw;
+	bool		any_label;
 } groma_cli_options;
 
 /* --decode IMG --out FILE: writes the preprocessed tensor as safetensors; returns an exit code. */
@@ -42,6 +48,9 @@ int			groma_cli_info(const groma_cli_options *opt);
 
 /* --model DIR --regions IMG: prints the selected regions as JSON; returns an exit code. */
 int			groma_cli_regions(const groma_cli_options *opt);
+
+/* --draw IMG --box x1,y1,x2,y2 [--label TEXT]... --out OUT.jpg: writes the drawn JPEG; returns an exit code. */
+int			groma_cli_draw(const groma_cli_options *opt);
 
 /* --model DIR --image IMG --prompt TEXT | --task T: prints the grounded answer as JSON; returns an exit code. */
 int			groma_cli_generate(const groma_cli_options *opt);

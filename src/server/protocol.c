@@ -356,7 +356,7 @@ finish(reader *r, const char *frame)
 static bool
 known_kind(uint32_t k)
 {
-	return (k >= GROMA_MSG_PING && k <= GROMA_MSG_CANCEL) || k == GROMA_MSG_REPLY;
+	return (k >= GROMA_MSG_PING && k <= GROMA_MSG_DRAW) || k == GROMA_MSG_REPLY;
 }
 
 /* Parses a header; see protocol.h. */
@@ -391,14 +391,29 @@ groma_proto_parse_header(const uint8_t *bytes, groma_frame_header *h)
 static bool
 answered_kind(uint32_t k)
 {
-	return k >= GROMA_MSG_PING && k <= GROMA_MSG_GENERATE;
+	return (k >= GROMA_MSG_PING && k <= GROMA_MSG_GENERATE) || k == GROMA_MSG_DRAW;
 }
 
-/* Returns true for a kind whose request carries an image (VALIDATE, REGIONS, GENERATE). */
+/* Returns true for a kind whose request carries an image (VALIDATE, REGIONS, GENERATE, DRAW). */
 static bool
 image_kind(uint32_t k)
 {
-	return k == GROMA_MSG_VALIDATE || k == GROMA_MSG_REGIONS || k == GROMA_MSG_GENERATE;
+	return k == GROMA_MSG_VALIDATE || k == GROMA_MSG_REGIONS || k == GROMA_MSG_GENERATE || k == GROMA_MSG_DRAW;
+}
+
+/* Checks the boxes and labels of a DRAW request against the limits. */
+static groma_status
+check_draw(const groma_request *r)
+{
+	if (r->n_draw < 0 || r->n_draw > GROMA_PROTO_MAX_REGIONS)
+		return groma_error(GROMA_ERR_LIMIT, "%d boxes to draw, at most %d", (int) r->n_draw,
+						   GROMA_PROTO_MAX_REGIONS);
+	if (r->n_draw > 0 && r->draw_boxes == NULL)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%d boxes to draw and no coordinates", (int) r->n_draw);
+	for (int i = 0; r->draw_labels != NULL && i < r->n_draw; i++)
+		if (r->draw_labels[i] && strlen(r->draw_labels[i]) > GROMA_PROTO_MAX_TEXT)
+			return groma_error(GROMA_ERR_LIMIT, "label %d is over the limit of %d bytes", i, GROMA_PROTO_MAX_TEXT);
+	return groma_ok();
 }
 
 /*
@@ -426,6 +441,8 @@ check_request(const groma_request *r)
 						   (int) r->max_regions);
 	if (r->kind == GROMA_MSG_GENERATE && (r->task < -1 || r->task > 3))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "task %d is out of range", (int) r->task);
+	if (r->kind == GROMA_MSG_DRAW)
+		return check_draw(r);
 	return groma_ok();
 }
 
@@ -461,7 +478,39 @@ groma_proto_encode_request(const groma_request *r, groma_wbuf *out)
 	}
 	else if (r->kind == GROMA_MSG_CANCEL)
 		put_u32(out, r->cancel_id);
+	else if (r->kind == GROMA_MSG_DRAW)
+	{
+		put_u32(out, (uint32_t) r->n_draw);
+		for (int i = 0; i < 4 * r->n_draw; i++)
+			put_f64(out, r->draw_boxes[i]);
+		for (int i = 0; i < r->n_draw; i++)
+			put_str(out, r->draw_labels ? r->draw_labels[i] : NULL);
+	}
 	return end_frame(out, at);
+}
+
+/* Decodes the boxes and labels of a DRAW request. */
+static void
+get_draw_fields(reader *r, groma_request *q)
+{
+	size_t		n;
+
+	q->n_draw = get_count(r, GROMA_PROTO_MAX_REGIONS, "draw box count");
+	n = (size_t) q->n_draw;
+	/* each box takes 32 bytes and each label at least 4: get_array bounds the allocations by the payload */
+	q->draw_boxes = get_array(r, 4 * n, sizeof(double), "draw boxes");
+	for (size_t i = 0; i < 4 * n && !r->bad; i++)
+		q->draw_boxes[i] = get_f64(r, "draw box");
+	q->draw_labels = get_array(r, n, 4, "labels");
+	if (q->draw_labels != NULL)
+	{
+		free(q->draw_labels);
+		q->draw_labels = calloc(n + 1, sizeof(char *));
+		if (q->draw_labels == NULL)
+			fail_field(r, "memory");
+	}
+	for (size_t i = 0; i < n && !r->bad; i++)
+		q->draw_labels[i] = get_str(r, "label");
 }
 
 /* Decodes a request; see protocol.h. */
@@ -483,6 +532,7 @@ groma_proto_decode_request(const groma_frame_header *h, const uint8_t *payload, 
 		case GROMA_MSG_VALIDATE:
 		case GROMA_MSG_REGIONS:
 		case GROMA_MSG_GENERATE:
+		case GROMA_MSG_DRAW:
 			q->image = get_blob(&r, GROMA_PROTO_MAX_IMAGE, &q->image_len, "image");
 			q->max_pixels = (int64_t) get_u64(&r, "max_pixels");
 			if (q->max_pixels <= 0)
@@ -507,6 +557,8 @@ groma_proto_decode_request(const groma_frame_header *h, const uint8_t *payload, 
 				if (q->task < -1 || q->task > 3)
 					fail_field(&r, "task");
 			}
+			else if (h->kind == GROMA_MSG_DRAW)
+				get_draw_fields(&r, q);
 			break;
 		case GROMA_MSG_CANCEL:
 			q->cancel_id = get_u32(&r, "cancel_id");
@@ -523,6 +575,10 @@ groma_request_free(groma_request *r)
 {
 	free(r->image);
 	free(r->text);
+	free(r->draw_boxes);
+	for (int i = 0; r->draw_labels && i < r->n_draw; i++)
+		free(r->draw_labels[i]);
+	free(r->draw_labels);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -653,6 +709,9 @@ check_reply(const groma_reply *r)
 			return groma_error(GROMA_ERR_LIMIT, "generate reply over the protocol's limits");
 		return check_groundings(r);
 	}
+	if (r->kind == GROMA_MSG_DRAW && (r->jpeg_len > GROMA_PROTO_MAX_IMAGE || (r->jpeg_len > 0 && r->jpeg == NULL)))
+		return groma_error(GROMA_ERR_LIMIT, "a drawn image of %u bytes cannot be sent (limit %u)",
+						   (unsigned) r->jpeg_len, (unsigned) GROMA_PROTO_MAX_IMAGE);
 	return groma_ok();
 }
 
@@ -681,6 +740,8 @@ groma_proto_encode_reply(const groma_reply *r, groma_wbuf *out)
 			put_regions_fields(out, r);
 		if (r->kind == GROMA_MSG_GENERATE)
 			put_generate_fields(out, r);
+		if (r->kind == GROMA_MSG_DRAW)
+			put_blob(out, r->jpeg, r->jpeg_len);
 		if (r->kind == GROMA_MSG_REGIONS || r->kind == GROMA_MSG_GENERATE)
 		{
 			put_f64(out, r->queue_ms);
@@ -801,7 +862,7 @@ groma_proto_decode_reply(const groma_frame_header *h, const uint8_t *payload, si
 	code = get_u32(&in, "status");
 	message = get_str(&in, "message");
 	r->kind = (groma_msg_kind) kind;
-	if (!in.bad && (kind < GROMA_MSG_PING || kind > GROMA_MSG_GENERATE || code > GROMA_ERR_PROTOCOL))
+	if (!in.bad && (!answered_kind(kind) || code > GROMA_ERR_PROTOCOL))
 		fail_field(&in, "kind or status");
 	/* the message travels with successes too (STATUS: why a model failed to load) */
 	r->status = groma_error((groma_status_code) code, "%s", message ? message : "");
@@ -810,7 +871,7 @@ groma_proto_decode_reply(const groma_frame_header *h, const uint8_t *payload, si
 	{
 		if (kind == GROMA_MSG_STATUS)
 			get_status_fields(&in, r);
-		if (kind == GROMA_MSG_VALIDATE || kind == GROMA_MSG_REGIONS || kind == GROMA_MSG_GENERATE)
+		if (image_kind(kind))
 		{
 			r->width = get_i32(&in, "width");
 			r->height = get_i32(&in, "height");
@@ -819,6 +880,8 @@ groma_proto_decode_reply(const groma_frame_header *h, const uint8_t *payload, si
 			get_regions_fields(&in, r);
 		if (kind == GROMA_MSG_GENERATE)
 			get_generate_fields(&in, r);
+		if (kind == GROMA_MSG_DRAW)
+			r->jpeg = get_blob(&in, GROMA_PROTO_MAX_IMAGE, &r->jpeg_len, "jpeg");
 		if (kind == GROMA_MSG_REGIONS || kind == GROMA_MSG_GENERATE)
 		{
 			r->queue_ms = get_f64(&in, "queue_ms");
@@ -848,6 +911,7 @@ groma_reply_free(groma_reply *r)
 	}
 	free(r->groundings);
 	free(r->ids);
+	free(r->jpeg);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -50,6 +50,7 @@ typedef enum groma_msg_kind
 	GROMA_MSG_REGIONS = 4,		/* the boxes the model keeps */
 	GROMA_MSG_GENERATE = 5,		/* a grounded answer to a prompt or task */
 	GROMA_MSG_CANCEL = 6,		/* drop the request named by cancel_id; no reply */
+	GROMA_MSG_DRAW = 7,			/* boxes and labels drawn on the image, a JPEG back; needs no model */
 	GROMA_MSG_REPLY = 100		/* the answer to a request, same id */
 } groma_msg_kind;
 
@@ -72,7 +73,7 @@ typedef struct groma_request
 {
 	groma_msg_kind kind;
 	uint32_t	id;
-	/* VALIDATE, REGIONS, GENERATE */
+	/* VALIDATE, REGIONS, GENERATE, DRAW */
 	uint8_t    *image;			/* malloc'd JPEG bytes */
 	uint32_t	image_len;
 	int64_t		max_pixels;		/* refuse larger images (groma.max_image_pixels) */
@@ -88,6 +89,10 @@ typedef struct groma_request
 	int32_t		max_new_tokens;
 	/* CANCEL */
 	uint32_t	cancel_id;
+	/* DRAW: n_draw boxes and as many labels ("" or NULL: no label; draw_labels NULL: none at all) */
+	int32_t		n_draw;
+	double	   *draw_boxes;		/* malloc'd [n_draw][4] pixel corners */
+	char	  **draw_labels;	/* malloc'd [n_draw] malloc'd strings */
 } groma_request;
 
 /* One grounded phrase of an answer: character offsets into text and pixel boxes. */
@@ -116,7 +121,7 @@ typedef struct groma_reply
 	uint32_t	running;		/* requests being computed */
 	uint64_t	served;			/* requests answered successfully */
 	uint64_t	failed;			/* requests answered with an error */
-	/* VALIDATE, REGIONS, GENERATE */
+	/* VALIDATE, REGIONS, GENERATE, DRAW */
 	int32_t		width;			/* original image size */
 	int32_t		height;
 	/* REGIONS (and GENERATE: n_regions only) */
@@ -136,6 +141,9 @@ typedef struct groma_reply
 	int32_t    *ids;			/* generated token ids */
 	bool		hit_eos;
 	int32_t		prompt_tokens;
+	/* DRAW */
+	uint8_t    *jpeg;			/* malloc'd JPEG bytes of the drawn image */
+	uint32_t	jpeg_len;
 	/* timings of REGIONS and GENERATE, milliseconds */
 	double		queue_ms;
 	double		vision_ms;

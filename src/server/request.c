@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../image/draw.h"
 #include "../image/preprocess.h"
 #include "../model/generate.h"
 #include "../runtime/ops.h"
@@ -68,6 +69,24 @@ run_validate(const groma_request *req, groma_reply *reply)
 								   &reply->height);
 	free(resized);
 	free(pixels);
+	return st;
+}
+
+/* DRAW: the request's boxes and labels drawn on its image, re-encoded as a JPEG into reply->jpeg. */
+static groma_status
+run_draw(const groma_request *req, groma_reply *reply)
+{
+	groma_jpeg_limits limits = request_limits(req);
+	const char *const *labels = (const char *const *) req->draw_labels;
+	size_t		len = 0;
+	groma_status st = groma_draw_jpeg(req->image, req->image_len, &limits, req->draw_boxes, req->n_draw, labels,
+									  labels ? req->n_draw : 0, &reply->jpeg, &len, &reply->width,
+									  &reply->height);
+
+	if (st.code == GROMA_OK && len > GROMA_PROTO_MAX_IMAGE)
+		st = groma_error(GROMA_ERR_LIMIT, "the drawn image of %zu bytes is over the protocol's limit of %u bytes",
+						 len, (unsigned) GROMA_PROTO_MAX_IMAGE);
+	reply->jpeg_len = (uint32_t) (st.code == GROMA_OK ? len : 0);
 	return st;
 }
 
@@ -312,6 +331,8 @@ groma_request_run(groma_engine *e, const groma_request *req, groma_reply *reply)
 	reply->id = req->id;
 	if (req->kind == GROMA_MSG_VALIDATE)
 		st = run_validate(req, reply);
+	else if (req->kind == GROMA_MSG_DRAW)
+		st = run_draw(req, reply);
 	else if (req->kind != GROMA_MSG_REGIONS && req->kind != GROMA_MSG_GENERATE)
 		st = groma_error(GROMA_ERR_INVALID_ARGUMENT, "request kind %d does not run on the model", (int) req->kind);
 	else if (e == NULL || e->session.model == NULL)

@@ -24,8 +24,8 @@ void		groma_engine_close(groma_engine *e);
 
 /*
  * Runs req and fills reply (kind, id, status and the kind's fields, owned
- * by the reply: free it with groma_reply_free).  VALIDATE needs no engine
- * (e may be NULL); REGIONS and GENERATE need a loaded one.  Model work
+ * by the reply: free it with groma_reply_free).  VALIDATE and DRAW need no
+ * engine (e may be NULL); REGIONS and GENERATE need a loaded one.  Model work
  * stops at the next stage boundary or decode step when the calling thread's
  * cancel flag (runtime/cancel.h) is set.  Returns reply->status.
  */

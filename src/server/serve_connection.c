@@ -139,7 +139,7 @@ validate_watcher(void *arg)
 }
 
 /*
- * Runs a VALIDATE on this thread while a watcher thread watches the client:
+ * Runs a VALIDATE (or a DRAW) on this thread while a watcher thread watches the client:
  * a cancel frame or a closed connection stops a long JPEG decode (the
  * decoder polls the thread's cancel flag).
  */
@@ -200,6 +200,12 @@ handle_request(connection *c, groma_request *req)
 			run_validate_watched(c, req, &reply);
 			serve_log(SERVE_LOG_DEBUG, "request %u validate image=%uB %s", (unsigned) req->id,
 					  (unsigned) req->image_len, groma_status_code_name(reply.status.code));
+			break;
+		case GROMA_MSG_DRAW:
+			/* drawing needs no model either: decoded here, cancelled the same way as VALIDATE */
+			run_validate_watched(c, req, &reply);
+			serve_log(SERVE_LOG_DEBUG, "request %u draw image=%uB boxes=%d %s", (unsigned) req->id,
+					  (unsigned) req->image_len, (int) req->n_draw, groma_status_code_name(reply.status.code));
 			break;
 		case GROMA_MSG_REPLY:
 			return false;

@@ -23,6 +23,7 @@ usage(FILE *f)
 			"                    [--log-level error|warning|info|debug] [--watch-fd FD]\n"
 			"       groma-server --decode IMG.jpg --out FILE.safetensors [--device cpu|cuda]\n"
 			"       groma-server --info IMG.jpg\n"
+			"       groma-server --draw IMG.jpg [--box x1,y1,x2,y2 [--label TEXT]]... --out OUT.jpg\n"
 			"       groma-server --model DIR --regions IMG.jpg [--refer x1,y1,x2,y2]... [--embeddings] [--device cpu|cuda]\n"
 			"       groma-server --model DIR --image IMG.jpg (--prompt TEXT | --task caption|caption-detailed|ground|describe)\n"
 			"                    [--phrase TEXT] [--refer x1,y1,x2,y2]... [--max-new-tokens N] [--device cpu|cuda]\n"
@@ -60,7 +61,7 @@ enum
 	OPT_DECODE = 256, OPT_INFO, OPT_REGIONS, OPT_IMAGE, OPT_DEVICE_INFO, OPT_BENCH, OPT_RANDOM_WEIGHTS,
 	OPT_CONFIG, OPT_WEIGHTS, OPT_OUT, OPT_MODEL, OPT_PROMPT, OPT_TASK, OPT_PHRASE, OPT_MAX_NEW_TOKENS,
 	OPT_REFER, OPT_DEVICE, OPT_MAX_IMAGE_PIXELS, OPT_SERVE, OPT_SOCKET, OPT_DEVICE_ID, OPT_THREADS,
-	OPT_MAX_QUEUE, OPT_LOG_LEVEL, OPT_WATCH_FD, OPT_VERSION, OPT_EMBEDDINGS
+	OPT_MAX_QUEUE, OPT_LOG_LEVEL, OPT_WATCH_FD, OPT_VERSION, OPT_EMBEDDINGS, OPT_DRAW, OPT_BOX, OPT_LABEL
 };
 
 static const struct option long_options[] = {
@@ -68,6 +69,9 @@ static const struct option long_options[] = {
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"decode", required_argument, NULL, OPT_DECODE},
 	{"info", required_argument, NULL, OPT_INFO},
+	{"draw", required_argument, NULL, OPT_DRAW},
+	{"box", required_argument, NULL, OPT_BOX},
+	{"label", required_argument, NULL, OPT_LABEL},
 	{"regions", required_argument, NULL, OPT_REGIONS},
 	{"image", required_argument, NULL, OPT_IMAGE},
 	{"device-info", no_argument, NULL, OPT_DEVICE_INFO},
@@ -105,6 +109,38 @@ numeric_option(const char *name, const char *text, long max, long *out)
 	return -1;
 }
 
+/* Applies --box (a new box) or --label (the label of the last box); returns 0, or 2 on a usage error. */
+static int
+apply_draw_option(int c, const char *arg, groma_cli_options *opt)
+{
+	char		tail;
+
+	if (c == OPT_LABEL)
+	{
+		if (opt->n_draw == 0 || opt->draw_labels[opt->n_draw - 1] != NULL)
+		{
+			fprintf(stderr, "groma-server: each --label follows the --box it names (one label per box)\n");
+			return 2;
+		}
+		opt->draw_labels[opt->n_draw - 1] = arg;
+		opt->any_label = true;
+		return 0;
+	}
+	if (opt->n_draw >= GROMA_DRAW_MAX_BOXES)
+	{
+		fprintf(stderr, "groma-server: at most %d --box options\n", GROMA_DRAW_MAX_BOXES);
+		return 2;
+	}
+	if (sscanf(arg, "%lf,%lf,%lf,%lf%c", &opt->draw_boxes[opt->n_draw][0], &opt->draw_boxes[opt->n_draw][1],
+			   &opt->draw_boxes[opt->n_draw][2], &opt->draw_boxes[opt->n_draw][3], &tail) != 4)
+	{
+		fprintf(stderr, "groma-server: --box needs x1,y1,x2,y2\n");
+		return 2;
+	}
+	opt->n_draw++;
+	return 0;
+}
+
 /* Applies one parsed option to opt; returns 0, 1 when main should exit 0 (help, version), or 2 on a usage error. */
 static int
 apply_option(int c, const char *arg, groma_cli_options *opt, const char **command)
@@ -123,9 +159,14 @@ apply_option(int c, const char *arg, groma_cli_options *opt, const char **comman
 		case OPT_INFO:
 		case OPT_REGIONS:
 		case OPT_IMAGE:
-			*command = c == OPT_DECODE ? "decode" : c == OPT_INFO ? "info" : c == OPT_REGIONS ? "regions" : "image";
+		case OPT_DRAW:
+			*command = c == OPT_DECODE ? "decode" : c == OPT_INFO ? "info" : c == OPT_REGIONS ? "regions" :
+				c == OPT_DRAW ? "draw" : "image";
 			opt->image_path = arg;
 			return 0;
+		case OPT_BOX:
+		case OPT_LABEL:
+			return apply_draw_option(c, arg, opt);
 		case OPT_DEVICE_INFO:
 			*command = "device-info";
 			return 0;
@@ -254,6 +295,15 @@ dispatch(const char *command, groma_cli_options *opt)
 	}
 	if (strcmp(command, "info") == 0)
 		return groma_cli_info(opt);
+	if (strcmp(command, "draw") == 0)
+	{
+		if (opt->out_path == NULL)
+		{
+			fprintf(stderr, "groma-server: --draw needs --out FILE\n");
+			return 2;
+		}
+		return groma_cli_draw(opt);
+	}
 	if (strcmp(command, "image") == 0)
 	{
 		if (opt->model_dir == NULL || (opt->prompt == NULL) == (opt->task == NULL))
@@ -288,7 +338,7 @@ dispatch(const char *command, groma_cli_options *opt)
 int
 main(int argc, char **argv)
 {
-	groma_cli_options opt;
+	static groma_cli_options opt;	/* static: the --box table is large */
 	const char *command = NULL;
 	int			c;
 

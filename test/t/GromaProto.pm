@@ -9,7 +9,7 @@ use Time::HiRes qw(time sleep);
 use Exporter 'import';
 
 our @EXPORT = qw(proto_connect frame blob ping_frame status_frame validate_frame generate_frame regions_frame
-    cancel_frame read_reply parse_status wait_for_socket);
+    cancel_frame draw_frame read_reply parse_status wait_for_socket);
 
 # Returns a connected socket to path (undef when it cannot connect).
 sub proto_connect {
@@ -51,6 +51,15 @@ sub cancel_frame { my ($id, $target) = @_; return frame(6, $id, pack('V', $targe
 sub generate_frame {
     my ($id, $img, $prompt, $tokens) = @_;
     return frame(5, $id, image_fields($img) . pack('l<', -1) . blob($prompt) . pack('l<', $tokens));
+}
+
+# A DRAW frame: boxes as [x1, y1, x2, y2] array refs, one label per box ('' or undef: none).
+sub draw_frame {
+    my ($id, $img, $boxes, $labels) = @_;
+    my $p = image_fields($img) . pack('V', scalar @$boxes);
+    $p .= pack('d<4', @$_) for @$boxes;
+    $p .= blob($labels ? ($labels->[$_] // '') : '') for 0 .. $#$boxes;
+    return frame(7, $id, $p);
 }
 
 # Reads exactly n bytes within timeout seconds; undef on end of file or timeout.

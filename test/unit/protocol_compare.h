@@ -31,7 +31,7 @@ static const char *
 proto_request_difference(const groma_request *a, const groma_request *b)
 {
 	bool		has_image = a->kind == GROMA_MSG_VALIDATE || a->kind == GROMA_MSG_REGIONS ||
-		a->kind == GROMA_MSG_GENERATE;
+		a->kind == GROMA_MSG_GENERATE || a->kind == GROMA_MSG_DRAW;
 
 	if (a->kind != b->kind || a->id != b->id)
 		return "kind or id";
@@ -54,6 +54,15 @@ proto_request_difference(const groma_request *a, const groma_request *b)
 		return "generate fields";
 	if (a->kind == GROMA_MSG_CANCEL && a->cancel_id != b->cancel_id)
 		return "cancel_id";
+	if (a->kind == GROMA_MSG_DRAW)
+	{
+		if (a->n_draw != b->n_draw ||
+			!proto_same_bytes(a->draw_boxes, b->draw_boxes, 4 * (size_t) a->n_draw * sizeof(double)))
+			return "draw boxes";
+		for (int i = 0; i < a->n_draw; i++)
+			if (!proto_same_str(a->draw_labels ? a->draw_labels[i] : NULL, b->draw_labels ? b->draw_labels[i] : NULL))
+				return "labels";
+	}
 	return NULL;
 }
 
@@ -130,13 +139,17 @@ proto_reply_difference(const groma_reply *a, const groma_reply *b)
 		return NULL;
 	if (a->kind == GROMA_MSG_STATUS)
 		d = proto_status_difference(a, b);
-	if (d == NULL && (a->kind == GROMA_MSG_VALIDATE || a->kind == GROMA_MSG_REGIONS || a->kind == GROMA_MSG_GENERATE) &&
+	if (d == NULL && (a->kind == GROMA_MSG_VALIDATE || a->kind == GROMA_MSG_REGIONS || a->kind == GROMA_MSG_GENERATE ||
+					  a->kind == GROMA_MSG_DRAW) &&
 		(a->width != b->width || a->height != b->height))
 		d = "image size";
 	if (d == NULL && a->kind == GROMA_MSG_REGIONS)
 		d = proto_regions_difference(a, b);
 	if (d == NULL && a->kind == GROMA_MSG_GENERATE)
 		d = proto_generate_difference(a, b);
+	if (d == NULL && a->kind == GROMA_MSG_DRAW &&
+		(a->jpeg_len != b->jpeg_len || !proto_same_bytes(a->jpeg, b->jpeg, a->jpeg_len)))
+		d = "drawn image";
 	if (d == NULL && (a->kind == GROMA_MSG_REGIONS || a->kind == GROMA_MSG_GENERATE) &&
 		(!proto_same_bytes(&a->queue_ms, &b->queue_ms, sizeof(double)) ||
 		 !proto_same_bytes(&a->vision_ms, &b->vision_ms, sizeof(double)) ||

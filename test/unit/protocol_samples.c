@@ -11,6 +11,10 @@
 /* Bytes that stand in for a JPEG: the protocol does not look inside. */
 static uint8_t sample_image[] = {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 'J', 'F', 'I', 'F', 0x00, 0xFF, 0xD9};
 
+/* Boxes and labels of the sample DRAW request (a label may be empty, and need not be ASCII). */
+static double sample_draw_boxes[3 * 4] = {10, 20, 110, 120, 300, 200, 250, 150, -5, 1e6, 7.5, NAN};
+static char *sample_draw_labels[3] = {"dog", "", "caf\xC3\xA9"};
+
 /* Fills out with one request of each kind; see protocol_samples.h. */
 void
 proto_sample_requests(groma_request *out)
@@ -47,6 +51,11 @@ proto_sample_requests(groma_request *out)
 	q->refer[0][3] = 4;
 
 	out[5] = (groma_request) {.kind = GROMA_MSG_CANCEL, .id = 6, .cancel_id = 5, .task = -1, .min_score = -1};
+
+	/* corners in either order, one past the image, a NaN (refused by the drawing, not by the protocol) */
+	out[6] = (groma_request) {.kind = GROMA_MSG_DRAW, .id = 7, .image = sample_image, .image_len = sizeof(sample_image),
+		.max_pixels = 1000000, .n_draw = 3, .draw_boxes = sample_draw_boxes, .draw_labels = sample_draw_labels,
+		.task = -1, .min_score = -1};
 }
 
 /* Region data of the sample REGIONS reply: 3 regions, 5-float embeddings. */
@@ -101,6 +110,9 @@ proto_sample_replies(groma_reply *out)
 	out[5] = (groma_reply) {.kind = GROMA_MSG_GENERATE, .id = 9,
 		.status = groma_error(GROMA_ERR_BUSY, "queue is full (%d requests waiting)", 64), .width = 5,
 		.height = 6, .n_ids = 5, .ids = sample_ids};
+
+	out[6] = (groma_reply) {.kind = GROMA_MSG_DRAW, .id = 7, .status = groma_ok(), .width = 333, .height = 251,
+		.jpeg = sample_image, .jpeg_len = sizeof(sample_image)};
 }
 
 /* Makes room for n more bytes in b (aborts when out of memory: test code). */

@@ -9,8 +9,8 @@
 
 #include "../../src/server/protocol.h"
 
-#define PROTO_SAMPLE_REQUESTS 6		/* ping, status, validate, regions, generate, cancel */
-#define PROTO_SAMPLE_REPLIES 6		/* ping, status, validate, regions, generate, an error */
+#define PROTO_SAMPLE_REQUESTS 7		/* ping, status, validate, regions, generate, cancel, draw */
+#define PROTO_SAMPLE_REPLIES 7		/* ping, status, validate, regions, generate, an error, draw */
 
 /*
  * Fills out[0..PROTO_SAMPLE_REQUESTS) with one request of each kind.  They

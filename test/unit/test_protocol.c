@@ -446,8 +446,8 @@ UNIT_TEST(test_protocol_seed_frames_decode)
 {
 	static const char *const names[] = {
 		"request_ping", "request_status", "request_validate", "request_regions", "request_generate",
-		"request_cancel", "reply_ping", "reply_status", "reply_validate", "reply_regions", "reply_generate",
-		"reply_error",
+		"request_cancel", "request_draw", "reply_ping", "reply_status", "reply_validate", "reply_regions",
+		"reply_generate", "reply_draw", "reply_error",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)

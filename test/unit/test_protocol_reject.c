@@ -53,7 +53,7 @@ parse_fields(uint32_t magic, uint16_t version, uint16_t kind, uint32_t len)
 /* Bad magic, other versions, unknown kinds and oversized payloads are refused by the header alone. */
 UNIT_TEST(test_protocol_reject_headers)
 {
-	static const uint16_t bad_kinds[] = {0, 7, 99, 101, 0xFFFF};
+	static const uint16_t bad_kinds[] = {0, 8, 99, 101, 0xFFFF};
 	uint8_t		bytes[16];
 	groma_frame_header h;
 	groma_status st;
@@ -348,7 +348,7 @@ UNIT_TEST(test_protocol_reject_reply_strings)
 /* Reply values out of range: answered kind, status code, server state, phrase offsets, refer matches. */
 UNIT_TEST(test_protocol_reject_reply_values)
 {
-	static const uint16_t bad_kinds[] = {0, GROMA_MSG_CANCEL, 7, GROMA_MSG_REPLY};
+	static const uint16_t bad_kinds[] = {0, GROMA_MSG_CANCEL, 8, GROMA_MSG_REPLY};
 	generate_shape s = {"a dog", 5, 1, "dog", 3, 2, 5, 1, 3};
 	groma_wbuf	b = {0};
 	groma_reply r;
