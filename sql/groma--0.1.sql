@@ -161,3 +161,76 @@ COMMENT ON FUNCTION groma_proposals(bytea, int, real) IS
 
 COMMENT ON FUNCTION groma_chat(bytea, text, box[]) IS
 'grounded answer (text and phrase-to-box groundings) of the model to a prompt about a JPEG image';
+
+-- The grounded captions of an array of images, in the same order (NULL for a
+-- NULL element): the set-based path.  The requests travel on
+-- groma.bulk_in_flight connections at once, so several wait in groma-server's
+-- queue instead of one at a time.
+CREATE FUNCTION groma_caption(imgs bytea[], detailed bool DEFAULT false)
+RETURNS groma_answer[]
+AS 'MODULE_PATHNAME', 'groma_caption_array'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION groma_caption(bytea[], bool) IS
+'grounded captions of an array of JPEG images, in order, several requests in flight at once';
+
+-- Captions the rows of tbl whose caption_column IS NULL (and img_column is
+-- not), chunk rows per transaction: each chunk is one groma_caption(bytea[])
+-- call and one UPDATE, committed before the next, with a NOTICE of the
+-- progress.  Cancelled or failed, it keeps the committed chunks; calling it
+-- again captions only the rows still NULL.  caption_column is groma_answer
+-- or text (then the answer's text is stored).  Call it outside a
+-- transaction block (CALL groma_caption_table(...)), as COMMIT needs.
+CREATE PROCEDURE groma_caption_table(tbl regclass, img_column name, caption_column name,
+                                     chunk int DEFAULT 16, detailed bool DEFAULT false)
+LANGUAGE plpgsql
+AS $proc$
+DECLARE
+    col_type regtype;
+    value_sql text;
+    total bigint;
+    done bigint := 0;
+    n bigint;
+BEGIN
+    IF chunk IS NULL OR chunk < 1 THEN
+        RAISE EXCEPTION 'chunk must be at least 1, not %', coalesce(chunk::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT atttypid::regtype INTO col_type FROM pg_attribute
+    WHERE attrelid = tbl AND attname = caption_column AND attnum > 0 AND NOT attisdropped;
+    IF col_type IS NULL THEN
+        RAISE EXCEPTION 'column "%" of % does not exist', caption_column, tbl
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF col_type = 'groma_answer'::regtype THEN
+        value_sql := 'a.answer';
+    ELSIF col_type = 'text'::regtype THEN
+        value_sql := '(a.answer).text';
+    ELSE
+        RAISE EXCEPTION 'column "%" of % is of type %, not groma_answer or text', caption_column, tbl, col_type
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, caption_column, img_column)
+        INTO total;
+    LOOP
+        EXECUTE format(
+            'WITH todo AS (SELECT ctid AS row_id, %2$I AS img FROM %1$s
+                           WHERE %3$I IS NULL AND %2$I IS NOT NULL LIMIT %4$s FOR UPDATE SKIP LOCKED),
+                  batch AS MATERIALIZED (SELECT ids, groma_caption(imgs, %5$L) AS answers
+                                         FROM (SELECT array_agg(row_id) AS ids, array_agg(img) AS imgs FROM todo) s
+                                         WHERE ids IS NOT NULL),
+                  a AS (SELECT b.ids[k] AS row_id, b.answers[k] AS answer
+                        FROM batch b, generate_subscripts(b.ids, 1) AS k)
+             UPDATE %1$s t SET %3$I = %6$s FROM a WHERE t.ctid = a.row_id',
+            tbl, img_column, caption_column, chunk, detailed, value_sql);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        EXIT WHEN n = 0;
+        done := done + n;
+        COMMIT;
+        RAISE NOTICE 'groma_caption_table: % of % rows captioned', done, total;
+    END LOOP;
+END
+$proc$;
+
+COMMENT ON PROCEDURE groma_caption_table(regclass, name, name, int, bool) IS
+'captions the rows of a table whose caption column is NULL, in committed chunks (resumable)';

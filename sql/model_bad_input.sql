@@ -32,7 +32,7 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 
 -- NULL in, NULL out (STRICT); groma_chat's refer may be NULL.
-SELECT groma_caption(NULL) IS NULL AS caption, groma_caption(data, NULL) IS NULL AS caption_detailed,
+SELECT groma_caption(NULL::bytea) IS NULL AS caption, groma_caption(data, NULL) IS NULL AS caption_detailed,
        groma_ground(NULL, 'x') IS NULL AS ground_img, groma_ground(data, NULL) IS NULL AS ground_phrase,
        groma_describe(NULL, box '((1,1),(2,2))') IS NULL AS describe_img,
        groma_describe(data, NULL) IS NULL AS describe_area,
@@ -122,4 +122,4 @@ SELECT p.oid::regprocedure AS function, p.provolatile AS volatile, p.proisstrict
        p.proparallel AS parallel, obj_description(p.oid, 'pg_proc') IS NOT NULL AS has_comment
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE p.proname IN ('groma_chat', 'groma_caption', 'groma_ground', 'groma_describe', 'groma_regions', 'groma_proposals')
-ORDER BY p.proname;
+ORDER BY p.proname, p.oid::regprocedure::text COLLATE "C";

@@ -158,6 +158,27 @@ for t in test/t/*.t; do
     if ! grep -q '^Result: PASS' "$LOG/tap.log"; then fail "$t (prove did not pass)"; fi
 done
 
+# ---------------------------------------------------------------- pgvector
+# test/pg/009 indexes region embeddings with pgvector, which Debian 12 does
+# not package: build and install it from ../shared/third_party (the CI clone
+# has shared/ beside it) unless that version is installed already.  Without
+# ../shared the test skips its pgvector part and says why.
+section "pgvector for test/pg/009 (from ../shared/third_party)"
+PGVECTOR_VERSION=0.8.6
+PGVECTOR_TAR=$ROOT/../shared/third_party/pgvector-$PGVECTOR_VERSION.tar.gz
+if [ -f "$("$PG_CONFIG" --sharedir)/extension/vector--$PGVECTOR_VERSION.sql" ] &&
+    [ -f "$("$PG_CONFIG" --pkglibdir)/vector.so" ]; then
+    echo "# pgvector $PGVECTOR_VERSION is installed already"
+elif [ ! -f "$PGVECTOR_TAR" ]; then
+    echo "# SKIP building pgvector: $PGVECTOR_TAR not found (test/pg/009 skips its pgvector part)"
+elif tar xzf "$PGVECTOR_TAR" -C "$WORK" &&
+    make -C "$WORK/pgvector-$PGVECTOR_VERSION" PG_CONFIG="$PG_CONFIG" >"$LOG/pgvector.log" 2>&1 &&
+    as_installer make -C "$WORK/pgvector-$PGVECTOR_VERSION" PG_CONFIG="$PG_CONFIG" install >>"$LOG/pgvector.log" 2>&1; then
+    pass "pgvector $PGVECTOR_VERSION builds and installs from ../shared/third_party"
+else
+    tail -20 "$LOG/pgvector.log" 2>/dev/null; fail "pgvector $PGVECTOR_VERSION builds and installs from ../shared/third_party"
+fi
+
 # ---------------------------------------------------------------- TAP inside PostgreSQL
 # test/pg/*.t start their own clusters (PostgreSQL::Test::Cluster) with groma
 # preloaded and the tiny model.  initdb refuses root, so they run as postgres

@@ -31,6 +31,7 @@ char	   *groma_server_path = NULL;
 int			groma_log_level = GROMA_LOG_LEVEL_INFO;
 int			groma_request_timeout = 0;
 int			groma_max_new_tokens = 1024;
+int			groma_bulk_in_flight = 4;
 
 /* The largest value the setting accepts: 16384 x 16384, 768 MiB of RGB decoded in a backend. */
 #define GROMA_MAX_IMAGE_PIXELS_LIMIT (16384 * 16384)
@@ -204,6 +205,10 @@ define_session_settings(void)
 							"Largest number of tokens the model generates for one answer.",
 							NULL,
 							&groma_max_new_tokens, 1024, 1, 4096, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("groma.bulk_in_flight",
+							"Requests an array call such as groma_caption(bytea[]) keeps in flight at once.",
+							"Each travels on its own connection to groma-server and waits in its queue.",
+							&groma_bulk_in_flight, 4, 1, 64, PGC_USERSET, 0, NULL, NULL, NULL);
 }
 
 /* Defines the groma.* settings; under shared_preload_libraries also sets up the registry and the launcher. */

@@ -24,6 +24,7 @@ extern int	groma_log_level;	/* groma.log_level, a groma_log_level_setting */
 /* Settings of the backend client. */
 extern int	groma_request_timeout;	/* groma.request_timeout, milliseconds (0 = none) */
 extern int	groma_max_new_tokens;	/* groma.max_new_tokens */
+extern int	groma_bulk_in_flight;	/* groma.bulk_in_flight: requests an array call keeps in flight */
 
 typedef enum groma_device_setting
 {

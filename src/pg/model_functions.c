@@ -26,6 +26,7 @@
 PG_FUNCTION_INFO_V1(groma_ping);
 PG_FUNCTION_INFO_V1(groma_chat);
 PG_FUNCTION_INFO_V1(groma_caption);
+PG_FUNCTION_INFO_V1(groma_caption_array);
 PG_FUNCTION_INFO_V1(groma_ground);
 PG_FUNCTION_INFO_V1(groma_describe);
 PG_FUNCTION_INFO_V1(groma_regions);
@@ -160,11 +161,10 @@ boxes_datum(const double *corners, int n)
 	return PointerGetDatum(construct_array(elems, n, BOXOID, sizeof(BOX), false, TYPALIGN_DOUBLE));
 }
 
-/* Builds the function's groma_answer result from a GENERATE reply. */
+/* Builds a groma_answer (its blessed row type tupdesc) from a GENERATE reply. */
 static Datum
-answer_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
+answer_from_reply(TupleDesc tupdesc, const groma_reply *reply)
 {
-	TupleDesc	tupdesc;
 	Oid			array_type;
 	Oid			grounding_type;
 	TupleDesc	gdesc;
@@ -175,9 +175,6 @@ answer_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "function returning groma_answer called in a context that cannot accept it");
-	tupdesc = BlessTupleDesc(tupdesc);
 	array_type = TupleDescAttr(tupdesc, 1)->atttypid;
 	grounding_type = get_element_type(array_type);
 	if (!OidIsValid(grounding_type))
@@ -201,6 +198,17 @@ answer_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
 	values[1] = PointerGetDatum(construct_array(groundings, reply->n_groundings, grounding_type,
 												typlen, typbyval, typalign));
 	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+}
+
+/* Builds the function's groma_answer result from a GENERATE reply. */
+static Datum
+answer_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
+{
+	TupleDesc	tupdesc;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "function returning groma_answer called in a context that cannot accept it");
+	return answer_from_reply(BlessTupleDesc(tupdesc), reply);
 }
 
 /* Builds groma_ground's result: the boxes of all groundings in order, each box once. */
@@ -346,6 +354,73 @@ groma_caption(PG_FUNCTION_ARGS)
 	int32		task = PG_GETARG_BOOL(1) ? GROMA_TASK_CAPTION_DETAILED : GROMA_TASK_CAPTION;
 
 	PG_RETURN_DATUM(generate(fcinfo, PG_GETARG_BYTEA_PP(0), task, NULL, NULL, NULL, answer_datum));
+}
+
+/*
+ * Returns the grounded captions of an array of images, in the same order
+ * (NULL for a NULL image), keeping groma.bulk_in_flight requests in flight
+ * at once.  Every image header is checked before anything is sent.
+ */
+Datum
+groma_caption_array(PG_FUNCTION_ARGS)
+{
+	ArrayType  *imgs = PG_GETARG_ARRAYTYPE_P(0);
+	int32		task = PG_GETARG_BOOL(1) ? GROMA_TASK_CAPTION_DETAILED : GROMA_TASK_CAPTION;
+	Oid			answer_type = get_element_type(get_fn_expr_rettype(fcinfo->flinfo));
+	Datum	   *elems;
+	bool	   *isnull;
+	int			n;
+	groma_request **reqs;
+	groma_reply *replies;
+	Datum	   *answers;
+	TupleDesc	tupdesc;
+	int			dims[1];
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	ArrayType  *result;
+
+	if (ARR_NDIM(imgs) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("imgs must be a one-dimensional array of images")));
+	if (!OidIsValid(answer_type))
+		elog(ERROR, "groma_caption(bytea[]) must return an array of groma_answer");
+	deconstruct_array(imgs, BYTEAOID, -1, false, TYPALIGN_INT, &elems, &isnull, &n);
+	if (n == 0)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(answer_type));
+	reqs = palloc0(sizeof(groma_request *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		if (isnull[i])
+			continue;
+		reqs[i] = palloc0(sizeof(groma_request));
+		reqs[i]->kind = GROMA_MSG_GENERATE;
+		reqs[i]->task = task;
+		reqs[i]->max_new_tokens = groma_max_new_tokens;
+		set_request_image(reqs[i], DatumGetByteaPP(elems[i]));
+	}
+	replies = palloc(sizeof(groma_reply) * n);
+	groma_client_call_many(reqs, n, replies, groma_bulk_in_flight);
+	answers = palloc(sizeof(Datum) * n);
+	PG_TRY();
+	{
+		tupdesc = BlessTupleDesc(lookup_rowtype_tupdesc_copy(answer_type, -1));
+		for (int i = 0; i < n; i++)
+			answers[i] = isnull[i] ? (Datum) 0 : answer_from_reply(tupdesc, &replies[i]);
+	}
+	PG_FINALLY();
+	{
+		for (int i = 0; i < n; i++)
+			if (!isnull[i])
+				groma_reply_free(&replies[i]);
+	}
+	PG_END_TRY();
+	dims[0] = n;
+	get_typlenbyvalalign(answer_type, &typlen, &typbyval, &typalign);
+	result = construct_md_array(answers, isnull, 1, dims, lbs, answer_type, typlen, typbyval, typalign);
+	PG_RETURN_ARRAYTYPE_P(result);
 }
 
 /* Returns the boxes the model grounds a phrase to (referring expression), in order, each once; possibly empty. */

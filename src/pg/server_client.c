@@ -60,6 +60,8 @@ static uint64 unready_generation[GROMA_MAX_SERVERS];
 static uint32 next_request_id = 0;
 static int	counted_slot = -1;		/* the slot whose in_flight counts our outstanding request */
 static bool exit_callback_registered = false;
+static int	bulk_slot = -1;		/* the slot a bulk call sends to */
+static int	bulk_counted = 0;	/* its outstanding requests counted in that slot's in_flight */
 static uint32 next_slot_turn = 0;
 static char connect_error[128];
 static char protocol_error[GROMA_STATUS_MESSAGE_LEN + 64];
@@ -249,19 +251,15 @@ recv_all(pgsocket fd, uint8 *data, size_t len, TimestampTz deadline)
 }
 
 /*
- * Sends one encoded request frame on fd and reads frames until the reply
- * with the request's id, decoding it into reply.  Returns IO_PROTOCOL (with
- * protocol_error set) for frames that do not parse, IO_CLOSED or IO_TIMEOUT
- * for I/O failures.
+ * Reads frames from fd until the reply with req's id, decoding it into
+ * reply.  Returns IO_PROTOCOL (with protocol_error set) for frames that do
+ * not parse, IO_CLOSED or IO_TIMEOUT for I/O failures.
  */
 static io_result
-exchange(pgsocket fd, const uint8 *frame, size_t len, const groma_request *req, groma_reply *reply,
-		 TimestampTz deadline)
+read_reply(pgsocket fd, const groma_request *req, groma_reply *reply, TimestampTz deadline)
 {
-	io_result	r = send_all(fd, frame, len, deadline);
+	io_result	r;
 
-	if (r != IO_OK)
-		return r;
 	for (;;)
 	{
 		uint8		header[GROMA_PROTO_HEADER_BYTES];
@@ -306,6 +304,18 @@ exchange(pgsocket fd, const uint8 *frame, size_t len, const groma_request *req, 
 	}
 }
 
+/* Sends one encoded request frame on fd and reads its reply into reply; returns as read_reply does. */
+static io_result
+exchange(pgsocket fd, const uint8 *frame, size_t len, const groma_request *req, groma_reply *reply,
+		 TimestampTz deadline)
+{
+	io_result	r = send_all(fd, frame, len, deadline);
+
+	if (r != IO_OK)
+		return r;
+	return read_reply(fd, req, reply, deadline);
+}
+
 /* Takes our outstanding request out of its slot's in_flight when the backend exits during it (FATAL skips PG_CATCH). */
 static void
 uncount_at_exit(int code, Datum arg)
@@ -313,6 +323,9 @@ uncount_at_exit(int code, Datum arg)
 	if (counted_slot >= 0 && groma_registry_shared != NULL)
 		pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[counted_slot].in_flight, 1);
 	counted_slot = -1;
+	if (bulk_counted > 0 && bulk_slot >= 0 && groma_registry_shared != NULL)
+		pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[bulk_slot].in_flight, (uint32) bulk_counted);
+	bulk_counted = 0;
 }
 
 /* Counts an outstanding request in slot's in_flight. */
@@ -763,4 +776,227 @@ groma_client_try_status(int slot, int timeout_ms, groma_reply *reply)
 		return false;
 	}
 	return true;
+}
+
+/* One connection of a bulk call: the request it carries (-1: none) and that request's deadline. */
+typedef struct bulk_connection
+{
+	pgsocket	fd;
+	int			req;
+	TimestampTz deadline;
+} bulk_connection;
+
+/* Opens a new connection to the server snap describes; returns false and fills connect_error when nothing accepts it. */
+static bool
+bulk_connect(const groma_server_slot *snap, TimestampTz deadline, pgsocket *out)
+{
+	struct sockaddr_un addr;
+	pgsocket	fd;
+
+	memset(&addr, 0, sizeof(addr));
+	addr.sun_family = AF_UNIX;
+	strlcpy(addr.sun_path, snap->socket_path, sizeof(addr.sun_path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+	{
+		snprintf(connect_error, sizeof(connect_error), "could not create a socket: %m");
+		return false;
+	}
+	*out = fd;					/* the caller closes it, also when the connect fails */
+	for (;;)
+	{
+		if (connect(fd, (struct sockaddr *) &addr, sizeof(addr)) == 0)
+			return true;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN && ms_left(deadline) != 0)
+		{
+			sleep_ms(10);
+			continue;
+		}
+		snprintf(connect_error, sizeof(connect_error), "connect to \"%s\" failed: %m", snap->socket_path);
+		return false;
+	}
+}
+
+/* Returns request req encoded as one frame in palloc'd memory (its id assigned here), its length in *len. */
+static uint8 *
+encode_frame(groma_request *req, size_t *len)
+{
+	groma_wbuf	buf = {0};
+	groma_status st;
+	uint8	   *frame;
+
+	req->id = ++next_request_id;
+	st = groma_proto_encode_request(req, &buf);
+	if (st.code != GROMA_OK)
+	{
+		groma_wbuf_free(&buf);
+		groma_pg_check(st);
+	}
+	*len = buf.len;
+	frame = palloc(Max(buf.len, 1));
+	memcpy(frame, buf.data, buf.len);
+	groma_wbuf_free(&buf);
+	return frame;
+}
+
+/*
+ * Sends the next request of reqs not sent yet (from *next on, skipping
+ * NULLs) on connection c, counting it in the slot's in_flight; leaves c
+ * idle when none is left.  Raises the ERROR of a failed send.
+ */
+static void
+bulk_send_next(bulk_connection *c, groma_request **reqs, int n, int *next, const groma_server_slot *snap)
+{
+	uint8	   *frame;
+	size_t		len;
+	io_result	r;
+
+	c->req = -1;
+	while (*next < n && reqs[*next] == NULL)
+		(*next)++;
+	if (*next >= n)
+		return;
+	c->req = (*next)++;
+	c->deadline = deadline_after(groma_request_timeout);
+	frame = encode_frame(reqs[c->req], &len);
+	pg_atomic_fetch_add_u32(&groma_registry_shared->slots[bulk_slot].in_flight, 1);
+	bulk_counted++;
+	r = send_all(c->fd, frame, len, c->deadline);
+	pfree(frame);
+	if (r != IO_OK)
+		report_io_failure(bulk_slot, snap, r, groma_request_timeout);
+}
+
+/* Takes one (or, with all, every) outstanding bulk request out of the slot's in_flight. */
+static void
+bulk_uncount(bool all)
+{
+	int			k = all ? bulk_counted : Min(bulk_counted, 1);
+
+	if (k > 0)
+		pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[bulk_slot].in_flight, (uint32) k);
+	bulk_counted -= k;
+}
+
+/* Returns the milliseconds until the earliest deadline of conns' outstanding requests, or -1 when none has one. */
+static long
+bulk_wait_ms(const bulk_connection *conns, int n_conns)
+{
+	long		best = -1;
+
+	for (int k = 0; k < n_conns; k++)
+	{
+		long		left;
+
+		if (conns[k].req < 0 || conns[k].deadline == 0)
+			continue;
+		left = ms_left(conns[k].deadline);
+		if (best < 0 || left < best)
+			best = left;
+	}
+	return best;
+}
+
+/* Sends many requests over several connections to one server; see server_client.h. */
+void
+groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in_flight)
+{
+	groma_server_slot snap;
+	bulk_connection *conns;
+	bool	   *got;
+	int			todo = 0,
+				n_conns;
+	volatile int done = 0;
+	volatile int next = 0;
+	WaitEventSet *volatile set = NULL;
+
+	memset(replies, 0, sizeof(groma_reply) * n);
+	for (int i = 0; i < n; i++)
+		todo += reqs[i] != NULL;
+	if (todo == 0)
+		return;
+	bulk_slot = choose_slot(&snap, 0);
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(uncount_at_exit, 0);
+		exit_callback_registered = true;
+	}
+	n_conns = Min(Max(in_flight, 1), todo);
+	conns = palloc(sizeof(bulk_connection) * n_conns);
+	got = palloc0(sizeof(bool) * n);
+	for (int k = 0; k < n_conns; k++)
+	{
+		conns[k].fd = PGINVALID_SOCKET;
+		conns[k].req = -1;
+	}
+	PG_TRY();
+	{
+		int			next_local = 0;
+
+		set = CreateWaitEventSet(CurrentMemoryContext, n_conns + 2);
+		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		for (int k = 0; k < n_conns; k++)
+		{
+			if (!bulk_connect(&snap, deadline_after(groma_request_timeout), &conns[k].fd))
+				report_io_failure(bulk_slot, &snap, IO_CONNECT_FAILED, groma_request_timeout);
+			AddWaitEventToSet(set, WL_SOCKET_READABLE, conns[k].fd, NULL, &conns[k]);
+			bulk_send_next(&conns[k], reqs, n, &next_local, &snap);
+			next = next_local;
+		}
+		while (done < todo)
+		{
+			WaitEvent	ev;
+			bulk_connection *c;
+			long		wait_ms = bulk_wait_ms(conns, n_conns);
+			io_result	r;
+
+			if (wait_ms == 0)
+				report_io_failure(bulk_slot, &snap, IO_TIMEOUT, groma_request_timeout);
+			if (WaitEventSetWait(set, wait_ms, &ev, 1, PG_WAIT_EXTENSION) == 0)
+				continue;		/* a deadline passed: found above */
+			if (ev.events & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+				continue;
+			}
+			if (!(ev.events & WL_SOCKET_READABLE))
+				continue;
+			c = (bulk_connection *) ev.user_data;
+			if (c->req < 0)
+				report_io_failure(bulk_slot, &snap, IO_CLOSED, groma_request_timeout);
+			r = read_reply(c->fd, reqs[c->req], &replies[c->req], c->deadline);
+			bulk_uncount(false);
+			if (r != IO_OK)
+				report_io_failure(bulk_slot, &snap, r, groma_request_timeout);
+			check_reply(bulk_slot, &replies[c->req]);
+			got[c->req] = true;
+			done++;
+			next_local = next;
+			bulk_send_next(c, reqs, n, &next_local, &snap);
+			next = next_local;
+		}
+	}
+	PG_CATCH();
+	{
+		if (set != NULL)
+			FreeWaitEventSet(set);
+		for (int k = 0; k < n_conns; k++)
+			if (conns[k].fd != PGINVALID_SOCKET)
+				closesocket(conns[k].fd);
+		bulk_uncount(true);
+		for (int i = 0; i < n; i++)
+			if (got[i])
+				groma_reply_free(&replies[i]);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	FreeWaitEventSet(set);
+	for (int k = 0; k < n_conns; k++)
+		closesocket(conns[k].fd);
+	pfree(conns);
+	pfree(got);
 }

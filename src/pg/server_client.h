@@ -28,6 +28,17 @@ void		groma_client_require_registry(void);
  */
 void		groma_client_call(groma_request *req, groma_reply *reply);
 
+/*
+ * Sends the n requests of reqs (NULL entries skipped) to one running
+ * groma-server over up to in_flight new connections, one request per
+ * connection at a time, so that several wait in the server's queue at once;
+ * stores each successful reply in replies[i] (the caller frees each with
+ * groma_reply_free; entries of NULL requests are zeroed).  Raises ERROR as
+ * groma_client_call does at the first failure, after closing every
+ * connection and freeing every reply.
+ */
+void		groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in_flight);
+
 /* Like groma_client_call for a PING; returns the round trip in milliseconds. */
 double		groma_client_ping(void);
 

@@ -1,0 +1,90 @@
+# The bulk captioning path: groma_caption(bytea[]) answers in input order
+# (NULL for NULL) equal to row-by-row groma_caption; the procedure
+# groma_caption_table captions a table in committed chunks, is cancelled
+# (pg_cancel_backend from another session) after its first chunk commits,
+# and when called again captions only the rest: every row captioned exactly
+# once (a trigger counts the updates) and equal to groma_caption(img).
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::Bin;
+use GromaPg;
+use Test::More;
+
+my $node = groma_node('bulk', "groma.max_new_tokens = 4");
+step('cluster up, model ready');
+
+# Runs sql and returns its output.
+sub sql {
+    my ($q) = @_;
+    return $node->safe_psql('postgres', $q);
+}
+
+my @names = ('extreme_ironing.jpg', 'synthetic_333x251.jpg', 'waterview.jpg');
+sql("CREATE TABLE photos (id int PRIMARY KEY, img bytea, caption groma_answer, times int NOT NULL DEFAULT 0)");
+for my $i (0 .. 8) {
+    sql("INSERT INTO photos (id, img) VALUES ($i + 1, " . image_sql($names[$i % 3]) . ")");
+}
+# counts every update of a row's caption, so a caption written twice shows
+sql(q{CREATE FUNCTION count_caption() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.caption IS DISTINCT FROM OLD.caption THEN
+        NEW.times := OLD.times + 1;
+    END IF;
+    RETURN NEW;
+END $$});
+sql("CREATE TRIGGER count_caption BEFORE UPDATE ON photos FOR EACH ROW EXECUTE FUNCTION count_caption()");
+# the row-by-row answer of each distinct image
+sql("CREATE TABLE single AS SELECT img, groma_caption(img)::text AS caption FROM (SELECT DISTINCT img FROM photos) s");
+step('row-by-row captions of the 3 images');
+
+# the array form: input order, NULL for NULL, equal to the row-by-row answers
+my $arr = sql("WITH c AS MATERIALIZED (SELECT groma_caption(ARRAY[
+                 (SELECT img FROM photos WHERE id = 3), NULL, (SELECT img FROM photos WHERE id = 1),
+                 (SELECT img FROM photos WHERE id = 2), (SELECT img FROM photos WHERE id = 6)]) AS arr)
+               SELECT string_agg(CASE WHEN arr[k] IS NULL THEN 't|' ELSE 'f|' || arr[k]::text END, E'\\n' ORDER BY k)
+               FROM c, generate_subscripts(c.arr, 1) k");
+my $want = sql("SELECT string_agg(CASE WHEN i IS NULL THEN 't|' ELSE 'f|' || s.caption END, E'\\n' ORDER BY k)
+                FROM unnest(ARRAY[3, NULL, 1, 2, 6]) WITH ORDINALITY v(i, k)
+                LEFT JOIN photos p ON p.id = v.i LEFT JOIN single s ON s.img = p.img");
+is($arr, $want, 'groma_caption(bytea[]) answers in input order, NULL for NULL, equal to groma_caption(bytea)');
+is(sql("SELECT cardinality(groma_caption(ARRAY[]::bytea[]))"), 0, 'an empty array gives an empty array');
+is(sql("SELECT groma_caption(NULL::bytea[]) IS NULL"), 't', 'a NULL array gives NULL');
+is(sql("SET groma.bulk_in_flight = 1; SELECT groma_caption(array_agg(img ORDER BY id))::text = "
+       . "(SELECT array_agg(s.caption ORDER BY p.id)::text FROM photos p JOIN single s USING (img) WHERE p.id <= 4)
+       FROM photos WHERE id <= 4"), 't', 'one request in flight gives the same answers');
+step('array form checked');
+
+# the procedure, cancelled after its first chunk commits
+my $q = start_query($node, 'bulk', "CALL groma_caption_table('photos', 'img', 'caption', 3)");
+my $first = wait_until(120, sub { sql("SELECT count(*) FROM photos WHERE caption IS NOT NULL") >= 3 });
+ok($first, 'the first chunk of 3 commits while the procedure runs');
+sql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'bulk'");
+my ($rc, $out, $err) = finish_query($q, 60);
+step('procedure cancelled');
+ok(defined $rc && $rc != 0, 'the cancelled CALL fails');
+like($err, qr/57014|canceling statement due to user request/, 'with query_canceled');
+like($err, qr/groma_caption_table: 3 of 9 rows captioned/, 'after a progress NOTICE for the first chunk');
+my $part = sql("SELECT count(*) FROM photos WHERE caption IS NOT NULL");
+ok($part >= 3 && $part < 9, "the committed chunks stay ($part of 9 rows captioned)");
+ok(wait_until(10, sub { status_row($node)->{in_flight} eq '0' }), 'no request is left counted in flight');
+
+# resumed: only the rest is captioned
+my ($rc2, $out2, $err2) = $node->psql('postgres',
+    "CALL groma_caption_table('photos', 'img', 'caption', 3)");
+step('procedure resumed');
+is($rc2, 0, 'the CALL again succeeds') or diag($err2);
+like($err2, qr/groma_caption_table: \d+ of \d+ rows captioned/,
+    'it reports its progress');
+unlike($err2 // '', qr/ of 9 rows captioned/, 'it counts only the rows still to caption');
+is(sql("SELECT count(*) FROM photos WHERE caption IS NULL"), 0, 'every row is captioned');
+is(sql("SELECT count(*) FROM photos WHERE times <> 1"), 0, 'every row was captioned exactly once');
+is(sql("SELECT count(*) FROM photos p JOIN single s USING (img) WHERE p.caption::text = s.caption"), 9,
+    'every caption equals the row-by-row groma_caption(img)');
+my ($rc3, $out3, $err3) = $node->psql('postgres', "CALL groma_caption_table('photos', 'img', 'caption', 3)");
+is($rc3, 0, 'a third CALL has nothing to do');
+unlike($err3 // '', qr/rows captioned/, 'and reports no chunk');
+like(($node->psql('postgres', "CALL groma_caption_table('photos', 'img', 'caption', 0)"))[2],
+    qr/chunk must be at least 1/, 'chunk 0 is refused');
+is(status_row($node)->{restarts}, '0', 'groma-server never restarted');
+done_testing();
