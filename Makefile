@@ -11,7 +11,7 @@
 
 EXTENSION = groma
 DATA = sql/groma--0.1.sql
-REGRESS = image_info image_bad_input server_functions model_bad_input
+REGRESS = image_info image_bad_input server_functions model_bad_input draw
 PG_CONFIG ?= pg_config
 
 # Library code (no PostgreSQL headers).  Files named *_main.c are program
@@ -55,6 +55,11 @@ endif
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS does not track headers: groma.so's objects are rebuilt when any of
+# groma's headers changes (a stale struct layout, e.g. of a protocol
+# request, would corrupt a backend's stack).
+$(OBJS): $(wildcard src/*/*.h)
 
 SERVER_CFLAGS = -O2 -g -fPIC -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(CUDA_DEFS)
 SERVER_LIBS = -lturbojpeg -ljpeg -ljansson -lopenblas -lpthread -lm $(CUDA_LIBS)

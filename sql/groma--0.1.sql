@@ -234,3 +234,15 @@ $proc$;
 
 COMMENT ON PROCEDURE groma_caption_table(regclass, name, name, int, bool) IS
 'captions the rows of a table whose caption column is NULL, in committed chunks (resumable)';
+
+-- img with boxes (pixels of the image) drawn as rectangles in distinct
+-- colours and, when labels is given (one element per box, NULL for none),
+-- a label per box; a JPEG.  Decoded and encoded in groma-server; needs no
+-- model.  NULL when img or boxes is NULL.
+CREATE FUNCTION groma_draw(img bytea, boxes box[], labels text[] DEFAULT NULL)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'groma_draw'
+LANGUAGE C CALLED ON NULL INPUT IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION groma_draw(bytea, box[], text[]) IS
+'the image as a JPEG with the boxes drawn in distinct colours and an optional label per box';

@@ -47,11 +47,23 @@ done
     done
     echo "SELECT p.id, p.name, i.* FROM photos p, groma_image_info(p.img) i ORDER BY p.id;"
     echo "SET groma.max_new_tokens = 16;"
-    echo "\\echo '-- groma_chat: the tiny model has random weights, so the text is gibberish by design'"
-    echo "SELECT p.name, a.text, cardinality(a.groundings) AS groundings"
-    echo "  FROM photos p, groma_chat(p.img, '[grounding]Please briefly summarize the content of this image.') a ORDER BY p.id;"
+    echo "\\echo '-- the tiny model has random weights: its boxes are real model output, its text is gibberish by design'"
+    echo "\\echo '-- groma_regions: the top 3 regions of each image (pixels, clipped to the image) and their embedding width'"
+    echo "SELECT p.name, r.idx, r.area, round(r.score::numeric, 3) AS score, cardinality(r.embedding) AS embedding"
+    echo "  FROM photos p, groma_regions(p.img, 3) r ORDER BY p.id, r.idx;"
+    echo "\\echo '-- groma_caption: a grounded caption (text plus phrase-to-box groundings)'"
+    echo "SELECT p.name, c.text, c.groundings FROM photos p, groma_caption(p.img) c ORDER BY p.id;"
+    echo "\\echo '-- groma_ground and groma_describe'"
+    echo "SELECT name, groma_ground(img, 'the man') AS boxes, groma_describe(img, box '((10,10),(120,90))') AS description"
+    echo "  FROM photos ORDER BY id;"
     echo "SELECT server, state, pid, device, served, failed, load_progress FROM groma_status();"
 } | "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d postgres
+
+# groma_draw: the top 5 regions of the first image drawn with their rank as label, saved as a JPEG to look at
+DRAWN=${GROMA_DEMO_DRAWN:-/tmp/groma-demo-regions.jpg}
+"$PGBIN/psql" -XAtq -d postgres -c "SELECT encode(groma_draw(img, groma_proposals(img, 5),
+    ARRAY(SELECT '#' || g FROM generate_series(1, 5) g)), 'base64') FROM photos WHERE id = 1" | base64 -d >"$DRAWN"
+echo "-- groma_draw wrote $DRAWN: $(./groma-server --info "$DRAWN")"
 
 ./groma-server --device-info
 for f in test/golden/images/*.jpg; do

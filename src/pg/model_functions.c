@@ -1,8 +1,9 @@
 /*
  * model_functions.c - SQL functions answered by groma-server's model:
  * groma_ping(), groma_chat, groma_caption, groma_ground, groma_describe,
- * groma_regions and groma_proposals, all on one path: arguments checked in
- * the backend, one request, the result built from the reply.
+ * groma_regions and groma_proposals, and groma_draw (which needs no model),
+ * all on one path: arguments checked in the backend, one request, the
+ * result built from the reply.
  */
 #include "postgres.h"
 
@@ -31,6 +32,7 @@ PG_FUNCTION_INFO_V1(groma_ground);
 PG_FUNCTION_INFO_V1(groma_describe);
 PG_FUNCTION_INFO_V1(groma_regions);
 PG_FUNCTION_INFO_V1(groma_proposals);
+PG_FUNCTION_INFO_V1(groma_draw);
 
 /* Returns the round trip of a PING to a groma-server, in milliseconds. */
 Datum
@@ -484,4 +486,92 @@ Datum
 groma_proposals(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_DATUM(regions(fcinfo, false, proposals_datum));
+}
+
+/* Returns the drawn JPEG of a DRAW reply as bytea. */
+static Datum
+jpeg_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
+{
+	bytea	   *out = palloc(VARHDRSZ + reply->jpeg_len);
+
+	SET_VARSIZE(out, VARHDRSZ + reply->jpeg_len);
+	memcpy(VARDATA(out), reply->jpeg, reply->jpeg_len);
+	return PointerGetDatum(out);
+}
+
+/*
+ * Reads draw's labels (NULL: none) into req, one per box: the array must
+ * be one-dimensional with as many elements as boxes; a NULL element is a
+ * box without a label.
+ */
+static void
+set_draw_labels(groma_request *req, ArrayType *labels, int n_boxes)
+{
+	Datum	   *elems;
+	bool	   *isnull;
+	int			n;
+
+	if (ARR_NDIM(labels) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("labels must be a one-dimensional array of text")));
+	deconstruct_array(labels, TEXTOID, -1, false, TYPALIGN_INT, &elems, &isnull, &n);
+	if (n != n_boxes)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%d labels for %d boxes", n, n_boxes),
+				 errdetail("labels must have one element per box (NULL for a box without a label), or be NULL.")));
+	req->draw_labels = palloc0(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		req->draw_labels[i] = isnull[i] ? "" : TextDatumGetCString(elems[i]);
+		if (strlen(req->draw_labels[i]) > GROMA_PROTO_MAX_TEXT)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("label %d is over the limit of %d bytes", i + 1, GROMA_PROTO_MAX_TEXT)));
+	}
+}
+
+/* Returns img as a JPEG with boxes drawn in distinct colours and, when given, a label per box. */
+Datum
+groma_draw(PG_FUNCTION_ARGS)
+{
+	groma_request req = {.kind = GROMA_MSG_DRAW, .task = -1, .min_score = -1};
+	ArrayType  *boxes;
+	Datum	   *elems;
+	bool	   *isnull;
+	int			n;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	set_request_image(&req, PG_GETARG_BYTEA_PP(0));
+	boxes = PG_GETARG_ARRAYTYPE_P(1);
+	if (ARR_NDIM(boxes) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("boxes must be a one-dimensional array of boxes")));
+	deconstruct_array(boxes, BOXOID, sizeof(BOX), false, TYPALIGN_DOUBLE, &elems, &isnull, &n);
+	if (n > GROMA_PROTO_MAX_REGIONS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%d boxes is over the limit of %d", n, GROMA_PROTO_MAX_REGIONS)));
+	req.n_draw = n;
+	req.draw_boxes = palloc(sizeof(double) * 4 * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		const BOX  *b = DatumGetBoxP(elems[i]);
+
+		if (isnull[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("box %d is NULL", i + 1),
+					 errdetail("Every element of boxes must be a box in pixels of the image.")));
+		req.draw_boxes[4 * i + 0] = b->low.x;
+		req.draw_boxes[4 * i + 1] = b->low.y;
+		req.draw_boxes[4 * i + 2] = b->high.x;
+		req.draw_boxes[4 * i + 3] = b->high.y;
+	}
+	if (!PG_ARGISNULL(2))
+		set_draw_labels(&req, PG_GETARG_ARRAYTYPE_P(2), n);
+	PG_RETURN_DATUM(call_and_build(fcinfo, &req, jpeg_datum));
 }
