@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # test/bench/bench_service.sh - figures for groma as a PostgreSQL service
 # (not a test): the round trip of groma_ping() through SQL next to SELECT 1
-# (p50/p99 over the same number of calls), and requests per second of the
+# (p50/p99 over the same number of calls), requests per second of the
 # bundled tiny model (groma_chat, 16 new tokens, on the CPU) at 1, 8 and 64
-# sessions.  Starts a throwaway cluster with groma preloaded; needs groma
+# sessions, and captions per second for a 12-row table three ways in one
+# run: a row-by-row UPDATE, the set-based procedure groma_caption_table, and
+# the same caption requests sent straight to groma-server's socket (no SQL).  Starts a throwaway cluster with groma preloaded; needs groma
 # installed (make install).  Run as root or as the cluster's owner.
 #
 #   bash test/bench/bench_service.sh [SECONDS_PER_RUN]     (default 10)
@@ -20,6 +22,7 @@ trap 'as_owner "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1
 mkdir -p "$WORK/model"
 cp -r test/golden/tiny-groma/. "$WORK/model/"
 cp test/golden/images/extreme_ironing.jpg "$WORK/img.jpg"
+cp test/golden/images/*.jpg test/t/GromaProto.pm "$WORK/"
 [ "$(id -u)" = 0 ] && chown -R postgres "$WORK"
 PORT=54391
 as_owner "$PGBIN/initdb" -D "$WORK/data" -U postgres --auth=trust --no-sync >/dev/null
@@ -70,3 +73,30 @@ for c in 1 8 64; do
     printf '{"figure": "groma_chat_requests_per_s", "sessions": %d, "requests_per_s": %s, "p50_ms": %s, "p99_ms": %s, "requests": %d}\n' \
         "$c" "$tps" "$p50" "$p99" "$n"
 done
+
+# captions/s over a 12-row table: row by row, set-based, and groma-server directly
+psql -XAtq -c "CREATE TABLE photos (id serial PRIMARY KEY, img bytea, caption groma_answer)"
+for f in "$WORK"/extreme_ironing.jpg "$WORK"/waterview.jpg "$WORK"/synthetic_333x251.jpg; do
+    psql -XAtq -c "INSERT INTO photos (img) SELECT pg_read_binary_file('$f') FROM generate_series(1, 4)"
+done
+ms_of() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+row_ms=$(ms_of psql -XAtq -c "UPDATE photos SET caption = groma_caption(img)")
+psql -XAtq -c "UPDATE photos SET caption = NULL"
+set_ms=$(PGOPTIONS="-c client_min_messages=warning" ms_of psql -XAtq -c "CALL groma_caption_table('photos', 'img', 'caption', 12)")
+done_rows=$(psql -XAtq -c "SELECT count(*) FROM photos WHERE caption IS NOT NULL")
+direct_ms=$(cd "$WORK/data" && as_owner perl -I"$WORK" -MGromaProto -MTime::HiRes=time -e '
+    my @imgs = map { local $/; open(my $f, "<:raw", $_) or die; my $b = <$f>; ($b) x 4 } @ARGV;
+    my $c = proto_connect("groma/server-0.sock") or die "connect: $!";
+    my $t0 = time;
+    for my $i (0 .. $#imgs) {
+        # GENERATE, task 0 (caption), no phrase, 16 new tokens: what groma_caption sends
+        print $c frame(5, $i + 1, blob($imgs[$i]) . pack("Q<V", 50_000_000, 0) . pack("l<", 0) . blob("") . pack("l<", 16));
+        my $r = read_reply($c, 120) or die "no reply";
+        die "error: $r->{message}" if $r->{code} != 0;
+    }
+    printf "%d\n", 1000 * (time - $t0);' "$WORK"/extreme_ironing.jpg "$WORK"/waterview.jpg "$WORK"/synthetic_333x251.jpg)
+for pair in "row_by_row_update:$row_ms" "groma_caption_table:$set_ms" "groma_server_direct:$direct_ms"; do
+    printf '{"figure": "captions_per_s", "path": "%s", "rows": 12, "ms": %s, "captions_per_s": %s}\n' \
+        "${pair%%:*}" "${pair#*:}" "$(awk -v ms="${pair#*:}" 'BEGIN { printf "%.3f", 12000 / ms }')"
+done
+[ "$done_rows" = 12 ] || echo "# warning: groma_caption_table captioned $done_rows of 12 rows"
