@@ -97,7 +97,7 @@ close_connection(int slot)
 {
 	server_connection *c = &connections[slot];
 
-	if (c->open)
+	if (c->open && c->fd != PGINVALID_SOCKET)
 		closesocket(c->fd);
 	c->open = false;
 	c->fd = PGINVALID_SOCKET;
@@ -153,17 +153,18 @@ sleep_ms(long ms)
 	CHECK_FOR_INTERRUPTS();
 }
 
-/* Opens (or reuses) the connection to a slot's server as snap describes it; returns false and fills connect_error when nothing accepts it. */
+/*
+ * Opens a new non-blocking connection to the server snap describes, retrying
+ * while its listen backlog is full; *out receives the socket before the
+ * connect (the caller closes it, also on failure).  Returns false and fills
+ * connect_error when nothing accepts it.
+ */
 static bool
-ensure_connection(int slot, const groma_server_slot *snap, TimestampTz deadline)
+connect_to_server(const groma_server_slot *snap, TimestampTz deadline, pgsocket *out)
 {
-	server_connection *c = &connections[slot];
 	struct sockaddr_un addr;
 	pgsocket	fd;
 
-	if (c->open && c->generation == snap->generation)
-		return true;
-	close_connection(slot);
 	memset(&addr, 0, sizeof(addr));
 	addr.sun_family = AF_UNIX;
 	strlcpy(addr.sun_path, snap->socket_path, sizeof(addr.sun_path));
@@ -173,14 +174,11 @@ ensure_connection(int slot, const groma_server_slot *snap, TimestampTz deadline)
 		snprintf(connect_error, sizeof(connect_error), "could not create a socket: %m");
 		return false;
 	}
-	/* kept in the table while connecting (generation 0 matches no server), so an ERROR closes it */
-	c->open = true;
-	c->fd = fd;
-	c->generation = 0;
+	*out = fd;
 	for (;;)
 	{
 		if (connect(fd, (struct sockaddr *) &addr, sizeof(addr)) == 0)
-			break;
+			return true;
 		if (errno == EINTR)
 			continue;
 		/* a UNIX socket says EAGAIN when its listen backlog is full: try again shortly */
@@ -190,6 +188,24 @@ ensure_connection(int slot, const groma_server_slot *snap, TimestampTz deadline)
 			continue;
 		}
 		snprintf(connect_error, sizeof(connect_error), "connect to \"%s\" failed: %m", snap->socket_path);
+		return false;
+	}
+}
+
+/* Opens (or reuses) the connection to a slot's server as snap describes it; returns false and fills connect_error when nothing accepts it. */
+static bool
+ensure_connection(int slot, const groma_server_slot *snap, TimestampTz deadline)
+{
+	server_connection *c = &connections[slot];
+
+	if (c->open && c->generation == snap->generation)
+		return true;
+	close_connection(slot);
+	/* kept in the table while connecting (generation 0 matches no server), so an ERROR closes it */
+	c->open = true;
+	c->generation = 0;
+	if (!connect_to_server(snap, deadline, &c->fd))
+	{
 		close_connection(slot);
 		return false;
 	}
@@ -786,39 +802,6 @@ typedef struct bulk_connection
 	TimestampTz deadline;
 } bulk_connection;
 
-/* Opens a new connection to the server snap describes; returns false and fills connect_error when nothing accepts it. */
-static bool
-bulk_connect(const groma_server_slot *snap, TimestampTz deadline, pgsocket *out)
-{
-	struct sockaddr_un addr;
-	pgsocket	fd;
-
-	memset(&addr, 0, sizeof(addr));
-	addr.sun_family = AF_UNIX;
-	strlcpy(addr.sun_path, snap->socket_path, sizeof(addr.sun_path));
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-	{
-		snprintf(connect_error, sizeof(connect_error), "could not create a socket: %m");
-		return false;
-	}
-	*out = fd;					/* the caller closes it, also when the connect fails */
-	for (;;)
-	{
-		if (connect(fd, (struct sockaddr *) &addr, sizeof(addr)) == 0)
-			return true;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN && ms_left(deadline) != 0)
-		{
-			sleep_ms(10);
-			continue;
-		}
-		snprintf(connect_error, sizeof(connect_error), "connect to \"%s\" failed: %m", snap->socket_path);
-		return false;
-	}
-}
-
 /* Returns request req encoded as one frame in palloc'd memory (its id assigned here), its length in *len. */
 static uint8 *
 encode_frame(groma_request *req, size_t *len)
@@ -940,7 +923,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 		for (int k = 0; k < n_conns; k++)
 		{
-			if (!bulk_connect(&snap, deadline_after(groma_request_timeout), &conns[k].fd))
+			if (!connect_to_server(&snap, deadline_after(groma_request_timeout), &conns[k].fd))
 				report_io_failure(bulk_slot, &snap, IO_CONNECT_FAILED, groma_request_timeout);
 			AddWaitEventToSet(set, WL_SOCKET_READABLE, conns[k].fd, NULL, &conns[k]);
 			bulk_send_next(&conns[k], reqs, n, &next_local, &snap);

@@ -190,18 +190,7 @@ ok(!-e $sock, 'removing its socket');
 # ---- no model: image checks work, model requests say what is missing
 ($pid, $sock, $log) = start_server('--log-level', 'debug');
 
-# A valid 7000x7000 grayscale JPEG whose blocks are all flat (two bits each):
-# slow to decode, small to send.  A client that goes away stops its check.
-sub flat_jpeg {
-    my ($n) = @_;
-    my $blocks = (int(($n + 7) / 8))**2;
-    return "\xFF\xD8" . "\xFF\xDB" . pack('n', 67) . "\x00" . ("\x01" x 64)
-        . "\xFF\xC0" . pack('n', 11) . pack('CnnC', 8, $n, $n, 1) . "\x01\x11\x00"
-        . "\xFF\xC4" . pack('n', 20) . "\x00\x01" . ("\x00" x 15) . "\x00"
-        . "\xFF\xC4" . pack('n', 20) . "\x10\x01" . ("\x00" x 15) . "\x00"
-        . "\xFF\xDA" . pack('n', 8) . "\x01\x01\x00\x00\x3F\x00"
-        . ("\x00" x int(($blocks * 2 + 7) / 8)) . "\xFF\xD9";
-}
+# A 7000x7000 JPEG that is slow to decode (GromaProto::flat_jpeg): a client that goes away stops its check.
 my $big = flat_jpeg(7000);
 $c = proto_connect($sock);
 $t0 = time;

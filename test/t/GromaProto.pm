@@ -9,7 +9,7 @@ use Time::HiRes qw(time sleep);
 use Exporter 'import';
 
 our @EXPORT = qw(proto_connect frame blob ping_frame status_frame validate_frame generate_frame regions_frame
-    cancel_frame draw_frame read_reply parse_status wait_for_socket);
+    cancel_frame draw_frame read_reply parse_status wait_for_socket flat_jpeg);
 
 # Returns a connected socket to path (undef when it cannot connect).
 sub proto_connect {
@@ -102,6 +102,19 @@ sub parse_status {
     my ($done, $total, $queued, $running, $served, $failed) = unpack('Q<Q<VVQ<Q<', substr($rest, 4 + $dlen));
     return { state => $state, model => $model, device => $device, queued => $queued, running => $running,
         served => $served, failed => $failed };
+}
+
+# Returns a valid n x n grayscale baseline JPEG whose blocks are all flat
+# (two bits each): slow to decode, small to send.
+sub flat_jpeg {
+    my ($n) = @_;
+    my $blocks = (int(($n + 7) / 8))**2;
+    return "\xFF\xD8" . "\xFF\xDB" . pack('n', 67) . "\x00" . ("\x01" x 64)
+        . "\xFF\xC0" . pack('n', 11) . pack('CnnC', 8, $n, $n, 1) . "\x01\x11\x00"
+        . "\xFF\xC4" . pack('n', 20) . "\x00\x01" . ("\x00" x 15) . "\x00"
+        . "\xFF\xC4" . pack('n', 20) . "\x10\x01" . ("\x00" x 15) . "\x00"
+        . "\xFF\xDA" . pack('n', 8) . "\x01\x01\x00\x00\x3F\x00"
+        . ("\x00" x int(($blocks * 2 + 7) / 8)) . "\xFF\xD9";
 }
 
 1;
