@@ -10,17 +10,6 @@
 #include "../../kernels/groma_cuda.h"
 #endif
 
-/* Prints one JSON object on a line (strings escaped) and frees it. */
-static void
-print_json(json_t *obj)
-{
-	char	   *text = obj ? json_dumps(obj, JSON_PRESERVE_ORDER) : NULL;
-
-	printf("%s\n", text ? text : "{}");
-	free(text);
-	json_decref(obj);
-}
-
 /* Prints which compute devices this build can use, one JSON object; see cli.h. */
 int
 groma_cli_device_info(void)
@@ -32,7 +21,7 @@ groma_cli_device_info(void)
 
 	if (n == 0)
 	{
-		print_json(json_pack("{s:b, s:i, s:s}", "cuda_built", 1, "cuda_devices", 0, "reason", why));
+		groma_cli_print_json(json_pack("{s:b, s:i, s:s}", "cuda_built", 1, "cuda_devices", 0, "reason", why), false);
 		return 0;
 	}
 	{
@@ -44,9 +33,9 @@ groma_cli_device_info(void)
 			return 1;
 		}
 	}
-	print_json(json_pack("{s:b, s:i, s:s}", "cuda_built", 1, "cuda_devices", n, "device0", desc));
+	groma_cli_print_json(json_pack("{s:b, s:i, s:s}", "cuda_built", 1, "cuda_devices", n, "device0", desc), false);
 #else
-	print_json(json_pack("{s:b, s:i, s:s}", "cuda_built", 0, "cuda_devices", 0, "reason", "built with GROMA_CUDA=0"));
+	groma_cli_print_json(json_pack("{s:b, s:i, s:s}", "cuda_built", 0, "cuda_devices", 0, "reason", "built with GROMA_CUDA=0"), false);
 #endif
 	return 0;
 }
