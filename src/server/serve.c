@@ -142,28 +142,21 @@ accept_one(serve_state *s, int listen_fd)
 	serve_connection_start(s, fd);
 }
 
-/* Names the device the server computes on, resolving "auto"; returns false when it is unusable. */
-static bool
-resolve_device(const groma_cli_options *opt, char *name, size_t len, const char **device)
+/* Returns the device --device names, "auto" resolved to cuda when a GPU is usable, else cpu. */
+static const char *
+resolve_device(const char *device)
 {
-	*device = opt->device;
-	if (strcmp(opt->device, "auto") == 0)
-	{
-		*device = "cpu";
+	if (strcmp(device, "auto") != 0)
+		return device;
 #ifdef GROMA_WITH_CUDA
-		{
-			char		why[256];
+	{
+		char		why[256];
 
-			if (groma_cuda_device_count(why, sizeof(why)) > 0)
-				*device = "cuda";
-		}
-#endif
+		if (groma_cuda_device_count(why, sizeof(why)) > 0)
+			return "cuda";
 	}
-	if (opt->device_id >= 0)
-		snprintf(name, len, "%s:%d", *device, opt->device_id);
-	else
-		snprintf(name, len, "%s", *device);
-	return true;
+#endif
+	return "cpu";
 }
 
 /* Waits up to ms milliseconds for every accepted job to have its reply written. */
@@ -228,13 +221,14 @@ int
 groma_serve(const groma_cli_options *opt)
 {
 	static serve_state s;
+	static groma_cli_options resolved;	/* opt with the device resolved; the threads read it */
 	struct sigaction sa;
-	const char *device;
 	pthread_t	scheduler;
 	int			listen_fd;
 
 	memset(&s, 0, sizeof(s));
-	s.opt = opt;
+	resolved = *opt;
+	s.opt = &resolved;
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_cond_init(&s.work, NULL);
 	pthread_cond_init(&s.idle, NULL);
@@ -249,13 +243,16 @@ groma_serve(const groma_cli_options *opt)
 		fprintf(stderr, "groma-server: --watch-fd %d is not an open file descriptor\n", opt->watch_fd);
 		return 2;
 	}
-	resolve_device(opt, s.device, sizeof(s.device), &device);
-	((groma_cli_options *) opt)->device = device;
-	if (strcmp(device, "cpu") == 0 && opt->weights && strcmp(opt->weights, "f32") != 0)
+	resolved.device = resolve_device(opt->device);
+	if (opt->device_id >= 0)
+		snprintf(s.device, sizeof(s.device), "%s:%d", resolved.device, opt->device_id);
+	else
+		snprintf(s.device, sizeof(s.device), "%s", resolved.device);
+	if (strcmp(resolved.device, "cpu") == 0 && opt->weights && strcmp(opt->weights, "f32") != 0)
 	{
 		/* a setting made for the GPU does not stop a CPU server (device auto may pick either) */
 		serve_log(SERVE_LOG_INFO, "--weights %s applies to the GPU; the CPU computes in f32", opt->weights);
-		((groma_cli_options *) opt)->weights = NULL;
+		resolved.weights = NULL;
 	}
 	if (pipe2(s.stop_pipe, O_CLOEXEC) != 0)
 		return GROMA_SERVE_EXIT_SETUP;
