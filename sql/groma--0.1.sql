@@ -212,6 +212,7 @@ BEGIN
     END IF;
     EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, caption_column, img_column)
         INTO total;
+    PERFORM groma_progress_begin(tbl, total);
     LOOP
         EXECUTE format(
             'WITH todo AS (SELECT ctid AS row_id, %2$I AS img FROM %1$s
@@ -227,13 +228,51 @@ BEGIN
         EXIT WHEN n = 0;
         done := done + n;
         COMMIT;
+        PERFORM groma_progress_advance(done);
         RAISE NOTICE 'groma_caption_table: % of % rows captioned', done, total;
     END LOOP;
+    PERFORM groma_progress_end();
 END
 $proc$;
 
 COMMENT ON PROCEDURE groma_caption_table(regclass, name, name, int, bool) IS
 'captions the rows of a table whose caption column is NULL, in committed chunks (resumable)';
+
+-- Progress of bulk captioning: one row per backend running
+-- groma_caption_table or an array call groma_caption(bytea[]), like
+-- PostgreSQL's pg_stat_progress_* views.  rows_done counts committed rows
+-- (the procedure's chunks); chunk_done counts the answers received of the
+-- array call running now (chunk_rows images).  A job that fails or is
+-- cancelled disappears.
+CREATE FUNCTION groma_progress_rows(OUT pid int, OUT datid oid, OUT relid oid, OUT phase text,
+                                    OUT rows_total bigint, OUT rows_done bigint,
+                                    OUT chunk_rows int, OUT chunk_done int,
+                                    OUT started_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'groma_progress_rows'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+CREATE VIEW groma_progress AS
+SELECT p.pid, d.datname, p.relid::regclass AS relid, p.phase, p.rows_total, p.rows_done,
+       p.chunk_rows, p.chunk_done, p.started_at,
+       round(((p.rows_done + p.chunk_done)
+              / greatest(extract(epoch FROM clock_timestamp() - p.started_at), 0.001))::numeric, 2)
+           AS rows_per_second
+FROM groma_progress_rows() p LEFT JOIN pg_database d ON d.oid = p.datid;
+
+COMMENT ON VIEW groma_progress IS
+'progress of bulk captioning (groma_caption_table, groma_caption(bytea[])), one row per backend';
+
+-- Reports of groma_caption_table to groma_progress (not meant to be called by hand).
+CREATE FUNCTION groma_progress_begin(tbl regclass, total bigint) RETURNS void
+AS 'MODULE_PATHNAME', 'groma_progress_begin' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION groma_progress_advance(done bigint) RETURNS void
+AS 'MODULE_PATHNAME', 'groma_progress_advance' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION groma_progress_end() RETURNS void
+AS 'MODULE_PATHNAME', 'groma_progress_end' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION groma_progress_begin(regclass, bigint) IS 'internal: groma_caption_table starts a job shown in groma_progress';
+COMMENT ON FUNCTION groma_progress_advance(bigint) IS 'internal: groma_caption_table has committed this many rows';
+COMMENT ON FUNCTION groma_progress_end() IS 'internal: groma_caption_table has finished';
 
 -- img with boxes (pixels of the image) drawn as rectangles in distinct
 -- colours and, when labels is given (one element per box, NULL for none),

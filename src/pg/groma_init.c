@@ -15,6 +15,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "bulk_progress.h"
 #include "groma_pg.h"
 #include "server_registry.h"
 
@@ -220,6 +221,7 @@ _PG_init(void)
 	if (process_shared_preload_libraries_in_progress)
 	{
 		groma_registry_request();
+		groma_progress_request();
 		groma_launcher_register();
 	}
 	MarkGUCPrefixReserved("groma");

@@ -20,6 +20,7 @@
 #include "utils/tuplestore.h"
 #include "utils/typcache.h"
 
+#include "bulk_progress.h"
 #include "groma_pg.h"
 #include "server_client.h"
 #include "../text/prompt.h"
@@ -404,7 +405,9 @@ groma_caption_array(PG_FUNCTION_ARGS)
 		set_request_image(reqs[i], DatumGetByteaPP(elems[i]));
 	}
 	replies = palloc(sizeof(groma_reply) * n);
+	groma_progress_chunk_start(n);
 	groma_client_call_many(reqs, n, replies, groma_bulk_in_flight);
+	groma_progress_chunk_end();
 	answers = palloc(sizeof(Datum) * n);
 	PG_TRY();
 	{

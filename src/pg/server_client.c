@@ -23,6 +23,7 @@
 #include "storage/latch.h"
 #include "utils/timestamp.h"
 
+#include "bulk_progress.h"
 #include "groma_pg.h"
 #include "server_client.h"
 #include "server_registry.h"
@@ -958,6 +959,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			check_reply(bulk_slot, &replies[c->req]);
 			got[c->req] = true;
 			done++;
+			groma_progress_chunk_answered(done);
 			next_local = next;
 			bulk_send_next(c, reqs, n, &next_local, &snap);
 			next = next_local;

@@ -4,6 +4,8 @@
 # (pg_cancel_backend from another session) after its first chunk commits,
 # and when called again captions only the rest: every row captioned exactly
 # once (a trigger counts the updates) and equal to groma_caption(img).
+# The groma_progress view shows both kinds of job while they run and
+# forgets them when they finish, fail or are cancelled.
 use strict;
 use warnings;
 use FindBin;
@@ -55,14 +57,32 @@ is(sql("SET groma.bulk_in_flight = 1; SELECT groma_caption(array_agg(img ORDER B
        FROM photos WHERE id <= 4"), 't', 'one request in flight gives the same answers');
 step('array form checked');
 
+# groma_progress shows an array call made by hand while it runs, then nothing
+my $aq = start_query($node, 'arr', "SELECT groma_caption(array_agg(img)) FROM photos");
+my $seen = wait_until(120, sub {
+    sql("SELECT count(*) FROM groma_progress WHERE phase = 'captioning an array' AND relid IS NULL
+           AND datname = 'postgres' AND rows_total = 9 AND chunk_rows = 9 AND chunk_done BETWEEN 1 AND 8
+           AND pid = (SELECT pid FROM pg_stat_activity WHERE application_name = 'arr')") == 1 });
+ok($seen, 'groma_progress shows the array call with some of its 9 answers received');
+my ($arc) = finish_query($aq, 120);
+is($arc, 0, 'the array call finishes');
+is(sql("SELECT count(*) FROM groma_progress"), 0, 'and leaves groma_progress');
+step('progress of an array call checked');
+
 # the procedure, cancelled after its first chunk commits
 my $q = start_query($node, 'bulk', "CALL groma_caption_table('photos', 'img', 'caption', 3)");
 my $first = wait_until(120, sub { sql("SELECT count(*) FROM photos WHERE caption IS NOT NULL") >= 3 });
 ok($first, 'the first chunk of 3 commits while the procedure runs');
+ok(wait_until(60, sub {
+    sql("SELECT count(*) FROM groma_progress WHERE relid = 'photos'::regclass AND phase = 'captioning a table'
+           AND rows_total = 9 AND rows_done >= 3 AND chunk_rows IN (0, 3) AND rows_per_second > 0") == 1 }),
+    'groma_progress shows the procedure: 9 rows to do, a chunk committed');
 sql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'bulk'");
 my ($rc, $out, $err) = finish_query($q, 60);
 step('procedure cancelled');
 ok(defined $rc && $rc != 0, 'the cancelled CALL fails');
+ok(wait_until(10, sub { sql("SELECT count(*) FROM groma_progress") == 0 }),
+    'a cancelled job leaves groma_progress');
 like($err, qr/57014|canceling statement due to user request/, 'with query_canceled');
 like($err, qr/groma_caption_table: 3 of 9 rows captioned/, 'after a progress NOTICE for the first chunk');
 my $part = sql("SELECT count(*) FROM photos WHERE caption IS NOT NULL");
@@ -78,6 +98,7 @@ like($err2, qr/groma_caption_table: \d+ of \d+ rows captioned/,
     'it reports its progress');
 unlike($err2 // '', qr/ of 9 rows captioned/, 'it counts only the rows still to caption');
 is(sql("SELECT count(*) FROM photos WHERE caption IS NULL"), 0, 'every row is captioned');
+is(sql("SELECT count(*) FROM groma_progress"), 0, 'a finished job leaves groma_progress');
 is(sql("SELECT count(*) FROM photos WHERE times <> 1"), 0, 'every row was captioned exactly once');
 is(sql("SELECT count(*) FROM photos p JOIN single s USING (img) WHERE p.caption::text = s.caption"), 9,
     'every caption equals the row-by-row groma_caption(img)');
