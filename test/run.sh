@@ -188,6 +188,7 @@ PGTREE=$WORK/pgtree
 mkdir -p "$PGTREE/test/golden" "$PGTREE/run"
 cp -r test/pg "$PGTREE/test/"
 cp -r test/golden/tiny-groma test/golden/images "$PGTREE/test/golden/"
+mkdir -p "$PGTREE/docs" && cp README.md "$PGTREE/" && cp -r docs/images "$PGTREE/docs/"
 [ "$(id -u)" = 0 ] && chown -R postgres "$PGTREE"
 PERL_PG=$("$PG_CONFIG" --pgxs | sed 's|/src/makefiles/pgxs.mk$|/src/test/perl|')
 for t in "$PGTREE"/test/pg/*.t; do
