@@ -11,7 +11,7 @@
 
 EXTENSION = groma
 DATA = sql/groma--0.1.sql
-REGRESS = image_info image_bad_input server_functions model_bad_input draw
+REGRESS = image_info image_bad_input server_functions model_bad_input draw model_functions
 PG_CONFIG ?= pg_config
 
 # Library code (no PostgreSQL headers).  Files named *_main.c are program
