@@ -44,6 +44,61 @@ groma_status groma_generate(const groma_model *m, const groma_tokenizer *tok,
 							const groma_vision_result *vis, const char *query, int max_new_tokens,
 							bool stop_at_eos, groma_arena *act, groma_generation *out);
 
+/*
+ * One request's generation in flight, for decoding several at once: its KV
+ * cache, the ids generated so far and the id to feed next.  Begun by
+ * groma_sequence_begin (prompt and prefill), advanced by
+ * groma_sequence_step together with others, ended by groma_sequence_end.
+ */
+typedef struct groma_sequence
+{
+	groma_kv_cache cache;		/* from the pool (or from act when begun without one) */
+	bool		pooled;
+	int32_t    *ids;			/* [max_new_tokens] generated (malloc), </s> not included */
+	size_t		n;
+	int			max_new_tokens;
+	bool		stop_at_eos;
+	bool		hit_eos;
+	bool		done;			/* </s> or max_new_tokens reached: nothing more to decode */
+	int64_t		next;			/* the id to feed at the next step (when not done) */
+	size_t		prompt_tokens;
+	double		prefill_ms;
+	double		decode_ms;		/* the steps this sequence took part in */
+} groma_sequence;
+
+struct groma_kv_pool;
+
+/*
+ * Tokenizes and expands query over a finished vision result, takes a KV
+ * cache for the prompt plus max_new_tokens from pool (or, with pool NULL,
+ * from act, which then keeps it until the caller resets act), runs the
+ * prefill and takes the first greedy id.  The vision result is not needed
+ * afterwards.  GROMA_ERR_BUSY when the pool has no room now.
+ */
+groma_status groma_sequence_begin(const groma_model *m, const groma_tokenizer *tok,
+								  const groma_vision_result *vis, const char *query, int max_new_tokens,
+								  bool stop_at_eos, struct groma_kv_pool *pool, groma_arena *act,
+								  groma_sequence *seq);
+
+/* Host floats groma_sequence_step needs as logits scratch for n sequences. */
+size_t		groma_sequence_logits_floats(const groma_model *m, int n);
+
+/*
+ * One decode step for the n sequences of seqs that are not done, as one
+ * batch (groma_llama_decode_batch): each gets its next id, and is done at
+ * </s> (with stop_at_eos) or at its max_new_tokens.  Each sequence's ids
+ * are those it would get alone.  logits: groma_sequence_logits_floats(m, n).
+ */
+groma_status groma_sequence_step(const groma_model *m, const groma_tokenizer *tok, groma_sequence *const *seqs,
+								 int n, groma_arena *act, float *logits);
+
+/* Gives the cache back to its pool (when pooled) and frees the ids; safe on a zeroed sequence. */
+void		groma_sequence_end(groma_sequence *seq, struct groma_kv_pool *pool);
+
+/* Expands query's conversation into prompt ids (malloc) over a vision result; GROMA_ERR_LIMIT past the context. */
+groma_status groma_prompt_ids(const groma_model *m, const groma_tokenizer *tok, const groma_vision_result *vis,
+							  const char *query, int max_new_tokens, int32_t **ids, size_t *n);
+
 /* Frees the generated ids; safe on a zeroed generation. */
 void		groma_generation_free(groma_generation *g);
 

@@ -137,26 +137,58 @@ cache_store(const groma_tensor *all, int64_t layer, int64_t start, const groma_t
 	return groma_copy(&srcv, &dst);
 }
 
-/* One decoder layer on x[T, D] in place. */
+/*
+ * Attention of one sequence's new positions: q, k, v, ctx are [T, D] rows
+ * of that sequence (T new positions after cache->length); rotates q and k,
+ * appends k and v to the cache of layer index and writes the attention
+ * output into ctx.
+ */
 static groma_status
-layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, groma_kv_cache *cache,
-			  groma_tensor *x, groma_arena *act)
+attend_sequence(const groma_llama *m, int64_t index, groma_kv_cache *cache, const groma_tensor *q,
+				const groma_tensor *k, const groma_tensor *v, groma_tensor *ctx, groma_arena *act)
+{
+	int64_t		t = q->shape[0],
+				heads = m->cfg.heads,
+				dh = m->cfg.hidden / heads,
+				start = cache->length;
+	groma_tensor q4,
+				k4,
+				qh,
+				ch,
+				kc,
+				vc;
+
+	GROMA_TRY(groma_tensor_reshape(q, 4, (int64_t[]) {1, t, heads, dh}, &q4));	/* [1, T, H, Dh] */
+	GROMA_TRY(groma_tensor_reshape(k, 4, (int64_t[]) {1, t, heads, dh}, &k4));
+	GROMA_TRY(groma_rope(&q4, NULL, start, m->cfg.rope_theta));
+	GROMA_TRY(groma_rope(&k4, NULL, start, m->cfg.rope_theta));
+	GROMA_TRY(groma_tensor_permute(&q4, (int[]) {0, 2, 1, 3}, &qh));	/* [1, H, T, Dh] */
+	GROMA_TRY(cache_store(&cache->k, index, start, k, heads));
+	GROMA_TRY(cache_store(&cache->v, index, start, v, heads));
+	GROMA_TRY(cache_view(&cache->k, index, start + t, &kc));	/* [1, H, start + T, Dh] */
+	GROMA_TRY(cache_view(&cache->v, index, start + t, &vc));
+	GROMA_TRY(groma_tensor_reshape(ctx, 4, (int64_t[]) {1, t, heads, dh}, &ch));
+	GROMA_TRY(groma_tensor_permute(&ch, (int[]) {0, 2, 1, 3}, &ch));	/* [1, H, T, Dh] */
+	return groma_attention(&qh, &kc, &vc, 1.0f / sqrtf((float) dh), true, start, act, &ch);
+}
+
+/*
+ * One decoder layer on x[T, D] in place.  The rows belong to n_seq
+ * sequences: with one, all T rows are its new positions; with several
+ * (a batched decode step), row b is the next position of caches[b].
+ */
+static groma_status
+layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, groma_kv_cache *const *caches,
+			  int64_t n_seq, groma_tensor *x, groma_arena *act)
 {
 	int64_t		t = x->shape[0],
-				d = m->cfg.hidden,
-				heads = m->cfg.heads,
-				dh = d / heads,
-				start = cache->length;
+				d = m->cfg.hidden;
 	groma_tensor h,
 				q,
 				k,
 				v,
 				ctx,
 				out,
-				qh,
-				ch,
-				kc,
-				vc,
 				gate,
 				up;
 	size_t		mark = act->used;
@@ -173,23 +205,24 @@ layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, g
 	GROMA_TRY(groma_linear(&h, &l->q, NULL, &q));
 	GROMA_TRY(groma_linear(&h, &l->k, NULL, &k));
 	GROMA_TRY(groma_linear(&h, &l->v, NULL, &v));
+	if (n_seq == 1)
+		GROMA_TRY(attend_sequence(m, index, caches[0], &q, &k, &v, &ctx, act));
+	else
 	{
-		groma_tensor q4,
-					k4;
+		for (int64_t b = 0; b < n_seq; b++)
+		{
+			groma_tensor qb,
+						kb,
+						vb,
+						cb;
 
-		GROMA_TRY(groma_tensor_reshape(&q, 4, (int64_t[]) {1, t, heads, dh}, &q4));
-		GROMA_TRY(groma_tensor_reshape(&k, 4, (int64_t[]) {1, t, heads, dh}, &k4));
-		GROMA_TRY(groma_rope(&q4, NULL, start, m->cfg.rope_theta));
-		GROMA_TRY(groma_rope(&k4, NULL, start, m->cfg.rope_theta));
-		GROMA_TRY(groma_tensor_permute(&q4, (int[]) {0, 2, 1, 3}, &qh));	/* [1, H, T, Dh] */
+			GROMA_TRY(groma_tensor_narrow(&q, 0, b, 1, &qb));	/* [1, D] */
+			GROMA_TRY(groma_tensor_narrow(&k, 0, b, 1, &kb));
+			GROMA_TRY(groma_tensor_narrow(&v, 0, b, 1, &vb));
+			GROMA_TRY(groma_tensor_narrow(&ctx, 0, b, 1, &cb));
+			GROMA_TRY(attend_sequence(m, index, caches[b], &qb, &kb, &vb, &cb, act));
+		}
 	}
-	GROMA_TRY(cache_store(&cache->k, index, start, &k, heads));
-	GROMA_TRY(cache_store(&cache->v, index, start, &v, heads));
-	GROMA_TRY(cache_view(&cache->k, index, start + t, &kc));
-	GROMA_TRY(cache_view(&cache->v, index, start + t, &vc));
-	GROMA_TRY(groma_tensor_reshape(&ctx, 4, (int64_t[]) {1, t, heads, dh}, &ch));
-	GROMA_TRY(groma_tensor_permute(&ch, (int[]) {0, 2, 1, 3}, &ch));
-	GROMA_TRY(groma_attention(&qh, &kc, &vc, 1.0f / sqrtf((float) dh), true, start, act, &ch));
 	GROMA_TRY(groma_linear(&ctx, &l->o, NULL, &out));
 	GROMA_TRY(groma_add(x, &out, x));
 
@@ -230,7 +263,7 @@ groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_ten
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &x));	/* [T, D] residual stream */
 	GROMA_TRY(groma_copy(x_in, &x));
 	for (int i = 0; i < m->cfg.layers; i++)
-		GROMA_TRY(layer_forward(m, &m->layer[i], i, cache, &x, act));
+		GROMA_TRY(layer_forward(m, &m->layer[i], i, &cache, 1, &x, act));
 	cache->length += t;
 	GROMA_TRY(groma_rms_norm(&x, &m->norm, m->cfg.rms_eps, &x));
 	if (final_hidden)
@@ -248,6 +281,60 @@ groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_ten
 		GROMA_TRY(groma_linear(&normed, &m->extra_head, NULL, &head_out));
 		GROMA_TRY(groma_download(&head_out, logits + m->cfg.vocab));
 	}
+	act->used = mark;
+	return groma_ok();
+}
+
+/* Returns the greedy id of one row whose scores are lm[V] then extra[X]: groma_argmax of the concatenation. */
+static int64_t
+argmax_split(const float *lm, int64_t v, const float *extra, int64_t x)
+{
+	int64_t		a = groma_argmax(lm, v),
+				b;
+
+	if (isnan(lm[a]) || x == 0)
+		return a;
+	b = groma_argmax(extra, x);
+	return isnan(extra[b]) || extra[b] > lm[a] ? v + b : a;
+}
+
+/* One decode step for several sequences; see llama.h. */
+groma_status
+groma_llama_decode_batch(const groma_llama *m, groma_kv_cache *const *caches, const groma_tensor *x_in,
+						 groma_arena *act, float *logits, int64_t *next)
+{
+	int64_t		n,
+				d = m->cfg.hidden,
+				vocab = m->cfg.vocab,
+				extra = m->cfg.extra_vocab;
+	groma_tensor x,
+				head_out;
+	size_t		mark = act->used;
+
+	GROMA_TRY(groma_check_f32_anywhere("llama_decode_batch", "x", x_in));
+	GROMA_TRY(groma_check_ndim("llama_decode_batch", "x", x_in, 2));
+	GROMA_TRY(groma_check_dim("llama_decode_batch", "x", x_in, 1, d));
+	n = x_in->shape[0];
+	for (int64_t b = 0; b < n; b++)
+		if (caches[b]->length + 1 > caches[b]->capacity)
+			return groma_error(GROMA_ERR_LIMIT, "llama: sequence %lld has filled its cache of %lld positions",
+							   (long long) b, (long long) caches[b]->capacity);
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, d}, &x));	/* [B, D] residual stream */
+	GROMA_TRY(groma_copy(x_in, &x));
+	for (int i = 0; i < m->cfg.layers; i++)
+		GROMA_TRY(layer_forward(m, &m->layer[i], i, caches, n, &x, act));
+	for (int64_t b = 0; b < n; b++)
+		caches[b]->length++;
+	GROMA_TRY(groma_rms_norm(&x, &m->norm, m->cfg.rms_eps, &x));
+	/* both heads over all rows, then [B, V] and [B, X] into the caller's host scratch */
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, vocab}, &head_out));
+	GROMA_TRY(groma_linear(&x, &m->lm_head, NULL, &head_out));
+	GROMA_TRY(groma_download(&head_out, logits));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, extra}, &head_out));
+	GROMA_TRY(groma_linear(&x, &m->extra_head, NULL, &head_out));
+	GROMA_TRY(groma_download(&head_out, logits + n * vocab));
+	for (int64_t b = 0; b < n; b++)
+		next[b] = argmax_split(logits + b * vocab, vocab, logits + n * vocab + b * extra, extra);
 	act->used = mark;
 	return groma_ok();
 }

@@ -85,6 +85,19 @@ groma_status groma_llama_embed(const groma_llama *m, const int64_t *ids, int64_t
 groma_status groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_tensor *x,
 								 groma_arena *act, float *logits, groma_tensor *final_hidden);
 
+/*
+ * One decode step for n sequences at once: row b of x[n, D] is the
+ * embedding of sequence b's next token, at position caches[b]->length (the
+ * sequences may be at different positions); each row attends over its own
+ * cache and appends its key and value there.  The linears, norms and heads
+ * run once over all rows (a weight is read once for the whole batch);
+ * RoPE, cache writes and attention run per row.  logits is host scratch of
+ * n · (V + X) floats; next[n] receives each row's greedy id (the first
+ * maximum of its V + X scores, as groma_argmax).  Scratch from act.
+ */
+groma_status groma_llama_decode_batch(const groma_llama *m, groma_kv_cache *const *caches, const groma_tensor *x,
+									  groma_arena *act, float *logits, int64_t *next);
+
 /* Returns the first index of the largest of n values; the first NaN wins, as in torch.argmax. */
 int64_t		groma_argmax(const float *logits, int64_t n);
 

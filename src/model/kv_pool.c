@@ -1,0 +1,96 @@
+/*
+ * kv_pool.c - first-fit blocks of one preallocated pool for KV caches
+ * (kv_pool.h).
+ */
+#include "kv_pool.h"
+
+#include <string.h>
+
+/* Allocates the pool; see kv_pool.h. */
+groma_status
+groma_kv_pool_init(groma_kv_pool *pool, groma_device device, size_t bytes)
+{
+	memset(pool, 0, sizeof(*pool));
+	return groma_arena_init_on(&pool->memory, device, bytes);
+}
+
+/* Frees the pool; see kv_pool.h. */
+void
+groma_kv_pool_free(groma_kv_pool *pool)
+{
+	groma_arena_free(&pool->memory);
+	memset(pool, 0, sizeof(*pool));
+}
+
+/* Rounds n up to the arena alignment. */
+static size_t
+aligned(size_t n)
+{
+	return (n + GROMA_ARENA_ALIGN - 1) / GROMA_ARENA_ALIGN * GROMA_ARENA_ALIGN;
+}
+
+/* Carves a cache from the first gap that fits; see kv_pool.h. */
+groma_status
+groma_kv_pool_take(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity,
+				   groma_kv_cache *cache)
+{
+	size_t		need = aligned(groma_kv_cache_bytes(cfg, capacity));
+	size_t		gap_start = 0;
+	int			at;
+	groma_arena block;
+	groma_status st;
+
+	memset(cache, 0, sizeof(*cache));
+	if (need > pool->memory.size)
+		return groma_error(GROMA_ERR_LIMIT, "a KV cache of %lld positions needs %zu MB, more than the pool's %zu MB",
+						   (long long) capacity, need >> 20, pool->memory.size >> 20);
+	if (pool->n_blocks == GROMA_KV_POOL_MAX_BLOCKS)
+		return groma_error(GROMA_ERR_BUSY, "the KV pool holds its most sequences (%d)", GROMA_KV_POOL_MAX_BLOCKS);
+	/* blocks are kept by offset: the gaps are before each block and after the last */
+	for (at = 0; at <= pool->n_blocks; at++)
+	{
+		size_t		gap_end = at < pool->n_blocks ? pool->blocks[at].offset : pool->memory.size;
+
+		if (gap_end - gap_start >= need)
+			break;
+		if (at < pool->n_blocks)
+			gap_start = pool->blocks[at].offset + pool->blocks[at].bytes;
+	}
+	if (at > pool->n_blocks)
+		return groma_error(GROMA_ERR_BUSY, "the KV pool has no free %zu MB now (%zu of %zu MB in use)", need >> 20,
+						   pool->used >> 20, pool->memory.size >> 20);
+	block = (groma_arena) {pool->memory.base + gap_start, need, 0, 0, pool->memory.device};
+	st = groma_kv_cache_init(cache, cfg, capacity, &block);
+	if (st.code != GROMA_OK)
+		return st;
+	memmove(&pool->blocks[at + 1], &pool->blocks[at], sizeof(groma_kv_block) * (size_t) (pool->n_blocks - at));
+	pool->blocks[at] = (groma_kv_block) {gap_start, need};
+	pool->n_blocks++;
+	pool->used += need;
+	if (pool->used > pool->peak)
+		pool->peak = pool->used;
+	return groma_ok();
+}
+
+/* Gives a block back; see kv_pool.h. */
+void
+groma_kv_pool_give(groma_kv_pool *pool, groma_kv_cache *cache)
+{
+	uint8_t    *start = cache->k.data;
+
+	for (int i = 0; start != NULL && i < pool->n_blocks; i++)
+	{
+		uint8_t    *block = pool->memory.base + pool->blocks[i].offset;
+
+		/* the cache's K tensor is the first thing carved from its block (after alignment) */
+		if (start >= block && start < block + pool->blocks[i].bytes)
+		{
+			pool->used -= pool->blocks[i].bytes;
+			memmove(&pool->blocks[i], &pool->blocks[i + 1],
+					sizeof(groma_kv_block) * (size_t) (pool->n_blocks - i - 1));
+			pool->n_blocks--;
+			break;
+		}
+	}
+	memset(cache, 0, sizeof(*cache));
+}

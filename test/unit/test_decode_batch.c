@@ -1,0 +1,252 @@
+/*
+ * test_decode_batch.c - generations decoded together equal each alone: the
+ * nine golden requests (three images, three prompts) run through
+ * groma_sequence_begin/step with at most 1, 3 and 8 sequences in a step,
+ * newcomers joining mid-flight, different token limits and a KV pool that
+ * holds only some of them at once; every sequence's ids are the golden
+ * greedy ids (a prefix, for the shorter limits), and the pool is whole again
+ * at the end.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "unit.h"
+#include "golden_case.h"
+#include "../../src/model/generate.h"
+#include "../../src/model/kv_pool.h"
+
+#define N_REQUESTS 9
+
+/* One golden request: the ids it must produce and its sequence. */
+typedef struct batch_request
+{
+	const char *name;
+	const char *prompt;
+	int64_t		golden[12];
+	int			limit;			/* max_new_tokens: 12, 7 or 3 */
+	groma_sequence seq;
+	bool		begun;
+	bool		checked;
+} batch_request;
+
+/* The vision results of the golden images, without and with the golden refer box, computed once. */
+static groma_arena vision_out[3][2];
+static groma_vision_result vision_done[3][2];
+static bool vision_ready[3][2];
+
+/* Returns case c's vision result (with_refer: with its golden refer box), running vision the first time. */
+static groma_status
+golden_vision(int c, bool with_refer, golden_case *gc, const groma_model *m, groma_arena *act,
+			  const groma_vision_result **vis)
+{
+	char		path[4096];
+	size_t		len;
+	uint8_t    *jpeg;
+	int64_t		nb = 0;
+	float	   *rb;
+	double		px[4] = {0};
+	groma_jpeg_limits limits = groma_jpeg_default_limits();
+	groma_arena *out = &vision_out[c][with_refer];
+	groma_status st;
+
+	*vis = &vision_done[c][with_refer];
+	if (vision_ready[c][with_refer])
+		return groma_ok();
+	snprintf(path, sizeof(path), "%s%s", unit_path("test/golden/images/"), golden_cases[c].image);
+	jpeg = unit_read_file(path, &len);
+	if (jpeg == NULL)
+		return groma_error(GROMA_ERR_IO, "cannot read %s", path);
+	rb = with_refer ? golden_f32(gc, "sel.ref.refer_box", &nb) : NULL;
+	if (rb)
+	{
+		groma_jpeg_info info;
+
+		CHECK(groma_jpeg_read_info(jpeg, len, &limits, &info).code == GROMA_OK);
+		px[0] = ((double) rb[0] - rb[2] / 2.0) * info.width;
+		px[1] = ((double) rb[1] - rb[3] / 2.0) * info.height;
+		px[2] = ((double) rb[0] + rb[2] / 2.0) * info.width;
+		px[3] = ((double) rb[1] + rb[3] / 2.0) * info.height;
+	}
+	st = groma_arena_init(out, (size_t) 64 << 20);
+	groma_arena_reset(act);
+	if (st.code == GROMA_OK)
+		st = groma_vision_run(m, jpeg, len, &limits, px, with_refer ? 1 : 0, act, out, out, &vision_done[c][with_refer]);
+	vision_ready[c][with_refer] = st.code == GROMA_OK;
+	free(rb);
+	free(jpeg);
+	return st;
+}
+
+/* Begins request r (case c) over its image's vision result. */
+static groma_status
+begin_request(batch_request *r, int c, golden_case *gc, const groma_model *m, const groma_tokenizer *tok,
+			  groma_kv_pool *pool, groma_arena *act)
+{
+	char		key[128];
+	const groma_vision_result *vis;
+	const char *query;
+
+	GROMA_TRY(golden_vision(c, strcmp(r->prompt, "regcap") == 0, gc, m, act, &vis));
+	snprintf(key, sizeof(key), "prompt.%s.query", r->prompt);
+	query = groma_st_metadata(gc->compact, key);
+	groma_arena_reset(act);
+	return groma_sequence_begin(m, tok, vis, query ? query : "", r->limit, false, pool, act, &r->seq);
+}
+
+/*
+ * Runs every request with at most max_batch sequences per step, admitting
+ * at most one newcomer per step (so requests join mid-flight) and leaving a
+ * request queued while the pool has no room; checks each request's ids.
+ */
+static void
+run_batched(int max_batch, size_t pool_bytes, const groma_model *m, const groma_tokenizer *tok, groma_arena *act)
+{
+	static const char *prompts[3] = {"gcap", "rec", "regcap"};
+	static const int limits[3] = {12, 7, 3};
+	batch_request req[N_REQUESTS];
+	golden_case gc[3];
+	groma_kv_pool pool;
+	float	   *logits = malloc(groma_sequence_logits_floats(m, N_REQUESTS) * sizeof(float));
+	int			next_new = 0,
+				steps = 0,
+				busy_waits = 0,
+				most = 0,
+				finished = 0;
+
+	memset(req, 0, sizeof(req));
+	CHECK(groma_kv_pool_init(&pool, GROMA_DEVICE_CPU, pool_bytes).code == GROMA_OK);
+	for (int c = 0; c < 3; c++)
+		CHECK(golden_case_open(golden_cases[c].name, &gc[c]));
+	for (int i = 0; i < N_REQUESTS; i++)
+	{
+		char		key[128];
+		int64_t		n = 0;
+		int64_t    *ids;
+
+		req[i].name = golden_cases[i / 3].name;
+		req[i].prompt = prompts[i % 3];
+		req[i].limit = limits[(i + i / 3) % 3];
+		snprintf(key, sizeof(key), "prompt.%s.generated_ids", req[i].prompt);
+		ids = golden_i64(&gc[i / 3], key, &n);
+		CHECKF(ids != NULL && n == 12, "%s %s: golden ids", req[i].name, req[i].prompt);
+		if (ids)
+			memcpy(req[i].golden, ids, sizeof(int64_t) * 12);
+		free(ids);
+	}
+	while (finished < N_REQUESTS && steps < 200)
+	{
+		groma_sequence *live[N_REQUESTS];
+		int			n_live = 0;
+		groma_status st;
+
+		for (int i = 0; i < N_REQUESTS; i++)
+			if (req[i].begun && !req[i].checked)
+				live[n_live++] = &req[i].seq;
+		if (next_new < N_REQUESTS && n_live < max_batch)
+		{
+			batch_request *r = &req[next_new];
+
+			st = begin_request(r, next_new / 3, &gc[next_new / 3], m, tok, &pool, act);
+			if (st.code == GROMA_ERR_BUSY)
+				busy_waits++;	/* the pool is full: it waits for a sequence to finish */
+			else
+			{
+				CHECKF(st.code == GROMA_OK, "%s %s: %s", r->name, r->prompt, st.message);
+				r->begun = true;
+				live[n_live++] = &r->seq;
+				next_new++;
+			}
+		}
+		most = n_live > most ? n_live : most;
+		groma_arena_reset(act);
+		st = groma_sequence_step(m, tok, live, n_live, act, logits);
+		CHECKF(st.code == GROMA_OK, "step %d: %s", steps, st.message);
+		if (st.code != GROMA_OK)
+			break;
+		steps++;
+		for (int i = 0; i < N_REQUESTS; i++)
+		{
+			batch_request *r = &req[i];
+			bool		same = true;
+
+			if (!r->begun || r->checked || !r->seq.done)
+				continue;
+			same = r->seq.n == (size_t) r->limit;
+			for (size_t k = 0; same && k < r->seq.n; k++)
+				same = r->seq.ids[k] == r->golden[k];
+			CHECKF(same, "batch %d: %s %s: %zu ids differ from the golden ones", max_batch, r->name, r->prompt,
+				   r->seq.n);
+			groma_sequence_end(&r->seq, &pool);
+			r->checked = true;
+			finished++;
+		}
+	}
+	CHECKF(finished == N_REQUESTS, "batch %d: %d of %d requests finished", max_batch, finished, N_REQUESTS);
+	CHECKF(pool.n_blocks == 0 && pool.used == 0, "batch %d: %d blocks still taken", max_batch, pool.n_blocks);
+	CHECKF(most <= max_batch && most >= (max_batch > 1 ? 2 : 1),
+		   "batch %d: at most %d sequences ran together", max_batch, most);
+	unit_note("batch %d, pool %zu KB: %d steps, up to %d sequences together, %d waits for the pool, peak %zu KB",
+			  max_batch, pool_bytes >> 10, steps, most, busy_waits, pool.peak >> 10);
+	for (int c = 0; c < 3; c++)
+		golden_case_close(&gc[c]);
+	groma_kv_pool_free(&pool);
+	free(logits);
+}
+
+/* Batches of 1, 3 and 8 give each request its golden ids; a small pool makes requests wait, never fail. */
+UNIT_TEST(test_decode_batch_golden_ids)
+{
+	groma_model *m = golden_tiny_model();
+	groma_tokenizer *tok = golden_tiny_tokenizer();
+	groma_arena act = {0};
+	size_t		one;
+
+	if (!m || !tok)
+		return;
+	CHECK(groma_arena_init(&act, (size_t) 1 << 30).code == GROMA_OK);
+	/* a cache of 600 positions: more than any golden prompt plus 12 tokens */
+	one = groma_kv_cache_bytes(&m->llm.cfg, 600);
+	run_batched(1, 16 * one, m, tok, &act);
+	run_batched(3, 16 * one, m, tok, &act);
+	run_batched(8, 16 * one, m, tok, &act);
+	run_batched(8, 2 * one, m, tok, &act);	/* room for about two: the others wait */
+	groma_arena_free(&act);
+	for (int c = 0; c < 3; c++)
+		for (int r = 0; r < 2; r++)
+			groma_arena_free(&vision_out[c][r]);
+}
+
+/* The pool: first fit, blocks given back merge into gaps, a cache larger than the pool is a limit. */
+UNIT_TEST(test_kv_pool_blocks)
+{
+	groma_llama_config cfg = {.hidden = 32, .layers = 2, .heads = 4, .kv_heads = 4, .intermediate = 64,
+	.vocab = 10, .extra_vocab = 2, .rms_eps = 1e-5f, .rope_theta = 10000.0f};
+	size_t		one = groma_kv_cache_bytes(&cfg, 100);
+	groma_kv_pool pool;
+	groma_kv_cache a,
+				b,
+				c,
+				d;
+	groma_status st;
+
+	CHECK(groma_kv_pool_init(&pool, GROMA_DEVICE_CPU, 3 * one + 3 * GROMA_ARENA_ALIGN).code == GROMA_OK);
+	CHECK(groma_kv_pool_take(&pool, &cfg, 100, &a).code == GROMA_OK);
+	CHECK(groma_kv_pool_take(&pool, &cfg, 100, &b).code == GROMA_OK);
+	CHECK(groma_kv_pool_take(&pool, &cfg, 100, &c).code == GROMA_OK);
+	st = groma_kv_pool_take(&pool, &cfg, 100, &d);
+	CHECKF(st.code == GROMA_ERR_BUSY, "a full pool says busy, got %s", st.message);
+	CHECK(a.capacity == 100 && a.length == 0 && (uint8_t *) b.k.data > (uint8_t *) a.v.data);
+	groma_kv_pool_give(&pool, &b);
+	CHECK(pool.n_blocks == 2 && b.k.data == NULL);
+	st = groma_kv_pool_take(&pool, &cfg, 200, &d);
+	CHECKF(st.code == GROMA_ERR_BUSY, "a middle gap too small for 200 positions, got %s", st.message);
+	CHECK(groma_kv_pool_take(&pool, &cfg, 50, &d).code == GROMA_OK);	/* first fit: b's old place */
+	CHECK((uint8_t *) d.k.data < (uint8_t *) c.k.data && (uint8_t *) d.k.data > (uint8_t *) a.k.data);
+	st = groma_kv_pool_take(&pool, &cfg, 1000, &b);
+	CHECKF(st.code == GROMA_ERR_LIMIT, "a cache larger than the pool is a limit, got %s", st.message);
+	groma_kv_pool_give(&pool, &a);
+	groma_kv_pool_give(&pool, &c);
+	groma_kv_pool_give(&pool, &d);
+	CHECK(pool.n_blocks == 0 && pool.used == 0 && pool.peak >= 3 * one);
+	groma_kv_pool_free(&pool);
+}
