@@ -75,11 +75,15 @@ COMMENT ON FUNCTION groma_ping() IS
 --                  server itself; NULL when it does not answer)
 --   load_progress  'loaded/total MB' of the model's weights, NULL when unknown
 --   in_flight      requests sessions have sent to it and not yet read back
+--   batch, max_batch
+--                  answers being decoded together now, and the most it will
+--                  (groma.max_batch)
+--   kv_cache       'used/total MB' of its KV cache pool (groma.kv_cache_mb)
 CREATE FUNCTION groma_status()
 RETURNS TABLE (server int, state text, pid int, device text, model_path text,
                started_at timestamptz, restarts int, last_exit text, last_stderr text,
                queue_depth int, running int, served bigint, failed bigint,
-               load_progress text, in_flight int)
+               load_progress text, in_flight int, batch int, max_batch int, kv_cache text)
 AS 'MODULE_PATHNAME', 'groma_server_status'
 LANGUAGE C VOLATILE PARALLEL SAFE;
 

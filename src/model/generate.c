@@ -75,10 +75,10 @@ groma_prompt_ids(const groma_model *m, const groma_tokenizer *tok, const groma_v
 	return st;
 }
 
-/* Checks the prompt's length against the context before vision; see generate.h. */
+/* Bounds the positions of query's generation and checks them against the context; see generate.h. */
 groma_status
-groma_generate_check_length(const groma_model *m, const groma_tokenizer *tok, const char *query,
-							int max_new_tokens)
+groma_generate_bound(const groma_model *m, const groma_tokenizer *tok, const char *query, int max_new_tokens,
+					 int64_t *positions)
 {
 	const groma_dinov2_config *vc = &m->vision.cfg;
 	int64_t		half = (vc->image / vc->patch) / 2;
@@ -89,6 +89,7 @@ groma_generate_check_length(const groma_model *m, const groma_tokenizer *tok, co
 				bound;
 	groma_status st;
 
+	*positions = 0;
 	if (max_new_tokens < 1 || max_new_tokens > 4096)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "max_new_tokens must be in 1..4096, got %d", max_new_tokens);
 	GROMA_TRY(groma_prompt_tokens_lookup(tok, &pt));
@@ -105,7 +106,19 @@ groma_generate_check_length(const groma_model *m, const groma_tokenizer *tok, co
 	free(raw);
 	if (st.code == GROMA_OK)
 		st = check_context(m, bound, max_new_tokens, " (with every region the model may find)");
+	if (st.code == GROMA_OK)
+		*positions = (int64_t) bound + max_new_tokens;
 	return st;
+}
+
+/* Checks the prompt's length against the context before vision; see generate.h. */
+groma_status
+groma_generate_check_length(const groma_model *m, const groma_tokenizer *tok, const char *query,
+							int max_new_tokens)
+{
+	int64_t		positions;
+
+	return groma_generate_bound(m, tok, query, max_new_tokens, &positions);
 }
 
 /* Generates an answer: a sequence of its own, decoded step by step; see generate.h. */

@@ -33,6 +33,15 @@ groma_status groma_generate_check_length(const groma_model *m, const groma_token
 										 const char *query, int max_new_tokens);
 
 /*
+ * groma_generate_check_length, also giving the most KV positions the
+ * generation can need: the prompt's bound (every region the model may
+ * keep) plus max_new_tokens.  A scheduler reserves this much before
+ * running vision.
+ */
+groma_status groma_generate_bound(const groma_model *m, const groma_tokenizer *tok, const char *query,
+								  int max_new_tokens, int64_t *positions);
+
+/*
  * Generates up to max_new_tokens ids for query over a finished vision
  * result (its refer boxes, in order, fill the query's <refer_box> places).
  * With stop_at_eos false, decoding runs the full count (parity tests).

@@ -29,6 +29,35 @@ aligned(size_t n)
 	return (n + GROMA_ARENA_ALIGN - 1) / GROMA_ARENA_ALIGN * GROMA_ARENA_ALIGN;
 }
 
+/* Finds the first gap of need bytes: returns the index of the block it precedes (n_blocks: after the last), or -1. */
+static int
+first_gap(const groma_kv_pool *pool, size_t need, size_t *gap_start)
+{
+	*gap_start = 0;
+	if (pool->n_blocks == GROMA_KV_POOL_MAX_BLOCKS)
+		return -1;
+	/* blocks are kept by offset: the gaps are before each block and after the last */
+	for (int at = 0; at <= pool->n_blocks; at++)
+	{
+		size_t		gap_end = at < pool->n_blocks ? pool->blocks[at].offset : pool->memory.size;
+
+		if (gap_end - *gap_start >= need)
+			return at;
+		if (at < pool->n_blocks)
+			*gap_start = pool->blocks[at].offset + pool->blocks[at].bytes;
+	}
+	return -1;
+}
+
+/* True when a cache would fit now; see kv_pool.h. */
+bool
+groma_kv_pool_fits(const groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity)
+{
+	size_t		gap_start;
+
+	return first_gap(pool, aligned(groma_kv_cache_bytes(cfg, capacity)), &gap_start) >= 0;
+}
+
 /* Carves a cache from the first gap that fits; see kv_pool.h. */
 groma_status
 groma_kv_pool_take(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity,
@@ -46,17 +75,8 @@ groma_kv_pool_take(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t c
 						   (long long) capacity, need >> 20, pool->memory.size >> 20);
 	if (pool->n_blocks == GROMA_KV_POOL_MAX_BLOCKS)
 		return groma_error(GROMA_ERR_BUSY, "the KV pool holds its most sequences (%d)", GROMA_KV_POOL_MAX_BLOCKS);
-	/* blocks are kept by offset: the gaps are before each block and after the last */
-	for (at = 0; at <= pool->n_blocks; at++)
-	{
-		size_t		gap_end = at < pool->n_blocks ? pool->blocks[at].offset : pool->memory.size;
-
-		if (gap_end - gap_start >= need)
-			break;
-		if (at < pool->n_blocks)
-			gap_start = pool->blocks[at].offset + pool->blocks[at].bytes;
-	}
-	if (at > pool->n_blocks)
+	at = first_gap(pool, need, &gap_start);
+	if (at < 0)
 		return groma_error(GROMA_ERR_BUSY, "the KV pool has no free %zu MB now (%zu of %zu MB in use)", need >> 20,
 						   pool->used >> 20, pool->memory.size >> 20);
 	block = (groma_arena) {pool->memory.base + gap_start, need, 0, 0, pool->memory.device};

@@ -11,6 +11,8 @@
 #ifndef GROMA_KV_POOL_H
 #define GROMA_KV_POOL_H
 
+#include <stdbool.h>
+
 #include "../runtime/arena.h"
 #include "llama.h"
 
@@ -46,6 +48,9 @@ void		groma_kv_pool_free(groma_kv_pool *pool);
  */
 groma_status groma_kv_pool_take(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity,
 								groma_kv_cache *cache);
+
+/* True when a cache of capacity positions would fit in a free gap now. */
+bool		groma_kv_pool_fits(const groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity);
 
 /* Gives a cache's block back to the pool; a cache not from the pool is ignored. */
 void		groma_kv_pool_give(groma_kv_pool *pool, groma_kv_cache *cache);

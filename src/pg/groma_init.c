@@ -27,6 +27,8 @@ int			groma_device = GROMA_DEVICE_SETTING_AUTO;
 int			groma_weights = GROMA_WEIGHTS_SETTING_BF16;
 int			groma_threads = 0;
 int			groma_max_queue = 64;
+int			groma_max_batch = 16;
+int			groma_kv_cache_mb = 4096;
 char	   *groma_devices = NULL;
 char	   *groma_server_path = NULL;
 int			groma_log_level = GROMA_LOG_LEVEL_INFO;
@@ -169,6 +171,14 @@ define_server_settings(void)
 							"Largest number of requests that wait in each groma-server's queue.",
 							"Requests beyond it fail at once with insufficient_resources.",
 							&groma_max_queue, 64, 1, 65536, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("groma.max_batch",
+							"Largest number of answers each groma-server generates together.",
+							"Each decode step runs once for all of them; new requests join between steps.",
+							&groma_max_batch, 16, 1, 256, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("groma.kv_cache_mb",
+							"Size of each groma-server's KV cache pool, allocated when the model loads.",
+							"Answers being generated share it; a request waits in the queue while it is full.",
+							&groma_kv_cache_mb, 4096, 16, 1 << 20, PGC_SIGHUP, GUC_UNIT_MB, NULL, NULL, NULL);
 	DefineCustomStringVariable("groma.devices",
 							   "GPU ids to run one groma-server on each, like '0,1'.",
 							   "Empty runs a single groma-server.",

@@ -16,7 +16,7 @@
 
 PG_FUNCTION_INFO_V1(groma_server_status);
 
-#define STATUS_COLUMNS 15
+#define STATUS_COLUMNS 18
 #define STATUS_TIMEOUT_MS 1000	/* a server busier than this is shown from the registry */
 
 /* Returns the name of a slot state as groma_status() shows it. */
@@ -79,11 +79,21 @@ status_row(int i, Datum *values, bool *nulls)
 													  (unsigned long long) (reply.load_total >> 20)));
 		else
 			nulls[13] = true;
+		values[15] = Int32GetDatum((int32) Min(reply.batch, (uint32) PG_INT32_MAX));
+		values[16] = Int32GetDatum((int32) Min(reply.max_batch, (uint32) PG_INT32_MAX));
+		if (reply.kv_total > 0)
+			values[17] = CStringGetTextDatum(psprintf("%llu/%llu MB",
+													  (unsigned long long) ((reply.kv_used + (1 << 20) - 1) >> 20),
+													  (unsigned long long) (reply.kv_total >> 20)));
+		else
+			nulls[17] = true;
 		groma_reply_free(&reply);
 	}
 	else
 	{
 		for (int k = 9; k <= 13; k++)
+			nulls[k] = true;
+		for (int k = 15; k <= 17; k++)
 			nulls[k] = true;
 	}
 	values[14] = Int32GetDatum((int32) pg_atomic_read_u32(&snap.in_flight));
@@ -92,7 +102,7 @@ status_row(int i, Datum *values, bool *nulls)
 /*
  * Returns one row per server slot: (server, state, pid, device, model_path,
  * started_at, restarts, last_exit, last_stderr, queue_depth, running,
- * served, failed, load_progress, in_flight).
+ * served, failed, load_progress, in_flight, batch, max_batch, kv_cache).
  */
 Datum
 groma_server_status(PG_FUNCTION_ARGS)

@@ -31,6 +31,8 @@ typedef struct groma_cli_options
 	const char *socket_path;	/* --socket PATH */
 	int			device_id;		/* --device-id N: the GPU's number, for display */
 	int			max_queue;		/* --max-queue N */
+	int			max_batch;		/* --max-batch N: sequences decoded together */
+	int			kv_cache_mb;	/* --kv-cache-mb N: the KV cache pool */
 	const char *log_level;		/* --log-level error|warning|info|debug */
 	int			watch_fd;		/* --watch-fd FD (-1: none) */
 	/* --draw */

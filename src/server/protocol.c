@@ -597,6 +597,10 @@ put_status_fields(groma_wbuf *out, const groma_reply *r)
 	put_u32(out, r->running);
 	put_u64(out, r->served);
 	put_u64(out, r->failed);
+	put_u32(out, r->batch);
+	put_u32(out, r->max_batch);
+	put_u64(out, r->kv_used);
+	put_u64(out, r->kv_total);
 }
 
 /* Encodes the REGIONS fields. */
@@ -770,6 +774,10 @@ get_status_fields(reader *in, groma_reply *r)
 	r->running = get_u32(in, "running");
 	r->served = get_u64(in, "served");
 	r->failed = get_u64(in, "failed");
+	r->batch = get_u32(in, "batch");
+	r->max_batch = get_u32(in, "max_batch");
+	r->kv_used = get_u64(in, "kv_used");
+	r->kv_total = get_u64(in, "kv_total");
 }
 
 /* Decodes the REGIONS fields. */

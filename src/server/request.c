@@ -11,6 +11,8 @@
 #include "../image/draw.h"
 #include "../image/preprocess.h"
 #include "../model/generate.h"
+#include "../model/kv_pool.h"
+#include "../runtime/cancel.h"
 #include "../runtime/ops.h"
 #include "../model/vision.h"
 #include "../text/grounded_output.h"
@@ -283,40 +285,135 @@ fill_answer(groma_reply *reply, const groma_vision_result *vis, const groma_gene
 	return groma_ok();
 }
 
-/* GENERATE: vision, then greedy decoding of the query, parsed into text and groundings. */
+/* Builds and checks a GENERATE request's query before any model work (markup, refer boxes, context). */
 static groma_status
-run_generate(groma_engine *e, const groma_request *req, groma_reply *reply)
+checked_query(groma_engine *e, const groma_request *req, char **query, int64_t *positions)
 {
-	groma_vision_result vis;
-	groma_generation gen = {0};
-	groma_grounded_answer answer = {0};
-	char	   *query = NULL;
 	char	   *checked = NULL;
-	groma_status st = request_query(req, &query);
+	groma_status st = request_query(req, query);
 
 	/* a bad query, or one too long for the model's context, is refused before any model work */
 	if (st.code == GROMA_OK)
-		st = groma_prompt_text(query, &checked);
+		st = groma_prompt_text(*query, &checked);
 	free(checked);
 	if (st.code == GROMA_OK)
-		st = groma_prompt_check_refer(query, req->n_refer);
+		st = groma_prompt_check_refer(*query, req->n_refer);
 	if (st.code == GROMA_OK)
-		st = groma_generate_check_length(e->session.model, e->tok, query, req->max_new_tokens);
+		st = groma_generate_bound(e->session.model, e->tok, *query, req->max_new_tokens, positions);
+	if (st.code != GROMA_OK)
+	{
+		free(*query);
+		*query = NULL;
+	}
+	return st;
+}
+
+/* The most KV positions a GENERATE request can need; see request.h. */
+groma_status
+groma_request_kv_bound(groma_engine *e, const groma_request *req, int64_t *positions)
+{
+	char	   *query = NULL;
+	groma_status st = checked_query(e, req, &query, positions);
+
+	free(query);
+	return st;
+}
+
+/* Frees a pending GENERATE; see request.h. */
+void
+groma_pending_generate_free(groma_pending_generate *p, groma_kv_pool *pool)
+{
+	groma_sequence_end(&p->seq, pool);
+	free(p->boxes);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Vision and prefill of a GENERATE request; see request.h. */
+groma_status
+groma_request_generate_begin(groma_engine *e, const groma_request *req, groma_kv_pool *pool, groma_reply *reply,
+							 groma_pending_generate *p)
+{
+	groma_vision_result vis;
+	char	   *query = NULL;
+	int64_t		positions;
+	groma_status st;
+
+	memset(p, 0, sizeof(*p));
+	memset(reply, 0, sizeof(*reply));
+	reply->kind = req->kind;
+	reply->id = req->id;
+	st = checked_query(e, req, &query, &positions);
 	if (st.code == GROMA_OK)
 		st = run_vision(e, req, &vis);
 	if (st.code == GROMA_OK)
 	{
 		set_vision_timing(reply, &vis);
-		st = groma_generate(e->session.model, e->tok, &vis, query, req->max_new_tokens, true, &e->session.act,
-							&gen);
+		p->width = vis.width;
+		p->height = vis.height;
+		p->n_regions = vis.n_regions;
+		p->boxes = malloc(sizeof(float) * 4 * (size_t) (vis.n_regions + 1));
+		st = p->boxes ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
 	}
 	if (st.code == GROMA_OK)
-		st = groma_parse_grounded(e->tok, gen.ids, gen.n, vis.n_regions, &answer);
+	{
+		memcpy(p->boxes, vis.boxes, sizeof(float) * 4 * (size_t) vis.n_regions);
+		st = groma_sequence_begin(e->session.model, e->tok, &vis, query, req->max_new_tokens, true, pool,
+								  &e->session.act, &p->seq);
+	}
+	free(query);
+	if (st.code != GROMA_OK)
+	{
+		groma_pending_generate_free(p, pool);
+		groma_reply_set_error(reply, req, st);
+	}
+	return st;
+}
+
+/* Parses a finished sequence into the reply and frees it; see request.h. */
+groma_status
+groma_request_generate_finish(groma_engine *e, const groma_request *req, groma_kv_pool *pool, groma_reply *reply,
+							  groma_pending_generate *p)
+{
+	groma_vision_result vis = {.width = p->width, .height = p->height, .n_regions = p->n_regions,
+	.boxes = p->boxes};
+	groma_generation gen = {.ids = p->seq.ids, .n = p->seq.n, .hit_eos = p->seq.hit_eos,
+		.prompt_tokens = p->seq.prompt_tokens, .prefill_ms = p->seq.prefill_ms,
+	.decode_ms = p->seq.decode_ms};
+	groma_grounded_answer answer = {0};
+	groma_status st = groma_parse_grounded(e->tok, gen.ids, gen.n, p->n_regions, &answer);
+
 	if (st.code == GROMA_OK)
 		st = fill_answer(reply, &vis, &gen, &answer);
 	groma_grounded_answer_free(&answer);
-	groma_generation_free(&gen);
-	free(query);
+	groma_pending_generate_free(p, pool);
+	if (st.code != GROMA_OK)
+		groma_reply_set_error(reply, req, st);
+	reply->status = st;
+	return st;
+}
+
+/* GENERATE on its own: vision, prefill, then its decode steps alone (cancel checked before each), parsed. */
+static groma_status
+run_generate(groma_engine *e, const groma_request *req, groma_reply *reply)
+{
+	groma_pending_generate p;
+	groma_sequence *one = &p.seq;
+	float	   *logits = malloc(groma_sequence_logits_floats(e->session.model, 1) * sizeof(float));
+	groma_status st = logits ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
+
+	memset(&p, 0, sizeof(p));
+	if (st.code == GROMA_OK)
+		st = groma_request_generate_begin(e, req, NULL, reply, &p);
+	while (st.code == GROMA_OK && !p.seq.done)
+	{
+		st = groma_cancel_check();	/* a cancelled request stops at the next step */
+		if (st.code == GROMA_OK)
+			st = groma_sequence_step(e->session.model, e->tok, &one, 1, &e->session.act, logits);
+	}
+	if (st.code == GROMA_OK)
+		st = groma_request_generate_finish(e, req, NULL, reply, &p);
+	groma_pending_generate_free(&p, NULL);
+	free(logits);
 	return st;
 }
 

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "protocol.h"
+#include "../model/generate.h"
 #include "../text/tokenizer.h"
 
 /* A loaded model with its tokenizer and working memory: what requests run on. */
@@ -30,6 +31,42 @@ void		groma_engine_close(groma_engine *e);
  * cancel flag (runtime/cancel.h) is set.  Returns reply->status.
  */
 groma_status groma_request_run(groma_engine *e, const groma_request *req, groma_reply *reply);
+
+/*
+ * A GENERATE request between its prefill and its answer, for decoding
+ * several at once: its sequence, and what the answer needs of its vision
+ * (the image size and the kept boxes).
+ */
+typedef struct groma_pending_generate
+{
+	groma_sequence seq;
+	int			width;
+	int			height;
+	int			n_regions;
+	float	   *boxes;			/* [n_regions][4] normalised (cx, cy, w, h), score order (malloc) */
+} groma_pending_generate;
+
+/*
+ * Checks a GENERATE request's query as groma_request_run does (before any
+ * model work) and gives the most KV positions it can need: the prompt with
+ * every region the model may keep, plus its new tokens.
+ */
+groma_status groma_request_kv_bound(groma_engine *e, const groma_request *req, int64_t *positions);
+
+/*
+ * Vision and prefill of a GENERATE request, its KV cache from pool (NULL:
+ * from the engine's activation arena): reply gets its kind, id and vision
+ * timings.  On failure reply holds the error and p is empty.
+ */
+groma_status groma_request_generate_begin(groma_engine *e, const groma_request *req, struct groma_kv_pool *pool,
+										  groma_reply *reply, groma_pending_generate *p);
+
+/* Parses p's finished sequence into the reply (text, groundings, ids, timings) and frees p. */
+groma_status groma_request_generate_finish(groma_engine *e, const groma_request *req, struct groma_kv_pool *pool,
+										   groma_reply *reply, groma_pending_generate *p);
+
+/* Frees p, its cache back to pool; safe on a zeroed one. */
+void		groma_pending_generate_free(groma_pending_generate *p, struct groma_kv_pool *pool);
 
 /* Fills a failed reply for req: status st and nothing else. */
 void		groma_reply_set_error(groma_reply *reply, const groma_request *req, groma_status st);

@@ -17,6 +17,12 @@
 /* Queued requests allowed by default before new ones are refused as busy. */
 #define GROMA_SERVE_DEFAULT_MAX_QUEUE 64
 
+/* Sequences decoded together at most by default (--max-batch). */
+#define GROMA_SERVE_DEFAULT_MAX_BATCH 16
+
+/* Megabytes of the KV cache pool by default (--kv-cache-mb). */
+#define GROMA_SERVE_DEFAULT_KV_CACHE_MB 4096
+
 /* Exit status when the socket cannot be set up (another server, bad directory). */
 #define GROMA_SERVE_EXIT_SETUP 4
 

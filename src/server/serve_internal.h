@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "protocol.h"
+#include "../model/kv_pool.h"
 #include "request.h"
 #include "serve.h"
 
@@ -25,6 +26,8 @@ typedef struct serve_job
 	double		enqueued_ms;
 	double		started_ms;
 	double		finished_ms;
+	int64_t		kv_positions;	/* GENERATE: the most KV positions it can need (0: not known yet) */
+	groma_pending_generate pending; /* GENERATE: its sequence while in the batch */
 	struct serve_job *next;
 } serve_job;
 
@@ -38,8 +41,13 @@ typedef struct serve_state
 	serve_job  *head;			/* FIFO of queued jobs */
 	serve_job  *tail;
 	int			queued;
-	int			running;
-	serve_job  *current;		/* the job the scheduler runs, or NULL */
+	int			running;		/* jobs taken from the queue and not answered yet */
+	serve_job  *current;		/* the job in vision or prefill (or a REGIONS job), or NULL */
+	serve_job  *batch[GROMA_KV_POOL_MAX_BLOCKS];	/* GENERATE jobs decoding together */
+	int			n_batch;
+	bool		pool_wait;		/* the queue's head waits for KV room: retry when the batch shrinks */
+	groma_kv_pool pool;			/* the KV caches of the batch, allocated after the model loads */
+	size_t		kv_used;		/* pool.used as of the scheduler's last change (the pool itself is its own) */
 	int			outstanding;	/* jobs accepted whose reply is not yet written */
 	int			connections;
 	groma_server_state state;
@@ -89,6 +97,18 @@ bool		serve_send_reply(int fd, const groma_reply *reply);
 
 /* Starts the scheduler thread (it loads the model first). */
 bool		serve_scheduler_start(serve_state *s, pthread_t *thread);
+
+/* The scheduler thread's body (serve_loop.c): load the model, then admit queued jobs and decode them in batches. */
+void	   *serve_loop(void *arg);
+
+/* Loads the model and its KV pool as the options say, recording the outcome in the state. */
+void		serve_load_model(serve_state *s);
+
+/* Writes to a job's wake fd: its connection sends the reply. */
+void		serve_wake(serve_job *job);
+
+/* Finishes a job that never ran with an error, under the lock (counts it failed, wakes it). */
+void		serve_finish_with_error(serve_state *s, serve_job *job, groma_status st);
 
 /*
  * Queues a model request for the scheduler, or refuses it (reply filled,

@@ -1,7 +1,7 @@
 /*
- * serve_scheduler.c - the thread that owns the model: it loads it, then
- * runs queued requests one at a time (the queue is shaped so that a later
- * scheduler can take several ready requests at once).
+ * serve_scheduler.c - the scheduler's shared state: loading the model and
+ * its KV pool, the queue of model requests (submit, cancel, drain) and the
+ * STATUS answer.  The scheduler thread's loop is serve_loop.c.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -14,9 +14,9 @@
 #include "../model/weight_source.h"
 #include "../runtime/cancel.h"
 
-/* Wakes the connection waiting for a finished job. */
-static void
-wake(serve_job *job)
+/* Wakes the connection waiting for a finished job; see serve_internal.h. */
+void
+serve_wake(serve_job *job)
 {
 	uint64_t	one = 1;
 
@@ -25,14 +25,14 @@ wake(serve_job *job)
 }
 
 /* Finishes a job with an error under the lock (the job must not be queued or running). */
-static void
-finish_with_error(serve_state *s, serve_job *job, groma_status st)
+void
+serve_finish_with_error(serve_state *s, serve_job *job, groma_status st)
 {
 	groma_reply_set_error(&job->reply, &job->req, st);
 	job->done = true;
 	job->finished_ms = serve_now_ms();
 	s->failed++;
-	wake(job);
+	serve_wake(job);
 }
 
 /* Returns the bytes of the checkpoint files in dir (0 when none is found). */
@@ -52,9 +52,9 @@ checkpoint_bytes(const char *dir)
 	return 0;
 }
 
-/* Loads the model named by the options and records the outcome in the state. */
-static void
-load_model(serve_state *s)
+/* Loads the model and the KV pool; see serve_internal.h. */
+void
+serve_load_model(serve_state *s)
 {
 	const groma_cli_options *opt = s->opt;
 	groma_status st;
@@ -75,14 +75,23 @@ load_model(serve_state *s)
 	pthread_mutex_unlock(&s->lock);
 	serve_log(SERVE_LOG_INFO, "loading model %s on %s", opt->model_dir, s->device);
 	st = groma_engine_open(opt, &s->engine);
+	if (st.code == GROMA_OK)
+	{
+		st = groma_kv_pool_init(&s->pool, s->engine.session.act.device, (size_t) opt->kv_cache_mb << 20);
+		if (st.code != GROMA_OK)
+			st = groma_error(st.code, "the KV cache pool of %d MB (--kv-cache-mb) cannot be allocated: %s",
+							 opt->kv_cache_mb, st.message);
+	}
 	pthread_mutex_lock(&s->lock);
 	if (st.code == GROMA_OK)
 	{
 		s->state = GROMA_SERVER_READY;
-		serve_log(SERVE_LOG_INFO, "ready: model %s loaded in %.0f ms", opt->model_dir, serve_now_ms() - t0);
+		serve_log(SERVE_LOG_INFO, "ready: model %s loaded in %.0f ms; up to %d answers decoded together, %d MB of KV cache",
+				  opt->model_dir, serve_now_ms() - t0, opt->max_batch, opt->kv_cache_mb);
 	}
 	else
 	{
+		groma_kv_pool_free(&s->pool);
 		groma_engine_close(&s->engine);
 		s->state = GROMA_SERVER_FAILED;
 		snprintf(s->state_message, sizeof(s->state_message), "%s", st.message);
@@ -99,113 +108,11 @@ load_model(serve_state *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Takes the next job that is not cancelled, or NULL when stopping; called and returns under the lock. */
-static serve_job *
-next_job(serve_state *s)
-{
-	for (;;)
-	{
-		serve_job  *job;
-
-		while (s->head == NULL && !s->stopping)
-			pthread_cond_wait(&s->work, &s->lock);
-		if (s->stopping)
-			return NULL;
-		job = s->head;
-		s->head = job->next;
-		if (s->head == NULL)
-			s->tail = NULL;
-		s->queued--;
-		job->queued = false;
-		job->next = NULL;
-		if (!job->cancel)
-			return job;
-		finish_with_error(s, job, groma_error(GROMA_ERR_CANCELLED, "the request was cancelled while queued"));
-	}
-}
-
-/* Logs one finished request. */
-static void
-log_request(const serve_job *job)
-{
-	static const char *const kinds[] = {"?", "ping", "status", "validate", "regions", "generate", "cancel"};
-	const groma_reply *r = &job->reply;
-	const char *kind = job->req.kind >= 1 && job->req.kind <= 6 ? kinds[job->req.kind] : "?";
-
-	if (r->status.code == GROMA_OK)
-		serve_log(SERVE_LOG_INFO, "request %u %s image=%uB wait=%.1fms run=%.1fms ok", (unsigned) job->req.id, kind,
-				  (unsigned) job->req.image_len, job->started_ms - job->enqueued_ms,
-				  job->finished_ms - job->started_ms);
-	else
-		serve_log(SERVE_LOG_INFO, "request %u %s image=%uB wait=%.1fms run=%.1fms %s: %s", (unsigned) job->req.id,
-				  kind, (unsigned) job->req.image_len, job->started_ms - job->enqueued_ms,
-				  job->finished_ms - job->started_ms, groma_status_code_name(r->status.code), r->status.message);
-}
-
-/* The scheduler thread: load, then run jobs until stopping. */
-static void *
-scheduler_main(void *arg)
-{
-	serve_state *s = arg;
-
-	load_model(s);
-	pthread_mutex_lock(&s->lock);
-	for (;;)
-	{
-		serve_job  *job = next_job(s);
-		groma_status st;
-
-		if (job == NULL)
-			break;
-		s->running++;
-		s->current = job;
-		job->started_ms = serve_now_ms();
-		pthread_mutex_unlock(&s->lock);
-
-		groma_cancel_watch(&job->cancel);
-		st = groma_request_run(&s->engine, &job->req, &job->reply);
-		groma_cancel_watch(NULL);
-		job->reply.queue_ms = job->started_ms - job->enqueued_ms;
-		pthread_mutex_lock(&s->lock);
-		if (st.code == GROMA_ERR_CANCELLED && s->stopping)
-		{
-			/* stopped by a shutdown, not by its client: say so */
-			st = groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down");
-			groma_reply_set_error(&job->reply, &job->req, st);
-		}
-		pthread_mutex_unlock(&s->lock);
-
-		pthread_mutex_lock(&s->lock);
-		s->running--;
-		s->current = NULL;
-		job->finished_ms = serve_now_ms();
-		job->done = true;
-		if (st.code == GROMA_OK)
-			s->served++;
-		else
-			s->failed++;
-		log_request(job);
-		wake(job);
-		if (st.code == GROMA_ERR_DEVICE_LOST)
-		{
-			serve_log(SERVE_LOG_ERROR, "the GPU is lost (%s): exiting so the launcher restarts groma-server",
-					  st.message);
-			s->exit_code = GROMA_CLI_EXIT_DEVICE_LOST;
-			s->stopping = true;
-			if (write(s->stop_pipe[1], "x", 1) < 0)
-				serve_log(SERVE_LOG_ERROR, "cannot wake the main thread");
-			break;
-		}
-	}
-	pthread_mutex_unlock(&s->lock);
-	return NULL;
-}
-
 /* Starts the scheduler; see serve_internal.h. */
 bool
 serve_scheduler_start(serve_state *s, pthread_t *thread)
 {
-	return pthread_create(thread, NULL, scheduler_main, s) == 0;
+	return pthread_create(thread, NULL, serve_loop, s) == 0;
 }
 
 /* Returns why a model request cannot run now (state not READY); called under the lock. */
@@ -236,10 +143,10 @@ serve_submit(serve_state *s, serve_job *job)
 	job->enqueued_ms = serve_now_ms();
 	s->outstanding++;
 	if (s->stopping || s->state != GROMA_SERVER_READY)
-		finish_with_error(s, job, s->stopping ? groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down")
+		serve_finish_with_error(s, job, s->stopping ? groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down")
 						  : unavailable(s));
 	else if (s->queued >= s->opt->max_queue)
-		finish_with_error(s, job, groma_error(GROMA_ERR_BUSY, "groma-server's queue is full (%d requests wait)",
+		serve_finish_with_error(s, job, groma_error(GROMA_ERR_BUSY, "groma-server's queue is full (%d requests wait)",
 											  s->queued));
 	else
 	{
@@ -277,7 +184,7 @@ serve_cancel(serve_state *s, serve_job *job)
 		s->queued--;
 		job->queued = false;
 		job->next = NULL;
-		finish_with_error(s, job, groma_error(GROMA_ERR_CANCELLED, "the request was cancelled while queued"));
+		serve_finish_with_error(s, job, groma_error(GROMA_ERR_CANCELLED, "the request was cancelled while queued"));
 	}
 	pthread_mutex_unlock(&s->lock);
 }
@@ -298,12 +205,14 @@ serve_drain(serve_state *s)
 		s->queued--;
 		job->queued = false;
 		job->next = NULL;
-		finish_with_error(s, job, groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down"));
+		serve_finish_with_error(s, job, groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down"));
 	}
 	s->tail = NULL;
-	/* the running job stops at its next stage boundary or decode step */
+	/* the running job stops at its next stage boundary; the batch is answered at the next step */
 	if (s->current)
 		__atomic_store_n(&s->current->cancel, 1, __ATOMIC_RELAXED);
+	for (int i = 0; i < s->n_batch; i++)
+		__atomic_store_n(&s->batch[i]->cancel, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&s->work);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -329,6 +238,10 @@ serve_fill_status(serve_state *s, groma_reply *reply)
 	reply->running = (uint32_t) s->running;
 	reply->served = s->served;
 	reply->failed = s->failed;
+	reply->batch = (uint32_t) s->n_batch;
+	reply->max_batch = (uint32_t) s->opt->max_batch;
+	reply->kv_used = s->kv_used;
+	reply->kv_total = s->pool.memory.size;
 	/* a failed load's reason travels as the (successful) reply's message */
 	reply->status = groma_ok();
 	snprintf(reply->status.message, sizeof(reply->status.message), "%s", s->state_message);

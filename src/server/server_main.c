@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "serve.h"
+#include "../model/kv_pool.h"
 
 #define GROMA_VERSION "0.1"
 
@@ -19,7 +20,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 			"usage: groma-server --serve --socket PATH [--model DIR] [--device auto|cpu|cuda] [--device-id N]\n"
-			"                    [--weights f32|bf16|f16] [--threads N] [--max-queue N]\n"
+			"                    [--weights f32|bf16|f16] [--threads N] [--max-queue N] [--max-batch N] [--kv-cache-mb N]\n"
 			"                    [--log-level error|warning|info|debug] [--watch-fd FD]\n"
 			"       groma-server --decode IMG.jpg --out FILE.safetensors [--device cpu|cuda]\n"
 			"       groma-server --info IMG.jpg\n"
@@ -36,8 +37,11 @@ usage(FILE *f)
 			"  --weights f32|bf16|f16 linear-layer weights on the GPU (default bf16; the CPU uses f32)\n"
 			"  --threads N            CPU threads for the model (default: the CPUs this process may use)\n"
 			"  --max-queue N          --serve: requests waiting beyond N are refused as busy (default %d)\n"
+			"  --max-batch N          --serve: answers generated together at most, one decode step for all (default %d)\n"
+			"  --kv-cache-mb N        --serve: the KV cache pool those answers share, allocated at start (default %d)\n"
 			"  --watch-fd FD          --serve: exit when FD reaches end of file (the launcher's pipe)\n",
-			(long) GROMA_DEFAULT_MAX_IMAGE_PIXELS, GROMA_SERVE_DEFAULT_MAX_QUEUE);
+			(long) GROMA_DEFAULT_MAX_IMAGE_PIXELS, GROMA_SERVE_DEFAULT_MAX_QUEUE, GROMA_SERVE_DEFAULT_MAX_BATCH,
+			GROMA_SERVE_DEFAULT_KV_CACHE_MB);
 }
 
 /* Parses a positive integer no larger than max; returns 0 on success. */
@@ -61,7 +65,8 @@ enum
 	OPT_DECODE = 256, OPT_INFO, OPT_REGIONS, OPT_IMAGE, OPT_DEVICE_INFO, OPT_BENCH, OPT_RANDOM_WEIGHTS,
 	OPT_CONFIG, OPT_WEIGHTS, OPT_OUT, OPT_MODEL, OPT_PROMPT, OPT_TASK, OPT_PHRASE, OPT_MAX_NEW_TOKENS,
 	OPT_REFER, OPT_DEVICE, OPT_MAX_IMAGE_PIXELS, OPT_SERVE, OPT_SOCKET, OPT_DEVICE_ID, OPT_THREADS,
-	OPT_MAX_QUEUE, OPT_LOG_LEVEL, OPT_WATCH_FD, OPT_VERSION, OPT_EMBEDDINGS, OPT_DRAW, OPT_BOX, OPT_LABEL
+	OPT_MAX_QUEUE, OPT_LOG_LEVEL, OPT_WATCH_FD, OPT_VERSION, OPT_EMBEDDINGS, OPT_DRAW, OPT_BOX, OPT_LABEL,
+	OPT_MAX_BATCH, OPT_KV_CACHE_MB
 };
 
 static const struct option long_options[] = {
@@ -94,6 +99,8 @@ static const struct option long_options[] = {
 	{"device-id", required_argument, NULL, OPT_DEVICE_ID},
 	{"threads", required_argument, NULL, OPT_THREADS},
 	{"max-queue", required_argument, NULL, OPT_MAX_QUEUE},
+	{"max-batch", required_argument, NULL, OPT_MAX_BATCH},
+	{"kv-cache-mb", required_argument, NULL, OPT_KV_CACHE_MB},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"watch-fd", required_argument, NULL, OPT_WATCH_FD},
 	{NULL, 0, NULL, 0}
@@ -231,6 +238,16 @@ apply_option(int c, const char *arg, groma_cli_options *opt, const char **comman
 				return 2;
 			opt->max_queue = (int) v;
 			return 0;
+		case OPT_MAX_BATCH:
+			if (numeric_option("max-batch", arg, GROMA_KV_POOL_MAX_BLOCKS, &v) != 0)
+				return 2;
+			opt->max_batch = (int) v;
+			return 0;
+		case OPT_KV_CACHE_MB:
+			if (numeric_option("kv-cache-mb", arg, 1 << 20, &v) != 0)
+				return 2;
+			opt->kv_cache_mb = (int) v;
+			return 0;
 		case OPT_DEVICE_ID:
 			if (strcmp(arg, "0") == 0)
 				v = 0;	/* numeric_option takes positive numbers */
@@ -347,6 +364,8 @@ main(int argc, char **argv)
 	opt.max_new_tokens = 256;
 	opt.limits = groma_jpeg_default_limits();
 	opt.max_queue = GROMA_SERVE_DEFAULT_MAX_QUEUE;
+	opt.max_batch = GROMA_SERVE_DEFAULT_MAX_BATCH;
+	opt.kv_cache_mb = GROMA_SERVE_DEFAULT_KV_CACHE_MB;
 	opt.log_level = "info";
 	opt.watch_fd = -1;
 	opt.device_id = -1;

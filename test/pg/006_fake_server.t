@@ -73,11 +73,11 @@ like(chat_error(), qr/55000: groma-server could not load its model.*DETAIL:  gro
 step('busy, loading, failed');
 
 # protocol violations: the session keeps working after each
-ok(mode('version2', 'running'), "mode 'version2' (STATUS does not parse: the registry's state shows)");
+ok(mode('version3', 'running'), "mode 'version3' (STATUS does not parse: the registry's state shows)");
 my $b = $node->background_psql('postgres', on_error_stop => 0);
 $b->query_safe("\\set VERBOSITY verbose");
 $b->query("SELECT groma_ping()");
-like($b->{stderr}, qr/08P01: groma-server speaks protocol version 2, groma.so 1/, 'another protocol version gives 08P01');
+like($b->{stderr}, qr/08P01: groma-server speaks protocol version 3, groma.so 2/, 'another protocol version gives 08P01');
 $b->{stderr} = '';
 is($b->query_safe('SELECT 1'), '1', 'the session keeps working');
 ok(mode('garbage', 'running'), "mode 'garbage'");

@@ -62,7 +62,7 @@ sub status_of {
 }
 
 # ---- answers, and what needs no model
-my ($pid, $sock, $log) = start_server('--model', $model, '--device', 'cpu', '--max-queue', '1', '--log-level', 'info');
+my ($pid, $sock, $log) = start_server('--model', $model, '--device', 'cpu', '--max-queue', '1', '--max-batch', '1', '--log-level', 'info');
 my $c = proto_connect($sock);
 my $t0 = time;
 print $c ping_frame(1);
@@ -109,11 +109,11 @@ for my $bad (['garbage', 'x' x 64], ['truncated header', substr(ping_frame(5), 0
     $r = read_reply($c, 5);
     is($r && $r->{code}, OK, "$bad->[0]: other connections keep working");
 }
-like(slurp($log), qr/protocol version 9, this side speaks 1/, 'the log says why a frame of another version was refused');
+like(slurp($log), qr/protocol version 9, this side speaks 2/, 'the log says why a frame of another version was refused');
 
-# ---- the queue: with --max-queue 1, one runs, one waits, the third is busy
+# ---- the queue: with --max-queue 1 and --max-batch 1, one runs, one waits, the third is busy
 my @conns = map { proto_connect($sock) } 1 .. 3;
-print { $conns[0] } generate_frame(20, $img, $caption, 400);
+print { $conns[0] } generate_frame(20, $img, $caption, 3000);
 sleep 0.3;
 print { $conns[1] } generate_frame(21, $img, $caption, 4);
 sleep 0.1;
@@ -133,7 +133,7 @@ $r = read_reply($conns[1], 30);
 is($r->{code}, OK, 'the queued request runs next');
 
 # a client that goes away: its running request is dropped and the scheduler is free within 1 s
-print { $conns[2] } generate_frame(24, $img, $caption, 400);
+print { $conns[2] } generate_frame(24, $img, $caption, 3000);
 sleep 0.3;
 close($conns[2]);
 $t0 = time;
@@ -173,7 +173,7 @@ SKIP: {
 
 # ---- SIGTERM: a queued request is answered with an error, exit 0
 @conns = map { proto_connect($sock) } 1 .. 2;
-print { $conns[0] } generate_frame(30, $img, $caption, 400);
+print { $conns[0] } generate_frame(30, $img, $caption, 3000);
 sleep 0.3;
 print { $conns[1] } generate_frame(31, $img, $caption, 4);
 sleep 0.1;

@@ -9,7 +9,7 @@ use Time::HiRes qw(time sleep);
 use Exporter 'import';
 
 our @EXPORT = qw(proto_connect frame blob ping_frame status_frame validate_frame generate_frame regions_frame
-    cancel_frame draw_frame read_reply parse_status wait_for_socket flat_jpeg);
+    cancel_frame draw_frame read_reply parse_status parse_generate wait_for_socket flat_jpeg);
 
 # Returns a connected socket to path (undef when it cannot connect).
 sub proto_connect {
@@ -33,7 +33,7 @@ sub wait_for_socket {
 sub frame {
     my ($kind, $id, $payload, %o) = @_;
     $payload //= '';
-    return pack('VvvVV', $o{magic} // 0x414d5247, $o{version} // 1, $kind, $id, $o{length} // length($payload))
+    return pack('VvvVV', $o{magic} // 0x414d5247, $o{version} // 2, $kind, $id, $o{length} // length($payload))
         . $payload;
 }
 
@@ -99,9 +99,32 @@ sub parse_status {
     $rest = substr($rest, 8 + $mlen);
     my $dlen = unpack('V', $rest);
     my $device = substr($rest, 4, $dlen);
-    my ($done, $total, $queued, $running, $served, $failed) = unpack('Q<Q<VVQ<Q<', substr($rest, 4 + $dlen));
+    my ($done, $total, $queued, $running, $served, $failed, $batch, $max_batch, $kv_used, $kv_total) =
+      unpack('Q<Q<VVQ<Q<VVQ<Q<', substr($rest, 4 + $dlen));
     return { state => $state, model => $model, device => $device, queued => $queued, running => $running,
-        served => $served, failed => $failed };
+        served => $served, failed => $failed, batch => $batch, max_batch => $max_batch, kv_used => $kv_used,
+        kv_total => $kv_total };
+}
+
+# Decodes the fields of a successful GENERATE reply: text (bytes), groundings (count) and generated ids.
+sub parse_generate {
+    my ($r) = @_;
+    my $rest = $r->{rest};
+    my ($w, $h, $n_regions, $tlen) = unpack('l<l<VV', $rest);
+    my $text = substr($rest, 16, $tlen);
+    my $at = 16 + $tlen;
+    my $n_groundings = unpack('V', substr($rest, $at, 4));
+    $at += 4;
+    for (1 .. $n_groundings) {
+        my $plen = unpack('V', substr($rest, $at, 4));
+        $at += 4 + $plen + 8;
+        my $n_boxes = unpack('V', substr($rest, $at, 4));
+        $at += 4 + 32 * $n_boxes;
+    }
+    my $n_ids = unpack('V', substr($rest, $at, 4));
+    my @ids = unpack("l<$n_ids", substr($rest, $at + 4, 4 * $n_ids));
+    return { width => $w, height => $h, regions => $n_regions, text => $text, groundings => $n_groundings,
+        ids => \@ids };
 }
 
 # Returns a valid n x n grayscale baseline JPEG whose blocks are all flat

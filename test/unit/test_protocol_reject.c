@@ -58,20 +58,21 @@ UNIT_TEST(test_protocol_reject_headers)
 	groma_frame_header h;
 	groma_status st;
 
-	CHECK(parse_fields(GROMA_PROTO_MAGIC, 1, GROMA_MSG_PING, 0).code == GROMA_OK);
-	CHECK(parse_fields(GROMA_PROTO_MAGIC, 1, GROMA_MSG_REPLY, GROMA_PROTO_MAX_PAYLOAD).code == GROMA_OK);
+	CHECK(parse_fields(GROMA_PROTO_MAGIC, 2, GROMA_MSG_PING, 0).code == GROMA_OK);
+	CHECK(parse_fields(GROMA_PROTO_MAGIC, 2, GROMA_MSG_REPLY, GROMA_PROTO_MAX_PAYLOAD).code == GROMA_OK);
 	CHECK(parse_fields(0x414d5248u, 1, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);	/* "HRMA" */
 	CHECK(parse_fields(0x47524d41u, 1, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);	/* big-endian "GRMA" */
 	CHECK(parse_fields(0, 0, 0, 0).code == GROMA_ERR_PROTOCOL);
-	CHECK(parse_fields(GROMA_PROTO_MAGIC, 2, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);
+	CHECK(parse_fields(GROMA_PROTO_MAGIC, 1, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);
+	CHECK(parse_fields(GROMA_PROTO_MAGIC, 3, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);
 	CHECK(parse_fields(GROMA_PROTO_MAGIC, 0, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);
 	CHECK(parse_fields(GROMA_PROTO_MAGIC, 0x0100, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);
 	for (size_t i = 0; i < sizeof(bad_kinds) / sizeof(bad_kinds[0]); i++)
-		CHECKF(parse_fields(GROMA_PROTO_MAGIC, 1, bad_kinds[i], 0).code == GROMA_ERR_PROTOCOL, "kind %u",
+		CHECKF(parse_fields(GROMA_PROTO_MAGIC, GROMA_PROTO_VERSION, bad_kinds[i], 0).code == GROMA_ERR_PROTOCOL, "kind %u",
 			   (unsigned) bad_kinds[i]);
-	CHECK(parse_fields(GROMA_PROTO_MAGIC, 1, GROMA_MSG_GENERATE, GROMA_PROTO_MAX_PAYLOAD + 1).code ==
+	CHECK(parse_fields(GROMA_PROTO_MAGIC, GROMA_PROTO_VERSION, GROMA_MSG_GENERATE, GROMA_PROTO_MAX_PAYLOAD + 1).code ==
 		  GROMA_ERR_PROTOCOL);
-	CHECK(parse_fields(GROMA_PROTO_MAGIC, 1, GROMA_MSG_GENERATE, 0xFFFFFFFFu).code == GROMA_ERR_PROTOCOL);
+	CHECK(parse_fields(GROMA_PROTO_MAGIC, GROMA_PROTO_VERSION, GROMA_MSG_GENERATE, 0xFFFFFFFFu).code == GROMA_ERR_PROTOCOL);
 
 	/* the other version is named, so a client can say which side is out of date */
 	write_header(bytes, GROMA_PROTO_MAGIC, 7, GROMA_MSG_PING, 5, 0);

@@ -1,0 +1,302 @@
+/*
+ * serve_loop.c - the scheduler thread, which owns the model: it loads it,
+ * then loops.  Each turn admits at most one queued job (a GENERATE job gets
+ * its vision and prefill and joins the batch; any other kind runs whole),
+ * then runs one decode step for every GENERATE job in the batch, answering
+ * those that finished.  Continuous batching: jobs join between steps and
+ * leave as soon as they are done, so each answer is what it would be alone
+ * while a weight read serves the whole batch.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "serve_internal.h"
+#include "../runtime/cancel.h"
+
+/* Logs one finished request. */
+static void
+log_request(const serve_job *job)
+{
+	static const char *const kinds[] = {"?", "ping", "status", "validate", "regions", "generate", "cancel"};
+	const groma_reply *r = &job->reply;
+	const char *kind = job->req.kind >= 1 && job->req.kind <= 6 ? kinds[job->req.kind] : "?";
+
+	if (r->status.code == GROMA_OK)
+		serve_log(SERVE_LOG_INFO, "request %u %s image=%uB wait=%.1fms run=%.1fms ok", (unsigned) job->req.id, kind,
+				  (unsigned) job->req.image_len, job->started_ms - job->enqueued_ms,
+				  job->finished_ms - job->started_ms);
+	else
+		serve_log(SERVE_LOG_INFO, "request %u %s image=%uB wait=%.1fms run=%.1fms %s: %s", (unsigned) job->req.id,
+				  kind, (unsigned) job->req.image_len, job->started_ms - job->enqueued_ms,
+				  job->finished_ms - job->started_ms, groma_status_code_name(r->status.code), r->status.message);
+}
+
+/* Says "shutting down" rather than "cancelled" for work stopped by a shutdown; under the lock. */
+static groma_status
+shutdown_aware(const serve_state *s, groma_status st)
+{
+	if (st.code == GROMA_ERR_CANCELLED && s->stopping)
+		return groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down");
+	return st;
+}
+
+/* Answers a job taken from the queue (reply filled, or failed with st), under the lock. */
+static void
+finish_job(serve_state *s, serve_job *job, groma_status st)
+{
+	st = shutdown_aware(s, st);
+	if (st.code != GROMA_OK && job->reply.status.code == GROMA_OK)
+		groma_reply_set_error(&job->reply, &job->req, st);
+	else if (st.code != GROMA_OK)
+		job->reply.status = st;
+	job->reply.queue_ms = job->started_ms - job->enqueued_ms;
+	s->running--;
+	job->finished_ms = serve_now_ms();
+	job->done = true;
+	if (st.code == GROMA_OK)
+		s->served++;
+	else
+		s->failed++;
+	log_request(job);
+	serve_wake(job);
+	if (st.code == GROMA_ERR_DEVICE_LOST && s->exit_code != GROMA_CLI_EXIT_DEVICE_LOST)
+	{
+		serve_log(SERVE_LOG_ERROR, "the GPU is lost (%s): exiting so the launcher restarts groma-server", st.message);
+		s->exit_code = GROMA_CLI_EXIT_DEVICE_LOST;
+		s->stopping = true;
+		if (write(s->stop_pipe[1], "x", 1) < 0)
+			serve_log(SERVE_LOG_ERROR, "cannot wake the main thread");
+	}
+}
+
+/* Removes batch member i (order kept), frees its sequence and answers it with st; under the lock. */
+static void
+leave_batch(serve_state *s, int i, groma_status st)
+{
+	serve_job  *job = s->batch[i];
+
+	groma_pending_generate_free(&job->pending, &s->pool);
+	memmove(&s->batch[i], &s->batch[i + 1], sizeof(serve_job *) * (size_t) (s->n_batch - i - 1));
+	s->n_batch--;
+	s->pool_wait = false;		/* KV room may have come free */
+	s->kv_used = s->pool.used;
+	finish_job(s, job, st);
+}
+
+/* Takes the queue's head off the queue, under the lock. */
+static serve_job *
+pop_head(serve_state *s)
+{
+	serve_job  *job = s->head;
+
+	s->head = job->next;
+	if (s->head == NULL)
+		s->tail = NULL;
+	s->queued--;
+	job->queued = false;
+	job->next = NULL;
+	return job;
+}
+
+/* Puts a job back at the queue's head, under the lock. */
+static void
+push_head(serve_state *s, serve_job *job)
+{
+	job->next = s->head;
+	s->head = job;
+	if (s->tail == NULL)
+		s->tail = job;
+	s->queued++;
+	job->queued = true;
+}
+
+/*
+ * Takes the queue's head when it can start now, under the lock: a
+ * cancelled head is answered and dropped; a GENERATE head waits while the
+ * batch is full or the KV pool lacks room for its bound (learnt the first
+ * time it is at the head, outside the lock).  Returns NULL when nothing can
+ * start.
+ */
+static serve_job *
+admit(serve_state *s)
+{
+	while (s->head != NULL && !s->pool_wait)
+	{
+		serve_job  *job = s->head;
+		const groma_llama_config *cfg = &s->engine.session.model->llm.cfg;
+		groma_status st;
+
+		if (job->cancel)
+		{
+			serve_finish_with_error(s, pop_head(s), groma_error(GROMA_ERR_CANCELLED,
+																"the request was cancelled while queued"));
+			continue;
+		}
+		if (job->req.kind != GROMA_MSG_GENERATE)
+			return pop_head(s);
+		if (s->n_batch >= s->opt->max_batch)
+			return NULL;
+		if (job->kv_positions == 0)
+		{
+			/* the bound needs the tokenizer: learn it outside the lock */
+			pop_head(s);
+			pthread_mutex_unlock(&s->lock);
+			st = groma_request_kv_bound(&s->engine, &job->req, &job->kv_positions);
+			pthread_mutex_lock(&s->lock);
+			if (st.code == GROMA_OK && s->stopping)
+				st = groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down");	/* drained meanwhile */
+			if (st.code == GROMA_OK && groma_kv_cache_bytes(cfg, job->kv_positions) > s->pool.memory.size)
+				st = groma_error(GROMA_ERR_LIMIT,
+								 "this answer may need %lld KV positions (%zu MB), more than the KV cache pool "
+								 "of %zu MB holds (--kv-cache-mb)", (long long) job->kv_positions,
+								 groma_kv_cache_bytes(cfg, job->kv_positions) >> 20, s->pool.memory.size >> 20);
+			if (st.code != GROMA_OK)
+			{
+				serve_finish_with_error(s, job, st);
+				continue;
+			}
+			push_head(s, job);
+			continue;
+		}
+		if (!groma_kv_pool_fits(&s->pool, cfg, job->kv_positions))
+		{
+			s->pool_wait = true;	/* until a batch member leaves */
+			return NULL;
+		}
+		return pop_head(s);
+	}
+	return NULL;
+}
+
+/* Runs a job taken from the queue: vision and prefill for GENERATE (then it joins the batch), else all of it. */
+static void
+start_job(serve_state *s, serve_job *job)
+{
+	groma_status st;
+	bool		generate = job->req.kind == GROMA_MSG_GENERATE;
+
+	s->running++;
+	s->current = job;
+	job->started_ms = serve_now_ms();
+	pthread_mutex_unlock(&s->lock);
+	groma_cancel_watch(&job->cancel);
+	if (generate)
+		st = groma_request_generate_begin(&s->engine, &job->req, &s->pool, &job->reply, &job->pending);
+	else
+		st = groma_request_run(&s->engine, &job->req, &job->reply);
+	groma_cancel_watch(NULL);
+	pthread_mutex_lock(&s->lock);
+	s->current = NULL;
+	s->kv_used = s->pool.used;
+	if (st.code == GROMA_OK && generate && !job->pending.seq.done)
+	{
+		s->batch[s->n_batch++] = job;
+		return;
+	}
+	if (st.code == GROMA_OK && generate)
+	{
+		/* done at its first token: answer it now */
+		pthread_mutex_unlock(&s->lock);
+		st = groma_request_generate_finish(&s->engine, &job->req, &s->pool, &job->reply, &job->pending);
+		pthread_mutex_lock(&s->lock);
+	}
+	finish_job(s, job, st);
+}
+
+/*
+ * One decode step for the batch, under the lock (released while the model
+ * runs): cancelled members leave first; finished members are answered.
+ */
+static void
+step_batch(serve_state *s, float *logits)
+{
+	groma_sequence *seqs[GROMA_KV_POOL_MAX_BLOCKS];
+	serve_job  *done[GROMA_KV_POOL_MAX_BLOCKS];
+	int			n,
+				n_done = 0;
+	groma_status st;
+
+	for (int i = s->n_batch - 1; i >= 0; i--)
+		if (s->batch[i]->cancel)
+			leave_batch(s, i, groma_error(GROMA_ERR_CANCELLED, "the request was cancelled"));
+	n = s->n_batch;
+	if (n == 0)
+		return;
+	for (int i = 0; i < n; i++)
+		seqs[i] = &s->batch[i]->pending.seq;
+	pthread_mutex_unlock(&s->lock);
+	st = groma_sequence_step(s->engine.session.model, s->engine.tok, seqs, n, &s->engine.session.act, logits);
+	pthread_mutex_lock(&s->lock);
+	if (st.code != GROMA_OK)
+	{
+		/* a failed step leaves every sequence's cache in doubt: the whole batch fails */
+		serve_log(SERVE_LOG_ERROR, "a decode step of %d answers failed (%s): %s", n, groma_status_code_name(st.code),
+				  st.message);
+		while (s->n_batch > 0)
+			leave_batch(s, s->n_batch - 1, st);
+		return;
+	}
+	/* finished members leave the batch (a member that joined meanwhile did not step) */
+	for (int i = n - 1; i >= 0; i--)
+		if (s->batch[i]->pending.seq.done)
+		{
+			done[n_done++] = s->batch[i];
+			memmove(&s->batch[i], &s->batch[i + 1], sizeof(serve_job *) * (size_t) (s->n_batch - i - 1));
+			s->n_batch--;
+		}
+	if (n_done == 0)
+		return;
+	for (int i = 0; i < n_done; i++)
+		groma_kv_pool_give(&s->pool, &done[i]->pending.seq.cache);	/* its cache is no longer read */
+	s->pool_wait = false;
+	s->kv_used = s->pool.used;
+	pthread_mutex_unlock(&s->lock);
+	for (int i = 0; i < n_done; i++)
+		groma_request_generate_finish(&s->engine, &done[i]->req, NULL, &done[i]->reply, &done[i]->pending);
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < n_done; i++)
+		finish_job(s, done[i], done[i]->reply.status);
+}
+
+/* The scheduler thread; see serve_internal.h. */
+void *
+serve_loop(void *arg)
+{
+	serve_state *s = arg;
+	float	   *logits = NULL;
+
+	serve_load_model(s);
+	if (s->state == GROMA_SERVER_READY)
+		logits = malloc(groma_sequence_logits_floats(s->engine.session.model, s->opt->max_batch) * sizeof(float));
+	pthread_mutex_lock(&s->lock);
+	if (s->state == GROMA_SERVER_READY && logits == NULL)
+	{
+		s->state = GROMA_SERVER_FAILED;
+		snprintf(s->state_message, sizeof(s->state_message), "out of memory for the decode step's logits");
+	}
+	for (;;)
+	{
+		serve_job  *job;
+
+		if (s->n_batch == 0)
+			s->pool_wait = false;	/* an empty pool fits any bound admit let through */
+		while (!s->stopping && s->n_batch == 0 && s->head == NULL)
+			pthread_cond_wait(&s->work, &s->lock);
+		if (s->stopping)
+			break;
+		job = admit(s);
+		if (job != NULL)
+			start_job(s, job);
+		if (s->stopping)
+			break;
+		step_batch(s, logits);
+	}
+	/* a shutdown answers the batch; the queue was answered by serve_drain */
+	while (s->n_batch > 0)
+		leave_batch(s, s->n_batch - 1, groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down"));
+	pthread_mutex_unlock(&s->lock);
+	free(logits);
+	return NULL;
+}

@@ -1,0 +1,195 @@
+# Continuous batching in groma-server --serve (tiny model, CPU): requests
+# sent at once over many connections, joining while others decode, get
+# exactly the command line's answers (text and greedy ids); STATUS shows
+# the batch and the KV pool in use; a KV pool too small for all of them
+# makes requests wait (never fail), one that could never fit is refused
+# with a limit error; a batch member whose client goes away leaves without
+# disturbing the others; SIGTERM answers the whole batch and exits 0.
+use strict;
+use warnings;
+use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use GromaCli;
+use GromaProto;
+use File::Temp qw(tempdir);
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(time sleep);
+use JSON::PP qw(decode_json);
+use Encode qw(encode);
+
+use constant { OK => 0, LIMIT => 6, CANCELLED => 12, UNAVAILABLE => 14 };
+
+my $model = "$root/test/golden/tiny-groma";
+my @names = ('synthetic_333x251.jpg', 'extreme_ironing.jpg', 'waterview.jpg');
+my %img = map {
+    my $n = $_;
+    ($n => do { local $/; open(my $f, '<:raw', "$root/test/golden/images/$n") or die; <$f> })
+} @names;
+my @prompts = ('[grounding]Please briefly summarize the content of this image.', 'What is in this image?');
+my $dir = tempdir(CLEANUP => 1);
+chmod 0700, $dir;
+
+my $n_servers = 0;
+# Starts groma-server --serve on the tiny model with extra arguments; returns (pid, socket, log).
+sub start_server {
+    my (@args) = @_;
+    $n_servers++;
+    my ($sock, $log) = ("$dir/b$n_servers.sock", "$dir/b$n_servers.log");
+    my $pid = fork() // die;
+    if ($pid == 0) {
+        open(STDERR, '>', $log) or die;
+        exec($server, '--serve', '--socket', $sock, '--model', $model, '--device', 'cpu', '--log-level', 'info', @args)
+          or die;
+    }
+    ok(wait_for_socket($sock, 20), "server $n_servers listens (@args)");
+    # the model loads in the background: wait until STATUS says ready (state 2)
+    my $until = time + 30;
+    sleep 0.05 while (status_of($sock)->{state} // -1) != 2 && time < $until;
+    return ($pid, $sock, $log);
+}
+sub slurp { my ($p) = @_; open(my $f, '<', $p) or return ''; local $/; return <$f> // ''; }
+
+# Returns the server's STATUS fields over a fresh connection.
+sub status_of {
+    my ($sock) = @_;
+    my $c = proto_connect($sock) or return {};
+    print $c status_frame(99);
+    my $r = read_reply($c, 10) or return {};
+    return parse_status($r);
+}
+
+# Waits up to secs for pid to exit; returns its exit status or undef.
+sub wait_exit {
+    my ($pid, $secs) = @_;
+    my $until = time + $secs;
+    while (time < $until) {
+        return $? if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.02;
+    }
+    return undef;
+}
+
+# The command line's answer (text and ids) for an image, prompt and token limit, computed once.
+my %cli;
+sub cli_answer {
+    my ($name, $prompt, $tokens) = @_;
+    my $key = "$name|$prompt|$tokens";
+    return $cli{$key} //= do {
+        my ($rc, $out) = run_server('--model', $model, '--device', 'cpu', '--image', "$root/test/golden/images/$name",
+            '--prompt', $prompt, '--max-new-tokens', $tokens);
+        my $j = decode_json($out);
+        { text => encode('UTF-8', $j->{text}), ids => join(',', @{$j->{generated_ids}}) };
+    };
+}
+
+# Sends requests [name, prompt, tokens] one connection each, start_gap seconds apart, polling STATUS while
+# they run; returns (replies in order, the largest batch and KV use STATUS showed).
+sub run_concurrently {
+    my ($sock, $start_gap, @reqs) = @_;
+    my @conns;
+    my ($most, $kv_most) = (0, 0);
+    for my $i (0 .. $#reqs) {
+        my ($name, $prompt, $tokens) = @{$reqs[$i]};
+        push @conns, proto_connect($sock);
+        print { $conns[-1] } generate_frame(100 + $i, $img{$name}, $prompt, $tokens);
+        my $st = status_of($sock);
+        $most = $st->{batch} if ($st->{batch} // 0) > $most;
+        $kv_most = $st->{kv_used} if ($st->{kv_used} // 0) > $kv_most;
+        sleep $start_gap;
+    }
+    my @replies;
+    my $pending = 1;
+    while ($pending) {
+        my $st = status_of($sock);
+        $most = $st->{batch} if ($st->{batch} // 0) > $most;
+        $kv_most = $st->{kv_used} if ($st->{kv_used} // 0) > $kv_most;
+        $pending = ($st->{batch} // 0) + ($st->{queued} // 0) + ($st->{running} // 0) > 0;
+        sleep 0.01;
+    }
+    push @replies, read_reply($_, 120) for @conns;
+    return (\@replies, $most, $kv_most);
+}
+
+# Checks that every reply equals the command line's answer for its request.
+sub check_answers {
+    my ($what, $replies, @reqs) = @_;
+    my ($ok, $same) = (0, 0);
+    for my $i (0 .. $#reqs) {
+        my $r = $replies->[$i];
+        next unless $r && $r->{code} == OK;
+        $ok++;
+        my $g = parse_generate($r);
+        my $want = cli_answer(@{$reqs[$i]});
+        if ($g->{text} eq $want->{text} && join(',', @{$g->{ids}}) eq $want->{ids}) {
+            $same++;
+        } else {
+            diag("$what: request $i (@{$reqs[$i]}[0,2]) got ids " . join(',', @{$g->{ids}}) . ", alone $want->{ids}");
+        }
+    }
+    is($ok, scalar @reqs, "$what: every request is answered");
+    is($same, scalar @reqs, "$what: every answer (text and greedy ids) equals the command line's alone");
+}
+
+# eight requests of different images, prompts and lengths
+my @reqs = map { [$names[$_ % 3], $prompts[$_ % 2], (12, 30, 5, 20)[$_ % 4]] } 0 .. 7;
+cli_answer(@$_) for @reqs;
+
+# ---- a batch of up to 8, requests joining while others decode
+my ($pid, $sock, $log) = start_server('--max-batch', '8', '--kv-cache-mb', '64');
+my $st = status_of($sock);
+is("$st->{max_batch}/$st->{kv_total}/$st->{kv_used}/$st->{batch}", '8/' . (64 << 20) . '/0/0',
+    'STATUS shows --max-batch, the KV pool and nothing in use');
+my ($replies, $most, $kv_most) = run_concurrently($sock, 0.02, @reqs);
+check_answers('batch of up to 8', $replies, @reqs);
+ok($most >= 2 && $most <= 8, "requests were decoded together (STATUS showed a batch of up to $most)");
+ok($kv_most > 0, "STATUS showed KV cache in use ($kv_most bytes)");
+$st = status_of($sock);
+is("$st->{batch}/$st->{kv_used}/$st->{served}", '0/0/8', 'afterwards the batch is empty, the pool free, 8 served');
+
+# a member whose client goes away leaves; the others finish with their answers alone
+my @long = ([$names[0], $prompts[0], 600], [$names[1], $prompts[1], 300], [$names[2], $prompts[0], 400]);
+cli_answer(@$_) for @long;
+my @conns = map { proto_connect($sock) } @long;
+print { $conns[$_] } generate_frame(200 + $_, $img{$long[$_][0]}, $long[$_][1], $long[$_][2]) for 0 .. $#long;
+my $until = time + 30;
+sleep 0.02 while (status_of($sock)->{batch} // 0) < 3 && time < $until;
+is(status_of($sock)->{batch}, 3, 'three long answers decode together');
+close($conns[0]);
+$until = time + 10;
+sleep 0.01 while (status_of($sock)->{batch} // 0) == 3 && time < $until;
+my $left = status_of($sock)->{batch};
+ok($left < 3, "the member whose client went away left the batch at its next step (batch $left)");
+my @rest = map { read_reply($conns[$_], 120) } 1, 2;
+check_answers('after one member left', \@rest, @long[1, 2]);
+like(slurp($log), qr/request 200 generate .* cancelled/, 'its log line says it was cancelled');
+is(status_of($sock)->{kv_used}, 0, 'and the KV pool is whole again');
+
+# SIGTERM with a batch running: every member is answered, exit 0
+@conns = map { proto_connect($sock) } @long;
+print { $conns[$_] } generate_frame(300 + $_, $img{$long[$_][0]}, $long[$_][1], $long[$_][2]) for 0 .. $#long;
+$until = time + 30;
+sleep 0.02 while (status_of($sock)->{batch} // 0) < 2 && time < $until;
+kill 'TERM', $pid;
+my $answered = grep { my $r = read_reply($_, 20); $r && ($r->{code} == UNAVAILABLE || $r->{code} == CANCELLED) } @conns;
+is($answered, 3, 'SIGTERM answers every member of the batch as shutting down');
+is(wait_exit($pid, 20), 0, 'and the server exits 0');
+
+# ---- a pool with room for only some: the others wait in the queue and are answered the same
+($pid, $sock, $log) = start_server('--max-batch', '8', '--kv-cache-mb', '1');
+($replies, $most, $kv_most) = run_concurrently($sock, 0, @reqs);
+check_answers('a 1 MB KV pool', $replies, @reqs);
+ok($kv_most <= 1 << 20, "the pool was never over its size (at most $kv_most bytes in use)");
+ok($most < 8, "so fewer than 8 decoded together (at most $most)");
+
+# an answer that could never fit the pool is refused at once, naming the setting
+my $c = proto_connect($sock);
+print $c generate_frame(400, $img{$names[0]}, $prompts[0], 3000);
+my $r = read_reply($c, 30);
+is($r->{code}, LIMIT, 'an answer whose KV cache could never fit the pool is refused as a limit');
+like($r->{message}, qr/more than the KV cache pool of 1 MB holds \(--kv-cache-mb\)/, 'saying why');
+$st = status_of($sock);
+is("$st->{batch}/$st->{kv_used}/$st->{state}", '0/0/2', 'and the server keeps serving');
+kill 'TERM', $pid;
+is(wait_exit($pid, 20), 0, 'the second server exits 0');
+done_testing();
