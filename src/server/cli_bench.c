@@ -11,6 +11,7 @@
 #include "bench_json.h"
 #include "cli.h"
 #include "../model/generate.h"
+#include "../model/kv_pool.h"
 #include "../model/vision.h"
 #include "../runtime/cpu_parallel.h"
 #include "../runtime/device_ops.h"
@@ -23,6 +24,7 @@
 #define BENCH_REGIONS 100
 #define BENCH_NEW_TOKENS 64
 #define BENCH_TEXT_TOKENS 40	/* system prompt and query around the placeholders */
+#define BENCH_BATCH_STEPS 32	/* decode steps timed per batch size */
 
 /* Everything one benchmark run holds. */
 typedef struct bench
@@ -274,6 +276,97 @@ language_figures(bench *b, const groma_tensor *image_tokens)
 }
 
 /*
+ * Decode steps for B sequences at once (B = 1, 8, 32, 64), each with its
+ * own KV cache holding the assembled prompt (one prefill, copied to every
+ * cache): milliseconds per step and tokens per second for the batch.  A
+ * batch whose caches do not fit in memory is reported as skipped.
+ */
+static groma_status
+batch_figures(bench *b, const groma_tensor *image_tokens)
+{
+	static const int sizes[] = {1, 8, 32, 64};
+	const groma_llama_config *c = &b->m->llm.cfg;
+	int64_t		t = image_tokens->shape[0] + 2 * BENCH_REGIONS + BENCH_TEXT_TOKENS,
+				capacity = t + BENCH_BATCH_STEPS + 1;
+	float	   *logits = malloc(groma_sequence_logits_floats(b->m, 64) * sizeof(float));
+	groma_status st = logits ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "bench: no memory for the logits");
+
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]) && st.code == GROMA_OK; k++)
+	{
+		int			n = sizes[k];
+		groma_kv_pool pool;
+		groma_kv_cache caches[64];
+		groma_kv_cache *ptrs[64];
+		int64_t		next[64];
+		groma_tensor embeds,
+					x,
+					row;
+		size_t		mark = b->keep.used;
+		char		name[64],
+					note[384];
+		double		t0,
+					ms;
+
+		st = groma_kv_pool_init(&pool, b->device, (size_t) n * (groma_kv_cache_bytes(c, capacity) + 64));
+		if (st.code != GROMA_OK)
+		{
+			snprintf(note, sizeof(note), "skipped: %d KV caches of %lld positions do not fit (%s)", n,
+					 (long long) capacity, st.message);
+			groma_bench_figure("decode_batch_skipped", n, "sequences", note);
+			st = groma_ok();
+			break;
+		}
+		for (int i = 0; i < n && st.code == GROMA_OK; i++)
+		{
+			st = groma_kv_pool_take(&pool, c, capacity, &caches[i]);
+			ptrs[i] = &caches[i];
+			next[i] = i;		/* distinct first tokens */
+		}
+		if (st.code == GROMA_OK)
+			st = groma_arena_tensor(&b->keep, GROMA_F32, 2, (int64_t[]) {t, c->hidden}, &embeds);	/* [T, D] */
+		if (st.code == GROMA_OK)
+			st = groma_arena_tensor(&b->keep, GROMA_F32, 2, (int64_t[]) {n, c->hidden}, &x);	/* [B, D] */
+		if (st.code == GROMA_OK)
+			st = groma_fill_random(&embeds, 11, 0.5f);
+		if (st.code == GROMA_OK)
+			st = groma_llama_forward(&b->m->llm, &caches[0], &embeds, &b->act, logits, NULL);
+		for (int i = 1; i < n && st.code == GROMA_OK; i++)
+		{
+			st = groma_copy(&caches[0].k, &caches[i].k);
+			if (st.code == GROMA_OK)
+				st = groma_copy(&caches[0].v, &caches[i].v);
+			caches[i].length = caches[0].length;
+		}
+		t0 = now_ms(b);
+		for (int s = 0; s < BENCH_BATCH_STEPS && st.code == GROMA_OK; s++)
+		{
+			for (int i = 0; i < n && st.code == GROMA_OK; i++)
+			{
+				st = groma_tensor_narrow(&x, 0, i, 1, &row);
+				if (st.code == GROMA_OK)
+					st = groma_llama_embed(&b->m->llm, &next[i], 1, &row);
+			}
+			if (st.code == GROMA_OK)
+				st = groma_llama_decode_batch(&b->m->llm, ptrs, &x, &b->act, logits, next);
+		}
+		ms = (now_ms(b) - t0) / BENCH_BATCH_STEPS;
+		if (st.code == GROMA_OK)
+		{
+			snprintf(note, sizeof(note), "%d sequences at %lld positions, one step for all, mean of %d steps", n,
+					 (long long) t, BENCH_BATCH_STEPS);
+			snprintf(name, sizeof(name), "decode_step_ms_batch_%d", n);
+			groma_bench_figure(name, ms, "ms", note);
+			snprintf(name, sizeof(name), "decode_tokens_per_s_batch_%d", n);
+			groma_bench_figure(name, n / (ms / 1e3), "tokens/s", "tokens of all sequences together");
+		}
+		b->keep.used = mark;
+		groma_kv_pool_free(&pool);
+	}
+	free(logits);
+	return st;
+}
+
+/*
  * Bytes for the activation arena: 3 GiB on the CPU; on the GPU what is free
  * after the weights, less 1 GiB for the kept tensors and 1 GiB for the KV
  * cache and cuBLAS, at most 12 GiB (the full-size model fits on a GPU that
@@ -333,6 +426,7 @@ bench_run(const groma_cli_options *opt, bench *b)
 	GROMA_TRY(device_figures(b));
 	GROMA_TRY(vision_figures(b, &image_tokens, &region_tokens));
 	GROMA_TRY(language_figures(b, &image_tokens));
+	GROMA_TRY(batch_figures(b, &image_tokens));
 	snprintf(note, sizeof(note), "activation arena high-water mark, of %.0f MB reserved", act_bytes / 1048576.0);
 	groma_bench_figure("activation_peak_mb", b->act.high_water / 1048576.0, "MB", note);
 	return groma_ok();

@@ -16,6 +16,10 @@ for my $f (qw(build_ms copy_bandwidth dinov2_ms proposer_ms region_encoder_ms pr
     like($out, qr/^\{"figure": "$f", "value": [0-9.]+, "unit": "[^"]+"/m, "prints $f as a JSON line");
 }
 like($out, qr/^\{"figure": "device", "name": "CPU, \d+ threads"\}$/m, 'names the device');
+for my $n (1, 8, 32, 64) {
+    like($out, qr/^\{"figure": "decode_step_ms_batch_$n", "value": [0-9.]+, "unit": "ms"/m,
+        "prints the decode step at batch $n");
+}
 my ($pre) = $out =~ /"figure": "prefill_ms".*"note": "(\d+) prompt tokens/;
 is($pre, 256 + 200 + 40, 'prefill covers 256 image tokens, 100 regions and the text');
 diag($out);
