@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# test/bench/bench_batch.sh - figures for batching across sessions (not a
+# test): captions per second of groma-server --serve under a closed loop of
+# N = 1, 8, 32 and 64 concurrent clients (each sends a caption request with
+# 64 new tokens, waits for the answer, sends the next), with --max-batch 1
+# (one answer at a time: no batching) and --max-batch 64, in one run.  Talks
+# to the socket directly (no PostgreSQL).  Model: the bundled tiny model on
+# the CPU, or MODEL_DIR (and DEVICE) from the environment.
+#
+#   bash test/bench/bench_batch.sh [SECONDS_PER_RUN]     (default 10)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SECS=${1:-10}
+MODEL_DIR=${MODEL_DIR:-test/golden/tiny-groma}
+DEVICE=${DEVICE:-cpu}
+SERVER=${GROMA_SERVER:-./groma-server}
+WORK=$(mktemp -d /tmp/groma-batch.XXXXXX)
+chmod 700 "$WORK"
+SERVER_PID=
+trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+
+# Runs the closed loop with N clients for SECS seconds; prints "captions/s mean_ms".
+closed_loop() {
+    perl -I test/t -MGromaProto -MIO::Select -MTime::HiRes=time -e '
+        my ($sock, $n, $secs, @images) = @ARGV;
+        my @img = map { local $/; open(my $f, "<:raw", $_) or die "$_: $!"; scalar <$f> } @images;
+        my $prompt = "[grounding]Please briefly summarize the content of this image.";
+        my $sel = IO::Select->new;
+        my (%sent_at, %conn_of, $done, $lat, $id);
+        my $t_end = time + $secs;
+        for my $k (1 .. $n) {
+            my $c = proto_connect($sock) or die "connect: $!";
+            $sel->add($c);
+            $id++;
+            print $c generate_frame($id, $img[$id % @img], $prompt, 64);
+            $sent_at{$c} = time;
+        }
+        my $t0 = time;
+        while ($sel->count) {
+            for my $c ($sel->can_read(1)) {
+                my $r = read_reply($c, 600) // die "connection closed";
+                die "request failed: $r->{message}" if $r->{code} != 0;
+                $done++;
+                $lat += time - $sent_at{$c};
+                if (time < $t_end) {
+                    $id++;
+                    print $c generate_frame($id, $img[$id % @img], $prompt, 64);
+                    $sent_at{$c} = time;
+                } else {
+                    $sel->remove($c);
+                    close $c;
+                }
+            }
+        }
+        printf "%.2f %.0f\n", $done / (time - $t0), 1000 * $lat / $done;
+    ' "$WORK/s.sock" "$1" "$SECS" test/golden/images/*.jpg
+}
+
+echo "# groma-server --serve, $MODEL_DIR on $DEVICE, caption requests of 64 new tokens, closed loop of ${SECS} s"
+echo "# max_batch clients captions/s mean_latency_ms"
+for batch in 1 64; do
+    "$SERVER" --serve --socket "$WORK/s.sock" --model "$MODEL_DIR" --device "$DEVICE" --max-batch "$batch" \
+        --max-queue 256 --log-level warning 2>"$WORK/server.log" &
+    SERVER_PID=$!
+    for _ in $(seq 1 600); do
+        perl -I test/t -MGromaProto -e 'my $c = proto_connect($ARGV[0]) or exit 1; print $c status_frame(1);
+            my $r = read_reply($c, 5) or exit 1; exit(parse_status($r)->{state} == 2 ? 0 : 1)' "$WORK/s.sock" && break
+        sleep 0.2
+    done
+    for n in 1 8 32 64; do
+        echo "$batch $n $(closed_loop "$n")"
+    done
+    kill "$SERVER_PID"
+    wait "$SERVER_PID" || true
+    SERVER_PID=
+done
