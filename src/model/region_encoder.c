@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../runtime/device_ops.h"
 #include "../runtime/op_check.h"
 #include "../runtime/ops.h"
 #include "../runtime/ops_spatial.h"
@@ -102,16 +101,6 @@ groma_region_encoder_prepare_cpu(groma_region_encoder *e, groma_arena *w)
 		GROMA_TRY(groma_winograd_weights(fuse ? &e->fuse_w[i] : &e->pconv_w[i - GROMA_REGION_FUSE_ROUNDS], u));
 	}
 	return groma_ok();
-}
-
-/* y = conv3x3(x, w, b) with padding 1: Winograd when u is prepared, else im2col. */
-static groma_status
-conv3x3(const groma_tensor *x, const groma_tensor *w, const groma_tensor *u, const groma_tensor *b,
-		groma_arena *act, groma_tensor *y)
-{
-	if (u->data != NULL && !groma_on_device(x))
-		return groma_conv3x3_winograd(x, u, b, act, y);
-	return groma_conv2d(x, w, b, 1, 1, act, y);
 }
 
 /* host[1, 2, s, s] = the x and y coordinate channels, torch.linspace(-1, 1, s) along each axis. */
@@ -265,7 +254,7 @@ groma_region_fuse(const groma_region_encoder *e, const groma_tensor *hidden, gro
 				next.level[l] = final.level[l];
 			else
 				GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, cur.level[l].shape, &next.level[l]));
-			GROMA_TRY(conv3x3(&mixed, &e->fuse_w[r], &e->fuse_u[r], NULL, act, &next.level[l]));
+			GROMA_TRY(groma_conv3x3(&mixed, &e->fuse_w[r], &e->fuse_u[r], NULL, act, &next.level[l]));
 			GROMA_TRY(groma_group_norm(&next.level[l], e->groups, &e->gn_w[r], &e->gn_b[r], 1e-5f, &next.level[l]));
 			GROMA_TRY(groma_relu(&next.level[l], &next.level[l]));
 		}
@@ -364,7 +353,7 @@ groma_region_tokens(const groma_region_encoder *e, const groma_region_maps *maps
 
 		GROMA_TRY(groma_tensor_narrow(&maps->level[l], 0, batch_index, 1, &map));
 		GROMA_TRY(groma_roi_align(&map, &rois, scale, 2, true, &pooled));
-		GROMA_TRY(conv3x3(&pooled, &e->pconv_w[l], &e->pconv_u[l], &e->pconv_b[l], act, &conv));
+		GROMA_TRY(groma_conv3x3(&pooled, &e->pconv_w[l], &e->pconv_u[l], &e->pconv_b[l], act, &conv));
 		GROMA_TRY(groma_add(&summed, &conv, &summed));
 	}
 	GROMA_TRY(groma_relu(&summed, &summed));

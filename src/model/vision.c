@@ -8,7 +8,6 @@
 
 #include "../image/preprocess.h"
 #include "../runtime/cancel.h"
-#include "../runtime/device_ops.h"
 #include "../runtime/op_check.h"
 #include "../runtime/ops.h"
 
@@ -18,8 +17,7 @@ now_ms(const groma_arena *act)
 {
 	struct timespec ts;
 
-	if (act->device == GROMA_DEVICE_CUDA && groma_cuda_ops.synchronize)
-		(void) groma_cuda_ops.synchronize();	/* a failure resurfaces at the next call */
+	(void) groma_synchronize(act->device);	/* a failure resurfaces at the next call */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
@@ -52,118 +50,174 @@ decode_host(void *ctx, groma_tensor *pixels)
 	return groma_preprocess_jpeg(j->jpeg, j->len, j->limits, NULL, pixels->data, &j->res->width, &j->res->height);
 }
 
-/* Runs the vision steps; on failure the caller rewinds the arenas. */
+/*
+ * Decodes image i into pixels slice [1, 3, 448, 448] and converts its refer
+ * boxes (the image's own failures: they fail only this image).
+ */
 static groma_status
-vision_steps(const groma_model *m, const uint8_t *jpeg, size_t len, const groma_jpeg_limits *limits,
-			 const double *refer_px, int n_refer, groma_arena *act, groma_arena *out, groma_arena *host,
-			 groma_vision_result *res)
+decode_one(const uint8_t *jpeg, size_t len, const groma_jpeg_limits *limits, const double *refer_px, int n_refer,
+		   groma_tensor *slice, float (*refer)[4], groma_vision_result *res)
+{
+	decode_job	j = {jpeg, len, limits, res};
+
+	memset(res, 0, sizeof(*res));
+	if (n_refer < 0 || n_refer > GROMA_MAX_REFER_BOXES)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "at most %d refer boxes, got %d", GROMA_MAX_REFER_BOXES, n_refer);
+	GROMA_TRY(groma_fill_from_host(slice, decode_host, &j));
+	for (int i = 0; i < n_refer; i++)
+		GROMA_TRY(groma_refer_box_from_pixels(refer_px[4 * i], refer_px[4 * i + 1], refer_px[4 * i + 2],
+											  refer_px[4 * i + 3], res->width, res->height, refer[i]));
+	res->n_refer = n_refer;
+	return groma_ok();
+}
+
+/* Selection for batch image b: its proposals of the last decoder layer plus its refer boxes, into res. */
+static groma_status
+select_one(const groma_model *m, const groma_proposer_outputs *prop, int64_t b, const float (*refer)[4],
+		   groma_arena *host, groma_vision_result *res)
+{
+	int64_t		k = m->proposer.cfg.num_queries;
+	int			n_refer = res->n_refer;
+	const float *scores = (const float *) prop->scores.data + b * k;	/* [K] of image b */
+	groma_status st = groma_ok();
+	size_t		host_mark;
+	float	   *boxes;
+	groma_tensor last;
+
+	res->kept = carve(host, (size_t) (k + n_refer), sizeof(int64_t), &st);
+	res->boxes = st.code == GROMA_OK ? carve(host, (size_t) (k + n_refer) * 4, sizeof(float), &st) : NULL;
+	res->scores = st.code == GROMA_OK ? carve(host, (size_t) (k + n_refer), sizeof(float), &st) : NULL;
+	GROMA_TRY(st);
+	host_mark = host->used;
+	boxes = carve(host, (size_t) k * 4, sizeof(float), &st);	/* [K, 4] last layer */
+	GROMA_TRY(st);
+	GROMA_TRY(groma_tensor_narrow(&prop->boxes, 0, m->proposer.cfg.decoder_layers - 1, 1, &last));
+	GROMA_TRY(groma_tensor_narrow(&last, 1, b, 1, &last));	/* [1, 1, K, 4] */
+	GROMA_TRY(groma_download(&last, boxes));
+	GROMA_TRY(groma_select_regions(boxes, scores, (int) k, &refer[0][0], n_refer, &m->select, res->kept, res->boxes,
+								   &res->n_regions));
+	for (int i = 0; i < res->n_regions; i++)
+		res->scores[i] = res->kept[i] < k ? scores[res->kept[i]] : 1.0f;
+	host->used = host_mark;		/* the box copies are not part of the result */
+	if (n_refer > 0)
+		GROMA_TRY(groma_match_refer_boxes(&refer[0][0], n_refer, res->boxes, res->n_regions, res->refer_match, NULL));
+	return groma_ok();
+}
+
+/*
+ * Runs the vision steps for n images as one batch; image i's decoding or
+ * refer-box failure goes to each[i] and leaves it out.  On a failure of the
+ * whole batch the caller rewinds the arenas.
+ */
+static groma_status
+vision_steps(const groma_model *m, int n, const groma_vision_input *in, groma_arena *act, groma_arena *out,
+			 groma_arena *host, groma_vision_result *res, groma_status *each)
 {
 	const groma_dinov2_config *vc = &m->vision.cfg;
 	int64_t		layers = vc->layers,
 				tokens = groma_dinov2_tokens(vc),
 				c = vc->hidden,
 				d = m->llm.cfg.hidden,
-				k = m->proposer.cfg.num_queries,
 				half = (vc->image / vc->patch) / 2;
-	float		refer[GROMA_MAX_REFER_BOXES][4];
+	float		(*refer)[GROMA_MAX_REFER_BOXES][4] = NULL;
+	int			good[GROMA_VISION_MAX_BATCH];
+	int			g = 0;
 	groma_tensor pixels,
-				hidden;
+				hidden,
+				tokens_all;
 	groma_proposer_outputs prop;
 	groma_region_maps maps;
 	groma_status st = groma_ok();
-	size_t		mark = act->used,
-				host_mark;
-	float	   *boxes;
+	size_t		mark = act->used;
+	groma_vision_timing t = {0};
 	double		t0;
 
-	memset(res, 0, sizeof(*res));
-	if (n_refer < 0 || n_refer > GROMA_MAX_REFER_BOXES)
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "at most %d refer boxes, got %d", GROMA_MAX_REFER_BOXES, n_refer);
+	if (n < 1 || n > GROMA_VISION_MAX_BATCH)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "vision: a batch of %d images (1..%d)", n, GROMA_VISION_MAX_BATCH);
+	refer = carve(host, (size_t) n, sizeof(*refer), &st);	/* [n][16][4] */
+	GROMA_TRY(st);
 
-	/* 1. decode and preprocess: pixels [1, 3, 448, 448] */
+	/* 1. decode and preprocess: pixels [n, 3, 448, 448]; the images that decode are packed first */
 	t0 = now_ms(act);
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {1, 3, GROMA_IMAGE_SIZE, GROMA_IMAGE_SIZE}, &pixels));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {n, 3, GROMA_IMAGE_SIZE, GROMA_IMAGE_SIZE}, &pixels));
+	for (int i = 0; i < n; i++)
 	{
-		decode_job	j = {jpeg, len, limits, res};
+		groma_tensor slice;
 
-		GROMA_TRY(groma_fill_from_host(&pixels, decode_host, &j));
+		GROMA_TRY(groma_tensor_narrow(&pixels, 0, g, 1, &slice));
+		each[i] = decode_one(in[i].jpeg, in[i].len, in[i].limits, in[i].refer_px, in[i].n_refer, &slice, refer[g],
+							 &res[i]);
+		if (each[i].code == GROMA_ERR_NO_MEMORY || each[i].code == GROMA_ERR_DEVICE ||
+			each[i].code == GROMA_ERR_DEVICE_LOST || each[i].code == GROMA_ERR_CANCELLED)
+			return each[i];		/* not the image's fault: the whole batch fails */
+		if (each[i].code == GROMA_OK)
+			good[g++] = i;
 	}
-	for (int i = 0; i < n_refer; i++)
-		GROMA_TRY(groma_refer_box_from_pixels(refer_px[4 * i], refer_px[4 * i + 1], refer_px[4 * i + 2],
-											  refer_px[4 * i + 3], res->width, res->height, refer[i]));
-	res->timing.decode_ms = now_ms(act) - t0;
+	if (g == 0)
+		return groma_ok();
+	GROMA_TRY(groma_tensor_narrow(&pixels, 0, 0, g, &pixels));	/* [G, 3, 448, 448] */
+	t.decode_ms = now_ms(act) - t0;
 
-	/* 2. DINOv2: hidden [L + 1, 1, T, C] */
+	/* 2. DINOv2: hidden [L + 1, G, T, C] */
 	t0 = now_ms(act);
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {layers + 1, 1, tokens, c}, &hidden));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {layers + 1, g, tokens, c}, &hidden));
 	GROMA_TRY(groma_dinov2_forward(&m->vision, &pixels, act, &hidden, NULL));
-	res->timing.dinov2_ms = now_ms(act) - t0;
+	t.dinov2_ms = now_ms(act) - t0;
 	GROMA_TRY(groma_cancel_check());	/* a stage boundary: stop here when cancelled */
 
-	/* 3. image tokens: merged [1, (n/2)², 4C] → bridge [1, (n/2)², D] */
+	/* 3. image tokens: merged [G, (n/2)², 4C] → bridge [G, (n/2)², D]; image j's rows are its tokens */
 	t0 = now_ms(act);
-	GROMA_TRY(groma_arena_tensor(out, GROMA_F32, 2, (int64_t[]) {half * half, d}, &res->image_tokens));
+	GROMA_TRY(groma_arena_tensor(out, GROMA_F32, 3, (int64_t[]) {g, half * half, d}, &tokens_all));
+	GROMA_TRY(groma_image_tokens(&m->bridge, &hidden, act, &tokens_all));
+	for (int j = 0; j < g; j++)
 	{
-		groma_tensor features;
+		groma_tensor one;
 
-		GROMA_TRY(groma_tensor_reshape(&res->image_tokens, 3, (int64_t[]) {1, half * half, d}, &features));
-		GROMA_TRY(groma_image_tokens(&m->bridge, &hidden, act, &features));
+		GROMA_TRY(groma_tensor_narrow(&tokens_all, 0, j, 1, &one));
+		GROMA_TRY(groma_tensor_reshape(&one, 2, (int64_t[]) {half * half, d}, &res[good[j]].image_tokens));
 	}
-	res->timing.bridge_ms = now_ms(act) - t0;
+	t.bridge_ms = now_ms(act) - t0;
 	GROMA_TRY(groma_cancel_check());
 
-	/* 4. proposer; the result arrays come first in host, its host-side data after them */
-	res->kept = carve(host, (size_t) (k + n_refer), sizeof(int64_t), &st);
-	res->boxes = st.code == GROMA_OK ? carve(host, (size_t) (k + n_refer) * 4, sizeof(float), &st) : NULL;
-	res->scores = st.code == GROMA_OK ? carve(host, (size_t) (k + n_refer), sizeof(float), &st) : NULL;
-	GROMA_TRY(st);
-	host_mark = host->used;
+	/* 4. proposer for the whole batch (its host-side top-k and scores stay until host is reset) */
 	t0 = now_ms(act);
 	GROMA_TRY(groma_proposer_forward(&m->proposer, &hidden, act, act, host, &prop));
-	res->timing.proposer_ms = now_ms(act) - t0;
+	t.proposer_ms = now_ms(act) - t0;
 	GROMA_TRY(groma_cancel_check());
 
-	/* 5. selection: proposals of the last decoder layer plus refer boxes */
+	/* 5. selection per image */
 	t0 = now_ms(act);
-	boxes = carve(host, (size_t) k * 4, sizeof(float), &st);	/* [K, 4] last layer */
-	GROMA_TRY(st);
-	{
-		groma_tensor last_boxes;
-
-		GROMA_TRY(groma_tensor_narrow(&prop.boxes, 0, m->proposer.cfg.decoder_layers - 1, 1, &last_boxes));
-		GROMA_TRY(groma_download(&last_boxes, boxes));
-		GROMA_TRY(groma_select_regions(boxes, prop.scores.data, (int) k, &refer[0][0], n_refer, &m->select,
-									   res->kept, res->boxes, &res->n_regions));
-		for (int i = 0; i < res->n_regions; i++)
-			res->scores[i] = res->kept[i] < k ? ((const float *) prop.scores.data)[res->kept[i]] : 1.0f;
-	}
-	host->used = host_mark;		/* the proposer's top-k, scores and box copies are not part of the result */
-	res->n_refer = n_refer;
-	if (n_refer > 0)
-		GROMA_TRY(groma_match_refer_boxes(&refer[0][0], n_refer, res->boxes, res->n_regions, res->refer_match, NULL));
-	res->timing.select_ms = now_ms(act) - t0;
+	for (int j = 0; j < g; j++)
+		GROMA_TRY(select_one(m, &prop, j, refer[j], host, &res[good[j]]));
+	t.select_ms = now_ms(act) - t0;
 	GROMA_TRY(groma_cancel_check());
 
-	/* 6. region tokens [N, D] */
+	/* 6. region tokens [N, D] per image from the batch's fused maps */
 	t0 = now_ms(act);
 	GROMA_TRY(groma_region_fuse(&m->region, &hidden, act, act, &maps));
-	res->timing.fuse_ms = now_ms(act) - t0;
+	t.fuse_ms = now_ms(act) - t0;
 	GROMA_TRY(groma_cancel_check());
-	GROMA_TRY(groma_arena_tensor(out, GROMA_F32, 2, (int64_t[]) {res->n_regions, d}, &res->region_tokens));
-	GROMA_TRY(groma_arena_tensor(out, GROMA_F32, 2, (int64_t[]) {res->n_regions, m->region.mid},
-								 &res->region_features));
-	GROMA_TRY(groma_region_tokens(&m->region, &maps, 0, res->boxes, res->n_regions, act, &res->region_tokens,
-								  NULL, NULL, NULL, &res->region_features));
-	res->timing.region_ms = now_ms(act) - t0;
+	for (int j = 0; j < g; j++)
+	{
+		groma_vision_result *r = &res[good[j]];
+
+		GROMA_TRY(groma_arena_tensor(out, GROMA_F32, 2, (int64_t[]) {r->n_regions, d}, &r->region_tokens));
+		GROMA_TRY(groma_arena_tensor(out, GROMA_F32, 2, (int64_t[]) {r->n_regions, m->region.mid},
+									 &r->region_features));
+		GROMA_TRY(groma_region_tokens(&m->region, &maps, j, r->boxes, r->n_regions, act, &r->region_tokens,
+									  NULL, NULL, NULL, &r->region_features));
+	}
+	t.region_ms = now_ms(act) - t0;
+	for (int j = 0; j < g; j++)
+		res[good[j]].timing = t;
 	act->used = mark;
 	return groma_ok();
 }
 
-/* Runs the vision side; see vision.h.  Nothing stays carved from any arena on failure. */
+/* Runs the vision side of a batch; see vision.h.  Nothing stays carved from any arena on a batch failure. */
 groma_status
-groma_vision_run(const groma_model *m, const uint8_t *jpeg, size_t len,
-				 const groma_jpeg_limits *limits, const double *refer_px, int n_refer,
-				 groma_arena *act, groma_arena *out, groma_arena *host, groma_vision_result *res)
+groma_vision_run_batch(const groma_model *m, int n, const groma_vision_input *in, groma_arena *act,
+					   groma_arena *out, groma_arena *host, groma_vision_result *res, groma_status *each)
 {
 	size_t		act_mark = act->used,
 				out_mark = out->used,
@@ -172,12 +226,37 @@ groma_vision_run(const groma_model *m, const uint8_t *jpeg, size_t len,
 
 	if (host == act || host->device != GROMA_DEVICE_CPU)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "vision: the host arena must be CPU memory other than act");
-	st = vision_steps(m, jpeg, len, limits, refer_px, n_refer, act, out, host, res);
+	st = vision_steps(m, n, in, act, out, host, res, each);
 	if (st.code != GROMA_OK)
 	{
 		act->used = act_mark;
 		out->used = out_mark;
 		host->used = host_mark;
+		for (int i = 0; i < n; i++)
+			each[i] = st;
+	}
+	return st;
+}
+
+/* Runs the vision side of one image: a batch of one; see vision.h. */
+groma_status
+groma_vision_run(const groma_model *m, const uint8_t *jpeg, size_t len,
+				 const groma_jpeg_limits *limits, const double *refer_px, int n_refer,
+				 groma_arena *act, groma_arena *out, groma_arena *host, groma_vision_result *res)
+{
+	groma_vision_input in = {jpeg, len, limits, refer_px, n_refer};
+	size_t		act_mark = act->used,
+				out_mark = out->used,
+				host_mark = host->used;
+	groma_status each;
+	groma_status st = groma_vision_run_batch(m, 1, &in, act, out, host, res, &each);
+
+	if (st.code == GROMA_OK && each.code != GROMA_OK)
+	{
+		act->used = act_mark;
+		out->used = out_mark;
+		host->used = host_mark;
+		return each;
 	}
 	return st;
 }

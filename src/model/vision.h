@@ -40,6 +40,34 @@ typedef struct groma_vision_result
 	groma_vision_timing timing;
 } groma_vision_result;
 
+/* Images one vision batch may hold. */
+#define GROMA_VISION_MAX_BATCH 64
+
+/* One image of a vision batch: JPEG bytes, limits and optional refer boxes [n_refer][4] in pixels. */
+typedef struct groma_vision_input
+{
+	const uint8_t *jpeg;
+	size_t		len;
+	const groma_jpeg_limits *limits;
+	const double *refer_px;
+	int			n_refer;
+} groma_vision_input;
+
+/*
+ * groma_vision_run for n images (1..GROMA_VISION_MAX_BATCH) as one batch
+ * through every stage: DINOv2, the bridge, the proposer and the region
+ * maps run once for all; selection and region tokens per image (their
+ * region counts differ).  res[i] equals what groma_vision_run gives for
+ * image i alone (its timings are the batch's).  An image that does not
+ * decode, or whose refer boxes are bad, gets its error in each[i] and is
+ * left out; the others go on.  A failure of the whole batch (memory, the
+ * device, a cancel) is returned, copied to every each[i], and rewinds the
+ * arenas.
+ */
+groma_status groma_vision_run_batch(const groma_model *m, int n, const groma_vision_input *in, groma_arena *act,
+									groma_arena *out, groma_arena *host, groma_vision_result *res,
+									groma_status *each);
+
 /*
  * Runs the vision side on JPEG bytes with optional refer boxes refer_px
  * [n_refer][4] as pixel corners of the original image.  The result's

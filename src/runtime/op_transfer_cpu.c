@@ -100,6 +100,15 @@ groma_download(const groma_tensor *t, float *host)
 	return groma_ok();
 }
 
+/* Waits for device's queued work; see ops.h. */
+groma_status
+groma_synchronize(groma_device device)
+{
+	if (device == GROMA_DEVICE_CPU)
+		return groma_ok();
+	return GROMA_DEVICE_CALL("synchronize", synchronize);
+}
+
 /* Fills dst through a host tensor of its shape; see ops.h. */
 groma_status
 groma_fill_from_host(groma_tensor *dst, groma_host_fill_fn fn, void *ctx)

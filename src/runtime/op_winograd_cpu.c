@@ -285,6 +285,16 @@ output_part(void *ctx, int64_t begin, int64_t end, int part)
 	}
 }
 
+/* A 3x3 convolution the best way for x's device; see ops.h. */
+groma_status
+groma_conv3x3(const groma_tensor *x, const groma_tensor *w, const groma_tensor *u, const groma_tensor *b,
+			  groma_arena *scratch, groma_tensor *y)
+{
+	if (u != NULL && u->data != NULL && !groma_on_device(x))
+		return groma_conv3x3_winograd(x, u, b, scratch, y);
+	return groma_conv2d(x, w, b, 1, 1, scratch, y);
+}
+
 /* y = conv2d(x, w, b, stride 1, padding 1) from u = winograd_weights(w); see ops.h. */
 groma_status
 groma_conv3x3_winograd(const groma_tensor *x, const groma_tensor *u, const groma_tensor *b,

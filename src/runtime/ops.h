@@ -57,6 +57,15 @@ groma_status groma_winograd_weights(const groma_tensor *w, groma_tensor *u);
 groma_status groma_conv3x3_winograd(const groma_tensor *x, const groma_tensor *u, const groma_tensor *b,
 									groma_arena *scratch, groma_tensor *y);
 
+/*
+ * y = conv2d(x, w) (+ b) with stride 1 and padding 1, the way x's device
+ * does it best: Winograd from u when u holds groma_winograd_weights(w)
+ * (u->data not NULL) and x is in host memory, else groma_conv2d.  Model
+ * code calls this without asking where x lives.
+ */
+groma_status groma_conv3x3(const groma_tensor *x, const groma_tensor *w, const groma_tensor *u,
+						   const groma_tensor *b, groma_arena *scratch, groma_tensor *y);
+
 /* y = LayerNorm over the last dimension of x[..., D] with w[D], b[D] (b may be NULL); y may be x. */
 groma_status groma_layer_norm(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b,
 							  float eps, groma_tensor *y);
@@ -125,6 +134,9 @@ groma_status groma_fill(groma_tensor *t, float v);
  * weights in benchmarks.
  */
 groma_status groma_fill_random(groma_tensor *t, uint64_t seed, float scale);
+
+/* Waits until the work queued on device has finished (nothing to wait for on the CPU). */
+groma_status groma_synchronize(groma_device device);
 
 /* Copies numel(t) floats from host memory into the contiguous tensor t, wherever t lives. */
 groma_status groma_upload(const float *host, groma_tensor *t);

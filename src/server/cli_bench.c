@@ -42,8 +42,7 @@ now_ms(const bench *b)
 {
 	struct timespec ts;
 
-	if (b->device == GROMA_DEVICE_CUDA && groma_cuda_ops.synchronize)
-		groma_cuda_ops.synchronize();
+	(void) groma_synchronize(b->device);	/* a failure resurfaces at the next call */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
 }

@@ -4,11 +4,13 @@
  * encoder as one batch give the same results as each image alone.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "unit.h"
 #include "golden_case.h"
+#include "../../src/model/vision.h"
 
 /* Max abs difference of n floats. */
 static double
@@ -87,4 +89,102 @@ UNIT_TEST(test_vision_batch_of_two)
 		unit_note("image %d of the batch: DINOv2 max |diff| %.2g, region maps %.2g, top-k identical", b, d_hidden, d_maps);
 	}
 	groma_arena_free(&act);
+}
+
+/* Max abs difference of two f32 tensors of the same size on the CPU (1e30 when the sizes differ). */
+static double
+tensor_diff(const groma_tensor *a, const groma_tensor *b)
+{
+	int64_t		n = groma_tensor_numel(a);
+
+	if (n != groma_tensor_numel(b))
+		return 1e30;
+	return max_diff(a->data, b->data, n);
+}
+
+/*
+ * groma_vision_run_batch on the three golden images, one with a refer box,
+ * and a broken JPEG among them: the broken one fails alone, and each other
+ * image's result (kept boxes, scores, image and region tokens, region
+ * features, refer match) equals groma_vision_run of that image alone.
+ */
+UNIT_TEST(test_vision_run_batch_equals_single)
+{
+	static const char *names[3] = {"waterview.jpg", "synthetic_333x251.jpg", "extreme_ironing.jpg"};
+	groma_model *m = golden_tiny_model();
+	groma_arena act = {0},
+				out = {0},
+				host = {0},
+				out1 = {0},
+				host1 = {0};
+	groma_jpeg_limits limits = groma_jpeg_default_limits();
+	uint8_t    *jpeg[3];
+	size_t		len[3];
+	static const uint8_t broken[] = {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 'J', 'F', 'I', 'F', 0};
+	double		refer[4] = {10, 20, 120, 90};
+	groma_vision_input in[4];
+	groma_vision_result res[4];
+	groma_status each[4];
+
+	if (m == NULL)
+		return;
+	CHECK(groma_arena_init(&act, (size_t) 2 << 30).code == GROMA_OK);
+	CHECK(groma_arena_init(&out, (size_t) 64 << 20).code == GROMA_OK);
+	CHECK(groma_arena_init(&host, (size_t) 16 << 20).code == GROMA_OK);
+	CHECK(groma_arena_init(&out1, (size_t) 32 << 20).code == GROMA_OK);
+	CHECK(groma_arena_init(&host1, (size_t) 8 << 20).code == GROMA_OK);
+	for (int i = 0; i < 3; i++)
+	{
+		char		path[4096];
+
+		snprintf(path, sizeof(path), "%s%s", unit_path("test/golden/images/"), names[i]);
+		jpeg[i] = unit_read_file(path, &len[i]);
+		if (jpeg[i] == NULL)
+			return;
+	}
+	/* image 0, the broken JPEG, image 1 with a refer box, image 2 */
+	in[0] = (groma_vision_input) {jpeg[0], len[0], &limits, NULL, 0};
+	in[1] = (groma_vision_input) {broken, sizeof(broken), &limits, NULL, 0};
+	in[2] = (groma_vision_input) {jpeg[1], len[1], &limits, refer, 1};
+	in[3] = (groma_vision_input) {jpeg[2], len[2], &limits, NULL, 0};
+	CHECK(groma_vision_run_batch(m, 4, in, &act, &out, &host, res, each).code == GROMA_OK);
+	CHECKF(each[1].code == GROMA_ERR_TRUNCATED || each[1].code == GROMA_ERR_CORRUPT,
+		   "the broken JPEG fails alone: %s", each[1].message);
+	for (int i = 0; i < 4; i++)
+	{
+		groma_vision_result one;
+		bool		same;
+
+		if (i == 1)
+			continue;
+		CHECKF(each[i].code == GROMA_OK, "image %d of the batch: %s", i, each[i].message);
+		groma_arena_reset(&out1);
+		groma_arena_reset(&host1);
+		CHECK(groma_vision_run(m, in[i].jpeg, in[i].len, &limits, in[i].refer_px, in[i].n_refer, &act, &out1, &host1,
+							   &one).code == GROMA_OK);
+		same = one.n_regions == res[i].n_regions && one.width == res[i].width && one.n_refer == res[i].n_refer &&
+			memcmp(one.kept, res[i].kept, sizeof(int64_t) * (size_t) one.n_regions) == 0 &&
+			(one.n_refer == 0 || one.refer_match[0] == res[i].refer_match[0]);
+		CHECKF(same, "image %d: the batch kept other regions (%d against %d alone)", i, res[i].n_regions, one.n_regions);
+		if (!same)
+			continue;
+		CHECKF(max_diff(one.boxes, res[i].boxes, 4 * (int64_t) one.n_regions) < 1e-5 &&
+			   max_diff(one.scores, res[i].scores, one.n_regions) < 1e-5, "image %d: boxes or scores differ", i);
+		CHECKF(tensor_diff(&one.image_tokens, &res[i].image_tokens) < 1e-4, "image %d: image tokens differ by %g", i,
+			   tensor_diff(&one.image_tokens, &res[i].image_tokens));
+		CHECKF(tensor_diff(&one.region_tokens, &res[i].region_tokens) < 1e-4, "image %d: region tokens differ by %g",
+			   i, tensor_diff(&one.region_tokens, &res[i].region_tokens));
+		CHECKF(tensor_diff(&one.region_features, &res[i].region_features) < 1e-4,
+			   "image %d: region features differ by %g", i, tensor_diff(&one.region_features, &res[i].region_features));
+		unit_note("image %d in a batch of 4: %d regions as alone, image tokens max |diff| %.2g, region tokens %.2g", i,
+				  one.n_regions, tensor_diff(&one.image_tokens, &res[i].image_tokens),
+				  tensor_diff(&one.region_tokens, &res[i].region_tokens));
+	}
+	for (int i = 0; i < 3; i++)
+		free(jpeg[i]);
+	groma_arena_free(&act);
+	groma_arena_free(&out);
+	groma_arena_free(&host);
+	groma_arena_free(&out1);
+	groma_arena_free(&host1);
 }
