@@ -207,6 +207,90 @@ vision_figures(bench *b, groma_tensor *image_tokens, groma_tensor *region_tokens
 	return groma_ok();
 }
 
+/* One pass of every vision stage over b images of random pixels (100 regions each); scratch from act. */
+static groma_status
+vision_pass(bench *b, int n, const float *boxes)
+{
+	const groma_dinov2_config *vc = &b->m->vision.cfg;
+	int64_t		tokens = groma_dinov2_tokens(vc),
+				half = (vc->image / vc->patch) / 2,
+				d = b->m->llm.cfg.hidden;
+	groma_tensor pixels,
+				hidden,
+				features,
+				region_tokens;
+	groma_proposer_outputs prop;
+	groma_region_maps maps;
+
+	GROMA_TRY(groma_arena_tensor(&b->act, GROMA_F32, 4, (int64_t[]) {n, 3, 448, 448}, &pixels));
+	GROMA_TRY(groma_fill_random(&pixels, 7, 2.0f));
+	GROMA_TRY(groma_arena_tensor(&b->act, GROMA_F32, 4, (int64_t[]) {vc->layers + 1, n, tokens, vc->hidden}, &hidden));
+	GROMA_TRY(groma_arena_tensor(&b->act, GROMA_F32, 3, (int64_t[]) {n, half * half, d}, &features));
+	GROMA_TRY(groma_arena_tensor(&b->act, GROMA_F32, 2, (int64_t[]) {BENCH_REGIONS, d}, &region_tokens));
+	GROMA_TRY(groma_dinov2_forward(&b->m->vision, &pixels, &b->act, &hidden, NULL));
+	GROMA_TRY(groma_image_tokens(&b->m->bridge, &hidden, &b->act, &features));
+	GROMA_TRY(groma_proposer_forward(&b->m->proposer, &hidden, &b->act, &b->act, &b->host, &prop));
+	GROMA_TRY(groma_region_fuse(&b->m->region, &hidden, &b->act, &b->act, &maps));
+	for (int i = 0; i < n; i++)
+		GROMA_TRY(groma_region_tokens(&b->m->region, &maps, i, boxes, BENCH_REGIONS, &b->act, &region_tokens, NULL,
+									  NULL, NULL, NULL));
+	return groma_ok();
+}
+
+/*
+ * Vision of 1, 4 and 16 images as one batch (DINOv2, bridge, proposer,
+ * region maps and 100 region tokens per image): milliseconds per image,
+ * best of 2.  A batch the activation arena cannot hold is reported as
+ * skipped.
+ */
+static groma_status
+vision_batch_figures(bench *b)
+{
+	static const int sizes[] = {1, 4, 16};
+	float		boxes[BENCH_REGIONS][4];
+
+	for (int i = 0; i < BENCH_REGIONS; i++)
+	{
+		boxes[i][0] = 0.1f + 0.8f * (float) (i % 10) / 9.0f;
+		boxes[i][1] = 0.1f + 0.8f * (float) (i / 10) / 9.0f;
+		boxes[i][2] = 0.05f + 0.015f * (float) (i % 7);
+		boxes[i][3] = 0.05f + 0.015f * (float) (i % 5);
+	}
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++)
+	{
+		int			n = sizes[k];
+		double		best = 1e30;
+		char		name[64],
+					note[384];
+		groma_status st = groma_ok();
+
+		for (int r = 0; r < 2 && st.code == GROMA_OK; r++)
+		{
+			size_t		mark = b->act.used,
+						host_mark = b->host.used;
+			double		t0 = now_ms(b);
+
+			st = vision_pass(b, n, &boxes[0][0]);
+			t0 = now_ms(b) - t0;
+			best = t0 < best ? t0 : best;
+			b->act.used = mark;
+			b->host.used = host_mark;
+		}
+		if (st.code == GROMA_ERR_NO_MEMORY)
+		{
+			snprintf(note, sizeof(note), "skipped: %s", st.message);
+			groma_bench_figure("vision_batch_skipped", n, "images", note);
+			return groma_ok();
+		}
+		GROMA_TRY(st);
+		snprintf(name, sizeof(name), "vision_ms_per_image_batch_%d", n);
+		snprintf(note, sizeof(note), "%d images in one pass: DINOv2, bridge, proposer, region maps, 100 regions each; best of 2",
+				 n);
+		groma_bench_figure(name, best / n, "ms", note);
+	}
+	return groma_ok();
+}
+
 /* Prefill of a prompt of the assembled length, then 64 greedy steps at batch 1. */
 static groma_status
 language_figures(bench *b, const groma_tensor *image_tokens)
@@ -424,6 +508,7 @@ bench_run(const groma_cli_options *opt, bench *b)
 	GROMA_TRY(groma_arena_init(&b->host, (size_t) 64 << 20));
 	GROMA_TRY(device_figures(b));
 	GROMA_TRY(vision_figures(b, &image_tokens, &region_tokens));
+	GROMA_TRY(vision_batch_figures(b));
 	GROMA_TRY(language_figures(b, &image_tokens));
 	GROMA_TRY(batch_figures(b, &image_tokens));
 	snprintf(note, sizeof(note), "activation arena high-water mark, of %.0f MB reserved", act_bytes / 1048576.0);

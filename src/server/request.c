@@ -328,45 +328,92 @@ groma_pending_generate_free(groma_pending_generate *p, groma_kv_pool *pool)
 	memset(p, 0, sizeof(*p));
 }
 
-/* Vision and prefill of a GENERATE request; see request.h. */
+/* Takes a vision result into a pending GENERATE: the reply's timings, a copy of the boxes, then the prefill. */
+static groma_status
+begin_after_vision(groma_engine *e, const groma_request *req, const char *query, const groma_vision_result *vis,
+				   groma_kv_pool *pool, groma_reply *reply, groma_pending_generate *p)
+{
+	set_vision_timing(reply, vis);
+	p->width = vis->width;
+	p->height = vis->height;
+	p->n_regions = vis->n_regions;
+	p->boxes = malloc(sizeof(float) * 4 * (size_t) (vis->n_regions + 1));
+	if (p->boxes == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
+	memcpy(p->boxes, vis->boxes, sizeof(float) * 4 * (size_t) vis->n_regions);
+	return groma_sequence_begin(e->session.model, e->tok, vis, query, req->max_new_tokens, true, pool,
+								&e->session.act, &p->seq);
+}
+
+/* Vision (as one batch) and prefill of n GENERATE requests; see request.h. */
+groma_status
+groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *const *reqs, groma_kv_pool *pool,
+								   groma_reply *const *replies, groma_pending_generate *const *p)
+{
+	groma_cli_session *s = &e->session;
+	groma_vision_input in[GROMA_VISION_MAX_BATCH];
+	groma_jpeg_limits limits[GROMA_VISION_MAX_BATCH];
+	groma_vision_result vis[GROMA_VISION_MAX_BATCH];
+	groma_status each[GROMA_VISION_MAX_BATCH];
+	char	   *query[GROMA_VISION_MAX_BATCH];
+	int			slot[GROMA_VISION_MAX_BATCH];	/* request i's place in the vision batch, -1: none */
+	int			n_vis = 0;
+	groma_status st = groma_ok();
+
+	if (n < 1 || n > GROMA_VISION_MAX_BATCH)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "a batch of %d requests (1..%d)", n, GROMA_VISION_MAX_BATCH);
+	for (int i = 0; i < n; i++)
+	{
+		int64_t		positions;
+
+		memset(p[i], 0, sizeof(*p[i]));
+		memset(replies[i], 0, sizeof(*replies[i]));
+		replies[i]->kind = reqs[i]->kind;
+		replies[i]->id = reqs[i]->id;
+		query[i] = NULL;
+		slot[i] = -1;
+		replies[i]->status = checked_query(e, reqs[i], &query[i], &positions);
+		if (replies[i]->status.code != GROMA_OK)
+			continue;
+		limits[n_vis] = request_limits(reqs[i]);
+		in[n_vis] = (groma_vision_input) {reqs[i]->image, reqs[i]->image_len, &limits[n_vis], &reqs[i]->refer[0][0],
+		reqs[i]->n_refer};
+		slot[i] = n_vis++;
+	}
+	if (n_vis > 0)
+	{
+		groma_arena_reset(&s->act);
+		groma_arena_reset(&s->out);
+		groma_arena_reset(&s->host);
+		st = groma_vision_run_batch(s->model, n_vis, in, &s->act, &s->out, &s->host, vis, each);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		groma_status one = replies[i]->status;
+
+		if (one.code == GROMA_OK && slot[i] >= 0)
+			one = each[slot[i]];
+		if (one.code == GROMA_OK)
+			one = begin_after_vision(e, reqs[i], query[i], &vis[slot[i]], pool, replies[i], p[i]);
+		free(query[i]);
+		if (one.code != GROMA_OK)
+		{
+			groma_pending_generate_free(p[i], pool);
+			groma_reply_set_error(replies[i], reqs[i], one);
+		}
+		replies[i]->status = one;
+	}
+	return st;
+}
+
+/* Vision and prefill of one GENERATE request: a batch of one; see request.h. */
 groma_status
 groma_request_generate_begin(groma_engine *e, const groma_request *req, groma_kv_pool *pool, groma_reply *reply,
 							 groma_pending_generate *p)
 {
-	groma_vision_result vis;
-	char	   *query = NULL;
-	int64_t		positions;
-	groma_status st;
+	groma_status st = groma_request_generate_begin_batch(e, 1, &req, pool, &reply, &p);
 
-	memset(p, 0, sizeof(*p));
-	memset(reply, 0, sizeof(*reply));
-	reply->kind = req->kind;
-	reply->id = req->id;
-	st = checked_query(e, req, &query, &positions);
-	if (st.code == GROMA_OK)
-		st = run_vision(e, req, &vis);
-	if (st.code == GROMA_OK)
-	{
-		set_vision_timing(reply, &vis);
-		p->width = vis.width;
-		p->height = vis.height;
-		p->n_regions = vis.n_regions;
-		p->boxes = malloc(sizeof(float) * 4 * (size_t) (vis.n_regions + 1));
-		st = p->boxes ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
-	}
-	if (st.code == GROMA_OK)
-	{
-		memcpy(p->boxes, vis.boxes, sizeof(float) * 4 * (size_t) vis.n_regions);
-		st = groma_sequence_begin(e->session.model, e->tok, &vis, query, req->max_new_tokens, true, pool,
-								  &e->session.act, &p->seq);
-	}
-	free(query);
-	if (st.code != GROMA_OK)
-	{
-		groma_pending_generate_free(p, pool);
-		groma_reply_set_error(reply, req, st);
-	}
-	return st;
+	return st.code != GROMA_OK ? st : reply->status;
 }
 
 /* Parses a finished sequence into the reply and frees it; see request.h. */

@@ -61,6 +61,17 @@ groma_status groma_request_kv_bound(groma_engine *e, const groma_request *req, i
 groma_status groma_request_generate_begin(groma_engine *e, const groma_request *req, struct groma_kv_pool *pool,
 										  groma_reply *reply, groma_pending_generate *p);
 
+/*
+ * groma_request_generate_begin for n requests, their images through the
+ * vision stages as one batch (groma_vision_run_batch), then each prefill.
+ * Each request's outcome is in replies[i]->status (a bad query or image
+ * fails only its own request); the return value is a failure of the whole
+ * batch (memory, the device, a cancel), also in every failed reply.
+ */
+groma_status groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *const *reqs,
+												struct groma_kv_pool *pool, groma_reply *const *replies,
+												groma_pending_generate *const *p);
+
 /* Parses p's finished sequence into the reply (text, groundings, ids, timings) and frees p. */
 groma_status groma_request_generate_finish(groma_engine *e, const groma_request *req, struct groma_kv_pool *pool,
 										   groma_reply *reply, groma_pending_generate *p);

@@ -112,21 +112,58 @@ push_head(serve_state *s, serve_job *job)
 	job->queued = true;
 }
 
+/* GENERATE jobs admitted together at most, their images going through the vision stages as one batch. */
+#define SERVE_VISION_BATCH 8
+
 /*
- * Takes the queue's head when it can start now, under the lock: a
- * cancelled head is answered and dropped; a GENERATE head waits while the
- * batch is full or the KV pool lacks room for its bound (learnt the first
- * time it is at the head, outside the lock).  Returns NULL when nothing can
- * start.
+ * Learns the queue head's KV bound (it needs the tokenizer: outside the
+ * lock), under the lock.  A job that cannot run (bad query, a bound larger
+ * than the whole pool, a shutdown meanwhile) is answered; returns whether
+ * the head is still a job with its bound.
  */
-static serve_job *
-admit(serve_state *s)
+static bool
+learn_head_bound(serve_state *s)
 {
-	while (s->head != NULL && !s->pool_wait)
+	serve_job  *job = pop_head(s);
+	const groma_llama_config *cfg = &s->engine.session.model->llm.cfg;
+	groma_status st;
+
+	pthread_mutex_unlock(&s->lock);
+	st = groma_request_kv_bound(&s->engine, &job->req, &job->kv_positions);
+	pthread_mutex_lock(&s->lock);
+	if (st.code == GROMA_OK && s->stopping)
+		st = groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down");	/* drained meanwhile */
+	if (st.code == GROMA_OK && groma_kv_cache_bytes(cfg, job->kv_positions) > s->pool.memory.size)
+		st = groma_error(GROMA_ERR_LIMIT,
+						 "this answer may need %lld KV positions (%zu MB), more than the KV cache pool "
+						 "of %zu MB holds (--kv-cache-mb)", (long long) job->kv_positions,
+						 groma_kv_cache_bytes(cfg, job->kv_positions) >> 20, s->pool.memory.size >> 20);
+	if (st.code != GROMA_OK)
+	{
+		serve_finish_with_error(s, job, st);
+		return false;
+	}
+	push_head(s, job);
+	return true;
+}
+
+/*
+ * Takes the jobs that can start now from the queue's head, under the lock:
+ * one job of another kind alone, or up to SERVE_VISION_BATCH GENERATE jobs
+ * while the batch has room and the KV pool has room for all their bounds
+ * together (checked by taking blocks and giving them back).  A cancelled
+ * head is answered and dropped.  Returns how many were taken into jobs.
+ */
+static int
+admit(serve_state *s, serve_job **jobs)
+{
+	const groma_llama_config *cfg = &s->engine.session.model->llm.cfg;
+	groma_kv_cache trial[SERVE_VISION_BATCH];
+	int			n = 0;
+
+	while (s->head != NULL && !s->pool_wait && n < SERVE_VISION_BATCH)
 	{
 		serve_job  *job = s->head;
-		const groma_llama_config *cfg = &s->engine.session.model->llm.cfg;
-		groma_status st;
 
 		if (job->cancel)
 		{
@@ -135,74 +172,83 @@ admit(serve_state *s)
 			continue;
 		}
 		if (job->req.kind != GROMA_MSG_GENERATE)
-			return pop_head(s);
-		if (s->n_batch >= s->opt->max_batch)
-			return NULL;
+		{
+			if (n == 0)
+				jobs[n++] = pop_head(s);
+			break;
+		}
+		if (s->n_batch + n >= s->opt->max_batch)
+			break;
 		if (job->kv_positions == 0)
 		{
-			/* the bound needs the tokenizer: learn it outside the lock */
-			pop_head(s);
-			pthread_mutex_unlock(&s->lock);
-			st = groma_request_kv_bound(&s->engine, &job->req, &job->kv_positions);
-			pthread_mutex_lock(&s->lock);
-			if (st.code == GROMA_OK && s->stopping)
-				st = groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down");	/* drained meanwhile */
-			if (st.code == GROMA_OK && groma_kv_cache_bytes(cfg, job->kv_positions) > s->pool.memory.size)
-				st = groma_error(GROMA_ERR_LIMIT,
-								 "this answer may need %lld KV positions (%zu MB), more than the KV cache pool "
-								 "of %zu MB holds (--kv-cache-mb)", (long long) job->kv_positions,
-								 groma_kv_cache_bytes(cfg, job->kv_positions) >> 20, s->pool.memory.size >> 20);
-			if (st.code != GROMA_OK)
-			{
-				serve_finish_with_error(s, job, st);
-				continue;
-			}
-			push_head(s, job);
+			learn_head_bound(s);
 			continue;
 		}
-		if (!groma_kv_pool_fits(&s->pool, cfg, job->kv_positions))
+		if (groma_kv_pool_take(&s->pool, cfg, job->kv_positions, &trial[n]).code != GROMA_OK)
 		{
-			s->pool_wait = true;	/* until a batch member leaves */
-			return NULL;
+			if (n == 0)
+				s->pool_wait = true;	/* until a batch member leaves */
+			break;
 		}
-		return pop_head(s);
+		jobs[n++] = pop_head(s);
 	}
-	return NULL;
+	for (int i = 0; i < n; i++)
+		if (jobs[i]->req.kind == GROMA_MSG_GENERATE)
+			groma_kv_pool_give(&s->pool, &trial[i]);
+	return n;
 }
 
-/* Runs a job taken from the queue: vision and prefill for GENERATE (then it joins the batch), else all of it. */
+/*
+ * Runs jobs taken from the queue: one job of another kind whole, or the
+ * vision (as one batch) and prefill of GENERATE jobs, which then join the
+ * batch (or are answered at once when their first token ends them).
+ */
 static void
-start_job(serve_state *s, serve_job *job)
+start_jobs(serve_state *s, serve_job **jobs, int n)
 {
+	const groma_request *reqs[SERVE_VISION_BATCH];
+	groma_reply *replies[SERVE_VISION_BATCH];
+	groma_pending_generate *pending[SERVE_VISION_BATCH];
+	bool		generate = jobs[0]->req.kind == GROMA_MSG_GENERATE;
 	groma_status st;
-	bool		generate = job->req.kind == GROMA_MSG_GENERATE;
 
-	s->running++;
-	s->current = job;
-	job->started_ms = serve_now_ms();
+	s->running += n;
+	s->current = n == 1 ? jobs[0] : NULL;
+	for (int i = 0; i < n; i++)
+	{
+		jobs[i]->started_ms = serve_now_ms();
+		reqs[i] = &jobs[i]->req;
+		replies[i] = &jobs[i]->reply;
+		pending[i] = &jobs[i]->pending;
+	}
 	pthread_mutex_unlock(&s->lock);
-	groma_cancel_watch(&job->cancel);
+	if (n > 1)
+		serve_log(SERVE_LOG_INFO, "requests %u to %u: the vision of %d images as one batch", (unsigned) reqs[0]->id,
+				  (unsigned) reqs[n - 1]->id, n);
+	/* one job alone stops at its next stage when cancelled; a batch finishes its vision, then leaves */
+	groma_cancel_watch(n == 1 ? &jobs[0]->cancel : NULL);
 	if (generate)
-		st = groma_request_generate_begin(&s->engine, &job->req, &s->pool, &job->reply, &job->pending);
+		st = groma_request_generate_begin_batch(&s->engine, n, reqs, &s->pool, replies, pending);
 	else
-		st = groma_request_run(&s->engine, &job->req, &job->reply);
+		st = groma_request_run(&s->engine, &jobs[0]->req, &jobs[0]->reply);
 	groma_cancel_watch(NULL);
+	(void) st;					/* each reply holds its own outcome */
+	for (int i = 0; i < n; i++)
+		if (generate && jobs[i]->reply.status.code == GROMA_OK && jobs[i]->pending.seq.done)
+			/* done at its first token: answer it now */
+			groma_request_generate_finish(&s->engine, &jobs[i]->req, &s->pool, &jobs[i]->reply, &jobs[i]->pending);
 	pthread_mutex_lock(&s->lock);
 	s->current = NULL;
 	s->kv_used = s->pool.used;
-	if (st.code == GROMA_OK && generate && !job->pending.seq.done)
+	for (int i = 0; i < n; i++)
 	{
-		s->batch[s->n_batch++] = job;
-		return;
+		serve_job  *job = jobs[i];
+
+		if (generate && job->reply.status.code == GROMA_OK && job->pending.seq.ids != NULL && !job->pending.seq.done)
+			s->batch[s->n_batch++] = job;
+		else
+			finish_job(s, job, job->reply.status);
 	}
-	if (st.code == GROMA_OK && generate)
-	{
-		/* done at its first token: answer it now */
-		pthread_mutex_unlock(&s->lock);
-		st = groma_request_generate_finish(&s->engine, &job->req, &s->pool, &job->reply, &job->pending);
-		pthread_mutex_lock(&s->lock);
-	}
-	finish_job(s, job, st);
 }
 
 /*
@@ -278,7 +324,8 @@ serve_loop(void *arg)
 	}
 	for (;;)
 	{
-		serve_job  *job;
+		serve_job  *jobs[SERVE_VISION_BATCH];
+		int			n;
 
 		if (s->n_batch == 0)
 			s->pool_wait = false;	/* an empty pool fits any bound admit let through */
@@ -286,9 +333,9 @@ serve_loop(void *arg)
 			pthread_cond_wait(&s->work, &s->lock);
 		if (s->stopping)
 			break;
-		job = admit(s);
-		if (job != NULL)
-			start_job(s, job);
+		n = admit(s, jobs);
+		if (n > 0)
+			start_jobs(s, jobs, n);
 		if (s->stopping)
 			break;
 		step_batch(s, logits);
