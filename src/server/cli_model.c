@@ -54,7 +54,19 @@ groma_cli_session_open(const groma_cli_options *opt, size_t act_bytes, groma_cli
 	memset(s, 0, sizeof(*s));
 	GROMA_TRY(groma_cli_use_device(opt->device, &device));
 	GROMA_TRY(groma_cli_weight_dtype(opt, device, &matrices));
-	GROMA_TRY(groma_model_load_on(opt->model_dir, device, matrices, &s->model));
+	if (opt->random_weights)
+	{
+		/* a model of the configured size with random weights (benchmarks); the directory gives the tokenizer */
+		groma_model_config cfg;
+
+		if (strcmp(opt->config, "real") == 0)
+			GROMA_TRY(groma_model_config_real(&cfg));
+		else
+			GROMA_TRY(groma_model_config_load(opt->config, &cfg));
+		GROMA_TRY(groma_model_random(&cfg, device, matrices, &s->model));
+	}
+	else
+		GROMA_TRY(groma_model_load_on(opt->model_dir, device, matrices, &s->model));
 	GROMA_TRY(groma_arena_init_on(&s->act, device, act_bytes));
 	GROMA_TRY(groma_arena_init_on(&s->out, device, (size_t) 64 << 20));
 	return groma_arena_init(&s->host, (size_t) 16 << 20);

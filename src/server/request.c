@@ -358,6 +358,7 @@ groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *
 	char	   *query[GROMA_VISION_MAX_BATCH];
 	int			slot[GROMA_VISION_MAX_BATCH];	/* request i's place in the vision batch, -1: none */
 	int			n_vis = 0;
+	bool		alone;
 	groma_status st = groma_ok();
 
 	if (n < 1 || n > GROMA_VISION_MAX_BATCH)
@@ -387,10 +388,22 @@ groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *
 		groma_arena_reset(&s->host);
 		st = groma_vision_run_batch(s->model, n_vis, in, &s->act, &s->out, &s->host, vis, each);
 	}
+	/* a batch too large for the activation arena: each image alone, right before its prefill */
+	alone = st.code == GROMA_ERR_NO_MEMORY && n_vis > 1;
+	if (alone)
+		st = groma_ok();
 	for (int i = 0; i < n; i++)
 	{
 		groma_status one = replies[i]->status;
 
+		if (one.code == GROMA_OK && alone)
+		{
+			groma_arena_reset(&s->act);
+			groma_arena_reset(&s->out);
+			groma_arena_reset(&s->host);
+			groma_vision_run_batch(s->model, 1, &in[slot[i]], &s->act, &s->out, &s->host, &vis[slot[i]],
+								   &each[slot[i]]);
+		}
 		if (one.code == GROMA_OK && slot[i] >= 0)
 			one = each[slot[i]];
 		if (one.code == GROMA_OK)

@@ -29,6 +29,7 @@ usage(FILE *f)
 			"       groma-server --model DIR --image IMG.jpg (--prompt TEXT | --task caption|caption-detailed|ground|describe)\n"
 			"                    [--phrase TEXT] [--refer x1,y1,x2,y2]... [--max-new-tokens N] [--device cpu|cuda]\n"
 			"       groma-server --bench --random-weights --config real|FILE [--device cpu|cuda]\n"
+			"       groma-server --serve ... --random-weights --config real|FILE --model DIR (DIR: only its tokenizer)\n"
 			"       groma-server --device-info\n"
 			"       groma-server --version | --help\n"
 			"options:\n"
@@ -297,6 +298,12 @@ dispatch(const char *command, groma_cli_options *opt)
 		if (opt->socket_path == NULL)
 		{
 			fprintf(stderr, "groma-server: --serve needs --socket PATH\n");
+			return 2;
+		}
+		if (opt->random_weights && (opt->config == NULL || opt->model_dir == NULL))
+		{
+			fprintf(stderr, "groma-server: --serve --random-weights needs --config real|FILE and --model DIR "
+					"(whose tokenizer it uses)\n");
 			return 2;
 		}
 		return groma_serve(opt);

@@ -5,15 +5,22 @@
 # 64 new tokens, waits for the answer, sends the next), with --max-batch 1
 # (one answer at a time: no batching) and --max-batch 64, in one run.  Talks
 # to the socket directly (no PostgreSQL).  Model: the bundled tiny model on
-# the CPU, or MODEL_DIR (and DEVICE) from the environment.
+# the CPU, or MODEL_DIR (and DEVICE) from the environment; RANDOM_CONFIG=real
+# (or a config.json) serves that configuration with random weights instead
+# (the tiny model's folder then gives only the tokenizer), as on a GPU
+# machine without the checkpoint.
 #
 #   bash test/bench/bench_batch.sh [SECONDS_PER_RUN]     (default 10)
+#   DEVICE=cuda RANDOM_CONFIG=real bash test/bench/bench_batch.sh 5
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-10}
 MODEL_DIR=${MODEL_DIR:-test/golden/tiny-groma}
 DEVICE=${DEVICE:-cpu}
 SERVER=${GROMA_SERVER:-./groma-server}
+RANDOM_ARGS=()
+[ -n "${RANDOM_CONFIG:-}" ] && RANDOM_ARGS=(--random-weights --config "$RANDOM_CONFIG")
+KV_MB=${KV_CACHE_MB:-4096}
 WORK=$(mktemp -d /tmp/groma-batch.XXXXXX)
 chmod 700 "$WORK"
 SERVER_PID=
@@ -56,13 +63,14 @@ closed_loop() {
     ' "$WORK/s.sock" "$1" "$SECS" test/golden/images/*.jpg
 }
 
-echo "# groma-server --serve, $MODEL_DIR on $DEVICE, caption requests of 64 new tokens, closed loop of ${SECS} s"
+echo "# groma-server --serve, ${RANDOM_CONFIG:+random weights of $RANDOM_CONFIG, tokenizer of }$MODEL_DIR on $DEVICE," \
+    "caption requests of 64 new tokens, closed loop of ${SECS} s, --kv-cache-mb $KV_MB"
 echo "# max_batch clients captions/s mean_latency_ms"
 for batch in 1 64; do
     "$SERVER" --serve --socket "$WORK/s.sock" --model "$MODEL_DIR" --device "$DEVICE" --max-batch "$batch" \
-        --max-queue 256 --log-level warning 2>"$WORK/server.log" &
+        --kv-cache-mb "$KV_MB" --max-queue 256 --log-level warning "${RANDOM_ARGS[@]}" 2>"$WORK/server.log" &
     SERVER_PID=$!
-    for _ in $(seq 1 600); do
+    for _ in $(seq 1 1500); do
         perl -I test/t -MGromaProto -e 'my $c = proto_connect($ARGV[0]) or exit 1; print $c status_frame(1);
             my $r = read_reply($c, 5) or exit 1; exit(parse_status($r)->{state} == 2 ? 0 : 1)' "$WORK/s.sock" && break
         sleep 0.2

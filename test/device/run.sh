@@ -73,6 +73,20 @@ else FAILED=$((FAILED + 1)); echo "not ok - the full-size benchmark printed ever
 echo "=== GROMA_CUDA_PROFILE=1 groma-server --bench --random-weights --config real --device cuda"
 GROMA_CUDA_PROFILE=1 timeout 240 "$BUNDLE/bin/groma-server" --bench --random-weights --config real --device cuda |
     grep '"profile"' | tee /tmp/groma-profile.json
+# Batching across sessions: captions/s of groma-server --serve at the real size (random weights, the
+# tiny model's tokenizer) under a closed loop of 1, 8, 32 and 64 clients, --max-batch 1 against 64.
+if command -v perl >/dev/null && perl -MIO::Socket::UNIX -MIO::Select -e 1 2>/dev/null; then
+    echo "=== bench_batch.sh: closed loop through the scheduler, real size, random weights"
+    start=$SECONDS
+    GROMA_SERVER="$BUNDLE/bin/groma-server" DEVICE=cuda RANDOM_CONFIG=real KV_CACHE_MB=${GROMA_DEVICE_KV_MB:-40960} \
+        timeout 400 bash test/bench/bench_batch.sh "${GROMA_DEVICE_LOOP_SECONDS:-5}" | tee /tmp/groma-batch.txt
+    echo "# bench_batch.sh took $((SECONDS - start)) s" | tee -a /tmp/groma-gpu-all.log
+    if [ "$(grep -cE '^(1|64) (1|8|32|64) [0-9.]+ [0-9]+$' /tmp/groma-batch.txt)" = 8 ]; then
+        PASSED=$((PASSED + 1)); echo "ok - the closed loop printed captions/s for every batch and client count"
+    else FAILED=$((FAILED + 1)); echo "not ok - the closed loop printed captions/s for every batch and client count"; fi
+else
+    echo "# bench_batch.sh skipped: perl with IO::Socket::UNIX is not installed here" | tee /tmp/groma-batch.txt
+fi
 # Shared-memory races between warps are what the emulator cannot see: racecheck the op tests
 # (GROMA_OPS_SANITIZER_RUN: no timings, fewer and smaller attention cases) where compute-sanitizer exists.
 SANITIZER=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
@@ -97,6 +111,7 @@ echo "=== summary"
 grep -h '^# figure' /tmp/groma-gpu-all.log
 grep -h '"figure"' /tmp/groma-bench.json
 cat /tmp/groma-profile.json
+cat /tmp/groma-batch.txt
 grep -h ' took ' /tmp/groma-gpu-all.log
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

@@ -5,7 +5,8 @@
 # the batch and the KV pool in use; a KV pool too small for all of them
 # makes requests wait (never fail), one that could never fit is refused
 # with a limit error; a batch member whose client goes away leaves without
-# disturbing the others; SIGTERM answers the whole batch and exits 0.
+# disturbing the others; SIGTERM answers the whole batch and exits 0; a
+# server of random weights (--random-weights --config) answers.
 use strict;
 use warnings;
 use Test::More;
@@ -194,4 +195,17 @@ $st = status_of($sock);
 is("$st->{batch}/$st->{kv_used}/$st->{state}", '0/0/2', 'and the server keeps serving');
 kill 'TERM', $pid;
 is(wait_exit($pid, 20), 0, 'the second server exits 0');
+
+# ---- random weights of a configuration (GPU benchmarks without the checkpoint): the folder gives the tokenizer
+my ($rc, $out, $err) = run_server('--serve', '--socket', "$dir/r.sock", '--random-weights');
+is($rc, 2, '--serve --random-weights without --config and --model is a usage error');
+like($err, qr/needs --config real\|FILE and --model DIR/, 'saying what it needs');
+($pid, $sock, $log) = start_server('--random-weights', '--config', "$model/config.json");
+$c = proto_connect($sock);
+print $c generate_frame(500, $img{$names[0]}, $prompts[0], 8);
+$r = read_reply($c, 60);
+is($r->{code}, OK, 'a server of random weights answers') or diag($r->{message});
+is(scalar @{parse_generate($r)->{ids}}, 8, 'with the 8 tokens asked for');
+kill 'TERM', $pid;
+is(wait_exit($pid, 20), 0, 'and exits 0');
 done_testing();
