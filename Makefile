@@ -120,7 +120,8 @@ build/gpu/%: test/gpu/%.c $(LIB_OBJS) $(CUDA_OBJS)
 	$(CXX) -o $@ $@.o $(LIB_OBJS) $(CUDA_OBJS) $(SERVER_LIBS)
 
 # test_golden_cuda runs the unit tests' golden comparisons (test/unit) on a GPU model: it links them.
-GOLDEN_PARITY_SRCS = test/unit/unit.c test/unit/golden_case.c test/unit/test_vision_parity.c test/unit/test_llm_parity.c
+GOLDEN_PARITY_SRCS = test/unit/unit.c test/unit/golden_case.c test/unit/test_vision_parity.c test/unit/test_llm_parity.c \
+	test/unit/test_decode_batch.c
 build/gpu/test_golden_cuda: test/gpu/test_golden_cuda.c $(GOLDEN_PARITY_SRCS) $(wildcard test/unit/*.h) $(LIB_OBJS) \
 		$(CUDA_OBJS)
 	@mkdir -p build/gpu/golden

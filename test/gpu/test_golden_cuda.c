@@ -56,6 +56,10 @@ main(void)
 	before = unit_failures;
 	golden_llm_parity(m, &act);
 	check(unit_failures == before, "GPU (f32): every prompt's hidden states, logits and 12 greedy ids as golden");
+	before = unit_failures;
+	golden_decode_batch_parity(m, &act);
+	check(unit_failures == before, "GPU (f32): the nine golden requests decoded together (batches of 1, 3 and 8, "
+		  "newcomers mid-flight, a small KV pool) get their golden ids");
 	printf("%d passed, %d failed\n", passed, failed);
 	groma_arena_free(&act);
 	groma_arena_free(&host);

@@ -75,6 +75,13 @@ bool		golden_compare_ids(const golden_case *c, const char *tensor, const int64_t
 void		golden_vision_parity(const groma_model *m, groma_arena *act, groma_arena *host);
 void		golden_llm_parity(const groma_model *m, groma_arena *act);
 
+/*
+ * The nine golden requests decoded together (test_decode_batch.c): at most
+ * 1, 3 and 8 sequences per step, newcomers joining mid-flight, a KV pool
+ * (on act's device) too small for all; each gets its golden greedy ids.
+ */
+void		golden_decode_batch_parity(const groma_model *m, groma_arena *act);
+
 /* Returns the tiny golden model, loaded once for every test (NULL with a failed check). */
 groma_model *golden_tiny_model(void);
 

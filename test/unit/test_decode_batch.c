@@ -30,7 +30,8 @@ typedef struct batch_request
 } batch_request;
 
 /* The vision results of the golden images, without and with the golden refer box, computed once. */
-static groma_arena vision_out[3][2];
+static groma_arena vision_out[3][2];	/* on the model's device */
+static groma_arena vision_host[3][2];	/* CPU memory */
 static groma_vision_result vision_done[3][2];
 static bool vision_ready[3][2];
 
@@ -67,10 +68,13 @@ golden_vision(int c, bool with_refer, golden_case *gc, const groma_model *m, gro
 		px[2] = ((double) rb[0] + rb[2] / 2.0) * info.width;
 		px[3] = ((double) rb[1] + rb[3] / 2.0) * info.height;
 	}
-	st = groma_arena_init(out, (size_t) 64 << 20);
+	st = groma_arena_init_on(out, act->device, (size_t) 64 << 20);
+	if (st.code == GROMA_OK)
+		st = groma_arena_init(&vision_host[c][with_refer], (size_t) 8 << 20);
 	groma_arena_reset(act);
 	if (st.code == GROMA_OK)
-		st = groma_vision_run(m, jpeg, len, &limits, px, with_refer ? 1 : 0, act, out, out, &vision_done[c][with_refer]);
+		st = groma_vision_run(m, jpeg, len, &limits, px, with_refer ? 1 : 0, act, out, &vision_host[c][with_refer],
+							  &vision_done[c][with_refer]);
 	vision_ready[c][with_refer] = st.code == GROMA_OK;
 	free(rb);
 	free(jpeg);
@@ -114,7 +118,7 @@ run_batched(int max_batch, size_t pool_bytes, const groma_model *m, const groma_
 				finished = 0;
 
 	memset(req, 0, sizeof(req));
-	CHECK(groma_kv_pool_init(&pool, GROMA_DEVICE_CPU, pool_bytes).code == GROMA_OK);
+	CHECK(groma_kv_pool_init(&pool, act->device, pool_bytes).code == GROMA_OK);
 	for (int c = 0; c < 3; c++)
 		CHECK(golden_case_open(golden_cases[c].name, &gc[c]));
 	for (int i = 0; i < N_REQUESTS; i++)
@@ -185,35 +189,49 @@ run_batched(int max_batch, size_t pool_bytes, const groma_model *m, const groma_
 	CHECKF(pool.n_blocks == 0 && pool.used == 0, "batch %d: %d blocks still taken", max_batch, pool.n_blocks);
 	CHECKF(most <= max_batch && most >= (max_batch > 1 ? 2 : 1),
 		   "batch %d: at most %d sequences ran together", max_batch, most);
-	unit_note("batch %d, pool %zu KB: %d steps, up to %d sequences together, %d waits for the pool, peak %zu KB",
-			  max_batch, pool_bytes >> 10, steps, most, busy_waits, pool.peak >> 10);
+	unit_note("%s: batch %d, pool %zu KB: %d steps, up to %d sequences together, %d waits for the pool, peak %zu KB",
+			  act->device == GROMA_DEVICE_CPU ? "CPU" : "device", max_batch, pool_bytes >> 10, steps, most, busy_waits,
+			  pool.peak >> 10);
 	for (int c = 0; c < 3; c++)
 		golden_case_close(&gc[c]);
 	groma_kv_pool_free(&pool);
 	free(logits);
 }
 
+/* Batches of 1, 3 and 8 with m and act on any device; see golden_case.h. */
+void
+golden_decode_batch_parity(const groma_model *m, groma_arena *act)
+{
+	groma_tokenizer *tok = golden_tiny_tokenizer();
+	/* a cache of 600 positions: more than any golden prompt plus 12 tokens */
+	size_t		one = groma_kv_cache_bytes(&m->llm.cfg, 600);
+
+	if (tok == NULL)
+		return;
+	run_batched(1, 16 * one, m, tok, act);
+	run_batched(3, 16 * one, m, tok, act);
+	run_batched(8, 16 * one, m, tok, act);
+	run_batched(8, 2 * one, m, tok, act);	/* room for about two: the others wait */
+	for (int c = 0; c < 3; c++)
+		for (int r = 0; r < 2; r++)
+		{
+			groma_arena_free(&vision_out[c][r]);
+			groma_arena_free(&vision_host[c][r]);
+			vision_ready[c][r] = false;
+		}
+}
+
 /* Batches of 1, 3 and 8 give each request its golden ids; a small pool makes requests wait, never fail. */
 UNIT_TEST(test_decode_batch_golden_ids)
 {
 	groma_model *m = golden_tiny_model();
-	groma_tokenizer *tok = golden_tiny_tokenizer();
 	groma_arena act = {0};
-	size_t		one;
 
-	if (!m || !tok)
+	if (m == NULL)
 		return;
 	CHECK(groma_arena_init(&act, (size_t) 1 << 30).code == GROMA_OK);
-	/* a cache of 600 positions: more than any golden prompt plus 12 tokens */
-	one = groma_kv_cache_bytes(&m->llm.cfg, 600);
-	run_batched(1, 16 * one, m, tok, &act);
-	run_batched(3, 16 * one, m, tok, &act);
-	run_batched(8, 16 * one, m, tok, &act);
-	run_batched(8, 2 * one, m, tok, &act);	/* room for about two: the others wait */
+	golden_decode_batch_parity(m, &act);
 	groma_arena_free(&act);
-	for (int c = 0; c < 3; c++)
-		for (int r = 0; r < 2; r++)
-			groma_arena_free(&vision_out[c][r]);
 }
 
 /* The pool: first fit, blocks given back merge into gaps, a cache larger than the pool is a limit. */
