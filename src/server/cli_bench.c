@@ -136,6 +136,19 @@ device_figures(bench *b)
 	return groma_ok();
 }
 
+/* Fills 100 boxes spread over the image, normalised (cx, cy, w, h). */
+static void
+spread_boxes(float boxes[BENCH_REGIONS][4])
+{
+	for (int i = 0; i < BENCH_REGIONS; i++)
+	{
+		boxes[i][0] = 0.1f + 0.8f * (float) (i % 10) / 9.0f;
+		boxes[i][1] = 0.1f + 0.8f * (float) (i / 10) / 9.0f;
+		boxes[i][2] = 0.05f + 0.015f * (float) (i % 7);
+		boxes[i][3] = 0.05f + 0.015f * (float) (i % 5);
+	}
+}
+
 /* The vision stages on a random image; leaves image and region tokens in b->keep. */
 static groma_status
 vision_figures(bench *b, groma_tensor *image_tokens, groma_tensor *region_tokens)
@@ -155,14 +168,7 @@ vision_figures(bench *b, groma_tensor *image_tokens, groma_tensor *region_tokens
 				t_prop = 1e30,
 				t_region = 1e30;
 
-	/* 100 boxes spread over the image, normalised (cx, cy, w, h) */
-	for (int i = 0; i < BENCH_REGIONS; i++)
-	{
-		boxes[i][0] = 0.1f + 0.8f * (float) (i % 10) / 9.0f;
-		boxes[i][1] = 0.1f + 0.8f * (float) (i / 10) / 9.0f;
-		boxes[i][2] = 0.05f + 0.015f * (float) (i % 7);
-		boxes[i][3] = 0.05f + 0.015f * (float) (i % 5);
-	}
+	spread_boxes(boxes);
 	GROMA_TRY(groma_arena_tensor(&b->keep, GROMA_F32, 4, (int64_t[]) {1, 3, 448, 448}, &pixels));
 	GROMA_TRY(groma_fill_random(&pixels, 7, 2.0f));
 	GROMA_TRY(groma_arena_tensor(&b->keep, GROMA_F32, 4, (int64_t[]) {vc->layers + 1, 1, tokens, vc->hidden}, &hidden));
@@ -249,13 +255,7 @@ vision_batch_figures(bench *b)
 	static const int sizes[] = {1, 4, 16};
 	float		boxes[BENCH_REGIONS][4];
 
-	for (int i = 0; i < BENCH_REGIONS; i++)
-	{
-		boxes[i][0] = 0.1f + 0.8f * (float) (i % 10) / 9.0f;
-		boxes[i][1] = 0.1f + 0.8f * (float) (i / 10) / 9.0f;
-		boxes[i][2] = 0.05f + 0.015f * (float) (i % 7);
-		boxes[i][3] = 0.05f + 0.015f * (float) (i % 5);
-	}
+	spread_boxes(boxes);
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++)
 	{
 		int			n = sizes[k];

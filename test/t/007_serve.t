@@ -11,7 +11,7 @@ use lib $FindBin::Bin;
 use GromaCli;
 use GromaProto;
 use File::Temp qw(tempdir);
-use POSIX qw(WNOHANG);
+
 use Time::HiRes qw(time sleep);
 use JSON::PP qw(decode_json);
 use Encode qw(decode);
@@ -38,27 +38,6 @@ sub start_server {
     }
     ok(wait_for_socket($sock, 20), "server $n_servers listens on its socket") or diag(slurp($log));
     return ($pid, $sock, $log);
-}
-sub slurp { my ($p) = @_; open(my $f, '<', $p) or return ''; local $/; return <$f> // ''; }
-
-# Waits up to secs for pid to exit; returns its exit status or undef.
-sub wait_exit {
-    my ($pid, $secs) = @_;
-    my $until = time + $secs;
-    while (time < $until) {
-        return $? if waitpid($pid, WNOHANG) == $pid;
-        sleep 0.02;
-    }
-    return undef;
-}
-
-# Returns the server's STATUS fields over a fresh connection.
-sub status_of {
-    my ($sock) = @_;
-    my $c = proto_connect($sock) or return {};
-    print $c status_frame(99);
-    my $r = read_reply($c, 10) or return {};
-    return parse_status($r);
 }
 
 # ---- answers, and what needs no model

@@ -20,8 +20,6 @@ my $image = "$root/test/golden/images/synthetic_333x251.jpg";
 my $img = do { local $/; open(my $f, '<:raw', $image) or die; <$f> };
 my $label = ' ' x 20;    # blank: the label is all background, 121 x 9 pixels at the box's corner
 
-sub slurp { my ($p) = @_; open(my $f, '<:raw', $p) or return ''; local $/; return <$f> // ''; }
-
 # Returns the [r, g, b] of pixel x,y of an image's 448x448 resized copy (groma-server --decode).
 sub resized_pixel {
     my ($path, $x, $y) = @_;

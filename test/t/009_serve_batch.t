@@ -15,7 +15,7 @@ use lib $FindBin::Bin;
 use GromaCli;
 use GromaProto;
 use File::Temp qw(tempdir);
-use POSIX qw(WNOHANG);
+
 use Time::HiRes qw(time sleep);
 use JSON::PP qw(decode_json);
 use Encode qw(encode);
@@ -49,27 +49,6 @@ sub start_server {
     my $until = time + 30;
     sleep 0.05 while (status_of($sock)->{state} // -1) != 2 && time < $until;
     return ($pid, $sock, $log);
-}
-sub slurp { my ($p) = @_; open(my $f, '<', $p) or return ''; local $/; return <$f> // ''; }
-
-# Returns the server's STATUS fields over a fresh connection.
-sub status_of {
-    my ($sock) = @_;
-    my $c = proto_connect($sock) or return {};
-    print $c status_frame(99);
-    my $r = read_reply($c, 10) or return {};
-    return parse_status($r);
-}
-
-# Waits up to secs for pid to exit; returns its exit status or undef.
-sub wait_exit {
-    my ($pid, $secs) = @_;
-    my $until = time + $secs;
-    while (time < $until) {
-        return $? if waitpid($pid, WNOHANG) == $pid;
-        sleep 0.02;
-    }
-    return undef;
 }
 
 # The command line's answer (text and ids) for an image, prompt and token limit, computed once.

@@ -6,10 +6,11 @@ use warnings;
 use IO::Socket::UNIX;
 use Socket qw(SOCK_STREAM);
 use Time::HiRes qw(time sleep);
+use POSIX ();
 use Exporter 'import';
 
 our @EXPORT = qw(proto_connect frame blob ping_frame status_frame validate_frame generate_frame regions_frame
-    cancel_frame draw_frame read_reply parse_status parse_generate wait_for_socket flat_jpeg);
+    cancel_frame draw_frame read_reply parse_status parse_generate wait_for_socket flat_jpeg status_of wait_exit slurp);
 
 # Returns a connected socket to path (undef when it cannot connect).
 sub proto_connect {
@@ -126,6 +127,29 @@ sub parse_generate {
     return { width => $w, height => $h, regions => $n_regions, text => $text, groundings => $n_groundings,
         ids => \@ids };
 }
+
+# Returns the server's STATUS fields over a fresh connection ({} when it does not answer).
+sub status_of {
+    my ($sock) = @_;
+    my $c = proto_connect($sock) or return {};
+    print $c status_frame(99);
+    my $r = read_reply($c, 10) or return {};
+    return parse_status($r);
+}
+
+# Waits up to secs for pid to exit; returns its exit status or undef.
+sub wait_exit {
+    my ($pid, $secs) = @_;
+    my $until = time + $secs;
+    while (time < $until) {
+        return $? if waitpid($pid, POSIX::WNOHANG()) == $pid;
+        sleep 0.02;
+    }
+    return undef;
+}
+
+# Returns a file's bytes ('' when it cannot be read).
+sub slurp { my ($p) = @_; open(my $f, '<:raw', $p) or return ''; local $/; return <$f> // ''; }
 
 # Returns a valid n x n grayscale baseline JPEG whose blocks are all flat
 # (two bits each): slow to decode, small to send.
