@@ -224,6 +224,8 @@ device-bundle: groma-server gpu-tests
 	cp groma-server $(GPU_TESTS) carry/bin/
 	for lib in $(BUNDLE_LIBS); do \
 		xz -6 -T0 -c "$$(ldconfig -p | awk -v l=$$lib '$$1 == l {print $$NF; exit}')" > carry/lib/$$lib.xz || exit 1; done
+	# the PyTorch baseline, run beside groma's figures on the device, where the shared folder exists
+	[ ! -f ../shared/bench/torch_baseline.py ] || cp ../shared/bench/torch_baseline.py carry/
 
 # Each test/bench/bench_NAME.c is a benchmark program build/bench/bench_NAME (-O3, no sanitizers).
 BENCH_TARGETS = $(patsubst test/bench/%.c,build/bench/%,$(wildcard test/bench/bench_*.c))

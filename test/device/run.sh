@@ -107,11 +107,23 @@ if [ -n "$SANITIZER" ] && [ "${GROMA_DEVICE_SANITIZE:-1}" = 1 ]; then
 else
     echo "# racecheck skipped: compute-sanitizer not found (or GROMA_DEVICE_SANITIZE=0)"
 fi
+# The PyTorch route on the same GPU in the same run (make device-bundle carries torch_baseline.py when
+# ../shared/bench has it), so every figure reads as a ratio.
+if [ -f "$BUNDLE/torch_baseline.py" ]; then
+    echo "=== torch_baseline.py (PyTorch, fp16, the same shapes with random weights)"
+    start=$SECONDS
+    timeout 300 python3 "$BUNDLE/torch_baseline.py" | tee /tmp/groma-torch.jsonl
+    echo "# torch_baseline.py took $((SECONDS - start)) s" | tee -a /tmp/groma-gpu-all.log
+else
+    echo "# torch_baseline.py skipped: not in $BUNDLE/ (run make device-bundle where ../shared/bench exists)" |
+        tee /tmp/groma-torch.jsonl
+fi
 echo "=== summary"
 grep -h '^# figure' /tmp/groma-gpu-all.log
 grep -h '"figure"' /tmp/groma-bench.json
 cat /tmp/groma-profile.json
 cat /tmp/groma-batch.txt
+grep -h '"figure"' /tmp/groma-torch.jsonl
 grep -h ' took ' /tmp/groma-gpu-all.log
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]
