@@ -179,6 +179,32 @@ else
     tail -20 "$LOG/pgvector.log" 2>/dev/null; fail "pgvector $PGVECTOR_VERSION builds and installs from ../shared/third_party"
 fi
 
+# ---------------------------------------------------------------- Citus
+# test/pg/012 runs groma on a Citus cluster, which Debian 12 does not package:
+# build and install Citus from ../shared/third_party (with its one-line patch
+# for Debian's PostgreSQL 15 headers) unless that version is installed
+# already.  Without ../shared the test skips and says why.
+section "Citus for test/pg/012 (from ../shared/third_party)"
+CITUS_VERSION=13.2.2
+CITUS_TAR=$ROOT/../shared/third_party/citus-$CITUS_VERSION.tar.gz
+CITUS_PATCH=$ROOT/../shared/third_party/citus-$CITUS_VERSION-pg15.20.patch
+if ls "$("$PG_CONFIG" --sharedir)/extension/citus--"*"--${CITUS_VERSION%.*}-1.sql" >/dev/null 2>&1 &&
+    [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ]; then
+    echo "# Citus $CITUS_VERSION is installed already"
+elif [ ! -f "$CITUS_TAR" ]; then
+    echo "# SKIP building Citus: $CITUS_TAR not found (test/pg/012 skips)"
+else
+    start=$SECONDS
+    if tar xzf "$CITUS_TAR" -C "$WORK" && patch -s -d "$WORK/citus-$CITUS_VERSION" -p1 <"$CITUS_PATCH" &&
+        (cd "$WORK/citus-$CITUS_VERSION" && ./configure --without-libcurl PG_CONFIG="$PG_CONFIG" &&
+            make -j"$JOBS") >"$LOG/citus.log" 2>&1 &&
+        as_installer make -C "$WORK/citus-$CITUS_VERSION" install >>"$LOG/citus.log" 2>&1; then
+        pass "Citus $CITUS_VERSION builds and installs from ../shared/third_party ($((SECONDS - start)) s)"
+    else
+        tail -30 "$LOG/citus.log" 2>/dev/null; fail "Citus $CITUS_VERSION builds and installs from ../shared/third_party"
+    fi
+fi
+
 # ---------------------------------------------------------------- TAP inside PostgreSQL
 # test/pg/*.t start their own clusters (PostgreSQL::Test::Cluster) with groma
 # preloaded and the tiny model.  initdb refuses root, so they run as postgres
