@@ -29,6 +29,7 @@ int			groma_threads = 0;
 int			groma_max_queue = 64;
 int			groma_max_batch = 16;
 int			groma_kv_cache_mb = 4096;
+int			groma_activation_mb = 0;
 char	   *groma_devices = NULL;
 char	   *groma_server_path = NULL;
 int			groma_log_level = GROMA_LOG_LEVEL_INFO;
@@ -179,6 +180,10 @@ define_server_settings(void)
 							"Size of each groma-server's KV cache pool, allocated when the model loads.",
 							"Answers being generated share it; a request waits in the queue while it is full.",
 							&groma_kv_cache_mb, 4096, 16, 1 << 20, PGC_SIGHUP, GUC_UNIT_MB, NULL, NULL, NULL);
+	DefineCustomIntVariable("groma.activation_mb",
+							"Size of each groma-server's activation arena; it bounds how many images share a vision pass.",
+							"Zero leaves groma-server's default (3072 MB).",
+							&groma_activation_mb, 0, 0, 1 << 20, PGC_SIGHUP, GUC_UNIT_MB, NULL, NULL, NULL);
 	DefineCustomStringVariable("groma.devices",
 							   "GPU ids to run one groma-server on each, like '0,1'.",
 							   "Empty runs a single groma-server.",

@@ -23,7 +23,8 @@ groma_status
 groma_engine_open(const groma_cli_options *opt, groma_engine *e)
 {
 	memset(e, 0, sizeof(*e));
-	GROMA_TRY(groma_cli_session_open(opt, GROMA_CLI_ACT_BYTES, &e->session));
+	GROMA_TRY(groma_cli_session_open(opt, opt->act_mb > 0 ? (size_t) opt->act_mb << 20 : GROMA_CLI_ACT_BYTES,
+									 &e->session));
 	return groma_tokenizer_load(opt->model_dir, &e->tok);
 }
 
@@ -348,7 +349,7 @@ begin_after_vision(groma_engine *e, const groma_request *req, const char *query,
 /* Vision (as one batch) and prefill of n GENERATE requests; see request.h. */
 groma_status
 groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *const *reqs, groma_kv_pool *pool,
-								   groma_reply *const *replies, groma_pending_generate *const *p)
+								   groma_reply *const *replies, groma_pending_generate *const *p, bool *one_by_one)
 {
 	groma_cli_session *s = &e->session;
 	groma_vision_input in[GROMA_VISION_MAX_BATCH];
@@ -392,6 +393,8 @@ groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *
 	alone = st.code == GROMA_ERR_NO_MEMORY && n_vis > 1;
 	if (alone)
 		st = groma_ok();
+	if (one_by_one)
+		*one_by_one = alone;
 	for (int i = 0; i < n; i++)
 	{
 		groma_status one = replies[i]->status;
@@ -424,7 +427,7 @@ groma_status
 groma_request_generate_begin(groma_engine *e, const groma_request *req, groma_kv_pool *pool, groma_reply *reply,
 							 groma_pending_generate *p)
 {
-	groma_status st = groma_request_generate_begin_batch(e, 1, &req, pool, &reply, &p);
+	groma_status st = groma_request_generate_begin_batch(e, 1, &req, pool, &reply, &p, NULL);
 
 	return st.code != GROMA_OK ? st : reply->status;
 }

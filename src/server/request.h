@@ -66,11 +66,13 @@ groma_status groma_request_generate_begin(groma_engine *e, const groma_request *
  * vision stages as one batch (groma_vision_run_batch), then each prefill.
  * Each request's outcome is in replies[i]->status (a bad query or image
  * fails only its own request); the return value is a failure of the whole
- * batch (memory, the device, a cancel), also in every failed reply.
+ * batch (memory, the device, a cancel), also in every failed reply.  A
+ * vision batch the activation arena cannot hold runs one image at a time
+ * instead (*one_by_one set, when not NULL).
  */
 groma_status groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *const *reqs,
 												struct groma_kv_pool *pool, groma_reply *const *replies,
-												groma_pending_generate *const *p);
+												groma_pending_generate *const *p, bool *one_by_one);
 
 /* Parses p's finished sequence into the reply (text, groundings, ids, timings) and frees p. */
 groma_status groma_request_generate_finish(groma_engine *e, const groma_request *req, struct groma_kv_pool *pool,

@@ -211,6 +211,7 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 	groma_pending_generate *pending[SERVE_VISION_BATCH];
 	bool		generate = jobs[0]->req.kind == GROMA_MSG_GENERATE;
 	groma_status st;
+	bool		one_by_one = false;
 
 	s->running += n;
 	s->current = n == 1 ? jobs[0] : NULL;
@@ -223,16 +224,18 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (n > 1)
-		serve_log(SERVE_LOG_INFO, "requests %u to %u: the vision of %d images as one batch", (unsigned) reqs[0]->id,
-				  (unsigned) reqs[n - 1]->id, n);
+		serve_log(SERVE_LOG_INFO, "the vision of %d images as one batch", n);
 	/* one job alone stops at its next stage when cancelled; a batch finishes its vision, then leaves */
 	groma_cancel_watch(n == 1 ? &jobs[0]->cancel : NULL);
 	if (generate)
-		st = groma_request_generate_begin_batch(&s->engine, n, reqs, &s->pool, replies, pending);
+		st = groma_request_generate_begin_batch(&s->engine, n, reqs, &s->pool, replies, pending, &one_by_one);
 	else
 		st = groma_request_run(&s->engine, &jobs[0]->req, &jobs[0]->reply);
 	groma_cancel_watch(NULL);
 	(void) st;					/* each reply holds its own outcome */
+	if (one_by_one)
+		serve_log(SERVE_LOG_WARNING, "the vision of %d images did not fit the activation arena (--act-mb): "
+				  "they ran one at a time", n);
 	for (int i = 0; i < n; i++)
 		if (generate && jobs[i]->reply.status.code == GROMA_OK && jobs[i]->pending.seq.done)
 			/* done at its first token: answer it now */

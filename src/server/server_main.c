@@ -21,6 +21,7 @@ usage(FILE *f)
 	fprintf(f,
 			"usage: groma-server --serve --socket PATH [--model DIR] [--device auto|cpu|cuda] [--device-id N]\n"
 			"                    [--weights f32|bf16|f16] [--threads N] [--max-queue N] [--max-batch N] [--kv-cache-mb N]\n"
+			"                    [--act-mb N]\n"
 			"                    [--log-level error|warning|info|debug] [--watch-fd FD]\n"
 			"       groma-server --decode IMG.jpg --out FILE.safetensors [--device cpu|cuda]\n"
 			"       groma-server --info IMG.jpg\n"
@@ -40,6 +41,8 @@ usage(FILE *f)
 			"  --max-queue N          --serve: requests waiting beyond N are refused as busy (default %d)\n"
 			"  --max-batch N          --serve: answers generated together at most, one decode step for all (default %d)\n"
 			"  --kv-cache-mb N        --serve: the KV cache pool those answers share, allocated at start (default %d)\n"
+			"  --act-mb N             --serve: the activation arena, which bounds how many images share a vision pass\n"
+			"                         (default 3072)\n"
 			"  --watch-fd FD          --serve: exit when FD reaches end of file (the launcher's pipe)\n",
 			(long) GROMA_DEFAULT_MAX_IMAGE_PIXELS, GROMA_SERVE_DEFAULT_MAX_QUEUE, GROMA_SERVE_DEFAULT_MAX_BATCH,
 			GROMA_SERVE_DEFAULT_KV_CACHE_MB);
@@ -67,7 +70,7 @@ enum
 	OPT_CONFIG, OPT_WEIGHTS, OPT_OUT, OPT_MODEL, OPT_PROMPT, OPT_TASK, OPT_PHRASE, OPT_MAX_NEW_TOKENS,
 	OPT_REFER, OPT_DEVICE, OPT_MAX_IMAGE_PIXELS, OPT_SERVE, OPT_SOCKET, OPT_DEVICE_ID, OPT_THREADS,
 	OPT_MAX_QUEUE, OPT_LOG_LEVEL, OPT_WATCH_FD, OPT_VERSION, OPT_EMBEDDINGS, OPT_DRAW, OPT_BOX, OPT_LABEL,
-	OPT_MAX_BATCH, OPT_KV_CACHE_MB
+	OPT_MAX_BATCH, OPT_KV_CACHE_MB, OPT_ACT_MB
 };
 
 static const struct option long_options[] = {
@@ -102,6 +105,7 @@ static const struct option long_options[] = {
 	{"max-queue", required_argument, NULL, OPT_MAX_QUEUE},
 	{"max-batch", required_argument, NULL, OPT_MAX_BATCH},
 	{"kv-cache-mb", required_argument, NULL, OPT_KV_CACHE_MB},
+	{"act-mb", required_argument, NULL, OPT_ACT_MB},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"watch-fd", required_argument, NULL, OPT_WATCH_FD},
 	{NULL, 0, NULL, 0}
@@ -248,6 +252,11 @@ apply_option(int c, const char *arg, groma_cli_options *opt, const char **comman
 			if (numeric_option("kv-cache-mb", arg, 1 << 20, &v) != 0)
 				return 2;
 			opt->kv_cache_mb = (int) v;
+			return 0;
+		case OPT_ACT_MB:
+			if (numeric_option("act-mb", arg, 1 << 20, &v) != 0)
+				return 2;
+			opt->act_mb = (int) v;
 			return 0;
 		case OPT_DEVICE_ID:
 			if (strcmp(arg, "0") == 0)

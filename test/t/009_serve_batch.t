@@ -6,7 +6,8 @@
 # makes requests wait (never fail), one that could never fit is refused
 # with a limit error; a batch member whose client goes away leaves without
 # disturbing the others; SIGTERM answers the whole batch and exits 0; a
-# server of random weights (--random-weights --config) answers.
+# vision batch too big for --act-mb runs one image at a time with the same
+# answers; a server of random weights (--random-weights --config) answers.
 use strict;
 use warnings;
 use Test::More;
@@ -174,6 +175,15 @@ $st = status_of($sock);
 is("$st->{batch}/$st->{kv_used}/$st->{state}", '0/0/2', 'and the server keeps serving');
 kill 'TERM', $pid;
 is(wait_exit($pid, 20), 0, 'the second server exits 0');
+
+# ---- an activation arena too small for a vision batch: its images run one at a time, the answers are the same
+($pid, $sock, $log) = start_server('--max-batch', '8', '--act-mb', '300');
+($replies, $most, $kv_most) = run_concurrently($sock, 0, @reqs);
+check_answers('a 300 MB activation arena', $replies, @reqs);
+like(slurp($log), qr/the vision of \d+ images did not fit the activation arena \(--act-mb\): they ran one at a time/,
+     'the vision batch that did not fit ran one image at a time, saying so in the log');
+kill 'TERM', $pid;
+is(wait_exit($pid, 20), 0, 'that server exits 0');
 
 # ---- random weights of a configuration (GPU benchmarks without the checkpoint): the folder gives the tokenizer
 my ($rc, $out, $err) = run_server('--serve', '--socket', "$dir/r.sock", '--random-weights');
