@@ -3,8 +3,9 @@
 # table of the bundled images, replicated to a few hundred rows, is
 # distributed; a distributed UPDATE captions every row exactly once, on
 # the workers (both groma-servers serve), with the single-node answers; the
-# regions of every image go into a co-located distributed table with a GiST
-# index, searched from the coordinator; a worker's groma-server killed in
+# regions of every image go into a co-located distributed table with GiST,
+# full-text (GIN over groma_describe's words) and, where pgvector is
+# installed, HNSW indexes, searched from the coordinator; a worker's groma-server killed in
 # the middle of a distributed UPDATE makes the statement fail cleanly (no
 # row half-captioned) and the retry captions everything.  Skips, saying why,
 # where Citus is not installed (test/run.sh builds it from
@@ -116,6 +117,40 @@ my $probe = "box '((0,0),(150,150))'";
 is(sql("SELECT count(*) FROM regions WHERE area && $probe"),
    sql("SELECT count(*) FROM images, groma_regions(img, 5) r WHERE r.area && $probe") * $rows_per_image,
    'a search for regions overlapping a box from the coordinator finds them on both workers');
+
+# full-text search over descriptions of the best region of some images, on the shards
+sql("ALTER TABLE regions ADD COLUMN description text");
+sql("UPDATE regions r SET description = groma_describe(p.img, r.area) FROM photos p
+     WHERE p.id = r.photo_id AND r.idx = 1 AND r.photo_id < 12");
+sql("ALTER TABLE regions ADD COLUMN words tsvector GENERATED ALWAYS AS (to_tsvector('simple', coalesce(description, ''))) STORED");
+sql('CREATE INDEX regions_words ON regions USING gin (words)');
+# the first word of the first described region (the tiny model's words are random, some answers empty)
+my ($described, $word) = split /\|/, sql("SELECT r.photo_id, w FROM regions r, unnest(tsvector_to_array(r.words)) w
+                                           WHERE r.idx = 1 AND r.photo_id < 12 ORDER BY r.photo_id, w LIMIT 1");
+ok(defined $word && $word ne '', "the descriptions have words ('" . ($word // '') . "' for photo " . ($described // '-') . ")")
+  or diag(sql("SELECT photo_id, idx, description, words FROM regions WHERE idx = 1 AND photo_id < 12 ORDER BY photo_id"));
+my $described_name = sql("SELECT name FROM photos WHERE id = " . ($described // -1));
+is(sql("SELECT count(*) > 0 AND bool_and(p.name = '$described_name')
+        FROM regions r JOIN photos p ON p.id = r.photo_id
+        WHERE r.words @@ to_tsquery('simple', quote_literal('" . ($word // '') . "'))"), 't',
+   'a full-text search from the coordinator finds regions of the image described with that word');
+
+# similarity search with pgvector, where it is installed
+SKIP: {
+    my ($vrc) = $coord->psql('postgres', 'CREATE EXTENSION vector');
+    skip('pgvector is not installed (CREATE EXTENSION vector failed)', 2) if $vrc != 0;
+    sql('CREATE INDEX regions_embedding ON regions USING hnsw ((embedding::vector(32)) vector_cosine_ops)');
+    is(sql("SELECT count(*) FROM run_command_on_shards('regions', \$\$SELECT count(*) FROM pg_indexes
+            WHERE tablename = '%s' AND indexdef LIKE '%%hnsw%%'\$\$) WHERE result = '1'"),
+       sql("SELECT count(*) FROM citus_shards WHERE table_name = 'regions'::regclass"), 'the HNSW index is on every shard');
+    # the nearest regions of photo 0's first region: its replicas (the same image) at distance 0
+    is(sql("WITH q AS (SELECT embedding::vector(32) AS v FROM regions WHERE photo_id = 0 AND idx = 1)
+            SELECT bool_and(r.idx = 1 AND r.photo_id % 3 = 0 AND d < 1e-6) FROM (
+              SELECT photo_id, idx, embedding::vector(32) <=> (SELECT v FROM q) AS d FROM regions
+              ORDER BY embedding::vector(32) <=> (SELECT v FROM q) LIMIT 5) r"), 't',
+       'a "regions like this one" query from the coordinator returns the same region of the same image on any worker');
+}
+step('full-text and similarity search on the distributed regions');
 
 # a worker's groma-server killed during a distributed UPDATE: the statement fails, nothing is half done
 sql('UPDATE photos SET caption = NULL');
