@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../runtime/cancel.h"
 #include "../text/prompt.h"
 
 /* Tokenizes the conversation for query, placeholders unexpanded, into *raw (malloc). */
@@ -128,32 +127,18 @@ groma_generate(const groma_model *m, const groma_tokenizer *tok, const groma_vis
 			   groma_generation *out)
 {
 	groma_sequence seq = {0};
-	groma_sequence *one = &seq;
 	size_t		mark = act->used;
-	float	   *logits = malloc(groma_sequence_logits_floats(m, 1) * sizeof(float));	/* [V + X] */
-	groma_status st = logits ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
+	groma_status st = groma_sequence_begin(m, tok, vis, query, max_new_tokens, stop_at_eos, NULL, act, &seq);
 
 	memset(out, 0, sizeof(*out));
 	if (st.code == GROMA_OK)
-		st = groma_sequence_begin(m, tok, vis, query, max_new_tokens, stop_at_eos, NULL, act, &seq);
-	while (st.code == GROMA_OK && !seq.done)
-	{
-		st = groma_cancel_check();	/* a cancelled request stops at the next step */
-		if (st.code == GROMA_OK)
-			st = groma_sequence_step(m, tok, &one, 1, act, logits);
-	}
+		st = groma_sequence_run_alone(m, tok, &seq, act);
 	if (st.code == GROMA_OK)
 	{
-		out->ids = seq.ids;
-		out->n = seq.n;
-		out->hit_eos = seq.hit_eos;
-		out->prompt_tokens = seq.prompt_tokens;
-		out->prefill_ms = seq.prefill_ms;
-		out->decode_ms = seq.decode_ms;
-		seq.ids = NULL;
+		*out = groma_sequence_generation(&seq);
+		seq.ids = NULL;			/* now the generation's */
 	}
 	groma_sequence_end(&seq, NULL);
-	free(logits);
 	act->used = mark;
 	return st;
 }

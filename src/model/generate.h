@@ -101,6 +101,16 @@ size_t		groma_sequence_logits_floats(const groma_model *m, int n);
 groma_status groma_sequence_step(const groma_model *m, const groma_tokenizer *tok, groma_sequence *const *seqs,
 								 int n, groma_arena *act, float *logits);
 
+/*
+ * Steps seq alone (a batch of one) until it is done, checking the calling
+ * thread's cancel flag (runtime/cancel.h) before each step.
+ */
+groma_status groma_sequence_run_alone(const groma_model *m, const groma_tokenizer *tok, groma_sequence *seq,
+									  groma_arena *act);
+
+/* A generation viewing seq's ids and figures (the ids stay owned by seq). */
+groma_generation groma_sequence_generation(const groma_sequence *seq);
+
 /* Gives the cache back to its pool (when pooled) and frees the ids; safe on a zeroed sequence. */
 void		groma_sequence_end(groma_sequence *seq, struct groma_kv_pool *pool);
 

@@ -9,6 +9,7 @@
 #include "generate.h"
 #include "kv_pool.h"
 #include "prompt_embed.h"
+#include "../runtime/cancel.h"
 #include "../text/prompt.h"
 
 /* Returns a monotonic clock reading in milliseconds. */
@@ -143,6 +144,31 @@ groma_sequence_step(const groma_model *m, const groma_tokenizer *tok, groma_sequ
 		accept_id(live[i], next[i], groma_tokenizer_eos_id(tok));
 	}
 	return st;
+}
+
+/* Steps one sequence alone until done; see generate.h. */
+groma_status
+groma_sequence_run_alone(const groma_model *m, const groma_tokenizer *tok, groma_sequence *seq, groma_arena *act)
+{
+	float	   *logits = malloc(groma_sequence_logits_floats(m, 1) * sizeof(float));	/* [V + X] */
+	groma_status st = logits ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
+
+	while (st.code == GROMA_OK && !seq->done)
+	{
+		st = groma_cancel_check();	/* a cancelled request stops at the next step */
+		if (st.code == GROMA_OK)
+			st = groma_sequence_step(m, tok, &seq, 1, act, logits);
+	}
+	free(logits);
+	return st;
+}
+
+/* A generation viewing a sequence; see generate.h. */
+groma_generation
+groma_sequence_generation(const groma_sequence *seq)
+{
+	return (groma_generation) {.ids = seq->ids, .n = seq->n, .hit_eos = seq->hit_eos,
+		.prompt_tokens = seq->prompt_tokens, .prefill_ms = seq->prefill_ms, .decode_ms = seq->decode_ms};
 }
 
 /* Gives the cache back and frees the ids; see generate.h. */

@@ -12,7 +12,6 @@
 #include "../image/preprocess.h"
 #include "../model/generate.h"
 #include "../model/kv_pool.h"
-#include "../runtime/cancel.h"
 #include "../runtime/ops.h"
 #include "../model/vision.h"
 #include "../text/grounded_output.h"
@@ -439,9 +438,7 @@ groma_request_generate_finish(groma_engine *e, const groma_request *req, groma_k
 {
 	groma_vision_result vis = {.width = p->width, .height = p->height, .n_regions = p->n_regions,
 	.boxes = p->boxes};
-	groma_generation gen = {.ids = p->seq.ids, .n = p->seq.n, .hit_eos = p->seq.hit_eos,
-		.prompt_tokens = p->seq.prompt_tokens, .prefill_ms = p->seq.prefill_ms,
-	.decode_ms = p->seq.decode_ms};
+	groma_generation gen = groma_sequence_generation(&p->seq);
 	groma_grounded_answer answer = {0};
 	groma_status st = groma_parse_grounded(e->tok, gen.ids, gen.n, p->n_regions, &answer);
 
@@ -460,23 +457,13 @@ static groma_status
 run_generate(groma_engine *e, const groma_request *req, groma_reply *reply)
 {
 	groma_pending_generate p;
-	groma_sequence *one = &p.seq;
-	float	   *logits = malloc(groma_sequence_logits_floats(e->session.model, 1) * sizeof(float));
-	groma_status st = logits ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
+	groma_status st = groma_request_generate_begin(e, req, NULL, reply, &p);
 
-	memset(&p, 0, sizeof(p));
 	if (st.code == GROMA_OK)
-		st = groma_request_generate_begin(e, req, NULL, reply, &p);
-	while (st.code == GROMA_OK && !p.seq.done)
-	{
-		st = groma_cancel_check();	/* a cancelled request stops at the next step */
-		if (st.code == GROMA_OK)
-			st = groma_sequence_step(e->session.model, e->tok, &one, 1, &e->session.act, logits);
-	}
+		st = groma_sequence_run_alone(e->session.model, e->tok, &p.seq, &e->session.act);
 	if (st.code == GROMA_OK)
 		st = groma_request_generate_finish(e, req, NULL, reply, &p);
 	groma_pending_generate_free(&p, NULL);
-	free(logits);
 	return st;
 }
 

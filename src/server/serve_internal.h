@@ -107,6 +107,9 @@ void		serve_load_model(serve_state *s);
 /* Writes to a job's wake fd: its connection sends the reply. */
 void		serve_wake(serve_job *job);
 
+/* Takes the queue's head (not NULL) off the queue, under the lock. */
+serve_job  *serve_pop_head(serve_state *s);
+
 /* Finishes a job that never ran with an error, under the lock (counts it failed, wakes it). */
 void		serve_finish_with_error(serve_state *s, serve_job *job, groma_status st);
 

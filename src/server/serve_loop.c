@@ -1,9 +1,9 @@
 /*
  * serve_loop.c - the scheduler thread, which owns the model: it loads it,
- * then loops.  Each turn admits at most one queued job (a GENERATE job gets
- * its vision and prefill and joins the batch; any other kind runs whole),
- * then runs one decode step for every GENERATE job in the batch, answering
- * those that finished.  Continuous batching: jobs join between steps and
+ * then loops.  Each turn admits queued jobs (one job of another kind runs
+ * whole; up to SERVE_VISION_BATCH GENERATE jobs get their vision as one
+ * batch and their prefill, and join the batch), then runs one decode step
+ * for every GENERATE job in the batch, answering those that finished.  Continuous batching: jobs join between steps and
  * leave as soon as they are done, so each answer is what it would be alone
  * while a weight read serves the whole batch.
  */
@@ -71,33 +71,27 @@ finish_job(serve_state *s, serve_job *job, groma_status st)
 	}
 }
 
-/* Removes batch member i (order kept), frees its sequence and answers it with st; under the lock. */
-static void
-leave_batch(serve_state *s, int i, groma_status st)
+/* Takes member i out of the batch (the others keep their order); under the lock. */
+static serve_job *
+take_member(serve_state *s, int i)
 {
 	serve_job  *job = s->batch[i];
 
-	groma_pending_generate_free(&job->pending, &s->pool);
 	memmove(&s->batch[i], &s->batch[i + 1], sizeof(serve_job *) * (size_t) (s->n_batch - i - 1));
 	s->n_batch--;
+	return job;
+}
+
+/* Removes batch member i, frees its sequence and answers it with st; under the lock. */
+static void
+leave_batch(serve_state *s, int i, groma_status st)
+{
+	serve_job  *job = take_member(s, i);
+
+	groma_pending_generate_free(&job->pending, &s->pool);
 	s->pool_wait = false;		/* KV room may have come free */
 	s->kv_used = s->pool.used;
 	finish_job(s, job, st);
-}
-
-/* Takes the queue's head off the queue, under the lock. */
-static serve_job *
-pop_head(serve_state *s)
-{
-	serve_job  *job = s->head;
-
-	s->head = job->next;
-	if (s->head == NULL)
-		s->tail = NULL;
-	s->queued--;
-	job->queued = false;
-	job->next = NULL;
-	return job;
 }
 
 /* Puts a job back at the queue's head, under the lock. */
@@ -118,13 +112,13 @@ push_head(serve_state *s, serve_job *job)
 /*
  * Learns the queue head's KV bound (it needs the tokenizer: outside the
  * lock), under the lock.  A job that cannot run (bad query, a bound larger
- * than the whole pool, a shutdown meanwhile) is answered; returns whether
- * the head is still a job with its bound.
+ * than the whole pool, a shutdown meanwhile) is answered; else it goes back
+ * to the head with its bound.
  */
-static bool
+static void
 learn_head_bound(serve_state *s)
 {
-	serve_job  *job = pop_head(s);
+	serve_job  *job = serve_pop_head(s);
 	const groma_llama_config *cfg = &s->engine.session.model->llm.cfg;
 	groma_status st;
 
@@ -139,12 +133,9 @@ learn_head_bound(serve_state *s)
 						 "of %zu MB holds (--kv-cache-mb)", (long long) job->kv_positions,
 						 groma_kv_cache_bytes(cfg, job->kv_positions) >> 20, s->pool.memory.size >> 20);
 	if (st.code != GROMA_OK)
-	{
 		serve_finish_with_error(s, job, st);
-		return false;
-	}
-	push_head(s, job);
-	return true;
+	else
+		push_head(s, job);
 }
 
 /*
@@ -167,14 +158,14 @@ admit(serve_state *s, serve_job **jobs)
 
 		if (job->cancel)
 		{
-			serve_finish_with_error(s, pop_head(s), groma_error(GROMA_ERR_CANCELLED,
+			serve_finish_with_error(s, serve_pop_head(s), groma_error(GROMA_ERR_CANCELLED,
 																"the request was cancelled while queued"));
 			continue;
 		}
 		if (job->req.kind != GROMA_MSG_GENERATE)
 		{
 			if (n == 0)
-				jobs[n++] = pop_head(s);
+				jobs[n++] = serve_pop_head(s);
 			break;
 		}
 		if (s->n_batch + n >= s->opt->max_batch)
@@ -190,7 +181,7 @@ admit(serve_state *s, serve_job **jobs)
 				s->pool_wait = true;	/* until a batch member leaves */
 			break;
 		}
-		jobs[n++] = pop_head(s);
+		jobs[n++] = serve_pop_head(s);
 	}
 	for (int i = 0; i < n; i++)
 		if (jobs[i]->req.kind == GROMA_MSG_GENERATE)
@@ -210,7 +201,6 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 	groma_reply *replies[SERVE_VISION_BATCH];
 	groma_pending_generate *pending[SERVE_VISION_BATCH];
 	bool		generate = jobs[0]->req.kind == GROMA_MSG_GENERATE;
-	groma_status st;
 	bool		one_by_one = false;
 
 	s->running += n;
@@ -227,12 +217,12 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 		serve_log(SERVE_LOG_INFO, "the vision of %d images as one batch", n);
 	/* one job alone stops at its next stage when cancelled; a batch finishes its vision, then leaves */
 	groma_cancel_watch(n == 1 ? &jobs[0]->cancel : NULL);
+	/* each reply holds its own outcome */
 	if (generate)
-		st = groma_request_generate_begin_batch(&s->engine, n, reqs, &s->pool, replies, pending, &one_by_one);
+		groma_request_generate_begin_batch(&s->engine, n, reqs, &s->pool, replies, pending, &one_by_one);
 	else
-		st = groma_request_run(&s->engine, &jobs[0]->req, &jobs[0]->reply);
+		groma_request_run(&s->engine, &jobs[0]->req, &jobs[0]->reply);
 	groma_cancel_watch(NULL);
-	(void) st;					/* each reply holds its own outcome */
 	if (one_by_one)
 		serve_log(SERVE_LOG_WARNING, "the vision of %d images did not fit the activation arena (--act-mb): "
 				  "they ran one at a time", n);
@@ -287,14 +277,10 @@ step_batch(serve_state *s, float *logits)
 			leave_batch(s, s->n_batch - 1, st);
 		return;
 	}
-	/* finished members leave the batch (a member that joined meanwhile did not step) */
+	/* finished members leave the batch */
 	for (int i = n - 1; i >= 0; i--)
 		if (s->batch[i]->pending.seq.done)
-		{
-			done[n_done++] = s->batch[i];
-			memmove(&s->batch[i], &s->batch[i + 1], sizeof(serve_job *) * (size_t) (s->n_batch - i - 1));
-			s->n_batch--;
-		}
+			done[n_done++] = take_member(s, i);
 	if (n_done == 0)
 		return;
 	for (int i = 0; i < n_done; i++)

@@ -108,6 +108,21 @@ serve_load_model(serve_state *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* Takes the queue's head off the queue; see serve_internal.h. */
+serve_job *
+serve_pop_head(serve_state *s)
+{
+	serve_job  *job = s->head;
+
+	s->head = job->next;
+	if (s->head == NULL)
+		s->tail = NULL;
+	s->queued--;
+	job->queued = false;
+	job->next = NULL;
+	return job;
+}
+
 /* Starts the scheduler; see serve_internal.h. */
 bool
 serve_scheduler_start(serve_state *s, pthread_t *thread)
@@ -198,16 +213,8 @@ serve_drain(serve_state *s)
 	if (s->state != GROMA_SERVER_FAILED)
 		s->state = GROMA_SERVER_STOPPING;
 	while (s->head)
-	{
-		serve_job  *job = s->head;
-
-		s->head = job->next;
-		s->queued--;
-		job->queued = false;
-		job->next = NULL;
-		serve_finish_with_error(s, job, groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down"));
-	}
-	s->tail = NULL;
+		serve_finish_with_error(s, serve_pop_head(s), groma_error(GROMA_ERR_UNAVAILABLE,
+																"groma-server is shutting down"));
 	/* the running job stops at its next stage boundary; the batch is answered at the next step */
 	if (s->current)
 		__atomic_store_n(&s->current->cancel, 1, __ATOMIC_RELAXED);

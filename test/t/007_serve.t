@@ -31,11 +31,7 @@ sub start_server {
     $n_servers++;
     my $sock = "$dir/s$n_servers.sock";
     my $log = "$dir/s$n_servers.log";
-    my $pid = fork() // die;
-    if ($pid == 0) {
-        open(STDERR, '>', $log) or die;
-        exec($server, '--serve', '--socket', $sock, @args) or die;
-    }
+    my $pid = spawn_server($server, $sock, $log, @args);
     ok(wait_for_socket($sock, 20), "server $n_servers listens on its socket") or diag(slurp($log));
     return ($pid, $sock, $log);
 }

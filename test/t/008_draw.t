@@ -73,11 +73,7 @@ is($rc, 2, '--draw without --out is a usage error');
 
 # ---- the socket: a server without a model draws too
 my $sock = "$tmp/s.sock";
-my $pid = fork() // die;
-if ($pid == 0) {
-    open(STDERR, '>', "$tmp/serve.log") or die;
-    exec($server, '--serve', '--socket', $sock, '--log-level', 'debug') or die;
-}
+my $pid = spawn_server($server, $sock, "$tmp/serve.log", '--log-level', 'debug');
 ok(wait_for_socket($sock, 20), 'the server listens') or diag(slurp("$tmp/serve.log"));
 my $c = proto_connect($sock);
 print $c draw_frame(7, $img, [[20, 20, 300, 200], [250, 10, 200, 240]], [$label, '']);

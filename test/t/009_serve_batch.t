@@ -39,12 +39,7 @@ sub start_server {
     my (@args) = @_;
     $n_servers++;
     my ($sock, $log) = ("$dir/b$n_servers.sock", "$dir/b$n_servers.log");
-    my $pid = fork() // die;
-    if ($pid == 0) {
-        open(STDERR, '>', $log) or die;
-        exec($server, '--serve', '--socket', $sock, '--model', $model, '--device', 'cpu', '--log-level', 'info', @args)
-          or die;
-    }
+    my $pid = spawn_server($server, $sock, $log, '--model', $model, '--device', 'cpu', '--log-level', 'info', @args);
     ok(wait_for_socket($sock, 20), "server $n_servers listens (@args)");
     # the model loads in the background: wait until STATUS says ready (state 2)
     my $until = time + 30;

@@ -10,7 +10,8 @@ use POSIX ();
 use Exporter 'import';
 
 our @EXPORT = qw(proto_connect frame blob ping_frame status_frame validate_frame generate_frame regions_frame
-    cancel_frame draw_frame read_reply parse_status parse_generate wait_for_socket flat_jpeg status_of wait_exit slurp);
+    cancel_frame draw_frame read_reply parse_status parse_generate wait_for_socket flat_jpeg status_of wait_exit slurp
+    spawn_server);
 
 # Returns a connected socket to path (undef when it cannot connect).
 sub proto_connect {
@@ -126,6 +127,17 @@ sub parse_generate {
     my @ids = unpack("l<$n_ids", substr($rest, $at + 4, 4 * $n_ids));
     return { width => $w, height => $h, regions => $n_regions, text => $text, groundings => $n_groundings,
         ids => \@ids };
+}
+
+# Forks `server --serve --socket sock @args` with its stderr in log; returns its pid.
+sub spawn_server {
+    my ($server, $sock, $log, @args) = @_;
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        open(STDERR, '>', $log) or die "$log: $!";
+        exec($server, '--serve', '--socket', $sock, @args) or die "$server: $!";
+    }
+    return $pid;
 }
 
 # Returns the server's STATUS fields over a fresh connection ({} when it does not answer).
