@@ -141,7 +141,7 @@ register_callbacks(void)
 	callbacks_registered = true;
 }
 
-/* Starts a job in this backend's entry. */
+/* Starts a job in this backend's entry (an array call's job is its own only chunk). */
 static void
 start_job(Oid relid, int64 total, bool array_job)
 {
@@ -158,7 +158,7 @@ start_job(Oid relid, int64 total, bool array_job)
 	e->started_at = GetCurrentTimestamp();
 	e->rows_total = total;
 	e->rows_done = 0;
-	e->chunk_rows = 0;
+	e->chunk_rows = array_job ? (int32) total : 0;
 	e->chunk_done = 0;
 	SpinLockRelease(&e->mutex);
 }
@@ -180,12 +180,8 @@ groma_progress_chunk_start(int n)
 		e->chunk_done = 0;
 	}
 	SpinLockRelease(&e->mutex);
-	if (running)
-		return;
-	start_job(InvalidOid, n, true);
-	SpinLockAcquire(&e->mutex);
-	e->chunk_rows = n;
-	SpinLockRelease(&e->mutex);
+	if (!running)
+		start_job(InvalidOid, n, true);
 }
 
 /* Records the answers received of the current array call; see bulk_progress.h. */
