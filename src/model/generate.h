@@ -55,14 +55,19 @@ groma_status groma_generate(const groma_model *m, const groma_tokenizer *tok,
 
 /*
  * One request's generation in flight, for decoding several at once: its KV
- * cache, the ids generated so far and the id to feed next.  Begun by
- * groma_sequence_begin (prompt and prefill), advanced by
- * groma_sequence_step together with others, ended by groma_sequence_end.
+ * cache, its prompt's embeddings until the prefill, the ids generated so
+ * far and the id to feed next.  Begun by groma_sequence_begin (prompt and
+ * cache), advanced by groma_sequence_step together with others (its first
+ * step is its prefill), ended by groma_sequence_end.
  */
 typedef struct groma_sequence
 {
 	groma_kv_cache cache;		/* from the pool (or from act when begun without one) */
 	bool		pooled;
+	groma_tensor prompt;		/* [prompt_tokens, D] embeddings in act, read by the first step */
+	bool		prefilled;		/* the first step has run: the next feeds one token */
+	bool		prefill_alone;	/* its prefill ran apart from the others: act had no room for both */
+	groma_status failure;		/* set, with done, when its prefill alone did not fit act */
 	int32_t    *ids;			/* [max_new_tokens] generated (malloc), </s> not included */
 	size_t		n;
 	int			max_new_tokens;
@@ -80,8 +85,9 @@ struct groma_kv_pool;
 /*
  * Tokenizes and expands query over a finished vision result, takes a KV
  * cache for the prompt plus max_new_tokens from pool (or, with pool NULL,
- * from act, which then keeps it until the caller resets act), runs the
- * prefill and takes the first greedy id.  The vision result is not needed
+ * from act, which then keeps it until the caller resets act) and writes the
+ * prompt's embeddings into act, where they must stay until the sequence's
+ * first groma_sequence_step (its prefill).  The vision result is not needed
  * afterwards.  GROMA_ERR_BUSY when the pool has no room now.
  */
 groma_status groma_sequence_begin(const groma_model *m, const groma_tokenizer *tok,
@@ -93,10 +99,17 @@ groma_status groma_sequence_begin(const groma_model *m, const groma_tokenizer *t
 size_t		groma_sequence_logits_floats(const groma_model *m, int n);
 
 /*
- * One decode step for the n sequences of seqs that are not done, as one
- * batch (groma_llama_decode_batch): each gets its next id, and is done at
- * </s> (with stop_at_eos) or at its max_new_tokens.  Each sequence's ids
- * are those it would get alone.  logits: groma_sequence_logits_floats(m, n).
+ * One step for the n sequences of seqs that are not done, as one
+ * groma_llama_step: a sequence not yet prefilled runs its whole prompt
+ * beside one token of each of the others (so newcomers' prefills share the
+ * weight reads with the decoding batch and with each other).  Each gets its
+ * next id and is done at </s> (with stop_at_eos) or at its max_new_tokens;
+ * its ids are those it would get alone.  When the prefills do not fit act
+ * beside the others, the decoding sequences step together and each prefill
+ * runs alone; one that still does not fit is done with its failure set,
+ * and only its request fails.  The return value is a failure of the whole
+ * step (the caches are left as they were before it).
+ * logits: groma_sequence_logits_floats(m, n).
  */
 groma_status groma_sequence_step(const groma_model *m, const groma_tokenizer *tok, groma_sequence *const *seqs,
 								 int n, groma_arena *act, float *logits);

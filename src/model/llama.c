@@ -174,15 +174,16 @@ attend_sequence(const groma_llama *m, int64_t index, groma_kv_cache *cache, cons
 
 /*
  * One decoder layer on x[T, D] in place.  The rows belong to n_seq
- * sequences: with one, all T rows are its new positions; with several
- * (a batched decode step), row b is the next position of caches[b].
+ * sequences in order: rows[b] consecutive rows are the new positions of
+ * caches[b] (its whole prompt at a prefill, one token at a decode step).
  */
 static groma_status
 layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, groma_kv_cache *const *caches,
-			  int64_t n_seq, groma_tensor *x, groma_arena *act)
+			  const int64_t *rows, int64_t n_seq, groma_tensor *x, groma_arena *act)
 {
 	int64_t		t = x->shape[0],
-				d = m->cfg.hidden;
+				d = m->cfg.hidden,
+				first = 0;
 	groma_tensor h,
 				q,
 				k,
@@ -205,23 +206,19 @@ layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, g
 	GROMA_TRY(groma_linear(&h, &l->q, NULL, &q));
 	GROMA_TRY(groma_linear(&h, &l->k, NULL, &k));
 	GROMA_TRY(groma_linear(&h, &l->v, NULL, &v));
-	if (n_seq == 1)
-		GROMA_TRY(attend_sequence(m, index, caches[0], &q, &k, &v, &ctx, act));
-	else
+	for (int64_t b = 0; b < n_seq; b++)
 	{
-		for (int64_t b = 0; b < n_seq; b++)
-		{
-			groma_tensor qb,
-						kb,
-						vb,
-						cb;
+		groma_tensor qb,
+					kb,
+					vb,
+					cb;
 
-			GROMA_TRY(groma_tensor_narrow(&q, 0, b, 1, &qb));	/* [1, D] */
-			GROMA_TRY(groma_tensor_narrow(&k, 0, b, 1, &kb));
-			GROMA_TRY(groma_tensor_narrow(&v, 0, b, 1, &vb));
-			GROMA_TRY(groma_tensor_narrow(&ctx, 0, b, 1, &cb));
-			GROMA_TRY(attend_sequence(m, index, caches[b], &qb, &kb, &vb, &cb, act));
-		}
+		GROMA_TRY(groma_tensor_narrow(&q, 0, first, rows[b], &qb));	/* [rows[b], D] */
+		GROMA_TRY(groma_tensor_narrow(&k, 0, first, rows[b], &kb));
+		GROMA_TRY(groma_tensor_narrow(&v, 0, first, rows[b], &vb));
+		GROMA_TRY(groma_tensor_narrow(&ctx, 0, first, rows[b], &cb));
+		GROMA_TRY(attend_sequence(m, index, caches[b], &qb, &kb, &vb, &cb, act));
+		first += rows[b];
 	}
 	GROMA_TRY(groma_linear(&ctx, &l->o, NULL, &out));
 	GROMA_TRY(groma_add(x, &out, x));
@@ -263,7 +260,7 @@ groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_ten
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &x));	/* [T, D] residual stream */
 	GROMA_TRY(groma_copy(x_in, &x));
 	for (int i = 0; i < m->cfg.layers; i++)
-		GROMA_TRY(layer_forward(m, &m->layer[i], i, &cache, 1, &x, act));
+		GROMA_TRY(layer_forward(m, &m->layer[i], i, &cache, &t, 1, &x, act));
 	cache->length += t;
 	GROMA_TRY(groma_rms_norm(&x, &m->norm, m->cfg.rms_eps, &x));
 	if (final_hidden)
@@ -298,43 +295,68 @@ argmax_split(const float *lm, int64_t v, const float *extra, int64_t x)
 	return isnan(extra[b]) || extra[b] > lm[a] ? v + b : a;
 }
 
-/* One decode step for several sequences; see llama.h. */
+/* One step of several sequences, each with its own new positions; see llama.h. */
 groma_status
-groma_llama_decode_batch(const groma_llama *m, groma_kv_cache *const *caches, const groma_tensor *x_in,
-						 groma_arena *act, float *logits, int64_t *next)
+groma_llama_step(const groma_llama *m, groma_kv_cache *const *caches, const int64_t *rows, int64_t n,
+				 const groma_tensor *x_in, groma_arena *act, float *logits, int64_t *next)
 {
-	int64_t		n,
+	int64_t		t = 0,
 				d = m->cfg.hidden,
 				vocab = m->cfg.vocab,
 				extra = m->cfg.extra_vocab;
 	groma_tensor x,
+				last,
 				head_out;
 	size_t		mark = act->used;
 
-	GROMA_TRY(groma_check_f32_anywhere("llama_decode_batch", "x", x_in));
-	GROMA_TRY(groma_check_ndim("llama_decode_batch", "x", x_in, 2));
-	GROMA_TRY(groma_check_dim("llama_decode_batch", "x", x_in, 1, d));
-	n = x_in->shape[0];
+	GROMA_TRY(groma_check_f32_anywhere("llama_step", "x", x_in));
+	GROMA_TRY(groma_check_ndim("llama_step", "x", x_in, 2));
+	GROMA_TRY(groma_check_dim("llama_step", "x", x_in, 1, d));
+	if (n < 1)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "llama_step: %lld sequences", (long long) n);
 	for (int64_t b = 0; b < n; b++)
-		if (caches[b]->length + 1 > caches[b]->capacity)
-			return groma_error(GROMA_ERR_LIMIT, "llama: sequence %lld has filled its cache of %lld positions",
-							   (long long) b, (long long) caches[b]->capacity);
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, d}, &x));	/* [B, D] residual stream */
+	{
+		if (rows[b] < 1)
+			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "llama_step: sequence %lld has %lld new positions",
+							   (long long) b, (long long) rows[b]);
+		if (caches[b]->length + rows[b] > caches[b]->capacity)
+			return groma_error(GROMA_ERR_LIMIT, "llama: sequence %lld: %lld positions after %lld exceed its cache "
+							   "of %lld", (long long) b, (long long) rows[b], (long long) caches[b]->length,
+							   (long long) caches[b]->capacity);
+		t += rows[b];
+	}
+	if (x_in->shape[0] != t)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "llama_step: x has %lld rows, the sequences %lld",
+						   (long long) x_in->shape[0], (long long) t);
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &x));	/* [T, D] residual stream */
 	GROMA_TRY(groma_copy(x_in, &x));
 	for (int i = 0; i < m->cfg.layers; i++)
-		GROMA_TRY(layer_forward(m, &m->layer[i], i, caches, n, &x, act));
-	for (int64_t b = 0; b < n; b++)
-		caches[b]->length++;
-	GROMA_TRY(groma_rms_norm(&x, &m->norm, m->cfg.rms_eps, &x));
-	/* both heads over all rows, then [B, V] and [B, X] into the caller's host scratch */
+		GROMA_TRY(layer_forward(m, &m->layer[i], i, caches, rows, n, &x, act));
+	/* each sequence's last row, then the final norm and both heads over those n rows */
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, d}, &last));	/* [n, D] */
+	for (int64_t b = 0, end = 0; b < n; b++)
+	{
+		groma_tensor src,
+					dst;
+
+		end += rows[b];
+		GROMA_TRY(groma_tensor_narrow(&x, 0, end - 1, 1, &src));	/* [1, D] */
+		GROMA_TRY(groma_tensor_narrow(&last, 0, b, 1, &dst));
+		GROMA_TRY(groma_copy(&src, &dst));
+	}
+	GROMA_TRY(groma_rms_norm(&last, &m->norm, m->cfg.rms_eps, &last));
+	/* [n, V] and [n, X] into the caller's host scratch */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, vocab}, &head_out));
-	GROMA_TRY(groma_linear(&x, &m->lm_head, NULL, &head_out));
+	GROMA_TRY(groma_linear(&last, &m->lm_head, NULL, &head_out));
 	GROMA_TRY(groma_download(&head_out, logits));
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, extra}, &head_out));
-	GROMA_TRY(groma_linear(&x, &m->extra_head, NULL, &head_out));
+	GROMA_TRY(groma_linear(&last, &m->extra_head, NULL, &head_out));
 	GROMA_TRY(groma_download(&head_out, logits + n * vocab));
 	for (int64_t b = 0; b < n; b++)
 		next[b] = argmax_split(logits + b * vocab, vocab, logits + n * vocab + b * extra, extra);
+	/* only a whole step moves the caches on: a failed one leaves them as they were, to be run again */
+	for (int64_t b = 0; b < n; b++)
+		caches[b]->length += rows[b];
 	act->used = mark;
 	return groma_ok();
 }

@@ -86,17 +86,21 @@ groma_status groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, co
 								 groma_arena *act, float *logits, groma_tensor *final_hidden);
 
 /*
- * One decode step for n sequences at once: row b of x[n, D] is the
- * embedding of sequence b's next token, at position caches[b]->length (the
- * sequences may be at different positions); each row attends over its own
- * cache and appends its key and value there.  The linears, norms and heads
- * run once over all rows (a weight is read once for the whole batch);
- * RoPE, cache writes and attention run per row.  logits is host scratch of
- * n · (V + X) floats; next[n] receives each row's greedy id (the first
- * maximum of its V + X scores, as groma_argmax).  Scratch from act.
+ * One step for n sequences at once, each with its own number of new
+ * positions: x[sum rows, D] holds, in order, rows[b] embeddings for
+ * sequence b, at positions caches[b]->length onwards (a newcomer's whole
+ * prompt, its prefill, beside one token of each sequence already
+ * decoding).  The linears and norms run once over all rows (a weight is
+ * read once for the whole step); RoPE, cache writes and causal attention
+ * run per sequence over its own cache.  logits is host scratch of
+ * n · (V + X) floats ([n, V] then [n, X], of each sequence's last row);
+ * next[n] receives each sequence's greedy id (the first maximum of its
+ * V + X scores, as groma_argmax).  The caches' lengths move on only when
+ * the whole step succeeds, so a failed step (GROMA_ERR_NO_MEMORY from act,
+ * say) can be run again, whole or split.  Scratch from act.
  */
-groma_status groma_llama_decode_batch(const groma_llama *m, groma_kv_cache *const *caches, const groma_tensor *x,
-									  groma_arena *act, float *logits, int64_t *next);
+groma_status groma_llama_step(const groma_llama *m, groma_kv_cache *const *caches, const int64_t *rows, int64_t n,
+							  const groma_tensor *x, groma_arena *act, float *logits, int64_t *next);
 
 /* Returns the first index of the largest of n values; the first NaN wins, as in torch.argmax. */
 int64_t		groma_argmax(const float *logits, int64_t n);

@@ -10,6 +10,7 @@
 #include "kv_pool.h"
 #include "prompt_embed.h"
 #include "../runtime/cancel.h"
+#include "../runtime/ops.h"
 #include "../text/prompt.h"
 
 /* Returns a monotonic clock reading in milliseconds. */
@@ -38,14 +39,7 @@ accept_id(groma_sequence *seq, int64_t id, int32_t eos)
 		seq->done = true;
 }
 
-/* Host floats of logits scratch for n sequences; see generate.h. */
-size_t
-groma_sequence_logits_floats(const groma_model *m, int n)
-{
-	return (size_t) (n > 0 ? n : 1) * ((size_t) m->llm.cfg.vocab + (size_t) m->llm.cfg.extra_vocab);
-}
-
-/* Prompt, cache and prefill of one sequence; see generate.h. */
+/* Prompt, cache and prompt embeddings of one sequence; see generate.h. */
 groma_status
 groma_sequence_begin(const groma_model *m, const groma_tokenizer *tok, const groma_vision_result *vis,
 					 const char *query, int max_new_tokens, bool stop_at_eos, groma_kv_pool *pool,
@@ -54,13 +48,8 @@ groma_sequence_begin(const groma_model *m, const groma_tokenizer *tok, const gro
 	const groma_llama_config *c = &m->llm.cfg;
 	groma_prompt_tokens pt;
 	int32_t    *ids = NULL;
-	size_t		n = 0,
-				mark;
-	groma_tensor embeds;
-	float	   *logits = NULL;
-	int64_t		first;
+	size_t		n = 0;
 	groma_status st;
-	double		t0;
 
 	memset(seq, 0, sizeof(*seq));
 	GROMA_TRY(groma_prompt_tokens_lookup(tok, &pt));
@@ -68,80 +57,134 @@ groma_sequence_begin(const groma_model *m, const groma_tokenizer *tok, const gro
 	seq->max_new_tokens = max_new_tokens;
 	seq->stop_at_eos = stop_at_eos;
 	seq->prompt_tokens = n;
+	seq->failure = groma_ok();
 	seq->ids = malloc((size_t) max_new_tokens * sizeof(int32_t));
-	logits = malloc(groma_sequence_logits_floats(m, 1) * sizeof(float));	/* [V + X] */
-	st = seq->ids && logits ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
+	st = seq->ids ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
 	if (st.code == GROMA_OK && pool != NULL)
 		st = groma_kv_pool_take(pool, c, (int64_t) n + max_new_tokens, &seq->cache);
 	else if (st.code == GROMA_OK)
 		st = groma_kv_cache_init(&seq->cache, c, (int64_t) n + max_new_tokens, act);
 	seq->pooled = st.code == GROMA_OK && pool != NULL;
-	mark = act->used;			/* a cache from act stays below the mark */
 	if (st.code == GROMA_OK)
-		st = groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {(int64_t) n, c->hidden}, &embeds);	/* [T, D] */
+		st = groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {(int64_t) n, c->hidden}, &seq->prompt);	/* [T, D] */
 	if (st.code == GROMA_OK)
 		st = groma_prompt_embed(&m->llm, &pt, ids, n, &vis->image_tokens, &vis->region_tokens,
-								vis->refer_match, vis->n_refer, &embeds);
-	t0 = now_ms();
-	if (st.code == GROMA_OK)
-		st = groma_llama_forward(&m->llm, &seq->cache, &embeds, act, logits, NULL);
-	seq->prefill_ms = now_ms() - t0;
-	act->used = mark;
-	if (st.code == GROMA_OK)
-	{
-		first = groma_argmax(logits, (int64_t) c->vocab + c->extra_vocab);
-		accept_id(seq, first, groma_tokenizer_eos_id(tok));
-	}
+								vis->refer_match, vis->n_refer, &seq->prompt);
 	free(ids);
-	free(logits);
 	if (st.code != GROMA_OK)
 		groma_sequence_end(seq, pool);
 	return st;
 }
 
-/* One batched decode step; see generate.h. */
-groma_status
-groma_sequence_step(const groma_model *m, const groma_tokenizer *tok, groma_sequence *const *seqs, int n,
-					groma_arena *act, float *logits)
+/* Host floats of logits scratch for n sequences; see generate.h. */
+size_t
+groma_sequence_logits_floats(const groma_model *m, int n)
+{
+	return (size_t) (n > 0 ? n : 1) * ((size_t) m->llm.cfg.vocab + (size_t) m->llm.cfg.extra_vocab);
+}
+
+/* New positions of a sequence at its next step: its whole prompt until prefilled, then one token. */
+static int64_t
+step_rows(const groma_sequence *seq)
+{
+	return seq->prefilled ? 1 : (int64_t) seq->prompt_tokens;
+}
+
+/*
+ * One groma_llama_step over live[n] (none done): the prompt of each
+ * sequence not yet prefilled, the next token's embedding of the others;
+ * each takes its greedy id.
+ */
+static groma_status
+step_together(const groma_model *m, const groma_tokenizer *tok, groma_sequence *const *live, int n,
+			  groma_arena *act, float *logits)
 {
 	groma_kv_cache *caches[GROMA_KV_POOL_MAX_BLOCKS];
-	groma_sequence *live[GROMA_KV_POOL_MAX_BLOCKS];
-	int64_t		next[GROMA_KV_POOL_MAX_BLOCKS];
-	int			b = 0;
+	int64_t		rows[GROMA_KV_POOL_MAX_BLOCKS],
+				next[GROMA_KV_POOL_MAX_BLOCKS],
+				total = 0,
+				first = 0;
 	size_t		mark = act->used;
 	groma_tensor x;
 	groma_status st;
 	double		t0 = now_ms(),
 				ms;
 
+	for (int i = 0; i < n; i++)
+	{
+		caches[i] = &live[i]->cache;
+		rows[i] = step_rows(live[i]);
+		total += rows[i];
+	}
+	st = groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {total, m->llm.cfg.hidden}, &x);	/* [sum rows, D] */
+	for (int i = 0; st.code == GROMA_OK && i < n; i++)
+	{
+		groma_tensor part;
+
+		st = groma_tensor_narrow(&x, 0, first, rows[i], &part);	/* [rows[i], D] */
+		if (st.code == GROMA_OK && live[i]->prefilled)
+			st = groma_llama_embed(&m->llm, &live[i]->next, 1, &part);
+		else if (st.code == GROMA_OK)
+			st = groma_copy(&live[i]->prompt, &part);
+		first += rows[i];
+	}
+	if (st.code == GROMA_OK)
+		st = groma_llama_step(&m->llm, caches, rows, n, &x, act, logits, next);
+	act->used = mark;
+	ms = now_ms() - t0;
+	for (int i = 0; st.code == GROMA_OK && i < n; i++)
+	{
+		if (live[i]->prefilled)
+			live[i]->decode_ms += ms;
+		else
+			live[i]->prefill_ms = ms;
+		live[i]->prefilled = true;
+		accept_id(live[i], next[i], groma_tokenizer_eos_id(tok));
+	}
+	return st;
+}
+
+/* One step of several sequences, prefills beside decode tokens; see generate.h. */
+groma_status
+groma_sequence_step(const groma_model *m, const groma_tokenizer *tok, groma_sequence *const *seqs, int n,
+					groma_arena *act, float *logits)
+{
+	groma_sequence *live[GROMA_KV_POOL_MAX_BLOCKS];
+	int			b = 0,
+				decoding = 0;
+	groma_status st;
+
 	if (n > GROMA_KV_POOL_MAX_BLOCKS)
 		return groma_error(GROMA_ERR_LIMIT, "a decode step of %d sequences is over the limit of %d", n,
 						   GROMA_KV_POOL_MAX_BLOCKS);
+	/* the sequences decoding first, then those to prefill */
 	for (int i = 0; i < n; i++)
-		if (!seqs[i]->done)
-		{
-			live[b] = seqs[i];
-			caches[b++] = &seqs[i]->cache;
-		}
+		if (!seqs[i]->done && seqs[i]->prefilled)
+			live[b++] = seqs[i];
+	decoding = b;
+	for (int i = 0; i < n; i++)
+		if (!seqs[i]->done && !seqs[i]->prefilled)
+			live[b++] = seqs[i];
 	if (b == 0)
 		return groma_ok();
-	st = groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {b, m->llm.cfg.hidden}, &x);	/* [B, D] */
-	for (int i = 0; st.code == GROMA_OK && i < b; i++)
+	st = step_together(m, tok, live, b, act, logits);
+	if (st.code != GROMA_ERR_NO_MEMORY || b == decoding || b == 1)
+		return st;
+	/* the prefills did not fit beside the others: the decoding ones together, then each prefill alone */
+	st = decoding > 0 ? step_together(m, tok, live, decoding, act, logits) : groma_ok();
+	for (int i = decoding; st.code == GROMA_OK && i < b; i++)
 	{
-		groma_tensor row;
+		groma_status one;
 
-		st = groma_tensor_narrow(&x, 0, i, 1, &row);	/* [1, D] */
-		if (st.code == GROMA_OK)
-			st = groma_llama_embed(&m->llm, &live[i]->next, 1, &row);
-	}
-	if (st.code == GROMA_OK)
-		st = groma_llama_decode_batch(&m->llm, caches, &x, act, logits, next);
-	act->used = mark;
-	ms = now_ms() - t0;
-	for (int i = 0; st.code == GROMA_OK && i < b; i++)
-	{
-		live[i]->decode_ms += ms;
-		accept_id(live[i], next[i], groma_tokenizer_eos_id(tok));
+		live[i]->prefill_alone = true;
+		one = step_together(m, tok, &live[i], 1, act, logits);
+		if (one.code == GROMA_ERR_NO_MEMORY)
+		{
+			live[i]->failure = one;	/* this prompt alone does not fit: only its request fails */
+			live[i]->done = true;
+		}
+		else
+			st = one;
 	}
 	return st;
 }

@@ -380,7 +380,8 @@ batch_figures(bench *b, const groma_tensor *image_tokens)
 		groma_kv_pool pool;
 		groma_kv_cache caches[64];
 		groma_kv_cache *ptrs[64];
-		int64_t		next[64];
+		int64_t		next[64],
+					rows[64];
 		groma_tensor embeds,
 					x,
 					row;
@@ -404,6 +405,7 @@ batch_figures(bench *b, const groma_tensor *image_tokens)
 			st = groma_kv_pool_take(&pool, c, capacity, &caches[i]);
 			ptrs[i] = &caches[i];
 			next[i] = i;		/* distinct first tokens */
+			rows[i] = 1;
 		}
 		if (st.code == GROMA_OK)
 			st = groma_arena_tensor(&b->keep, GROMA_F32, 2, (int64_t[]) {t, c->hidden}, &embeds);	/* [T, D] */
@@ -430,7 +432,7 @@ batch_figures(bench *b, const groma_tensor *image_tokens)
 					st = groma_llama_embed(&b->m->llm, &next[i], 1, &row);
 			}
 			if (st.code == GROMA_OK)
-				st = groma_llama_decode_batch(&b->m->llm, ptrs, &x, &b->act, logits, next);
+				st = groma_llama_step(&b->m->llm, ptrs, rows, n, &x, &b->act, logits, next);
 		}
 		ms = (now_ms(b) - t0) / BENCH_BATCH_STEPS;
 		if (st.code == GROMA_OK)

@@ -328,7 +328,7 @@ groma_pending_generate_free(groma_pending_generate *p, groma_kv_pool *pool)
 	memset(p, 0, sizeof(*p));
 }
 
-/* Takes a vision result into a pending GENERATE: the reply's timings, a copy of the boxes, then the prefill. */
+/* Takes a vision result into a pending GENERATE: the reply's timings, a copy of the boxes, then the prompt. */
 static groma_status
 begin_after_vision(groma_engine *e, const groma_request *req, const char *query, const groma_vision_result *vis,
 				   groma_kv_pool *pool, groma_reply *reply, groma_pending_generate *p)
@@ -345,7 +345,7 @@ begin_after_vision(groma_engine *e, const groma_request *req, const char *query,
 								&e->session.act, &p->seq);
 }
 
-/* Vision (as one batch) and prefill of n GENERATE requests; see request.h. */
+/* Vision (as one batch) and prompts of n GENERATE requests; see request.h. */
 groma_status
 groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *const *reqs, groma_kv_pool *pool,
 								   groma_reply *const *replies, groma_pending_generate *const *p, bool *one_by_one)
@@ -388,7 +388,7 @@ groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *
 		groma_arena_reset(&s->host);
 		st = groma_vision_run_batch(s->model, n_vis, in, &s->act, &s->out, &s->host, vis, each);
 	}
-	/* a batch too large for the activation arena: each image alone, right before its prefill */
+	/* a batch too large for the activation arena: each image alone, right before its prompt */
 	alone = st.code == GROMA_ERR_NO_MEMORY && n_vis > 1;
 	if (alone)
 		st = groma_ok();
@@ -400,7 +400,7 @@ groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *
 
 		if (one.code == GROMA_OK && alone)
 		{
-			groma_arena_reset(&s->act);
+			/* act keeps the prompts of the requests before this one, for their prefills */
 			groma_arena_reset(&s->out);
 			groma_arena_reset(&s->host);
 			groma_vision_run_batch(s->model, 1, &in[slot[i]], &s->act, &s->out, &s->host, &vis[slot[i]],
@@ -421,7 +421,7 @@ groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *
 	return st;
 }
 
-/* Vision and prefill of one GENERATE request: a batch of one; see request.h. */
+/* Vision and prompt of one GENERATE request: a batch of one; see request.h. */
 groma_status
 groma_request_generate_begin(groma_engine *e, const groma_request *req, groma_kv_pool *pool, groma_reply *reply,
 							 groma_pending_generate *p)
@@ -452,7 +452,7 @@ groma_request_generate_finish(groma_engine *e, const groma_request *req, groma_k
 	return st;
 }
 
-/* GENERATE on its own: vision, prefill, then its decode steps alone (cancel checked before each), parsed. */
+/* GENERATE on its own: vision, prompt, then its steps alone (prefill first; cancel checked before each), parsed. */
 static groma_status
 run_generate(groma_engine *e, const groma_request *req, groma_reply *reply)
 {

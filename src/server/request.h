@@ -54,16 +54,19 @@ typedef struct groma_pending_generate
 groma_status groma_request_kv_bound(groma_engine *e, const groma_request *req, int64_t *positions);
 
 /*
- * Vision and prefill of a GENERATE request, its KV cache from pool (NULL:
- * from the engine's activation arena): reply gets its kind, id and vision
- * timings.  On failure reply holds the error and p is empty.
+ * Vision and prompt of a GENERATE request, its KV cache from pool (NULL:
+ * from the engine's activation arena) and its prompt's embeddings in the
+ * activation arena (its prefill is its sequence's first step): reply gets
+ * its kind, id and vision timings.  On failure reply holds the error and p
+ * is empty.
  */
 groma_status groma_request_generate_begin(groma_engine *e, const groma_request *req, struct groma_kv_pool *pool,
 										  groma_reply *reply, groma_pending_generate *p);
 
 /*
  * groma_request_generate_begin for n requests, their images through the
- * vision stages as one batch (groma_vision_run_batch), then each prefill.
+ * vision stages as one batch (groma_vision_run_batch), then each prompt
+ * (the prompts stay in the activation arena until the next step).
  * Each request's outcome is in replies[i]->status (a bad query or image
  * fails only its own request); the return value is a failure of the whole
  * batch (memory, the device, a cancel), also in every failed reply.  A

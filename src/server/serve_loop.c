@@ -2,10 +2,12 @@
  * serve_loop.c - the scheduler thread, which owns the model: it loads it,
  * then loops.  Each turn admits queued jobs (one job of another kind runs
  * whole; up to SERVE_VISION_BATCH GENERATE jobs get their vision as one
- * batch and their prefill, and join the batch), then runs one decode step
- * for every GENERATE job in the batch, answering those that finished.  Continuous batching: jobs join between steps and
- * leave as soon as they are done, so each answer is what it would be alone
- * while a weight read serves the whole batch.
+ * batch and their prompts, and join the batch), then runs one step for
+ * every GENERATE job in the batch: the newcomers' prefills beside one
+ * decode token of each of the others, answering those that finished.
+ * Continuous batching: jobs join between steps and leave as soon as they
+ * are done, so each answer is what it would be alone while a weight read
+ * serves the whole batch.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,8 +193,8 @@ admit(serve_state *s, serve_job **jobs)
 
 /*
  * Runs jobs taken from the queue: one job of another kind whole, or the
- * vision (as one batch) and prefill of GENERATE jobs, which then join the
- * batch (or are answered at once when their first token ends them).
+ * vision (as one batch) and prompts of GENERATE jobs, which then join the
+ * batch; their prefills run at its next step.
  */
 static void
 start_jobs(serve_state *s, serve_job **jobs, int n)
@@ -226,10 +228,6 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 	if (one_by_one)
 		serve_log(SERVE_LOG_WARNING, "the vision of %d images did not fit the activation arena (--act-mb): "
 				  "they ran one at a time", n);
-	for (int i = 0; i < n; i++)
-		if (generate && jobs[i]->reply.status.code == GROMA_OK && jobs[i]->pending.seq.done)
-			/* done at its first token: answer it now */
-			groma_request_generate_finish(&s->engine, &jobs[i]->req, &s->pool, &jobs[i]->reply, &jobs[i]->pending);
 	pthread_mutex_lock(&s->lock);
 	s->current = NULL;
 	s->kv_used = s->pool.used;
@@ -245,16 +243,21 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 }
 
 /*
- * One decode step for the batch, under the lock (released while the model
- * runs): cancelled members leave first; finished members are answered.
+ * One step for the batch, under the lock (released while the model runs):
+ * cancelled members leave first; newcomers' prefills run beside the
+ * others' decode tokens; finished members are answered, and a member whose
+ * prefill did not fit the activation arena fails alone.
  */
 static void
 step_batch(serve_state *s, float *logits)
 {
 	groma_sequence *seqs[GROMA_KV_POOL_MAX_BLOCKS];
 	serve_job  *done[GROMA_KV_POOL_MAX_BLOCKS];
+	bool		newcomer[GROMA_KV_POOL_MAX_BLOCKS];
 	int			n,
-				n_done = 0;
+				n_done = 0,
+				prefills = 0,
+				alone = 0;
 	groma_status st;
 
 	for (int i = s->n_batch - 1; i >= 0; i--)
@@ -264,9 +267,21 @@ step_batch(serve_state *s, float *logits)
 	if (n == 0)
 		return;
 	for (int i = 0; i < n; i++)
+	{
 		seqs[i] = &s->batch[i]->pending.seq;
+		newcomer[i] = !seqs[i]->prefilled;
+		prefills += newcomer[i];
+	}
 	pthread_mutex_unlock(&s->lock);
+	if (prefills > 0 && prefills < n)
+		serve_log(SERVE_LOG_INFO, "the prefill of %d prompts beside the decoding of %d answers", prefills, n - prefills);
 	st = groma_sequence_step(s->engine.session.model, s->engine.tok, seqs, n, &s->engine.session.act, logits);
+	groma_arena_reset(&s->engine.session.act);	/* the newcomers' prompts have been read */
+	for (int i = 0; i < n; i++)
+		alone += newcomer[i] && seqs[i]->prefill_alone;
+	if (alone > 0)
+		serve_log(SERVE_LOG_WARNING, "%d prefills did not fit the activation arena (--act-mb) beside the batch: "
+				  "they ran one at a time", alone);
 	pthread_mutex_lock(&s->lock);
 	if (st.code != GROMA_OK)
 	{
@@ -277,10 +292,16 @@ step_batch(serve_state *s, float *logits)
 			leave_batch(s, s->n_batch - 1, st);
 		return;
 	}
-	/* finished members leave the batch */
+	/* finished members leave the batch; one whose prefill could not run fails alone */
 	for (int i = n - 1; i >= 0; i--)
-		if (s->batch[i]->pending.seq.done)
+	{
+		const groma_sequence *seq = &s->batch[i]->pending.seq;
+
+		if (seq->done && seq->failure.code != GROMA_OK)
+			leave_batch(s, i, seq->failure);
+		else if (seq->done)
 			done[n_done++] = take_member(s, i);
+	}
 	if (n_done == 0)
 		return;
 	for (int i = 0; i < n_done; i++)

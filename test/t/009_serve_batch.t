@@ -1,6 +1,7 @@
 # Continuous batching in groma-server --serve (tiny model, CPU): requests
 # sent at once over many connections (their images going through the
-# vision stages together), joining while others decode, get
+# vision stages together), joining while others decode (their prefills in
+# the same step as the others' decode tokens), get
 # exactly the command line's answers (text and greedy ids); STATUS shows
 # the batch and the KV pool in use; a KV pool too small for all of them
 # makes requests wait (never fail), one that could never fit is refused
@@ -122,6 +123,8 @@ check_answers('batch of up to 8', $replies, @reqs);
 ok($most >= 2 && $most <= 8, "requests were decoded together (STATUS showed a batch of up to $most)");
 ok($kv_most > 0, "STATUS showed KV cache in use ($kv_most bytes)");
 like(slurp($log), qr/the vision of [2-8] images as one batch/, 'queued images went through the vision stages as one batch');
+like(slurp($log), qr/the prefill of [1-8] prompts beside the decoding of [1-7] answers/,
+     "newcomers' prefills ran in the same step as the others' decode tokens");
 $st = status_of($sock);
 is("$st->{batch}/$st->{kv_used}/$st->{served}", '0/0/8', 'afterwards the batch is empty, the pool free, 8 served');
 
