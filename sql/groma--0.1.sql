@@ -185,6 +185,9 @@ COMMENT ON FUNCTION groma_caption(bytea[], bool) IS
 -- again captions only the rows still NULL.  caption_column is groma_answer
 -- or text (then the answer's text is stored).  Call it outside a
 -- transaction block (CALL groma_caption_table(...)), as COMMIT needs.
+-- On a Citus hash-distributed table it runs on the workers instead: one
+-- job per shard, all at once, each the same chunked loop on its shard with
+-- its node's groma-server (groma_caption_shards).
 CREATE PROCEDURE groma_caption_table(tbl regclass, img_column name, caption_column name,
                                      chunk int DEFAULT 16, detailed bool DEFAULT false)
 LANGUAGE plpgsql
@@ -214,6 +217,10 @@ BEGIN
         RAISE EXCEPTION 'column "%" of % is of type %, not groma_answer or text', caption_column, tbl, col_type
             USING ERRCODE = 'datatype_mismatch';
     END IF;
+    IF groma_citus_distribution(tbl) IS NOT NULL THEN
+        PERFORM groma_caption_shards(tbl, img_column, caption_column, chunk, detailed);
+        RETURN;
+    END IF;
     EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, caption_column, img_column)
         INTO total;
     PERFORM groma_progress_begin(tbl, total);
@@ -242,6 +249,119 @@ $proc$;
 COMMENT ON PROCEDURE groma_caption_table(regclass, name, name, int, bool) IS
 'captions the rows of a table whose caption column is NULL, in committed chunks (resumable)';
 
+-- How Citus distributes tbl: 'h' (hash), 'a', 'r' or 'n' (reference and
+-- local tables), as pg_dist_partition says; NULL when Citus is absent or
+-- tbl is an ordinary table.
+CREATE FUNCTION groma_citus_distribution(tbl regclass) RETURNS text
+LANGUAGE plpgsql STABLE
+AS $fn$
+DECLARE
+    method text;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT partmethod::text FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1' INTO method USING tbl;
+    RETURN method;
+END
+$fn$;
+
+COMMENT ON FUNCTION groma_citus_distribution(regclass) IS
+'internal: how Citus distributes a table (NULL for an ordinary table)';
+
+-- groma_caption_table on a Citus hash-distributed table, from the
+-- coordinator: one CALL groma_caption_shard per shard, run at once on the
+-- nodes holding them (Citus's master_run_on_worker, each on a connection
+-- of its own, outside this transaction), so every worker captions its own
+-- shards with its own groma-server.  Each shard job commits its chunks as
+-- it goes; when some fail (a worker's groma-server killed, a cancel) the
+-- others still finish, the committed chunks stay, and the error names the
+-- failed shards: calling groma_caption_table again captions what is left.
+-- Shards with more than one placement, and reference or local tables, are
+-- refused (a direct change to one placement would leave the others behind).
+CREATE FUNCTION groma_caption_shards(tbl regclass, img_column name, caption_column name, chunk int, detailed bool)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+DECLARE
+    method text := groma_citus_distribution(tbl);
+    nodes text[];
+    ports int[];
+    commands text[];
+    shards int;
+    total bigint;
+    remaining bigint;
+    failed text[] := '{}';
+    r record;
+BEGIN
+    IF method IS DISTINCT FROM 'h' THEN
+        RAISE EXCEPTION 'groma_caption_table works on hash-distributed Citus tables, and % is not one (partmethod %)',
+            tbl, coalesce(method, 'none')
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = format('Caption it with UPDATE %s SET %I = groma_caption(%I) WHERE %I IS NULL.',
+                                tbl, caption_column, img_column, caption_column);
+    END IF;
+    EXECUTE 'SELECT count(*) FROM (SELECT shardid FROM pg_catalog.pg_dist_shard_placement p
+                                   JOIN pg_catalog.pg_dist_shard s USING (shardid)
+                                   WHERE s.logicalrelid = $1 GROUP BY shardid HAVING count(*) > 1) x'
+        INTO shards USING tbl;
+    IF shards > 0 THEN
+        RAISE EXCEPTION 'groma_caption_table: % shards of % have more than one placement', shards, tbl
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = format('Caption it with UPDATE %s SET %I = groma_caption(%I) WHERE %I IS NULL.',
+                                tbl, caption_column, img_column, caption_column);
+    END IF;
+    EXECUTE 'SELECT array_agg(p.nodename ORDER BY s.shardid), array_agg(p.nodeport ORDER BY s.shardid),
+                    array_agg(format(''CALL groma_caption_shard(%L, %L, %L, %s, %L)'',
+                                     pg_catalog.shard_name(s.logicalrelid, s.shardid), $2, $3, $4, $5)
+                              ORDER BY s.shardid)
+             FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_dist_shard_placement p USING (shardid)
+             WHERE s.logicalrelid = $1'
+        INTO nodes, ports, commands USING tbl, img_column, caption_column, chunk, detailed;
+    EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, caption_column, img_column)
+        INTO total;
+    PERFORM groma_progress_begin(tbl, total);
+    FOR r IN EXECUTE 'SELECT * FROM pg_catalog.master_run_on_worker($1, $2, $3, true)' USING nodes, ports, commands
+    LOOP
+        IF NOT r.success THEN
+            failed := failed || format('%s:%s: %s', r.node_name, r.node_port, r.result);
+        END IF;
+    END LOOP;
+    EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, caption_column, img_column)
+        INTO remaining;
+    PERFORM groma_progress_advance(total - remaining);
+    PERFORM groma_progress_end();
+    IF cardinality(failed) > 0 THEN
+        RAISE EXCEPTION 'groma_caption_table: % of % shard jobs failed (% of % rows captioned; CALL it again to '
+                        'caption the rest): %', cardinality(failed), cardinality(commands), total - remaining, total,
+                        array_to_string(failed, '; ')
+            USING ERRCODE = 'external_routine_exception';
+    END IF;
+    RAISE NOTICE 'groma_caption_table: % of % rows captioned by % shard jobs on the workers',
+        total - remaining, total, cardinality(commands);
+END
+$fn$;
+
+COMMENT ON FUNCTION groma_caption_shards(regclass, name, name, int, bool) IS
+'internal: groma_caption_table on a hash-distributed Citus table, one job per shard on the workers';
+
+-- One shard's job of a distributed groma_caption_table, on the node that
+-- holds the shard: Citus is told that the shard is changed on purpose, the
+-- job stops within a second when the coordinator's connection goes away (a
+-- cancel there), then the ordinary chunked loop runs on the shard.
+CREATE PROCEDURE groma_caption_shard(shard regclass, img_column name, caption_column name, chunk int, detailed bool)
+LANGUAGE plpgsql
+AS $proc$
+BEGIN
+    PERFORM set_config('citus.enable_manual_changes_to_shards', 'on', false);
+    PERFORM set_config('client_connection_check_interval', '1000', false);
+    CALL groma_caption_table(shard, img_column, caption_column, chunk, detailed);
+END
+$proc$;
+
+COMMENT ON PROCEDURE groma_caption_shard(regclass, name, name, int, bool) IS
+'internal: one shard of a distributed groma_caption_table, run on the node holding it';
+
 -- Progress of bulk captioning: one row per backend running
 -- groma_caption_table or an array call groma_caption(bytea[]), like
 -- PostgreSQL's pg_stat_progress_* views.  rows_done counts committed rows
@@ -266,6 +386,46 @@ FROM groma_progress_rows() p LEFT JOIN pg_database d ON d.oid = p.datid;
 
 COMMENT ON VIEW groma_progress IS
 'progress of bulk captioning (groma_caption_table, groma_caption(bytea[])), one row per backend';
+
+-- groma_progress of this node ('local') and, on a Citus coordinator, of
+-- every worker (through run_command_on_workers, node 'host:port'): a
+-- distributed groma_caption_table shows as one row here for the whole job
+-- (its rows_done set when the shard jobs end) and one row per shard job on
+-- the worker running it, moving with each committed chunk.  A worker that
+-- cannot answer is left out with a WARNING.
+CREATE FUNCTION groma_progress_cluster()
+RETURNS TABLE (node text, pid int, datname name, relid text, phase text, rows_total bigint, rows_done bigint,
+               chunk_rows int, chunk_done int, started_at timestamptz, rows_per_second numeric)
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+DECLARE
+    w record;
+BEGIN
+    RETURN QUERY SELECT 'local'::text, p.pid, p.datname, p.relid::text, p.phase, p.rows_total, p.rows_done,
+                        p.chunk_rows, p.chunk_done, p.started_at, p.rows_per_second
+                 FROM groma_progress p;
+    IF NOT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'run_command_on_workers'
+                   AND pronamespace = 'pg_catalog'::regnamespace) THEN
+        RETURN;
+    END IF;
+    FOR w IN EXECUTE $q$SELECT nodename, nodeport, success, result FROM pg_catalog.run_command_on_workers(
+                        'SELECT coalesce(json_agg(p), ''[]'') FROM groma_progress p') ORDER BY nodename, nodeport$q$
+    LOOP
+        IF NOT w.success THEN
+            RAISE WARNING 'groma_progress_cluster: worker %:% did not answer: %', w.nodename, w.nodeport, w.result;
+            CONTINUE;
+        END IF;
+        RETURN QUERY SELECT w.nodename || ':' || w.nodeport, j.pid, j.datname, j.relid, j.phase, j.rows_total,
+                            j.rows_done, j.chunk_rows, j.chunk_done, j.started_at, j.rows_per_second
+                     FROM json_to_recordset(w.result::json)
+                          AS j(pid int, datname name, relid text, phase text, rows_total bigint, rows_done bigint,
+                               chunk_rows int, chunk_done int, started_at timestamptz, rows_per_second numeric);
+    END LOOP;
+END
+$fn$;
+
+COMMENT ON FUNCTION groma_progress_cluster() IS
+'groma_progress of this node and, on a Citus coordinator, of every worker, with the node of each job';
 
 -- Reports of groma_caption_table to groma_progress (not meant to be called by hand).
 CREATE FUNCTION groma_progress_begin(tbl regclass, total bigint) RETURNS void

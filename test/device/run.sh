@@ -87,6 +87,22 @@ if command -v perl >/dev/null && perl -MIO::Socket::UNIX -MIO::Select -e 1 2>/de
 else
     echo "# bench_batch.sh skipped: perl with IO::Socket::UNIX is not installed here" | tee /tmp/groma-batch.txt
 fi
+# Batched against alone on the GPU: f32 weights must agree on every answer; with bf16 (the default) and the
+# real size (random weights) the report says how many answers a batch's rounding changes.
+if command -v perl >/dev/null && perl -MIO::Socket::UNIX -MIO::Select -e 1 2>/dev/null; then
+    echo "=== batch_parity.sh: answers at --max-batch 16 against --max-batch 1"
+    start=$SECONDS
+    : > /tmp/groma-parity.txt
+    for spec in f32: bf16: bf16:real; do
+        GROMA_SERVER="$BUNDLE/bin/groma-server" DEVICE=cuda WEIGHTS=${spec%%:*} RANDOM_CONFIG=${spec#*:} \
+            timeout 240 bash test/bench/batch_parity.sh | tee "/tmp/groma-parity-$spec.txt"
+        cat "/tmp/groma-parity-$spec.txt" >> /tmp/groma-parity.txt
+    done
+    echo "# batch_parity.sh took $((SECONDS - start)) s" | tee -a /tmp/groma-gpu-all.log
+    if grep -q '^batch_parity: 0 of 24 answers differ' /tmp/groma-parity-f32:.txt; then
+        PASSED=$((PASSED + 1)); echo "ok - with f32 weights every batched answer equals its answer alone on the GPU"
+    else FAILED=$((FAILED + 1)); echo "not ok - with f32 weights every batched answer equals its answer alone on the GPU"; fi
+fi
 # Shared-memory races between warps are what the emulator cannot see: racecheck the op tests
 # (GROMA_OPS_SANITIZER_RUN: no timings, fewer and smaller attention cases) where compute-sanitizer exists.
 SANITIZER=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
@@ -123,6 +139,7 @@ grep -h '^# figure' /tmp/groma-gpu-all.log
 grep -h '"figure"' /tmp/groma-bench.json
 cat /tmp/groma-profile.json
 cat /tmp/groma-batch.txt
+grep -h '^# batch_parity\|^batch_parity' /tmp/groma-parity.txt 2>/dev/null
 grep -h '"figure"' /tmp/groma-torch.jsonl
 grep -h ' took ' /tmp/groma-gpu-all.log
 echo "$PASSED passed, $FAILED failed"

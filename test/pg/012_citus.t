@@ -5,9 +5,16 @@
 # the workers (both groma-servers serve), with the single-node answers; the
 # regions of every image go into a co-located distributed table with GiST,
 # full-text (GIN over groma_describe's words) and, where pgvector is
-# installed, HNSW indexes, searched from the coordinator; a worker's groma-server killed in
-# the middle of a distributed UPDATE makes the statement fail cleanly (no
-# row half-captioned) and the retry captions everything.  Skips, saying why,
+# installed, HNSW indexes, searched from the coordinator.  CALL
+# groma_caption_table on the distributed table runs one job per shard on the
+# workers (groma_progress_cluster() shows them, the coordinator's
+# groma-server serves none), captions every row once; cancelled on the
+# coordinator, the shard jobs stop and the next CALL captions the rest; a
+# worker's groma-server killed under it fails only that worker's shard
+# jobs, and the next CALL finishes; a reference table is refused.  A
+# worker's groma-server killed in the middle of a distributed UPDATE makes
+# the statement fail cleanly (no row half-captioned) and the retry captions
+# everything.  Skips, saying why,
 # where Citus is not installed (test/run.sh builds it from
 # ../shared/third_party when that exists).
 use strict;
@@ -152,23 +159,118 @@ SKIP: {
 }
 step('full-text and similarity search on the distributed regions');
 
-# a worker's groma-server killed during a distributed UPDATE: the statement fails, nothing is half done
+# the resumable bulk path on the distributed table: one job per shard on the workers, all at once
 sql('UPDATE photos SET caption = NULL');
+my $coord_served = sql('SELECT served FROM groma_status()');
+$served_before = worker_served();
+my %nodes_seen;
+$t0 = time;
+my ($rc, $out, $err) = run_bulk('bulk', 8, sub {
+    $nodes_seen{$_} = 1 for split /\n/, sql("SELECT node FROM groma_progress_cluster() WHERE node <> 'local'");
+});
+note(sprintf('figure: %.2f images/s by CALL groma_caption_table on two workers (%d captions)',
+             $n_rows / (time - $t0), $n_rows));
+step('CALL groma_caption_table on the distributed table');
+is($rc, 0, 'CALL groma_caption_table on a distributed table succeeds') or diag($err);
+like($err, qr/groma_caption_table: $n_rows of $n_rows rows captioned by 4 shard jobs on the workers/,
+     'its NOTICE counts the rows and the shard jobs');
+is(scalar(keys %nodes_seen), 2, 'groma_progress_cluster() showed shard jobs running on both workers ('
+   . join(', ', sort keys %nodes_seen) . ')');
+is(sql('SELECT count(*) FROM photos p JOIN single s USING (name) WHERE p.caption::text = s.caption'), $n_rows,
+   'every row is captioned with the single-node answer');
+@served_after = @{ worker_served() };
+@delta = map { $served_after[$_] - $served_before->[$_] } (0, 1);
+ok($delta[0] > 0 && $delta[1] > 0, "both workers' groma-servers served the shard jobs ($delta[0] + $delta[1])");
+is($delta[0] + $delta[1], $n_rows, 'one request per row: every row was captioned exactly once');
+is(sql('SELECT served FROM groma_status()'), $coord_served, "the coordinator's groma-server served none of it");
+is(sql('SELECT count(*) FROM groma_progress_cluster()'), 0, 'and no job is left in groma_progress_cluster()');
+
+# cancelled on the coordinator: the shard jobs stop, their committed chunks stay, the next CALL finishes
+# (on two rows in five, spread over every shard, to keep the test short)
+my $n_sub = sql('SELECT count(*) FROM photos WHERE id % 5 < 2');
+sql('UPDATE photos SET caption = NULL WHERE id % 5 < 2');
+my $kept;
+($rc, $out, $err) = run_bulk('bulkcancel', 4, sub {
+    return if sql('SELECT count(*) FROM photos WHERE caption IS NULL') > $n_sub - 8;
+    sql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'bulkcancel'");
+});
+ok($rc != 0 && $err =~ /canceling statement due to user request/, 'the CALL is cancelled on the coordinator')
+  or diag($err);
+ok(wait_until(30, sub { sql('SELECT count(*) FROM groma_progress_cluster()') == 0 }),
+   'the shard jobs on the workers stop (their coordinator connection is gone)');
+$kept = sql('SELECT count(*) FROM photos WHERE caption IS NOT NULL') - ($n_rows - $n_sub);
+ok($kept >= 8 && $kept < $n_sub, "the committed chunks stay ($kept of $n_sub rows)");
+sleep 1.5;
+is(sql('SELECT count(*) FROM photos WHERE caption IS NOT NULL') - ($n_rows - $n_sub), $kept,
+   'and nothing goes on behind the cancel');
+($rc, $out, $err) = run_bulk('bulkresume', 8);
+is($rc, 0, 'the next CALL succeeds') or diag($err);
+like($err, qr/groma_caption_table: @{[$n_sub - $kept]} of @{[$n_sub - $kept]} rows captioned/,
+     'captioning only the rows left');
+is(sql('SELECT count(*) FROM photos p JOIN single s USING (name) WHERE p.caption::text = s.caption'), $n_rows,
+   'every row has the single-node answer');
+step('cancelled and resumed CALL');
+
+# a worker's groma-server killed under its shard jobs: those fail, the others finish, the next CALL completes
+sql('UPDATE photos SET caption = NULL WHERE id % 5 < 2');
+my $doomed = status_row($workers[1])->{pid};
+($rc, $out, $err) = run_bulk('bulkkill', 4, sub {
+    kill('KILL', $doomed) if status_row($workers[1])->{served} > 0 && proc_alive($doomed);
+});
+my $on_doomed = sql("SELECT count(*) FROM citus_shards WHERE table_name = 'photos'::regclass
+                      AND nodeport = " . $workers[1]->port);
+ok($rc != 0, 'CALL groma_caption_table fails when a worker groma-server dies under its shard jobs');
+ok($err =~ /groma_caption_table: (\d+) of 4 shard jobs failed .*CALL it again.*groma-server/s && $1 >= 1
+   && $1 <= $on_doomed, "naming the failed shard jobs (at most the $on_doomed of that worker) and what to do")
+  or diag($err);
+ok(wait_until(60, sub { (status_row($workers[1])->{state} // '') eq 'ready' }), "that worker's groma-server is back");
+($rc, $out, $err) = run_bulk('bulkretry', 8);
+is($rc, 0, 'the next CALL succeeds') or diag($err);
+is(sql('SELECT count(*) FROM photos p JOIN single s USING (name) WHERE p.caption::text = s.caption'), $n_rows,
+   'and every row has the single-node answer');
+step('CALL with a worker groma-server killed, then again');
+
+# a reference table is refused, saying how to caption it instead
+sql('CREATE TABLE ref_photos (img bytea, caption text)');
+sql("SELECT create_reference_table('ref_photos')");
+($rc, $out, $err) = $coord->psql('postgres', "CALL groma_caption_table('ref_photos', 'img', 'caption')");
+like($err, qr/works on hash-distributed Citus tables, and ref_photos is not one.*HINT:  Caption it with UPDATE/s,
+     'a reference table is refused with a hint') or diag($err);
+
+# Runs CALL groma_caption_table('photos', ...) with this chunk as application_name app, calling poll (if any)
+# every 0.2 s while it runs; returns (exit code, stdout, stderr).
+sub run_bulk {
+    my ($app, $chunk, $poll) = @_;
+    my $q = start_query($coord, $app, "CALL groma_caption_table('photos', 'img', 'caption', chunk => $chunk)");
+    my $until = time + 600;
+    while ($poll && time < $until) {
+        $q->{h}->pump_nb;
+        last unless $q->{h}->pumpable;
+        $poll->();
+        sleep 0.2;
+    }
+    my ($code, $o, $e) = finish_query($q, 600);
+    return ($code, $o, $e);
+}
+
+# a worker's groma-server killed during a distributed UPDATE: the statement fails, nothing is half done
+# (the same two rows in five)
+sql('UPDATE photos SET caption = NULL WHERE id % 5 < 2');
 my $victim = $workers[0];
 my $victim_pid = status_row($victim)->{pid};
-my $q = start_query($coord, 'distupdate', 'UPDATE photos SET caption = groma_caption(img)');
+my $q = start_query($coord, 'distupdate', 'UPDATE photos SET caption = groma_caption(img) WHERE id % 5 < 2');
 my $busy = wait_until(60, sub { status_row($victim)->{served} > 0 || status_row($victim)->{running} > 0 });
 kill 'KILL', $victim_pid;
-my ($rc, $out, $err) = finish_query($q, 300);
+($rc, $out, $err) = finish_query($q, 300);
 step('distributed UPDATE with a worker groma-server killed');
 ok(defined $rc && $rc != 0, 'the distributed UPDATE fails when a worker\'s groma-server dies under it');
 like($err, qr/groma-server was terminated by signal 9|groma-server/, 'with groma\'s error from the worker')
   or diag($err);
-is(sql('SELECT count(*) FROM photos WHERE caption IS NOT NULL'), 0,
+is(sql('SELECT count(*) FROM photos WHERE caption IS NOT NULL AND id % 5 < 2'), 0,
    'the failed statement left no row captioned (the distributed transaction rolled back)');
 ok(wait_until(60, sub { (status_row($victim)->{state} // '') eq 'ready' && status_row($victim)->{pid} ne $victim_pid }),
    'the worker\'s launcher restarted its groma-server');
-sql('UPDATE photos SET caption = groma_caption(img)');
+sql('UPDATE photos SET caption = groma_caption(img) WHERE id % 5 < 2');
 is(sql('SELECT count(*) FROM photos p JOIN single s USING (name) WHERE p.caption::text = s.caption'), $n_rows,
    'the retry captions every row with the single-node answer');
 is(sql('SELECT count(*) FROM pg_stat_activity WHERE backend_type = \'client backend\' AND state = \'active\'
