@@ -76,6 +76,6 @@ kill "$SERVER_PID"; wait "$SERVER_PID" || true
 SERVER_PID=
 paste -d'|' "$WORK/batched.txt" "$WORK/alone.txt" | awk -F'|' '
     { n++; if ($1 == $2) next; differ++
-      split($1, a, ","); split($2, b, ","); k = 1; while (a[k] == b[k]) k++
-      printf "# answer %d: batched and alone part at new token %d (of %d)\n", NR, k, length(b) ? split($2, b, ",") : 0 }
+      split($1, a, ","); nb = split($2, b, ","); k = 1; while (k <= nb && a[k] == b[k]) k++
+      printf "# answer %d: batched and alone part at new token %d (of %d)\n", NR, k, nb }
     END { printf "batch_parity: %d of %d answers differ\n", differ, n }'
