@@ -21,23 +21,12 @@ EXTRA=()
 [ -n "${WEIGHTS:-}" ] && EXTRA+=(--weights "$WEIGHTS")
 [ -n "${RANDOM_CONFIG:-}" ] && EXTRA+=(--random-weights --config "$RANDOM_CONFIG")
 KV_MB=${KV_CACHE_MB:-4096}
-WORK=$(mktemp -d /tmp/groma-parity.XXXXXX)
-chmod 700 "$WORK"
-SERVER_PID=
-trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+. test/bench/serve_lib.sh
 
-# Starts groma-server --serve with --max-batch $1 and waits until its model is ready.
+# Starts the server with --max-batch $1.
 start_server() {
-    "$SERVER" --serve --socket "$WORK/s.sock" --model "$MODEL_DIR" --device "$DEVICE" --max-batch "$1" \
-        --kv-cache-mb "$KV_MB" --max-queue 256 --log-level warning "${EXTRA[@]}" 2>"$WORK/server.log" &
-    SERVER_PID=$!
-    for _ in $(seq 1 1500); do
-        perl -I test/t -MGromaProto -e 'my $c = proto_connect($ARGV[0]) or exit 1; print $c status_frame(1);
-            my $r = read_reply($c, 5) or exit 1; exit(parse_status($r)->{state} == 2 ? 0 : 1)' "$WORK/s.sock" && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log"; exit 1; }
-        sleep 0.2
-    done
-    echo "groma-server did not become ready"; cat "$WORK/server.log"; exit 1
+    serve_start --model "$MODEL_DIR" --device "$DEVICE" --max-batch "$1" --kv-cache-mb "$KV_MB" --max-queue 256 \
+        --log-level warning "${EXTRA[@]}"
 }
 
 # Sends the 24 requests (all at once when $1 is "together", else one after another); writes one line of
@@ -69,11 +58,10 @@ echo "# batch_parity: ${RANDOM_CONFIG:+random weights of $RANDOM_CONFIG, tokeniz
     "weights ${WEIGHTS:-default}: 24 answers at --max-batch 16 (sent at once) against --max-batch 1"
 start_server 16
 send_requests together "$WORK/batched.txt"
-kill "$SERVER_PID"; wait "$SERVER_PID" || true
+serve_stop
 start_server 1
 send_requests alone "$WORK/alone.txt"
-kill "$SERVER_PID"; wait "$SERVER_PID" || true
-SERVER_PID=
+serve_stop
 paste -d'|' "$WORK/batched.txt" "$WORK/alone.txt" | awk -F'|' '
     { n++; if ($1 == $2) next; differ++
       split($1, a, ","); nb = split($2, b, ","); k = 1; while (k <= nb && a[k] == b[k]) k++

@@ -21,10 +21,7 @@ SERVER=${GROMA_SERVER:-./groma-server}
 RANDOM_ARGS=()
 [ -n "${RANDOM_CONFIG:-}" ] && RANDOM_ARGS=(--random-weights --config "$RANDOM_CONFIG")
 KV_MB=${KV_CACHE_MB:-4096}
-WORK=$(mktemp -d /tmp/groma-batch.XXXXXX)
-chmod 700 "$WORK"
-SERVER_PID=
-trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+. test/bench/serve_lib.sh
 
 # Runs the closed loop with N clients for SECS seconds; prints "captions/s mean_ms".
 closed_loop() {
@@ -67,18 +64,10 @@ echo "# groma-server --serve, ${RANDOM_CONFIG:+random weights of $RANDOM_CONFIG,
     "caption requests of 64 new tokens, closed loop of ${SECS} s, --kv-cache-mb $KV_MB"
 echo "# max_batch clients captions/s mean_latency_ms"
 for batch in 1 64; do
-    "$SERVER" --serve --socket "$WORK/s.sock" --model "$MODEL_DIR" --device "$DEVICE" --max-batch "$batch" \
-        --kv-cache-mb "$KV_MB" --max-queue 256 --log-level warning "${RANDOM_ARGS[@]}" 2>"$WORK/server.log" &
-    SERVER_PID=$!
-    for _ in $(seq 1 1500); do
-        perl -I test/t -MGromaProto -e 'my $c = proto_connect($ARGV[0]) or exit 1; print $c status_frame(1);
-            my $r = read_reply($c, 5) or exit 1; exit(parse_status($r)->{state} == 2 ? 0 : 1)' "$WORK/s.sock" && break
-        sleep 0.2
-    done
+    serve_start --model "$MODEL_DIR" --device "$DEVICE" --max-batch "$batch" --kv-cache-mb "$KV_MB" --max-queue 256 \
+        --log-level warning "${RANDOM_ARGS[@]}"
     for n in 1 8 32 64; do
         echo "$batch $n $(closed_loop "$n")"
     done
-    kill "$SERVER_PID"
-    wait "$SERVER_PID" || true
-    SERVER_PID=
+    serve_stop
 done
