@@ -250,6 +250,7 @@ groma_cuda_register(void)
 	groma_cuda_ops.linear = groma_cuda_profiled<groma_cuda_linear>("linear", profile);
 	groma_cuda_ops.matmul = groma_cuda_profiled<groma_cuda_matmul>("matmul", profile);
 	groma_cuda_ops.unary = groma_cuda_profiled<groma_cuda_unary>("unary", profile);
+	groma_cuda_ops.silu_mul = groma_cuda_profiled<groma_cuda_silu_mul>("silu_mul", profile);
 	groma_cuda_ops.binary = groma_cuda_profiled<groma_cuda_binary>("binary", profile);
 	groma_cuda_ops.scale = groma_cuda_profiled<groma_cuda_scale>("scale", profile);
 	groma_cuda_ops.copy = groma_cuda_profiled<groma_cuda_copy>("copy", profile);
@@ -261,6 +262,8 @@ groma_cuda_register(void)
 	groma_cuda_ops.softmax = groma_cuda_profiled<groma_cuda_softmax>("softmax", profile);
 	groma_cuda_ops.layer_norm = groma_cuda_profiled<groma_cuda_layer_norm>("layer_norm", profile);
 	groma_cuda_ops.rms_norm = groma_cuda_profiled<groma_cuda_rms_norm>("rms_norm", profile);
+	groma_cuda_ops.add_rms_norm = groma_cuda_profiled<groma_cuda_add_rms_norm>("add_rms_norm", profile);
+	groma_cuda_ops.argmax_rows = groma_cuda_profiled<groma_cuda_argmax_rows>("argmax_rows", profile);
 	groma_cuda_ops.rope = groma_cuda_profiled<groma_cuda_rope>("rope", profile);
 	groma_cuda_ops.attention = groma_cuda_profiled<groma_cuda_attention>("attention", profile);
 	groma_cuda_ops.conv2d = groma_cuda_profiled<groma_cuda_conv2d>("conv2d", profile);

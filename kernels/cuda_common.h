@@ -76,6 +76,7 @@ groma_status groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, con
 groma_status groma_cuda_matmul(const groma_tensor *a, bool trans_a, const groma_tensor *b, bool trans_b,
 							   float alpha, groma_tensor *c);
 groma_status groma_cuda_unary(groma_unary_kind kind, const groma_tensor *x, groma_tensor *y);
+groma_status groma_cuda_silu_mul(const groma_tensor *gate, const groma_tensor *up, groma_tensor *y);
 groma_status groma_cuda_binary(bool multiply, const groma_tensor *a, const groma_tensor *b, groma_tensor *y);
 groma_status groma_cuda_scale(const groma_tensor *x, float s, float t, groma_tensor *y);
 groma_status groma_cuda_copy(const groma_tensor *src, groma_tensor *dst);
@@ -87,6 +88,9 @@ groma_status groma_cuda_softmax(const groma_tensor *x, groma_tensor *y);
 groma_status groma_cuda_layer_norm(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, float eps,
 								   groma_tensor *y);
 groma_status groma_cuda_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, groma_tensor *y);
+groma_status groma_cuda_argmax_rows(const groma_tensor *x, groma_arena_ref scratch, int64_t *idx, float *val);
+groma_status groma_cuda_add_rms_norm(groma_tensor *x, const groma_tensor *delta, const groma_tensor *w, float eps,
+									 groma_tensor *y);
 groma_status groma_cuda_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta);
 groma_status groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,
 								  bool causal, int64_t q_offset, groma_arena_ref scratch, groma_tensor *out);

@@ -53,6 +53,37 @@ groma_cuda_unary(groma_unary_kind kind, const groma_tensor *x, groma_tensor *y)
 	return groma_cuda_launched("activation");
 }
 
+/* y[i] = silu(gate[i]) · up[i]. */
+__global__ static void
+silu_mul_kernel(const float *gate, const float *up, float *y, int64_t n)
+{
+	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+	float		s;
+
+	if (i >= n)
+		return;
+	s = gate[i] / (1.0f + expf(-gate[i]));
+	y[i] = s * up[i];
+}
+
+/* y = silu(gate) · up; see ops.h. */
+extern "C" groma_status
+groma_cuda_silu_mul(const groma_tensor *gate, const groma_tensor *up, groma_tensor *y)
+{
+	int64_t		n = groma_tensor_numel(gate);
+
+	GROMA_TRY(groma_cuda_check_f32("silu_mul", "gate", gate));
+	GROMA_TRY(groma_cuda_check_f32("silu_mul", "up", up));
+	GROMA_TRY(groma_cuda_check_f32("silu_mul", "y", y));
+	if (!groma_tensor_same_shape(gate, up) || !groma_tensor_same_shape(gate, y))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "silu_mul: gate, up and y differ in shape");
+	if (n == 0)
+		return groma_ok();
+	silu_mul_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
+		(const float *) gate->data, (const float *) up->data, (float *) y->data, n);
+	return groma_cuda_launched("silu_mul");
+}
+
 /* t[i] = v. */
 __global__ static void
 fill_kernel(float *t, float v, int64_t n)

@@ -71,6 +71,29 @@ rms_norm_kernel(const float *x, const float *w, float eps, float *y, int64_t d)
 		out[i] = in[i] * inv * (w ? w[i] : 1.0f);
 }
 
+/* x += delta, then y = x / sqrt(mean(x²) + eps) · w, for one row per block (each thread rereads what it wrote). */
+__global__ static void
+add_rms_norm_kernel(float *x, const float *delta, const float *w, float eps, float *y, int64_t d)
+{
+	__shared__ float scratch[32];
+	float	   *in = x + (int64_t) blockIdx.x * d;
+	const float *dr = delta + (int64_t) blockIdx.x * d;
+	float	   *out = y + (int64_t) blockIdx.x * d;
+	float		sq = 0.0f,
+				inv;
+
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+	{
+		float		v = in[i] + dr[i];
+
+		in[i] = v;
+		sq += v * v;
+	}
+	inv = rsqrtf(groma_block_sum(sq, scratch) / (float) d + eps);
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		out[i] = in[i] * inv * (w ? w[i] : 1.0f);
+}
+
 /*
  * Threads per row's block: THREADS, or 1024 for a few long rows (a decode
  * step's single 4096-wide row: four loads per thread in flight, not sixteen
@@ -156,4 +179,123 @@ groma_cuda_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, gro
 	rms_norm_kernel<<<(unsigned) rows, row_threads(rows, d), 0, groma_cuda_stream()>>>(
 		(const float *) x->data, w ? (const float *) w->data : NULL, eps, (float *) y->data, d);
 	return groma_cuda_launched("rms_norm");
+}
+
+/* Residual add, then RMSNorm of the sum; see ops.h. */
+extern "C" groma_status
+groma_cuda_add_rms_norm(groma_tensor *x, const groma_tensor *delta, const groma_tensor *w, float eps, groma_tensor *y)
+{
+	int64_t		d,
+				rows;
+
+	GROMA_TRY(rows_of("add_rms_norm", x, y, &d, &rows));
+	GROMA_TRY(groma_cuda_check_f32("add_rms_norm", "delta", delta));
+	if (!groma_tensor_same_shape(x, delta))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "add_rms_norm: x and delta differ in shape");
+	if (x->data == y->data)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "add_rms_norm: y must not be x");
+	GROMA_TRY(param_of("add_rms_norm", w, d));
+	if (rows == 0)
+		return groma_ok();
+	add_rms_norm_kernel<<<(unsigned) rows, row_threads(rows, d), 0, groma_cuda_stream()>>>(
+		(float *) x->data, (const float *) delta->data, w ? (const float *) w->data : NULL, eps, (float *) y->data, d);
+	return groma_cuda_launched("add_rms_norm");
+}
+
+/* True when (a, ia) is the better pick than (b, ib): a NaN first, then the larger value, then the lower index. */
+__device__ static inline bool
+argmax_better(float a, int64_t ia, float b, int64_t ib)
+{
+	if (isnan(a) || isnan(b))
+		return isnan(a) && (!isnan(b) || ia < ib);
+	return a > b || (a == b && ia < ib);
+}
+
+/* The first largest value of one row per block: idx[row] and val[row]. */
+__global__ static void
+argmax_rows_kernel(const float *x, int64_t n, int64_t *idx, float *val)
+{
+	__shared__ float best_v[32];
+	__shared__ int64_t best_i[32];
+	const float *row = x + (int64_t) blockIdx.x * n;
+	float		v = row[0];
+	int64_t		i = 0;
+	int			lane = threadIdx.x & 31,
+				warp = threadIdx.x >> 5;
+
+	for (int64_t k = threadIdx.x; k < n; k += blockDim.x)
+		if (argmax_better(row[k], k, v, i))
+		{
+			v = row[k];
+			i = k;
+		}
+	for (int o = 16; o > 0; o >>= 1)
+	{
+		float		ov = __shfl_xor_sync(0xffffffffu, v, o);
+		int64_t		oi = __shfl_xor_sync(0xffffffffu, i, o);
+
+		if (argmax_better(ov, oi, v, i))
+		{
+			v = ov;
+			i = oi;
+		}
+	}
+	if (lane == 0)
+	{
+		best_v[warp] = v;
+		best_i[warp] = i;
+	}
+	__syncthreads();
+	if (threadIdx.x == 0)
+	{
+		for (int w = 1; w < (int) (blockDim.x >> 5); w++)
+			if (argmax_better(best_v[w], best_i[w], v, i))
+			{
+				v = best_v[w];
+				i = best_i[w];
+			}
+		idx[blockIdx.x] = i;
+		val[blockIdx.x] = v;
+	}
+}
+
+/* The greedy pick of each row, reduced on the GPU; see ops.h. */
+extern "C" groma_status
+groma_cuda_argmax_rows(const groma_tensor *x, groma_arena_ref scratch, int64_t *idx, float *val)
+{
+	int64_t		rows,
+				n;
+	size_t		mark;
+	int64_t    *d_idx;
+	float	   *d_val;
+	groma_status st;
+
+	GROMA_TRY(groma_cuda_check_f32("argmax_rows", "x", x));
+	if (x->ndim != 2 || x->shape[1] < 1)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "argmax_rows: x must be [R, N] with N >= 1");
+	rows = x->shape[0];
+	n = x->shape[1];
+	if (rows == 0)
+		return groma_ok();
+	if (rows > 0x7fffffff)
+		return groma_error(GROMA_ERR_LIMIT, "argmax_rows: too many rows for one launch");
+	if (scratch == NULL || scratch->device != GROMA_DEVICE_CUDA)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "argmax_rows: needs a device scratch arena");
+	mark = scratch->used;
+	d_idx = (int64_t *) groma_arena_alloc(scratch, (size_t) rows * sizeof(int64_t));
+	d_val = (float *) groma_arena_alloc(scratch, (size_t) rows * sizeof(float));
+	if (d_idx == NULL || d_val == NULL)
+	{
+		scratch->used = mark;
+		return groma_error(GROMA_ERR_NO_MEMORY, "argmax_rows: no scratch room for %lld rows", (long long) rows);
+	}
+	argmax_rows_kernel<<<(unsigned) rows, THREADS, 0, groma_cuda_stream()>>>((const float *) x->data, n, d_idx,
+																			 d_val);
+	st = groma_cuda_launched("argmax_rows");
+	if (st.code == GROMA_OK)
+		st = groma_cuda_ops.to_host(idx, d_idx, (size_t) rows * sizeof(int64_t));
+	if (st.code == GROMA_OK)
+		st = groma_cuda_ops.to_host(val, d_val, (size_t) rows * sizeof(float));
+	scratch->used = mark;
+	return st;
 }

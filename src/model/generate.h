@@ -95,9 +95,6 @@ groma_status groma_sequence_begin(const groma_model *m, const groma_tokenizer *t
 								  bool stop_at_eos, struct groma_kv_pool *pool, groma_arena *act,
 								  groma_sequence *seq);
 
-/* Host floats groma_sequence_step needs as logits scratch for n sequences. */
-size_t		groma_sequence_logits_floats(const groma_model *m, int n);
-
 /*
  * One step for the n sequences of seqs that are not done, as one
  * groma_llama_step: a sequence not yet prefilled runs its whole prompt
@@ -109,10 +106,9 @@ size_t		groma_sequence_logits_floats(const groma_model *m, int n);
  * runs alone; one that still does not fit is done with its failure set,
  * and only its request fails.  The return value is a failure of the whole
  * step (the caches are left as they were before it).
- * logits: groma_sequence_logits_floats(m, n).
  */
 groma_status groma_sequence_step(const groma_model *m, const groma_tokenizer *tok, groma_sequence *const *seqs,
-								 int n, groma_arena *act, float *logits);
+								 int n, groma_arena *act);
 
 /*
  * Steps seq alone (a batch of one) until it is done, checking the calling

@@ -4,6 +4,7 @@
 #include "llama.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../runtime/op_check.h"
@@ -176,16 +177,20 @@ attend_sequence(const groma_llama *m, int64_t index, groma_kv_cache *cache, cons
  * One decoder layer on x[T, D] in place.  The rows belong to n_seq
  * sequences in order: rows[b] consecutive rows are the new positions of
  * caches[b] (its whole prompt at a prefill, one token at a decode step).
+ * h[T, D] holds RMSNorm(x) with this layer's attention norm on entry and,
+ * on return, RMSNorm(x) with next_norm (the next layer's attention norm;
+ * NULL for the last layer, which leaves h as scratch): each residual add
+ * runs fused with the norm that follows it.
  */
 static groma_status
 layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, groma_kv_cache *const *caches,
-			  const int64_t *rows, int64_t n_seq, groma_tensor *x, groma_arena *act)
+			  const int64_t *rows, int64_t n_seq, const groma_tensor *next_norm, groma_tensor *x, groma_tensor *h,
+			  groma_arena *act)
 {
 	int64_t		t = x->shape[0],
 				d = m->cfg.hidden,
 				first = 0;
-	groma_tensor h,
-				q,
+	groma_tensor q,
 				k,
 				v,
 				ctx,
@@ -194,18 +199,16 @@ layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, g
 				up;
 	size_t		mark = act->used;
 
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &h));	/* [T, D] */
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &q));
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &q));	/* [T, D] */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &k));
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &v));
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &ctx));
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &out));
 
-	/* attention: x += o(attn(rope(q), rope(k), v)) of rmsnorm(x) */
-	GROMA_TRY(groma_rms_norm(x, &l->attn_norm, m->cfg.rms_eps, &h));
-	GROMA_TRY(groma_linear(&h, &l->q, NULL, &q));
-	GROMA_TRY(groma_linear(&h, &l->k, NULL, &k));
-	GROMA_TRY(groma_linear(&h, &l->v, NULL, &v));
+	/* attention: x += o(attn(rope(q), rope(k), v)) of h = rmsnorm(x) */
+	GROMA_TRY(groma_linear(h, &l->q, NULL, &q));
+	GROMA_TRY(groma_linear(h, &l->k, NULL, &k));
+	GROMA_TRY(groma_linear(h, &l->v, NULL, &v));
 	for (int64_t b = 0; b < n_seq; b++)
 	{
 		groma_tensor qb,
@@ -221,18 +224,36 @@ layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, g
 		first += rows[b];
 	}
 	GROMA_TRY(groma_linear(&ctx, &l->o, NULL, &out));
-	GROMA_TRY(groma_add(x, &out, x));
+	GROMA_TRY(groma_add_rms_norm(x, &out, &l->mlp_norm, m->cfg.rms_eps, h));
 
-	/* MLP: x += down(silu(gate(h)) · up(h)) of rmsnorm(x) */
-	GROMA_TRY(groma_rms_norm(x, &l->mlp_norm, m->cfg.rms_eps, &h));
+	/* MLP: x += down(silu(gate(h)) · up(h)) of h = rmsnorm(x) */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, m->cfg.intermediate}, &gate));	/* [T, I] */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, m->cfg.intermediate}, &up));
-	GROMA_TRY(groma_linear(&h, &l->gate, NULL, &gate));
-	GROMA_TRY(groma_linear(&h, &l->up, NULL, &up));
-	GROMA_TRY(groma_silu(&gate, &gate));
-	GROMA_TRY(groma_mul(&gate, &up, &gate));
+	GROMA_TRY(groma_linear(h, &l->gate, NULL, &gate));
+	GROMA_TRY(groma_linear(h, &l->up, NULL, &up));
+	GROMA_TRY(groma_silu_mul(&gate, &up, &gate));
 	GROMA_TRY(groma_linear(&gate, &l->down, NULL, &out));
-	GROMA_TRY(groma_add(x, &out, x));
+	if (next_norm)
+		GROMA_TRY(groma_add_rms_norm(x, &out, next_norm, m->cfg.rms_eps, h));
+	else
+		GROMA_TRY(groma_add(x, &out, x));
+	act->used = mark;
+	return groma_ok();
+}
+
+/* Runs x[T, D] through every decoder layer in place (rows and caches as layer_forward); scratch from act. */
+static groma_status
+run_layers(const groma_llama *m, groma_kv_cache *const *caches, const int64_t *rows, int64_t n_seq,
+		   groma_tensor *x, groma_arena *act)
+{
+	groma_tensor h;
+	size_t		mark = act->used;
+
+	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {x->shape[0], m->cfg.hidden}, &h));	/* [T, D] */
+	GROMA_TRY(groma_rms_norm(x, &m->layer[0].attn_norm, m->cfg.rms_eps, &h));
+	for (int i = 0; i < m->cfg.layers; i++)
+		GROMA_TRY(layer_forward(m, &m->layer[i], i, caches, rows, n_seq,
+								i + 1 < m->cfg.layers ? &m->layer[i + 1].attn_norm : NULL, x, &h, act));
 	act->used = mark;
 	return groma_ok();
 }
@@ -259,8 +280,7 @@ groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_ten
 						   (long long) t, (long long) cache->length, (long long) cache->capacity);
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &x));	/* [T, D] residual stream */
 	GROMA_TRY(groma_copy(x_in, &x));
-	for (int i = 0; i < m->cfg.layers; i++)
-		GROMA_TRY(layer_forward(m, &m->layer[i], i, &cache, &t, 1, &x, act));
+	GROMA_TRY(run_layers(m, &cache, &t, 1, &x, act));
 	cache->length += t;
 	GROMA_TRY(groma_rms_norm(&x, &m->norm, m->cfg.rms_eps, &x));
 	if (final_hidden)
@@ -282,23 +302,23 @@ groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_ten
 	return groma_ok();
 }
 
-/* Returns the greedy id of one row whose scores are lm[V] then extra[X]: groma_argmax of the concatenation. */
+/*
+ * Returns the greedy id of a row whose scores are lm[V] then extra[X], from
+ * each head's first largest (a, its value va; b, vb): the groma_argmax of
+ * the concatenation.
+ */
 static int64_t
-argmax_split(const float *lm, int64_t v, const float *extra, int64_t x)
+pick_head(int64_t a, float va, int64_t v, int64_t b, float vb, int64_t x)
 {
-	int64_t		a = groma_argmax(lm, v),
-				b;
-
-	if (isnan(lm[a]) || x == 0)
+	if (isnan(va) || x == 0)
 		return a;
-	b = groma_argmax(extra, x);
-	return isnan(extra[b]) || extra[b] > lm[a] ? v + b : a;
+	return isnan(vb) || vb > va ? v + b : a;
 }
 
 /* One step of several sequences, each with its own new positions; see llama.h. */
 groma_status
 groma_llama_step(const groma_llama *m, groma_kv_cache *const *caches, const int64_t *rows, int64_t n,
-				 const groma_tensor *x_in, groma_arena *act, float *logits, int64_t *next)
+				 const groma_tensor *x_in, groma_arena *act, int64_t *next)
 {
 	int64_t		t = 0,
 				d = m->cfg.hidden,
@@ -308,6 +328,12 @@ groma_llama_step(const groma_llama *m, groma_kv_cache *const *caches, const int6
 				last,
 				head_out;
 	size_t		mark = act->used;
+	int64_t    *picks,
+			   *lm_idx,
+			   *ex_idx;
+	float	   *lm_val,
+			   *ex_val;
+	groma_status st;
 
 	GROMA_TRY(groma_check_f32_anywhere("llama_step", "x", x_in));
 	GROMA_TRY(groma_check_ndim("llama_step", "x", x_in, 2));
@@ -330,8 +356,7 @@ groma_llama_step(const groma_llama *m, groma_kv_cache *const *caches, const int6
 						   (long long) x_in->shape[0], (long long) t);
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &x));	/* [T, D] residual stream */
 	GROMA_TRY(groma_copy(x_in, &x));
-	for (int i = 0; i < m->cfg.layers; i++)
-		GROMA_TRY(layer_forward(m, &m->layer[i], i, caches, rows, n, &x, act));
+	GROMA_TRY(run_layers(m, caches, rows, n, &x, act));
 	/* each sequence's last row, then the final norm and both heads over those n rows */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, d}, &last));	/* [n, D] */
 	for (int64_t b = 0, end = 0; b < n; b++)
@@ -345,15 +370,33 @@ groma_llama_step(const groma_llama *m, groma_kv_cache *const *caches, const int6
 		GROMA_TRY(groma_copy(&src, &dst));
 	}
 	GROMA_TRY(groma_rms_norm(&last, &m->norm, m->cfg.rms_eps, &last));
-	/* [n, V] and [n, X] into the caller's host scratch */
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, vocab}, &head_out));
-	GROMA_TRY(groma_linear(&last, &m->lm_head, NULL, &head_out));
-	GROMA_TRY(groma_download(&head_out, logits));
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, extra}, &head_out));
-	GROMA_TRY(groma_linear(&last, &m->extra_head, NULL, &head_out));
-	GROMA_TRY(groma_download(&head_out, logits + n * vocab));
-	for (int64_t b = 0; b < n; b++)
-		next[b] = argmax_split(logits + b * vocab, vocab, logits + n * vocab + b * extra, extra);
+	/* each head's pick per row, reduced where the scores live: 12 bytes a row come back, not V + X floats */
+	picks = malloc((size_t) n * 2 * (sizeof(int64_t) + sizeof(float)));
+	if (picks == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "llama_step: out of memory");
+	lm_idx = picks;
+	ex_idx = lm_idx + n;
+	lm_val = (float *) (ex_idx + n);
+	ex_val = lm_val + n;
+	st = groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, vocab}, &head_out);	/* [n, V] */
+	if (st.code == GROMA_OK)
+		st = groma_linear(&last, &m->lm_head, NULL, &head_out);
+	if (st.code == GROMA_OK)
+		st = groma_argmax_rows(&head_out, act, lm_idx, lm_val);
+	if (st.code == GROMA_OK && extra > 0)
+		st = groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, extra}, &head_out);	/* [n, X] */
+	if (st.code == GROMA_OK && extra > 0)
+		st = groma_linear(&last, &m->extra_head, NULL, &head_out);
+	if (st.code == GROMA_OK && extra > 0)
+		st = groma_argmax_rows(&head_out, act, ex_idx, ex_val);
+	for (int64_t b = 0; st.code == GROMA_OK && b < n; b++)
+		next[b] = pick_head(lm_idx[b], lm_val[b], vocab, extra > 0 ? ex_idx[b] : 0, extra > 0 ? ex_val[b] : 0, extra);
+	free(picks);
+	if (st.code != GROMA_OK)
+	{
+		act->used = mark;
+		return st;
+	}
 	/* only a whole step moves the caches on: a failed one leaves them as they were, to be run again */
 	for (int64_t b = 0; b < n; b++)
 		caches[b]->length += rows[b];

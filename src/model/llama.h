@@ -92,15 +92,15 @@ groma_status groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, co
  * prompt, its prefill, beside one token of each sequence already
  * decoding).  The linears and norms run once over all rows (a weight is
  * read once for the whole step); RoPE, cache writes and causal attention
- * run per sequence over its own cache.  logits is host scratch of
- * n · (V + X) floats ([n, V] then [n, X], of each sequence's last row);
- * next[n] receives each sequence's greedy id (the first maximum of its
- * V + X scores, as groma_argmax).  The caches' lengths move on only when
+ * run per sequence over its own cache.  next[n] receives each sequence's
+ * greedy id (the first maximum of its last row's V + X scores, as
+ * groma_argmax), picked where the scores live (groma_argmax_rows): only
+ * the ids come back from a device.  The caches' lengths move on only when
  * the whole step succeeds, so a failed step (GROMA_ERR_NO_MEMORY from act,
  * say) can be run again, whole or split.  Scratch from act.
  */
 groma_status groma_llama_step(const groma_llama *m, groma_kv_cache *const *caches, const int64_t *rows, int64_t n,
-							  const groma_tensor *x, groma_arena *act, float *logits, int64_t *next);
+							  const groma_tensor *x, groma_arena *act, int64_t *next);
 
 /* Returns the first index of the largest of n values; the first NaN wins, as in torch.argmax. */
 int64_t		groma_argmax(const float *logits, int64_t n);

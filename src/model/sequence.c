@@ -76,13 +76,6 @@ groma_sequence_begin(const groma_model *m, const groma_tokenizer *tok, const gro
 	return st;
 }
 
-/* Host floats of logits scratch for n sequences; see generate.h. */
-size_t
-groma_sequence_logits_floats(const groma_model *m, int n)
-{
-	return (size_t) (n > 0 ? n : 1) * ((size_t) m->llm.cfg.vocab + (size_t) m->llm.cfg.extra_vocab);
-}
-
 /* New positions of a sequence at its next step: its whole prompt until prefilled, then one token. */
 static int64_t
 step_rows(const groma_sequence *seq)
@@ -97,7 +90,7 @@ step_rows(const groma_sequence *seq)
  */
 static groma_status
 step_together(const groma_model *m, const groma_tokenizer *tok, groma_sequence *const *live, int n,
-			  groma_arena *act, float *logits)
+			  groma_arena *act)
 {
 	groma_kv_cache *caches[GROMA_KV_POOL_MAX_BLOCKS];
 	int64_t		rows[GROMA_KV_POOL_MAX_BLOCKS],
@@ -129,7 +122,7 @@ step_together(const groma_model *m, const groma_tokenizer *tok, groma_sequence *
 		first += rows[i];
 	}
 	if (st.code == GROMA_OK)
-		st = groma_llama_step(&m->llm, caches, rows, n, &x, act, logits, next);
+		st = groma_llama_step(&m->llm, caches, rows, n, &x, act, next);
 	act->used = mark;
 	ms = now_ms() - t0;
 	for (int i = 0; st.code == GROMA_OK && i < n; i++)
@@ -147,7 +140,7 @@ step_together(const groma_model *m, const groma_tokenizer *tok, groma_sequence *
 /* One step of several sequences, prefills beside decode tokens; see generate.h. */
 groma_status
 groma_sequence_step(const groma_model *m, const groma_tokenizer *tok, groma_sequence *const *seqs, int n,
-					groma_arena *act, float *logits)
+					groma_arena *act)
 {
 	groma_sequence *live[GROMA_KV_POOL_MAX_BLOCKS];
 	int			b = 0,
@@ -167,17 +160,17 @@ groma_sequence_step(const groma_model *m, const groma_tokenizer *tok, groma_sequ
 			live[b++] = seqs[i];
 	if (b == 0)
 		return groma_ok();
-	st = step_together(m, tok, live, b, act, logits);
+	st = step_together(m, tok, live, b, act);
 	if (st.code != GROMA_ERR_NO_MEMORY || b == decoding || b == 1)
 		return st;
 	/* the prefills did not fit beside the others: the decoding ones together, then each prefill alone */
-	st = decoding > 0 ? step_together(m, tok, live, decoding, act, logits) : groma_ok();
+	st = decoding > 0 ? step_together(m, tok, live, decoding, act) : groma_ok();
 	for (int i = decoding; st.code == GROMA_OK && i < b; i++)
 	{
 		groma_status one;
 
 		live[i]->prefill_alone = true;
-		one = step_together(m, tok, &live[i], 1, act, logits);
+		one = step_together(m, tok, &live[i], 1, act);
 		if (one.code == GROMA_ERR_NO_MEMORY)
 		{
 			live[i]->failure = one;	/* this prompt alone does not fit: only its request fails */
@@ -193,16 +186,14 @@ groma_sequence_step(const groma_model *m, const groma_tokenizer *tok, groma_sequ
 groma_status
 groma_sequence_run_alone(const groma_model *m, const groma_tokenizer *tok, groma_sequence *seq, groma_arena *act)
 {
-	float	   *logits = malloc(groma_sequence_logits_floats(m, 1) * sizeof(float));	/* [V + X] */
-	groma_status st = logits ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
+	groma_status st = groma_ok();
 
 	while (st.code == GROMA_OK && !seq->done)
 	{
 		st = groma_cancel_check();	/* a cancelled request stops at the next step */
 		if (st.code == GROMA_OK)
-			st = groma_sequence_step(m, tok, &seq, 1, act, logits);
+			st = groma_sequence_step(m, tok, &seq, 1, act);
 	}
-	free(logits);
 	return st;
 }
 

@@ -46,6 +46,10 @@ typedef struct groma_device_ops
 	groma_status (*layer_norm) (const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, float eps,
 								groma_tensor *y);
 	groma_status (*rms_norm) (const groma_tensor *x, const groma_tensor *w, float eps, groma_tensor *y);
+	groma_status (*add_rms_norm) (groma_tensor *x, const groma_tensor *delta, const groma_tensor *w, float eps,
+								  groma_tensor *y);
+	groma_status (*silu_mul) (const groma_tensor *gate, const groma_tensor *up, groma_tensor *y);
+	groma_status (*argmax_rows) (const groma_tensor *x, groma_arena_ref scratch, int64_t *idx, float *val);
 	groma_status (*rope) (groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta);
 	groma_status (*copy) (const groma_tensor *src, groma_tensor *dst);
 	groma_status (*fill) (groma_tensor *t, float v);

@@ -100,6 +100,43 @@ groma_sigmoid(const groma_tensor *x, groma_tensor *y)
 	return activation("sigmoid", GROMA_UNARY_SIGMOID, x, y);
 }
 
+typedef struct silu_mul_job
+{
+	const float *gate;
+	const float *up;
+	float	   *out;
+} silu_mul_job;
+
+/* silu(gate) · up for elements [begin, end). */
+static void
+silu_mul_part(void *ctx, int64_t begin, int64_t end, int part)
+{
+	const silu_mul_job *j = ctx;
+
+	for (int64_t i = begin; i < end; i++)
+	{
+		float		s = j->gate[i] / (1.0f + expf(-j->gate[i]));
+
+		j->out[i] = s * j->up[i];
+	}
+}
+
+/* y = silu(gate) · up; see ops.h. */
+groma_status
+groma_silu_mul(const groma_tensor *gate, const groma_tensor *up, groma_tensor *y)
+{
+	int64_t		n;
+	silu_mul_job j = {gate->data, up->data, y->data};
+
+	if (groma_on_device(gate))
+		return GROMA_DEVICE_CALL("silu_mul", silu_mul, gate, up, y);
+	GROMA_TRY(check_unary("silu_mul", gate, y, &n));
+	GROMA_TRY(groma_check_f32("silu_mul", "up", up));
+	GROMA_TRY(groma_check_same_shape("silu_mul", gate, up));
+	groma_parallel_for(n, 1 << 15, silu_mul_part, &j);
+	return groma_ok();
+}
+
 #define LANES 8
 
 /* Softmax of one row in place, the loops behind groma_softmax_row. */

@@ -220,3 +220,43 @@ groma_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, groma_te
 	}
 	return groma_ok();
 }
+
+/* Residual add, then RMSNorm of the sum; see ops.h. */
+groma_status
+groma_add_rms_norm(groma_tensor *x, const groma_tensor *delta, const groma_tensor *w, float eps, groma_tensor *y)
+{
+	int64_t		d,
+				rows;
+
+	if (groma_on_device(x))
+		return GROMA_DEVICE_CALL("add_rms_norm", add_rms_norm, x, delta, w, eps, y);
+	GROMA_TRY(groma_check_f32("add_rms_norm", "x", x));
+	GROMA_TRY(groma_check_f32("add_rms_norm", "delta", delta));
+	GROMA_TRY(groma_check_f32("add_rms_norm", "y", y));
+	GROMA_TRY(groma_check_ndim("add_rms_norm", "x", x, -1));
+	GROMA_TRY(groma_check_same_shape("add_rms_norm", x, delta));
+	GROMA_TRY(groma_check_same_shape("add_rms_norm", x, y));
+	if (y->data == x->data)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "add_rms_norm: y must not be x");
+	d = x->shape[x->ndim - 1];
+	GROMA_TRY(check_param("add_rms_norm", "w", w, d));
+	rows = d > 0 ? groma_tensor_numel(x) / d : 0;
+	for (int64_t r = 0; r < rows; r++)
+	{
+		float	   *xr = (float *) x->data + r * d;
+		const float *dr = (const float *) delta->data + r * d;
+		float	   *yr = (float *) y->data + r * d;
+		double		sq = 0;
+		float		inv;
+
+		for (int64_t i = 0; i < d; i++)
+		{
+			xr[i] = xr[i] + dr[i];
+			sq += (double) xr[i] * xr[i];
+		}
+		inv = (float) (1.0 / sqrt(sq / (double) d + (double) eps));
+		for (int64_t i = 0; i < d; i++)
+			yr[i] = xr[i] * inv * (w ? ((const float *) w->data)[i] : 1.0f);
+	}
+	return groma_ok();
+}

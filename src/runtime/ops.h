@@ -81,11 +81,33 @@ groma_status groma_group_norm(const groma_tensor *x, int groups, const groma_ten
 /* y = x / sqrt(mean(x²) + eps) · w over the last dimension of x[..., D] (LLaMA RMSNorm); y may be x. */
 groma_status groma_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, groma_tensor *y);
 
+/*
+ * x += delta, then y = RMSNorm(x) · w over the last dimension (a residual
+ * add and the next norm in one pass, as groma_add then groma_rms_norm
+ * compute them): x, delta and y are contiguous f32 [..., D] of one shape,
+ * y distinct from x.
+ */
+groma_status groma_add_rms_norm(groma_tensor *x, const groma_tensor *delta, const groma_tensor *w, float eps,
+								groma_tensor *y);
+
 /* Elementwise activations over contiguous tensors of equal shape; y may be x. */
 groma_status groma_gelu(const groma_tensor *x, groma_tensor *y);	/* exact erf form */
 groma_status groma_relu(const groma_tensor *x, groma_tensor *y);
 groma_status groma_silu(const groma_tensor *x, groma_tensor *y);
 groma_status groma_sigmoid(const groma_tensor *x, groma_tensor *y);
+
+/* y = silu(gate) · up elementwise (LLaMA's MLP gate), as groma_silu then groma_mul compute it; y may be gate or up. */
+groma_status groma_silu_mul(const groma_tensor *gate, const groma_tensor *up, groma_tensor *y);
+
+/*
+ * The greedy pick of each row of x[R, N] (f32, N >= 1, on the CPU or the
+ * device): idx[R] and val[R], in host memory, get the first largest value
+ * of each row and its index (a NaN counts as the largest and the first NaN
+ * wins, as torch.argmax).  On the device the rows are reduced there and
+ * only 12 bytes a row come back; scratch (an arena on x's device) lends
+ * room for them and is rewound.
+ */
+groma_status groma_argmax_rows(const groma_tensor *x, groma_arena *scratch, int64_t *idx, float *val);
 
 /* y = softmax over the last dimension of x[..., N]; y may be x. */
 groma_status groma_softmax(const groma_tensor *x, groma_tensor *y);

@@ -371,7 +371,7 @@ batch_figures(bench *b, const groma_tensor *image_tokens)
 	const groma_llama_config *c = &b->m->llm.cfg;
 	int64_t		t = image_tokens->shape[0] + 2 * BENCH_REGIONS + BENCH_TEXT_TOKENS,
 				capacity = t + BENCH_BATCH_STEPS + 1;
-	float	   *logits = malloc(groma_sequence_logits_floats(b->m, 64) * sizeof(float));
+	float	   *logits = malloc((size_t) (c->vocab + c->extra_vocab) * sizeof(float));	/* [V + X] of the prefill */
 	groma_status st = logits ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "bench: no memory for the logits");
 
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]) && st.code == GROMA_OK; k++)
@@ -432,7 +432,7 @@ batch_figures(bench *b, const groma_tensor *image_tokens)
 					st = groma_llama_embed(&b->m->llm, &next[i], 1, &row);
 			}
 			if (st.code == GROMA_OK)
-				st = groma_llama_step(&b->m->llm, ptrs, rows, n, &x, &b->act, logits, next);
+				st = groma_llama_step(&b->m->llm, ptrs, rows, n, &x, &b->act, next);
 		}
 		ms = (now_ms(b) - t0) / BENCH_BATCH_STEPS;
 		if (st.code == GROMA_OK)

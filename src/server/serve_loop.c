@@ -249,7 +249,7 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
  * prefill did not fit the activation arena fails alone.
  */
 static void
-step_batch(serve_state *s, float *logits)
+step_batch(serve_state *s)
 {
 	groma_sequence *seqs[GROMA_KV_POOL_MAX_BLOCKS];
 	serve_job  *done[GROMA_KV_POOL_MAX_BLOCKS];
@@ -275,7 +275,7 @@ step_batch(serve_state *s, float *logits)
 	pthread_mutex_unlock(&s->lock);
 	if (prefills > 0 && prefills < n)
 		serve_log(SERVE_LOG_INFO, "the prefill of %d prompts beside the decoding of %d answers", prefills, n - prefills);
-	st = groma_sequence_step(s->engine.session.model, s->engine.tok, seqs, n, &s->engine.session.act, logits);
+	st = groma_sequence_step(s->engine.session.model, s->engine.tok, seqs, n, &s->engine.session.act);
 	groma_arena_reset(&s->engine.session.act);	/* the newcomers' prompts have been read */
 	for (int i = 0; i < n; i++)
 		alone += newcomer[i] && seqs[i]->prefill_alone;
@@ -321,17 +321,9 @@ void *
 serve_loop(void *arg)
 {
 	serve_state *s = arg;
-	float	   *logits = NULL;
 
 	serve_load_model(s);
-	if (s->state == GROMA_SERVER_READY)
-		logits = malloc(groma_sequence_logits_floats(s->engine.session.model, s->opt->max_batch) * sizeof(float));
 	pthread_mutex_lock(&s->lock);
-	if (s->state == GROMA_SERVER_READY && logits == NULL)
-	{
-		s->state = GROMA_SERVER_FAILED;
-		snprintf(s->state_message, sizeof(s->state_message), "out of memory for the decode step's logits");
-	}
 	for (;;)
 	{
 		serve_job  *jobs[SERVE_VISION_BATCH];
@@ -348,12 +340,11 @@ serve_loop(void *arg)
 			start_jobs(s, jobs, n);
 		if (s->stopping)
 			break;
-		step_batch(s, logits);
+		step_batch(s);
 	}
 	/* a shutdown answers the batch; the queue was answered by serve_drain */
 	while (s->n_batch > 0)
 		leave_batch(s, s->n_batch - 1, groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down"));
 	pthread_mutex_unlock(&s->lock);
-	free(logits);
 	return NULL;
 }

@@ -383,6 +383,60 @@ test_elementwise(void)
 	}
 }
 
+/*
+ * argmax_rows on the GPU picks what the CPU op picks: random rows at a
+ * decode step's widths (the LM head's 32000 and more, the extra head's
+ * few), plus rows with ties and NaNs placed late, where a reduction that
+ * lost the lowest index or skipped NaN would differ.
+ */
+static void
+argmax_cases(void)
+{
+	static const int64_t shapes[][2] = {{1, 32000}, {8, 32000}, {64, 32017}, {5, 7}, {3, 1}};
+	char		name[48];
+
+	for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
+	{
+		int64_t		r = shapes[s][0],
+					n = shapes[s][1];
+		groma_tensor x = rand_host(2, (int64_t[]) {r, n});
+		float	   *h = x.data;
+		int64_t    *ci = malloc(sizeof(int64_t) * (size_t) r),
+				   *gi = malloc(sizeof(int64_t) * (size_t) r);
+		float	   *cv = malloc(sizeof(float) * (size_t) r),
+				   *gv = malloc(sizeof(float) * (size_t) r);
+		groma_tensor dx;
+		groma_status a,
+					g;
+		bool		same = true;
+
+		if (n > 4 && r > 2)
+		{
+			h[n - 1] = h[n - 3] = 50.0f;	/* row 0: a tie late in the row */
+			h[n + n - 2] = NAN;			/* row 1: NaNs, the first one wins */
+			h[n + n - 1] = NAN;
+			h[2 * n + 1] = INFINITY;	/* row 2: +inf */
+		}
+		dx = to_dev(&x);
+		a = groma_argmax_rows(&x, NULL, ci, cv);
+		g = groma_argmax_rows(&dx, &dev_scratch, gi, gv);
+		for (int64_t i = 0; i < r && a.code == GROMA_OK && g.code == GROMA_OK; i++)
+			same = same && ci[i] == gi[i] && (cv[i] == gv[i] || (isnan(cv[i]) && isnan(gv[i])));
+		snprintf(name, sizeof(name), "[%lld,%lld]", (long long) r, (long long) n);
+		same = same && a.code == GROMA_OK && g.code == GROMA_OK;
+		printf("%s - %-10s %-28s same index and value in every row%s%s\n", same ? "ok" : "not ok", "argmax_rows",
+			   name, g.code == GROMA_OK ? "" : ": ", g.code == GROMA_OK ? "" : g.message);
+		if (same)
+			passed++;
+		else
+			failed++;
+		free(ci);
+		free(gi);
+		free(cv);
+		free(gv);
+	}
+}
+
 /* softmax, LayerNorm, RMSNorm and RoPE. */
 static void
 test_rowwise(void)
@@ -408,7 +462,18 @@ test_rowwise(void)
 		compare("layer_norm", name, &y, &dy, 1e-11, groma_layer_norm(&x, &w, &b, 1e-5f, &y),
 				groma_layer_norm(&dx, &dw, &db, 1e-5f, &dy));
 		compare("rms_norm", name, &y, &dy, 1e-11, groma_rms_norm(&x, &w, 1e-5f, &y), groma_rms_norm(&dx, &dw, 1e-5f, &dy));
+		{
+			/* the fused residual add and norm: both outputs (the sum in x, the norm in y) */
+			groma_tensor delta = rand_host(2, (int64_t[]) {r, d});
+			groma_tensor ddelta = to_dev(&delta);
+
+			compare("add_rms_norm", name, &y, &dy, 1e-11, groma_add_rms_norm(&x, &delta, &w, 1e-5f, &y),
+					groma_add_rms_norm(&dx, &ddelta, &dw, 1e-5f, &dy));
+			compare("add_rms_norm sum", name, &x, &dx, 1e-11, groma_ok(), groma_ok());
+			compare("silu_mul", name, &y, &dy, 1e-11, groma_silu_mul(&x, &delta, &y), groma_silu_mul(&dx, &ddelta, &dy));
+		}
 	}
+	argmax_cases();
 	{
 		groma_tensor x = rand_host(4, (int64_t[]) {2, 9, 4, 64});
 		groma_tensor dx = to_dev(&x);

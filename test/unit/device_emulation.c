@@ -217,6 +217,30 @@ emu_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, groma_tens
 }
 
 static groma_status
+emu_add_rms_norm(groma_tensor *x, const groma_tensor *delta, const groma_tensor *w, float eps, groma_tensor *y)
+{
+	groma_tensor s[4];
+
+	EMULATE(groma_add_rms_norm(cpu(x, &s[0]), cpu(delta, &s[1]), cpu(w, &s[2]), eps, cpu(y, &s[3])));
+}
+
+static groma_status
+emu_silu_mul(const groma_tensor *gate, const groma_tensor *up, groma_tensor *y)
+{
+	groma_tensor s[3];
+
+	EMULATE(groma_silu_mul(cpu(gate, &s[0]), cpu(up, &s[1]), cpu(y, &s[2])));
+}
+
+static groma_status
+emu_argmax_rows(const groma_tensor *x, groma_arena_ref scratch, int64_t *idx, float *val)
+{
+	groma_tensor s[1];
+
+	EMULATE(groma_argmax_rows(cpu(x, &s[0]), NULL, idx, val));
+}
+
+static groma_status
 emu_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta)
 {
 	groma_tensor s[1];
@@ -389,6 +413,7 @@ device_emulation_install(void)
 		.synchronize = emu_synchronize,
 		.linear = emu_linear, .matmul = emu_matmul, .unary = emu_unary, .binary = emu_binary,
 		.scale = emu_scale, .softmax = emu_softmax, .layer_norm = emu_layer_norm, .rms_norm = emu_rms_norm,
+		.add_rms_norm = emu_add_rms_norm, .silu_mul = emu_silu_mul, .argmax_rows = emu_argmax_rows,
 		.rope = emu_rope, .copy = emu_copy, .fill = emu_fill, .convert = emu_convert, .fill_random = emu_fill_random, .inverse_sigmoid = emu_inverse_sigmoid, .attention = emu_attention, .conv2d = emu_conv2d,
 		.group_norm = emu_group_norm, .layer_norm_channels = emu_layer_norm_channels,
 		.embedding = emu_embedding, .resize_bilinear = emu_resize_bilinear,

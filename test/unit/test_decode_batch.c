@@ -170,7 +170,6 @@ run_batched(int max_batch, int joins, size_t pool_bytes, const groma_model *m, c
 	batch_request req[N_REQUESTS];
 	golden_case gc[3];
 	groma_kv_pool pool;
-	float	   *logits = malloc(groma_sequence_logits_floats(m, N_REQUESTS) * sizeof(float));
 	char		how[64];
 	int			next_new = 0,
 				steps = 0,
@@ -216,7 +215,7 @@ run_batched(int max_batch, int joins, size_t pool_bytes, const groma_model *m, c
 		most = n_live > most ? n_live : most;
 		most_prefills = prefills > most_prefills ? prefills : most_prefills;
 		mixed_steps += prefills > 0 && n_live > prefills;
-		st = groma_sequence_step(m, tok, live, n_live, act, logits);
+		st = groma_sequence_step(m, tok, live, n_live, act);
 		groma_arena_reset(act);	/* the newcomers' prompts have been read */
 		CHECKF(st.code == GROMA_OK, "step %d: %s", steps, st.message);
 		if (st.code != GROMA_OK)
@@ -241,7 +240,6 @@ run_batched(int max_batch, int joins, size_t pool_bytes, const groma_model *m, c
 	for (int c = 0; c < 3; c++)
 		golden_case_close(&gc[c]);
 	groma_kv_pool_free(&pool);
-	free(logits);
 }
 
 /* Frees the vision results kept between runs. */
@@ -290,13 +288,12 @@ UNIT_TEST(test_decode_batch_golden_ids)
 
 /* Peak act bytes above act->used of one groma_sequence_step over seqs[n]. */
 static size_t
-step_peak(const groma_model *m, const groma_tokenizer *tok, groma_sequence **seqs, int n, groma_arena *act,
-		  float *logits)
+step_peak(const groma_model *m, const groma_tokenizer *tok, groma_sequence **seqs, int n, groma_arena *act)
 {
 	size_t		base = act->used;
 
 	act->high_water = act->used;
-	CHECK(groma_sequence_step(m, tok, seqs, n, act, logits).code == GROMA_OK);
+	CHECK(groma_sequence_step(m, tok, seqs, n, act).code == GROMA_OK);
 	return act->high_water - base;
 }
 
@@ -316,7 +313,6 @@ UNIT_TEST(test_sequence_step_splits_when_act_is_short)
 	groma_arena big = {0},
 				small = {0};
 	groma_sequence *seqs[3];
-	float	   *logits;
 	size_t		prompt[3],
 				prefill[3],
 				one_prefill,
@@ -325,7 +321,6 @@ UNIT_TEST(test_sequence_step_splits_when_act_is_short)
 
 	if (m == NULL || tok == NULL)
 		return;
-	logits = malloc(groma_sequence_logits_floats(m, N_REQUESTS) * sizeof(float));
 	for (int c = 0; c < 3; c++)
 		CHECK(golden_case_open(golden_cases[c].name, &gc[c]));
 	load_requests(gc, req);
@@ -342,16 +337,16 @@ UNIT_TEST(test_sequence_step_splits_when_act_is_short)
 	{
 		CHECK(begin_request(&req[3 * i], i, &gc[i], m, tok, &pool, &big).code == GROMA_OK);
 		prompt[i] = big.used;
-		prefill[i] = step_peak(m, tok, &seqs[i], 1, &big, logits);
+		prefill[i] = step_peak(m, tok, &seqs[i], 1, &big);
 		groma_arena_reset(&big);
 	}
-	decode = step_peak(m, tok, seqs, 1, &big, logits);
+	decode = step_peak(m, tok, seqs, 1, &big);
 	for (int i = 0; i < 9; i += 3)
 		groma_sequence_end(&req[i].seq, &pool);
 	load_requests(gc, req);
 	CHECK(begin_request(&req[3], 1, &gc[1], m, tok, &pool, &big).code == GROMA_OK);
 	CHECK(begin_request(&req[6], 2, &gc[2], m, tok, &pool, &big).code == GROMA_OK);
-	two_prefills = step_peak(m, tok, &seqs[1], 2, &big, logits);
+	two_prefills = step_peak(m, tok, &seqs[1], 2, &big);
 	groma_arena_reset(&big);
 	one_prefill = prefill[1] > prefill[2] ? prefill[1] : prefill[2];
 	unit_note("act peaks: prefills %zu, %zu and %zu KB alone, two together %zu KB, a decode step %zu KB",
@@ -365,17 +360,17 @@ UNIT_TEST(test_sequence_step_splits_when_act_is_short)
 	/* room for two prompts and one prefill, not two: request 0 decoding, 3 and 6 prefill alone */
 	CHECK(groma_arena_init(&small, prompt[1] + prompt[2] + (one_prefill + two_prefills) / 2).code == GROMA_OK);
 	CHECK(begin_request(&req[0], 0, &gc[0], m, tok, &pool, &big).code == GROMA_OK);
-	CHECK(groma_sequence_step(m, tok, seqs, 1, &big, logits).code == GROMA_OK);	/* its prefill */
+	CHECK(groma_sequence_step(m, tok, seqs, 1, &big).code == GROMA_OK);	/* its prefill */
 	groma_arena_reset(&big);
 	CHECK(begin_request(&req[3], 1, &gc[1], m, tok, &pool, &small).code == GROMA_OK);
 	CHECK(begin_request(&req[6], 2, &gc[2], m, tok, &pool, &small).code == GROMA_OK);
-	CHECK(groma_sequence_step(m, tok, seqs, 3, &small, logits).code == GROMA_OK);
+	CHECK(groma_sequence_step(m, tok, seqs, 3, &small).code == GROMA_OK);
 	CHECK(req[3].seq.prefilled && req[6].seq.prefilled && req[0].seq.n == 2 && req[3].seq.n == 1);
 	CHECK(req[3].seq.prefill_alone && req[6].seq.prefill_alone && !req[0].seq.prefill_alone);
 	while (!req[0].seq.done || !req[3].seq.done || !req[6].seq.done)
 	{
 		groma_arena_reset(&small);
-		CHECK(groma_sequence_step(m, tok, seqs, 3, &small, logits).code == GROMA_OK);
+		CHECK(groma_sequence_step(m, tok, seqs, 3, &small).code == GROMA_OK);
 	}
 	for (int i = 0; i < 9; i += 3)
 		check_finished(&req[i], "split step", &pool);
@@ -385,16 +380,16 @@ UNIT_TEST(test_sequence_step_splits_when_act_is_short)
 	groma_arena_free(&small);
 	CHECK(groma_arena_init(&small, prompt[1] + decode + (prefill[1] - decode) / 4).code == GROMA_OK);
 	CHECK(begin_request(&req[0], 0, &gc[0], m, tok, &pool, &big).code == GROMA_OK);
-	CHECK(groma_sequence_step(m, tok, seqs, 1, &big, logits).code == GROMA_OK);
+	CHECK(groma_sequence_step(m, tok, seqs, 1, &big).code == GROMA_OK);
 	groma_arena_reset(&big);
 	CHECK(begin_request(&req[3], 1, &gc[1], m, tok, &pool, &small).code == GROMA_OK);
-	CHECK(groma_sequence_step(m, tok, seqs, 2, &small, logits).code == GROMA_OK);
+	CHECK(groma_sequence_step(m, tok, seqs, 2, &small).code == GROMA_OK);
 	CHECKF(req[3].seq.done && req[3].seq.failure.code == GROMA_ERR_NO_MEMORY && req[3].seq.n == 0,
 		   "a prefill too large alone fails its sequence: %s", req[3].seq.failure.message);
 	while (!req[0].seq.done)
 	{
 		groma_arena_reset(&small);
-		CHECK(groma_sequence_step(m, tok, seqs, 2, &small, logits).code == GROMA_OK);
+		CHECK(groma_sequence_step(m, tok, seqs, 2, &small).code == GROMA_OK);
 	}
 	check_finished(&req[0], "beside a failed prefill", &pool);
 	groma_sequence_end(&req[3].seq, &pool);
@@ -406,7 +401,6 @@ out:
 	groma_kv_pool_free(&pool);
 	groma_arena_free(&big);
 	groma_arena_free(&small);
-	free(logits);
 }
 
 /* The pool: first fit, blocks given back merge into gaps, a cache larger than the pool is a limit. */

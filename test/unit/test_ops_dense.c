@@ -9,6 +9,7 @@
 #include "unit.h"
 #include "../../src/runtime/ops.h"
 #include "../../src/runtime/ops_spatial.h"
+#include "../../src/model/llama.h"
 
 /* Fills n floats with a reproducible pseudo-random sequence in [-1, 1). */
 static void
@@ -598,4 +599,79 @@ UNIT_TEST(test_device_dispatch_without_backend)
 	}
 	/* CPU-only ops refuse device tensors */
 	CHECK(groma_conv3x3_winograd(&d, &d, NULL, NULL, &d).code == GROMA_ERR_INVALID_ARGUMENT);
+}
+
+/* The fused decoder ops equal the ops they replace, to the bit: add then RMSNorm, SiLU then multiply. */
+UNIT_TEST(test_op_fused_decoder_ops)
+{
+	enum { R = 3, D = 70 };
+	float		x[R * D],
+				delta[R * D],
+				w[D],
+				x2[R * D],
+				y[R * D],
+				y2[R * D],
+				gate[R * D],
+				up[R * D];
+	groma_tensor tx = groma_f32_2d(x, R, D),
+				tdelta = groma_f32_2d(delta, R, D),
+				tw = groma_f32_1d(w, D),
+				tx2 = groma_f32_2d(x2, R, D),
+				ty = groma_f32_2d(y, R, D),
+				ty2 = groma_f32_2d(y2, R, D),
+				tgate = groma_f32_2d(gate, R, D),
+				tup = groma_f32_2d(up, R, D);
+
+	fill_random(x, R * D, 50);
+	fill_random(delta, R * D, 51);
+	fill_random(w, D, 52);
+	memcpy(x2, x, sizeof(x));
+	CHECK(groma_add_rms_norm(&tx, &tdelta, &tw, 1e-6f, &ty).code == GROMA_OK);
+	CHECK(groma_add(&tx2, &tdelta, &tx2).code == GROMA_OK);
+	CHECK(groma_rms_norm(&tx2, &tw, 1e-6f, &ty2).code == GROMA_OK);
+	CHECK(memcmp(x, x2, sizeof(x)) == 0 && memcmp(y, y2, sizeof(y)) == 0);
+	CHECK(groma_add_rms_norm(&tx, &tdelta, &tw, 1e-6f, &tx).code == GROMA_ERR_INVALID_ARGUMENT);	/* y = x */
+	{
+		groma_tensor short_delta = groma_f32_2d(delta, R - 1, D);
+
+		CHECK(groma_add_rms_norm(&tx, &short_delta, &tw, 1e-6f, &ty).code == GROMA_ERR_INVALID_ARGUMENT);
+	}
+
+	fill_random(gate, R * D, 53);
+	fill_random(up, R * D, 54);
+	for (int i = 0; i < R * D; i++)
+		gate[i] *= 8.0f;		/* SiLU's tails too */
+	CHECK(groma_silu_mul(&tgate, &tup, &ty).code == GROMA_OK);
+	CHECK(groma_silu(&tgate, &ty2).code == GROMA_OK);
+	CHECK(groma_mul(&ty2, &tup, &ty2).code == GROMA_OK);
+	CHECK(memcmp(y, y2, sizeof(y)) == 0);
+	CHECK(groma_silu_mul(&tgate, &tup, &tgate).code == GROMA_OK && memcmp(gate, y2, sizeof(y)) == 0);	/* in place */
+	CHECK(groma_silu_mul(&tgate, &tdelta, &tx2).code == GROMA_OK);
+	{
+		groma_tensor short_up = groma_f32_2d(up, R - 1, D);
+
+		CHECK(groma_silu_mul(&tgate, &short_up, &ty).code == GROMA_ERR_INVALID_ARGUMENT);
+	}
+}
+
+/* argmax_rows: the first largest of each row, a NaN counts as the largest (the first NaN), as torch.argmax. */
+UNIT_TEST(test_op_argmax_rows)
+{
+	float		x[4 * 5] = {
+		1, 3, 3, 2, 0,			/* a tie: the first */
+		-5, -4, -9, -4, -8,
+		1, NAN, 7, NAN, 2,		/* the first NaN */
+		0, 0, 0, 0, 9,
+	};
+	int64_t		idx[4];
+	float		val[4];
+	groma_tensor t = groma_f32_2d(x, 4, 5),
+				empty = groma_f32_2d(x, 4, 0);
+
+	CHECK(groma_argmax_rows(&t, NULL, idx, val).code == GROMA_OK);
+	CHECK(idx[0] == 1 && val[0] == 3 && idx[1] == 1 && val[1] == -4 && idx[2] == 1 && isnan(val[2]) &&
+		  idx[3] == 4 && val[3] == 9);
+	for (int r = 0; r < 4; r++)
+		CHECK(groma_argmax(x + 5 * r, 5) == idx[r]);	/* the decoder's own pick agrees */
+	CHECK(groma_argmax_rows(&empty, NULL, idx, val).code == GROMA_ERR_INVALID_ARGUMENT);
 }
