@@ -264,6 +264,8 @@ groma_cuda_register(void)
 	groma_cuda_ops.rms_norm = groma_cuda_profiled<groma_cuda_rms_norm>("rms_norm", profile);
 	groma_cuda_ops.add_rms_norm = groma_cuda_profiled<groma_cuda_add_rms_norm>("add_rms_norm", profile);
 	groma_cuda_ops.argmax_rows = groma_cuda_profiled<groma_cuda_argmax_rows>("argmax_rows", profile);
+	groma_cuda_ops.attention_decode_rows =
+		groma_cuda_profiled<groma_cuda_attention_decode_rows>("attention_decode_rows", profile);
 	groma_cuda_ops.rope = groma_cuda_profiled<groma_cuda_rope>("rope", profile);
 	groma_cuda_ops.attention = groma_cuda_profiled<groma_cuda_attention>("attention", profile);
 	groma_cuda_ops.conv2d = groma_cuda_profiled<groma_cuda_conv2d>("conv2d", profile);

@@ -88,6 +88,10 @@ groma_status groma_cuda_softmax(const groma_tensor *x, groma_tensor *y);
 groma_status groma_cuda_layer_norm(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, float eps,
 								   groma_tensor *y);
 groma_status groma_cuda_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, groma_tensor *y);
+groma_status groma_cuda_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_tensor *v, int64_t heads,
+											  groma_tensor *const *k_cache, groma_tensor *const *v_cache,
+											  const int64_t *positions, float theta, float scale,
+											  groma_arena_ref scratch, groma_tensor *ctx);
 groma_status groma_cuda_argmax_rows(const groma_tensor *x, groma_arena_ref scratch, int64_t *idx, float *val);
 groma_status groma_cuda_add_rms_norm(groma_tensor *x, const groma_tensor *delta, const groma_tensor *w, float eps,
 									 groma_tensor *y);

@@ -13,17 +13,15 @@
 #define MAX_PER_LANE 8			/* head dimension up to 8 · 32 = 256 */
 
 /*
- * For query i = blockIdx.z of (b, h) = blockIdx.y, keys [z·split_len,
- * (z+1)·split_len) of split z = blockIdx.x (all keys when part is NULL):
- * with part, writes the split's max, sum and unnormalised output to
- * part[((bh·Tq + i)·splits + z)·(D + 2) ..] for the combining kernel;
- * without, writes out[b, h, i, :].  Strides in elements, D contiguous.
+ * One block's share of one query: keys [kbeg, kend) of krows/vrows (row
+ * strides kt, vt; D contiguous) against qrow, a warp per key, KEYS keys per
+ * warp at once.  With part_slot, writes the share's max, sum and
+ * unnormalised output there (D + 2 floats) for the combining kernel;
+ * without, writes the normalised output to out_row.
  */
-__global__ static void
-attention_decode_kernel(const float *q, int64_t qb, int64_t qh, int64_t qt, const float *k, int64_t kb, int64_t kh,
-						int64_t kt, const float *v, int64_t vb, int64_t vh, int64_t vt, float *out, int64_t ob,
-						int64_t oh, int64_t ot, int64_t heads, int64_t tq, int64_t tk, int dim, float scale,
-						bool causal, int64_t q_offset, int64_t split_len, float *part)
+__device__ static void
+warp_per_key_block(const float *qrow, const float *krows, int64_t kt, const float *vrows, int64_t vt, int64_t kbeg,
+				   int64_t kend, int dim, float scale, float *part_slot, float *out_row)
 {
 	__shared__ float warp_m[WARPS],
 				warp_l[WARPS];
@@ -31,15 +29,6 @@ attention_decode_kernel(const float *q, int64_t qb, int64_t qh, int64_t qt, cons
 	int			lane = threadIdx.x & 31,
 				warp = threadIdx.x >> 5,
 				per_lane = (dim + 31) / 32;
-	int64_t		i = blockIdx.z,
-				bh = blockIdx.y,
-				b = bh / heads,
-				h = bh % heads;
-	int64_t		kall = causal ? min(tk, q_offset + i + 1) : tk,
-				kbeg = part ? (int64_t) blockIdx.x * split_len : 0,
-				kend = part ? min(kall, kbeg + split_len) : kall;
-	const float *krows = k + b * kb + h * kh;
-	const float *vrows = v + b * vb + h * vh;
 	float		qreg[MAX_PER_LANE],
 				acc[MAX_PER_LANE];
 	float		m = -INFINITY,
@@ -50,7 +39,7 @@ attention_decode_kernel(const float *q, int64_t qb, int64_t qh, int64_t qt, cons
 	{
 		int			d = lane + 32 * r;
 
-		qreg[r] = r < per_lane && d < dim ? q[b * qb + h * qh + i * qt + d] : 0.0f;
+		qreg[r] = r < per_lane && d < dim ? qrow[d] : 0.0f;
 		acc[r] = 0.0f;
 	}
 	for (int64_t j0 = kbeg + (int64_t) warp * KEYS; j0 < kend; j0 += (int64_t) WARPS * KEYS)
@@ -133,17 +122,44 @@ attention_decode_kernel(const float *q, int64_t qb, int64_t qh, int64_t qt, cons
 
 			for (int w = 0; w < WARPS; w++)
 				o += warp_acc[w][d] * weight[w];
-			if (part)
-				part[((bh * tq + i) * gridDim.x + blockIdx.x) * (dim + 2) + 2 + d] = o;
+			if (part_slot)
+				part_slot[2 + d] = o;
 			else
-				out[b * ob + h * oh + i * ot + d] = sum > 0.0f ? o / sum : 0.0f;
+				out_row[d] = sum > 0.0f ? o / sum : 0.0f;
 		}
-		if (part && threadIdx.x == 0)
+		if (part_slot && threadIdx.x == 0)
 		{
-			part[((bh * tq + i) * gridDim.x + blockIdx.x) * (dim + 2)] = big;
-			part[((bh * tq + i) * gridDim.x + blockIdx.x) * (dim + 2) + 1] = sum;
+			part_slot[0] = big;
+			part_slot[1] = sum;
 		}
 	}
+}
+
+
+/*
+ * For query i = blockIdx.z of (b, h) = blockIdx.y, keys [z·split_len,
+ * (z+1)·split_len) of split z = blockIdx.x (all keys when part is NULL):
+ * with part, writes the split's max, sum and unnormalised output to
+ * part[((bh·Tq + i)·splits + z)·(D + 2) ..] for the combining kernel;
+ * without, writes out[b, h, i, :].  Strides in elements, D contiguous.
+ */
+__global__ static void
+attention_decode_kernel(const float *q, int64_t qb, int64_t qh, int64_t qt, const float *k, int64_t kb, int64_t kh,
+						int64_t kt, const float *v, int64_t vb, int64_t vh, int64_t vt, float *out, int64_t ob,
+						int64_t oh, int64_t ot, int64_t heads, int64_t tq, int64_t tk, int dim, float scale,
+						bool causal, int64_t q_offset, int64_t split_len, float *part)
+{
+	int64_t		i = blockIdx.z,
+				bh = blockIdx.y,
+				b = bh / heads,
+				h = bh % heads;
+	int64_t		kall = causal ? min(tk, q_offset + i + 1) : tk,
+				kbeg = part ? (int64_t) blockIdx.x * split_len : 0,
+				kend = part ? min(kall, kbeg + split_len) : kall;
+
+	warp_per_key_block(q + b * qb + h * qh + i * qt, k + b * kb + h * kh, kt, v + b * vb + h * vh, vt, kbeg, kend,
+					   dim, scale, part ? part + ((bh * tq + i) * gridDim.x + blockIdx.x) * (dim + 2) : NULL,
+					   out + b * ob + h * oh + i * ot);
 }
 
 /*
@@ -172,4 +188,125 @@ groma_cuda_attention_decode(const groma_tensor *q, const groma_tensor *k, const 
 		(float *) out->data, out->stride[0], out->stride[1], out->stride[2], heads, tq, k->shape[2],
 		(int) q->shape[3], scale, causal, q_offset, split_len, part);
 	return groma_cuda_launched(part ? "attention (warp per key, key splits)" : "attention (warp per key)");
+}
+
+/* Sequences one launch of the batched decode-step kernels takes (their cache pointers travel as a kernel argument). */
+#define DECODE_ROWS_MAX 64
+
+/* Per sequence of a batched decode step: its layer's K and V caches [H, cap, D] and its new token's position. */
+struct decode_rows
+{
+	float	   *k[DECODE_ROWS_MAX];
+	float	   *v[DECODE_ROWS_MAX];
+	int64_t		head_stride[DECODE_ROWS_MAX];	/* elements between heads: cap · D */
+	int64_t		pos[DECODE_ROWS_MAX];
+};
+
+/*
+ * For sequence b = blockIdx.x, head h = blockIdx.y, pair i = threadIdx.x
+ * (blockDim.x = D/2): rotates q's pair in place and k's into the K cache at
+ * the token's position, and copies v's pair into the V cache (rows of q, k,
+ * v [n, H·D] are row_stride apart).
+ */
+__global__ static void
+rope_store_rows_kernel(decode_rows rows, float *q, const float *k, const float *v, int64_t row_stride, int dim,
+					   float theta)
+{
+	int64_t		b = blockIdx.x,
+				h = blockIdx.y,
+				i = threadIdx.x,
+				half = dim / 2,
+				pos = rows.pos[b];
+	/* the same float32 values the CPU op computes */
+	float		inv_freq = (float) (1.0 / pow((double) theta, (double) (2 * i) / (double) dim)),
+				angle = (float) pos * inv_freq,
+				c = cosf(angle),
+				s = sinf(angle),
+				x1,
+				x2;
+	float	   *qr = q + b * row_stride + h * dim,
+			   *kc = rows.k[b] + h * rows.head_stride[b] + pos * dim,
+			   *vc = rows.v[b] + h * rows.head_stride[b] + pos * dim;
+	const float *kr = k + b * row_stride + h * dim,
+			   *vr = v + b * row_stride + h * dim;
+
+	x1 = qr[i];
+	x2 = qr[i + half];
+	qr[i] = x1 * c - x2 * s;
+	qr[i + half] = x2 * c + x1 * s;
+	x1 = kr[i];
+	x2 = kr[i + half];
+	kc[i] = x1 * c - x2 * s;
+	kc[i + half] = x2 * c + x1 * s;
+	vc[i] = vr[i];
+	vc[i + half] = vr[i + half];
+}
+
+/* ctx row b, head h (blockIdx.x, blockIdx.y) = attention of q's row over positions [0, pos] of b's caches. */
+__global__ static void
+attention_rows_kernel(decode_rows rows, const float *q, float *ctx, int64_t row_stride, int dim, float scale)
+{
+	int64_t		b = blockIdx.x,
+				h = blockIdx.y;
+
+	warp_per_key_block(q + b * row_stride + h * dim, rows.k[b] + h * rows.head_stride[b], dim,
+					   rows.v[b] + h * rows.head_stride[b], dim, 0, rows.pos[b] + 1, dim, scale, NULL,
+					   ctx + b * row_stride + h * dim);
+}
+
+/* A cache view [1, H, cap, D] the kernels can address: one layer's contiguous block on the device. */
+static groma_status
+check_rows_cache(const groma_tensor *c, int64_t dim)
+{
+	GROMA_TRY(groma_cuda_check_f32("attention_decode_rows", "cache", c));
+	if (c->stride[2] != dim)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention_decode_rows: a cache's rows must be %lld floats",
+						   (long long) dim);
+	return groma_ok();
+}
+
+/* One decode token of each sequence: RoPE and cache writes, then attention, two launches per 64 rows; see ops.h. */
+extern "C" groma_status
+groma_cuda_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_tensor *v, int64_t heads,
+								 groma_tensor *const *k_cache, groma_tensor *const *v_cache,
+								 const int64_t *positions, float theta, float scale, groma_arena_ref scratch,
+								 groma_tensor *ctx)
+{
+	int64_t		n = q->shape[0],
+				dim = q->shape[1] / heads;
+
+	GROMA_TRY(groma_cuda_check_f32("attention_decode_rows", "q", q));
+	GROMA_TRY(groma_cuda_check_f32("attention_decode_rows", "k", k));
+	GROMA_TRY(groma_cuda_check_f32("attention_decode_rows", "v", v));
+	GROMA_TRY(groma_cuda_check_f32("attention_decode_rows", "ctx", ctx));
+	if (dim % 2 != 0 || dim > MAX_PER_LANE * 32 || heads > 65535)
+		return groma_error(GROMA_ERR_UNSUPPORTED, "attention_decode_rows: %lld heads of %lld (even, at most %d)",
+						   (long long) heads, (long long) dim, MAX_PER_LANE * 32);
+	for (int64_t first = 0; first < n; first += DECODE_ROWS_MAX)
+	{
+		int64_t		count = n - first < DECODE_ROWS_MAX ? n - first : DECODE_ROWS_MAX,
+					offset = first * q->shape[1];
+		decode_rows rows;
+		dim3		grid((unsigned) count, (unsigned) heads);
+
+		for (int64_t b = 0; b < count; b++)
+		{
+			GROMA_TRY(check_rows_cache(k_cache[first + b], dim));
+			GROMA_TRY(check_rows_cache(v_cache[first + b], dim));
+			rows.k[b] = (float *) k_cache[first + b]->data;
+			rows.v[b] = (float *) v_cache[first + b]->data;
+			rows.head_stride[b] = k_cache[first + b]->stride[1];
+			if (v_cache[first + b]->stride[1] != rows.head_stride[b])
+				return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention_decode_rows: K and V caches differ");
+			rows.pos[b] = positions[first + b];
+		}
+		rope_store_rows_kernel<<<grid, (unsigned) (dim / 2), 0, groma_cuda_stream()>>>(
+			rows, (float *) q->data + offset, (const float *) k->data + offset, (const float *) v->data + offset,
+			q->shape[1], (int) dim, theta);
+		GROMA_TRY(groma_cuda_launched("attention_decode_rows (RoPE and cache writes)"));
+		attention_rows_kernel<<<grid, WARPS * 32, 0, groma_cuda_stream()>>>(
+			rows, (const float *) q->data + offset, (float *) ctx->data + offset, q->shape[1], (int) dim, scale);
+		GROMA_TRY(groma_cuda_launched("attention_decode_rows (attention)"));
+	}
+	return groma_ok();
 }

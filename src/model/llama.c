@@ -173,6 +173,54 @@ attend_sequence(const groma_llama *m, int64_t index, groma_kv_cache *cache, cons
 	return groma_attention(&qh, &kc, &vc, 1.0f / sqrtf((float) dh), true, start, act, &ch);
 }
 
+/* Sequences whose decode tokens one groma_attention_decode_rows call takes. */
+#define DECODE_ROWS_CHUNK 64
+
+/*
+ * Attention of sequences [0, n) that each add one token (rows 0..n-1 of q,
+ * k, v, ctx [T, D]), all at once: groma_attention_decode_rows over their
+ * layer `index` caches, DECODE_ROWS_CHUNK sequences a call.
+ */
+static groma_status
+attend_decode_rows(const groma_llama *m, int64_t index, groma_kv_cache *const *caches, int64_t n,
+				   const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, groma_tensor *ctx,
+				   groma_arena *act)
+{
+	int64_t		dh = m->cfg.hidden / m->cfg.heads;
+
+	for (int64_t first = 0; first < n; first += DECODE_ROWS_CHUNK)
+	{
+		int64_t		count = n - first < DECODE_ROWS_CHUNK ? n - first : DECODE_ROWS_CHUNK,
+					positions[DECODE_ROWS_CHUNK];
+		groma_tensor kc[DECODE_ROWS_CHUNK],
+					vc[DECODE_ROWS_CHUNK],
+					qr,
+					kr,
+					vr,
+					cr;
+		groma_tensor *kp[DECODE_ROWS_CHUNK],
+				   *vp[DECODE_ROWS_CHUNK];
+
+		for (int64_t b = 0; b < count; b++)
+		{
+			groma_kv_cache *c = caches[first + b];
+
+			GROMA_TRY(groma_tensor_narrow(&c->k, 0, index, 1, &kc[b]));	/* [1, H, cap, Dh] */
+			GROMA_TRY(groma_tensor_narrow(&c->v, 0, index, 1, &vc[b]));
+			kp[b] = &kc[b];
+			vp[b] = &vc[b];
+			positions[b] = c->length;
+		}
+		GROMA_TRY(groma_tensor_narrow(q, 0, first, count, &qr));	/* [count, D] */
+		GROMA_TRY(groma_tensor_narrow(k, 0, first, count, &kr));
+		GROMA_TRY(groma_tensor_narrow(v, 0, first, count, &vr));
+		GROMA_TRY(groma_tensor_narrow(ctx, 0, first, count, &cr));
+		GROMA_TRY(groma_attention_decode_rows(&qr, &kr, &vr, m->cfg.heads, kp, vp, positions, m->cfg.rope_theta,
+											  1.0f / sqrtf((float) dh), act, &cr));
+	}
+	return groma_ok();
+}
+
 /*
  * One decoder layer on x[T, D] in place.  The rows belong to n_seq
  * sequences in order: rows[b] consecutive rows are the new positions of
@@ -180,7 +228,9 @@ attend_sequence(const groma_llama *m, int64_t index, groma_kv_cache *cache, cons
  * h[T, D] holds RMSNorm(x) with this layer's attention norm on entry and,
  * on return, RMSNorm(x) with next_norm (the next layer's attention norm;
  * NULL for the last layer, which leaves h as scratch): each residual add
- * runs fused with the norm that follows it.
+ * runs fused with the norm that follows it.  The leading sequences that add
+ * one token each (at least two) take their attention in one
+ * groma_attention_decode_rows call; the others, one by one.
  */
 static groma_status
 layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, groma_kv_cache *const *caches,
@@ -189,7 +239,8 @@ layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, g
 {
 	int64_t		t = x->shape[0],
 				d = m->cfg.hidden,
-				first = 0;
+				first = 0,
+				decoding = 0;
 	groma_tensor q,
 				k,
 				v,
@@ -209,7 +260,15 @@ layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, g
 	GROMA_TRY(groma_linear(h, &l->q, NULL, &q));
 	GROMA_TRY(groma_linear(h, &l->k, NULL, &k));
 	GROMA_TRY(groma_linear(h, &l->v, NULL, &v));
-	for (int64_t b = 0; b < n_seq; b++)
+	/* the leading sequences that add one token each (the decoding ones come first) share one call */
+	while (decoding < n_seq && rows[decoding] == 1)
+		decoding++;
+	if (decoding >= 2)
+		GROMA_TRY(attend_decode_rows(m, index, caches, decoding, &q, &k, &v, &ctx, act));
+	else
+		decoding = 0;
+	first = decoding;
+	for (int64_t b = decoding; b < n_seq; b++)
 	{
 		groma_tensor qb,
 					kb,

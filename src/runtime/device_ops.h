@@ -50,6 +50,10 @@ typedef struct groma_device_ops
 								  groma_tensor *y);
 	groma_status (*silu_mul) (const groma_tensor *gate, const groma_tensor *up, groma_tensor *y);
 	groma_status (*argmax_rows) (const groma_tensor *x, groma_arena_ref scratch, int64_t *idx, float *val);
+	groma_status (*attention_decode_rows) (groma_tensor *q, groma_tensor *k, const groma_tensor *v, int64_t heads,
+										   groma_tensor *const *k_cache, groma_tensor *const *v_cache,
+										   const int64_t *positions, float theta, float scale, groma_arena_ref scratch,
+										   groma_tensor *ctx);
 	groma_status (*rope) (groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta);
 	groma_status (*copy) (const groma_tensor *src, groma_tensor *dst);
 	groma_status (*fill) (groma_tensor *t, float v);

@@ -126,6 +126,23 @@ groma_status groma_attention(const groma_tensor *q, const groma_tensor *k, const
 							 groma_tensor *out);
 
 /*
+ * One decode token of each of n sequences at once (a batched decode step's
+ * attention in one decoder layer): row b of q, k and v [n, H·Dh] is
+ * sequence b's new token, k_cache[b] and v_cache[b] [1, H, cap, Dh] are its
+ * caches of this layer and positions[b] (< cap) the position the token
+ * takes.  Rotates q (in place) and k (RoPE, theta), writes k and v at that
+ * position, and ctx[n, H·Dh] = causal attention of each q row over
+ * positions [0, positions[b]] of its own caches (scale).  The CPU runs each
+ * row as groma_rope, groma_copy and groma_attention (bit-equal to a
+ * sequence alone); a device runs all rows in two launches, its cache
+ * pointers passed by value (no upload).  k may be left rotated or not.
+ */
+groma_status groma_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_tensor *v, int64_t heads,
+										 groma_tensor *const *k_cache, groma_tensor *const *v_cache,
+										 const int64_t *positions, float theta, float scale, groma_arena *scratch,
+										 groma_tensor *ctx);
+
+/*
  * Rotary position embedding in LLaMA's layout (rotate_half: dimension i
  * pairs with i + D/2) on x[B, T, H, D] in place, token t at position
  * positions[t] (or start_pos + t when positions is NULL); inv_freq_i =

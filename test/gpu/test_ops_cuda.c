@@ -384,6 +384,68 @@ test_elementwise(void)
 }
 
 /*
+ * attention_decode_rows on the GPU equals the CPU's per-row RoPE, cache
+ * writes and attention: n sequences with caches of different sizes and
+ * positions (the first and the last position of a cache among them), 70
+ * rows crossing the kernel's 64 per launch; compares ctx, the rotated q and
+ * every cache.
+ */
+static void
+decode_rows_case(int64_t n, int64_t heads, int64_t dh)
+{
+	int64_t		width = heads * dh,
+				positions[80];
+	groma_tensor q = rand_host(2, (int64_t[]) {n, width}),
+				k = rand_host(2, (int64_t[]) {n, width}),
+				v = rand_host(2, (int64_t[]) {n, width}),
+				ctx = like_host(&q);
+	groma_tensor dq = to_dev(&q),
+				dk = to_dev(&k),
+				dv = to_dev(&v),
+				dctx = to_dev(&ctx);
+	groma_tensor kc[80],
+				vc[80],
+				dkc[80],
+				dvc[80];
+	groma_tensor *kp[80],
+			   *vp[80],
+			   *dkp[80],
+			   *dvp[80];
+	groma_status a,
+				g;
+	groma_arena cpu_scratch;
+	char		name[48];
+
+	groma_arena_init(&cpu_scratch, (size_t) 16 << 20);
+	for (int64_t b = 0; b < n; b++)
+	{
+		int64_t		cap = 3 + (b * 37) % 290;
+
+		kc[b] = rand_host(4, (int64_t[]) {1, heads, cap, dh});
+		vc[b] = rand_host(4, (int64_t[]) {1, heads, cap, dh});
+		dkc[b] = to_dev(&kc[b]);
+		dvc[b] = to_dev(&vc[b]);
+		kp[b] = &kc[b];
+		vp[b] = &vc[b];
+		dkp[b] = &dkc[b];
+		dvp[b] = &dvc[b];
+		positions[b] = b % 3 == 0 ? 0 : b % 3 == 1 ? cap - 1 : cap / 2;
+	}
+	a = groma_attention_decode_rows(&q, &k, &v, heads, kp, vp, positions, 10000.0f, 0.125f, &cpu_scratch, &ctx);
+	g = groma_attention_decode_rows(&dq, &dk, &dv, heads, dkp, dvp, positions, 10000.0f, 0.125f, &dev_scratch,
+									&dctx);
+	snprintf(name, sizeof(name), "%lld rows of %lldx%lld", (long long) n, (long long) heads, (long long) dh);
+	compare("decode_rows ctx", name, &ctx, &dctx, 1e-11, a, g);
+	compare("decode_rows q", name, &q, &dq, 1e-11, a, g);
+	for (int64_t b = 0; b < n; b += n / 4 + 1)
+	{
+		compare("decode_rows k cache", name, &kc[b], &dkc[b], 1e-11, a, g);
+		compare("decode_rows v cache", name, &vc[b], &dvc[b], 1e-11, a, g);
+	}
+	groma_arena_free(&cpu_scratch);
+}
+
+/*
  * argmax_rows on the GPU picks what the CPU op picks: random rows at a
  * decode step's widths (the LM head's 32000 and more, the extra head's
  * few), plus rows with ties and NaNs placed late, where a reduction that
@@ -474,6 +536,8 @@ test_rowwise(void)
 		}
 	}
 	argmax_cases();
+	decode_rows_case(5, 4, 64);
+	decode_rows_case(70, 2, 128);
 	{
 		groma_tensor x = rand_host(4, (int64_t[]) {2, 9, 4, 64});
 		groma_tensor dx = to_dev(&x);

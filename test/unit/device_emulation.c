@@ -241,6 +241,41 @@ emu_argmax_rows(const groma_tensor *x, groma_arena_ref scratch, int64_t *idx, fl
 }
 
 static groma_status
+emu_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_tensor *v, int64_t heads,
+						  groma_tensor *const *k_cache, groma_tensor *const *v_cache, const int64_t *positions,
+						  float theta, float scale, groma_arena_ref device_scratch, groma_tensor *ctx)
+{
+	enum { MAX_ROWS = 256 };
+	groma_tensor s[4],
+				kc[MAX_ROWS],
+				vc[MAX_ROWS];
+	groma_tensor *kp[MAX_ROWS],
+			   *vp[MAX_ROWS];
+	groma_arena scratch;
+	int64_t		most = 0;
+	groma_status st;
+
+	if (q->shape[0] > MAX_ROWS)
+		return groma_error(GROMA_ERR_LIMIT, "emulated attention_decode_rows: over %d rows", MAX_ROWS);
+	for (int64_t b = 0; b < q->shape[0]; b++)
+	{
+		kp[b] = cpu(k_cache[b], &kc[b]);
+		vp[b] = cpu(v_cache[b], &vc[b]);
+		most = positions[b] > most ? positions[b] : most;
+	}
+	/* the CPU attention keeps 64 score rows of its keys per pool thread */
+	st = groma_arena_init(&scratch, (size_t) groma_cpu_threads() * 64 * (size_t) (most + 2) * sizeof(float) + 4096);
+	if (st.code != GROMA_OK)
+		return st;
+	device_emulation_open();
+	st = groma_attention_decode_rows(cpu(q, &s[0]), cpu(k, &s[1]), cpu(v, &s[2]), heads, kp, vp, positions, theta,
+									 scale, &scratch, cpu(ctx, &s[3]));
+	device_emulation_close();
+	groma_arena_free(&scratch);
+	return st;
+}
+
+static groma_status
 emu_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta)
 {
 	groma_tensor s[1];
@@ -414,6 +449,7 @@ device_emulation_install(void)
 		.linear = emu_linear, .matmul = emu_matmul, .unary = emu_unary, .binary = emu_binary,
 		.scale = emu_scale, .softmax = emu_softmax, .layer_norm = emu_layer_norm, .rms_norm = emu_rms_norm,
 		.add_rms_norm = emu_add_rms_norm, .silu_mul = emu_silu_mul, .argmax_rows = emu_argmax_rows,
+		.attention_decode_rows = emu_attention_decode_rows,
 		.rope = emu_rope, .copy = emu_copy, .fill = emu_fill, .convert = emu_convert, .fill_random = emu_fill_random, .inverse_sigmoid = emu_inverse_sigmoid, .attention = emu_attention, .conv2d = emu_conv2d,
 		.group_norm = emu_group_norm, .layer_norm_channels = emu_layer_norm_channels,
 		.embedding = emu_embedding, .resize_bilinear = emu_resize_bilinear,
