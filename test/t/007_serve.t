@@ -134,7 +134,7 @@ SKIP: {
     system('chown', 'nobody', $odir);
     my $opid = fork() // die;
     if ($opid == 0) {
-        open(STDERR, '>', "$odir/log") or die;
+        server_child_io("$odir/log");
         exec('runuser', '-u', 'nobody', '--', $server, '--serve', '--socket', "$odir/s.sock") or die;
     }
     wait_for_socket("$odir/s.sock", 10);
@@ -220,7 +220,7 @@ my $psock = "$dir/p.sock";
 $pid = fork() // die;
 if ($pid == 0) {
     close($wr);
-    open(STDERR, '>', "$dir/p.log") or die;
+    server_child_io("$dir/p.log");
     exec($server, '--serve', '--socket', $psock, '--watch-fd', fileno($rd)) or die;
 }
 close($rd);

@@ -11,7 +11,20 @@ use Exporter 'import';
 
 our @EXPORT = qw(proto_connect frame blob ping_frame status_frame validate_frame generate_frame regions_frame
     cancel_frame draw_frame read_reply parse_status parse_generate wait_for_socket flat_jpeg status_of wait_exit slurp
-    spawn_server);
+    spawn_server server_child_io);
+
+# A server that closes a connection first (a refused peer, a rejected
+# frame) makes the next print fail with EPIPE instead of killing the test.
+$SIG{PIPE} = 'IGNORE';
+
+# In a forked child about to exec groma-server: its log to $log, and its
+# stdout away from the test's (a server left behind by a test that died
+# must not hold prove's pipe open).
+sub server_child_io {
+    my ($log) = @_;
+    open(STDOUT, '>', '/dev/null') or die "/dev/null: $!";
+    open(STDERR, '>', $log) or die "$log: $!";
+}
 
 # Returns a connected socket to path (undef when it cannot connect).
 sub proto_connect {
@@ -134,7 +147,7 @@ sub spawn_server {
     my ($server, $sock, $log, @args) = @_;
     my $pid = fork() // die "fork: $!";
     if ($pid == 0) {
-        open(STDERR, '>', $log) or die "$log: $!";
+        server_child_io($log);
         exec($server, '--serve', '--socket', $sock, @args) or die "$server: $!";
     }
     return $pid;
