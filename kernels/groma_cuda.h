@@ -57,17 +57,25 @@ groma_status groma_cuda_error_status(int error, const char *what);
  */
 uint64_t	groma_cuda_allocations(void);
 
-/*
- * Forces the attention kernel (tests and benchmarks): 0 lets
- * groma_cuda_attention choose (for several queries: cuBLAS GEMMs when the
- * scratch arena holds one head's scores, else tiled for head dimensions up
- * to 128, else per-query; a decode step goes to the warp-per-key kernel,
- * its keys split over several blocks),
- * 1 per-query, 2 tiled, 3 per-query without key splits (the decode
- * baseline), 4 cuBLAS GEMMs (fails when the scratch cannot hold one head's
- * scores), 5 warp per key (decode steps' keys split over blocks).
- */
-void		groma_cuda_attention_kernel(int which);
+/* The attention kernels groma_cuda_attention can run. */
+typedef enum groma_cuda_attention_path
+{
+	/*
+	 * it chooses: for several queries cuBLAS GEMMs when the scratch arena
+	 * holds one head's scores, else tiled for head dimensions up to 128,
+	 * else per-query; a decode step goes to the warp-per-key kernel, its
+	 * keys split over several blocks
+	 */
+	GROMA_ATTENTION_AUTO = 0,
+	GROMA_ATTENTION_PER_QUERY,	/* one block per query, a decode step's keys split over blocks */
+	GROMA_ATTENTION_TILED,		/* tiles of 16 queries against staged keys (head dimensions up to 128) */
+	GROMA_ATTENTION_PER_QUERY_WHOLE,	/* one block per query, no key splits (the decode baseline) */
+	GROMA_ATTENTION_GEMM,		/* cuBLAS GEMMs (fails when the scratch cannot hold one head's scores) */
+	GROMA_ATTENTION_WARP_PER_KEY	/* a warp per key, a decode step's keys split over blocks */
+} groma_cuda_attention_path;
+
+/* Forces one attention kernel for tests and benchmarks (GROMA_ATTENTION_AUTO: groma_cuda_attention chooses). */
+void		groma_cuda_attention_kernel(groma_cuda_attention_path which);
 
 /*
  * Turns off (false) or back on (true, the default) the kernel that a linear

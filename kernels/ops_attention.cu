@@ -17,6 +17,7 @@
  *              kernel combines (flash-decoding).
  */
 #include "cuda_common.h"
+#include "groma_cuda.h"
 
 #define THREADS 128				/* keys per chunk, and threads per block */
 #define MAX_DIM 256				/* head dimension limit: two output slots per thread */
@@ -319,15 +320,12 @@ attention_tiled_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t o
 static float *split_buf;
 static size_t split_cap;
 
-/*
- * Which kernel groma_cuda_attention uses: 0 chooses, 1 per-query, 2 tiled,
- * 3 per-query without key splits, 4 GEMMs, 5 warp per key.
- */
-static int	forced_kernel;
+/* Which kernel groma_cuda_attention uses (groma_cuda_attention_kernel). */
+static groma_cuda_attention_path forced_kernel = GROMA_ATTENTION_AUTO;
 
 /* Forces one attention kernel for tests and benchmarks; see groma_cuda.h. */
 extern "C" void
-groma_cuda_attention_kernel(int which)
+groma_cuda_attention_kernel(groma_cuda_attention_path which)
 {
 	forced_kernel = which;
 }
@@ -379,21 +377,22 @@ groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_t
 		return groma_ok();
 	if (tq > 0x7fffffff || batch * heads > 65535)
 		return groma_error(GROMA_ERR_LIMIT, "attention: grid too large");
-	if (forced_kernel == 4 || (forced_kernel == 0 && tq > 1))
+	if (forced_kernel == GROMA_ATTENTION_GEMM || (forced_kernel == GROMA_ATTENTION_AUTO && tq > 1))
 	{
 		bool		done;
 
 		GROMA_TRY(groma_cuda_attention_gemm(q, k, v, scale, causal, q_offset, scratch, out, &done));
 		if (done)
 			return groma_ok();
-		if (forced_kernel == 4)
+		if (forced_kernel == GROMA_ATTENTION_GEMM)
 			return groma_error(GROMA_ERR_UNSUPPORTED, "attention: the GEMM path needs a device scratch arena with "
 							   "room for one head's [%lld, %lld] scores", (long long) tq, (long long) tk);
 	}
-	if (forced_kernel == 2 && dim > TILED_MAX_DIM)
+	if (forced_kernel == GROMA_ATTENTION_TILED && dim > TILED_MAX_DIM)
 		return groma_error(GROMA_ERR_UNSUPPORTED, "attention: the tiled kernel takes head dimensions up to %d",
 						   TILED_MAX_DIM);
-	if (forced_kernel == 2 || (forced_kernel == 0 && tq > 1 && dim <= TILED_MAX_DIM))
+	if (forced_kernel == GROMA_ATTENTION_TILED ||
+		(forced_kernel == GROMA_ATTENTION_AUTO && tq > 1 && dim <= TILED_MAX_DIM))
 	{
 		grid = dim3((unsigned) ((tq + TILE_Q - 1) / TILE_Q), (unsigned) (batch * heads));
 		attention_tiled_kernel<<<grid, TILED_THREADS, 0, groma_cuda_stream()>>>(
@@ -402,9 +401,9 @@ groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_t
 		return groma_cuda_launched("attention (tiled)");
 	}
 	/* auto: a decode step goes to the warp-per-key kernel (ops_attention_decode.cu) */
-	warp_kernel = forced_kernel == 5 || (forced_kernel == 0 && tq == 1);
+	warp_kernel = forced_kernel == GROMA_ATTENTION_WARP_PER_KEY || (forced_kernel == GROMA_ATTENTION_AUTO && tq == 1);
 	min_split = warp_kernel ? WARP_KERNEL_MIN_SPLIT : THREADS;
-	if (tq == 1 && (causal ? q_offset + 1 : tk) > min_split && forced_kernel != 3)
+	if (tq == 1 && (causal ? q_offset + 1 : tk) > min_split && forced_kernel != GROMA_ATTENTION_PER_QUERY_WHOLE)
 	{
 		/* a decode step: split the keys so that B·H·splits blocks fill the GPU (flash-decoding) */
 		int64_t		keys = causal ? q_offset + 1 : tk,

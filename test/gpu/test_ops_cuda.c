@@ -722,9 +722,9 @@ test_attention_scratch(groma_arena *scratch)
 	compare("attention", "[1,4,130,32] scratch under one head", &o, &dout, 1e-10,
 			groma_attention(&q, &k, &v, 0.125f, true, 0, scratch, &o),
 			groma_attention(&dq, &dk, &dv, 0.125f, true, 0, &small, &dout));
-	groma_cuda_attention_kernel(4);
+	groma_cuda_attention_kernel(GROMA_ATTENTION_GEMM);
 	st = groma_attention(&dq, &dk, &dv, 0.125f, true, 0, NULL, &dout);
-	groma_cuda_attention_kernel(0);
+	groma_cuda_attention_kernel(GROMA_ATTENTION_AUTO);
 	ok = st.code == GROMA_ERR_UNSUPPORTED;
 	printf("%s - attn/gemm  without device scratch fails cleanly (%s)\n", ok ? "ok" : "not ok", st.message);
 	ok ? passed++ : failed++;
@@ -1172,7 +1172,8 @@ time_attention(void)
 		groma_tensor dq = to_dev(&q),
 					dk = to_dev(&q),
 					dv = to_dev(&q);
-		static const int kernels[3] = {1, 2, 4};
+		static const groma_cuda_attention_path kernels[3] = {GROMA_ATTENTION_PER_QUERY, GROMA_ATTENTION_TILED,
+			GROMA_ATTENTION_GEMM};
 		double		ms[3];
 
 		for (int which = 0; which < 3; which++)
@@ -1180,7 +1181,7 @@ time_attention(void)
 			groma_cuda_attention_kernel(kernels[which]);
 			ms[which] = attention_ms(&dq, &dk, &dv, s == 1);
 		}
-		groma_cuda_attention_kernel(0);
+		groma_cuda_attention_kernel(GROMA_ATTENTION_AUTO);
 		printf("# figure: attention [%lld,%lld,%lld,%lld]%s on %s: per-query %.3f ms, tiled %.3f ms, "
 			   "cuBLAS GEMMs %.3f ms\n", (long long) shapes[s][0], (long long) shapes[s][1],
 			   (long long) shapes[s][2], (long long) shapes[s][3], s == 1 ? " causal" : "", device, ms[0], ms[1],
@@ -1197,13 +1198,13 @@ time_attention(void)
 					split,
 					whole;
 
-		groma_cuda_attention_kernel(5);
+		groma_cuda_attention_kernel(GROMA_ATTENTION_WARP_PER_KEY);
 		warp = attention_ms(&dq, &dk, &dv, false);
-		groma_cuda_attention_kernel(1);
+		groma_cuda_attention_kernel(GROMA_ATTENTION_PER_QUERY);
 		split = attention_ms(&dq, &dk, &dv, false);
-		groma_cuda_attention_kernel(3);
+		groma_cuda_attention_kernel(GROMA_ATTENTION_PER_QUERY_WHOLE);
 		whole = attention_ms(&dq, &dk, &dv, false);
-		groma_cuda_attention_kernel(0);
+		groma_cuda_attention_kernel(GROMA_ATTENTION_AUTO);
 		printf("# figure: attention decode step [1,32,1,128] over 600 keys on %s: warp per key with key splits "
 			   "%.3f ms, per-query with key splits %.3f ms, one block per head %.3f ms\n", device, warp, split, whole);
 	}
@@ -1315,18 +1316,18 @@ main(void)
 	test_attention(&scratch);
 	test_attention_views(&scratch);
 	/* the same cases on each kernel forced (the tiled one takes head dimensions up to 128) */
-	for (int which = 1; which <= 5; which++)
+	for (int which = GROMA_ATTENTION_PER_QUERY; which <= GROMA_ATTENTION_WARP_PER_KEY; which++)
 	{
 		static const char *const labels[] = {"", "attn/query", "attn/tiled", "attn/whole", "attn/gemm", "attn/warp"};
 
-		if (sanitizer_run && which != 2)
+		if (sanitizer_run && which != GROMA_ATTENTION_TILED)
 			continue;
-		groma_cuda_attention_kernel(which);
+		groma_cuda_attention_kernel((groma_cuda_attention_path) which);
 		attention_label = labels[which];
 		test_attention(&scratch);
 		test_attention_views(&scratch);
 	}
-	groma_cuda_attention_kernel(0);
+	groma_cuda_attention_kernel(GROMA_ATTENTION_AUTO);
 	attention_label = "attention";
 	test_attention_scratch(&scratch);
 	time_attention();
