@@ -50,11 +50,14 @@ masked_softmax_kernel(float *s, int64_t rows, int64_t tq, int64_t tk, bool causa
 		row[j] = j < limit ? row[j] * inv : 0.0f;
 }
 
-/* Returns the chunk of heads whose [Tq, Tk] scores fit scratch (0: not even one). */
+/*
+ * Returns the chunk of heads whose [Tq, Tk] scores (and, with staged, a
+ * [Tq, D] output each) fit scratch (0: not even one).
+ */
 static int64_t
-heads_per_chunk(groma_arena_ref scratch, int64_t heads, int64_t tq, int64_t tk)
+heads_per_chunk(groma_arena_ref scratch, int64_t heads, int64_t tq, int64_t tk, int64_t dim, bool staged)
 {
-	size_t		per_head = (size_t) tq * (size_t) tk * sizeof(float) + GROMA_ARENA_ALIGN,
+	size_t		per_head = (size_t) tq * (size_t) (tk + (staged ? dim : 0)) * sizeof(float) + 2 * GROMA_ARENA_ALIGN,
 				room;
 
 	if (scratch == NULL || scratch->device != GROMA_DEVICE_CUDA || scratch->used >= scratch->size)
@@ -84,9 +87,17 @@ scores(const groma_tensor *q, const groma_tensor *k, int64_t b, int64_t h0, int6
 							   "attention: cublasSgemmStridedBatched (scores)");
 }
 
-/* out_h[Tq, D] = P_h[Tq, Tk] · v_h[Tk, D] for the heads of one chunk (column-major: out_hᵀ = v_hᵀ P_hᵀ). */
+/*
+ * out_h[Tq, D] = P_h[Tq, Tk] · v_h[Tk, D] for the heads of one chunk
+ * (column-major: out_hᵀ = v_hᵀ P_hᵀ).  With staged (hc · Tq · D floats of
+ * device scratch), the GEMM writes separate [Tq, D] blocks there and a copy puts
+ * them into out: a head view of a [B, T, H, D] buffer interleaves the heads'
+ * rows (ldc = H·D, strideC = D), and cuBLAS does not promise anything for
+ * batch entries whose spans interleave, only for disjoint ones.
+ */
 static groma_status
-weighted_values(const float *p, const groma_tensor *v, int64_t b, int64_t h0, int64_t hc, groma_tensor *out)
+weighted_values(const float *p, const groma_tensor *v, int64_t b, int64_t h0, int64_t hc, float *staged,
+				groma_tensor *out)
 {
 	int64_t		tq = out->shape[2],
 				tk = v->shape[2],
@@ -94,14 +105,26 @@ weighted_values(const float *p, const groma_tensor *v, int64_t b, int64_t h0, in
 	const float one = 1.0f,
 				zero = 0.0f;
 	const float *vh = (const float *) v->data + b * v->stride[0] + h0 * v->stride[1];
-	float	   *oh = (float *) out->data + b * out->stride[0] + h0 * out->stride[1];
+	float	   *oh = staged ? staged : (float *) out->data + b * out->stride[0] + h0 * out->stride[1];
+	const int64_t shape[4] = {1, hc, tq, dim};
+	groma_tensor src,
+				dst;
 
-	return groma_cublas_status(cublasSgemmStridedBatched(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) dim,
-														 (int) tq, (int) tk, &one, vh, (int) v->stride[2],
-														 (long long) v->stride[1], p, (int) tk, (long long) (tq * tk),
-														 &zero, oh, (int) out->stride[2], (long long) out->stride[1],
-														 (int) hc),
-							   "attention: cublasSgemmStridedBatched (weighted values)");
+	GROMA_TRY(groma_cublas_status(cublasSgemmStridedBatched(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) dim,
+															(int) tq, (int) tk, &one, vh, (int) v->stride[2],
+															(long long) v->stride[1], p, (int) tk,
+															(long long) (tq * tk), &zero, oh,
+															(int) (staged ? dim : out->stride[2]),
+															(long long) (staged ? tq * dim : out->stride[1]),
+															(int) hc),
+								  "attention: cublasSgemmStridedBatched (weighted values)"));
+	if (!staged)
+		return groma_ok();
+	src = groma_tensor_view(staged, GROMA_F32, 4, shape);	/* [1, hc, Tq, D] */
+	src.device = GROMA_DEVICE_CUDA;
+	GROMA_TRY(groma_tensor_narrow(out, 0, b, 1, &dst));
+	GROMA_TRY(groma_tensor_narrow(&dst, 1, h0, hc, &dst));
+	return groma_cuda_ops.copy(&src, &dst);
 }
 
 /*
@@ -118,9 +141,12 @@ groma_cuda_attention_gemm(const groma_tensor *q, const groma_tensor *k, const gr
 				tq = q->shape[2],
 				tk = k->shape[2],
 				dim = q->shape[3];
-	int64_t		chunk = heads_per_chunk(scratch, heads, tq, tk);
+	/* heads whose [Tq, D] outputs interleave in out (a head view of [B, T, H, D]) are staged, then copied */
+	bool		staged = heads > 1 && tq > 1 && out->stride[1] < out->stride[2] * tq;
+	int64_t		chunk = heads_per_chunk(scratch, heads, tq, tk, dim, staged);
 	size_t		mark;
-	float	   *s;				/* [chunk, Tq, Tk] scores, then probabilities */
+	float	   *s,				/* [chunk, Tq, Tk] scores, then probabilities */
+			   *o = NULL;		/* [chunk, Tq, D] outputs, when staged */
 	groma_status st = groma_ok();
 
 	*done = false;
@@ -138,8 +164,13 @@ groma_cuda_attention_gemm(const groma_tensor *q, const groma_tensor *k, const gr
 			return groma_ok();
 	mark = scratch->used;
 	s = (float *) groma_arena_alloc(scratch, (size_t) chunk * (size_t) (tq * tk) * sizeof(float));
-	if (s == NULL)
+	if (s != NULL && staged)
+		o = (float *) groma_arena_alloc(scratch, (size_t) chunk * (size_t) (tq * dim) * sizeof(float));
+	if (s == NULL || (staged && o == NULL))
+	{
+		scratch->used = mark;
 		return groma_ok();
+	}
 	*done = true;
 	for (int64_t b = 0; b < batch && st.code == GROMA_OK; b++)
 		for (int64_t h0 = 0; h0 < heads && st.code == GROMA_OK; h0 += chunk)
@@ -154,7 +185,7 @@ groma_cuda_attention_gemm(const groma_tensor *q, const groma_tensor *k, const gr
 				groma_cuda_stream()>>>(s, rows, tq, tk, causal, q_offset);
 			st = groma_cuda_launched("attention: masked softmax");
 			if (st.code == GROMA_OK)
-				st = weighted_values(s, v, b, h0, hc, out);
+				st = weighted_values(s, v, b, h0, hc, o, out);
 		}
 	scratch->used = mark;		/* the scores go back, after a failure too */
 	return st;
