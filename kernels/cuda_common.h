@@ -107,7 +107,7 @@ groma_status groma_cuda_attention_decode(const groma_tensor *q, const groma_tens
 groma_status groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, int stride,
 							   int padding, groma_arena_ref scratch, groma_tensor *y);
 groma_status groma_cuda_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b,
-								   float eps, groma_tensor *y);
+								   float eps, bool relu, groma_tensor *y);
 groma_status groma_cuda_layer_norm_channels(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b,
 											float eps, groma_tensor *y);
 groma_status groma_cuda_embedding(const groma_tensor *ids, const groma_tensor *table, groma_tensor *y);

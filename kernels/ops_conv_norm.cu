@@ -208,7 +208,7 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 
 /* GroupNorm of one (image, group) per block: two passes over per·hw values. */
 __global__ static void
-group_norm_kernel(const float *x, const float *w, const float *b, float eps, float *y, int64_t channels,
+group_norm_kernel(const float *x, const float *w, const float *b, float eps, bool relu, float *y, int64_t channels,
 				  int64_t hw, int groups)
 {
 	__shared__ float scratch[32];
@@ -230,8 +230,9 @@ group_norm_kernel(const float *x, const float *w, const float *b, float eps, flo
 	for (int64_t i = threadIdx.x; i < count; i += blockDim.x)
 	{
 		int64_t		c = g * per + i / hw;
+		float		v = (x[base + i] - mean) * inv * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);
 
-		y[base + i] = (x[base + i] - mean) * inv * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);
+		y[base + i] = relu ? (v > 0.0f ? v : 0.0f) : v;
 	}
 }
 
@@ -286,8 +287,8 @@ group_partial_kernel(const float *x, int64_t count, int64_t seg, const float *su
 
 /* y over split blockIdx.x of group blockIdx.y, from the group's partial sums and squared deviations. */
 __global__ static void
-group_normalize_kernel(const float *x, const float *w, const float *b, float eps, float *y, int64_t count,
-					   int64_t seg, int64_t hw, int groups, const float *sums, const float *squares)
+group_normalize_kernel(const float *x, const float *w, const float *b, float eps, bool relu, float *y,
+					   int64_t count, int64_t seg, int64_t hw, int groups, const float *sums, const float *squares)
 {
 	int			splits = gridDim.x,
 				g = blockIdx.y % groups;
@@ -301,15 +302,19 @@ group_normalize_kernel(const float *x, const float *w, const float *b, float eps
 	for (int64_t i = beg + threadIdx.x; i < end; i += blockDim.x)
 	{
 		int64_t		c = g * per + i / hw;
+		float		v = (x[base + i] - mean) * inv * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);
 
-		y[base + i] = (x[base + i] - mean) * inv * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);
+		y[base + i] = relu ? (v > 0.0f ? v : 0.0f) : v;
 	}
 }
 
-/* GroupNorm of [B, C, H, W]; see ops.h.  Large groups split over blocks (three passes), small ones a block each. */
+/*
+ * GroupNorm of [B, C, H, W], then ReLU when relu is set; see ops.h.  Large
+ * groups split over blocks (three passes), small ones a block each.
+ */
 extern "C" groma_status
 groma_cuda_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b, float eps,
-					  groma_tensor *y)
+					  bool relu, groma_tensor *y)
 {
 	int64_t		bg,
 				count,
@@ -348,13 +353,13 @@ groma_cuda_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, 
 																		true, squares);
 		GROMA_TRY(groma_cuda_launched("group_norm squared deviations"));
 		group_normalize_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>((const float *) x->data, wd, bd, eps,
-																		  (float *) y->data, count, seg,
+																		  relu, (float *) y->data, count, seg,
 																		  x->shape[2] * x->shape[3], groups, sums,
 																		  squares);
 		return groma_cuda_launched("group_norm");
 	}
 	group_norm_kernel<<<(unsigned) (x->shape[0] * groups), THREADS, 0, groma_cuda_stream()>>>(
-		(const float *) x->data, w ? (const float *) w->data : NULL, b ? (const float *) b->data : NULL, eps,
+		(const float *) x->data, w ? (const float *) w->data : NULL, b ? (const float *) b->data : NULL, eps, relu,
 		(float *) y->data, x->shape[1], x->shape[2] * x->shape[3], groups);
 	return groma_cuda_launched("group_norm");
 }

@@ -255,8 +255,8 @@ groma_region_fuse(const groma_region_encoder *e, const groma_tensor *hidden, gro
 			else
 				GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, cur.level[l].shape, &next.level[l]));
 			GROMA_TRY(groma_conv3x3(&mixed, &e->fuse_w[r], &e->fuse_u[r], NULL, act, &next.level[l]));
-			GROMA_TRY(groma_group_norm(&next.level[l], e->groups, &e->gn_w[r], &e->gn_b[r], 1e-5f, &next.level[l]));
-			GROMA_TRY(groma_relu(&next.level[l], &next.level[l]));
+			GROMA_TRY(groma_group_norm_relu(&next.level[l], e->groups, &e->gn_w[r], &e->gn_b[r], 1e-5f,
+											&next.level[l]));
 		}
 		cur = next;
 	}

@@ -65,7 +65,7 @@ typedef struct groma_device_ops
 	groma_status (*conv2d) (const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, int stride,
 							int padding, groma_arena_ref scratch, groma_tensor *y);
 	groma_status (*group_norm) (const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b,
-								float eps, groma_tensor *y);
+								float eps, bool relu, groma_tensor *y);
 	groma_status (*layer_norm_channels) (const groma_tensor *x, const groma_tensor *w, const groma_tensor *b,
 										 float eps, groma_tensor *y);
 	groma_status (*embedding) (const groma_tensor *ids, const groma_tensor *table, groma_tensor *y);

@@ -111,6 +111,7 @@ typedef struct group_norm_job
 	int64_t		per,			/* channels per group */
 				hw;
 	float		eps;
+	bool		relu;			/* ReLU of each output, in the same pass */
 } group_norm_job;
 
 /* Normalises (batch, group) items [begin, end); sums in double, four running sums per pass. */
@@ -155,21 +156,25 @@ group_norm_part(void *ctx, int64_t begin, int64_t end, int part)
 			float		shift = j->b ? ((const float *) j->b->data)[g * per + ch] : 0.0f;
 
 			for (int64_t p = 0; p < hw; p++)
-				ys[ch * hw + p] = (float) (xs[ch * hw + p] - mean) * inv * scale + shift;
+			{
+				float		v = (float) (xs[ch * hw + p] - mean) * inv * scale + shift;
+
+				ys[ch * hw + p] = j->relu ? (v > 0.0f ? v : 0.0f) : v;
+			}
 		}
 	}
 }
 
-/* GroupNorm of [B, C, H, W] with per-channel affine parameters. */
-groma_status
-groma_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b,
-				 float eps, groma_tensor *y)
+/* GroupNorm of [B, C, H, W] with per-channel affine parameters, then ReLU when relu is set. */
+static groma_status
+group_norm(const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b, float eps, bool relu,
+		   groma_tensor *y)
 {
 	int64_t		c,
 				hw;
 
 	if (groma_on_device(x))
-		return GROMA_DEVICE_CALL("group_norm", group_norm, x, groups, w, b, eps, y);
+		return GROMA_DEVICE_CALL("group_norm", group_norm, x, groups, w, b, eps, relu, y);
 	GROMA_TRY(groma_check_f32("group_norm", "x", x));
 	GROMA_TRY(groma_check_f32("group_norm", "y", y));
 	GROMA_TRY(groma_check_ndim("group_norm", "x", x, 4));
@@ -182,11 +187,27 @@ groma_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, const
 	GROMA_TRY(check_param("group_norm", "w", w, c));
 	GROMA_TRY(check_param("group_norm", "b", b, c));
 	{
-		group_norm_job j = {x, w, b, y, groups, c / groups, hw, eps};
+		group_norm_job j = {x, w, b, y, groups, c / groups, hw, eps, relu};
 
 		groma_parallel_for(x->shape[0] * groups, 1 + (1 << 14) / (j.per * hw > 0 ? j.per * hw : 1), group_norm_part, &j);
 	}
 	return groma_ok();
+}
+
+/* GroupNorm of [B, C, H, W]; see ops.h. */
+groma_status
+groma_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b, float eps,
+				 groma_tensor *y)
+{
+	return group_norm(x, groups, w, b, eps, false, y);
+}
+
+/* GroupNorm then ReLU in one pass; see ops.h. */
+groma_status
+groma_group_norm_relu(const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b, float eps,
+					  groma_tensor *y)
+{
+	return group_norm(x, groups, w, b, eps, true, y);
 }
 
 /* RMSNorm over the last dimension (LLaMA: normalise in f32, then multiply by w). */

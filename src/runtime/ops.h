@@ -78,6 +78,10 @@ groma_status groma_layer_norm_channels(const groma_tensor *x, const groma_tensor
 groma_status groma_group_norm(const groma_tensor *x, int groups, const groma_tensor *w,
 							  const groma_tensor *b, float eps, groma_tensor *y);
 
+/* groma_group_norm, then ReLU of every output in the same pass (the region encoder's fuse blocks); y may be x. */
+groma_status groma_group_norm_relu(const groma_tensor *x, int groups, const groma_tensor *w,
+								   const groma_tensor *b, float eps, groma_tensor *y);
+
 /* y = x / sqrt(mean(x²) + eps) · w over the last dimension of x[..., D] (LLaMA RMSNorm); y may be x. */
 groma_status groma_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, groma_tensor *y);
 

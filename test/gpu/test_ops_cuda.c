@@ -956,6 +956,8 @@ test_conv_norm(groma_arena *scratch)
 
 		compare("group_norm", "[2,128,16,16] g64", &y, &dy, 1e-11, groma_group_norm(&x, 64, &w, &b, 1e-5f, &y),
 				groma_group_norm(&dx, 64, &dw, &db, 1e-5f, &dy));
+		compare("group_norm_relu", "[2,128,16,16] g64", &y, &dy, 1e-11,
+				groma_group_norm_relu(&x, 64, &w, &b, 1e-5f, &y), groma_group_norm_relu(&dx, 64, &dw, &db, 1e-5f, &dy));
 		compare("ln_chan", "[2,128,16,16]", &y, &dy, 1e-11, groma_layer_norm_channels(&x, &w, &b, 1e-6f, &y),
 				groma_layer_norm_channels(&dx, &dw, &db, 1e-6f, &dy));
 	}
@@ -986,6 +988,9 @@ test_conv_norm(groma_arena *scratch)
 			compare("group_norm", name, &y, &dy, 1e-11,
 					groma_group_norm(&x, group_counts[c], c ? NULL : &w, c ? NULL : &b, 1e-5f, &y),
 					groma_group_norm(&dx, group_counts[c], c ? NULL : &dw, c ? NULL : &db, 1e-5f, &dy));
+			compare("group_norm_relu", name, &y, &dy, 1e-11,
+					groma_group_norm_relu(&x, group_counts[c], c ? NULL : &w, c ? NULL : &b, 1e-5f, &y),
+					groma_group_norm_relu(&dx, group_counts[c], c ? NULL : &dw, c ? NULL : &db, 1e-5f, &dy));
 		}
 	}
 	{

@@ -378,10 +378,12 @@ emu_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, 
 
 static groma_status
 emu_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b, float eps,
-			   groma_tensor *y)
+			   bool relu, groma_tensor *y)
 {
 	groma_tensor s[4];
 
+	if (relu)
+		EMULATE(groma_group_norm_relu(cpu(x, &s[0]), groups, cpu(w, &s[1]), cpu(b, &s[2]), eps, cpu(y, &s[3])));
 	EMULATE(groma_group_norm(cpu(x, &s[0]), groups, cpu(w, &s[1]), cpu(b, &s[2]), eps, cpu(y, &s[3])));
 }
 

@@ -601,6 +601,33 @@ UNIT_TEST(test_device_dispatch_without_backend)
 	CHECK(groma_conv3x3_winograd(&d, &d, NULL, NULL, &d).code == GROMA_ERR_INVALID_ARGUMENT);
 }
 
+/* GroupNorm with its ReLU in one pass equals GroupNorm then ReLU, to the bit. */
+UNIT_TEST(test_op_group_norm_relu)
+{
+	float		x[2 * 8 * 5 * 3],
+				w[8],
+				b[8],
+				y[2 * 8 * 5 * 3],
+				y2[2 * 8 * 5 * 3];
+	groma_tensor tx = groma_f32_4d(x, 2, 8, 5, 3),
+				tw = groma_f32_1d(w, 8),
+				tb = groma_f32_1d(b, 8),
+				ty = groma_f32_4d(y, 2, 8, 5, 3),
+				ty2 = groma_f32_4d(y2, 2, 8, 5, 3);
+	int			negative = 0;
+
+	fill_random(x, 240, 60);
+	fill_random(w, 8, 61);
+	fill_random(b, 8, 62);
+	CHECK(groma_group_norm_relu(&tx, 4, &tw, &tb, 1e-5f, &ty).code == GROMA_OK);
+	CHECK(groma_group_norm(&tx, 4, &tw, &tb, 1e-5f, &ty2).code == GROMA_OK);
+	for (int i = 0; i < 240; i++)
+		negative += y2[i] < 0;
+	CHECK(groma_relu(&ty2, &ty2).code == GROMA_OK);
+	CHECK(negative > 20 && memcmp(y, y2, sizeof(y)) == 0);
+	CHECK(groma_group_norm_relu(&tx, 3, &tw, &tb, 1e-5f, &ty).code == GROMA_ERR_INVALID_ARGUMENT);
+}
+
 /* The fused decoder ops equal the ops they replace, to the bit: add then RMSNorm, SiLU then multiply. */
 UNIT_TEST(test_op_fused_decoder_ops)
 {
