@@ -210,6 +210,20 @@ groma_group_norm_relu(const groma_tensor *x, int groups, const groma_tensor *w, 
 	return group_norm(x, groups, w, b, eps, true, y);
 }
 
+/* yr[d] = xr / sqrt(mean(xr²) + eps) · w (the sum of squares in double); yr may be xr. */
+static void
+rms_norm_row(const float *xr, const groma_tensor *w, int64_t d, float eps, float *yr)
+{
+	double		sq = 0;
+	float		inv;
+
+	for (int64_t i = 0; i < d; i++)
+		sq += (double) xr[i] * xr[i];
+	inv = (float) (1.0 / sqrt(sq / (double) d + (double) eps));
+	for (int64_t i = 0; i < d; i++)
+		yr[i] = xr[i] * inv * (w ? ((const float *) w->data)[i] : 1.0f);
+}
+
 /* RMSNorm over the last dimension (LLaMA: normalise in f32, then multiply by w). */
 groma_status
 groma_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, groma_tensor *y)
@@ -227,18 +241,7 @@ groma_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, groma_te
 	GROMA_TRY(check_param("rms_norm", "w", w, d));
 	rows = d > 0 ? groma_tensor_numel(x) / d : 0;
 	for (int64_t r = 0; r < rows; r++)
-	{
-		const float *xr = (const float *) x->data + r * d;
-		float	   *yr = (float *) y->data + r * d;
-		double		sq = 0;
-		float		inv;
-
-		for (int64_t i = 0; i < d; i++)
-			sq += (double) xr[i] * xr[i];
-		inv = (float) (1.0 / sqrt(sq / (double) d + (double) eps));
-		for (int64_t i = 0; i < d; i++)
-			yr[i] = xr[i] * inv * (w ? ((const float *) w->data)[i] : 1.0f);
-	}
+		rms_norm_row((const float *) x->data + r * d, w, d, eps, (float *) y->data + r * d);
 	return groma_ok();
 }
 
@@ -266,18 +269,10 @@ groma_add_rms_norm(groma_tensor *x, const groma_tensor *delta, const groma_tenso
 	{
 		float	   *xr = (float *) x->data + r * d;
 		const float *dr = (const float *) delta->data + r * d;
-		float	   *yr = (float *) y->data + r * d;
-		double		sq = 0;
-		float		inv;
 
 		for (int64_t i = 0; i < d; i++)
-		{
 			xr[i] = xr[i] + dr[i];
-			sq += (double) xr[i] * xr[i];
-		}
-		inv = (float) (1.0 / sqrt(sq / (double) d + (double) eps));
-		for (int64_t i = 0; i < d; i++)
-			yr[i] = xr[i] * inv * (w ? ((const float *) w->data)[i] : 1.0f);
+		rms_norm_row(xr, w, d, eps, (float *) y->data + r * d);
 	}
 	return groma_ok();
 }
