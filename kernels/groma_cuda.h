@@ -78,9 +78,9 @@ typedef enum groma_cuda_attention_path
 void		groma_cuda_attention_kernel(groma_cuda_attention_path which);
 
 /*
- * Turns off (false) or back on (true, the default) the kernel that a linear
- * with bf16 weights and at most 4 input rows takes instead of cuBLAS (tests
- * and benchmarks compare the two).
+ * Turns off (false) or back on (true, the default) the kernels that a linear
+ * with bf16 weights and at most 4 input rows, or i8 weights and at most 8,
+ * takes instead of cuBLAS (tests and benchmarks compare the two).
  */
 void		groma_cuda_linear_gemv(bool on);
 

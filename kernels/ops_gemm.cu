@@ -2,7 +2,8 @@
  * ops_gemm.cu - linear and batched matmul through cuBLAS: fp32, and linear
  * with bf16/f16 weights on tensor cores (activations rounded to the weight
  * type, fp32 accumulation and output); a linear of a few rows with bf16
- * weights (a decode step) goes to a bandwidth-bound kernel instead.
+ * weights (a decode step) goes to a bandwidth-bound kernel instead.  i8
+ * weights take ops_linear_int8.cu's kernel or its bf16 copy.
  *
  * Row-major operands are handed to column-major cuBLAS as their transposes:
  * C = op(A)·op(B) is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ.
@@ -116,7 +117,7 @@ gemv_fits(const groma_tensor *x, const groma_tensor *w, int64_t m, int64_t k)
 		groma_cuda_aligned16(x->data);
 }
 
-/* Whether linears with bf16 weights and few rows take gemv_bf16_kernel (the tests turn it off to reach cuBLAS). */
+/* Whether linears with bf16 or i8 weights and few rows take a GEMV kernel (the tests turn it off to reach cuBLAS). */
 static bool gemv_path = true;
 
 /* Turns the few-rows bf16 kernel on or off; see groma_cuda.h. */
@@ -135,9 +136,10 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 	int64_t		k,
 				n,
 				m;
+	groma_tensor widened;
 
 	GROMA_TRY(groma_cuda_check_f32("linear", "x", x));
-	GROMA_TRY(groma_cuda_check_weight("linear", w));
+	GROMA_TRY(w->dtype == GROMA_I8 ? groma_cuda_check_int8_weight("linear", w) : groma_cuda_check_weight("linear", w));
 	GROMA_TRY(groma_cuda_check_f32("linear", "y", y));
 	if (b)
 		GROMA_TRY(groma_cuda_check_f32("linear", "b", b));
@@ -151,6 +153,14 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 	if (m == 0 || n == 0)
 		return groma_ok();
 	GROMA_TRY(groma_cuda_gemm_dims("linear", m, n, k));
+	if (w->dtype == GROMA_I8)
+	{
+		/* a few rows read the int8 values directly; more rows multiply a bf16 copy on tensor cores */
+		if (groma_cuda_gemv_int8_fits(x, w, m, k) && gemv_path)
+			return groma_cuda_gemv_int8(x, w, b, y, m, n, k);
+		GROMA_TRY(groma_cuda_int8_as_bf16(w, &widened));
+		w = &widened;
+	}
 	if (k > 0 && gemv_fits(x, w, m, k) && gemv_path)
 	{
 		gemv_bf16_kernel<<<dim3(groma_cuda_blocks(n, GEMV_WARPS), (unsigned) m), GEMV_WARPS * 32, 0,
@@ -217,12 +227,15 @@ groma_cuda_convert(const groma_tensor *src, groma_tensor *dst)
 	int64_t		n = groma_tensor_numel(src);
 	bool		supported = (dst->dtype == GROMA_F32 &&
 							 (src->dtype == GROMA_F32 || src->dtype == GROMA_BF16 || src->dtype == GROMA_F16)) ||
-		(src->dtype == GROMA_F32 && (dst->dtype == GROMA_BF16 || dst->dtype == GROMA_F16));
+		(src->dtype == GROMA_F32 && (dst->dtype == GROMA_BF16 || dst->dtype == GROMA_F16 || dst->dtype == GROMA_I8)) ||
+		(src->dtype == GROMA_I8 && dst->dtype == GROMA_F32);
 
 	if (!supported || !groma_tensor_same_shape(src, dst) || !groma_tensor_is_contiguous(src) ||
 		!groma_tensor_is_contiguous(dst) || src->device != GROMA_DEVICE_CUDA || dst->device != GROMA_DEVICE_CUDA)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "convert: %s to %s of one shape, contiguous, on the GPU",
 						   groma_dtype_name(src->dtype), groma_dtype_name(dst->dtype));
+	if (src->dtype == GROMA_I8 || dst->dtype == GROMA_I8)
+		return groma_cuda_convert_int8(src, dst);
 	if (n == 0)
 		return groma_ok();
 	convert_kernel<<<groma_cuda_blocks(n, 256), 256, 0, groma_cuda_stream()>>>(src->data, src->dtype, dst->data,

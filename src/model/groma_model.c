@@ -28,12 +28,22 @@ groma_weight_source_checkpoint(groma_checkpoint *ckpt)
 	return s;
 }
 
+/* Bytes an arena gives a weight of numel elements in rows rows placed as dtype (i8: its row scales too). */
+static uint64_t
+placed_bytes(groma_dtype dtype, uint64_t numel, uint64_t rows)
+{
+	if (dtype == GROMA_I8)
+		return numel + rows * sizeof(float) + 2 * GROMA_ARENA_ALIGN;
+	return numel * groma_dtype_size(dtype) + GROMA_ARENA_ALIGN;
+}
+
 /*
- * Sets *out to the bytes every non-f32 tensor would take as f32, plus room
- * for derived tables; GROMA_ERR_LIMIT naming the tensor when that overflows.
+ * Sets *out to the bytes the host copies need: every non-f32 tensor as
+ * f32, an i8 one (matrix_dtype i8) with its scales, plus room for derived
+ * tables; GROMA_ERR_LIMIT naming the tensor when that overflows.
  */
 static groma_status
-copies_size(const groma_checkpoint *ckpt, size_t *out)
+copies_size(const groma_checkpoint *ckpt, groma_dtype matrix_dtype, size_t *out)
 {
 	size_t		total = 16u << 20;
 
@@ -41,14 +51,16 @@ copies_size(const groma_checkpoint *ckpt, size_t *out)
 	{
 		const groma_ckpt_tensor *t = groma_checkpoint_tensor_at(ckpt, i);
 		uint64_t	numel = (uint64_t) groma_ckpt_tensor_numel(t);
+		groma_dtype dtype = groma_placed_dtype(matrix_dtype, GROMA_DEVICE_CPU, t->name, t->ndim);
 
-		if (t->dtype == GROMA_ST_F32 && groma_ckpt_tensor_is_contiguous(t) && ((uintptr_t) t->data % sizeof(float)) == 0)
+		if (dtype == GROMA_F32 && t->dtype == GROMA_ST_F32 && groma_ckpt_tensor_is_contiguous(t) &&
+			((uintptr_t) t->data % sizeof(float)) == 0)
 			continue;
-		if (numel > (SIZE_MAX - GROMA_ARENA_ALIGN - total) / sizeof(float))
+		if (numel > (SIZE_MAX - 2 * GROMA_ARENA_ALIGN - total) / sizeof(float) / 2)
 			return groma_error(GROMA_ERR_LIMIT,
 							   "\"%s\": tensor \"%s\" of %llu elements overflows the size of its f32 copy",
 							   groma_checkpoint_path(ckpt), t->name, (unsigned long long) numel);
-		total += (size_t) numel * sizeof(float) + GROMA_ARENA_ALIGN;
+		total += (size_t) placed_bytes(dtype, numel, t->ndim > 0 ? (uint64_t) t->shape[0] : 1);
 	}
 	*out = total;
 	return groma_ok();
@@ -96,27 +108,31 @@ groma_model_build(groma_model *m)
 	return groma_ok();
 }
 
-/* Sizes a device weight arena: each weight at its placed width, plus the largest f32 staging copy. */
+/* Sizes a weight arena: each weight at its placed width, plus the largest f32 staging copy. */
 typedef struct device_sizer
 {
 	groma_dtype matrix_dtype;
+	groma_device device;
 	size_t		total;
 	size_t		largest;		/* bytes of the largest weight as f32 */
 } device_sizer;
 
-/* Adds one weight of numel elements to the sizer; GROMA_ERR_LIMIT naming it when the size overflows. */
+/* Adds one weight of shape[ndim] to the sizer; GROMA_ERR_LIMIT naming it when the size overflows. */
 static groma_status
-size_weight(device_sizer *z, const char *name, int ndim, int64_t numel)
+size_weight(device_sizer *z, const char *name, int ndim, const int64_t *shape)
 {
 	size_t		f32;
-	bool		narrow = z->matrix_dtype != GROMA_F32 && groma_is_matrix_weight(name, ndim);
+	int64_t		numel = 1;
 
+	for (int d = 0; d < ndim; d++)
+		numel *= shape[d];
 	/* 64 MiB of tables and the largest staging copy are added later: keep room for them. */
-	if ((uint64_t) numel > (SIZE_MAX / 4 - (64u << 20) - GROMA_ARENA_ALIGN - z->total) / sizeof(float))
+	if ((uint64_t) numel > (SIZE_MAX / 4 - (64u << 20) - 2 * GROMA_ARENA_ALIGN - z->total) / sizeof(float) / 2)
 		return groma_error(GROMA_ERR_LIMIT, "tensor \"%s\" of %lld elements overflows the size of the weight arena",
 						   name, (long long) numel);
 	f32 = (size_t) numel * sizeof(float);
-	z->total += (narrow ? (size_t) numel * 2 : f32) + GROMA_ARENA_ALIGN;
+	z->total += (size_t) placed_bytes(groma_placed_dtype(z->matrix_dtype, z->device, name, ndim), (uint64_t) numel,
+									  ndim > 0 ? (uint64_t) shape[0] : 1);
 	if (f32 > z->largest)
 		z->largest = f32;
 	return groma_ok();
@@ -141,14 +157,14 @@ build_into(groma_model *m, groma_device device, size_t weight_bytes)
 	return groma_region_encoder_prepare_cpu(&m->region, &m->derived);
 }
 
-/* Fails unless matrix_dtype is f32, or bf16/f16 for a model on the GPU. */
+/* Fails unless matrix_dtype is f32 or i8, or bf16/f16 for a model on the GPU. */
 static groma_status
 check_matrix_dtype(groma_device device, groma_dtype matrix_dtype)
 {
-	if (matrix_dtype == GROMA_F32)
+	if (matrix_dtype == GROMA_F32 || matrix_dtype == GROMA_I8)
 		return groma_ok();
 	if (matrix_dtype != GROMA_BF16 && matrix_dtype != GROMA_F16)
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "weights can be f32, bf16 or f16, not %s",
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "weights can be f32, bf16, f16 or i8, not %s",
 						   groma_dtype_name(matrix_dtype));
 	if (device == GROMA_DEVICE_CPU)
 		return groma_error(GROMA_ERR_UNSUPPORTED, "%s weights need the GPU: the CPU computes in f32",
@@ -196,7 +212,7 @@ groma_model_load_on(const char *dir, groma_device device, groma_dtype matrix_dty
 	}
 	if (st.code == GROMA_OK)
 	{
-		device_sizer z = {matrix_dtype, 0, 0};
+		device_sizer z = {matrix_dtype, device, 0, 0};
 		size_t		weight_bytes;
 
 		/* on the CPU f32 weights stay mapped and only converted copies need room */
@@ -204,13 +220,13 @@ groma_model_load_on(const char *dir, groma_device device, groma_dtype matrix_dty
 		{
 			const groma_ckpt_tensor *t = groma_checkpoint_tensor_at(m->ckpt, i);
 
-			st = size_weight(&z, t->name, t->ndim, groma_ckpt_tensor_numel(t));
+			st = size_weight(&z, t->name, t->ndim, t->shape);
 		}
 		weight_bytes = device_sizer_bytes(&z);
 		m->src = groma_weight_source_checkpoint(m->ckpt);
 		m->src.matrix_dtype = matrix_dtype;
 		if (st.code == GROMA_OK && device == GROMA_DEVICE_CPU)
-			st = copies_size(m->ckpt, &weight_bytes);
+			st = copies_size(m->ckpt, matrix_dtype, &weight_bytes);
 		if (st.code == GROMA_OK)
 			st = build_into(m, device, weight_bytes);
 	}
@@ -241,17 +257,10 @@ groma_model_random(const groma_model_config *cfg, groma_device device, groma_dty
 	m->src.matrix_dtype = matrix_dtype;
 	if (st.code == GROMA_OK)
 	{
-		device_sizer z = {matrix_dtype, 0, 0};
+		device_sizer z = {matrix_dtype, device, 0, 0};
 
 		for (size_t i = 0; i < rw.expected.count && st.code == GROMA_OK; i++)
-		{
-			const groma_expected_tensor *e = &rw.expected.items[i];
-			int64_t		numel = 1;
-
-			for (int d = 0; d < e->ndim; d++)
-				numel *= e->shape[d];
-			st = size_weight(&z, e->name, e->ndim, numel);
-		}
+			st = size_weight(&z, rw.expected.items[i].name, rw.expected.items[i].ndim, rw.expected.items[i].shape);
 		if (st.code == GROMA_OK)
 			st = build_into(m, device, device_sizer_bytes(&z));
 	}

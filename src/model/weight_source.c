@@ -26,14 +26,33 @@ groma_is_matrix_weight(const char *name, int ndim)
 	return true;
 }
 
-/* The dtype a weight gets in copies: 16 bits for matrices in device memory when asked, else f32. */
+/* True for the language model's layer matrices, the ones --weights int8 stores in 8 bits. */
+static bool
+is_language_layer_matrix(const char *name, int ndim)
+{
+	return strncmp(name, "llm.model.layers.", 17) == 0 && groma_is_matrix_weight(name, ndim);
+}
+
+/* The dtype a weight is placed in; see weight_source.h. */
+groma_dtype
+groma_placed_dtype(groma_dtype matrix_dtype, groma_device device, const char *name, int ndim)
+{
+	if (matrix_dtype == GROMA_F32 || !groma_is_matrix_weight(name, ndim))
+		return GROMA_F32;
+	if (matrix_dtype == GROMA_I8 && is_language_layer_matrix(name, ndim))
+		return GROMA_I8;
+	if (device == GROMA_DEVICE_CPU)
+		return GROMA_F32;
+	return matrix_dtype == GROMA_I8 ? GROMA_BF16 : matrix_dtype;
+}
+
+/* The dtype a weight gets in copies (f32 without an arena). */
 static groma_dtype
 placed_dtype(const groma_weight_source *src, const groma_arena *copies, const char *name, int ndim)
 {
-	if (copies != NULL && copies->device != GROMA_DEVICE_CPU && src->matrix_dtype != GROMA_F32 &&
-		groma_is_matrix_weight(name, ndim))
-		return src->matrix_dtype;
-	return GROMA_F32;
+	if (copies == NULL)
+		return GROMA_F32;
+	return groma_placed_dtype(src->matrix_dtype, copies->device, name, ndim);
 }
 
 /* A weight with no stored data (a random source): random values in copies, seeded by the name. */
@@ -69,42 +88,51 @@ bind_random(const char *name, groma_dtype dtype, groma_arena *copies, int ndim, 
 	return groma_ok();
 }
 
-/* Places a stored weight in the device arena copies as f32 (widened on the host first when needed). */
+/* *host = stored as a contiguous f32 host tensor: stored itself, or a copy in *owned (the caller frees it). */
 static groma_status
-bind_on_device(const char *name, const groma_tensor *stored, groma_dtype dtype, groma_arena *copies, int ndim,
-			   const int64_t *shape, groma_tensor *out)
+host_f32(const groma_tensor *stored, groma_tensor *host, float **owned)
+{
+	*owned = NULL;
+	if (stored->dtype == GROMA_F32)
+		return groma_host_image(stored, host, owned);
+	*owned = malloc(groma_tensor_numel(stored) * sizeof(float) + 1);
+	if (*owned == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "out of host memory");
+	*host = groma_tensor_view(*owned, GROMA_F32, stored->ndim, stored->shape);
+	return groma_convert(stored, host);
+}
+
+/*
+ * Places a stored weight in copies as dtype: f32 uploaded as it is; a
+ * narrower dtype on a device from an f32 temporary after it, narrowed or
+ * quantized there; i8 in host memory quantized from the host image.
+ */
+static groma_status
+bind_placed(const char *name, const groma_tensor *stored, groma_dtype dtype, groma_arena *copies, int ndim,
+			const int64_t *shape, groma_tensor *out)
 {
 	groma_tensor host;
 	float	   *owned = NULL;
-	size_t		mark;
 	groma_status st = groma_arena_tensor(copies, dtype, ndim, shape, out);
 
 	if (st.code != GROMA_OK)
 		return groma_error(st.code, "weight \"%s\": %s", name, st.message);
-	if (dtype != GROMA_F32)
+	if (dtype != GROMA_F32 && copies->device != GROMA_DEVICE_CPU)
 	{
-		/* the f32 weight goes up into a temporary after the 16-bit one and is narrowed on the device */
 		groma_tensor f32 = *out;
+		size_t		mark = copies->used;
 
-		mark = copies->used;
 		st = groma_arena_tensor(copies, GROMA_F32, ndim, shape, &f32);
 		if (st.code == GROMA_OK)
-			st = bind_on_device(name, stored, GROMA_F32, copies, ndim, shape, &f32);
+			st = bind_placed(name, stored, GROMA_F32, copies, ndim, shape, &f32);
 		if (st.code == GROMA_OK)
 			st = groma_convert(&f32, out);
 		copies->used = mark;
 		return st;
 	}
-	if (stored->dtype == GROMA_F32)
-		st = groma_host_image(stored, &host, &owned);
-	else
-	{
-		owned = malloc(groma_tensor_nbytes(out) > 0 ? groma_tensor_nbytes(out) : 1);
-		host = groma_tensor_view(owned, GROMA_F32, ndim, shape);
-		st = owned ? groma_convert(stored, &host) : groma_error(GROMA_ERR_NO_MEMORY, "out of host memory");
-	}
+	st = host_f32(stored, &host, &owned);
 	if (st.code == GROMA_OK)
-		st = groma_upload(host.data, out);
+		st = dtype == GROMA_F32 ? groma_upload(host.data, out) : groma_convert(&host, out);
 	free(owned);
 	if (st.code != GROMA_OK)
 		return groma_error(st.code, "weight \"%s\": %s", name, st.message);
@@ -138,8 +166,8 @@ bind_named(const groma_weight_source *src, groma_arena *copies, groma_tensor *ou
 						   groma_tensor_shape_str(&expect, want, sizeof(want)));
 	if (stored.data == NULL)
 		return bind_random(name, placed_dtype(src, copies, name, ndim), copies, ndim, shape, out);
-	if (copies != NULL && copies->device != GROMA_DEVICE_CPU)
-		return bind_on_device(name, &stored, placed_dtype(src, copies, name, ndim), copies, ndim, shape, out);
+	if ((copies != NULL && copies->device != GROMA_DEVICE_CPU) || placed_dtype(src, copies, name, ndim) == GROMA_I8)
+		return bind_placed(name, &stored, placed_dtype(src, copies, name, ndim), copies, ndim, shape, out);
 	if (stored.dtype == GROMA_F32 && groma_tensor_is_contiguous(&stored) &&
 		((uintptr_t) stored.data % sizeof(float)) == 0)
 	{

@@ -19,7 +19,7 @@ typedef struct groma_weight_source
 	void	   *ctx;
 	/* Finds a tensor by its original name; GROMA_ERR_FORMAT naming it when absent. */
 	groma_status (*find) (void *ctx, const char *name, groma_tensor *out);
-	/* dtype of the linear-layer matrices placed in a device arena: f32 (0, the default), bf16 or f16 */
+	/* dtype of the linear-layer matrices: f32 (0, the default), bf16 or f16 (device arenas), i8 (see groma_placed_dtype) */
 	groma_dtype matrix_dtype;
 } groma_weight_source;
 
@@ -29,6 +29,15 @@ typedef struct groma_weight_source
  * 4-D convolution kernels), the ones that may be stored in 16 bits.
  */
 bool		groma_is_matrix_weight(const char *name, int ndim);
+
+/*
+ * The dtype the weight called name is placed in, for a model whose
+ * matrices were asked to be matrix_dtype on device: f32 for everything
+ * but matrix weights; bf16/f16 matrices on a GPU (f32 on the CPU); i8
+ * (weight-only int8, row scales) for the language model's layer matrices
+ * on any device, its other matrices then bf16 on a GPU and f32 on the CPU.
+ */
+groma_dtype groma_placed_dtype(groma_dtype matrix_dtype, groma_device device, const char *name, int ndim);
 
 /*
  * Returns the bytes of stored weights bound so far by this process (all

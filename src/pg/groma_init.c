@@ -51,6 +51,7 @@ static const struct config_enum_entry weights_options[] = {
 	{"f32", GROMA_WEIGHTS_SETTING_F32, false},
 	{"bf16", GROMA_WEIGHTS_SETTING_BF16, false},
 	{"f16", GROMA_WEIGHTS_SETTING_F16, false},
+	{"int8", GROMA_WEIGHTS_SETTING_INT8, false},
 	{NULL, 0, false}
 };
 
@@ -161,7 +162,8 @@ define_server_settings(void)
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomEnumVariable("groma.weights",
 							 "Storage type of the model's matrices on a GPU.",
-							 "The CPU always computes in f32 and ignores this setting.",
+							 "The CPU computes in f32 and ignores bf16 and f16; int8 (the language model's "
+							 "matrices in 8 bits) applies on the CPU too.",
 							 &groma_weights, GROMA_WEIGHTS_SETTING_BF16, weights_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("groma.threads",

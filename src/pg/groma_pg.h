@@ -40,7 +40,8 @@ typedef enum groma_weights_setting
 {
 	GROMA_WEIGHTS_SETTING_F32,
 	GROMA_WEIGHTS_SETTING_BF16,
-	GROMA_WEIGHTS_SETTING_F16
+	GROMA_WEIGHTS_SETTING_F16,
+	GROMA_WEIGHTS_SETTING_INT8
 } groma_weights_setting;
 
 typedef enum groma_log_level_setting

@@ -322,11 +322,13 @@ start_server(int i)
 		argv[argc++] = ls->device_id;
 	}
 	/*
-	 * groma.weights is for GPUs: groma-server's default is bf16 there and f32
-	 * on the CPU, and it refuses 16-bit weights on the CPU, so the default is
-	 * left to it (device auto may resolve to the CPU).
+	 * groma.weights bf16/f16 are for GPUs: groma-server's default is bf16
+	 * there and f32 on the CPU, so the default is left to it (device auto may
+	 * resolve to the CPU, where it ignores 16-bit weights); int8 applies to
+	 * both.
 	 */
-	if (groma_device != GROMA_DEVICE_SETTING_CPU && groma_weights != GROMA_WEIGHTS_SETTING_BF16)
+	if ((groma_device != GROMA_DEVICE_SETTING_CPU && groma_weights != GROMA_WEIGHTS_SETTING_BF16) ||
+		groma_weights == GROMA_WEIGHTS_SETTING_INT8)
 	{
 		argv[argc++] = "--weights";
 		argv[argc++] = (char *) groma_weights_setting_name(groma_weights);

@@ -126,6 +126,15 @@ groma_arena_tensor(groma_arena *arena, groma_dtype dtype, int ndim, const int64_
 						   groma_dtype_name(dtype), groma_tensor_shape_str(&t, buf, sizeof(buf)),
 						   n * elem, arena->size - arena->used, arena->size);
 	t.device = arena->device;
+	if (dtype == GROMA_I8 && ndim > 0)
+	{
+		/* the row scales follow the values */
+		t.scale = groma_arena_alloc(arena, (size_t) shape[0] * sizeof(float));
+		if (t.scale == NULL)
+			return groma_error(GROMA_ERR_NO_MEMORY, "arena full: the %lld row scales of i8 %s, %zu of %zu bytes left",
+							   (long long) shape[0], groma_tensor_shape_str(&t, buf, sizeof(buf)),
+							   arena->size - arena->used, arena->size);
+	}
 	*out = t;
 	return groma_ok();
 }

@@ -44,8 +44,9 @@ void		groma_arena_reset(groma_arena *arena);
 void	   *groma_arena_alloc(groma_arena *arena, size_t size);
 
 /*
- * Carves a contiguous tensor; fails with GROMA_ERR_NO_MEMORY naming the
- * request and what is left when the arena is full.
+ * Carves a contiguous tensor (an i8 one with room for its row scales after
+ * it); fails with GROMA_ERR_NO_MEMORY naming the request and what is left
+ * when the arena is full.
  */
 groma_status groma_arena_tensor(groma_arena *arena, groma_dtype dtype, int ndim,
 								const int64_t *shape, groma_tensor *out);

@@ -30,6 +30,23 @@ groma_status groma_check_dim(const char *op, const char *what, const groma_tenso
  */
 groma_status groma_widen_weight(const char *op, const groma_tensor *w, groma_tensor *wide);
 
+/* The int8 scale of a row of c values: its largest magnitude over 127 (0 for a zero row). */
+float		groma_int8_row_scale(const float *row, int64_t c);
+
+/* v quantized with its row's scale: v / scale rounded to nearest even, clamped to ±127 (0 when scale is 0). */
+int8_t		groma_int8_quantize(float v, float scale);
+
+/* groma_convert between f32 and i8 on the CPU (contiguous, same shape, checked by the caller). */
+groma_status groma_convert_int8_cpu(const groma_tensor *src, groma_tensor *dst);
+
+/*
+ * y[m, n] = x[m, k] · (w · scale)ᵀ + beta · y (beta 0 or 1) for a
+ * contiguous i8 CPU weight w[n, k] with row scales: blocks of w's rows are
+ * dequantized to f32 and multiplied by OpenBLAS.
+ */
+groma_status groma_linear_int8_cpu(const float *x, const groma_tensor *w, float beta, float *y, int64_t m,
+								   int64_t n, int64_t k);
+
 /* Softmax of one row in place (max-subtracted; an all -inf row becomes zeros). */
 void		groma_softmax_row(float *row, int64_t n);
 

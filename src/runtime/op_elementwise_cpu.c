@@ -209,6 +209,8 @@ groma_convert(const groma_tensor *src, groma_tensor *dst)
 		}
 		return groma_ok();
 	}
+	if ((src->dtype == GROMA_F32 && dst->dtype == GROMA_I8) || (src->dtype == GROMA_I8 && dst->dtype == GROMA_F32))
+		return groma_convert_int8_cpu(src, dst);
 	return groma_error(GROMA_ERR_INVALID_ARGUMENT, "convert: %s to %s is not supported",
 					   groma_dtype_name(src->dtype), groma_dtype_name(dst->dtype));
 }

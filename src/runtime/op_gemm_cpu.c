@@ -37,7 +37,10 @@ groma_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b
 	if (w->dtype == GROMA_BF16 || w->dtype == GROMA_F16)
 		return linear_widened(x, w, b, y);
 	GROMA_TRY(groma_check_f32("linear", "x", x));
-	GROMA_TRY(groma_check_f32("linear", "w", w));
+	if (w->dtype == GROMA_I8 && w->device == GROMA_DEVICE_CPU && w->data != NULL)
+		GROMA_TRY(groma_check_ndim("linear", "w", w, 2));
+	else
+		GROMA_TRY(groma_check_f32("linear", "w", w));
 	GROMA_TRY(groma_check_f32("linear", "y", y));
 	GROMA_TRY(groma_check_ndim("linear", "x", x, -1));
 	GROMA_TRY(groma_check_ndim("linear", "w", w, 2));
@@ -70,6 +73,8 @@ groma_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b
 			memset(out, 0, (size_t) (m * n) * sizeof(float));
 		return groma_ok();
 	}
+	if (w->dtype == GROMA_I8)
+		return groma_linear_int8_cpu(x->data, w, b != NULL ? 1.0f : 0.0f, out, m, n, k);
 	groma_sgemm(false, true, m, n, k, 1.0f, x->data, k, w->data, k, b != NULL ? 1.0f : 0.0f, out, n);
 	return groma_ok();
 }

@@ -24,7 +24,9 @@
  * y[..., N] = x[..., K] · w[N, K]^T (+ b[N]); x and y contiguous f32, b may
  * be NULL.  w may be bf16 or f16: the GPU then multiplies in that type on
  * tensor cores (x rounded to it, f32 accumulation); the CPU widens w per
- * call (a reference, not a fast path).
+ * call (a reference, not a fast path).  w may be i8 with row scales
+ * (weight-only int8): a few rows of x are multiplied by the int8 values
+ * directly on the GPU; more rows, and the CPU, dequantize w in blocks first.
  */
 groma_status groma_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b,
 						  groma_tensor *y);
@@ -212,7 +214,12 @@ groma_status groma_copy(const groma_tensor *src, groma_tensor *dst);
 /* Concatenates n tensors along dim into y (every other dimension equal). */
 groma_status groma_concat(const groma_tensor *parts, int n, int dim, groma_tensor *y);
 
-/* Converts f32/bf16/f16 to f32, or f32 to bf16/f16 (contiguous, same shape, both on one device). */
+/*
+ * Converts f32/bf16/f16 to f32, or f32 to bf16/f16 (contiguous, same shape,
+ * both on one device).  f32 to i8 quantizes each index of dim 0 (a row)
+ * with one symmetric scale, max |row| / 127, into dst->scale, values
+ * rounded to nearest even; i8 to f32 multiplies them back.
+ */
 groma_status groma_convert(const groma_tensor *src, groma_tensor *dst);
 
 #endif							/* GROMA_OPS_H */

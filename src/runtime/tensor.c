@@ -22,6 +22,7 @@ groma_dtype_size(groma_dtype dtype)
 		case GROMA_I64:
 			return 8;
 		case GROMA_U8:
+		case GROMA_I8:
 			return 1;
 	}
 	return 0;
@@ -45,6 +46,8 @@ groma_dtype_name(groma_dtype dtype)
 			return "i64";
 		case GROMA_U8:
 			return "u8";
+		case GROMA_I8:
+			return "i8";
 	}
 	return "?";
 }
@@ -192,9 +195,13 @@ groma_tensor_reshape(const groma_tensor *t, int ndim, const int64_t *shape, grom
 						   groma_tensor_shape_str(t, a, sizeof(a)));
 	r = groma_tensor_view(t->data, t->dtype, ndim, shape);
 	r.device = t->device;
+	r.scale = t->scale;
 	if (groma_tensor_numel(&r) != groma_tensor_numel(t))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "cannot reshape %s to %s",
 						   groma_tensor_shape_str(t, a, sizeof(a)), groma_tensor_shape_str(&r, b, sizeof(b)));
+	if (t->scale != NULL && (ndim < 1 || t->ndim < 1 || shape[0] != t->shape[0]))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "reshape of an i8 %s tensor must keep its scaled rows (dim 0)",
+						   groma_tensor_shape_str(t, a, sizeof(a)));
 	*out = r;
 	return groma_ok();
 }
@@ -214,6 +221,8 @@ groma_tensor_permute(const groma_tensor *t, const int *perm, groma_tensor *out)
 		r.shape[i] = t->shape[perm[i]];
 		r.stride[i] = t->stride[perm[i]];
 	}
+	if (t->scale != NULL && t->ndim > 0 && perm[0] != 0)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "a permutation of an i8 tensor must keep its scaled rows (dim 0)");
 	*out = r;
 	return groma_ok();
 }
@@ -230,6 +239,8 @@ groma_tensor_narrow(const groma_tensor *t, int dim, int64_t start, int64_t lengt
 						   (long long) (dim >= 0 && dim < t->ndim ? t->shape[dim] : -1));
 	r.shape[dim] = length;
 	r.data = (uint8_t *) t->data + (size_t) (start * t->stride[dim]) * groma_dtype_size(t->dtype);
+	if (t->scale != NULL && dim == 0)
+		r.scale = t->scale + start;
 	*out = r;
 	return groma_ok();
 }
@@ -278,7 +289,7 @@ groma_f32_to_bf16(float value)
 	return (uint16_t) (u >> 16);
 }
 
-/* Returns the float at a multi-index of an f32/f16/bf16 CPU tensor. */
+/* Returns the float at a multi-index of a CPU tensor (i8 times its row's scale). */
 float
 groma_tensor_get_f32(const groma_tensor *t, const int64_t *index)
 {
@@ -300,6 +311,8 @@ groma_tensor_get_f32(const groma_tensor *t, const int64_t *index)
 			return (float) ((const int64_t *) t->data)[off];
 		case GROMA_U8:
 			return (float) ((const uint8_t *) t->data)[off];
+		case GROMA_I8:
+			return (float) ((const int8_t *) t->data)[off] * (t->scale ? t->scale[index[0]] : 1.0f);
 	}
 	return NAN;
 }

@@ -24,7 +24,8 @@ typedef enum groma_dtype
 	GROMA_BF16,
 	GROMA_I32,
 	GROMA_I64,
-	GROMA_U8
+	GROMA_U8,
+	GROMA_I8					/* quantized weights: value = data[i] · scale[row] */
 } groma_dtype;
 
 typedef enum groma_device
@@ -41,6 +42,7 @@ typedef struct groma_tensor
 	int			ndim;			/* 0..GROMA_MAX_DIMS; 0 is a scalar */
 	int64_t		shape[GROMA_MAX_DIMS];
 	int64_t		stride[GROMA_MAX_DIMS];	/* in elements, may be 0 (broadcast) */
+	float	   *scale;			/* i8 only: one f32 scale per index of dim 0, where data lives; else NULL */
 } groma_tensor;
 
 /* Returns the size in bytes of one element. */
@@ -87,7 +89,7 @@ groma_status groma_tensor_permute(const groma_tensor *t, const int *perm, groma_
 groma_status groma_tensor_narrow(const groma_tensor *t, int dim, int64_t start, int64_t length,
 								 groma_tensor *out);
 
-/* Returns the float at a multi-index of an f32/f16/bf16 CPU tensor (tests, slow paths). */
+/* Returns the float at a multi-index of a CPU tensor, an i8 one times its row's scale (tests, slow paths). */
 float		groma_tensor_get_f32(const groma_tensor *t, const int64_t *index);
 
 /* Converts one bf16 or f16 value (bits) to float, and float to bf16 or f16 (round to nearest even). */

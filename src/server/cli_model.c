@@ -39,8 +39,10 @@ groma_cli_weight_dtype(const groma_cli_options *opt, groma_device device, groma_
 		*dtype = GROMA_BF16;
 	else if (strcmp(w, "f16") == 0)
 		*dtype = GROMA_F16;
+	else if (strcmp(w, "int8") == 0)
+		*dtype = GROMA_I8;
 	else
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "--weights %s: f32, bf16 or f16", w);
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "--weights %s: f32, bf16, f16 or int8", w);
 	return groma_ok();
 }
 

@@ -248,9 +248,10 @@ groma_serve(const groma_cli_options *opt)
 		snprintf(s.device, sizeof(s.device), "%s:%d", resolved.device, opt->device_id);
 	else
 		snprintf(s.device, sizeof(s.device), "%s", resolved.device);
-	if (strcmp(resolved.device, "cpu") == 0 && opt->weights && strcmp(opt->weights, "f32") != 0)
+	if (strcmp(resolved.device, "cpu") == 0 && opt->weights && strcmp(opt->weights, "f32") != 0 &&
+		strcmp(opt->weights, "int8") != 0)
 	{
-		/* a setting made for the GPU does not stop a CPU server (device auto may pick either) */
+		/* a 16-bit setting made for the GPU does not stop a CPU server (device auto may pick either) */
 		serve_log(SERVE_LOG_INFO, "--weights %s applies to the GPU; the CPU computes in f32", opt->weights);
 		resolved.weights = NULL;
 	}

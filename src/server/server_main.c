@@ -20,7 +20,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 			"usage: groma-server --serve --socket PATH [--model DIR] [--device auto|cpu|cuda] [--device-id N]\n"
-			"                    [--weights f32|bf16|f16] [--threads N] [--max-queue N] [--max-batch N] [--kv-cache-mb N]\n"
+			"                    [--weights f32|bf16|f16|int8] [--threads N] [--max-queue N] [--max-batch N] [--kv-cache-mb N]\n"
 			"                    [--act-mb N]\n"
 			"                    [--log-level error|warning|info|debug] [--watch-fd FD]\n"
 			"       groma-server --decode IMG.jpg --out FILE.safetensors [--device cpu|cuda]\n"
@@ -36,7 +36,10 @@ usage(FILE *f)
 			"options:\n"
 			"  --max-image-pixels N   refuse images with more pixels (default %ld)\n"
 			"  --embeddings           --regions: print each region's embedding (its feature before the up-projection)\n"
-			"  --weights f32|bf16|f16 linear-layer weights on the GPU (default bf16; the CPU uses f32)\n"
+			"  --weights f32|bf16|f16|int8\n"
+			"                         linear-layer weights on the GPU (default bf16; the CPU uses f32); int8 stores\n"
+			"                         the language model's layer matrices in 8 bits with a scale per output row\n"
+			"                         (on the CPU too; the other matrices then bf16 on the GPU, f32 on the CPU)\n"
 			"  --threads N            CPU threads for the model (default: the CPUs this process may use)\n"
 			"  --max-queue N          --serve: requests waiting beyond N are refused as busy (default %d)\n"
 			"  --max-batch N          --serve: answers generated together at most, one decode step for all (default %d)\n"
