@@ -501,8 +501,12 @@ bench_run(const groma_cli_options *opt, bench *b)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	t0 = (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
 	GROMA_TRY(groma_model_random(&cfg, b->device, matrices, &b->m));
-	snprintf(note, sizeof(note), "random weights generated where they live: %s matrices, f32 the rest",
-			 groma_dtype_name(matrices));
+	if (matrices == GROMA_I8)
+		snprintf(note, sizeof(note), "random weights generated where they live: i8 language-model matrices, %s",
+				 b->device == GROMA_DEVICE_CPU ? "f32 the rest" : "bf16 the other matrices, f32 the rest");
+	else
+		snprintf(note, sizeof(note), "random weights generated where they live: %s matrices, f32 the rest",
+				 groma_dtype_name(matrices));
 	groma_bench_figure("build_ms", now_ms(b) - t0, "ms", note);
 	GROMA_TRY(activation_bytes(b->device, &act_bytes));
 	GROMA_TRY(groma_arena_init_on(&b->act, b->device, act_bytes));

@@ -73,7 +73,8 @@ serve_load_model(serve_state *s)
 	s->load_total = checkpoint_bytes(opt->model_dir);
 	s->load_base = groma_weights_bound_bytes();
 	pthread_mutex_unlock(&s->lock);
-	serve_log(SERVE_LOG_INFO, "loading model %s on %s", opt->model_dir, s->device);
+	serve_log(SERVE_LOG_INFO, "loading model %s on %s (--weights %s)", opt->model_dir, s->device,
+			  opt->weights ? opt->weights : strncmp(s->device, "cpu", 3) == 0 ? "f32" : "bf16");
 	st = groma_engine_open(opt, &s->engine);
 	if (st.code == GROMA_OK)
 	{

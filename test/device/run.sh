@@ -68,6 +68,14 @@ echo "=== groma-server --bench --random-weights --config real --device cuda"
 timeout 240 "$BUNDLE/bin/groma-server" --bench --random-weights --config real --device cuda | tee /tmp/groma-bench.json
 if grep -q '"decode_tokens_per_s"' /tmp/groma-bench.json; then PASSED=$((PASSED + 1)); echo "ok - the full-size benchmark printed every figure";
 else FAILED=$((FAILED + 1)); echo "not ok - the full-size benchmark printed every figure"; fi
+# Weight-only int8: the same benchmark with the language model's matrices in i8 (the rest bf16), so the
+# decode and prefill figures read against the bf16 ones above.
+echo "=== groma-server --bench --random-weights --config real --device cuda --weights int8"
+timeout 240 "$BUNDLE/bin/groma-server" --bench --random-weights --config real --device cuda --weights int8 |
+    sed 's/"figure": "/"figure": "int8 /' | tee /tmp/groma-bench-int8.json
+if grep -q '"decode_tokens_per_s"\|"int8 decode_tokens_per_s"' /tmp/groma-bench-int8.json; then
+    PASSED=$((PASSED + 1)); echo "ok - the full-size benchmark with int8 weights printed every figure"
+else FAILED=$((FAILED + 1)); echo "not ok - the full-size benchmark with int8 weights printed every figure"; fi
 # Where the time goes: the same benchmark with per-op GPU times (CUDA events around each op; its
 # wall-clock figures read slightly slow), one {"profile": stage, ...} line per stage.
 echo "=== GROMA_CUDA_PROFILE=1 groma-server --bench --random-weights --config real --device cuda"
@@ -137,6 +145,7 @@ fi
 echo "=== summary"
 grep -h '^# figure' /tmp/groma-gpu-all.log
 grep -h '"figure"' /tmp/groma-bench.json
+grep -h '"figure": "int8 \(prefill\|decode\|build\)' /tmp/groma-bench-int8.json
 cat /tmp/groma-profile.json
 cat /tmp/groma-batch.txt
 grep -h '^# batch_parity\|^batch_parity' /tmp/groma-parity.txt 2>/dev/null

@@ -3,8 +3,8 @@
  * weights and compute): for every golden image the kept regions equal the
  * golden run's, boxes/scores and image/region tokens stay within tolerance
  * of the CPU model in the same process, and 12 greedy steps of the grounded
- * caption prompt give the golden ids.  Then, with bf16 matrices, the errors
- * and id agreement are reported.  Skips with the CUDA runtime's reason where
+ * caption prompt give the golden ids.  Then, with bf16 matrices, and with
+ * the language model's in int8, the errors and id agreement are reported.  Skips with the CUDA runtime's reason where
  * no GPU is present.
  */
 #include <math.h>
@@ -225,12 +225,16 @@ done:
 }
 
 /*
- * The same image with bf16 matrices: reported, not required to match (the
- * GPU rounds weights and activations to bf16): kept regions shared with the
- * f32 CPU run, token errors, and how many greedy ids agree with the golden.
+ * The same image with narrower matrices (label: bf16, or int8 for the
+ * language model in i8 and the rest bf16): reported, not required to match
+ * (the GPU rounds weights and activations): kept regions shared with the
+ * f32 CPU run, token errors, and how many greedy ids agree with the golden
+ * and with ids, the 12 of another narrow run (NULL: none); the run's own
+ * ids are left in ids_out (NULL: not kept).
  */
 static void
-report_bf16(const char *image, const char *case_name, const groma_model *bf16_model, run_ctx *r)
+report_narrow(const char *image, const char *case_name, const char *label, const groma_model *narrow_model,
+			  const int64_t *ids, int64_t *ids_out, run_ctx *r)
 {
 	groma_st_file *gold = NULL;
 	groma_jpeg_limits limits = groma_jpeg_default_limits();
@@ -242,19 +246,21 @@ report_bf16(const char *image, const char *case_name, const groma_model *bf16_mo
 	uint8_t    *jpeg = NULL;
 	size_t		len = 0;
 	int			same_kept = 0,
-				same_ids = 0;
+				same_ids = 0,
+				same_other = 0;
 	groma_status st;
 
 	jpeg = open_case(image, case_name, &len, &gold);
 	if (jpeg == NULL)
 	{
-		report(false, "%s bf16: image or golden case missing", case_name, 0);
+		printf("# %s\n", label);
+		report(false, "%s: image or golden case missing", case_name, 0);
 		return;
 	}
 	reset_all(r);
 	st = groma_vision_run(r->cpu_model, jpeg, len, &limits, NULL, 0, &r->cpu_act, &r->cpu_out, &r->cpu_out, &cpu);
 	if (st.code == GROMA_OK)
-		st = groma_vision_run(bf16_model, jpeg, len, &limits, NULL, 0, &r->act, &r->out, &r->host, &gpu);
+		st = groma_vision_run(narrow_model, jpeg, len, &limits, NULL, 0, &r->act, &r->out, &r->host, &gpu);
 	if (st.code == GROMA_OK)
 	{
 		const char *query = groma_st_metadata(gold, "prompt.gcap.query");
@@ -266,19 +272,26 @@ report_bf16(const char *image, const char *case_name, const groma_model *bf16_mo
 		if (gpu.n_regions == cpu.n_regions)
 			snprintf(regions, sizeof(regions), "within %.3g of f32",
 					 tensor_diff(&gpu.region_tokens, &cpu.region_tokens));
-		printf("# %s bf16: %d of %d kept regions in the f32 order (f32 keeps %d); image tokens within %.3g of f32, "
-			   "region tokens %s\n", case_name, same_kept, gpu.n_regions, cpu.n_regions,
+		printf("# %s %s: %d of %d kept regions in the f32 order (f32 keeps %d); image tokens within %.3g of f32, "
+			   "region tokens %s\n", case_name, label, same_kept, gpu.n_regions, cpu.n_regions,
 			   tensor_diff(&gpu.image_tokens, &cpu.image_tokens), regions);
-		st = groma_generate(bf16_model, r->tok, &gpu, query ? query : "", 12, false, &r->act, &gen);
+		st = groma_generate(narrow_model, r->tok, &gpu, query ? query : "", 12, false, &r->act, &gen);
 	}
 	n_want = golden_ids(gold, "prompt.gcap.generated_ids", want, 128);
 	for (size_t i = 0; st.code == GROMA_OK && i < gen.n && (int64_t) i < n_want && want[i] == gen.ids[i]; i++)
 		same_ids++;
+	for (size_t i = 0; st.code == GROMA_OK && ids && i < gen.n && i < 12 && ids[i] == gen.ids[i]; i++)
+		same_other++;
+	for (size_t i = 0; st.code == GROMA_OK && ids_out && i < 12; i++)
+		ids_out[i] = i < gen.n ? gen.ids[i] : -1;
 	if (st.code != GROMA_OK)
 		printf("# %s\n", st.message);
+	else if (ids)
+		printf("# %s %s: the first %d of 12 greedy ids equal the golden (f32) ids, the first %d bf16's\n", case_name,
+			   label, same_ids, same_other);
 	else
-		printf("# %s bf16: the first %d of 12 greedy ids equal the golden (f32) ids\n", case_name, same_ids);
-	report(st.code == GROMA_OK, "%s: the model with bf16 matrices runs on the GPU", case_name, 0);
+		printf("# %s %s: the first %d of 12 greedy ids equal the golden (f32) ids\n", case_name, label, same_ids);
+	report(st.code == GROMA_OK, "%s: the model with narrow matrices runs on the GPU", case_name, 0);
 	groma_generation_free(&gen);
 	groma_st_close(gold);
 	free(jpeg);
@@ -334,8 +347,10 @@ main(void)
 			   *gpu_model = NULL;
 	groma_tokenizer *tok = NULL;
 	run_ctx		r = {0};
+	int64_t		bf16_ids[3][12];
 	groma_status st;
 
+	memset(bf16_ids, 0xff, sizeof(bf16_ids));
 	if (gpu_test_skipped("tiny model on the GPU"))
 		return 0;
 	st = groma_cuda_register();
@@ -372,9 +387,19 @@ main(void)
 		printf("# %s\n", st.message);
 	report(st.code == GROMA_OK, "%sloading bf16 matrices onto the GPU", "", 0);
 	for (int i = 0; gpu_model && i < 3; i++)
-		report_bf16(images[i][0], images[i][1], gpu_model, &r);
+		report_narrow(images[i][0], images[i][1], "bf16", gpu_model, NULL, bf16_ids[i], &r);
 	if (gpu_model)
 		check_steady_state(images[0][0], images[0][1], "bf16", gpu_model, &r);
+	groma_model_free(gpu_model);
+	/* weight-only int8: the language model's matrices in i8, the rest bf16; drift against bf16 */
+	st = groma_model_load_on(MODEL_DIR, GROMA_DEVICE_CUDA, GROMA_I8, &gpu_model);
+	if (st.code != GROMA_OK)
+		printf("# %s\n", st.message);
+	report(st.code == GROMA_OK, "%sloading int8 language-model matrices onto the GPU", "", 0);
+	for (int i = 0; gpu_model && i < 3; i++)
+		report_narrow(images[i][0], images[i][1], "int8", gpu_model, bf16_ids[i], NULL, &r);
+	if (gpu_model)
+		check_steady_state(images[0][0], images[0][1], "int8", gpu_model, &r);
 	printf("%d passed, %d failed\n", passed, failed);
 	groma_arena_free(&r.cpu_act);
 	groma_arena_free(&r.cpu_out);

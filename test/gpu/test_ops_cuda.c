@@ -258,6 +258,89 @@ test_linear_few_rows(void)
 	}
 }
 
+/*
+ * Weight-only int8: the GPU quantizes the same rows to the same bytes and
+ * scales as the CPU, dequantizes them back alike, and linear with i8
+ * weights matches the CPU's within f32 rounding on the few-rows kernel
+ * (m up to 8, K a multiple of 16) and within bf16 rounding on the bf16 copy
+ * cuBLAS multiplies (more rows, K = 100, or the kernel turned off).
+ */
+static void
+test_linear_int8(void)
+{
+	static const struct
+	{
+		int64_t		m,
+					k,
+					n;
+		bool		bias;
+	}			cases[] = {{1, 4096, 300, false}, {3, 512, 77, true}, {8, 64, 130, true}, {12, 256, 96, false},
+	{1, 100, 33, true}};
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+	{
+		int64_t		m = cases[c].m,
+					k = cases[c].k,
+					n = cases[c].n;
+		groma_tensor x = rand_host(2, (int64_t[]) {m, k}),
+					w = rand_host(2, (int64_t[]) {n, k}),
+					b = rand_host(1, (int64_t[]) {n}),
+					y = like_host(&(groma_tensor) {.ndim = 2, .shape = {m, n}}),
+					back = like_host(&w),
+					w8;
+		groma_tensor dx = to_dev(&x),
+					dw = to_dev(&w),
+					db = to_dev(&b),
+					dy = to_dev(&y),
+					dback = to_dev(&back),
+					dw8;
+		const groma_tensor *bias = cases[c].bias ? &b : NULL,
+				   *dbias = cases[c].bias ? &db : NULL;
+		bool		few = m <= 8 && k % 16 == 0;
+		groma_status a = groma_arena_tensor(&host, GROMA_I8, 2, w.shape, &w8),
+					g = groma_arena_tensor(&dev, GROMA_I8, 2, dw.shape, &dw8);
+		char		name[64];
+
+		if (a.code == GROMA_OK)
+			a = groma_convert(&w, &w8);
+		if (g.code == GROMA_OK)
+			g = groma_convert(&dw, &dw8);
+		if (a.code == GROMA_OK && g.code == GROMA_OK && groma_cuda_ops.synchronize().code == GROMA_OK)
+		{
+			int8_t	   *q = malloc((size_t) (n * k));
+			float	   *s = malloc((size_t) n * sizeof(float));
+			bool		same;
+
+			groma_cuda_ops.to_host(q, dw8.data, (size_t) (n * k));
+			groma_cuda_ops.to_host(s, dw8.scale, (size_t) n * sizeof(float));
+			same = memcmp(q, w8.data, (size_t) (n * k)) == 0 && memcmp(s, w8.scale, (size_t) n * sizeof(float)) == 0;
+			printf("%s - %-10s [%lld,%lld] rows quantized to the CPU's bytes and scales\n", same ? "ok" : "not ok",
+				   "quantize", (long long) n, (long long) k);
+			same ? passed++ : failed++;
+			free(q);
+			free(s);
+		}
+		snprintf(name, sizeof(name), "[%lld,%lld] i8 to f32", (long long) n, (long long) k);
+		compare("convert", name, &back, &dback, 0, a.code == GROMA_OK ? groma_convert(&w8, &back) : a,
+				g.code == GROMA_OK ? groma_convert(&dw8, &dback) : g);
+		if (a.code == GROMA_OK)
+			a = groma_linear(&x, &w8, bias, &y);
+		if (g.code == GROMA_OK)
+			g = groma_linear(&dx, &dw8, dbias, &dy);
+		snprintf(name, sizeof(name), "[%lld,%lld]x[%lld,%lld]%s i8 w", (long long) m, (long long) k, (long long) n,
+				 (long long) k, cases[c].bias ? "+b" : "");
+		compare("linear", name, &y, &dy, few ? 1e-10 : 1e-4, a, g);
+		if (!few)
+			continue;
+		groma_cuda_linear_gemv(false);
+		groma_fill(&dy, NAN);
+		snprintf(name, sizeof(name), "[%lld,%lld]x[%lld,%lld] i8 as bf16", (long long) m, (long long) k, (long long) n,
+				 (long long) k);
+		compare("linear", name, &y, &dy, 1e-4, a, groma_linear(&dx, &dw8, dbias, &dy));
+		groma_cuda_linear_gemv(true);
+	}
+}
+
 /* matmul with transposes and a permuted head view. */
 static void
 test_matmul(void)
@@ -1241,7 +1324,7 @@ linear_ms(const groma_tensor *x, const groma_tensor *w, groma_tensor *y)
 	return st.code == GROMA_OK ? best : -1;
 }
 
-/* Figures, not checks: a decode step's largest linear (LLaMA-7B's MLP, bf16) on the bandwidth kernel and on cuBLAS. */
+/* Figures, not checks: a decode step's largest linear (LLaMA-7B's MLP) in bf16 on the bandwidth kernel and cuBLAS, in i8. */
 static void
 time_linear(void)
 {
@@ -1251,9 +1334,11 @@ time_linear(void)
 	groma_tensor x,
 				w,
 				w16,
+				w8,
 				y;
 	double		gemv,
 				blas,
+				gemv8,
 				bytes = (double) n * (double) k * 2.0;
 	size_t		mark = dev.used;
 
@@ -1266,9 +1351,10 @@ time_linear(void)
 	if (groma_arena_tensor(&dev, GROMA_F32, 2, (int64_t[]) {1, k}, &x).code != GROMA_OK ||
 		groma_arena_tensor(&dev, GROMA_F32, 2, (int64_t[]) {n, k}, &w).code != GROMA_OK ||
 		groma_arena_tensor(&dev, GROMA_BF16, 2, (int64_t[]) {n, k}, &w16).code != GROMA_OK ||
+		groma_arena_tensor(&dev, GROMA_I8, 2, (int64_t[]) {n, k}, &w8).code != GROMA_OK ||
 		groma_arena_tensor(&dev, GROMA_F32, 2, (int64_t[]) {1, n}, &y).code != GROMA_OK ||
 		groma_fill_random(&x, 3, 1.0f).code != GROMA_OK || groma_fill_random(&w, 4, 0.02f).code != GROMA_OK ||
-		groma_convert(&w, &w16).code != GROMA_OK)
+		groma_convert(&w, &w16).code != GROMA_OK || groma_convert(&w, &w8).code != GROMA_OK)
 	{
 		printf("# figures: linear timings skipped: no room for the operands\n");
 		dev.used = mark;
@@ -1278,8 +1364,11 @@ time_linear(void)
 	groma_cuda_linear_gemv(false);
 	blas = linear_ms(&x, &w16, &y);
 	groma_cuda_linear_gemv(true);
+	gemv8 = linear_ms(&x, &w8, &y);
 	printf("# figure: linear [1,4096]x[11008,4096] bf16 on %s: bandwidth kernel %.3f ms (%.0f GB/s of weights), "
 		   "cuBLAS %.3f ms (%.0f GB/s)\n", device, gemv, bytes / gemv / 1e6, blas, bytes / blas / 1e6);
+	printf("# figure: linear [1,4096]x[11008,4096] i8 on %s: int8 kernel %.3f ms (%.0f GB/s of weights and scales), "
+		   "%.2fx the bf16 kernel's time\n", device, gemv8, (bytes / 2 + n * 4.0) / gemv8 / 1e6, gemv8 / gemv);
 	dev.used = mark;
 }
 
@@ -1315,6 +1404,7 @@ main(void)
 	test_linear();
 	test_linear_16bit();
 	test_linear_few_rows();
+	test_linear_int8();
 	test_matmul();
 	test_elementwise();
 	test_rowwise();

@@ -81,6 +81,21 @@ ok(reload_model($model, 'ready'), 'back on the original model');
 is($node->safe_psql('postgres', $chat), 'ok', 'groma_chat works again');
 is(status_row($node)->{restarts}, '4', 'one restart per configuration change');
 step('back to the original model');
+
+# groma.weights = int8 restarts groma-server with the language model's matrices in 8 bits, on the CPU too
+$pid = status_row($node)->{pid};
+$node->safe_psql('postgres', "ALTER SYSTEM SET groma.weights = 'int8'");
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(wait_until(30, sub { my $r = status_row($node); $r->{pid} ne $pid && $r->{state} eq 'ready' }),
+    'groma.weights = int8 restarts groma-server, which gets ready');
+like(PostgreSQL::Test::Utils::slurp_file($node->logfile), qr/loading model \S+ on cpu \(--weights int8\)/,
+    'the new server loads int8 weights on the CPU');
+is($node->safe_psql('postgres', $chat), 'ok', 'groma_chat works on int8 weights');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET groma.weights');
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(wait_until(30, sub { my $r = status_row($node); $r->{restarts} eq '6' && $r->{state} eq 'ready' }),
+    'resetting groma.weights restarts it once more');
+step('groma.weights = int8');
 my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
 unlike($log, qr/did not stop within/, 'every server stopped on SIGTERM');
 $node->stop('fast');

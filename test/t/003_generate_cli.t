@@ -31,6 +31,18 @@ like($out, qr/"regions": 14/, 'and how many regions the model saw');
 @got = map { s/\s+//gr } split(/,/, $ids // '');
 is_deeply(\@got, \@want, '--prompt gives the golden grounded-caption ids');
 
+# Weight-only int8 (the language model's matrices in 8 bits) on the CPU: on the tiny model the drift is
+# small enough that the grounded caption keeps the golden ids (test_int8_tiny_model_drift measures it).
+($rc, $out, $err) = run_server('--model', $model, '--image', $image, '--weights', 'int8', '--prompt',
+    '[grounding]Please briefly summarize the content of this image.', '--max-new-tokens', '12');
+is($rc, 0, '--weights int8 runs on the CPU') or diag($err);
+($ids) = $out =~ /"generated_ids": \[([^\]]*)\]/;
+@got = map { s/\s+//gr } split(/,/, $ids // '');
+is_deeply(\@got, \@want, 'and gives the golden grounded-caption ids');
+($rc, $out, $err) = run_server('--model', $model, '--image', $image, '--weights', 'f16', '--task', 'caption');
+is($rc, 1, '16-bit weights on the CPU are refused');
+like($err, qr/f16 weights need the GPU/, 'saying why');
+
 ($rc, $out, $err) = run_server('--model', $model, '--image', $image, '--prompt', 'What is <image>?');
 is($rc, 1, 'a query with <image> is refused');
 like($err, qr/must not contain <image>/, 'with a clear message');

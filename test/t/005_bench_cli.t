@@ -35,9 +35,9 @@ like($err, qr/config/, 'and names the problem');
 ($rc, $out, $err) = run_server('--bench', '--random-weights', '--config', $config, '--weights', 'bf16');
 is($rc, 1, 'bf16 weights on the CPU are refused');
 like($err, qr/bf16 weights need the GPU/, 'and the message says why');
-($rc, $out, $err) = run_server('--bench', '--random-weights', '--config', $config, '--weights', 'int8');
+($rc, $out, $err) = run_server('--bench', '--random-weights', '--config', $config, '--weights', 'int4');
 is($rc, 1, 'an unknown weight type is refused');
-like($err, qr/f32, bf16 or f16/, 'naming the choices');
+like($err, qr/f32, bf16, f16 or int8/, 'naming the choices');
 
 # The real configuration in f32 on a machine with less memory than its weights: a clear refusal, no OOM kill.
 open(my $mi, '<', '/proc/meminfo');
