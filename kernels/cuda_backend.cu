@@ -277,6 +277,8 @@ groma_cuda_register(void)
 	groma_cuda_ops.ms_deform_attn = groma_cuda_profiled<groma_cuda_ms_deform_attn>("ms_deform_attn", profile);
 	groma_cuda_ops.roi_align = groma_cuda_profiled<groma_cuda_roi_align>("roi_align", profile);
 	groma_cuda_ops.deform_locations = groma_cuda_profiled<groma_cuda_deform_locations>("deform_locations", profile);
+	groma_cuda_ops.topk_rows = groma_cuda_profiled<groma_cuda_topk_rows>("topk_rows", profile);
+	groma_cuda_ops.proposal_queries = groma_cuda_profiled<groma_cuda_proposal_queries>("proposal_queries", profile);
 	groma_cuda_ops.name = "cuda";
 	return groma_ok();
 }

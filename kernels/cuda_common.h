@@ -124,6 +124,9 @@ groma_status groma_cuda_ms_deform_attn(const groma_tensor *value, const int64_t 
 									   groma_tensor *out);
 groma_status groma_cuda_roi_align(const groma_tensor *feat, const groma_tensor *rois, float spatial_scale,
 								  int sampling_ratio, bool aligned, groma_tensor *out);
+groma_status groma_cuda_topk_rows(const groma_tensor *x, int k, groma_tensor *indices);
+groma_status groma_cuda_proposal_queries(const groma_tensor *coords, const groma_tensor *indices, groma_tensor *ref,
+										 groma_tensor *pos);
 groma_status groma_cuda_deform_locations(const groma_tensor *ref, int64_t map_h, int64_t map_w, int points,
 										 groma_tensor *loc);
 }

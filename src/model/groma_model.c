@@ -83,6 +83,7 @@ groma_model_build(groma_model *m)
 		.encoder_points = c->ddetr.encoder_n_points, .decoder_points = c->ddetr.decoder_n_points,
 		.encoder_ffn = c->ddetr.encoder_ffn_dim, .decoder_ffn = c->ddetr.decoder_ffn_dim,
 		.num_queries = c->ddetr.two_stage_num_proposals, .bbox_hidden = c->ddetr.box_head_width,
+		.grid = c->vision.patch_size > 0 ? 448 / c->vision.patch_size : 0,
 	};
 	groma_llama_config lc = {
 		.hidden = c->llm.hidden_size, .layers = c->llm.num_layers, .heads = c->llm.num_heads,
@@ -101,6 +102,8 @@ groma_model_build(groma_model *m)
 	GROMA_TRY(groma_bridge_build(&m->bridge, c->vision.hidden_size, c->llm.hidden_size, &m->src, &m->weights));
 	GROMA_TRY(groma_proposer_build(&m->proposer, &pc, &m->src, &m->weights));
 	GROMA_TRY(groma_region_encoder_build(&m->region, c->vision.hidden_size, &m->src, &m->weights));
+	if (pc.grid > 0)
+		GROMA_TRY(groma_region_encoder_make_coords(&m->region, pc.grid, &m->weights));
 	GROMA_TRY(groma_llama_build(&m->llm, &lc, &m->src, &m->weights));
 	m->select.nms_threshold = (float) c->nms_thres;
 	m->select.score_threshold = (float) c->box_score_thres;

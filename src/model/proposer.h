@@ -31,7 +31,17 @@ typedef struct groma_proposer_config
 	int			decoder_ffn;
 	int			num_queries;	/* two_stage_num_proposals: top-k kept */
 	int			bbox_hidden;	/* box MLP width, fixed at 256 in the original */
+	int			grid;			/* side of the feature map the position tables are built for (0: none) */
 } groma_proposer_config;
+
+/* The tables the proposer needs for an n x n feature map, which depend on n only. */
+typedef struct groma_proposer_tables
+{
+	int64_t		n;				/* map side (0: not built) */
+	groma_tensor pos;			/* [n², d] sine position embedding + level embedding */
+	groma_tensor ref;			/* [n², 2] encoder reference points */
+	groma_tensor proposals;		/* [n², 4] proposal logits (inf where invalid) */
+} groma_proposer_tables;
 
 /* A multi-scale deformable attention block (one feature level). */
 typedef struct groma_msda
@@ -118,6 +128,7 @@ typedef struct groma_proposer
 	groma_tensor class_enc_w,
 				class_enc_b;	/* [1, d], [1] */
 	groma_box_mlp box_enc;		/* bbox_embed[decoder_layers] */
+	groma_proposer_tables tables;	/* for cfg.grid, built with the weights (uploaded once) */
 } groma_proposer;
 
 /* Everything the proposer computes that later steps or parity tests read (batch-first). */
@@ -127,6 +138,7 @@ typedef struct groma_proposer_outputs
 	groma_tensor enc_class;		/* [B, HW] class_embed_enc logits */
 	groma_tensor enc_coord_logits;	/* [B, HW, 4] */
 	int64_t    *topk;			/* [B·K] proposal indices, descending logit (host memory) */
+	groma_tensor topk_rows;		/* [B, K] i32, the same indices where the outputs live */
 	groma_tensor init_ref;		/* [B, K, 4] sigmoid of the top-k logits */
 	groma_tensor query_pos;		/* [B, K, d] */
 	groma_tensor dec_hidden;	/* [L, B, K, d] */
@@ -137,7 +149,14 @@ typedef struct groma_proposer_outputs
 	groma_tensor scores;		/* [B, K] coco^0.4 · sa1b^0.6 of the last layer (host memory) */
 } groma_proposer_outputs;
 
-/* Binds every weight under "perceiver." and checks widths against cfg. */
+/*
+ * Carves the tables for an n x n map from arena and fills them (through
+ * host copies: on a device, one upload each); a temporary is given back.
+ */
+groma_status groma_proposer_make_tables(const groma_proposer *p, int64_t n, groma_arena *arena,
+										groma_proposer_tables *t);
+
+/* Binds every weight under "perceiver." and checks widths against cfg; builds the tables for cfg->grid. */
 groma_status groma_proposer_build(groma_proposer *p, const groma_proposer_config *cfg,
 								  const groma_weight_source *src, groma_arena *weights);
 

@@ -153,5 +153,8 @@ groma_proposer_build(groma_proposer *p, const groma_proposer_config *cfg,
 						 PFX "query_position_embeddings.weight"));
 	GROMA_TRY(bind_linear(src, weights, &p->class_enc_w, &p->class_enc_b, 1, d, PFX "class_embed_enc"));
 	GROMA_TRY(bind_box(src, weights, &p->box_enc, d, cfg->bbox_hidden, cfg->decoder_layers));
+	p->tables.n = 0;
+	if (cfg->grid > 0 && weights != NULL)
+		GROMA_TRY(groma_proposer_make_tables(p, cfg->grid, weights, &p->tables));
 	return groma_ok();
 }

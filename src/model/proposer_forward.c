@@ -65,48 +65,9 @@ ffn_block(const groma_tensor *fc1_w, const groma_tensor *fc1_b, const groma_tens
 	return groma_ok();
 }
 
-/* The size of a square feature map and what host tables built for it need. */
-typedef struct grid_job
-{
-	int			n;				/* map side */
-	int			d;				/* d_model (sine tables) */
-	uint8_t    *valid;			/* [n²] proposal validity (proposal tables) */
-} grid_job;
-
-/* host[d, n, n] = the sine position embedding of the map. */
+/* src[B, n·n, d] = input_proj(mean of the last four hidden states, CLS dropped) flattened row-major. */
 static groma_status
-sine_host(void *ctx, groma_tensor *host)
-{
-	const grid_job *j = ctx;
-
-	return groma_sine_position_embedding(j->n, j->n, j->d, host);
-}
-
-/* host[n², 2] = the encoder reference points of the map. */
-static groma_status
-reference_points_host(void *ctx, groma_tensor *host)
-{
-	const grid_job *j = ctx;
-
-	return groma_encoder_reference_points(j->n, j->n, host);
-}
-
-/* host[n², 4] = the proposal logits of every pixel, validity into j->valid. */
-static groma_status
-proposals_host(void *ctx, groma_tensor *host)
-{
-	const grid_job *j = ctx;
-
-	return groma_output_proposals(j->n, j->n, 0, host, j->valid);
-}
-
-/*
- * src[B, n·n, d] = input_proj(mean of the last four hidden states, CLS
- * dropped) flattened row-major; pos[n·n, d] = sine embedding + level embedding.
- */
-static groma_status
-project_input(const groma_proposer *p, const groma_tensor *hidden, int64_t n, groma_arena *act,
-			  groma_tensor *src, groma_tensor *pos)
+project_input(const groma_proposer *p, const groma_tensor *hidden, int64_t n, groma_arena *act, groma_tensor *src)
 {
 	int64_t		layers = hidden->shape[0],
 				batch = hidden->shape[1],
@@ -117,9 +78,7 @@ project_input(const groma_proposer *p, const groma_tensor *hidden, int64_t n, gr
 				grid,
 				chw,
 				proj,
-				tokens,
-				sine,
-				sine_t;
+				tokens;
 
 	/* mean[B, T, C] of hidden[L-3..L] (summed in layer order, then divided, as torch.mean) */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, t, c}, &mean));
@@ -144,18 +103,7 @@ project_input(const groma_proposer *p, const groma_tensor *hidden, int64_t n, gr
 	GROMA_TRY(groma_layer_norm_channels(&proj, &p->proj_norm_w, &p->proj_norm_b, 1e-6f, &proj));
 	GROMA_TRY(groma_tensor_reshape(&proj, 3, (int64_t[]) {batch, d, n * n}, &tokens));
 	GROMA_TRY(groma_tensor_permute(&tokens, (int[]) {0, 2, 1}, &tokens));
-	GROMA_TRY(groma_copy(&tokens, src));
-
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {d, n, n}, &sine));	/* [d, n, n] */
-	{
-		grid_job	j = {(int) n, (int) d, NULL};
-
-		GROMA_TRY(groma_fill_from_host(&sine, sine_host, &j));
-	}
-	GROMA_TRY(groma_tensor_reshape(&sine, 2, (int64_t[]) {d, n * n}, &sine_t));
-	GROMA_TRY(groma_tensor_permute(&sine_t, (int[]) {1, 0}, &sine_t));
-	GROMA_TRY(groma_copy(&sine_t, pos));
-	return groma_add(pos, &p->level_embed, pos);
+	return groma_copy(&tokens, src);
 }
 
 /* One post-norm encoder layer on x[B, S, d] in place. */
@@ -249,35 +197,6 @@ decoder_layer(const groma_proposer *p, const groma_proposer_decoder_layer *l, gr
 	return groma_ok();
 }
 
-/*
- * pos[B, K, 2d] = sine embedding of the proposals' logits (transformers'
- * get_proposal_pos_embed with num_pos_feats = d/2): for each of the 4
- * coordinates, sigmoid(logit)·2π / 10000^(2·floor(i/2)/(d/2)), sin on even
- * and cos on odd i, interleaved.
- */
-static void
-proposal_pos_embed(const float *logits, int64_t count, int64_t d, float *pos)
-{
-	int64_t		feats = d / 2;
-	const float two_pi = 2.0f * (float) M_PI;
-
-	for (int64_t q = 0; q < count; q++)
-		for (int c = 0; c < 4; c++)
-		{
-			float		v = 1.0f / (1.0f + expf(-logits[q * 4 + c])) * two_pi;
-			float	   *dst = pos + q * 4 * feats + c * feats;
-
-			for (int64_t i = 0; i < feats; i += 2)
-			{
-				float		dim_t = powf(10000.0f, (float) (2 * (i / 2)) / (float) feats);
-
-				dst[i] = sinf(v / dim_t);
-				if (i + 1 < feats)
-					dst[i + 1] = cosf(v / dim_t);
-			}
-		}
-}
-
 /* Carves every output tensor of the forward pass. */
 static groma_status
 carve_outputs(const groma_proposer *p, int64_t batch, int64_t hw, groma_arena *a, groma_arena *host,
@@ -294,6 +213,7 @@ carve_outputs(const groma_proposer *p, int64_t batch, int64_t hw, groma_arena *a
 	o->topk = groma_arena_alloc(host, (size_t) (batch * k) * sizeof(int64_t));
 	if (o->topk == NULL)
 		return groma_error(GROMA_ERR_NO_MEMORY, "proposer: host arena full");
+	GROMA_TRY(groma_arena_tensor(a, GROMA_I32, 2, (int64_t[]) {batch, k}, &o->topk_rows));
 	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 3, (int64_t[]) {batch, k, 4}, &o->init_ref));
 	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 3, (int64_t[]) {batch, k, d}, &o->query_pos));
 	GROMA_TRY(groma_arena_tensor(a, GROMA_F32, 4, (int64_t[]) {l, batch, k, d}, &o->dec_hidden));
@@ -310,38 +230,34 @@ carve_outputs(const groma_proposer *p, int64_t batch, int64_t hw, groma_arena *a
  * the top-K proposals → init_ref (sigmoid) and query_pos (pos_trans).
  */
 static groma_status
-two_stage(const groma_proposer *p, int64_t n, groma_arena *act, groma_arena *host, groma_proposer_outputs *o)
+two_stage(const groma_proposer *p, int64_t n, const groma_tensor *proposals, groma_arena *act, groma_arena *host,
+		  groma_proposer_outputs *o)
 {
 	int64_t		batch = o->memory.shape[0],
 				hw = n * n,
 				d = p->cfg.d_model,
 				k = p->cfg.num_queries;
-	groma_tensor proposals,
-				query,
+	groma_tensor query,
 				delta,
 				logits,
 				pos_in,
-				pos_out,
-				coords;
-	float	   *class_row,
-			   *ref_host,
-			   *pos_host,
-			   *owned;
-	grid_job	grid = {(int) n, (int) d, NULL};
+				pos_out;
+	uint8_t    *valid;
 	size_t		mark = act->used,
 				host_mark = host->used;
-	groma_status st;
 
 	if (k > hw)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "proposer: %lld proposals from %lld pixels", (long long) k, (long long) hw);
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {hw, 4}, &proposals));	/* [HW, 4] logits */
-	grid.valid = groma_arena_alloc(host, (size_t) hw);
-	class_row = groma_arena_alloc(host, (size_t) hw * sizeof(float));	/* [HW] */
-	ref_host = groma_arena_alloc(host, (size_t) (batch * k * 4) * sizeof(float));	/* [B, K, 4] */
-	pos_host = groma_arena_alloc(host, (size_t) (batch * k * 2 * d) * sizeof(float));	/* [B, K, 2d] */
-	if (grid.valid == NULL || class_row == NULL || ref_host == NULL || pos_host == NULL)
+	/* which proposals are valid, computed on the host (their logits are in the tables) */
+	valid = groma_arena_alloc(host, (size_t) hw);
+	if (valid == NULL)
 		return groma_error(GROMA_ERR_NO_MEMORY, "proposer: host arena full");
-	GROMA_TRY(groma_fill_from_host(&proposals, proposals_host, &grid));
+	{
+		groma_tensor scratch;
+
+		GROMA_TRY(groma_arena_tensor(host, GROMA_F32, 2, (int64_t[]) {hw, 4}, &scratch));
+		GROMA_TRY(groma_output_proposals((int) n, (int) n, 0, &scratch, valid));
+	}
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, hw, d}, &query));
 	GROMA_TRY(groma_copy(&o->memory, &query));
 	/* invalid proposals: their memory rows are zeroed (masked_fill), one fill per run of rows */
@@ -351,7 +267,7 @@ two_stage(const groma_proposer *p, int64_t n, groma_arena *act, groma_arena *hos
 			int64_t		run = 0;
 			groma_tensor rows;
 
-			while (i + run < hw && !grid.valid[i + run])
+			while (i + run < hw && !valid[i + run])
 				run++;
 			if (run == 0)
 			{
@@ -369,43 +285,13 @@ two_stage(const groma_proposer *p, int64_t n, groma_arena *act, groma_arena *hos
 	GROMA_TRY(groma_tensor_reshape(&o->enc_class, 3, (int64_t[]) {batch, hw, 1}, &logits));
 	GROMA_TRY(groma_linear(&query, &p->class_enc_w, &p->class_enc_b, &logits));
 	GROMA_TRY(box_mlp(&p->box_enc, &query, act, &o->enc_coord_logits));
-	GROMA_TRY(groma_add(&o->enc_coord_logits, &proposals, &o->enc_coord_logits));
+	GROMA_TRY(groma_add(&o->enc_coord_logits, proposals, &o->enc_coord_logits));
 
-	/* top-K on the host; init_ref = sigmoid of the chosen logits, pos_in their sine embedding */
-	GROMA_TRY(groma_host_image(&o->enc_coord_logits, &coords, &owned));	/* [B, HW, 4] */
-	st = groma_ok();
-	for (int64_t b = 0; b < batch && st.code == GROMA_OK; b++)
-	{
-		groma_tensor row,
-					host_row = groma_f32_1d(class_row, hw);
-		float		topk_logits[4 * 4096];
-
-		if (k > 4096)
-			st = groma_error(GROMA_ERR_INVALID_ARGUMENT, "proposer: more than 4096 queries");
-		if (st.code == GROMA_OK)
-			st = groma_tensor_narrow(&o->enc_class, 0, b, 1, &row);
-		if (st.code == GROMA_OK)
-			st = groma_download(&row, class_row);
-		if (st.code == GROMA_OK)
-			st = groma_topk(&host_row, (int) k, o->topk + b * k, NULL);
-		for (int64_t q = 0; q < k && st.code == GROMA_OK; q++)
-		{
-			const float *src = (const float *) coords.data + (b * hw + o->topk[b * k + q]) * 4;
-			float	   *ref = ref_host + (b * k + q) * 4;
-
-			memcpy(topk_logits + q * 4, src, 4 * sizeof(float));
-			for (int c = 0; c < 4; c++)
-				ref[c] = 1.0f / (1.0f + expf(-src[c]));
-		}
-		if (st.code == GROMA_OK)
-			proposal_pos_embed(topk_logits, k, d, pos_host + b * k * 2 * d);
-	}
-	free(owned);
-	GROMA_TRY(st);
-	GROMA_TRY(groma_upload(ref_host, &o->init_ref));
+	/* top-K where the logits live; init_ref = sigmoid of the chosen logits, pos_in their sine embedding */
+	GROMA_TRY(groma_topk_rows(&o->enc_class, (int) k, &o->topk_rows));
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, k, 2 * d}, &pos_in));	/* [B, K, 2d] */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, k, 2 * d}, &pos_out));
-	GROMA_TRY(groma_upload(pos_host, &pos_in));
+	GROMA_TRY(groma_proposal_queries(&o->enc_coord_logits, &o->topk_rows, &o->init_ref, &pos_in));
 	GROMA_TRY(groma_linear(&pos_in, &p->pos_trans_w, &p->pos_trans_b, &pos_out));
 	GROMA_TRY(groma_layer_norm(&pos_out, &p->pos_norm_w, &p->pos_norm_b, 1e-5f, &pos_out));
 	{
@@ -494,22 +380,27 @@ decode(const groma_proposer *p, int64_t n, groma_arena *act, groma_arena *host, 
 		GROMA_TRY(groma_tensor_reshape(&logit_slot, 3, (int64_t[]) {batch, k, 1}, &logit_slot));
 		GROMA_TRY(groma_linear(&x, &dl->sa1b_w, &dl->sa1b_b, &logit_slot));
 	}
-	/* score = sigmoid(coco)^0.4 · sigmoid(sa1b)^0.6 of the last layer, on the host */
+	/* score = sigmoid(coco)^0.4 · sigmoid(sa1b)^0.6 of the last layer, on the host, with the top-k indices */
 	{
 		groma_tensor coco,
 					sa1b;
 		float	   *coco_host,
 				   *sa1b_host;
+		int32_t    *topk_host;
 		size_t		host_mark = host->used;
 
 		coco_host = groma_arena_alloc(host, (size_t) (batch * k) * sizeof(float));
 		sa1b_host = groma_arena_alloc(host, (size_t) (batch * k) * sizeof(float));
-		if (coco_host == NULL || sa1b_host == NULL)
+		topk_host = groma_arena_alloc(host, (size_t) (batch * k) * sizeof(int32_t));
+		if (coco_host == NULL || sa1b_host == NULL || topk_host == NULL)
 			return groma_error(GROMA_ERR_NO_MEMORY, "proposer: host arena full");
 		GROMA_TRY(groma_tensor_narrow(&o->logits_coco, 0, layers - 1, 1, &coco));
 		GROMA_TRY(groma_tensor_narrow(&o->logits_sa1b, 0, layers - 1, 1, &sa1b));
 		GROMA_TRY(groma_download(&coco, coco_host));
 		GROMA_TRY(groma_download(&sa1b, sa1b_host));
+		GROMA_TRY(groma_download(&o->topk_rows, (float *) topk_host));
+		for (int64_t i = 0; i < batch * k; i++)
+			o->topk[i] = topk_host[i];
 		for (int64_t i = 0; i < batch * k; i++)
 			((float *) o->scores.data)[i] = powf(1.0f / (1.0f + expf(-coco_host[i])), 0.4f) *
 				powf(1.0f / (1.0f + expf(-sa1b_host[i])), 0.6f);
@@ -525,10 +416,9 @@ groma_proposer_forward(const groma_proposer *p, const groma_tensor *hidden, grom
 					   groma_arena *out_arena, groma_arena *host, groma_proposer_outputs *out)
 {
 	int64_t		batch,
-				n,
-				d = p->cfg.d_model;
-	groma_tensor pos,
-				ref;
+				n;
+	groma_proposer_tables tables;
+	groma_tensor ref;
 	size_t		mark;
 
 	GROMA_TRY(groma_check_f32_anywhere("proposer", "hidden", hidden));
@@ -543,24 +433,22 @@ groma_proposer_forward(const groma_proposer *p, const groma_tensor *hidden, grom
 						   (long long) hidden->shape[2]);
 	GROMA_TRY(carve_outputs(p, batch, n * n, out_arena, host, out));
 	mark = act->used;			/* outputs stay when out_arena is act */
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n * n, d}, &pos));	/* [HW, d] */
-	GROMA_TRY(project_input(p, hidden, n, act, &out->memory, &pos));
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, n * n, 2}, &ref));	/* [B, HW, 2] */
-	for (int64_t b = 0; b < batch; b++)
-	{
-		groma_tensor rb;
-
-		GROMA_TRY(groma_tensor_narrow(&ref, 0, b, 1, &rb));
-		GROMA_TRY(groma_tensor_reshape(&rb, 2, (int64_t[]) {n * n, 2}, &rb));
-		{
-			grid_job	j = {(int) n, (int) d, NULL};
-
-			GROMA_TRY(groma_fill_from_host(&rb, reference_points_host, &j));
-		}
-	}
+	tables = p->tables;
+	if (tables.n != n)
+		GROMA_TRY(groma_proposer_make_tables(p, n, act, &tables));	/* a map the model was not built for */
+	GROMA_TRY(project_input(p, hidden, n, act, &out->memory));
+	/* every image attends from the same reference points: [B, n², 2] with batch stride 0 */
+	ref = tables.ref;
+	ref.ndim = 3;
+	ref.shape[0] = batch;
+	ref.shape[1] = n * n;
+	ref.shape[2] = 2;
+	ref.stride[0] = 0;
+	ref.stride[1] = 2;
+	ref.stride[2] = 1;
 	for (int i = 0; i < p->cfg.encoder_layers; i++)
-		GROMA_TRY(encoder_layer(&p->enc[i], &out->memory, &pos, &ref, n, act));
-	GROMA_TRY(two_stage(p, n, act, host, out));
+		GROMA_TRY(encoder_layer(&p->enc[i], &out->memory, &tables.pos, &ref, n, act));
+	GROMA_TRY(two_stage(p, n, &tables.proposals, act, host, out));
 	GROMA_TRY(decode(p, n, act, host, out));
 	act->used = mark;
 	return groma_ok();

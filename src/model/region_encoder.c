@@ -122,16 +122,20 @@ coordinates_host(void *ctx, groma_tensor *host)
 
 /*
  * x[B, C + 2, s, s] = the hidden state as a map resized to s (bilinear,
- * align_corners) followed by x and y coordinate channels in [-1, 1].
+ * align_corners) followed by x and y coordinate channels in [-1, 1], copied
+ * from coords[1, 2, s, s] (the table built with the model) or, without it,
+ * made on the host for the first image and copied to the others.
  */
 static groma_status
-level_input(const groma_tensor *h, int64_t n, int64_t s, groma_arena *act, groma_tensor *x)
+level_input(const groma_tensor *h, int64_t n, int64_t s, const groma_tensor *coords, groma_arena *act,
+			groma_tensor *x)
 {
 	int64_t		batch = h->shape[0],
 				c = h->shape[2];
 	groma_tensor grid,
 				map,
-				feat;
+				feat,
+				first;
 
 	/* [B, 1 + n², C] → [B, C, n, n] */
 	GROMA_TRY(groma_tensor_narrow(h, 1, 1, n * n, &grid));
@@ -155,7 +159,28 @@ level_input(const groma_tensor *h, int64_t n, int64_t s, groma_arena *act, groma
 		}
 		GROMA_TRY(groma_tensor_narrow(x, 0, b, 1, &feat));
 		GROMA_TRY(groma_tensor_narrow(&feat, 1, c, 2, &feat));
-		GROMA_TRY(groma_fill_from_host(&feat, coordinates_host, NULL));
+		if (coords != NULL && coords->data != NULL && coords->shape[3] == s)
+			GROMA_TRY(groma_copy(coords, &feat));
+		else if (b == 0)
+			GROMA_TRY(groma_fill_from_host(&feat, coordinates_host, NULL));
+		else
+			GROMA_TRY(groma_copy(&first, &feat));
+		if (b == 0)
+			first = feat;
+	}
+	return groma_ok();
+}
+
+/* Builds the coordinate channels of every level for an n x n map; see region_encoder.h. */
+groma_status
+groma_region_encoder_make_coords(groma_region_encoder *e, int64_t n, groma_arena *arena)
+{
+	for (int l = 0; l < GROMA_REGION_LEVELS; l++)
+	{
+		int64_t		s = n << (GROMA_REGION_LEVELS - 1 - l);	/* 4n, 2n, n */
+
+		GROMA_TRY(groma_arena_tensor(arena, GROMA_F32, 4, (int64_t[]) {1, 2, s, s}, &e->coords[l]));
+		GROMA_TRY(groma_fill_from_host(&e->coords[l], coordinates_host, NULL));
 	}
 	return groma_ok();
 }
@@ -238,7 +263,7 @@ groma_region_fuse(const groma_region_encoder *e, const groma_tensor *hidden, gro
 		GROMA_TRY(groma_tensor_narrow(hidden, 0, layers - 3 + l, 1, &h));
 		GROMA_TRY(groma_tensor_reshape(&h, 3, (int64_t[]) {batch, n * n + 1, c}, &h));
 		GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {batch, c + 2, s, s}, &x));
-		GROMA_TRY(level_input(&h, n, s, act, &x));
+		GROMA_TRY(level_input(&h, n, s, &e->coords[l], act, &x));
 		GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {batch, ee, s, s}, &cur.level[l]));
 		GROMA_TRY(groma_conv2d(&x, &e->input_conv_w[l], &e->input_conv_b[l], 1, 0, act, &cur.level[l]));
 	}

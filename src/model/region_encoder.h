@@ -47,6 +47,7 @@ typedef struct groma_region_encoder
 				flat_b;			/* [mid, E·14·14], [mid] */
 	groma_tensor up_w,
 				up_b;			/* [out, mid], [out] */
+	groma_tensor coords[GROMA_REGION_LEVELS];	/* [1, 2, s, s] x and y channels per level; data NULL until made */
 } groma_region_encoder;
 
 /* Bytes groma_region_encoder_prepare_cpu takes from its arena (alignment included). */
@@ -68,6 +69,13 @@ typedef struct groma_region_maps
 /* Binds region_encoder.* for DINOv2 width c, taking the other widths from the weights. */
 groma_status groma_region_encoder_build(groma_region_encoder *e, int64_t c,
 										const groma_weight_source *src, groma_arena *weights);
+
+/*
+ * Makes the coordinate channels every level's input gets for an n x n map
+ * (linspace(-1, 1) along x and y) in arena, once with the weights, so a
+ * forward pass on such a map uploads none.
+ */
+groma_status groma_region_encoder_make_coords(groma_region_encoder *e, int64_t n, groma_arena *arena);
 
 /*
  * Builds the fused maps from hidden[L + 1, B, 1 + n², C] (its last three

@@ -76,6 +76,9 @@ typedef struct groma_device_ops
 									groma_tensor *out);
 	groma_status (*roi_align) (const groma_tensor *feat, const groma_tensor *rois, float spatial_scale,
 							   int sampling_ratio, bool aligned, groma_tensor *out);
+	groma_status (*topk_rows) (const groma_tensor *x, int k, groma_tensor *indices);
+	groma_status (*proposal_queries) (const groma_tensor *coords, const groma_tensor *indices, groma_tensor *ref,
+									  groma_tensor *pos);
 	groma_status (*deform_locations) (const groma_tensor *ref, int64_t map_h, int64_t map_w, int points,
 									  groma_tensor *loc);
 } groma_device_ops;

@@ -61,12 +61,13 @@ groma_fill_random(groma_tensor *t, uint64_t seed, float scale)
 	return groma_ok();
 }
 
-/* Checks that t is a contiguous f32 tensor with data, for a transfer. */
+/* Checks that t is a contiguous f32 (or i32: 4-byte values all the same) tensor with data, for a transfer. */
 static groma_status
 check_transfer(const char *op, const groma_tensor *t)
 {
-	if (t->dtype != GROMA_F32 || (t->data == NULL && groma_tensor_numel(t) > 0) || !groma_tensor_is_contiguous(t))
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: a contiguous f32 tensor is needed", op);
+	if ((t->dtype != GROMA_F32 && t->dtype != GROMA_I32) || (t->data == NULL && groma_tensor_numel(t) > 0) ||
+		!groma_tensor_is_contiguous(t))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: a contiguous f32 or i32 tensor is needed", op);
 	return groma_ok();
 }
 

@@ -183,10 +183,10 @@ groma_status groma_fill_random(groma_tensor *t, uint64_t seed, float scale);
 /* Waits until the work queued on device has finished (nothing to wait for on the CPU). */
 groma_status groma_synchronize(groma_device device);
 
-/* Copies numel(t) floats from host memory into the contiguous tensor t, wherever t lives. */
+/* Copies numel(t) floats (or i32 values) from host memory into the contiguous tensor t, wherever t lives. */
 groma_status groma_upload(const float *host, groma_tensor *t);
 
-/* Copies the contiguous tensor t, wherever it lives, into host memory. */
+/* Copies the contiguous f32 (or i32) tensor t, wherever it lives, into host memory. */
 groma_status groma_download(const groma_tensor *t, float *host);
 
 /* Computes a tensor's values on the host: fn fills `host`, shaped like the destination. */

@@ -153,6 +153,27 @@ groma_status groma_nms(const groma_tensor *boxes, const groma_tensor *scores, fl
 groma_status groma_topk(const groma_tensor *x, int k, int64_t *indices, float *values);
 
 /*
+ * indices[B, K] (i32) = groma_topk of every row of x[B, N], on x's device
+ * (K at most 4096).
+ */
+groma_status groma_topk_rows(const groma_tensor *x, int k, groma_tensor *indices);
+
+/*
+ * The two-stage proposer's queries from the proposals indices[B, K] (i32)
+ * picks out of coords[B, N, 4] (box logits): ref[B, K, 4] = their sigmoid,
+ * pos[B, K, 4F] = for each coordinate c, F features sin/cos(sigmoid(c) ·
+ * 2π / 10000^(2·floor(i/2)/F)) interleaved (transformers'
+ * get_proposal_pos_embed with num_pos_feats = F), on coords' device.
+ */
+groma_status groma_proposal_queries(const groma_tensor *coords, const groma_tensor *indices, groma_tensor *ref,
+									groma_tensor *pos);
+
+/* The argument checks of groma_topk_rows and groma_proposal_queries, shared with the GPU's entry points. */
+groma_status groma_topk_rows_check(const groma_tensor *x, int k, const groma_tensor *indices);
+groma_status groma_proposal_queries_check(const groma_tensor *coords, const groma_tensor *indices,
+										  const groma_tensor *ref, const groma_tensor *pos);
+
+/*
  * y = log(max(x', eps) / max(1 - x', eps)) with x' = x clamped to [0, 1]
  * (transformers' inverse_sigmoid); NaN stays NaN; any shape; y may be x.
  */

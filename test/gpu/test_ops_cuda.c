@@ -341,6 +341,66 @@ test_linear_int8(void)
 	}
 }
 
+/*
+ * The proposer's query selection: top-k of every row gives the CPU's
+ * indices exactly (values on a coarse grid, so ties are many, and a NaN),
+ * and the reference boxes and sine inputs of the chosen proposals match.
+ */
+static void
+test_proposal_queries(void)
+{
+	int64_t		batch = 3,
+				n = 1024,
+				k = 300,
+				d = 64;
+	groma_tensor x = rand_host(2, (int64_t[]) {batch, n}),
+				coords = rand_host(3, (int64_t[]) {batch, n, 4}),
+				ref = like_host(&(groma_tensor) {.ndim = 3, .shape = {batch, k, 4}}),
+				pos = like_host(&(groma_tensor) {.ndim = 3, .shape = {batch, k, 2 * d}}),
+				idx,
+				didx;
+	groma_tensor dcoords,
+				dref,
+				dpos,
+				dx;
+	groma_status a,
+				g;
+
+	for (int64_t i = 0; i < batch * n; i++)
+		((float *) x.data)[i] = roundf(((float *) x.data)[i] * 20.0f);	/* 41 levels: ties everywhere */
+	((float *) x.data)[n + 7] = NAN;
+	dx = to_dev(&x);
+	dcoords = to_dev(&coords);
+	dref = to_dev(&ref);
+	dpos = to_dev(&pos);
+	a = groma_arena_tensor(&host, GROMA_I32, 2, (int64_t[]) {batch, k}, &idx);
+	g = groma_arena_tensor(&dev, GROMA_I32, 2, (int64_t[]) {batch, k}, &didx);
+	if (a.code == GROMA_OK)
+		a = groma_topk_rows(&x, (int) k, &idx);
+	if (g.code == GROMA_OK)
+		g = groma_topk_rows(&dx, (int) k, &didx);
+	if (a.code == GROMA_OK && g.code == GROMA_OK && groma_cuda_ops.synchronize().code == GROMA_OK)
+	{
+		int32_t    *back = malloc((size_t) (batch * k) * sizeof(int32_t));
+		bool		same;
+
+		groma_cuda_ops.to_host(back, didx.data, (size_t) (batch * k) * sizeof(int32_t));
+		same = memcmp(back, idx.data, (size_t) (batch * k) * sizeof(int32_t)) == 0 && back[k] == 7;
+		printf("%s - %-10s [3,1024] k 300, ties and a NaN: the CPU's indices\n", same ? "ok" : "not ok", "topk_rows");
+		same ? passed++ : failed++;
+		free(back);
+	}
+	else
+	{
+		printf("not ok - topk_rows: cpu %s / gpu %s\n", a.message, g.message);
+		failed++;
+		return;
+	}
+	compare("proposal", "queries ref [3,300,4]", &ref, &dref, 1e-12, groma_proposal_queries(&coords, &idx, &ref, &pos),
+			groma_proposal_queries(&dcoords, &didx, &dref, &dpos));
+	compare("proposal", "queries pos [3,300,128]", &pos, &dpos, 1e-12, groma_ok(), groma_ok());
+}
+
 /* matmul with transposes and a permuted head view. */
 static void
 test_matmul(void)
@@ -1405,6 +1465,7 @@ main(void)
 	test_linear_16bit();
 	test_linear_few_rows();
 	test_linear_int8();
+	test_proposal_queries();
 	test_matmul();
 	test_elementwise();
 	test_rowwise();

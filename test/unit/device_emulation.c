@@ -24,6 +24,7 @@ static region regions[MAX_REGIONS];
 static int	n_regions;
 static int	depth;				/* nesting of open/close */
 static long calls;
+static long transfers;			/* host/device copies: each one a synchronising round trip on a GPU */
 static groma_device_ops saved;
 
 /* Sets the protection of every region. */
@@ -49,6 +50,13 @@ device_emulation_close(void)
 {
 	if (--depth == 0)
 		protect_all(PROT_NONE);
+}
+
+/* Host/device copies made so far; see device_emulation.h. */
+long
+device_emulation_transfers(void)
+{
+	return transfers;
 }
 
 /* Entry points made so far; see device_emulation.h. */
@@ -95,6 +103,7 @@ emu_free(void *p)
 static groma_status
 emu_to_device(void *dst, const void *src, size_t bytes)
 {
+	transfers++;
 	device_emulation_open();
 	memcpy(dst, src, bytes);
 	device_emulation_close();
@@ -105,6 +114,7 @@ emu_to_device(void *dst, const void *src, size_t bytes)
 static groma_status
 emu_to_host(void *dst, const void *src, size_t bytes)
 {
+	transfers++;
 	device_emulation_open();
 	memcpy(dst, src, bytes);
 	device_emulation_close();
@@ -340,6 +350,22 @@ emu_deform_locations(const groma_tensor *ref, int64_t map_h, int64_t map_w, int 
 	EMULATE(groma_deform_locations(cpu(ref, &s[0]), map_h, map_w, points, cpu(loc, &s[1])));
 }
 
+static groma_status
+emu_topk_rows(const groma_tensor *x, int k, groma_tensor *indices)
+{
+	groma_tensor s[2];
+
+	EMULATE(groma_topk_rows(cpu(x, &s[0]), k, cpu(indices, &s[1])));
+}
+
+static groma_status
+emu_proposal_queries(const groma_tensor *coords, const groma_tensor *indices, groma_tensor *ref, groma_tensor *pos)
+{
+	groma_tensor s[4];
+
+	EMULATE(groma_proposal_queries(cpu(coords, &s[0]), cpu(indices, &s[1]), cpu(ref, &s[2]), cpu(pos, &s[3])));
+}
+
 /* Attention needs CPU scratch for its score rows; the caller's is device memory, so it makes its own. */
 static groma_status
 emu_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale, bool causal,
@@ -456,6 +482,7 @@ device_emulation_install(void)
 		.group_norm = emu_group_norm, .layer_norm_channels = emu_layer_norm_channels,
 		.embedding = emu_embedding, .resize_bilinear = emu_resize_bilinear,
 		.ms_deform_attn = emu_ms_deform_attn, .roi_align = emu_roi_align, .deform_locations = emu_deform_locations,
+		.topk_rows = emu_topk_rows, .proposal_queries = emu_proposal_queries,
 	};
 	calls = 0;
 }

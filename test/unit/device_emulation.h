@@ -26,4 +26,7 @@ void		device_emulation_close(void);
 /* Number of entry points called since install (transfers and ops). */
 long		device_emulation_calls(void);
 
+/* Number of host-to-device and device-to-host copies since the process started. */
+long		device_emulation_transfers(void);
+
 #endif							/* GROMA_DEVICE_EMULATION_H */

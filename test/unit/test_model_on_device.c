@@ -199,6 +199,55 @@ done:
 	golden_case_close(&gc);
 }
 
+/* per image: its pixels up, its proposals' boxes down, its regions' RoIs and boxes up */
+#define PER_IMAGE_TRANSFERS 4
+/* per pass: the proposer's class logits of both heads and its top-k indices down */
+#define PER_BATCH_TRANSFERS 3
+
+/*
+ * Host round trips of vision on the device: a pass over 1 and over 2
+ * images copies between host and device only what each image needs to
+ * (PER_IMAGE_TRANSFERS) plus the proposer's results once: the tables the
+ * proposer and the region encoder read are uploaded with the weights and
+ * the two-stage top-k runs on the device.
+ */
+UNIT_TEST(test_vision_round_trips_on_device)
+{
+	groma_jpeg_limits limits = groma_jpeg_default_limits();
+	groma_vision_input in[2];
+	groma_vision_result res[2];
+	groma_status each[2];
+	long		before,
+				one,
+				two;
+	device_run	r;
+
+	if (!device_run_open(&r, 0, GROMA_F32))
+	{
+		device_run_close(&r);
+		return;
+	}
+	for (int i = 0; i < 2; i++)
+		in[i] = (groma_vision_input) {.jpeg = r.jpeg, .len = r.len, .limits = &limits};
+	before = device_emulation_transfers();
+	CHECK(groma_vision_run_batch(r.dev_model, 1, in, &r.act, &r.out, &r.host, res, each).code == GROMA_OK);
+	one = device_emulation_transfers() - before;
+	r.act.used = r.out.used = r.host.used = 0;
+	before = device_emulation_transfers();
+	{
+		groma_status st = groma_vision_run_batch(r.dev_model, 2, in, &r.act, &r.out, &r.host, res, each);
+
+		CHECKF(st.code == GROMA_OK, "2 images: %s", st.message);
+	}
+	two = device_emulation_transfers() - before;
+	unit_note("vision on the device: %ld host/device copies for 1 image, %ld for 2", one, two);
+	CHECKF(two - one == PER_IMAGE_TRANSFERS, "2 images copy %ld times more than 1, want %d", two - one,
+		   PER_IMAGE_TRANSFERS);
+	CHECKF(one <= PER_IMAGE_TRANSFERS + PER_BATCH_TRANSFERS, "one image copies %ld times, want at most %d", one,
+		   PER_IMAGE_TRANSFERS + PER_BATCH_TRANSFERS);
+	device_run_close(&r);
+}
+
 /* Writes 2·i into value i of a host tensor and counts the call (a fill_from_host callback). */
 static groma_status
 twice_index(void *ctx, groma_tensor *host)

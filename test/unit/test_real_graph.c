@@ -47,8 +47,8 @@ shape_find(void *ctx, const char *name, groma_tensor *out)
 		for (int d = 0; d < nd; d++)
 			numel *= dims[d] = json_integer_value(json_array_get(shape, (size_t) d));
 		s->used[i] = true;
-		/* Position tables are resized at build time: give them real (zero) memory. */
-		if (strstr(name, "position_embeddings") != NULL && s->n_small < 2048)
+		/* Position tables are resized, and the level embedding added into one, at build time: real (zero) memory. */
+		if ((strstr(name, "position_embeddings") != NULL || strstr(name, "level_embed") != NULL) && s->n_small < 2048)
 		{
 			s->small[s->n_small] = calloc((size_t) numel, sizeof(float));
 			*out = groma_tensor_view(s->small[s->n_small++], GROMA_F32, nd, dims);
