@@ -10,22 +10,23 @@
 #define THREADS 256
 
 /*
- * col[n, r, oy·wo + ox] = x[n, c, oy·s - p + i, ox·s - p + j] (0 outside)
- * for row r = row0 + blockIdx.y = (c·kh + i)·kw + j of the kdim rows, image
- * n = blockIdx.z of the chunk and output pixel blockIdx.x · blockDim.x +
- * threadIdx.x, stored as col_type (f32, or rounded to bf16/f16 for 16-bit
- * weights).  The grid carries the row and image, so a thread divides
- * 32-bit numbers once (64-bit divisions per element were the cost).
+ * col[n, r, q] = x[n, c, oy·s - p + i, ox·s - p + j] (0 outside) for output
+ * pixel p0 + q = oy·wo + ox of a band of pcount pixels, row r = row0 +
+ * blockIdx.y = (c·kh + i)·kw + j of the kdim rows, image n = blockIdx.z of
+ * the chunk and q = blockIdx.x · blockDim.x + threadIdx.x, stored as
+ * col_type (f32, or rounded to bf16/f16 for 16-bit weights).  The grid
+ * carries the row and image, so a thread divides 32-bit numbers once
+ * (64-bit divisions per element were the cost).
  */
 __global__ static void
-im2col_kernel(const float *x, int64_t c_in, int h, int w, int kh, int kw, int stride, int pad, int ho, int wo,
-			  int64_t row0, int64_t kdim, groma_dtype col_type, void *col)
+im2col_kernel(const float *x, int64_t c_in, int h, int w, int kh, int kw, int stride, int pad, int wo, unsigned p0,
+			  unsigned pcount, int64_t row0, int64_t kdim, groma_dtype col_type, void *col)
 {
-	unsigned	p = blockIdx.x * blockDim.x + threadIdx.x,
-				plane = (unsigned) ho * (unsigned) wo;
+	unsigned	q = blockIdx.x * blockDim.x + threadIdx.x,
+				p = p0 + q;
 	int64_t		row = row0 + blockIdx.y,
 				n = blockIdx.z,
-				idx = (n * kdim + row) * (int64_t) plane + p;
+				idx = (n * kdim + row) * (int64_t) pcount + q;
 	unsigned	row32 = (unsigned) row;	/* kdim fits an int (groma_cuda_gemm_dims) */
 	int			j = (int) (row32 % (unsigned) kw),
 				i = (int) ((row32 / (unsigned) kw) % (unsigned) kh),
@@ -35,7 +36,7 @@ im2col_kernel(const float *x, int64_t c_in, int h, int w, int kh, int kw, int st
 	int64_t		c = row32 / ((unsigned) kw * (unsigned) kh);
 	float		v;
 
-	if (p >= plane)
+	if (q >= pcount)
 		return;
 	oy = (int) (p / (unsigned) wo);
 	iy = oy * stride - pad + i;
@@ -49,20 +50,39 @@ im2col_kernel(const float *x, int64_t c_in, int h, int w, int kh, int kw, int st
 		((float *) col)[idx] = v;
 }
 
-/* Queues im2col_kernel for the `images` images at xn: rows in launches of at most 65535. */
-static groma_status
-im2col(const float *xn, int64_t images, int64_t c_in, int64_t h, int64_t w, int64_t kh, int64_t kw, int stride,
-	   int pad, int64_t ho, int64_t wo, groma_dtype col_type, void *col)
+/* The shape of one convolution: input, kernel, stride, padding and output sides. */
+typedef struct conv_shape
 {
-	int64_t		kdim = c_in * kh * kw;
+	int64_t		c_in,
+				h,
+				w,
+				kh,
+				kw,
+				ho,
+				wo;
+	int			stride,
+				pad;
+} conv_shape;
+
+/*
+ * Queues im2col_kernel for the `images` images at xn over the output
+ * pixels [p0, p0 + pcount): col[images, kdim, pcount]; rows in launches of
+ * at most 65535.
+ */
+static groma_status
+im2col(const float *xn, int64_t images, const conv_shape *cs, int64_t p0, int64_t pcount, groma_dtype col_type,
+	   void *col)
+{
+	int64_t		kdim = cs->c_in * cs->kh * cs->kw;
 
 	for (int64_t row0 = 0; row0 < kdim; row0 += 65535)
 	{
-		dim3		grid(groma_cuda_blocks(ho * wo, THREADS), (unsigned) (kdim - row0 < 65535 ? kdim - row0 : 65535),
+		dim3		grid(groma_cuda_blocks(pcount, THREADS), (unsigned) (kdim - row0 < 65535 ? kdim - row0 : 65535),
 						 (unsigned) images);
 
-		im2col_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>(xn, c_in, (int) h, (int) w, (int) kh, (int) kw,
-																 stride, pad, (int) ho, (int) wo, row0, kdim,
+		im2col_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>(xn, cs->c_in, (int) cs->h, (int) cs->w, (int) cs->kh,
+																 (int) cs->kw, cs->stride, cs->pad, (int) cs->wo,
+																 (unsigned) p0, (unsigned) pcount, row0, kdim,
 																 col_type, col);
 		GROMA_TRY(groma_cuda_launched("conv2d im2col"));
 	}
@@ -84,38 +104,63 @@ fill_channels_kernel(float *y, const float *b, int64_t images, int64_t channels,
 
 /*
  * y[n][O, P] += w[O, K] · col[n][K, P] for each image of a chunk, as
- * yᵀ = colᵀ · wᵀ in column-major; w is shared (stride 0).  16-bit weights
- * multiply on tensor cores with col in the same type, f32 accumulation.
+ * yᵀ = colᵀ · wᵀ in column-major; w is shared (stride 0).  P = pixels
+ * columns of y, whose rows are ldy apart (a band of an image's plane).
+ * 16-bit weights multiply on tensor cores with col in the same type, f32
+ * accumulation.
  */
 static groma_status
-conv_gemm(const groma_tensor *w, const void *col, int64_t col_stride, int64_t images, int64_t plane, int64_t c_out,
-		  int64_t kdim, float *y)
+conv_gemm(const groma_tensor *w, const void *col, int64_t col_stride, int64_t images, int64_t pixels, int64_t ldy,
+		  int64_t c_out, int64_t kdim, float *y)
 {
 	const float one = 1.0f;
 	cudaDataType_t type = w->dtype == GROMA_BF16 ? CUDA_R_16BF : CUDA_R_16F;
 	groma_status st;
 
 	if (w->dtype == GROMA_F32)
-		return groma_cublas_status(cublasSgemmStridedBatched(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) plane,
+		return groma_cublas_status(cublasSgemmStridedBatched(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) pixels,
 															 (int) c_out, (int) kdim, &one, (const float *) col,
-															 (int) plane, col_stride, (const float *) w->data,
-															 (int) kdim, 0, &one, y, (int) plane, c_out * plane,
+															 (int) pixels, col_stride, (const float *) w->data,
+															 (int) kdim, 0, &one, y, (int) ldy, c_out * ldy,
 															 (int) images), "conv2d: cublasSgemmStridedBatched");
 	/* the handle is pedantic for the f32 GEMMs' sake; 16-bit products may take any tensor-core kernel */
 	cublasSetMathMode(groma_cuda_blas(), CUBLAS_DEFAULT_MATH);
-	st = groma_cublas_status(cublasGemmStridedBatchedEx(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) plane,
-														(int) c_out, (int) kdim, &one, col, type, (int) plane,
+	st = groma_cublas_status(cublasGemmStridedBatchedEx(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) pixels,
+														(int) c_out, (int) kdim, &one, col, type, (int) pixels,
 														col_stride, w->data, type, (int) kdim, 0, &one, y, CUDA_R_32F,
-														(int) plane, c_out * plane, (int) images, CUBLAS_COMPUTE_32F,
+														(int) ldy, c_out * ldy, (int) images, CUBLAS_COMPUTE_32F,
 														CUBLAS_GEMM_DEFAULT), "conv2d: cublasGemmStridedBatchedEx");
 	cublasSetMathMode(groma_cuda_blas(), CUBLAS_PEDANTIC_MATH);
 	return st;
 }
 
 /*
+ * One image whose im2col does not fit the room: its output rows in bands
+ * of `rows` (col holds one band), one im2col and one GEMM each, into yn
+ * (which already holds the bias).
+ */
+static groma_status
+conv_image_in_bands(const float *xn, const groma_tensor *w, const conv_shape *cs, int64_t rows, void *col, float *yn)
+{
+	int64_t		kdim = cs->c_in * cs->kh * cs->kw,
+				plane = cs->ho * cs->wo;
+
+	for (int64_t oy = 0; oy < cs->ho; oy += rows)
+	{
+		int64_t		band = (cs->ho - oy < rows ? cs->ho - oy : rows) * cs->wo;
+
+		GROMA_TRY(im2col(xn, 1, cs, oy * cs->wo, band, w->dtype, col));
+		GROMA_TRY(conv_gemm(w, col, kdim * band, 1, band, plane, w->shape[0], kdim, yn + oy * cs->wo));
+	}
+	return groma_ok();
+}
+
+/*
  * y = conv2d(x, w) (+ b); see ops.h.  Images go in chunks: one im2col, one
  * bias fill and one strided-batched GEMM per chunk (the weights shared), so
- * 100 region maps cost a few launches, not 300.  scratch must be a device
+ * 100 region maps cost a few launches, not 300; an image whose im2col
+ * alone exceeds the room (at most CONV_CHUNK_BYTES) goes in bands of output
+ * rows, so no convolution needs more scratch than that.  scratch must be a device
  * arena for the im2col buffer (f32 1x1 convolutions need none; with 16-bit
  * weights the "im2col" of a 1x1 convolution is x rounded to that type).
  */
@@ -134,8 +179,10 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 				wo,
 				kdim,
 				plane,
-				chunk = 1;
+				chunk = 1,
+				band_rows = 0;	/* > 0: one image at a time, in bands of that many output rows */
 	bool		direct;
+	conv_shape	cs;
 	void	   *col = NULL;
 	size_t		mark = scratch ? scratch->used : 0,
 				elem = w && w->dtype != GROMA_F32 ? 2 : sizeof(float);
@@ -153,6 +200,7 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 	wo = (wd + 2 * padding - kw) / stride + 1;
 	plane = ho * wo;
 	kdim = c_in * kh * kw;
+	cs = conv_shape{c_in, h, wd, kh, kw, ho, wo, stride, padding};
 	if (y->shape[0] != batch || y->shape[1] != c_out || y->shape[2] != ho || y->shape[3] != wo ||
 		(b && groma_tensor_numel(b) != c_out))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "conv2d: y or b has the wrong shape");
@@ -166,18 +214,33 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 		chunk = batch > 65535 ? 65535 : batch;
 	else if (kdim > 0)
 	{
-		/* rounded up as the arena rounds, so `chunk` images always fit */
+		/* rounded up as the arena rounds, so `chunk` images (or `band_rows` output rows) always fit */
 		size_t		per_image = ((size_t) (kdim * plane) * elem + GROMA_ARENA_ALIGN - 1) / GROMA_ARENA_ALIGN *
 			GROMA_ARENA_ALIGN,
+					per_row = (size_t) (kdim * wo) * elem,
 					room;
 
 		if (scratch == NULL || scratch->device != GROMA_DEVICE_CUDA)
 			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "conv2d: a device scratch arena is needed on the GPU");
 		room = scratch->size - scratch->used;
 		room = room < CONV_CHUNK_BYTES ? room : CONV_CHUNK_BYTES;
+		room = room > GROMA_ARENA_ALIGN ? room - GROMA_ARENA_ALIGN : 0;
 		chunk = (int64_t) (room / per_image);
-		chunk = chunk < 1 ? 1 : chunk > batch ? batch : chunk > 65535 ? 65535 : chunk;	/* images: grid z */
-		col = groma_arena_alloc(scratch, (size_t) chunk * per_image);	/* [chunk, C·kh·kw, Ho·Wo] */
+		chunk = chunk > batch ? batch : chunk > 65535 ? 65535 : chunk;	/* images: grid z */
+		if (chunk == 0)
+		{
+			/* not one image's im2col fits: each image in bands of output rows */
+			band_rows = (int64_t) (room / per_row);
+			band_rows = band_rows > ho ? ho : band_rows;
+			if (band_rows == 0)
+				return groma_error(GROMA_ERR_NO_MEMORY,
+								   "conv2d: device scratch arena too small for the im2col of one output row (%zu bytes)",
+								   per_row);
+			chunk = 1;
+			col = groma_arena_alloc(scratch, (size_t) band_rows * per_row);	/* [C·kh·kw, band_rows·Wo] */
+		}
+		else
+			col = groma_arena_alloc(scratch, (size_t) chunk * per_image);	/* [chunk, C·kh·kw, Ho·Wo] */
 		if (col == NULL)
 			return groma_error(GROMA_ERR_NO_MEMORY, "conv2d: device scratch arena too small for im2col");
 	}
@@ -187,8 +250,8 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 		const float *xn = (const float *) x->data + n0 * c_in * h * wd;
 		float	   *yn = (float *) y->data + n0 * c_out * plane;	/* [images, O, Ho·Wo] */
 
-		if (!direct && kdim > 0)
-			st = im2col(xn, images, c_in, h, wd, kh, kw, stride, padding, ho, wo, w->dtype, col);
+		if (!direct && kdim > 0 && band_rows == 0)
+			st = im2col(xn, images, &cs, 0, plane, w->dtype, col);
 		if (st.code == GROMA_OK)
 		{
 			fill_channels_kernel<<<groma_cuda_blocks(images * c_out * plane, THREADS), THREADS, 0,
@@ -197,9 +260,11 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 			st = groma_cuda_launched("conv2d bias");
 		}
 		/* no input channels: the bias alone */
-		if (st.code == GROMA_OK && kdim > 0)
+		if (st.code == GROMA_OK && kdim > 0 && band_rows > 0)
+			st = conv_image_in_bands(xn, w, &cs, band_rows, col, yn);
+		else if (st.code == GROMA_OK && kdim > 0)
 			st = conv_gemm(w, direct ? (const void *) xn : col, direct ? c_in * h * wd : kdim * plane, images, plane,
-						   c_out, kdim, yn);
+						   plane, c_out, kdim, yn);
 	}
 	if (scratch)
 		scratch->used = mark;	/* the im2col buffer goes back, after a failure too */
