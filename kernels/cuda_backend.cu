@@ -1,6 +1,7 @@
 /*
- * cuda_backend.cu - the CUDA backend's context (one stream, one cuBLAS
- * handle), memory entry points and registration into groma_cuda_ops.
+ * cuda_backend.cu - the CUDA backend's context (groma_cuda_context: one
+ * stream, one cuBLAS handle, the ops' growing buffers), memory entry points
+ * and registration into groma_cuda_ops.
  */
 #include "cuda_common.h"
 #include "groma_cuda.h"
@@ -8,25 +9,47 @@
 
 #include <stdio.h>
 
-static cudaStream_t stream;
-static cublasHandle_t blas;
+/* The process's context; see cuda_common.h. */
+static groma_cuda_context context = {.gemv = true, .attention_path = GROMA_ATTENTION_AUTO};
 
-/* Returns the process stream. */
+/* Returns the process's context. */
+groma_cuda_context *
+groma_cuda_ctx(void)
+{
+	return &context;
+}
+
+/* Returns the context's stream. */
 cudaStream_t
 groma_cuda_stream(void)
 {
-	return stream;
+	return context.stream;
 }
 
-/* Returns the process cuBLAS handle. */
+/* Returns the context's cuBLAS handle. */
 cublasHandle_t
 groma_cuda_blas(void)
 {
-	return blas;
+	return context.blas;
 }
 
-/* Set once a sticky error was seen: the context is unusable until the process restarts. */
-static bool lost;
+/* Grows a context buffer; see cuda_common.h. */
+void *
+groma_cuda_buffer_reserve(groma_cuda_buffer *buf, size_t bytes, const char *what, groma_status *st)
+{
+	void	   *grown = NULL;
+
+	*st = groma_ok();
+	if (bytes <= buf->cap)
+		return buf->data;
+	*st = groma_cuda_status(groma_cuda_malloc(&grown, bytes), what);
+	if (st->code != GROMA_OK)
+		return NULL;
+	cudaFree(buf->data);
+	buf->data = grown;
+	buf->cap = bytes;
+	return grown;
+}
 
 /* True for the errors that corrupt the CUDA context for the rest of the process. */
 static bool
@@ -59,7 +82,7 @@ is_sticky(cudaError_t err)
 groma_status
 groma_cuda_status(cudaError_t err, const char *what)
 {
-	if (lost)
+	if (context.lost)
 		return groma_error(GROMA_ERR_DEVICE_LOST, "%s: the GPU was lost earlier; restart the process", what);
 	if (err == cudaSuccess)
 		return groma_ok();
@@ -70,7 +93,7 @@ groma_cuda_status(cudaError_t err, const char *what)
 	}
 	if (is_sticky(err))
 	{
-		lost = true;
+		context.lost = true;
 		return groma_error(GROMA_ERR_DEVICE_LOST, "%s: %s (%s); the GPU context is unusable, restart the process",
 						   what, cudaGetErrorString(err), cudaGetErrorName(err));
 	}
@@ -99,7 +122,7 @@ groma_cublas_status(cublasStatus_t st, const char *what)
 extern "C" bool
 groma_cuda_lost(void)
 {
-	return lost;
+	return context.lost;
 }
 
 /* The status of a CUDA error code; see groma_cuda.h. */
@@ -165,7 +188,7 @@ device_alloc(size_t bytes)
 	void	   *p = NULL;
 	cudaError_t err = groma_cuda_malloc(&p, bytes);
 
-	if (err != cudaSuccess || lost)
+	if (err != cudaSuccess || context.lost)
 	{
 		(void) groma_cuda_status(err, "cudaMalloc");
 		if (err == cudaSuccess)
@@ -186,23 +209,23 @@ device_free(void *p)
 static groma_status
 to_device(void *dst, const void *src, size_t bytes)
 {
-	return groma_cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream) == cudaSuccess
-							 ? cudaStreamSynchronize(stream) : cudaGetLastError(), "copy to the GPU");
+	return groma_cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, context.stream) == cudaSuccess
+							 ? cudaStreamSynchronize(context.stream) : cudaGetLastError(), "copy to the GPU");
 }
 
 /* Copies device bytes to the host (synchronous). */
 static groma_status
 to_host(void *dst, const void *src, size_t bytes)
 {
-	return groma_cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream) == cudaSuccess
-							 ? cudaStreamSynchronize(stream) : cudaGetLastError(), "copy from the GPU");
+	return groma_cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, context.stream) == cudaSuccess
+							 ? cudaStreamSynchronize(context.stream) : cudaGetLastError(), "copy from the GPU");
 }
 
 /* Waits for every queued op and reports the first asynchronous error. */
 static groma_status
 synchronize(void)
 {
-	return groma_cuda_status(cudaStreamSynchronize(stream), "GPU work");
+	return groma_cuda_status(cudaStreamSynchronize(context.stream), "GPU work");
 }
 
 /*
@@ -220,24 +243,24 @@ groma_cuda_register(void)
 	if (groma_cuda_device_count(why, sizeof(why)) == 0)
 		return groma_error(GROMA_ERR_DEVICE, "no usable GPU: %s", why);
 	{
-		groma_status st = groma_cuda_status(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+		groma_status st = groma_cuda_status(cudaStreamCreateWithFlags(&context.stream, cudaStreamNonBlocking),
 											"cudaStreamCreate");
 
 		if (st.code == GROMA_OK)
-			st = groma_cublas_status(cublasCreate(&blas), "cublasCreate");
+			st = groma_cublas_status(cublasCreate(&context.blas), "cublasCreate");
 		if (st.code == GROMA_OK)
-			st = groma_cublas_status(cublasSetStream(blas, stream), "cublasSetStream");
+			st = groma_cublas_status(cublasSetStream(context.blas, context.stream), "cublasSetStream");
 		/* fp32 GEMMs stay fp32: no TF32 unless a caller asks for it */
 		if (st.code == GROMA_OK)
-			st = groma_cublas_status(cublasSetMathMode(blas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
+			st = groma_cublas_status(cublasSetMathMode(context.blas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
 		if (st.code != GROMA_OK)
 		{
-			if (blas)
-				cublasDestroy(blas);
-			if (stream)
-				cudaStreamDestroy(stream);
-			blas = NULL;
-			stream = NULL;
+			if (context.blas)
+				cublasDestroy(context.blas);
+			if (context.stream)
+				cudaStreamDestroy(context.stream);
+			context.blas = NULL;
+			context.stream = NULL;
 			return st;
 		}
 	}

@@ -17,8 +17,45 @@ extern "C"
 #include "../src/runtime/ops_spatial.h"
 #include "../src/runtime/tensor.h"
 }
+#include "groma_cuda.h"
 
-/* The stream and cuBLAS handle of this process (created by groma_cuda_register). */
+/* A device buffer that grows to the largest request and never shrinks (no steady-state allocation). */
+typedef struct groma_cuda_buffer
+{
+	void	   *data;
+	size_t		cap;			/* bytes */
+} groma_cuda_buffer;
+
+/*
+ * Everything the CUDA backend keeps between calls, in one place: the
+ * stream and cuBLAS handle every op runs on, whether the device was lost,
+ * the scratch buffers ops grow, and the kernel choices tests may force.
+ * One per process (groma_cuda_register fills it in).
+ */
+typedef struct groma_cuda_context
+{
+	cudaStream_t stream;		/* every op's stream (non-blocking) */
+	cublasHandle_t blas;		/* on stream; pedantic math: f32 GEMMs stay f32 */
+	bool		lost;			/* a sticky error was seen: unusable until the process restarts */
+	groma_cuda_buffer narrow;	/* linear: activations rounded to 16 bits for tensor cores */
+	groma_cuda_buffer widened;	/* linear: the bf16 copy of an i8 weight for many rows */
+	groma_cuda_buffer splits;	/* attention: the key splits' partial results of a decode query */
+	groma_cuda_buffer gn_partials;	/* GroupNorm: partial sums of groups split over blocks */
+	bool		gemv;			/* few-rows linears take the GEMV kernels (groma_cuda_linear_gemv) */
+	groma_cuda_attention_path attention_path;	/* groma_cuda_attention_kernel */
+} groma_cuda_context;
+
+/* The process's context. */
+groma_cuda_context *groma_cuda_ctx(void);
+
+/*
+ * Returns buf's memory grown to at least bytes (the old contents are not
+ * kept), or NULL with *st set, naming what (GROMA_ERR_NO_MEMORY when the
+ * GPU is full: the buffer keeps its old size).
+ */
+void	   *groma_cuda_buffer_reserve(groma_cuda_buffer *buf, size_t bytes, const char *what, groma_status *st);
+
+/* The stream and cuBLAS handle of this process's context. */
 cudaStream_t groma_cuda_stream(void);
 cublasHandle_t groma_cuda_blas(void);
 

@@ -316,18 +316,11 @@ attention_tiled_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t o
 #define MAX_SPLITS 64			/* key splits per decode query */
 #define WARP_KERNEL_MIN_SPLIT 64	/* keys per split of the warp-per-key kernel, at least: 8 warps of 4 keys, twice */
 
-/* Device buffer of the key splits' partial results, [B·H, MAX_SPLITS, D + 2]; grows with B·H·D only. */
-static float *split_buf;
-static size_t split_cap;
-
-/* Which kernel groma_cuda_attention uses (groma_cuda_attention_kernel). */
-static groma_cuda_attention_path forced_kernel = GROMA_ATTENTION_AUTO;
-
 /* Forces one attention kernel for tests and benchmarks; see groma_cuda.h. */
 extern "C" void
 groma_cuda_attention_kernel(groma_cuda_attention_path which)
 {
-	forced_kernel = which;
+	groma_cuda_ctx()->attention_path = which;
 }
 
 /* Returns the strides of a [B, H, T, D] CUDA operand with contiguous D. */
@@ -361,6 +354,7 @@ groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_t
 				min_split;
 	dim3		grid;
 	bool		warp_kernel;
+	groma_cuda_attention_path forced_kernel = groma_cuda_ctx()->attention_path;
 
 	GROMA_TRY(operand("q", q, &bq));
 	GROMA_TRY(operand("k", k, &bk));
@@ -411,27 +405,22 @@ groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_t
 					splits;
 		size_t		need;
 		bool		have = true;
+		float	   *split_buf = NULL;
 
 		split_len = split_len < min_split ? min_split : (split_len + min_split - 1) / min_split * min_split;
 		splits = (keys + split_len - 1) / split_len;
 		/* sized for MAX_SPLITS whatever the context, so a longer prompt later allocates nothing */
 		need = (size_t) (batch * heads * MAX_SPLITS * (dim + 2)) * sizeof(float);
-		if (need > split_cap)
 		{
-			void	   *grown = NULL;
-			groma_status st = groma_cuda_status(groma_cuda_malloc(&grown, need), "attention: key-split buffer");
+			groma_status st;
 
-			/* out of memory: the unsplit kernels below need no buffer */
+			/* [B·H, MAX_SPLITS, D + 2]; out of memory: the unsplit kernels below need no buffer */
+			split_buf = (float *) groma_cuda_buffer_reserve(&groma_cuda_ctx()->splits, need,
+															"attention: key-split buffer", &st);
 			if (st.code == GROMA_ERR_NO_MEMORY)
 				have = false;
 			else if (st.code != GROMA_OK)
 				return st;
-			else
-			{
-				cudaFree(split_buf);
-				split_buf = (float *) grown;
-				split_cap = need;
-			}
 		}
 		if (have)
 		{

@@ -305,9 +305,6 @@ group_norm_kernel(const float *x, const float *w, const float *b, float eps, boo
 #define GN_MAX_SPLITS 64
 #define GN_PARTIALS 65536		/* partial results the device buffer holds: (image, group, split) */
 
-/* Device buffer of one partial result per (image · group, split); allocated once, on the first split GroupNorm. */
-static float *gn_partials;
-
 /*
  * The mean of group bg = blockIdx.y from the partial sums of its `splits`
  * blocks (every thread adds them in the same order).
@@ -404,12 +401,14 @@ groma_cuda_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, 
 				   *bd = b ? (const float *) b->data : NULL;
 		float	   *sums,
 				   *squares;
+		groma_status st;
 
-		if (gn_partials == NULL)
-			GROMA_TRY(groma_cuda_status(groma_cuda_malloc((void **) &gn_partials, GN_PARTIALS * sizeof(float)),
-										"group_norm: partial sums"));
-		sums = gn_partials;
-		squares = gn_partials + bg * splits;
+		/* one partial result per (image · group, split) */
+		sums = (float *) groma_cuda_buffer_reserve(&groma_cuda_ctx()->gn_partials, GN_PARTIALS * sizeof(float),
+												   "group_norm: partial sums", &st);
+		if (sums == NULL)
+			return st;
+		squares = sums + bg * splits;
 		seg = (count + splits - 1) / splits;
 		group_partial_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>((const float *) x->data, count, seg, NULL,
 																		false, sums);

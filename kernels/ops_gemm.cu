@@ -37,32 +37,20 @@ narrow_kernel(const float *src, void *dst, int64_t n, bool half)
 		((__nv_bfloat16 *) dst)[i] = __float2bfloat16_rn(src[i]);
 }
 
-/* Device scratch for activations rounded to 16 bits; grows, never shrinks (no steady-state allocation). */
-static void *narrow_buf;
-static size_t narrow_cap;
-
-/* Returns x rounded to w's 16-bit type in the scratch buffer, or NULL with *st set. */
+/* Returns x rounded to w's 16-bit type in the context's buffer, or NULL with *st set. */
 static const void *
 narrow_input(const groma_tensor *x, groma_dtype dtype, groma_status *st)
 {
-	size_t		need = (size_t) groma_tensor_numel(x) * 2;
 	int64_t		n = groma_tensor_numel(x);
+	void	   *buf = groma_cuda_buffer_reserve(&groma_cuda_ctx()->narrow, (size_t) n * 2,
+												"linear: 16-bit activation buffer", st);
 
-	if (need > narrow_cap)
-	{
-		void	   *grown = NULL;
-
-		*st = groma_cuda_status(groma_cuda_malloc(&grown, need), "linear: 16-bit activation buffer");
-		if (st->code != GROMA_OK)
-			return NULL;
-		cudaFree(narrow_buf);
-		narrow_buf = grown;
-		narrow_cap = need;
-	}
-	narrow_kernel<<<groma_cuda_blocks(n, 256), 256, 0, groma_cuda_stream()>>>((const float *) x->data, narrow_buf, n,
+	if (buf == NULL)
+		return NULL;
+	narrow_kernel<<<groma_cuda_blocks(n, 256), 256, 0, groma_cuda_stream()>>>((const float *) x->data, buf, n,
 																			 dtype == GROMA_F16);
 	*st = groma_cuda_launched("linear: rounding activations");
-	return st->code == GROMA_OK ? narrow_buf : NULL;
+	return st->code == GROMA_OK ? buf : NULL;
 }
 
 #define GEMV_WARPS 8			/* output features per block: a warp each */
@@ -117,14 +105,11 @@ gemv_fits(const groma_tensor *x, const groma_tensor *w, int64_t m, int64_t k)
 		groma_cuda_aligned16(x->data);
 }
 
-/* Whether linears with bf16 or i8 weights and few rows take a GEMV kernel (the tests turn it off to reach cuBLAS). */
-static bool gemv_path = true;
-
-/* Turns the few-rows bf16 kernel on or off; see groma_cuda.h. */
+/* Turns the few-rows kernels on or off (the tests turn them off to reach cuBLAS); see groma_cuda.h. */
 extern "C" void
 groma_cuda_linear_gemv(bool on)
 {
-	gemv_path = on;
+	groma_cuda_ctx()->gemv = on;
 }
 
 /* y[..., N] = x[..., K] · w[N, K]ᵀ (+ b[N]); see ops.h. */
@@ -156,12 +141,12 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 	if (w->dtype == GROMA_I8)
 	{
 		/* a few rows read the int8 values directly; more rows multiply a bf16 copy on tensor cores */
-		if (groma_cuda_gemv_int8_fits(x, w, m, k) && gemv_path)
+		if (groma_cuda_gemv_int8_fits(x, w, m, k) && groma_cuda_ctx()->gemv)
 			return groma_cuda_gemv_int8(x, w, b, y, m, n, k);
 		GROMA_TRY(groma_cuda_int8_as_bf16(w, &widened));
 		w = &widened;
 	}
-	if (k > 0 && gemv_fits(x, w, m, k) && gemv_path)
+	if (k > 0 && gemv_fits(x, w, m, k) && groma_cuda_ctx()->gemv)
 	{
 		gemv_bf16_kernel<<<dim3(groma_cuda_blocks(n, GEMV_WARPS), (unsigned) m), GEMV_WARPS * 32, 0,
 						   groma_cuda_stream()>>>((const uint4 *) w->data, (const float *) x->data,

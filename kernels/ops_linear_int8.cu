@@ -158,29 +158,19 @@ groma_cuda_gemv_int8(const groma_tensor *x, const groma_tensor *w, const groma_t
 	return groma_cuda_launched("linear (i8 weights, few rows)");
 }
 
-/* Device scratch for a bf16 copy of an i8 weight; grows to the largest matrix, never shrinks. */
-static void *widened_buf;
-static size_t widened_cap;
-
-/* *wide = a bf16 view of w · scale in the scratch buffer, for the tensor-core GEMM of many rows. */
+/* *wide = a bf16 view of w · scale in the context's buffer, for the tensor-core GEMM of many rows. */
 extern "C" groma_status
 groma_cuda_int8_as_bf16(const groma_tensor *w, groma_tensor *wide)
 {
-	int64_t		n = groma_tensor_numel(w);
-	size_t		need = (size_t) n * 2;
+	groma_status st;
+	void	   *buf = groma_cuda_buffer_reserve(&groma_cuda_ctx()->widened, (size_t) groma_tensor_numel(w) * 2,
+												"linear: bf16 copy of an i8 weight", &st);
 
-	if (need > widened_cap)
-	{
-		void	   *grown = NULL;
-
-		GROMA_TRY(groma_cuda_status(groma_cuda_malloc(&grown, need), "linear: bf16 copy of an i8 weight"));
-		cudaFree(widened_buf);
-		widened_buf = grown;
-		widened_cap = need;
-	}
+	if (buf == NULL)
+		return st;
 	*wide = *w;
 	wide->dtype = GROMA_BF16;
-	wide->data = widened_buf;
+	wide->data = buf;
 	wide->scale = NULL;
-	return dequantize((const int8_t *) w->data, w->scale, w->shape[0], w->shape[1], widened_buf, true);
+	return dequantize((const int8_t *) w->data, w->scale, w->shape[0], w->shape[1], buf, true);
 }
