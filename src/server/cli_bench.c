@@ -34,6 +34,12 @@ typedef struct bench
 	groma_arena act;			/* scratch, on the device */
 	groma_arena keep;			/* tensors that outlive a stage, on the device */
 	groma_arena host;			/* CPU memory for host-side outputs */
+	/* figures the summary reads against each other (0 when not measured) */
+	double		copy_gbps;		/* copy_bandwidth */
+	double		vision_ms;		/* vision_ms_per_image_batch_1 */
+	double		prefill_ms;		/* prefill_ms */
+	double		decode_ms;		/* decode_step_ms_batch_1 (groma_llama_step, as groma-server decodes) */
+	int64_t		positions;		/* the prompt length the decode steps attend over */
 } bench;
 
 /* Milliseconds of a monotonic clock, after the device has finished its queue. */
@@ -129,8 +135,8 @@ device_figures(bench *b)
 		if (t0 < best)
 			best = t0;
 	}
-	groma_bench_figure("copy_bandwidth", 2.0 * (double) n * sizeof(float) / (best / 1e3) / 1e9, "GB/s",
-		   "device-to-device copy, bytes read + written");
+	b->copy_gbps = 2.0 * (double) n * sizeof(float) / (best / 1e3) / 1e9;
+	groma_bench_figure("copy_bandwidth", b->copy_gbps, "GB/s", "device-to-device copy, bytes read + written");
 	b->act.used = mark;
 	b->act.high_water = mark;	/* activation_peak_mb counts the model's use, not this buffer */
 	return groma_ok();
@@ -287,6 +293,8 @@ vision_batch_figures(bench *b)
 		snprintf(note, sizeof(note), "%d images in one pass: DINOv2, bridge, proposer, region maps, 100 regions each; best of 2",
 				 n);
 		groma_bench_figure(name, best / n, "ms", note);
+		if (n == 1)
+			b->vision_ms = best;
 	}
 	return groma_ok();
 }
@@ -349,6 +357,7 @@ language_figures(bench *b, const groma_tensor *image_tokens)
 				 (long long) image_tokens->shape[0], BENCH_TEXT_TOKENS);
 		strncat(note, ", best of 3", sizeof(note) - strlen(note) - 1);
 		groma_bench_figure("prefill_ms", prefill, "ms", note);
+		b->prefill_ms = prefill;
 		groma_bench_figure("decode_step_ms", decode / BENCH_NEW_TOKENS, "ms", "batch 1, KV cache, greedy");
 		groma_bench_figure("decode_tokens_per_s", BENCH_NEW_TOKENS / (decode / 1e3), "tokens/s",
 						   "64 tokens at batch 1");
@@ -441,6 +450,11 @@ batch_figures(bench *b, const groma_tensor *image_tokens)
 					 (long long) t, BENCH_BATCH_STEPS);
 			snprintf(name, sizeof(name), "decode_step_ms_batch_%d", n);
 			groma_bench_figure(name, ms, "ms", note);
+			if (n == 1)
+			{
+				b->decode_ms = ms;
+				b->positions = t;
+			}
 			snprintf(name, sizeof(name), "decode_tokens_per_s_batch_%d", n);
 			groma_bench_figure(name, n / (ms / 1e3), "tokens/s", "tokens of all sequences together");
 		}
@@ -449,6 +463,60 @@ batch_figures(bench *b, const groma_tensor *image_tokens)
 	}
 	free(logits);
 	return st;
+}
+
+/* Bytes of a weight as stored: its values, and an i8 weight's row scales. */
+static double
+stored_bytes(const groma_tensor *t)
+{
+	return (double) groma_tensor_nbytes(t) + (t->scale ? (double) t->shape[0] * sizeof(float) : 0.0);
+}
+
+/*
+ * Bytes one decode step of one sequence at `positions` reads at the least:
+ * every decoder weight but the embedding tables (one row each), and the
+ * keys and values of every layer.
+ */
+static double
+decode_bytes(const groma_llama *m, int64_t positions)
+{
+	double		total = stored_bytes(&m->norm) + stored_bytes(&m->lm_head) + stored_bytes(&m->extra_head);
+
+	for (int i = 0; i < m->cfg.layers; i++)
+	{
+		const groma_llama_layer *l = &m->layer[i];
+
+		total += stored_bytes(&l->attn_norm) + stored_bytes(&l->q) + stored_bytes(&l->k) + stored_bytes(&l->v) +
+			stored_bytes(&l->o) + stored_bytes(&l->mlp_norm) + stored_bytes(&l->gate) + stored_bytes(&l->up) +
+			stored_bytes(&l->down);
+	}
+	return total + 2.0 * m->cfg.layers * (double) positions * m->cfg.hidden * sizeof(float);
+}
+
+/*
+ * The figures the targets are read by: the bytes a batch-1 decode step
+ * reads against its time and the measured copy bandwidth, and a grounded
+ * caption of 64 new tokens end to end as the sum of its measured stages.
+ */
+static void
+summary_figures(const bench *b)
+{
+	char		note[256];
+
+	if (b->decode_ms > 0 && b->copy_gbps > 0)
+	{
+		double		bytes = decode_bytes(&b->m->llm, b->positions),
+					gbps = bytes / (b->decode_ms / 1e3) / 1e9;
+
+		snprintf(note, sizeof(note), "weights and KV cache at %lld positions, each read once", (long long) b->positions);
+		groma_bench_figure("decode_bytes_per_step_mb", bytes / 1e6, "MB", note);
+		snprintf(note, sizeof(note), "%.0f GB/s of those bytes at decode_step_ms_batch_1, against copy_bandwidth",
+				 gbps);
+		groma_bench_figure("decode_bandwidth_fraction", gbps / b->copy_gbps, "ratio", note);
+	}
+	if (b->vision_ms > 0 && b->prefill_ms > 0 && b->decode_ms > 0)
+		groma_bench_figure("caption_end_to_end_ms", b->vision_ms + b->prefill_ms + BENCH_NEW_TOKENS * b->decode_ms,
+						   "ms", "vision of 1 image + prefill + 64 decode steps at batch 1, the sum of those figures");
 }
 
 /*
@@ -517,6 +585,7 @@ bench_run(const groma_cli_options *opt, bench *b)
 	GROMA_TRY(vision_batch_figures(b));
 	GROMA_TRY(language_figures(b, &image_tokens));
 	GROMA_TRY(batch_figures(b, &image_tokens));
+	summary_figures(b);
 	snprintf(note, sizeof(note), "activation arena high-water mark, of %.0f MB reserved", act_bytes / 1048576.0);
 	groma_bench_figure("activation_peak_mb", b->act.high_water / 1048576.0, "MB", note);
 	return groma_ok();
