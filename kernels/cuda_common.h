@@ -121,9 +121,6 @@ groma_status groma_cuda_fill(groma_tensor *t, float v);
 groma_status groma_cuda_convert(const groma_tensor *src, groma_tensor *dst);
 groma_status groma_cuda_convert_int8(const groma_tensor *src, groma_tensor *dst);
 groma_status groma_cuda_check_int8_weight(const char *op, const groma_tensor *w);
-bool		groma_cuda_gemv_int8_fits(const groma_tensor *x, const groma_tensor *w, int64_t m, int64_t k);
-groma_status groma_cuda_gemv_int8(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, groma_tensor *y,
-								  int64_t m, int64_t n, int64_t k);
 groma_status groma_cuda_int8_as_bf16(const groma_tensor *w, groma_tensor *wide);
 groma_status groma_cuda_fill_random(groma_tensor *t, uint64_t seed, float scale);
 groma_status groma_cuda_inverse_sigmoid(const groma_tensor *x, float eps, groma_tensor *y);

@@ -2,8 +2,8 @@
  * ops_gemm.cu - linear and batched matmul through cuBLAS: fp32, and linear
  * with bf16/f16 weights on tensor cores (activations rounded to the weight
  * type, fp32 accumulation and output); a linear of a few rows with bf16
- * weights (a decode step) goes to a bandwidth-bound kernel instead.  i8
- * weights take ops_linear_int8.cu's kernel or its bf16 copy.
+ * or i8 weights (a decode step) goes to a bandwidth-bound kernel instead;
+ * more rows with i8 weights multiply ops_linear_int8.cu's bf16 copy.
  *
  * Row-major operands are handed to column-major cuBLAS as their transposes:
  * C = op(A)·op(B) is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ.
@@ -55,20 +55,50 @@ narrow_input(const groma_tensor *x, groma_dtype dtype, groma_status *st)
 
 #define GEMV_WARPS 8			/* output features per block: a warp each */
 
+/* Σ of the 8 bf16 values of p times x[0..7] (two float4). */
+__device__ static inline float
+dot_bf16x8(uint4 p, const float4 *x)
+{
+	float4		x0 = x[0],
+				x1 = x[1];
+
+	return __uint_as_float(p.x << 16) * x0.x + __uint_as_float(p.x & 0xffff0000u) * x0.y +
+		__uint_as_float(p.y << 16) * x0.z + __uint_as_float(p.y & 0xffff0000u) * x0.w +
+		__uint_as_float(p.z << 16) * x1.x + __uint_as_float(p.z & 0xffff0000u) * x1.y +
+		__uint_as_float(p.w << 16) * x1.z + __uint_as_float(p.w & 0xffff0000u) * x1.w;
+}
+
+/* Σ of the four signed bytes of p times x's four floats. */
+__device__ static inline float
+dot_i8x4(unsigned p, float4 x)
+{
+	return (float) (signed char) (p & 0xffu) * x.x + (float) (signed char) ((p >> 8) & 0xffu) * x.y +
+		(float) (signed char) ((p >> 16) & 0xffu) * x.z + (float) (signed char) (p >> 24) * x.w;
+}
+
+/* Σ of the 16 i8 values of p times x[0..15] (four float4). */
+__device__ static inline float
+dot_i8x16(uint4 p, const float4 *x)
+{
+	return dot_i8x4(p.x, x[0]) + dot_i8x4(p.y, x[1]) + dot_i8x4(p.z, x[2]) + dot_i8x4(p.w, x[3]);
+}
+
 /*
- * y[r, o] = Σ_k w[o, k] · x[r, k] (+ b[o]) for bf16 w read as 16-byte
- * vectors of 8 (K a multiple of 8): a warp per output feature o (blockIdx.x
- * · GEMV_WARPS + warp), a grid row per input row r (blockIdx.y).  Decode
- * steps' linears (one input row) read the weights once at full bandwidth,
- * with x in f32 as the CPU twin multiplies it.
+ * y[r, o] = s[o] · Σ_k w[o, k] · x[r, k] (+ b[o]) for w read as 16-byte
+ * vectors, of 8 bf16 values (s = 1) or, with scale set, of 16 i8 values
+ * (s = scale): a warp per output feature o (blockIdx.x · GEMV_WARPS +
+ * warp), a grid row per input row r (blockIdx.y).  Decode steps' linears
+ * (one input row per answer) read the weights once at full bandwidth, with
+ * x in f32 as the CPU twin multiplies it.
  */
 __global__ static void
-gemv_bf16_kernel(const uint4 *w, const float *x, const float *b, float *y, int64_t n, int64_t k)
+gemv_kernel(const uint4 *w, const float *scale, const float *x, const float *b, float *y, int64_t n, int64_t k)
 {
-	int			lane = threadIdx.x & 31;
+	int			lane = threadIdx.x & 31,
+				per_vector = scale ? 16 : 8;
 	int64_t		o = (int64_t) blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5),
 				r = blockIdx.y,
-				vectors = k / 8;
+				vectors = k / per_vector;
 	const uint4 *wo;
 	const float4 *xr = (const float4 *) (x + r * k);
 	float		acc = 0.0f;
@@ -78,31 +108,25 @@ gemv_bf16_kernel(const uint4 *w, const float *x, const float *b, float *y, int64
 	wo = w + o * vectors;
 #pragma unroll 4
 	for (int64_t c = lane; c < vectors; c += 32)
-	{
-		uint4		p = wo[c];
-		float4		x0 = xr[2 * c],
-					x1 = xr[2 * c + 1];
-
-		acc += __uint_as_float(p.x << 16) * x0.x + __uint_as_float(p.x & 0xffff0000u) * x0.y +
-			__uint_as_float(p.y << 16) * x0.z + __uint_as_float(p.y & 0xffff0000u) * x0.w +
-			__uint_as_float(p.z << 16) * x1.x + __uint_as_float(p.z & 0xffff0000u) * x1.y +
-			__uint_as_float(p.w << 16) * x1.z + __uint_as_float(p.w & 0xffff0000u) * x1.w;
-	}
+		acc += scale ? dot_i8x16(wo[c], xr + 4 * c) : dot_bf16x8(wo[c], xr + 2 * c);
 	for (int off = 16; off > 0; off >>= 1)
 		acc += __shfl_xor_sync(0xffffffffu, acc, off);
 	if (lane == 0)
-		y[r * n + o] = acc + (b ? b[o] : 0.0f);
+		y[r * n + o] = (scale ? acc * scale[o] : acc) + (b ? b[o] : 0.0f);
 }
 
-/* Input rows up to which a linear with bf16 weights goes to gemv_bf16_kernel (decode steps have one). */
-#define GEMV_MAX_ROWS 4
+/* Input rows up to which a linear goes to gemv_kernel: 4 with bf16 weights, 8 with i8 (decode steps have one per answer). */
+#define GEMV_MAX_ROWS_BF16 4
+#define GEMV_MAX_ROWS_I8 8
 
-/* True when gemv_bf16_kernel takes x · wᵀ: bf16 w, few rows, K a multiple of 8, 16-byte aligned operands. */
+/* True when gemv_kernel takes x · wᵀ: bf16 or i8 w, few rows, whole 16-byte vectors per row, aligned operands. */
 static bool
 gemv_fits(const groma_tensor *x, const groma_tensor *w, int64_t m, int64_t k)
 {
-	return w->dtype == GROMA_BF16 && m <= GEMV_MAX_ROWS && k % 8 == 0 && groma_cuda_aligned16(w->data) &&
-		groma_cuda_aligned16(x->data);
+	bool		i8 = w->dtype == GROMA_I8;
+
+	return (w->dtype == GROMA_BF16 || i8) && m <= (i8 ? GEMV_MAX_ROWS_I8 : GEMV_MAX_ROWS_BF16) &&
+		k % (i8 ? 16 : 8) == 0 && groma_cuda_aligned16(w->data) && groma_cuda_aligned16(x->data);
 }
 
 /* Turns the few-rows kernels on or off (the tests turn them off to reach cuBLAS); see groma_cuda.h. */
@@ -138,20 +162,18 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 	if (m == 0 || n == 0)
 		return groma_ok();
 	GROMA_TRY(groma_cuda_gemm_dims("linear", m, n, k));
-	if (w->dtype == GROMA_I8)
-	{
-		/* a few rows read the int8 values directly; more rows multiply a bf16 copy on tensor cores */
-		if (groma_cuda_gemv_int8_fits(x, w, m, k) && groma_cuda_ctx()->gemv)
-			return groma_cuda_gemv_int8(x, w, b, y, m, n, k);
-		GROMA_TRY(groma_cuda_int8_as_bf16(w, &widened));
-		w = &widened;
-	}
 	if (k > 0 && gemv_fits(x, w, m, k) && groma_cuda_ctx()->gemv)
 	{
-		gemv_bf16_kernel<<<dim3(groma_cuda_blocks(n, GEMV_WARPS), (unsigned) m), GEMV_WARPS * 32, 0,
-						   groma_cuda_stream()>>>((const uint4 *) w->data, (const float *) x->data,
-												  b ? (const float *) b->data : NULL, (float *) y->data, n, k);
-		return groma_cuda_launched("linear (bf16 weights, few rows)");
+		gemv_kernel<<<dim3(groma_cuda_blocks(n, GEMV_WARPS), (unsigned) m), GEMV_WARPS * 32, 0, groma_cuda_stream()>>>(
+			(const uint4 *) w->data, w->dtype == GROMA_I8 ? w->scale : NULL, (const float *) x->data,
+			b ? (const float *) b->data : NULL, (float *) y->data, n, k);
+		return groma_cuda_launched("linear (few rows)");
+	}
+	if (w->dtype == GROMA_I8)
+	{
+		/* more rows multiply a bf16 copy of the int8 weight on tensor cores */
+		GROMA_TRY(groma_cuda_int8_as_bf16(w, &widened));
+		w = &widened;
 	}
 	beta = 0.0f;
 	if (b || k == 0)
