@@ -329,13 +329,16 @@ UNIT_TEST(test_transfers_on_cpu_and_device)
 }
 
 /*
- * The tiny model with bf16 linear-layer matrices on the emulated device
+ * The tiny model with narrow matrices on the emulated device: bf16 ones
  * (the CPU twin widens them per call, so this is f32 arithmetic on
- * bf16-rounded weights): it runs end to end and the differences from the
- * f32 CPU model are reported; they stay small.
+ * bf16-rounded weights), or i8 language-model ones with the rest bf16
+ * (--weights int8): it runs end to end and the differences from the f32 CPU
+ * model are reported; they stay small.
  */
-UNIT_TEST(test_model_with_bf16_matrices_on_device)
+static void
+narrow_matrices_on_device(groma_dtype matrix_dtype)
 {
+	const char *label = matrix_dtype == GROMA_I8 ? "int8" : "bf16";
 	const char *query = "[grounding]Please briefly summarize the content of this image.";
 	groma_model *cpu_model = golden_tiny_model();
 	groma_tokenizer *tok = golden_tiny_tokenizer();
@@ -349,12 +352,13 @@ UNIT_TEST(test_model_with_bf16_matrices_on_device)
 
 	if (cpu_model == NULL || tok == NULL)
 		return;
-	if (!device_run_open(&r, 1, GROMA_BF16))
+	if (!device_run_open(&r, 1, matrix_dtype))
 		goto done;
-	CHECK(r.dev_model->llm.layer[0].q.dtype == GROMA_BF16 && r.dev_model->vision.layer[0].fc1_w.dtype == GROMA_BF16);
+	CHECK(r.dev_model->llm.layer[0].q.dtype == matrix_dtype && r.dev_model->vision.layer[0].fc1_w.dtype == GROMA_BF16);
+	CHECK(r.dev_model->llm.lm_head.dtype == GROMA_BF16 && r.dev_model->llm.layer[0].down.dtype == matrix_dtype);
 	CHECK(r.dev_model->llm.embed.dtype == GROMA_F32 && r.dev_model->vision.layer[0].norm1_w.dtype == GROMA_F32);
 	st = groma_vision_run(r.dev_model, r.jpeg, r.len, &limits, NULL, 0, &r.act, &r.out, &r.host, &dev);
-	CHECKF(st.code == GROMA_OK, "vision with bf16 matrices: %s", st.message);
+	CHECKF(st.code == GROMA_OK, "vision with %s matrices: %s", label, st.message);
 	CHECK(groma_vision_run(cpu_model, r.jpeg, r.len, &limits, NULL, 0, &r.cpu_act, &r.cpu_out, &r.cpu_out,
 						   &ref).code == GROMA_OK);
 	if (st.code != GROMA_OK)
@@ -366,25 +370,37 @@ UNIT_TEST(test_model_with_bf16_matrices_on_device)
 
 		for (int i = 0; i < dev.n_regions && i < ref.n_regions; i++)
 			same += dev.kept[i] == ref.kept[i];
-		unit_note("bf16 matrices: image tokens within %.3g of f32, %d of %d kept regions identical (f32: %d)", d_img,
-				  same, dev.n_regions, ref.n_regions);
-		CHECKF(d_img < 0.05, "bf16 image tokens differ by %g", d_img);
+		unit_note("%s matrices: image tokens within %.3g of f32, %d of %d kept regions identical (f32: %d)", label,
+				  d_img, same, dev.n_regions, ref.n_regions);
+		CHECKF(d_img < 0.05, "%s image tokens differ by %g", label, d_img);
 		free(img);
 	}
 	st = groma_generate(r.dev_model, tok, &dev, query, 12, false, &r.act, &gen);
-	CHECKF(st.code == GROMA_OK, "generating with bf16 matrices: %s", st.message);
+	CHECKF(st.code == GROMA_OK, "generating with %s matrices: %s", label, st.message);
 	if (st.code == GROMA_OK && groma_generate(cpu_model, tok, &ref, query, 12, false, &r.cpu_act, &ref_gen).code == GROMA_OK)
 	{
 		int			same = 0;
 
 		for (size_t i = 0; i < gen.n && i < ref_gen.n && gen.ids[i] == ref_gen.ids[i]; i++)
 			same++;
-		unit_note("bf16 matrices: the first %d of 12 greedy ids equal the f32 model's", same);
+		unit_note("%s matrices: the first %d of 12 greedy ids equal the f32 model's", label, same);
 	}
 	groma_generation_free(&gen);
 	groma_generation_free(&ref_gen);
 done:
 	device_run_close(&r);
+}
+
+/* bf16 matrices on the emulated device; see narrow_matrices_on_device. */
+UNIT_TEST(test_model_with_bf16_matrices_on_device)
+{
+	narrow_matrices_on_device(GROMA_BF16);
+}
+
+/* --weights int8 on the emulated device: i8 language-model matrices, bf16 the rest; see narrow_matrices_on_device. */
+UNIT_TEST(test_model_with_int8_matrices_on_device)
+{
+	narrow_matrices_on_device(GROMA_I8);
 }
 
 /* A backend whose allocations fail, lost or merely full. */
