@@ -83,36 +83,53 @@ dot_i8x16(uint4 p, const float4 *x)
 	return dot_i8x4(p.x, x[0]) + dot_i8x4(p.y, x[1]) + dot_i8x4(p.z, x[2]) + dot_i8x4(p.w, x[3]);
 }
 
+#define GEMV_MAX_PARTS 4		/* weights one GEMV launch multiplies x by */
+
+/* The weights of one GEMV launch, of one shape and dtype, and where each one's output goes (by value). */
+typedef struct gemv_parts
+{
+	const uint4 *w[GEMV_MAX_PARTS];	/* [N, K] each */
+	const float *scale[GEMV_MAX_PARTS];	/* [N] for i8 weights, else NULL */
+	const float *b[GEMV_MAX_PARTS];	/* [N] or NULL */
+	float	   *y[GEMV_MAX_PARTS];	/* [M, N] */
+	int			count;
+} gemv_parts;
+
 /*
- * y[r, o] = s[o] · Σ_k w[o, k] · x[r, k] (+ b[o]) for w read as 16-byte
- * vectors, of 8 bf16 values (s = 1) or, with scale set, of 16 i8 values
- * (s = scale): a warp per output feature o (blockIdx.x · GEMV_WARPS +
- * warp), a grid row per input row r (blockIdx.y).  Decode steps' linears
- * (one input row per answer) read the weights once at full bandwidth, with
- * x in f32 as the CPU twin multiplies it.
+ * y_p[r, o] = s[o] · Σ_k w_p[o, k] · x[r, k] (+ b_p[o]) for every part p,
+ * w read as 16-byte vectors of 8 bf16 values (s = 1) or, with a scale, of
+ * 16 i8 values (s = scale): a warp per output feature (blockIdx.x ·
+ * GEMV_WARPS + warp runs over the parts' features one after another), a
+ * grid row per input row r (blockIdx.y).  Decode steps' linears (one input
+ * row per answer) read the weights once at full bandwidth, with x in f32 as
+ * the CPU twin multiplies it; q, k and v (gate and up) share one launch.
  */
 __global__ static void
-gemv_kernel(const uint4 *w, const float *scale, const float *x, const float *b, float *y, int64_t n, int64_t k)
+gemv_kernel(gemv_parts parts, const float *x, int64_t n, int64_t k)
 {
-	int			lane = threadIdx.x & 31,
-				per_vector = scale ? 16 : 8;
-	int64_t		o = (int64_t) blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5),
-				r = blockIdx.y,
-				vectors = k / per_vector;
-	const uint4 *wo;
+	int			lane = threadIdx.x & 31;
+	int64_t		feature = (int64_t) blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5),
+				part = feature / n,
+				o = feature - part * n,
+				r = blockIdx.y;
 	const float4 *xr = (const float4 *) (x + r * k);
+	const float *scale;
+	const uint4 *wo;
+	int64_t		vectors;
 	float		acc = 0.0f;
 
-	if (o >= n)
+	if (part >= parts.count)
 		return;					/* a whole warp: no block barrier follows */
-	wo = w + o * vectors;
+	scale = parts.scale[part];
+	vectors = k / (scale ? 16 : 8);
+	wo = parts.w[part] + o * vectors;
 #pragma unroll 4
 	for (int64_t c = lane; c < vectors; c += 32)
 		acc += scale ? dot_i8x16(wo[c], xr + 4 * c) : dot_bf16x8(wo[c], xr + 2 * c);
 	for (int off = 16; off > 0; off >>= 1)
 		acc += __shfl_xor_sync(0xffffffffu, acc, off);
 	if (lane == 0)
-		y[r * n + o] = (scale ? acc * scale[o] : acc) + (b ? b[o] : 0.0f);
+		parts.y[part][r * n + o] = (scale ? acc * scale[o] : acc) + (parts.b[part] ? parts.b[part][o] : 0.0f);
 }
 
 /* Input rows up to which a linear goes to gemv_kernel: 4 with bf16 weights, 8 with i8 (decode steps have one per answer). */
@@ -127,6 +144,26 @@ gemv_fits(const groma_tensor *x, const groma_tensor *w, int64_t m, int64_t k)
 
 	return (w->dtype == GROMA_BF16 || i8) && m <= (i8 ? GEMV_MAX_ROWS_I8 : GEMV_MAX_ROWS_BF16) &&
 		k % (i8 ? 16 : 8) == 0 && groma_cuda_aligned16(w->data) && groma_cuda_aligned16(x->data);
+}
+
+/* Queues gemv_kernel for x[m, k] times `count` weights [n, k] (gemv_fits holds for each). */
+static groma_status
+gemv(const groma_tensor *x, int count, const groma_tensor *const *w, const groma_tensor *const *b,
+	 groma_tensor *const *y, int64_t m, int64_t n, int64_t k)
+{
+	gemv_parts	parts = {};
+
+	parts.count = count;
+	for (int p = 0; p < count; p++)
+	{
+		parts.w[p] = (const uint4 *) w[p]->data;
+		parts.scale[p] = w[p]->dtype == GROMA_I8 ? w[p]->scale : NULL;
+		parts.b[p] = b[p] ? (const float *) b[p]->data : NULL;
+		parts.y[p] = (float *) y[p]->data;
+	}
+	gemv_kernel<<<dim3(groma_cuda_blocks(count * n, GEMV_WARPS), (unsigned) m), GEMV_WARPS * 32, 0,
+				  groma_cuda_stream()>>>(parts, (const float *) x->data, n, k);
+	return groma_cuda_launched("linear (few rows)");
 }
 
 /* Turns the few-rows kernels on or off (the tests turn them off to reach cuBLAS); see groma_cuda.h. */
@@ -163,12 +200,7 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 		return groma_ok();
 	GROMA_TRY(groma_cuda_gemm_dims("linear", m, n, k));
 	if (k > 0 && gemv_fits(x, w, m, k) && groma_cuda_ctx()->gemv)
-	{
-		gemv_kernel<<<dim3(groma_cuda_blocks(n, GEMV_WARPS), (unsigned) m), GEMV_WARPS * 32, 0, groma_cuda_stream()>>>(
-			(const uint4 *) w->data, w->dtype == GROMA_I8 ? w->scale : NULL, (const float *) x->data,
-			b ? (const float *) b->data : NULL, (float *) y->data, n, k);
-		return groma_cuda_launched("linear (few rows)");
-	}
+		return gemv(x, 1, &w, &b, &y, m, n, k);
 	if (w->dtype == GROMA_I8)
 	{
 		/* more rows multiply a bf16 copy of the int8 weight on tensor cores */
@@ -205,6 +237,43 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 	return groma_cublas_status(cublasSgemm(groma_cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, (int) n, (int) m, (int) k,
 										   &one, (const float *) w->data, (int) k, (const float *) x->data, (int) k,
 										   &beta, (float *) y->data, (int) n), "linear: cublasSgemm");
+}
+
+/*
+ * y[i] = x · w[i]ᵀ for count weights of one shape and dtype; see ops.h.
+ * Few rows go to one GEMV launch for all; otherwise each is a linear.
+ */
+extern "C" groma_status
+groma_cuda_linear_many(const groma_tensor *x, int count, const groma_tensor *const *w, groma_tensor *const *y)
+{
+	const groma_tensor *none[GEMV_MAX_PARTS] = {NULL, NULL, NULL, NULL};
+	int64_t		k = x->shape[x->ndim - 1],
+				m = k > 0 ? groma_tensor_numel(x) / k : 0;
+	bool		one_launch = count >= 1 && count <= GEMV_MAX_PARTS && groma_cuda_ctx()->gemv && k > 0;
+
+	for (int i = 0; i < count && one_launch; i++)
+		one_launch = w[i]->dtype == w[0]->dtype && groma_tensor_same_shape(w[i], w[0]) &&
+			groma_tensor_same_shape(y[i], y[0]) && gemv_fits(x, w[i], m, k);
+	if (!one_launch)
+	{
+		for (int i = 0; i < count; i++)
+			GROMA_TRY(groma_cuda_linear(x, w[i], NULL, y[i]));
+		return groma_ok();
+	}
+	/* the checks of one linear, once: every part has the same shapes */
+	for (int i = 0; i < count; i++)
+	{
+		GROMA_TRY(groma_cuda_check_f32("linear", "y", y[i]));
+		GROMA_TRY(w[i]->dtype == GROMA_I8 ? groma_cuda_check_int8_weight("linear", w[i])
+				  : groma_cuda_check_weight("linear", w[i]));
+	}
+	GROMA_TRY(groma_cuda_check_f32("linear", "x", x));
+	if (w[0]->ndim != 2 || w[0]->shape[1] != k || y[0]->shape[y[0]->ndim - 1] != w[0]->shape[0] ||
+		groma_tensor_numel(y[0]) != m * w[0]->shape[0])
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "linear: shapes do not fit x[..., K] · w[N, K]ᵀ = y[..., N]");
+	if (m == 0 || w[0]->shape[0] == 0)
+		return groma_ok();
+	return gemv(x, count, w, none, y, m, w[0]->shape[0], k);
 }
 
 /* dst[i] = the f32 value of src[i] (bf16 or f16), or src[i] narrowed (f32 to bf16/f16). */

@@ -32,6 +32,14 @@ groma_status groma_linear(const groma_tensor *x, const groma_tensor *w, const gr
 						  groma_tensor *y);
 
 /*
+ * y[i] = x · w[i]ᵀ for i < count (at most 4), no bias: the linears of
+ * several weights of one shape and dtype on the same input (q, k and v;
+ * gate and up).  On the GPU a few rows of x take one launch for all.
+ */
+groma_status groma_linear_many(const groma_tensor *x, int count, const groma_tensor *const *w,
+							   groma_tensor *const *y);
+
+/*
  * c[Bt, M, N] = alpha · op(a) · op(b), where op(a) is a[Bt, M, K] or, with
  * trans_a, a[Bt, K, M] transposed (likewise b: [Bt, K, N] or [Bt, N, K]).
  * 2-d operands are a batch of one.  Each operand's last dimension must be

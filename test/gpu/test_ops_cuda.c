@@ -342,6 +342,82 @@ test_linear_int8(void)
 }
 
 /*
+ * Several weights on one input (q, k and v; gate and up): each output
+ * equals its own linear's on the CPU, on the one-launch GEMV (bf16 and i8
+ * weights, few rows) and on the per-weight fallback (f32, more rows).
+ */
+static void
+test_linear_many(void)
+{
+	static const struct
+	{
+		int64_t		m;
+		int			count;
+		groma_dtype dtype;
+	}			cases[] = {{1, 3, GROMA_BF16}, {3, 2, GROMA_I8}, {2, 3, GROMA_F32}, {6, 2, GROMA_BF16}};
+	int64_t		k = 256,
+				n = 96;
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+	{
+		int64_t		m = cases[c].m;
+		int			count = cases[c].count;
+		groma_tensor x = rand_host(2, (int64_t[]) {m, k}),
+					dx = to_dev(&x),
+					w[3],
+					dw[3],
+					y[3],
+					dy[3];
+		const groma_tensor *wp[3],
+				   *dwp[3];
+		groma_tensor *yp[3],
+				   *dyp[3];
+		groma_status a = groma_ok(),
+					g = groma_ok();
+		char		name[64];
+
+		for (int i = 0; i < count; i++)
+		{
+			groma_tensor wf = rand_host(2, (int64_t[]) {n, k}),
+						dwf = to_dev(&wf);
+
+			y[i] = like_host(&(groma_tensor) {.ndim = 2, .shape = {m, n}});
+			dy[i] = to_dev(&y[i]);
+			if (cases[c].dtype == GROMA_F32)
+			{
+				w[i] = wf;
+				dw[i] = dwf;
+			}
+			else
+			{
+				if (a.code == GROMA_OK)
+					a = groma_arena_tensor(&host, cases[c].dtype, 2, wf.shape, &w[i]);
+				if (g.code == GROMA_OK)
+					g = groma_arena_tensor(&dev, cases[c].dtype, 2, dwf.shape, &dw[i]);
+				if (a.code == GROMA_OK)
+					a = groma_convert(&wf, &w[i]);
+				if (g.code == GROMA_OK)
+					g = groma_convert(&dwf, &dw[i]);
+			}
+			wp[i] = &w[i];
+			dwp[i] = &dw[i];
+			yp[i] = &y[i];
+			dyp[i] = &dy[i];
+		}
+		if (a.code == GROMA_OK)
+			a = groma_linear_many(&x, count, wp, yp);
+		if (g.code == GROMA_OK)
+			g = groma_linear_many(&dx, count, dwp, dyp);
+		for (int i = 0; i < count; i++)
+		{
+			snprintf(name, sizeof(name), "[%lld,%lld] %d x %s w, out %d", (long long) m, (long long) k, count,
+					 groma_dtype_name(cases[c].dtype), i);
+			compare("lin_many", name, &y[i], &dy[i], m <= 3 || cases[c].dtype == GROMA_F32 ? 1e-10 : 1e-4, a, g);
+		}
+	}
+}
+
+/*
  * The proposer's query selection: top-k of every row gives the CPU's
  * indices exactly (values on a coarse grid, so ties are many, and a NaN),
  * and the reference boxes and sine inputs of the chosen proposals match.
@@ -1470,6 +1546,7 @@ main(void)
 	test_linear_16bit();
 	test_linear_few_rows();
 	test_linear_int8();
+	test_linear_many();
 	test_proposal_queries();
 	test_matmul();
 	test_elementwise();

@@ -351,6 +351,21 @@ emu_deform_locations(const groma_tensor *ref, int64_t map_h, int64_t map_w, int 
 }
 
 static groma_status
+emu_linear_many(const groma_tensor *x, int count, const groma_tensor *const *w, groma_tensor *const *y)
+{
+	groma_tensor s[9],
+			   *wp[4],
+			   *yp[4];
+
+	for (int i = 0; i < count && i < 4; i++)
+	{
+		wp[i] = cpu(w[i], &s[1 + i]);
+		yp[i] = cpu(y[i], &s[5 + i]);
+	}
+	EMULATE(groma_linear_many(cpu(x, &s[0]), count, (const groma_tensor *const *) wp, yp));
+}
+
+static groma_status
 emu_topk_rows(const groma_tensor *x, int k, groma_tensor *indices)
 {
 	groma_tensor s[2];
@@ -474,7 +489,7 @@ device_emulation_install(void)
 		.name = "emulated",
 		.alloc = emu_alloc, .free = emu_free, .to_device = emu_to_device, .to_host = emu_to_host,
 		.synchronize = emu_synchronize,
-		.linear = emu_linear, .matmul = emu_matmul, .unary = emu_unary, .binary = emu_binary,
+		.linear = emu_linear, .linear_many = emu_linear_many, .matmul = emu_matmul, .unary = emu_unary, .binary = emu_binary,
 		.scale = emu_scale, .softmax = emu_softmax, .layer_norm = emu_layer_norm, .rms_norm = emu_rms_norm,
 		.add_rms_norm = emu_add_rms_norm, .silu_mul = emu_silu_mul, .argmax_rows = emu_argmax_rows,
 		.attention_decode_rows = emu_attention_decode_rows,
