@@ -229,8 +229,8 @@ attend_decode_rows(const groma_llama *m, int64_t index, groma_kv_cache *const *c
  * on return, RMSNorm(x) with next_norm (the next layer's attention norm;
  * NULL for the last layer, which leaves h as scratch): each residual add
  * runs fused with the norm that follows it.  The leading sequences that add
- * one token each (at least two) take their attention in one
- * groma_attention_decode_rows call; the others, one by one.
+ * one token each (a decode step, batched or alone) take their attention in
+ * one groma_attention_decode_rows call; the others (prefills), one by one.
  */
 static groma_status
 layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, groma_kv_cache *const *caches,
@@ -261,10 +261,8 @@ layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, g
 	/* the leading sequences that add one token each (the decoding ones come first) share one call */
 	while (decoding < n_seq && rows[decoding] == 1)
 		decoding++;
-	if (decoding >= 2)
+	if (decoding >= 1)
 		GROMA_TRY(attend_decode_rows(m, index, caches, decoding, &q, &k, &v, &ctx, act));
-	else
-		decoding = 0;
 	first = decoding;
 	for (int64_t b = decoding; b < n_seq; b++)
 	{
