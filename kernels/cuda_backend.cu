@@ -292,6 +292,7 @@ groma_cuda_register(void)
 		groma_cuda_profiled<groma_cuda_attention_decode_rows>("attention_decode_rows", profile);
 	groma_cuda_ops.rope = groma_cuda_profiled<groma_cuda_rope>("rope", profile);
 	groma_cuda_ops.attention = groma_cuda_profiled<groma_cuda_attention>("attention", profile);
+	groma_cuda_ops.attention_in = groma_cuda_profiled<groma_cuda_attention_in>("attention", profile);
 	groma_cuda_ops.conv2d = groma_cuda_profiled<groma_cuda_conv2d>("conv2d", profile);
 	groma_cuda_ops.group_norm = groma_cuda_profiled<groma_cuda_group_norm>("group_norm", profile);
 	groma_cuda_ops.layer_norm_channels =

@@ -140,9 +140,12 @@ groma_status groma_cuda_add_rms_norm(groma_tensor *x, const groma_tensor *delta,
 groma_status groma_cuda_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta);
 groma_status groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,
 								  bool causal, int64_t q_offset, groma_arena_ref scratch, groma_tensor *out);
+groma_status groma_cuda_attention_in(groma_dtype compute, const groma_tensor *q, const groma_tensor *k,
+									 const groma_tensor *v, float scale, bool causal, int64_t q_offset,
+									 groma_arena_ref scratch, groma_tensor *out);
 groma_status groma_cuda_attention_gemm(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,
-									   bool causal, int64_t q_offset, groma_arena_ref scratch, groma_tensor *out,
-									   bool *done);
+									   bool causal, int64_t q_offset, groma_dtype compute, groma_arena_ref scratch,
+									   groma_tensor *out, bool *done);
 groma_status groma_cuda_attention_decode(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v,
 										 float scale, bool causal, int64_t q_offset, int64_t splits, int64_t split_len,
 										 float *part, groma_tensor *out);

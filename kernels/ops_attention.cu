@@ -342,6 +342,14 @@ extern "C" groma_status
 groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale, bool causal,
 					 int64_t q_offset, groma_arena_ref scratch, groma_tensor *out)
 {
+	return groma_cuda_attention_in(GROMA_F32, q, k, v, scale, causal, q_offset, scratch, out);
+}
+
+/* Attention whose GEMM path multiplies in compute (bf16/f16 on tensor cores); see ops.h (groma_attention_in). */
+extern "C" groma_status
+groma_cuda_attention_in(groma_dtype compute, const groma_tensor *q, const groma_tensor *k, const groma_tensor *v,
+						float scale, bool causal, int64_t q_offset, groma_arena_ref scratch, groma_tensor *out)
+{
 	bhtd		bq,
 				bk,
 				bv,
@@ -375,7 +383,7 @@ groma_cuda_attention(const groma_tensor *q, const groma_tensor *k, const groma_t
 	{
 		bool		done;
 
-		GROMA_TRY(groma_cuda_attention_gemm(q, k, v, scale, causal, q_offset, scratch, out, &done));
+		GROMA_TRY(groma_cuda_attention_gemm(q, k, v, scale, causal, q_offset, compute, scratch, out, &done));
 		if (done)
 			return groma_ok();
 		if (forced_kernel == GROMA_ATTENTION_GEMM)

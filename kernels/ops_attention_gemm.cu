@@ -6,8 +6,14 @@
  * the scratch arena (at most GEMM_SCORE_BUDGET bytes), which goes back
  * after the call.  When not even one head's scores fit, the caller uses
  * the fused kernels of ops_attention.cu, which store no score matrix.
+ * With a 16-bit compute type the two products run on tensor cores: q, k, v
+ * and the probabilities are rounded to it, scores, softmax and outputs
+ * stay f32.
  */
 #include "cuda_common.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #define SOFTMAX_THREADS 128		/* four warps: a warp per row */
 #define GEMM_SCORE_BUDGET ((size_t) 256 << 20)	/* scratch bytes the scores of one head chunk may take */
@@ -52,12 +58,14 @@ masked_softmax_kernel(float *s, int64_t rows, int64_t tq, int64_t tk, bool causa
 
 /*
  * Returns the chunk of heads whose [Tq, Tk] scores (and, with staged, a
- * [Tq, D] output each) fit scratch (0: not even one).
+ * [Tq, D] output each; with half, 16-bit copies of q, k, v and the
+ * probabilities) fit scratch (0: not even one).
  */
 static int64_t
-heads_per_chunk(groma_arena_ref scratch, int64_t heads, int64_t tq, int64_t tk, int64_t dim, bool staged)
+heads_per_chunk(groma_arena_ref scratch, int64_t heads, int64_t tq, int64_t tk, int64_t dim, bool staged, bool half)
 {
-	size_t		per_head = (size_t) tq * (size_t) (tk + (staged ? dim : 0)) * sizeof(float) + 2 * GROMA_ARENA_ALIGN,
+	size_t		per_head = (size_t) tq * (size_t) (tk + (staged ? dim : 0)) * sizeof(float) + 6 * GROMA_ARENA_ALIGN +
+		(half ? 2 * ((size_t) tq * (size_t) (dim + tk) + 2 * (size_t) tk * (size_t) dim) : 0),
 				room;
 
 	if (scratch == NULL || scratch->device != GROMA_DEVICE_CUDA || scratch->used >= scratch->size)
@@ -68,9 +76,79 @@ heads_per_chunk(groma_arena_ref scratch, int64_t heads, int64_t tq, int64_t tk, 
 	return (int64_t) (room / per_head) < heads ? (int64_t) (room / per_head) : heads;
 }
 
+/*
+ * dst[h, i, :] = src[h·sh + i·st + (0..cols)] rounded to bf16 (f16 when
+ * half_f16) for the rows of hc heads of t rows each: a grid row per source
+ * row (strided over gridDim.y), threads over its cols contiguous values.
+ */
+__global__ static void
+rows_to_16bit_kernel(const float *src, int64_t sh, int64_t st, int64_t t, int64_t rows, int64_t cols, void *dst,
+					 bool half_f16)
+{
+	for (int64_t r = blockIdx.y; r < rows; r += gridDim.y)
+	{
+		const float *from = src + (r / t) * sh + (r % t) * st;
+
+		for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+		{
+			if (half_f16)
+				((__half *) dst)[r * cols + c] = __float2half_rn(from[c]);
+			else
+				((__nv_bfloat16 *) dst)[r * cols + c] = __float2bfloat16_rn(from[c]);
+		}
+	}
+}
+
+/* Queues rows_to_16bit_kernel: hc heads of t rows of cols values from src (head stride sh, row stride st). */
+static groma_status
+rows_to_16bit(const float *src, int64_t sh, int64_t st, int64_t hc, int64_t t, int64_t cols, void *dst,
+			  groma_dtype compute)
+{
+	int64_t		rows = hc * t;
+
+	rows_to_16bit_kernel<<<dim3(1, (unsigned) (rows < 65535 ? rows : 65535)), 128, 0, groma_cuda_stream()>>>(
+		src, sh, st, t, rows, cols, dst, compute == GROMA_F16);
+	return groma_cuda_launched("attention: rounding to 16 bits");
+}
+
+/*
+ * One strided-batched GEMM of 16-bit a and b with f32 c on tensor cores
+ * (column-major, as cublasGemmStridedBatchedEx takes it).
+ */
+static groma_status
+gemm_16bit(cublasOperation_t ta, int64_t m, int64_t n, int64_t k, float alpha, const void *a, int64_t lda,
+		   int64_t sa, const void *b, int64_t ldb, int64_t sb, float *c, int64_t ldc, int64_t sc, int64_t count,
+		   groma_dtype compute, const char *what)
+{
+	const float zero = 0.0f;
+	cudaDataType_t type = compute == GROMA_F16 ? CUDA_R_16F : CUDA_R_16BF;
+	groma_status st;
+
+	/* the handle is pedantic for the f32 GEMMs' sake; 16-bit products may take any tensor-core kernel */
+	cublasSetMathMode(groma_cuda_blas(), CUBLAS_DEFAULT_MATH);
+	st = groma_cublas_status(cublasGemmStridedBatchedEx(groma_cuda_blas(), ta, CUBLAS_OP_N, (int) m, (int) n, (int) k,
+														&alpha, a, type, (int) lda, (long long) sa, b, type, (int) ldb,
+														(long long) sb, &zero, c, CUDA_R_32F, (int) ldc,
+														(long long) sc, (int) count, CUBLAS_COMPUTE_32F,
+														CUBLAS_GEMM_DEFAULT), what);
+	cublasSetMathMode(groma_cuda_blas(), CUBLAS_PEDANTIC_MATH);
+	return st;
+}
+
+/* The 16-bit copies of one head chunk's operands (NULL when computing in f32). */
+typedef struct half_operands
+{
+	groma_dtype compute;		/* GROMA_BF16 or GROMA_F16 */
+	void	   *q,				/* [hc, Tq, D] */
+			   *k,				/* [hc, Tk, D] */
+			   *v,				/* [hc, Tk, D] */
+			   *p;				/* [hc, Tq, Tk] probabilities */
+} half_operands;
+
 /* S[h, Tq, Tk] = scale · q_h k_hᵀ for the heads of one chunk (row-major, as column-major Sᵀ = k_h q_hᵀ). */
 static groma_status
-scores(const groma_tensor *q, const groma_tensor *k, int64_t b, int64_t h0, int64_t hc, float scale, float *s)
+scores(const groma_tensor *q, const groma_tensor *k, int64_t b, int64_t h0, int64_t hc, float scale,
+	   const half_operands *half, float *s)
 {
 	int64_t		tq = q->shape[2],
 				tk = k->shape[2],
@@ -79,6 +157,13 @@ scores(const groma_tensor *q, const groma_tensor *k, int64_t b, int64_t h0, int6
 	const float *qh = (const float *) q->data + b * q->stride[0] + h0 * q->stride[1];
 	const float *kh = (const float *) k->data + b * k->stride[0] + h0 * k->stride[1];
 
+	if (half)
+	{
+		GROMA_TRY(rows_to_16bit(qh, q->stride[1], q->stride[2], hc, tq, dim, half->q, half->compute));
+		GROMA_TRY(rows_to_16bit(kh, k->stride[1], k->stride[2], hc, tk, dim, half->k, half->compute));
+		return gemm_16bit(CUBLAS_OP_T, tk, tq, dim, scale, half->k, dim, tk * dim, half->q, dim, tq * dim, s, tk,
+						  tq * tk, hc, half->compute, "attention: cublasGemmStridedBatchedEx (scores)");
+	}
 	return groma_cublas_status(cublasSgemmStridedBatched(groma_cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, (int) tk,
 														 (int) tq, (int) dim, &scale, kh, (int) k->stride[2],
 														 (long long) k->stride[1], qh, (int) q->stride[2],
@@ -96,8 +181,8 @@ scores(const groma_tensor *q, const groma_tensor *k, int64_t b, int64_t h0, int6
  * batch entries whose spans interleave, only for disjoint ones.
  */
 static groma_status
-weighted_values(const float *p, const groma_tensor *v, int64_t b, int64_t h0, int64_t hc, float *staged,
-				groma_tensor *out)
+weighted_values(const float *p, const groma_tensor *v, int64_t b, int64_t h0, int64_t hc, const half_operands *half,
+				float *staged, groma_tensor *out)
 {
 	int64_t		tq = out->shape[2],
 				tk = v->shape[2],
@@ -110,7 +195,16 @@ weighted_values(const float *p, const groma_tensor *v, int64_t b, int64_t h0, in
 	groma_tensor src,
 				dst;
 
-	GROMA_TRY(groma_cublas_status(cublasSgemmStridedBatched(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) dim,
+	if (half)
+	{
+		GROMA_TRY(rows_to_16bit(vh, v->stride[1], v->stride[2], hc, tk, dim, half->v, half->compute));
+		GROMA_TRY(rows_to_16bit(p, tq * tk, tk, hc, tq, tk, half->p, half->compute));
+		GROMA_TRY(gemm_16bit(CUBLAS_OP_N, dim, tq, tk, one, half->v, dim, tk * dim, half->p, tk, tq * tk, oh,
+							 staged ? dim : out->stride[2], staged ? tq * dim : out->stride[1], hc, half->compute,
+							 "attention: cublasGemmStridedBatchedEx (weighted values)"));
+	}
+	else
+		GROMA_TRY(groma_cublas_status(cublasSgemmStridedBatched(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) dim,
 															(int) tq, (int) tk, &one, vh, (int) v->stride[2],
 															(long long) v->stride[1], p, (int) tk,
 															(long long) (tq * tk), &zero, oh,
@@ -129,12 +223,14 @@ weighted_values(const float *p, const groma_tensor *v, int64_t b, int64_t h0, in
 
 /*
  * out = softmax(scale · q kᵀ + causal mask) v through cuBLAS, with the
- * checked [B, H, T, D] operands of groma_cuda_attention.  Sets *done to
+ * checked [B, H, T, D] operands of groma_cuda_attention; compute bf16 or
+ * f16 multiplies on tensor cores, f32 in f32.  Sets *done to
  * false (and does nothing) when scratch cannot hold one head's scores.
  */
 extern "C" groma_status
 groma_cuda_attention_gemm(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,
-						  bool causal, int64_t q_offset, groma_arena_ref scratch, groma_tensor *out, bool *done)
+						  bool causal, int64_t q_offset, groma_dtype compute, groma_arena_ref scratch,
+						  groma_tensor *out, bool *done)
 {
 	int64_t		batch = q->shape[0],
 				heads = q->shape[1],
@@ -143,7 +239,9 @@ groma_cuda_attention_gemm(const groma_tensor *q, const groma_tensor *k, const gr
 				dim = q->shape[3];
 	/* heads whose [Tq, D] outputs interleave in out (a head view of [B, T, H, D]) are staged, then copied */
 	bool		staged = heads > 1 && tq > 1 && out->stride[1] < out->stride[2] * tq;
-	int64_t		chunk = heads_per_chunk(scratch, heads, tq, tk, dim, staged);
+	bool		half = compute == GROMA_BF16 || compute == GROMA_F16;
+	int64_t		chunk = heads_per_chunk(scratch, heads, tq, tk, dim, staged, half);
+	half_operands h16 = {compute, NULL, NULL, NULL, NULL};
 	size_t		mark;
 	float	   *s,				/* [chunk, Tq, Tk] scores, then probabilities */
 			   *o = NULL;		/* [chunk, Tq, D] outputs, when staged */
@@ -166,7 +264,14 @@ groma_cuda_attention_gemm(const groma_tensor *q, const groma_tensor *k, const gr
 	s = (float *) groma_arena_alloc(scratch, (size_t) chunk * (size_t) (tq * tk) * sizeof(float));
 	if (s != NULL && staged)
 		o = (float *) groma_arena_alloc(scratch, (size_t) chunk * (size_t) (tq * dim) * sizeof(float));
-	if (s == NULL || (staged && o == NULL))
+	if (s != NULL && half)
+	{
+		h16.q = groma_arena_alloc(scratch, (size_t) chunk * (size_t) (tq * dim) * 2);
+		h16.k = groma_arena_alloc(scratch, (size_t) chunk * (size_t) (tk * dim) * 2);
+		h16.v = groma_arena_alloc(scratch, (size_t) chunk * (size_t) (tk * dim) * 2);
+		h16.p = groma_arena_alloc(scratch, (size_t) chunk * (size_t) (tq * tk) * 2);
+	}
+	if (s == NULL || (staged && o == NULL) || (half && (!h16.q || !h16.k || !h16.v || !h16.p)))
 	{
 		scratch->used = mark;
 		return groma_ok();
@@ -178,14 +283,14 @@ groma_cuda_attention_gemm(const groma_tensor *q, const groma_tensor *k, const gr
 			int64_t		hc = heads - h0 < chunk ? heads - h0 : chunk,
 						rows = hc * tq;
 
-			st = scores(q, k, b, h0, hc, scale, s);
+			st = scores(q, k, b, h0, hc, scale, half ? &h16 : NULL, s);
 			if (st.code != GROMA_OK)
 				break;
 			masked_softmax_kernel<<<groma_cuda_blocks(rows, SOFTMAX_THREADS / 32), SOFTMAX_THREADS, 0,
 				groma_cuda_stream()>>>(s, rows, tq, tk, causal, q_offset);
 			st = groma_cuda_launched("attention: masked softmax");
 			if (st.code == GROMA_OK)
-				st = weighted_values(s, v, b, h0, hc, o, out);
+				st = weighted_values(s, v, b, h0, hc, half ? &h16 : NULL, o, out);
 		}
 	scratch->used = mark;		/* the scores go back, after a failure too */
 	return st;

@@ -249,7 +249,9 @@ layer_forward(const groma_dinov2 *m, const groma_dinov2_layer *l, groma_tensor *
 	GROMA_TRY(groma_tensor_permute(&kh, to_heads, &kh));
 	GROMA_TRY(groma_tensor_permute(&vh, to_heads, &vh));
 	GROMA_TRY(groma_tensor_permute(&ctxh, to_heads, &ctxh));
-	GROMA_TRY(groma_attention(&qh, &kh, &vh, 1.0f / sqrtf((float) dh), false, 0, act, &ctxh));
+	/* with 16-bit matrices the two attention products run in that type on a GPU's tensor cores */
+	GROMA_TRY(groma_attention_in(groma_compute_dtype(&l->q_w), &qh, &kh, &vh, 1.0f / sqrtf((float) dh), false, 0, act,
+								 &ctxh));
 	GROMA_TRY(groma_linear(&ctx, &l->o_w, &l->o_b, &out));
 	GROMA_TRY(probe_copy(probe ? probe->l0_attn_out : NULL, &out));
 	GROMA_TRY(groma_mul(&out, &l->ls1, &out));

@@ -170,7 +170,9 @@ attend_sequence(const groma_llama *m, int64_t index, groma_kv_cache *cache, cons
 	GROMA_TRY(cache_view(&cache->v, index, start + t, &vc));
 	GROMA_TRY(groma_tensor_reshape(ctx, 4, (int64_t[]) {1, t, heads, dh}, &ch));
 	GROMA_TRY(groma_tensor_permute(&ch, (int[]) {0, 2, 1, 3}, &ch));	/* [1, H, T, Dh] */
-	return groma_attention(&qh, &kc, &vc, 1.0f / sqrtf((float) dh), true, start, act, &ch);
+	/* with 16-bit (or i8) matrices the prompt's attention products run in bf16/f16 on a GPU's tensor cores */
+	return groma_attention_in(groma_compute_dtype(&m->layer[index].q), &qh, &kc, &vc, 1.0f / sqrtf((float) dh), true,
+							  start, act, &ch);
 }
 
 /* Sequences whose decode tokens one groma_attention_decode_rows call takes. */

@@ -167,7 +167,8 @@ decoder_self_attention(const groma_proposer_decoder_layer *l, int heads, groma_t
 	GROMA_TRY(groma_tensor_permute(&kh, perm, &kh));
 	GROMA_TRY(groma_tensor_permute(&vh, perm, &vh));
 	GROMA_TRY(groma_tensor_permute(&ch, perm, &ch));
-	GROMA_TRY(groma_attention(&qh, &kh, &vh, 1.0f / sqrtf((float) dh), false, 0, act, &ch));
+	GROMA_TRY(groma_attention_in(groma_compute_dtype(&l->q_w), &qh, &kh, &vh, 1.0f / sqrtf((float) dh), false, 0, act,
+								 &ch));
 	GROMA_TRY(groma_linear(&ctx, &l->o_w, &l->o_b, &out));
 	GROMA_TRY(groma_add(x, &out, x));
 	GROMA_TRY(norm_inplace(x, &l->self_norm_w, &l->self_norm_b));

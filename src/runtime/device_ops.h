@@ -64,6 +64,9 @@ typedef struct groma_device_ops
 	groma_status (*convert) (const groma_tensor *src, groma_tensor *dst);
 	groma_status (*attention) (const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,
 							   bool causal, int64_t q_offset, groma_arena_ref scratch, groma_tensor *out);
+	groma_status (*attention_in) (groma_dtype compute, const groma_tensor *q, const groma_tensor *k,
+								  const groma_tensor *v, float scale, bool causal, int64_t q_offset,
+								  groma_arena_ref scratch, groma_tensor *out);
 	groma_status (*conv2d) (const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, int stride,
 							int padding, groma_arena_ref scratch, groma_tensor *y);
 	groma_status (*group_norm) (const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b,

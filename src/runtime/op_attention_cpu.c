@@ -84,6 +84,25 @@ attention_part(void *ctx, int64_t begin, int64_t end, int part)
 	}
 }
 
+/* The compute type for attention next to weight w; see ops.h. */
+groma_dtype
+groma_compute_dtype(const groma_tensor *w)
+{
+	if (w->dtype == GROMA_BF16 || w->dtype == GROMA_F16)
+		return w->dtype;
+	return w->dtype == GROMA_I8 ? GROMA_BF16 : GROMA_F32;
+}
+
+/* Attention with 16-bit products on the GPU; see ops.h. */
+groma_status
+groma_attention_in(groma_dtype compute, const groma_tensor *q, const groma_tensor *k, const groma_tensor *v,
+				   float scale, bool causal, int64_t q_offset, groma_arena *scratch, groma_tensor *out)
+{
+	if (groma_on_device(q) && compute != GROMA_F32)
+		return GROMA_DEVICE_CALL("attention", attention_in, compute, q, k, v, scale, causal, q_offset, scratch, out);
+	return groma_attention(q, k, v, scale, causal, q_offset, scratch, out);
+}
+
 /* out = softmax(scale · q kᵀ + mask) v; see ops.h. */
 groma_status
 groma_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,

@@ -140,6 +140,20 @@ groma_status groma_attention(const groma_tensor *q, const groma_tensor *k, const
 							 groma_tensor *out);
 
 /*
+ * groma_attention with its two products in compute on the GPU (bf16 or
+ * f16: q, k, v and the probabilities rounded to it on tensor cores, f32
+ * scores, softmax and outputs) when it takes the GEMM path (several
+ * queries, scores that fit scratch); f32 is groma_attention, and the CPU
+ * always computes in f32 (a reference, as linear with 16-bit weights).
+ */
+groma_status groma_attention_in(groma_dtype compute, const groma_tensor *q, const groma_tensor *k,
+								const groma_tensor *v, float scale, bool causal, int64_t q_offset,
+								groma_arena *scratch, groma_tensor *out);
+
+/* The compute type for attention next to weight w: bf16 or f16 as w (bf16 for i8 weights), else f32. */
+groma_dtype groma_compute_dtype(const groma_tensor *w);
+
+/*
  * One decode token of each of n sequences at once (a batched decode step's
  * attention in one decoder layer): row b of q, k and v [n, H·Dh] is
  * sequence b's new token, k_cache[b] and v_cache[b] [1, H, cap, Dh] are its

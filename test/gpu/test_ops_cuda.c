@@ -861,6 +861,72 @@ test_attention(groma_arena *scratch)
 }
 
 /*
+ * attention with 16-bit products (groma_attention_in, the GEMM path): bf16
+ * and f16 against the CPU's f32 within their rounding, on contiguous
+ * operands (causal with an offset) and on head views of [B, T, H, D]
+ * buffers whose outputs interleave (staged, then copied).
+ */
+static void
+test_attention_16bit(groma_arena *scratch)
+{
+	static const groma_dtype types[] = {GROMA_BF16, GROMA_F16};
+	int64_t		shape[4] = {1, 3, 70, 64},
+				q_shape[4] = {1, 3, 60, 64},
+				view_shape[4] = {1, 65, 4, 32};	/* [B, T, H, D] */
+
+	for (int t = 0; t < 2; t++)
+	{
+		groma_tensor q = rand_host(4, q_shape),
+					k = rand_host(4, shape),
+					v = rand_host(4, shape),
+					o = like_host(&q);
+		groma_tensor dq = to_dev(&q),
+					dk = to_dev(&k),
+					dv = to_dev(&v),
+					dout = to_dev(&o);
+		char		name[64];
+
+		snprintf(name, sizeof(name), "60 queries at 10 of 70 keys, %s", groma_dtype_name(types[t]));
+		groma_fill(&dout, NAN);
+		compare("attn/16bit", name, &o, &dout, 1e-4,
+				groma_attention_in(types[t], &q, &k, &v, 0.125f, true, 10, scratch, &o),
+				groma_attention_in(types[t], &dq, &dk, &dv, 0.125f, true, 10, &dev_scratch, &dout));
+	}
+	{
+		groma_tensor qb = rand_host(4, view_shape),
+					kb = rand_host(4, view_shape),
+					vb = rand_host(4, view_shape),
+					ob = like_host(&qb);
+		groma_tensor dqb = to_dev(&qb),
+					dkb = to_dev(&kb),
+					dvb = to_dev(&vb),
+					dob = to_dev(&ob);
+		groma_tensor q,
+					k,
+					v,
+					o,
+					dq,
+					dk,
+					dv,
+					dout;
+		const int	perm[4] = {0, 2, 1, 3};
+
+		groma_tensor_permute(&qb, perm, &q);
+		groma_tensor_permute(&kb, perm, &k);
+		groma_tensor_permute(&vb, perm, &v);
+		groma_tensor_permute(&ob, perm, &o);
+		groma_tensor_permute(&dqb, perm, &dq);
+		groma_tensor_permute(&dkb, perm, &dk);
+		groma_tensor_permute(&dvb, perm, &dv);
+		groma_tensor_permute(&dob, perm, &dout);
+		groma_fill(&dob, NAN);
+		compare("attn/16bit", "head views of [1,65,4,32], bf16", &ob, &dob, 1e-4,
+				groma_attention_in(GROMA_BF16, &q, &k, &v, 0.17f, false, 0, scratch, &o),
+				groma_attention_in(GROMA_BF16, &dq, &dk, &dv, 0.17f, false, 0, &dev_scratch, &dout));
+	}
+}
+
+/*
  * attention on the views the model passes: q/k/v/out as [B, H, T, D]
  * permutations of [B, T, H, D] buffers (DINOv2, proposer, LLaMA prefill),
  * and a causal chunk of 5 queries at offset 35 against 40 keys.
@@ -1349,9 +1415,9 @@ test_spatial(void)
 	}
 }
 
-/* Milliseconds of one attention call on the GPU (after one warm-up call), or -1 on failure. */
+/* Milliseconds of one attention call on the GPU in compute (after one warm-up call), or -1 on failure. */
 static double
-attention_ms(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, bool causal)
+attention_ms(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, bool causal, groma_dtype compute)
 {
 	groma_tensor out = *q;
 	struct timespec t0,
@@ -1361,12 +1427,12 @@ attention_ms(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v
 	out.data = NULL;
 	st = groma_arena_tensor(&dev, GROMA_F32, 4, q->shape, &out);
 	if (st.code == GROMA_OK)
-		st = groma_attention(q, k, v, 0.125f, causal, 0, &dev_scratch, &out);
+		st = groma_attention_in(compute, q, k, v, 0.125f, causal, 0, &dev_scratch, &out);
 	if (st.code == GROMA_OK)
 		st = groma_cuda_ops.synchronize();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (st.code == GROMA_OK)
-		st = groma_attention(q, k, v, 0.125f, causal, 0, &dev_scratch, &out);
+		st = groma_attention_in(compute, q, k, v, 0.125f, causal, 0, &dev_scratch, &out);
 	if (st.code == GROMA_OK)
 		st = groma_cuda_ops.synchronize();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -1401,20 +1467,20 @@ time_attention(void)
 		groma_tensor dq = to_dev(&q),
 					dk = to_dev(&q),
 					dv = to_dev(&q);
-		static const groma_cuda_attention_path kernels[3] = {GROMA_ATTENTION_PER_QUERY, GROMA_ATTENTION_TILED,
-			GROMA_ATTENTION_GEMM};
-		double		ms[3];
+		static const groma_cuda_attention_path kernels[4] = {GROMA_ATTENTION_PER_QUERY, GROMA_ATTENTION_TILED,
+			GROMA_ATTENTION_GEMM, GROMA_ATTENTION_GEMM};
+		double		ms[4];
 
-		for (int which = 0; which < 3; which++)
+		for (int which = 0; which < 4; which++)
 		{
 			groma_cuda_attention_kernel(kernels[which]);
-			ms[which] = attention_ms(&dq, &dk, &dv, s == 1);
+			ms[which] = attention_ms(&dq, &dk, &dv, s == 1, which == 3 ? GROMA_BF16 : GROMA_F32);
 		}
 		groma_cuda_attention_kernel(GROMA_ATTENTION_AUTO);
 		printf("# figure: attention [%lld,%lld,%lld,%lld]%s on %s: per-query %.3f ms, tiled %.3f ms, "
-			   "cuBLAS GEMMs %.3f ms\n", (long long) shapes[s][0], (long long) shapes[s][1],
+			   "cuBLAS GEMMs %.3f ms, bf16 GEMMs %.3f ms\n", (long long) shapes[s][0], (long long) shapes[s][1],
 			   (long long) shapes[s][2], (long long) shapes[s][3], s == 1 ? " causal" : "", device, ms[0], ms[1],
-			   ms[2]);
+			   ms[2], ms[3]);
 	}
 	/* a LLaMA decode step against 600 cached positions: keys split over blocks, and not */
 	{
@@ -1428,11 +1494,11 @@ time_attention(void)
 					whole;
 
 		groma_cuda_attention_kernel(GROMA_ATTENTION_WARP_PER_KEY);
-		warp = attention_ms(&dq, &dk, &dv, false);
+		warp = attention_ms(&dq, &dk, &dv, false, GROMA_F32);
 		groma_cuda_attention_kernel(GROMA_ATTENTION_PER_QUERY);
-		split = attention_ms(&dq, &dk, &dv, false);
+		split = attention_ms(&dq, &dk, &dv, false, GROMA_F32);
 		groma_cuda_attention_kernel(GROMA_ATTENTION_PER_QUERY_WHOLE);
-		whole = attention_ms(&dq, &dk, &dv, false);
+		whole = attention_ms(&dq, &dk, &dv, false, GROMA_F32);
 		groma_cuda_attention_kernel(GROMA_ATTENTION_AUTO);
 		printf("# figure: attention decode step [1,32,1,128] over 600 keys on %s: warp per key with key splits "
 			   "%.3f ms, per-query with key splits %.3f ms, one block per head %.3f ms\n", device, warp, split, whole);
@@ -1568,6 +1634,7 @@ main(void)
 	groma_cuda_attention_kernel(GROMA_ATTENTION_AUTO);
 	attention_label = "attention";
 	test_attention_scratch(&scratch);
+	test_attention_16bit(&scratch);
 	time_attention();
 	time_linear();
 	test_fills();

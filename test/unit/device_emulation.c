@@ -404,6 +404,15 @@ emu_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *
 	return st;
 }
 
+/* The emulated device computes attention in f32 whatever the compute type (as the CPU does). */
+static groma_status
+emu_attention_in(groma_dtype compute, const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,
+				 bool causal, int64_t q_offset, groma_arena_ref device_scratch, groma_tensor *out)
+{
+	(void) compute;
+	return emu_attention(q, k, v, scale, causal, q_offset, device_scratch, out);
+}
+
 static groma_status
 emu_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, int stride, int padding,
 		   groma_arena_ref scratch, groma_tensor *y)
@@ -493,7 +502,7 @@ device_emulation_install(void)
 		.scale = emu_scale, .softmax = emu_softmax, .layer_norm = emu_layer_norm, .rms_norm = emu_rms_norm,
 		.add_rms_norm = emu_add_rms_norm, .silu_mul = emu_silu_mul, .argmax_rows = emu_argmax_rows,
 		.attention_decode_rows = emu_attention_decode_rows,
-		.rope = emu_rope, .copy = emu_copy, .fill = emu_fill, .convert = emu_convert, .fill_random = emu_fill_random, .inverse_sigmoid = emu_inverse_sigmoid, .attention = emu_attention, .conv2d = emu_conv2d,
+		.rope = emu_rope, .copy = emu_copy, .fill = emu_fill, .convert = emu_convert, .fill_random = emu_fill_random, .inverse_sigmoid = emu_inverse_sigmoid, .attention = emu_attention, .attention_in = emu_attention_in, .conv2d = emu_conv2d,
 		.group_norm = emu_group_norm, .layer_norm_channels = emu_layer_norm_channels,
 		.embedding = emu_embedding, .resize_bilinear = emu_resize_bilinear,
 		.ms_deform_attn = emu_ms_deform_attn, .roi_align = emu_roi_align, .deform_locations = emu_deform_locations,
