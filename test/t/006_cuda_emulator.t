@@ -77,8 +77,11 @@ for my $stage (qw(dinov2 proposer region_encoder prefill)) {
     like($out, qr/^\{"profile": "$stage", "gpu_ms": [0-9.]+, "per": 1, "ops": \[\{"op": "\w+", "calls": [0-9.]+, "ms": [0-9.]+\}/m,
          "GROMA_CUDA_PROFILE prints the ops of $stage");
 }
-like($out, qr/^\{"profile": "decode_step", "gpu_ms": [0-9.]+, "per": 64, .*"op": "linear", "calls": [0-9.]+.*"op": "attention"|^\{"profile": "decode_step", "gpu_ms": [0-9.]+, "per": 64, .*"op": "attention".*"op": "linear"/m,
+# a decode step's attention is one attention_decode_rows call per layer (RoPE, KV writes and attention)
+like($out, qr/^\{"profile": "decode_step", "gpu_ms": [0-9.]+, "per": 64, .*"op": "linear", "calls": [0-9.]+.*"op": "attention_decode_rows"|^\{"profile": "decode_step", "gpu_ms": [0-9.]+, "per": 64, .*"op": "attention_decode_rows".*"op": "linear"/m,
      'and the linears and attention of a decode step, per step');
+like($out, qr/^\{"profile": "decode_step", .*"op": "linear_many", "calls": [0-9.]+/m,
+     'q/k/v and gate/up go through linear_many');
 
 ($rc, $out, $err) = run_emu({ GROMA_EMU_FAULT_AT_LAUNCH => 40 }, '--model', $model, '--regions', $image,
                             '--device', 'cuda');
