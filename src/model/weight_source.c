@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../runtime/op_check.h"
 #include "../runtime/ops.h"
 
 /* Matrix weights; see weight_source.h. */
@@ -95,11 +96,9 @@ host_f32(const groma_tensor *stored, groma_tensor *host, float **owned)
 	*owned = NULL;
 	if (stored->dtype == GROMA_F32)
 		return groma_host_image(stored, host, owned);
-	*owned = malloc(groma_tensor_numel(stored) * sizeof(float) + 1);
-	if (*owned == NULL)
-		return groma_error(GROMA_ERR_NO_MEMORY, "out of host memory");
-	*host = groma_tensor_view(*owned, GROMA_F32, stored->ndim, stored->shape);
-	return groma_convert(stored, host);
+	GROMA_TRY(groma_widen_weight("load", stored, host));
+	*owned = host->data;
+	return groma_ok();
 }
 
 /*
