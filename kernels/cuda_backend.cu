@@ -42,12 +42,19 @@ groma_cuda_buffer_reserve(groma_cuda_buffer *buf, size_t bytes, const char *what
 	*st = groma_ok();
 	if (bytes <= buf->cap)
 		return buf->data;
+	if (context.capturing)
+	{
+		/* a recorded graph must not see a buffer move (nor may cudaMalloc run while recording) */
+		*st = groma_error(GROMA_ERR_UNSUPPORTED, "%s: a buffer would grow while a graph is recorded", what);
+		return NULL;
+	}
 	*st = groma_cuda_status(groma_cuda_malloc(&grown, bytes), what);
 	if (st->code != GROMA_OK)
 		return NULL;
 	cudaFree(buf->data);
 	buf->data = grown;
 	buf->cap = bytes;
+	context.generation++;
 	return grown;
 }
 
@@ -154,6 +161,13 @@ groma_cuda_check_weight(const char *op, const groma_tensor *w)
 		(w->dtype != GROMA_F32 && w->dtype != GROMA_BF16 && w->dtype != GROMA_F16))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%s: w must be a contiguous f32, bf16 or f16 CUDA tensor", op);
 	return groma_ok();
+}
+
+/* Kernels and graphs queued from the host; see groma_cuda.h. */
+extern "C" uint64_t
+groma_cuda_launch_count(void)
+{
+	return context.launches;
 }
 
 /* Every device allocation of the ops and arenas, counted (see groma_cuda_allocations). */
@@ -304,6 +318,7 @@ groma_cuda_register(void)
 	groma_cuda_ops.deform_locations = groma_cuda_profiled<groma_cuda_deform_locations>("deform_locations", profile);
 	groma_cuda_ops.topk_rows = groma_cuda_profiled<groma_cuda_topk_rows>("topk_rows", profile);
 	groma_cuda_ops.proposal_queries = groma_cuda_profiled<groma_cuda_proposal_queries>("proposal_queries", profile);
+	groma_cuda_register_graphs();
 	groma_cuda_ops.name = "cuda";
 	return groma_ok();
 }

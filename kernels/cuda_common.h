@@ -41,6 +41,12 @@ typedef struct groma_cuda_context
 	groma_cuda_buffer widened;	/* linear: the bf16 copy of an i8 weight for many rows */
 	groma_cuda_buffer splits;	/* attention: the key splits' partial results of a decode query */
 	groma_cuda_buffer gn_partials;	/* GroupNorm: partial sums of groups split over blocks */
+	groma_cuda_buffer rope_table;	/* RoPE: inv_freq[rope_dim / 2] of rope_theta (groma_cuda_rope_table) */
+	float		rope_theta;
+	int64_t		rope_dim;
+	uint64_t	generation;		/* bumped whenever a buffer moves: recorded graphs of older ones are stale */
+	bool		capturing;		/* a graph is being recorded on stream (cuda_graph.cu) */
+	uint64_t	launches;		/* kernels and graphs queued from the host (groma_cuda_launch_count) */
 	bool		gemv;			/* few-rows linears take the GEMV kernels (groma_cuda_linear_gemv) */
 	groma_cuda_attention_path attention_path;	/* groma_cuda_attention_kernel */
 } groma_cuda_context;
@@ -55,6 +61,14 @@ groma_cuda_context *groma_cuda_ctx(void);
  */
 void	   *groma_cuda_buffer_reserve(groma_cuda_buffer *buf, size_t bytes, const char *what, groma_status *st);
 
+/*
+ * RoPE's inverse frequencies inv_freq[dim / 2] of theta on the device
+ * (groma_rope_inv_freq's float32 values, so the kernels need no double
+ * pow): uploaded once per (theta, dim), then the same pointer; NULL with
+ * *st set on failure.
+ */
+const float *groma_cuda_rope_table(float theta, int64_t dim, groma_status *st);
+
 /* The stream and cuBLAS handle of this process's context. */
 cudaStream_t groma_cuda_stream(void);
 cublasHandle_t groma_cuda_blas(void);
@@ -68,12 +82,16 @@ groma_status groma_cuda_status(cudaError_t err, const char *what);
 /* Returns a status for a cuBLAS error. */
 groma_status groma_cublas_status(cublasStatus_t st, const char *what);
 
-/* Returns the launch error of the kernel just queued, if any. */
+/* Counts the kernel just queued and returns its launch error, if any. */
 static inline groma_status
 groma_cuda_launched(const char *what)
 {
+	groma_cuda_ctx()->launches++;
 	return groma_cuda_status(cudaGetLastError(), what);
 }
+
+/* Fills the graph entries of groma_cuda_ops (cuda_graph.cu). */
+void		groma_cuda_register_graphs(void);
 
 /* Fails unless t is a contiguous f32 tensor on the device. */
 groma_status groma_cuda_check_f32(const char *op, const char *what, const groma_tensor *t);
@@ -132,9 +150,9 @@ groma_status groma_cuda_layer_norm(const groma_tensor *x, const groma_tensor *w,
 groma_status groma_cuda_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, groma_tensor *y);
 groma_status groma_cuda_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_tensor *v, int64_t heads,
 											  groma_tensor *const *k_cache, groma_tensor *const *v_cache,
-											  const int64_t *positions, float theta, float scale,
+											  const groma_tensor *positions, float theta, float scale,
 											  groma_arena_ref scratch, groma_tensor *ctx);
-groma_status groma_cuda_argmax_rows(const groma_tensor *x, groma_arena_ref scratch, int64_t *idx, float *val);
+groma_status groma_cuda_argmax_rows(const groma_tensor *a, const groma_tensor *b, groma_tensor *idx);
 groma_status groma_cuda_add_rms_norm(groma_tensor *x, const groma_tensor *delta, const groma_tensor *w, float eps,
 									 groma_tensor *y);
 groma_status groma_cuda_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta);

@@ -57,6 +57,13 @@ groma_status groma_cuda_error_status(int error, const char *what);
  */
 uint64_t	groma_cuda_allocations(void);
 
+/*
+ * How many kernels groma has queued from the host so far, a replayed graph
+ * counting once however many kernels it holds (cuBLAS's own kernels are
+ * not counted): the launches of a decode step are the difference.
+ */
+uint64_t	groma_cuda_launch_count(void);
+
 /* The attention kernels groma_cuda_attention can run. */
 typedef enum groma_cuda_attention_path
 {

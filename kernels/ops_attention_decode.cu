@@ -193,43 +193,60 @@ groma_cuda_attention_decode(const groma_tensor *q, const groma_tensor *k, const 
 /* Sequences one launch of the batched decode-step kernels takes (their cache pointers travel as a kernel argument). */
 #define DECODE_ROWS_MAX 64
 
-/* Per sequence of a batched decode step: its layer's K and V caches [H, cap, D] and its new token's position. */
+/* Per sequence of a batched decode step: its layer's K and V caches [H, cap, D] (passed by value). */
 struct decode_rows
 {
 	float	   *k[DECODE_ROWS_MAX];
 	float	   *v[DECODE_ROWS_MAX];
 	int64_t		head_stride[DECODE_ROWS_MAX];	/* elements between heads: cap · D */
-	int64_t		pos[DECODE_ROWS_MAX];
+	int64_t		cap[DECODE_ROWS_MAX];	/* positions the caches hold */
 };
+
+/* Row b's position, read where the caller left it (so a replayed graph sees each step's); -1 when outside its cache. */
+__device__ static inline int64_t
+row_position(const decode_rows &rows, const int32_t *positions, int64_t b)
+{
+	int64_t		pos = positions[b];
+
+	return pos >= 0 && pos < rows.cap[b] ? pos : -1;
+}
 
 /*
  * For sequence b = blockIdx.x, head h = blockIdx.y, pair i = threadIdx.x
  * (blockDim.x = D/2): rotates q's pair in place and k's into the K cache at
  * the token's position, and copies v's pair into the V cache (rows of q, k,
- * v [n, H·D] are row_stride apart).
+ * v [n, H·D] are row_stride apart; inv_freq[D/2] from groma_cuda_rope_table).
  */
 __global__ static void
-rope_store_rows_kernel(decode_rows rows, float *q, const float *k, const float *v, int64_t row_stride, int dim,
-					   float theta)
+rope_store_rows_kernel(decode_rows rows, const int32_t *positions, const float *inv_freq, float *q, const float *k,
+					   const float *v, int64_t row_stride, int dim)
 {
 	int64_t		b = blockIdx.x,
 				h = blockIdx.y,
 				i = threadIdx.x,
 				half = dim / 2,
-				pos = rows.pos[b];
-	/* the same float32 values the CPU op computes */
-	float		inv_freq = (float) (1.0 / pow((double) theta, (double) (2 * i) / (double) dim)),
-				angle = (float) pos * inv_freq,
-				c = cosf(angle),
-				s = sinf(angle),
+				pos = row_position(rows, positions, b);
+	float		angle,
+				c,
+				s,
 				x1,
 				x2;
-	float	   *qr = q + b * row_stride + h * dim,
-			   *kc = rows.k[b] + h * rows.head_stride[b] + pos * dim,
-			   *vc = rows.v[b] + h * rows.head_stride[b] + pos * dim;
-	const float *kr = k + b * row_stride + h * dim,
-			   *vr = v + b * row_stride + h * dim;
+	float	   *qr,
+			   *kc,
+			   *vc;
+	const float *kr,
+			   *vr;
 
+	if (pos < 0)
+		return;					/* the caller checked: never write outside a cache */
+	angle = (float) pos * inv_freq[i];
+	c = cosf(angle);
+	s = sinf(angle);
+	qr = q + b * row_stride + h * dim;
+	kc = rows.k[b] + h * rows.head_stride[b] + pos * dim;
+	vc = rows.v[b] + h * rows.head_stride[b] + pos * dim;
+	kr = k + b * row_stride + h * dim;
+	vr = v + b * row_stride + h * dim;
 	x1 = qr[i];
 	x2 = qr[i + half];
 	qr[i] = x1 * c - x2 * s;
@@ -244,13 +261,17 @@ rope_store_rows_kernel(decode_rows rows, float *q, const float *k, const float *
 
 /* ctx row b, head h (blockIdx.x, blockIdx.y) = attention of q's row over positions [0, pos] of b's caches. */
 __global__ static void
-attention_rows_kernel(decode_rows rows, const float *q, float *ctx, int64_t row_stride, int dim, float scale)
+attention_rows_kernel(decode_rows rows, const int32_t *positions, const float *q, float *ctx, int64_t row_stride,
+					  int dim, float scale)
 {
 	int64_t		b = blockIdx.x,
-				h = blockIdx.y;
+				h = blockIdx.y,
+				pos = row_position(rows, positions, b);
 
+	if (pos < 0)
+		return;					/* a whole block: no barrier is skipped */
 	warp_per_key_block(q + b * row_stride + h * dim, rows.k[b] + h * rows.head_stride[b], dim,
-					   rows.v[b] + h * rows.head_stride[b], dim, 0, rows.pos[b] + 1, dim, scale, NULL,
+					   rows.v[b] + h * rows.head_stride[b], dim, 0, pos + 1, dim, scale, NULL,
 					   ctx + b * row_stride + h * dim);
 }
 
@@ -269,11 +290,13 @@ check_rows_cache(const groma_tensor *c, int64_t dim)
 extern "C" groma_status
 groma_cuda_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_tensor *v, int64_t heads,
 								 groma_tensor *const *k_cache, groma_tensor *const *v_cache,
-								 const int64_t *positions, float theta, float scale, groma_arena_ref scratch,
+								 const groma_tensor *positions, float theta, float scale, groma_arena_ref scratch,
 								 groma_tensor *ctx)
 {
 	int64_t		n = q->shape[0],
 				dim = q->shape[1] / heads;
+	const float *inv_freq;
+	groma_status st;
 
 	GROMA_TRY(groma_cuda_check_f32("attention_decode_rows", "q", q));
 	GROMA_TRY(groma_cuda_check_f32("attention_decode_rows", "k", k));
@@ -282,10 +305,14 @@ groma_cuda_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_t
 	if (dim % 2 != 0 || dim > MAX_PER_LANE * 32 || heads > 65535)
 		return groma_error(GROMA_ERR_UNSUPPORTED, "attention_decode_rows: %lld heads of %lld (even, at most %d)",
 						   (long long) heads, (long long) dim, MAX_PER_LANE * 32);
+	inv_freq = groma_cuda_rope_table(theta, dim, &st);
+	if (inv_freq == NULL)
+		return st;
 	for (int64_t first = 0; first < n; first += DECODE_ROWS_MAX)
 	{
 		int64_t		count = n - first < DECODE_ROWS_MAX ? n - first : DECODE_ROWS_MAX,
 					offset = first * q->shape[1];
+		const int32_t *pos = (const int32_t *) positions->data + first;
 		decode_rows rows;
 		dim3		grid((unsigned) count, (unsigned) heads);
 
@@ -296,16 +323,17 @@ groma_cuda_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_t
 			rows.k[b] = (float *) k_cache[first + b]->data;
 			rows.v[b] = (float *) v_cache[first + b]->data;
 			rows.head_stride[b] = k_cache[first + b]->stride[1];
-			if (v_cache[first + b]->stride[1] != rows.head_stride[b])
+			rows.cap[b] = k_cache[first + b]->shape[2];
+			if (v_cache[first + b]->stride[1] != rows.head_stride[b] ||
+				v_cache[first + b]->shape[2] != rows.cap[b])
 				return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention_decode_rows: K and V caches differ");
-			rows.pos[b] = positions[first + b];
 		}
 		rope_store_rows_kernel<<<grid, (unsigned) (dim / 2), 0, groma_cuda_stream()>>>(
-			rows, (float *) q->data + offset, (const float *) k->data + offset, (const float *) v->data + offset,
-			q->shape[1], (int) dim, theta);
+			rows, pos, inv_freq, (float *) q->data + offset, (const float *) k->data + offset,
+			(const float *) v->data + offset, q->shape[1], (int) dim);
 		GROMA_TRY(groma_cuda_launched("attention_decode_rows (RoPE and cache writes)"));
 		attention_rows_kernel<<<grid, WARPS * 32, 0, groma_cuda_stream()>>>(
-			rows, (const float *) q->data + offset, (float *) ctx->data + offset, q->shape[1], (int) dim, scale);
+			rows, pos, (const float *) q->data + offset, (float *) ctx->data + offset, q->shape[1], (int) dim, scale);
 		GROMA_TRY(groma_cuda_launched("attention_decode_rows (attention)"));
 	}
 	return groma_ok();

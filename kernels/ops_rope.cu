@@ -5,22 +5,68 @@
  */
 #include "cuda_common.h"
 
+extern "C"
+{
+#include "../src/runtime/ops.h"
+}
+
 /* Head rows (token, head) one block rotates: its threads compute their frequency once for all of them. */
 #define ROPE_ROWS_PER_BLOCK 16
 
+/* RoPE's inverse frequencies on the device, uploaded once per (theta, dim); see cuda_common.h. */
+const float *
+groma_cuda_rope_table(float theta, int64_t dim, groma_status *st)
+{
+	groma_cuda_context *ctx = groma_cuda_ctx();
+	float		host[1024];
+	float	   *table;
+
+	*st = groma_ok();
+	if (dim < 2 || dim % 2 != 0 || dim / 2 > 1024)
+	{
+		*st = groma_error(GROMA_ERR_LIMIT, "rope: head dimension %lld (even, at most 2048)", (long long) dim);
+		return NULL;
+	}
+	if (ctx->rope_table.data != NULL && ctx->rope_theta == theta && ctx->rope_dim == dim)
+		return (const float *) ctx->rope_table.data;
+	if (ctx->capturing)
+	{
+		*st = groma_error(GROMA_ERR_UNSUPPORTED, "rope: a new frequency table while a graph is recorded");
+		return NULL;
+	}
+	table = (float *) groma_cuda_buffer_reserve(&ctx->rope_table, sizeof(host), "rope table", st);
+	if (table == NULL)
+		return NULL;
+	for (int64_t i = 0; i < dim / 2; i++)
+		host[i] = groma_rope_inv_freq(theta, i, dim);
+	*st = groma_cuda_status(cudaMemcpyAsync(table, host, (size_t) (dim / 2) * sizeof(float), cudaMemcpyHostToDevice,
+											groma_cuda_stream()), "rope table");
+	if (st->code == GROMA_OK)
+		*st = groma_cuda_status(cudaStreamSynchronize(groma_cuda_stream()), "rope table");
+	if (st->code != GROMA_OK)
+	{
+		ctx->rope_dim = 0;		/* half written: fill it again next time */
+		return NULL;
+	}
+	ctx->rope_theta = theta;
+	ctx->rope_dim = dim;
+	ctx->generation++;			/* new contents under the same pointer: recordings made with the old ones are stale */
+	return table;
+}
+
 /*
  * Rotates pair i = threadIdx.x (blockDim.x = D/2) of ROPE_ROWS_PER_BLOCK
- * consecutive head rows of x[rows, D]: each thread computes its inverse
- * frequency once (in double, as the CPU op) instead of once per element.
+ * consecutive head rows of x[rows, D], with inv_freq[D/2] from
+ * groma_cuda_rope_table (the CPU op's float32 values).
  */
 __global__ static void
-rope_kernel(float *x, int64_t tokens, int64_t heads, int64_t dim, int64_t start_pos, float theta, int64_t rows)
+rope_kernel(float *x, const float *inv_freq_of, int64_t tokens, int64_t heads, int64_t dim, int64_t start_pos,
+			int64_t rows)
 {
 	int64_t		half = dim / 2,
 				i = threadIdx.x,
 				first = (int64_t) blockIdx.x * ROPE_ROWS_PER_BLOCK;
-	/* the same float32 values the CPU op computes */
-	float		inv_freq = (float) (1.0 / pow((double) theta, (double) (2 * i) / (double) dim));
+	float		inv_freq = inv_freq_of[i];
 
 	for (int64_t row = first; row < first + ROPE_ROWS_PER_BLOCK && row < rows; row++)
 	{
@@ -44,6 +90,8 @@ extern "C" groma_status
 groma_cuda_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta)
 {
 	int64_t		rows;
+	const float *inv_freq;
+	groma_status st;
 
 	GROMA_TRY(groma_cuda_check_f32("rope", "x", x));
 	if (x->ndim != 4 || x->shape[3] % 2 != 0)
@@ -53,9 +101,10 @@ groma_cuda_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, fl
 	if (groma_tensor_numel(x) == 0)
 		return groma_ok();
 	rows = groma_tensor_numel(x) / x->shape[3];
-	if (x->shape[3] / 2 > 1024)
-		return groma_error(GROMA_ERR_LIMIT, "rope: head dimension %lld is over 2048", (long long) x->shape[3]);
+	inv_freq = groma_cuda_rope_table(theta, x->shape[3], &st);
+	if (inv_freq == NULL)
+		return st;
 	rope_kernel<<<(unsigned) ((rows + ROPE_ROWS_PER_BLOCK - 1) / ROPE_ROWS_PER_BLOCK), (unsigned) (x->shape[3] / 2), 0,
-		groma_cuda_stream()>>>((float *) x->data, x->shape[1], x->shape[2], x->shape[3], start_pos, theta, rows);
+		groma_cuda_stream()>>>((float *) x->data, inv_freq, x->shape[1], x->shape[2], x->shape[3], start_pos, rows);
 	return groma_cuda_launched("rope");
 }

@@ -4,6 +4,11 @@
  */
 #include "cuda_common.h"
 
+extern "C"
+{
+#include "../src/runtime/ops.h"
+}
+
 #define THREADS 256
 
 /* Softmax of one row per block (max-subtracted; an all -inf row becomes zeros). */
@@ -211,24 +216,33 @@ argmax_better(float a, int64_t ia, float b, int64_t ib)
 	return a > b || (a == b && ia < ib);
 }
 
-/* The first largest value of one row per block: idx[row] and val[row]. */
+/*
+ * The first largest value of row blockIdx.x of a[R, na] followed by
+ * b[R, nb] (nb = 0 without b): its index in the concatenated row into
+ * idx[row].
+ */
 __global__ static void
-argmax_rows_kernel(const float *x, int64_t n, int64_t *idx, float *val)
+argmax_rows_kernel(const float *a, int64_t na, const float *b, int64_t nb, int32_t *idx)
 {
 	__shared__ float best_v[32];
 	__shared__ int64_t best_i[32];
-	const float *row = x + (int64_t) blockIdx.x * n;
-	float		v = row[0];
+	const float *ra = a + (int64_t) blockIdx.x * na,
+			   *rb = b ? b + (int64_t) blockIdx.x * nb : NULL;
+	float		v = ra[0];
 	int64_t		i = 0;
 	int			lane = threadIdx.x & 31,
 				warp = threadIdx.x >> 5;
 
-	for (int64_t k = threadIdx.x; k < n; k += blockDim.x)
-		if (argmax_better(row[k], k, v, i))
+	for (int64_t k = threadIdx.x; k < na + nb; k += blockDim.x)
+	{
+		float		x = k < na ? ra[k] : rb[k - na];
+
+		if (argmax_better(x, k, v, i))
 		{
-			v = row[k];
+			v = x;
 			i = k;
 		}
+	}
 	for (int o = 16; o > 0; o >>= 1)
 	{
 		float		ov = __shfl_xor_sync(0xffffffffu, v, o);
@@ -254,48 +268,23 @@ argmax_rows_kernel(const float *x, int64_t n, int64_t *idx, float *val)
 				v = best_v[w];
 				i = best_i[w];
 			}
-		idx[blockIdx.x] = i;
-		val[blockIdx.x] = v;
+		idx[blockIdx.x] = (int32_t) i;
 	}
 }
 
-/* The greedy pick of each row, reduced on the GPU; see ops.h. */
+/* The greedy pick of each row, reduced on the GPU into idx there; see ops.h. */
 extern "C" groma_status
-groma_cuda_argmax_rows(const groma_tensor *x, groma_arena_ref scratch, int64_t *idx, float *val)
+groma_cuda_argmax_rows(const groma_tensor *a, const groma_tensor *b, groma_tensor *idx)
 {
-	int64_t		rows,
-				n;
-	size_t		mark;
-	int64_t    *d_idx;
-	float	   *d_val;
-	groma_status st;
+	int64_t		rows = a->shape[0];
 
-	GROMA_TRY(groma_cuda_check_f32("argmax_rows", "x", x));
-	if (x->ndim != 2 || x->shape[1] < 1)
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "argmax_rows: x must be [R, N] with N >= 1");
-	rows = x->shape[0];
-	n = x->shape[1];
+	GROMA_TRY(groma_argmax_rows_check(a, b, idx));
 	if (rows == 0)
 		return groma_ok();
 	if (rows > 0x7fffffff)
 		return groma_error(GROMA_ERR_LIMIT, "argmax_rows: too many rows for one launch");
-	if (scratch == NULL || scratch->device != GROMA_DEVICE_CUDA)
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "argmax_rows: needs a device scratch arena");
-	mark = scratch->used;
-	d_idx = (int64_t *) groma_arena_alloc(scratch, (size_t) rows * sizeof(int64_t));
-	d_val = (float *) groma_arena_alloc(scratch, (size_t) rows * sizeof(float));
-	if (d_idx == NULL || d_val == NULL)
-	{
-		scratch->used = mark;
-		return groma_error(GROMA_ERR_NO_MEMORY, "argmax_rows: no scratch room for %lld rows", (long long) rows);
-	}
-	argmax_rows_kernel<<<(unsigned) rows, THREADS, 0, groma_cuda_stream()>>>((const float *) x->data, n, d_idx,
-																			 d_val);
-	st = groma_cuda_launched("argmax_rows");
-	if (st.code == GROMA_OK)
-		st = groma_cuda_ops.to_host(idx, d_idx, (size_t) rows * sizeof(int64_t));
-	if (st.code == GROMA_OK)
-		st = groma_cuda_ops.to_host(val, d_val, (size_t) rows * sizeof(float));
-	scratch->used = mark;
-	return st;
+	argmax_rows_kernel<<<(unsigned) rows, THREADS, 0, groma_cuda_stream()>>>(
+		(const float *) a->data, a->shape[1], b ? (const float *) b->data : NULL, b ? b->shape[1] : 0,
+		(int32_t *) idx->data);
+	return groma_cuda_launched("argmax_rows");
 }

@@ -284,6 +284,7 @@ groma_model_free(groma_model *m)
 {
 	if (m == NULL)
 		return;
+	groma_llama_free(&m->llm);	/* its recorded decode steps first: they point into the arenas */
 	groma_arena_free(&m->weights);
 	groma_arena_free(&m->derived);
 	groma_checkpoint_close(m->ckpt);

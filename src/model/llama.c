@@ -53,7 +53,21 @@ groma_llama_build(groma_llama *m, const groma_llama_config *cfg, const groma_wei
 	GROMA_TRY(groma_bind(src, w, &m->norm, 1, (int64_t[]) {d}, "llm.model.norm.weight"));
 	GROMA_TRY(groma_bind(src, w, &m->lm_head, 2, (int64_t[]) {cfg->vocab, d}, "llm.lm_head.weight"));
 	GROMA_TRY(groma_bind(src, w, &m->extra_head, 2, (int64_t[]) {cfg->extra_vocab, d}, "extra_lm_head.weight"));
+	m->graphs = malloc(sizeof(*m->graphs));
+	if (m->graphs == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "llama: out of memory");
+	groma_decode_graphs_init(m->graphs);
 	return groma_ok();
+}
+
+/* Frees the recorded decode steps; see llama.h. */
+void
+groma_llama_free(groma_llama *m)
+{
+	if (m->graphs)
+		groma_decode_graphs_clear(m->graphs);
+	free(m->graphs);
+	m->graphs = NULL;
 }
 
 /* Bytes of a KV cache; see llama.h. */
@@ -185,17 +199,17 @@ attend_sequence(const groma_llama *m, int64_t index, groma_kv_cache *cache, cons
  */
 static groma_status
 attend_decode_rows(const groma_llama *m, int64_t index, groma_kv_cache *const *caches, int64_t n,
-				   const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, groma_tensor *ctx,
-				   groma_arena *act)
+				   const groma_tensor *positions, const groma_tensor *q, const groma_tensor *k, const groma_tensor *v,
+				   groma_tensor *ctx, groma_arena *act)
 {
 	int64_t		dh = m->cfg.hidden / m->cfg.heads;
 
 	for (int64_t first = 0; first < n; first += DECODE_ROWS_CHUNK)
 	{
-		int64_t		count = n - first < DECODE_ROWS_CHUNK ? n - first : DECODE_ROWS_CHUNK,
-					positions[DECODE_ROWS_CHUNK];
+		int64_t		count = n - first < DECODE_ROWS_CHUNK ? n - first : DECODE_ROWS_CHUNK;
 		groma_tensor kc[DECODE_ROWS_CHUNK],
 					vc[DECODE_ROWS_CHUNK],
+					pr,
 					qr,
 					kr,
 					vr,
@@ -211,13 +225,13 @@ attend_decode_rows(const groma_llama *m, int64_t index, groma_kv_cache *const *c
 			GROMA_TRY(groma_tensor_narrow(&c->v, 0, index, 1, &vc[b]));
 			kp[b] = &kc[b];
 			vp[b] = &vc[b];
-			positions[b] = c->length;
 		}
+		GROMA_TRY(groma_tensor_narrow(positions, 0, first, count, &pr));	/* [count] */
 		GROMA_TRY(groma_tensor_narrow(q, 0, first, count, &qr));	/* [count, D] */
 		GROMA_TRY(groma_tensor_narrow(k, 0, first, count, &kr));
 		GROMA_TRY(groma_tensor_narrow(v, 0, first, count, &vr));
 		GROMA_TRY(groma_tensor_narrow(ctx, 0, first, count, &cr));
-		GROMA_TRY(groma_attention_decode_rows(&qr, &kr, &vr, m->cfg.heads, kp, vp, positions, m->cfg.rope_theta,
+		GROMA_TRY(groma_attention_decode_rows(&qr, &kr, &vr, m->cfg.heads, kp, vp, &pr, m->cfg.rope_theta,
 											  1.0f / sqrtf((float) dh), act, &cr));
 	}
 	return groma_ok();
@@ -232,12 +246,14 @@ attend_decode_rows(const groma_llama *m, int64_t index, groma_kv_cache *const *c
  * NULL for the last layer, which leaves h as scratch): each residual add
  * runs fused with the norm that follows it.  The leading sequences that add
  * one token each (a decode step, batched or alone) take their attention in
- * one groma_attention_decode_rows call; the others (prefills), one by one.
+ * one groma_attention_decode_rows call, which reads their first new
+ * positions from positions[n_seq] (i32 on x's device: each cache's length
+ * before the step) where they live; the others (prefills), one by one.
  */
 static groma_status
 layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, groma_kv_cache *const *caches,
-			  const int64_t *rows, int64_t n_seq, const groma_tensor *next_norm, groma_tensor *x, groma_tensor *h,
-			  groma_arena *act)
+			  const int64_t *rows, int64_t n_seq, const groma_tensor *positions, const groma_tensor *next_norm,
+			  groma_tensor *x, groma_tensor *h, groma_arena *act)
 {
 	int64_t		t = x->shape[0],
 				d = m->cfg.hidden,
@@ -264,7 +280,12 @@ layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, g
 	while (decoding < n_seq && rows[decoding] == 1)
 		decoding++;
 	if (decoding >= 1)
-		GROMA_TRY(attend_decode_rows(m, index, caches, decoding, &q, &k, &v, &ctx, act));
+	{
+		groma_tensor pd;
+
+		GROMA_TRY(groma_tensor_narrow(positions, 0, 0, decoding, &pd));	/* [decoding] */
+		GROMA_TRY(attend_decode_rows(m, index, caches, decoding, &pd, &q, &k, &v, &ctx, act));
+	}
 	first = decoding;
 	for (int64_t b = decoding; b < n_seq; b++)
 	{
@@ -297,10 +318,13 @@ layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, g
 	return groma_ok();
 }
 
-/* Runs x[T, D] through every decoder layer in place (rows and caches as layer_forward); scratch from act. */
+/*
+ * Runs x[T, D] through every decoder layer in place (rows, caches and
+ * positions as layer_forward); scratch from act.
+ */
 static groma_status
 run_layers(const groma_llama *m, groma_kv_cache *const *caches, const int64_t *rows, int64_t n_seq,
-		   groma_tensor *x, groma_arena *act)
+		   const groma_tensor *positions, groma_tensor *x, groma_arena *act)
 {
 	groma_tensor h;
 	size_t		mark = act->used;
@@ -308,10 +332,31 @@ run_layers(const groma_llama *m, groma_kv_cache *const *caches, const int64_t *r
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {x->shape[0], m->cfg.hidden}, &h));	/* [T, D] */
 	GROMA_TRY(groma_rms_norm(x, &m->layer[0].attn_norm, m->cfg.rms_eps, &h));
 	for (int i = 0; i < m->cfg.layers; i++)
-		GROMA_TRY(layer_forward(m, &m->layer[i], i, caches, rows, n_seq,
+		GROMA_TRY(layer_forward(m, &m->layer[i], i, caches, rows, n_seq, positions,
 								i + 1 < m->cfg.layers ? &m->layer[i + 1].attn_norm : NULL, x, &h, act));
 	act->used = mark;
 	return groma_ok();
+}
+
+/* positions[n] (i32 on device, from act) = each cache's length: the first position of its next step. */
+static groma_status
+cache_positions(groma_kv_cache *const *caches, int64_t n, groma_device device, groma_arena *act,
+				groma_tensor *positions)
+{
+	int32_t    *host = malloc((size_t) n * sizeof(int32_t));
+	groma_status st;
+
+	if (host == NULL)
+		return groma_error(GROMA_ERR_NO_MEMORY, "llama: out of memory");
+	for (int64_t b = 0; b < n; b++)
+		host[b] = (int32_t) caches[b]->length;
+	st = groma_arena_tensor(act, GROMA_I32, 1, (int64_t[]) {n}, positions);
+	if (st.code == GROMA_OK && positions->device != device)
+		st = groma_error(GROMA_ERR_INVALID_ARGUMENT, "llama: the activations are not where x lives");
+	if (st.code == GROMA_OK)
+		st = groma_upload((const float *) host, positions);
+	free(host);
+	return st;
 }
 
 /* Runs new positions through the decoder; see llama.h. */
@@ -322,6 +367,7 @@ groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_ten
 	int64_t		t,
 				d = m->cfg.hidden;
 	groma_tensor x,
+				positions,
 				last,
 				normed,
 				head_out;
@@ -334,9 +380,10 @@ groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_ten
 	if (t < 1 || cache->length + t > cache->capacity)
 		return groma_error(GROMA_ERR_LIMIT, "llama: %lld positions after %lld exceed the cache of %lld",
 						   (long long) t, (long long) cache->length, (long long) cache->capacity);
+	GROMA_TRY(cache_positions(&cache, 1, x_in->device, act, &positions));	/* [1] */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &x));	/* [T, D] residual stream */
 	GROMA_TRY(groma_copy(x_in, &x));
-	GROMA_TRY(run_layers(m, &cache, &t, 1, &x, act));
+	GROMA_TRY(run_layers(m, &cache, &t, 1, &positions, &x, act));
 	cache->length += t;
 	GROMA_TRY(groma_rms_norm(&x, &m->norm, m->cfg.rms_eps, &x));
 	if (final_hidden)
@@ -358,44 +405,88 @@ groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_ten
 	return groma_ok();
 }
 
-/*
- * Returns the greedy id of a row whose scores are lm[V] then extra[X], from
- * each head's first largest (a, its value va; b, vb): the groma_argmax of
- * the concatenation.
- */
-static int64_t
-pick_head(int64_t a, float va, int64_t v, int64_t b, float vb, int64_t x)
+/* One groma_llama_step's operands, for its device work (step_device_work). */
+typedef struct step_job
 {
-	if (isnan(va) || x == 0)
-		return a;
-	return isnan(vb) || vb > va ? v + b : a;
-}
+	const groma_llama *m;
+	groma_kv_cache *const *caches;
+	const int64_t *rows;
+	int64_t		n,
+				t;				/* sequences; rows in all */
+	const groma_tensor *x_in;	/* [t, D] */
+	const groma_tensor *positions;	/* [n] i32: each cache's length */
+	groma_tensor *picks;		/* [n] i32: each sequence's greedy id */
+	groma_arena *act;
+} step_job;
 
-/* One step of several sequences, each with its own new positions; see llama.h. */
-groma_status
-groma_llama_step(const groma_llama *m, groma_kv_cache *const *caches, const int64_t *rows, int64_t n,
-				 const groma_tensor *x_in, groma_arena *act, int64_t *next)
+/*
+ * The device work of a step: the layers over all rows, each sequence's last
+ * row through the final norm and both heads, and each row's pick over
+ * [V + X] into picks, where the scores live.  Queues device work only (no
+ * transfer, no wait), so a decode step can be recorded (decode_graph.h);
+ * rewinds act.
+ */
+static groma_status
+step_device_work(void *ctx)
 {
-	int64_t		t = 0,
-				d = m->cfg.hidden,
-				vocab = m->cfg.vocab,
+	step_job   *j = ctx;
+	const groma_llama *m = j->m;
+	int64_t		d = m->cfg.hidden,
 				extra = m->cfg.extra_vocab;
 	groma_tensor x,
 				last,
-				head_out;
+				head_out,
+				extra_out;
+	groma_arena *act = j->act;
 	size_t		mark = act->used;
-	int64_t    *picks,
-			   *lm_idx,
-			   *ex_idx;
-	float	   *lm_val,
-			   *ex_val;
 	groma_status st;
 
+	st = groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {j->t, d}, &x);	/* [T, D] residual stream */
+	if (st.code == GROMA_OK)
+		st = groma_copy(j->x_in, &x);
+	if (st.code == GROMA_OK)
+		st = run_layers(m, j->caches, j->rows, j->n, j->positions, &x, act);
+	if (st.code == GROMA_OK)
+		st = groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {j->n, d}, &last);	/* [n, D] */
+	for (int64_t b = 0, end = 0; st.code == GROMA_OK && b < j->n; b++)
+	{
+		groma_tensor src,
+					dst;
+
+		end += j->rows[b];
+		st = groma_tensor_narrow(&x, 0, end - 1, 1, &src);	/* [1, D] */
+		if (st.code == GROMA_OK)
+			st = groma_tensor_narrow(&last, 0, b, 1, &dst);
+		if (st.code == GROMA_OK)
+			st = groma_copy(&src, &dst);
+	}
+	if (st.code == GROMA_OK)
+		st = groma_rms_norm(&last, &m->norm, m->cfg.rms_eps, &last);
+	if (st.code == GROMA_OK)
+		st = groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {j->n, m->cfg.vocab}, &head_out);	/* [n, V] */
+	if (st.code == GROMA_OK)
+		st = groma_linear(&last, &m->lm_head, NULL, &head_out);
+	if (st.code == GROMA_OK && extra > 0)
+		st = groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {j->n, extra}, &extra_out);	/* [n, X] */
+	if (st.code == GROMA_OK && extra > 0)
+		st = groma_linear(&last, &m->extra_head, NULL, &extra_out);
+	if (st.code == GROMA_OK)
+		st = groma_argmax_rows(&head_out, extra > 0 ? &extra_out : NULL, j->picks);
+	act->used = mark;
+	return st;
+}
+
+/* Checks a step's sequences and rows; *t gets the rows in all. */
+static groma_status
+check_step(groma_kv_cache *const *caches, const int64_t *rows, int64_t n, const groma_tensor *x_in, int64_t d,
+		   int64_t *t)
+{
 	GROMA_TRY(groma_check_f32_anywhere("llama_step", "x", x_in));
 	GROMA_TRY(groma_check_ndim("llama_step", "x", x_in, 2));
 	GROMA_TRY(groma_check_dim("llama_step", "x", x_in, 1, d));
 	if (n < 1)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "llama_step: %lld sequences", (long long) n);
+	*t = 0;
 	for (int64_t b = 0; b < n; b++)
 	{
 		if (rows[b] < 1)
@@ -405,58 +496,74 @@ groma_llama_step(const groma_llama *m, groma_kv_cache *const *caches, const int6
 			return groma_error(GROMA_ERR_LIMIT, "llama: sequence %lld: %lld positions after %lld exceed its cache "
 							   "of %lld", (long long) b, (long long) rows[b], (long long) caches[b]->length,
 							   (long long) caches[b]->capacity);
-		t += rows[b];
+		*t += rows[b];
 	}
-	if (x_in->shape[0] != t)
+	if (x_in->shape[0] != *t)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "llama_step: x has %lld rows, the sequences %lld",
-						   (long long) x_in->shape[0], (long long) t);
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &x));	/* [T, D] residual stream */
-	GROMA_TRY(groma_copy(x_in, &x));
-	GROMA_TRY(run_layers(m, caches, rows, n, &x, act));
-	/* each sequence's last row, then the final norm and both heads over those n rows */
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, d}, &last));	/* [n, D] */
-	for (int64_t b = 0, end = 0; b < n; b++)
-	{
-		groma_tensor src,
-					dst;
+						   (long long) x_in->shape[0], (long long) *t);
+	return groma_ok();
+}
 
-		end += rows[b];
-		GROMA_TRY(groma_tensor_narrow(&x, 0, end - 1, 1, &src));	/* [1, D] */
-		GROMA_TRY(groma_tensor_narrow(&last, 0, b, 1, &dst));
-		GROMA_TRY(groma_copy(&src, &dst));
-	}
-	GROMA_TRY(groma_rms_norm(&last, &m->norm, m->cfg.rms_eps, &last));
-	/* each head's pick per row, reduced where the scores live: 12 bytes a row come back, not V + X floats */
-	picks = malloc((size_t) n * 2 * (sizeof(int64_t) + sizeof(float)));
-	if (picks == NULL)
-		return groma_error(GROMA_ERR_NO_MEMORY, "llama_step: out of memory");
-	lm_idx = picks;
-	ex_idx = lm_idx + n;
-	lm_val = (float *) (ex_idx + n);
-	ex_val = lm_val + n;
-	st = groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, vocab}, &head_out);	/* [n, V] */
-	if (st.code == GROMA_OK)
-		st = groma_linear(&last, &m->lm_head, NULL, &head_out);
-	if (st.code == GROMA_OK)
-		st = groma_argmax_rows(&head_out, act, lm_idx, lm_val);
-	if (st.code == GROMA_OK && extra > 0)
-		st = groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {n, extra}, &head_out);	/* [n, X] */
-	if (st.code == GROMA_OK && extra > 0)
-		st = groma_linear(&last, &m->extra_head, NULL, &head_out);
-	if (st.code == GROMA_OK && extra > 0)
-		st = groma_argmax_rows(&head_out, act, ex_idx, ex_val);
-	for (int64_t b = 0; st.code == GROMA_OK && b < n; b++)
-		next[b] = pick_head(lm_idx[b], lm_val[b], vocab, extra > 0 ? ex_idx[b] : 0, extra > 0 ? ex_val[b] : 0, extra);
-	free(picks);
-	if (st.code != GROMA_OK)
+/* The key of a step whose n sequences add one token each: what a recording of its device work bakes in. */
+static groma_decode_key
+decode_key(groma_kv_cache *const *caches, int64_t n, const groma_tensor *x_in, const groma_arena *act)
+{
+	groma_decode_key key;
+
+	memset(&key, 0, sizeof(key));
+	key.n = n;
+	key.x = x_in->data;
+	key.scratch = act->base + act->used;
+	for (int64_t b = 0; b < n && b < GROMA_DECODE_GRAPH_ROWS; b++)
 	{
-		act->used = mark;
-		return st;
+		key.k[b] = caches[b]->k.data;
+		key.v[b] = caches[b]->v.data;
 	}
+	return key;
+}
+
+/* One step of several sequences, each with its own new positions; see llama.h. */
+groma_status
+groma_llama_step(const groma_llama *m, groma_kv_cache *const *caches, const int64_t *rows, int64_t n,
+				 const groma_tensor *x_in, groma_arena *act, int64_t *next)
+{
+	step_job	job = {.m = m, .caches = caches, .rows = rows, .n = n, .x_in = x_in, .act = act};
+	groma_tensor positions,
+				picks;
+	size_t		mark = act->used;
+	int32_t    *ids = NULL;
+	bool		decoding = true;
+	groma_status st;
+
+	GROMA_TRY(check_step(caches, rows, n, x_in, m->cfg.hidden, &job.t));
+	for (int64_t b = 0; b < n; b++)
+		decoding = decoding && rows[b] == 1;
+	job.positions = &positions;
+	job.picks = &picks;
+	st = cache_positions(caches, n, x_in->device, act, &positions);	/* [n] */
+	if (st.code == GROMA_OK)
+		st = groma_arena_tensor(act, GROMA_I32, 1, (int64_t[]) {n}, &picks);	/* [n] */
+	if (st.code == GROMA_OK)
+	{
+		/* a step of decode tokens only is recorded once per shape and replayed (decode_graph.h) */
+		groma_decode_key key = decode_key(caches, n, x_in, act);
+
+		st = decoding && m->graphs ? groma_decode_graphs_run(m->graphs, x_in->device, &key, step_device_work, &job)
+			: step_device_work(&job);
+	}
+	if (st.code == GROMA_OK && (ids = malloc((size_t) n * sizeof(int32_t))) == NULL)
+		st = groma_error(GROMA_ERR_NO_MEMORY, "llama_step: out of memory");
+	if (st.code == GROMA_OK)
+		st = groma_download(&picks, (float *) ids);	/* 4 bytes a sequence come back, not V + X scores */
+	for (int64_t b = 0; st.code == GROMA_OK && b < n; b++)
+		next[b] = ids[b];
+	free(ids);
+	act->used = mark;
+	if (st.code != GROMA_OK)
+		return st;
 	/* only a whole step moves the caches on: a failed one leaves them as they were, to be run again */
 	for (int64_t b = 0; b < n; b++)
 		caches[b]->length += rows[b];
-	act->used = mark;
 	return groma_ok();
 }
 

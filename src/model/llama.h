@@ -9,6 +9,7 @@
 
 #include "../runtime/arena.h"
 #include "../runtime/tensor.h"
+#include "decode_graph.h"
 #include "weight_source.h"
 
 #define GROMA_LLAMA_MAX_LAYERS 128
@@ -48,6 +49,7 @@ typedef struct groma_llama
 	groma_tensor norm;			/* [D] */
 	groma_tensor lm_head;		/* [V, D] */
 	groma_tensor extra_head;	/* [X, D] extra_lm_head */
+	groma_decode_graphs *graphs;	/* recorded decode steps (owned: groma_llama_free) */
 } groma_llama;
 
 /* Keys and values of every layer for one sequence, up to capacity positions. */
@@ -64,6 +66,9 @@ typedef struct groma_kv_cache
 /* Binds llm.*, new_input_embs and extra_lm_head. */
 groma_status groma_llama_build(groma_llama *m, const groma_llama_config *cfg,
 							   const groma_weight_source *src, groma_arena *weights);
+
+/* Frees what groma_llama_build allocated beside the arena (the recorded decode steps); safe twice. */
+void		groma_llama_free(groma_llama *m);
 
 /* Bytes an arena needs for groma_kv_cache_init of capacity positions (alignment included). */
 size_t		groma_kv_cache_bytes(const groma_llama_config *cfg, int64_t capacity);
@@ -95,7 +100,9 @@ groma_status groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, co
  * run per sequence over its own cache.  next[n] receives each sequence's
  * greedy id (the first maximum of its last row's V + X scores, as
  * groma_argmax), picked where the scores live (groma_argmax_rows): only
- * the ids come back from a device.  The caches' lengths move on only when
+ * the ids come back from a device.  On a GPU a step whose sequences all
+ * add one token is recorded the second time its shape comes and replayed
+ * after that (m->graphs, decode_graph.h).  The caches' lengths move on only when
  * the whole step succeeds, so a failed step (GROMA_ERR_NO_MEMORY from act,
  * say) can be run again, whole or split.  Scratch from act.
  */

@@ -35,6 +35,12 @@ typedef struct groma_device_ops
 	groma_status (*to_host) (void *dst, const void *src, size_t bytes);
 	groma_status (*synchronize) (void);
 	bool		(*lost) (void);	/* true once the device hit a sticky error (restart the process) */
+	/* recorded work (groma_graph): begin and end a recording, replay one, ask whether it is current, free it */
+	groma_status (*graph_begin) (void);
+	groma_status (*graph_end) (void **graph);
+	groma_status (*graph_replay) (void *graph);
+	bool		(*graph_current) (const void *graph);
+	void		(*graph_free) (void *graph);
 	/* ops, same contracts as ops.h */
 	groma_status (*linear) (const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, groma_tensor *y);
 	groma_status (*linear_many) (const groma_tensor *x, int count, const groma_tensor *const *w,
@@ -51,10 +57,10 @@ typedef struct groma_device_ops
 	groma_status (*add_rms_norm) (groma_tensor *x, const groma_tensor *delta, const groma_tensor *w, float eps,
 								  groma_tensor *y);
 	groma_status (*silu_mul) (const groma_tensor *gate, const groma_tensor *up, groma_tensor *y);
-	groma_status (*argmax_rows) (const groma_tensor *x, groma_arena_ref scratch, int64_t *idx, float *val);
+	groma_status (*argmax_rows) (const groma_tensor *a, const groma_tensor *b, groma_tensor *idx);
 	groma_status (*attention_decode_rows) (groma_tensor *q, groma_tensor *k, const groma_tensor *v, int64_t heads,
 										   groma_tensor *const *k_cache, groma_tensor *const *v_cache,
-										   const int64_t *positions, float theta, float scale, groma_arena_ref scratch,
+										   const groma_tensor *positions, float theta, float scale, groma_arena_ref scratch,
 										   groma_tensor *ctx);
 	groma_status (*rope) (groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta);
 	groma_status (*copy) (const groma_tensor *src, groma_tensor *dst);

@@ -1,7 +1,8 @@
 /*
  * op_argmax_cpu.c - the greedy pick of each row of scores (the first
  * largest value; a NaN counts as the largest, the first NaN wins, as
- * torch.argmax), so a decode step downloads ids instead of every score.
+ * torch.argmax), over one score matrix or two side by side, written where
+ * the scores live so a decode step downloads ids instead of every score.
  */
 #include <math.h>
 
@@ -9,38 +10,64 @@
 #include "op_check.h"
 #include "ops.h"
 
-/* The first largest of each row; see ops.h. */
+/* Fails unless a[R, Na] (and b[R, Nb]) are contiguous f32 and idx a contiguous i32 [R], all on one device. */
 groma_status
-groma_argmax_rows(const groma_tensor *x, groma_arena *scratch, int64_t *idx, float *val)
+groma_argmax_rows_check(const groma_tensor *a, const groma_tensor *b, const groma_tensor *idx)
 {
-	int64_t		rows,
-				n;
+	char		sa[64],
+				sb[64],
+				si[64];
 
-	if (groma_on_device(x))
-		return GROMA_DEVICE_CALL("argmax_rows", argmax_rows, x, scratch, idx, val);
-	GROMA_TRY(groma_check_f32("argmax_rows", "x", x));
-	GROMA_TRY(groma_check_ndim("argmax_rows", "x", x, 2));
-	rows = x->shape[0];
-	n = x->shape[1];
-	if (n < 1)
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "argmax_rows: rows of %lld values", (long long) n);
-	for (int64_t r = 0; r < rows; r++)
+	if (a == NULL || idx == NULL || a->data == NULL || idx->data == NULL || a->dtype != GROMA_F32 ||
+		a->ndim != 2 || a->shape[1] < 1 || !groma_tensor_is_contiguous(a) || idx->dtype != GROMA_I32 ||
+		idx->ndim != 1 || idx->shape[0] != a->shape[0] || !groma_tensor_is_contiguous(idx) ||
+		idx->device != a->device || a->shape[1] > INT32_MAX ||
+		(b && (b->data == NULL || b->dtype != GROMA_F32 || b->ndim != 2 || b->shape[0] != a->shape[0] ||
+			   b->shape[1] < 1 || !groma_tensor_is_contiguous(b) || b->device != a->device ||
+			   a->shape[1] + b->shape[1] > INT32_MAX)))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT,
+						   "argmax_rows: a %s and b %s (contiguous f32 [R, N], N >= 1) and idx %s (contiguous i32 "
+						   "[R]) on one device do not fit", a ? groma_tensor_shape_str(a, sa, sizeof(sa)) : "(missing)",
+						   b ? groma_tensor_shape_str(b, sb, sizeof(sb)) : "(none)",
+						   idx ? groma_tensor_shape_str(idx, si, sizeof(si)) : "(missing)");
+	return groma_ok();
+}
+
+/* The first largest of each row of a (then b) into idx; see ops.h. */
+groma_status
+groma_argmax_rows(const groma_tensor *a, const groma_tensor *b, groma_tensor *idx)
+{
+	int64_t		na,
+				nb;
+
+	GROMA_TRY(groma_argmax_rows_check(a, b, idx));
+	if (groma_on_device(a))
+		return GROMA_DEVICE_CALL("argmax_rows", argmax_rows, a, b, idx);
+	na = a->shape[1];
+	nb = b ? b->shape[1] : 0;
+	for (int64_t r = 0; r < a->shape[0]; r++)
 	{
-		const float *row = (const float *) x->data + r * n;
+		const float *ra = (const float *) a->data + r * na,
+				   *rb = b ? (const float *) b->data + r * nb : NULL;
 		int64_t		best = 0;
+		float		top = ra[0];
 
-		for (int64_t i = 0; i < n; i++)
+		for (int64_t i = 0; i < na + nb; i++)
 		{
-			if (isnan(row[i]))
+			float		v = i < na ? ra[i] : rb[i - na];
+
+			if (isnan(v))
 			{
 				best = i;
 				break;
 			}
-			if (row[i] > row[best])
+			if (v > top)
+			{
 				best = i;
+				top = v;
+			}
 		}
-		idx[r] = best;
-		val[r] = row[best];
+		((int32_t *) idx->data)[r] = (int32_t) best;
 	}
 	return groma_ok();
 }

@@ -8,6 +8,14 @@
 #include "op_check.h"
 #include "ops.h"
 
+/* RoPE's inverse frequency of pair i; see ops.h. */
+float
+groma_rope_inv_freq(float theta, int64_t i, int64_t dim)
+{
+	/* transformers: inv_freq = 1 / theta^(arange(0, D, 2) / D), in float32 */
+	return (float) (1.0 / pow((double) theta, (double) (2 * i) / (double) dim));
+}
+
 /* Rotates x[B, T, H, D] in place (rotate_half layout); see ops.h. */
 groma_status
 groma_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta)
@@ -33,7 +41,7 @@ groma_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, float t
 						   (long long) dim);
 	/* transformers: inv_freq = 1 / theta^(arange(0, D, 2) / D), in float32 */
 	for (int64_t i = 0; i < half; i++)
-		inv_freq[i] = (float) (1.0 / pow((double) theta, (double) (2 * i) / (double) dim));
+		inv_freq[i] = groma_rope_inv_freq(theta, i, dim);
 
 	for (int64_t t = 0; t < tokens; t++)
 	{

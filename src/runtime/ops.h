@@ -114,14 +114,16 @@ groma_status groma_sigmoid(const groma_tensor *x, groma_tensor *y);
 groma_status groma_silu_mul(const groma_tensor *gate, const groma_tensor *up, groma_tensor *y);
 
 /*
- * The greedy pick of each row of x[R, N] (f32, N >= 1, on the CPU or the
- * device): idx[R] and val[R], in host memory, get the first largest value
- * of each row and its index (a NaN counts as the largest and the first NaN
- * wins, as torch.argmax).  On the device the rows are reduced there and
- * only 12 bytes a row come back; scratch (an arena on x's device) lends
- * room for them and is rewound.
+ * The greedy pick of each row of a[R, Na] followed by b[R, Nb] (b may be
+ * NULL): idx[r] (i32 [R], on a's device) gets the index, in the
+ * concatenated row, of the first largest value (a NaN counts as the largest
+ * and the first NaN wins, as torch.argmax).  On the device the rows are
+ * reduced there and 4 bytes a row are left to download.
  */
-groma_status groma_argmax_rows(const groma_tensor *x, groma_arena *scratch, int64_t *idx, float *val);
+groma_status groma_argmax_rows(const groma_tensor *a, const groma_tensor *b, groma_tensor *idx);
+
+/* Fails unless groma_argmax_rows' operands fit (the CUDA entry shares the check). */
+groma_status groma_argmax_rows_check(const groma_tensor *a, const groma_tensor *b, const groma_tensor *idx);
 
 /* y = softmax over the last dimension of x[..., N]; y may be x. */
 groma_status groma_softmax(const groma_tensor *x, groma_tensor *y);
@@ -157,17 +159,20 @@ groma_dtype groma_compute_dtype(const groma_tensor *w);
  * One decode token of each of n sequences at once (a batched decode step's
  * attention in one decoder layer): row b of q, k and v [n, H·Dh] is
  * sequence b's new token, k_cache[b] and v_cache[b] [1, H, cap, Dh] are its
- * caches of this layer and positions[b] (< cap) the position the token
- * takes.  Rotates q (in place) and k (RoPE, theta), writes k and v at that
+ * caches of this layer and positions[b] (i32 [n] on q's device, each
+ * below cap) the position the token takes.  Rotates q (in place) and k (RoPE, theta), writes k and v at that
  * position, and ctx[n, H·Dh] = causal attention of each q row over
  * positions [0, positions[b]] of its own caches (scale).  The CPU runs each
  * row as groma_rope, groma_copy and groma_attention (bit-equal to a
- * sequence alone); a device runs all rows in two launches, its cache
- * pointers passed by value (no upload).  k may be left rotated or not.
+ * sequence alone) and fails on a position outside its cache; a device
+ * runs all rows in two launches, its cache pointers passed by value and the
+ * positions read where they live (so a recorded step replays with the
+ * positions of the day: see groma_graph), and skips a row whose position
+ * is outside its cache (the caller checks).  k may be left rotated or not.
  */
 groma_status groma_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_tensor *v, int64_t heads,
 										 groma_tensor *const *k_cache, groma_tensor *const *v_cache,
-										 const int64_t *positions, float theta, float scale, groma_arena *scratch,
+										 const groma_tensor *positions, float theta, float scale, groma_arena *scratch,
 										 groma_tensor *ctx);
 
 /*
@@ -177,6 +182,9 @@ groma_status groma_attention_decode_rows(groma_tensor *q, groma_tensor *k, const
  * theta^(-2i/D) computed as transformers does.
  */
 groma_status groma_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta);
+
+/* RoPE's inverse frequency of pair i of a head of dim: transformers' 1 / theta^(2i/D), computed in double, as float32. */
+float		groma_rope_inv_freq(float theta, int64_t i, int64_t dim);
 
 /* y[T, D] = table[ids[t], :] for ids (i32 or i64) [T] and an f32/bf16/f16 table[V, D]; ids checked. */
 groma_status groma_embedding(const groma_tensor *ids, const groma_tensor *table, groma_tensor *y);
@@ -204,6 +212,39 @@ groma_status groma_fill_random(groma_tensor *t, uint64_t seed, float scale);
 
 /* Waits until the work queued on device has finished (nothing to wait for on the CPU). */
 groma_status groma_synchronize(groma_device device);
+
+/*
+ * Recorded device work (a CUDA graph).  Between groma_graph_begin and
+ * groma_graph_end the ops called on device tensors are recorded, not run:
+ * only device work may be queued then (no upload, download or wait; such a
+ * call fails and spoils the recording).  groma_graph_replay runs the
+ * recording again with the arguments it was recorded with (pointers,
+ * shapes, scalars), reading whatever device memory holds at that time, in
+ * one launch.  A recording goes stale when the backend moves one of its
+ * own buffers (groma_graph_current turns false); replaying a stale one
+ * fails.  The CPU records nothing (GROMA_ERR_UNSUPPORTED), and neither
+ * does a GPU timing each op (GROMA_CUDA_PROFILE).
+ */
+typedef struct groma_graph groma_graph;
+
+/* Starts recording the ops queued on device. */
+groma_status groma_graph_begin(groma_device device);
+
+/*
+ * Ends the recording begun on device: *graph gets it, or NULL with the
+ * device's reason when a call during the recording spoiled it (nothing
+ * recorded has run; the device is usable again either way).
+ */
+groma_status groma_graph_end(groma_device device, groma_graph **graph);
+
+/* Runs a recording again; see groma_graph_begin. */
+groma_status groma_graph_replay(const groma_graph *graph);
+
+/* False once the recording is stale (see groma_graph_begin). */
+bool		groma_graph_current(const groma_graph *graph);
+
+/* Frees a recording; safe on NULL. */
+void		groma_graph_free(groma_graph *graph);
 
 /* Copies numel(t) floats (or i32 values) from host memory into the contiguous tensor t, wherever t lives. */
 groma_status groma_upload(const float *host, groma_tensor *t);

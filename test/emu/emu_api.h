@@ -30,6 +30,7 @@ typedef enum cudaError
 	cudaErrorNoDevice = 100,
 	cudaErrorECCUncorrectable = 214,
 	cudaErrorInvalidResourceHandle = 400,
+	cudaErrorIllegalState = 401,
 	cudaErrorIllegalAddress = 700,
 	cudaErrorLaunchTimeout = 702,
 	cudaErrorContextIsDestroyed = 709,
@@ -39,7 +40,9 @@ typedef enum cudaError
 	cudaErrorMisalignedAddress = 716,
 	cudaErrorInvalidAddressSpace = 717,
 	cudaErrorInvalidPc = 718,
-	cudaErrorLaunchFailure = 719
+	cudaErrorLaunchFailure = 719,
+	cudaErrorStreamCaptureUnsupported = 900,
+	cudaErrorStreamCaptureInvalidated = 901
 } cudaError_t;
 
 typedef enum cudaMemcpyKind
@@ -84,6 +87,24 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t stream);
 cudaError_t cudaStreamSynchronize(cudaStream_t stream);
 cudaError_t cudaDeviceSynchronize(void);
+
+/* ---- graphs: a stream's work captured, then replayed (emu_graph.cpp) ---- */
+typedef enum cudaStreamCaptureMode
+{
+	cudaStreamCaptureModeGlobal = 0,
+	cudaStreamCaptureModeThreadLocal = 1,
+	cudaStreamCaptureModeRelaxed = 2
+} cudaStreamCaptureMode;
+
+typedef struct groma_emu_graph *cudaGraph_t;
+typedef struct groma_emu_graph_exec *cudaGraphExec_t;
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 cudaError_t cudaEventCreate(cudaEvent_t *event);
 cudaError_t cudaEventDestroy(cudaEvent_t event);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream);

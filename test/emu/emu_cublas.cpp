@@ -3,6 +3,8 @@
  * cublasSgemm/cublasGemmEx (cuBLAS's own INVALID_VALUE cases), operands
  * that must lie inside device allocations, and the products computed by
  * OpenBLAS (16-bit operands widened to f32 first, f32 accumulation).
+ * While the handle's stream is captured, a product is recorded for the
+ * graph instead (emu_graph.cpp).
  */
 #include "emu_cuda.h"
 
@@ -144,6 +146,14 @@ gemm(const char *call, cublasHandle_t handle, cublasOperation_t ta, cublasOperat
 
 	if (handle == NULL)
 		return CUBLAS_STATUS_NOT_INITIALIZED;
+	if (groma_emu_capturing(handle->stream))
+	{
+		/* recorded into the stream's graph with today's operands; checked and run at each replay */
+		groma_emu_capture(handle->stream, [=]() {
+			(void) gemm(call, handle, ta, tb, m, n, k, alpha, a, at, lda, b, bt, ldb, beta, c, ldc);
+		});
+		return CUBLAS_STATUS_SUCCESS;
+	}
 	if (m < 0 || n < 0 || k < 0 || lda < (a_rows > 1 ? a_rows : 1) || ldb < (b_rows > 1 ? b_rows : 1) ||
 		ldc < (m > 1 ? m : 1) || (ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T))
 		return CUBLAS_STATUS_INVALID_VALUE;

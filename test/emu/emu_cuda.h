@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -202,6 +203,27 @@ static inline float __half2float(__half h) { return (float) h.value; }
 void		groma_emu_run(const char *name, dim3 grid, dim3 block, size_t shmem, cudaStream_t stream,
 						  const void *kernel, void (*fn) (void *), void *closure);
 
+/* ---- graph capture (emu_graph.cpp) ---- */
+
+/* True while stream is being captured: its work is recorded for a graph, not run. */
+bool		groma_emu_capturing(cudaStream_t stream);
+
+/* True while any stream is being captured. */
+bool		groma_emu_any_capture(void);
+
+/* Appends work (run at each replay, in order) to stream's capture. */
+void		groma_emu_capture(cudaStream_t stream, std::function<void()> work);
+
+/*
+ * A call a capture cannot hold (a synchronisation, an allocation, a copy
+ * with pageable host memory): says so, invalidates every capture and
+ * returns cudaErrorStreamCaptureUnsupported, as the runtime does.
+ */
+cudaError_t groma_emu_capture_violation(const char *call);
+
+/* Records err as the last error and returns it (sticky ones break the context). */
+cudaError_t groma_emu_error(cudaError_t err);
+
 /* Fails the launch (cudaErrorInvalidValue) when a pointer argument is not device memory. */
 bool		groma_emu_check_argument(const char *name, int index, const void *p);
 
@@ -240,6 +262,20 @@ struct groma_emu_launcher
 		}, params);
 		if (!ok)
 			return;
+		if (groma_emu_capturing(stream))
+		{
+			/* a graph keeps the arguments of the day: pointers and scalars by value */
+			groma_emu_launcher<P...> self = *this;
+
+			groma_emu_capture(stream, [self, params]() { self.run(params); });
+			return;
+		}
+		run(params);
+	}
+
+	/* Runs the grid over converted parameters. */
+	void run(const std::tuple<P...> &params) const
+	{
 		auto body = [&]() { std::apply(kernel, params); };
 
 		groma_emu_run(name, grid, block, shmem, stream, (const void *) kernel,

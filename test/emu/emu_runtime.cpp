@@ -55,6 +55,13 @@ record(cudaError_t err)
 	return err;
 }
 
+/* Records err as the last error (for emu_graph.cpp); see emu_cuda.h. */
+cudaError_t
+groma_emu_error(cudaError_t err)
+{
+	return record(err);
+}
+
 /* The error every call returns once the context is broken (cudaSuccess until then). */
 static cudaError_t
 broken(void)
@@ -146,6 +153,8 @@ cudaMalloc(void **ptr, size_t bytes)
 	*ptr = NULL;
 	if (broken() != cudaSuccess)
 		return sticky_error;
+	if (groma_emu_any_capture())
+		return groma_emu_capture_violation("cudaMalloc");
 	if (bytes == 0)
 		return cudaSuccess;
 	{
@@ -180,6 +189,8 @@ cudaFree(void *ptr)
 
 	if (ptr == NULL)
 		return cudaSuccess;
+	if (groma_emu_any_capture())
+		return groma_emu_capture_violation("cudaFree");
 	{
 		std::lock_guard<std::mutex> guard(memory_lock);
 		auto		it = allocations.find((uintptr_t) ptr);
@@ -304,6 +315,8 @@ cudaStreamSynchronize(cudaStream_t stream)
 {
 	if (!valid_stream(stream))
 		return record(cudaErrorInvalidResourceHandle);
+	if (groma_emu_capturing(stream))
+		return groma_emu_capture_violation("cudaStreamSynchronize");
 	return broken();
 }
 
@@ -311,6 +324,8 @@ cudaStreamSynchronize(cudaStream_t stream)
 extern "C" cudaError_t
 cudaDeviceSynchronize(void)
 {
+	if (groma_emu_any_capture())
+		return groma_emu_capture_violation("cudaDeviceSynchronize");
 	return broken();
 }
 
@@ -366,6 +381,8 @@ cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
 
 	if (!valid_event(event) || !valid_stream(stream))
 		return record(cudaErrorInvalidResourceHandle);
+	if (groma_emu_capturing(stream))
+		return groma_emu_capture_violation("cudaEventRecord");	/* groma records no events in a graph */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	event->recorded = true;
 	event->ms = (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
@@ -435,6 +452,9 @@ cudaGetErrorName(cudaError_t err)
 			NAME(cudaErrorInvalidAddressSpace);
 			NAME(cudaErrorInvalidPc);
 			NAME(cudaErrorLaunchFailure);
+			NAME(cudaErrorIllegalState);
+			NAME(cudaErrorStreamCaptureUnsupported);
+			NAME(cudaErrorStreamCaptureInvalidated);
 #undef NAME
 	}
 	return "cudaErrorUnknown";
@@ -460,6 +480,10 @@ cudaGetErrorString(cudaError_t err)
 			return "invalid resource handle";
 		case cudaErrorIllegalAddress:
 			return "an illegal memory access was encountered";
+		case cudaErrorStreamCaptureUnsupported:
+			return "operation not permitted when stream is capturing";
+		case cudaErrorStreamCaptureInvalidated:
+			return "operation failed due to a previous error during capture";
 		default:
 			return cudaGetErrorName(err);
 	}
@@ -502,6 +526,14 @@ cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, c
 		complain("cudaMemcpyAsync: kind %d names device memory as host memory", (int) kind);
 		return record(cudaErrorInvalidValue);
 	}
+	if (groma_emu_capturing(stream))
+	{
+		/* groma's host memory is pageable: a GPU refuses to capture copies to or from it */
+		if (kind != cudaMemcpyDeviceToDevice)
+			return groma_emu_capture_violation("cudaMemcpyAsync to or from host memory");
+		groma_emu_capture(stream, [=]() { memmove(dst, src, bytes); });
+		return cudaSuccess;
+	}
 	memmove(dst, src, bytes);
 	return cudaSuccess;
 }
@@ -534,6 +566,14 @@ cudaMemset2DAsync(void *ptr, size_t pitch, int value, size_t width, size_t heigh
 		return record(cudaErrorInvalidValue);
 	if (!device_range("cudaMemset2DAsync", "region", ptr, pitch * (height - 1) + width))
 		return record(cudaErrorInvalidValue);
+	if (groma_emu_capturing(stream))
+	{
+		groma_emu_capture(stream, [=]() {
+			for (size_t r = 0; r < height; r++)
+				memset((char *) ptr + r * pitch, value, width);
+		});
+		return cudaSuccess;
+	}
 	for (size_t r = 0; r < height; r++)
 		memset((char *) ptr + r * pitch, value, width);
 	return cudaSuccess;

@@ -3,9 +3,11 @@
  * weights and compute): for every golden image the kept regions equal the
  * golden run's, boxes/scores and image/region tokens stay within tolerance
  * of the CPU model in the same process, and 12 greedy steps of the grounded
- * caption prompt give the golden ids.  Then, with bf16 matrices, and with
- * the language model's in int8, the errors and id agreement are reported.  Skips with the CUDA runtime's reason where
- * no GPU is present.
+ * caption prompt give the golden ids.  Decode steps recorded as a graph
+ * and replayed give the ids of eager steps, in far fewer launches, across
+ * requests and after a recording goes stale.  Then, with bf16 matrices,
+ * and with the language model's in int8, the errors and id agreement are
+ * reported.  Skips with the CUDA runtime's reason where no GPU is present.
  */
 #include <math.h>
 #include <stdio.h>
@@ -336,6 +338,96 @@ check_steady_state(const char *image, const char *case_name, const char *label, 
 	free(jpeg);
 }
 
+/* 12 greedy ids of query on gpu's image tokens, and the kernels (and graphs) that took; false when it failed. */
+static bool
+ids_and_launches(const groma_model *gpu_model, const groma_vision_result *gpu, run_ctx *r, int64_t *ids,
+				 uint64_t *launches)
+{
+	groma_generation gen = {0};
+	uint64_t	before = groma_cuda_launch_count();
+	groma_status st = groma_generate(gpu_model, r->tok, gpu, "What is in the image?", 12, false, &r->act, &gen);
+
+	*launches = groma_cuda_launch_count() - before;
+	for (int i = 0; i < 12; i++)
+		ids[i] = st.code == GROMA_OK && (size_t) i < gen.n ? gen.ids[i] : -1;
+	if (st.code != GROMA_OK)
+		printf("# %s\n", st.message);
+	groma_generation_free(&gen);
+	return st.code == GROMA_OK;
+}
+
+/*
+ * Decode steps recorded once and replayed (decode_graph.h) give the ids of
+ * eager steps: a request with graphs off, then with graphs on (the first
+ * decode step eager, the second recorded, the rest replayed), then a second
+ * request that replays from its first decode step with its own positions,
+ * then one after a RoPE table of another theta moved the table's contents
+ * (the recording is stale: dropped and made again).  Prints the launches.
+ */
+static void
+check_decode_graphs(const char *image, const char *case_name, const groma_model *gpu_model, run_ctx *r)
+{
+	groma_st_file *gold = NULL;
+	groma_jpeg_limits limits = groma_jpeg_default_limits();
+	groma_vision_result gpu;
+	groma_decode_graphs *g = gpu_model->llm.graphs;
+	int64_t		eager[12],
+				ids[12];
+	uint64_t	eager_launches = 0,
+				launches = 0;
+	long		recorded,
+				replayed;
+	uint8_t    *jpeg;
+	size_t		len = 0;
+	groma_tensor other;
+	bool		ok;
+	groma_status st;
+
+	jpeg = open_case(image, case_name, &len, &gold);
+	if (jpeg == NULL)
+	{
+		report(false, "%s: image missing", case_name, 0);
+		return;
+	}
+	reset_all(r);
+	st = groma_vision_run(gpu_model, jpeg, len, &limits, NULL, 0, &r->act, &r->out, &r->host, &gpu);
+	if (st.code != GROMA_OK)
+	{
+		printf("# %s\n", st.message);
+		report(false, "%s: vision for the graph checks", case_name, 0);
+		goto done;
+	}
+	groma_decode_graphs_set_enabled(g, false);
+	ok = ids_and_launches(gpu_model, &gpu, r, eager, &eager_launches);
+	groma_decode_graphs_set_enabled(g, true);
+	recorded = g->recorded;
+	replayed = g->replayed;
+	ok = ok && ids_and_launches(gpu_model, &gpu, r, ids, &launches);
+	report(ok && memcmp(ids, eager, sizeof(ids)) == 0 && g->recorded == recorded + 1 && g->replayed == replayed + 10,
+		   "%s: one recording, 10 replayed steps: the ids of eager steps", case_name, 0);
+	printf("# %s: 12 ids took %llu launches eagerly, %llu with decode graphs\n", case_name,
+		   (unsigned long long) eager_launches, (unsigned long long) launches);
+	report(launches * 2 < eager_launches, "%s: decode graphs at least halve the launches of 12 ids", case_name, 0);
+	recorded = g->recorded;
+	replayed = g->replayed;
+	ok = ok && ids_and_launches(gpu_model, &gpu, r, ids, &launches);
+	report(ok && memcmp(ids, eager, sizeof(ids)) == 0 && g->recorded == recorded && g->replayed == replayed + 11,
+		   "%s: a second request replays every decode step with its own positions", case_name, 0);
+	/* another theta refills the RoPE table under the same pointer: the recording is stale */
+	st = groma_arena_tensor(&r->out, GROMA_F32, 4, (int64_t[]) {1, 2, 1, 8}, &other);
+	if (st.code == GROMA_OK)
+		st = groma_fill(&other, 1.0f);
+	if (st.code == GROMA_OK)
+		st = groma_rope(&other, NULL, 3, 500.0f);
+	recorded = g->recorded;
+	ok = ok && st.code == GROMA_OK && ids_and_launches(gpu_model, &gpu, r, ids, &launches);
+	report(ok && memcmp(ids, eager, sizeof(ids)) == 0 && g->recorded == recorded + 1,
+		   "%s: a stale recording is dropped and made again; the ids of eager steps", case_name, 0);
+done:
+	groma_st_close(gold);
+	free(jpeg);
+}
+
 int
 main(void)
 {
@@ -380,6 +472,7 @@ main(void)
 	for (int i = 0; i < 3; i++)
 		check_image(images[i][0], images[i][1], gpu_model, &r);
 	check_steady_state(images[0][0], images[0][1], "f32", gpu_model, &r);
+	check_decode_graphs(images[1][0], images[1][1], gpu_model, &r);
 	groma_model_free(gpu_model);
 	gpu_model = NULL;
 	st = groma_model_load_on(MODEL_DIR, GROMA_DEVICE_CUDA, GROMA_BF16, &gpu_model);
@@ -390,6 +483,8 @@ main(void)
 		report_narrow(images[i][0], images[i][1], "bf16", gpu_model, NULL, bf16_ids[i], &r);
 	if (gpu_model)
 		check_steady_state(images[0][0], images[0][1], "bf16", gpu_model, &r);
+	if (gpu_model)
+		check_decode_graphs(images[1][0], images[1][1], gpu_model, &r);
 	groma_model_free(gpu_model);
 	/* weight-only int8: the language model's matrices in i8, the rest bf16; drift against bf16 */
 	st = groma_model_load_on(MODEL_DIR, GROMA_DEVICE_CUDA, GROMA_I8, &gpu_model);

@@ -612,8 +612,8 @@ test_elementwise(void)
 static void
 decode_rows_case(int64_t n, int64_t heads, int64_t dh)
 {
-	int64_t		width = heads * dh,
-				positions[80];
+	int64_t		width = heads * dh;
+	int32_t		positions[80];
 	groma_tensor q = rand_host(2, (int64_t[]) {n, width}),
 				k = rand_host(2, (int64_t[]) {n, width}),
 				v = rand_host(2, (int64_t[]) {n, width}),
@@ -633,6 +633,8 @@ decode_rows_case(int64_t n, int64_t heads, int64_t dh)
 	groma_status a,
 				g;
 	groma_arena cpu_scratch;
+	groma_tensor pos,
+				dpos;
 	char		name[48];
 
 	groma_arena_init(&cpu_scratch, (size_t) 16 << 20);
@@ -648,10 +650,15 @@ decode_rows_case(int64_t n, int64_t heads, int64_t dh)
 		vp[b] = &vc[b];
 		dkp[b] = &dkc[b];
 		dvp[b] = &dvc[b];
-		positions[b] = b % 3 == 0 ? 0 : b % 3 == 1 ? cap - 1 : cap / 2;
+		positions[b] = (int32_t) (b % 3 == 0 ? 0 : b % 3 == 1 ? cap - 1 : cap / 2);
 	}
-	a = groma_attention_decode_rows(&q, &k, &v, heads, kp, vp, positions, 10000.0f, 0.125f, &cpu_scratch, &ctx);
-	g = groma_attention_decode_rows(&dq, &dk, &dv, heads, dkp, dvp, positions, 10000.0f, 0.125f, &dev_scratch,
+	pos = (groma_tensor) {.data = positions, .dtype = GROMA_I32, .ndim = 1, .shape = {n}, .stride = {1}};
+	dpos = pos;
+	dpos.device = GROMA_DEVICE_CUDA;
+	dpos.data = groma_cuda_ops.alloc(sizeof(positions));
+	groma_upload((const float *) positions, &dpos);
+	a = groma_attention_decode_rows(&q, &k, &v, heads, kp, vp, &pos, 10000.0f, 0.125f, &cpu_scratch, &ctx);
+	g = groma_attention_decode_rows(&dq, &dk, &dv, heads, dkp, dvp, &dpos, 10000.0f, 0.125f, &dev_scratch,
 									&dctx);
 	snprintf(name, sizeof(name), "%lld rows of %lldx%lld", (long long) n, (long long) heads, (long long) dh);
 	compare("decode_rows ctx", name, &ctx, &dctx, 1e-11, a, g);
@@ -661,6 +668,26 @@ decode_rows_case(int64_t n, int64_t heads, int64_t dh)
 		compare("decode_rows k cache", name, &kc[b], &dkc[b], 1e-11, a, g);
 		compare("decode_rows v cache", name, &vc[b], &dvc[b], 1e-11, a, g);
 	}
+	{
+		/*
+		 * a position at its cache's end: the CPU refuses it, the GPU (which
+		 * cannot read the positions on the host) leaves that row's caches
+		 * alone instead of writing past them; the other rows run as before
+		 */
+		positions[0] = (int32_t) kc[0].shape[2];
+		groma_upload((const float *) positions, &dpos);
+		a = groma_attention_decode_rows(&q, &k, &v, heads, kp, vp, &pos, 10000.0f, 0.125f, &cpu_scratch, &ctx);
+		g = groma_attention_decode_rows(&dq, &dk, &dv, heads, dkp, dvp, &dpos, 10000.0f, 0.125f, &dev_scratch,
+										&dctx);
+		if (g.code == GROMA_OK)
+			g = groma_synchronize(GROMA_DEVICE_CUDA);
+		printf("%s - %-10s %-28s a position outside its cache: CPU %s, GPU runs and leaves the cache\n",
+			   a.code == GROMA_ERR_LIMIT && g.code == GROMA_OK ? "ok" : "not ok", "decode_rows", name,
+			   a.code == GROMA_ERR_LIMIT ? "refuses" : "accepts");
+		a.code == GROMA_ERR_LIMIT && g.code == GROMA_OK ? passed++ : failed++;
+		compare("decode_rows k cache untouched", name, &kc[0], &dkc[0], 1e-11, groma_ok(), g);
+	}
+	groma_cuda_ops.free(dpos.data);
 	groma_arena_free(&cpu_scratch);
 }
 
@@ -668,7 +695,8 @@ decode_rows_case(int64_t n, int64_t heads, int64_t dh)
  * argmax_rows on the GPU picks what the CPU op picks: random rows at a
  * decode step's widths (the LM head's 32000 and more, the extra head's
  * few), plus rows with ties and NaNs placed late, where a reduction that
- * lost the lowest index or skipped NaN would differ.
+ * lost the lowest index or skipped NaN would differ; each shape alone and
+ * with a second matrix of 17 columns beside it (the two heads of a step).
  */
 static void
 argmax_cases(void)
@@ -677,45 +705,54 @@ argmax_cases(void)
 	char		name[48];
 
 	for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
-	{
-		int64_t		r = shapes[s][0],
-					n = shapes[s][1];
-		groma_tensor x = rand_host(2, (int64_t[]) {r, n});
-		float	   *h = x.data;
-		int64_t    *ci = malloc(sizeof(int64_t) * (size_t) r),
-				   *gi = malloc(sizeof(int64_t) * (size_t) r);
-		float	   *cv = malloc(sizeof(float) * (size_t) r),
-				   *gv = malloc(sizeof(float) * (size_t) r);
-		groma_tensor dx;
-		groma_status a,
-					g;
-		bool		same = true;
-
-		if (n > 4 && r > 2)
+		for (int pair = 0; pair < 2; pair++)
 		{
-			h[n - 1] = h[n - 3] = 50.0f;	/* row 0: a tie late in the row */
-			h[n + n - 2] = NAN;			/* row 1: NaNs, the first one wins */
-			h[n + n - 1] = NAN;
-			h[2 * n + 1] = INFINITY;	/* row 2: +inf */
+			int64_t		r = shapes[s][0],
+						n = shapes[s][1];
+			groma_tensor x = rand_host(2, (int64_t[]) {r, n}),
+						extra = rand_host(2, (int64_t[]) {r, 17}),
+						ci,
+						gi;
+			float	   *h = x.data;
+			int32_t    *back = malloc(sizeof(int32_t) * (size_t) r);
+			groma_tensor dx,
+						dextra;
+			groma_status a,
+						g;
+			bool		same = true;
+
+			if (n > 4 && r > 2)
+			{
+				h[n - 1] = h[n - 3] = 50.0f;	/* row 0: a tie late in the row */
+				h[n + n - 2] = NAN;		/* row 1: NaNs, the first one wins */
+				h[n + n - 1] = NAN;
+				h[2 * n + 1] = INFINITY;	/* row 2: +inf */
+				((float *) extra.data)[3] = 50.0f;	/* row 0: ties a's 50, a's wins */
+				((float *) extra.data)[17 + 2] = NAN;	/* row 1: after a's NaNs */
+			}
+			if (r > 3)
+				((float *) extra.data)[3 * 17 + 16] = 1e30f;	/* row 3: b's largest wins */
+			dx = to_dev(&x);
+			dextra = to_dev(&extra);
+			a = groma_arena_tensor(&host, GROMA_I32, 1, (int64_t[]) {r}, &ci);
+			g = groma_arena_tensor(&dev, GROMA_I32, 1, (int64_t[]) {r}, &gi);
+			if (a.code == GROMA_OK)
+				a = groma_argmax_rows(&x, pair ? &extra : NULL, &ci);
+			if (g.code == GROMA_OK)
+				g = groma_argmax_rows(&dx, pair ? &dextra : NULL, &gi);
+			if (g.code == GROMA_OK)
+				g = groma_download(&gi, (float *) back);
+			same = a.code == GROMA_OK && g.code == GROMA_OK &&
+				memcmp(back, ci.data, sizeof(int32_t) * (size_t) r) == 0;
+			snprintf(name, sizeof(name), "[%lld,%lld]%s", (long long) r, (long long) n, pair ? " + [.,17]" : "");
+			printf("%s - %-10s %-28s same index in every row%s%s\n", same ? "ok" : "not ok", "argmax_rows", name,
+				   g.code == GROMA_OK ? "" : ": ", g.code == GROMA_OK ? "" : g.message);
+			if (same)
+				passed++;
+			else
+				failed++;
+			free(back);
 		}
-		dx = to_dev(&x);
-		a = groma_argmax_rows(&x, NULL, ci, cv);
-		g = groma_argmax_rows(&dx, &dev_scratch, gi, gv);
-		for (int64_t i = 0; i < r && a.code == GROMA_OK && g.code == GROMA_OK; i++)
-			same = same && ci[i] == gi[i] && (cv[i] == gv[i] || (isnan(cv[i]) && isnan(gv[i])));
-		snprintf(name, sizeof(name), "[%lld,%lld]", (long long) r, (long long) n);
-		same = same && a.code == GROMA_OK && g.code == GROMA_OK;
-		printf("%s - %-10s %-28s same index and value in every row%s%s\n", same ? "ok" : "not ok", "argmax_rows",
-			   name, g.code == GROMA_OK ? "" : ": ", g.code == GROMA_OK ? "" : g.message);
-		if (same)
-			passed++;
-		else
-			failed++;
-		free(ci);
-		free(gi);
-		free(cv);
-		free(gv);
-	}
 }
 
 /* softmax, LayerNorm, RMSNorm and RoPE. */

@@ -243,42 +243,48 @@ emu_silu_mul(const groma_tensor *gate, const groma_tensor *up, groma_tensor *y)
 }
 
 static groma_status
-emu_argmax_rows(const groma_tensor *x, groma_arena_ref scratch, int64_t *idx, float *val)
+emu_argmax_rows(const groma_tensor *a, const groma_tensor *b, groma_tensor *idx)
 {
-	groma_tensor s[1];
+	groma_tensor s[3];
 
-	EMULATE(groma_argmax_rows(cpu(x, &s[0]), NULL, idx, val));
+	EMULATE(groma_argmax_rows(cpu(a, &s[0]), b ? cpu(b, &s[1]) : NULL, cpu(idx, &s[2])));
 }
 
 static groma_status
 emu_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_tensor *v, int64_t heads,
-						  groma_tensor *const *k_cache, groma_tensor *const *v_cache, const int64_t *positions,
+						  groma_tensor *const *k_cache, groma_tensor *const *v_cache, const groma_tensor *positions,
 						  float theta, float scale, groma_arena_ref device_scratch, groma_tensor *ctx)
 {
 	enum { MAX_ROWS = 256 };
-	groma_tensor s[4],
+	groma_tensor s[5],
 				kc[MAX_ROWS],
 				vc[MAX_ROWS];
 	groma_tensor *kp[MAX_ROWS],
-			   *vp[MAX_ROWS];
+			   *vp[MAX_ROWS],
+			   *pos;
 	groma_arena scratch;
 	int64_t		most = 0;
 	groma_status st;
 
 	if (q->shape[0] > MAX_ROWS)
 		return groma_error(GROMA_ERR_LIMIT, "emulated attention_decode_rows: over %d rows", MAX_ROWS);
+	pos = cpu(positions, &s[4]);
+	device_emulation_open();
 	for (int64_t b = 0; b < q->shape[0]; b++)
 	{
+		int64_t		p = ((const int32_t *) pos->data)[b];
+
 		kp[b] = cpu(k_cache[b], &kc[b]);
 		vp[b] = cpu(v_cache[b], &vc[b]);
-		most = positions[b] > most ? positions[b] : most;
+		most = p > most ? p : most;
 	}
+	device_emulation_close();
 	/* the CPU attention keeps 64 score rows of its keys per pool thread */
 	st = groma_arena_init(&scratch, (size_t) groma_cpu_threads() * 64 * (size_t) (most + 2) * sizeof(float) + 4096);
 	if (st.code != GROMA_OK)
 		return st;
 	device_emulation_open();
-	st = groma_attention_decode_rows(cpu(q, &s[0]), cpu(k, &s[1]), cpu(v, &s[2]), heads, kp, vp, positions, theta,
+	st = groma_attention_decode_rows(cpu(q, &s[0]), cpu(k, &s[1]), cpu(v, &s[2]), heads, kp, vp, pos, theta,
 									 scale, &scratch, cpu(ctx, &s[3]));
 	device_emulation_close();
 	groma_arena_free(&scratch);

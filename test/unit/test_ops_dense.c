@@ -681,7 +681,11 @@ UNIT_TEST(test_op_fused_decoder_ops)
 	}
 }
 
-/* argmax_rows: the first largest of each row, a NaN counts as the largest (the first NaN), as torch.argmax. */
+/*
+ * argmax_rows: the first largest of each row, a NaN counts as the largest
+ * (the first NaN), as torch.argmax; with a second matrix, of the
+ * concatenated row.
+ */
 UNIT_TEST(test_op_argmax_rows)
 {
 	float		x[4 * 5] = {
@@ -690,15 +694,38 @@ UNIT_TEST(test_op_argmax_rows)
 		1, NAN, 7, NAN, 2,		/* the first NaN */
 		0, 0, 0, 0, 9,
 	};
-	int64_t		idx[4];
-	float		val[4];
+	float		y[4 * 2] = {
+		3, 4,					/* larger than a's 3: b's first wins */
+		-4, -1,					/* b's -1 beats -4 */
+		NAN, 99,				/* a's NaN comes first */
+		9, 9,					/* a tie across the two: a's */
+	};
+	float		both[4 * 7];
+	int32_t		idx[4],
+				cat[4];
 	groma_tensor t = groma_f32_2d(x, 4, 5),
-				empty = groma_f32_2d(x, 4, 0);
+				u = groma_f32_2d(y, 4, 2),
+				empty = groma_f32_2d(x, 4, 0),
+				ti = {.data = idx, .dtype = GROMA_I32, .ndim = 1, .shape = {4}, .stride = {1}},
+				ci = ti,
+				short_i = ti;
 
-	CHECK(groma_argmax_rows(&t, NULL, idx, val).code == GROMA_OK);
-	CHECK(idx[0] == 1 && val[0] == 3 && idx[1] == 1 && val[1] == -4 && idx[2] == 1 && isnan(val[2]) &&
-		  idx[3] == 4 && val[3] == 9);
+	ci.data = cat;
+	short_i.shape[0] = 3;
+	CHECK(groma_argmax_rows(&t, NULL, &ti).code == GROMA_OK);
+	CHECK(idx[0] == 1 && idx[1] == 1 && idx[2] == 1 && idx[3] == 4);
 	for (int r = 0; r < 4; r++)
 		CHECK(groma_argmax(x + 5 * r, 5) == idx[r]);	/* the decoder's own pick agrees */
-	CHECK(groma_argmax_rows(&empty, NULL, idx, val).code == GROMA_ERR_INVALID_ARGUMENT);
+	CHECK(groma_argmax_rows(&t, &u, &ci).code == GROMA_OK);
+	CHECK(cat[0] == 6 && cat[1] == 6 && cat[2] == 1 && cat[3] == 4);
+	for (int r = 0; r < 4; r++)
+	{
+		memcpy(both + 7 * r, x + 5 * r, 5 * sizeof(float));
+		memcpy(both + 7 * r + 5, y + 2 * r, 2 * sizeof(float));
+		CHECK(groma_argmax(both + 7 * r, 7) == cat[r]);
+	}
+	CHECK(groma_argmax_rows(&empty, NULL, &ti).code == GROMA_ERR_INVALID_ARGUMENT);
+	CHECK(groma_argmax_rows(&t, NULL, &short_i).code == GROMA_ERR_INVALID_ARGUMENT);
+	CHECK(groma_argmax_rows(&t, NULL, NULL).code == GROMA_ERR_INVALID_ARGUMENT);
+	CHECK(groma_argmax_rows(&t, &u, &t).code == GROMA_ERR_INVALID_ARGUMENT);	/* idx must be i32 */
 }

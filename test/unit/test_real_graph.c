@@ -128,6 +128,7 @@ UNIT_TEST(test_real_graph_builds_from_real_shapes)
 	for (int i = 0; i < src.n_small; i++)
 		free(src.small[i]);
 	free(src.used);
+	groma_llama_free(&m->llm);
 	groma_arena_free(&m->weights);
 	free(m);
 	json_decref(root);
