@@ -367,11 +367,61 @@ language_figures(bench *b, const groma_tensor *image_tokens)
 	return st;
 }
 
+/* Kernel launches queued so far (0 without CUDA): a decode step's count is a difference. */
+static uint64_t
+launches_so_far(void)
+{
+#ifdef GROMA_WITH_CUDA
+	return groma_cuda_launch_count();
+#else
+	return 0;
+#endif
+}
+
+/* One batch's decode steps: the caches, each sequence's next id, and the input rows they are embedded into. */
+typedef struct bench_batch
+{
+	int			n;
+	groma_kv_cache *ptrs[64];
+	int64_t		next[64],
+				rows[64];
+	groma_tensor x;				/* [n, D] */
+} bench_batch;
+
+/* Runs `steps` decode steps of the batch; *ms and *launches get the mean per step. */
+static groma_status
+time_steps(bench *b, bench_batch *bb, int steps, double *ms, double *launches)
+{
+	uint64_t	before = launches_so_far();
+	double		t0 = now_ms(b);
+	groma_status st = groma_ok();
+
+	for (int s = 0; s < steps && st.code == GROMA_OK; s++)
+	{
+		for (int i = 0; i < bb->n && st.code == GROMA_OK; i++)
+		{
+			groma_tensor row;
+
+			st = groma_tensor_narrow(&bb->x, 0, i, 1, &row);
+			if (st.code == GROMA_OK)
+				st = groma_llama_embed(&b->m->llm, &bb->next[i], 1, &row);
+		}
+		if (st.code == GROMA_OK)
+			st = groma_llama_step(&b->m->llm, bb->ptrs, bb->rows, bb->n, &bb->x, &b->act, bb->next);
+	}
+	*ms = (now_ms(b) - t0) / steps;
+	*launches = (double) (launches_so_far() - before) / steps;
+	return st;
+}
+
 /*
  * Decode steps for B sequences at once (B = 1, 8, 32, 64), each with its
  * own KV cache holding the assembled prompt (one prefill, copied to every
- * cache): milliseconds per step and tokens per second for the batch.  A
- * batch whose caches do not fit in memory is reported as skipped.
+ * cache): milliseconds per step and tokens per second for the batch, after
+ * two untimed steps (the second records the step's graph on a GPU).  At
+ * batch 1 the steps are timed again with graphs off, and both runs' kernel
+ * launches per step are printed.  A batch whose caches do not fit in
+ * memory is reported as skipped.
  */
 static groma_status
 batch_figures(bench *b, const groma_tensor *image_tokens)
@@ -379,7 +429,7 @@ batch_figures(bench *b, const groma_tensor *image_tokens)
 	static const int sizes[] = {1, 8, 32, 64};
 	const groma_llama_config *c = &b->m->llm.cfg;
 	int64_t		t = image_tokens->shape[0] + 2 * BENCH_REGIONS + BENCH_TEXT_TOKENS,
-				capacity = t + BENCH_BATCH_STEPS + 1;
+				capacity = t + 2 * BENCH_BATCH_STEPS + 3;
 	float	   *logits = malloc((size_t) (c->vocab + c->extra_vocab) * sizeof(float));	/* [V + X] of the prefill */
 	groma_status st = logits ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "bench: no memory for the logits");
 
@@ -388,17 +438,13 @@ batch_figures(bench *b, const groma_tensor *image_tokens)
 		int			n = sizes[k];
 		groma_kv_pool pool;
 		groma_kv_cache caches[64];
-		groma_kv_cache *ptrs[64];
-		int64_t		next[64],
-					rows[64];
-		groma_tensor embeds,
-					x,
-					row;
+		bench_batch bb = {.n = n};
+		groma_tensor embeds;
 		size_t		mark = b->keep.used;
 		char		name[64],
 					note[384];
-		double		t0,
-					ms;
+		double		ms,
+					launches;
 
 		st = groma_kv_pool_init(&pool, b->device, (size_t) n * (groma_kv_cache_bytes(c, capacity) + 64));
 		if (st.code != GROMA_OK)
@@ -412,14 +458,14 @@ batch_figures(bench *b, const groma_tensor *image_tokens)
 		for (int i = 0; i < n && st.code == GROMA_OK; i++)
 		{
 			st = groma_kv_pool_take(&pool, c, capacity, &caches[i]);
-			ptrs[i] = &caches[i];
-			next[i] = i;		/* distinct first tokens */
-			rows[i] = 1;
+			bb.ptrs[i] = &caches[i];
+			bb.next[i] = i;		/* distinct first tokens */
+			bb.rows[i] = 1;
 		}
 		if (st.code == GROMA_OK)
 			st = groma_arena_tensor(&b->keep, GROMA_F32, 2, (int64_t[]) {t, c->hidden}, &embeds);	/* [T, D] */
 		if (st.code == GROMA_OK)
-			st = groma_arena_tensor(&b->keep, GROMA_F32, 2, (int64_t[]) {n, c->hidden}, &x);	/* [B, D] */
+			st = groma_arena_tensor(&b->keep, GROMA_F32, 2, (int64_t[]) {n, c->hidden}, &bb.x);	/* [B, D] */
 		if (st.code == GROMA_OK)
 			st = groma_fill_random(&embeds, 11, 0.5f);
 		if (st.code == GROMA_OK)
@@ -431,19 +477,10 @@ batch_figures(bench *b, const groma_tensor *image_tokens)
 				st = groma_copy(&caches[0].v, &caches[i].v);
 			caches[i].length = caches[0].length;
 		}
-		t0 = now_ms(b);
-		for (int s = 0; s < BENCH_BATCH_STEPS && st.code == GROMA_OK; s++)
-		{
-			for (int i = 0; i < n && st.code == GROMA_OK; i++)
-			{
-				st = groma_tensor_narrow(&x, 0, i, 1, &row);
-				if (st.code == GROMA_OK)
-					st = groma_llama_embed(&b->m->llm, &next[i], 1, &row);
-			}
-			if (st.code == GROMA_OK)
-				st = groma_llama_step(&b->m->llm, ptrs, rows, n, &x, &b->act, next);
-		}
-		ms = (now_ms(b) - t0) / BENCH_BATCH_STEPS;
+		if (st.code == GROMA_OK)
+			st = time_steps(b, &bb, 2, &ms, &launches);	/* warm-up: the first eager, the second recorded */
+		if (st.code == GROMA_OK)
+			st = time_steps(b, &bb, BENCH_BATCH_STEPS, &ms, &launches);
 		if (st.code == GROMA_OK)
 		{
 			snprintf(note, sizeof(note), "%d sequences at %lld positions, one step for all, mean of %d steps", n,
@@ -457,6 +494,24 @@ batch_figures(bench *b, const groma_tensor *image_tokens)
 			}
 			snprintf(name, sizeof(name), "decode_tokens_per_s_batch_%d", n);
 			groma_bench_figure(name, n / (ms / 1e3), "tokens/s", "tokens of all sequences together");
+		}
+		if (st.code == GROMA_OK && n == 1 && b->device == GROMA_DEVICE_CUDA)
+		{
+			double		eager_ms,
+						eager_launches;
+
+			groma_bench_figure("decode_launches_per_step_batch_1", launches, "launches",
+							   "kernels and graphs queued per step (a replayed graph counts once)");
+			groma_decode_graphs_set_enabled(b->m->llm.graphs, false);
+			st = time_steps(b, &bb, BENCH_BATCH_STEPS, &eager_ms, &eager_launches);
+			groma_decode_graphs_set_enabled(b->m->llm.graphs, true);
+			if (st.code == GROMA_OK)
+			{
+				groma_bench_figure("decode_step_ms_batch_1_eager", eager_ms, "ms",
+								   "as decode_step_ms_batch_1, graphs off: every kernel launched from the host");
+				groma_bench_figure("decode_launches_per_step_batch_1_eager", eager_launches, "launches",
+								   "kernels queued per step, graphs off");
+			}
 		}
 		b->keep.used = mark;
 		groma_kv_pool_free(&pool);
