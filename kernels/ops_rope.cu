@@ -85,6 +85,16 @@ rope_kernel(float *x, const float *inv_freq_of, int64_t tokens, int64_t heads, i
 	}
 }
 
+/* Queues rope_kernel on stream over the rows head rows of x[rows, D] (T tokens of H heads each). */
+static groma_status
+launch_rope(float *x, const float *inv_freq, int64_t tokens, int64_t heads, int64_t dim, int64_t start_pos,
+			int64_t rows, cudaStream_t stream)
+{
+	rope_kernel<<<(unsigned) ((rows + ROPE_ROWS_PER_BLOCK - 1) / ROPE_ROWS_PER_BLOCK), (unsigned) (dim / 2), 0,
+		stream>>>(x, inv_freq, tokens, heads, dim, start_pos, rows);
+	return groma_cuda_launched("rope");
+}
+
 /* Rotates x[B, T, H, D] in place; positions must be NULL (start_pos + t) on the GPU. */
 extern "C" groma_status
 groma_cuda_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, float theta)
@@ -104,7 +114,6 @@ groma_cuda_rope(groma_tensor *x, const int64_t *positions, int64_t start_pos, fl
 	inv_freq = groma_cuda_rope_table(theta, x->shape[3], &st);
 	if (inv_freq == NULL)
 		return st;
-	rope_kernel<<<(unsigned) ((rows + ROPE_ROWS_PER_BLOCK - 1) / ROPE_ROWS_PER_BLOCK), (unsigned) (x->shape[3] / 2), 0,
-		groma_cuda_stream()>>>((float *) x->data, inv_freq, x->shape[1], x->shape[2], x->shape[3], start_pos, rows);
-	return groma_cuda_launched("rope");
+	return launch_rope((float *) x->data, inv_freq, x->shape[1], x->shape[2], x->shape[3], start_pos, rows,
+					   groma_cuda_stream());
 }
