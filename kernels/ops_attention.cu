@@ -15,6 +15,9 @@
  *   warp per key (ops_attention_decode.cu) decode steps: the keys split
  *              over up to 64 blocks per head whose partial results a second
  *              kernel combines (flash-decoding).
+ *
+ * Each kernel has a launcher taking a stream; groma_cuda_attention_in
+ * checks the operands, chooses the path and queues on the context's stream.
  */
 #include "cuda_common.h"
 #include "groma_cuda.h"
@@ -127,6 +130,36 @@ attention_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh, int
 	}
 }
 
+/* Queues attention_kernel on stream: a block per query of out[B, H, Tq, D] over all its keys. */
+static groma_status
+launch_attention(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh, int64_t ot, int64_t batch,
+				 int64_t heads, int64_t tq, int64_t tk, int64_t dim, float scale, bool causal, int64_t q_offset,
+				 cudaStream_t stream)
+{
+	dim3		grid((unsigned) tq, (unsigned) (batch * heads));
+
+	attention_kernel<<<grid, THREADS, 0, stream>>>(q, k, v, out, ob, oh, ot, heads, tk, dim, scale, causal, q_offset,
+												   0, NULL);
+	return groma_cuda_launched("attention");
+}
+
+/*
+ * Queues attention_kernel on stream for a decode step (one query per
+ * (b, h)): `splits` blocks of split_len keys each, writing their partial
+ * results to part[B·H, splits, D + 2] for combine_kernel.
+ */
+static groma_status
+launch_attention_split(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh, int64_t ot, int64_t batch,
+					   int64_t heads, int64_t tk, int64_t dim, float scale, bool causal, int64_t q_offset,
+					   int64_t splits, int64_t split_len, float *part, cudaStream_t stream)
+{
+	dim3		grid(1, (unsigned) (batch * heads), (unsigned) splits);
+
+	attention_kernel<<<grid, THREADS, 0, stream>>>(q, k, v, out, ob, oh, ot, heads, tk, dim, scale, causal, q_offset,
+												   split_len, part);
+	return groma_cuda_launched("attention (key splits)");
+}
+
 /*
  * out[b, h, i, d] from the partial results of the key splits of attention_kernel:
  * each split's sum and output rescaled to the largest max (empty splits weigh 0).
@@ -166,6 +199,15 @@ combine_kernel(const float *part, int64_t splits, float *out, int64_t ob, int64_
 		}
 		out[b * ob + h * oh + i * ot + d] = l > 0.0f ? a / l : 0.0f;
 	}
+}
+
+/* Queues combine_kernel on stream: out[B, H, 1, D] from the splits partial results in part per (b, h). */
+static groma_status
+launch_combine(const float *part, int64_t splits, float *out, int64_t ob, int64_t oh, int64_t ot, int64_t batch,
+			   int64_t heads, int64_t dim, cudaStream_t stream)
+{
+	combine_kernel<<<(unsigned) (batch * heads), THREADS, 0, stream>>>(part, splits, out, ob, oh, ot, heads, 1, dim);
+	return groma_cuda_launched("attention (combining key splits)");
 }
 
 #define TILE_Q 16				/* queries per tiled block */
@@ -313,6 +355,19 @@ attention_tiled_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t o
 	}
 }
 
+/* Queues attention_tiled_kernel on stream: a block per tile of TILE_Q queries of out[B, H, Tq, D]. */
+static groma_status
+launch_attention_tiled(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh, int64_t ot, int64_t batch,
+					   int64_t heads, int64_t tq, int64_t tk, int64_t dim, float scale, bool causal, int64_t q_offset,
+					   cudaStream_t stream)
+{
+	dim3		grid((unsigned) ((tq + TILE_Q - 1) / TILE_Q), (unsigned) (batch * heads));
+
+	attention_tiled_kernel<<<grid, TILED_THREADS, 0, stream>>>(q, k, v, out, ob, oh, ot, heads, tq, tk, dim, scale,
+																causal, q_offset);
+	return groma_cuda_launched("attention (tiled)");
+}
+
 #define MAX_SPLITS 64			/* key splits per decode query */
 #define WARP_KERNEL_MIN_SPLIT 64	/* keys per split of the warp-per-key kernel, at least: 8 warps of 4 keys, twice */
 
@@ -329,7 +384,8 @@ operand(const char *what, const groma_tensor *t, bhtd *o)
 {
 	if (t->data == NULL || t->dtype != GROMA_F32 || t->device != GROMA_DEVICE_CUDA || t->ndim != 4 ||
 		(t->stride[3] != 1 && t->shape[3] > 1))
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention: %s must be an f32 CUDA [B,H,T,D] tensor, D contiguous", what);
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT,
+						   "attention: %s must be an f32 CUDA [B,H,T,D] tensor, D contiguous", what);
 	o->data = (const float *) t->data;
 	o->sb = t->stride[0];
 	o->sh = t->stride[1];
@@ -360,7 +416,6 @@ groma_cuda_attention_in(groma_dtype compute, const groma_tensor *q, const groma_
 				tk = k->shape[2],
 				dim = q->shape[3],
 				min_split;
-	dim3		grid;
 	bool		warp_kernel;
 	groma_cuda_attention_path forced_kernel = groma_cuda_ctx()->attention_path;
 
@@ -395,13 +450,8 @@ groma_cuda_attention_in(groma_dtype compute, const groma_tensor *q, const groma_
 						   TILED_MAX_DIM);
 	if (forced_kernel == GROMA_ATTENTION_TILED ||
 		(forced_kernel == GROMA_ATTENTION_AUTO && tq > 1 && dim <= TILED_MAX_DIM))
-	{
-		grid = dim3((unsigned) ((tq + TILE_Q - 1) / TILE_Q), (unsigned) (batch * heads));
-		attention_tiled_kernel<<<grid, TILED_THREADS, 0, groma_cuda_stream()>>>(
-			bq, bk, bv, (float *) out->data, out->stride[0], out->stride[1], out->stride[2], heads, tq, tk, dim,
-			scale, causal, q_offset);
-		return groma_cuda_launched("attention (tiled)");
-	}
+		return launch_attention_tiled(bq, bk, bv, (float *) out->data, out->stride[0], out->stride[1], out->stride[2],
+									  batch, heads, tq, tk, dim, scale, causal, q_offset, groma_cuda_stream());
 	/* auto: a decode step goes to the warp-per-key kernel (ops_attention_decode.cu) */
 	warp_kernel = forced_kernel == GROMA_ATTENTION_WARP_PER_KEY || (forced_kernel == GROMA_ATTENTION_AUTO && tq == 1);
 	min_split = warp_kernel ? WARP_KERNEL_MIN_SPLIT : THREADS;
@@ -436,24 +486,15 @@ groma_cuda_attention_in(groma_dtype compute, const groma_tensor *q, const groma_
 				GROMA_TRY(groma_cuda_attention_decode(q, k, v, scale, causal, q_offset, splits, split_len, split_buf,
 													  out));
 			else
-			{
-				grid = dim3(1, (unsigned) (batch * heads), (unsigned) splits);
-				attention_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>(bq, bk, bv, (float *) out->data,
-																			out->stride[0], out->stride[1],
-																			out->stride[2], heads, tk, dim, scale,
-																			causal, q_offset, split_len, split_buf);
-				GROMA_TRY(groma_cuda_launched("attention (key splits)"));
-			}
-			combine_kernel<<<(unsigned) (batch * heads), THREADS, 0, groma_cuda_stream()>>>(
-				split_buf, splits, (float *) out->data, out->stride[0], out->stride[1], out->stride[2], heads, 1, dim);
-			return groma_cuda_launched("attention (combining key splits)");
+				GROMA_TRY(launch_attention_split(bq, bk, bv, (float *) out->data, out->stride[0], out->stride[1],
+												 out->stride[2], batch, heads, tk, dim, scale, causal, q_offset,
+												 splits, split_len, split_buf, groma_cuda_stream()));
+			return launch_combine(split_buf, splits, (float *) out->data, out->stride[0], out->stride[1],
+								  out->stride[2], batch, heads, dim, groma_cuda_stream());
 		}
 	}
 	if (warp_kernel)
 		return groma_cuda_attention_decode(q, k, v, scale, causal, q_offset, 1, 0, NULL, out);
-	grid = dim3((unsigned) tq, (unsigned) (batch * heads));
-	attention_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>(bq, bk, bv, (float *) out->data, out->stride[0],
-																out->stride[1], out->stride[2], heads, tk, dim, scale,
-																causal, q_offset, 0, NULL);
-	return groma_cuda_launched("attention");
+	return launch_attention(bq, bk, bv, (float *) out->data, out->stride[0], out->stride[1], out->stride[2], batch,
+							heads, tq, tk, dim, scale, causal, q_offset, groma_cuda_stream());
 }

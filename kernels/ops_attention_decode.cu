@@ -4,7 +4,8 @@
  * coalesced loads, and each warp takes four keys at a time (four rows in
  * flight).  Made for decode steps (one query against the KV cache, keys
  * split over blocks), it takes any number of queries.  ops_attention.cu
- * chooses it and sizes the splits.
+ * chooses it and sizes the splits.  Each kernel has a launcher taking a
+ * stream.
  */
 #include "cuda_common.h"
 
@@ -163,9 +164,30 @@ attention_decode_kernel(const float *q, int64_t qb, int64_t qh, int64_t qt, cons
 }
 
 /*
- * Queues attention_decode_kernel over the checked [B, H, T, D] operands:
- * `splits` blocks of split_len keys per query writing to part, or one
- * block per query writing out when part is NULL.
+ * Queues attention_decode_kernel on stream over [B, H, T, D] operands given
+ * by pointer and strides (elements): `splits` blocks of split_len keys per
+ * query writing to part, or one block per query writing out when part is
+ * NULL.
+ */
+static groma_status
+launch_attention_decode(const float *q, int64_t qb, int64_t qh, int64_t qt, const float *k, int64_t kb, int64_t kh,
+						int64_t kt, const float *v, int64_t vb, int64_t vh, int64_t vt, float *out, int64_t ob,
+						int64_t oh, int64_t ot, int64_t batch, int64_t heads, int64_t tq, int64_t tk, int dim,
+						float scale, bool causal, int64_t q_offset, int64_t splits, int64_t split_len, float *part,
+						cudaStream_t stream)
+{
+	dim3		grid((unsigned) (part ? splits : 1), (unsigned) (batch * heads), (unsigned) tq);
+
+	attention_decode_kernel<<<grid, WARPS * 32, 0, stream>>>(q, qb, qh, qt, k, kb, kh, kt, v, vb, vh, vt, out, ob, oh,
+															 ot, heads, tq, tk, dim, scale, causal, q_offset,
+															 split_len, part);
+	return groma_cuda_launched(part ? "attention (warp per key, key splits)" : "attention (warp per key)");
+}
+
+/*
+ * Queues attention_decode_kernel on the context's stream over the checked
+ * [B, H, T, D] operands: `splits` blocks of split_len keys per query
+ * writing to part, or one block per query writing out when part is NULL.
  */
 extern "C" groma_status
 groma_cuda_attention_decode(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,
@@ -174,7 +196,6 @@ groma_cuda_attention_decode(const groma_tensor *q, const groma_tensor *k, const 
 {
 	int64_t		heads = q->shape[1],
 				tq = q->shape[2];
-	dim3		grid((unsigned) (part ? splits : 1), (unsigned) (q->shape[0] * heads), (unsigned) tq);
 
 	if (q->shape[3] > MAX_PER_LANE * 32)
 		return groma_error(GROMA_ERR_UNSUPPORTED, "attention: head dimension %lld over %d", (long long) q->shape[3],
@@ -182,12 +203,12 @@ groma_cuda_attention_decode(const groma_tensor *q, const groma_tensor *k, const 
 	if (tq > 65535)
 		return groma_error(GROMA_ERR_LIMIT, "attention: %lld queries in one launch of the warp-per-key kernel",
 						   (long long) tq);
-	attention_decode_kernel<<<grid, WARPS * 32, 0, groma_cuda_stream()>>>(
-		(const float *) q->data, q->stride[0], q->stride[1], q->stride[2], (const float *) k->data, k->stride[0],
-		k->stride[1], k->stride[2], (const float *) v->data, v->stride[0], v->stride[1], v->stride[2],
-		(float *) out->data, out->stride[0], out->stride[1], out->stride[2], heads, tq, k->shape[2],
-		(int) q->shape[3], scale, causal, q_offset, split_len, part);
-	return groma_cuda_launched(part ? "attention (warp per key, key splits)" : "attention (warp per key)");
+	return launch_attention_decode((const float *) q->data, q->stride[0], q->stride[1], q->stride[2],
+								   (const float *) k->data, k->stride[0], k->stride[1], k->stride[2],
+								   (const float *) v->data, v->stride[0], v->stride[1], v->stride[2],
+								   (float *) out->data, out->stride[0], out->stride[1], out->stride[2], q->shape[0],
+								   heads, tq, k->shape[2], (int) q->shape[3], scale, causal, q_offset, splits,
+								   split_len, part, groma_cuda_stream());
 }
 
 /* Sequences one launch of the batched decode-step kernels takes (their cache pointers travel as a kernel argument). */
@@ -259,6 +280,21 @@ rope_store_rows_kernel(decode_rows rows, const int32_t *positions, const float *
 	vc[i + half] = vr[i + half];
 }
 
+/*
+ * Queues rope_store_rows_kernel on stream for count sequences of heads
+ * heads each (rows of q, k, v [count, H·D] row_stride apart).
+ */
+static groma_status
+launch_rope_store_rows(decode_rows rows, const int32_t *positions, const float *inv_freq, float *q, const float *k,
+					   const float *v, int64_t row_stride, int dim, int64_t count, int64_t heads, cudaStream_t stream)
+{
+	dim3		grid((unsigned) count, (unsigned) heads);
+
+	rope_store_rows_kernel<<<grid, (unsigned) (dim / 2), 0, stream>>>(rows, positions, inv_freq, q, k, v, row_stride,
+																	  dim);
+	return groma_cuda_launched("attention_decode_rows (RoPE and cache writes)");
+}
+
 /* ctx row b, head h (blockIdx.x, blockIdx.y) = attention of q's row over positions [0, pos] of b's caches. */
 __global__ static void
 attention_rows_kernel(decode_rows rows, const int32_t *positions, const float *q, float *ctx, int64_t row_stride,
@@ -273,6 +309,17 @@ attention_rows_kernel(decode_rows rows, const int32_t *positions, const float *q
 	warp_per_key_block(q + b * row_stride + h * dim, rows.k[b] + h * rows.head_stride[b], dim,
 					   rows.v[b] + h * rows.head_stride[b], dim, 0, pos + 1, dim, scale, NULL,
 					   ctx + b * row_stride + h * dim);
+}
+
+/* Queues attention_rows_kernel on stream for count sequences of heads heads each, into ctx[count, H·D]. */
+static groma_status
+launch_attention_rows(decode_rows rows, const int32_t *positions, const float *q, float *ctx, int64_t row_stride,
+					  int dim, float scale, int64_t count, int64_t heads, cudaStream_t stream)
+{
+	dim3		grid((unsigned) count, (unsigned) heads);
+
+	attention_rows_kernel<<<grid, WARPS * 32, 0, stream>>>(rows, positions, q, ctx, row_stride, dim, scale);
+	return groma_cuda_launched("attention_decode_rows (attention)");
 }
 
 /* A cache view [1, H, cap, D] the kernels can address: one layer's contiguous block on the device. */
@@ -314,7 +361,6 @@ groma_cuda_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_t
 					offset = first * q->shape[1];
 		const int32_t *pos = (const int32_t *) positions->data + first;
 		decode_rows rows;
-		dim3		grid((unsigned) count, (unsigned) heads);
 
 		for (int64_t b = 0; b < count; b++)
 		{
@@ -328,13 +374,11 @@ groma_cuda_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_t
 				v_cache[first + b]->shape[2] != rows.cap[b])
 				return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention_decode_rows: K and V caches differ");
 		}
-		rope_store_rows_kernel<<<grid, (unsigned) (dim / 2), 0, groma_cuda_stream()>>>(
-			rows, pos, inv_freq, (float *) q->data + offset, (const float *) k->data + offset,
-			(const float *) v->data + offset, q->shape[1], (int) dim);
-		GROMA_TRY(groma_cuda_launched("attention_decode_rows (RoPE and cache writes)"));
-		attention_rows_kernel<<<grid, WARPS * 32, 0, groma_cuda_stream()>>>(
-			rows, pos, (const float *) q->data + offset, (float *) ctx->data + offset, q->shape[1], (int) dim, scale);
-		GROMA_TRY(groma_cuda_launched("attention_decode_rows (attention)"));
+		GROMA_TRY(launch_rope_store_rows(rows, pos, inv_freq, (float *) q->data + offset,
+										 (const float *) k->data + offset, (const float *) v->data + offset,
+										 q->shape[1], (int) dim, count, heads, groma_cuda_stream()));
+		GROMA_TRY(launch_attention_rows(rows, pos, (const float *) q->data + offset, (float *) ctx->data + offset,
+										q->shape[1], (int) dim, scale, count, heads, groma_cuda_stream()));
 	}
 	return groma_ok();
 }

@@ -8,7 +8,7 @@
  * the fused kernels of ops_attention.cu, which store no score matrix.
  * With a 16-bit compute type the two products run on tensor cores: q, k, v
  * and the probabilities are rounded to it, scores, softmax and outputs
- * stay f32.
+ * stay f32.  Each kernel has a launcher taking a stream.
  */
 #include "cuda_common.h"
 
@@ -56,6 +56,16 @@ masked_softmax_kernel(float *s, int64_t rows, int64_t tq, int64_t tk, bool causa
 		row[j] = j < limit ? row[j] * inv : 0.0f;
 }
 
+/* Queues masked_softmax_kernel on stream over the rows of s[rows, tk] (a warp per row). */
+static groma_status
+launch_masked_softmax(float *s, int64_t rows, int64_t tq, int64_t tk, bool causal, int64_t q_offset,
+					  cudaStream_t stream)
+{
+	masked_softmax_kernel<<<groma_cuda_blocks(rows, SOFTMAX_THREADS / 32), SOFTMAX_THREADS, 0, stream>>>(
+		s, rows, tq, tk, causal, q_offset);
+	return groma_cuda_launched("attention: masked softmax");
+}
+
 /*
  * Returns the chunk of heads whose [Tq, Tk] scores (and, with staged, a
  * [Tq, D] output each; with half, 16-bit copies of q, k, v and the
@@ -99,14 +109,17 @@ rows_to_16bit_kernel(const float *src, int64_t sh, int64_t st, int64_t t, int64_
 	}
 }
 
-/* Queues rows_to_16bit_kernel: hc heads of t rows of cols values from src (head stride sh, row stride st). */
+/*
+ * Queues rows_to_16bit_kernel on stream: hc heads of t rows of cols values
+ * from src (head stride sh, row stride st) into dst[hc, t, cols].
+ */
 static groma_status
-rows_to_16bit(const float *src, int64_t sh, int64_t st, int64_t hc, int64_t t, int64_t cols, void *dst,
-			  groma_dtype compute)
+launch_rows_to_16bit(const float *src, int64_t sh, int64_t st, int64_t hc, int64_t t, int64_t cols, void *dst,
+					 groma_dtype compute, cudaStream_t stream)
 {
 	int64_t		rows = hc * t;
 
-	rows_to_16bit_kernel<<<dim3(1, (unsigned) (rows < 65535 ? rows : 65535)), 128, 0, groma_cuda_stream()>>>(
+	rows_to_16bit_kernel<<<dim3(1, (unsigned) (rows < 65535 ? rows : 65535)), 128, 0, stream>>>(
 		src, sh, st, t, rows, cols, dst, compute == GROMA_F16);
 	return groma_cuda_launched("attention: rounding to 16 bits");
 }
@@ -145,10 +158,13 @@ typedef struct half_operands
 			   *p;				/* [hc, Tq, Tk] probabilities */
 } half_operands;
 
-/* S[h, Tq, Tk] = scale · q_h k_hᵀ for the heads of one chunk (row-major, as column-major Sᵀ = k_h q_hᵀ). */
+/*
+ * S[h, Tq, Tk] = scale · q_h k_hᵀ for the heads of one chunk (row-major,
+ * as column-major Sᵀ = k_h q_hᵀ), the 16-bit roundings queued on stream.
+ */
 static groma_status
 scores(const groma_tensor *q, const groma_tensor *k, int64_t b, int64_t h0, int64_t hc, float scale,
-	   const half_operands *half, float *s)
+	   const half_operands *half, float *s, cudaStream_t stream)
 {
 	int64_t		tq = q->shape[2],
 				tk = k->shape[2],
@@ -159,8 +175,8 @@ scores(const groma_tensor *q, const groma_tensor *k, int64_t b, int64_t h0, int6
 
 	if (half)
 	{
-		GROMA_TRY(rows_to_16bit(qh, q->stride[1], q->stride[2], hc, tq, dim, half->q, half->compute));
-		GROMA_TRY(rows_to_16bit(kh, k->stride[1], k->stride[2], hc, tk, dim, half->k, half->compute));
+		GROMA_TRY(launch_rows_to_16bit(qh, q->stride[1], q->stride[2], hc, tq, dim, half->q, half->compute, stream));
+		GROMA_TRY(launch_rows_to_16bit(kh, k->stride[1], k->stride[2], hc, tk, dim, half->k, half->compute, stream));
 		return gemm_16bit(CUBLAS_OP_T, tk, tq, dim, scale, half->k, dim, tk * dim, half->q, dim, tq * dim, s, tk,
 						  tq * tk, hc, half->compute, "attention: cublasGemmStridedBatchedEx (scores)");
 	}
@@ -178,11 +194,12 @@ scores(const groma_tensor *q, const groma_tensor *k, int64_t b, int64_t h0, int6
  * device scratch), the GEMM writes separate [Tq, D] blocks there and a copy puts
  * them into out: a head view of a [B, T, H, D] buffer interleaves the heads'
  * rows (ldc = H·D, strideC = D), and cuBLAS does not promise anything for
- * batch entries whose spans interleave, only for disjoint ones.
+ * batch entries whose spans interleave, only for disjoint ones.  The
+ * 16-bit roundings are queued on stream.
  */
 static groma_status
 weighted_values(const float *p, const groma_tensor *v, int64_t b, int64_t h0, int64_t hc, const half_operands *half,
-				float *staged, groma_tensor *out)
+				float *staged, groma_tensor *out, cudaStream_t stream)
 {
 	int64_t		tq = out->shape[2],
 				tk = v->shape[2],
@@ -197,8 +214,8 @@ weighted_values(const float *p, const groma_tensor *v, int64_t b, int64_t h0, in
 
 	if (half)
 	{
-		GROMA_TRY(rows_to_16bit(vh, v->stride[1], v->stride[2], hc, tk, dim, half->v, half->compute));
-		GROMA_TRY(rows_to_16bit(p, tq * tk, tk, hc, tq, tk, half->p, half->compute));
+		GROMA_TRY(launch_rows_to_16bit(vh, v->stride[1], v->stride[2], hc, tk, dim, half->v, half->compute, stream));
+		GROMA_TRY(launch_rows_to_16bit(p, tq * tk, tk, hc, tq, tk, half->p, half->compute, stream));
 		GROMA_TRY(gemm_16bit(CUBLAS_OP_N, dim, tq, tk, one, half->v, dim, tk * dim, half->p, tk, tq * tk, oh,
 							 staged ? dim : out->stride[2], staged ? tq * dim : out->stride[1], hc, half->compute,
 							 "attention: cublasGemmStridedBatchedEx (weighted values)"));
@@ -283,14 +300,12 @@ groma_cuda_attention_gemm(const groma_tensor *q, const groma_tensor *k, const gr
 			int64_t		hc = heads - h0 < chunk ? heads - h0 : chunk,
 						rows = hc * tq;
 
-			st = scores(q, k, b, h0, hc, scale, half ? &h16 : NULL, s);
+			st = scores(q, k, b, h0, hc, scale, half ? &h16 : NULL, s, groma_cuda_stream());
 			if (st.code != GROMA_OK)
 				break;
-			masked_softmax_kernel<<<groma_cuda_blocks(rows, SOFTMAX_THREADS / 32), SOFTMAX_THREADS, 0,
-				groma_cuda_stream()>>>(s, rows, tq, tk, causal, q_offset);
-			st = groma_cuda_launched("attention: masked softmax");
+			st = launch_masked_softmax(s, rows, tq, tk, causal, q_offset, groma_cuda_stream());
 			if (st.code == GROMA_OK)
-				st = weighted_values(s, v, b, h0, hc, half ? &h16 : NULL, o, out);
+				st = weighted_values(s, v, b, h0, hc, half ? &h16 : NULL, o, out, groma_cuda_stream());
 		}
 	scratch->used = mark;		/* the scores go back, after a failure too */
 	return st;

@@ -1,6 +1,7 @@
 /*
  * ops_conv_norm.cu - 2-d convolution (im2col kernel + cuBLAS), GroupNorm,
- * channel-first LayerNorm and embedding lookup on the GPU.
+ * channel-first LayerNorm and embedding lookup on the GPU; each kernel has
+ * a launcher taking a stream, the entry points check and pass theirs.
  */
 #include "cuda_common.h"
 
@@ -50,6 +51,23 @@ im2col_kernel(const float *x, int64_t c_in, int h, int w, int kh, int kw, int st
 		((float *) col)[idx] = v;
 }
 
+/*
+ * Queues im2col_kernel on stream for rows [row0, row0 + 65535) (at most) of
+ * the kdim rows of col[images, kdim, pcount], output pixels [p0, p0 + pcount).
+ */
+static groma_status
+launch_im2col(const float *x, int64_t images, int64_t c_in, int h, int w, int kh, int kw, int stride, int pad, int wo,
+			  int64_t p0, int64_t pcount, int64_t row0, int64_t kdim, groma_dtype col_type, void *col,
+			  cudaStream_t stream)
+{
+	dim3		grid(groma_cuda_blocks(pcount, THREADS), (unsigned) (kdim - row0 < 65535 ? kdim - row0 : 65535),
+					 (unsigned) images);
+
+	im2col_kernel<<<grid, THREADS, 0, stream>>>(x, c_in, h, w, kh, kw, stride, pad, wo, (unsigned) p0,
+												(unsigned) pcount, row0, kdim, col_type, col);
+	return groma_cuda_launched("conv2d im2col");
+}
+
 /* The shape of one convolution: input, kernel, stride, padding and output sides. */
 typedef struct conv_shape
 {
@@ -65,27 +83,19 @@ typedef struct conv_shape
 } conv_shape;
 
 /*
- * Queues im2col_kernel for the `images` images at xn over the output
- * pixels [p0, p0 + pcount): col[images, kdim, pcount]; rows in launches of
- * at most 65535.
+ * Queues im2col_kernel on stream for the `images` images at xn over the
+ * output pixels [p0, p0 + pcount): col[images, kdim, pcount]; rows in
+ * launches of at most 65535.
  */
 static groma_status
 im2col(const float *xn, int64_t images, const conv_shape *cs, int64_t p0, int64_t pcount, groma_dtype col_type,
-	   void *col)
+	   void *col, cudaStream_t stream)
 {
 	int64_t		kdim = cs->c_in * cs->kh * cs->kw;
 
 	for (int64_t row0 = 0; row0 < kdim; row0 += 65535)
-	{
-		dim3		grid(groma_cuda_blocks(pcount, THREADS), (unsigned) (kdim - row0 < 65535 ? kdim - row0 : 65535),
-						 (unsigned) images);
-
-		im2col_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>(xn, cs->c_in, (int) cs->h, (int) cs->w, (int) cs->kh,
-																 (int) cs->kw, cs->stride, cs->pad, (int) cs->wo,
-																 (unsigned) p0, (unsigned) pcount, row0, kdim,
-																 col_type, col);
-		GROMA_TRY(groma_cuda_launched("conv2d im2col"));
-	}
+		GROMA_TRY(launch_im2col(xn, images, cs->c_in, (int) cs->h, (int) cs->w, (int) cs->kh, (int) cs->kw, cs->stride,
+								cs->pad, (int) cs->wo, p0, pcount, row0, kdim, col_type, col, stream));
 	return groma_ok();
 }
 
@@ -97,6 +107,15 @@ fill_channels_kernel(float *y, const float *b, int64_t images, int64_t channels,
 
 	if (i < images * channels * plane)
 		y[i] = b ? b[(i / plane) % channels] : 0.0f;
+}
+
+/* Queues fill_channels_kernel on stream: y[images, channels, plane] = b[channels] (b may be NULL: zeros). */
+static groma_status
+launch_fill_channels(float *y, const float *b, int64_t images, int64_t channels, int64_t plane, cudaStream_t stream)
+{
+	fill_channels_kernel<<<groma_cuda_blocks(images * channels * plane, THREADS), THREADS, 0, stream>>>(
+		y, b, images, channels, plane);
+	return groma_cuda_launched("conv2d bias");
 }
 
 /* The im2col scratch one chunk of images may take (the chunk is at least one image). */
@@ -136,11 +155,12 @@ conv_gemm(const groma_tensor *w, const void *col, int64_t col_stride, int64_t im
 
 /*
  * One image whose im2col does not fit the room: its output rows in bands
- * of `rows` (col holds one band), one im2col and one GEMM each, into yn
- * (which already holds the bias).
+ * of `rows` (col holds one band), one im2col on stream and one GEMM each,
+ * into yn (which already holds the bias).
  */
 static groma_status
-conv_image_in_bands(const float *xn, const groma_tensor *w, const conv_shape *cs, int64_t rows, void *col, float *yn)
+conv_image_in_bands(const float *xn, const groma_tensor *w, const conv_shape *cs, int64_t rows, void *col, float *yn,
+					cudaStream_t stream)
 {
 	int64_t		kdim = cs->c_in * cs->kh * cs->kw,
 				plane = cs->ho * cs->wo;
@@ -149,7 +169,7 @@ conv_image_in_bands(const float *xn, const groma_tensor *w, const conv_shape *cs
 	{
 		int64_t		band = (cs->ho - oy < rows ? cs->ho - oy : rows) * cs->wo;
 
-		GROMA_TRY(im2col(xn, 1, cs, oy * cs->wo, band, w->dtype, col));
+		GROMA_TRY(im2col(xn, 1, cs, oy * cs->wo, band, w->dtype, col, stream));
 		GROMA_TRY(conv_gemm(w, col, kdim * band, 1, band, plane, w->shape[0], kdim, yn + oy * cs->wo));
 	}
 	return groma_ok();
@@ -251,17 +271,13 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 		float	   *yn = (float *) y->data + n0 * c_out * plane;	/* [images, O, Ho·Wo] */
 
 		if (!direct && kdim > 0 && band_rows == 0)
-			st = im2col(xn, images, &cs, 0, plane, w->dtype, col);
+			st = im2col(xn, images, &cs, 0, plane, w->dtype, col, groma_cuda_stream());
 		if (st.code == GROMA_OK)
-		{
-			fill_channels_kernel<<<groma_cuda_blocks(images * c_out * plane, THREADS), THREADS, 0,
-								   groma_cuda_stream()>>>(yn, b ? (const float *) b->data : NULL, images, c_out,
-														 plane);
-			st = groma_cuda_launched("conv2d bias");
-		}
+			st = launch_fill_channels(yn, b ? (const float *) b->data : NULL, images, c_out, plane,
+									  groma_cuda_stream());
 		/* no input channels: the bias alone */
 		if (st.code == GROMA_OK && kdim > 0 && band_rows > 0)
-			st = conv_image_in_bands(xn, w, &cs, band_rows, col, yn);
+			st = conv_image_in_bands(xn, w, &cs, band_rows, col, yn, groma_cuda_stream());
 		else if (st.code == GROMA_OK && kdim > 0)
 			st = conv_gemm(w, direct ? (const void *) xn : col, direct ? c_in * h * wd : kdim * plane, images, plane,
 						   plane, c_out, kdim, yn);
@@ -299,6 +315,15 @@ group_norm_kernel(const float *x, const float *w, const float *b, float eps, boo
 
 		y[base + i] = relu ? (v > 0.0f ? v : 0.0f) : v;
 	}
+}
+
+/* Queues group_norm_kernel on stream: a block per (image, group) of x, y [batch, channels, hw]. */
+static groma_status
+launch_group_norm(const float *x, const float *w, const float *b, float eps, bool relu, float *y, int64_t batch,
+				  int64_t channels, int64_t hw, int groups, cudaStream_t stream)
+{
+	group_norm_kernel<<<(unsigned) (batch * groups), THREADS, 0, stream>>>(x, w, b, eps, relu, y, channels, hw, groups);
+	return groma_cuda_launched("group_norm");
 }
 
 #define GN_SPLIT_MIN 8192		/* values per block, at least, when a group is split over blocks */
@@ -347,6 +372,21 @@ group_partial_kernel(const float *x, int64_t count, int64_t seg, const float *su
 		out[(int64_t) blockIdx.y * splits + blockIdx.x] = acc;
 }
 
+/*
+ * Queues group_partial_kernel on stream over `splits` segments of seg values
+ * of each of the bg groups of count values: out[bg, splits] (sums, or
+ * squared deviations when squares is set).
+ */
+static groma_status
+launch_group_partial(const float *x, int64_t count, int64_t seg, int64_t splits, int64_t bg, const float *sums,
+					 bool squares, float *out, cudaStream_t stream)
+{
+	dim3		grid((unsigned) splits, (unsigned) bg);
+
+	group_partial_kernel<<<grid, THREADS, 0, stream>>>(x, count, seg, sums, squares, out);
+	return groma_cuda_launched(squares ? "group_norm squared deviations" : "group_norm sums");
+}
+
 /* y over split blockIdx.x of group blockIdx.y, from the group's partial sums and squared deviations. */
 __global__ static void
 group_normalize_kernel(const float *x, const float *w, const float *b, float eps, bool relu, float *y,
@@ -368,6 +408,22 @@ group_normalize_kernel(const float *x, const float *w, const float *b, float eps
 
 		y[base + i] = relu ? (v > 0.0f ? v : 0.0f) : v;
 	}
+}
+
+/*
+ * Queues group_normalize_kernel on stream over `splits` segments of seg
+ * values of each of the bg groups of count values, from their partial
+ * sums and squares [bg, splits].
+ */
+static groma_status
+launch_group_normalize(const float *x, const float *w, const float *b, float eps, bool relu, float *y, int64_t count,
+					   int64_t seg, int64_t hw, int groups, int64_t splits, int64_t bg, const float *sums,
+					   const float *squares, cudaStream_t stream)
+{
+	dim3		grid((unsigned) splits, (unsigned) bg);
+
+	group_normalize_kernel<<<grid, THREADS, 0, stream>>>(x, w, b, eps, relu, y, count, seg, hw, groups, sums, squares);
+	return groma_cuda_launched("group_norm");
 }
 
 /*
@@ -396,7 +452,6 @@ groma_cuda_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, 
 	splits = splits > GN_MAX_SPLITS ? GN_MAX_SPLITS : splits;
 	if (splits > 1 && bg * splits * 2 <= GN_PARTIALS && bg <= 65535)
 	{
-		dim3		grid((unsigned) splits, (unsigned) bg);
 		const float *wd = w ? (const float *) w->data : NULL,
 				   *bd = b ? (const float *) b->data : NULL;
 		float	   *sums,
@@ -410,22 +465,17 @@ groma_cuda_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, 
 			return st;
 		squares = sums + bg * splits;
 		seg = (count + splits - 1) / splits;
-		group_partial_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>((const float *) x->data, count, seg, NULL,
-																		false, sums);
-		GROMA_TRY(groma_cuda_launched("group_norm sums"));
-		group_partial_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>((const float *) x->data, count, seg, sums,
-																		true, squares);
-		GROMA_TRY(groma_cuda_launched("group_norm squared deviations"));
-		group_normalize_kernel<<<grid, THREADS, 0, groma_cuda_stream()>>>((const float *) x->data, wd, bd, eps,
-																		  relu, (float *) y->data, count, seg,
-																		  x->shape[2] * x->shape[3], groups, sums,
-																		  squares);
-		return groma_cuda_launched("group_norm");
+		GROMA_TRY(launch_group_partial((const float *) x->data, count, seg, splits, bg, NULL, false, sums,
+									   groma_cuda_stream()));
+		GROMA_TRY(launch_group_partial((const float *) x->data, count, seg, splits, bg, sums, true, squares,
+									   groma_cuda_stream()));
+		return launch_group_normalize((const float *) x->data, wd, bd, eps, relu, (float *) y->data, count, seg,
+									  x->shape[2] * x->shape[3], groups, splits, bg, sums, squares,
+									  groma_cuda_stream());
 	}
-	group_norm_kernel<<<(unsigned) (x->shape[0] * groups), THREADS, 0, groma_cuda_stream()>>>(
-		(const float *) x->data, w ? (const float *) w->data : NULL, b ? (const float *) b->data : NULL, eps, relu,
-		(float *) y->data, x->shape[1], x->shape[2] * x->shape[3], groups);
-	return groma_cuda_launched("group_norm");
+	return launch_group_norm((const float *) x->data, w ? (const float *) w->data : NULL,
+							 b ? (const float *) b->data : NULL, eps, relu, (float *) y->data, x->shape[0], x->shape[1],
+							 x->shape[2] * x->shape[3], groups, groma_cuda_stream());
 }
 
 /* LayerNorm over channels at one pixel per thread (adjacent threads, adjacent pixels). */
@@ -457,6 +507,16 @@ layer_norm_channels_kernel(const float *x, const float *w, const float *b, float
 		out[c * hw] = (in[c * hw] - mean) * inv * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);
 }
 
+/* Queues layer_norm_channels_kernel on stream over the batch · hw pixels of x, y [batch, channels, hw]. */
+static groma_status
+launch_layer_norm_channels(const float *x, const float *w, const float *b, float eps, float *y, int64_t batch,
+						   int64_t channels, int64_t hw, cudaStream_t stream)
+{
+	layer_norm_channels_kernel<<<groma_cuda_blocks(batch * hw, THREADS), THREADS, 0, stream>>>(
+		x, w, b, eps, y, batch, channels, hw);
+	return groma_cuda_launched("layer_norm_channels");
+}
+
 /* LayerNorm over channels of [B, C, H, W]; see ops.h. */
 extern "C" groma_status
 groma_cuda_layer_norm_channels(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, float eps,
@@ -472,10 +532,9 @@ groma_cuda_layer_norm_channels(const groma_tensor *x, const groma_tensor *w, con
 	pixels = x->shape[0] * x->shape[2] * x->shape[3];
 	if (pixels == 0)
 		return groma_ok();
-	layer_norm_channels_kernel<<<groma_cuda_blocks(pixels, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-		(const float *) x->data, w ? (const float *) w->data : NULL, b ? (const float *) b->data : NULL, eps,
-		(float *) y->data, x->shape[0], x->shape[1], x->shape[2] * x->shape[3]);
-	return groma_cuda_launched("layer_norm_channels");
+	return launch_layer_norm_channels((const float *) x->data, w ? (const float *) w->data : NULL,
+									  b ? (const float *) b->data : NULL, eps, (float *) y->data, x->shape[0],
+									  x->shape[1], x->shape[2] * x->shape[3], groma_cuda_stream());
 }
 
 /* y[T, D] = table[ids[t]] with ids in host memory (checked there) and table, y on the GPU. */

@@ -1,7 +1,8 @@
 /*
  * ops_elementwise.cu - unary activations, broadcasting add/mul, affine
  * scale, fills (constant and random), inverse sigmoid and strided copy on
- * the GPU.
+ * the GPU; each kernel has a launcher taking a stream, called by its checked
+ * entry point.
  */
 #include "cuda_common.h"
 #include "../src/runtime/random_hash.h"
@@ -36,6 +37,14 @@ unary_kernel(groma_unary_kind kind, const float *x, float *y, int64_t n)
 	y[i] = v;
 }
 
+/* Queues unary_kernel on stream over the n values of x and y. */
+static groma_status
+launch_unary(groma_unary_kind kind, const float *x, float *y, int64_t n, cudaStream_t stream)
+{
+	unary_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, stream>>>(kind, x, y, n);
+	return groma_cuda_launched("activation");
+}
+
 /* Applies an activation; see ops.h. */
 extern "C" groma_status
 groma_cuda_unary(groma_unary_kind kind, const groma_tensor *x, groma_tensor *y)
@@ -48,9 +57,7 @@ groma_cuda_unary(groma_unary_kind kind, const groma_tensor *x, groma_tensor *y)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "activation: x and y differ in shape");
 	if (n == 0)
 		return groma_ok();
-	unary_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-		kind, (const float *) x->data, (float *) y->data, n);
-	return groma_cuda_launched("activation");
+	return launch_unary(kind, (const float *) x->data, (float *) y->data, n, groma_cuda_stream());
 }
 
 /* y[i] = silu(gate[i]) · up[i]. */
@@ -66,6 +73,14 @@ silu_mul_kernel(const float *gate, const float *up, float *y, int64_t n)
 	y[i] = s * up[i];
 }
 
+/* Queues silu_mul_kernel on stream over the n values of gate, up and y. */
+static groma_status
+launch_silu_mul(const float *gate, const float *up, float *y, int64_t n, cudaStream_t stream)
+{
+	silu_mul_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, stream>>>(gate, up, y, n);
+	return groma_cuda_launched("silu_mul");
+}
+
 /* y = silu(gate) · up; see ops.h. */
 extern "C" groma_status
 groma_cuda_silu_mul(const groma_tensor *gate, const groma_tensor *up, groma_tensor *y)
@@ -79,9 +94,8 @@ groma_cuda_silu_mul(const groma_tensor *gate, const groma_tensor *up, groma_tens
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "silu_mul: gate, up and y differ in shape");
 	if (n == 0)
 		return groma_ok();
-	silu_mul_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-		(const float *) gate->data, (const float *) up->data, (float *) y->data, n);
-	return groma_cuda_launched("silu_mul");
+	return launch_silu_mul((const float *) gate->data, (const float *) up->data, (float *) y->data, n,
+						   groma_cuda_stream());
 }
 
 /* t[i] = v. */
@@ -94,6 +108,14 @@ fill_kernel(float *t, float v, int64_t n)
 		t[i] = v;
 }
 
+/* Queues fill_kernel on stream over the n values of t. */
+static groma_status
+launch_fill(float *t, float v, int64_t n, cudaStream_t stream)
+{
+	fill_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, stream>>>(t, v, n);
+	return groma_cuda_launched("fill");
+}
+
 /* t = v everywhere (contiguous); see ops.h. */
 extern "C" groma_status
 groma_cuda_fill(groma_tensor *t, float v)
@@ -103,8 +125,37 @@ groma_cuda_fill(groma_tensor *t, float v)
 	GROMA_TRY(groma_cuda_check_f32("fill", "t", t));
 	if (n == 0)
 		return groma_ok();
-	fill_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>((float *) t->data, v, n);
-	return groma_cuda_launched("fill");
+	return launch_fill((float *) t->data, v, n, groma_cuda_stream());
+}
+
+/* t[i] = groma_random_uniform(seed, i, scale). */
+__global__ static void
+fill_random_kernel(float *t, uint64_t seed, float scale, int64_t n)
+{
+	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < n)
+		t[i] = groma_random_uniform(seed, (uint64_t) i, scale);
+}
+
+/* Queues fill_random_kernel on stream over the n values of t. */
+static groma_status
+launch_fill_random(float *t, uint64_t seed, float scale, int64_t n, cudaStream_t stream)
+{
+	fill_random_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, stream>>>(t, seed, scale, n);
+	return groma_cuda_launched("fill_random");
+}
+
+/* Random values, the same as the CPU's; see ops.h. */
+extern "C" groma_status
+groma_cuda_fill_random(groma_tensor *t, uint64_t seed, float scale)
+{
+	int64_t		n = groma_tensor_numel(t);
+
+	GROMA_TRY(groma_cuda_check_f32("fill_random", "t", t));
+	if (n == 0)
+		return groma_ok();
+	return launch_fill_random((float *) t->data, seed, scale, n, groma_cuda_stream());
 }
 
 /* y[i] = log(max(x', eps) / max(1 - x', eps)), x' = x clamped to [0, 1]; NaN stays NaN. */
@@ -127,28 +178,12 @@ inverse_sigmoid_kernel(const float *x, float eps, float *y, int64_t n)
 	y[i] = logf(num / den);
 }
 
-/* t[i] = groma_random_uniform(seed, i, scale). */
-__global__ static void
-fill_random_kernel(float *t, uint64_t seed, float scale, int64_t n)
+/* Queues inverse_sigmoid_kernel on stream over the n values of x and y. */
+static groma_status
+launch_inverse_sigmoid(const float *x, float eps, float *y, int64_t n, cudaStream_t stream)
 {
-	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
-
-	if (i < n)
-		t[i] = groma_random_uniform(seed, (uint64_t) i, scale);
-}
-
-/* Random values, the same as the CPU's; see ops.h. */
-extern "C" groma_status
-groma_cuda_fill_random(groma_tensor *t, uint64_t seed, float scale)
-{
-	int64_t		n = groma_tensor_numel(t);
-
-	GROMA_TRY(groma_cuda_check_f32("fill_random", "t", t));
-	if (n == 0)
-		return groma_ok();
-	fill_random_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>((float *) t->data, seed,
-																							  scale, n);
-	return groma_cuda_launched("fill_random");
+	inverse_sigmoid_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, stream>>>(x, eps, y, n);
+	return groma_cuda_launched("inverse_sigmoid");
 }
 
 /* transformers' inverse_sigmoid; see ops_spatial.h. */
@@ -163,14 +198,13 @@ groma_cuda_inverse_sigmoid(const groma_tensor *x, float eps, groma_tensor *y)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "inverse_sigmoid: x and y differ in shape");
 	if (n == 0)
 		return groma_ok();
-	inverse_sigmoid_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-		(const float *) x->data, eps, (float *) y->data, n);
-	return groma_cuda_launched("inverse_sigmoid");
+	return launch_inverse_sigmoid((const float *) x->data, eps, (float *) y->data, n, groma_cuda_stream());
 }
 
 /* y[i] = a[i] (+ or ·) b[broadcast offset of i]. */
 __global__ static void
-binary_kernel(bool multiply, const float *a, const float *b, float *y, int64_t n, groma_dims4 shape, groma_dims4 bstrides)
+binary_kernel(bool multiply, const float *a, const float *b, float *y, int64_t n, groma_dims4 shape,
+			  groma_dims4 bstrides)
 {
 	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
 	float		bv;
@@ -179,6 +213,15 @@ binary_kernel(bool multiply, const float *a, const float *b, float *y, int64_t n
 		return;
 	bv = b[groma_offset_of(i, n, shape, bstrides)];
 	y[i] = multiply ? a[i] * bv : a[i] + bv;
+}
+
+/* Queues binary_kernel on stream over the n values of y, with b read through bstrides (0 where it broadcasts). */
+static groma_status
+launch_binary(bool multiply, const float *a, const float *b, float *y, int64_t n, groma_dims4 shape,
+			  groma_dims4 bstrides, cudaStream_t stream)
+{
+	binary_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, stream>>>(multiply, a, b, y, n, shape, bstrides);
+	return groma_cuda_launched("add/mul");
 }
 
 /*
@@ -202,6 +245,15 @@ binary_vec4_kernel(bool multiply, const float4 *a, const float4 *b, float4 *y, i
 	r.z = multiply ? av.z * bv.z : av.z + bv.z;
 	r.w = multiply ? av.w * bv.w : av.w + bv.w;
 	y[i] = r;
+}
+
+/* Queues binary_vec4_kernel on stream over the n4 float4s of a and y, with b's nb4 float4s repeated. */
+static groma_status
+launch_binary_vec4(bool multiply, const float4 *a, const float4 *b, float4 *y, int64_t n4, int64_t nb4,
+				   cudaStream_t stream)
+{
+	binary_vec4_kernel<<<groma_cuda_blocks(n4, THREADS), THREADS, 0, stream>>>(multiply, a, b, y, n4, nb4);
+	return groma_cuda_launched("add/mul");
 }
 
 /* y = a + b or a · b with b broadcast from the right; see ops.h. */
@@ -241,15 +293,11 @@ groma_cuda_binary(bool multiply, const groma_tensor *a, const groma_tensor *b, g
 			trailing = b->shape[bd] == y->shape[bd + off];
 		if (trailing && nb > 0 && nb % 4 == 0 && n % nb == 0 && groma_cuda_aligned16(a->data) &&
 			groma_cuda_aligned16(b->data) && groma_cuda_aligned16(y->data))
-		{
-			binary_vec4_kernel<<<groma_cuda_blocks(n / 4, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-				multiply, (const float4 *) a->data, (const float4 *) b->data, (float4 *) y->data, n / 4, nb / 4);
-			return groma_cuda_launched("add/mul");
-		}
+			return launch_binary_vec4(multiply, (const float4 *) a->data, (const float4 *) b->data, (float4 *) y->data,
+									  n / 4, nb / 4, groma_cuda_stream());
 	}
-	binary_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-		multiply, (const float *) a->data, (const float *) b->data, (float *) y->data, n, shape, bs);
-	return groma_cuda_launched("add/mul");
+	return launch_binary(multiply, (const float *) a->data, (const float *) b->data, (float *) y->data, n, shape, bs,
+						 groma_cuda_stream());
 }
 
 /* y[i] = x[i] · s + t. */
@@ -260,6 +308,14 @@ scale_kernel(const float *x, float s, float t, float *y, int64_t n)
 
 	if (i < n)
 		y[i] = x[i] * s + t;
+}
+
+/* Queues scale_kernel on stream over the n values of x and y. */
+static groma_status
+launch_scale(const float *x, float s, float t, float *y, int64_t n, cudaStream_t stream)
+{
+	scale_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, stream>>>(x, s, t, y, n);
+	return groma_cuda_launched("scale");
 }
 
 /* y = x · s + t; see ops.h. */
@@ -274,9 +330,7 @@ groma_cuda_scale(const groma_tensor *x, float s, float t, groma_tensor *y)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "scale: x and y differ in shape");
 	if (n == 0)
 		return groma_ok();
-	scale_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-		(const float *) x->data, s, t, (float *) y->data, n);
-	return groma_cuda_launched("scale");
+	return launch_scale((const float *) x->data, s, t, (float *) y->data, n, groma_cuda_stream());
 }
 
 /* dst[offset of i] = src[offset of i] for strided 4-d views of the same shape. */
@@ -289,6 +343,15 @@ copy_kernel(const float *src, float *dst, int64_t n, groma_dims4 shape, groma_di
 		dst[groma_offset_of(i, n, shape, ds)] = src[groma_offset_of(i, n, shape, ss)];
 }
 
+/* Queues copy_kernel on stream over the n values of 4-d views src (strides ss) and dst (strides ds). */
+static groma_status
+launch_copy(const float *src, float *dst, int64_t n, groma_dims4 shape, groma_dims4 ss, groma_dims4 ds,
+			cudaStream_t stream)
+{
+	copy_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, stream>>>(src, dst, n, shape, ss, ds);
+	return groma_cuda_launched("copy");
+}
+
 /* copy_kernel four values at a time: shapes and strides counted in float4s (the last dimension contiguous). */
 __global__ static void
 copy_vec4_kernel(const float4 *src, float4 *dst, int64_t n4, groma_dims4 shape, groma_dims4 ss, groma_dims4 ds)
@@ -297,6 +360,15 @@ copy_vec4_kernel(const float4 *src, float4 *dst, int64_t n4, groma_dims4 shape, 
 
 	if (i < n4)
 		dst[groma_offset_of(i, n4, shape, ds)] = src[groma_offset_of(i, n4, shape, ss)];
+}
+
+/* Queues copy_vec4_kernel on stream over the n4 float4s of views src and dst (shape and strides in float4s). */
+static groma_status
+launch_copy_vec4(const float4 *src, float4 *dst, int64_t n4, groma_dims4 shape, groma_dims4 ss, groma_dims4 ds,
+				 cudaStream_t stream)
+{
+	copy_vec4_kernel<<<groma_cuda_blocks(n4, THREADS), THREADS, 0, stream>>>(src, dst, n4, shape, ss, ds);
+	return groma_cuda_launched("copy");
 }
 
 /* Turns f32 views d and e into float4 views in place; false when the last dimension or a stride does not allow it. */
@@ -345,13 +417,8 @@ groma_cuda_copy(const groma_tensor *src, groma_tensor *dst)
 		return groma_cuda_status(cudaMemcpyAsync(dst->data, src->data, (size_t) n * sizeof(float),
 												 cudaMemcpyDeviceToDevice, groma_cuda_stream()), "copy");
 	if (as_vec4(&shape, &ss, &ds, src->data, dst->data))
-	{
-		copy_vec4_kernel<<<groma_cuda_blocks(n / 4, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-			(const float4 *) src->data, (float4 *) dst->data, n / 4, shape, ss, ds);
-		return groma_cuda_launched("copy");
-	}
+		return launch_copy_vec4((const float4 *) src->data, (float4 *) dst->data, n / 4, shape, ss, ds,
+								groma_cuda_stream());
 	/* as_vec4 changed nothing: element by element */
-	copy_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-		(const float *) src->data, (float *) dst->data, n, shape, ss, ds);
-	return groma_cuda_launched("copy");
+	return launch_copy((const float *) src->data, (float *) dst->data, n, shape, ss, ds, groma_cuda_stream());
 }

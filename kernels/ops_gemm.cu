@@ -4,6 +4,7 @@
  * type, fp32 accumulation and output); a linear of a few rows with bf16
  * or i8 weights (a decode step) goes to a bandwidth-bound kernel instead;
  * more rows with i8 weights multiply ops_linear_int8.cu's bf16 copy.
+ * Each kernel has a launcher taking a stream.
  *
  * Row-major operands are handed to column-major cuBLAS as their transposes:
  * C = op(A)·op(B) is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ.
@@ -23,6 +24,14 @@ fill_rows_kernel(float *y, const float *b, int64_t rows, int64_t n)
 		y[i] = b ? b[i % n] : 0.0f;
 }
 
+/* Queues fill_rows_kernel on stream: y[rows, n] = b[n] in every row (zeros when b is NULL). */
+static groma_status
+launch_fill_rows(float *y, const float *b, int64_t rows, int64_t n, cudaStream_t stream)
+{
+	fill_rows_kernel<<<groma_cuda_blocks(rows * n, 256), 256, 0, stream>>>(y, b, rows, n);
+	return groma_cuda_launched("linear bias");
+}
+
 /* dst[i] = src[i] rounded to bf16 (or f16 when half is set), nearest even. */
 __global__ static void
 narrow_kernel(const float *src, void *dst, int64_t n, bool half)
@@ -37,9 +46,17 @@ narrow_kernel(const float *src, void *dst, int64_t n, bool half)
 		((__nv_bfloat16 *) dst)[i] = __float2bfloat16_rn(src[i]);
 }
 
-/* Returns x rounded to w's 16-bit type in the context's buffer, or NULL with *st set. */
+/* Queues narrow_kernel on stream: the n floats of src rounded into dst (f16 when half, else bf16). */
+static groma_status
+launch_narrow(const float *src, void *dst, int64_t n, bool half, cudaStream_t stream)
+{
+	narrow_kernel<<<groma_cuda_blocks(n, 256), 256, 0, stream>>>(src, dst, n, half);
+	return groma_cuda_launched("linear: rounding activations");
+}
+
+/* Returns x rounded to w's 16-bit type in the context's buffer (queued on stream), or NULL with *st set. */
 static const void *
-narrow_input(const groma_tensor *x, groma_dtype dtype, groma_status *st)
+narrow_input(const groma_tensor *x, groma_dtype dtype, groma_status *st, cudaStream_t stream)
 {
 	int64_t		n = groma_tensor_numel(x);
 	void	   *buf = groma_cuda_buffer_reserve(&groma_cuda_ctx()->narrow, (size_t) n * 2,
@@ -47,9 +64,7 @@ narrow_input(const groma_tensor *x, groma_dtype dtype, groma_status *st)
 
 	if (buf == NULL)
 		return NULL;
-	narrow_kernel<<<groma_cuda_blocks(n, 256), 256, 0, groma_cuda_stream()>>>((const float *) x->data, buf, n,
-																			 dtype == GROMA_F16);
-	*st = groma_cuda_launched("linear: rounding activations");
+	*st = launch_narrow((const float *) x->data, buf, n, dtype == GROMA_F16, stream);
 	return st->code == GROMA_OK ? buf : NULL;
 }
 
@@ -132,7 +147,19 @@ gemv_kernel(gemv_parts parts, const float *x, int64_t n, int64_t k)
 		parts.y[part][r * n + o] = (scale ? acc * scale[o] : acc) + (parts.b[part] ? parts.b[part][o] : 0.0f);
 }
 
-/* Input rows up to which a linear goes to gemv_kernel: 4 with bf16 weights, 8 with i8 (decode steps have one per answer). */
+/* Queues gemv_kernel on stream: x[m, k] times each of the parts.count weights [n, k]. */
+static groma_status
+launch_gemv(gemv_parts parts, const float *x, int64_t m, int64_t n, int64_t k, cudaStream_t stream)
+{
+	gemv_kernel<<<dim3(groma_cuda_blocks(parts.count * n, GEMV_WARPS), (unsigned) m), GEMV_WARPS * 32, 0,
+				  stream>>>(parts, x, n, k);
+	return groma_cuda_launched("linear (few rows)");
+}
+
+/*
+ * Input rows up to which a linear goes to gemv_kernel: 4 with bf16
+ * weights, 8 with i8 (decode steps have one per answer).
+ */
 #define GEMV_MAX_ROWS_BF16 4
 #define GEMV_MAX_ROWS_I8 8
 
@@ -146,10 +173,10 @@ gemv_fits(const groma_tensor *x, const groma_tensor *w, int64_t m, int64_t k)
 		k % (i8 ? 16 : 8) == 0 && groma_cuda_aligned16(w->data) && groma_cuda_aligned16(x->data);
 }
 
-/* Queues gemv_kernel for x[m, k] times `count` weights [n, k] (gemv_fits holds for each). */
+/* Queues gemv_kernel on stream for x[m, k] times `count` weights [n, k] (gemv_fits holds for each). */
 static groma_status
 gemv(const groma_tensor *x, int count, const groma_tensor *const *w, const groma_tensor *const *b,
-	 groma_tensor *const *y, int64_t m, int64_t n, int64_t k)
+	 groma_tensor *const *y, int64_t m, int64_t n, int64_t k, cudaStream_t stream)
 {
 	gemv_parts	parts = {};
 
@@ -161,9 +188,7 @@ gemv(const groma_tensor *x, int count, const groma_tensor *const *w, const groma
 		parts.b[p] = b[p] ? (const float *) b[p]->data : NULL;
 		parts.y[p] = (float *) y[p]->data;
 	}
-	gemv_kernel<<<dim3(groma_cuda_blocks(count * n, GEMV_WARPS), (unsigned) m), GEMV_WARPS * 32, 0,
-				  groma_cuda_stream()>>>(parts, (const float *) x->data, n, k);
-	return groma_cuda_launched("linear (few rows)");
+	return launch_gemv(parts, (const float *) x->data, m, n, k, stream);
 }
 
 /* Turns the few-rows kernels on or off (the tests turn them off to reach cuBLAS); see groma_cuda.h. */
@@ -200,7 +225,7 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 		return groma_ok();
 	GROMA_TRY(groma_cuda_gemm_dims("linear", m, n, k));
 	if (k > 0 && gemv_fits(x, w, m, k) && groma_cuda_ctx()->gemv)
-		return gemv(x, 1, &w, &b, &y, m, n, k);
+		return gemv(x, 1, &w, &b, &y, m, n, k, groma_cuda_stream());
 	if (w->dtype == GROMA_I8)
 	{
 		/* more rows multiply a bf16 copy of the int8 weight on tensor cores */
@@ -210,9 +235,7 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 	beta = 0.0f;
 	if (b || k == 0)
 	{
-		fill_rows_kernel<<<groma_cuda_blocks(m * n, 256), 256, 0, groma_cuda_stream()>>>(
-			(float *) y->data, b ? (const float *) b->data : NULL, m, n);
-		GROMA_TRY(groma_cuda_launched("linear bias"));
+		GROMA_TRY(launch_fill_rows((float *) y->data, b ? (const float *) b->data : NULL, m, n, groma_cuda_stream()));
 		beta = 1.0f;
 	}
 	if (k == 0)
@@ -221,7 +244,7 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 	{
 		cudaDataType_t type = w->dtype == GROMA_BF16 ? CUDA_R_16BF : CUDA_R_16F;
 		groma_status st;
-		const void *xh = narrow_input(x, w->dtype, &st);
+		const void *xh = narrow_input(x, w->dtype, &st, groma_cuda_stream());
 
 		if (xh == NULL)
 			return st;
@@ -273,7 +296,7 @@ groma_cuda_linear_many(const groma_tensor *x, int count, const groma_tensor *con
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "linear: shapes do not fit x[..., K] · w[N, K]ᵀ = y[..., N]");
 	if (m == 0 || w[0]->shape[0] == 0)
 		return groma_ok();
-	return gemv(x, count, w, none, y, m, w[0]->shape[0], k);
+	return gemv(x, count, w, none, y, m, w[0]->shape[0], k, groma_cuda_stream());
 }
 
 /* dst[i] = the f32 value of src[i] (bf16 or f16), or src[i] narrowed (f32 to bf16/f16). */
@@ -296,6 +319,14 @@ convert_kernel(const void *src, groma_dtype from, void *dst, groma_dtype to, int
 		((__half *) dst)[i] = __float2half_rn(v);
 }
 
+/* Queues convert_kernel on stream: the n values of src (dtype from) into dst (dtype to). */
+static groma_status
+launch_convert(const void *src, groma_dtype from, void *dst, groma_dtype to, int64_t n, cudaStream_t stream)
+{
+	convert_kernel<<<groma_cuda_blocks(n, 256), 256, 0, stream>>>(src, from, dst, to, n);
+	return groma_cuda_launched("convert");
+}
+
 /* Converts between f32 and bf16/f16 on the GPU; see ops.h. */
 extern "C" groma_status
 groma_cuda_convert(const groma_tensor *src, groma_tensor *dst)
@@ -314,9 +345,7 @@ groma_cuda_convert(const groma_tensor *src, groma_tensor *dst)
 		return groma_cuda_convert_int8(src, dst);
 	if (n == 0)
 		return groma_ok();
-	convert_kernel<<<groma_cuda_blocks(n, 256), 256, 0, groma_cuda_stream()>>>(src->data, src->dtype, dst->data,
-																			   dst->dtype, n);
-	return groma_cuda_launched("convert");
+	return launch_convert(src->data, src->dtype, dst->data, dst->dtype, n, groma_cuda_stream());
 }
 
 /* Zeroes every [m, n] matrix of the (row-major, ld-strided) batch view c. */

@@ -3,8 +3,8 @@
  * into i8 with one scale each (bit-equal to the CPU's), dequantizing them,
  * and the bf16 copy of an i8 weight that a linear of many rows (prefill)
  * multiplies on tensor cores; a few rows (decode steps, half the bytes of
- * bf16) take ops_gemm.cu's GEMV kernel.  The CPU twin is
- * src/runtime/op_int8_cpu.c.
+ * bf16) take ops_gemm.cu's GEMV kernel.  Each kernel has a launcher
+ * taking a stream.  The CPU twin is src/runtime/op_int8_cpu.c.
  */
 #include "cuda_common.h"
 
@@ -31,7 +31,15 @@ quantize_rows_kernel(const float *v, int8_t *q, float *scale, int64_t cols)
 		out[c] = (int8_t) fminf(127.0f, fmaxf(-127.0f, s > 0.0f ? rintf(row[c] / s) : 0.0f));
 }
 
-/* out[r, c] = q[r, c] · scale[r], as f32 (bf16 when narrow is set): rows strided over grid rows, columns over the rest. */
+/* Queues quantize_rows_kernel on stream: v[rows, cols] into q[rows, cols] and scale[rows], a block per row. */
+static groma_status
+launch_quantize_rows(const float *v, int8_t *q, float *scale, int64_t rows, int64_t cols, cudaStream_t stream)
+{
+	quantize_rows_kernel<<<(unsigned) rows, QUANT_THREADS, 0, stream>>>(v, q, scale, cols);
+	return groma_cuda_launched("convert (quantize to i8)");
+}
+
+/* out[r, c] = q[r, c] · scale[r], as f32 (bf16 when narrow): rows strided over grid rows, columns over the rest. */
 __global__ static void
 dequantize_kernel(const int8_t *q, const float *scale, int64_t rows, int64_t cols, void *out, bool narrow)
 {
@@ -39,7 +47,8 @@ dequantize_kernel(const int8_t *q, const float *scale, int64_t rows, int64_t col
 	{
 		float		s = scale[r];
 
-		for (int64_t c = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += (int64_t) gridDim.x * blockDim.x)
+		for (int64_t c = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; c < cols;
+			 c += (int64_t) gridDim.x * blockDim.x)
 		{
 			float		v = (float) q[r * cols + c] * s;
 
@@ -51,14 +60,15 @@ dequantize_kernel(const int8_t *q, const float *scale, int64_t rows, int64_t col
 	}
 }
 
-/* Launches dequantize_kernel over rows × cols. */
+/* Queues dequantize_kernel on stream over q[rows, cols] into out[rows, cols] (bf16 when narrow, else f32). */
 static groma_status
-dequantize(const int8_t *q, const float *scale, int64_t rows, int64_t cols, void *out, bool narrow)
+launch_dequantize(const int8_t *q, const float *scale, int64_t rows, int64_t cols, void *out, bool narrow,
+				  cudaStream_t stream)
 {
 	dim3		grid((unsigned) (groma_cuda_blocks(cols, 256) < 64 ? groma_cuda_blocks(cols, 256) : 64),
 					 (unsigned) (rows < 65535 ? rows : 65535));
 
-	dequantize_kernel<<<grid, 256, 0, groma_cuda_stream()>>>(q, scale, rows, cols, out, narrow);
+	dequantize_kernel<<<grid, 256, 0, stream>>>(q, scale, rows, cols, out, narrow);
 	return groma_cuda_launched(narrow ? "linear: i8 weight to bf16" : "convert (dequantize i8)");
 }
 
@@ -76,10 +86,10 @@ groma_cuda_convert_int8(const groma_tensor *src, groma_tensor *dst)
 	if (n == 0)
 		return groma_ok();
 	if (src->dtype == GROMA_I8)
-		return dequantize((const int8_t *) src->data, src->scale, rows, cols, dst->data, false);
-	quantize_rows_kernel<<<(unsigned) rows, QUANT_THREADS, 0, groma_cuda_stream()>>>(
-		(const float *) src->data, (int8_t *) dst->data, dst->scale, cols);
-	return groma_cuda_launched("convert (quantize to i8)");
+		return launch_dequantize((const int8_t *) src->data, src->scale, rows, cols, dst->data, false,
+								 groma_cuda_stream());
+	return launch_quantize_rows((const float *) src->data, (int8_t *) dst->data, dst->scale, rows, cols,
+								groma_cuda_stream());
 }
 
 /* Fails unless w is a contiguous i8 CUDA matrix with row scales (a weight of linear). */
@@ -107,5 +117,6 @@ groma_cuda_int8_as_bf16(const groma_tensor *w, groma_tensor *wide)
 	wide->dtype = GROMA_BF16;
 	wide->data = buf;
 	wide->scale = NULL;
-	return dequantize((const int8_t *) w->data, w->scale, w->shape[0], w->shape[1], buf, true);
+	return launch_dequantize((const int8_t *) w->data, w->scale, w->shape[0], w->shape[1], buf, true,
+							 groma_cuda_stream());
 }

@@ -2,8 +2,9 @@
  * ops_proposal.cu - the two-stage proposer's query selection on the GPU,
  * so vision makes no host round trip between the encoder and the decoder:
  * the top-k proposals of every image by rank counting, and the reference
- * boxes and sine position inputs of the chosen ones.  CPU twins:
- * src/runtime/op_proposal_queries_cpu.c.
+ * boxes and sine position inputs of the chosen ones.  Each kernel has a
+ * launcher taking a stream, the entry points check and pass theirs.  CPU
+ * twins: src/runtime/op_proposal_queries_cpu.c.
  */
 #include "cuda_common.h"
 
@@ -54,6 +55,14 @@ topk_rows_kernel(const float *x, int64_t n, int k, int32_t *indices, bool staged
 	}
 }
 
+/* Queues topk_rows_kernel on stream: indices[batch, k] of the top k of each row of x[batch, n]. */
+static groma_status
+launch_topk_rows(const float *x, int64_t batch, int64_t n, int k, int32_t *indices, bool staged, cudaStream_t stream)
+{
+	topk_rows_kernel<<<(unsigned) batch, TOPK_THREADS, 0, stream>>>(x, n, k, indices, staged);
+	return groma_cuda_launched("topk_rows");
+}
+
 /* The top-k of every row on the GPU; see ops_spatial.h. */
 extern "C" groma_status
 groma_cuda_topk_rows(const groma_tensor *x, int k, groma_tensor *indices)
@@ -68,8 +77,8 @@ groma_cuda_topk_rows(const groma_tensor *x, int k, groma_tensor *indices)
 	if (batch == 0 || k == 0)
 		return groma_ok();
 	staged = n <= TOPK_STAGED_MAX;
-	topk_rows_kernel<<<(unsigned) batch, TOPK_THREADS, 0, groma_cuda_stream()>>>((const float *) x->data, n, k, (int32_t *) indices->data, staged);
-	return groma_cuda_launched("topk_rows");
+	return launch_topk_rows((const float *) x->data, batch, n, k, (int32_t *) indices->data, staged,
+							groma_cuda_stream());
 }
 
 /*
@@ -111,6 +120,19 @@ proposal_queries_kernel(const float *coords, int64_t n, const int32_t *indices, 
 	}
 }
 
+/*
+ * Queues proposal_queries_kernel on stream: ref[batch, k, 4] and pos[batch,
+ * k, 4 · feats] from coords[batch, n, 4] at indices[batch, k].
+ */
+static groma_status
+launch_proposal_queries(const float *coords, int64_t n, const int32_t *indices, int64_t batch, int64_t k,
+						int64_t feats, float *ref, float *pos, cudaStream_t stream)
+{
+	proposal_queries_kernel<<<dim3((unsigned) k, (unsigned) batch), 128, 0, stream>>>(
+		coords, n, indices, k, feats, ref, pos);
+	return groma_cuda_launched("proposal_queries");
+}
+
 /* The proposer's queries from the chosen proposals on the GPU; see ops_spatial.h. */
 extern "C" groma_status
 groma_cuda_proposal_queries(const groma_tensor *coords, const groma_tensor *indices, groma_tensor *ref,
@@ -124,8 +146,7 @@ groma_cuda_proposal_queries(const groma_tensor *coords, const groma_tensor *indi
 	k = indices->shape[1];
 	if (batch == 0 || k == 0)
 		return groma_ok();
-	proposal_queries_kernel<<<dim3((unsigned) k, (unsigned) batch), 128, 0, groma_cuda_stream()>>>(
-		(const float *) coords->data, coords->shape[1], (const int32_t *) indices->data, k, pos->shape[2] / 4,
-		(float *) ref->data, (float *) pos->data);
-	return groma_cuda_launched("proposal_queries");
+	return launch_proposal_queries((const float *) coords->data, coords->shape[1], (const int32_t *) indices->data,
+								   batch, k, pos->shape[2] / 4, (float *) ref->data, (float *) pos->data,
+								   groma_cuda_stream());
 }

@@ -1,6 +1,7 @@
 /*
  * ops_rowwise.cu - softmax, LayerNorm and RMSNorm over the last dimension:
- * one thread block per row, block-wide reductions.
+ * one thread block per row, block-wide reductions; each kernel has a launcher
+ * taking a stream, called by its checked entry point.
  */
 #include "cuda_common.h"
 
@@ -10,94 +11,6 @@ extern "C"
 }
 
 #define THREADS 256
-
-/* Softmax of one row per block (max-subtracted; an all -inf row becomes zeros). */
-__global__ static void
-softmax_kernel(const float *x, float *y, int64_t d)
-{
-	__shared__ float scratch[32];
-	const float *in = x + (int64_t) blockIdx.x * d;
-	float	   *out = y + (int64_t) blockIdx.x * d;
-	float		m = -INFINITY,
-				s = 0.0f;
-
-	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
-		m = fmaxf(m, in[i]);
-	m = groma_block_max(m, scratch);
-	if (m == -INFINITY)
-	{
-		for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
-			out[i] = 0.0f;
-		return;
-	}
-	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
-		s += expf(in[i] - m);
-	s = groma_block_sum(s, scratch);
-	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
-		out[i] = expf(in[i] - m) / s;
-}
-
-/* (x - mean) / sqrt(var + eps) · w + b for one row per block (two passes). */
-__global__ static void
-layer_norm_kernel(const float *x, const float *w, const float *b, float eps, float *y, int64_t d)
-{
-	__shared__ float scratch[32];
-	const float *in = x + (int64_t) blockIdx.x * d;
-	float	   *out = y + (int64_t) blockIdx.x * d;
-	float		sum = 0.0f,
-				sq = 0.0f,
-				mean,
-				inv;
-
-	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
-		sum += in[i];
-	mean = groma_block_sum(sum, scratch) / (float) d;
-	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
-		sq += (in[i] - mean) * (in[i] - mean);
-	inv = rsqrtf(groma_block_sum(sq, scratch) / (float) d + eps);
-	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
-		out[i] = (in[i] - mean) * inv * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
-}
-
-/* x / sqrt(mean(x²) + eps) · w for one row per block. */
-__global__ static void
-rms_norm_kernel(const float *x, const float *w, float eps, float *y, int64_t d)
-{
-	__shared__ float scratch[32];
-	const float *in = x + (int64_t) blockIdx.x * d;
-	float	   *out = y + (int64_t) blockIdx.x * d;
-	float		sq = 0.0f,
-				inv;
-
-	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
-		sq += in[i] * in[i];
-	inv = rsqrtf(groma_block_sum(sq, scratch) / (float) d + eps);
-	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
-		out[i] = in[i] * inv * (w ? w[i] : 1.0f);
-}
-
-/* x += delta, then y = x / sqrt(mean(x²) + eps) · w, for one row per block (each thread rereads what it wrote). */
-__global__ static void
-add_rms_norm_kernel(float *x, const float *delta, const float *w, float eps, float *y, int64_t d)
-{
-	__shared__ float scratch[32];
-	float	   *in = x + (int64_t) blockIdx.x * d;
-	const float *dr = delta + (int64_t) blockIdx.x * d;
-	float	   *out = y + (int64_t) blockIdx.x * d;
-	float		sq = 0.0f,
-				inv;
-
-	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
-	{
-		float		v = in[i] + dr[i];
-
-		in[i] = v;
-		sq += v * v;
-	}
-	inv = rsqrtf(groma_block_sum(sq, scratch) / (float) d + eps);
-	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
-		out[i] = in[i] * inv * (w ? w[i] : 1.0f);
-}
 
 /*
  * Threads per row's block: THREADS, or 1024 for a few long rows (a decode
@@ -137,6 +50,40 @@ param_of(const char *op, const groma_tensor *p, int64_t d)
 	return groma_ok();
 }
 
+/* Softmax of one row per block (max-subtracted; an all -inf row becomes zeros). */
+__global__ static void
+softmax_kernel(const float *x, float *y, int64_t d)
+{
+	__shared__ float scratch[32];
+	const float *in = x + (int64_t) blockIdx.x * d;
+	float	   *out = y + (int64_t) blockIdx.x * d;
+	float		m = -INFINITY,
+				s = 0.0f;
+
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		m = fmaxf(m, in[i]);
+	m = groma_block_max(m, scratch);
+	if (m == -INFINITY)
+	{
+		for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+			out[i] = 0.0f;
+		return;
+	}
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		s += expf(in[i] - m);
+	s = groma_block_sum(s, scratch);
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		out[i] = expf(in[i] - m) / s;
+}
+
+/* Queues softmax_kernel on stream over the rows rows of x[rows, d] into y[rows, d]. */
+static groma_status
+launch_softmax(const float *x, float *y, int64_t rows, int64_t d, cudaStream_t stream)
+{
+	softmax_kernel<<<(unsigned) rows, row_threads(rows, d), 0, stream>>>(x, y, d);
+	return groma_cuda_launched("softmax");
+}
+
 /* Softmax over the last dimension; see ops.h. */
 extern "C" groma_status
 groma_cuda_softmax(const groma_tensor *x, groma_tensor *y)
@@ -147,9 +94,38 @@ groma_cuda_softmax(const groma_tensor *x, groma_tensor *y)
 	GROMA_TRY(rows_of("softmax", x, y, &d, &rows));
 	if (rows == 0)
 		return groma_ok();
-	softmax_kernel<<<(unsigned) rows, row_threads(rows, d), 0, groma_cuda_stream()>>>((const float *) x->data,
-																					   (float *) y->data, d);
-	return groma_cuda_launched("softmax");
+	return launch_softmax((const float *) x->data, (float *) y->data, rows, d, groma_cuda_stream());
+}
+
+/* (x - mean) / sqrt(var + eps) · w + b for one row per block (two passes). */
+__global__ static void
+layer_norm_kernel(const float *x, const float *w, const float *b, float eps, float *y, int64_t d)
+{
+	__shared__ float scratch[32];
+	const float *in = x + (int64_t) blockIdx.x * d;
+	float	   *out = y + (int64_t) blockIdx.x * d;
+	float		sum = 0.0f,
+				sq = 0.0f,
+				mean,
+				inv;
+
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		sum += in[i];
+	mean = groma_block_sum(sum, scratch) / (float) d;
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		sq += (in[i] - mean) * (in[i] - mean);
+	inv = rsqrtf(groma_block_sum(sq, scratch) / (float) d + eps);
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		out[i] = (in[i] - mean) * inv * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
+}
+
+/* Queues layer_norm_kernel on stream over the rows rows of x[rows, d] into y[rows, d]; w and b may be NULL. */
+static groma_status
+launch_layer_norm(const float *x, const float *w, const float *b, float eps, float *y, int64_t rows, int64_t d,
+				  cudaStream_t stream)
+{
+	layer_norm_kernel<<<(unsigned) rows, row_threads(rows, d), 0, stream>>>(x, w, b, eps, y, d);
+	return groma_cuda_launched("layer_norm");
 }
 
 /* LayerNorm over the last dimension; see ops.h. */
@@ -164,10 +140,33 @@ groma_cuda_layer_norm(const groma_tensor *x, const groma_tensor *w, const groma_
 	GROMA_TRY(param_of("layer_norm", b, d));
 	if (rows == 0)
 		return groma_ok();
-	layer_norm_kernel<<<(unsigned) rows, row_threads(rows, d), 0, groma_cuda_stream()>>>(
-		(const float *) x->data, w ? (const float *) w->data : NULL, b ? (const float *) b->data : NULL, eps,
-		(float *) y->data, d);
-	return groma_cuda_launched("layer_norm");
+	return launch_layer_norm((const float *) x->data, w ? (const float *) w->data : NULL,
+							 b ? (const float *) b->data : NULL, eps, (float *) y->data, rows, d, groma_cuda_stream());
+}
+
+/* x / sqrt(mean(x²) + eps) · w for one row per block. */
+__global__ static void
+rms_norm_kernel(const float *x, const float *w, float eps, float *y, int64_t d)
+{
+	__shared__ float scratch[32];
+	const float *in = x + (int64_t) blockIdx.x * d;
+	float	   *out = y + (int64_t) blockIdx.x * d;
+	float		sq = 0.0f,
+				inv;
+
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		sq += in[i] * in[i];
+	inv = rsqrtf(groma_block_sum(sq, scratch) / (float) d + eps);
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		out[i] = in[i] * inv * (w ? w[i] : 1.0f);
+}
+
+/* Queues rms_norm_kernel on stream over the rows rows of x[rows, d] into y[rows, d]; w may be NULL. */
+static groma_status
+launch_rms_norm(const float *x, const float *w, float eps, float *y, int64_t rows, int64_t d, cudaStream_t stream)
+{
+	rms_norm_kernel<<<(unsigned) rows, row_threads(rows, d), 0, stream>>>(x, w, eps, y, d);
+	return groma_cuda_launched("rms_norm");
 }
 
 /* RMSNorm over the last dimension; see ops.h. */
@@ -181,9 +180,40 @@ groma_cuda_rms_norm(const groma_tensor *x, const groma_tensor *w, float eps, gro
 	GROMA_TRY(param_of("rms_norm", w, d));
 	if (rows == 0)
 		return groma_ok();
-	rms_norm_kernel<<<(unsigned) rows, row_threads(rows, d), 0, groma_cuda_stream()>>>(
-		(const float *) x->data, w ? (const float *) w->data : NULL, eps, (float *) y->data, d);
-	return groma_cuda_launched("rms_norm");
+	return launch_rms_norm((const float *) x->data, w ? (const float *) w->data : NULL, eps, (float *) y->data, rows,
+						   d, groma_cuda_stream());
+}
+
+/* x += delta, then y = x / sqrt(mean(x²) + eps) · w, for one row per block (each thread rereads what it wrote). */
+__global__ static void
+add_rms_norm_kernel(float *x, const float *delta, const float *w, float eps, float *y, int64_t d)
+{
+	__shared__ float scratch[32];
+	float	   *in = x + (int64_t) blockIdx.x * d;
+	const float *dr = delta + (int64_t) blockIdx.x * d;
+	float	   *out = y + (int64_t) blockIdx.x * d;
+	float		sq = 0.0f,
+				inv;
+
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+	{
+		float		v = in[i] + dr[i];
+
+		in[i] = v;
+		sq += v * v;
+	}
+	inv = rsqrtf(groma_block_sum(sq, scratch) / (float) d + eps);
+	for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+		out[i] = in[i] * inv * (w ? w[i] : 1.0f);
+}
+
+/* Queues add_rms_norm_kernel on stream over the rows rows of x[rows, d] and delta[rows, d] into y[rows, d]. */
+static groma_status
+launch_add_rms_norm(float *x, const float *delta, const float *w, float eps, float *y, int64_t rows, int64_t d,
+					cudaStream_t stream)
+{
+	add_rms_norm_kernel<<<(unsigned) rows, row_threads(rows, d), 0, stream>>>(x, delta, w, eps, y, d);
+	return groma_cuda_launched("add_rms_norm");
 }
 
 /* Residual add, then RMSNorm of the sum; see ops.h. */
@@ -202,9 +232,8 @@ groma_cuda_add_rms_norm(groma_tensor *x, const groma_tensor *delta, const groma_
 	GROMA_TRY(param_of("add_rms_norm", w, d));
 	if (rows == 0)
 		return groma_ok();
-	add_rms_norm_kernel<<<(unsigned) rows, row_threads(rows, d), 0, groma_cuda_stream()>>>(
-		(float *) x->data, (const float *) delta->data, w ? (const float *) w->data : NULL, eps, (float *) y->data, d);
-	return groma_cuda_launched("add_rms_norm");
+	return launch_add_rms_norm((float *) x->data, (const float *) delta->data, w ? (const float *) w->data : NULL, eps,
+							   (float *) y->data, rows, d, groma_cuda_stream());
 }
 
 /* True when (a, ia) is the better pick than (b, ib): a NaN first, then the larger value, then the lower index. */
@@ -272,6 +301,15 @@ argmax_rows_kernel(const float *a, int64_t na, const float *b, int64_t nb, int32
 	}
 }
 
+/* Queues argmax_rows_kernel on stream over rows rows of a[rows, na] and b[rows, nb] (NULL if nb = 0) into idx[rows]. */
+static groma_status
+launch_argmax_rows(const float *a, int64_t na, const float *b, int64_t nb, int32_t *idx, int64_t rows,
+				   cudaStream_t stream)
+{
+	argmax_rows_kernel<<<(unsigned) rows, THREADS, 0, stream>>>(a, na, b, nb, idx);
+	return groma_cuda_launched("argmax_rows");
+}
+
 /* The greedy pick of each row, reduced on the GPU into idx there; see ops.h. */
 extern "C" groma_status
 groma_cuda_argmax_rows(const groma_tensor *a, const groma_tensor *b, groma_tensor *idx)
@@ -283,8 +321,6 @@ groma_cuda_argmax_rows(const groma_tensor *a, const groma_tensor *b, groma_tenso
 		return groma_ok();
 	if (rows > 0x7fffffff)
 		return groma_error(GROMA_ERR_LIMIT, "argmax_rows: too many rows for one launch");
-	argmax_rows_kernel<<<(unsigned) rows, THREADS, 0, groma_cuda_stream()>>>(
-		(const float *) a->data, a->shape[1], b ? (const float *) b->data : NULL, b ? b->shape[1] : 0,
-		(int32_t *) idx->data);
-	return groma_cuda_launched("argmax_rows");
+	return launch_argmax_rows((const float *) a->data, a->shape[1], b ? (const float *) b->data : NULL,
+							  b ? b->shape[1] : 0, (int32_t *) idx->data, rows, groma_cuda_stream());
 }

@@ -1,7 +1,9 @@
 /*
  * ops_spatial.cu - bilinear resize, multi-scale deformable attention
  * sampling and RoIAlign on the GPU, one thread per output value, with the
- * same PyTorch / torchvision semantics as the CPU twins (ops_spatial.h).
+ * same PyTorch / torchvision semantics as the CPU twins (ops_spatial.h);
+ * each kernel has a launcher taking a stream, the entry points check and
+ * pass theirs.
  */
 #include "cuda_common.h"
 
@@ -54,6 +56,16 @@ bilinear_kernel(const float *x, float *y, int64_t planes, int64_t h, int64_t w, 
 		ly * ((1.0f - lx) * src[y1 * w + x0] + lx * src[y1 * w + x1]);
 }
 
+/* Queues bilinear_kernel on stream: x [planes, h, w] resized to y [planes, oh, ow]. */
+static groma_status
+launch_bilinear(const float *x, float *y, int64_t planes, int64_t h, int64_t w, int64_t oh, int64_t ow, float sh,
+				float sw, bool align_corners, cudaStream_t stream)
+{
+	bilinear_kernel<<<groma_cuda_blocks(planes * oh * ow, THREADS), THREADS, 0, stream>>>(
+		x, y, planes, h, w, oh, ow, sh, sw, align_corners);
+	return groma_cuda_launched("resize_bilinear");
+}
+
 /* Bilinear resize of [B, C, H, W] to y's size; see ops_spatial.h. */
 extern "C" groma_status
 groma_cuda_resize_bilinear(const groma_tensor *x, bool align_corners, groma_tensor *y)
@@ -80,9 +92,8 @@ groma_cuda_resize_bilinear(const groma_tensor *x, bool align_corners, groma_tens
 	n = groma_tensor_numel(y);
 	if (n == 0)
 		return groma_ok();
-	bilinear_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-		(const float *) x->data, (float *) y->data, x->shape[0] * x->shape[1], h, w, oh, ow, sh, sw, align_corners);
-	return groma_cuda_launched("resize_bilinear");
+	return launch_bilinear((const float *) x->data, (float *) y->data, x->shape[0] * x->shape[1], h, w, oh, ow, sh, sw,
+						   align_corners, groma_cuda_stream());
 }
 
 /* Level geometry for the deformable attention kernel. */
@@ -149,6 +160,20 @@ msda_kernel(const float *value, const float *loc, const float *attn, float *out,
 	out[bq * heads * dh + h * dh + d] = acc;
 }
 
+/*
+ * Queues msda_kernel on stream: out[batch, q, heads · dh] from value[batch,
+ * s, heads, dh], loc[batch, q, heads, n_levels · n_points · 2] and
+ * attn[batch, q, heads, n_levels · n_points].
+ */
+static groma_status
+launch_msda(const float *value, const float *loc, const float *attn, float *out, int64_t batch, int64_t q,
+			int64_t heads, int64_t dh, int64_t s, int n_levels, int n_points, msda_levels lv, cudaStream_t stream)
+{
+	msda_kernel<<<groma_cuda_blocks(batch * q * heads * dh, THREADS), THREADS, 0, stream>>>(
+		value, loc, attn, out, batch, q, heads, dh, s, n_levels, n_points, lv);
+	return groma_cuda_launched("ms_deform_attn");
+}
+
 /* Multi-scale deformable attention sampling; see ops_spatial.h. */
 extern "C" groma_status
 groma_cuda_ms_deform_attn(const groma_tensor *value, const int64_t *spatial_shapes, const int64_t *level_start,
@@ -196,10 +221,9 @@ groma_cuda_ms_deform_attn(const groma_tensor *value, const int64_t *spatial_shap
 	n = batch * q * heads * dh;
 	if (n == 0)
 		return groma_ok();
-	msda_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-		(const float *) value->data, (const float *) sampling_locations->data, (const float *) attention_weights->data,
-		(float *) out->data, batch, q, heads, dh, s, n_levels, n_points, lv);
-	return groma_cuda_launched("ms_deform_attn");
+	return launch_msda((const float *) value->data, (const float *) sampling_locations->data,
+					   (const float *) attention_weights->data, (float *) out->data, batch, q, heads, dh, s, n_levels,
+					   n_points, lv, groma_cuda_stream());
 }
 
 /* torchvision's bilinear_interpolate: 0 outside [-1, H] × [-1, W], clamped to the border inside. */
@@ -306,6 +330,17 @@ roi_align_kernel(const float *feat, const float *rois, float *out, int64_t m_cou
 	out[idx] = sum / (float) max(gh * gw, 1);
 }
 
+/* Queues roi_align_kernel on stream: out[M, C, oh, ow] from feat[B, C, h, w] and rois[M, 5] (M = m_count). */
+static groma_status
+launch_roi_align(const float *feat, const float *rois, float *out, int64_t m_count, int64_t batch, int64_t channels,
+				 int64_t h, int64_t w, int64_t oh, int64_t ow, float scale, int sampling_ratio, bool aligned,
+				 cudaStream_t stream)
+{
+	roi_align_kernel<<<groma_cuda_blocks(m_count * channels * oh * ow, THREADS), THREADS, 0, stream>>>(
+		feat, rois, out, m_count, batch, channels, h, w, oh, ow, scale, sampling_ratio, aligned);
+	return groma_cuda_launched("roi_align");
+}
+
 /* torchvision roi_align on the GPU (rois in device memory; a box with an invalid batch index gives zeros). */
 extern "C" groma_status
 groma_cuda_roi_align(const groma_tensor *feat, const groma_tensor *rois, float spatial_scale, int sampling_ratio,
@@ -329,11 +364,9 @@ groma_cuda_roi_align(const groma_tensor *feat, const groma_tensor *rois, float s
 	n = groma_tensor_numel(out);
 	if (n == 0)
 		return groma_ok();
-	roi_align_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-		(const float *) feat->data, (const float *) rois->data, (float *) out->data, out->shape[0], feat->shape[0],
-		feat->shape[1],
-		feat->shape[2], feat->shape[3], out->shape[2], out->shape[3], spatial_scale, sampling_ratio, aligned);
-	return groma_cuda_launched("roi_align");
+	return launch_roi_align((const float *) feat->data, (const float *) rois->data, (float *) out->data, out->shape[0],
+							feat->shape[0], feat->shape[1], feat->shape[2], feat->shape[3], out->shape[2],
+							out->shape[3], spatial_scale, sampling_ratio, aligned, groma_cuda_stream());
 }
 
 /* loc[i] for sample i of query (b, q): reference plus scaled offset, in the CPU's order (no FMA here). */
@@ -365,6 +398,17 @@ deform_locations_kernel(const float *ref, int64_t rs0, int64_t rs1, int64_t rs2,
 	}
 }
 
+/* Queues deform_locations_kernel on stream over the n samples of loc (n / samples query rows of ref). */
+static groma_status
+launch_deform_locations(const float *ref, int64_t rs0, int64_t rs1, int64_t rs2, int64_t rdim, int64_t queries,
+						int64_t samples, int64_t map_h, int64_t map_w, int points, float *loc, int64_t n,
+						cudaStream_t stream)
+{
+	deform_locations_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, stream>>>(
+		ref, rs0, rs1, rs2, rdim, queries, samples, map_h, map_w, points, loc, n);
+	return groma_cuda_launched("deform_locations");
+}
+
 /* Deformable-DETR sampling locations on the GPU; see ops_spatial.h. */
 extern "C" groma_status
 groma_cuda_deform_locations(const groma_tensor *ref, int64_t map_h, int64_t map_w, int points, groma_tensor *loc)
@@ -377,8 +421,7 @@ groma_cuda_deform_locations(const groma_tensor *ref, int64_t map_h, int64_t map_
 	n = loc->shape[0] * loc->shape[1] * samples;
 	if (n == 0)
 		return groma_ok();
-	deform_locations_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, groma_cuda_stream()>>>(
-		(const float *) ref->data, ref->stride[0], ref->stride[1], ref->stride[2], ref->shape[2], loc->shape[1],
-		samples, map_h, map_w, points, (float *) loc->data, n);
-	return groma_cuda_launched("deform_locations");
+	return launch_deform_locations((const float *) ref->data, ref->stride[0], ref->stride[1], ref->stride[2],
+								   ref->shape[2], loc->shape[1], samples, map_h, map_w, points, (float *) loc->data, n,
+								   groma_cuda_stream());
 }
