@@ -221,6 +221,9 @@ void		groma_emu_capture(cudaStream_t stream, std::function<void()> work);
  */
 cudaError_t groma_emu_capture_violation(const char *call);
 
+/* True on the thread while it replays a graph (GROMA_EMU_TRACE marks those launches "(graph)"). */
+extern thread_local bool groma_emu_replaying;
+
 /* Records err as the last error and returns it (sticky ones break the context). */
 cudaError_t groma_emu_error(cudaError_t err);
 

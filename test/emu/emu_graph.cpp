@@ -32,6 +32,8 @@ struct groma_emu_graph_exec
 	std::vector<std::function<void()>> work;
 };
 
+thread_local bool groma_emu_replaying;
+
 static std::mutex capture_lock;
 static std::map<cudaStream_t, capture> captures;
 
@@ -136,8 +138,10 @@ cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
 		return groma_emu_error(cudaErrorInvalidValue);
 	if (groma_emu_capturing(stream))
 		return groma_emu_capture_violation("cudaGraphLaunch");
+	groma_emu_replaying = true;
 	for (auto &w : exec->work)
 		w();
+	groma_emu_replaying = false;
 	err = cudaPeekAtLastError();
 	return err == cudaErrorIllegalAddress || err == cudaErrorLaunchFailure ? err : cudaSuccess;
 }

@@ -12,8 +12,9 @@
  *
  * Environment: GROMA_EMU_MEMORY_MB (device size, default 8192),
  * GROMA_EMU_NO_DEVICE=1 (report no GPU), GROMA_EMU_FAULT_AT_LAUNCH=N (the
- * Nth launch raises a sticky illegal address), GROMA_EMU_TRACE=1 (print
- * every launch), GROMA_EMU_PROFILE=1 (print the time of each kernel at exit).
+ * Nth launch raises a sticky illegal address; launches replayed from a
+ * graph count too), GROMA_EMU_TRACE=1 (print every launch, "(graph)" after
+ * a replayed one), GROMA_EMU_PROFILE=1 (print the time of each kernel at exit).
  */
 #include "emu_cuda.h"
 #include "emu_fiber.h"
@@ -1074,8 +1075,8 @@ groma_emu_run(const char *name, dim3 grid, dim3 block, size_t shmem, cudaStream_
 	}
 	launches++;
 	if (trace && strcmp(trace, "1") == 0)
-		fprintf(stderr, "groma CUDA emulator: launch %ld: %s grid (%u,%u,%u) block (%u,%u,%u)\n", launches, name,
-				grid.x, grid.y, grid.z, block.x, block.y, block.z);
+		fprintf(stderr, "groma CUDA emulator: launch %ld: %s grid (%u,%u,%u) block (%u,%u,%u)%s\n", launches, name,
+				grid.x, grid.y, grid.z, block.x, block.y, block.z, groma_emu_replaying ? " (graph)" : "");
 	if (fault_at && atol(fault_at) == launches)
 	{
 		complain("launch %ld (%s): injected illegal address (GROMA_EMU_FAULT_AT_LAUNCH)", launches, name);

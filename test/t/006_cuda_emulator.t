@@ -59,6 +59,29 @@ ok(defined $c_ids && length $c_ids, 'the CPU run generates ids');
 is(join(',', split /\s*,\s*/, $g_ids // ''), join(',', split /\s*,\s*/, $c_ids // ''),
    'the emulated GPU generates the same 8 ids');
 
+# Decode steps replayed from a graph: the trace marks the replayed launches, graphs off gives the same ids,
+# and a sticky fault inside a replay exits 3 like any other.
+($rc, $out, $err) = run_emu({ GROMA_EMU_TRACE => 1 }, '--model', $model, '--image', $image, '--task', 'caption',
+                            '--max-new-tokens', '8', '--device', 'cuda', '--weights', 'f32');
+is($rc, 0, 'the traced caption exits 0') or diag($err);
+my @replayed = $err =~ /launch (\d+): \w+ .*\(graph\)$/mg;
+cmp_ok(scalar(@replayed), '>', 0, 'decode steps run as replayed graphs (' . scalar(@replayed) . ' kernel runs)');
+my ($t_ids) = $out =~ /"generated_ids": \[([^\]]*)\]/s;
+is(join(',', split /\s*,\s*/, $t_ids // ''), join(',', split /\s*,\s*/, $c_ids // ''), 'with the CPU ids');
+($rc, $out, $err) = run_emu({ GROMA_DECODE_GRAPHS => 0, GROMA_EMU_TRACE => 1 }, '--model', $model, '--image', $image,
+                            '--task', 'caption', '--max-new-tokens', '8', '--device', 'cuda', '--weights', 'f32');
+my ($e_ids) = $out =~ /"generated_ids": \[([^\]]*)\]/s;
+is(join(',', split /\s*,\s*/, $e_ids // ''), join(',', split /\s*,\s*/, $c_ids // ''),
+   'GROMA_DECODE_GRAPHS=0 gives the same ids');
+unlike($err, qr/\(graph\)$/m, 'and replays no graph');
+SKIP: {
+    skip 'no replayed launch to fault', 2 unless @replayed;
+    ($rc, $out, $err) = run_emu({ GROMA_EMU_FAULT_AT_LAUNCH => $replayed[-3] }, '--model', $model, '--image', $image,
+                                '--task', 'caption', '--max-new-tokens', '8', '--device', 'cuda', '--weights', 'f32');
+    is($rc, 3, "a sticky fault in replayed launch $replayed[-3] exits 3 for the supervisor") or diag($err);
+    like($err, qr/restart the process/, 'saying the process must restart');
+}
+
 ($rc, $out, $err) = run_emu({}, '--model', $model, '--regions', $image, '--device', 'cuda');
 is($rc, 0, '--regions with the default bf16 matrices exits 0') or diag($err);
 like($out, qr/"box": \[/, 'and returns regions');
