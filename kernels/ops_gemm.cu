@@ -198,6 +198,29 @@ groma_cuda_linear_gemv(bool on)
 	groma_cuda_ctx()->gemv = on;
 }
 
+/*
+ * Checks one linear's operands (x[..., K], w[N, K] in f32, bf16, f16 or
+ * i8, y[..., N], b[N] or NULL) and gives its rows m, outputs n and depth k.
+ */
+static groma_status
+check_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, const groma_tensor *y, int64_t *m,
+			 int64_t *n, int64_t *k)
+{
+	GROMA_TRY(groma_cuda_check_f32("linear", "x", x));
+	GROMA_TRY(w->dtype == GROMA_I8 ? groma_cuda_check_int8_weight("linear", w) : groma_cuda_check_weight("linear", w));
+	GROMA_TRY(groma_cuda_check_f32("linear", "y", y));
+	if (b)
+		GROMA_TRY(groma_cuda_check_f32("linear", "b", b));
+	*k = x->shape[x->ndim - 1];
+	*n = w->shape[0];
+	if (w->ndim != 2 || w->shape[1] != *k || y->shape[y->ndim - 1] != *n ||
+		groma_tensor_numel(y) / (*n > 0 ? *n : 1) != groma_tensor_numel(x) / (*k > 0 ? *k : 1) ||
+		(b && groma_tensor_numel(b) != *n))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "linear: shapes do not fit x[..., K] · w[N, K]ᵀ = y[..., N]");
+	*m = *k > 0 ? groma_tensor_numel(x) / *k : 0;
+	return groma_ok();
+}
+
 /* y[..., N] = x[..., K] · w[N, K]ᵀ (+ b[N]); see ops.h. */
 extern "C" groma_status
 groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, groma_tensor *y)
@@ -209,18 +232,7 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 				m;
 	groma_tensor widened;
 
-	GROMA_TRY(groma_cuda_check_f32("linear", "x", x));
-	GROMA_TRY(w->dtype == GROMA_I8 ? groma_cuda_check_int8_weight("linear", w) : groma_cuda_check_weight("linear", w));
-	GROMA_TRY(groma_cuda_check_f32("linear", "y", y));
-	if (b)
-		GROMA_TRY(groma_cuda_check_f32("linear", "b", b));
-	k = x->shape[x->ndim - 1];
-	n = w->shape[0];
-	if (w->ndim != 2 || w->shape[1] != k || y->shape[y->ndim - 1] != n ||
-		groma_tensor_numel(y) / (n > 0 ? n : 1) != groma_tensor_numel(x) / (k > 0 ? k : 1) ||
-		(b && groma_tensor_numel(b) != n))
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "linear: shapes do not fit x[..., K] · w[N, K]ᵀ = y[..., N]");
-	m = k > 0 ? groma_tensor_numel(x) / k : 0;
+	GROMA_TRY(check_linear(x, w, b, y, &m, &n, &k));
 	if (m == 0 || n == 0)
 		return groma_ok();
 	GROMA_TRY(groma_cuda_gemm_dims("linear", m, n, k));
@@ -271,7 +283,8 @@ groma_cuda_linear_many(const groma_tensor *x, int count, const groma_tensor *con
 {
 	const groma_tensor *none[GEMV_MAX_PARTS] = {NULL, NULL, NULL, NULL};
 	int64_t		k = x->shape[x->ndim - 1],
-				m = k > 0 ? groma_tensor_numel(x) / k : 0;
+				m = k > 0 ? groma_tensor_numel(x) / k : 0,
+				n = 0;
 	bool		one_launch = count >= 1 && count <= GEMV_MAX_PARTS && groma_cuda_ctx()->gemv && k > 0;
 
 	for (int i = 0; i < count && one_launch; i++)
@@ -283,20 +296,11 @@ groma_cuda_linear_many(const groma_tensor *x, int count, const groma_tensor *con
 			GROMA_TRY(groma_cuda_linear(x, w[i], NULL, y[i]));
 		return groma_ok();
 	}
-	/* the checks of one linear, once: every part has the same shapes */
 	for (int i = 0; i < count; i++)
-	{
-		GROMA_TRY(groma_cuda_check_f32("linear", "y", y[i]));
-		GROMA_TRY(w[i]->dtype == GROMA_I8 ? groma_cuda_check_int8_weight("linear", w[i])
-				  : groma_cuda_check_weight("linear", w[i]));
-	}
-	GROMA_TRY(groma_cuda_check_f32("linear", "x", x));
-	if (w[0]->ndim != 2 || w[0]->shape[1] != k || y[0]->shape[y[0]->ndim - 1] != w[0]->shape[0] ||
-		groma_tensor_numel(y[0]) != m * w[0]->shape[0])
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "linear: shapes do not fit x[..., K] · w[N, K]ᵀ = y[..., N]");
-	if (m == 0 || w[0]->shape[0] == 0)
+		GROMA_TRY(check_linear(x, w[i], NULL, y[i], &m, &n, &k));
+	if (m == 0 || n == 0)
 		return groma_ok();
-	return gemv(x, count, w, none, y, m, w[0]->shape[0], k, groma_cuda_stream());
+	return gemv(x, count, w, none, y, m, n, k, groma_cuda_stream());
 }
 
 /* dst[i] = the f32 value of src[i] (bf16 or f16), or src[i] narrowed (f32 to bf16/f16). */
