@@ -10,39 +10,10 @@
 
 #define THREADS 256
 
-/*
- * col[n, r, q] = x[n, c, oy·s - p + i, ox·s - p + j] (0 outside) for output
- * pixel p0 + q = oy·wo + ox of a band of pcount pixels, row r = row0 +
- * blockIdx.y = (c·kh + i)·kw + j of the kdim rows, image n = blockIdx.z of
- * the chunk and q = blockIdx.x · blockDim.x + threadIdx.x, stored as
- * col_type (f32, or rounded to bf16/f16 for 16-bit weights).  The grid
- * carries the row and image, so a thread divides 32-bit numbers once
- * (64-bit divisions per element were the cost).
- */
-__global__ static void
-im2col_kernel(const float *x, int64_t c_in, int h, int w, int kh, int kw, int stride, int pad, int wo, unsigned p0,
-			  unsigned pcount, int64_t row0, int64_t kdim, groma_dtype col_type, void *col)
+/* Stores v into col[idx] as col_type (f32, or rounded to bf16/f16 for 16-bit weights). */
+__device__ static inline void
+store_col(void *col, int64_t idx, groma_dtype col_type, float v)
 {
-	unsigned	q = blockIdx.x * blockDim.x + threadIdx.x,
-				p = p0 + q;
-	int64_t		row = row0 + blockIdx.y,
-				n = blockIdx.z,
-				idx = (n * kdim + row) * (int64_t) pcount + q;
-	unsigned	row32 = (unsigned) row;	/* kdim fits an int (groma_cuda_gemm_dims) */
-	int			j = (int) (row32 % (unsigned) kw),
-				i = (int) ((row32 / (unsigned) kw) % (unsigned) kh),
-				oy,
-				iy,
-				ix;
-	int64_t		c = row32 / ((unsigned) kw * (unsigned) kh);
-	float		v;
-
-	if (q >= pcount)
-		return;
-	oy = (int) (p / (unsigned) wo);
-	iy = oy * stride - pad + i;
-	ix = (int) (p - (unsigned) oy * (unsigned) wo) * stride - pad + j;
-	v = iy >= 0 && iy < h && ix >= 0 && ix < w ? x[((n * c_in + c) * h + iy) * w + ix] : 0.0f;
 	if (col_type == GROMA_BF16)
 		((__nv_bfloat16 *) col)[idx] = __float2bfloat16_rn(v);
 	else if (col_type == GROMA_F16)
@@ -52,19 +23,60 @@ im2col_kernel(const float *x, int64_t c_in, int h, int w, int kh, int kw, int st
 }
 
 /*
- * Queues im2col_kernel on stream for rows [row0, row0 + 65535) (at most) of
- * the kdim rows of col[images, kdim, pcount], output pixels [p0, p0 + pcount).
+ * col[n, (c·kh + i)·kw + j, q] = x[n, c, oy·s - p + i, ox·s - p + j] (0
+ * outside) for every tap (i, j), output pixel p0 + q = oy·wo + ox of a
+ * band of pcount pixels, channel c and q from the thread (t = c·pcount + q
+ * over the grid's x), image n = n0 + blockIdx.y of the chunk; col[images,
+ * kdim, pcount] in col_type.  A thread takes all kh·kw taps of its pixel
+ * and channel, so it divides twice for kh·kw elements and every lane of a
+ * block has work (a block per row of 196 pixels left a quarter idle).
+ */
+__global__ static void
+im2col_kernel(const float *x, int64_t c_in, int h, int w, int kh, int kw, int stride, int pad, int wo, unsigned p0,
+			  unsigned pcount, int64_t n0, int64_t kdim, groma_dtype col_type, void *col)
+{
+	unsigned	t = blockIdx.x * blockDim.x + threadIdx.x,
+				q = t % pcount,
+				p = p0 + q;
+	int64_t		c = t / pcount,
+				n = n0 + blockIdx.y;
+	int			oy,
+				ox;
+	const float *plane;
+
+	if (c >= c_in)
+		return;
+	oy = (int) (p / (unsigned) wo);
+	ox = (int) (p - (unsigned) oy * (unsigned) wo);
+	plane = x + (n * c_in + c) * h * w;
+	for (int i = 0; i < kh; i++)
+	{
+		int			iy = oy * stride - pad + i;
+
+		for (int j = 0; j < kw; j++)
+		{
+			int			ix = ox * stride - pad + j;
+			int64_t		row = (c * kh + i) * kw + j;
+
+			store_col(col, (n * kdim + row) * (int64_t) pcount + q, col_type,
+					  iy >= 0 && iy < h && ix >= 0 && ix < w ? plane[iy * w + ix] : 0.0f);
+		}
+	}
+}
+
+/*
+ * Queues im2col_kernel on stream for images [n0, n0 + 65535) (at most) of
+ * col[images, kdim, pcount], output pixels [p0, p0 + pcount).
  */
 static groma_status
 launch_im2col(const float *x, int64_t images, int64_t c_in, int h, int w, int kh, int kw, int stride, int pad, int wo,
-			  int64_t p0, int64_t pcount, int64_t row0, int64_t kdim, groma_dtype col_type, void *col,
+			  int64_t p0, int64_t pcount, int64_t n0, int64_t kdim, groma_dtype col_type, void *col,
 			  cudaStream_t stream)
 {
-	dim3		grid(groma_cuda_blocks(pcount, THREADS), (unsigned) (kdim - row0 < 65535 ? kdim - row0 : 65535),
-					 (unsigned) images);
+	dim3		grid(groma_cuda_blocks(c_in * pcount, THREADS), (unsigned) (images - n0 < 65535 ? images - n0 : 65535));
 
 	im2col_kernel<<<grid, THREADS, 0, stream>>>(x, c_in, h, w, kh, kw, stride, pad, wo, (unsigned) p0,
-												(unsigned) pcount, row0, kdim, col_type, col);
+												(unsigned) pcount, n0, kdim, col_type, col);
 	return groma_cuda_launched("conv2d im2col");
 }
 
@@ -84,7 +96,7 @@ typedef struct conv_shape
 
 /*
  * Queues im2col_kernel on stream for the `images` images at xn over the
- * output pixels [p0, p0 + pcount): col[images, kdim, pcount]; rows in
+ * output pixels [p0, p0 + pcount): col[images, kdim, pcount]; images in
  * launches of at most 65535.
  */
 static groma_status
@@ -93,9 +105,12 @@ im2col(const float *xn, int64_t images, const conv_shape *cs, int64_t p0, int64_
 {
 	int64_t		kdim = cs->c_in * cs->kh * cs->kw;
 
-	for (int64_t row0 = 0; row0 < kdim; row0 += 65535)
+	if (cs->c_in * pcount > 0xffffffffLL - THREADS)
+		return groma_error(GROMA_ERR_LIMIT, "conv2d: %lld channels of %lld pixels in one im2col launch",
+						   (long long) cs->c_in, (long long) pcount);
+	for (int64_t n0 = 0; n0 < images; n0 += 65535)
 		GROMA_TRY(launch_im2col(xn, images, cs->c_in, (int) cs->h, (int) cs->w, (int) cs->kh, (int) cs->kw, cs->stride,
-								cs->pad, (int) cs->wo, p0, pcount, row0, kdim, col_type, col, stream));
+								cs->pad, (int) cs->wo, p0, pcount, n0, kdim, col_type, col, stream));
 	return groma_ok();
 }
 
