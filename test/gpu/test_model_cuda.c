@@ -5,7 +5,8 @@
  * of the CPU model in the same process, and 12 greedy steps of the grounded
  * caption prompt give the golden ids.  Decode steps recorded as a graph
  * and replayed give the ids of eager steps, in far fewer launches, across
- * requests and after a recording goes stale.  Then, with bf16 matrices,
+ * requests, after a recording goes stale and when more batches come than
+ * recordings are kept.  Then, with bf16 matrices,
  * and with the language model's in int8, the errors and id agreement are
  * reported.  Skips with the CUDA runtime's reason where no GPU is present.
  */
@@ -428,6 +429,86 @@ done:
 	free(jpeg);
 }
 
+/* Number of sequences check_graph_eviction runs one after another: more keys than a set keeps. */
+#define EVICTION_SEQUENCES (GROMA_DECODE_GRAPH_SLOTS + 3)
+
+/*
+ * The greedy ids of EVICTION_SEQUENCES sequences, each in its own KV cache
+ * (so each is its own key), prefilled with 3 tokens and decoded 4 steps
+ * alone, then the first again; ids[s][4] per sequence.  False on failure.
+ */
+static bool
+eviction_ids(const groma_model *m, run_ctx *r, int64_t ids[][4])
+{
+	const groma_llama *llm = &m->llm;
+	groma_arena caches_arena = {0};
+	groma_kv_cache caches[EVICTION_SEQUENCES + 1];
+	groma_status st = groma_device_arena_init(&caches_arena, EVICTION_SEQUENCES *
+											  (groma_kv_cache_bytes(&llm->cfg, 16) + 256));
+
+	for (int s = 0; s < EVICTION_SEQUENCES && st.code == GROMA_OK; s++)
+		st = groma_kv_cache_init(&caches[s], &llm->cfg, 16, &caches_arena);
+	caches[EVICTION_SEQUENCES] = caches[0];
+	for (int s = 0; s <= EVICTION_SEQUENCES && st.code == GROMA_OK; s++)
+	{
+		groma_kv_cache *c = &caches[s];
+		int64_t		prompt[3] = {1, 100 + s, 7},
+					rows = 3,
+					next = 0;
+		groma_tensor x;
+		size_t		mark = r->act.used;
+
+		c->length = 0;			/* the last run reuses the first cache from the start */
+		st = groma_arena_tensor(&r->act, GROMA_F32, 2, (int64_t[]) {3, llm->cfg.hidden}, &x);	/* [3, D] */
+		if (st.code == GROMA_OK)
+			st = groma_llama_embed(llm, prompt, 3, &x);
+		if (st.code == GROMA_OK)
+			st = groma_llama_step(llm, &c, &rows, 1, &x, &r->act, &next);
+		r->act.used = mark;
+		rows = 1;
+		for (int t = 0; t < 4 && st.code == GROMA_OK; t++)
+		{
+			st = groma_arena_tensor(&r->act, GROMA_F32, 2, (int64_t[]) {1, llm->cfg.hidden}, &x);	/* [1, D] */
+			if (st.code == GROMA_OK)
+				st = groma_llama_embed(llm, &next, 1, &x);
+			if (st.code == GROMA_OK)
+				st = groma_llama_step(llm, &c, &rows, 1, &x, &r->act, &next);
+			ids[s][t] = next;
+			r->act.used = mark;
+		}
+	}
+	if (st.code != GROMA_OK)
+		printf("# %s\n", st.message);
+	groma_arena_free(&caches_arena);
+	return st.code == GROMA_OK;
+}
+
+/*
+ * More keys than a set keeps: each sequence in its own cache records its
+ * own graph and the least recently used ones are freed; every sequence's
+ * ids equal those of eager steps, the first one's too when it comes back
+ * after its recording was evicted.
+ */
+static void
+check_graph_eviction(const groma_model *m, run_ctx *r)
+{
+	groma_decode_graphs *g = m->llm.graphs;
+	int64_t		eager[EVICTION_SEQUENCES + 1][4],
+				graphed[EVICTION_SEQUENCES + 1][4];
+	long		recorded;
+	bool		ok;
+
+	reset_all(r);
+	groma_decode_graphs_set_enabled(g, false);
+	ok = eviction_ids(m, r, eager);
+	groma_decode_graphs_set_enabled(g, true);
+	recorded = g->recorded;
+	ok = ok && eviction_ids(m, r, graphed);
+	report(ok && memcmp(eager, graphed, sizeof(eager)) == 0 && g->recorded - recorded == EVICTION_SEQUENCES + 1 &&
+		   g->used == GROMA_DECODE_GRAPH_SLOTS,
+		   "%s: more keys than slots: each recorded, the oldest evicted, every id that of eager steps", "f32", 0);
+}
+
 int
 main(void)
 {
@@ -473,6 +554,7 @@ main(void)
 		check_image(images[i][0], images[i][1], gpu_model, &r);
 	check_steady_state(images[0][0], images[0][1], "f32", gpu_model, &r);
 	check_decode_graphs(images[1][0], images[1][1], gpu_model, &r);
+	check_graph_eviction(gpu_model, &r);
 	groma_model_free(gpu_model);
 	gpu_model = NULL;
 	st = groma_model_load_on(MODEL_DIR, GROMA_DEVICE_CUDA, GROMA_BF16, &gpu_model);
