@@ -221,6 +221,27 @@ check_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b
 	return groma_ok();
 }
 
+/*
+ * y[m, n] = xh[m, k] · w[n, k]ᵀ + beta · y on tensor cores: xh already in
+ * w's 16-bit type (bf16 or f16), f32 accumulation and output.
+ */
+static groma_status
+gemm_16bit(const void *xh, const groma_tensor *w, float beta, float *y, int64_t m, int64_t n, int64_t k)
+{
+	const float one = 1.0f;
+	cudaDataType_t type = w->dtype == GROMA_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+	groma_status st;
+
+	/* the handle is pedantic for the f32 GEMMs' sake; 16-bit products may take any tensor-core kernel */
+	cublasSetMathMode(groma_cuda_blas(), CUBLAS_DEFAULT_MATH);
+	st = groma_cublas_status(cublasGemmEx(groma_cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, (int) n, (int) m, (int) k,
+										  &one, w->data, type, (int) k, xh, type, (int) k, &beta, y, CUDA_R_32F,
+										  (int) n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+							 "linear: cublasGemmEx (16-bit weights)");
+	cublasSetMathMode(groma_cuda_blas(), CUBLAS_PEDANTIC_MATH);
+	return st;
+}
+
 /* y[..., N] = x[..., K] · w[N, K]ᵀ (+ b[N]); see ops.h. */
 extern "C" groma_status
 groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, groma_tensor *y)
@@ -254,24 +275,66 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 		return groma_ok();
 	if (w->dtype != GROMA_F32)
 	{
-		cudaDataType_t type = w->dtype == GROMA_BF16 ? CUDA_R_16BF : CUDA_R_16F;
 		groma_status st;
 		const void *xh = narrow_input(x, w->dtype, &st, groma_cuda_stream());
 
 		if (xh == NULL)
 			return st;
-		/* the handle is pedantic for the f32 GEMMs' sake; 16-bit products may take any tensor-core kernel */
-		cublasSetMathMode(groma_cuda_blas(), CUBLAS_DEFAULT_MATH);
-		st = groma_cublas_status(cublasGemmEx(groma_cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, (int) n, (int) m, (int) k,
-											  &one, w->data, type, (int) k, xh, type, (int) k, &beta, y->data,
-											  CUDA_R_32F, (int) n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-								 "linear: cublasGemmEx (16-bit weights)");
-		cublasSetMathMode(groma_cuda_blas(), CUBLAS_PEDANTIC_MATH);
-		return st;
+		return gemm_16bit(xh, w, beta, (float *) y->data, m, n, k);
 	}
 	return groma_cublas_status(cublasSgemm(groma_cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, (int) n, (int) m, (int) k,
 										   &one, (const float *) w->data, (int) k, (const float *) x->data, (int) k,
 										   &beta, (float *) y->data, (int) n), "linear: cublasSgemm");
+}
+
+/*
+ * y[i] = x · w[i]ᵀ, one linear each, except that with 16-bit (or i8)
+ * weights of one type x is rounded to 16 bits once for all of them (a
+ * prefill's q, k and v, or gate and up).
+ */
+static groma_status
+linear_many_gemms(const groma_tensor *x, int count, const groma_tensor *const *w, groma_tensor *const *y)
+{
+	int64_t		m,
+				n,
+				k;
+	groma_dtype type = w[0]->dtype == GROMA_I8 ? GROMA_BF16 : w[0]->dtype;
+	bool		shared = count > 1 && type != GROMA_F32;
+	const void *xh;
+	groma_status st;
+
+	for (int i = 0; shared && i < count; i++)
+	{
+		shared = (w[i]->dtype == GROMA_I8 ? GROMA_BF16 : w[i]->dtype) == type;
+		if (shared)
+			GROMA_TRY(check_linear(x, w[i], NULL, y[i], &m, &n, &k));
+		shared = shared && m > 0 && n > 0 && k > 0;
+		if (shared)
+			GROMA_TRY(groma_cuda_gemm_dims("linear", m, n, k));
+	}
+	if (!shared)
+	{
+		for (int i = 0; i < count; i++)
+			GROMA_TRY(groma_cuda_linear(x, w[i], NULL, y[i]));
+		return groma_ok();
+	}
+	xh = narrow_input(x, type, &st, groma_cuda_stream());
+	if (xh == NULL)
+		return st;
+	for (int i = 0; i < count; i++)
+	{
+		groma_tensor widened;
+		const groma_tensor *wi = w[i];
+
+		if (wi->dtype == GROMA_I8)
+		{
+			/* the bf16 copy of the i8 weight on tensor cores, as groma_cuda_linear multiplies it */
+			GROMA_TRY(groma_cuda_int8_as_bf16(wi, &widened));
+			wi = &widened;
+		}
+		GROMA_TRY(gemm_16bit(xh, wi, 0.0f, (float *) y[i]->data, m, wi->shape[0], k));
+	}
+	return groma_ok();
 }
 
 /*
@@ -291,11 +354,7 @@ groma_cuda_linear_many(const groma_tensor *x, int count, const groma_tensor *con
 		one_launch = w[i]->dtype == w[0]->dtype && groma_tensor_same_shape(w[i], w[0]) &&
 			groma_tensor_same_shape(y[i], y[0]) && gemv_fits(x, w[i], m, k);
 	if (!one_launch)
-	{
-		for (int i = 0; i < count; i++)
-			GROMA_TRY(groma_cuda_linear(x, w[i], NULL, y[i]));
-		return groma_ok();
-	}
+		return linear_many_gemms(x, count, w, y);
 	for (int i = 0; i < count; i++)
 		GROMA_TRY(check_linear(x, w[i], NULL, y[i], &m, &n, &k));
 	if (m == 0 || n == 0)

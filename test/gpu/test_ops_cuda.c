@@ -344,7 +344,8 @@ test_linear_int8(void)
 /*
  * Several weights on one input (q, k and v; gate and up): each output
  * equals its own linear's on the CPU, on the one-launch GEMV (bf16 and i8
- * weights, few rows) and on the per-weight fallback (f32, more rows).
+ * weights, few rows), on the per-weight fallback (f32) and on the GEMMs
+ * that share one 16-bit copy of x (bf16, f16 and i8 weights, more rows).
  */
 static void
 test_linear_many(void)
@@ -354,7 +355,8 @@ test_linear_many(void)
 		int64_t		m;
 		int			count;
 		groma_dtype dtype;
-	}			cases[] = {{1, 3, GROMA_BF16}, {3, 2, GROMA_I8}, {2, 3, GROMA_F32}, {6, 2, GROMA_BF16}};
+	}			cases[] = {{1, 3, GROMA_BF16}, {3, 2, GROMA_I8}, {2, 3, GROMA_F32}, {6, 2, GROMA_BF16}, {7, 3, GROMA_F16},
+				   {12, 2, GROMA_I8}};
 	int64_t		k = 256,
 				n = 96;
 
