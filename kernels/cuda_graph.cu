@@ -17,7 +17,13 @@ typedef struct cuda_graph
 	uint64_t	generation;
 } cuda_graph;
 
-/* Starts capturing the stream (only this thread's work; others' calls are not affected). */
+/*
+ * Starts capturing the context's stream.  The capture belongs to the
+ * stream: work any thread queues on it is recorded, not run, so groma's
+ * GPU work must stay on one thread (it does: the serve loop's); the
+ * thread-local mode only keeps other threads' unrelated calls (cudaMalloc)
+ * from spoiling it.
+ */
 static groma_status
 graph_begin(void)
 {

@@ -24,12 +24,13 @@ store_col(void *col, int64_t idx, groma_dtype col_type, float v)
 
 /*
  * col[n, (c·kh + i)·kw + j, q] = x[n, c, oy·s - p + i, ox·s - p + j] (0
- * outside) for every tap (i, j), output pixel p0 + q = oy·wo + ox of a
- * band of pcount pixels, channel c and q from the thread (t = c·pcount + q
- * over the grid's x), image n = n0 + blockIdx.y of the chunk; col[images,
- * kdim, pcount] in col_type.  A thread takes all kh·kw taps of its pixel
- * and channel, so it divides twice for kh·kw elements and every lane of a
- * block has work (a block per row of 196 pixels left a quarter idle).
+ * outside) for every tap j of kernel row i, output pixel p0 + q = oy·wo +
+ * ox of a band of pcount pixels, and (c, i, q) from the thread (t = (c·kh
+ * + i)·pcount + q over the grid's x), image n = n0 + blockIdx.y of the
+ * chunk; col[images, kdim, pcount] in col_type.  A thread takes the kw
+ * taps of one kernel row, so it divides three times for kw elements and a
+ * few channels with a large kernel (DINOv2's 3 x 14 x 14 patches) still
+ * spread over many threads.
  */
 __global__ static void
 im2col_kernel(const float *x, int64_t c_in, int h, int w, int kh, int kw, int stride, int pad, int wo, unsigned p0,
@@ -37,30 +38,30 @@ im2col_kernel(const float *x, int64_t c_in, int h, int w, int kh, int kw, int st
 {
 	unsigned	t = blockIdx.x * blockDim.x + threadIdx.x,
 				q = t % pcount,
-				p = p0 + q;
-	int64_t		c = t / pcount,
-				n = n0 + blockIdx.y;
-	int			oy,
-				ox;
-	const float *plane;
+				p = p0 + q,
+				ci = t / pcount;
+	int			i = (int) (ci % (unsigned) kh),
+				oy,
+				ox,
+				iy;
+	int64_t		c = ci / (unsigned) kh,
+				n = n0 + blockIdx.y,
+				row;
+	const float *line;
 
 	if (c >= c_in)
 		return;
 	oy = (int) (p / (unsigned) wo);
 	ox = (int) (p - (unsigned) oy * (unsigned) wo);
-	plane = x + (n * c_in + c) * h * w;
-	for (int i = 0; i < kh; i++)
+	iy = oy * stride - pad + i;
+	line = x + ((n * c_in + c) * h + iy) * (int64_t) w;	/* input row iy of channel c (read only inside the image) */
+	row = (c * kh + i) * kw;
+	for (int j = 0; j < kw; j++)
 	{
-		int			iy = oy * stride - pad + i;
+		int			ix = ox * stride - pad + j;
 
-		for (int j = 0; j < kw; j++)
-		{
-			int			ix = ox * stride - pad + j;
-			int64_t		row = (c * kh + i) * kw + j;
-
-			store_col(col, (n * kdim + row) * (int64_t) pcount + q, col_type,
-					  iy >= 0 && iy < h && ix >= 0 && ix < w ? plane[iy * w + ix] : 0.0f);
-		}
+		store_col(col, (n * kdim + row + j) * (int64_t) pcount + q, col_type,
+				  iy >= 0 && iy < h && ix >= 0 && ix < w ? line[ix] : 0.0f);
 	}
 }
 
@@ -73,7 +74,8 @@ launch_im2col(const float *x, int64_t images, int64_t c_in, int h, int w, int kh
 			  int64_t p0, int64_t pcount, int64_t n0, int64_t kdim, groma_dtype col_type, void *col,
 			  cudaStream_t stream)
 {
-	dim3		grid(groma_cuda_blocks(c_in * pcount, THREADS), (unsigned) (images - n0 < 65535 ? images - n0 : 65535));
+	dim3		grid(groma_cuda_blocks(c_in * kh * pcount, THREADS),
+					 (unsigned) (images - n0 < 65535 ? images - n0 : 65535));
 
 	im2col_kernel<<<grid, THREADS, 0, stream>>>(x, c_in, h, w, kh, kw, stride, pad, wo, (unsigned) p0,
 												(unsigned) pcount, n0, kdim, col_type, col);
@@ -105,7 +107,7 @@ im2col(const float *xn, int64_t images, const conv_shape *cs, int64_t p0, int64_
 {
 	int64_t		kdim = cs->c_in * cs->kh * cs->kw;
 
-	if (cs->c_in * pcount > 0xffffffffLL - THREADS)
+	if (cs->c_in * cs->kh * pcount > 0xffffffffLL - THREADS)
 		return groma_error(GROMA_ERR_LIMIT, "conv2d: %lld channels of %lld pixels in one im2col launch",
 						   (long long) cs->c_in, (long long) pcount);
 	for (int64_t n0 = 0; n0 < images; n0 += 65535)

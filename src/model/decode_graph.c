@@ -66,13 +66,18 @@ slot_of(groma_decode_graphs *g, const groma_decode_key *key)
 	return s;
 }
 
-/* Records body into s->graph; on success the recorded step has not run yet. */
+/*
+ * Records body into s->graph; on success the recorded step has not run
+ * yet.  *began says whether the device started recording at all.
+ */
 static groma_status
-record(groma_decode_graphs *g, groma_decode_slot *s, groma_device device, groma_decode_body body, void *ctx)
+record(groma_decode_graphs *g, groma_decode_slot *s, groma_device device, groma_decode_body body, void *ctx,
+	   bool *began)
 {
 	groma_status st = groma_graph_begin(device),
 				ended;
 
+	*began = st.code == GROMA_OK;
 	if (st.code != GROMA_OK)
 		return st;
 	st = body(ctx);
@@ -112,17 +117,35 @@ groma_decode_graphs_run(groma_decode_graphs *g, groma_device device, const groma
 		return body(ctx);
 	if (s->graph == NULL)
 	{
-		st = record(g, s, device, body, ctx);
+		bool		began = false;
+
+		st = record(g, s, device, body, ctx, &began);
 		if (st.code == GROMA_ERR_DEVICE_LOST)
 			return st;
 		if (st.code != GROMA_OK)
 		{
-			/* nothing recorded ran: the step runs eagerly, and this key stays eager */
-			s->refused = true;
-			g->refused++;
+			/*
+			 * nothing recorded ran: the step runs eagerly.  A device that
+			 * records nothing (profiling, no graphs) leaves the key eager for
+			 * good; a recording that failed is tried again after another
+			 * eager step, twice at most.
+			 */
+			s->refused = !began || ++s->failures >= GROMA_DECODE_GRAPH_TRIES;
+			s->seen = 0;
+			g->refused += s->refused;
 			return body(ctx);
 		}
 	}
-	g->replayed++;
-	return groma_graph_replay(s->graph);
+	st = groma_graph_replay(s->graph);
+	if (st.code == GROMA_OK || st.code == GROMA_ERR_DEVICE_LOST)
+	{
+		g->replayed += st.code == GROMA_OK;
+		return st;
+	}
+	/* a replay the device refused (out of memory for the graph, say): this key runs eagerly from now on */
+	groma_graph_free(s->graph);
+	s->graph = NULL;
+	s->refused = true;
+	g->refused++;
+	return body(ctx);
 }

@@ -18,15 +18,22 @@
 
 #define GROMA_DECODE_GRAPH_ROWS 8	/* steps of up to this many sequences are recorded */
 #define GROMA_DECODE_GRAPH_SLOTS 8	/* recordings kept (the least recently used goes) */
+#define GROMA_DECODE_GRAPH_TRIES 2	/* failed recordings after which a key stays eager */
 
-/* What a recorded decode step baked in: the batch's caches, its input rows and where its scratch starts. */
+/*
+ * What a recorded decode step baked in: the batch's caches, its input rows
+ * and where its scratch starts (and how much the arena holds: a replay
+ * checks no bounds).
+ */
 typedef struct groma_decode_key
 {
 	int64_t		n;				/* sequences, each adding one token */
 	const void *x;				/* the step's input rows [n, D] */
 	const void *scratch;		/* the activation arena's first free byte */
+	size_t		scratch_size;	/* the activation arena's size */
 	const void *k[GROMA_DECODE_GRAPH_ROWS];	/* each sequence's K and V caches */
 	const void *v[GROMA_DECODE_GRAPH_ROWS];
+	int64_t		capacity[GROMA_DECODE_GRAPH_ROWS];	/* and the positions they hold */
 } groma_decode_key;
 
 /* One key's state: seen once (run eagerly), recorded, or refused by the device (always eager). */
@@ -35,6 +42,7 @@ typedef struct groma_decode_slot
 	groma_decode_key key;
 	groma_graph *graph;
 	int			seen;
+	int			failures;		/* recordings that failed (GROMA_DECODE_GRAPH_TRIES) */
 	bool		refused;
 	uint64_t	last_use;
 } groma_decode_slot;
@@ -47,7 +55,7 @@ typedef struct groma_decode_graphs
 	bool		off;			/* every step runs eagerly (groma_decode_graphs_set_enabled) */
 	long		recorded;		/* recordings made */
 	long		replayed;		/* steps run from a recording */
-	long		refused;		/* recordings the device refused (those keys run eagerly) */
+	long		refused;		/* keys left eager because recording or replaying failed */
 } groma_decode_graphs;
 
 /* The device work of one decode step, run eagerly or while recording. */
@@ -65,10 +73,12 @@ void		groma_decode_graphs_set_enabled(groma_decode_graphs *g, bool on);
 /*
  * Runs body(ctx), device work only, for the step named by key on device:
  * the first time a key is seen eagerly (its buffers grow to size), the
- * second time recorded and then replayed, later replayed.  A recording the
- * device refuses, or a key over GROMA_DECODE_GRAPH_ROWS, runs eagerly
- * (and a refused key is not tried again); a stale recording is dropped and
- * the key starts over.  The result is the step's, however it ran.
+ * second time recorded and then replayed, later replayed.  A key over
+ * GROMA_DECODE_GRAPH_ROWS runs eagerly; so does a step whose recording or
+ * replay fails (then the key stays eager: at once when the device records
+ * nothing or a replay failed, after GROMA_DECODE_GRAPH_TRIES failed
+ * recordings otherwise); a stale recording is dropped and the key starts
+ * over.  The result is the step's, however it ran.
  */
 groma_status groma_decode_graphs_run(groma_decode_graphs *g, groma_device device, const groma_decode_key *key,
 									 groma_decode_body body, void *ctx);

@@ -359,10 +359,10 @@ cache_positions(groma_kv_cache *const *caches, int64_t n, groma_device device, g
 	return st;
 }
 
-/* Runs new positions through the decoder; see llama.h. */
-groma_status
-groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_tensor *x_in,
-					groma_arena *act, float *logits, groma_tensor *final_hidden)
+/* groma_llama_forward's work; its scratch stays carved from act (the caller rewinds). */
+static groma_status
+forward_in(const groma_llama *m, groma_kv_cache *cache, const groma_tensor *x_in, groma_arena *act, float *logits,
+		   groma_tensor *final_hidden)
 {
 	int64_t		t,
 				d = m->cfg.hidden;
@@ -371,7 +371,6 @@ groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_ten
 				last,
 				normed,
 				head_out;
-	size_t		mark = act->used;
 
 	GROMA_TRY(groma_check_f32_anywhere("llama", "x", x_in));
 	GROMA_TRY(groma_check_ndim("llama", "x", x_in, 2));
@@ -401,8 +400,19 @@ groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_ten
 		GROMA_TRY(groma_linear(&normed, &m->extra_head, NULL, &head_out));
 		GROMA_TRY(groma_download(&head_out, logits + m->cfg.vocab));
 	}
-	act->used = mark;
 	return groma_ok();
+}
+
+/* Runs new positions through the decoder; see llama.h.  act is rewound whatever happens. */
+groma_status
+groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, const groma_tensor *x_in,
+					groma_arena *act, float *logits, groma_tensor *final_hidden)
+{
+	size_t		mark = act->used;
+	groma_status st = forward_in(m, cache, x_in, act, logits, final_hidden);
+
+	act->used = mark;
+	return st;
 }
 
 /* One groma_llama_step's operands, for its device work (step_device_work). */
@@ -514,10 +524,12 @@ decode_key(groma_kv_cache *const *caches, int64_t n, const groma_tensor *x_in, c
 	key.n = n;
 	key.x = x_in->data;
 	key.scratch = act->base + act->used;
+	key.scratch_size = act->size;
 	for (int64_t b = 0; b < n && b < GROMA_DECODE_GRAPH_ROWS; b++)
 	{
 		key.k[b] = caches[b]->k.data;
 		key.v[b] = caches[b]->v.data;
+		key.capacity[b] = caches[b]->capacity;
 	}
 	return key;
 }

@@ -499,12 +499,13 @@ batch_figures(bench *b, const groma_tensor *image_tokens)
 		{
 			double		eager_ms,
 						eager_launches;
+			bool		was_on = !b->m->llm.graphs->off;
 
 			groma_bench_figure("decode_launches_per_step_batch_1", launches, "launches",
 							   "kernels and graphs queued per step (a replayed graph counts once)");
 			groma_decode_graphs_set_enabled(b->m->llm.graphs, false);
 			st = time_steps(b, &bb, BENCH_BATCH_STEPS, &eager_ms, &eager_launches);
-			groma_decode_graphs_set_enabled(b->m->llm.graphs, true);
+			groma_decode_graphs_set_enabled(b->m->llm.graphs, was_on);	/* GROMA_DECODE_GRAPHS=0 stays off */
 			if (st.code == GROMA_OK)
 			{
 				groma_bench_figure("decode_step_ms_batch_1_eager", eager_ms, "ms",

@@ -146,17 +146,25 @@ gemm(const char *call, cublasHandle_t handle, cublasOperation_t ta, cublasOperat
 
 	if (handle == NULL)
 		return CUBLAS_STATUS_NOT_INITIALIZED;
+	if (m < 0 || n < 0 || k < 0 || lda < (a_rows > 1 ? a_rows : 1) || ldb < (b_rows > 1 ? b_rows : 1) ||
+		ldc < (m > 1 ? m : 1) || (ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T))
+		return CUBLAS_STATUS_INVALID_VALUE;
 	if (groma_emu_capturing(handle->stream))
 	{
-		/* recorded into the stream's graph with today's operands; checked and run at each replay */
+		/* checked now, as cuBLAS checks while capturing; recorded with today's operands and run at each replay */
+		if (m > 0 && n > 0 &&
+			((k > 0 && (!operand_in_device(call, "A", a, a_rows, a_cols, lda, type_bytes(at)) ||
+						!operand_in_device(call, "B", b, b_rows, b_cols, ldb, type_bytes(bt)))) ||
+			 !operand_in_device(call, "C", c, m, n, ldc, 4)))
+		{
+			groma_emu_illegal_address();
+			return CUBLAS_STATUS_EXECUTION_FAILED;
+		}
 		groma_emu_capture(handle->stream, [=]() {
 			(void) gemm(call, handle, ta, tb, m, n, k, alpha, a, at, lda, b, bt, ldb, beta, c, ldc);
 		});
 		return CUBLAS_STATUS_SUCCESS;
 	}
-	if (m < 0 || n < 0 || k < 0 || lda < (a_rows > 1 ? a_rows : 1) || ldb < (b_rows > 1 ? b_rows : 1) ||
-		ldc < (m > 1 ? m : 1) || (ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T))
-		return CUBLAS_STATUS_INVALID_VALUE;
 	if (cudaPeekAtLastError() == cudaErrorIllegalAddress)
 		return CUBLAS_STATUS_EXECUTION_FAILED;
 	if (m == 0 || n == 0)

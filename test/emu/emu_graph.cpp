@@ -4,8 +4,10 @@
  * device copies, memsets and cuBLAS calls are recorded with their
  * arguments of the day, not run; cudaGraphLaunch runs them again in order.
  * What a GPU refuses while capturing (a synchronisation, an allocation, a
- * copy with pageable host memory) invalidates the capture here too, so code
- * that would not capture on a GPU fails on the emulator first.
+ * copy with pageable host memory, work on the legacy default stream)
+ * invalidates the capture here too, so such code in groma fails on the
+ * emulator first.  Work other threads queue on other streams is not
+ * checked (groma's GPU work runs on one thread).
  */
 #include "emu_cuda.h"
 

@@ -527,6 +527,8 @@ cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, c
 		complain("cudaMemcpyAsync: kind %d names device memory as host memory", (int) kind);
 		return record(cudaErrorInvalidValue);
 	}
+	if (stream == NULL && groma_emu_any_capture())
+		return groma_emu_capture_violation("a copy on the legacy default stream");	/* it waits for captured work */
 	if (groma_emu_capturing(stream))
 	{
 		/* groma's host memory is pageable: a GPU refuses to capture copies to or from it */
@@ -567,6 +569,8 @@ cudaMemset2DAsync(void *ptr, size_t pitch, int value, size_t width, size_t heigh
 		return record(cudaErrorInvalidValue);
 	if (!device_range("cudaMemset2DAsync", "region", ptr, pitch * (height - 1) + width))
 		return record(cudaErrorInvalidValue);
+	if (stream == NULL && groma_emu_any_capture())
+		return groma_emu_capture_violation("a memset on the legacy default stream");
 	if (groma_emu_capturing(stream))
 	{
 		groma_emu_capture(stream, [=]() {

@@ -509,6 +509,87 @@ check_graph_eviction(const groma_model *m, run_ctx *r)
 		   "%s: more keys than slots: each recorded, the oldest evicted, every id that of eager steps", "f32", 0);
 }
 
+/* Sequences check_graph_batch decodes together: over the 4 rows a bf16 GEMV takes, so cuBLAS runs in the graph. */
+#define BATCH_SEQUENCES 6
+
+/* 4 greedy ids of BATCH_SEQUENCES sequences decoded together after a prefill each; false on failure. */
+static bool
+batch_ids(const groma_model *m, run_ctx *r, int64_t ids[][4])
+{
+	const groma_llama *llm = &m->llm;
+	groma_arena caches_arena = {0};
+	groma_kv_cache caches[BATCH_SEQUENCES];
+	groma_kv_cache *ptrs[BATCH_SEQUENCES];
+	int64_t		rows[BATCH_SEQUENCES],
+				next[BATCH_SEQUENCES];
+	groma_tensor x;
+	size_t		mark = r->act.used;
+	groma_status st = groma_device_arena_init(&caches_arena, BATCH_SEQUENCES *
+											  (groma_kv_cache_bytes(&llm->cfg, 16) + 256));
+
+	for (int s = 0; s < BATCH_SEQUENCES && st.code == GROMA_OK; s++)
+	{
+		int64_t		prompt[3] = {1, 200 + 3 * s, 9},
+					three = 3;
+
+		ptrs[s] = &caches[s];
+		rows[s] = 1;
+		st = groma_kv_cache_init(&caches[s], &llm->cfg, 16, &caches_arena);
+		if (st.code == GROMA_OK)
+			st = groma_arena_tensor(&r->act, GROMA_F32, 2, (int64_t[]) {3, llm->cfg.hidden}, &x);	/* [3, D] */
+		if (st.code == GROMA_OK)
+			st = groma_llama_embed(llm, prompt, 3, &x);
+		if (st.code == GROMA_OK)
+			st = groma_llama_step(llm, &ptrs[s], &three, 1, &x, &r->act, &next[s]);
+		r->act.used = mark;
+	}
+	for (int t = 0; t < 4 && st.code == GROMA_OK; t++)
+	{
+		st = groma_arena_tensor(&r->act, GROMA_F32, 2, (int64_t[]) {BATCH_SEQUENCES, llm->cfg.hidden}, &x);
+		for (int s = 0; s < BATCH_SEQUENCES && st.code == GROMA_OK; s++)
+		{
+			groma_tensor row;
+
+			st = groma_tensor_narrow(&x, 0, s, 1, &row);	/* [1, D] */
+			if (st.code == GROMA_OK)
+				st = groma_llama_embed(llm, &next[s], 1, &row);
+		}
+		if (st.code == GROMA_OK)
+			st = groma_llama_step(llm, ptrs, rows, BATCH_SEQUENCES, &x, &r->act, next);
+		for (int s = 0; s < BATCH_SEQUENCES; s++)
+			ids[s][t] = next[s];
+		r->act.used = mark;
+	}
+	if (st.code != GROMA_OK)
+		printf("# %s\n", st.message);
+	groma_arena_free(&caches_arena);
+	return st.code == GROMA_OK;
+}
+
+/*
+ * A decode step of BATCH_SEQUENCES sequences together, recorded and
+ * replayed (with bf16 weights its linears run on cuBLAS inside the graph),
+ * gives the ids of eager steps.
+ */
+static void
+check_graph_batch(const char *label, const groma_model *m, run_ctx *r)
+{
+	groma_decode_graphs *g = m->llm.graphs;
+	int64_t		eager[BATCH_SEQUENCES][4],
+				graphed[BATCH_SEQUENCES][4];
+	long		replayed;
+	bool		ok;
+
+	reset_all(r);
+	groma_decode_graphs_set_enabled(g, false);
+	ok = batch_ids(m, r, eager);
+	groma_decode_graphs_set_enabled(g, true);
+	replayed = g->replayed;
+	ok = ok && batch_ids(m, r, graphed);
+	report(ok && memcmp(eager, graphed, sizeof(eager)) == 0 && g->replayed - replayed == 3,
+		   "%s: 6 sequences decoded together, recorded and replayed: the ids of eager steps", label, 0);
+}
+
 int
 main(void)
 {
@@ -555,6 +636,7 @@ main(void)
 	check_steady_state(images[0][0], images[0][1], "f32", gpu_model, &r);
 	check_decode_graphs(images[1][0], images[1][1], gpu_model, &r);
 	check_graph_eviction(gpu_model, &r);
+	check_graph_batch("f32", gpu_model, &r);
 	groma_model_free(gpu_model);
 	gpu_model = NULL;
 	st = groma_model_load_on(MODEL_DIR, GROMA_DEVICE_CUDA, GROMA_BF16, &gpu_model);
@@ -567,6 +649,8 @@ main(void)
 		check_steady_state(images[0][0], images[0][1], "bf16", gpu_model, &r);
 	if (gpu_model)
 		check_decode_graphs(images[1][0], images[1][1], gpu_model, &r);
+	if (gpu_model)
+		check_graph_batch("bf16", gpu_model, &r);
 	groma_model_free(gpu_model);
 	/* weight-only int8: the language model's matrices in i8, the rest bf16; drift against bf16 */
 	st = groma_model_load_on(MODEL_DIR, GROMA_DEVICE_CUDA, GROMA_I8, &gpu_model);
@@ -577,6 +661,10 @@ main(void)
 		report_narrow(images[i][0], images[i][1], "int8", gpu_model, bf16_ids[i], NULL, &r);
 	if (gpu_model)
 		check_steady_state(images[0][0], images[0][1], "int8", gpu_model, &r);
+	if (gpu_model)
+		check_decode_graphs(images[1][0], images[1][1], gpu_model, &r);
+	if (gpu_model)
+		check_graph_batch("int8", gpu_model, &r);
 	printf("%d passed, %d failed\n", passed, failed);
 	groma_arena_free(&r.cpu_act);
 	groma_arena_free(&r.cpu_out);

@@ -695,7 +695,7 @@ UNIT_TEST(test_op_argmax_rows)
 		0, 0, 0, 0, 9,
 	};
 	float		y[4 * 2] = {
-		3, 4,					/* larger than a's 3: b's first wins */
+		3, 4,					/* b's 4 beats a's 3: index 6 */
 		-4, -1,					/* b's -1 beats -4 */
 		NAN, 99,				/* a's NaN comes first */
 		9, 9,					/* a tie across the two: a's */
