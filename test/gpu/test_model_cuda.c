@@ -433,6 +433,31 @@ done:
 #define EVICTION_SEQUENCES (GROMA_DECODE_GRAPH_SLOTS + 3)
 
 /*
+ * One groma_llama_step of n sequences whose new positions (rows[b] each)
+ * hold the embeddings of ids (all rows in order); next[n] gets their picks
+ * (it may be ids itself).  Scratch from r->act, rewound.
+ */
+static groma_status
+step_ids(const groma_llama *llm, groma_kv_cache *const *caches, const int64_t *rows, int64_t n, const int64_t *ids,
+		 run_ctx *r, int64_t *next)
+{
+	int64_t		total = 0;
+	groma_tensor x;
+	size_t		mark = r->act.used;
+	groma_status st;
+
+	for (int64_t b = 0; b < n; b++)
+		total += rows[b];
+	st = groma_arena_tensor(&r->act, GROMA_F32, 2, (int64_t[]) {total, llm->cfg.hidden}, &x);	/* [total, D] */
+	if (st.code == GROMA_OK)
+		st = groma_llama_embed(llm, ids, total, &x);
+	if (st.code == GROMA_OK)
+		st = groma_llama_step(llm, caches, rows, n, &x, &r->act, next);
+	r->act.used = mark;
+	return st;
+}
+
+/*
  * The greedy ids of EVICTION_SEQUENCES sequences, each in its own KV cache
  * (so each is its own key), prefilled with 3 tokens and decoded 4 steps
  * alone, then the first again; ids[s][4] per sequence.  False on failure.
@@ -453,28 +478,16 @@ eviction_ids(const groma_model *m, run_ctx *r, int64_t ids[][4])
 	{
 		groma_kv_cache *c = &caches[s];
 		int64_t		prompt[3] = {1, 100 + s, 7},
-					rows = 3,
+					three = 3,
+					one = 1,
 					next = 0;
-		groma_tensor x;
-		size_t		mark = r->act.used;
 
 		c->length = 0;			/* the last run reuses the first cache from the start */
-		st = groma_arena_tensor(&r->act, GROMA_F32, 2, (int64_t[]) {3, llm->cfg.hidden}, &x);	/* [3, D] */
-		if (st.code == GROMA_OK)
-			st = groma_llama_embed(llm, prompt, 3, &x);
-		if (st.code == GROMA_OK)
-			st = groma_llama_step(llm, &c, &rows, 1, &x, &r->act, &next);
-		r->act.used = mark;
-		rows = 1;
+		st = step_ids(llm, &c, &three, 1, prompt, r, &next);
 		for (int t = 0; t < 4 && st.code == GROMA_OK; t++)
 		{
-			st = groma_arena_tensor(&r->act, GROMA_F32, 2, (int64_t[]) {1, llm->cfg.hidden}, &x);	/* [1, D] */
-			if (st.code == GROMA_OK)
-				st = groma_llama_embed(llm, &next, 1, &x);
-			if (st.code == GROMA_OK)
-				st = groma_llama_step(llm, &c, &rows, 1, &x, &r->act, &next);
+			st = step_ids(llm, &c, &one, 1, &next, r, &next);
 			ids[s][t] = next;
-			r->act.used = mark;
 		}
 	}
 	if (st.code != GROMA_OK)
@@ -522,8 +535,6 @@ batch_ids(const groma_model *m, run_ctx *r, int64_t ids[][4])
 	groma_kv_cache *ptrs[BATCH_SEQUENCES];
 	int64_t		rows[BATCH_SEQUENCES],
 				next[BATCH_SEQUENCES];
-	groma_tensor x;
-	size_t		mark = r->act.used;
 	groma_status st = groma_device_arena_init(&caches_arena, BATCH_SEQUENCES *
 											  (groma_kv_cache_bytes(&llm->cfg, 16) + 256));
 
@@ -536,29 +547,13 @@ batch_ids(const groma_model *m, run_ctx *r, int64_t ids[][4])
 		rows[s] = 1;
 		st = groma_kv_cache_init(&caches[s], &llm->cfg, 16, &caches_arena);
 		if (st.code == GROMA_OK)
-			st = groma_arena_tensor(&r->act, GROMA_F32, 2, (int64_t[]) {3, llm->cfg.hidden}, &x);	/* [3, D] */
-		if (st.code == GROMA_OK)
-			st = groma_llama_embed(llm, prompt, 3, &x);
-		if (st.code == GROMA_OK)
-			st = groma_llama_step(llm, &ptrs[s], &three, 1, &x, &r->act, &next[s]);
-		r->act.used = mark;
+			st = step_ids(llm, &ptrs[s], &three, 1, prompt, r, &next[s]);
 	}
 	for (int t = 0; t < 4 && st.code == GROMA_OK; t++)
 	{
-		st = groma_arena_tensor(&r->act, GROMA_F32, 2, (int64_t[]) {BATCH_SEQUENCES, llm->cfg.hidden}, &x);
-		for (int s = 0; s < BATCH_SEQUENCES && st.code == GROMA_OK; s++)
-		{
-			groma_tensor row;
-
-			st = groma_tensor_narrow(&x, 0, s, 1, &row);	/* [1, D] */
-			if (st.code == GROMA_OK)
-				st = groma_llama_embed(llm, &next[s], 1, &row);
-		}
-		if (st.code == GROMA_OK)
-			st = groma_llama_step(llm, ptrs, rows, BATCH_SEQUENCES, &x, &r->act, next);
+		st = step_ids(llm, ptrs, rows, BATCH_SEQUENCES, next, r, next);
 		for (int s = 0; s < BATCH_SEQUENCES; s++)
 			ids[s][t] = next[s];
-		r->act.used = mark;
 	}
 	if (st.code != GROMA_OK)
 		printf("# %s\n", st.message);
