@@ -129,7 +129,7 @@ extern "C"
 {
 groma_status groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, groma_tensor *y);
 groma_status groma_cuda_linear_many(const groma_tensor *x, int count, const groma_tensor *const *w,
-									groma_tensor *const *y);
+									const groma_tensor *const *b, groma_tensor *const *y);
 groma_status groma_cuda_matmul(const groma_tensor *a, bool trans_a, const groma_tensor *b, bool trans_b,
 							   float alpha, groma_tensor *c);
 groma_status groma_cuda_unary(groma_unary_kind kind, const groma_tensor *x, groma_tensor *y);

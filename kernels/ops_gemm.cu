@@ -288,12 +288,13 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 }
 
 /*
- * y[i] = x · w[i]ᵀ, one linear each, except that with 16-bit (or i8)
+ * y[i] = x · w[i]ᵀ (+ b[i]), one linear each, except that with 16-bit (or i8)
  * weights of one type x is rounded to 16 bits once for all of them (a
  * prefill's q, k and v, or gate and up).
  */
 static groma_status
-linear_many_gemms(const groma_tensor *x, int count, const groma_tensor *const *w, groma_tensor *const *y)
+linear_many_gemms(const groma_tensor *x, int count, const groma_tensor *const *w, const groma_tensor *const *b,
+				  groma_tensor *const *y)
 {
 	int64_t		m,
 				n,
@@ -307,7 +308,7 @@ linear_many_gemms(const groma_tensor *x, int count, const groma_tensor *const *w
 	{
 		shared = (w[i]->dtype == GROMA_I8 ? GROMA_BF16 : w[i]->dtype) == type;
 		if (shared)
-			GROMA_TRY(check_linear(x, w[i], NULL, y[i], &m, &n, &k));
+			GROMA_TRY(check_linear(x, w[i], b[i], y[i], &m, &n, &k));
 		shared = shared && m > 0 && n > 0 && k > 0;
 		if (shared)
 			GROMA_TRY(groma_cuda_gemm_dims("linear", m, n, k));
@@ -315,7 +316,7 @@ linear_many_gemms(const groma_tensor *x, int count, const groma_tensor *const *w
 	if (!shared)
 	{
 		for (int i = 0; i < count; i++)
-			GROMA_TRY(groma_cuda_linear(x, w[i], NULL, y[i]));
+			GROMA_TRY(groma_cuda_linear(x, w[i], b[i], y[i]));
 		return groma_ok();
 	}
 	xh = narrow_input(x, type, &st, groma_cuda_stream());
@@ -332,17 +333,21 @@ linear_many_gemms(const groma_tensor *x, int count, const groma_tensor *const *w
 			GROMA_TRY(groma_cuda_int8_as_bf16(wi, &widened));
 			wi = &widened;
 		}
-		GROMA_TRY(gemm_16bit(xh, wi, 0.0f, (float *) y[i]->data, m, wi->shape[0], k));
+		if (b[i])
+			GROMA_TRY(launch_fill_rows((float *) y[i]->data, (const float *) b[i]->data, m, wi->shape[0],
+									   groma_cuda_stream()));
+		GROMA_TRY(gemm_16bit(xh, wi, b[i] ? 1.0f : 0.0f, (float *) y[i]->data, m, wi->shape[0], k));
 	}
 	return groma_ok();
 }
 
 /*
- * y[i] = x · w[i]ᵀ for count weights of one shape and dtype; see ops.h.
+ * y[i] = x · w[i]ᵀ (+ b[i]) for count weights of one shape and dtype; see ops.h.
  * Few rows go to one GEMV launch for all; otherwise each is a linear.
  */
 extern "C" groma_status
-groma_cuda_linear_many(const groma_tensor *x, int count, const groma_tensor *const *w, groma_tensor *const *y)
+groma_cuda_linear_many(const groma_tensor *x, int count, const groma_tensor *const *w, const groma_tensor *const *b,
+					   groma_tensor *const *y)
 {
 	const groma_tensor *none[GEMV_MAX_PARTS] = {NULL, NULL, NULL, NULL};
 	int64_t		k = x->shape[x->ndim - 1],
@@ -353,13 +358,17 @@ groma_cuda_linear_many(const groma_tensor *x, int count, const groma_tensor *con
 	for (int i = 0; i < count && one_launch; i++)
 		one_launch = w[i]->dtype == w[0]->dtype && groma_tensor_same_shape(w[i], w[0]) &&
 			groma_tensor_same_shape(y[i], y[0]) && gemv_fits(x, w[i], m, k);
+	if (b == NULL)
+		b = none;
+	if (count > GEMV_MAX_PARTS)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "linear_many: %d weights, at most %d", count, GEMV_MAX_PARTS);
 	if (!one_launch)
-		return linear_many_gemms(x, count, w, y);
+		return linear_many_gemms(x, count, w, b, y);
 	for (int i = 0; i < count; i++)
-		GROMA_TRY(check_linear(x, w[i], NULL, y[i], &m, &n, &k));
+		GROMA_TRY(check_linear(x, w[i], b[i], y[i], &m, &n, &k));
 	if (m == 0 || n == 0)
 		return groma_ok();
-	return gemv(x, count, w, none, y, m, n, k, groma_cuda_stream());
+	return gemv(x, count, w, b, y, m, n, k, groma_cuda_stream());
 }
 
 /* dst[i] = the f32 value of src[i] (bf16 or f16), or src[i] narrowed (f32 to bf16/f16). */

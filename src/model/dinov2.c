@@ -237,9 +237,9 @@ layer_forward(const groma_dinov2 *m, const groma_dinov2_layer *l, groma_tensor *
 	/* attention block: x += ls1 · dense(attn(norm1(x))) */
 	GROMA_TRY(groma_layer_norm(x, &l->norm1_w, &l->norm1_b, m->cfg.eps, &h));
 	GROMA_TRY(probe_copy(probe ? probe->l0_norm1 : NULL, &h));
-	GROMA_TRY(groma_linear(&h, &l->q_w, &l->q_b, &q));
-	GROMA_TRY(groma_linear(&h, &l->k_w, &l->k_b, &k));
-	GROMA_TRY(groma_linear(&h, &l->v_w, &l->v_b, &v));
+	/* one call: on a GPU with 16-bit matrices h is rounded once for the three */
+	GROMA_TRY(groma_linear_many(&h, 3, (const groma_tensor *[]) {&l->q_w, &l->k_w, &l->v_w},
+								(const groma_tensor *[]) {&l->q_b, &l->k_b, &l->v_b}, (groma_tensor *[]) {&q, &k, &v}));
 	/* [B, T, C] as [B, T, H, Dh] viewed as [B, H, T, Dh] */
 	GROMA_TRY(groma_tensor_reshape(&q, 4, (int64_t[]) {batch, t, heads, dh}, &qh));
 	GROMA_TRY(groma_tensor_reshape(&k, 4, (int64_t[]) {batch, t, heads, dh}, &kh));

@@ -275,7 +275,8 @@ layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, g
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, d}, &out));
 
 	/* attention: x += o(attn(rope(q), rope(k), v)) of h = rmsnorm(x) */
-	GROMA_TRY(groma_linear_many(h, 3, (const groma_tensor *[]) {&l->q, &l->k, &l->v}, (groma_tensor *[]) {&q, &k, &v}));
+	GROMA_TRY(groma_linear_many(h, 3, (const groma_tensor *[]) {&l->q, &l->k, &l->v}, NULL,
+								(groma_tensor *[]) {&q, &k, &v}));
 	/* the leading sequences that add one token each (the decoding ones come first) share one call */
 	while (decoding < n_seq && rows[decoding] == 1)
 		decoding++;
@@ -307,7 +308,8 @@ layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, g
 	/* MLP: x += down(silu(gate(h)) · up(h)) of h = rmsnorm(x) */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, m->cfg.intermediate}, &gate));	/* [T, I] */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, m->cfg.intermediate}, &up));
-	GROMA_TRY(groma_linear_many(h, 2, (const groma_tensor *[]) {&l->gate, &l->up}, (groma_tensor *[]) {&gate, &up}));
+	GROMA_TRY(groma_linear_many(h, 2, (const groma_tensor *[]) {&l->gate, &l->up}, NULL,
+								(groma_tensor *[]) {&gate, &up}));
 	GROMA_TRY(groma_silu_mul(&gate, &up, &gate));
 	GROMA_TRY(groma_linear(&gate, &l->down, NULL, &out));
 	if (next_norm)

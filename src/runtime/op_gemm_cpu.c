@@ -79,16 +79,17 @@ groma_linear(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b
 	return groma_ok();
 }
 
-/* y[i] = x · w[i]ᵀ for count weights; see ops.h. */
+/* y[i] = x · w[i]ᵀ (+ b[i]) for count weights; see ops.h. */
 groma_status
-groma_linear_many(const groma_tensor *x, int count, const groma_tensor *const *w, groma_tensor *const *y)
+groma_linear_many(const groma_tensor *x, int count, const groma_tensor *const *w, const groma_tensor *const *b,
+				  groma_tensor *const *y)
 {
 	if (count < 0 || count > 4)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "linear_many: %d weights, at most 4", count);
 	if (groma_on_device(x))
-		return GROMA_DEVICE_CALL("linear_many", linear_many, x, count, w, y);
+		return GROMA_DEVICE_CALL("linear_many", linear_many, x, count, w, b, y);
 	for (int i = 0; i < count; i++)
-		GROMA_TRY(groma_linear(x, w[i], NULL, y[i]));
+		GROMA_TRY(groma_linear(x, w[i], b ? b[i] : NULL, y[i]));
 	return groma_ok();
 }
 

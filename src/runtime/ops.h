@@ -32,12 +32,14 @@ groma_status groma_linear(const groma_tensor *x, const groma_tensor *w, const gr
 						  groma_tensor *y);
 
 /*
- * y[i] = x · w[i]ᵀ for i < count (at most 4), no bias: the linears of
+ * y[i] = x · w[i]ᵀ (+ b[i]) for i < count (at most 4): the linears of
  * several weights of one shape and dtype on the same input (q, k and v;
- * gate and up).  On the GPU a few rows of x take one launch for all.
+ * gate and up).  b is NULL (no biases) or count entries, each NULL or
+ * [N].  On the GPU a few rows of x take one launch for all, and more rows
+ * round x to 16 bits once for all 16-bit (or i8) weights.
  */
 groma_status groma_linear_many(const groma_tensor *x, int count, const groma_tensor *const *w,
-							   groma_tensor *const *y);
+							   const groma_tensor *const *b, groma_tensor *const *y);
 
 /*
  * c[Bt, M, N] = alpha · op(a) · op(b), where op(a) is a[Bt, M, K] or, with

@@ -345,7 +345,8 @@ test_linear_int8(void)
  * Several weights on one input (q, k and v; gate and up): each output
  * equals its own linear's on the CPU, on the one-launch GEMV (bf16 and i8
  * weights, few rows), on the per-weight fallback (f32) and on the GEMMs
- * that share one 16-bit copy of x (bf16, f16 and i8 weights, more rows).
+ * that share one 16-bit copy of x (bf16, f16 and i8 weights, more rows),
+ * with and without biases (the second part's left out).
  */
 static void
 test_linear_many(void)
@@ -355,8 +356,9 @@ test_linear_many(void)
 		int64_t		m;
 		int			count;
 		groma_dtype dtype;
-	}			cases[] = {{1, 3, GROMA_BF16}, {3, 2, GROMA_I8}, {2, 3, GROMA_F32}, {6, 2, GROMA_BF16}, {7, 3, GROMA_F16},
-				   {12, 2, GROMA_I8}};
+		bool		bias;
+	}			cases[] = {{1, 3, GROMA_BF16, false}, {3, 2, GROMA_I8, true}, {2, 3, GROMA_F32, true},
+				   {6, 2, GROMA_BF16, false}, {7, 3, GROMA_F16, true}, {12, 2, GROMA_I8, false}, {9, 3, GROMA_BF16, true}};
 	int64_t		k = 256,
 				n = 96;
 
@@ -368,10 +370,14 @@ test_linear_many(void)
 					dx = to_dev(&x),
 					w[3],
 					dw[3],
+					b[3],
+					db[3],
 					y[3],
 					dy[3];
 		const groma_tensor *wp[3],
-				   *dwp[3];
+				   *dwp[3],
+				   *bp[3],
+				   *dbp[3];
 		groma_tensor *yp[3],
 				   *dyp[3];
 		groma_status a = groma_ok(),
@@ -401,19 +407,23 @@ test_linear_many(void)
 				if (g.code == GROMA_OK)
 					g = groma_convert(&dwf, &dw[i]);
 			}
+			b[i] = rand_host(1, (int64_t[]) {n});
+			db[i] = to_dev(&b[i]);
 			wp[i] = &w[i];
 			dwp[i] = &dw[i];
+			bp[i] = i == 1 ? NULL : &b[i];	/* one part without its bias */
+			dbp[i] = i == 1 ? NULL : &db[i];
 			yp[i] = &y[i];
 			dyp[i] = &dy[i];
 		}
 		if (a.code == GROMA_OK)
-			a = groma_linear_many(&x, count, wp, yp);
+			a = groma_linear_many(&x, count, wp, cases[c].bias ? bp : NULL, yp);
 		if (g.code == GROMA_OK)
-			g = groma_linear_many(&dx, count, dwp, dyp);
+			g = groma_linear_many(&dx, count, dwp, cases[c].bias ? dbp : NULL, dyp);
 		for (int i = 0; i < count; i++)
 		{
-			snprintf(name, sizeof(name), "[%lld,%lld] %d x %s w, out %d", (long long) m, (long long) k, count,
-					 groma_dtype_name(cases[c].dtype), i);
+			snprintf(name, sizeof(name), "[%lld,%lld] %d x %s w%s, out %d", (long long) m, (long long) k, count,
+					 groma_dtype_name(cases[c].dtype), cases[c].bias ? " +b" : "", i);
 			compare("lin_many", name, &y[i], &dy[i], m <= 3 || cases[c].dtype == GROMA_F32 ? 1e-10 : 1e-4, a, g);
 		}
 	}

@@ -357,18 +357,22 @@ emu_deform_locations(const groma_tensor *ref, int64_t map_h, int64_t map_w, int 
 }
 
 static groma_status
-emu_linear_many(const groma_tensor *x, int count, const groma_tensor *const *w, groma_tensor *const *y)
+emu_linear_many(const groma_tensor *x, int count, const groma_tensor *const *w, const groma_tensor *const *b,
+				groma_tensor *const *y)
 {
-	groma_tensor s[9],
+	groma_tensor s[13],
 			   *wp[4],
+			   *bp[4],
 			   *yp[4];
 
 	for (int i = 0; i < count && i < 4; i++)
 	{
 		wp[i] = cpu(w[i], &s[1 + i]);
+		bp[i] = b ? cpu(b[i], &s[9 + i]) : NULL;
 		yp[i] = cpu(y[i], &s[5 + i]);
 	}
-	EMULATE(groma_linear_many(cpu(x, &s[0]), count, (const groma_tensor *const *) wp, yp));
+	EMULATE(groma_linear_many(cpu(x, &s[0]), count, (const groma_tensor *const *) wp,
+							  (const groma_tensor *const *) bp, yp));
 }
 
 static groma_status
