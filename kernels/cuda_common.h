@@ -48,6 +48,7 @@ typedef struct groma_cuda_context
 	bool		capturing;		/* a graph is being recorded on stream (cuda_graph.cu) */
 	uint64_t	launches;		/* kernels and graphs queued from the host (groma_cuda_launch_count) */
 	bool		gemv;			/* few-rows linears take the GEMV kernels (groma_cuda_linear_gemv) */
+	bool		conv_rows;		/* stride-1 convolutions go by kernel rows (groma_cuda_conv_row_gemms) */
 	groma_cuda_attention_path attention_path;	/* groma_cuda_attention_kernel */
 } groma_cuda_context;
 

@@ -85,11 +85,18 @@ typedef enum groma_cuda_attention_path
 void		groma_cuda_attention_kernel(groma_cuda_attention_path which);
 
 /*
- * Turns off (false) or back on (true, the default) the kernels that a linear
- * with bf16 weights and at most 4 input rows, or i8 weights and at most 8,
- * takes instead of cuBLAS (tests and benchmarks compare the two).
+ * Turns off (false) or back on (true, the default) the kernel that a linear
+ * with bf16 or i8 weights and at most 8 input rows takes instead of cuBLAS
+ * (tests and benchmarks compare the two).
  */
 void		groma_cuda_linear_gemv(bool on);
+
+/*
+ * Turns off (false) or back on (true, the default) the convolution by kernel
+ * rows (stride 1: kw shifted copies of the padded input and one GEMM per
+ * kernel row) that conv2d takes instead of im2col (tests compare the two).
+ */
+void		groma_cuda_conv_row_gemms(bool on);
 
 /* The most distinct ops a profile tells apart (later ones are not counted). */
 #define GROMA_CUDA_PROFILE_MAX_OPS 64

@@ -139,35 +139,49 @@ launch_fill_channels(float *y, const float *b, int64_t images, int64_t channels,
 #define CONV_CHUNK_BYTES ((size_t) 256 << 20)
 
 /*
- * y[n][O, P] += w[O, K] · col[n][K, P] for each image of a chunk, as
- * yᵀ = colᵀ · wᵀ in column-major; w is shared (stride 0).  P = pixels
- * columns of y, whose rows are ldy apart (a band of an image's plane).
- * 16-bit weights multiply on tensor cores with col in the same type, f32
- * accumulation.
+ * One strided-batched GEMM of a convolution, in cuBLAS's column-major
+ * terms: c[m, n] = a[m, k] · bm[k, n] + beta · c for each of `batch`
+ * matrices (a, c strided, bm shared), a and bm in dtype.  f32 stays f32
+ * (the handle is pedantic); 16-bit operands multiply on tensor cores with
+ * f32 accumulation and output.
  */
 static groma_status
-conv_gemm(const groma_tensor *w, const void *col, int64_t col_stride, int64_t images, int64_t pixels, int64_t ldy,
-		  int64_t c_out, int64_t kdim, float *y)
+conv_gemm(groma_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, int64_t lda, int64_t stride_a,
+		  const void *bm, int64_t ldb, float beta, float *c, int64_t ldc, int64_t stride_c, int64_t batch)
 {
 	const float one = 1.0f;
-	cudaDataType_t type = w->dtype == GROMA_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+	cudaDataType_t type = dtype == GROMA_BF16 ? CUDA_R_16BF : CUDA_R_16F;
 	groma_status st;
 
-	if (w->dtype == GROMA_F32)
-		return groma_cublas_status(cublasSgemmStridedBatched(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) pixels,
-															 (int) c_out, (int) kdim, &one, (const float *) col,
-															 (int) pixels, col_stride, (const float *) w->data,
-															 (int) kdim, 0, &one, y, (int) ldy, c_out * ldy,
-															 (int) images), "conv2d: cublasSgemmStridedBatched");
+	if (dtype == GROMA_F32)
+		return groma_cublas_status(cublasSgemmStridedBatched(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) m,
+															 (int) n, (int) k, &one, (const float *) a, (int) lda,
+															 stride_a, (const float *) bm, (int) ldb, 0, &beta, c,
+															 (int) ldc, stride_c, (int) batch),
+								   "conv2d: cublasSgemmStridedBatched");
 	/* the handle is pedantic for the f32 GEMMs' sake; 16-bit products may take any tensor-core kernel */
 	cublasSetMathMode(groma_cuda_blas(), CUBLAS_DEFAULT_MATH);
-	st = groma_cublas_status(cublasGemmStridedBatchedEx(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) pixels,
-														(int) c_out, (int) kdim, &one, col, type, (int) pixels,
-														col_stride, w->data, type, (int) kdim, 0, &one, y, CUDA_R_32F,
-														(int) ldy, c_out * ldy, (int) images, CUBLAS_COMPUTE_32F,
-														CUBLAS_GEMM_DEFAULT), "conv2d: cublasGemmStridedBatchedEx");
+	st = groma_cublas_status(cublasGemmStridedBatchedEx(groma_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int) m, (int) n,
+														(int) k, &one, a, type, (int) lda, stride_a, bm, type,
+														(int) ldb, 0, &beta, c, CUDA_R_32F, (int) ldc, stride_c,
+														(int) batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+							 "conv2d: cublasGemmStridedBatchedEx");
 	cublasSetMathMode(groma_cuda_blas(), CUBLAS_PEDANTIC_MATH);
 	return st;
+}
+
+/*
+ * y[n][O, P] += w[O, K] · col[n][K, P] for each image of a chunk, as
+ * yᵀ = colᵀ · wᵀ in column-major; w is shared.  P = pixels columns of y,
+ * whose rows are ldy apart (a band of an image's plane).  16-bit weights
+ * multiply with col in the same type.
+ */
+static groma_status
+im2col_gemm(const groma_tensor *w, const void *col, int64_t col_stride, int64_t images, int64_t pixels, int64_t ldy,
+			int64_t c_out, int64_t kdim, float *y)
+{
+	return conv_gemm(w->dtype, pixels, c_out, kdim, col, pixels, col_stride, w->data, kdim, 1.0f, y, ldy,
+					 c_out * ldy, images);
 }
 
 /*
@@ -187,19 +201,209 @@ conv_image_in_bands(const float *xn, const groma_tensor *w, const conv_shape *cs
 		int64_t		band = (cs->ho - oy < rows ? cs->ho - oy : rows) * cs->wo;
 
 		GROMA_TRY(im2col(xn, 1, cs, oy * cs->wo, band, w->dtype, col, stream));
-		GROMA_TRY(conv_gemm(w, col, kdim * band, 1, band, plane, w->shape[0], kdim, yn + oy * cs->wo));
+		GROMA_TRY(im2col_gemm(w, col, kdim * band, 1, band, plane, w->shape[0], kdim, yn + oy * cs->wo));
 	}
 	return groma_ok();
 }
 
 /*
- * y = conv2d(x, w) (+ b); see ops.h.  Images go in chunks: one im2col, one
- * bias fill and one strided-batched GEMM per chunk (the weights shared), so
- * 100 region maps cost a few launches, not 300; an image whose im2col
- * alone exceeds the room (at most CONV_CHUNK_BYTES) goes in bands of output
- * rows, so no convolution needs more scratch than that.  scratch must be a device
- * arena for the im2col buffer (f32 1x1 convolutions need none; with 16-bit
- * weights the "im2col" of a 1x1 convolution is x rounded to that type).
+ * rows[n, c, j, yy, xx] = x[n0 + n, c, yy - pad, xx + j - pad] (0 outside
+ * the image) for yy < hp, xx < wp: copy j of the zero-padded image shifted
+ * left by j, in col_type; a thread per element of one image's kw copies
+ * (`per` of them, grid x), an image per grid row (blockIdx.y).
+ */
+__global__ static void
+shift_rows_kernel(const float *x, int64_t c_in, unsigned per, int h, int w, int kw, int pad, int hp, int wp,
+				  int64_t n0, groma_dtype col_type, void *rows)
+{
+	unsigned	t = blockIdx.x * blockDim.x + threadIdx.x,
+				r;
+	int			xx,
+				yy,
+				j,
+				iy,
+				ix;
+	int64_t		n = blockIdx.y,
+				c;
+
+	if (t >= per)
+		return;
+	xx = (int) (t % (unsigned) wp);
+	r = t / (unsigned) wp;
+	yy = (int) (r % (unsigned) hp);
+	r /= (unsigned) hp;
+	j = (int) (r % (unsigned) kw);
+	c = r / (unsigned) kw;
+	iy = yy - pad;
+	ix = xx + j - pad;
+	store_col(rows, n * per + t, col_type,
+			  iy >= 0 && iy < h && ix >= 0 && ix < w ? x[(((n0 + n) * c_in + c) * h + iy) * (int64_t) w + ix] : 0.0f);
+}
+
+/* Queues shift_rows_kernel on stream for images [n0, n0 + count) (count ≤ 65535) into rows[count, C, kw, hp, wp]. */
+static groma_status
+launch_shift_rows(const float *x, int64_t c_in, int64_t per, int h, int w, int kw, int pad, int hp, int wp,
+				  int64_t n0, int64_t count, groma_dtype col_type, void *rows, cudaStream_t stream)
+{
+	shift_rows_kernel<<<dim3(groma_cuda_blocks(per, THREADS), (unsigned) count), THREADS, 0, stream>>>(
+		x, c_in, (unsigned) per, h, w, kw, pad, hp, wp, n0, col_type, rows);
+	return groma_cuda_launched("conv2d shifted rows");
+}
+
+/* packed[i, o, c · kw + j] = w[o, c, i, j], elements of `size` bytes (4 or 2): kernel row i's [O, C·kw] matrix. */
+__global__ static void
+pack_rows_kernel(const void *w, int64_t c_out, int64_t c_in, int kh, int kw, int size, void *packed)
+{
+	int64_t		t = (int64_t) blockIdx.x * blockDim.x + threadIdx.x,
+				r = t,
+				src;
+	int			j,
+				i;
+	int64_t		c,
+				o;
+
+	if (t >= kh * c_out * c_in * kw)
+		return;
+	j = (int) (r % kw);
+	r /= kw;
+	c = r % c_in;
+	r /= c_in;
+	o = r % c_out;
+	i = (int) (r / c_out);
+	src = ((o * c_in + c) * kh + i) * kw + j;
+	if (size == 4)
+		((float *) packed)[t] = ((const float *) w)[src];
+	else
+		((unsigned short *) packed)[t] = ((const unsigned short *) w)[src];
+}
+
+/* Queues pack_rows_kernel on stream: w[O, C, kh, kw] into packed[kh, O, C·kw]. */
+static groma_status
+launch_pack_rows(const void *w, int64_t c_out, int64_t c_in, int kh, int kw, int size, void *packed,
+				 cudaStream_t stream)
+{
+	pack_rows_kernel<<<groma_cuda_blocks(kh * c_out * c_in * kw, THREADS), THREADS, 0, stream>>>(
+		w, c_out, c_in, kh, kw, size, packed);
+	return groma_cuda_launched("conv2d weight rows");
+}
+
+/* y[n, o, oy, ox] = full[n, o, oy · wp + ox] (+ b[o]) for ox < wo: the valid columns of the row GEMMs' sums. */
+__global__ static void
+crop_rows_kernel(const float *full, const float *b, int64_t count, int64_t c_out, int ho, int wo, int wp, float *y)
+{
+	int64_t		t = (int64_t) blockIdx.x * blockDim.x + threadIdx.x,
+				r;
+	int			ox,
+				oy;
+
+	if (t >= count * c_out * ho * wo)
+		return;
+	ox = (int) (t % wo);
+	r = t / wo;
+	oy = (int) (r % ho);
+	r /= ho;					/* n · O + o */
+	y[t] = full[(r * ho + oy) * wp + ox] + (b ? b[r % c_out] : 0.0f);
+}
+
+/* Queues crop_rows_kernel on stream for count images of y[count, O, ho, wo]. */
+static groma_status
+launch_crop_rows(const float *full, const float *b, int64_t count, int64_t c_out, int ho, int wo, int wp, float *y,
+				 cudaStream_t stream)
+{
+	crop_rows_kernel<<<groma_cuda_blocks(count * c_out * ho * wo, THREADS), THREADS, 0, stream>>>(
+		full, b, count, c_out, ho, wo, wp, y);
+	return groma_cuda_launched("conv2d crop");
+}
+
+/* Bytes a of the arena's rounding. */
+static size_t
+arena_round(size_t a)
+{
+	return (a + GROMA_ARENA_ALIGN - 1) / GROMA_ARENA_ALIGN * GROMA_ARENA_ALIGN;
+}
+
+/*
+ * y = conv2d(x, w) (+ b) with stride 1, by kernel rows.  Per chunk of
+ * images: the kw shifted copies of each padded image, rows[n, C, kw, hp,
+ * wp] (wp rounded up to 8 so every row starts 16-byte aligned), then for
+ * each kernel row i one strided-batched GEMM full[n][O, Ho·wp] (+)= w_i[O,
+ * C·kw] · rows[n] read from padded row i on, then the valid columns and
+ * the bias into y.  An image costs kw·C·hp·wp + O·Ho·wp values of scratch
+ * against im2col's kh·kw·C·Ho·Wo, and the GEMMs read kw copies, not kh·kw.
+ * *no_room is set (nothing queued, GROMA_ERR_NO_MEMORY) when not one image
+ * fits, for the caller to go by im2col bands.
+ */
+static groma_status
+conv_by_rows(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, const conv_shape *cs,
+			 int64_t batch, int64_t c_out, groma_arena_ref scratch, float *y, bool *no_room)
+{
+	int64_t		hp = cs->h + 2 * cs->pad,
+				wp = (cs->w + 2 * cs->pad + 7) / 8 * 8,
+				kdim = cs->c_in * cs->kw,	/* one GEMM's depth */
+				per = kdim * hp * wp,		/* one image's shifted copies */
+				m = cs->ho * wp,			/* one image's output columns, valid or not */
+				chunk;
+	size_t		elem = w->dtype == GROMA_F32 ? sizeof(float) : 2,
+				packed_bytes = arena_round((size_t) (cs->kh * c_out * kdim) * elem),
+				per_image = (size_t) per * elem + (size_t) (c_out * m) * sizeof(float),
+				mark = scratch->used,
+				room = scratch->size - scratch->used;
+	char	   *packed,
+			   *rows;
+	float	   *full;
+	groma_status st = groma_ok();
+	cudaStream_t stream = groma_cuda_stream();
+
+	*no_room = false;
+	if (per > 0x7fffffffLL - THREADS || hp * wp > 0x7fffffffLL)
+		return groma_error(GROMA_ERR_LIMIT, "conv2d: %lld values in one image's shifted copies", (long long) per);
+	GROMA_TRY(groma_cuda_gemm_dims("conv2d", m, c_out, kdim));
+	room = room < CONV_CHUNK_BYTES ? room : CONV_CHUNK_BYTES;
+	room = room > packed_bytes + 3 * GROMA_ARENA_ALIGN ? room - packed_bytes - 3 * GROMA_ARENA_ALIGN : 0;
+	chunk = (int64_t) (room / per_image);
+	chunk = chunk > batch ? batch : chunk > 65535 ? 65535 : chunk;	/* images: grid y */
+	if (chunk == 0)
+	{
+		*no_room = true;
+		return groma_error(GROMA_ERR_NO_MEMORY, "conv2d: not one image's shifted copies fit the scratch");
+	}
+	packed = (char *) groma_arena_alloc(scratch, packed_bytes);	/* [kh, O, C·kw] */
+	rows = (char *) groma_arena_alloc(scratch, (size_t) (chunk * per) * elem);	/* [chunk, C, kw, hp, wp] */
+	full = (float *) groma_arena_alloc(scratch, (size_t) (chunk * c_out * m) * sizeof(float));	/* [chunk, O, m] */
+	if (packed == NULL || rows == NULL || full == NULL)
+	{
+		scratch->used = mark;
+		return groma_error(GROMA_ERR_NO_MEMORY, "conv2d: device scratch arena too small for the shifted copies");
+	}
+	st = launch_pack_rows(w->data, c_out, cs->c_in, (int) cs->kh, (int) cs->kw, (int) elem, packed, stream);
+	for (int64_t n0 = 0; n0 < batch && st.code == GROMA_OK; n0 += chunk)
+	{
+		int64_t		count = batch - n0 < chunk ? batch - n0 : chunk;
+
+		st = launch_shift_rows((const float *) x->data, cs->c_in, per, (int) cs->h, (int) cs->w, (int) cs->kw, cs->pad,
+							   (int) hp, (int) wp, n0, count, w->dtype, rows, stream);
+		for (int64_t i = 0; i < cs->kh && st.code == GROMA_OK; i++)
+			st = conv_gemm(w->dtype, m, c_out, kdim, rows + (size_t) (i * wp) * elem, hp * wp, per,
+						   packed + (size_t) (i * c_out * kdim) * elem, kdim, i == 0 ? 0.0f : 1.0f, full, m,
+						   c_out * m, count);
+		if (st.code == GROMA_OK)
+			st = launch_crop_rows(full, b ? (const float *) b->data : NULL, count, c_out, (int) cs->ho, (int) cs->wo,
+								  (int) wp, y + n0 * c_out * cs->ho * cs->wo, stream);
+	}
+	scratch->used = mark;		/* the buffers go back, after a failure too */
+	return st;
+}
+
+/*
+ * y = conv2d(x, w) (+ b); see ops.h.  A stride-1 kernel larger than 1x1
+ * goes by kernel rows (conv_by_rows).  Otherwise images go in chunks: one
+ * im2col, one bias fill and one strided-batched GEMM per chunk (the weights
+ * shared), so 100 region maps cost a few launches, not 300; an image whose
+ * im2col alone exceeds the room (at most CONV_CHUNK_BYTES) goes in bands of
+ * output rows, so no convolution needs more scratch than that (nor does one
+ * whose shifted copies do not fit).  scratch must be a device arena (f32
+ * 1x1 convolutions need none; with 16-bit weights the "im2col" of a 1x1
+ * convolution is x rounded to that type).
  */
 extern "C" groma_status
 groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, int stride, int padding,
@@ -247,6 +451,16 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 	GROMA_TRY(groma_cuda_gemm_dims("conv2d", plane, c_out, kdim));
 	if (h + 2 * (int64_t) padding > (1 << 30) || wd + 2 * (int64_t) padding > (1 << 30))
 		return groma_error(GROMA_ERR_LIMIT, "conv2d: an image side over 2^30");
+	if (stride == 1 && kh * kw > 1 && kdim > 0 && groma_cuda_ctx()->conv_rows && scratch &&
+		scratch->device == GROMA_DEVICE_CUDA)
+	{
+		bool		no_room;
+
+		st = conv_by_rows(x, w, b, &cs, batch, c_out, scratch, (float *) y->data, &no_room);
+		if (!no_room)
+			return st;
+		st = groma_ok();		/* not one image fits: im2col in bands of output rows below */
+	}
 	if (direct)
 		chunk = batch > 65535 ? 65535 : batch;
 	else if (kdim > 0)
@@ -296,8 +510,8 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 		if (st.code == GROMA_OK && kdim > 0 && band_rows > 0)
 			st = conv_image_in_bands(xn, w, &cs, band_rows, col, yn, groma_cuda_stream());
 		else if (st.code == GROMA_OK && kdim > 0)
-			st = conv_gemm(w, direct ? (const void *) xn : col, direct ? c_in * h * wd : kdim * plane, images, plane,
-						   plane, c_out, kdim, yn);
+			st = im2col_gemm(w, direct ? (const void *) xn : col, direct ? c_in * h * wd : kdim * plane, images, plane,
+							 plane, c_out, kdim, yn);
 	}
 	if (scratch)
 		scratch->used = mark;	/* the im2col buffer goes back, after a failure too */
@@ -579,4 +793,11 @@ groma_cuda_embedding(const groma_tensor *ids, const groma_tensor *table, groma_t
 													groma_cuda_stream()), "embedding row copy"));
 	}
 	return groma_ok();
+}
+
+/* Turns the convolution by kernel rows on or off (tests compare it with im2col); see groma_cuda.h. */
+extern "C" void
+groma_cuda_conv_row_gemms(bool on)
+{
+	groma_cuda_ctx()->conv_rows = on;
 }

@@ -68,7 +68,9 @@ narrow_input(const groma_tensor *x, groma_dtype dtype, groma_status *st, cudaStr
 	return st->code == GROMA_OK ? buf : NULL;
 }
 
-#define GEMV_WARPS 8			/* output features per block: a warp each */
+#define GEMV_WARPS 8			/* warps per block */
+#define GEMV_FEATURES 2			/* output features per warp: each x vector loaded serves them all */
+#define GEMV_ROWS 8				/* input rows one launch takes: each weight vector loaded serves them all */
 
 /* Σ of the 8 bf16 values of p times x[0..7] (two float4). */
 __device__ static inline float
@@ -111,66 +113,106 @@ typedef struct gemv_parts
 } gemv_parts;
 
 /*
- * y_p[r, o] = s[o] · Σ_k w_p[o, k] · x[r, k] (+ b_p[o]) for every part p,
- * w read as 16-byte vectors of 8 bf16 values (s = 1) or, with a scale, of
- * 16 i8 values (s = scale): a warp per output feature (blockIdx.x ·
- * GEMV_WARPS + warp runs over the parts' features one after another), a
- * grid row per input row r (blockIdx.y).  Decode steps' linears (one input
- * row per answer) read the weights once at full bandwidth, with x in f32 as
- * the CPU twin multiplies it; q, k and v (gate and up) share one launch.
+ * y_p[r, o] = s[o] · Σ_k w_p[o, k] · x[r, k] (+ b_p[o]) for every part p
+ * and every row r < m (m ≤ GEMV_ROWS), w read as 16-byte vectors of 8 bf16
+ * values (s = 1) or, with a scale, of 16 i8 values (s = scale).  A warp
+ * takes GEMV_FEATURES consecutive features of the parts laid end to end
+ * (blockIdx.x · GEMV_WARPS + warp is the group), all rows at once: each
+ * weight vector is read from memory once for the m rows, and each x vector
+ * once for the warp's features.  Lane l sums vectors l, l + 32, ... and the
+ * lanes' sums are added by shuffles, so a row's sum is the same whatever m
+ * and wherever its feature falls (batch-invariant).  Decode steps' linears
+ * (one input row per answer) read the weights once at full bandwidth, with
+ * x in f32 as the CPU twin multiplies it; q, k and v (gate and up) share
+ * one launch.
  */
 __global__ static void
-gemv_kernel(gemv_parts parts, const float *x, int64_t n, int64_t k)
+gemv_kernel(gemv_parts parts, const float *x, int m, int64_t n, int64_t k)
 {
 	int			lane = threadIdx.x & 31;
-	int64_t		feature = (int64_t) blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5),
-				part = feature / n,
-				o = feature - part * n,
-				r = blockIdx.y;
-	const float4 *xr = (const float4 *) (x + r * k);
-	const float *scale;
-	const uint4 *wo;
-	int64_t		vectors;
-	float		acc = 0.0f;
+	int64_t		first = ((int64_t) blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5)) * GEMV_FEATURES,
+				vectors = k / (parts.scale[0] ? 16 : 8),
+				floats = parts.scale[0] ? 4 : 2;	/* float4 of x per weight vector */
+	const uint4 *wf[GEMV_FEATURES];	/* each feature's row of w, or NULL past the last */
+	float		acc[GEMV_FEATURES][GEMV_ROWS];
 
-	if (part >= parts.count)
+	if (first >= parts.count * n)
 		return;					/* a whole warp: no block barrier follows */
-	scale = parts.scale[part];
-	vectors = k / (scale ? 16 : 8);
-	wo = parts.w[part] + o * vectors;
-#pragma unroll 4
+#pragma unroll
+	for (int f = 0; f < GEMV_FEATURES; f++)
+	{
+		int64_t		part = (first + f) / n;
+
+		wf[f] = part < parts.count ? parts.w[part] + (first + f - part * n) * vectors : NULL;
+#pragma unroll
+		for (int r = 0; r < GEMV_ROWS; r++)
+			acc[f][r] = 0.0f;
+	}
+#pragma unroll 2
 	for (int64_t c = lane; c < vectors; c += 32)
-		acc += scale ? dot_i8x16(wo[c], xr + 4 * c) : dot_bf16x8(wo[c], xr + 2 * c);
-	for (int off = 16; off > 0; off >>= 1)
-		acc += __shfl_xor_sync(0xffffffffu, acc, off);
-	if (lane == 0)
-		parts.y[part][r * n + o] = (scale ? acc * scale[o] : acc) + (parts.b[part] ? parts.b[part][o] : 0.0f);
+	{
+		uint4		wv[GEMV_FEATURES];
+
+#pragma unroll
+		for (int f = 0; f < GEMV_FEATURES; f++)
+			wv[f] = wf[f] ? wf[f][c] : uint4{0u, 0u, 0u, 0u};
+#pragma unroll
+		for (int r = 0; r < GEMV_ROWS; r++)
+		{
+			const float4 *xv = (const float4 *) (x + r * k) + floats * c;
+
+			if (r >= m)
+				break;
+#pragma unroll
+			for (int f = 0; f < GEMV_FEATURES; f++)
+				acc[f][r] += floats == 4 ? dot_i8x16(wv[f], xv) : dot_bf16x8(wv[f], xv);
+		}
+	}
+#pragma unroll
+	for (int f = 0; f < GEMV_FEATURES; f++)
+	{
+		int64_t		feature = first + f,
+					part = feature / n,
+					o = feature - part * n;
+
+#pragma unroll
+		for (int r = 0; r < GEMV_ROWS; r++)
+		{
+			float		sum = acc[f][r];
+
+			if (r >= m)
+				break;
+			for (int off = 16; off > 0; off >>= 1)
+				sum += __shfl_xor_sync(0xffffffffu, sum, off);
+			if (lane == 0 && part < parts.count)
+				parts.y[part][r * n + o] = (parts.scale[part] ? sum * parts.scale[part][o] : sum) +
+					(parts.b[part] ? parts.b[part][o] : 0.0f);
+		}
+	}
 }
 
-/* Queues gemv_kernel on stream: x[m, k] times each of the parts.count weights [n, k]. */
+/* Queues gemv_kernel on stream: x[m, k] (m ≤ GEMV_ROWS) times each of the parts.count weights [n, k]. */
 static groma_status
 launch_gemv(gemv_parts parts, const float *x, int64_t m, int64_t n, int64_t k, cudaStream_t stream)
 {
-	gemv_kernel<<<dim3(groma_cuda_blocks(parts.count * n, GEMV_WARPS), (unsigned) m), GEMV_WARPS * 32, 0,
-				  stream>>>(parts, x, n, k);
+	int64_t		groups = (parts.count * n + GEMV_FEATURES - 1) / GEMV_FEATURES;
+
+	gemv_kernel<<<groma_cuda_blocks(groups, GEMV_WARPS), GEMV_WARPS * 32, 0, stream>>>(parts, x, (int) m, n, k);
 	return groma_cuda_launched("linear (few rows)");
 }
 
 /*
- * Input rows up to which a linear goes to gemv_kernel: 4 with bf16
- * weights, 8 with i8 (decode steps have one per answer).
+ * True when gemv_kernel takes x · wᵀ: bf16 or i8 w, at most GEMV_ROWS rows
+ * (decode steps have one per answer), whole 16-byte vectors per row,
+ * aligned operands.
  */
-#define GEMV_MAX_ROWS_BF16 4
-#define GEMV_MAX_ROWS_I8 8
-
-/* True when gemv_kernel takes x · wᵀ: bf16 or i8 w, few rows, whole 16-byte vectors per row, aligned operands. */
 static bool
 gemv_fits(const groma_tensor *x, const groma_tensor *w, int64_t m, int64_t k)
 {
 	bool		i8 = w->dtype == GROMA_I8;
 
-	return (w->dtype == GROMA_BF16 || i8) && m <= (i8 ? GEMV_MAX_ROWS_I8 : GEMV_MAX_ROWS_BF16) &&
-		k % (i8 ? 16 : 8) == 0 && groma_cuda_aligned16(w->data) && groma_cuda_aligned16(x->data);
+	return (w->dtype == GROMA_BF16 || i8) && m <= GEMV_ROWS && k % (i8 ? 16 : 8) == 0 &&
+		groma_cuda_aligned16(w->data) && groma_cuda_aligned16(x->data);
 }
 
 /* Queues gemv_kernel on stream for x[m, k] times `count` weights [n, k] (gemv_fits holds for each). */

@@ -53,7 +53,8 @@ groma_status groma_matmul(const groma_tensor *a, bool trans_a, const groma_tenso
 /*
  * y[B, O, Ho, Wo] = conv2d(x[B, C, H, W], w[O, C, kh, kw]) (+ b[O]) with
  * square stride and zero padding: Ho = (H + 2·pad - kh) / stride + 1.  The
- * im2col buffer comes from scratch (released before returning).
+ * working buffers (im2col, or on the GPU the shifted copies of a stride-1
+ * convolution by kernel rows) come from scratch, released before returning.
  */
 groma_status groma_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b,
 						  int stride, int padding, groma_arena *scratch, groma_tensor *y);
