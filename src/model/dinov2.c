@@ -271,41 +271,69 @@ layer_forward(const groma_dinov2 *m, const groma_dinov2_layer *l, groma_tensor *
 	return groma_ok();
 }
 
+typedef struct forward_job
+{
+	const groma_dinov2 *m;
+	const groma_tensor *pixels;	/* [B, 3, image, image] */
+	groma_arena *act;
+	groma_tensor *hidden;		/* [L + 1, B, T, C] */
+	const groma_dinov2_probe *probe;
+} forward_job;
+
+/* The encoder's device work for a forward_job (checked by the caller); act is as it was on return, failed or not. */
+static groma_status
+forward_work(void *ctx)
+{
+	forward_job *j = ctx;
+	const groma_dinov2 *m = j->m;
+	int64_t		batch = j->pixels->shape[0],
+				t = groma_dinov2_tokens(&m->cfg),
+				c = m->cfg.hidden;
+	groma_tensor x,
+				slot;
+	size_t		mark = j->act->used;
+	groma_status st = groma_arena_tensor(j->act, GROMA_F32, 3, (int64_t[]) {batch, t, c}, &x);	/* [B, T, C] */
+
+	if (st.code == GROMA_OK)
+		st = embed(m, j->pixels, j->act, &x);
+	for (int i = 0; i <= m->cfg.layers && st.code == GROMA_OK; i++)
+	{
+		if (i > 0)
+			st = layer_forward(m, &m->layer[i - 1], &x, j->act, i == 1 ? j->probe : NULL);
+		if (st.code == GROMA_OK)
+			st = groma_tensor_narrow(j->hidden, 0, i, 1, &slot);
+		if (st.code == GROMA_OK)
+			st = groma_tensor_reshape(&slot, 3, (int64_t[]) {batch, t, c}, &slot);
+		if (st.code == GROMA_OK)
+			st = groma_copy(&x, &slot);
+	}
+	j->act->used = mark;
+	return st;
+}
+
 /* Runs the encoder, keeping every layer's output; see dinov2.h. */
 groma_status
 groma_dinov2_forward(const groma_dinov2 *m, const groma_tensor *pixels, groma_arena *act,
 					 groma_tensor *hidden, const groma_dinov2_probe *probe)
 {
-	int64_t		batch,
-				t = groma_dinov2_tokens(&m->cfg),
+	int64_t		t = groma_dinov2_tokens(&m->cfg),
 				c = m->cfg.hidden;
-	groma_tensor x,
-				slot;
-	size_t		mark = act->used;
+	forward_job job = {m, pixels, act, hidden, probe};
+	groma_stage_key key;
 
 	GROMA_TRY(groma_check_f32_anywhere("dinov2", "pixels", pixels));
 	GROMA_TRY(groma_check_ndim("dinov2", "pixels", pixels, 4));
 	GROMA_TRY(groma_check_dim("dinov2", "pixels", pixels, 1, 3));
 	GROMA_TRY(groma_check_dim("dinov2", "pixels", pixels, 2, m->cfg.image));
 	GROMA_TRY(groma_check_dim("dinov2", "pixels", pixels, 3, m->cfg.image));
-	batch = pixels->shape[0];
 	GROMA_TRY(groma_check_f32_anywhere("dinov2", "hidden", hidden));
 	GROMA_TRY(groma_check_ndim("dinov2", "hidden", hidden, 4));
 	GROMA_TRY(groma_check_dim("dinov2", "hidden", hidden, 0, m->cfg.layers + 1));
-	GROMA_TRY(groma_check_dim("dinov2", "hidden", hidden, 1, batch));
+	GROMA_TRY(groma_check_dim("dinov2", "hidden", hidden, 1, pixels->shape[0]));
 	GROMA_TRY(groma_check_dim("dinov2", "hidden", hidden, 2, t));
 	GROMA_TRY(groma_check_dim("dinov2", "hidden", hidden, 3, c));
-
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, t, c}, &x));	/* [B, T, C] */
-	GROMA_TRY(embed(m, pixels, act, &x));
-	for (int i = 0; i <= m->cfg.layers; i++)
-	{
-		if (i > 0)
-			GROMA_TRY(layer_forward(m, &m->layer[i - 1], &x, act, i == 1 ? probe : NULL));
-		GROMA_TRY(groma_tensor_narrow(hidden, 0, i, 1, &slot));
-		GROMA_TRY(groma_tensor_reshape(&slot, 3, (int64_t[]) {batch, t, c}, &slot));
-		GROMA_TRY(groma_copy(&x, &slot));
-	}
-	act->used = mark;
-	return groma_ok();
+	if (m->graphs == NULL || probe != NULL || !groma_tensor_is_contiguous(hidden))
+		return forward_work(&job);
+	key = groma_stage_key_of(1, pixels->shape[0], pixels->data, hidden->data, act);
+	return groma_graph_cache_run(m->graphs, pixels->device, &key, sizeof(key), forward_work, &job);
 }

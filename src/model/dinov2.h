@@ -11,6 +11,7 @@
 
 #include "../runtime/arena.h"
 #include "../runtime/tensor.h"
+#include "graph_cache.h"
 #include "weight_source.h"
 
 #define GROMA_DINOV2_MAX_LAYERS 48
@@ -58,6 +59,7 @@ typedef struct groma_dinov2
 	groma_tensor cls;			/* [1, 1, C] */
 	groma_tensor pos;			/* [1 + n·n, C] resized position embeddings, n = image / patch */
 	groma_dinov2_layer layer[GROMA_DINOV2_MAX_LAYERS];
+	groma_graph_cache *graphs;	/* where forward passes on the GPU are recorded (borrowed; NULL: none) */
 } groma_dinov2;
 
 /* Optional per-layer internals of layer 0, for parity tests (NULL when not wanted). */
@@ -84,6 +86,8 @@ groma_status groma_dinov2_build(groma_dinov2 *m, const groma_dinov2_config *cfg,
  * Runs pixels [B, 3, image, image] through the encoder, writing
  * hidden[L + 1, B, T, C] (allocated by the caller; hidden[0] is the
  * embedding output).  Activations come from act and are released on return.
+ * On the GPU, with m->graphs and no probe, a pass is recorded the second
+ * time it comes with the same pointers and replayed after that.
  */
 groma_status groma_dinov2_forward(const groma_dinov2 *m, const groma_tensor *pixels,
 								  groma_arena *act, groma_tensor *hidden,

@@ -28,6 +28,7 @@ typedef struct groma_model
 	groma_proposer proposer;
 	groma_region_encoder region;
 	groma_llama llm;
+	groma_graph_cache vision_graphs[3];	/* recorded DINOv2 passes, proposer passes and region fusions */
 	groma_selection_params select;
 	size_t		unused_tensors; /* tensors in the checkpoint the model does not use (reported, not fatal) */
 } groma_model;

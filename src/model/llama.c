@@ -56,7 +56,7 @@ groma_llama_build(groma_llama *m, const groma_llama_config *cfg, const groma_wei
 	m->graphs = malloc(sizeof(*m->graphs));
 	if (m->graphs == NULL)
 		return groma_error(GROMA_ERR_NO_MEMORY, "llama: out of memory");
-	groma_decode_graphs_init(m->graphs);
+	groma_graph_cache_init(m->graphs, "GROMA_DECODE_GRAPHS");
 	return groma_ok();
 }
 
@@ -65,7 +65,7 @@ void
 groma_llama_free(groma_llama *m)
 {
 	if (m->graphs)
-		groma_decode_graphs_clear(m->graphs);
+		groma_graph_cache_clear(m->graphs);
 	free(m->graphs);
 	m->graphs = NULL;
 }
@@ -435,7 +435,7 @@ typedef struct step_job
  * The device work of a step: the layers over all rows, each sequence's last
  * row through the final norm and both heads, and each row's pick over
  * [V + X] into picks, where the scores live.  Queues device work only (no
- * transfer, no wait), so a decode step can be recorded (decode_graph.h);
+ * transfer, no wait), so a decode step can be recorded (graph_cache.h);
  * rewinds act.
  */
 static groma_status
@@ -516,6 +516,22 @@ check_step(groma_kv_cache *const *caches, const int64_t *rows, int64_t n, const 
 	return groma_ok();
 }
 
+/*
+ * What a recorded decode step baked in: the batch's caches, its input rows
+ * and where its scratch starts (and how much the arena holds: a replay
+ * checks no bounds).
+ */
+typedef struct groma_decode_key
+{
+	int64_t		n;				/* sequences, each adding one token */
+	const void *x;				/* the step's input rows [n, D] */
+	const void *scratch;		/* the activation arena's first free byte */
+	size_t		scratch_size;	/* the activation arena's size */
+	const void *k[GROMA_DECODE_GRAPH_ROWS];	/* each sequence's K and V caches */
+	const void *v[GROMA_DECODE_GRAPH_ROWS];
+	int64_t		capacity[GROMA_DECODE_GRAPH_ROWS];	/* and the positions they hold */
+} groma_decode_key;
+
 /* The key of a step whose n sequences add one token each: what a recording of its device work bakes in. */
 static groma_decode_key
 decode_key(groma_kv_cache *const *caches, int64_t n, const groma_tensor *x_in, const groma_arena *act)
@@ -559,10 +575,11 @@ groma_llama_step(const groma_llama *m, groma_kv_cache *const *caches, const int6
 		st = groma_arena_tensor(act, GROMA_I32, 1, (int64_t[]) {n}, &picks);	/* [n] */
 	if (st.code == GROMA_OK)
 	{
-		/* a step of decode tokens only is recorded once per shape and replayed (decode_graph.h) */
+		/* a step of decode tokens only is recorded once per shape and replayed (graph_cache.h) */
 		groma_decode_key key = decode_key(caches, n, x_in, act);
 
-		st = decoding && m->graphs ? groma_decode_graphs_run(m->graphs, x_in->device, &key, step_device_work, &job)
+		st = decoding && n <= GROMA_DECODE_GRAPH_ROWS && m->graphs
+			? groma_graph_cache_run(m->graphs, x_in->device, &key, sizeof(key), step_device_work, &job)
 			: step_device_work(&job);
 	}
 	if (st.code == GROMA_OK && (ids = malloc((size_t) n * sizeof(int32_t))) == NULL)

@@ -9,10 +9,11 @@
 
 #include "../runtime/arena.h"
 #include "../runtime/tensor.h"
-#include "decode_graph.h"
+#include "graph_cache.h"
 #include "weight_source.h"
 
 #define GROMA_LLAMA_MAX_LAYERS 128
+#define GROMA_DECODE_GRAPH_ROWS 8	/* decode steps of up to this many sequences are recorded (graph_cache.h) */
 
 typedef struct groma_llama_config
 {
@@ -49,7 +50,7 @@ typedef struct groma_llama
 	groma_tensor norm;			/* [D] */
 	groma_tensor lm_head;		/* [V, D] */
 	groma_tensor extra_head;	/* [X, D] extra_lm_head */
-	groma_decode_graphs *graphs;	/* recorded decode steps (owned: groma_llama_free) */
+	groma_graph_cache *graphs;	/* recorded decode steps (owned: groma_llama_free) */
 } groma_llama;
 
 /* Keys and values of every layer for one sequence, up to capacity positions. */
@@ -102,7 +103,7 @@ groma_status groma_llama_forward(const groma_llama *m, groma_kv_cache *cache, co
  * groma_argmax), picked where the scores live (groma_argmax_rows): only
  * the ids come back from a device.  On a GPU a step whose sequences all
  * add one token is recorded the second time its shape comes and replayed
- * after that (m->graphs, decode_graph.h).  The caches' lengths move on only when
+ * after that (m->graphs, graph_cache.h).  The caches' lengths move on only when
  * the whole step succeeds, so a failed step (GROMA_ERR_NO_MEMORY from act,
  * say) can be run again, whole or split.  Scratch from act.
  */

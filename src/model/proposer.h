@@ -13,6 +13,7 @@
 
 #include "../runtime/arena.h"
 #include "../runtime/tensor.h"
+#include "graph_cache.h"
 #include "weight_source.h"
 
 #define GROMA_PROPOSER_MAX_LAYERS 12
@@ -129,6 +130,7 @@ typedef struct groma_proposer
 				class_enc_b;	/* [1, d], [1] */
 	groma_box_mlp box_enc;		/* bbox_embed[decoder_layers] */
 	groma_proposer_tables tables;	/* for cfg.grid, built with the weights (uploaded once) */
+	groma_graph_cache *graphs;	/* where passes on the GPU are recorded (borrowed; NULL: none) */
 } groma_proposer;
 
 /* Everything the proposer computes that later steps or parity tests read (batch-first). */
@@ -165,7 +167,9 @@ groma_status groma_proposer_build(groma_proposer *p, const groma_proposer_config
  * last four are averaged).  Outputs are carved from out_arena (topk and
  * scores from host, which must be host memory; the same arena on the CPU)
  * and stay valid until it is reset; scratch space comes from act and host
- * and is released.
+ * and is released.  On the GPU, with p->graphs, the device work of a pass
+ * (all but the last three downloads) is recorded the second time it comes
+ * with the same pointers and replayed after that.
  */
 groma_status groma_proposer_forward(const groma_proposer *p, const groma_tensor *hidden,
 									groma_arena *act, groma_arena *out_arena, groma_arena *host,

@@ -321,9 +321,9 @@ refine(const groma_tensor *delta, const groma_tensor *ref, groma_arena *act, gro
 	return groma_ok();
 }
 
-/* Decoder layers, per-layer heads, boxes and scores. */
+/* Decoder layers and per-layer heads and boxes, device work only (scores_to_host reads the last layer's). */
 static groma_status
-decode(const groma_proposer *p, int64_t n, groma_arena *act, groma_arena *host, groma_proposer_outputs *o)
+decode(const groma_proposer *p, int64_t n, groma_arena *act, groma_proposer_outputs *o)
 {
 	int64_t		batch = o->memory.shape[0],
 				d = p->cfg.d_model,
@@ -381,65 +381,81 @@ decode(const groma_proposer *p, int64_t n, groma_arena *act, groma_arena *host, 
 		GROMA_TRY(groma_tensor_reshape(&logit_slot, 3, (int64_t[]) {batch, k, 1}, &logit_slot));
 		GROMA_TRY(groma_linear(&x, &dl->sa1b_w, &dl->sa1b_b, &logit_slot));
 	}
-	/* score = sigmoid(coco)^0.4 · sigmoid(sa1b)^0.6 of the last layer, on the host, with the top-k indices */
-	{
-		groma_tensor coco,
-					sa1b;
-		float	   *coco_host,
-				   *sa1b_host;
-		int32_t    *topk_host;
-		size_t		host_mark = host->used;
-
-		coco_host = groma_arena_alloc(host, (size_t) (batch * k) * sizeof(float));
-		sa1b_host = groma_arena_alloc(host, (size_t) (batch * k) * sizeof(float));
-		topk_host = groma_arena_alloc(host, (size_t) (batch * k) * sizeof(int32_t));
-		if (coco_host == NULL || sa1b_host == NULL || topk_host == NULL)
-			return groma_error(GROMA_ERR_NO_MEMORY, "proposer: host arena full");
-		GROMA_TRY(groma_tensor_narrow(&o->logits_coco, 0, layers - 1, 1, &coco));
-		GROMA_TRY(groma_tensor_narrow(&o->logits_sa1b, 0, layers - 1, 1, &sa1b));
-		GROMA_TRY(groma_download(&coco, coco_host));
-		GROMA_TRY(groma_download(&sa1b, sa1b_host));
-		GROMA_TRY(groma_download(&o->topk_rows, (float *) topk_host));
-		for (int64_t i = 0; i < batch * k; i++)
-			o->topk[i] = topk_host[i];
-		for (int64_t i = 0; i < batch * k; i++)
-			((float *) o->scores.data)[i] = powf(1.0f / (1.0f + expf(-coco_host[i])), 0.4f) *
-				powf(1.0f / (1.0f + expf(-sa1b_host[i])), 0.6f);
-		host->used = host_mark;
-	}
 	act->used = mark;
 	return groma_ok();
 }
 
-/* Runs the proposer; see proposer.h. */
-groma_status
-groma_proposer_forward(const groma_proposer *p, const groma_tensor *hidden, groma_arena *act,
-					   groma_arena *out_arena, groma_arena *host, groma_proposer_outputs *out)
+/*
+ * score = sigmoid(coco)^0.4 · sigmoid(sa1b)^0.6 of the last layer, on the
+ * host, with the top-k indices: three downloads after the device work.
+ */
+static groma_status
+scores_to_host(const groma_proposer *p, groma_arena *host, groma_proposer_outputs *o)
 {
-	int64_t		batch,
-				n;
-	groma_proposer_tables tables;
-	groma_tensor ref;
-	size_t		mark;
+	int64_t		batch = o->memory.shape[0],
+				k = p->cfg.num_queries,
+				layers = p->cfg.decoder_layers;
+	groma_tensor coco,
+				sa1b;
+	float	   *coco_host,
+			   *sa1b_host;
+	int32_t    *topk_host;
+	size_t		host_mark = host->used;
+	groma_status st = groma_ok();
 
-	GROMA_TRY(groma_check_f32_anywhere("proposer", "hidden", hidden));
-	GROMA_TRY(groma_check_ndim("proposer", "hidden", hidden, 4));
-	if (hidden->shape[0] < 4)
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "proposer: needs at least 4 hidden states");
-	GROMA_TRY(groma_check_dim("proposer", "hidden", hidden, 3, p->cfg.in_channels));
-	batch = hidden->shape[1];
-	n = (int64_t) llround(sqrt((double) (hidden->shape[2] - 1)));
-	if (n * n + 1 != hidden->shape[2])
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "proposer: %lld tokens are not CLS plus a square grid",
-						   (long long) hidden->shape[2]);
-	GROMA_TRY(carve_outputs(p, batch, n * n, out_arena, host, out));
-	mark = act->used;			/* outputs stay when out_arena is act */
-	tables = p->tables;
-	if (tables.n != n)
-		GROMA_TRY(groma_proposer_make_tables(p, n, act, &tables));	/* a map the model was not built for */
-	GROMA_TRY(project_input(p, hidden, n, act, &out->memory));
+	coco_host = groma_arena_alloc(host, (size_t) (batch * k) * sizeof(float));
+	sa1b_host = groma_arena_alloc(host, (size_t) (batch * k) * sizeof(float));
+	topk_host = groma_arena_alloc(host, (size_t) (batch * k) * sizeof(int32_t));
+	if (coco_host == NULL || sa1b_host == NULL || topk_host == NULL)
+		st = groma_error(GROMA_ERR_NO_MEMORY, "proposer: host arena full");
+	if (st.code == GROMA_OK)
+		st = groma_tensor_narrow(&o->logits_coco, 0, layers - 1, 1, &coco);
+	if (st.code == GROMA_OK)
+		st = groma_tensor_narrow(&o->logits_sa1b, 0, layers - 1, 1, &sa1b);
+	if (st.code == GROMA_OK)
+		st = groma_download(&coco, coco_host);
+	if (st.code == GROMA_OK)
+		st = groma_download(&sa1b, sa1b_host);
+	if (st.code == GROMA_OK)
+		st = groma_download(&o->topk_rows, (float *) topk_host);
+	for (int64_t i = 0; st.code == GROMA_OK && i < batch * k; i++)
+	{
+		o->topk[i] = topk_host[i];
+		((float *) o->scores.data)[i] = powf(1.0f / (1.0f + expf(-coco_host[i])), 0.4f) *
+			powf(1.0f / (1.0f + expf(-sa1b_host[i])), 0.6f);
+	}
+	host->used = host_mark;
+	return st;
+}
+
+typedef struct forward_job
+{
+	const groma_proposer *p;
+	const groma_tensor *hidden;	/* [L + 1, B, 1 + n², C] */
+	int64_t		n;
+	const groma_proposer_tables *tables;	/* for n */
+	groma_arena *act;
+	groma_arena *host;			/* for the host-side mask of valid proposals */
+	groma_proposer_outputs *out;
+} forward_job;
+
+/*
+ * The proposer's device work for a forward_job, into outputs already
+ * carved: act is as it was on return, failed or not.
+ */
+static groma_status
+forward_work(void *ctx)
+{
+	forward_job *j = ctx;
+	const groma_proposer *p = j->p;
+	int64_t		batch = j->hidden->shape[1],
+				n = j->n;
+	groma_tensor ref;
+	size_t		mark = j->act->used;
+	groma_status st = project_input(p, j->hidden, n, j->act, &j->out->memory);
+
 	/* every image attends from the same reference points: [B, n², 2] with batch stride 0 */
-	ref = tables.ref;
+	ref = j->tables->ref;
 	ref.ndim = 3;
 	ref.shape[0] = batch;
 	ref.shape[1] = n * n;
@@ -447,10 +463,50 @@ groma_proposer_forward(const groma_proposer *p, const groma_tensor *hidden, grom
 	ref.stride[0] = 0;
 	ref.stride[1] = 2;
 	ref.stride[2] = 1;
-	for (int i = 0; i < p->cfg.encoder_layers; i++)
-		GROMA_TRY(encoder_layer(&p->enc[i], &out->memory, &tables.pos, &ref, n, act));
-	GROMA_TRY(two_stage(p, n, &tables.proposals, act, host, out));
-	GROMA_TRY(decode(p, n, act, host, out));
+	for (int i = 0; i < p->cfg.encoder_layers && st.code == GROMA_OK; i++)
+		st = encoder_layer(&p->enc[i], &j->out->memory, &j->tables->pos, &ref, n, j->act);
+	if (st.code == GROMA_OK)
+		st = two_stage(p, n, &j->tables->proposals, j->act, j->host, j->out);
+	if (st.code == GROMA_OK)
+		st = decode(p, n, j->act, j->out);
+	j->act->used = mark;
+	return st;
+}
+
+/* Runs the proposer; see proposer.h. */
+groma_status
+groma_proposer_forward(const groma_proposer *p, const groma_tensor *hidden, groma_arena *act,
+					   groma_arena *out_arena, groma_arena *host, groma_proposer_outputs *out)
+{
+	int64_t		n;
+	groma_proposer_tables tables;
+	forward_job job;
+	groma_stage_key key;
+	size_t		mark;
+	groma_status st;
+
+	GROMA_TRY(groma_check_f32_anywhere("proposer", "hidden", hidden));
+	GROMA_TRY(groma_check_ndim("proposer", "hidden", hidden, 4));
+	if (hidden->shape[0] < 4)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "proposer: needs at least 4 hidden states");
+	GROMA_TRY(groma_check_dim("proposer", "hidden", hidden, 3, p->cfg.in_channels));
+	n = (int64_t) llround(sqrt((double) (hidden->shape[2] - 1)));
+	if (n * n + 1 != hidden->shape[2])
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "proposer: %lld tokens are not CLS plus a square grid",
+						   (long long) hidden->shape[2]);
+	GROMA_TRY(carve_outputs(p, hidden->shape[1], n * n, out_arena, host, out));
+	mark = act->used;			/* outputs stay when out_arena is act */
+	tables = p->tables;
+	st = tables.n == n ? groma_ok() : groma_proposer_make_tables(p, n, act, &tables);	/* a map the model was not built for */
+	job = (forward_job) {p, hidden, n, &tables, act, host, out};
+	key = groma_stage_key_of(2, hidden->shape[1], hidden->data, out->memory.data, act);
+	/* on the GPU the device work is recorded once per batch and place, and replayed */
+	if (st.code == GROMA_OK)
+		st = p->graphs && tables.n == p->tables.n
+			? groma_graph_cache_run(p->graphs, hidden->device, &key, sizeof(key), forward_work, &job)
+			: forward_work(&job);
+	if (st.code == GROMA_OK)
+		st = scores_to_host(p, host, out);
 	act->used = mark;
-	return groma_ok();
+	return st;
 }

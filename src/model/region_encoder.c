@@ -228,23 +228,91 @@ exchange(const groma_region_maps *in, int t, int64_t e, groma_arena *act, groma_
 	return groma_ok();
 }
 
+typedef struct fuse_job
+{
+	const groma_region_encoder *e;
+	const groma_tensor *hidden;	/* [L + 1, B, 1 + n², C] */
+	int64_t		n;
+	groma_arena *act;
+	const groma_region_maps *final;	/* the outputs, already carved */
+} fuse_job;
+
+/* The fusion's device work for a fuse_job; act is as it was on return, failed or not. */
+static groma_status
+fuse_work(void *ctx)
+{
+	fuse_job   *j = ctx;
+	const groma_region_encoder *e = j->e;
+	groma_arena *act = j->act;
+	int64_t		layers = j->hidden->shape[0],
+				batch = j->hidden->shape[1],
+				c = j->hidden->shape[3],
+				n = j->n,
+				ee = e->embed;
+	groma_region_maps cur,
+				next;
+	size_t		mark = act->used;
+	groma_status st = groma_ok();
+
+	for (int l = 0; l < GROMA_REGION_LEVELS && st.code == GROMA_OK; l++)
+	{
+		int64_t		s = n << (GROMA_REGION_LEVELS - 1 - l);	/* 4n, 2n, n */
+		groma_tensor h,
+					x;
+
+		st = groma_tensor_narrow(j->hidden, 0, layers - 3 + l, 1, &h);
+		if (st.code == GROMA_OK)
+			st = groma_tensor_reshape(&h, 3, (int64_t[]) {batch, n * n + 1, c}, &h);
+		if (st.code == GROMA_OK)
+			st = groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {batch, c + 2, s, s}, &x);
+		if (st.code == GROMA_OK)
+			st = level_input(&h, n, s, &e->coords[l], act, &x);
+		if (st.code == GROMA_OK)
+			st = groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {batch, ee, s, s}, &cur.level[l]);
+		if (st.code == GROMA_OK)
+			st = groma_conv2d(&x, &e->input_conv_w[l], &e->input_conv_b[l], 1, 0, act, &cur.level[l]);
+	}
+	for (int r = 0; r < GROMA_REGION_FUSE_ROUNDS && st.code == GROMA_OK; r++)
+	{
+		for (int l = 0; l < GROMA_REGION_LEVELS && st.code == GROMA_OK; l++)
+		{
+			groma_tensor mixed;
+
+			st = groma_arena_tensor(act, GROMA_F32, 4, cur.level[l].shape, &mixed);
+			if (st.code == GROMA_OK)
+				st = exchange(&cur, l, ee, act, &mixed);
+			if (r == GROMA_REGION_FUSE_ROUNDS - 1)
+				next.level[l] = j->final->level[l];
+			else if (st.code == GROMA_OK)
+				st = groma_arena_tensor(act, GROMA_F32, 4, cur.level[l].shape, &next.level[l]);
+			if (st.code == GROMA_OK)
+				st = groma_conv3x3(&mixed, &e->fuse_w[r], &e->fuse_u[r], NULL, act, &next.level[l]);
+			if (st.code == GROMA_OK)
+				st = groma_group_norm_relu(&next.level[l], e->groups, &e->gn_w[r], &e->gn_b[r], 1e-5f,
+										   &next.level[l]);
+		}
+		cur = next;
+	}
+	act->used = mark;
+	return st;
+}
+
 /* Builds the fused maps; see region_encoder.h. */
 groma_status
 groma_region_fuse(const groma_region_encoder *e, const groma_tensor *hidden, groma_arena *act,
 				  groma_arena *out_arena, groma_region_maps *maps)
 {
-	int64_t		layers = hidden->shape[0],
-				batch = hidden->shape[1],
+	int64_t		batch = hidden->shape[1],
 				c = hidden->shape[3],
 				n = (int64_t) llround(sqrt((double) (hidden->shape[2] - 1))),
 				ee = e->embed;
-	groma_region_maps cur,
-				next,
-				final;
-	size_t		mark;
+	groma_region_maps final;
+	fuse_job	job = {e, hidden, n, act, &final};
+	groma_stage_key key;
+	bool		coords_made = true;
 
 	GROMA_TRY(groma_check_f32_anywhere("region_fuse", "hidden", hidden));
-	if (layers < 3 || c != e->in_channels || n * n + 1 != hidden->shape[2])
+	if (hidden->shape[0] < 3 || c != e->in_channels || n * n + 1 != hidden->shape[2])
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "region_fuse: hidden states do not fit the encoder");
 	/* The outputs come first, so they survive when out_arena is act. */
 	for (int l = 0; l < GROMA_REGION_LEVELS; l++)
@@ -252,41 +320,14 @@ groma_region_fuse(const groma_region_encoder *e, const groma_tensor *hidden, gro
 		int64_t		s = n << (GROMA_REGION_LEVELS - 1 - l);
 
 		GROMA_TRY(groma_arena_tensor(out_arena, GROMA_F32, 4, (int64_t[]) {batch, ee, s, s}, &final.level[l]));
+		coords_made = coords_made && e->coords[l].data != NULL && e->coords[l].shape[3] == s;
 	}
-	mark = act->used;
-	for (int l = 0; l < GROMA_REGION_LEVELS; l++)
-	{
-		int64_t		s = n << (GROMA_REGION_LEVELS - 1 - l);	/* 4n, 2n, n */
-		groma_tensor h,
-					x;
-
-		GROMA_TRY(groma_tensor_narrow(hidden, 0, layers - 3 + l, 1, &h));
-		GROMA_TRY(groma_tensor_reshape(&h, 3, (int64_t[]) {batch, n * n + 1, c}, &h));
-		GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {batch, c + 2, s, s}, &x));
-		GROMA_TRY(level_input(&h, n, s, &e->coords[l], act, &x));
-		GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, (int64_t[]) {batch, ee, s, s}, &cur.level[l]));
-		GROMA_TRY(groma_conv2d(&x, &e->input_conv_w[l], &e->input_conv_b[l], 1, 0, act, &cur.level[l]));
-	}
-	for (int r = 0; r < GROMA_REGION_FUSE_ROUNDS; r++)
-	{
-		for (int l = 0; l < GROMA_REGION_LEVELS; l++)
-		{
-			groma_tensor mixed;
-
-			GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, cur.level[l].shape, &mixed));
-			GROMA_TRY(exchange(&cur, l, ee, act, &mixed));
-			if (r == GROMA_REGION_FUSE_ROUNDS - 1)
-				next.level[l] = final.level[l];
-			else
-				GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 4, cur.level[l].shape, &next.level[l]));
-			GROMA_TRY(groma_conv3x3(&mixed, &e->fuse_w[r], &e->fuse_u[r], NULL, act, &next.level[l]));
-			GROMA_TRY(groma_group_norm_relu(&next.level[l], e->groups, &e->gn_w[r], &e->gn_b[r], 1e-5f,
-											&next.level[l]));
-		}
-		cur = next;
-	}
-	*maps = cur;
-	act->used = mark;
+	key = groma_stage_key_of(3, batch, hidden->data, final.level[0].data, act);
+	/* on the GPU the fusion is recorded once per batch and place, and replayed (its coordinates made, no upload) */
+	GROMA_TRY(e->graphs && coords_made
+			  ? groma_graph_cache_run(e->graphs, hidden->device, &key, sizeof(key), fuse_work, &job)
+			  : fuse_work(&job));
+	*maps = final;
 	return groma_ok();
 }
 

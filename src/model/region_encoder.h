@@ -11,6 +11,7 @@
 
 #include "../runtime/arena.h"
 #include "../runtime/tensor.h"
+#include "graph_cache.h"
 #include "weight_source.h"
 
 #define GROMA_REGION_LEVELS 3
@@ -48,6 +49,7 @@ typedef struct groma_region_encoder
 	groma_tensor up_w,
 				up_b;			/* [out, mid], [out] */
 	groma_tensor coords[GROMA_REGION_LEVELS];	/* [1, 2, s, s] x and y channels per level; data NULL until made */
+	groma_graph_cache *graphs;	/* where fusions on the GPU are recorded (borrowed; NULL: none) */
 } groma_region_encoder;
 
 /* Bytes groma_region_encoder_prepare_cpu takes from its arena (alignment included). */
@@ -79,7 +81,9 @@ groma_status groma_region_encoder_make_coords(groma_region_encoder *e, int64_t n
 
 /*
  * Builds the fused maps from hidden[L + 1, B, 1 + n², C] (its last three
- * layers) into maps, carved from out_arena; scratch from act.
+ * layers) into maps, carved from out_arena; scratch from act.  On the GPU,
+ * with e->graphs, a fusion is recorded the second time it comes with the
+ * same pointers and replayed after that.
  */
 groma_status groma_region_fuse(const groma_region_encoder *e, const groma_tensor *hidden,
 							   groma_arena *act, groma_arena *out_arena, groma_region_maps *maps);

@@ -339,6 +339,118 @@ check_steady_state(const char *image, const char *case_name, const char *label, 
 	free(jpeg);
 }
 
+/* What one vision run gave: its region count and boxes, and its image and region tokens copied to the host. */
+typedef struct vision_copy
+{
+	int			n_regions;
+	float		boxes[100][4];
+	float	   *image_tokens;
+	float	   *region_tokens;
+	int64_t		image_count,
+				region_count;
+} vision_copy;
+
+/* Runs vision on jpeg from rewound arenas into *c, counting its launches; false when it failed. */
+static bool
+vision_copied(const groma_model *m, const uint8_t *jpeg, size_t len, run_ctx *r, vision_copy *c,
+			  uint64_t *launches)
+{
+	groma_jpeg_limits limits = groma_jpeg_default_limits();
+	groma_vision_result res;
+	uint64_t	before = groma_cuda_launch_count();
+	groma_status st;
+
+	memset(c, 0, sizeof(*c));
+	reset_all(r);
+	st = groma_vision_run(m, jpeg, len, &limits, NULL, 0, &r->act, &r->out, &r->host, &res);
+	*launches = groma_cuda_launch_count() - before;
+	if (st.code != GROMA_OK)
+	{
+		printf("# %s\n", st.message);
+		return false;
+	}
+	c->n_regions = res.n_regions < 100 ? res.n_regions : 100;
+	memcpy(c->boxes, res.boxes, (size_t) c->n_regions * 4 * sizeof(float));
+	c->image_count = groma_tensor_numel(&res.image_tokens);
+	c->region_count = groma_tensor_numel(&res.region_tokens);
+	c->image_tokens = malloc((size_t) c->image_count * sizeof(float));
+	c->region_tokens = malloc((size_t) (c->region_count > 0 ? c->region_count : 1) * sizeof(float));
+	return c->image_tokens && c->region_tokens && groma_download(&res.image_tokens, c->image_tokens).code == GROMA_OK &&
+		(c->region_count == 0 || groma_download(&res.region_tokens, c->region_tokens).code == GROMA_OK);
+}
+
+/* True when two vision runs gave the same bits. */
+static bool
+same_vision(const vision_copy *a, const vision_copy *b)
+{
+	return a->n_regions == b->n_regions && a->image_count == b->image_count && a->region_count == b->region_count &&
+		memcmp(a->boxes, b->boxes, sizeof(a->boxes)) == 0 &&
+		memcmp(a->image_tokens, b->image_tokens, (size_t) a->image_count * sizeof(float)) == 0 &&
+		memcmp(a->region_tokens, b->region_tokens, (size_t) a->region_count * sizeof(float)) == 0;
+}
+
+/*
+ * Vision stages recorded once and replayed (DINOv2, the proposer's device
+ * work, the region fusion) give the bits of eager runs: one run with the
+ * recordings off, then three with them on from rewound arenas (each stage
+ * eager, then recorded and replayed, then replayed).  Prints the launches.
+ */
+static void
+check_vision_graphs(const char *image, const char *case_name, const char *label, groma_model *m, run_ctx *r)
+{
+	groma_st_file *gold = NULL;
+	vision_copy eager,
+				graphed[3];
+	uint64_t	eager_launches = 0,
+				launches[3] = {0};
+	long		recorded = 0,
+				replayed = 0;
+	size_t		len = 0;
+	uint8_t    *jpeg = open_case(image, case_name, &len, &gold);
+	bool		ok;
+
+	if (jpeg == NULL)
+	{
+		report(false, "%s: image missing", label, 0);
+		return;
+	}
+	for (int i = 0; i < 3; i++)
+	{
+		groma_graph_cache_set_enabled(&m->vision_graphs[i], false);
+		groma_graph_cache_set_enabled(&m->vision_graphs[i], true);	/* empty: every key new */
+		recorded -= m->vision_graphs[i].recorded;
+		replayed -= m->vision_graphs[i].replayed;
+	}
+	for (int i = 0; i < 3; i++)
+		groma_graph_cache_set_enabled(&m->vision_graphs[i], false);
+	ok = vision_copied(m, jpeg, len, r, &eager, &eager_launches);
+	for (int i = 0; i < 3; i++)
+		groma_graph_cache_set_enabled(&m->vision_graphs[i], true);
+	for (int run = 0; run < 3; run++)
+		ok = vision_copied(m, jpeg, len, r, &graphed[run], &launches[run]) && ok;
+	for (int i = 0; i < 3; i++)
+	{
+		recorded += m->vision_graphs[i].recorded;
+		replayed += m->vision_graphs[i].replayed;
+	}
+	for (int run = 0; run < 3; run++)
+		ok = ok && same_vision(&eager, &graphed[run]);
+	report(ok && recorded == 3 && replayed == 6,
+		   "%s: vision stages recorded (3) and replayed (6): the bits of an eager run", label, 0);
+	printf("# %s: recorded %ld, replayed %ld; launches per vision run: %llu eager, %llu, %llu, %llu with graphs\n",
+		   label, recorded, replayed, (unsigned long long) eager_launches, (unsigned long long) launches[0],
+		   (unsigned long long) launches[1], (unsigned long long) launches[2]);
+	free(eager.image_tokens);
+	free(eager.region_tokens);
+	for (int run = 0; run < 3; run++)
+	{
+		free(graphed[run].image_tokens);
+		free(graphed[run].region_tokens);
+	}
+	groma_st_close(gold);
+	free(jpeg);
+}
+
 /* 12 greedy ids of query on gpu's image tokens, and the kernels (and graphs) that took; false when it failed. */
 static bool
 ids_and_launches(const groma_model *gpu_model, const groma_vision_result *gpu, run_ctx *r, int64_t *ids,
@@ -358,7 +470,7 @@ ids_and_launches(const groma_model *gpu_model, const groma_vision_result *gpu, r
 }
 
 /*
- * Decode steps recorded once and replayed (decode_graph.h) give the ids of
+ * Decode steps recorded once and replayed (graph_cache.h) give the ids of
  * eager steps: a request with graphs off, then with graphs on (the first
  * decode step eager, the second recorded, the rest replayed), then a second
  * request that replays from its first decode step with its own positions,
@@ -371,7 +483,7 @@ check_decode_graphs(const char *image, const char *case_name, const groma_model 
 	groma_st_file *gold = NULL;
 	groma_jpeg_limits limits = groma_jpeg_default_limits();
 	groma_vision_result gpu;
-	groma_decode_graphs *g = gpu_model->llm.graphs;
+	groma_graph_cache *g = gpu_model->llm.graphs;
 	int64_t		eager[12],
 				ids[12];
 	uint64_t	eager_launches = 0,
@@ -398,9 +510,9 @@ check_decode_graphs(const char *image, const char *case_name, const groma_model 
 		report(false, "%s: vision for the graph checks", case_name, 0);
 		goto done;
 	}
-	groma_decode_graphs_set_enabled(g, false);
+	groma_graph_cache_set_enabled(g, false);
 	ok = ids_and_launches(gpu_model, &gpu, r, eager, &eager_launches);
-	groma_decode_graphs_set_enabled(g, true);
+	groma_graph_cache_set_enabled(g, true);
 	recorded = g->recorded;
 	replayed = g->replayed;
 	ok = ok && ids_and_launches(gpu_model, &gpu, r, ids, &launches);
@@ -430,7 +542,7 @@ done:
 }
 
 /* Number of sequences check_graph_eviction runs one after another: more keys than a set keeps. */
-#define EVICTION_SEQUENCES (GROMA_DECODE_GRAPH_SLOTS + 3)
+#define EVICTION_SEQUENCES (GROMA_GRAPH_CACHE_SLOTS + 3)
 
 /*
  * One groma_llama_step of n sequences whose new positions (rows[b] each)
@@ -505,20 +617,20 @@ eviction_ids(const groma_model *m, run_ctx *r, int64_t ids[][4])
 static void
 check_graph_eviction(const groma_model *m, run_ctx *r)
 {
-	groma_decode_graphs *g = m->llm.graphs;
+	groma_graph_cache *g = m->llm.graphs;
 	int64_t		eager[EVICTION_SEQUENCES + 1][4],
 				graphed[EVICTION_SEQUENCES + 1][4];
 	long		recorded;
 	bool		ok;
 
 	reset_all(r);
-	groma_decode_graphs_set_enabled(g, false);
+	groma_graph_cache_set_enabled(g, false);
 	ok = eviction_ids(m, r, eager);
-	groma_decode_graphs_set_enabled(g, true);
+	groma_graph_cache_set_enabled(g, true);
 	recorded = g->recorded;
 	ok = ok && eviction_ids(m, r, graphed);
 	report(ok && memcmp(eager, graphed, sizeof(eager)) == 0 && g->recorded - recorded == EVICTION_SEQUENCES + 1 &&
-		   g->used == GROMA_DECODE_GRAPH_SLOTS,
+		   g->used == GROMA_GRAPH_CACHE_SLOTS,
 		   "%s: more keys than slots: each recorded, the oldest evicted, every id that of eager steps", "f32", 0);
 }
 
@@ -569,16 +681,16 @@ batch_ids(const groma_model *m, run_ctx *r, int64_t ids[][4])
 static void
 check_graph_batch(const char *label, const groma_model *m, run_ctx *r)
 {
-	groma_decode_graphs *g = m->llm.graphs;
+	groma_graph_cache *g = m->llm.graphs;
 	int64_t		eager[BATCH_SEQUENCES][4],
 				graphed[BATCH_SEQUENCES][4];
 	long		replayed;
 	bool		ok;
 
 	reset_all(r);
-	groma_decode_graphs_set_enabled(g, false);
+	groma_graph_cache_set_enabled(g, false);
 	ok = batch_ids(m, r, eager);
-	groma_decode_graphs_set_enabled(g, true);
+	groma_graph_cache_set_enabled(g, true);
 	replayed = g->replayed;
 	ok = ok && batch_ids(m, r, graphed);
 	report(ok && memcmp(eager, graphed, sizeof(eager)) == 0 && g->replayed - replayed == 3,
@@ -630,6 +742,7 @@ main(void)
 		check_image(images[i][0], images[i][1], gpu_model, &r);
 	check_steady_state(images[0][0], images[0][1], "f32", gpu_model, &r);
 	check_decode_graphs(images[1][0], images[1][1], gpu_model, &r);
+	check_vision_graphs(images[2][0], images[2][1], "f32", gpu_model, &r);
 	check_graph_eviction(gpu_model, &r);
 	check_graph_batch("f32", gpu_model, &r);
 	groma_model_free(gpu_model);
@@ -646,6 +759,8 @@ main(void)
 		check_decode_graphs(images[1][0], images[1][1], gpu_model, &r);
 	if (gpu_model)
 		check_graph_batch("bf16", gpu_model, &r);
+	if (gpu_model)
+		check_vision_graphs(images[2][0], images[2][1], "bf16", gpu_model, &r);
 	groma_model_free(gpu_model);
 	/* weight-only int8: the language model's matrices in i8, the rest bf16; drift against bf16 */
 	st = groma_model_load_on(MODEL_DIR, GROMA_DEVICE_CUDA, GROMA_I8, &gpu_model);

@@ -1,25 +1,25 @@
 /*
- * decode_graph.c - decode steps recorded once and replayed; see
- * decode_graph.h.
+ * graph_cache.c - device work recorded once and replayed; see
+ * graph_cache.h.
  */
-#include "decode_graph.h"
+#include "graph_cache.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* An empty set, on unless GROMA_DECODE_GRAPHS=0; see decode_graph.h. */
+/* An empty cache, on unless env_off is "0"; see graph_cache.h. */
 void
-groma_decode_graphs_init(groma_decode_graphs *g)
+groma_graph_cache_init(groma_graph_cache *g, const char *env_off)
 {
-	const char *env = getenv("GROMA_DECODE_GRAPHS");
+	const char *env = env_off ? getenv(env_off) : NULL;
 
 	memset(g, 0, sizeof(*g));
 	g->off = env != NULL && strcmp(env, "0") == 0;
 }
 
-/* Frees every recording; see decode_graph.h. */
+/* Frees every recording; see graph_cache.h. */
 void
-groma_decode_graphs_clear(groma_decode_graphs *g)
+groma_graph_cache_clear(groma_graph_cache *g)
 {
 	for (int i = 0; i < g->used; i++)
 		groma_graph_free(g->slot[i].graph);
@@ -27,33 +27,26 @@ groma_decode_graphs_clear(groma_decode_graphs *g)
 	g->used = 0;
 }
 
-/* Turns recording on or off; see decode_graph.h. */
+/* Turns recording on or off; see graph_cache.h. */
 void
-groma_decode_graphs_set_enabled(groma_decode_graphs *g, bool on)
+groma_graph_cache_set_enabled(groma_graph_cache *g, bool on)
 {
 	g->off = !on;
 	if (!on)
-		groma_decode_graphs_clear(g);
+		groma_graph_cache_clear(g);
 }
 
-/* True when two keys name the same step (unused cache entries are zero in both). */
-static bool
-same_key(const groma_decode_key *a, const groma_decode_key *b)
+/* The slot of key (len bytes), made (evicting the least recently used) when it has none. */
+static groma_graph_slot *
+slot_of(groma_graph_cache *g, const void *key, size_t len)
 {
-	return memcmp(a, b, sizeof(*a)) == 0;
-}
-
-/* The slot of key, made (evicting the least recently used) when it has none. */
-static groma_decode_slot *
-slot_of(groma_decode_graphs *g, const groma_decode_key *key)
-{
-	groma_decode_slot *s;
+	groma_graph_slot *s;
 	int			victim = 0;
 
 	for (int i = 0; i < g->used; i++)
-		if (same_key(&g->slot[i].key, key))
+		if (g->slot[i].key_len == len && memcmp(g->slot[i].key, key, len) == 0)
 			return &g->slot[i];
-	if (g->used < GROMA_DECODE_GRAPH_SLOTS)
+	if (g->used < GROMA_GRAPH_CACHE_SLOTS)
 		victim = g->used++;		/* a slot never used, or cleared: no recording to free */
 	else
 		for (int i = 1; i < g->used; i++)
@@ -62,16 +55,17 @@ slot_of(groma_decode_graphs *g, const groma_decode_key *key)
 	s = &g->slot[victim];
 	groma_graph_free(s->graph);	/* the evicted key's recording, if it had one */
 	memset(s, 0, sizeof(*s));
-	s->key = *key;
+	memcpy(s->key, key, len);
+	s->key_len = len;
 	return s;
 }
 
 /*
- * Records body into s->graph; on success the recorded step has not run
+ * Records body into s->graph; on success the recorded work has not run
  * yet.  *began says whether the device started recording at all.
  */
 static groma_status
-record(groma_decode_graphs *g, groma_decode_slot *s, groma_device device, groma_decode_body body, void *ctx,
+record(groma_graph_cache *g, groma_graph_slot *s, groma_device device, groma_graph_body body, void *ctx,
 	   bool *began)
 {
 	groma_status st = groma_graph_begin(device),
@@ -94,17 +88,17 @@ record(groma_decode_graphs *g, groma_decode_slot *s, groma_device device, groma_
 	return groma_ok();
 }
 
-/* Runs one decode step, recorded or not; see decode_graph.h. */
+/* Runs one key's work, recorded or not; see graph_cache.h. */
 groma_status
-groma_decode_graphs_run(groma_decode_graphs *g, groma_device device, const groma_decode_key *key,
-						groma_decode_body body, void *ctx)
+groma_graph_cache_run(groma_graph_cache *g, groma_device device, const void *key, size_t key_len,
+					  groma_graph_body body, void *ctx)
 {
-	groma_decode_slot *s;
+	groma_graph_slot *s;
 	groma_status st;
 
-	if (g->off || device != GROMA_DEVICE_CUDA || key->n < 1 || key->n > GROMA_DECODE_GRAPH_ROWS)
+	if (g->off || device != GROMA_DEVICE_CUDA || key_len > GROMA_GRAPH_KEY_BYTES)
 		return body(ctx);
-	s = slot_of(g, key);
+	s = slot_of(g, key, key_len);
 	s->last_use = ++g->clock;
 	if (s->graph && !groma_graph_current(s->graph))
 	{
@@ -125,12 +119,12 @@ groma_decode_graphs_run(groma_decode_graphs *g, groma_device device, const groma
 		if (st.code != GROMA_OK)
 		{
 			/*
-			 * nothing recorded ran: the step runs eagerly.  A device that
+			 * nothing recorded ran: the work runs eagerly.  A device that
 			 * records nothing (profiling, no graphs) leaves the key eager for
 			 * good; a recording that failed is tried again after another
-			 * eager step, twice at most.
+			 * eager run, twice at most.
 			 */
-			s->refused = !began || ++s->failures >= GROMA_DECODE_GRAPH_TRIES;
+			s->refused = !began || ++s->failures >= GROMA_GRAPH_CACHE_TRIES;
 			s->seen = 0;
 			g->refused += s->refused;
 			return body(ctx);
@@ -148,4 +142,20 @@ groma_decode_graphs_run(groma_decode_graphs *g, groma_device device, const groma
 	s->refused = true;
 	g->refused++;
 	return body(ctx);
+}
+
+/* A stage's key, its padding zeroed; see graph_cache.h. */
+groma_stage_key
+groma_stage_key_of(int stage, int64_t batch, const void *in, const void *out, const groma_arena *act)
+{
+	groma_stage_key key;
+
+	memset(&key, 0, sizeof(key));
+	key.stage = stage;
+	key.batch = batch;
+	key.in = in;
+	key.out = out;
+	key.scratch = act->base + act->used;
+	key.scratch_size = act->size;
+	return key;
 }
