@@ -78,7 +78,8 @@ typedef enum groma_cuda_attention_path
 	GROMA_ATTENTION_TILED,		/* tiles of 16 queries against staged keys (head dimensions up to 128) */
 	GROMA_ATTENTION_PER_QUERY_WHOLE,	/* one block per query, no key splits (the decode baseline) */
 	GROMA_ATTENTION_GEMM,		/* cuBLAS GEMMs (fails when the scratch cannot hold one head's scores) */
-	GROMA_ATTENTION_WARP_PER_KEY	/* a warp per key, a decode step's keys split over blocks */
+	GROMA_ATTENTION_WARP_PER_KEY,	/* a warp per key, a decode step's keys split over blocks */
+	GROMA_ATTENTION_FLASH		/* tensor cores, no score matrix (bf16 q, k, v and probabilities; head dim 16..128 by 16) */
 } groma_cuda_attention_path;
 
 /* Forces one attention kernel for tests and benchmarks (GROMA_ATTENTION_AUTO: groma_cuda_attention chooses). */

@@ -5,6 +5,9 @@
  * online softmax store no score matrix (long prompts cost O(Tk) memory per
  * query, not O(Tq·Tk)):
  *
+ *   flash      (ops_attention_flash.cu) with a bf16 compute type: tensor
+ *              cores, q, k, v and the probabilities rounded to bf16, head
+ *              dimensions of 16 to 128 in steps of 16;
  *   tiled      one block per (batch, head, tile of 16 queries): tiles of 32
  *              keys and values are staged in shared memory with coalesced
  *              loads and reused by the 16 queries (prefill, DINOv2, proposer;
@@ -445,6 +448,15 @@ groma_cuda_attention_in(groma_dtype compute, const groma_tensor *q, const groma_
 			return groma_error(GROMA_ERR_UNSUPPORTED, "attention: the GEMM path needs a device scratch arena with "
 							   "room for one head's [%lld, %lld] scores", (long long) tq, (long long) tk);
 	}
+	/*
+	 * forced, or on auto for a 16-bit compute type when the scores did not
+	 * fit: tensor cores with no score matrix (q, k, v and the probabilities
+	 * rounded to bf16)
+	 */
+	if (forced_kernel == GROMA_ATTENTION_FLASH ||
+		(forced_kernel == GROMA_ATTENTION_AUTO && tq > 1 && compute == GROMA_BF16 &&
+		 groma_cuda_attention_flash_fits(dim)))
+		return groma_cuda_attention_flash(q, k, v, scale, causal, q_offset, out);
 	if (forced_kernel == GROMA_ATTENTION_TILED && dim > TILED_MAX_DIM)
 		return groma_error(GROMA_ERR_UNSUPPORTED, "attention: the tiled kernel takes head dimensions up to %d",
 						   TILED_MAX_DIM);

@@ -1078,6 +1078,115 @@ test_attention_16bit(groma_arena *scratch)
 	}
 }
 
+/* One attention case on the CPU (f32) and forced onto the flash kernel, compared within bf16 rounding. */
+static void
+flash_case(const char *name, const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, groma_tensor *o,
+		   const groma_tensor *dq, const groma_tensor *dk, const groma_tensor *dv, groma_tensor *dout, float scale,
+		   bool causal, int64_t q_offset, groma_arena *scratch)
+{
+	groma_status a = groma_attention(q, k, v, scale, causal, q_offset, scratch, o);
+	groma_status g;
+
+	groma_cuda_attention_kernel(GROMA_ATTENTION_FLASH);
+	groma_fill(dout, NAN);
+	g = groma_attention_in(GROMA_BF16, dq, dk, dv, scale, causal, q_offset, &dev_scratch, dout);
+	groma_cuda_attention_kernel(GROMA_ATTENTION_AUTO);
+	compare("attn/flash", name, o, dout, 1e-4, a, g);
+}
+
+/*
+ * The tensor-core flash kernel (forced) against the CPU's f32 within bf16
+ * rounding: causal with an offset, several blocks and a last partial one,
+ * head dimensions 16, 32, 64 and 128, head views of [B, T, H, D] buffers;
+ * a head dimension it does not take is refused; and with bf16 compute and
+ * a scratch too small for the GEMM path's scores, the automatic choice
+ * (this kernel) still matches.
+ */
+static void
+test_attention_flash(groma_arena *scratch)
+{
+	static const struct
+	{
+		int64_t		heads,
+					tq,
+					tk,
+					dim,
+					offset;
+		bool		causal;
+	}			cases[] = {{3, 60, 70, 64, 10, true}, {2, 130, 33, 16, 0, false}, {2, 5, 40, 128, 35, true},
+	{1, 64, 64, 32, 0, true}};
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+	{
+		groma_tensor q = rand_host(4, (int64_t[]) {1, cases[c].heads, cases[c].tq, cases[c].dim}),
+					k = rand_host(4, (int64_t[]) {1, cases[c].heads, cases[c].tk, cases[c].dim}),
+					v = rand_host(4, (int64_t[]) {1, cases[c].heads, cases[c].tk, cases[c].dim}),
+					o = like_host(&q);
+		groma_tensor dq = to_dev(&q),
+					dk = to_dev(&k),
+					dv = to_dev(&v),
+					dout = to_dev(&o);
+		char		name[64];
+
+		snprintf(name, sizeof(name), "[1,%lld,%lld,%lld] of %lld keys%s", (long long) cases[c].heads,
+				 (long long) cases[c].tq, (long long) cases[c].dim, (long long) cases[c].tk,
+				 cases[c].causal ? ", causal" : "");
+		flash_case(name, &q, &k, &v, &o, &dq, &dk, &dv, &dout, 0.125f, cases[c].causal, cases[c].offset, scratch);
+	}
+	{
+		const int	perm[4] = {0, 2, 1, 3};
+		groma_tensor qb = rand_host(4, (int64_t[]) {1, 65, 4, 32}),
+					kb = rand_host(4, (int64_t[]) {1, 65, 4, 32}),
+					vb = rand_host(4, (int64_t[]) {1, 65, 4, 32}),
+					ob = like_host(&qb);
+		groma_tensor dqb = to_dev(&qb),
+					dkb = to_dev(&kb),
+					dvb = to_dev(&vb),
+					dob = to_dev(&ob);
+		groma_tensor q,
+					k,
+					v,
+					o,
+					dq,
+					dk,
+					dv,
+					dout;
+
+		groma_tensor_permute(&qb, perm, &q);
+		groma_tensor_permute(&kb, perm, &k);
+		groma_tensor_permute(&vb, perm, &v);
+		groma_tensor_permute(&ob, perm, &o);
+		groma_tensor_permute(&dqb, perm, &dq);
+		groma_tensor_permute(&dkb, perm, &dk);
+		groma_tensor_permute(&dvb, perm, &dv);
+		groma_tensor_permute(&dob, perm, &dout);
+		flash_case("head views of [1,65,4,32]", &q, &k, &v, &o, &dq, &dk, &dv, &dout, 0.17f, false, 0, scratch);
+		/* the automatic choice when the scores do not fit: a scratch of 4 KB */
+		{
+			groma_arena tiny = dev_scratch;
+			groma_status a = groma_attention(&q, &k, &v, 0.17f, false, 0, scratch, &o);
+
+			tiny.size = dev_scratch.used + 4096;
+			groma_fill(&dob, NAN);
+			compare("attn/flash", "auto, bf16, scores don't fit", &ob, &dob, 1e-4, a,
+					groma_attention_in(GROMA_BF16, &dq, &dk, &dv, 0.17f, false, 0, &tiny, &dout));
+		}
+	}
+	{
+		groma_tensor q = rand_host(4, (int64_t[]) {1, 1, 8, 40}),
+					dq = to_dev(&q),
+					dout = to_dev(&q);
+		groma_status st;
+
+		groma_cuda_attention_kernel(GROMA_ATTENTION_FLASH);
+		st = groma_attention_in(GROMA_BF16, &dq, &dq, &dq, 1.0f, false, 0, &dev_scratch, &dout);
+		groma_cuda_attention_kernel(GROMA_ATTENTION_AUTO);
+		printf("%s - attn/flash head dimension 40 is refused (%s)\n", st.code == GROMA_ERR_UNSUPPORTED ? "ok" : "not ok",
+			   st.message);
+		st.code == GROMA_ERR_UNSUPPORTED ? passed++ : failed++;
+	}
+}
+
 /*
  * attention on the views the model passes: q/k/v/out as [B, H, T, D]
  * permutations of [B, T, H, D] buffers (DINOv2, proposer, LLaMA prefill),
@@ -1638,7 +1747,7 @@ attention_ms(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v
 }
 
 /*
- * Figures, not checks: both attention kernels at the real model's shapes
+ * Figures, not checks: the attention kernels at the real model's shapes
  * (DINOv2-L: 16 heads of 64 over 1025 tokens; LLaMA prefill: 32 heads of
  * 128 over 496 tokens, causal), in the same run.
  */
@@ -1665,20 +1774,20 @@ time_attention(void)
 		groma_tensor dq = to_dev(&q),
 					dk = to_dev(&q),
 					dv = to_dev(&q);
-		static const groma_cuda_attention_path kernels[4] = {GROMA_ATTENTION_PER_QUERY, GROMA_ATTENTION_TILED,
-			GROMA_ATTENTION_GEMM, GROMA_ATTENTION_GEMM};
-		double		ms[4];
+		static const groma_cuda_attention_path kernels[5] = {GROMA_ATTENTION_PER_QUERY, GROMA_ATTENTION_TILED,
+			GROMA_ATTENTION_GEMM, GROMA_ATTENTION_GEMM, GROMA_ATTENTION_FLASH};
+		double		ms[5];
 
-		for (int which = 0; which < 4; which++)
+		for (int which = 0; which < 5; which++)
 		{
 			groma_cuda_attention_kernel(kernels[which]);
-			ms[which] = attention_ms(&dq, &dk, &dv, s == 1, which == 3 ? GROMA_BF16 : GROMA_F32);
+			ms[which] = attention_ms(&dq, &dk, &dv, s == 1, which >= 3 ? GROMA_BF16 : GROMA_F32);
 		}
 		groma_cuda_attention_kernel(GROMA_ATTENTION_AUTO);
 		printf("# figure: attention [%lld,%lld,%lld,%lld]%s on %s: per-query %.3f ms, tiled %.3f ms, "
-			   "cuBLAS GEMMs %.3f ms, bf16 GEMMs %.3f ms\n", (long long) shapes[s][0], (long long) shapes[s][1],
-			   (long long) shapes[s][2], (long long) shapes[s][3], s == 1 ? " causal" : "", device, ms[0], ms[1],
-			   ms[2], ms[3]);
+			   "cuBLAS GEMMs %.3f ms, bf16 GEMMs %.3f ms, flash (tensor cores) %.3f ms\n", (long long) shapes[s][0],
+			   (long long) shapes[s][1], (long long) shapes[s][2], (long long) shapes[s][3], s == 1 ? " causal" : "",
+			   device, ms[0], ms[1], ms[2], ms[3], ms[4]);
 	}
 	/* a LLaMA decode step against 600 cached positions: keys split over blocks, and not */
 	{
@@ -1834,6 +1943,7 @@ main(void)
 	attention_label = "attention";
 	test_attention_scratch(&scratch);
 	test_attention_16bit(&scratch);
+	test_attention_flash(&scratch);
 	time_attention();
 	time_linear();
 	test_fills();
