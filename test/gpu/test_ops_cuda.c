@@ -1012,6 +1012,47 @@ test_attention(groma_arena *scratch)
 	}
 }
 
+/* q, k, v and out as [B, H, T, D] views of random [B, T, H, D] buffers, on the host and on the device. */
+typedef struct head_views
+{
+	groma_tensor q,
+				k,
+				v,
+				o,
+				dq,
+				dk,
+				dv,
+				dout;
+	groma_tensor ob,
+				dob;			/* the out buffers, [B, T, H, D] */
+} head_views;
+
+/* Random head views of a [B, T, H, D] shape; see head_views. */
+static head_views
+make_head_views(const int64_t *shape)
+{
+	const int	perm[4] = {0, 2, 1, 3};
+	groma_tensor qb = rand_host(4, shape),
+				kb = rand_host(4, shape),
+				vb = rand_host(4, shape);
+	groma_tensor dqb = to_dev(&qb),
+				dkb = to_dev(&kb),
+				dvb = to_dev(&vb);
+	head_views	h;
+
+	h.ob = like_host(&qb);
+	h.dob = to_dev(&h.ob);
+	groma_tensor_permute(&qb, perm, &h.q);
+	groma_tensor_permute(&kb, perm, &h.k);
+	groma_tensor_permute(&vb, perm, &h.v);
+	groma_tensor_permute(&h.ob, perm, &h.o);
+	groma_tensor_permute(&dqb, perm, &h.dq);
+	groma_tensor_permute(&dkb, perm, &h.dk);
+	groma_tensor_permute(&dvb, perm, &h.dv);
+	groma_tensor_permute(&h.dob, perm, &h.dout);
+	return h;
+}
+
 /*
  * attention with 16-bit products (groma_attention_in, the GEMM path): bf16
  * and f16 against the CPU's f32 within their rounding, on contiguous
@@ -1045,36 +1086,12 @@ test_attention_16bit(groma_arena *scratch)
 				groma_attention_in(types[t], &dq, &dk, &dv, 0.125f, true, 10, &dev_scratch, &dout));
 	}
 	{
-		groma_tensor qb = rand_host(4, view_shape),
-					kb = rand_host(4, view_shape),
-					vb = rand_host(4, view_shape),
-					ob = like_host(&qb);
-		groma_tensor dqb = to_dev(&qb),
-					dkb = to_dev(&kb),
-					dvb = to_dev(&vb),
-					dob = to_dev(&ob);
-		groma_tensor q,
-					k,
-					v,
-					o,
-					dq,
-					dk,
-					dv,
-					dout;
-		const int	perm[4] = {0, 2, 1, 3};
+		head_views	h = make_head_views(view_shape);
 
-		groma_tensor_permute(&qb, perm, &q);
-		groma_tensor_permute(&kb, perm, &k);
-		groma_tensor_permute(&vb, perm, &v);
-		groma_tensor_permute(&ob, perm, &o);
-		groma_tensor_permute(&dqb, perm, &dq);
-		groma_tensor_permute(&dkb, perm, &dk);
-		groma_tensor_permute(&dvb, perm, &dv);
-		groma_tensor_permute(&dob, perm, &dout);
-		groma_fill(&dob, NAN);
-		compare("attn/16bit", "head views of [1,65,4,32], bf16", &ob, &dob, 1e-4,
-				groma_attention_in(GROMA_BF16, &q, &k, &v, 0.17f, false, 0, scratch, &o),
-				groma_attention_in(GROMA_BF16, &dq, &dk, &dv, 0.17f, false, 0, &dev_scratch, &dout));
+		groma_fill(&h.dob, NAN);
+		compare("attn/16bit", "head views of [1,65,4,32], bf16", &h.ob, &h.dob, 1e-4,
+				groma_attention_in(GROMA_BF16, &h.q, &h.k, &h.v, 0.17f, false, 0, scratch, &h.o),
+				groma_attention_in(GROMA_BF16, &h.dq, &h.dk, &h.dv, 0.17f, false, 0, &dev_scratch, &h.dout));
 	}
 }
 
@@ -1134,42 +1151,19 @@ test_attention_flash(groma_arena *scratch)
 		flash_case(name, &q, &k, &v, &o, &dq, &dk, &dv, &dout, 0.125f, cases[c].causal, cases[c].offset, scratch);
 	}
 	{
-		const int	perm[4] = {0, 2, 1, 3};
-		groma_tensor qb = rand_host(4, (int64_t[]) {1, 65, 4, 32}),
-					kb = rand_host(4, (int64_t[]) {1, 65, 4, 32}),
-					vb = rand_host(4, (int64_t[]) {1, 65, 4, 32}),
-					ob = like_host(&qb);
-		groma_tensor dqb = to_dev(&qb),
-					dkb = to_dev(&kb),
-					dvb = to_dev(&vb),
-					dob = to_dev(&ob);
-		groma_tensor q,
-					k,
-					v,
-					o,
-					dq,
-					dk,
-					dv,
-					dout;
+		head_views	h = make_head_views((int64_t[]) {1, 65, 4, 32});
 
-		groma_tensor_permute(&qb, perm, &q);
-		groma_tensor_permute(&kb, perm, &k);
-		groma_tensor_permute(&vb, perm, &v);
-		groma_tensor_permute(&ob, perm, &o);
-		groma_tensor_permute(&dqb, perm, &dq);
-		groma_tensor_permute(&dkb, perm, &dk);
-		groma_tensor_permute(&dvb, perm, &dv);
-		groma_tensor_permute(&dob, perm, &dout);
-		flash_case("head views of [1,65,4,32]", &q, &k, &v, &o, &dq, &dk, &dv, &dout, 0.17f, false, 0, scratch);
+		flash_case("head views of [1,65,4,32]", &h.q, &h.k, &h.v, &h.o, &h.dq, &h.dk, &h.dv, &h.dout, 0.17f, false, 0,
+				   scratch);
 		/* the automatic choice when the scores do not fit: a scratch of 4 KB */
 		{
 			groma_arena tiny = dev_scratch;
-			groma_status a = groma_attention(&q, &k, &v, 0.17f, false, 0, scratch, &o);
+			groma_status a = groma_attention(&h.q, &h.k, &h.v, 0.17f, false, 0, scratch, &h.o);
 
 			tiny.size = dev_scratch.used + 4096;
-			groma_fill(&dob, NAN);
-			compare("attn/flash", "auto, bf16, scores don't fit", &ob, &dob, 1e-4, a,
-					groma_attention_in(GROMA_BF16, &dq, &dk, &dv, 0.17f, false, 0, &tiny, &dout));
+			groma_fill(&h.dob, NAN);
+			compare("attn/flash", "auto, bf16, scores don't fit", &h.ob, &h.dob, 1e-4, a,
+					groma_attention_in(GROMA_BF16, &h.dq, &h.dk, &h.dv, 0.17f, false, 0, &tiny, &h.dout));
 		}
 	}
 	{
@@ -1199,45 +1193,21 @@ test_attention_views(groma_arena *scratch)
 
 	for (size_t s = sanitizer_run ? 1 : 0; s < 2; s++)
 	{
-		groma_tensor qb = rand_host(4, shapes[s]),
-					kb = rand_host(4, shapes[s]),
-					vb = rand_host(4, shapes[s]),
-					ob = like_host(&qb);
-		groma_tensor dqb = to_dev(&qb),
-					dkb = to_dev(&kb),
-					dvb = to_dev(&vb),
-					dob = to_dev(&ob);
-		groma_tensor q,
-					k,
-					v,
-					o,
-					dq,
-					dk,
-					dv,
-					dout;
-		int			perm[4] = {0, 2, 1, 3};
+		head_views	h = make_head_views(shapes[s]);
 		bool		causal = s == 1;
 		int64_t		offset = causal ? 35 : 0;
 
-		groma_tensor_permute(&qb, perm, &q);
-		groma_tensor_permute(&kb, perm, &k);
-		groma_tensor_permute(&vb, perm, &v);
-		groma_tensor_permute(&ob, perm, &o);
-		groma_tensor_permute(&dqb, perm, &dq);
-		groma_tensor_permute(&dkb, perm, &dk);
-		groma_tensor_permute(&dvb, perm, &dv);
-		groma_tensor_permute(&dob, perm, &dout);
 		if (causal)
 		{
 			/* the last 5 queries (positions 35..39) see keys 0..their own position */
-			groma_tensor_narrow(&q, 2, 35, 5, &q);
-			groma_tensor_narrow(&o, 2, 35, 5, &o);
-			groma_tensor_narrow(&dq, 2, 35, 5, &dq);
-			groma_tensor_narrow(&dout, 2, 35, 5, &dout);
+			groma_tensor_narrow(&h.q, 2, 35, 5, &h.q);
+			groma_tensor_narrow(&h.o, 2, 35, 5, &h.o);
+			groma_tensor_narrow(&h.dq, 2, 35, 5, &h.dq);
+			groma_tensor_narrow(&h.dout, 2, 35, 5, &h.dout);
 		}
-		compare(attention_label, causal ? "head views, causal chunk at 35" : "head views [1,1025,4,64]", &ob, &dob, 1e-10,
-				groma_attention(&q, &k, &v, 0.125f, causal, offset, scratch, &o),
-				groma_attention(&dq, &dk, &dv, 0.125f, causal, offset, &dev_scratch, &dout));
+		compare(attention_label, causal ? "head views, causal chunk at 35" : "head views [1,1025,4,64]", &h.ob, &h.dob,
+				1e-10, groma_attention(&h.q, &h.k, &h.v, 0.125f, causal, offset, scratch, &h.o),
+				groma_attention(&h.dq, &h.dk, &h.dv, 0.125f, causal, offset, &dev_scratch, &h.dout));
 	}
 }
 
