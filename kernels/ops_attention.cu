@@ -379,6 +379,7 @@ extern "C" void
 groma_cuda_attention_kernel(groma_cuda_attention_path which)
 {
 	groma_cuda_ctx()->attention_path = which;
+	groma_cuda_ctx()->generation++;	/* recordings made with another kernel are stale */
 }
 
 /* Returns the strides of a [B, H, T, D] CUDA operand with contiguous D. */

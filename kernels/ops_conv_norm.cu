@@ -330,8 +330,9 @@ arena_round(size_t a)
  * C·kw] · rows[n] read from padded row i on, then the valid columns and
  * the bias into y.  An image costs kw·C·hp·wp + O·Ho·wp values of scratch
  * against im2col's kh·kw·C·Ho·Wo, and the GEMMs read kw copies, not kh·kw.
- * *no_room is set (nothing queued, GROMA_ERR_NO_MEMORY) when not one image
- * fits, for the caller to go by im2col bands.
+ * *no_room is set (nothing queued) when not one image fits, or one image's
+ * copies or GEMMs are over the 32-bit sizes the kernels and cuBLAS take,
+ * for the caller to go by im2col bands.
  */
 static groma_status
 conv_by_rows(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, const conv_shape *cs,
@@ -354,10 +355,9 @@ conv_by_rows(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b
 	groma_status st = groma_ok();
 	cudaStream_t stream = groma_cuda_stream();
 
-	*no_room = false;
-	if (per > 0x7fffffffLL - THREADS || hp * wp > 0x7fffffffLL)
+	*no_room = per > 0x7fffffffLL - THREADS || hp * wp > 0x7fffffffLL || m > 0x7fffffffLL || kdim > 0x7fffffffLL;
+	if (*no_room)
 		return groma_error(GROMA_ERR_LIMIT, "conv2d: %lld values in one image's shifted copies", (long long) per);
-	GROMA_TRY(groma_cuda_gemm_dims("conv2d", m, c_out, kdim));
 	room = room < CONV_CHUNK_BYTES ? room : CONV_CHUNK_BYTES;
 	room = room > packed_bytes + 3 * GROMA_ARENA_ALIGN ? room - packed_bytes - 3 * GROMA_ARENA_ALIGN : 0;
 	chunk = (int64_t) (room / per_image);
@@ -800,4 +800,5 @@ extern "C" void
 groma_cuda_conv_row_gemms(bool on)
 {
 	groma_cuda_ctx()->conv_rows = on;
+	groma_cuda_ctx()->generation++;	/* recordings made with the other path are stale */
 }

@@ -238,6 +238,7 @@ extern "C" void
 groma_cuda_linear_gemv(bool on)
 {
 	groma_cuda_ctx()->gemv = on;
+	groma_cuda_ctx()->generation++;	/* recordings made with the other path are stale */
 }
 
 /*

@@ -334,6 +334,6 @@ groma_dinov2_forward(const groma_dinov2 *m, const groma_tensor *pixels, groma_ar
 	GROMA_TRY(groma_check_dim("dinov2", "hidden", hidden, 3, c));
 	if (m->graphs == NULL || probe != NULL || !groma_tensor_is_contiguous(hidden))
 		return forward_work(&job);
-	key = groma_stage_key_of(1, pixels->shape[0], pixels->data, hidden->data, act);
+	key = groma_stage_key_of(1, pixels->shape[0], 0, pixels->data, hidden->data, act);
 	return groma_graph_cache_run(m->graphs, pixels->device, &key, sizeof(key), forward_work, &job);
 }

@@ -146,13 +146,14 @@ groma_graph_cache_run(groma_graph_cache *g, groma_device device, const void *key
 
 /* A stage's key, its padding zeroed; see graph_cache.h. */
 groma_stage_key
-groma_stage_key_of(int stage, int64_t batch, const void *in, const void *out, const groma_arena *act)
+groma_stage_key_of(int stage, int64_t batch, int64_t layers, const void *in, const void *out, const groma_arena *act)
 {
 	groma_stage_key key;
 
 	memset(&key, 0, sizeof(key));
 	key.stage = stage;
 	key.batch = batch;
+	key.layers = layers;
 	key.in = in;
 	key.out = out;
 	key.scratch = act->base + act->used;

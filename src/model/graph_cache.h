@@ -51,8 +51,9 @@ typedef struct groma_graph_cache
  */
 typedef struct groma_stage_key
 {
-	int			stage;			/* which stage (the caller's numbering) */
+	int64_t		stage;			/* which stage (the caller's numbering; 64 bits: no padding) */
 	int64_t		batch;			/* images */
+	int64_t		layers;			/* the hidden states it reads (0: not such a stage) */
 	const void *in;				/* its input's device memory */
 	const void *out;			/* its first output's device memory */
 	const void *scratch;		/* the activation arena's first free byte */
@@ -60,7 +61,8 @@ typedef struct groma_stage_key
 } groma_stage_key;
 
 /* A stage's key; see groma_stage_key. */
-groma_stage_key groma_stage_key_of(int stage, int64_t batch, const void *in, const void *out, const groma_arena *act);
+groma_stage_key groma_stage_key_of(int stage, int64_t batch, int64_t layers, const void *in, const void *out,
+								   const groma_arena *act);
 
 /* The device work of one key, run eagerly or while recording: it may queue device work only. */
 typedef groma_status (*groma_graph_body) (void *ctx);

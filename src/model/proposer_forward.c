@@ -441,7 +441,7 @@ typedef struct forward_job
 
 /*
  * The proposer's device work for a forward_job, into outputs already
- * carved: act is as it was on return, failed or not.
+ * carved: act and host are as they were on return, failed or not.
  */
 static groma_status
 forward_work(void *ctx)
@@ -451,7 +451,8 @@ forward_work(void *ctx)
 	int64_t		batch = j->hidden->shape[1],
 				n = j->n;
 	groma_tensor ref;
-	size_t		mark = j->act->used;
+	size_t		mark = j->act->used,
+				host_mark = j->host->used;
 	groma_status st = project_input(p, j->hidden, n, j->act, &j->out->memory);
 
 	/* every image attends from the same reference points: [B, n², 2] with batch stride 0 */
@@ -470,6 +471,7 @@ forward_work(void *ctx)
 	if (st.code == GROMA_OK)
 		st = decode(p, n, j->act, j->out);
 	j->act->used = mark;
+	j->host->used = host_mark;
 	return st;
 }
 
@@ -499,10 +501,10 @@ groma_proposer_forward(const groma_proposer *p, const groma_tensor *hidden, grom
 	tables = p->tables;
 	st = tables.n == n ? groma_ok() : groma_proposer_make_tables(p, n, act, &tables);	/* a map the model was not built for */
 	job = (forward_job) {p, hidden, n, &tables, act, host, out};
-	key = groma_stage_key_of(2, hidden->shape[1], hidden->data, out->memory.data, act);
+	key = groma_stage_key_of(2, hidden->shape[1], hidden->shape[0], hidden->data, out->memory.data, act);
 	/* on the GPU the device work is recorded once per batch and place, and replayed */
 	if (st.code == GROMA_OK)
-		st = p->graphs && tables.n == p->tables.n
+		st = p->graphs && tables.n == p->tables.n && groma_tensor_is_contiguous(hidden)
 			? groma_graph_cache_run(p->graphs, hidden->device, &key, sizeof(key), forward_work, &job)
 			: forward_work(&job);
 	if (st.code == GROMA_OK)

@@ -322,9 +322,9 @@ groma_region_fuse(const groma_region_encoder *e, const groma_tensor *hidden, gro
 		GROMA_TRY(groma_arena_tensor(out_arena, GROMA_F32, 4, (int64_t[]) {batch, ee, s, s}, &final.level[l]));
 		coords_made = coords_made && e->coords[l].data != NULL && e->coords[l].shape[3] == s;
 	}
-	key = groma_stage_key_of(3, batch, hidden->data, final.level[0].data, act);
+	key = groma_stage_key_of(3, batch, hidden->shape[0], hidden->data, final.level[0].data, act);
 	/* on the GPU the fusion is recorded once per batch and place, and replayed (its coordinates made, no upload) */
-	GROMA_TRY(e->graphs && coords_made
+	GROMA_TRY(e->graphs && coords_made && groma_tensor_is_contiguous(hidden)
 			  ? groma_graph_cache_run(e->graphs, hidden->device, &key, sizeof(key), fuse_work, &job)
 			  : fuse_work(&job));
 	*maps = final;

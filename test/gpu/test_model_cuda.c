@@ -350,18 +350,37 @@ typedef struct vision_copy
 				region_count;
 } vision_copy;
 
-/* Runs vision on jpeg from rewound arenas into *c, counting its launches; false when it failed. */
+/* Fills the whole of a rewound device arena with NaN, so that work left undone shows. */
+static void
+poison_arena(groma_arena *a)
+{
+	groma_tensor all;
+
+	groma_arena_reset(a);
+	if (groma_arena_tensor(a, GROMA_F32, 1, (int64_t[]) {(int64_t) (a->size / sizeof(float)) - 64}, &all).code ==
+		GROMA_OK)
+		(void) groma_fill(&all, NAN);
+	groma_arena_reset(a);
+}
+
+/*
+ * Runs vision on jpeg from rewound arenas filled with NaN into *c, counting
+ * its launches; false when it failed.
+ */
 static bool
 vision_copied(const groma_model *m, const uint8_t *jpeg, size_t len, run_ctx *r, vision_copy *c,
 			  uint64_t *launches)
 {
 	groma_jpeg_limits limits = groma_jpeg_default_limits();
 	groma_vision_result res;
-	uint64_t	before = groma_cuda_launch_count();
+	uint64_t	before;
 	groma_status st;
 
 	memset(c, 0, sizeof(*c));
 	reset_all(r);
+	poison_arena(&r->act);
+	poison_arena(&r->out);
+	before = groma_cuda_launch_count();
 	st = groma_vision_run(m, jpeg, len, &limits, NULL, 0, &r->act, &r->out, &r->host, &res);
 	*launches = groma_cuda_launch_count() - before;
 	if (st.code != GROMA_OK)
@@ -392,8 +411,9 @@ same_vision(const vision_copy *a, const vision_copy *b)
 /*
  * Vision stages recorded once and replayed (DINOv2, the proposer's device
  * work, the region fusion) give the bits of eager runs: one run with the
- * recordings off, then three with them on from rewound arenas (each stage
- * eager, then recorded and replayed, then replayed).  Prints the launches.
+ * recordings off, then three with them on from rewound arenas filled with
+ * NaN (each stage eager, then recorded and replayed, then replayed).
+ * Prints the launches.
  */
 static void
 check_vision_graphs(const char *image, const char *case_name, const char *label, groma_model *m, run_ctx *r)

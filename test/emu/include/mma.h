@@ -10,6 +10,8 @@
 #ifndef GROMA_EMU_MMA_H
 #define GROMA_EMU_MMA_H
 
+#include <cstdio>
+
 #include "../emu_cuda.h"
 
 namespace nvcuda
@@ -40,6 +42,17 @@ namespace wmma
 		float		v[16][16];
 	};
 
+	/* Breaks the context when a tile at p (ldm elements of `size` bytes apart) breaks the alignment rules. */
+	static inline void
+	check_tile(const char *call, const void *p, unsigned ldm, size_t size)
+	{
+		if (((uintptr_t) p & 31) == 0 && (ldm * size) % 16 == 0)
+			return;
+		fprintf(stderr, "groma CUDA emulator: %s: tile %p with leading dimension %u is not 32-byte aligned with "
+				"rows a multiple of 16 bytes apart; a GPU faults\n", call, p, ldm);
+		groma_emu_illegal_address();
+	}
+
 	/* A (row i, column j) element read from p with leading dimension ldm in Layout. */
 	template <typename Layout, typename T>
 	static inline float
@@ -52,6 +65,7 @@ namespace wmma
 	static inline void
 	load_matrix_sync(fragment<Use, 16, 16, 16, T, Layout> &f, const T *p, unsigned ldm)
 	{
+		check_tile("wmma::load_matrix_sync", p, ldm, sizeof(T));
 		for (int i = 0; i < 16; i++)
 			for (int j = 0; j < 16; j++)
 				f.v[i][j] = element<Layout>(p, ldm, i, j);
@@ -60,6 +74,7 @@ namespace wmma
 	static inline void
 	load_matrix_sync(fragment<accumulator, 16, 16, 16, float> &f, const float *p, unsigned ldm, layout_t layout)
 	{
+		check_tile("wmma::load_matrix_sync", p, ldm, sizeof(float));
 		for (int i = 0; i < 16; i++)
 			for (int j = 0; j < 16; j++)
 				f.v[i][j] = layout == mem_row_major ? p[i * ldm + j] : p[j * ldm + i];
@@ -68,11 +83,10 @@ namespace wmma
 	static inline void
 	store_matrix_sync(float *p, const fragment<accumulator, 16, 16, 16, float> &f, unsigned ldm, layout_t layout)
 	{
-		__syncwarp();			/* every lane has what it read from p before any overwrites it */
+		check_tile("wmma::store_matrix_sync", p, ldm, sizeof(float));
 		for (int i = 0; i < 16; i++)
 			for (int j = 0; j < 16; j++)
 				(layout == mem_row_major ? p[i * ldm + j] : p[j * ldm + i]) = f.v[i][j];
-		__syncwarp();
 	}
 
 	template <typename Use, typename T, typename Layout>
