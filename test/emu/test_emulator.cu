@@ -4,12 +4,15 @@
  * the right sums, 2-D grids index like CUDA, and each misuse is reported
  * (an invalid configuration, a host pointer argument, a read past an
  * allocation, a __syncthreads some threads skip, a copy out of bounds,
- * running out of device memory, a sticky fault).  The crashing cases run in
+ * running out of device memory, a sticky fault, a misaligned warp-matrix
+ * tile); warp matrix products equal the plain ones.  The crashing cases run in
  * a child process whose diagnosis is checked.
  *
  * Built only for the emulator (make emu); compiled with g++ like kernels/.
  */
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <mma.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +74,21 @@ divergent_barrier_kernel(float *out, int live)
 	out[threadIdx.x] = 1.0f;
 }
 
+/* c[16][16] = a[16][16] · b (b read column-major: b[j][k] is element (k, j)) by one warp's matrix functions, with ldm as given. */
+__global__ static void
+tile_product_kernel(const __nv_bfloat16 *a, const __nv_bfloat16 *b, float *c, unsigned ldm)
+{
+	nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::row_major> fa;
+	nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::col_major> fb;
+	nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> fc;
+
+	nvcuda::wmma::fill_fragment(fc, 0.0f);
+	nvcuda::wmma::load_matrix_sync(fa, a, ldm);
+	nvcuda::wmma::load_matrix_sync(fb, b, ldm);
+	nvcuda::wmma::mma_sync(fc, fa, fb, fc);
+	nvcuda::wmma::store_matrix_sync(c, fc, 16, nvcuda::wmma::mem_row_major);
+}
+
 /* Runs fn in a child process; returns its stderr and sets *crashed when it died of a signal. */
 static std::string
 in_child(void (*fn) (void), bool *crashed)
@@ -101,6 +119,19 @@ in_child(void (*fn) (void), bool *crashed)
 	waitpid(pid, &status, 0);
 	*crashed = WIFSIGNALED(status);
 	return err;
+}
+
+/* Child: a warp-matrix tile whose rows are 12 elements (24 bytes) apart. */
+static void
+child_misaligned_tile(void)
+{
+	__nv_bfloat16 *t;
+	float	   *c;
+
+	cudaMalloc((void **) &t, 16 * 16 * sizeof(*t));
+	cudaMalloc((void **) &c, 16 * 16 * sizeof(float));
+	tile_product_kernel<<<1, 32>>>(t, t, c, 12);
+	fprintf(stderr, "last error %d\n", (int) cudaGetLastError());
 }
 
 /* Child: a kernel reads one element past a 100-float allocation. */
@@ -195,6 +226,47 @@ main(void)
 		  err.find("divergent_barrier_kernel") != std::string::npos,
 		  "a __syncthreads that half the block skips is reported");
 	if (!crashed)
+		fprintf(stdout, "# child said: %s\n", err.c_str());
+
+	{
+		/* small integers: every product and sum is exact, so the tile equals the plain product */
+		__nv_bfloat16 ha[256],
+					hb[256],
+				   *da,
+				   *db;
+		float		hc[256],
+				   *dc;
+		bool		same = true;
+
+		for (int i = 0; i < 256; i++)
+		{
+			ha[i] = __float2bfloat16_rn((float) (i % 7) - 3.0f);
+			hb[i] = __float2bfloat16_rn((float) (i % 5) - 2.0f);
+		}
+		cudaMalloc((void **) &da, sizeof(ha));
+		cudaMalloc((void **) &db, sizeof(hb));
+		cudaMalloc((void **) &dc, sizeof(hc));
+		cudaMemcpy(da, ha, sizeof(ha), cudaMemcpyHostToDevice);
+		cudaMemcpy(db, hb, sizeof(hb), cudaMemcpyHostToDevice);
+		tile_product_kernel<<<1, 32>>>(da, db, dc, 16);
+		same = cudaMemcpy(hc, dc, sizeof(hc), cudaMemcpyDeviceToHost) == cudaSuccess;
+		for (int i = 0; i < 16 && same; i++)
+			for (int j = 0; j < 16; j++)
+			{
+				float		sum = 0.0f;
+
+				for (int k = 0; k < 16; k++)
+					sum += __bfloat162float(ha[i * 16 + k]) * __bfloat162float(hb[j * 16 + k]);
+				same = same && hc[i * 16 + j] == sum;
+			}
+		check(same, "a warp-matrix product of two bf16 tiles (b column-major) equals the plain product");
+	}
+
+	err = in_child(child_misaligned_tile, &crashed);
+	check(err.find("wmma::load_matrix_sync") != std::string::npos &&
+		  err.find(std::string("last error ") + std::to_string((int) cudaErrorIllegalAddress)) != std::string::npos,
+		  "a warp-matrix tile whose rows are 24 bytes apart breaks the context, as on a GPU");
+	if (err.find("wmma") == std::string::npos)
 		fprintf(stdout, "# child said: %s\n", err.c_str());
 
 	{

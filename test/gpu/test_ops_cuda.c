@@ -1816,7 +1816,10 @@ linear_ms(const groma_tensor *x, const groma_tensor *w, groma_tensor *y)
 	return st.code == GROMA_OK ? best : -1;
 }
 
-/* Figures, not checks: a decode step's largest linear (LLaMA-7B's MLP) in bf16 on the bandwidth kernel and cuBLAS, in i8. */
+/*
+ * Figures, not checks: a decode step's largest linear (LLaMA-7B's MLP) in
+ * bf16 on the bandwidth kernel and cuBLAS, in i8, and at a batch of 8.
+ */
 static void
 time_linear(void)
 {
@@ -1861,6 +1864,96 @@ time_linear(void)
 		   "cuBLAS %.3f ms (%.0f GB/s)\n", device, gemv, bytes / gemv / 1e6, blas, bytes / blas / 1e6);
 	printf("# figure: linear [1,4096]x[11008,4096] i8 on %s: int8 kernel %.3f ms (%.0f GB/s of weights and scales), "
 		   "%.2fx the bf16 kernel's time\n", device, gemv8, (bytes / 2 + n * 4.0) / gemv8 / 1e6, gemv8 / gemv);
+	/* a decode batch of 8: the kernel reads each weight once for the 8 rows */
+	if (groma_arena_tensor(&dev, GROMA_F32, 2, (int64_t[]) {8, k}, &x).code == GROMA_OK &&
+		groma_arena_tensor(&dev, GROMA_F32, 2, (int64_t[]) {8, n}, &y).code == GROMA_OK &&
+		groma_fill_random(&x, 5, 1.0f).code == GROMA_OK)
+	{
+		gemv = linear_ms(&x, &w16, &y);
+		groma_cuda_linear_gemv(false);
+		blas = linear_ms(&x, &w16, &y);
+		groma_cuda_linear_gemv(true);
+		printf("# figure: linear [8,4096]x[11008,4096] bf16 on %s: bandwidth kernel %.3f ms (%.0f GB/s of weights), "
+			   "cuBLAS %.3f ms\n", device, gemv, bytes / gemv / 1e6, blas);
+	}
+	dev.used = mark;
+}
+
+/* Milliseconds of one conv2d (stride 1, padding 1) on the GPU (best of 3 after one warm-up call), or -1 on failure. */
+static double
+conv_ms(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, groma_tensor *y)
+{
+	double		best = 1e30;
+	groma_status st = groma_conv2d(x, w, b, 1, 1, &dev_scratch, y);
+
+	for (int r = 0; r < 3 && st.code == GROMA_OK; r++)
+	{
+		struct timespec t0,
+					t1;
+		double		ms;
+
+		st = groma_cuda_ops.synchronize();
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (st.code == GROMA_OK)
+			st = groma_conv2d(x, w, b, 1, 1, &dev_scratch, y);
+		if (st.code == GROMA_OK)
+			st = groma_cuda_ops.synchronize();
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+		best = ms < best ? ms : best;
+	}
+	return st.code == GROMA_OK ? best : -1;
+}
+
+/*
+ * Figures, not checks: the region encoder's 3x3 convolutions at the real
+ * width (256 channels, bf16 weights): 100 regions of 14 x 14 and one 128 x
+ * 128 fusion map, by kernel rows and by im2col.
+ */
+static void
+time_conv(void)
+{
+	static const int64_t shapes[][4] = {{100, 256, 14, 14}, {1, 256, 128, 128}};
+	char		device[256] = "";
+	size_t		mark = dev.used;
+
+	groma_cuda_describe_device(device, sizeof(device));
+	if (strstr(device, "emulator") || sanitizer_run)
+	{
+		printf("# figures: convolution timings skipped on %s%s\n", device, sanitizer_run ? " (sanitizer run)" : "");
+		return;
+	}
+	for (int s = 0; s < 2; s++)
+	{
+		groma_tensor x,
+					w,
+					w16,
+					b,
+					y;
+		double		rows,
+					im2col,
+					flops = 2.0 * (double) (shapes[s][0] * shapes[s][2] * shapes[s][3]) * 256.0 * 256.0 * 9.0;
+
+		if (groma_arena_tensor(&dev, GROMA_F32, 4, shapes[s], &x).code != GROMA_OK ||
+			groma_arena_tensor(&dev, GROMA_F32, 4, shapes[s], &y).code != GROMA_OK ||
+			groma_arena_tensor(&dev, GROMA_F32, 4, (int64_t[]) {256, 256, 3, 3}, &w).code != GROMA_OK ||
+			groma_arena_tensor(&dev, GROMA_BF16, 4, (int64_t[]) {256, 256, 3, 3}, &w16).code != GROMA_OK ||
+			groma_arena_tensor(&dev, GROMA_F32, 1, (int64_t[]) {256}, &b).code != GROMA_OK ||
+			groma_fill_random(&x, 6, 1.0f).code != GROMA_OK || groma_fill_random(&w, 7, 0.05f).code != GROMA_OK ||
+			groma_fill_random(&b, 8, 0.1f).code != GROMA_OK || groma_convert(&w, &w16).code != GROMA_OK)
+		{
+			printf("# figures: convolution timings skipped: no room for the operands\n");
+			break;
+		}
+		rows = conv_ms(&x, &w16, &b, &y);
+		groma_cuda_conv_row_gemms(false);
+		im2col = conv_ms(&x, &w16, &b, &y);
+		groma_cuda_conv_row_gemms(true);
+		printf("# figure: conv2d [%lld,256,%lld,%lld] 3x3 bf16 w on %s: by kernel rows %.3f ms (%.0f TFLOPS), "
+			   "im2col %.3f ms (%.0f TFLOPS)\n", (long long) shapes[s][0], (long long) shapes[s][2],
+			   (long long) shapes[s][3], device, rows, flops / rows / 1e9, im2col, flops / im2col / 1e9);
+		dev.used = mark;
+	}
 	dev.used = mark;
 }
 
@@ -1924,6 +2017,7 @@ main(void)
 	test_attention_flash(&scratch);
 	time_attention();
 	time_linear();
+	time_conv();
 	test_fills();
 	test_model_shapes();
 	test_conv_norm(&scratch);
