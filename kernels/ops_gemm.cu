@@ -71,6 +71,7 @@ narrow_input(const groma_tensor *x, groma_dtype dtype, groma_status *st, cudaStr
 #define GEMV_WARPS 8			/* warps per block */
 #define GEMV_FEATURES 2			/* output features per warp: each x vector loaded serves them all */
 #define GEMV_ROWS 8				/* input rows one launch takes: each weight vector loaded serves them all */
+#define GEMV_UNROLL 4			/* weight vectors per feature a lane loads before it multiplies */
 
 /* Σ of the 8 bf16 values of p times x[0..7] (two float4). */
 __device__ static inline float
@@ -119,7 +120,9 @@ typedef struct gemv_parts
  * takes GEMV_FEATURES consecutive features of the parts laid end to end
  * (blockIdx.x · GEMV_WARPS + warp is the group), all rows at once: each
  * weight vector is read from memory once for the m rows, and each x vector
- * once for the warp's features.  Lane l sums vectors l, l + 32, ... and the
+ * once for the warp's features; a lane loads GEMV_UNROLL vectors of each
+ * feature before it multiplies, so 8 loads per lane are in flight.  Lane l
+ * sums vectors l, l + 32, ... in that order, and the
  * lanes' sums are added by shuffles, so a row's sum is the same whatever m
  * and wherever its feature falls (batch-invariant).  Decode steps' linears
  * (one input row per answer) read the weights once at full bandwidth, with
@@ -148,24 +151,34 @@ gemv_kernel(gemv_parts parts, const float *x, int m, int64_t n, int64_t k)
 		for (int r = 0; r < GEMV_ROWS; r++)
 			acc[f][r] = 0.0f;
 	}
-#pragma unroll 2
-	for (int64_t c = lane; c < vectors; c += 32)
+	for (int64_t c0 = lane; c0 < vectors; c0 += 32 * GEMV_UNROLL)
 	{
-		uint4		wv[GEMV_FEATURES];
+		uint4		wv[GEMV_UNROLL][GEMV_FEATURES];
 
+		/* every load of the group first, so GEMV_UNROLL · GEMV_FEATURES of them are in flight per lane */
 #pragma unroll
-		for (int f = 0; f < GEMV_FEATURES; f++)
-			wv[f] = wf[f] ? wf[f][c] : uint4{0u, 0u, 0u, 0u};
-#pragma unroll
-		for (int r = 0; r < GEMV_ROWS; r++)
-		{
-			const float4 *xv = (const float4 *) (x + r * k) + floats * c;
-
-			if (r >= m)
-				break;
+		for (int u = 0; u < GEMV_UNROLL; u++)
 #pragma unroll
 			for (int f = 0; f < GEMV_FEATURES; f++)
-				acc[f][r] += floats == 4 ? dot_i8x16(wv[f], xv) : dot_bf16x8(wv[f], xv);
+				wv[u][f] = wf[f] && c0 + 32 * u < vectors ? wf[f][c0 + 32 * u] : uint4{0u, 0u, 0u, 0u};
+#pragma unroll
+		for (int u = 0; u < GEMV_UNROLL; u++)
+		{
+			int64_t		c = c0 + 32 * u;
+
+			if (c >= vectors)
+				break;
+#pragma unroll
+			for (int r = 0; r < GEMV_ROWS; r++)
+			{
+				const float4 *xv = (const float4 *) (x + r * k) + floats * c;
+
+				if (r >= m)
+					break;
+#pragma unroll
+				for (int f = 0; f < GEMV_FEATURES; f++)
+					acc[f][r] += floats == 4 ? dot_i8x16(wv[u][f], xv) : dot_bf16x8(wv[u][f], xv);
+			}
 		}
 	}
 #pragma unroll
