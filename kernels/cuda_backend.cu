@@ -286,6 +286,7 @@ groma_cuda_register(void)
 	groma_cuda_ops.synchronize = synchronize;
 	groma_cuda_ops.linear = groma_cuda_profiled<groma_cuda_linear>("linear", profile);
 	groma_cuda_ops.linear_many = groma_cuda_profiled<groma_cuda_linear_many>("linear_many", profile);
+	groma_cuda_ops.linear_swiglu = groma_cuda_profiled<groma_cuda_linear_swiglu>("linear_swiglu", profile);
 	groma_cuda_ops.matmul = groma_cuda_profiled<groma_cuda_matmul>("matmul", profile);
 	groma_cuda_ops.unary = groma_cuda_profiled<groma_cuda_unary>("unary", profile);
 	groma_cuda_ops.silu_mul = groma_cuda_profiled<groma_cuda_silu_mul>("silu_mul", profile);

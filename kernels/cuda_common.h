@@ -135,6 +135,8 @@ groma_status groma_cuda_matmul(const groma_tensor *a, bool trans_a, const groma_
 							   float alpha, groma_tensor *c);
 groma_status groma_cuda_unary(groma_unary_kind kind, const groma_tensor *x, groma_tensor *y);
 groma_status groma_cuda_silu_mul(const groma_tensor *gate, const groma_tensor *up, groma_tensor *y);
+groma_status groma_cuda_linear_swiglu(const groma_tensor *x, const groma_tensor *w_gate, const groma_tensor *w_up,
+									  groma_tensor *gate, groma_tensor *up);
 groma_status groma_cuda_binary(bool multiply, const groma_tensor *a, const groma_tensor *b, groma_tensor *y);
 groma_status groma_cuda_scale(const groma_tensor *x, float s, float t, groma_tensor *y);
 groma_status groma_cuda_copy(const groma_tensor *src, groma_tensor *dst);

@@ -111,7 +111,10 @@ typedef struct gemv_parts
 	const float *b[GEMV_MAX_PARTS];	/* [N] or NULL */
 	float	   *y[GEMV_MAX_PARTS];	/* [M, N] */
 	int			count;
+	bool		swiglu;			/* two parts, gate and up: y[0] = silu(gate) · up, a warp per feature of both */
 } gemv_parts;
+
+static_assert(GEMV_FEATURES == 2, "a SwiGLU warp takes one feature of gate and the same of up");
 
 /*
  * y_p[r, o] = s[o] · Σ_k w_p[o, k] · x[r, k] (+ b_p[o]) for every part p
@@ -127,26 +130,28 @@ typedef struct gemv_parts
  * and wherever its feature falls (batch-invariant).  Decode steps' linears
  * (one input row per answer) read the weights once at full bandwidth, with
  * x in f32 as the CPU twin multiplies it; q, k and v (gate and up) share
- * one launch.
+ * one launch.  With parts.swiglu a warp takes feature o of gate and of up
+ * (group o) and writes silu(gate) · up as silu_mul_kernel computes it.
  */
 __global__ static void
 gemv_kernel(gemv_parts parts, const float *x, int m, int64_t n, int64_t k)
 {
 	int			lane = threadIdx.x & 31;
-	int64_t		first = ((int64_t) blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5)) * GEMV_FEATURES,
+	int64_t		group = (int64_t) blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5),
+				first = parts.swiglu ? group : group * GEMV_FEATURES,
 				vectors = k / (parts.scale[0] ? 16 : 8),
 				floats = parts.scale[0] ? 4 : 2;	/* float4 of x per weight vector */
 	const uint4 *wf[GEMV_FEATURES];	/* each feature's row of w, or NULL past the last */
 	float		acc[GEMV_FEATURES][GEMV_ROWS];
 
-	if (first >= parts.count * n)
+	if (first >= (parts.swiglu ? n : parts.count * n))
 		return;					/* a whole warp: no block barrier follows */
 #pragma unroll
 	for (int f = 0; f < GEMV_FEATURES; f++)
 	{
-		int64_t		part = (first + f) / n;
+		int64_t		part = parts.swiglu ? f : (first + f) / n;
 
-		wf[f] = part < parts.count ? parts.w[part] + (first + f - part * n) * vectors : NULL;
+		wf[f] = part < parts.count ? parts.w[part] + (parts.swiglu ? first : first + f - part * n) * vectors : NULL;
 #pragma unroll
 		for (int r = 0; r < GEMV_ROWS; r++)
 			acc[f][r] = 0.0f;
@@ -182,23 +187,39 @@ gemv_kernel(gemv_parts parts, const float *x, int m, int64_t n, int64_t k)
 		}
 	}
 #pragma unroll
-	for (int f = 0; f < GEMV_FEATURES; f++)
+	for (int r = 0; r < GEMV_ROWS; r++)
 	{
-		int64_t		feature = first + f,
-					part = feature / n,
-					o = feature - part * n;
+		float		sum[GEMV_FEATURES];
 
+		if (r >= m)
+			break;
 #pragma unroll
-		for (int r = 0; r < GEMV_ROWS; r++)
+		for (int f = 0; f < GEMV_FEATURES; f++)
 		{
-			float		sum = acc[f][r];
-
-			if (r >= m)
-				break;
+			sum[f] = acc[f][r];
 			for (int off = 16; off > 0; off >>= 1)
-				sum += __shfl_xor_sync(0xffffffffu, sum, off);
-			if (lane == 0 && part < parts.count)
-				parts.y[part][r * n + o] = (parts.scale[part] ? sum * parts.scale[part][o] : sum) +
+				sum[f] += __shfl_xor_sync(0xffffffffu, sum[f], off);
+		}
+		if (lane != 0)
+			continue;
+		if (parts.swiglu)
+		{
+			/* + 0.0f as the plain epilogue adds a missing bias, so -0 sums round alike */
+			float		g = (parts.scale[0] ? sum[0] * parts.scale[0][first] : sum[0]) + 0.0f,
+						u = (parts.scale[1] ? sum[1] * parts.scale[1][first] : sum[1]) + 0.0f;
+
+			parts.y[0][r * n + first] = g / (1.0f + expf(-g)) * u;
+			continue;
+		}
+#pragma unroll
+		for (int f = 0; f < GEMV_FEATURES; f++)
+		{
+			int64_t		feature = first + f,
+						part = feature / n,
+						o = feature - part * n;
+
+			if (part < parts.count)
+				parts.y[part][r * n + o] = (parts.scale[part] ? sum[f] * parts.scale[part][o] : sum[f]) +
 					(parts.b[part] ? parts.b[part][o] : 0.0f);
 		}
 	}
@@ -208,7 +229,7 @@ gemv_kernel(gemv_parts parts, const float *x, int m, int64_t n, int64_t k)
 static groma_status
 launch_gemv(gemv_parts parts, const float *x, int64_t m, int64_t n, int64_t k, cudaStream_t stream)
 {
-	int64_t		groups = (parts.count * n + GEMV_FEATURES - 1) / GEMV_FEATURES;
+	int64_t		groups = parts.swiglu ? n : (parts.count * n + GEMV_FEATURES - 1) / GEMV_FEATURES;
 
 	gemv_kernel<<<groma_cuda_blocks(groups, GEMV_WARPS), GEMV_WARPS * 32, 0, stream>>>(parts, x, (int) m, n, k);
 	return groma_cuda_launched("linear (few rows)");
@@ -425,6 +446,44 @@ groma_cuda_linear_many(const groma_tensor *x, int count, const groma_tensor *con
 	if (m == 0 || n == 0)
 		return groma_ok();
 	return gemv(x, count, w, b, y, m, n, k, groma_cuda_stream());
+}
+
+/*
+ * gate = silu(x · w_gateᵀ) ⊙ (x · w_upᵀ); see ops.h.  Few rows take one
+ * GEMV launch writing gate directly (up untouched); otherwise linear_many
+ * into gate and up, then silu_mul.
+ */
+extern "C" groma_status
+groma_cuda_linear_swiglu(const groma_tensor *x, const groma_tensor *w_gate, const groma_tensor *w_up,
+						 groma_tensor *gate, groma_tensor *up)
+{
+	const groma_tensor *w[2] = {w_gate, w_up},
+			   *none[2] = {NULL, NULL};
+	groma_tensor *y[2] = {gate, up};
+	int64_t		m,
+				n,
+				k;
+	gemv_parts	parts = {};
+
+	GROMA_TRY(check_linear(x, w_gate, NULL, gate, &m, &n, &k));
+	GROMA_TRY(check_linear(x, w_up, NULL, up, &m, &n, &k));
+	if (w_gate->dtype != w_up->dtype || !groma_tensor_same_shape(w_gate, w_up) || !groma_tensor_same_shape(gate, up) ||
+		!groma_cuda_ctx()->gemv || k == 0 || !gemv_fits(x, w_gate, m, k) || !gemv_fits(x, w_up, m, k))
+	{
+		GROMA_TRY(groma_cuda_linear_many(x, 2, w, none, y));
+		return groma_cuda_silu_mul(gate, up, gate);
+	}
+	if (m == 0 || n == 0)
+		return groma_ok();
+	parts.count = 2;
+	parts.swiglu = true;
+	for (int p = 0; p < 2; p++)
+	{
+		parts.w[p] = (const uint4 *) w[p]->data;
+		parts.scale[p] = w[p]->dtype == GROMA_I8 ? w[p]->scale : NULL;
+	}
+	parts.y[0] = (float *) gate->data;
+	return launch_gemv(parts, (const float *) x->data, m, n, k, groma_cuda_stream());
 }
 
 /* dst[i] = the f32 value of src[i] (bf16 or f16), or src[i] narrowed (f32 to bf16/f16). */

@@ -308,9 +308,7 @@ layer_forward(const groma_llama *m, const groma_llama_layer *l, int64_t index, g
 	/* MLP: x += down(silu(gate(h)) · up(h)) of h = rmsnorm(x) */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, m->cfg.intermediate}, &gate));	/* [T, I] */
 	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 2, (int64_t[]) {t, m->cfg.intermediate}, &up));
-	GROMA_TRY(groma_linear_many(h, 2, (const groma_tensor *[]) {&l->gate, &l->up}, NULL,
-								(groma_tensor *[]) {&gate, &up}));
-	GROMA_TRY(groma_silu_mul(&gate, &up, &gate));
+	GROMA_TRY(groma_linear_swiglu(h, &l->gate, &l->up, &gate, &up));
 	GROMA_TRY(groma_linear(&gate, &l->down, NULL, &out));
 	if (next_norm)
 		GROMA_TRY(groma_add_rms_norm(x, &out, next_norm, m->cfg.rms_eps, h));

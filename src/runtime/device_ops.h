@@ -45,6 +45,8 @@ typedef struct groma_device_ops
 	groma_status (*linear) (const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, groma_tensor *y);
 	groma_status (*linear_many) (const groma_tensor *x, int count, const groma_tensor *const *w,
 								 const groma_tensor *const *b, groma_tensor *const *y);
+	groma_status (*linear_swiglu) (const groma_tensor *x, const groma_tensor *w_gate, const groma_tensor *w_up,
+								   groma_tensor *gate, groma_tensor *up);
 	groma_status (*matmul) (const groma_tensor *a, bool trans_a, const groma_tensor *b, bool trans_b,
 							float alpha, groma_tensor *c);
 	groma_status (*unary) (groma_unary_kind kind, const groma_tensor *x, groma_tensor *y);

@@ -93,6 +93,17 @@ groma_linear_many(const groma_tensor *x, int count, const groma_tensor *const *w
 	return groma_ok();
 }
 
+/* gate = silu(x · w_gateᵀ) ⊙ (x · w_upᵀ), up a work buffer; see ops.h. */
+groma_status
+groma_linear_swiglu(const groma_tensor *x, const groma_tensor *w_gate, const groma_tensor *w_up, groma_tensor *gate,
+					groma_tensor *up)
+{
+	if (groma_on_device(x))
+		return GROMA_DEVICE_CALL("linear_swiglu", linear_swiglu, x, w_gate, w_up, gate, up);
+	GROMA_TRY(groma_linear_many(x, 2, (const groma_tensor *[]) {w_gate, w_up}, NULL, (groma_tensor *[]) {gate, up}));
+	return groma_silu_mul(gate, up, gate);
+}
+
 /* c = alpha · op(a) · op(b) over up to two batch dimensions; see ops.h. */
 groma_status
 groma_matmul(const groma_tensor *a, bool trans_a, const groma_tensor *b, bool trans_b,

@@ -42,6 +42,17 @@ groma_status groma_linear_many(const groma_tensor *x, int count, const groma_ten
 							   const groma_tensor *const *b, groma_tensor *const *y);
 
 /*
+ * gate = silu(x · w_gateᵀ) ⊙ (x · w_upᵀ), LLaMA's MLP before its down
+ * projection, for w_gate and w_up of one shape and dtype; up ([..., N]
+ * like gate) is a work buffer whose contents are unspecified afterwards.
+ * On the GPU a few rows with bf16 or i8 weights take one GEMV launch that
+ * applies SiLU·mul as it writes (the bits of linear_many then silu_mul);
+ * otherwise the two linears and silu_mul, as on the CPU.
+ */
+groma_status groma_linear_swiglu(const groma_tensor *x, const groma_tensor *w_gate, const groma_tensor *w_up,
+								 groma_tensor *gate, groma_tensor *up);
+
+/*
  * c[Bt, M, N] = alpha · op(a) · op(b), where op(a) is a[Bt, M, K] or, with
  * trans_a, a[Bt, K, M] transposed (likewise b: [Bt, K, N] or [Bt, N, K]).
  * 2-d operands are a batch of one.  Each operand's last dimension must be

@@ -445,6 +445,102 @@ test_gemv_batch_invariance(void)
 }
 
 /*
+ * LLaMA's MLP input, silu(x·gateᵀ) ⊙ (x·upᵀ) in one call: on the GPU it
+ * gives exactly the bits of linear_many then silu_mul (one GEMV launch
+ * that leaves the up buffer alone for a few rows of bf16 or i8 weights;
+ * the two steps, which write it, otherwise), and the CPU's result within
+ * f32 (or the fallback's bf16) rounding.
+ */
+static void
+test_linear_swiglu(void)
+{
+	static const struct
+	{
+		int64_t		m;
+		groma_dtype dtype;
+	}			cases[] = {{1, GROMA_BF16}, {3, GROMA_I8}, {8, GROMA_BF16}, {12, GROMA_BF16}, {2, GROMA_F32}};
+	int64_t		k = 256,
+				n = 77;
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+	{
+		int64_t		m = cases[c].m;
+		groma_tensor x = rand_host(2, (int64_t[]) {m, k}),
+					dx = to_dev(&x),
+					y = like_host(&(groma_tensor) {.ndim = 2, .shape = {m, n}}),
+					w[2],
+					dw[2],
+					gate = like_host(&y),
+					up = like_host(&y),
+					dgate = to_dev(&y),
+					dup = to_dev(&y),
+					dg2 = to_dev(&y),
+					du2 = to_dev(&y);
+		groma_status a = groma_ok(),
+					g = groma_ok();
+		float	   *fused = NULL,
+				   *apart = NULL;
+		char		name[64];
+		bool		same,
+					untouched = false,
+					one_launch = m <= 8 && cases[c].dtype != GROMA_F32;
+		uint64_t	launches = 0;
+
+		for (int i = 0; i < 2; i++)
+		{
+			groma_tensor wf = rand_host(2, (int64_t[]) {n, k}),
+						dwf = to_dev(&wf);
+
+			w[i] = wf;
+			dw[i] = dwf;
+			if (cases[c].dtype != GROMA_F32)
+			{
+				if (a.code == GROMA_OK)
+					a = groma_arena_tensor(&host, cases[c].dtype, 2, wf.shape, &w[i]);
+				if (g.code == GROMA_OK)
+					g = groma_arena_tensor(&dev, cases[c].dtype, 2, dwf.shape, &dw[i]);
+				if (a.code == GROMA_OK)
+					a = groma_convert(&wf, &w[i]);
+				if (g.code == GROMA_OK)
+					g = groma_convert(&dwf, &dw[i]);
+			}
+		}
+		if (a.code == GROMA_OK)
+			a = groma_linear_swiglu(&x, &w[0], &w[1], &gate, &up);
+		groma_fill(&dup, NAN);	/* the one-launch path leaves up alone */
+		launches = groma_cuda_launch_count();
+		if (g.code == GROMA_OK)
+			g = groma_linear_swiglu(&dx, &dw[0], &dw[1], &dgate, &dup);
+		launches = groma_cuda_launch_count() - launches;
+		snprintf(name, sizeof(name), "[%lld,%lld] x 2 [%lld,%lld] %s w", (long long) m, (long long) k, (long long) n,
+				 (long long) k, groma_dtype_name(cases[c].dtype));
+		compare("swiglu", name, &gate, &dgate, m > 8 && cases[c].dtype != GROMA_F32 ? 1e-4 : 1e-10, a, g);
+		/* the same on the GPU in two steps: the same bits */
+		if (g.code == GROMA_OK)
+			g = groma_linear_many(&dx, 2, (const groma_tensor *[]) {&dw[0], &dw[1]}, NULL,
+								  (groma_tensor *[]) {&dg2, &du2});
+		if (g.code == GROMA_OK)
+			g = groma_silu_mul(&dg2, &du2, &dg2);
+		if (g.code == GROMA_OK)
+		{
+			float	   *u = device_floats(dup.data, 1);
+
+			fused = device_floats(dgate.data, m * n);
+			apart = device_floats(dg2.data, m * n);
+			untouched = u && isnan(u[0]);
+			free(u);
+		}
+		same = fused && apart && memcmp(fused, apart, (size_t) (m * n) * sizeof(float)) == 0 &&
+			(one_launch ? launches == 1 && untouched : !untouched);
+		printf("%s - %-10s %s: the bits of linear_many then silu_mul, in %llu launch%s\n", same ? "ok" : "not ok",
+			   "swiglu", name, (unsigned long long) launches, launches == 1 ? "" : "es");
+		same ? passed++ : failed++;
+		free(fused);
+		free(apart);
+	}
+}
+
+/*
  * Several weights on one input (q, k and v; gate and up): each output
  * equals its own linear's on the CPU, on the one-launch GEMV (bf16 and i8
  * weights, few rows), on the per-weight fallback (f32) and on the GEMMs
@@ -1991,6 +2087,7 @@ main(void)
 	test_linear_few_rows();
 	test_linear_int8();
 	test_gemv_batch_invariance();
+	test_linear_swiglu();
 	test_linear_many();
 	test_proposal_queries();
 	test_matmul();

@@ -357,6 +357,15 @@ emu_deform_locations(const groma_tensor *ref, int64_t map_h, int64_t map_w, int 
 }
 
 static groma_status
+emu_linear_swiglu(const groma_tensor *x, const groma_tensor *w_gate, const groma_tensor *w_up, groma_tensor *gate,
+				  groma_tensor *up)
+{
+	groma_tensor s[5];
+
+	EMULATE(groma_linear_swiglu(cpu(x, &s[0]), cpu(w_gate, &s[1]), cpu(w_up, &s[2]), cpu(gate, &s[3]), cpu(up, &s[4])));
+}
+
+static groma_status
 emu_linear_many(const groma_tensor *x, int count, const groma_tensor *const *w, const groma_tensor *const *b,
 				groma_tensor *const *y)
 {
@@ -508,7 +517,7 @@ device_emulation_install(void)
 		.name = "emulated",
 		.alloc = emu_alloc, .free = emu_free, .to_device = emu_to_device, .to_host = emu_to_host,
 		.synchronize = emu_synchronize,
-		.linear = emu_linear, .linear_many = emu_linear_many, .matmul = emu_matmul, .unary = emu_unary, .binary = emu_binary,
+		.linear = emu_linear, .linear_many = emu_linear_many, .linear_swiglu = emu_linear_swiglu, .matmul = emu_matmul, .unary = emu_unary, .binary = emu_binary,
 		.scale = emu_scale, .softmax = emu_softmax, .layer_norm = emu_layer_norm, .rms_norm = emu_rms_norm,
 		.add_rms_norm = emu_add_rms_norm, .silu_mul = emu_silu_mul, .argmax_rows = emu_argmax_rows,
 		.attention_decode_rows = emu_attention_decode_rows,
