@@ -105,11 +105,12 @@ groma_model_build(groma_model *m)
 	if (pc.grid > 0)
 		GROMA_TRY(groma_region_encoder_make_coords(&m->region, pc.grid, &m->weights));
 	GROMA_TRY(groma_llama_build(&m->llm, &lc, &m->src, &m->weights));
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < GROMA_VISION_GRAPH_STAGES; i++)
 		groma_graph_cache_init(&m->vision_graphs[i], "GROMA_VISION_GRAPHS");
 	m->vision.graphs = &m->vision_graphs[0];
 	m->proposer.graphs = &m->vision_graphs[1];
 	m->region.graphs = &m->vision_graphs[2];
+	m->bridge.graphs = &m->vision_graphs[3];
 	m->select.nms_threshold = (float) c->nms_thres;
 	m->select.score_threshold = (float) c->box_score_thres;
 	m->select.max_regions = c->max_region_num;
@@ -290,7 +291,7 @@ groma_model_free(groma_model *m)
 	if (m == NULL)
 		return;
 	groma_llama_free(&m->llm);	/* the recordings first: they point into the arenas */
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < GROMA_VISION_GRAPH_STAGES; i++)
 		groma_graph_cache_clear(&m->vision_graphs[i]);
 	groma_arena_free(&m->weights);
 	groma_arena_free(&m->derived);

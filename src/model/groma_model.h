@@ -16,6 +16,9 @@
 #include "region_encoder.h"
 #include "weight_source.h"
 
+/* Vision stages recorded as CUDA graphs, each with its own cache in groma_model. */
+#define GROMA_VISION_GRAPH_STAGES 4
+
 typedef struct groma_model
 {
 	groma_model_config cfg;
@@ -28,7 +31,7 @@ typedef struct groma_model
 	groma_proposer proposer;
 	groma_region_encoder region;
 	groma_llama llm;
-	groma_graph_cache vision_graphs[3];	/* recorded DINOv2 passes, proposer passes and region fusions */
+	groma_graph_cache vision_graphs[GROMA_VISION_GRAPH_STAGES];	/* DINOv2, proposer, region fusion, bridge */
 	groma_selection_params select;
 	size_t		unused_tensors; /* tensors in the checkpoint the model does not use (reported, not fatal) */
 } groma_model;

@@ -86,28 +86,50 @@ groma_bridge_forward(const groma_bridge *b, const groma_tensor *merged, groma_ar
 	return groma_ok();
 }
 
+typedef struct tokens_job
+{
+	const groma_bridge *b;
+	const groma_tensor *hidden;	/* [L + 1, B, 1 + n², C] */
+	groma_arena *act;
+	groma_tensor *features;		/* [B, (n/2)², D] */
+} tokens_job;
+
+/* The merge and the bridge for a tokens_job; act is as it was on return, failed or not. */
+static groma_status
+tokens_work(void *ctx)
+{
+	tokens_job *j = ctx;
+	int64_t		batch = j->hidden->shape[1],
+				tokens = j->hidden->shape[2],
+				c = j->hidden->shape[3],
+				n = (int64_t) llround(sqrt((double) (tokens - 1)));
+	groma_tensor last,
+				merged;
+	size_t		mark = j->act->used;
+	groma_status st = groma_tensor_narrow(j->hidden, 0, j->hidden->shape[0] - 1, 1, &last);
+
+	if (st.code == GROMA_OK)
+		st = groma_tensor_reshape(&last, 3, (int64_t[]) {batch, tokens, c}, &last);	/* [B, 1 + n², C] */
+	if (st.code == GROMA_OK)
+		st = groma_arena_tensor(j->act, GROMA_F32, 3, (int64_t[]) {batch, (n / 2) * (n / 2), 4 * c}, &merged);
+	if (st.code == GROMA_OK)
+		st = groma_merge_neighbours(&last, &merged);
+	if (st.code == GROMA_OK)
+		st = groma_bridge_forward(j->b, &merged, j->act, j->features);
+	j->act->used = mark;
+	return st;
+}
+
 /* The image tokens of the last hidden state; see image_tokens.h. */
 groma_status
 groma_image_tokens(const groma_bridge *b, const groma_tensor *hidden, groma_arena *act, groma_tensor *features)
 {
-	int64_t		batch,
-				tokens,
-				c,
-				n;
-	groma_tensor last,
-				merged;
-	size_t		mark = act->used;
+	tokens_job	job = {b, hidden, act, features};
+	groma_stage_key key;
 
 	GROMA_TRY(groma_check_ndim("image_tokens", "hidden", hidden, 4));
-	batch = hidden->shape[1];
-	tokens = hidden->shape[2];
-	c = hidden->shape[3];
-	n = (int64_t) llround(sqrt((double) (tokens - 1)));
-	GROMA_TRY(groma_tensor_narrow(hidden, 0, hidden->shape[0] - 1, 1, &last));
-	GROMA_TRY(groma_tensor_reshape(&last, 3, (int64_t[]) {batch, tokens, c}, &last));	/* [B, 1 + n², C] */
-	GROMA_TRY(groma_arena_tensor(act, GROMA_F32, 3, (int64_t[]) {batch, (n / 2) * (n / 2), 4 * c}, &merged));
-	GROMA_TRY(groma_merge_neighbours(&last, &merged));
-	GROMA_TRY(groma_bridge_forward(b, &merged, act, features));
-	act->used = mark;
-	return groma_ok();
+	if (b->graphs == NULL || !groma_tensor_is_contiguous(hidden) || !groma_tensor_is_contiguous(features))
+		return tokens_work(&job);
+	key = groma_stage_key_of(4, hidden->shape[1], hidden->shape[0], hidden->data, features->data, act);
+	return groma_graph_cache_run(b->graphs, hidden->device, &key, sizeof(key), tokens_work, &job);
 }

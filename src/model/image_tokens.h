@@ -8,6 +8,7 @@
 
 #include "../runtime/arena.h"
 #include "../runtime/tensor.h"
+#include "graph_cache.h"
 #include "weight_source.h"
 
 typedef struct groma_bridge
@@ -16,6 +17,7 @@ typedef struct groma_bridge
 	groma_tensor fc1_b;			/* [D] */
 	groma_tensor fc2_w;			/* [D, D] */
 	groma_tensor fc2_b;			/* [D] */
+	groma_graph_cache *graphs;	/* where passes on the GPU are recorded (borrowed; NULL: none) */
 } groma_bridge;
 
 /* Binds img_txt_bridge.{0,2} for vision width c and language width d. */
@@ -35,6 +37,8 @@ groma_status groma_bridge_forward(const groma_bridge *b, const groma_tensor *mer
 /*
  * features[B, (n/2)², D] = the bridge of the merged neighbours of the last
  * DINOv2 state in hidden[L + 1, B, 1 + n², C]; scratch from act (released).
+ * On the GPU, with b->graphs, a pass is recorded the second time it comes
+ * with the same pointers and replayed after that.
  */
 groma_status groma_image_tokens(const groma_bridge *b, const groma_tensor *hidden, groma_arena *act,
 								groma_tensor *features);

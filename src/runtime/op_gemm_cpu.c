@@ -98,6 +98,10 @@ groma_status
 groma_linear_swiglu(const groma_tensor *x, const groma_tensor *w_gate, const groma_tensor *w_up, groma_tensor *gate,
 					groma_tensor *up)
 {
+	if (gate->data == up->data)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "linear_swiglu: gate and up must be separate buffers");
+	if (w_gate->dtype != w_up->dtype || !groma_tensor_same_shape(w_gate, w_up))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "linear_swiglu: w_gate and w_up differ in shape or dtype");
 	if (groma_on_device(x))
 		return GROMA_DEVICE_CALL("linear_swiglu", linear_swiglu, x, w_gate, w_up, gate, up);
 	GROMA_TRY(groma_linear_many(x, 2, (const groma_tensor *[]) {w_gate, w_up}, NULL, (groma_tensor *[]) {gate, up}));

@@ -260,13 +260,13 @@ launches_so_far(void)
 #endif
 }
 
-/* Vision stages recorded and replayed so far (the model's three caches together). */
+/* Vision stages recorded and replayed so far (the model's four caches together). */
 static long
 vision_graph_uses(const bench *b, bool replays)
 {
 	long		sum = 0;
 
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < GROMA_VISION_GRAPH_STAGES; i++)
 		sum += replays ? b->m->vision_graphs[i].replayed : b->m->vision_graphs[i].recorded;
 	return sum;
 }
@@ -306,7 +306,7 @@ best_vision_pass(bench *b, int n, const float *boxes, int rounds, double *best, 
 static void
 vision_graphs_enabled(bench *b, const bool *was_on, bool on)
 {
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < GROMA_VISION_GRAPH_STAGES; i++)
 		groma_graph_cache_set_enabled(&b->m->vision_graphs[i], on && was_on[i]);
 }
 
@@ -350,10 +350,10 @@ vision_batch_figures(bench *b)
 			b->vision_ms = best;
 		if (n == 1 && b->device == GROMA_DEVICE_CUDA && vision_graph_uses(b, true) > replayed)
 		{
-			bool		was_on[3];
+			bool		was_on[GROMA_VISION_GRAPH_STAGES];
 			double		eager_launches = 0;
 
-			for (int i = 0; i < 3; i++)
+			for (int i = 0; i < GROMA_VISION_GRAPH_STAGES; i++)
 				was_on[i] = !b->m->vision_graphs[i].off;
 			groma_bench_figure("vision_launches_per_image_batch_1", launches, "launches",
 							   "kernels and graphs queued by the last pass (a replayed stage counts once)");

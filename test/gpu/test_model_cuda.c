@@ -409,8 +409,8 @@ same_vision(const vision_copy *a, const vision_copy *b)
 }
 
 /*
- * Vision stages recorded once and replayed (DINOv2, the proposer's device
- * work, the region fusion) give the bits of eager runs: one run with the
+ * Vision stages recorded once and replayed (DINOv2, the bridge, the
+ * proposer's device work, the region fusion) give the bits of eager runs: one run with the
  * recordings off, then three with them on from rewound arenas filled with
  * NaN (each stage eager, then recorded and replayed, then replayed).
  * Prints the launches.
@@ -434,29 +434,29 @@ check_vision_graphs(const char *image, const char *case_name, const char *label,
 		report(false, "%s: image missing", label, 0);
 		return;
 	}
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < GROMA_VISION_GRAPH_STAGES; i++)
 	{
 		groma_graph_cache_set_enabled(&m->vision_graphs[i], false);
 		groma_graph_cache_set_enabled(&m->vision_graphs[i], true);	/* empty: every key new */
 		recorded -= m->vision_graphs[i].recorded;
 		replayed -= m->vision_graphs[i].replayed;
 	}
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < GROMA_VISION_GRAPH_STAGES; i++)
 		groma_graph_cache_set_enabled(&m->vision_graphs[i], false);
 	ok = vision_copied(m, jpeg, len, r, &eager, &eager_launches);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < GROMA_VISION_GRAPH_STAGES; i++)
 		groma_graph_cache_set_enabled(&m->vision_graphs[i], true);
 	for (int run = 0; run < 3; run++)
 		ok = vision_copied(m, jpeg, len, r, &graphed[run], &launches[run]) && ok;
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < GROMA_VISION_GRAPH_STAGES; i++)
 	{
 		recorded += m->vision_graphs[i].recorded;
 		replayed += m->vision_graphs[i].replayed;
 	}
 	for (int run = 0; run < 3; run++)
 		ok = ok && same_vision(&eager, &graphed[run]);
-	report(ok && recorded == 3 && replayed == 6,
-		   "%s: vision stages recorded (3) and replayed (6): the bits of an eager run", label, 0);
+	report(ok && recorded == 4 && replayed == 8,
+		   "%s: vision stages recorded (4) and replayed (8): the bits of an eager run", label, 0);
 	printf("# %s: recorded %ld, replayed %ld; launches per vision run: %llu eager, %llu, %llu, %llu with graphs\n",
 		   label, recorded, replayed, (unsigned long long) eager_launches, (unsigned long long) launches[0],
 		   (unsigned long long) launches[1], (unsigned long long) launches[2]);

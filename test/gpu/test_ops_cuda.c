@@ -456,15 +456,17 @@ test_linear_swiglu(void)
 {
 	static const struct
 	{
-		int64_t		m;
+		int64_t		m,
+					k;
 		groma_dtype dtype;
-	}			cases[] = {{1, GROMA_BF16}, {3, GROMA_I8}, {8, GROMA_BF16}, {12, GROMA_BF16}, {2, GROMA_F32}};
-	int64_t		k = 256,
-				n = 77;
+	}			cases[] = {{1, 256, GROMA_BF16}, {3, 256, GROMA_I8}, {8, 256, GROMA_BF16}, {5, 1040, GROMA_BF16},
+	{2, 4112, GROMA_I8}, {12, 256, GROMA_BF16}, {2, 256, GROMA_F32}};
+	int64_t		n = 77;
 
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
 	{
-		int64_t		m = cases[c].m;
+		int64_t		m = cases[c].m,
+					k = cases[c].k;
 		groma_tensor x = rand_host(2, (int64_t[]) {m, k}),
 					dx = to_dev(&x),
 					y = like_host(&(groma_tensor) {.ndim = 2, .shape = {m, n}}),
@@ -523,11 +525,13 @@ test_linear_swiglu(void)
 			g = groma_silu_mul(&dg2, &du2, &dg2);
 		if (g.code == GROMA_OK)
 		{
-			float	   *u = device_floats(dup.data, 1);
+			float	   *u = device_floats(dup.data, m * n);
 
 			fused = device_floats(dgate.data, m * n);
 			apart = device_floats(dg2.data, m * n);
-			untouched = u && isnan(u[0]);
+			untouched = u != NULL;
+			for (int64_t i = 0; u && i < m * n; i++)
+				untouched = untouched && isnan(u[i]);
 			free(u);
 		}
 		same = fused && apart && memcmp(fused, apart, (size_t) (m * n) * sizeof(float)) == 0 &&
