@@ -124,6 +124,29 @@ to_bf16(const groma_tensor *w, const groma_tensor *dw, groma_tensor *w16, groma_
 		*g = groma_convert(dw, dw16);
 }
 
+/*
+ * w and dw (host and device copies of one f32 matrix) as dtype: themselves
+ * for f32, else narrowed copies by each side's convert op; a failure goes
+ * to *a (host) or *g (device), which later calls leave as they are.
+ */
+static void
+as_dtype(const groma_tensor *w, const groma_tensor *dw, groma_dtype dtype, groma_tensor *wt, groma_tensor *dwt,
+		 groma_status *a, groma_status *g)
+{
+	*wt = *w;
+	*dwt = *dw;
+	if (dtype == GROMA_F32)
+		return;
+	if (a->code == GROMA_OK)
+		*a = groma_arena_tensor(&host, dtype, 2, w->shape, wt);
+	if (g->code == GROMA_OK)
+		*g = groma_arena_tensor(&dev, dtype, 2, dw->shape, dwt);
+	if (a->code == GROMA_OK)
+		*a = groma_convert(w, wt);
+	if (g->code == GROMA_OK)
+		*g = groma_convert(dw, dwt);
+}
+
 /* linear with and without bias at several shapes. */
 static void
 test_linear(void)
@@ -493,19 +516,7 @@ test_linear_swiglu(void)
 			groma_tensor wf = rand_host(2, (int64_t[]) {n, k}),
 						dwf = to_dev(&wf);
 
-			w[i] = wf;
-			dw[i] = dwf;
-			if (cases[c].dtype != GROMA_F32)
-			{
-				if (a.code == GROMA_OK)
-					a = groma_arena_tensor(&host, cases[c].dtype, 2, wf.shape, &w[i]);
-				if (g.code == GROMA_OK)
-					g = groma_arena_tensor(&dev, cases[c].dtype, 2, dwf.shape, &dw[i]);
-				if (a.code == GROMA_OK)
-					a = groma_convert(&wf, &w[i]);
-				if (g.code == GROMA_OK)
-					g = groma_convert(&dwf, &dw[i]);
-			}
+			as_dtype(&wf, &dwf, cases[c].dtype, &w[i], &dw[i], &a, &g);
 		}
 		if (a.code == GROMA_OK)
 			a = groma_linear_swiglu(&x, &w[0], &w[1], &gate, &up);
@@ -594,22 +605,7 @@ test_linear_many(void)
 
 			y[i] = like_host(&(groma_tensor) {.ndim = 2, .shape = {m, n}});
 			dy[i] = to_dev(&y[i]);
-			if (cases[c].dtype == GROMA_F32)
-			{
-				w[i] = wf;
-				dw[i] = dwf;
-			}
-			else
-			{
-				if (a.code == GROMA_OK)
-					a = groma_arena_tensor(&host, cases[c].dtype, 2, wf.shape, &w[i]);
-				if (g.code == GROMA_OK)
-					g = groma_arena_tensor(&dev, cases[c].dtype, 2, dwf.shape, &dw[i]);
-				if (a.code == GROMA_OK)
-					a = groma_convert(&wf, &w[i]);
-				if (g.code == GROMA_OK)
-					g = groma_convert(&dwf, &dw[i]);
-			}
+			as_dtype(&wf, &dwf, cases[c].dtype, &w[i], &dw[i], &a, &g);
 			b[i] = rand_host(1, (int64_t[]) {n});
 			db[i] = to_dev(&b[i]);
 			wp[i] = &w[i];
@@ -1890,14 +1886,14 @@ time_attention(void)
 	}
 }
 
-/* Milliseconds of one linear on the GPU (best of 5 after one warm-up call), or -1 on failure. */
+/* Milliseconds of op(ctx) on the GPU, the best of `rounds` after one warm-up call, or -1 on failure. */
 static double
-linear_ms(const groma_tensor *x, const groma_tensor *w, groma_tensor *y)
+best_gpu_ms(groma_status (*op) (void *ctx), void *ctx, int rounds)
 {
 	double		best = 1e30;
-	groma_status st = groma_linear(x, w, NULL, y);
+	groma_status st = op(ctx);
 
-	for (int r = 0; r < 5 && st.code == GROMA_OK; r++)
+	for (int r = 0; r < rounds && st.code == GROMA_OK; r++)
 	{
 		struct timespec t0,
 					t1;
@@ -1906,7 +1902,7 @@ linear_ms(const groma_tensor *x, const groma_tensor *w, groma_tensor *y)
 		st = groma_cuda_ops.synchronize();
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		if (st.code == GROMA_OK)
-			st = groma_linear(x, w, NULL, y);
+			st = op(ctx);
 		if (st.code == GROMA_OK)
 			st = groma_cuda_ops.synchronize();
 		clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -1914,6 +1910,33 @@ linear_ms(const groma_tensor *x, const groma_tensor *w, groma_tensor *y)
 		best = ms < best ? ms : best;
 	}
 	return st.code == GROMA_OK ? best : -1;
+}
+
+/* One timed op's operands: y = x · wᵀ, or y = conv2d(x, w) + b (stride 1, padding 1). */
+typedef struct timed_op
+{
+	const groma_tensor *x,
+			   *w,
+			   *b;
+	groma_tensor *y;
+} timed_op;
+
+/* The linear of a timed_op. */
+static groma_status
+timed_linear(void *ctx)
+{
+	timed_op   *t = ctx;
+
+	return groma_linear(t->x, t->w, NULL, t->y);
+}
+
+/* Milliseconds of one linear on the GPU (best of 5 after one warm-up call), or -1 on failure. */
+static double
+linear_ms(const groma_tensor *x, const groma_tensor *w, groma_tensor *y)
+{
+	timed_op	t = {x, w, NULL, y};
+
+	return best_gpu_ms(timed_linear, &t, 5);
 }
 
 /*
@@ -1979,30 +2002,22 @@ time_linear(void)
 	dev.used = mark;
 }
 
+/* The convolution of a timed_op (scratch from dev_scratch). */
+static groma_status
+timed_conv(void *ctx)
+{
+	timed_op   *t = ctx;
+
+	return groma_conv2d(t->x, t->w, t->b, 1, 1, &dev_scratch, t->y);
+}
+
 /* Milliseconds of one conv2d (stride 1, padding 1) on the GPU (best of 3 after one warm-up call), or -1 on failure. */
 static double
 conv_ms(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, groma_tensor *y)
 {
-	double		best = 1e30;
-	groma_status st = groma_conv2d(x, w, b, 1, 1, &dev_scratch, y);
+	timed_op	t = {x, w, b, y};
 
-	for (int r = 0; r < 3 && st.code == GROMA_OK; r++)
-	{
-		struct timespec t0,
-					t1;
-		double		ms;
-
-		st = groma_cuda_ops.synchronize();
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		if (st.code == GROMA_OK)
-			st = groma_conv2d(x, w, b, 1, 1, &dev_scratch, y);
-		if (st.code == GROMA_OK)
-			st = groma_cuda_ops.synchronize();
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
-		best = ms < best ? ms : best;
-	}
-	return st.code == GROMA_OK ? best : -1;
+	return best_gpu_ms(timed_conv, &t, 3);
 }
 
 /*
