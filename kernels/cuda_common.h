@@ -170,10 +170,22 @@ groma_status groma_cuda_attention_gemm(const groma_tensor *q, const groma_tensor
 groma_status groma_cuda_attention_decode(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v,
 										 float scale, bool causal, int64_t q_offset, int64_t splits, int64_t split_len,
 										 float *part, groma_tensor *out);
-/* The tensor-core attention of ops_attention_flash.cu (operands checked by groma_cuda_attention_in). */
+/* Strides of one [B, H, T, D] f32 attention operand (elements; D contiguous). */
+struct bhtd
+{
+	const float *data;
+	int64_t		sb,
+				sh,
+				st;
+};
+
+/*
+ * The tensor-core attention of ops_attention_flash.cu into out (the shape
+ * of q), for operands groma_cuda_attention_in has checked; tk keys.
+ */
 bool		groma_cuda_attention_flash_fits(int64_t dim);
-groma_status groma_cuda_attention_flash(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v,
-										float scale, bool causal, int64_t q_offset, groma_tensor *out);
+groma_status groma_cuda_attention_flash(bhtd q, bhtd k, bhtd v, groma_tensor *out, int64_t tk, float scale,
+										bool causal, int64_t q_offset);
 groma_status groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, int stride,
 							   int padding, groma_arena_ref scratch, groma_tensor *y);
 groma_status groma_cuda_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b,

@@ -28,15 +28,6 @@
 #define THREADS 128				/* keys per chunk, and threads per block */
 #define MAX_DIM 256				/* head dimension limit: two output slots per thread */
 
-/* Strides of one [B, H, T, D] operand (elements; D contiguous). */
-struct bhtd
-{
-	const float *data;
-	int64_t		sb,
-				sh,
-				st;
-};
-
 /*
  * out[b, h, i, :] = softmax(scale · q kᵀ + mask) v for query i (blockIdx.x) of
  * (b, h) = blockIdx.y.  With part set, block z (blockIdx.z) covers only keys
@@ -457,7 +448,7 @@ groma_cuda_attention_in(groma_dtype compute, const groma_tensor *q, const groma_
 	if (forced_kernel == GROMA_ATTENTION_FLASH ||
 		(forced_kernel == GROMA_ATTENTION_AUTO && tq > 1 && compute == GROMA_BF16 &&
 		 groma_cuda_attention_flash_fits(dim)))
-		return groma_cuda_attention_flash(q, k, v, scale, causal, q_offset, out);
+		return groma_cuda_attention_flash(bq, bk, bv, out, tk, scale, causal, q_offset);
 	if (forced_kernel == GROMA_ATTENTION_TILED && dim > TILED_MAX_DIM)
 		return groma_error(GROMA_ERR_UNSUPPORTED, "attention: the tiled kernel takes head dimensions up to %d",
 						   TILED_MAX_DIM);

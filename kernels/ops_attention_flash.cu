@@ -31,15 +31,6 @@ using namespace nvcuda;
 static_assert(FLASH_ROWS * 2 == 32, "two lanes share each row of the softmax");
 static_assert(FLASH_KEYS == 32, "each of a row's two lanes takes 16 keys of a tile");
 
-/* Strides of one [B, H, T, D] f32 operand (elements; D contiguous). */
-struct flash_operand
-{
-	const float *data;
-	int64_t		sb,
-				sh,
-				st;
-};
-
 /*
  * out[b, h, i, :] = softmax(scale · q kᵀ + mask) v for the 64 queries of
  * tile blockIdx.x of (b, h) = blockIdx.y; query i sits at absolute position
@@ -47,7 +38,7 @@ struct flash_operand
  * sees no key is zeros, as on the CPU.
  */
 __global__ static void
-attention_flash_kernel(flash_operand q, flash_operand k, flash_operand v, float *out, int64_t ob, int64_t oh,
+attention_flash_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh,
 					   int64_t ot, int64_t heads, int64_t tq, int64_t tk, int dim, float scale, bool causal,
 					   int64_t q_offset)
 {
@@ -195,7 +186,7 @@ attention_flash_kernel(flash_operand q, flash_operand k, flash_operand v, float 
 
 /* Queues attention_flash_kernel on stream: a block per 64 queries of each (batch, head). */
 static groma_status
-launch_attention_flash(flash_operand q, flash_operand k, flash_operand v, float *out, int64_t ob, int64_t oh,
+launch_attention_flash(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh,
 					   int64_t ot, int64_t batch, int64_t heads, int64_t tq, int64_t tk, int dim, float scale,
 					   bool causal, int64_t q_offset, cudaStream_t stream)
 {
@@ -216,17 +207,13 @@ groma_cuda_attention_flash_fits(int64_t dim)
 
 /* Queues the flash kernel for operands groma_cuda_attention_in has checked; see cuda_common.h. */
 extern "C" groma_status
-groma_cuda_attention_flash(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v, float scale,
-						   bool causal, int64_t q_offset, groma_tensor *out)
+groma_cuda_attention_flash(bhtd q, bhtd k, bhtd v, groma_tensor *out, int64_t tk, float scale, bool causal,
+						   int64_t q_offset)
 {
-	flash_operand fq = {(const float *) q->data, q->stride[0], q->stride[1], q->stride[2]},
-				fk = {(const float *) k->data, k->stride[0], k->stride[1], k->stride[2]},
-				fv = {(const float *) v->data, v->stride[0], v->stride[1], v->stride[2]};
-
-	if (!groma_cuda_attention_flash_fits(q->shape[3]))
+	if (!groma_cuda_attention_flash_fits(out->shape[3]))
 		return groma_error(GROMA_ERR_UNSUPPORTED, "attention: the flash kernel takes head dimensions of 16 to %d "
-						   "in steps of 16, not %lld", FLASH_DIM, (long long) q->shape[3]);
-	return launch_attention_flash(fq, fk, fv, (float *) out->data, out->stride[0], out->stride[1], out->stride[2],
-								  q->shape[0], q->shape[1], q->shape[2], k->shape[2], (int) q->shape[3], scale, causal,
+						   "in steps of 16, not %lld", FLASH_DIM, (long long) out->shape[3]);
+	return launch_attention_flash(q, k, v, (float *) out->data, out->stride[0], out->stride[1], out->stride[2],
+								  out->shape[0], out->shape[1], out->shape[2], tk, (int) out->shape[3], scale, causal,
 								  q_offset, groma_cuda_stream());
 }

@@ -315,13 +315,6 @@ launch_crop_rows(const float *full, const float *b, int64_t count, int64_t c_out
 	return groma_cuda_launched("conv2d crop");
 }
 
-/* Bytes a of the arena's rounding. */
-static size_t
-arena_round(size_t a)
-{
-	return (a + GROMA_ARENA_ALIGN - 1) / GROMA_ARENA_ALIGN * GROMA_ARENA_ALIGN;
-}
-
 /*
  * y = conv2d(x, w) (+ b) with stride 1, by kernel rows.  Per chunk of
  * images: the kw shifted copies of each padded image, rows[n, C, kw, hp,
@@ -345,7 +338,7 @@ conv_by_rows(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b
 				m = cs->ho * wp,			/* one image's output columns, valid or not */
 				chunk;
 	size_t		elem = w->dtype == GROMA_F32 ? sizeof(float) : 2,
-				packed_bytes = arena_round((size_t) (cs->kh * c_out * kdim) * elem),
+				packed_bytes = groma_arena_round((size_t) (cs->kh * c_out * kdim) * elem),
 				per_image = (size_t) per * elem + (size_t) (c_out * m) * sizeof(float),
 				mark = scratch->used,
 				room = scratch->size - scratch->used;
@@ -466,8 +459,7 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 	else if (kdim > 0)
 	{
 		/* rounded up as the arena rounds, so `chunk` images (or `band_rows` output rows) always fit */
-		size_t		per_image = ((size_t) (kdim * plane) * elem + GROMA_ARENA_ALIGN - 1) / GROMA_ARENA_ALIGN *
-			GROMA_ARENA_ALIGN,
+		size_t		per_image = groma_arena_round((size_t) (kdim * plane) * elem),
 					per_row = (size_t) (kdim * wo) * elem,
 					room;
 

@@ -249,14 +249,19 @@ gemv_fits(const groma_tensor *x, const groma_tensor *w, int64_t m, int64_t k)
 		groma_cuda_aligned16(w->data) && groma_cuda_aligned16(x->data);
 }
 
-/* Queues gemv_kernel on stream for x[m, k] times `count` weights [n, k] (gemv_fits holds for each). */
+/*
+ * Queues gemv_kernel on stream for x[m, k] times `count` weights [n, k]
+ * (gemv_fits holds for each); with swiglu, the two weights gate and up
+ * give y[0] = silu(gate) · up and y[1] is left alone.
+ */
 static groma_status
 gemv(const groma_tensor *x, int count, const groma_tensor *const *w, const groma_tensor *const *b,
-	 groma_tensor *const *y, int64_t m, int64_t n, int64_t k, cudaStream_t stream)
+	 groma_tensor *const *y, int64_t m, int64_t n, int64_t k, bool swiglu, cudaStream_t stream)
 {
 	gemv_parts	parts = {};
 
 	parts.count = count;
+	parts.swiglu = swiglu;
 	for (int p = 0; p < count; p++)
 	{
 		parts.w[p] = (const uint4 *) w[p]->data;
@@ -335,7 +340,7 @@ groma_cuda_linear(const groma_tensor *x, const groma_tensor *w, const groma_tens
 		return groma_ok();
 	GROMA_TRY(groma_cuda_gemm_dims("linear", m, n, k));
 	if (k > 0 && gemv_fits(x, w, m, k) && groma_cuda_ctx()->gemv)
-		return gemv(x, 1, &w, &b, &y, m, n, k, groma_cuda_stream());
+		return gemv(x, 1, &w, &b, &y, m, n, k, false, groma_cuda_stream());
 	if (w->dtype == GROMA_I8)
 	{
 		/* more rows multiply a bf16 copy of the int8 weight on tensor cores */
@@ -445,7 +450,7 @@ groma_cuda_linear_many(const groma_tensor *x, int count, const groma_tensor *con
 		GROMA_TRY(check_linear(x, w[i], b[i], y[i], &m, &n, &k));
 	if (m == 0 || n == 0)
 		return groma_ok();
-	return gemv(x, count, w, b, y, m, n, k, groma_cuda_stream());
+	return gemv(x, count, w, b, y, m, n, k, false, groma_cuda_stream());
 }
 
 /*
@@ -463,7 +468,6 @@ groma_cuda_linear_swiglu(const groma_tensor *x, const groma_tensor *w_gate, cons
 	int64_t		m,
 				n,
 				k;
-	gemv_parts	parts = {};
 
 	GROMA_TRY(check_linear(x, w_gate, NULL, gate, &m, &n, &k));
 	GROMA_TRY(check_linear(x, w_up, NULL, up, &m, &n, &k));
@@ -475,15 +479,7 @@ groma_cuda_linear_swiglu(const groma_tensor *x, const groma_tensor *w_gate, cons
 	}
 	if (m == 0 || n == 0)
 		return groma_ok();
-	parts.count = 2;
-	parts.swiglu = true;
-	for (int p = 0; p < 2; p++)
-	{
-		parts.w[p] = (const uint4 *) w[p]->data;
-		parts.scale[p] = w[p]->dtype == GROMA_I8 ? w[p]->scale : NULL;
-	}
-	parts.y[0] = (float *) gate->data;
-	return launch_gemv(parts, (const float *) x->data, m, n, k, groma_cuda_stream());
+	return gemv(x, 2, w, none, y, m, n, k, true, groma_cuda_stream());
 }
 
 /* dst[i] = the f32 value of src[i] (bf16 or f16), or src[i] narrowed (f32 to bf16/f16). */

@@ -22,13 +22,6 @@ groma_kv_pool_free(groma_kv_pool *pool)
 	memset(pool, 0, sizeof(*pool));
 }
 
-/* Rounds n up to the arena alignment. */
-static size_t
-aligned(size_t n)
-{
-	return (n + GROMA_ARENA_ALIGN - 1) / GROMA_ARENA_ALIGN * GROMA_ARENA_ALIGN;
-}
-
 /* Finds the first gap of need bytes: returns the index of the block it precedes (n_blocks: after the last), or -1. */
 static int
 first_gap(const groma_kv_pool *pool, size_t need, size_t *gap_start)
@@ -55,7 +48,7 @@ groma_kv_pool_fits(const groma_kv_pool *pool, const groma_llama_config *cfg, int
 {
 	size_t		gap_start;
 
-	return first_gap(pool, aligned(groma_kv_cache_bytes(cfg, capacity)), &gap_start) >= 0;
+	return first_gap(pool, groma_arena_round(groma_kv_cache_bytes(cfg, capacity)), &gap_start) >= 0;
 }
 
 /* Carves a cache from the first gap that fits; see kv_pool.h. */
@@ -63,7 +56,7 @@ groma_status
 groma_kv_pool_take(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity,
 				   groma_kv_cache *cache)
 {
-	size_t		need = aligned(groma_kv_cache_bytes(cfg, capacity));
+	size_t		need = groma_arena_round(groma_kv_cache_bytes(cfg, capacity));
 	size_t		gap_start = 0;
 	int			at;
 	groma_arena block;

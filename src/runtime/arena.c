@@ -30,7 +30,7 @@ groma_arena_init(groma_arena *arena, size_t size)
 	if (ram > 0 && size > ram)
 		return groma_error(GROMA_ERR_NO_MEMORY, "an arena of %.1f GB is more than this machine's %.1f GB of memory",
 						   (double) size / 1e9, (double) ram / 1e9);
-	size = (size + GROMA_ARENA_ALIGN - 1) & ~(size_t) (GROMA_ARENA_ALIGN - 1);
+	size = groma_arena_round(size);
 	arena->base = aligned_alloc(GROMA_ARENA_ALIGN, size > 0 ? size : GROMA_ARENA_ALIGN);
 	if (arena->base == NULL)
 		return groma_error(GROMA_ERR_NO_MEMORY, "cannot allocate an arena of %zu bytes", size);
@@ -46,7 +46,7 @@ groma_device_arena_init(groma_arena *arena, size_t size)
 	memset(arena, 0, sizeof(*arena));
 	if (groma_cuda_ops.alloc == NULL)
 		return groma_error(GROMA_ERR_UNSUPPORTED, "no accelerator backend is available");
-	size = (size + GROMA_ARENA_ALIGN - 1) & ~(size_t) (GROMA_ARENA_ALIGN - 1);
+	size = groma_arena_round(size);
 	arena->base = groma_cuda_ops.alloc(size > 0 ? size : GROMA_ARENA_ALIGN);
 	if (arena->base == NULL && groma_cuda_ops.lost && groma_cuda_ops.lost())
 		return groma_error(GROMA_ERR_DEVICE_LOST, "cannot allocate %zu bytes of device memory: the GPU was lost to a "
@@ -87,7 +87,7 @@ groma_arena_reset(groma_arena *arena)
 void *
 groma_arena_alloc(groma_arena *arena, size_t size)
 {
-	size_t		rounded = (size + GROMA_ARENA_ALIGN - 1) & ~(size_t) (GROMA_ARENA_ALIGN - 1);
+	size_t		rounded = groma_arena_round(size);
 	void	   *p;
 
 	if (rounded < size || rounded > arena->size - arena->used)

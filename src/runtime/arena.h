@@ -16,6 +16,13 @@
 
 #define GROMA_ARENA_ALIGN 64
 
+/* size rounded up to GROMA_ARENA_ALIGN, as an allocation takes it (0 on overflow). */
+static inline size_t
+groma_arena_round(size_t size)
+{
+	return (size + GROMA_ARENA_ALIGN - 1) & ~(size_t) (GROMA_ARENA_ALIGN - 1);
+}
+
 typedef struct groma_arena
 {
 	uint8_t    *base;
