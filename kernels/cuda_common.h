@@ -7,6 +7,8 @@
 #define GROMA_CUDA_COMMON_H
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 extern "C"
@@ -170,10 +172,11 @@ groma_status groma_cuda_attention_gemm(const groma_tensor *q, const groma_tensor
 groma_status groma_cuda_attention_decode(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v,
 										 float scale, bool causal, int64_t q_offset, int64_t splits, int64_t split_len,
 										 float *part, groma_tensor *out);
-/* Strides of one [B, H, T, D] f32 attention operand (elements; D contiguous). */
+/* One [B, H, T, D] attention operand: its data, element type (f32; keys and values also bf16 or f16) and strides (elements; D contiguous). */
 struct bhtd
 {
-	const float *data;
+	const void *data;
+	groma_dtype type;
 	int64_t		sb,
 				sh,
 				st;
@@ -315,6 +318,29 @@ groma_block_max(float v, float *scratch)
 	v = scratch[0];
 	__syncthreads();
 	return v;
+}
+
+/* Element i of p, an f32, bf16 or f16 array (type), as f32. */
+__device__ static inline float
+groma_load_f32(const void *p, int64_t i, groma_dtype type)
+{
+	if (type == GROMA_BF16)
+		return __bfloat162float(((const __nv_bfloat16 *) p)[i]);
+	if (type == GROMA_F16)
+		return __half2float(((const __half *) p)[i]);
+	return ((const float *) p)[i];
+}
+
+/* Element i of p, an f32, bf16 or f16 array (type), = x rounded to nearest even. */
+__device__ static inline void
+groma_store_f32(void *p, int64_t i, groma_dtype type, float x)
+{
+	if (type == GROMA_BF16)
+		((__nv_bfloat16 *) p)[i] = __float2bfloat16_rn(x);
+	else if (type == GROMA_F16)
+		((__half *) p)[i] = __float2half_rn(x);
+	else
+		((float *) p)[i] = x;
 }
 
 #endif							/* GROMA_CUDA_COMMON_H */

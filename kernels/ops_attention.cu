@@ -50,9 +50,9 @@ attention_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh, int
 	int64_t		kall = causal ? min(tk, q_offset + i + 1) : tk,
 				kbeg = part ? (int64_t) blockIdx.z * split_len : 0,
 				kend = part ? min(kall, kbeg + split_len) : kall;
-	const float *qrow = q.data + b * q.sb + h * q.sh + i * q.st;
-	const float *kbase = k.data + b * k.sb + h * k.sh;
-	const float *vbase = v.data + b * v.sb + h * v.sh;
+	const float *qrow = (const float *) q.data + b * q.sb + h * q.sh + i * q.st;
+	int64_t		kbase = b * k.sb + h * k.sh,	/* element offsets of this head's keys and values */
+				vbase = b * v.sb + h * v.sh;
 	float		m = -INFINITY,
 				l = 0.0f,
 				acc[2] = {0.0f, 0.0f};
@@ -71,11 +71,11 @@ attention_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh, int
 
 		if (j < kend)
 		{
-			const float *krow = kbase + j * k.st;
+			int64_t		krow = kbase + j * k.st;
 
 			s = 0.0f;
 			for (int64_t d = 0; d < dim; d++)
-				s += qs[d] * krow[d];
+				s += qs[d] * groma_load_f32(k.data, krow + d, k.type);
 			s *= scale;
 		}
 		chunk_max = groma_block_max(s, scratch);
@@ -94,7 +94,7 @@ attention_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t oh, int
 				float		a = acc[r] * corr;
 
 				for (int64_t t = 0; t < THREADS && j0 + t < kend; t++)
-					a += p[t] * vbase[(j0 + t) * v.st + d];
+					a += p[t] * groma_load_f32(v.data, vbase + (j0 + t) * v.st + d, v.type);
 				acc[r] = a;
 			}
 		}
@@ -237,9 +237,9 @@ attention_tiled_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t o
 				rows = min((int64_t) TILE_Q, tq - q0);
 	/* the last key any query of the tile may see */
 	int64_t		kend = causal ? min(tk, q_offset + q0 + rows) : tk;
-	const float *qbase = q.data + b * q.sb + h * q.sh;
-	const float *kbase = k.data + b * k.sb + h * k.sh;
-	const float *vbase = v.data + b * v.sb + h * v.sh;
+	const float *qbase = (const float *) q.data + b * q.sb + h * q.sh;
+	int64_t		kbase = b * k.sb + h * k.sh,	/* element offsets of this head's keys and values */
+				vbase = b * v.sb + h * v.sh;
 	int			tid = threadIdx.x;
 	float		acc[TILED_SLOTS];
 
@@ -267,8 +267,8 @@ attention_tiled_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t o
 			int64_t		c = i / dim,
 						d = i % dim;
 
-			ks[c][d] = c < cols ? kbase[(j0 + c) * k.st + d] : 0.0f;
-			vs[c][d] = c < cols ? vbase[(j0 + c) * v.st + d] : 0.0f;
+			ks[c][d] = c < cols ? groma_load_f32(k.data, kbase + (j0 + c) * k.st + d, k.type) : 0.0f;
+			vs[c][d] = c < cols ? groma_load_f32(v.data, vbase + (j0 + c) * v.st + d, v.type) : 0.0f;
 		}
 		__syncthreads();
 		for (int i = tid; i < TILE_Q * TILE_K; i += TILED_THREADS)
@@ -373,15 +373,19 @@ groma_cuda_attention_kernel(groma_cuda_attention_path which)
 	groma_cuda_ctx()->generation++;	/* recordings made with another kernel are stale */
 }
 
-/* Returns the strides of a [B, H, T, D] CUDA operand with contiguous D. */
+/* Returns the strides of a [B, H, T, D] CUDA operand with contiguous D (f32; keys and values may be 16-bit). */
 static groma_status
-operand(const char *what, const groma_tensor *t, bhtd *o)
+operand(const char *what, const groma_tensor *t, bool may_be_16bit, bhtd *o)
 {
-	if (t->data == NULL || t->dtype != GROMA_F32 || t->device != GROMA_DEVICE_CUDA || t->ndim != 4 ||
+	bool		typed = t->dtype == GROMA_F32 ||
+		(may_be_16bit && (t->dtype == GROMA_BF16 || t->dtype == GROMA_F16));
+
+	if (t->data == NULL || !typed || t->device != GROMA_DEVICE_CUDA || t->ndim != 4 ||
 		(t->stride[3] != 1 && t->shape[3] > 1))
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT,
-						   "attention: %s must be an f32 CUDA [B,H,T,D] tensor, D contiguous", what);
-	o->data = (const float *) t->data;
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention: %s must be an %s CUDA [B,H,T,D] tensor, "
+						   "D contiguous", what, may_be_16bit ? "f32, bf16 or f16" : "f32");
+	o->data = t->data;
+	o->type = t->dtype;
 	o->sb = t->stride[0];
 	o->sh = t->stride[1];
 	o->st = t->stride[2];
@@ -414,10 +418,12 @@ groma_cuda_attention_in(groma_dtype compute, const groma_tensor *q, const groma_
 	bool		warp_kernel;
 	groma_cuda_attention_path forced_kernel = groma_cuda_ctx()->attention_path;
 
-	GROMA_TRY(operand("q", q, &bq));
-	GROMA_TRY(operand("k", k, &bk));
-	GROMA_TRY(operand("v", v, &bv));
-	GROMA_TRY(operand("out", out, &bo));
+	GROMA_TRY(operand("q", q, false, &bq));
+	GROMA_TRY(operand("k", k, true, &bk));
+	GROMA_TRY(operand("v", v, true, &bv));
+	GROMA_TRY(operand("out", out, false, &bo));
+	if (k->dtype != v->dtype)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention: k and v differ in type");
 	if (!groma_tensor_same_shape(k, v) || !groma_tensor_same_shape(q, out) || k->shape[0] != batch ||
 		k->shape[1] != heads || k->shape[3] != dim)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention: q, k, v and out do not fit");
@@ -438,7 +444,8 @@ groma_cuda_attention_in(groma_dtype compute, const groma_tensor *q, const groma_
 			return groma_ok();
 		if (forced_kernel == GROMA_ATTENTION_GEMM)
 			return groma_error(GROMA_ERR_UNSUPPORTED, "attention: the GEMM path needs a device scratch arena with "
-							   "room for one head's [%lld, %lld] scores", (long long) tq, (long long) tk);
+							   "room for one head's [%lld, %lld] scores, and 16-bit keys and values of the compute "
+							   "type", (long long) tq, (long long) tk);
 	}
 	/*
 	 * forced, or on auto for a 16-bit compute type when the scores did not

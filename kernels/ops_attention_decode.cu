@@ -14,15 +14,17 @@
 #define MAX_PER_LANE 8			/* head dimension up to 8 · 32 = 256 */
 
 /*
- * One block's share of one query: keys [kbeg, kend) of krows/vrows (row
- * strides kt, vt; D contiguous) against qrow, a warp per key, KEYS keys per
- * warp at once.  With part_slot, writes the share's max, sum and
+ * One block's share of one query: keys [kbeg, kend) of the rows at element
+ * offsets koff of k and voff of v (row strides kt, vt; D contiguous; f32,
+ * bf16 or f16 as kvt) against qrow, a warp per key, KEYS keys per warp at
+ * once.  With part_slot, writes the share's max, sum and
  * unnormalised output there (D + 2 floats) for the combining kernel;
  * without, writes the normalised output to out_row.
  */
 __device__ static void
-warp_per_key_block(const float *qrow, const float *krows, int64_t kt, const float *vrows, int64_t vt, int64_t kbeg,
-				   int64_t kend, int dim, float scale, float *part_slot, float *out_row)
+warp_per_key_block(const float *qrow, const void *k, int64_t koff, int64_t kt, const void *v, int64_t voff, int64_t vt,
+				   groma_dtype kvt, int64_t kbeg, int64_t kend, int dim, float scale, float *part_slot,
+				   float *out_row)
 {
 	__shared__ float warp_m[WARPS],
 				warp_l[WARPS];
@@ -59,7 +61,7 @@ warp_per_key_block(const float *qrow, const float *krows, int64_t kt, const floa
 #pragma unroll
 				for (int r = 0; r < MAX_PER_LANE; r++)
 					if (r < per_lane && lane + 32 * r < dim)
-						s[u] += qreg[r] * krows[(j0 + u) * kt + lane + 32 * r];
+						s[u] += qreg[r] * groma_load_f32(k, koff + (j0 + u) * kt + lane + 32 * r, kvt);
 		}
 #pragma unroll
 		for (int o = 16; o > 0; o >>= 1)
@@ -90,7 +92,7 @@ warp_per_key_block(const float *qrow, const float *krows, int64_t kt, const floa
 #pragma unroll
 				for (int u = 0; u < KEYS; u++)
 					if (j0 + u < kend)
-						a += p[u] * vrows[(j0 + u) * vt + lane + 32 * r];
+						a += p[u] * groma_load_f32(v, voff + (j0 + u) * vt + lane + 32 * r, kvt);
 				acc[r] = a;
 			}
 		m = new_m;
@@ -145,8 +147,9 @@ warp_per_key_block(const float *qrow, const float *krows, int64_t kt, const floa
  * without, writes out[b, h, i, :].  Strides in elements, D contiguous.
  */
 __global__ static void
-attention_decode_kernel(const float *q, int64_t qb, int64_t qh, int64_t qt, const float *k, int64_t kb, int64_t kh,
-						int64_t kt, const float *v, int64_t vb, int64_t vh, int64_t vt, float *out, int64_t ob,
+attention_decode_kernel(const float *q, int64_t qb, int64_t qh, int64_t qt, const void *k, int64_t kb, int64_t kh,
+						int64_t kt, const void *v, int64_t vb, int64_t vh, int64_t vt, groma_dtype kvt, float *out,
+						int64_t ob,
 						int64_t oh, int64_t ot, int64_t heads, int64_t tq, int64_t tk, int dim, float scale,
 						bool causal, int64_t q_offset, int64_t split_len, float *part)
 {
@@ -158,7 +161,7 @@ attention_decode_kernel(const float *q, int64_t qb, int64_t qh, int64_t qt, cons
 				kbeg = part ? (int64_t) blockIdx.x * split_len : 0,
 				kend = part ? min(kall, kbeg + split_len) : kall;
 
-	warp_per_key_block(q + b * qb + h * qh + i * qt, k + b * kb + h * kh, kt, v + b * vb + h * vh, vt, kbeg, kend,
+	warp_per_key_block(q + b * qb + h * qh + i * qt, k, b * kb + h * kh, kt, v, b * vb + h * vh, vt, kvt, kbeg, kend,
 					   dim, scale, part ? part + ((bh * tq + i) * gridDim.x + blockIdx.x) * (dim + 2) : NULL,
 					   out + b * ob + h * oh + i * ot);
 }
@@ -170,15 +173,16 @@ attention_decode_kernel(const float *q, int64_t qb, int64_t qh, int64_t qt, cons
  * NULL.
  */
 static groma_status
-launch_attention_decode(const float *q, int64_t qb, int64_t qh, int64_t qt, const float *k, int64_t kb, int64_t kh,
-						int64_t kt, const float *v, int64_t vb, int64_t vh, int64_t vt, float *out, int64_t ob,
+launch_attention_decode(const float *q, int64_t qb, int64_t qh, int64_t qt, const void *k, int64_t kb, int64_t kh,
+						int64_t kt, const void *v, int64_t vb, int64_t vh, int64_t vt, groma_dtype kvt, float *out,
+						int64_t ob,
 						int64_t oh, int64_t ot, int64_t batch, int64_t heads, int64_t tq, int64_t tk, int dim,
 						float scale, bool causal, int64_t q_offset, int64_t splits, int64_t split_len, float *part,
 						cudaStream_t stream)
 {
 	dim3		grid((unsigned) (part ? splits : 1), (unsigned) (batch * heads), (unsigned) tq);
 
-	attention_decode_kernel<<<grid, WARPS * 32, 0, stream>>>(q, qb, qh, qt, k, kb, kh, kt, v, vb, vh, vt, out, ob, oh,
+	attention_decode_kernel<<<grid, WARPS * 32, 0, stream>>>(q, qb, qh, qt, k, kb, kh, kt, v, vb, vh, vt, kvt, out, ob, oh,
 															 ot, heads, tq, tk, dim, scale, causal, q_offset,
 															 split_len, part);
 	return groma_cuda_launched(part ? "attention (warp per key, key splits)" : "attention (warp per key)");
@@ -204,8 +208,8 @@ groma_cuda_attention_decode(const groma_tensor *q, const groma_tensor *k, const 
 		return groma_error(GROMA_ERR_LIMIT, "attention: %lld queries in one launch of the warp-per-key kernel",
 						   (long long) tq);
 	return launch_attention_decode((const float *) q->data, q->stride[0], q->stride[1], q->stride[2],
-								   (const float *) k->data, k->stride[0], k->stride[1], k->stride[2],
-								   (const float *) v->data, v->stride[0], v->stride[1], v->stride[2],
+								   k->data, k->stride[0], k->stride[1], k->stride[2],
+								   v->data, v->stride[0], v->stride[1], v->stride[2], k->dtype,
 								   (float *) out->data, out->stride[0], out->stride[1], out->stride[2], q->shape[0],
 								   heads, tq, k->shape[2], (int) q->shape[3], scale, causal, q_offset, splits,
 								   split_len, part, groma_cuda_stream());
@@ -217,8 +221,9 @@ groma_cuda_attention_decode(const groma_tensor *q, const groma_tensor *k, const 
 /* Per sequence of a batched decode step: its layer's K and V caches [H, cap, D] (passed by value). */
 struct decode_rows
 {
-	float	   *k[DECODE_ROWS_MAX];
-	float	   *v[DECODE_ROWS_MAX];
+	void	   *k[DECODE_ROWS_MAX];
+	void	   *v[DECODE_ROWS_MAX];
+	groma_dtype type;			/* every cache's element type: f32, bf16 or f16 */
 	int64_t		head_stride[DECODE_ROWS_MAX];	/* elements between heads: cap · D */
 	int64_t		cap[DECODE_ROWS_MAX];	/* positions the caches hold */
 };
@@ -236,7 +241,8 @@ row_position(const decode_rows &rows, const int32_t *positions, int64_t b)
  * For sequence b = blockIdx.x, head h = blockIdx.y, pair i = threadIdx.x
  * (blockDim.x = D/2): rotates q's pair in place and k's into the K cache at
  * the token's position, and copies v's pair into the V cache (rows of q, k,
- * v [n, H·D] are row_stride apart; inv_freq[D/2] from groma_cuda_rope_table).
+ * v [n, H·D] are row_stride apart; inv_freq[D/2] from groma_cuda_rope_table),
+ * rounded to nearest even when the caches are 16-bit.
  */
 __global__ static void
 rope_store_rows_kernel(decode_rows rows, const int32_t *positions, const float *inv_freq, float *q, const float *k,
@@ -252,9 +258,8 @@ rope_store_rows_kernel(decode_rows rows, const int32_t *positions, const float *
 				s,
 				x1,
 				x2;
-	float	   *qr,
-			   *kc,
-			   *vc;
+	float	   *qr;
+	int64_t		cache_row;		/* element offset of the position's row of head h in both caches */
 	const float *kr,
 			   *vr;
 
@@ -264,8 +269,7 @@ rope_store_rows_kernel(decode_rows rows, const int32_t *positions, const float *
 	c = cosf(angle);
 	s = sinf(angle);
 	qr = q + b * row_stride + h * dim;
-	kc = rows.k[b] + h * rows.head_stride[b] + pos * dim;
-	vc = rows.v[b] + h * rows.head_stride[b] + pos * dim;
+	cache_row = h * rows.head_stride[b] + pos * dim;
 	kr = k + b * row_stride + h * dim;
 	vr = v + b * row_stride + h * dim;
 	x1 = qr[i];
@@ -274,10 +278,10 @@ rope_store_rows_kernel(decode_rows rows, const int32_t *positions, const float *
 	qr[i + half] = x2 * c + x1 * s;
 	x1 = kr[i];
 	x2 = kr[i + half];
-	kc[i] = x1 * c - x2 * s;
-	kc[i + half] = x2 * c + x1 * s;
-	vc[i] = vr[i];
-	vc[i + half] = vr[i + half];
+	groma_store_f32(rows.k[b], cache_row + i, rows.type, x1 * c - x2 * s);
+	groma_store_f32(rows.k[b], cache_row + i + half, rows.type, x2 * c + x1 * s);
+	groma_store_f32(rows.v[b], cache_row + i, rows.type, vr[i]);
+	groma_store_f32(rows.v[b], cache_row + i + half, rows.type, vr[i + half]);
 }
 
 /*
@@ -306,8 +310,8 @@ attention_rows_kernel(decode_rows rows, const int32_t *positions, const float *q
 
 	if (pos < 0)
 		return;					/* a whole block: no barrier is skipped */
-	warp_per_key_block(q + b * row_stride + h * dim, rows.k[b] + h * rows.head_stride[b], dim,
-					   rows.v[b] + h * rows.head_stride[b], dim, 0, pos + 1, dim, scale, NULL,
+	warp_per_key_block(q + b * row_stride + h * dim, rows.k[b], h * rows.head_stride[b], dim, rows.v[b],
+					   h * rows.head_stride[b], dim, rows.type, 0, pos + 1, dim, scale, NULL,
 					   ctx + b * row_stride + h * dim);
 }
 
@@ -322,13 +326,16 @@ launch_attention_rows(decode_rows rows, const int32_t *positions, const float *q
 	return groma_cuda_launched("attention_decode_rows (attention)");
 }
 
-/* A cache view [1, H, cap, D] the kernels can address: one layer's contiguous block on the device. */
+/* A cache view [1, H, cap, D] the kernels can address: one layer's block on the device, of the first cache's type. */
 static groma_status
-check_rows_cache(const groma_tensor *c, int64_t dim)
+check_rows_cache(const groma_tensor *c, int64_t dim, groma_dtype type)
 {
-	GROMA_TRY(groma_cuda_check_f32("attention_decode_rows", "cache", c));
-	if (c->stride[2] != dim)
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention_decode_rows: a cache's rows must be %lld floats",
+	if (c->device != GROMA_DEVICE_CUDA || c->data == NULL || c->dtype != type ||
+		(type != GROMA_F32 && type != GROMA_BF16 && type != GROMA_F16))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention_decode_rows: every cache must be an f32, bf16 or "
+						   "f16 CUDA tensor of one type");
+	if (c->stride[2] != dim || c->stride[3] != 1)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention_decode_rows: a cache's rows must be %lld values",
 						   (long long) dim);
 	return groma_ok();
 }
@@ -362,12 +369,13 @@ groma_cuda_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_t
 		const int32_t *pos = (const int32_t *) positions->data + first;
 		decode_rows rows;
 
+		rows.type = k_cache[first]->dtype;
 		for (int64_t b = 0; b < count; b++)
 		{
-			GROMA_TRY(check_rows_cache(k_cache[first + b], dim));
-			GROMA_TRY(check_rows_cache(v_cache[first + b], dim));
-			rows.k[b] = (float *) k_cache[first + b]->data;
-			rows.v[b] = (float *) v_cache[first + b]->data;
+			GROMA_TRY(check_rows_cache(k_cache[first + b], dim, rows.type));
+			GROMA_TRY(check_rows_cache(v_cache[first + b], dim, rows.type));
+			rows.k[b] = k_cache[first + b]->data;
+			rows.v[b] = v_cache[first + b]->data;
 			rows.head_stride[b] = k_cache[first + b]->stride[1];
 			rows.cap[b] = k_cache[first + b]->shape[2];
 			if (v_cache[first + b]->stride[1] != rows.head_stride[b] ||

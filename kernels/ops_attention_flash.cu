@@ -60,9 +60,9 @@ attention_flash_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t o
 				qi = q0 + row,
 				kend = causal ? min(tk, q_offset + block_q0 + block_rows) : tk,	/* keys any query here sees */
 				limit = qi < tq ? (causal ? min(tk, q_offset + qi + 1) : tk) : 0;	/* keys this row sees */
-	const float *qbase = q.data + b * q.sb + h * q.sh,
-			   *kbase = k.data + b * k.sb + h * k.sh,
-			   *vbase = v.data + b * v.sb + h * v.sh;
+	const float *qbase = (const float *) q.data + b * q.sb + h * q.sh;
+	int64_t		kbase = b * k.sb + h * k.sh,	/* element offsets of this head's keys and values */
+				vbase = b * v.sb + h * v.sh;
 	float		m = -INFINITY,
 				l = 0.0f;
 	wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> qa[FLASH_TILES];
@@ -96,9 +96,11 @@ attention_flash_kernel(bhtd q, bhtd k, bhtd v, float *out, int64_t ob, int64_t o
 				int			c = i / dim,
 							d = i % dim;
 
-				ks[c][d] = __float2bfloat16_rn(c < cols ? kbase[(j0 + c) * k.st + d] : 0.0f);
+				ks[c][d] = __float2bfloat16_rn(c < cols ? groma_load_f32(k.data, kbase + (j0 + c) * k.st + d, k.type)
+											   : 0.0f);
 				if (pass == 1)
-					vs[c][d] = __float2bfloat16_rn(c < cols ? vbase[(j0 + c) * v.st + d] : 0.0f);
+					vs[c][d] = __float2bfloat16_rn(c < cols ? groma_load_f32(v.data, vbase + (j0 + c) * v.st + d,
+																			  v.type) : 0.0f);
 			}
 			__syncthreads();
 			/* scores [16 rows, 32 keys] = q · kᵀ of this tile */

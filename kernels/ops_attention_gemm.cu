@@ -68,14 +68,16 @@ launch_masked_softmax(float *s, int64_t rows, int64_t tq, int64_t tk, bool causa
 
 /*
  * Returns the chunk of heads whose [Tq, Tk] scores (and, with staged, a
- * [Tq, D] output each; with half, 16-bit copies of q, k, v and the
- * probabilities) fit scratch (0: not even one).
+ * [Tq, D] output each; with half, 16-bit copies of q and the probabilities,
+ * and of k and v unless kv_native: already 16-bit) fit scratch (0: not even
+ * one).
  */
 static int64_t
-heads_per_chunk(groma_arena_ref scratch, int64_t heads, int64_t tq, int64_t tk, int64_t dim, bool staged, bool half)
+heads_per_chunk(groma_arena_ref scratch, int64_t heads, int64_t tq, int64_t tk, int64_t dim, bool staged, bool half,
+				bool kv_native)
 {
 	size_t		per_head = (size_t) tq * (size_t) (tk + (staged ? dim : 0)) * sizeof(float) + 6 * GROMA_ARENA_ALIGN +
-		(half ? 2 * ((size_t) tq * (size_t) (dim + tk) + 2 * (size_t) tk * (size_t) dim) : 0),
+		(half ? 2 * ((size_t) tq * (size_t) (dim + tk) + (kv_native ? 0 : 2 * (size_t) tk * (size_t) dim)) : 0),
 				room;
 
 	if (scratch == NULL || scratch->device != GROMA_DEVICE_CUDA || scratch->used >= scratch->size)
@@ -148,7 +150,11 @@ gemm_16bit(cublasOperation_t ta, int64_t m, int64_t n, int64_t k, float alpha, c
 	return st;
 }
 
-/* The 16-bit copies of one head chunk's operands (NULL when computing in f32). */
+/*
+ * The 16-bit copies of one head chunk's operands (NULL when computing in
+ * f32); k and v stay NULL when the operands are already of the compute
+ * type (a 16-bit KV cache), and the GEMMs read them where they are.
+ */
 typedef struct half_operands
 {
 	groma_dtype compute;		/* GROMA_BF16 or GROMA_F16 */
@@ -157,6 +163,13 @@ typedef struct half_operands
 			   *v,				/* [hc, Tk, D] */
 			   *p;				/* [hc, Tq, Tk] probabilities */
 } half_operands;
+
+/* The 16-bit rows of head h0 of batch b of t, a [B, H, T, D] tensor already of the compute type. */
+static const void *
+native_rows(const groma_tensor *t, int64_t b, int64_t h0)
+{
+	return (const char *) t->data + (b * t->stride[0] + h0 * t->stride[1]) * (int64_t) groma_dtype_size(t->dtype);
+}
 
 /*
  * S[h, Tq, Tk] = scale · q_h k_hᵀ for the heads of one chunk (row-major,
@@ -171,11 +184,15 @@ scores(const groma_tensor *q, const groma_tensor *k, int64_t b, int64_t h0, int6
 				dim = q->shape[3];
 	const float zero = 0.0f;
 	const float *qh = (const float *) q->data + b * q->stride[0] + h0 * q->stride[1];
-	const float *kh = (const float *) k->data + b * k->stride[0] + h0 * k->stride[1];
+	const float *kh = k->dtype == GROMA_F32 ? (const float *) k->data + b * k->stride[0] + h0 * k->stride[1] : NULL;
 
 	if (half)
 	{
 		GROMA_TRY(launch_rows_to_16bit(qh, q->stride[1], q->stride[2], hc, tq, dim, half->q, half->compute, stream));
+		if (half->k == NULL)
+			return gemm_16bit(CUBLAS_OP_T, tk, tq, dim, scale, native_rows(k, b, h0), k->stride[2], k->stride[1],
+							  half->q, dim, tq * dim, s, tk, tq * tk, hc, half->compute,
+							  "attention: cublasGemmStridedBatchedEx (scores)");
 		GROMA_TRY(launch_rows_to_16bit(kh, k->stride[1], k->stride[2], hc, tk, dim, half->k, half->compute, stream));
 		return gemm_16bit(CUBLAS_OP_T, tk, tq, dim, scale, half->k, dim, tk * dim, half->q, dim, tq * dim, s, tk,
 						  tq * tk, hc, half->compute, "attention: cublasGemmStridedBatchedEx (scores)");
@@ -206,7 +223,7 @@ weighted_values(const float *p, const groma_tensor *v, int64_t b, int64_t h0, in
 				dim = v->shape[3];
 	const float one = 1.0f,
 				zero = 0.0f;
-	const float *vh = (const float *) v->data + b * v->stride[0] + h0 * v->stride[1];
+	const float *vh = v->dtype == GROMA_F32 ? (const float *) v->data + b * v->stride[0] + h0 * v->stride[1] : NULL;
 	float	   *oh = staged ? staged : (float *) out->data + b * out->stride[0] + h0 * out->stride[1];
 	const int64_t shape[4] = {1, hc, tq, dim};
 	groma_tensor src,
@@ -214,9 +231,14 @@ weighted_values(const float *p, const groma_tensor *v, int64_t b, int64_t h0, in
 
 	if (half)
 	{
-		GROMA_TRY(launch_rows_to_16bit(vh, v->stride[1], v->stride[2], hc, tk, dim, half->v, half->compute, stream));
+		const void *v16 = half->v ? half->v : native_rows(v, b, h0);
+
+		if (half->v)
+			GROMA_TRY(launch_rows_to_16bit(vh, v->stride[1], v->stride[2], hc, tk, dim, half->v, half->compute,
+										   stream));
 		GROMA_TRY(launch_rows_to_16bit(p, tq * tk, tk, hc, tq, tk, half->p, half->compute, stream));
-		GROMA_TRY(gemm_16bit(CUBLAS_OP_N, dim, tq, tk, one, half->v, dim, tk * dim, half->p, tk, tq * tk, oh,
+		GROMA_TRY(gemm_16bit(CUBLAS_OP_N, dim, tq, tk, one, v16, half->v ? dim : v->stride[2],
+							 half->v ? tk * dim : v->stride[1], half->p, tk, tq * tk, oh,
 							 staged ? dim : out->stride[2], staged ? tq * dim : out->stride[1], hc, half->compute,
 							 "attention: cublasGemmStridedBatchedEx (weighted values)"));
 	}
@@ -257,7 +279,8 @@ groma_cuda_attention_gemm(const groma_tensor *q, const groma_tensor *k, const gr
 	/* heads whose [Tq, D] outputs interleave in out (a head view of [B, T, H, D]) are staged, then copied */
 	bool		staged = heads > 1 && tq > 1 && out->stride[1] < out->stride[2] * tq;
 	bool		half = compute == GROMA_BF16 || compute == GROMA_F16;
-	int64_t		chunk = heads_per_chunk(scratch, heads, tq, tk, dim, staged, half);
+	bool		kv_native = half && k->dtype == compute;	/* a 16-bit KV cache of the compute type */
+	int64_t		chunk = heads_per_chunk(scratch, heads, tq, tk, dim, staged, half, kv_native);
 	half_operands h16 = {compute, NULL, NULL, NULL, NULL};
 	size_t		mark;
 	float	   *s,				/* [chunk, Tq, Tk] scores, then probabilities */
@@ -265,8 +288,8 @@ groma_cuda_attention_gemm(const groma_tensor *q, const groma_tensor *k, const gr
 	groma_status st = groma_ok();
 
 	*done = false;
-	if (chunk == 0 || tk == 0)
-		return groma_ok();
+	if (chunk == 0 || tk == 0 || (k->dtype != GROMA_F32 && !kv_native))
+		return groma_ok();		/* 16-bit keys of another type: the fused kernels read them */
 	/*
 	 * cuBLAS takes int sizes and leading dimensions of at least D (a view of
 	 * one position may carry a smaller row stride): otherwise the fused
@@ -284,11 +307,15 @@ groma_cuda_attention_gemm(const groma_tensor *q, const groma_tensor *k, const gr
 	if (s != NULL && half)
 	{
 		h16.q = groma_arena_alloc(scratch, (size_t) chunk * (size_t) (tq * dim) * 2);
-		h16.k = groma_arena_alloc(scratch, (size_t) chunk * (size_t) (tk * dim) * 2);
-		h16.v = groma_arena_alloc(scratch, (size_t) chunk * (size_t) (tk * dim) * 2);
+		if (!kv_native)
+		{
+			h16.k = groma_arena_alloc(scratch, (size_t) chunk * (size_t) (tk * dim) * 2);
+			h16.v = groma_arena_alloc(scratch, (size_t) chunk * (size_t) (tk * dim) * 2);
+		}
 		h16.p = groma_arena_alloc(scratch, (size_t) chunk * (size_t) (tq * tk) * 2);
 	}
-	if (s == NULL || (staged && o == NULL) || (half && (!h16.q || !h16.k || !h16.v || !h16.p)))
+	if (s == NULL || (staged && o == NULL) ||
+		(half && (!h16.q || !h16.p || (!kv_native && (!h16.k || !h16.v)))))
 	{
 		scratch->used = mark;
 		return groma_ok();

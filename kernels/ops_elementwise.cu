@@ -390,7 +390,39 @@ as_vec4(groma_dims4 *shape, groma_dims4 *d, groma_dims4 *e, const void *dp, cons
 	return true;
 }
 
-/* Copies between strided views (contiguous ones by one device copy); host sides must be contiguous. */
+/* dst[offset of i] = src[offset of i] converted between f32, bf16 and f16 (rounded to nearest even when narrowed). */
+__global__ static void
+convert_copy_kernel(const void *src, groma_dtype st, void *dst, groma_dtype dt, int64_t n, groma_dims4 shape,
+					groma_dims4 ss, groma_dims4 ds)
+{
+	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < n)
+		groma_store_f32(dst, groma_offset_of(i, n, shape, ds), dt,
+						groma_load_f32(src, groma_offset_of(i, n, shape, ss), st));
+}
+
+/* Queues convert_copy_kernel on stream over the n values of 4-d views src (strides ss) and dst (strides ds). */
+static groma_status
+launch_convert_copy(const void *src, groma_dtype st, void *dst, groma_dtype dt, int64_t n, groma_dims4 shape,
+					groma_dims4 ss, groma_dims4 ds, cudaStream_t stream)
+{
+	convert_copy_kernel<<<groma_cuda_blocks(n, THREADS), THREADS, 0, stream>>>(src, st, dst, dt, n, shape, ss, ds);
+	return groma_cuda_launched("copy (converting)");
+}
+
+/* An element type groma_copy takes: f32, bf16 or f16. */
+static bool
+copyable(groma_dtype t)
+{
+	return t == GROMA_F32 || t == GROMA_BF16 || t == GROMA_F16;
+}
+
+/*
+ * Copies between strided views (contiguous ones by one device copy); host
+ * sides must be contiguous and f32.  On the device the types may differ
+ * (f32, bf16, f16: converted, rounded to nearest even).
+ */
 extern "C" groma_status
 groma_cuda_copy(const groma_tensor *src, groma_tensor *dst)
 {
@@ -399,19 +431,28 @@ groma_cuda_copy(const groma_tensor *src, groma_tensor *dst)
 				ss = groma_cuda_dims4(src),
 				ds = groma_cuda_dims4(dst);
 
-	if (src->dtype != GROMA_F32 || dst->dtype != GROMA_F32 || !groma_tensor_same_shape(src, dst))
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "copy: f32 tensors of the same shape only");
+	if (!copyable(src->dtype) || !copyable(dst->dtype) || !groma_tensor_same_shape(src, dst))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "copy: f32, bf16 or f16 tensors of the same shape only");
 	if (n == 0)
 		return groma_ok();
 	if (src->device != dst->device)
 	{
-		/* host <-> device transfers: contiguous only */
-		if (!groma_tensor_is_contiguous(src) || !groma_tensor_is_contiguous(dst))
-			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "copy: host/device transfers need contiguous tensors");
+		/* host <-> device transfers: contiguous f32 only */
+		if (!groma_tensor_is_contiguous(src) || !groma_tensor_is_contiguous(dst) || src->dtype != GROMA_F32 ||
+			dst->dtype != GROMA_F32)
+			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "copy: host/device transfers need contiguous f32 tensors");
 		return groma_cuda_status(cudaMemcpyAsync(dst->data, src->data, (size_t) n * sizeof(float),
 												 src->device == GROMA_DEVICE_CUDA ? cudaMemcpyDeviceToHost
 												 : cudaMemcpyHostToDevice, groma_cuda_stream()) == cudaSuccess
 								 ? cudaStreamSynchronize(groma_cuda_stream()) : cudaGetLastError(), "copy");
+	}
+	if (src->dtype != dst->dtype || src->dtype != GROMA_F32)
+	{
+		if (src->dtype == dst->dtype && groma_tensor_is_contiguous(src) && groma_tensor_is_contiguous(dst))
+			return groma_cuda_status(cudaMemcpyAsync(dst->data, src->data, (size_t) n * groma_dtype_size(src->dtype),
+													 cudaMemcpyDeviceToDevice, groma_cuda_stream()), "copy");
+		return launch_convert_copy(src->data, src->dtype, dst->data, dst->dtype, n, shape, ss, ds,
+								   groma_cuda_stream());
 	}
 	if (groma_tensor_is_contiguous(src) && groma_tensor_is_contiguous(dst))
 		return groma_cuda_status(cudaMemcpyAsync(dst->data, src->data, (size_t) n * sizeof(float),

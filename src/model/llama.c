@@ -53,6 +53,8 @@ groma_llama_build(groma_llama *m, const groma_llama_config *cfg, const groma_wei
 	GROMA_TRY(groma_bind(src, w, &m->norm, 1, (int64_t[]) {d}, "llm.model.norm.weight"));
 	GROMA_TRY(groma_bind(src, w, &m->lm_head, 2, (int64_t[]) {cfg->vocab, d}, "llm.lm_head.weight"));
 	GROMA_TRY(groma_bind(src, w, &m->extra_head, 2, (int64_t[]) {cfg->extra_vocab, d}, "extra_lm_head.weight"));
+	/* keys and values are kept as the attention multiplies them (PyTorch's cache holds the model's dtype) */
+	m->cfg.kv_dtype = groma_compute_dtype(&m->layer[0].q);
 	m->graphs = malloc(sizeof(*m->graphs));
 	if (m->graphs == NULL)
 		return groma_error(GROMA_ERR_NO_MEMORY, "llama: out of memory");
@@ -74,8 +76,9 @@ groma_llama_free(groma_llama *m)
 size_t
 groma_kv_cache_bytes(const groma_llama_config *cfg, int64_t capacity)
 {
-	/* K and V: [L, H, cap, Dh] each, that is L · cap · D floats */
-	return 2 * (size_t) cfg->layers * (size_t) capacity * (size_t) cfg->hidden * sizeof(float) + 4 * GROMA_ARENA_ALIGN;
+	/* K and V: [L, H, cap, Dh] each, that is L · cap · D values of kv_dtype */
+	return 2 * (size_t) cfg->layers * (size_t) capacity * (size_t) cfg->hidden * groma_dtype_size(cfg->kv_dtype) +
+		4 * GROMA_ARENA_ALIGN;
 }
 
 /* Carves a KV cache; see llama.h. */
@@ -89,10 +92,10 @@ groma_kv_cache_init(groma_kv_cache *cache, const groma_llama_config *cfg, int64_
 	memset(cache, 0, sizeof(*cache));
 	if (capacity < 1)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "kv cache: capacity %lld", (long long) capacity);
-	GROMA_TRY(groma_arena_tensor(arena, GROMA_F32, 4, shape, &cache->k));	/* [L, H, cap, Dh] */
-	GROMA_TRY(groma_arena_tensor(arena, GROMA_F32, 4, shape, &cache->v));
-	cache->k_data = cache->k.data;
-	cache->v_data = cache->v.data;
+	if (cfg->kv_dtype != GROMA_F32 && cfg->kv_dtype != GROMA_BF16 && cfg->kv_dtype != GROMA_F16)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "kv cache: values must be f32, bf16 or f16");
+	GROMA_TRY(groma_arena_tensor(arena, cfg->kv_dtype, 4, shape, &cache->k));	/* [L, H, cap, Dh] */
+	GROMA_TRY(groma_arena_tensor(arena, cfg->kv_dtype, 4, shape, &cache->v));
 	cache->capacity = capacity;
 	return groma_ok();
 }

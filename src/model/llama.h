@@ -26,6 +26,7 @@ typedef struct groma_llama_config
 	int			extra_vocab;	/* num_new_token: 114 */
 	float		rms_eps;		/* 1e-5 */
 	float		rope_theta;		/* 10000 */
+	groma_dtype kv_dtype;		/* KV cache values: f32 (zero), or the layers' 16-bit compute type (set by groma_llama_build) */
 } groma_llama_config;
 
 typedef struct groma_llama_layer
@@ -58,10 +59,8 @@ typedef struct groma_kv_cache
 {
 	int64_t		capacity;
 	int64_t		length;			/* positions filled so far */
-	groma_tensor k;				/* [layers, heads, capacity, Dh] */
-	groma_tensor v;				/* [layers, heads, capacity, Dh] */
-	float	   *k_data;
-	float	   *v_data;
+	groma_tensor k;				/* [layers, heads, capacity, Dh] of cfg->kv_dtype */
+	groma_tensor v;				/* [layers, heads, capacity, Dh] of cfg->kv_dtype */
 } groma_kv_cache;
 
 /* Binds llm.*, new_input_embs and extra_lm_head. */

@@ -13,18 +13,28 @@
 
 #define QUERY_BLOCK 64
 
-/* Checks one attention operand: f32 CPU, 4 dims, contiguous last dimension. */
+/* Checks one attention operand: CPU, 4 dims, contiguous last dimension, f32 (or, for keys and values, 16-bit). */
 static groma_status
-check_operand(const char *what, const groma_tensor *t)
+check_operand(const char *what, const groma_tensor *t, bool may_be_16bit)
 {
 	char		buf[64];
+	bool		typed = t->dtype == GROMA_F32 ||
+		(may_be_16bit && (t->dtype == GROMA_BF16 || t->dtype == GROMA_F16));
 
-	if (t->dtype != GROMA_F32 || t->device != GROMA_DEVICE_CPU || t->data == NULL || t->ndim != 4 ||
+	if (!typed || t->device != GROMA_DEVICE_CPU || t->data == NULL || t->ndim != 4 ||
 		(t->stride[3] != 1 && t->shape[3] > 1))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT,
-						   "attention: %s %s must be f32 [B,H,T,D] with a contiguous last dimension",
-						   what, groma_tensor_shape_str(t, buf, sizeof(buf)));
+						   "attention: %s %s must be %s [B,H,T,D] with a contiguous last dimension",
+						   what, groma_tensor_shape_str(t, buf, sizeof(buf)), may_be_16bit ? "f32, bf16 or f16" : "f32");
 	return groma_ok();
+}
+
+/* *wide = a contiguous f32 copy of t (16-bit keys or values) carved from scratch. */
+static groma_status
+widen_operand(const groma_tensor *t, groma_arena *scratch, groma_tensor *wide)
+{
+	GROMA_TRY(groma_arena_tensor(scratch, GROMA_F32, t->ndim, t->shape, wide));
+	return groma_copy(t, wide);
 }
 
 typedef struct attention_job
@@ -119,10 +129,12 @@ groma_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor
 
 	if (groma_on_device(q))
 		return GROMA_DEVICE_CALL("attention", attention, q, k, v, scale, causal, q_offset, scratch, out);
-	GROMA_TRY(check_operand("q", q));
-	GROMA_TRY(check_operand("k", k));
-	GROMA_TRY(check_operand("v", v));
-	GROMA_TRY(check_operand("out", out));
+	GROMA_TRY(check_operand("q", q, false));
+	GROMA_TRY(check_operand("k", k, true));
+	GROMA_TRY(check_operand("v", v, true));
+	GROMA_TRY(check_operand("out", out, false));
+	if (k->dtype != v->dtype)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention: k and v differ in type");
 	batch = q->shape[0];
 	heads = q->shape[1];
 	tq = q->shape[2];
@@ -138,6 +150,22 @@ groma_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor
 						   (long long) q_offset, (long long) (q_offset + tq), (long long) tk);
 	if (scratch == NULL)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention: a scratch arena is needed");
+	if (k->dtype != GROMA_F32)
+	{
+		/* a 16-bit KV cache: the same f32 attention over its values widened (exact) */
+		groma_tensor kw,
+					vw;
+		groma_status st;
+
+		mark = scratch->used;
+		st = widen_operand(k, scratch, &kw);
+		if (st.code == GROMA_OK)
+			st = widen_operand(v, scratch, &vw);
+		if (st.code == GROMA_OK)
+			st = groma_attention(q, &kw, &vw, scale, causal, q_offset, scratch, out);
+		scratch->used = mark;
+		return st;
+	}
 	if (tk == 0)
 	{
 		/* no keys: no weight anywhere */

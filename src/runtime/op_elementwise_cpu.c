@@ -110,19 +110,53 @@ groma_scale(const groma_tensor *x, float s, float t, groma_tensor *y)
 	return groma_ok();
 }
 
-/* Copies src into dst of the same shape, any strides on both sides. */
+/* Value e of a row of type t (f32, bf16 or f16) as f32. */
+static inline float
+load_as_f32(const void *row, int64_t e, groma_dtype t)
+{
+	if (t == GROMA_BF16)
+		return groma_bf16_to_f32(((const uint16_t *) row)[e]);
+	if (t == GROMA_F16)
+		return groma_f16_to_f32(((const uint16_t *) row)[e]);
+	return ((const float *) row)[e];
+}
+
+/* Value e of a row of type t (f32, bf16 or f16) = x, rounded to nearest even when t is 16-bit. */
+static inline void
+store_from_f32(void *row, int64_t e, groma_dtype t, float x)
+{
+	if (t == GROMA_BF16)
+		((uint16_t *) row)[e] = groma_f32_to_bf16(x);
+	else if (t == GROMA_F16)
+		((uint16_t *) row)[e] = groma_f32_to_f16(x);
+	else
+		((float *) row)[e] = x;
+}
+
+/* An element type groma_copy takes. */
+static bool
+copyable(groma_dtype t)
+{
+	return t == GROMA_F32 || t == GROMA_BF16 || t == GROMA_F16;
+}
+
+/* Copies src into dst of the same shape, any strides on both sides, converting between f32, bf16 and f16. */
 groma_status
 groma_copy(const groma_tensor *src, groma_tensor *dst)
 {
 	int64_t		shape[4],
 				ss[4],
 				ds[4];
+	size_t		sz,
+				dz;
 
 	if (groma_on_device(src) || groma_on_device(dst))
 		return GROMA_DEVICE_CALL("copy", copy, src, dst);
-	if (src->dtype != GROMA_F32 || dst->dtype != GROMA_F32 || !src->data || !dst->data)
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "copy: f32 tensors only");
+	if (!copyable(src->dtype) || !copyable(dst->dtype) || !src->data || !dst->data)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "copy: f32, bf16 or f16 tensors only");
 	GROMA_TRY(groma_check_same_shape("copy", src, dst));
+	sz = groma_dtype_size(src->dtype);
+	dz = groma_dtype_size(dst->dtype);
 	for (int d = 0; d < 4; d++)
 	{
 		int			td = d - (4 - src->ndim);
@@ -135,11 +169,15 @@ groma_copy(const groma_tensor *src, groma_tensor *dst)
 		for (int64_t b = 0; b < shape[1]; b++)
 			for (int64_t c = 0; c < shape[2]; c++)
 			{
-				const float *s = (const float *) src->data + a * ss[0] + b * ss[1] + c * ss[2];
-				float	   *d = (float *) dst->data + a * ds[0] + b * ds[1] + c * ds[2];
+				const char *s = (const char *) src->data + (a * ss[0] + b * ss[1] + c * ss[2]) * (int64_t) sz;
+				char	   *d = (char *) dst->data + (a * ds[0] + b * ds[1] + c * ds[2]) * (int64_t) dz;
 
-				for (int64_t e = 0; e < shape[3]; e++)
-					d[e * ds[3]] = s[e * ss[3]];
+				if (src->dtype == GROMA_F32 && dst->dtype == GROMA_F32)
+					for (int64_t e = 0; e < shape[3]; e++)
+						((float *) d)[e * ds[3]] = ((const float *) s)[e * ss[3]];
+				else
+					for (int64_t e = 0; e < shape[3]; e++)
+						store_from_f32(d, e * ds[3], dst->dtype, load_as_f32(s, e * ss[3], src->dtype));
 			}
 	return groma_ok();
 }

@@ -149,7 +149,10 @@ groma_status groma_softmax(const groma_tensor *x, groma_tensor *y);
  * With causal, query i sits at absolute position q_offset + i and sees keys
  * j <= q_offset + i (a KV cache passes its first q_offset + Tq rows).  Scores
  * are computed a block of queries at a time from scratch: the full
- * [Tq, Tk] matrix is never held for long prompts.
+ * [Tq, Tk] matrix is never held for long prompts.  q and out are f32; k
+ * and v are f32, or both bf16 or f16 (a 16-bit KV cache): their values
+ * are widened exactly and the arithmetic stays f32 (the CPU widens them
+ * into scratch first; the GPU's kernels read them as they are).
  */
 groma_status groma_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v,
 							 float scale, bool causal, int64_t q_offset, groma_arena *scratch,
@@ -176,7 +179,9 @@ groma_dtype groma_compute_dtype(const groma_tensor *w);
  * caches of this layer and positions[b] (i32 [n] on q's device, each
  * below cap) the position the token takes.  Rotates q (in place) and k (RoPE, theta), writes k and v at that
  * position, and ctx[n, H·Dh] = causal attention of each q row over
- * positions [0, positions[b]] of its own caches (scale).  The CPU runs each
+ * positions [0, positions[b]] of its own caches (scale).  The caches are
+ * f32, bf16 or f16 (all of one type; 16-bit ones store k and v rounded to
+ * nearest even, as groma_copy does).  The CPU runs each
  * row as groma_rope, groma_copy and groma_attention (bit-equal to a
  * sequence alone) and fails on a position outside its cache; a device
  * runs all rows in two launches, its cache pointers passed by value and the
@@ -285,7 +290,12 @@ groma_status groma_fill_from_host(groma_tensor *dst, groma_host_fill_fn fn, void
  */
 groma_status groma_host_image(const groma_tensor *t, groma_tensor *host, float **owned);
 
-/* Copies src (any strides, f32) into dst of the same shape (any strides): makes permuted views contiguous. */
+/*
+ * Copies src (any strides) into dst of the same shape (any strides): makes
+ * permuted views contiguous.  f32, bf16 and f16 on either side, converted
+ * (rounded to nearest even when narrowed); between host and device,
+ * contiguous f32 only.
+ */
 groma_status groma_copy(const groma_tensor *src, groma_tensor *dst);
 
 /* Concatenates n tensors along dim into y (every other dimension equal). */

@@ -606,7 +606,7 @@ decode_bytes(const groma_llama *m, int64_t positions)
 			stored_bytes(&l->o) + stored_bytes(&l->mlp_norm) + stored_bytes(&l->gate) + stored_bytes(&l->up) +
 			stored_bytes(&l->down);
 	}
-	return total + 2.0 * m->cfg.layers * (double) positions * m->cfg.hidden * sizeof(float);
+	return total + 2.0 * m->cfg.layers * (double) positions * m->cfg.hidden * (double) groma_dtype_size(m->cfg.kv_dtype);
 }
 
 /*

@@ -108,6 +108,44 @@ compare(const char *op, const char *shape, const groma_tensor *cpu, const groma_
 	free(back);
 }
 
+/* A contiguous copy of t as type, carved from arena (on t's device), by groma_copy; exits on failure. */
+static groma_tensor
+converted(const groma_tensor *t, groma_arena *arena, groma_dtype type)
+{
+	groma_tensor c;
+	groma_status st = groma_arena_tensor(arena, type, t->ndim, t->shape, &c);
+
+	if (st.code == GROMA_OK)
+		st = groma_copy(t, &c);
+	if (st.code != GROMA_OK)
+	{
+		fprintf(stderr, "converted: %s\n", st.message);
+		exit(1);
+	}
+	return c;
+}
+
+/* compare() for tensors of any type groma_copy takes: both sides widened to f32 first. */
+static void
+compare_widened(const char *op, const char *shape, const groma_tensor *cpu, const groma_tensor *gpu, double tol,
+				groma_status st_cpu, groma_status st_gpu)
+{
+	size_t		host_mark = host.used,
+				dev_mark = dev.used;
+
+	if (st_cpu.code == GROMA_OK && st_gpu.code == GROMA_OK)
+	{
+		groma_tensor c = converted(cpu, &host, GROMA_F32),
+					g = converted(gpu, &dev, GROMA_F32);
+
+		compare(op, shape, &c, &g, tol, st_cpu, st_gpu);
+	}
+	else
+		compare(op, shape, cpu, gpu, tol, st_cpu, st_gpu);
+	host.used = host_mark;
+	dev.used = dev_mark;
+}
+
 /*
  * bf16 copies of w on the host and of dw on the device (same shape),
  * narrowed by each side's convert op; *a and *g get the two statuses.
@@ -818,10 +856,13 @@ test_elementwise(void)
  * writes and attention: n sequences with caches of different sizes and
  * positions (the first and the last position of a cache among them), 70
  * rows crossing the kernel's 64 per launch; compares ctx, the rotated q and
- * every cache.
+ * every cache.  With a 16-bit type the caches hold it (each side converts
+ * the same random values; the new rows are rounded where they are
+ * written), compared widened; 1e-6 allows a rounding of the rotated key to
+ * land on the other side of a 16-bit step.
  */
 static void
-decode_rows_case(int64_t n, int64_t heads, int64_t dh)
+decode_rows_case(int64_t n, int64_t heads, int64_t dh, groma_dtype type)
 {
 	int64_t		width = heads * dh;
 	int32_t		positions[80];
@@ -848,6 +889,8 @@ decode_rows_case(int64_t n, int64_t heads, int64_t dh)
 				dpos;
 	char		name[48];
 
+	double		tol = type == GROMA_F32 ? 1e-11 : 1e-6;
+
 	groma_arena_init(&cpu_scratch, (size_t) 16 << 20);
 	for (int64_t b = 0; b < n; b++)
 	{
@@ -857,6 +900,13 @@ decode_rows_case(int64_t n, int64_t heads, int64_t dh)
 		vc[b] = rand_host(4, (int64_t[]) {1, heads, cap, dh});
 		dkc[b] = to_dev(&kc[b]);
 		dvc[b] = to_dev(&vc[b]);
+		if (type != GROMA_F32)
+		{
+			kc[b] = converted(&kc[b], &host, type);
+			vc[b] = converted(&vc[b], &host, type);
+			dkc[b] = converted(&dkc[b], &dev, type);
+			dvc[b] = converted(&dvc[b], &dev, type);
+		}
 		kp[b] = &kc[b];
 		vp[b] = &vc[b];
 		dkp[b] = &dkc[b];
@@ -871,13 +921,14 @@ decode_rows_case(int64_t n, int64_t heads, int64_t dh)
 	a = groma_attention_decode_rows(&q, &k, &v, heads, kp, vp, &pos, 10000.0f, 0.125f, &cpu_scratch, &ctx);
 	g = groma_attention_decode_rows(&dq, &dk, &dv, heads, dkp, dvp, &dpos, 10000.0f, 0.125f, &dev_scratch,
 									&dctx);
-	snprintf(name, sizeof(name), "%lld rows of %lldx%lld", (long long) n, (long long) heads, (long long) dh);
-	compare("decode_rows ctx", name, &ctx, &dctx, 1e-11, a, g);
+	snprintf(name, sizeof(name), "%lld rows of %lldx%lld, %s", (long long) n, (long long) heads, (long long) dh,
+			 groma_dtype_name(type));
+	compare("decode_rows ctx", name, &ctx, &dctx, tol, a, g);
 	compare("decode_rows q", name, &q, &dq, 1e-11, a, g);
 	for (int64_t b = 0; b < n; b += n / 4 + 1)
 	{
-		compare("decode_rows k cache", name, &kc[b], &dkc[b], 1e-11, a, g);
-		compare("decode_rows v cache", name, &vc[b], &dvc[b], 1e-11, a, g);
+		compare_widened("decode_rows k cache", name, &kc[b], &dkc[b], tol, a, g);
+		compare_widened("decode_rows v cache", name, &vc[b], &dvc[b], tol, a, g);
 	}
 	{
 		/*
@@ -896,7 +947,7 @@ decode_rows_case(int64_t n, int64_t heads, int64_t dh)
 			   a.code == GROMA_ERR_LIMIT && g.code == GROMA_OK ? "ok" : "not ok", "decode_rows", name,
 			   a.code == GROMA_ERR_LIMIT ? "refuses" : "accepts");
 		a.code == GROMA_ERR_LIMIT && g.code == GROMA_OK ? passed++ : failed++;
-		compare("decode_rows k cache untouched", name, &kc[0], &dkc[0], 1e-11, groma_ok(), g);
+		compare_widened("decode_rows k cache untouched", name, &kc[0], &dkc[0], tol, groma_ok(), g);
 	}
 	groma_cuda_ops.free(dpos.data);
 	groma_arena_free(&cpu_scratch);
@@ -1003,8 +1054,11 @@ test_rowwise(void)
 		}
 	}
 	argmax_cases();
-	decode_rows_case(5, 4, 64);
-	decode_rows_case(70, 2, 128);
+	decode_rows_case(5, 4, 64, GROMA_F32);
+	decode_rows_case(70, 2, 128, GROMA_F32);
+	decode_rows_case(5, 4, 64, GROMA_BF16);
+	decode_rows_case(70, 2, 128, GROMA_BF16);
+	decode_rows_case(9, 2, 32, GROMA_F16);
 	{
 		groma_tensor x = rand_host(4, (int64_t[]) {2, 9, 4, 64});
 		groma_tensor dx = to_dev(&x);
@@ -1188,6 +1242,135 @@ test_attention_16bit(groma_arena *scratch)
 		compare("attn/16bit", "head views of [1,65,4,32], bf16", &h.ob, &h.dob, 1e-4,
 				groma_attention_in(GROMA_BF16, &h.q, &h.k, &h.v, 0.17f, false, 0, scratch, &h.o),
 				groma_attention_in(GROMA_BF16, &h.dq, &h.dk, &h.dv, 0.17f, false, 0, &dev_scratch, &h.dout));
+	}
+}
+
+/* Views the first len positions of a [1, H, cap, D] cache as [1, H, len, D] (exits on failure). */
+static groma_tensor
+cache_prefix(const groma_tensor *cache, int64_t len)
+{
+	groma_tensor t;
+
+	if (groma_tensor_narrow(cache, 2, 0, len, &t).code != GROMA_OK)
+		exit(1);
+	return t;
+}
+
+/*
+ * Attention over a 16-bit KV cache (keys and values bf16 or f16, viewed
+ * with the cache's capacity as stride) on every kernel, forced one by one,
+ * against the CPU (which widens them): the f32 kernels within f32
+ * rounding, the tensor-core ones within bf16's; the GEMM path with keys
+ * already of its compute type multiplies them where they are and gives
+ * the bits it gives for f32 copies holding the same values (which it
+ * rounds, exactly); a decode query on the warp-per-key kernel; k and v of
+ * different types are refused.
+ */
+static void
+test_attention_kv16(groma_arena *scratch)
+{
+	static const struct
+	{
+		groma_cuda_attention_path path;
+		const char *name;
+		groma_dtype compute;
+		double		tol;
+	}			paths[] = {{GROMA_ATTENTION_AUTO, "auto", GROMA_BF16, 1e-4}, {GROMA_ATTENTION_GEMM, "gemm", GROMA_BF16, 1e-4},
+	{GROMA_ATTENTION_FLASH, "flash", GROMA_BF16, 1e-4}, {GROMA_ATTENTION_TILED, "tiled", GROMA_BF16, 1e-10},
+	{GROMA_ATTENTION_PER_QUERY, "per query", GROMA_BF16, 1e-10},
+	{GROMA_ATTENTION_WARP_PER_KEY, "warp per key", GROMA_BF16, 1e-10}, {GROMA_ATTENTION_AUTO, "auto, f32", GROMA_F32, 1e-10}};
+	groma_tensor q = rand_host(4, (int64_t[]) {1, 3, 60, 64}),
+				kf = rand_host(4, (int64_t[]) {1, 3, 90, 64}),	/* a cache of 90 positions, 70 filled */
+				vf = rand_host(4, (int64_t[]) {1, 3, 90, 64}),
+				o = like_host(&q);
+	groma_tensor dq = to_dev(&q),
+				dkf = to_dev(&kf),
+				dvf = to_dev(&vf),
+				dout = to_dev(&o);
+	groma_tensor k16 = converted(&kf, &host, GROMA_BF16),
+				v16 = converted(&vf, &host, GROMA_BF16),
+				dk16 = converted(&dkf, &dev, GROMA_BF16),
+				dv16 = converted(&dvf, &dev, GROMA_BF16),
+				dkr = converted(&dk16, &dev, GROMA_F32),	/* the bf16 values, as f32 */
+				dvr = converted(&dv16, &dev, GROMA_F32);
+	groma_tensor k = cache_prefix(&k16, 70),
+				v = cache_prefix(&v16, 70),
+				dk = cache_prefix(&dk16, 70),
+				dv = cache_prefix(&dv16, 70);
+	groma_status a = groma_attention(&q, &k, &v, 0.125f, true, 10, scratch, &o),
+				g;
+	int64_t		n = groma_tensor_numel(&o);
+
+	for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++)
+	{
+		char		name[64];
+
+		snprintf(name, sizeof(name), "bf16 cache, %s", paths[p].name);
+		groma_cuda_attention_kernel(paths[p].path);
+		groma_fill(&dout, NAN);
+		g = groma_attention_in(paths[p].compute, &dq, &dk, &dv, 0.125f, true, 10, &dev_scratch, &dout);
+		groma_cuda_attention_kernel(GROMA_ATTENTION_AUTO);
+		compare("attn/kv16", name, &o, &dout, paths[p].tol, a, g);
+	}
+	{
+		groma_tensor dkrv = cache_prefix(&dkr, 70),
+					dvrv = cache_prefix(&dvr, 70);
+		float	   *native = NULL,
+				   *rounded = NULL;
+
+		groma_cuda_attention_kernel(GROMA_ATTENTION_GEMM);
+		groma_fill(&dout, NAN);
+		g = groma_attention_in(GROMA_BF16, &dq, &dk, &dv, 0.125f, true, 10, &dev_scratch, &dout);
+		if (g.code == GROMA_OK)
+			native = device_floats(dout.data, n);
+		groma_fill(&dout, NAN);
+		if (g.code == GROMA_OK)
+			g = groma_attention_in(GROMA_BF16, &dq, &dkrv, &dvrv, 0.125f, true, 10, &dev_scratch, &dout);
+		if (g.code == GROMA_OK)
+			rounded = device_floats(dout.data, n);
+		groma_cuda_attention_kernel(GROMA_ATTENTION_AUTO);
+		printf("%s - attn/kv16 the GEMM path reads a bf16 cache where it is: the bits of its f32 copy%s%s\n",
+			   native && rounded && memcmp(native, rounded, (size_t) n * sizeof(float)) == 0 ? "ok" : "not ok",
+			   g.code == GROMA_OK ? "" : ": ", g.code == GROMA_OK ? "" : g.message);
+		native && rounded && memcmp(native, rounded, (size_t) n * sizeof(float)) == 0 ? passed++ : failed++;
+		free(native);
+		free(rounded);
+	}
+	{
+		/* one decode query at position 69 (auto: the warp-per-key kernel) */
+		groma_tensor q1 = rand_host(4, (int64_t[]) {1, 3, 1, 64}),
+					o1 = like_host(&q1);
+		groma_tensor dq1 = to_dev(&q1),
+					do1 = to_dev(&o1);
+
+		groma_fill(&do1, NAN);
+		compare("attn/kv16", "bf16 cache, one query at 69", &o1, &do1, 1e-10,
+				groma_attention_in(GROMA_BF16, &q1, &k, &v, 0.125f, true, 69, scratch, &o1),
+				groma_attention_in(GROMA_BF16, &dq1, &dk, &dv, 0.125f, true, 69, &dev_scratch, &do1));
+	}
+	{
+		groma_tensor kh = converted(&kf, &host, GROMA_F16),
+					dkh = converted(&dkf, &dev, GROMA_F16),
+					vh = converted(&vf, &host, GROMA_F16),
+					dvh = converted(&dvf, &dev, GROMA_F16),
+					mixed_cpu = cache_prefix(&kh, 70),
+					mixed_gpu = cache_prefix(&dkh, 70),
+					khv = cache_prefix(&kh, 70),
+					vhv = cache_prefix(&vh, 70),
+					dkhv = cache_prefix(&dkh, 70),
+					dvhv = cache_prefix(&dvh, 70);
+
+		/* an f16 cache under bf16 compute: the GEMM path steps aside and the flash kernel reads it (as bf16) */
+		groma_fill(&dout, NAN);
+		compare("attn/kv16", "f16 cache, bf16 compute", &o, &dout, 1e-4,
+				groma_attention(&q, &khv, &vhv, 0.125f, true, 10, scratch, &o),
+				groma_attention_in(GROMA_BF16, &dq, &dkhv, &dvhv, 0.125f, true, 10, &dev_scratch, &dout));
+		a = groma_attention(&q, &mixed_cpu, &v, 0.125f, true, 10, scratch, &o);
+		g = groma_attention_in(GROMA_BF16, &dq, &mixed_gpu, &dv, 0.125f, true, 10, &dev_scratch, &dout);
+		printf("%s - attn/kv16 f16 keys with bf16 values are refused (CPU: %s; GPU: %s)\n",
+			   a.code == GROMA_ERR_INVALID_ARGUMENT && g.code == GROMA_ERR_INVALID_ARGUMENT ? "ok" : "not ok",
+			   a.message, g.message);
+		a.code == GROMA_ERR_INVALID_ARGUMENT && g.code == GROMA_ERR_INVALID_ARGUMENT ? passed++ : failed++;
 	}
 }
 
@@ -2131,6 +2314,7 @@ main(void)
 	test_attention_scratch(&scratch);
 	test_attention_16bit(&scratch);
 	test_attention_flash(&scratch);
+	test_attention_kv16(&scratch);
 	time_attention();
 	time_linear();
 	time_conv();

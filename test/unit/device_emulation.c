@@ -279,8 +279,10 @@ emu_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_tensor *
 		most = p > most ? p : most;
 	}
 	device_emulation_close();
-	/* the CPU attention keeps 64 score rows of its keys per pool thread */
-	st = groma_arena_init(&scratch, (size_t) groma_cpu_threads() * 64 * (size_t) (most + 2) * sizeof(float) + 4096);
+	/* the CPU attention keeps 64 score rows of its keys per pool thread, and widens 16-bit caches' rows to f32 */
+	st = groma_arena_init(&scratch, (size_t) groma_cpu_threads() * 64 * (size_t) (most + 2) * sizeof(float) + 4096 +
+						  (q->shape[0] > 0 && k_cache[0]->dtype != GROMA_F32 ?
+						   2 * (size_t) (most + 1) * (size_t) q->shape[1] * sizeof(float) : 0));
 	if (st.code != GROMA_OK)
 		return st;
 	device_emulation_open();
@@ -410,9 +412,10 @@ emu_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *
 
 	if (q->shape[3] > 256)
 		return groma_error(GROMA_ERR_UNSUPPORTED, "attention: head dimension %lld over 256", (long long) q->shape[3]);
-	/* the CPU op keeps 64 score rows of Tk per pool thread */
+	/* the CPU op keeps 64 score rows of Tk per pool thread, and widens 16-bit keys and values to f32 */
 	groma_status st = groma_arena_init(&scratch, (size_t) groma_cpu_threads() * 64 * (size_t) (k->shape[2] + 1) *
-									   sizeof(float) + 4096);
+									   sizeof(float) + 4096 +
+									   (k->dtype != GROMA_F32 ? 2 * (size_t) groma_tensor_numel(k) * sizeof(float) : 0));
 
 	if (st.code != GROMA_OK)
 		return st;
