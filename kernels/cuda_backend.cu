@@ -10,7 +10,7 @@
 #include <stdio.h>
 
 /* The process's context; see cuda_common.h. */
-static groma_cuda_context context = {.gemv = true, .conv_rows = true, .attention_path = GROMA_ATTENTION_AUTO};
+static groma_cuda_context context = {.gemv = true, .conv_path = GROMA_CONV_AUTO, .attention_path = GROMA_ATTENTION_AUTO};
 
 /* Returns the process's context. */
 groma_cuda_context *

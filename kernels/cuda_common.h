@@ -50,7 +50,7 @@ typedef struct groma_cuda_context
 	bool		capturing;		/* a graph is being recorded on stream (cuda_graph.cu) */
 	uint64_t	launches;		/* kernels and graphs queued from the host (groma_cuda_launch_count) */
 	bool		gemv;			/* few-rows linears take the GEMV kernels (groma_cuda_linear_gemv) */
-	bool		conv_rows;		/* stride-1 convolutions go by kernel rows (groma_cuda_conv_row_gemms) */
+	groma_cuda_conv_path conv_path;	/* groma_cuda_conv_kernel */
 	groma_cuda_attention_path attention_path;	/* groma_cuda_attention_kernel */
 } groma_cuda_context;
 
@@ -191,6 +191,11 @@ groma_status groma_cuda_attention_flash(bhtd q, bhtd k, bhtd v, groma_tensor *ou
 										bool causal, int64_t q_offset);
 groma_status groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, int stride,
 							   int padding, groma_arena_ref scratch, groma_tensor *y);
+/* True when the implicit-GEMM convolution takes weights w (bf16) for an Ho x Wo output. */
+bool		groma_cuda_conv_implicit_fits(const groma_tensor *w, int64_t ho, int64_t wo);
+/* y = conv2d(x, w) + b (b may be NULL) by the implicit GEMM on tensor cores, for checked operands that fit. */
+groma_status groma_cuda_conv_implicit(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, int stride,
+									  int padding, groma_tensor *y);
 groma_status groma_cuda_group_norm(const groma_tensor *x, int groups, const groma_tensor *w, const groma_tensor *b,
 								   float eps, bool relu, groma_tensor *y);
 groma_status groma_cuda_layer_norm_channels(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b,

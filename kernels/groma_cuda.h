@@ -92,12 +92,21 @@ void		groma_cuda_attention_kernel(groma_cuda_attention_path which);
  */
 void		groma_cuda_linear_gemv(bool on);
 
-/*
- * Turns off (false) or back on (true, the default) the convolution by kernel
- * rows (stride 1: kw shifted copies of the padded input and one GEMM per
- * kernel row) that conv2d takes instead of im2col (tests compare the two).
- */
-void		groma_cuda_conv_row_gemms(bool on);
+/* The 2-d convolution's method on the GPU (groma_cuda_conv_kernel). */
+typedef enum groma_cuda_conv_path
+{
+	/*
+	 * stride-1 kernels larger than 1x1 by kernel rows (kw shifted copies of
+	 * the padded input and one cuBLAS GEMM per kernel row) when one image's
+	 * copies fit the scratch, everything else by im2col
+	 */
+	GROMA_CONV_AUTO = 0,
+	GROMA_CONV_IM2COL,			/* im2col in chunks of images (or bands of output rows) and cuBLAS */
+	GROMA_CONV_IMPLICIT			/* an implicit GEMM on tensor cores, no scratch (bf16 weights; others as auto) */
+} groma_cuda_conv_path;
+
+/* Forces one convolution method for tests and benchmarks (GROMA_CONV_AUTO: conv2d chooses). */
+void		groma_cuda_conv_kernel(groma_cuda_conv_path which);
 
 /* The most distinct ops a profile tells apart (later ones are not counted). */
 #define GROMA_CUDA_PROFILE_MAX_OPS 64

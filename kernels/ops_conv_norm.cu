@@ -444,7 +444,9 @@ groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tens
 	GROMA_TRY(groma_cuda_gemm_dims("conv2d", plane, c_out, kdim));
 	if (h + 2 * (int64_t) padding > (1 << 30) || wd + 2 * (int64_t) padding > (1 << 30))
 		return groma_error(GROMA_ERR_LIMIT, "conv2d: an image side over 2^30");
-	if (stride == 1 && kh * kw > 1 && kdim > 0 && groma_cuda_ctx()->conv_rows && scratch &&
+	if (groma_cuda_ctx()->conv_path == GROMA_CONV_IMPLICIT && kdim > 0 && groma_cuda_conv_implicit_fits(w, ho, wo))
+		return groma_cuda_conv_implicit(x, w, b, stride, padding, y);
+	if (stride == 1 && kh * kw > 1 && kdim > 0 && groma_cuda_ctx()->conv_path != GROMA_CONV_IM2COL && scratch &&
 		scratch->device == GROMA_DEVICE_CUDA)
 	{
 		bool		no_room;
@@ -787,10 +789,10 @@ groma_cuda_embedding(const groma_tensor *ids, const groma_tensor *table, groma_t
 	return groma_ok();
 }
 
-/* Turns the convolution by kernel rows on or off (tests compare it with im2col); see groma_cuda.h. */
+/* Forces one convolution method (tests and benchmarks compare them); see groma_cuda.h. */
 extern "C" void
-groma_cuda_conv_row_gemms(bool on)
+groma_cuda_conv_kernel(groma_cuda_conv_path which)
 {
-	groma_cuda_ctx()->conv_rows = on;
+	groma_cuda_ctx()->conv_path = which;
 	groma_cuda_ctx()->generation++;	/* recordings made with the other path are stale */
 }

@@ -1629,8 +1629,9 @@ test_fills(void)
 
 /*
  * conv2d of x on the CPU and on the GPU, with f32 and with bf16 weights
- * (tensor cores, x rounded to bf16 as linear does), by kernel rows and by
- * im2col; the GPU's scratch must be as it was after each.
+ * (tensor cores, x rounded to bf16 as linear does), by kernel rows, by
+ * im2col and (bf16 weights) by the implicit GEMM; the GPU's scratch must be
+ * as it was after each.
  */
 static void
 conv_case(const char *label, const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, int stride, int pad,
@@ -1655,19 +1656,21 @@ conv_case(const char *label, const groma_tensor *x, const groma_tensor *w, const
 
 		if (sa.code == GROMA_OK)
 			sa = groma_conv2d(x, cw, b, stride, pad, scratch, y);
-		for (int rows = 1; rows >= 0; rows--)
+		for (int path = GROMA_CONV_AUTO; path <= GROMA_CONV_IMPLICIT; path++)
 		{
 			size_t		mark = dscratch->used;
 			groma_status sg = t == 0 ? groma_ok() : g;
+			bool		by_rows = stride == 1 && w->shape[2] * w->shape[3] > 1;
 
-			if (!rows && (stride != 1 || w->shape[2] * w->shape[3] == 1))
-				continue;		/* im2col either way */
-			groma_cuda_conv_row_gemms(rows);
+			if ((path == GROMA_CONV_IM2COL && !by_rows) || (path == GROMA_CONV_IMPLICIT && t == 0))
+				continue;		/* im2col either way; the implicit GEMM takes bf16 weights */
+			groma_cuda_conv_kernel((groma_cuda_conv_path) path);
 			groma_fill(&dy, NAN);	/* the result must be computed, not left over */
 			if (sg.code == GROMA_OK)
 				sg = groma_conv2d(&dx, gw, &db, stride, pad, dscratch, &dy);
 			snprintf(name, sizeof(name), "%s%s%s", label, t ? " bf16 w" : "",
-					 stride != 1 || w->shape[2] * w->shape[3] == 1 ? "" : rows ? " rows" : " im2col");
+					 path == GROMA_CONV_IMPLICIT ? " implicit" : !by_rows ? "" :
+					 path == GROMA_CONV_AUTO ? " rows" : " im2col");
 			compare("conv2d", name, y, &dy, t ? 1e-4 : 1e-10, sa, sg);
 			if (dscratch->used != mark)
 			{
@@ -1675,13 +1678,14 @@ conv_case(const char *label, const groma_tensor *x, const groma_tensor *w, const
 				failed++;
 			}
 		}
-		groma_cuda_conv_row_gemms(true);
+		groma_cuda_conv_kernel(GROMA_CONV_AUTO);
 	}
 }
 
 /*
  * conv2d at several kernels, strides and paddings (non-square kernels too),
- * by kernel rows and by im2col, in chunks of images and in bands of rows
+ * by kernel rows, by im2col and by the implicit GEMM (partial tiles of
+ * channels, pixels and k), in chunks of images and in bands of rows
  * when the scratch is small, and a clean failure when not one output row's
  * im2col fits; then GroupNorm and channel LayerNorm.
  */
@@ -1718,6 +1722,15 @@ test_conv_norm(groma_arena *scratch)
 		snprintf(name, sizeof(name), "[2,%lld,%lld,%lld] k%dx%d s%d p%d", (long long) c, (long long) h, (long long) wd,
 				 kh, kw, stride, pad);
 		conv_case(name, &x, &w, &b, stride, pad, &y, scratch, &dscratch);
+	}
+	{
+		/* 130 output channels: three of the implicit GEMM's 64-channel tiles, the last partial */
+		groma_tensor x = rand_host(4, (int64_t[]) {3, 16, 9, 11}),
+					w = rand_host(4, (int64_t[]) {130, 16, 3, 3}),
+					b = rand_host(1, (int64_t[]) {130}),
+					y = like_host(&(groma_tensor) {.ndim = 4, .shape = {3, 130, 9, 11}});
+
+		conv_case("[3,16,9,11] to 130 channels k3", &x, &w, &b, 1, 1, &y, scratch, &dscratch);
 	}
 	{
 		/* 8000 · 3 · 3 = 72000 im2col rows: more than one launch's grid rows (65535) */
@@ -1760,7 +1773,7 @@ test_conv_norm(groma_arena *scratch)
 		groma_fill(&dy, NAN);
 		compare("conv2d", "[100,...] rows don't fit, bands", &y, &dy, 1e-10, groma_ok(),
 				groma_conv2d(&dx, &dw, &db, 1, 1, &small, &dy));
-		groma_cuda_conv_row_gemms(false);
+		groma_cuda_conv_kernel(GROMA_CONV_IM2COL);
 		/* by im2col: room for 7 images' im2col: chunks of 7, the last one of 2 */
 		small.size = dscratch.used + 7 * per_image + per_image / 2;
 		groma_fill(&dy, NAN);
@@ -1771,7 +1784,7 @@ test_conv_norm(groma_arena *scratch)
 		groma_fill(&dy, NAN);
 		compare("conv2d", "[100,...] im2col, bands of rows", &y, &dy, 1e-10, groma_ok(),
 				groma_conv2d(&dx, &dw, &db, 1, 1, &small, &dy));
-		groma_cuda_conv_row_gemms(true);
+		groma_cuda_conv_kernel(GROMA_CONV_AUTO);
 		small.size = dscratch.used + (size_t) 32 * 9 * 14 * sizeof(float) / 2;
 		{
 			groma_status st = groma_conv2d(&dx, &dw, &db, 1, 1, &small, &dy);
@@ -1791,12 +1804,12 @@ test_conv_norm(groma_arena *scratch)
 			g = groma_conv2d(&dx, &dw16, &db, 1, 1, &small, &dy);
 		compare("conv2d", "[100,...] bf16 w, rows, chunks", &y, &dy, 1e-4, a, g);
 		/* and by im2col: the same room holds 15 images' 16-bit im2col, the last chunk of 10 */
-		groma_cuda_conv_row_gemms(false);
+		groma_cuda_conv_kernel(GROMA_CONV_IM2COL);
 		small.size = dscratch.used + 7 * per_image + per_image / 2;
 		groma_fill(&dy, NAN);
 		g = g.code == GROMA_OK ? groma_conv2d(&dx, &dw16, &db, 1, 1, &small, &dy) : g;
 		compare("conv2d", "[100,...] bf16 w, im2col, chunks of 15", &y, &dy, 1e-4, a, g);
-		groma_cuda_conv_row_gemms(true);
+		groma_cuda_conv_kernel(GROMA_CONV_AUTO);
 	}
 	{
 		groma_tensor x = rand_host(4, (int64_t[]) {2, 128, 16, 16}),
@@ -2230,6 +2243,7 @@ time_conv(void)
 					y;
 		double		rows,
 					im2col,
+					implicit,
 					flops = 2.0 * (double) (shapes[s][0] * shapes[s][2] * shapes[s][3]) * 256.0 * 256.0 * 9.0;
 
 		if (groma_arena_tensor(&dev, GROMA_F32, 4, shapes[s], &x).code != GROMA_OK ||
@@ -2244,12 +2258,15 @@ time_conv(void)
 			break;
 		}
 		rows = conv_ms(&x, &w16, &b, &y);
-		groma_cuda_conv_row_gemms(false);
+		groma_cuda_conv_kernel(GROMA_CONV_IM2COL);
 		im2col = conv_ms(&x, &w16, &b, &y);
-		groma_cuda_conv_row_gemms(true);
+		groma_cuda_conv_kernel(GROMA_CONV_IMPLICIT);
+		implicit = conv_ms(&x, &w16, &b, &y);
+		groma_cuda_conv_kernel(GROMA_CONV_AUTO);
 		printf("# figure: conv2d [%lld,256,%lld,%lld] 3x3 bf16 w on %s: by kernel rows %.3f ms (%.0f TFLOPS), "
-			   "im2col %.3f ms (%.0f TFLOPS)\n", (long long) shapes[s][0], (long long) shapes[s][2],
-			   (long long) shapes[s][3], device, rows, flops / rows / 1e9, im2col, flops / im2col / 1e9);
+			   "im2col %.3f ms (%.0f TFLOPS), implicit GEMM %.3f ms (%.0f TFLOPS)\n", (long long) shapes[s][0],
+			   (long long) shapes[s][2], (long long) shapes[s][3], device, rows, flops / rows / 1e9, im2col,
+			   flops / im2col / 1e9, implicit, flops / implicit / 1e9);
 		dev.used = mark;
 	}
 	dev.used = mark;
