@@ -69,15 +69,16 @@ typedef enum groma_cuda_attention_path
 {
 	/*
 	 * it chooses: for several queries cuBLAS GEMMs when the scratch arena
-	 * holds one head's scores, else tiled for head dimensions up to 128,
-	 * else per-query; a decode step goes to the warp-per-key kernel, its
-	 * keys split over several blocks
+	 * holds one head's scores (and k and v are f32 or of the compute
+	 * type), else for a bf16 compute type the flash kernel, else tiled for
+	 * head dimensions up to 128, else per-query; a decode step goes to the
+	 * warp-per-key kernel, its keys split over several blocks
 	 */
 	GROMA_ATTENTION_AUTO = 0,
 	GROMA_ATTENTION_PER_QUERY,	/* one block per query, a decode step's keys split over blocks */
 	GROMA_ATTENTION_TILED,		/* tiles of 16 queries against staged keys (head dimensions up to 128) */
 	GROMA_ATTENTION_PER_QUERY_WHOLE,	/* one block per query, no key splits (the decode baseline) */
-	GROMA_ATTENTION_GEMM,		/* cuBLAS GEMMs (fails when the scratch cannot hold one head's scores) */
+	GROMA_ATTENTION_GEMM,		/* cuBLAS GEMMs (fails when the scratch cannot hold one head's scores, or k and v are 16-bit of another type than the compute type) */
 	GROMA_ATTENTION_WARP_PER_KEY,	/* a warp per key, a decode step's keys split over blocks */
 	GROMA_ATTENTION_FLASH		/* tensor cores, no score matrix (bf16 q, k, v and probabilities; head dim 16..128 by 16) */
 } groma_cuda_attention_path;

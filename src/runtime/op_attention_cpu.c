@@ -29,14 +29,6 @@ check_operand(const char *what, const groma_tensor *t, bool may_be_16bit)
 	return groma_ok();
 }
 
-/* *wide = a contiguous f32 copy of t (16-bit keys or values) carved from scratch. */
-static groma_status
-widen_operand(const groma_tensor *t, groma_arena *scratch, groma_tensor *wide)
-{
-	GROMA_TRY(groma_arena_tensor(scratch, GROMA_F32, t->ndim, t->shape, wide));
-	return groma_copy(t, wide);
-}
-
 typedef struct attention_job
 {
 	const groma_tensor *q,
@@ -48,7 +40,22 @@ typedef struct attention_job
 	int64_t		q_offset,
 				blocks;			/* query blocks per (batch, head) */
 	float	   *scores;			/* [parts][QUERY_BLOCK, Tk] */
+	float	   *wide;			/* [parts][2, Tk, D]: one head's 16-bit keys and values widened (NULL for f32) */
 } attention_job;
+
+/* dst[Tk, D] = head (b, h) of t, a 16-bit [B, H, Tk, D] tensor, widened to f32 (exact). */
+static void
+widen_head(const groma_tensor *t, int64_t b, int64_t h, float *dst)
+{
+	int64_t		tk = t->shape[2],
+				dim = t->shape[3];
+	const uint16_t *src = (const uint16_t *) t->data + b * t->stride[0] + h * t->stride[1];
+
+	for (int64_t j = 0; j < tk; j++)
+		for (int64_t d = 0; d < dim; d++)
+			dst[j * dim + d] = t->dtype == GROMA_BF16 ? groma_bf16_to_f32(src[j * t->stride[2] + d])
+				: groma_f16_to_f32(src[j * t->stride[2] + d]);
+}
 
 /* Items [begin, end) of (batch, head, query block), with this part's score rows. */
 static void
@@ -63,22 +70,45 @@ attention_part(void *ctx, int64_t begin, int64_t end, int part)
 				tq = q->shape[2],
 				dim = q->shape[3],
 				tk = k->shape[2];
-	float	   *scores = j->scores + (int64_t) part * QUERY_BLOCK * tk;
+	float	   *scores = j->scores + (int64_t) part * QUERY_BLOCK * tk,
+			   *wide_k = j->wide ? j->wide + (int64_t) part * 2 * tk * dim : NULL,	/* [Tk, D] */
+			   *wide_v = wide_k ? wide_k + tk * dim : NULL;	/* [Tk, D] */
+	int64_t		widened = -1;	/* the (batch, head) whose keys and values are in wide_k, wide_v */
 
 	for (int64_t item = begin; item < end; item++)
 	{
 		int64_t		b = item / (heads * j->blocks),
 					h = item / j->blocks % heads,
 					q0 = item % j->blocks * QUERY_BLOCK,
-					rows = tq - q0 < QUERY_BLOCK ? tq - q0 : QUERY_BLOCK;
+					rows = tq - q0 < QUERY_BLOCK ? tq - q0 : QUERY_BLOCK,
+					k_rows = k->stride[2],
+					v_rows = v->stride[2];
 		const float *qh = (const float *) q->data + b * q->stride[0] + h * q->stride[1];
-		const float *kh = (const float *) k->data + b * k->stride[0] + h * k->stride[1];
-		const float *vh = (const float *) v->data + b * v->stride[0] + h * v->stride[1];
+		const float *kh,
+				   *vh;
 		float	   *oh = (float *) out->data + b * out->stride[0] + h * out->stride[1];
 
+		if (wide_k)
+		{
+			/* a 16-bit KV cache: this head's keys and values widened once for its query blocks */
+			if (widened != item / j->blocks)
+			{
+				widen_head(k, b, h, wide_k);
+				widen_head(v, b, h, wide_v);
+				widened = item / j->blocks;
+			}
+			kh = wide_k;
+			vh = wide_v;
+			k_rows = v_rows = dim;
+		}
+		else
+		{
+			kh = (const float *) k->data + b * k->stride[0] + h * k->stride[1];
+			vh = (const float *) v->data + b * v->stride[0] + h * v->stride[1];
+		}
 		/* scores[rows, Tk] = scale · q[q0:q0+rows] · kᵀ */
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) rows, (int) tk, (int) dim, j->scale,
-					qh + q0 * q->stride[2], (int) q->stride[2], kh, (int) k->stride[2], 0.0f, scores, (int) tk);
+					qh + q0 * q->stride[2], (int) q->stride[2], kh, (int) k_rows, 0.0f, scores, (int) tk);
 		for (int64_t r = 0; r < rows; r++)
 		{
 			float	   *row = scores + r * tk;
@@ -90,7 +120,7 @@ attention_part(void *ctx, int64_t begin, int64_t end, int part)
 		}
 		/* out[q0:q0+rows] = scores · v */
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) rows, (int) dim, (int) tk, 1.0f, scores,
-					(int) tk, vh, (int) v->stride[2], 0.0f, oh + q0 * out->stride[2], (int) out->stride[2]);
+					(int) tk, vh, (int) v_rows, 0.0f, oh + q0 * out->stride[2], (int) out->stride[2]);
 	}
 }
 
@@ -150,22 +180,6 @@ groma_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor
 						   (long long) q_offset, (long long) (q_offset + tq), (long long) tk);
 	if (scratch == NULL)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention: a scratch arena is needed");
-	if (k->dtype != GROMA_F32)
-	{
-		/* a 16-bit KV cache: the same f32 attention over its values widened (exact) */
-		groma_tensor kw,
-					vw;
-		groma_status st;
-
-		mark = scratch->used;
-		st = widen_operand(k, scratch, &kw);
-		if (st.code == GROMA_OK)
-			st = widen_operand(v, scratch, &vw);
-		if (st.code == GROMA_OK)
-			st = groma_attention(q, &kw, &vw, scale, causal, q_offset, scratch, out);
-		scratch->used = mark;
-		return st;
-	}
 	if (tk == 0)
 	{
 		/* no keys: no weight anywhere */
@@ -177,8 +191,19 @@ groma_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor
 		return groma_ok();
 	}
 	mark = scratch->used;
-	job = (attention_job) {q, k, v, out, scale, causal, q_offset, (tq + QUERY_BLOCK - 1) / QUERY_BLOCK, NULL};
+	job = (attention_job) {q, k, v, out, scale, causal, q_offset, (tq + QUERY_BLOCK - 1) / QUERY_BLOCK, NULL, NULL};
 	job.scores = groma_arena_alloc(scratch, (size_t) parts * QUERY_BLOCK * (size_t) tk * sizeof(float));
+	if (job.scores != NULL && k->dtype != GROMA_F32)
+	{
+		/* a 16-bit KV cache: the same f32 attention over its values, widened a head at a time (exact) */
+		job.wide = groma_arena_alloc(scratch, (size_t) parts * 2 * (size_t) (tk * dim) * sizeof(float));
+		if (job.wide == NULL)
+		{
+			scratch->used = mark;
+			return groma_error(GROMA_ERR_NO_MEMORY, "attention: scratch arena too small for %d heads' %lld 16-bit keys "
+							   "and values widened", parts, (long long) tk);
+		}
+	}
 	if (job.scores == NULL)
 		return groma_error(GROMA_ERR_NO_MEMORY, "attention: scratch arena too small for %d x %d x %lld scores",
 						   parts, QUERY_BLOCK, (long long) tk);

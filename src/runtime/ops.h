@@ -150,9 +150,9 @@ groma_status groma_softmax(const groma_tensor *x, groma_tensor *y);
  * j <= q_offset + i (a KV cache passes its first q_offset + Tq rows).  Scores
  * are computed a block of queries at a time from scratch: the full
  * [Tq, Tk] matrix is never held for long prompts.  q and out are f32; k
- * and v are f32, or both bf16 or f16 (a 16-bit KV cache): their values
- * are widened exactly and the arithmetic stays f32 (the CPU widens them
- * into scratch first; the GPU's kernels read them as they are).
+ * and v are f32, or both bf16 or f16 (a 16-bit KV cache): the CPU widens
+ * one head at a time into scratch (exactly) and computes in f32; on the
+ * GPU the f32 kernels widen each value as they load it.
  */
 groma_status groma_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *v,
 							 float scale, bool causal, int64_t q_offset, groma_arena *scratch,
@@ -162,8 +162,11 @@ groma_status groma_attention(const groma_tensor *q, const groma_tensor *k, const
  * groma_attention with its two products in compute on the GPU (bf16 or
  * f16: q, k, v and the probabilities rounded to it on tensor cores, f32
  * scores, softmax and outputs) when it takes the GEMM path (several
- * queries, scores that fit scratch); f32 is groma_attention, and the CPU
- * always computes in f32 (a reference, as linear with 16-bit weights).
+ * queries, scores that fit scratch, and k and v f32 or already of the
+ * compute type, which the GEMMs then read in place) or, for bf16 when
+ * the scores do not fit, the flash kernel (which rounds k and v to bf16,
+ * an f16 cache included); f32 is groma_attention, and the CPU always
+ * computes in f32 (a reference, as linear with 16-bit weights).
  */
 groma_status groma_attention_in(groma_dtype compute, const groma_tensor *q, const groma_tensor *k,
 								const groma_tensor *v, float scale, bool causal, int64_t q_offset,

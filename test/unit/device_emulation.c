@@ -279,10 +279,11 @@ emu_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_tensor *
 		most = p > most ? p : most;
 	}
 	device_emulation_close();
-	/* the CPU attention keeps 64 score rows of its keys per pool thread, and widens 16-bit caches' rows to f32 */
+	/* the CPU attention keeps 64 score rows of its keys per pool thread, and widens a head of 16-bit caches */
 	st = groma_arena_init(&scratch, (size_t) groma_cpu_threads() * 64 * (size_t) (most + 2) * sizeof(float) + 4096 +
 						  (q->shape[0] > 0 && k_cache[0]->dtype != GROMA_F32 ?
-						   2 * (size_t) (most + 1) * (size_t) q->shape[1] * sizeof(float) : 0));
+						   (size_t) groma_cpu_threads() * 2 * (size_t) (most + 1) * (size_t) (q->shape[1] / heads) *
+						   sizeof(float) : 0));
 	if (st.code != GROMA_OK)
 		return st;
 	device_emulation_open();
@@ -309,8 +310,9 @@ emu_copy(const groma_tensor *src, groma_tensor *dst)
 {
 	groma_tensor s[2];
 
-	if (src->device != dst->device && (!groma_tensor_is_contiguous(src) || !groma_tensor_is_contiguous(dst)))
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "copy: host/device transfers need contiguous tensors");
+	if (src->device != dst->device && (!groma_tensor_is_contiguous(src) || !groma_tensor_is_contiguous(dst) ||
+									   src->dtype != GROMA_F32 || dst->dtype != GROMA_F32))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "copy: host/device transfers need contiguous f32 tensors");
 
 	EMULATE(groma_copy(cpu(src, &s[0]), cpu(dst, &s[1])));
 }
@@ -412,10 +414,11 @@ emu_attention(const groma_tensor *q, const groma_tensor *k, const groma_tensor *
 
 	if (q->shape[3] > 256)
 		return groma_error(GROMA_ERR_UNSUPPORTED, "attention: head dimension %lld over 256", (long long) q->shape[3]);
-	/* the CPU op keeps 64 score rows of Tk per pool thread, and widens 16-bit keys and values to f32 */
+	/* the CPU op keeps 64 score rows of Tk per pool thread, and widens a head of 16-bit keys and values there */
 	groma_status st = groma_arena_init(&scratch, (size_t) groma_cpu_threads() * 64 * (size_t) (k->shape[2] + 1) *
 									   sizeof(float) + 4096 +
-									   (k->dtype != GROMA_F32 ? 2 * (size_t) groma_tensor_numel(k) * sizeof(float) : 0));
+									   (k->dtype != GROMA_F32 ? (size_t) groma_cpu_threads() * 2 *
+										(size_t) (k->shape[2] * k->shape[3]) * sizeof(float) : 0));
 
 	if (st.code != GROMA_OK)
 		return st;

@@ -11,6 +11,8 @@
 #include "unit.h"
 #include "../../src/model/groma_model.h"
 #include "../../src/model/llama.h"
+#include "../../src/runtime/arena.h"
+#include "../../src/runtime/cpu_parallel.h"
 #include "../../src/runtime/ops.h"
 
 /* Fills n floats with a reproducible pseudo-random sequence in [-1, 1). */
@@ -89,8 +91,8 @@ UNIT_TEST(test_copy_converts_16bit)
  * cached positions, as a decoder passes them) gives exactly the bits of
  * the f32 attention over the same values, for a causal block of queries
  * and a decode query; k and v of different types are refused, and a
- * scratch with no room for the widened copies fails cleanly, leaving the
- * scratch as it was.
+ * scratch with room for the scores but not for the widened head fails
+ * cleanly, leaving the scratch as it was.
  */
 UNIT_TEST(test_attention_reads_16bit_kv)
 {
@@ -157,10 +159,13 @@ UNIT_TEST(test_attention_reads_16bit_kv)
 		CHECK(groma_attention(&tq, &kv, &vfv, 0.3f, true, LEN - TQ, &scratch, &to).code == GROMA_ERR_INVALID_ARGUMENT);
 		{
 			groma_arena small;
-			size_t		used;
+			size_t		used,
+						scores = groma_arena_round((size_t) groma_cpu_threads() * 64 * LEN * sizeof(float));
 
-			CHECK(groma_arena_init(&small, 512).code == GROMA_OK);
+			CHECK(groma_arena_init(&small, 64 + scores + 64).code == GROMA_OK);
+			small.used = 64;	/* a caller's own tensor below */
 			used = small.used;
+			CHECK(groma_attention(&tq, &kfv, &vfv, 0.3f, true, LEN - TQ, &small, &tr).code == GROMA_OK);	/* f32: fits */
 			CHECK(groma_attention(&tq, &kv, &vv, 0.3f, true, LEN - TQ, &small, &to).code == GROMA_ERR_NO_MEMORY);
 			CHECK(small.used == used);
 			groma_arena_free(&small);
