@@ -13,22 +13,48 @@
 #define KEYS 4					/* keys a warp takes at once */
 #define MAX_PER_LANE 8			/* head dimension up to 8 · 32 = 256 */
 
-/*
- * One block's share of one query: keys [kbeg, kend) of the rows at element
- * offsets koff of k and voff of v (row strides kt, vt; D contiguous; f32,
- * bf16 or f16 as kvt) against qrow, a warp per key, KEYS keys per warp at
- * once.  With part_slot, writes the share's max, sum and
- * unnormalised output there (D + 2 floats) for the combining kernel;
- * without, writes the normalised output to out_row.
- */
-__device__ static void
-warp_per_key_block(const float *qrow, const void *k, int64_t koff, int64_t kt, const void *v, int64_t voff, int64_t vt,
-				   groma_dtype kvt, int64_t kbeg, int64_t kend, int dim, float scale, float *part_slot,
-				   float *out_row)
+/* A key or value element as f32 (the cache's type chosen once per block, not per load). */
+__device__ static inline float
+to_f32(float x)
 {
-	__shared__ float warp_m[WARPS],
-				warp_l[WARPS];
-	__shared__ float warp_acc[WARPS][MAX_PER_LANE * 32];
+	return x;
+}
+
+__device__ static inline float
+to_f32(__nv_bfloat16 x)
+{
+	return __bfloat162float(x);
+}
+
+__device__ static inline float
+to_f32(__half x)
+{
+	return __half2float(x);
+}
+
+/* The shared memory of warp_per_key_rows: each warp's max, sum and outputs, for the block's combination. */
+struct warp_shares
+{
+	float		m[WARPS];
+	float		l[WARPS];
+	float		acc[WARPS][MAX_PER_LANE * 32];
+};
+
+/*
+ * One block's share of one query: keys [kbeg, kend) of krows/vrows (row
+ * strides kt, vt; D contiguous; elements of type T) against qrow, a warp
+ * per key, KEYS keys per warp at once.  With part_slot, writes the share's
+ * max, sum and unnormalised output there (D + 2 floats) for the combining
+ * kernel; without, writes the normalised output to out_row.
+ */
+template <typename T>
+__device__ static void
+warp_per_key_rows(const float *qrow, const T *krows, int64_t kt, const T *vrows, int64_t vt, int64_t kbeg,
+				  int64_t kend, int dim, float scale, float *part_slot, float *out_row, warp_shares &sh)
+{
+	float	   *warp_m = sh.m,
+			   *warp_l = sh.l;
+	float		(*warp_acc)[MAX_PER_LANE * 32] = sh.acc;
 	int			lane = threadIdx.x & 31,
 				warp = threadIdx.x >> 5,
 				per_lane = (dim + 31) / 32;
@@ -61,7 +87,7 @@ warp_per_key_block(const float *qrow, const void *k, int64_t koff, int64_t kt, c
 #pragma unroll
 				for (int r = 0; r < MAX_PER_LANE; r++)
 					if (r < per_lane && lane + 32 * r < dim)
-						s[u] += qreg[r] * groma_load_f32(k, koff + (j0 + u) * kt + lane + 32 * r, kvt);
+						s[u] += qreg[r] * to_f32(krows[(j0 + u) * kt + lane + 32 * r]);
 		}
 #pragma unroll
 		for (int o = 16; o > 0; o >>= 1)
@@ -92,7 +118,7 @@ warp_per_key_block(const float *qrow, const void *k, int64_t koff, int64_t kt, c
 #pragma unroll
 				for (int u = 0; u < KEYS; u++)
 					if (j0 + u < kend)
-						a += p[u] * groma_load_f32(v, voff + (j0 + u) * vt + lane + 32 * r, kvt);
+						a += p[u] * to_f32(vrows[(j0 + u) * vt + lane + 32 * r]);
 				acc[r] = a;
 			}
 		m = new_m;
@@ -138,6 +164,28 @@ warp_per_key_block(const float *qrow, const void *k, int64_t koff, int64_t kt, c
 	}
 }
 
+
+/*
+ * warp_per_key_rows over the rows at element offsets koff of k and voff of
+ * v, whose type (f32, bf16 or f16) is kvt: the type is chosen here, once.
+ */
+__device__ static void
+warp_per_key_block(const float *qrow, const void *k, int64_t koff, int64_t kt, const void *v, int64_t voff, int64_t vt,
+				   groma_dtype kvt, int64_t kbeg, int64_t kend, int dim, float scale, float *part_slot,
+				   float *out_row)
+{
+	__shared__ warp_shares sh;
+
+	if (kvt == GROMA_BF16)
+		warp_per_key_rows(qrow, (const __nv_bfloat16 *) k + koff, kt, (const __nv_bfloat16 *) v + voff, vt, kbeg,
+						  kend, dim, scale, part_slot, out_row, sh);
+	else if (kvt == GROMA_F16)
+		warp_per_key_rows(qrow, (const __half *) k + koff, kt, (const __half *) v + voff, vt, kbeg, kend, dim, scale,
+						  part_slot, out_row, sh);
+	else
+		warp_per_key_rows(qrow, (const float *) k + koff, kt, (const float *) v + voff, vt, kbeg, kend, dim, scale,
+						  part_slot, out_row, sh);
+}
 
 /*
  * For query i = blockIdx.z of (b, h) = blockIdx.y, keys [z·split_len,
