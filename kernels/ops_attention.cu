@@ -204,6 +204,14 @@ launch_combine(const float *part, int64_t splits, float *out, int64_t ob, int64_
 	return groma_cuda_launched("attention (combining key splits)");
 }
 
+/* Combines key splits for the batched decode step (ops_attention_decode.cu); see cuda_common.h. */
+extern "C" groma_status
+groma_cuda_attention_combine(const float *part, int64_t splits, float *out, int64_t ob, int64_t oh, int64_t batch,
+							 int64_t heads, int64_t dim)
+{
+	return launch_combine(part, splits, out, ob, oh, 0, batch, heads, dim, groma_cuda_stream());
+}
+
 #define TILE_Q 16				/* queries per tiled block */
 #define TILE_K 32				/* keys per shared-memory tile */
 #define TILED_THREADS 256

@@ -265,6 +265,8 @@ groma_cuda_attention_decode(const groma_tensor *q, const groma_tensor *k, const 
 
 /* Sequences one launch of the batched decode-step kernels takes (their cache pointers travel as a kernel argument). */
 #define DECODE_ROWS_MAX 64
+#define ROWS_SPLIT_KEYS 64		/* keys per block of a batched decode step's attention (more past 32 splits) */
+#define ROWS_MAX_SPLITS 32
 
 /* Per sequence of a batched decode step: its layer's K and V caches [H, cap, D] (passed by value). */
 struct decode_rows
@@ -274,7 +276,21 @@ struct decode_rows
 	groma_dtype type;			/* every cache's element type: f32, bf16 or f16 */
 	int64_t		head_stride[DECODE_ROWS_MAX];	/* elements between heads: cap · D */
 	int64_t		cap[DECODE_ROWS_MAX];	/* positions the caches hold */
+	int64_t		split_len[DECODE_ROWS_MAX];	/* keys per block (rows_split_len of cap) */
 };
+
+/*
+ * Keys per block of a cache of cap positions: ROWS_SPLIT_KEYS, more when
+ * that would take over ROWS_MAX_SPLITS blocks.  It depends on the cache
+ * alone, so a row's bits do not depend on the rows beside it.
+ */
+static int64_t
+rows_split_len(int64_t cap)
+{
+	int64_t		most = (int64_t) ROWS_SPLIT_KEYS * ROWS_MAX_SPLITS;
+
+	return ROWS_SPLIT_KEYS * ((cap + most - 1) / most);
+}
 
 /* Row b's position, read where the caller left it (so a replayed graph sees each step's); -1 when outside its cache. */
 __device__ static inline int64_t
@@ -347,31 +363,56 @@ launch_rope_store_rows(decode_rows rows, const int32_t *positions, const float *
 	return groma_cuda_launched("attention_decode_rows (RoPE and cache writes)");
 }
 
-/* ctx row b, head h (blockIdx.x, blockIdx.y) = attention of q's row over positions [0, pos] of b's caches. */
+/*
+ * ctx row b, head h (blockIdx.x, blockIdx.y) = attention of q's row over
+ * positions [0, pos] of b's caches.  With part, block z (blockIdx.z) takes
+ * keys [z, z + 1) · split_len of them and writes its max, sum and
+ * unnormalised output to part[(b·H + h)·splits + z] (D + 2 floats; max
+ * -inf for no keys) for the combining kernel.
+ */
 __global__ static void
 attention_rows_kernel(decode_rows rows, const int32_t *positions, const float *q, float *ctx, int64_t row_stride,
-					  int dim, float scale)
+					  int dim, float scale, float *part)
 {
 	int64_t		b = blockIdx.x,
 				h = blockIdx.y,
-				pos = row_position(rows, positions, b);
+				pos = row_position(rows, positions, b),
+				kbeg = part ? (int64_t) blockIdx.z * rows.split_len[b] : 0,
+				kend = part ? min(pos + 1, kbeg + rows.split_len[b]) : pos + 1;
+	float	   *slot = part ? part + ((b * gridDim.y + h) * gridDim.z + blockIdx.z) * (dim + 2) : NULL;
 
-	if (pos < 0)
-		return;					/* a whole block: no barrier is skipped */
+	if (kbeg >= kend)
+	{
+		/* outside its cache (the caller checked) or past its position: nothing to weigh (a whole block returns) */
+		if (slot && threadIdx.x == 0)
+		{
+			slot[0] = -INFINITY;
+			slot[1] = 0.0f;
+		}
+		return;
+	}
 	warp_per_key_block(q + b * row_stride + h * dim, rows.k[b], h * rows.head_stride[b], dim, rows.v[b],
-					   h * rows.head_stride[b], dim, rows.type, 0, pos + 1, dim, scale, NULL,
+					   h * rows.head_stride[b], dim, rows.type, kbeg, kend, dim, scale, slot,
 					   ctx + b * row_stride + h * dim);
 }
 
-/* Queues attention_rows_kernel on stream for count sequences of heads heads each, into ctx[count, H·D]. */
+/*
+ * Queues attention_rows_kernel on stream for count sequences of heads heads
+ * each, into ctx[count, H·D]: splits blocks per head writing to part, then
+ * the combining kernel, or (part NULL) one block per head.
+ */
 static groma_status
 launch_attention_rows(decode_rows rows, const int32_t *positions, const float *q, float *ctx, int64_t row_stride,
-					  int dim, float scale, int64_t count, int64_t heads, cudaStream_t stream)
+					  int dim, float scale, int64_t count, int64_t heads, int64_t splits, float *part,
+					  cudaStream_t stream)
 {
-	dim3		grid((unsigned) count, (unsigned) heads);
+	dim3		grid((unsigned) count, (unsigned) heads, (unsigned) (part ? splits : 1));
 
-	attention_rows_kernel<<<grid, WARPS * 32, 0, stream>>>(rows, positions, q, ctx, row_stride, dim, scale);
-	return groma_cuda_launched("attention_decode_rows (attention)");
+	attention_rows_kernel<<<grid, WARPS * 32, 0, stream>>>(rows, positions, q, ctx, row_stride, dim, scale, part);
+	GROMA_TRY(groma_cuda_launched(part ? "attention_decode_rows (attention, key splits)"
+								  : "attention_decode_rows (attention)"));
+	return part ? groma_cuda_attention_combine(part, splits, ctx, row_stride, dim, count, heads, dim)
+		: groma_ok();
 }
 
 /* A cache view [1, H, cap, D] the kernels can address: one layer's block on the device, of the first cache's type. */
@@ -416,6 +457,9 @@ groma_cuda_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_t
 					offset = first * q->shape[1];
 		const int32_t *pos = (const int32_t *) positions->data + first;
 		decode_rows rows;
+		int64_t		splits = 1;
+		float	   *part = NULL;	/* [count, H, splits, D + 2] key splits' partial results, in scratch */
+		size_t		mark = scratch ? scratch->used : 0;
 
 		rows.type = k_cache[first]->dtype;
 		for (int64_t b = 0; b < count; b++)
@@ -426,6 +470,8 @@ groma_cuda_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_t
 			rows.v[b] = v_cache[first + b]->data;
 			rows.head_stride[b] = k_cache[first + b]->stride[1];
 			rows.cap[b] = k_cache[first + b]->shape[2];
+			rows.split_len[b] = rows_split_len(rows.cap[b]);
+			splits = max(splits, (rows.cap[b] + rows.split_len[b] - 1) / rows.split_len[b]);
 			if (v_cache[first + b]->stride[1] != rows.head_stride[b] ||
 				v_cache[first + b]->shape[2] != rows.cap[b])
 				return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention_decode_rows: K and V caches differ");
@@ -433,8 +479,18 @@ groma_cuda_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_t
 		GROMA_TRY(launch_rope_store_rows(rows, pos, inv_freq, (float *) q->data + offset,
 										 (const float *) k->data + offset, (const float *) v->data + offset,
 										 q->shape[1], (int) dim, count, heads, groma_cuda_stream()));
-		GROMA_TRY(launch_attention_rows(rows, pos, (const float *) q->data + offset, (float *) ctx->data + offset,
-										q->shape[1], (int) dim, scale, count, heads, groma_cuda_stream()));
+		/*
+		 * key splits fill the GPU when the rows are few (one sequence: H
+		 * blocks); without room for their partial results in scratch, one
+		 * block per head
+		 */
+		if (splits > 1 && scratch && scratch->device == GROMA_DEVICE_CUDA)
+			part = (float *) groma_arena_alloc(scratch, (size_t) (count * heads * splits * (dim + 2)) * sizeof(float));
+		st = launch_attention_rows(rows, pos, (const float *) q->data + offset, (float *) ctx->data + offset,
+								   q->shape[1], (int) dim, scale, count, heads, splits, part, groma_cuda_stream());
+		if (scratch)
+			scratch->used = mark;
+		GROMA_TRY(st);
 	}
 	return groma_ok();
 }

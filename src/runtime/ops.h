@@ -187,10 +187,14 @@ groma_dtype groma_compute_dtype(const groma_tensor *w);
  * nearest even, as groma_copy does).  The CPU runs each
  * row as groma_rope, groma_copy and groma_attention (bit-equal to a
  * sequence alone) and fails on a position outside its cache; a device
- * runs all rows in two launches, its cache pointers passed by value and the
- * positions read where they live (so a recorded step replays with the
- * positions of the day: see groma_graph), and skips a row whose position
- * is outside its cache (the caller checks).  k may be left rotated or not.
+ * runs all rows in three launches (RoPE and the cache writes; attention
+ * with each cache's keys split over blocks, as many as its size asks, so
+ * a row's bits do not depend on the others; the splits' combination), its
+ * cache pointers passed by value and the positions read where they live
+ * (so a recorded step replays with the positions of the day: see
+ * groma_graph), the splits' partial results in scratch (one block per
+ * head when it has no room), and skips a row whose position is outside
+ * its cache (the caller checks).  k may be left rotated or not.
  */
 groma_status groma_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_tensor *v, int64_t heads,
 										 groma_tensor *const *k_cache, groma_tensor *const *v_cache,

@@ -873,7 +873,8 @@ decode_rows_case(int64_t n, int64_t heads, int64_t dh, groma_dtype type)
 	groma_tensor dq = to_dev(&q),
 				dk = to_dev(&k),
 				dv = to_dev(&v),
-				dctx = to_dev(&ctx);
+				dctx = to_dev(&ctx),
+				q_before = like_host(&q);	/* q as it was before RoPE rotated it in place */
 	groma_tensor kc[80],
 				vc[80],
 				dkc[80],
@@ -918,6 +919,7 @@ decode_rows_case(int64_t n, int64_t heads, int64_t dh, groma_dtype type)
 	dpos.device = GROMA_DEVICE_CUDA;
 	dpos.data = groma_cuda_ops.alloc(sizeof(positions));
 	groma_upload((const float *) positions, &dpos);
+	memcpy(q_before.data, q.data, groma_tensor_nbytes(&q));
 	a = groma_attention_decode_rows(&q, &k, &v, heads, kp, vp, &pos, 10000.0f, 0.125f, &cpu_scratch, &ctx);
 	g = groma_attention_decode_rows(&dq, &dk, &dv, heads, dkp, dvp, &dpos, 10000.0f, 0.125f, &dev_scratch,
 									&dctx);
@@ -929,6 +931,51 @@ decode_rows_case(int64_t n, int64_t heads, int64_t dh, groma_dtype type)
 	{
 		compare_widened("decode_rows k cache", name, &kc[b], &dkc[b], tol, a, g);
 		compare_widened("decode_rows v cache", name, &vc[b], &dvc[b], tol, a, g);
+	}
+	{
+		/* the first and the last row alone give the bits they got among the others (the key splits are per cache) */
+		float	   *batched = device_floats(dctx.data, n * width);
+		int			same = 0;
+
+		for (int64_t r = 0; r < n && batched; r += n - 1 > 0 ? n - 1 : 1)
+		{
+			groma_tensor qr,
+						dq1,
+						dk1,
+						dv1,
+						dpos1,
+						ctx1 = like_host(&(groma_tensor) {.ndim = 2, .shape = {1, width}}),
+						dctx1 = to_dev(&ctx1);
+			float	   *alone;
+
+			groma_tensor_narrow(&q_before, 0, r, 1, &qr);
+			dq1 = to_dev(&qr);
+			groma_tensor_narrow(&dk, 0, r, 1, &dk1);
+			groma_tensor_narrow(&dv, 0, r, 1, &dv1);
+			groma_tensor_narrow(&dpos, 0, r, 1, &dpos1);
+			if (groma_attention_decode_rows(&dq1, &dk1, &dv1, heads, &dkp[r], &dvp[r], &dpos1, 10000.0f, 0.125f,
+											&dev_scratch, &dctx1).code != GROMA_OK)
+				continue;
+			alone = device_floats(dctx1.data, width);
+			same += alone && memcmp(alone, batched + r * width, (size_t) width * sizeof(float)) == 0;
+			free(alone);
+		}
+		printf("%s - decode_rows %-28s rows alone give the bits they got in the batch (%d of %d)\n",
+			   same == (n > 1 ? 2 : 1) ? "ok" : "not ok", name, same, n > 1 ? 2 : 1);
+		same == (n > 1 ? 2 : 1) ? passed++ : failed++;
+		free(batched);
+	}
+	{
+		/* no scratch left for the key splits' partial results: one block per head, the same answer */
+		groma_arena full = dev_scratch;
+		groma_tensor dq2 = to_dev(&q_before);
+		char		label[96];
+
+		full.size = full.used;
+		groma_fill(&dctx, NAN);
+		snprintf(label, sizeof(label), "%s, no room to split", name);
+		compare("decode_rows ctx", label, &ctx, &dctx, tol, a,
+				groma_attention_decode_rows(&dq2, &dk, &dv, heads, dkp, dvp, &dpos, 10000.0f, 0.125f, &full, &dctx));
 	}
 	{
 		/*
