@@ -102,12 +102,7 @@ rows_to_16bit_kernel(const float *src, int64_t sh, int64_t st, int64_t t, int64_
 		const float *from = src + (r / t) * sh + (r % t) * st;
 
 		for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
-		{
-			if (half_f16)
-				((__half *) dst)[r * cols + c] = __float2half_rn(from[c]);
-			else
-				((__nv_bfloat16 *) dst)[r * cols + c] = __float2bfloat16_rn(from[c]);
-		}
+			groma_store_f32(dst, r * cols + c, half_f16 ? GROMA_F16 : GROMA_BF16, from[c]);
 	}
 }
 

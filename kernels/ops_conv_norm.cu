@@ -10,18 +10,6 @@
 
 #define THREADS 256
 
-/* Stores v into col[idx] as col_type (f32, or rounded to bf16/f16 for 16-bit weights). */
-__device__ static inline void
-store_col(void *col, int64_t idx, groma_dtype col_type, float v)
-{
-	if (col_type == GROMA_BF16)
-		((__nv_bfloat16 *) col)[idx] = __float2bfloat16_rn(v);
-	else if (col_type == GROMA_F16)
-		((__half *) col)[idx] = __float2half_rn(v);
-	else
-		((float *) col)[idx] = v;
-}
-
 /*
  * col[n, (c·kh + i)·kw + j, q] = x[n, c, oy·s - p + i, ox·s - p + j] (0
  * outside) for every tap j of kernel row i, output pixel p0 + q = oy·wo +
@@ -60,7 +48,7 @@ im2col_kernel(const float *x, int64_t c_in, int h, int w, int kh, int kw, int st
 	{
 		int			ix = ox * stride - pad + j;
 
-		store_col(col, (n * kdim + row + j) * (int64_t) pcount + q, col_type,
+		groma_store_f32(col, (n * kdim + row + j) * (int64_t) pcount + q, col_type,
 				  iy >= 0 && iy < h && ix >= 0 && ix < w ? line[ix] : 0.0f);
 	}
 }
@@ -236,7 +224,7 @@ shift_rows_kernel(const float *x, int64_t c_in, unsigned per, int h, int w, int 
 	c = r / (unsigned) kw;
 	iy = yy - pad;
 	ix = xx + j - pad;
-	store_col(rows, n * per + t, col_type,
+	groma_store_f32(rows, n * per + t, col_type,
 			  iy >= 0 && iy < h && ix >= 0 && ix < w ? x[(((n0 + n) * c_in + c) * h + iy) * (int64_t) w + ix] : 0.0f);
 }
 

@@ -38,12 +38,8 @@ narrow_kernel(const float *src, void *dst, int64_t n, bool half)
 {
 	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
 
-	if (i >= n)
-		return;
-	if (half)
-		((__half *) dst)[i] = __float2half_rn(src[i]);
-	else
-		((__nv_bfloat16 *) dst)[i] = __float2bfloat16_rn(src[i]);
+	if (i < n)
+		groma_store_f32(dst, i, half ? GROMA_F16 : GROMA_BF16, src[i]);
 }
 
 /* Queues narrow_kernel on stream: the n floats of src rounded into dst (f16 when half, else bf16). */
@@ -487,19 +483,9 @@ __global__ static void
 convert_kernel(const void *src, groma_dtype from, void *dst, groma_dtype to, int64_t n)
 {
 	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
-	float		v;
 
-	if (i >= n)
-		return;
-	v = from == GROMA_F32 ? ((const float *) src)[i]
-		: from == GROMA_BF16 ? __bfloat162float(((const __nv_bfloat16 *) src)[i])
-		: __half2float(((const __half *) src)[i]);
-	if (to == GROMA_F32)
-		((float *) dst)[i] = v;
-	else if (to == GROMA_BF16)
-		((__nv_bfloat16 *) dst)[i] = __float2bfloat16_rn(v);
-	else
-		((__half *) dst)[i] = __float2half_rn(v);
+	if (i < n)
+		groma_store_f32(dst, i, to, groma_load_f32(src, i, from));
 }
 
 /* Queues convert_kernel on stream: the n values of src (dtype from) into dst (dtype to). */
