@@ -52,17 +52,6 @@ UNIT_TEST(test_int8_quantize_rows)
 	groma_arena_free(&a);
 }
 
-/* Fills n floats with a fixed pseudo-random sequence in [-amp, amp). */
-static void
-fill_pattern(float *p, int64_t n, uint32_t seed, float amp)
-{
-	for (int64_t i = 0; i < n; i++)
-	{
-		seed = seed * 1664525u + 1013904223u;
-		p[i] = amp * (float) ((seed >> 8) / 8388608.0 - 1.0);
-	}
-}
-
 /* linear with i8 weights equals the f32 linear with the dequantized weights (blocks of 64 rows, bias, m 1 and 5). */
 UNIT_TEST(test_int8_linear_matches_dequantized)
 {
@@ -82,9 +71,9 @@ UNIT_TEST(test_int8_linear_matches_dequantized)
 				wdt = groma_f32_2d(wd, N, K),
 				bt = groma_f32_1d(b, N);
 
-	fill_pattern(w, N * K, 7, 0.05f);
-	fill_pattern(x, 5 * K, 8, 1.0f);
-	fill_pattern(b, N, 9, 0.1f);
+	unit_fill_random(w, N * K, 7, 0.05f);
+	unit_fill_random(x, 5 * K, 8, 1.0f);
+	unit_fill_random(b, N, 9, 0.1f);
 	CHECK(groma_arena_init(&a, 1 << 20).code == GROMA_OK);
 	CHECK(groma_arena_tensor(&a, GROMA_I8, 2, (int64_t[]) {N, K}, &q).code == GROMA_OK);
 	CHECK(groma_convert(&wt, &q).code == GROMA_OK);

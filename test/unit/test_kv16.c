@@ -15,17 +15,6 @@
 #include "../../src/runtime/cpu_parallel.h"
 #include "../../src/runtime/ops.h"
 
-/* Fills n floats with a reproducible pseudo-random sequence in [-1, 1). */
-static void
-fill_random(float *x, int64_t n, uint32_t seed)
-{
-	for (int64_t i = 0; i < n; i++)
-	{
-		seed = seed * 1664525u + 1013904223u;
-		x[i] = (float) ((seed >> 8) / 8388608.0 - 1.0);
-	}
-}
-
 /* The f32 value of a 16-bit element of type t. */
 static float
 widen(uint16_t bits, groma_dtype t)
@@ -58,7 +47,7 @@ UNIT_TEST(test_copy_converts_16bit)
 				b = groma_f32_4d(back, 2, 4, 3, 5),
 				i8 = groma_tensor_view(bytes, GROMA_I8, 4, (int64_t[]) {2, 4, 3, 5});
 
-	fill_random(src, 120, 7);
+	unit_fill_random(src, 120, 7, 1.0f);
 	src[3] = 65504.0f * 4;		/* past f16's range: the conversion's infinity, as the scalar one */
 	CHECK(groma_tensor_permute(&s, (int[]) {0, 2, 1, 3}, &p).code == GROMA_OK);	/* [2, 4, 3, 5] */
 	for (int t = 0; t < 2; t++)
@@ -116,7 +105,7 @@ UNIT_TEST(test_attention_reads_16bit_kv)
 				vfv;
 
 	CHECK(groma_arena_init(&scratch, 1 << 20).code == GROMA_OK);
-	fill_random(q, H * TQ * D, 31);
+	unit_fill_random(q, H * TQ * D, 31, 1.0f);
 	for (int t = 0; t < 2; t++)
 	{
 		groma_tensor kc = groma_tensor_view(k16, types[t], 4, (int64_t[]) {1, H, CAP, D}),
@@ -126,8 +115,8 @@ UNIT_TEST(test_attention_reads_16bit_kv)
 					kv,
 					vv;
 
-		fill_random(kf, H * CAP * D, 32);
-		fill_random(vf, H * CAP * D, 33);
+		unit_fill_random(kf, H * CAP * D, 32, 1.0f);
+		unit_fill_random(vf, H * CAP * D, 33, 1.0f);
 		for (int i = 0; i < H * CAP * D; i++)
 		{
 			k16[i] = narrow(kf[i], types[t]);
@@ -211,15 +200,15 @@ UNIT_TEST(test_decode_rows_bf16_cache)
 	double		worst = 0;
 
 	CHECK(groma_arena_init(&scratch, 1 << 20).code == GROMA_OK);
-	fill_random(q, N * H * D, 41);
-	fill_random(k, N * H * D, 42);
-	fill_random(v, N * H * D, 43);
+	unit_fill_random(q, N * H * D, 41, 1.0f);
+	unit_fill_random(k, N * H * D, 42, 1.0f);
+	unit_fill_random(v, N * H * D, 43, 1.0f);
 	memcpy(q32, q, sizeof(q));
 	memcpy(k32, k, sizeof(k));
 	for (int b = 0; b < N; b++)
 	{
-		fill_random(cf[0][b], H * CAP * D, 50 + b);
-		fill_random(cf[1][b], H * CAP * D, 60 + b);
+		unit_fill_random(cf[0][b], H * CAP * D, 50 + b, 1.0f);
+		unit_fill_random(cf[1][b], H * CAP * D, 60 + b, 1.0f);
 		for (int i = 0; i < H * CAP * D; i++)
 			for (int s = 0; s < 2; s++)
 			{
@@ -332,7 +321,7 @@ UNIT_TEST(test_kv_cache_follows_compute_type)
 			CHECK(2 * (groma_kv_cache_bytes(&llm->cfg, 64) - 4 * GROMA_ARENA_ALIGN) ==
 				  groma_kv_cache_bytes(&f32_cfg, 64) - 4 * GROMA_ARENA_ALIGN);
 			CHECK(groma_arena_init(&act, (size_t) 64 << 20).code == GROMA_OK);
-			fill_random(x, T * d, 71);
+			unit_fill_random(x, T * d, 71, 1.0f);
 			CHECK(groma_kv_cache_init(&c16, &llm->cfg, T, &act).code == GROMA_OK);
 			CHECK(c16.k.dtype == GROMA_BF16 && c16.v.dtype == GROMA_BF16);
 			CHECK(groma_llama_forward(llm, &c16, &tx, &act, logits16, NULL).code == GROMA_OK);

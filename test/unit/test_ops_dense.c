@@ -11,17 +11,6 @@
 #include "../../src/runtime/ops_spatial.h"
 #include "../../src/model/llama.h"
 
-/* Fills n floats with a reproducible pseudo-random sequence in [-1, 1). */
-static void
-fill_random(float *x, int64_t n, uint32_t seed)
-{
-	for (int64_t i = 0; i < n; i++)
-	{
-		seed = seed * 1664525u + 1013904223u;
-		x[i] = (float) ((seed >> 8) / 8388608.0 - 1.0);
-	}
-}
-
 /* Returns the max absolute difference of two float arrays. */
 static double
 max_abs_diff(const float *a, const float *b, int64_t n)
@@ -48,9 +37,9 @@ UNIT_TEST(test_op_linear)
 				ty = groma_f32_3d(y, 3, 5, 4);
 	groma_tensor bad = groma_f32_3d(y, 3, 4, 5);
 
-	fill_random(x, 105, 1);
-	fill_random(w, 28, 2);
-	fill_random(b, 4, 3);
+	unit_fill_random(x, 105, 1, 1.0f);
+	unit_fill_random(w, 28, 2, 1.0f);
+	unit_fill_random(b, 4, 3, 1.0f);
 	for (int bias = 0; bias < 2; bias++)
 	{
 		for (int r = 0; r < 15; r++)
@@ -77,8 +66,8 @@ UNIT_TEST(test_op_matmul)
 				c[2 * 3 * 5],
 				ref[2 * 3 * 5];
 
-	fill_random(a, 24, 4);
-	fill_random(b, 40, 5);
+	unit_fill_random(a, 24, 4, 1.0f);
+	unit_fill_random(b, 40, 5, 1.0f);
 	for (int ta = 0; ta < 2; ta++)
 		for (int tb = 0; tb < 2; tb++)
 		{
@@ -110,7 +99,7 @@ UNIT_TEST(test_op_matmul)
 					heads,
 					o = groma_f32_4d(out, 1, 2, 3, 3);
 
-		fill_random(buf, 24, 6);
+		unit_fill_random(buf, 24, 6, 1.0f);
 		CHECK(groma_tensor_permute(&flat, (int[]) {0, 2, 1, 3}, &heads).code == GROMA_OK);
 		CHECK(groma_matmul(&heads, false, &heads, true, 1.0f, &o).code == GROMA_OK);
 		for (int h = 0; h < 2; h++)
@@ -143,9 +132,9 @@ UNIT_TEST(test_op_conv2d)
 	groma_arena scratch;
 
 	CHECK(groma_arena_init(&scratch, 1 << 20).code == GROMA_OK);
-	fill_random(x, 2 * 3 * 7 * 6, 7);
-	fill_random(w, 5 * 27, 8);
-	fill_random(b, 5, 9);
+	unit_fill_random(x, 2 * 3 * 7 * 6, 7, 1.0f);
+	unit_fill_random(w, 5 * 27, 8, 1.0f);
+	unit_fill_random(b, 5, 9, 1.0f);
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
 	{
 		int			k = cases[c][0],
@@ -202,9 +191,9 @@ UNIT_TEST(test_op_norms)
 				tw = groma_f32_1d(w, 8),
 				tb = groma_f32_1d(b, 8);
 
-	fill_random(x, 96, 10);
-	fill_random(w, 8, 11);
-	fill_random(b, 8, 12);
+	unit_fill_random(x, 96, 10, 1.0f);
+	unit_fill_random(w, 8, 11, 1.0f);
+	unit_fill_random(b, 8, 12, 1.0f);
 
 	/* Channel-first LayerNorm equals last-dim LayerNorm of the channels-last copy. */
 	CHECK(groma_layer_norm_channels(&tx, &tw, &tb, 1e-6f, &ty).code == GROMA_OK);
@@ -354,9 +343,9 @@ UNIT_TEST(test_op_attention)
 				to = groma_f32_4d(out, 1, 1, T, D);
 
 	CHECK(groma_arena_init(&scratch, 1 << 20).code == GROMA_OK);
-	fill_random(q, T * D, 20);
-	fill_random(k, T * D, 21);
-	fill_random(v, T * D, 22);
+	unit_fill_random(q, T * D, 20, 1.0f);
+	unit_fill_random(k, T * D, 21, 1.0f);
+	unit_fill_random(v, T * D, 22, 1.0f);
 	for (int causal = 0; causal < 2; causal++)
 	{
 		naive_attention(q, k, v, T, T, D, 0.35f, causal, 0, ref);
@@ -391,7 +380,7 @@ UNIT_TEST(test_op_attention)
 					c = groma_f32_4d(ov, 1, 1, 4, D),
 					o = groma_f32_4d(oo, 1, 1, 1, D);
 
-		fill_random(ov, 4 * D, 23);
+		unit_fill_random(ov, 4 * D, 23, 1.0f);
 		for (int j = 0; j < 4; j++)
 			ok[j * D + j] = 1.0f;
 		oq[3] = 1.0f;
@@ -413,7 +402,7 @@ UNIT_TEST(test_op_rope)
 				tb = groma_f32_4d(b, 1, 1, 2, 16);
 	double		dots[2];
 
-	fill_random(a, 32, 30);
+	unit_fill_random(a, 32, 30, 1.0f);
 	memcpy(orig, a, sizeof(a));
 	CHECK(groma_rope(&ta, NULL, 0, 10000.0f).code == GROMA_OK);
 	CHECK(max_abs_diff(a, orig, 32) == 0);
@@ -485,9 +474,9 @@ UNIT_TEST(test_op_elementwise)
 				tb4 = groma_f32_1d(b4, 4),
 				tb31 = groma_f32_2d(b31, 3, 1);
 
-	fill_random(a, 24, 40);
-	fill_random(b4, 4, 41);
-	fill_random(b31, 3, 42);
+	unit_fill_random(a, 24, 40, 1.0f);
+	unit_fill_random(b4, 4, 41, 1.0f);
+	unit_fill_random(b31, 3, 42, 1.0f);
 	CHECK(groma_add(&ta, &tb4, &ty).code == GROMA_OK);
 	for (int i = 0; i < 24; i++)
 		CHECK(y[i] == a[i] + b4[i % 4]);
@@ -616,9 +605,9 @@ UNIT_TEST(test_op_group_norm_relu)
 				ty2 = groma_f32_4d(y2, 2, 8, 5, 3);
 	int			negative = 0;
 
-	fill_random(x, 240, 60);
-	fill_random(w, 8, 61);
-	fill_random(b, 8, 62);
+	unit_fill_random(x, 240, 60, 1.0f);
+	unit_fill_random(w, 8, 61, 1.0f);
+	unit_fill_random(b, 8, 62, 1.0f);
 	CHECK(groma_group_norm_relu(&tx, 4, &tw, &tb, 1e-5f, &ty).code == GROMA_OK);
 	CHECK(groma_group_norm(&tx, 4, &tw, &tb, 1e-5f, &ty2).code == GROMA_OK);
 	for (int i = 0; i < 240; i++)
@@ -649,9 +638,9 @@ UNIT_TEST(test_op_fused_decoder_ops)
 				tgate = groma_f32_2d(gate, R, D),
 				tup = groma_f32_2d(up, R, D);
 
-	fill_random(x, R * D, 50);
-	fill_random(delta, R * D, 51);
-	fill_random(w, D, 52);
+	unit_fill_random(x, R * D, 50, 1.0f);
+	unit_fill_random(delta, R * D, 51, 1.0f);
+	unit_fill_random(w, D, 52, 1.0f);
 	memcpy(x2, x, sizeof(x));
 	CHECK(groma_add_rms_norm(&tx, &tdelta, &tw, 1e-6f, &ty).code == GROMA_OK);
 	CHECK(groma_add(&tx2, &tdelta, &tx2).code == GROMA_OK);
@@ -664,8 +653,8 @@ UNIT_TEST(test_op_fused_decoder_ops)
 		CHECK(groma_add_rms_norm(&tx, &short_delta, &tw, 1e-6f, &ty).code == GROMA_ERR_INVALID_ARGUMENT);
 	}
 
-	fill_random(gate, R * D, 53);
-	fill_random(up, R * D, 54);
+	unit_fill_random(gate, R * D, 53, 1.0f);
+	unit_fill_random(up, R * D, 54, 1.0f);
 	for (int i = 0; i < R * D; i++)
 		gate[i] *= 8.0f;		/* SiLU's tails too */
 	CHECK(groma_silu_mul(&tgate, &tup, &ty).code == GROMA_OK);

@@ -9,17 +9,6 @@
 #include "unit.h"
 #include "../../src/runtime/ops.h"
 
-/* Fills n floats with a reproducible pseudo-random sequence in [-scale, scale). */
-static void
-fill_uniform(float *x, int64_t n, uint32_t seed, float scale)
-{
-	for (int64_t i = 0; i < n; i++)
-	{
-		seed = seed * 1664525u + 1013904223u;
-		x[i] = scale * (float) ((seed >> 8) / 8388608.0 - 1.0);
-	}
-}
-
 /* ref[B, O, H, W] = conv2d(x, w, b, stride 1, pad 1) in double precision; returns max |ref|. */
 static double
 direct_conv(const float *x, const float *w, const float *b, int64_t batch, int64_t c_n, int64_t o_n,
@@ -84,9 +73,9 @@ UNIT_TEST(test_op_conv3x3_winograd)
 					tb,
 					ty;
 
-		fill_uniform(x, nx, 11 + (uint32_t) t, 2.0f);
-		fill_uniform(w, o_n * c_n * 9, 21 + (uint32_t) t, 1.0f / sqrtf((float) (c_n * 9)));
-		fill_uniform(b, o_n, 31 + (uint32_t) t, 0.5f);
+		unit_fill_random(x, nx, 11 + (uint32_t) t, 2.0f);
+		unit_fill_random(w, o_n * c_n * 9, 21 + (uint32_t) t, 1.0f / sqrtf((float) (c_n * 9)));
+		unit_fill_random(b, o_n, 31 + (uint32_t) t, 0.5f);
 		tx = groma_f32_4d(x, batch, c_n, h, wd);
 		tw = groma_f32_4d(w, o_n, c_n, 3, 3);
 		tu = groma_f32_3d(u, 36, o_n, c_n);

@@ -25,6 +25,17 @@ unit_fail(const char *file, int line, const char *fmt,...)
 	fputc('\n', stdout);
 }
 
+/* Fills n floats with a reproducible pseudo-random sequence; see unit.h. */
+void
+unit_fill_random(float *x, int64_t n, uint32_t seed, float scale)
+{
+	for (int64_t i = 0; i < n; i++)
+	{
+		seed = seed * 1664525u + 1013904223u;
+		x[i] = scale * (float) ((seed >> 8) / 8388608.0 - 1.0);
+	}
+}
+
 /* Prints a note line. */
 void
 unit_note(const char *fmt,...)

@@ -20,6 +20,9 @@ void		unit_fail(const char *file, int line, const char *fmt,...)
 /* Prints a note that shows in the test log without failing anything. */
 void		unit_note(const char *fmt,...) __attribute__((format(printf, 1, 2)));
 
+/* Fills n floats with a reproducible pseudo-random sequence in [-scale, scale) (a linear congruence from seed). */
+void		unit_fill_random(float *x, int64_t n, uint32_t seed, float scale);
+
 #define CHECK(cond) do { if (!(cond)) unit_fail(__FILE__, __LINE__, "%s", #cond); } while (0)
 #define CHECKF(cond, ...) do { if (!(cond)) unit_fail(__FILE__, __LINE__, __VA_ARGS__); } while (0)
 
