@@ -53,8 +53,7 @@ widen_head(const groma_tensor *t, int64_t b, int64_t h, float *dst)
 
 	for (int64_t j = 0; j < tk; j++)
 		for (int64_t d = 0; d < dim; d++)
-			dst[j * dim + d] = t->dtype == GROMA_BF16 ? groma_bf16_to_f32(src[j * t->stride[2] + d])
-				: groma_f16_to_f32(src[j * t->stride[2] + d]);
+			dst[j * dim + d] = groma_element_f32(src, j * t->stride[2] + d, t->dtype);
 }
 
 /* Items [begin, end) of (batch, head, query block), with this part's score rows. */

@@ -110,29 +110,6 @@ groma_scale(const groma_tensor *x, float s, float t, groma_tensor *y)
 	return groma_ok();
 }
 
-/* Value e of a row of type t (f32, bf16 or f16) as f32. */
-static inline float
-load_as_f32(const void *row, int64_t e, groma_dtype t)
-{
-	if (t == GROMA_BF16)
-		return groma_bf16_to_f32(((const uint16_t *) row)[e]);
-	if (t == GROMA_F16)
-		return groma_f16_to_f32(((const uint16_t *) row)[e]);
-	return ((const float *) row)[e];
-}
-
-/* Value e of a row of type t (f32, bf16 or f16) = x, rounded to nearest even when t is 16-bit. */
-static inline void
-store_from_f32(void *row, int64_t e, groma_dtype t, float x)
-{
-	if (t == GROMA_BF16)
-		((uint16_t *) row)[e] = groma_f32_to_bf16(x);
-	else if (t == GROMA_F16)
-		((uint16_t *) row)[e] = groma_f32_to_f16(x);
-	else
-		((float *) row)[e] = x;
-}
-
 /* An element type groma_copy takes. */
 static bool
 copyable(groma_dtype t)
@@ -177,7 +154,7 @@ groma_copy(const groma_tensor *src, groma_tensor *dst)
 						((float *) d)[e * ds[3]] = ((const float *) s)[e * ss[3]];
 				else
 					for (int64_t e = 0; e < shape[3]; e++)
-						store_from_f32(d, e * ds[3], dst->dtype, load_as_f32(s, e * ss[3], src->dtype));
+						groma_set_element_f32(d, e * ds[3], dst->dtype, groma_element_f32(s, e * ss[3], src->dtype));
 			}
 	return groma_ok();
 }
@@ -229,22 +206,13 @@ groma_convert(const groma_tensor *src, groma_tensor *dst)
 	if (to_f32)
 	{
 		for (int64_t i = 0; i < n; i++)
-		{
-			const uint16_t *half = src->data;
-
-			((float *) dst->data)[i] = src->dtype == GROMA_F32 ? ((const float *) src->data)[i]
-				: src->dtype == GROMA_BF16 ? groma_bf16_to_f32(half[i]) : groma_f16_to_f32(half[i]);
-		}
+			((float *) dst->data)[i] = groma_element_f32(src->data, i, src->dtype);
 		return groma_ok();
 	}
 	if ((dst->dtype == GROMA_BF16 || dst->dtype == GROMA_F16) && src->dtype == GROMA_F32)
 	{
 		for (int64_t i = 0; i < n; i++)
-		{
-			float		v = ((const float *) src->data)[i];
-
-			((uint16_t *) dst->data)[i] = dst->dtype == GROMA_BF16 ? groma_f32_to_bf16(v) : groma_f32_to_f16(v);
-		}
+			groma_set_element_f32(dst->data, i, dst->dtype, ((const float *) src->data)[i]);
 		return groma_ok();
 	}
 	if ((src->dtype == GROMA_F32 && dst->dtype == GROMA_I8) || (src->dtype == GROMA_I8 && dst->dtype == GROMA_F32))

@@ -300,11 +300,9 @@ groma_tensor_get_f32(const groma_tensor *t, const int64_t *index)
 	switch (t->dtype)
 	{
 		case GROMA_F32:
-			return ((const float *) t->data)[off];
 		case GROMA_BF16:
-			return groma_bf16_to_f32(((const uint16_t *) t->data)[off]);
 		case GROMA_F16:
-			return groma_f16_to_f32(((const uint16_t *) t->data)[off]);
+			return groma_element_f32(t->data, off, t->dtype);
 		case GROMA_I32:
 			return (float) ((const int32_t *) t->data)[off];
 		case GROMA_I64:

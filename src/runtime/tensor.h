@@ -98,4 +98,27 @@ float		groma_f16_to_f32(uint16_t bits);
 uint16_t	groma_f32_to_bf16(float value);
 uint16_t	groma_f32_to_f16(float value);
 
+/* Element i of data, an f32, bf16 or f16 array (type), as f32 (exact). */
+static inline float
+groma_element_f32(const void *data, int64_t i, groma_dtype type)
+{
+	if (type == GROMA_BF16)
+		return groma_bf16_to_f32(((const uint16_t *) data)[i]);
+	if (type == GROMA_F16)
+		return groma_f16_to_f32(((const uint16_t *) data)[i]);
+	return ((const float *) data)[i];
+}
+
+/* Element i of data, an f32, bf16 or f16 array (type), = x (rounded to nearest even when 16-bit). */
+static inline void
+groma_set_element_f32(void *data, int64_t i, groma_dtype type, float x)
+{
+	if (type == GROMA_BF16)
+		((uint16_t *) data)[i] = groma_f32_to_bf16(x);
+	else if (type == GROMA_F16)
+		((uint16_t *) data)[i] = groma_f32_to_f16(x);
+	else
+		((float *) data)[i] = x;
+}
+
 #endif							/* GROMA_TENSOR_H */
