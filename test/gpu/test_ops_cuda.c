@@ -2156,6 +2156,103 @@ best_gpu_ms(groma_status (*op) (void *ctx), void *ctx, int rounds)
 	return st.code == GROMA_OK ? best : -1;
 }
 
+/* One timed batched decode attention: groma_attention_decode_rows' operands (32 heads). */
+typedef struct timed_rows
+{
+	groma_tensor *q,
+			   *k,
+			   *v,
+			   *ctx,
+			   *positions;
+	groma_tensor **k_cache,
+			  **v_cache;
+	groma_arena *scratch;
+} timed_rows;
+
+/* Runs a timed_rows (q is rotated again each time: the timing does not mind). */
+static groma_status
+run_rows(void *ctx)
+{
+	timed_rows *t = ctx;
+
+	return groma_attention_decode_rows(t->q, t->k, t->v, 32, t->k_cache, t->v_cache, t->positions, 10000.0f,
+									   0.088f, t->scratch, t->ctx);
+}
+
+/*
+ * Figures, not checks: a batched decode step's attention (RoPE, the cache
+ * writes, attention) for 1 and 8 sequences of LLaMA-7B's 32 heads of 128
+ * over 560 bf16 cached positions, with the keys split over blocks and with
+ * one block per head (a scratch with no room for the splits).
+ */
+static void
+time_decode_rows(void)
+{
+	char		device[256] = "";
+	size_t		mark = dev.used;
+
+	groma_cuda_describe_device(device, sizeof(device));
+	if (strstr(device, "emulator") || sanitizer_run)
+	{
+		printf("# figures: decode_rows timings skipped on %s%s\n", device, sanitizer_run ? " (sanitizer run)" : "");
+		return;
+	}
+	for (int n = 1; n <= 8; n += 7)
+	{
+		groma_tensor q,
+					k,
+					v,
+					ctx,
+					positions,
+					kc[8],
+					vc[8];
+		groma_tensor *kp[8],
+				   *vp[8];
+		int32_t		pos[8];
+		groma_arena full = dev_scratch;
+		timed_rows	t = {&q, &k, &v, &ctx, &positions, kp, vp, &dev_scratch};
+		groma_status st = groma_ok();
+		double		split,
+					whole;
+
+		for (int b = 0; b < n && st.code == GROMA_OK; b++)
+		{
+			st = groma_arena_tensor(&dev, GROMA_BF16, 4, (int64_t[]) {1, 32, 560, 128}, &kc[b]);
+			if (st.code == GROMA_OK)
+				st = groma_arena_tensor(&dev, GROMA_BF16, 4, (int64_t[]) {1, 32, 560, 128}, &vc[b]);
+			kp[b] = &kc[b];
+			vp[b] = &vc[b];
+			pos[b] = 559;
+		}
+		for (int i = 0; i < 4 && st.code == GROMA_OK; i++)
+			st = groma_arena_tensor(&dev, GROMA_F32, 2, (int64_t[]) {n, 4096}, (groma_tensor *[]) {&q, &k, &v, &ctx}[i]);
+		if (st.code == GROMA_OK)
+			st = groma_arena_tensor(&dev, GROMA_I32, 1, (int64_t[]) {n}, &positions);
+		if (st.code == GROMA_OK)
+			st = groma_fill_random(&q, 3, 1.0f);
+		if (st.code == GROMA_OK)
+			st = groma_fill_random(&k, 4, 1.0f);
+		if (st.code == GROMA_OK)
+			st = groma_fill_random(&v, 5, 1.0f);
+		if (st.code == GROMA_OK)
+			st = groma_cuda_ops.to_device(positions.data, pos, (size_t) n * sizeof(int32_t));
+		if (st.code != GROMA_OK)
+		{
+			printf("# figures: decode_rows timings skipped: %s\n", st.message);
+			break;
+		}
+		split = best_gpu_ms(run_rows, &t, 5);
+		full.size = full.used;
+		t.scratch = &full;
+		whole = best_gpu_ms(run_rows, &t, 5);
+		printf("# figure: decode_rows attention, %d sequence%s of [32,128] over 560 bf16 positions on %s: "
+			   "keys split over blocks %.3f ms, one block per head %.3f ms\n", n, n > 1 ? "s" : "", device, split,
+			   whole);
+		dev.used = mark;
+	}
+	dev.used = mark;
+}
+
 /* One timed op's operands: y = x · wᵀ, or y = conv2d(x, w) + b (stride 1, padding 1). */
 typedef struct timed_op
 {
@@ -2381,6 +2478,7 @@ main(void)
 	test_attention_flash(&scratch);
 	test_attention_kv16(&scratch);
 	time_attention();
+	time_decode_rows();
 	time_linear();
 	time_conv();
 	test_fills();
