@@ -79,11 +79,15 @@ COMMENT ON FUNCTION groma_ping() IS
 --                  answers being decoded together now, and the most it will
 --                  (groma.max_batch)
 --   kv_cache       'used/total MB' of its KV cache pool (groma.kv_cache_mb)
+--   weights        the type its model's matrices are kept in (f32, bf16, f16,
+--                  int8; the KV cache holds bf16 for int8, else the same type);
+--                  NULL without a model or when it does not answer
 CREATE FUNCTION groma_status()
 RETURNS TABLE (server int, state text, pid int, device text, model_path text,
                started_at timestamptz, restarts int, last_exit text, last_stderr text,
                queue_depth int, running int, served bigint, failed bigint,
-               load_progress text, in_flight int, batch int, max_batch int, kv_cache text)
+               load_progress text, in_flight int, batch int, max_batch int, kv_cache text,
+               weights text)
 AS 'MODULE_PATHNAME', 'groma_server_status'
 LANGUAGE C VOLATILE PARALLEL SAFE;
 

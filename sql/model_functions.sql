@@ -31,6 +31,8 @@ END $$;
 ALTER SYSTEM SET groma.model_path = :'model';
 SELECT pg_reload_conf();
 SELECT wait_for_state('ready');
+-- the CPU keeps the matrices in f32 (groma.weights names the GPU's type)
+SELECT weights FROM groma_status();
 SET groma.max_new_tokens = 12;
 
 -- groma_regions: the boxes, scores and order of --regions, idx from 1,

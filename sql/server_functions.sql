@@ -17,7 +17,8 @@ BEGIN
     END LOOP;
 END $$;
 
-SELECT server, state, pid > 0 AS has_pid, model_path, queue_depth, running, served >= 0 AS counts
+SELECT server, state, pid > 0 AS has_pid, model_path, queue_depth, running, served >= 0 AS counts,
+       weights IS NULL AS no_weights
 FROM groma_status();
 SELECT groma_ping() BETWEEN 0 AND 1000 AS ping_ms;
 

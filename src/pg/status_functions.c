@@ -16,7 +16,7 @@
 
 PG_FUNCTION_INFO_V1(groma_server_status);
 
-#define STATUS_COLUMNS 18
+#define STATUS_COLUMNS 19
 #define STATUS_TIMEOUT_MS 1000	/* a server busier than this is shown from the registry */
 
 /* Returns the name of a slot state as groma_status() shows it. */
@@ -87,13 +87,15 @@ status_row(int i, Datum *values, bool *nulls)
 													  (unsigned long long) (reply.kv_total >> 20)));
 		else
 			nulls[17] = true;
+		values[18] = CStringGetTextDatum(reply.weights ? reply.weights : "");
+		nulls[18] = reply.weights == NULL || reply.weights[0] == '\0';
 		groma_reply_free(&reply);
 	}
 	else
 	{
 		for (int k = 9; k <= 13; k++)
 			nulls[k] = true;
-		for (int k = 15; k <= 17; k++)
+		for (int k = 15; k <= 18; k++)
 			nulls[k] = true;
 	}
 	values[14] = Int32GetDatum((int32) pg_atomic_read_u32(&snap.in_flight));
@@ -102,7 +104,8 @@ status_row(int i, Datum *values, bool *nulls)
 /*
  * Returns one row per server slot: (server, state, pid, device, model_path,
  * started_at, restarts, last_exit, last_stderr, queue_depth, running,
- * served, failed, load_progress, in_flight, batch, max_batch, kv_cache).
+ * served, failed, load_progress, in_flight, batch, max_batch, kv_cache,
+ * weights).
  */
 Datum
 groma_server_status(PG_FUNCTION_ARGS)

@@ -601,6 +601,7 @@ put_status_fields(groma_wbuf *out, const groma_reply *r)
 	put_u32(out, r->max_batch);
 	put_u64(out, r->kv_used);
 	put_u64(out, r->kv_total);
+	put_str(out, r->weights);
 }
 
 /* Encodes the REGIONS fields. */
@@ -778,6 +779,7 @@ get_status_fields(reader *in, groma_reply *r)
 	r->max_batch = get_u32(in, "max_batch");
 	r->kv_used = get_u64(in, "kv_used");
 	r->kv_total = get_u64(in, "kv_total");
+	r->weights = get_str(in, "weights");
 }
 
 /* Decodes the REGIONS fields. */
@@ -907,6 +909,7 @@ groma_reply_free(groma_reply *r)
 {
 	free(r->model_path);
 	free(r->device);
+	free(r->weights);
 	free(r->boxes);
 	free(r->scores);
 	free(r->is_refer);

@@ -28,7 +28,7 @@
 #include "../runtime/status.h"
 
 #define GROMA_PROTO_MAGIC 0x414d5247u	/* "GRMA" as little-endian bytes */
-#define GROMA_PROTO_VERSION 2
+#define GROMA_PROTO_VERSION 3
 #define GROMA_PROTO_HEADER_BYTES 16
 
 /* Hard limits, checked before any allocation. */
@@ -125,6 +125,7 @@ typedef struct groma_reply
 	uint32_t	max_batch;		/* --max-batch */
 	uint64_t	kv_used;		/* bytes of the KV cache pool in use */
 	uint64_t	kv_total;		/* bytes of the KV cache pool (0 without a model) */
+	char	   *weights;		/* malloc'd: the matrices' type, "f32", "bf16", "f16" or "int8" ("" without a model) */
 	/* VALIDATE, REGIONS, GENERATE, DRAW */
 	int32_t		width;			/* original image size */
 	int32_t		height;

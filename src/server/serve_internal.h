@@ -125,6 +125,9 @@ void		serve_cancel(serve_state *s, serve_job *job);
 /* Fills a STATUS reply from the server's state. */
 void		serve_fill_status(serve_state *s, groma_reply *reply);
 
+/* The matrices' type the server loads: --weights as resolved ("f32" on the CPU unless int8; default bf16 on a GPU). */
+const char *serve_weights_name(const serve_state *s);
+
 /* Answers every queued job with "shutting down", cancels the running one and wakes the scheduler. */
 void		serve_drain(serve_state *s);
 

@@ -74,7 +74,7 @@ serve_load_model(serve_state *s)
 	s->load_base = groma_weights_bound_bytes();
 	pthread_mutex_unlock(&s->lock);
 	serve_log(SERVE_LOG_INFO, "loading model %s on %s (--weights %s)", opt->model_dir, s->device,
-			  opt->weights ? opt->weights : strncmp(s->device, "cpu", 3) == 0 ? "f32" : "bf16");
+			  serve_weights_name(s));
 	st = groma_engine_open(opt, &s->engine);
 	if (st.code == GROMA_OK)
 	{
@@ -225,6 +225,13 @@ serve_drain(serve_state *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* The matrices' type the server loads (--weights as resolved: the CPU computes in f32 unless int8). */
+const char *
+serve_weights_name(const serve_state *s)
+{
+	return s->opt->weights ? s->opt->weights : strncmp(s->device, "cpu", 3) == 0 ? "f32" : "bf16";
+}
+
 /* Fills a STATUS reply; see serve_internal.h. */
 void
 serve_fill_status(serve_state *s, groma_reply *reply)
@@ -250,10 +257,11 @@ serve_fill_status(serve_state *s, groma_reply *reply)
 	reply->max_batch = (uint32_t) s->opt->max_batch;
 	reply->kv_used = s->kv_used;
 	reply->kv_total = s->pool.memory.size;
+	reply->weights = strdup(s->opt->model_dir && s->opt->model_dir[0] ? serve_weights_name(s) : "");
 	/* a failed load's reason travels as the (successful) reply's message */
 	reply->status = groma_ok();
 	snprintf(reply->status.message, sizeof(reply->status.message), "%s", s->state_message);
 	pthread_mutex_unlock(&s->lock);
-	if (reply->model_path == NULL || reply->device == NULL)
+	if (reply->model_path == NULL || reply->device == NULL || reply->weights == NULL)
 		reply->status = groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
 }

@@ -63,6 +63,8 @@ like(chat_error(), qr/53000: groma-server's request queue is full.*HINT:  Raise 
 ok(mode('loading', 'loading'), "mode 'loading': groma_status() says loading");
 is($node->safe_psql('postgres', 'SELECT load_progress FROM groma_status()'), '100/400 MB',
     'groma_status() shows the load progress');
+is($node->safe_psql('postgres', 'SELECT weights FROM groma_status()'), 'int8',
+    "groma_status() shows the server's weight type");
 like(chat_error(), qr/57P03: groma-server is loading its model.*DETAIL:  100 of 400 MB are loaded/s,
     'a request while loading gives 57P03 with the progress');
 
@@ -73,11 +75,11 @@ like(chat_error(), qr/55000: groma-server could not load its model.*DETAIL:  gro
 step('busy, loading, failed');
 
 # protocol violations: the session keeps working after each
-ok(mode('version3', 'running'), "mode 'version3' (STATUS does not parse: the registry's state shows)");
+ok(mode('version9', 'running'), "mode 'version9' (STATUS does not parse: the registry's state shows)");
 my $b = $node->background_psql('postgres', on_error_stop => 0);
 $b->query_safe("\\set VERBOSITY verbose");
 $b->query("SELECT groma_ping()");
-like($b->{stderr}, qr/08P01: groma-server speaks protocol version 3, groma.so 2/, 'another protocol version gives 08P01');
+like($b->{stderr}, qr/08P01: groma-server speaks protocol version 9, groma.so 3/, 'another protocol version gives 08P01');
 $b->{stderr} = '';
 is($b->query_safe('SELECT 1'), '1', 'the session keeps working');
 ok(mode('garbage', 'running'), "mode 'garbage'");

@@ -9,10 +9,10 @@
 #   busy        GENERATE is refused as busy
 #   loading     STATUS says loading (100 of 400 MB), GENERATE is unavailable
 #   failed      STATUS says failed, GENERATE is unavailable with the reason
-#   version3    every reply header says protocol version 3
+#   version9    every reply header says protocol version 9
 #   garbage     every reply is 16 bytes that are not a frame header
 #   exit3       exits with code 3 when it receives a GENERATE
-# PING, STATUS and VALIDATE are answered in every mode but version3/garbage.
+# PING, STATUS and VALIDATE are answered in every mode but version9/garbage.
 use strict;
 use warnings;
 use IO::Select;
@@ -46,7 +46,7 @@ sub str { my ($s) = @_; return pack('V', length($s)) . $s; }
 sub reply {
     my ($kind, $id, $code, $message, $fields) = @_;
     my $payload = pack('vV', $kind, $code) . str($message) . ($code == 0 ? $fields // '' : '');
-    my $version = $mode eq 'version3' ? 3 : 2;
+    my $version = $mode eq 'version9' ? 9 : 3;
     return pack('VvvVV', 0x414d5247, $version, 100, $id, length($payload)) . $payload;
 }
 
@@ -54,7 +54,7 @@ sub reply {
 sub status_fields {
     my $state = $state_of{$mode} // 2;
     return pack('V', $state) . str($mode) . str('fake') . pack('Q<Q<VVQ<Q<', 100 << 20, 400 << 20, 0, 0, $served, $failed)
-      . pack('VVQ<Q<', 0, 16, 0, 64 << 20);
+      . pack('VVQ<Q<', 0, 16, 0, 64 << 20) . str('int8');
 }
 
 # Returns the GENERATE fields of the grounded answer.

@@ -84,7 +84,7 @@ for my $bad (['garbage', 'x' x 64], ['truncated header', substr(ping_frame(5), 0
     $r = read_reply($c, 5);
     is($r && $r->{code}, OK, "$bad->[0]: other connections keep working");
 }
-like(slurp($log), qr/protocol version 9, this side speaks 2/, 'the log says why a frame of another version was refused');
+like(slurp($log), qr/protocol version 9, this side speaks 3/, 'the log says why a frame of another version was refused');
 
 # ---- the queue: with --max-queue 1 and --max-batch 1, one runs, one waits, the third is busy
 my @conns = map { proto_connect($sock) } 1 .. 3;
@@ -194,7 +194,8 @@ print $c generate_frame(2, $img, $caption, 4);
 $r = read_reply($c, 10);
 is($r->{code}, UNAVAILABLE, 'and model requests are refused');
 like($r->{message}, qr/without a model/, 'saying there is no model');
-is(status_of($sock)->{state}, 3, 'status says no_model');
+$st = status_of($sock);
+is("$st->{state}/$st->{weights}", '3/', 'status says no_model, with no weight type');
 kill 'TERM', $pid;
 is(wait_exit($pid, 10), 0, 'SIGTERM stops it');
 

@@ -116,8 +116,8 @@ cli_answer(@$_) for @reqs;
 # ---- a batch of up to 8, requests joining while others decode
 my ($pid, $sock, $log) = start_server('--max-batch', '8', '--kv-cache-mb', '64');
 my $st = status_of($sock);
-is("$st->{max_batch}/$st->{kv_total}/$st->{kv_used}/$st->{batch}", '8/' . (64 << 20) . '/0/0',
-    'STATUS shows --max-batch, the KV pool and nothing in use');
+is("$st->{max_batch}/$st->{kv_total}/$st->{kv_used}/$st->{batch}/$st->{weights}", '8/' . (64 << 20) . '/0/0/f32',
+    'STATUS shows --max-batch, the KV pool and nothing in use, and the weights the CPU keeps (f32)');
 my ($replies, $most, $kv_most) = run_concurrently($sock, 0.02, @reqs);
 check_answers('batch of up to 8', $replies, @reqs);
 ok($most >= 2 && $most <= 8, "requests were decoded together (STATUS showed a batch of up to $most)");

@@ -48,7 +48,7 @@ sub wait_for_socket {
 sub frame {
     my ($kind, $id, $payload, %o) = @_;
     $payload //= '';
-    return pack('VvvVV', $o{magic} // 0x414d5247, $o{version} // 2, $kind, $id, $o{length} // length($payload))
+    return pack('VvvVV', $o{magic} // 0x414d5247, $o{version} // 3, $kind, $id, $o{length} // length($payload))
         . $payload;
 }
 
@@ -114,11 +114,12 @@ sub parse_status {
     $rest = substr($rest, 8 + $mlen);
     my $dlen = unpack('V', $rest);
     my $device = substr($rest, 4, $dlen);
-    my ($done, $total, $queued, $running, $served, $failed, $batch, $max_batch, $kv_used, $kv_total) =
-      unpack('Q<Q<VVQ<Q<VVQ<Q<', substr($rest, 4 + $dlen));
+    my ($done, $total, $queued, $running, $served, $failed, $batch, $max_batch, $kv_used, $kv_total, $wlen) =
+      unpack('Q<Q<VVQ<Q<VVQ<Q<V', substr($rest, 4 + $dlen));
+    my $weights = substr($rest, 4 + $dlen + 68, $wlen);
     return { state => $state, model => $model, device => $device, queued => $queued, running => $running,
         served => $served, failed => $failed, batch => $batch, max_batch => $max_batch, kv_used => $kv_used,
-        kv_total => $kv_total };
+        kv_total => $kv_total, weights => $weights };
 }
 
 # Decodes the fields of a successful GENERATE reply: text (bytes), groundings (count) and generated ids.

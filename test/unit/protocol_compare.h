@@ -71,8 +71,8 @@ static const char *
 proto_status_difference(const groma_reply *a, const groma_reply *b)
 {
 	if (a->state != b->state || !proto_same_str(a->model_path, b->model_path) ||
-		!proto_same_str(a->device, b->device))
-		return "state, model_path or device";
+		!proto_same_str(a->device, b->device) || !proto_same_str(a->weights, b->weights))
+		return "state, model_path, device or weights";
 	if (a->load_done != b->load_done || a->load_total != b->load_total || a->queue_depth != b->queue_depth ||
 		a->running != b->running || a->served != b->served || a->failed != b->failed || a->batch != b->batch ||
 		a->max_batch != b->max_batch || a->kv_used != b->kv_used || a->kv_total != b->kv_total)
