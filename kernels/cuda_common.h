@@ -183,17 +183,16 @@ struct bhtd
 };
 
 /*
- * The tensor-core attention of ops_attention_flash.cu into out (the shape
- * of q), for operands groma_cuda_attention_in has checked; tk keys.
- */
-/*
  * out[b·ob + h·oh + d] for b < batch, h < heads from the partial results of
  * key splits, part[batch·heads, splits, D + 2] (each split's max, sum and
  * unnormalised output; an empty split's max is -inf), queued on the stream.
  */
 groma_status groma_cuda_attention_combine(const float *part, int64_t splits, float *out, int64_t ob, int64_t oh,
 										  int64_t batch, int64_t heads, int64_t dim);
-bool		groma_cuda_attention_flash_fits(int64_t dim);
+/*
+ * The tensor-core attention of ops_attention_flash.cu into out (the shape
+ * of q), for operands groma_cuda_attention_in has checked; tk keys.
+ */
 groma_status groma_cuda_attention_flash(bhtd q, bhtd k, bhtd v, groma_tensor *out, int64_t tk, float scale,
 										bool causal, int64_t q_offset);
 groma_status groma_cuda_conv2d(const groma_tensor *x, const groma_tensor *w, const groma_tensor *b, int stride,

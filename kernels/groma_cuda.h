@@ -86,6 +86,9 @@ typedef enum groma_cuda_attention_path
 /* Forces one attention kernel for tests and benchmarks (GROMA_ATTENTION_AUTO: groma_cuda_attention chooses). */
 void		groma_cuda_attention_kernel(groma_cuda_attention_path which);
 
+/* True when the flash kernel takes a head dimension (a multiple of 16, at most 128). */
+bool		groma_cuda_attention_flash_fits(int64_t dim);
+
 /*
  * Turns off (false) or back on (true, the default) the kernel that a linear
  * with bf16 or i8 weights and at most 8 input rows takes instead of cuBLAS

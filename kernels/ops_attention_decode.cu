@@ -4,8 +4,9 @@
  * coalesced loads, and each warp takes four keys at a time (four rows in
  * flight).  Made for decode steps (one query against the KV cache, keys
  * split over blocks), it takes any number of queries.  ops_attention.cu
- * chooses it and sizes the splits.  Each kernel has a launcher taking a
- * stream.
+ * chooses it and sizes the splits of a single sequence's step; the batched
+ * decode step (groma_cuda_attention_decode_rows) sizes its own, per cache.
+ * Each kernel has a launcher taking a stream.
  */
 #include "cuda_common.h"
 
@@ -383,12 +384,18 @@ attention_rows_kernel(decode_rows rows, const int32_t *positions, const float *q
 
 	if (kbeg >= kend)
 	{
-		/* outside its cache (the caller checked) or past its position: nothing to weigh (a whole block returns) */
+		/*
+		 * outside its cache (the caller checked: its ctx row is zeros) or past
+		 * its position: nothing to weigh (a whole block returns)
+		 */
 		if (slot && threadIdx.x == 0)
 		{
 			slot[0] = -INFINITY;
 			slot[1] = 0.0f;
 		}
+		if (!slot)
+			for (int d = threadIdx.x; d < dim; d += blockDim.x)
+				ctx[b * row_stride + h * dim + d] = 0.0f;
 		return;
 	}
 	warp_per_key_block(q + b * row_stride + h * dim, rows.k[b], h * rows.head_stride[b], dim, rows.v[b],
@@ -429,7 +436,48 @@ check_rows_cache(const groma_tensor *c, int64_t dim, groma_dtype type)
 	return groma_ok();
 }
 
-/* One decode token of each sequence: RoPE and cache writes, then attention, two launches per 64 rows; see ops.h. */
+/* The most key splits any of count caches asks for (rows_split_len). */
+static int64_t
+rows_splits(groma_tensor *const *k_cache, int64_t count)
+{
+	int64_t		splits = 1;
+
+	for (int64_t b = 0; b < count; b++)
+	{
+		int64_t		cap = k_cache[b]->shape[2],
+					len = rows_split_len(cap);
+
+		splits = (cap + len - 1) / len > splits ? (cap + len - 1) / len : splits;
+	}
+	return splits;
+}
+
+/*
+ * Rows one launch takes from count waiting: at most DECODE_ROWS_MAX, and
+ * fewer when scratch cannot hold their key splits' partial results (so a
+ * row still splits as it would alone); *splits is their most splits, and
+ * *part their partial results' buffer (NULL when not even one row's fit,
+ * or none splits).
+ */
+static int64_t
+rows_in_launch(groma_tensor *const *k_cache, int64_t count, int64_t heads, int64_t dim, groma_arena_ref scratch,
+			   int64_t *splits, float **part)
+{
+	count = count < DECODE_ROWS_MAX ? count : DECODE_ROWS_MAX;
+	*part = NULL;
+	for (;;)
+	{
+		*splits = rows_splits(k_cache, count);
+		if (*splits == 1 || scratch == NULL || scratch->device != GROMA_DEVICE_CUDA)
+			return count;
+		*part = (float *) groma_arena_alloc(scratch, (size_t) (count * heads * *splits * (dim + 2)) * sizeof(float));
+		if (*part != NULL || count == 1)
+			return count;
+		count = (count + 1) / 2;
+	}
+}
+
+/* One decode token of each sequence: RoPE and cache writes, attention, and combining its key splits; see ops.h. */
 extern "C" groma_status
 groma_cuda_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_tensor *v, int64_t heads,
 								 groma_tensor *const *k_cache, groma_tensor *const *v_cache,
@@ -451,45 +499,47 @@ groma_cuda_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_t
 	inv_freq = groma_cuda_rope_table(theta, dim, &st);
 	if (inv_freq == NULL)
 		return st;
-	for (int64_t first = 0; first < n; first += DECODE_ROWS_MAX)
+	for (int64_t first = 0, count; first < n; first += count)
 	{
-		int64_t		count = n - first < DECODE_ROWS_MAX ? n - first : DECODE_ROWS_MAX,
-					offset = first * q->shape[1];
+		int64_t		offset = first * q->shape[1],
+					splits;
 		const int32_t *pos = (const int32_t *) positions->data + first;
 		decode_rows rows;
-		int64_t		splits = 1;
-		float	   *part = NULL;	/* [count, H, splits, D + 2] key splits' partial results, in scratch */
+		float	   *part;		/* [count, H, splits, D + 2] key splits' partial results, in scratch */
 		size_t		mark = scratch ? scratch->used : 0;
 
+		count = rows_in_launch(k_cache + first, n - first, heads, dim, scratch, &splits, &part);
 		rows.type = k_cache[first]->dtype;
-		for (int64_t b = 0; b < count; b++)
+		st = groma_ok();
+		for (int64_t b = 0; b < count && st.code == GROMA_OK; b++)
 		{
-			GROMA_TRY(check_rows_cache(k_cache[first + b], dim, rows.type));
-			GROMA_TRY(check_rows_cache(v_cache[first + b], dim, rows.type));
+			st = check_rows_cache(k_cache[first + b], dim, rows.type);
+			if (st.code == GROMA_OK)
+				st = check_rows_cache(v_cache[first + b], dim, rows.type);
 			rows.k[b] = k_cache[first + b]->data;
 			rows.v[b] = v_cache[first + b]->data;
 			rows.head_stride[b] = k_cache[first + b]->stride[1];
 			rows.cap[b] = k_cache[first + b]->shape[2];
 			rows.split_len[b] = rows_split_len(rows.cap[b]);
-			splits = max(splits, (rows.cap[b] + rows.split_len[b] - 1) / rows.split_len[b]);
 			if (v_cache[first + b]->stride[1] != rows.head_stride[b] ||
 				v_cache[first + b]->shape[2] != rows.cap[b])
-				return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention_decode_rows: K and V caches differ");
+				st = groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention_decode_rows: K and V caches differ");
 		}
-		GROMA_TRY(launch_rope_store_rows(rows, pos, inv_freq, (float *) q->data + offset,
-										 (const float *) k->data + offset, (const float *) v->data + offset,
-										 q->shape[1], (int) dim, count, heads, groma_cuda_stream()));
+		if (st.code == GROMA_OK)
+			st = launch_rope_store_rows(rows, pos, inv_freq, (float *) q->data + offset,
+										(const float *) k->data + offset, (const float *) v->data + offset,
+										q->shape[1], (int) dim, count, heads, groma_cuda_stream());
 		/*
 		 * key splits fill the GPU when the rows are few (one sequence: H
-		 * blocks); without room for their partial results in scratch, one
+		 * blocks); without room for even one row's partial results, one
 		 * block per head
 		 */
-		if (splits > 1 && scratch && scratch->device == GROMA_DEVICE_CUDA)
-			part = (float *) groma_arena_alloc(scratch, (size_t) (count * heads * splits * (dim + 2)) * sizeof(float));
-		st = launch_attention_rows(rows, pos, (const float *) q->data + offset, (float *) ctx->data + offset,
-								   q->shape[1], (int) dim, scale, count, heads, splits, part, groma_cuda_stream());
+		if (st.code == GROMA_OK)
+			st = launch_attention_rows(rows, pos, (const float *) q->data + offset, (float *) ctx->data + offset,
+									   q->shape[1], (int) dim, scale, count, heads, splits, part,
+									   groma_cuda_stream());
 		if (scratch)
-			scratch->used = mark;
+			scratch->used = mark;	/* the partial results go back, after a failure too */
 		GROMA_TRY(st);
 	}
 	return groma_ok();

@@ -135,7 +135,7 @@ groma_cuda_conv_implicit_fits(const groma_tensor *w, int64_t ho, int64_t wo)
 	int64_t		k_all = w->shape[1] * w->shape[2] * w->shape[3];
 
 	/* the kernel counts pixels, channels and k in int (a pixel tile's end included) */
-	return w->dtype == GROMA_BF16 && k_all <= 0x7fffffff && w->shape[0] <= 0x7fffffff - IG_O &&
+	return w->dtype == GROMA_BF16 && k_all <= 0x7fffffff - IG_K && w->shape[0] <= 0x7fffffff - IG_O &&
 		ho * wo <= 0x7fffffff - IG_P && (w->shape[0] + IG_O - 1) / IG_O <= 65535;
 }
 

@@ -2,7 +2,7 @@
  * op_attention_rows_cpu.c - the attention of a batched decode step: one
  * new token of each of several sequences, each over its own KV cache.  The
  * CPU runs each row as a decoder layer runs one sequence (RoPE, the cache
- * writes, causal attention); a device runs all rows in two launches.
+ * writes, causal attention); a device runs all rows in three launches.
  */
 #include "device_ops.h"
 #include "op_check.h"

@@ -192,9 +192,11 @@ groma_dtype groma_compute_dtype(const groma_tensor *w);
  * a row's bits do not depend on the others; the splits' combination), its
  * cache pointers passed by value and the positions read where they live
  * (so a recorded step replays with the positions of the day: see
- * groma_graph), the splits' partial results in scratch (one block per
- * head when it has no room), and skips a row whose position is outside
- * its cache (the caller checks).  k may be left rotated or not.
+ * groma_graph), the splits' partial results in scratch (fewer rows a
+ * launch when it has no room for all, one block per head when not even
+ * one row's fit), and gives a row whose position is outside its cache
+ * zeros, writing nothing into its cache (the caller checks).  k may be
+ * left rotated or not.
  */
 groma_status groma_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_tensor *v, int64_t heads,
 										 groma_tensor *const *k_cache, groma_tensor *const *v_cache,

@@ -166,13 +166,20 @@ on_real_gpu(const bench *b)
 		strstr(desc, "emulator") == NULL;
 }
 
-/* Best of two runs of DINOv2 (region is false) or of the region encoder's fuse and tokens for 100 regions, in ms. */
+/*
+ * Best of three runs of DINOv2 (region is false) or of the region
+ * encoder's fuse and tokens for 100 regions, in ms, as the default
+ * method's figures are taken (after a switch of method the first run is
+ * eager, the second records its stages, the third replays them).
+ */
 static groma_status
 time_stage(bench *b, bool region, const groma_tensor *pixels, groma_tensor *hidden, const float *boxes,
 		   groma_tensor *region_tokens, double *best)
 {
+	groma_status st = groma_ok();
+
 	*best = 1e30;
-	for (int r = 0; r < 2; r++)
+	for (int r = 0; r < 3 && st.code == GROMA_OK; r++)
 	{
 		size_t		mark = b->act.used;
 		double		t0 = now_ms(b);
@@ -180,17 +187,18 @@ time_stage(bench *b, bool region, const groma_tensor *pixels, groma_tensor *hidd
 
 		if (region)
 		{
-			GROMA_TRY(groma_region_fuse(&b->m->region, hidden, &b->act, &b->act, &maps));
-			GROMA_TRY(groma_region_tokens(&b->m->region, &maps, 0, boxes, BENCH_REGIONS, &b->act, region_tokens,
-										  NULL, NULL, NULL, NULL));
+			st = groma_region_fuse(&b->m->region, hidden, &b->act, &b->act, &maps);
+			if (st.code == GROMA_OK)
+				st = groma_region_tokens(&b->m->region, &maps, 0, boxes, BENCH_REGIONS, &b->act, region_tokens,
+										 NULL, NULL, NULL, NULL);
 		}
 		else
-			GROMA_TRY(groma_dinov2_forward(&b->m->vision, pixels, &b->act, hidden, NULL));
+			st = groma_dinov2_forward(&b->m->vision, pixels, &b->act, hidden, NULL);
 		t0 = now_ms(b) - t0;
 		*best = t0 < *best ? t0 : *best;
 		b->act.used = mark;
 	}
-	return groma_ok();
+	return st;
 }
 
 /*
@@ -220,10 +228,12 @@ method_figures(bench *b, const groma_tensor *pixels, groma_tensor *hidden, const
 						   "region_encoder_ms with bf16 convolutions by the implicit GEMM");
 	groma_cuda_conv_kernel(GROMA_CONV_AUTO);
 	groma_cuda_attention_kernel(GROMA_ATTENTION_FLASH);
-	if (st.code == GROMA_OK && b->m->vision.cfg.hidden / b->m->vision.cfg.heads % 16 == 0)
+	if (st.code == GROMA_OK && groma_cuda_attention_flash_fits(b->m->vision.cfg.hidden / b->m->vision.cfg.heads))
+	{
 		st = time_stage(b, false, pixels, hidden, boxes, region_tokens, &t);
-	if (st.code == GROMA_OK && b->m->vision.cfg.hidden / b->m->vision.cfg.heads % 16 == 0)
-		groma_bench_figure("dinov2_ms_flash_attention", t, "ms", "dinov2_ms with the flash attention kernel");
+		if (st.code == GROMA_OK)
+			groma_bench_figure("dinov2_ms_flash_attention", t, "ms", "dinov2_ms with the flash attention kernel");
+	}
 	groma_cuda_attention_kernel(GROMA_ATTENTION_AUTO);
 	return st;
 }
@@ -511,7 +521,7 @@ language_figures(bench *b, const groma_tensor *image_tokens)
 						   "64 tokens at batch 1");
 	}
 #ifdef GROMA_WITH_CUDA
-	if (st.code == GROMA_OK && on_real_gpu(b) && (c->hidden / c->heads) % 16 == 0 && c->hidden / c->heads <= 128)
+	if (st.code == GROMA_OK && on_real_gpu(b) && groma_cuda_attention_flash_fits(c->hidden / c->heads))
 	{
 		/* the prefill again with the flash attention (not the default yet), best of 2 */
 		prefill = 1e30;

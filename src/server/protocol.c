@@ -691,7 +691,8 @@ check_reply(const groma_reply *r)
 	if (r->status.code != GROMA_OK)
 		return groma_ok();		/* only the status travels */
 	if (r->kind == GROMA_MSG_STATUS &&
-		(!text_fits(r->model_path) || !text_fits(r->device) || (uint32_t) r->state > GROMA_SERVER_STOPPING))
+		(!text_fits(r->model_path) || !text_fits(r->device) || !text_fits(r->weights) ||
+		 (uint32_t) r->state > GROMA_SERVER_STOPPING))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "a status reply with state %d or a path over the limit",
 						   (int) r->state);
 	if ((r->kind == GROMA_MSG_REGIONS || r->kind == GROMA_MSG_GENERATE) &&

@@ -895,7 +895,8 @@ decode_rows_case(int64_t n, int64_t heads, int64_t dh, groma_dtype type)
 	groma_arena_init(&cpu_scratch, (size_t) 16 << 20);
 	for (int64_t b = 0; b < n; b++)
 	{
-		int64_t		cap = 3 + (b * 37) % 290;
+		/* row 1 over 2048 positions: its keys split 128 a block, the others' 64 */
+		int64_t		cap = b == 1 ? 2100 : 3 + (b * 37) % 290;
 
 		kc[b] = rand_host(4, (int64_t[]) {1, heads, cap, dh});
 		vc[b] = rand_host(4, (int64_t[]) {1, heads, cap, dh});
@@ -963,6 +964,24 @@ decode_rows_case(int64_t n, int64_t heads, int64_t dh, groma_dtype type)
 		printf("%s - decode_rows %-28s rows alone give the bits they got in the batch (%d of %d)\n",
 			   same == (n > 1 ? 2 : 1) ? "ok" : "not ok", name, same, n > 1 ? 2 : 1);
 		same == (n > 1 ? 2 : 1) ? passed++ : failed++;
+		if (batched)
+		{
+			/* scratch for one row's partial results only (row 1's 17 splits): launches of fewer rows, the same bits */
+			groma_arena tight = dev_scratch;
+			groma_tensor dq2 = to_dev(&q_before);
+			float	   *again = NULL;
+			groma_status st;
+
+			tight.size = tight.used + (size_t) (heads * 17 * (dh + 2)) * sizeof(float) + GROMA_ARENA_ALIGN;
+			st = groma_attention_decode_rows(&dq2, &dk, &dv, heads, dkp, dvp, &dpos, 10000.0f, 0.125f, &tight,
+											 &dctx);
+			if (st.code == GROMA_OK)
+				again = device_floats(dctx.data, n * width);
+			printf("%s - decode_rows %-28s room for one row's splits: the batch's bits, a row a launch\n",
+				   again && memcmp(again, batched, (size_t) (n * width) * sizeof(float)) == 0 ? "ok" : "not ok", name);
+			again && memcmp(again, batched, (size_t) (n * width) * sizeof(float)) == 0 ? passed++ : failed++;
+			free(again);
+		}
 		free(batched);
 	}
 	{
@@ -995,6 +1014,28 @@ decode_rows_case(int64_t n, int64_t heads, int64_t dh, groma_dtype type)
 			   a.code == GROMA_ERR_LIMIT ? "refuses" : "accepts");
 		a.code == GROMA_ERR_LIMIT && g.code == GROMA_OK ? passed++ : failed++;
 		compare_widened("decode_rows k cache untouched", name, &kc[0], &dkc[0], tol, groma_ok(), g);
+		{
+			/* and that row's ctx is zeros, split or not (no scratch room) */
+			groma_arena full = dev_scratch;
+			int			zero_rows = 0;
+
+			full.size = full.used;
+			for (int room = 0; room < 2 && g.code == GROMA_OK; room++)
+			{
+				float	   *row0;
+
+				groma_fill(&dctx, NAN);
+				g = groma_attention_decode_rows(&dq, &dk, &dv, heads, dkp, dvp, &dpos, 10000.0f, 0.125f,
+												room ? &dev_scratch : &full, &dctx);
+				row0 = g.code == GROMA_OK ? device_floats(dctx.data, width) : NULL;
+				for (int64_t i = 0; row0 && i < width && row0[i] == 0.0f; i++)
+					zero_rows += i == width - 1;
+				free(row0);
+			}
+			printf("%s - decode_rows %-28s that row's ctx is zeros, with key splits and without (%d of 2)\n",
+				   zero_rows == 2 ? "ok" : "not ok", name, zero_rows);
+			zero_rows == 2 ? passed++ : failed++;
+		}
 	}
 	groma_cuda_ops.free(dpos.data);
 	groma_arena_free(&cpu_scratch);
