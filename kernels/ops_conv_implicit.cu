@@ -3,8 +3,9 @@
  * cores: y[n, o, p] = b[o] + Σ_k w[o, k] · x_col[n, k, p], with the im2col
  * column x_col never stored.  A block takes 64 output channels by 64
  * output pixels of one image; for each step of 32 along k = (c, ky, kx) it
- * stages the weights' tile and gathers the input's tile (rounded to bf16,
- * as the im2col path rounds it) in shared memory, and its four warps
+ * stages the weights' tile, splits each k into its channel and tap once,
+ * and gathers the input's tile (rounded to bf16, as the im2col path rounds
+ * it) in shared memory, and its four warps
  * multiply them with warp matrix functions (bf16 16x16x16, f32
  * accumulators).  Weights bf16 [O, C, kh, kw] (that is [O, K]), x and y
  * f32 NCHW, any stride and padding.  ops_conv_norm.cu chooses it.
@@ -34,6 +35,9 @@ conv_implicit_kernel(const float *x, const __nv_bfloat16 *w, const float *b, flo
 	alignas(32) __shared__ __nv_bfloat16 as[IG_O][IG_K + IG_PAD_16];	/* weights [64 channels, 32 k] */
 	alignas(32) __shared__ __nv_bfloat16 bs[IG_K][IG_P + IG_PAD_16];	/* gathered input [32 k, 64 pixels] */
 	alignas(32) __shared__ float cs[IG_O][IG_P + IG_PAD_32];	/* the block's outputs, for the stores */
+	__shared__ int64_t k_plane[IG_K];	/* per k of the tile: its channel's offset in the image (c·H·W) */
+	__shared__ int k_dy[IG_K],	/* and its kernel row and column, -1 past the end of k */
+				k_dx[IG_K];
 	int			tid = threadIdx.x,
 				warp = tid >> 5,
 				warp_o = (warp >> 1) * 32,	/* this warp's 32 x 32 outputs within the tile */
@@ -56,6 +60,15 @@ conv_implicit_kernel(const float *x, const __nv_bfloat16 *w, const float *b, flo
 	for (int k0 = 0; k0 < k_all; k0 += IG_K)
 	{
 		__syncthreads();		/* the last tiles are used up */
+		if (tid < IG_K)
+		{
+			/* each k's channel and tap, divided once per tile rather than once per gathered value */
+			int			k = k0 + tid;
+
+			k_plane[tid] = k < k_all ? (int64_t) (k / taps) * h * wd : 0;
+			k_dy[tid] = k < k_all ? k % taps / kw : -1;
+			k_dx[tid] = k < k_all ? k % taps % kw : 0;
+		}
 		/* weights: a thread per k column, rows 4 apart (contiguous along k) */
 		for (int i = tid; i < IG_O * IG_K; i += IG_WARPS * 32)
 		{
@@ -65,21 +78,19 @@ conv_implicit_kernel(const float *x, const __nv_bfloat16 *w, const float *b, flo
 			as[r][kk] = o0 + r < c_out && k0 + kk < k_all ? w[(int64_t) (o0 + r) * k_all + k0 + kk]
 				: __float2bfloat16_rn(0.0f);
 		}
+		__syncthreads();		/* the k table is written */
 		/* input: a thread per pixel (contiguous along x), k rows 2 apart */
 		for (int kk = tid / IG_P; kk < IG_K; kk += IG_WARPS * 32 / IG_P)
 		{
-			int			k = k0 + kk;
 			float		v = 0.0f;
 
-			if (k < k_all && my_p < plane)
+			if (k_dy[kk] >= 0 && my_p < plane)
 			{
-				int			c = k / taps,
-							tap = k % taps,
-							iy = oy * stride - padding + tap / kw,
-							ix = ox * stride - padding + tap % kw;
+				int			iy = oy * stride - padding + k_dy[kk],
+							ix = ox * stride - padding + k_dx[kk];
 
 				if (iy >= 0 && iy < h && ix >= 0 && ix < wd)
-					v = xn[((int64_t) c * h + iy) * wd + ix];
+					v = xn[k_plane[kk] + (int64_t) iy * wd + ix];
 			}
 			bs[kk][tid & (IG_P - 1)] = __float2bfloat16_rn(v);
 		}
