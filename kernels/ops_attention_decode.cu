@@ -266,8 +266,7 @@ groma_cuda_attention_decode(const groma_tensor *q, const groma_tensor *k, const 
 
 /* Sequences one launch of the batched decode-step kernels takes (their cache pointers travel as a kernel argument). */
 #define DECODE_ROWS_MAX 64
-#define ROWS_SPLIT_KEYS 64		/* keys per block of a batched decode step's attention (more past 32 splits) */
-#define ROWS_MAX_SPLITS 32
+#define ROWS_SPLIT_KEYS 64		/* keys per block of a batched decode step's attention, whatever the cache's size */
 
 /* Per sequence of a batched decode step: its layer's K and V caches [H, cap, D] (passed by value). */
 struct decode_rows
@@ -277,21 +276,7 @@ struct decode_rows
 	groma_dtype type;			/* every cache's element type: f32, bf16 or f16 */
 	int64_t		head_stride[DECODE_ROWS_MAX];	/* elements between heads: cap · D */
 	int64_t		cap[DECODE_ROWS_MAX];	/* positions the caches hold */
-	int64_t		split_len[DECODE_ROWS_MAX];	/* keys per block (rows_split_len of cap) */
 };
-
-/*
- * Keys per block of a cache of cap positions: ROWS_SPLIT_KEYS, more when
- * that would take over ROWS_MAX_SPLITS blocks.  It depends on the cache
- * alone, so a row's bits do not depend on the rows beside it.
- */
-static int64_t
-rows_split_len(int64_t cap)
-{
-	int64_t		most = (int64_t) ROWS_SPLIT_KEYS * ROWS_MAX_SPLITS;
-
-	return ROWS_SPLIT_KEYS * ((cap + most - 1) / most);
-}
 
 /* Row b's position, read where the caller left it (so a replayed graph sees each step's); -1 when outside its cache. */
 __device__ static inline int64_t
@@ -367,7 +352,7 @@ launch_rope_store_rows(decode_rows rows, const int32_t *positions, const float *
 /*
  * ctx row b, head h (blockIdx.x, blockIdx.y) = attention of q's row over
  * positions [0, pos] of b's caches.  With part, block z (blockIdx.z) takes
- * keys [z, z + 1) · split_len of them and writes its max, sum and
+ * keys [z, z + 1) · ROWS_SPLIT_KEYS of them and writes its max, sum and
  * unnormalised output to part[(b·H + h)·splits + z] (D + 2 floats; max
  * -inf for no keys) for the combining kernel.
  */
@@ -378,8 +363,8 @@ attention_rows_kernel(decode_rows rows, const int32_t *positions, const float *q
 	int64_t		b = blockIdx.x,
 				h = blockIdx.y,
 				pos = row_position(rows, positions, b),
-				kbeg = part ? (int64_t) blockIdx.z * rows.split_len[b] : 0,
-				kend = part ? min(pos + 1, kbeg + rows.split_len[b]) : pos + 1;
+				kbeg = part ? (int64_t) blockIdx.z * ROWS_SPLIT_KEYS : 0,
+				kend = part ? min(pos + 1, kbeg + ROWS_SPLIT_KEYS) : pos + 1;
 	float	   *slot = part ? part + ((b * gridDim.y + h) * gridDim.z + blockIdx.z) * (dim + 2) : NULL;
 
 	if (kbeg >= kend)
@@ -433,10 +418,18 @@ check_rows_cache(const groma_tensor *c, int64_t dim, groma_dtype type)
 	if (c->stride[2] != dim || c->stride[3] != 1)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention_decode_rows: a cache's rows must be %lld values",
 						   (long long) dim);
+	if (c->shape[2] > (int64_t) 65535 * ROWS_SPLIT_KEYS)
+		return groma_error(GROMA_ERR_LIMIT, "attention_decode_rows: a cache of %lld positions (at most %lld)",
+						   (long long) c->shape[2], (long long) 65535 * ROWS_SPLIT_KEYS);
 	return groma_ok();
 }
 
-/* The most key splits any of count caches asks for (rows_split_len). */
+/*
+ * The most key splits of ROWS_SPLIT_KEYS any of count caches needs.  The
+ * split length is the same for every cache, so a row's bits depend on its
+ * position alone: not on the rows beside it, nor on its cache's capacity
+ * (a cache grown into a larger block gives the same answer).
+ */
 static int64_t
 rows_splits(groma_tensor *const *k_cache, int64_t count)
 {
@@ -444,10 +437,9 @@ rows_splits(groma_tensor *const *k_cache, int64_t count)
 
 	for (int64_t b = 0; b < count; b++)
 	{
-		int64_t		cap = k_cache[b]->shape[2],
-					len = rows_split_len(cap);
+		int64_t		need = (k_cache[b]->shape[2] + ROWS_SPLIT_KEYS - 1) / ROWS_SPLIT_KEYS;
 
-		splits = (cap + len - 1) / len > splits ? (cap + len - 1) / len : splits;
+		splits = need > splits ? need : splits;
 	}
 	return splits;
 }
@@ -456,8 +448,9 @@ rows_splits(groma_tensor *const *k_cache, int64_t count)
  * Rows one launch takes from count waiting: at most DECODE_ROWS_MAX, and
  * fewer when scratch cannot hold their key splits' partial results (so a
  * row still splits as it would alone); *splits is their most splits, and
- * *part their partial results' buffer (NULL when not even one row's fit,
- * or none splits).
+ * *part their partial results' buffer (NULL when not even one row's fit).
+ * A cache of one split still goes through the partial results, so a row
+ * gets the same bits whatever its cache's capacity.
  */
 static int64_t
 rows_in_launch(groma_tensor *const *k_cache, int64_t count, int64_t heads, int64_t dim, groma_arena_ref scratch,
@@ -468,7 +461,7 @@ rows_in_launch(groma_tensor *const *k_cache, int64_t count, int64_t heads, int64
 	for (;;)
 	{
 		*splits = rows_splits(k_cache, count);
-		if (*splits == 1 || scratch == NULL || scratch->device != GROMA_DEVICE_CUDA)
+		if (scratch == NULL || scratch->device != GROMA_DEVICE_CUDA)
 			return count;
 		*part = (float *) groma_arena_alloc(scratch, (size_t) (count * heads * *splits * (dim + 2)) * sizeof(float));
 		if (*part != NULL || count == 1)
@@ -520,7 +513,6 @@ groma_cuda_attention_decode_rows(groma_tensor *q, groma_tensor *k, const groma_t
 			rows.v[b] = v_cache[first + b]->data;
 			rows.head_stride[b] = k_cache[first + b]->stride[1];
 			rows.cap[b] = k_cache[first + b]->shape[2];
-			rows.split_len[b] = rows_split_len(rows.cap[b]);
 			if (v_cache[first + b]->stride[1] != rows.head_stride[b] ||
 				v_cache[first + b]->shape[2] != rows.cap[b])
 				st = groma_error(GROMA_ERR_INVALID_ARGUMENT, "attention_decode_rows: K and V caches differ");
