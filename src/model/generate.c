@@ -128,7 +128,7 @@ groma_generate(const groma_model *m, const groma_tokenizer *tok, const groma_vis
 {
 	groma_sequence seq = {0};
 	size_t		mark = act->used;
-	groma_status st = groma_sequence_begin(m, tok, vis, query, max_new_tokens, stop_at_eos, NULL, act, &seq);
+	groma_status st = groma_sequence_begin(m, tok, vis, query, max_new_tokens, 0, stop_at_eos, NULL, act, &seq);
 
 	memset(out, 0, sizeof(*out));
 	if (st.code == GROMA_OK)

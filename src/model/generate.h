@@ -87,13 +87,25 @@ struct groma_kv_pool;
  * cache for the prompt plus max_new_tokens from pool (or, with pool NULL,
  * from act, which then keeps it until the caller resets act) and writes the
  * prompt's embeddings into act, where they must stay until the sequence's
- * first groma_sequence_step (its prefill).  The vision result is not needed
- * afterwards.  GROMA_ERR_BUSY when the pool has no room now.
+ * first groma_sequence_step (its prefill).  With a pool and first_room in
+ * 1..max_new_tokens - 1 the cache holds the prompt plus first_room new
+ * tokens at first, and groma_sequence_make_room grows it.  The vision
+ * result is not needed afterwards.  GROMA_ERR_BUSY when the pool has no
+ * room now.
  */
 groma_status groma_sequence_begin(const groma_model *m, const groma_tokenizer *tok,
 								  const groma_vision_result *vis, const char *query, int max_new_tokens,
-								  bool stop_at_eos, struct groma_kv_pool *pool, groma_arena *act,
+								  int first_room, bool stop_at_eos, struct groma_kv_pool *pool, groma_arena *act,
 								  groma_sequence *seq);
+
+/*
+ * Before a step: when seq's next step would not fit its pooled cache, moves
+ * the cache into a block with twice the room for new tokens (at most the
+ * prompt plus max_new_tokens).  Its answer stays what it would be with the
+ * whole cache taken at once.  GROMA_ERR_BUSY, the cache as it was, when the
+ * pool has no gap for the larger block now.
+ */
+groma_status groma_sequence_make_room(const groma_model *m, groma_sequence *seq, struct groma_kv_pool *pool);
 
 /*
  * One step for the n sequences of seqs that are not done, as one

@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include "../runtime/ops.h"
+
 /* Allocates the pool; see kv_pool.h. */
 groma_status
 groma_kv_pool_init(groma_kv_pool *pool, groma_device device, size_t bytes)
@@ -82,6 +84,43 @@ groma_kv_pool_take(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t c
 	pool->used += need;
 	if (pool->used > pool->peak)
 		pool->peak = pool->used;
+	return groma_ok();
+}
+
+/* Copies positions [0, length) of every layer and head of one cache tensor into another's. */
+static groma_status
+copy_filled(const groma_tensor *from, const groma_tensor *to, int64_t length)
+{
+	groma_tensor src,
+				dst;
+
+	GROMA_TRY(groma_tensor_narrow(from, 2, 0, length, &src));	/* [layers, heads, length, Dh] */
+	GROMA_TRY(groma_tensor_narrow(to, 2, 0, length, &dst));
+	return groma_copy(&src, &dst);
+}
+
+/* Moves a cache into a larger block; see kv_pool.h. */
+groma_status
+groma_kv_pool_grow(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity, groma_kv_cache *cache)
+{
+	groma_kv_cache grown;
+	groma_status st;
+
+	if (capacity <= cache->capacity)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "a KV cache of %lld positions cannot grow to %lld",
+						   (long long) cache->capacity, (long long) capacity);
+	GROMA_TRY(groma_kv_pool_take(pool, cfg, capacity, &grown));
+	st = cache->length > 0 ? copy_filled(&cache->k, &grown.k, cache->length) : groma_ok();
+	if (st.code == GROMA_OK && cache->length > 0)
+		st = copy_filled(&cache->v, &grown.v, cache->length);
+	if (st.code != GROMA_OK)
+	{
+		groma_kv_pool_give(pool, &grown);
+		return st;
+	}
+	grown.length = cache->length;
+	groma_kv_pool_give(pool, cache);
+	*cache = grown;
 	return groma_ok();
 }
 

@@ -5,8 +5,10 @@
  * The pool is allocated once (on the model's device) and hands out one
  * contiguous block per sequence, sized for its prompt plus its new tokens
  * (groma_kv_cache_bytes), first fit; a finished or cancelled sequence gives
- * its block back.  Nothing is allocated from the system after start-up:
- * when no gap is large enough the caller waits for a sequence to finish.
+ * its block back.  A cache that needs more positions moves into a larger
+ * block (groma_kv_pool_grow).  Nothing is allocated from the system after
+ * start-up: when no gap is large enough the caller waits for a sequence to
+ * finish, or stops one.
  */
 #ifndef GROMA_KV_POOL_H
 #define GROMA_KV_POOL_H
@@ -51,6 +53,16 @@ groma_status groma_kv_pool_take(groma_kv_pool *pool, const groma_llama_config *c
 
 /* True when a cache of capacity positions would fit in a free gap now. */
 bool		groma_kv_pool_fits(const groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity);
+
+/*
+ * Moves a cache from the pool into a new block of capacity positions (more
+ * than it holds): takes the block, copies the filled positions of every
+ * layer and head, then gives the old block back.  GROMA_ERR_BUSY, with the
+ * cache as it was, when no free gap holds the new block beside the old
+ * one; GROMA_ERR_LIMIT when the pool could never hold it.
+ */
+groma_status groma_kv_pool_grow(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity,
+								groma_kv_cache *cache);
 
 /* Gives a cache's block back to the pool; a cache not from the pool is ignored. */
 void		groma_kv_pool_give(groma_kv_pool *pool, groma_kv_cache *cache);

@@ -42,9 +42,10 @@ accept_id(groma_sequence *seq, int64_t id, int32_t eos)
 /* Prompt, cache and prompt embeddings of one sequence; see generate.h. */
 groma_status
 groma_sequence_begin(const groma_model *m, const groma_tokenizer *tok, const groma_vision_result *vis,
-					 const char *query, int max_new_tokens, bool stop_at_eos, groma_kv_pool *pool,
+					 const char *query, int max_new_tokens, int first_room, bool stop_at_eos, groma_kv_pool *pool,
 					 groma_arena *act, groma_sequence *seq)
 {
+	int64_t		room = pool != NULL && first_room > 0 && first_room < max_new_tokens ? first_room : max_new_tokens;
 	const groma_llama_config *c = &m->llm.cfg;
 	groma_prompt_tokens pt;
 	int32_t    *ids = NULL;
@@ -61,7 +62,7 @@ groma_sequence_begin(const groma_model *m, const groma_tokenizer *tok, const gro
 	seq->ids = malloc((size_t) max_new_tokens * sizeof(int32_t));
 	st = seq->ids ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
 	if (st.code == GROMA_OK && pool != NULL)
-		st = groma_kv_pool_take(pool, c, (int64_t) n + max_new_tokens, &seq->cache);
+		st = groma_kv_pool_take(pool, c, (int64_t) n + room, &seq->cache);
 	else if (st.code == GROMA_OK)
 		st = groma_kv_cache_init(&seq->cache, c, (int64_t) n + max_new_tokens, act);
 	seq->pooled = st.code == GROMA_OK && pool != NULL;
@@ -81,6 +82,22 @@ static int64_t
 step_rows(const groma_sequence *seq)
 {
 	return seq->prefilled ? 1 : (int64_t) seq->prompt_tokens;
+}
+
+/* Grows a pooled cache the next step would overflow; see generate.h. */
+groma_status
+groma_sequence_make_room(const groma_model *m, groma_sequence *seq, groma_kv_pool *pool)
+{
+	int64_t		prompt = (int64_t) seq->prompt_tokens,
+				most = prompt + seq->max_new_tokens,
+				room = seq->cache.capacity - prompt,
+				capacity = prompt + 2 * (room > 0 ? room : 1);
+
+	if (seq->done || seq->cache.length + step_rows(seq) <= seq->cache.capacity)
+		return groma_ok();
+	if (!seq->pooled || pool == NULL)
+		return groma_error(GROMA_ERR_LIMIT, "a KV cache of %lld positions is full", (long long) seq->cache.capacity);
+	return groma_kv_pool_grow(pool, &m->llm.cfg, capacity < most ? capacity : most, &seq->cache);
 }
 
 /*

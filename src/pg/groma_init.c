@@ -29,6 +29,7 @@ int			groma_threads = 0;
 int			groma_max_queue = 64;
 int			groma_max_batch = 16;
 int			groma_kv_cache_mb = 4096;
+int			groma_kv_first_tokens = 256;
 int			groma_activation_mb = 0;
 char	   *groma_devices = NULL;
 char	   *groma_server_path = NULL;
@@ -182,6 +183,12 @@ define_server_settings(void)
 							"Size of each groma-server's KV cache pool, allocated when the model loads.",
 							"Answers being generated share it; a request waits in the queue while it is full.",
 							&groma_kv_cache_mb, 4096, 16, 1 << 20, PGC_SIGHUP, GUC_UNIT_MB, NULL, NULL, NULL);
+	DefineCustomIntVariable("groma.kv_first_tokens",
+							"New tokens an answer's KV cache holds when it starts.",
+							"A full cache moves into a block with twice the room; when the pool cannot hold that, "
+							"the youngest answer starts again later. A value at or above max_new_tokens takes "
+							"the whole cache at once.",
+							&groma_kv_first_tokens, 256, 1, 1 << 20, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("groma.activation_mb",
 							"Size of each groma-server's activation arena; it bounds how many images share a vision pass.",
 							"Zero leaves groma-server's default (3072 MB).",

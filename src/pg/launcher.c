@@ -100,9 +100,10 @@ handle_sigchld(SIGNAL_ARGS)
 static char *
 current_signature(void)
 {
-	return psprintf("%s|%d|%d|%d|%d|%s|%s|%d|%d|%d|%d|%d", groma_model_path, groma_device, groma_weights,
+	return psprintf("%s|%d|%d|%d|%d|%s|%s|%d|%d|%d|%d|%d|%d", groma_model_path, groma_device, groma_weights,
 					groma_threads, groma_max_queue, groma_devices, groma_server_path, groma_log_level,
-					groma_max_image_pixels, groma_max_batch, groma_kv_cache_mb, groma_activation_mb);
+					groma_max_image_pixels, groma_max_batch, groma_kv_cache_mb, groma_kv_first_tokens,
+					groma_activation_mb);
 }
 
 /* Writes the path of the groma-server program into out (MAXPGPATH bytes). */
@@ -279,11 +280,12 @@ start_server(int i)
 	char		max_queue[16],
 				max_batch[16],
 				kv_cache_mb[16],
+				kv_first_tokens[16],
 				activation_mb[16],
 				threads[16],
 				max_pixels[24],
 				watch_fd[8];
-	char	   *argv[32];
+	char	   *argv[40];
 	int			argc = 0;
 	int			output_pipe[2],
 				watch_pipe[2];
@@ -300,6 +302,7 @@ start_server(int i)
 	snprintf(max_queue, sizeof(max_queue), "%d", groma_max_queue);
 	snprintf(max_batch, sizeof(max_batch), "%d", groma_max_batch);
 	snprintf(kv_cache_mb, sizeof(kv_cache_mb), "%d", groma_kv_cache_mb);
+	snprintf(kv_first_tokens, sizeof(kv_first_tokens), "%d", groma_kv_first_tokens);
 	snprintf(activation_mb, sizeof(activation_mb), "%d", groma_activation_mb);
 	snprintf(threads, sizeof(threads), "%d", groma_threads);
 	snprintf(max_pixels, sizeof(max_pixels), "%d", groma_max_image_pixels);
@@ -344,6 +347,8 @@ start_server(int i)
 	argv[argc++] = max_batch;
 	argv[argc++] = "--kv-cache-mb";
 	argv[argc++] = kv_cache_mb;
+	argv[argc++] = "--kv-first-tokens";
+	argv[argc++] = kv_first_tokens;
 	if (groma_activation_mb > 0)
 	{
 		argv[argc++] = "--act-mb";

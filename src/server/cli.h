@@ -33,6 +33,7 @@ typedef struct groma_cli_options
 	int			max_queue;		/* --max-queue N */
 	int			max_batch;		/* --max-batch N: sequences decoded together */
 	int			kv_cache_mb;	/* --kv-cache-mb N: the KV cache pool */
+	int			kv_first_tokens;	/* --kv-first-tokens N: new tokens a cache holds at first (grows by doubling) */
 	int			act_mb;			/* --act-mb N: the activation arena (0: GROMA_CLI_ACT_BYTES) */
 	const char *log_level;		/* --log-level error|warning|info|debug */
 	int			watch_fd;		/* --watch-fd FD (-1: none) */

@@ -331,7 +331,7 @@ groma_pending_generate_free(groma_pending_generate *p, groma_kv_pool *pool)
 /* Takes a vision result into a pending GENERATE: the reply's timings, a copy of the boxes, then the prompt. */
 static groma_status
 begin_after_vision(groma_engine *e, const groma_request *req, const char *query, const groma_vision_result *vis,
-				   groma_kv_pool *pool, groma_reply *reply, groma_pending_generate *p)
+				   groma_kv_pool *pool, int first_room, groma_reply *reply, groma_pending_generate *p)
 {
 	set_vision_timing(reply, vis);
 	p->width = vis->width;
@@ -341,14 +341,15 @@ begin_after_vision(groma_engine *e, const groma_request *req, const char *query,
 	if (p->boxes == NULL)
 		return groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
 	memcpy(p->boxes, vis->boxes, sizeof(float) * 4 * (size_t) vis->n_regions);
-	return groma_sequence_begin(e->session.model, e->tok, vis, query, req->max_new_tokens, true, pool,
+	return groma_sequence_begin(e->session.model, e->tok, vis, query, req->max_new_tokens, first_room, true, pool,
 								&e->session.act, &p->seq);
 }
 
 /* Vision (as one batch) and prompts of n GENERATE requests; see request.h. */
 groma_status
 groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *const *reqs, groma_kv_pool *pool,
-								   groma_reply *const *replies, groma_pending_generate *const *p, bool *one_by_one)
+								   const int *first_room, groma_reply *const *replies, groma_pending_generate *const *p,
+								   bool *one_by_one)
 {
 	groma_cli_session *s = &e->session;
 	groma_vision_input in[GROMA_VISION_MAX_BATCH];
@@ -409,7 +410,8 @@ groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *
 		if (one.code == GROMA_OK && slot[i] >= 0)
 			one = each[slot[i]];
 		if (one.code == GROMA_OK)
-			one = begin_after_vision(e, reqs[i], query[i], &vis[slot[i]], pool, replies[i], p[i]);
+			one = begin_after_vision(e, reqs[i], query[i], &vis[slot[i]], pool, first_room ? first_room[i] : 0,
+									 replies[i], p[i]);
 		free(query[i]);
 		if (one.code != GROMA_OK)
 		{
@@ -426,7 +428,7 @@ groma_status
 groma_request_generate_begin(groma_engine *e, const groma_request *req, groma_kv_pool *pool, groma_reply *reply,
 							 groma_pending_generate *p)
 {
-	groma_status st = groma_request_generate_begin_batch(e, 1, &req, pool, &reply, &p, NULL);
+	groma_status st = groma_request_generate_begin_batch(e, 1, &req, pool, NULL, &reply, &p, NULL);
 
 	return st.code != GROMA_OK ? st : reply->status;
 }

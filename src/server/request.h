@@ -71,11 +71,14 @@ groma_status groma_request_generate_begin(groma_engine *e, const groma_request *
  * fails only its own request); the return value is a failure of the whole
  * batch (memory, the device, a cancel), also in every failed reply.  A
  * vision batch the activation arena cannot hold runs one image at a time
- * instead (*one_by_one set, when not NULL).
+ * instead (*one_by_one set, when not NULL).  first_room[i] is the new
+ * tokens request i's cache holds at first (groma_sequence_begin; NULL: all
+ * of them).
  */
 groma_status groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *const *reqs,
-												struct groma_kv_pool *pool, groma_reply *const *replies,
-												groma_pending_generate *const *p, bool *one_by_one);
+												struct groma_kv_pool *pool, const int *first_room,
+												groma_reply *const *replies, groma_pending_generate *const *p,
+												bool *one_by_one);
 
 /* Parses p's finished sequence into the reply (text, groundings, ids, timings) and frees p. */
 groma_status groma_request_generate_finish(groma_engine *e, const groma_request *req, struct groma_kv_pool *pool,

@@ -23,6 +23,9 @@
 /* Megabytes of the KV cache pool by default (--kv-cache-mb). */
 #define GROMA_SERVE_DEFAULT_KV_CACHE_MB 4096
 
+/* New tokens an answer's KV cache holds when it starts, by default (--kv-first-tokens). */
+#define GROMA_SERVE_DEFAULT_KV_FIRST_TOKENS 256
+
 /* Exit status when the socket cannot be set up (another server, bad directory). */
 #define GROMA_SERVE_EXIT_SETUP 4
 

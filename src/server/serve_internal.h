@@ -27,6 +27,7 @@ typedef struct serve_job
 	double		started_ms;
 	double		finished_ms;
 	int64_t		kv_positions;	/* GENERATE: the most KV positions it can need (0: not known yet) */
+	bool		kv_whole;		/* GENERATE: was stopped to free KV room: takes kv_positions at once when it starts again */
 	groma_pending_generate pending; /* GENERATE: its sequence while in the batch */
 	struct serve_job *next;
 } serve_job;
@@ -110,7 +111,10 @@ void		serve_wake(serve_job *job);
 /* Takes the queue's head (not NULL) off the queue, under the lock. */
 serve_job  *serve_pop_head(serve_state *s);
 
-/* Finishes a job that never ran with an error, under the lock (counts it failed, wakes it). */
+/* Logs a finished request (its kind, image size, wait and run times, outcome) at info level. */
+void		serve_log_request(const serve_job *job);
+
+/* Finishes a job that never ran with an error, under the lock (counts it failed, logs and wakes it). */
 void		serve_finish_with_error(serve_state *s, serve_job *job, groma_status st);
 
 /*

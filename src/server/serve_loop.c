@@ -7,7 +7,9 @@
  * decode token of each of the others, answering those that finished.
  * Continuous batching: jobs join between steps and leave as soon as they
  * are done, so each answer is what it would be alone while a weight read
- * serves the whole batch.
+ * serves the whole batch.  A cache starts with room for a few new tokens
+ * and grows when full; when the KV pool cannot hold that, the youngest
+ * member starts again later (make_room).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,24 +18,6 @@
 
 #include "serve_internal.h"
 #include "../runtime/cancel.h"
-
-/* Logs one finished request. */
-static void
-log_request(const serve_job *job)
-{
-	static const char *const kinds[] = {"?", "ping", "status", "validate", "regions", "generate", "cancel"};
-	const groma_reply *r = &job->reply;
-	const char *kind = job->req.kind >= 1 && job->req.kind <= 6 ? kinds[job->req.kind] : "?";
-
-	if (r->status.code == GROMA_OK)
-		serve_log(SERVE_LOG_INFO, "request %u %s image=%uB wait=%.1fms run=%.1fms ok", (unsigned) job->req.id, kind,
-				  (unsigned) job->req.image_len, job->started_ms - job->enqueued_ms,
-				  job->finished_ms - job->started_ms);
-	else
-		serve_log(SERVE_LOG_INFO, "request %u %s image=%uB wait=%.1fms run=%.1fms %s: %s", (unsigned) job->req.id,
-				  kind, (unsigned) job->req.image_len, job->started_ms - job->enqueued_ms,
-				  job->finished_ms - job->started_ms, groma_status_code_name(r->status.code), r->status.message);
-}
 
 /* Says "shutting down" rather than "cancelled" for work stopped by a shutdown; under the lock. */
 static groma_status
@@ -61,7 +45,7 @@ finish_job(serve_state *s, serve_job *job, groma_status st)
 		s->served++;
 	else
 		s->failed++;
-	log_request(job);
+	serve_log_request(job);
 	serve_wake(job);
 	if (st.code == GROMA_ERR_DEVICE_LOST && s->exit_code != GROMA_CLI_EXIT_DEVICE_LOST)
 	{
@@ -111,6 +95,97 @@ push_head(serve_state *s, serve_job *job)
 /* GENERATE jobs admitted together at most, their images going through the vision stages as one batch. */
 #define SERVE_VISION_BATCH 8
 
+/* New tokens a GENERATE job's cache holds when it starts: --kv-first-tokens, or all (0) once it was stopped. */
+static int
+first_room(const serve_state *s, const serve_job *job)
+{
+	return job->kv_whole ? 0 : s->opt->kv_first_tokens;
+}
+
+/* KV positions a queued GENERATE job takes when it starts: its prompt's bound plus its first room for new tokens. */
+static int64_t
+first_positions(const serve_state *s, const serve_job *job)
+{
+	int			room = first_room(s, job),
+				max_new = job->req.max_new_tokens;
+
+	return room > 0 && room < max_new ? job->kv_positions - max_new + room : job->kv_positions;
+}
+
+/*
+ * Stops batch member i to free its KV block for older members, under the
+ * lock: its sequence is dropped and the job goes back to the queue's head,
+ * to start again from its image when a member leaves, then with its whole
+ * KV bound taken at once (so it is stopped once at most).  Its answer is
+ * the one it would have got: decoding is greedy, and a step's bits do not
+ * depend on the batch or on where the cache lies.
+ */
+static void
+preempt_member(serve_state *s, int i)
+{
+	serve_job  *job = take_member(s, i);
+	size_t		tokens = job->pending.seq.n;
+
+	groma_pending_generate_free(&job->pending, &s->pool);
+	s->kv_used = s->pool.used;
+	s->running--;
+	if (s->stopping)
+	{
+		finish_job(s, job, groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down"));
+		return;
+	}
+	job->kv_whole = true;
+	s->pool_wait = true;		/* until a member leaves */
+	push_head(s, job);
+	serve_log(SERVE_LOG_INFO, "request %u: stopped after %zu new tokens to free KV room for older answers; it starts "
+			  "again, with all of its %lld positions, when an answer leaves", (unsigned) job->req.id, tokens,
+			  (long long) job->kv_positions);
+}
+
+/*
+ * The youngest batch member younger than member i that may be stopped (one
+ * not stopped before: those hold their whole cache), or -1.
+ */
+static int
+youngest_to_stop(const serve_state *s, int i)
+{
+	for (int j = s->n_batch - 1; j > i; j--)
+		if (!s->batch[j]->kv_whole)
+			return j;
+	return -1;
+}
+
+/*
+ * Gives every batch member room for its next step, under the lock: a full
+ * cache moves into a block with twice the room for new tokens; while the
+ * pool has no gap for it, the youngest younger member not stopped before
+ * is stopped (preempt_member), and without one the member growing is.  A
+ * cache that cannot grow for another reason fails its member alone.
+ */
+static void
+make_room(serve_state *s)
+{
+	for (int i = 0; i < s->n_batch; i++)
+	{
+		serve_job  *job = s->batch[i];
+		groma_status st;
+		int			victim;
+
+		for (;;)
+		{
+			st = groma_sequence_make_room(s->engine.session.model, &job->pending.seq, &s->pool);
+			if (st.code != GROMA_ERR_BUSY || (victim = youngest_to_stop(s, i)) < 0)
+				break;
+			preempt_member(s, victim);
+		}
+		if (st.code == GROMA_ERR_BUSY)
+			preempt_member(s, i--);
+		else if (st.code != GROMA_OK)
+			leave_batch(s, i--, st);
+	}
+	s->kv_used = s->pool.used;
+}
+
 /*
  * Learns the queue head's KV bound (it needs the tokenizer: outside the
  * lock), under the lock.  A job that cannot run (bad query, a bound larger
@@ -143,8 +218,9 @@ learn_head_bound(serve_state *s)
 /*
  * Takes the jobs that can start now from the queue's head, under the lock:
  * one job of another kind alone, or up to SERVE_VISION_BATCH GENERATE jobs
- * while the batch has room and the KV pool has room for all their bounds
- * together (checked by taking blocks and giving them back).  A cancelled
+ * while the batch has room and the KV pool has room for all their first
+ * blocks together (first_positions; checked by taking blocks and giving
+ * them back).  A cancelled
  * head is answered and dropped.  Returns how many were taken into jobs.
  */
 static int
@@ -177,7 +253,7 @@ admit(serve_state *s, serve_job **jobs)
 			learn_head_bound(s);
 			continue;
 		}
-		if (groma_kv_pool_take(&s->pool, cfg, job->kv_positions, &trial[n]).code != GROMA_OK)
+		if (groma_kv_pool_take(&s->pool, cfg, first_positions(s, job), &trial[n]).code != GROMA_OK)
 		{
 			if (n == 0)
 				s->pool_wait = true;	/* until a batch member leaves */
@@ -202,6 +278,7 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 	const groma_request *reqs[SERVE_VISION_BATCH];
 	groma_reply *replies[SERVE_VISION_BATCH];
 	groma_pending_generate *pending[SERVE_VISION_BATCH];
+	int			room[SERVE_VISION_BATCH];
 	bool		generate = jobs[0]->req.kind == GROMA_MSG_GENERATE;
 	bool		one_by_one = false;
 
@@ -213,6 +290,7 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 		reqs[i] = &jobs[i]->req;
 		replies[i] = &jobs[i]->reply;
 		pending[i] = &jobs[i]->pending;
+		room[i] = first_room(s, jobs[i]);
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (n > 1)
@@ -221,7 +299,7 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 	groma_cancel_watch(n == 1 ? &jobs[0]->cancel : NULL);
 	/* each reply holds its own outcome */
 	if (generate)
-		groma_request_generate_begin_batch(&s->engine, n, reqs, &s->pool, replies, pending, &one_by_one);
+		groma_request_generate_begin_batch(&s->engine, n, reqs, &s->pool, room, replies, pending, &one_by_one);
 	else
 		groma_request_run(&s->engine, &jobs[0]->req, &jobs[0]->reply);
 	groma_cancel_watch(NULL);
@@ -263,6 +341,7 @@ step_batch(serve_state *s)
 	for (int i = s->n_batch - 1; i >= 0; i--)
 		if (s->batch[i]->cancel)
 			leave_batch(s, i, groma_error(GROMA_ERR_CANCELLED, "the request was cancelled"));
+	make_room(s);
 	n = s->n_batch;
 	if (n == 0)
 		return;

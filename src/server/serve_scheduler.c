@@ -24,6 +24,29 @@ serve_wake(serve_job *job)
 		serve_log(SERVE_LOG_WARNING, "request %u: could not wake its connection", (unsigned) job->req.id);
 }
 
+/* Logs one finished request; see serve_internal.h. */
+void
+serve_log_request(const serve_job *job)
+{
+	static const char *const kinds[] = {"?", "ping", "status", "validate", "regions", "generate", "cancel"};
+	const groma_reply *r = &job->reply;
+	const char *kind = job->req.kind >= 1 && job->req.kind <= 6 ? kinds[job->req.kind] : "?";
+	char		times[64];
+
+	/* a job answered from the queue never started: its whole time was waiting */
+	if (job->started_ms > 0)
+		snprintf(times, sizeof(times), "wait=%.1fms run=%.1fms", job->started_ms - job->enqueued_ms,
+				 job->finished_ms - job->started_ms);
+	else
+		snprintf(times, sizeof(times), "wait=%.1fms run=0.0ms", job->finished_ms - job->enqueued_ms);
+	if (r->status.code == GROMA_OK)
+		serve_log(SERVE_LOG_INFO, "request %u %s image=%uB %s ok", (unsigned) job->req.id, kind,
+				  (unsigned) job->req.image_len, times);
+	else
+		serve_log(SERVE_LOG_INFO, "request %u %s image=%uB %s %s: %s", (unsigned) job->req.id, kind,
+				  (unsigned) job->req.image_len, times, groma_status_code_name(r->status.code), r->status.message);
+}
+
 /* Finishes a job with an error under the lock (the job must not be queued or running). */
 void
 serve_finish_with_error(serve_state *s, serve_job *job, groma_status st)
@@ -32,6 +55,7 @@ serve_finish_with_error(serve_state *s, serve_job *job, groma_status st)
 	job->done = true;
 	job->finished_ms = serve_now_ms();
 	s->failed++;
+	serve_log_request(job);
 	serve_wake(job);
 }
 
@@ -87,8 +111,9 @@ serve_load_model(serve_state *s)
 	if (st.code == GROMA_OK)
 	{
 		s->state = GROMA_SERVER_READY;
-		serve_log(SERVE_LOG_INFO, "ready: model %s loaded in %.0f ms; up to %d answers decoded together, %d MB of KV cache",
-				  opt->model_dir, serve_now_ms() - t0, opt->max_batch, opt->kv_cache_mb);
+		serve_log(SERVE_LOG_INFO, "ready: model %s loaded in %.0f ms; up to %d answers decoded together, %d MB of KV cache "
+				  "(a cache starts with room for %d new tokens)", opt->model_dir, serve_now_ms() - t0, opt->max_batch,
+				  opt->kv_cache_mb, opt->kv_first_tokens);
 	}
 	else
 	{

@@ -21,7 +21,7 @@ usage(FILE *f)
 	fprintf(f,
 			"usage: groma-server --serve --socket PATH [--model DIR] [--device auto|cpu|cuda] [--device-id N]\n"
 			"                    [--weights f32|bf16|f16|int8] [--threads N] [--max-queue N] [--max-batch N] [--kv-cache-mb N]\n"
-			"                    [--act-mb N]\n"
+			"                    [--kv-first-tokens N] [--act-mb N]\n"
 			"                    [--log-level error|warning|info|debug] [--watch-fd FD]\n"
 			"       groma-server --decode IMG.jpg --out FILE.safetensors [--device cpu|cuda]\n"
 			"       groma-server --info IMG.jpg\n"
@@ -44,11 +44,13 @@ usage(FILE *f)
 			"  --max-queue N          --serve: requests waiting beyond N are refused as busy (default %d)\n"
 			"  --max-batch N          --serve: answers generated together at most, one decode step for all (default %d)\n"
 			"  --kv-cache-mb N        --serve: the KV cache pool those answers share, allocated at start (default %d)\n"
+			"  --kv-first-tokens N    --serve: new tokens an answer's KV cache holds at first; it moves into a block\n"
+			"                         with twice the room when full (default %d; N >= max_new_tokens takes it all at once)\n"
 			"  --act-mb N             --serve: the activation arena, which bounds how many images share a vision pass\n"
 			"                         (default 3072)\n"
 			"  --watch-fd FD          --serve: exit when FD reaches end of file (the launcher's pipe)\n",
 			(long) GROMA_DEFAULT_MAX_IMAGE_PIXELS, GROMA_SERVE_DEFAULT_MAX_QUEUE, GROMA_SERVE_DEFAULT_MAX_BATCH,
-			GROMA_SERVE_DEFAULT_KV_CACHE_MB);
+			GROMA_SERVE_DEFAULT_KV_CACHE_MB, GROMA_SERVE_DEFAULT_KV_FIRST_TOKENS);
 }
 
 /* Parses a positive integer no larger than max; returns 0 on success. */
@@ -73,7 +75,7 @@ enum
 	OPT_CONFIG, OPT_WEIGHTS, OPT_OUT, OPT_MODEL, OPT_PROMPT, OPT_TASK, OPT_PHRASE, OPT_MAX_NEW_TOKENS,
 	OPT_REFER, OPT_DEVICE, OPT_MAX_IMAGE_PIXELS, OPT_SERVE, OPT_SOCKET, OPT_DEVICE_ID, OPT_THREADS,
 	OPT_MAX_QUEUE, OPT_LOG_LEVEL, OPT_WATCH_FD, OPT_VERSION, OPT_EMBEDDINGS, OPT_DRAW, OPT_BOX, OPT_LABEL,
-	OPT_MAX_BATCH, OPT_KV_CACHE_MB, OPT_ACT_MB
+	OPT_MAX_BATCH, OPT_KV_CACHE_MB, OPT_KV_FIRST_TOKENS, OPT_ACT_MB
 };
 
 static const struct option long_options[] = {
@@ -108,6 +110,7 @@ static const struct option long_options[] = {
 	{"max-queue", required_argument, NULL, OPT_MAX_QUEUE},
 	{"max-batch", required_argument, NULL, OPT_MAX_BATCH},
 	{"kv-cache-mb", required_argument, NULL, OPT_KV_CACHE_MB},
+	{"kv-first-tokens", required_argument, NULL, OPT_KV_FIRST_TOKENS},
 	{"act-mb", required_argument, NULL, OPT_ACT_MB},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"watch-fd", required_argument, NULL, OPT_WATCH_FD},
@@ -256,6 +259,11 @@ apply_option(int c, const char *arg, groma_cli_options *opt, const char **comman
 				return 2;
 			opt->kv_cache_mb = (int) v;
 			return 0;
+		case OPT_KV_FIRST_TOKENS:
+			if (numeric_option("kv-first-tokens", arg, 1 << 20, &v) != 0)
+				return 2;
+			opt->kv_first_tokens = (int) v;
+			return 0;
 		case OPT_ACT_MB:
 			if (numeric_option("act-mb", arg, 1 << 20, &v) != 0)
 				return 2;
@@ -385,6 +393,7 @@ main(int argc, char **argv)
 	opt.max_queue = GROMA_SERVE_DEFAULT_MAX_QUEUE;
 	opt.max_batch = GROMA_SERVE_DEFAULT_MAX_BATCH;
 	opt.kv_cache_mb = GROMA_SERVE_DEFAULT_KV_CACHE_MB;
+	opt.kv_first_tokens = GROMA_SERVE_DEFAULT_KV_FIRST_TOKENS;
 	opt.log_level = "info";
 	opt.watch_fd = -1;
 	opt.device_id = -1;

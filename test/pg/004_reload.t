@@ -96,6 +96,16 @@ $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 ok(wait_until(30, sub { my $r = status_row($node); $r->{restarts} eq '6' && $r->{state} eq 'ready' }),
     'resetting groma.weights restarts it once more');
 step('groma.weights = int8');
+
+# groma.kv_first_tokens reaches groma-server's command line: a reload restarts it with the new first room
+$node->safe_psql('postgres', 'ALTER SYSTEM SET groma.kv_first_tokens = 4');
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(wait_until(30, sub { my $r = status_row($node); $r->{restarts} eq '7' && $r->{state} eq 'ready' }),
+    'groma.kv_first_tokens = 4 restarts groma-server, which gets ready');
+like(PostgreSQL::Test::Utils::slurp_file($node->logfile), qr/a cache starts with room for 4 new tokens/,
+    'the new server starts each KV cache with room for 4 new tokens');
+is($node->safe_psql('postgres', $chat), 'ok', 'groma_chat works with caches that grow');
+step('groma.kv_first_tokens = 4');
 my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
 unlike($log, qr/did not stop within/, 'every server stopped on SIGTERM');
 $node->stop('fast');

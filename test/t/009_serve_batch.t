@@ -5,7 +5,9 @@
 # exactly the command line's answers (text and greedy ids); STATUS shows
 # the batch and the KV pool in use; a KV pool too small for all of them
 # makes requests wait (never fail), one that could never fit is refused
-# with a limit error; a batch member whose client goes away leaves without
+# with a limit error; caches that start small grow, and when the pool
+# cannot hold a growth the youngest answer starts again later with the same
+# answer (and can be cancelled while it waits); a batch member whose client goes away leaves without
 # disturbing the others; SIGTERM answers the whole batch and exits 0; a
 # vision batch too big for --act-mb runs one image at a time with the same
 # answers; a server of random weights (--random-weights --config) answers.
@@ -173,6 +175,47 @@ $st = status_of($sock);
 is("$st->{batch}/$st->{kv_used}/$st->{state}", '0/0/2', 'and the server keeps serving');
 kill 'TERM', $pid;
 is(wait_exit($pid, 20), 0, 'the second server exits 0');
+
+# ---- caches that start with room for 8 new tokens and grow: three answers whose whole KV bounds would not fit
+# a 1 MB pool together start at once; when a growth does not fit, the youngest member stops and starts again
+# later with its whole bound, and every answer is still the command line's
+my @grow = ([$names[0], $prompts[0], 600], [$names[1], $prompts[1], 300], [$names[2], $prompts[0], 400]);
+cli_answer(@$_) for @grow;
+($pid, $sock, $log) = start_server('--max-batch', '8', '--kv-cache-mb', '1', '--kv-first-tokens', '8');
+($replies, $most, $kv_most) = run_concurrently($sock, 0, @grow);
+check_answers('caches growing in a 1 MB pool', $replies, @grow);
+ok($most >= 2, "answers decoded together (STATUS showed a batch of up to $most)");
+ok($kv_most <= 1 << 20, "the pool was never over its size (at most $kv_most bytes in use)");
+like(slurp($log), qr/request \d+: stopped after \d+ new tokens to free KV room for older answers; it starts again/,
+     'a growth that did not fit stopped the youngest member, saying so in the log');
+$st = status_of($sock);
+is("$st->{batch}/$st->{queued}/$st->{kv_used}/$st->{served}/$st->{failed}", '0/0/0/3/0',
+   'afterwards the batch and the queue are empty, the pool free, 3 served and none failed');
+
+# a member stopped that way and waiting to start again goes away: it is answered as cancelled, the others finish
+my $stops = () = slurp($log) =~ /stopped after/g;
+@conns = map { proto_connect($sock) } @grow;
+print { $conns[$_] } generate_frame(600 + $_, $img{$grow[$_][0]}, $grow[$_][1], $grow[$_][2]) for 0 .. $#grow;
+$until = time + 60;
+my $stopped;
+while (!defined $stopped && time < $until) {
+    my @ids = slurp($log) =~ /request (\d+): stopped after/g;
+    $stopped = $ids[-1] if @ids > $stops;
+    sleep 0.005;
+}
+ok(defined $stopped && $stopped >= 600 && $stopped <= 602, 'one of three new answers was stopped to free KV room');
+$stopped //= 602;
+close($conns[$stopped - 600]);
+my @others = grep { $_ != $stopped - 600 } 0 .. 2;
+@rest = map { read_reply($conns[$_], 120) } @others;
+check_answers('beside a stopped member that went away', \@rest, @grow[@others]);
+$until = time + 20;
+sleep 0.02 while status_of($sock)->{failed} < 1 && time < $until;
+like(slurp($log), qr/request $stopped generate .* cancelled/, 'the stopped member that went away was cancelled');
+$st = status_of($sock);
+is("$st->{batch}/$st->{queued}/$st->{kv_used}/$st->{state}", '0/0/0/2', 'the pool is whole again and the server serves');
+kill 'TERM', $pid;
+is(wait_exit($pid, 20), 0, 'that server exits 0');
 
 # ---- an activation arena too small for a vision batch: its images run one at a time, the answers are the same
 ($pid, $sock, $log) = start_server('--max-batch', '8', '--act-mb', '300');

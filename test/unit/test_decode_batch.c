@@ -4,9 +4,10 @@
  * groma_sequence_begin/step with at most 1, 3 and 8 sequences in a step,
  * newcomers joining mid-flight (their prefills in the same step as the
  * others' decode tokens, one or several at a time), different token limits
- * and a KV pool that holds only some of them at once; every sequence's ids
- * are the golden greedy ids (a prefix, for the shorter limits), and the pool
- * is whole again at the end.  A short activation arena splits a step: the
+ * and a KV pool that holds only some of them at once, caches that start
+ * with room for one new token and grow as the answers run; every
+ * sequence's ids are the golden greedy ids (a prefix, for the shorter
+ * limits), and the pool is whole again at the end.  A short activation arena splits a step: the
  * prefills run alone, and one that does not fit even alone fails only its
  * own sequence.
  */
@@ -87,7 +88,7 @@ golden_vision(int c, bool with_refer, golden_case *gc, const groma_model *m, gro
 /* Begins request r (case c) over its image's vision result (run first: act is then reset). */
 static groma_status
 begin_request(batch_request *r, int c, golden_case *gc, const groma_model *m, const groma_tokenizer *tok,
-			  groma_kv_pool *pool, groma_arena *act)
+			  groma_kv_pool *pool, int first_room, groma_arena *act)
 {
 	char		key[128];
 	const groma_vision_result *vis;
@@ -96,7 +97,7 @@ begin_request(batch_request *r, int c, golden_case *gc, const groma_model *m, co
 	GROMA_TRY(golden_vision(c, strcmp(r->prompt, "regcap") == 0, gc, m, act, &vis));
 	snprintf(key, sizeof(key), "prompt.%s.query", r->prompt);
 	query = groma_st_metadata(gc->compact, key);
-	return groma_sequence_begin(m, tok, vis, query ? query : "", r->limit, false, pool, act, &r->seq);
+	return groma_sequence_begin(m, tok, vis, query ? query : "", r->limit, first_room, false, pool, act, &r->seq);
 }
 
 /* Reads the nine requests' names, prompts, limits and golden ids from the open golden cases. */
@@ -161,11 +162,13 @@ check_finished(batch_request *r, const char *how, groma_kv_pool *pool)
  * Runs every request with at most max_batch sequences per step, admitting
  * at most joins newcomers per step (so requests join mid-flight, their
  * prefills beside the others' decode tokens) and leaving a request queued
- * while the pool has no room; checks each request's ids.
+ * while the pool has no room; checks each request's ids.  With first_room
+ * set a cache starts with room for that many new tokens and grows
+ * (groma_sequence_make_room) before the step that would overflow it.
  */
 static void
-run_batched(int max_batch, int joins, size_t pool_bytes, const groma_model *m, const groma_tokenizer *tok,
-			groma_arena *act)
+run_batched(int max_batch, int joins, int first_room, size_t pool_bytes, const groma_model *m,
+			const groma_tokenizer *tok, groma_arena *act)
 {
 	batch_request req[N_REQUESTS];
 	golden_case gc[3];
@@ -177,9 +180,10 @@ run_batched(int max_batch, int joins, size_t pool_bytes, const groma_model *m, c
 				most = 0,
 				most_prefills = 0,
 				mixed_steps = 0,
+				grown = 0,
 				finished = 0;
 
-	snprintf(how, sizeof(how), "batch %d, %d joining", max_batch, joins);
+	snprintf(how, sizeof(how), "batch %d, %d joining%s", max_batch, joins, first_room ? ", caches growing" : "");
 	for (int c = 0; c < 3; c++)
 		CHECK(golden_case_open(golden_cases[c].name, &gc[c]));
 	load_requests(gc, req);
@@ -200,7 +204,7 @@ run_batched(int max_batch, int joins, size_t pool_bytes, const groma_model *m, c
 		{
 			batch_request *r = &req[next_new];
 
-			st = begin_request(r, next_new / 3, &gc[next_new / 3], m, tok, &pool, act);
+			st = begin_request(r, next_new / 3, &gc[next_new / 3], m, tok, &pool, first_room, act);
 			if (st.code == GROMA_ERR_BUSY)
 			{
 				busy_waits++;	/* the pool is full: it waits for a sequence to finish */
@@ -215,7 +219,17 @@ run_batched(int max_batch, int joins, size_t pool_bytes, const groma_model *m, c
 		most = n_live > most ? n_live : most;
 		most_prefills = prefills > most_prefills ? prefills : most_prefills;
 		mixed_steps += prefills > 0 && n_live > prefills;
-		st = groma_sequence_step(m, tok, live, n_live, act);
+		st = groma_ok();
+		for (int i = 0; i < n_live && st.code == GROMA_OK; i++)
+		{
+			int64_t		capacity = live[i]->cache.capacity;
+
+			st = groma_sequence_make_room(m, live[i], &pool);
+			CHECKF(st.code == GROMA_OK, "step %d: room for a sequence: %s", steps, st.message);
+			grown += live[i]->cache.capacity != capacity;
+		}
+		if (st.code == GROMA_OK)
+			st = groma_sequence_step(m, tok, live, n_live, act);
 		groma_arena_reset(act);	/* the newcomers' prompts have been read */
 		CHECKF(st.code == GROMA_OK, "step %d: %s", steps, st.message);
 		if (st.code != GROMA_OK)
@@ -234,9 +248,15 @@ run_batched(int max_batch, int joins, size_t pool_bytes, const groma_model *m, c
 	CHECKF(max_batch == 1 || mixed_steps > 0, "%s: no prefill ran beside a decode token", how);
 	CHECKF(most_prefills == (joins < max_batch ? joins : max_batch), "%s: at most %d prefills in one step", how,
 		   most_prefills);
+	/*
+	 * room for 1 new token at first (the prompt plus 1 position): limit 3
+	 * grows once (to room 2), 7 three times (2, 4, 7), 12 four times (2, 4,
+	 * 8, 12); three requests have each limit
+	 */
+	CHECKF(grown == (first_room == 1 ? 3 * (1 + 3 + 4) : 0), "%s: %d caches grew", how, grown);
 	unit_note("%s: %s, pool %zu KB: %d steps, up to %d sequences and %d prefills together, %d mixed steps, "
-			  "%d waits for the pool, peak %zu KB", act->device == GROMA_DEVICE_CPU ? "CPU" : "device", how,
-			  pool_bytes >> 10, steps, most, most_prefills, mixed_steps, busy_waits, pool.peak >> 10);
+			  "%d waits for the pool, %d caches grown, peak %zu KB", act->device == GROMA_DEVICE_CPU ? "CPU" : "device",
+			  how, pool_bytes >> 10, steps, most, most_prefills, mixed_steps, busy_waits, grown, pool.peak >> 10);
 	for (int c = 0; c < 3; c++)
 		golden_case_close(&gc[c]);
 	groma_kv_pool_free(&pool);
@@ -265,11 +285,12 @@ golden_decode_batch_parity(const groma_model *m, groma_arena *act)
 
 	if (tok == NULL)
 		return;
-	run_batched(1, 1, 16 * one, m, tok, act);
-	run_batched(3, 1, 16 * one, m, tok, act);
-	run_batched(8, 1, 16 * one, m, tok, act);
-	run_batched(8, 3, 16 * one, m, tok, act);	/* three prefills in one step, beside the others */
-	run_batched(8, 1, 2 * one, m, tok, act);	/* room for about two: the others wait */
+	run_batched(1, 1, 0, 16 * one, m, tok, act);
+	run_batched(3, 1, 0, 16 * one, m, tok, act);
+	run_batched(8, 1, 0, 16 * one, m, tok, act);
+	run_batched(8, 3, 0, 16 * one, m, tok, act);	/* three prefills in one step, beside the others */
+	run_batched(8, 1, 0, 2 * one, m, tok, act);	/* room for about two: the others wait */
+	run_batched(8, 3, 1, 16 * one, m, tok, act);	/* caches from room for one new token, grown as they fill */
 	forget_vision();
 }
 
@@ -335,7 +356,7 @@ UNIT_TEST(test_sequence_step_splits_when_act_is_short)
 	/* measured in the big arena (requests 0, 3 and 6: gcap of each image): prompts, prefills, a decode step */
 	for (int i = 0; i < 3; i++)
 	{
-		CHECK(begin_request(&req[3 * i], i, &gc[i], m, tok, &pool, &big).code == GROMA_OK);
+		CHECK(begin_request(&req[3 * i], i, &gc[i], m, tok, &pool, 0, &big).code == GROMA_OK);
 		prompt[i] = big.used;
 		prefill[i] = step_peak(m, tok, &seqs[i], 1, &big);
 		groma_arena_reset(&big);
@@ -344,8 +365,8 @@ UNIT_TEST(test_sequence_step_splits_when_act_is_short)
 	for (int i = 0; i < 9; i += 3)
 		groma_sequence_end(&req[i].seq, &pool);
 	load_requests(gc, req);
-	CHECK(begin_request(&req[3], 1, &gc[1], m, tok, &pool, &big).code == GROMA_OK);
-	CHECK(begin_request(&req[6], 2, &gc[2], m, tok, &pool, &big).code == GROMA_OK);
+	CHECK(begin_request(&req[3], 1, &gc[1], m, tok, &pool, 0, &big).code == GROMA_OK);
+	CHECK(begin_request(&req[6], 2, &gc[2], m, tok, &pool, 0, &big).code == GROMA_OK);
 	two_prefills = step_peak(m, tok, &seqs[1], 2, &big);
 	groma_arena_reset(&big);
 	one_prefill = prefill[1] > prefill[2] ? prefill[1] : prefill[2];
@@ -359,11 +380,11 @@ UNIT_TEST(test_sequence_step_splits_when_act_is_short)
 
 	/* room for two prompts and one prefill, not two: request 0 decoding, 3 and 6 prefill alone */
 	CHECK(groma_arena_init(&small, prompt[1] + prompt[2] + (one_prefill + two_prefills) / 2).code == GROMA_OK);
-	CHECK(begin_request(&req[0], 0, &gc[0], m, tok, &pool, &big).code == GROMA_OK);
+	CHECK(begin_request(&req[0], 0, &gc[0], m, tok, &pool, 0, &big).code == GROMA_OK);
 	CHECK(groma_sequence_step(m, tok, seqs, 1, &big).code == GROMA_OK);	/* its prefill */
 	groma_arena_reset(&big);
-	CHECK(begin_request(&req[3], 1, &gc[1], m, tok, &pool, &small).code == GROMA_OK);
-	CHECK(begin_request(&req[6], 2, &gc[2], m, tok, &pool, &small).code == GROMA_OK);
+	CHECK(begin_request(&req[3], 1, &gc[1], m, tok, &pool, 0, &small).code == GROMA_OK);
+	CHECK(begin_request(&req[6], 2, &gc[2], m, tok, &pool, 0, &small).code == GROMA_OK);
 	CHECK(groma_sequence_step(m, tok, seqs, 3, &small).code == GROMA_OK);
 	CHECK(req[3].seq.prefilled && req[6].seq.prefilled && req[0].seq.n == 2 && req[3].seq.n == 1);
 	CHECK(req[3].seq.prefill_alone && req[6].seq.prefill_alone && !req[0].seq.prefill_alone);
@@ -379,10 +400,10 @@ UNIT_TEST(test_sequence_step_splits_when_act_is_short)
 	/* room for a prompt and a decode step only: request 3's prefill fails alone, request 0 goes on */
 	groma_arena_free(&small);
 	CHECK(groma_arena_init(&small, prompt[1] + decode + (prefill[1] - decode) / 4).code == GROMA_OK);
-	CHECK(begin_request(&req[0], 0, &gc[0], m, tok, &pool, &big).code == GROMA_OK);
+	CHECK(begin_request(&req[0], 0, &gc[0], m, tok, &pool, 0, &big).code == GROMA_OK);
 	CHECK(groma_sequence_step(m, tok, seqs, 1, &big).code == GROMA_OK);
 	groma_arena_reset(&big);
-	CHECK(begin_request(&req[3], 1, &gc[1], m, tok, &pool, &small).code == GROMA_OK);
+	CHECK(begin_request(&req[3], 1, &gc[1], m, tok, &pool, 0, &small).code == GROMA_OK);
 	CHECK(groma_sequence_step(m, tok, seqs, 2, &small).code == GROMA_OK);
 	CHECKF(req[3].seq.done && req[3].seq.failure.code == GROMA_ERR_NO_MEMORY && req[3].seq.n == 0,
 		   "a prefill too large alone fails its sequence: %s", req[3].seq.failure.message);
