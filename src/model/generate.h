@@ -108,6 +108,13 @@ groma_status groma_sequence_begin(const groma_model *m, const groma_tokenizer *t
 groma_status groma_sequence_make_room(const groma_model *m, groma_sequence *seq, struct groma_kv_pool *pool);
 
 /*
+ * The capacity seq's cache needs before its next step: the one it has when
+ * the step fits, else twice its room for new tokens (at most the prompt
+ * plus max_new_tokens), as groma_sequence_make_room grows it.
+ */
+int64_t		groma_sequence_next_capacity(const groma_sequence *seq);
+
+/*
  * One step for the n sequences of seqs that are not done, as one
  * groma_llama_step: a sequence not yet prefilled runs its whole prompt
  * beside one token of each of the others (so newcomers' prefills share the

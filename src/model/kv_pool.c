@@ -24,22 +24,50 @@ groma_kv_pool_free(groma_kv_pool *pool)
 	memset(pool, 0, sizeof(*pool));
 }
 
-/* Finds the first gap of need bytes: returns the index of the block it precedes (n_blocks: after the last), or -1. */
+/*
+ * Finds the first gap of need bytes among blocks[n] (by offset) of a pool
+ * of size bytes: returns the index of the block it precedes (n: after the
+ * last), or -1.
+ */
 static int
-first_gap(const groma_kv_pool *pool, size_t need, size_t *gap_start)
+gap_among(const groma_kv_block *blocks, int n, size_t size, size_t need, size_t *gap_start)
 {
 	*gap_start = 0;
-	if (pool->n_blocks == GROMA_KV_POOL_MAX_BLOCKS)
-		return -1;
-	/* blocks are kept by offset: the gaps are before each block and after the last */
-	for (int at = 0; at <= pool->n_blocks; at++)
+	/* the gaps are before each block and after the last */
+	for (int at = 0; at <= n; at++)
 	{
-		size_t		gap_end = at < pool->n_blocks ? pool->blocks[at].offset : pool->memory.size;
+		size_t		gap_end = at < n ? blocks[at].offset : size;
 
 		if (gap_end - *gap_start >= need)
 			return at;
-		if (at < pool->n_blocks)
-			*gap_start = pool->blocks[at].offset + pool->blocks[at].bytes;
+		if (at < n)
+			*gap_start = blocks[at].offset + blocks[at].bytes;
+	}
+	return -1;
+}
+
+/* Finds the first gap of need bytes while fewer than most blocks are taken; see gap_among. */
+static int
+first_gap(const groma_kv_pool *pool, size_t need, int most, size_t *gap_start)
+{
+	*gap_start = 0;
+	if (pool->n_blocks >= most)
+		return -1;
+	return gap_among(pool->blocks, pool->n_blocks, pool->memory.size, need, gap_start);
+}
+
+/* The index of the block holding a cache's K tensor (the first thing carved from it), or -1. */
+static int
+block_of(const groma_kv_pool *pool, const groma_kv_cache *cache)
+{
+	const uint8_t *start = cache->k.data;
+
+	for (int i = 0; start != NULL && i < pool->n_blocks; i++)
+	{
+		const uint8_t *block = pool->memory.base + pool->blocks[i].offset;
+
+		if (start >= block && start < block + pool->blocks[i].bytes)
+			return i;
 	}
 	return -1;
 }
@@ -50,13 +78,40 @@ groma_kv_pool_fits(const groma_kv_pool *pool, const groma_llama_config *cfg, int
 {
 	size_t		gap_start;
 
-	return first_gap(pool, groma_arena_round(groma_kv_cache_bytes(cfg, capacity)), &gap_start) >= 0;
+	return first_gap(pool, groma_arena_round(groma_kv_cache_bytes(cfg, capacity)), GROMA_KV_POOL_MAX_BLOCKS,
+					 &gap_start) >= 0;
 }
 
-/* Carves a cache from the first gap that fits; see kv_pool.h. */
-groma_status
-groma_kv_pool_take(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity,
-				   groma_kv_cache *cache)
+/* True when a cache would fit once some caches are given back; see kv_pool.h. */
+bool
+groma_kv_pool_fits_without(const groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity,
+						   const groma_kv_cache *const *given, int n)
+{
+	groma_kv_block kept[GROMA_KV_POOL_MAX_BLOCKS + 1];
+	bool		drop[GROMA_KV_POOL_MAX_BLOCKS + 1] = {false};
+	int			n_kept = 0;
+	size_t		gap_start;
+
+	for (int i = 0; i < n; i++)
+	{
+		int			b = block_of(pool, given[i]);
+
+		if (b >= 0)
+			drop[b] = true;
+	}
+	for (int b = 0; b < pool->n_blocks; b++)
+		if (!drop[b])
+			kept[n_kept++] = pool->blocks[b];
+	return gap_among(kept, n_kept, pool->memory.size, groma_arena_round(groma_kv_cache_bytes(cfg, capacity)),
+					 &gap_start) >= 0;
+}
+
+/*
+ * Carves a cache of capacity positions from the first gap that fits while
+ * fewer than most blocks are taken; see groma_kv_pool_take.
+ */
+static groma_status
+take_block(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity, int most, groma_kv_cache *cache)
 {
 	size_t		need = groma_arena_round(groma_kv_cache_bytes(cfg, capacity));
 	size_t		gap_start = 0;
@@ -68,9 +123,9 @@ groma_kv_pool_take(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t c
 	if (need > pool->memory.size)
 		return groma_error(GROMA_ERR_LIMIT, "a KV cache of %lld positions needs %zu MB, more than the pool's %zu MB",
 						   (long long) capacity, need >> 20, pool->memory.size >> 20);
-	if (pool->n_blocks == GROMA_KV_POOL_MAX_BLOCKS)
+	if (pool->n_blocks >= most)
 		return groma_error(GROMA_ERR_BUSY, "the KV pool holds its most sequences (%d)", GROMA_KV_POOL_MAX_BLOCKS);
-	at = first_gap(pool, need, &gap_start);
+	at = first_gap(pool, need, most, &gap_start);
 	if (at < 0)
 		return groma_error(GROMA_ERR_BUSY, "the KV pool has no free %zu MB now (%zu of %zu MB in use)", need >> 20,
 						   pool->used >> 20, pool->memory.size >> 20);
@@ -85,6 +140,14 @@ groma_kv_pool_take(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t c
 	if (pool->used > pool->peak)
 		pool->peak = pool->used;
 	return groma_ok();
+}
+
+/* Carves a cache from the first gap that fits; see kv_pool.h. */
+groma_status
+groma_kv_pool_take(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity,
+				   groma_kv_cache *cache)
+{
+	return take_block(pool, cfg, capacity, GROMA_KV_POOL_MAX_BLOCKS, cache);
 }
 
 /* Copies positions [0, length) of every layer and head of one cache tensor into another's. */
@@ -109,7 +172,8 @@ groma_kv_pool_grow(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t c
 	if (capacity <= cache->capacity)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "a KV cache of %lld positions cannot grow to %lld",
 						   (long long) cache->capacity, (long long) capacity);
-	GROMA_TRY(groma_kv_pool_take(pool, cfg, capacity, &grown));
+	/* the new block is taken beside the old one: one block over the most for a moment */
+	GROMA_TRY(take_block(pool, cfg, capacity, GROMA_KV_POOL_MAX_BLOCKS + 1, &grown));
 	st = cache->length > 0 ? copy_filled(&cache->k, &grown.k, cache->length) : groma_ok();
 	if (st.code == GROMA_OK && cache->length > 0)
 		st = copy_filled(&cache->v, &grown.v, cache->length);
@@ -128,21 +192,13 @@ groma_kv_pool_grow(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t c
 void
 groma_kv_pool_give(groma_kv_pool *pool, groma_kv_cache *cache)
 {
-	uint8_t    *start = cache->k.data;
+	int			i = block_of(pool, cache);
 
-	for (int i = 0; start != NULL && i < pool->n_blocks; i++)
+	if (i >= 0)
 	{
-		uint8_t    *block = pool->memory.base + pool->blocks[i].offset;
-
-		/* the cache's K tensor is the first thing carved from its block (after alignment) */
-		if (start >= block && start < block + pool->blocks[i].bytes)
-		{
-			pool->used -= pool->blocks[i].bytes;
-			memmove(&pool->blocks[i], &pool->blocks[i + 1],
-					sizeof(groma_kv_block) * (size_t) (pool->n_blocks - i - 1));
-			pool->n_blocks--;
-			break;
-		}
+		pool->used -= pool->blocks[i].bytes;
+		memmove(&pool->blocks[i], &pool->blocks[i + 1], sizeof(groma_kv_block) * (size_t) (pool->n_blocks - i - 1));
+		pool->n_blocks--;
 	}
 	memset(cache, 0, sizeof(*cache));
 }

@@ -30,7 +30,7 @@ typedef struct groma_kv_block
 typedef struct groma_kv_pool
 {
 	groma_arena memory;			/* the pool's one allocation */
-	groma_kv_block blocks[GROMA_KV_POOL_MAX_BLOCKS];	/* in use, by offset */
+	groma_kv_block blocks[GROMA_KV_POOL_MAX_BLOCKS + 1];	/* in use, by offset (one more while a cache grows) */
 	int			n_blocks;
 	size_t		used;			/* bytes of the blocks in use */
 	size_t		peak;			/* the most ever in use */
@@ -54,12 +54,17 @@ groma_status groma_kv_pool_take(groma_kv_pool *pool, const groma_llama_config *c
 /* True when a cache of capacity positions would fit in a free gap now. */
 bool		groma_kv_pool_fits(const groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity);
 
+/* True when a cache of capacity positions would fit in a free gap once the n caches given[] were given back. */
+bool		groma_kv_pool_fits_without(const groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity,
+									   const groma_kv_cache *const *given, int n);
+
 /*
  * Moves a cache from the pool into a new block of capacity positions (more
  * than it holds): takes the block, copies the filled positions of every
  * layer and head, then gives the old block back.  GROMA_ERR_BUSY, with the
  * cache as it was, when no free gap holds the new block beside the old
- * one; GROMA_ERR_LIMIT when the pool could never hold it.
+ * one; GROMA_ERR_LIMIT when the pool could never hold it.  The new block
+ * may be one over GROMA_KV_POOL_MAX_BLOCKS for the moment of the copy.
  */
 groma_status groma_kv_pool_grow(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity,
 								groma_kv_cache *cache);

@@ -84,20 +84,31 @@ step_rows(const groma_sequence *seq)
 	return seq->prefilled ? 1 : (int64_t) seq->prompt_tokens;
 }
 
-/* Grows a pooled cache the next step would overflow; see generate.h. */
-groma_status
-groma_sequence_make_room(const groma_model *m, groma_sequence *seq, groma_kv_pool *pool)
+/* The capacity seq's cache needs for its next step; see generate.h. */
+int64_t
+groma_sequence_next_capacity(const groma_sequence *seq)
 {
 	int64_t		prompt = (int64_t) seq->prompt_tokens,
 				most = prompt + seq->max_new_tokens,
 				room = seq->cache.capacity - prompt,
-				capacity = prompt + 2 * (room > 0 ? room : 1);
+				grown = prompt + 2 * (room > 0 ? room : 1);
 
 	if (seq->done || seq->cache.length + step_rows(seq) <= seq->cache.capacity)
+		return seq->cache.capacity;
+	return grown < most ? grown : most;
+}
+
+/* Grows a pooled cache the next step would overflow; see generate.h. */
+groma_status
+groma_sequence_make_room(const groma_model *m, groma_sequence *seq, groma_kv_pool *pool)
+{
+	int64_t		capacity = groma_sequence_next_capacity(seq);
+
+	if (capacity == seq->cache.capacity)
 		return groma_ok();
 	if (!seq->pooled || pool == NULL)
 		return groma_error(GROMA_ERR_LIMIT, "a KV cache of %lld positions is full", (long long) seq->cache.capacity);
-	return groma_kv_pool_grow(pool, &m->llm.cfg, capacity < most ? capacity : most, &seq->cache);
+	return groma_kv_pool_grow(pool, &m->llm.cfg, capacity, &seq->cache);
 }
 
 /*

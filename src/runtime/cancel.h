@@ -1,7 +1,7 @@
 /*
  * cancel.h - a per-thread cancel flag that long model work polls at stage
  * boundaries and decode steps.  groma-server's scheduler points it at the
- * running request's flag; everywhere else it is unset and never fires.
+ * running requests' flags; everywhere else it is unset and never fires.
  */
 #ifndef GROMA_CANCEL_H
 #define GROMA_CANCEL_H
@@ -12,6 +12,13 @@
 
 /* Makes the calling thread's model work watch *flag (non-zero: stop); NULL stops watching. */
 void		groma_cancel_watch(const volatile int *flag);
+
+/*
+ * Makes the calling thread's model work watch n flags at once, for work
+ * shared by n requests: it stops only when every one of them is set.  The
+ * array must stay valid until the next groma_cancel_watch call.
+ */
+void		groma_cancel_watch_all(const volatile int *const *flags, int n);
 
 /* Returns true when the calling thread's watched flag is set. */
 bool		groma_cancel_requested(void);

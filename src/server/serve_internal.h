@@ -43,7 +43,8 @@ typedef struct serve_state
 	serve_job  *tail;
 	int			queued;
 	int			running;		/* jobs taken from the queue and not answered yet */
-	serve_job  *current;		/* the job in vision or prefill (or a REGIONS job), or NULL */
+	serve_job  *starting[8];	/* the jobs in vision and prompt embedding (or a REGIONS job), taken together */
+	int			n_starting;
 	serve_job  *batch[GROMA_KV_POOL_MAX_BLOCKS];	/* GENERATE jobs decoding together */
 	int			n_batch;
 	bool		pool_wait;		/* the queue's head waits for KV room: retry when the batch shrinks */

@@ -118,7 +118,8 @@ first_positions(const serve_state *s, const serve_job *job)
  * to start again from its image when a member leaves, then with its whole
  * KV bound taken at once (so it is stopped once at most).  Its answer is
  * the one it would have got: decoding is greedy, and a step's bits do not
- * depend on the batch or on where the cache lies.
+ * depend on the batch or on where the cache lies.  During a shutdown it is
+ * answered instead.
  */
 static void
 preempt_member(serve_state *s, int i)
@@ -128,39 +129,60 @@ preempt_member(serve_state *s, int i)
 
 	groma_pending_generate_free(&job->pending, &s->pool);
 	s->kv_used = s->pool.used;
-	s->running--;
 	if (s->stopping)
 	{
 		finish_job(s, job, groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down"));
 		return;
 	}
+	s->running--;
 	job->kv_whole = true;
 	s->pool_wait = true;		/* until a member leaves */
 	push_head(s, job);
 	serve_log(SERVE_LOG_INFO, "request %u: stopped after %zu new tokens to free KV room for older answers; it starts "
-			  "again, with all of its %lld positions, when an answer leaves", (unsigned) job->req.id, tokens,
-			  (long long) job->kv_positions);
+			  "again, with all of its %lld positions, once an answer has left and they fit", (unsigned) job->req.id,
+			  tokens, (long long) job->kv_positions);
 }
 
 /*
- * The youngest batch member younger than member i that may be stopped (one
- * not stopped before: those hold their whole cache), or -1.
+ * The batch members younger than member i that may be stopped for it (not
+ * stopped before: those hold their whole cache), youngest first, into
+ * out; returns how many.
  */
 static int
-youngest_to_stop(const serve_state *s, int i)
+stoppable_after(const serve_state *s, int i, int *out)
 {
+	int			n = 0;
+
 	for (int j = s->n_batch - 1; j > i; j--)
 		if (!s->batch[j]->kv_whole)
-			return j;
-	return -1;
+			out[n++] = j;
+	return n;
 }
 
 /*
- * Gives every batch member room for its next step, under the lock: a full
- * cache moves into a block with twice the room for new tokens; while the
- * pool has no gap for it, the youngest younger member not stopped before
- * is stopped (preempt_member), and without one the member growing is.  A
- * cache that cannot grow for another reason fails its member alone.
+ * True when member i's cache could grow if the members listed in
+ * stoppable[n] gave their blocks back (the old block of i stays for the
+ * copy).
+ */
+static bool
+growth_possible(const serve_state *s, int i, const int *stoppable, int n)
+{
+	const groma_kv_cache *given[GROMA_KV_POOL_MAX_BLOCKS];
+
+	for (int k = 0; k < n; k++)
+		given[k] = &s->batch[stoppable[k]]->pending.seq.cache;
+	return groma_kv_pool_fits_without(&s->pool, &s->engine.session.model->llm.cfg,
+									  groma_sequence_next_capacity(&s->batch[i]->pending.seq), given, n);
+}
+
+/*
+ * Gives every batch member room for its next step, under the lock
+ * (released for the copies): a full cache moves into a block with twice
+ * the room for new tokens.  While the pool has no gap for it, the youngest
+ * younger member not stopped before is stopped (preempt_member), as long
+ * as stopping all of those could make the gap; otherwise the member
+ * growing is stopped itself.  A cache that cannot grow for another reason
+ * fails its member alone.
  */
 static void
 make_room(serve_state *s)
@@ -168,15 +190,22 @@ make_room(serve_state *s)
 	for (int i = 0; i < s->n_batch; i++)
 	{
 		serve_job  *job = s->batch[i];
+		int			stoppable[GROMA_KV_POOL_MAX_BLOCKS],
+					n;
 		groma_status st;
-		int			victim;
 
 		for (;;)
 		{
+			/* the scheduler thread alone touches the pool and the batch's sequences */
+			pthread_mutex_unlock(&s->lock);
 			st = groma_sequence_make_room(s->engine.session.model, &job->pending.seq, &s->pool);
-			if (st.code != GROMA_ERR_BUSY || (victim = youngest_to_stop(s, i)) < 0)
+			pthread_mutex_lock(&s->lock);
+			if (st.code != GROMA_ERR_BUSY)
 				break;
-			preempt_member(s, victim);
+			n = stoppable_after(s, i, stoppable);
+			if (n == 0 || !growth_possible(s, i, stoppable, n))
+				break;
+			preempt_member(s, stoppable[0]);
 		}
 		if (st.code == GROMA_ERR_BUSY)
 			preempt_member(s, i--);
@@ -278,36 +307,45 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 	const groma_request *reqs[SERVE_VISION_BATCH];
 	groma_reply *replies[SERVE_VISION_BATCH];
 	groma_pending_generate *pending[SERVE_VISION_BATCH];
+	const volatile int *cancel[SERVE_VISION_BATCH];
 	int			room[SERVE_VISION_BATCH];
 	bool		generate = jobs[0]->req.kind == GROMA_MSG_GENERATE;
 	bool		one_by_one = false;
 
 	s->running += n;
-	s->current = n == 1 ? jobs[0] : NULL;
+	s->n_starting = n;
 	for (int i = 0; i < n; i++)
 	{
-		jobs[i]->started_ms = serve_now_ms();
+		if (jobs[i]->started_ms == 0)
+			jobs[i]->started_ms = serve_now_ms();	/* a job stopped for KV room keeps its first start */
+		s->starting[i] = jobs[i];
 		reqs[i] = &jobs[i]->req;
 		replies[i] = &jobs[i]->reply;
 		pending[i] = &jobs[i]->pending;
 		room[i] = first_room(s, jobs[i]);
+		cancel[i] = &jobs[i]->cancel;
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (n > 1)
 		serve_log(SERVE_LOG_INFO, "the vision of %d images as one batch", n);
-	/* one job alone stops at its next stage when cancelled; a batch finishes its vision, then leaves */
-	groma_cancel_watch(n == 1 ? &jobs[0]->cancel : NULL);
+	/*
+	 * the work stops at its next stage when every job was cancelled (one job
+	 * alone, or a shutdown); a job cancelled beside others leaves after it
+	 */
+	groma_cancel_watch_all(cancel, n);
 	/* each reply holds its own outcome */
 	if (generate)
 		groma_request_generate_begin_batch(&s->engine, n, reqs, &s->pool, room, replies, pending, &one_by_one);
 	else
 		groma_request_run(&s->engine, &jobs[0]->req, &jobs[0]->reply);
 	groma_cancel_watch(NULL);
+	if (n > 1 && jobs[0]->reply.status.code == GROMA_ERR_CANCELLED)
+		serve_log(SERVE_LOG_INFO, "the vision of %d images stopped: every one of their requests was cancelled", n);
 	if (one_by_one)
 		serve_log(SERVE_LOG_WARNING, "the vision of %d images did not fit the activation arena (--act-mb): "
 				  "they ran one at a time", n);
 	pthread_mutex_lock(&s->lock);
-	s->current = NULL;
+	s->n_starting = 0;
 	s->kv_used = s->pool.used;
 	for (int i = 0; i < n; i++)
 	{

@@ -242,8 +242,8 @@ serve_drain(serve_state *s)
 		serve_finish_with_error(s, serve_pop_head(s), groma_error(GROMA_ERR_UNAVAILABLE,
 																"groma-server is shutting down"));
 	/* the running job stops at its next stage boundary; the batch is answered at the next step */
-	if (s->current)
-		__atomic_store_n(&s->current->cancel, 1, __ATOMIC_RELAXED);
+	for (int i = 0; i < s->n_starting; i++)
+		__atomic_store_n(&s->starting[i]->cancel, 1, __ATOMIC_RELAXED);
 	for (int i = 0; i < s->n_batch; i++)
 		__atomic_store_n(&s->batch[i]->cancel, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&s->work);

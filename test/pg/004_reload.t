@@ -97,14 +97,19 @@ ok(wait_until(30, sub { my $r = status_row($node); $r->{restarts} eq '6' && $r->
     'resetting groma.weights restarts it once more');
 step('groma.weights = int8');
 
-# groma.kv_first_tokens reaches groma-server's command line: a reload restarts it with the new first room
+# groma.kv_first_tokens reaches groma-server's command line: a reload restarts it with the new first room, and
+# an answer whose cache grows from room for 4 new tokens is the one the whole cache gave
+my $answer = "SET groma.max_new_tokens = 40; SELECT (groma_chat($img, 'What is this?')).text";
+my $whole = $node->safe_psql('postgres', $answer);
 $node->safe_psql('postgres', 'ALTER SYSTEM SET groma.kv_first_tokens = 4');
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 ok(wait_until(30, sub { my $r = status_row($node); $r->{restarts} eq '7' && $r->{state} eq 'ready' }),
     'groma.kv_first_tokens = 4 restarts groma-server, which gets ready');
-like(PostgreSQL::Test::Utils::slurp_file($node->logfile), qr/a cache starts with room for 4 new tokens/,
+ok(wait_until(10, sub { PostgreSQL::Test::Utils::slurp_file($node->logfile) =~ /a cache starts with room for 4 new tokens/ }),
     'the new server starts each KV cache with room for 4 new tokens');
-is($node->safe_psql('postgres', $chat), 'ok', 'groma_chat works with caches that grow');
+is($node->safe_psql('postgres', $answer), $whole, 'groma_chat gives the same answer with caches that grow');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET groma.kv_first_tokens');
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 step('groma.kv_first_tokens = 4');
 my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
 unlike($log, qr/did not stop within/, 'every server stopped on SIGTERM');

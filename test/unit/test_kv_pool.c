@@ -1,8 +1,9 @@
 /*
  * test_kv_pool.c - the KV pool's blocks: a cache grown into a larger block
  * keeps every filled position of every layer and head bit for bit (f32 and
- * bf16), gives its old block back, and a growth the pool cannot hold now
- * leaves the cache as it was.
+ * bf16), gives its old block back, a growth the pool cannot hold now
+ * leaves the cache as it was, and the pool tells whether it would fit once
+ * other caches are given back.
  */
 #include <string.h>
 
@@ -115,6 +116,15 @@ UNIT_TEST(test_kv_pool_grow_keeps_the_filled_positions)
 		CHECKF(st.code == GROMA_ERR_BUSY, "%s: 40 -> 64 beside another cache: %s", groma_dtype_name(types[t]),
 			   st.message);
 		CHECK(cache.capacity == 40 && cache.length == 7 && pool.n_blocks == 2);
+		{
+			/* the growth would fit once the other cache is given back, not before */
+			const groma_kv_cache *given[1] = {&other};
+
+			CHECK(!groma_kv_pool_fits_without(&pool, &cfg, 64, given, 0));
+			CHECK(groma_kv_pool_fits_without(&pool, &cfg, 64, given, 1));
+			CHECK(!groma_kv_pool_fits_without(&pool, &cfg, 100000, given, 1));
+			CHECK(pool.n_blocks == 2);
+		}
 		CHECKF(same_filled(&cache.k, &k_before, 7) && same_filled(&cache.v, &v_before, 7),
 			   "%s: a refused growth leaves the cache", groma_dtype_name(types[t]));
 		groma_kv_pool_give(&pool, &other);
