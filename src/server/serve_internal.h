@@ -14,6 +14,9 @@
 #include "request.h"
 #include "serve.h"
 
+/* GENERATE jobs admitted together at most, their images going through the vision stages as one batch. */
+#define SERVE_VISION_BATCH 8
+
 /* One model request from a connection, queued for the scheduler. */
 typedef struct serve_job
 {
@@ -43,7 +46,7 @@ typedef struct serve_state
 	serve_job  *tail;
 	int			queued;
 	int			running;		/* jobs taken from the queue and not answered yet */
-	serve_job  *starting[8];	/* the jobs in vision and prompt embedding (or a REGIONS job), taken together */
+	serve_job  *starting[SERVE_VISION_BATCH];	/* the jobs in vision and prompt embedding (or a REGIONS job) */
 	int			n_starting;
 	serve_job  *batch[GROMA_KV_POOL_MAX_BLOCKS];	/* GENERATE jobs decoding together */
 	int			n_batch;

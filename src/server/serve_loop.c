@@ -92,9 +92,6 @@ push_head(serve_state *s, serve_job *job)
 	job->queued = true;
 }
 
-/* GENERATE jobs admitted together at most, their images going through the vision stages as one batch. */
-#define SERVE_VISION_BATCH 8
-
 /* New tokens a GENERATE job's cache holds when it starts: --kv-first-tokens, or all (0) once it was stopped. */
 static int
 first_room(const serve_state *s, const serve_job *job)
