@@ -8,8 +8,9 @@
  * Continuous batching: jobs join between steps and leave as soon as they
  * are done, so each answer is what it would be alone while a weight read
  * serves the whole batch.  A cache starts with room for a few new tokens
- * and grows when full; when the KV pool cannot hold that, the youngest
- * member starts again later (make_room).
+ * and grows when full; when the KV pool cannot hold that, younger members
+ * (or the growing one) start again later with their whole cache
+ * (make_room).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,8 +113,8 @@ first_positions(const serve_state *s, const serve_job *job)
 /*
  * Stops batch member i to free its KV block for older members, under the
  * lock: its sequence is dropped and the job goes back to the queue's head,
- * to start again from its image when a member leaves, then with its whole
- * KV bound taken at once (so it is stopped once at most).  Its answer is
+ * to start again from its image once a member has left and its whole KV
+ * bound fits, then taken at once (so it is stopped once at most).  Its answer is
  * the one it would have got: decoding is greedy, and a step's bits do not
  * depend on the batch or on where the cache lies.  During a shutdown it is
  * answered instead.
