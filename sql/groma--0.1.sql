@@ -202,6 +202,10 @@ DECLARE
     total bigint;
     done bigint := 0;
     n bigint;
+    chunk_failed boolean;
+    skipped tid[] := '{}';
+    row_id tid;
+    row_img bytea;
 BEGIN
     IF chunk IS NULL OR chunk < 1 THEN
         RAISE EXCEPTION 'chunk must be at least 1, not %', coalesce(chunk::text, 'NULL')
@@ -229,24 +233,53 @@ BEGIN
         INTO total;
     PERFORM groma_progress_begin(tbl, total);
     LOOP
-        EXECUTE format(
-            'WITH todo AS (SELECT ctid AS row_id, %2$I AS img FROM %1$s
-                           WHERE %3$I IS NULL AND %2$I IS NOT NULL LIMIT %4$s FOR UPDATE SKIP LOCKED),
-                  batch AS MATERIALIZED (SELECT ids, groma_caption(imgs, %5$L) AS answers
-                                         FROM (SELECT array_agg(row_id) AS ids, array_agg(img) AS imgs FROM todo) s
-                                         WHERE ids IS NOT NULL),
-                  a AS (SELECT b.ids[k] AS row_id, b.answers[k] AS answer
-                        FROM batch b, generate_subscripts(b.ids, 1) AS k)
-             UPDATE %1$s t SET %3$I = %6$s FROM a WHERE t.ctid = a.row_id',
-            tbl, img_column, caption_column, chunk, detailed, value_sql);
-        GET DIAGNOSTICS n = ROW_COUNT;
-        EXIT WHEN n = 0;
+        chunk_failed := false;
+        BEGIN
+            EXECUTE format(
+                'WITH todo AS (SELECT ctid AS row_id, %2$I AS img FROM %1$s
+                               WHERE %3$I IS NULL AND %2$I IS NOT NULL AND ctid <> ALL ($1)
+                               LIMIT %4$s FOR UPDATE SKIP LOCKED),
+                      batch AS MATERIALIZED (SELECT ids, groma_caption(imgs, %5$L) AS answers
+                                             FROM (SELECT array_agg(row_id) AS ids, array_agg(img) AS imgs FROM todo) s
+                                             WHERE ids IS NOT NULL),
+                      a AS (SELECT b.ids[k] AS row_id, b.answers[k] AS answer
+                            FROM batch b, generate_subscripts(b.ids, 1) AS k)
+                 UPDATE %1$s t SET %3$I = %6$s FROM a WHERE t.ctid = a.row_id',
+                tbl, img_column, caption_column, chunk, detailed, value_sql) USING skipped;
+            GET DIAGNOSTICS n = ROW_COUNT;
+        EXCEPTION WHEN invalid_binary_representation OR feature_not_supported OR program_limit_exceeded THEN
+            chunk_failed := true;	-- an image of the chunk the model cannot read
+        END;
+        IF chunk_failed THEN
+            -- the chunk's rows one at a time: a row whose image fails alone is left NULL and passed over
+            n := 0;
+            FOR row_id, row_img IN EXECUTE format(
+                'SELECT ctid, %2$I FROM %1$s WHERE %3$I IS NULL AND %2$I IS NOT NULL AND ctid <> ALL ($1)
+                 LIMIT %4$s FOR UPDATE SKIP LOCKED', tbl, img_column, caption_column, chunk) USING skipped
+            LOOP
+                BEGIN
+                    EXECUTE format('UPDATE %1$s t SET %2$I = %3$s FROM (SELECT groma_caption($1, %4$L) AS answer) a
+                                    WHERE t.ctid = $2', tbl, caption_column, value_sql, detailed)
+                        USING row_img, row_id;
+                    n := n + 1;
+                EXCEPTION WHEN invalid_binary_representation OR feature_not_supported OR program_limit_exceeded THEN
+                    skipped := skipped || row_id;
+                    RAISE WARNING 'groma_caption_table: the row of % at % is left NULL: %', tbl, row_id, SQLERRM
+                        USING ERRCODE = SQLSTATE;
+                END;
+            END LOOP;
+        END IF;
+        EXIT WHEN n = 0 AND NOT chunk_failed;
         done := done + n;
         COMMIT;
         PERFORM groma_progress_advance(done);
         RAISE NOTICE 'groma_caption_table: % of % rows captioned', done, total;
     END LOOP;
     PERFORM groma_progress_end();
+    IF cardinality(skipped) > 0 THEN
+        RAISE WARNING 'groma_caption_table: % rows of % could not be captioned and are left NULL', cardinality(skipped), tbl
+            USING HINT = 'The warnings above name each row and why; fix or remove their images and CALL it again.';
+    END IF;
 END
 $proc$;
 

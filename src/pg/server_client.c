@@ -487,19 +487,20 @@ report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int t
 		if (now.last_exit_signal > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_SYSTEM_ERROR),
-					 errmsg("groma-server was terminated by signal %d (%s) while running this request",
-							now.last_exit_signal, pg_strsignal(now.last_exit_signal)),
+					 errmsg("groma-server was terminated by signal %d (%s) while it had this request "
+							"(queued or running)", now.last_exit_signal, pg_strsignal(now.last_exit_signal)),
 					 now.last_stderr[0] ? errdetail("Its last message was: %s", now.last_stderr) : 0,
 					 errhint("The groma launcher restarts it; the server log has its messages.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
-				 errmsg("groma-server exited with code %d while running this request", now.last_exit_code),
+				 errmsg("groma-server exited with code %d while it had this request (queued or running)",
+						now.last_exit_code),
 				 now.last_stderr[0] ? errdetail("Its last message was: %s", now.last_stderr) : 0,
 				 errhint("The groma launcher restarts it; the server log has its messages.")));
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_SYSTEM_ERROR),
-			 errmsg("groma-server closed the connection while running this request"),
+			 errmsg("groma-server closed the connection while it had this request (queued or running)"),
 			 errhint("groma_status() shows the state of groma-server; the server log has its messages.")));
 }
 

@@ -29,6 +29,7 @@ typedef struct serve_job
 	double		enqueued_ms;
 	double		started_ms;
 	double		finished_ms;
+	uint64_t	serial;			/* the server's count of requests submitted when this one came (ids are per connection) */
 	int64_t		kv_positions;	/* GENERATE: the most KV positions it can need (0: not known yet) */
 	bool		kv_whole;		/* GENERATE: was stopped to free KV room: takes kv_positions at once when it starts again */
 	groma_pending_generate pending; /* GENERATE: its sequence while in the batch */
@@ -60,6 +61,7 @@ typedef struct serve_state
 	char		device[32];
 	uint64_t	load_total;		/* bytes of the checkpoint files */
 	uint64_t	load_base;		/* groma_weights_bound_bytes() when the load began */
+	uint64_t	submitted;		/* model requests ever submitted (each job's serial) */
 	uint64_t	served;
 	uint64_t	failed;
 	bool		stopping;

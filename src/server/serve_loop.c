@@ -111,8 +111,8 @@ first_positions(const serve_state *s, const serve_job *job)
 }
 
 /*
- * Stops batch member i to free its KV block for older members, under the
- * lock: its sequence is dropped and the job goes back to the queue's head,
+ * Stops batch member i (why says for what, in the log) to free its KV
+ * block, under the lock: its sequence is dropped and the job goes back to the queue's head,
  * to start again from its image once a member has left and its whole KV
  * bound fits, then taken at once (so it is stopped once at most).  Its answer is
  * the one it would have got: decoding is greedy, and a step's bits do not
@@ -120,7 +120,7 @@ first_positions(const serve_state *s, const serve_job *job)
  * answered instead.
  */
 static void
-preempt_member(serve_state *s, int i)
+preempt_member(serve_state *s, int i, const char *why)
 {
 	serve_job  *job = take_member(s, i);
 	size_t		tokens = job->pending.seq.n;
@@ -136,9 +136,9 @@ preempt_member(serve_state *s, int i)
 	job->kv_whole = true;
 	s->pool_wait = true;		/* until a member leaves */
 	push_head(s, job);
-	serve_log(SERVE_LOG_INFO, "request %u: stopped after %zu new tokens to free KV room for older answers; it starts "
-			  "again, with all of its %lld positions, once an answer has left and they fit", (unsigned) job->req.id,
-			  tokens, (long long) job->kv_positions);
+	serve_log(SERVE_LOG_INFO, "request %u (job %llu): stopped after %zu new tokens %s; it starts again, with all of "
+			  "its %lld KV positions, once an answer has left and they fit", (unsigned) job->req.id,
+			  (unsigned long long) job->serial, tokens, why, (long long) job->kv_positions);
 }
 
 /*
@@ -203,10 +203,11 @@ make_room(serve_state *s)
 			n = stoppable_after(s, i, stoppable);
 			if (n == 0 || !growth_possible(s, i, stoppable, n))
 				break;
-			preempt_member(s, stoppable[0]);
+			preempt_member(s, stoppable[0], "to free KV room for older answers");
 		}
 		if (st.code == GROMA_ERR_BUSY)
-			preempt_member(s, i--);
+			preempt_member(s, i--, "because its KV cache could not grow in the pool (its old and new blocks "
+						   "together did not fit beside the older answers)");
 		else if (st.code != GROMA_OK)
 			leave_batch(s, i--, st);
 	}
@@ -233,9 +234,9 @@ learn_head_bound(serve_state *s)
 		st = groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down");	/* drained meanwhile */
 	if (st.code == GROMA_OK && groma_kv_cache_bytes(cfg, job->kv_positions) > s->pool.memory.size)
 		st = groma_error(GROMA_ERR_LIMIT,
-						 "this answer may need %lld KV positions (%zu MB), more than the KV cache pool "
-						 "of %zu MB holds (--kv-cache-mb)", (long long) job->kv_positions,
-						 groma_kv_cache_bytes(cfg, job->kv_positions) >> 20, s->pool.memory.size >> 20);
+						 "this answer may need %lld KV positions (%.2f MB), more than the KV cache pool "
+						 "of %.2f MB holds (--kv-cache-mb)", (long long) job->kv_positions,
+						 groma_kv_cache_bytes(cfg, job->kv_positions) / 1048576.0, s->pool.memory.size / 1048576.0);
 	if (st.code != GROMA_OK)
 		serve_finish_with_error(s, job, st);
 	else

@@ -40,11 +40,12 @@ serve_log_request(const serve_job *job)
 	else
 		snprintf(times, sizeof(times), "wait=%.1fms run=0.0ms", job->finished_ms - job->enqueued_ms);
 	if (r->status.code == GROMA_OK)
-		serve_log(SERVE_LOG_INFO, "request %u %s image=%uB %s ok", (unsigned) job->req.id, kind,
-				  (unsigned) job->req.image_len, times);
+		serve_log(SERVE_LOG_INFO, "request %u %s image=%uB %s ok (job %llu)", (unsigned) job->req.id, kind,
+				  (unsigned) job->req.image_len, times, (unsigned long long) job->serial);
 	else
-		serve_log(SERVE_LOG_INFO, "request %u %s image=%uB %s %s: %s", (unsigned) job->req.id, kind,
-				  (unsigned) job->req.image_len, times, groma_status_code_name(r->status.code), r->status.message);
+		serve_log(SERVE_LOG_INFO, "request %u %s image=%uB %s %s: %s (job %llu)", (unsigned) job->req.id, kind,
+				  (unsigned) job->req.image_len, times, groma_status_code_name(r->status.code), r->status.message,
+				  (unsigned long long) job->serial);
 }
 
 /* Finishes a job with an error under the lock (the job must not be queued or running). */
@@ -182,6 +183,7 @@ serve_submit(serve_state *s, serve_job *job)
 {
 	pthread_mutex_lock(&s->lock);
 	job->enqueued_ms = serve_now_ms();
+	job->serial = ++s->submitted;
 	s->outstanding++;
 	if (s->stopping || s->state != GROMA_SERVER_READY)
 		serve_finish_with_error(s, job, s->stopping ? groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down")

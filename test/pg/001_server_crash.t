@@ -37,7 +37,7 @@ kill 'SEGV', $server_pid;
 my ($rc, $out, $err, $ended) = finish_query($a, 10);
 step('SIGSEGV sent, A answered');
 ok(defined $rc && $rc != 0, 'A fails');
-like($err, qr/58000: groma-server was terminated by signal 11 \(Segmentation fault\) while running this request/,
+like($err, qr/58000: groma-server was terminated by signal 11 \(Segmentation fault\) while it had this request \(queued or running\)/,
     'A gets an ERROR naming the signal, SQLSTATE 58000');
 note("A's error: $err");
 cmp_ok($ended - $killed_at, '<', 2.5, sprintf('A got its error %.3f s after the kill', $ended - $killed_at));

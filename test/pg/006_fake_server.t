@@ -93,7 +93,7 @@ step('protocol violations');
 ok(mode('exit3', 'ready'), "mode 'exit3'");
 my $t0 = time;
 $b->query("SELECT groma_chat($img, 'What is this?')");
-like($b->{stderr}, qr/58000: groma-server exited with code 3 while running this request/,
+like($b->{stderr}, qr/58000: groma-server exited with code 3 while it had this request \(queued or running\)/,
     'an exit during the request gives 58000 with the exit code');
 like($b->{stderr}, qr/DETAIL:  Its last message was: error: fake server exits in the middle of a request/,
     "the detail quotes the server's last line");

@@ -5,7 +5,8 @@
 # and when called again captions only the rest: every row captioned exactly
 # once (a trigger counts the updates) and equal to groma_caption(img).
 # The groma_progress view shows both kinds of job while they run and
-# forgets them when they finish, fail or are cancelled.
+# forgets them when they finish, fail or are cancelled.  A truncated JPEG
+# among the rows is left NULL with a warning while the rest is captioned.
 use strict;
 use warnings;
 use FindBin;
@@ -107,5 +108,27 @@ is($rc3, 0, 'a third CALL has nothing to do');
 unlike($err3 // '', qr/rows captioned/, 'and reports no chunk');
 like(($node->psql('postgres', "CALL groma_caption_table('photos', 'img', 'caption', 0)"))[2],
     qr/chunk must be at least 1/, 'chunk 0 is refused');
+
+# a truncated JPEG among the rows: its chunk is captioned one row at a time, the bad row is left NULL with a
+# warning naming it, and the procedure goes on to the end
+sql("CREATE TABLE mixed (id int PRIMARY KEY, img bytea, caption text)");
+for my $i (1 .. 7) {
+    my $img = image_sql($names[$i % 3]);
+    sql("INSERT INTO mixed VALUES ($i, " . ($i == 4 ? "substring($img FROM 1 FOR 3000)" : $img) . ")");
+}
+my ($rc4, $out4, $err4) = $node->psql('postgres', "CALL groma_caption_table('mixed', 'img', 'caption', 3)");
+is($rc4, 0, 'a table with a truncated JPEG is captioned to its end') or diag($err4);
+like($err4, qr/WARNING:  groma_caption_table: the row of mixed at \(\d+,\d+\) is left NULL: .*JPEG/,
+     'a warning names the row whose image failed, and why');
+like($err4, qr/WARNING:  groma_caption_table: 1 rows of mixed could not be captioned and are left NULL/,
+     'a last warning counts the rows left NULL');
+like($err4, qr/groma_caption_table: 6 of 7 rows captioned/, 'the progress counts the 6 rows captioned');
+is(sql("SELECT string_agg(id::text, ',') FROM mixed WHERE caption IS NULL"), '4', 'only that row is left NULL');
+is(sql("SELECT count(*) FROM mixed m JOIN single s USING (img) WHERE m.caption = (s.caption::groma_answer).text"), 6,
+   'the other captions equal the row-by-row groma_caption(img)');
+my ($rc5, $out5, $err5) = $node->psql('postgres', "CALL groma_caption_table('mixed', 'img', 'caption', 3)");
+is($rc5, 0, 'calling it again tries the bad row once more and ends');
+like($err5, qr/1 rows of mixed could not be captioned/, 'warning about it again');
+step('a truncated JPEG among the rows');
 is(status_row($node)->{restarts}, '0', 'groma-server never restarted');
 done_testing();

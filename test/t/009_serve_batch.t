@@ -171,7 +171,7 @@ my $c = proto_connect($sock);
 print $c generate_frame(400, $img{$names[0]}, $prompts[0], 3000);
 my $r = read_reply($c, 30);
 is($r->{code}, LIMIT, 'an answer whose KV cache could never fit the pool is refused as a limit');
-like($r->{message}, qr/more than the KV cache pool of 1 MB holds \(--kv-cache-mb\)/, 'saying why');
+like($r->{message}, qr/more than the KV cache pool of 1.00 MB holds \(--kv-cache-mb\)/, 'saying why');
 $st = status_of($sock);
 is("$st->{batch}/$st->{kv_used}/$st->{state}", '0/0/2', 'and the server keeps serving');
 kill 'TERM', $pid;
@@ -186,7 +186,7 @@ cli_answer(@$_) for @grow;
 ($replies, $most, $kv_most) = run_concurrently($sock, 0, @grow);
 check_answers('caches growing in a 1 MB pool', $replies, @grow);
 ok($most >= 2, "answers decoded together (STATUS showed a batch of up to $most)");
-like(slurp($log), qr/request \d+: stopped after \d+ new tokens to free KV room for older answers; it starts again/,
+like(slurp($log), qr/request \d+ \(job \d+\): stopped after \d+ new tokens to free KV room for older answers; it starts again/,
      'a growth that did not fit stopped the youngest member, saying so in the log');
 $st = status_of($sock);
 is("$st->{batch}/$st->{queued}/$st->{kv_used}/$st->{served}/$st->{failed}", '0/0/0/3/0',
@@ -202,6 +202,8 @@ check_answers('an answer alone that outgrows half the pool', $replies, @big);
 my $after = () = slurp($log) =~ /stopped after/g;
 is($after - $before, 1, 'it was stopped once (its growth from room for 512 new tokens to 1024 did not fit beside '
    . 'its old block)') or diag(slurp($log));
+like(slurp($log), qr/stopped after \d+ new tokens because its KV cache could not grow in the pool/,
+     'the log says it was stopped because its own cache could not grow');
 
 # a member stopped that way and waiting to start again goes away: it is answered as cancelled, the others finish
 my $stops = () = slurp($log) =~ /stopped after/g;
@@ -210,7 +212,7 @@ print { $conns[$_] } generate_frame(600 + $_, $img{$grow[$_][0]}, $grow[$_][1], 
 $until = time + 60;
 my $stopped;
 while (!defined $stopped && time < $until) {
-    my @ids = slurp($log) =~ /request (\d+): stopped after/g;
+    my @ids = slurp($log) =~ /request (\d+) \(job \d+\): stopped after/g;
     $stopped = $ids[-1] if @ids > $stops;
     sleep 0.005;
 }
