@@ -376,6 +376,11 @@ BEGIN
     END IF;
     RAISE NOTICE 'groma_caption_table: % of % rows captioned by % shard jobs on the workers',
         total - remaining, total, cardinality(commands);
+    IF remaining > 0 THEN
+        RAISE WARNING 'groma_caption_table: % rows of % are still NULL after the shard jobs', remaining, tbl
+            USING HINT = 'A row whose image failed alone is left NULL (the workers'' logs name each one, and why); '
+                         'rows added meanwhile are captioned by calling it again.';
+    END IF;
 END
 $fn$;
 

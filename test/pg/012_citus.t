@@ -11,7 +11,9 @@
 # groma-server serves none), captions every row once; cancelled on the
 # coordinator, the shard jobs stop and the next CALL captions the rest; a
 # worker's groma-server killed under it fails only that worker's shard
-# jobs, and the next CALL finishes; a reference table is refused.  A
+# jobs, and the next CALL finishes; a row with a truncated JPEG is left
+# NULL with a warning while the rest is captioned; a reference table is
+# refused.  A
 # worker's groma-server killed in the middle of a distributed UPDATE makes
 # the statement fail cleanly (no row half-captioned) and the retry captions
 # everything.  Skips, saying why,
@@ -229,6 +231,20 @@ is($rc, 0, 'the next CALL succeeds') or diag($err);
 is(sql('SELECT count(*) FROM photos p JOIN single s USING (name) WHERE p.caption::text = s.caption'), $n_rows,
    'and every row has the single-node answer');
 step('CALL with a worker groma-server killed, then again');
+
+# a truncated JPEG in one row: its shard job leaves that row NULL and captions the rest, the coordinator warns
+sql("INSERT INTO photos (id, name, img) SELECT 1000000, 'broken', substring(img FROM 1 FOR 3000) FROM images
+     WHERE name = 'waterview.jpg'");
+sql('UPDATE photos SET caption = NULL WHERE id % 5 = 0');
+($rc, $out, $err) = run_bulk('bulkbroken', 4);
+is($rc, 0, 'CALL groma_caption_table succeeds with a truncated JPEG in one row') or diag($err);
+like($err, qr/WARNING:  (?:01000: )?groma_caption_table: 1 rows of photos are still NULL after the shard jobs/,
+     'the coordinator warns that one row is still NULL') or diag($err);
+is(sql('SELECT string_agg(id::text, \',\') FROM photos WHERE caption IS NULL'), '1000000', 'only the broken row');
+is(sql('SELECT count(*) FROM photos p JOIN single s USING (name) WHERE p.caption::text = s.caption'), $n_rows,
+   'every other row has the single-node answer');
+sql('DELETE FROM photos WHERE id = 1000000');
+step('CALL with a truncated JPEG in one row');
 
 # a reference table is refused, saying how to caption it instead
 sql('CREATE TABLE ref_photos (img bytea, caption text)');
