@@ -203,9 +203,9 @@ DECLARE
     done bigint := 0;
     n bigint;
     chunk_failed boolean;
+    ids tid[];
     skipped tid[] := '{}';
     row_id tid;
-    row_img bytea;
 BEGIN
     IF chunk IS NULL OR chunk < 1 THEN
         RAISE EXCEPTION 'chunk must be at least 1, not %', coalesce(chunk::text, 'NULL')
@@ -229,47 +229,61 @@ BEGIN
         PERFORM groma_caption_shards(tbl, img_column, caption_column, chunk, detailed);
         RETURN;
     END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent = tbl) THEN
+        RAISE EXCEPTION 'groma_caption_table: % has partitions or child tables, whose rows it cannot tell apart', tbl
+            USING ERRCODE = 'feature_not_supported', HINT = 'CALL it on each partition (or child table) instead.';
+    END IF;
     EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, caption_column, img_column)
         INTO total;
     PERFORM groma_progress_begin(tbl, total);
     LOOP
+        -- the chunk's rows, locked until the COMMIT below (also while a failed batch is redone row by row)
+        EXECUTE format('SELECT array_agg(ctid) FROM (SELECT ctid FROM %1$s WHERE %3$I IS NULL AND %2$I IS NOT NULL
+                                                      AND ctid <> ALL ($1) LIMIT %4$s FOR UPDATE SKIP LOCKED) s',
+                       tbl, img_column, caption_column, chunk) INTO ids USING skipped;
+        EXIT WHEN ids IS NULL;
         chunk_failed := false;
         BEGIN
             EXECUTE format(
-                'WITH todo AS (SELECT ctid AS row_id, %2$I AS img FROM %1$s
-                               WHERE %3$I IS NULL AND %2$I IS NOT NULL AND ctid <> ALL ($1)
-                               LIMIT %4$s FOR UPDATE SKIP LOCKED),
-                      batch AS MATERIALIZED (SELECT ids, groma_caption(imgs, %5$L) AS answers
+                'WITH todo AS (SELECT ctid AS row_id, %2$I AS img FROM %1$s WHERE ctid = ANY ($1)),
+                      batch AS MATERIALIZED (SELECT ids, groma_caption(imgs, %4$L) AS answers
                                              FROM (SELECT array_agg(row_id) AS ids, array_agg(img) AS imgs FROM todo) s
                                              WHERE ids IS NOT NULL),
                       a AS (SELECT b.ids[k] AS row_id, b.answers[k] AS answer
                             FROM batch b, generate_subscripts(b.ids, 1) AS k)
-                 UPDATE %1$s t SET %3$I = %6$s FROM a WHERE t.ctid = a.row_id',
-                tbl, img_column, caption_column, chunk, detailed, value_sql) USING skipped;
+                 UPDATE %1$s t SET %3$I = %5$s FROM a WHERE t.ctid = a.row_id',
+                tbl, img_column, caption_column, detailed, value_sql) USING ids;
             GET DIAGNOSTICS n = ROW_COUNT;
         EXCEPTION WHEN invalid_binary_representation OR feature_not_supported OR program_limit_exceeded THEN
-            chunk_failed := true;	-- an image of the chunk the model cannot read
+            -- an image of the chunk the model cannot take; a limit that is not the image's own (the context,
+            -- the KV pool) would fail every row: it ends the call
+            IF SQLSTATE = '54000' AND SQLERRM NOT LIKE 'JPEG %' THEN
+                RAISE;
+            END IF;
+            chunk_failed := true;
+            RAISE NOTICE 'groma_caption_table: a chunk of % rows failed (%); captioning them one at a time',
+                cardinality(ids), SQLERRM;
+            PERFORM groma_progress_advance(done);
         END;
         IF chunk_failed THEN
-            -- the chunk's rows one at a time: a row whose image fails alone is left NULL and passed over
             n := 0;
-            FOR row_id, row_img IN EXECUTE format(
-                'SELECT ctid, %2$I FROM %1$s WHERE %3$I IS NULL AND %2$I IS NOT NULL AND ctid <> ALL ($1)
-                 LIMIT %4$s FOR UPDATE SKIP LOCKED', tbl, img_column, caption_column, chunk) USING skipped
+            FOREACH row_id IN ARRAY ids
             LOOP
                 BEGIN
-                    EXECUTE format('UPDATE %1$s t SET %2$I = %3$s FROM (SELECT groma_caption($1, %4$L) AS answer) a
-                                    WHERE t.ctid = $2', tbl, caption_column, value_sql, detailed)
-                        USING row_img, row_id;
+                    EXECUTE format('UPDATE %1$s t SET %3$I = %5$s
+                                    FROM (SELECT groma_caption(%2$I, %4$L) AS answer FROM %1$s WHERE ctid = $1) a
+                                    WHERE t.ctid = $1', tbl, img_column, caption_column, detailed, value_sql)
+                        USING row_id;
                     n := n + 1;
                 EXCEPTION WHEN invalid_binary_representation OR feature_not_supported OR program_limit_exceeded THEN
+                    IF SQLSTATE = '54000' AND SQLERRM NOT LIKE 'JPEG %' THEN
+                        RAISE;
+                    END IF;
                     skipped := skipped || row_id;
-                    RAISE WARNING 'groma_caption_table: the row of % at % is left NULL: %', tbl, row_id, SQLERRM
-                        USING ERRCODE = SQLSTATE;
+                    RAISE WARNING 'groma_caption_table: the row of % at ctid % is left NULL: %', tbl, row_id, SQLERRM;
                 END;
             END LOOP;
         END IF;
-        EXIT WHEN n = 0 AND NOT chunk_failed;
         done := done + n;
         COMMIT;
         PERFORM groma_progress_advance(done);
@@ -277,7 +291,9 @@ BEGIN
     END LOOP;
     PERFORM groma_progress_end();
     IF cardinality(skipped) > 0 THEN
-        RAISE WARNING 'groma_caption_table: % rows of % could not be captioned and are left NULL', cardinality(skipped), tbl
+        EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL AND ctid = ANY ($1)',
+                       tbl, caption_column, img_column) INTO n USING skipped;
+        RAISE WARNING 'groma_caption_table: % row(s) of % could not be captioned and are left NULL', n, tbl
             USING HINT = 'The warnings above name each row and why; fix or remove their images and CALL it again.';
     END IF;
 END
@@ -377,7 +393,7 @@ BEGIN
     RAISE NOTICE 'groma_caption_table: % of % rows captioned by % shard jobs on the workers',
         total - remaining, total, cardinality(commands);
     IF remaining > 0 THEN
-        RAISE WARNING 'groma_caption_table: % rows of % are still NULL after the shard jobs', remaining, tbl
+        RAISE WARNING 'groma_caption_table: % row(s) of % are still NULL after the shard jobs', remaining, tbl
             USING HINT = 'A row whose image failed alone is left NULL (the workers'' logs name each one, and why); '
                          'rows added meanwhile are captioned by calling it again.';
     END IF;

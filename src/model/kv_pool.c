@@ -121,8 +121,8 @@ take_block(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity,
 
 	memset(cache, 0, sizeof(*cache));
 	if (need > pool->memory.size)
-		return groma_error(GROMA_ERR_LIMIT, "a KV cache of %lld positions needs %zu MB, more than the pool's %zu MB",
-						   (long long) capacity, need >> 20, pool->memory.size >> 20);
+		return groma_error(GROMA_ERR_LIMIT, "a KV cache of %lld positions needs %.2f MB, more than the pool's %.2f MB",
+						   (long long) capacity, need / 1048576.0, pool->memory.size / 1048576.0);
 	if (pool->n_blocks >= most)
 		return groma_error(GROMA_ERR_BUSY, "the KV pool holds its most sequences (%d)", GROMA_KV_POOL_MAX_BLOCKS);
 	at = first_gap(pool, need, most, &gap_start);

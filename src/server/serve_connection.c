@@ -59,12 +59,14 @@ wait_for_job(connection *c, serve_job *job)
 			if (got == 1 && h.kind == GROMA_MSG_CANCEL &&
 				groma_proto_decode_request(&h, payload, h.payload_len, &req).code == GROMA_OK &&
 				req.cancel_id == job->req.id)
-				serve_log(SERVE_LOG_DEBUG, "request %u: cancelled by the client", (unsigned) job->req.id);
+				serve_log(SERVE_LOG_DEBUG, "request %u (job %llu): cancelled by the client", (unsigned) job->req.id,
+						  (unsigned long long) job->serial);
 			else if (got == 1)
-				serve_log(SERVE_LOG_WARNING, "request %u: another frame while it runs; dropping it and the connection",
-						  (unsigned) job->req.id);
+				serve_log(SERVE_LOG_WARNING, "request %u (job %llu): another frame while it runs; dropping it and the "
+						  "connection", (unsigned) job->req.id, (unsigned long long) job->serial);
 			else
-				serve_log(SERVE_LOG_DEBUG, "request %u: the client went away; cancelling it", (unsigned) job->req.id);
+				serve_log(SERVE_LOG_DEBUG, "request %u (job %llu): the client went away; cancelling it",
+						  (unsigned) job->req.id, (unsigned long long) job->serial);
 			if (got == 1)
 				groma_request_free(&req);
 			free(payload);

@@ -207,7 +207,7 @@ make_room(serve_state *s)
 		}
 		if (st.code == GROMA_ERR_BUSY)
 			preempt_member(s, i--, "because its KV cache could not grow in the pool (its old and new blocks "
-						   "together did not fit beside the older answers)");
+						   "together did not fit beside the other answers)");
 		else if (st.code != GROMA_OK)
 			leave_batch(s, i--, st);
 	}

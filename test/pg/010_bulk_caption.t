@@ -118,9 +118,9 @@ for my $i (1 .. 7) {
 }
 my ($rc4, $out4, $err4) = $node->psql('postgres', "CALL groma_caption_table('mixed', 'img', 'caption', 3)");
 is($rc4, 0, 'a table with a truncated JPEG is captioned to its end') or diag($err4);
-like($err4, qr/WARNING:  groma_caption_table: the row of mixed at \(\d+,\d+\) is left NULL: .*JPEG/,
+like($err4, qr/WARNING:  groma_caption_table: the row of mixed at ctid \(\d+,\d+\) is left NULL: .*JPEG/,
      'a warning names the row whose image failed, and why');
-like($err4, qr/WARNING:  groma_caption_table: 1 rows of mixed could not be captioned and are left NULL/,
+like($err4, qr/WARNING:  groma_caption_table: 1 row\(s\) of mixed could not be captioned and are left NULL/,
      'a last warning counts the rows left NULL');
 like($err4, qr/groma_caption_table: 6 of 7 rows captioned/, 'the progress counts the 6 rows captioned');
 is(sql("SELECT string_agg(id::text, ',') FROM mixed WHERE caption IS NULL"), '4', 'only that row is left NULL');
@@ -128,7 +128,28 @@ is(sql("SELECT count(*) FROM mixed m JOIN single s USING (img) WHERE m.caption =
    'the other captions equal the row-by-row groma_caption(img)');
 my ($rc5, $out5, $err5) = $node->psql('postgres', "CALL groma_caption_table('mixed', 'img', 'caption', 3)");
 is($rc5, 0, 'calling it again tries the bad row once more and ends');
-like($err5, qr/1 rows of mixed could not be captioned/, 'warning about it again');
+like($err5, qr/1 row\(s\) of mixed could not be captioned/, 'warning about it again');
+like($err4, qr/NOTICE:  groma_caption_table: a chunk of 3 rows failed \(.*\); captioning them one at a time/,
+     'a notice says which chunk fell back to one row at a time');
+my $fallbacks = () = $err4 =~ /captioning them one at a time/g;
+is($fallbacks, 1, 'only the chunk holding the bad row did');
+
+# a limit that is not the image's (an answer longer than the context) fails every row: it ends the call
+sql("CREATE TABLE ctx (id int PRIMARY KEY, img bytea, caption text)");
+sql("INSERT INTO ctx VALUES (1, " . image_sql($names[0]) . "), (2, " . image_sql($names[1]) . ")");
+my ($rc6, $out6, $err6) = $node->psql('postgres',
+    "SET groma.max_new_tokens = 4096; CALL groma_caption_table('ctx', 'img', 'caption', 3)");
+ok($rc6 != 0, 'an answer longer than the context ends the call instead of skipping every row');
+like($err6, qr/context/, 'with the error of the limit') or diag($err6);
+unlike($err6, qr/left NULL/, 'and no row is reported as a bad image');
+is(sql("SELECT count(*) FROM ctx WHERE caption IS NULL"), 2, 'the rows stay NULL');
+
+# a partitioned table is refused: its rows' ctids repeat across partitions
+sql("CREATE TABLE parted (id int, img bytea, caption text) PARTITION BY RANGE (id)");
+sql("CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (10)");
+my ($rc7, $out7, $err7) = $node->psql('postgres', "CALL groma_caption_table('parted', 'img', 'caption')");
+like($err7, qr/parted has partitions or child tables.*HINT:  CALL it on each partition/s,
+     'a partitioned table is refused, naming what to do') or diag($err7);
 step('a truncated JPEG among the rows');
 is(status_row($node)->{restarts}, '0', 'groma-server never restarted');
 done_testing();

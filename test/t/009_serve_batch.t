@@ -171,7 +171,7 @@ my $c = proto_connect($sock);
 print $c generate_frame(400, $img{$names[0]}, $prompts[0], 3000);
 my $r = read_reply($c, 30);
 is($r->{code}, LIMIT, 'an answer whose KV cache could never fit the pool is refused as a limit');
-like($r->{message}, qr/more than the KV cache pool of 1.00 MB holds \(--kv-cache-mb\)/, 'saying why');
+like($r->{message}, qr/more than the KV cache pool of 1\.00 MB holds \(--kv-cache-mb\)/, 'saying why');
 $st = status_of($sock);
 is("$st->{batch}/$st->{kv_used}/$st->{state}", '0/0/2', 'and the server keeps serving');
 kill 'TERM', $pid;
