@@ -108,6 +108,13 @@ groma_status groma_sequence_begin(const groma_model *m, const groma_tokenizer *t
 groma_status groma_sequence_make_room(const groma_model *m, groma_sequence *seq, struct groma_kv_pool *pool);
 
 /*
+ * New tokens a pooled cache holds at first for first_room asked (see
+ * groma_sequence_begin): first_room when in 1..max_new_tokens - 1, else
+ * max_new_tokens.
+ */
+int			groma_sequence_first_room(int max_new_tokens, int first_room);
+
+/*
  * The capacity seq's cache needs before its next step: the one it has when
  * the step fits, else twice its room for new tokens (at most the prompt
  * plus max_new_tokens), as groma_sequence_make_room grows it.

@@ -45,7 +45,7 @@ groma_sequence_begin(const groma_model *m, const groma_tokenizer *tok, const gro
 					 const char *query, int max_new_tokens, int first_room, bool stop_at_eos, groma_kv_pool *pool,
 					 groma_arena *act, groma_sequence *seq)
 {
-	int64_t		room = pool != NULL && first_room > 0 && first_room < max_new_tokens ? first_room : max_new_tokens;
+	int64_t		room = pool != NULL ? groma_sequence_first_room(max_new_tokens, first_room) : max_new_tokens;
 	const groma_llama_config *c = &m->llm.cfg;
 	groma_prompt_tokens pt;
 	int32_t    *ids = NULL;
@@ -82,6 +82,13 @@ static int64_t
 step_rows(const groma_sequence *seq)
 {
 	return seq->prefilled ? 1 : (int64_t) seq->prompt_tokens;
+}
+
+/* New tokens a pooled cache holds at first; see generate.h. */
+int
+groma_sequence_first_room(int max_new_tokens, int first_room)
+{
+	return first_room > 0 && first_room < max_new_tokens ? first_room : max_new_tokens;
 }
 
 /* The capacity seq's cache needs for its next step; see generate.h. */

@@ -104,10 +104,9 @@ first_room(const serve_state *s, const serve_job *job)
 static int64_t
 first_positions(const serve_state *s, const serve_job *job)
 {
-	int			room = first_room(s, job),
-				max_new = job->req.max_new_tokens;
+	int			max_new = job->req.max_new_tokens;
 
-	return room > 0 && room < max_new ? job->kv_positions - max_new + room : job->kv_positions;
+	return job->kv_positions - max_new + groma_sequence_first_room(max_new, first_room(s, job));
 }
 
 /*
