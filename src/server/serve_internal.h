@@ -114,6 +114,9 @@ void		serve_load_model(serve_state *s);
 /* Writes to a job's wake fd: its connection sends the reply. */
 void		serve_wake(serve_job *job);
 
+/* Takes a job that is in the queue off it (wherever it stands), under the lock; returns it. */
+serve_job  *serve_unqueue(serve_state *s, serve_job *job);
+
 /* Takes the queue's head (not NULL) off the queue, under the lock. */
 serve_job  *serve_pop_head(serve_state *s);
 

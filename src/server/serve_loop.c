@@ -2,7 +2,8 @@
  * serve_loop.c - the scheduler thread, which owns the model: it loads it,
  * then loops.  Each turn admits queued jobs (one job of another kind runs
  * whole; up to SERVE_VISION_BATCH GENERATE jobs get their vision as one
- * batch and their prompts, and join the batch), then runs one step for
+ * batch and their prompts, and join the batch; a job of another kind
+ * passes GENERATE jobs that wait for room), then runs one step for
  * every GENERATE job in the batch: the newcomers' prefills beside one
  * decode token of each of the others, answering those that finished.
  * Continuous batching: jobs join between steps and leave as soon as they
@@ -243,12 +244,39 @@ learn_head_bound(serve_state *s)
 }
 
 /*
+ * Takes the first queued job of another kind than GENERATE into jobs[0]
+ * when the queue's GENERATE jobs cannot start now (the batch is full or
+ * the KV pool has no room), under the lock; returns how many (0 or 1).
+ * Such a job needs no KV room, so it goes ahead instead of waiting for an
+ * answer to leave: it delays the batch by its own run, as it would at the
+ * head, and the waiting GENERATE jobs keep their order.
+ */
+static int
+overtake(serve_state *s, serve_job **jobs)
+{
+	int			ahead = 0;
+
+	for (serve_job *job = s->head; job != NULL; job = job->next, ahead++)
+		if (job->req.kind != GROMA_MSG_GENERATE)
+		{
+			if (ahead > 0)
+				serve_log(SERVE_LOG_DEBUG, "request %u (job %llu) goes ahead of %d answers waiting for room in the "
+						  "batch or the KV pool", (unsigned) job->req.id, (unsigned long long) job->serial, ahead);
+			jobs[0] = serve_unqueue(s, job);
+			return 1;
+		}
+	return 0;
+}
+
+/*
  * Takes the jobs that can start now from the queue's head, under the lock:
  * one job of another kind alone, or up to SERVE_VISION_BATCH GENERATE jobs
  * while the batch has room and the KV pool has room for all their first
  * blocks together (first_positions; checked by taking blocks and giving
  * them back).  A cancelled
- * head is answered and dropped.  Returns how many were taken into jobs.
+ * head is answered and dropped.  When no GENERATE job can start, a queued
+ * job of another kind may go ahead (overtake).  Returns how many were
+ * taken into jobs.
  */
 static int
 admit(serve_state *s, serve_job **jobs)
@@ -291,6 +319,8 @@ admit(serve_state *s, serve_job **jobs)
 	for (int i = 0; i < n; i++)
 		if (jobs[i]->req.kind == GROMA_MSG_GENERATE)
 			groma_kv_pool_give(&s->pool, &trial[i]);
+	if (n == 0 && s->head != NULL)
+		n = overtake(s, jobs);
 	return n;
 }
 

@@ -135,19 +135,32 @@ serve_load_model(serve_state *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Takes the queue's head off the queue; see serve_internal.h. */
+/* Takes a queued job off the queue; see serve_internal.h. */
 serve_job *
-serve_pop_head(serve_state *s)
+serve_unqueue(serve_state *s, serve_job *job)
 {
-	serve_job  *job = s->head;
+	serve_job **p = &s->head;
+	serve_job  *before = NULL;
 
-	s->head = job->next;
-	if (s->head == NULL)
-		s->tail = NULL;
+	while (*p != job)
+	{
+		before = *p;
+		p = &(*p)->next;
+	}
+	*p = job->next;
+	if (s->tail == job)
+		s->tail = before;
 	s->queued--;
 	job->queued = false;
 	job->next = NULL;
 	return job;
+}
+
+/* Takes the queue's head off the queue; see serve_internal.h. */
+serve_job *
+serve_pop_head(serve_state *s)
+{
+	return serve_unqueue(s, s->head);
 }
 
 /* Starts the scheduler; see serve_internal.h. */
@@ -213,20 +226,7 @@ serve_cancel(serve_state *s, serve_job *job)
 	__atomic_store_n(&job->cancel, 1, __ATOMIC_RELAXED);
 	if (job->queued)
 	{
-		serve_job **p = &s->head;
-
-		while (*p != job)
-			p = &(*p)->next;
-		*p = job->next;
-		if (s->tail == job)
-		{
-			s->tail = NULL;
-			for (serve_job *j = s->head; j; j = j->next)
-				s->tail = j;
-		}
-		s->queued--;
-		job->queued = false;
-		job->next = NULL;
+		serve_unqueue(s, job);
 		serve_finish_with_error(s, job, groma_error(GROMA_ERR_CANCELLED, "the request was cancelled while queued"));
 	}
 	pthread_mutex_unlock(&s->lock);

@@ -7,7 +7,8 @@
 # makes requests wait (never fail), one that could never fit is refused
 # with a limit error; caches that start small grow, and when the pool
 # cannot hold a growth the youngest answer starts again later with the same
-# answer (and can be cancelled while it waits); SIGTERM stops a vision
+# answer (and can be cancelled while it waits); a regions request goes
+# ahead of answers waiting for KV room; SIGTERM stops a vision
 # batch at its next stage; a batch member whose client goes away leaves without
 # disturbing the others; SIGTERM answers the whole batch and exits 0; a
 # vision batch too big for --act-mb runs one image at a time with the same
@@ -227,6 +228,35 @@ sleep 0.02 while status_of($sock)->{failed} < 1 && time < $until;
 like(slurp($log), qr/request $stopped generate .* cancelled/, 'the stopped member that went away was cancelled');
 $st = status_of($sock);
 is("$st->{batch}/$st->{queued}/$st->{kv_used}/$st->{state}", '0/0/0/2', 'the pool is whole again and the server serves');
+kill 'TERM', $pid;
+is(wait_exit($pid, 20), 0, 'that server exits 0');
+
+# ---- a regions request does not wait behind an answer that waits for KV room: answer A holds most of a 1 MB pool
+# (whole caches at once), answer B waits at the queue's head for A to leave, and a regions request C queued behind
+# B runs while A decodes
+($pid, $sock, $log) = start_server('--max-batch', '8', '--kv-cache-mb', '1', '--kv-first-tokens', '2048');
+my @wait = ([$names[0], $prompts[0], 1400], [$names[1], $prompts[1], 600]);
+cli_answer(@$_) for @wait;
+@conns = map { proto_connect($sock) } 0 .. 2;
+print { $conns[0] } generate_frame(800, $img{$wait[0][0]}, $wait[0][1], $wait[0][2]);
+$until = time + 30;
+sleep 0.01 while (status_of($sock)->{batch} // 0) < 1 && time < $until;
+print { $conns[1] } generate_frame(801, $img{$wait[1][0]}, $wait[1][1], $wait[1][2]);
+sleep 0.01 while (status_of($sock)->{queued} // 0) < 1 && time < $until;
+$st = status_of($sock);
+is("$st->{batch}/$st->{queued}", '1/1', 'one answer decodes and the next waits in the queue for KV room');
+print { $conns[2] } regions_frame(802, $img{$names[2]});
+$r = read_reply($conns[2], 60);
+is($r->{code}, OK, 'a regions request sent behind the waiting answer is answered');
+@rest = map { read_reply($conns[$_], 120) } 0, 1;
+check_answers('around a regions request that went ahead', \@rest, @wait);
+my $lines = slurp($log);
+my ($regions_at, $first_at) = (index($lines, 'request 802 regions'), index($lines, 'request 800 generate'));
+ok($regions_at >= 0 && $first_at >= 0 && $regions_at < $first_at,
+   'the regions request finished before the answer that held the pool, not after the waiting one started')
+    or diag($lines);
+$st = status_of($sock);
+is("$st->{batch}/$st->{queued}/$st->{kv_used}/$st->{served}/$st->{failed}", '0/0/0/3/0', 'all three served');
 kill 'TERM', $pid;
 is(wait_exit($pid, 20), 0, 'that server exits 0');
 
