@@ -72,16 +72,6 @@ block_of(const groma_kv_pool *pool, const groma_kv_cache *cache)
 	return -1;
 }
 
-/* True when a cache would fit now; see kv_pool.h. */
-bool
-groma_kv_pool_fits(const groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity)
-{
-	size_t		gap_start;
-
-	return first_gap(pool, groma_arena_round(groma_kv_cache_bytes(cfg, capacity)), GROMA_KV_POOL_MAX_BLOCKS,
-					 &gap_start) >= 0;
-}
-
 /* True when a cache would fit once some caches are given back; see kv_pool.h. */
 bool
 groma_kv_pool_fits_without(const groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity,

@@ -51,9 +51,6 @@ void		groma_kv_pool_free(groma_kv_pool *pool);
 groma_status groma_kv_pool_take(groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity,
 								groma_kv_cache *cache);
 
-/* True when a cache of capacity positions would fit in a free gap now. */
-bool		groma_kv_pool_fits(const groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity);
-
 /* True when a cache of capacity positions would fit in a free gap once the n caches given[] were given back. */
 bool		groma_kv_pool_fits_without(const groma_kv_pool *pool, const groma_llama_config *cfg, int64_t capacity,
 									   const groma_kv_cache *const *given, int n);

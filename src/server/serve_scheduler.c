@@ -31,7 +31,8 @@ serve_log_request(const serve_job *job)
 	static const char *const kinds[] = {"?", "ping", "status", "validate", "regions", "generate", "cancel"};
 	const groma_reply *r = &job->reply;
 	const char *kind = job->req.kind >= 1 && job->req.kind <= 6 ? kinds[job->req.kind] : "?";
-	char		times[64];
+	char		times[64],
+				outcome[GROMA_STATUS_MESSAGE_LEN + 32];
 
 	/* a job answered from the queue never started: its whole time was waiting */
 	if (job->started_ms > 0)
@@ -40,12 +41,11 @@ serve_log_request(const serve_job *job)
 	else
 		snprintf(times, sizeof(times), "wait=%.1fms run=0.0ms", job->finished_ms - job->enqueued_ms);
 	if (r->status.code == GROMA_OK)
-		serve_log(SERVE_LOG_INFO, "request %u %s image=%uB %s ok (job %llu)", (unsigned) job->req.id, kind,
-				  (unsigned) job->req.image_len, times, (unsigned long long) job->serial);
+		snprintf(outcome, sizeof(outcome), "ok");
 	else
-		serve_log(SERVE_LOG_INFO, "request %u %s image=%uB %s %s: %s (job %llu)", (unsigned) job->req.id, kind,
-				  (unsigned) job->req.image_len, times, groma_status_code_name(r->status.code), r->status.message,
-				  (unsigned long long) job->serial);
+		snprintf(outcome, sizeof(outcome), "%s: %s", groma_status_code_name(r->status.code), r->status.message);
+	serve_log(SERVE_LOG_INFO, "request %u %s image=%uB %s %s (job %llu)", (unsigned) job->req.id, kind,
+			  (unsigned) job->req.image_len, times, outcome, (unsigned long long) job->serial);
 }
 
 /* Finishes a job with an error under the lock (the job must not be queued or running). */
