@@ -352,7 +352,7 @@ launch_copy(const float *src, float *dst, int64_t n, groma_dims4 shape, groma_di
 	return groma_cuda_launched("copy");
 }
 
-/* copy_kernel four values at a time: shapes and strides counted in float4s (the last dimension contiguous). */
+/* copy_kernel 16 bytes at a time: shapes and strides counted in 16-byte vectors (the last dimension contiguous). */
 __global__ static void
 copy_vec4_kernel(const float4 *src, float4 *dst, int64_t n4, groma_dims4 shape, groma_dims4 ss, groma_dims4 ds)
 {
@@ -362,7 +362,7 @@ copy_vec4_kernel(const float4 *src, float4 *dst, int64_t n4, groma_dims4 shape, 
 		dst[groma_offset_of(i, n4, shape, ds)] = src[groma_offset_of(i, n4, shape, ss)];
 }
 
-/* Queues copy_vec4_kernel on stream over the n4 float4s of views src and dst (shape and strides in float4s). */
+/* Queues copy_vec4_kernel on stream over the n4 16-byte vectors of views src and dst (shape and strides in vectors). */
 static groma_status
 launch_copy_vec4(const float4 *src, float4 *dst, int64_t n4, groma_dims4 shape, groma_dims4 ss, groma_dims4 ds,
 				 cudaStream_t stream)
@@ -371,21 +371,25 @@ launch_copy_vec4(const float4 *src, float4 *dst, int64_t n4, groma_dims4 shape, 
 	return groma_cuda_launched("copy");
 }
 
-/* Turns f32 views d and e into float4 views in place; false when the last dimension or a stride does not allow it. */
+/*
+ * Turns views d and e of `per` elements to 16 bytes (4 f32 or 8 of a
+ * 16-bit type) into views of 16-byte vectors in place; false when the last
+ * dimension or a stride does not allow it.
+ */
 static bool
-as_vec4(groma_dims4 *shape, groma_dims4 *d, groma_dims4 *e, const void *dp, const void *ep)
+as_vec16(groma_dims4 *shape, groma_dims4 *d, groma_dims4 *e, const void *dp, const void *ep, int per)
 {
-	if (shape->shape[3] % 4 != 0 || d->stride[3] != 1 || e->stride[3] != 1 || !groma_cuda_aligned16(dp) ||
+	if (shape->shape[3] % per != 0 || d->stride[3] != 1 || e->stride[3] != 1 || !groma_cuda_aligned16(dp) ||
 		!groma_cuda_aligned16(ep))
 		return false;
 	for (int i = 0; i < 3; i++)
-		if (d->stride[i] % 4 != 0 || e->stride[i] % 4 != 0)
+		if (d->stride[i] % per != 0 || e->stride[i] % per != 0)
 			return false;
-	shape->shape[3] /= 4;
+	shape->shape[3] /= per;
 	for (int i = 0; i < 3; i++)
 	{
-		d->stride[i] /= 4;
-		e->stride[i] /= 4;
+		d->stride[i] /= per;
+		e->stride[i] /= per;
 	}
 	return true;
 }
@@ -446,20 +450,19 @@ groma_cuda_copy(const groma_tensor *src, groma_tensor *dst)
 												 : cudaMemcpyHostToDevice, groma_cuda_stream()) == cudaSuccess
 								 ? cudaStreamSynchronize(groma_cuda_stream()) : cudaGetLastError(), "copy");
 	}
-	if (src->dtype != dst->dtype || src->dtype != GROMA_F32)
-	{
-		if (src->dtype == dst->dtype && groma_tensor_is_contiguous(src) && groma_tensor_is_contiguous(dst))
-			return groma_cuda_status(cudaMemcpyAsync(dst->data, src->data, (size_t) n * groma_dtype_size(src->dtype),
-													 cudaMemcpyDeviceToDevice, groma_cuda_stream()), "copy");
+	if (src->dtype != dst->dtype)
 		return launch_convert_copy(src->data, src->dtype, dst->data, dst->dtype, n, shape, ss, ds,
 								   groma_cuda_stream());
-	}
 	if (groma_tensor_is_contiguous(src) && groma_tensor_is_contiguous(dst))
-		return groma_cuda_status(cudaMemcpyAsync(dst->data, src->data, (size_t) n * sizeof(float),
+		return groma_cuda_status(cudaMemcpyAsync(dst->data, src->data, (size_t) n * groma_dtype_size(src->dtype),
 												 cudaMemcpyDeviceToDevice, groma_cuda_stream()), "copy");
-	if (as_vec4(&shape, &ss, &ds, src->data, dst->data))
-		return launch_copy_vec4((const float4 *) src->data, (float4 *) dst->data, n / 4, shape, ss, ds,
-								groma_cuda_stream());
-	/* as_vec4 changed nothing: element by element */
+	/* the same type, strided (a KV cache moving into a larger block): 16 bytes at a time when the views allow */
+	if (as_vec16(&shape, &ss, &ds, src->data, dst->data, 16 / (int) groma_dtype_size(src->dtype)))
+		return launch_copy_vec4((const float4 *) src->data, (float4 *) dst->data,
+								n / (16 / (int64_t) groma_dtype_size(src->dtype)), shape, ss, ds, groma_cuda_stream());
+	/* as_vec16 changed nothing: element by element */
+	if (src->dtype != GROMA_F32)
+		return launch_convert_copy(src->data, src->dtype, dst->data, dst->dtype, n, shape, ss, ds,
+								   groma_cuda_stream());
 	return launch_copy((const float *) src->data, (float *) dst->data, n, shape, ss, ds, groma_cuda_stream());
 }

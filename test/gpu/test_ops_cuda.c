@@ -840,6 +840,40 @@ test_elementwise(void)
 		groma_tensor_narrow(&pda, 2, 1, 4, &pda);
 		compare("copy", "[6,4,4] view misaligned", &y7, &dy7, 0, groma_copy(&pa, &y7), groma_copy(&pda, &dy7));
 	}
+	for (int half = 0; half < 2; half++)
+	{
+		/*
+		 * 16-bit views of the same type (a KV cache moving into a larger
+		 * block): eight values a thread when the last dimension allows, else
+		 * element by element (narrowed by one: 2 bytes off alignment)
+		 */
+		groma_dtype type = half ? GROMA_F16 : GROMA_BF16;
+		const char *name = half ? "f16" : "bf16";
+		groma_tensor a = rand_host(3, (int64_t[]) {4, 6, 16});
+		groma_tensor da = to_dev(&a),
+					h = converted(&a, &host, type),
+					dh = converted(&da, &dev, type),
+					y,
+					dy,
+					y15,
+					dy15,
+					ph,
+					pdh;
+		char		label[64];
+
+		groma_arena_tensor(&host, type, 3, (int64_t[]) {6, 4, 16}, &y);
+		groma_arena_tensor(&dev, type, 3, (int64_t[]) {6, 4, 16}, &dy);
+		groma_arena_tensor(&host, type, 3, (int64_t[]) {6, 4, 15}, &y15);
+		groma_arena_tensor(&dev, type, 3, (int64_t[]) {6, 4, 15}, &dy15);
+		groma_tensor_permute(&h, (int[]) {1, 0, 2}, &ph);
+		groma_tensor_permute(&dh, (int[]) {1, 0, 2}, &pdh);
+		snprintf(label, sizeof(label), "%s permute(1,0,2) by 8", name);
+		compare_widened("copy", label, &y, &dy, 0, groma_copy(&ph, &y), groma_copy(&pdh, &dy));
+		groma_tensor_narrow(&ph, 2, 1, 15, &ph);
+		groma_tensor_narrow(&pdh, 2, 1, 15, &pdh);
+		snprintf(label, sizeof(label), "%s [6,4,15] view misaligned", name);
+		compare_widened("copy", label, &y15, &dy15, 0, groma_copy(&ph, &y15), groma_copy(&pdh, &dy15));
+	}
 	{
 		/* contiguous to contiguous: one device-to-device copy */
 		groma_tensor a = rand_host(2, (int64_t[]) {1000, 33}),
