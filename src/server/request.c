@@ -92,20 +92,6 @@ run_draw(const groma_request *req, groma_reply *reply)
 	return st;
 }
 
-/* Runs the vision side for req on the engine's arenas (reset first). */
-static groma_status
-run_vision(groma_engine *e, const groma_request *req, groma_vision_result *vis)
-{
-	groma_cli_session *s = &e->session;
-	groma_jpeg_limits limits = request_limits(req);
-
-	groma_arena_reset(&s->act);
-	groma_arena_reset(&s->out);
-	groma_arena_reset(&s->host);
-	return groma_vision_run(s->model, req->image, req->image_len, &limits, &req->refer[0][0], req->n_refer,
-							&s->act, &s->out, &s->host, vis);
-}
-
 /* Copies the vision timings into the reply. */
 static void
 set_vision_timing(groma_reply *reply, const groma_vision_result *vis)
@@ -174,58 +160,152 @@ copy_embeddings(const groma_vision_result *vis, const int *new_index, groma_repl
 	return st;
 }
 
-/*
- * REGIONS: the kept boxes in score order.  Refer boxes always stay; the
- * model's own boxes are further cut to scores above min_score (strictly, as
- * the model's own threshold) and to max_regions when the request sets them,
- * and refer matches are renumbered to the boxes sent.
- */
+/* Refuses a REGIONS request asking for more regions than the model keeps. */
 static groma_status
-run_regions(groma_engine *e, const groma_request *req, groma_reply *reply)
+check_regions(const groma_engine *e, const groma_request *req)
 {
-	groma_vision_result vis;
-	int64_t		k = e->session.model->proposer.cfg.num_queries;
-	int			kept_model = 0,
-				n = 0;
-	int		   *new_index;
 	int			cap = e->session.model->select.max_regions;
-	groma_status st;
 
 	if (req->max_regions > cap)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "max_regions %d is over the model's limit of %d",
 						   (int) req->max_regions, cap);
-	GROMA_TRY(run_vision(e, req, &vis));
-	set_vision_timing(reply, &vis);
-	new_index = malloc(sizeof(int) * (size_t) (vis.n_regions + 1));
-	reply->boxes = malloc(sizeof(double) * 4 * (size_t) (vis.n_regions + 1));
-	reply->scores = malloc(sizeof(float) * (size_t) (vis.n_regions + 1));
-	reply->is_refer = malloc((size_t) vis.n_regions + 1);
+	return groma_ok();
+}
+
+/*
+ * Fills a REGIONS reply from its image's vision result: the kept boxes in
+ * score order.  Refer boxes always stay; the model's own boxes are further
+ * cut to scores above min_score (strictly, as the model's own threshold)
+ * and to max_regions when the request sets them, and refer matches are
+ * renumbered to the boxes sent.
+ */
+static groma_status
+fill_regions(const groma_engine *e, const groma_request *req, const groma_vision_result *vis, groma_reply *reply)
+{
+	int64_t		k = e->session.model->proposer.cfg.num_queries;
+	int			kept_model = 0,
+				n = 0;
+	int		   *new_index;
+	groma_status st;
+
+	set_vision_timing(reply, vis);
+	new_index = malloc(sizeof(int) * (size_t) (vis->n_regions + 1));
+	reply->boxes = malloc(sizeof(double) * 4 * (size_t) (vis->n_regions + 1));
+	reply->scores = malloc(sizeof(float) * (size_t) (vis->n_regions + 1));
+	reply->is_refer = malloc((size_t) vis->n_regions + 1);
 	if (!new_index || !reply->boxes || !reply->scores || !reply->is_refer)
 	{
 		free(new_index);
 		return groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
 	}
-	for (int i = 0; i < vis.n_regions; i++)
+	for (int i = 0; i < vis->n_regions; i++)
 	{
-		bool		refer = vis.kept[i] >= k;
+		bool		refer = vis->kept[i] >= k;
 
 		new_index[i] = -1;
-		if (!refer && ((req->min_score >= 0 && vis.scores[i] <= req->min_score) ||
+		if (!refer && ((req->min_score >= 0 && vis->scores[i] <= req->min_score) ||
 					   (req->max_regions > 0 && kept_model >= req->max_regions)))
 			continue;
 		kept_model += refer ? 0 : 1;
-		pixel_box(&vis, vis.boxes + 4 * i, reply->boxes + 4 * n);
-		reply->scores[n] = vis.scores[i];
+		pixel_box(vis, vis->boxes + 4 * i, reply->boxes + 4 * n);
+		reply->scores[n] = vis->scores[i];
 		reply->is_refer[n] = refer ? 1 : 0;
 		new_index[i] = n++;
 	}
 	reply->n_regions = n;
-	reply->n_refer_match = vis.n_refer;
-	for (int i = 0; i < vis.n_refer; i++)
-		reply->refer_match[i] = new_index[vis.refer_match[i]];
-	st = req->want_embeddings ? copy_embeddings(&vis, new_index, reply) : groma_ok();
+	reply->n_refer_match = vis->n_refer;
+	for (int i = 0; i < vis->n_refer; i++)
+		reply->refer_match[i] = new_index[vis->refer_match[i]];
+	st = req->want_embeddings ? copy_embeddings(vis, new_index, reply) : groma_ok();
 	free(new_index);
 	return st;
+}
+
+/* The vision input of request req, its JPEG limits kept in *limits. */
+static groma_vision_input
+vision_input(const groma_request *req, groma_jpeg_limits *limits)
+{
+	*limits = request_limits(req);
+	return (groma_vision_input) {req->image, req->image_len, limits, &req->refer[0][0], req->n_refer};
+}
+
+/* Empties the engine's arenas before a vision pass. */
+static void
+reset_arenas(groma_engine *e)
+{
+	groma_arena_reset(&e->session.act);
+	groma_arena_reset(&e->session.out);
+	groma_arena_reset(&e->session.host);
+}
+
+/* REGIONS for n requests, their images through the vision stages as one batch; see request.h. */
+groma_status
+groma_request_regions_batch(groma_engine *e, int n, const groma_request *const *reqs, groma_reply *const *replies,
+							bool *one_by_one)
+{
+	groma_cli_session *s = &e->session;
+	groma_vision_input in[GROMA_VISION_MAX_BATCH];
+	groma_jpeg_limits limits[GROMA_VISION_MAX_BATCH];
+	groma_vision_result vis[GROMA_VISION_MAX_BATCH];
+	groma_status each[GROMA_VISION_MAX_BATCH];
+	int			slot[GROMA_VISION_MAX_BATCH];	/* request i's place in the vision batch, -1: none */
+	int			n_vis = 0;
+	bool		alone;
+	groma_status st = groma_ok();
+
+	if (n < 1 || n > GROMA_VISION_MAX_BATCH)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "a batch of %d requests (1..%d)", n, GROMA_VISION_MAX_BATCH);
+	for (int i = 0; i < n; i++)
+	{
+		memset(replies[i], 0, sizeof(*replies[i]));
+		replies[i]->kind = reqs[i]->kind;
+		replies[i]->id = reqs[i]->id;
+		slot[i] = -1;
+		replies[i]->status = check_regions(e, reqs[i]);
+		if (replies[i]->status.code != GROMA_OK)
+			continue;
+		in[n_vis] = vision_input(reqs[i], &limits[n_vis]);
+		slot[i] = n_vis++;
+	}
+	if (n_vis > 0)
+	{
+		reset_arenas(e);
+		st = groma_vision_run_batch(s->model, n_vis, in, &s->act, &s->out, &s->host, vis, each);
+	}
+	/* a batch too large for the activation arena: each image alone, its reply filled before the next */
+	alone = st.code == GROMA_ERR_NO_MEMORY && n_vis > 1;
+	if (alone)
+		st = groma_ok();
+	if (one_by_one)
+		*one_by_one = alone;
+	for (int i = 0; i < n; i++)
+	{
+		groma_status one = replies[i]->status;
+
+		if (one.code == GROMA_OK && alone)
+		{
+			reset_arenas(e);
+			groma_vision_run_batch(s->model, 1, &in[slot[i]], &s->act, &s->out, &s->host, &vis[slot[i]],
+								   &each[slot[i]]);
+		}
+		if (one.code == GROMA_OK)
+			one = each[slot[i]];
+		if (one.code == GROMA_OK)
+			one = fill_regions(e, reqs[i], &vis[slot[i]], replies[i]);
+		if (one.code != GROMA_OK)
+			groma_reply_set_error(replies[i], reqs[i], one);
+		replies[i]->status = one;
+	}
+	return st;
+}
+
+/* REGIONS on its own: a batch of one. */
+static groma_status
+run_regions(groma_engine *e, const groma_request *req, groma_reply *reply)
+{
+	groma_status st = groma_request_regions_batch(e, 1, &req, &reply, NULL);
+
+	return st.code != GROMA_OK ? st : reply->status;
 }
 
 /* Builds the query text of a GENERATE request: its prompt, or its task's prompt around its phrase. */
@@ -377,16 +457,12 @@ groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *
 		replies[i]->status = checked_query(e, reqs[i], &query[i], &positions);
 		if (replies[i]->status.code != GROMA_OK)
 			continue;
-		limits[n_vis] = request_limits(reqs[i]);
-		in[n_vis] = (groma_vision_input) {reqs[i]->image, reqs[i]->image_len, &limits[n_vis], &reqs[i]->refer[0][0],
-		reqs[i]->n_refer};
+		in[n_vis] = vision_input(reqs[i], &limits[n_vis]);
 		slot[i] = n_vis++;
 	}
 	if (n_vis > 0)
 	{
-		groma_arena_reset(&s->act);
-		groma_arena_reset(&s->out);
-		groma_arena_reset(&s->host);
+		reset_arenas(e);
 		st = groma_vision_run_batch(s->model, n_vis, in, &s->act, &s->out, &s->host, vis, each);
 	}
 	/* a batch too large for the activation arena: each image alone, right before its prompt */

@@ -47,6 +47,19 @@ typedef struct groma_pending_generate
 } groma_pending_generate;
 
 /*
+ * Runs n REGIONS requests (1..GROMA_VISION_MAX_BATCH), their images
+ * through the vision stages as one batch, and fills replies[i] (owned by
+ * the reply) as groma_request_run would for request i alone.  Each
+ * request's outcome is in replies[i]->status (a bad image or a max_regions
+ * over the model's limit fails only its own request); the return value is a
+ * failure of the whole batch (memory, the device, a cancel), also in every
+ * failed reply.  A vision batch the activation arena cannot hold runs one
+ * image at a time instead (*one_by_one set, when not NULL).
+ */
+groma_status groma_request_regions_batch(groma_engine *e, int n, const groma_request *const *reqs,
+										 groma_reply *const *replies, bool *one_by_one);
+
+/*
  * Checks a GENERATE request's query as groma_request_run does (before any
  * model work) and gives the most KV positions it can need: the prompt with
  * every region the model may keep, plus its new tokens.

@@ -1,11 +1,12 @@
 /*
  * serve_loop.c - the scheduler thread, which owns the model: it loads it,
- * then loops.  Each turn admits queued jobs (one job of another kind runs
- * whole; up to SERVE_VISION_BATCH GENERATE jobs get their vision as one
- * batch and their prompts, and join the batch; a job of another kind
- * passes GENERATE jobs that wait for room), then runs one step for
- * every GENERATE job in the batch: the newcomers' prefills beside one
- * decode token of each of the others, answering those that finished.
+ * then loops.  Each turn admits queued jobs (up to SERVE_VISION_BATCH
+ * REGIONS jobs get their vision as one batch and are answered; as many
+ * GENERATE jobs get their vision as one batch and their prompts, and join
+ * the batch; REGIONS jobs pass GENERATE jobs that wait for room), then
+ * runs one step for every GENERATE job in the batch: the newcomers'
+ * prefills beside one decode token of each of the others, answering those
+ * that finished.
  * Continuous batching: jobs join between steps and leave as soon as they
  * are done, so each answer is what it would be alone while a weight read
  * serves the whole batch.  A cache starts with room for a few new tokens
@@ -244,39 +245,47 @@ learn_head_bound(serve_state *s)
 }
 
 /*
- * Takes the first queued job of another kind than GENERATE into jobs[0]
- * when the queue's GENERATE jobs cannot start now (the batch is full or
- * the KV pool has no room), under the lock; returns how many (0 or 1).
- * Such a job needs no KV room, so it goes ahead instead of waiting for an
- * answer to leave: it delays the batch by its own run, as it would at the
- * head, and the waiting GENERATE jobs keep their order.
+ * Takes the first queued REGIONS jobs (up to SERVE_VISION_BATCH, in queue
+ * order) into jobs when the queue's GENERATE jobs cannot start now (the
+ * batch is full or the KV pool has no room), under the lock; returns how
+ * many.  They need no KV room, so they go ahead instead of waiting for an
+ * answer to leave: they delay the batch by their own run, as they would at
+ * the head, and the waiting GENERATE jobs keep their order.
  */
 static int
 overtake(serve_state *s, serve_job **jobs)
 {
-	int			ahead = 0;
+	int			ahead = 0,
+				n = 0;
+	serve_job  *job = s->head;
 
-	for (serve_job *job = s->head; job != NULL; job = job->next, ahead++)
-		if (job->req.kind != GROMA_MSG_GENERATE)
+	while (job != NULL && n < SERVE_VISION_BATCH)
+	{
+		serve_job  *next = job->next;
+
+		if (job->req.kind == GROMA_MSG_GENERATE)
+			ahead++;
+		else
 		{
 			if (ahead > 0)
 				serve_log(SERVE_LOG_DEBUG, "request %u (job %llu) goes ahead of %d answers waiting for room in the "
 						  "batch or the KV pool", (unsigned) job->req.id, (unsigned long long) job->serial, ahead);
-			jobs[0] = serve_unqueue(s, job);
-			return 1;
+			jobs[n++] = serve_unqueue(s, job);
 		}
-	return 0;
+		job = next;
+	}
+	return n;
 }
 
 /*
  * Takes the jobs that can start now from the queue's head, under the lock:
- * one job of another kind alone, or up to SERVE_VISION_BATCH GENERATE jobs
+ * up to SERVE_VISION_BATCH consecutive REGIONS jobs, or as many GENERATE jobs
  * while the batch has room and the KV pool has room for all their first
  * blocks together (first_positions; checked by taking blocks and giving
  * them back).  A cancelled
- * head is answered and dropped.  When no GENERATE job can start, a queued
- * job of another kind may go ahead (overtake).  Returns how many were
- * taken into jobs.
+ * head is answered and dropped.  When no GENERATE job can start, queued
+ * REGIONS jobs may go ahead (overtake).  Returns how many were taken into
+ * jobs, all of one kind.
  */
 static int
 admit(serve_state *s, serve_job **jobs)
@@ -297,10 +306,14 @@ admit(serve_state *s, serve_job **jobs)
 		}
 		if (job->req.kind != GROMA_MSG_GENERATE)
 		{
-			if (n == 0)
-				jobs[n++] = serve_pop_head(s);
-			break;
+			/* REGIONS jobs at the head, consecutive, share a vision batch; never mixed with GENERATE jobs */
+			if (n > 0 && jobs[0]->req.kind == GROMA_MSG_GENERATE)
+				break;
+			jobs[n++] = serve_pop_head(s);
+			continue;
 		}
+		if (n > 0 && jobs[0]->req.kind != GROMA_MSG_GENERATE)
+			break;
 		if (s->n_batch + n >= s->opt->max_batch)
 			break;
 		if (job->kv_positions == 0)
@@ -325,9 +338,10 @@ admit(serve_state *s, serve_job **jobs)
 }
 
 /*
- * Runs jobs taken from the queue: one job of another kind whole, or the
- * vision (as one batch) and prompts of GENERATE jobs, which then join the
- * batch; their prefills run at its next step.
+ * Runs jobs taken from the queue (all of one kind): the vision of REGIONS
+ * jobs as one batch, answering them, or the vision (as one batch) and
+ * prompts of GENERATE jobs, which then join the batch; their prefills run
+ * at its next step.
  */
 static void
 start_jobs(serve_state *s, serve_job **jobs, int n)
@@ -365,7 +379,7 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 	if (generate)
 		groma_request_generate_begin_batch(&s->engine, n, reqs, &s->pool, room, replies, pending, &one_by_one);
 	else
-		groma_request_run(&s->engine, &jobs[0]->req, &jobs[0]->reply);
+		groma_request_regions_batch(&s->engine, n, reqs, replies, &one_by_one);
 	groma_cancel_watch(NULL);
 	if (n > 1 && jobs[0]->reply.status.code == GROMA_ERR_CANCELLED)
 		serve_log(SERVE_LOG_INFO, "the vision of %d images stopped: every one of their requests was cancelled", n);

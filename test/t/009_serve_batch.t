@@ -7,8 +7,8 @@
 # makes requests wait (never fail), one that could never fit is refused
 # with a limit error; caches that start small grow, and when the pool
 # cannot hold a growth the youngest answer starts again later with the same
-# answer (and can be cancelled while it waits); a regions request goes
-# ahead of answers waiting for KV room; SIGTERM stops a vision
+# answer (and can be cancelled while it waits); regions requests share a
+# vision batch and go ahead of answers waiting for KV room; SIGTERM stops a vision
 # batch at its next stage; a batch member whose client goes away leaves without
 # disturbing the others; SIGTERM answers the whole batch and exits 0; a
 # vision batch too big for --act-mb runs one image at a time with the same
@@ -228,6 +228,49 @@ sleep 0.02 while status_of($sock)->{failed} < 1 && time < $until;
 like(slurp($log), qr/request $stopped generate .* cancelled/, 'the stopped member that went away was cancelled');
 $st = status_of($sock);
 is("$st->{batch}/$st->{queued}/$st->{kv_used}/$st->{state}", '0/0/0/2', 'the pool is whole again and the server serves');
+kill 'TERM', $pid;
+is(wait_exit($pid, 20), 0, 'that server exits 0');
+
+# ---- regions requests queued together share a vision batch: each reply equals the same request served alone
+# (within 1e-5 of the box size: a batch may round differently), and a broken image fails only its own request
+($pid, $sock, $log) = start_server('--max-batch', '8');
+my %alone;
+for my $n (@names) {
+    $c = proto_connect($sock);
+    print $c regions_frame(900, $img{$n});
+    $alone{$n} = parse_regions(read_reply($c, 60));
+}
+my $broken = substr($img{$names[2]}, 0, length($img{$names[2]}) / 2);
+my @batch = map { $names[$_ % 3] } 0 .. 6;
+@conns = map { proto_connect($sock) } 0 .. 8;
+print { $conns[0] } regions_frame(910, $img{$names[2]});	# keeps the scheduler busy while the others queue
+sleep 0.02;
+print { $conns[$_ + 1] } regions_frame(911 + $_, $img{$batch[$_]}) for 0 .. 6;
+print { $conns[8] } regions_frame(918, $broken);
+my @got = map { read_reply($_, 60) } @conns;
+my ($ok_count, $same) = (0, 0);
+for my $i (0 .. 6) {
+    my $r = $got[$i + 1];
+    next unless $r && $r->{code} == OK;
+    $ok_count++;
+    my ($g, $want) = (parse_regions($r), $alone{$batch[$i]});
+    my $close = @{$g->{regions}} == @{$want->{regions}} && @{$g->{regions}} > 0;
+    for my $k (0 .. $#{$want->{regions}}) {
+        last unless $close;
+        my ($a, $b) = ($g->{regions}[$k], $want->{regions}[$k]);
+        $close = 0 if abs($a->{score} - $b->{score}) > 1e-5;
+        $close = 0 if grep { abs($a->{box}[$_] - $b->{box}[$_]) > 1e-5 * $want->{width} } 0 .. 3;
+    }
+    $same++ if $close;
+}
+is($ok_count, 7, 'seven regions requests sent at once are answered');
+is($same, 7, 'each with the regions of its image served alone');
+ok($got[8] && $got[8]{code} != OK && $got[8]{message} =~ /JPEG|premature|truncated/i,
+   'the broken image beside them fails alone') or diag($got[8] ? $got[8]{message} : 'no reply');
+like(slurp($log), qr/the vision of [2-8] images as one batch/, 'queued regions requests went through the vision '
+     . 'stages as one batch');
+$st = status_of($sock);
+is("$st->{queued}/$st->{running}/$st->{served}/$st->{failed}", '0/0/11/1', '11 served and 1 failed');
 kill 'TERM', $pid;
 is(wait_exit($pid, 20), 0, 'that server exits 0');
 

@@ -10,7 +10,7 @@ use POSIX ();
 use Exporter 'import';
 
 our @EXPORT = qw(proto_connect frame blob ping_frame status_frame validate_frame generate_frame regions_frame
-    cancel_frame draw_frame read_reply parse_status parse_generate wait_for_socket flat_jpeg status_of wait_exit slurp
+    cancel_frame draw_frame read_reply parse_status parse_generate parse_regions wait_for_socket flat_jpeg status_of wait_exit slurp
     spawn_server server_child_io);
 
 # A server that closes a connection first (a refused peer, a rejected
@@ -141,6 +141,20 @@ sub parse_generate {
     my @ids = unpack("l<$n_ids", substr($rest, $at + 4, 4 * $n_ids));
     return { width => $w, height => $h, regions => $n_regions, text => $text, groundings => $n_groundings,
         ids => \@ids };
+}
+
+# Decodes the fields of a successful REGIONS reply: the image's size and each region's box, score and refer flag.
+sub parse_regions {
+    my ($r) = @_;
+    my ($w, $h, $n, $dim) = unpack('l<l<VV', $r->{rest});
+    my $at = 16;
+    my @regions;
+    for (1 .. $n) {
+        my @v = unpack('d<4f<C', substr($r->{rest}, $at, 37));
+        push @regions, { box => [@v[0 .. 3]], score => $v[4], refer => $v[5] };
+        $at += 37 + 4 * $dim;
+    }
+    return { width => $w, height => $h, regions => \@regions };
 }
 
 # Forks `server --serve --socket sock @args` with its stderr in log; returns its pid.
