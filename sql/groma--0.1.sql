@@ -158,6 +158,17 @@ LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE ROWS 100;
 COMMENT ON FUNCTION groma_regions(bytea, int, real) IS
 'regions the model keeps in a JPEG image (idx, box, score, embedding), best score first';
 
+-- The regions of an array of images, ord giving each row's image (its
+-- position in imgs, from 1); groma.bulk_in_flight requests in flight at
+-- once, so groma-server runs their vision stages as batches.
+CREATE FUNCTION groma_regions(imgs bytea[], max_regions int DEFAULT 100, min_score real DEFAULT 0.15)
+RETURNS TABLE (ord int, idx int, area box, score real, embedding real[])
+AS 'MODULE_PATHNAME', 'groma_regions_array'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE ROWS 1000;
+
+COMMENT ON FUNCTION groma_regions(bytea[], int, real) IS
+'regions the model keeps in each JPEG image of an array (ord, idx, box, score, embedding), several requests in flight at once';
+
 -- The boxes of groma_regions, as an array in the same order.
 CREATE FUNCTION groma_proposals(img bytea, max_regions int DEFAULT 100, min_score real DEFAULT 0.15)
 RETURNS box[]
@@ -421,7 +432,8 @@ COMMENT ON PROCEDURE groma_caption_shard(regclass, name, name, int, bool) IS
 'internal: one shard of a distributed groma_caption_table, run on the node holding it';
 
 -- Progress of bulk captioning: one row per backend running
--- groma_caption_table or an array call groma_caption(bytea[]), like
+-- groma_caption_table or an array call groma_caption(bytea[]) or
+-- groma_regions(bytea[]), like
 -- PostgreSQL's pg_stat_progress_* views.  rows_done counts committed rows
 -- (the procedure's chunks); chunk_done counts the answers received of the
 -- array call running now (chunk_rows images).  A job that fails or is
@@ -443,7 +455,7 @@ SELECT p.pid, d.datname, p.relid::regclass AS relid, p.phase, p.rows_total, p.ro
 FROM groma_progress_rows() p LEFT JOIN pg_database d ON d.oid = p.datid;
 
 COMMENT ON VIEW groma_progress IS
-'progress of bulk captioning (groma_caption_table, groma_caption(bytea[])), one row per backend';
+'progress of bulk captioning (groma_caption_table, groma_caption(bytea[])) and of groma_regions(bytea[]), one row per backend';
 
 -- groma_progress of this node ('local') and, on a Citus coordinator, of
 -- every worker (through run_command_on_workers, node 'host:port'): a

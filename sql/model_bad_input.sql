@@ -40,7 +40,7 @@ SELECT groma_caption(NULL::bytea) IS NULL AS caption, groma_caption(data, NULL) 
        groma_proposals(data, 10, NULL) IS NULL AS proposals_min,
        groma_chat(NULL, 'x') IS NULL AS chat_img, groma_chat(data, NULL) IS NULL AS chat_prompt
 FROM img;
-SELECT count(*) AS regions_of_null FROM groma_regions(NULL);
+SELECT count(*) AS regions_of_null FROM groma_regions(NULL::bytea);
 SELECT count(*) AS regions_of_null_max FROM img, groma_regions(data, NULL);
 
 -- Bad images: the same header classes as groma_image_info, for every function.

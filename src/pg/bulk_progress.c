@@ -1,5 +1,6 @@
 /*
- * bulk_progress.c - progress of bulk captioning in shared memory
+ * bulk_progress.c - progress of bulk captioning (and of array calls
+ * finding regions) in shared memory
  * (bulk_progress.h) and the SQL functions behind the groma_progress view
  * and the groma_caption_table procedure's reports.
  */
@@ -31,6 +32,7 @@ typedef struct progress_entry
 	Oid			datid;
 	Oid			relid;			/* the procedure's table; InvalidOid for an array call made by hand */
 	bool		array_job;		/* the job is one array call, ended with it */
+	bool		regions;		/* that array call finds regions (groma_regions(bytea[])) rather than captions */
 	TimestampTz started_at;
 	int64		rows_total;		/* rows to caption when the job began */
 	int64		rows_done;		/* rows captioned and committed */
@@ -141,9 +143,9 @@ register_callbacks(void)
 	callbacks_registered = true;
 }
 
-/* Starts a job in this backend's entry (an array call's job is its own only chunk). */
+/* Starts a job in this backend's entry (an array call's job is its own only chunk, of regions or captions). */
 static void
-start_job(Oid relid, int64 total, bool array_job)
+start_job(Oid relid, int64 total, bool array_job, bool regions)
 {
 	volatile progress_entry *e = my_entry();
 
@@ -155,6 +157,7 @@ start_job(Oid relid, int64 total, bool array_job)
 	e->datid = MyDatabaseId;
 	e->relid = relid;
 	e->array_job = array_job;
+	e->regions = regions;
 	e->started_at = GetCurrentTimestamp();
 	e->rows_total = total;
 	e->rows_done = 0;
@@ -165,7 +168,7 @@ start_job(Oid relid, int64 total, bool array_job)
 
 /* Marks the start of an array call of n images; see bulk_progress.h. */
 void
-groma_progress_chunk_start(int n)
+groma_progress_chunk_start(int n, bool regions)
 {
 	volatile progress_entry *e = my_entry();
 	bool		running;
@@ -181,7 +184,7 @@ groma_progress_chunk_start(int n)
 	}
 	SpinLockRelease(&e->mutex);
 	if (!running)
-		start_job(InvalidOid, n, true);
+		start_job(InvalidOid, n, true, regions);
 }
 
 /* Records the answers received of the current array call; see bulk_progress.h. */
@@ -209,7 +212,7 @@ groma_progress_chunk_end(void)
 Datum
 groma_progress_begin(PG_FUNCTION_ARGS)
 {
-	start_job(PG_GETARG_OID(0), PG_GETARG_INT64(1), false);
+	start_job(PG_GETARG_OID(0), PG_GETARG_INT64(1), false, false);
 	PG_RETURN_VOID();
 }
 
@@ -266,7 +269,8 @@ groma_progress_rows(PG_FUNCTION_ARGS)
 		values[1] = ObjectIdGetDatum(copy.datid);
 		values[2] = ObjectIdGetDatum(copy.relid);
 		nulls[2] = !OidIsValid(copy.relid);
-		values[3] = CStringGetTextDatum(copy.array_job ? "captioning an array" : "captioning a table");
+		values[3] = CStringGetTextDatum(!copy.array_job ? "captioning a table" :
+										copy.regions ? "finding regions in an array" : "captioning an array");
 		values[4] = Int64GetDatum(copy.rows_total);
 		values[5] = Int64GetDatum(copy.rows_done);
 		values[6] = Int32GetDatum(copy.chunk_rows);

@@ -1,7 +1,7 @@
 /*
  * bulk_progress.h - progress of bulk captioning, per backend, in shared
- * memory: what the groma_progress view shows while groma_caption_table or
- * groma_caption(bytea[]) runs.
+ * memory: what the groma_progress view shows while groma_caption_table,
+ * groma_caption(bytea[]) or groma_regions(bytea[]) runs.
  *
  * One entry per backend (indexed by MyBackendId).  A job is either the
  * procedure's (begun by groma_progress_begin with the table and the rows to
@@ -18,8 +18,11 @@
 /* Requests the shared memory (from _PG_init, under shared_preload_libraries only). */
 void		groma_progress_request(void);
 
-/* Marks the start of an array call of n images: its chunk of a running job, or a job of its own. */
-void		groma_progress_chunk_start(int n);
+/*
+ * Marks the start of an array call of n images: its chunk of a running
+ * job, or a job of its own (regions: groma_regions(bytea[]), else captions).
+ */
+void		groma_progress_chunk_start(int n, bool regions);
 
 /* Records that done of the current chunk's images have been answered. */
 void		groma_progress_chunk_answered(int done);

@@ -32,6 +32,7 @@ PG_FUNCTION_INFO_V1(groma_caption_array);
 PG_FUNCTION_INFO_V1(groma_ground);
 PG_FUNCTION_INFO_V1(groma_describe);
 PG_FUNCTION_INFO_V1(groma_regions);
+PG_FUNCTION_INFO_V1(groma_regions_array);
 PG_FUNCTION_INFO_V1(groma_proposals);
 PG_FUNCTION_INFO_V1(groma_draw);
 
@@ -253,29 +254,42 @@ proposals_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
 	return boxes_datum(reply->boxes, reply->n_regions);
 }
 
-/* Stores groma_regions' rows (idx from 1, area, score, embedding) in the function's tuplestore. */
-static Datum
-regions_rows(FunctionCallInfo fcinfo, const groma_reply *reply)
+/*
+ * Stores a REGIONS reply's rows (idx from 1, area, score, embedding) in the
+ * function's tuplestore, each after the image's position ord when ord > 0
+ * (groma_regions(bytea[])).
+ */
+static void
+put_region_rows(FunctionCallInfo fcinfo, const groma_reply *reply, int ord)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			at = ord > 0 ? 1 : 0;
 
 	for (int i = 0; i < reply->n_regions; i++)
 	{
-		Datum		values[4];
-		bool		nulls[4] = {false, false, false, false};
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
 		Datum	   *embed = palloc(sizeof(Datum) * Max(reply->embed_dim, 1));
 
 		for (int k = 0; k < reply->embed_dim; k++)
 			embed[k] = Float4GetDatum(reply->embeddings[(size_t) i * reply->embed_dim + k]);
-		values[0] = Int32GetDatum(i + 1);
-		values[1] = BoxPGetDatum(corners_box(reply->boxes + 4 * i));
-		values[2] = Float4GetDatum(reply->scores[i]);
-		values[3] = PointerGetDatum(construct_array(embed, reply->embed_dim, FLOAT4OID, sizeof(float4), true,
-													TYPALIGN_INT));
-		nulls[3] = reply->embed_dim == 0;
+		values[0] = Int32GetDatum(ord);
+		values[at] = Int32GetDatum(i + 1);
+		values[at + 1] = BoxPGetDatum(corners_box(reply->boxes + 4 * i));
+		values[at + 2] = Float4GetDatum(reply->scores[i]);
+		values[at + 3] = PointerGetDatum(construct_array(embed, reply->embed_dim, FLOAT4OID, sizeof(float4), true,
+														 TYPALIGN_INT));
+		nulls[at + 3] = reply->embed_dim == 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		pfree(embed);
 	}
+}
+
+/* Stores groma_regions' rows (idx from 1, area, score, embedding) in the function's tuplestore. */
+static Datum
+regions_rows(FunctionCallInfo fcinfo, const groma_reply *reply)
+{
+	put_region_rows(fcinfo, reply, 0);
 	return (Datum) 0;
 }
 
@@ -405,7 +419,7 @@ groma_caption_array(PG_FUNCTION_ARGS)
 		set_request_image(reqs[i], DatumGetByteaPP(elems[i]));
 	}
 	replies = palloc(sizeof(groma_reply) * n);
-	groma_progress_chunk_start(n);
+	groma_progress_chunk_start(n, false);
 	groma_client_call_many(reqs, n, replies, groma_bulk_in_flight);
 	groma_progress_chunk_end();
 	answers = palloc(sizeof(Datum) * n);
@@ -446,15 +460,10 @@ groma_describe(PG_FUNCTION_ARGS)
 							 text_datum));
 }
 
-/* Sends a REGIONS request for img with the cuts max_regions and min_score, checked first; build makes the result. */
-static Datum
-regions(FunctionCallInfo fcinfo, bool want_embeddings, Datum (*build) (FunctionCallInfo, const groma_reply *))
+/* Refuses region cuts out of range: max_regions below 1, min_score outside [0, 1]. */
+static void
+check_region_cuts(int32 max_regions, float4 min_score)
 {
-	bytea	   *img = PG_GETARG_BYTEA_PP(0);
-	int32		max_regions = PG_GETARG_INT32(1);
-	float4		min_score = PG_GETARG_FLOAT4(2);
-	groma_request req;
-
 	if (max_regions < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -465,13 +474,29 @@ regions(FunctionCallInfo fcinfo, bool want_embeddings, Datum (*build) (FunctionC
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("min_score must be between 0 and 1, not %g", (double) min_score),
 				 errdetail("Region scores are probabilities; only regions scoring above min_score are returned.")));
-	memset(&req, 0, sizeof(req));
-	req.kind = GROMA_MSG_REGIONS;
-	req.task = -1;
-	req.max_regions = max_regions;
-	req.min_score = min_score;
-	req.want_embeddings = want_embeddings;
-	set_request_image(&req, img);
+}
+
+/* Fills a REGIONS request for img with the (checked) cuts; the image header is checked too. */
+static void
+set_regions_request(groma_request *req, bytea *img, int32 max_regions, float4 min_score, bool want_embeddings)
+{
+	memset(req, 0, sizeof(*req));
+	req->kind = GROMA_MSG_REGIONS;
+	req->task = -1;
+	req->max_regions = max_regions;
+	req->min_score = min_score;
+	req->want_embeddings = want_embeddings;
+	set_request_image(req, img);
+}
+
+/* Sends a REGIONS request for img with the cuts max_regions and min_score, checked first; build makes the result. */
+static Datum
+regions(FunctionCallInfo fcinfo, bool want_embeddings, Datum (*build) (FunctionCallInfo, const groma_reply *))
+{
+	groma_request req;
+
+	check_region_cuts(PG_GETARG_INT32(1), PG_GETARG_FLOAT4(2));
+	set_regions_request(&req, PG_GETARG_BYTEA_PP(0), PG_GETARG_INT32(1), PG_GETARG_FLOAT4(2), want_embeddings);
 	return call_and_build(fcinfo, &req, build);
 }
 
@@ -481,6 +506,60 @@ groma_regions(PG_FUNCTION_ARGS)
 {
 	InitMaterializedSRF(fcinfo, 0);
 	regions(fcinfo, true, regions_rows);
+	return (Datum) 0;
+}
+
+/*
+ * Returns the regions of an array of images as a set (ord, the image's
+ * position from 1, then groma_regions' columns), keeping
+ * groma.bulk_in_flight requests in flight at once; a NULL image has no
+ * rows.  Every argument and image header is checked before anything is sent.
+ */
+Datum
+groma_regions_array(PG_FUNCTION_ARGS)
+{
+	ArrayType  *imgs = PG_GETARG_ARRAYTYPE_P(0);
+	int32		max_regions = PG_GETARG_INT32(1);
+	float4		min_score = PG_GETARG_FLOAT4(2);
+	Datum	   *elems;
+	bool	   *isnull;
+	int			n;
+	groma_request **reqs;
+	groma_reply *replies;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (ARR_NDIM(imgs) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("imgs must be a one-dimensional array of images")));
+	check_region_cuts(max_regions, min_score);
+	deconstruct_array(imgs, BYTEAOID, -1, false, TYPALIGN_INT, &elems, &isnull, &n);
+	if (n == 0)
+		return (Datum) 0;
+	reqs = palloc0(sizeof(groma_request *) * n);
+	for (int i = 0; i < n; i++)
+		if (!isnull[i])
+		{
+			reqs[i] = palloc(sizeof(groma_request));
+			set_regions_request(reqs[i], DatumGetByteaPP(elems[i]), max_regions, min_score, true);
+		}
+	replies = palloc(sizeof(groma_reply) * n);
+	groma_progress_chunk_start(n, true);
+	groma_client_call_many(reqs, n, replies, groma_bulk_in_flight);
+	groma_progress_chunk_end();
+	PG_TRY();
+	{
+		for (int i = 0; i < n; i++)
+			if (!isnull[i])
+				put_region_rows(fcinfo, &replies[i], i + 1);
+	}
+	PG_FINALLY();
+	{
+		for (int i = 0; i < n; i++)
+			if (!isnull[i])
+				groma_reply_free(&replies[i]);
+	}
+	PG_END_TRY();
 	return (Datum) 0;
 }
 
