@@ -193,6 +193,94 @@ LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION groma_caption(bytea[], bool) IS
 'grounded captions of an array of JPEG images, in order, several requests in flight at once';
 
+-- groma_caption_table's checks of its arguments (a table, not a view; an
+-- image column of bytea; a caption column of groma_answer or text, or a
+-- domain over one; chunk at least 1; detailed not NULL), before any model
+-- work; returns the SQL of the value stored from an answer a.answer.
+CREATE FUNCTION groma_caption_table_value(tbl regclass, img_column name, caption_column name, chunk int,
+                                          detailed bool)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    kind "char";
+    img_type regtype;
+    col_type regtype;
+BEGIN
+    IF tbl IS NULL OR img_column IS NULL OR caption_column IS NULL THEN
+        RAISE EXCEPTION 'groma_caption_table: the table and both column names must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF chunk IS NULL OR chunk < 1 THEN
+        RAISE EXCEPTION 'chunk must be at least 1, not %', coalesce(chunk::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF detailed IS NULL THEN
+        RAISE EXCEPTION 'detailed must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT relkind INTO kind FROM pg_class WHERE oid = tbl;
+    IF kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'groma_caption_table: % is not a table (it is a %)', tbl,
+            CASE kind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table'
+                      ELSE 'relation of kind ' || kind::text END
+            USING ERRCODE = 'wrong_object_type', HINT = 'Caption it with UPDATE ... SET col = groma_caption(img).';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_rewrite WHERE ev_class = tbl AND ev_type = '2') THEN
+        RAISE EXCEPTION 'groma_caption_table: % has rules on UPDATE', tbl
+            USING ERRCODE = 'feature_not_supported', HINT = 'Caption it with UPDATE ... SET col = groma_caption(img).';
+    END IF;
+    IF img_column = caption_column THEN
+        RAISE EXCEPTION 'groma_caption_table: the image and the caption column are both "%"', img_column
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    img_type := groma_column_base_type(tbl, img_column);
+    IF img_type IS DISTINCT FROM 'bytea'::regtype THEN
+        RAISE EXCEPTION 'column "%" of % is of type %, not bytea', img_column, tbl, img_type
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    col_type := groma_column_base_type(tbl, caption_column);
+    IF col_type = 'groma_answer'::regtype THEN
+        RETURN 'a.answer';
+    ELSIF col_type = 'text'::regtype THEN
+        RETURN '(a.answer).text';
+    END IF;
+    RAISE EXCEPTION 'column "%" of % is of type %, not groma_answer or text', caption_column, tbl, col_type
+        USING ERRCODE = 'datatype_mismatch';
+END
+$fn$;
+
+COMMENT ON FUNCTION groma_caption_table_value(regclass, name, name, int, bool) IS
+'internal: groma_caption_table''s argument checks';
+
+-- The type of column col of tbl, through any domains to their base type;
+-- an error when there is no such column.
+CREATE FUNCTION groma_column_base_type(tbl regclass, col name)
+RETURNS regtype
+LANGUAGE plpgsql STABLE
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    typ oid;
+    base oid;
+BEGIN
+    SELECT atttypid INTO typ FROM pg_attribute WHERE attrelid = tbl AND attname = col AND attnum > 0
+        AND NOT attisdropped;
+    IF typ IS NULL THEN
+        RAISE EXCEPTION 'column "%" of % does not exist', col, tbl USING ERRCODE = 'undefined_column';
+    END IF;
+    LOOP
+        SELECT NULLIF(typbasetype, 0) INTO base FROM pg_type WHERE oid = typ AND typtype = 'd';
+        EXIT WHEN base IS NULL;
+        typ := base;
+    END LOOP;
+    RETURN typ::regtype;
+END
+$fn$;
+
+COMMENT ON FUNCTION groma_column_base_type(regclass, name) IS
+'internal: a column''s type through its domains';
+
 -- Captions the rows of tbl whose caption_column IS NULL (and img_column is
 -- not), chunk rows per transaction: each chunk is one groma_caption(bytea[])
 -- call and one UPDATE, committed before the next, with a NOTICE of the
@@ -208,34 +296,23 @@ CREATE PROCEDURE groma_caption_table(tbl regclass, img_column name, caption_colu
 LANGUAGE plpgsql
 AS $proc$
 DECLARE
-    col_type regtype;
     value_sql text;
     total bigint;
     done bigint := 0;
     n bigint;
     chunk_failed boolean;
+    captioned boolean;
     ids tid[];
     skipped tid[] := '{}';
     row_id tid;
+    remaining bigint;
 BEGIN
-    IF chunk IS NULL OR chunk < 1 THEN
-        RAISE EXCEPTION 'chunk must be at least 1, not %', coalesce(chunk::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    SELECT atttypid::regtype INTO col_type FROM pg_attribute
-    WHERE attrelid = tbl AND attname = caption_column AND attnum > 0 AND NOT attisdropped;
-    IF col_type IS NULL THEN
-        RAISE EXCEPTION 'column "%" of % does not exist', caption_column, tbl
-            USING ERRCODE = 'undefined_column';
-    END IF;
-    IF col_type = 'groma_answer'::regtype THEN
-        value_sql := 'a.answer';
-    ELSIF col_type = 'text'::regtype THEN
-        value_sql := '(a.answer).text';
-    ELSE
-        RAISE EXCEPTION 'column "%" of % is of type %, not groma_answer or text', caption_column, tbl, col_type
-            USING ERRCODE = 'datatype_mismatch';
-    END IF;
+    -- outside a transaction block only (it commits): said before any model work
+    COMMIT;
+    -- the procedure's own names (groma_caption, its types) whatever the caller's search_path: a procedure that
+    -- commits cannot carry a SET clause, and the setting ends with each transaction
+    PERFORM pg_catalog.set_config('search_path', '@extschema@, pg_catalog, pg_temp', true);
+    value_sql := groma_caption_table_value(tbl, img_column, caption_column, chunk, detailed);
     IF groma_citus_distribution(tbl) IS NOT NULL THEN
         PERFORM groma_caption_shards(tbl, img_column, caption_column, chunk, detailed);
         RETURN;
@@ -254,17 +331,19 @@ BEGIN
                        tbl, img_column, caption_column, chunk) INTO ids USING skipped;
         EXIT WHEN ids IS NULL;
         chunk_failed := false;
+        n := 0;
         BEGIN
+            -- n: the rows whose caption the UPDATE left set (a trigger may skip a row or set it back to NULL)
             EXECUTE format(
                 'WITH todo AS (SELECT ctid AS row_id, %2$I AS img FROM %1$s WHERE ctid = ANY ($1)),
-                      batch AS MATERIALIZED (SELECT ids, groma_caption(imgs, %4$L) AS answers
+                      batch AS MATERIALIZED (SELECT ids, groma_caption(imgs, $2) AS answers
                                              FROM (SELECT array_agg(row_id) AS ids, array_agg(img) AS imgs FROM todo) s
                                              WHERE ids IS NOT NULL),
                       a AS (SELECT b.ids[k] AS row_id, b.answers[k] AS answer
-                            FROM batch b, generate_subscripts(b.ids, 1) AS k)
-                 UPDATE %1$s t SET %3$I = %5$s FROM a WHERE t.ctid = a.row_id',
-                tbl, img_column, caption_column, detailed, value_sql) USING ids;
-            GET DIAGNOSTICS n = ROW_COUNT;
+                            FROM batch b, generate_subscripts(b.ids, 1) AS k),
+                      u AS (UPDATE %1$s t SET %3$I = %4$s FROM a WHERE t.ctid = a.row_id RETURNING t.%3$I IS NOT NULL AS kept)
+                 SELECT count(*) FILTER (WHERE kept) FROM u',
+                tbl, img_column, caption_column, value_sql) INTO n USING ids, detailed;
         EXCEPTION WHEN invalid_binary_representation OR feature_not_supported OR program_limit_exceeded THEN
             -- an image of the chunk the model cannot take; a limit that is not the image's own (the context,
             -- the KV pool) would fail every row: it ends the call
@@ -277,15 +356,15 @@ BEGIN
             PERFORM groma_progress_advance(done);
         END;
         IF chunk_failed THEN
-            n := 0;
             FOREACH row_id IN ARRAY ids
             LOOP
                 BEGIN
-                    EXECUTE format('UPDATE %1$s t SET %3$I = %5$s
-                                    FROM (SELECT groma_caption(%2$I, %4$L) AS answer FROM %1$s WHERE ctid = $1) a
-                                    WHERE t.ctid = $1', tbl, img_column, caption_column, detailed, value_sql)
-                        USING row_id;
-                    n := n + 1;
+                    EXECUTE format('UPDATE %1$s t SET %3$I = %4$s
+                                    FROM (SELECT groma_caption(%2$I, $2) AS answer FROM %1$s WHERE ctid = $1) a
+                                    WHERE t.ctid = $1 RETURNING t.%3$I IS NOT NULL',
+                                   tbl, img_column, caption_column, value_sql)
+                        INTO captioned USING row_id, detailed;
+                    n := n + CASE WHEN captioned THEN 1 ELSE 0 END;
                 EXCEPTION WHEN invalid_binary_representation OR feature_not_supported OR program_limit_exceeded THEN
                     IF SQLSTATE = '54000' AND SQLERRM NOT LIKE 'JPEG %' THEN
                         RAISE;
@@ -295,17 +374,34 @@ BEGIN
                 END;
             END LOOP;
         END IF;
+        -- a chunk whose rows all stayed NULL without failing would be taken again and again
+        IF n = 0 AND NOT (chunk_failed AND ids <@ skipped) THEN
+            RAISE EXCEPTION 'groma_caption_table: the UPDATE of % left every caption of a chunk of % rows NULL',
+                tbl, cardinality(ids)
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'A trigger or rule on the table skips or undoes the update; the chunks committed before '
+                             'are kept.';
+        END IF;
         done := done + n;
         COMMIT;
+        PERFORM pg_catalog.set_config('search_path', '@extschema@, pg_catalog, pg_temp', true);
         PERFORM groma_progress_advance(done);
         RAISE NOTICE 'groma_caption_table: % of % rows captioned', done, total;
     END LOOP;
     PERFORM groma_progress_end();
+    EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, caption_column, img_column)
+        INTO remaining;
     IF cardinality(skipped) > 0 THEN
         EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL AND ctid = ANY ($1)',
                        tbl, caption_column, img_column) INTO n USING skipped;
         RAISE WARNING 'groma_caption_table: % row(s) of % could not be captioned and are left NULL', n, tbl
             USING HINT = 'The warnings above name each row and why; fix or remove their images and CALL it again.';
+        remaining := remaining - n;
+    END IF;
+    IF remaining > 0 THEN
+        RAISE WARNING 'groma_caption_table: % row(s) of % are still NULL: other transactions held them locked, or '
+                      'they came after the last chunk', remaining, tbl
+            USING HINT = 'CALL it again to caption them.';
     END IF;
 END
 $proc$;
@@ -318,6 +414,7 @@ COMMENT ON PROCEDURE groma_caption_table(regclass, name, name, int, bool) IS
 -- tbl is an ordinary table.
 CREATE FUNCTION groma_citus_distribution(tbl regclass) RETURNS text
 LANGUAGE plpgsql STABLE
+SET search_path = @extschema@, pg_catalog, pg_temp
 AS $fn$
 DECLARE
     method text;
@@ -346,6 +443,7 @@ COMMENT ON FUNCTION groma_citus_distribution(regclass) IS
 CREATE FUNCTION groma_caption_shards(tbl regclass, img_column name, caption_column name, chunk int, detailed bool)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SET search_path = @extschema@, pg_catalog, pg_temp
 AS $fn$
 DECLARE
     method text := groma_citus_distribution(tbl);
@@ -376,7 +474,7 @@ BEGIN
                                 tbl, caption_column, img_column, caption_column);
     END IF;
     EXECUTE 'SELECT array_agg(p.nodename ORDER BY s.shardid), array_agg(p.nodeport ORDER BY s.shardid),
-                    array_agg(format(''CALL groma_caption_shard(%L, %L, %L, %s, %L)'',
+                    array_agg(format(''CALL @extschema@.groma_caption_shard(%L, %L, %L, %s, %L)'',
                                      pg_catalog.shard_name(s.logicalrelid, s.shardid), $2, $3, $4, $5)
                               ORDER BY s.shardid)
              FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_dist_shard_placement p USING (shardid)
@@ -422,9 +520,9 @@ CREATE PROCEDURE groma_caption_shard(shard regclass, img_column name, caption_co
 LANGUAGE plpgsql
 AS $proc$
 BEGIN
-    PERFORM set_config('citus.enable_manual_changes_to_shards', 'on', false);
-    PERFORM set_config('client_connection_check_interval', '1000', false);
-    CALL groma_caption_table(shard, img_column, caption_column, chunk, detailed);
+    PERFORM pg_catalog.set_config('citus.enable_manual_changes_to_shards', 'on', false);
+    PERFORM pg_catalog.set_config('client_connection_check_interval', '1000', false);
+    CALL @extschema@.groma_caption_table(shard, img_column, caption_column, chunk, detailed);
 END
 $proc$;
 
@@ -467,6 +565,7 @@ CREATE FUNCTION groma_progress_cluster()
 RETURNS TABLE (node text, pid int, datname name, relid text, phase text, rows_total bigint, rows_done bigint,
                chunk_rows int, chunk_done int, started_at timestamptz, rows_per_second numeric)
 LANGUAGE plpgsql VOLATILE
+SET search_path = @extschema@, pg_catalog, pg_temp
 AS $fn$
 DECLARE
     w record;
@@ -479,7 +578,7 @@ BEGIN
         RETURN;
     END IF;
     FOR w IN EXECUTE $q$SELECT nodename, nodeport, success, result FROM pg_catalog.run_command_on_workers(
-                        'SELECT coalesce(json_agg(p), ''[]'') FROM groma_progress p') ORDER BY nodename, nodeport$q$
+                        'SELECT coalesce(json_agg(p), ''[]'') FROM @extschema@.groma_progress p') ORDER BY nodename, nodeport$q$
     LOOP
         IF NOT w.success THEN
             RAISE WARNING 'groma_progress_cluster: worker %:% did not answer: %', w.nodename, w.nodeport, w.result;

@@ -7,6 +7,11 @@
 # The groma_progress view shows both kinds of job while they run and
 # forgets them when they finish, fail or are cancelled.  A truncated JPEG
 # among the rows is left NULL with a warning while the rest is captioned.
+# Bad arguments, views, rules and transaction blocks are refused before any
+# model work; a trigger that skips or undoes the update ends the call
+# instead of looping; rows locked by others are counted in a warning;
+# another role's groma_caption overloads are never called; the extension
+# works from a schema off the search_path.
 use strict;
 use warnings;
 use FindBin;
@@ -151,5 +156,95 @@ my ($rc7, $out7, $err7) = $node->psql('postgres', "CALL groma_caption_table('par
 like($err7, qr/parted has partitions or child tables.*HINT:  CALL it on each partition/s,
      'a partitioned table is refused, naming what to do') or diag($err7);
 step('a truncated JPEG among the rows');
+
+# arguments and tables it cannot take are refused before any model work
+sub call_err {
+    my ($q) = @_;
+    my ($rc, $out, $err) = $node->psql('postgres', $q, extra_params => [ '-v', 'VERBOSITY=verbose' ],
+                                       on_error_stop => 0);
+    return $err;
+}
+sql("CREATE TABLE small (id int PRIMARY KEY, img bytea, caption text)");
+sql("INSERT INTO small VALUES (1, " . image_sql($names[0]) . "), (2, " . image_sql($names[1]) . "), (3, "
+    . image_sql($names[2]) . ")");
+my $served = status_row($node)->{served};
+like(call_err("CALL groma_caption_table('small', 'img', 'caption', 2, NULL)"), qr/22004.*detailed must be true or false/s,
+     'detailed NULL is refused (it made the procedure loop, writing NULL captions)');
+sql("CREATE VIEW small_view AS SELECT * FROM small");
+like(call_err("CALL groma_caption_table('small_view', 'img', 'caption')"), qr/42809.*small_view is not a table \(it is a view\)/s,
+     'a view is refused');
+like(call_err("CALL groma_caption_table('small', 'img', 'img')"), qr/22023.*both "img"/s,
+     'the same column for the image and the caption is refused');
+like(call_err("CALL groma_caption_table('small', 'id', 'caption')"), qr/42804.*"id" of small is of type integer, not bytea/s,
+     'an image column that is not bytea is refused');
+like(call_err("BEGIN; CALL groma_caption_table('small', 'img', 'caption'); ROLLBACK"),
+     qr/invalid transaction termination/, 'a CALL inside a transaction block fails');
+is(status_row($node)->{served}, $served, 'and none of these ran the model');
+
+# a trigger that skips the update (or sets the caption back to NULL) ends the call instead of looping over the
+# same rows; the chunks before it are kept
+sql(q{CREATE FUNCTION skip_update() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$});
+sql("CREATE TRIGGER skip BEFORE UPDATE ON small FOR EACH ROW EXECUTE FUNCTION skip_update()");
+like(call_err("SET statement_timeout = '60s'; CALL groma_caption_table('small', 'img', 'caption', 2)"),
+     qr/55000.*left every caption of a chunk of 2 rows NULL.*trigger or rule/s,
+     'a trigger skipping every update ends the call with an error');
+sql("DROP TRIGGER skip ON small");
+sql(q{CREATE FUNCTION null_caption() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.caption := NULL; RETURN NEW; END$$});
+sql("CREATE TRIGGER undo BEFORE UPDATE ON small FOR EACH ROW EXECUTE FUNCTION null_caption()");
+like(call_err("SET statement_timeout = '60s'; CALL groma_caption_table('small', 'img', 'caption', 2)"),
+     qr/55000.*left every caption of a chunk of 2 rows NULL/s, 'so does one setting the caption back to NULL');
+sql("DROP TRIGGER undo ON small");
+sql("CREATE RULE keep AS ON UPDATE TO small DO INSTEAD NOTHING");
+like(call_err("CALL groma_caption_table('small', 'img', 'caption')"), qr/0A000.*small has rules on UPDATE/s,
+     'a table with rules on UPDATE is refused');
+sql("DROP RULE keep ON small");
+
+# a caption column of a domain over text is taken
+sql("CREATE DOMAIN caption_text AS text");
+sql("ALTER TABLE small ADD COLUMN c2 caption_text");
+my ($rcd, $outd, $errd) = $node->psql('postgres', "CALL groma_caption_table('small', 'img', 'c2', 2)");
+is($rcd, 0, 'a caption column of a domain over text is captioned') or diag($errd);
+is(sql("SELECT count(*) FROM small s JOIN single o USING (img) WHERE s.c2 = (o.caption::groma_answer).text"), 3,
+   'with the row-by-row captions');
+
+# rows another transaction holds locked are skipped, and the last warning says they are still NULL
+my $locker = start_query($node, 'locker', "BEGIN; SELECT id FROM small WHERE id = 2 FOR UPDATE; SELECT pg_sleep(30)");
+ok(wait_until(20, sub { sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'locker'
+                             AND wait_event = 'PgSleep'") == 1 }), 'another session locks row 2');
+my ($rcl, $outl, $errl) = $node->psql('postgres', "CALL groma_caption_table('small', 'img', 'caption', 2)");
+is($rcl, 0, 'the procedure ends');
+like($errl, qr/WARNING:  groma_caption_table: 1 row\(s\) of small are still NULL: other transactions held them locked/,
+     'warning that the locked row is still NULL') or diag($errl);
+sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'locker'");
+finish_query($locker, 20);
+is(sql("SELECT string_agg(id::text, ',') FROM small WHERE caption IS NULL"), '2', 'only the locked row is NULL');
+
+# another role's overloads of groma_caption on the caller's search_path are never called by the procedure
+# (an untyped 'f' once made groma_caption(bytea[], text) win over the extension's function)
+sql("CREATE ROLE mallory");
+sql("GRANT CREATE ON SCHEMA public TO mallory");
+sql(q{SET ROLE mallory; CREATE FUNCTION public.groma_caption(imgs bytea[], detailed text) RETURNS groma_answer[]
+      LANGUAGE sql AS $$SELECT array_fill(ROW('taken over', '{}')::groma_answer, ARRAY[cardinality(imgs)])$$;
+      CREATE FUNCTION public.groma_caption(img bytea, detailed text) RETURNS groma_answer
+      LANGUAGE sql AS $$SELECT ROW('taken over', '{}')::groma_answer$$});
+sql("UPDATE small SET caption = NULL");
+my ($rch, $outh, $errh) = $node->psql('postgres', "SET search_path = public, pg_catalog; "
+                                      . "CALL groma_caption_table('small', 'img', 'caption', 2)");
+is($rch, 0, 'the procedure runs beside the overloads') or diag($errh);
+is(sql("SELECT count(*) FROM small s JOIN single o USING (img) WHERE s.caption = (o.caption::groma_answer).text"), 3,
+   'and writes the model\'s captions, not theirs');
+sql("DROP FUNCTION public.groma_caption(bytea[], text); DROP FUNCTION public.groma_caption(bytea, text)");
+
+# installed in a schema of its own, off the search_path, the procedure still finds its functions and types
+sql("CREATE DATABASE other");
+$node->safe_psql('other', "CREATE SCHEMA ext; CREATE EXTENSION groma WITH SCHEMA ext;
+                           CREATE TABLE pics (id int, img bytea, caption ext.groma_answer);
+                           INSERT INTO pics VALUES (1, " . image_sql($names[2]) . ")");
+my ($rco, $outo, $erro) = $node->psql('other', "CALL ext.groma_caption_table('pics', 'img', 'caption')");
+is($rco, 0, 'CREATE EXTENSION groma WITH SCHEMA ext: its procedure works without ext on the search_path') or diag($erro);
+is($node->safe_psql('other', "SELECT count(*) FROM pics WHERE caption IS NOT NULL"), 1, 'the row is captioned');
+is($node->safe_psql('other', "SELECT count(*) >= 0 FROM ext.groma_progress_cluster()"), 't',
+   'and groma_progress_cluster works too');
+step('arguments, triggers, locks, overloads and schemas');
 is(status_row($node)->{restarts}, '0', 'groma-server never restarted');
 done_testing();
