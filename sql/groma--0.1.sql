@@ -159,7 +159,7 @@ COMMENT ON FUNCTION groma_regions(bytea, int, real) IS
 'regions the model keeps in a JPEG image (idx, box, score, embedding), best score first';
 
 -- The regions of an array of images, ord giving each row's image (its
--- position in imgs, from 1); groma.bulk_in_flight requests in flight at
+-- subscript in imgs); groma.bulk_in_flight requests in flight at
 -- once, so groma-server runs their vision stages as batches.
 CREATE FUNCTION groma_regions(imgs bytea[], max_regions int DEFAULT 100, min_score real DEFAULT 0.15)
 RETURNS TABLE (ord int, idx int, area box, score real, embedding real[])

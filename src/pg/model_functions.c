@@ -256,14 +256,14 @@ proposals_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
 
 /*
  * Stores a REGIONS reply's rows (idx from 1, area, score, embedding) in the
- * function's tuplestore, each after the image's position ord when ord > 0
- * (groma_regions(bytea[])).
+ * function's tuplestore, each after the image's subscript ord when
+ * with_ord (groma_regions(bytea[])).
  */
 static void
-put_region_rows(FunctionCallInfo fcinfo, const groma_reply *reply, int ord)
+put_region_rows(FunctionCallInfo fcinfo, const groma_reply *reply, bool with_ord, int ord)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int			at = ord > 0 ? 1 : 0;
+	int			at = with_ord ? 1 : 0;
 
 	for (int i = 0; i < reply->n_regions; i++)
 	{
@@ -289,7 +289,7 @@ put_region_rows(FunctionCallInfo fcinfo, const groma_reply *reply, int ord)
 static Datum
 regions_rows(FunctionCallInfo fcinfo, const groma_reply *reply)
 {
-	put_region_rows(fcinfo, reply, 0);
+	put_region_rows(fcinfo, reply, false, 0);
 	return (Datum) 0;
 }
 
@@ -437,6 +437,7 @@ groma_caption_array(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 	dims[0] = n;
+	lbs[0] = ARR_LBOUND(imgs)[0];	/* answers[k] is the answer of imgs[k] */
 	get_typlenbyvalalign(answer_type, &typlen, &typbyval, &typalign);
 	result = construct_md_array(answers, isnull, 1, dims, lbs, answer_type, typlen, typbyval, typalign);
 	PG_RETURN_ARRAYTYPE_P(result);
@@ -511,7 +512,7 @@ groma_regions(PG_FUNCTION_ARGS)
 
 /*
  * Returns the regions of an array of images as a set (ord, the image's
- * position from 1, then groma_regions' columns), keeping
+ * subscript in imgs, then groma_regions' columns), keeping
  * groma.bulk_in_flight requests in flight at once; a NULL image has no
  * rows.  Every argument and image header is checked before anything is sent.
  */
@@ -551,7 +552,7 @@ groma_regions_array(PG_FUNCTION_ARGS)
 	{
 		for (int i = 0; i < n; i++)
 			if (!isnull[i])
-				put_region_rows(fcinfo, &replies[i], i + 1);
+				put_region_rows(fcinfo, &replies[i], true, ARR_LBOUND(imgs)[0] + i);
 	}
 	PG_FINALLY();
 	{

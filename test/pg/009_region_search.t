@@ -62,6 +62,8 @@ my $same = "SELECT count(*) FROM (SELECT v.id, g.idx, g.area, g.score FROM unnes
 is(sql($same), 0, 'groma_regions(bytea[]) gives each image the regions of groma_regions(bytea), ord its place '
    . '(a NULL image has none)');
 is(sql("SET groma.bulk_in_flight = 1; $same"), 0, 'and so with one request in flight');
+is(sql("SELECT string_agg(DISTINCT ord::text, ',') FROM groma_regions((SELECT array_fill(img, ARRAY[2], ARRAY[7]) "
+       . "FROM photos WHERE id = 1))"), '7,8', 'ord is the subscript of the image in an array starting at 7');
 is(sql("SELECT count(*) FROM groma_regions(ARRAY[]::bytea[])"), 0, 'an empty array has no regions');
 is(sql("SELECT count(*) FROM groma_regions(NULL::bytea[])"), 0, 'nor a NULL array');
 is(sql("SELECT max(n) FROM (SELECT ord, count(*) AS n FROM groma_regions((SELECT array_agg(img) FROM photos), 2) "

@@ -56,6 +56,10 @@ my $want = sql("SELECT string_agg(CASE WHEN i IS NULL THEN 't|' ELSE 'f|' || s.c
                 FROM unnest(ARRAY[3, NULL, 1, 2, 6]) WITH ORDINALITY v(i, k)
                 LEFT JOIN photos p ON p.id = v.i LEFT JOIN single s ON s.img = p.img");
 is($arr, $want, 'groma_caption(bytea[]) answers in input order, NULL for NULL, equal to groma_caption(bytea)');
+is(sql("SELECT array_lower(a, 1) || ':' || (a[5]::text = a[6]::text AND a[5]::text = (SELECT s.caption FROM single s JOIN photos p
+                USING (img) WHERE p.id = 1)) FROM (SELECT groma_caption(array_fill(img, ARRAY[2], ARRAY[5])) AS a
+                FROM photos WHERE id = 1) s"), '5:true',
+   'the answers keep the subscripts of the images (answers[k] answers imgs[k])');
 is(sql("SELECT cardinality(groma_caption(ARRAY[]::bytea[]))"), 0, 'an empty array gives an empty array');
 is(sql("SELECT groma_caption(NULL::bytea[]) IS NULL"), 't', 'a NULL array gives NULL');
 is(sql("SET groma.bulk_in_flight = 1; SELECT groma_caption(array_agg(img ORDER BY id))::text = "
