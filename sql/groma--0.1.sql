@@ -201,7 +201,7 @@ CREATE FUNCTION groma_caption_table_value(tbl regclass, img_column name, caption
                                           detailed bool)
 RETURNS text
 LANGUAGE plpgsql STABLE
-SET search_path = @extschema@, pg_catalog, pg_temp
+SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
 DECLARE
     kind "char";
@@ -258,7 +258,7 @@ COMMENT ON FUNCTION groma_caption_table_value(regclass, name, name, int, bool) I
 CREATE FUNCTION groma_column_base_type(tbl regclass, col name)
 RETURNS regtype
 LANGUAGE plpgsql STABLE
-SET search_path = @extschema@, pg_catalog, pg_temp
+SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
 DECLARE
     typ oid;
@@ -306,15 +306,19 @@ DECLARE
     skipped tid[] := '{}';
     row_id tid;
     remaining bigint;
+    caller_path text;
 BEGIN
     -- outside a transaction block only (it commits): said before any model work
     COMMIT;
-    -- the procedure's own names (groma_caption, its types) whatever the caller's search_path: a procedure that
-    -- commits cannot carry a SET clause, and the setting ends with each transaction
-    PERFORM pg_catalog.set_config('search_path', '@extschema@, pg_catalog, pg_temp', true);
+    -- the built-ins and the procedure's own names (groma_caption, its types) whatever the caller's search_path:
+    -- a procedure that commits cannot carry a SET clause, and the setting ends with each transaction; the
+    -- caller's is put back before returning
+    caller_path := pg_catalog.current_setting('search_path');
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, @extschema@, pg_temp', true);
     value_sql := groma_caption_table_value(tbl, img_column, caption_column, chunk, detailed);
     IF groma_citus_distribution(tbl) IS NOT NULL THEN
         PERFORM groma_caption_shards(tbl, img_column, caption_column, chunk, detailed);
+        PERFORM pg_catalog.set_config('search_path', caller_path, true);
         RETURN;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent = tbl) THEN
@@ -384,7 +388,7 @@ BEGIN
         END IF;
         done := done + n;
         COMMIT;
-        PERFORM pg_catalog.set_config('search_path', '@extschema@, pg_catalog, pg_temp', true);
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, @extschema@, pg_temp', true);
         PERFORM groma_progress_advance(done);
         RAISE NOTICE 'groma_caption_table: % of % rows captioned', done, total;
     END LOOP;
@@ -403,6 +407,7 @@ BEGIN
                       'they came after the last chunk', remaining, tbl
             USING HINT = 'CALL it again to caption them.';
     END IF;
+    PERFORM pg_catalog.set_config('search_path', caller_path, true);
 END
 $proc$;
 
@@ -414,7 +419,7 @@ COMMENT ON PROCEDURE groma_caption_table(regclass, name, name, int, bool) IS
 -- tbl is an ordinary table.
 CREATE FUNCTION groma_citus_distribution(tbl regclass) RETURNS text
 LANGUAGE plpgsql STABLE
-SET search_path = @extschema@, pg_catalog, pg_temp
+SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
 DECLARE
     method text;
@@ -443,7 +448,7 @@ COMMENT ON FUNCTION groma_citus_distribution(regclass) IS
 CREATE FUNCTION groma_caption_shards(tbl regclass, img_column name, caption_column name, chunk int, detailed bool)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = @extschema@, pg_catalog, pg_temp
+SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
 DECLARE
     method text := groma_citus_distribution(tbl);
@@ -552,6 +557,10 @@ SELECT p.pid, d.datname, p.relid::regclass AS relid, p.phase, p.rows_total, p.ro
            AS rows_per_second
 FROM groma_progress_rows() p LEFT JOIN pg_database d ON d.oid = p.datid;
 
+-- readable by every role, like pg_stat_progress_*: a role sees its own jobs,
+-- and every job with the privileges of pg_read_all_stats
+GRANT SELECT ON groma_progress TO PUBLIC;
+
 COMMENT ON VIEW groma_progress IS
 'progress of bulk captioning (groma_caption_table, groma_caption(bytea[])) and of groma_regions(bytea[]), one row per backend';
 
@@ -565,7 +574,7 @@ CREATE FUNCTION groma_progress_cluster()
 RETURNS TABLE (node text, pid int, datname name, relid text, phase text, rows_total bigint, rows_done bigint,
                chunk_rows int, chunk_done int, started_at timestamptz, rows_per_second numeric)
 LANGUAGE plpgsql VOLATILE
-SET search_path = @extschema@, pg_catalog, pg_temp
+SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
 DECLARE
     w record;

@@ -79,6 +79,7 @@ SELECT groma_describe(data, box '((NaN,0),(10,10))') FROM img;
 SELECT groma_describe(data, box '((0,0),(Infinity,10))') FROM img;
 SELECT groma_describe(data, box '((0,0),(400,10))') FROM img;
 SELECT groma_describe(data, box '((-1,0),(10,10))') FROM img;
+SELECT groma_describe(data, box '((0,0),(333.0000001,251))') FROM img;
 SELECT groma_chat(data, '<refer_box> and <refer_box>?', ARRAY[box '((1,1),(5,5))', box '((5,5),(5,9))']) FROM img;
 SELECT groma_chat(data, 'x', ARRAY[NULL::box]) FROM img;
 SELECT groma_chat(data, 'x', (SELECT array_agg(box '((1,1),(2,2))') FROM generate_series(1, 17))) FROM img;
@@ -105,6 +106,10 @@ SELECT * FROM img, groma_regions(data, -5);
 SELECT groma_proposals(data, 10, -0.1) FROM img;
 SELECT groma_proposals(data, 10, 1.5) FROM img;
 SELECT * FROM img, groma_regions(data, 10, 'NaN');
+-- the refused value is printed as given, not rounded to look allowed
+SELECT groma_proposals(data, 10, 1.0000001) FROM img;
+SELECT * FROM groma_regions(ARRAY[(SELECT data FROM img)], 0);
+SELECT * FROM groma_regions(ARRAY[(SELECT data FROM img)], 5, 2);
 SELECT sqlstate_of(format('SELECT groma_proposals(%L::bytea, 1, 0)', data)) AS edges_low,
        sqlstate_of(format('SELECT groma_proposals(%L::bytea, 100, 1)', data)) AS edges_high
 FROM img;

@@ -64,7 +64,8 @@ groma_draw_check(const double *boxes, int n_boxes, const char *const *labels, in
 						   n_labels, n_boxes);
 	for (int i = 0; i < 4 * n_boxes; i++)
 		if (!isfinite(boxes[i]))
-			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "box %d has a NaN or infinite coordinate", i / 4);
+			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "box %d has a NaN or infinite coordinate",
+							   i / 4 + 1);	/* counted from 1, as the other messages about boxes and labels */
 	return groma_ok();
 }
 

@@ -14,6 +14,8 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "catalog/pg_authid.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -29,6 +31,7 @@ typedef struct progress_entry
 {
 	slock_t		mutex;			/* protects every other field */
 	int			pid;
+	Oid			userid;			/* the role running the job: seen by its members and by pg_read_all_stats */
 	Oid			datid;
 	Oid			relid;			/* the procedure's table; InvalidOid for an array call made by hand */
 	bool		array_job;		/* the job is one array call, ended with it */
@@ -154,6 +157,7 @@ start_job(Oid relid, int64 total, bool array_job, bool regions)
 	register_callbacks();
 	SpinLockAcquire(&e->mutex);
 	e->pid = MyProcPid;
+	e->userid = GetUserId();
 	e->datid = MyDatabaseId;
 	e->relid = relid;
 	e->array_job = array_job;
@@ -212,6 +216,9 @@ groma_progress_chunk_end(void)
 Datum
 groma_progress_begin(PG_FUNCTION_ARGS)
 {
+	if (PG_GETARG_INT64(1) < 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("a job of %lld rows",
+																		 (long long) PG_GETARG_INT64(1))));
 	start_job(PG_GETARG_OID(0), PG_GETARG_INT64(1), false, false);
 	PG_RETURN_VOID();
 }
@@ -222,6 +229,9 @@ groma_progress_advance(PG_FUNCTION_ARGS)
 {
 	volatile progress_entry *e = my_entry();
 
+	if (PG_GETARG_INT64(0) < 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%lld rows done",
+																		 (long long) PG_GETARG_INT64(0))));
 	if (e != NULL)
 	{
 		SpinLockAcquire(&e->mutex);
@@ -250,6 +260,8 @@ groma_progress_rows(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
+	bool		see_all = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
+
 	InitMaterializedSRF(fcinfo, 0);
 	if (progress_entries == NULL)
 		return (Datum) 0;
@@ -263,7 +275,7 @@ groma_progress_rows(PG_FUNCTION_ARGS)
 		SpinLockAcquire(&e->mutex);
 		copy = *(progress_entry *) e;
 		SpinLockRelease(&e->mutex);
-		if (copy.pid == 0)
+		if (copy.pid == 0 || (!see_all && !has_privs_of_role(GetUserId(), copy.userid)))
 			continue;
 		values[0] = Int32GetDatum(copy.pid);
 		values[1] = ObjectIdGetDatum(copy.datid);

@@ -11,10 +11,12 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "common/shortest_dec.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/geo_decls.h"
 #include "utils/lsyscache.h"
 #include "utils/tuplestore.h"
@@ -103,8 +105,9 @@ add_refer_box(groma_request *req, const BOX *b, const char *what, const groma_jp
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s is not inside the image", what),
-				 errdetail("The box (%g,%g),(%g,%g) must lie within x 0..%d and y 0..%d, the image's size in pixels.",
-						   b->high.x, b->high.y, b->low.x, b->low.y, info->width, info->height)));
+				 errdetail("The box (%s,%s),(%s,%s) must lie within x 0..%d and y 0..%d, the image's size in pixels.",
+						   float8out_internal(b->high.x), float8out_internal(b->high.y),
+						   float8out_internal(b->low.x), float8out_internal(b->low.y), info->width, info->height)));
 	if (req->n_refer >= GROMA_PROTO_MAX_REFER)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -373,6 +376,61 @@ groma_caption(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(generate(fcinfo, PG_GETARG_BYTEA_PP(0), task, NULL, NULL, NULL, answer_datum));
 }
 
+/* Which image of an array call is being checked or answered, for the error context. */
+typedef struct array_call_position
+{
+	int			lbound;			/* the array's first subscript */
+	volatile int current;		/* the image's index from 0, or -1 */
+} array_call_position;
+
+/* Adds "imgs[K]" to an error raised about one image of an array call. */
+static void
+array_call_context(void *arg)
+{
+	array_call_position *at = arg;
+
+	if (at->current >= 0)
+		errcontext("the image imgs[%d] of the array", at->lbound + at->current);
+}
+
+/*
+ * Sends the array call's requests (NULL for NULL images) with
+ * groma.bulk_in_flight in flight: every image header is checked first by
+ * set_image(reqs[i], img, arg), then the replies are stored in replies; an
+ * error names the image it is about.
+ */
+static void
+call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, bool regions, groma_request **reqs,
+		   void (*set_image) (groma_request *, bytea *, void *), void *arg, groma_reply *replies)
+{
+	array_call_position at = {ARR_LBOUND(imgs)[0], -1};
+	ErrorContextCallback context = {.previous = error_context_stack, .callback = array_call_context, .arg = &at};
+
+	error_context_stack = &context;
+	for (int i = 0; i < n; i++)
+		if (!isnull[i])
+		{
+			at.current = i;
+			reqs[i] = palloc0(sizeof(groma_request));
+			set_image(reqs[i], DatumGetByteaPP(elems[i]), arg);
+		}
+	at.current = -1;
+	groma_progress_chunk_start(n, regions);
+	groma_client_call_many(reqs, n, replies, groma_bulk_in_flight, &at.current);
+	groma_progress_chunk_end();
+	error_context_stack = context.previous;
+}
+
+/* Fills a caption request for one image of groma_caption(bytea[]) (arg: the task). */
+static void
+set_caption_request(groma_request *req, bytea *img, void *arg)
+{
+	req->kind = GROMA_MSG_GENERATE;
+	req->task = *(int32 *) arg;
+	req->max_new_tokens = groma_max_new_tokens;
+	set_request_image(req, img);
+}
+
 /*
  * Returns the grounded captions of an array of images, in the same order
  * (NULL for a NULL image), keeping groma.bulk_in_flight requests in flight
@@ -408,20 +466,8 @@ groma_caption_array(PG_FUNCTION_ARGS)
 	if (n == 0)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(answer_type));
 	reqs = palloc0(sizeof(groma_request *) * n);
-	for (int i = 0; i < n; i++)
-	{
-		if (isnull[i])
-			continue;
-		reqs[i] = palloc0(sizeof(groma_request));
-		reqs[i]->kind = GROMA_MSG_GENERATE;
-		reqs[i]->task = task;
-		reqs[i]->max_new_tokens = groma_max_new_tokens;
-		set_request_image(reqs[i], DatumGetByteaPP(elems[i]));
-	}
 	replies = palloc(sizeof(groma_reply) * n);
-	groma_progress_chunk_start(n, false);
-	groma_client_call_many(reqs, n, replies, groma_bulk_in_flight);
-	groma_progress_chunk_end();
+	call_array(imgs, elems, isnull, n, false, reqs, set_caption_request, &task, replies);
 	answers = palloc(sizeof(Datum) * n);
 	PG_TRY();
 	{
@@ -461,6 +507,16 @@ groma_describe(PG_FUNCTION_ARGS)
 							 text_datum));
 }
 
+/* Prints a float4 in the fewest digits that read back as it (as float4out does), palloc'd. */
+static char *
+shortest_float4(float4 f)
+{
+	char	   *buf = palloc(FLOAT_SHORTEST_DECIMAL_LEN);
+
+	float_to_shortest_decimal_buf(f, buf);
+	return buf;
+}
+
 /* Refuses region cuts out of range: max_regions below 1, min_score outside [0, 1]. */
 static void
 check_region_cuts(int32 max_regions, float4 min_score)
@@ -473,7 +529,7 @@ check_region_cuts(int32 max_regions, float4 min_score)
 	if (!(min_score >= 0.0f && min_score <= 1.0f))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("min_score must be between 0 and 1, not %g", (double) min_score),
+				 errmsg("min_score must be between 0 and 1, not %s", shortest_float4(min_score)),
 				 errdetail("Region scores are probabilities; only regions scoring above min_score are returned.")));
 }
 
@@ -510,6 +566,22 @@ groma_regions(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* The cuts of groma_regions(bytea[]), for each of its requests. */
+typedef struct region_cuts
+{
+	int32		max_regions;
+	float4		min_score;
+} region_cuts;
+
+/* Fills a REGIONS request for one image of groma_regions(bytea[]) (arg: its region_cuts). */
+static void
+set_array_regions_request(groma_request *req, bytea *img, void *arg)
+{
+	const region_cuts *cuts = arg;
+
+	set_regions_request(req, img, cuts->max_regions, cuts->min_score, true);
+}
+
 /*
  * Returns the regions of an array of images as a set (ord, the image's
  * subscript in imgs, then groma_regions' columns), keeping
@@ -527,6 +599,7 @@ groma_regions_array(PG_FUNCTION_ARGS)
 	int			n;
 	groma_request **reqs;
 	groma_reply *replies;
+	region_cuts cuts;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (ARR_NDIM(imgs) > 1)
@@ -538,16 +611,9 @@ groma_regions_array(PG_FUNCTION_ARGS)
 	if (n == 0)
 		return (Datum) 0;
 	reqs = palloc0(sizeof(groma_request *) * n);
-	for (int i = 0; i < n; i++)
-		if (!isnull[i])
-		{
-			reqs[i] = palloc(sizeof(groma_request));
-			set_regions_request(reqs[i], DatumGetByteaPP(elems[i]), max_regions, min_score, true);
-		}
 	replies = palloc(sizeof(groma_reply) * n);
-	groma_progress_chunk_start(n, true);
-	groma_client_call_many(reqs, n, replies, groma_bulk_in_flight);
-	groma_progress_chunk_end();
+	cuts = (region_cuts) {max_regions, min_score};
+	call_array(imgs, elems, isnull, n, true, reqs, set_array_regions_request, &cuts, replies);
 	PG_TRY();
 	{
 		for (int i = 0; i < n; i++)

@@ -886,7 +886,7 @@ bulk_wait_ms(const bulk_connection *conns, int n_conns)
 
 /* Sends many requests over several connections to one server; see server_client.h. */
 void
-groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in_flight)
+groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in_flight, volatile int *current)
 {
 	groma_server_slot snap;
 	bulk_connection *conns;
@@ -953,11 +953,13 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			c = (bulk_connection *) ev.user_data;
 			if (c->req < 0)
 				report_io_failure(bulk_slot, &snap, IO_CLOSED, groma_request_timeout);
+			*current = c->req;
 			r = read_reply(c->fd, reqs[c->req], &replies[c->req], c->deadline);
 			bulk_uncount(false);
 			if (r != IO_OK)
 				report_io_failure(bulk_slot, &snap, r, groma_request_timeout);
 			check_reply(bulk_slot, &replies[c->req]);
+			*current = -1;
 			got[c->req] = true;
 			done++;
 			groma_progress_chunk_answered(done);

@@ -35,9 +35,12 @@ void		groma_client_call(groma_request *req, groma_reply *reply);
  * stores each successful reply in replies[i] (the caller frees each with
  * groma_reply_free; entries of NULL requests are zeroed).  Raises ERROR as
  * groma_client_call does at the first failure, after closing every
- * connection and freeing every reply.
+ * connection and freeing every reply.  *current holds the index of the
+ * request whose reply is being read, else -1, so an error context can name
+ * the request that failed.
  */
-void		groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in_flight);
+void		groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in_flight,
+								   volatile int *current);
 
 /* Like groma_client_call for a PING; returns the round trip in milliseconds. */
 double		groma_client_ping(void);

@@ -282,11 +282,13 @@ groma_request_regions_batch(groma_engine *e, int n, const groma_request *const *
 	{
 		groma_status one = replies[i]->status;
 
-		if (one.code == GROMA_OK && alone)
+		if (one.code == GROMA_OK && alone && st.code != GROMA_OK)
+			each[slot[i]] = st;	/* an image before this one stopped them all (a cancel, the device) */
+		else if (one.code == GROMA_OK && alone)
 		{
 			reset_arenas(e);
-			groma_vision_run_batch(s->model, 1, &in[slot[i]], &s->act, &s->out, &s->host, &vis[slot[i]],
-								   &each[slot[i]]);
+			st = groma_vision_run_batch(s->model, 1, &in[slot[i]], &s->act, &s->out, &s->host, &vis[slot[i]],
+										&each[slot[i]]);
 		}
 		if (one.code == GROMA_OK)
 			one = each[slot[i]];

@@ -395,6 +395,8 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 
 		if (generate && job->reply.status.code == GROMA_OK && job->pending.seq.ids != NULL && !job->pending.seq.done)
 			s->batch[s->n_batch++] = job;
+		else if (!generate && job->cancel && job->reply.status.code == GROMA_OK)
+			finish_job(s, job, groma_error(GROMA_ERR_CANCELLED, "the request was cancelled"));	/* beside others */
 		else
 			finish_job(s, job, job->reply.status);
 	}

@@ -73,7 +73,8 @@ is(sql("SELECT count(*) FROM groma_regions((SELECT array_agg(img) FROM photos), 
 my ($rc, $out, $err) = $node->psql('postgres', "SELECT * FROM groma_regions(ARRAY[(SELECT img FROM photos WHERE id = 1),
                                    substring((SELECT img FROM photos WHERE id = 3) FOR 4000)])",
                                    extra_params => [ '-v', 'VERBOSITY=verbose' ]);
-like($err, qr/22P03/, 'an image cut short in the array fails the call with 22P03');
+like($err, qr/22P03.*CONTEXT:  the image imgs\[2\] of the array/s,
+     'an image cut short in the array fails the call with 22P03, naming it');
 ($rc, $out, $err) = $node->psql('postgres', "SELECT * FROM groma_regions(ARRAY[(SELECT img FROM photos WHERE id = 1)], 0)",
                                 extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/22023.*max_regions must be at least 1/s, 'max_regions 0 is refused before anything is sent');
@@ -82,8 +83,10 @@ like($err, qr/22023.*max_regions must be at least 1/s, 'max_regions 0 is refused
 like($err, qr/2202E.*one-dimensional/s, 'a two-dimensional array is refused');
 # the README's bulk form of the recipe
 sql("CREATE TABLE regions2 (LIKE regions)");
-sql("INSERT INTO regions2 SELECT b.ids[r.ord], r.idx, r.area, r.score, r.embedding
-     FROM (SELECT array_agg(id ORDER BY id) AS ids, array_agg(img ORDER BY id) AS imgs FROM photos) b,
+sql("INSERT INTO regions2
+     SELECT b.ids[r.ord], r.idx, r.area, r.score, r.embedding
+     FROM (SELECT array_agg(id ORDER BY id) AS ids, array_agg(img ORDER BY id) AS imgs
+           FROM photos WHERE id NOT IN (SELECT photo_id FROM regions2)) b,
           groma_regions(b.imgs) r");
 is(sql("SELECT count(*) FROM regions r FULL JOIN regions2 s USING (photo_id, idx)
         WHERE r.photo_id IS NULL OR s.photo_id IS NULL OR (r.area[0] <-> s.area[0]) + (r.area[1] <-> s.area[1]) > 1e-3"),

@@ -61,6 +61,9 @@ is(sql("SELECT array_lower(a, 1) || ':' || (a[5]::text = a[6]::text AND a[5]::te
                 FROM photos WHERE id = 1) s"), '5:true',
    'the answers keep the subscripts of the images (answers[k] answers imgs[k])');
 is(sql("SELECT cardinality(groma_caption(ARRAY[]::bytea[]))"), 0, 'an empty array gives an empty array');
+like(($node->psql('postgres', "SELECT groma_caption(ARRAY[img, NULL, ''::bytea]) FROM photos WHERE id = 1"))[2],
+     qr/image data is empty.*CONTEXT:  the image imgs\[3\] of the array/s,
+     'a bad image among the array is named by its subscript');
 is(sql("SELECT groma_caption(NULL::bytea[]) IS NULL"), 't', 'a NULL array gives NULL');
 is(sql("SET groma.bulk_in_flight = 1; SELECT groma_caption(array_agg(img ORDER BY id))::text = "
        . "(SELECT array_agg(s.caption ORDER BY p.id)::text FROM photos p JOIN single s USING (img) WHERE p.id <= 4)
@@ -77,6 +80,22 @@ ok($seen, 'groma_progress shows the array call with some of its 9 answers receiv
 my ($arc) = finish_query($aq, 120);
 is($arc, 0, 'the array call finishes');
 is(sql("SELECT count(*) FROM groma_progress"), 0, 'and leaves groma_progress');
+# another role reads the view and sees its own jobs only; a role with pg_read_all_stats sees every job
+sql("CREATE ROLE watcher; CREATE ROLE nosy; CREATE ROLE stats_reader; GRANT pg_read_all_stats TO stats_reader;
+     GRANT SELECT ON photos TO watcher");
+$aq = start_query($node, 'arr2', "SET ROLE watcher; SELECT groma_caption(array_agg(img)) FROM photos, "
+                  . "generate_series(1, 4)");
+ok(wait_until(60, sub {
+    sql("SET ROLE watcher; SELECT count(*) FROM groma_progress; RESET ROLE; SET ROLE nosy;
+         SELECT count(*) FROM groma_progress; RESET ROLE; SET ROLE stats_reader;
+         SELECT count(*) FROM groma_progress WHERE phase = 'captioning an array'") eq "1\n0\n1" }),
+   "an ordinary role reads groma_progress and sees its own job, another role does not see it, and a role "
+   . "with pg_read_all_stats does");
+($arc) = finish_query($aq, 120);
+is($arc, 0, 'that array call finishes too');
+is(sql("SET ROLE nosy; SELECT count(*) FROM groma_status() WHERE last_stderr IS NULL; RESET ROLE; "
+       . "SET ROLE stats_reader; SELECT count(*) FROM groma_status() WHERE last_stderr IS NOT NULL"), "1\n1",
+   "groma_status() hides groma-server's last log line (other sessions' requests) but from pg_read_all_stats");
 step('progress of an array call checked');
 
 # the procedure, cancelled after its first chunk commits
@@ -212,7 +231,7 @@ is(sql("SELECT count(*) FROM small s JOIN single o USING (img) WHERE s.c2 = (o.c
    'with the row-by-row captions');
 
 # rows another transaction holds locked are skipped, and the last warning says they are still NULL
-my $locker = start_query($node, 'locker', "BEGIN; SELECT id FROM small WHERE id = 2 FOR UPDATE; SELECT pg_sleep(30)");
+my $locker = start_query($node, 'locker', "BEGIN; SELECT id FROM small WHERE id = 2 FOR UPDATE; SELECT pg_sleep(600)");
 ok(wait_until(20, sub { sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'locker'
                              AND wait_event = 'PgSleep'") == 1 }), 'another session locks row 2');
 my ($rcl, $outl, $errl) = $node->psql('postgres', "CALL groma_caption_table('small', 'img', 'caption', 2)");
@@ -238,6 +257,21 @@ is($rch, 0, 'the procedure runs beside the overloads') or diag($errh);
 is(sql("SELECT count(*) FROM small s JOIN single o USING (img) WHERE s.caption = (o.caption::groma_answer).text"), 3,
    'and writes the model\'s captions, not theirs');
 sql("DROP FUNCTION public.groma_caption(bytea[], text); DROP FUNCTION public.groma_caption(bytea, text)");
+# nor functions of the same signature in a schema the caller puts first, nor built-ins shadowed there
+sql(q{CREATE SCHEMA evil; GRANT USAGE ON SCHEMA evil TO PUBLIC;
+      CREATE FUNCTION evil.groma_caption(imgs bytea[], detailed boolean) RETURNS groma_answer[]
+      LANGUAGE sql AS $$SELECT array_fill(ROW('taken over', '{}')::groma_answer, ARRAY[cardinality(imgs)])$$;
+      CREATE FUNCTION evil.groma_caption(img bytea, detailed boolean) RETURNS groma_answer
+      LANGUAGE sql AS $$SELECT ROW('taken over', '{}')::groma_answer$$;
+      CREATE FUNCTION evil.array_agg(tid) RETURNS tid[] LANGUAGE sql AS $$SELECT NULL::tid[]$$});
+sql("UPDATE small SET caption = NULL");
+($rch, $outh, $errh) = $node->psql('postgres', "SET search_path = evil, public, pg_catalog; "
+                                   . "CALL groma_caption_table('small', 'img', 'caption', 2); SHOW search_path");
+is($rch, 0, 'the procedure runs with same-signature functions first on the search_path') or diag($errh);
+is(sql("SELECT count(*) FROM small s JOIN single o USING (img) WHERE s.caption = (o.caption::groma_answer).text"), 3,
+   'and still writes the model\'s captions');
+like($outh, qr/^evil, public, pg_catalog$/m, 'the caller\'s search_path is the same after the CALL');
+sql("DROP SCHEMA evil CASCADE");
 
 # installed in a schema of its own, off the search_path, the procedure still finds its functions and types
 sql("CREATE DATABASE other");

@@ -277,7 +277,8 @@ is(wait_exit($pid, 20), 0, 'that server exits 0');
 # ---- a regions request does not wait behind an answer that waits for KV room: answer A holds most of a 1 MB pool
 # (whole caches at once), answer B waits at the queue's head for A to leave, and a regions request C queued behind
 # B runs while A decodes
-($pid, $sock, $log) = start_server('--max-batch', '8', '--kv-cache-mb', '1', '--kv-first-tokens', '2048');
+($pid, $sock, $log) = start_server('--max-batch', '8', '--kv-cache-mb', '1', '--kv-first-tokens', '2048',
+                                   '--log-level', 'debug');
 my @wait = ([$names[0], $prompts[0], 1400], [$names[1], $prompts[1], 600]);
 cli_answer(@$_) for @wait;
 @conns = map { proto_connect($sock) } 0 .. 2;
@@ -298,6 +299,8 @@ my ($regions_at, $first_at) = (index($lines, 'request 802 regions'), index($line
 ok($regions_at >= 0 && $first_at >= 0 && $regions_at < $first_at,
    'the regions request finished before the answer that held the pool, not after the waiting one started')
     or diag($lines);
+like($lines, qr/request 802 \(job \d+\) goes ahead of 1 answers waiting for room/,
+     'the debug log says it went ahead of the waiting answer');
 $st = status_of($sock);
 is("$st->{batch}/$st->{queued}/$st->{kv_used}/$st->{served}/$st->{failed}", '0/0/0/3/0', 'all three served');
 kill 'TERM', $pid;
