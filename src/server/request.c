@@ -221,14 +221,6 @@ fill_regions(const groma_engine *e, const groma_request *req, const groma_vision
 	return st;
 }
 
-/* The vision input of request req, its JPEG limits kept in *limits. */
-static groma_vision_input
-vision_input(const groma_request *req, groma_jpeg_limits *limits)
-{
-	*limits = request_limits(req);
-	return (groma_vision_input) {req->image, req->image_len, limits, &req->refer[0][0], req->n_refer};
-}
-
 /* Empties the engine's arenas before a vision pass. */
 static void
 reset_arenas(groma_engine *e)
@@ -238,67 +230,122 @@ reset_arenas(groma_engine *e)
 	groma_arena_reset(&e->session.host);
 }
 
+/* The vision pass of a batch of requests: which images it took, and each one's result. */
+typedef struct vision_batch
+{
+	groma_vision_input in[GROMA_VISION_MAX_BATCH];
+	groma_jpeg_limits limits[GROMA_VISION_MAX_BATCH];
+	groma_vision_result vis[GROMA_VISION_MAX_BATCH];
+	groma_status each[GROMA_VISION_MAX_BATCH];
+	int			slot[GROMA_VISION_MAX_BATCH];	/* request i's place in the pass, -1: none */
+	int			n_vis;
+	bool		alone;			/* too large for the activation arena: each image runs when its reply is made */
+	groma_status whole;			/* a failure of the whole pass (memory, the device, a cancel) */
+} vision_batch;
+
+/* Empties reply for req: its kind and id, status OK. */
+static void
+start_reply(groma_reply *reply, const groma_request *req)
+{
+	memset(reply, 0, sizeof(*reply));
+	reply->kind = req->kind;
+	reply->id = req->id;
+}
+
+/* Starts request i's reply with the outcome of its checks, and adds its image to the pass when they passed. */
+static void
+vision_batch_offer(vision_batch *b, int i, const groma_request *req, groma_reply *reply, groma_status checked)
+{
+	start_reply(reply, req);
+	reply->status = checked;
+	b->slot[i] = -1;
+	if (checked.code != GROMA_OK)
+		return;
+	b->limits[b->n_vis] = request_limits(req);
+	b->in[b->n_vis] = (groma_vision_input) {req->image, req->image_len, &b->limits[b->n_vis], &req->refer[0][0],
+	req->n_refer};
+	b->slot[i] = b->n_vis++;
+}
+
+/*
+ * Runs the pass over the images added, as one batch; a batch the
+ * activation arena cannot hold is left for vision_batch_result, one image
+ * at a time (*one_by_one says so, when not NULL).  Returns a failure of
+ * the whole pass.
+ */
+static groma_status
+vision_batch_run(groma_engine *e, vision_batch *b, bool *one_by_one)
+{
+	groma_cli_session *s = &e->session;
+
+	b->whole = groma_ok();
+	if (b->n_vis > 0)
+	{
+		reset_arenas(e);
+		b->whole = groma_vision_run_batch(s->model, b->n_vis, b->in, &s->act, &s->out, &s->host, b->vis, b->each);
+	}
+	b->alone = b->whole.code == GROMA_ERR_NO_MEMORY && b->n_vis > 1;
+	if (b->alone)
+		b->whole = groma_ok();
+	if (one_by_one)
+		*one_by_one = b->alone;
+	return b->whole;
+}
+
+/*
+ * The vision result of request i (in the pass): run now, alone, when the
+ * pass was too large (the out and host arenas emptied first, and act
+ * unless keep_act: it holds earlier requests' prompts), unless an earlier
+ * image stopped them all.  Returns the image's status.
+ */
+static groma_status
+vision_batch_result(groma_engine *e, vision_batch *b, int i, bool keep_act, const groma_vision_result **vis)
+{
+	groma_cli_session *s = &e->session;
+	int			k = b->slot[i];
+
+	if (b->alone && b->whole.code != GROMA_OK)
+		b->each[k] = b->whole;	/* an image before this one stopped them all (a cancel, the device) */
+	else if (b->alone)
+	{
+		if (!keep_act)
+			groma_arena_reset(&s->act);
+		groma_arena_reset(&s->out);
+		groma_arena_reset(&s->host);
+		b->whole = groma_vision_run_batch(s->model, 1, &b->in[k], &s->act, &s->out, &s->host, &b->vis[k],
+										  &b->each[k]);
+	}
+	*vis = &b->vis[k];
+	return b->each[k];
+}
+
 /* REGIONS for n requests, their images through the vision stages as one batch; see request.h. */
 groma_status
 groma_request_regions_batch(groma_engine *e, int n, const groma_request *const *reqs, groma_reply *const *replies,
 							bool *one_by_one)
 {
-	groma_cli_session *s = &e->session;
-	groma_vision_input in[GROMA_VISION_MAX_BATCH];
-	groma_jpeg_limits limits[GROMA_VISION_MAX_BATCH];
-	groma_vision_result vis[GROMA_VISION_MAX_BATCH];
-	groma_status each[GROMA_VISION_MAX_BATCH];
-	int			slot[GROMA_VISION_MAX_BATCH];	/* request i's place in the vision batch, -1: none */
-	int			n_vis = 0;
-	bool		alone;
-	groma_status st = groma_ok();
+	vision_batch b = {.n_vis = 0};
+	groma_status st;
 
 	if (n < 1 || n > GROMA_VISION_MAX_BATCH)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "a batch of %d requests (1..%d)", n, GROMA_VISION_MAX_BATCH);
 	for (int i = 0; i < n; i++)
-	{
-		memset(replies[i], 0, sizeof(*replies[i]));
-		replies[i]->kind = reqs[i]->kind;
-		replies[i]->id = reqs[i]->id;
-		slot[i] = -1;
-		replies[i]->status = check_regions(e, reqs[i]);
-		if (replies[i]->status.code != GROMA_OK)
-			continue;
-		in[n_vis] = vision_input(reqs[i], &limits[n_vis]);
-		slot[i] = n_vis++;
-	}
-	if (n_vis > 0)
-	{
-		reset_arenas(e);
-		st = groma_vision_run_batch(s->model, n_vis, in, &s->act, &s->out, &s->host, vis, each);
-	}
-	/* a batch too large for the activation arena: each image alone, its reply filled before the next */
-	alone = st.code == GROMA_ERR_NO_MEMORY && n_vis > 1;
-	if (alone)
-		st = groma_ok();
-	if (one_by_one)
-		*one_by_one = alone;
+		vision_batch_offer(&b, i, reqs[i], replies[i], check_regions(e, reqs[i]));
+	st = vision_batch_run(e, &b, one_by_one);
 	for (int i = 0; i < n; i++)
 	{
 		groma_status one = replies[i]->status;
+		const groma_vision_result *vis;
 
-		if (one.code == GROMA_OK && alone && st.code != GROMA_OK)
-			each[slot[i]] = st;	/* an image before this one stopped them all (a cancel, the device) */
-		else if (one.code == GROMA_OK && alone)
-		{
-			reset_arenas(e);
-			st = groma_vision_run_batch(s->model, 1, &in[slot[i]], &s->act, &s->out, &s->host, &vis[slot[i]],
-										&each[slot[i]]);
-		}
 		if (one.code == GROMA_OK)
-			one = each[slot[i]];
+			one = vision_batch_result(e, &b, i, false, &vis);
 		if (one.code == GROMA_OK)
-			one = fill_regions(e, reqs[i], &vis[slot[i]], replies[i]);
+			one = fill_regions(e, reqs[i], vis, replies[i]);
 		if (one.code != GROMA_OK)
 			groma_reply_set_error(replies[i], reqs[i], one);
 		replies[i]->status = one;
 	}
-	return st;
+	return st.code != GROMA_OK ? st : b.whole;
 }
 
 /* REGIONS on its own: a batch of one. */
@@ -433,16 +480,9 @@ groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *
 								   const int *first_room, groma_reply *const *replies, groma_pending_generate *const *p,
 								   bool *one_by_one)
 {
-	groma_cli_session *s = &e->session;
-	groma_vision_input in[GROMA_VISION_MAX_BATCH];
-	groma_jpeg_limits limits[GROMA_VISION_MAX_BATCH];
-	groma_vision_result vis[GROMA_VISION_MAX_BATCH];
-	groma_status each[GROMA_VISION_MAX_BATCH];
+	vision_batch b = {.n_vis = 0};
 	char	   *query[GROMA_VISION_MAX_BATCH];
-	int			slot[GROMA_VISION_MAX_BATCH];	/* request i's place in the vision batch, -1: none */
-	int			n_vis = 0;
-	bool		alone;
-	groma_status st = groma_ok();
+	groma_status st;
 
 	if (n < 1 || n > GROMA_VISION_MAX_BATCH)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "a batch of %d requests (1..%d)", n, GROMA_VISION_MAX_BATCH);
@@ -451,45 +491,21 @@ groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *
 		int64_t		positions;
 
 		memset(p[i], 0, sizeof(*p[i]));
-		memset(replies[i], 0, sizeof(*replies[i]));
-		replies[i]->kind = reqs[i]->kind;
-		replies[i]->id = reqs[i]->id;
 		query[i] = NULL;
-		slot[i] = -1;
-		replies[i]->status = checked_query(e, reqs[i], &query[i], &positions);
-		if (replies[i]->status.code != GROMA_OK)
-			continue;
-		in[n_vis] = vision_input(reqs[i], &limits[n_vis]);
-		slot[i] = n_vis++;
+		vision_batch_offer(&b, i, reqs[i], replies[i], checked_query(e, reqs[i], &query[i], &positions));
 	}
-	if (n_vis > 0)
-	{
-		reset_arenas(e);
-		st = groma_vision_run_batch(s->model, n_vis, in, &s->act, &s->out, &s->host, vis, each);
-	}
-	/* a batch too large for the activation arena: each image alone, right before its prompt */
-	alone = st.code == GROMA_ERR_NO_MEMORY && n_vis > 1;
-	if (alone)
-		st = groma_ok();
-	if (one_by_one)
-		*one_by_one = alone;
+	st = vision_batch_run(e, &b, one_by_one);
 	for (int i = 0; i < n; i++)
 	{
 		groma_status one = replies[i]->status;
+		const groma_vision_result *vis;
 
-		if (one.code == GROMA_OK && alone)
-		{
-			/* act keeps the prompts of the requests before this one, for their prefills */
-			groma_arena_reset(&s->out);
-			groma_arena_reset(&s->host);
-			groma_vision_run_batch(s->model, 1, &in[slot[i]], &s->act, &s->out, &s->host, &vis[slot[i]],
-								   &each[slot[i]]);
-		}
-		if (one.code == GROMA_OK && slot[i] >= 0)
-			one = each[slot[i]];
+		/* run alone, an image keeps act: it holds the prompts of the requests before it, for their prefills */
 		if (one.code == GROMA_OK)
-			one = begin_after_vision(e, reqs[i], query[i], &vis[slot[i]], pool, first_room ? first_room[i] : 0,
-									 replies[i], p[i]);
+			one = vision_batch_result(e, &b, i, true, &vis);
+		if (one.code == GROMA_OK)
+			one = begin_after_vision(e, reqs[i], query[i], vis, pool, first_room ? first_room[i] : 0, replies[i],
+									 p[i]);
 		free(query[i]);
 		if (one.code != GROMA_OK)
 		{
@@ -498,7 +514,7 @@ groma_request_generate_begin_batch(groma_engine *e, int n, const groma_request *
 		}
 		replies[i]->status = one;
 	}
-	return st;
+	return st.code != GROMA_OK ? st : b.whole;
 }
 
 /* Vision and prompt of one GENERATE request: a batch of one; see request.h. */
