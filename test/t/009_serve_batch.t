@@ -308,9 +308,10 @@ is(wait_exit($pid, 20), 0, 'that server exits 0');
 
 # ---- SIGTERM while eight images go through the vision stages as one batch: the batch stops at its next stage
 # (every one of its requests is cancelled), each is answered as shutting down, and the server exits 0
+# (answers of 200 tokens: none can end between the log line and the signal, even on a loaded machine)
 ($pid, $sock, $log) = start_server('--max-batch', '8');
 @conns = map { proto_connect($sock) } @reqs;
-print { $conns[$_] } generate_frame(700 + $_, $img{$reqs[$_][0]}, $reqs[$_][1], $reqs[$_][2]) for 0 .. $#reqs;
+print { $conns[$_] } generate_frame(700 + $_, $img{$reqs[$_][0]}, $reqs[$_][1], 200) for 0 .. $#reqs;
 $until = time + 30;
 sleep 0.002 while slurp($log) !~ /the vision of [2-8] images as one batch/ && time < $until;
 kill 'TERM', $pid;
@@ -326,6 +327,24 @@ like(slurp($log), qr/the vision of [2-8] images stopped: every one of their requ
 check_answers('a 300 MB activation arena', $replies, @reqs);
 like(slurp($log), qr/the vision of \d+ images did not fit the activation arena \(--act-mb\): they ran one at a time/,
      'the vision batch that did not fit ran one image at a time, saying so in the log');
+# regions requests too: each alone when their batch does not fit, with the regions of their images served alone
+my $fallbacks_before = () = slurp($log) =~ /did not fit the activation arena/g;
+@conns = map { proto_connect($sock) } 0 .. 7;
+print { $conns[0] } regions_frame(950, $img{$names[2]});
+sleep 0.02;
+print { $conns[$_ + 1] } regions_frame(951 + $_, $img{$batch[$_]}) for 0 .. 6;
+@got = map { read_reply($_, 60) } @conns;
+my $alike = grep {
+    my $r = $got[$_ + 1];
+    my ($g, $want) = ($r && $r->{code} == OK ? parse_regions($r) : { regions => [] }, $alone{$batch[$_]});
+    @{$g->{regions}} == @{$want->{regions}} && !grep {
+        my $k = $_;
+        grep { abs($g->{regions}[$k]{box}[$_] - $want->{regions}[$k]{box}[$_]) > 1e-5 * $want->{width} } 0 .. 3
+    } 0 .. $#{$want->{regions}}
+} 0 .. 6;
+is($alike, 7, 'regions requests whose vision batch does not fit the arena get the regions of their images alone');
+my $fallbacks_after = () = slurp($log) =~ /did not fit the activation arena/g;
+ok($fallbacks_after > $fallbacks_before, 'their batch ran one image at a time, saying so in the log');
 kill 'TERM', $pid;
 is(wait_exit($pid, 20), 0, 'that server exits 0');
 
