@@ -201,7 +201,7 @@ CREATE FUNCTION groma_caption_table_value(tbl regclass, img_column name, caption
                                           detailed bool)
 RETURNS text
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     kind "char";
@@ -234,13 +234,17 @@ BEGIN
         RAISE EXCEPTION 'groma_caption_table: the image and the caption column are both "%"', img_column
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    img_type := groma_column_base_type(tbl, img_column);
+    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = tbl AND attname = caption_column AND attgenerated <> '') THEN
+        RAISE EXCEPTION 'groma_caption_table: column "%" of % is a generated column', caption_column, tbl
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    img_type := @extschema@.groma_column_base_type(tbl, img_column);
     IF img_type IS DISTINCT FROM 'bytea'::regtype THEN
         RAISE EXCEPTION 'column "%" of % is of type %, not bytea', img_column, tbl, img_type
             USING ERRCODE = 'datatype_mismatch';
     END IF;
-    col_type := groma_column_base_type(tbl, caption_column);
-    IF col_type = 'groma_answer'::regtype THEN
+    col_type := @extschema@.groma_column_base_type(tbl, caption_column);
+    IF col_type = '@extschema@.groma_answer'::regtype THEN
         RETURN 'a.answer';
     ELSIF col_type = 'text'::regtype THEN
         RETURN '(a.answer).text';
@@ -258,7 +262,7 @@ COMMENT ON FUNCTION groma_caption_table_value(regclass, name, name, int, bool) I
 CREATE FUNCTION groma_column_base_type(tbl regclass, col name)
 RETURNS regtype
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     typ oid;
@@ -295,6 +299,9 @@ CREATE PROCEDURE groma_caption_table(tbl regclass, img_column name, caption_colu
                                      chunk int DEFAULT 16, detailed bool DEFAULT false)
 LANGUAGE plpgsql
 AS $proc$
+-- Every function and operator below is schema-qualified: the procedure keeps the caller's search_path (the
+-- table's triggers run under it, as for the caller's own UPDATE), and no function of another role on that
+-- path, however exactly its argument types match, is called in place of the built-ins or of groma's own.
 DECLARE
     value_sql text;
     total bigint;
@@ -306,108 +313,111 @@ DECLARE
     skipped tid[] := '{}';
     row_id tid;
     remaining bigint;
-    caller_path text;
 BEGIN
     -- outside a transaction block only (it commits): said before any model work
     COMMIT;
-    -- the built-ins and the procedure's own names (groma_caption, its types) whatever the caller's search_path:
-    -- a procedure that commits cannot carry a SET clause, and the setting ends with each transaction; the
-    -- caller's is put back before returning
-    caller_path := pg_catalog.current_setting('search_path');
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, @extschema@, pg_temp', true);
-    value_sql := groma_caption_table_value(tbl, img_column, caption_column, chunk, detailed);
-    IF groma_citus_distribution(tbl) IS NOT NULL THEN
-        PERFORM groma_caption_shards(tbl, img_column, caption_column, chunk, detailed);
-        PERFORM pg_catalog.set_config('search_path', caller_path, true);
+    value_sql := @extschema@.groma_caption_table_value(tbl, img_column, caption_column, chunk, detailed);
+    IF @extschema@.groma_citus_distribution(tbl) IS NOT NULL THEN
+        PERFORM @extschema@.groma_caption_shards(tbl, img_column, caption_column, chunk, detailed);
         RETURN;
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent = tbl) THEN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent OPERATOR(pg_catalog.=) tbl) THEN
         RAISE EXCEPTION 'groma_caption_table: % has partitions or child tables, whose rows it cannot tell apart', tbl
             USING ERRCODE = 'feature_not_supported', HINT = 'CALL it on each partition (or child table) instead.';
     END IF;
-    EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, caption_column, img_column)
-        INTO total;
-    PERFORM groma_progress_begin(tbl, total);
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl,
+                              caption_column, img_column) INTO total;
+    PERFORM @extschema@.groma_progress_begin(tbl, total);
     LOOP
         -- the chunk's rows, locked until the COMMIT below (also while a failed batch is redone row by row)
-        EXECUTE format('SELECT array_agg(ctid) FROM (SELECT ctid FROM %1$s WHERE %3$I IS NULL AND %2$I IS NOT NULL
-                                                      AND ctid <> ALL ($1) LIMIT %4$s FOR UPDATE SKIP LOCKED) s',
-                       tbl, img_column, caption_column, chunk) INTO ids USING skipped;
+        EXECUTE pg_catalog.format(
+            'SELECT pg_catalog.array_agg(ctid) FROM (SELECT ctid FROM %1$s WHERE %3$I IS NULL AND %2$I IS NOT NULL
+                 AND ctid OPERATOR(pg_catalog.<>) ALL ($1) LIMIT %4$s FOR UPDATE SKIP LOCKED) s',
+            tbl, img_column, caption_column, chunk) INTO ids USING skipped;
         EXIT WHEN ids IS NULL;
         chunk_failed := false;
         n := 0;
         BEGIN
             -- n: the rows whose caption the UPDATE left set (a trigger may skip a row or set it back to NULL)
-            EXECUTE format(
-                'WITH todo AS (SELECT ctid AS row_id, %2$I AS img FROM %1$s WHERE ctid = ANY ($1)),
-                      batch AS MATERIALIZED (SELECT ids, groma_caption(imgs, $2) AS answers
-                                             FROM (SELECT array_agg(row_id) AS ids, array_agg(img) AS imgs FROM todo) s
+            EXECUTE pg_catalog.format(
+                'WITH todo AS (SELECT ctid AS row_id, %2$I AS img FROM %1$s WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)),
+                      batch AS MATERIALIZED (SELECT ids, @extschema@.groma_caption(imgs, $2) AS answers
+                                             FROM (SELECT pg_catalog.array_agg(row_id) AS ids,
+                                                          pg_catalog.array_agg(img) AS imgs FROM todo) s
                                              WHERE ids IS NOT NULL),
                       a AS (SELECT b.ids[k] AS row_id, b.answers[k] AS answer
-                            FROM batch b, generate_subscripts(b.ids, 1) AS k),
-                      u AS (UPDATE %1$s t SET %3$I = %4$s FROM a WHERE t.ctid = a.row_id RETURNING t.%3$I IS NOT NULL AS kept)
-                 SELECT count(*) FILTER (WHERE kept) FROM u',
+                            FROM batch b, pg_catalog.generate_subscripts(b.ids, 1) AS k),
+                      u AS (UPDATE %1$s t SET %3$I = %4$s FROM a WHERE t.ctid OPERATOR(pg_catalog.=) a.row_id
+                            RETURNING t.%3$I IS NOT NULL AS kept)
+                 SELECT pg_catalog.count(*) FILTER (WHERE kept) FROM u',
                 tbl, img_column, caption_column, value_sql) INTO n USING ids, detailed;
         EXCEPTION WHEN invalid_binary_representation OR feature_not_supported OR program_limit_exceeded THEN
             -- an image of the chunk the model cannot take; a limit that is not the image's own (the context,
             -- the KV pool) would fail every row: it ends the call
-            IF SQLSTATE = '54000' AND SQLERRM NOT LIKE 'JPEG %' THEN
+            IF SQLSTATE OPERATOR(pg_catalog.=) '54000' AND NOT SQLERRM OPERATOR(pg_catalog.~~) 'JPEG %' THEN
                 RAISE;
             END IF;
             chunk_failed := true;
             RAISE NOTICE 'groma_caption_table: a chunk of % rows failed (%); captioning them one at a time',
-                cardinality(ids), SQLERRM;
-            PERFORM groma_progress_advance(done);
+                pg_catalog.cardinality(ids), SQLERRM;
+            PERFORM @extschema@.groma_progress_advance(done);
         END;
         IF chunk_failed THEN
             FOREACH row_id IN ARRAY ids
             LOOP
                 BEGIN
-                    EXECUTE format('UPDATE %1$s t SET %3$I = %4$s
-                                    FROM (SELECT groma_caption(%2$I, $2) AS answer FROM %1$s WHERE ctid = $1) a
-                                    WHERE t.ctid = $1 RETURNING t.%3$I IS NOT NULL',
-                                   tbl, img_column, caption_column, value_sql)
+                    EXECUTE pg_catalog.format(
+                        'UPDATE %1$s t SET %3$I = %4$s
+                         FROM (SELECT @extschema@.groma_caption(%2$I, $2) AS answer FROM %1$s
+                               WHERE ctid OPERATOR(pg_catalog.=) $1) a
+                         WHERE t.ctid OPERATOR(pg_catalog.=) $1 RETURNING t.%3$I IS NOT NULL',
+                        tbl, img_column, caption_column, value_sql)
                         INTO captioned USING row_id, detailed;
-                    n := n + CASE WHEN captioned THEN 1 ELSE 0 END;
+                    IF captioned THEN
+                        n := n OPERATOR(pg_catalog.+) 1;
+                    END IF;
                 EXCEPTION WHEN invalid_binary_representation OR feature_not_supported OR program_limit_exceeded THEN
-                    IF SQLSTATE = '54000' AND SQLERRM NOT LIKE 'JPEG %' THEN
+                    IF SQLSTATE OPERATOR(pg_catalog.=) '54000' AND NOT SQLERRM OPERATOR(pg_catalog.~~) 'JPEG %' THEN
                         RAISE;
                     END IF;
-                    skipped := skipped || row_id;
+                    skipped := pg_catalog.array_append(skipped, row_id);
                     RAISE WARNING 'groma_caption_table: the row of % at ctid % is left NULL: %', tbl, row_id, SQLERRM;
                 END;
             END LOOP;
         END IF;
         -- a chunk whose rows all stayed NULL without failing would be taken again and again
-        IF n = 0 AND NOT (chunk_failed AND ids <@ skipped) THEN
+        IF n OPERATOR(pg_catalog.=) 0 AND NOT (chunk_failed AND ids OPERATOR(pg_catalog.<@) skipped) THEN
             RAISE EXCEPTION 'groma_caption_table: the UPDATE of % left every caption of a chunk of % rows NULL',
-                tbl, cardinality(ids)
+                tbl, pg_catalog.cardinality(ids)
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'A trigger or rule on the table skips or undoes the update; the chunks committed before '
                              'are kept.';
         END IF;
-        done := done + n;
+        done := done OPERATOR(pg_catalog.+) n;
         COMMIT;
-        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, @extschema@, pg_temp', true);
-        PERFORM groma_progress_advance(done);
+        PERFORM @extschema@.groma_progress_advance(done);
         RAISE NOTICE 'groma_caption_table: % of % rows captioned', done, total;
+        -- one call captions as many rows as were NULL when it began: rows that become NULL meanwhile (a trigger
+        -- setting others back to NULL, rows inserted) cannot keep it running forever
+        EXIT WHEN done OPERATOR(pg_catalog.>=) total;
     END LOOP;
-    PERFORM groma_progress_end();
-    EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, caption_column, img_column)
-        INTO remaining;
-    IF cardinality(skipped) > 0 THEN
-        EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL AND ctid = ANY ($1)',
-                       tbl, caption_column, img_column) INTO n USING skipped;
+    PERFORM @extschema@.groma_progress_end();
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl,
+                              caption_column, img_column) INTO remaining;
+    IF pg_catalog.cardinality(skipped) OPERATOR(pg_catalog.>) 0 THEN
+        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL
+                                   AND ctid OPERATOR(pg_catalog.=) ANY ($1)', tbl, caption_column, img_column)
+            INTO n USING skipped;
         RAISE WARNING 'groma_caption_table: % row(s) of % could not be captioned and are left NULL', n, tbl
             USING HINT = 'The warnings above name each row and why; fix or remove their images and CALL it again.';
-        remaining := remaining - n;
+        remaining := remaining OPERATOR(pg_catalog.-) n;
     END IF;
-    IF remaining > 0 THEN
-        RAISE WARNING 'groma_caption_table: % row(s) of % are still NULL: other transactions held them locked, or '
-                      'they came after the last chunk', remaining, tbl
-            USING HINT = 'CALL it again to caption them.';
+    IF remaining OPERATOR(pg_catalog.>) 0 THEN
+        RAISE WARNING 'groma_caption_table: % row(s) of % are still NULL: other transactions held them locked, '
+                      'row security let them be read but not updated, or they became NULL while it ran',
+                      remaining, tbl
+            USING HINT = 'CALL it again to caption the rows that were locked or came later.';
     END IF;
-    PERFORM pg_catalog.set_config('search_path', caller_path, true);
 END
 $proc$;
 
@@ -419,7 +429,7 @@ COMMENT ON PROCEDURE groma_caption_table(regclass, name, name, int, bool) IS
 -- tbl is an ordinary table.
 CREATE FUNCTION groma_citus_distribution(tbl regclass) RETURNS text
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     method text;
@@ -448,10 +458,10 @@ COMMENT ON FUNCTION groma_citus_distribution(regclass) IS
 CREATE FUNCTION groma_caption_shards(tbl regclass, img_column name, caption_column name, chunk int, detailed bool)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    method text := groma_citus_distribution(tbl);
+    method text := @extschema@.groma_citus_distribution(tbl);
     nodes text[];
     ports int[];
     commands text[];
@@ -487,7 +497,7 @@ BEGIN
         INTO nodes, ports, commands USING tbl, img_column, caption_column, chunk, detailed;
     EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, caption_column, img_column)
         INTO total;
-    PERFORM groma_progress_begin(tbl, total);
+    PERFORM @extschema@.groma_progress_begin(tbl, total);
     FOR r IN EXECUTE 'SELECT * FROM pg_catalog.master_run_on_worker($1, $2, $3, true)' USING nodes, ports, commands
     LOOP
         IF NOT r.success THEN
@@ -496,8 +506,8 @@ BEGIN
     END LOOP;
     EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, caption_column, img_column)
         INTO remaining;
-    PERFORM groma_progress_advance(total - remaining);
-    PERFORM groma_progress_end();
+    PERFORM @extschema@.groma_progress_advance(total - remaining);
+    PERFORM @extschema@.groma_progress_end();
     IF cardinality(failed) > 0 THEN
         RAISE EXCEPTION 'groma_caption_table: % of % shard jobs failed (% of % rows captioned; CALL it again to '
                         'caption the rest): %', cardinality(failed), cardinality(commands), total - remaining, total,
@@ -574,14 +584,14 @@ CREATE FUNCTION groma_progress_cluster()
 RETURNS TABLE (node text, pid int, datname name, relid text, phase text, rows_total bigint, rows_done bigint,
                chunk_rows int, chunk_done int, started_at timestamptz, rows_per_second numeric)
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     w record;
 BEGIN
     RETURN QUERY SELECT 'local'::text, p.pid, p.datname, p.relid::text, p.phase, p.rows_total, p.rows_done,
                         p.chunk_rows, p.chunk_done, p.started_at, p.rows_per_second
-                 FROM groma_progress p;
+                 FROM @extschema@.groma_progress p;
     IF NOT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'run_command_on_workers'
                    AND pronamespace = 'pg_catalog'::regnamespace) THEN
         RETURN;

@@ -383,13 +383,19 @@ typedef struct array_call_position
 	volatile int current;		/* the image's index from 0, or -1 */
 } array_call_position;
 
-/* Adds "imgs[K]" to an error raised about one image of an array call. */
+/*
+ * Adds "imgs[K]" to an error raised about one image of an array call: one
+ * the image itself caused (not a JPEG, damaged, unsupported, too large),
+ * not one of the server or the arguments that its request met first.
+ */
 static void
 array_call_context(void *arg)
 {
 	array_call_position *at = arg;
+	int			code = geterrcode();
 
-	if (at->current >= 0)
+	if (at->current >= 0 && (code == ERRCODE_INVALID_BINARY_REPRESENTATION || code == ERRCODE_FEATURE_NOT_SUPPORTED ||
+							 code == ERRCODE_PROGRAM_LIMIT_EXCEEDED))
 		errcontext("the image imgs[%d] of the array", at->lbound + at->current);
 }
 

@@ -21,6 +21,8 @@
 #include "portability/instr_time.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "catalog/pg_authid.h"
+#include "utils/acl.h"
 #include "utils/timestamp.h"
 
 #include "bulk_progress.h"
@@ -441,6 +443,19 @@ wait_for_exit_record(int slot, int pid, groma_server_slot *snap)
 	}
 }
 
+/*
+ * Adds groma-server's last log line as the error's detail, for roles with
+ * the privileges of pg_read_all_stats only (it can name other sessions'
+ * requests, as groma_status().last_stderr); returns 0 for ereport.
+ */
+static int
+last_message_detail(const char *line)
+{
+	if (line[0] == '\0' || !has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS))
+		return 0;
+	return errdetail("Its last message was: %s", line);
+}
+
 /* Raises the ERROR for a round trip that ended with r (not IO_OK). */
 static void
 report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int timeout_ms)
@@ -472,7 +487,7 @@ report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int t
 			ereport(ERROR,
 					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 					 errmsg("groma-server is restarting after it exited (%s)", how),
-					 now.last_stderr[0] ? errdetail("Its last message was: %s", now.last_stderr) : 0,
+					 last_message_detail(now.last_stderr),
 					 errhint("The groma launcher restarts it; retry in a moment.")));
 		}
 		ereport(ERROR,
@@ -489,13 +504,13 @@ report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int t
 					(errcode(ERRCODE_SYSTEM_ERROR),
 					 errmsg("groma-server was terminated by signal %d (%s) while it had this request "
 							"(queued or running)", now.last_exit_signal, pg_strsignal(now.last_exit_signal)),
-					 now.last_stderr[0] ? errdetail("Its last message was: %s", now.last_stderr) : 0,
+					 last_message_detail(now.last_stderr),
 					 errhint("The groma launcher restarts it; the server log has its messages.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("groma-server exited with code %d while it had this request (queued or running)",
 						now.last_exit_code),
-				 now.last_stderr[0] ? errdetail("Its last message was: %s", now.last_stderr) : 0,
+				 last_message_detail(now.last_stderr),
 				 errhint("The groma launcher restarts it; the server log has its messages.")));
 	}
 	ereport(ERROR,
@@ -532,7 +547,7 @@ report_no_server(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 				 errmsg("groma-server is restarting after it exited (%s)", how),
-				 snap.last_stderr[0] ? errdetail("Its last message was: %s", snap.last_stderr) : 0,
+				 last_message_detail(snap.last_stderr),
 				 errhint("The groma launcher restarts it with a growing delay; the server log has its messages.")));
 	}
 	ereport(ERROR,

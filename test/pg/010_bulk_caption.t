@@ -198,7 +198,7 @@ like(call_err("CALL groma_caption_table('small_view', 'img', 'caption')"), qr/42
      'a view is refused');
 like(call_err("CALL groma_caption_table('small', 'img', 'img')"), qr/22023.*both "img"/s,
      'the same column for the image and the caption is refused');
-like(call_err("CALL groma_caption_table('small', 'id', 'caption')"), qr/42804.*"id" of small is of type integer, not bytea/s,
+like(call_err("CALL groma_caption_table('small', 'id', 'caption')"), qr/42804.*"id" of (public\.)?small is of type integer, not bytea/s,
      'an image column that is not bytea is refused');
 like(call_err("BEGIN; CALL groma_caption_table('small', 'img', 'caption'); ROLLBACK"),
      qr/invalid transaction termination/, 'a CALL inside a transaction block fails');
@@ -272,6 +272,46 @@ is(sql("SELECT count(*) FROM small s JOIN single o USING (img) WHERE s.caption =
    'and still writes the model\'s captions');
 like($outh, qr/^evil, public, pg_catalog$/m, 'the caller\'s search_path is the same after the CALL');
 sql("DROP SCHEMA evil CASCADE");
+# nor a function whose argument types match a built-in's exactly, in the extension's own schema (public here)
+sql(q{SET ROLE mallory; CREATE FUNCTION public.generate_subscripts(tid[], int) RETURNS SETOF int
+      LANGUAGE sql AS $$SELECT 1 WHERE false$$});
+sql("UPDATE small SET caption = NULL");
+($rch, $outh, $errh) = $node->psql('postgres', "CALL groma_caption_table('small', 'img', 'caption', 2)");
+is($rch, 0, 'an exact-type generate_subscripts(tid[], int) in the extension\'s schema is not called') or diag($errh);
+is(sql("SELECT count(*) FROM small WHERE caption IS NOT NULL"), 3, 'every row is captioned');
+sql("DROP FUNCTION public.generate_subscripts(tid[], int)");
+
+# the table's triggers run under the caller's search_path, as for the caller's own UPDATE
+sql(q{CREATE SCHEMA app; CREATE TABLE app.audit (id int); CREATE TABLE public.audit (id int);
+      CREATE TABLE app.ph (id int, img bytea, caption text);
+      CREATE FUNCTION app.note() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO audit VALUES (NEW.id);
+                                                                         RETURN NEW; END$$;
+      CREATE TRIGGER note AFTER UPDATE ON app.ph FOR EACH ROW EXECUTE FUNCTION app.note()});
+sql("INSERT INTO app.ph VALUES (1, " . image_sql($names[0]) . ")");
+($rch, $outh, $errh) = $node->psql('postgres', "SET search_path = app, public; CALL groma_caption_table('ph', 'img', 'caption')");
+is($rch, 0, 'a table with a trigger using unqualified names is captioned') or diag($errh);
+is(sql("SELECT (SELECT count(*) FROM app.audit) || '/' || (SELECT count(*) FROM public.audit)"), '1/0',
+   'and its trigger wrote to the table the caller\'s search_path names');
+
+# a trigger that sets other rows back to NULL cannot keep it running: one call captions as many rows as were NULL
+sql(q{CREATE TABLE pingpong (id int PRIMARY KEY, img bytea, caption text);
+      CREATE FUNCTION pingpong() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN
+          IF pg_trigger_depth() = 1 THEN UPDATE pingpong SET caption = NULL WHERE id <> NEW.id; END IF;
+          RETURN NEW; END$$;
+      CREATE TRIGGER pingpong AFTER UPDATE OF caption ON pingpong FOR EACH ROW EXECUTE FUNCTION pingpong()});
+sql("INSERT INTO pingpong VALUES (1, " . image_sql($names[1]) . "), (2, " . image_sql($names[1]) . ")");
+($rch, $outh, $errh) = $node->psql('postgres', "SET statement_timeout = '60s'; "
+                                   . "CALL groma_caption_table('pingpong', 'img', 'caption', 1)");
+is($rch, 0, 'a trigger setting other rows back to NULL does not keep the call running') or diag($errh);
+like($errh, qr/2 of 2 rows captioned.*1 row\(s\) of pingpong are still NULL/s, 'it stops after 2 rows, warning of 1 NULL');
+
+# a generated caption column is refused before any model work
+sql("CREATE TABLE gen (id int, img bytea, caption text GENERATED ALWAYS AS (NULL::text) STORED)");
+sql("INSERT INTO gen (id, img) VALUES (1, " . image_sql($names[0]) . ")");
+$served = status_row($node)->{served};
+like(call_err("CALL groma_caption_table('gen', 'img', 'caption')"), qr/42809.*"caption" of (public\.)?gen is a generated column/s,
+     'a generated caption column is refused');
+is(status_row($node)->{served}, $served, 'before any model work');
 
 # installed in a schema of its own, off the search_path, the procedure still finds its functions and types
 sql("CREATE DATABASE other");
