@@ -193,6 +193,28 @@ LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION groma_caption(bytea[], bool) IS
 'grounded captions of an array of JPEG images, in order, several requests in flight at once';
 
+-- The model's grounded answers to one prompt about each image of an array,
+-- in the same order (NULL for a NULL element), requests in flight as for
+-- groma_caption(bytea[]).
+CREATE FUNCTION groma_chat(imgs bytea[], prompt text)
+RETURNS groma_answer[]
+AS 'MODULE_PATHNAME', 'groma_chat_array'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION groma_chat(bytea[], text) IS
+'grounded answers of the model to one prompt about each JPEG image of an array, in order, several requests in flight at once';
+
+-- The boxes the model grounds a phrase to in each image of an array, as
+-- groma_ground: one row per element, ord its subscript in imgs, boxes NULL
+-- for a NULL element; requests in flight as for groma_caption(bytea[]).
+CREATE FUNCTION groma_ground(imgs bytea[], phrase text)
+RETURNS TABLE (ord int, boxes box[])
+AS 'MODULE_PATHNAME', 'groma_ground_array'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE ROWS 100;
+
+COMMENT ON FUNCTION groma_ground(bytea[], text) IS
+'boxes the model finds for a phrase in each JPEG image of an array (ord, boxes), several requests in flight at once';
+
 -- groma_caption_table's checks of its arguments (a table, not a view; an
 -- image column of bytea; a caption column of groma_answer or text, or a
 -- domain over one; chunk at least 1; detailed not NULL), before any model

@@ -98,6 +98,24 @@ SELECT starts_with(:'cli'::jsonb->>'text', (groma_chat(data, 'Is <roi><refer_box
 FROM img;
 RESET groma.max_new_tokens;
 
+-- The array forms answer each element as the one-image functions do, subscripts kept (NULL for NULL);
+-- one request in flight, so no two images share a vision batch and the answers are bit for bit the same.
+SET groma.bulk_in_flight = 1;
+CREATE TEMP TABLE arr AS
+SELECT data, ('[3:5]={"' || replace(data::text, '\', '\\') || '",NULL,"' || replace(data::text, '\', '\\') || '"}')::bytea[]
+       AS imgs
+FROM img;
+SELECT g.ord, cardinality(g.boxes) AS n_boxes, g.boxes::text = groma_ground(data, 'the man')::text AS as_one,
+       g.boxes IS NULL AS null_boxes
+FROM arr, groma_ground(imgs, 'the man') g ORDER BY g.ord;
+SELECT k, length((answers[k]).text) AS text_length,
+       answers[k]::text = groma_chat(data, 'What is in the picture?')::text AS as_one,
+       answers[k] IS NULL AS null_answer
+FROM (SELECT data, groma_chat(imgs, 'What is in the picture?') AS answers FROM arr) c,
+     generate_subscripts(answers, 1) k ORDER BY k;
+DROP TABLE arr;
+RESET groma.bulk_in_flight;
+
 -- back to no model, as the other files expect
 ALTER SYSTEM RESET groma.model_path;
 SELECT pg_reload_conf();

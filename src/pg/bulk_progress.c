@@ -1,6 +1,6 @@
 /*
- * bulk_progress.c - progress of bulk captioning (and of array calls
- * finding regions) in shared memory
+ * bulk_progress.c - progress of bulk captioning (and of the other array
+ * calls) in shared memory
  * (bulk_progress.h) and the SQL functions behind the groma_progress view
  * and the groma_caption_table procedure's reports.
  */
@@ -35,7 +35,7 @@ typedef struct progress_entry
 	Oid			datid;
 	Oid			relid;			/* the procedure's table; InvalidOid for an array call made by hand */
 	bool		array_job;		/* the job is one array call, ended with it */
-	bool		regions;		/* that array call finds regions (groma_regions(bytea[])) rather than captions */
+	groma_array_work work;		/* what that array call does */
 	TimestampTz started_at;
 	int64		rows_total;		/* rows to caption when the job began */
 	int64		rows_done;		/* rows captioned and committed */
@@ -146,9 +146,9 @@ register_callbacks(void)
 	callbacks_registered = true;
 }
 
-/* Starts a job in this backend's entry (an array call's job is its own only chunk, of regions or captions). */
+/* Starts a job in this backend's entry (an array call's job is its own only chunk, doing work). */
 static void
-start_job(Oid relid, int64 total, bool array_job, bool regions)
+start_job(Oid relid, int64 total, bool array_job, groma_array_work work)
 {
 	volatile progress_entry *e = my_entry();
 
@@ -161,7 +161,7 @@ start_job(Oid relid, int64 total, bool array_job, bool regions)
 	e->datid = MyDatabaseId;
 	e->relid = relid;
 	e->array_job = array_job;
-	e->regions = regions;
+	e->work = work;
 	e->started_at = GetCurrentTimestamp();
 	e->rows_total = total;
 	e->rows_done = 0;
@@ -172,7 +172,7 @@ start_job(Oid relid, int64 total, bool array_job, bool regions)
 
 /* Marks the start of an array call of n images; see bulk_progress.h. */
 void
-groma_progress_chunk_start(int n, bool regions)
+groma_progress_chunk_start(int n, groma_array_work work)
 {
 	volatile progress_entry *e = my_entry();
 	bool		running;
@@ -188,7 +188,7 @@ groma_progress_chunk_start(int n, bool regions)
 	}
 	SpinLockRelease(&e->mutex);
 	if (!running)
-		start_job(InvalidOid, n, true, regions);
+		start_job(InvalidOid, n, true, work);
 }
 
 /* Records the answers received of the current array call; see bulk_progress.h. */
@@ -219,7 +219,7 @@ groma_progress_begin(PG_FUNCTION_ARGS)
 	if (PG_GETARG_INT64(1) < 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("a job of %lld rows",
 																		 (long long) PG_GETARG_INT64(1))));
-	start_job(PG_GETARG_OID(0), PG_GETARG_INT64(1), false, false);
+	start_job(PG_GETARG_OID(0), PG_GETARG_INT64(1), false, GROMA_ARRAY_CAPTIONS);
 	PG_RETURN_VOID();
 }
 
@@ -254,6 +254,24 @@ groma_progress_end(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* The phase groma_progress shows for an array call made by hand. */
+static const char *
+array_phase(groma_array_work work)
+{
+	switch (work)
+	{
+		case GROMA_ARRAY_REGIONS:
+			return "finding regions in an array";
+		case GROMA_ARRAY_GROUNDING:
+			return "grounding a phrase in an array";
+		case GROMA_ARRAY_ANSWERS:
+			return "answering a prompt about an array";
+		case GROMA_ARRAY_CAPTIONS:
+			break;
+	}
+	return "captioning an array";
+}
+
 /* SQL groma_progress_rows(): one row per backend running a bulk job (the groma_progress view). */
 Datum
 groma_progress_rows(PG_FUNCTION_ARGS)
@@ -281,8 +299,7 @@ groma_progress_rows(PG_FUNCTION_ARGS)
 		values[1] = ObjectIdGetDatum(copy.datid);
 		values[2] = ObjectIdGetDatum(copy.relid);
 		nulls[2] = !OidIsValid(copy.relid);
-		values[3] = CStringGetTextDatum(!copy.array_job ? "captioning a table" :
-										copy.regions ? "finding regions in an array" : "captioning an array");
+		values[3] = CStringGetTextDatum(copy.array_job ? array_phase(copy.work) : "captioning a table");
 		values[4] = Int64GetDatum(copy.rows_total);
 		values[5] = Int64GetDatum(copy.rows_done);
 		values[6] = Int32GetDatum(copy.chunk_rows);

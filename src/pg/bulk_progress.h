@@ -1,7 +1,8 @@
 /*
  * bulk_progress.h - progress of bulk captioning, per backend, in shared
- * memory: what the groma_progress view shows while groma_caption_table,
- * groma_caption(bytea[]) or groma_regions(bytea[]) runs.
+ * memory: what the groma_progress view shows while groma_caption_table or
+ * an array call (groma_caption, groma_regions, groma_ground, groma_chat
+ * over bytea[]) runs.
  *
  * One entry per backend (indexed by MyBackendId).  A job is either the
  * procedure's (begun by groma_progress_begin with the table and the rows to
@@ -18,11 +19,20 @@
 /* Requests the shared memory (from _PG_init, under shared_preload_libraries only). */
 void		groma_progress_request(void);
 
+/* What an array call made by hand does, for its phase in groma_progress. */
+typedef enum groma_array_work
+{
+	GROMA_ARRAY_CAPTIONS,		/* groma_caption(bytea[]) */
+	GROMA_ARRAY_REGIONS,		/* groma_regions(bytea[]) */
+	GROMA_ARRAY_GROUNDING,		/* groma_ground(bytea[], text) */
+	GROMA_ARRAY_ANSWERS			/* groma_chat(bytea[], text) */
+} groma_array_work;
+
 /*
  * Marks the start of an array call of n images: its chunk of a running
- * job, or a job of its own (regions: groma_regions(bytea[]), else captions).
+ * job, or a job of its own doing work.
  */
-void		groma_progress_chunk_start(int n, bool regions);
+void		groma_progress_chunk_start(int n, groma_array_work work);
 
 /* Records that done of the current chunk's images have been answered. */
 void		groma_progress_chunk_answered(int done);

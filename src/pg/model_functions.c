@@ -1,9 +1,10 @@
 /*
- * model_functions.c - SQL functions answered by groma-server's model:
- * groma_ping(), groma_chat, groma_caption, groma_ground, groma_describe,
- * groma_regions and groma_proposals, and groma_draw (which needs no model),
- * all on one path: arguments checked in the backend, one request, the
- * result built from the reply.
+ * model_functions.c - SQL functions answered by groma-server's model, one
+ * image a call: groma_ping(), groma_chat, groma_caption, groma_ground,
+ * groma_describe, groma_regions and groma_proposals, and groma_draw (which
+ * needs no model), all on one path: arguments checked in the backend, one
+ * request, the result built from the reply (model_functions.h: the checks
+ * and builders the array calls share).
  */
 #include "postgres.h"
 
@@ -22,19 +23,17 @@
 #include "utils/tuplestore.h"
 #include "utils/typcache.h"
 
-#include "bulk_progress.h"
 #include "groma_pg.h"
+#include "model_functions.h"
 #include "server_client.h"
 #include "../text/prompt.h"
 
 PG_FUNCTION_INFO_V1(groma_ping);
 PG_FUNCTION_INFO_V1(groma_chat);
 PG_FUNCTION_INFO_V1(groma_caption);
-PG_FUNCTION_INFO_V1(groma_caption_array);
 PG_FUNCTION_INFO_V1(groma_ground);
 PG_FUNCTION_INFO_V1(groma_describe);
 PG_FUNCTION_INFO_V1(groma_regions);
-PG_FUNCTION_INFO_V1(groma_regions_array);
 PG_FUNCTION_INFO_V1(groma_proposals);
 PG_FUNCTION_INFO_V1(groma_draw);
 
@@ -46,8 +45,8 @@ groma_ping(PG_FUNCTION_ARGS)
 }
 
 /* Raises ERROR for an empty text argument, or one over the protocol's limit on texts; what names it. */
-static void
-check_text(const char *text, const char *what)
+void
+groma_check_text(const char *text, const char *what)
 {
 	size_t		len = strlen(text);
 
@@ -67,8 +66,8 @@ check_text(const char *text, const char *what)
  * at its bytes (not copied: the request is encoded before img can go away)
  * and returns its header facts.
  */
-static groma_jpeg_info
-set_request_image(groma_request *req, bytea *img)
+groma_jpeg_info
+groma_set_request_image(groma_request *req, bytea *img)
 {
 	groma_jpeg_limits limits = groma_pg_jpeg_limits();
 	groma_jpeg_info info;
@@ -169,8 +168,8 @@ boxes_datum(const double *corners, int n)
 }
 
 /* Builds a groma_answer (its blessed row type tupdesc) from a GENERATE reply. */
-static Datum
-answer_from_reply(TupleDesc tupdesc, const groma_reply *reply)
+Datum
+groma_answer_from_reply(TupleDesc tupdesc, const groma_reply *reply)
 {
 	Oid			array_type;
 	Oid			grounding_type;
@@ -215,12 +214,12 @@ answer_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "function returning groma_answer called in a context that cannot accept it");
-	return answer_from_reply(BlessTupleDesc(tupdesc), reply);
+	return groma_answer_from_reply(BlessTupleDesc(tupdesc), reply);
 }
 
-/* Builds groma_ground's result: the boxes of all groundings in order, each box once. */
-static Datum
-ground_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
+/* Returns the boxes of all of a GENERATE reply's groundings in order, each box once, as a box[] Datum. */
+Datum
+groma_ground_boxes(const groma_reply *reply)
 {
 	int			total = 0,
 				n = 0;
@@ -243,6 +242,13 @@ ground_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
 	return boxes_datum(corners, n);
 }
 
+/* Builds groma_ground's result: the boxes of all groundings in order, each box once. */
+static Datum
+ground_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
+{
+	return groma_ground_boxes(reply);
+}
+
 /* Builds groma_describe's result: the answer's text. */
 static Datum
 text_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
@@ -262,8 +268,8 @@ proposals_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
  * function's tuplestore, each after the image's subscript ord when
  * with_ord (groma_regions(bytea[])).
  */
-static void
-put_region_rows(FunctionCallInfo fcinfo, const groma_reply *reply, bool with_ord, int ord)
+void
+groma_put_region_rows(FunctionCallInfo fcinfo, const groma_reply *reply, bool with_ord, int ord)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			at = with_ord ? 1 : 0;
@@ -292,7 +298,7 @@ put_region_rows(FunctionCallInfo fcinfo, const groma_reply *reply, bool with_ord
 static Datum
 regions_rows(FunctionCallInfo fcinfo, const groma_reply *reply)
 {
-	put_region_rows(fcinfo, reply, false, 0);
+	groma_put_region_rows(fcinfo, reply, false, 0);
 	return (Datum) 0;
 }
 
@@ -336,7 +342,7 @@ generate(FunctionCallInfo fcinfo, bytea *img, int32 task, char *text, ArrayType 
 	req.task = task;
 	req.text = text;
 	req.max_new_tokens = groma_max_new_tokens;
-	info = set_request_image(&req, img);
+	info = groma_set_request_image(&req, img);
 	for (int i = 0; i < n_refer; i++)
 	{
 		char		what[32];
@@ -362,7 +368,7 @@ groma_chat(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
 	prompt = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	check_text(prompt, "prompt");
+	groma_check_text(prompt, "prompt");
 	PG_RETURN_DATUM(generate(fcinfo, PG_GETARG_BYTEA_PP(0), -1, prompt,
 							 PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2), NULL, answer_datum));
 }
@@ -376,132 +382,13 @@ groma_caption(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(generate(fcinfo, PG_GETARG_BYTEA_PP(0), task, NULL, NULL, NULL, answer_datum));
 }
 
-/* Which image of an array call is being checked or answered, for the error context. */
-typedef struct array_call_position
-{
-	int			lbound;			/* the array's first subscript */
-	volatile int current;		/* the image's index from 0, or -1 */
-} array_call_position;
-
-/*
- * Adds "imgs[K]" to an error raised about one image of an array call: one
- * the image itself caused (not a JPEG, damaged, unsupported, too large),
- * not one of the server or the arguments that its request met first.
- */
-static void
-array_call_context(void *arg)
-{
-	array_call_position *at = arg;
-	int			code = geterrcode();
-
-	if (at->current >= 0 && (code == ERRCODE_INVALID_BINARY_REPRESENTATION || code == ERRCODE_FEATURE_NOT_SUPPORTED ||
-							 code == ERRCODE_PROGRAM_LIMIT_EXCEEDED))
-		errcontext("the image imgs[%d] of the array", at->lbound + at->current);
-}
-
-/*
- * Sends the array call's requests (NULL for NULL images) with
- * groma.bulk_in_flight in flight: every image header is checked first by
- * set_image(reqs[i], img, arg), then the replies are stored in replies; an
- * error names the image it is about.
- */
-static void
-call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, bool regions, groma_request **reqs,
-		   void (*set_image) (groma_request *, bytea *, void *), void *arg, groma_reply *replies)
-{
-	array_call_position at = {ARR_LBOUND(imgs)[0], -1};
-	ErrorContextCallback context = {.previous = error_context_stack, .callback = array_call_context, .arg = &at};
-
-	error_context_stack = &context;
-	for (int i = 0; i < n; i++)
-		if (!isnull[i])
-		{
-			at.current = i;
-			reqs[i] = palloc0(sizeof(groma_request));
-			set_image(reqs[i], DatumGetByteaPP(elems[i]), arg);
-		}
-	at.current = -1;
-	groma_progress_chunk_start(n, regions);
-	groma_client_call_many(reqs, n, replies, groma_bulk_in_flight, &at.current);
-	groma_progress_chunk_end();
-	error_context_stack = context.previous;
-}
-
-/* Fills a caption request for one image of groma_caption(bytea[]) (arg: the task). */
-static void
-set_caption_request(groma_request *req, bytea *img, void *arg)
-{
-	req->kind = GROMA_MSG_GENERATE;
-	req->task = *(int32 *) arg;
-	req->max_new_tokens = groma_max_new_tokens;
-	set_request_image(req, img);
-}
-
-/*
- * Returns the grounded captions of an array of images, in the same order
- * (NULL for a NULL image), keeping groma.bulk_in_flight requests in flight
- * at once.  Every image header is checked before anything is sent.
- */
-Datum
-groma_caption_array(PG_FUNCTION_ARGS)
-{
-	ArrayType  *imgs = PG_GETARG_ARRAYTYPE_P(0);
-	int32		task = PG_GETARG_BOOL(1) ? GROMA_TASK_CAPTION_DETAILED : GROMA_TASK_CAPTION;
-	Oid			answer_type = get_element_type(get_fn_expr_rettype(fcinfo->flinfo));
-	Datum	   *elems;
-	bool	   *isnull;
-	int			n;
-	groma_request **reqs;
-	groma_reply *replies;
-	Datum	   *answers;
-	TupleDesc	tupdesc;
-	int			dims[1];
-	int			lbs[1] = {1};
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	ArrayType  *result;
-
-	if (ARR_NDIM(imgs) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("imgs must be a one-dimensional array of images")));
-	if (!OidIsValid(answer_type))
-		elog(ERROR, "groma_caption(bytea[]) must return an array of groma_answer");
-	deconstruct_array(imgs, BYTEAOID, -1, false, TYPALIGN_INT, &elems, &isnull, &n);
-	if (n == 0)
-		PG_RETURN_ARRAYTYPE_P(construct_empty_array(answer_type));
-	reqs = palloc0(sizeof(groma_request *) * n);
-	replies = palloc(sizeof(groma_reply) * n);
-	call_array(imgs, elems, isnull, n, false, reqs, set_caption_request, &task, replies);
-	answers = palloc(sizeof(Datum) * n);
-	PG_TRY();
-	{
-		tupdesc = BlessTupleDesc(lookup_rowtype_tupdesc_copy(answer_type, -1));
-		for (int i = 0; i < n; i++)
-			answers[i] = isnull[i] ? (Datum) 0 : answer_from_reply(tupdesc, &replies[i]);
-	}
-	PG_FINALLY();
-	{
-		for (int i = 0; i < n; i++)
-			if (!isnull[i])
-				groma_reply_free(&replies[i]);
-	}
-	PG_END_TRY();
-	dims[0] = n;
-	lbs[0] = ARR_LBOUND(imgs)[0];	/* answers[k] is the answer of imgs[k] */
-	get_typlenbyvalalign(answer_type, &typlen, &typbyval, &typalign);
-	result = construct_md_array(answers, isnull, 1, dims, lbs, answer_type, typlen, typbyval, typalign);
-	PG_RETURN_ARRAYTYPE_P(result);
-}
-
 /* Returns the boxes the model grounds a phrase to (referring expression), in order, each once; possibly empty. */
 Datum
 groma_ground(PG_FUNCTION_ARGS)
 {
 	char	   *phrase = text_to_cstring(PG_GETARG_TEXT_PP(1));
 
-	check_text(phrase, "phrase");
+	groma_check_text(phrase, "phrase");
 	PG_RETURN_DATUM(generate(fcinfo, PG_GETARG_BYTEA_PP(0), GROMA_TASK_GROUND, phrase, NULL, NULL, ground_datum));
 }
 
@@ -524,8 +411,8 @@ shortest_float4(float4 f)
 }
 
 /* Refuses region cuts out of range: max_regions below 1, min_score outside [0, 1]. */
-static void
-check_region_cuts(int32 max_regions, float4 min_score)
+void
+groma_check_region_cuts(int32 max_regions, float4 min_score)
 {
 	if (max_regions < 1)
 		ereport(ERROR,
@@ -540,8 +427,8 @@ check_region_cuts(int32 max_regions, float4 min_score)
 }
 
 /* Fills a REGIONS request for img with the (checked) cuts; the image header is checked too. */
-static void
-set_regions_request(groma_request *req, bytea *img, int32 max_regions, float4 min_score, bool want_embeddings)
+void
+groma_set_regions_request(groma_request *req, bytea *img, int32 max_regions, float4 min_score, bool want_embeddings)
 {
 	memset(req, 0, sizeof(*req));
 	req->kind = GROMA_MSG_REGIONS;
@@ -549,7 +436,7 @@ set_regions_request(groma_request *req, bytea *img, int32 max_regions, float4 mi
 	req->max_regions = max_regions;
 	req->min_score = min_score;
 	req->want_embeddings = want_embeddings;
-	set_request_image(req, img);
+	groma_set_request_image(req, img);
 }
 
 /* Sends a REGIONS request for img with the cuts max_regions and min_score, checked first; build makes the result. */
@@ -558,8 +445,8 @@ regions(FunctionCallInfo fcinfo, bool want_embeddings, Datum (*build) (FunctionC
 {
 	groma_request req;
 
-	check_region_cuts(PG_GETARG_INT32(1), PG_GETARG_FLOAT4(2));
-	set_regions_request(&req, PG_GETARG_BYTEA_PP(0), PG_GETARG_INT32(1), PG_GETARG_FLOAT4(2), want_embeddings);
+	groma_check_region_cuts(PG_GETARG_INT32(1), PG_GETARG_FLOAT4(2));
+	groma_set_regions_request(&req, PG_GETARG_BYTEA_PP(0), PG_GETARG_INT32(1), PG_GETARG_FLOAT4(2), want_embeddings);
 	return call_and_build(fcinfo, &req, build);
 }
 
@@ -569,70 +456,6 @@ groma_regions(PG_FUNCTION_ARGS)
 {
 	InitMaterializedSRF(fcinfo, 0);
 	regions(fcinfo, true, regions_rows);
-	return (Datum) 0;
-}
-
-/* The cuts of groma_regions(bytea[]), for each of its requests. */
-typedef struct region_cuts
-{
-	int32		max_regions;
-	float4		min_score;
-} region_cuts;
-
-/* Fills a REGIONS request for one image of groma_regions(bytea[]) (arg: its region_cuts). */
-static void
-set_array_regions_request(groma_request *req, bytea *img, void *arg)
-{
-	const region_cuts *cuts = arg;
-
-	set_regions_request(req, img, cuts->max_regions, cuts->min_score, true);
-}
-
-/*
- * Returns the regions of an array of images as a set (ord, the image's
- * subscript in imgs, then groma_regions' columns), keeping
- * groma.bulk_in_flight requests in flight at once; a NULL image has no
- * rows.  Every argument and image header is checked before anything is sent.
- */
-Datum
-groma_regions_array(PG_FUNCTION_ARGS)
-{
-	ArrayType  *imgs = PG_GETARG_ARRAYTYPE_P(0);
-	int32		max_regions = PG_GETARG_INT32(1);
-	float4		min_score = PG_GETARG_FLOAT4(2);
-	Datum	   *elems;
-	bool	   *isnull;
-	int			n;
-	groma_request **reqs;
-	groma_reply *replies;
-	region_cuts cuts;
-
-	InitMaterializedSRF(fcinfo, 0);
-	if (ARR_NDIM(imgs) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("imgs must be a one-dimensional array of images")));
-	check_region_cuts(max_regions, min_score);
-	deconstruct_array(imgs, BYTEAOID, -1, false, TYPALIGN_INT, &elems, &isnull, &n);
-	if (n == 0)
-		return (Datum) 0;
-	reqs = palloc0(sizeof(groma_request *) * n);
-	replies = palloc(sizeof(groma_reply) * n);
-	cuts = (region_cuts) {max_regions, min_score};
-	call_array(imgs, elems, isnull, n, true, reqs, set_array_regions_request, &cuts, replies);
-	PG_TRY();
-	{
-		for (int i = 0; i < n; i++)
-			if (!isnull[i])
-				put_region_rows(fcinfo, &replies[i], true, ARR_LBOUND(imgs)[0] + i);
-	}
-	PG_FINALLY();
-	{
-		for (int i = 0; i < n; i++)
-			if (!isnull[i])
-				groma_reply_free(&replies[i]);
-	}
-	PG_END_TRY();
 	return (Datum) 0;
 }
 
@@ -699,7 +522,7 @@ groma_draw(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
-	set_request_image(&req, PG_GETARG_BYTEA_PP(0));
+	groma_set_request_image(&req, PG_GETARG_BYTEA_PP(0));
 	boxes = PG_GETARG_ARRAYTYPE_P(1);
 	if (ARR_NDIM(boxes) > 1)
 		ereport(ERROR,

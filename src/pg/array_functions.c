@@ -1,0 +1,288 @@
+/*
+ * array_functions.c - the array calls: groma_caption, groma_chat,
+ * groma_ground and groma_regions over an array of images (bytea[]), each
+ * image's request checked first, then groma.bulk_in_flight of them in
+ * flight at once (so groma-server batches them), each answer kept with its
+ * image's subscript.  The one-image functions are in model_functions.c.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/tuplestore.h"
+#include "utils/typcache.h"
+
+#include "bulk_progress.h"
+#include "model_functions.h"
+#include "../text/prompt.h"
+
+PG_FUNCTION_INFO_V1(groma_caption_array);
+PG_FUNCTION_INFO_V1(groma_chat_array);
+PG_FUNCTION_INFO_V1(groma_ground_array);
+PG_FUNCTION_INFO_V1(groma_regions_array);
+
+/* Which image of an array call is being checked or answered, for the error context. */
+typedef struct array_call_position
+{
+	int			lbound;			/* the array's first subscript */
+	volatile int current;		/* the image's index from 0, or -1 */
+} array_call_position;
+
+/*
+ * Adds "imgs[K]" to an error raised about one image of an array call: one
+ * the image itself caused (not a JPEG, damaged, unsupported, too large),
+ * not one of the server or the arguments that its request met first.
+ */
+static void
+array_call_context(void *arg)
+{
+	array_call_position *at = arg;
+	int			code = geterrcode();
+
+	if (at->current >= 0 && (code == ERRCODE_INVALID_BINARY_REPRESENTATION || code == ERRCODE_FEATURE_NOT_SUPPORTED ||
+							 code == ERRCODE_PROGRAM_LIMIT_EXCEEDED))
+		errcontext("the image imgs[%d] of the array", at->lbound + at->current);
+}
+
+/* Refuses an imgs array of more than one dimension; returns its elements (and NULL flags) and their number. */
+static int
+array_images(ArrayType *imgs, Datum **elems, bool **isnull)
+{
+	int			n;
+
+	if (ARR_NDIM(imgs) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("imgs must be a one-dimensional array of images")));
+	deconstruct_array(imgs, BYTEAOID, -1, false, TYPALIGN_INT, elems, isnull, &n);
+	return n;
+}
+
+/*
+ * Sends the array call's requests (none for NULL images) with
+ * groma.bulk_in_flight in flight: every image header is checked first by
+ * set_image(reqs[i], img, arg), then the replies are stored in replies
+ * (palloc'd, n; free them with free_replies); an error names the image it
+ * is about.  work names the call in groma_progress.
+ */
+static groma_reply *
+call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work work,
+		   void (*set_image) (groma_request *, bytea *, void *), void *arg)
+{
+	array_call_position at = {ARR_LBOUND(imgs)[0], -1};
+	ErrorContextCallback context = {.previous = error_context_stack, .callback = array_call_context, .arg = &at};
+	groma_request **reqs = palloc0(sizeof(groma_request *) * n);
+	groma_reply *replies = palloc(sizeof(groma_reply) * n);
+
+	error_context_stack = &context;
+	for (int i = 0; i < n; i++)
+		if (!isnull[i])
+		{
+			at.current = i;
+			reqs[i] = palloc0(sizeof(groma_request));
+			set_image(reqs[i], DatumGetByteaPP(elems[i]), arg);
+		}
+	at.current = -1;
+	groma_progress_chunk_start(n, work);
+	groma_client_call_many(reqs, n, replies, groma_bulk_in_flight, &at.current);
+	groma_progress_chunk_end();
+	error_context_stack = context.previous;
+	return replies;
+}
+
+/* Frees the replies (malloc'd inside) of an array call's non-NULL images. */
+static void
+free_replies(groma_reply *replies, const bool *isnull, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!isnull[i])
+			groma_reply_free(&replies[i]);
+}
+
+/* What every GENERATE request of an array call asks: a task (or -1, a free prompt) and its text (or NULL). */
+typedef struct generate_job
+{
+	int32		task;
+	char	   *text;
+} generate_job;
+
+/* Fills a GENERATE request for one image of an array call (arg: its generate_job). */
+static void
+set_generate_request(groma_request *req, bytea *img, void *arg)
+{
+	const generate_job *job = arg;
+
+	req->kind = GROMA_MSG_GENERATE;
+	req->task = job->task;
+	req->text = job->text;
+	req->max_new_tokens = groma_max_new_tokens;
+	groma_set_request_image(req, img);
+}
+
+/*
+ * Returns the grounded answers (groma_answer[]) of a GENERATE job over the
+ * array of images imgs, answers[k] for imgs[k] (NULL for a NULL image).
+ */
+static Datum
+answers_array(FunctionCallInfo fcinfo, ArrayType *imgs, generate_job *job, groma_array_work work)
+{
+	Oid			answer_type = get_element_type(get_fn_expr_rettype(fcinfo->flinfo));
+	Datum	   *elems;
+	bool	   *isnull;
+	int			n = array_images(imgs, &elems, &isnull);
+	groma_reply *replies;
+	Datum	   *answers;
+	int			dims[1] = {n};
+	int			lbs[1] = {ARR_LBOUND(imgs)[0]};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	if (!OidIsValid(answer_type))
+		elog(ERROR, "an array call must return an array of groma_answer");
+	if (n == 0)
+		return PointerGetDatum(construct_empty_array(answer_type));
+	replies = call_array(imgs, elems, isnull, n, work, set_generate_request, job);
+	answers = palloc(sizeof(Datum) * n);
+	PG_TRY();
+	{
+		TupleDesc	tupdesc = BlessTupleDesc(lookup_rowtype_tupdesc_copy(answer_type, -1));
+
+		for (int i = 0; i < n; i++)
+			answers[i] = isnull[i] ? (Datum) 0 : groma_answer_from_reply(tupdesc, &replies[i]);
+	}
+	PG_FINALLY();
+	{
+		free_replies(replies, isnull, n);
+	}
+	PG_END_TRY();
+	get_typlenbyvalalign(answer_type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(answers, isnull, 1, dims, lbs, answer_type, typlen, typbyval,
+											  typalign));
+}
+
+/*
+ * Returns the grounded captions of an array of images, in the same order
+ * (NULL for a NULL image).  Every image header is checked before anything
+ * is sent.
+ */
+Datum
+groma_caption_array(PG_FUNCTION_ARGS)
+{
+	generate_job job = {PG_GETARG_BOOL(1) ? GROMA_TASK_CAPTION_DETAILED : GROMA_TASK_CAPTION, NULL};
+
+	PG_RETURN_DATUM(answers_array(fcinfo, PG_GETARG_ARRAYTYPE_P(0), &job, GROMA_ARRAY_CAPTIONS));
+}
+
+/*
+ * Returns the model's grounded answers to one prompt about each image of
+ * an array, in the same order (NULL for a NULL image).  The prompt and
+ * every image header are checked before anything is sent.
+ */
+Datum
+groma_chat_array(PG_FUNCTION_ARGS)
+{
+	generate_job job = {-1, text_to_cstring(PG_GETARG_TEXT_PP(1))};
+
+	groma_check_text(job.text, "prompt");
+	PG_RETURN_DATUM(answers_array(fcinfo, PG_GETARG_ARRAYTYPE_P(0), &job, GROMA_ARRAY_ANSWERS));
+}
+
+/*
+ * Returns, for each image of an array (ord, its subscript), the boxes the
+ * model grounds a phrase to, as groma_ground does; NULL boxes for a NULL
+ * image.  The phrase and every image header are checked before anything is
+ * sent.
+ */
+Datum
+groma_ground_array(PG_FUNCTION_ARGS)
+{
+	ArrayType  *imgs = PG_GETARG_ARRAYTYPE_P(0);
+	generate_job job = {GROMA_TASK_GROUND, text_to_cstring(PG_GETARG_TEXT_PP(1))};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum	   *elems;
+	bool	   *isnull;
+	int			n;
+	groma_reply *replies;
+
+	InitMaterializedSRF(fcinfo, 0);
+	groma_check_text(job.text, "phrase");
+	n = array_images(imgs, &elems, &isnull);
+	if (n == 0)
+		return (Datum) 0;
+	replies = call_array(imgs, elems, isnull, n, GROMA_ARRAY_GROUNDING, set_generate_request, &job);
+	PG_TRY();
+	{
+		for (int i = 0; i < n; i++)
+		{
+			Datum		values[2] = {Int32GetDatum(ARR_LBOUND(imgs)[0] + i), (Datum) 0};
+			bool		nulls[2] = {false, isnull[i]};
+
+			if (!isnull[i])
+				values[1] = groma_ground_boxes(&replies[i]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	PG_FINALLY();
+	{
+		free_replies(replies, isnull, n);
+	}
+	PG_END_TRY();
+	return (Datum) 0;
+}
+
+/* The cuts of groma_regions(bytea[]), for each of its requests. */
+typedef struct region_cuts
+{
+	int32		max_regions;
+	float4		min_score;
+} region_cuts;
+
+/* Fills a REGIONS request for one image of groma_regions(bytea[]) (arg: its region_cuts). */
+static void
+set_array_regions_request(groma_request *req, bytea *img, void *arg)
+{
+	const region_cuts *cuts = arg;
+
+	groma_set_regions_request(req, img, cuts->max_regions, cuts->min_score, true);
+}
+
+/*
+ * Returns the regions of an array of images as a set (ord, the image's
+ * subscript in imgs, then groma_regions' columns); a NULL image has no
+ * rows.  Every argument and image header is checked before anything is
+ * sent.
+ */
+Datum
+groma_regions_array(PG_FUNCTION_ARGS)
+{
+	ArrayType  *imgs = PG_GETARG_ARRAYTYPE_P(0);
+	region_cuts cuts = {PG_GETARG_INT32(1), PG_GETARG_FLOAT4(2)};
+	Datum	   *elems;
+	bool	   *isnull;
+	int			n;
+	groma_reply *replies;
+
+	InitMaterializedSRF(fcinfo, 0);
+	n = array_images(imgs, &elems, &isnull);
+	groma_check_region_cuts(cuts.max_regions, cuts.min_score);
+	if (n == 0)
+		return (Datum) 0;
+	replies = call_array(imgs, elems, isnull, n, GROMA_ARRAY_REGIONS, set_array_regions_request, &cuts);
+	PG_TRY();
+	{
+		for (int i = 0; i < n; i++)
+			if (!isnull[i])
+				groma_put_region_rows(fcinfo, &replies[i], true, ARR_LBOUND(imgs)[0] + i);
+	}
+	PG_FINALLY();
+	{
+		free_replies(replies, isnull, n);
+	}
+	PG_END_TRY();
+	return (Datum) 0;
+}

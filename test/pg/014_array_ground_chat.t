@@ -1,0 +1,97 @@
+# Grounding a phrase and asking a prompt over a table in one call:
+# groma_ground(bytea[], phrase) gives each image (ord, its subscript) the
+# boxes of groma_ground(bytea, phrase), NULL boxes for a NULL image, and
+# groma_chat(bytea[], prompt) the answers of groma_chat(bytea, prompt), with
+# groma.bulk_in_flight requests in flight (so groma-server batches their
+# vision) and with one; the README's recipe maps the rows back to their ids;
+# groma_progress names both calls while they run and forgets them after; a
+# bad image fails the call naming its subscript, the others' requests
+# being answered and the session left working.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::Bin;
+use GromaPg;
+use Test::More;
+
+my $node = groma_node('arrays', '');   # 1024 new tokens: the tiny model grounds "the man" in the synthetic image late
+step('cluster up, model ready');
+
+# Runs sql and returns its output.
+sub sql {
+    my ($q) = @_;
+    return $node->safe_psql('postgres', $q);
+}
+
+my @names = ('extreme_ironing.jpg', 'synthetic_333x251.jpg', 'waterview.jpg');
+sql("CREATE TABLE photos (id int PRIMARY KEY, img bytea)");
+sql("INSERT INTO photos VALUES " . join(', ', map { "($_, " . image_sql($names[($_ - 1) % 3]) . ")" } 1 .. 6)
+    . ", (7, NULL)");
+my $phrase = 'the man';
+my $prompt = 'What is in the picture?';
+# row-by-row answers, the reference
+sql("CREATE TABLE one AS SELECT id, groma_ground(img, '$phrase') AS boxes,
+                                groma_chat(img, '$prompt')::text AS answer FROM photos");
+ok(sql("SELECT count(*) FROM one WHERE cardinality(boxes) > 0") > 0, 'the phrase is grounded to some boxes row by row');
+step('row-by-row answers');
+
+# The README's recipe: ids and images aggregated in one order, ord maps each row back.
+my $recipe = "SELECT b.ids[g.ord] AS id, g.boxes
+              FROM (SELECT array_agg(id ORDER BY id) AS ids, array_agg(img ORDER BY id) AS imgs FROM photos) b,
+                   groma_ground(b.imgs, '$phrase') g";
+# pairs of rows that differ: a missing row, a different count of boxes or a corner further than 1e-3 px
+my $diff = "SELECT count(*) FROM one FULL JOIN (%s) arr USING (id)
+            WHERE one.id IS NULL OR arr.id IS NULL OR (one.boxes IS NULL) <> (arr.boxes IS NULL)
+               OR cardinality(one.boxes) <> cardinality(arr.boxes)
+               OR EXISTS (SELECT 1 FROM generate_subscripts(one.boxes, 1) k
+                          WHERE ((one.boxes[k])[0] <-> (arr.boxes[k])[0]) + ((one.boxes[k])[1] <-> (arr.boxes[k])[1]) > 1e-3)";
+is(sql(sprintf($diff, $recipe)), 0,
+   'groma_ground(bytea[]) gives every image the boxes of groma_ground(bytea), NULL for the NULL image '
+   . '(4 requests in flight: corners within 1e-3 px)');
+is(sql("SET groma.bulk_in_flight = 1; " . sprintf($diff =~ s/> 1e-3/> 0/r, $recipe)), 0,
+   'with one request in flight the boxes are exactly the same');
+is(sql("SELECT string_agg(ord::text, ',' ORDER BY ord) FROM groma_ground((SELECT array_fill(img, ARRAY[2], ARRAY[7])
+        FROM photos WHERE id = 1), '$phrase')"), '7,8', 'ord is the subscript, for an array starting at 7');
+
+my $chat = sql("SELECT string_agg(coalesce(a[k]::text, 'NULL'), E'\\n' ORDER BY k)
+                FROM (SELECT groma_chat(array_agg(img ORDER BY id), '$prompt') AS a FROM photos) s,
+                     generate_subscripts(a, 1) k");
+is($chat, sql("SELECT string_agg(coalesce(answer, 'NULL'), E'\\n' ORDER BY id) FROM one"),
+   'groma_chat(bytea[]) answers each image as groma_chat(bytea), NULL for NULL, in order');
+step('array answers equal to row by row');
+
+# a bad image names its subscript; the session keeps working
+my ($rc, $out, $err) = $node->psql('postgres',
+    "SELECT * FROM groma_ground(ARRAY[(SELECT img FROM photos WHERE id = 1),
+                                      substring((SELECT img FROM photos WHERE id = 3) FOR 4000)], '$phrase')",
+    extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/22P03.*CONTEXT:  the image imgs\[2\] of the array/s,
+     'an image cut short fails groma_ground(bytea[]) with 22P03, naming imgs[2]');
+($rc, $out, $err) = $node->psql('postgres',
+    "SELECT groma_chat(ARRAY[NULL, substring((SELECT img FROM photos WHERE id = 3) FOR 4000),
+                             (SELECT img FROM photos WHERE id = 2)], '$prompt')",
+    extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/22P03.*CONTEXT:  the image imgs\[2\] of the array/s, 'and groma_chat(bytea[]) too');
+is(status_row($node)->{in_flight}, 0, 'no request is left in flight');
+is(sql("SELECT groma_ground(img, '$phrase')::text = (SELECT boxes::text FROM one WHERE id = 2) FROM photos WHERE id = 2"),
+   't', 'the session keeps working');
+
+# groma_progress names each call while it runs, then forgets it
+for my $call ([ 'grounding a phrase in an array', "SELECT count(*) FROM groma_ground(
+                  (SELECT array_agg(img) FROM photos, generate_series(1, 4)), '$phrase')" ],
+              [ 'answering a prompt about an array', "SELECT cardinality(groma_chat(
+                  (SELECT array_agg(img) FROM photos, generate_series(1, 4)), '$prompt'))" ]) {
+    my ($phase, $q) = @$call;
+    my $h = start_query($node, 'arr', $q);
+    ok(wait_until(120, sub {
+        sql("SELECT count(*) FROM groma_progress WHERE phase = '$phase' AND relid IS NULL AND rows_total = 28
+               AND pid = (SELECT pid FROM pg_stat_activity WHERE application_name = 'arr')") == 1 }),
+       "groma_progress shows '$phase' while it runs");
+    my ($qrc) = finish_query($h, 180);
+    is($qrc, 0, 'the call finishes');
+    is(sql("SELECT count(*) FROM groma_progress"), 0, 'and leaves groma_progress');
+}
+step('progress');
+
+$node->stop;
+done_testing();
