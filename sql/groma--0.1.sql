@@ -266,6 +266,13 @@ BEGIN
             USING ERRCODE = 'datatype_mismatch';
     END IF;
     col_type := @extschema@.groma_column_base_type(tbl, caption_column);
+    -- said before any model work (a distributed table's shard jobs would each fail on it otherwise)
+    IF NOT has_table_privilege(tbl, 'SELECT') OR NOT has_column_privilege(tbl, caption_column, 'UPDATE') THEN
+        RAISE EXCEPTION 'permission denied for table %', tbl
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('groma_caption_table needs SELECT on %s and UPDATE on its column %I.', tbl,
+                                  caption_column);
+    END IF;
     IF col_type = '@extschema@.groma_answer'::regtype THEN
         RETURN 'a.answer';
     ELSIF col_type = 'text'::regtype THEN
@@ -339,13 +346,13 @@ BEGIN
     -- outside a transaction block only (it commits): said before any model work
     COMMIT;
     value_sql := @extschema@.groma_caption_table_value(tbl, img_column, caption_column, chunk, detailed);
-    IF @extschema@.groma_citus_distribution(tbl) IS NOT NULL THEN
-        PERFORM @extschema@.groma_caption_shards(tbl, img_column, caption_column, chunk, detailed);
-        RETURN;
-    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent OPERATOR(pg_catalog.=) tbl) THEN
         RAISE EXCEPTION 'groma_caption_table: % has partitions or child tables, whose rows it cannot tell apart', tbl
             USING ERRCODE = 'feature_not_supported', HINT = 'CALL it on each partition (or child table) instead.';
+    END IF;
+    IF @extschema@.groma_citus_distribution(tbl) IS NOT NULL THEN
+        PERFORM @extschema@.groma_caption_shards(tbl, img_column, caption_column, chunk, detailed);
+        RETURN;
     END IF;
     EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl,
                               caption_column, img_column) INTO total;
@@ -468,15 +475,21 @@ COMMENT ON FUNCTION groma_citus_distribution(regclass) IS
 'internal: how Citus distributes a table (NULL for an ordinary table)';
 
 -- groma_caption_table on a Citus hash-distributed table, from the
--- coordinator: one CALL groma_caption_shard per shard, run at once on the
--- nodes holding them (Citus's master_run_on_worker, each on a connection
--- of its own, outside this transaction), so every worker captions its own
--- shards with its own groma-server.  Each shard job commits its chunks as
--- it goes; when some fail (a worker's groma-server killed, a cancel) the
--- others still finish, the committed chunks stay, and the error names the
--- failed shards: calling groma_caption_table again captions what is left.
+-- coordinator: one CALL groma_caption_shard per shard, run on the nodes
+-- holding them (Citus's master_run_on_worker, each on a connection of its
+-- own, outside this transaction), so every worker captions its own shards
+-- with its own groma-server.  The jobs run in rounds of at most
+-- citus.max_adaptive_executor_pool_size jobs per node, so a table of many
+-- shards does not take every connection slot of its nodes.  Each shard job
+-- commits its chunks as it goes; when some fail (a worker's groma-server
+-- killed, a cancel) the others still finish, the committed chunks stay, and
+-- the error names the failed shards: calling groma_caption_table again
+-- captions what is left.  Shard names are schema-qualified, so a worker
+-- connection's search_path cannot point a job at another table.
 -- Shards with more than one placement, and reference or local tables, are
 -- refused (a direct change to one placement would leave the others behind).
+-- For the table's owner the shards' metadata stays locked (as a distributed
+-- UPDATE locks it) until the jobs end, so a shard move or split waits.
 CREATE FUNCTION groma_caption_shards(tbl regclass, img_column name, caption_column name, chunk int, detailed bool)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -491,6 +504,11 @@ DECLARE
     total bigint;
     remaining bigint;
     failed text[] := '{}';
+    job_round int[];
+    per_node int := greatest(1, coalesce(pg_catalog.current_setting('citus.max_adaptive_executor_pool_size', true),
+                                         '16')::int);
+    rounds int;
+    count_error text;
     r record;
 BEGIN
     IF method IS DISTINCT FROM 'h' THEN
@@ -510,38 +528,69 @@ BEGIN
                   HINT = format('Caption it with UPDATE %s SET %I = groma_caption(%I) WHERE %I IS NULL.',
                                 tbl, caption_column, img_column, caption_column);
     END IF;
-    EXECUTE 'SELECT array_agg(p.nodename ORDER BY s.shardid), array_agg(p.nodeport ORDER BY s.shardid),
-                    array_agg(format(''CALL @extschema@.groma_caption_shard(%L, %L, %L, %s, %L)'',
-                                     pg_catalog.shard_name(s.logicalrelid, s.shardid), $2, $3, $4, $5)
-                              ORDER BY s.shardid)
-             FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_dist_shard_placement p USING (shardid)
-             WHERE s.logicalrelid = $1'
-        INTO nodes, ports, commands USING tbl, img_column, caption_column, chunk, detailed;
+    -- the shards' metadata locked as a distributed UPDATE locks it, until the jobs end: a shard move or split
+    -- waits (its copy would miss the captions committed after it) instead of moving a shard a job writes to.
+    -- Citus takes the lock for the table's owner only; others run unguarded (the README says not to move then)
+    IF pg_catalog.pg_has_role((SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl),
+                              'USAGE') THEN
+        EXECUTE 'SELECT pg_catalog.lock_shard_metadata(5, (SELECT pg_catalog.array_agg(shardid)
+                                                          FROM pg_catalog.pg_dist_shard WHERE logicalrelid = $1))'
+            USING tbl;
+    END IF;
+    -- each job's round: its place among its node's shards, per_node a round
+    EXECUTE 'SELECT array_agg(j.nodename ORDER BY j.round, j.shardid), array_agg(j.nodeport ORDER BY j.round, j.shardid),
+                    array_agg(j.command ORDER BY j.round, j.shardid), array_agg(j.round ORDER BY j.round, j.shardid)
+             FROM (SELECT p.nodename, p.nodeport, s.shardid,
+                          (pg_catalog.row_number() OVER (PARTITION BY p.nodename, p.nodeport ORDER BY s.shardid)
+                           - 1) / $6 AS round,
+                          format(''CALL @extschema@.groma_caption_shard(%L, %L, %L, %s, %L)'',
+                                 pg_catalog.shard_name(s.logicalrelid, s.shardid, false), $2, $3, $4, $5) AS command
+                   FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_dist_shard_placement p USING (shardid)
+                   WHERE s.logicalrelid = $1) j'
+        INTO nodes, ports, commands, job_round USING tbl, img_column, caption_column, chunk, detailed, per_node;
+    rounds := coalesce(job_round[cardinality(job_round)], -1) + 1;
     EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, caption_column, img_column)
         INTO total;
     PERFORM @extschema@.groma_progress_begin(tbl, total);
-    FOR r IN EXECUTE 'SELECT * FROM pg_catalog.master_run_on_worker($1, $2, $3, true)' USING nodes, ports, commands
+    FOR k IN 0 .. rounds - 1
     LOOP
-        IF NOT r.success THEN
-            failed := failed || format('%s:%s: %s', r.node_name, r.node_port, r.result);
-        END IF;
+        FOR r IN EXECUTE 'SELECT * FROM pg_catalog.master_run_on_worker(
+                              (SELECT array_agg(n ORDER BY i) FROM unnest($1, $4) WITH ORDINALITY u(n, rd, i) WHERE rd = $5),
+                              (SELECT array_agg(n ORDER BY i) FROM unnest($2, $4) WITH ORDINALITY u(n, rd, i) WHERE rd = $5),
+                              (SELECT array_agg(n ORDER BY i) FROM unnest($3, $4) WITH ORDINALITY u(n, rd, i) WHERE rd = $5),
+                              true)'
+            USING nodes, ports, commands, job_round, k
+        LOOP
+            IF NOT r.success THEN
+                failed := failed || format('%s:%s: %s', r.node_name, r.node_port, r.result);
+            END IF;
+        END LOOP;
     END LOOP;
-    EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, caption_column, img_column)
-        INTO remaining;
-    PERFORM @extschema@.groma_progress_advance(total - remaining);
+    -- the rows left need every node: a node that went away is named instead of failing the count
+    BEGIN
+        EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, caption_column, img_column)
+            INTO remaining;
+        PERFORM @extschema@.groma_progress_advance(greatest(total - remaining, 0));
+    EXCEPTION WHEN OTHERS THEN
+        count_error := SQLERRM;
+    END;
     PERFORM @extschema@.groma_progress_end();
-    IF cardinality(failed) > 0 THEN
-        RAISE EXCEPTION 'groma_caption_table: % of % shard jobs failed (% of % rows captioned; CALL it again to '
-                        'caption the rest): %', cardinality(failed), cardinality(commands), total - remaining, total,
-                        array_to_string(failed, '; ')
-            USING ERRCODE = 'external_routine_exception';
+    IF cardinality(failed) > 0 OR count_error IS NOT NULL THEN
+        RAISE EXCEPTION 'groma_caption_table: % of % shard jobs failed (%; the chunks they committed are kept): %',
+                        cardinality(failed), cardinality(commands),
+                        CASE WHEN count_error IS NULL THEN format('%s of %s rows captioned now', total - remaining, total)
+                             ELSE format('the rows left could not be counted: %s', count_error) END,
+                        array_to_string(failed || count_error, '; ')
+            USING ERRCODE = 'external_routine_exception',
+                  HINT = 'Once the cause is mended (a node or its groma-server down, a cancel), calling it again '
+                         'captions the rest.';
     END IF;
-    RAISE NOTICE 'groma_caption_table: % of % rows captioned by % shard jobs on the workers',
+    RAISE NOTICE 'groma_caption_table: % of % rows are captioned now, after % shard jobs on the workers',
         total - remaining, total, cardinality(commands);
     IF remaining > 0 THEN
         RAISE WARNING 'groma_caption_table: % row(s) of % are still NULL after the shard jobs', remaining, tbl
             USING HINT = 'A row whose image failed alone is left NULL (the workers'' logs name each one, and why); '
-                         'rows added meanwhile are captioned by calling it again.';
+                         'rows another call held locked, or added meanwhile, are captioned by calling it again.';
     END IF;
 END
 $fn$;

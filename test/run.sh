@@ -160,12 +160,14 @@ done
 
 # ---------------------------------------------------------------- pgvector
 # test/pg/009 indexes region embeddings with pgvector, which Debian 12 does
-# not package: build and install it from ../shared/third_party (the CI clone
-# has shared/ beside it) unless that version is installed already.  Without
-# ../shared the test skips its pgvector part and says why.
-section "pgvector for test/pg/009 (from ../shared/third_party)"
+# not package: build and install it from the source tarballs in
+# $GROMA_THIRD_PARTY (default ../shared/third_party beside the checkout, as
+# the CI clone has it) unless that version is installed already.  Without
+# the tarball the test skips its pgvector part and says why.
+THIRD_PARTY=${GROMA_THIRD_PARTY:-$ROOT/../shared/third_party}
+section "pgvector for test/pg/009 (from $THIRD_PARTY)"
 PGVECTOR_VERSION=0.8.6
-PGVECTOR_TAR=$ROOT/../shared/third_party/pgvector-$PGVECTOR_VERSION.tar.gz
+PGVECTOR_TAR=$THIRD_PARTY/pgvector-$PGVECTOR_VERSION.tar.gz
 if [ -f "$("$PG_CONFIG" --sharedir)/extension/vector--$PGVECTOR_VERSION.sql" ] &&
     [ -f "$("$PG_CONFIG" --pkglibdir)/vector.so" ]; then
     echo "# pgvector $PGVECTOR_VERSION is installed already"
@@ -174,20 +176,20 @@ elif [ ! -f "$PGVECTOR_TAR" ]; then
 elif tar xzf "$PGVECTOR_TAR" -C "$WORK" &&
     make -C "$WORK/pgvector-$PGVECTOR_VERSION" PG_CONFIG="$PG_CONFIG" >"$LOG/pgvector.log" 2>&1 &&
     as_installer make -C "$WORK/pgvector-$PGVECTOR_VERSION" PG_CONFIG="$PG_CONFIG" install >>"$LOG/pgvector.log" 2>&1; then
-    pass "pgvector $PGVECTOR_VERSION builds and installs from ../shared/third_party"
+    pass "pgvector $PGVECTOR_VERSION builds and installs from $THIRD_PARTY"
 else
-    tail -20 "$LOG/pgvector.log" 2>/dev/null; fail "pgvector $PGVECTOR_VERSION builds and installs from ../shared/third_party"
+    tail -20 "$LOG/pgvector.log" 2>/dev/null; fail "pgvector $PGVECTOR_VERSION builds and installs from $THIRD_PARTY"
 fi
 
 # ---------------------------------------------------------------- Citus
 # test/pg/012 runs groma on a Citus cluster, which Debian 12 does not package:
-# build and install Citus from ../shared/third_party (with its one-line patch
+# build and install Citus from $GROMA_THIRD_PARTY (with its one-line patch
 # for Debian's PostgreSQL 15 headers) unless that version is installed
-# already.  Without ../shared the test skips and says why.
-section "Citus for test/pg/012 (from ../shared/third_party)"
+# already.  Without the tarball the test skips and says why.
+section "Citus for test/pg/012 (from $THIRD_PARTY)"
 CITUS_VERSION=13.2.2
-CITUS_TAR=$ROOT/../shared/third_party/citus-$CITUS_VERSION.tar.gz
-CITUS_PATCH=$ROOT/../shared/third_party/citus-$CITUS_VERSION-pg15.20.patch
+CITUS_TAR=$THIRD_PARTY/citus-$CITUS_VERSION.tar.gz
+CITUS_PATCH=$THIRD_PARTY/citus-$CITUS_VERSION-pg15.20.patch
 if ls "$("$PG_CONFIG" --sharedir)/extension/citus--"*"--${CITUS_VERSION%.*}-1.sql" >/dev/null 2>&1 &&
     [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ]; then
     echo "# Citus $CITUS_VERSION is installed already"
@@ -199,9 +201,9 @@ else
         (cd "$WORK/citus-$CITUS_VERSION" && ./configure --without-libcurl PG_CONFIG="$PG_CONFIG" &&
             make -j"$JOBS") >"$LOG/citus.log" 2>&1 &&
         as_installer make -C "$WORK/citus-$CITUS_VERSION" install >>"$LOG/citus.log" 2>&1; then
-        pass "Citus $CITUS_VERSION builds and installs from ../shared/third_party ($((SECONDS - start)) s)"
+        pass "Citus $CITUS_VERSION builds and installs from $THIRD_PARTY ($((SECONDS - start)) s)"
     else
-        tail -30 "$LOG/citus.log" 2>/dev/null; fail "Citus $CITUS_VERSION builds and installs from ../shared/third_party"
+        tail -30 "$LOG/citus.log" 2>/dev/null; fail "Citus $CITUS_VERSION builds and installs from $THIRD_PARTY"
     fi
 fi
 

@@ -136,8 +136,8 @@ answers_array(FunctionCallInfo fcinfo, ArrayType *imgs, generate_job *job, groma
 	int			n = array_images(imgs, &elems, &isnull);
 	groma_reply *replies;
 	Datum	   *answers;
-	int			dims[1] = {n};
-	int			lbs[1] = {ARR_LBOUND(imgs)[0]};
+	int			dims[1];
+	int			lbs[1];
 	int16		typlen;
 	bool		typbyval;
 	char		typalign;
@@ -160,6 +160,8 @@ answers_array(FunctionCallInfo fcinfo, ArrayType *imgs, generate_job *job, groma
 		free_replies(replies, isnull, n);
 	}
 	PG_END_TRY();
+	dims[0] = n;
+	lbs[0] = ARR_LBOUND(imgs)[0];	/* answers[k] answers imgs[k]; an empty array has no bounds to read */
 	get_typlenbyvalalign(answer_type, &typlen, &typbyval, &typalign);
 	return PointerGetDatum(construct_md_array(answers, isnull, 1, dims, lbs, answer_type, typlen, typbyval,
 											  typalign));

@@ -7,7 +7,7 @@
 # The groma_progress view shows both kinds of job while they run and
 # forgets them when they finish, fail or are cancelled.  A truncated JPEG
 # among the rows is left NULL with a warning while the rest is captioned.
-# Bad arguments, views, rules and transaction blocks are refused before any
+# Bad arguments, views, rules, roles without UPDATE and transaction blocks are refused before any
 # model work; a trigger that skips or undoes the update ends the call
 # instead of looping; rows locked by others are counted in a warning;
 # another role's groma_caption overloads are never called; the extension
@@ -200,6 +200,13 @@ like(call_err("CALL groma_caption_table('small', 'img', 'img')"), qr/22023.*both
      'the same column for the image and the caption is refused');
 like(call_err("CALL groma_caption_table('small', 'id', 'caption')"), qr/42804.*"id" of (public\.)?small is of type integer, not bytea/s,
      'an image column that is not bytea is refused');
+sql("CREATE ROLE only_reads; GRANT SELECT ON small TO only_reads; CREATE ROLE column_writer;
+     GRANT SELECT (id, img, caption), UPDATE (caption) ON small TO column_writer");
+like(call_err("SET ROLE only_reads; CALL groma_caption_table('small', 'img', 'caption')"),
+     qr/42501.*permission denied for table (public\.)?small.*needs SELECT on (public\.)?small and UPDATE on its column caption/s,
+     'a role without UPDATE on the caption column is refused');
+like(call_err("SET ROLE column_writer; CALL groma_caption_table('small', 'img', 'caption')"),
+     qr/42501.*permission denied for table (public\.)?small/s, 'and so is one with column privileges only');
 like(call_err("BEGIN; CALL groma_caption_table('small', 'img', 'caption'); ROLLBACK"),
      qr/invalid transaction termination/, 'a CALL inside a transaction block fails');
 is(status_row($node)->{served}, $served, 'and none of these ran the model');

@@ -12,8 +12,12 @@
 # coordinator, the shard jobs stop and the next CALL captions the rest; a
 # worker's groma-server killed under it fails only that worker's shard
 # jobs, and the next CALL finishes; a row with a truncated JPEG is left
-# NULL with a warning while the rest is captioned; a reference table is
-# refused.  A
+# NULL with a warning while the rest is captioned; a table named like a
+# shard in a schema first on a worker connection's search_path is left
+# alone (shard names are schema-qualified); a shard move asked for during
+# the CALL waits for it and no caption is lost; with one job per node at a
+# time the shards run in rounds; a role without UPDATE and a partitioned
+# table are refused before any job; a reference table is refused.  A
 # worker's groma-server killed in the middle of a distributed UPDATE makes
 # the statement fail cleanly (no row half-captioned) and the retry captions
 # everything.  Skips, saying why,
@@ -36,7 +40,9 @@ if (!-f "$citus_sql/extension/citus.control") {
 
 my $rows_per_image = $ENV{GROMA_CITUS_ROWS} || 100;
 my $conf = "shared_preload_libraries = 'citus,groma'\ngroma.threads = 1\ngroma.max_new_tokens = 4\n"
-  . "max_connections = 60\ncitus.shard_count = 4";
+  . "max_connections = 60\ncitus.shard_count = 4\n"
+  # a shard move connects to its own node over TCP (citus.local_hostname, localhost)
+  . "listen_addresses = 'localhost'";
 my $coord = groma_node('coordinator', $conf);
 my @workers = map { groma_node("worker$_", $conf) } (1, 2);
 step('coordinator and two workers up, each with a ready groma-server');
@@ -161,7 +167,15 @@ SKIP: {
 }
 step('full-text and similarity search on the distributed regions');
 
-# the resumable bulk path on the distributed table: one job per shard on the workers, all at once
+# the resumable bulk path on the distributed table: one job per shard on the workers, all at once.  A
+# decoy on worker 1 named like one of its shards, in a schema first on the search_path of a worker
+# connection ("$user"): the job names its shard schema-qualified and never touches it.
+my $decoy = $workers[0]->safe_psql('postgres', "SET citus.override_table_visibility = off; SELECT relname FROM pg_class WHERE relname ~ '^photos_[0-9]+\$'
+                                               ORDER BY relname LIMIT 1");
+$workers[0]->safe_psql('postgres', "SET citus.enable_ddl_propagation = off; CREATE SCHEMA postgres;
+    CREATE TABLE postgres.$decoy (id int, name text, img bytea, caption groma_answer);
+    INSERT INTO postgres.$decoy SELECT 1, name, img FROM (VALUES (" . image_sql('waterview.jpg') . ")) v(img),
+                                (VALUES ('decoy')) n(name)");
 sql('UPDATE photos SET caption = NULL');
 my $coord_served = sql('SELECT served FROM groma_status()');
 $served_before = worker_served();
@@ -174,8 +188,11 @@ note(sprintf('figure: %.2f images/s by CALL groma_caption_table on two workers (
              $n_rows / (time - $t0), $n_rows));
 step('CALL groma_caption_table on the distributed table');
 is($rc, 0, 'CALL groma_caption_table on a distributed table succeeds') or diag($err);
-like($err, qr/groma_caption_table: $n_rows of $n_rows rows captioned by 4 shard jobs on the workers/,
+like($err, qr/groma_caption_table: $n_rows of $n_rows rows are captioned now, after 4 shard jobs on the workers/,
      'its NOTICE counts the rows and the shard jobs');
+is($workers[0]->safe_psql('postgres', "SELECT count(*) FROM postgres.$decoy WHERE caption IS NULL"), 1,
+   "a table named like a shard ($decoy) in a schema earlier on the workers' search_path is left alone");
+$workers[0]->safe_psql('postgres', 'SET citus.enable_ddl_propagation = off; DROP SCHEMA postgres CASCADE');
 is(scalar(keys %nodes_seen), 2, 'groma_progress_cluster() showed shard jobs running on both workers ('
    . join(', ', sort keys %nodes_seen) . ')');
 is(sql('SELECT count(*) FROM photos p JOIN single s USING (name) WHERE p.caption::text = s.caption'), $n_rows,
@@ -207,7 +224,7 @@ is(sql('SELECT count(*) FROM photos WHERE caption IS NOT NULL') - ($n_rows - $n_
    'and nothing goes on behind the cancel');
 ($rc, $out, $err) = run_bulk('bulkresume', 8);
 is($rc, 0, 'the next CALL succeeds') or diag($err);
-like($err, qr/groma_caption_table: @{[$n_sub - $kept]} of @{[$n_sub - $kept]} rows captioned/,
+like($err, qr/groma_caption_table: @{[$n_sub - $kept]} of @{[$n_sub - $kept]} rows are captioned now/,
      'captioning only the rows left');
 is(sql('SELECT count(*) FROM photos p JOIN single s USING (name) WHERE p.caption::text = s.caption'), $n_rows,
    'every row has the single-node answer');
@@ -222,7 +239,7 @@ my $doomed = status_row($workers[1])->{pid};
 my $on_doomed = sql("SELECT count(*) FROM citus_shards WHERE table_name = 'photos'::regclass
                       AND nodeport = " . $workers[1]->port);
 ok($rc != 0, 'CALL groma_caption_table fails when a worker groma-server dies under its shard jobs');
-ok($err =~ /groma_caption_table: (\d+) of 4 shard jobs failed .*CALL it again.*groma-server/s && $1 >= 1
+ok($err =~ /groma_caption_table: (\d+) of 4 shard jobs failed .*groma-server.*HINT:  .*calling it again/s && $1 >= 1
    && $1 <= $on_doomed, "naming the failed shard jobs (at most the $on_doomed of that worker) and what to do")
   or diag($err);
 ok(wait_until(60, sub { (status_row($workers[1])->{state} // '') eq 'ready' }), "that worker's groma-server is back");
@@ -245,6 +262,71 @@ is(sql('SELECT count(*) FROM photos p JOIN single s USING (name) WHERE p.caption
    'every other row has the single-node answer');
 sql('DELETE FROM photos WHERE id = 1000000');
 step('CALL with a truncated JPEG in one row');
+
+# a shard move started while the CALL runs waits for it (the CALL holds the shards' metadata lock as a
+# distributed UPDATE does), so no committed chunk is written to a placement the move has already copied
+sql('UPDATE photos SET caption = NULL WHERE id % 5 < 2');
+my ($moved, $from_port) = split /\|/, sql("SELECT shardid, nodeport FROM citus_shards WHERE table_name = 'photos'::regclass
+                                           AND nodeport = " . $workers[0]->port . " ORDER BY shardid LIMIT 1");
+my $move_sql = sub {
+    my ($from, $to) = @_;
+    return "SELECT citus_move_shard_placement($moved, '" . $from->host . "', " . $from->port . ", '" . $to->host
+      . "', " . $to->port . ", shard_transfer_mode => 'block_writes')";
+};
+my ($move, $move_waited) = (undef, 0);
+($rc, $out, $err) = run_bulk('bulkmove', 4, sub {
+    if (!$move && sql("SELECT count(*) FROM groma_progress_cluster() WHERE node <> 'local'") > 0) {
+        $move = start_query($coord, 'move', $move_sql->($workers[0], $workers[1]));
+        return;
+    }
+    $move_waited ||= sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'move'
+                           AND wait_event_type = 'Lock'") > 0 if $move;
+});
+is($rc, 0, 'CALL groma_caption_table succeeds while a shard move is asked for') or diag($err);
+ok($move, 'the move was started while shard jobs ran');
+ok($move_waited, 'the move waited for a lock while the CALL ran');
+my ($mrc, $mout, $merr) = finish_query($move, 120);
+is($mrc, 0, 'then it finished') or diag($merr);
+is(sql("SELECT nodeport FROM citus_shards WHERE shardid = $moved"), $workers[1]->port, 'the shard is on the other worker');
+is(sql('SELECT count(*) FROM photos p JOIN single s USING (name) WHERE p.caption::text = s.caption'), $n_rows,
+   'no caption was lost: every row has the single-node answer');
+sql('CALL citus_cleanup_orphaned_resources()');
+sql($move_sql->($workers[1], $workers[0]));
+step('CALL beside a shard move');
+
+# at most citus.max_adaptive_executor_pool_size jobs per node at a time: with 1, the 4 shards run in 2 rounds
+sql('UPDATE photos SET caption = NULL WHERE id % 5 = 1');
+sql('ALTER ROLE postgres SET citus.max_adaptive_executor_pool_size = 1');
+my $most = 0;
+($rc, $out, $err) = run_bulk('bulkrounds', 4, sub {
+    my $n = sql("SELECT coalesce(max(c), 0) FROM (SELECT count(*) AS c FROM groma_progress_cluster()
+                 WHERE node <> 'local' GROUP BY node) s");
+    $most = $n if $n > $most;
+});
+sql('ALTER ROLE postgres RESET citus.max_adaptive_executor_pool_size');
+is($rc, 0, 'with one job per node at a time the CALL succeeds') or diag($err);
+is($most, 1, 'and no node ran two shard jobs at once');
+is(sql('SELECT count(*) FROM photos p JOIN single s USING (name) WHERE p.caption::text = s.caption'), $n_rows,
+   'every row has the single-node answer');
+step('CALL in rounds of one job per node');
+
+# refused on the coordinator before any job: a role without UPDATE, a partitioned distributed table
+sql("CREATE ROLE reader LOGIN; GRANT SELECT ON photos TO reader");
+sql('UPDATE photos SET caption = NULL WHERE id = 1');
+$served_before = worker_served();
+($rc, $out, $err) = $coord->psql('postgres', "SET ROLE reader; CALL groma_caption_table('photos', 'img', 'caption')",
+                                 extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/42501: permission denied for table (?:public\.)?photos/, 'a role without UPDATE is refused with 42501')
+  or diag($err);
+is_deeply(worker_served(), $served_before, 'before any shard job ran');
+sql('UPDATE photos SET caption = groma_caption(img) WHERE id = 1');
+sql("CREATE TABLE parted (id int, img bytea, caption text, PRIMARY KEY (id)) PARTITION BY RANGE (id);
+     CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (10);
+     SELECT create_distributed_table('parted', 'id')");
+($rc, $out, $err) = $coord->psql('postgres', "CALL groma_caption_table('parted', 'img', 'caption')",
+                                 extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/0A000: groma_caption_table: (?:public\.)?parted has partitions.*HINT:  CALL it on each partition/s,
+     'a partitioned distributed table is refused on the coordinator, with the hint') or diag($err);
 
 # a reference table is refused, saying how to caption it instead
 sql('CREATE TABLE ref_photos (img bytea, caption text)');
