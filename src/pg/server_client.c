@@ -819,6 +819,17 @@ typedef struct bulk_connection
 	TimestampTz deadline;
 } bulk_connection;
 
+/*
+ * What a bulk call has left to send: the requests refused as busy, to send
+ * again first (a stack of indexes), then reqs[next] on.
+ */
+typedef struct bulk_pending
+{
+	int			next;
+	int		   *retry;
+	int			n_retry;
+} bulk_pending;
+
 /* Returns request req encoded as one frame in palloc'd memory (its id assigned here), its length in *len. */
 static uint8 *
 encode_frame(groma_request *req, size_t *len)
@@ -842,23 +853,27 @@ encode_frame(groma_request *req, size_t *len)
 }
 
 /*
- * Sends the next request of reqs not sent yet (from *next on, skipping
- * NULLs) on connection c, counting it in the slot's in_flight; leaves c
- * idle when none is left.  Raises the ERROR of a failed send.
+ * Sends the next request on connection c (one refused as busy first, else
+ * the first of reqs not sent yet, skipping NULLs), counting it in the
+ * slot's in_flight; leaves c idle when none is left.  Raises the ERROR of a
+ * failed send.
  */
 static void
-bulk_send_next(bulk_connection *c, groma_request **reqs, int n, int *next, const groma_server_slot *snap)
+bulk_send_next(bulk_connection *c, groma_request **reqs, int n, bulk_pending *pending, const groma_server_slot *snap)
 {
 	uint8	   *frame;
 	size_t		len;
 	io_result	r;
 
 	c->req = -1;
-	while (*next < n && reqs[*next] == NULL)
-		(*next)++;
-	if (*next >= n)
+	while (pending->next < n && reqs[pending->next] == NULL)
+		pending->next++;
+	if (pending->n_retry > 0)
+		c->req = pending->retry[--pending->n_retry];
+	else if (pending->next < n)
+		c->req = pending->next++;
+	else
 		return;
-	c->req = (*next)++;
 	c->deadline = deadline_after(groma_request_timeout);
 	frame = encode_frame(reqs[c->req], &len);
 	pg_atomic_fetch_add_u32(&groma_registry_shared->slots[bulk_slot].in_flight, 1);
@@ -878,6 +893,33 @@ bulk_uncount(bool all)
 	if (k > 0)
 		pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[bulk_slot].in_flight, (uint32) k);
 	bulk_counted -= k;
+}
+
+/*
+ * Takes connection c out of a bulk call after its request was refused as
+ * busy while others of the call are still outstanding: the request goes
+ * back to be sent again when one of those is answered, and the call keeps
+ * one request fewer in flight from then on (another session holds that
+ * place in the queue).  Returns false, leaving everything as it was, when
+ * c's request was the only one outstanding: the queue is full of other
+ * sessions' requests.
+ */
+static bool
+bulk_yield_busy(bulk_connection *conns, int n_conns, bulk_connection *c, groma_reply *reply, bulk_pending *pending)
+{
+	int			others = 0;
+
+	for (int k = 0; k < n_conns; k++)
+		others += &conns[k] != c && conns[k].req >= 0;
+	if (reply->status.code != GROMA_ERR_BUSY || others == 0)
+		return false;
+	groma_reply_free(reply);
+	memset(reply, 0, sizeof(*reply));
+	pending->retry[pending->n_retry++] = c->req;
+	c->req = -1;
+	closesocket(c->fd);			/* also leaves the wait set: a closed socket is never reported */
+	c->fd = PGINVALID_SOCKET;
+	return true;
 }
 
 /* Returns the milliseconds until the earliest deadline of conns' outstanding requests, or -1 when none has one. */
@@ -909,7 +951,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 	int			todo = 0,
 				n_conns;
 	volatile int done = 0;
-	volatile int next = 0;
+	bulk_pending *pending;
 	WaitEventSet *volatile set = NULL;
 
 	memset(replies, 0, sizeof(groma_reply) * n);
@@ -926,6 +968,8 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 	n_conns = Min(Max(in_flight, 1), todo);
 	conns = palloc(sizeof(bulk_connection) * n_conns);
 	got = palloc0(sizeof(bool) * n);
+	pending = palloc0(sizeof(bulk_pending));
+	pending->retry = palloc(sizeof(int) * n);
 	for (int k = 0; k < n_conns; k++)
 	{
 		conns[k].fd = PGINVALID_SOCKET;
@@ -933,8 +977,6 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 	}
 	PG_TRY();
 	{
-		int			next_local = 0;
-
 		set = CreateWaitEventSet(CurrentMemoryContext, n_conns + 2);
 		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
@@ -943,8 +985,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			if (!connect_to_server(&snap, deadline_after(groma_request_timeout), &conns[k].fd))
 				report_io_failure(bulk_slot, &snap, IO_CONNECT_FAILED, groma_request_timeout);
 			AddWaitEventToSet(set, WL_SOCKET_READABLE, conns[k].fd, NULL, &conns[k]);
-			bulk_send_next(&conns[k], reqs, n, &next_local, &snap);
-			next = next_local;
+			bulk_send_next(&conns[k], reqs, n, pending, &snap);
 		}
 		while (done < todo)
 		{
@@ -973,14 +1014,16 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			bulk_uncount(false);
 			if (r != IO_OK)
 				report_io_failure(bulk_slot, &snap, r, groma_request_timeout);
+			*current = -1;
+			if (bulk_yield_busy(conns, n_conns, c, &replies[c->req], pending))
+				continue;
+			*current = c->req;
 			check_reply(bulk_slot, &replies[c->req]);
 			*current = -1;
 			got[c->req] = true;
 			done++;
 			groma_progress_chunk_answered(done);
-			next_local = next;
-			bulk_send_next(c, reqs, n, &next_local, &snap);
-			next = next_local;
+			bulk_send_next(c, reqs, n, pending, &snap);
 		}
 	}
 	PG_CATCH();
@@ -999,7 +1042,10 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 	PG_END_TRY();
 	FreeWaitEventSet(set);
 	for (int k = 0; k < n_conns; k++)
-		closesocket(conns[k].fd);
+		if (conns[k].fd != PGINVALID_SOCKET)
+			closesocket(conns[k].fd);
 	pfree(conns);
 	pfree(got);
+	pfree(pending->retry);
+	pfree(pending);
 }

@@ -33,7 +33,11 @@ void		groma_client_call(groma_request *req, groma_reply *reply);
  * groma-server over up to in_flight new connections, one request per
  * connection at a time, so that several wait in the server's queue at once;
  * stores each successful reply in replies[i] (the caller frees each with
- * groma_reply_free; entries of NULL requests are zeroed).  Raises ERROR as
+ * groma_reply_free; entries of NULL requests are zeroed).  A request
+ * refused because the queue is full while others of the call are still
+ * outstanding is sent again when one of them is answered (the call then
+ * keeps one fewer in flight); refused with none outstanding, it fails the
+ * call.  Raises ERROR as
  * groma_client_call does at the first failure, after closing every
  * connection and freeing every reply.  *current holds the index of the
  * request whose reply is being read, else -1, so an error context can name

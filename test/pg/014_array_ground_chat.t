@@ -6,7 +6,9 @@
 # vision) and with one; the README's recipe maps the rows back to their ids;
 # groma_progress names both calls while they run and forgets them after; a
 # bad image fails the call naming its subscript, the others' requests
-# being answered and the session left working.
+# being answered and the session left working; a queue kept full by
+# another session does not fail a long array call (its refused request is
+# sent again).
 use strict;
 use warnings;
 use FindBin;
@@ -92,6 +94,36 @@ for my $call ([ 'grounding a phrase in an array', "SELECT count(*) FROM groma_gr
     is(sql("SELECT count(*) FROM groma_progress"), 0, 'and leaves groma_progress');
 }
 step('progress');
+
+# A full queue does not end a long array call: with --max-batch 1 and --max-queue 3 the call's 4 requests
+# fill the server (1 running, 3 queued); another session's requests take freed places, and the call's
+# request refused as busy is sent again when one of its own is answered, instead of failing the call.
+$node->safe_psql('postgres', "ALTER SYSTEM SET groma.max_queue = 3; ALTER SYSTEM SET groma.max_batch = 1");
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(wait_until(60, sub { my $r = status_row($node); $r->{state} eq 'ready' && $r->{restarts} eq '1' }),
+   'groma-server restarted with a queue of 3 and one answer at a time');
+my $long = start_query($node, 'arrbusy', "SET groma.max_new_tokens = 48; SET groma.bulk_in_flight = 4;
+    SELECT count(*) FROM groma_ground((SELECT array_agg(img) FROM photos, generate_series(1, 2)
+                                       WHERE img IS NOT NULL), '$phrase')");
+my ($taken, $refused) = (0, 0);
+while ($long->{h}->pumpable) {
+    $long->{h}->pump_nb;
+    my ($brc) = $node->psql('postgres', "SET groma.max_new_tokens = 4; SELECT groma_ground(img, 'x') FROM photos WHERE id = 2");
+    if ($brc == 0) { $taken++ } else { $refused++ }
+}
+my ($lrc, $lout, $lerr) = finish_query($long, 300);
+note("another session's requests while the array call ran: $taken answered, $refused refused as busy");
+ok($taken > 0, 'another session got places in the full queue while the array call ran');
+is($lrc, 0, 'the array call still succeeds') or diag($lerr);
+chomp $lout;
+is($lout, '12', 'with a row for each of its 12 images');
+# every refusal is logged once: those beyond the other session's were the array call's own
+my $busy = () = PostgreSQL::Test::Utils::slurp_file($node->logfile) =~ /generate .* busy: groma-server's queue is full/g;
+ok($busy > $refused, "the array call's own requests were refused as busy (" . ($busy - $refused)
+   . " times) and sent again");
+$node->safe_psql('postgres', "ALTER SYSTEM RESET groma.max_queue; ALTER SYSTEM RESET groma.max_batch");
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+step('array call beside a full queue');
 
 $node->stop;
 done_testing();
