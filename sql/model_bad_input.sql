@@ -92,12 +92,13 @@ SELECT sqlstate_of(format('SELECT groma_describe(%L::bytea, %L)', data, '((20,10
                           (SELECT array_agg(box '((1,1),(2,2))') FROM generate_series(1, 16)))) AS refer_16
 FROM img;
 
--- Phrases and prompts: not empty, at most 65536 bytes.
+-- Prompts: not empty, at most 65536 bytes; phrases at most 65508 (the ground query wrapping one, 65536).
 SELECT groma_ground(data, '') FROM img;
 SELECT groma_chat(data, '') FROM img;
-SELECT groma_ground(data, repeat('a', 65537)) FROM img;
+SELECT groma_ground(data, repeat('a', 65509)) FROM img;
 SELECT groma_chat(data, repeat('a', 65537)) FROM img;
-SELECT sqlstate_of(format('SELECT groma_ground(%L::bytea, %L)', data, repeat('a', 65536))) AS phrase_at_limit
+SELECT sqlstate_of(format('SELECT groma_ground(%L::bytea, %L)', data, repeat('a', 65508))) AS phrase_at_limit,
+       sqlstate_of(format('SELECT groma_chat(%L::bytea, %L)', data, repeat('a', 65536))) AS prompt_at_limit
 FROM img;
 
 -- max_regions at least 1 (the model's own limit is checked by the server), min_score within [0, 1].

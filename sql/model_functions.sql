@@ -116,6 +116,9 @@ FROM (SELECT data, groma_chat(imgs, 'What is in the picture?') AS answers FROM a
      generate_subscripts(answers, 1) k ORDER BY k;
 DROP TABLE arr;
 RESET groma.bulk_in_flight;
+-- a limit that is not about the image (the model's context) is not blamed on an image of the array
+SET groma.max_new_tokens = 4096;
+SELECT groma_chat(ARRAY[data, data], 'What is in the picture?') FROM img;
 RESET groma.max_new_tokens;
 
 -- back to no model, as the other files expect

@@ -190,7 +190,7 @@ groma_chat_array(PG_FUNCTION_ARGS)
 {
 	generate_job job = {-1, text_to_cstring(PG_GETARG_TEXT_PP(1))};
 
-	groma_check_text(job.text, "prompt");
+	groma_check_text(job.text, "prompt", GROMA_MAX_QUERY_BYTES);
 	PG_RETURN_DATUM(answers_array(fcinfo, PG_GETARG_ARRAYTYPE_P(0), &job, GROMA_ARRAY_ANSWERS));
 }
 
@@ -212,7 +212,7 @@ groma_ground_array(PG_FUNCTION_ARGS)
 	groma_reply *replies;
 
 	InitMaterializedSRF(fcinfo, 0);
-	groma_check_text(job.text, "phrase");
+	groma_check_text(job.text, "phrase", GROMA_MAX_PHRASE_BYTES);
 	n = array_images(imgs, &elems, &isnull);
 	if (n == 0)
 		return (Datum) 0;

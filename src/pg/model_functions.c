@@ -44,9 +44,9 @@ groma_ping(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8(groma_client_ping());
 }
 
-/* Raises ERROR for an empty text argument, or one over the protocol's limit on texts; what names it. */
+/* Raises ERROR for an empty text argument, or one over max bytes; what names it. */
 void
-groma_check_text(const char *text, const char *what)
+groma_check_text(const char *text, const char *what, size_t max)
 {
 	size_t		len = strlen(text);
 
@@ -54,10 +54,10 @@ groma_check_text(const char *text, const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_ZERO_LENGTH_CHARACTER_STRING),
 				 errmsg("%s must not be empty", what)));
-	if (len > GROMA_PROTO_MAX_TEXT)
+	if (len > max)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%s of %zu bytes is over the limit of %d bytes", what, len, GROMA_PROTO_MAX_TEXT)));
+				 errmsg("%s of %zu bytes is over the limit of %zu bytes", what, len, max)));
 }
 
 /*
@@ -368,7 +368,7 @@ groma_chat(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
 	prompt = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	groma_check_text(prompt, "prompt");
+	groma_check_text(prompt, "prompt", GROMA_MAX_QUERY_BYTES);
 	PG_RETURN_DATUM(generate(fcinfo, PG_GETARG_BYTEA_PP(0), -1, prompt,
 							 PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2), NULL, answer_datum));
 }
@@ -388,7 +388,7 @@ groma_ground(PG_FUNCTION_ARGS)
 {
 	char	   *phrase = text_to_cstring(PG_GETARG_TEXT_PP(1));
 
-	groma_check_text(phrase, "phrase");
+	groma_check_text(phrase, "phrase", GROMA_MAX_PHRASE_BYTES);
 	PG_RETURN_DATUM(generate(fcinfo, PG_GETARG_BYTEA_PP(0), GROMA_TASK_GROUND, phrase, NULL, NULL, ground_datum));
 }
 

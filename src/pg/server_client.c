@@ -922,6 +922,19 @@ bulk_yield_busy(bulk_connection *conns, int n_conns, bulk_connection *c, groma_r
 	return true;
 }
 
+/*
+ * False for a failed reply that is about the request's arguments rather
+ * than its image: a size limit whose message is not about the JPEG or the
+ * image (the model's context, the query's length, the KV pool).
+ */
+static bool
+reply_about_image(const groma_reply *reply)
+{
+	const char *m = reply->status.message;
+
+	return reply->status.code != GROMA_ERR_LIMIT || strncmp(m, "JPEG", 4) == 0 || strncmp(m, "image", 5) == 0;
+}
+
 /* Returns the milliseconds until the earliest deadline of conns' outstanding requests, or -1 when none has one. */
 static long
 bulk_wait_ms(const bulk_connection *conns, int n_conns)
@@ -1017,7 +1030,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			*current = -1;
 			if (bulk_yield_busy(conns, n_conns, c, &replies[c->req], pending))
 				continue;
-			*current = c->req;
+			*current = reply_about_image(&replies[c->req]) ? c->req : -1;
 			check_reply(bulk_slot, &replies[c->req]);
 			*current = -1;
 			got[c->req] = true;

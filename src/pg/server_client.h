@@ -40,8 +40,9 @@ void		groma_client_call(groma_request *req, groma_reply *reply);
  * call.  Raises ERROR as
  * groma_client_call does at the first failure, after closing every
  * connection and freeing every reply.  *current holds the index of the
- * request whose reply is being read, else -1, so an error context can name
- * the request that failed.
+ * request whose reply is being read, else -1 (also for a size limit that is
+ * not about the image: the model's context, the query's length), so an
+ * error context can name the request whose image failed.
  */
 void		groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in_flight,
 								   volatile int *current);

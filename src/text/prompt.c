@@ -130,8 +130,11 @@ groma_task_query(groma_task task, const char *phrase, char **out)
 			for (size_t i = 0; i < sizeof(allowed_markup) / sizeof(allowed_markup[0]); i++)
 				if (strstr(phrase, allowed_markup[i]) != NULL)
 					return groma_error(GROMA_ERR_INVALID_ARGUMENT, "the phrase must not contain %s", allowed_markup[i]);
+			if (strlen(phrase) > GROMA_MAX_PHRASE_BYTES)
+				return groma_error(GROMA_ERR_LIMIT, "the phrase is %zu bytes, more than %d", strlen(phrase),
+								   GROMA_MAX_PHRASE_BYTES);
 			GROMA_TRY(check_query(phrase));
-			if (asprintf(out, "Locate <p>%s</p> in the image.", phrase) < 0)
+			if (asprintf(out, GROMA_GROUND_BEFORE "%s" GROMA_GROUND_AFTER, phrase) < 0)
 				return groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
 			return groma_ok();
 	}

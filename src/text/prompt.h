@@ -24,6 +24,14 @@ typedef enum groma_task
 /* Queries longer than this are refused (the model's context is 4096 tokens). */
 #define GROMA_MAX_QUERY_BYTES 65536
 
+/* The ground task's query around its phrase. */
+#define GROMA_GROUND_BEFORE "Locate <p>"
+#define GROMA_GROUND_AFTER "</p> in the image."
+
+/* The longest phrase to ground: its query is then GROMA_MAX_QUERY_BYTES long. */
+#define GROMA_MAX_PHRASE_BYTES \
+	(GROMA_MAX_QUERY_BYTES - (int) (sizeof(GROMA_GROUND_BEFORE GROMA_GROUND_AFTER) - 1))
+
 /* The user-box markup a query uses: <roi><refer_box></roi><refer_feat>. */
 #define GROMA_REFER_MARKUP "<roi><refer_box></roi><refer_feat>"
 

@@ -147,4 +147,26 @@ UNIT_TEST(test_prompt_query_rules)
 		free(out);
 		free(big);
 	}
+	/* a phrase to ground is at most as long as leaves its query within the limit, and is refused by its own name */
+	{
+		char	   *phrase = malloc(GROMA_MAX_PHRASE_BYTES + 2);
+
+		memset(phrase, 'a', GROMA_MAX_PHRASE_BYTES + 1);
+		phrase[GROMA_MAX_PHRASE_BYTES + 1] = '\0';
+		CHECK(GROMA_MAX_PHRASE_BYTES == 65508);
+		groma_status st = groma_task_query(GROMA_TASK_GROUND, phrase, &out);
+
+		CHECK(st.code == GROMA_ERR_LIMIT && strstr(st.message, "the phrase is 65509 bytes") != NULL);
+		phrase[GROMA_MAX_PHRASE_BYTES] = '\0';
+		CHECK(groma_task_query(GROMA_TASK_GROUND, phrase, &out).code == GROMA_OK && strlen(out) == GROMA_MAX_QUERY_BYTES);
+		{
+			char	   *wrapped = NULL;
+
+			/* the longest phrase's query is still taken as a query */
+			CHECK(groma_prompt_text(out, &wrapped).code == GROMA_OK);
+			free(wrapped);
+		}
+		free(out);
+		free(phrase);
+	}
 }
