@@ -161,12 +161,12 @@ COMMENT ON FUNCTION groma_regions(bytea, int, real) IS
 -- The regions of an array of images, ord giving each row's image (its
 -- subscript in imgs); groma.bulk_in_flight requests in flight at
 -- once, so groma-server runs their vision stages as batches.
-CREATE FUNCTION groma_regions(imgs bytea[], max_regions int DEFAULT 100, min_score real DEFAULT 0.15)
+CREATE FUNCTION groma_regions_many(imgs bytea[], max_regions int DEFAULT 100, min_score real DEFAULT 0.15)
 RETURNS TABLE (ord int, idx int, area box, score real, embedding real[])
 AS 'MODULE_PATHNAME', 'groma_regions_array'
 LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE ROWS 1000;
 
-COMMENT ON FUNCTION groma_regions(bytea[], int, real) IS
+COMMENT ON FUNCTION groma_regions_many(bytea[], int, real) IS
 'regions the model keeps in each JPEG image of an array (ord, idx, box, score, embedding), several requests in flight at once';
 
 -- The boxes of groma_regions, as an array in the same order.
@@ -185,34 +185,34 @@ COMMENT ON FUNCTION groma_chat(bytea, text, box[]) IS
 -- NULL element): the set-based path.  The requests travel on
 -- groma.bulk_in_flight connections at once, so several wait in groma-server's
 -- queue instead of one at a time.
-CREATE FUNCTION groma_caption(imgs bytea[], detailed bool DEFAULT false)
+CREATE FUNCTION groma_caption_many(imgs bytea[], detailed bool DEFAULT false)
 RETURNS groma_answer[]
 AS 'MODULE_PATHNAME', 'groma_caption_array'
 LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 
-COMMENT ON FUNCTION groma_caption(bytea[], bool) IS
+COMMENT ON FUNCTION groma_caption_many(bytea[], bool) IS
 'grounded captions of an array of JPEG images, in order, several requests in flight at once';
 
 -- The model's grounded answers to one prompt about each image of an array,
 -- in the same order (NULL for a NULL element), requests in flight as for
--- groma_caption(bytea[]).
-CREATE FUNCTION groma_chat(imgs bytea[], prompt text)
+-- groma_caption_many(bytea[]).
+CREATE FUNCTION groma_chat_many(imgs bytea[], prompt text)
 RETURNS groma_answer[]
 AS 'MODULE_PATHNAME', 'groma_chat_array'
 LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 
-COMMENT ON FUNCTION groma_chat(bytea[], text) IS
+COMMENT ON FUNCTION groma_chat_many(bytea[], text) IS
 'grounded answers of the model to one prompt about each JPEG image of an array, in order, several requests in flight at once';
 
 -- The boxes the model grounds a phrase to in each image of an array, as
 -- groma_ground: one row per element, ord its subscript in imgs, boxes NULL
--- for a NULL element; requests in flight as for groma_caption(bytea[]).
-CREATE FUNCTION groma_ground(imgs bytea[], phrase text)
+-- for a NULL element; requests in flight as for groma_caption_many(bytea[]).
+CREATE FUNCTION groma_ground_many(imgs bytea[], phrase text)
 RETURNS TABLE (ord int, boxes box[])
 AS 'MODULE_PATHNAME', 'groma_ground_array'
 LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE ROWS 100;
 
-COMMENT ON FUNCTION groma_ground(bytea[], text) IS
+COMMENT ON FUNCTION groma_ground_many(bytea[], text) IS
 'boxes the model finds for a phrase in each JPEG image of an array (ord, boxes), several requests in flight at once';
 
 -- groma_caption_table's checks of its arguments (a table, not a view; an
@@ -315,7 +315,7 @@ COMMENT ON FUNCTION groma_column_base_type(regclass, name) IS
 'internal: a column''s type through its domains';
 
 -- Captions the rows of tbl whose caption_column IS NULL (and img_column is
--- not), chunk rows per transaction: each chunk is one groma_caption(bytea[])
+-- not), chunk rows per transaction: each chunk is one groma_caption_many(bytea[])
 -- call and one UPDATE, committed before the next, with a NOTICE of the
 -- progress.  Cancelled or failed, it keeps the committed chunks; calling it
 -- again captions only the rows still NULL.  caption_column is groma_answer
@@ -370,7 +370,7 @@ BEGIN
             -- n: the rows whose caption the UPDATE left set (a trigger may skip a row or set it back to NULL)
             EXECUTE pg_catalog.format(
                 'WITH todo AS (SELECT ctid AS row_id, %2$I AS img FROM %1$s WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)),
-                      batch AS MATERIALIZED (SELECT ids, @extschema@.groma_caption(imgs, $2) AS answers
+                      batch AS MATERIALIZED (SELECT ids, @extschema@.groma_caption_many(imgs, $2) AS answers
                                              FROM (SELECT pg_catalog.array_agg(row_id) AS ids,
                                                           pg_catalog.array_agg(img) AS imgs FROM todo) s
                                              WHERE ids IS NOT NULL),
@@ -616,8 +616,8 @@ COMMENT ON PROCEDURE groma_caption_shard(regclass, name, name, int, bool) IS
 'internal: one shard of a distributed groma_caption_table, run on the node holding it';
 
 -- Progress of bulk captioning: one row per backend running
--- groma_caption_table or an array call groma_caption(bytea[]) or
--- groma_regions(bytea[]), like
+-- groma_caption_table or an array call groma_caption_many(bytea[]) or
+-- groma_regions_many(bytea[]), like
 -- PostgreSQL's pg_stat_progress_* views.  rows_done counts committed rows
 -- (the procedure's chunks); chunk_done counts the answers received of the
 -- array call running now (chunk_rows images).  A job that fails or is
@@ -643,7 +643,7 @@ FROM groma_progress_rows() p LEFT JOIN pg_database d ON d.oid = p.datid;
 GRANT SELECT ON groma_progress TO PUBLIC;
 
 COMMENT ON VIEW groma_progress IS
-'progress of bulk captioning (groma_caption_table, groma_caption(bytea[])) and of groma_regions(bytea[]), one row per backend';
+'progress of bulk captioning (groma_caption_table, groma_caption_many(bytea[])) and of groma_regions_many(bytea[]), one row per backend';
 
 -- groma_progress of this node ('local') and, on a Citus coordinator, of
 -- every worker (through run_command_on_workers, node 'host:port'): a

@@ -31,16 +31,23 @@ EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE;
 END $$;
 
--- NULL in, NULL out (STRICT); groma_chat's refer may be NULL.
-SELECT groma_caption(NULL::bytea) IS NULL AS caption, groma_caption(data, NULL) IS NULL AS caption_detailed,
-       groma_ground(NULL::bytea, 'x') IS NULL AS ground_img, groma_ground(data, NULL) IS NULL AS ground_phrase,
+-- NULL in, NULL out (STRICT); groma_chat's refer may be NULL.  An untyped NULL resolves to the one-image
+-- functions (the array forms have names of their own).
+SELECT groma_caption(NULL) IS NULL AS caption, groma_caption(data, NULL) IS NULL AS caption_detailed,
+       groma_ground(NULL, 'x') IS NULL AS ground_img, groma_ground(data, NULL) IS NULL AS ground_phrase,
        groma_describe(NULL, box '((1,1),(2,2))') IS NULL AS describe_img,
        groma_describe(data, NULL) IS NULL AS describe_area,
        groma_proposals(NULL) IS NULL AS proposals_img, groma_proposals(data, NULL) IS NULL AS proposals_max,
        groma_proposals(data, 10, NULL) IS NULL AS proposals_min,
-       groma_chat(NULL::bytea, 'x') IS NULL AS chat_img, groma_chat(data, NULL) IS NULL AS chat_prompt
+       groma_chat(NULL, 'x') IS NULL AS chat_img, groma_chat(data, NULL) IS NULL AS chat_prompt
 FROM img;
-SELECT count(*) AS regions_of_null FROM groma_regions(NULL::bytea);
+SELECT count(*) AS regions_of_null FROM groma_regions(NULL);
+-- so do untyped bind parameters, as drivers that send parameters without a type use them
+PREPARE untyped_params AS SELECT groma_caption($1) IS NULL AS caption, groma_chat($1, $2) IS NULL AS chat,
+                                 groma_ground($1, $2) IS NULL AS ground, groma_proposals($1) IS NULL AS proposals,
+                                 (SELECT count(*) FROM groma_regions($1)) AS regions;
+EXECUTE untyped_params(NULL, 'x');
+DEALLOCATE untyped_params;
 SELECT count(*) AS regions_of_null_max FROM img, groma_regions(data, NULL);
 
 -- Bad images: the same header classes as groma_image_info, for every function.
@@ -109,23 +116,23 @@ SELECT groma_proposals(data, 10, 1.5) FROM img;
 SELECT * FROM img, groma_regions(data, 10, 'NaN');
 -- the refused value is printed as given, not rounded to look allowed
 SELECT groma_proposals(data, 10, 1.0000001) FROM img;
-SELECT * FROM groma_regions(ARRAY[(SELECT data FROM img)], 0);
-SELECT * FROM groma_regions(ARRAY[(SELECT data FROM img)], 5, 2);
+SELECT * FROM groma_regions_many(ARRAY[(SELECT data FROM img)], 0);
+SELECT * FROM groma_regions_many(ARRAY[(SELECT data FROM img)], 5, 2);
 -- The array forms of groma_ground and groma_chat: the phrase or prompt, the array's shape and every
 -- image header are checked before anything is sent; an image's error names its subscript.
-SELECT * FROM groma_ground(ARRAY[(SELECT data FROM img)], '');
-SELECT groma_chat(ARRAY[(SELECT data FROM img)], repeat('a', 65537));
-SELECT * FROM groma_ground(ARRAY[[(SELECT data FROM img)]], 'x');
-SELECT groma_chat(ARRAY[[(SELECT data FROM img)]], 'x');
-SELECT * FROM groma_ground((SELECT ('[0:1]={"' || replace(data::text, '\', '\\') || '","\\xffd8ff"}')::bytea[] FROM img),
+SELECT * FROM groma_ground_many(ARRAY[(SELECT data FROM img)], '');
+SELECT groma_chat_many(ARRAY[(SELECT data FROM img)], repeat('a', 65537));
+SELECT * FROM groma_ground_many(ARRAY[[(SELECT data FROM img)]], 'x');
+SELECT groma_chat_many(ARRAY[[(SELECT data FROM img)]], 'x');
+SELECT * FROM groma_ground_many((SELECT ('[0:1]={"' || replace(data::text, '\', '\\') || '","\\xffd8ff"}')::bytea[] FROM img),
                            'x');
-SELECT groma_chat(ARRAY[(SELECT data FROM img), 'GIF89a'::bytea], 'x');
+SELECT groma_chat_many(ARRAY[(SELECT data FROM img), 'GIF89a'::bytea], 'x');
 -- empty arrays and NULL elements need no server; a NULL phrase or prompt gives nothing (STRICT)
-SELECT count(*) AS no_rows FROM groma_ground('{}'::bytea[], 'x');
-SELECT groma_chat('{}'::bytea[], 'x') AS empty, groma_chat(ARRAY[NULL::bytea, NULL], 'x') AS nulls;
-SELECT * FROM groma_ground(ARRAY[NULL::bytea], 'x');
-SELECT count(*) AS no_rows FROM groma_ground(ARRAY[NULL::bytea], NULL);
-SELECT groma_chat(ARRAY[NULL::bytea], NULL) IS NULL AS null_prompt;
+SELECT count(*) AS no_rows FROM groma_ground_many('{}'::bytea[], 'x');
+SELECT groma_chat_many('{}'::bytea[], 'x') AS empty, groma_chat_many(ARRAY[NULL::bytea, NULL], 'x') AS nulls;
+SELECT * FROM groma_ground_many(ARRAY[NULL::bytea], 'x');
+SELECT count(*) AS no_rows FROM groma_ground_many(ARRAY[NULL::bytea], NULL);
+SELECT groma_chat_many(ARRAY[NULL::bytea], NULL) IS NULL AS null_prompt;
 SELECT sqlstate_of(format('SELECT groma_proposals(%L::bytea, 1, 0)', data)) AS edges_low,
        sqlstate_of(format('SELECT groma_proposals(%L::bytea, 100, 1)', data)) AS edges_high
 FROM img;
@@ -133,8 +140,8 @@ FROM img;
 -- Arguments that pass every check reach the server, which has no model here.
 SELECT groma_caption(data, true) FROM img;
 SELECT * FROM img, groma_regions(data);
-SELECT * FROM groma_ground(ARRAY[(SELECT data FROM img)], 'x');
-SELECT groma_chat(ARRAY[NULL, (SELECT data FROM img)], 'x');
+SELECT * FROM groma_ground_many(ARRAY[(SELECT data FROM img)], 'x');
+SELECT groma_chat_many(ARRAY[NULL, (SELECT data FROM img)], 'x');
 
 -- The session keeps working.
 SELECT 1 AS still_alive;
@@ -144,5 +151,6 @@ SELECT width, height FROM img, groma_image_info(data);
 SELECT p.oid::regprocedure AS function, p.provolatile AS volatile, p.proisstrict AS strict,
        p.proparallel AS parallel, obj_description(p.oid, 'pg_proc') IS NOT NULL AS has_comment
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE p.proname IN ('groma_chat', 'groma_caption', 'groma_ground', 'groma_describe', 'groma_regions', 'groma_proposals')
+WHERE p.proname IN ('groma_chat', 'groma_caption', 'groma_ground', 'groma_describe', 'groma_regions', 'groma_proposals',
+                    'groma_caption_many', 'groma_chat_many', 'groma_ground_many', 'groma_regions_many')
 ORDER BY p.proname, p.oid::regprocedure::text COLLATE "C";

@@ -107,18 +107,18 @@ SELECT data, ('[3:5]={"' || replace(data::text, '\', '\\') || '",NULL,"' || repl
 FROM img;
 SELECT g.ord, cardinality(g.boxes) AS n_boxes, g.boxes::text = groma_ground(data, 'the man')::text AS as_one,
        g.boxes IS NULL AS null_boxes
-FROM arr, groma_ground(imgs, 'the man') g ORDER BY g.ord;
+FROM arr, groma_ground_many(imgs, 'the man') g ORDER BY g.ord;
 SET groma.max_new_tokens = 12;  -- (the grounding above needs the default 1024: the tiny model grounds late)
 SELECT k, length((answers[k]).text) AS text_length,
        answers[k]::text = groma_chat(data, 'What is in the picture?')::text AS as_one,
        answers[k] IS NULL AS null_answer
-FROM (SELECT data, groma_chat(imgs, 'What is in the picture?') AS answers FROM arr) c,
+FROM (SELECT data, groma_chat_many(imgs, 'What is in the picture?') AS answers FROM arr) c,
      generate_subscripts(answers, 1) k ORDER BY k;
 DROP TABLE arr;
 RESET groma.bulk_in_flight;
 -- a limit that is not about the image (the model's context) is not blamed on an image of the array
 SET groma.max_new_tokens = 4096;
-SELECT groma_chat(ARRAY[data, data], 'What is in the picture?') FROM img;
+SELECT groma_chat_many(ARRAY[data, data], 'What is in the picture?') FROM img;
 RESET groma.max_new_tokens;
 
 -- back to no model, as the other files expect

@@ -27,7 +27,7 @@ SELECT groma_chat(data, 'What is in the image?') FROM img;
 SELECT 1 AS still_alive;
 
 -- NULL in, NULL out (not STRICT: refer may be NULL)
-SELECT groma_chat(NULL::bytea, 'x') IS NULL AS null_img, groma_chat(data, NULL) IS NULL AS null_prompt FROM img;
+SELECT groma_chat(NULL, 'x') IS NULL AS null_img, groma_chat(data, NULL) IS NULL AS null_prompt FROM img;
 
 -- arguments are checked before anything is sent
 SELECT groma_chat(data, 'x', ARRAY[NULL::box]) FROM img;

@@ -1,6 +1,7 @@
 /*
- * array_functions.c - the array calls: groma_caption, groma_chat,
- * groma_ground and groma_regions over an array of images (bytea[]), each
+ * array_functions.c - the array calls groma_caption_many,
+ * groma_chat_many, groma_ground_many and groma_regions_many: the one-image
+ * functions over an array of images (bytea[]), each
  * image's request checked first, then groma.bulk_in_flight of them in
  * flight at once (so groma-server batches them), each answer kept with its
  * image's subscript.  The one-image functions are in model_functions.c.
@@ -237,14 +238,14 @@ groma_ground_array(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* The cuts of groma_regions(bytea[]), for each of its requests. */
+/* The cuts of groma_regions_many(bytea[]), for each of its requests. */
 typedef struct region_cuts
 {
 	int32		max_regions;
 	float4		min_score;
 } region_cuts;
 
-/* Fills a REGIONS request for one image of groma_regions(bytea[]) (arg: its region_cuts). */
+/* Fills a REGIONS request for one image of groma_regions_many(bytea[]) (arg: its region_cuts). */
 static void
 set_array_regions_request(groma_request *req, bytea *img, void *arg)
 {

@@ -1,8 +1,8 @@
 /*
  * bulk_progress.h - progress of bulk captioning, per backend, in shared
  * memory: what the groma_progress view shows while groma_caption_table or
- * an array call (groma_caption, groma_regions, groma_ground, groma_chat
- * over bytea[]) runs.
+ * an array call (groma_caption_many, groma_regions_many, groma_ground_many,
+ * groma_chat_many) runs.
  *
  * One entry per backend (indexed by MyBackendId).  A job is either the
  * procedure's (begun by groma_progress_begin with the table and the rows to
@@ -22,10 +22,10 @@ void		groma_progress_request(void);
 /* What an array call made by hand does, for its phase in groma_progress. */
 typedef enum groma_array_work
 {
-	GROMA_ARRAY_CAPTIONS,		/* groma_caption(bytea[]) */
-	GROMA_ARRAY_REGIONS,		/* groma_regions(bytea[]) */
-	GROMA_ARRAY_GROUNDING,		/* groma_ground(bytea[], text) */
-	GROMA_ARRAY_ANSWERS			/* groma_chat(bytea[], text) */
+	GROMA_ARRAY_CAPTIONS,		/* groma_caption_many(bytea[]) */
+	GROMA_ARRAY_REGIONS,		/* groma_regions_many(bytea[]) */
+	GROMA_ARRAY_GROUNDING,		/* groma_ground_many(bytea[], text) */
+	GROMA_ARRAY_ANSWERS			/* groma_chat_many(bytea[], text) */
 } groma_array_work;
 
 /*

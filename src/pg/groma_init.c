@@ -231,7 +231,7 @@ define_session_settings(void)
 							NULL,
 							&groma_max_new_tokens, 1024, 1, 4096, PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("groma.bulk_in_flight",
-							"Requests an array call such as groma_caption(bytea[]) keeps in flight at once.",
+							"Requests an array call such as groma_caption_many(bytea[]) keeps in flight at once.",
 							"Each travels on its own connection to groma-server and waits in its queue.",
 							&groma_bulk_in_flight, 4, 1, 64, PGC_USERSET, 0, NULL, NULL, NULL);
 }

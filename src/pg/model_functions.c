@@ -266,7 +266,7 @@ proposals_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
 /*
  * Stores a REGIONS reply's rows (idx from 1, area, score, embedding) in the
  * function's tuplestore, each after the image's subscript ord when
- * with_ord (groma_regions(bytea[])).
+ * with_ord (groma_regions_many(bytea[])).
  */
 void
 groma_put_region_rows(FunctionCallInfo fcinfo, const groma_reply *reply, bool with_ord, int ord)

@@ -8,7 +8,7 @@
 # run: a row-by-row UPDATE, the set-based procedure groma_caption_table, and
 # the same caption requests sent straight to groma-server's socket (no SQL);
 # and images per second finding the regions of 24 rows, row by row and by
-# one groma_regions(bytea[]) call.  Starts a throwaway cluster with groma preloaded; needs groma
+# one groma_regions_many(bytea[]) call.  Starts a throwaway cluster with groma preloaded; needs groma
 # installed (make install).  Run as root or as the cluster's owner.
 #
 #   bash test/bench/bench_service.sh [SECONDS_PER_RUN]     (default 10)
@@ -110,7 +110,7 @@ for pair in "row_by_row_update:$row_ms" "groma_caption_table:$set_ms" "groma_ser
 done
 [ "$done_rows" = 12 ] || echo "# warning: groma_caption_table captioned $done_rows of 12 rows"
 
-# images/s finding regions of 24 rows: one groma_regions(img) per row, and one groma_regions(bytea[]) call
+# images/s finding regions of 24 rows: one groma_regions(img) per row, and one groma_regions_many(bytea[]) call
 # (groma.bulk_in_flight 8: groma-server runs their vision stages in batches of up to 8)
 psql -XAtq -c "INSERT INTO photos (img) SELECT img FROM photos"
 psql -XAtq -c "CREATE TABLE regions (photo_id int, idx int, area box, score real, embedding real[])"
@@ -119,7 +119,7 @@ one_rows=$(psql -XAtq -c "SELECT count(*) FROM regions")
 psql -XAtq -c "TRUNCATE regions"
 arr_ms=$(PGOPTIONS="-c groma.bulk_in_flight=8" ms_of psql -XAtq -c "INSERT INTO regions
     SELECT b.ids[g.ord], g.idx, g.area, g.score, g.embedding
-    FROM (SELECT array_agg(id ORDER BY id) AS ids, array_agg(img ORDER BY id) AS imgs FROM photos) b, groma_regions(b.imgs) g")
+    FROM (SELECT array_agg(id ORDER BY id) AS ids, array_agg(img ORDER BY id) AS imgs FROM photos) b, groma_regions_many(b.imgs) g")
 arr_rows=$(psql -XAtq -c "SELECT count(*) FROM regions")
 for pair in "row_by_row:$one_ms" "array_bulk_in_flight_8:$arr_ms"; do
     printf '{"figure": "regions_images_per_s", "path": "%s", "images": 24, "ms": %s, "images_per_s": %s}\n' \

@@ -1,6 +1,6 @@
 # The README's "Searching regions" recipe, run on the bundled images with the
 # tiny model: a table of regions filled from groma_regions (row by row, and
-# by the array form groma_regions(bytea[]), checked against it), a GiST index on
+# by the array form groma_regions_many(bytea[]), checked against it), a GiST index on
 # area used by an overlap query, full-text search over per-region
 # descriptions (groma_describe, tsvector + GIN) and, where pgvector is
 # installed, an HNSW index with cosine distance over embedding::vector used
@@ -53,32 +53,32 @@ is(sql("SELECT count(*) FROM regions r JOIN photos p ON p.id = r.photo_id
 my $same = "SELECT count(*) FROM (SELECT v.id, g.idx, g.area, g.score FROM unnest(ARRAY[3, NULL, 1, 2])
                 WITH ORDINALITY v(id, k) JOIN photos p ON p.id = v.id, groma_regions(p.img) g) one
             FULL JOIN (SELECT (ARRAY[3, NULL, 1, 2])[r.ord] AS id, r.idx, r.area, r.score
-                       FROM groma_regions(ARRAY[(SELECT img FROM photos WHERE id = 3), NULL,
+                       FROM groma_regions_many(ARRAY[(SELECT img FROM photos WHERE id = 3), NULL,
                                                 (SELECT img FROM photos WHERE id = 1),
                                                 (SELECT img FROM photos WHERE id = 2)]) r) arr
               ON arr.id = one.id AND arr.idx = one.idx
             WHERE arr.id IS NULL OR one.id IS NULL OR abs(arr.score - one.score) > 1e-5
                OR (arr.area[0] <-> one.area[0]) + (arr.area[1] <-> one.area[1]) > 1e-3";
-is(sql($same), 0, 'groma_regions(bytea[]) gives each image the regions of groma_regions(bytea), ord its place '
+is(sql($same), 0, 'groma_regions_many(bytea[]) gives each image the regions of groma_regions(bytea), ord its place '
    . '(a NULL image has none)');
 is(sql("SET groma.bulk_in_flight = 1; $same"), 0, 'and so with one request in flight');
-is(sql("SELECT string_agg(DISTINCT ord::text, ',') FROM groma_regions((SELECT array_fill(img, ARRAY[2], ARRAY[7]) "
+is(sql("SELECT string_agg(DISTINCT ord::text, ',') FROM groma_regions_many((SELECT array_fill(img, ARRAY[2], ARRAY[7]) "
        . "FROM photos WHERE id = 1))"), '7,8', 'ord is the subscript of the image in an array starting at 7');
-is(sql("SELECT count(*) FROM groma_regions(ARRAY[]::bytea[])"), 0, 'an empty array has no regions');
-is(sql("SELECT count(*) FROM groma_regions(NULL::bytea[])"), 0, 'nor a NULL array');
-is(sql("SELECT max(n) FROM (SELECT ord, count(*) AS n FROM groma_regions((SELECT array_agg(img) FROM photos), 2) "
+is(sql("SELECT count(*) FROM groma_regions_many(ARRAY[]::bytea[])"), 0, 'an empty array has no regions');
+is(sql("SELECT count(*) FROM groma_regions_many(NULL::bytea[])"), 0, 'nor a NULL array');
+is(sql("SELECT max(n) FROM (SELECT ord, count(*) AS n FROM groma_regions_many((SELECT array_agg(img) FROM photos), 2) "
        . "GROUP BY ord) s"), 2, 'max_regions cuts each image');
-is(sql("SELECT count(*) FROM groma_regions((SELECT array_agg(img) FROM photos), 100, 1)"), 0,
+is(sql("SELECT count(*) FROM groma_regions_many((SELECT array_agg(img) FROM photos), 100, 1)"), 0,
    'min_score 1 keeps no region');
-my ($rc, $out, $err) = $node->psql('postgres', "SELECT * FROM groma_regions(ARRAY[(SELECT img FROM photos WHERE id = 1),
+my ($rc, $out, $err) = $node->psql('postgres', "SELECT * FROM groma_regions_many(ARRAY[(SELECT img FROM photos WHERE id = 1),
                                    substring((SELECT img FROM photos WHERE id = 3) FOR 4000)])",
                                    extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/22P03.*CONTEXT:  the image imgs\[2\] of the array/s,
      'an image cut short in the array fails the call with 22P03, naming it');
-($rc, $out, $err) = $node->psql('postgres', "SELECT * FROM groma_regions(ARRAY[(SELECT img FROM photos WHERE id = 1)], 0)",
+($rc, $out, $err) = $node->psql('postgres', "SELECT * FROM groma_regions_many(ARRAY[(SELECT img FROM photos WHERE id = 1)], 0)",
                                 extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/22023.*max_regions must be at least 1/s, 'max_regions 0 is refused before anything is sent');
-($rc, $out, $err) = $node->psql('postgres', "SELECT * FROM groma_regions(ARRAY[[(SELECT img FROM photos WHERE id = 1)]])",
+($rc, $out, $err) = $node->psql('postgres', "SELECT * FROM groma_regions_many(ARRAY[[(SELECT img FROM photos WHERE id = 1)]])",
                                 extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/2202E.*one-dimensional/s, 'a two-dimensional array is refused');
 # the README's bulk form of the recipe
@@ -87,12 +87,12 @@ sql("INSERT INTO regions2
      SELECT b.ids[r.ord], r.idx, r.area, r.score, r.embedding
      FROM (SELECT array_agg(id ORDER BY id) AS ids, array_agg(img ORDER BY id) AS imgs
            FROM photos WHERE id NOT IN (SELECT photo_id FROM regions2)) b,
-          groma_regions(b.imgs) r");
+          groma_regions_many(b.imgs) r");
 is(sql("SELECT count(*) FROM regions r FULL JOIN regions2 s USING (photo_id, idx)
         WHERE r.photo_id IS NULL OR s.photo_id IS NULL OR (r.area[0] <-> s.area[0]) + (r.area[1] <-> s.area[1]) > 1e-3"),
    0, 'the bulk insert fills the same regions as the row-by-row one');
 # groma_progress shows an array call of regions while it runs
-my $aq = start_query($node, 'arr', "SELECT count(*) FROM groma_regions((SELECT array_agg(img) FROM photos, "
+my $aq = start_query($node, 'arr', "SELECT count(*) FROM groma_regions_many((SELECT array_agg(img) FROM photos, "
                      . "generate_series(1, 8)))");
 ok(wait_until(120, sub {
     sql("SELECT count(*) FROM groma_progress WHERE phase = 'finding regions in an array' AND rows_total = 24

@@ -1,4 +1,4 @@
-# The bulk captioning path: groma_caption(bytea[]) answers in input order
+# The bulk captioning path: groma_caption_many(bytea[]) answers in input order
 # (NULL for NULL) equal to row-by-row groma_caption; the procedure
 # groma_caption_table captions a table in committed chunks, is cancelled
 # (pg_cancel_backend from another session) after its first chunk commits,
@@ -47,7 +47,7 @@ sql("CREATE TABLE single AS SELECT img, groma_caption(img)::text AS caption FROM
 step('row-by-row captions of the 3 images');
 
 # the array form: input order, NULL for NULL, equal to the row-by-row answers
-my $arr = sql("WITH c AS MATERIALIZED (SELECT groma_caption(ARRAY[
+my $arr = sql("WITH c AS MATERIALIZED (SELECT groma_caption_many(ARRAY[
                  (SELECT img FROM photos WHERE id = 3), NULL, (SELECT img FROM photos WHERE id = 1),
                  (SELECT img FROM photos WHERE id = 2), (SELECT img FROM photos WHERE id = 6)]) AS arr)
                SELECT string_agg(CASE WHEN arr[k] IS NULL THEN 't|' ELSE 'f|' || arr[k]::text END, E'\\n' ORDER BY k)
@@ -55,23 +55,23 @@ my $arr = sql("WITH c AS MATERIALIZED (SELECT groma_caption(ARRAY[
 my $want = sql("SELECT string_agg(CASE WHEN i IS NULL THEN 't|' ELSE 'f|' || s.caption END, E'\\n' ORDER BY k)
                 FROM unnest(ARRAY[3, NULL, 1, 2, 6]) WITH ORDINALITY v(i, k)
                 LEFT JOIN photos p ON p.id = v.i LEFT JOIN single s ON s.img = p.img");
-is($arr, $want, 'groma_caption(bytea[]) answers in input order, NULL for NULL, equal to groma_caption(bytea)');
+is($arr, $want, 'groma_caption_many(bytea[]) answers in input order, NULL for NULL, equal to groma_caption(bytea)');
 is(sql("SELECT array_lower(a, 1) || ':' || (a[5]::text = a[6]::text AND a[5]::text = (SELECT s.caption FROM single s JOIN photos p
-                USING (img) WHERE p.id = 1)) FROM (SELECT groma_caption(array_fill(img, ARRAY[2], ARRAY[5])) AS a
+                USING (img) WHERE p.id = 1)) FROM (SELECT groma_caption_many(array_fill(img, ARRAY[2], ARRAY[5])) AS a
                 FROM photos WHERE id = 1) s"), '5:true',
    'the answers keep the subscripts of the images (answers[k] answers imgs[k])');
-is(sql("SELECT cardinality(groma_caption(ARRAY[]::bytea[]))"), 0, 'an empty array gives an empty array');
-like(($node->psql('postgres', "SELECT groma_caption(ARRAY[img, NULL, ''::bytea]) FROM photos WHERE id = 1"))[2],
+is(sql("SELECT cardinality(groma_caption_many(ARRAY[]::bytea[]))"), 0, 'an empty array gives an empty array');
+like(($node->psql('postgres', "SELECT groma_caption_many(ARRAY[img, NULL, ''::bytea]) FROM photos WHERE id = 1"))[2],
      qr/image data is empty.*CONTEXT:  the image imgs\[3\] of the array/s,
      'a bad image among the array is named by its subscript');
-is(sql("SELECT groma_caption(NULL::bytea[]) IS NULL"), 't', 'a NULL array gives NULL');
-is(sql("SET groma.bulk_in_flight = 1; SELECT groma_caption(array_agg(img ORDER BY id))::text = "
+is(sql("SELECT groma_caption_many(NULL::bytea[]) IS NULL"), 't', 'a NULL array gives NULL');
+is(sql("SET groma.bulk_in_flight = 1; SELECT groma_caption_many(array_agg(img ORDER BY id))::text = "
        . "(SELECT array_agg(s.caption ORDER BY p.id)::text FROM photos p JOIN single s USING (img) WHERE p.id <= 4)
        FROM photos WHERE id <= 4"), 't', 'one request in flight gives the same answers');
 step('array form checked');
 
 # groma_progress shows an array call made by hand while it runs, then nothing
-my $aq = start_query($node, 'arr', "SELECT groma_caption(array_agg(img)) FROM photos");
+my $aq = start_query($node, 'arr', "SELECT groma_caption_many(array_agg(img)) FROM photos");
 my $seen = wait_until(120, sub {
     sql("SELECT count(*) FROM groma_progress WHERE phase = 'captioning an array' AND relid IS NULL
            AND datname = 'postgres' AND rows_total = 9 AND chunk_rows = 9 AND chunk_done BETWEEN 1 AND 8
@@ -83,7 +83,7 @@ is(sql("SELECT count(*) FROM groma_progress"), 0, 'and leaves groma_progress');
 # another role reads the view and sees its own jobs only; a role with pg_read_all_stats sees every job
 sql("CREATE ROLE watcher; CREATE ROLE nosy; CREATE ROLE stats_reader; GRANT pg_read_all_stats TO stats_reader;
      GRANT SELECT ON photos TO watcher");
-$aq = start_query($node, 'arr2', "SET ROLE watcher; SELECT groma_caption(array_agg(img)) FROM photos, "
+$aq = start_query($node, 'arr2', "SET ROLE watcher; SELECT groma_caption_many(array_agg(img)) FROM photos, "
                   . "generate_series(1, 4)");
 ok(wait_until(60, sub {
     sql("SET ROLE watcher; SELECT count(*) FROM groma_progress; RESET ROLE; SET ROLE nosy;
@@ -250,10 +250,10 @@ finish_query($locker, 20);
 is(sql("SELECT string_agg(id::text, ',') FROM small WHERE caption IS NULL"), '2', 'only the locked row is NULL');
 
 # another role's overloads of groma_caption on the caller's search_path are never called by the procedure
-# (an untyped 'f' once made groma_caption(bytea[], text) win over the extension's function)
+# (an untyped 'f' once made another role's (bytea[], text) overload win over the extension's function)
 sql("CREATE ROLE mallory");
 sql("GRANT CREATE ON SCHEMA public TO mallory");
-sql(q{SET ROLE mallory; CREATE FUNCTION public.groma_caption(imgs bytea[], detailed text) RETURNS groma_answer[]
+sql(q{SET ROLE mallory; CREATE FUNCTION public.groma_caption_many(imgs bytea[], detailed text) RETURNS groma_answer[]
       LANGUAGE sql AS $$SELECT array_fill(ROW('taken over', '{}')::groma_answer, ARRAY[cardinality(imgs)])$$;
       CREATE FUNCTION public.groma_caption(img bytea, detailed text) RETURNS groma_answer
       LANGUAGE sql AS $$SELECT ROW('taken over', '{}')::groma_answer$$});
@@ -263,10 +263,10 @@ my ($rch, $outh, $errh) = $node->psql('postgres', "SET search_path = public, pg_
 is($rch, 0, 'the procedure runs beside the overloads') or diag($errh);
 is(sql("SELECT count(*) FROM small s JOIN single o USING (img) WHERE s.caption = (o.caption::groma_answer).text"), 3,
    'and writes the model\'s captions, not theirs');
-sql("DROP FUNCTION public.groma_caption(bytea[], text); DROP FUNCTION public.groma_caption(bytea, text)");
+sql("DROP FUNCTION public.groma_caption_many(bytea[], text); DROP FUNCTION public.groma_caption(bytea, text)");
 # nor functions of the same signature in a schema the caller puts first, nor built-ins shadowed there
 sql(q{CREATE SCHEMA evil; GRANT USAGE ON SCHEMA evil TO PUBLIC;
-      CREATE FUNCTION evil.groma_caption(imgs bytea[], detailed boolean) RETURNS groma_answer[]
+      CREATE FUNCTION evil.groma_caption_many(imgs bytea[], detailed boolean) RETURNS groma_answer[]
       LANGUAGE sql AS $$SELECT array_fill(ROW('taken over', '{}')::groma_answer, ARRAY[cardinality(imgs)])$$;
       CREATE FUNCTION evil.groma_caption(img bytea, detailed boolean) RETURNS groma_answer
       LANGUAGE sql AS $$SELECT ROW('taken over', '{}')::groma_answer$$;

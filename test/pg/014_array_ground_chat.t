@@ -1,7 +1,7 @@
 # Grounding a phrase and asking a prompt over a table in one call:
-# groma_ground(bytea[], phrase) gives each image (ord, its subscript) the
+# groma_ground_many(bytea[], phrase) gives each image (ord, its subscript) the
 # boxes of groma_ground(bytea, phrase), NULL boxes for a NULL image, and
-# groma_chat(bytea[], prompt) the answers of groma_chat(bytea, prompt), with
+# groma_chat_many(bytea[], prompt) the answers of groma_chat(bytea, prompt), with
 # groma.bulk_in_flight requests in flight (so groma-server batches their
 # vision) and with one; the README's recipe maps the rows back to their ids;
 # groma_progress names both calls while they run and forgets them after; a
@@ -40,7 +40,7 @@ step('row-by-row answers');
 # The README's recipe: ids and images aggregated in one order, ord maps each row back.
 my $recipe = "SELECT b.ids[g.ord] AS id, g.boxes
               FROM (SELECT array_agg(id ORDER BY id) AS ids, array_agg(img ORDER BY id) AS imgs FROM photos) b,
-                   groma_ground(b.imgs, '$phrase') g";
+                   groma_ground_many(b.imgs, '$phrase') g";
 # pairs of rows that differ: a missing row, a different count of boxes or a corner further than 1e-3 px
 my $diff = "SELECT count(*) FROM one FULL JOIN (%s) arr USING (id)
             WHERE one.id IS NULL OR arr.id IS NULL OR (one.boxes IS NULL) <> (arr.boxes IS NULL)
@@ -48,40 +48,40 @@ my $diff = "SELECT count(*) FROM one FULL JOIN (%s) arr USING (id)
                OR EXISTS (SELECT 1 FROM generate_subscripts(one.boxes, 1) k
                           WHERE ((one.boxes[k])[0] <-> (arr.boxes[k])[0]) + ((one.boxes[k])[1] <-> (arr.boxes[k])[1]) > 1e-3)";
 is(sql(sprintf($diff, $recipe)), 0,
-   'groma_ground(bytea[]) gives every image the boxes of groma_ground(bytea), NULL for the NULL image '
+   'groma_ground_many(bytea[]) gives every image the boxes of groma_ground(bytea), NULL for the NULL image '
    . '(4 requests in flight: corners within 1e-3 px)');
 is(sql("SET groma.bulk_in_flight = 1; " . sprintf($diff =~ s/> 1e-3/> 0/r, $recipe)), 0,
    'with one request in flight the boxes are exactly the same');
-is(sql("SELECT string_agg(ord::text, ',' ORDER BY ord) FROM groma_ground((SELECT array_fill(img, ARRAY[2], ARRAY[7])
+is(sql("SELECT string_agg(ord::text, ',' ORDER BY ord) FROM groma_ground_many((SELECT array_fill(img, ARRAY[2], ARRAY[7])
         FROM photos WHERE id = 1), '$phrase')"), '7,8', 'ord is the subscript, for an array starting at 7');
 
 my $chat = sql("SELECT string_agg(coalesce(a[k]::text, 'NULL'), E'\\n' ORDER BY k)
-                FROM (SELECT groma_chat(array_agg(img ORDER BY id), '$prompt') AS a FROM photos) s,
+                FROM (SELECT groma_chat_many(array_agg(img ORDER BY id), '$prompt') AS a FROM photos) s,
                      generate_subscripts(a, 1) k");
 is($chat, sql("SELECT string_agg(coalesce(answer, 'NULL'), E'\\n' ORDER BY id) FROM one"),
-   'groma_chat(bytea[]) answers each image as groma_chat(bytea), NULL for NULL, in order');
+   'groma_chat_many(bytea[]) answers each image as groma_chat(bytea), NULL for NULL, in order');
 step('array answers equal to row by row');
 
 # a bad image names its subscript; the session keeps working
 my ($rc, $out, $err) = $node->psql('postgres',
-    "SELECT * FROM groma_ground(ARRAY[(SELECT img FROM photos WHERE id = 1),
+    "SELECT * FROM groma_ground_many(ARRAY[(SELECT img FROM photos WHERE id = 1),
                                       substring((SELECT img FROM photos WHERE id = 3) FOR 4000)], '$phrase')",
     extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/22P03.*CONTEXT:  the image imgs\[2\] of the array/s,
-     'an image cut short fails groma_ground(bytea[]) with 22P03, naming imgs[2]');
+     'an image cut short fails groma_ground_many(bytea[]) with 22P03, naming imgs[2]');
 ($rc, $out, $err) = $node->psql('postgres',
-    "SELECT groma_chat(ARRAY[NULL, substring((SELECT img FROM photos WHERE id = 3) FOR 4000),
+    "SELECT groma_chat_many(ARRAY[NULL, substring((SELECT img FROM photos WHERE id = 3) FOR 4000),
                              (SELECT img FROM photos WHERE id = 2)], '$prompt')",
     extra_params => [ '-v', 'VERBOSITY=verbose' ]);
-like($err, qr/22P03.*CONTEXT:  the image imgs\[2\] of the array/s, 'and groma_chat(bytea[]) too');
+like($err, qr/22P03.*CONTEXT:  the image imgs\[2\] of the array/s, 'and groma_chat_many(bytea[]) too');
 is(status_row($node)->{in_flight}, 0, 'no request is left in flight');
 is(sql("SELECT groma_ground(img, '$phrase')::text = (SELECT boxes::text FROM one WHERE id = 2) FROM photos WHERE id = 2"),
    't', 'the session keeps working');
 
 # groma_progress names each call while it runs, then forgets it
-for my $call ([ 'grounding a phrase in an array', "SELECT count(*) FROM groma_ground(
+for my $call ([ 'grounding a phrase in an array', "SELECT count(*) FROM groma_ground_many(
                   (SELECT array_agg(img) FROM photos, generate_series(1, 4)), '$phrase')" ],
-              [ 'answering a prompt about an array', "SELECT cardinality(groma_chat(
+              [ 'answering a prompt about an array', "SELECT cardinality(groma_chat_many(
                   (SELECT array_agg(img) FROM photos, generate_series(1, 4)), '$prompt'))" ]) {
     my ($phase, $q) = @$call;
     my $h = start_query($node, 'arr', $q);
@@ -103,7 +103,7 @@ $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 ok(wait_until(60, sub { my $r = status_row($node); $r->{state} eq 'ready' && $r->{restarts} eq '1' }),
    'groma-server restarted with a queue of 3 and one answer at a time');
 my $long = start_query($node, 'arrbusy', "SET groma.max_new_tokens = 48; SET groma.bulk_in_flight = 4;
-    SELECT count(*) FROM groma_ground((SELECT array_agg(img) FROM photos, generate_series(1, 2)
+    SELECT count(*) FROM groma_ground_many((SELECT array_agg(img) FROM photos, generate_series(1, 2)
                                        WHERE img IS NOT NULL), '$phrase')");
 my ($taken, $refused) = (0, 0);
 while ($long->{h}->pumpable) {
