@@ -145,6 +145,16 @@ fill_info(tjhandle tj, const uint8_t *data, size_t len, const groma_jpeg_layout 
 	return read_turbojpeg_header(tj, data, len, info);
 }
 
+/* Refuses the colour spaces the model cannot take; see jpeg_decode.h. */
+groma_status
+groma_jpeg_check_colorspace(const groma_jpeg_info *info)
+{
+	if (strcmp(info->colorspace, "cmyk") == 0 || strcmp(info->colorspace, "ycck") == 0)
+		return groma_error(GROMA_ERR_UNSUPPORTED, "%s JPEG is not supported, only grayscale, YCbCr and RGB are",
+						   strcmp(info->colorspace, "cmyk") == 0 ? "CMYK" : "YCCK");
+	return groma_ok();
+}
+
 /* Reads the header only; see jpeg_decode.h. */
 groma_status
 groma_jpeg_read_info(const uint8_t *data, size_t len,
@@ -293,11 +303,8 @@ groma_jpeg_decode_rgb(const uint8_t *data, size_t len,
 	if (tj == NULL)
 		return groma_error(GROMA_ERR_NO_MEMORY, "cannot create a JPEG decompressor");
 	st = fill_info(tj, data, len, &layout, limits, &info);
-	if (st.code == GROMA_OK && (strcmp(info.colorspace, "cmyk") == 0 ||
-								strcmp(info.colorspace, "ycck") == 0))
-		st = groma_error(GROMA_ERR_UNSUPPORTED,
-						 "%s JPEG is not supported, only grayscale, YCbCr and RGB are",
-						 strcmp(info.colorspace, "cmyk") == 0 ? "CMYK" : "YCCK");
+	if (st.code == GROMA_OK)
+		st = groma_jpeg_check_colorspace(&info);
 	if (st.code == GROMA_OK)
 	{
 		out->width = info.width;

@@ -71,6 +71,13 @@ groma_status groma_jpeg_read_info(const uint8_t *data, size_t len,
 								  const groma_jpeg_limits *limits, groma_jpeg_info *info);
 
 /*
+ * Refuses a header whose colour space groma cannot decode (CMYK, YCCK:
+ * GROMA_ERR_UNSUPPORTED), as groma_jpeg_decode does; so a caller can refuse
+ * the image before sending it anywhere.
+ */
+groma_status groma_jpeg_check_colorspace(const groma_jpeg_info *info);
+
+/*
  * Decodes the whole stream to RGB into *out (out->pixels from malloc; free
  * with groma_rgb_image_free).  Everything groma_jpeg_read_info refuses is
  * refused here too, plus CMYK/YCCK, streams with more than

@@ -61,8 +61,9 @@ groma_check_text(const char *text, const char *what, size_t max)
 }
 
 /*
- * Checks that the server runs, refuses an image whose header does not parse
- * or is over groma.max_image_pixels (before it is sent anywhere), points req
+ * Checks that the server runs, refuses an image whose header does not parse,
+ * is over groma.max_image_pixels or in a colour space groma cannot decode
+ * (CMYK, YCCK) before it is sent anywhere, points req
  * at its bytes (not copied: the request is encoded before img can go away)
  * and returns its header facts.
  */
@@ -75,6 +76,7 @@ groma_set_request_image(groma_request *req, bytea *img)
 	groma_client_require_registry();
 	groma_pg_check(groma_jpeg_read_info((const uint8_t *) VARDATA_ANY(img), VARSIZE_ANY_EXHDR(img),
 										&limits, &info));
+	groma_pg_check(groma_jpeg_check_colorspace(&info));
 	req->image = (uint8_t *) VARDATA_ANY(img);
 	req->image_len = (uint32_t) Min(VARSIZE_ANY_EXHDR(img), (Size) PG_UINT32_MAX);
 	req->max_pixels = groma_max_image_pixels;
