@@ -68,6 +68,8 @@ INSERT INTO bad VALUES ('12_bit', decode(:'b64', 'base64'));
 \set b64 `base64 -w0 :'abs_srcdir'/test/fixtures/cmyk.jpg`
 INSERT INTO bad VALUES ('cmyk', decode(:'b64', 'base64'));
 SELECT groma_caption(data) FROM bad WHERE name = 'png';
+-- a valid header followed by more bytes than a request carries (256 MB) is refused before anything is sent
+SELECT groma_caption(data || repeat('x', 268435457 - length(data))::bytea) FROM img;
 SELECT groma_ground(data, 'a dog') FROM bad WHERE name = 'cut_header';
 SELECT groma_proposals(data) FROM bad WHERE name = 'huge_65500x65500';
 SELECT name,

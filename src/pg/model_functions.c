@@ -63,7 +63,8 @@ groma_check_text(const char *text, const char *what, size_t max)
 /*
  * Checks that the server runs, refuses an image whose header does not parse,
  * is over groma.max_image_pixels or in a colour space groma cannot decode
- * (CMYK, YCCK) before it is sent anywhere, points req
+ * (CMYK, YCCK), or has more bytes than a request carries, before it is sent
+ * anywhere, points req
  * at its bytes (not copied: the request is encoded before img can go away)
  * and returns its header facts.
  */
@@ -77,6 +78,12 @@ groma_set_request_image(groma_request *req, bytea *img)
 	groma_pg_check(groma_jpeg_read_info((const uint8_t *) VARDATA_ANY(img), VARSIZE_ANY_EXHDR(img),
 										&limits, &info));
 	groma_pg_check(groma_jpeg_check_colorspace(&info));
+	if (VARSIZE_ANY_EXHDR(img) > GROMA_PROTO_MAX_IMAGE)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("JPEG data of %zu bytes is over groma-server's limit of %u bytes",
+						(size_t) VARSIZE_ANY_EXHDR(img), (unsigned) GROMA_PROTO_MAX_IMAGE),
+				 errdetail("A request carries at most 256 MB of image data.")));
 	req->image = (uint8_t *) VARDATA_ANY(img);
 	req->image_len = (uint32_t) Min(VARSIZE_ANY_EXHDR(img), (Size) PG_UINT32_MAX);
 	req->max_pixels = groma_max_image_pixels;

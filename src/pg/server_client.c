@@ -895,31 +895,56 @@ bulk_uncount(bool all)
 	bulk_counted -= k;
 }
 
+/* Returns how many of a bulk call's connections carry a request not answered yet. */
+static int
+bulk_outstanding(const bulk_connection *conns, int n_conns)
+{
+	int			n = 0;
+
+	for (int k = 0; k < n_conns; k++)
+		n += conns[k].req >= 0;
+	return n;
+}
+
 /*
- * Takes connection c out of a bulk call after its request was refused as
- * busy while others of the call are still outstanding: the request goes
- * back to be sent again when one of those is answered, and the call keeps
- * one request fewer in flight from then on (another session holds that
- * place in the queue).  Returns false, leaving everything as it was, when
- * c's request was the only one outstanding: the queue is full of other
- * sessions' requests.
+ * Leaves connection c idle after its request was refused as busy while
+ * others of the call are still outstanding: the request goes back to be
+ * sent again when one of those is answered, and the call keeps one request
+ * fewer in flight until an answer wakes c again (bulk_wake_idle: another
+ * session held that place in the queue).  Returns false, leaving
+ * everything as it was, when c's request was the only one outstanding: the
+ * queue is full of other sessions' requests.
  */
 static bool
 bulk_yield_busy(bulk_connection *conns, int n_conns, bulk_connection *c, groma_reply *reply, bulk_pending *pending)
 {
-	int			others = 0;
-
-	for (int k = 0; k < n_conns; k++)
-		others += &conns[k] != c && conns[k].req >= 0;
-	if (reply->status.code != GROMA_ERR_BUSY || others == 0)
+	/* c's own request is still counted as outstanding here */
+	if (reply->status.code != GROMA_ERR_BUSY || bulk_outstanding(conns, n_conns) <= 1)
 		return false;
 	groma_reply_free(reply);
 	memset(reply, 0, sizeof(*reply));
 	pending->retry[pending->n_retry++] = c->req;
 	c->req = -1;
-	closesocket(c->fd);			/* also leaves the wait set: a closed socket is never reported */
-	c->fd = PGINVALID_SOCKET;
 	return true;
+}
+
+/*
+ * After an answer, sends the next request on one idle connection other
+ * than c (left idle by a busy refusal), so the call's requests in flight
+ * grow back by one an answer while the queue has room again.
+ */
+static void
+bulk_wake_idle(bulk_connection *conns, int n_conns, const bulk_connection *c, groma_request **reqs, int n,
+			   bulk_pending *pending, const groma_server_slot *snap)
+{
+	if (pending->n_retry == 0 && pending->next >= n)
+		return;
+	for (int k = 0; k < n_conns; k++)
+		if (&conns[k] != c && conns[k].req < 0 && conns[k].fd != PGINVALID_SOCKET)
+		{
+			bulk_send_next(&conns[k], reqs, n, pending, snap);
+			return;
+		}
 }
 
 /*
@@ -1020,8 +1045,17 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			if (!(ev.events & WL_SOCKET_READABLE))
 				continue;
 			c = (bulk_connection *) ev.user_data;
+			if (c->fd == PGINVALID_SOCKET)
+				continue;
 			if (c->req < 0)
-				report_io_failure(bulk_slot, &snap, IO_CLOSED, groma_request_timeout);
+			{
+				/* an idle connection the server closed: the call goes on with the others */
+				closesocket(c->fd);	/* also leaves the wait set: a closed socket is never reported */
+				c->fd = PGINVALID_SOCKET;
+				if (bulk_outstanding(conns, n_conns) == 0 && done < todo)
+					report_io_failure(bulk_slot, &snap, IO_CLOSED, groma_request_timeout);
+				continue;
+			}
 			*current = c->req;
 			r = read_reply(c->fd, reqs[c->req], &replies[c->req], c->deadline);
 			bulk_uncount(false);
@@ -1037,6 +1071,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			done++;
 			groma_progress_chunk_answered(done);
 			bulk_send_next(c, reqs, n, pending, &snap);
+			bulk_wake_idle(conns, n_conns, c, reqs, n, pending, &snap);
 		}
 	}
 	PG_CATCH();
