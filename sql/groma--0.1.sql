@@ -533,7 +533,7 @@ BEGIN
     -- Citus takes the lock for the table's owner only; others run unguarded (the README says not to move then)
     IF pg_catalog.pg_has_role((SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl),
                               'USAGE') THEN
-        EXECUTE 'SELECT pg_catalog.lock_shard_metadata(5, (SELECT pg_catalog.array_agg(shardid)
+        EXECUTE 'SELECT pg_catalog.lock_shard_metadata(5, (SELECT pg_catalog.array_agg(shardid ORDER BY shardid)
                                                           FROM pg_catalog.pg_dist_shard WHERE logicalrelid = $1))'
             USING tbl;
     END IF;
