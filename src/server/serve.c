@@ -159,14 +159,14 @@ resolve_device(const char *device)
 	return "cpu";
 }
 
-/* Waits up to ms milliseconds for every accepted job to have its reply written. */
+/* Waits up to ms milliseconds for every accepted job to have its reply written and every request already sent to be read. */
 static void
 wait_for_replies(serve_state *s, int ms)
 {
 	double		until = serve_now_ms() + ms;
 
 	pthread_mutex_lock(&s->lock);
-	while (s->outstanding > 0 && serve_now_ms() < until)
+	while ((s->outstanding > 0 || s->busy_connections > 0) && serve_now_ms() < until)
 	{
 		struct timespec ts;
 
@@ -180,6 +180,27 @@ wait_for_replies(serve_state *s, int ms)
 		pthread_cond_timedwait(&s->idle, &s->lock, &ts);
 	}
 	pthread_mutex_unlock(&s->lock);
+}
+
+/* Takes the connections still in the listen backlog at shutdown, so that what they sent is answered, not dropped. */
+static void
+accept_backlog(serve_state *s, int listen_fd)
+{
+	int			taken = 0;
+
+	if (fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK) != 0)
+		return;
+	for (;;)
+	{
+		struct pollfd fd = {listen_fd, POLLIN, 0};
+
+		if (poll(&fd, 1, 0) <= 0 || !(fd.revents & POLLIN))
+			break;
+		accept_one(s, listen_fd);
+		taken++;
+	}
+	if (taken > 0)
+		serve_log(SERVE_LOG_INFO, "took %d connection(s) waiting to be accepted, to answer them as shutting down", taken);
 }
 
 /* The accept loop: runs until a stop signal, end of file on the watch fd, or the scheduler stopping. */
@@ -277,10 +298,11 @@ groma_serve(const groma_cli_options *opt)
 	}
 	accept_loop(&s, listen_fd);
 
-	/* shutdown: no new connections or requests, queued ones answered, the running one cancelled */
-	close(listen_fd);
+	/* shutdown: no new connections, queued and newly read requests answered, the running one cancelled */
 	remove_own_socket(opt->socket_path);
 	serve_drain(&s);
+	accept_backlog(&s, listen_fd);
+	close(listen_fd);
 	pthread_join(scheduler, NULL);
 	wait_for_replies(&s, 2000);
 	serve_log(SERVE_LOG_INFO, "stopped (served %llu, failed %llu)", (unsigned long long) s.served,

@@ -217,6 +217,28 @@ handle_request(connection *c, groma_request *req)
 	return ok;
 }
 
+/* Marks the connection idle while nothing of a next frame has arrived, then waits for one; false on poll failure. */
+static bool
+wait_idle_for_frame(connection *c)
+{
+	struct pollfd fd = {c->fd, POLLIN, 0};
+	int			n;
+
+	if (poll(&fd, 1, 0) != 0)
+		return true;			/* bytes (or end of file) are there already: stay busy */
+	pthread_mutex_lock(&c->server->lock);
+	c->server->busy_connections--;
+	pthread_cond_broadcast(&c->server->idle);
+	pthread_mutex_unlock(&c->server->lock);
+	do
+		n = poll(&fd, 1, -1);
+	while (n < 0 && errno == EINTR);
+	pthread_mutex_lock(&c->server->lock);
+	c->server->busy_connections++;
+	pthread_mutex_unlock(&c->server->lock);
+	return n > 0;
+}
+
 /* The connection thread: frames until end of file or a protocol error. */
 static void *
 connection_main(void *arg)
@@ -229,9 +251,12 @@ connection_main(void *arg)
 		uint8_t    *payload;
 		groma_status why;
 		groma_request req;
-		int			got = serve_read_frame(c->fd, &h, &payload, &why);
+		int			got;
 		bool		keep;
 
+		if (!wait_idle_for_frame(c))
+			break;
+		got = serve_read_frame(c->fd, &h, &payload, &why);
 		if (got == 0)
 			break;
 		if (got < 0)
@@ -263,6 +288,8 @@ connection_main(void *arg)
 	close(c->wake_fd);
 	pthread_mutex_lock(&c->server->lock);
 	c->server->connections--;
+	c->server->busy_connections--;
+	pthread_cond_broadcast(&c->server->idle);
 	pthread_mutex_unlock(&c->server->lock);
 	free(c);
 	return NULL;
@@ -287,6 +314,7 @@ serve_connection_start(serve_state *s, int fd)
 	c->fd = fd;
 	pthread_mutex_lock(&s->lock);
 	s->connections++;
+	s->busy_connections++;		/* busy until it finds no frame waiting */
 	pthread_mutex_unlock(&s->lock);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -295,6 +323,7 @@ serve_connection_start(serve_state *s, int fd)
 		serve_log(SERVE_LOG_ERROR, "cannot start a thread for a connection");
 		pthread_mutex_lock(&s->lock);
 		s->connections--;
+		s->busy_connections--;
 		pthread_mutex_unlock(&s->lock);
 		close(c->wake_fd);
 		close(fd);

@@ -56,6 +56,7 @@ typedef struct serve_state
 	size_t		kv_used;		/* pool.used as of the scheduler's last change (the pool itself is its own) */
 	int			outstanding;	/* jobs accepted whose reply is not yet written */
 	int			connections;
+	int			busy_connections;	/* connections not idle in a wait for their next frame (shutdown waits on them) */
 	groma_server_state state;
 	char		state_message[GROMA_STATUS_MESSAGE_LEN];	/* why FAILED, or what loads */
 	char		device[32];

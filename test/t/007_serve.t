@@ -162,6 +162,28 @@ my $status = wait_exit($pid, 10);
 is($status, 0, 'and the server exits 0');
 ok(!-e $sock, 'removing its socket');
 
+# ---- SIGTERM with connections not yet accepted: the server is stopped (SIGSTOP) while three clients connect
+# (they wait in the listen backlog), two of them send a request, then it gets SIGTERM and SIGCONT together;
+# what was sent is answered, not dropped with the connection
+($pid, $sock, $log) = start_server('--model', $model, '--device', 'cpu', '--log-level', 'info');
+print { proto_connect($sock) } ping_frame(1);	# (a connection accepted and closed: the accept loop is up)
+sleep 0.2;
+kill 'STOP', $pid;
+@conns = map { proto_connect($sock) } 1 .. 3;
+print { $conns[0] } generate_frame(40, $img, $caption, 4);
+print { $conns[1] } ping_frame(41);
+kill 'TERM', $pid;
+kill 'CONT', $pid;
+$r = read_reply($conns[0], 10);
+ok($r && $r->{code} == UNAVAILABLE && $r->{message} =~ /shutting down/,
+   'a request sent to a connection in the backlog is answered as shutting down')
+    or diag($r ? $r->{message} : 'no reply: ' . slurp($log));
+$r = read_reply($conns[1], 10);
+ok($r && $r->{code} == OK && $r->{id} == 41, 'a ping sent there is answered');
+ok(!defined(read_reply($conns[2], 10)), 'the connection that sent nothing is closed');
+is(wait_exit($pid, 10), 0, 'and the server exits 0');
+like(slurp($log), qr/took 3 connection\(s\) waiting to be accepted/, 'the log counts the connections it took');
+
 # ---- no model: image checks work, model requests say what is missing
 ($pid, $sock, $log) = start_server('--log-level', 'debug');
 
