@@ -6,7 +6,8 @@
 # once (a trigger counts the updates) and equal to groma_caption(img).
 # The groma_progress view shows both kinds of job while they run and
 # forgets them when they finish, fail or are cancelled.  A truncated JPEG
-# among the rows is left NULL with a warning while the rest is captioned.
+# among the rows is left NULL with a warning while the rest is captioned,
+# also when a VACUUM FULL between chunks puts another row at its ctid.
 # Bad arguments, views, rules, roles without UPDATE and transaction blocks are refused before any
 # model work; a trigger that skips or undoes the update ends the call
 # instead of looping; rows locked by others are counted in a warning;
@@ -161,6 +162,55 @@ like($err4, qr/NOTICE:  groma_caption_table: a chunk of 3 rows failed \(.*\); ca
      'a notice says which chunk fell back to one row at a time');
 my $fallbacks = () = $err4 =~ /captioning them one at a time/g;
 is($fallbacks, 1, 'only the chunk holding the bad row did');
+
+# a VACUUM FULL between two chunks moves another row to the ctid of a row whose image failed: that row is
+# still captioned (it was left NULL, counted as a bad image, when skipped rows were known by ctid alone).
+# The choreography: row 1 (bad) fails in chunk 1; chunk 2's trigger waits for an advisory lock another
+# session holds; meanwhile row 1 is updated (its new version goes to the end of the heap) and a VACUUM FULL
+# queues for its lock; the lock is let go, chunk 2 commits, and the VACUUM FULL runs before chunk 3, writing
+# row 3 at (0,1), where row 1 was
+sql("CREATE TABLE moved (id int PRIMARY KEY, img bytea, caption text, note text)");
+for my $i (1 .. 4) {
+    my $img = image_sql($names[$i % 3]);
+    sql("INSERT INTO moved (id, img) VALUES ($i, " . ($i == 1 ? "substring($img FROM 1 FOR 3000)" : $img) . ")");
+}
+# (the trigger also notes where each row was when it was captioned)
+sql("CREATE TABLE moved_log (id int, at tid)");
+sql(q{CREATE FUNCTION wait_for_4242() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+          PERFORM pg_advisory_xact_lock(4242);
+          INSERT INTO moved_log SELECT OLD.id, ctid FROM moved WHERE id = OLD.id;
+          RETURN NEW;
+      END $$});
+sql("CREATE TRIGGER wait_for_4242 BEFORE UPDATE ON moved FOR EACH ROW
+     WHEN (OLD.caption IS NULL AND NEW.caption IS NOT NULL) EXECUTE FUNCTION wait_for_4242()");
+is(sql("SELECT ctid FROM moved WHERE id = 1"), '(0,1)', 'the bad row is at (0,1)');
+my $holder = start_query($node, 'holder', "SELECT pg_advisory_lock(4242); SELECT pg_sleep(600)");
+ok(wait_until(20, sub { sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'holder'
+                             AND wait_event = 'PgSleep'") == 1 }), 'another session holds the advisory lock');
+my $mover = start_query($node, 'mover', "CALL groma_caption_table('moved', 'img', 'caption', 1)");
+ok(wait_until(60, sub { sql("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                             WHERE a.application_name = 'mover' AND l.locktype = 'advisory' AND NOT l.granted") == 1 }),
+   'the procedure waits in its second chunk, after the bad row failed');
+is(sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM moved WHERE caption IS NULL"), '1,2,3,4',
+   'nothing is committed but the first chunk, which captioned nothing');
+sql("UPDATE moved SET note = 'moved' WHERE id = 1");
+my $vacuum = start_query($node, 'vacuum', "VACUUM FULL moved");
+ok(wait_until(20, sub { sql("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                             WHERE a.application_name = 'vacuum' AND l.relation = 'moved'::regclass
+                             AND NOT l.granted") == 1 }), 'a VACUUM FULL waits for the table');
+sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'holder'");
+finish_query($holder, 20);
+my ($rcm, $outm, $errm) = finish_query($mover, 120);
+is($rcm, 0, 'the procedure ends') or diag($errm);
+is((finish_query($vacuum, 60))[0], 0, 'the VACUUM FULL ran');
+is(sql("SELECT at FROM moved_log WHERE id = 3"), '(0,1)', 'row 3 was captioned at (0,1), where the bad row failed');
+like($errm, qr/WARNING:  (01000: )?groma_caption_table: the row of moved at ctid \(0,3\) is left NULL/,
+     'the bad row, moved to (0,3) by the VACUUM FULL, is tried once more');
+is(sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM moved WHERE caption IS NULL"), '1',
+   'every row but the bad one is captioned') or diag($errm);
+like($errm, qr/WARNING:  (01000: )?groma_caption_table: 1 row\(s\) of moved could not be captioned/,
+     'the last warning counts the one bad row');
 
 # a limit that is not the image's (an answer longer than the context) fails every row: it ends the call
 sql("CREATE TABLE ctx (id int PRIMARY KEY, img bytea, caption text)");
