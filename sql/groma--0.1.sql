@@ -339,13 +339,13 @@ DECLARE
     chunk_failed boolean;
     captioned boolean;
     ids tid[];
-    -- the rows whose image failed, as (ctid, md5 of the image): a ctid alone could name another row after
+    -- the rows whose image failed, as (ctid, SHA-256 of the image): a ctid alone could name another row after
     -- a VACUUM FULL, CLUSTER or pruning between chunks, and that row would be skipped without being tried
     skipped tid[] := '{}';
-    skipped_md5 text[] := '{}';
+    skipped_sha bytea[] := '{}';
     skip_test text;
     row_id tid;
-    hash text;
+    hash bytea;
     remaining bigint;
 BEGIN
     -- outside a transaction block only (it commits): said before any model work
@@ -364,15 +364,15 @@ BEGIN
     PERFORM @extschema@.groma_progress_begin(tbl, total);
     -- true for a row of tbl (as t) that is at a skipped ctid with the image that failed there ($1, $2)
     skip_test := pg_catalog.format(
-        'EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.tid[]), pg_catalog.unnest($2::pg_catalog.text[])) s(c, h)
+        'EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.tid[]), pg_catalog.unnest($2::pg_catalog.bytea[])) s(c, h)
                  WHERE CASE WHEN s.c OPERATOR(pg_catalog.=) t.ctid
-                            THEN s.h OPERATOR(pg_catalog.=) pg_catalog.md5(t.%I) ELSE false END)', img_column);
+                            THEN s.h OPERATOR(pg_catalog.=) pg_catalog.sha256(t.%I) ELSE false END)', img_column);
     LOOP
         -- the chunk's rows, locked until the COMMIT below (also while a failed batch is redone row by row)
         EXECUTE pg_catalog.format(
             'SELECT pg_catalog.array_agg(ctid) FROM (SELECT t.ctid FROM %1$s t WHERE %3$I IS NULL AND %2$I IS NOT NULL
                  AND NOT %5$s LIMIT %4$s FOR UPDATE OF t SKIP LOCKED) s',
-            tbl, img_column, caption_column, chunk, skip_test) INTO ids USING skipped, skipped_md5;
+            tbl, img_column, caption_column, chunk, skip_test) INTO ids USING skipped, skipped_sha;
         EXIT WHEN ids IS NULL;
         chunk_failed := false;
         n := 0;
@@ -420,9 +420,9 @@ BEGIN
                         RAISE;
                     END IF;
                     skipped := pg_catalog.array_append(skipped, row_id);
-                    EXECUTE pg_catalog.format('SELECT pg_catalog.md5(%I) FROM %s WHERE ctid OPERATOR(pg_catalog.=) $1',
+                    EXECUTE pg_catalog.format('SELECT pg_catalog.sha256(%I) FROM %s WHERE ctid OPERATOR(pg_catalog.=) $1',
                                               img_column, tbl) INTO STRICT hash USING row_id;
-                    skipped_md5 := pg_catalog.array_append(skipped_md5, hash);
+                    skipped_sha := pg_catalog.array_append(skipped_sha, hash);
                     RAISE WARNING 'groma_caption_table: the row of % at ctid % is left NULL: %', tbl, row_id, SQLERRM;
                 END;
             END LOOP;
@@ -449,7 +449,7 @@ BEGIN
     IF pg_catalog.cardinality(skipped) OPERATOR(pg_catalog.>) 0 THEN
         EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE %I IS NULL AND %I IS NOT NULL AND %s',
                                   tbl, caption_column, img_column, skip_test)
-            INTO n USING skipped, skipped_md5;
+            INTO n USING skipped, skipped_sha;
         RAISE WARNING 'groma_caption_table: % row(s) of % could not be captioned and are left NULL', n, tbl
             USING HINT = 'The warnings above name each row and why; fix or remove their images and CALL it again.';
         remaining := remaining OPERATOR(pg_catalog.-) n;

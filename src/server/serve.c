@@ -23,6 +23,9 @@
 #include "../../kernels/groma_cuda.h"
 #endif
 
+/* How many connections may wait to be accepted (also the most the shutdown takes from that queue). */
+#define LISTEN_BACKLOG 256
+
 /* The write end of the stop pipe, for the signal handler. */
 static int	stop_fd = -1;
 
@@ -110,7 +113,7 @@ listen_on(const char *path)
 	unlink(path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *) &addr, sizeof(addr)) != 0 || chmod(path, 0600) != 0 ||
-		listen(fd, 256) != 0)
+		listen(fd, LISTEN_BACKLOG) != 0)
 	{
 		serve_log(SERVE_LOG_ERROR, "cannot listen on %s: %s", path, strerror(errno));
 		if (fd >= 0)
@@ -122,8 +125,13 @@ listen_on(const char *path)
 	return fd;
 }
 
-/* Accepts one connection and starts its thread when the peer runs as this user; others are refused and logged. */
-static void
+/*
+ * Accepts one connection and starts its thread when the peer runs as this
+ * user; others are refused and logged.  Returns 1 when a connection of this
+ * user was taken, 0 for a refused peer, -1 when accept failed (none waits,
+ * or no descriptor is left).
+ */
+static int
 accept_one(serve_state *s, int listen_fd)
 {
 	struct ucred cred;
@@ -131,15 +139,16 @@ accept_one(serve_state *s, int listen_fd)
 	int			fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
 	if (fd < 0)
-		return;
+		return -1;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != geteuid())
 	{
 		serve_log(SERVE_LOG_WARNING, "refused a connection from uid %d (pid %d): only uid %d may use groma-server",
 				  (int) cred.uid, (int) cred.pid, (int) geteuid());
 		close(fd);
-		return;
+		return 0;
 	}
 	serve_connection_start(s, fd);
+	return 1;
 }
 
 /* Returns the device --device names, "auto" resolved to cuda when a GPU is usable, else cpu. */
@@ -166,7 +175,7 @@ wait_for_replies(serve_state *s, int ms)
 	double		until = serve_now_ms() + ms;
 
 	pthread_mutex_lock(&s->lock);
-	while ((s->outstanding > 0 || s->busy_connections > 0) && serve_now_ms() < until)
+	while ((s->outstanding > 0 || !serve_connections_quiet(s)) && serve_now_ms() < until)
 	{
 		struct timespec ts;
 
@@ -190,14 +199,14 @@ accept_backlog(serve_state *s, int listen_fd)
 
 	if (fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK) != 0)
 		return;
-	for (;;)
+	/* until none waits (EAGAIN) or accept fails otherwise */
+	for (int i = 0; i < LISTEN_BACKLOG; i++)
 	{
-		struct pollfd fd = {listen_fd, POLLIN, 0};
+		int			got = accept_one(s, listen_fd);
 
-		if (poll(&fd, 1, 0) <= 0 || !(fd.revents & POLLIN))
+		if (got < 0)
 			break;
-		accept_one(s, listen_fd);
-		taken++;
+		taken += got;
 	}
 	if (taken > 0)
 		serve_log(SERVE_LOG_INFO, "took %d connection(s) waiting to be accepted, to answer them as shutting down", taken);

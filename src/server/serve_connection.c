@@ -20,6 +20,7 @@ typedef struct connection
 	serve_state *server;
 	int			fd;
 	int			wake_fd;		/* eventfd the scheduler writes when our job is done */
+	serve_conn_link link;		/* in the server's list of open connections */
 } connection;
 
 /* Waits for a queued job while watching the socket; returns false when the client is gone. */
@@ -217,26 +218,67 @@ handle_request(connection *c, groma_request *req)
 	return ok;
 }
 
-/* Marks the connection idle while nothing of a next frame has arrived, then waits for one; false on poll failure. */
+/* Returns true when fd has bytes or an end of file to read now. */
+static bool
+has_input(int fd)
+{
+	struct pollfd p = {fd, POLLIN, 0};
+
+	return poll(&p, 1, 0) > 0;
+}
+
+/* Marks the connection idle while it waits for the first byte of a next frame; false on poll failure. */
 static bool
 wait_idle_for_frame(connection *c)
 {
 	struct pollfd fd = {c->fd, POLLIN, 0};
 	int			n;
 
-	if (poll(&fd, 1, 0) != 0)
-		return true;			/* bytes (or end of file) are there already: stay busy */
+	if (has_input(c->fd))
+		return true;
 	pthread_mutex_lock(&c->server->lock);
-	c->server->busy_connections--;
+	c->link.idle = true;
 	pthread_cond_broadcast(&c->server->idle);
 	pthread_mutex_unlock(&c->server->lock);
 	do
 		n = poll(&fd, 1, -1);
 	while (n < 0 && errno == EINTR);
 	pthread_mutex_lock(&c->server->lock);
-	c->server->busy_connections++;
+	c->link.idle = false;
 	pthread_mutex_unlock(&c->server->lock);
 	return n > 0;
+}
+
+/* Checks every open connection; see serve_internal.h. */
+bool
+serve_connections_quiet(serve_state *s)
+{
+	/* an idle connection's input counts too: its thread may not have woken yet to mark itself busy */
+	for (serve_conn_link *l = s->conns; l; l = l->next)
+		if (!l->idle || has_input(l->fd))
+			return false;
+	return true;
+}
+
+/* Adds a connection to the server's list, or takes it off; under the lock. */
+static void
+link_connection(serve_state *s, serve_conn_link *l, bool add)
+{
+	if (add)
+	{
+		l->prev = NULL;
+		l->next = s->conns;
+		if (s->conns)
+			s->conns->prev = l;
+		s->conns = l;
+		return;
+	}
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		s->conns = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
 }
 
 /* The connection thread: frames until end of file or a protocol error. */
@@ -284,13 +326,13 @@ connection_main(void *arg)
 		if (!keep)
 			break;
 	}
-	close(c->fd);
-	close(c->wake_fd);
+	/* off the list before the socket closes: the shutdown polls the sockets of the list */
 	pthread_mutex_lock(&c->server->lock);
-	c->server->connections--;
-	c->server->busy_connections--;
+	link_connection(c->server, &c->link, false);
 	pthread_cond_broadcast(&c->server->idle);
 	pthread_mutex_unlock(&c->server->lock);
+	close(c->fd);
+	close(c->wake_fd);
 	free(c);
 	return NULL;
 }
@@ -312,18 +354,18 @@ serve_connection_start(serve_state *s, int fd)
 	}
 	c->server = s;
 	c->fd = fd;
+	c->link.fd = fd;
+	c->link.idle = false;		/* busy until its thread finds no frame waiting */
 	pthread_mutex_lock(&s->lock);
-	s->connections++;
-	s->busy_connections++;		/* busy until it finds no frame waiting */
+	link_connection(s, &c->link, true);
 	pthread_mutex_unlock(&s->lock);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&thread, &attr, connection_main, c) != 0)
+	if (serve_thread_create(&thread, &attr, connection_main, c) != 0)
 	{
 		serve_log(SERVE_LOG_ERROR, "cannot start a thread for a connection");
 		pthread_mutex_lock(&s->lock);
-		s->connections--;
-		s->busy_connections--;
+		link_connection(s, &c->link, false);
 		pthread_mutex_unlock(&s->lock);
 		close(c->wake_fd);
 		close(fd);

@@ -37,6 +37,15 @@ typedef struct serve_job
 } serve_job;
 
 /* The whole server. */
+/* An open connection as the shutdown sees it: its socket, and whether its thread waits idle for a frame. */
+typedef struct serve_conn_link
+{
+	int			fd;
+	bool		idle;			/* waiting for the first byte of a next frame (under the lock) */
+	struct serve_conn_link *prev;
+	struct serve_conn_link *next;
+} serve_conn_link;
+
 typedef struct serve_state
 {
 	const groma_cli_options *opt;
@@ -55,8 +64,7 @@ typedef struct serve_state
 	groma_kv_pool pool;			/* the KV caches of the batch, allocated after the model loads */
 	size_t		kv_used;		/* pool.used as of the scheduler's last change (the pool itself is its own) */
 	int			outstanding;	/* jobs accepted whose reply is not yet written */
-	int			connections;
-	int			busy_connections;	/* connections not idle in a wait for their next frame (shutdown waits on them) */
+	struct serve_conn_link *conns;	/* every open connection (the shutdown checks that none has a request unread) */
 	groma_server_state state;
 	char		state_message[GROMA_STATUS_MESSAGE_LEN];	/* why FAILED, or what loads */
 	char		device[32];
@@ -102,6 +110,16 @@ bool		serve_write_all(int fd, const uint8_t *buf, size_t len);
 
 /* Encodes and writes a reply; returns false when the peer is gone. */
 bool		serve_send_reply(int fd, const groma_reply *reply);
+
+/* Starts a thread with SIGTERM and SIGINT blocked in it, so that the main thread alone takes them; as pthread_create. */
+int			serve_thread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*body) (void *), void *arg);
+
+/*
+ * True when every open connection waits idle for a frame and none has
+ * bytes (or an end of file) waiting to be read; under the lock.  The
+ * shutdown waits for it, so that no request already sent is dropped.
+ */
+bool		serve_connections_quiet(serve_state *s);
 
 /* Starts the scheduler thread (it loads the model first). */
 bool		serve_scheduler_start(serve_state *s, pthread_t *thread);

@@ -1,7 +1,9 @@
 /*
- * serve_io.c - the socket server's logging and whole-frame reads and writes.
+ * serve_io.c - the socket server's logging, whole-frame reads and writes,
+ * and thread starts.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,4 +154,21 @@ serve_send_reply(int fd, const groma_reply *reply)
 	ok = serve_write_all(fd, buf.data, buf.len);
 	groma_wbuf_free(&buf);
 	return ok;
+}
+
+/* Starts a thread that never takes the stop signals; see serve_internal.h. */
+int
+serve_thread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*body) (void *), void *arg)
+{
+	sigset_t	stop_signals,
+				before;
+	int			rc;
+
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGTERM);
+	sigaddset(&stop_signals, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop_signals, &before);
+	rc = pthread_create(thread, attr, body, arg);
+	pthread_sigmask(SIG_SETMASK, &before, NULL);
+	return rc;
 }

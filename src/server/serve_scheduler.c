@@ -167,7 +167,7 @@ serve_pop_head(serve_state *s)
 bool
 serve_scheduler_start(serve_state *s, pthread_t *thread)
 {
-	return pthread_create(thread, NULL, serve_loop, s) == 0;
+	return serve_thread_create(thread, NULL, serve_loop, s) == 0;
 }
 
 /* Returns why a model request cannot run now (state not READY); called under the lock. */

@@ -166,8 +166,10 @@ ok(!-e $sock, 'removing its socket');
 # (they wait in the listen backlog), two of them send a request, then it gets SIGTERM and SIGCONT together;
 # what was sent is answered, not dropped with the connection
 ($pid, $sock, $log) = start_server('--model', $model, '--device', 'cpu', '--log-level', 'info');
-print { proto_connect($sock) } ping_frame(1);	# (a connection accepted and closed: the accept loop is up)
-sleep 0.2;
+# (a ping answered: every earlier connection was accepted, wait_for_socket's included, and the accept loop waits)
+my $pinger = proto_connect($sock);
+print $pinger ping_frame(1);
+ok(read_reply($pinger, 10), 'the server answers a ping before it is stopped');
 kill 'STOP', $pid;
 @conns = map { proto_connect($sock) } 1 .. 3;
 print { $conns[0] } generate_frame(40, $img, $caption, 4);
@@ -182,7 +184,8 @@ $r = read_reply($conns[1], 10);
 ok($r && $r->{code} == OK && $r->{id} == 41, 'a ping sent there is answered');
 ok(!defined(read_reply($conns[2], 10)), 'the connection that sent nothing is closed');
 is(wait_exit($pid, 10), 0, 'and the server exits 0');
-like(slurp($log), qr/took 3 connection\(s\) waiting to be accepted/, 'the log counts the connections it took');
+# (a poll that ended on the first connect as the SIGSTOP came in accepts that one the usual way after SIGCONT)
+like(slurp($log), qr/took [1-3] connection\(s\) waiting to be accepted/, 'the log counts the connections it took');
 
 # ---- no model: image checks work, model requests say what is missing
 ($pid, $sock, $log) = start_server('--log-level', 'debug');
