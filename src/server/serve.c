@@ -216,13 +216,20 @@ accept_backlog(serve_state *s, int listen_fd)
 static void
 accept_loop(serve_state *s, int listen_fd)
 {
+	bool		starved = false;	/* the last accept failed for want of descriptors or memory: rest */
+	bool		warned = false;		/* said so, and not yet that accepting works again */
+
 	for (;;)
 	{
-		struct pollfd fds[3] = {{listen_fd, POLLIN, 0}, {s->stop_pipe[0], POLLIN, 0}, {s->opt->watch_fd, POLLIN, 0}};
-		int			n = poll(fds, s->opt->watch_fd >= 0 ? 3 : 2, -1);
+		/* while starved the listener rests 100 ms between tries: a waiting connection would wake poll at once */
+		struct pollfd fds[3] = {{starved ? -1 : listen_fd, POLLIN, 0}, {s->stop_pipe[0], POLLIN, 0},
+		{s->opt->watch_fd, POLLIN, 0}};
+		int			n = poll(fds, s->opt->watch_fd >= 0 ? 3 : 2, starved ? 100 : -1);
 
 		if (n < 0 && errno != EINTR)
 			break;
+		if (n == 0 && starved)
+			starved = false;	/* rested: watch the listener again */
 		if (n <= 0)
 			continue;
 		if (fds[1].revents)
@@ -241,8 +248,21 @@ accept_loop(serve_state *s, int listen_fd)
 				break;
 			}
 		}
-		if (fds[0].revents & POLLIN)
-			accept_one(s, listen_fd);
+		if (!(fds[0].revents & POLLIN))
+			continue;
+		if (accept_one(s, listen_fd) >= 0)
+		{
+			if (warned)
+				serve_log(SERVE_LOG_INFO, "accepting connections again");
+			warned = false;
+		}
+		else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+		{
+			if (!warned)
+				serve_log(SERVE_LOG_WARNING, "cannot accept a connection (%s): trying again every 100 ms",
+						  strerror(errno));
+			warned = starved = true;
+		}
 	}
 }
 
