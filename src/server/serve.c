@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,6 +26,9 @@
 
 /* How many connections may wait to be accepted (also the most the shutdown takes from that queue). */
 #define LISTEN_BACKLOG 256
+
+/* An eventfd made before each accept (main thread only), so that an accepted connection never lacks its wake fd. */
+static int	spare_wake_fd = -1;
 
 /* The write end of the stop pipe, for the signal handler. */
 static int	stop_fd = -1;
@@ -128,16 +132,19 @@ listen_on(const char *path)
 /*
  * Accepts one connection and starts its thread when the peer runs as this
  * user; others are refused and logged.  Returns 1 when a connection of this
- * user was taken, 0 for a refused peer, -1 when accept failed (none waits,
- * or no descriptor is left).
+ * user was taken, 0 for a refused peer, -1 with errno set when accept
+ * failed (none waits, or no descriptor is left: then it is not accepted).
  */
 static int
 accept_one(serve_state *s, int listen_fd)
 {
 	struct ucred cred;
 	socklen_t	len = sizeof(cred);
-	int			fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	int			fd;
 
+	if (spare_wake_fd < 0 && (spare_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		return -1;
+	fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != geteuid())
@@ -147,7 +154,8 @@ accept_one(serve_state *s, int listen_fd)
 		close(fd);
 		return 0;
 	}
-	serve_connection_start(s, fd);
+	serve_connection_start(s, fd, spare_wake_fd);
+	spare_wake_fd = -1;
 	return 1;
 }
 

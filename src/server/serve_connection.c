@@ -9,7 +9,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "serve_internal.h"
@@ -339,19 +338,20 @@ connection_main(void *arg)
 
 /* Starts a connection thread; see serve_internal.h. */
 void
-serve_connection_start(serve_state *s, int fd)
+serve_connection_start(serve_state *s, int fd, int wake_fd)
 {
 	connection *c = calloc(1, sizeof(connection));
 	pthread_attr_t attr;
 	pthread_t	thread;
 
-	if (c == NULL || (c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+	if (c == NULL)
 	{
-		serve_log(SERVE_LOG_ERROR, "cannot serve a connection: out of memory or file descriptors");
-		free(c);
+		serve_log(SERVE_LOG_ERROR, "cannot serve a connection: out of memory");
+		close(wake_fd);
 		close(fd);
 		return;
 	}
+	c->wake_fd = wake_fd;
 	c->server = s;
 	c->fd = fd;
 	c->link.fd = fd;

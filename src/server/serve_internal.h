@@ -163,7 +163,7 @@ const char *serve_weights_name(const serve_state *s);
 /* Answers every queued job with "shutting down", cancels the running one and wakes the scheduler. */
 void		serve_drain(serve_state *s);
 
-/* Runs one connection until it closes (a detached thread's body); takes ownership of the fd. */
-void		serve_connection_start(serve_state *s, int fd);
+/* Runs one connection until it closes (a detached thread's body); takes ownership of its socket and wake eventfd. */
+void		serve_connection_start(serve_state *s, int fd, int wake_fd);
 
 #endif							/* GROMA_SERVE_INTERNAL_H */

@@ -189,44 +189,55 @@ is(wait_exit($pid, 10), 0, 'and the server exits 0');
 # (a poll that ended on the first connect as the SIGSTOP came in accepts that one the usual way after SIGCONT)
 like(slurp($log), qr/took [1-3] connection\(s\) waiting to be accepted/, 'the log counts the connections it took');
 
-# ---- out of file descriptors: with room for one connection (prlimit on the running server), a second waits
-# while the server rests its listener (it does not spin on a failing accept), says so once, and is served as
-# soon as the first closes
+# ---- out of file descriptors (prlimit on the running server, with room for a connection or two): the next
+# connection waits while the server rests its listener (it does not spin on a failing accept), says so once, and
+# is served as soon as the others close. Two limits, an even and an odd number of free descriptors: a connection
+# takes two (its socket and its wake eventfd), and with one free it must wait too, not be accepted and dropped
 SKIP: {
-    skip 'prlimit (util-linux) is not installed', 7 unless system('prlimit --version >/dev/null 2>&1') == 0;
-    ($pid, $sock, $log) = start_server('--model', $model, '--device', 'cpu', '--log-level', 'info');
-    my $until = time + 20;
-    my $st = status_of($sock);
-    while (($st->{state} // 0) != 2 && time < $until) { sleep 0.05; $st = status_of($sock); }
-    # the descriptors open once the status connections are closed (the count settles)
-    my ($fds, $last) = (-1, -2);
-    while ($fds != $last && time < $until) { $last = $fds; sleep 0.3; $fds = () = glob("/proc/$pid/fd/*"); }
-    # one connection takes two descriptors (its socket and its wake eventfd)
-    system('prlimit', '--pid', $pid, '--nofile=' . ($fds + 2) . ':' . ($fds + 2)) == 0 or diag('prlimit failed');
-    # connections until one is not answered (the descriptor count above may still have held a closing one)
-    my (@served, $waiting);
-    for my $k (1 .. 6) {
-        my $c = proto_connect($sock);
-        print $c ping_frame(50 + $k);
-        if (read_reply($c, 1)) { push @served, $c; next; }
-        $waiting = $c;
-        last;
+    skip 'prlimit (util-linux) is not installed', 14 unless system('prlimit --version >/dev/null 2>&1') == 0;
+    for my $extra (2, 3) {
+        ($pid, $sock, $log) = start_server('--model', $model, '--device', 'cpu', '--log-level', 'info');
+        my $until = time + 20;
+        my $st = status_of($sock);
+        while (($st->{state} // 0) != 2 && time < $until) { sleep 0.05; $st = status_of($sock); }
+        # the descriptors open once the status connections are closed (the count settles); the limit bounds the
+        # numbers, so it is the one below which exactly $extra numbers are free
+        my ($fds, $last) = ('', 'none');
+        while ($fds ne $last && time < $until) {
+            $last = $fds;
+            sleep 0.3;
+            $fds = join(',', sort { $a <=> $b } map { m{/(\d+)$} } glob("/proc/$pid/fd/*"));
+        }
+        my %open = map { $_ => 1 } split /,/, $fds;
+        my ($limit, $free) = (0, 0);
+        while ($free < $extra || $open{$limit}) { $free++ unless $open{$limit}; $limit++; }
+        system('prlimit', '--pid', $pid, "--nofile=$limit:$limit") == 0 or diag('prlimit failed');
+        # connections until one is not answered
+        my (@served, $waiting);
+        for my $k (1 .. 6) {
+            my $c = proto_connect($sock);
+            print $c ping_frame(50 + $k);
+            if (read_reply($c, 1)) { push @served, $c; next; }
+            $waiting = $c;
+            last;
+        }
+        ok($waiting, "with the descriptors limited to $limit ($extra free below it), " . scalar(@served)
+           . ' connection(s) are served and the next waits');
+        my $cpu_of = sub { my @f = split ' ', (slurp("/proc/$pid/stat") =~ s/^.*\) //sr); return ($f[11] + $f[12]) };
+        my $cpu0 = $cpu_of->();
+        sleep 1;
+        my $ticks = $cpu_of->() - $cpu0;
+        cmp_ok($ticks, '<', 30, "the next one waits without the server spinning ($ticks ticks of CPU in 1 s)");
+        my @warned = slurp($log) =~ /cannot accept a connection \(Too many open files\): trying again every 100 ms/g;
+        is(scalar(@warned), 1, 'the log says once that it cannot accept a connection') or diag(slurp($log));
+        close($_) for @served;
+        my $r2 = $waiting && read_reply($waiting, 10);
+        ok($r2 && $r2->{code} == OK, 'the waiting connection is served once the others close') or diag(slurp($log));
+        like(slurp($log), qr/accepting connections again/, 'and the log says accepting works again');
+        unlike(slurp($log), qr/cannot serve a connection/, 'no connection was accepted and dropped');
+        kill 'TERM', $pid;
+        is(wait_exit($pid, 10), 0, 'that server exits 0');
     }
-    ok(@served >= 1 && $waiting, 'with the descriptors limited to ' . ($fds + 2) . ', ' . scalar(@served)
-       . ' connection(s) are served and the next waits');
-    my $cpu_of = sub { my @f = split ' ', (slurp("/proc/$pid/stat") =~ s/^.*\) //sr); return ($f[11] + $f[12]) };
-    my $cpu0 = $cpu_of->();
-    sleep 1;
-    my $ticks = $cpu_of->() - $cpu0;
-    cmp_ok($ticks, '<', 30, "the next one waits without the server spinning ($ticks ticks of CPU in 1 s)");
-    my @warned = slurp($log) =~ /cannot accept a connection \(Too many open files\): trying again every 100 ms/g;
-    is(scalar(@warned), 1, 'the log says once that it cannot accept a connection');
-    close($_) for @served;
-    my $r2 = $waiting && read_reply($waiting, 10);
-    ok($r2 && $r2->{code} == OK, 'the waiting connection is served once the others close');
-    like(slurp($log), qr/accepting connections again/, 'and the log says accepting works again');
-    kill 'TERM', $pid;
-    is(wait_exit($pid, 10), 0, 'that server exits 0');
 }
 
 # ---- no model: image checks work, model requests say what is missing
