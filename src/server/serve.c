@@ -176,12 +176,10 @@ resolve_device(const char *device)
 	return "cpu";
 }
 
-/* Waits up to ms milliseconds for every accepted job to have its reply written and every request already sent to be read. */
+/* Waits until the deadline at most for every accepted job to have its reply written and every request sent to be read. */
 static void
-wait_for_replies(serve_state *s, int ms)
+wait_for_replies(serve_state *s, double until)
 {
-	double		until = serve_now_ms() + ms;
-
 	pthread_mutex_lock(&s->lock);
 	while ((s->outstanding > 0 || !serve_connections_quiet(s)) && serve_now_ms() < until)
 	{
@@ -199,45 +197,66 @@ wait_for_replies(serve_state *s, int ms)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Takes the connections still in the listen backlog at shutdown, so that what they sent is answered, not dropped. */
-static void
-accept_backlog(serve_state *s, int listen_fd)
+/* True for the errors of accept (or of the eventfd made before it) that mean no descriptor or memory is left. */
+static bool
+out_of_descriptors(int err)
 {
-	int			taken = 0;
+	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+/*
+ * Takes the connections still in the listen backlog at shutdown (the
+ * socket's name is gone, so no more come), so that what they sent is
+ * answered, not dropped; until none waits or the deadline passes.  Out of
+ * descriptors, it hangs up the idle connections to free theirs.
+ */
+static void
+accept_backlog(serve_state *s, int listen_fd, double until)
+{
+	int			taken = 0,
+				hung_up = 0;
 
 	if (fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK) != 0)
 		return;
-	/* until none waits (EAGAIN) or accept fails otherwise */
-	for (int i = 0; i < LISTEN_BACKLOG; i++)
+	while (serve_now_ms() < until)
 	{
 		int			got = accept_one(s, listen_fd);
 
-		if (got < 0)
-			break;
-		taken += got;
+		if (got >= 0)
+			taken += got;
+		else if (out_of_descriptors(errno))
+		{
+			pthread_mutex_lock(&s->lock);
+			hung_up += serve_connections_hang_up_idle(s);
+			pthread_mutex_unlock(&s->lock);
+			poll(NULL, 0, 10);	/* their threads close them */
+		}
+		else if (errno != EINTR && errno != ECONNABORTED)
+			break;				/* EAGAIN: none waits */
 	}
 	if (taken > 0)
-		serve_log(SERVE_LOG_INFO, "took %d connection(s) waiting to be accepted, to answer them as shutting down", taken);
+		serve_log(SERVE_LOG_INFO, "took %d connection(s) waiting to be accepted, to answer them as shutting down%s",
+				  taken, hung_up > 0 ? " (out of descriptors: idle connections were hung up for them)" : "");
 }
 
 /* The accept loop: runs until a stop signal, end of file on the watch fd, or the scheduler stopping. */
 static void
 accept_loop(serve_state *s, int listen_fd)
 {
-	bool		starved = false;	/* the last accept failed for want of descriptors or memory: rest */
+	double		rest_until = 0;	/* after an accept failed for want of descriptors or memory: rest until then */
 	bool		warned = false;		/* said so, and not yet that accepting works again */
 
 	for (;;)
 	{
-		/* while starved the listener rests 100 ms between tries: a waiting connection would wake poll at once */
-		struct pollfd fds[3] = {{starved ? -1 : listen_fd, POLLIN, 0}, {s->stop_pipe[0], POLLIN, 0},
+		/* while resting the listener is left out: a waiting connection would wake poll at once, and spin */
+		double		rest_ms = rest_until - serve_now_ms();
+		bool		resting = rest_ms > 0;
+		struct pollfd fds[3] = {{resting ? -1 : listen_fd, POLLIN, 0}, {s->stop_pipe[0], POLLIN, 0},
 		{s->opt->watch_fd, POLLIN, 0}};
-		int			n = poll(fds, s->opt->watch_fd >= 0 ? 3 : 2, starved ? 100 : -1);
+		int			n = poll(fds, s->opt->watch_fd >= 0 ? 3 : 2, resting ? (int) rest_ms + 1 : -1);
 
 		if (n < 0 && errno != EINTR)
 			break;
-		if (n == 0 && starved)
-			starved = false;	/* rested: watch the listener again */
 		if (n <= 0)
 			continue;
 		if (fds[1].revents)
@@ -264,12 +283,13 @@ accept_loop(serve_state *s, int listen_fd)
 				serve_log(SERVE_LOG_INFO, "accepting connections again");
 			warned = false;
 		}
-		else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+		else if (out_of_descriptors(errno))
 		{
 			if (!warned)
 				serve_log(SERVE_LOG_WARNING, "cannot accept a connection (%s): trying again every 100 ms",
 						  strerror(errno));
-			warned = starved = true;
+			warned = true;
+			rest_until = serve_now_ms() + 100;
 		}
 	}
 }
@@ -313,7 +333,8 @@ groma_serve(const groma_cli_options *opt)
 		serve_log(SERVE_LOG_INFO, "--weights %s applies to the GPU; the CPU computes in f32", opt->weights);
 		resolved.weights = NULL;
 	}
-	if (pipe2(s.stop_pipe, O_CLOEXEC) != 0)
+	/* non-blocking: a storm of signals must not block the handler once the pipe is full (one byte wakes it) */
+	if (pipe2(s.stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
 		return GROMA_SERVE_EXIT_SETUP;
 	stop_fd = s.stop_pipe[1];
 	memset(&sa, 0, sizeof(sa));
@@ -338,10 +359,10 @@ groma_serve(const groma_cli_options *opt)
 	/* shutdown: no new connections, queued and newly read requests answered, the running one cancelled */
 	remove_own_socket(opt->socket_path);
 	serve_drain(&s);
-	accept_backlog(&s, listen_fd);
+	accept_backlog(&s, listen_fd, serve_now_ms() + 2000);
 	close(listen_fd);
 	pthread_join(scheduler, NULL);
-	wait_for_replies(&s, 2000);
+	wait_for_replies(&s, serve_now_ms() + 2000);
 	serve_log(SERVE_LOG_INFO, "stopped (served %llu, failed %llu)", (unsigned long long) s.served,
 			  (unsigned long long) s.failed);
 	/* connection threads may still block in reads: leave without freeing what they use */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "serve_internal.h"
@@ -22,6 +23,24 @@ typedef struct connection
 	serve_conn_link link;		/* in the server's list of open connections */
 } connection;
 
+/* Cancels a job and waits, without poll, until the scheduler is done with it (for when poll or the eventfd fails). */
+static void
+cancel_and_outwait(connection *c, serve_job *job)
+{
+	bool		done = false;
+
+	serve_log(SERVE_LOG_WARNING, "request %u (job %llu): cannot wait on its connection (%s); cancelling it",
+			  (unsigned) job->req.id, (unsigned long long) job->serial, strerror(errno));
+	serve_cancel(c->server, job);
+	while (!done)
+	{
+		usleep(1000);
+		pthread_mutex_lock(&c->server->lock);
+		done = job->done;
+		pthread_mutex_unlock(&c->server->lock);
+	}
+}
+
 /* Waits for a queued job while watching the socket; returns false when the client is gone. */
 static bool
 wait_for_job(connection *c, serve_job *job)
@@ -34,14 +53,21 @@ wait_for_job(connection *c, serve_job *job)
 		int			n = poll(fds, client_alive ? 2 : 1, -1);
 		bool		done;
 
+		/* the job is the scheduler's until done: never leave it behind, or it would be freed in use */
 		if (n < 0 && errno != EINTR)
+		{
+			cancel_and_outwait(c, job);
 			return false;
+		}
 		if (n > 0 && (fds[0].revents & POLLIN))
 		{
 			uint64_t	count;
 
 			if (read(c->wake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+			{
+				cancel_and_outwait(c, job);
 				return false;
+			}
 		}
 		pthread_mutex_lock(&c->server->lock);
 		done = job->done;
@@ -55,10 +81,19 @@ wait_for_job(connection *c, serve_job *job)
 			groma_status why;
 			int			got = serve_read_frame(c->fd, &h, &payload, &why);
 			groma_request req = {0};
+			bool		a_cancel = got == 1 && h.kind == GROMA_MSG_CANCEL &&
+				groma_proto_decode_request(&h, payload, h.payload_len, &req).code == GROMA_OK;
 
-			if (got == 1 && h.kind == GROMA_MSG_CANCEL &&
-				groma_proto_decode_request(&h, payload, h.payload_len, &req).code == GROMA_OK &&
-				req.cancel_id == job->req.id)
+			if (a_cancel && req.cancel_id != job->req.id)
+			{
+				/* a late cancel of an earlier request of this connection: nothing of it runs */
+				serve_log(SERVE_LOG_DEBUG, "request %u (job %llu): a cancel of request %u, not this one, is ignored",
+						  (unsigned) job->req.id, (unsigned long long) job->serial, (unsigned) req.cancel_id);
+				groma_request_free(&req);
+				free(payload);
+				continue;
+			}
+			if (a_cancel)
 				serve_log(SERVE_LOG_DEBUG, "request %u (job %llu): cancelled by the client", (unsigned) job->req.id,
 						  (unsigned long long) job->serial);
 			else if (got == 1)
@@ -259,6 +294,23 @@ serve_connections_quiet(serve_state *s)
 	return true;
 }
 
+/* Hangs up the idle connections; see serve_internal.h. */
+int
+serve_connections_hang_up_idle(serve_state *s)
+{
+	int			n = 0;
+
+	/* the fd stays open until its thread takes the link off the list (under this lock), so it is still ours */
+	for (serve_conn_link *l = s->conns; l; l = l->next)
+		if (l->idle && !l->hung_up && !has_input(l->fd))
+		{
+			shutdown(l->fd, SHUT_RDWR);
+			l->hung_up = true;
+			n++;
+		}
+	return n;
+}
+
 /* Adds a connection to the server's list, or takes it off; under the lock. */
 static void
 link_connection(serve_state *s, serve_conn_link *l, bool add)
@@ -356,6 +408,7 @@ serve_connection_start(serve_state *s, int fd, int wake_fd)
 	c->fd = fd;
 	c->link.fd = fd;
 	c->link.idle = false;		/* busy until its thread finds no frame waiting */
+	c->link.hung_up = false;
 	pthread_mutex_lock(&s->lock);
 	link_connection(s, &c->link, true);
 	pthread_mutex_unlock(&s->lock);

@@ -36,16 +36,17 @@ typedef struct serve_job
 	struct serve_job *next;
 } serve_job;
 
-/* The whole server. */
 /* An open connection as the shutdown sees it: its socket, and whether its thread waits idle for a frame. */
 typedef struct serve_conn_link
 {
 	int			fd;
 	bool		idle;			/* waiting for the first byte of a next frame (under the lock) */
+	bool		hung_up;		/* shut down by the shutdown for its descriptor (under the lock) */
 	struct serve_conn_link *prev;
 	struct serve_conn_link *next;
 } serve_conn_link;
 
+/* The whole server. */
 typedef struct serve_state
 {
 	const groma_cli_options *opt;
@@ -120,6 +121,9 @@ int			serve_thread_create(pthread_t *thread, const pthread_attr_t *attr, void *(
  * shutdown waits for it, so that no request already sent is dropped.
  */
 bool		serve_connections_quiet(serve_state *s);
+
+/* Hangs up (shutdown(2)) every connection that waits idle with nothing unread, so its thread closes it; under the lock. Returns how many. */
+int			serve_connections_hang_up_idle(serve_state *s);
 
 /* Starts the scheduler thread (it loads the model first). */
 bool		serve_scheduler_start(serve_state *s, pthread_t *thread);

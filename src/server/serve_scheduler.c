@@ -109,7 +109,10 @@ serve_load_model(serve_state *s)
 							 opt->kv_cache_mb, st.message);
 	}
 	pthread_mutex_lock(&s->lock);
-	if (st.code == GROMA_OK)
+	if (st.code == GROMA_OK && s->stopping)
+		serve_log(SERVE_LOG_INFO, "the model loaded in %.0f ms, after the stop was asked for: not serving",
+				  serve_now_ms() - t0);	/* the state stays stopping */
+	else if (st.code == GROMA_OK)
 	{
 		s->state = GROMA_SERVER_READY;
 		serve_log(SERVE_LOG_INFO, "ready: model %s loaded in %.0f ms; up to %d answers decoded together, %d MB of KV cache "

@@ -13,6 +13,8 @@ use lib $FindBin::Bin;
 use GromaCli;
 use GromaProto;
 use File::Temp qw(tempdir);
+use IO::Socket::UNIX;
+use Socket qw(SOCK_STREAM);
 
 use Time::HiRes qw(time sleep);
 use JSON::PP qw(decode_json);
@@ -189,14 +191,65 @@ is(wait_exit($pid, 10), 0, 'and the server exits 0');
 # (a poll that ended on the first connect as the SIGSTOP came in accepts that one the usual way after SIGCONT)
 like(slurp($log), qr/took [1-3] connection\(s\) waiting to be accepted/, 'the log counts the connections it took');
 
+# ---- a full listen backlog at SIGTERM: the server is stopped while connections fill its backlog (Linux lets
+# backlog + 1 = 257 wait; a connect past that would block, so each gives up after 2 s), each sends a ping;
+# every one is answered
+($pid, $sock, $log) = start_server('--device', 'cpu', '--log-level', 'info');
+$pinger = proto_connect($sock);
+print $pinger ping_frame(1);
+read_reply($pinger, 10);
+kill 'STOP', $pid;
+my @queued;
+for my $k (1 .. 257) {
+    my $q = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $sock, Timeout => 2) or last;
+    print $q ping_frame(1000 + $k);
+    push @queued, $q;
+}
+kill 'TERM', $pid;
+kill 'CONT', $pid;
+my $pinged = grep { my $r = read_reply($queued[$_], 10); $r && $r->{id} == 1001 + $_ } 0 .. $#queued;
+is($pinged, scalar(@queued), "every one of the @{[scalar(@queued)]} connections in a full backlog is answered");
+is(wait_exit($pid, 10), 0, 'and the server exits 0');
+close($_) for @queued;
+
+# ---- a storm of stop signals while the shutdown waits for a half-sent request: the handler must not block
+# on its full wake-up pipe (the server then never ended)
+($pid, $sock, $log) = start_server('--device', 'cpu');
+my $half = proto_connect($sock);
+print $half substr(ping_frame(1), 0, 5);
+sleep 0.2;
+$t0 = time;
+while (time - $t0 < 1.5) { kill 'TERM', $pid for 1 .. 1000; }
+is(wait_exit($pid, 15), 0, sprintf('a storm of SIGTERM for 1.5 s: the server still exits 0 (after %.1f s)', time - $t0));
+
 # ---- out of file descriptors (prlimit on the running server, with room for a connection or two): the next
 # connection waits while the server rests its listener (it does not spin on a failing accept), says so once, and
 # is served as soon as the others close. Two limits, an even and an odd number of free descriptors: a connection
 # takes two (its socket and its wake eventfd), and with one free it must wait too, not be accepted and dropped
 SKIP: {
-    skip 'prlimit (util-linux) is not installed', 14 unless system('prlimit --version >/dev/null 2>&1') == 0;
+    skip 'prlimit (util-linux) is not installed', 20 unless system('prlimit --version >/dev/null 2>&1') == 0;
     for my $extra (2, 3) {
-        ($pid, $sock, $log) = start_server('--model', $model, '--device', 'cpu', '--log-level', 'info');
+        # the second server also has a --watch-fd pipe written every 30 ms: data there must not keep its listener
+        # resting for ever (each wake restarted the 100 ms rest)
+        my ($wrd, $wwr, $writer);
+        if ($extra == 3) {
+            $^F = 255;
+            pipe($wrd, $wwr) or die;
+            $^F = 2;
+        }
+        ($pid, $sock, $log) = start_server('--model', $model, '--device', 'cpu', '--log-level', 'info',
+                                           $wrd ? ('--watch-fd', fileno($wrd)) : ());
+        if ($wwr) {
+            $writer = fork() // die;
+            if ($writer == 0) {
+                # (non-blocking: a server that is gone or never read must not leave this child blocked)
+                $wwr->autoflush(1);
+                $wwr->blocking(0);
+                my $parent = getppid();
+                while (getppid() == $parent) { print $wwr 'x'; sleep 0.03; }
+                exit 0;
+            }
+        }
         my $until = time + 20;
         my $st = status_of($sock);
         while (($st->{state} // 0) != 2 && time < $until) { sleep 0.05; $st = status_of($sock); }
@@ -237,7 +290,39 @@ SKIP: {
         unlike(slurp($log), qr/cannot serve a connection/, 'no connection was accepted and dropped');
         kill 'TERM', $pid;
         is(wait_exit($pid, 10), 0, 'that server exits 0');
+        if ($writer) { kill 'KILL', $writer; waitpid($writer, 0); close($wwr); close($wrd); }
     }
+
+    # a shutdown out of descriptors: room for one connection, which is served and stays open idle; three more
+    # connect and send a ping (they wait in the backlog); SIGTERM: the idle connection is hung up to free
+    # descriptors, and the three are taken from the backlog and answered
+    ($pid, $sock, $log) = start_server('--model', $model, '--device', 'cpu', '--log-level', 'info');
+    my $until = time + 20;
+    my $st = status_of($sock);
+    while (($st->{state} // 0) != 2 && time < $until) { sleep 0.05; $st = status_of($sock); }
+    my ($fds, $last) = ('', 'none');
+    while ($fds ne $last && time < $until) {
+        $last = $fds;
+        sleep 0.3;
+        $fds = join(',', sort { $a <=> $b } map { m{/(\d+)$} } glob("/proc/$pid/fd/*"));
+    }
+    my %open = map { $_ => 1 } split /,/, $fds;
+    my ($limit, $free) = (0, 0);
+    while ($free < 2 || $open{$limit}) { $free++ unless $open{$limit}; $limit++; }
+    system('prlimit', '--pid', $pid, "--nofile=$limit:$limit") == 0 or diag('prlimit failed');
+    my $idle = proto_connect($sock);
+    print $idle ping_frame(60);
+    ok(read_reply($idle, 10), 'out of descriptors but for one connection, that one is served');
+    my @late = map { proto_connect($sock) } 1 .. 3;
+    print { $late[$_] } ping_frame(61 + $_) for 0 .. 2;
+    sleep 0.5;
+    kill 'TERM', $pid;
+    my $answered = grep { my $r = read_reply($late[$_], 10); $r && $r->{id} == 61 + $_ } 0 .. 2;
+    is($answered, 3, 'at SIGTERM the three connections waiting in the backlog are answered') or diag(slurp($log));
+    ok(!defined(read_reply($idle, 10)), 'the idle connection was hung up for them');
+    is(wait_exit($pid, 10), 0, 'that server exits 0');
+    like(slurp($log), qr/took 3 connection\(s\) waiting to be accepted.*idle connections were hung up/,
+         'and its log says what it did');
 }
 
 # ---- no model: image checks work, model requests say what is missing
