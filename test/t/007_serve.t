@@ -40,6 +40,28 @@ sub start_server {
     return ($pid, $sock, $log);
 }
 
+# Waits for a server's model to be ready and its descriptors to settle, then limits its descriptors (prlimit)
+# so that exactly $free descriptor numbers are free below the limit (the limit bounds numbers, not counts);
+# returns the limit.
+sub limit_descriptors {
+    my ($pid, $sock, $free) = @_;
+    my $until = time + 20;
+    my $st = status_of($sock);
+    while (($st->{state} // 0) != 2 && time < $until) { sleep 0.05; $st = status_of($sock); }
+    # the descriptors open once the status connections are closed (the list settles)
+    my ($fds, $last) = ('', 'none');
+    while ($fds ne $last && time < $until) {
+        $last = $fds;
+        sleep 0.3;
+        $fds = join(',', sort { $a <=> $b } map { m{/(\d+)$} } glob("/proc/$pid/fd/*"));
+    }
+    my %open = map { $_ => 1 } split /,/, $fds;
+    my ($limit, $found) = (0, 0);
+    while ($found < $free || $open{$limit}) { $found++ unless $open{$limit}; $limit++; }
+    system('prlimit', '--pid', $pid, "--nofile=$limit:$limit") == 0 or diag('prlimit failed');
+    return $limit;
+}
+
 # ---- answers, and what needs no model
 my ($pid, $sock, $log) = start_server('--model', $model, '--device', 'cpu', '--max-queue', '1', '--max-batch', '1', '--log-level', 'info');
 my $c = proto_connect($sock);
@@ -250,21 +272,7 @@ SKIP: {
                 exit 0;
             }
         }
-        my $until = time + 20;
-        my $st = status_of($sock);
-        while (($st->{state} // 0) != 2 && time < $until) { sleep 0.05; $st = status_of($sock); }
-        # the descriptors open once the status connections are closed (the count settles); the limit bounds the
-        # numbers, so it is the one below which exactly $extra numbers are free
-        my ($fds, $last) = ('', 'none');
-        while ($fds ne $last && time < $until) {
-            $last = $fds;
-            sleep 0.3;
-            $fds = join(',', sort { $a <=> $b } map { m{/(\d+)$} } glob("/proc/$pid/fd/*"));
-        }
-        my %open = map { $_ => 1 } split /,/, $fds;
-        my ($limit, $free) = (0, 0);
-        while ($free < $extra || $open{$limit}) { $free++ unless $open{$limit}; $limit++; }
-        system('prlimit', '--pid', $pid, "--nofile=$limit:$limit") == 0 or diag('prlimit failed');
+        my $limit = limit_descriptors($pid, $sock, $extra);
         # connections until one is not answered
         my (@served, $waiting);
         for my $k (1 .. 6) {
@@ -297,19 +305,7 @@ SKIP: {
     # connect and send a ping (they wait in the backlog); SIGTERM: the idle connection is hung up to free
     # descriptors, and the three are taken from the backlog and answered
     ($pid, $sock, $log) = start_server('--model', $model, '--device', 'cpu', '--log-level', 'info');
-    my $until = time + 20;
-    my $st = status_of($sock);
-    while (($st->{state} // 0) != 2 && time < $until) { sleep 0.05; $st = status_of($sock); }
-    my ($fds, $last) = ('', 'none');
-    while ($fds ne $last && time < $until) {
-        $last = $fds;
-        sleep 0.3;
-        $fds = join(',', sort { $a <=> $b } map { m{/(\d+)$} } glob("/proc/$pid/fd/*"));
-    }
-    my %open = map { $_ => 1 } split /,/, $fds;
-    my ($limit, $free) = (0, 0);
-    while ($free < 2 || $open{$limit}) { $free++ unless $open{$limit}; $limit++; }
-    system('prlimit', '--pid', $pid, "--nofile=$limit:$limit") == 0 or diag('prlimit failed');
+    limit_descriptors($pid, $sock, 2);
     my $idle = proto_connect($sock);
     print $idle ping_frame(60);
     ok(read_reply($idle, 10), 'out of descriptors but for one connection, that one is served');
