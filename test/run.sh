@@ -30,7 +30,8 @@ mkdir -p "$LOG"
 pass() { PASSED=$((PASSED + 1)); echo "ok - $1"; }
 fail() { FAILED=$((FAILED + 1)); FAILED_NAMES+=("$1"); echo "not ok - $1"; }
 skip() { SKIPPED=$((SKIPPED + 1)); echo "skip - $1"; }
-section() { echo; echo "=== $1"; }
+# Starts a section, saying how long the run has taken so far (the log shows where CI time goes).
+section() { echo; echo "=== $1 (at ${SECONDS} s)"; }
 
 # Runs a command as the cluster's owner (postgres when we are root).
 as_owner() {

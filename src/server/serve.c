@@ -129,34 +129,53 @@ listen_on(const char *path)
 	return fd;
 }
 
+/* A connection accepted whose thread could not start (no thread or memory left): started before any other is accepted. */
+static int	waiting_fd = -1;
+
+/* What accept_one did. */
+typedef enum accept_outcome
+{
+	ACCEPT_STARTED,				/* a connection of this user runs in its own thread */
+	ACCEPT_REFUSED,				/* a peer of another user was turned away */
+	ACCEPT_NONE,				/* accept failed (errno: none waits, or no descriptor is left) */
+	ACCEPT_NO_THREAD			/* taken, but no thread could start for it (errno): kept in waiting_fd */
+} accept_outcome;
+
 /*
- * Accepts one connection and starts its thread when the peer runs as this
- * user; others are refused and logged.  Returns 1 when a connection of this
- * user was taken, 0 for a refused peer, -1 with errno set when accept
- * failed (none waits, or no descriptor is left: then it is not accepted).
+ * Starts the connection kept in waiting_fd, or else accepts one and starts
+ * its thread when the peer runs as this user (others are refused and
+ * logged).  A connection whose thread cannot start is kept, not dropped.
  */
-static int
+static accept_outcome
 accept_one(serve_state *s, int listen_fd)
 {
 	struct ucred cred;
 	socklen_t	len = sizeof(cred);
-	int			fd;
+	int			fd = waiting_fd;
 
 	if (spare_wake_fd < 0 && (spare_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
-		return -1;
-	fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		return ACCEPT_NONE;
 	if (fd < 0)
-		return -1;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != geteuid())
 	{
-		serve_log(SERVE_LOG_WARNING, "refused a connection from uid %d (pid %d): only uid %d may use groma-server",
-				  (int) cred.uid, (int) cred.pid, (int) geteuid());
-		close(fd);
-		return 0;
+		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			return ACCEPT_NONE;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != geteuid())
+		{
+			serve_log(SERVE_LOG_WARNING, "refused a connection from uid %d (pid %d): only uid %d may use groma-server",
+					  (int) cred.uid, (int) cred.pid, (int) geteuid());
+			close(fd);
+			return ACCEPT_REFUSED;
+		}
 	}
-	serve_connection_start(s, fd, spare_wake_fd);
+	if (!serve_connection_start(s, fd, spare_wake_fd))
+	{
+		waiting_fd = fd;
+		return ACCEPT_NO_THREAD;
+	}
+	waiting_fd = -1;
 	spare_wake_fd = -1;
-	return 1;
+	return ACCEPT_STARTED;
 }
 
 /* Returns the device --device names, "auto" resolved to cuda when a GPU is usable, else cpu. */
@@ -207,8 +226,9 @@ out_of_descriptors(int err)
 /*
  * Takes the connections still in the listen backlog at shutdown (the
  * socket's name is gone, so no more come), so that what they sent is
- * answered, not dropped; until none waits or the deadline passes.  Out of
- * descriptors, it hangs up the idle connections to free theirs.
+ * answered, not dropped; until none waits or the deadline passes, whatever
+ * --max-connections says.  Out of descriptors or threads, it hangs up the
+ * idle connections to free theirs.
  */
 static void
 accept_backlog(serve_state *s, int listen_fd, double until)
@@ -220,51 +240,122 @@ accept_backlog(serve_state *s, int listen_fd, double until)
 		return;
 	while (serve_now_ms() < until)
 	{
-		int			got = accept_one(s, listen_fd);
+		accept_outcome got = accept_one(s, listen_fd);
 
-		if (got >= 0)
-			taken += got;
-		else if (out_of_descriptors(errno))
+		if (got == ACCEPT_STARTED)
+			taken++;
+		else if (got == ACCEPT_NO_THREAD || (got == ACCEPT_NONE && out_of_descriptors(errno)))
 		{
 			pthread_mutex_lock(&s->lock);
 			hung_up += serve_connections_hang_up_idle(s);
 			pthread_mutex_unlock(&s->lock);
 			poll(NULL, 0, 10);	/* their threads close them */
 		}
-		else if (errno != EINTR && errno != ECONNABORTED)
+		else if (got == ACCEPT_NONE && errno != EINTR && errno != ECONNABORTED)
 			break;				/* EAGAIN: none waits */
+	}
+	if (waiting_fd >= 0)
+	{
+		serve_log(SERVE_LOG_WARNING, "closing a connection that waited for a thread: the shutdown's time is up");
+		close(waiting_fd);
+		waiting_fd = -1;
 	}
 	if (taken > 0)
 		serve_log(SERVE_LOG_INFO, "took %d connection(s) waiting to be accepted, to answer them as shutting down%s",
-				  taken, hung_up > 0 ? " (out of descriptors: idle connections were hung up for them)" : "");
+				  taken, hung_up > 0 ? " (out of descriptors or threads: idle connections were hung up for them)" : "");
+}
+
+/*
+ * True when --max-connections are open: then the accept loop waits for one
+ * to close (accept_held makes a closing connection write conn_closed_fd).
+ */
+static bool
+hold_at_cap(serve_state *s)
+{
+	bool		held;
+
+	pthread_mutex_lock(&s->lock);
+	held = s->n_conns >= s->opt->max_connections;
+	s->accept_held = held;
+	pthread_mutex_unlock(&s->lock);
+	return held;
+}
+
+/* Why the accept loop is not accepting, for its log: one warning when it starts, a line when it ends. */
+typedef enum accept_pause
+{
+	PAUSE_NONE,
+	PAUSE_RESOURCES,			/* out of descriptors, threads or memory: try again every 100 ms */
+	PAUSE_CAP					/* --max-connections open: wait for one to close */
+} accept_pause;
+
+/*
+ * Logs a change of why the accept loop waits and returns the new reason:
+ * a warning when a pause starts (at the cap at most once a minute, since
+ * a busy server may reach it again and again) and a line when it ends.
+ */
+static accept_pause
+log_pause(serve_state *s, accept_pause was, accept_pause now, const char *why)
+{
+	static double last_cap_warning = -1e12;
+
+	if (now == was)
+		return now;
+	if (now == PAUSE_RESOURCES)
+		serve_log(SERVE_LOG_WARNING, "cannot %s: trying again every 100 ms", why);
+	else if (now == PAUSE_CAP && serve_now_ms() - last_cap_warning >= 60000)
+	{
+		serve_log(SERVE_LOG_WARNING, "%d connections are open, the most --max-connections allows: "
+				  "new ones wait until one closes (said at most once a minute)", s->opt->max_connections);
+		last_cap_warning = serve_now_ms();
+	}
+	else if (now == PAUSE_CAP)
+		serve_log(SERVE_LOG_DEBUG, "%d connections are open again: new ones wait", s->opt->max_connections);
+	else
+		serve_log(was == PAUSE_RESOURCES ? SERVE_LOG_INFO : SERVE_LOG_DEBUG, "accepting connections again");
+	return now;
 }
 
 /* The accept loop: runs until a stop signal, end of file on the watch fd, or the scheduler stopping. */
 static void
 accept_loop(serve_state *s, int listen_fd)
 {
-	double		rest_until = 0;	/* after an accept failed for want of descriptors or memory: rest until then */
-	bool		warned = false;		/* said so, and not yet that accepting works again */
+	double		rest_until = 0;	/* after a failure for want of descriptors, threads or memory: rest until then */
+	accept_pause pause = PAUSE_NONE;
 
 	for (;;)
 	{
-		/* while resting the listener is left out: a waiting connection would wake poll at once, and spin */
+		/* while resting or held the listener is left out: a waiting connection would wake poll at once, and spin */
 		double		rest_ms = rest_until - serve_now_ms();
 		bool		resting = rest_ms > 0;
-		struct pollfd fds[3] = {{resting ? -1 : listen_fd, POLLIN, 0}, {s->stop_pipe[0], POLLIN, 0},
-		{s->opt->watch_fd, POLLIN, 0}};
-		int			n = poll(fds, s->opt->watch_fd >= 0 ? 3 : 2, resting ? (int) rest_ms + 1 : -1);
+		bool		held = !resting && hold_at_cap(s);
+		bool		retry = !resting && !held && waiting_fd >= 0;
+		struct pollfd fds[4] = {{resting || held || retry ? -1 : listen_fd, POLLIN, 0}, {s->stop_pipe[0], POLLIN, 0},
+		{s->conn_closed_fd, POLLIN, 0}, {s->opt->watch_fd, POLLIN, 0}};
+		int			n;
+		accept_outcome got;
+		char		why[128];
 
+		if (held)
+			pause = log_pause(s, pause, PAUSE_CAP, NULL);
+		else if (pause == PAUSE_CAP)
+			pause = log_pause(s, pause, PAUSE_NONE, NULL);
+		n = poll(fds, s->opt->watch_fd >= 0 ? 4 : 3, retry ? 0 : resting ? (int) rest_ms + 1 : -1);
 		if (n < 0 && errno != EINTR)
 			break;
-		if (n <= 0)
-			continue;
 		if (fds[1].revents)
 		{
 			serve_log(SERVE_LOG_INFO, "stop requested: shutting down");
 			break;
 		}
-		if (s->opt->watch_fd >= 0 && fds[2].revents)
+		if (fds[2].revents)
+		{
+			uint64_t	count;
+
+			if (read(s->conn_closed_fd, &count, sizeof(count)) < 0)
+				(void) 0;		/* read again next time */
+		}
+		if (s->opt->watch_fd >= 0 && fds[3].revents)
 		{
 			char		buf[64];
 
@@ -275,23 +366,22 @@ accept_loop(serve_state *s, int listen_fd)
 				break;
 			}
 		}
-		if (!(fds[0].revents & POLLIN))
+		if (!retry && !(fds[0].revents & POLLIN))
 			continue;
-		if (accept_one(s, listen_fd) >= 0)
+		got = accept_one(s, listen_fd);
+		if (got == ACCEPT_STARTED || got == ACCEPT_REFUSED)
+			pause = log_pause(s, pause, PAUSE_NONE, NULL);
+		else if (got == ACCEPT_NO_THREAD || out_of_descriptors(errno))
 		{
-			if (warned)
-				serve_log(SERVE_LOG_INFO, "accepting connections again");
-			warned = false;
-		}
-		else if (out_of_descriptors(errno))
-		{
-			if (!warned)
-				serve_log(SERVE_LOG_WARNING, "cannot accept a connection (%s): trying again every 100 ms",
-						  strerror(errno));
-			warned = true;
+			snprintf(why, sizeof(why), "%s a connection (%s)", got == ACCEPT_NO_THREAD ? "start a thread for" : "accept",
+					 strerror(errno));
+			pause = log_pause(s, pause, PAUSE_RESOURCES, why);
 			rest_until = serve_now_ms() + 100;
 		}
 	}
+	pthread_mutex_lock(&s->lock);
+	s->accept_held = false;
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* Runs the server; see serve.h. */
@@ -310,6 +400,7 @@ groma_serve(const groma_cli_options *opt)
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_cond_init(&s.work, NULL);
 	pthread_cond_init(&s.idle, NULL);
+	s.conn_closed_fd = -1;
 	if (!serve_log_set_level(opt->log_level))
 	{
 		fprintf(stderr, "groma-server: --log-level must be error, warning, info or debug\n");
@@ -334,7 +425,8 @@ groma_serve(const groma_cli_options *opt)
 		resolved.weights = NULL;
 	}
 	/* non-blocking: a storm of signals must not block the handler once the pipe is full (one byte wakes it) */
-	if (pipe2(s.stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+	if (pipe2(s.stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0 ||
+		(s.conn_closed_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 		return GROMA_SERVE_EXIT_SETUP;
 	stop_fd = s.stop_pipe[1];
 	memset(&sa, 0, sizeof(sa));
@@ -347,8 +439,8 @@ groma_serve(const groma_cli_options *opt)
 	listen_fd = listen_on(opt->socket_path);
 	if (listen_fd < 0)
 		return GROMA_SERVE_EXIT_SETUP;
-	serve_log(SERVE_LOG_INFO, "listening on %s (pid %d, device %s, max queue %d)", opt->socket_path, (int) getpid(),
-			  s.device, opt->max_queue);
+	serve_log(SERVE_LOG_INFO, "listening on %s (pid %d, device %s, max queue %d, max connections %d)",
+			  opt->socket_path, (int) getpid(), s.device, opt->max_queue, opt->max_connections);
 	if (!serve_scheduler_start(&s, &scheduler))
 	{
 		serve_log(SERVE_LOG_ERROR, "cannot start the scheduler thread");

@@ -17,6 +17,9 @@
 /* Queued requests allowed by default before new ones are refused as busy. */
 #define GROMA_SERVE_DEFAULT_MAX_QUEUE 64
 
+/* Open connections at most; more wait to be accepted until one closes. */
+#define GROMA_SERVE_DEFAULT_MAX_CONNECTIONS 4096
+
 /* Sequences decoded together at most by default (--max-batch). */
 #define GROMA_SERVE_DEFAULT_MAX_BATCH 16
 

@@ -311,7 +311,7 @@ serve_connections_hang_up_idle(serve_state *s)
 	return n;
 }
 
-/* Adds a connection to the server's list, or takes it off; under the lock. */
+/* Adds a connection to the server's list, or takes it off (waking an accept loop held at the cap); under the lock. */
 static void
 link_connection(serve_state *s, serve_conn_link *l, bool add)
 {
@@ -322,7 +322,16 @@ link_connection(serve_state *s, serve_conn_link *l, bool add)
 		if (s->conns)
 			s->conns->prev = l;
 		s->conns = l;
+		s->n_conns++;
 		return;
+	}
+	s->n_conns--;
+	if (s->accept_held)
+	{
+		uint64_t	one = 1;
+
+		if (write(s->conn_closed_fd, &one, sizeof(one)) < 0)
+			(void) 0;			/* the counter is full: the accept loop is woken already */
 	}
 	if (l->prev)
 		l->prev->next = l->next;
@@ -389,20 +398,16 @@ connection_main(void *arg)
 }
 
 /* Starts a connection thread; see serve_internal.h. */
-void
+bool
 serve_connection_start(serve_state *s, int fd, int wake_fd)
 {
 	connection *c = calloc(1, sizeof(connection));
 	pthread_attr_t attr;
 	pthread_t	thread;
+	bool		started;
 
 	if (c == NULL)
-	{
-		serve_log(SERVE_LOG_ERROR, "cannot serve a connection: out of memory");
-		close(wake_fd);
-		close(fd);
-		return;
-	}
+		return false;
 	c->wake_fd = wake_fd;
 	c->server = s;
 	c->fd = fd;
@@ -414,15 +419,18 @@ serve_connection_start(serve_state *s, int fd, int wake_fd)
 	pthread_mutex_unlock(&s->lock);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (serve_thread_create(&thread, &attr, connection_main, c) != 0)
+	errno = serve_thread_create(&thread, &attr, connection_main, c);
+	started = errno == 0;
+	pthread_attr_destroy(&attr);
+	if (!started)
 	{
-		serve_log(SERVE_LOG_ERROR, "cannot start a thread for a connection");
+		int			why = errno;
+
 		pthread_mutex_lock(&s->lock);
 		link_connection(s, &c->link, false);
 		pthread_mutex_unlock(&s->lock);
-		close(c->wake_fd);
-		close(fd);
 		free(c);
+		errno = why;
 	}
-	pthread_attr_destroy(&attr);
+	return started;
 }

@@ -66,6 +66,9 @@ typedef struct serve_state
 	size_t		kv_used;		/* pool.used as of the scheduler's last change (the pool itself is its own) */
 	int			outstanding;	/* jobs accepted whose reply is not yet written */
 	struct serve_conn_link *conns;	/* every open connection (the shutdown checks that none has a request unread) */
+	int			n_conns;		/* how many conns holds */
+	bool		accept_held;	/* the accept loop waits for a connection to close (--max-connections reached) */
+	int			conn_closed_fd;	/* eventfd written when a connection closes while accept_held */
 	groma_server_state state;
 	char		state_message[GROMA_STATUS_MESSAGE_LEN];	/* why FAILED, or what loads */
 	char		device[32];
@@ -167,7 +170,11 @@ const char *serve_weights_name(const serve_state *s);
 /* Answers every queued job with "shutting down", cancels the running one and wakes the scheduler. */
 void		serve_drain(serve_state *s);
 
-/* Runs one connection until it closes (a detached thread's body); takes ownership of its socket and wake eventfd. */
-void		serve_connection_start(serve_state *s, int fd, int wake_fd);
+/*
+ * Starts the thread that runs one connection until it closes; it then owns
+ * the socket and the wake eventfd.  Returns false, owning neither, when no
+ * thread (or memory) is left, errno saying why: the caller keeps the connection and tries again.
+ */
+bool		serve_connection_start(serve_state *s, int fd, int wake_fd);
 
 #endif							/* GROMA_SERVE_INTERNAL_H */

@@ -21,7 +21,7 @@ usage(FILE *f)
 	fprintf(f,
 			"usage: groma-server --serve --socket PATH [--model DIR] [--device auto|cpu|cuda] [--device-id N]\n"
 			"                    [--weights f32|bf16|f16|int8] [--threads N] [--max-queue N] [--max-batch N] [--kv-cache-mb N]\n"
-			"                    [--kv-first-tokens N] [--act-mb N]\n"
+			"                    [--kv-first-tokens N] [--act-mb N] [--max-connections N]\n"
 			"                    [--log-level error|warning|info|debug] [--watch-fd FD]\n"
 			"       groma-server --decode IMG.jpg --out FILE.safetensors [--device cpu|cuda]\n"
 			"       groma-server --info IMG.jpg\n"
@@ -42,6 +42,8 @@ usage(FILE *f)
 			"                         (on the CPU too; the other matrices then bf16 on the GPU, f32 on the CPU)\n"
 			"  --threads N            CPU threads for the model (default: the CPUs this process may use)\n"
 			"  --max-queue N          --serve: requests waiting beyond N are refused as busy (default %d)\n"
+			"  --max-connections N    --serve: open connections at most; more wait to be accepted until one closes\n"
+			"                         (default %d)\n"
 			"  --max-batch N          --serve: answers generated together at most, one decode step for all (default %d)\n"
 			"  --kv-cache-mb N        --serve: the KV cache pool those answers share, allocated at start (default %d)\n"
 			"  --kv-first-tokens N    --serve: new tokens an answer's KV cache holds at first; it moves into a block\n"
@@ -49,7 +51,8 @@ usage(FILE *f)
 			"  --act-mb N             --serve: the activation arena, which bounds how many images share a vision pass\n"
 			"                         (default 3072)\n"
 			"  --watch-fd FD          --serve: exit when FD reaches end of file (the launcher's pipe)\n",
-			(long) GROMA_DEFAULT_MAX_IMAGE_PIXELS, GROMA_SERVE_DEFAULT_MAX_QUEUE, GROMA_SERVE_DEFAULT_MAX_BATCH,
+			(long) GROMA_DEFAULT_MAX_IMAGE_PIXELS, GROMA_SERVE_DEFAULT_MAX_QUEUE, GROMA_SERVE_DEFAULT_MAX_CONNECTIONS,
+			GROMA_SERVE_DEFAULT_MAX_BATCH,
 			GROMA_SERVE_DEFAULT_KV_CACHE_MB, GROMA_SERVE_DEFAULT_KV_FIRST_TOKENS);
 }
 
@@ -75,7 +78,7 @@ enum
 	OPT_CONFIG, OPT_WEIGHTS, OPT_OUT, OPT_MODEL, OPT_PROMPT, OPT_TASK, OPT_PHRASE, OPT_MAX_NEW_TOKENS,
 	OPT_REFER, OPT_DEVICE, OPT_MAX_IMAGE_PIXELS, OPT_SERVE, OPT_SOCKET, OPT_DEVICE_ID, OPT_THREADS,
 	OPT_MAX_QUEUE, OPT_LOG_LEVEL, OPT_WATCH_FD, OPT_VERSION, OPT_EMBEDDINGS, OPT_DRAW, OPT_BOX, OPT_LABEL,
-	OPT_MAX_BATCH, OPT_KV_CACHE_MB, OPT_KV_FIRST_TOKENS, OPT_ACT_MB
+	OPT_MAX_BATCH, OPT_KV_CACHE_MB, OPT_KV_FIRST_TOKENS, OPT_ACT_MB, OPT_MAX_CONNECTIONS
 };
 
 static const struct option long_options[] = {
@@ -109,6 +112,7 @@ static const struct option long_options[] = {
 	{"threads", required_argument, NULL, OPT_THREADS},
 	{"max-queue", required_argument, NULL, OPT_MAX_QUEUE},
 	{"max-batch", required_argument, NULL, OPT_MAX_BATCH},
+	{"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
 	{"kv-cache-mb", required_argument, NULL, OPT_KV_CACHE_MB},
 	{"kv-first-tokens", required_argument, NULL, OPT_KV_FIRST_TOKENS},
 	{"act-mb", required_argument, NULL, OPT_ACT_MB},
@@ -248,6 +252,11 @@ apply_option(int c, const char *arg, groma_cli_options *opt, const char **comman
 			if (numeric_option("max-queue", arg, 100000, &v) != 0)
 				return 2;
 			opt->max_queue = (int) v;
+			return 0;
+		case OPT_MAX_CONNECTIONS:
+			if (numeric_option("max-connections", arg, 1000000, &v) != 0)
+				return 2;
+			opt->max_connections = (int) v;
 			return 0;
 		case OPT_MAX_BATCH:
 			if (numeric_option("max-batch", arg, GROMA_KV_POOL_MAX_BLOCKS, &v) != 0)
@@ -391,6 +400,7 @@ main(int argc, char **argv)
 	opt.max_new_tokens = 256;
 	opt.limits = groma_jpeg_default_limits();
 	opt.max_queue = GROMA_SERVE_DEFAULT_MAX_QUEUE;
+	opt.max_connections = GROMA_SERVE_DEFAULT_MAX_CONNECTIONS;
 	opt.max_batch = GROMA_SERVE_DEFAULT_MAX_BATCH;
 	opt.kv_cache_mb = GROMA_SERVE_DEFAULT_KV_CACHE_MB;
 	opt.kv_first_tokens = GROMA_SERVE_DEFAULT_KV_FIRST_TOKENS;

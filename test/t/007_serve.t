@@ -3,8 +3,8 @@
 # only their own connection, the queue refuses past its limit, cancels and
 # vanished clients free the scheduler, other users are refused, SIGTERM
 # (also with connections not yet accepted) and the launcher's pipe stop it
-# cleanly, and running out of file descriptors makes new connections wait
-# without the server spinning.
+# cleanly, and running out of file descriptors or threads, or reaching
+# --max-connections, makes new connections wait without the server spinning.
 use strict;
 use warnings;
 use Test::More;
@@ -46,8 +46,7 @@ sub start_server {
 sub limit_descriptors {
     my ($pid, $sock, $free) = @_;
     my $until = time + 20;
-    my $st = status_of($sock);
-    while (($st->{state} // 0) != 2 && time < $until) { sleep 0.05; $st = status_of($sock); }
+    wait_ready($sock);
     # the descriptors open once the status connections are closed (the list settles)
     my ($fds, $last) = ('', 'none');
     while ($fds ne $last && time < $until) {
@@ -60,6 +59,35 @@ sub limit_descriptors {
     while ($found < $free || $open{$limit}) { $found++ unless $open{$limit}; $limit++; }
     system('prlimit', '--pid', $pid, "--nofile=$limit:$limit") == 0 or diag('prlimit failed');
     return $limit;
+}
+
+# Waits up to 20 s for a server's model to be ready.
+sub wait_ready {
+    my ($sock) = @_;
+    my $until = time + 20;
+    my $st = status_of($sock);
+    while (($st->{state} // 0) != 2 && time < $until) { sleep 0.05; $st = status_of($sock); }
+}
+
+# The CPU time a process has used so far, in clock ticks (user + system).
+sub cpu_ticks {
+    my ($pid) = @_;
+    my @f = split ' ', (slurp("/proc/$pid/stat") =~ s/^.*\) //sr);
+    return $f[11] + $f[12];
+}
+
+# Connects and pings until a ping is not answered within a second; returns (the served connections, the waiting one).
+sub connect_until_one_waits {
+    my ($sock, $id) = @_;
+    my (@served, $waiting);
+    for my $k (1 .. 20) {
+        my $c = proto_connect($sock);
+        print $c ping_frame($id + $k);
+        if (read_reply($c, 1)) { push @served, $c; next; }
+        $waiting = $c;
+        last;
+    }
+    return (\@served, $waiting);
 }
 
 # ---- answers, and what needs no model
@@ -273,29 +301,20 @@ SKIP: {
             }
         }
         my $limit = limit_descriptors($pid, $sock, $extra);
-        # connections until one is not answered
-        my (@served, $waiting);
-        for my $k (1 .. 6) {
-            my $c = proto_connect($sock);
-            print $c ping_frame(50 + $k);
-            if (read_reply($c, 1)) { push @served, $c; next; }
-            $waiting = $c;
-            last;
-        }
-        ok($waiting, "with the descriptors limited to $limit ($extra free below it), " . scalar(@served)
+        my ($served, $waiting) = connect_until_one_waits($sock, 50);
+        ok($waiting, "with the descriptors limited to $limit ($extra free below it), " . scalar(@$served)
            . ' connection(s) are served and the next waits');
-        my $cpu_of = sub { my @f = split ' ', (slurp("/proc/$pid/stat") =~ s/^.*\) //sr); return ($f[11] + $f[12]) };
-        my $cpu0 = $cpu_of->();
+        my $cpu0 = cpu_ticks($pid);
         sleep 1;
-        my $ticks = $cpu_of->() - $cpu0;
+        my $ticks = cpu_ticks($pid) - $cpu0;
         cmp_ok($ticks, '<', 30, "the next one waits without the server spinning ($ticks ticks of CPU in 1 s)");
         my @warned = slurp($log) =~ /cannot accept a connection \(Too many open files\): trying again every 100 ms/g;
         is(scalar(@warned), 1, 'the log says once that it cannot accept a connection') or diag(slurp($log));
-        close($_) for @served;
+        close($_) for @$served;
         my $r2 = $waiting && read_reply($waiting, 10);
         ok($r2 && $r2->{code} == OK, 'the waiting connection is served once the others close') or diag(slurp($log));
         like(slurp($log), qr/accepting connections again/, 'and the log says accepting works again');
-        unlike(slurp($log), qr/cannot serve a connection/, 'no connection was accepted and dropped');
+        unlike(slurp($log), qr/cannot serve a connection|waited for a thread/, 'no connection was accepted and dropped');
         kill 'TERM', $pid;
         is(wait_exit($pid, 10), 0, 'that server exits 0');
         if ($writer) { kill 'KILL', $writer; waitpid($writer, 0); close($wwr); close($wrd); }
@@ -319,6 +338,78 @@ SKIP: {
     is(wait_exit($pid, 10), 0, 'that server exits 0');
     like(slurp($log), qr/took 3 connection\(s\) waiting to be accepted.*idle connections were hung up/,
          'and its log says what it did');
+}
+
+# ---- --max-connections: at the cap the next connection waits in the backlog (the server does not spin on it),
+# the log says so once, and it is served as soon as one closes; at SIGTERM a connection held at the cap is
+# still taken and answered
+{
+    ($pid, $sock, $log) = start_server('--model', $model, '--device', 'cpu', '--log-level', 'info', '--max-connections', '2');
+    my @open = map { proto_connect($sock) } 1 .. 2;
+    print { $open[$_] } ping_frame(70 + $_) for 0 .. 1;
+    is(scalar(grep { read_reply($_, 10) } @open), 2, 'with --max-connections 2, two connections are served');
+    my $third = proto_connect($sock);
+    print $third ping_frame(72);
+    ok(!defined(read_reply($third, 1)), 'a third waits to be accepted');
+    my $cpu0 = cpu_ticks($pid);
+    sleep 1;
+    my $ticks = cpu_ticks($pid) - $cpu0;
+    cmp_ok($ticks, '<', 30, "without the server spinning ($ticks ticks of CPU in 1 s)");
+    my @warned = slurp($log) =~ /2 connections are open, the most --max-connections allows: new ones wait/g;
+    is(scalar(@warned), 1, 'the log says once that the cap is reached') or diag(slurp($log));
+    close($open[0]);
+    $t0 = time;
+    my $r3 = read_reply($third, 10);
+    ok($r3 && $r3->{id} == 72, sprintf('it is served once one closes (%.3f s)', time - $t0));
+    my $fourth = proto_connect($sock);
+    print $fourth ping_frame(73);
+    ok(!defined(read_reply($fourth, 0.5)), 'at the cap again a fourth waits');
+    kill 'TERM', $pid;
+    my $r4 = read_reply($fourth, 10);
+    ok($r4 && $r4->{id} == 73, 'and SIGTERM still takes it from the backlog and answers it') or diag(slurp($log));
+    is(wait_exit($pid, 10), 0, 'that server exits 0');
+}
+
+# ---- out of threads (prlimit on the address space: a new thread's stack cannot be mapped): the next connection
+# waits, accepted, while the server tries again every 100 ms without spinning; it is served when memory comes back
+# (it was dropped); at SIGTERM out of threads, idle connections are hung up so a waiting one is answered
+SKIP: {
+    skip 'prlimit (util-linux) is not installed', 11 unless system('prlimit --version >/dev/null 2>&1') == 0;
+    # Holds the server's address space to its size now (plus 1 MB), or lets it go again.
+    my $limit_memory = sub {
+        my ($on) = @_;
+        my ($vm) = slurp("/proc/$pid/status") =~ /VmSize:\s+(\d+)/;
+        my $as = $on ? ($vm + 1024) * 1024 : 'unlimited';
+        system('prlimit', '--pid', $pid, "--as=$as:") == 0 or diag('prlimit failed');
+    };
+    ($pid, $sock, $log) = start_server('--model', $model, '--device', 'cpu', '--log-level', 'info');
+    wait_ready($sock);
+    $limit_memory->(1);
+    my ($served, $waiting) = connect_until_one_waits($sock, 80);
+    ok($waiting, 'with the address space held, ' . scalar(@$served) . ' connection(s) are served and the next waits')
+        or diag(slurp($log));
+    my $cpu0 = cpu_ticks($pid);
+    sleep 1;
+    my $ticks = cpu_ticks($pid) - $cpu0;
+    cmp_ok($ticks, '<', 30, "it waits without the server spinning ($ticks ticks of CPU in 1 s)");
+    my @warned = slurp($log) =~ /cannot start a thread for a connection \([^)]*\): trying again every 100 ms/g;
+    is(scalar(@warned), 1, 'the log says once that no thread can start') or diag(slurp($log));
+    $limit_memory->(0);
+    my $r5 = $waiting && read_reply($waiting, 10);
+    ok($r5 && $r5->{code} == OK, 'the waiting connection is served once memory is back') or diag(slurp($log));
+    like(slurp($log), qr/accepting connections again/, 'and the log says accepting works again');
+    close($_) for @$served, $waiting;
+
+    # again, then SIGTERM while one waits for a thread
+    $limit_memory->(1);
+    ($served, $waiting) = connect_until_one_waits($sock, 100);
+    ok($waiting && @$served, 'held again: ' . scalar(@$served) . ' connection(s) served and idle, the next waits');
+    kill 'TERM', $pid;
+    my $r6 = $waiting && read_reply($waiting, 10);
+    ok($r6 && $r6->{code} == OK, 'at SIGTERM the one waiting for a thread is answered') or diag(slurp($log));
+    is(scalar(grep { !defined(read_reply($_, 10)) } @$served), scalar(@$served), 'the idle ones were hung up for it');
+    is(wait_exit($pid, 10), 0, 'that server exits 0');
+    unlike(slurp($log), qr/waited for a thread|cannot start a thread for a connection$/m, 'no connection was dropped') or diag(slurp($log));
 }
 
 # ---- no model: image checks work, model requests say what is missing
