@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../runtime/cancel.h"
 #include "../runtime/op_check.h"
 #include "../runtime/ops.h"
 
@@ -200,6 +201,8 @@ groma_bind(const groma_weight_source *src, groma_arena *copies, groma_tensor *ou
 	groma_status st;
 	va_list		ap;
 
+	/* a load is stopped between weights when the thread's cancel flag is set (a server shutting down) */
+	GROMA_TRY(groma_cancel_check());
 	va_start(ap, fmt);
 	vsnprintf(name, sizeof(name), fmt, ap);
 	va_end(ap);

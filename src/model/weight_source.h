@@ -53,7 +53,9 @@ uint64_t	groma_weights_bound_bytes(void);
  * copies is a device arena every weight is uploaded into it: as f32, or
  * in src->matrix_dtype for matrix weights.  A stored tensor without data (a
  * random source) becomes random values in copies (uniform in ±0.02, seeded
- * by the name), generated where copies lives.
+ * by the name), generated where copies lives.  Fails with
+ * GROMA_ERR_CANCELLED, binding nothing, when the calling thread's cancel
+ * flag is set (groma_cancel_watch): a server's shutdown stops a load so.
  */
 groma_status groma_bind(const groma_weight_source *src, groma_arena *copies, groma_tensor *out,
 						int ndim, const int64_t *shape, const char *fmt,...)

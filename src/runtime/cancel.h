@@ -1,7 +1,8 @@
 /*
  * cancel.h - a per-thread cancel flag that long model work polls at stage
- * boundaries and decode steps.  groma-server's scheduler points it at the
- * running requests' flags; everywhere else it is unset and never fires.
+ * boundaries, decode steps and weight binds.  groma-server's scheduler
+ * points it at the running requests' flags, and at the shutdown's flag
+ * while the model loads; everywhere else it is unset and never fires.
  */
 #ifndef GROMA_CANCEL_H
 #define GROMA_CANCEL_H

@@ -78,6 +78,7 @@ typedef struct serve_state
 	uint64_t	served;
 	uint64_t	failed;
 	bool		stopping;
+	volatile int load_cancel;	/* set by the shutdown: a model still loading stops at its next weight */
 	int			exit_code;		/* what groma_serve returns */
 	int			stop_pipe[2];	/* written to wake the main thread */
 	groma_engine engine;

@@ -100,7 +100,9 @@ serve_load_model(serve_state *s)
 	pthread_mutex_unlock(&s->lock);
 	serve_log(SERVE_LOG_INFO, "loading model %s on %s (--weights %s)", opt->model_dir, s->device,
 			  serve_weights_name(s));
+	groma_cancel_watch(&s->load_cancel);
 	st = groma_engine_open(opt, &s->engine);
+	groma_cancel_watch(NULL);
 	if (st.code == GROMA_OK)
 	{
 		st = groma_kv_pool_init(&s->pool, s->engine.session.act.device, (size_t) opt->kv_cache_mb << 20);
@@ -118,6 +120,12 @@ serve_load_model(serve_state *s)
 		serve_log(SERVE_LOG_INFO, "ready: model %s loaded in %.0f ms; up to %d answers decoded together, %d MB of KV cache "
 				  "(a cache starts with room for %d new tokens)", opt->model_dir, serve_now_ms() - t0, opt->max_batch,
 				  opt->kv_cache_mb, opt->kv_first_tokens);
+	}
+	else if (st.code == GROMA_ERR_CANCELLED && s->stopping)
+	{
+		groma_kv_pool_free(&s->pool);
+		groma_engine_close(&s->engine);
+		serve_log(SERVE_LOG_INFO, "the model load was stopped by the shutdown after %.0f ms", serve_now_ms() - t0);
 	}
 	else
 	{
@@ -251,6 +259,8 @@ serve_drain(serve_state *s)
 		__atomic_store_n(&s->starting[i]->cancel, 1, __ATOMIC_RELAXED);
 	for (int i = 0; i < s->n_batch; i++)
 		__atomic_store_n(&s->batch[i]->cancel, 1, __ATOMIC_RELAXED);
+	/* a model still loading stops at its next weight (set after stopping, which the loader then sees) */
+	__atomic_store_n(&s->load_cancel, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&s->work);
 	pthread_mutex_unlock(&s->lock);
 }

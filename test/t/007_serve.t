@@ -2,8 +2,8 @@
 # without PostgreSQL: answers equal the command line's, bad frames close
 # only their own connection, the queue refuses past its limit, cancels and
 # vanished clients free the scheduler, other users are refused, SIGTERM
-# (also with connections not yet accepted) and the launcher's pipe stop it
-# cleanly, and running out of file descriptors or threads, or reaching
+# (also with connections not yet accepted, and during the model load) and
+# the launcher's pipe stop it cleanly, and running out of file descriptors or threads, or reaching
 # --max-connections, makes new connections wait without the server spinning.
 use strict;
 use warnings;
@@ -410,6 +410,27 @@ SKIP: {
     is(scalar(grep { !defined(read_reply($_, 10)) } @$served), scalar(@$served), 'the idle ones were hung up for it');
     is(wait_exit($pid, 10), 0, 'that server exits 0');
     unlike(slurp($log), qr/waited for a thread|cannot start a thread for a connection$/m, 'no connection was dropped') or diag(slurp($log));
+}
+
+# ---- SIGTERM during the model load stops the load at its next weight (it went on to the end): a model of a
+# larger configuration with random weights (about 1 GB of f32 generated as it loads; seconds on a CPU)
+{
+    my $cfg = decode_json(slurp("$model/config.json"));
+    @{$cfg->{llm_cfg}}{qw(hidden_size intermediate_size num_hidden_layers num_attention_heads num_key_value_heads)}
+        = (1024, 2816, 16, 16, 16);
+    open(my $f, '>', "$dir/mid_config.json") or die;
+    print $f JSON::PP->new->encode($cfg);
+    close($f);
+    ($pid, $sock, $log) = start_server('--model', $model, '--random-weights', '--config', "$dir/mid_config.json",
+                                       '--device', 'cpu', '--log-level', 'info');
+    my $st = status_of($sock);
+    is($st->{state}, 1, 'a larger model is loading');
+    $t0 = time;
+    kill 'TERM', $pid;
+    is(wait_exit($pid, 60), 0, sprintf('SIGTERM during the load: exit 0 after %.2f s', time - $t0));
+    like(slurp($log), qr/the model load was stopped by the shutdown after \d+ ms/, 'the load was stopped part-way')
+        or diag(slurp($log));
+    unlike(slurp($log), qr/ready: model|failed to load/, 'neither loaded nor failed');
 }
 
 # ---- no model: image checks work, model requests say what is missing
