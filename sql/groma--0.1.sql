@@ -339,6 +339,9 @@ DECLARE
     chunk_failed boolean;
     captioned boolean;
     ids tid[];
+    row_ids tid[];
+    answers @extschema@.groma_answer[];
+    answer @extschema@.groma_answer;
     -- the rows whose image failed, as (ctid, SHA-256 of the image): a ctid alone could name another row after
     -- a VACUUM FULL, CLUSTER or pruning between chunks, and that row would be skipped without being tried
     skipped tid[] := '{}';
@@ -359,7 +362,7 @@ BEGIN
         PERFORM @extschema@.groma_caption_shards(tbl, img_column, caption_column, chunk, detailed);
         RETURN;
     END IF;
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl,
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM ONLY %s WHERE %I IS NULL AND %I IS NOT NULL', tbl,
                               caption_column, img_column) INTO total;
     PERFORM @extschema@.groma_progress_begin(tbl, total);
     -- true for a row of tbl (as t) that is at a skipped ctid with the image that failed there ($1, $2)
@@ -368,28 +371,24 @@ BEGIN
                  WHERE CASE WHEN s.c OPERATOR(pg_catalog.=) t.ctid
                             THEN s.h OPERATOR(pg_catalog.=) pg_catalog.sha256(t.%I) ELSE false END)', img_column);
     LOOP
-        -- the chunk's rows, locked until the COMMIT below (also while a failed batch is redone row by row)
+        -- the chunk's rows, locked until the COMMIT below (also while a failed batch is redone row by row); the
+        -- lock this takes on the table also holds off an ALTER TABLE until then
         EXECUTE pg_catalog.format(
-            'SELECT pg_catalog.array_agg(ctid) FROM (SELECT t.ctid FROM %1$s t WHERE %3$I IS NULL AND %2$I IS NOT NULL
+            'SELECT pg_catalog.array_agg(ctid) FROM (SELECT t.ctid FROM ONLY %1$s t WHERE %3$I IS NULL AND %2$I IS NOT NULL
                  AND NOT %5$s LIMIT %4$s FOR UPDATE OF t SKIP LOCKED) s',
             tbl, img_column, caption_column, chunk, skip_test) INTO ids USING skipped, skipped_sha;
         EXIT WHEN ids IS NULL;
+        -- the columns checked again under that lock: one changed since the last chunk (its type altered, or
+        -- dropped) would otherwise get a caption of another type, converted to text on assignment
+        value_sql := @extschema@.groma_caption_table_value(tbl, img_column, caption_column, chunk, detailed);
         chunk_failed := false;
         n := 0;
+        -- the model's answers first, on their own: an error of the UPDATE below (a trigger's) is not an image's
         BEGIN
-            -- n: the rows whose caption the UPDATE left set (a trigger may skip a row or set it back to NULL)
             EXECUTE pg_catalog.format(
-                'WITH todo AS (SELECT ctid AS row_id, %2$I AS img FROM %1$s WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)),
-                      batch AS MATERIALIZED (SELECT ids, @extschema@.groma_caption_many(imgs, $2) AS answers
-                                             FROM (SELECT pg_catalog.array_agg(row_id) AS ids,
-                                                          pg_catalog.array_agg(img) AS imgs FROM todo) s
-                                             WHERE ids IS NOT NULL),
-                      a AS (SELECT b.ids[k] AS row_id, b.answers[k] AS answer
-                            FROM batch b, pg_catalog.generate_subscripts(b.ids, 1) AS k),
-                      u AS (UPDATE %1$s t SET %3$I = %4$s FROM a WHERE t.ctid OPERATOR(pg_catalog.=) a.row_id
-                            RETURNING t.%3$I IS NOT NULL AS kept)
-                 SELECT pg_catalog.count(*) FILTER (WHERE kept) FROM u',
-                tbl, img_column, caption_column, value_sql) INTO n USING ids, detailed;
+                'SELECT pg_catalog.array_agg(ctid), @extschema@.groma_caption_many(pg_catalog.array_agg(%2$I::pg_catalog.bytea), $2)
+                 FROM ONLY %1$s WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)',
+                tbl, img_column) INTO row_ids, answers USING ids, detailed;
         EXCEPTION WHEN invalid_binary_representation OR feature_not_supported OR program_limit_exceeded THEN
             -- an image of the chunk the model cannot take; a limit that is not the image's own (the context,
             -- the KV pool) would fail every row: it ends the call
@@ -401,30 +400,42 @@ BEGIN
                 pg_catalog.cardinality(ids), SQLERRM;
             PERFORM @extschema@.groma_progress_advance(done);
         END;
-        IF chunk_failed THEN
+        IF NOT chunk_failed THEN
+            -- n: the rows whose caption the UPDATE left set (a trigger may skip a row or set it back to NULL)
+            EXECUTE pg_catalog.format(
+                'WITH a AS (SELECT $1[k] AS row_id, $2[k] AS answer FROM pg_catalog.generate_subscripts($1, 1) AS k),
+                      u AS (UPDATE ONLY %1$s t SET %2$I = %3$s FROM a WHERE t.ctid OPERATOR(pg_catalog.=) a.row_id
+                            RETURNING t.%2$I IS NOT NULL AS kept)
+                 SELECT pg_catalog.count(*) FILTER (WHERE kept) FROM u',
+                tbl, caption_column, value_sql) INTO n USING row_ids, answers;
+        ELSE
             FOREACH row_id IN ARRAY ids
             LOOP
                 BEGIN
+                    -- (in FROM: the answer's fields fill the record variable, one call)
                     EXECUTE pg_catalog.format(
-                        'UPDATE %1$s t SET %3$I = %4$s
-                         FROM (SELECT @extschema@.groma_caption(%2$I, $2) AS answer FROM %1$s
-                               WHERE ctid OPERATOR(pg_catalog.=) $1) a
-                         WHERE t.ctid OPERATOR(pg_catalog.=) $1 RETURNING t.%3$I IS NOT NULL',
-                        tbl, img_column, caption_column, value_sql)
-                        INTO captioned USING row_id, detailed;
-                    IF captioned THEN
-                        n := n OPERATOR(pg_catalog.+) 1;
-                    END IF;
+                        'SELECT a.* FROM ONLY %1$s t, @extschema@.groma_caption(t.%2$I::pg_catalog.bytea, $2) AS a
+                         WHERE t.ctid OPERATOR(pg_catalog.=) $1',
+                        tbl, img_column) INTO answer USING row_id, detailed;
                 EXCEPTION WHEN invalid_binary_representation OR feature_not_supported OR program_limit_exceeded THEN
                     IF SQLSTATE OPERATOR(pg_catalog.=) '54000' AND NOT SQLERRM OPERATOR(pg_catalog.~~) 'JPEG %' THEN
                         RAISE;
                     END IF;
                     skipped := pg_catalog.array_append(skipped, row_id);
-                    EXECUTE pg_catalog.format('SELECT pg_catalog.sha256(%I) FROM %s WHERE ctid OPERATOR(pg_catalog.=) $1',
+                    EXECUTE pg_catalog.format('SELECT pg_catalog.sha256(%I::pg_catalog.bytea) FROM ONLY %s
+                                               WHERE ctid OPERATOR(pg_catalog.=) $1',
                                               img_column, tbl) INTO STRICT hash USING row_id;
                     skipped_sha := pg_catalog.array_append(skipped_sha, hash);
                     RAISE WARNING 'groma_caption_table: the row of % at ctid % is left NULL: %', tbl, row_id, SQLERRM;
+                    CONTINUE;
                 END;
+                EXECUTE pg_catalog.format(
+                    'UPDATE ONLY %1$s t SET %2$I = %3$s FROM (SELECT $2 AS answer) a
+                     WHERE t.ctid OPERATOR(pg_catalog.=) $1 RETURNING t.%2$I IS NOT NULL',
+                    tbl, caption_column, value_sql) INTO captioned USING row_id, answer;
+                IF captioned THEN
+                    n := n OPERATOR(pg_catalog.+) 1;
+                END IF;
             END LOOP;
         END IF;
         -- a chunk whose rows all stayed NULL without failing would be taken again and again
@@ -444,10 +455,10 @@ BEGIN
         EXIT WHEN done OPERATOR(pg_catalog.>=) total;
     END LOOP;
     PERFORM @extschema@.groma_progress_end();
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl,
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM ONLY %s WHERE %I IS NULL AND %I IS NOT NULL', tbl,
                               caption_column, img_column) INTO remaining;
     IF pg_catalog.cardinality(skipped) OPERATOR(pg_catalog.>) 0 THEN
-        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE %I IS NULL AND %I IS NOT NULL AND %s',
+        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM ONLY %s t WHERE %I IS NULL AND %I IS NOT NULL AND %s',
                                   tbl, caption_column, img_column, skip_test)
             INTO n USING skipped, skipped_sha;
         RAISE WARNING 'groma_caption_table: % row(s) of % could not be captioned and are left NULL', n, tbl

@@ -11,8 +11,11 @@
 # Bad arguments, views, rules, roles without UPDATE and transaction blocks are refused before any
 # model work; a trigger that skips or undoes the update ends the call
 # instead of looping; rows locked by others are counted in a warning;
-# another role's groma_caption overloads are never called; the extension
-# works from a schema off the search_path.
+# another role's groma_caption overloads are never called (also on a domain
+# over bytea); a child table created or a column altered during a call, and
+# a trigger's error with an image's SQLSTATE, do not make it write wrong
+# captions or blame the images; the extension works from a schema off the
+# search_path.
 use strict;
 use warnings;
 use FindBin;
@@ -212,6 +215,82 @@ is(sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM moved WHERE caption IS
 like($errm, qr/WARNING:  (01000: )?groma_caption_table: 1 row\(s\) of moved could not be captioned/,
      'the last warning counts the one bad row');
 
+# Holds a CALL inside its first chunk: a trigger on $table waits for advisory lock $key, which another session
+# holds; returns (the CALL, the holder) once the CALL waits there.
+sub hold_first_chunk {
+    my ($table, $key, $call) = @_;
+    sql(qq{CREATE FUNCTION wait_for_$key() RETURNS trigger LANGUAGE plpgsql AS \$\$
+           BEGIN PERFORM pg_advisory_xact_lock($key); RETURN NEW; END \$\$});
+    sql("CREATE TRIGGER wait_for_$key BEFORE UPDATE ON $table FOR EACH ROW EXECUTE FUNCTION wait_for_$key()");
+    my $holder = start_query($node, "holder$key", "SELECT pg_advisory_lock($key); SELECT pg_sleep(600)");
+    wait_until(20, sub { sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'holder$key'
+                              AND wait_event = 'PgSleep'") == 1 });
+    my $caller = start_query($node, "caller$key", $call);
+    ok(wait_until(60, sub { sql("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                                 WHERE a.application_name = 'caller$key' AND l.locktype = 'advisory'
+                                 AND NOT l.granted") == 1 }), "the CALL on $table waits in its first chunk");
+    return ($caller, $holder);
+}
+
+# Lets a CALL held by hold_first_chunk go on; returns its (rc, stdout, stderr).
+sub release_first_chunk {
+    my ($caller, $holder, $key) = @_;
+    sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'holder$key'");
+    finish_query($holder, 20);
+    return finish_query($caller, 120);
+}
+
+# a child table created (INHERITS) while the procedure runs is left alone: its rows' ctids repeat the parent's,
+# and reading the parent with its children paired rows with other rows' images (captions written into the
+# child's rows, parent rows left NULL)
+sql("CREATE TABLE inh (id int, img bytea, caption text)");
+for my $i (1 .. 6) {
+    sql("INSERT INTO inh VALUES ($i, " . image_sql($names[$i % 3]) . ")");
+}
+my ($inh_call, $inh_holder) = hold_first_chunk('inh', 4343, "CALL groma_caption_table('inh', 'img', 'caption', 2)");
+sql("CREATE TABLE inh_child () INHERITS (inh)");
+for my $i (1 .. 6) {
+    sql("INSERT INTO inh_child VALUES (10 + $i, " . image_sql($names[($i + 1) % 3]) . ")");
+}
+my ($rci, $outi, $erri) = release_first_chunk($inh_call, $inh_holder, 4343);
+is($rci, 0, 'a child table created during the call: the procedure ends') or diag($erri);
+is(sql("SELECT count(*) FROM ONLY inh i JOIN single s USING (img) WHERE i.caption = (s.caption::groma_answer).text"), 6,
+   'every row of the table has its own image\'s caption') or diag($erri);
+is(sql("SELECT count(*) FROM inh_child WHERE caption IS NOT NULL"), 0, 'the child\'s rows are left alone');
+like($erri, qr/6 of 6 rows captioned/, 'it counts the table\'s rows alone');
+unlike($erri, qr/still NULL/, 'and warns of no row left NULL');
+
+# the caption column's type changed between chunks (groma_answer to text): later chunks store the answer's text,
+# not the composite's text form "(text,{...})"
+sql("CREATE TABLE alt (id int, img bytea, caption groma_answer)");
+for my $i (1 .. 6) {
+    sql("INSERT INTO alt VALUES ($i, " . image_sql($names[$i % 3]) . ")");
+}
+my ($alt_call, $alt_holder) = hold_first_chunk('alt', 4344, "CALL groma_caption_table('alt', 'img', 'caption', 2)");
+my $alter = start_query($node, 'alter', "ALTER TABLE alt ALTER COLUMN caption TYPE text USING (caption).text");
+ok(wait_until(20, sub { sql("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                             WHERE a.application_name = 'alter' AND l.relation = 'alt'::regclass
+                             AND NOT l.granted") == 1 }), 'an ALTER TABLE ... TYPE text waits for the first chunk');
+my ($rca, $outa, $erra) = release_first_chunk($alt_call, $alt_holder, 4344);
+is((finish_query($alter, 60))[0], 0, 'the ALTER TABLE ran between chunks');
+is($rca, 0, 'the procedure ends') or diag($erra);
+is(sql("SELECT count(*) FROM alt a JOIN single s USING (img) WHERE a.caption = (s.caption::groma_answer).text"), 6,
+   'every row holds its caption\'s text, before the change and after it') or diag(sql("SELECT caption FROM alt"));
+
+# an error of the table's own trigger with an image's SQLSTATE (22P03) is not taken for a bad image: the call ends
+# with it (the chunk was redone row by row, every row then left NULL as a bad image, with a model call each)
+sql("CREATE TABLE trig (id int, img bytea, caption text)");
+sql("INSERT INTO trig VALUES (1, " . image_sql($names[0]) . "), (2, " . image_sql($names[1]) . ")");
+sql(q{CREATE FUNCTION refuse_update() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'JPEG refused by the audit trigger' USING ERRCODE = '22P03'; END $$});
+sql("CREATE TRIGGER refuse AFTER UPDATE ON trig FOR EACH ROW EXECUTE FUNCTION refuse_update()");
+my $served_before = status_row($node)->{served};
+my ($rct, $outt, $errt) = $node->psql('postgres', "CALL groma_caption_table('trig', 'img', 'caption', 2)");
+isnt($rct, 0, 'a trigger raising 22P03 ends the call');
+like($errt, qr/JPEG refused by the audit trigger/, 'with the trigger\'s error');
+unlike($errt, qr/left NULL|one at a time/, 'no row is taken for a bad image');
+is(status_row($node)->{served} - $served_before, 2, 'the model was asked once per row, not again row by row');
+
 # a limit that is not the image's (an answer longer than the context) fails every row: it ends the call
 sql("CREATE TABLE ctx (id int PRIMARY KEY, img bytea, caption text)");
 sql("INSERT INTO ctx VALUES (1, " . image_sql($names[0]) . "), (2, " . image_sql($names[1]) . ")");
@@ -314,6 +393,23 @@ is($rch, 0, 'the procedure runs beside the overloads') or diag($errh);
 is(sql("SELECT count(*) FROM small s JOIN single o USING (img) WHERE s.caption = (o.caption::groma_answer).text"), 3,
    'and writes the model\'s captions, not theirs');
 sql("DROP FUNCTION public.groma_caption_many(bytea[], text); DROP FUNCTION public.groma_caption(bytea, text)");
+# nor an overload on a domain over bytea, exact for an image column of that domain, when a bad image makes a
+# chunk go one row at a time (the row-by-row call passed the column as it was, and the overload won)
+sql("CREATE DOMAIN photo_bytes AS bytea CHECK (length(VALUE) > 10)");
+sql("CREATE TABLE dom (id int, img photo_bytes, caption text)");
+sql("INSERT INTO dom VALUES (1, " . image_sql($names[0]) . "), (2, substring(" . image_sql($names[1]) . " FROM 1 FOR 3000))");
+sql(q{SET ROLE mallory; CREATE FUNCTION public.groma_caption(img photo_bytes, detailed boolean) RETURNS groma_answer
+      LANGUAGE sql AS $$SELECT ROW('taken over', '{}')::groma_answer$$;
+      CREATE FUNCTION public.groma_caption_many(imgs photo_bytes[], detailed boolean) RETURNS groma_answer[]
+      LANGUAGE sql AS $$SELECT array_fill(ROW('taken over', '{}')::groma_answer, ARRAY[cardinality(imgs)])$$});
+($rch, $outh, $errh) = $node->psql('postgres', "CALL groma_caption_table('dom', 'img', 'caption', 2)");
+is($rch, 0, 'an image column of a domain over bytea, with a bad image, beside overloads on that domain') or diag($errh);
+is(sql("SELECT coalesce(string_agg(id || ':' || caption, ',' ORDER BY id), '') FROM dom WHERE caption = 'taken over'"), '',
+   'no row gets the overload\'s caption');
+is(sql("SELECT count(*) FROM dom d JOIN single s ON s.img = d.img::bytea WHERE d.caption = (s.caption::groma_answer).text"),
+   1, 'the good row has the model\'s caption') or diag(sql("SELECT id, caption FROM dom") . "\n" . $errh);
+is(sql("SELECT count(*) FROM dom WHERE id = 2 AND caption IS NULL"), 1, 'and the bad one is left NULL');
+sql("DROP FUNCTION public.groma_caption(photo_bytes, boolean); DROP FUNCTION public.groma_caption_many(photo_bytes[], boolean)");
 # nor functions of the same signature in a schema the caller puts first, nor built-ins shadowed there
 sql(q{CREATE SCHEMA evil; GRANT USAGE ON SCHEMA evil TO PUBLIC;
       CREATE FUNCTION evil.groma_caption_many(imgs bytea[], detailed boolean) RETURNS groma_answer[]
