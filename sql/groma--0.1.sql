@@ -389,9 +389,10 @@ BEGIN
                 'SELECT pg_catalog.array_agg(ctid), @extschema@.groma_caption_many(pg_catalog.array_agg(%2$I::pg_catalog.bytea), $2)
                  FROM ONLY %1$s WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)',
                 tbl, img_column) INTO row_ids, answers USING ids, detailed;
-        EXCEPTION WHEN invalid_binary_representation OR feature_not_supported OR program_limit_exceeded THEN
-            -- an image of the chunk the model cannot take; a limit that is not the image's own (the context,
-            -- the KV pool) would fail every row: it ends the call
+        EXCEPTION WHEN invalid_binary_representation OR feature_not_supported OR program_limit_exceeded
+                       OR untranslatable_character THEN
+            -- an image of the chunk the model cannot take, or an answer the database's encoding cannot hold; a
+            -- limit that is not the image's own (the context, the KV pool) would fail every row: it ends the call
             IF SQLSTATE OPERATOR(pg_catalog.=) '54000' AND NOT SQLERRM OPERATOR(pg_catalog.~~) 'JPEG %' THEN
                 RAISE;
             END IF;
@@ -417,7 +418,8 @@ BEGIN
                         'SELECT a.* FROM ONLY %1$s t, @extschema@.groma_caption(t.%2$I::pg_catalog.bytea, $2) AS a
                          WHERE t.ctid OPERATOR(pg_catalog.=) $1',
                         tbl, img_column) INTO answer USING row_id, detailed;
-                EXCEPTION WHEN invalid_binary_representation OR feature_not_supported OR program_limit_exceeded THEN
+                EXCEPTION WHEN invalid_binary_representation OR feature_not_supported OR program_limit_exceeded
+                               OR untranslatable_character THEN
                     IF SQLSTATE OPERATOR(pg_catalog.=) '54000' AND NOT SQLERRM OPERATOR(pg_catalog.~~) 'JPEG %' THEN
                         RAISE;
                     END IF;

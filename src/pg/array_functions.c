@@ -19,6 +19,7 @@
 
 #include "bulk_progress.h"
 #include "model_functions.h"
+#include "text_encoding.h"
 #include "../text/prompt.h"
 
 PG_FUNCTION_INFO_V1(groma_caption_array);
@@ -189,7 +190,7 @@ groma_caption_array(PG_FUNCTION_ARGS)
 Datum
 groma_chat_array(PG_FUNCTION_ARGS)
 {
-	generate_job job = {-1, text_to_cstring(PG_GETARG_TEXT_PP(1))};
+	generate_job job = {-1, groma_text_to_utf8(PG_GETARG_TEXT_PP(1))};
 
 	groma_check_text(job.text, "prompt", GROMA_MAX_QUERY_BYTES);
 	PG_RETURN_DATUM(answers_array(fcinfo, PG_GETARG_ARRAYTYPE_P(0), &job, GROMA_ARRAY_ANSWERS));
@@ -205,7 +206,7 @@ Datum
 groma_ground_array(PG_FUNCTION_ARGS)
 {
 	ArrayType  *imgs = PG_GETARG_ARRAYTYPE_P(0);
-	generate_job job = {GROMA_TASK_GROUND, text_to_cstring(PG_GETARG_TEXT_PP(1))};
+	generate_job job = {GROMA_TASK_GROUND, groma_text_to_utf8(PG_GETARG_TEXT_PP(1))};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Datum	   *elems;
 	bool	   *isnull;

@@ -25,6 +25,7 @@
 
 #include "groma_pg.h"
 #include "model_functions.h"
+#include "text_encoding.h"
 #include "server_client.h"
 #include "../text/prompt.h"
 
@@ -202,14 +203,14 @@ groma_answer_from_reply(TupleDesc tupdesc, const groma_reply *reply)
 		Datum		gvalues[4];
 		bool		gnulls[4] = {false, false, false, false};
 
-		gvalues[0] = CStringGetTextDatum(g->phrase ? g->phrase : "");
+		gvalues[0] = groma_utf8_to_text(g->phrase ? g->phrase : "");
 		gvalues[1] = Int32GetDatum(g->start);
 		gvalues[2] = Int32GetDatum(g->stop);
 		gvalues[3] = boxes_datum(g->boxes, g->n_boxes);
 		groundings[i] = HeapTupleGetDatum(heap_form_tuple(gdesc, gvalues, gnulls));
 	}
 	get_typlenbyvalalign(grounding_type, &typlen, &typbyval, &typalign);
-	values[0] = CStringGetTextDatum(reply->text ? reply->text : "");
+	values[0] = groma_utf8_to_text(reply->text ? reply->text : "");
 	values[1] = PointerGetDatum(construct_array(groundings, reply->n_groundings, grounding_type,
 												typlen, typbyval, typalign));
 	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
@@ -262,7 +263,7 @@ ground_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
 static Datum
 text_datum(FunctionCallInfo fcinfo, const groma_reply *reply)
 {
-	return CStringGetTextDatum(reply->text ? reply->text : "");
+	return groma_utf8_to_text(reply->text ? reply->text : "");
 }
 
 /* Builds groma_proposals' result: the regions' boxes in score order. */
@@ -376,7 +377,7 @@ groma_chat(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
-	prompt = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	prompt = groma_text_to_utf8(PG_GETARG_TEXT_PP(1));
 	groma_check_text(prompt, "prompt", GROMA_MAX_QUERY_BYTES);
 	PG_RETURN_DATUM(generate(fcinfo, PG_GETARG_BYTEA_PP(0), -1, prompt,
 							 PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2), NULL, answer_datum));
@@ -395,7 +396,7 @@ groma_caption(PG_FUNCTION_ARGS)
 Datum
 groma_ground(PG_FUNCTION_ARGS)
 {
-	char	   *phrase = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *phrase = groma_text_to_utf8(PG_GETARG_TEXT_PP(1));
 
 	groma_check_text(phrase, "phrase", GROMA_MAX_PHRASE_BYTES);
 	PG_RETURN_DATUM(generate(fcinfo, PG_GETARG_BYTEA_PP(0), GROMA_TASK_GROUND, phrase, NULL, NULL, ground_datum));
@@ -511,7 +512,7 @@ set_draw_labels(groma_request *req, ArrayType *labels, int n_boxes)
 	req->draw_labels = palloc0(sizeof(char *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
-		req->draw_labels[i] = isnull[i] ? "" : TextDatumGetCString(elems[i]);
+		req->draw_labels[i] = isnull[i] ? "" : groma_text_to_utf8(DatumGetTextPP(elems[i]));
 		if (strlen(req->draw_labels[i]) > GROMA_PROTO_MAX_TEXT)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),

@@ -5,7 +5,8 @@
 # --max-new-tokens equal to groma.max_new_tokens (embeddings: --regions
 # --embeddings).  Region embeddings have
 # the region encoder's width and are deterministic; every box lies inside
-# the image; bad input that needs the model fails with a specific SQLSTATE.
+# the image; bad input that needs the model fails with a specific SQLSTATE;
+# in a LATIN1 database text is converted to and from groma-server's UTF-8.
 use strict;
 use warnings;
 use FindBin;
@@ -165,6 +166,37 @@ like($state->("SELECT groma_ground($img, 'a <image> here')"), qr/^22023 .*<image
 like($state->("SELECT groma_chat($img, 'What is <roi><refer_box></roi><refer_feat>?', ARRAY[box '((0,0),(333,251))'])"),
     qr/^ok/,
     'a refer box covering the whole image is accepted');
+
+# ---- a database in another encoding (LATIN1): prompts, phrases and labels go to groma-server as UTF-8 and
+# answers come back in the database's encoding (they went out and came back as raw bytes: the prompt was refused
+# as not UTF-8 and answers were stored invalid); an answer the encoding cannot hold fails with 22P05, saying so
+$node->safe_psql('postgres', "CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'");
+$node->safe_psql('latin', 'CREATE EXTENSION groma');
+my $syn = image_sql('synthetic_333x251.jpg');
+my $water = image_sql('waterview.jpg');
+# Runs sql in a database with a UTF-8 client; returns (exit code, stdout, stderr).
+my $in_utf8 = sub {
+    my ($db, $sql) = @_;
+    my ($rc, $out, $err) = $node->psql($db, "SET client_encoding = 'UTF8'; $sql");
+    return ($rc, $out, $err);
+};
+my $ask = "SELECT (groma_chat($syn, 'Décrivez ça')).text";
+my (undef, $want_text) = $in_utf8->('postgres', $ask);
+my ($rcl, $latin_text, $errl) = $in_utf8->('latin', $ask);
+is($rcl, 0, 'LATIN1 database: a prompt with é and ç is sent as UTF-8') or diag($errl);
+is($latin_text, $want_text, 'and the answer equals the UTF8 database\'s');
+my (undef, $many_text) = $in_utf8->('latin', "SELECT (groma_chat_many(ARRAY[$syn], 'Décrivez ça'))[1].text");
+is($many_text, $want_text, 'so does groma_chat_many\'s');
+my ($rcg, $outg, $errg) = $in_utf8->('latin', "SELECT groma_ground($syn, 'café') IS NOT NULL");
+is($outg, 't', 'a phrase with é is grounded') or diag($errg);
+my ($rcd, $outd, $errd) = $in_utf8->('latin', "SELECT length(groma_draw($syn, ARRAY[box '((10,10),(50,50))'], ARRAY['é'])) > 0");
+is($outd, 't', 'a label with é is drawn') or diag($errd);
+my ($rcw, $outw, $errw) = $node->psql('latin', "\\set VERBOSITY verbose\nSELECT (groma_chat($water, 'Décrivez ça')).text");
+like($errw, qr/22P05: character with byte sequence .* in encoding "UTF8" has no equivalent in encoding "LATIN1"/,
+     'an answer LATIN1 cannot hold fails with 22P05');
+like($errw, qr/CONTEXT:  converting groma-server's answer from UTF-8 into the database's encoding LATIN1/,
+     'saying it was the answer\'s conversion');
+is($node->safe_psql('latin', 'SELECT 1'), '1', 'the database keeps working');
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the session keeps working');
 is(status_row($node)->{restarts}, '0', 'groma-server never restarted');
 

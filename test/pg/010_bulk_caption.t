@@ -476,6 +476,24 @@ is($rco, 0, 'CREATE EXTENSION groma WITH SCHEMA ext: its procedure works without
 is($node->safe_psql('other', "SELECT count(*) FROM pics WHERE caption IS NOT NULL"), 1, 'the row is captioned');
 is($node->safe_psql('other', "SELECT count(*) >= 0 FROM ext.groma_progress_cluster()"), 't',
    'and groma_progress_cluster works too');
+
+# in a LATIN1 database an answer that encoding cannot hold fails its row alone (22P05): left NULL with a warning
+# saying why, the others captioned with the UTF8 database's captions
+$node->safe_psql('postgres', "CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'");
+$node->safe_psql('latin', "CREATE EXTENSION groma; CREATE TABLE pics (id int, img bytea, caption text)");
+for my $i (0 .. 2) {
+    $node->safe_psql('latin', "INSERT INTO pics VALUES ($i, " . image_sql($names[$i]) . ")");
+}
+my ($rcl1, $outl1, $errl1) = $node->psql('latin', "CALL groma_caption_table('pics', 'img', 'caption', 3)");
+is($rcl1, 0, 'LATIN1 database: the procedure ends') or diag($errl1);
+my $latin_rows = $node->safe_psql('latin', "SET client_encoding = 'UTF8';
+    SELECT string_agg(id || ':' || coalesce(caption, 'NULL'), ',' ORDER BY id) FROM pics");
+# (the tiny model's captions of images 0 and 2 hold Cyrillic and U+2113, LATIN1 does not; image 1's is ASCII)
+my $ascii_caption = sql("SELECT (caption::groma_answer).text FROM single WHERE img = " . image_sql($names[1]));
+is($latin_rows, "0:NULL,1:$ascii_caption,2:NULL",
+   'the row whose caption LATIN1 holds is captioned as in a UTF8 database, the others left NULL') or diag($errl1);
+my @untranslatable = $errl1 =~ /left NULL: character with byte sequence [^\n]* has no equivalent in encoding "LATIN1"/g;
+is(scalar(@untranslatable), 2, 'a warning names each row left NULL and why');
 step('arguments, triggers, locks, overloads and schemas');
 is(status_row($node)->{restarts}, '0', 'groma-server never restarted');
 done_testing();
