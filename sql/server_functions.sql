@@ -36,3 +36,25 @@ SELECT groma_chat('\xffd8ff'::bytea, 'x');
 
 -- the settings and their defaults
 SELECT name, boot_val, context, unit FROM pg_settings WHERE name LIKE 'groma.%' ORDER BY name;
+
+-- groma.devices takes GPU ids 0 to 1024, as groma-server's --device-id does; others are refused when set
+ALTER SYSTEM SET groma.devices = '0, 1025';
+ALTER SYSTEM SET groma.devices = '0, 999999999';
+
+-- a groma.request_timeout of 1 ms leaves time to send a ping (the time left was rounded down to 0: always over)
+SET groma.request_timeout = 1;
+DO $$
+DECLARE
+    answered int := 0;
+BEGIN
+    FOR i IN 1..50 LOOP
+        BEGIN
+            PERFORM groma_ping();
+            answered := answered + 1;
+        EXCEPTION WHEN OTHERS THEN
+            NULL;
+        END;
+    END LOOP;
+    RAISE NOTICE 'with a 1 ms groma.request_timeout, pings answered in time: %', CASE WHEN answered > 0 THEN 'some' ELSE 'none' END;
+END $$;
+RESET groma.request_timeout;

@@ -116,10 +116,10 @@ groma_parse_devices(const char *list, char ids[][16], int max_ids)
 			p++;
 		while (isdigit((unsigned char) p[len]))
 			len++;
-		if (len == 0 || len > 9 || n >= max_ids)
+		/* ids as groma-server's --device-id takes them (0 to 1024), written without leading zeros */
+		if (len == 0 || len > 9 || n >= max_ids || atoi(p) > GROMA_MAX_DEVICE_ID)
 			return -1;
-		memcpy(ids[n], p, len);
-		ids[n][len] = '\0';
+		snprintf(ids[n], 16, "%d", atoi(p));
 		n++;
 		p += len;
 		while (isspace((unsigned char) *p))
@@ -140,8 +140,8 @@ check_devices(char **newval, void **extra, GucSource source)
 
 	if (groma_parse_devices(*newval, ids, GROMA_MAX_SERVERS) < 0)
 	{
-		GUC_check_errdetail("groma.devices must be a comma-separated list of at most %d GPU ids, like '0,1'.",
-							GROMA_MAX_SERVERS);
+		GUC_check_errdetail("groma.devices must be a comma-separated list of at most %d GPU ids (0 to %d), like '0,1'.",
+							GROMA_MAX_SERVERS, GROMA_MAX_DEVICE_ID);
 		return false;
 	}
 	return true;

@@ -58,6 +58,9 @@ const char *groma_device_setting_name(int value);
 const char *groma_weights_setting_name(int value);
 const char *groma_log_level_setting_name(int value);
 
+/* The largest GPU id groma.devices takes (groma-server's --device-id takes 0 to this). */
+#define GROMA_MAX_DEVICE_ID 1024
+
 /*
  * Splits groma.devices into its entries (trimmed decimal ids); returns how
  * many there are (0 when the setting is empty), or -1 when an entry is not

@@ -125,7 +125,8 @@ ms_left(TimestampTz deadline)
 	if (deadline == 0)
 		return -1;
 	TimestampDifference(GetCurrentTimestamp(), deadline, &secs, &usecs);
-	return secs * 1000 + usecs / 1000;
+	/* rounded up: a deadline less than a millisecond away has not passed (rounded down, 1 ms was always over) */
+	return secs * 1000 + (usecs + 999) / 1000;
 }
 
 /*
@@ -627,6 +628,21 @@ other_slot_running(uint32 exclude)
 	return false;
 }
 
+/* The hint for a model that failed to load with message: the setting that names the cause. */
+static const char *
+failed_load_hint(const char *message)
+{
+	if (strstr(message, "(--kv-cache-mb)"))
+		return "Lower groma.kv_cache_mb (the KV cache pool allocated when the model loads) and reload the "
+			"configuration.";
+	if (strstr(message, "(--act-mb)"))
+		return "Lower groma.activation_mb and reload the configuration.";
+	if (strstr(message, "device memory") || strstr(message, "cannot allocate"))
+		return "The model does not fit the memory left: lower groma.kv_cache_mb or groma.activation_mb, or set "
+			"groma.weights = 'int8', and reload the configuration.";
+	return "Fix groma.model_path (or the files it names) and reload the configuration.";
+}
+
 /* Raises the ERROR for a reply the server answered GROMA_ERR_UNAVAILABLE (st), asking the server's state to say why. */
 static void
 report_unavailable(int slot, const groma_status *st)
@@ -659,7 +675,7 @@ report_unavailable(int slot, const groma_status *st)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("groma-server could not load its model"),
 					 errdetail("groma-server reported: %s.", st->message),
-					 errhint("Fix groma.model_path (or the files it names) and reload the configuration.")));
+					 errhint("%s", failed_load_hint(st->message))));
 			break;
 		case GROMA_SERVER_STARTING:
 		case GROMA_SERVER_LOADING:

@@ -52,6 +52,7 @@ groma_cli_session_open(const groma_cli_options *opt, size_t act_bytes, groma_cli
 {
 	groma_device device;
 	groma_dtype matrices;
+	groma_status st;
 
 	memset(s, 0, sizeof(*s));
 	GROMA_TRY(groma_cli_use_device(opt->device, &device));
@@ -69,7 +70,10 @@ groma_cli_session_open(const groma_cli_options *opt, size_t act_bytes, groma_cli
 	}
 	else
 		GROMA_TRY(groma_model_load_on(opt->model_dir, device, matrices, &s->model));
-	GROMA_TRY(groma_arena_init_on(&s->act, device, act_bytes));
+	st = groma_arena_init_on(&s->act, device, act_bytes);
+	if (st.code != GROMA_OK)
+		return groma_error(st.code, "the activation arena of %zu MB (--act-mb) cannot be allocated: %s",
+						   act_bytes >> 20, st.message);
 	GROMA_TRY(groma_arena_init_on(&s->out, device, (size_t) 64 << 20));
 	return groma_arena_init(&s->host, (size_t) 16 << 20);
 }

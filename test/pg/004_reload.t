@@ -1,7 +1,8 @@
 # Changing groma.model_path and reloading restarts groma-server on the new
 # model; a path that does not load leaves the server in state 'failed' with
 # the reason in groma_status(), the cluster running and model functions
-# failing with 55000; an empty path runs image checks only.
+# failing with 55000; an empty path runs image checks only; memory settings
+# too large fail the load with a hint naming them.
 use strict;
 use warnings;
 use FindBin;
@@ -111,6 +112,22 @@ is($node->safe_psql('postgres', $answer), $whole, 'groma_chat gives the same ans
 $node->safe_psql('postgres', 'ALTER SYSTEM RESET groma.kv_first_tokens');
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 step('groma.kv_first_tokens = 4');
+
+# memory settings too large for this machine fail the load; the hint names the setting, not groma.model_path
+for my $setting (['groma.kv_cache_mb', 'Lower groma.kv_cache_mb'], ['groma.activation_mb', 'Lower groma.activation_mb']) {
+    my ($name, $hint) = @$setting;
+    $pid = status_row($node)->{pid};
+    $node->safe_psql('postgres', "ALTER SYSTEM SET $name = 1048576");
+    $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+    ok(wait_until(30, sub { my $r = status_row($node); $r->{pid} ne $pid && $r->{state} eq 'failed' }),
+       "$name = 1 TB: the model fails to load");
+    ($rc, $out, $err) = $node->psql('postgres', "SELECT groma_chat($img, 'What is this?')");
+    like($err, qr/could not load its model.*HINT:  \Q$hint\E/s, "the hint says to lower $name") or diag($err);
+    $node->safe_psql('postgres', "ALTER SYSTEM RESET $name");
+    $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+    ok(wait_until(30, sub { status_row($node)->{state} eq 'ready' }), 'reset, the model loads again');
+}
+step('memory settings too large');
 my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
 unlike($log, qr/did not stop within/, 'every server stopped on SIGTERM');
 $node->stop('fast');
