@@ -242,6 +242,10 @@ BEGIN
         RAISE EXCEPTION 'detailed must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     SELECT relkind INTO kind FROM pg_class WHERE oid = tbl;
+    IF kind IS NULL THEN
+        RAISE EXCEPTION 'groma_caption_table: there is no relation with OID %', tbl::oid
+            USING ERRCODE = 'undefined_table';
+    END IF;
     IF kind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'groma_caption_table: % is not a table (it is a %)', tbl,
             CASE kind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table'
@@ -369,7 +373,8 @@ BEGIN
     skip_test := pg_catalog.format(
         'EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.tid[]), pg_catalog.unnest($2::pg_catalog.bytea[])) s(c, h)
                  WHERE CASE WHEN s.c OPERATOR(pg_catalog.=) t.ctid
-                            THEN s.h OPERATOR(pg_catalog.=) pg_catalog.sha256(t.%I) ELSE false END)', img_column);
+                            THEN s.h OPERATOR(pg_catalog.=) pg_catalog.sha256(t.%I::pg_catalog.bytea) ELSE false END)',
+        img_column);
     LOOP
         -- the chunk's rows, locked until the COMMIT below (also while a failed batch is redone row by row); the
         -- lock this takes on the table also holds off an ALTER TABLE until then

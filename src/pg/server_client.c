@@ -679,6 +679,13 @@ report_unavailable(int slot, const groma_status *st)
 			break;
 		case GROMA_SERVER_STARTING:
 		case GROMA_SERVER_LOADING:
+			if (total > 0 && done >= total)
+				ereport(ERROR,
+						(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+						 errmsg("groma-server is loading its model"),
+						 errdetail("Its %llu MB of weights are read; it is setting up the rest (caches, tables).",
+								   (unsigned long long) (total >> 20)),
+						 errhint("Retry in a moment; groma_status() shows the progress.")));
 			if (total > 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_CANNOT_CONNECT_NOW),

@@ -1,7 +1,9 @@
 /*
  * text_encoding.c - converts text between the database's encoding and the
- * UTF-8 that groma-server's tokenizer reads and writes.  In a UTF8 (or
- * SQL_ASCII) database both directions are copies.
+ * UTF-8 that groma-server's tokenizer reads and writes.  In a UTF8
+ * database text goes out as it is and answers are checked to be valid
+ * UTF-8; in a SQL_ASCII one (no encoding) the bytes pass both ways as they
+ * are, and groma-server refuses a prompt that is not UTF-8.
  */
 #include "postgres.h"
 

@@ -256,7 +256,8 @@ accept_backlog(serve_state *s, int listen_fd, double until)
 	}
 	if (waiting_fd >= 0)
 	{
-		serve_log(SERVE_LOG_WARNING, "closing a connection that waited for a thread: the shutdown's time is up");
+		serve_log(SERVE_LOG_WARNING, "closing a connection that waited for a thread: %s",
+				  serve_now_ms() >= until ? "the shutdown's time is up" : "the listening socket failed");
 		close(waiting_fd);
 		waiting_fd = -1;
 	}

@@ -85,15 +85,20 @@ serve_load_model(serve_state *s)
 	groma_status st;
 	double		t0 = serve_now_ms();
 
+	pthread_mutex_lock(&s->lock);
+	if (s->stopping)
+	{
+		/* stopped before the load began: the state stays stopping, nothing is loaded */
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
 	if (opt->model_dir == NULL || opt->model_dir[0] == '\0')
 	{
-		pthread_mutex_lock(&s->lock);
 		s->state = GROMA_SERVER_NO_MODEL;
 		pthread_mutex_unlock(&s->lock);
 		serve_log(SERVE_LOG_INFO, "ready without a model (no --model): image checks only");
 		return;
 	}
-	pthread_mutex_lock(&s->lock);
 	s->state = GROMA_SERVER_LOADING;
 	s->load_total = checkpoint_bytes(opt->model_dir);
 	s->load_base = groma_weights_bound_bytes();
@@ -125,6 +130,7 @@ serve_load_model(serve_state *s)
 	{
 		groma_kv_pool_free(&s->pool);
 		groma_engine_close(&s->engine);
+		s->state = GROMA_SERVER_STOPPING;
 		serve_log(SERVE_LOG_INFO, "the model load was stopped by the shutdown after %.0f ms", serve_now_ms() - t0);
 	}
 	else

@@ -191,7 +191,7 @@ my ($rcg, $outg, $errg) = $in_utf8->('latin', "SELECT groma_ground($syn, 'café'
 is($outg, 't', 'a phrase with é is grounded') or diag($errg);
 my ($rcd, $outd, $errd) = $in_utf8->('latin', "SELECT length(groma_draw($syn, ARRAY[box '((10,10),(50,50))'], ARRAY['é'])) > 0");
 is($outd, 't', 'a label with é is drawn') or diag($errd);
-my ($rcw, $outw, $errw) = $node->psql('latin', "\\set VERBOSITY verbose\nSELECT (groma_chat($water, 'Décrivez ça')).text");
+my ($rcw, $outw, $errw) = $in_utf8->('latin', "\\set VERBOSITY verbose\nSELECT (groma_chat($water, 'Décrivez ça')).text");
 like($errw, qr/22P05: character with byte sequence .* in encoding "UTF8" has no equivalent in encoding "LATIN1"/,
      'an answer LATIN1 cannot hold fails with 22P05');
 like($errw, qr/CONTEXT:  converting groma-server's answer from UTF-8 into the database's encoding LATIN1/,

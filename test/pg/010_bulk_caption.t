@@ -325,6 +325,8 @@ like(call_err("CALL groma_caption_table('small', 'img', 'caption', 2, NULL)"), q
 sql("CREATE VIEW small_view AS SELECT * FROM small");
 like(call_err("CALL groma_caption_table('small_view', 'img', 'caption')"), qr/42809.*small_view is not a table \(it is a view\)/s,
      'a view is refused');
+like(call_err("CALL groma_caption_table(4000000000::oid::regclass, 'img', 'caption')"),
+     qr/42P01.*there is no relation with OID 4000000000/s, 'an OID naming no relation is refused as such');
 like(call_err("CALL groma_caption_table('small', 'img', 'img')"), qr/22023.*both "img"/s,
      'the same column for the image and the caption is refused');
 like(call_err("CALL groma_caption_table('small', 'id', 'caption')"), qr/42804.*"id" of (public\.)?small is of type integer, not bytea/s,

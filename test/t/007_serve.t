@@ -382,8 +382,19 @@ SKIP: {
         my $as = $on ? ($vm + 1024) * 1024 : 'unlimited';
         system('prlimit', '--pid', $pid, "--as=$as:") == 0 or diag('prlimit failed');
     };
+    # Waits until the server's threads stop changing in number (closed connections' threads have exited, and
+    # their stacks are kept for the next threads: what a held address space can still start).
+    my $settle_threads = sub {
+        my ($last, $now, $until) = (-1, 0, time + 10);
+        while ($now != $last && time < $until) {
+            $last = $now;
+            sleep 0.3;
+            $now = () = glob("/proc/$pid/task/*");
+        }
+    };
     ($pid, $sock, $log) = start_server('--model', $model, '--device', 'cpu', '--log-level', 'info');
     wait_ready($sock);
+    $settle_threads->();
     $limit_memory->(1);
     my ($served, $waiting) = connect_until_one_waits($sock, 80);
     ok($waiting, 'with the address space held, ' . scalar(@$served) . ' connection(s) are served and the next waits')
@@ -400,7 +411,9 @@ SKIP: {
     like(slurp($log), qr/accepting connections again/, 'and the log says accepting works again');
     close($_) for @$served, $waiting;
 
-    # again, then SIGTERM while one waits for a thread
+    # again, then SIGTERM while one waits for a thread (the threads of the connections just closed leave stacks
+    # behind, so some connections are served and idle: the shutdown hangs them up to free a thread)
+    $settle_threads->();
     $limit_memory->(1);
     ($served, $waiting) = connect_until_one_waits($sock, 100);
     ok($waiting && @$served, 'held again: ' . scalar(@$served) . ' connection(s) served and idle, the next waits');
@@ -424,6 +437,8 @@ SKIP: {
     ($pid, $sock, $log) = start_server('--model', $model, '--random-weights', '--config', "$dir/mid_config.json",
                                        '--device', 'cpu', '--log-level', 'info');
     my $st = status_of($sock);
+    my $until = time + 10;
+    while (($st->{state} // 0) == 0 && time < $until) { sleep 0.02; $st = status_of($sock); }
     is($st->{state}, 1, 'a larger model is loading');
     $t0 = time;
     kill 'TERM', $pid;
