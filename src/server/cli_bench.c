@@ -40,6 +40,7 @@ typedef struct bench
 	double		prefill_ms;		/* prefill_ms */
 	double		decode_ms;		/* decode_step_ms_batch_1 (groma_llama_step, as groma-server decodes) */
 	int64_t		positions;		/* the prompt length the decode steps attend over */
+	int			max_batch;		/* --bench-max-batch: larger batches are not measured */
 } bench;
 
 /* Milliseconds of a monotonic clock, after the device has finished its queue. */
@@ -398,8 +399,9 @@ vision_graphs_enabled(bench *b, const bool *was_on, bool on)
 }
 
 /*
- * Vision of 1, 4 and 16 images as one batch (DINOv2, bridge, proposer,
- * region maps and 100 region tokens per image): milliseconds per image,
+ * Vision of 1, 4 and 16 images (those up to --bench-max-batch) as one
+ * batch (DINOv2, bridge, proposer, region maps and 100 region tokens per
+ * image): milliseconds per image,
  * best of 2, or of 3 on a GPU that records the stages (the first eager,
  * the second recording, the third replaying).  A batch the activation
  * arena cannot hold is reported as skipped.  When batch 1 replayed stages
@@ -412,7 +414,7 @@ vision_batch_figures(bench *b)
 	float		boxes[BENCH_REGIONS][4];
 
 	spread_boxes(boxes);
-	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++)
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]) && sizes[k] <= b->max_batch; k++)
 	{
 		int			n = sizes[k];
 		double		best,
@@ -581,7 +583,7 @@ time_steps(bench *b, bench_batch *bb, int steps, double *ms, double *launches)
 }
 
 /*
- * Decode steps for B sequences at once (B = 1, 8, 32, 64), each with its
+ * Decode steps for B sequences at once (B = 1, 8, 32, 64, up to --bench-max-batch), each with its
  * own KV cache holding the assembled prompt (one prefill, copied to every
  * cache): milliseconds per step and tokens per second for the batch, after
  * two untimed steps (the second records the step's graph on a GPU).  At
@@ -599,7 +601,7 @@ batch_figures(bench *b, const groma_tensor *image_tokens)
 	float	   *logits = malloc((size_t) (c->vocab + c->extra_vocab) * sizeof(float));	/* [V + X] of the prefill */
 	groma_status st = logits ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "bench: no memory for the logits");
 
-	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]) && st.code == GROMA_OK; k++)
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]) && sizes[k] <= b->max_batch && st.code == GROMA_OK; k++)
 	{
 		int			n = sizes[k];
 		groma_kv_pool pool;
@@ -782,6 +784,7 @@ bench_run(const groma_cli_options *opt, bench *b)
 	struct timespec ts;
 	size_t		act_bytes;
 
+	b->max_batch = opt->bench_max_batch;
 	if (strcmp(opt->config, "real") == 0)
 		GROMA_TRY(groma_model_config_real(&cfg));
 	else

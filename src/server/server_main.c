@@ -29,7 +29,7 @@ usage(FILE *f)
 			"       groma-server --model DIR --regions IMG.jpg [--refer x1,y1,x2,y2]... [--embeddings] [--device cpu|cuda]\n"
 			"       groma-server --model DIR --image IMG.jpg (--prompt TEXT | --task caption|caption-detailed|ground|describe)\n"
 			"                    [--phrase TEXT] [--refer x1,y1,x2,y2]... [--max-new-tokens N] [--device cpu|cuda]\n"
-			"       groma-server --bench --random-weights --config real|FILE [--device cpu|cuda]\n"
+			"       groma-server --bench --random-weights --config real|FILE [--device cpu|cuda] [--bench-max-batch N]\n"
 			"       groma-server --serve ... --random-weights --config real|FILE --model DIR (DIR: only its tokenizer)\n"
 			"       groma-server --device-info\n"
 			"       groma-server --version | --help\n"
@@ -50,6 +50,8 @@ usage(FILE *f)
 			"                         with twice the room when full (default %d; N >= max_new_tokens takes it all at once)\n"
 			"  --act-mb N             --serve: the activation arena, which bounds how many images share a vision pass\n"
 			"                         (default 3072)\n"
+			"  --bench-max-batch N    --bench: measure vision batches of 1, 4, 16 and decode batches of 1, 8, 32, 64\n"
+			"                         images or sequences up to N only (default 64: all)\n"
 			"  --watch-fd FD          --serve: exit when FD reaches end of file (the launcher's pipe)\n",
 			(long) GROMA_DEFAULT_MAX_IMAGE_PIXELS, GROMA_SERVE_DEFAULT_MAX_QUEUE, GROMA_SERVE_DEFAULT_MAX_CONNECTIONS,
 			GROMA_SERVE_DEFAULT_MAX_BATCH,
@@ -78,7 +80,7 @@ enum
 	OPT_CONFIG, OPT_WEIGHTS, OPT_OUT, OPT_MODEL, OPT_PROMPT, OPT_TASK, OPT_PHRASE, OPT_MAX_NEW_TOKENS,
 	OPT_REFER, OPT_DEVICE, OPT_MAX_IMAGE_PIXELS, OPT_SERVE, OPT_SOCKET, OPT_DEVICE_ID, OPT_THREADS,
 	OPT_MAX_QUEUE, OPT_LOG_LEVEL, OPT_WATCH_FD, OPT_VERSION, OPT_EMBEDDINGS, OPT_DRAW, OPT_BOX, OPT_LABEL,
-	OPT_MAX_BATCH, OPT_KV_CACHE_MB, OPT_KV_FIRST_TOKENS, OPT_ACT_MB, OPT_MAX_CONNECTIONS
+	OPT_MAX_BATCH, OPT_KV_CACHE_MB, OPT_KV_FIRST_TOKENS, OPT_ACT_MB, OPT_MAX_CONNECTIONS, OPT_BENCH_MAX_BATCH
 };
 
 static const struct option long_options[] = {
@@ -113,6 +115,7 @@ static const struct option long_options[] = {
 	{"max-queue", required_argument, NULL, OPT_MAX_QUEUE},
 	{"max-batch", required_argument, NULL, OPT_MAX_BATCH},
 	{"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+	{"bench-max-batch", required_argument, NULL, OPT_BENCH_MAX_BATCH},
 	{"kv-cache-mb", required_argument, NULL, OPT_KV_CACHE_MB},
 	{"kv-first-tokens", required_argument, NULL, OPT_KV_FIRST_TOKENS},
 	{"act-mb", required_argument, NULL, OPT_ACT_MB},
@@ -252,6 +255,11 @@ apply_option(int c, const char *arg, groma_cli_options *opt, const char **comman
 			if (numeric_option("max-queue", arg, 100000, &v) != 0)
 				return 2;
 			opt->max_queue = (int) v;
+			return 0;
+		case OPT_BENCH_MAX_BATCH:
+			if (numeric_option("bench-max-batch", arg, 64, &v) != 0)
+				return 2;
+			opt->bench_max_batch = (int) v;
 			return 0;
 		case OPT_MAX_CONNECTIONS:
 			if (numeric_option("max-connections", arg, 1000000, &v) != 0)
@@ -401,6 +409,7 @@ main(int argc, char **argv)
 	opt.limits = groma_jpeg_default_limits();
 	opt.max_queue = GROMA_SERVE_DEFAULT_MAX_QUEUE;
 	opt.max_connections = GROMA_SERVE_DEFAULT_MAX_CONNECTIONS;
+	opt.bench_max_batch = 64;
 	opt.max_batch = GROMA_SERVE_DEFAULT_MAX_BATCH;
 	opt.kv_cache_mb = GROMA_SERVE_DEFAULT_KV_CACHE_MB;
 	opt.kv_first_tokens = GROMA_SERVE_DEFAULT_KV_FIRST_TOKENS;

@@ -87,15 +87,19 @@ is($rc, 0, '--regions with the default bf16 matrices exits 0') or diag($err);
 like($out, qr/"box": \[/, 'and returns regions');
 
 # The benchmark's GPU path (random weights generated on the device, bf16 matrices) on the tiny configuration,
-# with the per-op profile on (GROMA_CUDA_PROFILE: CUDA events around every op).
+# with the per-op profile on (GROMA_CUDA_PROFILE: CUDA events around every op); batch 1 only (the larger batches
+# took most of this file's 7 minutes on the emulator)
 ($rc, $out, $err) = run_emu({ GROMA_CUDA_PROFILE => 1 }, '--bench', '--random-weights', '--config',
-                            "$model/config.json", '--device', 'cuda');
+                            "$model/config.json", '--device', 'cuda', '--bench-max-batch', '1');
 is($rc, 0, '--bench --device cuda on the tiny configuration exits 0') or diag($err);
 for my $f (qw(build_ms copy_bandwidth dinov2_ms proposer_ms region_encoder_ms prefill_ms decode_step_ms
               decode_tokens_per_s activation_peak_mb)) {
     like($out, qr/^\{"figure": "$f", "value": [0-9.]+/m, "the emulated GPU bench prints $f");
 }
 like($out, qr/"figure": "device", "name": "groma CUDA emulator/, 'and names the emulated device');
+like($out, qr/"figure": "decode_step_ms_batch_1"/, 'it measures decode at batch 1');
+unlike($out, qr/"figure": "(vision_ms_per_image|decode_step_ms)_batch_(4|8|16|32|64)"/,
+       'and, with --bench-max-batch 1, no larger batch');
 for my $stage (qw(dinov2 proposer region_encoder prefill)) {
     like($out, qr/^\{"profile": "$stage", "gpu_ms": [0-9.]+, "per": 1, "ops": \[\{"op": "\w+", "calls": [0-9.]+, "ms": [0-9.]+\}/m,
          "GROMA_CUDA_PROFILE prints the ops of $stage");
