@@ -225,7 +225,7 @@ static void
 exec_server(const char *program, char **argv, int output_w, int watch_r, const char *cuda_id,
 			pid_t launcher_pid)
 {
-	sigset_t	none;
+	sigset_t	stop_only;
 	int			nul,
 				out,
 				watch;
@@ -234,11 +234,18 @@ exec_server(const char *program, char **argv, int output_w, int watch_r, const c
 	(void) prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != launcher_pid)
 		_exit(1);
-	/* The handlers and the ignored signals (SIGPIPE) are PostgreSQL's: reset them all. */
+	/*
+	 * The handlers and the ignored signals (SIGPIPE) are PostgreSQL's: reset
+	 * them all.  SIGTERM and SIGINT stay blocked across the exec, until
+	 * groma-server has its handler: a stop that came sooner (a reload right
+	 * after the start) killed it by the default action, which reads as a crash.
+	 */
 	for (int sig = 1; sig < NSIG; sig++)
 		(void) signal(sig, SIG_DFL);
-	sigemptyset(&none);
-	(void) sigprocmask(SIG_SETMASK, &none, NULL);
+	sigemptyset(&stop_only);
+	sigaddset(&stop_only, SIGTERM);
+	sigaddset(&stop_only, SIGINT);
+	(void) sigprocmask(SIG_SETMASK, &stop_only, NULL);
 	/* stdin /dev/null, stdout and stderr to the launcher, the watch pipe on WATCH_FD, nothing else */
 	nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	out = fcntl(output_w, F_DUPFD_CLOEXEC, 10);

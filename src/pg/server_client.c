@@ -652,6 +652,13 @@ report_unavailable(int slot, const groma_status *st)
 	uint64		done,
 				total;
 
+	/* a server shutting down has closed its socket to new connections: its reply says what the status would */
+	if (strstr(st->message, "shutting down") != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+				 errmsg("groma-server is stopping"),
+				 errdetail("groma-server reported: %s.", st->message),
+				 errhint("The groma launcher starts it again after a configuration change; retry in a moment.")));
 	if (!groma_client_try_status(slot, 2000, &status))
 		ereport(ERROR,
 				(errcode(ERRCODE_CANNOT_CONNECT_NOW),

@@ -392,6 +392,7 @@ groma_serve(const groma_cli_options *opt)
 	static serve_state s;
 	static groma_cli_options resolved;	/* opt with the device resolved; the threads read it */
 	struct sigaction sa;
+	sigset_t	stop_signals;
 	pthread_t	scheduler;
 	int			listen_fd;
 
@@ -434,6 +435,11 @@ groma_serve(const groma_cli_options *opt)
 	sa.sa_handler = on_stop_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	/* the launcher starts us with both blocked until now: one already sent is taken here */
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGTERM);
+	sigaddset(&stop_signals, SIGINT);
+	pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 

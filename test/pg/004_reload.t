@@ -2,7 +2,8 @@
 # model; a path that does not load leaves the server in state 'failed' with
 # the reason in groma_status(), the cluster running and model functions
 # failing with 55000; an empty path runs image checks only; memory settings
-# too large fail the load with a hint naming them.
+# too large fail the load with a hint naming them; a storm of reloads stops
+# every server through its handler.
 use strict;
 use warnings;
 use FindBin;
@@ -128,6 +129,20 @@ for my $setting (['groma.kv_cache_mb', 'Lower groma.kv_cache_mb'], ['groma.activ
     ok(wait_until(30, sub { status_row($node)->{state} eq 'ready' }), 'reset, the model loads again');
 }
 step('memory settings too large');
+
+# a reload storm stops each server soon after the launcher started it: it stops through its handler, never by
+# SIGTERM's default action before the handler is set (groma_status() then showed 'signal 15' as if it crashed)
+for my $i (1 .. 8) {
+    $node->safe_psql('postgres', 'ALTER SYSTEM SET groma.max_batch = ' . ($i % 2 ? 4 : 16));
+    $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+    sleep 0.3;
+}
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET groma.max_batch');
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(wait_until(30, sub { status_row($node)->{state} eq 'ready' }), 'after a storm of reloads the server gets ready');
+unlike(PostgreSQL::Test::Utils::slurp_file($node->logfile), qr/groma-server \d+ \(pid \d+\) ended: signal 15/,
+       'no server was ended by SIGTERM before its handler was set');
+step('a storm of reloads');
 my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
 unlike($log, qr/did not stop within/, 'every server stopped on SIGTERM');
 $node->stop('fast');

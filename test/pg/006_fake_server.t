@@ -72,7 +72,13 @@ like(chat_error(), qr/57P03: groma-server is loading its model.*DETAIL:  100 of 
 ok(mode('failed', 'failed'), "mode 'failed'");
 like(chat_error(), qr/55000: groma-server could not load its model.*DETAIL:  groma-server reported: the model failed to load: fake reason/s,
     'a failed model gives 55000 with the reason');
-step('busy, loading, failed');
+
+# stopping: a request a shutdown answered says the server is stopping (it said "cannot run models now" when the
+# status request that followed met the closed socket)
+ok(mode('stopping', 'ready'), "mode 'stopping'");
+like(chat_error(), qr/57P03: groma-server is stopping.*DETAIL:  groma-server reported: groma-server is shutting down.*HINT:  The groma launcher starts it again/s,
+    'a request answered "shutting down" gives 57P03 saying the server is stopping');
+step('busy, loading, failed, stopping');
 
 # protocol violations: the session keeps working after each
 ok(mode('version9', 'running'), "mode 'version9' (STATUS does not parse: the registry's state shows)");

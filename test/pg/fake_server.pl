@@ -9,6 +9,8 @@
 #   busy        GENERATE is refused as busy
 #   loading     STATUS says loading (100 of 400 MB), GENERATE is unavailable
 #   failed      STATUS says failed, GENERATE is unavailable with the reason
+#   stopping    GENERATE is unavailable: shutting down; from then on STATUS gets its connection hung up,
+#               as a server shutting down takes no new request
 #   version9    every reply header says protocol version 9
 #   garbage     every reply is 16 bytes that are not a frame header
 #   exit3       exits with code 3 when it receives a GENERATE
@@ -19,12 +21,15 @@ use IO::Select;
 use IO::Socket::UNIX;
 use Socket qw(SOCK_STREAM);
 use Getopt::Long qw(:config pass_through);
+use POSIX ();
 
 my ($socket_path, $mode, $watch_fd) = ('', '', -1);
 GetOptions('socket=s' => \$socket_path, 'model=s' => \$mode, 'watch-fd=i' => \$watch_fd);
 $| = 1;
 $SIG{TERM} = sub { print STDERR "info: fake server stopping\n"; unlink $socket_path; exit 0; };
 $SIG{PIPE} = 'IGNORE';
+# the launcher starts its server with SIGTERM and SIGINT blocked: like groma-server, take them once handled
+POSIX::sigprocmask(POSIX::SIG_UNBLOCK(), POSIX::SigSet->new(POSIX::SIGTERM(), POSIX::SIGINT()));
 
 unlink $socket_path;
 my $listen = IO::Socket::UNIX->new(Type => SOCK_STREAM, Local => $socket_path, Listen => 64)
@@ -38,6 +43,7 @@ if ($watch_fd >= 0) {
 print STDERR "info: fake server listening on $socket_path in mode '$mode'\n";
 my ($served, $failed) = (0, 0);
 my %buf;
+my $shutting_down = 0;    # mode stopping, after its first GENERATE
 
 my %state_of = (loading => 1, failed => 4, '' => 3);
 sub str { my ($s) = @_; return pack('V', length($s)) . $s; }
@@ -75,6 +81,7 @@ sub answer {
         return;
     }
     if ($kind == 1) { print $c reply(1, $id, 0, '', ''); }
+    elsif ($kind == 2 && $shutting_down) { $c->shutdown(2); }    # a server shutting down takes no status request
     elsif ($kind == 2) { print $c reply(2, $id, 0, '', status_fields()); }
     elsif ($kind == 3) { print $c reply(3, $id, 0, '', pack('l<l<', 640, 480)); }
     elsif ($kind == 5) {
@@ -82,6 +89,11 @@ sub answer {
         if ($mode eq 'busy') { $failed++; print $c reply(5, $id, 13, "groma-server's queue is full (64 requests wait)"); }
         elsif ($mode eq 'loading') { $failed++; print $c reply(5, $id, 14, 'groma-server is loading the model'); }
         elsif ($mode eq 'failed') { $failed++; print $c reply(5, $id, 14, 'the model failed to load: fake reason'); }
+        elsif ($mode eq 'stopping') {
+            $failed++;
+            $shutting_down = 1;
+            print $c reply(5, $id, 14, 'groma-server is shutting down');
+        }
         else { $served++; print $c reply(5, $id, 0, '', generate_fields()); }
     }
     elsif ($kind != 6) { print $c reply($kind, $id, 15, "unexpected request kind $kind"); }

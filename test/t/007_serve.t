@@ -19,6 +19,7 @@ use Socket qw(SOCK_STREAM);
 use Time::HiRes qw(time sleep);
 use JSON::PP qw(decode_json);
 use Encode qw(decode);
+use POSIX ();
 
 use constant { OK => 0, NOT_JPEG => 2, CANCELLED => 12, BUSY => 13, UNAVAILABLE => 14 };
 
@@ -446,6 +447,23 @@ SKIP: {
     like(slurp($log), qr/the model load was stopped by the shutdown after \d+ ms/, 'the load was stopped part-way')
         or diag(slurp($log));
     unlike(slurp($log), qr/ready: model|failed to load/, 'neither loaded nor failed');
+}
+
+# ---- a stop sent before the handler is in place: the launcher starts groma-server with SIGTERM blocked, and a
+# SIGTERM already pending is taken once the handler is set (a server the launcher stopped at once died of the
+# signal, which reads as a crash)
+{
+    my $early_sock = "$dir/early.sock";
+    my $early_log = "$dir/early.log";
+    my $early = fork() // die;
+    if ($early == 0) {
+        POSIX::sigprocmask(POSIX::SIG_BLOCK(), POSIX::SigSet->new(POSIX::SIGTERM()));
+        kill 'TERM', $$;    # pending, as when the launcher's stop comes while the program loads
+        GromaProto::server_child_io($early_log);
+        exec($server, '--serve', '--socket', $early_sock, '--model', $model, '--device', 'cpu') or die;
+    }
+    is(wait_exit($early, 30), 0, 'a SIGTERM pending when groma-server starts: it exits 0') or kill 'KILL', $early;
+    like(slurp($early_log), qr/stop requested: shutting down/, 'through its handler');
 }
 
 # ---- no model: image checks work, model requests say what is missing
