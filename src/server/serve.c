@@ -436,9 +436,7 @@ groma_serve(const groma_cli_options *opt)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	/* the launcher starts us with both blocked until now: one already sent is taken here */
-	sigemptyset(&stop_signals);
-	sigaddset(&stop_signals, SIGTERM);
-	sigaddset(&stop_signals, SIGINT);
+	serve_stop_signals(&stop_signals);
 	pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);

@@ -6,6 +6,7 @@
 #define GROMA_SERVE_INTERNAL_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -115,6 +116,9 @@ bool		serve_write_all(int fd, const uint8_t *buf, size_t len);
 
 /* Encodes and writes a reply; returns false when the peer is gone. */
 bool		serve_send_reply(int fd, const groma_reply *reply);
+
+/* Fills set with the stop signals, SIGTERM and SIGINT (which the main thread alone takes). */
+void		serve_stop_signals(sigset_t *set);
 
 /* Starts a thread with SIGTERM and SIGINT blocked in it, so that the main thread alone takes them; as pthread_create. */
 int			serve_thread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*body) (void *), void *arg);

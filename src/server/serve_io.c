@@ -156,6 +156,15 @@ serve_send_reply(int fd, const groma_reply *reply)
 	return ok;
 }
 
+/* Fills set with the stop signals; see serve_internal.h. */
+void
+serve_stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+}
+
 /* Starts a thread that never takes the stop signals; see serve_internal.h. */
 int
 serve_thread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*body) (void *), void *arg)
@@ -164,9 +173,7 @@ serve_thread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*body)
 				before;
 	int			rc;
 
-	sigemptyset(&stop_signals);
-	sigaddset(&stop_signals, SIGTERM);
-	sigaddset(&stop_signals, SIGINT);
+	serve_stop_signals(&stop_signals);
 	pthread_sigmask(SIG_BLOCK, &stop_signals, &before);
 	rc = pthread_create(thread, attr, body, arg);
 	pthread_sigmask(SIG_SETMASK, &before, NULL);

@@ -49,17 +49,25 @@ sub limit_descriptors {
     my $until = time + 20;
     wait_ready($sock);
     # the descriptors open once the status connections are closed (the list settles)
-    my ($fds, $last) = ('', 'none');
-    while ($fds ne $last && time < $until) {
-        $last = $fds;
-        sleep 0.3;
-        $fds = join(',', sort { $a <=> $b } map { m{/(\d+)$} } glob("/proc/$pid/fd/*"));
-    }
-    my %open = map { $_ => 1 } split /,/, $fds;
+    my %open = map { m{/(\d+)$} ? ($1 => 1) : () } settled_listing("/proc/$pid/fd/*", $until);
     my ($limit, $found) = (0, 0);
     while ($found < $free || $open{$limit}) { $found++ unless $open{$limit}; $limit++; }
     system('prlimit', '--pid', $pid, "--nofile=$limit:$limit") == 0 or diag('prlimit failed');
     return $limit;
+}
+
+# Waits until the paths a glob lists stop changing for 0.3 s, or the deadline passes; returns them.
+sub settled_listing {
+    my ($pattern, $until) = @_;
+    my ($now, $last) = ('', 'none');
+    my @paths;
+    while ($now ne $last && time < $until) {
+        $last = $now;
+        sleep 0.3;
+        @paths = sort glob($pattern);
+        $now = join(',', @paths);
+    }
+    return @paths;
 }
 
 # Waits up to 20 s for a server's model to be ready.
@@ -383,16 +391,9 @@ SKIP: {
         my $as = $on ? ($vm + 1024) * 1024 : 'unlimited';
         system('prlimit', '--pid', $pid, "--as=$as:") == 0 or diag('prlimit failed');
     };
-    # Waits until the server's threads stop changing in number (closed connections' threads have exited, and
-    # their stacks are kept for the next threads: what a held address space can still start).
-    my $settle_threads = sub {
-        my ($last, $now, $until) = (-1, 0, time + 10);
-        while ($now != $last && time < $until) {
-            $last = $now;
-            sleep 0.3;
-            $now = () = glob("/proc/$pid/task/*");
-        }
-    };
+    # Waits until the server's threads stop changing (closed connections' threads have exited, and their stacks
+    # are kept for the next threads: what a held address space can still start).
+    my $settle_threads = sub { settled_listing("/proc/$pid/task/*", time + 10) };
     ($pid, $sock, $log) = start_server('--model', $model, '--device', 'cpu', '--log-level', 'info');
     wait_ready($sock);
     $settle_threads->();
