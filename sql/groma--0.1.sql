@@ -341,7 +341,6 @@ DECLARE
     done bigint := 0;
     n bigint;
     chunk_failed boolean;
-    captioned boolean;
     ids tid[];
     row_ids tid[];
     answers @extschema@.groma_answer[];
@@ -387,7 +386,6 @@ BEGIN
         -- dropped) would otherwise get a caption of another type, converted to text on assignment
         value_sql := @extschema@.groma_caption_table_value(tbl, img_column, caption_column, chunk, detailed);
         chunk_failed := false;
-        n := 0;
         -- the model's answers first, on their own: an error of the UPDATE below (a trigger's) is not an image's
         BEGIN
             EXECUTE pg_catalog.format(
@@ -406,15 +404,10 @@ BEGIN
                 pg_catalog.cardinality(ids), SQLERRM;
             PERFORM @extschema@.groma_progress_advance(done);
         END;
-        IF NOT chunk_failed THEN
-            -- n: the rows whose caption the UPDATE left set (a trigger may skip a row or set it back to NULL)
-            EXECUTE pg_catalog.format(
-                'WITH a AS (SELECT $1[k] AS row_id, $2[k] AS answer FROM pg_catalog.generate_subscripts($1, 1) AS k),
-                      u AS (UPDATE ONLY %1$s t SET %2$I = %3$s FROM a WHERE t.ctid OPERATOR(pg_catalog.=) a.row_id
-                            RETURNING t.%2$I IS NOT NULL AS kept)
-                 SELECT pg_catalog.count(*) FILTER (WHERE kept) FROM u',
-                tbl, caption_column, value_sql) INTO n USING row_ids, answers;
-        ELSE
+        IF chunk_failed THEN
+            -- one answer a row, those that fail left out (and remembered)
+            row_ids := '{}';
+            answers := '{}';
             FOREACH row_id IN ARRAY ids
             LOOP
                 BEGIN
@@ -423,6 +416,8 @@ BEGIN
                         'SELECT a.* FROM ONLY %1$s t, @extschema@.groma_caption(t.%2$I::pg_catalog.bytea, $2) AS a
                          WHERE t.ctid OPERATOR(pg_catalog.=) $1',
                         tbl, img_column) INTO answer USING row_id, detailed;
+                    row_ids := pg_catalog.array_append(row_ids, row_id);
+                    answers := pg_catalog.array_append(answers, answer);
                 EXCEPTION WHEN invalid_binary_representation OR feature_not_supported OR program_limit_exceeded
                                OR untranslatable_character THEN
                     IF SQLSTATE OPERATOR(pg_catalog.=) '54000' AND NOT SQLERRM OPERATOR(pg_catalog.~~) 'JPEG %' THEN
@@ -434,17 +429,16 @@ BEGIN
                                               img_column, tbl) INTO STRICT hash USING row_id;
                     skipped_sha := pg_catalog.array_append(skipped_sha, hash);
                     RAISE WARNING 'groma_caption_table: the row of % at ctid % is left NULL: %', tbl, row_id, SQLERRM;
-                    CONTINUE;
                 END;
-                EXECUTE pg_catalog.format(
-                    'UPDATE ONLY %1$s t SET %2$I = %3$s FROM (SELECT $2 AS answer) a
-                     WHERE t.ctid OPERATOR(pg_catalog.=) $1 RETURNING t.%2$I IS NOT NULL',
-                    tbl, caption_column, value_sql) INTO captioned USING row_id, answer;
-                IF captioned THEN
-                    n := n OPERATOR(pg_catalog.+) 1;
-                END IF;
             END LOOP;
         END IF;
+        -- n: the rows whose caption the UPDATE left set (a trigger may skip a row or set it back to NULL)
+        EXECUTE pg_catalog.format(
+            'WITH a AS (SELECT $1[k] AS row_id, $2[k] AS answer FROM pg_catalog.generate_subscripts($1, 1) AS k),
+                  u AS (UPDATE ONLY %1$s t SET %2$I = %3$s FROM a WHERE t.ctid OPERATOR(pg_catalog.=) a.row_id
+                        RETURNING t.%2$I IS NOT NULL AS kept)
+             SELECT pg_catalog.count(*) FILTER (WHERE kept) FROM u',
+            tbl, caption_column, value_sql) INTO n USING row_ids, answers;
         -- a chunk whose rows all stayed NULL without failing would be taken again and again
         IF n OPERATOR(pg_catalog.=) 0 AND NOT (chunk_failed AND ids OPERATOR(pg_catalog.<@) skipped) THEN
             RAISE EXCEPTION 'groma_caption_table: the UPDATE of % left every caption of a chunk of % rows NULL',
