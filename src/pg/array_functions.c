@@ -190,9 +190,8 @@ groma_caption_array(PG_FUNCTION_ARGS)
 Datum
 groma_chat_array(PG_FUNCTION_ARGS)
 {
-	generate_job job = {-1, groma_text_to_utf8(PG_GETARG_TEXT_PP(1))};
+	generate_job job = {-1, groma_text_argument(PG_GETARG_TEXT_PP(1), "prompt", GROMA_MAX_QUERY_BYTES)};
 
-	groma_check_text(job.text, "prompt", GROMA_MAX_QUERY_BYTES);
 	PG_RETURN_DATUM(answers_array(fcinfo, PG_GETARG_ARRAYTYPE_P(0), &job, GROMA_ARRAY_ANSWERS));
 }
 
@@ -206,7 +205,7 @@ Datum
 groma_ground_array(PG_FUNCTION_ARGS)
 {
 	ArrayType  *imgs = PG_GETARG_ARRAYTYPE_P(0);
-	generate_job job = {GROMA_TASK_GROUND, groma_text_to_utf8(PG_GETARG_TEXT_PP(1))};
+	generate_job job = {GROMA_TASK_GROUND, groma_text_argument(PG_GETARG_TEXT_PP(1), "phrase", GROMA_MAX_PHRASE_BYTES)};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Datum	   *elems;
 	bool	   *isnull;
@@ -214,7 +213,6 @@ groma_ground_array(PG_FUNCTION_ARGS)
 	groma_reply *replies;
 
 	InitMaterializedSRF(fcinfo, 0);
-	groma_check_text(job.text, "phrase", GROMA_MAX_PHRASE_BYTES);
 	n = array_images(imgs, &elems, &isnull);
 	if (n == 0)
 		return (Datum) 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "groma_pg.h"
+#include "text_encoding.h"
 
 /* Returns the SQLSTATE that fits a status code. */
 static int
@@ -85,6 +86,6 @@ groma_pg_check(groma_status st)
 	detail = detail_for_status(&st);
 	ereport(ERROR,
 			(errcode(errcode_for_status(st.code)),
-			 errmsg("%s", st.message),
+			 errmsg("%s", groma_server_text(st.message)),
 			 detail ? errdetail("%s", detail) : 0));
 }

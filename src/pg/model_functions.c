@@ -45,20 +45,15 @@ groma_ping(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8(groma_client_ping());
 }
 
-/* Raises ERROR for an empty text argument, or one over max bytes; what names it. */
-void
-groma_check_text(const char *text, const char *what, size_t max)
+/* Returns a prompt or phrase argument as UTF-8; raises ERROR when it is empty or over max bytes; what names it. */
+char *
+groma_text_argument(text *t, const char *what, size_t max)
 {
-	size_t		len = strlen(text);
-
-	if (len == 0)
+	if (VARSIZE_ANY_EXHDR(t) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_ZERO_LENGTH_CHARACTER_STRING),
 				 errmsg("%s must not be empty", what)));
-	if (len > max)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%s of %zu bytes is over the limit of %zu bytes", what, len, max)));
+	return groma_text_to_utf8(t, what, max);
 }
 
 /*
@@ -377,8 +372,7 @@ groma_chat(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
-	prompt = groma_text_to_utf8(PG_GETARG_TEXT_PP(1));
-	groma_check_text(prompt, "prompt", GROMA_MAX_QUERY_BYTES);
+	prompt = groma_text_argument(PG_GETARG_TEXT_PP(1), "prompt", GROMA_MAX_QUERY_BYTES);
 	PG_RETURN_DATUM(generate(fcinfo, PG_GETARG_BYTEA_PP(0), -1, prompt,
 							 PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2), NULL, answer_datum));
 }
@@ -396,9 +390,8 @@ groma_caption(PG_FUNCTION_ARGS)
 Datum
 groma_ground(PG_FUNCTION_ARGS)
 {
-	char	   *phrase = groma_text_to_utf8(PG_GETARG_TEXT_PP(1));
+	char	   *phrase = groma_text_argument(PG_GETARG_TEXT_PP(1), "phrase", GROMA_MAX_PHRASE_BYTES);
 
-	groma_check_text(phrase, "phrase", GROMA_MAX_PHRASE_BYTES);
 	PG_RETURN_DATUM(generate(fcinfo, PG_GETARG_BYTEA_PP(0), GROMA_TASK_GROUND, phrase, NULL, NULL, ground_datum));
 }
 
@@ -512,11 +505,10 @@ set_draw_labels(groma_request *req, ArrayType *labels, int n_boxes)
 	req->draw_labels = palloc0(sizeof(char *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
-		req->draw_labels[i] = isnull[i] ? "" : groma_text_to_utf8(DatumGetTextPP(elems[i]));
-		if (strlen(req->draw_labels[i]) > GROMA_PROTO_MAX_TEXT)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("label %d is over the limit of %d bytes", i + 1, GROMA_PROTO_MAX_TEXT)));
+		char		what[32];
+
+		snprintf(what, sizeof(what), "label %d", i + 1);
+		req->draw_labels[i] = isnull[i] ? "" : groma_text_to_utf8(DatumGetTextPP(elems[i]), what, GROMA_PROTO_MAX_TEXT);
 	}
 }
 

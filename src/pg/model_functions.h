@@ -14,8 +14,8 @@
 #include "groma_pg.h"
 #include "server_client.h"
 
-/* Raises ERROR for an empty text argument, or one over max bytes; what names it. */
-void		groma_check_text(const char *text, const char *what, size_t max);
+/* Returns a prompt or phrase argument as UTF-8; raises ERROR when it is empty or over max bytes; what names it. */
+char	   *groma_text_argument(text *t, const char *what, size_t max);
 
 /* Checks the server and img's header (before anything is sent), points req at its bytes; returns the header facts. */
 groma_jpeg_info groma_set_request_image(groma_request *req, bytea *img);

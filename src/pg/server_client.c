@@ -29,6 +29,7 @@
 #include "groma_pg.h"
 #include "server_client.h"
 #include "server_registry.h"
+#include "text_encoding.h"
 
 /* How long a backend waits for the launcher to record the exit of a server that closed its connection. */
 #define EXIT_RECORD_WAIT_MS 2000
@@ -454,7 +455,7 @@ last_message_detail(const char *line)
 {
 	if (line[0] == '\0' || !has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS))
 		return 0;
-	return errdetail("Its last message was: %s", line);
+	return errdetail("Its last message was: %s", groma_server_text(line));
 }
 
 /* Raises the ERROR for a round trip that ended with r (not IO_OK). */
@@ -657,13 +658,13 @@ report_unavailable(int slot, const groma_status *st)
 		ereport(ERROR,
 				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 				 errmsg("groma-server is stopping"),
-				 errdetail("groma-server reported: %s.", st->message),
+				 errdetail("groma-server reported: %s.", groma_server_text(st->message)),
 				 errhint("The groma launcher starts it again after a configuration change; retry in a moment.")));
 	if (!groma_client_try_status(slot, 2000, &status))
 		ereport(ERROR,
 				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 				 errmsg("groma-server cannot run models now"),
-				 errdetail("groma-server reported: %s.", st->message)));
+				 errdetail("groma-server reported: %s.", groma_server_text(st->message))));
 	state = status.state;
 	done = status.load_done;
 	total = status.load_total;
@@ -681,7 +682,7 @@ report_unavailable(int slot, const groma_status *st)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("groma-server could not load its model"),
-					 errdetail("groma-server reported: %s.", st->message),
+					 errdetail("groma-server reported: %s.", groma_server_text(st->message)),
 					 errhint("%s", failed_load_hint(st->message))));
 			break;
 		case GROMA_SERVER_STARTING:
@@ -717,7 +718,7 @@ report_unavailable(int slot, const groma_status *st)
 	ereport(ERROR,
 			(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 			 errmsg("groma-server cannot run models now"),
-			 errdetail("groma-server reported: %s.", st->message)));
+			 errdetail("groma-server reported: %s.", groma_server_text(st->message))));
 }
 
 /* Raises the ERROR that fits a reply with a failed status (and frees the reply); returns on success. */
@@ -738,14 +739,14 @@ check_reply(int slot, groma_reply *reply)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 					 errmsg("groma-server's request queue is full"),
-					 errdetail("groma-server reported: %s.", st.message),
+					 errdetail("groma-server reported: %s.", groma_server_text(st.message)),
 					 errhint("Raise groma.max_queue, or send fewer requests at once.")));
 			break;
 		case GROMA_ERR_PROTOCOL:
 			ereport(ERROR,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
 					 errmsg("groma-server refused the request as malformed"),
-					 errdetail("groma-server reported: %s.", st.message)));
+					 errdetail("groma-server reported: %s.", groma_server_text(st.message))));
 			break;
 		default:
 			groma_pg_check(st);

@@ -16,6 +16,7 @@
 #include "groma_pg.h"
 #include "server_client.h"
 #include "server_registry.h"
+#include "text_encoding.h"
 
 PG_FUNCTION_INFO_V1(groma_server_status);
 
@@ -60,8 +61,8 @@ status_row(int i, Datum *values, bool *nulls)
 	values[1] = CStringGetTextDatum(live ? groma_server_state_name(reply.state) : slot_state_name(snap.state));
 	values[2] = Int32GetDatum(snap.pid);
 	nulls[2] = snap.pid == 0;
-	values[3] = CStringGetTextDatum(live && reply.device && reply.device[0] ? reply.device : snap.device);
-	values[4] = CStringGetTextDatum(live && reply.model_path ? reply.model_path : snap.model_path);
+	values[3] = CStringGetTextDatum(groma_server_text(live && reply.device && reply.device[0] ? reply.device : snap.device));
+	values[4] = CStringGetTextDatum(groma_server_text(live && reply.model_path ? reply.model_path : snap.model_path));
 	values[5] = TimestampTzGetDatum(snap.started_at);
 	nulls[5] = snap.started_at == 0;
 	values[6] = Int32GetDatum(snap.restarts);
@@ -69,7 +70,7 @@ status_row(int i, Datum *values, bool *nulls)
 	values[7] = CStringGetTextDatum(how);
 	nulls[7] = snap.last_exit_pid == 0;
 	/* the last log line names other sessions' requests: shown, like their queries, to pg_read_all_stats only */
-	values[8] = CStringGetTextDatum(snap.last_stderr);
+	values[8] = CStringGetTextDatum(groma_server_text(snap.last_stderr));
 	nulls[8] = snap.last_stderr[0] == '\0' || !has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 	if (live)
 	{

@@ -200,4 +200,31 @@ is($node->safe_psql('latin', 'SELECT 1'), '1', 'the database keeps working');
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the session keeps working');
 is(status_row($node)->{restarts}, '0', 'groma-server never restarted');
 
+# ---- the byte limits count UTF-8: a LATIN1 prompt under 65536 bytes can be over it in UTF-8 (the detail says
+# both), and one with more characters than the limit is refused before it is converted
+my ($rcp, $outp, $errp) = $in_utf8->('latin', "\\set VERBOSITY verbose\nSELECT groma_chat($syn, repeat('é', 40000))");
+like($errp, qr/54000: prompt of 80000 bytes is over the limit of 65536 bytes/, 'a prompt of 40000 é is 80000 bytes of UTF-8');
+like($errp, qr/DETAIL:  The limit counts UTF-8 bytes; in the database's encoding LATIN1 it has 40000\./,
+     'the detail gives its size in LATIN1');
+($rcp, $outp, $errp) = $in_utf8->('latin', "\\set VERBOSITY verbose\nSELECT groma_ground($syn, repeat('x', 70000))");
+like($errp, qr/54000: phrase of at least 70000 bytes is over the limit of 65508 bytes/,
+     'a phrase with more characters than the limit is refused as such');
+($rcp, $outp, $errp) = $in_utf8->('latin', "SELECT groma_draw($syn, ARRAY[box '((10,10),(50,50))'], ARRAY[repeat('é', 40000)])");
+like($errp, qr/label 1 of 80000 bytes is over the limit of 65536 bytes/, 'so is a label');
+
+# ---- groma-server's messages and names reach a LATIN1 database in its encoding: a model path with è (LATIN1 has
+# it) and ℓ (it has not, so it is shown as \u2113); they came as UTF-8 bytes, which LATIN1 shows as Ã¨
+my $odd_path = '/nonexistent/modèle-ℓ';
+$node->safe_psql('postgres', "ALTER SYSTEM SET groma.model_path = '$odd_path'");
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(wait_until(30, sub { status_row($node)->{state} eq 'failed' }), 'a model path with è and ℓ fails to load');
+my (undef, $shown_path) = $in_utf8->('latin', 'SELECT model_path FROM groma_status()');
+is($shown_path, '/nonexistent/modèle-\u2113', 'groma_status().model_path in LATIN1: è as it is, ℓ escaped');
+my (undef, $utf8_path) = $in_utf8->('postgres', 'SELECT model_path FROM groma_status()');
+is($utf8_path, $odd_path, 'and in UTF8 as it is');
+my ($rcm, $outm, $errm) = $in_utf8->('latin', "SELECT groma_chat($syn, 'Décrivez ça')");
+like($errm, qr{DETAIL:  groma-server reported: .*/nonexistent/modèle-\\u2113}, 'the load error in LATIN1 names the path');
+my (undef, $stderr_ok) = $in_utf8->('latin', "SELECT strpos(last_stderr, 'modèle-\\u2113') > 0 FROM groma_status()");
+is($stderr_ok, 't', 'so does groma_status().last_stderr');
+
 done_testing();
