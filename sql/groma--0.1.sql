@@ -193,6 +193,18 @@ LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION groma_caption_many(bytea[], bool) IS
 'grounded captions of an array of JPEG images, in order, several requests in flight at once';
 
+-- groma_caption_table's call for one chunk: groma_caption_many(bytea[]), except
+-- that an image the model cannot take (damaged, unsupported, over a JPEG
+-- limit), or whose caption the database's encoding cannot hold, gets a NULL
+-- answer and its reason in failures (same subscript) instead of failing the
+-- whole call, so the other rows' answers are kept.
+CREATE FUNCTION groma_caption_chunk(imgs bytea[], detailed bool, OUT answers groma_answer[], OUT failures text[])
+AS 'MODULE_PATHNAME', 'groma_caption_chunk'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION groma_caption_chunk(bytea[], bool) IS
+'internal: groma_caption_table''s captions of one chunk, with a reason in place of each image that failed';
+
 -- The model's grounded answers to one prompt about each image of an array,
 -- in the same order (NULL for a NULL element), requests in flight as for
 -- groma_caption_many(bytea[]).
@@ -340,17 +352,16 @@ DECLARE
     total bigint;
     done bigint := 0;
     n bigint;
-    chunk_failed boolean;
     ids tid[];
     row_ids tid[];
     answers @extschema@.groma_answer[];
-    answer @extschema@.groma_answer;
+    failures text[];
+    k int;
     -- the rows whose image failed, as (ctid, SHA-256 of the image): a ctid alone could name another row after
     -- a VACUUM FULL, CLUSTER or pruning between chunks, and that row would be skipped without being tried
     skipped tid[] := '{}';
     skipped_sha bytea[] := '{}';
     skip_test text;
-    row_id tid;
     hash bytea;
     remaining bigint;
 BEGIN
@@ -375,8 +386,8 @@ BEGIN
                             THEN s.h OPERATOR(pg_catalog.=) pg_catalog.sha256(t.%I::pg_catalog.bytea) ELSE false END)',
         img_column);
     LOOP
-        -- the chunk's rows, locked until the COMMIT below (also while a failed batch is redone row by row); the
-        -- lock this takes on the table also holds off an ALTER TABLE until then
+        -- the chunk's rows, locked until the COMMIT below; the lock this takes on the table also holds off an
+        -- ALTER TABLE until then
         EXECUTE pg_catalog.format(
             'SELECT pg_catalog.array_agg(ctid) FROM (SELECT t.ctid FROM ONLY %1$s t WHERE %3$I IS NULL AND %2$I IS NOT NULL
                  AND NOT %5$s LIMIT %4$s FOR UPDATE OF t SKIP LOCKED) s',
@@ -385,62 +396,36 @@ BEGIN
         -- the columns checked again under that lock: one changed since the last chunk (its type altered, or
         -- dropped) would otherwise get a caption of another type, converted to text on assignment
         value_sql := @extschema@.groma_caption_table_value(tbl, img_column, caption_column, chunk, detailed);
-        chunk_failed := false;
-        -- the model's answers first, on their own: an error of the UPDATE below (a trigger's) is not an image's
-        BEGIN
-            EXECUTE pg_catalog.format(
-                'SELECT pg_catalog.array_agg(ctid), @extschema@.groma_caption_many(pg_catalog.array_agg(%2$I::pg_catalog.bytea), $2)
-                 FROM ONLY %1$s WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)',
-                tbl, img_column) INTO row_ids, answers USING ids, detailed;
-        EXCEPTION WHEN invalid_binary_representation OR feature_not_supported OR program_limit_exceeded
-                       OR untranslatable_character THEN
-            -- an image of the chunk the model cannot take, or an answer the database's encoding cannot hold; a
-            -- limit that is not the image's own (the context, the KV pool) would fail every row: it ends the call
-            IF SQLSTATE OPERATOR(pg_catalog.=) '54000' AND NOT SQLERRM OPERATOR(pg_catalog.~~) 'JPEG %' THEN
-                RAISE;
-            END IF;
-            chunk_failed := true;
-            RAISE NOTICE 'groma_caption_table: a chunk of % rows failed (%); captioning them one at a time',
-                pg_catalog.cardinality(ids), SQLERRM;
-            PERFORM @extschema@.groma_progress_advance(done);
-        END;
-        IF chunk_failed THEN
-            -- one answer a row, those that fail left out (and remembered)
-            row_ids := '{}';
-            answers := '{}';
-            FOREACH row_id IN ARRAY ids
-            LOOP
-                BEGIN
-                    -- (in FROM: the answer's fields fill the record variable, one call)
-                    EXECUTE pg_catalog.format(
-                        'SELECT a.* FROM ONLY %1$s t, @extschema@.groma_caption(t.%2$I::pg_catalog.bytea, $2) AS a
-                         WHERE t.ctid OPERATOR(pg_catalog.=) $1',
-                        tbl, img_column) INTO answer USING row_id, detailed;
-                    row_ids := pg_catalog.array_append(row_ids, row_id);
-                    answers := pg_catalog.array_append(answers, answer);
-                EXCEPTION WHEN invalid_binary_representation OR feature_not_supported OR program_limit_exceeded
-                               OR untranslatable_character THEN
-                    IF SQLSTATE OPERATOR(pg_catalog.=) '54000' AND NOT SQLERRM OPERATOR(pg_catalog.~~) 'JPEG %' THEN
-                        RAISE;
-                    END IF;
-                    skipped := pg_catalog.array_append(skipped, row_id);
-                    EXECUTE pg_catalog.format('SELECT pg_catalog.sha256(%I::pg_catalog.bytea) FROM ONLY %s
-                                               WHERE ctid OPERATOR(pg_catalog.=) $1',
-                                              img_column, tbl) INTO STRICT hash USING row_id;
-                    skipped_sha := pg_catalog.array_append(skipped_sha, hash);
-                    RAISE WARNING 'groma_caption_table: the row of % at ctid % is left NULL: %', tbl, row_id, SQLERRM;
-                END;
-            END LOOP;
-        END IF;
+        -- the model's answers first, on their own (an error of the UPDATE below, a trigger's, is not an image's):
+        -- an image the model cannot take, or whose caption the database's encoding cannot hold, gets a NULL
+        -- answer and its reason in failures; any other error (a limit every row would meet, a lost groma-server,
+        -- a cancel) ends the call
+        EXECUTE pg_catalog.format(
+            'SELECT s.row_ids, c.answers, c.failures
+             FROM (SELECT pg_catalog.array_agg(ctid) AS row_ids, pg_catalog.array_agg(%2$I::pg_catalog.bytea) AS imgs
+                   FROM ONLY %1$s WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)) s,
+                  @extschema@.groma_caption_chunk(s.imgs, $2) c',
+            tbl, img_column) INTO row_ids, answers, failures USING ids, detailed;
+        -- a failed row is remembered (by ctid and image) and named in a warning; it is left NULL
+        FOR k IN 1 .. COALESCE(pg_catalog.cardinality(row_ids), 0) LOOP
+            CONTINUE WHEN failures[k] IS NULL;
+            skipped := pg_catalog.array_append(skipped, row_ids[k]);
+            EXECUTE pg_catalog.format('SELECT pg_catalog.sha256(%I::pg_catalog.bytea) FROM ONLY %s
+                                       WHERE ctid OPERATOR(pg_catalog.=) $1',
+                                      img_column, tbl) INTO STRICT hash USING row_ids[k];
+            skipped_sha := pg_catalog.array_append(skipped_sha, hash);
+            RAISE WARNING 'groma_caption_table: the row of % at ctid % is left NULL: %', tbl, row_ids[k], failures[k];
+        END LOOP;
         -- n: the rows whose caption the UPDATE left set (a trigger may skip a row or set it back to NULL)
         EXECUTE pg_catalog.format(
-            'WITH a AS (SELECT $1[k] AS row_id, $2[k] AS answer FROM pg_catalog.generate_subscripts($1, 1) AS k),
+            'WITH a AS (SELECT $1[k] AS row_id, $2[k] AS answer FROM pg_catalog.generate_subscripts($1, 1) AS k
+                        WHERE $3[k] IS NULL),
                   u AS (UPDATE ONLY %1$s t SET %2$I = %3$s FROM a WHERE t.ctid OPERATOR(pg_catalog.=) a.row_id
                         RETURNING t.%2$I IS NOT NULL AS kept)
              SELECT pg_catalog.count(*) FILTER (WHERE kept) FROM u',
-            tbl, caption_column, value_sql) INTO n USING row_ids, answers;
+            tbl, caption_column, value_sql) INTO n USING row_ids, answers, failures;
         -- a chunk whose rows all stayed NULL without failing would be taken again and again
-        IF n OPERATOR(pg_catalog.=) 0 AND NOT (chunk_failed AND ids OPERATOR(pg_catalog.<@) skipped) THEN
+        IF n OPERATOR(pg_catalog.=) 0 AND NOT ids OPERATOR(pg_catalog.<@) skipped THEN
             RAISE EXCEPTION 'groma_caption_table: the UPDATE of % left every caption of a chunk of % rows NULL',
                 tbl, pg_catalog.cardinality(ids)
                 USING ERRCODE = 'object_not_in_prerequisite_state',

@@ -23,6 +23,7 @@
 #include "../text/prompt.h"
 
 PG_FUNCTION_INFO_V1(groma_caption_array);
+PG_FUNCTION_INFO_V1(groma_caption_chunk);
 PG_FUNCTION_INFO_V1(groma_chat_array);
 PG_FUNCTION_INFO_V1(groma_ground_array);
 PG_FUNCTION_INFO_V1(groma_regions_array);
@@ -69,11 +70,14 @@ array_images(ArrayType *imgs, Datum **elems, bool **isnull)
  * groma.bulk_in_flight in flight: every image header is checked first by
  * set_image(reqs[i], img, arg), then the replies are stored in replies
  * (palloc'd, n; free them with free_replies); an error names the image it
- * is about.  work names the call in groma_progress.
+ * is about.  work names the call in groma_progress.  With faults (n
+ * statuses, zeroed), an image the model cannot take (its header's checks,
+ * or groma-server's) does not fail the call: its status is kept in
+ * faults[i] and its reply is empty or failed.
  */
 static groma_reply *
 call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work work,
-		   void (*set_image) (groma_request *, bytea *, void *), void *arg)
+		   void (*set_image) (groma_request *, bytea *, void *), void *arg, groma_status *faults)
 {
 	array_call_position at = {ARR_LBOUND(imgs)[0], -1};
 	ErrorContextCallback context = {.previous = error_context_stack, .callback = array_call_context, .arg = &at};
@@ -81,18 +85,32 @@ call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work 
 	groma_reply *replies = palloc(sizeof(groma_reply) * n);
 
 	error_context_stack = &context;
+	groma_client_require_registry();
 	for (int i = 0; i < n; i++)
 		if (!isnull[i])
 		{
+			bytea	   *img = DatumGetByteaPP(elems[i]);
+
 			at.current = i;
+			if (faults != NULL)
+			{
+				groma_jpeg_info info;
+
+				faults[i] = groma_check_image_header(img, &info);
+				if (groma_status_is_image_fault(&faults[i]))
+					continue;
+			}
 			reqs[i] = palloc0(sizeof(groma_request));
-			set_image(reqs[i], DatumGetByteaPP(elems[i]), arg);
+			set_image(reqs[i], img, arg);
 		}
 	at.current = -1;
 	groma_progress_chunk_start(n, work);
-	groma_client_call_many(reqs, n, replies, groma_bulk_in_flight, &at.current);
+	groma_client_call_many(reqs, n, replies, groma_bulk_in_flight, faults != NULL, &at.current);
 	groma_progress_chunk_end();
 	error_context_stack = context.previous;
+	for (int i = 0; faults != NULL && i < n; i++)
+		if (reqs[i] != NULL && replies[i].status.code != GROMA_OK)
+			faults[i] = replies[i].status;
 	return replies;
 }
 
@@ -126,36 +144,60 @@ set_generate_request(groma_request *req, bytea *img, void *arg)
 }
 
 /*
- * Returns the grounded answers (groma_answer[]) of a GENERATE job over the
- * array of images imgs, answers[k] for imgs[k] (NULL for a NULL image).
+ * Returns the grounded answers (groma_answer[], answer_type its element) of
+ * a GENERATE job over the array of images imgs, answers[k] for imgs[k]
+ * (NULL for a NULL image).  With failures, an image the model cannot take,
+ * or whose answer the database's encoding cannot hold, gets a NULL answer
+ * and its reason in (*failures)[k] (a text[] with imgs' bounds, NULL where
+ * nothing failed) instead of failing the call.
  */
-static Datum
-answers_array(FunctionCallInfo fcinfo, ArrayType *imgs, generate_job *job, groma_array_work work)
+static ArrayType *
+generate_answers(Oid answer_type, ArrayType *imgs, generate_job *job, groma_array_work work, ArrayType **failures)
 {
-	Oid			answer_type = get_element_type(get_fn_expr_rettype(fcinfo->flinfo));
 	Datum	   *elems;
 	bool	   *isnull;
 	int			n = array_images(imgs, &elems, &isnull);
+	groma_status *faults = failures != NULL ? palloc0(sizeof(groma_status) * Max(n, 1)) : NULL;
 	groma_reply *replies;
 	Datum	   *answers;
+	bool	   *answer_null;
+	Datum	   *reasons;
+	bool	   *reason_null;
 	int			dims[1];
 	int			lbs[1];
 	int16		typlen;
 	bool		typbyval;
 	char		typalign;
 
-	if (!OidIsValid(answer_type))
-		elog(ERROR, "an array call must return an array of groma_answer");
 	if (n == 0)
-		return PointerGetDatum(construct_empty_array(answer_type));
-	replies = call_array(imgs, elems, isnull, n, work, set_generate_request, job);
+	{
+		if (failures != NULL)
+			*failures = construct_empty_array(TEXTOID);
+		return construct_empty_array(answer_type);
+	}
+	replies = call_array(imgs, elems, isnull, n, work, set_generate_request, job, faults);
 	answers = palloc(sizeof(Datum) * n);
+	answer_null = palloc(sizeof(bool) * n);
+	reasons = palloc0(sizeof(Datum) * n);
+	reason_null = palloc(sizeof(bool) * n);
 	PG_TRY();
 	{
 		TupleDesc	tupdesc = BlessTupleDesc(lookup_rowtype_tupdesc_copy(answer_type, -1));
 
 		for (int i = 0; i < n; i++)
-			answers[i] = isnull[i] ? (Datum) 0 : groma_answer_from_reply(tupdesc, &replies[i]);
+		{
+			const char *reason = NULL;
+
+			if (faults != NULL && !isnull[i] && faults[i].code != GROMA_OK)
+				reason = groma_server_text(faults[i].message);
+			else if (faults != NULL && !isnull[i])
+				reason = groma_reply_lacks(&replies[i]);
+			answer_null[i] = isnull[i] || reason != NULL;
+			answers[i] = answer_null[i] ? (Datum) 0 : groma_answer_from_reply(tupdesc, &replies[i]);
+			reason_null[i] = reason == NULL;
+			if (reason != NULL)
+				reasons[i] = CStringGetTextDatum(reason);
+		}
 	}
 	PG_FINALLY();
 	{
@@ -164,9 +206,21 @@ answers_array(FunctionCallInfo fcinfo, ArrayType *imgs, generate_job *job, groma
 	PG_END_TRY();
 	dims[0] = n;
 	lbs[0] = ARR_LBOUND(imgs)[0];	/* answers[k] answers imgs[k]; an empty array has no bounds to read */
+	if (failures != NULL)
+		*failures = construct_md_array(reasons, reason_null, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT);
 	get_typlenbyvalalign(answer_type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(answers, isnull, 1, dims, lbs, answer_type, typlen, typbyval,
-											  typalign));
+	return construct_md_array(answers, answer_null, 1, dims, lbs, answer_type, typlen, typbyval, typalign);
+}
+
+/* Returns the answers (groma_answer[]) of a GENERATE job over an array of images, for an array call's result. */
+static Datum
+answers_array(FunctionCallInfo fcinfo, ArrayType *imgs, generate_job *job, groma_array_work work)
+{
+	Oid			answer_type = get_element_type(get_fn_expr_rettype(fcinfo->flinfo));
+
+	if (!OidIsValid(answer_type))
+		elog(ERROR, "an array call must return an array of groma_answer");
+	return PointerGetDatum(generate_answers(answer_type, imgs, job, work, NULL));
 }
 
 /*
@@ -180,6 +234,34 @@ groma_caption_array(PG_FUNCTION_ARGS)
 	generate_job job = {PG_GETARG_BOOL(1) ? GROMA_TASK_CAPTION_DETAILED : GROMA_TASK_CAPTION, NULL};
 
 	PG_RETURN_DATUM(answers_array(fcinfo, PG_GETARG_ARRAYTYPE_P(0), &job, GROMA_ARRAY_CAPTIONS));
+}
+
+/*
+ * groma_caption_table's call for one chunk: the grounded captions of an
+ * array of images as groma_caption_many returns them (answers), except that
+ * an image the model cannot take, or whose caption the database's encoding
+ * cannot hold, gets a NULL answer and its reason in failures (same
+ * subscript) instead of failing the call.
+ */
+Datum
+groma_caption_chunk(PG_FUNCTION_ARGS)
+{
+	generate_job job = {PG_GETARG_BOOL(1) ? GROMA_TASK_CAPTION_DETAILED : GROMA_TASK_CAPTION, NULL};
+	TupleDesc	tupdesc;
+	Oid			answer_type;
+	ArrayType  *failures;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE || tupdesc->natts != 2)
+		elog(ERROR, "groma_caption_chunk must return (answers groma_answer[], failures text[])");
+	answer_type = get_element_type(TupleDescAttr(tupdesc, 0)->atttypid);
+	if (!OidIsValid(answer_type))
+		elog(ERROR, "groma_caption_chunk's answers must be an array of groma_answer");
+	values[0] = PointerGetDatum(generate_answers(answer_type, PG_GETARG_ARRAYTYPE_P(0), &job, GROMA_ARRAY_CAPTIONS,
+												 &failures));
+	values[1] = PointerGetDatum(failures);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
 
 /*
@@ -216,7 +298,7 @@ groma_ground_array(PG_FUNCTION_ARGS)
 	n = array_images(imgs, &elems, &isnull);
 	if (n == 0)
 		return (Datum) 0;
-	replies = call_array(imgs, elems, isnull, n, GROMA_ARRAY_GROUNDING, set_generate_request, &job);
+	replies = call_array(imgs, elems, isnull, n, GROMA_ARRAY_GROUNDING, set_generate_request, &job, NULL);
 	PG_TRY();
 	{
 		for (int i = 0; i < n; i++)
@@ -274,7 +356,7 @@ groma_regions_array(PG_FUNCTION_ARGS)
 	groma_check_region_cuts(cuts.max_regions, cuts.min_score);
 	if (n == 0)
 		return (Datum) 0;
-	replies = call_array(imgs, elems, isnull, n, GROMA_ARRAY_REGIONS, set_array_regions_request, &cuts);
+	replies = call_array(imgs, elems, isnull, n, GROMA_ARRAY_REGIONS, set_array_regions_request, &cuts, NULL);
 	PG_TRY();
 	{
 		for (int i = 0; i < n; i++)

@@ -57,6 +57,8 @@ detail_for_status(const groma_status *st)
 		case GROMA_ERR_TRUNCATED:
 			return "The image data ends before the JPEG stream does; it was probably cut short.";
 		case GROMA_ERR_LIMIT:
+			if (strstr(st->message, "groma-server's limit") != NULL)
+				return "A request carries at most 256 MB of image data.";
 			if (strstr(st->message, "scans") != NULL)
 				return "The limit on scans keeps crafted progressive files from taking minutes to decode.";
 			if (strstr(st->message, "pixels") != NULL)
@@ -88,4 +90,22 @@ groma_pg_check(groma_status st)
 			(errcode(errcode_for_status(st.code)),
 			 errmsg("%s", groma_server_text(st.message)),
 			 detail ? errdetail("%s", detail) : 0));
+}
+
+/* True for a status about the image itself (not a JPEG, damaged, unsupported, over a JPEG limit); see groma_pg.h. */
+bool
+groma_status_is_image_fault(const groma_status *st)
+{
+	switch (st->code)
+	{
+		case GROMA_ERR_NOT_JPEG:
+		case GROMA_ERR_CORRUPT:
+		case GROMA_ERR_TRUNCATED:
+		case GROMA_ERR_UNSUPPORTED:
+			return true;
+		case GROMA_ERR_LIMIT:
+			return strncmp(st->message, "JPEG", 4) == 0;
+		default:
+			return false;
+	}
 }

@@ -74,6 +74,13 @@ groma_jpeg_limits groma_pg_jpeg_limits(void);
 /* Raises ERROR for a failed status with an errcode that fits its code; returns on success. */
 void		groma_pg_check(groma_status st);
 
+/*
+ * True for a failed status about the image itself: not a JPEG, damaged or
+ * cut short, unsupported, or over a JPEG limit (pixels, scans, request
+ * size); SQLSTATE 22P03, 0A000 or 54000 with a message starting "JPEG".
+ */
+bool		groma_status_is_image_fault(const groma_status *st);
+
 /* Registers the launcher background worker (from _PG_init under shared_preload_libraries). */
 void		groma_launcher_register(void);
 

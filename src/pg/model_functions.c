@@ -57,29 +57,37 @@ groma_text_argument(text *t, const char *what, size_t max)
 }
 
 /*
- * Checks that the server runs, refuses an image whose header does not parse,
- * is over groma.max_image_pixels or in a colour space groma cannot decode
- * (CMYK, YCCK), or has more bytes than a request carries, before it is sent
- * anywhere, points req
- * at its bytes (not copied: the request is encoded before img can go away)
- * and returns its header facts.
+ * Returns the status of the checks of an image's header made before it is
+ * sent anywhere: the header parses, the image is within
+ * groma.max_image_pixels, in a colour space groma decodes (not CMYK or
+ * YCCK), and no larger than a request carries; fills info.
+ */
+groma_status
+groma_check_image_header(bytea *img, groma_jpeg_info *info)
+{
+	groma_jpeg_limits limits = groma_pg_jpeg_limits();
+	size_t		len = VARSIZE_ANY_EXHDR(img);
+
+	GROMA_TRY(groma_jpeg_read_info((const uint8_t *) VARDATA_ANY(img), len, &limits, info));
+	GROMA_TRY(groma_jpeg_check_colorspace(info));
+	if (len > GROMA_PROTO_MAX_IMAGE)
+		return groma_error(GROMA_ERR_LIMIT, "JPEG data of %zu bytes is over groma-server's limit of %u bytes", len,
+						   (unsigned) GROMA_PROTO_MAX_IMAGE);
+	return groma_ok();
+}
+
+/*
+ * Checks that the server runs and the image's header (raising ERROR), then
+ * points req at its bytes (not copied: the request is encoded before img
+ * can go away) and returns its header facts.
  */
 groma_jpeg_info
 groma_set_request_image(groma_request *req, bytea *img)
 {
-	groma_jpeg_limits limits = groma_pg_jpeg_limits();
 	groma_jpeg_info info;
 
 	groma_client_require_registry();
-	groma_pg_check(groma_jpeg_read_info((const uint8_t *) VARDATA_ANY(img), VARSIZE_ANY_EXHDR(img),
-										&limits, &info));
-	groma_pg_check(groma_jpeg_check_colorspace(&info));
-	if (VARSIZE_ANY_EXHDR(img) > GROMA_PROTO_MAX_IMAGE)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("JPEG data of %zu bytes is over groma-server's limit of %u bytes",
-						(size_t) VARSIZE_ANY_EXHDR(img), (unsigned) GROMA_PROTO_MAX_IMAGE),
-				 errdetail("A request carries at most 256 MB of image data.")));
+	groma_pg_check(groma_check_image_header(img, &info));
 	req->image = (uint8_t *) VARDATA_ANY(img);
 	req->image_len = (uint32_t) Min(VARSIZE_ANY_EXHDR(img), (Size) PG_UINT32_MAX);
 	req->max_pixels = groma_max_image_pixels;
@@ -170,6 +178,27 @@ boxes_datum(const double *corners, int n)
 	for (int i = 0; i < n; i++)
 		elems[i] = BoxPGetDatum(corners_box(corners + 4 * i));
 	return PointerGetDatum(construct_array(elems, n, BOXOID, sizeof(BOX), false, TYPALIGN_DOUBLE));
+}
+
+/*
+ * Returns NULL when a GENERATE reply's text and grounded phrases all
+ * convert into the database's encoding, else a sentence naming the first
+ * character that does not.
+ */
+char *
+groma_reply_lacks(const groma_reply *reply)
+{
+	pg_wchar	lacking;
+	bool		fits = reply->text == NULL || groma_utf8_fits_database(reply->text, &lacking);
+
+	for (int i = 0; fits && i < reply->n_groundings; i++)
+		fits = reply->groundings[i].phrase == NULL || groma_utf8_fits_database(reply->groundings[i].phrase, &lacking);
+	if (fits)
+		return NULL;
+	if (lacking == 0)
+		return pstrdup("its answer is not valid UTF-8");
+	return psprintf("its answer has the character U+%04X, which the database's encoding %s lacks",
+					(unsigned int) lacking, GetDatabaseEncodingName());
 }
 
 /* Builds a groma_answer (its blessed row type tupdesc) from a GENERATE reply. */

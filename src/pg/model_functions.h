@@ -17,8 +17,14 @@
 /* Returns a prompt or phrase argument as UTF-8; raises ERROR when it is empty or over max bytes; what names it. */
 char	   *groma_text_argument(text *t, const char *what, size_t max);
 
+/* Returns the status of the checks of img's header made before it is sent (size, pixels, colour space); fills info. */
+groma_status groma_check_image_header(bytea *img, groma_jpeg_info *info);
+
 /* Checks the server and img's header (before anything is sent), points req at its bytes; returns the header facts. */
 groma_jpeg_info groma_set_request_image(groma_request *req, bytea *img);
+
+/* Returns NULL when a GENERATE reply converts into the database's encoding, else why not (palloc'd). */
+char	   *groma_reply_lacks(const groma_reply *reply);
 
 /* Builds a groma_answer (its blessed row type tupdesc) from a GENERATE reply. */
 Datum		groma_answer_from_reply(TupleDesc tupdesc, const groma_reply *reply);

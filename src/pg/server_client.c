@@ -1012,7 +1012,8 @@ bulk_wait_ms(const bulk_connection *conns, int n_conns)
 
 /* Sends many requests over several connections to one server; see server_client.h. */
 void
-groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in_flight, volatile int *current)
+groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in_flight, bool keep_image_faults,
+					   volatile int *current)
 {
 	groma_server_slot snap;
 	bulk_connection *conns;
@@ -1095,9 +1096,12 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			*current = -1;
 			if (bulk_yield_busy(conns, n_conns, c, &replies[c->req], pending))
 				continue;
-			*current = reply_about_image(&replies[c->req]) ? c->req : -1;
-			check_reply(bulk_slot, &replies[c->req]);
-			*current = -1;
+			if (!keep_image_faults || !groma_status_is_image_fault(&replies[c->req].status))
+			{
+				*current = reply_about_image(&replies[c->req]) ? c->req : -1;
+				check_reply(bulk_slot, &replies[c->req]);
+				*current = -1;
+			}
 			got[c->req] = true;
 			done++;
 			groma_progress_chunk_answered(done);

@@ -42,10 +42,13 @@ void		groma_client_call(groma_request *req, groma_reply *reply);
  * connection and freeing every reply.  *current holds the index of the
  * request whose reply is being read, else -1 (also for a size limit that is
  * not about the image: the model's context, the query's length), so an
- * error context can name the request whose image failed.
+ * error context can name the request whose image failed.  With
+ * keep_image_faults, a reply failed for its image (see
+ * groma_status_is_image_fault) does not fail the call: it is stored with
+ * its status, for the caller to report.
  */
 void		groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in_flight,
-								   volatile int *current);
+								   bool keep_image_faults, volatile int *current);
 
 /* Like groma_client_call for a PING; returns the round trip in milliseconds. */
 double		groma_client_ping(void);

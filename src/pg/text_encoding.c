@@ -128,3 +128,29 @@ groma_server_text(const char *utf8)
 	}
 	return out.data;
 }
+
+/* True when a UTF-8 string from groma-server converts into the database's encoding; see text_encoding.h. */
+bool
+groma_utf8_fits_database(const char *utf8, pg_wchar *lacking)
+{
+	int			len = (int) strlen(utf8);
+	Oid			proc;
+	char	   *converted;
+	int			done;
+
+	*lacking = 0;
+	if (!pg_verify_mbstr(PG_UTF8, utf8, len, true))
+		return false;
+	if (database_is_utf8())
+		return true;
+	proc = FindDefaultConversionProc(PG_UTF8, GetDatabaseEncoding());
+	if (!OidIsValid(proc))
+		return false;
+	converted = palloc((Size) len * MAX_CONVERSION_GROWTH + 1);
+	done = pg_do_encoding_conversion_buf(proc, PG_UTF8, GetDatabaseEncoding(), (unsigned char *) utf8, len,
+										 (unsigned char *) converted, len * MAX_CONVERSION_GROWTH + 1, true);
+	pfree(converted);
+	if (done < len)
+		*lacking = utf8_to_unicode((const unsigned char *) utf8 + done);
+	return done == len;
+}

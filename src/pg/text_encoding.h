@@ -8,6 +8,8 @@
 
 #include "postgres.h"
 
+#include "mb/pg_wchar.h"
+
 /*
  * Returns a text argument as a NUL-terminated UTF-8 string (palloc'd);
  * raises ERROR for characters UTF-8 lacks, and 54000 when it has over max
@@ -30,5 +32,13 @@ Datum		groma_utf8_to_text(const char *utf8);
  * raises ERROR for its text, so it is safe to build error messages with.
  */
 char	   *groma_server_text(const char *utf8);
+
+/*
+ * True when a UTF-8 string from groma-server is valid and every character
+ * of it has an equivalent in the database's encoding, so that
+ * groma_utf8_to_text takes it without an error; otherwise *lacking is the
+ * first character the encoding lacks (0 for a string that is not UTF-8).
+ */
+bool		groma_utf8_fits_database(const char *utf8, pg_wchar *lacking);
 
 #endif							/* GROMA_TEXT_ENCODING_H */
