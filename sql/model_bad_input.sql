@@ -156,3 +156,8 @@ FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE p.proname IN ('groma_chat', 'groma_caption', 'groma_ground', 'groma_describe', 'groma_regions', 'groma_proposals',
                     'groma_caption_many', 'groma_chat_many', 'groma_ground_many', 'groma_regions_many')
 ORDER BY p.proname, p.oid::regprocedure::text COLLATE "C";
+
+-- Array calls take at most 100000 elements, NULLs included (more failed with an internal out-of-memory error).
+SELECT groma_caption_many(array_fill(NULL::bytea, ARRAY[100001]));
+SELECT count(*) FROM groma_regions_many(array_fill(NULL::bytea, ARRAY[100001]));
+SELECT cardinality(groma_caption_many(array_fill(NULL::bytea, ARRAY[100000]))) AS all_null_accepted;

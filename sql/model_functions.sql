@@ -84,6 +84,8 @@ FROM img;
 SELECT groma_describe(data, box '((100,90),(10,20))') AS description,
        groma_describe(data, box '((100,90),(10,20))') = :'cli'::jsonb->>'text' AS as_cli
 FROM img;
+-- a box thinner than the model's 32-bit coordinates can tell apart is refused (it was matched to another region)
+SELECT groma_describe(data, box '((300,200),(300.00001,200.00001))') FROM img;
 
 -- groma_chat: a free prompt with a refer box, as --prompt with --refer
 \set cli `:'server' --model :'model' --device cpu --image :'path' --prompt 'Is <roi><refer_box></roi><refer_feat> red?' --refer 10,20,100,90 --max-new-tokens 12`

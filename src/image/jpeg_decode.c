@@ -121,7 +121,14 @@ read_turbojpeg_header(tjhandle tj, const uint8_t *data, size_t len, groma_jpeg_i
 	if (len > (size_t) (unsigned long) -1)
 		return groma_error(GROMA_ERR_LIMIT, "JPEG data is too large");
 	if (tjDecompressHeader3(tj, data, (unsigned long) len, &w, &h, &ss, &cs) != 0)
+	{
+		/* legal sampling factors outside TurboJPEG's named layouts (all 2x2, luma 3x1 or 4x4) */
+		if (strstr(tjGetErrorStr2(tj), "subsampling") != NULL)
+			return groma_error(GROMA_ERR_UNSUPPORTED,
+							   "JPEG chroma subsampling of this image is not supported (groma decodes 4:4:4, 4:2:2, "
+							   "4:2:0, 4:4:0, 4:1:1 and grayscale): %s", tjGetErrorStr2(tj));
 		return groma_error(GROMA_ERR_CORRUPT, "JPEG header is invalid: %s", tjGetErrorStr2(tj));
+	}
 	info->width = w;
 	info->height = h;
 	info->colorspace = colorspace_name(cs);

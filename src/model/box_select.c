@@ -127,6 +127,8 @@ groma_status
 groma_refer_box_from_pixels(double x1, double y1, double x2, double y2, int width, int height,
 							float *cxcywh)
 {
+	float		corners[4];
+
 	if (!isfinite(x1) || !isfinite(y1) || !isfinite(x2) || !isfinite(y2))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "refer box has a coordinate that is not a finite number");
 	if (width <= 0 || height <= 0)
@@ -141,6 +143,14 @@ groma_refer_box_from_pixels(double x1, double y1, double x2, double y2, int widt
 	cxcywh[1] = (float) ((y1 + y2) / 2.0 / height);
 	cxcywh[2] = (float) ((x2 - x1) / width);
 	cxcywh[3] = (float) ((y2 - y1) / height);
+	/* a box thinner than float's precision at its position has no area to the model: it would match another box */
+	to_corners(cxcywh, corners);
+	if (!(corners[2] > corners[0]) || !(corners[3] > corners[1]) ||
+		!((corners[2] - corners[0]) * (corners[3] - corners[1]) > 0))
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT,
+						   "refer box (%.15g,%.15g),(%.15g,%.15g) is too small: in the model's 32-bit coordinates "
+						   "(fractions of the image's size) it has no area",
+						   x1, y1, x2, y2);
 	return groma_ok();
 }
 

@@ -28,6 +28,9 @@ PG_FUNCTION_INFO_V1(groma_chat_array);
 PG_FUNCTION_INFO_V1(groma_ground_array);
 PG_FUNCTION_INFO_V1(groma_regions_array);
 
+/* The most elements (NULLs included) an array call takes. */
+#define GROMA_MAX_ARRAY_IMAGES 100000
+
 /* Which image of an array call is being checked or answered, for the error context. */
 typedef struct array_call_position
 {
@@ -51,7 +54,11 @@ array_call_context(void *arg)
 		errcontext("the image imgs[%d] of the array", at->lbound + at->current);
 }
 
-/* Refuses an imgs array of more than one dimension; returns its elements (and NULL flags) and their number. */
+/*
+ * Refuses an imgs array of more than one dimension or over
+ * GROMA_MAX_ARRAY_IMAGES elements; returns its elements (and NULL flags)
+ * and their number.
+ */
 static int
 array_images(ArrayType *imgs, Datum **elems, bool **isnull)
 {
@@ -61,6 +68,13 @@ array_images(ArrayType *imgs, Datum **elems, bool **isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("imgs must be a one-dimensional array of images")));
+	if (ArrayGetNItems(ARR_NDIM(imgs), ARR_DIMS(imgs)) > GROMA_MAX_ARRAY_IMAGES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("an array of %d images is over the limit of %d images a call",
+						ArrayGetNItems(ARR_NDIM(imgs), ARR_DIMS(imgs)), GROMA_MAX_ARRAY_IMAGES),
+				 errdetail("An array call keeps every image's request and answer in memory until it returns."),
+				 errhint("Pass the images in smaller arrays, or caption a table with groma_caption_table.")));
 	deconstruct_array(imgs, BYTEAOID, -1, false, TYPALIGN_INT, elems, isnull, &n);
 	return n;
 }

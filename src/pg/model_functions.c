@@ -27,6 +27,7 @@
 #include "model_functions.h"
 #include "text_encoding.h"
 #include "server_client.h"
+#include "../image/draw.h"
 #include "../text/prompt.h"
 
 PG_FUNCTION_INFO_V1(groma_ping);
@@ -560,10 +561,10 @@ groma_draw(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("boxes must be a one-dimensional array of boxes")));
 	deconstruct_array(boxes, BOXOID, sizeof(BOX), false, TYPALIGN_DOUBLE, &elems, &isnull, &n);
-	if (n > GROMA_PROTO_MAX_REGIONS)
+	if (n > GROMA_DRAW_MAX_BOXES)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%d boxes is over the limit of %d", n, GROMA_PROTO_MAX_REGIONS)));
+				 errmsg("%d boxes is over the limit of %d boxes drawn at once", n, GROMA_DRAW_MAX_BOXES)));
 	req.n_draw = n;
 	req.draw_boxes = palloc(sizeof(double) * 4 * Max(n, 1));
 	for (int i = 0; i < n; i++)

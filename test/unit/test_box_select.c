@@ -33,6 +33,10 @@ UNIT_TEST(test_refer_box_validation)
 		groma_box_to_pixels(b, 100, 50, px);
 		CHECK(fabs(px[0] - 10) < 1e-4 && fabs(px[1] - 5) < 1e-4 && fabs(px[2] - 30) < 1e-4 && fabs(px[3] - 25) < 1e-4);
 	}
+	/* thinner than float's precision at its position: no area to the model, refused (it matched another box) */
+	CHECK(groma_refer_box_from_pixels(300, 200, 300.00001, 200.00001, 333, 251, b).code == GROMA_ERR_INVALID_ARGUMENT);
+	CHECK(groma_refer_box_from_pixels(0, 0, 1e-300, 1e-300, 333, 251, b).code == GROMA_ERR_INVALID_ARGUMENT);
+	CHECK(groma_refer_box_from_pixels(300, 200, 300.001, 200.001, 333, 251, b).code == GROMA_OK);
 }
 
 /* Score order, strict threshold, NMS suppression, the cap, refer boxes first, and the fallback. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "unit.h"
+#include "../../src/image/draw.h"
 #include "../../src/image/jpeg_decode.h"
 #include "../../src/image/jpeg_markers.h"
 
@@ -185,4 +186,42 @@ UNIT_TEST(test_bit_flips_never_crash)
 	}
 	unit_note("300 corrupted copies: %d refused, %d decoded", failures, 300 - failures);
 	free(data);
+}
+
+/*
+ * Sampling factors that are legal JPEG but outside the layouts TurboJPEG
+ * names (all components 2x2, luma 3x1) are refused as unsupported, from the
+ * header alone (they were reported as an invalid header, 22P03).
+ */
+UNIT_TEST(test_unnamed_subsampling_unsupported)
+{
+	static const uint8_t factors[][3] = {{0x22, 0x22, 0x22}, {0x31, 0x11, 0x11}};
+	uint8_t		pixels[16 * 16 * 3];
+	groma_rgb_image image = {16, 16, pixels};
+	uint8_t    *jpeg;
+	size_t		len;
+	size_t		sof = 0;
+
+	for (size_t i = 0; i < sizeof(pixels); i++)
+		pixels[i] = (uint8_t) (i * 7);
+	CHECK(groma_jpeg_encode_rgb(&image, &jpeg, &len).code == GROMA_OK);
+	while (sof + 18 < len && !(jpeg[sof] == 0xFF && jpeg[sof + 1] == 0xC0))
+		sof++;
+	CHECKF(sof + 18 < len && jpeg[sof + 9] == 3, "the encoder wrote a baseline frame of 3 components");
+	for (size_t k = 0; sof + 18 < len && k < sizeof(factors) / sizeof(factors[0]); k++)
+	{
+		char		what[64];
+		groma_jpeg_limits limits = groma_jpeg_default_limits();
+		groma_jpeg_info info;
+		groma_status st;
+
+		for (int c = 0; c < 3; c++)
+			jpeg[sof + 11 + 3 * c] = factors[k][c];
+		snprintf(what, sizeof(what), "sampling %02x %02x %02x", factors[k][0], factors[k][1], factors[k][2]);
+		expect_codes(what, jpeg, len, GROMA_ERR_UNSUPPORTED, GROMA_ERR_UNSUPPORTED);
+		st = groma_jpeg_read_info(jpeg, len, &limits, &info);
+		CHECKF(strstr(st.message, "subsampling") != NULL, "%s: the message names the subsampling: %s", what,
+			   st.message);
+	}
+	free(jpeg);
 }
