@@ -643,7 +643,7 @@ LANGUAGE C VOLATILE PARALLEL SAFE;
 CREATE VIEW groma_progress AS
 SELECT p.pid, d.datname, p.relid::regclass AS relid, p.phase, p.rows_total, p.rows_done,
        p.chunk_rows, p.chunk_done, p.started_at,
-       round(((p.rows_done + p.chunk_done)
+       round(((p.rows_done::numeric + p.chunk_done)
               / greatest(extract(epoch FROM clock_timestamp() - p.started_at), 0.001))::numeric, 2)
            AS rows_per_second
 FROM groma_progress_rows() p LEFT JOIN pg_database d ON d.oid = p.datid;

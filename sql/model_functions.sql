@@ -123,6 +123,15 @@ SET groma.max_new_tokens = 4096;
 SELECT groma_chat_many(ARRAY[data, data], 'What is in the picture?') FROM img;
 RESET groma.max_new_tokens;
 
+-- groma_progress's sums cannot overflow, whatever a session reports of itself (any role may call the internal
+-- groma_progress_* functions: an array call after a job of 2^63-1 rows done broke the view for every reader)
+SET groma.max_new_tokens = 2;
+SELECT groma_progress_begin('pg_class', 1), groma_progress_advance(9223372036854775807);
+SELECT cardinality(groma_caption_many(ARRAY[data])) FROM img;
+SELECT rows_done, chunk_done, rows_per_second > 0 AS moving FROM groma_progress WHERE pid = pg_backend_pid();
+SELECT groma_progress_end();
+RESET groma.max_new_tokens;
+
 -- back to no model, as the other files expect
 ALTER SYSTEM RESET groma.model_path;
 SELECT pg_reload_conf();

@@ -659,7 +659,7 @@ report_unavailable(int slot, const groma_status *st)
 				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 				 errmsg("groma-server is stopping"),
 				 errdetail("groma-server reported: %s.", groma_server_text(st->message)),
-				 errhint("The groma launcher starts it again after a configuration change; retry in a moment.")));
+				 errhint("It stops for a configuration change, after which the groma launcher starts it again, or because PostgreSQL is shutting down; retry in a moment.")));
 	if (!groma_client_try_status(slot, 2000, &status))
 		ereport(ERROR,
 				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
@@ -710,7 +710,7 @@ report_unavailable(int slot, const groma_status *st)
 			ereport(ERROR,
 					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 					 errmsg("groma-server is stopping"),
-					 errhint("The groma launcher starts it again after a configuration change; retry in a moment.")));
+					 errhint("It stops for a configuration change, after which the groma launcher starts it again, or because PostgreSQL is shutting down; retry in a moment.")));
 			break;
 		case GROMA_SERVER_READY:
 			break;

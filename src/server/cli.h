@@ -32,6 +32,7 @@ typedef struct groma_cli_options
 	int			device_id;		/* --device-id N: the GPU's number, for display */
 	int			max_queue;		/* --max-queue N */
 	int			max_connections;	/* --max-connections N */
+	int			max_decodes;	/* --max-decodes N: image checks and drawings decoding at once */
 	int			bench_max_batch;	/* --bench-max-batch N: the largest batch --bench measures */
 	int			max_batch;		/* --max-batch N: sequences decoded together */
 	int			kv_cache_mb;	/* --kv-cache-mb N: the KV cache pool */

@@ -402,6 +402,7 @@ groma_serve(const groma_cli_options *opt)
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_cond_init(&s.work, NULL);
 	pthread_cond_init(&s.idle, NULL);
+	pthread_cond_init(&s.decode_done, NULL);
 	s.conn_closed_fd = -1;
 	if (!serve_log_set_level(opt->log_level))
 	{
@@ -444,8 +445,8 @@ groma_serve(const groma_cli_options *opt)
 	listen_fd = listen_on(opt->socket_path);
 	if (listen_fd < 0)
 		return GROMA_SERVE_EXIT_SETUP;
-	serve_log(SERVE_LOG_INFO, "listening on %s (pid %d, device %s, max queue %d, max connections %d)",
-			  opt->socket_path, (int) getpid(), s.device, opt->max_queue, opt->max_connections);
+	serve_log(SERVE_LOG_INFO, "listening on %s (pid %d, device %s, max queue %d, max connections %d, max decodes %d)",
+			  opt->socket_path, (int) getpid(), s.device, opt->max_queue, opt->max_connections, opt->max_decodes);
 	if (!serve_scheduler_start(&s, &scheduler))
 	{
 		serve_log(SERVE_LOG_ERROR, "cannot start the scheduler thread");

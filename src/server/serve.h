@@ -20,6 +20,9 @@
 /* Open connections at most; more wait to be accepted until one closes. */
 #define GROMA_SERVE_DEFAULT_MAX_CONNECTIONS 4096
 
+/* Image checks and drawings (decoded on their connections' threads, outside the queue) decoding at once. */
+#define GROMA_SERVE_DEFAULT_MAX_DECODES 4
+
 /* Sequences decoded together at most by default (--max-batch). */
 #define GROMA_SERVE_DEFAULT_MAX_BATCH 16
 

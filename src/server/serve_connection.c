@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "serve_internal.h"
@@ -176,9 +177,57 @@ validate_watcher(void *arg)
 }
 
 /*
- * Runs a VALIDATE (or a DRAW) on this thread while a watcher thread watches the client:
- * a cancel frame or a closed connection stops a long JPEG decode (the
- * decoder polls the thread's cancel flag).
+ * Takes one of the --max-decodes decode slots (each decode holds a whole
+ * image's pixels), waiting while all are taken; returns false, taking
+ * none, when the client cancels or goes away first.
+ */
+static bool
+take_decode_slot(serve_state *s, const groma_request *req, const validate_watch *w)
+{
+	bool		said = false;
+	bool		taken;
+
+	pthread_mutex_lock(&s->lock);
+	while (s->decoding >= s->opt->max_decodes && !__atomic_load_n(&w->cancel, __ATOMIC_RELAXED))
+	{
+		struct timespec until;
+
+		if (!said)
+			serve_log(SERVE_LOG_INFO, "request %u: waits for an image decode to end (--max-decodes %d)",
+					  (unsigned) req->id, s->opt->max_decodes);
+		said = true;
+		/* woken by a decode's end; the 50 ms steps notice the client's cancel */
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 50 * 1000 * 1000;
+		if (until.tv_nsec >= 1000 * 1000 * 1000)
+		{
+			until.tv_sec++;
+			until.tv_nsec -= 1000 * 1000 * 1000;
+		}
+		pthread_cond_timedwait(&s->decode_done, &s->lock, &until);
+	}
+	taken = !__atomic_load_n(&w->cancel, __ATOMIC_RELAXED);
+	if (taken)
+		s->decoding++;
+	pthread_mutex_unlock(&s->lock);
+	return taken;
+}
+
+/* Gives back a decode slot taken by take_decode_slot. */
+static void
+give_decode_slot(serve_state *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->decoding--;
+	pthread_cond_signal(&s->decode_done);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Runs a VALIDATE (or a DRAW) on this thread, once a decode slot is free,
+ * while a watcher thread watches the client: a cancel frame or a closed
+ * connection stops a long JPEG decode (the decoder polls the thread's
+ * cancel flag), or the wait for a slot.
  */
 static void
 run_validate_watched(connection *c, groma_request *req, groma_reply *reply)
@@ -198,9 +247,15 @@ run_validate_watched(connection *c, groma_request *req, groma_reply *reply)
 			close(stop[1]);
 		}
 	}
-	groma_cancel_watch(&w.cancel);
-	groma_request_run(NULL, req, reply);
-	groma_cancel_watch(NULL);
+	if (take_decode_slot(c->server, req, &w))
+	{
+		groma_cancel_watch(&w.cancel);
+		groma_request_run(NULL, req, reply);
+		groma_cancel_watch(NULL);
+		give_decode_slot(c->server);
+	}
+	else
+		groma_reply_set_error(reply, req, groma_error(GROMA_ERR_CANCELLED, "cancelled before its image was decoded"));
 	if (watching)
 	{
 		if (write(stop[1], "x", 1) < 0)

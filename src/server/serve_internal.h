@@ -70,6 +70,8 @@ typedef struct serve_state
 	int			n_conns;		/* how many conns holds */
 	bool		accept_held;	/* the accept loop waits for a connection to close (--max-connections reached) */
 	int			conn_closed_fd;	/* eventfd written when a connection closes while accept_held */
+	int			decoding;		/* image checks and drawings decoding now (at most opt->max_decodes) */
+	pthread_cond_t decode_done;	/* one of them ended */
 	groma_server_state state;
 	char		state_message[GROMA_STATUS_MESSAGE_LEN];	/* why FAILED, or what loads */
 	char		device[32];

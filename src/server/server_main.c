@@ -22,6 +22,7 @@ usage(FILE *f)
 			"usage: groma-server --serve --socket PATH [--model DIR] [--device auto|cpu|cuda] [--device-id N]\n"
 			"                    [--weights f32|bf16|f16|int8] [--threads N] [--max-queue N] [--max-batch N] [--kv-cache-mb N]\n"
 			"                    [--kv-first-tokens N] [--act-mb N] [--max-connections N]\n"
+			"                    [--max-decodes N]\n"
 			"                    [--log-level error|warning|info|debug] [--watch-fd FD]\n"
 			"       groma-server --decode IMG.jpg --out FILE.safetensors [--device cpu|cuda]\n"
 			"       groma-server --info IMG.jpg\n"
@@ -43,6 +44,7 @@ usage(FILE *f)
 			"  --threads N            CPU threads for the model (default: the CPUs this process may use)\n"
 			"  --max-queue N          --serve: requests waiting beyond N are refused as busy (default %d)\n"
 			"  --max-connections N    --serve: open connections at most; more wait to be accepted until one closes\n"
+			"  --max-decodes N        --serve: image checks and drawings decoding at once (default 4); more wait\n"
 			"                         (default %d)\n"
 			"  --max-batch N          --serve: answers generated together at most, one decode step for all (default %d)\n"
 			"  --kv-cache-mb N        --serve: the KV cache pool those answers share, allocated at start (default %d)\n"
@@ -80,7 +82,8 @@ enum
 	OPT_CONFIG, OPT_WEIGHTS, OPT_OUT, OPT_MODEL, OPT_PROMPT, OPT_TASK, OPT_PHRASE, OPT_MAX_NEW_TOKENS,
 	OPT_REFER, OPT_DEVICE, OPT_MAX_IMAGE_PIXELS, OPT_SERVE, OPT_SOCKET, OPT_DEVICE_ID, OPT_THREADS,
 	OPT_MAX_QUEUE, OPT_LOG_LEVEL, OPT_WATCH_FD, OPT_VERSION, OPT_EMBEDDINGS, OPT_DRAW, OPT_BOX, OPT_LABEL,
-	OPT_MAX_BATCH, OPT_KV_CACHE_MB, OPT_KV_FIRST_TOKENS, OPT_ACT_MB, OPT_MAX_CONNECTIONS, OPT_BENCH_MAX_BATCH
+	OPT_MAX_BATCH, OPT_KV_CACHE_MB, OPT_KV_FIRST_TOKENS, OPT_ACT_MB, OPT_MAX_CONNECTIONS, OPT_BENCH_MAX_BATCH,
+	OPT_MAX_DECODES
 };
 
 static const struct option long_options[] = {
@@ -115,6 +118,7 @@ static const struct option long_options[] = {
 	{"max-queue", required_argument, NULL, OPT_MAX_QUEUE},
 	{"max-batch", required_argument, NULL, OPT_MAX_BATCH},
 	{"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+	{"max-decodes", required_argument, NULL, OPT_MAX_DECODES},
 	{"bench-max-batch", required_argument, NULL, OPT_BENCH_MAX_BATCH},
 	{"kv-cache-mb", required_argument, NULL, OPT_KV_CACHE_MB},
 	{"kv-first-tokens", required_argument, NULL, OPT_KV_FIRST_TOKENS},
@@ -266,6 +270,11 @@ apply_option(int c, const char *arg, groma_cli_options *opt, const char **comman
 				return 2;
 			opt->max_connections = (int) v;
 			return 0;
+		case OPT_MAX_DECODES:
+			if (numeric_option("max-decodes", arg, 1024, &v) != 0)
+				return 2;
+			opt->max_decodes = (int) v;
+			return 0;
 		case OPT_MAX_BATCH:
 			if (numeric_option("max-batch", arg, GROMA_KV_POOL_MAX_BLOCKS, &v) != 0)
 				return 2;
@@ -409,6 +418,7 @@ main(int argc, char **argv)
 	opt.limits = groma_jpeg_default_limits();
 	opt.max_queue = GROMA_SERVE_DEFAULT_MAX_QUEUE;
 	opt.max_connections = GROMA_SERVE_DEFAULT_MAX_CONNECTIONS;
+	opt.max_decodes = GROMA_SERVE_DEFAULT_MAX_DECODES;
 	opt.bench_max_batch = 64;
 	opt.max_batch = GROMA_SERVE_DEFAULT_MAX_BATCH;
 	opt.kv_cache_mb = GROMA_SERVE_DEFAULT_KV_CACHE_MB;

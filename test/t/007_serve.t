@@ -492,6 +492,32 @@ while (time - $t0 < 5) {
 is($stopped, 'cancelled', sprintf('a client that goes away stops its image check (ended %.0f ms after the close)',
     1000 * (time - $t0)));
 
+# ---- --max-decodes: image checks and drawings decode on their connections' threads, outside the queue, each
+# holding a whole image's pixels; at most N decode at once and the others wait (any number decoded at once: a
+# probe's 24 sessions checking a 49-megapixel image took groma-server to 5.2 GB)
+{
+    my ($dpid, $dsock, $dlog) = start_server('--max-decodes', '1', '--log-level', 'debug');
+    like(slurp($dlog), qr/max decodes 1\)/, 'groma-server says its --max-decodes');
+    my ($first, $second, $gone) = (proto_connect($dsock), proto_connect($dsock), proto_connect($dsock));
+    print $first validate_frame(50, $big);
+    Time::HiRes::sleep(0.03);
+    print $second validate_frame(51, $big);
+    print $gone validate_frame(52, $big);
+    Time::HiRes::sleep(0.03);
+    close($gone);
+    my $r1 = read_reply($first, 30);
+    my $t1 = time;
+    my $r2 = read_reply($second, 30);
+    is($r1->{code}, OK, 'two 7000x7000 checks with --max-decodes 1: the first validates');
+    is($r2->{code}, OK, 'and so does the second');
+    like(slurp($dlog), qr/request 51: waits for an image decode to end \(--max-decodes 1\)/,
+         'the second waited for the first to end');
+    cmp_ok(1000 * (time - $t1), '>', 100, 'and decoded after it (its answer came well after the first)');
+    like(slurp($dlog), qr/request 52 validate image=\d+B cancelled/, 'a waiting check whose client went away ends unrun');
+    kill 'TERM', $dpid;
+    is(wait_exit($dpid, 20), 0, 'that server stops');
+}
+
 $c = proto_connect($sock);
 print $c validate_frame(1, $img);
 is(read_reply($c, 10)->{code}, OK, 'without --model images still validate');
