@@ -155,7 +155,7 @@ define_server_settings(void)
 							   "Directory of the Groma model that groma-server loads.",
 							   "Empty means groma-server runs without a model: image checks work, model functions fail until it is set. "
 							   "Changing it restarts groma-server on reload.",
-							   &groma_model_path, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+							   &groma_model_path, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 	DefineCustomEnumVariable("groma.device",
 							 "Device groma-server runs the model on.",
 							 "auto uses a GPU when groma-server finds one and the CPU otherwise.",

@@ -616,6 +616,25 @@ wait_for_events(void)
 	FreeWaitEventSet(set);
 }
 
+/*
+ * SIGQUIT (an immediate shutdown, or the reset after a crash): asks every
+ * server to stop and wakes a stopped one (SIGCONT), so that none outlives
+ * the cluster in state T holding its memory, then exits at once as
+ * PostgreSQL's own handler does (no exit callbacks: only async-signal-safe
+ * calls here).
+ */
+static void
+handle_sigquit(SIGNAL_ARGS)
+{
+	for (int i = 0; i < n_slots; i++)
+		if (slots[i].pid > 0)
+		{
+			kill(slots[i].pid, SIGTERM);
+			kill(slots[i].pid, SIGCONT);
+		}
+	_exit(2);
+}
+
 /* The worker's entry point: runs the servers until SIGTERM or the postmaster's death. */
 void
 groma_launcher_main(Datum main_arg)
@@ -625,6 +644,7 @@ groma_launcher_main(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	pqsignal(SIGCHLD, handle_sigchld);
+	pqsignal(SIGQUIT, handle_sigquit);
 	BackgroundWorkerUnblockSignals();
 
 	if (groma_registry_shared == NULL)

@@ -682,7 +682,10 @@ report_unavailable(int slot, const groma_status *st)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("groma-server could not load its model"),
-					 errdetail("groma-server reported: %s.", groma_server_text(st->message)),
+					 has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_SETTINGS) ?
+					 errdetail("groma-server reported: %s.", groma_server_text(st->message)) :
+					 errdetail("The reason names files of the server: it is shown to roles with the privileges of "
+							   "pg_read_all_settings."),
 					 errhint("%s", failed_load_hint(st->message))));
 			break;
 		case GROMA_SERVER_STARTING:

@@ -62,7 +62,9 @@ status_row(int i, Datum *values, bool *nulls)
 	values[2] = Int32GetDatum(snap.pid);
 	nulls[2] = snap.pid == 0;
 	values[3] = CStringGetTextDatum(groma_server_text(live && reply.device && reply.device[0] ? reply.device : snap.device));
+	/* a path of the server's files: shown, like groma.model_path itself, to pg_read_all_settings only */
 	values[4] = CStringGetTextDatum(groma_server_text(live && reply.model_path ? reply.model_path : snap.model_path));
+	nulls[4] = !has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_SETTINGS);
 	values[5] = TimestampTzGetDatum(snap.started_at);
 	nulls[5] = snap.started_at == 0;
 	values[6] = Int32GetDatum(snap.restarts);

@@ -1,6 +1,7 @@
 # groma-server never outlives PostgreSQL: after the postmaster is killed
 # with SIGKILL the launcher exits and its servers follow (watch pipe,
-# PR_SET_PDEATHSIG) within 5 s, and pg_ctl stop -m fast leaves none behind.
+# PR_SET_PDEATHSIG) within 5 s, and pg_ctl stop -m fast leaves none behind,
+# nor does pg_ctl stop -m immediate with groma-server SIGSTOPped.
 use strict;
 use warnings;
 use FindBin;
@@ -56,4 +57,18 @@ my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
 like($log, qr/groma-server 0 \(pid $new_pid\) ended: exit 0/, 'groma-server exited cleanly (exit 0) on shutdown');
 unlike($log, qr/did not stop within/, 'no groma-server had to be killed');
 step('fast stop');
+
+# pg_ctl stop -m immediate with groma-server stopped (SIGSTOP: a debugger, a frozen GPU call): it could not
+# see the watch pipe close and stayed, stopped, after the cluster (holding its memory); the launcher's SIGQUIT
+# now sends it SIGTERM and SIGCONT
+$node->start;
+ok(wait_until(30, sub { status_row($node)->{state} eq 'ready' }), 'groma-server ready again');
+my $frozen_pid = status_row($node)->{pid};
+kill 'STOP', $frozen_pid;
+$t0 = time;
+$node->stop('immediate');
+my $frozen_gone = wait_until(10, sub { !proc_alive($frozen_pid) });
+ok($frozen_gone, sprintf('a SIGSTOPped groma-server is gone %.3f s after pg_ctl stop -m immediate', time - $t0));
+if (!$frozen_gone) { kill 'CONT', $frozen_pid; kill 'KILL', $frozen_pid; }
+step('immediate stop of a stopped server');
 done_testing();
