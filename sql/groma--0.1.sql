@@ -250,6 +250,12 @@ BEGIN
         RAISE EXCEPTION 'chunk must be at least 1, not %', coalesce(chunk::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- a chunk is one array call, which takes at most 100000 images
+    IF chunk > 100000 THEN
+        RAISE EXCEPTION 'chunk must be at most 100000, not %', chunk
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A chunk is captioned by one array call, which takes at most 100000 images.';
+    END IF;
     IF detailed IS NULL THEN
         RAISE EXCEPTION 'detailed must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -331,8 +337,9 @@ COMMENT ON FUNCTION groma_column_base_type(regclass, name) IS
 'internal: a column''s type through its domains';
 
 -- Captions the rows of tbl whose caption_column IS NULL (and img_column is
--- not), chunk rows per transaction: each chunk is one groma_caption_many(bytea[])
--- call and one UPDATE, committed before the next, with a NOTICE of the
+-- not), chunk rows per transaction: each chunk is one array call
+-- (groma_caption_chunk: groma_caption_many(bytea[]) keeping the other rows'
+-- answers when an image fails) and one UPDATE, committed before the next, with a NOTICE of the
 -- progress.  Cancelled or failed, it keeps the committed chunks; calling it
 -- again captions only the rows still NULL.  caption_column is groma_answer
 -- or text (then the answer's text is stored).  Call it outside a

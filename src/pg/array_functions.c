@@ -97,14 +97,18 @@ call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work 
 	ErrorContextCallback context = {.previous = error_context_stack, .callback = array_call_context, .arg = &at};
 	groma_request **reqs = palloc0(sizeof(groma_request *) * n);
 	groma_reply *replies = palloc(sizeof(groma_reply) * n);
+	bool		registry_checked = false;
 
 	error_context_stack = &context;
-	groma_client_require_registry();
 	for (int i = 0; i < n; i++)
 		if (!isnull[i])
 		{
 			bytea	   *img = DatumGetByteaPP(elems[i]);
 
+			/* the server is checked before the first image's header (an array of NULLs needs none) */
+			if (!registry_checked)
+				groma_client_require_registry();
+			registry_checked = true;
 			at.current = i;
 			if (faults != NULL)
 			{

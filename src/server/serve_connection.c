@@ -193,9 +193,15 @@ take_decode_slot(serve_state *s, const groma_request *req, const validate_watch 
 		struct timespec until;
 
 		if (!said)
+		{
+			/* logged without the lock (a full stderr pipe must not hold up the scheduler); then looked at again */
+			pthread_mutex_unlock(&s->lock);
 			serve_log(SERVE_LOG_INFO, "request %u: waits for an image decode to end (--max-decodes %d)",
 					  (unsigned) req->id, s->opt->max_decodes);
-		said = true;
+			said = true;
+			pthread_mutex_lock(&s->lock);
+			continue;
+		}
 		/* woken by a decode's end; the 50 ms steps notice the client's cancel */
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_nsec += 50 * 1000 * 1000;
@@ -219,7 +225,8 @@ give_decode_slot(serve_state *s)
 {
 	pthread_mutex_lock(&s->lock);
 	s->decoding--;
-	pthread_cond_signal(&s->decode_done);
+	/* every waiter looks: one woken and then cancelled must not leave the slot unused until the next 50 ms */
+	pthread_cond_broadcast(&s->decode_done);
 	pthread_mutex_unlock(&s->lock);
 }
 

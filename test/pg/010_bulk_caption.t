@@ -146,6 +146,8 @@ is($rc3, 0, 'a third CALL has nothing to do');
 unlike($err3 // '', qr/rows captioned/, 'and reports no chunk');
 like(($node->psql('postgres', "CALL groma_caption_table('photos', 'img', 'caption', 0)"))[2],
     qr/chunk must be at least 1/, 'chunk 0 is refused');
+like(($node->psql('postgres', "CALL groma_caption_table('photos', 'img', 'caption', 100001)"))[2],
+    qr/chunk must be at most 100000/, 'a chunk over what one array call takes is refused before any row is locked');
 
 # a truncated JPEG among the rows: the bad row is left NULL with a warning naming it, the other rows of its chunk
 # are captioned by the same array call (it was redone one row at a time), and the procedure goes on to the end

@@ -513,7 +513,8 @@ is($stopped, 'cancelled', sprintf('a client that goes away stops its image check
     like(slurp($dlog), qr/request 51: waits for an image decode to end \(--max-decodes 1\)/,
          'the second waited for the first to end');
     cmp_ok(1000 * (time - $t1), '>', 100, 'and decoded after it (its answer came well after the first)');
-    like(slurp($dlog), qr/request 52 validate image=\d+B cancelled/, 'a waiting check whose client went away ends unrun');
+    like(slurp($dlog), qr/request 52: waits for an image decode to end/, 'a third waited too');
+    like(slurp($dlog), qr/request 52 validate image=\d+B cancelled/, 'and ended, cancelled, when its client went away');
     kill 'TERM', $dpid;
     is(wait_exit($dpid, 20), 0, 'that server stops');
 }
