@@ -76,7 +76,7 @@ like(chat_error(), qr/55000: groma-server could not load its model.*DETAIL:  gro
 # stopping: a request a shutdown answered says the server is stopping (it said "cannot run models now" when the
 # status request that followed met the closed socket)
 ok(mode('stopping', 'ready'), "mode 'stopping'");
-like(chat_error(), qr/57P03: groma-server is stopping.*DETAIL:  groma-server reported: groma-server is shutting down.*HINT:  The groma launcher starts it again/s,
+like(chat_error(), qr/57P03: groma-server is stopping.*DETAIL:  groma-server reported: groma-server is shutting down.*HINT:  It stops for a configuration change, after which the groma launcher starts it again, or because PostgreSQL is shutting down/s,
     'a request answered "shutting down" gives 57P03 saying the server is stopping');
 step('busy, loading, failed, stopping');
 
