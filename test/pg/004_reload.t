@@ -59,19 +59,20 @@ like($err, qr/groma-server could not load its model/, 'the error says the model 
 like($err, qr{DETAIL:.*/nonexistent/groma-model}, 'the detail gives the reason');
 note($err);
 # the path names the server's files: like groma.server_path, it is shown to roles with pg_read_all_settings only
-$node->safe_psql('postgres', 'CREATE ROLE plain LOGIN');
+$node->safe_psql('postgres', "CREATE ROLE plain LOGIN; CREATE TABLE one_image AS SELECT $img AS img;
+                               GRANT SELECT ON one_image TO plain");
 my $as_plain = sub { return $node->psql('postgres', $_[0], extra_params => ['-U', 'plain', '-v', 'VERBOSITY=verbose']) };
 (undef, undef, $err) = $as_plain->('SHOW groma.model_path');
 like($err, qr/42501: must be superuser or have privileges of pg_read_all_settings to examine "groma.model_path"/,
      'a plain role cannot SHOW groma.model_path');
 is(($as_plain->('SELECT model_path IS NULL FROM groma_status()'))[1], 't', 'nor read groma_status().model_path');
-(undef, undef, $err) = $as_plain->("SET groma.max_new_tokens = 16; SELECT groma_chat($img, 'What is this?')");
+(undef, undef, $err) = $as_plain->("SET groma.max_new_tokens = 16; SELECT groma_chat(img, 'What is this?') FROM one_image");
 like($err, qr/groma-server could not load its model/, 'it is told the model did not load');
 unlike($err, qr{/nonexistent}, 'without the path');
 like($err, qr/DETAIL:  The reason names files of the server: it is shown to roles with the privileges of pg_read_all_settings/,
      'the detail says who may see the reason');
 $node->safe_psql('postgres', 'GRANT pg_read_all_settings TO plain');
-(undef, undef, $err) = $as_plain->("SET groma.max_new_tokens = 16; SELECT groma_chat($img, 'What is this?')");
+(undef, undef, $err) = $as_plain->("SET groma.max_new_tokens = 16; SELECT groma_chat(img, 'What is this?') FROM one_image");
 like($err, qr{DETAIL:.*/nonexistent/groma-model}, 'a role with pg_read_all_settings reads it');
 is(($as_plain->('SELECT model_path FROM groma_status()'))[1], '/nonexistent/groma-model', 'in groma_status() too');
 is($node->safe_psql('postgres', "SELECT groma_image_validate($img)"), 't', 'image checks still work');
