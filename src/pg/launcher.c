@@ -128,7 +128,7 @@ publish_state(int i, groma_slot_state state)
 
 	SpinLockAcquire(&s->mutex);
 	s->state = state;
-	if (state != GROMA_SLOT_STARTING && state != GROMA_SLOT_RUNNING)
+	if (state != GROMA_SLOT_STARTING && state != GROMA_SLOT_RUNNING && state != GROMA_SLOT_STOPPING)
 		s->pid = 0;
 	SpinLockRelease(&s->mutex);
 }
@@ -500,7 +500,7 @@ stop_servers(void)
 	{
 		if (slots[i].pid > 0)
 		{
-			publish_state(i, GROMA_SLOT_STOPPED);
+			publish_state(i, GROMA_SLOT_STOPPING);
 			kill(slots[i].pid, SIGTERM);
 		}
 	}

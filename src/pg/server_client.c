@@ -31,6 +31,11 @@
 #include "server_registry.h"
 #include "text_encoding.h"
 
+/* The hint of every "groma-server is stopping" error. */
+#define STOPPING_HINT \
+	"It stops for a configuration change, after which the groma launcher starts it again, or because PostgreSQL " \
+	"is shutting down; retry in a moment."
+
 /* How long a backend waits for the launcher to record the exit of a server that closed its connection. */
 #define EXIT_RECORD_WAIT_MS 2000
 #define EXIT_RECORD_POLL_MS 20
@@ -537,6 +542,11 @@ report_no_server(void)
 					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 					 errmsg("groma-server is starting"),
 					 errhint("Retry in a moment; groma_status() shows its progress.")));
+		if (snap.state == GROMA_SLOT_STOPPING)
+			ereport(ERROR,
+					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+					 errmsg("groma-server is stopping"),
+					 errhint(STOPPING_HINT)));
 		if (snap.state == GROMA_SLOT_BACKOFF && backoff < 0)
 			backoff = i;
 	}
@@ -659,7 +669,7 @@ report_unavailable(int slot, const groma_status *st)
 				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 				 errmsg("groma-server is stopping"),
 				 errdetail("groma-server reported: %s.", groma_server_text(st->message)),
-				 errhint("It stops for a configuration change, after which the groma launcher starts it again, or because PostgreSQL is shutting down; retry in a moment.")));
+				 errhint(STOPPING_HINT)));
 	if (!groma_client_try_status(slot, 2000, &status))
 		ereport(ERROR,
 				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
@@ -713,7 +723,7 @@ report_unavailable(int slot, const groma_status *st)
 			ereport(ERROR,
 					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 					 errmsg("groma-server is stopping"),
-					 errhint("It stops for a configuration change, after which the groma launcher starts it again, or because PostgreSQL is shutting down; retry in a moment.")));
+					 errhint(STOPPING_HINT)));
 			break;
 		case GROMA_SERVER_READY:
 			break;

@@ -25,7 +25,8 @@ typedef enum groma_slot_state
 	GROMA_SLOT_STOPPED,			/* not running: launcher not started yet, or shutting down */
 	GROMA_SLOT_STARTING,		/* forked; its socket does not answer yet */
 	GROMA_SLOT_RUNNING,			/* its socket answers (the server's own STATUS says more) */
-	GROMA_SLOT_BACKOFF			/* exited; waiting before the next start */
+	GROMA_SLOT_BACKOFF,			/* exited; waiting before the next start */
+	GROMA_SLOT_STOPPING			/* sent SIGTERM (a reload or shutdown); its pid is kept until it exits */
 } groma_slot_state;
 
 typedef struct groma_server_slot

@@ -39,6 +39,8 @@ slot_state_name(groma_slot_state state)
 			return "running";
 		case GROMA_SLOT_BACKOFF:
 			return "backoff";
+		case GROMA_SLOT_STOPPING:
+			return "stopping";
 	}
 	return "unknown";
 }

@@ -162,5 +162,24 @@ unlike(PostgreSQL::Test::Utils::slurp_file($node->logfile), qr/groma-server \d+ 
 step('a storm of reloads');
 my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
 unlike($log, qr/did not stop within/, 'every server stopped on SIGTERM');
+
+# a reload while groma-server is SIGSTOPped: while the launcher waits for it to exit (5 s, then SIGKILL),
+# groma_status() shows it 'stopping' with its pid (it showed 'stopped' and no pid while the process was there)
+my $frozen = status_row($node)->{pid};
+kill 'STOP', $frozen;
+$node->safe_psql('postgres', 'ALTER SYSTEM SET groma.max_batch = 3');
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(wait_until(4, sub { my $r = status_row($node); $r->{state} eq 'stopping' && $r->{pid} eq $frozen }),
+   "a SIGSTOPped server being replaced shows as 'stopping' with its pid");
+($rc, $out, $err) = $node->psql('postgres', "SELECT groma_chat($img, 'What is this?')", extra_params => ['-v', 'VERBOSITY=verbose']);
+like($err, qr/57P03: groma-server is stopping/, 'a request meanwhile is told it is stopping');
+ok(wait_until(30, sub { my $r = status_row($node); $r->{state} eq 'ready' && $r->{pid} ne $frozen }),
+   'then it is killed and a new server gets ready');
+like(PostgreSQL::Test::Utils::slurp_file($node->logfile), qr/pid $frozen\) did not stop within 5000 ms: killing it/,
+     'the launcher says it killed the stopped one');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET groma.max_batch');
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(wait_until(30, sub { status_row($node)->{state} eq 'ready' }), 'and after a last reload');
+step('a reload of a stopped server');
 $node->stop('fast');
 done_testing();
