@@ -355,21 +355,22 @@ AS $proc$
 -- table's triggers run under it, as for the caller's own UPDATE), and no function of another role on that
 -- path, however exactly its argument types match, is called in place of the built-ins or of groma's own.
 DECLARE
-    value_sql text;
+    -- (types by schema too: the caller's search_path may put a schema before pg_catalog)
+    value_sql pg_catalog.text;
     total bigint;
     done bigint := 0;
     n bigint;
-    ids tid[];
-    row_ids tid[];
+    ids pg_catalog.tid[];
+    row_ids pg_catalog.tid[];
     answers @extschema@.groma_answer[];
-    failures text[];
+    failures pg_catalog.text[];
     k int;
     -- the rows whose image failed, as (ctid, SHA-256 of the image): a ctid alone could name another row after
     -- a VACUUM FULL, CLUSTER or pruning between chunks, and that row would be skipped without being tried
-    skipped tid[] := '{}';
-    skipped_sha bytea[] := '{}';
-    skip_test text;
-    hash bytea;
+    skipped pg_catalog.tid[] := '{}';
+    skipped_sha pg_catalog.bytea[] := '{}';
+    skip_test pg_catalog.text;
+    hash pg_catalog.bytea;
     remaining bigint;
 BEGIN
     -- outside a transaction block only (it commits): said before any model work
