@@ -27,6 +27,7 @@ int			groma_device = GROMA_DEVICE_SETTING_AUTO;
 int			groma_weights = GROMA_WEIGHTS_SETTING_BF16;
 int			groma_threads = 0;
 int			groma_max_queue = 64;
+int			groma_max_decodes = 4;
 int			groma_max_batch = 16;
 int			groma_kv_cache_mb = 4096;
 int			groma_kv_first_tokens = 256;
@@ -175,6 +176,10 @@ define_server_settings(void)
 							"Largest number of requests that wait in each groma-server's queue.",
 							"Requests beyond it fail at once with insufficient_resources.",
 							&groma_max_queue, 64, 1, 65536, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("groma.max_decodes",
+							"Largest number of images each groma-server decodes at once for image checks and drawings.",
+							"Each decode holds the whole image's pixels; the others wait for one to end.",
+							&groma_max_decodes, 4, 1, 1024, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("groma.max_batch",
 							"Largest number of answers each groma-server generates together.",
 							"Each decode step runs once for all of them; new requests join between steps.",

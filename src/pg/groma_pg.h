@@ -17,6 +17,7 @@ extern int	groma_device;		/* groma.device, a groma_device_setting */
 extern int	groma_weights;		/* groma.weights, a groma_weights_setting */
 extern int	groma_threads;		/* groma.threads (0 = the server's default) */
 extern int	groma_max_queue;	/* groma.max_queue */
+extern int	groma_max_decodes;	/* groma.max_decodes */
 extern int	groma_max_batch;	/* groma.max_batch */
 extern int	groma_kv_cache_mb;	/* groma.kv_cache_mb */
 extern int	groma_kv_first_tokens;	/* groma.kv_first_tokens */

@@ -100,10 +100,10 @@ handle_sigchld(SIGNAL_ARGS)
 static char *
 current_signature(void)
 {
-	return psprintf("%s|%d|%d|%d|%d|%s|%s|%d|%d|%d|%d|%d|%d", groma_model_path, groma_device, groma_weights,
+	return psprintf("%s|%d|%d|%d|%d|%s|%s|%d|%d|%d|%d|%d|%d|%d", groma_model_path, groma_device, groma_weights,
 					groma_threads, groma_max_queue, groma_devices, groma_server_path, groma_log_level,
 					groma_max_image_pixels, groma_max_batch, groma_kv_cache_mb, groma_kv_first_tokens,
-					groma_activation_mb);
+					groma_activation_mb, groma_max_decodes);
 }
 
 /* Writes the path of the groma-server program into out (MAXPGPATH bytes). */
@@ -285,6 +285,7 @@ start_server(int i)
 	char		socket_path[64];
 	char		device[32];
 	char		max_queue[16],
+				max_decodes[16],
 				max_batch[16],
 				kv_cache_mb[16],
 				kv_first_tokens[16],
@@ -307,6 +308,7 @@ start_server(int i)
 	else
 		strlcpy(device, dev, sizeof(device));
 	snprintf(max_queue, sizeof(max_queue), "%d", groma_max_queue);
+	snprintf(max_decodes, sizeof(max_decodes), "%d", groma_max_decodes);
 	snprintf(max_batch, sizeof(max_batch), "%d", groma_max_batch);
 	snprintf(kv_cache_mb, sizeof(kv_cache_mb), "%d", groma_kv_cache_mb);
 	snprintf(kv_first_tokens, sizeof(kv_first_tokens), "%d", groma_kv_first_tokens);
@@ -350,6 +352,8 @@ start_server(int i)
 	}
 	argv[argc++] = "--max-queue";
 	argv[argc++] = max_queue;
+	argv[argc++] = "--max-decodes";
+	argv[argc++] = max_decodes;
 	argv[argc++] = "--max-batch";
 	argv[argc++] = max_batch;
 	argv[argc++] = "--kv-cache-mb";

@@ -163,6 +163,15 @@ step('a storm of reloads');
 my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
 unlike($log, qr/did not stop within/, 'every server stopped on SIGTERM');
 
+# groma.max_decodes reaches groma-server as --max-decodes (a reload restarts it)
+my $before_decodes = status_row($node)->{pid};
+$node->safe_psql('postgres', 'ALTER SYSTEM SET groma.max_decodes = 2');
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(wait_until(30, sub { my $r = status_row($node); $r->{state} eq 'ready' && $r->{pid} ne $before_decodes }),
+   'groma.max_decodes = 2 restarts groma-server');
+like(PostgreSQL::Test::Utils::slurp_file($node->logfile), qr/max decodes 2\)/, 'which decodes 2 images at once');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET groma.max_decodes');
+
 # a reload while groma-server is SIGSTOPped: while the launcher waits for it to exit (5 s, then SIGKILL),
 # groma_status() shows it 'stopping' with its pid (it showed 'stopped' and no pid while the process was there)
 my $frozen = status_row($node)->{pid};
