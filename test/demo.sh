@@ -3,7 +3,8 @@
 # cluster with groma preloaded and the bundled tiny model as its
 # groma.model_path, load the bundled images into a table (a CHECK constraint
 # decodes each one as the model will, in groma-server) and print their header
-# facts, ask the model about every image through SQL (groma_chat) and show
+# facts, ask the model about every image through SQL (groma_regions,
+# groma_caption, groma_ground, groma_describe, groma_draw) and show
 # groma_status(); then run the same model with groma-server on the command
 # line: the regions it selects, a grounded caption, and a phrase to ground.
 # The tiny model has random weights, so its answers are gibberish; the

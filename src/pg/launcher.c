@@ -420,6 +420,7 @@ start_server(int i)
 	s->generation++;
 	s->state = GROMA_SLOT_STARTING;
 	s->pid = pid;
+	s->last_stderr[0] = '\0';	/* the last line of this process, not of the one before */
 	strlcpy(s->socket_path, socket_path, sizeof(s->socket_path));
 	strlcpy(s->device, device, sizeof(s->device));
 	strlcpy(s->model_path, groma_model_path, sizeof(s->model_path));

@@ -297,9 +297,12 @@ apply_option(int c, const char *arg, groma_cli_options *opt, const char **comman
 			return 0;
 		case OPT_DEVICE_ID:
 			if (strcmp(arg, "0") == 0)
-				v = 0;	/* numeric_option takes positive numbers */
-			else if (numeric_option("device-id", arg, 1024, &v) != 0)
+				v = 0;	/* parse_positive_long takes positive numbers */
+			else if (parse_positive_long(arg, 1024, &v) != 0)
+			{
+				fprintf(stderr, "groma-server: --device-id needs an integer in 0..1024\n");
 				return 2;
+			}
 			opt->device_id = (int) v;
 			return 0;
 		case OPT_WATCH_FD:

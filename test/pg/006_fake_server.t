@@ -116,5 +116,17 @@ step('server exit');
 ok(mode('groundings', 'ready'), 'back to grounded answers');
 like($b->query_safe("SELECT (groma_chat($img, 'x')).text"), qr/^A man irons/, 'the same session gets answers again');
 $b->quit;
+
+# a program that exits at once, writing nothing: groma_status().last_stderr is that process's last line, so it is
+# empty (it showed the previous server's "stopped" line, as if the new one had said it)
+like(status_row($node)->{last_stderr}, qr/\S/, 'the fake server has logged lines');
+$node->safe_psql('postgres', "ALTER SYSTEM SET groma.server_path = '/bin/false'");
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(wait_until(20, sub { my $r = status_row($node); $r->{state} eq 'backoff' && $r->{last_exit} eq 'exit 1' }),
+   'groma.server_path = /bin/false: the slot backs off after exit 1');
+is(status_row($node)->{last_stderr}, '', 'and last_stderr is empty: /bin/false said nothing');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET groma.server_path');
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+step('a server that says nothing');
 $node->stop('fast');
 done_testing();

@@ -93,6 +93,9 @@ is($rc, 2, 'an unknown option is a usage error');
 is($rc, 2, 'a negative pixel limit is a usage error');
 ($rc, $out, $err) = run_server('--decode', "$root/test/golden/images/waterview.jpg", '--out', "$tmp/y", '--device', 'tpu');
 is($rc, 2, 'an unknown device is a usage error');
+($rc, $out, $err) = run_server('--device-id', '1025', '--info', 'x');
+is($rc, 2, '--device-id 1025 is a usage error');
+like($err, qr/--device-id needs an integer in 0\.\.1024/, 'whose message gives the range from 0 (0 is taken)');
 
 ($rc, $out, $err) = run_server('--device-info');
 is($rc, 0, '--device-info exits 0');
