@@ -451,14 +451,27 @@ wait_for_exit_record(int slot, int pid, groma_server_slot *snap)
 }
 
 /*
+ * True when the current role may read groma-server's log lines: they name
+ * other sessions' requests (pg_read_all_stats, as for their queries) and
+ * the model's files (pg_read_all_settings, as for groma.model_path).
+ */
+bool
+groma_may_read_server_log(void)
+{
+	return has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS) &&
+		has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_SETTINGS);
+}
+
+/*
  * Adds groma-server's last log line as the error's detail, for roles with
- * the privileges of pg_read_all_stats only (it can name other sessions'
- * requests, as groma_status().last_stderr); returns 0 for ereport.
+ * the privileges of pg_read_all_stats and pg_read_all_settings only (it can
+ * name other sessions' requests and the model's files, as
+ * groma_status().last_stderr); returns 0 for ereport.
  */
 static int
 last_message_detail(const char *line)
 {
-	if (line[0] == '\0' || !has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS))
+	if (line[0] == '\0' || !groma_may_read_server_log())
 		return 0;
 	return errdetail("Its last message was: %s", groma_server_text(line));
 }

@@ -60,4 +60,7 @@ double		groma_client_ping(void);
  */
 bool		groma_client_try_status(int slot, int timeout_ms, groma_reply *reply);
 
+/* True when the current role may read groma-server's log lines (pg_read_all_stats and pg_read_all_settings). */
+bool		groma_may_read_server_log(void);
+
 #endif							/* GROMA_SERVER_CLIENT_H */

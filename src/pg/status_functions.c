@@ -73,9 +73,9 @@ status_row(int i, Datum *values, bool *nulls)
 	groma_describe_exit(snap.last_exit_code, snap.last_exit_signal, how, sizeof(how));
 	values[7] = CStringGetTextDatum(how);
 	nulls[7] = snap.last_exit_pid == 0;
-	/* the last log line names other sessions' requests: shown, like their queries, to pg_read_all_stats only */
+	/* the last log line names other sessions' requests and the model's files */
 	values[8] = CStringGetTextDatum(groma_server_text(snap.last_stderr));
-	nulls[8] = snap.last_stderr[0] == '\0' || !has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
+	nulls[8] = snap.last_stderr[0] == '\0' || !groma_may_read_server_log();
 	if (live)
 	{
 		values[9] = Int32GetDatum((int32) Min(reply.queue_depth, (uint32) PG_INT32_MAX));

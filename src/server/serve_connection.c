@@ -196,7 +196,7 @@ take_decode_slot(serve_state *s, const groma_request *req, const validate_watch 
 		{
 			/* logged without the lock (a full stderr pipe must not hold up the scheduler); then looked at again */
 			pthread_mutex_unlock(&s->lock);
-			serve_log(SERVE_LOG_INFO, "request %u: waits for an image decode to end (--max-decodes %d)",
+			serve_log(SERVE_LOG_DEBUG, "request %u: waits for an image decode to end (--max-decodes %d)",
 					  (unsigned) req->id, s->opt->max_decodes);
 			said = true;
 			pthread_mutex_lock(&s->lock);

@@ -104,8 +104,11 @@ ok(wait_until(60, sub {
 ($arc) = finish_query($aq, 120);
 is($arc, 0, 'that array call finishes too');
 is(sql("SET ROLE nosy; SELECT count(*) FROM groma_status() WHERE last_stderr IS NULL; RESET ROLE; "
-       . "SET ROLE stats_reader; SELECT count(*) FROM groma_status() WHERE last_stderr IS NOT NULL"), "1\n1",
-   "groma_status() hides groma-server's last log line (other sessions' requests) but from pg_read_all_stats");
+       . "SET ROLE stats_reader; SELECT count(*) FROM groma_status() WHERE last_stderr IS NULL; RESET ROLE; "
+       . "GRANT pg_read_all_settings TO stats_reader; "
+       . "SET ROLE stats_reader; SELECT count(*) FROM groma_status() WHERE last_stderr IS NOT NULL"), "1\n1\n1",
+   "groma_status() hides groma-server's last log line (other sessions' requests, the model's files) but from "
+   . "pg_read_all_stats with pg_read_all_settings (pg_read_all_stats alone saw the model's path in it)");
 step('progress of an array call checked');
 
 # the procedure, cancelled after its first chunk commits
