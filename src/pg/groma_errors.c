@@ -104,7 +104,8 @@ groma_status_is_image_fault(const groma_status *st)
 		case GROMA_ERR_UNSUPPORTED:
 			return true;
 		case GROMA_ERR_LIMIT:
-			return strncmp(st->message, "JPEG", 4) == 0;
+			/* not the limits of the request's arguments: the model's context, the query's length, the KV pool */
+			return strncmp(st->message, "JPEG", 4) == 0 || strncmp(st->message, "image", 5) == 0;
 		default:
 			return false;
 	}

@@ -78,7 +78,8 @@ void		groma_pg_check(groma_status st);
 /*
  * True for a failed status about the image itself: not a JPEG, damaged or
  * cut short, unsupported, or over a JPEG limit (pixels, scans, request
- * size); SQLSTATE 22P03, 0A000 or 54000 with a message starting "JPEG".
+ * size); SQLSTATE 22P03, 0A000 or 54000 with a message starting "JPEG" or
+ * "image".
  */
 bool		groma_status_is_image_fault(const groma_status *st);
 

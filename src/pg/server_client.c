@@ -1004,19 +1004,6 @@ bulk_wake_idle(bulk_connection *conns, int n_conns, const bulk_connection *c, gr
 		}
 }
 
-/*
- * False for a failed reply that is about the request's arguments rather
- * than its image: a size limit whose message is not about the JPEG or the
- * image (the model's context, the query's length, the KV pool).
- */
-static bool
-reply_about_image(const groma_reply *reply)
-{
-	const char *m = reply->status.message;
-
-	return reply->status.code != GROMA_ERR_LIMIT || strncmp(m, "JPEG", 4) == 0 || strncmp(m, "image", 5) == 0;
-}
-
 /* Returns the milliseconds until the earliest deadline of conns' outstanding requests, or -1 when none has one. */
 static long
 bulk_wait_ms(const bulk_connection *conns, int n_conns)
@@ -1124,7 +1111,8 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 				continue;
 			if (!keep_image_faults || !groma_status_is_image_fault(&replies[c->req].status))
 			{
-				*current = reply_about_image(&replies[c->req]) ? c->req : -1;
+				/* (a size limit of the request's arguments, not of its image, is not blamed on the image) */
+				*current = groma_status_is_image_fault(&replies[c->req].status) ? c->req : -1;
 				check_reply(bulk_slot, &replies[c->req]);
 				*current = -1;
 			}

@@ -202,16 +202,7 @@ wait_for_replies(serve_state *s, double until)
 	pthread_mutex_lock(&s->lock);
 	while ((s->outstanding > 0 || !serve_connections_quiet(s)) && serve_now_ms() < until)
 	{
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 20 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000)
-		{
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&s->idle, &s->lock, &ts);
+		serve_cond_wait_ms(&s->idle, &s->lock, 20);
 	}
 	pthread_mutex_unlock(&s->lock);
 }

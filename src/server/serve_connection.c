@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "serve_internal.h"
@@ -190,8 +189,6 @@ take_decode_slot(serve_state *s, const groma_request *req, const validate_watch 
 	pthread_mutex_lock(&s->lock);
 	while (s->decoding >= s->opt->max_decodes && !__atomic_load_n(&w->cancel, __ATOMIC_RELAXED))
 	{
-		struct timespec until;
-
 		if (!said)
 		{
 			/* logged without the lock (a full stderr pipe must not hold up the scheduler); then looked at again */
@@ -203,14 +200,7 @@ take_decode_slot(serve_state *s, const groma_request *req, const validate_watch 
 			continue;
 		}
 		/* woken by a decode's end; the 50 ms steps notice the client's cancel */
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 50 * 1000 * 1000;
-		if (until.tv_nsec >= 1000 * 1000 * 1000)
-		{
-			until.tv_sec++;
-			until.tv_nsec -= 1000 * 1000 * 1000;
-		}
-		pthread_cond_timedwait(&s->decode_done, &s->lock, &until);
+		serve_cond_wait_ms(&s->decode_done, &s->lock, 50);
 	}
 	taken = !__atomic_load_n(&w->cancel, __ATOMIC_RELAXED);
 	if (taken)

@@ -119,6 +119,9 @@ bool		serve_write_all(int fd, const uint8_t *buf, size_t len);
 /* Encodes and writes a reply; returns false when the peer is gone. */
 bool		serve_send_reply(int fd, const groma_reply *reply);
 
+/* Waits on cond, with lock held, until it is signalled or ms milliseconds pass (pthread_cond_timedwait). */
+void		serve_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms);
+
 /* Fills set with the stop signals, SIGTERM and SIGINT (which the main thread alone takes). */
 void		serve_stop_signals(sigset_t *set);
 

@@ -57,6 +57,23 @@ serve_now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* Waits on cond (lock held) until signalled or ms pass; see serve_internal.h. */
+void
+serve_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000 * 1000;
+	if (until.tv_nsec >= 1000 * 1000 * 1000)
+	{
+		until.tv_sec++;
+		until.tv_nsec -= 1000 * 1000 * 1000;
+	}
+	pthread_cond_timedwait(cond, lock, &until);
+}
+
 /* Reads exactly len bytes; returns len, 0 on end of file before any byte, -1 on an error or a short read. */
 static ssize_t
 read_exact(int fd, uint8_t *buf, size_t len)

@@ -45,7 +45,7 @@ usage(FILE *f)
 			"  --max-queue N          --serve: requests waiting beyond N are refused as busy (default %d)\n"
 			"  --max-connections N    --serve: open connections at most; more wait to be accepted until one closes\n"
 			"                         (default %d)\n"
-			"  --max-decodes N        --serve: image checks and drawings decoding at once (default 4); more wait\n"
+			"  --max-decodes N        --serve: image checks and drawings decoding at once (default %d); more wait\n"
 			"  --max-batch N          --serve: answers generated together at most, one decode step for all (default %d)\n"
 			"  --kv-cache-mb N        --serve: the KV cache pool those answers share, allocated at start (default %d)\n"
 			"  --kv-first-tokens N    --serve: new tokens an answer's KV cache holds at first; it moves into a block\n"
@@ -56,7 +56,7 @@ usage(FILE *f)
 			"                         images or sequences up to N only (default 64: all)\n"
 			"  --watch-fd FD          --serve: exit when FD reaches end of file (the launcher's pipe)\n",
 			(long) GROMA_DEFAULT_MAX_IMAGE_PIXELS, GROMA_SERVE_DEFAULT_MAX_QUEUE, GROMA_SERVE_DEFAULT_MAX_CONNECTIONS,
-			GROMA_SERVE_DEFAULT_MAX_BATCH,
+			GROMA_SERVE_DEFAULT_MAX_DECODES, GROMA_SERVE_DEFAULT_MAX_BATCH,
 			GROMA_SERVE_DEFAULT_KV_CACHE_MB, GROMA_SERVE_DEFAULT_KV_FIRST_TOKENS);
 }
 
