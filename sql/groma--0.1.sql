@@ -369,8 +369,15 @@ DECLARE
     -- a VACUUM FULL, CLUSTER or pruning between chunks, and that row would be skipped without being tried
     skipped pg_catalog.tid[] := '{}';
     skipped_sha pg_catalog.bytea[] := '{}';
+    -- the rows the UPDATE left NULL (a trigger skipped or undid it), the same way:
+    -- each is captioned once, not again in every chunk
+    unkept pg_catalog.tid[] := '{}';
+    unkept_sha pg_catalog.bytea[] := '{}';
+    left_null pg_catalog.tid[];
+    more_tids pg_catalog.tid[];
+    more_sha pg_catalog.bytea[];
+    remember_sql pg_catalog.text;
     skip_test pg_catalog.text;
-    hash pg_catalog.bytea;
     remaining bigint;
 BEGIN
     -- outside a transaction block only (it commits): said before any model work
@@ -393,13 +400,18 @@ BEGIN
                  WHERE CASE WHEN s.c OPERATOR(pg_catalog.=) t.ctid
                             THEN s.h OPERATOR(pg_catalog.=) pg_catalog.sha256(t.%I::pg_catalog.bytea) ELSE false END)',
         img_column);
+    -- the ctids ($1) of rows to remember, with the SHA-256 of each one's image
+    remember_sql := pg_catalog.format(
+        'SELECT pg_catalog.array_agg(ctid), pg_catalog.array_agg(pg_catalog.sha256(%I::pg_catalog.bytea))
+         FROM ONLY %s WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)', img_column, tbl);
     LOOP
         -- the chunk's rows, locked until the COMMIT below; the lock this takes on the table also holds off an
         -- ALTER TABLE until then
         EXECUTE pg_catalog.format(
             'SELECT pg_catalog.array_agg(ctid) FROM (SELECT t.ctid FROM ONLY %1$s t WHERE %3$I IS NULL AND %2$I IS NOT NULL
                  AND NOT %5$s LIMIT %4$s FOR UPDATE OF t SKIP LOCKED) s',
-            tbl, img_column, caption_column, chunk, skip_test) INTO ids USING skipped, skipped_sha;
+            tbl, img_column, caption_column, chunk, skip_test)
+            INTO ids USING skipped OPERATOR(pg_catalog.||) unkept, skipped_sha OPERATOR(pg_catalog.||) unkept_sha;
         EXIT WHEN ids IS NULL;
         -- the columns checked again under that lock: one changed since the last chunk (its type altered, or
         -- dropped) would otherwise get a caption of another type, converted to text on assignment
@@ -415,30 +427,36 @@ BEGIN
                   @extschema@.groma_caption_chunk(s.imgs, $2) c',
             tbl, img_column) INTO row_ids, answers, failures USING ids, detailed;
         -- a failed row is remembered (by ctid and image) and named in a warning; it is left NULL
+        left_null := '{}';
         FOR k IN 1 .. COALESCE(pg_catalog.cardinality(row_ids), 0) LOOP
             CONTINUE WHEN failures[k] IS NULL;
-            skipped := pg_catalog.array_append(skipped, row_ids[k]);
-            EXECUTE pg_catalog.format('SELECT pg_catalog.sha256(%I::pg_catalog.bytea) FROM ONLY %s
-                                       WHERE ctid OPERATOR(pg_catalog.=) $1',
-                                      img_column, tbl) INTO STRICT hash USING row_ids[k];
-            skipped_sha := pg_catalog.array_append(skipped_sha, hash);
+            left_null := pg_catalog.array_append(left_null, row_ids[k]);
             RAISE WARNING 'groma_caption_table: the row of % at ctid % is left NULL: %', tbl, row_ids[k], failures[k];
         END LOOP;
-        -- n: the rows whose caption the UPDATE left set (a trigger may skip a row or set it back to NULL)
+        IF pg_catalog.cardinality(left_null) OPERATOR(pg_catalog.>) 0 THEN
+            EXECUTE remember_sql INTO more_tids, more_sha USING left_null;
+            skipped := skipped OPERATOR(pg_catalog.||) more_tids;
+            skipped_sha := skipped_sha OPERATOR(pg_catalog.||) more_sha;
+        END IF;
+        -- n: the rows whose caption the UPDATE left set; left_null: the ctids of the others, the rows a trigger
+        -- skipped where they were, and the new versions of those it set back to NULL (row security leaves no
+        -- row here: FOR UPDATE above already passed over the rows its UPDATE policy keeps out)
         EXECUTE pg_catalog.format(
             'WITH a AS (SELECT $1[k] AS row_id, $2[k] AS answer FROM pg_catalog.generate_subscripts($1, 1) AS k
                         WHERE $3[k] IS NULL),
                   u AS (UPDATE ONLY %1$s t SET %2$I = %3$s FROM a WHERE t.ctid OPERATOR(pg_catalog.=) a.row_id
-                        RETURNING t.%2$I IS NOT NULL AS kept)
-             SELECT pg_catalog.count(*) FILTER (WHERE kept) FROM u',
-            tbl, caption_column, value_sql) INTO n USING row_ids, answers, failures;
-        -- a chunk whose rows all stayed NULL without failing would be taken again and again
-        IF n OPERATOR(pg_catalog.=) 0 AND NOT ids OPERATOR(pg_catalog.<@) skipped THEN
-            RAISE EXCEPTION 'groma_caption_table: the UPDATE of % left every caption of a chunk of % rows NULL',
-                tbl, pg_catalog.cardinality(ids)
-                USING ERRCODE = 'object_not_in_prerequisite_state',
-                      HINT = 'A trigger or rule on the table skips or undoes the update; the chunks committed before '
-                             'are kept.';
+                        RETURNING a.row_id AS old_id, t.ctid AS new_id, t.%2$I IS NOT NULL AS kept)
+             SELECT (SELECT pg_catalog.count(*) FILTER (WHERE kept) FROM u),
+                    (SELECT pg_catalog.array_agg(x.id)
+                     FROM (SELECT new_id FROM u WHERE NOT kept
+                           UNION ALL
+                           SELECT a.row_id FROM a WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.old_id OPERATOR(pg_catalog.=) a.row_id))
+                          AS x(id))',
+            tbl, caption_column, value_sql) INTO n, left_null USING row_ids, answers, failures;
+        IF left_null IS NOT NULL THEN
+            EXECUTE remember_sql INTO more_tids, more_sha USING left_null;
+            unkept := unkept OPERATOR(pg_catalog.||) more_tids;
+            unkept_sha := unkept_sha OPERATOR(pg_catalog.||) more_sha;
         END IF;
         done := done OPERATOR(pg_catalog.+) n;
         COMMIT;
@@ -458,6 +476,18 @@ BEGIN
         RAISE WARNING 'groma_caption_table: % row(s) of % could not be captioned and are left NULL', n, tbl
             USING HINT = 'The warnings above name each row and why; fix or remove their images and CALL it again.';
         remaining := remaining OPERATOR(pg_catalog.-) n;
+    END IF;
+    IF pg_catalog.cardinality(unkept) OPERATOR(pg_catalog.>) 0 THEN
+        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM ONLY %s t WHERE %I IS NULL AND %I IS NOT NULL AND %s',
+                                  tbl, caption_column, img_column, skip_test)
+            INTO n USING unkept, unkept_sha;
+        IF n OPERATOR(pg_catalog.>) 0 THEN
+            RAISE WARNING 'groma_caption_table: % row(s) of % stayed NULL after their UPDATE and were not tried again',
+                          n, tbl
+                USING DETAIL = 'A trigger on the table skipped the update or set the caption back to NULL.',
+                      HINT = 'CALL it again once the trigger or policy lets the update through.';
+            remaining := remaining OPERATOR(pg_catalog.-) n;
+        END IF;
     END IF;
     IF remaining OPERATOR(pg_catalog.>) 0 THEN
         RAISE WARNING 'groma_caption_table: % row(s) of % are still NULL: other transactions held them locked, '
@@ -607,7 +637,8 @@ BEGIN
         total - remaining, total, cardinality(commands);
     IF remaining > 0 THEN
         RAISE WARNING 'groma_caption_table: % row(s) of % are still NULL after the shard jobs', remaining, tbl
-            USING HINT = 'A row whose image failed alone is left NULL (the workers'' logs name each one, and why); '
+            USING HINT = 'A row whose image failed alone, or whose update a trigger skipped or undid, is left NULL '
+                         '(the workers'' logs name each one, and why); '
                          'rows another call held locked, or added meanwhile, are captioned by calling it again.';
     END IF;
 END
