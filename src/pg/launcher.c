@@ -9,8 +9,10 @@
  * but three: /dev/null as stdin, a pipe to the launcher as stdout/stderr,
  * and the read end of a "watch" pipe whose write end only the launcher
  * holds, so the server sees EOF there as soon as the launcher is gone
- * (PR_SET_PDEATHSIG is the second line of defence).  The launcher itself
- * never loads CUDA or the model.
+ * (PR_SET_PDEATHSIG is the second line of defence; a server that cannot
+ * act on either, stopped by SIGSTOP, is killed by the next launcher
+ * through its pid file, server_pid_file.h).  The launcher itself never
+ * loads CUDA or the model.
  */
 #include "postgres.h"
 
@@ -35,6 +37,7 @@
 
 #include "groma_pg.h"
 #include "server_client.h"
+#include "server_pid_file.h"
 #include "server_registry.h"
 
 PGDLLEXPORT void groma_launcher_main(Datum main_arg);
@@ -408,6 +411,7 @@ start_server(int i)
 		return;
 	}
 	(void) fcntl(output_pipe[0], F_SETFL, O_NONBLOCK);
+	groma_pid_file_write(i, pid);
 	ls->pid = pid;
 	ls->output_fd = output_pipe[0];
 	ls->watch_fd = watch_pipe[1];
@@ -454,6 +458,7 @@ server_exited(int i, int status)
 	s->last_exit_pid = ls->pid;
 	SpinLockRelease(&s->mutex);
 	ls->pid = 0;
+	groma_pid_file_remove(i);
 	schedule_restart(i);
 }
 
@@ -657,6 +662,8 @@ groma_launcher_main(Datum main_arg)
 	if (mkdir("groma", S_IRWXU) != 0 && errno != EEXIST)
 		ereport(ERROR, (errcode_for_file_access(),
 						errmsg("could not create directory \"%s\": %m", "groma")));
+	/* a server an earlier launcher left (it died by SIGKILL while that server was stopped) goes first */
+	groma_pid_file_kill_leftovers();
 	before_shmem_exit(launcher_exit, 0);
 	groma_registry_shared->launcher_running = true;
 	configure_slots();

@@ -1,7 +1,9 @@
 # groma-server never outlives PostgreSQL: after the postmaster is killed
 # with SIGKILL the launcher exits and its servers follow (watch pipe,
 # PR_SET_PDEATHSIG) within 5 s, and pg_ctl stop -m fast leaves none behind,
-# nor does pg_ctl stop -m immediate with groma-server SIGSTOPped.
+# nor does pg_ctl stop -m immediate with groma-server SIGSTOPped; a
+# SIGSTOPped groma-server whose launcher alone is killed with SIGKILL is
+# killed by the next launcher (its pid file), and the cluster serves again.
 use strict;
 use warnings;
 use FindBin;
@@ -71,4 +73,51 @@ my $frozen_gone = wait_until(10, sub { !proc_alive($frozen_pid) });
 ok($frozen_gone, sprintf('a SIGSTOPped groma-server is gone %.3f s after pg_ctl stop -m immediate', time - $t0));
 if (!$frozen_gone) { kill 'CONT', $frozen_pid; kill 'KILL', $frozen_pid; }
 step('immediate stop of a stopped server');
+
+# the launcher alone killed with SIGKILL (the OOM killer) while groma-server is stopped: the server could act
+# neither on the watch pipe's EOF nor on its parent-death signal, and stayed in state T with its memory; the
+# launcher the postmaster starts next kills it through its pid file
+$node->append_conf('postgresql.conf', 'restart_after_crash = on');
+$node->start;
+ok(wait_until(30, sub { status_row($node)->{state} eq 'ready' }), 'groma-server ready again');
+my $orphan_pid = status_row($node)->{pid};
+my $pid_file = $node->data_dir . '/groma/server-0.pid';
+is(PostgreSQL::Test::Utils::slurp_file($pid_file), "$orphan_pid\n", 'the launcher wrote the pid file of groma-server');
+open($f, '<', "/proc/$orphan_pid/stat") or die;
+my ($orphan_launcher) = (<$f> =~ /^\d+ \(.*\) \S (\d+)/);
+close($f);
+kill 'STOP', $orphan_pid;
+kill 'KILL', $orphan_launcher;
+# (during the crash restart connections are refused: status_row's error counts as "not yet")
+ok(wait_until(60, sub { my $r = eval { status_row($node) } // {};
+                        ($r->{state} // '') eq 'ready' && $r->{pid} ne $orphan_pid }),
+   'after the crash restart a new groma-server is ready');
+my $orphan_gone = wait_until(10, sub { !proc_alive($orphan_pid) });
+ok($orphan_gone, 'the stopped groma-server the killed launcher left is gone');
+if (!$orphan_gone) { kill 'CONT', $orphan_pid; kill 'KILL', $orphan_pid; }
+like(PostgreSQL::Test::Utils::slurp_file($node->logfile),
+     qr/killing groma-server 0 \(pid $orphan_pid, state T\), left running by an earlier launcher/,
+     'the new launcher logged that it killed it');
+is($node->safe_psql('postgres', "SELECT (groma_caption(" . image_sql() . ")).text <> ''"), 't',
+   'and the cluster answers a caption');
+$node->stop('fast');
+ok(!-e $pid_file, 'a clean stop removes the pid file');
+step('launcher SIGKILLed with its server stopped');
+
+# a pid file naming another process (a reused pid), even one running in the data directory, or holding no pid,
+# makes a starting launcher kill nothing
+my $bystander = fork();
+if ($bystander == 0) { chdir($node->data_dir); exec('sleep', '120'); }
+PostgreSQL::Test::Utils::append_to_file($pid_file, "$bystander\n");
+PostgreSQL::Test::Utils::append_to_file($node->data_dir . '/groma/server-1.pid', "not a pid\n");
+$node->start;
+ok(wait_until(30, sub { status_row($node)->{state} eq 'ready' }), 'groma-server ready');
+ok(kill(0, $bystander), 'the process a stale pid file named is left alone');
+ok(!-e $node->data_dir . '/groma/server-1.pid', 'a pid file without a pid is removed');
+unlike(PostgreSQL::Test::Utils::slurp_file($node->logfile), qr/killing groma-server 0 \(pid $bystander/,
+       'and nothing is logged as killed');
+kill 'KILL', $bystander;
+waitpid($bystander, 0);
+$node->stop('fast');
+step('stale pid files');
 done_testing();
