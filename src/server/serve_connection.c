@@ -4,6 +4,7 @@
  * requests and waits for them while watching the socket for a cancel or
  * the client going away.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
@@ -20,6 +21,7 @@ typedef struct connection
 	serve_state *server;
 	int			fd;
 	int			wake_fd;		/* eventfd the scheduler writes when our job is done */
+	pid_t		client_pid;		/* the peer process (SO_PEERCRED), 0 if unknown: its jobs' share of the queue */
 	serve_conn_link link;		/* in the server's list of open connections */
 } connection;
 
@@ -130,6 +132,7 @@ run_queued(connection *c, groma_request *req)
 	job->req = *req;			/* the job owns the request's buffers now */
 	memset(req, 0, sizeof(*req));
 	job->wake_fd = c->wake_fd;
+	job->client_pid = c->client_pid;
 	serve_submit(c->server, job);
 	alive = wait_for_job(c, job);
 	if (alive)
@@ -457,9 +460,12 @@ serve_connection_start(serve_state *s, int fd, int wake_fd)
 	pthread_attr_t attr;
 	pthread_t	thread;
 	bool		started;
+	struct ucred cred;
+	socklen_t	len = sizeof(cred);
 
 	if (c == NULL)
 		return false;
+	c->client_pid = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? cred.pid : 0;
 	c->wake_fd = wake_fd;
 	c->server = s;
 	c->fd = fd;

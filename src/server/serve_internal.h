@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "protocol.h"
 #include "../model/kv_pool.h"
@@ -31,6 +32,7 @@ typedef struct serve_job
 	double		started_ms;
 	double		finished_ms;
 	uint64_t	serial;			/* the server's count of requests submitted when this one came (ids are per connection) */
+	pid_t		client_pid;		/* the process at the other end of its connection (SO_PEERCRED), 0 if unknown */
 	int64_t		kv_positions;	/* GENERATE: the most KV positions it can need (0: not known yet) */
 	bool		kv_whole;		/* GENERATE: was stopped to free KV room: takes kv_positions at once when it starts again */
 	groma_pending_generate pending; /* GENERATE: its sequence while in the batch */
@@ -164,7 +166,11 @@ void		serve_finish_with_error(serve_state *s, serve_job *job, groma_status st);
 
 /*
  * Queues a model request for the scheduler, or refuses it (reply filled,
- * done set) when there is no model or the queue is full.  Under no lock.
+ * done set) when there is no model or the queue is full.  The last quarter
+ * of the queue's places is kept for clients with no request queued: a
+ * client (a process, as its connections' SO_PEERCRED say) that already has
+ * one queued is refused as busy there, so one PostgreSQL session's array
+ * call cannot fill the queue alone.  Under no lock.
  */
 void		serve_submit(serve_state *s, serve_job *job);
 

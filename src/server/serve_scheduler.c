@@ -207,10 +207,30 @@ unavailable(const serve_state *s)
 	return groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is loading the model");
 }
 
+/* The places at the queue's end kept for clients with no request queued (a quarter of --max-queue, rounded down). */
+static int
+places_kept_for_others(const serve_state *s)
+{
+	return s->opt->max_queue / 4;
+}
+
+/* Returns how many queued jobs came from the client process pid; under the lock. */
+static int
+queued_from_client(const serve_state *s, pid_t pid)
+{
+	int			n = 0;
+
+	for (const serve_job *j = s->head; j != NULL; j = j->next)
+		n += j->client_pid == pid;
+	return n;
+}
+
 /* Queues or refuses a model request; see serve_internal.h. */
 void
 serve_submit(serve_state *s, serve_job *job)
 {
+	int			held = 0;
+
 	pthread_mutex_lock(&s->lock);
 	job->enqueued_ms = serve_now_ms();
 	job->serial = ++s->submitted;
@@ -221,6 +241,12 @@ serve_submit(serve_state *s, serve_job *job)
 	else if (s->queued >= s->opt->max_queue)
 		serve_finish_with_error(s, job, groma_error(GROMA_ERR_BUSY, "groma-server's queue is full (%d requests wait)",
 											  s->queued));
+	else if (job->client_pid != 0 && s->queued >= s->opt->max_queue - places_kept_for_others(s) &&
+			 (held = queued_from_client(s, job->client_pid)) > 0)
+		serve_finish_with_error(s, job,
+								groma_error(GROMA_ERR_BUSY, "groma-server's queue is full for this client (%d of its "
+											"requests wait; the last %d of %d places are kept for other clients)",
+											held, places_kept_for_others(s), s->opt->max_queue));
 	else
 	{
 		job->queued = true;
