@@ -71,8 +71,9 @@ COMMENT ON FUNCTION groma_ping() IS
 --   last_exit      how the previous process ended: 'exit N' or 'signal N (name)'
 --   last_stderr    the last line it wrote to stderr (why a load failed, ...)
 --   queue_depth, running, served, failed
---                  requests waiting, being computed, answered, refused (from the
---                  server itself; NULL when it does not answer)
+--                  requests waiting, being computed, answered, failed or
+--                  refused (from the server itself; NULL when it does not
+--                  answer)
 --   load_progress  'loaded/total MB' of the model's weights, NULL when unknown
 --   in_flight      requests sessions have sent to it and not yet read back
 --   batch, max_batch
@@ -82,12 +83,14 @@ COMMENT ON FUNCTION groma_ping() IS
 --   weights        the type its model's matrices are kept in (f32, bf16, f16,
 --                  int8; the KV cache holds bf16 for int8, else the same type);
 --                  NULL without a model or when it does not answer
+--   cancelled      requests ended by a cancel (a statement cancelled or timed
+--                  out, a session gone); not in failed
 CREATE FUNCTION groma_status()
 RETURNS TABLE (server int, state text, pid int, device text, model_path text,
                started_at timestamptz, restarts int, last_exit text, last_stderr text,
                queue_depth int, running int, served bigint, failed bigint,
                load_progress text, in_flight int, batch int, max_batch int, kv_cache text,
-               weights text)
+               weights text, cancelled bigint)
 AS 'MODULE_PATHNAME', 'groma_server_status'
 LANGUAGE C VOLATILE PARALLEL SAFE;
 
@@ -336,6 +339,35 @@ $fn$;
 COMMENT ON FUNCTION groma_column_base_type(regclass, name) IS
 'internal: a column''s type through its domains';
 
+-- groma_caption_table's SQL for a row's identity while it runs, over the
+-- table as t: with a primary key, its columns as one row's text (a row
+-- keeps it when it moves, as in a VACUUM FULL or an update); without one,
+-- the row's ctid and the SHA-256 of its image (a ctid alone could name
+-- another row after a VACUUM FULL or pruning; two rows with the same image
+-- can still be told apart only by where they are).
+CREATE FUNCTION groma_caption_table_key(tbl regclass, img_column name)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    columns text;
+BEGIN
+    SELECT string_agg(format('t.%I', a.attname), ', ' ORDER BY k.ord) INTO columns
+    FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+    WHERE i.indrelid = tbl AND i.indisprimary;
+    IF columns IS NOT NULL THEN
+        RETURN format('ROW(%s)::pg_catalog.text', columns);
+    END IF;
+    RETURN format('(t.ctid::pg_catalog.text OPERATOR(pg_catalog.||) '' '' OPERATOR(pg_catalog.||) '
+                  'pg_catalog.encode(pg_catalog.sha256(t.%I::pg_catalog.bytea), ''hex''))', img_column);
+END
+$fn$;
+
+COMMENT ON FUNCTION groma_caption_table_key(regclass, name) IS
+'internal: how groma_caption_table tells the rows of a table apart';
+
 -- Captions the rows of tbl whose caption_column IS NULL (and img_column is
 -- not), chunk rows per transaction: each chunk is one array call
 -- (groma_caption_chunk: groma_caption_many(bytea[]) keeping the other rows'
@@ -344,6 +376,9 @@ COMMENT ON FUNCTION groma_column_base_type(regclass, name) IS
 -- again captions only the rows still NULL.  caption_column is groma_answer
 -- or text (then the answer's text is stored).  Call it outside a
 -- transaction block (CALL groma_caption_table(...)), as COMMIT needs.
+-- Each row NULL when it begins runs the model at most once: a row whose
+-- image fails, or that its UPDATE left NULL (a trigger skipped or undid
+-- it), is remembered (groma_caption_table_key) and not taken again.
 -- On a Citus hash-distributed table it runs on the workers instead: one
 -- job per shard, all at once, each the same chunked loop on its shard with
 -- its node's groma-server (groma_caption_shards).
@@ -359,25 +394,33 @@ DECLARE
     value_sql pg_catalog.text;
     total bigint;
     done bigint := 0;
+    attempted bigint := 0;
     n bigint;
     ids pg_catalog.tid[];
     row_ids pg_catalog.tid[];
     answers @extschema@.groma_answer[];
     failures pg_catalog.text[];
     k int;
-    -- the rows whose image failed, as (ctid, SHA-256 of the image): a ctid alone could name another row after
-    -- a VACUUM FULL, CLUSTER or pruning between chunks, and that row would be skipped without being tried
-    skipped pg_catalog.tid[] := '{}';
-    skipped_sha pg_catalog.bytea[] := '{}';
-    -- the rows the UPDATE left NULL (a trigger skipped or undid it), the same way:
-    -- each is captioned once, not again in every chunk
-    unkept pg_catalog.tid[] := '{}';
-    unkept_sha pg_catalog.bytea[] := '{}';
-    left_null pg_catalog.tid[];
-    more_tids pg_catalog.tid[];
-    more_sha pg_catalog.bytea[];
-    remember_sql pg_catalog.text;
+    -- a row's identity (groma_caption_table_key), and whether it is its primary key
+    key_sql pg_catalog.text;
+    by_primary_key bool;
+    row_keys pg_catalog.text[];
+    -- the rows remembered, by key: those whose image failed, and those the UPDATE left NULL; with where each
+    -- was (without a primary key the key is only computed at those ctids)
+    failed_keys pg_catalog.text[] := '{}';
+    unkept_keys pg_catalog.text[] := '{}';
+    remembered_at pg_catalog.tid[] := '{}';
     skip_test pg_catalog.text;
+    -- one chunk's UPDATE: the rows it wrote (their ctids before and after), what is at those ctids after
+    -- the table's triggers, and the rows a trigger moved meanwhile
+    updated_ids pg_catalog.tid[];
+    new_ids pg_catalog.tid[];
+    seen bigint;
+    seen_keys pg_catalog.text[];
+    more_keys pg_catalog.text[];
+    more_ids pg_catalog.tid[];
+    missing_keys pg_catalog.text[];
+    lost bigint := 0;
     remaining bigint;
 BEGIN
     -- outside a transaction block only (it commits): said before any model work
@@ -391,19 +434,20 @@ BEGIN
         PERFORM @extschema@.groma_caption_shards(tbl, img_column, caption_column, chunk, detailed);
         RETURN;
     END IF;
+    key_sql := @extschema@.groma_caption_table_key(tbl, img_column);
+    by_primary_key := pg_catalog.starts_with(key_sql, 'ROW(');
     EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM ONLY %s WHERE %I IS NULL AND %I IS NOT NULL', tbl,
                               caption_column, img_column) INTO total;
     PERFORM @extschema@.groma_progress_begin(tbl, total);
-    -- true for a row of tbl (as t) that is at a skipped ctid with the image that failed there ($1, $2)
-    skip_test := pg_catalog.format(
-        'EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.tid[]), pg_catalog.unnest($2::pg_catalog.bytea[])) s(c, h)
-                 WHERE CASE WHEN s.c OPERATOR(pg_catalog.=) t.ctid
-                            THEN s.h OPERATOR(pg_catalog.=) pg_catalog.sha256(t.%I::pg_catalog.bytea) ELSE false END)',
-        img_column);
-    -- the ctids ($1) of rows to remember, with the SHA-256 of each one's image
-    remember_sql := pg_catalog.format(
-        'SELECT pg_catalog.array_agg(ctid), pg_catalog.array_agg(pg_catalog.sha256(%I::pg_catalog.bytea))
-         FROM ONLY %s WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)', img_column, tbl);
+    -- true for a remembered row of tbl (as t): its key among $1; without a primary key, only looked at where a
+    -- remembered row was ($2)
+    IF by_primary_key THEN
+        skip_test := pg_catalog.format('(%s) OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[])', key_sql);
+    ELSE
+        skip_test := pg_catalog.format(
+            'CASE WHEN t.ctid OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.tid[])
+                  THEN (%s) OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]) ELSE false END', key_sql);
+    END IF;
     LOOP
         -- the chunk's rows, locked until the COMMIT below; the lock this takes on the table also holds off an
         -- ALTER TABLE until then
@@ -411,7 +455,7 @@ BEGIN
             'SELECT pg_catalog.array_agg(ctid) FROM (SELECT t.ctid FROM ONLY %1$s t WHERE %3$I IS NULL AND %2$I IS NOT NULL
                  AND NOT %5$s LIMIT %4$s FOR UPDATE OF t SKIP LOCKED) s',
             tbl, img_column, caption_column, chunk, skip_test)
-            INTO ids USING skipped OPERATOR(pg_catalog.||) unkept, skipped_sha OPERATOR(pg_catalog.||) unkept_sha;
+            INTO ids USING failed_keys OPERATOR(pg_catalog.||) unkept_keys, remembered_at;
         EXIT WHEN ids IS NULL;
         -- the columns checked again under that lock: one changed since the last chunk (its type altered, or
         -- dropped) would otherwise get a caption of another type, converted to text on assignment
@@ -421,73 +465,102 @@ BEGIN
         -- answer and its reason in failures; any other error (a limit every row would meet, a lost groma-server,
         -- a cancel) ends the call
         EXECUTE pg_catalog.format(
-            'SELECT s.row_ids, c.answers, c.failures
-             FROM (SELECT pg_catalog.array_agg(ctid) AS row_ids, pg_catalog.array_agg(%2$I::pg_catalog.bytea) AS imgs
-                   FROM ONLY %1$s WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)) s,
+            'SELECT s.row_ids, s.row_keys, c.answers, c.failures
+             FROM (SELECT pg_catalog.array_agg(t.ctid) AS row_ids, pg_catalog.array_agg(%3$s) AS row_keys,
+                          pg_catalog.array_agg(t.%2$I::pg_catalog.bytea) AS imgs
+                   FROM ONLY %1$s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)) s,
                   @extschema@.groma_caption_chunk(s.imgs, $2) c',
-            tbl, img_column) INTO row_ids, answers, failures USING ids, detailed;
-        -- a failed row is remembered (by ctid and image) and named in a warning; it is left NULL
-        left_null := '{}';
+            tbl, img_column, key_sql) INTO row_ids, row_keys, answers, failures USING ids, detailed;
+        attempted := attempted OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(row_ids), 0);
+        -- a failed row is remembered and named in a warning; it is left NULL
         FOR k IN 1 .. COALESCE(pg_catalog.cardinality(row_ids), 0) LOOP
             CONTINUE WHEN failures[k] IS NULL;
-            left_null := pg_catalog.array_append(left_null, row_ids[k]);
+            failed_keys := pg_catalog.array_append(failed_keys, row_keys[k]);
+            remembered_at := pg_catalog.array_append(remembered_at, row_ids[k]);
             RAISE WARNING 'groma_caption_table: the row of % at ctid % is left NULL: %', tbl, row_ids[k], failures[k];
         END LOOP;
-        IF pg_catalog.cardinality(left_null) OPERATOR(pg_catalog.>) 0 THEN
-            EXECUTE remember_sql INTO more_tids, more_sha USING left_null;
-            skipped := skipped OPERATOR(pg_catalog.||) more_tids;
-            skipped_sha := skipped_sha OPERATOR(pg_catalog.||) more_sha;
-        END IF;
-        -- n: the rows whose caption the UPDATE left set; left_null: the ctids of the others, the rows a trigger
-        -- skipped where they were, and the new versions of those it set back to NULL (row security leaves no
-        -- row here: FOR UPDATE above already passed over the rows its UPDATE policy keeps out)
         EXECUTE pg_catalog.format(
             'WITH a AS (SELECT $1[k] AS row_id, $2[k] AS answer FROM pg_catalog.generate_subscripts($1, 1) AS k
                         WHERE $3[k] IS NULL),
                   u AS (UPDATE ONLY %1$s t SET %2$I = %3$s FROM a WHERE t.ctid OPERATOR(pg_catalog.=) a.row_id
-                        RETURNING a.row_id AS old_id, t.ctid AS new_id, t.%2$I IS NOT NULL AS kept)
-             SELECT (SELECT pg_catalog.count(*) FILTER (WHERE kept) FROM u),
-                    (SELECT pg_catalog.array_agg(x.id)
-                     FROM (SELECT new_id FROM u WHERE NOT kept
-                           UNION ALL
-                           SELECT a.row_id FROM a WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.old_id OPERATOR(pg_catalog.=) a.row_id))
-                          AS x(id))',
-            tbl, caption_column, value_sql) INTO n, left_null USING row_ids, answers, failures;
-        IF left_null IS NOT NULL THEN
-            EXECUTE remember_sql INTO more_tids, more_sha USING left_null;
-            unkept := unkept OPERATOR(pg_catalog.||) more_tids;
-            unkept_sha := unkept_sha OPERATOR(pg_catalog.||) more_sha;
+                        RETURNING a.row_id AS old_id, t.ctid AS new_id)
+             SELECT pg_catalog.array_agg(old_id), pg_catalog.array_agg(new_id) FROM u',
+            tbl, caption_column, value_sql) INTO updated_ids, new_ids USING row_ids, answers, failures;
+        -- the deferred triggers fire now, not at the COMMIT: what they do to the rows is seen below
+        SET CONSTRAINTS ALL IMMEDIATE;
+        -- rows a trigger skipped (not updated, not failed) stay where they were, NULL: remembered
+        SELECT pg_catalog.array_agg(row_keys[i]), pg_catalog.array_agg(row_ids[i]) INTO more_keys, more_ids
+        FROM pg_catalog.generate_subscripts(row_ids, 1) AS i
+        WHERE failures[i] IS NULL AND NOT row_ids[i] OPERATOR(pg_catalog.=) ANY (COALESCE(updated_ids, '{}'));
+        unkept_keys := unkept_keys OPERATOR(pg_catalog.||) more_keys;
+        remembered_at := remembered_at OPERATOR(pg_catalog.||) more_ids;
+        -- n: the updated rows whose caption is set after every trigger ran; those NULL again are remembered.
+        -- (NOT (c IS NULL): a groma_answer with a NULL field is NOT NULL by neither test, but is written)
+        EXECUTE pg_catalog.format(
+            'SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE NOT (t.%2$I IS NULL)),
+                    pg_catalog.array_agg(%4$s), pg_catalog.array_agg(%4$s) FILTER (WHERE t.%2$I IS NULL AND t.%3$I IS NOT NULL),
+                    pg_catalog.array_agg(t.ctid) FILTER (WHERE t.%2$I IS NULL AND t.%3$I IS NOT NULL)
+             FROM ONLY %1$s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)',
+            tbl, caption_column, img_column, key_sql) INTO seen, n, seen_keys, more_keys, more_ids USING new_ids;
+        unkept_keys := unkept_keys OPERATOR(pg_catalog.||) more_keys;
+        remembered_at := remembered_at OPERATOR(pg_catalog.||) more_ids;
+        -- an updated row missing there was moved (or deleted) by a later trigger, an AFTER trigger updating it
+        -- again: with a primary key it is found by its key; without one it cannot be followed
+        IF seen OPERATOR(pg_catalog.<) COALESCE(pg_catalog.cardinality(new_ids), 0) THEN
+            IF by_primary_key THEN
+                SELECT pg_catalog.array_agg(row_keys[i]) INTO missing_keys
+                FROM pg_catalog.generate_subscripts(row_ids, 1) AS i
+                WHERE row_ids[i] OPERATOR(pg_catalog.=) ANY (updated_ids)
+                  AND NOT row_keys[i] OPERATOR(pg_catalog.=) ANY (COALESCE(seen_keys, '{}'));
+                EXECUTE pg_catalog.format(
+                    'SELECT pg_catalog.count(*) FILTER (WHERE NOT (t.%2$I IS NULL)),
+                            pg_catalog.array_agg(%4$s) FILTER (WHERE t.%2$I IS NULL AND t.%3$I IS NOT NULL),
+                            pg_catalog.array_agg(t.ctid) FILTER (WHERE t.%2$I IS NULL AND t.%3$I IS NOT NULL)
+                     FROM ONLY %1$s t WHERE (%4$s) OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[])',
+                    tbl, caption_column, img_column, key_sql) INTO seen, more_keys, more_ids USING missing_keys;
+                n := n OPERATOR(pg_catalog.+) seen;
+                unkept_keys := unkept_keys OPERATOR(pg_catalog.||) more_keys;
+                remembered_at := remembered_at OPERATOR(pg_catalog.||) more_ids;
+            ELSE
+                lost := lost OPERATOR(pg_catalog.+) pg_catalog.cardinality(new_ids) OPERATOR(pg_catalog.-) seen;
+            END IF;
         END IF;
         done := done OPERATOR(pg_catalog.+) n;
         COMMIT;
         PERFORM @extschema@.groma_progress_advance(done);
         RAISE NOTICE 'groma_caption_table: % of % rows captioned', done, total;
-        -- one call captions as many rows as were NULL when it began: rows that become NULL meanwhile (a trigger
-        -- setting others back to NULL, rows inserted) cannot keep it running forever
-        EXIT WHEN done OPERATOR(pg_catalog.>=) total;
+        -- one call runs the model at most as many times as rows were NULL when it began: rows that become NULL
+        -- meanwhile (a trigger setting others back to NULL, rows inserted) cannot keep it running forever
+        EXIT WHEN attempted OPERATOR(pg_catalog.>=) total;
     END LOOP;
     PERFORM @extschema@.groma_progress_end();
     EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM ONLY %s WHERE %I IS NULL AND %I IS NOT NULL', tbl,
                               caption_column, img_column) INTO remaining;
-    IF pg_catalog.cardinality(skipped) OPERATOR(pg_catalog.>) 0 THEN
+    IF pg_catalog.cardinality(failed_keys) OPERATOR(pg_catalog.>) 0 THEN
         EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM ONLY %s t WHERE %I IS NULL AND %I IS NOT NULL AND %s',
                                   tbl, caption_column, img_column, skip_test)
-            INTO n USING skipped, skipped_sha;
+            INTO n USING failed_keys, remembered_at;
         RAISE WARNING 'groma_caption_table: % row(s) of % could not be captioned and are left NULL', n, tbl
             USING HINT = 'The warnings above name each row and why; fix or remove their images and CALL it again.';
         remaining := remaining OPERATOR(pg_catalog.-) n;
     END IF;
-    IF pg_catalog.cardinality(unkept) OPERATOR(pg_catalog.>) 0 THEN
+    IF pg_catalog.cardinality(unkept_keys) OPERATOR(pg_catalog.>) 0 THEN
         EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM ONLY %s t WHERE %I IS NULL AND %I IS NOT NULL AND %s',
                                   tbl, caption_column, img_column, skip_test)
-            INTO n USING unkept, unkept_sha;
+            INTO n USING unkept_keys, remembered_at;
         IF n OPERATOR(pg_catalog.>) 0 THEN
             RAISE WARNING 'groma_caption_table: % row(s) of % stayed NULL after their UPDATE and were not tried again',
                           n, tbl
                 USING DETAIL = 'A trigger on the table skipped the update or set the caption back to NULL.',
-                      HINT = 'CALL it again once the trigger or policy lets the update through.';
+                      HINT = 'CALL it again once the trigger lets the update through.';
             remaining := remaining OPERATOR(pg_catalog.-) n;
         END IF;
+    END IF;
+    IF lost OPERATOR(pg_catalog.>) 0 THEN
+        RAISE WARNING 'groma_caption_table: a trigger on % changed % captioned row(s) again after their UPDATE', tbl, lost
+            USING DETAIL = 'Without a primary key a row is known by its ctid and image, so those rows could not be '
+                           'followed: any of them left NULL may have been captioned more than once.',
+                  HINT = 'Give the table a primary key.';
     END IF;
     IF remaining OPERATOR(pg_catalog.>) 0 THEN
         RAISE WARNING 'groma_caption_table: % row(s) of % are still NULL: other transactions held them locked, '

@@ -544,13 +544,20 @@ stop_servers(void)
 	stopping = false;
 }
 
-/* Sends SIGTERM to every server when the launcher exits for any reason (they also see the watch pipe close). */
+/*
+ * Sends SIGTERM to every server when the launcher exits for any reason
+ * (they also see the watch pipe close), and SIGCONT: a server stopped by
+ * SIGSTOP acts on neither until it runs again (the postmaster's death).
+ */
 static void
 launcher_exit(int code, Datum arg)
 {
 	for (int i = 0; i < n_slots; i++)
 		if (slots[i].pid > 0)
+		{
 			kill(slots[i].pid, SIGTERM);
+			kill(slots[i].pid, SIGCONT);
+		}
 	if (groma_registry_shared != NULL)
 	{
 		for (int i = 0; i < n_slots; i++)

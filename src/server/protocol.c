@@ -602,6 +602,7 @@ put_status_fields(groma_wbuf *out, const groma_reply *r)
 	put_u64(out, r->kv_used);
 	put_u64(out, r->kv_total);
 	put_str(out, r->weights);
+	put_u64(out, r->cancelled);
 }
 
 /* Encodes the REGIONS fields. */
@@ -781,6 +782,7 @@ get_status_fields(reader *in, groma_reply *r)
 	r->kv_used = get_u64(in, "kv_used");
 	r->kv_total = get_u64(in, "kv_total");
 	r->weights = get_str(in, "weights");
+	r->cancelled = get_u64(in, "cancelled");
 }
 
 /* Decodes the REGIONS fields. */

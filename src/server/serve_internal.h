@@ -81,7 +81,8 @@ typedef struct serve_state
 	uint64_t	load_base;		/* groma_weights_bound_bytes() when the load began */
 	uint64_t	submitted;		/* model requests ever submitted (each job's serial) */
 	uint64_t	served;
-	uint64_t	failed;
+	uint64_t	failed;			/* answered with an error other than a cancel */
+	uint64_t	cancelled;		/* ended by a cancel */
 	bool		stopping;
 	volatile int load_cancel;	/* set by the shutdown: a model still loading stops at its next weight */
 	int			exit_code;		/* what groma_serve returns */

@@ -46,6 +46,8 @@ finish_job(serve_state *s, serve_job *job, groma_status st)
 	job->done = true;
 	if (st.code == GROMA_OK)
 		s->served++;
+	else if (st.code == GROMA_ERR_CANCELLED)
+		s->cancelled++;
 	else
 		s->failed++;
 	serve_log_request(job);

@@ -55,7 +55,10 @@ serve_finish_with_error(serve_state *s, serve_job *job, groma_status st)
 	groma_reply_set_error(&job->reply, &job->req, st);
 	job->done = true;
 	job->finished_ms = serve_now_ms();
-	s->failed++;
+	if (st.code == GROMA_ERR_CANCELLED)
+		s->cancelled++;
+	else
+		s->failed++;
 	serve_log_request(job);
 	serve_wake(job);
 }
@@ -325,6 +328,7 @@ serve_fill_status(serve_state *s, groma_reply *reply)
 	reply->running = (uint32_t) s->running;
 	reply->served = s->served;
 	reply->failed = s->failed;
+	reply->cancelled = s->cancelled;
 	reply->batch = (uint32_t) s->n_batch;
 	reply->max_batch = (uint32_t) s->opt->max_batch;
 	reply->kv_used = s->kv_used;

@@ -1,7 +1,8 @@
 # groma-server never outlives PostgreSQL: after the postmaster is killed
 # with SIGKILL the launcher exits and its servers follow (watch pipe,
 # PR_SET_PDEATHSIG) within 5 s, and pg_ctl stop -m fast leaves none behind,
-# nor does pg_ctl stop -m immediate with groma-server SIGSTOPped; a
+# nor does pg_ctl stop -m immediate or the postmaster's SIGKILL with
+# groma-server SIGSTOPped; a
 # SIGSTOPped groma-server whose launcher alone is killed with SIGKILL is
 # killed by the next launcher (its pid file), and the cluster serves again.
 use strict;
@@ -73,6 +74,24 @@ my $frozen_gone = wait_until(10, sub { !proc_alive($frozen_pid) });
 ok($frozen_gone, sprintf('a SIGSTOPped groma-server is gone %.3f s after pg_ctl stop -m immediate', time - $t0));
 if (!$frozen_gone) { kill 'CONT', $frozen_pid; kill 'KILL', $frozen_pid; }
 step('immediate stop of a stopped server');
+
+# the postmaster killed with SIGKILL while groma-server is stopped: the launcher exits on the postmaster's death
+# and wakes the server (SIGCONT) besides its SIGTERM; it stayed, stopped, under init before
+$node->start;
+ok(wait_until(30, sub { status_row($node)->{state} eq 'ready' }), 'groma-server ready again');
+my $stopped_pid = status_row($node)->{pid};
+kill 'STOP', $stopped_pid;
+my ($postmaster_pid) = PostgreSQL::Test::Utils::slurp_file($node->data_dir . '/postmaster.pid') =~ /^(\d+)/;
+$t0 = time;
+$node->kill9;
+my $stopped_gone = wait_until(10, sub { !proc_alive($stopped_pid) });
+ok($stopped_gone, sprintf('a SIGSTOPped groma-server is gone %.3f s after the postmaster was killed', time - $t0));
+if (!$stopped_gone) { kill 'CONT', $stopped_pid; kill 'KILL', $stopped_pid; }
+ok(wait_until(10, sub { !in_data_dir() }), 'no process of the killed cluster is left')
+  or diag('left: ' . join(' ', in_data_dir()));
+# (a new postmaster refuses to start while the killed one's pid still names a process, a zombie included)
+ok(wait_until(20, sub { !kill(0, $postmaster_pid) }), 'the killed postmaster is reaped');
+step('postmaster SIGKILL with a stopped server');
 
 # the launcher alone killed with SIGKILL (the OOM killer) while groma-server is stopped: the server could act
 # neither on the watch pipe's EOF nor on its parent-death signal, and stayed in state T with its memory; the

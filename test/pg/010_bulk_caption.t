@@ -182,49 +182,63 @@ is($requests_made, 7, 'the model was asked once per row: the chunk holding the b
 # The choreography: row 1 (bad) fails in chunk 1; chunk 2's trigger waits for an advisory lock another
 # session holds; meanwhile row 1 is updated (its new version goes to the end of the heap) and a VACUUM FULL
 # queues for its lock; the lock is let go, chunk 2 commits, and the VACUUM FULL runs before chunk 3, writing
-# row 3 at (0,1), where row 1 was
-sql("CREATE TABLE moved (id int PRIMARY KEY, img bytea, caption text, note text)");
-for my $i (1 .. 4) {
-    my $img = image_sql($names[$i % 3]);
-    sql("INSERT INTO moved (id, img) VALUES ($i, " . ($i == 1 ? "substring($img FROM 1 FOR 3000)" : $img) . ")");
+# row 3 at (0,1), where row 1 was.  The bad row is not tried again (each row runs the model at most once a
+# call); with a primary key it is still known as the bad row at the end, without one (known by its ctid and
+# image) it is counted among the rows still NULL.
+sub vacuum_full_between_chunks {
+    my ($table, $primary_key) = @_;
+    sql("CREATE TABLE $table (id int" . ($primary_key ? ' PRIMARY KEY' : '') . ", img bytea, caption text, note text)");
+    for my $i (1 .. 4) {
+        my $img = image_sql($names[$i % 3]);
+        sql("INSERT INTO $table (id, img) VALUES ($i, " . ($i == 1 ? "substring($img FROM 1 FOR 3000)" : $img) . ")");
+    }
+    # (the trigger also notes where each row was when it was captioned)
+    sql("CREATE TABLE ${table}_log (id int, at tid)");
+    sql(qq{CREATE FUNCTION ${table}_wait() RETURNS trigger LANGUAGE plpgsql AS \$\$
+          BEGIN
+              PERFORM pg_advisory_xact_lock(4242);
+              INSERT INTO ${table}_log SELECT OLD.id, ctid FROM $table WHERE id = OLD.id;
+              RETURN NEW;
+          END \$\$});
+    sql("CREATE TRIGGER wait_for_4242 BEFORE UPDATE ON $table FOR EACH ROW
+         WHEN (OLD.caption IS NULL AND NEW.caption IS NOT NULL) EXECUTE FUNCTION ${table}_wait()");
+    is(sql("SELECT ctid FROM $table WHERE id = 1"), '(0,1)', "$table: the bad row is at (0,1)");
+    my $holder = start_query($node, 'holder', "SELECT pg_advisory_lock(4242); SELECT pg_sleep(600)");
+    ok(wait_until(20, sub { sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'holder'
+                                 AND wait_event = 'PgSleep'") == 1 }), "$table: another session holds the advisory lock");
+    my $before = generate_requests();
+    my $mover = start_query($node, 'mover', "CALL groma_caption_table('$table', 'img', 'caption', 1)");
+    ok(wait_until(60, sub { sql("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                                 WHERE a.application_name = 'mover' AND l.locktype = 'advisory' AND NOT l.granted") == 1 }),
+       "$table: the procedure waits in its second chunk, after the bad row failed");
+    is(sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM $table WHERE caption IS NULL"), '1,2,3,4',
+       "$table: nothing is committed but the first chunk, which captioned nothing");
+    sql("UPDATE $table SET note = 'moved' WHERE id = 1");
+    my $vacuum = start_query($node, 'vacuum', "VACUUM FULL $table");
+    ok(wait_until(20, sub { sql("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                                 WHERE a.application_name = 'vacuum' AND l.relation = '$table'::regclass
+                                 AND NOT l.granted") == 1 }), "$table: a VACUUM FULL waits for the table");
+    sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'holder'");
+    finish_query($holder, 20);
+    my ($rcm, $outm, $errm) = finish_query($mover, 120);
+    is($rcm, 0, "$table: the procedure ends") or diag($errm);
+    is((finish_query($vacuum, 60))[0], 0, "$table: the VACUUM FULL ran");
+    is(sql("SELECT at FROM ${table}_log WHERE id = 3"), '(0,1)', "$table: row 3 was captioned at (0,1), where the bad row failed");
+    unlike($errm, qr/the row of $table at ctid \(0,3\) is left NULL/,
+           "$table: the bad row, moved to (0,3) by the VACUUM FULL, is not tried again");
+    is(generate_requests() - $before, 4, "$table: the model ran once per row");
+    is(sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM $table WHERE caption IS NULL"), '1',
+       "$table: every row but the bad one is captioned") or diag($errm);
+    if ($primary_key) {
+        like($errm, qr/WARNING:  (01000: )?groma_caption_table: 1 row\(s\) of $table could not be captioned/,
+             "$table: the last warning counts the one bad row (known by its primary key)");
+    } else {
+        like($errm, qr/WARNING:  (01000: )?groma_caption_table: 1 row\(s\) of $table are still NULL/,
+             "$table: without a primary key the moved bad row is no longer known: the last warning counts it as still NULL");
+    }
 }
-# (the trigger also notes where each row was when it was captioned)
-sql("CREATE TABLE moved_log (id int, at tid)");
-sql(q{CREATE FUNCTION wait_for_4242() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-          PERFORM pg_advisory_xact_lock(4242);
-          INSERT INTO moved_log SELECT OLD.id, ctid FROM moved WHERE id = OLD.id;
-          RETURN NEW;
-      END $$});
-sql("CREATE TRIGGER wait_for_4242 BEFORE UPDATE ON moved FOR EACH ROW
-     WHEN (OLD.caption IS NULL AND NEW.caption IS NOT NULL) EXECUTE FUNCTION wait_for_4242()");
-is(sql("SELECT ctid FROM moved WHERE id = 1"), '(0,1)', 'the bad row is at (0,1)');
-my $holder = start_query($node, 'holder', "SELECT pg_advisory_lock(4242); SELECT pg_sleep(600)");
-ok(wait_until(20, sub { sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'holder'
-                             AND wait_event = 'PgSleep'") == 1 }), 'another session holds the advisory lock');
-my $mover = start_query($node, 'mover', "CALL groma_caption_table('moved', 'img', 'caption', 1)");
-ok(wait_until(60, sub { sql("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-                             WHERE a.application_name = 'mover' AND l.locktype = 'advisory' AND NOT l.granted") == 1 }),
-   'the procedure waits in its second chunk, after the bad row failed');
-is(sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM moved WHERE caption IS NULL"), '1,2,3,4',
-   'nothing is committed but the first chunk, which captioned nothing');
-sql("UPDATE moved SET note = 'moved' WHERE id = 1");
-my $vacuum = start_query($node, 'vacuum', "VACUUM FULL moved");
-ok(wait_until(20, sub { sql("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-                             WHERE a.application_name = 'vacuum' AND l.relation = 'moved'::regclass
-                             AND NOT l.granted") == 1 }), 'a VACUUM FULL waits for the table');
-sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'holder'");
-finish_query($holder, 20);
-my ($rcm, $outm, $errm) = finish_query($mover, 120);
-is($rcm, 0, 'the procedure ends') or diag($errm);
-is((finish_query($vacuum, 60))[0], 0, 'the VACUUM FULL ran');
-is(sql("SELECT at FROM moved_log WHERE id = 3"), '(0,1)', 'row 3 was captioned at (0,1), where the bad row failed');
-like($errm, qr/WARNING:  (01000: )?groma_caption_table: the row of moved at ctid \(0,3\) is left NULL/,
-     'the bad row, moved to (0,3) by the VACUUM FULL, is tried once more');
-is(sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM moved WHERE caption IS NULL"), '1',
-   'every row but the bad one is captioned') or diag($errm);
-like($errm, qr/WARNING:  (01000: )?groma_caption_table: 1 row\(s\) of moved could not be captioned/,
-     'the last warning counts the one bad row');
+vacuum_full_between_chunks('moved', 1);
+vacuum_full_between_chunks('moved_nokey', 0);
 
 # Holds a CALL inside its first chunk: a trigger on $table waits for advisory lock $key, which another session
 # holds; returns (the CALL, the holder) once the CALL waits there.
@@ -394,6 +408,70 @@ is(sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM small WHERE caption IS
    'the row the policy lets it update is captioned');
 sql("ALTER TABLE small DISABLE ROW LEVEL SECURITY; DROP POLICY reads ON small; DROP POLICY updates ON small");
 sql("UPDATE small SET caption = NULL");
+# an AFTER trigger that sets the caption back to NULL (updating the row again, which moves it), and the same
+# as a deferred constraint trigger (at COMMIT): the rows are followed by their primary key, each runs the model
+# once, the progress counts the one row kept, and the warning the two undone
+sql(q{CREATE FUNCTION null_after() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+          IF NEW.caption IS NOT NULL AND NEW.id <> 2 THEN UPDATE small SET caption = NULL WHERE id = NEW.id; END IF;
+          RETURN NULL;
+      END$$});
+for my $trigger ("CREATE TRIGGER undo_after AFTER UPDATE ON small FOR EACH ROW EXECUTE FUNCTION null_after()",
+                 "CREATE CONSTRAINT TRIGGER undo_after AFTER UPDATE ON small DEFERRABLE INITIALLY DEFERRED
+                  FOR EACH ROW EXECUTE FUNCTION null_after()") {
+    my $kind = $trigger =~ /DEFERRED/ ? 'a deferred trigger' : 'an AFTER trigger';
+    sql($trigger);
+    ($rcs, $errs, $runs) = call_counting("CALL groma_caption_table('small', 'img', 'caption', 2)");
+    is($rcs, 0, "$kind setting captions back to NULL does not fail the call") or diag($errs);
+    is($runs, 3, "$kind: each row ran the model once");
+    my @notices = $errs =~ /NOTICE:  groma_caption_table: (\d+) of 3 rows captioned/g;
+    is($notices[-1], 1, "$kind: the progress counts the one row kept") or diag($errs);
+    like($errs, qr/2 row\(s\) of small stayed NULL after their UPDATE/, "$kind: the warning counts the 2 undone");
+    is(sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM small WHERE caption IS NOT NULL"), '2',
+       "$kind: the row it let through is captioned");
+    sql("DROP TRIGGER undo_after ON small");
+    sql("UPDATE small SET caption = NULL");
+}
+# an AFTER trigger that updates every captioned row again (a "last changed" column): each is captioned once
+sql("ALTER TABLE small ADD COLUMN changed int NOT NULL DEFAULT 0");
+sql(q{CREATE FUNCTION touch_after() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+          IF pg_trigger_depth() = 1 THEN UPDATE small SET changed = changed + 1 WHERE id = NEW.id; END IF;
+          RETURN NULL;
+      END$$});
+sql("CREATE TRIGGER touch_after AFTER UPDATE ON small FOR EACH ROW EXECUTE FUNCTION touch_after()");
+($rcs, $errs, $runs) = call_counting("CALL groma_caption_table('small', 'img', 'caption', 2)");
+is($rcs, 0, 'an AFTER trigger moving the captioned rows does not fail the call') or diag($errs);
+is($runs, 3, 'each row ran the model once');
+unlike($errs, qr/WARNING/, 'and there is no warning') or diag($errs);
+like($errs, qr/NOTICE:  groma_caption_table: 3 of 3 rows captioned/, 'the progress counts the 3 rows');
+is(sql("SELECT count(*) FROM small WHERE caption IS NOT NULL AND changed = 1"), 3, 'every row is captioned and touched once');
+sql("DROP TRIGGER touch_after ON small; ALTER TABLE small DROP COLUMN changed");
+sql("UPDATE small SET caption = NULL");
+# without a primary key such rows cannot be followed: a warning says so, and the model still runs at most once
+# per row NULL at the start
+sql("CREATE TABLE nokey AS SELECT id, img, caption FROM small");
+sql(q{CREATE FUNCTION null_after_nokey() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+          IF NEW.caption IS NOT NULL AND NEW.id <> 2 THEN UPDATE nokey SET caption = NULL WHERE id = NEW.id; END IF;
+          RETURN NULL;
+      END$$});
+sql("CREATE TRIGGER undo_after AFTER UPDATE ON nokey FOR EACH ROW EXECUTE FUNCTION null_after_nokey()");
+($rcs, $errs, $runs) = call_counting("CALL groma_caption_table('nokey', 'img', 'caption', 1)");
+is($rcs, 0, 'without a primary key, an AFTER trigger undoing captions does not fail the call') or diag($errs);
+like($errs, qr/WARNING:  groma_caption_table: a trigger on nokey changed \d+ captioned row\(s\) again after their UPDATE.*primary key/s,
+     'a warning says the rows could not be followed without a primary key');
+is($runs, 3, 'the model ran 3 times for the 3 rows NULL at the start');
+# a groma_answer with a NULL field (a trigger dropping the groundings) is a caption written: counted, not remembered
+sql("CREATE TABLE answers (id int PRIMARY KEY, img bytea, caption groma_answer)");
+sql("INSERT INTO answers SELECT id, img FROM small");
+sql(q{CREATE FUNCTION drop_groundings() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN NEW.caption := ROW((NEW.caption).text, NULL)::groma_answer; RETURN NEW; END$$});
+sql("CREATE TRIGGER drop_groundings BEFORE UPDATE ON answers FOR EACH ROW EXECUTE FUNCTION drop_groundings()");
+($rcs, $errs, $runs) = call_counting("CALL groma_caption_table('answers', 'img', 'caption', 2)");
+is($rcs, 0, 'captions with NULL groundings are written') or diag($errs);
+like($errs, qr/NOTICE:  groma_caption_table: 3 of 3 rows captioned/, 'and counted as captioned');
+unlike($errs, qr/stayed NULL/, 'not as left NULL');
 sql("CREATE RULE keep AS ON UPDATE TO small DO INSTEAD NOTHING");
 like(call_err("CALL groma_caption_table('small', 'img', 'caption')"), qr/0A000.*small has rules on UPDATE/s,
      'a table with rules on UPDATE is refused');
