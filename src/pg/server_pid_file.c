@@ -39,7 +39,7 @@ groma_pid_file_write(int i, pid_t pid)
 	pid_file_path(i, path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	len = snprintf(text, sizeof(text), "%d\n", (int) pid);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, S_IRUSR | S_IWUSR);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, S_IRUSR | S_IWUSR);
 	ok = fd >= 0 && write(fd, text, len) == len;
 	if (fd >= 0 && close(fd) != 0)
 		ok = false;
