@@ -178,19 +178,38 @@ validate_watcher(void *arg)
 	}
 }
 
+/* Takes waiter out of the line of connections waiting for a decode slot, wherever it stands; under the lock. */
+static void
+leave_decode_line(serve_state *s, serve_decode_waiter *waiter)
+{
+	serve_decode_waiter **p = &s->decode_line;
+
+	while (*p != NULL && *p != waiter)
+		p = &(*p)->next;
+	if (*p != NULL)
+		*p = waiter->next;
+}
+
 /*
  * Takes one of the --max-decodes decode slots (each decode holds a whole
- * image's pixels), waiting while all are taken; returns false, taking
+ * image's pixels), waiting while all are taken, in arrival order (a
+ * newcomer never takes a slot from one that waits); returns false, taking
  * none, when the client cancels or goes away first.
  */
 static bool
 take_decode_slot(serve_state *s, const groma_request *req, const validate_watch *w)
 {
+	serve_decode_waiter me = {NULL};
+	serve_decode_waiter **end;
 	bool		said = false;
 	bool		taken;
 
 	pthread_mutex_lock(&s->lock);
-	while (s->decoding >= s->opt->max_decodes && !__atomic_load_n(&w->cancel, __ATOMIC_RELAXED))
+	for (end = &s->decode_line; *end != NULL; end = &(*end)->next)
+		;
+	*end = &me;
+	while ((s->decode_line != &me || s->decoding >= s->opt->max_decodes) &&
+		   !__atomic_load_n(&w->cancel, __ATOMIC_RELAXED))
 	{
 		if (!said)
 		{
@@ -205,9 +224,12 @@ take_decode_slot(serve_state *s, const groma_request *req, const validate_watch 
 		/* woken by a decode's end; the 50 ms steps notice the client's cancel */
 		serve_cond_wait_ms(&s->decode_done, &s->lock, 50);
 	}
+	leave_decode_line(s, &me);
 	taken = !__atomic_load_n(&w->cancel, __ATOMIC_RELAXED);
 	if (taken)
 		s->decoding++;
+	/* the next in line looks: a slot may still be free */
+	pthread_cond_broadcast(&s->decode_done);
 	pthread_mutex_unlock(&s->lock);
 	return taken;
 }

@@ -39,6 +39,12 @@ typedef struct serve_job
 	struct serve_job *next;
 } serve_job;
 
+/* A connection waiting for a decode slot, in the line of those waiting (first come, first served). */
+typedef struct serve_decode_waiter
+{
+	struct serve_decode_waiter *next;
+} serve_decode_waiter;
+
 /* An open connection as the shutdown sees it: its socket, and whether its thread waits idle for a frame. */
 typedef struct serve_conn_link
 {
@@ -73,7 +79,8 @@ typedef struct serve_state
 	bool		accept_held;	/* the accept loop waits for a connection to close (--max-connections reached) */
 	int			conn_closed_fd;	/* eventfd written when a connection closes while accept_held */
 	int			decoding;		/* image checks and drawings decoding now (at most opt->max_decodes) */
-	pthread_cond_t decode_done;	/* one of them ended */
+	pthread_cond_t decode_done;	/* one of them ended, or the line of waiters moved */
+	serve_decode_waiter *decode_line;	/* the connections waiting for a decode slot, oldest first */
 	groma_server_state state;
 	char		state_message[GROMA_STATUS_MESSAGE_LEN];	/* why FAILED, or what loads */
 	char		device[32];

@@ -14,6 +14,7 @@ use GromaCli;
 use GromaProto;
 use File::Temp qw(tempdir);
 use IO::Socket::UNIX;
+use IO::Select;
 use Socket qw(SOCK_STREAM);
 
 use Time::HiRes qw(time sleep);
@@ -515,6 +516,30 @@ is($stopped, 'cancelled', sprintf('a client that goes away stops its image check
     cmp_ok(1000 * (time - $t1), '>', 100, 'and decoded after it (its answer came well after the first)');
     like(slurp($dlog), qr/request 52: waits for an image decode to end/, 'a third waited too');
     like(slurp($dlog), qr/request 52 validate image=\d+B cancelled/, 'and ended, cancelled, when its client went away');
+    # those waiting are served in the order they came: four sent one after the other (each once the one before
+    # says it waits) while a fifth decodes are answered in that order
+    my $busy = proto_connect($dsock);
+    print $busy validate_frame(60, $big);
+    Time::HiRes::sleep(0.03);
+    my @line = map { proto_connect($dsock) } 1 .. 4;
+    for my $k (0 .. 3) {
+        print { $line[$k] } validate_frame(61 + $k, $big);
+        my $until = time + 10;
+        Time::HiRes::sleep(0.01) until slurp($dlog) =~ /request @{[61 + $k]}: waits for an image decode/ || time > $until;
+    }
+    is(read_reply($busy, 30)->{code}, OK, 'the one decoding first validates');
+    my @order;
+    my $sel = IO::Select->new(@line);
+    my $until = time + 60;
+    while (@order < 4 && time < $until) {
+        for my $ready ($sel->can_read(1)) {
+            my ($k) = grep { $line[$_] == $ready } 0 .. 3;
+            my $r = read_reply($ready, 30);
+            push @order, ($r && $r->{code} == OK ? 61 + $k : "failed " . (61 + $k));
+            $sel->remove($ready);
+        }
+    }
+    is("@order", '61 62 63 64', 'the four waiting are answered in the order they came');
     kill 'TERM', $dpid;
     is(wait_exit($dpid, 20), 0, 'that server stops');
 }
