@@ -742,7 +742,8 @@ COMMENT ON PROCEDURE groma_caption_shard(regclass, name, name, int, bool) IS
 -- groma_regions_many(bytea[]), like
 -- PostgreSQL's pg_stat_progress_* views.  rows_done counts committed rows
 -- (the procedure's chunks); chunk_done counts the answers received of the
--- array call running now (chunk_rows images).  A job that fails or is
+-- array call running now (chunk_rows images sent, NULLs and images refused
+-- by their header left out).  A job that fails or is
 -- cancelled disappears.
 CREATE FUNCTION groma_progress_rows(OUT pid int, OUT datid oid, OUT relid oid, OUT phase text,
                                     OUT rows_total bigint, OUT rows_done bigint,

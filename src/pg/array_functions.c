@@ -98,6 +98,7 @@ call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work 
 	groma_request **reqs = palloc0(sizeof(groma_request *) * n);
 	groma_reply *replies = palloc(sizeof(groma_reply) * n);
 	bool		registry_checked = false;
+	int			n_requests = 0;
 
 	error_context_stack = &context;
 	for (int i = 0; i < n; i++)
@@ -120,9 +121,11 @@ call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work 
 			}
 			reqs[i] = palloc0(sizeof(groma_request));
 			set_image(reqs[i], img, arg);
+			n_requests++;
 		}
 	at.current = -1;
-	groma_progress_chunk_start(n, work);
+	/* groma_progress counts the requests sent (NULL images and those refused by their header get no answer) */
+	groma_progress_chunk_start(n_requests, work);
 	groma_client_call_many(reqs, n, replies, groma_bulk_in_flight, faults != NULL, &at.current);
 	groma_progress_chunk_end();
 	error_context_stack = context.previous;
