@@ -356,7 +356,7 @@ BEGIN
     SELECT string_agg(format('t.%I', a.attname), ', ' ORDER BY k.ord) INTO columns
     FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-    WHERE i.indrelid = tbl AND i.indisprimary;
+    WHERE i.indrelid = tbl AND i.indisprimary AND k.ord <= i.indnkeyatts;  -- (not its INCLUDE columns)
     IF columns IS NOT NULL THEN
         RETURN format('ROW(%s)::pg_catalog.text', columns);
     END IF;
@@ -411,15 +411,19 @@ DECLARE
     unkept_keys pg_catalog.text[] := '{}';
     remembered_at pg_catalog.tid[] := '{}';
     skip_test pg_catalog.text;
-    -- one chunk's UPDATE: the rows it wrote (their ctids before and after), what is at those ctids after
-    -- the table's triggers, and the rows a trigger moved meanwhile
+    -- one chunk's UPDATE: the rows it wrote (their ctids before and after), where each row should be after
+    -- the table's triggers and with which key, what is there, and the rows a trigger moved meanwhile
     updated_ids pg_catalog.tid[];
     new_ids pg_catalog.tid[];
+    at_ids pg_catalog.tid[];
+    expected_keys pg_catalog.text[];
     seen bigint;
+    kept bigint;
     seen_keys pg_catalog.text[];
     more_keys pg_catalog.text[];
     more_ids pg_catalog.tid[];
     missing_keys pg_catalog.text[];
+    missing bigint;
     lost bigint := 0;
     remaining bigint;
 BEGIN
@@ -454,7 +458,7 @@ BEGIN
         EXECUTE pg_catalog.format(
             'SELECT pg_catalog.array_agg(ctid) FROM (SELECT t.ctid FROM ONLY %1$s t WHERE %3$I IS NULL AND %2$I IS NOT NULL
                  AND NOT %5$s LIMIT %4$s FOR UPDATE OF t SKIP LOCKED) s',
-            tbl, img_column, caption_column, chunk, skip_test)
+            tbl, img_column, caption_column, LEAST(chunk, total OPERATOR(pg_catalog.-) attempted), skip_test)
             INTO ids USING failed_keys OPERATOR(pg_catalog.||) unkept_keys, remembered_at;
         EXIT WHEN ids IS NULL;
         -- the columns checked again under that lock: one changed since the last chunk (its type altered, or
@@ -488,42 +492,45 @@ BEGIN
             tbl, caption_column, value_sql) INTO updated_ids, new_ids USING row_ids, answers, failures;
         -- the deferred triggers fire now, not at the COMMIT: what they do to the rows is seen below
         SET CONSTRAINTS ALL IMMEDIATE;
-        -- rows a trigger skipped (not updated, not failed) stay where they were, NULL: remembered
-        SELECT pg_catalog.array_agg(row_keys[i]), pg_catalog.array_agg(row_ids[i]) INTO more_keys, more_ids
-        FROM pg_catalog.generate_subscripts(row_ids, 1) AS i
-        WHERE failures[i] IS NULL AND NOT row_ids[i] OPERATOR(pg_catalog.=) ANY (COALESCE(updated_ids, '{}'));
-        unkept_keys := unkept_keys OPERATOR(pg_catalog.||) more_keys;
-        remembered_at := remembered_at OPERATOR(pg_catalog.||) more_ids;
-        -- n: the updated rows whose caption is set after every trigger ran; those NULL again are remembered.
-        -- (NOT (c IS NULL): a groma_answer with a NULL field is NOT NULL by neither test, but is written)
+        -- where each row not failed should be now: the new version of an updated row, the same place for one a
+        -- trigger skipped; expected_keys: their keys
+        SELECT pg_catalog.array_agg(COALESCE(u.new_id, r.row_id)), pg_catalog.array_agg(r.row_key)
+            INTO at_ids, expected_keys
+        FROM ROWS FROM (pg_catalog.unnest(row_ids), pg_catalog.unnest(row_keys), pg_catalog.unnest(failures))
+             AS r(row_id, row_key, failure)
+             LEFT JOIN ROWS FROM (pg_catalog.unnest(updated_ids), pg_catalog.unnest(new_ids)) AS u(old_id, new_id)
+             ON u.old_id OPERATOR(pg_catalog.=) r.row_id
+        WHERE r.failure IS NULL;
+        -- n: the rows whose caption is set after every trigger ran; those NULL (a trigger skipped or undid the
+        -- update) are remembered.  (NOT (c IS NULL): a groma_answer with a NULL field is IS NOT NULL by neither
+        -- test, but is written)
         EXECUTE pg_catalog.format(
             'SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE NOT (t.%2$I IS NULL)),
                     pg_catalog.array_agg(%4$s), pg_catalog.array_agg(%4$s) FILTER (WHERE t.%2$I IS NULL AND t.%3$I IS NOT NULL),
                     pg_catalog.array_agg(t.ctid) FILTER (WHERE t.%2$I IS NULL AND t.%3$I IS NOT NULL)
              FROM ONLY %1$s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)',
-            tbl, caption_column, img_column, key_sql) INTO seen, n, seen_keys, more_keys, more_ids USING new_ids;
+            tbl, caption_column, img_column, key_sql) INTO seen, n, seen_keys, more_keys, more_ids USING at_ids;
         unkept_keys := unkept_keys OPERATOR(pg_catalog.||) more_keys;
         remembered_at := remembered_at OPERATOR(pg_catalog.||) more_ids;
-        -- an updated row missing there was moved (or deleted) by a later trigger, an AFTER trigger updating it
-        -- again: with a primary key it is found by its key; without one it cannot be followed
-        IF seen OPERATOR(pg_catalog.<) COALESCE(pg_catalog.cardinality(new_ids), 0) THEN
+        -- a row missing there was moved (or deleted) by a trigger, one updating it again: with a primary key it
+        -- is found by its key, unless a trigger changed that too; without one it cannot be followed
+        IF seen OPERATOR(pg_catalog.<) COALESCE(pg_catalog.cardinality(at_ids), 0) THEN
+            missing := pg_catalog.cardinality(at_ids) OPERATOR(pg_catalog.-) seen;
             IF by_primary_key THEN
-                SELECT pg_catalog.array_agg(row_keys[i]) INTO missing_keys
-                FROM pg_catalog.generate_subscripts(row_ids, 1) AS i
-                WHERE row_ids[i] OPERATOR(pg_catalog.=) ANY (updated_ids)
-                  AND NOT row_keys[i] OPERATOR(pg_catalog.=) ANY (COALESCE(seen_keys, '{}'));
+                SELECT pg_catalog.array_agg(x.expected) INTO missing_keys FROM pg_catalog.unnest(expected_keys) AS x(expected)
+                WHERE NOT x.expected OPERATOR(pg_catalog.=) ANY (COALESCE(seen_keys, '{}'));
                 EXECUTE pg_catalog.format(
-                    'SELECT pg_catalog.count(*) FILTER (WHERE NOT (t.%2$I IS NULL)),
+                    'SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE NOT (t.%2$I IS NULL)),
                             pg_catalog.array_agg(%4$s) FILTER (WHERE t.%2$I IS NULL AND t.%3$I IS NOT NULL),
                             pg_catalog.array_agg(t.ctid) FILTER (WHERE t.%2$I IS NULL AND t.%3$I IS NOT NULL)
                      FROM ONLY %1$s t WHERE (%4$s) OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[])',
-                    tbl, caption_column, img_column, key_sql) INTO seen, more_keys, more_ids USING missing_keys;
-                n := n OPERATOR(pg_catalog.+) seen;
+                    tbl, caption_column, img_column, key_sql) INTO seen, kept, more_keys, more_ids USING missing_keys;
+                n := n OPERATOR(pg_catalog.+) kept;
                 unkept_keys := unkept_keys OPERATOR(pg_catalog.||) more_keys;
                 remembered_at := remembered_at OPERATOR(pg_catalog.||) more_ids;
-            ELSE
-                lost := lost OPERATOR(pg_catalog.+) pg_catalog.cardinality(new_ids) OPERATOR(pg_catalog.-) seen;
+                missing := missing OPERATOR(pg_catalog.-) seen;
             END IF;
+            lost := lost OPERATOR(pg_catalog.+) missing;
         END IF;
         done := done OPERATOR(pg_catalog.+) n;
         COMMIT;
@@ -557,10 +564,15 @@ BEGIN
         END IF;
     END IF;
     IF lost OPERATOR(pg_catalog.>) 0 THEN
-        RAISE WARNING 'groma_caption_table: a trigger on % changed % captioned row(s) again after their UPDATE', tbl, lost
-            USING DETAIL = 'Without a primary key a row is known by its ctid and image, so those rows could not be '
-                           'followed: any of them left NULL may have been captioned more than once.',
-                  HINT = 'Give the table a primary key.';
+        RAISE WARNING 'groma_caption_table: a trigger on % moved % captioned row(s) out of sight after their UPDATE', tbl, lost
+            USING DETAIL = CASE WHEN by_primary_key
+                                THEN 'A trigger changed their primary key, so those rows could not be followed: any of '
+                                     'them left NULL may have been captioned more than once.'
+                                ELSE 'Without a primary key a row is known by its ctid and image, so rows a trigger '
+                                     'updated again could not be followed: any of them left NULL may have been '
+                                     'captioned more than once.' END,
+                  HINT = CASE WHEN by_primary_key THEN 'Keep the primary key as it is in the table''s triggers.'
+                              ELSE 'Give the table a primary key.' END;
     END IF;
     IF remaining OPERATOR(pg_catalog.>) 0 THEN
         RAISE WARNING 'groma_caption_table: % row(s) of % are still NULL: other transactions held them locked, '
@@ -723,14 +735,20 @@ COMMENT ON FUNCTION groma_caption_shards(regclass, name, name, int, bool) IS
 -- One shard's job of a distributed groma_caption_table, on the node that
 -- holds the shard: Citus is told that the shard is changed on purpose, the
 -- job stops within a second when the coordinator's connection goes away (a
--- cancel there), then the ordinary chunked loop runs on the shard.
+-- cancel there), then the ordinary chunked loop runs on the shard.  The two
+-- settings are session-wide (the loop commits) and set back when it ends.
 CREATE PROCEDURE groma_caption_shard(shard regclass, img_column name, caption_column name, chunk int, detailed bool)
 LANGUAGE plpgsql
 AS $proc$
+DECLARE
+    manual_changes pg_catalog.text := pg_catalog.current_setting('citus.enable_manual_changes_to_shards', true);
+    check_interval pg_catalog.text := pg_catalog.current_setting('client_connection_check_interval');
 BEGIN
     PERFORM pg_catalog.set_config('citus.enable_manual_changes_to_shards', 'on', false);
     PERFORM pg_catalog.set_config('client_connection_check_interval', '1000', false);
     CALL @extschema@.groma_caption_table(shard, img_column, caption_column, chunk, detailed);
+    PERFORM pg_catalog.set_config('citus.enable_manual_changes_to_shards', COALESCE(manual_changes, 'off'), false);
+    PERFORM pg_catalog.set_config('client_connection_check_interval', check_interval, false);
 END
 $proc$;
 

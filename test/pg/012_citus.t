@@ -195,6 +195,16 @@ like($err, qr/groma_caption_table: $n_rows of $n_rows rows are captioned now, af
 is($workers[0]->safe_psql('postgres', "SELECT count(*) FROM postgres.$decoy WHERE caption IS NULL"), 1,
    "a table named like a shard ($decoy) in a schema earlier on the workers' search_path is left alone");
 $workers[0]->safe_psql('postgres', 'SET citus.enable_ddl_propagation = off; DROP SCHEMA postgres CASCADE');
+# a shard job called by hand (nothing left to caption) gives the session back its two settings as they were
+my ($shard, $shard_port) = split /\|/, sql("SELECT shard_name, nodeport FROM citus_shards
+                                              WHERE table_name = 'photos'::regclass ORDER BY shardid LIMIT 1");
+my ($shard_node) = grep { $_->port == $shard_port } @workers;
+# (shards are hidden from pg_class on a client's connection: shown, as on the connections of the shard jobs)
+is($shard_node->safe_psql('postgres', "SET citus.override_table_visibility = off;
+        CALL groma_caption_shard('public.$shard', 'img', 'caption', 4, false);
+        SELECT current_setting('client_connection_check_interval') || ','
+               || current_setting('citus.enable_manual_changes_to_shards')"), '0,off',
+   'groma_caption_shard called by hand leaves client_connection_check_interval and the manual-changes setting as they were');
 is(scalar(keys %nodes_seen), 2, 'groma_progress_cluster() showed shard jobs running on both workers ('
    . join(', ', sort keys %nodes_seen) . ')');
 is(sql('SELECT count(*) FROM photos p JOIN single s USING (name) WHERE p.caption::text = s.caption'), $n_rows,
