@@ -66,6 +66,8 @@ static TimestampTz unready_until[GROMA_MAX_SERVERS];
 static uint64 unready_generation[GROMA_MAX_SERVERS];
 
 #define UNREADY_AVOID_MS 1000
+#define BULK_RESEND_FIRST_MS 50		/* a bulk call refused as busy with nothing else in flight tries again after this */
+#define BULK_RESEND_MAX_MS 1000		/* the delay doubles up to this */
 static uint32 next_request_id = 0;
 static int	counted_slot = -1;		/* the slot whose in_flight counts our outstanding request */
 static bool exit_callback_registered = false;
@@ -878,13 +880,19 @@ typedef struct bulk_connection
 
 /*
  * What a bulk call has left to send: the requests refused as busy, to send
- * again first (a stack of indexes), then reqs[next] on.
+ * again first (a stack of indexes), then reqs[next] on.  When the queue
+ * refused the call's only request in flight, it waits for room: resend_at
+ * is when to try again (0: not waiting), after resend_ms (doubling), since
+ * full_since (for groma.request_timeout).
  */
 typedef struct bulk_pending
 {
 	int			next;
 	int		   *retry;
 	int			n_retry;
+	TimestampTz resend_at;
+	int			resend_ms;
+	TimestampTz full_since;
 } bulk_pending;
 
 /* Returns request req encoded as one frame in palloc'd memory (its id assigned here), its length in *len. */
@@ -964,20 +972,39 @@ bulk_outstanding(const bulk_connection *conns, int n_conns)
 }
 
 /*
- * Leaves connection c idle after its request was refused as busy while
- * others of the call are still outstanding: the request goes back to be
- * sent again when one of those is answered, and the call keeps one request
- * fewer in flight until an answer wakes c again (bulk_wake_idle: another
- * session held that place in the queue).  Returns false, leaving
- * everything as it was, when c's request was the only one outstanding: the
- * queue is full of other sessions' requests.
+ * Leaves connection c idle after its request was refused as busy: the
+ * request goes back to be sent again.  While others of the call are
+ * outstanding it is sent when one of those is answered, and the call keeps
+ * one request fewer in flight until an answer wakes c again
+ * (bulk_wake_idle: another session held that place in the queue).  When it
+ * was the only one, the queue is full of other sessions' requests: it is
+ * sent again after a delay (50 ms, doubling up to 1 s) until there is room.
+ * Returns false, leaving everything as it was, for any other reply, and
+ * when the queue has stayed full longer than groma.request_timeout.
  */
 static bool
 bulk_yield_busy(bulk_connection *conns, int n_conns, bulk_connection *c, groma_reply *reply, bulk_pending *pending)
 {
-	/* c's own request is still counted as outstanding here */
-	if (reply->status.code != GROMA_ERR_BUSY || bulk_outstanding(conns, n_conns) <= 1)
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (reply->status.code != GROMA_ERR_BUSY)
+	{
+		pending->full_since = 0;
+		pending->resend_ms = 0;
 		return false;
+	}
+	/* c's own request is still counted as outstanding here */
+	if (bulk_outstanding(conns, n_conns) <= 1)
+	{
+		if (pending->full_since == 0)
+			pending->full_since = now;
+		else if (groma_request_timeout > 0 &&
+				 TimestampDifferenceExceeds(pending->full_since, now, groma_request_timeout))
+			return false;
+		pending->resend_ms = pending->resend_ms == 0 ? BULK_RESEND_FIRST_MS
+			: Min(pending->resend_ms * 2, BULK_RESEND_MAX_MS);
+		pending->resend_at = TimestampTzPlusMilliseconds(now, pending->resend_ms);
+	}
 	groma_reply_free(reply);
 	memset(reply, 0, sizeof(*reply));
 	pending->retry[pending->n_retry++] = c->req;
@@ -1004,11 +1031,37 @@ bulk_wake_idle(bulk_connection *conns, int n_conns, const bulk_connection *c, gr
 		}
 }
 
-/* Returns the milliseconds until the earliest deadline of conns' outstanding requests, or -1 when none has one. */
-static long
-bulk_wait_ms(const bulk_connection *conns, int n_conns)
+/*
+ * Sends a request refused as busy again on an idle connection once its
+ * delay has passed (the call waits for room in a full queue); true when it
+ * sent one.
+ */
+static bool
+bulk_resend_due(bulk_connection *conns, int n_conns, groma_request **reqs, int n, bulk_pending *pending,
+				const groma_server_slot *snap)
 {
-	long		best = -1;
+	if (pending->resend_at == 0 || ms_left(pending->resend_at) > 0)
+		return false;
+	pending->resend_at = 0;
+	for (int k = 0; k < n_conns; k++)
+		if (conns[k].req < 0 && conns[k].fd != PGINVALID_SOCKET)
+		{
+			bulk_send_next(&conns[k], reqs, n, pending, snap);
+			return true;
+		}
+	return false;
+}
+
+/*
+ * Returns the milliseconds until the earliest deadline of conns'
+ * outstanding requests or the next resend of a bulk call waiting for room
+ * (pending), or -1 when there is none.
+ */
+static long
+bulk_wait_ms(const bulk_connection *conns, int n_conns, const bulk_pending *pending)
+{
+	/* (a resend due already is sent at the top of the loop: at least 1 ms, never taken for a deadline passed) */
+	long		best = pending->resend_at != 0 ? Max(ms_left(pending->resend_at), 1) : -1;
 
 	for (int k = 0; k < n_conns; k++)
 	{
@@ -1074,9 +1127,12 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 		{
 			WaitEvent	ev;
 			bulk_connection *c;
-			long		wait_ms = bulk_wait_ms(conns, n_conns);
+			long		wait_ms;
 			io_result	r;
 
+			if (bulk_resend_due(conns, n_conns, reqs, n, pending, &snap))
+				continue;
+			wait_ms = bulk_wait_ms(conns, n_conns, pending);
 			if (wait_ms == 0)
 				report_io_failure(bulk_slot, &snap, IO_TIMEOUT, groma_request_timeout);
 			if (WaitEventSetWait(set, wait_ms, &ev, 1, PG_WAIT_EXTENSION) == 0)

@@ -78,7 +78,8 @@ is(status_row($node)->{in_flight}, 0, 'no request is left in flight');
 is(sql("SELECT groma_ground(img, '$phrase')::text = (SELECT boxes::text FROM one WHERE id = 2) FROM photos WHERE id = 2"),
    't', 'the session keeps working');
 
-# groma_progress names each call while it runs, then forgets it
+# groma_progress names each call while it runs, then forgets it; it counts the 24 images sent (the NULL
+# element of each copy of the table gets no request)
 for my $call ([ 'grounding a phrase in an array', "SELECT count(*) FROM groma_ground_many(
                   (SELECT array_agg(img) FROM photos, generate_series(1, 4)), '$phrase')" ],
               [ 'answering a prompt about an array', "SELECT cardinality(groma_chat_many(
@@ -86,7 +87,7 @@ for my $call ([ 'grounding a phrase in an array', "SELECT count(*) FROM groma_gr
     my ($phase, $q) = @$call;
     my $h = start_query($node, 'arr', $q);
     ok(wait_until(120, sub {
-        sql("SELECT count(*) FROM groma_progress WHERE phase = '$phase' AND relid IS NULL AND rows_total = 28
+        sql("SELECT count(*) FROM groma_progress WHERE phase = '$phase' AND relid IS NULL AND rows_total = 24
                AND pid = (SELECT pid FROM pg_stat_activity WHERE application_name = 'arr')") == 1 }),
        "groma_progress shows '$phase' while it runs");
     my ($qrc) = finish_query($h, 180);
@@ -124,6 +125,44 @@ my $busy = () = PostgreSQL::Test::Utils::slurp_file($node->logfile)
     =~ /generate .* busy: groma-server's queue is full for this client/g;
 ok($busy >= 2, "the array call's own requests were refused as busy ($busy times, at least the 2 the server "
    . "would not hold for it) and sent again");
+# the queue full of other sessions' requests (five long single calls: one running, four waiting): an array
+# call refused as busy with nothing else in flight waits for room and sends again, instead of failing
+my @singles;
+for my $k (1 .. 5) {
+    push @singles, start_query($node, "single$k", "SET groma.max_new_tokens = 400;
+        SELECT (groma_chat(img, 'What is this?')).text IS NOT NULL FROM photos WHERE id = 1");
+    ok(wait_until(30, sub { my $r = status_row($node); $r->{running} + $r->{queue_depth} == $k }),
+       "long single call $k is running or queued");
+}
+my $waits_before = () = PostgreSQL::Test::Utils::slurp_file($node->logfile) =~ /generate .* busy: groma-server's queue is full/g;
+my $patient = start_query($node, 'patient', "SET groma.max_new_tokens = 4; SET groma.bulk_in_flight = 2;
+    SELECT count(*) FROM groma_ground_many((SELECT array_agg(img) FROM photos WHERE img IS NOT NULL), '$phrase')");
+my ($prc, $pout, $perr) = finish_query($patient, 300);
+is($prc, 0, 'an array call that finds the queue full waits for room and succeeds') or diag($perr);
+chomp $pout;
+is($pout, '6', 'with a row for each of its 6 images');
+my $waits = (() = PostgreSQL::Test::Utils::slurp_file($node->logfile) =~ /generate .* busy: groma-server's queue is full/g)
+  - $waits_before;
+ok($waits >= 2, "its requests were refused as busy ($waits times) and sent again");
+for my $q (@singles) {
+    my ($src, $sout, $serr) = finish_query($q, 300);
+    is($src, 0, 'a long single call ends') or diag($serr);
+}
+# with groma.request_timeout the wait for room is bounded: the call fails with 53000 once it is over (or, let
+# into the queue in the meantime, with its request's own timeout)
+@singles = ();
+for my $k (1 .. 5) {
+    push @singles, start_query($node, "single$k", "SET groma.max_new_tokens = 400;
+        SELECT (groma_chat(img, 'What is this?')).text IS NOT NULL FROM photos WHERE id = 1");
+    ok(wait_until(30, sub { my $r = status_row($node); $r->{running} + $r->{queue_depth} == $k }),
+       "again, long single call $k is running or queued");
+}
+my ($trc, $tout, $terr) = $node->psql('postgres', "SET groma.request_timeout = '300ms'; SET groma.bulk_in_flight = 1;
+    SELECT count(*) FROM groma_ground_many((SELECT array_agg(img) FROM photos WHERE img IS NOT NULL), '$phrase')");
+isnt($trc, 0, 'with groma.request_timeout the array call does not wait for room without a limit');
+like($terr, qr/groma-server's request queue is full|groma request timed out after 300 ms/,
+     'it fails with the full queue (or, let in, with its request\'s timeout)') or diag($terr);
+finish_query($_, 300) for @singles;
 $node->safe_psql('postgres', "ALTER SYSTEM RESET groma.max_queue; ALTER SYSTEM RESET groma.max_batch");
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 step('array call beside a full queue');
