@@ -566,8 +566,9 @@ BEGIN
     IF lost OPERATOR(pg_catalog.>) 0 THEN
         RAISE WARNING 'groma_caption_table: a trigger on % moved % captioned row(s) out of sight after their UPDATE', tbl, lost
             USING DETAIL = CASE WHEN by_primary_key
-                                THEN 'A trigger changed their primary key, so those rows could not be followed: any of '
-                                     'them left NULL may have been captioned more than once.'
+                                THEN 'A trigger changed their primary key or deleted them, so those rows could not be '
+                                     'followed (nor counted as captioned): any of them left NULL may have been '
+                                     'captioned more than once.'
                                 ELSE 'Without a primary key a row is known by its ctid and image, so rows a trigger '
                                      'updated again could not be followed: any of them left NULL may have been '
                                      'captioned more than once.' END,
@@ -736,7 +737,8 @@ COMMENT ON FUNCTION groma_caption_shards(regclass, name, name, int, bool) IS
 -- holds the shard: Citus is told that the shard is changed on purpose, the
 -- job stops within a second when the coordinator's connection goes away (a
 -- cancel there), then the ordinary chunked loop runs on the shard.  The two
--- settings are session-wide (the loop commits) and set back when it ends.
+-- settings are session-wide (the loop commits) and set back when it ends
+-- without an error (a failed job's connection is closed anyway).
 CREATE PROCEDURE groma_caption_shard(shard regclass, img_column name, caption_column name, chunk int, detailed bool)
 LANGUAGE plpgsql
 AS $proc$

@@ -979,7 +979,7 @@ bulk_outstanding(const bulk_connection *conns, int n_conns)
  * (bulk_wake_idle: another session held that place in the queue).  When it
  * was the only one, the queue is full of other sessions' requests: it is
  * sent again after a delay (50 ms, doubling up to 1 s) until there is room.
- * Returns false, leaving everything as it was, for any other reply, and
+ * Returns false, leaving the reply as it was, for any other reply, and
  * when the queue has stayed full longer than groma.request_timeout.
  */
 static bool
@@ -987,6 +987,7 @@ bulk_yield_busy(bulk_connection *conns, int n_conns, bulk_connection *c, groma_r
 {
 	TimestampTz now = GetCurrentTimestamp();
 
+	/* any other reply: the queue had room (the wait for room starts again next time) */
 	if (reply->status.code != GROMA_ERR_BUSY)
 	{
 		pending->full_since = 0;

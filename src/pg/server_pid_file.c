@@ -15,7 +15,7 @@
 #include "server_pid_file.h"
 #include "server_registry.h"
 
-#define LEFTOVER_WAIT_MS 5000	/* how long to wait for a killed leftover to be gone */
+#define LEFTOVER_WAIT_MS 5000	/* how long to wait for a leftover to be gone after SIGTERM, then after SIGKILL */
 #define CMDLINE_MAX 8192		/* the part of /proc/PID/cmdline read */
 
 /* Writes slot i's pid file path ("groma/server-N.pid", relative to the data directory) into out. */
@@ -40,7 +40,10 @@ groma_pid_file_write(int i, pid_t pid)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	len = snprintf(text, sizeof(text), "%d\n", (int) pid);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, S_IRUSR | S_IWUSR);
+	errno = 0;
 	ok = fd >= 0 && write(fd, text, len) == len;
+	if (!ok && errno == 0)
+		errno = EIO;				/* a short write sets none */
 	if (fd >= 0 && close(fd) != 0)
 		ok = false;
 	if (ok && rename(tmp, path) == 0)
@@ -194,8 +197,15 @@ groma_pid_file_kill_leftovers(void)
 			ereport(LOG,
 					(errmsg("groma launcher: killing groma-server %d (pid %d, state %c), left running by an earlier launcher",
 							i, (int) pid, state)));
-			/* SIGKILL ends a stopped process too; no client of it is left (they went with the earlier launcher) */
-			if (kill(pid, SIGKILL) != 0 || !wait_until_gone(pid))
+			/*
+			 * SIGTERM, and SIGCONT for a stopped one: it exits 0 (where the
+			 * postmaster is PID 1 it inherits orphans, and any other exit
+			 * status would read to it as a crash); SIGKILL only if it is
+			 * still there after LEFTOVER_WAIT_MS.
+			 */
+			(void) kill(pid, SIGTERM);
+			(void) kill(pid, SIGCONT);
+			if (!wait_until_gone(pid) && (kill(pid, SIGKILL) != 0 ? errno != ESRCH : !wait_until_gone(pid)))
 				ereport(WARNING,
 						(errmsg("groma-server %d (pid %d), left by an earlier launcher, is still there", i, (int) pid)));
 		}
