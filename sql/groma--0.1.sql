@@ -71,9 +71,8 @@ COMMENT ON FUNCTION groma_ping() IS
 --   last_exit      how the previous process ended: 'exit N' or 'signal N (name)'
 --   last_stderr    the last line it wrote to stderr (why a load failed, ...)
 --   queue_depth, running, served, failed
---                  requests waiting, being computed, answered, failed or
---                  refused (from the server itself; NULL when it does not
---                  answer)
+--                  requests waiting, being computed, answered, failed (from
+--                  the server itself; NULL when it does not answer)
 --   load_progress  'loaded/total MB' of the model's weights, NULL when unknown
 --   in_flight      requests sessions have sent to it and not yet read back
 --   batch, max_batch
@@ -85,12 +84,14 @@ COMMENT ON FUNCTION groma_ping() IS
 --                  NULL without a model or when it does not answer
 --   cancelled      requests ended by a cancel (a statement cancelled or timed
 --                  out, a session gone); not in failed
+--   busy           requests refused because its queue was full (an array
+--                  call sends those again); not in failed
 CREATE FUNCTION groma_status()
 RETURNS TABLE (server int, state text, pid int, device text, model_path text,
                started_at timestamptz, restarts int, last_exit text, last_stderr text,
                queue_depth int, running int, served bigint, failed bigint,
                load_progress text, in_flight int, batch int, max_batch int, kv_cache text,
-               weights text, cancelled bigint)
+               weights text, cancelled bigint, busy bigint)
 AS 'MODULE_PATHNAME', 'groma_server_status'
 LANGUAGE C VOLATILE PARALLEL SAFE;
 
@@ -454,11 +455,12 @@ BEGIN
     END IF;
     LOOP
         -- the chunk's rows, locked until the COMMIT below; the lock this takes on the table also holds off an
-        -- ALTER TABLE until then
+        -- ALTER TABLE until then.  Until a row is remembered, no row's key is computed to test it
         EXECUTE pg_catalog.format(
             'SELECT pg_catalog.array_agg(ctid) FROM (SELECT t.ctid FROM ONLY %1$s t WHERE %3$I IS NULL AND %2$I IS NOT NULL
                  AND NOT %5$s LIMIT %4$s FOR UPDATE OF t SKIP LOCKED) s',
-            tbl, img_column, caption_column, LEAST(chunk, total OPERATOR(pg_catalog.-) attempted), skip_test)
+            tbl, img_column, caption_column, LEAST(chunk, total OPERATOR(pg_catalog.-) attempted),
+            CASE WHEN pg_catalog.cardinality(remembered_at) OPERATOR(pg_catalog.=) 0 THEN 'false' ELSE skip_test END)
             INTO ids USING failed_keys OPERATOR(pg_catalog.||) unkept_keys, remembered_at;
         EXIT WHEN ids IS NULL;
         -- the columns checked again under that lock: one changed since the last chunk (its type altered, or
@@ -503,13 +505,16 @@ BEGIN
         WHERE r.failure IS NULL;
         -- n: the rows whose caption is set after every trigger ran; those NULL (a trigger skipped or undid the
         -- update) are remembered.  (NOT (c IS NULL): a groma_answer with a NULL field is IS NOT NULL by neither
-        -- test, but is written)
+        -- test, but is written).  seen_keys, every row's key found, is only needed to find missing rows by
+        -- their primary key (without one, the key hashes the image: not computed for nothing)
         EXECUTE pg_catalog.format(
             'SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE NOT (t.%2$I IS NULL)),
-                    pg_catalog.array_agg(%4$s), pg_catalog.array_agg(%4$s) FILTER (WHERE t.%2$I IS NULL AND t.%3$I IS NOT NULL),
+                    %5$s, pg_catalog.array_agg(%4$s) FILTER (WHERE t.%2$I IS NULL AND t.%3$I IS NOT NULL),
                     pg_catalog.array_agg(t.ctid) FILTER (WHERE t.%2$I IS NULL AND t.%3$I IS NOT NULL)
              FROM ONLY %1$s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)',
-            tbl, caption_column, img_column, key_sql) INTO seen, n, seen_keys, more_keys, more_ids USING at_ids;
+            tbl, caption_column, img_column, key_sql,
+            CASE WHEN by_primary_key THEN pg_catalog.format('pg_catalog.array_agg(%s)', key_sql)
+                 ELSE 'NULL::pg_catalog.text[]' END) INTO seen, n, seen_keys, more_keys, more_ids USING at_ids;
         unkept_keys := unkept_keys OPERATOR(pg_catalog.||) more_keys;
         remembered_at := remembered_at OPERATOR(pg_catalog.||) more_ids;
         -- a row missing there was moved (or deleted) by a trigger, one updating it again: with a primary key it

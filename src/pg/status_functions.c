@@ -20,7 +20,7 @@
 
 PG_FUNCTION_INFO_V1(groma_server_status);
 
-#define STATUS_COLUMNS 20
+#define STATUS_COLUMNS 21
 #define STATUS_TIMEOUT_MS 1000	/* a server busier than this is shown from the registry */
 
 /* Returns the name of a slot state as groma_status() shows it. */
@@ -99,13 +99,14 @@ status_row(int i, Datum *values, bool *nulls)
 		values[18] = CStringGetTextDatum(reply.weights ? reply.weights : "");
 		nulls[18] = reply.weights == NULL || reply.weights[0] == '\0';
 		values[19] = Int64GetDatum((int64) reply.cancelled);
+		values[20] = Int64GetDatum((int64) reply.busy);
 		groma_reply_free(&reply);
 	}
 	else
 	{
 		for (int k = 9; k <= 13; k++)
 			nulls[k] = true;
-		for (int k = 15; k <= 19; k++)
+		for (int k = 15; k <= 20; k++)
 			nulls[k] = true;
 	}
 	values[14] = Int32GetDatum((int32) pg_atomic_read_u32(&snap.in_flight));
@@ -115,7 +116,7 @@ status_row(int i, Datum *values, bool *nulls)
  * Returns one row per server slot: (server, state, pid, device, model_path,
  * started_at, restarts, last_exit, last_stderr, queue_depth, running,
  * served, failed, load_progress, in_flight, batch, max_batch, kv_cache,
- * weights, cancelled).
+ * weights, cancelled, busy).
  */
 Datum
 groma_server_status(PG_FUNCTION_ARGS)

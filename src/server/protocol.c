@@ -603,6 +603,7 @@ put_status_fields(groma_wbuf *out, const groma_reply *r)
 	put_u64(out, r->kv_total);
 	put_str(out, r->weights);
 	put_u64(out, r->cancelled);
+	put_u64(out, r->busy);
 }
 
 /* Encodes the REGIONS fields. */
@@ -783,6 +784,7 @@ get_status_fields(reader *in, groma_reply *r)
 	r->kv_total = get_u64(in, "kv_total");
 	r->weights = get_str(in, "weights");
 	r->cancelled = get_u64(in, "cancelled");
+	r->busy = get_u64(in, "busy");
 }
 
 /* Decodes the REGIONS fields. */

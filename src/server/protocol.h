@@ -28,7 +28,7 @@
 #include "../runtime/status.h"
 
 #define GROMA_PROTO_MAGIC 0x414d5247u	/* "GRMA" as little-endian bytes */
-#define GROMA_PROTO_VERSION 4
+#define GROMA_PROTO_VERSION 5
 #define GROMA_PROTO_HEADER_BYTES 16
 
 /* Hard limits, checked before any allocation. */
@@ -120,13 +120,14 @@ typedef struct groma_reply
 	uint32_t	queue_depth;	/* requests waiting */
 	uint32_t	running;		/* requests being computed */
 	uint64_t	served;			/* requests answered successfully */
-	uint64_t	failed;			/* requests answered with an error other than a cancel */
+	uint64_t	failed;			/* requests answered with an error other than a cancel or a full queue */
 	uint32_t	batch;			/* answers being decoded together now */
 	uint32_t	max_batch;		/* --max-batch */
 	uint64_t	kv_used;		/* bytes of the KV cache pool in use */
 	uint64_t	kv_total;		/* bytes of the KV cache pool (0 without a model) */
 	char	   *weights;		/* malloc'd: the matrices' type, "f32", "bf16", "f16" or "int8" ("" without a model) */
 	uint64_t	cancelled;		/* requests ended by a cancel (the client's, or its going away) */
+	uint64_t	busy;			/* requests refused because the queue was full */
 	/* VALIDATE, REGIONS, GENERATE, DRAW */
 	int32_t		width;			/* original image size */
 	int32_t		height;

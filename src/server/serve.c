@@ -452,8 +452,9 @@ groma_serve(const groma_cli_options *opt)
 	close(listen_fd);
 	pthread_join(scheduler, NULL);
 	wait_for_replies(&s, serve_now_ms() + 2000);
-	serve_log(SERVE_LOG_INFO, "stopped (served %llu, failed %llu, cancelled %llu)", (unsigned long long) s.served,
-			  (unsigned long long) s.failed, (unsigned long long) s.cancelled);
+	serve_log(SERVE_LOG_INFO, "stopped (served %llu, failed %llu, cancelled %llu, refused as busy %llu)",
+			  (unsigned long long) s.served, (unsigned long long) s.failed, (unsigned long long) s.cancelled,
+			  (unsigned long long) s.busy);
 	/* connection threads may still block in reads: leave without freeing what they use */
 	return s.exit_code;
 }

@@ -88,8 +88,9 @@ typedef struct serve_state
 	uint64_t	load_base;		/* groma_weights_bound_bytes() when the load began */
 	uint64_t	submitted;		/* model requests ever submitted (each job's serial) */
 	uint64_t	served;
-	uint64_t	failed;			/* answered with an error other than a cancel */
+	uint64_t	failed;			/* answered with an error other than a cancel or a full queue */
 	uint64_t	cancelled;		/* ended by a cancel */
+	uint64_t	busy;			/* refused because the queue was full */
 	bool		stopping;
 	volatile int load_cancel;	/* set by the shutdown: a model still loading stops at its next weight */
 	int			exit_code;		/* what groma_serve returns */
@@ -169,7 +170,24 @@ serve_job  *serve_pop_head(serve_state *s);
 /* Logs a finished request (its kind, image size, wait and run times, outcome) at info level. */
 void		serve_log_request(const serve_job *job);
 
-/* Finishes a job that never ran with an error, under the lock (counts it failed, logs and wakes it). */
+/* The places at the queue's end kept for clients with no request queued (a quarter of --max-queue, rounded down). */
+int			serve_places_kept_for_others(const serve_state *s);
+
+/* Returns how many queued jobs came from the client process pid; under the lock. */
+int			serve_queued_from_client(const serve_state *s, pid_t pid);
+
+/*
+ * Returns the newest queued job of the client process holding the most
+ * queued jobs, with that number in *held, when it holds at least two (else
+ * NULL): the job that gives up its place to a client with none queued
+ * that finds the queue full.  Under the lock.
+ */
+serve_job  *serve_eviction_victim(const serve_state *s, int *held);
+
+/* Counts one answered job as served, cancelled, refused as busy or failed, by its code; under the lock. */
+void		serve_count_outcome(serve_state *s, groma_status_code code);
+
+/* Finishes a job that never ran with an error, under the lock (counts its outcome, logs and wakes it). */
 void		serve_finish_with_error(serve_state *s, serve_job *job, groma_status st);
 
 /*
@@ -178,7 +196,10 @@ void		serve_finish_with_error(serve_state *s, serve_job *job, groma_status st);
  * of the queue's places is kept for clients with no request queued: a
  * client (a process, as its connections' SO_PEERCRED say) that already has
  * one queued is refused as busy there, so one PostgreSQL session's array
- * call cannot fill the queue alone.  Under no lock.
+ * call cannot fill the queue alone.  A client with none queued that finds
+ * the queue full (several sessions' array calls) takes the place of the
+ * newest job of the client holding the most, if it holds two or more; that
+ * job is answered busy (an array call sends it again).  Under no lock.
  */
 void		serve_submit(serve_state *s, serve_job *job);
 

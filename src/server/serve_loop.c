@@ -44,12 +44,7 @@ finish_job(serve_state *s, serve_job *job, groma_status st)
 	s->running--;
 	job->finished_ms = serve_now_ms();
 	job->done = true;
-	if (st.code == GROMA_OK)
-		s->served++;
-	else if (st.code == GROMA_ERR_CANCELLED)
-		s->cancelled++;
-	else
-		s->failed++;
+	serve_count_outcome(s, st.code);
 	serve_log_request(job);
 	serve_wake(job);
 	if (st.code == GROMA_ERR_DEVICE_LOST && s->exit_code != GROMA_CLI_EXIT_DEVICE_LOST)

@@ -48,6 +48,20 @@ serve_log_request(const serve_job *job)
 			  (unsigned) job->req.image_len, times, outcome, (unsigned long long) job->serial);
 }
 
+/* Counts one answered job; see serve_internal.h. */
+void
+serve_count_outcome(serve_state *s, groma_status_code code)
+{
+	if (code == GROMA_OK)
+		s->served++;
+	else if (code == GROMA_ERR_CANCELLED)
+		s->cancelled++;
+	else if (code == GROMA_ERR_BUSY)
+		s->busy++;
+	else
+		s->failed++;
+}
+
 /* Finishes a job with an error under the lock (the job must not be queued or running). */
 void
 serve_finish_with_error(serve_state *s, serve_job *job, groma_status st)
@@ -55,10 +69,7 @@ serve_finish_with_error(serve_state *s, serve_job *job, groma_status st)
 	groma_reply_set_error(&job->reply, &job->req, st);
 	job->done = true;
 	job->finished_ms = serve_now_ms();
-	if (st.code == GROMA_ERR_CANCELLED)
-		s->cancelled++;
-	else
-		s->failed++;
+	serve_count_outcome(s, st.code);
 	serve_log_request(job);
 	serve_wake(job);
 }
@@ -210,22 +221,40 @@ unavailable(const serve_state *s)
 	return groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is loading the model");
 }
 
-/* The places at the queue's end kept for clients with no request queued (a quarter of --max-queue, rounded down). */
-static int
-places_kept_for_others(const serve_state *s)
+/* Puts a job at the queue's end and wakes the scheduler; under the lock. */
+static void
+enqueue(serve_state *s, serve_job *job)
 {
-	return s->opt->max_queue / 4;
+	job->queued = true;
+	if (s->tail)
+		s->tail->next = job;
+	else
+		s->head = job;
+	s->tail = job;
+	s->queued++;
+	pthread_cond_signal(&s->work);
 }
 
-/* Returns how many queued jobs came from the client process pid; under the lock. */
-static int
-queued_from_client(const serve_state *s, pid_t pid)
+/*
+ * Gives the place of another client's newest queued job to job, whose
+ * client has none queued, when some client holds at least two (the full
+ * queue's case); returns false when none does.  Under the lock.
+ */
+static bool
+take_place_of_heaviest(serve_state *s, serve_job *job)
 {
-	int			n = 0;
+	int			held;
+	serve_job  *victim;
 
-	for (const serve_job *j = s->head; j != NULL; j = j->next)
-		n += j->client_pid == pid;
-	return n;
+	if (job->client_pid == 0 || serve_queued_from_client(s, job->client_pid) > 0 ||
+		(victim = serve_eviction_victim(s, &held)) == NULL)
+		return false;
+	serve_unqueue(s, victim);
+	serve_finish_with_error(s, victim, groma_error(GROMA_ERR_BUSY, "groma-server's queue is full: this request gave "
+												   "its place to a client with none queued (%d of this client's "
+												   "requests waited)", held));
+	enqueue(s, job);
+	return true;
 }
 
 /* Queues or refuses a model request; see serve_internal.h. */
@@ -242,25 +271,19 @@ serve_submit(serve_state *s, serve_job *job)
 		serve_finish_with_error(s, job, s->stopping ? groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down")
 						  : unavailable(s));
 	else if (s->queued >= s->opt->max_queue)
-		serve_finish_with_error(s, job, groma_error(GROMA_ERR_BUSY, "groma-server's queue is full (%d requests wait)",
-											  s->queued));
-	else if (job->client_pid != 0 && s->queued >= s->opt->max_queue - places_kept_for_others(s) &&
-			 (held = queued_from_client(s, job->client_pid)) > 0)
+	{
+		if (!take_place_of_heaviest(s, job))
+			serve_finish_with_error(s, job, groma_error(GROMA_ERR_BUSY, "groma-server's queue is full (%d requests wait)",
+														s->queued));
+	}
+	else if (job->client_pid != 0 && s->queued >= s->opt->max_queue - serve_places_kept_for_others(s) &&
+			 (held = serve_queued_from_client(s, job->client_pid)) > 0)
 		serve_finish_with_error(s, job,
 								groma_error(GROMA_ERR_BUSY, "groma-server's queue is full for this client (%d of its "
 											"requests wait; the last %d of %d places are kept for other clients)",
-											held, places_kept_for_others(s), s->opt->max_queue));
+											held, serve_places_kept_for_others(s), s->opt->max_queue));
 	else
-	{
-		job->queued = true;
-		if (s->tail)
-			s->tail->next = job;
-		else
-			s->head = job;
-		s->tail = job;
-		s->queued++;
-		pthread_cond_signal(&s->work);
-	}
+		enqueue(s, job);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -329,6 +352,7 @@ serve_fill_status(serve_state *s, groma_reply *reply)
 	reply->served = s->served;
 	reply->failed = s->failed;
 	reply->cancelled = s->cancelled;
+	reply->busy = s->busy;
 	reply->batch = (uint32_t) s->n_batch;
 	reply->max_batch = (uint32_t) s->opt->max_batch;
 	reply->kv_used = s->kv_used;

@@ -85,7 +85,7 @@ ok(mode('version9', 'running'), "mode 'version9' (STATUS does not parse: the reg
 my $b = $node->background_psql('postgres', on_error_stop => 0);
 $b->query_safe("\\set VERBOSITY verbose");
 $b->query("SELECT groma_ping()");
-like($b->{stderr}, qr/08P01: groma-server speaks protocol version 9, groma.so 4/, 'another protocol version gives 08P01');
+like($b->{stderr}, qr/08P01: groma-server speaks protocol version 9, groma.so 5/, 'another protocol version gives 08P01');
 $b->{stderr} = '';
 is($b->query_safe('SELECT 1'), '1', 'the session keeps working');
 ok(mode('garbage', 'running'), "mode 'garbage'");

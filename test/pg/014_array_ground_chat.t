@@ -100,7 +100,9 @@ step('progress');
 # --max-batch 1 and --max-queue 4 the server holds 1 running request and 3 queued of one session (the last
 # place is kept for sessions with nothing queued), so at least 2 of the call's 6 in flight are refused as busy
 # whatever the timing, and each is sent again when one of the call's own is answered, instead of failing the
-# call; another session's requests always find a place.
+# call; the requests of three other sessions at once always find a place (the first takes the kept place, the
+# others that of the array call's newest request, which it sends again).
+my $refusals_before = () = PostgreSQL::Test::Utils::slurp_file($node->logfile) =~ /generate .* busy: groma-server's queue is full/g;
 $node->safe_psql('postgres', "ALTER SYSTEM SET groma.max_queue = 4; ALTER SYSTEM SET groma.max_batch = 1");
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 ok(wait_until(60, sub { my $r = status_row($node); $r->{state} eq 'ready' && $r->{restarts} eq '1' }),
@@ -112,8 +114,12 @@ my ($taken, $refused) = (0, 0);
 my $refusal = '';
 while ($long->{h}->pumpable) {
     $long->{h}->pump_nb;
-    my ($brc, $bout, $berr) = $node->psql('postgres', "SET groma.max_new_tokens = 4; SELECT groma_ground(img, 'x') FROM photos WHERE id = 2");
-    if ($brc == 0) { $taken++ } else { $refused++; $refusal = $berr; }
+    my @three = map { start_query($node, "beside$_", "SET groma.max_new_tokens = 4;
+        SELECT groma_ground(img, 'x') FROM photos WHERE id = 2") } 1 .. 3;
+    for my $q (@three) {
+        my ($brc, $bout, $berr) = finish_query($q, 300);
+        if (defined $brc && $brc == 0) { $taken++ } else { $refused++; $refusal = $berr; }
+    }
 }
 my ($lrc, $lout, $lerr) = finish_query($long, 300);
 is($lrc, 0, 'the array call still succeeds') or diag($lerr);
@@ -125,6 +131,15 @@ my $busy = () = PostgreSQL::Test::Utils::slurp_file($node->logfile)
     =~ /generate .* busy: groma-server's queue is full for this client/g;
 ok($busy >= 2, "the array call's own requests were refused as busy ($busy times, at least the 2 the server "
    . "would not hold for it) and sent again");
+my $gave = () = PostgreSQL::Test::Utils::slurp_file($node->logfile) =~ /generate .* busy: groma-server's queue is full: this request gave its place/g;
+note("the array call's requests gave their places to other sessions' $gave times");
+# groma_status() counts those refusals in busy, not in failed (the server restarted at the reload: its
+# counters began there)
+my $refusals = (() = PostgreSQL::Test::Utils::slurp_file($node->logfile) =~ /generate .* busy: groma-server's queue is full/g)
+  - $refusals_before;
+my $counted = status_row($node);
+is($counted->{busy}, $refusals, "groma_status().busy counts every refusal as busy ($refusals)");
+is($counted->{failed}, '0', 'and failed none of them');
 # the queue full of other sessions' requests (five long single calls: one running, four waiting): an array
 # call refused as busy with nothing else in flight waits for room and sends again, instead of failing
 my @singles;

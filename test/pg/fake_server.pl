@@ -52,7 +52,7 @@ sub str { my ($s) = @_; return pack('V', length($s)) . $s; }
 sub reply {
     my ($kind, $id, $code, $message, $fields) = @_;
     my $payload = pack('vV', $kind, $code) . str($message) . ($code == 0 ? $fields // '' : '');
-    my $version = $mode eq 'version9' ? 9 : 4;
+    my $version = $mode eq 'version9' ? 9 : 5;
     return pack('VvvVV', 0x414d5247, $version, 100, $id, length($payload)) . $payload;
 }
 
@@ -60,7 +60,7 @@ sub reply {
 sub status_fields {
     my $state = $state_of{$mode} // 2;
     return pack('V', $state) . str($mode) . str('fake') . pack('Q<Q<VVQ<Q<', 100 << 20, 400 << 20, 0, 0, $served, $failed)
-      . pack('VVQ<Q<', 0, 16, 0, 64 << 20) . str('int8') . pack('Q<', 7);
+      . pack('VVQ<Q<', 0, 16, 0, 64 << 20) . str('int8') . pack('Q<Q<', 7, 3);
 }
 
 # Returns the GENERATE fields of the grounded answer.

@@ -148,7 +148,7 @@ for my $bad (['garbage', 'x' x 64], ['truncated header', substr(ping_frame(5), 0
     $r = read_reply($c, 5);
     is($r && $r->{code}, OK, "$bad->[0]: other connections keep working");
 }
-like(slurp($log), qr/protocol version 9, this side speaks 4/, 'the log says why a frame of another version was refused');
+like(slurp($log), qr/protocol version 9, this side speaks 5/, 'the log says why a frame of another version was refused');
 
 # ---- the queue: with --max-queue 1 and --max-batch 1, one runs, one waits, the third is busy
 my @conns = map { proto_connect($sock) } 1 .. 3;

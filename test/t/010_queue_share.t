@@ -2,8 +2,11 @@
 # with no request queued: with --max-queue 4 one client process (here the
 # test itself, on several connections, as a PostgreSQL session's array
 # call) gets 3 places and its fourth request is refused as busy "for this
-# client", while another process still gets the last place; a third
-# process then finds the queue full.  Every admitted request is answered.
+# client", while another process still gets the last place.  Two more
+# processes with nothing queued then find the queue full and each takes
+# the place of this client's newest queued request (answered busy); a
+# fifth finds no client holding two and is refused.  Every request left
+# queued is answered, and STATUS counts the refusals as busy, not failed.
 use strict;
 use warnings;
 use Test::More;
@@ -75,24 +78,44 @@ is($r->{code}, BUSY, "this client's fourth request is refused as busy while a pl
 like($r->{message}, qr/queue is full for this client \(3 of its requests wait; the last 1 of 4 places are kept for other clients\)/,
      'saying the last place is kept for other clients');
 
-# another process takes the place kept for it; a third one then finds the queue full
-my ($other, $other_out) = request_from_other_process(20);
+# another process takes the place kept for it
+my @others = [request_from_other_process(20)];
 ok(queued_reaches(4), "another process's request takes the last place");
-my ($third, $third_out) = request_from_other_process(30);
-my $third_reply = <$third_out> // '';
-like($third_reply, qr/^13 groma-server's queue is full \(4 requests wait\)/, 'a third process finds the queue full');
-waitpid($third, 0);
+
+# the queue is full: a third and a fourth process each take the place of this client's newest request, which
+# is answered busy (the newest first: request 3, then 2)
+for my $k (reverse 1 .. 2) {
+    push @others, [request_from_other_process(20 + 10 * (3 - $k))];
+    my $given = read_reply($mine[$k], 10);
+    is($given && $given->{code}, BUSY, 'request ' . ($k + 1) . " of this client gives its place to another process's");
+    like($given && $given->{message}, qr/queue is full: this request gave its place to a client with none queued \(${\($k + 1)} of this client's requests waited\)/,
+         'saying why');
+    ok(queued_reaches(4), 'the queue still holds 4');
+}
+
+# a fifth process finds nobody holding two places: refused
+my ($fifth, $fifth_out) = request_from_other_process(50);
+my $fifth_reply = <$fifth_out> // '';
+like($fifth_reply, qr/^13 groma-server's queue is full \(4 requests wait\)/,
+     'a fifth process finds the queue full, with no client holding two places');
+waitpid($fifth, 0);
 
 # the long answer is cancelled: every queued request is answered
 print $running cancel_frame(2, 1);
 is(read_reply($running, 30)->{code}, CANCELLED, 'the long answer is cancelled');
-for my $k (0 .. 2) {
-    my $a = read_reply($mine[$k], 60);
-    is($a && $a->{code}, OK, 'queued request ' . ($k + 1) . ' of this client is answered');
+my $a = read_reply($mine[0], 60);
+is($a && $a->{code}, OK, 'the queued request 1 of this client is answered');
+for my $o (@others) {
+    my ($child, $out) = @$o;
+    my $reply = <$out> // '';
+    like($reply, qr/^0 /, "another process's queued request is answered");
+    waitpid($child, 0);
 }
-my $other_reply = <$other_out> // '';
-like($other_reply, qr/^0 /, "the other process's request is answered");
-waitpid($other, 0);
+
+# STATUS counts each request once: the four refusals as busy, not as failed
+my $st = status_of($sock);
+is_deeply([@$st{qw(served failed cancelled busy)}], [4, 0, 1, 4],
+          'STATUS: 4 served, 0 failed, 1 cancelled, 4 refused as busy');
 
 kill 'TERM', $pid;
 is(wait_exit($pid, 30), 0, 'groma-server exits 0 on SIGTERM');

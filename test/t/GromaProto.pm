@@ -48,7 +48,7 @@ sub wait_for_socket {
 sub frame {
     my ($kind, $id, $payload, %o) = @_;
     $payload //= '';
-    return pack('VvvVV', $o{magic} // 0x414d5247, $o{version} // 4, $kind, $id, $o{length} // length($payload))
+    return pack('VvvVV', $o{magic} // 0x414d5247, $o{version} // 5, $kind, $id, $o{length} // length($payload))
         . $payload;
 }
 
@@ -117,10 +117,11 @@ sub parse_status {
     my ($done, $total, $queued, $running, $served, $failed, $batch, $max_batch, $kv_used, $kv_total, $wlen) =
       unpack('Q<Q<VVQ<Q<VVQ<Q<V', substr($rest, 4 + $dlen));
     my $weights = substr($rest, 4 + $dlen + 68, $wlen);
-    my $cancelled = unpack('Q<', substr($rest, 4 + $dlen + 68 + $wlen, 8));
+    my ($cancelled, $busy) = unpack('Q<Q<', substr($rest, 4 + $dlen + 68 + $wlen, 16));
     return { state => $state, model => $model, device => $device, queued => $queued, running => $running,
         served => $served, failed => $failed, batch => $batch, max_batch => $max_batch, kv_used => $kv_used,
-        kv_total => $kv_total, weights => $weights, cancelled => $cancelled };
+        kv_total => $kv_total, weights => $weights, cancelled => $cancelled,
+        busy => $busy };
 }
 
 # Decodes the fields of a successful GENERATE reply: text (bytes), groundings (count) and generated ids.

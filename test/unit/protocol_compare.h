@@ -76,7 +76,7 @@ proto_status_difference(const groma_reply *a, const groma_reply *b)
 	if (a->load_done != b->load_done || a->load_total != b->load_total || a->queue_depth != b->queue_depth ||
 		a->running != b->running || a->served != b->served || a->failed != b->failed || a->batch != b->batch ||
 		a->max_batch != b->max_batch || a->kv_used != b->kv_used || a->kv_total != b->kv_total ||
-		a->cancelled != b->cancelled)
+		a->cancelled != b->cancelled || a->busy != b->busy)
 		return "status counters";
 	return NULL;
 }

@@ -89,7 +89,7 @@ proto_sample_replies(groma_reply *out)
 		.model_path = "/models/groma-7b-finetune", .device = "cuda:0", .load_done = 13476839424ull,
 		.load_total = 13476839424ull, .queue_depth = 3, .running = 1, .served = (uint64_t) 1 << 33, .failed = 7,
 		.batch = 5, .max_batch = 16, .kv_used = (uint64_t) 3 << 30, .kv_total = (uint64_t) 1 << 32, .weights = "int8",
-		.cancelled = 11};
+		.cancelled = 11, .busy = 13};
 
 	out[2] = (groma_reply) {.kind = GROMA_MSG_VALIDATE, .id = 3, .status = groma_ok(), .width = 333, .height = 251};
 

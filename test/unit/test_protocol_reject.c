@@ -58,14 +58,14 @@ UNIT_TEST(test_protocol_reject_headers)
 	groma_frame_header h;
 	groma_status st;
 
-	CHECK(parse_fields(GROMA_PROTO_MAGIC, 4, GROMA_MSG_PING, 0).code == GROMA_OK);
-	CHECK(parse_fields(GROMA_PROTO_MAGIC, 4, GROMA_MSG_REPLY, GROMA_PROTO_MAX_PAYLOAD).code == GROMA_OK);
+	CHECK(parse_fields(GROMA_PROTO_MAGIC, 5, GROMA_MSG_PING, 0).code == GROMA_OK);
+	CHECK(parse_fields(GROMA_PROTO_MAGIC, 5, GROMA_MSG_REPLY, GROMA_PROTO_MAX_PAYLOAD).code == GROMA_OK);
 	CHECK(parse_fields(0x414d5248u, 1, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);	/* "HRMA" */
 	CHECK(parse_fields(0x47524d41u, 1, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);	/* big-endian "GRMA" */
 	CHECK(parse_fields(0, 0, 0, 0).code == GROMA_ERR_PROTOCOL);
 	CHECK(parse_fields(GROMA_PROTO_MAGIC, 1, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);
-	CHECK(parse_fields(GROMA_PROTO_MAGIC, 3, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);	/* the version before */
-	CHECK(parse_fields(GROMA_PROTO_MAGIC, 5, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);
+	CHECK(parse_fields(GROMA_PROTO_MAGIC, 4, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);	/* the version before */
+	CHECK(parse_fields(GROMA_PROTO_MAGIC, 6, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);
 	CHECK(parse_fields(GROMA_PROTO_MAGIC, 0, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);
 	CHECK(parse_fields(GROMA_PROTO_MAGIC, 0x0100, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);
 	for (size_t i = 0; i < sizeof(bad_kinds) / sizeof(bad_kinds[0]); i++)
