@@ -372,7 +372,8 @@ groma_proto_parse_header(const uint8_t *bytes, groma_frame_header *h)
 	h->id = get_u32(&r, "id");
 	h->payload_len = get_u32(&r, "length");
 	h->kind = (groma_msg_kind) kind;
-	if (magic != GROMA_PROTO_MAGIC)
+	h->magic_ok = magic == GROMA_PROTO_MAGIC;
+	if (!h->magic_ok)
 		return groma_error(GROMA_ERR_PROTOCOL, "not a groma frame (bad magic)");
 	if (h->version != GROMA_PROTO_VERSION)
 		return groma_error(GROMA_ERR_PROTOCOL, "protocol version %u, this side speaks %u",

@@ -162,6 +162,7 @@ typedef struct groma_reply
 /* The header's fields. */
 typedef struct groma_frame_header
 {
+	bool		magic_ok;		/* the frame starts with "GRMA" (then version is what its sender speaks) */
 	uint16_t	version;
 	groma_msg_kind kind;
 	uint32_t	id;

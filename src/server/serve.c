@@ -95,6 +95,11 @@ listen_on(const char *path)
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	int			fd;
 
+	if (path[0] == '\0')
+	{
+		serve_log(SERVE_LOG_ERROR, "the socket path is empty");
+		return -1;
+	}
 	if (strlen(path) >= sizeof(addr.sun_path))
 	{
 		serve_log(SERVE_LOG_ERROR, "socket path %s is longer than %zu bytes", path, sizeof(addr.sun_path) - 1);
@@ -114,7 +119,19 @@ listen_on(const char *path)
 		return -1;
 	}
 	close(fd);
-	unlink(path);
+	/* only a socket is removed: any other file there (a mistyped path) is the user's, and stays */
+	if (lstat(path, &st) == 0)
+	{
+		if (!S_ISSOCK(st.st_mode))
+		{
+			serve_log(SERVE_LOG_ERROR, "cannot listen on %s: it is %s, not a socket (groma-server replaces only a "
+					  "socket a killed server left there)", path,
+					  S_ISDIR(st.st_mode) ? "a directory" : S_ISLNK(st.st_mode) ? "a symbolic link" :
+					  S_ISREG(st.st_mode) ? "a regular file" : "a file of another kind");
+			return -1;
+		}
+		unlink(path);
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *) &addr, sizeof(addr)) != 0 || chmod(path, 0600) != 0 ||
 		listen(fd, LISTEN_BACKLOG) != 0)

@@ -441,7 +441,7 @@ connection_main(void *arg)
 		if (got < 0)
 		{
 			serve_log(SERVE_LOG_WARNING, "closing a connection: %s", why.message);
-			if (h.version != 0 && h.version != GROMA_PROTO_VERSION)
+			if (h.magic_ok && h.version != GROMA_PROTO_VERSION)
 			{
 				/* tell a client of another version why, in a reply it can read the status of */
 				groma_reply r = {.kind = GROMA_MSG_PING, .id = h.id, .status = why};

@@ -65,6 +65,8 @@ is($node->safe_psql('postgres', 'SELECT load_progress FROM groma_status()'), '10
     'groma_status() shows the load progress');
 is($node->safe_psql('postgres', 'SELECT weights FROM groma_status()'), 'int8',
     "groma_status() shows the server's weight type");
+is($node->safe_psql('postgres', 'SELECT cancelled, busy FROM groma_status()'), '7|3',
+    "groma_status() shows the server's cancelled and busy counts");
 like(chat_error(), qr/57P03: groma-server is loading its model.*DETAIL:  100 of 400 MB are loaded/s,
     'a request while loading gives 57P03 with the progress');
 

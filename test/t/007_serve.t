@@ -149,6 +149,20 @@ for my $bad (['garbage', 'x' x 64], ['truncated header', substr(ping_frame(5), 0
     is($r && $r->{code}, OK, "$bad->[0]: other connections keep working");
 }
 like(slurp($log), qr/protocol version 9, this side speaks 5/, 'the log says why a frame of another version was refused');
+# any other version is told why in a reply, version 0 too; a frame that is not groma's gets no reply
+for my $v (0, 9) {
+    my $b = proto_connect($sock);
+    print $b frame(1, 40 + $v, '', version => $v);
+    my $reply = read_reply($b, 5);
+    like($reply && $reply->{message}, qr/protocol version $v, this side speaks 5/, "a frame of version $v is answered why");
+    close($b);
+}
+{
+    my $b = proto_connect($sock);
+    print $b frame(1, 60, '', magic => 0x414d5248, version => 9);
+    ok(!defined(read_reply($b, 5)), 'a frame with another magic is closed without a reply');
+    close($b);
+}
 
 # ---- the queue: with --max-queue 1 and --max-batch 1, one runs, one waits, the third is busy
 my @conns = map { proto_connect($sock) } 1 .. 3;
@@ -599,5 +613,26 @@ is($rc, 2, '--serve without --socket is a usage error');
 ($rc, undef, $err) = run_server('--serve', '--socket', "$dir/x.sock", '--watch-fd', '77');
 is($rc, 2, '--watch-fd naming a closed descriptor is a usage error');
 like($err, qr/--watch-fd 77 is not an open file descriptor/, 'saying so');
+# only a socket at the path is replaced: a regular file (a mistyped path), a directory or a link stays
+{
+    open(my $f, '>', "$dir/notes.txt") or die;
+    print $f "precious\n";
+    close($f);
+}
+($rc, undef, $err) = run_server('--serve', '--socket', "$dir/notes.txt");
+is($rc, 4, 'a regular file at the socket path is refused (exit 4)');
+like($err, qr/cannot listen on \S+notes\.txt: it is a regular file, not a socket/, 'saying it is not a socket');
+is(slurp("$dir/notes.txt"), "precious\n", 'and the file is left as it was');
+mkdir("$dir/sock.d") or die;
+($rc, undef, $err) = run_server('--serve', '--socket', "$dir/sock.d");
+is($rc, 4, 'a directory at the socket path is refused (exit 4)');
+like($err, qr/it is a directory, not a socket/, 'saying so');
+symlink("$dir/notes.txt", "$dir/link.sock") or die;
+($rc, undef, $err) = run_server('--serve', '--socket', "$dir/link.sock");
+is($rc, 4, 'a symbolic link at the socket path is refused (exit 4)');
+ok(-l "$dir/link.sock" && -f "$dir/notes.txt", 'and the link and its file stay');
+($rc, undef, $err) = run_server('--serve', '--socket', '');
+is($rc, 4, 'an empty socket path is refused (exit 4)');
+like($err, qr/the socket path is empty/, 'saying so');
 
 done_testing();
