@@ -233,10 +233,11 @@ COMMENT ON FUNCTION groma_ground_many(bytea[], text) IS
 
 -- groma_caption_table's checks of its arguments (a table, not a view; an
 -- image column of bytea; a caption column of groma_answer or text, or a
--- domain over one; chunk at least 1; detailed not NULL), before any model
--- work; returns the SQL of the value stored from an answer a.answer.
+-- domain over one; chunk 1 to 100000; detailed not NULL; chunk_mb 1 to
+-- 512), before any model work; returns the SQL of the value stored from an
+-- answer a.answer.
 CREATE FUNCTION groma_caption_table_value(tbl regclass, img_column name, caption_column name, chunk int,
-                                          detailed bool)
+                                          detailed bool, chunk_mb int)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -262,6 +263,12 @@ BEGIN
     END IF;
     IF detailed IS NULL THEN
         RAISE EXCEPTION 'detailed must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- a chunk's images travel in one bytea[], which PostgreSQL caps at 1 GB
+    IF chunk_mb IS NULL OR chunk_mb < 1 OR chunk_mb > 512 THEN
+        RAISE EXCEPTION 'chunk_mb must be between 1 and 512, not %', coalesce(chunk_mb::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A chunk''s images are passed in one array, which PostgreSQL caps at 1 GB.';
     END IF;
     SELECT relkind INTO kind FROM pg_class WHERE oid = tbl;
     IF kind IS NULL THEN
@@ -309,7 +316,7 @@ BEGIN
 END
 $fn$;
 
-COMMENT ON FUNCTION groma_caption_table_value(regclass, name, name, int, bool) IS
+COMMENT ON FUNCTION groma_caption_table_value(regclass, name, name, int, bool, int) IS
 'internal: groma_caption_table''s argument checks';
 
 -- The type of column col of tbl, through any domains to their base type;
@@ -370,7 +377,8 @@ COMMENT ON FUNCTION groma_caption_table_key(regclass, name) IS
 'internal: how groma_caption_table tells the rows of a table apart';
 
 -- Captions the rows of tbl whose caption_column IS NULL (and img_column is
--- not), chunk rows per transaction: each chunk is one array call
+-- not), chunk rows per transaction, and at most chunk_mb MB of images (a
+-- chunk's first image alone may be larger): each chunk is one array call
 -- (groma_caption_chunk: groma_caption_many(bytea[]) keeping the other rows'
 -- answers when an image fails) and one UPDATE, committed before the next, with a NOTICE of the
 -- progress.  Cancelled or failed, it keeps the committed chunks; calling it
@@ -384,7 +392,7 @@ COMMENT ON FUNCTION groma_caption_table_key(regclass, name) IS
 -- job per shard, all at once, each the same chunked loop on its shard with
 -- its node's groma-server (groma_caption_shards).
 CREATE PROCEDURE groma_caption_table(tbl regclass, img_column name, caption_column name,
-                                     chunk int DEFAULT 16, detailed bool DEFAULT false)
+                                     chunk int DEFAULT 16, detailed bool DEFAULT false, chunk_mb int DEFAULT 256)
 LANGUAGE plpgsql
 AS $proc$
 -- Every function and operator below is schema-qualified: the procedure keeps the caller's search_path (the
@@ -430,13 +438,13 @@ DECLARE
 BEGIN
     -- outside a transaction block only (it commits): said before any model work
     COMMIT;
-    value_sql := @extschema@.groma_caption_table_value(tbl, img_column, caption_column, chunk, detailed);
+    value_sql := @extschema@.groma_caption_table_value(tbl, img_column, caption_column, chunk, detailed, chunk_mb);
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent OPERATOR(pg_catalog.=) tbl) THEN
         RAISE EXCEPTION 'groma_caption_table: % has partitions or child tables, whose rows it cannot tell apart', tbl
             USING ERRCODE = 'feature_not_supported', HINT = 'CALL it on each partition (or child table) instead.';
     END IF;
     IF @extschema@.groma_citus_distribution(tbl) IS NOT NULL THEN
-        PERFORM @extschema@.groma_caption_shards(tbl, img_column, caption_column, chunk, detailed);
+        PERFORM @extschema@.groma_caption_shards(tbl, img_column, caption_column, chunk, detailed, chunk_mb);
         RETURN;
     END IF;
     key_sql := @extschema@.groma_caption_table_key(tbl, img_column);
@@ -455,17 +463,24 @@ BEGIN
     END IF;
     LOOP
         -- the chunk's rows, locked until the COMMIT below; the lock this takes on the table also holds off an
-        -- ALTER TABLE until then.  Until a row is remembered, no row's key is computed to test it
+        -- ALTER TABLE until then.  Until a row is remembered, no row's key is computed to test it.  Of the rows
+        -- locked, those taken are the first whose images add up to at most chunk_mb MB (the first one always:
+        -- octet_length reads a stored image's size without fetching it); the others wait for the next chunk
         EXECUTE pg_catalog.format(
-            'SELECT pg_catalog.array_agg(ctid) FROM (SELECT t.ctid FROM ONLY %1$s t WHERE %3$I IS NULL AND %2$I IS NOT NULL
-                 AND NOT %5$s LIMIT %4$s FOR UPDATE OF t SKIP LOCKED) s',
+            'SELECT pg_catalog.array_agg(s.ctid) FROM
+                (SELECT l.ctid, l.bytes, pg_catalog.sum(l.bytes) OVER (ROWS UNBOUNDED PRECEDING) AS upto
+                 FROM (SELECT t.ctid, pg_catalog.octet_length(t.%2$I::pg_catalog.bytea) AS bytes
+                       FROM ONLY %1$s t WHERE %3$I IS NULL AND %2$I IS NOT NULL
+                       AND NOT %5$s LIMIT %4$s FOR UPDATE OF t SKIP LOCKED) l) s
+             WHERE s.upto OPERATOR(pg_catalog.<=) $3 OR s.upto OPERATOR(pg_catalog.=) s.bytes',
             tbl, img_column, caption_column, LEAST(chunk, total OPERATOR(pg_catalog.-) attempted),
             CASE WHEN pg_catalog.cardinality(remembered_at) OPERATOR(pg_catalog.=) 0 THEN 'false' ELSE skip_test END)
-            INTO ids USING failed_keys OPERATOR(pg_catalog.||) unkept_keys, remembered_at;
+            INTO ids USING failed_keys OPERATOR(pg_catalog.||) unkept_keys, remembered_at,
+                           chunk_mb::pg_catalog.int8 OPERATOR(pg_catalog.*) 1048576;
         EXIT WHEN ids IS NULL;
         -- the columns checked again under that lock: one changed since the last chunk (its type altered, or
         -- dropped) would otherwise get a caption of another type, converted to text on assignment
-        value_sql := @extschema@.groma_caption_table_value(tbl, img_column, caption_column, chunk, detailed);
+        value_sql := @extschema@.groma_caption_table_value(tbl, img_column, caption_column, chunk, detailed, chunk_mb);
         -- the model's answers first, on their own (an error of the UPDATE below, a trigger's, is not an image's):
         -- an image the model cannot take, or whose caption the database's encoding cannot hold, gets a NULL
         -- answer and its reason in failures; any other error (a limit every row would meet, a lost groma-server,
@@ -589,7 +604,7 @@ BEGIN
 END
 $proc$;
 
-COMMENT ON PROCEDURE groma_caption_table(regclass, name, name, int, bool) IS
+COMMENT ON PROCEDURE groma_caption_table(regclass, name, name, int, bool, int) IS
 'captions the rows of a table whose caption column is NULL, in committed chunks (resumable)';
 
 -- How Citus distributes tbl: 'h' (hash), 'a', 'r' or 'n' (reference and
@@ -629,7 +644,8 @@ COMMENT ON FUNCTION groma_citus_distribution(regclass) IS
 -- refused (a direct change to one placement would leave the others behind).
 -- For the table's owner the shards' metadata stays locked (as a distributed
 -- UPDATE locks it) until the jobs end, so a shard move or split waits.
-CREATE FUNCTION groma_caption_shards(tbl regclass, img_column name, caption_column name, chunk int, detailed bool)
+CREATE FUNCTION groma_caption_shards(tbl regclass, img_column name, caption_column name, chunk int, detailed bool,
+                                     chunk_mb int)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -682,11 +698,11 @@ BEGIN
              FROM (SELECT p.nodename, p.nodeport, s.shardid,
                           (pg_catalog.row_number() OVER (PARTITION BY p.nodename, p.nodeport ORDER BY s.shardid)
                            - 1) / $6 AS round,
-                          format(''CALL @extschema@.groma_caption_shard(%L, %L, %L, %s, %L)'',
-                                 pg_catalog.shard_name(s.logicalrelid, s.shardid, false), $2, $3, $4, $5) AS command
+                          format(''CALL @extschema@.groma_caption_shard(%L, %L, %L, %s, %L, %s)'',
+                                 pg_catalog.shard_name(s.logicalrelid, s.shardid, false), $2, $3, $4, $5, $7) AS command
                    FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_dist_shard_placement p USING (shardid)
                    WHERE s.logicalrelid = $1) j'
-        INTO nodes, ports, commands, job_round USING tbl, img_column, caption_column, chunk, detailed, per_node;
+        INTO nodes, ports, commands, job_round USING tbl, img_column, caption_column, chunk, detailed, per_node, chunk_mb;
     rounds := coalesce(job_round[cardinality(job_round)], -1) + 1;
     EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, caption_column, img_column)
         INTO total;
@@ -735,7 +751,7 @@ BEGIN
 END
 $fn$;
 
-COMMENT ON FUNCTION groma_caption_shards(regclass, name, name, int, bool) IS
+COMMENT ON FUNCTION groma_caption_shards(regclass, name, name, int, bool, int) IS
 'internal: groma_caption_table on a hash-distributed Citus table, one job per shard on the workers';
 
 -- One shard's job of a distributed groma_caption_table, on the node that
@@ -744,7 +760,8 @@ COMMENT ON FUNCTION groma_caption_shards(regclass, name, name, int, bool) IS
 -- cancel there), then the ordinary chunked loop runs on the shard.  The two
 -- settings are session-wide (the loop commits) and set back when it ends
 -- without an error (a failed job's connection is closed anyway).
-CREATE PROCEDURE groma_caption_shard(shard regclass, img_column name, caption_column name, chunk int, detailed bool)
+CREATE PROCEDURE groma_caption_shard(shard regclass, img_column name, caption_column name, chunk int, detailed bool,
+                                     chunk_mb int DEFAULT 256)
 LANGUAGE plpgsql
 AS $proc$
 DECLARE
@@ -753,13 +770,13 @@ DECLARE
 BEGIN
     PERFORM pg_catalog.set_config('citus.enable_manual_changes_to_shards', 'on', false);
     PERFORM pg_catalog.set_config('client_connection_check_interval', '1000', false);
-    CALL @extschema@.groma_caption_table(shard, img_column, caption_column, chunk, detailed);
+    CALL @extschema@.groma_caption_table(shard, img_column, caption_column, chunk, detailed, chunk_mb);
     PERFORM pg_catalog.set_config('citus.enable_manual_changes_to_shards', COALESCE(manual_changes, 'off'), false);
     PERFORM pg_catalog.set_config('client_connection_check_interval', check_interval, false);
 END
 $proc$;
 
-COMMENT ON PROCEDURE groma_caption_shard(regclass, name, name, int, bool) IS
+COMMENT ON PROCEDURE groma_caption_shard(regclass, name, name, int, bool, int) IS
 'internal: one shard of a distributed groma_caption_table, run on the node holding it';
 
 -- Progress of bulk captioning: one row per backend running

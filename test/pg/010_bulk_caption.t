@@ -665,5 +665,30 @@ my @untranslatable = $errl1 =~ /left NULL: its answer has the character U\+[0-9A
 is(scalar(@untranslatable), 2, 'a warning names each row left NULL and why');
 is($requests_made, 3, 'the model was asked once per row (the chunk was not redone row by row)');
 step('arguments, triggers, locks, overloads and schemas');
+
+# a chunk holds at most chunk_mb MB of images (its images travel in one bytea[], which PostgreSQL caps at 1 GB:
+# a chunk of 100 images of 24 MB failed with 54000 before any model work, every call again): with chunk_mb 1,
+# an image padded past 1 MB (17 comment segments of 64 KB after its start: the same pixels) is a chunk alone,
+# then 12 copies of waterview.jpg go floor(1 MB / its size) = 10 to a chunk
+sql(q{CREATE TABLE heavy (id int PRIMARY KEY, img bytea, caption text)});
+my $waterview = image_sql('waterview.jpg');
+sql("INSERT INTO heavy VALUES (1, '\\xffd8'::bytea || (SELECT string_agg(decode('fffeffff' || repeat('41', 65533), 'hex'), ''::bytea)
+                                                   FROM generate_series(1, 17)) || substring($waterview FROM 3))");
+sql("INSERT INTO heavy SELECT g, $waterview FROM generate_series(2, 13) g");
+is(sql("SELECT octet_length(img) > 1048576 FROM heavy WHERE id = 1") . '/'
+   . sql("SELECT 1048576 / octet_length(img) FROM heavy WHERE id = 2"), 't/10',
+   'the padded image is over 1 MB, and 10 copies of the other fit in 1 MB');
+my ($rcm, $errm, $runs) = call_counting("CALL groma_caption_table('heavy', 'img', 'caption', chunk => 16, chunk_mb => 1)");
+is($rcm, 0, 'the procedure ends') or diag($errm);
+is(join(',', $errm =~ /NOTICE:  groma_caption_table: (\d+) of 13 rows captioned/g), '1,11,13',
+   'in chunks of 1 (the image over 1 MB alone), 10 and 2 rows');
+is($runs, 13, 'the model ran once per row');
+is(sql("SELECT count(DISTINCT caption) || '/' || count(caption) FROM heavy"), '1/13',
+   'every row is captioned, the padded image as its copies (the same pixels)');
+like(call_err("CALL groma_caption_table('heavy', 'img', 'caption', chunk_mb => 513)"),
+     qr/22023.*chunk_mb must be between 1 and 512, not 513.*PostgreSQL caps at 1 GB/s, 'chunk_mb over 512 is refused');
+like(call_err("CALL groma_caption_table('heavy', 'img', 'caption', chunk_mb => NULL)"),
+     qr/22023.*chunk_mb must be between 1 and 512, not NULL/s, 'and NULL too');
+step('chunks cut at chunk_mb');
 is(status_row($node)->{restarts}, '0', 'groma-server never restarted');
 done_testing();
