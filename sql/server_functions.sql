@@ -37,9 +37,10 @@ SELECT groma_chat('\xffd8ff'::bytea, 'x');
 -- the settings and their defaults
 SELECT name, boot_val, context, unit FROM pg_settings WHERE name LIKE 'groma.%' ORDER BY name;
 
--- groma.devices takes GPU ids 0 to 1024, as groma-server's --device-id does; others are refused when set
+-- groma.devices takes GPU ids 0 to 1024, as groma-server's --device-id does, each once; others are refused when set
 ALTER SYSTEM SET groma.devices = '0, 1025';
 ALTER SYSTEM SET groma.devices = '0, 999999999';
+ALTER SYSTEM SET groma.devices = '0, 1, 00';
 
 -- a groma.request_timeout of 1 ms leaves time to send a ping (the time left was rounded down to 0: always over);
 -- tried for up to 10 s, since a loaded machine may miss 1 ms now and then

@@ -98,7 +98,12 @@ groma_log_level_setting_name(int value)
 	return enum_name(log_level_options, value);
 }
 
-/* Splits a groma.devices list into trimmed ids; returns the count, or -1 when an entry is not a small decimal number or there are too many. */
+/*
+ * Splits a groma.devices list into trimmed ids; returns the count, or -1
+ * when an entry is not a small decimal number, names an id already listed
+ * (two servers would load the model twice on one GPU) or there are too
+ * many.
+ */
 int
 groma_parse_devices(const char *list, char ids[][16], int max_ids)
 {
@@ -121,6 +126,9 @@ groma_parse_devices(const char *list, char ids[][16], int max_ids)
 		if (len == 0 || len > 9 || n >= max_ids || atoi(p) > GROMA_MAX_DEVICE_ID)
 			return -1;
 		snprintf(ids[n], 16, "%d", atoi(p));
+		for (int k = 0; k < n; k++)
+			if (strcmp(ids[k], ids[n]) == 0)
+				return -1;
 		n++;
 		p += len;
 		while (isspace((unsigned char) *p))
@@ -141,8 +149,8 @@ check_devices(char **newval, void **extra, GucSource source)
 
 	if (groma_parse_devices(*newval, ids, GROMA_MAX_SERVERS) < 0)
 	{
-		GUC_check_errdetail("groma.devices must be a comma-separated list of at most %d GPU ids (0 to %d), like '0,1'.",
-							GROMA_MAX_SERVERS, GROMA_MAX_DEVICE_ID);
+		GUC_check_errdetail("groma.devices must be a comma-separated list of at most %d distinct GPU ids (0 to %d), "
+							"like '0,1'.", GROMA_MAX_SERVERS, GROMA_MAX_DEVICE_ID);
 		return false;
 	}
 	return true;

@@ -71,8 +71,7 @@ static uint64 unready_generation[GROMA_MAX_SERVERS];
 static uint32 next_request_id = 0;
 static int	counted_slot = -1;		/* the slot whose in_flight counts our outstanding request */
 static bool exit_callback_registered = false;
-static int	bulk_slot = -1;		/* the slot a bulk call sends to */
-static int	bulk_counted = 0;	/* its outstanding requests counted in that slot's in_flight */
+static uint32 bulk_counted[GROMA_MAX_SERVERS];	/* a bulk call's outstanding requests counted in each slot's in_flight */
 static uint32 next_slot_turn = 0;
 static char connect_error[128];
 static char protocol_error[GROMA_STATUS_MESSAGE_LEN + 64];
@@ -351,9 +350,12 @@ uncount_at_exit(int code, Datum arg)
 	if (counted_slot >= 0 && groma_registry_shared != NULL)
 		pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[counted_slot].in_flight, 1);
 	counted_slot = -1;
-	if (bulk_counted > 0 && bulk_slot >= 0 && groma_registry_shared != NULL)
-		pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[bulk_slot].in_flight, (uint32) bulk_counted);
-	bulk_counted = 0;
+	for (int i = 0; i < GROMA_MAX_SERVERS; i++)
+	{
+		if (bulk_counted[i] > 0 && groma_registry_shared != NULL)
+			pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[i].in_flight, bulk_counted[i]);
+		bulk_counted[i] = 0;
+	}
 }
 
 /* Counts an outstanding request in slot's in_flight. */
@@ -870,10 +872,16 @@ groma_client_try_status(int slot, int timeout_ms, groma_reply *reply)
 	return true;
 }
 
-/* One connection of a bulk call: the request it carries (-1: none) and that request's deadline. */
+/*
+ * One connection of a bulk call: the server it goes to (the least loaded
+ * when it opened), the request it carries (-1: none) and that request's
+ * deadline.
+ */
 typedef struct bulk_connection
 {
 	pgsocket	fd;
+	int			slot;
+	groma_server_slot snap;
 	int			req;
 	TimestampTz deadline;
 } bulk_connection;
@@ -919,12 +927,12 @@ encode_frame(groma_request *req, size_t *len)
 
 /*
  * Sends the next request on connection c (one refused as busy first, else
- * the first of reqs not sent yet, skipping NULLs), counting it in the
+ * the first of reqs not sent yet, skipping NULLs), counting it in its
  * slot's in_flight; leaves c idle when none is left.  Raises the ERROR of a
  * failed send.
  */
 static void
-bulk_send_next(bulk_connection *c, groma_request **reqs, int n, bulk_pending *pending, const groma_server_slot *snap)
+bulk_send_next(bulk_connection *c, groma_request **reqs, int n, bulk_pending *pending)
 {
 	uint8	   *frame;
 	size_t		len;
@@ -941,23 +949,34 @@ bulk_send_next(bulk_connection *c, groma_request **reqs, int n, bulk_pending *pe
 		return;
 	c->deadline = deadline_after(groma_request_timeout);
 	frame = encode_frame(reqs[c->req], &len);
-	pg_atomic_fetch_add_u32(&groma_registry_shared->slots[bulk_slot].in_flight, 1);
-	bulk_counted++;
+	pg_atomic_fetch_add_u32(&groma_registry_shared->slots[c->slot].in_flight, 1);
+	bulk_counted[c->slot]++;
 	r = send_all(c->fd, frame, len, c->deadline);
 	pfree(frame);
 	if (r != IO_OK)
-		report_io_failure(bulk_slot, snap, r, groma_request_timeout);
+		report_io_failure(c->slot, &c->snap, r, groma_request_timeout);
 }
 
-/* Takes one (or, with all, every) outstanding bulk request out of the slot's in_flight. */
+/* Takes one outstanding bulk request of slot out of its in_flight. */
 static void
-bulk_uncount(bool all)
+bulk_uncount_one(int slot)
 {
-	int			k = all ? bulk_counted : Min(bulk_counted, 1);
+	if (bulk_counted[slot] == 0)
+		return;
+	pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[slot].in_flight, 1);
+	bulk_counted[slot]--;
+}
 
-	if (k > 0)
-		pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[bulk_slot].in_flight, (uint32) k);
-	bulk_counted -= k;
+/* Takes every outstanding bulk request out of its slot's in_flight. */
+static void
+bulk_uncount_all(void)
+{
+	for (int i = 0; i < GROMA_MAX_SERVERS; i++)
+	{
+		if (bulk_counted[i] > 0)
+			pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[i].in_flight, bulk_counted[i]);
+		bulk_counted[i] = 0;
+	}
 }
 
 /* Returns how many of a bulk call's connections carry a request not answered yet. */
@@ -1020,14 +1039,14 @@ bulk_yield_busy(bulk_connection *conns, int n_conns, bulk_connection *c, groma_r
  */
 static void
 bulk_wake_idle(bulk_connection *conns, int n_conns, const bulk_connection *c, groma_request **reqs, int n,
-			   bulk_pending *pending, const groma_server_slot *snap)
+			   bulk_pending *pending)
 {
 	if (pending->n_retry == 0 && pending->next >= n)
 		return;
 	for (int k = 0; k < n_conns; k++)
 		if (&conns[k] != c && conns[k].req < 0 && conns[k].fd != PGINVALID_SOCKET)
 		{
-			bulk_send_next(&conns[k], reqs, n, pending, snap);
+			bulk_send_next(&conns[k], reqs, n, pending);
 			return;
 		}
 }
@@ -1038,8 +1057,7 @@ bulk_wake_idle(bulk_connection *conns, int n_conns, const bulk_connection *c, gr
  * sent one.
  */
 static bool
-bulk_resend_due(bulk_connection *conns, int n_conns, groma_request **reqs, int n, bulk_pending *pending,
-				const groma_server_slot *snap)
+bulk_resend_due(bulk_connection *conns, int n_conns, groma_request **reqs, int n, bulk_pending *pending)
 {
 	if (pending->resend_at == 0 || ms_left(pending->resend_at) > 0)
 		return false;
@@ -1047,7 +1065,7 @@ bulk_resend_due(bulk_connection *conns, int n_conns, groma_request **reqs, int n
 	for (int k = 0; k < n_conns; k++)
 		if (conns[k].req < 0 && conns[k].fd != PGINVALID_SOCKET)
 		{
-			bulk_send_next(&conns[k], reqs, n, pending, snap);
+			bulk_send_next(&conns[k], reqs, n, pending);
 			return true;
 		}
 	return false;
@@ -1056,14 +1074,16 @@ bulk_resend_due(bulk_connection *conns, int n_conns, groma_request **reqs, int n
 /*
  * Returns the milliseconds until the earliest deadline of conns'
  * outstanding requests or the next resend of a bulk call waiting for room
- * (pending), or -1 when there is none.
+ * (pending), or -1 when there is none; *first is the connection whose
+ * request has the earliest deadline (NULL when none has one).
  */
 static long
-bulk_wait_ms(const bulk_connection *conns, int n_conns, const bulk_pending *pending)
+bulk_wait_ms(bulk_connection *conns, int n_conns, const bulk_pending *pending, bulk_connection **first)
 {
 	/* (a resend due already is sent at the top of the loop: at least 1 ms, never taken for a deadline passed) */
 	long		best = pending->resend_at != 0 ? Max(ms_left(pending->resend_at), 1) : -1;
 
+	*first = NULL;
 	for (int k = 0; k < n_conns; k++)
 	{
 		long		left;
@@ -1071,18 +1091,20 @@ bulk_wait_ms(const bulk_connection *conns, int n_conns, const bulk_pending *pend
 		if (conns[k].req < 0 || conns[k].deadline == 0)
 			continue;
 		left = ms_left(conns[k].deadline);
-		if (best < 0 || left < best)
+		if (best < 0 || left <= best)
+		{
 			best = left;
+			*first = &conns[k];
+		}
 	}
 	return best;
 }
 
-/* Sends many requests over several connections to one server; see server_client.h. */
+/* Sends many requests over several connections, spread over the servers; see server_client.h. */
 void
 groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in_flight, bool keep_image_faults,
 					   volatile int *current)
 {
-	groma_server_slot snap;
 	bulk_connection *conns;
 	bool	   *got;
 	int			todo = 0,
@@ -1096,7 +1118,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 		todo += reqs[i] != NULL;
 	if (todo == 0)
 		return;
-	bulk_slot = choose_slot(&snap, 0);
+	groma_client_require_registry();
 	if (!exit_callback_registered)
 	{
 		before_shmem_exit(uncount_at_exit, 0);
@@ -1110,6 +1132,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 	for (int k = 0; k < n_conns; k++)
 	{
 		conns[k].fd = PGINVALID_SOCKET;
+		conns[k].slot = -1;
 		conns[k].req = -1;
 	}
 	PG_TRY();
@@ -1117,25 +1140,28 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 		set = CreateWaitEventSet(CurrentMemoryContext, n_conns + 2);
 		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		/* each connection to the server with the fewest requests in flight then (its first request counted) */
 		for (int k = 0; k < n_conns; k++)
 		{
-			if (!connect_to_server(&snap, deadline_after(groma_request_timeout), &conns[k].fd))
-				report_io_failure(bulk_slot, &snap, IO_CONNECT_FAILED, groma_request_timeout);
+			conns[k].slot = choose_slot(&conns[k].snap, 0);
+			if (!connect_to_server(&conns[k].snap, deadline_after(groma_request_timeout), &conns[k].fd))
+				report_io_failure(conns[k].slot, &conns[k].snap, IO_CONNECT_FAILED, groma_request_timeout);
 			AddWaitEventToSet(set, WL_SOCKET_READABLE, conns[k].fd, NULL, &conns[k]);
-			bulk_send_next(&conns[k], reqs, n, pending, &snap);
+			bulk_send_next(&conns[k], reqs, n, pending);
 		}
 		while (done < todo)
 		{
 			WaitEvent	ev;
-			bulk_connection *c;
+			bulk_connection *c,
+					   *first;
 			long		wait_ms;
 			io_result	r;
 
-			if (bulk_resend_due(conns, n_conns, reqs, n, pending, &snap))
+			if (bulk_resend_due(conns, n_conns, reqs, n, pending))
 				continue;
-			wait_ms = bulk_wait_ms(conns, n_conns, pending);
-			if (wait_ms == 0)
-				report_io_failure(bulk_slot, &snap, IO_TIMEOUT, groma_request_timeout);
+			wait_ms = bulk_wait_ms(conns, n_conns, pending, &first);
+			if (wait_ms == 0 && first != NULL)
+				report_io_failure(first->slot, &first->snap, IO_TIMEOUT, groma_request_timeout);
 			if (WaitEventSetWait(set, wait_ms, &ev, 1, PG_WAIT_EXTENSION) == 0)
 				continue;		/* a deadline passed: found above */
 			if (ev.events & WL_LATCH_SET)
@@ -1155,14 +1181,14 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 				closesocket(c->fd);	/* also leaves the wait set: a closed socket is never reported */
 				c->fd = PGINVALID_SOCKET;
 				if (bulk_outstanding(conns, n_conns) == 0 && done < todo)
-					report_io_failure(bulk_slot, &snap, IO_CLOSED, groma_request_timeout);
+					report_io_failure(c->slot, &c->snap, IO_CLOSED, groma_request_timeout);
 				continue;
 			}
 			*current = c->req;
 			r = read_reply(c->fd, reqs[c->req], &replies[c->req], c->deadline);
-			bulk_uncount(false);
+			bulk_uncount_one(c->slot);
 			if (r != IO_OK)
-				report_io_failure(bulk_slot, &snap, r, groma_request_timeout);
+				report_io_failure(c->slot, &c->snap, r, groma_request_timeout);
 			*current = -1;
 			if (bulk_yield_busy(conns, n_conns, c, &replies[c->req], pending))
 				continue;
@@ -1170,14 +1196,14 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			{
 				/* (a size limit of the request's arguments, not of its image, is not blamed on the image) */
 				*current = groma_status_is_image_fault(&replies[c->req].status) ? c->req : -1;
-				check_reply(bulk_slot, &replies[c->req]);
+				check_reply(c->slot, &replies[c->req]);
 				*current = -1;
 			}
 			got[c->req] = true;
 			done++;
 			groma_progress_chunk_answered(done);
-			bulk_send_next(c, reqs, n, pending, &snap);
-			bulk_wake_idle(conns, n_conns, c, reqs, n, pending, &snap);
+			bulk_send_next(c, reqs, n, pending);
+			bulk_wake_idle(conns, n_conns, c, reqs, n, pending);
 		}
 	}
 	PG_CATCH();
@@ -1187,7 +1213,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 		for (int k = 0; k < n_conns; k++)
 			if (conns[k].fd != PGINVALID_SOCKET)
 				closesocket(conns[k].fd);
-		bulk_uncount(true);
+		bulk_uncount_all();
 		for (int i = 0; i < n; i++)
 			if (got[i])
 				groma_reply_free(&replies[i]);

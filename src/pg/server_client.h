@@ -29,9 +29,11 @@ void		groma_client_require_registry(void);
 void		groma_client_call(groma_request *req, groma_reply *reply);
 
 /*
- * Sends the n requests of reqs (NULL entries skipped) to one running
- * groma-server over up to in_flight new connections, one request per
- * connection at a time, so that several wait in the server's queue at once;
+ * Sends the n requests of reqs (NULL entries skipped) over up to in_flight
+ * new connections, one request per connection at a time, so that several
+ * wait in the servers' queues at once; each connection goes to the running
+ * groma-server with the fewest requests in flight when it opens, so the
+ * call is spread over several servers (groma.devices);
  * stores each successful reply in replies[i] (the caller frees each with
  * groma_reply_free; entries of NULL requests are zeroed).  A request
  * refused because the queue is full while others of the call are still

@@ -1,6 +1,7 @@
 # groma.devices = '0,1' runs two groma-servers (here both on the CPU):
-# groma_status() has a row for each, requests from several sessions are
-# spread over both, and killing one leaves the other serving.
+# groma_status() has a row for each, requests from several sessions, and
+# one session's array call, are spread over both, and killing one leaves
+# the other serving.
 use strict;
 use warnings;
 use FindBin;
@@ -33,6 +34,17 @@ note("served: server 0 = $served[0], server 1 = $served[1]");
 ok($served[0] > 0 && $served[1] > 0, "both servers served requests ($served[0] + $served[1])");
 is($served[0] + $served[1], 12, 'every request was served once');
 step('12 requests from 4 sessions');
+
+# one array call spreads its connections over both servers: each opens to the one with fewer in flight
+my $array = $node->safe_psql('postgres', "SET groma.max_new_tokens = 4; SET groma.bulk_in_flight = 4;
+    SELECT cardinality(groma_caption_many(array_fill($img, ARRAY[8])))");
+is($array, '8', 'an array call of 8 images is answered');
+my @after = map { status_row($node, $_)->{served} } (0, 1);
+note("the array call: server 0 served " . ($after[0] - $served[0]) . ", server 1 " . ($after[1] - $served[1]));
+ok($after[0] > $served[0] && $after[1] > $served[1], 'both servers served some of its requests');
+is($after[0] + $after[1] - $served[0] - $served[1], 8, 'each of its requests once');
+@served = @after;
+step('one array call over two servers');
 
 # kill server 0: server 1 keeps serving
 kill 'KILL', $pids[0];
