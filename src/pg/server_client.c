@@ -784,6 +784,14 @@ check_reply(int slot, groma_reply *reply)
 	}
 }
 
+/* Remembers that slot (as snap shows it) answered that it has no model to run: avoided for a while. */
+static void
+mark_unready(int slot, const groma_server_slot *snap)
+{
+	unready_generation[slot] = snap->generation;
+	unready_until[slot] = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), UNREADY_AVOID_MS);
+}
+
 /* Sends a request to the least loaded server and returns its successful reply; see server_client.h. */
 void
 groma_client_call(groma_request *req, groma_reply *reply)
@@ -809,8 +817,7 @@ groma_client_call(groma_request *req, groma_reply *reply)
 			continue;
 		if (r == IO_OK && reply->status.code == GROMA_ERR_UNAVAILABLE)
 		{
-			unready_generation[slot] = snap.generation;
-			unready_until[slot] = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), UNREADY_AVOID_MS);
+			mark_unready(slot, &snap);
 			groma_reply_free(reply);
 			continue;
 		}
@@ -979,6 +986,52 @@ bulk_uncount_all(void)
 	}
 }
 
+/*
+ * Opens connection c to the running server with the fewest requests in
+ * flight, leaving out the servers in *avoid, and adds it to set; a server
+ * that cannot be reached joins *avoid and the next is tried while another
+ * runs (else the connect failure is raised).
+ */
+static void
+bulk_open(bulk_connection *c, uint32 *avoid, WaitEventSet *set)
+{
+	for (;;)
+	{
+		c->slot = choose_slot(&c->snap, *avoid);
+		if (connect_to_server(&c->snap, deadline_after(groma_request_timeout), &c->fd))
+			break;
+		if (!other_slot_running(*avoid | (1u << c->slot)))
+			report_io_failure(c->slot, &c->snap, IO_CONNECT_FAILED, groma_request_timeout);
+		*avoid |= 1u << c->slot;
+	}
+	AddWaitEventToSet(set, WL_SOCKET_READABLE, c->fd, NULL, c);
+}
+
+/*
+ * After c's server answered that it has no model to run (loading, failed,
+ * stopping): when another server runs, c's request goes back to be sent
+ * again, the server joins *avoid (and is avoided by this session's next
+ * calls for a while, as by single calls), and c is opened again to another
+ * server.  Returns false, leaving the reply as it was, for any other reply
+ * or when no other server runs.
+ */
+static bool
+bulk_move_if_unready(bulk_connection *c, groma_reply *reply, bulk_pending *pending, uint32 *avoid, WaitEventSet *set)
+{
+	if (reply->status.code != GROMA_ERR_UNAVAILABLE || !other_slot_running(*avoid | (1u << c->slot)))
+		return false;
+	mark_unready(c->slot, &c->snap);
+	*avoid |= 1u << c->slot;
+	groma_reply_free(reply);
+	memset(reply, 0, sizeof(*reply));
+	pending->retry[pending->n_retry++] = c->req;
+	c->req = -1;
+	closesocket(c->fd);			/* also leaves the wait set: a closed socket is never reported */
+	c->fd = PGINVALID_SOCKET;
+	bulk_open(c, avoid, set);
+	return true;
+}
+
 /* Returns how many of a bulk call's connections carry a request not answered yet. */
 static int
 bulk_outstanding(const bulk_connection *conns, int n_conns)
@@ -1109,6 +1162,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 	bool	   *got;
 	int			todo = 0,
 				n_conns;
+	uint32		avoid = 0;		/* servers this call found unreachable or without a model to run */
 	volatile int done = 0;
 	bulk_pending *pending;
 	WaitEventSet *volatile set = NULL;
@@ -1137,16 +1191,14 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 	}
 	PG_TRY();
 	{
-		set = CreateWaitEventSet(CurrentMemoryContext, n_conns + 2);
+		/* room for every connection opened again on another server (at most once per server) */
+		set = CreateWaitEventSet(CurrentMemoryContext, n_conns * GROMA_MAX_SERVERS + 2);
 		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 		/* each connection to the server with the fewest requests in flight then (its first request counted) */
 		for (int k = 0; k < n_conns; k++)
 		{
-			conns[k].slot = choose_slot(&conns[k].snap, 0);
-			if (!connect_to_server(&conns[k].snap, deadline_after(groma_request_timeout), &conns[k].fd))
-				report_io_failure(conns[k].slot, &conns[k].snap, IO_CONNECT_FAILED, groma_request_timeout);
-			AddWaitEventToSet(set, WL_SOCKET_READABLE, conns[k].fd, NULL, &conns[k]);
+			bulk_open(&conns[k], &avoid, set);
 			bulk_send_next(&conns[k], reqs, n, pending);
 		}
 		while (done < todo)
@@ -1190,6 +1242,11 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			if (r != IO_OK)
 				report_io_failure(c->slot, &c->snap, r, groma_request_timeout);
 			*current = -1;
+			if (bulk_move_if_unready(c, &replies[c->req], pending, &avoid, set))
+			{
+				bulk_send_next(c, reqs, n, pending);
+				continue;
+			}
 			if (bulk_yield_busy(conns, n_conns, c, &replies[c->req], pending))
 				continue;
 			if (!keep_image_faults || !groma_status_is_image_fault(&replies[c->req].status))

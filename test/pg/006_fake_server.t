@@ -119,6 +119,22 @@ ok(mode('groundings', 'ready'), 'back to grounded answers');
 like($b->query_safe("SELECT (groma_chat($img, 'x')).text"), qr/^A man irons/, 'the same session gets answers again');
 $b->quit;
 
+# two servers, server 0 still loading: an array call spreads its connections over both, and those that server 0
+# answers "loading" move to server 1 with their requests (the call failed with 57P03)
+$node->safe_psql('postgres', "ALTER SYSTEM SET groma.devices = '0,1'; ALTER SYSTEM SET groma.model_path = 'loading-0'");
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(wait_until(30, sub { status_row($node, 0)->{state} eq 'loading' && status_row($node, 1)->{state} eq 'ready' }),
+   "groma.devices = '0,1': server 0 is loading, server 1 ready");
+my $spread = $node->safe_psql('postgres', "SET groma.bulk_in_flight = 4;
+    SELECT count(*) FILTER (WHERE a.text LIKE 'A man irons%') || '/' || count(*)
+    FROM unnest(groma_chat_many(array_fill($img, ARRAY[6]), 'What is this?')) a");
+is($spread, '6/6', 'an array call beside a loading server gets every answer from the other');
+$node->safe_psql('postgres', "ALTER SYSTEM RESET groma.devices; ALTER SYSTEM SET groma.model_path = 'groundings'");
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(wait_until(30, sub { status_row($node)->{state} eq 'ready' && $node->safe_psql('postgres',
+   'SELECT count(*) FROM groma_status()') eq '1' }), 'back to one server');
+step('an array call beside a loading server');
+
 # a program that exits at once, writing nothing: groma_status().last_stderr is that process's last line, so it is
 # empty (it showed the previous server's "stopped" line, as if the new one had said it)
 like(status_row($node)->{last_stderr}, qr/\S/, 'the fake server has logged lines');

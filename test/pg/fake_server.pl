@@ -14,6 +14,7 @@
 #   version9    every reply header says protocol version 9
 #   garbage     every reply is 16 bytes that are not a frame header
 #   exit3       exits with code 3 when it receives a GENERATE
+#   loading-0   as loading for --device-id 0 (server 0 of groma.devices = '0,1'), as groundings for any other
 # PING, STATUS and VALIDATE are answered in every mode but version9/garbage.
 use strict;
 use warnings;
@@ -23,8 +24,9 @@ use Socket qw(SOCK_STREAM);
 use Getopt::Long qw(:config pass_through);
 use POSIX ();
 
-my ($socket_path, $mode, $watch_fd) = ('', '', -1);
-GetOptions('socket=s' => \$socket_path, 'model=s' => \$mode, 'watch-fd=i' => \$watch_fd);
+my ($socket_path, $mode, $watch_fd, $device_id) = ('', '', -1, -1);
+GetOptions('socket=s' => \$socket_path, 'model=s' => \$mode, 'watch-fd=i' => \$watch_fd, 'device-id=i' => \$device_id);
+$mode = $device_id == 0 ? 'loading' : 'groundings' if $mode eq 'loading-0';
 $| = 1;
 $SIG{TERM} = sub { print STDERR "info: fake server stopping\n"; unlink $socket_path; exit 0; };
 $SIG{PIPE} = 'IGNORE';
