@@ -141,7 +141,7 @@ groma_parse_devices(const char *list, char ids[][16], int max_ids)
 	}
 }
 
-/* Accepts a groma.devices value only when it is a list of at most GROMA_MAX_SERVERS device ids. */
+/* Accepts a groma.devices value only when it is a list of at most GROMA_MAX_SERVERS distinct device ids. */
 static bool
 check_devices(char **newval, void **extra, GucSource source)
 {

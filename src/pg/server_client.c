@@ -894,8 +894,10 @@ typedef struct bulk_connection
 } bulk_connection;
 
 /*
- * What a bulk call has left to send: the requests refused as busy, to send
- * again first (a stack of indexes), then reqs[next] on.  When the queue
+ * What a bulk call has left to send: the requests to send again first (a
+ * stack of indexes: those refused as busy, and those taken off a server
+ * that answered it has no model to run; each is there at most once), then
+ * reqs[next] on.  When the queue
  * refused the call's only request in flight, it waits for room: resend_at
  * is when to try again (0: not waiting), after resend_ms (doubling), since
  * full_since (for groma.request_timeout).
@@ -933,7 +935,7 @@ encode_frame(groma_request *req, size_t *len)
 }
 
 /*
- * Sends the next request on connection c (one refused as busy first, else
+ * Sends the next request on connection c (one to send again first, else
  * the first of reqs not sent yet, skipping NULLs), counting it in its
  * slot's in_flight; leaves c idle when none is left.  Raises the ERROR of a
  * failed send.
@@ -1000,6 +1002,10 @@ bulk_open(bulk_connection *c, uint32 *avoid, WaitEventSet *set)
 		c->slot = choose_slot(&c->snap, *avoid);
 		if (connect_to_server(&c->snap, deadline_after(groma_request_timeout), &c->fd))
 			break;
+		/* (connect_to_server leaves the socket it could not connect to the caller) */
+		if (c->fd != PGINVALID_SOCKET)
+			closesocket(c->fd);
+		c->fd = PGINVALID_SOCKET;
 		if (!other_slot_running(*avoid | (1u << c->slot)))
 			report_io_failure(c->slot, &c->snap, IO_CONNECT_FAILED, groma_request_timeout);
 		*avoid |= 1u << c->slot;
@@ -1026,7 +1032,13 @@ bulk_move_if_unready(bulk_connection *c, groma_reply *reply, bulk_pending *pendi
 	memset(reply, 0, sizeof(*reply));
 	pending->retry[pending->n_retry++] = c->req;
 	c->req = -1;
-	closesocket(c->fd);			/* also leaves the wait set: a closed socket is never reported */
+	/*
+	 * closing the socket takes it out of the wait set's epoll (or kqueue)
+	 * set, so its stale entry is never reported, and the set was made with
+	 * room for the new one (WaitEventSet uses epoll on Linux, kqueue on the
+	 * BSDs and macOS; its poll() fallback would report the stale entry)
+	 */
+	closesocket(c->fd);
 	c->fd = PGINVALID_SOCKET;
 	bulk_open(c, avoid, set);
 	return true;

@@ -33,13 +33,16 @@ void		groma_client_call(groma_request *req, groma_reply *reply);
  * new connections, one request per connection at a time, so that several
  * wait in the servers' queues at once; each connection goes to the running
  * groma-server with the fewest requests in flight when it opens, so the
- * call is spread over several servers (groma.devices);
+ * call is spread over several servers (groma.devices); a server that
+ * cannot be reached or answers that it has no model to run is left for the
+ * rest of the call, the connection opened again to another with its request;
  * stores each successful reply in replies[i] (the caller frees each with
  * groma_reply_free; entries of NULL requests are zeroed).  A request
  * refused because the queue is full while others of the call are still
  * outstanding is sent again when one of them is answered (the call then
- * keeps one fewer in flight); refused with none outstanding, it fails the
- * call.  Raises ERROR as
+ * keeps one fewer in flight); refused with none outstanding, it is sent
+ * again after a delay (50 ms, doubling up to 1 s) until there is room, or
+ * groma.request_timeout has passed.  Raises ERROR as
  * groma_client_call does at the first failure, after closing every
  * connection and freeing every reply.  *current holds the index of the
  * request whose reply is being read, else -1 (also for a size limit that is

@@ -177,10 +177,11 @@ int			serve_places_kept_for_others(const serve_state *s);
 int			serve_queued_from_client(const serve_state *s, pid_t pid);
 
 /*
- * Returns the newest queued job of the client process holding the most
- * queued jobs, with that number in *held, when it holds at least two (else
- * NULL): the job that gives up its place to a client with none queued
- * that finds the queue full.  Under the lock.
+ * Returns the newest queued job (by arrival) that has not run yet of the
+ * client process holding the most queued jobs, with that number in *held,
+ * when it holds at least two (else NULL, also when all of them ran and were
+ * stopped for KV room): the job that gives up its place to a client with
+ * none queued that finds the queue full.  Under the lock.
  */
 serve_job  *serve_eviction_victim(const serve_state *s, int *held);
 

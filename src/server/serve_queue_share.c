@@ -2,7 +2,8 @@
  * serve_queue_share.c - how the queue's places are shared between client
  * processes: the last quarter is kept for clients with nothing queued, and
  * a client with nothing queued that finds the queue full takes the place of
- * the newest request of the client holding the most (at least two).
+ * the newest request of the client holding the most (at least two) that
+ * has not run yet.
  */
 #include <stdlib.h>
 
@@ -66,8 +67,10 @@ serve_eviction_victim(const serve_state *s, int *held)
 	free(pids);
 	if (heaviest == 0)
 		return NULL;
+	/* the newest by arrival (a job stopped for KV room went back to the head), and never one that ran already */
 	for (serve_job *j = s->head; j != NULL; j = j->next)
-		if (j->client_pid == heaviest)
+		if (j->client_pid == heaviest && j->started_ms == 0 && !j->kv_whole &&
+			(victim == NULL || j->serial > victim->serial))
 			victim = j;
 	*held = most;
 	return victim;

@@ -135,9 +135,14 @@ my $gave = () = PostgreSQL::Test::Utils::slurp_file($node->logfile) =~ /generate
 note("the array call's requests gave their places to other sessions' $gave times");
 # groma_status() counts those refusals in busy, not in failed (the server restarted at the reload: its
 # counters began there)
-my $refusals = (() = PostgreSQL::Test::Utils::slurp_file($node->logfile) =~ /generate .* busy: groma-server's queue is full/g)
-  - $refusals_before;
-my $counted = status_row($node);
+# (the server's log lines reach the cluster's log through the launcher: read again until they agree)
+my ($refusals, $counted);
+wait_until(10, sub {
+    $refusals = (() = PostgreSQL::Test::Utils::slurp_file($node->logfile) =~ /generate .* busy: groma-server's queue is full/g)
+      - $refusals_before;
+    $counted = status_row($node);
+    return $counted->{busy} == $refusals;
+});
 is($counted->{busy}, $refusals, "groma_status().busy counts every refusal as busy ($refusals)");
 is($counted->{failed}, '0', 'and failed none of them');
 # the queue full of other sessions' requests (five long single calls: one running, four waiting): an array
