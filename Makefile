@@ -16,10 +16,11 @@ PG_CONFIG ?= pg_config
 
 # Library code (no PostgreSQL headers).  Files named *_main.c are program
 # entry points and stay out of the library.  groma.so links only what the
-# backend needs (image decoding); groma-server and the tests link everything.
+# backend needs (image decoding, the check of a user's box); groma-server and the
+# tests link everything.
 # The protocol's encoder/decoder is linked into both sides (and the tests).
 PROTO_SRCS = src/server/protocol.c
-PG_LIB_SRCS = src/runtime/status.c src/runtime/cancel.c $(wildcard src/image/*.c) $(PROTO_SRCS)
+PG_LIB_SRCS = src/runtime/status.c src/runtime/cancel.c $(wildcard src/image/*.c) src/model/refer_box.c $(PROTO_SRCS)
 LIB_SRCS = $(filter-out %_main.c,$(wildcard src/runtime/*.c src/image/*.c src/io/*.c src/model/*.c src/text/*.c)) \
 	$(PROTO_SRCS)
 SERVER_SRCS = $(filter-out $(PROTO_SRCS),$(wildcard src/server/*.c))

@@ -9,16 +9,6 @@
 
 #include "../runtime/ops_spatial.h"
 
-/* Writes the corners (x1, y1, x2, y2) of a (cx, cy, w, h) box, as center_to_corners_format does. */
-static void
-to_corners(const float *b, float *c)
-{
-	c[0] = b[0] - 0.5f * b[2];
-	c[1] = b[1] - 0.5f * b[3];
-	c[2] = b[0] + 0.5f * b[2];
-	c[3] = b[1] + 0.5f * b[3];
-}
-
 /* Selects regions; see box_select.h. */
 groma_status
 groma_select_regions(const float *boxes, const float *scores, int k, const float *refer, int r,
@@ -43,7 +33,7 @@ groma_select_regions(const float *boxes, const float *scores, int k, const float
 	}
 	for (int i = 0; i < n; i++)
 	{
-		to_corners(i < k ? boxes + 4 * i : refer + 4 * (i - k), corners + 4 * i);
+		groma_box_corners(i < k ? boxes + 4 * i : refer + 4 * (i - k), corners + 4 * i);
 		all_scores[i] = i < k ? scores[i] : 1.0f;
 	}
 	{
@@ -101,14 +91,14 @@ groma_match_refer_boxes(const float *refer, int r, const float *selected, int n,
 		float		ra[4],
 					best = -INFINITY;
 
-		to_corners(refer + 4 * i, ra);
+		groma_box_corners(refer + 4 * i, ra);
 		match[i] = 0;
 		for (int j = 0; j < n; j++)
 		{
 			float		sb[4],
 						iou;
 
-			to_corners(selected + 4 * j, sb);
+			groma_box_corners(selected + 4 * j, sb);
 			iou = corner_iou(ra, sb);
 			if (ious)
 				ious[(size_t) i * n + j] = iou;
@@ -119,38 +109,6 @@ groma_match_refer_boxes(const float *refer, int r, const float *selected, int n,
 			}
 		}
 	}
-	return groma_ok();
-}
-
-/* Converts a pixel box to normalised (cx, cy, w, h); see box_select.h. */
-groma_status
-groma_refer_box_from_pixels(double x1, double y1, double x2, double y2, int width, int height,
-							float *cxcywh)
-{
-	float		corners[4];
-
-	if (!isfinite(x1) || !isfinite(y1) || !isfinite(x2) || !isfinite(y2))
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "refer box has a coordinate that is not a finite number");
-	if (width <= 0 || height <= 0)
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "refer box needs a positive image size");
-	if (x2 <= x1 || y2 <= y1)
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT,
-						   "refer box (%g,%g),(%g,%g) has zero or negative width or height", x1, y1, x2, y2);
-	if (x1 < 0 || y1 < 0 || x2 > width || y2 > height)
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "refer box (%g,%g),(%g,%g) is not inside the %dx%d image",
-						   x1, y1, x2, y2, width, height);
-	cxcywh[0] = (float) ((x1 + x2) / 2.0 / width);
-	cxcywh[1] = (float) ((y1 + y2) / 2.0 / height);
-	cxcywh[2] = (float) ((x2 - x1) / width);
-	cxcywh[3] = (float) ((y2 - y1) / height);
-	/* a box thinner than float's precision at its position has no area to the model: it would match another box */
-	to_corners(cxcywh, corners);
-	if (!(corners[2] > corners[0]) || !(corners[3] > corners[1]) ||
-		!((corners[2] - corners[0]) * (corners[3] - corners[1]) > 0))
-		return groma_error(GROMA_ERR_INVALID_ARGUMENT,
-						   "refer box (%.15g,%.15g),(%.15g,%.15g) is too small: in the model's 32-bit coordinates "
-						   "(fractions of the image's size) it has no area",
-						   x1, y1, x2, y2);
 	return groma_ok();
 }
 

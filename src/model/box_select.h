@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "../runtime/status.h"
+#include "refer_box.h"
 
 /* Largest number of candidates (proposals + refer boxes) one selection takes. */
 #define GROMA_MAX_CANDIDATES 4096
@@ -43,15 +44,6 @@ groma_status groma_select_regions(const float *boxes, const float *scores, int k
  */
 groma_status groma_match_refer_boxes(const float *refer, int r, const float *selected, int n,
 									 int64_t *match, float *ious);
-
-/*
- * Converts a user box in pixels of a width × height image, corners (x1, y1)
- * top-left and (x2, y2) bottom-right, to normalised (cx, cy, w, h).
- * Refuses non-finite coordinates, zero or negative width or height, and
- * boxes not inside the image (edges on the border are inside).
- */
-groma_status groma_refer_box_from_pixels(double x1, double y1, double x2, double y2,
-										 int width, int height, float *cxcywh);
 
 /* Converts a normalised (cx, cy, w, h) box to pixel corners of a width × height image. */
 void		groma_box_to_pixels(const float *cxcywh, int width, int height, double *corners);

@@ -28,6 +28,7 @@
 #include "text_encoding.h"
 #include "server_client.h"
 #include "../image/draw.h"
+#include "../model/refer_box.h"
 #include "../text/prompt.h"
 
 PG_FUNCTION_INFO_V1(groma_ping);
@@ -98,11 +99,13 @@ groma_set_request_image(groma_request *req, bytea *img)
 /*
  * Appends a user box (a refer box or describe's area; what names it) to
  * req's refer boxes as pixel corners x1, y1, x2, y2, after checking that it
- * is finite, not empty and inside the image.
+ * is finite, not empty, inside the image and not too small for the model.
  */
 static void
 add_refer_box(groma_request *req, const BOX *b, const char *what, const groma_jpeg_info *info)
 {
+	float		cxcywh[4];		/* the box as the model sees it (checked, not sent) */
+
 	/* box keeps its upper-right corner in high, lower-left in low, whatever order it was written in */
 	if (!isfinite(b->low.x) || !isfinite(b->low.y) || !isfinite(b->high.x) || !isfinite(b->high.y))
 		ereport(ERROR,
@@ -121,6 +124,15 @@ add_refer_box(groma_request *req, const BOX *b, const char *what, const groma_jp
 				 errdetail("The box (%s,%s),(%s,%s) must lie within x 0..%d and y 0..%d, the image's size in pixels.",
 						   float8out_internal(b->high.x), float8out_internal(b->high.y),
 						   float8out_internal(b->low.x), float8out_internal(b->low.y), info->width, info->height)));
+	/* the same conversion the server makes: the only check left that it can fail is a box too thin */
+	if (groma_refer_box_from_pixels(b->low.x, b->low.y, b->high.x, b->high.y, info->width, info->height,
+									cxcywh).code != GROMA_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is too small for the model", what),
+				 errdetail("In the model's 32-bit coordinates (fractions of the image's size) the box (%s,%s),(%s,%s) has no area.",
+						   float8out_internal(b->high.x), float8out_internal(b->high.y),
+						   float8out_internal(b->low.x), float8out_internal(b->low.y))));
 	if (req->n_refer >= GROMA_PROTO_MAX_REFER)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
