@@ -14,6 +14,9 @@
 
 #include "serve_internal.h"
 
+/* A frame's payload buffer starts at this size and doubles as its bytes arrive. */
+#define PAYLOAD_FIRST_BYTES ((size_t) 1 << 20)
+
 static serve_log_level log_level = SERVE_LOG_INFO;
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
@@ -93,6 +96,45 @@ read_exact(int fd, uint8_t *buf, size_t len)
 	return (ssize_t) len;
 }
 
+/*
+ * Reads a payload of len bytes into a malloc'd buffer (one byte more, for
+ * a terminator), grown as the bytes arrive (1 MB first, then doubling):
+ * a header alone does not reserve the 300 MB a frame may declare.  Returns
+ * 1, or -1 with *why.
+ */
+static int
+read_payload(int fd, uint32_t len, uint8_t **payload, groma_status *why)
+{
+	size_t		cap = len < PAYLOAD_FIRST_BYTES ? len : PAYLOAD_FIRST_BYTES,
+				got = 0;
+	uint8_t    *buf = malloc(cap + 1);
+
+	while (buf != NULL)
+	{
+		uint8_t    *bigger;
+
+		if (read_exact(fd, buf + got, cap - got) != (ssize_t) (cap - got))
+		{
+			free(buf);
+			*why = groma_error(GROMA_ERR_PROTOCOL, "connection closed inside a frame of %u bytes", (unsigned) len);
+			return -1;
+		}
+		got = cap;
+		if (got == len)
+		{
+			*payload = buf;
+			return 1;
+		}
+		cap = cap * 2 < len ? cap * 2 : len;
+		bigger = realloc(buf, cap + 1);
+		if (bigger == NULL)
+			free(buf);
+		buf = bigger;
+	}
+	*why = groma_error(GROMA_ERR_NO_MEMORY, "out of memory for a frame of %u bytes", (unsigned) len);
+	return -1;
+}
+
 /* Reads one frame; see serve_internal.h. */
 int
 serve_read_frame(int fd, groma_frame_header *h, uint8_t **payload, groma_status *why)
@@ -112,21 +154,7 @@ serve_read_frame(int fd, groma_frame_header *h, uint8_t **payload, groma_status 
 	*why = groma_proto_parse_header(hdr, h);
 	if (why->code != GROMA_OK)
 		return -1;
-	*payload = malloc((size_t) h->payload_len + 1);
-	if (*payload == NULL)
-	{
-		*why = groma_error(GROMA_ERR_NO_MEMORY, "out of memory for a frame of %u bytes", (unsigned) h->payload_len);
-		return -1;
-	}
-	if (h->payload_len > 0 && read_exact(fd, *payload, h->payload_len) != (ssize_t) h->payload_len)
-	{
-		free(*payload);
-		*payload = NULL;
-		*why = groma_error(GROMA_ERR_PROTOCOL, "connection closed inside a frame of %u bytes",
-						   (unsigned) h->payload_len);
-		return -1;
-	}
-	return 1;
+	return read_payload(fd, h->payload_len, payload, why);
 }
 
 /* Writes a whole buffer; see serve_internal.h. */

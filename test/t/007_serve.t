@@ -163,6 +163,21 @@ for my $v (0, 9) {
     ok(!defined(read_reply($b, 5)), 'a frame with another magic is closed without a reply');
     close($b);
 }
+# a header declaring a 300 MB payload reserves memory only for the bytes that came: ten such frames, stalled
+# after 100 bytes, took the server's address space up by over 3 GB (a buffer of the declared size each, besides
+# the ten connection threads' stacks and malloc arenas, up to about 1 GB on their own)
+{
+    my $vm = sub { (slurp("/proc/$pid/status") =~ /^VmSize:\s+(\d+) kB/m)[0] };
+    my $before = $vm->();
+    my @stalled = map { proto_connect($sock) } 1 .. 10;
+    print $_ pack('VvvVV', 0x414d5247, 5, 3, 70, 300 << 20) . ('x' x 100) for @stalled;
+    sleep 0.5;
+    my $grown = ($vm->() - $before) / 1024;
+    cmp_ok($grown, '<', 2000, sprintf('ten stalled frames declaring 300 MB each grew the address space by %.0f MB', $grown));
+    close($_) for @stalled;
+    print $c ping_frame(71);
+    is(read_reply($c, 5)->{code}, OK, 'and the server still answers');
+}
 
 # ---- the queue: with --max-queue 1 and --max-batch 1, one runs, one waits, the third is busy
 my @conns = map { proto_connect($sock) } 1 .. 3;
