@@ -53,7 +53,10 @@ typedef struct server_connection
 typedef enum io_result
 {
 	IO_OK,						/* a reply was decoded */
-	IO_CLOSED,					/* the server closed the connection (or reset it) */
+	IO_CLOSED,					/* the server closed the connection after it read the request */
+	IO_UNREAD,					/* the server went away before it read all of the request: a UNIX socket is
+								 * reset (ECONNRESET, EPIPE) when its peer closes with bytes unread, or was
+								 * never accepted, as when a killed server's listening socket closes */
 	IO_TIMEOUT,					/* the deadline passed */
 	IO_CONNECT_FAILED,			/* nothing accepted the connection */
 	IO_PROTOCOL					/* a frame that does not parse (protocol_error says why) */
@@ -225,7 +228,7 @@ ensure_connection(int slot, const groma_server_slot *snap, TimestampTz deadline)
 	return true;
 }
 
-/* Writes len bytes to fd, waiting while the socket is full; returns IO_OK, IO_CLOSED or IO_TIMEOUT. */
+/* Writes len bytes to fd, waiting while the socket is full; returns IO_OK, IO_UNREAD or IO_TIMEOUT. */
 static io_result
 send_all(pgsocket fd, const uint8 *data, size_t len, TimestampTz deadline)
 {
@@ -245,12 +248,16 @@ send_all(pgsocket fd, const uint8 *data, size_t len, TimestampTz deadline)
 				return IO_TIMEOUT;
 		}
 		else
-			return IO_CLOSED;	/* EPIPE, ECONNRESET: the server is gone */
+			return IO_UNREAD;	/* EPIPE, ECONNRESET: the server is gone, and did not read all of it */
 	}
 	return IO_OK;
 }
 
-/* Reads exactly len bytes from fd, waiting for them; returns IO_OK, IO_CLOSED or IO_TIMEOUT. */
+/*
+ * Reads exactly len bytes from fd, waiting for them; returns IO_OK,
+ * IO_CLOSED (end of file), IO_UNREAD (reset: the server closed with our
+ * bytes unread) or IO_TIMEOUT.
+ */
 static io_result
 recv_all(pgsocket fd, uint8 *data, size_t len, TimestampTz deadline)
 {
@@ -272,7 +279,7 @@ recv_all(pgsocket fd, uint8 *data, size_t len, TimestampTz deadline)
 				return IO_TIMEOUT;
 		}
 		else
-			return IO_CLOSED;
+			return errno == ECONNRESET ? IO_UNREAD : IO_CLOSED;
 	}
 	return IO_OK;
 }
@@ -280,7 +287,7 @@ recv_all(pgsocket fd, uint8 *data, size_t len, TimestampTz deadline)
 /*
  * Reads frames from fd until the reply with req's id, decoding it into
  * reply.  Returns IO_PROTOCOL (with protocol_error set) for frames that do
- * not parse, IO_CLOSED or IO_TIMEOUT for I/O failures.
+ * not parse, IO_CLOSED, IO_UNREAD or IO_TIMEOUT for I/O failures.
  */
 static io_result
 read_reply(pgsocket fd, const groma_request *req, groma_reply *reply, TimestampTz deadline)
@@ -503,7 +510,8 @@ report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int t
 				(errcode(ERRCODE_QUERY_CANCELED),
 				 errmsg("groma request timed out after %d ms", timeout_ms),
 				 errhint("Raise groma.request_timeout, or set it to 0 to wait without a limit.")));
-	if (r == IO_CONNECT_FAILED)
+	/* the request never reached the server (nothing accepted it, or it went away before reading it all) */
+	if (r == IO_CONNECT_FAILED || r == IO_UNREAD)
 	{
 		if (wait_for_exit_record(slot, sent_to->pid, &now))
 		{
@@ -514,6 +522,11 @@ report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int t
 					 last_message_detail(now.last_stderr),
 					 errhint("The groma launcher restarts it; retry in a moment.")));
 		}
+		if (r == IO_UNREAD)
+			ereport(ERROR,
+					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+					 errmsg("groma-server closed the connection before it read this request"),
+					 errhint("groma_status() shows the state of groma-server; retry in a moment.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 				 errmsg("could not connect to groma-server"),
@@ -802,9 +815,11 @@ groma_client_call(groma_request *req, groma_reply *reply)
 	io_result	r;
 
 	/*
-	 * A server that just died may still be listed as running, and one that
-	 * was just restarted answers while it loads its model: then try the
-	 * other running servers, if there are any.
+	 * A server that just died may still be listed as running (and may
+	 * even accept the connection, then reset it unread), and one that was
+	 * just restarted answers while it loads its model: then try the other
+	 * running servers, if there are any.  A server that read the request
+	 * and then died is not tried again: the request may be what killed it.
 	 */
 	for (;;)
 	{
@@ -813,7 +828,9 @@ groma_client_call(groma_request *req, groma_reply *reply)
 		tried |= 1u << slot;
 		if (!other_slot_running(tried))
 			break;
-		if (r == IO_CONNECT_FAILED)
+		if (r == IO_UNREAD)
+			mark_unready(slot, &snap);
+		if (r == IO_CONNECT_FAILED || r == IO_UNREAD)
 			continue;
 		if (r == IO_OK && reply->status.code == GROMA_ERR_UNAVAILABLE)
 		{
@@ -900,7 +917,10 @@ typedef struct bulk_connection
  * reqs[next] on.  When the queue
  * refused the call's only request in flight, it waits for room: resend_at
  * is when to try again (0: not waiting), after resend_ms (doubling), since
- * full_since (for groma.request_timeout).
+ * full_since (for groma.request_timeout).  And where requests may still
+ * go: avoid, the servers this call found unreachable, gone before they
+ * read a request, or without a model to run; set, the wait set new
+ * connections join.
  */
 typedef struct bulk_pending
 {
@@ -910,6 +930,8 @@ typedef struct bulk_pending
 	TimestampTz resend_at;
 	int			resend_ms;
 	TimestampTz full_since;
+	uint32		avoid;
+	WaitEventSet *set;
 } bulk_pending;
 
 /* Returns request req encoded as one frame in palloc'd memory (its id assigned here), its length in *len. */
@@ -932,38 +954,6 @@ encode_frame(groma_request *req, size_t *len)
 	memcpy(frame, buf.data, buf.len);
 	groma_wbuf_free(&buf);
 	return frame;
-}
-
-/*
- * Sends the next request on connection c (one to send again first, else
- * the first of reqs not sent yet, skipping NULLs), counting it in its
- * slot's in_flight; leaves c idle when none is left.  Raises the ERROR of a
- * failed send.
- */
-static void
-bulk_send_next(bulk_connection *c, groma_request **reqs, int n, bulk_pending *pending)
-{
-	uint8	   *frame;
-	size_t		len;
-	io_result	r;
-
-	c->req = -1;
-	while (pending->next < n && reqs[pending->next] == NULL)
-		pending->next++;
-	if (pending->n_retry > 0)
-		c->req = pending->retry[--pending->n_retry];
-	else if (pending->next < n)
-		c->req = pending->next++;
-	else
-		return;
-	c->deadline = deadline_after(groma_request_timeout);
-	frame = encode_frame(reqs[c->req], &len);
-	pg_atomic_fetch_add_u32(&groma_registry_shared->slots[c->slot].in_flight, 1);
-	bulk_counted[c->slot]++;
-	r = send_all(c->fd, frame, len, c->deadline);
-	pfree(frame);
-	if (r != IO_OK)
-		report_io_failure(c->slot, &c->snap, r, groma_request_timeout);
 }
 
 /* Takes one outstanding bulk request of slot out of its in_flight. */
@@ -990,13 +980,15 @@ bulk_uncount_all(void)
 
 /*
  * Opens connection c to the running server with the fewest requests in
- * flight, leaving out the servers in *avoid, and adds it to set; a server
- * that cannot be reached joins *avoid and the next is tried while another
- * runs (else the connect failure is raised).
+ * flight, leaving out the servers in pending->avoid, and adds it to the
+ * wait set; a server that cannot be reached joins avoid and the next is
+ * tried while another runs (else the connect failure is raised).
  */
 static void
-bulk_open(bulk_connection *c, uint32 *avoid, WaitEventSet *set)
+bulk_open(bulk_connection *c, bulk_pending *pending)
 {
+	uint32	   *avoid = &pending->avoid;
+
 	for (;;)
 	{
 		c->slot = choose_slot(&c->snap, *avoid);
@@ -1010,26 +1002,24 @@ bulk_open(bulk_connection *c, uint32 *avoid, WaitEventSet *set)
 			report_io_failure(c->slot, &c->snap, IO_CONNECT_FAILED, groma_request_timeout);
 		*avoid |= 1u << c->slot;
 	}
-	AddWaitEventToSet(set, WL_SOCKET_READABLE, c->fd, NULL, c);
+	AddWaitEventToSet(pending->set, WL_SOCKET_READABLE, c->fd, NULL, c);
 }
 
 /*
- * After c's server answered that it has no model to run (loading, failed,
- * stopping): when another server runs, c's request goes back to be sent
- * again, the server joins *avoid (and is avoided by this session's next
- * calls for a while, as by single calls), and c is opened again to another
- * server.  Returns false, leaving the reply as it was, for any other reply
- * or when no other server runs.
+ * Moves connection c, whose server cannot take its request (it answered
+ * that it has no model to run, or went away before reading the request),
+ * to another running server: the request goes back to be sent again
+ * first, the server joins pending->avoid (and this session's next calls
+ * avoid it for a while, as single calls do), and c opens again to another
+ * server.  Returns false, changing nothing, when no other server runs.
  */
 static bool
-bulk_move_if_unready(bulk_connection *c, groma_reply *reply, bulk_pending *pending, uint32 *avoid, WaitEventSet *set)
+bulk_move(bulk_connection *c, bulk_pending *pending)
 {
-	if (reply->status.code != GROMA_ERR_UNAVAILABLE || !other_slot_running(*avoid | (1u << c->slot)))
+	if (!other_slot_running(pending->avoid | (1u << c->slot)))
 		return false;
 	mark_unready(c->slot, &c->snap);
-	*avoid |= 1u << c->slot;
-	groma_reply_free(reply);
-	memset(reply, 0, sizeof(*reply));
+	pending->avoid |= 1u << c->slot;
 	pending->retry[pending->n_retry++] = c->req;
 	c->req = -1;
 	/*
@@ -1040,8 +1030,47 @@ bulk_move_if_unready(bulk_connection *c, groma_reply *reply, bulk_pending *pendi
 	 */
 	closesocket(c->fd);
 	c->fd = PGINVALID_SOCKET;
-	bulk_open(c, avoid, set);
+	bulk_open(c, pending);
 	return true;
+}
+
+/*
+ * Sends the next request on connection c (one to send again first, else
+ * the first of reqs not sent yet, skipping NULLs), counting it in its
+ * slot's in_flight; leaves c idle when none is left.  A server gone before
+ * it read the request leaves the call (bulk_move) while another runs;
+ * raises the ERROR of any other failed send.
+ */
+static void
+bulk_send_next(bulk_connection *c, groma_request **reqs, int n, bulk_pending *pending)
+{
+	for (;;)
+	{
+		uint8	   *frame;
+		size_t		len;
+		io_result	r;
+
+		c->req = -1;
+		while (pending->next < n && reqs[pending->next] == NULL)
+			pending->next++;
+		if (pending->n_retry > 0)
+			c->req = pending->retry[--pending->n_retry];
+		else if (pending->next < n)
+			c->req = pending->next++;
+		else
+			return;
+		c->deadline = deadline_after(groma_request_timeout);
+		frame = encode_frame(reqs[c->req], &len);
+		pg_atomic_fetch_add_u32(&groma_registry_shared->slots[c->slot].in_flight, 1);
+		bulk_counted[c->slot]++;
+		r = send_all(c->fd, frame, len, c->deadline);
+		pfree(frame);
+		if (r == IO_OK)
+			return;
+		bulk_uncount_one(c->slot);
+		if (r != IO_UNREAD || !bulk_move(c, pending))
+			report_io_failure(c->slot, &c->snap, r, groma_request_timeout);
+	}
 }
 
 /* Returns how many of a bulk call's connections carry a request not answered yet. */
@@ -1174,7 +1203,6 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 	bool	   *got;
 	int			todo = 0,
 				n_conns;
-	uint32		avoid = 0;		/* servers this call found unreachable or without a model to run */
 	volatile int done = 0;
 	bulk_pending *pending;
 	WaitEventSet *volatile set = NULL;
@@ -1205,12 +1233,13 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 	{
 		/* room for every connection opened again on another server (at most once per server) */
 		set = CreateWaitEventSet(CurrentMemoryContext, n_conns * GROMA_MAX_SERVERS + 2);
+		pending->set = set;
 		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 		/* each connection to the server with the fewest requests in flight then (its first request counted) */
 		for (int k = 0; k < n_conns; k++)
 		{
-			bulk_open(&conns[k], &avoid, set);
+			bulk_open(&conns[k], pending);
 			bulk_send_next(&conns[k], reqs, n, pending);
 		}
 		while (done < todo)
@@ -1220,6 +1249,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 					   *first;
 			long		wait_ms;
 			io_result	r;
+			int			i;
 
 			if (bulk_resend_due(conns, n_conns, reqs, n, pending))
 				continue;
@@ -1248,14 +1278,27 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 					report_io_failure(c->slot, &c->snap, IO_CLOSED, groma_request_timeout);
 				continue;
 			}
-			*current = c->req;
-			r = read_reply(c->fd, reqs[c->req], &replies[c->req], c->deadline);
+			i = c->req;
+			*current = i;
+			r = read_reply(c->fd, reqs[i], &replies[i], c->deadline);
 			bulk_uncount_one(c->slot);
-			if (r != IO_OK)
-				report_io_failure(c->slot, &c->snap, r, groma_request_timeout);
 			*current = -1;
-			if (bulk_move_if_unready(c, &replies[c->req], pending, &avoid, set))
+			/* a server gone before it read the request leaves the call while another runs, as for single calls */
+			if (r == IO_UNREAD && bulk_move(c, pending))
 			{
+				bulk_send_next(c, reqs, n, pending);
+				continue;
+			}
+			if (r != IO_OK)
+			{
+				*current = i;
+				report_io_failure(c->slot, &c->snap, r, groma_request_timeout);
+			}
+			/* so does a server without a model to run */
+			if (replies[i].status.code == GROMA_ERR_UNAVAILABLE && bulk_move(c, pending))
+			{
+				groma_reply_free(&replies[i]);
+				memset(&replies[i], 0, sizeof(replies[i]));
 				bulk_send_next(c, reqs, n, pending);
 				continue;
 			}

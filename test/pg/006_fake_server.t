@@ -121,19 +121,48 @@ $b->quit;
 
 # two servers, server 0 still loading: an array call spreads its connections over both, and those that server 0
 # answers "loading" move to server 1 with their requests (the call failed with 57P03)
-$node->safe_psql('postgres', "ALTER SYSTEM SET groma.devices = '0,1'; ALTER SYSTEM SET groma.model_path = 'loading-0'");
-$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
-ok(wait_until(30, sub { status_row($node, 0)->{state} eq 'loading' && status_row($node, 1)->{state} eq 'ready' }),
+# Sets groma.model_path to a mode of both servers of groma.devices = '0,1' and waits until both report it
+# (server 0 in the mode named before '-0', server 1 in groundings).
+sub mode_of_two {
+    my ($m) = @_;
+    (my $first = $m) =~ s/-0$//;
+    $node->safe_psql('postgres', "ALTER SYSTEM SET groma.devices = '0,1'; ALTER SYSTEM SET groma.model_path = '$m'");
+    $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+    return wait_until(30, sub { status_row($node, 0)->{model_path} eq $first
+                                && status_row($node, 1)->{model_path} eq 'groundings'
+                                && status_row($node, 1)->{state} eq 'ready' });
+}
+ok(mode_of_two('loading-0') && status_row($node, 0)->{state} eq 'loading',
    "groma.devices = '0,1': server 0 is loading, server 1 ready");
 my $spread = $node->safe_psql('postgres', "SET groma.bulk_in_flight = 4;
     SELECT count(*) FILTER (WHERE a.text LIKE 'A man irons%') || '/' || count(*)
     FROM unnest(groma_chat_many(array_fill($img, ARRAY[6]), 'What is this?')) a");
 is($spread, '6/6', 'an array call beside a loading server gets every answer from the other');
+
+# server 0 goes away before reading each request (its connections reset, as a killed server's are before its
+# socket closes): single and array calls go to server 1 (they failed with 58000 "while it had this request")
+ok(mode_of_two('reset-0'), 'server 0 now resets every request unread');
+# (one session takes the two servers in turn while neither has a request in flight: some of the four go to 0)
+my ($arc, $answered, $aerr) = $node->psql('postgres', "SELECT count(*) FROM generate_series(1, 4) g,
+    LATERAL (SELECT groma_chat($img, 'What is this? ' || g) AS a) c WHERE (c.a).text LIKE 'A man irons%'");
+is($answered, '4', 'four single calls in one session are all answered (those sent to server 0 sent again to server 1)')
+  or diag($aerr);
+$spread = $node->safe_psql('postgres', "SET groma.bulk_in_flight = 4;
+    SELECT count(*) FILTER (WHERE a.text LIKE 'A man irons%') || '/' || count(*)
+    FROM unnest(groma_chat_many(array_fill($img, ARRAY[6]), 'What is this?')) a");
+is($spread, '6/6', 'an array call beside it gets every answer from server 1');
 $node->safe_psql('postgres', "ALTER SYSTEM RESET groma.devices; ALTER SYSTEM SET groma.model_path = 'groundings'");
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 ok(wait_until(30, sub { status_row($node)->{state} eq 'ready' && $node->safe_psql('postgres',
    'SELECT count(*) FROM groma_status()') eq '1' }), 'back to one server');
-step('an array call beside a loading server');
+step('array and single calls beside a loading or resetting server');
+
+# one server resetting every request unread: 57P03, it never had the request
+ok(mode('reset', 'ready'), "mode 'reset'");
+like(chat_error(), qr/57P03: groma-server closed the connection before it read this request/,
+     'a request the only server reset unread gives 57P03, not 58000');
+ok(mode('groundings', 'ready'), 'back to grounded answers');
+step('a server resetting requests unread');
 
 # a program that exits at once, writing nothing: groma_status().last_stderr is that process's last line, so it is
 # empty (it showed the previous server's "stopped" line, as if the new one had said it)

@@ -15,6 +15,9 @@
 #   garbage     every reply is 16 bytes that are not a frame header
 #   exit3       exits with code 3 when it receives a GENERATE
 #   loading-0   as loading for --device-id 0 (server 0 of groma.devices = '0,1'), as groundings for any other
+#   reset       closes a connection when a GENERATE header arrives, its payload unread (the client's read is
+#               reset, as when a killed server's socket closes before reading the request)
+#   reset-0     as reset for --device-id 0, as groundings for any other
 # PING, STATUS and VALIDATE are answered in every mode but version9/garbage.
 use strict;
 use warnings;
@@ -27,6 +30,7 @@ use POSIX ();
 my ($socket_path, $mode, $watch_fd, $device_id) = ('', '', -1, -1);
 GetOptions('socket=s' => \$socket_path, 'model=s' => \$mode, 'watch-fd=i' => \$watch_fd, 'device-id=i' => \$device_id);
 $mode = $device_id == 0 ? 'loading' : 'groundings' if $mode eq 'loading-0';
+$mode = $device_id == 0 ? 'reset' : 'groundings' if $mode eq 'reset-0';
 $| = 1;
 $SIG{TERM} = sub { print STDERR "info: fake server stopping\n"; unlink $socket_path; exit 0; };
 $SIG{PIPE} = 'IGNORE';
@@ -115,9 +119,17 @@ while (1) {
             if (!$n) { print STDERR "info: the launcher is gone\n"; unlink $socket_path; exit 0; }
             next;
         }
-        my $n = sysread($fh, my $data, 65536);
+        # (mode reset reads a header at a time, to close with a GENERATE's payload unread)
+        my $n = sysread($fh, my $data, $mode eq 'reset' ? 16 : 65536);
         if (!$n) { $sel->remove($fh); delete $buf{$fh}; close($fh); next; }
         $buf{$fh} .= $data;
+        if ($mode eq 'reset' && length($buf{$fh}) >= 16 && (unpack('VvvVV', $buf{$fh}))[2] == 5) {
+            $failed++;
+            $sel->remove($fh);
+            delete $buf{$fh};
+            close($fh);
+            next;
+        }
         while (length($buf{$fh}) >= 16) {
             my ($magic, $version, $kind, $id, $len) = unpack('VvvVV', $buf{$fh});
             last if length($buf{$fh}) < 16 + $len;
