@@ -56,7 +56,9 @@ typedef enum io_result
 	IO_CLOSED,					/* the server closed the connection after it read the request */
 	IO_UNREAD,					/* the server went away before it read all of the request: a UNIX socket is
 								 * reset (ECONNRESET, EPIPE) when its peer closes with bytes unread, or was
-								 * never accepted, as when a killed server's listening socket closes */
+								 * never accepted, as when a killed server's listening socket closes.  This
+								 * holds while a connection carries one request at a time and nothing after
+								 * it (no CANCEL frame, no pipelining): unread bytes are then this request's */
 	IO_TIMEOUT,					/* the deadline passed */
 	IO_CONNECT_FAILED,			/* nothing accepted the connection */
 	IO_PROTOCOL					/* a frame that does not parse (protocol_error says why) */
@@ -228,7 +230,7 @@ ensure_connection(int slot, const groma_server_slot *snap, TimestampTz deadline)
 	return true;
 }
 
-/* Writes len bytes to fd, waiting while the socket is full; returns IO_OK, IO_UNREAD or IO_TIMEOUT. */
+/* Writes len bytes to fd, waiting while the socket is full; returns IO_OK, IO_UNREAD, IO_CLOSED or IO_TIMEOUT. */
 static io_result
 send_all(pgsocket fd, const uint8 *data, size_t len, TimestampTz deadline)
 {
@@ -247,8 +249,10 @@ send_all(pgsocket fd, const uint8 *data, size_t len, TimestampTz deadline)
 			if (!wait_socket(fd, WL_SOCKET_WRITEABLE, deadline))
 				return IO_TIMEOUT;
 		}
+		else if (errno == EPIPE || errno == ECONNRESET)
+			return IO_UNREAD;	/* the server is gone, and did not read all of it */
 		else
-			return IO_UNREAD;	/* EPIPE, ECONNRESET: the server is gone, and did not read all of it */
+			return IO_CLOSED;
 	}
 	return IO_OK;
 }
