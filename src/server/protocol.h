@@ -162,11 +162,11 @@ typedef struct groma_reply
 /* The header's fields. */
 typedef struct groma_frame_header
 {
-	bool		magic_ok;		/* the frame starts with "GRMA" (then version is what its sender speaks) */
 	uint16_t	version;
 	groma_msg_kind kind;
 	uint32_t	id;
 	uint32_t	payload_len;
+	bool		magic_ok;		/* the frame starts with "GRMA" (then version is what its sender speaks) */
 } groma_frame_header;
 
 /* A growable byte buffer (malloc). */

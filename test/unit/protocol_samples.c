@@ -202,7 +202,8 @@ exact_copy(const uint8_t *payload, size_t len)
 groma_frame_header
 proto_header(groma_msg_kind kind, size_t len)
 {
-	return (groma_frame_header) {GROMA_PROTO_VERSION, kind, 77, (uint32_t) len};
+	return (groma_frame_header) {.version = GROMA_PROTO_VERSION, .kind = kind, .id = 77, .payload_len = (uint32_t) len,
+	.magic_ok = true};
 }
 
 /* Decodes a request from an exact-size copy; see protocol_samples.h. */
