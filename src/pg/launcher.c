@@ -37,6 +37,7 @@
 
 #include "groma_pg.h"
 #include "server_client.h"
+#include "process_state.h"
 #include "server_pid_file.h"
 #include "server_registry.h"
 
@@ -132,7 +133,10 @@ publish_state(int i, groma_slot_state state)
 	SpinLockAcquire(&s->mutex);
 	s->state = state;
 	if (state != GROMA_SLOT_STARTING && state != GROMA_SLOT_RUNNING && state != GROMA_SLOT_STOPPING)
+	{
 		s->pid = 0;
+		s->suspended_since = 0;
+	}
 	SpinLockRelease(&s->mutex);
 }
 
@@ -593,6 +597,30 @@ configure_slots(void)
 	groma_registry_shared->n_servers = n_slots;
 }
 
+/*
+ * Publishes whether a slot's server is suspended (stopped by SIGSTOP or held
+ * by a debugger), so that backends send their calls to the other servers
+ * meanwhile, and logs each change.
+ */
+static void
+watch_suspension(int i)
+{
+	groma_server_slot *s = &groma_registry_shared->slots[i];
+	bool		suspended = slots[i].pid > 0 && groma_process_is_suspended(slots[i].pid);
+	bool		was;
+
+	SpinLockAcquire(&s->mutex);
+	was = s->suspended_since != 0;
+	if (suspended != was)
+		s->suspended_since = suspended ? GetCurrentTimestamp() : 0;
+	SpinLockRelease(&s->mutex);
+	if (suspended && !was)
+		ereport(LOG, (errmsg("groma-server %d (pid %d) is suspended (stopped by a signal or a debugger): "
+							 "calls go to the other servers until it runs again", i, (int) slots[i].pid)));
+	else if (was && !suspended && slots[i].pid > 0)
+		ereport(LOG, (errmsg("groma-server %d (pid %d) runs again", i, (int) slots[i].pid)));
+}
+
 /* Starts what is due: stopped slots, and slots whose backoff has passed; promotes STARTING slots whose socket answers. */
 static void
 supervise(void)
@@ -603,6 +631,7 @@ supervise(void)
 	{
 		groma_server_slot snap;
 
+		watch_suspension(i);
 		groma_registry_snapshot(i, &snap);
 		if (snap.state == GROMA_SLOT_STOPPED && slots[i].pid == 0)
 			start_server(i);

@@ -566,11 +566,14 @@ report_no_server(void)
 {
 	groma_server_slot snap;
 	int			n = groma_registry_shared->n_servers;
-	int			backoff = -1;
+	int			backoff = -1,
+				suspended = -1;
 
 	for (int i = 0; i < n; i++)
 	{
 		groma_registry_snapshot(i, &snap);
+		if (snap.state == GROMA_SLOT_RUNNING && snap.suspended_since != 0 && suspended < 0)
+			suspended = i;
 		if (snap.state == GROMA_SLOT_STARTING)
 			ereport(ERROR,
 					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
@@ -583,6 +586,19 @@ report_no_server(void)
 					 errhint(STOPPING_HINT)));
 		if (snap.state == GROMA_SLOT_BACKOFF && backoff < 0)
 			backoff = i;
+	}
+	if (suspended >= 0)
+	{
+		long		secs;
+		int			usecs;
+
+		groma_registry_snapshot(suspended, &snap);
+		TimestampDifference(snap.suspended_since, GetCurrentTimestamp(), &secs, &usecs);
+		ereport(ERROR,
+				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+				 errmsg("groma-server %d (pid %d) is suspended", suspended, snap.pid),
+				 errdetail("Its process has been stopped by a signal or held by a debugger for %ld s.", secs),
+				 errhint("kill -CONT %d resumes it; groma_status() shows it as suspended until then.", snap.pid)));
 	}
 	if (backoff >= 0)
 	{
@@ -605,6 +621,13 @@ report_no_server(void)
 			 errhint("Retry in a moment; the server log says more.")));
 }
 
+/* Returns true when a slot (as snap describes it) takes calls: its server runs and is not suspended. */
+static bool
+slot_takes_calls(const groma_server_slot *snap)
+{
+	return snap->state == GROMA_SLOT_RUNNING && snap->suspended_since == 0;
+}
+
 /* Returns true when this backend recently found slot's server (as snap describes it) unable to run models. */
 static bool
 recently_unready(int slot, const groma_server_slot *snap, TimestampTz now)
@@ -615,8 +638,8 @@ recently_unready(int slot, const groma_server_slot *snap, TimestampTz now)
 /*
  * Returns the running slot with the fewest requests in flight, ties taken
  * in turn (each backend starting at a different slot), skipping the slots
- * whose bit is set in exclude and preferring those not recently found
- * loading; raises why there is none.
+ * whose bit is set in exclude and those suspended, and preferring those not
+ * recently found loading; raises why there is none.
  */
 static int
 choose_slot(groma_server_slot *snap, uint32 exclude)
@@ -640,7 +663,7 @@ choose_slot(groma_server_slot *snap, uint32 exclude)
 			if (exclude & (1u << i))
 				continue;
 			groma_registry_snapshot(i, &s);
-			if (s.state != GROMA_SLOT_RUNNING || (pass == 0 && recently_unready(i, &s, now)))
+			if (!slot_takes_calls(&s) || (pass == 0 && recently_unready(i, &s, now)))
 				continue;
 			if (best < 0 || pg_atomic_read_u32(&s.in_flight) < best_load)
 			{
@@ -667,7 +690,7 @@ other_slot_running(uint32 exclude)
 		if (exclude & (1u << i))
 			continue;
 		groma_registry_snapshot(i, &s);
-		if (s.state == GROMA_SLOT_RUNNING)
+		if (slot_takes_calls(&s))
 			return true;
 	}
 	return false;
@@ -886,7 +909,7 @@ groma_client_try_status(int slot, int timeout_ms, groma_reply *reply)
 
 	groma_client_require_registry();
 	groma_registry_snapshot(slot, &snap);
-	if (snap.state != GROMA_SLOT_RUNNING)
+	if (!slot_takes_calls(&snap))
 		return false;
 	memset(&req, 0, sizeof(req));
 	req.kind = GROMA_MSG_STATUS;

@@ -83,6 +83,7 @@ groma_registry_snapshot(int slot, groma_server_slot *out)
 	out->last_exit_signal = s->last_exit_signal;
 	out->last_exit_pid = s->last_exit_pid;
 	strlcpy(out->last_stderr, (const char *) s->last_stderr, sizeof(out->last_stderr));
+	out->suspended_since = s->suspended_since;
 	SpinLockRelease(&s->mutex);
 	SpinLockInit(&out->mutex);
 	pg_atomic_init_u32(&out->in_flight, pg_atomic_read_u32(&groma_registry_shared->slots[slot].in_flight));

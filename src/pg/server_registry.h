@@ -3,7 +3,8 @@
  * shared memory that backends read: one slot per server (per entry of
  * groma.devices, or one slot when it is empty).
  *
- * Written by the launcher background worker (pid, state, exits), read by
+ * Written by the launcher background worker (pid, state, exits, whether
+ * the process is suspended), read by
  * backends to choose a server and to explain a failure; the in_flight
  * counters are changed by backends around each request.
  */
@@ -45,6 +46,7 @@ typedef struct groma_server_slot
 	int			last_exit_signal;	/* 0 when none or a normal exit */
 	int			last_exit_pid;	/* the pid whose exit these describe */
 	char		last_stderr[256];	/* the last line it wrote to stderr */
+	TimestampTz suspended_since;	/* when the launcher saw it stopped (SIGSTOP, a debugger); 0 while it runs */
 	pg_atomic_uint32 in_flight; /* requests backends have sent and not yet read back */
 } groma_server_slot;
 

@@ -60,7 +60,9 @@ status_row(int i, Datum *values, bool *nulls)
 	groma_registry_snapshot(i, &snap);
 
 	values[0] = Int32GetDatum(i);
-	values[1] = CStringGetTextDatum(live ? groma_server_state_name(reply.state) : slot_state_name(snap.state));
+	values[1] = CStringGetTextDatum(live ? groma_server_state_name(reply.state) :
+									snap.suspended_since != 0 && snap.pid != 0 ? "suspended" :
+									slot_state_name(snap.state));
 	values[2] = Int32GetDatum(snap.pid);
 	nulls[2] = snap.pid == 0;
 	values[3] = CStringGetTextDatum(groma_server_text(live && reply.device && reply.device[0] ? reply.device : snap.device));

@@ -1,7 +1,9 @@
 # groma-server crashing (SIGSEGV) in the middle of a request: the session
 # that sent it gets an ERROR naming the signal, PostgreSQL is not reset
 # (postmaster start time and other sessions unchanged), the launcher
-# restarts the server (restarts = 1) and the next request succeeds.
+# restarts the server (restarts = 1) and the next request succeeds.  Then
+# the server is stopped with SIGSTOP: calls fail at once saying it is
+# suspended, and reach it again after SIGCONT.
 #
 # With one server, every request it holds dies with it, so the session that
 # must be unaffected (B) runs plain SQL while A's request crashes.
@@ -61,11 +63,31 @@ my $recovered = time - $killed_at;
 cmp_ok($recovered, '<', 10, sprintf('a request succeeded %.3f s after the kill', $recovered));
 step('new request answered');
 
+# a server stopped by SIGSTOP is shown suspended and calls fail at once (57P03) instead of waiting on it
+kill 'STOP', $after->{pid};
+ok(wait_until(5, sub { status_row($node)->{state} eq 'suspended' }), 'groma_status() shows the stopped server as suspended');
+my $asked_at = time;
+my ($src, $sout, $serr) = $node->psql('postgres',
+    "SET statement_timeout = '20s'; SELECT (groma_chat($img, 'What is this?')).text IS NOT NULL",
+    extra_params => ['-v', 'VERBOSITY=verbose']);
+my $took = time - $asked_at;
+like($serr, qr/57P03: groma-server 0 \(pid $after->{pid}\) is suspended/, 'a call fails with 57P03 naming the suspended server');
+like($serr, qr/kill -CONT $after->{pid} resumes it/, 'its hint says how to resume it');
+cmp_ok($took, '<', 5, sprintf('the call failed %.3f s after it was made, without waiting for a timeout', $took));
+kill 'CONT', $after->{pid};
+ok(wait_until(5, sub { status_row($node)->{state} eq 'ready' }), 'after SIGCONT it is ready again');
+is($b->query_safe("SET groma.max_new_tokens = 16; SELECT (groma_chat($img, 'What is this?')).text IS NOT NULL"), 't',
+    'and answers a call');
+is(status_row($node)->{pid}, $after->{pid}, 'the same process (not restarted)');
+step('suspended and resumed');
+
 $b->quit;
 my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
 unlike($log, qr/server process .* was terminated by signal|terminating any other active server processes/,
     'no PostgreSQL process crashed');
 like($log, qr/groma-server 0 \(pid $server_pid\) ended: signal 11/, 'the launcher logged the crash');
+like($log, qr/groma-server 0 \(pid $after->{pid}\) is suspended .*\n(?s:.*)groma-server 0 \(pid $after->{pid}\) runs again/,
+    'the launcher logged the suspension and the resumption');
 $node->stop('fast');
 ok(!proc_alive($after->{pid}), 'no groma-server left after pg_ctl stop -m fast');
 step('stopped');

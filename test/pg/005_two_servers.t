@@ -1,7 +1,7 @@
 # groma.devices = '0,1' runs two groma-servers (here both on the CPU):
 # groma_status() has a row for each, requests from several sessions, and
-# one session's array call, are spread over both, and killing one leaves
-# the other serving.
+# one session's array call, are spread over both, and killing one (or
+# stopping it with SIGSTOP) leaves the other serving.
 use strict;
 use warnings;
 use FindBin;
@@ -67,6 +67,27 @@ is($r0->{restarts}, '1', 'server 0 restarted once') if $r0;
 is($r0->{last_exit}, 'signal 9 (Killed)', 'its last exit was SIGKILL') if $r0;
 is(status_row($node, 1)->{restarts}, '0', 'server 1 never restarted');
 step('server 0 back');
+
+# server 0 stopped by SIGSTOP: single and array calls go to server 1 and none waits on server 0
+my $stopped = $r0->{pid};
+kill 'STOP', $stopped;
+ok(wait_until(5, sub { status_row($node, 0)->{state} eq 'suspended' }), 'server 0 is shown suspended');
+my $served1 = status_row($node, 1)->{served};
+$b->query_safe("SET statement_timeout = '30s'");
+my $calls_ok = 1;
+for my $i (1 .. 4) {
+    $calls_ok &&= $b->query_safe("SELECT (groma_chat($img, 'What is this?')).text IS NOT NULL") eq 't';
+}
+ok($calls_ok, '4 single calls are answered while server 0 is suspended');
+is($b->query_safe("SET groma.max_new_tokens = 4; SET groma.bulk_in_flight = 4;
+    SELECT cardinality(groma_caption_many(array_fill($img, ARRAY[6])))"), '6', 'an array call of 6 images is answered');
+is(status_row($node, 1)->{served} - $served1, 10, 'server 1 served all 10 requests');
+kill 'CONT', $stopped;
+my $back = wait_until(5, sub { my $r = status_row($node, 0); $r->{state} eq 'ready' ? $r : undef });
+ok($back, 'server 0 is ready after SIGCONT');
+is($back->{pid}, $stopped, 'the same process') if $back;
+is($back->{served}, $r0->{served}, 'it served nothing while suspended') if $back;
+step('server 0 suspended, server 1 serving');
 $b->quit;
 $node->stop('fast');
 ok(!proc_alive(status_row_pid_safe($r0)) && !proc_alive($pids[1]), 'both servers gone after pg_ctl stop -m fast');
