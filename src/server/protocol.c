@@ -437,9 +437,12 @@ check_request(const groma_request *r)
 						   strlen(r->text), GROMA_PROTO_MAX_TEXT);
 	if (image_kind(r->kind) && r->max_pixels <= 0)
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "max_pixels %lld is not positive", (long long) r->max_pixels);
-	if (r->kind == GROMA_MSG_REGIONS && (r->max_regions < 0 || isnan(r->min_score)))
+	if (r->kind == GROMA_MSG_REGIONS && (r->max_regions < 0 || !(r->min_score <= 1.0f)))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "max_regions %d or min_score is out of range",
 						   (int) r->max_regions);
+	if ((r->kind == GROMA_MSG_VALIDATE || r->kind == GROMA_MSG_DRAW) && r->n_refer != 0)
+		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "%d refer boxes: only REGIONS and GENERATE take them",
+						   r->n_refer);
 	if (r->kind == GROMA_MSG_GENERATE && (r->task < -1 || r->task > 3))
 		return groma_error(GROMA_ERR_INVALID_ARGUMENT, "task %d is out of range", (int) r->task);
 	if (r->kind == GROMA_MSG_DRAW)
@@ -519,6 +522,7 @@ groma_status
 groma_proto_decode_request(const groma_frame_header *h, const uint8_t *payload, size_t len, groma_request *q)
 {
 	reader		r = {payload, len, false, NULL};
+	uint64_t	want;
 
 	memset(q, 0, sizeof(*q));
 	q->kind = h->kind;
@@ -542,13 +546,17 @@ groma_proto_decode_request(const groma_frame_header *h, const uint8_t *payload, 
 			for (int i = 0; i < q->n_refer; i++)
 				for (int k = 0; k < 4; k++)
 					q->refer[i][k] = get_f64(&r, "refer box");
+			if (q->n_refer != 0 && (h->kind == GROMA_MSG_VALIDATE || h->kind == GROMA_MSG_DRAW))
+				fail_field(&r, "refer count (only REGIONS and GENERATE take refer boxes)");
 			if (h->kind == GROMA_MSG_REGIONS)
 			{
 				q->max_regions = get_i32(&r, "max_regions");
 				q->min_score = get_f32(&r, "min_score");
-				q->want_embeddings = get_uint(&r, 1, "want_embeddings") != 0;
-				if (q->max_regions < 0 || isnan(q->min_score))
-					fail_field(&r, "max_regions or min_score");
+				want = get_uint(&r, 1, "want_embeddings");
+				q->want_embeddings = want != 0;
+				/* scores are probabilities: a min_score above 1 (or NaN) keeps nothing; a flag byte is 0 or 1 */
+				if (q->max_regions < 0 || !(q->min_score <= 1.0f) || want > 1)
+					fail_field(&r, "max_regions, min_score or want_embeddings");
 			}
 			else if (h->kind == GROMA_MSG_GENERATE)
 			{

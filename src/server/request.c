@@ -366,6 +366,8 @@ request_query(const groma_request *req, char **query)
 	*query = NULL;
 	if (req->task < 0)
 	{
+		if (text[0] == '\0')
+			return groma_error(GROMA_ERR_INVALID_ARGUMENT, "the prompt is empty");
 		*query = strdup(text);
 		return *query ? groma_ok() : groma_error(GROMA_ERR_NO_MEMORY, "out of memory");
 	}

@@ -129,6 +129,10 @@ my ($w, $h, $n_regions, $tlen) = unpack('l<l<VV', $rest);
 my $text = decode('UTF-8', substr($rest, 16, $tlen));
 is($text, $cli->{text}, 'the socket answer equals the command line\'s text');
 is($n_regions, $cli->{regions}, 'over the same regions');
+print $c generate_frame(5, $img, '', 4);
+$r = read_reply($c, 10);
+is($r->{code}, 1, 'an empty prompt is refused as an invalid argument');
+like($r->{message}, qr/the prompt is empty/, 'saying so');
 
 # ---- bad frames close only their connection
 for my $bad (['garbage', 'x' x 64], ['truncated header', substr(ping_frame(5), 0, 9)],
@@ -137,7 +141,10 @@ for my $bad (['garbage', 'x' x 64], ['truncated header', substr(ping_frame(5), 0
              ['unknown kind', frame(77, 8)],
              ['payload shorter than its fields', frame(3, 9, pack('V', 1000) . 'abc')],
              ['count over the limit', frame(4, 10, blob('') . pack('Q<V', 5, 999))],
-             ['truncated payload', substr(validate_frame(11, $img), 0, 5000)]) {
+             ['truncated payload', substr(validate_frame(11, $img), 0, 5000)],
+             ['min_score over 1', frame(4, 13, blob($img) . pack("Q<V", 50_000_000, 0) . pack("l<f<C", 0, 1.5, 0))],
+             ['want_embeddings byte 7', frame(4, 14, blob($img) . pack("Q<V", 50_000_000, 0) . pack("l<f<C", 0, -1, 7))],
+             ['a refer box on a validate', frame(3, 15, blob($img) . pack('Q<V', 50_000_000, 1) . pack('d<4', 1, 1, 5, 5))]) {
     my $b = proto_connect($sock);
     print $b $bad->[1];
     shutdown($b, 1) if $bad->[0] =~ /truncated/;

@@ -360,6 +360,15 @@ UNIT_TEST(test_protocol_encode_request_refusals)
 	bad = q[3];
 	bad.max_regions = -1;
 	check_request_refused(&bad, GROMA_ERR_INVALID_ARGUMENT, "max_regions -1");
+	bad = q[3];
+	bad.min_score = 1.5f;
+	check_request_refused(&bad, GROMA_ERR_INVALID_ARGUMENT, "min_score 1.5");
+	bad = q[2];
+	bad.n_refer = 1;
+	check_request_refused(&bad, GROMA_ERR_INVALID_ARGUMENT, "a VALIDATE with a refer box");
+	bad = q[6];
+	bad.n_refer = 2;
+	check_request_refused(&bad, GROMA_ERR_INVALID_ARGUMENT, "a DRAW with refer boxes");
 	bad = q[0];
 	bad.kind = GROMA_MSG_REPLY;
 	check_request_refused(&bad, GROMA_ERR_INVALID_ARGUMENT, "a request of kind REPLY");

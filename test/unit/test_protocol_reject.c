@@ -124,9 +124,9 @@ put_image_fields(groma_wbuf *b, uint32_t image_len, int64_t max_pixels, uint32_t
 		proto_put_f64(b, 1.0 + i);
 }
 
-/* Returns the decode status of a REGIONS request with n_refer boxes, max_regions and min_score. */
+/* Returns the decode status of a REGIONS request with n_refer boxes, max_regions, min_score and a want_embeddings byte. */
 static groma_status
-regions_request(uint32_t n_refer, int32_t max_regions, float min_score)
+regions_request_want(uint32_t n_refer, int32_t max_regions, float min_score, uint8_t want)
 {
 	groma_wbuf	b = {0};
 	groma_request q;
@@ -138,8 +138,32 @@ regions_request(uint32_t n_refer, int32_t max_regions, float min_score)
 	put_image_fields(&b, 3, 1000, n_refer);
 	proto_put(&b, (uint32_t) max_regions, 4);
 	proto_put(&b, bits, 4);
-	proto_put(&b, 1, 1);
+	proto_put(&b, want, 1);
 	h = proto_header(GROMA_MSG_REGIONS, b.len);
+	st = proto_decode_request_copy(&h, b.data, b.len, &q);
+	groma_request_free(&q);
+	groma_wbuf_free(&b);
+	return st;
+}
+
+/* Returns the decode status of a REGIONS request asking for embeddings. */
+static groma_status
+regions_request(uint32_t n_refer, int32_t max_regions, float min_score)
+{
+	return regions_request_want(n_refer, max_regions, min_score, 1);
+}
+
+/* Returns the decode status of a VALIDATE request carrying n_refer refer boxes. */
+static groma_status
+validate_request(uint32_t n_refer)
+{
+	groma_wbuf	b = {0};
+	groma_request q;
+	groma_frame_header h;
+	groma_status st;
+
+	put_image_fields(&b, 3, 1000, n_refer);
+	h = proto_header(GROMA_MSG_VALIDATE, b.len);
 	st = proto_decode_request_copy(&h, b.data, b.len, &q);
 	groma_request_free(&q);
 	groma_wbuf_free(&b);
@@ -177,6 +201,14 @@ UNIT_TEST(test_protocol_reject_request_fields)
 	CHECK(regions_request(0xFFFFFFFFu, 0, -1.0f).code == GROMA_ERR_PROTOCOL);
 	CHECK(regions_request(0, -1, -1.0f).code == GROMA_ERR_PROTOCOL);
 	CHECK(regions_request(0, 0, nanf("")).code == GROMA_ERR_PROTOCOL);
+	CHECK(regions_request(0, 0, 1.0f).code == GROMA_OK);
+	CHECK(regions_request(0, 0, 1.5f).code == GROMA_ERR_PROTOCOL);	/* scores are probabilities */
+	CHECK(regions_request(0, 0, INFINITY).code == GROMA_ERR_PROTOCOL);
+	CHECK(regions_request_want(0, 0, 0.5f, 0).code == GROMA_OK);
+	CHECK(regions_request_want(0, 0, 0.5f, 2).code == GROMA_ERR_PROTOCOL);	/* a flag byte is 0 or 1 */
+	CHECK(regions_request_want(0, 0, 0.5f, 7).code == GROMA_ERR_PROTOCOL);
+	CHECK(validate_request(0).code == GROMA_OK);
+	CHECK(validate_request(1).code == GROMA_ERR_PROTOCOL);	/* only REGIONS and GENERATE take refer boxes */
 	CHECK(generate_request(text, GROMA_PROTO_MAX_TEXT, 0, 1000).code == GROMA_OK);
 	CHECK(generate_request(text, GROMA_PROTO_MAX_TEXT + 1, 0, 1000).code == GROMA_ERR_PROTOCOL);
 	CHECK(generate_request("ab\0cd", 5, -1, 1000).code == GROMA_ERR_PROTOCOL);	/* NUL inside the text */
