@@ -354,19 +354,45 @@ exchange(pgsocket fd, const uint8 *frame, size_t len, const groma_request *req, 
 	return read_reply(fd, req, reply, deadline);
 }
 
-/* Takes our outstanding request out of its slot's in_flight when the backend exits during it (FATAL skips PG_CATCH). */
+/* Takes the outstanding request out of its slot's in_flight again. */
 static void
-uncount_at_exit(int code, Datum arg)
+uncount_request(void)
 {
-	if (counted_slot >= 0 && groma_registry_shared != NULL)
+	if (counted_slot >= 0)
 		pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[counted_slot].in_flight, 1);
 	counted_slot = -1;
+}
+
+/* Takes one outstanding bulk request of slot out of its in_flight. */
+static void
+bulk_uncount_one(int slot)
+{
+	if (bulk_counted[slot] == 0)
+		return;
+	pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[slot].in_flight, 1);
+	bulk_counted[slot]--;
+}
+
+/* Takes every outstanding bulk request out of its slot's in_flight. */
+static void
+bulk_uncount_all(void)
+{
 	for (int i = 0; i < GROMA_MAX_SERVERS; i++)
 	{
-		if (bulk_counted[i] > 0 && groma_registry_shared != NULL)
+		if (bulk_counted[i] > 0)
 			pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[i].in_flight, bulk_counted[i]);
 		bulk_counted[i] = 0;
 	}
+}
+
+/* Takes our outstanding requests out of their slots' in_flight when the backend exits during them (FATAL skips PG_CATCH). */
+static void
+uncount_at_exit(int code, Datum arg)
+{
+	if (groma_registry_shared == NULL)
+		return;
+	uncount_request();
+	bulk_uncount_all();
 }
 
 /* Counts an outstanding request in slot's in_flight. */
@@ -380,15 +406,6 @@ count_request(int slot)
 	}
 	pg_atomic_fetch_add_u32(&groma_registry_shared->slots[slot].in_flight, 1);
 	counted_slot = slot;
-}
-
-/* Takes the outstanding request out of its slot's in_flight again. */
-static void
-uncount_request(void)
-{
-	if (counted_slot >= 0)
-		pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[counted_slot].in_flight, 1);
-	counted_slot = -1;
 }
 
 /*
@@ -845,8 +862,9 @@ groma_client_call(groma_request *req, groma_reply *reply)
 	 * A server that just died may still be listed as running (and may
 	 * even accept the connection, then reset it unread), and one that was
 	 * just restarted answers while it loads its model: then try the other
-	 * running servers, if there are any.  A server that read the request
-	 * and then died is not tried again: the request may be what killed it.
+	 * running servers, if there are any, as for a server whose queue is
+	 * full.  A server that read the request and then died is not tried
+	 * again: the request may be what killed it.
 	 */
 	for (;;)
 	{
@@ -862,6 +880,12 @@ groma_client_call(groma_request *req, groma_reply *reply)
 		if (r == IO_OK && reply->status.code == GROMA_ERR_UNAVAILABLE)
 		{
 			mark_unready(slot, &snap);
+			groma_reply_free(reply);
+			continue;
+		}
+		/* a full queue: another server may have room (this one is not avoided later for it) */
+		if (r == IO_OK && reply->status.code == GROMA_ERR_BUSY)
+		{
 			groma_reply_free(reply);
 			continue;
 		}
@@ -926,7 +950,9 @@ groma_client_try_status(int slot, int timeout_ms, groma_reply *reply)
 /*
  * One connection of a bulk call: the server it goes to (the least loaded
  * when it opened), the request it carries (-1: none) and that request's
- * deadline.
+ * deadline.  With several servers, one whose request was refused as busy
+ * is closed and opens again, to another server, for its next request
+ * (reopen).
  */
 typedef struct bulk_connection
 {
@@ -935,6 +961,7 @@ typedef struct bulk_connection
 	groma_server_slot snap;
 	int			req;
 	TimestampTz deadline;
+	bool		reopen;
 } bulk_connection;
 
 /*
@@ -947,7 +974,9 @@ typedef struct bulk_connection
  * full_since (for groma.request_timeout).  And where requests may still
  * go: avoid, the servers this call found unreachable, gone before they
  * read a request, or without a model to run; set, the wait set new
- * connections join.
+ * connections join (set_events of its set_room events taken: a closed
+ * socket's event keeps its place, so the set is made again when full), and
+ * the call's connections.
  */
 typedef struct bulk_pending
 {
@@ -959,6 +988,10 @@ typedef struct bulk_pending
 	TimestampTz full_since;
 	uint32		avoid;
 	WaitEventSet *set;
+	int			set_events;
+	int			set_room;
+	bulk_connection *conns;
+	int			n_conns;
 } bulk_pending;
 
 /* Returns request req encoded as one frame in palloc'd memory (its id assigned here), its length in *len. */
@@ -983,42 +1016,62 @@ encode_frame(groma_request *req, size_t *len)
 	return frame;
 }
 
-/* Takes one outstanding bulk request of slot out of its in_flight. */
+/*
+ * Makes the wait set of a bulk call (again): the latch, the postmaster's
+ * death and every open connection, with room for one connection more
+ * (opened again elsewhere) before it is made again; a set made again costs
+ * little beside a request, and so the tests' moves go through this path.
+ */
 static void
-bulk_uncount_one(int slot)
+bulk_make_wait_set(bulk_pending *pending)
 {
-	if (bulk_counted[slot] == 0)
-		return;
-	pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[slot].in_flight, 1);
-	bulk_counted[slot]--;
+	if (pending->set != NULL)
+		FreeWaitEventSet(pending->set);
+	pending->set = NULL;
+	pending->set_room = 2 + pending->n_conns + 1;
+	pending->set = CreateWaitEventSet(CurrentMemoryContext, pending->set_room);
+	AddWaitEventToSet(pending->set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(pending->set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	pending->set_events = 2;
+	for (int k = 0; k < pending->n_conns; k++)
+		if (pending->conns[k].fd != PGINVALID_SOCKET)
+		{
+			AddWaitEventToSet(pending->set, WL_SOCKET_READABLE, pending->conns[k].fd, NULL, &pending->conns[k]);
+			pending->set_events++;
+		}
 }
 
-/* Takes every outstanding bulk request out of its slot's in_flight. */
+/* Adds connection c's socket to the bulk call's wait set, making the set again first when it is full. */
 static void
-bulk_uncount_all(void)
+bulk_watch(bulk_connection *c, bulk_pending *pending)
 {
-	for (int i = 0; i < GROMA_MAX_SERVERS; i++)
+	if (pending->set_events >= pending->set_room)
+		bulk_make_wait_set(pending);	/* (c's socket is open already: the new set has it) */
+	else
 	{
-		if (bulk_counted[i] > 0)
-			pg_atomic_fetch_sub_u32(&groma_registry_shared->slots[i].in_flight, bulk_counted[i]);
-		bulk_counted[i] = 0;
+		AddWaitEventToSet(pending->set, WL_SOCKET_READABLE, c->fd, NULL, c);
+		pending->set_events++;
 	}
 }
 
 /*
  * Opens connection c to the running server with the fewest requests in
- * flight, leaving out the servers in pending->avoid, and adds it to the
- * wait set; a server that cannot be reached joins avoid and the next is
- * tried while another runs (else the connect failure is raised).
+ * flight, leaving out the servers in pending->avoid (and those in
+ * this_time, while another runs), and adds it to the wait set; a server
+ * that cannot be reached joins avoid and the next is tried while another
+ * runs (else the connect failure is raised).
  */
 static void
-bulk_open(bulk_connection *c, bulk_pending *pending)
+bulk_open(bulk_connection *c, bulk_pending *pending, uint32 this_time)
 {
 	uint32	   *avoid = &pending->avoid;
 
+	c->reopen = false;
 	for (;;)
 	{
-		c->slot = choose_slot(&c->snap, *avoid);
+		if (this_time != 0 && !other_slot_running(*avoid | this_time))
+			this_time = 0;
+		c->slot = choose_slot(&c->snap, *avoid | this_time);
 		if (connect_to_server(&c->snap, deadline_after(groma_request_timeout), &c->fd))
 			break;
 		/* (connect_to_server leaves the socket it could not connect to the caller) */
@@ -1029,7 +1082,7 @@ bulk_open(bulk_connection *c, bulk_pending *pending)
 			report_io_failure(c->slot, &c->snap, IO_CONNECT_FAILED, groma_request_timeout);
 		*avoid |= 1u << c->slot;
 	}
-	AddWaitEventToSet(pending->set, WL_SOCKET_READABLE, c->fd, NULL, c);
+	bulk_watch(c, pending);
 }
 
 /*
@@ -1057,7 +1110,7 @@ bulk_move(bulk_connection *c, bulk_pending *pending)
 	 */
 	closesocket(c->fd);
 	c->fd = PGINVALID_SOCKET;
-	bulk_open(c, pending);
+	bulk_open(c, pending, 0);
 	return true;
 }
 
@@ -1150,7 +1203,34 @@ bulk_yield_busy(bulk_connection *conns, int n_conns, bulk_connection *c, groma_r
 	memset(reply, 0, sizeof(*reply));
 	pending->retry[pending->n_retry++] = c->req;
 	c->req = -1;
+	/* another server may have room: the next request on c goes to one of the others (see bulk_send_idle) */
+	if (other_slot_running(pending->avoid | (1u << c->slot)))
+	{
+		closesocket(c->fd);		/* (leaves the wait set, as in bulk_move) */
+		c->fd = PGINVALID_SOCKET;
+		c->reopen = true;
+	}
 	return true;
+}
+
+/* Returns true when connection c can take a request: idle, and open or waiting to open again. */
+static bool
+bulk_idle(const bulk_connection *c)
+{
+	return c->req < 0 && (c->fd != PGINVALID_SOCKET || c->reopen);
+}
+
+/*
+ * Sends the next request on idle connection c, opening it first when a
+ * busy refusal closed it: to the server with the fewest requests in flight
+ * other than the one that refused (while another runs).
+ */
+static void
+bulk_send_idle(bulk_connection *c, groma_request **reqs, int n, bulk_pending *pending)
+{
+	if (c->reopen)
+		bulk_open(c, pending, 1u << c->slot);
+	bulk_send_next(c, reqs, n, pending);
 }
 
 /*
@@ -1165,9 +1245,9 @@ bulk_wake_idle(bulk_connection *conns, int n_conns, const bulk_connection *c, gr
 	if (pending->n_retry == 0 && pending->next >= n)
 		return;
 	for (int k = 0; k < n_conns; k++)
-		if (&conns[k] != c && conns[k].req < 0 && conns[k].fd != PGINVALID_SOCKET)
+		if (&conns[k] != c && bulk_idle(&conns[k]))
 		{
-			bulk_send_next(&conns[k], reqs, n, pending);
+			bulk_send_idle(&conns[k], reqs, n, pending);
 			return;
 		}
 }
@@ -1184,9 +1264,9 @@ bulk_resend_due(bulk_connection *conns, int n_conns, groma_request **reqs, int n
 		return false;
 	pending->resend_at = 0;
 	for (int k = 0; k < n_conns; k++)
-		if (conns[k].req < 0 && conns[k].fd != PGINVALID_SOCKET)
+		if (bulk_idle(&conns[k]))
 		{
-			bulk_send_next(&conns[k], reqs, n, pending);
+			bulk_send_idle(&conns[k], reqs, n, pending);
 			return true;
 		}
 	return false;
@@ -1232,7 +1312,6 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 				n_conns;
 	volatile int done = 0;
 	bulk_pending *pending;
-	WaitEventSet *volatile set = NULL;
 
 	memset(replies, 0, sizeof(groma_reply) * n);
 	for (int i = 0; i < n; i++)
@@ -1250,23 +1329,22 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 	got = palloc0(sizeof(bool) * n);
 	pending = palloc0(sizeof(bulk_pending));
 	pending->retry = palloc(sizeof(int) * n);
+	pending->conns = conns;
+	pending->n_conns = n_conns;
 	for (int k = 0; k < n_conns; k++)
 	{
 		conns[k].fd = PGINVALID_SOCKET;
 		conns[k].slot = -1;
 		conns[k].req = -1;
+		conns[k].reopen = false;
 	}
 	PG_TRY();
 	{
-		/* room for every connection opened again on another server (at most once per server) */
-		set = CreateWaitEventSet(CurrentMemoryContext, n_conns * GROMA_MAX_SERVERS + 2);
-		pending->set = set;
-		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		bulk_make_wait_set(pending);
 		/* each connection to the server with the fewest requests in flight then (its first request counted) */
 		for (int k = 0; k < n_conns; k++)
 		{
-			bulk_open(&conns[k], pending);
+			bulk_open(&conns[k], pending, 0);
 			bulk_send_next(&conns[k], reqs, n, pending);
 		}
 		while (done < todo)
@@ -1283,7 +1361,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			wait_ms = bulk_wait_ms(conns, n_conns, pending, &first);
 			if (wait_ms == 0 && first != NULL)
 				report_io_failure(first->slot, &first->snap, IO_TIMEOUT, groma_request_timeout);
-			if (WaitEventSetWait(set, wait_ms, &ev, 1, PG_WAIT_EXTENSION) == 0)
+			if (WaitEventSetWait(pending->set, wait_ms, &ev, 1, PG_WAIT_EXTENSION) == 0)
 				continue;		/* a deadline passed: found above */
 			if (ev.events & WL_LATCH_SET)
 			{
@@ -1306,21 +1384,19 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 				continue;
 			}
 			i = c->req;
-			*current = i;
+			*current = i;		/* until its reply is checked: an error names the image (if it is the image's) */
 			r = read_reply(c->fd, reqs[i], &replies[i], c->deadline);
 			bulk_uncount_one(c->slot);
-			*current = -1;
 			/* a server gone before it read the request leaves the call while another runs, as for single calls */
 			if (r == IO_UNREAD && bulk_move(c, pending))
 			{
+				*current = -1;
 				bulk_send_next(c, reqs, n, pending);
 				continue;
 			}
 			if (r != IO_OK)
-			{
-				*current = i;
 				report_io_failure(c->slot, &c->snap, r, groma_request_timeout);
-			}
+			*current = -1;
 			/* so does a server without a model to run */
 			if (replies[i].status.code == GROMA_ERR_UNAVAILABLE && bulk_move(c, pending))
 			{
@@ -1329,16 +1405,16 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 				bulk_send_next(c, reqs, n, pending);
 				continue;
 			}
-			if (bulk_yield_busy(conns, n_conns, c, &replies[c->req], pending))
+			if (bulk_yield_busy(conns, n_conns, c, &replies[i], pending))
 				continue;
-			if (!keep_image_faults || !groma_status_is_image_fault(&replies[c->req].status))
+			if (!keep_image_faults || !groma_status_is_image_fault(&replies[i].status))
 			{
 				/* (a size limit of the request's arguments, not of its image, is not blamed on the image) */
-				*current = groma_status_is_image_fault(&replies[c->req].status) ? c->req : -1;
-				check_reply(c->slot, &replies[c->req]);
+				*current = groma_status_is_image_fault(&replies[i].status) ? i : -1;
+				check_reply(c->slot, &replies[i]);
 				*current = -1;
 			}
-			got[c->req] = true;
+			got[i] = true;
 			done++;
 			groma_progress_chunk_answered(done);
 			bulk_send_next(c, reqs, n, pending);
@@ -1347,8 +1423,8 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 	}
 	PG_CATCH();
 	{
-		if (set != NULL)
-			FreeWaitEventSet(set);
+		if (pending->set != NULL)
+			FreeWaitEventSet(pending->set);
 		for (int k = 0; k < n_conns; k++)
 			if (conns[k].fd != PGINVALID_SOCKET)
 				closesocket(conns[k].fd);
@@ -1359,7 +1435,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	FreeWaitEventSet(set);
+	FreeWaitEventSet(pending->set);
 	for (int k = 0; k < n_conns; k++)
 		if (conns[k].fd != PGINVALID_SOCKET)
 			closesocket(conns[k].fd);

@@ -151,6 +151,31 @@ $spread = $node->safe_psql('postgres', "SET groma.bulk_in_flight = 4;
     SELECT count(*) FILTER (WHERE a.text LIKE 'A man irons%') || '/' || count(*)
     FROM unnest(groma_chat_many(array_fill($img, ARRAY[6]), 'What is this?')) a");
 is($spread, '6/6', 'an array call beside it gets every answer from server 1');
+# an image of 1.1 MB: server 0 closes while the request is still being sent (the send fails, not the read)
+my $big = "'\\xffd8'::bytea || (SELECT string_agg(decode('fffeffff' || repeat('41', 65533), 'hex'), ''::bytea)
+    FROM generate_series(1, 17)) || substring($img from 3)";
+($arc, $answered, $aerr) = $node->psql('postgres', "SELECT count(*) FROM generate_series(1, 4) g,
+    LATERAL (SELECT groma_chat($big, 'What is this? ' || g) AS a) c WHERE (c.a).text LIKE 'A man irons%'");
+is($answered, '4', 'four single calls of a 1.1 MB image are all answered (a failed send moves them too)')
+  or diag($aerr);
+$spread = $node->safe_psql('postgres', "SET groma.bulk_in_flight = 4;
+    SELECT count(*) FILTER (WHERE a.text LIKE 'A man irons%') || '/' || count(*)
+    FROM unnest(groma_chat_many(array_fill($big, ARRAY[6]), 'What is this?')) a");
+is($spread, '6/6', 'and so is an array call of 6 of them');
+
+# server 0's queue is always full: requests it refuses as busy are sent again to server 1 (they waited for
+# room on server 0 until groma.request_timeout)
+ok(mode_of_two('busy-0'), 'server 0 now refuses every request as busy');
+($arc, $answered, $aerr) = $node->psql('postgres', "SET groma.request_timeout = '10s';
+    SELECT count(*) FROM generate_series(1, 4) g,
+    LATERAL (SELECT groma_chat($img, 'What is this? ' || g) AS a) c WHERE (c.a).text LIKE 'A man irons%'");
+is($answered, '4', 'four single calls in one session are all answered') or diag($aerr);
+my $t_busy = time;
+($arc, $spread, $aerr) = $node->psql('postgres', "SET groma.request_timeout = '10s'; SET groma.bulk_in_flight = 4;
+    SELECT count(*) FILTER (WHERE a.text LIKE 'A man irons%') || '/' || count(*)
+    FROM unnest(groma_chat_many(array_fill($img, ARRAY[40]), 'What is this?')) a");
+is($spread, '40/40', 'an array call of 40 images gets every answer from server 1') or diag($aerr);
+cmp_ok(time - $t_busy, '<', 8, sprintf('within %.1f s', time - $t_busy));
 $node->safe_psql('postgres', "ALTER SYSTEM RESET groma.devices; ALTER SYSTEM SET groma.model_path = 'groundings'");
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 ok(wait_until(30, sub { status_row($node)->{state} eq 'ready' && $node->safe_psql('postgres',

@@ -18,6 +18,7 @@
 #   reset       closes a connection when a GENERATE header arrives, its payload unread (the client's read is
 #               reset, as when a killed server's socket closes before reading the request)
 #   reset-0     as reset for --device-id 0, as groundings for any other
+#   busy-0      as busy for --device-id 0, as groundings for any other
 # PING, STATUS and VALIDATE are answered in every mode but version9/garbage.
 use strict;
 use warnings;
@@ -31,6 +32,7 @@ my ($socket_path, $mode, $watch_fd, $device_id) = ('', '', -1, -1);
 GetOptions('socket=s' => \$socket_path, 'model=s' => \$mode, 'watch-fd=i' => \$watch_fd, 'device-id=i' => \$device_id);
 $mode = $device_id == 0 ? 'loading' : 'groundings' if $mode eq 'loading-0';
 $mode = $device_id == 0 ? 'reset' : 'groundings' if $mode eq 'reset-0';
+$mode = $device_id == 0 ? 'busy' : 'groundings' if $mode eq 'busy-0';
 $| = 1;
 $SIG{TERM} = sub { print STDERR "info: fake server stopping\n"; unlink $socket_path; exit 0; };
 $SIG{PIPE} = 'IGNORE';
