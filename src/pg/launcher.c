@@ -50,6 +50,7 @@ PGDLLEXPORT void groma_launcher_main(Datum main_arg);
 #define LOOP_TIMEOUT_MS 100		/* the latch loop's tick (socket probes, backoff) */
 #define OUTPUT_LINE_MAX 1024	/* longer lines are logged in pieces */
 #define WATCH_FD 3				/* the descriptor the server reads the watch pipe on */
+#define SUSPENDED_TICKS 2		/* looks in a row that find a server stopped before it counts as suspended */
 
 /* What the launcher alone knows of a slot's process. */
 typedef struct launcher_slot
@@ -63,6 +64,7 @@ typedef struct launcher_slot
 	TimestampTz next_start;		/* in BACKOFF: when to start again */
 	int			backoff_ms;		/* the delay after the next exit */
 	char		device_id[16];	/* its groma.devices entry, "" when the list is empty */
+	int			stopped_ticks;	/* loop ticks in a row that found its process stopped */
 } launcher_slot;
 
 static launcher_slot slots[GROMA_MAX_SERVERS];
@@ -589,6 +591,7 @@ configure_slots(void)
 		ls->watch_fd = -1;
 		ls->line_len = 0;
 		ls->started_at = 0;
+		ls->stopped_ticks = 0;
 		ls->next_start = 0;
 		ls->backoff_ms = BACKOFF_FIRST_MS;
 		strlcpy(ls->device_id, i < n ? ids[i] : "", sizeof(ls->device_id));
@@ -600,25 +603,38 @@ configure_slots(void)
 /*
  * Publishes whether a slot's server is suspended (stopped by SIGSTOP or held
  * by a debugger), so that backends send their calls to the other servers
- * meanwhile, and logs each change.
+ * meanwhile, and logs each change.  It is marked after SUSPENDED_TICKS
+ * looks in a row find it stopped (a process traced by strace passes
+ * through a tracer's stop at each system call); a zombie or an unreadable
+ * state changes nothing (the exit is handled when it is reaped).
  */
 static void
 watch_suspension(int i)
 {
 	groma_server_slot *s = &groma_registry_shared->slots[i];
-	bool		suspended = slots[i].pid > 0 && groma_process_is_suspended(slots[i].pid);
-	bool		was;
+	launcher_slot *ls = &slots[i];
+	char		state = ls->pid > 0 ? groma_process_state(ls->pid) : '\0';
+	TimestampTz now = GetCurrentTimestamp();
+	bool		was,
+				suspended;
 
+	if (ls->pid > 0 && (state == '\0' || state == 'Z' || state == 'X'))
+		return;
+	ls->stopped_ticks = state == 'T' || state == 't' ? ls->stopped_ticks + 1 : 0;
+	suspended = ls->stopped_ticks >= SUSPENDED_TICKS;
 	SpinLockAcquire(&s->mutex);
 	was = s->suspended_since != 0;
-	if (suspended != was)
-		s->suspended_since = suspended ? GetCurrentTimestamp() : 0;
+	if (suspended && !was)
+		s->suspended_since = now;
+	else if (!suspended && was && ls->stopped_ticks == 0)
+		s->suspended_since = 0;
 	SpinLockRelease(&s->mutex);
 	if (suspended && !was)
-		ereport(LOG, (errmsg("groma-server %d (pid %d) is suspended (stopped by a signal or a debugger): "
-							 "calls go to the other servers until it runs again", i, (int) slots[i].pid)));
-	else if (was && !suspended && slots[i].pid > 0)
-		ereport(LOG, (errmsg("groma-server %d (pid %d) runs again", i, (int) slots[i].pid)));
+		ereport(LOG, (errmsg("groma-server %d (pid %d) is suspended (%s): calls go to the other servers until "
+							 "it runs again", i, (int) ls->pid,
+							 state == 't' ? "held by a debugger" : "stopped by a signal")));
+	else if (was && ls->stopped_ticks == 0 && ls->pid > 0)
+		ereport(LOG, (errmsg("groma-server %d (pid %d) runs again", i, (int) ls->pid)));
 }
 
 /* Starts what is due: stopped slots, and slots whose backoff has passed; promotes STARTING slots whose socket answers. */

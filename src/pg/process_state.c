@@ -9,9 +9,9 @@
 
 #include "process_state.h"
 
-/* True when pid is stopped by a signal or held by a tracer (state T or t); false otherwise or when unknown. */
-bool
-groma_process_is_suspended(pid_t pid)
+/* Returns pid's state letter from /proc/<pid>/stat, or '\0' when it cannot be read; see process_state.h. */
+char
+groma_process_state(pid_t pid)
 {
 	char		path[64];
 	char		buf[512];
@@ -22,15 +22,15 @@ groma_process_is_suspended(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return false;
+		return '\0';
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
-		return false;
+		return '\0';
 	buf[n] = '\0';
 	/* "pid (comm) S ...": comm may hold spaces and parentheses, so the state follows the last ')' */
 	close_paren = strrchr(buf, ')');
 	if (close_paren == NULL || close_paren[1] != ' ')
-		return false;
-	return close_paren[2] == 'T' || close_paren[2] == 't';
+		return '\0';
+	return close_paren[2];
 }

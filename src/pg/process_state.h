@@ -6,10 +6,13 @@
 #ifndef GROMA_PROCESS_STATE_H
 #define GROMA_PROCESS_STATE_H
 
-#include <stdbool.h>
 #include <sys/types.h>
 
-/* True when pid is stopped by a signal or held by a tracer (state T or t); false otherwise or when unknown. */
-bool		groma_process_is_suspended(pid_t pid);
+/*
+ * Returns pid's state letter from /proc/<pid>/stat ('R', 'S', 'D', 'T' for
+ * stopped by a signal, 't' for held by a tracer, 'Z' for a zombie, ...),
+ * or '\0' when it cannot be read.
+ */
+char		groma_process_state(pid_t pid);
 
 #endif							/* GROMA_PROCESS_STATE_H */

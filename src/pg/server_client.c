@@ -61,7 +61,8 @@ typedef enum io_result
 								 * it (no CANCEL frame, no pipelining): unread bytes are then this request's */
 	IO_TIMEOUT,					/* the deadline passed */
 	IO_CONNECT_FAILED,			/* nothing accepted the connection */
-	IO_PROTOCOL					/* a frame that does not parse (protocol_error says why) */
+	IO_PROTOCOL,				/* a frame that does not parse (protocol_error says why) */
+	IO_SUSPENDED				/* the server was suspended (SIGSTOP, a debugger) while another took calls */
 } io_result;
 
 static server_connection connections[GROMA_MAX_SERVERS];
@@ -71,6 +72,7 @@ static TimestampTz unready_until[GROMA_MAX_SERVERS];
 static uint64 unready_generation[GROMA_MAX_SERVERS];
 
 #define UNREADY_AVOID_MS 1000
+#define SUSPENSION_CHECK_MS 200	/* how often a wait on a server looks whether it was suspended */
 #define BULK_RESEND_FIRST_MS 50		/* a bulk call refused as busy with nothing else in flight tries again after this */
 #define BULK_RESEND_MAX_MS 1000		/* the delay doubles up to this */
 static uint32 next_request_id = 0;
@@ -127,6 +129,16 @@ deadline_after(int timeout_ms)
 	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 }
 
+/*
+ * The server of the single call in progress, when other servers run: its
+ * waits give up (suspended_wait set) once the launcher finds it suspended
+ * and another server takes calls; -1 when none is watched.
+ */
+static int	watched_slot = -1;
+static bool suspended_wait = false;
+
+static bool slot_suspended_beside_others(int slot);
+
 /* Returns the milliseconds left before deadline (at least 0), or -1 when there is none. */
 static long
 ms_left(TimestampTz deadline)
@@ -150,13 +162,21 @@ static bool
 wait_socket(pgsocket fd, int event, TimestampTz deadline)
 {
 	long		left = ms_left(deadline);
+	long		wait = left < 0 ? 1000 : left;
 
 	if (left == 0)
 		return false;
+	if (watched_slot >= 0)
+		wait = Min(wait, SUSPENSION_CHECK_MS);
 	(void) WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH | event, fd,
-							 left < 0 ? 1000 : left, PG_WAIT_EXTENSION);
+							 wait, PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
+	if (watched_slot >= 0 && slot_suspended_beside_others(watched_slot))
+	{
+		suspended_wait = true;
+		return false;
+	}
 	return true;
 }
 
@@ -342,6 +362,20 @@ read_reply(pgsocket fd, const groma_request *req, groma_reply *reply, TimestampT
 	}
 }
 
+/*
+ * After a send that failed because the server closed (IO_UNREAD): reads,
+ * without waiting, a reply it wrote before closing, as a server of another
+ * protocol version does after a header; returns IO_PROTOCOL for such a
+ * frame, IO_OK for a reply to req (in reply), else IO_UNREAD.
+ */
+static io_result
+reply_before_close(pgsocket fd, const groma_request *req, groma_reply *reply)
+{
+	io_result	r = read_reply(fd, req, reply, GetCurrentTimestamp());
+
+	return r == IO_OK || r == IO_PROTOCOL ? r : IO_UNREAD;
+}
+
 /* Sends one encoded request frame on fd and reads its reply into reply; returns as read_reply does. */
 static io_result
 exchange(pgsocket fd, const uint8 *frame, size_t len, const groma_request *req, groma_reply *reply,
@@ -349,6 +383,8 @@ exchange(pgsocket fd, const uint8 *frame, size_t len, const groma_request *req, 
 {
 	io_result	r = send_all(fd, frame, len, deadline);
 
+	if (r == IO_UNREAD)
+		return reply_before_close(fd, req, reply);
 	if (r != IO_OK)
 		return r;
 	return read_reply(fd, req, reply, deadline);
@@ -442,6 +478,9 @@ round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_re
 
 	if (count)
 		count_request(slot);
+	/* a model request leaves a server suspended meanwhile for the others, when there are others */
+	suspended_wait = false;
+	watched_slot = count && groma_registry_shared->n_servers > 1 ? slot : -1;
 	PG_TRY();
 	{
 		if (!ensure_connection(slot, snap, deadline))
@@ -451,11 +490,15 @@ round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_re
 	}
 	PG_CATCH();
 	{
+		watched_slot = -1;
 		close_connection(slot);
 		uncount_request();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	watched_slot = -1;
+	if (r == IO_TIMEOUT && suspended_wait)
+		r = IO_SUSPENDED;
 	uncount_request();
 	if (r != IO_OK)
 		close_connection(slot);
@@ -526,6 +569,14 @@ report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int t
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
 				 errmsg("groma-server sent a malformed frame"),
 				 errdetail("%s", protocol_error)));
+	if (r == IO_SUSPENDED)
+		ereport(ERROR,
+				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+				 errmsg("groma-server %d (pid %d) was suspended while it had this request", slot, sent_to->pid),
+				 errdetail("Its process was stopped by a signal or held by a debugger, and no other server could "
+						   "take the request."),
+				 errhint("It runs again after kill -CONT %d, or when the debugger holding it lets it go.",
+						 sent_to->pid)));
 	if (r == IO_TIMEOUT)
 		ereport(ERROR,
 				(errcode(ERRCODE_QUERY_CANCELED),
@@ -581,7 +632,8 @@ report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int t
 static void
 report_no_server(void)
 {
-	groma_server_slot snap;
+	groma_server_slot snap,
+				suspended_snap;
 	int			n = groma_registry_shared->n_servers;
 	int			backoff = -1,
 				suspended = -1;
@@ -589,8 +641,11 @@ report_no_server(void)
 	for (int i = 0; i < n; i++)
 	{
 		groma_registry_snapshot(i, &snap);
-		if (snap.state == GROMA_SLOT_RUNNING && snap.suspended_since != 0 && suspended < 0)
+		if (snap.state == GROMA_SLOT_RUNNING && snap.suspended_since != 0 && snap.pid != 0 && suspended < 0)
+		{
 			suspended = i;
+			suspended_snap = snap;
+		}
 		if (snap.state == GROMA_SLOT_STARTING)
 			ereport(ERROR,
 					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
@@ -609,13 +664,13 @@ report_no_server(void)
 		long		secs;
 		int			usecs;
 
-		groma_registry_snapshot(suspended, &snap);
-		TimestampDifference(snap.suspended_since, GetCurrentTimestamp(), &secs, &usecs);
+		TimestampDifference(suspended_snap.suspended_since, GetCurrentTimestamp(), &secs, &usecs);
 		ereport(ERROR,
 				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
-				 errmsg("groma-server %d (pid %d) is suspended", suspended, snap.pid),
+				 errmsg("groma-server %d (pid %d) is suspended", suspended, suspended_snap.pid),
 				 errdetail("Its process has been stopped by a signal or held by a debugger for %ld s.", secs),
-				 errhint("kill -CONT %d resumes it; groma_status() shows it as suspended until then.", snap.pid)));
+				 errhint("It runs again after kill -CONT %d, or when the debugger holding it lets it go; "
+						 "groma_status() shows it as suspended until then.", suspended_snap.pid)));
 	}
 	if (backoff >= 0)
 	{
@@ -711,6 +766,16 @@ other_slot_running(uint32 exclude)
 			return true;
 	}
 	return false;
+}
+
+/* Returns true when slot's server is suspended and another server takes calls. */
+static bool
+slot_suspended_beside_others(int slot)
+{
+	groma_server_slot s;
+
+	groma_registry_snapshot(slot, &s);
+	return s.state == GROMA_SLOT_RUNNING && s.suspended_since != 0 && other_slot_running(1u << slot);
 }
 
 /* The hint for a model that failed to load with message: the setting that names the cause. */
@@ -875,7 +940,7 @@ groma_client_call(groma_request *req, groma_reply *reply)
 			break;
 		if (r == IO_UNREAD)
 			mark_unready(slot, &snap);
-		if (r == IO_CONNECT_FAILED || r == IO_UNREAD)
+		if (r == IO_CONNECT_FAILED || r == IO_UNREAD || r == IO_SUSPENDED)
 			continue;
 		if (r == IO_OK && reply->status.code == GROMA_ERR_UNAVAILABLE)
 		{
@@ -1104,9 +1169,10 @@ bulk_move(bulk_connection *c, bulk_pending *pending)
 	c->req = -1;
 	/*
 	 * closing the socket takes it out of the wait set's epoll (or kqueue)
-	 * set, so its stale entry is never reported, and the set was made with
-	 * room for the new one (WaitEventSet uses epoll on Linux, kqueue on the
-	 * BSDs and macOS; its poll() fallback would report the stale entry)
+	 * set, so its stale entry is never reported, though it keeps its place:
+	 * bulk_watch makes the set again when no place is left (WaitEventSet
+	 * uses epoll on Linux, kqueue on the BSDs and macOS; its poll() fallback
+	 * would report the stale entry)
 	 */
 	closesocket(c->fd);
 	c->fd = PGINVALID_SOCKET;
@@ -1148,6 +1214,18 @@ bulk_send_next(bulk_connection *c, groma_request **reqs, int n, bulk_pending *pe
 		if (r == IO_OK)
 			return;
 		bulk_uncount_one(c->slot);
+		if (r == IO_UNREAD)
+		{
+			groma_reply reply;
+
+			/* a frame the server wrote before closing says more (another protocol version) */
+			r = reply_before_close(c->fd, reqs[c->req], &reply);
+			if (r == IO_OK)
+			{
+				groma_reply_free(&reply);
+				r = IO_UNREAD;
+			}
+		}
 		if (r != IO_UNREAD || !bulk_move(c, pending))
 			report_io_failure(c->slot, &c->snap, r, groma_request_timeout);
 	}
@@ -1211,6 +1289,36 @@ bulk_yield_busy(bulk_connection *conns, int n_conns, bulk_connection *c, groma_r
 		c->reopen = true;
 	}
 	return true;
+}
+
+/*
+ * Takes the outstanding requests of conns off servers the launcher found
+ * suspended (SIGSTOP, a debugger) while another server takes calls: each
+ * is sent again, on its connection opened to another server (the
+ * suspended one, when it runs again, finds the connection closed and drops
+ * the request).  Returns true when it moved one.
+ */
+static bool
+bulk_leave_suspended(bulk_connection *conns, int n_conns, groma_request **reqs, int n, bulk_pending *pending)
+{
+	bool		moved = false;
+
+	for (int k = 0; k < n_conns; k++)
+	{
+		bulk_connection *c = &conns[k];
+
+		if (c->req < 0 || c->fd == PGINVALID_SOCKET || !slot_suspended_beside_others(c->slot))
+			continue;
+		bulk_uncount_one(c->slot);
+		pending->retry[pending->n_retry++] = c->req;
+		c->req = -1;
+		closesocket(c->fd);		/* (leaves the wait set, as in bulk_move) */
+		c->fd = PGINVALID_SOCKET;
+		bulk_open(c, pending, 0);
+		bulk_send_next(c, reqs, n, pending);
+		moved = true;
+	}
+	return moved;
 }
 
 /* Returns true when connection c can take a request: idle, and open or waiting to open again. */
@@ -1311,6 +1419,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 	int			todo = 0,
 				n_conns;
 	volatile int done = 0;
+	bool		several;
 	bulk_pending *pending;
 
 	memset(replies, 0, sizeof(groma_reply) * n);
@@ -1324,6 +1433,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 		before_shmem_exit(uncount_at_exit, 0);
 		exit_callback_registered = true;
 	}
+	several = groma_registry_shared->n_servers > 1;
 	n_conns = Min(Max(in_flight, 1), todo);
 	conns = palloc(sizeof(bulk_connection) * n_conns);
 	got = palloc0(sizeof(bool) * n);
@@ -1358,7 +1468,12 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 
 			if (bulk_resend_due(conns, n_conns, reqs, n, pending))
 				continue;
+			if (several && bulk_leave_suspended(conns, n_conns, reqs, n, pending))
+				continue;
 			wait_ms = bulk_wait_ms(conns, n_conns, pending, &first);
+			/* with other servers, look every SUSPENSION_CHECK_MS whether one holding our requests was suspended */
+			if (several && bulk_outstanding(conns, n_conns) > 0)
+				wait_ms = wait_ms < 0 ? SUSPENSION_CHECK_MS : Min(wait_ms, SUSPENSION_CHECK_MS);
 			if (wait_ms == 0 && first != NULL)
 				report_io_failure(first->slot, &first->snap, IO_TIMEOUT, groma_request_timeout);
 			if (WaitEventSetWait(pending->set, wait_ms, &ev, 1, PG_WAIT_EXTENSION) == 0)

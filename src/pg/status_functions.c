@@ -61,7 +61,7 @@ status_row(int i, Datum *values, bool *nulls)
 
 	values[0] = Int32GetDatum(i);
 	values[1] = CStringGetTextDatum(live ? groma_server_state_name(reply.state) :
-									snap.suspended_since != 0 && snap.pid != 0 ? "suspended" :
+									snap.state == GROMA_SLOT_RUNNING && snap.suspended_since != 0 ? "suspended" :
 									slot_state_name(snap.state));
 	values[2] = Int32GetDatum(snap.pid);
 	nulls[2] = snap.pid == 0;

@@ -88,6 +88,31 @@ ok($back, 'server 0 is ready after SIGCONT');
 is($back->{pid}, $stopped, 'the same process') if $back;
 is($back->{served}, $r0->{served}, 'it served nothing while suspended') if $back;
 step('server 0 suspended, server 1 serving');
+
+# a server suspended while it holds a request: the request is sent again to the other server (single and array
+# calls), and the suspended one drops it when it runs again (its client went away)
+my $long = "SET groma.max_new_tokens = 3000; SET statement_timeout = '60s';";
+for my $case (['a single call', "$long SELECT (groma_chat($img, 'Describe the image in detail.')).text IS NOT NULL", 't'],
+              ['an array call', "$long SET groma.bulk_in_flight = 2;
+                 SELECT count(*) FROM unnest(groma_chat_many(array_fill($img, ARRAY[2]), 'Describe the image in detail.'))",
+               '2']) {
+    my ($what, $sql, $want) = @$case;
+    my @before = map { status_row($node, $_) } (0, 1);
+    my $q = start_query($node, 'held', $sql);
+    my $busy = wait_until(20, sub { my @r = grep { status_row($node, $_)->{running} eq '1' } (0, 1); @r ? $r[0] : undef });
+    my $held = defined $busy ? $busy : 0;
+    ok(defined $busy, "$what: server $held runs its request");
+    my $held_pid = $before[$held]->{pid};
+    kill 'STOP', $held_pid;
+    my ($rc, $out, $err) = finish_query($q, 90);
+    is($rc, 0, "$what: answered while server $held is suspended") or diag($err);
+    like($out, qr/^$want$/m, "$what: every answer");
+    kill 'CONT', $held_pid;
+    ok(wait_until(10, sub { status_row($node, $held)->{cancelled} > $before[$held]->{cancelled} }),
+       "$what: server $held, running again, dropped the request whose client went away");
+    ok(wait_until(10, sub { status_row($node, $held)->{state} eq 'ready' }), "$what: server $held is ready again");
+}
+step('a server suspended while it holds requests');
 $b->quit;
 $node->stop('fast');
 ok(!proc_alive(status_row_pid_safe($r0)) && !proc_alive($pids[1]), 'both servers gone after pg_ctl stop -m fast');

@@ -89,6 +89,16 @@ $b->query_safe("\\set VERBOSITY verbose");
 $b->query("SELECT groma_ping()");
 like($b->{stderr}, qr/08P01: groma-server speaks protocol version 9, groma.so 5/, 'another protocol version gives 08P01');
 $b->{stderr} = '';
+# an image of 1.1 MB: the server answers the header and closes while the rest is still being sent
+my $big = "'\\xffd8'::bytea || (SELECT string_agg(decode('fffeffff' || repeat('41', 65533), 'hex'), ''::bytea)
+    FROM generate_series(1, 17)) || substring($img from 3)";
+$b->query("SELECT groma_chat($big, 'What is this?')");
+like($b->{stderr}, qr/08P01: groma-server speaks protocol version 9, groma.so 5/,
+    'so does a large request the server answered before reading it (it said the server closed the connection)');
+$b->{stderr} = '';
+$b->query("SELECT groma_chat_many(array_fill($big, ARRAY[3]), 'What is this?')");
+like($b->{stderr}, qr/08P01: groma-server speaks protocol version 9, groma.so 5/, 'and an array call of them');
+$b->{stderr} = '';
 is($b->query_safe('SELECT 1'), '1', 'the session keeps working');
 ok(mode('garbage', 'running'), "mode 'garbage'");
 $b->query("SELECT groma_ping()");
@@ -151,9 +161,7 @@ $spread = $node->safe_psql('postgres', "SET groma.bulk_in_flight = 4;
     SELECT count(*) FILTER (WHERE a.text LIKE 'A man irons%') || '/' || count(*)
     FROM unnest(groma_chat_many(array_fill($img, ARRAY[6]), 'What is this?')) a");
 is($spread, '6/6', 'an array call beside it gets every answer from server 1');
-# an image of 1.1 MB: server 0 closes while the request is still being sent (the send fails, not the read)
-my $big = "'\\xffd8'::bytea || (SELECT string_agg(decode('fffeffff' || repeat('41', 65533), 'hex'), ''::bytea)
-    FROM generate_series(1, 17)) || substring($img from 3)";
+# the image of 1.1 MB: server 0 closes while the request is still being sent (the send fails, not the read)
 ($arc, $answered, $aerr) = $node->psql('postgres', "SELECT count(*) FROM generate_series(1, 4) g,
     LATERAL (SELECT groma_chat($big, 'What is this? ' || g) AS a) c WHERE (c.a).text LIKE 'A man irons%'");
 is($answered, '4', 'four single calls of a 1.1 MB image are all answered (a failed send moves them too)')

@@ -11,7 +11,8 @@
 #   failed      STATUS says failed, GENERATE is unavailable with the reason
 #   stopping    GENERATE is unavailable: shutting down; from then on STATUS gets its connection hung up,
 #               as a server shutting down takes no new request
-#   version9    every reply header says protocol version 9
+#   version9    every reply header says protocol version 9; a GENERATE is answered and its connection closed as
+#               soon as its header arrives (as groma-server answers a frame of another version), its payload unread
 #   garbage     every reply is 16 bytes that are not a frame header
 #   exit3       exits with code 3 when it receives a GENERATE
 #   loading-0   as loading for --device-id 0 (server 0 of groma.devices = '0,1'), as groundings for any other
@@ -121,12 +122,15 @@ while (1) {
             if (!$n) { print STDERR "info: the launcher is gone\n"; unlink $socket_path; exit 0; }
             next;
         }
-        # (mode reset reads a header at a time, to close with a GENERATE's payload unread)
-        my $n = sysread($fh, my $data, $mode eq 'reset' ? 16 : 65536);
+        # (modes reset and version9 read a header at a time, to close with a GENERATE's payload unread)
+        my $early = $mode eq 'reset' || $mode eq 'version9';
+        my $n = sysread($fh, my $data, $early ? 16 : 65536);
         if (!$n) { $sel->remove($fh); delete $buf{$fh}; close($fh); next; }
         $buf{$fh} .= $data;
-        if ($mode eq 'reset' && length($buf{$fh}) >= 16 && (unpack('VvvVV', $buf{$fh}))[2] == 5) {
+        if ($early && length($buf{$fh}) >= 16 && (unpack('VvvVV', $buf{$fh}))[2] == 5) {
             $failed++;
+            print $fh reply(5, (unpack('VvvVV', $buf{$fh}))[3], 15, 'this side speaks protocol version 9')
+              if $mode eq 'version9';
             $sel->remove($fh);
             delete $buf{$fh};
             close($fh);
