@@ -73,6 +73,9 @@ static uint64 unready_generation[GROMA_MAX_SERVERS];
 
 #define UNREADY_AVOID_MS 1000
 #define SUSPENSION_CHECK_MS 200	/* how often a wait on a server looks whether it was suspended */
+#define SUSPENSION_GRACE_MS 2000	/* a server suspended this long loses the requests it holds to the others,
+									 * and calls with no other server stop waiting for it; a shorter stop is
+									 * waited out (its requests' work is not thrown away) */
 #define BULK_RESEND_FIRST_MS 50		/* a bulk call refused as busy with nothing else in flight tries again after this */
 #define BULK_RESEND_MAX_MS 1000		/* the delay doubles up to this */
 static uint32 next_request_id = 0;
@@ -131,13 +134,16 @@ deadline_after(int timeout_ms)
 
 /*
  * The server of the single call in progress, when other servers run: its
- * waits give up (suspended_wait set) once the launcher finds it suspended
- * and another server takes calls; -1 when none is watched.
+ * waits give up (suspended_wait set) once it has been suspended for
+ * SUSPENSION_GRACE_MS and a server outside watched_exclude takes calls;
+ * -1 when none is watched.
  */
 static int	watched_slot = -1;
+static uint32 watched_exclude = 0;
 static bool suspended_wait = false;
 
-static bool slot_suspended_beside_others(int slot);
+static bool slot_suspended_beside_others(int slot, uint32 exclude);
+static bool slot_suspended_briefly(uint32 exclude);
 
 /* Returns the milliseconds left before deadline (at least 0), or -1 when there is none. */
 static long
@@ -172,7 +178,7 @@ wait_socket(pgsocket fd, int event, TimestampTz deadline)
 							 wait, PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
-	if (watched_slot >= 0 && slot_suspended_beside_others(watched_slot))
+	if (watched_slot >= 0 && slot_suspended_beside_others(watched_slot, watched_exclude))
 	{
 		suspended_wait = true;
 		return false;
@@ -449,11 +455,13 @@ count_request(int slot)
  * within timeout_ms (0: no limit).  Raises ERROR for interrupts and
  * requests that do not encode; the connection is closed on every path but
  * success.  Counts the request in the slot's in_flight
- * while it is outstanding when count is true.
+ * while it is outstanding when count is true; such a request gives up its
+ * wait (IO_SUSPENDED) when the server has been suspended past the grace
+ * and a server outside exclude takes calls.
  */
 static io_result
 round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_reply *reply, int timeout_ms,
-		   bool count)
+		   bool count, uint32 exclude)
 {
 	TimestampTz deadline = deadline_after(timeout_ms);
 	groma_wbuf	buf = {0};
@@ -481,6 +489,7 @@ round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_re
 	/* a model request leaves a server suspended meanwhile for the others, when there are others */
 	suspended_wait = false;
 	watched_slot = count && groma_registry_shared->n_servers > 1 ? slot : -1;
+	watched_exclude = exclude;
 	PG_TRY();
 	{
 		if (!ensure_connection(slot, snap, deadline))
@@ -711,7 +720,8 @@ recently_unready(int slot, const groma_server_slot *snap, TimestampTz now)
  * Returns the running slot with the fewest requests in flight, ties taken
  * in turn (each backend starting at a different slot), skipping the slots
  * whose bit is set in exclude and those suspended, and preferring those not
- * recently found loading; raises why there is none.
+ * recently found loading; waits while the only servers left are suspended
+ * for less than SUSPENSION_GRACE_MS; raises why there is none.
  */
 static int
 choose_slot(groma_server_slot *snap, uint32 exclude)
@@ -725,8 +735,17 @@ choose_slot(groma_server_slot *snap, uint32 exclude)
 	if (next_slot_turn == 0)
 		next_slot_turn = (uint32) MyProcPid;
 	n = groma_registry_shared->n_servers;
-	for (int pass = 0; pass < 2 && best < 0; pass++)
+	for (int pass = 0; best < 0; pass++)
 	{
+		/* with none to take calls, a server suspended for less than the grace is waited for */
+		if (pass == 2)
+		{
+			if (!slot_suspended_briefly(exclude))
+				break;
+			sleep_ms(50);
+			now = GetCurrentTimestamp();
+			pass = 0;
+		}
 		for (int k = 0; k < n; k++)
 		{
 			int			i = (int) ((next_slot_turn + (uint32) k) % (uint32) n);
@@ -768,14 +787,42 @@ other_slot_running(uint32 exclude)
 	return false;
 }
 
-/* Returns true when slot's server is suspended and another server takes calls. */
+/* Returns true when snap's server has been suspended for SUSPENSION_GRACE_MS or more. */
 static bool
-slot_suspended_beside_others(int slot)
+suspended_past_grace(const groma_server_slot *snap)
+{
+	return snap->state == GROMA_SLOT_RUNNING && snap->suspended_since != 0 &&
+		TimestampDifferenceExceeds(snap->suspended_since, GetCurrentTimestamp(), SUSPENSION_GRACE_MS);
+}
+
+/*
+ * Returns true when slot's server has been suspended past the grace and a
+ * server outside exclude (and other than slot) takes calls.
+ */
+static bool
+slot_suspended_beside_others(int slot, uint32 exclude)
 {
 	groma_server_slot s;
 
 	groma_registry_snapshot(slot, &s);
-	return s.state == GROMA_SLOT_RUNNING && s.suspended_since != 0 && other_slot_running(1u << slot);
+	return suspended_past_grace(&s) && other_slot_running(exclude | (1u << slot));
+}
+
+/* Returns true when a slot outside exclude is suspended, not yet for SUSPENSION_GRACE_MS. */
+static bool
+slot_suspended_briefly(uint32 exclude)
+{
+	for (int i = 0; i < groma_registry_shared->n_servers; i++)
+	{
+		groma_server_slot s;
+
+		if (exclude & (1u << i))
+			continue;
+		groma_registry_snapshot(i, &s);
+		if (s.state == GROMA_SLOT_RUNNING && s.suspended_since != 0 && !suspended_past_grace(&s))
+			return true;
+	}
+	return false;
 }
 
 /* The hint for a model that failed to load with message: the setting that names the cause. */
@@ -934,13 +981,16 @@ groma_client_call(groma_request *req, groma_reply *reply)
 	for (;;)
 	{
 		slot = choose_slot(&snap, tried);
-		r = round_trip(slot, &snap, req, reply, groma_request_timeout, true);
+		r = round_trip(slot, &snap, req, reply, groma_request_timeout, true, tried);
+		/* a server left for being suspended is not tried: it may take the request again once it runs */
+		if (r == IO_SUSPENDED)
+			continue;
 		tried |= 1u << slot;
 		if (!other_slot_running(tried))
 			break;
 		if (r == IO_UNREAD)
 			mark_unready(slot, &snap);
-		if (r == IO_CONNECT_FAILED || r == IO_UNREAD || r == IO_SUSPENDED)
+		if (r == IO_CONNECT_FAILED || r == IO_UNREAD)
 			continue;
 		if (r == IO_OK && reply->status.code == GROMA_ERR_UNAVAILABLE)
 		{
@@ -979,7 +1029,7 @@ groma_client_ping(void)
 	memset(&req, 0, sizeof(req));
 	req.kind = GROMA_MSG_PING;
 	INSTR_TIME_SET_CURRENT(start);
-	r = round_trip(slot, &snap, &req, &reply, groma_request_timeout, true);
+	r = round_trip(slot, &snap, &req, &reply, groma_request_timeout, true, 0);
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
 	if (r != IO_OK)
@@ -1002,7 +1052,7 @@ groma_client_try_status(int slot, int timeout_ms, groma_reply *reply)
 		return false;
 	memset(&req, 0, sizeof(req));
 	req.kind = GROMA_MSG_STATUS;
-	if (round_trip(slot, &snap, &req, reply, timeout_ms, false) != IO_OK)
+	if (round_trip(slot, &snap, &req, reply, timeout_ms, false, 0) != IO_OK)
 		return false;
 	if (reply->status.code != GROMA_OK)
 	{
@@ -1307,7 +1357,7 @@ bulk_leave_suspended(bulk_connection *conns, int n_conns, groma_request **reqs, 
 	{
 		bulk_connection *c = &conns[k];
 
-		if (c->req < 0 || c->fd == PGINVALID_SOCKET || !slot_suspended_beside_others(c->slot))
+		if (c->req < 0 || c->fd == PGINVALID_SOCKET || !slot_suspended_beside_others(c->slot, pending->avoid))
 			continue;
 		bulk_uncount_one(c->slot);
 		pending->retry[pending->n_retry++] = c->req;

@@ -63,7 +63,15 @@ my $recovered = time - $killed_at;
 cmp_ok($recovered, '<', 10, sprintf('a request succeeded %.3f s after the kill', $recovered));
 step('new request answered');
 
-# a server stopped by SIGSTOP is shown suspended and calls fail at once (57P03) instead of waiting on it
+# a server stopped by SIGSTOP is shown suspended; a call made meanwhile waits out a short stop (2 s at most) ...
+kill 'STOP', $after->{pid};
+ok(wait_until(5, sub { status_row($node)->{state} eq 'suspended' }), 'groma_status() shows the stopped server as suspended');
+my $short = start_query($node, 'short_stop', "SELECT (groma_chat($img, 'What is this?')).text IS NOT NULL");
+sleep 0.5;
+kill 'CONT', $after->{pid};
+my ($shrc, $shout, $sherr) = finish_query($short, 30);
+is("$shrc/$shout", "0/t\n", 'a call made while it was stopped for half a second is answered') or diag($sherr);
+# ... and after 2 s it fails (57P03) instead of waiting for a timeout
 kill 'STOP', $after->{pid};
 ok(wait_until(5, sub { status_row($node)->{state} eq 'suspended' }), 'groma_status() shows the stopped server as suspended');
 my $asked_at = time;
@@ -74,6 +82,8 @@ my $took = time - $asked_at;
 like($serr, qr/57P03: groma-server 0 \(pid $after->{pid}\) is suspended/, 'a call fails with 57P03 naming the suspended server');
 like($serr, qr/It runs again after kill -CONT $after->{pid}, or when the debugger holding it lets it go/, 'its hint says how to resume it');
 cmp_ok($took, '<', 5, sprintf('the call failed %.3f s after it was made, without waiting for a timeout', $took));
+like($serr, qr/DETAIL:  Its process has been stopped by a signal or held by a debugger for [23] s\./,
+     'once the server had been suspended for 2 s');
 kill 'CONT', $after->{pid};
 ok(wait_until(5, sub { status_row($node)->{state} eq 'ready' }), 'after SIGCONT it is ready again');
 is($b->query_safe("SET groma.max_new_tokens = 16; SELECT (groma_chat($img, 'What is this?')).text IS NOT NULL"), 't',

@@ -99,9 +99,10 @@ for my $case (['a single call', "$long SELECT (groma_chat($img, 'Describe the im
     my ($what, $sql, $want) = @$case;
     my @before = map { status_row($node, $_) } (0, 1);
     my $q = start_query($node, 'held', $sql);
-    my $busy = wait_until(20, sub { my @r = grep { status_row($node, $_)->{running} eq '1' } (0, 1); @r ? $r[0] : undef });
-    my $held = defined $busy ? $busy : 0;
-    ok(defined $busy, "$what: server $held runs its request");
+    # (a reference: server 0 would read as false)
+    my $busy = wait_until(20, sub { my @r = grep { status_row($node, $_)->{running} eq '1' } (0, 1); @r ? [$r[0]] : undef });
+    my $held = $busy ? $busy->[0] : 0;
+    ok($busy, "$what: server $held runs its request");
     my $held_pid = $before[$held]->{pid};
     kill 'STOP', $held_pid;
     my ($rc, $out, $err) = finish_query($q, 90);
@@ -111,6 +112,24 @@ for my $case (['a single call', "$long SELECT (groma_chat($img, 'Describe the im
     ok(wait_until(10, sub { status_row($node, $held)->{cancelled} > $before[$held]->{cancelled} }),
        "$what: server $held, running again, dropped the request whose client went away");
     ok(wait_until(10, sub { status_row($node, $held)->{state} eq 'ready' }), "$what: server $held is ready again");
+}
+# a single call moved off a suspended server goes back to it when it runs again and the other one is suspended
+{
+    my $q = start_query($node, 'twice', "$long SELECT (groma_chat($img, 'Describe the image in detail.')).text IS NOT NULL");
+    my $busy = wait_until(20, sub { my @r = grep { status_row($node, $_)->{running} eq '1' } (0, 1); @r ? [$r[0]] : undef });
+    my $first = $busy ? $busy->[0] : 0;
+    my $second = 1 - $first;
+    my @p = map { status_row($node, $_)->{pid} } (0, 1);
+    my $served_first = status_row($node, $first)->{served};
+    kill 'STOP', $p[$first];
+    ok(wait_until(20, sub { status_row($node, $second)->{running} eq '1' }), "the request moved to server $second");
+    kill 'STOP', $p[$second];
+    kill 'CONT', $p[$first];
+    my ($rc, $out, $err) = finish_query($q, 90);
+    is("$rc/$out", "0/t\n", "server $second suspended in turn, it is answered") or diag($err);
+    kill 'CONT', $p[$second];
+    is(status_row($node, $first)->{served} - $served_first, 1, "by server $first");
+    ok(wait_until(10, sub { status_row($node, $second)->{state} eq 'ready' }), "server $second is ready again");
 }
 step('a server suspended while it holds requests');
 $b->quit;
