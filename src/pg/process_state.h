@@ -1,7 +1,8 @@
 /*
  * process_state.h - what the kernel says a process is doing, read from
  * /proc/<pid>/stat: used by the launcher to tell a groma-server that is
- * stopped (SIGSTOP, a debugger) from one that runs.
+ * stopped (SIGSTOP, a debugger) from one that runs, and to tell a live
+ * leftover server from a zombie (server_pid_file.c).
  */
 #ifndef GROMA_PROCESS_STATE_H
 #define GROMA_PROCESS_STATE_H

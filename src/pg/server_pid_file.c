@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "process_state.h"
 #include "server_pid_file.h"
 #include "server_registry.h"
 
@@ -92,32 +93,6 @@ read_pid_file(int i)
 	return (pid_t) pid;
 }
 
-/* Returns the state letter of /proc/PID/stat (R, S, T, Z, ...), or '\0' when there is no such process. */
-static char
-process_state(pid_t pid)
-{
-	char		path[64];
-	char		stat[512];
-	int			fd;
-	ssize_t		n;
-	char	   *paren;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return '\0';
-	n = read(fd, stat, sizeof(stat) - 1);
-	close(fd);
-	if (n <= 0)
-		return '\0';
-	stat[n] = '\0';
-	/* "pid (comm) S ...": comm may hold spaces and parentheses, so the last ')' ends it */
-	paren = strrchr(stat, ')');
-	if (paren == NULL || paren[1] != ' ' || paren[2] == '\0')
-		return '\0';
-	return paren[2];
-}
-
 /* Returns true when pid runs in this process's working directory (the data directory). */
 static bool
 runs_in_data_directory(pid_t pid)
@@ -174,7 +149,7 @@ wait_until_gone(pid_t pid)
 {
 	for (int waited = 0; waited < LEFTOVER_WAIT_MS; waited += 10)
 	{
-		char		state = process_state(pid);
+		char		state = groma_process_state(pid);
 
 		if (state == '\0' || state == 'Z')
 			return true;
@@ -190,7 +165,7 @@ groma_pid_file_kill_leftovers(void)
 	for (int i = 0; i < GROMA_MAX_SERVERS; i++)
 	{
 		pid_t		pid = read_pid_file(i);
-		char		state = pid > 0 ? process_state(pid) : '\0';
+		char		state = pid > 0 ? groma_process_state(pid) : '\0';
 
 		if (state != '\0' && state != 'Z' && runs_in_data_directory(pid) && serves_slot(pid, i))
 		{

@@ -152,28 +152,32 @@ is($spread, '6/6', 'an array call beside a loading server gets every answer from
 # server 0 goes away before reading each request (its connections reset, as a killed server's are before its
 # socket closes): single and array calls go to server 1 (they failed with 58000 "while it had this request")
 ok(mode_of_two('reset-0'), 'server 0 now resets every request unread');
-# (one session takes the two servers in turn while neither has a request in flight: some of the four go to 0)
-my ($arc, $answered, $aerr) = $node->psql('postgres', "SELECT count(*) FROM generate_series(1, 4) g,
-    LATERAL (SELECT groma_chat($img, 'What is this? ' || g) AS a) c WHERE (c.a).text LIKE 'A man irons%'");
+# Runs four single calls of the image expression in one session, then an array call of 6; returns (the single
+# calls answered, their stderr, 'answered/asked' of the array call).
+sub single_and_array {
+    my ($image) = @_;
+    # (one session takes the two servers in turn while neither has a request in flight: some of the four go to 0)
+    my ($rc, $answered, $err) = $node->psql('postgres', "SELECT count(*) FROM generate_series(1, 4) g,
+        LATERAL (SELECT groma_chat($image, 'What is this? ' || g) AS a) c WHERE (c.a).text LIKE 'A man irons%'");
+    my $array = $node->safe_psql('postgres', "SET groma.bulk_in_flight = 4;
+        SELECT count(*) FILTER (WHERE a.text LIKE 'A man irons%') || '/' || count(*)
+        FROM unnest(groma_chat_many(array_fill($image, ARRAY[6]), 'What is this?')) a");
+    return ($answered, $err, $array);
+}
+my ($answered, $aerr, $array_answers) = single_and_array($img);
 is($answered, '4', 'four single calls in one session are all answered (those sent to server 0 sent again to server 1)')
   or diag($aerr);
-$spread = $node->safe_psql('postgres', "SET groma.bulk_in_flight = 4;
-    SELECT count(*) FILTER (WHERE a.text LIKE 'A man irons%') || '/' || count(*)
-    FROM unnest(groma_chat_many(array_fill($img, ARRAY[6]), 'What is this?')) a");
-is($spread, '6/6', 'an array call beside it gets every answer from server 1');
+is($array_answers, '6/6', 'an array call beside it gets every answer from server 1');
 # the image of 1.1 MB: server 0 closes while the request is still being sent (the send fails, not the read)
-($arc, $answered, $aerr) = $node->psql('postgres', "SELECT count(*) FROM generate_series(1, 4) g,
-    LATERAL (SELECT groma_chat($big, 'What is this? ' || g) AS a) c WHERE (c.a).text LIKE 'A man irons%'");
+($answered, $aerr, $array_answers) = single_and_array($big);
 is($answered, '4', 'four single calls of a 1.1 MB image are all answered (a failed send moves them too)')
   or diag($aerr);
-$spread = $node->safe_psql('postgres', "SET groma.bulk_in_flight = 4;
-    SELECT count(*) FILTER (WHERE a.text LIKE 'A man irons%') || '/' || count(*)
-    FROM unnest(groma_chat_many(array_fill($big, ARRAY[6]), 'What is this?')) a");
-is($spread, '6/6', 'and so is an array call of 6 of them');
+is($array_answers, '6/6', 'and so is an array call of 6 of them');
 
 # server 0's queue is always full: requests it refuses as busy are sent again to server 1 (they waited for
 # room on server 0 until groma.request_timeout)
 ok(mode_of_two('busy-0'), 'server 0 now refuses every request as busy');
+my $arc;
 ($arc, $answered, $aerr) = $node->psql('postgres', "SET groma.request_timeout = '10s';
     SELECT count(*) FROM generate_series(1, 4) g,
     LATERAL (SELECT groma_chat($img, 'What is this? ' || g) AS a) c WHERE (c.a).text LIKE 'A man irons%'");
