@@ -637,6 +637,13 @@ report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int t
 			 errhint("groma_status() shows the state of groma-server; the server log has its messages.")));
 }
 
+/* Returns true when snap's server runs but is suspended (SIGSTOP, a debugger). */
+static bool
+slot_is_suspended(const groma_server_slot *snap)
+{
+	return snap->state == GROMA_SLOT_RUNNING && snap->suspended_since != 0;
+}
+
 /* Raises 57P03 (or 55000) saying why no slot has a running server. */
 static void
 report_no_server(void)
@@ -650,7 +657,7 @@ report_no_server(void)
 	for (int i = 0; i < n; i++)
 	{
 		groma_registry_snapshot(i, &snap);
-		if (snap.state == GROMA_SLOT_RUNNING && snap.suspended_since != 0 && snap.pid != 0 && suspended < 0)
+		if (slot_is_suspended(&snap) && snap.pid != 0 && suspended < 0)
 		{
 			suspended = i;
 			suspended_snap = snap;
@@ -770,9 +777,9 @@ choose_slot(groma_server_slot *snap, uint32 exclude)
 	return best;
 }
 
-/* Returns true when a slot whose bit is not set in exclude has a running server. */
+/* Returns true when a slot whose bit is not set in exclude holds (as its snapshot shows) what holds() tests. */
 static bool
-other_slot_running(uint32 exclude)
+any_slot(uint32 exclude, bool (*holds) (const groma_server_slot *snap))
 {
 	for (int i = 0; i < groma_registry_shared->n_servers; i++)
 	{
@@ -781,18 +788,32 @@ other_slot_running(uint32 exclude)
 		if (exclude & (1u << i))
 			continue;
 		groma_registry_snapshot(i, &s);
-		if (slot_takes_calls(&s))
+		if (holds(&s))
 			return true;
 	}
 	return false;
+}
+
+/* Returns true when a slot whose bit is not set in exclude has a running server. */
+static bool
+other_slot_running(uint32 exclude)
+{
+	return any_slot(exclude, slot_takes_calls);
 }
 
 /* Returns true when snap's server has been suspended for SUSPENSION_GRACE_MS or more. */
 static bool
 suspended_past_grace(const groma_server_slot *snap)
 {
-	return snap->state == GROMA_SLOT_RUNNING && snap->suspended_since != 0 &&
+	return slot_is_suspended(snap) &&
 		TimestampDifferenceExceeds(snap->suspended_since, GetCurrentTimestamp(), SUSPENSION_GRACE_MS);
+}
+
+/* Returns true when snap's server is suspended, not yet for SUSPENSION_GRACE_MS. */
+static bool
+suspended_within_grace(const groma_server_slot *snap)
+{
+	return slot_is_suspended(snap) && !suspended_past_grace(snap);
 }
 
 /*
@@ -812,17 +833,7 @@ slot_suspended_beside_others(int slot, uint32 exclude)
 static bool
 slot_suspended_briefly(uint32 exclude)
 {
-	for (int i = 0; i < groma_registry_shared->n_servers; i++)
-	{
-		groma_server_slot s;
-
-		if (exclude & (1u << i))
-			continue;
-		groma_registry_snapshot(i, &s);
-		if (s.state == GROMA_SLOT_RUNNING && s.suspended_since != 0 && !suspended_past_grace(&s))
-			return true;
-	}
-	return false;
+	return any_slot(exclude, suspended_within_grace);
 }
 
 /* The hint for a model that failed to load with message: the setting that names the cause. */
@@ -1200,6 +1211,30 @@ bulk_open(bulk_connection *c, bulk_pending *pending, uint32 this_time)
 	bulk_watch(c, pending);
 }
 
+/* Puts connection c's request back to be sent again first, leaving c idle. */
+static void
+bulk_requeue(bulk_connection *c, bulk_pending *pending)
+{
+	pending->retry[pending->n_retry++] = c->req;
+	c->req = -1;
+}
+
+/*
+ * Puts connection c's request back to be sent again first and closes c.
+ * Closing the socket takes it out of the wait set's epoll (or kqueue) set,
+ * so its stale entry is never reported, though it keeps its place:
+ * bulk_watch makes the set again when no place is left (WaitEventSet uses
+ * epoll on Linux, kqueue on the BSDs and macOS; its poll() fallback would
+ * report the stale entry).
+ */
+static void
+bulk_give_back(bulk_connection *c, bulk_pending *pending)
+{
+	bulk_requeue(c, pending);
+	closesocket(c->fd);
+	c->fd = PGINVALID_SOCKET;
+}
+
 /*
  * Moves connection c, whose server cannot take its request (it answered
  * that it has no model to run, or went away before reading the request),
@@ -1215,17 +1250,7 @@ bulk_move(bulk_connection *c, bulk_pending *pending)
 		return false;
 	mark_unready(c->slot, &c->snap);
 	pending->avoid |= 1u << c->slot;
-	pending->retry[pending->n_retry++] = c->req;
-	c->req = -1;
-	/*
-	 * closing the socket takes it out of the wait set's epoll (or kqueue)
-	 * set, so its stale entry is never reported, though it keeps its place:
-	 * bulk_watch makes the set again when no place is left (WaitEventSet
-	 * uses epoll on Linux, kqueue on the BSDs and macOS; its poll() fallback
-	 * would report the stale entry)
-	 */
-	closesocket(c->fd);
-	c->fd = PGINVALID_SOCKET;
+	bulk_give_back(c, pending);
 	bulk_open(c, pending, 0);
 	return true;
 }
@@ -1329,15 +1354,12 @@ bulk_yield_busy(bulk_connection *conns, int n_conns, bulk_connection *c, groma_r
 	}
 	groma_reply_free(reply);
 	memset(reply, 0, sizeof(*reply));
-	pending->retry[pending->n_retry++] = c->req;
-	c->req = -1;
 	/* another server may have room: the next request on c goes to one of the others (see bulk_send_idle) */
-	if (other_slot_running(pending->avoid | (1u << c->slot)))
-	{
-		closesocket(c->fd);		/* (leaves the wait set, as in bulk_move) */
-		c->fd = PGINVALID_SOCKET;
-		c->reopen = true;
-	}
+	c->reopen = other_slot_running(pending->avoid | (1u << c->slot));
+	if (c->reopen)
+		bulk_give_back(c, pending);
+	else
+		bulk_requeue(c, pending);
 	return true;
 }
 
@@ -1360,10 +1382,7 @@ bulk_leave_suspended(bulk_connection *conns, int n_conns, groma_request **reqs, 
 		if (c->req < 0 || c->fd == PGINVALID_SOCKET || !slot_suspended_beside_others(c->slot, pending->avoid))
 			continue;
 		bulk_uncount_one(c->slot);
-		pending->retry[pending->n_retry++] = c->req;
-		c->req = -1;
-		closesocket(c->fd);		/* (leaves the wait set, as in bulk_move) */
-		c->fd = PGINVALID_SOCKET;
+		bulk_give_back(c, pending);
 		bulk_open(c, pending, 0);
 		bulk_send_next(c, reqs, n, pending);
 		moved = true;
