@@ -106,10 +106,10 @@ handle_sigchld(SIGNAL_ARGS)
 static char *
 current_signature(void)
 {
-	return psprintf("%s|%d|%d|%d|%d|%s|%s|%d|%d|%d|%d|%d|%d|%d", groma_model_path, groma_device, groma_weights,
+	return psprintf("%s|%d|%d|%d|%d|%s|%s|%d|%d|%d|%d|%d|%d|%d|%d", groma_model_path, groma_device, groma_weights,
 					groma_threads, groma_max_queue, groma_devices, groma_server_path, groma_log_level,
 					groma_max_image_pixels, groma_max_batch, groma_kv_cache_mb, groma_kv_first_tokens,
-					groma_activation_mb, groma_max_decodes);
+					groma_activation_mb, groma_max_decodes, groma_server_watchdog);
 }
 
 /* Writes the path of the groma-server program into out (MAXPGPATH bytes). */
@@ -301,6 +301,7 @@ start_server(int i)
 				activation_mb[16],
 				threads[16],
 				max_pixels[24],
+				watchdog_s[16],
 				watch_fd[8];
 	char	   *argv[40];
 	int			argc = 0;
@@ -325,6 +326,7 @@ start_server(int i)
 	snprintf(threads, sizeof(threads), "%d", groma_threads);
 	snprintf(max_pixels, sizeof(max_pixels), "%d", groma_max_image_pixels);
 	snprintf(watch_fd, sizeof(watch_fd), "%d", WATCH_FD);
+	snprintf(watchdog_s, sizeof(watchdog_s), "%d", groma_server_watchdog);
 
 	argv[argc++] = program;
 	argv[argc++] = "--serve";
@@ -378,6 +380,8 @@ start_server(int i)
 	argv[argc++] = (char *) groma_log_level_setting_name(groma_log_level);
 	argv[argc++] = "--watch-fd";
 	argv[argc++] = watch_fd;
+	argv[argc++] = "--watchdog-s";
+	argv[argc++] = watchdog_s;
 	argv[argc++] = "--max-image-pixels";
 	argv[argc++] = max_pixels;
 	argv[argc] = NULL;

@@ -93,6 +93,8 @@ groma_describe_exit(int exit_code, int exit_signal, char *buf, size_t len)
 {
 	if (exit_signal > 0)
 		snprintf(buf, len, "signal %d (%s)", exit_signal, pg_strsignal(exit_signal));
+	else if (exit_code == GROMA_SERVER_EXIT_HUNG)
+		snprintf(buf, len, "exit %d: hung, ended by its watchdog", exit_code);
 	else if (exit_code >= 0)
 		snprintf(buf, len, "exit %d", exit_code);
 	else
@@ -624,6 +626,14 @@ report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int t
 							"(queued or running)", now.last_exit_signal, pg_strsignal(now.last_exit_signal)),
 					 last_message_detail(now.last_stderr),
 					 errhint("The groma launcher restarts it; the server log has its messages.")));
+		if (now.last_exit_code == GROMA_SERVER_EXIT_HUNG)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYSTEM_ERROR),
+					 errmsg("groma-server hung while it had this request (queued or running), and its watchdog "
+							"ended it"),
+					 last_message_detail(now.last_stderr),
+					 errhint("The groma launcher restarts it. groma.server_watchdog (%d s) is how long one model "
+							 "call may run before a server is taken as hung.", groma_server_watchdog)));
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("groma-server exited with code %d while it had this request (queued or running)",

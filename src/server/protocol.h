@@ -31,6 +31,13 @@
 #define GROMA_PROTO_VERSION 5
 #define GROMA_PROTO_HEADER_BYTES 16
 
+/*
+ * groma-server --serve's exit status when its watchdog found the scheduler
+ * hung (a model call or the server's lock held longer than --watchdog-s):
+ * the launcher restarts it and backends name the hang.
+ */
+#define GROMA_SERVER_EXIT_HUNG 5
+
 /* Hard limits, checked before any allocation. */
 #define GROMA_PROTO_MAX_PAYLOAD ((uint32_t) 300 << 20)	/* any frame */
 #define GROMA_PROTO_MAX_IMAGE ((uint32_t) 256 << 20)	/* image bytes in a request */

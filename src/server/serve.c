@@ -460,6 +460,11 @@ groma_serve(const groma_cli_options *opt)
 		serve_log(SERVE_LOG_ERROR, "cannot start the scheduler thread");
 		return GROMA_SERVE_EXIT_SETUP;
 	}
+	if (!serve_watchdog_start(&s))
+	{
+		serve_log(SERVE_LOG_ERROR, "cannot start the watchdog thread");
+		return GROMA_SERVE_EXIT_SETUP;
+	}
 	accept_loop(&s, listen_fd);
 
 	/* shutdown: no new connections, queued and newly read requests answered, the running one cancelled */

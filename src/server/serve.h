@@ -35,10 +35,14 @@
 /* Exit status when the socket cannot be set up (another server, bad directory). */
 #define GROMA_SERVE_EXIT_SETUP 4
 
+/* Seconds one model call (a vision batch, a decode step) may run by default before groma-server takes itself as hung. */
+#define GROMA_SERVE_DEFAULT_WATCHDOG_S 300
+
 /*
  * Runs the server until SIGTERM/SIGINT or end of file on --watch-fd;
  * returns the exit status: 0 after a clean shutdown, 3 after a lost GPU,
- * GROMA_SERVE_EXIT_SETUP when the socket could not be set up.
+ * GROMA_SERVE_EXIT_SETUP when the socket could not be set up.  The
+ * watchdog thread exits the process with GROMA_SERVER_EXIT_HUNG (protocol.h) instead.
  */
 int			groma_serve(const groma_cli_options *opt);
 

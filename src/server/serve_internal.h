@@ -96,6 +96,10 @@ typedef struct serve_state
 	int			exit_code;		/* what groma_serve returns */
 	int			stop_pipe[2];	/* written to wake the main thread */
 	groma_engine engine;
+	/* the scheduler's model call in progress, which the watchdog reads without the lock (__atomic) */
+	int64_t		call_since_ms;	/* serve_now_ms() when it began; 0: none */
+	const char *call_what;		/* what it does, as a format taking call_count */
+	int			call_count;
 } serve_state;
 
 /* Log levels, lowest first. */
@@ -148,6 +152,32 @@ bool		serve_connections_quiet(serve_state *s);
 
 /* Hangs up (shutdown(2)) every connection that waits idle with nothing unread, so its thread closes it; under the lock. Returns how many. */
 int			serve_connections_hang_up_idle(serve_state *s);
+
+/*
+ * Marks the start of a model call the scheduler makes without the lock
+ * (what: a format taking count, such as "a step of %d answers"); the
+ * watchdog times it until serve_model_call_end.
+ */
+void		serve_model_call_begin(serve_state *s, const char *what, int count);
+
+/* Marks the end of the scheduler's model call. */
+void		serve_model_call_end(serve_state *s);
+
+/*
+ * Starts the watchdog thread when --watchdog-s is not 0: it exits the
+ * process with GROMA_SERVER_EXIT_HUNG when a model call, or a hold of the
+ * lock, lasts longer.  Returns false when no thread could start.
+ */
+bool		serve_watchdog_start(serve_state *s);
+
+/*
+ * Stalls the calling thread for good when the environment has
+ * GROMA_SERVER_TEST_STALL=1 and one of jobs[n] has the free prompt
+ * "groma test: stall" (locked false: called without the lock, inside a
+ * model call) or "groma test: stall holding the lock" (locked true):
+ * the hangs the watchdog's tests need.  Otherwise returns at once.
+ */
+void		serve_test_stall(serve_job *const *jobs, int n, bool locked);
 
 /* Starts the scheduler thread (it loads the model first). */
 bool		serve_scheduler_start(serve_state *s, pthread_t *thread);

@@ -194,7 +194,9 @@ make_room(serve_state *s)
 		{
 			/* the scheduler thread alone touches the pool and the batch's sequences */
 			pthread_mutex_unlock(&s->lock);
+			serve_model_call_begin(s, "growing the KV cache of answer %d of the batch", i + 1);
 			st = groma_sequence_make_room(s->engine.session.model, &job->pending.seq, &s->pool);
+			serve_model_call_end(s);
 			pthread_mutex_lock(&s->lock);
 			if (st.code != GROMA_ERR_BUSY)
 				break;
@@ -226,7 +228,9 @@ learn_head_bound(serve_state *s)
 	groma_status st;
 
 	pthread_mutex_unlock(&s->lock);
+	serve_model_call_begin(s, "bounding the KV room of request %d", (int) job->req.id);
 	st = groma_request_kv_bound(&s->engine, &job->req, &job->kv_positions);
+	serve_model_call_end(s);
 	pthread_mutex_lock(&s->lock);
 	if (st.code == GROMA_OK && s->stopping)
 		st = groma_error(GROMA_ERR_UNAVAILABLE, "groma-server is shutting down");	/* drained meanwhile */
@@ -364,7 +368,10 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 		room[i] = first_room(s, jobs[i]);
 		cancel[i] = &jobs[i]->cancel;
 	}
+	serve_test_stall(jobs, n, true);
 	pthread_mutex_unlock(&s->lock);
+	serve_model_call_begin(s, generate ? "the vision and prompts of %d GENERATE request(s)" : "the vision of %d REGIONS request(s)", n);
+	serve_test_stall(jobs, n, false);
 	if (n > 1)
 		serve_log(SERVE_LOG_INFO, "the vision of %d images as one batch", n);
 	/*
@@ -378,6 +385,7 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 	else
 		groma_request_regions_batch(&s->engine, n, reqs, replies, &one_by_one);
 	groma_cancel_watch(NULL);
+	serve_model_call_end(s);
 	if (n > 1 && jobs[0]->reply.status.code == GROMA_ERR_CANCELLED)
 		serve_log(SERVE_LOG_INFO, "the vision of %d images stopped: every one of their requests was cancelled", n);
 	if (one_by_one)
@@ -433,7 +441,9 @@ step_batch(serve_state *s)
 	pthread_mutex_unlock(&s->lock);
 	if (prefills > 0 && prefills < n)
 		serve_log(SERVE_LOG_INFO, "the prefill of %d prompts beside the decoding of %d answers", prefills, n - prefills);
+	serve_model_call_begin(s, "a decode step of %d answer(s)", n);
 	st = groma_sequence_step(s->engine.session.model, s->engine.tok, seqs, n, &s->engine.session.act);
+	serve_model_call_end(s);
 	groma_arena_reset(&s->engine.session.act);	/* the newcomers' prompts have been read */
 	for (int i = 0; i < n; i++)
 		alone += newcomer[i] && seqs[i]->prefill_alone;
@@ -467,8 +477,10 @@ step_batch(serve_state *s)
 	s->pool_wait = false;
 	s->kv_used = s->pool.used;
 	pthread_mutex_unlock(&s->lock);
+	serve_model_call_begin(s, "finishing %d answer(s)", n_done);
 	for (int i = 0; i < n_done; i++)
 		groma_request_generate_finish(&s->engine, &done[i]->req, NULL, &done[i]->reply, &done[i]->pending);
+	serve_model_call_end(s);
 	pthread_mutex_lock(&s->lock);
 	for (int i = 0; i < n_done; i++)
 		finish_job(s, done[i], done[i]->reply.status);

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "serve.h"
+#include "protocol.h"
 #include "../model/kv_pool.h"
 
 #define GROMA_VERSION "0.1"
@@ -23,7 +24,7 @@ usage(FILE *f)
 			"                    [--weights f32|bf16|f16|int8] [--threads N] [--max-queue N] [--max-batch N] [--kv-cache-mb N]\n"
 			"                    [--kv-first-tokens N] [--act-mb N] [--max-connections N]\n"
 			"                    [--max-decodes N]\n"
-			"                    [--log-level error|warning|info|debug] [--watch-fd FD]\n"
+			"                    [--log-level error|warning|info|debug] [--watch-fd FD] [--watchdog-s N]\n"
 			"       groma-server --decode IMG.jpg --out FILE.safetensors [--device cpu|cuda]\n"
 			"       groma-server --info IMG.jpg\n"
 			"       groma-server --draw IMG.jpg [--box x1,y1,x2,y2 [--label TEXT]]... --out OUT.jpg\n"
@@ -56,10 +57,14 @@ usage(FILE *f)
 			"                         (default 3072)\n"
 			"  --bench-max-batch N    --bench: measure vision batches of 1, 4, 16 and decode batches of 1, 8, 32, 64\n"
 			"                         images or sequences up to N only (default 64: all)\n"
-			"  --watch-fd FD          --serve: exit when FD reaches end of file (the launcher's pipe)\n",
+			"  --watch-fd FD          --serve: exit when FD reaches end of file (the launcher's pipe)\n"
+			"  --watchdog-s N         --serve: exit with status %d when one model call (a vision batch, a decode\n"
+			"                         step) or the server's lock takes longer than N seconds: a hung GPU or a\n"
+			"                         deadlock (default %d; 0: never)\n",
 			(long) GROMA_DEFAULT_MAX_IMAGE_PIXELS, GROMA_SERVE_DEFAULT_MAX_QUEUE, GROMA_SERVE_DEFAULT_MAX_CONNECTIONS,
 			GROMA_SERVE_DEFAULT_MAX_DECODES, GROMA_SERVE_DEFAULT_MAX_BATCH,
-			GROMA_SERVE_DEFAULT_KV_CACHE_MB, GROMA_SERVE_DEFAULT_KV_FIRST_TOKENS);
+			GROMA_SERVE_DEFAULT_KV_CACHE_MB, GROMA_SERVE_DEFAULT_KV_FIRST_TOKENS, GROMA_SERVER_EXIT_HUNG,
+			GROMA_SERVE_DEFAULT_WATCHDOG_S);
 }
 
 /* Parses a positive integer no larger than max; returns 0 on success. */
@@ -85,7 +90,7 @@ enum
 	OPT_REFER, OPT_DEVICE, OPT_MAX_IMAGE_PIXELS, OPT_SERVE, OPT_SOCKET, OPT_DEVICE_ID, OPT_THREADS,
 	OPT_MAX_QUEUE, OPT_LOG_LEVEL, OPT_WATCH_FD, OPT_VERSION, OPT_EMBEDDINGS, OPT_DRAW, OPT_BOX, OPT_LABEL,
 	OPT_MAX_BATCH, OPT_KV_CACHE_MB, OPT_KV_FIRST_TOKENS, OPT_ACT_MB, OPT_MAX_CONNECTIONS, OPT_BENCH_MAX_BATCH,
-	OPT_MAX_DECODES
+	OPT_MAX_DECODES, OPT_WATCHDOG_S
 };
 
 static const struct option long_options[] = {
@@ -127,6 +132,7 @@ static const struct option long_options[] = {
 	{"act-mb", required_argument, NULL, OPT_ACT_MB},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"watch-fd", required_argument, NULL, OPT_WATCH_FD},
+	{"watchdog-s", required_argument, NULL, OPT_WATCHDOG_S},
 	{NULL, 0, NULL, 0}
 };
 
@@ -292,6 +298,16 @@ apply_option(int c, const char *arg, groma_cli_options *opt, const char **comman
 				return 2;
 			opt->kv_first_tokens = (int) v;
 			return 0;
+		case OPT_WATCHDOG_S:
+			if (strcmp(arg, "0") == 0)
+				v = 0;
+			else if (parse_positive_long(arg, 86400, &v) != 0)
+			{
+				fprintf(stderr, "groma-server: --watchdog-s needs an integer in 0..86400\n");
+				return 2;
+			}
+			opt->watchdog_s = (int) v;
+			return 0;
 		case OPT_ACT_MB:
 			if (numeric_option("act-mb", arg, 1 << 20, &v) != 0)
 				return 2;
@@ -430,6 +446,7 @@ main(int argc, char **argv)
 	opt.kv_first_tokens = GROMA_SERVE_DEFAULT_KV_FIRST_TOKENS;
 	opt.log_level = "info";
 	opt.watch_fd = -1;
+	opt.watchdog_s = GROMA_SERVE_DEFAULT_WATCHDOG_S;
 	opt.device_id = -1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1)

@@ -3,7 +3,11 @@
 # (postmaster start time and other sessions unchanged), the launcher
 # restarts the server (restarts = 1) and the next request succeeds.  Then
 # the server is stopped with SIGSTOP: calls fail at once saying it is
-# suspended, and reach it again after SIGCONT.
+# suspended, and reach it again after SIGCONT.  Last, a server whose model
+# call hangs (GROMA_SERVER_TEST_STALL and a prompt asking for it) is ended
+# by its watchdog after groma.server_watchdog: the calls it held fail at
+# once, naming the hang, their transaction rolls back, and the restarted
+# server answers.
 #
 # With one server, every request it holds dies with it, so the session that
 # must be unaffected (B) runs plain SQL while A's request crashes.
@@ -15,6 +19,7 @@ use GromaPg;
 use Test::More;
 use Time::HiRes qw(time sleep);
 
+$ENV{GROMA_SERVER_TEST_STALL} = '1';	# the postmaster, and so groma-server, inherit it
 my $node = groma_node('crash');
 step('cluster up, model ready');
 my $img = image_sql();
@@ -91,14 +96,50 @@ is($b->query_safe("SET groma.max_new_tokens = 16; SELECT (groma_chat($img, 'What
 is(status_row($node)->{pid}, $after->{pid}, 'the same process (not restarted)');
 step('suspended and resumed');
 
+# a hung model call: the watchdog ends the server (a new groma.server_watchdog restarts it first)
+$node->append_conf('postgresql.conf', "groma.server_watchdog = '2s'");
+$node->reload;
+ok(wait_until(20, sub { my $r = status_row($node); $r->{state} eq 'ready' && $r->{pid} ne $after->{pid} }),
+   'a new groma.server_watchdog restarts the server');
+my $watched = status_row($node);
+$node->safe_psql('postgres', 'CREATE TABLE captions (id int PRIMARY KEY, caption text); INSERT INTO captions VALUES (1, NULL)');
+my $hung = start_query($node, 'hung',
+    "BEGIN; UPDATE captions SET caption = (groma_chat($img, 'groma test: stall')).text; COMMIT;");
+ok(wait_until(5, sub { status_row($node)->{running} eq '1' }), 'the stalling request runs');
+my $stalled_at = time;
+my $behind = start_query($node, 'behind', "SELECT (groma_chat($img, 'What is this?')).text IS NOT NULL");
+ok(wait_until(5, sub { status_row($node)->{queue_depth} eq '1' }), 'another session\'s request waits behind it');
+my ($hrc, $hout, $herr, $hended) = finish_query($hung, 20);
+my ($qrc, $qout, $qerr) = finish_query($behind, 20);
+step('hung server ended by its watchdog');
+like($herr, qr/58000: groma-server hung while it had this request \(queued or running\), and its watchdog ended it/,
+     'the hung call fails naming the hang (58000)');
+like($herr, qr/error: the vision and prompts of 1 GENERATE request\(s\) for [23] s, longer than --watchdog-s 2/,
+     'its detail is the watchdog\'s message');
+like($herr, qr/groma\.server_watchdog \(2 s\) is how long one model call may run/, 'its hint names the setting');
+like($qerr, qr/58000: groma-server hung while it had this request/, 'the request queued behind it fails the same way');
+my $waited = $hended - $stalled_at;
+cmp_ok($waited, '<', 6, sprintf('%.2f s after the stall began, not at a timeout', $waited));
+is($node->safe_psql('postgres', 'SELECT coalesce(caption, \'(null)\') FROM captions'), '(null)',
+   'the failed UPDATE rolled back');
+ok(wait_until(20, sub { my $r = status_row($node); $r->{state} eq 'ready' && $r->{pid} ne $watched->{pid} }),
+   'the launcher restarts the server');
+my $restarted_row = status_row($node);
+is($restarted_row->{restarts}, $watched->{restarts} + 1, 'restarts counts it');
+is($restarted_row->{last_exit}, 'exit 5: hung, ended by its watchdog', 'last_exit names the hang');
+$node->safe_psql('postgres', "SET groma.max_new_tokens = 16; UPDATE captions SET caption = (groma_chat($img, 'What is this?')).text");
+is($node->safe_psql('postgres', 'SELECT caption IS NOT NULL FROM captions'), 't', 'the same UPDATE succeeds afterwards');
+step('restarted after the hang');
+
 $b->quit;
 my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
 unlike($log, qr/server process .* was terminated by signal|terminating any other active server processes/,
     'no PostgreSQL process crashed');
 like($log, qr/groma-server 0 \(pid $server_pid\) ended: signal 11/, 'the launcher logged the crash');
+like($log, qr/groma-server 0 \(pid $watched->{pid}\) ended: exit 5: hung, ended by its watchdog/, 'and the hang');
 like($log, qr/groma-server 0 \(pid $after->{pid}\) is suspended .*\n(?s:.*)groma-server 0 \(pid $after->{pid}\) runs again/,
     'the launcher logged the suspension and the resumption');
 $node->stop('fast');
-ok(!proc_alive($after->{pid}), 'no groma-server left after pg_ctl stop -m fast');
+ok(!proc_alive($restarted_row->{pid}), 'no groma-server left after pg_ctl stop -m fast');
 step('stopped');
 done_testing();

@@ -1,0 +1,104 @@
+# groma-server's watchdog: a scheduler stuck in a model call (as a hung GPU
+# would leave it) or holding the server's lock (a deadlock) makes the
+# server exit with status 5 once --watchdog-s has passed, closing every
+# connection that waits for an answer, so that no client waits for good;
+# with --watchdog-s 0 the same hang keeps the server running.  The hangs
+# come from GROMA_SERVER_TEST_STALL=1 and a prompt asking for one.
+use strict;
+use warnings;
+use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use GromaCli;
+use GromaProto;
+use File::Temp qw(tempdir);
+use Time::HiRes qw(time sleep);
+
+use constant { OK => 0, HUNG => 5 };
+
+my $model = "$root/test/golden/tiny-groma";
+my $img = do { local $/; open(my $f, '<:raw', "$root/test/golden/images/synthetic_333x251.jpg") or die; <$f> };
+my $dir = tempdir(CLEANUP => 1);
+chmod 0700, $dir;
+$ENV{GROMA_SERVER_TEST_STALL} = '1';
+
+# Starts groma-server on the tiny model with extra arguments and waits until its model is ready; returns (pid, socket, log).
+my $n_servers = 0;
+sub start_ready {
+    my (@args) = @_;
+    $n_servers++;
+    my ($sock, $log) = ("$dir/s$n_servers.sock", "$dir/s$n_servers.log");
+    my $pid = spawn_server($server, $sock, $log, '--model', $model, '--device', 'cpu', @args);
+    ok(wait_for_socket($sock, 20), "server $n_servers listens") or diag(slurp($log));
+    my $until = time + 20;
+    sleep 0.05 while (status_of($sock)->{state} // 0) != 2 && time < $until;
+    return ($pid, $sock, $log);
+}
+
+# Sends a GENERATE request for prompt on a new connection; returns the connection.
+sub ask {
+    my ($sock, $id, $prompt) = @_;
+    my $c = proto_connect($sock) or die "connect: $!";
+    print $c generate_frame($id, $img, $prompt, 8);
+    return $c;
+}
+
+# ---- a model call that never ends
+my ($pid, $sock, $log) = start_ready('--watchdog-s', '2');
+my $r = read_reply(ask($sock, 1, 'What is this?'), 30);
+is($r->{code}, OK, 'an ordinary request is answered with the watchdog on') or diag($r->{message});
+my $stalled = ask($sock, 2, 'groma test: stall');
+my $asked = time;
+sleep 0.5;
+my $queued = ask($sock, 3, 'What is this?');
+my $st = status_of($sock);
+my $until = time + 1;
+($st = status_of($sock), sleep 0.05) while ($st->{queued} // 0) != 1 && time < $until;
+is($st->{running}, 1, 'while the scheduler hangs, STATUS still answers (a probe cannot tell the hang)');
+is($st->{queued}, 1, 'and shows the request queued behind it');
+my $rc = wait_exit($pid, 15);
+my $took = time - $asked;
+is($rc, HUNG << 8, 'the server exits with status 5');
+cmp_ok($took, '>=', 2, sprintf('not before --watchdog-s (%.2f s)', $took));
+cmp_ok($took, '<', 5, sprintf('within a second or two after it (%.2f s)', $took));
+ok(!defined read_reply($stalled, 5), 'the stalled request\'s connection is closed');
+ok(!defined read_reply($queued, 5), 'and so is the queued one\'s');
+like(slurp($log), qr/request 2 stalls the scheduler for good, as GROMA_SERVER_TEST_STALL allows/, 'the stall is logged');
+like(slurp($log), qr/error: the vision and prompts of 1 GENERATE request\(s\) for [23] s, longer than --watchdog-s 2: groma-server is hung .* exits with status 5/,
+    'the watchdog says which model call hung, and for how long');
+
+# ---- the lock held for good
+($pid, $sock, $log) = start_ready('--watchdog-s', '1');
+$stalled = ask($sock, 1, 'groma test: stall holding the lock');
+$asked = time;
+$rc = wait_exit($pid, 15);
+$took = time - $asked;
+is($rc, HUNG << 8, 'a lock held for good makes the server exit with status 5');
+cmp_ok($took, '<', 4, sprintf('soon after --watchdog-s 1 (%.2f s)', $took));
+ok(!defined read_reply($stalled, 5), 'closing the waiting connection');
+like(slurp($log), qr/error: the server's lock has been held for 1 s, longer than --watchdog-s 1/, 'the watchdog names the lock');
+
+# ---- without the watchdog the same hang lasts
+($pid, $sock, $log) = start_ready('--watchdog-s', '0');
+$stalled = ask($sock, 1, 'groma test: stall');
+ok(!defined wait_exit($pid, 3), 'with --watchdog-s 0 a hung server keeps running');
+ok(!defined read_reply($stalled, 0.5), 'and its client keeps waiting');
+kill 'KILL', $pid;
+wait_exit($pid, 5);
+unlike(slurp($log), qr/watchdog/, 'and nothing is said of a watchdog');
+
+# ---- without GROMA_SERVER_TEST_STALL a prompt cannot stall the server
+delete $ENV{GROMA_SERVER_TEST_STALL};
+($pid, $sock, $log) = start_ready('--watchdog-s', '2');
+$r = read_reply(ask($sock, 1, 'groma test: stall'), 30);
+is($r->{code}, OK, 'the stall prompt is an ordinary prompt without GROMA_SERVER_TEST_STALL=1') or diag($r->{message});
+kill 'TERM', $pid;
+is(wait_exit($pid, 10), 0, 'and the server stops cleanly');
+
+# ---- bad values
+for my $bad ('-1', 'x', '86401', '') {
+    my ($brc, undef, $err) = run_server('--serve', '--socket', "$dir/bad.sock", '--watchdog-s', $bad);
+    is($brc, 2, "--watchdog-s '$bad' is a usage error");
+    like($err, qr/--watchdog-s needs an integer in 0\.\.86400/, 'saying which values it takes');
+}
+done_testing();
