@@ -8,6 +8,7 @@
  * process (GROMA_SERVER_EXIT_HUNG), so its connections close, their
  * clients get an error at once, and the launcher starts a fresh server.
  * It keeps watching during a shutdown, which waits for the scheduler.
+ * Time this process spent stopped (SIGSTOP, a debugger) is not counted.
  */
 #define _GNU_SOURCE				/* pthread_mutex_clocklock */
 #include <errno.h>
@@ -45,54 +46,119 @@ exit_hung(const serve_state *s, const char *what, double seconds)
 	_exit(GROMA_SERVER_EXIT_HUNG);
 }
 
-/* Returns true when the lock could be taken within limit_ms (it is then released at once). */
-static bool
-lock_taken_within(serve_state *s, long limit_ms)
+/* What the watchdog keeps between its looks. */
+typedef struct watch
 {
-	struct timespec deadline;
+	serve_state *s;
+	long		limit_ms;		/* --watchdog-s in milliseconds */
+	long		tick_ms;		/* between looks: a quarter of the limit, at most a second */
+	int64_t		call_since;		/* the model call being timed (its call_since_ms), 0: none */
+	double		call_ran_ms;	/* how long it has run while this process ran */
+} watch;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += limit_ms / 1000;
-	deadline.tv_nsec += (limit_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L)
-	{
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
-	if (pthread_mutex_clocklock(&s->lock, CLOCK_MONOTONIC, &deadline) != 0)
-		return false;
-	pthread_mutex_unlock(&s->lock);
-	return true;
+/*
+ * Returns the part of elapsed_ms to count against a limit: at most a tick
+ * and a quarter.  A longer gap between two looks means this process was
+ * stopped (SIGSTOP, a debugger) or starved of CPU meanwhile, which is not
+ * a hang of its own: the server is given that time back.
+ */
+static double
+counted_ms(const watch *w, double elapsed_ms)
+{
+	double		most = 1.25 * w->tick_ms;
+
+	return elapsed_ms < most ? elapsed_ms : most;
 }
 
-/* The watchdog thread: checks the lock and the model call in progress four times per limit, at most once a second. */
-static void *
-watchdog_main(void *arg)
+/* Returns an absolute CLOCK_MONOTONIC time ms milliseconds from now. */
+static struct timespec
+monotonic_in(long ms)
 {
-	serve_state *s = arg;
-	long		limit_ms = s->opt->watchdog_s * 1000L;
-	long		tick_ms = limit_ms / 4 < 1000 ? limit_ms / 4 : 1000;
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L)
+	{
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
+/* Takes and releases the lock, trying a tick at a time; exits the process once the lock was held past the limit. */
+static void
+check_lock(watch *w)
+{
+	double		held_ms = 0;
 
 	for (;;)
 	{
-		struct timespec pause = {tick_ms / 1000, (tick_ms % 1000) * 1000000L};
-		int64_t		since;
+		double		tried_at = serve_now_ms();
+		struct timespec deadline = monotonic_in(w->tick_ms);
+
+		if (pthread_mutex_clocklock(&w->s->lock, CLOCK_MONOTONIC, &deadline) == 0)
+		{
+			pthread_mutex_unlock(&w->s->lock);
+			return;
+		}
+		held_ms += counted_ms(w, serve_now_ms() - tried_at);
+		if (held_ms > w->limit_ms)
+			exit_hung(w->s, "the server's lock has been held", held_ms / 1000.0);
+	}
+}
+
+/* Times the scheduler's model call in progress over elapsed_ms since the last look; exits the process once it ran past the limit. */
+static void
+check_call(watch *w, double elapsed_ms)
+{
+	serve_state *s = w->s;
+	int64_t		since = __atomic_load_n(&s->call_since_ms, __ATOMIC_ACQUIRE);
+	char		what[128];
+
+	if (since == 0)
+	{
+		w->call_since = 0;
+		return;
+	}
+	if (since != w->call_since)
+	{
+		/* a call begun since the last look: it ran for at most that long */
+		w->call_since = since;
+		w->call_ran_ms = counted_ms(w, serve_now_ms() - (double) since);
+	}
+	else
+		w->call_ran_ms += counted_ms(w, elapsed_ms);
+	if (w->call_ran_ms <= w->limit_ms)
+		return;
+	snprintf(what, sizeof(what), __atomic_load_n(&s->call_what, __ATOMIC_RELAXED),
+			 __atomic_load_n(&s->call_count, __ATOMIC_RELAXED));
+	/* read again: the call may have ended while its description was read */
+	if (__atomic_load_n(&s->call_since_ms, __ATOMIC_ACQUIRE) == since)
+		exit_hung(s, what, w->call_ran_ms / 1000.0);
+}
+
+/* The watchdog thread: looks at the lock and the model call in progress every tick. */
+static void *
+watchdog_main(void *arg)
+{
+	watch		w = {.s = arg};
+	double		last = serve_now_ms();
+
+	w.limit_ms = w.s->opt->watchdog_s * 1000L;
+	w.tick_ms = w.limit_ms / 4 < 1000 ? w.limit_ms / 4 : 1000;
+	for (;;)
+	{
+		struct timespec pause = {w.tick_ms / 1000, (w.tick_ms % 1000) * 1000000L};
+		double		now;
 
 		while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
 			;
-		if (!lock_taken_within(s, limit_ms))
-			exit_hung(s, "the server's lock has been held", limit_ms / 1000.0);
-		since = __atomic_load_n(&s->call_since_ms, __ATOMIC_ACQUIRE);
-		if (since != 0 && serve_now_ms() - (double) since > (double) limit_ms)
-		{
-			char		what[128];
-			const char *format = __atomic_load_n(&s->call_what, __ATOMIC_RELAXED);
-
-			snprintf(what, sizeof(what), format, __atomic_load_n(&s->call_count, __ATOMIC_RELAXED));
-			/* read again: the call may have ended while its description was read */
-			if (__atomic_load_n(&s->call_since_ms, __ATOMIC_ACQUIRE) == since)
-				exit_hung(s, what, (serve_now_ms() - (double) since) / 1000.0);
-		}
+		check_lock(&w);
+		now = serve_now_ms();
+		check_call(&w, now - last);
+		last = now;
 	}
 	return NULL;
 }

@@ -67,6 +67,37 @@ like(slurp($log), qr/request 2 stalls the scheduler for good, as GROMA_SERVER_TE
 like(slurp($log), qr/error: the vision and prompts of 1 GENERATE request\(s\) for [23] s, longer than --watchdog-s 2: groma-server is hung .* exits with status 5/,
     'the watchdog says which model call hung, and for how long');
 
+# ---- time the server spends stopped (SIGSTOP, a debugger) is not a hang
+($pid, $sock, $log) = start_ready('--watchdog-s', '1');
+my $long = proto_connect($sock) or die "connect: $!";
+print $long generate_frame(1, $img, 'Describe the image in detail.', 3000);
+$until = time + 10;
+sleep 0.02 while (status_of($sock)->{running} // 0) != 1 && time < $until;
+sleep 0.3;
+kill 'STOP', $pid;
+sleep 2;
+kill 'CONT', $pid;
+$r = read_reply($long, 60);
+is($r->{code}, OK, 'a generation stopped for 2 s in the middle of its decode steps (--watchdog-s 1) is answered')
+    or diag($r ? $r->{message} : 'no reply: ' . slurp($log));
+ok(kill(0, $pid) && !defined wait_exit($pid, 0.1), 'and the server keeps running');
+kill 'TERM', $pid;
+wait_exit($pid, 10);
+
+($pid, $sock, $log) = start_ready('--watchdog-s', '4');
+$stalled = ask($sock, 1, 'groma test: stall');
+$until = time + 10;
+sleep 0.02 while (status_of($sock)->{running} // 0) != 1 && time < $until;
+sleep 0.5;
+kill 'STOP', $pid;
+sleep 5;
+kill 'CONT', $pid;
+my $continued = time;
+$rc = wait_exit($pid, 15);
+$took = time - $continued;
+is($rc, HUNG << 8, 'a stalled call is still ended when the stop is over');
+cmp_ok($took, '>=', 1.5, sprintf('but the 5 s stop did not count: it ended %.2f s after SIGCONT', $took));
+
 # ---- the lock held for good
 ($pid, $sock, $log) = start_ready('--watchdog-s', '1');
 $stalled = ask($sock, 1, 'groma test: stall holding the lock');
@@ -76,7 +107,7 @@ $took = time - $asked;
 is($rc, HUNG << 8, 'a lock held for good makes the server exit with status 5');
 cmp_ok($took, '<', 4, sprintf('soon after --watchdog-s 1 (%.2f s)', $took));
 ok(!defined read_reply($stalled, 5), 'closing the waiting connection');
-like(slurp($log), qr/error: the server's lock has been held for 1 s, longer than --watchdog-s 1/, 'the watchdog names the lock');
+like(slurp($log), qr/error: the server's lock has been held for [12] s, longer than --watchdog-s 1/, 'the watchdog names the lock');
 
 # ---- without the watchdog the same hang lasts
 ($pid, $sock, $log) = start_ready('--watchdog-s', '0');
