@@ -508,7 +508,12 @@ socket_answers(const char *path)
 	return answers;
 }
 
-/* Terminates every running server: SIGTERM, then SIGKILL for those still there after STOP_GRACE_MS. */
+/*
+ * Terminates every running server: SIGTERM, then SIGKILL for those still
+ * there after STOP_GRACE_MS.  A server stopped by a signal (SIGSTOP) gets
+ * SIGCONT too, so that it stops cleanly instead of being killed; one held
+ * by a debugger cannot be resumed that way.
+ */
 static void
 stop_servers(void)
 {
@@ -522,6 +527,12 @@ stop_servers(void)
 		{
 			publish_state(i, GROMA_SLOT_STOPPING);
 			kill(slots[i].pid, SIGTERM);
+			if (groma_process_state(slots[i].pid) == 'T')
+			{
+				ereport(LOG, (errmsg("groma-server %d (pid %d) is stopped by a signal: resuming it so that it can stop",
+									 i, (int) slots[i].pid)));
+				kill(slots[i].pid, SIGCONT);
+			}
 		}
 	}
 	for (;;)
