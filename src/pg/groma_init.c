@@ -31,7 +31,7 @@ int			groma_max_decodes = 4;
 int			groma_max_batch = 16;
 int			groma_kv_cache_mb = 4096;
 int			groma_kv_first_tokens = 256;
-int			groma_server_watchdog = 300;
+int			groma_server_watchdog = -1;
 int			groma_activation_mb = 0;
 char	   *groma_devices = NULL;
 char	   *groma_server_path = NULL;
@@ -207,8 +207,9 @@ define_server_settings(void)
 							"Longest one model call of groma-server (a vision batch, a decode step) may run.",
 							"A server whose call runs longer, or whose lock is held longer, is taken as hung (a GPU "
 							"that no longer answers, a deadlock): it exits, the requests it held fail at once, and the "
-							"launcher starts it again. Zero never takes a server as hung.",
-							&groma_server_watchdog, 300, 0, 86400, PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+							"launcher starts it again. Zero never takes a server as hung; -1 means 300 s on a GPU "
+							"and never on the CPU, where the real model's calls can take minutes.",
+							&groma_server_watchdog, -1, -1, 86400, PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("groma.activation_mb",
 							"Size of each groma-server's activation arena; it bounds how many images share a vision pass.",
 							"Zero leaves groma-server's default (3072 MB).",

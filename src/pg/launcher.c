@@ -380,8 +380,11 @@ start_server(int i)
 	argv[argc++] = (char *) groma_log_level_setting_name(groma_log_level);
 	argv[argc++] = "--watch-fd";
 	argv[argc++] = watch_fd;
-	argv[argc++] = "--watchdog-s";
-	argv[argc++] = watchdog_s;
+	if (groma_server_watchdog >= 0)
+	{
+		argv[argc++] = "--watchdog-s";
+		argv[argc++] = watchdog_s;
+	}
 	argv[argc++] = "--max-image-pixels";
 	argv[argc++] = max_pixels;
 	argv[argc] = NULL;

@@ -632,8 +632,8 @@ report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int t
 					 errmsg("groma-server hung while it had this request (queued or running), and its watchdog "
 							"ended it"),
 					 last_message_detail(now.last_stderr),
-					 errhint("The groma launcher restarts it. groma.server_watchdog (%d s) is how long one model "
-							 "call may run before a server is taken as hung.", groma_server_watchdog)));
+					 errhint("The groma launcher restarts it. groma.server_watchdog is how long one model call, or a "
+							 "hold of the server's lock, may last before a server is taken as hung.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("groma-server exited with code %d while it had this request (queued or running)",

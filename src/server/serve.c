@@ -435,6 +435,8 @@ groma_serve(const groma_cli_options *opt)
 		serve_log(SERVE_LOG_INFO, "--weights %s applies to the GPU; the CPU computes in f32", opt->weights);
 		resolved.weights = NULL;
 	}
+	if (resolved.watchdog_s < 0)
+		resolved.watchdog_s = strcmp(resolved.device, "cpu") == 0 ? 0 : GROMA_SERVE_DEFAULT_WATCHDOG_S;
 	/* non-blocking: a storm of signals must not block the handler once the pipe is full (one byte wakes it) */
 	if (pipe2(s.stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0 ||
 		(s.conn_closed_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
@@ -455,14 +457,16 @@ groma_serve(const groma_cli_options *opt)
 		return GROMA_SERVE_EXIT_SETUP;
 	serve_log(SERVE_LOG_INFO, "listening on %s (pid %d, device %s, max queue %d, max connections %d, max decodes %d)",
 			  opt->socket_path, (int) getpid(), s.device, opt->max_queue, opt->max_connections, opt->max_decodes);
-	if (!serve_scheduler_start(&s, &scheduler))
+	if (resolved.watchdog_s > 0)
+		serve_log(SERVE_LOG_INFO, "watchdog: a model call or a hold of the lock longer than %d s ends this process",
+				  resolved.watchdog_s);
+	else
+		serve_log(SERVE_LOG_INFO, "no watchdog: a hung model call is not detected (--watchdog-s sets one)");
+	/* the watchdog first: it needs nothing from the scheduler, and a failure leaves no thread behind */
+	if (!serve_watchdog_start(&s) || !serve_scheduler_start(&s, &scheduler))
 	{
-		serve_log(SERVE_LOG_ERROR, "cannot start the scheduler thread");
-		return GROMA_SERVE_EXIT_SETUP;
-	}
-	if (!serve_watchdog_start(&s))
-	{
-		serve_log(SERVE_LOG_ERROR, "cannot start the watchdog thread");
+		serve_log(SERVE_LOG_ERROR, "cannot start the watchdog or the scheduler thread");
+		remove_own_socket(opt->socket_path);
 		return GROMA_SERVE_EXIT_SETUP;
 	}
 	accept_loop(&s, listen_fd);

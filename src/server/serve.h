@@ -35,7 +35,7 @@
 /* Exit status when the socket cannot be set up (another server, bad directory). */
 #define GROMA_SERVE_EXIT_SETUP 4
 
-/* Seconds one model call (a vision batch, a decode step) may run by default before groma-server takes itself as hung. */
+/* Seconds one model call (a vision batch, a decode step) may run by default on a GPU before groma-server takes itself as hung (none on the CPU). */
 #define GROMA_SERVE_DEFAULT_WATCHDOG_S 300
 
 /*

@@ -228,7 +228,7 @@ learn_head_bound(serve_state *s)
 	groma_status st;
 
 	pthread_mutex_unlock(&s->lock);
-	serve_model_call_begin(s, "bounding the KV room of request %d", (int) job->req.id);
+	serve_model_call_begin(s, "bounding the KV room of job %d", (int) job->serial);
 	st = groma_request_kv_bound(&s->engine, &job->req, &job->kv_positions);
 	serve_model_call_end(s);
 	pthread_mutex_lock(&s->lock);
@@ -370,7 +370,8 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 	}
 	serve_test_stall(jobs, n, true);
 	pthread_mutex_unlock(&s->lock);
-	serve_model_call_begin(s, generate ? "the vision and prompts of %d GENERATE request(s)" : "the vision of %d REGIONS request(s)", n);
+	serve_model_call_begin(s, generate ? "the vision and prompts of %d GENERATE request(s)" :
+						   "the vision of %d REGIONS request(s)", n);
 	serve_test_stall(jobs, n, false);
 	if (n > 1)
 		serve_log(SERVE_LOG_INFO, "the vision of %d images as one batch", n);

@@ -8,10 +8,15 @@
  * process (GROMA_SERVER_EXIT_HUNG), so its connections close, their
  * clients get an error at once, and the launcher starts a fresh server.
  * It keeps watching during a shutdown, which waits for the scheduler.
- * Time this process spent stopped (SIGSTOP, a debugger) is not counted.
+ * A gap between two of its looks counts a tick and a quarter at most, so
+ * that time this process spends stopped (SIGSTOP, a debugger) is mostly
+ * not counted; time a busy CPU slows the call itself counts.  The model
+ * load is not timed (a server that never finishes loading refuses model
+ * requests at once).
  */
 #define _GNU_SOURCE				/* pthread_mutex_clocklock */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,8 +29,8 @@
 void
 serve_model_call_begin(serve_state *s, const char *what, int count)
 {
-	__atomic_store_n(&s->call_what, what, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->call_count, count, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->call_what, what, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->call_count, count, __ATOMIC_RELEASE);
 	__atomic_store_n(&s->call_since_ms, (int64_t) serve_now_ms(), __ATOMIC_RELEASE);
 }
 
@@ -36,13 +41,24 @@ serve_model_call_end(serve_state *s)
 	__atomic_store_n(&s->call_since_ms, 0, __ATOMIC_RELEASE);
 }
 
-/* Logs why groma-server is taken as hung and exits at once: the hung thread could not take part in a shutdown. */
+/*
+ * Says why groma-server is taken as hung and exits at once (the hung thread
+ * could not take part in a shutdown).  The line is written with one
+ * non-blocking write(2), not stdio: a thread stuck writing to a full log
+ * pipe holds stderr's stdio lock, and the watchdog must not wait for it.
+ */
 static void
 exit_hung(const serve_state *s, const char *what, double seconds)
 {
-	serve_log(SERVE_LOG_ERROR, "%s for %.0f s, longer than --watchdog-s %d: groma-server is hung (a GPU that no "
-			  "longer answers, or a deadlock) and exits with status %d so that the launcher starts it again",
-			  what, seconds, s->opt->watchdog_s, GROMA_SERVER_EXIT_HUNG);
+	char		line[512];
+	int			n;
+
+	n = snprintf(line, sizeof(line), "error: %s for %.0f s, longer than --watchdog-s %d: groma-server is hung (a GPU "
+				 "that no longer answers, or a deadlock) and exits with status %d so that the launcher starts it "
+				 "again\n", what, seconds, s->opt->watchdog_s, GROMA_SERVER_EXIT_HUNG);
+	(void) fcntl(STDERR_FILENO, F_SETFL, fcntl(STDERR_FILENO, F_GETFL) | O_NONBLOCK);
+	if (n > 0 && write(STDERR_FILENO, line, (size_t) n < sizeof(line) ? (size_t) n : sizeof(line) - 1) < 0)
+		n = 0;					/* nothing more can be said */
 	_exit(GROMA_SERVER_EXIT_HUNG);
 }
 
@@ -98,11 +114,12 @@ check_lock(watch *w)
 		double		tried_at = serve_now_ms();
 		struct timespec deadline = monotonic_in(w->tick_ms);
 
-		if (pthread_mutex_clocklock(&w->s->lock, CLOCK_MONOTONIC, &deadline) == 0)
-		{
+		int			rc = pthread_mutex_clocklock(&w->s->lock, CLOCK_MONOTONIC, &deadline);
+
+		if (rc == 0)
 			pthread_mutex_unlock(&w->s->lock);
-			return;
-		}
+		if (rc != ETIMEDOUT)
+			return;				/* taken, or an error that says nothing of a hang */
 		held_ms += counted_ms(w, serve_now_ms() - tried_at);
 		if (held_ms > w->limit_ms)
 			exit_hung(w->s, "the server's lock has been held", held_ms / 1000.0);
@@ -132,9 +149,10 @@ check_call(watch *w, double elapsed_ms)
 		w->call_ran_ms += counted_ms(w, elapsed_ms);
 	if (w->call_ran_ms <= w->limit_ms)
 		return;
-	snprintf(what, sizeof(what), __atomic_load_n(&s->call_what, __ATOMIC_RELAXED),
-			 __atomic_load_n(&s->call_count, __ATOMIC_RELAXED));
-	/* read again: the call may have ended while its description was read */
+	snprintf(what, sizeof(what), __atomic_load_n(&s->call_what, __ATOMIC_ACQUIRE),
+			 __atomic_load_n(&s->call_count, __ATOMIC_ACQUIRE));
+	/* read again: the call may have ended (and another begun) while its description was read */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	if (__atomic_load_n(&s->call_since_ms, __ATOMIC_ACQUIRE) == since)
 		exit_hung(s, what, w->call_ran_ms / 1000.0);
 }

@@ -60,23 +60,24 @@ usage(FILE *f)
 			"  --watch-fd FD          --serve: exit when FD reaches end of file (the launcher's pipe)\n"
 			"  --watchdog-s N         --serve: exit with status %d when one model call (a vision batch, a decode\n"
 			"                         step) or the server's lock takes longer than N seconds: a hung GPU or a\n"
-			"                         deadlock (default %d; 0: never)\n",
+			"                         deadlock (default %d on a GPU, 0 on the CPU, where the real model's calls\n"
+			"                         can take minutes; 0: never)\n",
 			(long) GROMA_DEFAULT_MAX_IMAGE_PIXELS, GROMA_SERVE_DEFAULT_MAX_QUEUE, GROMA_SERVE_DEFAULT_MAX_CONNECTIONS,
 			GROMA_SERVE_DEFAULT_MAX_DECODES, GROMA_SERVE_DEFAULT_MAX_BATCH,
 			GROMA_SERVE_DEFAULT_KV_CACHE_MB, GROMA_SERVE_DEFAULT_KV_FIRST_TOKENS, GROMA_SERVER_EXIT_HUNG,
 			GROMA_SERVE_DEFAULT_WATCHDOG_S);
 }
 
-/* Parses a positive integer no larger than max; returns 0 on success. */
+/* Parses an integer in min..max; returns 0 on success. */
 static int
-parse_positive_long(const char *text, long max, long *out)
+parse_long_between(const char *text, long min, long max, long *out)
 {
 	char	   *end;
 	long		v;
 
 	errno = 0;
 	v = strtol(text, &end, 10);
-	if (errno != 0 || end == text || *end != '\0' || v <= 0 || v > max)
+	if (errno != 0 || end == text || *end != '\0' || v < min || v > max)
 		return -1;
 	*out = v;
 	return 0;
@@ -136,14 +137,21 @@ static const struct option long_options[] = {
 	{NULL, 0, NULL, 0}
 };
 
+/* Reads a numeric option into *out within min..max; prints why and returns -1 when it is not one. */
+static int
+option_between(const char *name, const char *text, long min, long max, long *out)
+{
+	if (parse_long_between(text, min, max, out) == 0)
+		return 0;
+	fprintf(stderr, "groma-server: --%s needs an integer in %ld..%ld\n", name, min, max);
+	return -1;
+}
+
 /* Reads a numeric option into *out within 1..max; prints why and returns -1 when it is not one. */
 static int
 numeric_option(const char *name, const char *text, long max, long *out)
 {
-	if (parse_positive_long(text, max, out) == 0)
-		return 0;
-	fprintf(stderr, "groma-server: --%s needs an integer in 1..%ld\n", name, max);
-	return -1;
+	return option_between(name, text, 1, max, out);
 }
 
 /* Applies --box (a new box) or --label (the label of the last box); returns 0, or 2 on a usage error. */
@@ -299,13 +307,8 @@ apply_option(int c, const char *arg, groma_cli_options *opt, const char **comman
 			opt->kv_first_tokens = (int) v;
 			return 0;
 		case OPT_WATCHDOG_S:
-			if (strcmp(arg, "0") == 0)
-				v = 0;
-			else if (parse_positive_long(arg, 86400, &v) != 0)
-			{
-				fprintf(stderr, "groma-server: --watchdog-s needs an integer in 0..86400\n");
+			if (option_between("watchdog-s", arg, 0, 86400, &v) != 0)
 				return 2;
-			}
 			opt->watchdog_s = (int) v;
 			return 0;
 		case OPT_ACT_MB:
@@ -314,13 +317,8 @@ apply_option(int c, const char *arg, groma_cli_options *opt, const char **comman
 			opt->act_mb = (int) v;
 			return 0;
 		case OPT_DEVICE_ID:
-			if (strcmp(arg, "0") == 0)
-				v = 0;	/* parse_positive_long takes positive numbers */
-			else if (parse_positive_long(arg, 1024, &v) != 0)
-			{
-				fprintf(stderr, "groma-server: --device-id needs an integer in 0..1024\n");
+			if (option_between("device-id", arg, 0, 1024, &v) != 0)
 				return 2;
-			}
 			opt->device_id = (int) v;
 			return 0;
 		case OPT_WATCH_FD:
@@ -446,7 +444,7 @@ main(int argc, char **argv)
 	opt.kv_first_tokens = GROMA_SERVE_DEFAULT_KV_FIRST_TOKENS;
 	opt.log_level = "info";
 	opt.watch_fd = -1;
-	opt.watchdog_s = GROMA_SERVE_DEFAULT_WATCHDOG_S;
+	opt.watchdog_s = -1;		/* GROMA_SERVE_DEFAULT_WATCHDOG_S on a GPU, none on the CPU */
 	opt.device_id = -1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1)

@@ -97,7 +97,7 @@ is(status_row($node)->{pid}, $after->{pid}, 'the same process (not restarted)');
 step('suspended and resumed');
 
 # a hung model call: the watchdog ends the server (a new groma.server_watchdog restarts it first)
-$node->append_conf('postgresql.conf', "groma.server_watchdog = '2s'");
+$node->append_conf('postgresql.conf', "groma.server_watchdog = '4s'");	# a tiny model call can take 1 s on a busy CI machine
 $node->reload;
 ok(wait_until(20, sub { my $r = status_row($node); $r->{state} eq 'ready' && $r->{pid} ne $after->{pid} }),
    'a new groma.server_watchdog restarts the server');
@@ -114,12 +114,13 @@ my ($qrc, $qout, $qerr) = finish_query($behind, 20);
 step('hung server ended by its watchdog');
 like($herr, qr/58000: groma-server hung while it had this request \(queued or running\), and its watchdog ended it/,
      'the hung call fails naming the hang (58000)');
-like($herr, qr/error: the vision and prompts of 1 GENERATE request\(s\) for [23] s, longer than --watchdog-s 2/,
+like($herr, qr/error: the vision and prompts of 1 GENERATE request\(s\) for [45] s, longer than --watchdog-s 4/,
      'its detail is the watchdog\'s message');
-like($herr, qr/groma\.server_watchdog \(2 s\) is how long one model call may run/, 'its hint names the setting');
+like($herr, qr/groma\.server_watchdog is how long one model call, or a hold of the server's lock, may last/,
+     'its hint names the setting');
 like($qerr, qr/58000: groma-server hung while it had this request/, 'the request queued behind it fails the same way');
 my $waited = $hended - $stalled_at;
-cmp_ok($waited, '<', 6, sprintf('%.2f s after the stall began, not at a timeout', $waited));
+cmp_ok($waited, '<', 8, sprintf('%.2f s after the stall began, not at a timeout', $waited));
 is($node->safe_psql('postgres', 'SELECT coalesce(caption, \'(null)\') FROM captions'), '(null)',
    'the failed UPDATE rolled back');
 ok(wait_until(20, sub { my $r = status_row($node); $r->{state} eq 'ready' && $r->{pid} ne $watched->{pid} }),
