@@ -452,6 +452,7 @@ groma_serve(const groma_cli_options *opt)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 
+	serve_log_never_block();
 	listen_fd = listen_on(opt->socket_path);
 	if (listen_fd < 0)
 		return GROMA_SERVE_EXIT_SETUP;
@@ -461,7 +462,8 @@ groma_serve(const groma_cli_options *opt)
 		serve_log(SERVE_LOG_INFO, "watchdog: a model call or a hold of the lock longer than %d s ends this process",
 				  resolved.watchdog_s);
 	else
-		serve_log(SERVE_LOG_INFO, "no watchdog: a hung model call is not detected (--watchdog-s sets one)");
+		serve_log(SERVE_LOG_INFO, "no watchdog: a hung model call is not detected (--watchdog-s, "
+				  "groma.server_watchdog under PostgreSQL, sets one)");
 	/* the watchdog first: it needs nothing from the scheduler, and a failure leaves no thread behind */
 	if (!serve_watchdog_start(&s) || !serve_scheduler_start(&s, &scheduler))
 	{

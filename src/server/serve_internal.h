@@ -114,7 +114,18 @@ typedef enum serve_log_level
 /* Sets the level below which lines are printed; returns false for an unknown name. */
 bool		serve_log_set_level(const char *name);
 
-/* Prints one line "LEVEL: message" on stderr when level is enabled. */
+/*
+ * Makes stderr non-blocking when it is a pipe (the launcher's), so that a
+ * reader that stops reading (a stopped launcher, a stuck logger) drops log
+ * lines instead of blocking the threads that log, some under the lock.
+ */
+void		serve_log_never_block(void);
+
+/*
+ * Prints one line "LEVEL: message" on stderr when level is enabled, with
+ * one write(2); a line a full pipe refuses is dropped and counted, and the
+ * next line written is preceded by how many were.
+ */
 void		serve_log(serve_log_level level, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 
 /* Returns a monotonic clock reading in milliseconds. */

@@ -3,12 +3,14 @@
  * and thread starts.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,6 +21,7 @@
 
 static serve_log_level log_level = SERVE_LOG_INFO;
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
+static int	lines_dropped;		/* log lines a full pipe refused since the last one written (__atomic) */
 
 /* Sets the log level by name; see serve_internal.h. */
 bool
@@ -33,21 +36,60 @@ serve_log_set_level(const char *name)
 	return false;
 }
 
+/* Makes stderr non-blocking when it is a pipe; see serve_internal.h. */
+void
+serve_log_never_block(void)
+{
+	struct stat st;
+	int			flags = fcntl(STDERR_FILENO, F_GETFL);
+
+	/* a terminal's or a file's description may be shared with the shell: only a pipe is changed */
+	if (flags >= 0 && fstat(STDERR_FILENO, &st) == 0 && S_ISFIFO(st.st_mode))
+		(void) fcntl(STDERR_FILENO, F_SETFL, flags | O_NONBLOCK);
+}
+
+/* Writes one whole line to stderr; returns false when a full non-blocking pipe refused it. */
+static bool
+write_line(const char *line, size_t len)
+{
+	/* a pipe takes a write of at most PIPE_BUF (4096) bytes whole or not at all, so lines never interleave */
+	for (;;)
+	{
+		if (write(STDERR_FILENO, line, len) >= 0)
+			return true;
+		if (errno != EINTR)
+			return errno != EAGAIN && errno != EWOULDBLOCK;	/* other errors: nowhere to say it */
+	}
+}
+
 /* Prints one log line; see serve_internal.h. */
 void
 serve_log(serve_log_level level, const char *fmt,...)
 {
-	char		line[1024];
+	char		message[1024];
+	char		line[1200];
+	int			len;
+	int			dropped;
 	va_list		ap;
 
 	if (level > log_level)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
-	/* one fprintf per line: stdio locks the stream, so lines from threads never interleave */
-	fprintf(stderr, "%s: %s\n", level_names[level], line);
-	fflush(stderr);
+	dropped = __atomic_exchange_n(&lines_dropped, 0, __ATOMIC_RELAXED);
+	if (dropped > 0)
+	{
+		len = snprintf(line, sizeof(line), "warning: %d log lines were dropped: the log pipe was full\n", dropped);
+		if (!write_line(line, (size_t) len))
+		{
+			__atomic_add_fetch(&lines_dropped, dropped + 1, __ATOMIC_RELAXED);
+			return;
+		}
+	}
+	len = snprintf(line, sizeof(line), "%s: %s\n", level_names[level], message);
+	if (!write_line(line, (size_t) len))
+		__atomic_add_fetch(&lines_dropped, 1, __ATOMIC_RELAXED);
 }
 
 /* Returns monotonic milliseconds; see serve_internal.h. */

@@ -16,7 +16,6 @@
  */
 #define _GNU_SOURCE				/* pthread_mutex_clocklock */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,9 +42,8 @@ serve_model_call_end(serve_state *s)
 
 /*
  * Says why groma-server is taken as hung and exits at once (the hung thread
- * could not take part in a shutdown).  The line is written with one
- * non-blocking write(2), not stdio: a thread stuck writing to a full log
- * pipe holds stderr's stdio lock, and the watchdog must not wait for it.
+ * could not take part in a shutdown).  The line goes out with one write(2),
+ * which a full log pipe refuses rather than blocks (serve_log_never_block).
  */
 static void
 exit_hung(const serve_state *s, const char *what, double seconds)
@@ -53,10 +51,9 @@ exit_hung(const serve_state *s, const char *what, double seconds)
 	char		line[512];
 	int			n;
 
-	n = snprintf(line, sizeof(line), "error: %s for %.0f s, longer than --watchdog-s %d: groma-server is hung (a GPU "
+	n = snprintf(line, sizeof(line), "error: %s for %.1f s, longer than --watchdog-s %d: groma-server is hung (a GPU "
 				 "that no longer answers, or a deadlock) and exits with status %d so that the launcher starts it "
 				 "again\n", what, seconds, s->opt->watchdog_s, GROMA_SERVER_EXIT_HUNG);
-	(void) fcntl(STDERR_FILENO, F_SETFL, fcntl(STDERR_FILENO, F_GETFL) | O_NONBLOCK);
 	if (n > 0 && write(STDERR_FILENO, line, (size_t) n < sizeof(line) ? (size_t) n : sizeof(line) - 1) < 0)
 		n = 0;					/* nothing more can be said */
 	_exit(GROMA_SERVER_EXIT_HUNG);
@@ -113,7 +110,6 @@ check_lock(watch *w)
 	{
 		double		tried_at = serve_now_ms();
 		struct timespec deadline = monotonic_in(w->tick_ms);
-
 		int			rc = pthread_mutex_clocklock(&w->s->lock, CLOCK_MONOTONIC, &deadline);
 
 		if (rc == 0)

@@ -67,7 +67,7 @@ cmp_ok($took, '<', 7, sprintf('within a second or two after it (%.2f s)', $took)
 ok(!defined read_reply($stalled, 5), 'the stalled request\'s connection is closed');
 ok(!defined read_reply($queued, 5), 'and so is the queued one\'s');
 like(slurp($log), qr/request 2 stalls the scheduler for good, as GROMA_SERVER_TEST_STALL allows/, 'the stall is logged');
-like(slurp($log), qr/error: the vision and prompts of 1 GENERATE request\(s\) for [45] s, longer than --watchdog-s 4: groma-server is hung .* exits with status 5/,
+like(slurp($log), qr/error: the vision and prompts of 1 GENERATE request\(s\) for [45]\.\d s, longer than --watchdog-s 4: groma-server is hung .* exits with status 5/,
     'the watchdog says which model call hung, and for how long');
 
 # ---- time the server spends stopped (SIGSTOP, a debugger) is not a hang
@@ -110,7 +110,7 @@ $took = time - $asked;
 is($rc, HUNG << 8, 'a lock held for good makes the server exit with status 5');
 cmp_ok($took, '<', 4, sprintf('soon after --watchdog-s 1 (%.2f s)', $took));
 ok(!defined read_reply($stalled, 5), 'closing the waiting connection');
-like(slurp($log), qr/error: the server's lock has been held for [12] s, longer than --watchdog-s 1/, 'the watchdog names the lock');
+like(slurp($log), qr/error: the server's lock has been held for [12]\.\d s, longer than --watchdog-s 1/, 'the watchdog names the lock');
 
 # ---- without the watchdog the same hang lasts
 ($pid, $sock, $log) = start_ready('--watchdog-s', '0');
@@ -134,6 +134,48 @@ $r = read_reply(ask($sock, 1, 'groma test: stall'), 30);
 is($r->{code}, OK, 'the stall prompt is an ordinary prompt without GROMA_SERVER_TEST_STALL=1') or diag($r->{message});
 kill 'TERM', $pid;
 is(wait_exit($pid, 10), 0, 'and the server stops cleanly');
+
+# ---- a log pipe nobody reads drops lines instead of blocking the server (whose scheduler logs under its lock)
+{
+    pipe(my $log_r, my $log_w) or die "pipe: $!";
+    fcntl($log_w, 1031, 4096) or diag("F_SETPIPE_SZ: $!");	# the smallest pipe: a few dozen lines fill it
+    my $psock = "$dir/pipe.sock";
+    my $ppid = fork() // die "fork: $!";
+    if ($ppid == 0) {
+        close($log_r);
+        open(STDOUT, '>', '/dev/null') or die;
+        open(STDERR, '>&', $log_w) or die;
+        exec($server, '--serve', '--socket', $psock, '--model', $model, '--device', 'cpu', '--watchdog-s', '4') or die;
+    }
+    close($log_w);
+    ok(wait_for_socket($psock, 20), 'a server whose log pipe is not read listens');
+    my $until = time + 20;
+    sleep 0.05 while (status_of($psock)->{state} // 0) != 2 && time < $until;
+    my $answered = 0;
+    my $c = proto_connect($psock);
+    for my $k (1 .. 60) {
+        print $c regions_frame($k, $img);
+        my $pr = read_reply($c, 20);
+        last unless $pr && $pr->{code} == OK;
+        $answered++;
+    }
+    is($answered, 60, '60 requests (a log line each, 8 KB, into a pipe of 4 KB) are all answered');
+    ok(!defined wait_exit($ppid, 0.1), 'and the server runs on: a full pipe is not a hang');
+    my $flags = fcntl($log_r, 3, 0);	# F_GETFL
+    fcntl($log_r, 4, $flags | 2048);	# F_SETFL O_NONBLOCK: drain what the pipe holds
+    my $drained = '';
+    1 while sysread($log_r, $drained, 65536, length($drained));
+    print $c regions_frame(61, $img);
+    read_reply($c, 20);
+    sleep 0.2;
+    my $after = '';
+    1 while sysread($log_r, $after, 65536, length($after));
+    like($after, qr/^warning: \d+ log lines were dropped: the log pipe was full$/m,
+         'once the pipe has room the server says how many lines it dropped');
+    like($after, qr/^info: .*regions/m, 'and logs again');
+    kill 'TERM', $ppid;
+    wait_exit($ppid, 10);
+}
 
 # ---- bad values
 for my $bad ('-1', 'x', '86401', '') {
