@@ -91,7 +91,7 @@ RETURNS TABLE (server int, state text, pid int, device text, model_path text,
                started_at timestamptz, restarts int, last_exit text, last_stderr text,
                queue_depth int, running int, served bigint, failed bigint,
                load_progress text, in_flight int, batch int, max_batch int, kv_cache text,
-               weights text, cancelled bigint, busy bigint)
+               weights text, cancelled bigint, busy bigint, model_call_s float8)
 AS 'MODULE_PATHNAME', 'groma_server_status'
 LANGUAGE C VOLATILE PARALLEL SAFE;
 

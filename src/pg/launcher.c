@@ -18,6 +18,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -50,6 +51,7 @@ PGDLLEXPORT void groma_launcher_main(Datum main_arg);
 #define LOOP_TIMEOUT_MS 100		/* the latch loop's tick (socket probes, backoff) */
 #define OUTPUT_LINE_MAX 1024	/* longer lines are logged in pieces */
 #define WATCH_FD 3				/* the descriptor the server reads the watch pipe on */
+#define BEACON_FD 4				/* the descriptor of the memory it shares with the launcher (--beacon-fd) */
 #define SUSPENDED_TICKS 2		/* looks in a row that find a server stopped before it counts as suspended */
 
 /* What the launcher alone knows of a slot's process. */
@@ -65,6 +67,10 @@ typedef struct launcher_slot
 	int			backoff_ms;		/* the delay after the next exit */
 	char		device_id[16];	/* its groma.devices entry, "" when the list is empty */
 	int			stopped_ticks;	/* loop ticks in a row that found its process stopped */
+	int			beacon_fd;		/* a memfd its servers keep a groma_server_beacon in (valid when beacon is set) */
+	groma_server_beacon *beacon;	/* that memory, mapped; NULL until made (or when it could not be) */
+	int64		long_call_since;	/* the beacon's call_since_ms of a call logged as long; 0: none */
+	int64		long_call_ms;	/* how long that call had lasted at the last look */
 } launcher_slot;
 
 static launcher_slot slots[GROMA_MAX_SERVERS];
@@ -138,6 +144,8 @@ publish_state(int i, groma_slot_state state)
 	{
 		s->pid = 0;
 		s->suspended_since = 0;
+		s->call_started = 0;
+		s->watchdog_ms = 0;
 	}
 	SpinLockRelease(&s->mutex);
 }
@@ -231,13 +239,14 @@ close_descriptors_from(int first)
  * async-signal-safe calls plus setenv (the launcher has one thread).
  */
 static void
-exec_server(const char *program, char **argv, int output_w, int watch_r, const char *cuda_id,
+exec_server(const char *program, char **argv, int output_w, int watch_r, int beacon_fd, const char *cuda_id,
 			pid_t launcher_pid)
 {
 	sigset_t	stop_only;
 	int			nul,
 				out,
-				watch;
+				watch,
+				beacon = -1;
 
 	/* Die with the launcher; if it is already gone, do not start. */
 	(void) prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -255,14 +264,16 @@ exec_server(const char *program, char **argv, int output_w, int watch_r, const c
 	sigaddset(&stop_only, SIGTERM);
 	sigaddset(&stop_only, SIGINT);
 	(void) sigprocmask(SIG_SETMASK, &stop_only, NULL);
-	/* stdin /dev/null, stdout and stderr to the launcher, the watch pipe on WATCH_FD, nothing else */
+	/* stdin /dev/null, stdout and stderr to the launcher, the watch pipe on WATCH_FD, the beacon on BEACON_FD */
 	nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	out = fcntl(output_w, F_DUPFD_CLOEXEC, 10);
 	watch = fcntl(watch_r, F_DUPFD_CLOEXEC, 10);
+	if (beacon_fd >= 0)
+		beacon = fcntl(beacon_fd, F_DUPFD_CLOEXEC, 10);
 	if (nul < 0 || out < 0 || watch < 0 || dup2(nul, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0 ||
-		dup2(watch, WATCH_FD) < 0)
+		dup2(watch, WATCH_FD) < 0 || (beacon_fd >= 0 && (beacon < 0 || dup2(beacon, BEACON_FD) < 0)))
 		_exit(126);
-	close_descriptors_from(WATCH_FD + 1);
+	close_descriptors_from(beacon_fd >= 0 ? BEACON_FD + 1 : WATCH_FD + 1);
 	if (cuda_id != NULL)
 		setenv("CUDA_VISIBLE_DEVICES", cuda_id, 1);
 	execv(program, argv);
@@ -284,6 +295,39 @@ schedule_restart(int i)
 	publish_state(i, stopping ? GROMA_SLOT_STOPPED : GROMA_SLOT_BACKOFF);
 }
 
+/*
+ * Makes slot i's beacon, the shared memory its servers keep the start of
+ * their model call in, once; returns it cleared, or NULL (logged) when no
+ * memfd could be made: its servers then run without one.
+ */
+static groma_server_beacon *
+slot_beacon(int i)
+{
+	launcher_slot *ls = &slots[i];
+
+	if (ls->beacon == NULL)
+	{
+		int			fd = memfd_create("groma-server-beacon", MFD_CLOEXEC);
+		void	   *mem = MAP_FAILED;
+
+		if (fd >= 0 && ftruncate(fd, sizeof(groma_server_beacon)) == 0)
+			mem = mmap(NULL, sizeof(groma_server_beacon), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (mem == MAP_FAILED)
+		{
+			ereport(LOG, (errmsg("could not make shared memory for groma-server %d: %m; a long model call will "
+								 "not be seen", i)));
+			if (fd >= 0)
+				close(fd);
+			return NULL;
+		}
+		ls->beacon_fd = fd;
+		ls->beacon = mem;
+	}
+	__atomic_store_n(&ls->beacon->call_since_ms, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&ls->beacon->watchdog_ms, 0, __ATOMIC_RELEASE);
+	return ls->beacon;
+}
+
 /* Forks and execs a slot's groma-server with the current settings; on failure schedules a retry. */
 static void
 start_server(int i)
@@ -302,13 +346,15 @@ start_server(int i)
 				threads[16],
 				max_pixels[24],
 				watchdog_s[16],
-				watch_fd[8];
+				watch_fd[8],
+				beacon_fd[8];
 	char	   *argv[40];
 	int			argc = 0;
 	int			output_pipe[2],
 				watch_pipe[2];
 	const char *dev = groma_device_setting_name(groma_device);
 	bool		use_id = ls->device_id[0] != '\0';
+	groma_server_beacon *beacon = slot_beacon(i);
 	pid_t		pid;
 
 	server_program(program);
@@ -326,6 +372,7 @@ start_server(int i)
 	snprintf(threads, sizeof(threads), "%d", groma_threads);
 	snprintf(max_pixels, sizeof(max_pixels), "%d", groma_max_image_pixels);
 	snprintf(watch_fd, sizeof(watch_fd), "%d", WATCH_FD);
+	snprintf(beacon_fd, sizeof(beacon_fd), "%d", BEACON_FD);
 	snprintf(watchdog_s, sizeof(watchdog_s), "%d", groma_server_watchdog);
 
 	argv[argc++] = program;
@@ -380,6 +427,11 @@ start_server(int i)
 	argv[argc++] = (char *) groma_log_level_setting_name(groma_log_level);
 	argv[argc++] = "--watch-fd";
 	argv[argc++] = watch_fd;
+	if (beacon != NULL)
+	{
+		argv[argc++] = "--beacon-fd";
+		argv[argc++] = beacon_fd;
+	}
 	if (groma_server_watchdog >= 0)
 	{
 		argv[argc++] = "--watchdog-s";
@@ -410,7 +462,7 @@ start_server(int i)
 	fflush(stderr);
 	pid = fork();
 	if (pid == 0)
-		exec_server(program, argv, output_pipe[1], watch_pipe[0],
+		exec_server(program, argv, output_pipe[1], watch_pipe[0], beacon != NULL ? ls->beacon_fd : -1,
 					use_id && groma_device != GROMA_DEVICE_SETTING_CPU ? ls->device_id : NULL,
 					MyProcPid);
 	close(output_pipe[1]);
@@ -610,6 +662,7 @@ configure_slots(void)
 		ls->line_len = 0;
 		ls->started_at = 0;
 		ls->stopped_ticks = 0;
+		ls->long_call_since = 0;
 		ls->next_start = 0;
 		ls->backoff_ms = BACKOFF_FIRST_MS;
 		strlcpy(ls->device_id, i < n ? ids[i] : "", sizeof(ls->device_id));
@@ -655,6 +708,52 @@ watch_suspension(int i)
 		ereport(LOG, (errmsg("groma-server %d (pid %d) runs again", i, (int) ls->pid)));
 }
 
+/*
+ * Publishes when slot i's server began its model call in progress (from
+ * its beacon), so that backends send new calls to the other servers while
+ * one lasts GROMA_LONG_CALL_MS or more (a hung GPU, a very long batch),
+ * and, with several servers, logs such a call and its end.
+ */
+static void
+watch_model_call(int i)
+{
+	groma_server_slot *s = &groma_registry_shared->slots[i];
+	launcher_slot *ls = &slots[i];
+	int64		since = ls->beacon != NULL && ls->pid > 0 ?
+		__atomic_load_n(&ls->beacon->call_since_ms, __ATOMIC_ACQUIRE) : 0;
+	int64		age_ms = 0;
+	int			watchdog_ms = ls->beacon != NULL && ls->pid > 0 ?
+		__atomic_load_n(&ls->beacon->watchdog_ms, __ATOMIC_ACQUIRE) : 0;
+	TimestampTz started = 0;
+
+	if (since != 0)
+	{
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		age_ms = Max((int64) now.tv_sec * 1000 + now.tv_nsec / 1000000 - since, 0);
+		started = GetCurrentTimestamp() - age_ms * 1000;
+	}
+	SpinLockAcquire(&s->mutex);
+	s->call_started = started;
+	s->watchdog_ms = watchdog_ms;
+	SpinLockRelease(&s->mutex);
+	if (ls->long_call_since != 0 && since != ls->long_call_since)
+	{
+		if (ls->pid > 0)
+			ereport(LOG, (errmsg("groma-server %d (pid %d): its long model call ended after about %.1f s",
+								 i, (int) ls->pid, ls->long_call_ms / 1000.0)));
+		ls->long_call_since = 0;
+	}
+	if (since != 0 && age_ms >= GROMA_LONG_CALL_MS && ls->long_call_since == 0 && n_slots > 1)
+	{
+		ereport(LOG, (errmsg("groma-server %d (pid %d) has been in one model call for %.1f s: new calls go to the "
+							 "other servers while it lasts", i, (int) ls->pid, age_ms / 1000.0)));
+		ls->long_call_since = since;
+	}
+	ls->long_call_ms = age_ms;
+}
+
 /* Starts what is due: stopped slots, and slots whose backoff has passed; promotes STARTING slots whose socket answers. */
 static void
 supervise(void)
@@ -666,6 +765,7 @@ supervise(void)
 		groma_server_slot snap;
 
 		watch_suspension(i);
+		watch_model_call(i);
 		groma_registry_snapshot(i, &snap);
 		if (snap.state == GROMA_SLOT_STOPPED && slots[i].pid == 0)
 			start_server(i);

@@ -62,8 +62,17 @@ typedef enum io_result
 	IO_TIMEOUT,					/* the deadline passed */
 	IO_CONNECT_FAILED,			/* nothing accepted the connection */
 	IO_PROTOCOL,				/* a frame that does not parse (protocol_error says why) */
-	IO_SUSPENDED				/* the server was suspended (SIGSTOP, a debugger) while another took calls */
+	IO_SUSPENDED,				/* the server was suspended (SIGSTOP, a debugger) while another took calls */
+	IO_HUNG						/* the server's model call lasted a tenth of its watchdog while another took calls */
 } io_result;
+
+/* Why a server that holds a request leaves it to another server. */
+typedef enum leave_reason
+{
+	LEAVE_NONE,
+	LEAVE_SUSPENDED,			/* suspended past the grace: it may take requests again once it runs */
+	LEAVE_HUNG					/* in one model call for a tenth of its watchdog: the request may be what hangs it */
+} leave_reason;
 
 static server_connection connections[GROMA_MAX_SERVERS];
 
@@ -136,15 +145,15 @@ deadline_after(int timeout_ms)
 
 /*
  * The server of the single call in progress, when other servers run: its
- * waits give up (suspended_wait set) once it has been suspended for
- * SUSPENSION_GRACE_MS and a server outside watched_exclude takes calls;
- * -1 when none is watched.
+ * waits give up (left_wait says why) once it has been suspended for
+ * SUSPENSION_GRACE_MS, or hung, and a server outside watched_exclude takes
+ * calls (slot_to_leave); -1 when none is watched.
  */
 static int	watched_slot = -1;
 static uint32 watched_exclude = 0;
-static bool suspended_wait = false;
+static leave_reason left_wait = LEAVE_NONE;
 
-static bool slot_suspended_beside_others(int slot, uint32 exclude);
+static leave_reason slot_to_leave(int slot, uint32 exclude);
 static bool slot_suspended_briefly(uint32 exclude);
 
 /* Returns the milliseconds left before deadline (at least 0), or -1 when there is none. */
@@ -180,11 +189,8 @@ wait_socket(pgsocket fd, int event, TimestampTz deadline)
 							 wait, PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
-	if (watched_slot >= 0 && slot_suspended_beside_others(watched_slot, watched_exclude))
-	{
-		suspended_wait = true;
+	if (watched_slot >= 0 && (left_wait = slot_to_leave(watched_slot, watched_exclude)) != LEAVE_NONE)
 		return false;
-	}
 	return true;
 }
 
@@ -458,8 +464,8 @@ count_request(int slot)
  * requests that do not encode; the connection is closed on every path but
  * success.  Counts the request in the slot's in_flight
  * while it is outstanding when count is true; such a request gives up its
- * wait (IO_SUSPENDED) when the server has been suspended past the grace
- * and a server outside exclude takes calls.
+ * wait (IO_SUSPENDED, IO_HUNG) when the server has been suspended past the
+ * grace, or hung, and a server outside exclude takes calls (slot_to_leave).
  */
 static io_result
 round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_reply *reply, int timeout_ms,
@@ -489,7 +495,7 @@ round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_re
 	if (count)
 		count_request(slot);
 	/* a model request leaves a server suspended meanwhile for the others, when there are others */
-	suspended_wait = false;
+	left_wait = LEAVE_NONE;
 	watched_slot = count && groma_registry_shared->n_servers > 1 ? slot : -1;
 	watched_exclude = exclude;
 	PG_TRY();
@@ -508,8 +514,10 @@ round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_re
 	}
 	PG_END_TRY();
 	watched_slot = -1;
-	if (r == IO_TIMEOUT && suspended_wait)
+	if (r == IO_TIMEOUT && left_wait == LEAVE_SUSPENDED)
 		r = IO_SUSPENDED;
+	else if (r == IO_TIMEOUT && left_wait == LEAVE_HUNG)
+		r = IO_HUNG;
 	uncount_request();
 	if (r != IO_OK)
 		close_connection(slot);
@@ -588,6 +596,13 @@ report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int t
 						   "take the request."),
 				 errhint("It runs again after kill -CONT %d, or when the debugger holding it lets it go.",
 						 sent_to->pid)));
+	if (r == IO_HUNG)
+		ereport(ERROR,
+				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+				 errmsg("groma-server %d (pid %d) seems hung: its model call has lasted long while it had this request",
+						slot, sent_to->pid),
+				 errdetail("No other server could take the request."),
+				 errhint("Its watchdog (groma.server_watchdog) ends it if the call does not end.")));
 	if (r == IO_TIMEOUT)
 		ereport(ERROR,
 				(errcode(ERRCODE_QUERY_CANCELED),
@@ -662,11 +677,16 @@ report_no_server(void)
 				suspended_snap;
 	int			n = groma_registry_shared->n_servers;
 	int			backoff = -1,
-				suspended = -1;
+				suspended = -1,
+				n_suspended = 0;
+	StringInfoData listed;
 
+	initStringInfo(&listed);
 	for (int i = 0; i < n; i++)
 	{
 		groma_registry_snapshot(i, &snap);
+		if (slot_is_suspended(&snap) && snap.pid != 0)
+			appendStringInfo(&listed, "%s%d (pid %d)", n_suspended++ > 0 ? ", " : "", i, snap.pid);
 		if (slot_is_suspended(&snap) && snap.pid != 0 && suspended < 0)
 		{
 			suspended = i;
@@ -691,6 +711,14 @@ report_no_server(void)
 		int			usecs;
 
 		TimestampDifference(suspended_snap.suspended_since, GetCurrentTimestamp(), &secs, &usecs);
+		if (n_suspended > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+					 errmsg("groma-servers %s are suspended", listed.data),
+					 errdetail("Their processes are stopped by a signal or held by a debugger (server %d for %ld s).",
+							   suspended, secs),
+					 errhint("Each runs again after kill -CONT with its pid, or when the debugger holding it lets "
+							 "it go; groma_status() shows them as suspended until then.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 				 errmsg("groma-server %d (pid %d) is suspended", suspended, suspended_snap.pid),
@@ -726,6 +754,13 @@ slot_takes_calls(const groma_server_slot *snap)
 	return snap->state == GROMA_SLOT_RUNNING && snap->suspended_since == 0;
 }
 
+/* Returns true when snap's server has been in one model call for GROMA_LONG_CALL_MS or more (a hung GPU, a long batch). */
+static bool
+slot_in_long_call(const groma_server_slot *snap, TimestampTz now)
+{
+	return snap->call_started != 0 && TimestampDifferenceExceeds(snap->call_started, now, GROMA_LONG_CALL_MS);
+}
+
 /* Returns true when this backend recently found slot's server (as snap describes it) unable to run models. */
 static bool
 recently_unready(int slot, const groma_server_slot *snap, TimestampTz now)
@@ -737,8 +772,9 @@ recently_unready(int slot, const groma_server_slot *snap, TimestampTz now)
  * Returns the running slot with the fewest requests in flight, ties taken
  * in turn (each backend starting at a different slot), skipping the slots
  * whose bit is set in exclude and those suspended, and preferring those not
- * recently found loading; waits while the only servers left are suspended
- * for less than SUSPENSION_GRACE_MS; raises why there is none.
+ * recently found loading and not in a long model call; waits while the
+ * only servers left are suspended for less than SUSPENSION_GRACE_MS;
+ * raises why there is none.
  */
 static int
 choose_slot(groma_server_slot *snap, uint32 exclude)
@@ -771,7 +807,8 @@ choose_slot(groma_server_slot *snap, uint32 exclude)
 			if (exclude & (1u << i))
 				continue;
 			groma_registry_snapshot(i, &s);
-			if (!slot_takes_calls(&s) || (pass == 0 && recently_unready(i, &s, now)))
+			if (!slot_takes_calls(&s) ||
+				(pass == 0 && (recently_unready(i, &s, now) || slot_in_long_call(&s, now))))
 				continue;
 			if (best < 0 || pg_atomic_read_u32(&s.in_flight) < best_load)
 			{
@@ -826,17 +863,43 @@ suspended_within_grace(const groma_server_slot *snap)
 	return slot_is_suspended(snap) && !suspended_past_grace(snap);
 }
 
+/* Returns true when snap's server takes calls and is not in a long model call. */
+static bool
+slot_takes_calls_promptly(const groma_server_slot *snap)
+{
+	return slot_takes_calls(snap) && !slot_in_long_call(snap, GetCurrentTimestamp());
+}
+
 /*
- * Returns true when slot's server has been suspended past the grace and a
- * server outside exclude (and other than slot) takes calls.
+ * Returns true when snap's server has a watchdog and its model call in
+ * progress has lasted a tenth of the watchdog's limit (GROMA_LONG_CALL_MS
+ * at least): on a GPU, 30 s of a call that takes well under a second.
  */
 static bool
-slot_suspended_beside_others(int slot, uint32 exclude)
+slot_hung(const groma_server_slot *snap)
+{
+	return snap->watchdog_ms > 0 && snap->call_started != 0 &&
+		TimestampDifferenceExceeds(snap->call_started, GetCurrentTimestamp(),
+								   Max(snap->watchdog_ms / 10, GROMA_LONG_CALL_MS));
+}
+
+/*
+ * Returns why slot's server should leave a request it holds to a server
+ * outside exclude: suspended past the grace while another takes calls, or
+ * hung while another takes calls and is not in a long call itself.
+ */
+static leave_reason
+slot_to_leave(int slot, uint32 exclude)
 {
 	groma_server_slot s;
+	uint32		others = exclude | (1u << slot);
 
 	groma_registry_snapshot(slot, &s);
-	return suspended_past_grace(&s) && other_slot_running(exclude | (1u << slot));
+	if (suspended_past_grace(&s) && other_slot_running(others))
+		return LEAVE_SUSPENDED;
+	if (slot_hung(&s) && any_slot(others, slot_takes_calls_promptly))
+		return LEAVE_HUNG;
+	return LEAVE_NONE;
 }
 
 /* Returns true when a slot outside exclude is suspended, not yet for SUSPENSION_GRACE_MS. */
@@ -1009,6 +1072,9 @@ groma_client_call(groma_request *req, groma_reply *reply)
 		tried |= 1u << slot;
 		if (!other_slot_running(tried))
 			break;
+		/* a hung server is not tried again: the request may be what hangs it */
+		if (r == IO_HUNG)
+			continue;
 		if (r == IO_UNREAD)
 			mark_unready(slot, &snap);
 		if (r == IO_CONNECT_FAILED || r == IO_UNREAD)
@@ -1375,22 +1441,30 @@ bulk_yield_busy(bulk_connection *conns, int n_conns, bulk_connection *c, groma_r
 
 /*
  * Takes the outstanding requests of conns off servers the launcher found
- * suspended (SIGSTOP, a debugger) while another server takes calls: each
- * is sent again, on its connection opened to another server (the
- * suspended one, when it runs again, finds the connection closed and drops
- * the request).  Returns true when it moved one.
+ * suspended (SIGSTOP, a debugger), or hung, while another server takes
+ * calls (slot_to_leave): each is sent again, on its connection opened to
+ * another server (the server left, when it runs again, finds the
+ * connection closed and drops the request).  A hung server is avoided for
+ * the rest of the call: the request may be what hangs it.  Returns true
+ * when it moved one.
  */
 static bool
-bulk_leave_suspended(bulk_connection *conns, int n_conns, groma_request **reqs, int n, bulk_pending *pending)
+bulk_leave_stuck(bulk_connection *conns, int n_conns, groma_request **reqs, int n, bulk_pending *pending)
 {
 	bool		moved = false;
 
 	for (int k = 0; k < n_conns; k++)
 	{
 		bulk_connection *c = &conns[k];
+		leave_reason why;
 
-		if (c->req < 0 || c->fd == PGINVALID_SOCKET || !slot_suspended_beside_others(c->slot, pending->avoid))
+		if (c->req < 0 || c->fd == PGINVALID_SOCKET)
 			continue;
+		why = slot_to_leave(c->slot, pending->avoid);
+		if (why == LEAVE_NONE)
+			continue;
+		if (why == LEAVE_HUNG)
+			pending->avoid |= 1u << c->slot;
 		bulk_uncount_one(c->slot);
 		bulk_give_back(c, pending);
 		bulk_open(c, pending, 0);
@@ -1547,7 +1621,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 
 			if (bulk_resend_due(conns, n_conns, reqs, n, pending))
 				continue;
-			if (several && bulk_leave_suspended(conns, n_conns, reqs, n, pending))
+			if (several && bulk_leave_stuck(conns, n_conns, reqs, n, pending))
 				continue;
 			wait_ms = bulk_wait_ms(conns, n_conns, pending, &first);
 			/* with other servers, look every SUSPENSION_CHECK_MS whether one holding our requests was suspended */

@@ -84,6 +84,8 @@ groma_registry_snapshot(int slot, groma_server_slot *out)
 	out->last_exit_pid = s->last_exit_pid;
 	strlcpy(out->last_stderr, (const char *) s->last_stderr, sizeof(out->last_stderr));
 	out->suspended_since = s->suspended_since;
+	out->call_started = s->call_started;
+	out->watchdog_ms = s->watchdog_ms;
 	SpinLockRelease(&s->mutex);
 	SpinLockInit(&out->mutex);
 	pg_atomic_init_u32(&out->in_flight, pg_atomic_read_u32(&groma_registry_shared->slots[slot].in_flight));

@@ -20,6 +20,12 @@
 /* At most this many servers (entries of groma.devices). */
 #define GROMA_MAX_SERVERS 16
 
+/*
+ * A server whose model call in progress has lasted this long (a hung GPU,
+ * or a very long batch) gets no new calls while another server takes them.
+ */
+#define GROMA_LONG_CALL_MS 5000
+
 /* What the launcher knows of a slot's process. */
 typedef enum groma_slot_state
 {
@@ -47,6 +53,8 @@ typedef struct groma_server_slot
 	int			last_exit_pid;	/* the pid whose exit these describe */
 	char		last_stderr[256];	/* the last line it wrote to stderr */
 	TimestampTz suspended_since;	/* when the launcher saw it stopped (SIGSTOP, a debugger); 0 while it runs */
+	TimestampTz call_started;	/* when its model call in progress began, as the launcher last saw it; 0: none */
+	int			watchdog_ms;	/* its watchdog's limit (0: none), as its beacon says */
 	pg_atomic_uint32 in_flight; /* requests backends have sent and not yet read back */
 } groma_server_slot;
 

@@ -20,7 +20,7 @@
 
 PG_FUNCTION_INFO_V1(groma_server_status);
 
-#define STATUS_COLUMNS 21
+#define STATUS_COLUMNS 22
 #define STATUS_TIMEOUT_MS 1000	/* a server busier than this is shown from the registry */
 
 /* Returns the name of a slot state as groma_status() shows it. */
@@ -112,13 +112,16 @@ status_row(int i, Datum *values, bool *nulls)
 			nulls[k] = true;
 	}
 	values[14] = Int32GetDatum((int32) pg_atomic_read_u32(&snap.in_flight));
+	/* from the launcher's look at the server's beacon (every 100 ms), so also while the server is hung */
+	values[21] = Float8GetDatum((double) (GetCurrentTimestamp() - snap.call_started) / 1e6);
+	nulls[21] = snap.call_started == 0;
 }
 
 /*
  * Returns one row per server slot: (server, state, pid, device, model_path,
  * started_at, restarts, last_exit, last_stderr, queue_depth, running,
  * served, failed, load_progress, in_flight, batch, max_batch, kv_cache,
- * weights, cancelled, busy).
+ * weights, cancelled, busy, model_call_s).
  */
 Datum
 groma_server_status(PG_FUNCTION_ARGS)

@@ -40,6 +40,7 @@ typedef struct groma_cli_options
 	int			act_mb;			/* --act-mb N: the activation arena (0: GROMA_CLI_ACT_BYTES) */
 	const char *log_level;		/* --log-level error|warning|info|debug */
 	int			watch_fd;		/* --watch-fd FD (-1: none) */
+	int			beacon_fd;		/* --beacon-fd FD: a groma_server_beacon to keep up to date (-1: none) */
 	int			watchdog_s;		/* --watchdog-s N: a model call running longer is taken as a hang (0: never; -1: the device's default) */
 	/* --draw */
 	double		draw_boxes[GROMA_DRAW_MAX_BOXES][4];	/* --box x1,y1,x2,y2 (repeatable) */

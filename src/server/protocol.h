@@ -38,6 +38,20 @@
  */
 #define GROMA_SERVER_EXIT_HUNG 5
 
+/*
+ * The memory groma-server --serve shares with the launcher that started it
+ * (a memfd passed as --beacon-fd): when its model call in progress began,
+ * and its watchdog's limit.  The launcher reads it every tick to tell
+ * backends of a call that lasts (a hung GPU), so that new calls go to the
+ * other servers, and requests held there move once the call has lasted a
+ * tenth of the watchdog's limit.
+ */
+typedef struct groma_server_beacon
+{
+	int64_t		call_since_ms;	/* CLOCK_MONOTONIC milliseconds at the call's start; 0: none (__atomic) */
+	int32_t		watchdog_ms;	/* --watchdog-s as resolved, in milliseconds; 0: no watchdog (__atomic) */
+} groma_server_beacon;
+
 /* Hard limits, checked before any allocation. */
 #define GROMA_PROTO_MAX_PAYLOAD ((uint32_t) 300 << 20)	/* any frame */
 #define GROMA_PROTO_MAX_IMAGE ((uint32_t) 256 << 20)	/* image bytes in a request */

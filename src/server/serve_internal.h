@@ -98,6 +98,7 @@ typedef struct serve_state
 	groma_engine engine;
 	/* the scheduler's model call in progress, which the watchdog reads without the lock (__atomic) */
 	int64_t		call_since_ms;	/* serve_now_ms() when it began; 0: none */
+	groma_server_beacon *beacon;	/* the launcher's copy of call_since_ms (--beacon-fd), NULL: none */
 	const char *call_what;		/* what it does, as a format taking call_count */
 	int			call_count;
 } serve_state;
@@ -183,12 +184,13 @@ bool		serve_watchdog_start(serve_state *s);
 
 /*
  * Stalls the calling thread for good when the environment has
- * GROMA_SERVER_TEST_STALL=1 and one of jobs[n] has the free prompt
+ * GROMA_SERVER_TEST_STALL=1 (or a part of s's socket path: that server
+ * alone) and one of jobs[n] has the free prompt
  * "groma test: stall" (locked false: called without the lock, inside a
  * model call) or "groma test: stall holding the lock" (locked true):
  * the hangs the watchdog's tests need.  Otherwise returns at once.
  */
-void		serve_test_stall(serve_job *const *jobs, int n, bool locked);
+void		serve_test_stall(const serve_state *s, serve_job *const *jobs, int n, bool locked);
 
 /* Starts the scheduler thread (it loads the model first). */
 bool		serve_scheduler_start(serve_state *s, pthread_t *thread);

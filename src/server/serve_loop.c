@@ -368,11 +368,11 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 		room[i] = first_room(s, jobs[i]);
 		cancel[i] = &jobs[i]->cancel;
 	}
-	serve_test_stall(jobs, n, true);
+	serve_test_stall(s, jobs, n, true);
 	pthread_mutex_unlock(&s->lock);
 	serve_model_call_begin(s, generate ? "the vision and prompts of %d GENERATE request(s)" :
 						   "the vision of %d REGIONS request(s)", n);
-	serve_test_stall(jobs, n, false);
+	serve_test_stall(s, jobs, n, false);
 	if (n > 1)
 		serve_log(SERVE_LOG_INFO, "the vision of %d images as one batch", n);
 	/*

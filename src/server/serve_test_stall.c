@@ -1,8 +1,9 @@
 /*
  * serve_test_stall.c - the hangs the watchdog's tests need, on request:
- * with GROMA_SERVER_TEST_STALL=1 in its environment, groma-server stalls
- * its scheduler for good on a request whose free prompt asks for it.
- * Without that variable no prompt has any effect.
+ * with GROMA_SERVER_TEST_STALL=1 in its environment (or a part of its
+ * --socket path, such as server-0.sock: that server alone), groma-server
+ * stalls its scheduler for good on a request whose free prompt asks for
+ * it.  Without that variable no prompt has any effect.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +16,13 @@
 
 /* Stalls for good when the environment and a job's prompt ask for it; see serve_internal.h. */
 void
-serve_test_stall(serve_job *const *jobs, int n, bool locked)
+serve_test_stall(const serve_state *s, serve_job *const *jobs, int n, bool locked)
 {
 	const char *enabled = getenv("GROMA_SERVER_TEST_STALL");
 	const char *prompt = locked ? STALL_LOCKED_PROMPT : STALL_PROMPT;
 
-	if (enabled == NULL || strcmp(enabled, "1") != 0)
+	if (enabled == NULL || enabled[0] == '\0' ||
+		(strcmp(enabled, "1") != 0 && strstr(s->opt->socket_path, enabled) == NULL))
 		return;
 	for (int i = 0; i < n; i++)
 	{

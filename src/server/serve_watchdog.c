@@ -31,6 +31,8 @@ serve_model_call_begin(serve_state *s, const char *what, int count)
 	__atomic_store_n(&s->call_what, what, __ATOMIC_RELEASE);
 	__atomic_store_n(&s->call_count, count, __ATOMIC_RELEASE);
 	__atomic_store_n(&s->call_since_ms, (int64_t) serve_now_ms(), __ATOMIC_RELEASE);
+	if (s->beacon != NULL)
+		__atomic_store_n(&s->beacon->call_since_ms, s->call_since_ms, __ATOMIC_RELEASE);
 }
 
 /* Marks the end of the scheduler's model call; see serve_internal.h. */
@@ -38,6 +40,8 @@ void
 serve_model_call_end(serve_state *s)
 {
 	__atomic_store_n(&s->call_since_ms, 0, __ATOMIC_RELEASE);
+	if (s->beacon != NULL)
+		__atomic_store_n(&s->beacon->call_since_ms, 0, __ATOMIC_RELEASE);
 }
 
 /*

@@ -25,6 +25,7 @@ usage(FILE *f)
 			"                    [--kv-first-tokens N] [--act-mb N] [--max-connections N]\n"
 			"                    [--max-decodes N]\n"
 			"                    [--log-level error|warning|info|debug] [--watch-fd FD] [--watchdog-s N]\n"
+			"                    [--beacon-fd FD]\n"
 			"       groma-server --decode IMG.jpg --out FILE.safetensors [--device cpu|cuda]\n"
 			"       groma-server --info IMG.jpg\n"
 			"       groma-server --draw IMG.jpg [--box x1,y1,x2,y2 [--label TEXT]]... --out OUT.jpg\n"
@@ -58,6 +59,8 @@ usage(FILE *f)
 			"  --bench-max-batch N    --bench: measure vision batches of 1, 4, 16 and decode batches of 1, 8, 32, 64\n"
 			"                         images or sequences up to N only (default 64: all)\n"
 			"  --watch-fd FD          --serve: exit when FD reaches end of file (the launcher's pipe)\n"
+			"  --beacon-fd FD         --serve: keep the start of the model call in progress in FD's first bytes\n"
+			"                         (shared memory the launcher reads)\n"
 			"  --watchdog-s N         --serve: exit with status %d when one model call (a vision batch, a decode\n"
 			"                         step) or the server's lock takes longer than N seconds: a hung GPU or a\n"
 			"                         deadlock (default %d on a GPU, 0 on the CPU, where the real model's calls\n"
@@ -89,7 +92,7 @@ enum
 	OPT_DECODE = 256, OPT_INFO, OPT_REGIONS, OPT_IMAGE, OPT_DEVICE_INFO, OPT_BENCH, OPT_RANDOM_WEIGHTS,
 	OPT_CONFIG, OPT_WEIGHTS, OPT_OUT, OPT_MODEL, OPT_PROMPT, OPT_TASK, OPT_PHRASE, OPT_MAX_NEW_TOKENS,
 	OPT_REFER, OPT_DEVICE, OPT_MAX_IMAGE_PIXELS, OPT_SERVE, OPT_SOCKET, OPT_DEVICE_ID, OPT_THREADS,
-	OPT_MAX_QUEUE, OPT_LOG_LEVEL, OPT_WATCH_FD, OPT_VERSION, OPT_EMBEDDINGS, OPT_DRAW, OPT_BOX, OPT_LABEL,
+	OPT_MAX_QUEUE, OPT_LOG_LEVEL, OPT_WATCH_FD, OPT_BEACON_FD, OPT_VERSION, OPT_EMBEDDINGS, OPT_DRAW, OPT_BOX, OPT_LABEL,
 	OPT_MAX_BATCH, OPT_KV_CACHE_MB, OPT_KV_FIRST_TOKENS, OPT_ACT_MB, OPT_MAX_CONNECTIONS, OPT_BENCH_MAX_BATCH,
 	OPT_MAX_DECODES, OPT_WATCHDOG_S
 };
@@ -133,6 +136,7 @@ static const struct option long_options[] = {
 	{"act-mb", required_argument, NULL, OPT_ACT_MB},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"watch-fd", required_argument, NULL, OPT_WATCH_FD},
+	{"beacon-fd", required_argument, NULL, OPT_BEACON_FD},
 	{"watchdog-s", required_argument, NULL, OPT_WATCHDOG_S},
 	{NULL, 0, NULL, 0}
 };
@@ -321,6 +325,11 @@ apply_option(int c, const char *arg, groma_cli_options *opt, const char **comman
 				return 2;
 			opt->device_id = (int) v;
 			return 0;
+		case OPT_BEACON_FD:
+			if (option_between("beacon-fd", arg, 0, 1 << 20, &v) != 0)
+				return 2;
+			opt->beacon_fd = (int) v;
+			return 0;
 		case OPT_WATCH_FD:
 			if (numeric_option("watch-fd", arg, 1 << 20, &v) != 0)
 				return 2;
@@ -444,6 +453,7 @@ main(int argc, char **argv)
 	opt.kv_first_tokens = GROMA_SERVE_DEFAULT_KV_FIRST_TOKENS;
 	opt.log_level = "info";
 	opt.watch_fd = -1;
+	opt.beacon_fd = -1;
 	opt.watchdog_s = -1;		/* GROMA_SERVE_DEFAULT_WATCHDOG_S on a GPU, none on the CPU */
 	opt.device_id = -1;
 	opterr = 0;

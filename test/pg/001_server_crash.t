@@ -114,7 +114,7 @@ my ($qrc, $qout, $qerr) = finish_query($behind, 20);
 step('hung server ended by its watchdog');
 like($herr, qr/58000: groma-server hung while it had this request \(queued or running\), and its watchdog ended it/,
      'the hung call fails naming the hang (58000)');
-like($herr, qr/error: the vision and prompts of 1 GENERATE request\(s\) for [45] s, longer than --watchdog-s 4/,
+like($herr, qr/error: the vision and prompts of 1 GENERATE request\(s\) for [45]\.\d s, longer than --watchdog-s 4/,
      'its detail is the watchdog\'s message');
 like($herr, qr/groma\.server_watchdog is how long one model call, or a hold of the server's lock, may last/,
      'its hint names the setting');

@@ -1,7 +1,10 @@
 # groma.devices = '0,1' runs two groma-servers (here both on the CPU):
 # groma_status() has a row for each, requests from several sessions, and
 # one session's array call, are spread over both, and killing one (or
-# stopping it with SIGSTOP) leaves the other serving.
+# stopping it with SIGSTOP) leaves the other serving.  A server whose
+# model call hangs (GROMA_SERVER_TEST_STALL and a prompt asking for it)
+# gets no new calls once the call has lasted 5 s, and the requests it holds
+# move to the other server once it has lasted a tenth of its watchdog.
 use strict;
 use warnings;
 use FindBin;
@@ -10,7 +13,8 @@ use GromaPg;
 use Test::More;
 use Time::HiRes qw(time sleep);
 
-my $node = groma_node('two', "groma.devices = '0,1'\ngroma.threads = 1", servers => 2);
+$ENV{GROMA_SERVER_TEST_STALL} = 'server-0';	# server 0 alone stalls on the prompt; inherited through the postmaster
+my $node = groma_node('two', "groma.devices = '0,1'\ngroma.threads = 1\ngroma.server_watchdog = '60s'", servers => 2);
 step('cluster up, two servers ready');
 my $img = image_sql();
 my $rows = $node->safe_psql('postgres', 'SELECT server, state, device FROM groma_status() ORDER BY server');
@@ -132,6 +136,73 @@ for my $case (['a single call', "$long SELECT (groma_chat($img, 'Describe the im
     ok(wait_until(10, sub { status_row($node, $second)->{state} eq 'ready' }), "server $second is ready again");
 }
 step('a server suspended while it holds requests');
+
+# both servers suspended: after the grace a call fails naming both
+{
+    my @p = map { status_row($node, $_)->{pid} } (0, 1);
+    kill 'STOP', @p;
+    ok(wait_until(5, sub { status_row($node, 0)->{state} eq 'suspended' && status_row($node, 1)->{state} eq 'suspended' }),
+       'both servers are shown suspended');
+    my ($rc, $out, $err) = $node->psql('postgres', "SET statement_timeout = '20s'; SELECT groma_chat($img, 'What is this?')",
+        extra_params => ['-v', 'VERBOSITY=verbose']);
+    like($err, qr/57P03: groma-servers 0 \(pid $p[0]\), 1 \(pid $p[1]\) are suspended/, 'a call fails naming both (57P03)');
+    like($err, qr/HINT:  Each runs again after kill -CONT with its pid/, 'its hint says how to resume them');
+    kill 'CONT', @p;
+    ok(wait_until(10, sub { status_row($node, 0)->{state} eq 'ready' && status_row($node, 1)->{state} eq 'ready' }),
+       'both are ready again after SIGCONT');
+}
+step('both servers suspended');
+
+# server 0's model call hangs (GROMA_SERVER_TEST_STALL=server-0 stalls server 0 alone): once the call has lasted
+# 5 s new calls go to server 1, and once it has lasted a tenth of its watchdog (60 s here) the requests it holds,
+# the stalled one included, move to server 1 too
+{
+    my @before = map { status_row($node, $_) } (0, 1);
+    # two calls with the stalling prompt, one on each server (the fewest in flight): server 1 answers its own
+    my @stalls = map { my $q = start_query($node, "stall_$_", "SET statement_timeout = '40s'; "
+        . "SELECT (groma_chat($img, 'groma test: stall')).text IS NOT NULL"); sleep 0.3; $q } (1, 2);
+    my $stalled_at = time;
+    ok(wait_until(10, sub { status_row($node, 0)->{running} eq '1' }), 'a stalling request runs on server 0');
+    # within the first 5 s, requests still go to both: six sessions' and an array call's
+    my @held = map { start_query($node, "held_$_", "SET statement_timeout = '40s'; SET groma.max_new_tokens = 8; "
+        . "SELECT (groma_chat($img, 'What is this? $_')).text IS NOT NULL") } (1 .. 6);
+    push @held, start_query($node, 'held_array', "SET statement_timeout = '40s'; SET groma.max_new_tokens = 8; "
+        . "SET groma.bulk_in_flight = 4; SELECT cardinality(groma_caption_many(array_fill($img, ARRAY[6])))");
+    ok(wait_until(3, sub { status_row($node, 0)->{queue_depth} >= 2 }),
+       'requests wait behind the hung call on server 0') or diag(explain(status_row($node, 0)));
+    cmp_ok(time - $stalled_at, '<', 5, 'all sent before the call had lasted 5 s');
+    my $hung_row = wait_until(10, sub { my $r = status_row($node, 0); $r->{model_call_s} ne '' && $r->{model_call_s} >= 5 ? $r : undef });
+    ok($hung_row, 'groma_status() shows server 0 in one model call for 5 s') or diag(explain(status_row($node, 0)));
+    # new calls go to the other server
+    my ($rc, $out, $err) = $node->psql('postgres',
+        "SET statement_timeout = '30s'; SET groma.max_new_tokens = 8; SELECT (groma_chat($img, 'And now?')).text IS NOT NULL");
+    is("$rc/$out", '0/t', 'a new single call is answered') or diag($err);
+    ($rc, $out, $err) = $node->psql('postgres', "SET statement_timeout = '30s'; SET groma.max_new_tokens = 8; "
+        . "SET groma.bulk_in_flight = 4; SELECT cardinality(groma_caption_many(array_fill($img, ARRAY[3])))");
+    is("$rc/$out", '0/3', 'and a new array call') or diag($err);
+    # the held ones move after 6 s (a tenth of the 60 s watchdog)
+    my $all_ok = 1;
+    for my $q (@stalls, @held) {
+        my ($qrc, $qout, $qerr) = finish_query($q, 60);
+        $all_ok &&= defined $qrc && $qrc == 0 && ($qout eq "t\n" || $qout eq "6\n");
+        diag($qerr) if $qerr ne '';
+    }
+    ok($all_ok, 'the requests held by the hung server, the stalled one included, are answered by server 1');
+    my @after = map { status_row($node, $_) } (0, 1);
+    is($after[0]->{served} - $before[0]->{served}, 0, 'server 0 served nothing');
+    is($after[1]->{served} - $before[1]->{served}, 2 + 6 + 6 + 1 + 3, 'server 1 served every request');
+    cmp_ok($after[0]->{cancelled} - $before[0]->{cancelled}, '>=', 1, 'server 0 dropped those it held (their clients left)');
+    is($after[0]->{queue_depth}, '0', 'none waits behind the hung call any more');
+    is($after[0]->{running}, '1', 'while its scheduler still hangs');
+    my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
+    like($log, qr/groma-server 0 \(pid $hung_row->{pid}\) has been in one model call for 5\.\d s: new calls go to the other servers/,
+         'the launcher logs the long call');
+    kill 'KILL', $hung_row->{pid};
+    ok(wait_until(20, sub { my $r = status_row($node, 0); $r->{state} eq 'ready' && $r->{pid} ne $hung_row->{pid} }),
+       'server 0 is ready again once killed');
+    is(status_row($node, 0)->{model_call_s}, '', 'with no model call in progress');
+}
+step('a server in a hung model call');
 $b->quit;
 $node->stop('fast');
 ok(!proc_alive(status_row_pid_safe($r0)) && !proc_alive($pids[1]), 'both servers gone after pg_ctl stop -m fast');

@@ -68,7 +68,7 @@ sub status_row {
     my ($node, $n) = @_;
     $n //= 0;
     my @cols = qw(server state pid device model_path restarts last_exit last_stderr queue_depth running served failed
-      in_flight weights cancelled busy);
+      in_flight weights cancelled busy model_call_s);
     my $out = $node->safe_psql('postgres',
         "SELECT " . join(", ", map { "coalesce(${_}::text, '')" } @cols) . " FROM groma_status() WHERE server = $n",
         extra_params => ['-F', "\x1f"]);

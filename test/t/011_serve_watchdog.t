@@ -37,6 +37,14 @@ sub start_ready {
     return ($pid, $sock, $log);
 }
 
+# Polls code every 50 ms until it returns true or secs pass; returns whether it did.
+sub wait_until_true {
+    my ($code, $secs) = @_;
+    my $until = time + $secs;
+    while (time < $until) { return 1 if $code->(); sleep 0.05; }
+    return 0;
+}
+
 # Sends a GENERATE request for prompt on a new connection; returns the connection.
 sub ask {
     my ($sock, $id, $prompt) = @_;
@@ -175,6 +183,34 @@ is(wait_exit($pid, 10), 0, 'and the server stops cleanly');
     like($after, qr/^info: .*regions/m, 'and logs again');
     kill 'TERM', $ppid;
     wait_exit($ppid, 10);
+}
+
+# ---- the beacon: the server keeps its model call's start and its watchdog's limit in shared memory (--beacon-fd)
+{
+    my $path = "$dir/beacon";
+    open(my $bf, '+>', $path) or die "$path: $!";
+    print $bf "\0" x 16;
+    $bf->flush;
+    fcntl($bf, 2, 0) or die "F_SETFD: $!";	# the child inherits it
+    my $bfd = fileno($bf);
+    my ($bpid, $bsock, $blog) = start_ready('--watchdog-s', '30', '--beacon-fd', $bfd);
+    my $read_beacon = sub { my $b = slurp($path); return unpack('q<l<', $b); };
+    my ($since, $limit) = $read_beacon->();
+    is($since, 0, 'the beacon shows no model call while the server is idle');
+    is($limit, 30000, 'and the watchdog\'s limit in milliseconds');
+    my $bc = ask($bsock, 1, 'groma test: stall');
+    ok(wait_until_true(sub { ($read_beacon->())[0] != 0 }, 10), 'during the stalled call it shows when the call began');
+    ($since) = $read_beacon->();
+    my $mono = Time::HiRes::clock_gettime(Time::HiRes::CLOCK_MONOTONIC()) * 1000;
+    cmp_ok(abs($mono - $since), '<', 10000, 'on the monotonic clock, in milliseconds');
+    kill 'KILL', $bpid;
+    wait_exit($bpid, 5);
+    close($bf);
+}
+for my $bad ('77', 'x') {
+    my ($brc, undef, $err) = run_server('--serve', '--socket', "$dir/bad.sock", '--beacon-fd', $bad);
+    is($brc, 2, "--beacon-fd '$bad' is a usage error");
+    like($err, qr/--beacon-fd (77 is not an open file of \d+ bytes or more|needs an integer)/, 'saying why');
 }
 
 # ---- bad values
