@@ -42,6 +42,10 @@ ALTER SYSTEM SET groma.devices = '0, 1025';
 ALTER SYSTEM SET groma.devices = '0, 999999999';
 ALTER SYSTEM SET groma.devices = '0, 1, 00';
 
+-- groma.server_watchdog under a second (other than 0, off) is refused: the server counts whole seconds
+ALTER SYSTEM SET groma.server_watchdog = '400ms';
+ALTER SYSTEM SET groma.server_watchdog = -2;
+
 -- a groma.request_timeout of 1 ms leaves time to send a ping (the time left was rounded down to 0: always over);
 -- tried for up to 10 s, since a loaded machine may miss 1 ms now and then
 SET groma.request_timeout = 1;

@@ -157,6 +157,22 @@ check_devices(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+/*
+ * Refuses a groma.server_watchdog under a second other than 0: the server
+ * counts whole seconds, and '400ms' rounded to 0 would turn it off.
+ */
+static bool
+check_server_watchdog(int *newval, void **extra, GucSource source)
+{
+	if (*newval > 0 && *newval < 1000)
+	{
+		GUC_check_errdetail("groma.server_watchdog is at least 1 s; 0 turns the watchdog off and -1 leaves it to the "
+							"device (300 s on a GPU, none on the CPU).");
+		return false;
+	}
+	return true;
+}
+
 /* Defines the settings groma-server starts with (read by the launcher on start and reload). */
 static void
 define_server_settings(void)
@@ -209,7 +225,8 @@ define_server_settings(void)
 							"that no longer answers, a deadlock): it exits, the requests it held fail at once, and the "
 							"launcher starts it again. Zero never takes a server as hung; -1 means 300 s on a GPU "
 							"and never on the CPU, where the real model's calls can take minutes.",
-							&groma_server_watchdog, -1, -1, 86400, PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+							&groma_server_watchdog, -1, -1, 86400 * 1000, PGC_SIGHUP, GUC_UNIT_MS, check_server_watchdog,
+							NULL, NULL);
 	DefineCustomIntVariable("groma.activation_mb",
 							"Size of each groma-server's activation arena; it bounds how many images share a vision pass.",
 							"Zero leaves groma-server's default (3072 MB).",

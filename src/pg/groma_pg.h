@@ -21,7 +21,7 @@ extern int	groma_max_decodes;	/* groma.max_decodes */
 extern int	groma_max_batch;	/* groma.max_batch */
 extern int	groma_kv_cache_mb;	/* groma.kv_cache_mb */
 extern int	groma_kv_first_tokens;	/* groma.kv_first_tokens */
-extern int	groma_server_watchdog;	/* groma.server_watchdog, seconds (0: off, -1: the device's default) */
+extern int	groma_server_watchdog;	/* groma.server_watchdog, milliseconds (0: off, -1: the device's default; else 1000 or more) */
 extern int	groma_activation_mb;	/* groma.activation_mb */
 extern char *groma_devices;		/* groma.devices ("" = one server) */
 extern char *groma_server_path; /* groma.server_path ("" = next to postgres) */

@@ -70,7 +70,7 @@ typedef struct launcher_slot
 	int			beacon_fd;		/* a memfd its servers keep a groma_server_beacon in (valid when beacon is set) */
 	groma_server_beacon *beacon;	/* that memory, mapped; NULL until made (or when it could not be) */
 	int64		long_call_since;	/* the beacon's call_since_ms of a call logged as long; 0: none */
-	int64		long_call_ms;	/* how long that call had lasted at the last look */
+	int64		long_call_age_ms;	/* how long that call had lasted at the last look */
 } launcher_slot;
 
 static launcher_slot slots[GROMA_MAX_SERVERS];
@@ -146,6 +146,7 @@ publish_state(int i, groma_slot_state state)
 		s->suspended_since = 0;
 		s->call_started = 0;
 		s->watchdog_ms = 0;
+		s->n_in_call = 0;
 	}
 	SpinLockRelease(&s->mutex);
 }
@@ -373,7 +374,8 @@ start_server(int i)
 	snprintf(max_pixels, sizeof(max_pixels), "%d", groma_max_image_pixels);
 	snprintf(watch_fd, sizeof(watch_fd), "%d", WATCH_FD);
 	snprintf(beacon_fd, sizeof(beacon_fd), "%d", BEACON_FD);
-	snprintf(watchdog_s, sizeof(watchdog_s), "%d", groma_server_watchdog);
+	/* groma-server counts whole seconds: rounded up, so that 1500ms is not shorter than asked */
+	snprintf(watchdog_s, sizeof(watchdog_s), "%d", (groma_server_watchdog + 999) / 1000);
 
 	argv[argc++] = program;
 	argv[argc++] = "--serve";
@@ -709,49 +711,84 @@ watch_suspension(int i)
 }
 
 /*
- * Publishes when slot i's server began its model call in progress (from
- * its beacon), so that backends send new calls to the other servers while
- * one lasts GROMA_LONG_CALL_MS or more (a hung GPU, a very long batch),
- * and, with several servers, logs such a call and its end.
+ * Copies slot i's beacon into *out as a seqlock reader (the server makes
+ * seq odd while it writes); returns false, out cleared, when there is no
+ * beacon or its server kept writing.
+ */
+static bool
+read_beacon(int i, groma_server_beacon *out)
+{
+	const groma_server_beacon *b = slots[i].beacon;
+
+	memset(out, 0, offsetof(groma_server_beacon, in_call));
+	if (b == NULL || slots[i].pid <= 0)
+		return false;
+	for (int attempt = 0; attempt < 8; attempt++)
+	{
+		uint32		seq = __atomic_load_n(&b->seq, __ATOMIC_ACQUIRE);
+
+		if (seq & 1)
+			continue;
+		out->watchdog_ms = b->watchdog_ms;
+		out->call_since_ms = b->call_since_ms;
+		out->n_in_call = Min(Max(b->n_in_call, 0), GROMA_BEACON_MAX_IN_CALL);
+		memcpy(out->in_call, b->in_call, sizeof(groma_beacon_request) * out->n_in_call);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&b->seq, __ATOMIC_RELAXED) == seq)
+			return true;
+	}
+	memset(out, 0, offsetof(groma_server_beacon, in_call));
+	return false;
+}
+
+/*
+ * Publishes slot i's model call in progress (from its beacon): when it
+ * began, the requests it works for, and when the launcher looked, so that
+ * backends send new calls to the other servers while one lasts
+ * GROMA_LONG_CALL_MS or more (a hung GPU, a very long batch) and move the
+ * requests queued there; with several servers, logs such a call and its end.
  */
 static void
 watch_model_call(int i)
 {
 	groma_server_slot *s = &groma_registry_shared->slots[i];
 	launcher_slot *ls = &slots[i];
-	int64		since = ls->beacon != NULL && ls->pid > 0 ?
-		__atomic_load_n(&ls->beacon->call_since_ms, __ATOMIC_ACQUIRE) : 0;
+	groma_server_beacon beacon;
 	int64		age_ms = 0;
-	int			watchdog_ms = ls->beacon != NULL && ls->pid > 0 ?
-		__atomic_load_n(&ls->beacon->watchdog_ms, __ATOMIC_ACQUIRE) : 0;
+	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz started = 0;
 
-	if (since != 0)
+	if (!read_beacon(i, &beacon) && ls->beacon != NULL && ls->pid > 0)
+		return;					/* written all the while: the last look stands */
+	if (beacon.call_since_ms != 0)
 	{
-		struct timespec now;
+		struct timespec mono;
 
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		age_ms = Max((int64) now.tv_sec * 1000 + now.tv_nsec / 1000000 - since, 0);
-		started = GetCurrentTimestamp() - age_ms * 1000;
+		clock_gettime(CLOCK_MONOTONIC, &mono);
+		age_ms = Max((int64) mono.tv_sec * 1000 + mono.tv_nsec / 1000000 - beacon.call_since_ms, 0);
+		started = now - age_ms * 1000;
 	}
 	SpinLockAcquire(&s->mutex);
 	s->call_started = started;
-	s->watchdog_ms = watchdog_ms;
+	s->looked_at = now;
+	s->watchdog_ms = beacon.watchdog_ms;
+	s->n_in_call = beacon.n_in_call;
+	memcpy(s->in_call, beacon.in_call, sizeof(groma_beacon_request) * beacon.n_in_call);
 	SpinLockRelease(&s->mutex);
-	if (ls->long_call_since != 0 && since != ls->long_call_since)
+	if (ls->long_call_since != 0 && beacon.call_since_ms != ls->long_call_since)
 	{
 		if (ls->pid > 0)
 			ereport(LOG, (errmsg("groma-server %d (pid %d): its long model call ended after about %.1f s",
-								 i, (int) ls->pid, ls->long_call_ms / 1000.0)));
+								 i, (int) ls->pid, ls->long_call_age_ms / 1000.0)));
 		ls->long_call_since = 0;
 	}
-	if (since != 0 && age_ms >= GROMA_LONG_CALL_MS && ls->long_call_since == 0 && n_slots > 1)
+	if (beacon.call_since_ms != 0 && age_ms >= GROMA_LONG_CALL_MS && ls->long_call_since == 0 && n_slots > 1)
 	{
 		ereport(LOG, (errmsg("groma-server %d (pid %d) has been in one model call for %.1f s: new calls go to the "
 							 "other servers while it lasts", i, (int) ls->pid, age_ms / 1000.0)));
-		ls->long_call_since = since;
+		ls->long_call_since = beacon.call_since_ms;
 	}
-	ls->long_call_ms = age_ms;
+	ls->long_call_age_ms = age_ms;
 }
 
 /* Starts what is due: stopped slots, and slots whose backoff has passed; promotes STARTING slots whose socket answers. */

@@ -63,7 +63,8 @@ typedef enum io_result
 	IO_CONNECT_FAILED,			/* nothing accepted the connection */
 	IO_PROTOCOL,				/* a frame that does not parse (protocol_error says why) */
 	IO_SUSPENDED,				/* the server was suspended (SIGSTOP, a debugger) while another took calls */
-	IO_HUNG						/* the server's model call lasted a tenth of its watchdog while another took calls */
+	IO_HUNG						/* the request waited behind a model call that lasted a tenth of the server's
+								 * watchdog while another server took calls */
 } io_result;
 
 /* Why a server that holds a request leaves it to another server. */
@@ -71,7 +72,7 @@ typedef enum leave_reason
 {
 	LEAVE_NONE,
 	LEAVE_SUSPENDED,			/* suspended past the grace: it may take requests again once it runs */
-	LEAVE_HUNG					/* in one model call for a tenth of its watchdog: the request may be what hangs it */
+	LEAVE_HUNG					/* in one model call for a tenth of its watchdog, which the request is not part of */
 } leave_reason;
 
 static server_connection connections[GROMA_MAX_SERVERS];
@@ -82,6 +83,7 @@ static uint64 unready_generation[GROMA_MAX_SERVERS];
 
 #define UNREADY_AVOID_MS 1000
 #define SUSPENSION_CHECK_MS 200	/* how often a wait on a server looks whether it was suspended */
+#define BEACON_STALE_MS 1000	/* a look of the launcher at a server's model call older than this says nothing */
 #define SUSPENSION_GRACE_MS 2000	/* a server suspended this long loses the requests it holds to the others,
 									 * and calls with no other server stop waiting for it; a shorter stop is
 									 * waited out (its requests' work is not thrown away) */
@@ -151,9 +153,10 @@ deadline_after(int timeout_ms)
  */
 static int	watched_slot = -1;
 static uint32 watched_exclude = 0;
+static uint32 watched_request_id = 0;
 static leave_reason left_wait = LEAVE_NONE;
 
-static leave_reason slot_to_leave(int slot, uint32 exclude);
+static leave_reason slot_to_leave(int slot, uint32 exclude, uint32 request_id);
 static bool slot_suspended_briefly(uint32 exclude);
 
 /* Returns the milliseconds left before deadline (at least 0), or -1 when there is none. */
@@ -189,7 +192,8 @@ wait_socket(pgsocket fd, int event, TimestampTz deadline)
 							 wait, PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
-	if (watched_slot >= 0 && (left_wait = slot_to_leave(watched_slot, watched_exclude)) != LEAVE_NONE)
+	if (watched_slot >= 0 &&
+		(left_wait = slot_to_leave(watched_slot, watched_exclude, watched_request_id)) != LEAVE_NONE)
 		return false;
 	return true;
 }
@@ -498,6 +502,7 @@ round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_re
 	left_wait = LEAVE_NONE;
 	watched_slot = count && groma_registry_shared->n_servers > 1 ? slot : -1;
 	watched_exclude = exclude;
+	watched_request_id = req->id;
 	PG_TRY();
 	{
 		if (!ensure_connection(slot, snap, deadline))
@@ -754,11 +759,23 @@ slot_takes_calls(const groma_server_slot *snap)
 	return snap->state == GROMA_SLOT_RUNNING && snap->suspended_since == 0;
 }
 
+/*
+ * Returns true when snap's server has been in one model call for at least
+ * ms, as the launcher saw it within the last BEACON_STALE_MS (an older look
+ * says nothing: the launcher may be stopped while the call has ended).
+ */
+static bool
+slot_in_call_for(const groma_server_slot *snap, TimestampTz now, int ms)
+{
+	return snap->call_started != 0 && !TimestampDifferenceExceeds(snap->looked_at, now, BEACON_STALE_MS) &&
+		TimestampDifferenceExceeds(snap->call_started, now, ms);
+}
+
 /* Returns true when snap's server has been in one model call for GROMA_LONG_CALL_MS or more (a hung GPU, a long batch). */
 static bool
 slot_in_long_call(const groma_server_slot *snap, TimestampTz now)
 {
-	return snap->call_started != 0 && TimestampDifferenceExceeds(snap->call_started, now, GROMA_LONG_CALL_MS);
+	return slot_in_call_for(snap, now, GROMA_LONG_CALL_MS);
 }
 
 /* Returns true when this backend recently found slot's server (as snap describes it) unable to run models. */
@@ -878,18 +895,19 @@ slot_takes_calls_promptly(const groma_server_slot *snap)
 static bool
 slot_hung(const groma_server_slot *snap)
 {
-	return snap->watchdog_ms > 0 && snap->call_started != 0 &&
-		TimestampDifferenceExceeds(snap->call_started, GetCurrentTimestamp(),
-								   Max(snap->watchdog_ms / 10, GROMA_LONG_CALL_MS));
+	return snap->watchdog_ms > 0 &&
+		slot_in_call_for(snap, GetCurrentTimestamp(), Max(snap->watchdog_ms / 10, GROMA_LONG_CALL_MS));
 }
 
 /*
- * Returns why slot's server should leave a request it holds to a server
- * outside exclude: suspended past the grace while another takes calls, or
- * hung while another takes calls and is not in a long call itself.
+ * Returns why slot's server should leave this backend's request request_id
+ * to a server outside exclude: suspended past the grace while another
+ * takes calls, or hung while another takes calls and is not in a long call
+ * itself, when the hung call does not work for the request (one that does
+ * may be what hangs it: it stays, and fails with the server).
  */
 static leave_reason
-slot_to_leave(int slot, uint32 exclude)
+slot_to_leave(int slot, uint32 exclude, uint32 request_id)
 {
 	groma_server_slot s;
 	uint32		others = exclude | (1u << slot);
@@ -897,9 +915,25 @@ slot_to_leave(int slot, uint32 exclude)
 	groma_registry_snapshot(slot, &s);
 	if (suspended_past_grace(&s) && other_slot_running(others))
 		return LEAVE_SUSPENDED;
-	if (slot_hung(&s) && any_slot(others, slot_takes_calls_promptly))
+	if (slot_hung(&s) && any_slot(others, slot_takes_calls_promptly) &&
+		!groma_registry_in_call(slot, MyProcPid, request_id))
 		return LEAVE_HUNG;
 	return LEAVE_NONE;
+}
+
+/* Logs that a request (which names it) waiting behind slot's hung model call goes to another server. */
+static void
+log_hung_move(int slot, const char *which)
+{
+	groma_server_slot s;
+	long		secs;
+	int			usecs;
+
+	groma_registry_snapshot(slot, &s);
+	TimestampDifference(s.call_started, GetCurrentTimestamp(), &secs, &usecs);
+	ereport(LOG,
+			(errmsg("groma-server %d (pid %d) has been in one model call for %ld s: %s waiting behind it is sent to "
+					"another server", slot, s.pid, secs, which)));
 }
 
 /* Returns true when a slot outside exclude is suspended, not yet for SUSPENSION_GRACE_MS. */
@@ -1067,14 +1101,14 @@ groma_client_call(groma_request *req, groma_reply *reply)
 		slot = choose_slot(&snap, tried);
 		r = round_trip(slot, &snap, req, reply, groma_request_timeout, true, tried);
 		/* a server left for being suspended is not tried: it may take the request again once it runs */
-		if (r == IO_SUSPENDED)
+		if (r == IO_HUNG)
+			log_hung_move(slot, "a request");
+		/* a server left for being suspended or hung is not counted as tried: it may take the request once it runs */
+		if (r == IO_SUSPENDED || r == IO_HUNG)
 			continue;
 		tried |= 1u << slot;
 		if (!other_slot_running(tried))
 			break;
-		/* a hung server is not tried again: the request may be what hangs it */
-		if (r == IO_HUNG)
-			continue;
 		if (r == IO_UNREAD)
 			mark_unready(slot, &snap);
 		if (r == IO_CONNECT_FAILED || r == IO_UNREAD)
@@ -1441,12 +1475,11 @@ bulk_yield_busy(bulk_connection *conns, int n_conns, bulk_connection *c, groma_r
 
 /*
  * Takes the outstanding requests of conns off servers the launcher found
- * suspended (SIGSTOP, a debugger), or hung, while another server takes
- * calls (slot_to_leave): each is sent again, on its connection opened to
- * another server (the server left, when it runs again, finds the
- * connection closed and drops the request).  A hung server is avoided for
- * the rest of the call: the request may be what hangs it.  Returns true
- * when it moved one.
+ * suspended (SIGSTOP, a debugger), or hung in a model call they are not
+ * part of, while another server takes calls (slot_to_leave): each is sent
+ * again, on its connection opened to another server (the server left,
+ * when it runs again, finds the connection closed and drops the request).
+ * Returns true when it moved one.
  */
 static bool
 bulk_leave_stuck(bulk_connection *conns, int n_conns, groma_request **reqs, int n, bulk_pending *pending)
@@ -1460,11 +1493,11 @@ bulk_leave_stuck(bulk_connection *conns, int n_conns, groma_request **reqs, int 
 
 		if (c->req < 0 || c->fd == PGINVALID_SOCKET)
 			continue;
-		why = slot_to_leave(c->slot, pending->avoid);
+		why = slot_to_leave(c->slot, pending->avoid, reqs[c->req]->id);
 		if (why == LEAVE_NONE)
 			continue;
 		if (why == LEAVE_HUNG)
-			pending->avoid |= 1u << c->slot;
+			log_hung_move(c->slot, "a request of an array call");
 		bulk_uncount_one(c->slot);
 		bulk_give_back(c, pending);
 		bulk_open(c, pending, 0);

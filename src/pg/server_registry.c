@@ -85,8 +85,24 @@ groma_registry_snapshot(int slot, groma_server_slot *out)
 	strlcpy(out->last_stderr, (const char *) s->last_stderr, sizeof(out->last_stderr));
 	out->suspended_since = s->suspended_since;
 	out->call_started = s->call_started;
+	out->looked_at = s->looked_at;
 	out->watchdog_ms = s->watchdog_ms;
+	out->n_in_call = s->n_in_call;
 	SpinLockRelease(&s->mutex);
 	SpinLockInit(&out->mutex);
 	pg_atomic_init_u32(&out->in_flight, pg_atomic_read_u32(&groma_registry_shared->slots[slot].in_flight));
+}
+
+/* Looks for a request in the slot's model call in progress; see server_registry.h. */
+bool
+groma_registry_in_call(int slot, int pid, uint32 id)
+{
+	groma_server_slot *s = &groma_registry_shared->slots[slot];
+	bool		found = false;
+
+	SpinLockAcquire(&s->mutex);
+	for (int i = 0; i < s->n_in_call && !found; i++)
+		found = s->in_call[i].client_pid == pid && s->in_call[i].request_id == id;
+	SpinLockRelease(&s->mutex);
+	return found;
 }

@@ -17,6 +17,8 @@
 #include "port/atomics.h"
 #include "storage/spin.h"
 
+#include "../server/protocol.h"
+
 /* At most this many servers (entries of groma.devices). */
 #define GROMA_MAX_SERVERS 16
 
@@ -54,7 +56,10 @@ typedef struct groma_server_slot
 	char		last_stderr[256];	/* the last line it wrote to stderr */
 	TimestampTz suspended_since;	/* when the launcher saw it stopped (SIGSTOP, a debugger); 0 while it runs */
 	TimestampTz call_started;	/* when its model call in progress began, as the launcher last saw it; 0: none */
+	TimestampTz looked_at;		/* when the launcher last read its beacon (call_started is stale long after) */
 	int			watchdog_ms;	/* its watchdog's limit (0: none), as its beacon says */
+	int			n_in_call;		/* requests its model call works for (not copied by groma_registry_snapshot) */
+	groma_beacon_request in_call[GROMA_BEACON_MAX_IN_CALL];
 	pg_atomic_uint32 in_flight; /* requests backends have sent and not yet read back */
 } groma_server_slot;
 
@@ -71,7 +76,10 @@ extern groma_registry *groma_registry_shared;
 /* Requests the shared memory (from _PG_init, under shared_preload_libraries only). */
 void		groma_registry_request(void);
 
-/* Copies a slot's fields under its lock (in_flight read atomically). */
+/* Copies a slot's fields under its lock (in_flight read atomically), all but in_call. */
 void		groma_registry_snapshot(int slot, groma_server_slot *out);
+
+/* Returns true when slot's model call in progress, as the launcher last saw it, works for request id of process pid. */
+bool		groma_registry_in_call(int slot, int pid, uint32 id);
 
 #endif							/* GROMA_SERVER_REGISTRY_H */

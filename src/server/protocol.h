@@ -38,18 +38,34 @@
  */
 #define GROMA_SERVER_EXIT_HUNG 5
 
+/* The most requests one model call of groma-server works for (a decode step of the whole batch). */
+#define GROMA_BEACON_MAX_IN_CALL 256
+
+/* A request as its client knows it: the client's process (SO_PEERCRED) and the request's id. */
+typedef struct groma_beacon_request
+{
+	int32_t		client_pid;
+	uint32_t	request_id;
+} groma_beacon_request;
+
 /*
  * The memory groma-server --serve shares with the launcher that started it
  * (a memfd passed as --beacon-fd): when its model call in progress began,
- * and its watchdog's limit.  The launcher reads it every tick to tell
- * backends of a call that lasts (a hung GPU), so that new calls go to the
- * other servers, and requests held there move once the call has lasted a
- * tenth of the watchdog's limit.
+ * the requests that call works for, and its watchdog's limit.  The
+ * launcher copies it every tick for backends: new calls avoid a server in
+ * a call that lasts (a hung GPU), and requests queued there move to
+ * another server once the call has lasted a tenth of the watchdog's limit
+ * (those in the call stay: they may be what hangs it).  A seqlock: the
+ * server makes seq odd while it writes, and a reader that sees seq odd or
+ * changed reads again.
  */
 typedef struct groma_server_beacon
 {
-	int64_t		call_since_ms;	/* CLOCK_MONOTONIC milliseconds at the call's start; 0: none (__atomic) */
-	int32_t		watchdog_ms;	/* --watchdog-s as resolved, in milliseconds; 0: no watchdog (__atomic) */
+	uint32_t	seq;			/* odd while the server writes (__atomic) */
+	int32_t		watchdog_ms;	/* --watchdog-s as resolved, in milliseconds; 0: no watchdog */
+	int64_t		call_since_ms;	/* CLOCK_MONOTONIC milliseconds at the call's start; 0: none */
+	int32_t		n_in_call;		/* entries of in_call */
+	groma_beacon_request in_call[GROMA_BEACON_MAX_IN_CALL];	/* the requests the call works for */
 } groma_server_beacon;
 
 /* Hard limits, checked before any allocation. */

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -424,25 +423,6 @@ groma_serve(const groma_cli_options *opt)
 		fprintf(stderr, "groma-server: --watch-fd %d is not an open file descriptor\n", opt->watch_fd);
 		return 2;
 	}
-	if (opt->beacon_fd >= 0)
-	{
-		struct stat st;
-
-		/* a file shorter than the beacon would fault on its first store */
-		if (fstat(opt->beacon_fd, &st) != 0 || st.st_size < (off_t) sizeof(groma_server_beacon))
-		{
-			fprintf(stderr, "groma-server: --beacon-fd %d is not an open file of %zu bytes or more\n",
-					opt->beacon_fd, sizeof(groma_server_beacon));
-			return 2;
-		}
-		s.beacon = mmap(NULL, sizeof(groma_server_beacon), PROT_READ | PROT_WRITE, MAP_SHARED, opt->beacon_fd, 0);
-		if (s.beacon == MAP_FAILED)
-		{
-			fprintf(stderr, "groma-server: --beacon-fd %d cannot be mapped: %s\n", opt->beacon_fd, strerror(errno));
-			return 2;
-		}
-		__atomic_store_n(&s.beacon->call_since_ms, 0, __ATOMIC_RELEASE);
-	}
 	resolved.device = resolve_device(opt->device);
 	if (opt->device_id >= 0)
 		snprintf(s.device, sizeof(s.device), "%s:%d", resolved.device, opt->device_id);
@@ -457,6 +437,8 @@ groma_serve(const groma_cli_options *opt)
 	}
 	if (resolved.watchdog_s < 0)
 		resolved.watchdog_s = strcmp(resolved.device, "cpu") == 0 ? 0 : GROMA_SERVE_DEFAULT_WATCHDOG_S;
+	if (opt->beacon_fd >= 0 && !serve_beacon_open(&s, opt->beacon_fd, resolved.watchdog_s))
+		return 2;
 	/* non-blocking: a storm of signals must not block the handler once the pipe is full (one byte wakes it) */
 	if (pipe2(s.stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0 ||
 		(s.conn_closed_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
@@ -478,8 +460,6 @@ groma_serve(const groma_cli_options *opt)
 		return GROMA_SERVE_EXIT_SETUP;
 	serve_log(SERVE_LOG_INFO, "listening on %s (pid %d, device %s, max queue %d, max connections %d, max decodes %d)",
 			  opt->socket_path, (int) getpid(), s.device, opt->max_queue, opt->max_connections, opt->max_decodes);
-	if (s.beacon != NULL)
-		__atomic_store_n(&s.beacon->watchdog_ms, resolved.watchdog_s * 1000, __ATOMIC_RELEASE);
 	if (resolved.watchdog_s > 0)
 		serve_log(SERVE_LOG_INFO, "watchdog: a model call or a hold of the lock longer than %d s ends this process",
 				  resolved.watchdog_s);

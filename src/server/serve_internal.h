@@ -167,10 +167,20 @@ int			serve_connections_hang_up_idle(serve_state *s);
 
 /*
  * Marks the start of a model call the scheduler makes without the lock
- * (what: a format taking count, such as "a step of %d answers"); the
- * watchdog times it until serve_model_call_end.
+ * for jobs[n] (what: a format taking count, such as "a step of %d
+ * answers"); the watchdog times it until serve_model_call_end, and the
+ * beacon shows it and its jobs.
  */
-void		serve_model_call_begin(serve_state *s, const char *what, int count);
+void		serve_model_call_begin(serve_state *s, const char *what, int count, serve_job *const *jobs, int n);
+
+/*
+ * Maps --beacon-fd's memory as the server's beacon and writes its watchdog's
+ * limit there; prints why and returns false when fd cannot be one.
+ */
+bool		serve_beacon_open(serve_state *s, int fd, int watchdog_s);
+
+/* Writes the model call in progress (since_ms 0: none) and the requests of jobs[n] to the beacon, if there is one. */
+void		serve_beacon_publish(serve_state *s, int64_t since_ms, serve_job *const *jobs, int n);
 
 /* Marks the end of the scheduler's model call. */
 void		serve_model_call_end(serve_state *s);
@@ -184,8 +194,8 @@ bool		serve_watchdog_start(serve_state *s);
 
 /*
  * Stalls the calling thread for good when the environment has
- * GROMA_SERVER_TEST_STALL=1 (or a part of s's socket path: that server
- * alone) and one of jobs[n] has the free prompt
+ * GROMA_SERVER_TEST_STALL=1 (or the name of s's socket file before the
+ * dot: that server alone) and one of jobs[n] has the free prompt
  * "groma test: stall" (locked false: called without the lock, inside a
  * model call) or "groma test: stall holding the lock" (locked true):
  * the hangs the watchdog's tests need.  Otherwise returns at once.

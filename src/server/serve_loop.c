@@ -194,7 +194,7 @@ make_room(serve_state *s)
 		{
 			/* the scheduler thread alone touches the pool and the batch's sequences */
 			pthread_mutex_unlock(&s->lock);
-			serve_model_call_begin(s, "growing the KV cache of answer %d of the batch", i + 1);
+			serve_model_call_begin(s, "growing the KV cache of answer %d of the batch", i + 1, &job, 1);
 			st = groma_sequence_make_room(s->engine.session.model, &job->pending.seq, &s->pool);
 			serve_model_call_end(s);
 			pthread_mutex_lock(&s->lock);
@@ -228,7 +228,7 @@ learn_head_bound(serve_state *s)
 	groma_status st;
 
 	pthread_mutex_unlock(&s->lock);
-	serve_model_call_begin(s, "bounding the KV room of job %d", (int) job->serial);
+	serve_model_call_begin(s, "bounding the KV room of job %d", (int) job->serial, &job, 1);
 	st = groma_request_kv_bound(&s->engine, &job->req, &job->kv_positions);
 	serve_model_call_end(s);
 	pthread_mutex_lock(&s->lock);
@@ -371,7 +371,7 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 	serve_test_stall(s, jobs, n, true);
 	pthread_mutex_unlock(&s->lock);
 	serve_model_call_begin(s, generate ? "the vision and prompts of %d GENERATE request(s)" :
-						   "the vision of %d REGIONS request(s)", n);
+						   "the vision of %d REGIONS request(s)", n, jobs, n);
 	serve_test_stall(s, jobs, n, false);
 	if (n > 1)
 		serve_log(SERVE_LOG_INFO, "the vision of %d images as one batch", n);
@@ -442,7 +442,7 @@ step_batch(serve_state *s)
 	pthread_mutex_unlock(&s->lock);
 	if (prefills > 0 && prefills < n)
 		serve_log(SERVE_LOG_INFO, "the prefill of %d prompts beside the decoding of %d answers", prefills, n - prefills);
-	serve_model_call_begin(s, "a decode step of %d answer(s)", n);
+	serve_model_call_begin(s, "a decode step of %d answer(s)", n, s->batch, n);
 	st = groma_sequence_step(s->engine.session.model, s->engine.tok, seqs, n, &s->engine.session.act);
 	serve_model_call_end(s);
 	groma_arena_reset(&s->engine.session.act);	/* the newcomers' prompts have been read */
@@ -478,7 +478,7 @@ step_batch(serve_state *s)
 	s->pool_wait = false;
 	s->kv_used = s->pool.used;
 	pthread_mutex_unlock(&s->lock);
-	serve_model_call_begin(s, "finishing %d answer(s)", n_done);
+	serve_model_call_begin(s, "finishing %d answer(s)", n_done, done, n_done);
 	for (int i = 0; i < n_done; i++)
 		groma_request_generate_finish(&s->engine, &done[i]->req, NULL, &done[i]->reply, &done[i]->pending);
 	serve_model_call_end(s);

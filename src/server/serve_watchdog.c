@@ -26,13 +26,14 @@
 
 /* Marks the start of a scheduler model call; see serve_internal.h. */
 void
-serve_model_call_begin(serve_state *s, const char *what, int count)
+serve_model_call_begin(serve_state *s, const char *what, int count, serve_job *const *jobs, int n)
 {
+	int64_t		now = (int64_t) serve_now_ms();
+
 	__atomic_store_n(&s->call_what, what, __ATOMIC_RELEASE);
 	__atomic_store_n(&s->call_count, count, __ATOMIC_RELEASE);
-	__atomic_store_n(&s->call_since_ms, (int64_t) serve_now_ms(), __ATOMIC_RELEASE);
-	if (s->beacon != NULL)
-		__atomic_store_n(&s->beacon->call_since_ms, s->call_since_ms, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->call_since_ms, now, __ATOMIC_RELEASE);
+	serve_beacon_publish(s, now, jobs, n);
 }
 
 /* Marks the end of the scheduler's model call; see serve_internal.h. */
@@ -40,8 +41,7 @@ void
 serve_model_call_end(serve_state *s)
 {
 	__atomic_store_n(&s->call_since_ms, 0, __ATOMIC_RELEASE);
-	if (s->beacon != NULL)
-		__atomic_store_n(&s->beacon->call_since_ms, 0, __ATOMIC_RELEASE);
+	serve_beacon_publish(s, 0, NULL, 0);
 }
 
 /*

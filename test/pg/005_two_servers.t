@@ -154,23 +154,24 @@ step('a server suspended while it holds requests');
 step('both servers suspended');
 
 # server 0's model call hangs (GROMA_SERVER_TEST_STALL=server-0 stalls server 0 alone): once the call has lasted
-# 5 s new calls go to server 1, and once it has lasted a tenth of its watchdog (60 s here) the requests it holds,
-# the stalled one included, move to server 1 too
+# 5 s new calls go to server 1, and once it has lasted a tenth of its watchdog (60 s here) the requests queued
+# behind it move to server 1 too; the stalled request itself stays (it may be what hangs the server)
 {
     my @before = map { status_row($node, $_) } (0, 1);
     # two calls with the stalling prompt, one on each server (the fewest in flight): server 1 answers its own
     my @stalls = map { my $q = start_query($node, "stall_$_", "SET statement_timeout = '40s'; "
         . "SELECT (groma_chat($img, 'groma test: stall')).text IS NOT NULL"); sleep 0.3; $q } (1, 2);
-    my $stalled_at = time;
     ok(wait_until(10, sub { status_row($node, 0)->{running} eq '1' }), 'a stalling request runs on server 0');
-    # within the first 5 s, requests still go to both: six sessions' and an array call's
-    my @held = map { start_query($node, "held_$_", "SET statement_timeout = '40s'; SET groma.max_new_tokens = 8; "
+    # within the first 5 s, requests still go to both servers: an array call's (one at least on server 0), six sessions'
+    my @held = (start_query($node, 'held_array', "SET statement_timeout = '40s'; SET groma.max_new_tokens = 8; "
+        . "SET groma.bulk_in_flight = 4; SELECT cardinality(groma_caption_many(array_fill($img, ARRAY[6])))"));
+    sleep 0.3;
+    push @held, map { start_query($node, "held_$_", "SET statement_timeout = '40s'; SET groma.max_new_tokens = 8; "
         . "SELECT (groma_chat($img, 'What is this? $_')).text IS NOT NULL") } (1 .. 6);
-    push @held, start_query($node, 'held_array', "SET statement_timeout = '40s'; SET groma.max_new_tokens = 8; "
-        . "SET groma.bulk_in_flight = 4; SELECT cardinality(groma_caption_many(array_fill($img, ARRAY[6])))");
-    ok(wait_until(3, sub { status_row($node, 0)->{queue_depth} >= 2 }),
-       'requests wait behind the hung call on server 0') or diag(explain(status_row($node, 0)));
-    cmp_ok(time - $stalled_at, '<', 5, 'all sent before the call had lasted 5 s');
+    my $waiting = wait_until(3, sub { my $r = status_row($node, 0); $r->{queue_depth} >= 2 ? $r : undef });
+    ok($waiting, 'requests wait behind the hung call on server 0') or diag(explain(status_row($node, 0)));
+    ok($waiting && ($waiting->{model_call_s} eq '' || $waiting->{model_call_s} < 5),
+       'sent before the call had lasted 5 s') or diag(explain($waiting));
     my $hung_row = wait_until(10, sub { my $r = status_row($node, 0); $r->{model_call_s} ne '' && $r->{model_call_s} >= 5 ? $r : undef });
     ok($hung_row, 'groma_status() shows server 0 in one model call for 5 s') or diag(explain(status_row($node, 0)));
     # new calls go to the other server
@@ -182,22 +183,35 @@ step('both servers suspended');
     is("$rc/$out", '0/3', 'and a new array call') or diag($err);
     # the held ones move after 6 s (a tenth of the 60 s watchdog)
     my $all_ok = 1;
-    for my $q (@stalls, @held) {
+    for my $q (@held) {
         my ($qrc, $qout, $qerr) = finish_query($q, 60);
         $all_ok &&= defined $qrc && $qrc == 0 && ($qout eq "t\n" || $qout eq "6\n");
         diag($qerr) if $qerr ne '';
     }
-    ok($all_ok, 'the requests held by the hung server, the stalled one included, are answered by server 1');
+    ok($all_ok, 'the requests queued behind the hung call are answered by server 1');
+    my $active = $node->safe_psql('postgres',
+        "SELECT string_agg(application_name, ',') FROM pg_stat_activity WHERE application_name LIKE 'stall_%' AND state = 'active'");
+    like($active, qr/^stall_[12]$/, 'the stalling request in the hung call still waits there (the other one was answered)');
+    my @still = grep { $active eq "stall_$_" } (1, 2);
+    @still = map { $stalls[$_ - 1] } @still;
     my @after = map { status_row($node, $_) } (0, 1);
     is($after[0]->{served} - $before[0]->{served}, 0, 'server 0 served nothing');
-    is($after[1]->{served} - $before[1]->{served}, 2 + 6 + 6 + 1 + 3, 'server 1 served every request');
-    cmp_ok($after[0]->{cancelled} - $before[0]->{cancelled}, '>=', 1, 'server 0 dropped those it held (their clients left)');
-    is($after[0]->{queue_depth}, '0', 'none waits behind the hung call any more');
-    is($after[0]->{running}, '1', 'while its scheduler still hangs');
+    is($after[1]->{served} - $before[1]->{served}, 1 + 6 + 6 + 1 + 3, 'server 1 served every other request');
+    cmp_ok($after[0]->{cancelled} - $before[0]->{cancelled}, '>=', 2, 'server 0 dropped those it held (their clients left)');
+    is($after[0]->{queue_depth}, '0', "none waits behind the hung call any more");
     my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
     like($log, qr/groma-server 0 \(pid $hung_row->{pid}\) has been in one model call for 5\.\d s: new calls go to the other servers/,
          'the launcher logs the long call');
+    like($log, qr/groma-server 0 \(pid $hung_row->{pid}\) has been in one model call for \d+ s: a request of an array call waiting behind it is sent to another server/,
+         'a session logs moving its array call\'s request');
+    like($log, qr/groma-server 0 \(pid $hung_row->{pid}\) has been in one model call for \d+ s: a request waiting behind it is sent to another server/,
+         'and one its single call\'s');
     kill 'KILL', $hung_row->{pid};
+    my ($answered) = grep { $_ != ($still[0] // 0) } @stalls;
+    my ($src, $sout, $serr) = finish_query($answered, 10);
+    is("$src/$sout", "0/t\n", 'the other stalling request was answered by server 1') or diag($serr);
+    ($src, $sout, $serr) = finish_query($still[0], 10) if @still;
+    like($serr, qr/terminated by signal 9/, 'the one in the hung call fails when server 0 is killed');
     ok(wait_until(20, sub { my $r = status_row($node, 0); $r->{state} eq 'ready' && $r->{pid} ne $hung_row->{pid} }),
        'server 0 is ready again once killed');
     is(status_row($node, 0)->{model_call_s}, '', 'with no model call in progress');

@@ -45,6 +45,16 @@ sub wait_until_true {
     return 0;
 }
 
+# Waits until the server runs a request, then after $after seconds stops it with SIGSTOP for $stopped seconds.
+sub stop_while_running {
+    my ($pid, $sock, $after, $stopped) = @_;
+    wait_until_true(sub { (status_of($sock)->{running} // 0) == 1 }, 10);
+    sleep $after;
+    kill 'STOP', $pid;
+    sleep $stopped;
+    kill 'CONT', $pid;
+}
+
 # Sends a GENERATE request for prompt on a new connection; returns the connection.
 sub ask {
     my ($sock, $id, $prompt) = @_;
@@ -82,12 +92,7 @@ like(slurp($log), qr/error: the vision and prompts of 1 GENERATE request\(s\) fo
 ($pid, $sock, $log) = start_ready('--watchdog-s', '4');
 my $long = proto_connect($sock) or die "connect: $!";
 print $long generate_frame(1, $img, 'Describe the image in detail.', 3000);
-$until = time + 10;
-sleep 0.02 while (status_of($sock)->{running} // 0) != 1 && time < $until;
-sleep 1.5;
-kill 'STOP', $pid;
-sleep 5;
-kill 'CONT', $pid;
+stop_while_running($pid, $sock, 1.5, 5);
 $r = read_reply($long, 90);
 is($r->{code}, OK, 'a generation stopped for 5 s in the middle of its decode steps (--watchdog-s 4) is answered')
     or diag($r ? $r->{message} : 'no reply: ' . slurp($log));
@@ -97,12 +102,7 @@ wait_exit($pid, 10);
 
 ($pid, $sock, $log) = start_ready('--watchdog-s', '4');
 $stalled = ask($sock, 1, 'groma test: stall');
-$until = time + 10;
-sleep 0.02 while (status_of($sock)->{running} // 0) != 1 && time < $until;
-sleep 0.5;
-kill 'STOP', $pid;
-sleep 5;
-kill 'CONT', $pid;
+stop_while_running($pid, $sock, 0.5, 5);
 my $continued = time;
 $rc = wait_exit($pid, 15);
 $took = time - $continued;
@@ -189,18 +189,25 @@ is(wait_exit($pid, 10), 0, 'and the server stops cleanly');
 {
     my $path = "$dir/beacon";
     open(my $bf, '+>', $path) or die "$path: $!";
-    print $bf "\0" x 16;
+    print $bf "\0" x 4096;
     $bf->flush;
     fcntl($bf, 2, 0) or die "F_SETFD: $!";	# the child inherits it
     my $bfd = fileno($bf);
     my ($bpid, $bsock, $blog) = start_ready('--watchdog-s', '30', '--beacon-fd', $bfd);
-    my $read_beacon = sub { my $b = slurp($path); return unpack('q<l<', $b); };
-    my ($since, $limit) = $read_beacon->();
+    # seq, watchdog_ms, call_since_ms, n_in_call, then (client pid, request id) pairs
+    my $read_beacon = sub { my $b = slurp($path); my @f = unpack('Vl<q<l<', $b); return (@f[2, 1, 3], unpack('l<V', substr($b, 20, 8))); };
+    my ($since, $limit, $n_in) = $read_beacon->();
     is($since, 0, 'the beacon shows no model call while the server is idle');
     is($limit, 30000, 'and the watchdog\'s limit in milliseconds');
-    my $bc = ask($bsock, 1, 'groma test: stall');
+    $r = read_reply(ask($bsock, 7, 'What is this?'), 30);
+    is($r->{code}, OK, 'an ordinary request is answered');
+    ($since, undef, $n_in) = $read_beacon->();
+    is("$since/$n_in", '0/0', 'after it the beacon shows no call again');
+    my $bc = ask($bsock, 8, 'groma test: stall');
     ok(wait_until_true(sub { ($read_beacon->())[0] != 0 }, 10), 'during the stalled call it shows when the call began');
-    ($since) = $read_beacon->();
+    my ($client_pid, $request_id);
+    ($since, undef, $n_in, $client_pid, $request_id) = $read_beacon->();
+    is("$n_in/$client_pid/$request_id", "1/$$/8", 'and the request it works for: its client\'s pid and its id');
     my $mono = Time::HiRes::clock_gettime(Time::HiRes::CLOCK_MONOTONIC()) * 1000;
     cmp_ok(abs($mono - $since), '<', 10000, 'on the monotonic clock, in milliseconds');
     kill 'KILL', $bpid;

@@ -1,0 +1,67 @@
+/*
+ * serve_beacon.c - the beacon: memory groma-server shares with its launcher
+ * (--beacon-fd, protocol.h's groma_server_beacon), kept up to date with the
+ * model call in progress and the requests it works for, so that backends
+ * can tell a server in a call that lasts (a hung GPU) and move the
+ * requests queued behind it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "serve_internal.h"
+#include "../model/kv_pool.h"
+
+/* a call works for the whole batch at most, or for one vision batch */
+_Static_assert(GROMA_KV_POOL_MAX_BLOCKS <= GROMA_BEACON_MAX_IN_CALL, "a batch fits the beacon");
+_Static_assert(SERVE_VISION_BATCH <= GROMA_BEACON_MAX_IN_CALL, "a vision batch fits the beacon");
+
+/* Maps the beacon of --beacon-fd; see serve_internal.h. */
+bool
+serve_beacon_open(serve_state *s, int fd, int watchdog_s)
+{
+	struct stat st;
+	groma_server_beacon *b;
+
+	/* a file shorter than the beacon would fault on its first store */
+	if (fstat(fd, &st) != 0 || st.st_size < (off_t) sizeof(groma_server_beacon))
+	{
+		fprintf(stderr, "groma-server: --beacon-fd %d is not an open file of %zu bytes or more\n", fd,
+				sizeof(groma_server_beacon));
+		return false;
+	}
+	b = mmap(NULL, sizeof(groma_server_beacon), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (b == MAP_FAILED)
+	{
+		fprintf(stderr, "groma-server: --beacon-fd %d cannot be mapped: %s\n", fd, strerror(errno));
+		return false;
+	}
+	s->beacon = b;
+	serve_beacon_publish(s, 0, NULL, 0);
+	__atomic_store_n(&b->watchdog_ms, watchdog_s * 1000, __ATOMIC_RELEASE);
+	return true;
+}
+
+/* Writes the call in progress to the beacon, as a seqlock writer; see serve_internal.h. */
+void
+serve_beacon_publish(serve_state *s, int64_t since_ms, serve_job *const *jobs, int n)
+{
+	groma_server_beacon *b = s->beacon;
+	uint32_t	seq;
+
+	if (b == NULL)
+		return;
+	seq = __atomic_load_n(&b->seq, __ATOMIC_RELAXED);
+	__atomic_store_n(&b->seq, seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	b->call_since_ms = since_ms;
+	b->n_in_call = n < GROMA_BEACON_MAX_IN_CALL ? n : GROMA_BEACON_MAX_IN_CALL;
+	for (int i = 0; i < b->n_in_call; i++)
+	{
+		b->in_call[i].client_pid = (int32_t) jobs[i]->client_pid;
+		b->in_call[i].request_id = jobs[i]->req.id;
+	}
+	__atomic_store_n(&b->seq, seq + 2, __ATOMIC_RELEASE);
+}
