@@ -147,16 +147,16 @@ deadline_after(int timeout_ms)
 
 /*
  * The server of the single call in progress, when other servers run: its
- * waits give up (left_wait says why) once it has been suspended for
+ * waits give up (wait_left_because says why) once it has been suspended for
  * SUSPENSION_GRACE_MS, or hung, and a server outside watched_exclude takes
- * calls (slot_to_leave); -1 when none is watched.
+ * calls (leave_reason_for); -1 when none is watched.
  */
 static int	watched_slot = -1;
 static uint32 watched_exclude = 0;
 static uint32 watched_request_id = 0;
-static leave_reason left_wait = LEAVE_NONE;
+static leave_reason wait_left_because = LEAVE_NONE;
 
-static leave_reason slot_to_leave(int slot, uint32 exclude, uint32 request_id);
+static leave_reason leave_reason_for(int slot, uint32 exclude, uint32 request_id);
 static bool slot_suspended_briefly(uint32 exclude);
 
 /* Returns the milliseconds left before deadline (at least 0), or -1 when there is none. */
@@ -193,7 +193,7 @@ wait_socket(pgsocket fd, int event, TimestampTz deadline)
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
 	if (watched_slot >= 0 &&
-		(left_wait = slot_to_leave(watched_slot, watched_exclude, watched_request_id)) != LEAVE_NONE)
+		(wait_left_because = leave_reason_for(watched_slot, watched_exclude, watched_request_id)) != LEAVE_NONE)
 		return false;
 	return true;
 }
@@ -469,7 +469,7 @@ count_request(int slot)
  * success.  Counts the request in the slot's in_flight
  * while it is outstanding when count is true; such a request gives up its
  * wait (IO_SUSPENDED, IO_HUNG) when the server has been suspended past the
- * grace, or hung, and a server outside exclude takes calls (slot_to_leave).
+ * grace, or hung, and a server outside exclude takes calls (leave_reason_for).
  */
 static io_result
 round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_reply *reply, int timeout_ms,
@@ -499,7 +499,7 @@ round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_re
 	if (count)
 		count_request(slot);
 	/* a model request leaves a server suspended meanwhile for the others, when there are others */
-	left_wait = LEAVE_NONE;
+	wait_left_because = LEAVE_NONE;
 	watched_slot = count && groma_registry_shared->n_servers > 1 ? slot : -1;
 	watched_exclude = exclude;
 	watched_request_id = req->id;
@@ -519,9 +519,9 @@ round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_re
 	}
 	PG_END_TRY();
 	watched_slot = -1;
-	if (r == IO_TIMEOUT && left_wait == LEAVE_SUSPENDED)
+	if (r == IO_TIMEOUT && wait_left_because == LEAVE_SUSPENDED)
 		r = IO_SUSPENDED;
-	else if (r == IO_TIMEOUT && left_wait == LEAVE_HUNG)
+	else if (r == IO_TIMEOUT && wait_left_because == LEAVE_HUNG)
 		r = IO_HUNG;
 	uncount_request();
 	if (r != IO_OK)
@@ -767,8 +767,15 @@ slot_takes_calls(const groma_server_slot *snap)
 static bool
 slot_in_call_for(const groma_server_slot *snap, TimestampTz now, int ms)
 {
-	return snap->call_started != 0 && !TimestampDifferenceExceeds(snap->looked_at, now, BEACON_STALE_MS) &&
+	return snap->call_started != 0 && groma_client_look_is_fresh(snap) &&
 		TimestampDifferenceExceeds(snap->call_started, now, ms);
+}
+
+/* Returns true when the launcher looked at snap's beacon within BEACON_STALE_MS; see server_client.h. */
+bool
+groma_client_look_is_fresh(const groma_server_slot *snap)
+{
+	return !TimestampDifferenceExceeds(snap->looked_at, GetCurrentTimestamp(), BEACON_STALE_MS);
 }
 
 /* Returns true when snap's server has been in one model call for GROMA_LONG_CALL_MS or more (a hung GPU, a long batch). */
@@ -900,20 +907,33 @@ slot_hung(const groma_server_slot *snap)
 }
 
 /*
+ * Returns true when snap's server was suspended in a model call that had
+ * already lasted GROMA_LONG_CALL_MS (a hang looked at in a debugger, say).
+ */
+static bool
+suspended_in_long_call(const groma_server_slot *snap)
+{
+	return snap->call_started != 0 && snap->suspended_since != 0 &&
+		TimestampDifferenceExceeds(snap->call_started, snap->suspended_since, GROMA_LONG_CALL_MS);
+}
+
+/*
  * Returns why slot's server should leave this backend's request request_id
  * to a server outside exclude: suspended past the grace while another
  * takes calls, or hung while another takes calls and is not in a long call
- * itself, when the hung call does not work for the request (one that does
- * may be what hangs it: it stays, and fails with the server).
+ * itself.  A request the hung call works for (also one stopped with a
+ * server suspended in a long call) stays: it may be what hangs the
+ * server, and fails with it.
  */
 static leave_reason
-slot_to_leave(int slot, uint32 exclude, uint32 request_id)
+leave_reason_for(int slot, uint32 exclude, uint32 request_id)
 {
 	groma_server_slot s;
 	uint32		others = exclude | (1u << slot);
 
 	groma_registry_snapshot(slot, &s);
-	if (suspended_past_grace(&s) && other_slot_running(others))
+	if (suspended_past_grace(&s) && other_slot_running(others) &&
+		!(suspended_in_long_call(&s) && groma_registry_in_call(slot, MyProcPid, request_id)))
 		return LEAVE_SUSPENDED;
 	if (slot_hung(&s) && any_slot(others, slot_takes_calls_promptly) &&
 		!groma_registry_in_call(slot, MyProcPid, request_id))
@@ -1476,7 +1496,7 @@ bulk_yield_busy(bulk_connection *conns, int n_conns, bulk_connection *c, groma_r
 /*
  * Takes the outstanding requests of conns off servers the launcher found
  * suspended (SIGSTOP, a debugger), or hung in a model call they are not
- * part of, while another server takes calls (slot_to_leave): each is sent
+ * part of, while another server takes calls (leave_reason_for): each is sent
  * again, on its connection opened to another server (the server left,
  * when it runs again, finds the connection closed and drops the request).
  * Returns true when it moved one.
@@ -1493,7 +1513,7 @@ bulk_leave_stuck(bulk_connection *conns, int n_conns, groma_request **reqs, int 
 
 		if (c->req < 0 || c->fd == PGINVALID_SOCKET)
 			continue;
-		why = slot_to_leave(c->slot, pending->avoid, reqs[c->req]->id);
+		why = leave_reason_for(c->slot, pending->avoid, reqs[c->req]->id);
 		if (why == LEAVE_NONE)
 			continue;
 		if (why == LEAVE_HUNG)

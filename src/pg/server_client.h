@@ -16,6 +16,15 @@
 /* Writes how a process ended: "exit N", "signal N (name)", or "none" when neither is known. */
 void		groma_describe_exit(int exit_code, int exit_signal, char *buf, size_t len);
 
+struct groma_server_slot;
+
+/*
+ * Returns true when the launcher read the server's beacon (its model call
+ * in progress) within the last second; an older look says nothing (the
+ * launcher may be stopped while the call has ended).
+ */
+bool		groma_client_look_is_fresh(const struct groma_server_slot *snap);
+
 /* Raises ERROR 55000 unless groma.so was loaded through shared_preload_libraries. */
 void		groma_client_require_registry(void);
 

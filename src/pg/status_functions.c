@@ -114,7 +114,7 @@ status_row(int i, Datum *values, bool *nulls)
 	values[14] = Int32GetDatum((int32) pg_atomic_read_u32(&snap.in_flight));
 	/* from the launcher's look at the server's beacon (every 100 ms), so also while the server is hung */
 	values[21] = Float8GetDatum((double) (GetCurrentTimestamp() - snap.call_started) / 1e6);
-	nulls[21] = snap.call_started == 0;
+	nulls[21] = snap.call_started == 0 || !groma_client_look_is_fresh(&snap);
 }
 
 /*
