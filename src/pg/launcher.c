@@ -324,8 +324,8 @@ slot_beacon(int i)
 		ls->beacon_fd = fd;
 		ls->beacon = mem;
 	}
-	__atomic_store_n(&ls->beacon->call_since_ms, 0, __ATOMIC_RELEASE);
-	__atomic_store_n(&ls->beacon->watchdog_ms, 0, __ATOMIC_RELEASE);
+	/* no server writes it now: the last one has exited, the next is not forked yet */
+	memset(ls->beacon, 0, sizeof(groma_server_beacon));
 	return ls->beacon;
 }
 

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "protocol.h"
 #include "../model/kv_pool.h"
@@ -145,6 +146,9 @@ bool		serve_write_all(int fd, const uint8_t *buf, size_t len);
 
 /* Encodes and writes a reply; returns false when the peer is gone. */
 bool		serve_send_reply(int fd, const groma_reply *reply);
+
+/* Returns clock's reading ms milliseconds from now: an absolute deadline for the waits that take one. */
+struct timespec serve_clock_in(clockid_t clock, long ms);
 
 /* Waits on cond, with lock held, until it is signalled or ms milliseconds pass (pthread_cond_timedwait). */
 void		serve_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms);

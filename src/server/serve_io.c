@@ -106,17 +106,26 @@ serve_now_ms(void)
 void
 serve_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms)
 {
-	struct timespec until;
+	struct timespec until = serve_clock_in(CLOCK_REALTIME, ms);
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000 * 1000;
-	if (until.tv_nsec >= 1000 * 1000 * 1000)
-	{
-		until.tv_sec++;
-		until.tv_nsec -= 1000 * 1000 * 1000;
-	}
 	pthread_cond_timedwait(cond, lock, &until);
+}
+
+/* Returns clock's reading ms milliseconds from now; see serve_internal.h. */
+struct timespec
+serve_clock_in(clockid_t clock, long ms)
+{
+	struct timespec t;
+
+	clock_gettime(clock, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (ms % 1000) * 1000 * 1000;
+	if (t.tv_nsec >= 1000 * 1000 * 1000)
+	{
+		t.tv_sec++;
+		t.tv_nsec -= 1000 * 1000 * 1000;
+	}
+	return t;
 }
 
 /* Reads exactly len bytes; returns len, 0 on end of file before any byte, -1 on an error or a short read. */

@@ -87,23 +87,6 @@ counted_ms(const watch *w, double elapsed_ms)
 	return elapsed_ms < most ? elapsed_ms : most;
 }
 
-/* Returns an absolute CLOCK_MONOTONIC time ms milliseconds from now. */
-static struct timespec
-monotonic_in(long ms)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L)
-	{
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
-}
-
 /* Takes and releases the lock, trying a tick at a time; exits the process once the lock was held past the limit. */
 static void
 check_lock(watch *w)
@@ -113,7 +96,7 @@ check_lock(watch *w)
 	for (;;)
 	{
 		double		tried_at = serve_now_ms();
-		struct timespec deadline = monotonic_in(w->tick_ms);
+		struct timespec deadline = serve_clock_in(CLOCK_MONOTONIC, w->tick_ms);
 		int			rc = pthread_mutex_clocklock(&w->s->lock, CLOCK_MONOTONIC, &deadline);
 
 		if (rc == 0)
