@@ -50,14 +50,15 @@ typedef struct groma_beacon_request
 
 /*
  * The memory groma-server --serve shares with the launcher that started it
- * (a memfd passed as --beacon-fd): when its model call in progress began,
- * the requests that call works for, and its watchdog's limit.  The
- * launcher copies it every tick for backends: new calls avoid a server in
- * a call that lasts (a hung GPU), and requests queued there move to
- * another server once the call has lasted a tenth of the watchdog's limit
- * (those in the call stay: they may be what hangs it).  A seqlock: the
- * server makes seq odd while it writes, and a reader that sees seq odd or
- * changed reads again.
+ * (a memfd passed as --beacon-fd): its state, when its model call in
+ * progress began, the requests that call works for, and its watchdog's
+ * limit.  The launcher copies it every tick for backends: new calls avoid
+ * a server in a call that lasts (a hung GPU), and once the call has lasted
+ * a tenth of the watchdog's limit the requests queued there move to a
+ * server with its model loaded (those in the call stay: they may be what
+ * hangs it).  A seqlock: the server makes seq odd while it writes, and a
+ * reader that sees seq odd or changed reads again; state is a single
+ * atomic store outside it.
  */
 typedef struct groma_server_beacon
 {
@@ -66,6 +67,8 @@ typedef struct groma_server_beacon
 	int64_t		call_since_ms;	/* CLOCK_MONOTONIC milliseconds at the call's start; 0: none */
 	int32_t		n_in_call;		/* entries of in_call */
 	groma_beacon_request in_call[GROMA_BEACON_MAX_IN_CALL];	/* the requests the call works for */
+	int32_t		state;			/* its groma_server_state (__atomic; 0, starting, until it says more):
+								 * hung requests move only to a server that is ready */
 } groma_server_beacon;
 
 /* Hard limits, checked before any allocation. */

@@ -3,7 +3,7 @@
  * (--beacon-fd, protocol.h's groma_server_beacon), kept up to date with the
  * model call in progress and the requests it works for, so that backends
  * can tell a server in a call that lasts (a hung GPU) and move the
- * requests queued behind it.
+ * requests queued behind it to a server that is ready.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -40,6 +40,7 @@ serve_beacon_open(serve_state *s, int fd, int watchdog_s)
 	}
 	s->beacon = b;
 	serve_beacon_publish(s, 0, NULL, 0);
+	__atomic_store_n(&b->state, (int32_t) s->state, __ATOMIC_RELEASE);
 	__atomic_store_n(&b->watchdog_ms, watchdog_s * 1000, __ATOMIC_RELEASE);
 	return true;
 }
@@ -64,4 +65,13 @@ serve_beacon_publish(serve_state *s, int64_t since_ms, serve_job *const *jobs, i
 		b->in_call[i].request_id = jobs[i]->req.id;
 	}
 	__atomic_store_n(&b->seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+/* Sets the server's state (under the lock) and shows it in the beacon; see serve_internal.h. */
+void
+serve_set_state(serve_state *s, groma_server_state state)
+{
+	s->state = state;
+	if (s->beacon != NULL)
+		__atomic_store_n(&s->beacon->state, (int32_t) state, __ATOMIC_RELEASE);
 }

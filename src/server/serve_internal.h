@@ -186,6 +186,9 @@ bool		serve_beacon_open(serve_state *s, int fd, int watchdog_s);
 /* Writes the model call in progress (since_ms 0: none) and the requests of jobs[n] to the beacon, if there is one. */
 void		serve_beacon_publish(serve_state *s, int64_t since_ms, serve_job *const *jobs, int n);
 
+/* Sets s->state (under the lock) and writes it to the beacon, if there is one: backends move hung requests only to a ready server. */
+void		serve_set_state(serve_state *s, groma_server_state state);
+
 /* Marks the end of the scheduler's model call. */
 void		serve_model_call_end(serve_state *s);
 
@@ -205,6 +208,17 @@ bool		serve_watchdog_start(serve_state *s);
  * the hangs the watchdog's tests need.  Otherwise returns at once.
  */
 void		serve_test_stall(const serve_state *s, serve_job *const *jobs, int n, bool locked);
+
+/*
+ * Waits GROMA_SERVER_TEST_LOAD_STALL's milliseconds (MS, or NAME:MS for
+ * the server whose socket file is NAME.sock) before the model load reads
+ * anything, unless a stop comes first: the stalled load the watchdog's
+ * tests need.  Otherwise returns at once.
+ */
+void		serve_test_stall_load(serve_state *s);
+
+/* Waits GROMA_SERVER_TEST_EXIT_DELAY's milliseconds (MS or NAME:MS, at most 60 s), as a GPU driver's slow teardown may; otherwise returns at once. */
+void		serve_test_exit_delay(const serve_state *s);
 
 /* Starts the scheduler thread (it loads the model first). */
 bool		serve_scheduler_start(serve_state *s, pthread_t *thread);

@@ -108,17 +108,18 @@ serve_load_model(serve_state *s)
 	}
 	if (opt->model_dir == NULL || opt->model_dir[0] == '\0')
 	{
-		s->state = GROMA_SERVER_NO_MODEL;
+		serve_set_state(s, GROMA_SERVER_NO_MODEL);
 		pthread_mutex_unlock(&s->lock);
 		serve_log(SERVE_LOG_INFO, "ready without a model (no --model): image checks only");
 		return;
 	}
-	s->state = GROMA_SERVER_LOADING;
+	serve_set_state(s, GROMA_SERVER_LOADING);
 	s->load_total = checkpoint_bytes(opt->model_dir);
 	s->load_base = groma_weights_bound_bytes();
 	pthread_mutex_unlock(&s->lock);
 	serve_log(SERVE_LOG_INFO, "loading model %s on %s (--weights %s)", opt->model_dir, s->device,
 			  serve_weights_name(s));
+	serve_test_stall_load(s);
 	groma_cancel_watch(&s->load_cancel);
 	st = groma_engine_open(opt, &s->engine);
 	groma_cancel_watch(NULL);
@@ -135,7 +136,7 @@ serve_load_model(serve_state *s)
 				  serve_now_ms() - t0);	/* the state stays stopping */
 	else if (st.code == GROMA_OK)
 	{
-		s->state = GROMA_SERVER_READY;
+		serve_set_state(s, GROMA_SERVER_READY);
 		serve_log(SERVE_LOG_INFO, "ready: model %s loaded in %.0f ms; up to %d answers decoded together, %d MB of KV cache "
 				  "(a cache starts with room for %d new tokens)", opt->model_dir, serve_now_ms() - t0, opt->max_batch,
 				  opt->kv_cache_mb, opt->kv_first_tokens);
@@ -144,14 +145,14 @@ serve_load_model(serve_state *s)
 	{
 		groma_kv_pool_free(&s->pool);
 		groma_engine_close(&s->engine);
-		s->state = GROMA_SERVER_STOPPING;
+		serve_set_state(s, GROMA_SERVER_STOPPING);
 		serve_log(SERVE_LOG_INFO, "the model load was stopped by the shutdown after %.0f ms", serve_now_ms() - t0);
 	}
 	else
 	{
 		groma_kv_pool_free(&s->pool);
 		groma_engine_close(&s->engine);
-		s->state = GROMA_SERVER_FAILED;
+		serve_set_state(s, GROMA_SERVER_FAILED);
 		snprintf(s->state_message, sizeof(s->state_message), "%s", st.message);
 		serve_log(SERVE_LOG_ERROR, "the model failed to load (%s): %s", groma_status_code_name(st.code),
 				  st.message);
@@ -308,7 +309,7 @@ serve_drain(serve_state *s)
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
 	if (s->state != GROMA_SERVER_FAILED)
-		s->state = GROMA_SERVER_STOPPING;
+		serve_set_state(s, GROMA_SERVER_STOPPING);
 	while (s->head)
 		serve_finish_with_error(s, serve_pop_head(s), groma_error(GROMA_ERR_UNAVAILABLE,
 																"groma-server is shutting down"));

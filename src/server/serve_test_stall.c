@@ -1,10 +1,16 @@
 /*
- * serve_test_stall.c - the hangs the watchdog's tests need, on request:
- * with GROMA_SERVER_TEST_STALL=1 in its environment (or the name of its
- * --socket file before the dot, such as server-0: that server alone), groma-server
- * stalls its scheduler for good on a request whose free prompt asks for
- * it.  Without that variable no prompt has any effect.
+ * serve_test_stall.c - the hangs the watchdog's tests need, on request.
+ * With GROMA_SERVER_TEST_STALL=1 in its environment (or the name of its
+ * --socket file before the dot, such as server-0: that server alone),
+ * groma-server stalls its scheduler for good on a request whose free
+ * prompt asks for it.  GROMA_SERVER_TEST_LOAD_STALL=MS (or NAME:MS, for
+ * that server alone) makes its model load wait MS milliseconds before it
+ * reads anything, and GROMA_SERVER_TEST_EXIT_DELAY=MS makes a hung
+ * server wait that long between hanging up its connections and exiting
+ * (as a GPU driver's teardown may).  Without these variables nothing
+ * here has any effect.
  */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,21 +21,46 @@
 #define STALL_PROMPT "groma test: stall"
 #define STALL_LOCKED_PROMPT "groma test: stall holding the lock"
 
-/* Returns true when GROMA_SERVER_TEST_STALL is "1", or the name of socket_path's file up to a dot (server-0 for .../server-0.sock). */
+/* Returns true when name_len bytes of name are the name of socket_path's file up to a dot (server-0 for .../server-0.sock). */
+static bool
+names_server(const char *name, size_t name_len, const char *socket_path)
+{
+	const char *slash = strrchr(socket_path, '/');
+	const char *file = slash != NULL ? slash + 1 : socket_path;
+
+	return name_len > 0 && strncmp(file, name, name_len) == 0 && (file[name_len] == '\0' || file[name_len] == '.');
+}
+
+/* Returns true when GROMA_SERVER_TEST_STALL is "1", or names socket_path's server. */
 static bool
 stall_enabled(const char *socket_path)
 {
 	const char *enabled = getenv("GROMA_SERVER_TEST_STALL");
-	const char *slash = strrchr(socket_path, '/');
-	const char *name = slash != NULL ? slash + 1 : socket_path;
-	size_t		len;
 
 	if (enabled == NULL || enabled[0] == '\0')
 		return false;
-	if (strcmp(enabled, "1") == 0)
-		return true;
-	len = strlen(enabled);
-	return strncmp(name, enabled, len) == 0 && (name[len] == '\0' || name[len] == '.');
+	return strcmp(enabled, "1") == 0 || names_server(enabled, strlen(enabled), socket_path);
+}
+
+/*
+ * Returns the milliseconds that variable asks of socket_path's server: its
+ * value MS, or NAME:MS where NAME names that server; 0 otherwise.
+ */
+static long
+test_delay_ms(const char *variable, const char *socket_path)
+{
+	const char *value = getenv(variable);
+	const char *colon;
+	char	   *end;
+	long		ms;
+
+	if (value == NULL || value[0] == '\0')
+		return 0;
+	colon = strchr(value, ':');
+	if (colon != NULL && !names_server(value, (size_t) (colon - value), socket_path))
+		return 0;
+	ms = strtol(colon != NULL ? colon + 1 : value, &end, 10);
+	return *end == '\0' && ms > 0 ? ms : 0;
 }
 
 /* Stalls for good when the environment and a job's prompt ask for it; see serve_internal.h. */
@@ -51,4 +82,35 @@ serve_test_stall(const serve_state *s, serve_job *const *jobs, int n, bool locke
 		for (;;)
 			sleep(3600);
 	}
+}
+
+/* Waits as GROMA_SERVER_TEST_LOAD_STALL asks before the model load reads anything, or until a stop; see serve_internal.h. */
+void
+serve_test_stall_load(serve_state *s)
+{
+	long		ms = test_delay_ms("GROMA_SERVER_TEST_LOAD_STALL", s->opt->socket_path);
+	double		until = serve_now_ms() + (double) ms;
+	bool		stopping = false;
+
+	if (ms == 0)
+		return;
+	serve_log(SERVE_LOG_WARNING, "the model load waits %ld ms before it reads anything, as "
+			  "GROMA_SERVER_TEST_LOAD_STALL asks", ms);
+	while (!stopping && serve_now_ms() < until)
+	{
+		usleep(50 * 1000);
+		pthread_mutex_lock(&s->lock);
+		stopping = s->stopping;
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
+/* Waits as GROMA_SERVER_TEST_EXIT_DELAY asks; see serve_internal.h. */
+void
+serve_test_exit_delay(const serve_state *s)
+{
+	long		ms = test_delay_ms("GROMA_SERVER_TEST_EXIT_DELAY", s->opt->socket_path);
+
+	if (ms > 0)
+		usleep((useconds_t) (ms > 60000 ? 60000 : ms) * 1000);
 }

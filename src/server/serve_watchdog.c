@@ -3,26 +3,32 @@
  * ends or a deadlock leaves groma-server running but answering nothing:
  * every request sent to it would wait until its client's timeout, and the
  * launcher, which sees a live process, would never replace it.  The
- * watchdog times the scheduler's model call in progress and how long the
- * server's lock is held; past --watchdog-s it logs what hung and exits the
- * process (GROMA_SERVER_EXIT_HUNG), so its connections close, their
- * clients get an error at once, and the launcher starts a fresh server.
+ * watchdog times the scheduler's model call in progress, how long the
+ * server's lock is held, and how long the model load goes without reading
+ * a byte; past --watchdog-s it logs what hung, hangs up every connection
+ * (so their clients get an error at once, even when the exit itself then
+ * blocks in a GPU driver's teardown) and exits the process
+ * (GROMA_SERVER_EXIT_HUNG), and the launcher starts a fresh server.
  * It keeps watching during a shutdown, which waits for the scheduler.
  * A gap between two of its looks counts a tick and a quarter at most, so
  * that time this process spends stopped (SIGSTOP, a debugger) is mostly
- * not counted; time a busy CPU slows the call itself counts.  The model
- * load is not timed (a server that never finishes loading refuses model
- * requests at once).
+ * not counted; time a busy CPU slows the call itself counts.
  */
 #define _GNU_SOURCE				/* pthread_mutex_clocklock */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "serve_internal.h"
+#include "../model/weight_source.h"
 
 /* Marks the start of a scheduler model call; see serve_internal.h. */
 void
@@ -44,22 +50,78 @@ serve_model_call_end(serve_state *s)
 	serve_beacon_publish(s, 0, NULL, 0);
 }
 
+/* Hangs up descriptor fd (above stderr) when it is a socket: a listening socket or a client's connection. */
+static void
+hang_up_if_socket(int fd)
+{
+	struct stat st;
+
+	if (fd > STDERR_FILENO && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+		shutdown(fd, SHUT_RDWR);
+}
+
 /*
- * Says why groma-server is taken as hung and exits at once (the hung thread
- * could not take part in a shutdown).  The line goes out with one write(2),
- * which a full log pipe refuses rather than blocks (serve_log_never_block).
+ * Hangs up every socket the process holds, listing /proc/self/fd with
+ * getdents64 (no allocation: the hung thread may hold any lock), or trying
+ * the first 4096 descriptors where /proc cannot be read.
+ */
+static void
+hang_up_sockets(void)
+{
+	char		buf[4096];
+	int			dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	long		n;
+
+	if (dir < 0)
+	{
+		for (int fd = STDERR_FILENO + 1; fd < 4096; fd++)
+			hang_up_if_socket(fd);
+		return;
+	}
+	while ((n = syscall(SYS_getdents64, dir, buf, sizeof(buf))) > 0)
+	{
+		for (long at = 0; at < n;)
+		{
+			/* struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name */
+			unsigned short reclen;
+			const char *name = buf + at + 19;
+			int			fd = 0;
+
+			memcpy(&reclen, buf + at + 16, sizeof(reclen));
+			if (reclen == 0)
+				break;
+			for (const char *c = name; *c >= '0' && *c <= '9'; c++)
+				fd = fd * 10 + (*c - '0');
+			if (name[0] >= '0' && name[0] <= '9' && fd != dir)
+				hang_up_if_socket(fd);
+			at += reclen;
+		}
+	}
+	close(dir);
+}
+
+/*
+ * Says why groma-server is taken as hung, hangs up its connections and
+ * exits at once (the hung thread could not take part in a shutdown).  The
+ * line goes out with one write(2), which a full log pipe refuses rather
+ * than blocks (serve_log_never_block).
  */
 static void
 exit_hung(const serve_state *s, const char *what, double seconds)
 {
-	char		line[512];
+	char		line[640];
 	int			n;
+	const char *causes = strncmp(s->device, "cpu", 3) == 0 ?
+		"a deadlock, or a CPU too busy to finish the work in time" :
+		"a GPU that no longer answers, or a deadlock";
 
-	n = snprintf(line, sizeof(line), "error: %s for %.1f s, longer than --watchdog-s %d: groma-server is hung (a GPU "
-				 "that no longer answers, or a deadlock) and exits with status %d so that the launcher starts it "
-				 "again\n", what, seconds, s->opt->watchdog_s, GROMA_SERVER_EXIT_HUNG);
+	n = snprintf(line, sizeof(line), "error: %s for %.1f s, longer than --watchdog-s %d: groma-server is hung (%s) "
+				 "and exits with status %d so that the launcher starts it again\n", what, seconds, s->opt->watchdog_s,
+				 causes, GROMA_SERVER_EXIT_HUNG);
 	if (n > 0 && write(STDERR_FILENO, line, (size_t) n < sizeof(line) ? (size_t) n : sizeof(line) - 1) < 0)
 		n = 0;					/* nothing more can be said */
+	hang_up_sockets();
+	serve_test_exit_delay(s);
 	_exit(GROMA_SERVER_EXIT_HUNG);
 }
 
@@ -71,6 +133,8 @@ typedef struct watch
 	long		tick_ms;		/* between looks: a quarter of the limit, at most a second */
 	int64_t		call_since;		/* the model call being timed (its call_since_ms), 0: none */
 	double		call_ran_ms;	/* how long it has run while this process ran */
+	uint64_t	load_read;		/* bytes of weights the model load had read at the last look */
+	double		load_still_ms;	/* how long the load has gone without reading more, while this process ran */
 } watch;
 
 /*
@@ -140,7 +204,35 @@ check_call(watch *w, double elapsed_ms)
 		exit_hung(s, what, w->call_ran_ms / 1000.0);
 }
 
-/* The watchdog thread: looks at the lock and the model call in progress every tick. */
+/*
+ * Times how long a model load in progress has gone without reading a byte
+ * of weights, over elapsed_ms since the last look; exits the process past
+ * the limit (a GPU or a file system that no longer answers).
+ */
+static void
+check_load(watch *w, double elapsed_ms)
+{
+	serve_state *s = w->s;
+	uint64_t	read = groma_weights_bound_bytes();
+	bool		loading;
+
+	/* a lock held now is check_lock's to time: this look is skipped rather than blocked on it */
+	if (pthread_mutex_trylock(&s->lock) != 0)
+		return;
+	loading = s->state == GROMA_SERVER_LOADING && !s->stopping;
+	pthread_mutex_unlock(&s->lock);
+	if (!loading || read != w->load_read)
+	{
+		w->load_read = read;
+		w->load_still_ms = 0;
+		return;
+	}
+	w->load_still_ms += counted_ms(w, elapsed_ms);
+	if (w->load_still_ms > w->limit_ms)
+		exit_hung(s, "the model load has read no weights", w->load_still_ms / 1000.0);
+}
+
+/* The watchdog thread: looks at the lock, the model call in progress and the model load every tick. */
 static void *
 watchdog_main(void *arg)
 {
@@ -159,6 +251,7 @@ watchdog_main(void *arg)
 		check_lock(&w);
 		now = serve_now_ms();
 		check_call(&w, now - last);
+		check_load(&w, now - last);
 		last = now;
 	}
 	return NULL;

@@ -87,6 +87,8 @@ ok(!defined read_reply($queued, 5), 'and so is the queued one\'s');
 like(slurp($log), qr/request 2 stalls the scheduler for good, as GROMA_SERVER_TEST_STALL allows/, 'the stall is logged');
 like(slurp($log), qr/error: the vision and prompts of 1 GENERATE request\(s\) for [45]\.\d s, longer than --watchdog-s 4: groma-server is hung .* exits with status 5/,
     'the watchdog says which model call hung, and for how long');
+like(slurp($log), qr/groma-server is hung \(a deadlock, or a CPU too busy to finish the work in time\)/,
+     'naming the causes that fit a CPU server');
 
 # ---- time the server spends stopped (SIGSTOP, a debugger) is not a hang
 ($pid, $sock, $log) = start_ready('--watchdog-s', '4');
@@ -119,6 +121,62 @@ is($rc, HUNG << 8, 'a lock held for good makes the server exit with status 5');
 cmp_ok($took, '<', 4, sprintf('soon after --watchdog-s 1 (%.2f s)', $took));
 ok(!defined read_reply($stalled, 5), 'closing the waiting connection');
 like(slurp($log), qr/error: the server's lock has been held for [12]\.\d s, longer than --watchdog-s 1/, 'the watchdog names the lock');
+
+# ---- the connections are hung up before the exit, which a GPU driver's teardown may hold up
+{
+    local $ENV{GROMA_SERVER_TEST_EXIT_DELAY} = '6000';
+    ($pid, $sock, $log) = start_ready('--watchdog-s', '1');
+    $stalled = ask($sock, 1, 'groma test: stall');
+    $asked = time;
+    ok(!defined read_reply($stalled, 15), 'a hung server whose exit takes 6 s closes the stalled connection');
+    $took = time - $asked;
+    cmp_ok($took, '<', 4, sprintf('after --watchdog-s 1, not after the slow exit (%.2f s)', $took));
+    ok(!defined wait_exit($pid, 0.1), 'while the process has not exited yet');
+    ok(!defined proto_connect($sock), 'and its socket takes no new connection meanwhile');
+    is(wait_exit($pid, 15), HUNG << 8, 'then it exits with status 5');
+}
+
+# ---- a model load that reads nothing (a GPU or a file system that no longer answers)
+{
+    local $ENV{GROMA_SERVER_TEST_LOAD_STALL} = '3600000';
+    $n_servers++;
+    ($sock, $log) = ("$dir/s$n_servers.sock", "$dir/s$n_servers.log");
+    $pid = spawn_server($server, $sock, $log, '--model', $model, '--device', 'cpu', '--watchdog-s', '2');
+    ok(wait_for_socket($sock, 20), 'a server whose model load stalls listens') or diag(slurp($log));
+    my $started = time;
+    is(status_of($sock)->{state}, 1, 'and says it is loading');
+    $rc = wait_exit($pid, 15);
+    $took = time - $started;
+    is($rc, HUNG << 8, 'a load that reads no weights for --watchdog-s 2 ends the server with status 5');
+    cmp_ok($took, '<', 5, sprintf('soon after the limit (%.2f s after it listened)', $took));
+    like(slurp($log), qr/error: the model load has read no weights for [2-4]\.\d s, longer than --watchdog-s 2: groma-server is hung/,
+         'saying that the load hung');
+}
+{
+    local $ENV{GROMA_SERVER_TEST_LOAD_STALL} = 'elsewhere:3600000';
+    ($pid, $sock, $log) = start_ready('--watchdog-s', '2');
+    is(status_of($sock)->{state}, 2, 'a load stall asked of another server\'s name leaves this one alone');
+    kill 'TERM', $pid;
+    wait_exit($pid, 10);
+    local $ENV{GROMA_SERVER_TEST_LOAD_STALL} = '1500';
+    ($pid, $sock, $log) = start_ready('--watchdog-s', '4');
+    is(status_of($sock)->{state}, 2, 'a load that pauses 1.5 s, under --watchdog-s 4, ends ready');
+    like(slurp($log), qr/the model load waits 1500 ms before it reads anything/, 'the pause is logged');
+    kill 'TERM', $pid;
+    is(wait_exit($pid, 10), 0, 'and the server stops cleanly');
+}
+{
+    local $ENV{GROMA_SERVER_TEST_LOAD_STALL} = '3600000';
+    $n_servers++;
+    ($sock, $log) = ("$dir/s$n_servers.sock", "$dir/s$n_servers.log");
+    $pid = spawn_server($server, $sock, $log, '--model', $model, '--device', 'cpu', '--watchdog-s', '0');
+    ok(wait_for_socket($sock, 20), 'without a watchdog a stalled load') or diag(slurp($log));
+    ok(!defined wait_exit($pid, 3), 'keeps the server loading');
+    my $stop = time;
+    kill 'TERM', $pid;
+    is(wait_exit($pid, 10), 0, 'and a stop ends it cleanly');
+    cmp_ok(time - $stop, '<', 2, 'without waiting for the stall');
+}
 
 # ---- without the watchdog the same hang lasts
 ($pid, $sock, $log) = start_ready('--watchdog-s', '0');
@@ -203,6 +261,7 @@ is(wait_exit($pid, 10), 0, 'and the server stops cleanly');
     is($r->{code}, OK, 'an ordinary request is answered');
     ($since, undef, $n_in) = $read_beacon->();
     is("$since/$n_in", '0/0', 'after it the beacon shows no call again');
+    is(unpack('l<', substr(slurp($path), 20 + 256 * 8, 4)), 2, 'and the server\'s state: ready');
     my $bc = ask($bsock, 8, 'groma test: stall');
     ok(wait_until_true(sub { ($read_beacon->())[0] != 0 }, 10), 'during the stalled call it shows when the call began');
     my ($client_pid, $request_id);
