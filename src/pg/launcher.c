@@ -146,6 +146,7 @@ publish_state(int i, groma_slot_state state)
 		s->suspended_since = 0;
 		s->call_started = 0;
 		s->watchdog_ms = 0;
+		s->server_state = GROMA_SERVER_STARTING;
 		s->n_in_call = 0;
 	}
 	SpinLockRelease(&s->mutex);
@@ -721,6 +722,7 @@ read_beacon(int i, groma_server_beacon *out)
 	const groma_server_beacon *b = slots[i].beacon;
 
 	memset(out, 0, offsetof(groma_server_beacon, in_call));
+	out->state = GROMA_SERVER_STARTING;
 	if (b == NULL || slots[i].pid <= 0)
 		return false;
 	for (int attempt = 0; attempt < 8; attempt++)
@@ -734,19 +736,22 @@ read_beacon(int i, groma_server_beacon *out)
 		out->n_in_call = Min(Max(b->n_in_call, 0), GROMA_BEACON_MAX_IN_CALL);
 		memcpy(out->in_call, b->in_call, sizeof(groma_beacon_request) * out->n_in_call);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		out->state = __atomic_load_n(&b->state, __ATOMIC_ACQUIRE);
 		if (__atomic_load_n(&b->seq, __ATOMIC_RELAXED) == seq)
 			return true;
 	}
 	memset(out, 0, offsetof(groma_server_beacon, in_call));
+	out->state = GROMA_SERVER_STARTING;
 	return false;
 }
 
 /*
- * Publishes slot i's model call in progress (from its beacon): when it
- * began, the requests it works for, and when the launcher looked, so that
- * backends send new calls to the other servers while one lasts
- * GROMA_LONG_CALL_MS or more (a hung GPU, a very long batch) and move the
- * requests queued there; with several servers, logs such a call and its end.
+ * Publishes slot i's state and model call in progress (from its beacon):
+ * when the call began, the requests it works for, and when the launcher
+ * looked, so that backends send new calls to the other servers while one
+ * lasts GROMA_LONG_CALL_MS or more (a hung GPU, a very long batch) and move
+ * the requests queued there to a ready server; with several servers, logs
+ * such a call and its end.
  */
 static void
 watch_model_call(int i)
@@ -772,6 +777,7 @@ watch_model_call(int i)
 	s->call_started = started;
 	s->looked_at = now;
 	s->watchdog_ms = beacon.watchdog_ms;
+	s->server_state = beacon.state;
 	s->n_in_call = beacon.n_in_call;
 	memcpy(s->in_call, beacon.in_call, sizeof(groma_beacon_request) * beacon.n_in_call);
 	SpinLockRelease(&s->mutex);

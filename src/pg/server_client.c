@@ -80,6 +80,7 @@ static server_connection connections[GROMA_MAX_SERVERS];
 /* Slots that answered "no model to run" (loading, stopping): avoided until then, for that generation. */
 static TimestampTz unready_until[GROMA_MAX_SERVERS];
 static uint64 unready_generation[GROMA_MAX_SERVERS];
+static TimestampTz unready_at[GROMA_MAX_SERVERS];	/* when it last answered so */
 
 #define UNREADY_AVOID_MS 1000
 #define SUSPENSION_CHECK_MS 200	/* how often a wait on a server looks whether it was suspended */
@@ -153,10 +154,11 @@ deadline_after(int timeout_ms)
  */
 static int	watched_slot = -1;
 static uint32 watched_exclude = 0;
+static uint32 watched_unready = 0;
 static uint32 watched_request_id = 0;
 static leave_reason wait_left_because = LEAVE_NONE;
 
-static leave_reason leave_reason_for(int slot, uint32 exclude, uint32 request_id);
+static leave_reason leave_reason_for(int slot, uint32 exclude, uint32 unready, uint32 request_id);
 static bool slot_suspended_briefly(uint32 exclude);
 
 /* Returns the milliseconds left before deadline (at least 0), or -1 when there is none. */
@@ -193,7 +195,8 @@ wait_socket(pgsocket fd, int event, TimestampTz deadline)
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
 	if (watched_slot >= 0 &&
-		(wait_left_because = leave_reason_for(watched_slot, watched_exclude, watched_request_id)) != LEAVE_NONE)
+		(wait_left_because = leave_reason_for(watched_slot, watched_exclude, watched_unready,
+											  watched_request_id)) != LEAVE_NONE)
 		return false;
 	return true;
 }
@@ -469,11 +472,12 @@ count_request(int slot)
  * success.  Counts the request in the slot's in_flight
  * while it is outstanding when count is true; such a request gives up its
  * wait (IO_SUSPENDED, IO_HUNG) when the server has been suspended past the
- * grace, or hung, and a server outside exclude takes calls (leave_reason_for).
+ * grace, or hung, and a server outside exclude takes calls (leave_reason_for;
+ * of exclude, the slots in unready count again once they are ready).
  */
 static io_result
 round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_reply *reply, int timeout_ms,
-		   bool count, uint32 exclude)
+		   bool count, uint32 exclude, uint32 unready)
 {
 	TimestampTz deadline = deadline_after(timeout_ms);
 	groma_wbuf	buf = {0};
@@ -502,6 +506,7 @@ round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_re
 	wait_left_because = LEAVE_NONE;
 	watched_slot = count && groma_registry_shared->n_servers > 1 ? slot : -1;
 	watched_exclude = exclude;
+	watched_unready = unready;
 	watched_request_id = req->id;
 	PG_TRY();
 	{
@@ -759,6 +764,25 @@ slot_takes_calls(const groma_server_slot *snap)
 	return snap->state == GROMA_SLOT_RUNNING && snap->suspended_since == 0;
 }
 
+/* Returns true when the launcher's last look, within BEACON_STALE_MS, found snap's server ready (its model loaded). */
+static bool
+slot_model_ready(const groma_server_slot *snap)
+{
+	return groma_client_look_is_fresh(snap) && snap->server_state == GROMA_SERVER_READY;
+}
+
+/*
+ * Returns true when the launcher's last look, within BEACON_STALE_MS, found
+ * snap's server unable to run anything yet or any more: starting, loading,
+ * failed or stopping (one without a model still runs image checks).
+ */
+static bool
+slot_known_unready(const groma_server_slot *snap)
+{
+	return groma_client_look_is_fresh(snap) && snap->server_state != GROMA_SERVER_READY &&
+		snap->server_state != GROMA_SERVER_NO_MODEL;
+}
+
 /*
  * Returns true when snap's server has been in one model call for at least
  * ms, as the launcher saw it within the last BEACON_STALE_MS (an older look
@@ -785,6 +809,30 @@ slot_in_long_call(const groma_server_slot *snap, TimestampTz now)
 	return slot_in_call_for(snap, now, GROMA_LONG_CALL_MS);
 }
 
+/*
+ * Returns exclude less the slots of unready (those this call left because
+ * they answered that they cannot run models, or went away unread) that the
+ * launcher has found ready since they answered: a server that was loading
+ * can take the call once it has loaded.
+ */
+static uint32
+exclude_less_ready_again(uint32 exclude, uint32 unready)
+{
+	uint32		left = exclude;
+
+	for (int i = 0; i < groma_registry_shared->n_servers; i++)
+	{
+		groma_server_slot s;
+
+		if (!(exclude & unready & (1u << i)))
+			continue;
+		groma_registry_snapshot(i, &s);
+		if (slot_model_ready(&s) && s.looked_at > unready_at[i])
+			left &= ~(1u << i);
+	}
+	return left;
+}
+
 /* Returns true when this backend recently found slot's server (as snap describes it) unable to run models. */
 static bool
 recently_unready(int slot, const groma_server_slot *snap, TimestampTz now)
@@ -795,10 +843,11 @@ recently_unready(int slot, const groma_server_slot *snap, TimestampTz now)
 /*
  * Returns the running slot with the fewest requests in flight, ties taken
  * in turn (each backend starting at a different slot), skipping the slots
- * whose bit is set in exclude and those suspended, and preferring those not
- * recently found loading and not in a long model call; waits while the
- * only servers left are suspended for less than SUSPENSION_GRACE_MS;
- * raises why there is none.
+ * whose bit is set in exclude and those suspended, and preferring those
+ * ready (as the launcher last saw them), then those not recently found
+ * loading and not in a long model call; waits while the only servers left
+ * are suspended for less than SUSPENSION_GRACE_MS; raises why there is
+ * none.
  */
 static int
 choose_slot(groma_server_slot *snap, uint32 exclude)
@@ -815,7 +864,7 @@ choose_slot(groma_server_slot *snap, uint32 exclude)
 	for (int pass = 0; best < 0; pass++)
 	{
 		/* with none to take calls, a server suspended for less than the grace is waited for */
-		if (pass == 2)
+		if (pass == 3)
 		{
 			if (!slot_suspended_briefly(exclude))
 				break;
@@ -832,6 +881,7 @@ choose_slot(groma_server_slot *snap, uint32 exclude)
 				continue;
 			groma_registry_snapshot(i, &s);
 			if (!slot_takes_calls(&s) ||
+				(pass <= 1 && slot_known_unready(&s)) ||
 				(pass == 0 && (recently_unready(i, &s, now) || slot_in_long_call(&s, now))))
 				continue;
 			if (best < 0 || pg_atomic_read_u32(&s.in_flight) < best_load)
@@ -887,11 +937,11 @@ suspended_within_grace(const groma_server_slot *snap)
 	return slot_is_suspended(snap) && !suspended_past_grace(snap);
 }
 
-/* Returns true when snap's server takes calls and is not in a long model call. */
+/* Returns true when snap's server takes calls, is ready and is not in a long model call. */
 static bool
 slot_takes_calls_promptly(const groma_server_slot *snap)
 {
-	return slot_takes_calls(snap) && !slot_in_long_call(snap, GetCurrentTimestamp());
+	return slot_takes_calls(snap) && slot_model_ready(snap) && !slot_in_long_call(snap, GetCurrentTimestamp());
 }
 
 /*
@@ -919,17 +969,18 @@ suspended_in_long_call(const groma_server_slot *snap)
 
 /*
  * Returns why slot's server should leave this backend's request request_id
- * to a server outside exclude: suspended past the grace while another
- * takes calls, or hung while another takes calls and is not in a long call
- * itself.  A request the hung call works for (also one stopped with a
+ * to a server outside exclude (of which the slots in unready count again
+ * once ready: exclude_less_ready_again): suspended past the grace while
+ * another takes calls, or hung while another is ready and not in a long
+ * call itself.  A request the hung call works for (also one stopped with a
  * server suspended in a long call) stays: it may be what hangs the
  * server, and fails with it.
  */
 static leave_reason
-leave_reason_for(int slot, uint32 exclude, uint32 request_id)
+leave_reason_for(int slot, uint32 exclude, uint32 unready, uint32 request_id)
 {
 	groma_server_slot s;
-	uint32		others = exclude | (1u << slot);
+	uint32		others = exclude_less_ready_again(exclude, unready) | (1u << slot);
 
 	groma_registry_snapshot(slot, &s);
 	if (suspended_past_grace(&s) && other_slot_running(others) &&
@@ -1096,7 +1147,8 @@ static void
 mark_unready(int slot, const groma_server_slot *snap)
 {
 	unready_generation[slot] = snap->generation;
-	unready_until[slot] = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), UNREADY_AVOID_MS);
+	unready_at[slot] = GetCurrentTimestamp();
+	unready_until[slot] = TimestampTzPlusMilliseconds(unready_at[slot], UNREADY_AVOID_MS);
 }
 
 /* Sends a request to the least loaded server and returns its successful reply; see server_client.h. */
@@ -1105,6 +1157,7 @@ groma_client_call(groma_request *req, groma_reply *reply)
 {
 	groma_server_slot snap;
 	uint32		tried = 0;
+	uint32		unready = 0;	/* of tried, the servers that could not run models (loading) or went away unread */
 	int			slot;
 	io_result	r;
 
@@ -1113,29 +1166,33 @@ groma_client_call(groma_request *req, groma_reply *reply)
 	 * even accept the connection, then reset it unread), and one that was
 	 * just restarted answers while it loads its model: then try the other
 	 * running servers, if there are any, as for a server whose queue is
-	 * full.  A server that read the request and then died is not tried
-	 * again: the request may be what killed it.
+	 * full, and that server again once the launcher has seen it ready.  A
+	 * server that read the request and then died is not tried again: the
+	 * request may be what killed it.
 	 */
 	for (;;)
 	{
+		tried = exclude_less_ready_again(tried, unready);
+		unready &= tried;
 		slot = choose_slot(&snap, tried);
-		r = round_trip(slot, &snap, req, reply, groma_request_timeout, true, tried);
-		/* a server left for being suspended is not tried: it may take the request again once it runs */
+		r = round_trip(slot, &snap, req, reply, groma_request_timeout, true, tried, unready);
 		if (r == IO_HUNG)
 			log_hung_move(slot, "a request");
 		/* a server left for being suspended or hung is not counted as tried: it may take the request once it runs */
 		if (r == IO_SUSPENDED || r == IO_HUNG)
 			continue;
 		tried |= 1u << slot;
-		if (!other_slot_running(tried))
-			break;
-		if (r == IO_UNREAD)
+		if (r == IO_UNREAD || (r == IO_OK && reply->status.code == GROMA_ERR_UNAVAILABLE))
+		{
 			mark_unready(slot, &snap);
+			unready |= 1u << slot;
+		}
+		if (!other_slot_running(exclude_less_ready_again(tried, unready)))
+			break;
 		if (r == IO_CONNECT_FAILED || r == IO_UNREAD)
 			continue;
 		if (r == IO_OK && reply->status.code == GROMA_ERR_UNAVAILABLE)
 		{
-			mark_unready(slot, &snap);
 			groma_reply_free(reply);
 			continue;
 		}
@@ -1170,7 +1227,7 @@ groma_client_ping(void)
 	memset(&req, 0, sizeof(req));
 	req.kind = GROMA_MSG_PING;
 	INSTR_TIME_SET_CURRENT(start);
-	r = round_trip(slot, &snap, &req, &reply, groma_request_timeout, true, 0);
+	r = round_trip(slot, &snap, &req, &reply, groma_request_timeout, true, 0, 0);
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
 	if (r != IO_OK)
@@ -1193,7 +1250,7 @@ groma_client_try_status(int slot, int timeout_ms, groma_reply *reply)
 		return false;
 	memset(&req, 0, sizeof(req));
 	req.kind = GROMA_MSG_STATUS;
-	if (round_trip(slot, &snap, &req, reply, timeout_ms, false, 0) != IO_OK)
+	if (round_trip(slot, &snap, &req, reply, timeout_ms, false, 0, 0) != IO_OK)
 		return false;
 	if (reply->status.code != GROMA_OK)
 	{
@@ -1243,6 +1300,7 @@ typedef struct bulk_pending
 	int			resend_ms;
 	TimestampTz full_since;
 	uint32		avoid;
+	uint32		unready;		/* of avoid, the servers that could not run models (loading) or went away unread */
 	WaitEventSet *set;
 	int			set_events;
 	int			set_room;
@@ -1380,6 +1438,7 @@ bulk_move(bulk_connection *c, bulk_pending *pending)
 		return false;
 	mark_unready(c->slot, &c->snap);
 	pending->avoid |= 1u << c->slot;
+	pending->unready |= 1u << c->slot;
 	bulk_give_back(c, pending);
 	bulk_open(c, pending, 0);
 	return true;
@@ -1506,6 +1565,9 @@ bulk_leave_stuck(bulk_connection *conns, int n_conns, groma_request **reqs, int 
 {
 	bool		moved = false;
 
+	/* a server that was loading when the call met it takes its requests once it is ready */
+	pending->avoid = exclude_less_ready_again(pending->avoid, pending->unready);
+	pending->unready &= pending->avoid;
 	for (int k = 0; k < n_conns; k++)
 	{
 		bulk_connection *c = &conns[k];
@@ -1513,7 +1575,7 @@ bulk_leave_stuck(bulk_connection *conns, int n_conns, groma_request **reqs, int 
 
 		if (c->req < 0 || c->fd == PGINVALID_SOCKET)
 			continue;
-		why = leave_reason_for(c->slot, pending->avoid, reqs[c->req]->id);
+		why = leave_reason_for(c->slot, pending->avoid, 0, reqs[c->req]->id);
 		if (why == LEAVE_NONE)
 			continue;
 		if (why == LEAVE_HUNG)

@@ -87,6 +87,7 @@ groma_registry_snapshot(int slot, groma_server_slot *out)
 	out->call_started = s->call_started;
 	out->looked_at = s->looked_at;
 	out->watchdog_ms = s->watchdog_ms;
+	out->server_state = s->server_state;
 	out->n_in_call = s->n_in_call;
 	SpinLockRelease(&s->mutex);
 	SpinLockInit(&out->mutex);

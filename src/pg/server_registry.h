@@ -58,6 +58,7 @@ typedef struct groma_server_slot
 	TimestampTz call_started;	/* when its model call in progress began, as the launcher last saw it; 0: none */
 	TimestampTz looked_at;		/* when the launcher last read its beacon (call_started is stale long after) */
 	int			watchdog_ms;	/* its watchdog's limit (0: none), as its beacon says */
+	int			server_state;	/* its groma_server_state (loading, ready, ...), as its beacon says */
 	int			n_in_call;		/* requests its model call works for (not copied by groma_registry_snapshot) */
 	groma_beacon_request in_call[GROMA_BEACON_MAX_IN_CALL];
 	pg_atomic_uint32 in_flight; /* requests backends have sent and not yet read back */

@@ -4,7 +4,9 @@
 # stopping it with SIGSTOP) leaves the other serving.  A server whose
 # model call hangs (GROMA_SERVER_TEST_STALL and a prompt asking for it)
 # gets no new calls once the call has lasted 5 s, and the requests it holds
-# move to the other server once it has lasted a tenth of its watchdog.
+# move to the other server once it has lasted a tenth of its watchdog, and
+# once the other server has loaded its model (GROMA_SERVER_TEST_LOAD_STALL
+# makes server 1's load last 10 s).
 use strict;
 use warnings;
 use FindBin;
@@ -14,6 +16,7 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 
 $ENV{GROMA_SERVER_TEST_STALL} = 'server-0';	# server 0 alone stalls on the prompt; inherited through the postmaster
+$ENV{GROMA_SERVER_TEST_LOAD_STALL} = 'server-1:10000';	# server 1 takes 10 s more to load its model, at each start
 my $node = groma_node('two', "groma.devices = '0,1'\ngroma.threads = 1\ngroma.server_watchdog = '60s'", servers => 2);
 step('cluster up, two servers ready');
 my $img = image_sql();
@@ -229,10 +232,46 @@ step('both servers suspended');
     is(status_row($node, 0)->{model_call_s}, '', 'with no model call in progress');
 }
 step('a server in a hung model call');
-$b->quit;
-$node->stop('fast');
-ok(!proc_alive(status_row_pid_safe($r0)) && !proc_alive($pids[1]), 'both servers gone after pg_ctl stop -m fast');
-done_testing();
 
-# Returns the pid of a status row, or 0.
-sub status_row_pid_safe { my ($r) = @_; return $r ? $r->{pid} : 0; }
+# server 0 hangs while server 1 restarts and loads its model (10 s): requests waiting behind the hung call move
+# only once server 1 is ready, and are answered there (before, a request that met server 1 loading never went
+# back to it, and failed with the hung server)
+{
+    my $loading_pid = status_row($node, 1)->{pid};
+    kill 'KILL', $loading_pid;
+    my $loading = wait_until(10, sub { my $r = status_row($node, 1); $r->{state} eq 'loading' && $r->{pid} ne $loading_pid ? $r : undef });
+    ok($loading, 'server 1, killed, is loading again') or diag(explain(status_row($node, 1)));
+    my $stall = start_query($node, 'stall_again', "SET statement_timeout = '60s'; SET groma.max_new_tokens = 8; "
+        . "SELECT (groma_chat($img, 'groma test: stall')).text IS NOT NULL");
+    ok(wait_until(10, sub { status_row($node, 0)->{running} eq '1' }), 'a stalling request runs on server 0, the ready one');
+    my @held = (start_query($node, 'behind_array', "SET statement_timeout = '60s'; SET groma.max_new_tokens = 8; "
+        . "SET groma.bulk_in_flight = 2; SELECT cardinality(groma_caption_many(array_fill($img, ARRAY[2])))"),
+        map { start_query($node, "behind_$_", "SET statement_timeout = '60s'; SET groma.max_new_tokens = 8; "
+            . "SELECT (groma_chat($img, 'Who is there? $_')).text IS NOT NULL") } (1 .. 3));
+    ok(wait_until(5, sub { status_row($node, 0)->{queue_depth} >= 3 }), 'requests wait behind the hung call')
+        or diag(explain(status_row($node, 0)));
+    my $hung = wait_until(15, sub { my $r = status_row($node, 0); $r->{model_call_s} ne '' && $r->{model_call_s} >= 6.5 ? $r : undef });
+    ok($hung, 'server 0 has been in its call past a tenth of its watchdog');
+    is(status_row($node, 1)->{state}, 'loading', 'while server 1 still loads');
+    cmp_ok(status_row($node, 0)->{queue_depth}, '>=', 3, 'so the requests stay where they are');
+    ok(wait_until(20, sub { status_row($node, 1)->{state} eq 'ready' }), 'server 1 is ready after its 10 s load');
+    my $all_ok = 1;
+    for my $q (@held) {
+        my ($qrc, $qout, $qerr) = finish_query($q, 40);
+        $all_ok &&= defined $qrc && $qrc == 0 && ($qout eq "t\n" || $qout eq "2\n");
+        diag($qerr) if $qerr ne '';
+    }
+    ok($all_ok, 'then the requests behind the hung call are answered by server 1');
+    is(status_row($node, 0)->{queue_depth}, '0', 'and none waits on server 0');
+    kill 'KILL', $hung->{pid} if $hung;
+    my ($src, $sout, $serr) = finish_query($stall, 20);
+    like($serr, qr/terminated by signal 9/, 'the stalled request fails when server 0 is killed');
+    ok(wait_until(20, sub { my $r = status_row($node, 0); $r->{state} eq 'ready' && $r->{pid} ne ($hung ? $hung->{pid} : 0) }),
+       'server 0 is ready again');
+}
+step('a hung server beside one that is loading');
+$b->quit;
+my @last_pids = map { status_row($node, $_)->{pid} } (0, 1);
+$node->stop('fast');
+ok(!proc_alive($last_pids[0]) && !proc_alive($last_pids[1]), 'both servers gone after pg_ctl stop -m fast');
+done_testing();
