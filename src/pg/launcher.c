@@ -47,7 +47,6 @@ PGDLLEXPORT void groma_launcher_main(Datum main_arg);
 #define BACKOFF_FIRST_MS 1000	/* delay before the first restart */
 #define BACKOFF_MAX_MS 30000	/* the delay doubles up to this */
 #define STABLE_UPTIME_MS 60000	/* a server up this long restarts after BACKOFF_FIRST_MS again */
-#define STOP_GRACE_MS 5000		/* SIGTERM, then SIGKILL after this */
 #define LOOP_TIMEOUT_MS 100		/* the latch loop's tick (socket probes, backoff) */
 #define OUTPUT_LINE_MAX 1024	/* longer lines are logged in pieces */
 #define WATCH_FD 3				/* the descriptor the server reads the watch pipe on */
@@ -503,9 +502,12 @@ start_server(int i)
 						 i, (int) pid, device, groma_model_path)));
 }
 
-/* Records the exit of a slot's server (status from waitpid) and schedules its restart. */
+/*
+ * Records the exit of a slot's server (status from waitpid; forced when
+ * the launcher killed it for not stopping in time) and schedules its restart.
+ */
 static void
-server_exited(int i, int status)
+server_exited(int i, int status, bool forced)
 {
 	launcher_slot *ls = &slots[i];
 	groma_server_slot *s = &groma_registry_shared->slots[i];
@@ -517,13 +519,14 @@ server_exited(int i, int status)
 		close(ls->watch_fd);
 	ls->watch_fd = -1;
 	groma_describe_exit(WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-						WIFSIGNALED(status) ? WTERMSIG(status) : 0, how, sizeof(how));
+						WIFSIGNALED(status) ? WTERMSIG(status) : 0, forced, how, sizeof(how));
 	ereport(LOG,
 			(errmsg("groma-server %d (pid %d) ended: %s", i, (int) ls->pid, how)));
 	SpinLockAcquire(&s->mutex);
 	s->last_exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	s->last_exit_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 	s->last_exit_pid = ls->pid;
+	s->last_exit_forced = forced;
 	SpinLockRelease(&s->mutex);
 	ls->pid = 0;
 	groma_pid_file_remove(i);
@@ -542,7 +545,7 @@ reap_children(void)
 	{
 		for (int i = 0; i < n_slots; i++)
 			if (slots[i].pid == pid)
-				server_exited(i, status);
+				server_exited(i, status, false);
 	}
 }
 
@@ -568,14 +571,14 @@ socket_answers(const char *path)
 
 /*
  * Terminates every running server: SIGTERM, then SIGKILL for those still
- * there after STOP_GRACE_MS.  A server stopped by a signal (SIGSTOP) gets
+ * there after GROMA_STOP_GRACE_MS.  A server stopped by a signal (SIGSTOP) gets
  * SIGCONT too, so that it stops cleanly instead of being killed; one held
  * by a debugger cannot be resumed that way.
  */
 static void
 stop_servers(void)
 {
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), STOP_GRACE_MS);
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), GROMA_STOP_GRACE_MS);
 	bool		any;
 
 	stopping = true;
@@ -614,11 +617,11 @@ stop_servers(void)
 		if (slots[i].pid <= 0)
 			continue;
 		ereport(LOG, (errmsg("groma-server %d (pid %d) did not stop within %d ms: killing it",
-							 i, (int) slots[i].pid, STOP_GRACE_MS)));
+							 i, (int) slots[i].pid, GROMA_STOP_GRACE_MS)));
 		kill(slots[i].pid, SIGKILL);
 		while (waitpid(slots[i].pid, &status, 0) < 0 && errno == EINTR)
 			;
-		server_exited(i, status);
+		server_exited(i, status, WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	}
 	stopping = false;
 }

@@ -101,9 +101,12 @@ static unsigned protocol_error_version = 0;	/* the server's version when that wa
 
 /* Writes how a process ended; see server_client.h. */
 void
-groma_describe_exit(int exit_code, int exit_signal, char *buf, size_t len)
+groma_describe_exit(int exit_code, int exit_signal, bool forced, char *buf, size_t len)
 {
-	if (exit_signal > 0)
+	if (exit_signal > 0 && forced)
+		snprintf(buf, len, "signal %d (%s), sent by the launcher: it had not stopped %d s after SIGTERM", exit_signal,
+				 pg_strsignal(exit_signal), GROMA_STOP_GRACE_MS / 1000);
+	else if (exit_signal > 0)
 		snprintf(buf, len, "signal %d (%s)", exit_signal, pg_strsignal(exit_signal));
 	else if (exit_code == GROMA_SERVER_EXIT_HUNG)
 		snprintf(buf, len, "exit %d: hung, ended by its watchdog", exit_code);
@@ -623,7 +626,7 @@ report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int t
 	{
 		if (wait_for_exit_record(slot, sent_to->pid, &now))
 		{
-			groma_describe_exit(now.last_exit_code, now.last_exit_signal, how, sizeof(how));
+			groma_describe_exit(now.last_exit_code, now.last_exit_signal, now.last_exit_forced, how, sizeof(how));
 			ereport(ERROR,
 					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 					 errmsg("groma-server is restarting after it exited (%s)", how),
@@ -644,6 +647,13 @@ report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int t
 	/* IO_CLOSED: the server went away while it had our request */
 	if (wait_for_exit_record(slot, sent_to->pid, &now))
 	{
+		if (now.last_exit_signal > 0 && now.last_exit_forced)
+			ereport(ERROR,
+					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+					 errmsg("groma-server was killed while it had this request (queued or running): it had not "
+							"stopped %d s after it was asked to", GROMA_STOP_GRACE_MS / 1000),
+					 last_message_detail(now.last_stderr),
+					 errhint(STOPPING_HINT)));
 		if (now.last_exit_signal > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_SYSTEM_ERROR),
@@ -741,7 +751,7 @@ report_no_server(void)
 		char		how[128];
 
 		groma_registry_snapshot(backoff, &snap);
-		groma_describe_exit(snap.last_exit_code, snap.last_exit_signal, how, sizeof(how));
+		groma_describe_exit(snap.last_exit_code, snap.last_exit_signal, snap.last_exit_forced, how, sizeof(how));
 		ereport(ERROR,
 				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 				 errmsg("groma-server is restarting after it exited (%s)", how),

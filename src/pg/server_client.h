@@ -13,8 +13,12 @@
 
 #include "../server/protocol.h"
 
-/* Writes how a process ended: "exit N", "signal N (name)", or "none" when neither is known. */
-void		groma_describe_exit(int exit_code, int exit_signal, char *buf, size_t len);
+/*
+ * Writes how a process ended: "exit N", "signal N (name)" (saying so when
+ * forced: the launcher killed it for not stopping in time), or "none" when
+ * neither is known.
+ */
+void		groma_describe_exit(int exit_code, int exit_signal, bool forced, char *buf, size_t len);
 
 struct groma_server_slot;
 

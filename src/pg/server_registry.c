@@ -82,6 +82,7 @@ groma_registry_snapshot(int slot, groma_server_slot *out)
 	out->last_exit_code = s->last_exit_code;
 	out->last_exit_signal = s->last_exit_signal;
 	out->last_exit_pid = s->last_exit_pid;
+	out->last_exit_forced = s->last_exit_forced;
 	strlcpy(out->last_stderr, (const char *) s->last_stderr, sizeof(out->last_stderr));
 	out->suspended_since = s->suspended_since;
 	out->call_started = s->call_started;

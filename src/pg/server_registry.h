@@ -28,6 +28,9 @@
  */
 #define GROMA_LONG_CALL_MS 5000
 
+/* A server asked to stop (SIGTERM: a reload, a shutdown) is killed when it has not exited this long after. */
+#define GROMA_STOP_GRACE_MS 5000
+
 /* What the launcher knows of a slot's process. */
 typedef enum groma_slot_state
 {
@@ -53,6 +56,7 @@ typedef struct groma_server_slot
 	int			last_exit_code; /* -1 when none or killed by a signal */
 	int			last_exit_signal;	/* 0 when none or a normal exit */
 	int			last_exit_pid;	/* the pid whose exit these describe */
+	bool		last_exit_forced;	/* the launcher killed it: it had not stopped GROMA_STOP_GRACE_MS after SIGTERM */
 	char		last_stderr[256];	/* the last line it wrote to stderr */
 	TimestampTz suspended_since;	/* when the launcher saw it stopped (SIGSTOP, a debugger); 0 while it runs */
 	TimestampTz call_started;	/* when its model call in progress began, as the launcher last saw it; 0: none */

@@ -72,7 +72,7 @@ status_row(int i, Datum *values, bool *nulls)
 	values[5] = TimestampTzGetDatum(snap.started_at);
 	nulls[5] = snap.started_at == 0;
 	values[6] = Int32GetDatum(snap.restarts);
-	groma_describe_exit(snap.last_exit_code, snap.last_exit_signal, how, sizeof(how));
+	groma_describe_exit(snap.last_exit_code, snap.last_exit_signal, snap.last_exit_forced, how, sizeof(how));
 	values[7] = CStringGetTextDatum(how);
 	nulls[7] = snap.last_exit_pid == 0;
 	/* the last log line names other sessions' requests and the model's files */

@@ -208,7 +208,11 @@ ok(wait_until(30, sub { my $r = status_row($node); $r->{state} eq 'ready' && $r-
 like(PostgreSQL::Test::Utils::slurp_file($node->logfile), qr/pid $hung\) did not stop within 5000 ms: killing it/,
      'the launcher says it killed the hung one');
 ($rc, $out, $err) = finish_query($stall, 10);
-like($err, qr/groma-server was terminated by signal 9 \(Killed\) while it had this request/, 'the hung request fails');
+like($err, qr/57P03: groma-server was killed while it had this request \(queued or running\): it had not stopped 5 s after it was asked to/,
+     'the hung request fails, saying the launcher killed the server for not stopping');
+like($err, qr/HINT:  It stops for a configuration change/, 'with the hint for a stopping server');
+is(status_row($node)->{last_exit}, 'signal 9 (Killed), sent by the launcher: it had not stopped 5 s after SIGTERM',
+   'groma_status() tells that kill from a crash');
 is($node->safe_psql('postgres', $chat), 'ok', 'and the new server answers');
 step('a reload of a stopped server and of a hung one');
 $node->stop('fast');
