@@ -70,6 +70,7 @@ typedef struct launcher_slot
 	groma_server_beacon *beacon;	/* that memory, mapped; NULL until made (or when it could not be) */
 	int64		long_call_since;	/* the beacon's call_since_ms of a call logged as long; 0: none */
 	int64		long_call_age_ms;	/* how long that call had lasted at the last look */
+	int64		stuck_lock_since;	/* the beacon's lock_stuck_since_ms of a hold logged as long; 0: none */
 } launcher_slot;
 
 static launcher_slot slots[GROMA_MAX_SERVERS];
@@ -144,6 +145,7 @@ publish_state(int i, groma_slot_state state)
 		s->pid = 0;
 		s->suspended_since = 0;
 		s->call_started = 0;
+		s->lock_stuck_since = 0;
 		s->watchdog_ms = 0;
 		s->server_state = GROMA_SERVER_STARTING;
 		s->n_in_call = 0;
@@ -669,6 +671,7 @@ configure_slots(void)
 		ls->started_at = 0;
 		ls->stopped_ticks = 0;
 		ls->long_call_since = 0;
+		ls->stuck_lock_since = 0;
 		ls->next_start = 0;
 		ls->backoff_ms = BACKOFF_FIRST_MS;
 		strlcpy(ls->device_id, i < n ? ids[i] : "", sizeof(ls->device_id));
@@ -726,6 +729,7 @@ read_beacon(int i, groma_server_beacon *out)
 
 	memset(out, 0, offsetof(groma_server_beacon, in_call));
 	out->state = GROMA_SERVER_STARTING;
+	out->lock_stuck_since_ms = 0;
 	if (b == NULL || slots[i].pid <= 0)
 		return false;
 	for (int attempt = 0; attempt < 8; attempt++)
@@ -740,21 +744,36 @@ read_beacon(int i, groma_server_beacon *out)
 		memcpy(out->in_call, b->in_call, sizeof(groma_beacon_request) * out->n_in_call);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		out->state = __atomic_load_n(&b->state, __ATOMIC_ACQUIRE);
+		out->lock_stuck_since_ms = __atomic_load_n(&b->lock_stuck_since_ms, __ATOMIC_ACQUIRE);
 		if (__atomic_load_n(&b->seq, __ATOMIC_RELAXED) == seq)
 			return true;
 	}
 	memset(out, 0, offsetof(groma_server_beacon, in_call));
 	out->state = GROMA_SERVER_STARTING;
+	out->lock_stuck_since_ms = 0;
 	return false;
+}
+
+/* Returns how long ago a CLOCK_MONOTONIC reading of since_ms milliseconds was (at least 0); 0 for none (since_ms 0). */
+static int64
+monotonic_age_ms(int64 since_ms)
+{
+	struct timespec mono;
+
+	if (since_ms == 0)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	return Max((int64) mono.tv_sec * 1000 + mono.tv_nsec / 1000000 - since_ms, 0);
 }
 
 /*
  * Publishes slot i's state and model call in progress (from its beacon):
  * when the call began, the requests it works for, and when the launcher
  * looked, so that backends send new calls to the other servers while one
- * lasts GROMA_LONG_CALL_MS or more (a hung GPU, a very long batch) and move
- * the requests queued there to a ready server; with several servers, logs
- * such a call and its end.
+ * lasts GROMA_LONG_CALL_MS or more (a hung GPU, a very long batch), or
+ * while its lock has been held that long (a deadlock), and move the
+ * requests queued behind a long call to a ready server; with several
+ * servers, logs such a call or hold and its end.
  */
 static void
 watch_model_call(int i)
@@ -762,22 +781,17 @@ watch_model_call(int i)
 	groma_server_slot *s = &groma_registry_shared->slots[i];
 	launcher_slot *ls = &slots[i];
 	groma_server_beacon beacon;
-	int64		age_ms = 0;
+	int64		age_ms,
+				lock_age_ms;
 	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz started = 0;
 
 	if (!read_beacon(i, &beacon) && ls->beacon != NULL && ls->pid > 0)
 		return;					/* written all the while: the last look stands */
-	if (beacon.call_since_ms != 0)
-	{
-		struct timespec mono;
-
-		clock_gettime(CLOCK_MONOTONIC, &mono);
-		age_ms = Max((int64) mono.tv_sec * 1000 + mono.tv_nsec / 1000000 - beacon.call_since_ms, 0);
-		started = now - age_ms * 1000;
-	}
+	age_ms = monotonic_age_ms(beacon.call_since_ms);
+	lock_age_ms = monotonic_age_ms(beacon.lock_stuck_since_ms);
 	SpinLockAcquire(&s->mutex);
-	s->call_started = started;
+	s->call_started = beacon.call_since_ms != 0 ? now - age_ms * 1000 : 0;
+	s->lock_stuck_since = beacon.lock_stuck_since_ms != 0 ? now - lock_age_ms * 1000 : 0;
 	s->looked_at = now;
 	s->watchdog_ms = beacon.watchdog_ms;
 	s->server_state = beacon.state;
@@ -798,6 +812,19 @@ watch_model_call(int i)
 		ls->long_call_since = beacon.call_since_ms;
 	}
 	ls->long_call_age_ms = age_ms;
+	if (ls->stuck_lock_since != 0 && beacon.lock_stuck_since_ms != ls->stuck_lock_since)
+	{
+		if (ls->pid > 0)
+			ereport(LOG, (errmsg("groma-server %d (pid %d): its lock is free again", i, (int) ls->pid)));
+		ls->stuck_lock_since = 0;
+	}
+	if (beacon.lock_stuck_since_ms != 0 && lock_age_ms >= GROMA_LONG_CALL_MS && ls->stuck_lock_since == 0 &&
+		n_slots > 1)
+	{
+		ereport(LOG, (errmsg("groma-server %d (pid %d) has held its lock for %.1f s (a deadlock?): new calls go to "
+							 "the other servers while it lasts", i, (int) ls->pid, lock_age_ms / 1000.0)));
+		ls->stuck_lock_since = beacon.lock_stuck_since_ms;
+	}
 }
 
 /* Starts what is due: stopped slots, and slots whose backoff has passed; promotes STARTING slots whose socket answers. */

@@ -812,11 +812,17 @@ groma_client_look_is_fresh(const groma_server_slot *snap)
 	return !TimestampDifferenceExceeds(snap->looked_at, GetCurrentTimestamp(), BEACON_STALE_MS);
 }
 
-/* Returns true when snap's server has been in one model call for GROMA_LONG_CALL_MS or more (a hung GPU, a long batch). */
+/*
+ * Returns true when snap's server has been in one model call (a hung GPU,
+ * a long batch), or its lock held (a deadlock), for GROMA_LONG_CALL_MS or
+ * more, as the launcher saw it within the last BEACON_STALE_MS.
+ */
 static bool
 slot_in_long_call(const groma_server_slot *snap, TimestampTz now)
 {
-	return slot_in_call_for(snap, now, GROMA_LONG_CALL_MS);
+	return slot_in_call_for(snap, now, GROMA_LONG_CALL_MS) ||
+		(snap->lock_stuck_since != 0 && groma_client_look_is_fresh(snap) &&
+		 TimestampDifferenceExceeds(snap->lock_stuck_since, now, GROMA_LONG_CALL_MS));
 }
 
 /*

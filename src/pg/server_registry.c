@@ -86,6 +86,7 @@ groma_registry_snapshot(int slot, groma_server_slot *out)
 	strlcpy(out->last_stderr, (const char *) s->last_stderr, sizeof(out->last_stderr));
 	out->suspended_since = s->suspended_since;
 	out->call_started = s->call_started;
+	out->lock_stuck_since = s->lock_stuck_since;
 	out->looked_at = s->looked_at;
 	out->watchdog_ms = s->watchdog_ms;
 	out->server_state = s->server_state;

@@ -60,6 +60,7 @@ typedef struct groma_server_slot
 	char		last_stderr[256];	/* the last line it wrote to stderr */
 	TimestampTz suspended_since;	/* when the launcher saw it stopped (SIGSTOP, a debugger); 0 while it runs */
 	TimestampTz call_started;	/* when its model call in progress began, as the launcher last saw it; 0: none */
+	TimestampTz lock_stuck_since;	/* since when its watchdog has found its lock held, as the launcher last saw it; 0: free */
 	TimestampTz looked_at;		/* when the launcher last read its beacon (call_started is stale long after) */
 	int			watchdog_ms;	/* its watchdog's limit (0: none), as its beacon says */
 	int			server_state;	/* its groma_server_state (loading, ready, ...), as its beacon says */

@@ -53,12 +53,13 @@ typedef struct groma_beacon_request
  * (a memfd passed as --beacon-fd): its state, when its model call in
  * progress began, the requests that call works for, and its watchdog's
  * limit.  The launcher copies it every tick for backends: new calls avoid
- * a server in a call that lasts (a hung GPU), and once the call has lasted
+ * a server in a call that lasts (a hung GPU) or whose lock stays held (a
+ * deadlock), and once the call has lasted
  * a tenth of the watchdog's limit the requests queued there move to a
  * server with its model loaded (those in the call stay: they may be what
  * hangs it).  A seqlock: the server makes seq odd while it writes, and a
- * reader that sees seq odd or changed reads again; state is a single
- * atomic store outside it.
+ * reader that sees seq odd or changed reads again; state and
+ * lock_stuck_since_ms are single atomic stores outside it.
  */
 typedef struct groma_server_beacon
 {
@@ -69,6 +70,8 @@ typedef struct groma_server_beacon
 	groma_beacon_request in_call[GROMA_BEACON_MAX_IN_CALL];	/* the requests the call works for */
 	int32_t		state;			/* its groma_server_state (__atomic; 0, starting, until it says more):
 								 * hung requests move only to a server that is ready */
+	int64_t		lock_stuck_since_ms;	/* CLOCK_MONOTONIC milliseconds since when the watchdog has found the
+										 * server's lock held (__atomic); 0: it took the lock at its last look */
 } groma_server_beacon;
 
 /* Hard limits, checked before any allocation. */

@@ -135,6 +135,7 @@ typedef struct watch
 	double		call_ran_ms;	/* how long it has run while this process ran */
 	uint64_t	load_read;		/* bytes of weights the model load had read at the last look */
 	double		load_still_ms;	/* how long the load has gone without reading more, while this process ran */
+	int64_t		lock_stuck_since;	/* what the beacon shows of the lock (lock_stuck_since_ms) */
 } watch;
 
 /*
@@ -151,7 +152,21 @@ counted_ms(const watch *w, double elapsed_ms)
 	return elapsed_ms < most ? elapsed_ms : most;
 }
 
-/* Takes and releases the lock, trying a tick at a time; exits the process once the lock was held past the limit. */
+/* Writes to the beacon since when the lock has been found held (0: taken at the last look), if that changed. */
+static void
+show_lock_stuck(watch *w, int64_t since_ms)
+{
+	if (w->s->beacon == NULL || since_ms == w->lock_stuck_since)
+		return;
+	w->lock_stuck_since = since_ms;
+	__atomic_store_n(&w->s->beacon->lock_stuck_since_ms, since_ms, __ATOMIC_RELEASE);
+}
+
+/*
+ * Takes and releases the lock, trying a tick at a time; the beacon shows
+ * since when it has been found held, so that backends send new calls
+ * elsewhere; exits the process once it was held past the limit.
+ */
 static void
 check_lock(watch *w)
 {
@@ -166,7 +181,12 @@ check_lock(watch *w)
 		if (rc == 0)
 			pthread_mutex_unlock(&w->s->lock);
 		if (rc != ETIMEDOUT)
+		{
+			show_lock_stuck(w, 0);
 			return;				/* taken, or an error that says nothing of a hang */
+		}
+		if (held_ms == 0)
+			show_lock_stuck(w, (int64_t) tried_at);
 		held_ms += counted_ms(w, serve_now_ms() - tried_at);
 		if (held_ms > w->limit_ms)
 			exit_hung(w->s, "the server's lock has been held", held_ms / 1000.0);

@@ -6,7 +6,8 @@
 # gets no new calls once the call has lasted 5 s, and the requests it holds
 # move to the other server once it has lasted a tenth of its watchdog, and
 # once the other server has loaded its model (GROMA_SERVER_TEST_LOAD_STALL
-# makes server 1's load last 10 s).
+# makes server 1's load last 10 s).  One whose lock stays held (a
+# deadlock) gets no new calls once it has been held 5 s.
 use strict;
 use warnings;
 use FindBin;
@@ -270,6 +271,48 @@ step('a server in a hung model call');
        'server 0 is ready again');
 }
 step('a hung server beside one that is loading');
+
+# server 0 holds its lock for good (a deadlock; GROMA_SERVER_TEST_STALL's other prompt): its watchdog shows that in
+# the beacon, and once the lock has been held 5 s new calls go to server 1 (before, they were spread over both, and
+# those sent to server 0 waited for its watchdog)
+{
+    my $pid0 = status_row($node, 0)->{pid};
+    my $log_at = -s $node->logfile;
+    my $log_since = sub { my $l = PostgreSQL::Test::Utils::slurp_file($node->logfile); substr($l, $log_at) };
+    my @stalls;
+    for my $k (1 .. 12) {
+        push @stalls, start_query($node, "lock_$k", "SET statement_timeout = '60s'; SET groma.max_new_tokens = 8; "
+            . "SELECT (groma_chat($img, 'groma test: stall holding the lock')).text IS NOT NULL");
+        last if wait_until(2, sub { $log_since->() =~ /groma-server 0: warning: request \d+ stalls the scheduler for good holding the lock/ });
+    }
+    like($log_since->(), qr/groma-server 0: warning: request \d+ stalls the scheduler for good holding the lock/,
+         'a request holds server 0\'s lock for good');
+    ok(wait_until(10, sub { $log_since->() =~ /groma-server 0 \(pid $pid0\) has held its lock for 5\.\d s \(a deadlock\?\): new calls go to the other servers/ }),
+       'the launcher logs the lock held for 5 s');
+    my $started = time;
+    my @calls = map { start_query($node, "after_lock_$_", "SET statement_timeout = '60s'; SET groma.max_new_tokens = 8; "
+        . "SELECT (groma_chat($img, 'And who is here? $_')).text IS NOT NULL") } (1 .. 6);
+    push @calls, start_query($node, 'after_lock_array', "SET statement_timeout = '60s'; SET groma.max_new_tokens = 8; "
+        . "SET groma.bulk_in_flight = 3; SELECT cardinality(groma_caption_many(array_fill($img, ARRAY[3])))");
+    my $all_ok = 1;
+    for my $q (@calls) {
+        my ($qrc, $qout, $qerr) = finish_query($q, 40);
+        $all_ok &&= defined $qrc && $qrc == 0 && ($qout eq "t\n" || $qout eq "3\n");
+        diag($qerr) if $qerr ne '';
+    }
+    ok($all_ok, 'six sessions\' calls and an array call sent meanwhile are all answered');
+    cmp_ok(time - $started, '<', 30, sprintf('by server 1, in %.1f s (server 0\'s watchdog is 60 s)', time - $started));
+    kill 'KILL', $pid0;
+    for my $q (@stalls[0 .. $#stalls - 1]) {
+        my ($src, $sout, $serr) = finish_query($q, 20);
+        is("$src/$sout", "0/t\n", 'a stalling request sent to server 1 was answered') or diag($serr);
+    }
+    my ($src, $sout, $serr) = finish_query($stalls[-1], 20);
+    like($serr, qr/terminated by signal 9/, 'the one holding the lock fails when server 0 is killed');
+    ok(wait_until(20, sub { my $r = status_row($node, 0); $r->{state} eq 'ready' && $r->{pid} ne $pid0 }),
+       'server 0 is ready again');
+}
+step('a server that holds its lock for good');
 $b->quit;
 my @last_pids = map { status_row($node, $_)->{pid} } (0, 1);
 $node->stop('fast');

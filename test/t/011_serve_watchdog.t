@@ -245,6 +245,7 @@ is(wait_exit($pid, 10), 0, 'and the server stops cleanly');
 
 # ---- the beacon: the server keeps its model call's start and its watchdog's limit in shared memory (--beacon-fd)
 {
+    local $ENV{GROMA_SERVER_TEST_STALL} = '1';
     my $path = "$dir/beacon";
     open(my $bf, '+>', $path) or die "$path: $!";
     print $bf "\0" x 4096;
@@ -269,6 +270,15 @@ is(wait_exit($pid, 10), 0, 'and the server stops cleanly');
     is("$n_in/$client_pid/$request_id", "1/$$/8", 'and the request it works for: its client\'s pid and its id');
     my $mono = Time::HiRes::clock_gettime(Time::HiRes::CLOCK_MONOTONIC()) * 1000;
     cmp_ok(abs($mono - $since), '<', 10000, 'on the monotonic clock, in milliseconds');
+    my $lock_stuck = sub { unpack('q<', substr(slurp($path), 20 + 256 * 8 + 4, 8)) };
+    is($lock_stuck->(), 0, 'the lock is not shown as held during a model call');
+    kill 'KILL', $bpid;
+    wait_exit($bpid, 5);
+    ($bpid, $bsock, $blog) = start_ready('--watchdog-s', '30', '--beacon-fd', $bfd);
+    $bc = ask($bsock, 9, 'groma test: stall holding the lock');
+    my $asked = Time::HiRes::clock_gettime(Time::HiRes::CLOCK_MONOTONIC()) * 1000;
+    ok(wait_until_true(sub { $lock_stuck->() != 0 }, 5), 'a lock held for good shows in the beacon within a few ticks');
+    cmp_ok(abs($lock_stuck->() - $asked), '<', 2500, 'since about when it was taken, on the monotonic clock');
     kill 'KILL', $bpid;
     wait_exit($bpid, 5);
     close($bf);
