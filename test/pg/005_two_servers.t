@@ -190,13 +190,7 @@ step('both servers suspended');
         . "SET groma.bulk_in_flight = 4; SELECT cardinality(groma_caption_many(array_fill($img, ARRAY[3])))");
     is("$rc/$out", '0/3', 'and a new array call') or diag($err);
     # the held ones move after 6 s (a tenth of the 60 s watchdog)
-    my $all_ok = 1;
-    for my $q (@held) {
-        my ($qrc, $qout, $qerr) = finish_query($q, 60);
-        $all_ok &&= defined $qrc && $qrc == 0 && ($qout eq "t\n" || $qout eq "6\n");
-        diag($qerr) if $qerr ne '';
-    }
-    ok($all_ok, 'the requests queued behind the hung call are answered by server 1');
+    ok(all_answered(\@held, 60, 't', '6'), 'the requests queued behind the hung call are answered by server 1');
     my $active = $node->safe_psql('postgres',
         "SELECT string_agg(application_name, ',') FROM pg_stat_activity WHERE application_name LIKE 'stall_%' AND state = 'active'");
     is($active, 'stall_' . scalar(@stalls), 'the stalling request in the hung call still waits there (any other was answered)');
@@ -222,12 +216,7 @@ step('both servers suspended');
         . "' AND state = 'active'"), '1', 'the stalled request still waits on server 0');
     kill 'CONT', $hung_row->{pid};
     kill 'KILL', $hung_row->{pid};
-    for my $q (@stalls[0 .. $#stalls - 1]) {
-        my ($src, $sout, $serr) = finish_query($q, 10);
-        is("$src/$sout", "0/t\n", 'a stalling request sent to server 1 was answered') or diag($serr);
-    }
-    my ($src, $sout, $serr) = finish_query($stalls[-1], 10);
-    like($serr, qr/terminated by signal 9/, 'the one in the hung call fails when server 0 is killed');
+    stalls_ended(\@stalls, 'the one in the hung call fails when server 0 is killed');
     ok(wait_until(20, sub { my $r = status_row($node, 0); $r->{state} eq 'ready' && $r->{pid} ne $hung_row->{pid} }),
        'server 0 is ready again once killed');
     is(status_row($node, 0)->{model_call_s}, '', 'with no model call in progress');
@@ -256,13 +245,7 @@ step('a server in a hung model call');
     is(status_row($node, 1)->{state}, 'loading', 'while server 1 still loads');
     cmp_ok(status_row($node, 0)->{queue_depth}, '>=', 3, 'so the requests stay where they are');
     ok(wait_until(20, sub { status_row($node, 1)->{state} eq 'ready' }), 'server 1 is ready after its 10 s load');
-    my $all_ok = 1;
-    for my $q (@held) {
-        my ($qrc, $qout, $qerr) = finish_query($q, 40);
-        $all_ok &&= defined $qrc && $qrc == 0 && ($qout eq "t\n" || $qout eq "2\n");
-        diag($qerr) if $qerr ne '';
-    }
-    ok($all_ok, 'then the requests behind the hung call are answered by server 1');
+    ok(all_answered(\@held, 40, 't', '2'), 'then the requests behind the hung call are answered by server 1');
     is(status_row($node, 0)->{queue_depth}, '0', 'and none waits on server 0');
     kill 'KILL', $hung->{pid} if $hung;
     my ($src, $sout, $serr) = finish_query($stall, 20);
@@ -294,21 +277,10 @@ step('a hung server beside one that is loading');
         . "SELECT (groma_chat($img, 'And who is here? $_')).text IS NOT NULL") } (1 .. 6);
     push @calls, start_query($node, 'after_lock_array', "SET statement_timeout = '60s'; SET groma.max_new_tokens = 8; "
         . "SET groma.bulk_in_flight = 3; SELECT cardinality(groma_caption_many(array_fill($img, ARRAY[3])))");
-    my $all_ok = 1;
-    for my $q (@calls) {
-        my ($qrc, $qout, $qerr) = finish_query($q, 40);
-        $all_ok &&= defined $qrc && $qrc == 0 && ($qout eq "t\n" || $qout eq "3\n");
-        diag($qerr) if $qerr ne '';
-    }
-    ok($all_ok, 'six sessions\' calls and an array call sent meanwhile are all answered');
+    ok(all_answered(\@calls, 40, 't', '3'), 'six sessions\' calls and an array call sent meanwhile are all answered');
     cmp_ok(time - $started, '<', 30, sprintf('by server 1, in %.1f s (server 0\'s watchdog is 60 s)', time - $started));
     kill 'KILL', $pid0;
-    for my $q (@stalls[0 .. $#stalls - 1]) {
-        my ($src, $sout, $serr) = finish_query($q, 20);
-        is("$src/$sout", "0/t\n", 'a stalling request sent to server 1 was answered') or diag($serr);
-    }
-    my ($src, $sout, $serr) = finish_query($stalls[-1], 20);
-    like($serr, qr/terminated by signal 9/, 'the one holding the lock fails when server 0 is killed');
+    stalls_ended(\@stalls, 'the one holding the lock fails when server 0 is killed');
     ok(wait_until(20, sub { my $r = status_row($node, 0); $r->{state} eq 'ready' && $r->{pid} ne $pid0 }),
        'server 0 is ready again');
 }
@@ -318,3 +290,27 @@ my @last_pids = map { status_row($node, $_)->{pid} } (0, 1);
 $node->stop('fast');
 ok(!proc_alive($last_pids[0]) && !proc_alive($last_pids[1]), 'both servers gone after pg_ctl stop -m fast');
 done_testing();
+
+# Waits up to secs for each background query; returns true when every one succeeded with one of the outputs given.
+sub all_answered {
+    my ($queries, $secs, @outputs) = @_;
+    my $all_ok = 1;
+    for my $q (@$queries) {
+        my ($qrc, $qout, $qerr) = finish_query($q, $secs);
+        $all_ok &&= defined $qrc && $qrc == 0 && grep { $qout eq "$_\n" } @outputs;
+        diag($qerr) if $qerr ne '';
+    }
+    return $all_ok;
+}
+
+# Checks the calls with a stalling prompt once server 0 is killed: those server 1 took were answered, the last (the one
+# that stalled server 0) failed with the kill.
+sub stalls_ended {
+    my ($stalls, $what) = @_;
+    for my $q (@$stalls[0 .. $#$stalls - 1]) {
+        my ($src, $sout, $serr) = finish_query($q, 20);
+        is("$src/$sout", "0/t\n", 'a stalling request sent to server 1 was answered') or diag($serr);
+    }
+    my ($src, $sout, $serr) = finish_query($stalls->[-1], 20);
+    like($serr, qr/terminated by signal 9/, $what);
+}
