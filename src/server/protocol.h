@@ -51,15 +51,15 @@ typedef struct groma_beacon_request
 /*
  * The memory groma-server --serve shares with the launcher that started it
  * (a memfd passed as --beacon-fd): its state, when its model call in
- * progress began, the requests that call works for, and its watchdog's
- * limit.  The launcher copies it every tick for backends: new calls avoid
- * a server in a call that lasts (a hung GPU) or whose lock stays held (a
- * deadlock), and once the call has lasted
- * a tenth of the watchdog's limit the requests queued there move to a
- * server with its model loaded (those in the call stay: they may be what
+ * progress began, the requests that call works for, its watchdog's limit,
+ * and whether its watchdog is ending it.  The launcher copies it every
+ * tick for backends: new calls avoid a server in a call that lasts (a hung
+ * GPU) or whose lock stays held (a deadlock), and once the call has
+ * lasted a tenth of the watchdog's limit the requests queued there move to
+ * a server with its model loaded (those in the call stay: they may be what
  * hangs it).  A seqlock: the server makes seq odd while it writes, and a
- * reader that sees seq odd or changed reads again; state and
- * lock_stuck_since_ms are single atomic stores outside it.
+ * reader that sees seq odd or changed reads again; state,
+ * lock_stuck_since_ms and hung are single atomic stores outside it.
  */
 typedef struct groma_server_beacon
 {
@@ -72,6 +72,8 @@ typedef struct groma_server_beacon
 								 * hung requests move only to a server that is ready */
 	int64_t		lock_stuck_since_ms;	/* CLOCK_MONOTONIC milliseconds since when the watchdog has found the
 										 * server's lock held (__atomic); 0: it took the lock at its last look */
+	int32_t		hung;			/* 1 (__atomic) once the watchdog has found the server hung and ends it: its
+								 * connections are closed, and its exit may still take a while */
 } groma_server_beacon;
 
 /* Hard limits, checked before any allocation. */

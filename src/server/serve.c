@@ -352,6 +352,9 @@ accept_loop(serve_state *s, int listen_fd)
 		n = poll(fds, s->opt->watch_fd >= 0 ? 4 : 3, retry ? 0 : resting ? (int) rest_ms + 1 : -1);
 		if (n < 0 && errno != EINTR)
 			break;
+		if (fds[1].revents && __atomic_load_n(&s->exiting_hung, __ATOMIC_ACQUIRE))
+			for (;;)
+				sleep(3600);	/* the watchdog ends the process; its listener must not be polled meanwhile */
 		if (fds[1].revents)
 		{
 			serve_log(SERVE_LOG_INFO, "stop requested: shutting down");
@@ -461,8 +464,8 @@ groma_serve(const groma_cli_options *opt)
 	serve_log(SERVE_LOG_INFO, "listening on %s (pid %d, device %s, max queue %d, max connections %d, max decodes %d)",
 			  opt->socket_path, (int) getpid(), s.device, opt->max_queue, opt->max_connections, opt->max_decodes);
 	if (resolved.watchdog_s > 0)
-		serve_log(SERVE_LOG_INFO, "watchdog: a model call or a hold of the lock longer than %d s ends this process",
-				  resolved.watchdog_s);
+		serve_log(SERVE_LOG_INFO, "watchdog: a model call, a hold of the lock or a stretch of the model load "
+				  "without loading weights longer than %d s ends this process", resolved.watchdog_s);
 	else
 		serve_log(SERVE_LOG_INFO, "no watchdog: a hung model call is not detected (--watchdog-s, "
 				  "groma.server_watchdog under PostgreSQL, sets one)");

@@ -25,12 +25,19 @@ serve_beacon_open(serve_state *s, int fd, int watchdog_s)
 	struct stat st;
 	groma_server_beacon *b;
 
-	/* a file shorter than the beacon would fault on its first store */
-	if (fstat(fd, &st) != 0 || st.st_size < (off_t) sizeof(groma_server_beacon))
+	if (fstat(fd, &st) != 0)
 	{
-		fprintf(stderr, "groma-server: --beacon-fd %d is not an open file of %zu bytes or more\n", fd,
-				sizeof(groma_server_beacon));
+		fprintf(stderr, "groma-server: --beacon-fd %d is not an open file\n", fd);
 		return false;
+	}
+	/* a file shorter than the beacon would fault on its first store: an older launcher's, which gets none */
+	if (st.st_size < (off_t) sizeof(groma_server_beacon))
+	{
+		serve_log(SERVE_LOG_WARNING, "--beacon-fd %d has %lld bytes, fewer than this groma-server's %zu (a launcher "
+				  "of another version: restart PostgreSQL after an upgrade): running without a beacon, so other "
+				  "servers do not take over while this one hangs", fd, (long long) st.st_size,
+				  sizeof(groma_server_beacon));
+		return true;
 	}
 	b = mmap(NULL, sizeof(groma_server_beacon), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (b == MAP_FAILED)
@@ -41,6 +48,8 @@ serve_beacon_open(serve_state *s, int fd, int watchdog_s)
 	s->beacon = b;
 	serve_beacon_publish(s, 0, NULL, 0);
 	__atomic_store_n(&b->state, (int32_t) s->state, __ATOMIC_RELEASE);
+	__atomic_store_n(&b->lock_stuck_since_ms, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&b->hung, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&b->watchdog_ms, watchdog_s * 1000, __ATOMIC_RELEASE);
 	return true;
 }

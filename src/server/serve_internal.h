@@ -102,6 +102,7 @@ typedef struct serve_state
 	groma_server_beacon *beacon;	/* the launcher's copy of call_since_ms (--beacon-fd), NULL: none */
 	const char *call_what;		/* what it does, as a format taking call_count */
 	int			call_count;
+	int			exiting_hung;	/* set (__atomic) by the watchdog as it ends the process: the main thread parks */
 } serve_state;
 
 /* Log levels, lowest first. */

@@ -52,6 +52,7 @@ finish_job(serve_state *s, serve_job *job, groma_status st)
 		serve_log(SERVE_LOG_ERROR, "the GPU is lost (%s): exiting so the launcher restarts groma-server", st.message);
 		s->exit_code = GROMA_CLI_EXIT_DEVICE_LOST;
 		s->stopping = true;
+		serve_set_state(s, GROMA_SERVER_STOPPING);
 		if (write(s->stop_pipe[1], "x", 1) < 0)
 			serve_log(SERVE_LOG_ERROR, "cannot wake the main thread");
 	}

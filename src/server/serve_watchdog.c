@@ -21,11 +21,13 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include "serve_internal.h"
 #include "../model/weight_source.h"
@@ -50,14 +52,50 @@ serve_model_call_end(serve_state *s)
 	serve_beacon_publish(s, 0, NULL, 0);
 }
 
-/* Hangs up descriptor fd (above stderr) when it is a socket: a listening socket or a client's connection. */
+/*
+ * Ends socket fd's connections at once: a listening socket, or a
+ * connection with bytes the server never read, is closed (its descriptor
+ * then names /dev/null), so that its clients get a reset and know their
+ * request was not read; any other connection is shut down (a thread may be
+ * blocked reading it, which would keep a closed socket open).
+ */
 static void
-hang_up_if_socket(int fd)
+hang_up_socket(int fd, int devnull)
+{
+	int			listening = 0;
+	int			unread = 0;
+	socklen_t	len = sizeof(listening);
+
+	if ((getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening) ||
+		(ioctl(fd, SIOCINQ, &unread) == 0 && unread > 0))
+	{
+		if (devnull >= 0 && dup2(devnull, fd) >= 0)
+			return;
+	}
+	shutdown(fd, SHUT_RDWR);
+}
+
+/* Hangs up descriptor fd (above stderr, other than skip) when it is a socket. */
+static void
+hang_up_if_socket(int fd, int skip, int devnull)
 {
 	struct stat st;
 
-	if (fd > STDERR_FILENO && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
-		shutdown(fd, SHUT_RDWR);
+	if (fd > STDERR_FILENO && fd != skip && fd != devnull && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+		hang_up_socket(fd, devnull);
+}
+
+/* Returns the number a directory entry's name spells (a /proc/self/fd entry), or -1 for "." and "..". */
+static int
+descriptor_named(const char *name)
+{
+	int			fd = 0;
+
+	if (name[0] < '0' || name[0] > '9')
+		return -1;
+	for (const char *c = name; *c >= '0' && *c <= '9'; c++)
+		fd = fd * 10 + (*c - '0');
+	return fd;
 }
 
 /*
@@ -69,13 +107,14 @@ static void
 hang_up_sockets(void)
 {
 	char		buf[4096];
+	int			devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	int			dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	long		n;
 
 	if (dir < 0)
 	{
 		for (int fd = STDERR_FILENO + 1; fd < 4096; fd++)
-			hang_up_if_socket(fd);
+			hang_up_if_socket(fd, -1, devnull);
 		return;
 	}
 	while ((n = syscall(SYS_getdents64, dir, buf, sizeof(buf))) > 0)
@@ -84,16 +123,13 @@ hang_up_sockets(void)
 		{
 			/* struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name */
 			unsigned short reclen;
-			const char *name = buf + at + 19;
-			int			fd = 0;
+			int			fd = descriptor_named(buf + at + 19);
 
 			memcpy(&reclen, buf + at + 16, sizeof(reclen));
 			if (reclen == 0)
 				break;
-			for (const char *c = name; *c >= '0' && *c <= '9'; c++)
-				fd = fd * 10 + (*c - '0');
-			if (name[0] >= '0' && name[0] <= '9' && fd != dir)
-				hang_up_if_socket(fd);
+			if (fd >= 0)
+				hang_up_if_socket(fd, dir, devnull);
 			at += reclen;
 		}
 	}
@@ -101,28 +137,48 @@ hang_up_sockets(void)
 }
 
 /*
- * Says why groma-server is taken as hung, hangs up its connections and
- * exits at once (the hung thread could not take part in a shutdown).  The
- * line goes out with one write(2), which a full log pipe refuses rather
- * than blocks (serve_log_never_block).
+ * Says why groma-server is taken as hung (what, for how long, and its
+ * likely causes), shows it in the beacon, hangs up its connections, parks
+ * the main thread and exits at once (the hung thread could not take part
+ * in a shutdown).  The line goes out with one write(2), which a full log
+ * pipe refuses rather than blocks (serve_log_never_block).
  */
 static void
-exit_hung(const serve_state *s, const char *what, double seconds)
+exit_hung(serve_state *s, const char *what, double seconds, const char *causes)
 {
 	char		line[640];
 	int			n;
-	const char *causes = strncmp(s->device, "cpu", 3) == 0 ?
-		"a deadlock, or a CPU too busy to finish the work in time" :
-		"a GPU that no longer answers, or a deadlock";
 
 	n = snprintf(line, sizeof(line), "error: %s for %.1f s, longer than --watchdog-s %d: groma-server is hung (%s) "
 				 "and exits with status %d so that the launcher starts it again\n", what, seconds, s->opt->watchdog_s,
 				 causes, GROMA_SERVER_EXIT_HUNG);
 	if (n > 0 && write(STDERR_FILENO, line, (size_t) n < sizeof(line) ? (size_t) n : sizeof(line) - 1) < 0)
 		n = 0;					/* nothing more can be said */
+	if (s->beacon != NULL)
+		__atomic_store_n(&s->beacon->hung, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->exiting_hung, 1, __ATOMIC_RELEASE);
 	hang_up_sockets();
+	/* the main thread leaves its poll (which holds the listener open) and waits for the exit */
+	if (write(s->stop_pipe[1], "h", 1) < 0)
+		n = 0;
 	serve_test_exit_delay(s);
 	_exit(GROMA_SERVER_EXIT_HUNG);
+}
+
+/* Returns the likely causes of a hung model call or lock on s's device. */
+static const char *
+call_causes(const serve_state *s)
+{
+	return strncmp(s->device, "cpu", 3) == 0 ? "a deadlock, or a CPU too busy to finish the work in time" :
+		"a GPU that no longer answers, or a deadlock";
+}
+
+/* Returns the likely causes of a model load that reads nothing on s's device. */
+static const char *
+load_causes(const serve_state *s)
+{
+	return strncmp(s->device, "cpu", 3) == 0 ? "a file system that no longer answers, or a deadlock" :
+		"a GPU or a file system that no longer answers, or a deadlock";
 }
 
 /* What the watchdog keeps between its looks. */
@@ -189,7 +245,7 @@ check_lock(watch *w)
 			show_lock_stuck(w, (int64_t) tried_at);
 		held_ms += counted_ms(w, serve_now_ms() - tried_at);
 		if (held_ms > w->limit_ms)
-			exit_hung(w->s, "the server's lock has been held", held_ms / 1000.0);
+			exit_hung(w->s, "the server's lock has been held", held_ms / 1000.0, call_causes(w->s));
 	}
 }
 
@@ -221,7 +277,7 @@ check_call(watch *w, double elapsed_ms)
 	/* read again: the call may have ended (and another begun) while its description was read */
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	if (__atomic_load_n(&s->call_since_ms, __ATOMIC_ACQUIRE) == since)
-		exit_hung(s, what, w->call_ran_ms / 1000.0);
+		exit_hung(s, what, w->call_ran_ms / 1000.0, call_causes(s));
 }
 
 /*
@@ -249,7 +305,7 @@ check_load(watch *w, double elapsed_ms)
 	}
 	w->load_still_ms += counted_ms(w, elapsed_ms);
 	if (w->load_still_ms > w->limit_ms)
-		exit_hung(s, "the model load has read no weights", w->load_still_ms / 1000.0);
+		exit_hung(s, "the model load has loaded no weights", w->load_still_ms / 1000.0, load_causes(s));
 }
 
 /* The watchdog thread: looks at the lock, the model call in progress and the model load every tick. */
