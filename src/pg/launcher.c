@@ -146,6 +146,7 @@ publish_state(int i, groma_slot_state state)
 		s->suspended_since = 0;
 		s->call_started = 0;
 		s->lock_stuck_since = 0;
+		s->hung_exiting = false;
 		s->watchdog_ms = 0;
 		s->server_state = GROMA_SERVER_STARTING;
 		s->n_in_call = 0;
@@ -505,14 +506,21 @@ start_server(int i)
 }
 
 /*
- * Records the exit of a slot's server (status from waitpid; forced when
- * the launcher killed it for not stopping in time) and schedules its restart.
+ * Records the exit of a slot's server (status from waitpid; killed when
+ * the launcher killed it for not stopping in time) and schedules its
+ * restart.  A server whose beacon said it hung ended by its watchdog,
+ * also when the launcher's kill came first.
  */
 static void
-server_exited(int i, int status, bool forced)
+server_exited(int i, int status, bool killed)
 {
 	launcher_slot *ls = &slots[i];
 	groma_server_slot *s = &groma_registry_shared->slots[i];
+	int			code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	int			signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	bool		hung = code == GROMA_SERVER_EXIT_HUNG ||
+		(ls->beacon != NULL && __atomic_load_n(&ls->beacon->hung, __ATOMIC_ACQUIRE) != 0);
+	groma_exit_cause cause = hung ? GROMA_EXIT_HUNG : killed ? GROMA_EXIT_FORCED : GROMA_EXIT_PLAIN;
 	char		how[128];
 
 	read_output(i);
@@ -520,15 +528,15 @@ server_exited(int i, int status, bool forced)
 	if (ls->watch_fd >= 0)
 		close(ls->watch_fd);
 	ls->watch_fd = -1;
-	groma_describe_exit(WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-						WIFSIGNALED(status) ? WTERMSIG(status) : 0, forced, how, sizeof(how));
+	groma_describe_exit(code, signal, cause, how, sizeof(how));
 	ereport(LOG,
 			(errmsg("groma-server %d (pid %d) ended: %s", i, (int) ls->pid, how)));
 	SpinLockAcquire(&s->mutex);
-	s->last_exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-	s->last_exit_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	s->last_exit_code = code;
+	s->last_exit_signal = signal;
 	s->last_exit_pid = ls->pid;
-	s->last_exit_forced = forced;
+	s->last_exit_cause = cause;
+	s->hung_exiting = false;
 	SpinLockRelease(&s->mutex);
 	ls->pid = 0;
 	groma_pid_file_remove(i);
@@ -730,6 +738,7 @@ read_beacon(int i, groma_server_beacon *out)
 	memset(out, 0, offsetof(groma_server_beacon, in_call));
 	out->state = GROMA_SERVER_STARTING;
 	out->lock_stuck_since_ms = 0;
+	out->hung = 0;
 	if (b == NULL || slots[i].pid <= 0)
 		return false;
 	for (int attempt = 0; attempt < 8; attempt++)
@@ -745,12 +754,14 @@ read_beacon(int i, groma_server_beacon *out)
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		out->state = __atomic_load_n(&b->state, __ATOMIC_ACQUIRE);
 		out->lock_stuck_since_ms = __atomic_load_n(&b->lock_stuck_since_ms, __ATOMIC_ACQUIRE);
+		out->hung = __atomic_load_n(&b->hung, __ATOMIC_ACQUIRE);
 		if (__atomic_load_n(&b->seq, __ATOMIC_RELAXED) == seq)
 			return true;
 	}
 	memset(out, 0, offsetof(groma_server_beacon, in_call));
 	out->state = GROMA_SERVER_STARTING;
 	out->lock_stuck_since_ms = 0;
+	out->hung = 0;
 	return false;
 }
 
@@ -787,12 +798,17 @@ watch_model_call(int i)
 
 	if (!read_beacon(i, &beacon) && ls->beacon != NULL && ls->pid > 0)
 		return;					/* written all the while: the last look stands */
+	/* the watchdog's line comes before its mark: backends told it hung find the line in last_stderr */
+	if (beacon.hung != 0 && !s->hung_exiting)
+		read_output(i);
 	age_ms = monotonic_age_ms(beacon.call_since_ms);
 	lock_age_ms = monotonic_age_ms(beacon.lock_stuck_since_ms);
 	SpinLockAcquire(&s->mutex);
 	s->call_started = beacon.call_since_ms != 0 ? now - age_ms * 1000 : 0;
 	s->lock_stuck_since = beacon.lock_stuck_since_ms != 0 ? now - lock_age_ms * 1000 : 0;
-	s->looked_at = now;
+	s->hung_exiting = beacon.hung != 0;
+	/* with no beacon there was nothing to look at: backends go by the socket alone */
+	s->looked_at = ls->beacon != NULL ? now : 0;
 	s->watchdog_ms = beacon.watchdog_ms;
 	s->server_state = beacon.state;
 	s->n_in_call = beacon.n_in_call;

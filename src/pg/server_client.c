@@ -101,9 +101,11 @@ static unsigned protocol_error_version = 0;	/* the server's version when that wa
 
 /* Writes how a process ended; see server_client.h. */
 void
-groma_describe_exit(int exit_code, int exit_signal, bool forced, char *buf, size_t len)
+groma_describe_exit(int exit_code, int exit_signal, groma_exit_cause cause, char *buf, size_t len)
 {
-	if (exit_signal > 0 && forced)
+	if (exit_signal > 0 && cause == GROMA_EXIT_HUNG)
+		snprintf(buf, len, "signal %d (%s) while its watchdog ended it as hung", exit_signal, pg_strsignal(exit_signal));
+	else if (exit_signal > 0 && cause == GROMA_EXIT_FORCED)
 		snprintf(buf, len, "signal %d (%s), sent by the launcher: it had not stopped %d s after SIGTERM", exit_signal,
 				 pg_strsignal(exit_signal), GROMA_STOP_GRACE_MS / 1000);
 	else if (exit_signal > 0)
@@ -538,10 +540,18 @@ round_trip(int slot, const groma_server_slot *snap, groma_request *req, groma_re
 	return r;
 }
 
+/* Returns true when snap shows process pid as ended by its watchdog, or being ended (its exit may take a while). */
+static bool
+ended_as_hung(const groma_server_slot *snap, int pid)
+{
+	return pid > 0 && ((snap->pid == pid && snap->hung_exiting) ||
+					   (snap->last_exit_pid == pid && snap->last_exit_cause == GROMA_EXIT_HUNG));
+}
+
 /*
  * Waits up to EXIT_RECORD_WAIT_MS for the launcher to record the exit of
- * process pid in slot; returns true with the slot's state in *snap when it
- * did.
+ * process pid in slot, or that its watchdog is ending it (ended_as_hung);
+ * returns true with the slot's state in *snap when it did.
  */
 static bool
 wait_for_exit_record(int slot, int pid, groma_server_slot *snap)
@@ -549,7 +559,7 @@ wait_for_exit_record(int slot, int pid, groma_server_slot *snap)
 	for (int waited = 0;; waited += EXIT_RECORD_POLL_MS)
 	{
 		groma_registry_snapshot(slot, snap);
-		if (pid > 0 && snap->last_exit_pid == pid)
+		if (pid > 0 && (snap->last_exit_pid == pid || ended_as_hung(snap, pid)))
 			return true;
 		if (waited >= EXIT_RECORD_WAIT_MS)
 			return false;
@@ -624,9 +634,15 @@ report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int t
 	/* the request never reached the server (nothing accepted it, or it went away before reading it all) */
 	if (r == IO_CONNECT_FAILED || r == IO_UNREAD)
 	{
-		if (wait_for_exit_record(slot, sent_to->pid, &now))
+		if (wait_for_exit_record(slot, sent_to->pid, &now) && ended_as_hung(&now, sent_to->pid))
+			ereport(ERROR,
+					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+					 errmsg("groma-server hung, and its watchdog ended it before it read this request"),
+					 last_message_detail(now.last_stderr),
+					 errhint("The groma launcher starts it again once it has exited; retry in a moment.")));
+		if (now.last_exit_pid == sent_to->pid && sent_to->pid > 0)
 		{
-			groma_describe_exit(now.last_exit_code, now.last_exit_signal, now.last_exit_forced, how, sizeof(how));
+			groma_describe_exit(now.last_exit_code, now.last_exit_signal, (groma_exit_cause) now.last_exit_cause, how, sizeof(how));
 			ereport(ERROR,
 					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 					 errmsg("groma-server is restarting after it exited (%s)", how),
@@ -647,7 +663,15 @@ report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int t
 	/* IO_CLOSED: the server went away while it had our request */
 	if (wait_for_exit_record(slot, sent_to->pid, &now))
 	{
-		if (now.last_exit_signal > 0 && now.last_exit_forced)
+		if (ended_as_hung(&now, sent_to->pid))
+			ereport(ERROR,
+					(errcode(ERRCODE_SYSTEM_ERROR),
+					 errmsg("groma-server hung while it had this request (queued or running), and its watchdog "
+							"ended it"),
+					 last_message_detail(now.last_stderr),
+					 errhint("The groma launcher restarts it. groma.server_watchdog is how long one model call, or a "
+							 "hold of the server's lock, may last before a server is taken as hung.")));
+		if (now.last_exit_signal > 0 && now.last_exit_cause == GROMA_EXIT_FORCED)
 			ereport(ERROR,
 					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 					 errmsg("groma-server was killed while it had this request (queued or running): it had not "
@@ -661,14 +685,6 @@ report_io_failure(int slot, const groma_server_slot *sent_to, io_result r, int t
 							"(queued or running)", now.last_exit_signal, pg_strsignal(now.last_exit_signal)),
 					 last_message_detail(now.last_stderr),
 					 errhint("The groma launcher restarts it; the server log has its messages.")));
-		if (now.last_exit_code == GROMA_SERVER_EXIT_HUNG)
-			ereport(ERROR,
-					(errcode(ERRCODE_SYSTEM_ERROR),
-					 errmsg("groma-server hung while it had this request (queued or running), and its watchdog "
-							"ended it"),
-					 last_message_detail(now.last_stderr),
-					 errhint("The groma launcher restarts it. groma.server_watchdog is how long one model call, or a "
-							 "hold of the server's lock, may last before a server is taken as hung.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("groma-server exited with code %d while it had this request (queued or running)",
@@ -722,6 +738,12 @@ report_no_server(void)
 					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 					 errmsg("groma-server is stopping"),
 					 errhint(STOPPING_HINT)));
+		if (snap.state == GROMA_SLOT_RUNNING && snap.hung_exiting)
+			ereport(ERROR,
+					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+					 errmsg("groma-server %d (pid %d) hung, and its watchdog is ending it", i, snap.pid),
+					 last_message_detail(snap.last_stderr),
+					 errhint("The groma launcher starts it again once it has exited; retry in a moment.")));
 		if (snap.state == GROMA_SLOT_BACKOFF && backoff < 0)
 			backoff = i;
 	}
@@ -751,7 +773,7 @@ report_no_server(void)
 		char		how[128];
 
 		groma_registry_snapshot(backoff, &snap);
-		groma_describe_exit(snap.last_exit_code, snap.last_exit_signal, snap.last_exit_forced, how, sizeof(how));
+		groma_describe_exit(snap.last_exit_code, snap.last_exit_signal, (groma_exit_cause) snap.last_exit_cause, how, sizeof(how));
 		ereport(ERROR,
 				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
 				 errmsg("groma-server is restarting after it exited (%s)", how),
@@ -767,11 +789,11 @@ report_no_server(void)
 			 errhint("Retry in a moment; the server log says more.")));
 }
 
-/* Returns true when a slot (as snap describes it) takes calls: its server runs and is not suspended. */
+/* Returns true when a slot (as snap describes it) takes calls: its server runs, is not suspended, and is not being ended as hung. */
 static bool
 slot_takes_calls(const groma_server_slot *snap)
 {
-	return snap->state == GROMA_SLOT_RUNNING && snap->suspended_since == 0;
+	return snap->state == GROMA_SLOT_RUNNING && snap->suspended_since == 0 && !snap->hung_exiting;
 }
 
 /* Returns true when the launcher's last look, within BEACON_STALE_MS, found snap's server ready (its model loaded). */
@@ -832,7 +854,7 @@ slot_in_long_call(const groma_server_slot *snap, TimestampTz now)
  * can take the call once it has loaded.
  */
 static uint32
-exclude_less_ready_again(uint32 exclude, uint32 unready)
+readmit_ready(uint32 exclude, uint32 unready)
 {
 	uint32		left = exclude;
 
@@ -849,11 +871,16 @@ exclude_less_ready_again(uint32 exclude, uint32 unready)
 	return left;
 }
 
-/* Returns true when this backend recently found slot's server (as snap describes it) unable to run models. */
+/*
+ * Returns true when this backend recently found slot's server (as snap
+ * describes it) unable to run models, and the launcher has not seen it
+ * ready since.
+ */
 static bool
 recently_unready(int slot, const groma_server_slot *snap, TimestampTz now)
 {
-	return unready_generation[slot] == snap->generation && now < unready_until[slot];
+	return unready_generation[slot] == snap->generation && now < unready_until[slot] &&
+		!(slot_model_ready(snap) && snap->looked_at > unready_at[slot]);
 }
 
 /*
@@ -986,9 +1013,9 @@ suspended_in_long_call(const groma_server_slot *snap)
 /*
  * Returns why slot's server should leave this backend's request request_id
  * to a server outside exclude (of which the slots in unready count again
- * once ready: exclude_less_ready_again): suspended past the grace while
- * another takes calls, or hung while another is ready and not in a long
- * call itself.  A request the hung call works for (also one stopped with a
+ * once ready: readmit_ready): suspended past the grace, or
+ * hung, while another is ready, takes calls and is not in a long call
+ * itself.  A request the hung call works for (also one stopped with a
  * server suspended in a long call) stays: it may be what hangs the
  * server, and fails with it.
  */
@@ -996,10 +1023,10 @@ static leave_reason
 leave_reason_for(int slot, uint32 exclude, uint32 unready, uint32 request_id)
 {
 	groma_server_slot s;
-	uint32		others = exclude_less_ready_again(exclude, unready) | (1u << slot);
+	uint32		others = readmit_ready(exclude, unready) | (1u << slot);
 
 	groma_registry_snapshot(slot, &s);
-	if (suspended_past_grace(&s) && other_slot_running(others) &&
+	if (suspended_past_grace(&s) && any_slot(others, slot_takes_calls_promptly) &&
 		!(suspended_in_long_call(&s) && groma_registry_in_call(slot, MyProcPid, request_id)))
 		return LEAVE_SUSPENDED;
 	if (slot_hung(&s) && any_slot(others, slot_takes_calls_promptly) &&
@@ -1173,7 +1200,8 @@ groma_client_call(groma_request *req, groma_reply *reply)
 {
 	groma_server_slot snap;
 	uint32		tried = 0;
-	uint32		unready = 0;	/* of tried, the servers that could not run models (loading) or went away unread */
+	uint32		unready = 0;	/* of tried, the servers that could not run models (loading) or never read it */
+	uint32		left = 0;		/* the server the request just left (suspended, hung): not chosen next */
 	int			slot;
 	io_result	r;
 
@@ -1188,22 +1216,26 @@ groma_client_call(groma_request *req, groma_reply *reply)
 	 */
 	for (;;)
 	{
-		tried = exclude_less_ready_again(tried, unready);
+		tried = readmit_ready(tried, unready);
 		unready &= tried;
-		slot = choose_slot(&snap, tried);
+		slot = choose_slot(&snap, left != 0 && other_slot_running(tried | left) ? tried | left : tried);
+		left = 0;
 		r = round_trip(slot, &snap, req, reply, groma_request_timeout, true, tried, unready);
 		if (r == IO_HUNG)
 			log_hung_move(slot, "a request");
 		/* a server left for being suspended or hung is not counted as tried: it may take the request once it runs */
 		if (r == IO_SUSPENDED || r == IO_HUNG)
+		{
+			left = 1u << slot;
 			continue;
+		}
 		tried |= 1u << slot;
-		if (r == IO_UNREAD || (r == IO_OK && reply->status.code == GROMA_ERR_UNAVAILABLE))
+		if (r == IO_UNREAD || r == IO_CONNECT_FAILED || (r == IO_OK && reply->status.code == GROMA_ERR_UNAVAILABLE))
 		{
 			mark_unready(slot, &snap);
 			unready |= 1u << slot;
 		}
-		if (!other_slot_running(exclude_less_ready_again(tried, unready)))
+		if (!other_slot_running(readmit_ready(tried, unready)))
 			break;
 		if (r == IO_CONNECT_FAILED || r == IO_UNREAD)
 			continue;
@@ -1410,7 +1442,10 @@ bulk_open(bulk_connection *c, bulk_pending *pending, uint32 this_time)
 		c->fd = PGINVALID_SOCKET;
 		if (!other_slot_running(*avoid | (1u << c->slot)))
 			report_io_failure(c->slot, &c->snap, IO_CONNECT_FAILED, groma_request_timeout);
+		/* it never had the request: taken back once the launcher has seen it ready (readmit_ready) */
+		mark_unready(c->slot, &c->snap);
 		*avoid |= 1u << c->slot;
+		pending->unready |= 1u << c->slot;
 	}
 	bulk_watch(c, pending);
 }
@@ -1582,7 +1617,7 @@ bulk_leave_stuck(bulk_connection *conns, int n_conns, groma_request **reqs, int 
 	bool		moved = false;
 
 	/* a server that was loading when the call met it takes its requests once it is ready */
-	pending->avoid = exclude_less_ready_again(pending->avoid, pending->unready);
+	pending->avoid = readmit_ready(pending->avoid, pending->unready);
 	pending->unready &= pending->avoid;
 	for (int k = 0; k < n_conns; k++)
 	{
@@ -1598,7 +1633,7 @@ bulk_leave_stuck(bulk_connection *conns, int n_conns, groma_request **reqs, int 
 			log_hung_move(c->slot, "a request of an array call");
 		bulk_uncount_one(c->slot);
 		bulk_give_back(c, pending);
-		bulk_open(c, pending, 0);
+		bulk_open(c, pending, 1u << c->slot);
 		bulk_send_next(c, reqs, n, pending);
 		moved = true;
 	}

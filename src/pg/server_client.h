@@ -13,12 +13,19 @@
 
 #include "../server/protocol.h"
 
+/* Why a groma-server ended, beyond its exit status. */
+typedef enum groma_exit_cause
+{
+	GROMA_EXIT_PLAIN = 0,		/* its status says it all */
+	GROMA_EXIT_FORCED,			/* the launcher killed it: it had not stopped GROMA_STOP_GRACE_MS after SIGTERM */
+	GROMA_EXIT_HUNG				/* its watchdog found it hung (exit 5, or killed while that exit was slow) */
+} groma_exit_cause;
+
 /*
- * Writes how a process ended: "exit N", "signal N (name)" (saying so when
- * forced: the launcher killed it for not stopping in time), or "none" when
- * neither is known.
+ * Writes how a process ended: "exit N" or "signal N (name)", with what
+ * cause adds, or "none" when neither is known.
  */
-void		groma_describe_exit(int exit_code, int exit_signal, bool forced, char *buf, size_t len);
+void		groma_describe_exit(int exit_code, int exit_signal, groma_exit_cause cause, char *buf, size_t len);
 
 struct groma_server_slot;
 

@@ -82,11 +82,12 @@ groma_registry_snapshot(int slot, groma_server_slot *out)
 	out->last_exit_code = s->last_exit_code;
 	out->last_exit_signal = s->last_exit_signal;
 	out->last_exit_pid = s->last_exit_pid;
-	out->last_exit_forced = s->last_exit_forced;
+	out->last_exit_cause = s->last_exit_cause;
 	strlcpy(out->last_stderr, (const char *) s->last_stderr, sizeof(out->last_stderr));
 	out->suspended_since = s->suspended_since;
 	out->call_started = s->call_started;
 	out->lock_stuck_since = s->lock_stuck_since;
+	out->hung_exiting = s->hung_exiting;
 	out->looked_at = s->looked_at;
 	out->watchdog_ms = s->watchdog_ms;
 	out->server_state = s->server_state;

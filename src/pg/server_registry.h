@@ -56,11 +56,12 @@ typedef struct groma_server_slot
 	int			last_exit_code; /* -1 when none or killed by a signal */
 	int			last_exit_signal;	/* 0 when none or a normal exit */
 	int			last_exit_pid;	/* the pid whose exit these describe */
-	bool		last_exit_forced;	/* the launcher killed it: it had not stopped GROMA_STOP_GRACE_MS after SIGTERM */
+	int			last_exit_cause;	/* a groma_exit_cause: why it ended, beyond its status */
 	char		last_stderr[256];	/* the last line it wrote to stderr */
 	TimestampTz suspended_since;	/* when the launcher saw it stopped (SIGSTOP, a debugger); 0 while it runs */
 	TimestampTz call_started;	/* when its model call in progress began, as the launcher last saw it; 0: none */
 	TimestampTz lock_stuck_since;	/* since when its watchdog has found its lock held, as the launcher last saw it; 0: free */
+	bool		hung_exiting;	/* its watchdog found it hung and ends it (its connections are closed); until it exits */
 	TimestampTz looked_at;		/* when the launcher last read its beacon (call_started is stale long after) */
 	int			watchdog_ms;	/* its watchdog's limit (0: none), as its beacon says */
 	int			server_state;	/* its groma_server_state (loading, ready, ...), as its beacon says */

@@ -61,6 +61,7 @@ status_row(int i, Datum *values, bool *nulls)
 
 	values[0] = Int32GetDatum(i);
 	values[1] = CStringGetTextDatum(live ? groma_server_state_name(reply.state) :
+									snap.state == GROMA_SLOT_RUNNING && snap.hung_exiting ? "hung" :
 									snap.state == GROMA_SLOT_RUNNING && snap.suspended_since != 0 ? "suspended" :
 									slot_state_name(snap.state));
 	values[2] = Int32GetDatum(snap.pid);
@@ -72,7 +73,7 @@ status_row(int i, Datum *values, bool *nulls)
 	values[5] = TimestampTzGetDatum(snap.started_at);
 	nulls[5] = snap.started_at == 0;
 	values[6] = Int32GetDatum(snap.restarts);
-	groma_describe_exit(snap.last_exit_code, snap.last_exit_signal, snap.last_exit_forced, how, sizeof(how));
+	groma_describe_exit(snap.last_exit_code, snap.last_exit_signal, (groma_exit_cause) snap.last_exit_cause, how, sizeof(how));
 	values[7] = CStringGetTextDatum(how);
 	nulls[7] = snap.last_exit_pid == 0;
 	/* the last log line names other sessions' requests and the model's files */

@@ -124,6 +124,9 @@ bool		serve_log_set_level(const char *name);
  */
 void		serve_log_never_block(void);
 
+/* Makes serve_log drop every line from now on: the watchdog's last word stays the last line of a hung server. */
+void		serve_log_silence(void);
+
 /*
  * Prints one line "LEVEL: message" on stderr when level is enabled, with
  * one write(2); a line a full pipe refuses is dropped and counted, and the

@@ -22,6 +22,7 @@
 static serve_log_level log_level = SERVE_LOG_INFO;
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 static int	lines_dropped;		/* log lines a full pipe refused since the last one written (__atomic) */
+static int	log_silenced;		/* set for good by serve_log_silence (__atomic) */
 
 /* Sets the log level by name; see serve_internal.h. */
 bool
@@ -62,6 +63,13 @@ write_line(const char *line, size_t len)
 	}
 }
 
+/* Silences serve_log for good; see serve_internal.h. */
+void
+serve_log_silence(void)
+{
+	__atomic_store_n(&log_silenced, 1, __ATOMIC_RELEASE);
+}
+
 /* Prints one log line; see serve_internal.h. */
 void
 serve_log(serve_log_level level, const char *fmt,...)
@@ -72,7 +80,7 @@ serve_log(serve_log_level level, const char *fmt,...)
 	int			dropped;
 	va_list		ap;
 
-	if (level > log_level)
+	if (level > log_level || __atomic_load_n(&log_silenced, __ATOMIC_ACQUIRE))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);

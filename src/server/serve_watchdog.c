@@ -149,6 +149,7 @@ exit_hung(serve_state *s, const char *what, double seconds, const char *causes)
 	char		line[640];
 	int			n;
 
+	serve_log_silence();
 	n = snprintf(line, sizeof(line), "error: %s for %.1f s, longer than --watchdog-s %d: groma-server is hung (%s) "
 				 "and exits with status %d so that the launcher starts it again\n", what, seconds, s->opt->watchdog_s,
 				 causes, GROMA_SERVER_EXIT_HUNG);

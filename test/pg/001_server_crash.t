@@ -6,8 +6,11 @@
 # suspended, and reach it again after SIGCONT.  Last, a server whose model
 # call hangs (GROMA_SERVER_TEST_STALL and a prompt asking for it) is ended
 # by its watchdog after groma.server_watchdog: the calls it held fail at
-# once, naming the hang, their transaction rolls back, and the restarted
-# server answers.
+# once, naming the hang, also while its exit is held up (as a GPU driver's
+# teardown may; GROMA_SERVER_TEST_EXIT_DELAY makes it 6 s), their
+# transaction rolls back, and the restarted server answers.  A reload
+# during such an exit kills the server, and its last exit still names the
+# hang.
 #
 # With one server, every request it holds dies with it, so the session that
 # must be unaffected (B) runs plain SQL while A's request crashes.
@@ -20,6 +23,7 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 
 $ENV{GROMA_SERVER_TEST_STALL} = '1';	# the postmaster, and so groma-server, inherit it
+$ENV{GROMA_SERVER_TEST_EXIT_DELAY} = '6000';	# a hung server takes 6 s to exit once it has hung up
 my $node = groma_node('crash');
 step('cluster up, model ready');
 my $img = image_sql();
@@ -111,6 +115,12 @@ my $behind = start_query($node, 'behind', "SELECT (groma_chat($img, 'What is thi
 ok(wait_until(5, sub { status_row($node)->{queue_depth} eq '1' }), 'another session\'s request waits behind it');
 my ($hrc, $hout, $herr, $hended) = finish_query($hung, 20);
 my ($qrc, $qout, $qerr) = finish_query($behind, 20);
+is(status_row($node)->{state}, 'hung', 'groma_status() shows the server hung while its exit is under way');
+my ($nrc, $nout, $nerr) = $node->psql('postgres', "SELECT groma_chat($img, 'What is this?')",
+    extra_params => ['-v', 'VERBOSITY=verbose']);
+like($nerr, qr/57P03: groma-server 0 \(pid $watched->{pid}\) hung, and its watchdog is ending it/,
+     'a new call meanwhile is told so at once');
+ok(proc_alive($watched->{pid}), 'the hung process has not exited yet');
 step('hung server ended by its watchdog');
 like($herr, qr/58000: groma-server hung while it had this request \(queued or running\), and its watchdog ended it/,
      'the hung call fails naming the hang (58000)');
@@ -120,7 +130,7 @@ like($herr, qr/groma\.server_watchdog is how long one model call, or a hold of t
      'its hint names the setting');
 like($qerr, qr/58000: groma-server hung while it had this request/, 'the request queued behind it fails the same way');
 my $waited = $hended - $stalled_at;
-cmp_ok($waited, '<', 8, sprintf('%.2f s after the stall began, not at a timeout', $waited));
+cmp_ok($waited, '<', 8, sprintf('%.2f s after the stall began, not at a timeout nor after the slow exit', $waited));
 is($node->safe_psql('postgres', 'SELECT coalesce(caption, \'(null)\') FROM captions'), '(null)',
    'the failed UPDATE rolled back');
 ok(wait_until(20, sub { my $r = status_row($node); $r->{state} eq 'ready' && $r->{pid} ne $watched->{pid} }),
@@ -131,6 +141,19 @@ is($restarted_row->{last_exit}, 'exit 5: hung, ended by its watchdog', 'last_exi
 $node->safe_psql('postgres', "SET groma.max_new_tokens = 16; UPDATE captions SET caption = (groma_chat($img, 'What is this?')).text");
 is($node->safe_psql('postgres', 'SELECT caption IS NOT NULL FROM captions'), 't', 'the same UPDATE succeeds afterwards');
 step('restarted after the hang');
+
+# a reload while a hung server's exit is held up: the launcher kills it after 5 s, and its last exit names the hang
+my $second = status_row($node);
+my $stall2 = start_query($node, 'hung_again', "SELECT groma_chat($img, 'groma test: stall')");
+ok(wait_until(15, sub { status_row($node)->{state} eq 'hung' }), 'a second stall: the server is hung and exiting');
+$node->safe_psql('postgres', "ALTER SYSTEM SET groma.max_queue = 63; SELECT pg_reload_conf()");
+ok(wait_until(30, sub { my $r = status_row($node); $r->{state} eq 'ready' && $r->{pid} ne $second->{pid} }),
+   'a reload meanwhile replaces it');
+is(status_row($node)->{last_exit}, 'signal 9 (Killed) while its watchdog ended it as hung',
+   'last_exit: killed, as hung, not as a server that would not stop');
+my (undef, undef, $serr2) = finish_query($stall2, 10);
+like($serr2, qr/58000: groma-server hung while it had this request/, 'its request failed naming the hang');
+step('a reload during a slow exit');
 
 $b->quit;
 my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);

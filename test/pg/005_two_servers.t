@@ -240,10 +240,23 @@ step('a server in a hung model call');
             . "SELECT (groma_chat($img, 'Who is there? $_')).text IS NOT NULL") } (1 .. 3));
     ok(wait_until(5, sub { status_row($node, 0)->{queue_depth} >= 3 }), 'requests wait behind the hung call')
         or diag(explain(status_row($node, 0)));
+    # with the launcher stopped for a while its looks go stale: calls no longer know server 1 is loading, try it
+    # first, hear "loading" and go to server 0; they take server 1 back once the launcher has seen it ready
+    my $launcher = parent_pid(status_row($node, 0)->{pid});
+    kill 'STOP', $launcher;
+    sleep 1.5;
+    push @held, start_query($node, 'stale_array', "SET statement_timeout = '60s'; SET groma.max_new_tokens = 8; "
+        . "SET groma.bulk_in_flight = 2; SELECT cardinality(groma_caption_many(array_fill($img, ARRAY[2])))"),
+        start_query($node, 'stale_single', "SET statement_timeout = '60s'; SET groma.max_new_tokens = 8; "
+            . "SELECT (groma_chat($img, 'Who else is there?')).text IS NOT NULL");
+    my $queued = wait_until(8, sub { status_row($node, 0)->{queue_depth} >= 6 });
+    kill 'CONT', $launcher;
+    ok($queued, 'calls sent while the launcher was stopped met server 1 loading and wait on server 0 too')
+        or diag(explain(status_row($node, 0)));
     my $hung = wait_until(15, sub { my $r = status_row($node, 0); $r->{model_call_s} ne '' && $r->{model_call_s} >= 6.5 ? $r : undef });
     ok($hung, 'server 0 has been in its call past a tenth of its watchdog');
     is(status_row($node, 1)->{state}, 'loading', 'while server 1 still loads');
-    cmp_ok(status_row($node, 0)->{queue_depth}, '>=', 3, 'so the requests stay where they are');
+    cmp_ok(status_row($node, 0)->{queue_depth}, '>=', 6, 'so the requests stay where they are');
     ok(wait_until(20, sub { status_row($node, 1)->{state} eq 'ready' }), 'server 1 is ready after its 10 s load');
     ok(all_answered(\@held, 40, 't', '2'), 'then the requests behind the hung call are answered by server 1');
     is(status_row($node, 0)->{queue_depth}, '0', 'and none waits on server 0');
@@ -290,6 +303,14 @@ my @last_pids = map { status_row($node, $_)->{pid} } (0, 1);
 $node->stop('fast');
 ok(!proc_alive($last_pids[0]) && !proc_alive($last_pids[1]), 'both servers gone after pg_ctl stop -m fast');
 done_testing();
+
+# Returns the parent of process pid (a groma-server's is the launcher).
+sub parent_pid {
+    my ($pid) = @_;
+    open(my $f, '<', "/proc/$pid/stat") or die "/proc/$pid/stat: $!";
+    my ($ppid) = (scalar(<$f>) =~ /\) \S (\d+)/);
+    return $ppid;
+}
 
 # Waits up to secs for each background query; returns true when every one succeeded with one of the outputs given.
 sub all_answered {
