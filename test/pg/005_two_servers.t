@@ -6,8 +6,9 @@
 # gets no new calls once the call has lasted 5 s, and the requests it holds
 # move to the other server once it has lasted a tenth of its watchdog, and
 # once the other server has loaded its model (GROMA_SERVER_TEST_LOAD_STALL
-# makes server 1's load last 10 s).  One whose lock stays held (a
-# deadlock) gets no new calls once it has been held 5 s.
+# makes server 1's load last 10 s); so do those of a suspended server.
+# One whose lock stays held (a deadlock) gets no new calls once it has
+# been held 5 s.
 use strict;
 use warnings;
 use FindBin;
@@ -298,6 +299,27 @@ step('a hung server beside one that is loading');
        'server 0 is ready again');
 }
 step('a server that holds its lock for good');
+
+# server 0 suspended while server 1 loads: the requests server 0 holds stay there (before, they moved to server 1
+# after the 2 s grace, heard "loading" and failed with 57P03), and are answered once it runs again
+{
+    my $loading_pid = status_row($node, 1)->{pid};
+    kill 'KILL', $loading_pid;
+    ok(wait_until(10, sub { my $r = status_row($node, 1); $r->{state} eq 'loading' && $r->{pid} ne $loading_pid }),
+       'server 1, killed again, is loading');
+    my $pid0 = status_row($node, 0)->{pid};
+    my @long = map { start_query($node, "long_$_", "SET statement_timeout = '60s'; SET groma.max_new_tokens = 2000; "
+        . "SELECT (groma_chat($img, 'Describe the image in detail. $_')).text IS NOT NULL") } (1, 2);
+    ok(wait_until(10, sub { status_row($node, 0)->{running} eq '2' }), 'two long requests run on server 0');
+    kill 'STOP', $pid0;
+    sleep 3.5;
+    my $one = status_row($node, 1);
+    kill 'CONT', $pid0;
+    is($one->{state}, 'loading', 'server 1 was still loading while server 0 was suspended for 3.5 s');
+    ok(all_answered(\@long, 60, 't'), 'the requests server 0 held waited for it and were answered');
+    ok(wait_until(20, sub { status_row($node, 1)->{state} eq 'ready' }), 'server 1 ends its load');
+}
+step('a suspended server beside one that is loading');
 $b->quit;
 my @last_pids = map { status_row($node, $_)->{pid} } (0, 1);
 $node->stop('fast');
