@@ -980,11 +980,15 @@ suspended_within_grace(const groma_server_slot *snap)
 	return slot_is_suspended(snap) && !suspended_past_grace(snap);
 }
 
-/* Returns true when snap's server takes calls, is ready and is not in a long model call. */
+/*
+ * Returns true when snap's server takes calls, is not known to be unready
+ * (loading: a slot without a fresh look counts as ready) and is not in a
+ * long model call.
+ */
 static bool
 slot_takes_calls_promptly(const groma_server_slot *snap)
 {
-	return slot_takes_calls(snap) && slot_model_ready(snap) && !slot_in_long_call(snap, GetCurrentTimestamp());
+	return slot_takes_calls(snap) && !slot_known_unready(snap) && !slot_in_long_call(snap, GetCurrentTimestamp());
 }
 
 /*
@@ -1230,7 +1234,7 @@ groma_client_call(groma_request *req, groma_reply *reply)
 			continue;
 		}
 		tried |= 1u << slot;
-		if (r == IO_UNREAD || r == IO_CONNECT_FAILED || (r == IO_OK && reply->status.code == GROMA_ERR_UNAVAILABLE))
+		if (r == IO_UNREAD || (r == IO_OK && reply->status.code == GROMA_ERR_UNAVAILABLE))
 		{
 			mark_unready(slot, &snap);
 			unready |= 1u << slot;
@@ -1442,10 +1446,7 @@ bulk_open(bulk_connection *c, bulk_pending *pending, uint32 this_time)
 		c->fd = PGINVALID_SOCKET;
 		if (!other_slot_running(*avoid | (1u << c->slot)))
 			report_io_failure(c->slot, &c->snap, IO_CONNECT_FAILED, groma_request_timeout);
-		/* it never had the request: taken back once the launcher has seen it ready (readmit_ready) */
-		mark_unready(c->slot, &c->snap);
 		*avoid |= 1u << c->slot;
-		pending->unready |= 1u << c->slot;
 	}
 	bulk_watch(c, pending);
 }

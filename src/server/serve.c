@@ -159,6 +159,20 @@ typedef enum accept_outcome
 } accept_outcome;
 
 /*
+ * Waits for the end of the process when the watchdog is ending it: the main
+ * thread then takes no connection, polls no closed listener, and does not
+ * exit on its own.
+ */
+static void
+park_if_exiting_hung(serve_state *s)
+{
+	if (!__atomic_load_n(&s->exiting_hung, __ATOMIC_ACQUIRE))
+		return;
+	for (;;)
+		sleep(3600);
+}
+
+/*
  * Starts the connection kept in waiting_fd, or else accepts one and starts
  * its thread when the peer runs as this user (others are refused and
  * logged).  A connection whose thread cannot start is kept, not dropped.
@@ -177,6 +191,11 @@ accept_one(serve_state *s, int listen_fd)
 		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			return ACCEPT_NONE;
+		if (__atomic_load_n(&s->exiting_hung, __ATOMIC_ACQUIRE))
+		{
+			close(fd);			/* taken as the watchdog hung up: its client gets a reset, its request unread */
+			park_if_exiting_hung(s);
+		}
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != geteuid())
 		{
 			serve_log(SERVE_LOG_WARNING, "refused a connection from uid %d (pid %d): only uid %d may use groma-server",
@@ -248,7 +267,10 @@ accept_backlog(serve_state *s, int listen_fd, double until)
 		return;
 	while (serve_now_ms() < until)
 	{
-		accept_outcome got = accept_one(s, listen_fd);
+		accept_outcome got;
+
+		park_if_exiting_hung(s);
+		got = accept_one(s, listen_fd);
 
 		if (got == ACCEPT_STARTED)
 			taken++;
@@ -352,9 +374,8 @@ accept_loop(serve_state *s, int listen_fd)
 		n = poll(fds, s->opt->watch_fd >= 0 ? 4 : 3, retry ? 0 : resting ? (int) rest_ms + 1 : -1);
 		if (n < 0 && errno != EINTR)
 			break;
-		if (fds[1].revents && __atomic_load_n(&s->exiting_hung, __ATOMIC_ACQUIRE))
-			for (;;)
-				sleep(3600);	/* the watchdog ends the process; its listener must not be polled meanwhile */
+		if (fds[1].revents)
+			park_if_exiting_hung(s);
 		if (fds[1].revents)
 		{
 			serve_log(SERVE_LOG_INFO, "stop requested: shutting down");
@@ -489,5 +510,6 @@ groma_serve(const groma_cli_options *opt)
 			  (unsigned long long) s.served, (unsigned long long) s.failed, (unsigned long long) s.cancelled,
 			  (unsigned long long) s.busy);
 	/* connection threads may still block in reads: leave without freeing what they use */
+	park_if_exiting_hung(&s);
 	return s.exit_code;
 }

@@ -63,7 +63,7 @@ write_line(const char *line, size_t len)
 	}
 }
 
-/* Silences serve_log for good; see serve_internal.h. */
+/* Silences serve_log for good (a line already past the check may still be written); see serve_internal.h. */
 void
 serve_log_silence(void)
 {

@@ -7,7 +7,7 @@
 # call hangs (GROMA_SERVER_TEST_STALL and a prompt asking for it) is ended
 # by its watchdog after groma.server_watchdog: the calls it held fail at
 # once, naming the hang, also while its exit is held up (as a GPU driver's
-# teardown may; GROMA_SERVER_TEST_EXIT_DELAY makes it 6 s), their
+# teardown may; GROMA_SERVER_TEST_EXIT_DELAY makes it 15 s), their
 # transaction rolls back, and the restarted server answers.  A reload
 # during such an exit kills the server, and its last exit still names the
 # hang.
@@ -23,7 +23,7 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 
 $ENV{GROMA_SERVER_TEST_STALL} = '1';	# the postmaster, and so groma-server, inherit it
-$ENV{GROMA_SERVER_TEST_EXIT_DELAY} = '6000';	# a hung server takes 6 s to exit once it has hung up
+$ENV{GROMA_SERVER_TEST_EXIT_DELAY} = '15000';	# a hung server takes 15 s to exit once it has hung up
 my $node = groma_node('crash');
 step('cluster up, model ready');
 my $img = image_sql();
@@ -133,8 +133,8 @@ my $waited = $hended - $stalled_at;
 cmp_ok($waited, '<', 8, sprintf('%.2f s after the stall began, not at a timeout nor after the slow exit', $waited));
 is($node->safe_psql('postgres', 'SELECT coalesce(caption, \'(null)\') FROM captions'), '(null)',
    'the failed UPDATE rolled back');
-ok(wait_until(20, sub { my $r = status_row($node); $r->{state} eq 'ready' && $r->{pid} ne $watched->{pid} }),
-   'the launcher restarts the server');
+ok(wait_until(40, sub { my $r = status_row($node); $r->{state} eq 'ready' && $r->{pid} ne $watched->{pid} }),
+   'the launcher restarts the server once it has exited');
 my $restarted_row = status_row($node);
 is($restarted_row->{restarts}, $watched->{restarts} + 1, 'restarts counts it');
 is($restarted_row->{last_exit}, 'exit 5: hung, ended by its watchdog', 'last_exit names the hang');
@@ -146,9 +146,11 @@ step('restarted after the hang');
 my $second = status_row($node);
 my $stall2 = start_query($node, 'hung_again', "SELECT groma_chat($img, 'groma test: stall')");
 ok(wait_until(15, sub { status_row($node)->{state} eq 'hung' }), 'a second stall: the server is hung and exiting');
+my $hung_seen = time;
 $node->safe_psql('postgres', "ALTER SYSTEM SET groma.max_queue = 63; SELECT pg_reload_conf()");
 ok(wait_until(30, sub { my $r = status_row($node); $r->{state} eq 'ready' && $r->{pid} ne $second->{pid} }),
    'a reload meanwhile replaces it');
+cmp_ok(time - $hung_seen, '<', 14, 'before its 15 s exit was over');
 is(status_row($node)->{last_exit}, 'signal 9 (Killed) while its watchdog ended it as hung',
    'last_exit: killed, as hung, not as a server that would not stop');
 my (undef, undef, $serr2) = finish_query($stall2, 10);

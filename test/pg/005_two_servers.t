@@ -314,8 +314,11 @@ step('a server that holds its lock for good');
     kill 'STOP', $pid0;
     sleep 3.5;
     my $one = status_row($node, 1);
+    my $waiting = $node->safe_psql('postgres',
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'long_%' AND state = 'active'");
     kill 'CONT', $pid0;
     is($one->{state}, 'loading', 'server 1 was still loading while server 0 was suspended for 3.5 s');
+    is($waiting, '2', 'and both requests were still waiting then');
     ok(all_answered(\@long, 60, 't'), 'the requests server 0 held waited for it and were answered');
     ok(wait_until(20, sub { status_row($node, 1)->{state} eq 'ready' }), 'server 1 ends its load');
 }

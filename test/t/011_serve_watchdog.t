@@ -162,7 +162,8 @@ like(slurp($log), qr/error: the server's lock has been held for [12]\.\d s, long
     # still in the listen queue have a request it never read, and get a reset (the request was not read), not an end
     ($pid, $sock, $log) = start_ready('--watchdog-s', '1');
     $stalled = ask($sock, 1, 'groma test: stall holding the lock');
-    sleep 0.3;
+    ok(wait_until_true(sub { slurp($log) =~ /request 1 stalls the scheduler for good holding the lock/ }, 10),
+       'a request holds the lock');
     my @unread = map { ask($sock, 1 + $_, 'What is this?') } (1, 2);
     $asked = time;
     is(read_outcome($stalled, 15), 'eof', 'the connection whose request holds the lock ends');
