@@ -581,7 +581,7 @@ socket_answers(const char *path)
 
 /*
  * Terminates every running server: SIGTERM, then SIGKILL for those still
- * there after GROMA_STOP_GRACE_MS.  A server stopped by a signal (SIGSTOP) gets
+ * there after GROMA_STOP_GRACE_MS (at once for one its watchdog is ending).  A server stopped by a signal (SIGSTOP) gets
  * SIGCONT too, so that it stops cleanly instead of being killed; one held
  * by a debugger cannot be resumed that way.
  */
@@ -594,7 +594,13 @@ stop_servers(void)
 	stopping = true;
 	for (int i = 0; i < n_slots; i++)
 	{
-		if (slots[i].pid > 0)
+		if (slots[i].pid > 0 && slots[i].beacon != NULL && __atomic_load_n(&slots[i].beacon->hung, __ATOMIC_ACQUIRE))
+		{
+			/* its watchdog is ending it and it takes no signal in: no grace to wait out */
+			publish_state(i, GROMA_SLOT_STOPPING);
+			kill(slots[i].pid, SIGKILL);
+		}
+		else if (slots[i].pid > 0)
 		{
 			publish_state(i, GROMA_SLOT_STOPPING);
 			kill(slots[i].pid, SIGTERM);
