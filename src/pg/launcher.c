@@ -723,7 +723,11 @@ watch_suspension(int i)
 	else if (!suspended && was && ls->stopped_ticks == 0)
 		s->suspended_since = 0;
 	SpinLockRelease(&s->mutex);
-	if (suspended && !was)
+	if (suspended && !was && s->hung_exiting)
+		ereport(LOG, (errmsg("groma-server %d (pid %d) is suspended (%s) while its watchdog ends it as hung: it "
+							 "exits once it runs again", i, (int) ls->pid,
+							 state == 't' ? "held by a debugger" : "stopped by a signal")));
+	else if (suspended && !was)
 		ereport(LOG, (errmsg("groma-server %d (pid %d) is suspended (%s): calls go to the other servers until "
 							 "it runs again", i, (int) ls->pid,
 							 state == 't' ? "held by a debugger" : "stopped by a signal")));

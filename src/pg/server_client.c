@@ -710,14 +710,19 @@ static void
 report_no_server(void)
 {
 	groma_server_slot snap,
-				suspended_snap;
+				suspended_snap,
+				hung_snap;
 	int			n = groma_registry_shared->n_servers;
 	int			backoff = -1,
 				suspended = -1,
-				n_suspended = 0;
-	StringInfoData listed;
+				n_suspended = 0,
+				hung = -1,
+				n_hung = 0;
+	StringInfoData listed,
+				hung_listed;
 
 	initStringInfo(&listed);
+	initStringInfo(&hung_listed);
 	for (int i = 0; i < n; i++)
 	{
 		groma_registry_snapshot(i, &snap);
@@ -739,14 +744,28 @@ report_no_server(void)
 					 errmsg("groma-server is stopping"),
 					 errhint(STOPPING_HINT)));
 		if (snap.state == GROMA_SLOT_RUNNING && snap.hung_exiting)
-			ereport(ERROR,
-					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
-					 errmsg("groma-server %d (pid %d) hung, and its watchdog is ending it", i, snap.pid),
-					 last_message_detail(snap.last_stderr),
-					 errhint("The groma launcher starts it again once it has exited; retry in a moment.")));
+		{
+			appendStringInfo(&hung_listed, "%s%d (pid %d)", n_hung++ > 0 ? ", " : "", i, snap.pid);
+			if (hung < 0)
+			{
+				hung = i;
+				hung_snap = snap;
+			}
+		}
 		if (snap.state == GROMA_SLOT_BACKOFF && backoff < 0)
 			backoff = i;
 	}
+	if (n_hung > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+				 errmsg("groma-servers %s hung, and their watchdogs are ending them", hung_listed.data),
+				 errhint("The groma launcher starts each again once it has exited; retry in a moment.")));
+	if (hung >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+				 errmsg("groma-server %d (pid %d) hung, and its watchdog is ending it", hung, hung_snap.pid),
+				 last_message_detail(hung_snap.last_stderr),
+				 errhint("The groma launcher starts it again once it has exited; retry in a moment.")));
 	if (suspended >= 0)
 	{
 		long		secs;
@@ -1039,9 +1058,9 @@ leave_reason_for(int slot, uint32 exclude, uint32 unready, uint32 request_id)
 	return LEAVE_NONE;
 }
 
-/* Logs that a request (which names it) waiting behind slot's hung model call goes to another server. */
+/* Logs that n requests (of_what: " of an array call", or "") waiting behind slot's hung model call go to another server. */
 static void
-log_hung_move(int slot, const char *which)
+log_hung_move(int slot, int n, const char *of_what)
 {
 	groma_server_slot s;
 	long		secs;
@@ -1049,9 +1068,14 @@ log_hung_move(int slot, const char *which)
 
 	groma_registry_snapshot(slot, &s);
 	TimestampDifference(s.call_started, GetCurrentTimestamp(), &secs, &usecs);
-	ereport(LOG,
-			(errmsg("groma-server %d (pid %d) has been in one model call for %ld s: %s waiting behind it is sent to "
-					"another server", slot, s.pid, secs, which)));
+	if (n == 1)
+		ereport(LOG,
+				(errmsg("groma-server %d (pid %d) has been in one model call for %ld s: a request%s waiting behind it "
+						"is sent to another server", slot, s.pid, secs, of_what)));
+	else
+		ereport(LOG,
+				(errmsg("groma-server %d (pid %d) has been in one model call for %ld s: %d requests%s waiting behind "
+						"it are sent to another server", slot, s.pid, secs, n, of_what)));
 }
 
 /* Returns true when a slot outside exclude is suspended, not yet for SUSPENSION_GRACE_MS. */
@@ -1226,7 +1250,7 @@ groma_client_call(groma_request *req, groma_reply *reply)
 		left = 0;
 		r = round_trip(slot, &snap, req, reply, groma_request_timeout, true, tried, unready);
 		if (r == IO_HUNG)
-			log_hung_move(slot, "a request");
+			log_hung_move(slot, 1, "");
 		/* a server left for being suspended or hung is not counted as tried: it may take the request once it runs */
 		if (r == IO_SUSPENDED || r == IO_HUNG)
 		{
@@ -1616,6 +1640,7 @@ static bool
 bulk_leave_stuck(bulk_connection *conns, int n_conns, groma_request **reqs, int n, bulk_pending *pending)
 {
 	bool		moved = false;
+	int			hung_moves[GROMA_MAX_SERVERS] = {0};
 
 	/* a server that was loading when the call met it takes its requests once it is ready */
 	pending->avoid = readmit_ready(pending->avoid, pending->unready);
@@ -1631,13 +1656,16 @@ bulk_leave_stuck(bulk_connection *conns, int n_conns, groma_request **reqs, int 
 		if (why == LEAVE_NONE)
 			continue;
 		if (why == LEAVE_HUNG)
-			log_hung_move(c->slot, "a request of an array call");
+			hung_moves[c->slot]++;
 		bulk_uncount_one(c->slot);
 		bulk_give_back(c, pending);
 		bulk_open(c, pending, 1u << c->slot);
 		bulk_send_next(c, reqs, n, pending);
 		moved = true;
 	}
+	for (int i = 0; i < GROMA_MAX_SERVERS; i++)
+		if (hung_moves[i] > 0)
+			log_hung_move(i, hung_moves[i], " of an array call");
 	return moved;
 }
 
