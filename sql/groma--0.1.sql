@@ -435,6 +435,14 @@ DECLARE
     missing bigint;
     lost bigint := 0;
     remaining bigint;
+    -- a chunk whose groma-server was lost (58000): the message, each row's answer captioned alone, the rows in a
+    -- row whose own call failed so, and whether an image captioned before was answered
+    lost_message pg_catalog.text;
+    one_answer @extschema@.groma_answer;
+    one_failure pg_catalog.text;
+    answered_alone pg_catalog.tid;
+    failed_in_a_row int := 0;
+    control_answered bool;
 BEGIN
     -- outside a transaction block only (it commits): said before any model work
     COMMIT;
@@ -483,15 +491,83 @@ BEGIN
         value_sql := @extschema@.groma_caption_table_value(tbl, img_column, caption_column, chunk, detailed, chunk_mb);
         -- the model's answers first, on their own (an error of the UPDATE below, a trigger's, is not an image's):
         -- an image the model cannot take, or whose caption the database's encoding cannot hold, gets a NULL
-        -- answer and its reason in failures; any other error (a limit every row would meet, a lost groma-server,
-        -- a cancel) ends the call
-        EXECUTE pg_catalog.format(
-            'SELECT s.row_ids, s.row_keys, c.answers, c.failures
-             FROM (SELECT pg_catalog.array_agg(t.ctid) AS row_ids, pg_catalog.array_agg(%3$s) AS row_keys,
-                          pg_catalog.array_agg(t.%2$I::pg_catalog.bytea) AS imgs
-                   FROM ONLY %1$s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)) s,
-                  @extschema@.groma_caption_chunk(s.imgs, $2) c',
-            tbl, img_column, key_sql) INTO row_ids, row_keys, answers, failures USING ids, detailed;
+        -- answer and its reason in failures; a groma-server restarting or loading is waited for (up to 5
+        -- minutes); a groma-server lost under the chunk is dealt with below; any other error (a limit every row
+        -- would meet, a cancel) ends the call
+        BEGIN
+            EXECUTE pg_catalog.format(
+                'SELECT s.row_ids, s.row_keys, c.answers, c.failures
+                 FROM (SELECT pg_catalog.array_agg(t.ctid) AS row_ids, pg_catalog.array_agg(%3$s) AS row_keys,
+                              pg_catalog.array_agg(t.%2$I::pg_catalog.bytea) AS imgs
+                       FROM ONLY %1$s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)) s,
+                      @extschema@.groma_caption_chunk(s.imgs, $2) c',
+                tbl, img_column, key_sql) INTO row_ids, row_keys, answers, failures USING ids, detailed;
+            failed_in_a_row := 0;
+        EXCEPTION WHEN SQLSTATE '58000' THEN
+            -- groma-server was lost (it crashed, exited, or its watchdog ended it), or failed on the GPU, while it
+            -- had the chunk's requests: one image may be the cause, and the next call would take the same chunk
+            -- first.  Each row is captioned again alone (once the server is back), and a row whose own call fails
+            -- so again is left NULL like an image the model cannot take
+            GET STACKED DIAGNOSTICS lost_message = MESSAGE_TEXT;
+            RAISE WARNING 'groma_caption_table: a chunk of % row(s) of % failed: %', pg_catalog.cardinality(ids), tbl,
+                          lost_message
+                USING DETAIL = 'Its rows are captioned again one at a time, to find an image that causes it.';
+            EXECUTE pg_catalog.format(
+                'SELECT pg_catalog.array_agg(t.ctid), pg_catalog.array_agg(%2$s)
+                 FROM ONLY %1$s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)', tbl, key_sql)
+                INTO row_ids, row_keys USING ids;
+            answers := '{}';
+            failures := '{}';
+            answered_alone := NULL;
+            FOR k IN 1 .. COALESCE(pg_catalog.cardinality(row_ids), 0) LOOP
+                BEGIN
+                    EXECUTE pg_catalog.format(
+                        'SELECT c.answers[1], c.failures[1] FROM @extschema@.groma_caption_chunk(ARRAY[
+                             (SELECT t.%2$I::pg_catalog.bytea FROM ONLY %1$s t WHERE t.ctid OPERATOR(pg_catalog.=) $1)],
+                             $2) c', tbl, img_column) INTO one_answer, one_failure USING row_ids[k], detailed;
+                    failed_in_a_row := 0;
+                    IF one_failure IS NULL THEN
+                        answered_alone := row_ids[k];
+                    END IF;
+                EXCEPTION WHEN SQLSTATE '58000' THEN
+                    GET STACKED DIAGNOSTICS lost_message = MESSAGE_TEXT;
+                    one_answer := NULL;
+                    one_failure := 'captioned alone, it failed again: ' OPERATOR(pg_catalog.||) lost_message;
+                    failed_in_a_row := failed_in_a_row OPERATOR(pg_catalog.+) 1;
+                END;
+                answers[k] := one_answer;
+                failures[k] := one_failure;
+                -- two rows in a row failed alone: the server, not the images, may be at fault.  An image answered
+                -- before (one of this chunk's, else a captioned row's) tells: the call ends unless it is answered
+                IF failed_in_a_row OPERATOR(pg_catalog.>=) 2 THEN
+                    BEGIN
+                        -- (NULL when there is no such image)
+                        EXECUTE pg_catalog.format(
+                            'SELECT CASE WHEN x.img IS NOT NULL THEN c.answers[1] IS NOT NULL END
+                             FROM (SELECT pg_catalog.COALESCE(
+                                       (SELECT t.%2$I::pg_catalog.bytea FROM ONLY %1$s t
+                                        WHERE t.ctid OPERATOR(pg_catalog.=) $2),
+                                       (SELECT t.%2$I::pg_catalog.bytea FROM ONLY %1$s t
+                                        WHERE NOT (t.%3$I IS NULL) AND t.%2$I IS NOT NULL LIMIT 1)) AS img) x,
+                                  @extschema@.groma_caption_chunk(ARRAY[x.img], $1) c',
+                            tbl, img_column, caption_column) INTO control_answered USING detailed, answered_alone;
+                    EXCEPTION WHEN SQLSTATE '58000' THEN
+                        control_answered := false;
+                    END;
+                    IF NOT COALESCE(control_answered, false) THEN
+                        RAISE EXCEPTION 'groma_caption_table: groma-server failed on % images of % in a row, each captioned alone, and %',
+                                        failed_in_a_row, tbl,
+                                        CASE WHEN control_answered IS NULL THEN 'no image was answered before to tell whether it can answer any'
+                                             ELSE 'on an image it answered before' END
+                            USING ERRCODE = 'system_error',
+                                  DETAIL = pg_catalog.format('The last failure: %s', lost_message),
+                                  HINT = 'groma-server, not these images, seems at fault: its log (and groma_status()) '
+                                         'says more. The chunks committed before are kept; CALL it again once it is mended.';
+                    END IF;
+                    failed_in_a_row := 0;
+                END IF;
+            END LOOP;
+        END;
         attempted := attempted OPERATOR(pg_catalog.+) COALESCE(pg_catalog.cardinality(row_ids), 0);
         -- a failed row is remembered and named in a warning; it is left NULL
         FOR k IN 1 .. COALESCE(pg_catalog.cardinality(row_ids), 0) LOOP

@@ -31,6 +31,9 @@ PG_FUNCTION_INFO_V1(groma_regions_array);
 /* The most elements (NULLs included) an array call takes. */
 #define GROMA_MAX_ARRAY_IMAGES 100000
 
+/* How long a chunk of groma_caption_table waits at most for a groma-server being restarted or loading. */
+#define CHUNK_AWAIT_SERVER_MS (5 * 60 * 1000)
+
 /* Which image of an array call is being checked or answered, for the error context. */
 typedef struct array_call_position
 {
@@ -85,9 +88,11 @@ array_images(ArrayType *imgs, Datum **elems, bool **isnull)
  * set_image(reqs[i], img, arg), then the replies are stored in replies
  * (palloc'd, n; free them with free_replies); an error names the image it
  * is about.  work names the call in groma_progress.  With faults (n
- * statuses, zeroed), an image the model cannot take (its header's checks,
- * or groma-server's) does not fail the call: its status is kept in
- * faults[i] and its reply is empty or failed.
+ * statuses, zeroed: groma_caption_table's chunks), an image the model
+ * cannot take (its header's checks, or groma-server's) does not fail the
+ * call: its status is kept in faults[i] and its reply is empty or failed;
+ * and a groma-server on its way (restarting, loading) is waited for first,
+ * up to CHUNK_AWAIT_SERVER_MS or groma.request_timeout when that is less.
  */
 static groma_reply *
 call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work work,
@@ -109,6 +114,10 @@ call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work 
 			/* the server is checked before the first image's header (an array of NULLs needs none) */
 			if (!registry_checked)
 				groma_client_require_registry();
+			if (!registry_checked && faults != NULL)
+				(void) groma_client_await_server(groma_request_timeout > 0 ?
+												 Min(groma_request_timeout, CHUNK_AWAIT_SERVER_MS) :
+												 CHUNK_AWAIT_SERVER_MS);
 			registry_checked = true;
 			at.current = i;
 			if (faults != NULL)

@@ -75,6 +75,17 @@ void		groma_client_call(groma_request *req, groma_reply *reply);
 void		groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in_flight,
 								   bool keep_image_faults, volatile int *current);
 
+/*
+ * Waits up to max_ms, looking at the launcher's registry every 100 ms (a
+ * cancel ends it), for a groma-server that takes calls, while one is on
+ * its way: restarting after an exit, starting, loading its model, or
+ * ending so as to be started again.  Returns true at once when one takes
+ * calls (or nothing known says otherwise), false when none does and none
+ * is on its way (a failed load, a suspended server), or when max_ms has
+ * passed; the call made next then says why.
+ */
+bool		groma_client_await_server(int max_ms);
+
 /* Like groma_client_call for a PING; returns the round trip in milliseconds. */
 double		groma_client_ping(void);
 

@@ -208,10 +208,20 @@ bool		serve_watchdog_start(serve_state *s);
  * GROMA_SERVER_TEST_STALL=1 (or the name of s's socket file before the
  * dot: that server alone) and one of jobs[n] has the free prompt
  * "groma test: stall" (locked false: called without the lock, inside a
- * model call) or "groma test: stall holding the lock" (locked true):
- * the hangs the watchdog's tests need.  Otherwise returns at once.
+ * model call; an image holding those words asks it too) or "groma test:
+ * stall holding the lock" (locked true): the hangs the watchdog's tests
+ * need.  Otherwise returns at once.
  */
 void		serve_test_stall(const serve_state *s, serve_job *const *jobs, int n, bool locked);
+
+/*
+ * Kills groma-server with SIGSEGV (no core file) when the environment has
+ * GROMA_SERVER_TEST_CRASH=1 (or the name of s's socket file before the
+ * dot) and the image of one of jobs[n] holds the words "groma test:
+ * crash" (a JPEG comment): the image that crashes the server, for the
+ * tests of what a session does then.  Otherwise returns at once.
+ */
+void		serve_test_crash(const serve_state *s, serve_job *const *jobs, int n);
 
 /*
  * Waits GROMA_SERVER_TEST_LOAD_STALL's milliseconds (MS, or NAME:MS for

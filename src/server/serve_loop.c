@@ -374,6 +374,7 @@ start_jobs(serve_state *s, serve_job **jobs, int n)
 	serve_model_call_begin(s, generate ? "the vision and prompts of %d GENERATE request(s)" :
 						   "the vision of %d REGIONS request(s)", n, jobs, n);
 	serve_test_stall(s, jobs, n, false);
+	serve_test_crash(s, jobs, n);
 	if (n > 1)
 		serve_log(SERVE_LOG_INFO, "the vision of %d images as one batch", n);
 	/*

@@ -4,7 +4,8 @@
 # connection that waits for an answer, so that no client waits for good;
 # with --watchdog-s 0 (the default on the CPU) the same hang keeps the
 # server running.  The hangs come from GROMA_SERVER_TEST_STALL=1 and a
-# prompt asking for one.  Sections that run the model allow 4 s, since a
+# prompt (or an image's comment) asking for one; GROMA_SERVER_TEST_CRASH
+# makes an image's comment crash the server, for the tests in PostgreSQL.  Sections that run the model allow 4 s, since a
 # call of the tiny model can take a second on a busy 2-core machine.
 use strict;
 use warnings;
@@ -77,9 +78,21 @@ sub cpu_seconds {
 # Sends a GENERATE request for prompt on a new connection; returns the connection.
 sub ask {
     my ($sock, $id, $prompt) = @_;
+    return ask_image($sock, $id, $img, $prompt);
+}
+
+# Sends a GENERATE request for prompt about image on a new connection; returns the connection.
+sub ask_image {
+    my ($sock, $id, $image, $prompt) = @_;
     my $c = proto_connect($sock) or die "connect: $!";
-    print $c generate_frame($id, $img, $prompt, 8);
+    print $c generate_frame($id, $image, $prompt, 8);
     return $c;
+}
+
+# Returns the test image with a JPEG comment (COM segment) holding words, right after its SOI marker.
+sub marked_jpeg {
+    my ($words) = @_;
+    return substr($img, 0, 2) . "\xff\xfe" . pack('n', 2 + length($words)) . $words . substr($img, 2);
 }
 
 # ---- a model call that never ends
@@ -230,11 +243,40 @@ like(slurp($log), qr/no watchdog/, 'a CPU server has no watchdog unless --watchd
 kill 'TERM', $pid;
 wait_exit($pid, 10);
 
-# ---- without GROMA_SERVER_TEST_STALL a prompt cannot stall the server
+# ---- an image can ask for the stall too (a JPEG comment: a caption has no free prompt to carry it)
+($pid, $sock, $log) = start_ready('--watchdog-s', '2');
+$r = read_reply(ask_image($sock, 1, marked_jpeg('groma test: stall'), 'What is this?'), 30);
+ok(!defined $r, 'an image carrying "groma test: stall" in a comment stalls the server until its watchdog ends it');
+is(wait_exit($pid, 10), HUNG << 8, 'with status 5');
+like(slurp($log), qr/request 1 stalls the scheduler for good, as GROMA_SERVER_TEST_STALL allows/, 'the stall is logged');
+
+# ---- GROMA_SERVER_TEST_CRASH: an image that kills the server, as a decoder's bug could
+{
+    local $ENV{GROMA_SERVER_TEST_CRASH} = '1';
+    ($pid, $sock, $log) = start_ready();
+    $r = read_reply(ask_image($sock, 1, $img, 'What is this?'), 30);
+    is($r->{code}, OK, 'with GROMA_SERVER_TEST_CRASH=1 an ordinary image is answered') or diag($r->{message});
+    $r = read_reply(ask_image($sock, 2, marked_jpeg('groma test: crash'), 'What is this?'), 30);
+    ok(!defined $r, 'an image carrying "groma test: crash" gets no answer');
+    is(wait_exit($pid, 10), POSIX::SIGSEGV, 'the server dies of SIGSEGV, leaving no core file');
+    like(slurp($log), qr/request 2 crashes groma-server, as GROMA_SERVER_TEST_CRASH allows/, 'the crash is logged');
+    $ENV{GROMA_SERVER_TEST_CRASH} = 'server-9';
+    ($pid, $sock, $log) = start_ready();
+    $r = read_reply(ask_image($sock, 1, marked_jpeg('groma test: crash'), 'What is this?'), 30);
+    is($r->{code}, OK, 'GROMA_SERVER_TEST_CRASH naming another server leaves this one alone') or diag($r->{message});
+    kill 'TERM', $pid;
+    wait_exit($pid, 10);
+}
+
+# ---- without GROMA_SERVER_TEST_STALL (and _CRASH) neither a prompt nor an image can stall or crash the server
 delete $ENV{GROMA_SERVER_TEST_STALL};
 ($pid, $sock, $log) = start_ready('--watchdog-s', '4');
 $r = read_reply(ask($sock, 1, 'groma test: stall'), 30);
 is($r->{code}, OK, 'the stall prompt is an ordinary prompt without GROMA_SERVER_TEST_STALL=1') or diag($r->{message});
+$r = read_reply(ask_image($sock, 2, marked_jpeg('groma test: stall'), 'What is this?'), 30);
+is($r->{code}, OK, 'so is an image carrying the words') or diag($r->{message});
+$r = read_reply(ask_image($sock, 3, marked_jpeg('groma test: crash'), 'What is this?'), 30);
+is($r->{code}, OK, 'and one asking for a crash without GROMA_SERVER_TEST_CRASH') or diag($r->{message});
 kill 'TERM', $pid;
 is(wait_exit($pid, 10), 0, 'and the server stops cleanly');
 

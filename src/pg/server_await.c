@@ -1,0 +1,92 @@
+/*
+ * server_await.c - waiting for a groma-server that is on its way: being
+ * restarted after an exit, starting, or loading its model.  Bulk
+ * captioning (groma_caption_table) waits here before each chunk, so a
+ * server lost in the middle of a table is waited for instead of ending the
+ * job; single calls do not wait (they say at once that the server is
+ * restarting or loading).
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/timestamp.h"
+
+#include "groma_pg.h"
+#include "server_client.h"
+#include "server_registry.h"
+
+/* How often the wait looks at the registry again. */
+#define AWAIT_POLL_MS 100
+
+/* What a slot promises a call that may wait for it. */
+typedef enum slot_outlook
+{
+	SLOT_TAKES_CALLS,			/* runs, and is not known to be unable to run models */
+	SLOT_ON_ITS_WAY,			/* restarting, starting, loading, or ending (to be started again) */
+	SLOT_OUT					/* failed to load, suspended, or not run at all */
+} slot_outlook;
+
+/* Returns what snap's slot promises a call (its beacon read only when the launcher looked within the last second). */
+static slot_outlook
+outlook_of(const groma_server_slot *snap)
+{
+	bool		fresh = groma_client_look_is_fresh(snap);
+
+	switch (snap->state)
+	{
+		case GROMA_SLOT_STARTING:
+		case GROMA_SLOT_BACKOFF:
+		case GROMA_SLOT_STOPPING:
+			return SLOT_ON_ITS_WAY;
+		case GROMA_SLOT_STOPPED:
+			/* (the launcher starts it, unless the cluster is shutting down: then this backend ends too) */
+			return groma_registry_shared->launcher_running ? SLOT_ON_ITS_WAY : SLOT_OUT;
+		case GROMA_SLOT_RUNNING:
+			if (snap->hung_exiting)
+				return SLOT_ON_ITS_WAY;
+			if (snap->suspended_since != 0)
+				return SLOT_OUT;
+			/* without a fresh look nothing says it cannot run models: the call finds out */
+			if (!fresh || snap->server_state == GROMA_SERVER_READY || snap->server_state == GROMA_SERVER_NO_MODEL)
+				return SLOT_TAKES_CALLS;
+			if (snap->server_state == GROMA_SERVER_STARTING || snap->server_state == GROMA_SERVER_LOADING ||
+				snap->server_state == GROMA_SERVER_STOPPING)
+				return SLOT_ON_ITS_WAY;
+			return SLOT_OUT;
+		case GROMA_SLOT_UNUSED:
+			break;
+	}
+	return SLOT_OUT;
+}
+
+/* Waits for a server to take calls while one is on its way; see server_client.h. */
+bool
+groma_client_await_server(int max_ms)
+{
+	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), max_ms);
+
+	groma_client_require_registry();
+	for (;;)
+	{
+		bool		coming = false;
+
+		for (int i = 0; i < groma_registry_shared->n_servers; i++)
+		{
+			groma_server_slot snap;
+			slot_outlook outlook;
+
+			groma_registry_snapshot(i, &snap);
+			outlook = outlook_of(&snap);
+			if (outlook == SLOT_TAKES_CALLS)
+				return true;
+			coming |= outlook == SLOT_ON_ITS_WAY;
+		}
+		if (!coming || GetCurrentTimestamp() >= until)
+			return false;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, AWAIT_POLL_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
