@@ -438,8 +438,8 @@ DECLARE
     -- a chunk whose groma-server was lost (58000): the message, each row's answer captioned alone, the rows in a
     -- row whose own call failed so, and whether an image captioned before was answered
     lost_message pg_catalog.text;
-    one_answer @extschema@.groma_answer;
-    one_failure pg_catalog.text;
+    one_answer @extschema@.groma_answer[];
+    one_failure pg_catalog.text[];
     answered_alone pg_catalog.tid;
     failed_in_a_row int := 0;
     control_answered bool;
@@ -522,21 +522,21 @@ BEGIN
             FOR k IN 1 .. COALESCE(pg_catalog.cardinality(row_ids), 0) LOOP
                 BEGIN
                     EXECUTE pg_catalog.format(
-                        'SELECT c.answers[1], c.failures[1] FROM @extschema@.groma_caption_chunk(ARRAY[
+                        'SELECT c.answers, c.failures FROM @extschema@.groma_caption_chunk(ARRAY[
                              (SELECT t.%2$I::pg_catalog.bytea FROM ONLY %1$s t WHERE t.ctid OPERATOR(pg_catalog.=) $1)],
                              $2) c', tbl, img_column) INTO one_answer, one_failure USING row_ids[k], detailed;
                     failed_in_a_row := 0;
-                    IF one_failure IS NULL THEN
+                    IF one_failure[1] IS NULL THEN
                         answered_alone := row_ids[k];
                     END IF;
                 EXCEPTION WHEN SQLSTATE '58000' THEN
                     GET STACKED DIAGNOSTICS lost_message = MESSAGE_TEXT;
-                    one_answer := NULL;
-                    one_failure := 'captioned alone, it failed again: ' OPERATOR(pg_catalog.||) lost_message;
+                    one_answer := '{NULL}';
+                    one_failure := ARRAY['captioned alone, it failed again: ' OPERATOR(pg_catalog.||) lost_message];
                     failed_in_a_row := failed_in_a_row OPERATOR(pg_catalog.+) 1;
                 END;
-                answers[k] := one_answer;
-                failures[k] := one_failure;
+                answers[k] := one_answer[1];
+                failures[k] := one_failure[1];
                 -- two rows in a row failed alone: the server, not the images, may be at fault.  An image answered
                 -- before (one of this chunk's, else a captioned row's) tells: the call ends unless it is answered
                 IF failed_in_a_row OPERATOR(pg_catalog.>=) 2 THEN
@@ -544,7 +544,7 @@ BEGIN
                         -- (NULL when there is no such image)
                         EXECUTE pg_catalog.format(
                             'SELECT CASE WHEN x.img IS NOT NULL THEN c.answers[1] IS NOT NULL END
-                             FROM (SELECT pg_catalog.COALESCE(
+                             FROM (SELECT COALESCE(
                                        (SELECT t.%2$I::pg_catalog.bytea FROM ONLY %1$s t
                                         WHERE t.ctid OPERATOR(pg_catalog.=) $2),
                                        (SELECT t.%2$I::pg_catalog.bytea FROM ONLY %1$s t

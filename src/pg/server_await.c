@@ -34,6 +34,9 @@ outlook_of(const groma_server_slot *snap)
 {
 	bool		fresh = groma_client_look_is_fresh(snap);
 
+	/* its exit is recorded a moment before the launcher says it waits to start it again */
+	if (snap->pid != 0 && snap->last_exit_pid == snap->pid)
+		return SLOT_ON_ITS_WAY;
 	switch (snap->state)
 	{
 		case GROMA_SLOT_STARTING:

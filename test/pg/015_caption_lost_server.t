@@ -1,0 +1,210 @@
+# groma_caption_table when groma-server is lost under a chunk: an image
+# that crashes the server (GROMA_SERVER_TEST_CRASH and a JPEG comment
+# asking for it) or hangs it until its watchdog ends it
+# (GROMA_SERVER_TEST_STALL) is found by captioning the chunk's rows again
+# one at a time, once the restarted server has loaded its model
+# (GROMA_SERVER_TEST_LOAD_STALL makes each load last 1.5 s, so the chunks
+# must wait for it): that row is left NULL with a warning and every other
+# row is captioned once, with the answer groma_caption gives it.  Two such
+# images in a row are told from a broken server by an image answered
+# before; a server that fails that one too ends the call with 58000,
+# keeping the chunks committed.  A server killed from outside costs the
+# chunk a second pass, not the job; a cancel while the call waits for the
+# restart ends it, keeping what it committed.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::Bin;
+use GromaPg;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+$ENV{GROMA_SERVER_TEST_CRASH} = '1';	# the postmaster, and so groma-server, inherit these
+$ENV{GROMA_SERVER_TEST_STALL} = '1';
+$ENV{GROMA_SERVER_TEST_LOAD_STALL} = '1500';
+my $node = groma_node('lost', "groma.max_new_tokens = 4\ngroma.server_watchdog = '2s'");
+step('cluster up, model ready');
+
+# Runs sql and returns its output.
+sub sql {
+    my ($q) = @_;
+    return $node->safe_psql('postgres', $q);
+}
+
+# Returns SQL for the golden image name with a JPEG comment holding words (right after its SOI marker).
+sub marked_image_sql {
+    my ($name, $words) = @_;
+    my $img = image_sql($name);
+    return "(SELECT substring(i FROM 1 FOR 2) || '\\xfffe'::bytea || int2send((2 + length('$words'))::int2)
+                    || convert_to('$words', 'UTF8') || substring(i FROM 3) FROM (SELECT $img AS i) s)";
+}
+
+# Restarts the cluster (the launcher's restart backoff starts over) and waits until the server is ready.
+sub restart_ready {
+    $node->restart;
+    ok(wait_until(60, sub { sql("SELECT count(*) FROM groma_status() WHERE state = 'ready'") == 1 }),
+       'the cluster restarted, its groma-server ready');
+}
+
+# Runs the CALL; returns (exit code, stderr).
+sub caption_table {
+    my ($table, $chunk) = @_;
+    my ($rc, $out, $err) = $node->psql('postgres', "CALL groma_caption_table('$table', 'img', 'caption', chunk => $chunk)",
+                                       extra_params => ['-v', 'VERBOSITY=verbose']);
+    return ($rc, $err);
+}
+
+# Makes table name (id primary key, img, caption, times: how often its caption was written) with one row per
+# entry of images: a golden image's name, or [name, words] for that image with a comment holding the words.
+sub make_table {
+    my ($name, @images) = @_;
+    sql("CREATE TABLE $name (id int PRIMARY KEY, img bytea, caption groma_answer, times int NOT NULL DEFAULT 0)");
+    sql("CREATE TRIGGER count_caption BEFORE UPDATE ON $name FOR EACH ROW EXECUTE FUNCTION count_caption()");
+    for my $i (0 .. $#images) {
+        my $img = ref $images[$i] ? marked_image_sql(@{ $images[$i] }) : image_sql($images[$i]);
+        sql("INSERT INTO $name (id, img) VALUES ($i + 1, $img)");
+    }
+}
+
+# Returns "id:times" of the rows whose caption is the one groma_caption gives their image (from the table single).
+sub rows_as_alone {
+    my ($table) = @_;
+    return sql("SELECT string_agg(t.id || ':' || t.times, ',' ORDER BY t.id) FROM $table t JOIN single s
+                ON s.img = t.img WHERE t.caption::text = s.caption");
+}
+
+# Returns the server's restart count.
+sub restarts { return status_row($node)->{restarts}; }
+
+sql(q{CREATE FUNCTION count_caption() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.caption IS DISTINCT FROM OLD.caption THEN
+        NEW.times := OLD.times + 1;
+    END IF;
+    RETURN NEW;
+END $$});
+my @names = ('extreme_ironing.jpg', 'synthetic_333x251.jpg', 'waterview.jpg');
+sql("CREATE TABLE single (img bytea, caption text)");
+sql("INSERT INTO single SELECT i, groma_caption(i)::text FROM (VALUES " . join(', ', map { '(' . image_sql($_) . ')' } @names)
+    . ") v(i)");
+step('row-by-row captions of the 3 images');
+
+my $crash = ['waterview.jpg', 'groma test: crash'];
+my $stall = ['extreme_ironing.jpg', 'groma test: stall'];
+
+# ---- an image that crashes groma-server: left NULL, the rest captioned
+make_table('one_crash', @names[0, 1], $crash, @names[2, 0, 1, 2, 0]);
+my $restarts = restarts();
+my $t0 = time;
+my ($rc, $err) = caption_table('one_crash', 4);
+is($rc, 0, 'CALL groma_caption_table succeeds with an image that crashes groma-server') or diag($err);
+like($err, qr/WARNING:  01000: groma_caption_table: a chunk of 4 row\(s\) of one_crash failed: groma-server was terminated by signal 11 \(Segmentation fault\) while it had this request.*\nDETAIL:  Its rows are captioned again one at a time/,
+     'a warning says the chunk failed, and why, and that its rows are captioned one at a time') or diag($err);
+like($err, qr/WARNING:  01000: groma_caption_table: the row of one_crash at ctid \(0,3\) is left NULL: captioned alone, it failed again: groma-server was terminated by signal 11/,
+     'the row whose image crashes the server is named, with why');
+like($err, qr/groma_caption_table: 1 row\(s\) of one_crash could not be captioned and are left NULL/, 'and counted');
+is(sql('SELECT string_agg(id::text, \',\') FROM one_crash WHERE caption IS NULL'), '3', 'only that row is NULL');
+is(rows_as_alone('one_crash'), '1:1,2:1,4:1,5:1,6:1,7:1,8:1',
+   'every other row has the caption groma_caption gives it, written once');
+is(restarts() - $restarts, 2, 'the server crashed twice: under the chunk, and on that image alone');
+is(status_row($node)->{state}, 'ready', 'and is ready again');
+step(sprintf('a crashing image found in a chunk of 4 (%.1f s)', time - $t0));
+
+# ---- the call again leaves the row alone... and tries it once more (nothing remembers it between calls)
+($rc, $err) = caption_table('one_crash', 4);
+is($rc, 0, 'a second CALL succeeds') or diag($err);
+like($err, qr/the row of one_crash at ctid \(0,3\) is left NULL: captioned alone, it failed again/,
+     'and leaves the row NULL again');
+is(rows_as_alone('one_crash'), '1:1,2:1,4:1,5:1,6:1,7:1,8:1', 'writing no other row');
+restart_ready();
+step('the second CALL');
+
+# ---- an image that hangs groma-server until its watchdog ends it
+make_table('one_hang', $names[1], $stall, $names[2]);
+$restarts = restarts();
+($rc, $err) = caption_table('one_hang', 3);
+is($rc, 0, 'CALL groma_caption_table succeeds with an image that hangs groma-server') or diag($err);
+like($err, qr/the row of one_hang at ctid \(0,2\) is left NULL: captioned alone, it failed again: groma-server hung while it had this request \(queued or running\), and its watchdog ended it/,
+     'the row whose image hangs the server is named, with why') or diag($err);
+is(rows_as_alone('one_hang'), '1:1,3:1', 'the other rows are captioned once');
+is(restarts() - $restarts, 2, 'the watchdog ended the server twice');
+restart_ready();
+step('a hanging image found');
+
+# ---- two crashing images in a row: an image answered before tells the server still works
+make_table('two_crash', @names[0, 1], $crash, $crash, $names[2]);
+sql('UPDATE two_crash SET caption = groma_caption(img) WHERE id = 1');
+$restarts = restarts();
+($rc, $err) = caption_table('two_crash', 4);
+is($rc, 0, 'CALL groma_caption_table succeeds with two crashing images side by side') or diag($err);
+like($err, qr/ctid \(0,3\) is left NULL: captioned alone.*ctid \(0,4\) is left NULL: captioned alone/s,
+     'both are named') or diag($err);
+is(sql('SELECT string_agg(id::text, \',\' ORDER BY id) FROM two_crash WHERE caption IS NULL'), '3,4', 'both are NULL');
+is(rows_as_alone('two_crash'), '1:1,2:1,5:1', 'the other rows are captioned once');
+is(restarts() - $restarts, 3, 'three crashes: the chunk, and each image alone (the control image was answered)');
+restart_ready();
+step('two crashing images in a row');
+
+# ---- a server that fails every image, even one it answered before: the call ends, keeping its committed chunks
+make_table('broken', @names[0, 1], $crash, $crash, $crash);
+# the captioned row whose image is taken to tell: it crashes the server as well
+sql("INSERT INTO broken (id, img, caption) VALUES (0, " . marked_image_sql(@$crash) . ", ('before', '{}'))");
+$restarts = restarts();
+($rc, $err) = caption_table('broken', 2);
+isnt($rc, 0, 'CALL groma_caption_table fails when the server fails two images in a row and one answered before');
+like($err, qr/ERROR:  58000: groma_caption_table: groma-server failed on 2 images of broken in a row, each captioned alone, and on an image it answered before\nDETAIL:  The last failure: groma-server was terminated by signal 11.*\nHINT:  groma-server, not these images, seems at fault/s,
+     'saying the server seems at fault') or diag($err);
+is(sql('SELECT string_agg(id || \':\' || times, \',\' ORDER BY id) FROM broken WHERE caption IS NOT NULL'), '0:0,1:1,2:1',
+   'the chunk committed before is kept, nothing of the failed one is written');
+ok(wait_until(60, sub { (status_row($node)->{state} // '') eq 'ready' }), 'the server comes back');
+is(restarts() - $restarts, 4, 'four crashes: the chunk, two images alone, the image answered before');
+restart_ready();
+# without any image answered before, two failures in a row end the call too
+make_table('all_crash', $crash, $crash);
+($rc, $err) = caption_table('all_crash', 2);
+like($err, qr/ERROR:  58000: groma_caption_table: groma-server failed on 2 images of all_crash in a row, each captioned alone, and no image was answered before to tell whether it can answer any/,
+     'with no image answered before, two failures in a row end the call') or diag($err);
+restart_ready();
+step('a server failing every image');
+
+# ---- groma-server killed from outside under a chunk: the chunk's rows are captioned again, the job goes on
+make_table('killed', (@names) x 8);
+my $q = start_query($node, 'killed_call', "CALL groma_caption_table('killed', 'img', 'caption', chunk => 4)");
+my $pid = status_row($node)->{pid};
+ok(wait_until(60, sub { sql('SELECT count(*) FROM killed WHERE caption IS NOT NULL') >= 4
+                        && status_row($node)->{running} > 0 }), 'the CALL is past its first chunk, a request running');
+kill 'KILL', $pid;
+my ($code, $out);
+($code, $out, $err) = finish_query($q, 120);
+is($code, 0, 'the CALL succeeds although groma-server was killed under a chunk') or diag($err);
+like($err, qr/groma-server was terminated by signal 9 \(Killed\) while it had this request.*captioned again one at a time/s,
+     'a warning says so') or diag($err);
+is(rows_as_alone('killed'), join(',', map { "$_:1" } 1 .. 24), 'every row is captioned once, as alone');
+step('groma-server killed under a chunk');
+
+# ---- a cancel while the call waits for the server to come back ends it, keeping what it committed
+sql('UPDATE killed SET caption = NULL WHERE id > 4');
+$q = start_query($node, 'cancelled_call', "CALL groma_caption_table('killed', 'img', 'caption', chunk => 4)");
+$pid = status_row($node)->{pid};
+ok(wait_until(60, sub { sql('SELECT count(*) FROM killed WHERE caption IS NOT NULL') >= 8 }),
+   'the second CALL is past its first chunk');
+kill 'KILL', $pid;
+ok(wait_until(10, sub { (status_row($node)->{state} // '') =~ /^(backoff|starting|loading)$/ }),
+   'the server is on its way back') or diag(status_row($node)->{state});
+sleep 0.5;
+is(sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cancelled_call' AND state = 'active'"), 1,
+   'the CALL waits for it');
+sql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'cancelled_call'");
+($code, $out, $err) = finish_query($q, 30);
+ok($code != 0 && $err =~ /canceling statement due to user request/, 'a cancel ends the CALL while it waits')
+  or diag($err);
+is(sql('SELECT count(*) FROM killed WHERE caption IS NOT NULL'), 8, 'keeping the chunk it committed');
+ok(wait_until(60, sub { (status_row($node)->{state} // '') eq 'ready' }), 'the server comes back');
+($rc, $err) = caption_table('killed', 4);
+is($rc, 0, 'and the next CALL captions the rest') or diag($err);
+is(rows_as_alone('killed'), join(',', map { $_ <= 4 ? "$_:1" : "$_:3" } 1 .. 24),
+   'every row captioned once more (the trigger also counted the UPDATE that set them back to NULL)');
+step('a cancel while waiting for the server');
+
+$node->stop;
+done_testing();
