@@ -92,7 +92,8 @@ array_images(ArrayType *imgs, Datum **elems, bool **isnull)
  * cannot take (its header's checks, or groma-server's) does not fail the
  * call: its status is kept in faults[i] and its reply is empty or failed;
  * and a groma-server on its way (restarting, loading) is waited for first,
- * up to CHUNK_AWAIT_SERVER_MS or groma.request_timeout when that is less.
+ * as is one that ends before it reads a request (then sent again), up to
+ * CHUNK_AWAIT_SERVER_MS or groma.request_timeout when that is less.
  */
 static groma_reply *
 call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work work,
@@ -104,6 +105,8 @@ call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work 
 	groma_reply *replies = palloc(sizeof(groma_reply) * n);
 	bool		registry_checked = false;
 	int			n_requests = 0;
+	int			await_ms = faults == NULL ? 0 : groma_request_timeout > 0 ?
+		Min(groma_request_timeout, CHUNK_AWAIT_SERVER_MS) : CHUNK_AWAIT_SERVER_MS;
 
 	error_context_stack = &context;
 	for (int i = 0; i < n; i++)
@@ -115,9 +118,7 @@ call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work 
 			if (!registry_checked)
 				groma_client_require_registry();
 			if (!registry_checked && faults != NULL)
-				(void) groma_client_await_server(groma_request_timeout > 0 ?
-												 Min(groma_request_timeout, CHUNK_AWAIT_SERVER_MS) :
-												 CHUNK_AWAIT_SERVER_MS);
+				(void) groma_client_await_server(await_ms);
 			registry_checked = true;
 			at.current = i;
 			if (faults != NULL)
@@ -135,7 +136,7 @@ call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work 
 	at.current = -1;
 	/* groma_progress counts the requests sent (NULL images and those refused by their header get no answer) */
 	groma_progress_chunk_start(n_requests, work);
-	groma_client_call_many(reqs, n, replies, groma_bulk_in_flight, faults != NULL, &at.current);
+	groma_client_call_many(reqs, n, replies, groma_bulk_in_flight, faults != NULL, await_ms, &at.current);
 	groma_progress_chunk_end();
 	error_context_stack = context.previous;
 	for (int i = 0; faults != NULL && i < n; i++)

@@ -1382,6 +1382,8 @@ typedef struct bulk_pending
 	int			set_room;
 	bulk_connection *conns;
 	int			n_conns;
+	int			await_ms;		/* how long the call may wait for servers gone before they read a request (0: not) */
+	TimestampTz await_until;	/* when that wait, counted from the first, ends (0: none yet) */
 } bulk_pending;
 
 /* Returns request req encoded as one frame in palloc'd memory (its id assigned here), its length in *len. */
@@ -1431,6 +1433,8 @@ bulk_make_wait_set(bulk_pending *pending)
 		}
 }
 
+static bool bulk_await_ended(int slot, int pid, bulk_pending *pending);
+
 /* Adds connection c's socket to the bulk call's wait set, making the set again first when it is full. */
 static void
 bulk_watch(bulk_connection *c, bulk_pending *pending)
@@ -1469,7 +1473,12 @@ bulk_open(bulk_connection *c, bulk_pending *pending, uint32 this_time)
 			closesocket(c->fd);
 		c->fd = PGINVALID_SOCKET;
 		if (!other_slot_running(*avoid | (1u << c->slot)))
-			report_io_failure(c->slot, &c->snap, IO_CONNECT_FAILED, groma_request_timeout);
+		{
+			/* the only server ended (the call may wait for it to come back), or the failure is raised */
+			if (!bulk_await_ended(c->slot, c->snap.pid, pending))
+				report_io_failure(c->slot, &c->snap, IO_CONNECT_FAILED, groma_request_timeout);
+			continue;
+		}
 		*avoid |= 1u << c->slot;
 	}
 	bulk_watch(c, pending);
@@ -1521,6 +1530,46 @@ bulk_move(bulk_connection *c, bulk_pending *pending)
 }
 
 /*
+ * Waits, when the bulk call may (pending->await_ms), for a server to take
+ * calls after slot's process pid ended: true once one does.  False when the
+ * call does not wait, pid has not ended (the launcher records no exit
+ * within 2 s), the call's wait is over (await_ms after its first), or no
+ * server came back.
+ */
+static bool
+bulk_await_ended(int slot, int pid, bulk_pending *pending)
+{
+	groma_server_slot now;
+	long		left;
+
+	if (pending->await_ms <= 0 || !wait_for_exit_record(slot, pid, &now))
+		return false;
+	if (pending->await_until == 0)
+		pending->await_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), pending->await_ms);
+	left = ms_left(pending->await_until);
+	return left > 0 && groma_client_await_server((int) left);
+}
+
+/*
+ * Takes back connection c's request, which its server (the only one left
+ * to the call) never read because it ended, and opens c again once a
+ * server takes calls (bulk_await_ended): the request is sent again first.
+ * Returns false, changing nothing, when the call does not wait for that.
+ */
+static bool
+bulk_await_restart(bulk_connection *c, bulk_pending *pending)
+{
+	if (!bulk_await_ended(c->slot, c->snap.pid, pending))
+		return false;
+	bulk_give_back(c, pending);
+	/* the server that ended is the one waited for: it is avoided no longer */
+	pending->avoid &= ~(1u << c->slot);
+	pending->unready &= ~(1u << c->slot);
+	bulk_open(c, pending, 0);
+	return true;
+}
+
+/*
  * Sends the next request on connection c (one to send again first, else
  * the first of reqs not sent yet, skipping NULLs), counting it in its
  * slot's in_flight; leaves c idle when none is left.  A server gone before
@@ -1566,7 +1615,7 @@ bulk_send_next(bulk_connection *c, groma_request **reqs, int n, bulk_pending *pe
 				r = IO_UNREAD;
 			}
 		}
-		if (r != IO_UNREAD || !bulk_move(c, pending))
+		if (r != IO_UNREAD || !(bulk_move(c, pending) || bulk_await_restart(c, pending)))
 			report_io_failure(c->slot, &c->snap, r, groma_request_timeout);
 	}
 }
@@ -1760,7 +1809,7 @@ bulk_wait_ms(bulk_connection *conns, int n_conns, const bulk_pending *pending, b
 /* Sends many requests over several connections, spread over the servers; see server_client.h. */
 void
 groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in_flight, bool keep_image_faults,
-					   volatile int *current)
+					   int await_ms, volatile int *current)
 {
 	bulk_connection *conns;
 	bool	   *got;
@@ -1789,6 +1838,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 	pending->retry = palloc(sizeof(int) * n);
 	pending->conns = conns;
 	pending->n_conns = n_conns;
+	pending->await_ms = await_ms;
 	for (int k = 0; k < n_conns; k++)
 	{
 		conns[k].fd = PGINVALID_SOCKET;
@@ -1850,8 +1900,11 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			*current = i;		/* until its reply is checked: an error names the image (if it is the image's) */
 			r = read_reply(c->fd, reqs[i], &replies[i], c->deadline);
 			bulk_uncount_one(c->slot);
-			/* a server gone before it read the request leaves the call while another runs, as for single calls */
-			if (r == IO_UNREAD && bulk_move(c, pending))
+			/*
+			 * a server gone before it read the request leaves the call while
+			 * another runs, as for single calls; else the call may wait for it
+			 */
+			if (r == IO_UNREAD && (bulk_move(c, pending) || bulk_await_restart(c, pending)))
 			{
 				*current = -1;
 				bulk_send_next(c, reqs, n, pending);

@@ -70,10 +70,14 @@ void		groma_client_call(groma_request *req, groma_reply *reply);
  * error context can name the request whose image failed.  With
  * keep_image_faults, a reply failed for its image (see
  * groma_status_is_image_fault) does not fail the call: it is stored with
- * its status, for the caller to report.
+ * its status, for the caller to report.  With await_ms > 0, a request that
+ * a server ended without reading, when no other server runs, is sent again
+ * once a server takes calls (groma_client_await_server), waiting at most
+ * await_ms in all; a request the server read before it ended still fails
+ * the call.
  */
 void		groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in_flight,
-								   bool keep_image_faults, volatile int *current);
+								   bool keep_image_faults, int await_ms, volatile int *current);
 
 /*
  * Waits up to max_ms, looking at the launcher's registry every 100 ms (a

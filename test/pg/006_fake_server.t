@@ -201,6 +201,26 @@ like(chat_error(), qr/57P03: groma-server closed the connection before it read t
 ok(mode('groundings', 'ready'), 'back to grounded answers');
 step('a server resetting requests unread');
 
+# the only server ends before it reads a chunk's requests: groma_caption_table waits for its restart and sends
+# them again (no chunk failed, since the server never had them), where a plain array call fails with 57P03
+$node->safe_psql('postgres', "CREATE TABLE fake_photos (id int PRIMARY KEY, img bytea, caption text);
+    INSERT INTO fake_photos SELECT g, $img FROM generate_series(1, 3) g");
+ok(mode('exit-unread', 'ready'), "mode 'exit-unread'");
+like(($node->psql('postgres', "SELECT groma_caption_many(array_fill($img, ARRAY[3]))"))[2],
+     qr/groma-server (is restarting after it exited \(exit 3\)|closed the connection before it read this request)/,
+     'an array call whose requests the only server never read fails with 57P03');
+unlink(glob($node->data_dir . '/groma/*.exited'));
+ok(wait_until(30, sub { (status_row($node)->{state} // '') eq 'ready' }), 'the server is back, in the same mode');
+my $restarts = status_row($node)->{restarts};
+my ($crc, $cout, $cerr) = $node->psql('postgres', "CALL groma_caption_table('fake_photos', 'img', 'caption')");
+is($crc, 0, 'CALL groma_caption_table succeeds though the server ended before it read the chunk') or diag($cerr);
+unlike($cerr, qr/a chunk of/, 'no chunk failed: the requests it never read were sent again once it was back');
+is($node->safe_psql('postgres', "SELECT count(*) FROM fake_photos WHERE caption LIKE 'A man irons%'"), 3,
+   'every row has its answer');
+is(status_row($node)->{restarts} - $restarts, 1, 'the server ended once');
+ok(mode('groundings', 'ready'), 'back to grounded answers');
+step('a server ending before it reads a chunk');
+
 # a program that exits at once, writing nothing: groma_status().last_stderr is that process's last line, so it is
 # empty (it showed the previous server's "stopped" line, as if the new one had said it)
 like(status_row($node)->{last_stderr}, qr/\S/, 'the fake server has logged lines');

@@ -19,6 +19,9 @@
 #   reset       closes a connection when a GENERATE header arrives, its payload unread (the client's read is
 #               reset, as when a killed server's socket closes before reading the request)
 #   reset-0     as reset for --device-id 0, as groundings for any other
+#   exit-unread exits with code 3 when a GENERATE header arrives, its payload (and every other request) unread,
+#               the first time only (it leaves the file SOCKET.exited beside its socket): after its restart it
+#               answers as groundings
 #   busy-0      as busy for --device-id 0, as groundings for any other
 # PING, STATUS and VALIDATE are answered in every mode but version9/garbage.
 use strict;
@@ -29,11 +32,13 @@ use Socket qw(SOCK_STREAM);
 use Getopt::Long qw(:config pass_through);
 use POSIX ();
 
-my ($socket_path, $mode, $watch_fd, $device_id) = ('', '', -1, -1);
-GetOptions('socket=s' => \$socket_path, 'model=s' => \$mode, 'watch-fd=i' => \$watch_fd, 'device-id=i' => \$device_id);
+my ($socket_path, $mode, $watch_fd, $device_id, $beacon_fd) = ('', '', -1, -1, -1);
+GetOptions('socket=s' => \$socket_path, 'model=s' => \$mode, 'watch-fd=i' => \$watch_fd, 'device-id=i' => \$device_id,
+           'beacon-fd=i' => \$beacon_fd);
 $mode = $device_id == 0 ? 'loading' : 'groundings' if $mode eq 'loading-0';
 $mode = $device_id == 0 ? 'reset' : 'groundings' if $mode eq 'reset-0';
 $mode = $device_id == 0 ? 'busy' : 'groundings' if $mode eq 'busy-0';
+$mode = 'groundings' if $mode eq 'exit-unread' && -e "$socket_path.exited";
 $| = 1;
 $SIG{TERM} = sub { print STDERR "info: fake server stopping\n"; unlink $socket_path; exit 0; };
 $SIG{PIPE} = 'IGNORE';
@@ -55,6 +60,14 @@ my %buf;
 my $shutting_down = 0;    # mode stopping, after its first GENERATE
 
 my %state_of = (loading => 1, failed => 4, '' => 3);
+
+# Writes the state STATUS reports into the beacon the launcher shares (--beacon-fd), as groma-server does: the
+# 32-bit field after seq, watchdog_ms, call_since_ms, n_in_call and 256 in_call entries (protocol.h).
+if ($beacon_fd >= 0) {
+    open(my $beacon, '+<&=', $beacon_fd) or die "beacon fd $beacon_fd: $!";
+    sysseek($beacon, 4 + 4 + 8 + 4 + 256 * 8, 0) or die "beacon seek: $!";
+    syswrite($beacon, pack('l<', $state_of{$mode} // 2)) == 4 or die "beacon write: $!";
+}
 sub str { my ($s) = @_; return pack('V', length($s)) . $s; }
 
 # Returns a reply frame for request kind with status code, message and payload fields.
@@ -122,12 +135,18 @@ while (1) {
             if (!$n) { print STDERR "info: the launcher is gone\n"; unlink $socket_path; exit 0; }
             next;
         }
-        # (modes reset and version9 read a header at a time, to close with a GENERATE's payload unread)
-        my $early = $mode eq 'reset' || $mode eq 'version9';
+        # (modes reset, version9 and exit-unread read a header at a time, to close with a GENERATE's payload unread)
+        my $early = $mode eq 'reset' || $mode eq 'version9' || $mode eq 'exit-unread';
         my $n = sysread($fh, my $data, $early ? 16 : 65536);
         if (!$n) { $sel->remove($fh); delete $buf{$fh}; close($fh); next; }
         $buf{$fh} .= $data;
         if ($early && length($buf{$fh}) >= 16 && (unpack('VvvVV', $buf{$fh}))[2] == 5) {
+            if ($mode eq 'exit-unread') {
+                open(my $mark, '>', "$socket_path.exited") or die "$socket_path.exited: $!";
+                close($mark);
+                print STDERR "error: fake server exits before it reads a request\n";
+                POSIX::_exit(3);
+            }
             $failed++;
             print $fh reply(5, (unpack('VvvVV', $buf{$fh}))[3], 15, 'this side speaks protocol version 9')
               if $mode eq 'version9';
