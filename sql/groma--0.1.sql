@@ -441,6 +441,7 @@ DECLARE
     one_answer @extschema@.groma_answer[];
     one_failure pg_catalog.text[];
     answered_alone pg_catalog.tid;
+    written_at pg_catalog.tid;
     failed_in_a_row int := 0;
     control_answered bool;
 BEGIN
@@ -538,20 +539,25 @@ BEGIN
                 answers[k] := one_answer[1];
                 failures[k] := one_failure[1];
                 -- two rows in a row failed alone: the server, not the images, may be at fault.  An image answered
-                -- before (one of this chunk's, else a captioned row's) tells: the call ends unless it is answered
+                -- before (one of this chunk's, else one this call captioned, else a captioned row's) tells: the
+                -- call ends unless it is answered
                 IF failed_in_a_row OPERATOR(pg_catalog.>=) 2 THEN
                     BEGIN
-                        -- (NULL when there is no such image)
+                        -- (NULL when there is no such image, or the model cannot take it after all)
                         EXECUTE pg_catalog.format(
-                            'SELECT CASE WHEN x.img IS NOT NULL THEN c.answers[1] IS NOT NULL END
+                            'SELECT CASE WHEN x.img IS NOT NULL AND c.failures[1] IS NULL THEN c.answers[1] IS NOT NULL END
                              FROM (SELECT COALESCE(
                                        (SELECT t.%2$I::pg_catalog.bytea FROM ONLY %1$s t
                                         WHERE t.ctid OPERATOR(pg_catalog.=) $2),
                                        (SELECT t.%2$I::pg_catalog.bytea FROM ONLY %1$s t
+                                        WHERE t.ctid OPERATOR(pg_catalog.=) $3 AND NOT (t.%3$I IS NULL)),
+                                       (SELECT t.%2$I::pg_catalog.bytea FROM ONLY %1$s t
                                         WHERE NOT (t.%3$I IS NULL) AND t.%2$I IS NOT NULL LIMIT 1)) AS img) x,
                                   @extschema@.groma_caption_chunk(ARRAY[x.img], $1) c',
-                            tbl, img_column, caption_column) INTO control_answered USING detailed, answered_alone;
+                            tbl, img_column, caption_column)
+                            INTO control_answered USING detailed, answered_alone, written_at;
                     EXCEPTION WHEN SQLSTATE '58000' THEN
+                        GET STACKED DIAGNOSTICS lost_message = MESSAGE_TEXT;
                         control_answered := false;
                     END;
                     IF NOT COALESCE(control_answered, false) THEN
@@ -583,6 +589,8 @@ BEGIN
                         RETURNING a.row_id AS old_id, t.ctid AS new_id)
              SELECT pg_catalog.array_agg(old_id), pg_catalog.array_agg(new_id) FROM u',
             tbl, caption_column, value_sql) INTO updated_ids, new_ids USING row_ids, answers, failures;
+        -- (an image this call captioned, should the server's health need telling later)
+        written_at := COALESCE(new_ids[1], written_at);
         -- the deferred triggers fire now, not at the COMMIT: what they do to the rows is seen below
         SET CONSTRAINTS ALL IMMEDIATE;
         -- where each row not failed should be now: the new version of an updated row, the same place for one a

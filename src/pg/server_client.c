@@ -90,6 +90,7 @@ static TimestampTz unready_at[GROMA_MAX_SERVERS];	/* when it last answered so */
 									 * waited out (its requests' work is not thrown away) */
 #define BULK_RESEND_FIRST_MS 50		/* a bulk call refused as busy with nothing else in flight tries again after this */
 #define BULK_RESEND_MAX_MS 1000		/* the delay doubles up to this */
+#define BULK_MAX_EXITS_AWAITED 3	/* server processes a bulk call waits for after they ended before reading */
 static uint32 next_request_id = 0;
 static int	counted_slot = -1;		/* the slot whose in_flight counts our outstanding request */
 static bool exit_callback_registered = false;
@@ -1384,6 +1385,8 @@ typedef struct bulk_pending
 	int			n_conns;
 	int			await_ms;		/* how long the call may wait for servers gone before they read a request (0: not) */
 	TimestampTz await_until;	/* when that wait, counted from the first, ends (0: none yet) */
+	int			exits_awaited;	/* server processes it has waited for so */
+	int			last_awaited_pid;	/* the last of them */
 } bulk_pending;
 
 /* Returns request req encoded as one frame in palloc'd memory (its id assigned here), its length in *len. */
@@ -1433,7 +1436,7 @@ bulk_make_wait_set(bulk_pending *pending)
 		}
 }
 
-static bool bulk_await_ended(int slot, int pid, bulk_pending *pending);
+static bool bulk_await_ended(int slot, const groma_server_slot *sent_to, bulk_pending *pending);
 
 /* Adds connection c's socket to the bulk call's wait set, making the set again first when it is full. */
 static void
@@ -1475,7 +1478,7 @@ bulk_open(bulk_connection *c, bulk_pending *pending, uint32 this_time)
 		if (!other_slot_running(*avoid | (1u << c->slot)))
 		{
 			/* the only server ended (the call may wait for it to come back), or the failure is raised */
-			if (!bulk_await_ended(c->slot, c->snap.pid, pending))
+			if (!bulk_await_ended(c->slot, &c->snap, pending))
 				report_io_failure(c->slot, &c->snap, IO_CONNECT_FAILED, groma_request_timeout);
 			continue;
 		}
@@ -1531,23 +1534,41 @@ bulk_move(bulk_connection *c, bulk_pending *pending)
 
 /*
  * Waits, when the bulk call may (pending->await_ms), for a server to take
- * calls after slot's process pid ended: true once one does.  False when the
- * call does not wait, pid has not ended (the launcher records no exit
- * within 2 s), the call's wait is over (await_ms after its first), or no
- * server came back.
+ * calls after the process of slot that sent_to describes ended: true once
+ * one does.  Servers the call had set aside meanwhile (loading) are taken
+ * back if ready, and the deadlines of the requests still outstanding start
+ * again, since the wait is no fault of theirs.  False when the call does
+ * not wait, the process has not ended (the launcher records no exit within
+ * 2 s), the call's wait is over (await_ms after its first), or no server
+ * came back.  The fourth server process that ends before reading one of
+ * the call's requests is not waited for: the request is then reported as
+ * lost with it (58000), since its arrival may be what ends them.
  */
 static bool
-bulk_await_ended(int slot, int pid, bulk_pending *pending)
+bulk_await_ended(int slot, const groma_server_slot *sent_to, bulk_pending *pending)
 {
 	groma_server_slot now;
 	long		left;
 
-	if (pending->await_ms <= 0 || !wait_for_exit_record(slot, pid, &now))
+	if (pending->await_ms <= 0 || !wait_for_exit_record(slot, sent_to->pid, &now))
 		return false;
+	if (sent_to->pid != pending->last_awaited_pid)
+	{
+		pending->last_awaited_pid = sent_to->pid;
+		if (++pending->exits_awaited > BULK_MAX_EXITS_AWAITED)
+			report_io_failure(slot, sent_to, IO_CLOSED, groma_request_timeout);
+	}
 	if (pending->await_until == 0)
 		pending->await_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), pending->await_ms);
 	left = ms_left(pending->await_until);
-	return left > 0 && groma_client_await_server((int) left);
+	if (left <= 0 || !groma_client_await_server((int) left))
+		return false;
+	pending->avoid = readmit_ready(pending->avoid & ~(1u << slot), pending->unready);
+	pending->unready &= pending->avoid;
+	for (int k = 0; k < pending->n_conns; k++)
+		if (pending->conns[k].req >= 0 && pending->conns[k].deadline != 0)
+			pending->conns[k].deadline = deadline_after(groma_request_timeout);
+	return true;
 }
 
 /*
@@ -1559,12 +1580,9 @@ bulk_await_ended(int slot, int pid, bulk_pending *pending)
 static bool
 bulk_await_restart(bulk_connection *c, bulk_pending *pending)
 {
-	if (!bulk_await_ended(c->slot, c->snap.pid, pending))
+	if (!bulk_await_ended(c->slot, &c->snap, pending))
 		return false;
 	bulk_give_back(c, pending);
-	/* the server that ended is the one waited for: it is avoided no longer */
-	pending->avoid &= ~(1u << c->slot);
-	pending->unready &= ~(1u << c->slot);
 	bulk_open(c, pending, 0);
 	return true;
 }

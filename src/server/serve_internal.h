@@ -219,7 +219,9 @@ void		serve_test_stall(const serve_state *s, serve_job *const *jobs, int n, bool
  * GROMA_SERVER_TEST_CRASH=1 (or the name of s's socket file before the
  * dot) and the image of one of jobs[n] holds the words "groma test:
  * crash" (a JPEG comment): the image that crashes the server, for the
- * tests of what a session does then.  Otherwise returns at once.
+ * tests of what a session does then; GROMA_SERVER_TEST_CRASH=every kills
+ * it on every request (a server broken for good).  Otherwise returns at
+ * once.
  */
 void		serve_test_crash(const serve_state *s, serve_job *const *jobs, int n);
 

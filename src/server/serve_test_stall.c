@@ -6,7 +6,8 @@
  * prompt asks for it, or whose image carries the words (a JPEG comment);
  * with GROMA_SERVER_TEST_CRASH=1 (or NAME) it dies of SIGSEGV on a
  * request whose image carries "groma test: crash", as a decoder's bug
- * could make it.  GROMA_SERVER_TEST_LOAD_STALL=MS (or NAME:MS, for
+ * could make it (=every: on every request, as a broken server would).
+ * GROMA_SERVER_TEST_LOAD_STALL=MS (or NAME:MS, for
  * that server alone) makes its model load wait MS milliseconds before it
  * reads anything, and GROMA_SERVER_TEST_EXIT_DELAY=MS makes a hung
  * server wait that long between hanging up its connections and exiting
@@ -18,6 +19,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -111,15 +113,20 @@ serve_test_crash(const serve_state *s, serve_job *const *jobs, int n)
 {
 	struct rlimit no_core = {0, 0};
 
-	if (!hook_enabled("GROMA_SERVER_TEST_CRASH", s->opt->socket_path))
+	const char *crash = getenv("GROMA_SERVER_TEST_CRASH");
+	bool		every = crash != NULL && strcmp(crash, "every") == 0;
+
+	if (!every && !hook_enabled("GROMA_SERVER_TEST_CRASH", s->opt->socket_path))
 		return;
 	for (int i = 0; i < n; i++)
 	{
-		if (!image_carries(&jobs[i]->req, CRASH_MARK))
+		if (!every && !image_carries(&jobs[i]->req, CRASH_MARK))
 			continue;
 		serve_log(SERVE_LOG_WARNING, "request %u crashes groma-server, as GROMA_SERVER_TEST_CRASH allows",
 				  (unsigned) jobs[i]->req.id);
-		setrlimit(RLIMIT_CORE, &no_core);	/* a test's crash leaves no core file */
+		/* a test's crash leaves no core file (not dumpable: also where core_pattern pipes to a program) */
+		setrlimit(RLIMIT_CORE, &no_core);
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 		signal(SIGSEGV, SIG_DFL);
 		raise(SIGSEGV);
 	}

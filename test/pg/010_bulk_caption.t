@@ -45,14 +45,7 @@ for my $i (0 .. 8) {
     sql("INSERT INTO photos (id, img) VALUES ($i + 1, " . image_sql($names[$i % 3]) . ")");
 }
 # counts every update of a row's caption, so a caption written twice shows
-sql(q{CREATE FUNCTION count_caption() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.caption IS DISTINCT FROM OLD.caption THEN
-        NEW.times := OLD.times + 1;
-    END IF;
-    RETURN NEW;
-END $$});
-sql("CREATE TRIGGER count_caption BEFORE UPDATE ON photos FOR EACH ROW EXECUTE FUNCTION count_caption()");
+count_caption_writes($node, 'photos');
 # the row-by-row answer of each distinct image
 sql("CREATE TABLE single AS SELECT img, groma_caption(img)::text AS caption FROM (SELECT DISTINCT img FROM photos) s");
 step('row-by-row captions of the 3 images');

@@ -14,7 +14,7 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(groma_node image_sql wait_until status_row step start_query finish_query
-  proc_alive $root $model);
+  proc_alive count_caption_writes $root $model);
 
 our $root = $ENV{GROMA_SOURCE_DIR} // '.';
 our $model = "$root/test/golden/tiny-groma";
@@ -135,6 +135,21 @@ sub proc_alive {
     close($f);
     return 0 unless $stat =~ /^\d+ \((.*)\) (\S)/;
     return $1 eq 'groma-server' && $2 ne 'Z';
+}
+
+# Creates the trigger function count_caption() and a BEFORE UPDATE trigger of it on table, which adds one to the
+# row's times column each time its caption column changes, so that a caption written twice shows.
+sub count_caption_writes {
+    my ($node, $table) = @_;
+    $node->safe_psql('postgres', q{CREATE OR REPLACE FUNCTION count_caption() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.caption IS DISTINCT FROM OLD.caption THEN
+        NEW.times := OLD.times + 1;
+    END IF;
+    RETURN NEW;
+END $$});
+    $node->safe_psql('postgres',
+        "CREATE TRIGGER count_caption BEFORE UPDATE ON $table FOR EACH ROW EXECUTE FUNCTION count_caption()");
 }
 
 1;

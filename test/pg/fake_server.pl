@@ -35,6 +35,9 @@ use POSIX ();
 my ($socket_path, $mode, $watch_fd, $device_id, $beacon_fd) = ('', '', -1, -1, -1);
 GetOptions('socket=s' => \$socket_path, 'model=s' => \$mode, 'watch-fd=i' => \$watch_fd, 'device-id=i' => \$device_id,
            'beacon-fd=i' => \$beacon_fd);
+# (the modes of one server of two write no state into the beacon: both look starting, so that calls go to both
+# and server 0's answers are what moves them)
+my $writes_beacon = $mode !~ /-0$/;
 $mode = $device_id == 0 ? 'loading' : 'groundings' if $mode eq 'loading-0';
 $mode = $device_id == 0 ? 'reset' : 'groundings' if $mode eq 'reset-0';
 $mode = $device_id == 0 ? 'busy' : 'groundings' if $mode eq 'busy-0';
@@ -63,7 +66,7 @@ my %state_of = (loading => 1, failed => 4, '' => 3);
 
 # Writes the state STATUS reports into the beacon the launcher shares (--beacon-fd), as groma-server does: the
 # 32-bit field after seq, watchdog_ms, call_since_ms, n_in_call and 256 in_call entries (protocol.h).
-if ($beacon_fd >= 0) {
+if ($beacon_fd >= 0 && $writes_beacon) {
     open(my $beacon, '+<&=', $beacon_fd) or die "beacon fd $beacon_fd: $!";
     sysseek($beacon, 4 + 4 + 8 + 4 + 256 * 8, 0) or die "beacon seek: $!";
     syswrite($beacon, pack('l<', $state_of{$mode} // 2)) == 4 or die "beacon write: $!";
