@@ -508,11 +508,13 @@ BEGIN
             -- groma-server was lost (it crashed, exited, or its watchdog ended it), or failed on the GPU, while it
             -- had the chunk's requests: one image may be the cause, and the next call would take the same chunk
             -- first.  Each row is captioned again alone (once the server is back), and a row whose own call fails
-            -- so again is left NULL like an image the model cannot take
+            -- so again is left NULL like an image the model cannot take (a chunk of one row was that row alone)
             GET STACKED DIAGNOSTICS lost_message = MESSAGE_TEXT;
-            RAISE WARNING 'groma_caption_table: a chunk of % row(s) of % failed: %', pg_catalog.cardinality(ids), tbl,
-                          lost_message
-                USING DETAIL = 'Its rows are captioned again one at a time, to find an image that causes it.';
+            IF pg_catalog.cardinality(ids) OPERATOR(pg_catalog.>) 1 THEN
+                RAISE WARNING 'groma_caption_table: a chunk of % row(s) of % failed: %', pg_catalog.cardinality(ids),
+                              tbl, lost_message
+                    USING DETAIL = 'Its rows are captioned again one at a time, to find an image that causes it.';
+            END IF;
             EXECUTE pg_catalog.format(
                 'SELECT pg_catalog.array_agg(t.ctid), pg_catalog.array_agg(%2$s)
                  FROM ONLY %1$s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)', tbl, key_sql)
@@ -521,26 +523,33 @@ BEGIN
             failures := '{}';
             answered_alone := NULL;
             FOR k IN 1 .. COALESCE(pg_catalog.cardinality(row_ids), 0) LOOP
-                BEGIN
-                    EXECUTE pg_catalog.format(
-                        'SELECT c.answers, c.failures FROM @extschema@.groma_caption_chunk(ARRAY[
-                             (SELECT t.%2$I::pg_catalog.bytea FROM ONLY %1$s t WHERE t.ctid OPERATOR(pg_catalog.=) $1)],
-                             $2) c', tbl, img_column) INTO one_answer, one_failure USING row_ids[k], detailed;
-                    failed_in_a_row := 0;
-                    IF one_failure[1] IS NULL THEN
-                        answered_alone := row_ids[k];
-                    END IF;
-                EXCEPTION WHEN SQLSTATE '58000' THEN
-                    GET STACKED DIAGNOSTICS lost_message = MESSAGE_TEXT;
+                IF pg_catalog.cardinality(row_ids) OPERATOR(pg_catalog.=) 1 THEN
                     one_answer := '{NULL}';
-                    one_failure := ARRAY['captioned alone, it failed again: ' OPERATOR(pg_catalog.||) lost_message];
+                    one_failure := ARRAY['captioned alone, it failed: ' OPERATOR(pg_catalog.||) lost_message];
                     failed_in_a_row := failed_in_a_row OPERATOR(pg_catalog.+) 1;
-                END;
+                ELSE
+                    BEGIN
+                        EXECUTE pg_catalog.format(
+                            'SELECT c.answers, c.failures FROM @extschema@.groma_caption_chunk(ARRAY[
+                                 (SELECT t.%2$I::pg_catalog.bytea FROM ONLY %1$s t
+                                  WHERE t.ctid OPERATOR(pg_catalog.=) $1)], $2) c', tbl, img_column)
+                            INTO one_answer, one_failure USING row_ids[k], detailed;
+                        failed_in_a_row := 0;
+                        IF one_failure[1] IS NULL THEN
+                            answered_alone := row_ids[k];
+                        END IF;
+                    EXCEPTION WHEN SQLSTATE '58000' THEN
+                        GET STACKED DIAGNOSTICS lost_message = MESSAGE_TEXT;
+                        one_answer := '{NULL}';
+                        one_failure := ARRAY['captioned alone, it failed again: ' OPERATOR(pg_catalog.||) lost_message];
+                        failed_in_a_row := failed_in_a_row OPERATOR(pg_catalog.+) 1;
+                    END;
+                END IF;
                 answers[k] := one_answer[1];
                 failures[k] := one_failure[1];
                 -- two rows in a row failed alone: the server, not the images, may be at fault.  An image answered
                 -- before (one of this chunk's, else one this call captioned, else a captioned row's) tells: the
-                -- call ends unless it is answered
+                -- call ends unless it is answered.  Without one the call goes on until 8 rows in a row failed
                 IF failed_in_a_row OPERATOR(pg_catalog.>=) 2 THEN
                     BEGIN
                         -- (NULL when there is no such image, or the model cannot take it after all)
@@ -560,7 +569,7 @@ BEGIN
                         GET STACKED DIAGNOSTICS lost_message = MESSAGE_TEXT;
                         control_answered := false;
                     END;
-                    IF NOT COALESCE(control_answered, false) THEN
+                    IF NOT COALESCE(control_answered, failed_in_a_row OPERATOR(pg_catalog.<) 8) THEN
                         RAISE EXCEPTION 'groma_caption_table: groma-server failed on % images of % in a row, each captioned alone, and %',
                                         failed_in_a_row, tbl,
                                         CASE WHEN control_answered IS NULL THEN 'no image was answered before to tell whether it can answer any'
@@ -570,7 +579,9 @@ BEGIN
                                   HINT = 'groma-server, not these images, seems at fault: its log (and groma_status()) '
                                          'says more. The chunks committed before are kept; CALL it again once it is mended.';
                     END IF;
-                    failed_in_a_row := 0;
+                    IF control_answered THEN
+                        failed_in_a_row := 0;
+                    END IF;
                 END IF;
             END LOOP;
         END;

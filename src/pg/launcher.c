@@ -71,6 +71,7 @@ typedef struct launcher_slot
 	int64		long_call_since;	/* the beacon's call_since_ms of a call logged as long; 0: none */
 	int64		long_call_age_ms;	/* how long that call had lasted at the last look */
 	int64		stuck_lock_since;	/* the beacon's lock_stuck_since_ms of a hold logged as long; 0: none */
+	bool		was_ready;		/* its process has had its model loaded (its beacon said ready) */
 } launcher_slot;
 
 static launcher_slot slots[GROMA_MAX_SERVERS];
@@ -285,14 +286,19 @@ exec_server(const char *program, char **argv, int output_w, int watch_r, int bea
 	_exit(127);
 }
 
-/* Schedules a slot's next start after its backoff delay and doubles the delay. */
+/*
+ * Schedules a slot's next start after its backoff delay and doubles the
+ * delay; the delay starts again from BACKOFF_FIRST_MS after a process that
+ * had loaded its model or had run for STABLE_UPTIME_MS.
+ */
 static void
 schedule_restart(int i)
 {
 	launcher_slot *ls = &slots[i];
 	TimestampTz now = GetCurrentTimestamp();
 
-	if (ls->started_at != 0 && TimestampDifferenceExceeds(ls->started_at, now, STABLE_UPTIME_MS))
+	/* the delay grows while starts fail; a process that loaded its model (then met an image that crashes it) did not */
+	if (ls->started_at != 0 && (ls->was_ready || TimestampDifferenceExceeds(ls->started_at, now, STABLE_UPTIME_MS)))
 		ls->backoff_ms = BACKOFF_FIRST_MS;
 	ls->next_start = TimestampTzPlusMilliseconds(now, ls->backoff_ms);
 	ls->backoff_ms = Min(ls->backoff_ms * 2, BACKOFF_MAX_MS);
@@ -487,6 +493,7 @@ start_server(int i)
 	ls->watch_fd = watch_pipe[1];
 	ls->line_len = 0;
 	ls->started_at = GetCurrentTimestamp();
+	ls->was_ready = false;
 
 	SpinLockAcquire(&s->mutex);
 	if (s->generation > 0)
@@ -821,6 +828,7 @@ watch_model_call(int i)
 	s->looked_at = ls->beacon != NULL ? now : 0;
 	s->watchdog_ms = beacon.watchdog_ms;
 	s->server_state = beacon.state;
+	ls->was_ready |= beacon.state == GROMA_SERVER_READY;
 	s->n_in_call = beacon.n_in_call;
 	memcpy(s->in_call, beacon.in_call, sizeof(groma_beacon_request) * beacon.n_in_call);
 	SpinLockRelease(&s->mutex);
