@@ -562,7 +562,8 @@ wait_for_exit_record(int slot, int pid, groma_server_slot *snap)
 		groma_registry_snapshot(slot, snap);
 		if (pid > 0 && (snap->last_exit_pid == pid || ended_as_hung(snap, pid)))
 			return true;
-		if (waited >= EXIT_RECORD_WAIT_MS)
+		/* (no process was known: there is no exit to wait for) */
+		if (pid <= 0 || waited >= EXIT_RECORD_WAIT_MS)
 			return false;
 		sleep_ms(EXIT_RECORD_POLL_MS);
 	}

@@ -247,10 +247,10 @@ step('cancelled and resumed CALL');
 # again, one at a time, so the CALL completes
 sql('UPDATE photos SET caption = NULL WHERE id % 5 < 2');
 my $doomed = status_row($workers[1])->{pid};
-my $served_before = status_row($workers[1])->{served};
+my $doomed_served = status_row($workers[1])->{served};
 # (killed once it has answered a request of these jobs, so while their chunks run)
 ($rc, $out, $err) = run_bulk('bulkkill', 4, sub {
-    kill('KILL', $doomed) if status_row($workers[1])->{served} > $served_before && proc_alive($doomed);
+    kill('KILL', $doomed) if status_row($workers[1])->{served} > $doomed_served && proc_alive($doomed);
 });
 ok(!proc_alive($doomed), "the worker's groma-server was killed under the shard jobs");
 is($rc, 0, 'CALL groma_caption_table completes all the same') or diag($err);
