@@ -116,9 +116,11 @@ call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work 
 
 			/* the server is checked before the first image's header (an array of NULLs needs none) */
 			if (!registry_checked)
+			{
 				groma_client_require_registry();
-			if (!registry_checked && faults != NULL)
-				(void) groma_client_await_server(await_ms);
+				if (faults != NULL)
+					(void) groma_client_await_server(await_ms);
+			}
 			registry_checked = true;
 			at.current = i;
 			if (faults != NULL)

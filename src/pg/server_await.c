@@ -32,8 +32,6 @@ typedef enum slot_outlook
 static slot_outlook
 outlook_of(const groma_server_slot *snap)
 {
-	bool		fresh = groma_client_look_is_fresh(snap);
-
 	/* its exit is recorded a moment before the launcher says it waits to start it again */
 	if (snap->pid != 0 && snap->last_exit_pid == snap->pid)
 		return SLOT_ON_ITS_WAY;
@@ -51,8 +49,8 @@ outlook_of(const groma_server_slot *snap)
 				return SLOT_ON_ITS_WAY;
 			if (snap->suspended_since != 0)
 				return SLOT_OUT;
-			/* without a fresh look nothing says it cannot run models: the call finds out */
-			if (!fresh || snap->server_state == GROMA_SERVER_READY || snap->server_state == GROMA_SERVER_NO_MODEL)
+			/* (without a fresh look nothing says it cannot run models: the call finds out) */
+			if (!groma_client_known_unready(snap))
 				return SLOT_TAKES_CALLS;
 			if (snap->server_state == GROMA_SERVER_STARTING || snap->server_state == GROMA_SERVER_LOADING ||
 				snap->server_state == GROMA_SERVER_STOPPING)

@@ -824,13 +824,9 @@ slot_model_ready(const groma_server_slot *snap)
 	return groma_client_look_is_fresh(snap) && snap->server_state == GROMA_SERVER_READY;
 }
 
-/*
- * Returns true when the launcher's last look, within BEACON_STALE_MS, found
- * snap's server unable to run anything yet or any more: starting, loading,
- * failed or stopping (one without a model still runs image checks).
- */
-static bool
-slot_known_unready(const groma_server_slot *snap)
+/* Returns true when the launcher's last look found snap's server unable to run models; see server_client.h. */
+bool
+groma_client_known_unready(const groma_server_slot *snap)
 {
 	return groma_client_look_is_fresh(snap) && snap->server_state != GROMA_SERVER_READY &&
 		snap->server_state != GROMA_SERVER_NO_MODEL;
@@ -945,7 +941,7 @@ choose_slot(groma_server_slot *snap, uint32 exclude)
 				continue;
 			groma_registry_snapshot(i, &s);
 			if (!slot_takes_calls(&s) ||
-				(pass <= 1 && slot_known_unready(&s)) ||
+				(pass <= 1 && groma_client_known_unready(&s)) ||
 				(pass == 0 && (recently_unready(i, &s, now) || slot_in_long_call(&s, now))))
 				continue;
 			if (best < 0 || pg_atomic_read_u32(&s.in_flight) < best_load)
@@ -1009,7 +1005,7 @@ suspended_within_grace(const groma_server_slot *snap)
 static bool
 slot_takes_calls_promptly(const groma_server_slot *snap)
 {
-	return slot_takes_calls(snap) && !slot_known_unready(snap) && !slot_in_long_call(snap, GetCurrentTimestamp());
+	return slot_takes_calls(snap) && !groma_client_known_unready(snap) && !slot_in_long_call(snap, GetCurrentTimestamp());
 }
 
 /*

@@ -36,6 +36,14 @@ struct groma_server_slot;
  */
 bool		groma_client_look_is_fresh(const struct groma_server_slot *snap);
 
+/*
+ * Returns true when the launcher's last look, within the last second,
+ * found snap's server unable to run anything yet or any more: starting,
+ * loading, failed or stopping (one without a model still runs image
+ * checks).
+ */
+bool		groma_client_known_unready(const struct groma_server_slot *snap);
+
 /* Raises ERROR 55000 unless groma.so was loaded through shared_preload_libraries. */
 void		groma_client_require_registry(void);
 

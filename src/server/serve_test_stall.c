@@ -111,10 +111,9 @@ serve_test_stall(const serve_state *s, serve_job *const *jobs, int n, bool locke
 void
 serve_test_crash(const serve_state *s, serve_job *const *jobs, int n)
 {
-	struct rlimit no_core = {0, 0};
-
 	const char *crash = getenv("GROMA_SERVER_TEST_CRASH");
 	bool		every = crash != NULL && strcmp(crash, "every") == 0;
+	struct rlimit no_core = {0, 0};
 
 	if (!every && !hook_enabled("GROMA_SERVER_TEST_CRASH", s->opt->socket_path))
 		return;
