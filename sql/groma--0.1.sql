@@ -201,12 +201,15 @@ COMMENT ON FUNCTION groma_caption_many(bytea[], bool) IS
 -- that an image the model cannot take (damaged, unsupported, over a JPEG
 -- limit), or whose caption the database's encoding cannot hold, gets a NULL
 -- answer and its reason in failures (same subscript) instead of failing the
--- whole call, so the other rows' answers are kept.
-CREATE FUNCTION groma_caption_chunk(imgs bytea[], detailed bool, OUT answers groma_answer[], OUT failures text[])
+-- whole call, so the other rows' answers are kept.  With alone, each image
+-- runs in model calls of its own on groma-server (no other request, of any
+-- session, batched with it), so that a server lost there was lost on it.
+CREATE FUNCTION groma_caption_chunk(imgs bytea[], detailed bool, alone bool DEFAULT false,
+                                    OUT answers groma_answer[], OUT failures text[])
 AS 'MODULE_PATHNAME', 'groma_caption_chunk'
 LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
 
-COMMENT ON FUNCTION groma_caption_chunk(bytea[], bool) IS
+COMMENT ON FUNCTION groma_caption_chunk(bytea[], bool, bool) IS
 'internal: groma_caption_table''s captions of one chunk, with a reason in place of each image that failed';
 
 -- The model's grounded answers to one prompt about each image of an array,
@@ -506,15 +509,16 @@ BEGIN
             failed_in_a_row := 0;
         EXCEPTION WHEN SQLSTATE '58000' THEN
             -- groma-server was lost (it crashed, exited, or its watchdog ended it), or failed on the GPU, while it
-            -- had the chunk's requests: one image may be the cause, and the next call would take the same chunk
-            -- first.  Each row is captioned again alone (once the server is back), and a row whose own call fails
-            -- so again is left NULL like an image the model cannot take (a chunk of one row was that row alone)
+            -- had the chunk's requests in its model call: one image may be the cause, and the next call would take
+            -- the same chunk first.  (Requests of the chunk that were only queued there were sent again by
+            -- groma_caption_chunk.)  Each row is captioned again alone (once the server is back), in model calls
+            -- of its own, also the row of a chunk of one (other sessions' requests may have shared its call); a
+            -- row whose own call fails so again is left NULL like an image the model cannot take
             GET STACKED DIAGNOSTICS lost_message = MESSAGE_TEXT;
-            IF pg_catalog.cardinality(ids) OPERATOR(pg_catalog.>) 1 THEN
-                RAISE WARNING 'groma_caption_table: a chunk of % row(s) of % failed: %', pg_catalog.cardinality(ids),
-                              tbl, lost_message
-                    USING DETAIL = 'Its rows are captioned again one at a time, to find an image that causes it.';
-            END IF;
+            RAISE WARNING 'groma_caption_table: a chunk of % row(s) of % failed: %', pg_catalog.cardinality(ids),
+                          tbl, lost_message
+                USING DETAIL = 'Its rows are captioned again one at a time, each in model calls of its own, to find '
+                               'an image that causes it.';
             EXECUTE pg_catalog.format(
                 'SELECT pg_catalog.array_agg(t.ctid), pg_catalog.array_agg(%2$s)
                  FROM ONLY %1$s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)', tbl, key_sql)
@@ -523,28 +527,22 @@ BEGIN
             failures := '{}';
             answered_alone := NULL;
             FOR k IN 1 .. COALESCE(pg_catalog.cardinality(row_ids), 0) LOOP
-                IF pg_catalog.cardinality(row_ids) OPERATOR(pg_catalog.=) 1 THEN
+                BEGIN
+                    EXECUTE pg_catalog.format(
+                        'SELECT c.answers, c.failures FROM @extschema@.groma_caption_chunk(ARRAY[
+                             (SELECT t.%2$I::pg_catalog.bytea FROM ONLY %1$s t
+                              WHERE t.ctid OPERATOR(pg_catalog.=) $1)], $2, true) c', tbl, img_column)
+                        INTO one_answer, one_failure USING row_ids[k], detailed;
+                    failed_in_a_row := 0;
+                    IF one_failure[1] IS NULL THEN
+                        answered_alone := row_ids[k];
+                    END IF;
+                EXCEPTION WHEN SQLSTATE '58000' THEN
+                    GET STACKED DIAGNOSTICS lost_message = MESSAGE_TEXT;
                     one_answer := '{NULL}';
-                    one_failure := ARRAY['captioned alone, it failed: ' OPERATOR(pg_catalog.||) lost_message];
+                    one_failure := ARRAY['captioned alone, it failed again: ' OPERATOR(pg_catalog.||) lost_message];
                     failed_in_a_row := failed_in_a_row OPERATOR(pg_catalog.+) 1;
-                ELSE
-                    BEGIN
-                        EXECUTE pg_catalog.format(
-                            'SELECT c.answers, c.failures FROM @extschema@.groma_caption_chunk(ARRAY[
-                                 (SELECT t.%2$I::pg_catalog.bytea FROM ONLY %1$s t
-                                  WHERE t.ctid OPERATOR(pg_catalog.=) $1)], $2) c', tbl, img_column)
-                            INTO one_answer, one_failure USING row_ids[k], detailed;
-                        failed_in_a_row := 0;
-                        IF one_failure[1] IS NULL THEN
-                            answered_alone := row_ids[k];
-                        END IF;
-                    EXCEPTION WHEN SQLSTATE '58000' THEN
-                        GET STACKED DIAGNOSTICS lost_message = MESSAGE_TEXT;
-                        one_answer := '{NULL}';
-                        one_failure := ARRAY['captioned alone, it failed again: ' OPERATOR(pg_catalog.||) lost_message];
-                        failed_in_a_row := failed_in_a_row OPERATOR(pg_catalog.+) 1;
-                    END;
-                END IF;
+                END;
                 answers[k] := one_answer[1];
                 failures[k] := one_failure[1];
                 -- two rows in a row failed alone: the server, not the images, may be at fault.  An image answered
@@ -562,7 +560,7 @@ BEGIN
                                         WHERE t.ctid OPERATOR(pg_catalog.=) $3 AND NOT (t.%3$I IS NULL)),
                                        (SELECT t.%2$I::pg_catalog.bytea FROM ONLY %1$s t
                                         WHERE NOT (t.%3$I IS NULL) AND t.%2$I IS NOT NULL LIMIT 1)) AS img) x,
-                                  @extschema@.groma_caption_chunk(ARRAY[x.img], $1) c',
+                                  @extschema@.groma_caption_chunk(ARRAY[x.img], $1, true) c',
                             tbl, img_column, caption_column)
                             INTO control_answered USING detailed, answered_alone, written_at;
                     EXCEPTION WHEN SQLSTATE '58000' THEN

@@ -156,11 +156,16 @@ free_replies(groma_reply *replies, const bool *isnull, int n)
 			groma_reply_free(&replies[i]);
 }
 
-/* What every GENERATE request of an array call asks: a task (or -1, a free prompt) and its text (or NULL). */
+/*
+ * What every GENERATE request of an array call asks: a task (or -1, a free
+ * prompt), its text (or NULL), and whether each runs in model calls of its
+ * own (alone).
+ */
 typedef struct generate_job
 {
 	int32		task;
 	char	   *text;
+	bool		alone;
 } generate_job;
 
 /* Fills a GENERATE request for one image of an array call (arg: its generate_job). */
@@ -173,6 +178,7 @@ set_generate_request(groma_request *req, bytea *img, void *arg)
 	req->task = job->task;
 	req->text = job->text;
 	req->max_new_tokens = groma_max_new_tokens;
+	req->alone = job->alone;
 	groma_set_request_image(req, img);
 }
 
@@ -274,12 +280,14 @@ groma_caption_array(PG_FUNCTION_ARGS)
  * array of images as groma_caption_many returns them (answers), except that
  * an image the model cannot take, or whose caption the database's encoding
  * cannot hold, gets a NULL answer and its reason in failures (same
- * subscript) instead of failing the call.
+ * subscript) instead of failing the call.  With alone, each image runs in
+ * model calls of its own on groma-server, so that losing the server there
+ * blames that image only.
  */
 Datum
 groma_caption_chunk(PG_FUNCTION_ARGS)
 {
-	generate_job job = {PG_GETARG_BOOL(1) ? GROMA_TASK_CAPTION_DETAILED : GROMA_TASK_CAPTION, NULL};
+	generate_job job = {PG_GETARG_BOOL(1) ? GROMA_TASK_CAPTION_DETAILED : GROMA_TASK_CAPTION, NULL, PG_GETARG_BOOL(2)};
 	TupleDesc	tupdesc;
 	Oid			answer_type;
 	ArrayType  *failures;

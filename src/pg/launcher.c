@@ -512,11 +512,14 @@ start_server(int i)
 						 i, (int) pid, device, groma_model_path)));
 }
 
+static bool read_beacon(int i, groma_server_beacon *out);
+
 /*
  * Records the exit of a slot's server (status from waitpid; killed when
- * the launcher killed it for not stopping in time) and schedules its
- * restart.  A server whose beacon said it hung ended by its watchdog,
- * also when the launcher's kill came first.
+ * the launcher killed it for not stopping in time), with the requests of
+ * the model call it was in (so that backends resend theirs that were not
+ * in it), and schedules its restart.  A server whose beacon said it hung
+ * ended by its watchdog, also when the launcher's kill came first.
  */
 static void
 server_exited(int i, int status, bool killed)
@@ -529,6 +532,10 @@ server_exited(int i, int status, bool killed)
 		(ls->beacon != NULL && __atomic_load_n(&ls->beacon->hung, __ATOMIC_ACQUIRE) != 0);
 	groma_exit_cause cause = hung ? GROMA_EXIT_HUNG : killed ? GROMA_EXIT_FORCED : GROMA_EXIT_PLAIN;
 	char		how[128];
+	groma_server_beacon beacon;
+	/* the model call it was in when it ended, whose requests may be what ended it (-1: in none, or unread) */
+	bool		beacon_read = read_beacon(i, &beacon);
+	int			n_fatal = beacon_read && beacon.call_since_ms != 0 && beacon.n_in_call > 0 ? beacon.n_in_call : -1;
 
 	read_output(i);
 	close_output(i);
@@ -543,6 +550,9 @@ server_exited(int i, int status, bool killed)
 	s->last_exit_signal = signal;
 	s->last_exit_pid = ls->pid;
 	s->last_exit_cause = cause;
+	s->last_exit_n_in_call = n_fatal;
+	if (n_fatal > 0)
+		memcpy(s->last_exit_in_call, beacon.in_call, sizeof(groma_beacon_request) * n_fatal);
 	s->hung_exiting = false;
 	SpinLockRelease(&s->mutex);
 	ls->pid = 0;

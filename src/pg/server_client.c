@@ -1384,6 +1384,7 @@ typedef struct bulk_pending
 	TimestampTz await_until;	/* when that wait, counted from the first, ends (0: none yet) */
 	int			exits_awaited;	/* server processes it has waited for so */
 	int			last_awaited_pid;	/* the last of them */
+	groma_request **reqs;		/* the call's requests (conns[k].req indexes them) */
 } bulk_pending;
 
 /* Returns request req encoded as one frame in palloc'd memory (its id assigned here), its length in *len. */
@@ -1537,9 +1538,14 @@ bulk_move(bulk_connection *c, bulk_pending *pending)
  * again, since the wait is no fault of theirs.  False when the call does
  * not wait, the process has not ended (the launcher records no exit within
  * 2 s), the call's wait is over (await_ms after its first), or no server
- * came back.  The fourth server process that ends before reading one of
- * the call's requests is not waited for: the request is then reported as
- * lost with it (58000), since its arrival may be what ends them.
+ * came back.  The call fails at once (58000, as lost with the server)
+ * when the model call that process was in held another of its requests:
+ * the caller captions those rows again alone, and sending this one again
+ * first would only run it for nothing, or lose the server once more.  The
+ * fourth server process that ends before reading one of the call's
+ * requests, or with one queued, is not waited for: the request is then
+ * reported as lost with it (58000), since its arrival may be what ends
+ * them.
  */
 static bool
 bulk_await_ended(int slot, const groma_server_slot *sent_to, bulk_pending *pending)
@@ -1549,6 +1555,15 @@ bulk_await_ended(int slot, const groma_server_slot *sent_to, bulk_pending *pendi
 
 	if (pending->await_ms <= 0 || !wait_for_exit_record(slot, sent_to->pid, &now))
 		return false;
+	for (int k = 0; k < pending->n_conns; k++)
+	{
+		const bulk_connection *c = &pending->conns[k];
+
+		if (c->req >= 0 && c->slot == slot && c->snap.pid == sent_to->pid &&
+			groma_registry_fatal_call_role(slot, sent_to->pid, MyProcPid, pending->reqs[c->req]->id) ==
+			GROMA_FATAL_CALL_IN)
+			report_io_failure(slot, sent_to, IO_CLOSED, groma_request_timeout);
+	}
 	if (sent_to->pid != pending->last_awaited_pid)
 	{
 		pending->last_awaited_pid = sent_to->pid;
@@ -1570,7 +1585,8 @@ bulk_await_ended(int slot, const groma_server_slot *sent_to, bulk_pending *pendi
 
 /*
  * Takes back connection c's request, which its server (the only one left
- * to the call) never read because it ended, and opens c again once a
+ * to the call) never read, or only queued (bulk_lost_elsewhere), because
+ * it ended, and opens c again once a
  * server takes calls (bulk_await_ended): the request is sent again first.
  * Returns false, changing nothing, when the call does not wait for that.
  */
@@ -1582,6 +1598,24 @@ bulk_await_restart(bulk_connection *c, bulk_pending *pending)
 	bulk_give_back(c, pending);
 	bulk_open(c, pending, 0);
 	return true;
+}
+
+/*
+ * True when the request of connection c (req), lost with its server
+ * (which closed the connection after reading it), was not in the model
+ * call that server process was in when it ended (or is in while its
+ * watchdog ends it): it was queued behind other requests' fatal call, so
+ * it is no suspect and may be sent again.  Only for calls that may wait
+ * for a server to come back (groma_caption_table's chunks); false when the
+ * launcher recorded no such call.
+ */
+static bool
+bulk_lost_elsewhere(const bulk_connection *c, const groma_request *req, const bulk_pending *pending)
+{
+	groma_server_slot now;
+
+	return pending->await_ms > 0 && wait_for_exit_record(c->slot, c->snap.pid, &now) &&
+		groma_registry_fatal_call_role(c->slot, c->snap.pid, MyProcPid, req->id) == GROMA_FATAL_CALL_NOT_IN;
 }
 
 /*
@@ -1854,6 +1888,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 	pending->conns = conns;
 	pending->n_conns = n_conns;
 	pending->await_ms = await_ms;
+	pending->reqs = reqs;
 	for (int k = 0; k < n_conns; k++)
 	{
 		conns[k].fd = PGINVALID_SOCKET;
@@ -1917,9 +1952,11 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			bulk_uncount_one(c->slot);
 			/*
 			 * a server gone before it read the request leaves the call while
-			 * another runs, as for single calls; else the call may wait for it
+			 * another runs, as for single calls; else the call may wait for it.
+			 * So does one lost while its model call worked for others only
 			 */
-			if (r == IO_UNREAD && (bulk_move(c, pending) || bulk_await_restart(c, pending)))
+			if ((r == IO_UNREAD || (r == IO_CLOSED && bulk_lost_elsewhere(c, reqs[i], pending))) &&
+				(bulk_move(c, pending) || bulk_await_restart(c, pending)))
 			{
 				*current = -1;
 				bulk_send_next(c, reqs, n, pending);

@@ -110,3 +110,31 @@ groma_registry_in_call(int slot, int pid, uint32 id)
 	SpinLockRelease(&s->mutex);
 	return found;
 }
+
+/* Returns whether request id of process pid is among n entries of calls (GROMA_FATAL_CALL_UNKNOWN for n <= 0). */
+static groma_fatal_call_role
+role_in(const groma_beacon_request *calls, int n, int pid, uint32 id)
+{
+	if (n <= 0)
+		return GROMA_FATAL_CALL_UNKNOWN;
+	for (int i = 0; i < n; i++)
+		if (calls[i].client_pid == pid && calls[i].request_id == id)
+			return GROMA_FATAL_CALL_IN;
+	return GROMA_FATAL_CALL_NOT_IN;
+}
+
+/* Looks for a request in the model call of a server process that ended; see server_registry.h. */
+groma_fatal_call_role
+groma_registry_fatal_call_role(int slot, int server_pid, int pid, uint32 id)
+{
+	groma_server_slot *s = &groma_registry_shared->slots[slot];
+	groma_fatal_call_role role = GROMA_FATAL_CALL_UNKNOWN;
+
+	SpinLockAcquire(&s->mutex);
+	if (server_pid > 0 && s->last_exit_pid == server_pid)
+		role = role_in(s->last_exit_in_call, s->last_exit_n_in_call, pid, id);
+	else if (server_pid > 0 && s->pid == server_pid && s->hung_exiting)
+		role = role_in(s->in_call, s->n_in_call, pid, id);
+	SpinLockRelease(&s->mutex);
+	return role;
+}

@@ -67,6 +67,9 @@ typedef struct groma_server_slot
 	int			server_state;	/* its groma_server_state (loading, ready, ...), as its beacon says */
 	int			n_in_call;		/* requests its model call works for (not copied by groma_registry_snapshot) */
 	groma_beacon_request in_call[GROMA_BEACON_MAX_IN_CALL];
+	int			last_exit_n_in_call;	/* requests the model call it was in when it exited worked for (not
+										 * copied by groma_registry_snapshot); -1: unknown, or in none */
+	groma_beacon_request last_exit_in_call[GROMA_BEACON_MAX_IN_CALL];
 	pg_atomic_uint32 in_flight; /* requests backends have sent and not yet read back */
 } groma_server_slot;
 
@@ -88,5 +91,20 @@ void		groma_registry_snapshot(int slot, groma_server_slot *out);
 
 /* Returns true when slot's model call in progress, as the launcher last saw it, works for request id of process pid. */
 bool		groma_registry_in_call(int slot, int pid, uint32 id);
+
+/* Whether a request was in the model call of a server process that ended (or is being ended as hung). */
+typedef enum groma_fatal_call_role
+{
+	GROMA_FATAL_CALL_UNKNOWN = 0,	/* no record of that process's call: it was in none, or its beacon was unread */
+	GROMA_FATAL_CALL_IN,		/* the call worked for the request (with others or alone) */
+	GROMA_FATAL_CALL_NOT_IN		/* the call worked for other requests only: the request was queued, or unread */
+} groma_fatal_call_role;
+
+/*
+ * Returns whether request id of process pid was in the model call that
+ * server process server_pid of slot was in when it exited (as the
+ * launcher read its beacon then), or is in now while its watchdog ends it.
+ */
+groma_fatal_call_role groma_registry_fatal_call_role(int slot, int server_pid, int pid, uint32 id);
 
 #endif							/* GROMA_SERVER_REGISTRY_H */

@@ -479,6 +479,7 @@ groma_proto_encode_request(const groma_request *r, groma_wbuf *out)
 		put_i32(out, r->task);
 		put_str(out, r->text);
 		put_i32(out, r->max_new_tokens);
+		put_u8(out, r->alone ? 1 : 0);
 	}
 	else if (r->kind == GROMA_MSG_CANCEL)
 		put_u32(out, r->cancel_id);
@@ -563,8 +564,12 @@ groma_proto_decode_request(const groma_frame_header *h, const uint8_t *payload, 
 				q->task = get_i32(&r, "task");
 				q->text = get_str(&r, "text");
 				q->max_new_tokens = get_i32(&r, "max_new_tokens");
+				want = get_uint(&r, 1, "alone");
+				q->alone = want != 0;
 				if (q->task < -1 || q->task > 3)
 					fail_field(&r, "task");
+				if (want > 1)
+					fail_field(&r, "alone");
 			}
 			else if (h->kind == GROMA_MSG_DRAW)
 				get_draw_fields(&r, q);

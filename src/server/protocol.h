@@ -28,7 +28,7 @@
 #include "../runtime/status.h"
 
 #define GROMA_PROTO_MAGIC 0x414d5247u	/* "GRMA" as little-endian bytes */
-#define GROMA_PROTO_VERSION 5
+#define GROMA_PROTO_VERSION 6
 #define GROMA_PROTO_HEADER_BYTES 16
 
 /*
@@ -132,6 +132,7 @@ typedef struct groma_request
 	int32_t		task;			/* -1: text is a free prompt; else a groma_task and text its phrase (may be empty) */
 	char	   *text;			/* malloc'd, NUL-terminated UTF-8 */
 	int32_t		max_new_tokens;
+	bool		alone;			/* run in model calls that work for no other request (a suspect image told apart) */
 	/* CANCEL */
 	uint32_t	cancel_id;
 	/* DRAW: n_draw boxes and as many labels ("" or NULL: no label; draw_labels NULL: none at all) */

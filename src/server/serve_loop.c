@@ -284,7 +284,9 @@ overtake(serve_state *s, serve_job **jobs)
  * up to SERVE_VISION_BATCH consecutive REGIONS jobs, or as many GENERATE jobs
  * while the batch has room and the KV pool has room for all their first
  * blocks together (first_positions; checked by taking blocks and giving
- * them back).  A cancelled
+ * them back).  A GENERATE job asking to run alone (a suspect image
+ * captioned again) waits for the batch to empty and runs with no other
+ * GENERATE job beside it.  A cancelled
  * head is answered and dropped.  When no GENERATE job can start, queued
  * REGIONS jobs may go ahead (overtake).  Returns how many were taken into
  * jobs, all of one kind.
@@ -295,6 +297,10 @@ admit(serve_state *s, serve_job **jobs)
 	const groma_llama_config *cfg = &s->engine.session.model->llm.cfg;
 	groma_kv_cache trial[SERVE_VISION_BATCH];
 	int			n = 0;
+	bool		batch_alone = false;
+
+	for (int i = 0; i < s->n_batch; i++)
+		batch_alone |= s->batch[i]->req.alone;
 
 	while (s->head != NULL && !s->pool_wait && n < SERVE_VISION_BATCH)
 	{
@@ -316,6 +322,10 @@ admit(serve_state *s, serve_job **jobs)
 		}
 		if (n > 0 && jobs[0]->req.kind != GROMA_MSG_GENERATE)
 			break;
+		/* a job asking to run alone starts into an empty batch, and no GENERATE job joins it (REGIONS jobs, which
+		 * may overtake it, run in model calls of their own) */
+		if (batch_alone || (job->req.alone && (n > 0 || s->n_batch > 0)))
+			break;
 		if (s->n_batch + n >= s->opt->max_batch)
 			break;
 		if (job->kv_positions == 0)
@@ -330,6 +340,12 @@ admit(serve_state *s, serve_job **jobs)
 			break;
 		}
 		jobs[n++] = serve_pop_head(s);
+		if (job->req.alone)
+		{
+			serve_log(SERVE_LOG_INFO, "request %u (job %llu) runs alone: no other request joins its model calls",
+					  (unsigned) job->req.id, (unsigned long long) job->serial);
+			break;
+		}
 	}
 	for (int i = 0; i < n; i++)
 		if (jobs[i]->req.kind == GROMA_MSG_GENERATE)

@@ -87,17 +87,17 @@ ok(mode('version9', 'running'), "mode 'version9' (STATUS does not parse: the reg
 my $b = $node->background_psql('postgres', on_error_stop => 0);
 $b->query_safe("\\set VERBOSITY verbose");
 $b->query("SELECT groma_ping()");
-like($b->{stderr}, qr/08P01: groma-server speaks protocol version 9, groma.so 5/, 'another protocol version gives 08P01');
+like($b->{stderr}, qr/08P01: groma-server speaks protocol version 9, groma.so 6/, 'another protocol version gives 08P01');
 $b->{stderr} = '';
 # an image of 1.1 MB: the server answers the header and closes while the rest is still being sent
 my $big = "'\\xffd8'::bytea || (SELECT string_agg(decode('fffeffff' || repeat('41', 65533), 'hex'), ''::bytea)
     FROM generate_series(1, 17)) || substring($img from 3)";
 $b->query("SELECT groma_chat($big, 'What is this?')");
-like($b->{stderr}, qr/08P01: groma-server speaks protocol version 9, groma.so 5/,
+like($b->{stderr}, qr/08P01: groma-server speaks protocol version 9, groma.so 6/,
     'so does a large request the server answered before reading it (it said the server closed the connection)');
 $b->{stderr} = '';
 $b->query("SELECT groma_chat_many(array_fill($big, ARRAY[3]), 'What is this?')");
-like($b->{stderr}, qr/08P01: groma-server speaks protocol version 9, groma.so 5/, 'and an array call of them');
+like($b->{stderr}, qr/08P01: groma-server speaks protocol version 9, groma.so 6/, 'and an array call of them');
 $b->{stderr} = '';
 is($b->query_safe('SELECT 1'), '1', 'the session keeps working');
 ok(mode('garbage', 'running'), "mode 'garbage'");

@@ -10,7 +10,9 @@
 # before; a server that fails that one too (GROMA_SERVER_TEST_CRASH=every)
 # ends the call with 58000.  A server killed from outside costs the
 # chunk a second pass, not the job; a cancel while the call waits for the
-# restart ends it, keeping what it committed.
+# restart ends it, keeping what it committed.  Another session's requests
+# queued behind a hanging image are sent again, not blamed; a row
+# captioned alone runs in model calls of its own.
 use strict;
 use warnings;
 use FindBin;
@@ -103,17 +105,21 @@ is(restarts() - $restarts, 2, 'the server crashed twice: under the chunk, and on
 is(status_row($node)->{state}, 'ready', 'and is ready again');
 step(sprintf('a crashing image found in a chunk of 4 (%.1f s)', time - $t0));
 
-# ---- the call again tries the row once more (nothing remembers it between calls), as a chunk of one row: that
-# was the row alone already, so it is not tried a second time
+# ---- the call again tries the row once more (nothing remembers it between calls), as a chunk of one row.  Other
+# sessions' requests may have shared that model call, so the row is captioned once more alone, in model calls of
+# its own, before it is blamed
 $restarts = restarts();
 ($rc, $err) = caption_table('one_crash', 4);
 is($rc, 0, 'a second CALL succeeds') or diag($err);
-like($err, qr/the row of one_crash at ctid \(0,3\) is left NULL: captioned alone, it failed: groma-server was terminated by signal 11/,
+like($err, qr/a chunk of 1 row\(s\) of one_crash failed: groma-server was terminated by signal 11.*\nDETAIL:  Its rows are captioned again one at a time, each in model calls of its own/,
+     'its chunk of one row is captioned again alone') or diag($err);
+like($err, qr/the row of one_crash at ctid \(0,3\) is left NULL: captioned alone, it failed again: groma-server was terminated by signal 11/,
      'and leaves the row NULL again');
-unlike($err, qr/a chunk of/, 'a chunk of one row is not captioned again row by row');
 is(rows_as_alone('one_crash'), '1:1,2:1,4:1,5:1,6:1,7:1,8:1', 'writing no other row');
 ok(wait_until(60, sub { (status_row($node)->{state} // '') eq 'ready' }), 'the server comes back');
-is(restarts() - $restarts, 1, 'the server crashed once');
+is(restarts() - $restarts, 2, 'the server crashed twice');
+like(PostgreSQL::Test::Utils::slurp_file($node->logfile), qr/request \d+ \(job \d+\) runs alone: no other request joins its model calls/,
+     'its log says the row captioned alone ran in model calls of its own');
 restart_ready();
 step('the second CALL');
 
@@ -128,6 +134,30 @@ is(rows_as_alone('one_hang'), '1:1,3:1', 'the other rows are captioned once');
 is(restarts() - $restarts, 2, 'the watchdog ended the server twice');
 restart_ready();
 step('a hanging image found');
+
+# ---- another session's chunk queued behind that hanging image: its requests were not in the hung model call, so
+# they are sent again once the server is back; none of its rows is captioned again alone, or left NULL
+make_table('hang_beside', $stall, $names[0]);
+make_table('queued_beside', @names);
+$restarts = restarts();
+my $hang_call = start_query($node, 'hang_call', "CALL groma_caption_table('hang_beside', 'img', 'caption', chunk => 1)");
+ok(wait_until(30, sub { (status_row($node)->{model_call_s} // 0) > 0.2 }), 'one session\'s image hangs the server');
+my $beside_call = start_query($node, 'beside_call',
+                              "CALL groma_caption_table('queued_beside', 'img', 'caption', chunk => 3)");
+ok(wait_until(10, sub { (status_row($node)->{queue_depth} // 0) >= 1 }),
+   'another session\'s chunk is queued behind the hung call');
+my ($beside_code, $beside_out, $beside_err) = finish_query($beside_call, 120);
+is($beside_code, 0, 'the other CALL succeeds') or diag($beside_err);
+unlike($beside_err, qr/WARNING/, 'with no warning: none of its chunks failed, no row is left NULL') or diag($beside_err);
+is(rows_as_alone('queued_beside'), '1:1,2:1,3:1', 'every row of it captioned once, as alone');
+my ($hang_code, $hang_out, $hang_err) = finish_query($hang_call, 120);
+is($hang_code, 0, 'the CALL with the hanging image succeeds') or diag($hang_err);
+like($hang_err, qr/the row of hang_beside at ctid \(0,1\) is left NULL: captioned alone, it failed again: groma-server hung/,
+     'leaving that image\'s row NULL') or diag($hang_err);
+is(rows_as_alone('hang_beside'), '2:1', 'and captioning its other row');
+is(restarts() - $restarts, 2, 'the watchdog ended the server twice');
+restart_ready();
+step('a chunk queued behind a hanging image of another session');
 
 # ---- two crashing images in a row: an image answered before tells the server still works
 make_table('two_crash', @names[0, 1], $crash, $crash, $names[2]);

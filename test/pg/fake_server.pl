@@ -77,7 +77,7 @@ sub str { my ($s) = @_; return pack('V', length($s)) . $s; }
 sub reply {
     my ($kind, $id, $code, $message, $fields) = @_;
     my $payload = pack('vV', $kind, $code) . str($message) . ($code == 0 ? $fields // '' : '');
-    my $version = $mode eq 'version9' ? 9 : 5;
+    my $version = $mode eq 'version9' ? 9 : 6;
     return pack('VvvVV', 0x414d5247, $version, 100, $id, length($payload)) . $payload;
 }
 

@@ -155,13 +155,13 @@ for my $bad (['garbage', 'x' x 64], ['truncated header', substr(ping_frame(5), 0
     $r = read_reply($c, 5);
     is($r && $r->{code}, OK, "$bad->[0]: other connections keep working");
 }
-like(slurp($log), qr/protocol version 9, this side speaks 5/, 'the log says why a frame of another version was refused');
+like(slurp($log), qr/protocol version 9, this side speaks 6/, 'the log says why a frame of another version was refused');
 # any other version is told why in a reply, version 0 too; a frame that is not groma's gets no reply
 for my $v (0, 9) {
     my $b = proto_connect($sock);
     print $b frame(1, 40 + $v, '', version => $v);
     my $reply = read_reply($b, 5);
-    like($reply && $reply->{message}, qr/protocol version $v, this side speaks 5/, "a frame of version $v is answered why");
+    like($reply && $reply->{message}, qr/protocol version $v, this side speaks 6/, "a frame of version $v is answered why");
     close($b);
 }
 {

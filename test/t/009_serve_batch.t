@@ -12,7 +12,8 @@
 # batch at its next stage; a batch member whose client goes away leaves without
 # disturbing the others; SIGTERM answers the whole batch and exits 0; a
 # vision batch too big for --act-mb runs one image at a time with the same
-# answers; a server of random weights (--random-weights --config) answers.
+# answers; a request asking to run alone waits for the batch to end and
+# runs with no answer beside it; a server of random weights (--random-weights --config) answers.
 use strict;
 use warnings;
 use Test::More;
@@ -350,6 +351,34 @@ my $alike = grep {
 is($alike, 7, 'regions requests whose vision batch does not fit the arena get the regions of their images alone');
 my $fallbacks_after = () = slurp($log) =~ /did not fit the activation arena/g;
 ok($fallbacks_after > $fallbacks_before, 'their batch ran one image at a time, saying so in the log');
+kill 'TERM', $pid;
+is(wait_exit($pid, 20), 0, 'that server exits 0');
+
+# ---- a request asking to run alone (groma_caption_table's suspect rows): it waits for the batch to end, runs with
+# no other answer beside it, and the request queued behind it waits for it; each answer is the command line's.
+# Lengths tell the order: one that ran beside a longer one would finish, and be logged, first
+($pid, $sock, $log) = start_server('--max-batch', '8');
+my @order = ([$names[2], $prompts[1], 200], [$names[0], $prompts[1], 200], [$names[1], $prompts[1], 100],
+             [$names[2], $prompts[0], 8]);
+cli_answer(@$_) for @order;
+@conns = map { proto_connect($sock) } 0 .. 3;
+for my $i (0 .. 3) {
+    print { $conns[$i] } generate_frame(600 + $i, $img{$order[$i][0]}, @{$order[$i]}[1, 2], $i == 2 ? 1 : 0);
+    sleep 0.05;
+}
+my @alone_replies = map { read_reply($_, 120) } @conns;
+check_answers('a request run alone, and those around it', \@alone_replies, @order);
+my @lines = split /\n/, slurp($log);
+my %at;
+for my $k (0 .. $#lines) {
+    $at{"done $1"} //= $k if $lines[$k] =~ /request (60\d) generate .* ok/;
+    $at{"alone $1"} //= $k if $lines[$k] =~ /request (60\d) \(job \d+\) runs alone/;
+}
+ok(defined $at{'alone 602'} && !defined $at{'alone 600'} && !defined $at{'alone 603'},
+   'the log says the request asking for it runs alone, and no other') or diag(slurp($log));
+ok(defined $at{'alone 602'} && $at{'alone 602'} > ($at{'done 600'} // 1e9) && $at{'alone 602'} > ($at{'done 601'} // 1e9),
+   'it started once the two longer answers before it had ended');
+ok(($at{'done 603'} // -1) > ($at{'done 602'} // 1e9), 'the short request behind it finished after it: it did not join it');
 kill 'TERM', $pid;
 is(wait_exit($pid, 20), 0, 'that server exits 0');
 

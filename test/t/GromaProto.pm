@@ -48,7 +48,7 @@ sub wait_for_socket {
 sub frame {
     my ($kind, $id, $payload, %o) = @_;
     $payload //= '';
-    return pack('VvvVV', $o{magic} // 0x414d5247, $o{version} // 5, $kind, $id, $o{length} // length($payload))
+    return pack('VvvVV', $o{magic} // 0x414d5247, $o{version} // 6, $kind, $id, $o{length} // length($payload))
         . $payload;
 }
 
@@ -62,10 +62,10 @@ sub validate_frame { my ($id, $img) = @_; return frame(3, $id, image_fields($img
 sub regions_frame { my ($id, $img) = @_; return frame(4, $id, image_fields($img) . pack('l<f<C', 0, -1, 0)); }
 sub cancel_frame { my ($id, $target) = @_; return frame(6, $id, pack('V', $target)); }
 
-# A GENERATE frame for a free prompt with a token limit.
+# A GENERATE frame for a free prompt with a token limit (alone: 1 to run it in model calls of its own).
 sub generate_frame {
-    my ($id, $img, $prompt, $tokens) = @_;
-    return frame(5, $id, image_fields($img) . pack('l<', -1) . blob($prompt) . pack('l<', $tokens));
+    my ($id, $img, $prompt, $tokens, $alone) = @_;
+    return frame(5, $id, image_fields($img) . pack('l<', -1) . blob($prompt) . pack('l<C', $tokens, $alone // 0));
 }
 
 # A DRAW frame: boxes as [x1, y1, x2, y2] array refs, one label per box ('' or undef: none).

@@ -50,7 +50,8 @@ proto_request_difference(const groma_request *a, const groma_request *b)
 		 a->want_embeddings != b->want_embeddings))
 		return "regions fields";
 	if (a->kind == GROMA_MSG_GENERATE &&
-		(a->task != b->task || !proto_same_str(a->text, b->text) || a->max_new_tokens != b->max_new_tokens))
+		(a->task != b->task || !proto_same_str(a->text, b->text) || a->max_new_tokens != b->max_new_tokens ||
+		 a->alone != b->alone))
 		return "generate fields";
 	if (a->kind == GROMA_MSG_CANCEL && a->cancel_id != b->cancel_id)
 		return "cancel_id";

@@ -87,8 +87,8 @@ check_reply_round_trip(const groma_reply *r)
 /* The 16 header bytes: "GRMA", version, kind, id and payload length, all little-endian. */
 UNIT_TEST(test_protocol_header_layout)
 {
-	static const uint8_t ping[16] = {'G', 'R', 'M', 'A', 5, 0, 1, 0, 0x04, 0x03, 0x02, 0x01, 0, 0, 0, 0};
-	static const uint8_t cancel[20] = {'G', 'R', 'M', 'A', 5, 0, 6, 0, 0xD0, 0xC0, 0xB0, 0xA0, 4, 0, 0, 0,
+	static const uint8_t ping[16] = {'G', 'R', 'M', 'A', 6, 0, 1, 0, 0x04, 0x03, 0x02, 0x01, 0, 0, 0, 0};
+	static const uint8_t cancel[20] = {'G', 'R', 'M', 'A', 6, 0, 6, 0, 0xD0, 0xC0, 0xB0, 0xA0, 4, 0, 0, 0,
 	0x05, 0x00, 0x00, 0x80};
 	groma_request q = {.kind = GROMA_MSG_PING, .id = 0x01020304u};
 	groma_reply r = {.kind = GROMA_MSG_PING, .id = 0x0A0B0C0Du, .status = groma_ok()};
@@ -98,7 +98,7 @@ UNIT_TEST(test_protocol_header_layout)
 	CHECK(groma_proto_encode_request(&q, &b).code == GROMA_OK);
 	CHECK(b.len == 16 && memcmp(b.data, ping, 16) == 0);
 	CHECK(groma_proto_parse_header(b.data, &h).code == GROMA_OK);
-	CHECK(h.version == 5 && h.kind == GROMA_MSG_PING && h.id == 0x01020304u && h.payload_len == 0);
+	CHECK(h.version == 6 && h.kind == GROMA_MSG_PING && h.id == 0x01020304u && h.payload_len == 0);
 
 	/* a second frame is appended after the first, with its own length */
 	q = (groma_request) {.kind = GROMA_MSG_CANCEL, .id = 0xA0B0C0D0u, .cancel_id = 0x80000005u};
@@ -156,6 +156,8 @@ UNIT_TEST(test_protocol_request_round_trip)
 	q[4].image_len = 0;
 	q[4].text = NULL;
 	q[4].task = -1;
+	check_request_round_trip(&q[4]);
+	q[4].alone = true;			/* a request run in model calls of its own */
 	check_request_round_trip(&q[4]);
 }
 

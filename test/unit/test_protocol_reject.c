@@ -58,14 +58,14 @@ UNIT_TEST(test_protocol_reject_headers)
 	groma_frame_header h;
 	groma_status st;
 
-	CHECK(parse_fields(GROMA_PROTO_MAGIC, 5, GROMA_MSG_PING, 0).code == GROMA_OK);
-	CHECK(parse_fields(GROMA_PROTO_MAGIC, 5, GROMA_MSG_REPLY, GROMA_PROTO_MAX_PAYLOAD).code == GROMA_OK);
+	CHECK(parse_fields(GROMA_PROTO_MAGIC, 6, GROMA_MSG_PING, 0).code == GROMA_OK);
+	CHECK(parse_fields(GROMA_PROTO_MAGIC, 6, GROMA_MSG_REPLY, GROMA_PROTO_MAX_PAYLOAD).code == GROMA_OK);
 	CHECK(parse_fields(0x414d5248u, 1, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);	/* "HRMA" */
 	CHECK(parse_fields(0x47524d41u, 1, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);	/* big-endian "GRMA" */
 	CHECK(parse_fields(0, 0, 0, 0).code == GROMA_ERR_PROTOCOL);
 	CHECK(parse_fields(GROMA_PROTO_MAGIC, 1, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);
-	CHECK(parse_fields(GROMA_PROTO_MAGIC, 4, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);	/* the version before */
-	CHECK(parse_fields(GROMA_PROTO_MAGIC, 6, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);
+	CHECK(parse_fields(GROMA_PROTO_MAGIC, 5, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);	/* the version before */
+	CHECK(parse_fields(GROMA_PROTO_MAGIC, 7, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);
 	CHECK(parse_fields(GROMA_PROTO_MAGIC, 0, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);
 	CHECK(parse_fields(GROMA_PROTO_MAGIC, 0x0100, GROMA_MSG_PING, 0).code == GROMA_ERR_PROTOCOL);
 	for (size_t i = 0; i < sizeof(bad_kinds) / sizeof(bad_kinds[0]); i++)
@@ -170,9 +170,9 @@ validate_request(uint32_t n_refer)
 	return st;
 }
 
-/* Returns the decode status of a GENERATE request whose text field holds text[0..len), and task. */
+/* Returns the decode status of a GENERATE request whose text field holds text[0..len), task and an alone byte. */
 static groma_status
-generate_request(const char *text, uint32_t len, int32_t task, int64_t max_pixels)
+generate_request_alone(const char *text, uint32_t len, int32_t task, int64_t max_pixels, uint8_t alone)
 {
 	groma_wbuf	b = {0};
 	groma_request q;
@@ -183,11 +183,19 @@ generate_request(const char *text, uint32_t len, int32_t task, int64_t max_pixel
 	proto_put(&b, (uint32_t) task, 4);
 	proto_put_blob(&b, text, len);
 	proto_put(&b, 64, 4);
+	proto_put(&b, alone, 1);
 	h = proto_header(GROMA_MSG_GENERATE, b.len);
 	st = proto_decode_request_copy(&h, b.data, b.len, &q);
 	groma_request_free(&q);
 	groma_wbuf_free(&b);
 	return st;
+}
+
+/* Returns the decode status of a GENERATE request whose text field holds text[0..len), and task. */
+static groma_status
+generate_request(const char *text, uint32_t len, int32_t task, int64_t max_pixels)
+{
+	return generate_request_alone(text, len, task, max_pixels, 0);
 }
 
 /* Request fields over their limits or out of range; the value at the limit passes. */
@@ -218,6 +226,8 @@ UNIT_TEST(test_protocol_reject_request_fields)
 	CHECK(generate_request("", 0, -2, 1000).code == GROMA_ERR_PROTOCOL);
 	CHECK(generate_request("", 0, -1, 0).code == GROMA_ERR_PROTOCOL);	/* max_pixels must be positive */
 	CHECK(generate_request("", 0, -1, -5).code == GROMA_ERR_PROTOCOL);
+	CHECK(generate_request_alone("", 0, -1, 1000, 1).code == GROMA_OK);
+	CHECK(generate_request_alone("", 0, -1, 1000, 2).code == GROMA_ERR_PROTOCOL);	/* a flag byte is 0 or 1 */
 	free(text);
 }
 
