@@ -93,11 +93,12 @@ array_images(ArrayType *imgs, Datum **elems, bool **isnull)
  * call: its status is kept in faults[i] and its reply is empty or failed;
  * and a groma-server on its way (restarting, loading) is waited for first,
  * as is one that ends before it reads a request (then sent again), up to
- * CHUNK_AWAIT_SERVER_MS or groma.request_timeout when that is less.
+ * CHUNK_AWAIT_SERVER_MS or groma.request_timeout when that is less.  alone:
+ * the call captions a lost chunk's rows one at a time (for groma_progress).
  */
 static groma_reply *
 call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work work,
-		   void (*set_image) (groma_request *, bytea *, void *), void *arg, groma_status *faults)
+		   void (*set_image) (groma_request *, bytea *, void *), void *arg, groma_status *faults, bool alone)
 {
 	array_call_position at = {ARR_LBOUND(imgs)[0], -1};
 	ErrorContextCallback context = {.previous = error_context_stack, .callback = array_call_context, .arg = &at};
@@ -137,7 +138,7 @@ call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work 
 		}
 	at.current = -1;
 	/* groma_progress counts the requests sent (NULL images and those refused by their header get no answer) */
-	groma_progress_chunk_start(n_requests, work);
+	groma_progress_chunk_start(n_requests, work, alone);
 	groma_client_call_many(reqs, n, replies, groma_bulk_in_flight, faults != NULL, await_ms, &at.current);
 	groma_progress_chunk_end();
 	error_context_stack = context.previous;
@@ -214,7 +215,7 @@ generate_answers(Oid answer_type, ArrayType *imgs, generate_job *job, groma_arra
 			*failures = construct_empty_array(TEXTOID);
 		return construct_empty_array(answer_type);
 	}
-	replies = call_array(imgs, elems, isnull, n, work, set_generate_request, job, faults);
+	replies = call_array(imgs, elems, isnull, n, work, set_generate_request, job, faults, job->alone);
 	answers = palloc(sizeof(Datum) * n);
 	answer_null = palloc(sizeof(bool) * n);
 	reasons = palloc0(sizeof(Datum) * n);
@@ -287,7 +288,8 @@ groma_caption_array(PG_FUNCTION_ARGS)
 Datum
 groma_caption_chunk(PG_FUNCTION_ARGS)
 {
-	generate_job job = {PG_GETARG_BOOL(1) ? GROMA_TASK_CAPTION_DETAILED : GROMA_TASK_CAPTION, NULL, PG_GETARG_BOOL(2)};
+	generate_job job = {PG_GETARG_BOOL(1) ? GROMA_TASK_CAPTION_DETAILED : GROMA_TASK_CAPTION, NULL,
+		PG_NARGS() > 2 && PG_GETARG_BOOL(2)};
 	TupleDesc	tupdesc;
 	Oid			answer_type;
 	ArrayType  *failures;
@@ -339,7 +341,7 @@ groma_ground_array(PG_FUNCTION_ARGS)
 	n = array_images(imgs, &elems, &isnull);
 	if (n == 0)
 		return (Datum) 0;
-	replies = call_array(imgs, elems, isnull, n, GROMA_ARRAY_GROUNDING, set_generate_request, &job, NULL);
+	replies = call_array(imgs, elems, isnull, n, GROMA_ARRAY_GROUNDING, set_generate_request, &job, NULL, false);
 	PG_TRY();
 	{
 		for (int i = 0; i < n; i++)
@@ -397,7 +399,7 @@ groma_regions_array(PG_FUNCTION_ARGS)
 	groma_check_region_cuts(cuts.max_regions, cuts.min_score);
 	if (n == 0)
 		return (Datum) 0;
-	replies = call_array(imgs, elems, isnull, n, GROMA_ARRAY_REGIONS, set_array_regions_request, &cuts, NULL);
+	replies = call_array(imgs, elems, isnull, n, GROMA_ARRAY_REGIONS, set_array_regions_request, &cuts, NULL, false);
 	PG_TRY();
 	{
 		for (int i = 0; i < n; i++)

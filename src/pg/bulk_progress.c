@@ -41,6 +41,8 @@ typedef struct progress_entry
 	int64		rows_done;		/* rows captioned and committed */
 	int32		chunk_rows;		/* images of the array call running now (0: none) */
 	int32		chunk_done;		/* of those, answered so far */
+	bool		alone;			/* that call captions a lost chunk's rows one at a time */
+	bool		waiting;		/* the job waits for a groma-server on its way back */
 } progress_entry;
 
 static progress_entry *progress_entries = NULL;	/* MaxBackends entries */
@@ -167,12 +169,14 @@ start_job(Oid relid, int64 total, bool array_job, groma_array_work work)
 	e->rows_done = 0;
 	e->chunk_rows = array_job ? (int32) total : 0;
 	e->chunk_done = 0;
+	e->alone = false;
+	e->waiting = false;
 	SpinLockRelease(&e->mutex);
 }
 
 /* Marks the start of an array call of n images; see bulk_progress.h. */
 void
-groma_progress_chunk_start(int n, groma_array_work work)
+groma_progress_chunk_start(int n, groma_array_work work, bool alone)
 {
 	volatile progress_entry *e = my_entry();
 	bool		running;
@@ -185,10 +189,30 @@ groma_progress_chunk_start(int n, groma_array_work work)
 	{
 		e->chunk_rows = n;
 		e->chunk_done = 0;
+		e->alone = alone;
 	}
 	SpinLockRelease(&e->mutex);
 	if (!running)
 		start_job(InvalidOid, n, true, work);
+}
+
+/* Marks whether the job waits for a groma-server; see bulk_progress.h. */
+bool
+groma_progress_set_waiting(bool waiting)
+{
+	volatile progress_entry *e = my_entry();
+	bool		was = false;
+
+	if (e == NULL)
+		return false;
+	SpinLockAcquire(&e->mutex);
+	if (e->pid == MyProcPid)
+	{
+		was = e->waiting;
+		e->waiting = waiting;
+	}
+	SpinLockRelease(&e->mutex);
+	return was;
 }
 
 /* Records the answers received of the current array call; see bulk_progress.h. */
@@ -254,6 +278,17 @@ groma_progress_end(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* The phase groma_progress shows for a job of groma_caption_table (e, a copy of its entry). */
+static const char *
+table_phase(const progress_entry *e)
+{
+	if (e->waiting)
+		return "waiting for groma-server";
+	if (e->alone)
+		return "captioning a lost chunk's rows one at a time";
+	return "captioning a table";
+}
+
 /* The phase groma_progress shows for an array call made by hand. */
 static const char *
 array_phase(groma_array_work work)
@@ -299,7 +334,7 @@ groma_progress_rows(PG_FUNCTION_ARGS)
 		values[1] = ObjectIdGetDatum(copy.datid);
 		values[2] = ObjectIdGetDatum(copy.relid);
 		nulls[2] = !OidIsValid(copy.relid);
-		values[3] = CStringGetTextDatum(copy.array_job ? array_phase(copy.work) : "captioning a table");
+		values[3] = CStringGetTextDatum(copy.array_job ? array_phase(copy.work) : table_phase(&copy));
 		values[4] = Int64GetDatum(copy.rows_total);
 		values[5] = Int64GetDatum(copy.rows_done);
 		values[6] = Int32GetDatum(copy.chunk_rows);

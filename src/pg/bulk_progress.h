@@ -30,9 +30,13 @@ typedef enum groma_array_work
 
 /*
  * Marks the start of an array call of n images: its chunk of a running
- * job, or a job of its own doing work.
+ * job (alone: rows of a chunk lost with groma-server, captioned one at a
+ * time), or a job of its own doing work.
  */
-void		groma_progress_chunk_start(int n, groma_array_work work);
+void		groma_progress_chunk_start(int n, groma_array_work work, bool alone);
+
+/* Marks whether this backend's job is waiting for a groma-server on its way back; returns what it was. */
+bool		groma_progress_set_waiting(bool waiting);
 
 /* Records that done of the current chunk's images have been answered. */
 void		groma_progress_chunk_answered(int done);

@@ -13,6 +13,7 @@
 #include "storage/latch.h"
 #include "utils/timestamp.h"
 
+#include "bulk_progress.h"
 #include "groma_pg.h"
 #include "server_client.h"
 #include "server_registry.h"
@@ -62,13 +63,12 @@ outlook_of(const groma_server_slot *snap)
 	return SLOT_OUT;
 }
 
-/* Waits for a server to take calls while one is on its way; see server_client.h. */
-bool
-groma_client_await_server(int max_ms)
+/* Polls the registry until a server takes calls (true), none is on its way, or max_ms have passed. */
+static bool
+await_server(int max_ms)
 {
 	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), max_ms);
 
-	groma_client_require_registry();
 	for (;;)
 	{
 		bool		coming = false;
@@ -90,4 +90,25 @@ groma_client_await_server(int max_ms)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+}
+
+/* Waits for a server to take calls while one is on its way, shown in groma_progress; see server_client.h. */
+bool
+groma_client_await_server(int max_ms)
+{
+	bool		was_waiting;
+	volatile bool took = false;
+
+	groma_client_require_registry();
+	was_waiting = groma_progress_set_waiting(true);
+	PG_TRY();
+	{
+		took = await_server(max_ms);
+	}
+	PG_FINALLY();
+	{
+		(void) groma_progress_set_waiting(was_waiting);
+	}
+	PG_END_TRY();
+	return took;
 }

@@ -1531,30 +1531,17 @@ bulk_move(bulk_connection *c, bulk_pending *pending)
 }
 
 /*
- * Waits, when the bulk call may (pending->await_ms), for a server to take
- * calls after the process of slot that sent_to describes ended: true once
- * one does.  Servers the call had set aside meanwhile (loading) are taken
- * back if ready, and the deadlines of the requests still outstanding start
- * again, since the wait is no fault of theirs.  False when the call does
- * not wait, the process has not ended (the launcher records no exit within
- * 2 s), the call's wait is over (await_ms after its first), or no server
- * came back.  The call fails at once (58000, as lost with the server)
- * when the model call that process was in held another of its requests:
- * the caller captions those rows again alone, and sending this one again
- * first would only run it for nothing, or lose the server once more.  The
- * fourth server process that ends before reading one of the call's
- * requests, or with one queued, is not waited for: the request is then
- * reported as lost with it (58000), since its arrival may be what ends
- * them.
+ * Raises the loss of the server (58000, as for a request it had) when the
+ * model call that slot's process sent_to->pid was in when it ended (as the
+ * launcher recorded it) worked for one of the bulk call's outstanding
+ * requests there: the caller captions those rows again alone, and sending
+ * the others again first, here or to another server, would only run them
+ * for nothing, or lose a server once more.  Returns when there is no such
+ * request, or no record yet.
  */
-static bool
-bulk_await_ended(int slot, const groma_server_slot *sent_to, bulk_pending *pending)
+static void
+bulk_fail_with_fatal_call(int slot, const groma_server_slot *sent_to, const bulk_pending *pending)
 {
-	groma_server_slot now;
-	long		left;
-
-	if (pending->await_ms <= 0 || !wait_for_exit_record(slot, sent_to->pid, &now))
-		return false;
 	for (int k = 0; k < pending->n_conns; k++)
 	{
 		const bulk_connection *c = &pending->conns[k];
@@ -1564,6 +1551,24 @@ bulk_await_ended(int slot, const groma_server_slot *sent_to, bulk_pending *pendi
 			GROMA_FATAL_CALL_IN)
 			report_io_failure(slot, sent_to, IO_CLOSED, groma_request_timeout);
 	}
+}
+
+/*
+ * Waits for a server to take calls after the process of slot that sent_to
+ * describes ended or is ending (bulk_await_ended, bulk_await_stopped):
+ * true once one does, after taking back the servers the call had set aside
+ * meanwhile (loading) if ready, and starting the deadlines of the requests
+ * still outstanding again, since the wait is no fault of theirs.  False
+ * when the call's wait is over (await_ms after its first) or no server
+ * came back.  The fourth server process waited for so is not: the request
+ * is then reported as lost with it (58000), since its arrival may be what
+ * ends them.
+ */
+static bool
+bulk_await_back(int slot, const groma_server_slot *sent_to, bulk_pending *pending)
+{
+	long		left;
+
 	if (sent_to->pid != pending->last_awaited_pid)
 	{
 		pending->last_awaited_pid = sent_to->pid;
@@ -1584,6 +1589,28 @@ bulk_await_ended(int slot, const groma_server_slot *sent_to, bulk_pending *pendi
 }
 
 /*
+ * Waits, when the bulk call may (pending->await_ms), for a server to take
+ * calls after the process of slot that sent_to describes ended
+ * (bulk_await_back): true once one does.  False when the call does not
+ * wait, the process has not ended (the launcher records no exit within
+ * 2 s), or the wait is over.  The call fails at once (58000, as lost with
+ * the server) when the model call that process was in held one of its
+ * requests: the caller captions those rows again alone, and sending the
+ * others again first would only run them for nothing, or lose the server
+ * once more.
+ */
+static bool
+bulk_await_ended(int slot, const groma_server_slot *sent_to, bulk_pending *pending)
+{
+	groma_server_slot now;
+
+	if (pending->await_ms <= 0 || !wait_for_exit_record(slot, sent_to->pid, &now))
+		return false;
+	bulk_fail_with_fatal_call(slot, sent_to, pending);
+	return bulk_await_back(slot, sent_to, pending);
+}
+
+/*
  * Takes back connection c's request, which its server (the only one left
  * to the call) never read, or only queued (bulk_lost_elsewhere), because
  * it ended, and opens c again once a
@@ -1594,6 +1621,56 @@ static bool
 bulk_await_restart(bulk_connection *c, bulk_pending *pending)
 {
 	if (!bulk_await_ended(c->slot, &c->snap, pending))
+		return false;
+	bulk_give_back(c, pending);
+	bulk_open(c, pending, 0);
+	return true;
+}
+
+/*
+ * True when slot's process pid, as the registry shows it (polled for up to
+ * EXIT_RECORD_WAIT_MS), is stopping: the launcher asked it to (a reload,
+ * or a shutdown of the cluster), its own state says so (a SIGTERM from
+ * elsewhere), or it has already exited.  False at once for a process
+ * whose fresh state says it is up without a model to run.
+ */
+static bool
+process_stopping(int slot, int pid)
+{
+	groma_server_slot now;
+
+	for (int waited = 0;; waited += EXIT_RECORD_POLL_MS)
+	{
+		groma_registry_snapshot(slot, &now);
+		if (now.last_exit_pid == pid || (now.pid == pid && now.state == GROMA_SLOT_STOPPING))
+			return true;
+		if (now.pid == pid && groma_client_look_is_fresh(&now))
+		{
+			if (now.server_state == GROMA_SERVER_STOPPING)
+				return true;
+			if (now.server_state == GROMA_SERVER_NO_MODEL || now.server_state == GROMA_SERVER_FAILED)
+				return false;
+		}
+		if (pid <= 0 || waited >= EXIT_RECORD_WAIT_MS)
+			return false;
+		sleep_ms(EXIT_RECORD_POLL_MS);
+	}
+}
+
+/*
+ * Takes back connection c's request, which its server answered it would
+ * not run because that process is stopping (a configuration reload that
+ * restarts groma-server, or a SIGTERM), and opens c again once a server
+ * takes calls (bulk_await_back): the request is sent again first.  Only
+ * for calls that may wait (groma_caption_table's chunks); returns false,
+ * changing nothing, when the process is not stopping (a server loading, or
+ * without a model) or no server came back in time (a shutdown).
+ */
+static bool
+bulk_await_stopped(bulk_connection *c, bulk_pending *pending)
+{
+	if (pending->await_ms <= 0 || !process_stopping(c->slot, c->snap.pid) ||
+		!bulk_await_back(c->slot, &c->snap, pending))
 		return false;
 	bulk_give_back(c, pending);
 	bulk_open(c, pending, 0);
@@ -1913,6 +1990,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			long		wait_ms;
 			io_result	r;
 			int			i;
+			bool		resend;
 
 			if (bulk_resend_due(conns, n_conns, reqs, n, pending))
 				continue;
@@ -1955,8 +2033,11 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			 * another runs, as for single calls; else the call may wait for it.
 			 * So does one lost while its model call worked for others only
 			 */
-			if ((r == IO_UNREAD || (r == IO_CLOSED && bulk_lost_elsewhere(c, reqs[i], pending))) &&
-				(bulk_move(c, pending) || bulk_await_restart(c, pending)))
+			resend = r == IO_UNREAD || (r == IO_CLOSED && bulk_lost_elsewhere(c, reqs[i], pending));
+			/* (unless another request of the call was in the server's fatal model call: then the call fails) */
+			if (resend && pending->await_ms > 0)
+				bulk_fail_with_fatal_call(c->slot, &c->snap, pending);
+			if (resend && (bulk_move(c, pending) || bulk_await_restart(c, pending)))
 			{
 				*current = -1;
 				bulk_send_next(c, reqs, n, pending);
@@ -1965,8 +2046,9 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			if (r != IO_OK)
 				report_io_failure(c->slot, &c->snap, r, groma_request_timeout);
 			*current = -1;
-			/* so does a server without a model to run */
-			if (replies[i].status.code == GROMA_ERR_UNAVAILABLE && bulk_move(c, pending))
+			/* so does a server without a model to run; one stopping may be waited for */
+			if (replies[i].status.code == GROMA_ERR_UNAVAILABLE &&
+				(bulk_move(c, pending) || bulk_await_stopped(c, pending)))
 			{
 				groma_reply_free(&replies[i]);
 				memset(&replies[i], 0, sizeof(replies[i]));

@@ -111,16 +111,25 @@ groma_registry_in_call(int slot, int pid, uint32 id)
 	return found;
 }
 
-/* Returns whether request id of process pid is among n entries of calls (GROMA_FATAL_CALL_UNKNOWN for n <= 0). */
+/*
+ * Returns whether request id of process pid is among n entries of calls:
+ * GROMA_FATAL_CALL_UNKNOWN for n <= 0, or when an entry's client is
+ * unknown (pid 0: the server could not tell who sent it), since that one
+ * may be ours.
+ */
 static groma_fatal_call_role
 role_in(const groma_beacon_request *calls, int n, int pid, uint32 id)
 {
-	if (n <= 0)
-		return GROMA_FATAL_CALL_UNKNOWN;
+	groma_fatal_call_role role = n > 0 ? GROMA_FATAL_CALL_NOT_IN : GROMA_FATAL_CALL_UNKNOWN;
+
 	for (int i = 0; i < n; i++)
+	{
 		if (calls[i].client_pid == pid && calls[i].request_id == id)
 			return GROMA_FATAL_CALL_IN;
-	return GROMA_FATAL_CALL_NOT_IN;
+		if (calls[i].client_pid == 0)
+			role = GROMA_FATAL_CALL_UNKNOWN;
+	}
+	return role;
 }
 
 /* Looks for a request in the model call of a server process that ended; see server_registry.h. */

@@ -61,7 +61,8 @@ serve_beacon_publish(serve_state *s, int64_t since_ms, serve_job *const *jobs, i
 	groma_server_beacon *b = s->beacon;
 	uint32_t	seq;
 
-	if (b == NULL)
+	/* once the watchdog ends the server, the call it found hung stays there for the launcher to record */
+	if (b == NULL || __atomic_load_n(&b->hung, __ATOMIC_ACQUIRE) != 0)
 		return;
 	seq = __atomic_load_n(&b->seq, __ATOMIC_RELAXED);
 	__atomic_store_n(&b->seq, seq + 1, __ATOMIC_RELAXED);

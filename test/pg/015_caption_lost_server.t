@@ -10,7 +10,8 @@
 # before; a server that fails that one too (GROMA_SERVER_TEST_CRASH=every)
 # ends the call with 58000.  A server killed from outside costs the
 # chunk a second pass, not the job; a cancel while the call waits for the
-# restart ends it, keeping what it committed.  Another session's requests
+# restart ends it, keeping what it committed.  A reload that restarts the
+# server under a chunk has its requests sent again.  Another session's requests
 # queued behind a hanging image are sent again, not blamed; a row
 # captioned alone runs in model calls of its own.
 use strict;
@@ -150,6 +151,9 @@ my ($beside_code, $beside_out, $beside_err) = finish_query($beside_call, 120);
 is($beside_code, 0, 'the other CALL succeeds') or diag($beside_err);
 unlike($beside_err, qr/WARNING/, 'with no warning: none of its chunks failed, no row is left NULL') or diag($beside_err);
 is(rows_as_alone('queued_beside'), '1:1,2:1,3:1', 'every row of it captioned once, as alone');
+ok(wait_until(30, sub { sql("SELECT phase FROM groma_progress WHERE relid = 'hang_beside'::regclass")
+                        eq "captioning a lost chunk's rows one at a time" }),
+   'groma_progress shows the first CALL captioning its lost chunk\'s rows one at a time');
 my ($hang_code, $hang_out, $hang_err) = finish_query($hang_call, 120);
 is($hang_code, 0, 'the CALL with the hanging image succeeds') or diag($hang_err);
 like($hang_err, qr/the row of hang_beside at ctid \(0,1\) is left NULL: captioned alone, it failed again: groma-server hung/,
@@ -211,6 +215,35 @@ is(rows_as_alone('crash_first'), '3:1,4:1,5:1', 'the other rows are captioned on
 restart_ready();
 step('two crashing images first');
 
+# ---- a configuration reload that restarts groma-server under a chunk: the requests it answered "shutting down"
+# are sent again once the new server is up, and the call goes on.  As for the kill below, the reload is sent
+# while a chunk's answers are outstanding, and the table made again should it land between two chunks
+my ($reload_code, $reload_err, $reload_table, $shut_down) = (undef, '', '', 0);
+my $max_queue = 64;
+for my $attempt (1 .. 3) {
+    $reload_table = "reloaded_$attempt";
+    make_table($reload_table, (@names) x 8);
+    my $log_at = -s $node->logfile;
+    my $q = start_query($node, 'reload_call', "CALL groma_caption_table('$reload_table', 'img', 'caption', chunk => 4)");
+    wait_until(60, sub { sql("SELECT count(*) FROM $reload_table WHERE caption IS NOT NULL") >= 4
+                         && sql('SELECT count(*) FROM groma_progress WHERE chunk_done < chunk_rows') > 0 });
+    $max_queue++;
+    sql("ALTER SYSTEM SET groma.max_queue = $max_queue");
+    sql('SELECT pg_reload_conf()');
+    ($reload_code, undef, $reload_err) = finish_query($q, 120);
+    # (the server's lines reach the log through the launcher: a moment after the answers)
+    wait_until(3, sub { $shut_down = () = substr(PostgreSQL::Test::Utils::slurp_file($node->logfile), $log_at)
+                                          =~ /request \d+ generate .*groma-server is shutting down/g; $shut_down > 0 });
+    last if $shut_down > 0;
+    note("attempt $attempt: the reload landed between two chunks");
+}
+ok($shut_down > 0, "the reload stopped the server under a chunk ($shut_down request(s) answered 'shutting down')");
+is($reload_code, 0, 'the CALL succeeds although a reload restarted groma-server under a chunk') or diag($reload_err);
+unlike($reload_err, qr/WARNING/, 'with no warning: the chunk was sent again, not captioned row by row') or diag($reload_err);
+is(rows_as_alone($reload_table), join(',', map { "$_:1" } 1 .. 24), 'every row is captioned once, as alone');
+ok(wait_until(60, sub { (status_row($node)->{state} // '') eq 'ready' }), 'the server is ready');
+step('a reload under a chunk');
+
 # ---- groma-server killed from outside under a chunk: the chunk's rows are captioned again, the job goes on.  The
 # kill is sent while a chunk's answers are outstanding; should it land between two chunks all the same (their
 # answers come together), the table is made again and the kill sent again, up to three times
@@ -246,6 +279,8 @@ ok(wait_until(10, sub { (status_row($node)->{state} // '') =~ /^(backoff|startin
 sleep 0.5;
 is(sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cancelled_call' AND state = 'active'"), 1,
    'the CALL waits for it');
+is(sql("SELECT phase FROM groma_progress WHERE relid = '$killed_table'::regclass"), 'waiting for groma-server',
+   'groma_progress shows it waiting for groma-server');
 sql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'cancelled_call'");
 ($code, $out, $err) = finish_query($q, 30);
 ok($code != 0 && $err =~ /canceling statement due to user request/, 'a cancel ends the CALL while it waits')

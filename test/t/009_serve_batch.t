@@ -364,7 +364,7 @@ cli_answer(@$_) for @order;
 @conns = map { proto_connect($sock) } 0 .. 3;
 for my $i (0 .. 3) {
     print { $conns[$i] } generate_frame(600 + $i, $img{$order[$i][0]}, @{$order[$i]}[1, 2], $i == 2 ? 1 : 0);
-    sleep 0.05;
+    sleep 0.1;
 }
 my @alone_replies = map { read_reply($_, 120) } @conns;
 check_answers('a request run alone, and those around it', \@alone_replies, @order);
