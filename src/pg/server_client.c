@@ -1631,8 +1631,10 @@ bulk_await_restart(bulk_connection *c, bulk_pending *pending)
  * True when slot's process pid, as the registry shows it (polled for up to
  * EXIT_RECORD_WAIT_MS), is stopping: the launcher asked it to (a reload,
  * or a shutdown of the cluster), its own state says so (a SIGTERM from
- * elsewhere), or it has already exited.  False at once for a process
- * whose fresh state says it is up without a model to run.
+ * elsewhere), or it has already exited (its exit recorded, or another
+ * process in its place: two reloads in a row record only the later exit).
+ * False at once for a process whose fresh state says it is up without a
+ * model to run.
  */
 static bool
 process_stopping(int slot, int pid)
@@ -1642,9 +1644,10 @@ process_stopping(int slot, int pid)
 	for (int waited = 0;; waited += EXIT_RECORD_POLL_MS)
 	{
 		groma_registry_snapshot(slot, &now);
-		if (now.last_exit_pid == pid || (now.pid == pid && now.state == GROMA_SLOT_STOPPING))
+		/* (another process in the slot: pid has exited, even when a later exit is the one recorded) */
+		if (pid > 0 && (now.last_exit_pid == pid || now.pid != pid || now.state == GROMA_SLOT_STOPPING))
 			return true;
-		if (now.pid == pid && groma_client_look_is_fresh(&now))
+		if (groma_client_look_is_fresh(&now))
 		{
 			if (now.server_state == GROMA_SERVER_STOPPING)
 				return true;
@@ -1664,14 +1667,32 @@ process_stopping(int slot, int pid)
  * takes calls (bulk_await_back): the request is sent again first.  Only
  * for calls that may wait (groma_caption_table's chunks); returns false,
  * changing nothing, when the process is not stopping (a server loading, or
- * without a model) or no server came back in time (a shutdown).
+ * without a model) or no server came back in time (a shutdown).  When the
+ * server started in its place cannot run models (a reload to a model that
+ * does not load), its state's error is raised instead (report_unavailable).
  */
 static bool
 bulk_await_stopped(bulk_connection *c, bulk_pending *pending)
 {
-	if (pending->await_ms <= 0 || !process_stopping(c->slot, c->snap.pid) ||
-		!bulk_await_back(c->slot, &c->snap, pending))
+	groma_server_slot now;
+
+	if (pending->await_ms <= 0 || !process_stopping(c->slot, c->snap.pid))
 		return false;
+	if (!bulk_await_back(c->slot, &c->snap, pending))
+	{
+		/* a server started in its place that cannot run models (a model that fails to load) says why */
+		groma_registry_snapshot(c->slot, &now);
+		if (now.state == GROMA_SLOT_RUNNING && now.pid != c->snap.pid)
+		{
+			/* (its last log line says why; shown, as the reply's reason would be, to the roles that may read it) */
+			groma_status st = now.last_stderr[0] != '\0' ?
+				groma_error(GROMA_ERR_UNAVAILABLE, "%s", now.last_stderr) :
+				groma_error(GROMA_ERR_UNAVAILABLE, "it was restarted, and cannot run models now");
+
+			report_unavailable(c->slot, &st);
+		}
+		return false;
+	}
 	bulk_give_back(c, pending);
 	bulk_open(c, pending, 0);
 	return true;

@@ -10,8 +10,9 @@
 # before; a server that fails that one too (GROMA_SERVER_TEST_CRASH=every)
 # ends the call with 58000.  A server killed from outside costs the
 # chunk a second pass, not the job; a cancel while the call waits for the
-# restart ends it, keeping what it committed.  A reload that restarts the
-# server under a chunk has its requests sent again.  Another session's requests
+# restart ends it, keeping what it committed.  Reloads that restart the
+# server under a chunk have its requests sent again; a reload onto a model
+# that does not load ends the call saying so.  Another session's requests
 # queued behind a hanging image are sent again, not blamed; a row
 # captioned alone runs in model calls of its own.
 use strict;
@@ -147,13 +148,13 @@ my $beside_call = start_query($node, 'beside_call',
                               "CALL groma_caption_table('queued_beside', 'img', 'caption', chunk => 3)");
 ok(wait_until(10, sub { (status_row($node)->{queue_depth} // 0) >= 1 }),
    'another session\'s chunk is queued behind the hung call');
+ok(wait_until(30, sub { sql("SELECT phase FROM groma_progress WHERE relid = 'hang_beside'::regclass")
+                        eq "captioning a lost chunk's rows one at a time" }),
+   'groma_progress shows the first CALL captioning its lost chunk\'s rows one at a time');
 my ($beside_code, $beside_out, $beside_err) = finish_query($beside_call, 120);
 is($beside_code, 0, 'the other CALL succeeds') or diag($beside_err);
 unlike($beside_err, qr/WARNING/, 'with no warning: none of its chunks failed, no row is left NULL') or diag($beside_err);
 is(rows_as_alone('queued_beside'), '1:1,2:1,3:1', 'every row of it captioned once, as alone');
-ok(wait_until(30, sub { sql("SELECT phase FROM groma_progress WHERE relid = 'hang_beside'::regclass")
-                        eq "captioning a lost chunk's rows one at a time" }),
-   'groma_progress shows the first CALL captioning its lost chunk\'s rows one at a time');
 my ($hang_code, $hang_out, $hang_err) = finish_query($hang_call, 120);
 is($hang_code, 0, 'the CALL with the hanging image succeeds') or diag($hang_err);
 like($hang_err, qr/the row of hang_beside at ctid \(0,1\) is left NULL: captioned alone, it failed again: groma-server hung/,
@@ -215,9 +216,10 @@ is(rows_as_alone('crash_first'), '3:1,4:1,5:1', 'the other rows are captioned on
 restart_ready();
 step('two crashing images first');
 
-# ---- a configuration reload that restarts groma-server under a chunk: the requests it answered "shutting down"
-# are sent again once the new server is up, and the call goes on.  As for the kill below, the reload is sent
-# while a chunk's answers are outstanding, and the table made again should it land between two chunks
+# ---- two configuration reloads that restart groma-server, the second while the first one's server loads, under a
+# chunk: the requests the first server answered "shutting down" are sent again once a new server is up, and the
+# call goes on.  As for the kill below, the reloads are sent while a chunk's answers are outstanding, and the table
+# made again should they land between two chunks
 my ($reload_code, $reload_err, $reload_table, $shut_down) = (undef, '', '', 0);
 my $max_queue = 64;
 for my $attempt (1 .. 3) {
@@ -227,9 +229,12 @@ for my $attempt (1 .. 3) {
     my $q = start_query($node, 'reload_call', "CALL groma_caption_table('$reload_table', 'img', 'caption', chunk => 4)");
     wait_until(60, sub { sql("SELECT count(*) FROM $reload_table WHERE caption IS NOT NULL") >= 4
                          && sql('SELECT count(*) FROM groma_progress WHERE chunk_done < chunk_rows') > 0 });
-    $max_queue++;
-    sql("ALTER SYSTEM SET groma.max_queue = $max_queue");
-    sql('SELECT pg_reload_conf()');
+    for my $reload (1, 2) {
+        sleep 1.2 if $reload == 2;	# (each load lasts over 1 s: GROMA_SERVER_TEST_LOAD_STALL)
+        $max_queue++;
+        sql("ALTER SYSTEM SET groma.max_queue = $max_queue");
+        sql('SELECT pg_reload_conf()');
+    }
     ($reload_code, undef, $reload_err) = finish_query($q, 120);
     # (the server's lines reach the log through the launcher: a moment after the answers)
     wait_until(3, sub { $shut_down = () = substr(PostgreSQL::Test::Utils::slurp_file($node->logfile), $log_at)
@@ -238,11 +243,26 @@ for my $attempt (1 .. 3) {
     note("attempt $attempt: the reload landed between two chunks");
 }
 ok($shut_down > 0, "the reload stopped the server under a chunk ($shut_down request(s) answered 'shutting down')");
-is($reload_code, 0, 'the CALL succeeds although a reload restarted groma-server under a chunk') or diag($reload_err);
+is($reload_code, 0, 'the CALL succeeds although two reloads restarted groma-server under a chunk') or diag($reload_err);
 unlike($reload_err, qr/WARNING/, 'with no warning: the chunk was sent again, not captioned row by row') or diag($reload_err);
 is(rows_as_alone($reload_table), join(',', map { "$_:1" } 1 .. 24), 'every row is captioned once, as alone');
 ok(wait_until(60, sub { (status_row($node)->{state} // '') eq 'ready' }), 'the server is ready');
-step('a reload under a chunk');
+step('two reloads under a chunk');
+
+# ---- a reload onto a model that does not load, under a chunk: the call ends saying so (not that the server stops)
+make_table('reload_bad', (@names) x 8);
+my $bad_q = start_query($node, 'reload_bad_call', "CALL groma_caption_table('reload_bad', 'img', 'caption', chunk => 4)");
+wait_until(60, sub { sql("SELECT count(*) FROM reload_bad WHERE caption IS NOT NULL") >= 4 });
+sql("ALTER SYSTEM SET groma.model_path = '/nonexistent/groma-model'");
+sql('SELECT pg_reload_conf()');
+my ($bad_code, undef, $bad_err) = finish_query($bad_q, 120);
+ok($bad_code != 0 && $bad_err =~ /ERROR:  (55000: )?groma-server could not load its model/,
+   'a reload onto a model that does not load ends the CALL saying the model could not load') or diag($bad_err);
+ok(sql('SELECT count(*) FROM reload_bad WHERE caption IS NOT NULL') >= 4, 'keeping the chunks it committed');
+sql('ALTER SYSTEM RESET groma.model_path');
+sql('SELECT pg_reload_conf()');
+ok(wait_until(60, sub { (status_row($node)->{state} // '') eq 'ready' }), 'the server is ready on the model again');
+step('a reload onto a model that does not load');
 
 # ---- groma-server killed from outside under a chunk: the chunk's rows are captioned again, the job goes on.  The
 # kill is sent while a chunk's answers are outstanding; should it land between two chunks all the same (their
