@@ -97,20 +97,6 @@ groma_registry_snapshot(int slot, groma_server_slot *out)
 	pg_atomic_init_u32(&out->in_flight, pg_atomic_read_u32(&groma_registry_shared->slots[slot].in_flight));
 }
 
-/* Looks for a request in the slot's model call in progress; see server_registry.h. */
-bool
-groma_registry_in_call(int slot, int pid, uint32 id)
-{
-	groma_server_slot *s = &groma_registry_shared->slots[slot];
-	bool		found = false;
-
-	SpinLockAcquire(&s->mutex);
-	for (int i = 0; i < s->n_in_call && !found; i++)
-		found = s->in_call[i].client_pid == pid && s->in_call[i].request_id == id;
-	SpinLockRelease(&s->mutex);
-	return found;
-}
-
 /*
  * Returns whether request id of process pid is among n entries of calls:
  * GROMA_FATAL_CALL_UNKNOWN for n <= 0, or when an entry's client is
@@ -130,6 +116,19 @@ role_in(const groma_beacon_request *calls, int n, int pid, uint32 id)
 			role = GROMA_FATAL_CALL_UNKNOWN;
 	}
 	return role;
+}
+
+/* Looks for a request in the slot's model call in progress; see server_registry.h. */
+bool
+groma_registry_in_call(int slot, int pid, uint32 id)
+{
+	groma_server_slot *s = &groma_registry_shared->slots[slot];
+	bool		found;
+
+	SpinLockAcquire(&s->mutex);
+	found = role_in(s->in_call, s->n_in_call, pid, id) == GROMA_FATAL_CALL_IN;
+	SpinLockRelease(&s->mutex);
+	return found;
 }
 
 /* Looks for a request in the model call of a server process that ended; see server_registry.h. */
