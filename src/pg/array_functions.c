@@ -93,7 +93,8 @@ array_images(ArrayType *imgs, Datum **elems, bool **isnull)
  * call: its status is kept in faults[i] and its reply is empty or failed;
  * and a groma-server on its way (restarting, loading) is waited for first,
  * as is one that ends before it reads a request (then sent again), up to
- * CHUNK_AWAIT_SERVER_MS or groma.request_timeout when that is less.  alone:
+ * CHUNK_AWAIT_SERVER_MS or groma.request_timeout when that is less.  Plain
+ * array calls wait so for groma.restart_wait (0: not at all).  alone:
  * the call captions a lost chunk's rows one at a time (for groma_progress).
  */
 static groma_reply *
@@ -106,7 +107,7 @@ call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work 
 	groma_reply *replies = palloc(sizeof(groma_reply) * n);
 	bool		registry_checked = false;
 	int			n_requests = 0;
-	int			await_ms = faults == NULL ? 0 : groma_request_timeout > 0 ?
+	int			await_ms = faults == NULL ? groma_restart_wait : groma_request_timeout > 0 ?
 		Min(groma_request_timeout, CHUNK_AWAIT_SERVER_MS) : CHUNK_AWAIT_SERVER_MS;
 
 	error_context_stack = &context;
@@ -119,7 +120,7 @@ call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work 
 			if (!registry_checked)
 			{
 				groma_client_require_registry();
-				if (faults != NULL)
+				if (await_ms > 0)
 					(void) groma_client_await_server(await_ms);
 			}
 			registry_checked = true;

@@ -39,6 +39,7 @@ int			groma_log_level = GROMA_LOG_LEVEL_INFO;
 int			groma_request_timeout = 0;
 int			groma_max_new_tokens = 1024;
 int			groma_bulk_in_flight = 4;
+int			groma_restart_wait = 0;
 
 /* The largest value the setting accepts: 16384 x 16384, 768 MiB of RGB decoded in a backend. */
 #define GROMA_MAX_IMAGE_PIXELS_LIMIT (16384 * 16384)
@@ -272,6 +273,14 @@ define_session_settings(void)
 							"Requests an array call such as groma_caption_many(bytea[]) keeps in flight at once.",
 							"Each travels on its own connection to groma-server and waits in its queue.",
 							&groma_bulk_in_flight, 4, 1, 64, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("groma.restart_wait",
+							"How long a single or array call waits for groma-server when it is restarting, "
+							"starting or loading its model.",
+							"Before the first send, and again, in all, for requests a server lost through no "
+							"fault of their own (never read, answered \"shutting down\" or \"loading\", or "
+							"only queued behind another request's fatal model call), which are sent again once "
+							"it is back.  Zero fails at once.",
+							&groma_restart_wait, 0, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 }
 
 /* Defines the groma.* settings; under shared_preload_libraries also sets up the registry and the launcher. */

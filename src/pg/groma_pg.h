@@ -31,6 +31,7 @@ extern int	groma_log_level;	/* groma.log_level, a groma_log_level_setting */
 extern int	groma_request_timeout;	/* groma.request_timeout, milliseconds (0 = none) */
 extern int	groma_max_new_tokens;	/* groma.max_new_tokens */
 extern int	groma_bulk_in_flight;	/* groma.bulk_in_flight: requests an array call keeps in flight */
+extern int	groma_restart_wait;	/* groma.restart_wait, milliseconds a plain call waits for a server on its way (0 = none) */
 
 typedef enum groma_device_setting
 {

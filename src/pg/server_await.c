@@ -3,8 +3,8 @@
  * restarted after an exit, starting, or loading its model.  Bulk
  * captioning (groma_caption_table) waits here before each chunk, so a
  * server lost in the middle of a table is waited for instead of ending the
- * job; single calls do not wait (they say at once that the server is
- * restarting or loading).
+ * job; single and array calls wait here only with groma.restart_wait (by
+ * default they say at once that the server is restarting or loading).
  */
 #include "postgres.h"
 

@@ -90,7 +90,8 @@ static TimestampTz unready_at[GROMA_MAX_SERVERS];	/* when it last answered so */
 									 * waited out (its requests' work is not thrown away) */
 #define BULK_RESEND_FIRST_MS 50		/* a bulk call refused as busy with nothing else in flight tries again after this */
 #define BULK_RESEND_MAX_MS 1000		/* the delay doubles up to this */
-#define BULK_MAX_EXITS_AWAITED 3	/* server processes a bulk call waits for after they ended before reading */
+#define MAX_EXITS_AWAITED 3		/* server processes a call waits for after they lost its requests */
+#define LOADING_RECHECK_MS 100		/* a call waiting for a loading server asks again after this at least */
 static uint32 next_request_id = 0;
 static int	counted_slot = -1;		/* the slot whose in_flight counts our outstanding request */
 static bool exit_callback_registered = false;
@@ -549,24 +550,169 @@ ended_as_hung(const groma_server_slot *snap, int pid)
 					   (snap->last_exit_pid == pid && snap->last_exit_cause == GROMA_EXIT_HUNG));
 }
 
+/* What a look at the registry says of a server process a backend waits on. */
+typedef enum process_answer
+{
+	PROCESS_LOOK_AGAIN,			/* nothing yet: look again */
+	PROCESS_YES,
+	PROCESS_NO
+} process_answer;
+
+/*
+ * Looks at slot's state (into *now) every EXIT_RECORD_POLL_MS, for up to
+ * EXIT_RECORD_WAIT_MS, until test says yes or no of process pid; returns
+ * true when it said yes, false at once when no process was known (pid 0).
+ */
+static bool
+poll_process(int slot, int pid, process_answer (*test) (const groma_server_slot *now, int pid),
+			 groma_server_slot *now)
+{
+	for (int waited = 0;; waited += EXIT_RECORD_POLL_MS)
+	{
+		process_answer answer;
+
+		groma_registry_snapshot(slot, now);
+		answer = pid > 0 ? test(now, pid) : PROCESS_NO;
+		if (answer != PROCESS_LOOK_AGAIN)
+			return answer == PROCESS_YES;
+		if (waited >= EXIT_RECORD_WAIT_MS)
+			return false;
+		sleep_ms(EXIT_RECORD_POLL_MS);
+	}
+}
+
+/* Says yes once now records the exit of process pid, or shows its watchdog ending it (ended_as_hung). */
+static process_answer
+exit_recorded(const groma_server_slot *now, int pid)
+{
+	return now->last_exit_pid == pid || ended_as_hung(now, pid) ? PROCESS_YES : PROCESS_LOOK_AGAIN;
+}
+
 /*
  * Waits up to EXIT_RECORD_WAIT_MS for the launcher to record the exit of
  * process pid in slot, or that its watchdog is ending it (ended_as_hung);
- * returns true with the slot's state in *snap when it did.
+ * returns true with the slot's state in *snap when it did.  A process
+ * waited for so in vain just before is looked at once only: deciding
+ * whether to send a request again, then reporting its loss, waits once.
  */
 static bool
 wait_for_exit_record(int slot, int pid, groma_server_slot *snap)
 {
-	for (int waited = 0;; waited += EXIT_RECORD_POLL_MS)
+	static int	unrecorded_pid = 0;
+	bool		recorded;
+
+	if (pid > 0 && pid == unrecorded_pid)
 	{
 		groma_registry_snapshot(slot, snap);
-		if (pid > 0 && (snap->last_exit_pid == pid || ended_as_hung(snap, pid)))
-			return true;
-		/* (no process was known: there is no exit to wait for) */
-		if (pid <= 0 || waited >= EXIT_RECORD_WAIT_MS)
-			return false;
-		sleep_ms(EXIT_RECORD_POLL_MS);
+		return exit_recorded(snap, pid) == PROCESS_YES;
 	}
+	recorded = poll_process(slot, pid, exit_recorded, snap);
+	unrecorded_pid = recorded ? 0 : pid;
+	return recorded;
+}
+
+/*
+ * Says yes when now shows process pid stopping: the launcher asked it to
+ * (a reload, or a shutdown of the cluster), its own state says so (a
+ * SIGTERM from elsewhere), or it has already exited (its exit recorded, or
+ * another process in its place: two reloads in a row record only the later
+ * exit); no when its fresh state says it is up without a model to run.
+ */
+static process_answer
+stopping_or_gone(const groma_server_slot *now, int pid)
+{
+	if (now->last_exit_pid == pid || now->pid != pid || now->state == GROMA_SLOT_STOPPING)
+		return PROCESS_YES;
+	if (groma_client_look_is_fresh(now))
+	{
+		if (now->server_state == GROMA_SERVER_STOPPING)
+			return PROCESS_YES;
+		if (now->server_state == GROMA_SERVER_NO_MODEL || now->server_state == GROMA_SERVER_FAILED)
+			return PROCESS_NO;
+	}
+	return PROCESS_LOOK_AGAIN;
+}
+
+/* True when slot's process pid, as the registry shows it (polled for up to EXIT_RECORD_WAIT_MS), is stopping. */
+static bool
+process_stopping(int slot, int pid)
+{
+	groma_server_slot now;
+
+	return poll_process(slot, pid, stopping_or_gone, &now);
+}
+
+/*
+ * How long a call may wait for servers to come back after they lost its
+ * requests through no fault of theirs, and for how many server processes:
+ * groma_caption_table's chunks always, single and array calls for
+ * groma.restart_wait.
+ */
+typedef struct server_wait
+{
+	int			max_ms;			/* the wait in all, counted from its first (0: the call does not wait) */
+	TimestampTz until;			/* when it ends (0: no wait yet) */
+	int			exits;			/* server processes waited for so */
+	int			last_pid;		/* the last of them */
+} server_wait;
+
+/*
+ * Counts process pid among those the call waited for after they lost its
+ * requests; false when it is one more than MAX_EXITS_AWAITED: its arrival
+ * may be what ends them.
+ */
+static bool
+count_awaited_exit(server_wait *w, int pid)
+{
+	if (pid == w->last_pid)
+		return true;
+	w->last_pid = pid;
+	return ++w->exits <= MAX_EXITS_AWAITED;
+}
+
+/* Waits for a server to take calls for what is left of the call's wait (starting it); false when it is over, or none comes. */
+static bool
+await_more(server_wait *w)
+{
+	long		left;
+
+	if (w->max_ms <= 0)
+		return false;
+	if (w->until == 0)
+		w->until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), w->max_ms);
+	left = ms_left(w->until);
+	return left > 0 && groma_client_await_server((int) left);
+}
+
+/*
+ * Waits, when the call may, for slot's server that answered it cannot run
+ * models because it was starting or loading its model, as its STATUS says
+ * (then *up is set; also when it says ready since, as the other requests
+ * of an array call answered so meanwhile find it): true once a server
+ * takes calls, after LOADING_RECHECK_MS at least (the launcher may not have
+ * seen it loading yet, and nothing spins).  False at once for a server
+ * without a model, one that failed to load it, or one that does not answer
+ * (stopping); false when the call's wait is over.
+ */
+static bool
+await_loading(server_wait *w, int slot, bool *up)
+{
+	groma_reply status;
+
+	*up = false;
+	if (w->max_ms <= 0 || !groma_client_try_status(slot, 2000, &status))
+		return false;
+	*up = status.state == GROMA_SERVER_STARTING || status.state == GROMA_SERVER_LOADING ||
+		status.state == GROMA_SERVER_READY;
+	groma_reply_free(&status);
+	if (!*up)
+		return false;
+	if (w->until == 0)
+		w->until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), w->max_ms);
+	if (ms_left(w->until) <= 0)
+		return false;
+	sleep_ms(Min(LOADING_RECHECK_MS, ms_left(w->until)));
+	return await_more(w);
 }
 
 /*
@@ -1220,16 +1366,109 @@ mark_unready(int slot, const groma_server_slot *snap)
 	unready_until[slot] = TimestampTzPlusMilliseconds(unready_at[slot], UNREADY_AVOID_MS);
 }
 
+/*
+ * Raises the error of the server started in slot in place of process pid
+ * when it cannot run models (a reload to a model that does not load): its
+ * last log line says why, shown as a reply's reason would be, to the roles
+ * that may read it (report_unavailable).  Returns when no other process
+ * runs there.
+ */
+static void
+report_failed_replacement(int slot, int pid)
+{
+	groma_server_slot now;
+	groma_status st;
+
+	groma_registry_snapshot(slot, &now);
+	if (now.state != GROMA_SLOT_RUNNING || now.pid == pid)
+		return;
+	st = now.last_stderr[0] != '\0' ? groma_error(GROMA_ERR_UNAVAILABLE, "%s", now.last_stderr) :
+		groma_error(GROMA_ERR_UNAVAILABLE, "it was restarted, and cannot run models now");
+	report_unavailable(slot, &st);
+}
+
+/*
+ * True when req runs in groma-server's model calls (REGIONS, GENERATE), so
+ * that the launcher's record of the fatal call tells whether it was there;
+ * an image check or a drawing is decoded by the thread that reads it,
+ * outside any model call, so a crash there names no call of its own.
+ */
+static bool
+is_model_request(const groma_request *req)
+{
+	return req->kind == GROMA_MSG_REGIONS || req->kind == GROMA_MSG_GENERATE;
+}
+
+/*
+ * True, once a server takes calls again, when the request req that slot's
+ * process (as sent_to shows it) ended with r (and *reply) was lost through
+ * no fault of its own and the call may wait (w, groma.restart_wait): the
+ * server went away before it read it, answered it "shutting down" (a
+ * reload, a SIGTERM) or "loading", or ended while it had it only queued
+ * behind a model call for other requests.  A request in the fatal model
+ * call (or one the launcher recorded nothing of, or one that runs in no
+ * model call: is_model_request) is not sent again: it may be what ended
+ * the server.  A process that lost the call's request before is waited
+ * out LOADING_RECHECK_MS first, so that a call never spins on a server
+ * the launcher still lists.  Frees the reply when true.
+ */
+static bool
+single_lost_elsewhere(server_wait *w, int slot, const groma_server_slot *sent_to, const groma_request *req,
+					  io_result r, groma_reply *reply)
+{
+	groma_server_slot now;
+	bool		unavailable = r == IO_OK && reply->status.code == GROMA_ERR_UNAVAILABLE;
+	bool		up;
+
+	if (w->max_ms <= 0)
+		return false;
+	if (unavailable)
+	{
+		/* (a server starting or loading its model has not ended: it is not counted among the exits waited for) */
+		if (await_loading(w, slot, &up))
+		{
+			groma_reply_free(reply);
+			return true;
+		}
+		if (up || !process_stopping(slot, sent_to->pid))
+			return false;
+	}
+	else if ((r != IO_UNREAD && r != IO_CONNECT_FAILED && r != IO_CLOSED) ||
+			 !wait_for_exit_record(slot, sent_to->pid, &now))
+		return false;
+	else if (r == IO_CLOSED && !(is_model_request(req) &&
+								   groma_registry_fatal_call_role(slot, sent_to->pid, MyProcPid, req->id) ==
+								   GROMA_FATAL_CALL_NOT_IN))
+		return false;
+	/* (a process seen before may still be listed as running, the launcher not having looked yet) */
+	if (sent_to->pid == w->last_pid && w->until != 0 && ms_left(w->until) > 0)
+		sleep_ms(Min(LOADING_RECHECK_MS, ms_left(w->until)));
+	if (!count_awaited_exit(w, sent_to->pid) || !await_more(w))
+	{
+		if (unavailable)
+			report_failed_replacement(slot, sent_to->pid);
+		return false;
+	}
+	if (unavailable)
+		groma_reply_free(reply);
+	return true;
+}
+
 /* Sends a request to the least loaded server and returns its successful reply; see server_client.h. */
 void
 groma_client_call(groma_request *req, groma_reply *reply)
 {
 	groma_server_slot snap;
+	server_wait wait = {.max_ms = groma_restart_wait};
 	uint32		tried = 0;
 	uint32		unready = 0;	/* of tried, the servers that could not run models (loading) or never read it */
 	uint32		left = 0;		/* the server the request just left (suspended, hung): not chosen next */
 	int			slot;
 	io_result	r;
+
+	/* with groma.restart_wait, a server on its way (restarting, loading) is waited for first */
+	if (groma_restart_wait > 0)
+		(void) groma_client_await_server(groma_restart_wait);
 
 	/*
 	 * A server that just died may still be listed as running (and may
@@ -1238,7 +1477,9 @@ groma_client_call(groma_request *req, groma_reply *reply)
 	 * running servers, if there are any, as for a server whose queue is
 	 * full, and that server again once the launcher has seen it ready.  A
 	 * server that read the request and then died is not tried again: the
-	 * request may be what killed it.
+	 * request may be what killed it.  With groma.restart_wait, a request
+	 * no server could take because they went away, stopped or were loading
+	 * (single_lost_elsewhere) is sent again once one is back.
 	 */
 	for (;;)
 	{
@@ -1262,7 +1503,12 @@ groma_client_call(groma_request *req, groma_reply *reply)
 			unready |= 1u << slot;
 		}
 		if (!other_slot_running(readmit_ready(tried, unready)))
-			break;
+		{
+			if (!single_lost_elsewhere(&wait, slot, &snap, req, r, reply))
+				break;
+			tried = unready = 0;
+			continue;
+		}
 		if (r == IO_CONNECT_FAILED || r == IO_UNREAD)
 			continue;
 		if (r == IO_OK && reply->status.code == GROMA_ERR_UNAVAILABLE)
@@ -1276,6 +1522,9 @@ groma_client_call(groma_request *req, groma_reply *reply)
 			groma_reply_free(reply);
 			continue;
 		}
+		/* a request lost through no fault of its own with other servers running goes to one of them */
+		if (r == IO_CLOSED && single_lost_elsewhere(&wait, slot, &snap, req, r, reply))
+			continue;
 		break;
 	}
 	if (r != IO_OK)
@@ -1380,10 +1629,7 @@ typedef struct bulk_pending
 	int			set_room;
 	bulk_connection *conns;
 	int			n_conns;
-	int			await_ms;		/* how long the call may wait for servers gone before they read a request (0: not) */
-	TimestampTz await_until;	/* when that wait, counted from the first, ends (0: none yet) */
-	int			exits_awaited;	/* server processes it has waited for so */
-	int			last_awaited_pid;	/* the last of them */
+	server_wait wait;			/* how long the call may wait for servers that lost its requests (max_ms 0: not) */
 	groma_request **reqs;		/* the call's requests (conns[k].req indexes them) */
 } bulk_pending;
 
@@ -1554,12 +1800,26 @@ bulk_fail_with_fatal_call(int slot, const groma_server_slot *sent_to, const bulk
 }
 
 /*
+ * Goes on with a bulk call after it waited for slot's server: slot and the
+ * servers the call had set aside meanwhile (loading) are taken back when
+ * ready, and the deadlines of the requests still outstanding start again,
+ * since the wait is no fault of theirs.
+ */
+static void
+bulk_resume(int slot, bulk_pending *pending)
+{
+	pending->avoid = readmit_ready(pending->avoid & ~(1u << slot), pending->unready);
+	pending->unready &= pending->avoid;
+	for (int k = 0; k < pending->n_conns; k++)
+		if (pending->conns[k].req >= 0 && pending->conns[k].deadline != 0)
+			pending->conns[k].deadline = deadline_after(groma_request_timeout);
+}
+
+/*
  * Waits for a server to take calls after the process of slot that sent_to
  * describes ended or is ending (bulk_await_ended, bulk_await_stopped):
- * true once one does, after taking back the servers the call had set aside
- * meanwhile (loading) if ready, and starting the deadlines of the requests
- * still outstanding again, since the wait is no fault of theirs.  False
- * when the call's wait is over (await_ms after its first) or no server
+ * true once one does, the call resumed (bulk_resume).  False
+ * when the call's wait is over (pending->wait) or no server
  * came back.  The fourth server process waited for so is not: the request
  * is then reported as lost with it (58000), since its arrival may be what
  * ends them.
@@ -1567,29 +1827,16 @@ bulk_fail_with_fatal_call(int slot, const groma_server_slot *sent_to, const bulk
 static bool
 bulk_await_back(int slot, const groma_server_slot *sent_to, bulk_pending *pending)
 {
-	long		left;
-
-	if (sent_to->pid != pending->last_awaited_pid)
-	{
-		pending->last_awaited_pid = sent_to->pid;
-		if (++pending->exits_awaited > BULK_MAX_EXITS_AWAITED)
-			report_io_failure(slot, sent_to, IO_CLOSED, groma_request_timeout);
-	}
-	if (pending->await_until == 0)
-		pending->await_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), pending->await_ms);
-	left = ms_left(pending->await_until);
-	if (left <= 0 || !groma_client_await_server((int) left))
+	if (!count_awaited_exit(&pending->wait, sent_to->pid))
+		report_io_failure(slot, sent_to, IO_CLOSED, groma_request_timeout);
+	if (!await_more(&pending->wait))
 		return false;
-	pending->avoid = readmit_ready(pending->avoid & ~(1u << slot), pending->unready);
-	pending->unready &= pending->avoid;
-	for (int k = 0; k < pending->n_conns; k++)
-		if (pending->conns[k].req >= 0 && pending->conns[k].deadline != 0)
-			pending->conns[k].deadline = deadline_after(groma_request_timeout);
+	bulk_resume(slot, pending);
 	return true;
 }
 
 /*
- * Waits, when the bulk call may (pending->await_ms), for a server to take
+ * Waits, when the bulk call may (pending->wait), for a server to take
  * calls after the process of slot that sent_to describes ended
  * (bulk_await_back): true once one does.  False when the call does not
  * wait, the process has not ended (the launcher records no exit within
@@ -1604,7 +1851,7 @@ bulk_await_ended(int slot, const groma_server_slot *sent_to, bulk_pending *pendi
 {
 	groma_server_slot now;
 
-	if (pending->await_ms <= 0 || !wait_for_exit_record(slot, sent_to->pid, &now))
+	if (pending->wait.max_ms <= 0 || !wait_for_exit_record(slot, sent_to->pid, &now))
 		return false;
 	bulk_fail_with_fatal_call(slot, sent_to, pending);
 	return bulk_await_back(slot, sent_to, pending);
@@ -1628,69 +1875,32 @@ bulk_await_restart(bulk_connection *c, bulk_pending *pending)
 }
 
 /*
- * True when slot's process pid, as the registry shows it (polled for up to
- * EXIT_RECORD_WAIT_MS), is stopping: the launcher asked it to (a reload,
- * or a shutdown of the cluster), its own state says so (a SIGTERM from
- * elsewhere), or it has already exited (its exit recorded, or another
- * process in its place: two reloads in a row record only the later exit).
- * False at once for a process whose fresh state says it is up without a
- * model to run.
- */
-static bool
-process_stopping(int slot, int pid)
-{
-	groma_server_slot now;
-
-	for (int waited = 0;; waited += EXIT_RECORD_POLL_MS)
-	{
-		groma_registry_snapshot(slot, &now);
-		/* (another process in the slot: pid has exited, even when a later exit is the one recorded) */
-		if (pid > 0 && (now.last_exit_pid == pid || now.pid != pid || now.state == GROMA_SLOT_STOPPING))
-			return true;
-		if (groma_client_look_is_fresh(&now))
-		{
-			if (now.server_state == GROMA_SERVER_STOPPING)
-				return true;
-			if (now.server_state == GROMA_SERVER_NO_MODEL || now.server_state == GROMA_SERVER_FAILED)
-				return false;
-		}
-		if (pid <= 0 || waited >= EXIT_RECORD_WAIT_MS)
-			return false;
-		sleep_ms(EXIT_RECORD_POLL_MS);
-	}
-}
-
-/*
  * Takes back connection c's request, which its server answered it would
  * not run because that process is stopping (a configuration reload that
- * restarts groma-server, or a SIGTERM), and opens c again once a server
- * takes calls (bulk_await_back): the request is sent again first.  Only
- * for calls that may wait (groma_caption_table's chunks); returns false,
- * changing nothing, when the process is not stopping (a server loading, or
- * without a model) or no server came back in time (a shutdown).  When the
- * server started in its place cannot run models (a reload to a model that
- * does not load), its state's error is raised instead (report_unavailable).
+ * restarts groma-server, or a SIGTERM) or is still loading its model
+ * (await_loading), and opens c again once a server takes calls
+ * (bulk_await_back): the request is sent again first.  Only for calls that
+ * may wait (pending->wait); returns false, changing nothing, when the
+ * process is neither (a server without a model, or one that failed to
+ * load it) or no server came back in time (a shutdown).  When the server
+ * started in its place cannot run models (a reload to a model that does
+ * not load), its state's error is raised instead (report_unavailable).
  */
 static bool
 bulk_await_stopped(bulk_connection *c, bulk_pending *pending)
 {
-	groma_server_slot now;
+	bool		up;
 
-	if (pending->await_ms <= 0 || !process_stopping(c->slot, c->snap.pid))
+	if (pending->wait.max_ms <= 0)
 		return false;
-	if (!bulk_await_back(c->slot, &c->snap, pending))
+	/* (a server starting or loading its model has not ended: it is not counted among the exits waited for) */
+	if (await_loading(&pending->wait, c->slot, &up))
+		bulk_resume(c->slot, pending);
+	else if (up || !process_stopping(c->slot, c->snap.pid))
+		return false;
+	else if (!bulk_await_back(c->slot, &c->snap, pending))
 	{
-		/* a server started in its place that cannot run models (a model that fails to load) says why */
-		groma_registry_snapshot(c->slot, &now);
-		if (now.state == GROMA_SLOT_RUNNING && now.pid != c->snap.pid)
-		{
-			/* (its last log line says why; shown, as the reply's reason would be, to the roles that may read it) */
-			groma_status st = now.last_stderr[0] != '\0' ?
-				groma_error(GROMA_ERR_UNAVAILABLE, "%s", now.last_stderr) :
-				groma_error(GROMA_ERR_UNAVAILABLE, "it was restarted, and cannot run models now");
-
-			report_unavailable(c->slot, &st);
-		}
+		report_failed_replacement(c->slot, c->snap.pid);
 		return false;
 	}
 	bulk_give_back(c, pending);
@@ -1712,7 +1922,7 @@ bulk_lost_elsewhere(const bulk_connection *c, const groma_request *req, const bu
 {
 	groma_server_slot now;
 
-	return pending->await_ms > 0 && wait_for_exit_record(c->slot, c->snap.pid, &now) &&
+	return pending->wait.max_ms > 0 && wait_for_exit_record(c->slot, c->snap.pid, &now) &&
 		groma_registry_fatal_call_role(c->slot, c->snap.pid, MyProcPid, req->id) == GROMA_FATAL_CALL_NOT_IN;
 }
 
@@ -1985,7 +2195,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 	pending->retry = palloc(sizeof(int) * n);
 	pending->conns = conns;
 	pending->n_conns = n_conns;
-	pending->await_ms = await_ms;
+	pending->wait.max_ms = await_ms;
 	pending->reqs = reqs;
 	for (int k = 0; k < n_conns; k++)
 	{
@@ -2056,7 +2266,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			 */
 			resend = r == IO_UNREAD || (r == IO_CLOSED && bulk_lost_elsewhere(c, reqs[i], pending));
 			/* (unless another request of the call was in the server's fatal model call: then the call fails) */
-			if (resend && pending->await_ms > 0)
+			if (resend && pending->wait.max_ms > 0)
 				bulk_fail_with_fatal_call(c->slot, &c->snap, pending);
 			if (resend && (bulk_move(c, pending) || bulk_await_restart(c, pending)))
 			{

@@ -53,6 +53,13 @@ void		groma_client_require_registry(void);
  * groma.request_timeout.  Returns only with a successful reply, which the
  * caller frees with groma_reply_free; raises ERROR for everything else
  * (no server, a timeout, the server dying, an error status in the reply).
+ * With groma.restart_wait, a server on its way (restarting, loading) is
+ * waited for first, and a request a server lost through no fault of its
+ * own (never read, answered "shutting down" or "loading", or only queued
+ * behind another request's fatal model call) is sent again once one is
+ * back, waiting up to groma.restart_wait before the first send and as
+ * long again in all after losses (each loss may add up to 2 s of looking
+ * at the registry and the server's state), for three server processes.
  */
 void		groma_client_call(groma_request *req, groma_reply *reply);
 
@@ -79,10 +86,12 @@ void		groma_client_call(groma_request *req, groma_reply *reply);
  * keep_image_faults, a reply failed for its image (see
  * groma_status_is_image_fault) does not fail the call: it is stored with
  * its status, for the caller to report.  With await_ms > 0, a request that
- * a server ended without reading, when no other server runs, is sent again
- * once a server takes calls (groma_client_await_server), waiting at most
- * await_ms in all; a request the server read before it ended still fails
- * the call.
+ * a server ended without reading, answered "shutting down" or "loading",
+ * or had only queued behind a model call for other requests, when no other
+ * server runs, is sent again once a server takes calls
+ * (groma_client_await_server), waiting at most await_ms in all and for
+ * three server processes; a request in the server's fatal model call still
+ * fails the call (at once, before any other is sent again).
  */
 void		groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in_flight,
 								   bool keep_image_faults, int await_ms, volatile int *current);

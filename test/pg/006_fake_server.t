@@ -33,9 +33,10 @@ sub mode {
     return wait_until(20, sub { my $r = status_row($node); $r->{model_path} eq $m && $r->{state} eq $state });
 }
 
-# Runs groma_chat in a fresh session; returns its stderr (verbose).
+# Runs groma_chat in a fresh session (after the SQL in set, if any); returns its stderr (verbose).
 sub chat_error {
-    my ($rc, $out, $err) = $node->psql('postgres', "SELECT groma_chat($img, 'What is this?')",
+    my ($set) = @_;
+    my ($rc, $out, $err) = $node->psql('postgres', ($set // '') . "SELECT groma_chat($img, 'What is this?')",
         extra_params => ['-v', 'VERBOSITY=verbose']);
     return $err;
 }
@@ -69,11 +70,21 @@ is($node->safe_psql('postgres', 'SELECT cancelled, busy FROM groma_status()'), '
     "groma_status() shows the server's cancelled and busy counts");
 like(chat_error(), qr/57P03: groma-server is loading its model.*DETAIL:  100 of 400 MB are loaded/s,
     'a request while loading gives 57P03 with the progress');
+my $t0 = time;
+like(chat_error("SET groma.restart_wait = '1s'; "), qr/57P03: groma-server is loading its model.*DETAIL:  100 of 400 MB are loaded/s,
+    'with groma.restart_wait, a request to a server that stays loading gives the same 57P03');
+my $waited = time - $t0;
+cmp_ok($waited, '>=', 1, 'once it has waited groma.restart_wait');
+cmp_ok($waited, '<', 5, 'and not much longer');
 
 # failed
 ok(mode('failed', 'failed'), "mode 'failed'");
 like(chat_error(), qr/55000: groma-server could not load its model.*DETAIL:  groma-server reported: the model failed to load: fake reason/s,
     'a failed model gives 55000 with the reason');
+$t0 = time;
+like(chat_error("SET groma.restart_wait = '10s'; "), qr/55000: groma-server could not load its model/s,
+    'with groma.restart_wait, a failed model gives 55000 too');
+cmp_ok(time - $t0, '<', 3, 'at once: a failed load is not waited for');
 
 # stopping: a request a shutdown answered says the server is stopping (it said "cannot run models now" when the
 # status request that followed met the closed socket)

@@ -35,14 +35,6 @@ sub sql {
     return $node->safe_psql('postgres', $q);
 }
 
-# Returns SQL for the golden image name with a JPEG comment holding words (right after its SOI marker).
-sub marked_image_sql {
-    my ($name, $words) = @_;
-    my $img = image_sql($name);
-    return "(SELECT substring(i FROM 1 FOR 2) || '\\xfffe'::bytea || int2send((2 + length('$words'))::int2)
-                    || convert_to('$words', 'UTF8') || substring(i FROM 3) FROM (SELECT $img AS i) s)";
-}
-
 # Restarts the cluster (the launcher's restart backoff starts over) and waits until the server is ready.
 sub restart_ready {
     $node->restart;

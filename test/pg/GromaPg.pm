@@ -13,7 +13,7 @@ use IPC::Run;
 use Test::More;
 use Time::HiRes qw(time sleep);
 
-our @EXPORT = qw(groma_node image_sql wait_until status_row step start_query finish_query
+our @EXPORT = qw(groma_node image_sql marked_image_sql wait_until status_row step start_query finish_query
   proc_alive count_caption_writes $root $model);
 
 our $root = $ENV{GROMA_SOURCE_DIR} // '.';
@@ -49,6 +49,15 @@ sub image_sql {
     my ($name) = @_;
     $name //= 'synthetic_333x251.jpg';
     return "pg_read_binary_file('$root/test/golden/images/$name')";
+}
+
+# Returns SQL for the golden image name with a JPEG comment holding words (right after its SOI marker): the test
+# hooks of groma-server (GROMA_SERVER_TEST_CRASH, GROMA_SERVER_TEST_STALL) act on images marked so.
+sub marked_image_sql {
+    my ($name, $words) = @_;
+    my $img = image_sql($name);
+    return "(SELECT substring(i FROM 1 FOR 2) || '\\xfffe'::bytea || int2send((2 + length('$words'))::int2)
+                    || convert_to('$words', 'UTF8') || substring(i FROM 3) FROM (SELECT $img AS i) s)";
 }
 
 # Polls code every 50 ms until it returns true or secs pass; returns the last value.
