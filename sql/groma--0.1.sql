@@ -212,6 +212,16 @@ LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION groma_caption_chunk(bytea[], bool, bool) IS
 'internal: groma_caption_table''s captions of one chunk, with a reason in place of each image that failed';
 
+-- After groma_caption_chunk failed (58000: its server was lost): the
+-- subscripts (from 1) of its images that were answered before, whose
+-- answers the error threw away; NULL when the last call did not fail.
+CREATE FUNCTION groma_caption_chunk_answered() RETURNS int[]
+AS 'MODULE_PATHNAME', 'groma_caption_chunk_answered'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION groma_caption_chunk_answered() IS
+'internal: which images of the last failed groma_caption_chunk were answered before it failed';
+
 -- The model's grounded answers to one prompt about each image of an array,
 -- in the same order (NULL for a NULL element), requests in flight as for
 -- groma_caption_many(bytea[]).
@@ -445,6 +455,14 @@ DECLARE
     one_failure pg_catalog.text[];
     answered_alone pg_catalog.tid;
     written_at pg_catalog.tid;
+    -- of such a chunk's rows (subscripts of row_ids): those answered before the loss (NULL: not known), those
+    -- captioned alone, the others (answered before) sent again together, and their answers
+    answered_before int[];
+    alone_at int[];
+    together_at int[];
+    together_answers @extschema@.groma_answer[];
+    together_failures pg_catalog.text[];
+    j int;
     failed_in_a_row int := 0;
     control_answered bool;
 BEGIN
@@ -501,32 +519,79 @@ BEGIN
         BEGIN
             EXECUTE pg_catalog.format(
                 'SELECT s.row_ids, s.row_keys, c.answers, c.failures
-                 FROM (SELECT pg_catalog.array_agg(t.ctid) AS row_ids, pg_catalog.array_agg(%3$s) AS row_keys,
-                              pg_catalog.array_agg(t.%2$I::pg_catalog.bytea) AS imgs
+                 FROM (SELECT pg_catalog.array_agg(t.ctid ORDER BY t.ctid) AS row_ids,
+                              pg_catalog.array_agg(%3$s ORDER BY t.ctid) AS row_keys,
+                              pg_catalog.array_agg(t.%2$I::pg_catalog.bytea ORDER BY t.ctid) AS imgs
                        FROM ONLY %1$s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)) s,
                       @extschema@.groma_caption_chunk(s.imgs, $2) c',
                 tbl, img_column, key_sql) INTO row_ids, row_keys, answers, failures USING ids, detailed;
             failed_in_a_row := 0;
         EXCEPTION WHEN SQLSTATE '58000' THEN
             -- groma-server was lost (it crashed, exited, or its watchdog ended it), or failed on the GPU, while it
-            -- had the chunk's requests in its model call: one image may be the cause, and the next call would take
-            -- the same chunk first.  (Requests of the chunk that were only queued there were sent again by
-            -- groma_caption_chunk.)  Each row is captioned again alone (once the server is back), in model calls
-            -- of its own, also the row of a chunk of one (other sessions' requests may have shared its call); a
-            -- row whose own call fails so again is left NULL like an image the model cannot take
+            -- had some of the chunk's requests in its model call: one image may be the cause, and the next call
+            -- would take the same chunk first.  (Requests of the chunk that were only queued there were sent again
+            -- by groma_caption_chunk, when none was in that call.)  Each row not answered before the loss is
+            -- captioned again alone (once the server is back), in model calls of its own, also the row of a chunk
+            -- of one (other sessions' requests may have shared its call); a row whose own call fails so again is
+            -- left NULL like an image the model cannot take.  The rows answered before (their answers were thrown
+            -- away with the error) did not end the server: they are sent again together first, and captioned
+            -- alone too should the server be lost again
             GET STACKED DIAGNOSTICS lost_message = MESSAGE_TEXT;
-            RAISE WARNING 'groma_caption_table: a chunk of % row(s) of % failed: %', pg_catalog.cardinality(ids),
-                          tbl, lost_message
-                USING DETAIL = 'Its rows are captioned again one at a time, each in model calls of its own, to find '
-                               'an image that causes it.';
+            answered_before := @extschema@.groma_caption_chunk_answered();
+            -- (in the order the chunk's images were sent: answered_before holds subscripts of that array)
             EXECUTE pg_catalog.format(
-                'SELECT pg_catalog.array_agg(t.ctid), pg_catalog.array_agg(%2$s)
+                'SELECT pg_catalog.array_agg(t.ctid ORDER BY t.ctid), pg_catalog.array_agg(%2$s ORDER BY t.ctid)
                  FROM ONLY %1$s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)', tbl, key_sql)
                 INTO row_ids, row_keys USING ids;
-            answers := '{}';
-            failures := '{}';
+            n := COALESCE(pg_catalog.cardinality(row_ids), 0);
+            SELECT COALESCE(pg_catalog.array_agg(p.pos ORDER BY p.pos) FILTER (WHERE p.suspect), '{}'),
+                   COALESCE(pg_catalog.array_agg(p.pos ORDER BY p.pos) FILTER (WHERE NOT p.suspect), '{}')
+                INTO alone_at, together_at
+            FROM (SELECT g.pos, NOT COALESCE(g.pos OPERATOR(pg_catalog.=) ANY (answered_before), false) AS suspect
+                  FROM pg_catalog.generate_series(1, n::int) AS g(pos)) p;
+            IF pg_catalog.cardinality(together_at) OPERATOR(pg_catalog.=) 0 THEN
+                RAISE WARNING 'groma_caption_table: a chunk of % row(s) of % failed: %', pg_catalog.cardinality(ids),
+                              tbl, lost_message
+                    USING DETAIL = 'Its rows are captioned again one at a time, each in model calls of its own, to '
+                                   'find an image that causes it.';
+            ELSE
+                RAISE WARNING 'groma_caption_table: a chunk of % row(s) of % failed: %', pg_catalog.cardinality(ids),
+                              tbl, lost_message
+                    USING DETAIL = pg_catalog.format(
+                              'Its rows are captioned again one at a time, each in model calls of its own, to find '
+                              'an image that causes it, but for the %s of %s answered before: those are sent again '
+                              'together.', pg_catalog.cardinality(together_at), n);
+            END IF;
+            answers := pg_catalog.array_fill(NULL::@extschema@.groma_answer, ARRAY[n::int]);
+            failures := pg_catalog.array_fill(NULL::pg_catalog.text, ARRAY[n::int]);
             answered_alone := NULL;
-            FOR k IN 1 .. COALESCE(pg_catalog.cardinality(row_ids), 0) LOOP
+            IF pg_catalog.cardinality(together_at) OPERATOR(pg_catalog.>) 0 THEN
+                BEGIN
+                    EXECUTE pg_catalog.format(
+                        'SELECT c.answers, c.failures FROM @extschema@.groma_caption_chunk(
+                             (SELECT pg_catalog.array_agg(t.%2$I::pg_catalog.bytea ORDER BY t.ctid) FROM ONLY %1$s t
+                              WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)), $2) c', tbl, img_column)
+                        INTO together_answers, together_failures
+                        USING ARRAY(SELECT row_ids[u.pos] FROM pg_catalog.unnest(together_at) AS u(pos)), detailed;
+                    FOR j IN 1 .. pg_catalog.cardinality(together_at) LOOP
+                        answers[together_at[j]] := together_answers[j];
+                        failures[together_at[j]] := together_failures[j];
+                        -- (the server answers: a row answered so is the image to check it against, below)
+                        IF together_failures[j] IS NULL THEN
+                            failed_in_a_row := 0;
+                            answered_alone := COALESCE(answered_alone, row_ids[together_at[j]]);
+                        END IF;
+                    END LOOP;
+                EXCEPTION WHEN SQLSTATE '58000' THEN
+                    GET STACKED DIAGNOSTICS lost_message = MESSAGE_TEXT;
+                    RAISE WARNING 'groma_caption_table: the % row(s) of % answered before were lost again, sent together: %',
+                                  pg_catalog.cardinality(together_at), tbl, lost_message
+                        USING DETAIL = 'Every row of the chunk is captioned again one at a time.';
+                    alone_at := ARRAY(SELECT pg_catalog.generate_series(1, n::int));
+                    answered_alone := NULL;
+                END;
+            END IF;
+            FOREACH k IN ARRAY alone_at LOOP
                 BEGIN
                     EXECUTE pg_catalog.format(
                         'SELECT c.answers, c.failures FROM @extschema@.groma_caption_chunk(ARRAY[

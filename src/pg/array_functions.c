@@ -24,6 +24,7 @@
 
 PG_FUNCTION_INFO_V1(groma_caption_array);
 PG_FUNCTION_INFO_V1(groma_caption_chunk);
+PG_FUNCTION_INFO_V1(groma_caption_chunk_answered);
 PG_FUNCTION_INFO_V1(groma_chat_array);
 PG_FUNCTION_INFO_V1(groma_ground_array);
 PG_FUNCTION_INFO_V1(groma_regions_array);
@@ -121,7 +122,7 @@ call_array(ArrayType *imgs, Datum *elems, bool *isnull, int n, groma_array_work 
 			{
 				groma_client_require_registry();
 				if (await_ms > 0)
-					(void) groma_client_await_server(await_ms);
+					(void) groma_client_await_server(await_ms, true);
 			}
 			registry_checked = true;
 			at.current = i;
@@ -306,6 +307,28 @@ groma_caption_chunk(PG_FUNCTION_ARGS)
 												 &failures));
 	values[1] = PointerGetDatum(failures);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+/*
+ * groma_caption_table's question after a chunk failed with its server
+ * (58000): the subscripts (from 1) of the chunk's images that were
+ * answered before (their answers thrown away with the error: those images
+ * did not end the server); NULL when the last groma_caption_chunk did not
+ * fail while it sent its requests.
+ */
+Datum
+groma_caption_chunk_answered(PG_FUNCTION_ARGS)
+{
+	const int  *reqs;
+	int			n = groma_client_answered_before_failure(&reqs);
+	Datum	   *subscripts;
+
+	if (n < 0)
+		PG_RETURN_NULL();
+	subscripts = palloc(sizeof(Datum) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		subscripts[i] = Int32GetDatum(reqs[i] + 1);
+	PG_RETURN_ARRAYTYPE_P(construct_array(subscripts, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
 }
 
 /*

@@ -29,9 +29,13 @@ typedef enum slot_outlook
 	SLOT_OUT					/* failed to load, suspended, or not run at all */
 } slot_outlook;
 
-/* Returns what snap's slot promises a call (its beacon read only when the launcher looked within the last second). */
+/*
+ * Returns what snap's slot promises a call (its beacon read only when the
+ * launcher looked within the last second); one that needs no model (an
+ * image check, a drawing) is taken by a server still starting or loading.
+ */
 static slot_outlook
-outlook_of(const groma_server_slot *snap)
+outlook_of(const groma_server_slot *snap, bool needs_model)
 {
 	/* its exit is recorded a moment before the launcher says it waits to start it again */
 	if (snap->pid != 0 && snap->last_exit_pid == snap->pid)
@@ -53,8 +57,12 @@ outlook_of(const groma_server_slot *snap)
 			/* (without a fresh look nothing says it cannot run models: the call finds out) */
 			if (!groma_client_known_unready(snap))
 				return SLOT_TAKES_CALLS;
-			if (snap->server_state == GROMA_SERVER_STARTING || snap->server_state == GROMA_SERVER_LOADING ||
-				snap->server_state == GROMA_SERVER_STOPPING)
+			if (snap->server_state == GROMA_SERVER_STOPPING)
+				return SLOT_ON_ITS_WAY;
+			/* (one starting, loading, or that failed to load its model still answers image checks) */
+			if (!needs_model)
+				return SLOT_TAKES_CALLS;
+			if (snap->server_state == GROMA_SERVER_STARTING || snap->server_state == GROMA_SERVER_LOADING)
 				return SLOT_ON_ITS_WAY;
 			return SLOT_OUT;
 		case GROMA_SLOT_UNUSED:
@@ -65,7 +73,7 @@ outlook_of(const groma_server_slot *snap)
 
 /* Polls the registry until a server takes calls (true), none is on its way, or max_ms have passed. */
 static bool
-await_server(int max_ms)
+await_server(int max_ms, bool needs_model)
 {
 	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), max_ms);
 
@@ -79,7 +87,7 @@ await_server(int max_ms)
 			slot_outlook outlook;
 
 			groma_registry_snapshot(i, &snap);
-			outlook = outlook_of(&snap);
+			outlook = outlook_of(&snap, needs_model);
 			if (outlook == SLOT_TAKES_CALLS)
 				return true;
 			coming |= outlook == SLOT_ON_ITS_WAY;
@@ -94,7 +102,7 @@ await_server(int max_ms)
 
 /* Waits for a server to take calls while one is on its way, shown in groma_progress; see server_client.h. */
 bool
-groma_client_await_server(int max_ms)
+groma_client_await_server(int max_ms, bool needs_model)
 {
 	bool		was_waiting;
 	volatile bool took = false;
@@ -103,7 +111,7 @@ groma_client_await_server(int max_ms)
 	was_waiting = groma_progress_set_waiting(true);
 	PG_TRY();
 	{
-		took = await_server(max_ms);
+		took = await_server(max_ms, needs_model);
 	}
 	PG_FINALLY();
 	{

@@ -23,6 +23,7 @@
 #include "storage/latch.h"
 #include "catalog/pg_authid.h"
 #include "utils/acl.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "bulk_progress.h"
@@ -91,6 +92,9 @@ static TimestampTz unready_at[GROMA_MAX_SERVERS];	/* when it last answered so */
 #define BULK_RESEND_FIRST_MS 50		/* a bulk call refused as busy with nothing else in flight tries again after this */
 #define BULK_RESEND_MAX_MS 1000		/* the delay doubles up to this */
 #define MAX_EXITS_AWAITED 3		/* server processes a call waits for after they lost its requests */
+/* The requests (indexes) of the last bulk call that were answered before it failed. */
+static int *answered_reqs = NULL;	/* room for the call's requests, in TopMemoryContext */
+static int	n_answered_reqs = -1;	/* -1: the call did not fail */
 #define LOADING_RECHECK_MS 100		/* a call waiting for a loading server asks again after this at least */
 static uint32 next_request_id = 0;
 static int	counted_slot = -1;		/* the slot whose in_flight counts our outstanding request */
@@ -654,6 +658,7 @@ typedef struct server_wait
 	TimestampTz until;			/* when it ends (0: no wait yet) */
 	int			exits;			/* server processes waited for so */
 	int			last_pid;		/* the last of them */
+	bool		needs_model;	/* a server loading its model is waited for (not for image checks, drawings) */
 } server_wait;
 
 /*
@@ -681,7 +686,7 @@ await_more(server_wait *w)
 	if (w->until == 0)
 		w->until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), w->max_ms);
 	left = ms_left(w->until);
-	return left > 0 && groma_client_await_server((int) left);
+	return left > 0 && groma_client_await_server((int) left, w->needs_model);
 }
 
 /*
@@ -1459,7 +1464,7 @@ void
 groma_client_call(groma_request *req, groma_reply *reply)
 {
 	groma_server_slot snap;
-	server_wait wait = {.max_ms = groma_restart_wait};
+	server_wait wait = {.max_ms = groma_restart_wait, .needs_model = is_model_request(req)};
 	uint32		tried = 0;
 	uint32		unready = 0;	/* of tried, the servers that could not run models (loading) or never read it */
 	uint32		left = 0;		/* the server the request just left (suspended, hung): not chosen next */
@@ -1468,7 +1473,7 @@ groma_client_call(groma_request *req, groma_reply *reply)
 
 	/* with groma.restart_wait, a server on its way (restarting, loading) is waited for first */
 	if (groma_restart_wait > 0)
-		(void) groma_client_await_server(groma_restart_wait);
+		(void) groma_client_await_server(groma_restart_wait, wait.needs_model);
 
 	/*
 	 * A server that just died may still be listed as running (and may
@@ -1797,6 +1802,14 @@ bulk_fail_with_fatal_call(int slot, const groma_server_slot *sent_to, const bulk
 			GROMA_FATAL_CALL_IN)
 			report_io_failure(slot, sent_to, IO_CLOSED, groma_request_timeout);
 	}
+}
+
+/* Returns the requests the last bulk call had answered when it failed; see server_client.h. */
+int
+groma_client_answered_before_failure(const int **reqs)
+{
+	*reqs = answered_reqs;
+	return n_answered_reqs;
 }
 
 /*
@@ -2177,6 +2190,7 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 	bulk_pending *pending;
 
 	memset(replies, 0, sizeof(groma_reply) * n);
+	n_answered_reqs = -1;
 	for (int i = 0; i < n; i++)
 		todo += reqs[i] != NULL;
 	if (todo == 0)
@@ -2196,7 +2210,13 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 	pending->conns = conns;
 	pending->n_conns = n_conns;
 	pending->wait.max_ms = await_ms;
+	pending->wait.needs_model = true;
 	pending->reqs = reqs;
+	/* (room to name the requests answered, should the call fail: taken before, not while it fails) */
+	if (answered_reqs != NULL)
+		pfree(answered_reqs);
+	answered_reqs = NULL;		/* (should the allocation fail) */
+	answered_reqs = MemoryContextAlloc(TopMemoryContext, sizeof(int) * n);
 	for (int k = 0; k < n_conns; k++)
 	{
 		conns[k].fd = PGINVALID_SOCKET;
@@ -2310,9 +2330,13 @@ groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, int in
 			if (conns[k].fd != PGINVALID_SOCKET)
 				closesocket(conns[k].fd);
 		bulk_uncount_all();
+		n_answered_reqs = 0;
 		for (int i = 0; i < n; i++)
 			if (got[i])
+			{
+				answered_reqs[n_answered_reqs++] = i;
 				groma_reply_free(&replies[i]);
+			}
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

@@ -97,15 +97,24 @@ void		groma_client_call_many(groma_request **reqs, int n, groma_reply *replies, 
 								   bool keep_image_faults, int await_ms, volatile int *current);
 
 /*
+ * After groma_client_call_many raised an ERROR: sets *reqs to the indexes
+ * (in that call's reqs) of the requests it had answered before, which the
+ * error threw away, and returns how many; -1 when the last call did not
+ * fail (or none was made).  Valid until the next groma_client_call_many.
+ */
+int			groma_client_answered_before_failure(const int **reqs);
+
+/*
  * Waits up to max_ms, looking at the launcher's registry every 100 ms (a
  * cancel ends it), for a groma-server that takes calls, while one is on
- * its way: restarting after an exit, starting, loading its model, or
- * ending so as to be started again.  Returns true at once when one takes
- * calls (or nothing known says otherwise), false when none does and none
- * is on its way (a failed load, a suspended server), or when max_ms has
- * passed; the call made next then says why.
+ * its way: restarting after an exit, starting, loading its model (unless
+ * the call needs no model: image checks and drawings are answered while
+ * the model loads), or ending so as to be started again.  Returns true at
+ * once when one takes calls (or nothing known says otherwise), false when
+ * none does and none is on its way (a failed load, a suspended server), or
+ * when max_ms has passed; the call made next then says why.
  */
-bool		groma_client_await_server(int max_ms);
+bool		groma_client_await_server(int max_ms, bool needs_model);
 
 /* Like groma_client_call for a PING; returns the round trip in milliseconds. */
 double		groma_client_ping(void);

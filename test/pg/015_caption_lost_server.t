@@ -14,7 +14,8 @@
 # server under a chunk have its requests sent again; a reload onto a model
 # that does not load ends the call saying so.  Another session's requests
 # queued behind a hanging image are sent again, not blamed; a row
-# captioned alone runs in model calls of its own.
+# captioned alone runs in model calls of its own; rows answered before the
+# loss are sent again together, not one at a time.
 use strict;
 use warnings;
 use FindBin;
@@ -304,6 +305,28 @@ is($rc, 0, 'and the next CALL captions the rest') or diag($err);
 is(rows_as_alone($killed_table), join(',', map { $_ <= 4 ? "$_:1" : "$_:3" } 1 .. 24),
    'every row captioned once more (the trigger also counted the UPDATE that set them back to NULL)');
 step('a cancel while waiting for the server');
+
+# ---- rows answered before the loss are not captioned alone: with groma.bulk_in_flight = 1 the chunk's requests go
+# one after another, so the three before the crashing image are answered when it crashes the server.  Their
+# answers are thrown away with the error: they are sent again together, the crashing row alone
+make_table('answered_first', @names[0, 1, 2], $crash);
+$restarts = restarts();
+my $log_at = -s $node->logfile;
+{
+    local $ENV{PGOPTIONS} = '-c groma.bulk_in_flight=1';
+    ($rc, $err) = caption_table('answered_first', 4);
+}
+is($rc, 0, 'CALL groma_caption_table succeeds') or diag($err);
+like($err, qr/a chunk of 4 row\(s\) of answered_first failed: groma-server was terminated by signal 11.*\nDETAIL:  Its rows are captioned again one at a time, each in model calls of its own, to find an image that causes it, but for the 3 of 4 answered before: those are sent again together/,
+     'the warning says that 3 of the 4 rows were answered before, and are sent again together') or diag($err);
+like($err, qr/the row of answered_first at ctid \(0,4\) is left NULL: captioned alone, it failed again: groma-server was terminated by signal 11/,
+     'the crashing row is left NULL');
+is(rows_as_alone('answered_first'), '1:1,2:1,3:1', 'the other rows are captioned once, as alone');
+ok(wait_until(30, sub { restarts() - $restarts == 2 }), 'the server crashed twice: under the chunk, and on that image alone')
+    or diag(restarts() - $restarts);
+my $alone_runs = () = substr(PostgreSQL::Test::Utils::slurp_file($node->logfile), $log_at) =~ /runs alone: no other request joins/g;
+is($alone_runs, 1, 'one request ran alone: the rows answered before were not captioned one at a time');
+step('rows answered before the loss sent again together');
 
 $node->stop;
 done_testing();

@@ -8,7 +8,8 @@
 # while the server restarts after a crash waits for it.  A request that was
 # in the fatal model call is not sent again (the server is lost once, not
 # again and again), the wait ends with its limit or a cancel, and the
-# captions are the ones a quiet server gives.
+# captions are the ones a quiet server gives.  An image check waits for a
+# server process only, not for its model.
 use strict;
 use warnings;
 use FindBin;
@@ -20,7 +21,9 @@ use Time::HiRes qw(time sleep);
 $ENV{GROMA_SERVER_TEST_CRASH} = '1';	# the postmaster, and so groma-server, inherit these
 $ENV{GROMA_SERVER_TEST_STALL} = '1';
 $ENV{GROMA_SERVER_TEST_LOAD_STALL} = '1000';
-my $node = groma_node('restart_wait', "groma.max_new_tokens = 4\ngroma.server_watchdog = '3s'");
+# (a watchdog of 5 s: the requests sent again after a reload come back together, and their vision on a busy 2-core
+# machine may take over 3 s)
+my $node = groma_node('restart_wait', "groma.max_new_tokens = 4\ngroma.server_watchdog = '5s'");
 step('cluster up, model ready');
 
 # Runs sql and returns its output.
@@ -29,11 +32,13 @@ sub sql {
     return $node->safe_psql('postgres', $q);
 }
 
-# Runs sql in a session with groma.restart_wait set to wait (undef: the default); returns (exit code, stdout, stderr).
+# Runs sql in a session with groma.restart_wait set to wait (undef: the default), stopping at an error unless
+# on_error_stop => 0 is passed; returns (exit code, stdout, stderr).
 sub psql_with_wait {
-    my ($wait, $q) = @_;
+    my ($wait, $q, %opt) = @_;
     $q = "SET groma.restart_wait = '$wait'; $q" if defined $wait;
-    my ($rc, $out, $err) = $node->psql('postgres', $q, extra_params => ['-v', 'VERBOSITY=verbose']);
+    my ($rc, $out, $err) = $node->psql('postgres', $q, extra_params => ['-v', 'VERBOSITY=verbose'],
+                                       on_error_stop => $opt{on_error_stop} // 1);
     return ($rc, $out, $err);
 }
 
@@ -190,5 +195,17 @@ note(sprintf('it waited %.1f s', time - $t0));
 is(restarts() - $restarts, 1, 'the crashing request was not sent again: the server crashed once');
 is(status_row($node)->{state}, 'ready', 'and is ready');
 step('a call during a restart after a crash');
+
+# ---- an image check needs no model: with groma.restart_wait it waits for the restarted server process only, not
+# for its model (each load lasts over 1 s here: GROMA_SERVER_TEST_LOAD_STALL)
+# (the crash, the check and the state read in one session: the load stall leaves about a second to see it)
+($code, $out, $err) = psql_with_wait('60s', "SELECT groma_caption($crash);\n"
+    . "SELECT groma_image_validate($plain) || ' ' || (SELECT state FROM groma_status() WHERE server = 0);",
+    on_error_stop => 0);
+like($err, qr/58000: groma-server was terminated by signal 11/, 'the server crashed again') or diag($err);
+like($out, qr/^true (starting|loading)$/, 'with groma.restart_wait, an image check waits and is answered while the new server still loads its model')
+    or diag("$out $err");
+ready_again();
+step('an image check during a restart');
 
 done_testing();
